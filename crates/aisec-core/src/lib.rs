@@ -1,0 +1,17 @@
+//! `aisec-core`: the bottom of the aisec workspace.
+//!
+//! Every capability crate (scan, model, attack, probe, guard) produces
+//! [`Finding`]s that name a [`Rule`], a [`Severity`], a [`Confidence`], a
+//! [`Location`] and the MITRE ATLAS / OWASP LLM identifiers of the threat.
+//! A [`Report`] gathers findings, the rules they cite and any errors, and the
+//! [`render`] module turns it into text, JSON, SARIF 2.1.0, HTML or an ATLAS
+//! Navigator layer. Nothing here knows about file formats, models or HTTP.
+
+pub mod finding;
+pub mod render;
+pub mod report;
+pub mod taxonomy;
+
+pub use finding::{Confidence, Finding, Location, Rule, Severity};
+pub use report::{ExitStatus, Report, ReportError, Summary};
+pub use taxonomy::{atlas, owasp, AtlasTechnique, OwaspLlm};

@@ -1,0 +1,194 @@
+//! A report: the findings of one command run, the rules they cite, the
+//! errors met on the way and command-specific data (metrics, curves).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::finding::{Finding, Rule, Severity};
+
+/// A problem met while running that did not stop the run: an unreadable
+/// file, a truncated archive, an endpoint that kept failing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportError {
+    /// What the error is about (a path, a URL, a probe).
+    pub subject: String,
+    /// The message, already human-readable.
+    pub message: String,
+}
+
+/// Counts shown at the end of a report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// How many inputs (files, examples, prompts...) were examined.
+    pub items: u64,
+    /// Bytes read, where that is meaningful.
+    #[serde(default)]
+    pub bytes: u64,
+    /// Findings per severity.
+    pub by_severity: BTreeMap<Severity, u64>,
+    /// Wall-clock seconds the run took.
+    #[serde(default)]
+    pub seconds: f64,
+}
+
+/// The outcome of a command run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The aisec command that produced it, e.g. `scan`.
+    pub command: String,
+    /// aisec's version.
+    pub version: String,
+    /// The findings, sorted by location then rule.
+    pub findings: Vec<Finding>,
+    /// Every rule a finding cites (and any others the command ran).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<&'static Rule>,
+    /// Non-fatal errors.
+    pub errors: Vec<ReportError>,
+    /// Counts.
+    pub summary: Summary,
+    /// Command-specific data: metrics, curves, per-probe rates. Rendered in
+    /// JSON and HTML; text renderers show the findings only.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Report {
+    /// An empty report for `command`.
+    pub fn new(command: impl Into<String>) -> Self {
+        Report {
+            command: command.into(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            findings: Vec::new(),
+            rules: Vec::new(),
+            errors: Vec::new(),
+            summary: Summary::default(),
+            data: serde_json::Map::new(),
+        }
+    }
+
+    /// Records the rules this run used; duplicates are ignored.
+    pub fn add_rules(&mut self, rules: impl IntoIterator<Item = &'static Rule>) {
+        for r in rules {
+            if !self.rules.iter().any(|x| x.id == r.id) {
+                self.rules.push(r);
+            }
+        }
+    }
+
+    /// Adds findings.
+    pub fn extend(&mut self, findings: impl IntoIterator<Item = Finding>) {
+        self.findings.extend(findings);
+    }
+
+    /// Adds a non-fatal error.
+    pub fn error(&mut self, subject: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ReportError {
+            subject: subject.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Sorts findings into a stable order, drops exact duplicates and
+    /// recomputes the per-severity counts. Call once before rendering.
+    pub fn finish(&mut self) {
+        self.findings.sort_by(|a, b| {
+            a.sort_key()
+                .cmp(&b.sort_key())
+                .then(b.severity.cmp(&a.severity))
+        });
+        self.findings.dedup_by(|a, b| a.sort_key() == b.sort_key());
+        self.errors
+            .sort_by(|a, b| (&a.subject, &a.message).cmp(&(&b.subject, &b.message)));
+        let mut by = BTreeMap::new();
+        for f in &self.findings {
+            *by.entry(f.severity).or_insert(0) += 1;
+        }
+        self.summary.by_severity = by;
+        self.rules.sort_by_key(|r| r.id);
+    }
+
+    /// The most severe finding's severity, if any.
+    pub fn max_severity(&self) -> Option<Severity> {
+        self.findings.iter().map(|f| f.severity).max()
+    }
+
+    /// The rule metadata for a finding, if the report carries it.
+    pub fn rule(&self, id: &str) -> Option<&'static Rule> {
+        self.rules.iter().copied().find(|r| r.id == id)
+    }
+
+    /// The CI exit status for a `--fail-on` threshold.
+    pub fn exit_status(&self, fail_on: Option<Severity>) -> ExitStatus {
+        match (fail_on, self.max_severity()) {
+            (Some(t), Some(m)) if m >= t => ExitStatus::Findings,
+            _ => ExitStatus::Clean,
+        }
+    }
+}
+
+/// The process exit codes every aisec command shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// 0: nothing at or above the threshold.
+    Clean,
+    /// 1: findings at or above the `--fail-on` threshold.
+    Findings,
+    /// 2: bad usage, or an input that could not be read at all.
+    Error,
+}
+
+impl ExitStatus {
+    /// The numeric process exit code.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Clean => 0,
+            ExitStatus::Findings => 1,
+            ExitStatus::Error => 2,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::{Location, Rule};
+
+    static R: Rule = Rule {
+        id: "T-1",
+        name: "t",
+        title: "t",
+        description: "t",
+        default_severity: Severity::Medium,
+        atlas: &[],
+        owasp: &[],
+        remediation: "",
+    };
+
+    #[test]
+    fn fail_on_threshold_sets_exit_code() {
+        let mut r = Report::new("scan");
+        assert_eq!(r.exit_status(Some(Severity::Low)), ExitStatus::Clean);
+        r.extend([R.finding(Location::path("a"), "x")]);
+        r.finish();
+        assert_eq!(r.exit_status(Some(Severity::Medium)).code(), 1);
+        assert_eq!(r.exit_status(Some(Severity::High)).code(), 0);
+        assert_eq!(r.exit_status(None).code(), 0);
+    }
+
+    #[test]
+    fn finish_sorts_dedups_and_counts() {
+        let mut r = Report::new("scan");
+        r.extend([
+            R.finding(Location::path("b"), "x"),
+            R.finding(Location::path("a"), "x").severity(Severity::Critical),
+            R.finding(Location::path("b"), "x"),
+        ]);
+        r.finish();
+        assert_eq!(r.findings.len(), 2);
+        assert_eq!(r.findings[0].location.path, "a");
+        assert_eq!(r.summary.by_severity[&Severity::Critical], 1);
+        assert_eq!(r.summary.by_severity[&Severity::Medium], 1);
+    }
+}
