@@ -1,0 +1,384 @@
+#!/usr/bin/env python3
+"""Turn the raw outputs of run.sh into bench/scan/RESULTS.md.
+
+Reads <work>/corpus/manifest.json (ground truth), <work>/out/* (each tool's
+output, exit codes and `/usr/bin/time -v` logs) and <work>/env.json (machine,
+versions, commands), and writes the markdown report. Every number in the
+report comes from those files; nothing is typed in by hand.
+
+Verdicts per file:
+  aisec       caught = a finding at severity high or critical for that file
+              (its `location.path`); benign false positive = the same test.
+  picklescan  flagged = a "dangerous import ... FOUND" line for the file or a
+              member of it (its own "infected" verdict); parse errors are
+              counted separately.
+  modelscan   flagged = any issue whose `source` is the file or a member of it.
+  fickling    CLI: exit status 1 of `fickling --check-safety FILE` (2 = error).
+              API: fickling_batch.py, flagged = a result that is not is_safe.
+
+Usage: compare.py WORK_DIR OUT_MARKDOWN
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import statistics
+import sys
+
+SEV_ORDER = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+def load_time(path):
+    """Parses GNU time -v output: wall seconds and max RSS (KiB)."""
+    if not os.path.exists(path):
+        return None
+    wall = rss = None
+    for line in open(path, errors="replace"):
+        line = line.strip()
+        if line.startswith("Elapsed (wall clock) time"):
+            t = line.rsplit(": ", 1)[1]
+            parts = [float(x) for x in t.split(":")]
+            wall = 0.0
+            for p in parts:
+                wall = wall * 60 + p
+        elif line.startswith("Maximum resident set size"):
+            rss = int(line.rsplit(":", 1)[1])
+    if wall is None:
+        return None
+    return {"wall": wall, "rss_kb": rss}
+
+
+def norm(path: str, root: str) -> str:
+    """Maps a tool's file path (absolute, relative to cwd or to the corpus) to the manifest's relative path."""
+    p = path.replace("\\", "/")
+    for prefix in (root.rstrip("/") + "/", os.path.relpath(root).rstrip("/") + "/"):
+        if p.startswith(prefix):
+            return p[len(prefix):]
+    if p.startswith("./"):
+        p = p[2:]
+    return p
+
+
+def parse_aisec(path, root, files):
+    verdict = {}
+    if not os.path.exists(path):
+        return None
+    try:
+        rep = json.load(open(path))
+    except json.JSONDecodeError:
+        return None
+    maxsev = {}
+    rules = collections.defaultdict(set)
+    for f in rep.get("findings", []):
+        loc = f.get("location", {})
+        rel = norm(loc.get("path", ""), root)
+        if rel not in files:
+            # a member path glued to the file path, e.g. "x.pt/archive/data.pkl"
+            for cand in files:
+                if rel.startswith(cand):
+                    rel = cand
+                    break
+        s = SEV_ORDER.get(str(f.get("severity", "")).lower(), 0)
+        maxsev[rel] = max(maxsev.get(rel, -1), s)
+        rules[rel].add(f.get("rule_id", "?"))
+    errs = {norm(e.get("subject", ""), root) for e in rep.get("errors", [])}
+    for rel in files:
+        ms = maxsev.get(rel, -1)
+        verdict[rel] = {"flagged": ms >= SEV_ORDER["high"], "any": ms >= 0, "maxsev": ms,
+                        "error": rel in errs, "rules": sorted(rules.get(rel, []))}
+    return verdict
+
+
+def parse_picklescan(path, root, files):
+    if not os.path.exists(path):
+        return None
+    flagged, errors = set(), set()
+    for line in open(path, errors="replace"):
+        line = line.rstrip("\n")
+        m = re.match(r"^(.*?): dangerous import '.*' FOUND$", line)
+        if m:
+            flagged.add(norm(m.group(1).split(":")[0], root))
+            continue
+        m = (re.match(r"^WARNING: could not parse (.*?) as pickle: ", line)
+             or re.match(r"^ERROR: parsing pickle in (.*?)(?::[^:/]*)?: ", line))
+        if m:
+            errors.add(norm(m.group(1).split(":")[0], root))
+    return {rel: {"flagged": rel in flagged, "error": rel in errors} for rel in files}
+
+
+def parse_modelscan(path, root, files):
+    if not os.path.exists(path):
+        return None
+    try:
+        rep = json.load(open(path))
+    except json.JSONDecodeError:
+        return None
+    flagged, errors = set(), set()
+    for i in rep.get("issues", []) or []:
+        flagged.add(norm(str(i.get("source", "")).split(":")[0], root))
+    for e in rep.get("errors", []) or []:
+        errors.add(norm(str(e.get("source", "")).split(":")[0], root))
+    return {rel: {"flagged": rel in flagged, "error": rel in errors} for rel in files}
+
+
+def parse_fickling_cli(path, root, files):
+    if not os.path.exists(path):
+        return None
+    rc = {}
+    for line in open(path):
+        code, rel = line.rstrip("\n").split("\t", 1)
+        rc[rel] = int(code)
+    return {rel: {"flagged": rc.get(rel) == 1, "error": rc.get(rel) not in (0, 1)} for rel in files}
+
+
+FICKLING_STRICT = {"LIKELY_OVERTLY_MALICIOUS", "OVERTLY_MALICIOUS"}
+
+
+def parse_fickling_api(path, root, files, strict=False):
+    """strict=False: fickling's own is_safe verdict; strict=True: only its two
+    top severities (likely overtly / overtly malicious)."""
+    if not os.path.exists(path):
+        return None
+    recs = {}
+    for line in open(path):
+        r = json.loads(line)
+        recs[r["path"]] = r
+    out = {}
+    for rel in files:
+        r = recs.get(rel, {})
+        flagged = (r.get("severity") in FICKLING_STRICT) if strict else bool(r.get("flagged"))
+        out[rel] = {"flagged": flagged, "error": bool(r.get("error"))}
+    return out
+
+
+def fmt_rate(n, d):
+    return f"{n / d:,.1f}" if d > 0 else "n/a"
+
+
+def main():
+    work, out_md = sys.argv[1], sys.argv[2]
+    work = os.path.abspath(work)
+    root = os.path.join(work, "corpus")
+    man = json.load(open(os.path.join(root, "manifest.json")))
+    files = {m["path"]: m for m in man["files"]}
+    env = json.load(open(os.path.join(work, "env.json")))
+    outd = os.path.join(work, "out")
+
+    tools = [
+        ("aisec", parse_aisec(os.path.join(outd, "aisec.json"), root, files), "aisec"),
+        ("picklescan", parse_picklescan(os.path.join(outd, "picklescan.txt"), root, files), "picklescan"),
+        ("modelscan", parse_modelscan(os.path.join(outd, "modelscan.json"), root, files), "modelscan"),
+        ("fickling (CLI, per file)", parse_fickling_cli(os.path.join(outd, "fickling_cli.tsv"), root, files), "fickling_cli"),
+        ("fickling (API, one process)", parse_fickling_api(os.path.join(outd, "fickling_api.jsonl"), root, files), "fickling_api"),
+        ("fickling (API, overtly malicious only)",
+         parse_fickling_api(os.path.join(outd, "fickling_api.jsonl"), root, files, strict=True), "fickling_api"),
+    ]
+    tools = [t for t in tools if t[1] is not None]
+    peers = [t for t in tools if t[0] != "aisec"]
+
+    n_files = len(files)
+    total_bytes = sum(m["size"] for m in files.values())
+    benign = [p for p, m in files.items() if m["label"] == "benign"]
+    malicious = [p for p, m in files.items() if m["label"] == "malicious"]
+
+    L = []
+    L.append("# `aisec scan` cross-check and benchmark")
+    L.append("")
+    L.append("Generated by `bench/scan/run.sh` (which calls `gen_corpus.py`, the tools, and `compare.py`). "
+             "Do not edit by hand: every number below is parsed from the tools' outputs in `bench/scan/work/out/`.")
+    L.append("")
+    L.append("## Setup")
+    L.append("")
+    L.append(f"- Date (UTC): {env.get('date')}")
+    L.append(f"- Machine: {env.get('machine')}")
+    L.append(f"- Command: `{env.get('command')}`")
+    L.append(f"- Versions: " + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items()))
+    L.append(f"- Corpus: seed {man['seed']}, scale {man['scale']}: **{n_files} files, {total_bytes / 1e9:.2f} GB** "
+             f"({len(benign)} benign, {len(malicious)} malicious). Ground truth: `work/corpus/manifest.json`.")
+    L.append("- The corpus was just written, so every tool reads it from a warm page cache; each tool runs once "
+             "over the whole corpus (fickling's CLI once per file, since it takes one file), timed by `/usr/bin/time -v`. "
+             "aisec uses all cores (rayon); the Python tools run single-threaded.")
+    L.append("")
+
+    # corpus table
+    L.append("### Corpus")
+    L.append("")
+    L.append("| label | technique / kind | files | MB |")
+    L.append("|---|---|---:|---:|")
+    groups = collections.OrderedDict()
+    for p, m in sorted(files.items(), key=lambda kv: (kv[1]["label"], kv[1]["technique"])):
+        g = groups.setdefault((m["label"], m["technique"]), [0, 0])
+        g[0] += 1
+        g[1] += m["size"]
+    for (lab, tech), (n, b) in groups.items():
+        L.append(f"| {lab} | {tech} | {n} | {b / 1e6:,.1f} |")
+    L.append("")
+
+    # speed table
+    L.append("## Speed and memory (whole corpus)")
+    L.append("")
+    L.append("| tool | wall s | files/s | MB/s | peak RSS MiB | files with errors |")
+    L.append("|---|---:|---:|---:|---:|---:|")
+    timing = {}
+    for name, verdict, key in tools:
+        if key in timing:
+            continue
+        t = load_time(os.path.join(outd, f"{key}.time"))
+        if key == "aisec":
+            runs = []
+            for i in range(10):
+                ti = load_time(os.path.join(outd, f"aisec.run{i}.time"))
+                if ti:
+                    runs.append(ti)
+            if runs:
+                t = {"wall": statistics.median(r["wall"] for r in runs),
+                     "rss_kb": max(r["rss_kb"] or 0 for r in runs), "runs": [r["wall"] for r in runs]}
+        timing[key] = t
+        errs = sum(1 for v in verdict.values() if v.get("error"))
+        if t:
+            L.append(f"| {name} | {t['wall']:.2f} | {fmt_rate(n_files, t['wall'])} | "
+                     f"{fmt_rate(total_bytes / 1e6, t['wall'])} | {(t['rss_kb'] or 0) / 1024:,.0f} | {errs} |")
+        else:
+            L.append(f"| {name} | n/a | n/a | n/a | n/a | {errs} |")
+    L.append("")
+    if "aisec" in timing and timing["aisec"] and timing["aisec"].get("runs"):
+        L.append("aisec wall times of the repeated runs (median shown above): "
+                 + ", ".join(f"{w:.3f} s" for w in timing["aisec"]["runs"]) + ".")
+        L.append("")
+    peer_times = [(name, timing[key]["wall"]) for name, _, key in peers if timing.get(key)]
+    peer_times = [(n.split(" (")[0] if "fickling" not in n else n, w) for n, w in peer_times]
+    if timing.get("aisec") and peer_times:
+        fastest = min(peer_times, key=lambda x: x[1])
+        sp = fastest[1] / timing["aisec"]["wall"] if timing["aisec"]["wall"] > 0 else float("inf")
+        L.append(f"**Speedup of aisec over the fastest peer ({fastest[0]}, {fastest[1]:.2f} s): {sp:.1f}x** "
+                 f"(target: at least 20x).")
+        L.append("")
+
+    # detection matrix
+    L.append("## Detection per technique (malicious files caught / total)")
+    L.append("")
+    hdr = "| technique | files | " + " | ".join(n for n, _, _ in tools) + " |"
+    L.append(hdr)
+    L.append("|---|---:|" + "---:|" * len(tools))
+    techs = collections.OrderedDict()
+    for p in sorted(malicious, key=lambda p: files[p]["technique"]):
+        techs.setdefault(files[p]["technique"], []).append(p)
+    totals = collections.Counter()
+    for tech, ps in techs.items():
+        cells = []
+        for name, verdict, _ in tools:
+            c = sum(1 for p in ps if verdict[p]["flagged"])
+            totals[name] += c
+            cells.append(f"{c}/{len(ps)}")
+        L.append(f"| {tech} | {len(ps)} | " + " | ".join(cells) + " |")
+    L.append(f"| **all** | {len(malicious)} | " + " | ".join(f"**{totals[n]}/{len(malicious)}**" for n, _, _ in tools) + " |")
+    L.append("")
+    L.append("A peer's \"caught\" is its own verdict on the file. fickling's library scanner marks every file it cannot "
+             "parse as a pickle SUSPICIOUS, and its CLI reads any file as a pickle stream, so many of its hits on "
+             "non-pickle formats (and its benign flags below) come from parse failure rather than detection; the "
+             "\"overtly malicious only\" column is the same fickling run counted at its two top severities. "
+             "modelscan's Keras Lambda scanners need `modelscan[tensorflow]`, which is not installed here "
+             "(TensorFlow is too large for this benchmark), so modelscan reports a dependency error on .keras files.")
+    L.append("")
+
+    # false positives
+    L.append("## False positives on benign files")
+    L.append("")
+    L.append("aisec: benign files with a finding at high or critical (any-severity count in brackets). "
+             "Peers: benign files the tool flags.")
+    L.append("")
+    L.append("| benign kind | files | " + " | ".join(n for n, _, _ in tools) + " |")
+    L.append("|---|---:|" + "---:|" * len(tools))
+    btech = collections.OrderedDict()
+    for p in sorted(benign, key=lambda p: files[p]["technique"]):
+        btech.setdefault(files[p]["technique"], []).append(p)
+    fp_tot = collections.Counter()
+    any_tot = 0
+    for tech, ps in btech.items():
+        cells = []
+        for name, verdict, key in tools:
+            c = sum(1 for p in ps if verdict[p]["flagged"])
+            fp_tot[name] += c
+            if key == "aisec":
+                a = sum(1 for p in ps if verdict[p]["any"])
+                any_tot += a
+                cells.append(f"{c} ({a})")
+            else:
+                cells.append(str(c))
+        L.append(f"| {tech} | {len(ps)} | " + " | ".join(cells) + " |")
+    cells = []
+    for name, _, key in tools:
+        cells.append(f"**{fp_tot[name]}** ({any_tot})" if key == "aisec" else f"**{fp_tot[name]}**")
+    L.append(f"| **all** | {len(benign)} | " + " | ".join(cells) + " |")
+    L.append("")
+
+    # gaps
+    aisec = next((v for n, v, k in tools if k == "aisec"), None)
+    if aisec is not None:
+        L.append("## Files a peer catches and aisec misses")
+        L.append("")
+        gaps = []
+        for p in sorted(malicious):
+            who = [n for n, v, k in peers if v[p]["flagged"]]
+            if who and not aisec[p]["flagged"]:
+                gaps.append((p, who))
+        if not gaps:
+            L.append("None: every malicious file any peer flags, aisec flags at high or critical.")
+        else:
+            L.append(f"{len(gaps)} files:")
+            L.append("")
+            for p, who in gaps[:80]:
+                sev = aisec[p]["maxsev"]
+                sevname = [k for k, v in SEV_ORDER.items() if v == sev]
+                L.append(f"- `{p}` ({files[p]['technique']}): caught by {', '.join(who)}; aisec max severity "
+                         f"{sevname[0] if sevname else 'none'} {aisec[p]['rules']}")
+        L.append("")
+        only = [p for p in malicious if aisec[p]["flagged"] and not any(v[p]["flagged"] for _, v, _ in peers)]
+        L.append(f"Malicious files only aisec catches: {len(only)}.")
+        missed = [p for p in malicious if not aisec[p]["flagged"]]
+        if missed:
+            L.append("")
+            L.append(f"Malicious files aisec misses (no high/critical finding): {len(missed)}: "
+                     + ", ".join(f"`{p}`" for p in missed[:60]) + (" ..." if len(missed) > 60 else ""))
+        fps = [p for p in benign if aisec[p]["flagged"]]
+        if fps:
+            L.append("")
+            L.append("aisec benign files at high/critical: "
+                     + ", ".join(f"`{p}` {aisec[p]['rules']}" for p in fps[:40]) + (" ..." if len(fps) > 40 else ""))
+        L.append("")
+
+    # scaling
+    scal = os.path.join(work, "out", "scaling.json")
+    if os.path.exists(scal):
+        sc = json.load(open(scal))
+        L.append("## Checkpoint size scaling")
+        L.append("")
+        L.append("PyTorch zip checkpoints with the same 32 tensor names and layout (only the row count differs), "
+                 "so `data.pkl` is the same length apart from the integers. Median of "
+                 f"{sc.get('repeats')} runs each (warm cache), wall seconds:")
+        L.append("")
+        tools_sc = sc["tools"]
+        L.append("| checkpoint | bytes | " + " | ".join(tools_sc) + " |")
+        L.append("|---|---:|" + "---:|" * len(tools_sc))
+        for row in sc["rows"]:
+            L.append(f"| {row['name']} | {row['bytes']:,} | "
+                     + " | ".join(f"{row['times'][t]:.4f}" if row["times"].get(t) is not None else "n/a"
+                                  for t in tools_sc) + " |")
+        L.append("")
+    L.append("## Reproduce")
+    L.append("")
+    L.append("```")
+    L.append("bench/scan/run.sh                 # full corpus (about 3 GB, 1,000+ files)")
+    L.append("CORPUS_SCALE=0.1 bench/scan/run.sh   # quick run")
+    L.append("```")
+    L.append("")
+    with open(out_md, "w") as f:
+        f.write("\n".join(L))
+    print(f"wrote {out_md}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Cross-check and benchmark of `aisec scan` against picklescan, modelscan and
+# fickling on a generated corpus. Writes bench/scan/RESULTS.md.
+#
+#   bench/scan/run.sh                      full corpus (~3 GB, 1,000+ files)
+#   CORPUS_SCALE=0.1 bench/scan/run.sh     quick run on a smaller corpus
+#
+# Environment:
+#   CORPUS_SCALE  shrink factor for counts and sizes (default 1)
+#   REGEN=1       regenerate the corpus even if one with the same scale exists
+#   SKIP_PEERS=1  reuse the peers' outputs already in work/out (e.g. to re-run aisec only)
+#   SKIP_AISEC=1  do not build or run aisec
+#   AISEC_RUNS    how many times aisec scans the corpus (median reported; default 3)
+#   CARGO_TARGET_DIR  where cargo builds (default: <repo>/target)
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+WORK="$HERE/work"
+CORPUS="$WORK/corpus"
+SCALING="$WORK/scaling"
+OUT="$WORK/out"
+VENV="$HERE/.venv"
+SCALE="${CORPUS_SCALE:-1}"
+AISEC_RUNS="${AISEC_RUNS:-3}"
+TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
+AISEC="$TARGET/release/aisec"
+
+log() { printf '[run.sh %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+# ---- tools ---------------------------------------------------------------
+if [ ! -x /usr/bin/time ]; then
+    log "installing GNU time"
+    apt-get install -y time >/dev/null
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating $VENV"
+    python3 -m venv "$VENV"
+fi
+# Pinned to the versions this benchmark was written against. numpy<2
+# because modelscan 0.8.8's .npy scanner calls numpy.lib.format._check_version,
+# which numpy 2 removed; fickling 0.1.12 imports typing_extensions without
+# declaring it.
+"$VENV/bin/pip" install -q \
+    picklescan==1.0.5 modelscan==0.8.8 fickling==0.1.12 typing_extensions==4.16.0 \
+    numpy==1.26.4 joblib==1.6.0 h5py==3.16.0
+PY="$VENV/bin/python"
+
+run_aisec=1
+if [ "${SKIP_AISEC:-0}" = 1 ]; then
+    run_aisec=0
+else
+    log "building aisec (release)"
+    if ! (cd "$REPO" && cargo build --release -p aisec); then
+        log "aisec does not build; continuing with the peers only"
+        run_aisec=0
+    elif ! "$AISEC" scan --help >/dev/null 2>&1; then
+        log "aisec has no working 'scan' command yet; continuing with the peers only"
+        run_aisec=0
+    fi
+fi
+
+# ---- corpus --------------------------------------------------------------
+mkdir -p "$WORK" "$OUT"
+have_scale=""
+if [ -f "$CORPUS/manifest.json" ]; then
+    have_scale="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["scale"])' "$CORPUS/manifest.json")"
+fi
+want_scale="$("$PY" -c 'import sys; print(max(0.01, min(1.0, float(sys.argv[1]))))' "$SCALE")"
+if [ "${REGEN:-0}" = 1 ] || [ "$have_scale" != "$want_scale" ] || [ ! -f "$SCALING/ckpt_1GB.pt" ]; then
+    log "generating corpus (scale $want_scale)"
+    rm -rf "$CORPUS" "$SCALING"
+    "$PY" "$HERE/gen_corpus.py" --out "$CORPUS" --scale "$want_scale" --scaling-dir "$SCALING"
+    rm -f "$OUT"/*
+else
+    log "reusing corpus in $CORPUS (scale $have_scale)"
+fi
+"$PY" -c 'import json,sys; [print(m["path"]) for m in json.load(open(sys.argv[1]))["files"]]' \
+    "$CORPUS/manifest.json" > "$WORK/files.txt"
+
+TIMEV=(/usr/bin/time -v)
+
+# ---- peers ---------------------------------------------------------------
+if [ "${SKIP_PEERS:-0}" != 1 ]; then
+    log "picklescan"
+    "${TIMEV[@]}" -o "$OUT/picklescan.time" "$VENV/bin/picklescan" -p "$CORPUS" \
+        > "$OUT/picklescan.txt" 2>&1 || true
+
+    log "modelscan"
+    rm -f "$OUT/modelscan.json"
+    "${TIMEV[@]}" -o "$OUT/modelscan.time" "$VENV/bin/modelscan" scan -p "$CORPUS" -r json \
+        -o "$OUT/modelscan.json" > "$OUT/modelscan.log" 2>&1 || true
+
+    log "fickling CLI, one process per file ($(wc -l < "$WORK/files.txt") files)"
+    # One bash loop timed as a whole: GNU time reports the loop's wall time
+    # and the largest RSS of any fickling process it waited for.
+    "${TIMEV[@]}" -o "$OUT/fickling_cli.time" bash -c '
+        set -u
+        while IFS= read -r rel; do
+            rc=0
+            "$1/bin/fickling" --check-safety --json-output /dev/null "$2/$rel" >/dev/null 2>&1 || rc=$?
+            printf "%s\t%s\n" "$rc" "$rel"
+        done < "$3"' _ "$VENV" "$CORPUS" "$WORK/files.txt" > "$OUT/fickling_cli.tsv"
+
+    log "fickling API, one process"
+    "${TIMEV[@]}" -o "$OUT/fickling_api.time" "$PY" "$HERE/fickling_batch.py" "$CORPUS" \
+        "$CORPUS/manifest.json" "$OUT/fickling_api.jsonl" > "$OUT/fickling_api.log" 2>&1 || true
+fi
+
+# ---- aisec ---------------------------------------------------------------
+if [ "$run_aisec" = 1 ]; then
+    rm -f "$OUT"/aisec.run*.time
+    for i in $(seq 0 $((AISEC_RUNS - 1))); do
+        log "aisec run $((i + 1))/$AISEC_RUNS"
+        "${TIMEV[@]}" -o "$OUT/aisec.run$i.time" "$AISEC" scan "$CORPUS" --format json \
+            > "$OUT/aisec.json" 2> "$OUT/aisec.stderr" || true
+    done
+    cp "$OUT/aisec.run0.time" "$OUT/aisec.time"
+fi
+
+# ---- size scaling --------------------------------------------------------
+log "size scaling (10 MB / 100 MB / 1 GB checkpoints)"
+AISEC_FOR_SCALING=""
+[ "$run_aisec" = 1 ] && AISEC_FOR_SCALING="$AISEC"
+"$PY" - "$SCALING" "$OUT/scaling.json" "$VENV" "$AISEC_FOR_SCALING" <<'EOF'
+import json, os, statistics, subprocess, sys, time
+sd, out, venv, aisec = sys.argv[1:5]
+repeats = 5
+tools = {}
+if aisec:
+    tools["aisec"] = lambda p: [aisec, "scan", p, "--format", "json"]
+tools["picklescan"] = lambda p: [f"{venv}/bin/picklescan", "-p", p]
+tools["modelscan"] = lambda p: [f"{venv}/bin/modelscan", "scan", "-p", p, "-r", "json", "-o", os.devnull]
+rows = []
+for name in ["10MB", "100MB", "1GB"]:
+    p = os.path.join(sd, f"ckpt_{name}.pt")
+    times = {}
+    for t, cmd in tools.items():
+        ws = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            subprocess.run(cmd(p), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            ws.append(time.perf_counter() - t0)
+        times[t] = statistics.median(ws)
+    rows.append({"name": name, "bytes": os.path.getsize(p), "times": times})
+json.dump({"repeats": repeats, "tools": list(tools), "rows": rows}, open(out, "w"), indent=1)
+EOF
+
+# ---- environment and report ----------------------------------------------
+AISEC_VERSION="not run"
+if [ "$run_aisec" = 1 ]; then
+    AISEC_VERSION="$("$AISEC" --version 2>/dev/null | head -1 || echo unknown) (git $(cd "$REPO" && git rev-parse --short HEAD))"
+fi
+"$PY" - "$WORK/env.json" "$VENV" "$AISEC_VERSION" "$SCALE" <<'EOF'
+import datetime, json, os, platform, subprocess, sys
+out, venv, aisec_v, scale = sys.argv[1:5]
+cpu = "unknown"
+for line in open("/proc/cpuinfo"):
+    if line.startswith("model name"):
+        cpu = line.split(":", 1)[1].strip()
+        break
+mem_kb = int(next(l for l in open("/proc/meminfo") if l.startswith("MemTotal")).split()[1])
+freeze = subprocess.run([f"{venv}/bin/pip", "freeze"], capture_output=True, text=True).stdout.split()
+vers = {"aisec": aisec_v, "python": platform.python_version()}
+for line in freeze:
+    if "==" in line:
+        k, v = line.split("==", 1)
+        if k.lower() in ("picklescan", "modelscan", "fickling", "numpy"):
+            vers[k] = v
+json.dump({
+    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+    "machine": f"{os.cpu_count()} cores ({cpu}), {mem_kb / 1048576:.0f} GiB RAM, {platform.system()} {platform.release()}",
+    "command": ("CORPUS_SCALE=%s " % scale if scale != "1" else "") + "bench/scan/run.sh",
+    "versions": vers,
+}, open(out, "w"), indent=1)
+EOF
+"$PY" "$HERE/compare.py" "$WORK" "$HERE/RESULTS.md"
+log "done: $HERE/RESULTS.md"
