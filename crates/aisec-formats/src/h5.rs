@@ -1,0 +1,737 @@
+//! A minimal read-only HDF5 reader for Keras `.h5` models.
+//!
+//! Follows the HDF5 File Format Specification version 3.0 (The HDF Group):
+//! superblocks v0–v3 (searched at offset 0 and at 512, 1024, 2048… after a
+//! user block), object headers v1 (with continuation blocks) and v2
+//! (`OHDR`/`OCHK`), attribute messages (0x000C) with datatype (0x0003) and
+//! dataspace (0x0001) encodings, fixed-length strings and variable-length
+//! strings stored in global heap collections (`GCOL`), v1 groups (symbol
+//! table message → v1 B-tree `TREE` → symbol nodes `SNOD`, names in a local
+//! heap `HEAP`) and v2 compact groups (link messages 0x0006). Dense (fractal
+//! heap) link and attribute storage is noted but not followed. Every read is
+//! bounds-checked, every walk bounded and cycle-checked.
+//!
+//! Keras 2 / tf.keras store the architecture as the root attribute
+//! `model_config` (JSON), plus `training_config`, `keras_version` and
+//! `backend`; the JSON goes to [`crate::keras::analyze`]. HDF5-level risks are
+//! reported too: external links to other files and datasets whose raw data
+//! lives in external files (which can turn local files into weights).
+
+use std::collections::{HashMap, HashSet};
+
+use aisec_core::{Confidence, Location};
+
+use crate::keras::{self, Origin};
+use crate::rules::*;
+use crate::{clip, FormatReport};
+
+const SIG: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
+const UNDEF: u64 = u64::MAX;
+const MAX_OBJECTS: usize = 20_000;
+const MAX_MESSAGES: usize = 4096;
+const MAX_CHUNKS: usize = 256;
+const MAX_ELEMENTS: u64 = 4096;
+const MAX_STRING: usize = 64 << 20;
+const MAX_BTREE_NODES: usize = 100_000;
+
+/// Finds the superblock: at 0 or a power of two ≥ 512.
+fn find_superblock(data: &[u8]) -> Option<usize> {
+    let mut off = 0usize;
+    loop {
+        if data.get(off..off + 8)? == SIG {
+            return Some(off);
+        }
+        off = if off == 0 { 512 } else { off.checked_mul(2)? };
+        if off >= data.len() {
+            return None;
+        }
+    }
+}
+
+/// Cheap sniff: an HDF5 signature at 0 or after a user block.
+pub fn looks_like_h5(data: &[u8]) -> bool {
+    find_superblock(data).is_some()
+}
+
+type R<T> = Result<T, String>;
+
+struct File<'a> {
+    d: &'a [u8],
+    base: u64,
+    so: usize,
+    sl: usize,
+    gheap: HashMap<u64, Vec<(u16, usize, usize)>>,
+    budget: usize,
+}
+
+/// One decoded attribute.
+#[derive(Debug, Clone)]
+struct Attr {
+    name: String,
+    strings: Vec<String>,
+}
+
+#[derive(Default)]
+struct Object {
+    attrs: Vec<Attr>,
+    children: Vec<(String, u64)>,
+    symtab: Option<(u64, u64)>,
+    externals: Vec<String>,
+    dense_links: bool,
+    dense_attrs: bool,
+    ext_storage_heap: Vec<(u64, Vec<u64>)>,
+}
+
+fn le(b: &[u8]) -> u64 {
+    b.iter().rev().fold(0u64, |a, &x| (a << 8) | u64::from(x))
+}
+
+impl<'a> File<'a> {
+    fn bytes(&self, pos: u64, n: usize) -> R<&'a [u8]> {
+        let p = usize::try_from(pos).map_err(|_| format!("offset {pos} out of range"))?;
+        self.d
+            .get(p..p.checked_add(n).ok_or("overflow")?)
+            .ok_or_else(|| {
+                format!(
+                    "{n} bytes at offset {pos} lie beyond the {} byte file",
+                    self.d.len()
+                )
+            })
+    }
+    /// Absolute position of a file address.
+    fn abs(&self, addr: u64) -> R<u64> {
+        if addr == UNDEF {
+            return Err("undefined address".into());
+        }
+        self.base
+            .checked_add(addr)
+            .ok_or_else(|| "address overflow".into())
+    }
+    fn tick(&mut self) -> R<()> {
+        if self.budget == 0 {
+            return Err("work limit reached".into());
+        }
+        self.budget -= 1;
+        Ok(())
+    }
+
+    /// Reads all messages of the object header at `addr`.
+    fn messages(&mut self, addr: u64) -> R<Vec<(u16, &'a [u8])>> {
+        let pos = self.abs(addr)?;
+        let mut out = Vec::new();
+        let mut chunks: Vec<(u64, u64)> = Vec::new();
+        let v2 = self.bytes(pos, 4)? == b"OHDR";
+        let mut hflags = 0u8;
+        if v2 {
+            let h = self.bytes(pos, 6)?;
+            if h[4] != 2 {
+                return Err(format!("object header version {} at {pos}", h[4]));
+            }
+            let flags = h[5];
+            hflags = flags;
+            let mut p = pos + 6;
+            if flags & 0x20 != 0 {
+                p += 16;
+            }
+            if flags & 0x10 != 0 {
+                p += 4;
+            }
+            let w = 1usize << (flags & 3);
+            let size = le(self.bytes(p, w)?);
+            p += w as u64;
+            chunks.push((p, size));
+        } else {
+            let h = self.bytes(pos, 16)?;
+            if h[0] != 1 {
+                return Err(format!(
+                    "unknown object header version {} at offset {pos}",
+                    h[0]
+                ));
+            }
+            let size = le(&h[8..12]);
+            chunks.push((pos + 16, size));
+        }
+        let mut i = 0;
+        while i < chunks.len() {
+            if i >= MAX_CHUNKS {
+                return Err("too many object header continuation chunks".into());
+            }
+            let (start, size) = chunks[i];
+            i += 1;
+            let body = self.bytes(start, usize::try_from(size).map_err(|_| "chunk too large")?)?;
+            let mut q = 0usize;
+            let hdr = if v2 { 4 } else { 8 };
+            while q + hdr <= body.len() {
+                self.tick()?;
+                if out.len() >= MAX_MESSAGES {
+                    return Err("too many header messages".into());
+                }
+                let (ty, sz, dstart) = if v2 {
+                    let ty = u16::from(body[q]);
+                    let sz = le(&body[q + 1..q + 3]) as usize;
+                    let ds = q + 4 + if hflags & 0x04 != 0 { 2 } else { 0 };
+                    (ty, sz, ds)
+                } else {
+                    (
+                        le(&body[q..q + 2]) as u16,
+                        le(&body[q + 2..q + 4]) as usize,
+                        q + 8,
+                    )
+                };
+                let data = body.get(dstart..dstart + sz).ok_or_else(|| {
+                    format!(
+                        "header message of {sz} bytes overruns its chunk at offset {}",
+                        start + q as u64
+                    )
+                })?;
+                q = dstart + sz;
+                if !v2 {
+                    q = q.div_ceil(8) * 8;
+                }
+                if ty == 0x10 {
+                    if data.len() < self.so + self.sl {
+                        return Err("short continuation message".into());
+                    }
+                    let off = le(&data[..self.so]);
+                    let len = le(&data[self.so..self.so + self.sl]);
+                    let cpos = self.abs(off)?;
+                    if v2 {
+                        if self.bytes(cpos, 4)? != b"OCHK" || len < 8 {
+                            return Err(format!("bad continuation chunk at {cpos}"));
+                        }
+                        chunks.push((cpos + 4, len - 8));
+                    } else {
+                        chunks.push((cpos, len));
+                    }
+                } else {
+                    out.push((ty, data));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn object(&mut self, addr: u64) -> R<Object> {
+        let mut o = Object::default();
+        for (ty, data) in self.messages(addr)? {
+            match ty {
+                0x0C => match self.attribute(data) {
+                    Ok(Some(a)) => o.attrs.push(a),
+                    Ok(None) => {}
+                    Err(e) => return Err(format!("attribute: {e}")),
+                },
+                0x11 if data.len() >= 2 * self.so => {
+                    o.symtab = Some((le(&data[..self.so]), le(&data[self.so..2 * self.so])));
+                }
+                0x06 => self.link(data, &mut o)?,
+                0x02 => {
+                    o.dense_links = data.len() > 2 + self.so
+                        && le(&data[2 + if data[1] & 1 != 0 { 8 } else { 0 }..][..self.so])
+                            != UNDEF >> (64 - 8 * self.so as u32)
+                }
+                0x15 => o.dense_attrs = true,
+                // External Data Files: version, 3 reserved, allocated u16, used u16, heap addr, slots.
+                0x07 if data.len() >= 8 + self.so => {
+                    let used = le(&data[6..8]) as usize;
+                    let heap = le(&data[8..8 + self.so]);
+                    let mut offs = Vec::new();
+                    let mut p = 8 + self.so;
+                    for _ in 0..used.min(64) {
+                        let Some(s) = data.get(p..p + self.sl) else {
+                            break;
+                        };
+                        offs.push(le(s));
+                        p += 3 * self.sl;
+                    }
+                    o.ext_storage_heap.push((heap, offs));
+                }
+                _ => {}
+            }
+        }
+        Ok(o)
+    }
+
+    fn link(&mut self, d: &[u8], o: &mut Object) -> R<()> {
+        let e = || "truncated link message".to_string();
+        if d.len() < 2 || d[0] != 1 {
+            return Err("unknown link message version".into());
+        }
+        let flags = d[1];
+        let mut p = 2usize;
+        let mut ty = 0u8;
+        if flags & 0x08 != 0 {
+            ty = *d.get(p).ok_or_else(e)?;
+            p += 1;
+        }
+        if flags & 0x04 != 0 {
+            p += 8;
+        }
+        if flags & 0x10 != 0 {
+            p += 1;
+        }
+        let w = 1usize << (flags & 3);
+        let nlen = le(d.get(p..p + w).ok_or_else(e)?) as usize;
+        p += w;
+        let name =
+            String::from_utf8_lossy(d.get(p..p.checked_add(nlen).ok_or_else(e)?).ok_or_else(e)?)
+                .into_owned();
+        p += nlen;
+        match ty {
+            0 => {
+                let a = le(d.get(p..p + self.so).ok_or_else(e)?);
+                o.children.push((name, a));
+            }
+            64 => {
+                let l = le(d.get(p..p + 2).ok_or_else(e)?) as usize;
+                let info = d.get(p + 2..p + 2 + l).ok_or_else(e)?;
+                let parts: Vec<String> = info
+                    .get(1..)
+                    .unwrap_or(&[])
+                    .split(|&b| b == 0)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect();
+                o.externals.push(format!(
+                    "'{}' -> file '{}' object '{}'",
+                    clip(&name, 80),
+                    clip(parts.first().map_or("", |s| s), 200),
+                    clip(parts.get(1).map_or("", |s| s), 200)
+                ));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn attribute(&mut self, d: &[u8]) -> R<Option<Attr>> {
+        let e = || "truncated attribute message".to_string();
+        let ver = *d.first().ok_or_else(e)?;
+        let h = d.get(..8).ok_or_else(e)?;
+        let flags = h[1];
+        let (nsz, tsz, ssz) = (
+            le(&h[2..4]) as usize,
+            le(&h[4..6]) as usize,
+            le(&h[6..8]) as usize,
+        );
+        let (mut p, pad) = match ver {
+            1 => (8usize, 8usize),
+            2 => (8, 1),
+            3 => (9, 1),
+            _ => return Err(format!("attribute message version {ver}")),
+        };
+        let padded = |n: usize| n.div_ceil(pad) * pad;
+        let name_b = d.get(p..p + nsz).ok_or_else(e)?;
+        let name =
+            String::from_utf8_lossy(name_b.split(|&b| b == 0).next().unwrap_or(&[])).into_owned();
+        p += padded(nsz);
+        let dt = d.get(p..p + tsz).ok_or_else(e)?;
+        p += padded(tsz);
+        let ds = d.get(p..p + ssz).ok_or_else(e)?;
+        p += padded(ssz);
+        let value = d.get(p..).unwrap_or(&[]);
+        if ver >= 2 && flags & 3 != 0 {
+            return Ok(Some(Attr {
+                name,
+                strings: Vec::new(),
+            }));
+        }
+        let n = self.dataspace_elems(ds)?;
+        let strings = self.strings(dt, value, n)?;
+        Ok(Some(Attr { name, strings }))
+    }
+
+    fn dataspace_elems(&self, ds: &[u8]) -> R<u64> {
+        let e = || "truncated dataspace".to_string();
+        let ver = *ds.first().ok_or_else(e)?;
+        let rank = *ds.get(1).ok_or_else(e)? as usize;
+        let (start, null) = match ver {
+            1 => (8, false),
+            2 => (4, *ds.get(3).ok_or_else(e)? == 2),
+            _ => return Err(format!("dataspace version {ver}")),
+        };
+        if null {
+            return Ok(0);
+        }
+        let mut n: u64 = 1;
+        for i in 0..rank.min(32) {
+            let b = ds
+                .get(start + i * self.sl..start + (i + 1) * self.sl)
+                .ok_or_else(e)?;
+            n = n.saturating_mul(le(b));
+        }
+        Ok(n)
+    }
+
+    /// Decodes string attribute values; non-string types yield nothing.
+    fn strings(&mut self, dt: &[u8], value: &[u8], n: u64) -> R<Vec<String>> {
+        if dt.len() < 8 {
+            return Ok(Vec::new());
+        }
+        let class = dt[0] & 0x0f;
+        let size = le(&dt[4..8]) as usize;
+        let n = n.min(MAX_ELEMENTS) as usize;
+        let mut out = Vec::new();
+        match class {
+            3 => {
+                for i in 0..n {
+                    let Some(s) = value.get(i * size..(i + 1) * size) else {
+                        break;
+                    };
+                    let s = s.split(|&b| b == 0).next().unwrap_or(&[]);
+                    out.push(String::from_utf8_lossy(s).into_owned());
+                }
+            }
+            9 if dt[1] & 0x0f == 1 => {
+                let el = 4 + self.so + 4;
+                for i in 0..n {
+                    let Some(b) = value.get(i * el..(i + 1) * el) else {
+                        break;
+                    };
+                    let coll = le(&b[4..4 + self.so]);
+                    let idx = le(&b[4 + self.so..]) as u16;
+                    match self.gheap_object(coll, idx) {
+                        Ok(s) => out.push(String::from_utf8_lossy(s).into_owned()),
+                        Err(_) if coll == 0 => out.push(String::new()),
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(out)
+    }
+
+    fn gheap_object(&mut self, coll: u64, idx: u16) -> R<&'a [u8]> {
+        if !self.gheap.contains_key(&coll) {
+            if self.gheap.len() > 10_000 {
+                return Err("too many global heap collections".into());
+            }
+            let pos = self.abs(coll)?;
+            let h = self.bytes(pos, 8 + self.sl)?;
+            if &h[..4] != b"GCOL" {
+                return Err(format!("no global heap collection at {pos}"));
+            }
+            let csize = le(&h[8..8 + self.sl]);
+            let body = self.bytes(
+                pos,
+                usize::try_from(csize).map_err(|_| "collection too large")?,
+            )?;
+            let mut objs = Vec::new();
+            let mut q = 8 + self.sl;
+            while q + 8 + self.sl <= body.len() && objs.len() < 1_000_000 {
+                let i = le(&body[q..q + 2]) as u16;
+                if i == 0 {
+                    break;
+                }
+                let sz = le(&body[q + 8..q + 8 + self.sl]) as usize;
+                let ds = q + 8 + self.sl;
+                if ds.checked_add(sz).is_none_or(|e| e > body.len()) {
+                    return Err("global heap object overruns its collection".into());
+                }
+                objs.push((i, pos as usize + ds, sz));
+                q = ds + sz.div_ceil(8) * 8;
+            }
+            self.gheap.insert(coll, objs);
+        }
+        let objs = &self.gheap[&coll];
+        let &(_, start, sz) = objs
+            .iter()
+            .find(|o| o.0 == idx)
+            .ok_or_else(|| format!("global heap object {idx} missing"))?;
+        if sz > MAX_STRING {
+            return Err("string too large".into());
+        }
+        Ok(&self.d[start..start + sz])
+    }
+
+    /// Name stored at `off` in the local heap at `heap`.
+    fn local_heap_data(&self, heap: u64) -> R<(u64, u64)> {
+        let pos = self.abs(heap)?;
+        let h = self.bytes(pos, 8 + 2 * self.sl + self.so)?;
+        if &h[..4] != b"HEAP" {
+            return Err(format!("no local heap at {pos}"));
+        }
+        let size = le(&h[8..8 + self.sl]);
+        let addr = le(&h[8 + 2 * self.sl..8 + 2 * self.sl + self.so]);
+        Ok((self.abs(addr)?, size))
+    }
+
+    fn heap_string(&self, seg: (u64, u64), off: u64) -> R<String> {
+        if off >= seg.1 {
+            return Err("local heap offset beyond its segment".into());
+        }
+        let avail = (seg.1 - off).min(4096) as usize;
+        let b = self
+            .bytes(seg.0 + off, avail)
+            .or_else(|_| self.bytes(seg.0 + off, 1))?;
+        Ok(String::from_utf8_lossy(b.split(|&c| c == 0).next().unwrap_or(&[])).into_owned())
+    }
+
+    /// Children of a v1 group (symbol table): walks the B-tree.
+    fn symtab_children(&mut self, btree: u64, heap: u64) -> R<Vec<(String, u64)>> {
+        let seg = self.local_heap_data(heap)?;
+        let mut out = Vec::new();
+        let mut stack = vec![(btree, 0usize)];
+        let mut seen = HashSet::new();
+        let mut nodes = 0;
+        while let Some((node, depth)) = stack.pop() {
+            nodes += 1;
+            if nodes > MAX_BTREE_NODES || depth > 64 || !seen.insert(node) {
+                return Err("group B-tree is cyclic or too large".into());
+            }
+            self.tick()?;
+            let pos = self.abs(node)?;
+            let sig = self.bytes(pos, 4)?;
+            if sig == b"SNOD" {
+                let h = self.bytes(pos, 8)?;
+                let n = le(&h[6..8]) as usize;
+                let esz = 2 * self.so + 24;
+                let body = self.bytes(pos + 8, n * esz)?;
+                for i in 0..n {
+                    let ent = &body[i * esz..(i + 1) * esz];
+                    let name = self.heap_string(seg, le(&ent[..self.so]))?;
+                    out.push((name, le(&ent[self.so..2 * self.so])));
+                }
+                continue;
+            }
+            if sig != b"TREE" {
+                return Err(format!("expected B-tree node at {pos}"));
+            }
+            let h = self.bytes(pos, 8 + 2 * self.so)?;
+            if h[4] != 0 {
+                return Err("group B-tree has a non-group node type".into());
+            }
+            let entries = le(&h[6..8]) as usize;
+            let mut p = pos + 8 + 2 * self.so as u64;
+            let step = (self.sl + self.so) as u64;
+            let body = self.bytes(p, entries * (self.sl + self.so) + self.sl)?;
+            let _ = body;
+            for _ in 0..entries {
+                let child = le(self.bytes(p + self.sl as u64, self.so)?);
+                stack.push((child, depth + 1));
+                p += step;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// An object waiting to be visited: path, header address, depth, cached symbol table.
+type Pending = (String, u64, usize, Option<(u64, u64)>);
+
+/// Parses superblock and walks the file. Returns the list of (path, attrs) plus notes.
+fn walk(data: &[u8], loc: &Location, r: &mut FormatReport) -> R<Vec<(String, Vec<Attr>)>> {
+    let sb = find_superblock(data).ok_or("no HDF5 signature")?;
+    let h = data.get(sb..sb + 16).ok_or("truncated superblock")?;
+    let ver = h[8];
+    let (so, sl, root_addr, stored_base, root_cache) = match ver {
+        0 | 1 => {
+            let (so, sl) = (h[13] as usize, h[14] as usize);
+            check_sizes(so, sl)?;
+            let start = sb + if ver == 0 { 24 } else { 28 };
+            let need = 4 * so + 2 * so + 24;
+            let b = data
+                .get(start..start + need)
+                .ok_or("truncated superblock")?;
+            let base = le(&b[..so]);
+            let ent = &b[4 * so..];
+            let root = le(&ent[so..2 * so]);
+            let cache = le(&ent[2 * so..2 * so + 4]);
+            let scratch = &ent[2 * so + 8..];
+            let cached = if cache == 1 {
+                Some((le(&scratch[..so]), le(&scratch[so..2 * so])))
+            } else {
+                None
+            };
+            (so, sl, root, base, cached)
+        }
+        2 | 3 => {
+            let (so, sl) = (h[9] as usize, h[10] as usize);
+            check_sizes(so, sl)?;
+            let b = data
+                .get(sb + 12..sb + 12 + 4 * so)
+                .ok_or("truncated superblock")?;
+            (so, sl, le(&b[3 * so..4 * so]), le(&b[..so]), None)
+        }
+        v => return Err(format!("unsupported superblock version {v}")),
+    };
+    r.note(format!("HDF5 superblock v{ver} at offset {sb}"));
+    let base = if stored_base == 0 {
+        sb as u64
+    } else {
+        stored_base
+    };
+    let undef = if so == 8 {
+        UNDEF
+    } else {
+        (1u64 << (8 * so)) - 1
+    };
+    let mut f = File {
+        d: data,
+        base,
+        so,
+        sl,
+        gheap: HashMap::new(),
+        budget: 2_000_000,
+    };
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    let mut queue: std::collections::VecDeque<Pending> = std::collections::VecDeque::new();
+    queue.push_back(("/".into(), root_addr, 0, root_cache));
+    let mut first_err: Option<String> = None;
+    while let Some((path, addr, depth, cache)) = queue.pop_front() {
+        if seen.len() >= MAX_OBJECTS {
+            r.note("HDF5 object limit reached; remaining objects not inspected");
+            break;
+        }
+        if addr == undef || !seen.insert(addr) {
+            continue;
+        }
+        let mut o = match f.object(addr) {
+            Ok(o) => o,
+            Err(e) => {
+                if path == "/" {
+                    return Err(format!("root group: {e}"));
+                }
+                first_err.get_or_insert(format!("object {path}: {e}"));
+                continue;
+            }
+        };
+        if o.symtab.is_none() {
+            o.symtab = cache;
+        }
+        let mut children = std::mem::take(&mut o.children);
+        if let Some((bt, heap)) = o.symtab {
+            match f.symtab_children(bt, heap) {
+                Ok(c) => children.extend(c),
+                Err(e) => {
+                    first_err.get_or_insert(format!("group {path}: {e}"));
+                }
+            }
+        }
+        for ext in &o.externals {
+            r.push(H5_EXTERNAL_LINK.finding(
+                loc.clone(),
+                format!("group {} has external link {ext}", clip(&path, 120)),
+            ));
+        }
+        for (heap, offs) in &o.ext_storage_heap {
+            let names: Vec<String> = match f.local_heap_data(*heap) {
+                Ok(seg) => offs
+                    .iter()
+                    .filter_map(|&x| f.heap_string(seg, x).ok())
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            r.push(H5_EXTERNAL_STORAGE.finding(
+                loc.clone(),
+                format!(
+                    "dataset {} reads raw data from external file(s): {}",
+                    clip(&path, 120),
+                    clip(&names.join(", "), 300)
+                ),
+            ));
+        }
+        if o.dense_links {
+            r.note(format!(
+                "group {} uses dense (fractal heap) link storage, not followed",
+                clip(&path, 120)
+            ));
+        }
+        if o.dense_attrs {
+            r.note(format!(
+                "object {} uses dense attribute storage, not read",
+                clip(&path, 120)
+            ));
+        }
+        if depth < 32 {
+            for (name, a) in children {
+                let child = if path == "/" {
+                    format!("/{name}")
+                } else {
+                    format!("{path}/{name}")
+                };
+                queue.push_back((child, a, depth + 1, None));
+            }
+        }
+        if !o.attrs.is_empty() {
+            out.push((path, o.attrs));
+        }
+    }
+    if let Some(e) = first_err {
+        r.set_malformed(e);
+    }
+    r.note(format!("HDF5: {} objects visited", seen.len()));
+    Ok(out)
+}
+
+fn check_sizes(so: usize, sl: usize) -> R<()> {
+    if [2, 4, 8].contains(&so) && [2, 4, 8].contains(&sl) {
+        Ok(())
+    } else {
+        Err(format!("unsupported offset/length sizes {so}/{sl}"))
+    }
+}
+
+/// Scans an HDF5 file (legacy Keras `.h5` or Keras 3 `model.weights.h5`).
+pub fn scan_h5(data: &[u8], loc: &Location) -> FormatReport {
+    let mut r = FormatReport::default();
+    let attrs = match walk(data, loc, &mut r) {
+        Ok(a) => a,
+        Err(e) => {
+            r.set_malformed(format!("HDF5: {e}"));
+            return r;
+        }
+    };
+    for (path, list) in &attrs {
+        for a in list {
+            let joined = || a.strings.concat();
+            match a.name.as_str() {
+                "model_config" | "training_config" => {
+                    let text = joined();
+                    if text.len() > keras::MAX_JSON {
+                        r.set_malformed(format!("{} attribute too large", a.name));
+                        continue;
+                    }
+                    match serde_json::from_str::<serde_json::Value>(&text) {
+                        Ok(v) => keras::analyze(&v, loc, Origin::H5, &mut r),
+                        Err(e) => r.push(
+                            H5_BAD_CONFIG
+                                .finding(
+                                    loc.clone(),
+                                    format!(
+                                        "{}{}: {e}",
+                                        if path == "/" { "" } else { path },
+                                        a.name
+                                    ),
+                                )
+                                .confidence(Confidence::Medium),
+                        ),
+                    }
+                }
+                "keras_version" | "backend" if path == "/" => {
+                    r.note(format!("{} = {}", a.name, clip(&joined(), 40)))
+                }
+                _ => {}
+            }
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniff_and_garbage() {
+        assert!(!looks_like_h5(b"not hdf5"));
+        let mut d = vec![0u8; 600];
+        d[512..520].copy_from_slice(SIG);
+        assert!(looks_like_h5(&d));
+        let r = scan_h5(&d, &Location::path("x.h5"));
+        assert!(r.malformed.is_some());
+        let r = scan_h5(SIG, &Location::path("x.h5"));
+        assert!(r.malformed.is_some());
+    }
+}

@@ -1,0 +1,495 @@
+//! TensorFlow SavedModel, frozen GraphDef and `keras_metadata.pb` inspection.
+//!
+//! Field numbers follow tensorflow/core/protobuf/saved_model.proto and
+//! meta_graph.proto (SavedModel: saved_model_schema_version=1,
+//! meta_graphs=2; MetaGraphDef: meta_info_def=1, graph_def=2), graph.proto
+//! (GraphDef: node=1, library=2), function.proto (FunctionDefLibrary:
+//! function=1; FunctionDef: signature=1 (OpDef name=1), node_def=3),
+//! node_def.proto (NodeDef: name=1, op=2, input=3, device=4, attr=5 as
+//! map entries key=1/value=2) and attr_value.proto (AttrValue: list=1,
+//! s=2, func=10; ListValue: s=2). `keras_metadata.pb` is
+//! SavedMetadata{nodes=1 SavedObject{node_id=2, node_path=3, identifier=4,
+//! metadata=5}} from tf_keras `saved_metadata.proto`; each metadata string is
+//! a layer's JSON and goes through [`crate::keras::analyze`].
+//!
+//! Op classification draws on protectai/modelscan (`settings.py`:
+//! `unsafe_tf_operators` lists ReadFile and WriteFile as high), the
+//! TensorAbuse study of file/network-capable TF APIs (ZJU-SEC/TensorAbuse)
+//! and TensorFlow's own `saved_model_cli scan` deny-list (PyFunc,
+//! PyFuncStateless, EagerPyFunc...). SaveV2/RestoreV2/MergeV2Checkpoints
+//! belong to every SavedModel's saver functions and are only reported when
+//! they sit outside functions whose names mark them as save/restore code.
+
+use aisec_core::{Confidence, Location, Severity};
+
+use crate::pb::{self, Value};
+use crate::rules::*;
+use crate::{clip, FormatReport};
+
+const MAX_NODES: usize = 5_000_000;
+
+/// Cheap sniff for `saved_model.pb`: field 1 varint (schema version) and/or
+/// field 2 meta graphs whose first field is a known MetaGraphDef field.
+pub fn looks_like_saved_model(pb_bytes: &[u8]) -> bool {
+    let Some(seen) = pb::shallow_check(pb_bytes, &[(1, 0), (2, 2)], 64) else {
+        return false;
+    };
+    if !seen.contains(&2) {
+        return false;
+    }
+    pb::fields(pb_bytes).flatten().any(|(n, v)| {
+        n == 2
+            && v.bytes().is_some_and(|mg| {
+                pb::fields(mg)
+                    .next()
+                    .is_some_and(|f| matches!(f, Ok((1..=8, Value::Bytes(_)))))
+            })
+    })
+}
+
+/// Scans a `saved_model.pb`.
+pub fn scan_saved_model(pb_bytes: &[u8], loc: &Location) -> FormatReport {
+    let mut r = FormatReport::default();
+    let mut s = Scan::new(loc, &mut r);
+    let res = (|| -> Result<(), String> {
+        let mut metas = 0;
+        for f in pb::fields(pb_bytes) {
+            match f.map_err(|e| format!("SavedModel: {e}"))? {
+                (1, Value::Varint(v)) => s.r.note(format!("saved_model_schema_version {v}")),
+                (2, Value::Bytes(mg)) => {
+                    metas += 1;
+                    for g in pb::fields(mg) {
+                        if let (2, Value::Bytes(gd)) =
+                            g.map_err(|e| format!("MetaGraphDef: {e}"))?
+                        {
+                            s.graph(gd)?;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        s.r.note(format!("{metas} meta graph(s), {} nodes", s.nodes));
+        Ok(())
+    })();
+    if let Err(e) = res {
+        r.set_malformed(e);
+    }
+    r
+}
+
+/// Scans a frozen `GraphDef` (`.pb`).
+pub fn scan_graph_def(pb_bytes: &[u8], loc: &Location) -> FormatReport {
+    let mut r = FormatReport::default();
+    let mut s = Scan::new(loc, &mut r);
+    let res = s.graph(pb_bytes);
+    let nodes = s.nodes;
+    if let Err(e) = res {
+        r.set_malformed(e);
+    }
+    r.note(format!("GraphDef with {nodes} nodes"));
+    r
+}
+
+/// Scans a `keras_metadata.pb` (SavedMetadata) by analysing each layer's JSON.
+pub fn scan_keras_metadata(pb_bytes: &[u8], loc: &Location) -> FormatReport {
+    let mut r = FormatReport::default();
+    let mut n = 0usize;
+    for f in pb::fields(pb_bytes) {
+        match f {
+            Err(e) => {
+                r.set_malformed(format!("SavedMetadata: {e}"));
+                break;
+            }
+            Ok((1, Value::Bytes(obj))) => {
+                n += 1;
+                for g in pb::fields(obj) {
+                    match g {
+                        Ok((5, Value::Bytes(meta))) => {
+                            match serde_json::from_slice::<serde_json::Value>(meta) {
+                                Ok(v) => crate::keras::analyze(
+                                    &v,
+                                    loc,
+                                    crate::keras::Origin::SavedModelMetadata,
+                                    &mut r,
+                                ),
+                                Err(e) => r.push(
+                                    TF_UNKNOWN_PB
+                                        .finding(loc.clone(), format!("entry {n}: {e}"))
+                                        .confidence(Confidence::Medium),
+                                ),
+                            }
+                        }
+                        Err(e) => {
+                            r.set_malformed(format!("SavedObject: {e}"));
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    r.note(format!("keras_metadata.pb: {n} objects"));
+    r
+}
+
+struct Scan<'a> {
+    loc: &'a Location,
+    r: &'a mut FormatReport,
+    nodes: usize,
+    reported: Vec<(String, String)>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Class {
+    PyFunc,
+    Read,
+    Write,
+    Ckpt,
+    Debug,
+    Memmap,
+    PrintV2,
+}
+
+fn classify(op: &str) -> Option<Class> {
+    Some(match op {
+        "PyFunc" | "PyFuncStateless" | "EagerPyFunc" => Class::PyFunc,
+        "ReadFile"
+        | "MatchingFiles"
+        | "MatchingFilesDataset"
+        | "ExperimentalMatchingFilesDataset"
+        | "TextLineDataset"
+        | "TextLineDatasetV2"
+        | "TFRecordDataset"
+        | "TFRecordDatasetV2"
+        | "FixedLengthRecordDataset"
+        | "FixedLengthRecordDatasetV2"
+        | "ExperimentalCSVDataset"
+        | "CSVDataset"
+        | "CSVDatasetV2"
+        | "LoadDataset"
+        | "ExperimentalLMDBDataset"
+        | "LMDBDataset"
+        | "WholeFileReader"
+        | "WholeFileReaderV2"
+        | "TextLineReader"
+        | "TextLineReaderV2"
+        | "TFRecordReader"
+        | "TFRecordReaderV2"
+        | "FixedLengthRecordReader"
+        | "FixedLengthRecordReaderV2"
+        | "LMDBReader"
+        | "DecodeCSV"
+        | "ParseTensor"
+        | "ReaderReadV2"
+        | "ReaderRead"
+        | "FileSystemSetConfiguration"
+        | "ExperimentalSqlDataset"
+        | "SqlDataset" => {
+            if op == "DecodeCSV" || op == "ParseTensor" {
+                return None;
+            }
+            Class::Read
+        }
+        "WriteFile"
+        | "SaveDataset"
+        | "SaveDatasetV2"
+        | "WriteSummary"
+        | "WriteRawProtoSummary"
+        | "CreateSummaryFileWriter"
+        | "WriteTextSummary"
+        | "WriteScalarSummary"
+        | "WriteAudioSummary"
+        | "WriteImageSummary"
+        | "WriteHistogramSummary"
+        | "WriteGraphSummary"
+        | "DatasetToTFRecord"
+        | "ExperimentalDatasetToTFRecord"
+        | "SaveSlices"
+        | "Save" => Class::Write,
+        "SaveV2" | "RestoreV2" | "Restore" | "RestoreSlice" | "MergeV2Checkpoints"
+        | "ShardedFilename" => Class::Ckpt,
+        "DebugIdentity"
+        | "DebugIdentityV2"
+        | "DebugIdentityV3"
+        | "DebugNanCount"
+        | "DebugNumericSummary"
+        | "DebugNumericSummaryV2"
+        | "Copy"
+        | "CopyHost" => {
+            if op == "Copy" || op == "CopyHost" {
+                return None;
+            }
+            Class::Debug
+        }
+        "ImmutableConst" => Class::Memmap,
+        "PrintV2" => Class::PrintV2,
+        _ => return None,
+    })
+}
+
+fn is_saver_fn(name: &str) -> bool {
+    let l = name.to_ascii_lowercase();
+    l.contains("save") || l.contains("restore") || l.contains("checkpoint")
+}
+
+impl<'a> Scan<'a> {
+    fn new(loc: &'a Location, r: &'a mut FormatReport) -> Self {
+        Scan {
+            loc,
+            r,
+            nodes: 0,
+            reported: Vec::new(),
+        }
+    }
+
+    fn graph(&mut self, gd: &[u8]) -> Result<(), String> {
+        for f in pb::fields(gd) {
+            match f.map_err(|e| format!("GraphDef: {e}"))? {
+                (1, Value::Bytes(n)) => self.node(n, None)?,
+                (2, Value::Bytes(lib)) => {
+                    for g in pb::fields(lib) {
+                        if let (1, Value::Bytes(fd)) =
+                            g.map_err(|e| format!("FunctionDefLibrary: {e}"))?
+                        {
+                            self.function(fd)?;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn function(&mut self, fd: &[u8]) -> Result<(), String> {
+        let mut name = String::new();
+        // The signature usually comes first; collect nodes then classify.
+        let mut nodes = Vec::new();
+        for f in pb::fields(fd) {
+            match f.map_err(|e| format!("FunctionDef: {e}"))? {
+                (1, Value::Bytes(sig)) => {
+                    for g in pb::fields(sig) {
+                        if let (1, Value::Bytes(n)) = g.map_err(|e| format!("OpDef: {e}"))? {
+                            name = String::from_utf8_lossy(n).into_owned();
+                        }
+                    }
+                }
+                (3, Value::Bytes(n)) => nodes.push(n),
+                _ => {}
+            }
+        }
+        for n in nodes {
+            self.node(n, Some(&name))?;
+        }
+        Ok(())
+    }
+
+    fn node(&mut self, nd: &[u8], func: Option<&str>) -> Result<(), String> {
+        self.nodes += 1;
+        if self.nodes > MAX_NODES {
+            return Err("too many nodes".into());
+        }
+        let (mut name, mut op) = (String::new(), String::new());
+        let mut attrs: Vec<(String, Vec<String>)> = Vec::new();
+        for f in pb::fields(nd) {
+            match f.map_err(|e| format!("NodeDef: {e}"))? {
+                (1, Value::Bytes(b)) => name = String::from_utf8_lossy(b).into_owned(),
+                (2, Value::Bytes(b)) => op = String::from_utf8_lossy(b).into_owned(),
+                (5, Value::Bytes(entry)) => {
+                    let (mut k, mut strs) = (String::new(), Vec::new());
+                    for g in pb::fields(entry) {
+                        match g.map_err(|e| format!("NodeDef.attr: {e}"))? {
+                            (1, Value::Bytes(b)) => k = String::from_utf8_lossy(b).into_owned(),
+                            (2, Value::Bytes(av)) => strs = attr_strings(av),
+                            _ => {}
+                        }
+                    }
+                    if attrs.len() < 64 {
+                        attrs.push((k, strs));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(class) = classify(&op) else {
+            return Ok(());
+        };
+        let attr = |key: &str| {
+            attrs
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.join(", "))
+                .unwrap_or_default()
+        };
+        let wher = match func {
+            Some(f) => format!("function '{}'", clip(f, 100)),
+            None => "the main graph".to_string(),
+        };
+        let what = format!("op {op} (node '{}') in {wher}", clip(&name, 100));
+        let finding = match class {
+            Class::PyFunc => {
+                let token = attr("token");
+                Some(TF_PYFUNC.finding(
+                    self.loc.clone(),
+                    format!(
+                        "{what}{}",
+                        if token.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", callback token '{}'", clip(&token, 80))
+                        }
+                    ),
+                ))
+            }
+            Class::Read => Some(TF_FILE_READ.finding(self.loc.clone(), what)),
+            Class::Write => Some(TF_FILE_WRITE.finding(self.loc.clone(), what)),
+            Class::Ckpt => {
+                if func.is_some_and(is_saver_fn) || func.is_none() {
+                    // TF1 saver graphs keep SaveV2/RestoreV2 in the main graph under save/.
+                    let benign_main = func.is_none() && (is_saver_fn(&name) || name.is_empty());
+                    if func.is_some() || benign_main {
+                        self.r.note(format!(
+                            "checkpoint op {op} in saver code ({})",
+                            clip(&name, 80)
+                        ));
+                        None
+                    } else {
+                        Some(TF_CKPT_IO.finding(self.loc.clone(), what))
+                    }
+                } else {
+                    Some(TF_CKPT_IO.finding(self.loc.clone(), what))
+                }
+            }
+            Class::Debug => {
+                let urls = attr("debug_urls");
+                Some(TF_DEBUG_OP.finding(
+                    self.loc.clone(),
+                    format!(
+                        "{what}{}",
+                        if urls.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", debug_urls: {}", clip(&urls, 200))
+                        }
+                    ),
+                ))
+            }
+            Class::Memmap => Some(TF_MEMMAP.finding(
+                self.loc.clone(),
+                format!(
+                    "{what}, memory_region_name '{}'",
+                    clip(&attr("memory_region_name"), 200)
+                ),
+            )),
+            Class::PrintV2 => {
+                let stream = attr("output_stream");
+                if stream.is_empty() || stream.starts_with("log(") || stream.starts_with("std") {
+                    None
+                } else {
+                    Some(TF_FILE_WRITE.finding(
+                        self.loc.clone(),
+                        format!("{what} prints to '{}'", clip(&stream, 200)),
+                    ))
+                }
+            }
+        };
+        if let Some(f) = finding {
+            let key = (op.clone(), func.unwrap_or("").to_string());
+            if self.reported.contains(&key) {
+                return Ok(());
+            }
+            if self.reported.len() < 1000 {
+                self.reported.push(key);
+            }
+            let f = if class == Class::Read
+                && matches!(
+                    op.as_str(),
+                    "TFRecordDataset"
+                        | "TFRecordDatasetV2"
+                        | "TextLineDataset"
+                        | "TextLineDatasetV2"
+                ) {
+                f.severity(Severity::Medium).confidence(Confidence::Medium)
+            } else {
+                f
+            };
+            self.r.push(f);
+        }
+        Ok(())
+    }
+}
+
+/// Extracts the string values of an AttrValue (`s` or `list.s`).
+fn attr_strings(av: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in pb::fields(av).flatten() {
+        match f {
+            (2, Value::Bytes(s)) => out.push(String::from_utf8_lossy(s).into_owned()),
+            (1, Value::Bytes(list)) => {
+                for g in pb::fields(list).flatten() {
+                    if let (2, Value::Bytes(s)) = g {
+                        if out.len() < 16 {
+                            out.push(String::from_utf8_lossy(s).into_owned());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ld(field: u32, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![((field << 3) | 2) as u8];
+        let mut n = body.len();
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                v.push(b);
+                break;
+            }
+            v.push(b | 0x80);
+        }
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn node(name: &str, op: &str) -> Vec<u8> {
+        let mut n = ld(1, name.as_bytes());
+        n.extend(ld(2, op.as_bytes()));
+        n
+    }
+
+    #[test]
+    fn pyfunc_in_main_graph_is_critical() {
+        let gd = ld(1, &node("cb", "PyFunc"));
+        let sm = [vec![0x08, 0x01], ld(2, &ld(2, &gd))].concat();
+        assert!(looks_like_saved_model(&sm));
+        let r = scan_saved_model(&sm, &Location::path("saved_model.pb"));
+        assert!(r.malformed.is_none());
+        assert_eq!(r.findings.len(), 1);
+        assert_eq!(r.findings[0].severity, Severity::Critical);
+    }
+
+    #[test]
+    fn saver_ops_in_saver_function_are_quiet() {
+        let sig = ld(1, b"__inference__traced_save_123");
+        let fd = [ld(1, &sig), ld(3, &node("SaveV2", "SaveV2"))].concat();
+        let gd = ld(2, &ld(1, &fd));
+        let r = scan_graph_def(&gd, &Location::path("g.pb"));
+        assert!(r.findings.is_empty(), "{:?}", r.findings);
+        let sig = ld(1, b"__inference_call_7");
+        let fd = [ld(1, &sig), ld(3, &node("r", "RestoreV2"))].concat();
+        let r = scan_graph_def(&ld(2, &ld(1, &fd)), &Location::path("g.pb"));
+        assert_eq!(r.findings[0].rule_id, "AISEC-TF-004");
+    }
+}
