@@ -1,0 +1,273 @@
+//! `aisec-pickle`: finds every way a Python pickle can run code, without
+//! ever running it.
+//!
+//! This crate owns:
+//!
+//! * a **symbolic pickle machine** ([`machine`]) for protocols 0–5 that
+//!   mirrors the unpickler's stack, mark stack, memo and frames and builds
+//!   symbolic values (literals, globals, calls, persistent ids) instead of
+//!   objects, so every global that would be imported and every call that
+//!   would be made is known — including names fetched from the memo, names
+//!   computed at load time (reported as unresolvable), nested pickles handed
+//!   to loaders (analysed recursively) and findings that precede a malformed
+//!   tail;
+//! * the **import policy** ([`policy`]): allowlist (PyTorch weights-only set,
+//!   NumPy, joblib; opt-in `sklearn` profile), a cited deny table, and user
+//!   TOML extensions;
+//! * the pickle-bearing **leaf formats**: raw pickle streams (several pickles
+//!   back to back), legacy `torch.save` streams (magic number, protocol,
+//!   sys_info, model, storage keys, then raw storage bytes that are not
+//!   analysed), joblib streams (raw array bytes after each
+//!   `NumpyArrayWrapper` BUILD are skipped using the wrapper's symbolic
+//!   shape/dtype/alignment; object arrays are analysed as nested pickles) and
+//!   NumPy `.npy` files ([`npy`]).
+//!
+//! Stream kinds are auto-detected inside [`scan_pickle`]: the legacy torch
+//! layout by its magic-number first pickle, joblib array data by the
+//! `NumpyArrayWrapper` BUILD itself. [`StreamKind`] names what was seen.
+//!
+//! Every loop and allocation is bounded by [`Limits`]; strings are slices of
+//! the input and values are arena indices, so memo reuse never copies.
+//!
+//! Rules are listed in [`rules`] (module docs hold the table).
+
+pub mod machine;
+pub mod npy;
+pub mod policy;
+pub mod rules;
+
+use aisec_core::{Finding, Location};
+
+pub use npy::scan_npy;
+pub use policy::{Policy, PolicyError, Verdict};
+
+/// Bounds on the analysis. Exceeding one ends the analysis with an
+/// `AISEC-PICKLE-010` finding; everything found before is kept.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Opcodes executed, over all pickles of a stream and nested pickles.
+    pub max_ops: u64,
+    /// Stack depth and MARK count.
+    pub max_stack: usize,
+    /// Memo entries per pickle.
+    pub max_memo: usize,
+    /// Nesting depth of pickles inside pickles.
+    pub max_depth: u32,
+    /// Findings kept; later ones are counted and dropped.
+    pub max_findings: usize,
+    /// Symbolic values plus container entries per pickle.
+    pub max_values: usize,
+    /// Pickles in one stream.
+    pub max_pickles: usize,
+    /// Characters of rendered evidence.
+    pub max_evidence: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_ops: 50_000_000,
+            max_stack: 100_000,
+            max_memo: 4_000_000,
+            max_depth: 8,
+            max_findings: 1_000,
+            max_values: 8_000_000,
+            max_pickles: 10_000,
+            max_evidence: 240,
+        }
+    }
+}
+
+/// What kind of pickle stream [`scan_pickle`] recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// One or more plain pickles.
+    Plain,
+    /// Legacy `torch.save(_use_new_zipfile_serialization=False)` stream.
+    TorchLegacy,
+    /// A joblib stream (at least one `NumpyArrayWrapper` array was skipped).
+    Joblib,
+}
+
+/// The result of scanning one pickle-bearing buffer.
+#[derive(Debug, Clone)]
+pub struct PickleReport {
+    /// Findings, in stream order.
+    pub findings: Vec<Finding>,
+    /// Every resolved global (`module.name`) that would be imported, first
+    /// occurrence order, de-duplicated.
+    pub globals: Vec<String>,
+    /// Pickles analysed (top-level stream only).
+    pub pickles: usize,
+    /// Bytes of the input consumed by the analysis (for legacy torch: up to
+    /// the end of the storage-key pickle).
+    pub consumed: usize,
+    /// Why the stream is malformed, if it is.
+    pub malformed: Option<String>,
+    /// The stream layout recognised.
+    pub kind: StreamKind,
+}
+
+/// Scans a pickle stream: several pickles back to back, legacy torch streams
+/// and joblib streams are recognised automatically. Findings carry
+/// `loc.with_offset(opcode offset)`.
+pub fn scan_pickle(data: &[u8], loc: &Location, policy: &Policy, limits: &Limits) -> PickleReport {
+    let mut ctx = machine::Ctx::new(policy, limits, loc);
+    let out = scan_stream_ctx(&mut ctx, data);
+    finish(ctx, out)
+}
+
+pub(crate) struct StreamOut {
+    pub pickles: usize,
+    pub consumed: usize,
+    pub malformed: Option<String>,
+    pub kind: StreamKind,
+}
+
+pub(crate) fn finish(ctx: machine::Ctx<'_>, out: StreamOut) -> PickleReport {
+    let dropped = ctx.dropped();
+    let mut findings = ctx.findings;
+    if dropped > 0 {
+        if let Some(last) = findings.last_mut() {
+            last.metrics.insert(
+                "findings_dropped".into(),
+                serde_json::Value::from(dropped as u64),
+            );
+        }
+    }
+    PickleReport {
+        findings,
+        globals: ctx.globals,
+        pickles: out.pickles,
+        consumed: out.consumed,
+        malformed: out.malformed,
+        kind: out.kind,
+    }
+}
+
+/// Runs pickles back to back over `data` with `ctx`.
+pub(crate) fn scan_stream_ctx(ctx: &mut machine::Ctx<'_>, data: &[u8]) -> StreamOut {
+    scan_stream_from(ctx, data, 0)
+}
+
+/// Runs pickles back to back over `data[start..]` (offsets stay relative to `data`).
+pub(crate) fn scan_stream_from(ctx: &mut machine::Ctx<'_>, data: &[u8], start: usize) -> StreamOut {
+    let mut pos = start;
+    let mut pickles = 0usize;
+    let mut torch = false;
+    let mut malformed = None;
+    while pos < data.len() {
+        if ctx.limit_hit {
+            break;
+        }
+        if pickles > 0 {
+            if torch && pickles == 5 {
+                break;
+            }
+            if !looks_like_pickle(&data[pos..]) {
+                let rest = &data[pos..];
+                if !(torch || rest.iter().all(|c| c.is_ascii_whitespace() || *c == 0)) {
+                    ctx.emit(
+                        &rules::TRAILING_DATA,
+                        pos as u64,
+                        format!("{} bytes after the last pickle", rest.len()),
+                        None,
+                    );
+                }
+                break;
+            }
+            if pickles >= ctx.limits.max_pickles {
+                ctx.emit(
+                    &rules::RESOURCE_LIMIT,
+                    pos as u64,
+                    format!("more than {} pickles in one stream", ctx.limits.max_pickles),
+                    None,
+                );
+                ctx.limit_hit = true;
+                break;
+            }
+        }
+        let end = machine::run_one(ctx, data, pos);
+        pickles += 1;
+        match end {
+            machine::End::Stop {
+                pos: p,
+                torch_magic,
+            } => {
+                if pickles == 1 && torch_magic {
+                    torch = true;
+                }
+                pos = p;
+            }
+            machine::End::Malformed { pos: p, msg } => {
+                ctx.emit(&rules::MALFORMED, p as u64, msg.clone(), None);
+                malformed = Some(format!("offset {p}: {msg}"));
+                pos = data.len();
+                break;
+            }
+            machine::End::Limit { pos: p, msg } => {
+                ctx.emit(&rules::RESOURCE_LIMIT, p as u64, msg.clone(), None);
+                ctx.limit_hit = true;
+                malformed = Some(format!("offset {p}: analysis limit: {msg}"));
+                pos = p;
+                break;
+            }
+        }
+    }
+    let kind = if torch {
+        StreamKind::TorchLegacy
+    } else if ctx
+        .globals
+        .iter()
+        .any(|g| g == "joblib.numpy_pickle.NumpyArrayWrapper")
+    {
+        StreamKind::Joblib
+    } else {
+        StreamKind::Plain
+    };
+    StreamOut {
+        pickles,
+        consumed: pos.min(data.len()),
+        malformed,
+        kind,
+    }
+}
+
+/// Cheap sniff: a protocol 2+ `PROTO` header, or a run of protocol 0/1
+/// opcodes that the symbolic machine accepts (up to STOP or for 64 opcodes)
+/// without error.
+pub fn looks_like_pickle(data: &[u8]) -> bool {
+    match data {
+        [0x80, p, ..] => *p <= 5,
+        [] => false,
+        [first, ..] => {
+            // Protocol 0/1 pickles start with an opcode that pushes a value or a mark.
+            if !b"(]})cNIJKLMFGSTUVXBCPgh".contains(first) {
+                return false;
+            }
+            let policy = policy_for_sniff();
+            let limits = Limits {
+                max_ops: 64,
+                max_findings: 0,
+                max_depth: 0,
+                ..Limits::default()
+            };
+            let mut ctx = machine::Ctx::new(policy, &limits, &Location::default());
+            match machine::run_one(&mut ctx, data, 0) {
+                machine::End::Stop { .. } => true,
+                machine::End::Limit { .. } => true,
+                machine::End::Malformed { .. } => false,
+            }
+        }
+    }
+}
+
+fn policy_for_sniff() -> &'static Policy {
+    static P: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
+    P.get_or_init(Policy::default)
+}
+
+/// Every rule this crate can report.
+pub fn rules() -> Vec<&'static aisec_core::Rule> {
+    rules::rules()
+}

@@ -1,0 +1,1373 @@
+//! The symbolic pickle machine.
+//!
+//! It decodes every opcode of protocols 0–5 (the opcode table of CPython's
+//! `Lib/pickletools.py` / `Lib/pickle.py`) and mirrors the unpickler's stack,
+//! mark stack (metastack), memo and framing, but instead of importing and
+//! calling it builds symbolic values: literals, `Global`s, `Call`s, persistent
+//! ids and `Unknown`. Values live in an arena and the stack, memo and
+//! containers hold arena indices, so `DUP`/memo reuse never copies (a
+//! "billion laughs" memo bomb costs one index per opcode) and strings are
+//! slices of the input.
+//!
+//! Findings are produced at the opcode that would run the code (import at
+//! GLOBAL/STACK_GLOBAL/INST, call at REDUCE/NEWOBJ/NEWOBJ_EX/OBJ/INST, BUILD),
+//! and they are kept when the stream later turns out malformed, because
+//! `pickle.load` would already have executed them.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+
+use aisec_core::{Finding, Location, Rule, Severity};
+
+use crate::policy::{compat_module, Policy, Verdict};
+use crate::rules::*;
+use crate::Limits;
+
+type Idx = u32;
+
+/// The magic number legacy `torch.save` writes as its first pickle.
+const TORCH_MAGIC_LE: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallKind {
+    Reduce,
+    NewObj,
+    NewObjEx,
+    Obj,
+    Inst,
+}
+
+impl CallKind {
+    fn opcode(self) -> &'static str {
+        match self {
+            CallKind::Reduce => "REDUCE",
+            CallKind::NewObj => "NEWOBJ",
+            CallKind::NewObjEx => "NEWOBJ_EX",
+            CallKind::Obj => "OBJ",
+            CallKind::Inst => "INST",
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Val<'a> {
+    None,
+    Bool(bool),
+    Int(i64),
+    /// Little-endian two's complement (LONG1/LONG4) bytes.
+    Long(&'a [u8]),
+    /// Decimal text of an int too large for i64 (INT/LONG opcodes).
+    LongText(&'a [u8]),
+    Float(f64),
+    Str(Cow<'a, [u8]>),
+    Bytes(&'a [u8]),
+    Tuple(Vec<Idx>),
+    List(Vec<Idx>),
+    Dict(Vec<(Idx, Idx)>),
+    Set(Vec<Idx>),
+    FrozenSet(Vec<Idx>),
+    Global(u32),
+    Call {
+        func: Idx,
+        args: Idx,
+        kwargs: Option<Idx>,
+        state: Option<Idx>,
+    },
+    PersId(Idx),
+    Ext(u32),
+    Unknown,
+}
+
+#[derive(Debug)]
+struct GlobalEntry {
+    full: String,
+    offset: u64,
+    verdict: Verdict,
+    resolved: bool,
+    reported: bool,
+    build_reported: bool,
+}
+
+/// State shared by every pickle of a stream and by nested pickles.
+pub(crate) struct Ctx<'p> {
+    pub policy: &'p Policy,
+    pub limits: &'p Limits,
+    pub loc: Location,
+    pub findings: Vec<Finding>,
+    pub globals: Vec<String>,
+    globals_seen: HashSet<String>,
+    pub ops: u64,
+    pub depth: u32,
+    fixed_offset: Option<u64>,
+    prefix: String,
+    dropped: usize,
+    pub limit_hit: bool,
+}
+
+impl<'p> Ctx<'p> {
+    pub fn new(policy: &'p Policy, limits: &'p Limits, loc: &Location) -> Self {
+        Ctx {
+            policy,
+            limits,
+            loc: loc.clone(),
+            findings: Vec::new(),
+            globals: Vec::new(),
+            globals_seen: HashSet::new(),
+            ops: 0,
+            depth: 0,
+            fixed_offset: None,
+            prefix: String::new(),
+            dropped: 0,
+            limit_hit: false,
+        }
+    }
+
+    pub fn emit(
+        &mut self,
+        rule: &'static Rule,
+        offset: u64,
+        evidence: String,
+        sev: Option<Severity>,
+    ) {
+        if self.findings.len() >= self.limits.max_findings {
+            self.dropped += 1;
+            return;
+        }
+        let off = self.fixed_offset.unwrap_or(offset);
+        let ev = if self.prefix.is_empty() {
+            evidence
+        } else {
+            format!("{}{}", self.prefix, evidence)
+        };
+        let mut f = rule.finding(self.loc.clone().with_offset(off), ev);
+        if let Some(s) = sev {
+            f = f.severity(s);
+        }
+        self.findings.push(f);
+    }
+
+    /// Number of findings dropped because `max_findings` was reached.
+    pub fn dropped(&self) -> usize {
+        self.dropped
+    }
+
+    fn note_global(&mut self, full: &str) {
+        if self.globals.len() < 100_000 && !self.globals_seen.contains(full) {
+            self.globals_seen.insert(full.to_string());
+            self.globals.push(full.to_string());
+        }
+    }
+}
+
+/// How one pickle ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum End {
+    /// STOP reached; `pos` is the offset after it.
+    Stop { pos: usize, torch_magic: bool },
+    /// Invalid or truncated data at `pos`.
+    Malformed { pos: usize, msg: String },
+    /// A limit was exceeded at `pos`.
+    Limit { pos: usize, msg: String },
+}
+
+enum Halt {
+    Malformed(String),
+    Limit(String),
+}
+
+type R<T> = Result<T, Halt>;
+
+fn bad<T>(msg: impl Into<String>) -> R<T> {
+    Err(Halt::Malformed(msg.into()))
+}
+
+struct Machine<'a, 'c, 'p> {
+    data: &'a [u8],
+    pos: usize,
+    op_off: usize,
+    vals: Vec<Val<'a>>,
+    stack: Vec<Idx>,
+    marks: Vec<usize>,
+    memo: HashMap<u64, Idx>,
+    globals: Vec<GlobalEntry>,
+    units: usize,
+    ctx: &'c mut Ctx<'p>,
+}
+
+/// Runs one pickle starting at `start`. Findings go to `ctx`.
+pub(crate) fn run_one(ctx: &mut Ctx<'_>, data: &[u8], start: usize) -> End {
+    let mut m = Machine {
+        data,
+        pos: start,
+        op_off: start,
+        vals: Vec::new(),
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: HashMap::new(),
+        globals: Vec::new(),
+        units: 0,
+        ctx,
+    };
+    let end = m.run();
+    m.flush_imports();
+    end
+}
+
+/// Scans `bytes` (a payload embedded in another pickle) as a pickle stream,
+/// reporting its findings at `outer_offset` with an evidence prefix.
+pub(crate) fn scan_embedded(ctx: &mut Ctx<'_>, bytes: &[u8], outer_offset: u64) -> usize {
+    if ctx.depth >= ctx.limits.max_depth {
+        ctx.emit(
+            &RESOURCE_LIMIT,
+            outer_offset,
+            format!("nested pickle depth limit {} reached", ctx.limits.max_depth),
+            None,
+        );
+        return 0;
+    }
+    let before = ctx.findings.len();
+    let old_fixed = ctx.fixed_offset;
+    let old_prefix_len = ctx.prefix.len();
+    ctx.fixed_offset = Some(old_fixed.unwrap_or(outer_offset));
+    ctx.prefix.push_str("[nested pickle] ");
+    ctx.depth += 1;
+    crate::scan_stream_ctx(ctx, bytes);
+    ctx.depth -= 1;
+    ctx.prefix.truncate(old_prefix_len);
+    ctx.fixed_offset = old_fixed;
+    ctx.findings.len() - before
+}
+
+fn le_u(b: &[u8]) -> u64 {
+    let mut v = 0u64;
+    for (i, x) in b.iter().enumerate().take(8) {
+        v |= (*x as u64) << (8 * i);
+    }
+    v
+}
+
+fn long_to_i64(b: &[u8]) -> Option<i64> {
+    if b.is_empty() {
+        return Some(0);
+    }
+    if b.len() > 8 {
+        return None;
+    }
+    let mut v = le_u(b);
+    let neg = b[b.len() - 1] & 0x80 != 0;
+    if neg && b.len() < 8 {
+        v |= u64::MAX << (8 * b.len());
+    }
+    Some(v as i64)
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let s = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let e = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(s, |p| p + 1);
+    &b[s..e.max(s)]
+}
+
+fn is_decimal(b: &[u8]) -> bool {
+    let d = match b.first() {
+        Some(b'-') | Some(b'+') => &b[1..],
+        _ => b,
+    };
+    !d.is_empty() && d.iter().all(|c| c.is_ascii_digit() || *c == b'_')
+}
+
+/// Decodes Python's `codecs.escape_decode` (the STRING opcode's argument).
+fn escape_decode(s: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let c = s[i];
+        if c != b'\\' {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        i += 1;
+        let e = *s.get(i)?;
+        i += 1;
+        match e {
+            b'\n' => {}
+            b'\\' => out.push(b'\\'),
+            b'\'' => out.push(b'\''),
+            b'"' => out.push(b'"'),
+            b'a' => out.push(7),
+            b'b' => out.push(8),
+            b'f' => out.push(12),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'v' => out.push(11),
+            b'x' => {
+                let h = s.get(i..i + 2)?;
+                let v = u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()?;
+                out.push(v);
+                i += 2;
+            }
+            b'0'..=b'7' => {
+                let mut v: u32 = (e - b'0') as u32;
+                let mut n = 1;
+                while n < 3 && i < s.len() && (b'0'..=b'7').contains(&s[i]) {
+                    v = v * 8 + (s[i] - b'0') as u32;
+                    i += 1;
+                    n += 1;
+                }
+                out.push((v & 0xff) as u8);
+            }
+            other => {
+                out.push(b'\\');
+                out.push(other);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Decodes `raw-unicode-escape` (the UNICODE opcode's argument) to UTF-8.
+fn raw_unicode_escape(s: &[u8]) -> Option<Vec<u8>> {
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let c = s[i];
+        if c == b'\\' && i + 1 < s.len() && (s[i + 1] == b'u' || s[i + 1] == b'U') {
+            let n = if s[i + 1] == b'u' { 4 } else { 8 };
+            let h = s.get(i + 2..i + 2 + n)?;
+            let v = u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()?;
+            out.push(char::from_u32(v).unwrap_or('\u{FFFD}'));
+            i += 2 + n;
+        } else {
+            out.push(c as char);
+            i += 1;
+        }
+    }
+    Some(out.into_bytes())
+}
+
+fn is_loader(full: &str) -> (bool, bool) {
+    // (is a nested loader, payload is a pickle we can analyse)
+    match full {
+        "pickle.loads"
+        | "pickle._loads"
+        | "_pickle.loads"
+        | "cPickle.loads"
+        | "dill.loads"
+        | "dill._dill.loads"
+        | "cloudpickle.loads"
+        | "torch.storage._load_from_bytes" => (true, true),
+        "pickle.load"
+        | "pickle._load"
+        | "_pickle.load"
+        | "pickle.Unpickler"
+        | "_pickle.Unpickler"
+        | "pickle._Unpickler"
+        | "dill.load"
+        | "cloudpickle.load"
+        | "torch.load"
+        | "torch.serialization.load"
+        | "numpy.load"
+        | "numpy.lib.npyio.load"
+        | "joblib.load"
+        | "joblib.numpy_pickle.load"
+        | "marshal.loads"
+        | "marshal.load"
+        | "types.CodeType"
+        | "types.FunctionType"
+        | "jsonpickle.decode"
+        | "shelve.open"
+        | "yaml.load"
+        | "yaml.unsafe_load" => (true, false),
+        _ => (false, false),
+    }
+}
+
+impl<'a> Machine<'a, '_, '_> {
+    // ---- byte readers -------------------------------------------------
+    fn take(&mut self, n: u64) -> R<&'a [u8]> {
+        let rem = (self.data.len() - self.pos) as u64;
+        if n > rem {
+            return bad(format!("truncated: argument of {n} bytes, {rem} left"));
+        }
+        let s = &self.data[self.pos..self.pos + n as usize];
+        self.pos += n as usize;
+        Ok(s)
+    }
+    fn uint(&mut self, n: u64) -> R<u64> {
+        Ok(le_u(self.take(n)?))
+    }
+    fn line(&mut self) -> R<&'a [u8]> {
+        let rest = &self.data[self.pos..];
+        match rest.iter().position(|&c| c == b'\n') {
+            Some(p) => {
+                self.pos += p + 1;
+                Ok(&rest[..p])
+            }
+            None => bad("truncated: line without newline"),
+        }
+    }
+
+    // ---- value arena ---------------------------------------------------
+    fn charge(&mut self, n: usize) -> R<()> {
+        self.units += n;
+        if self.units > self.ctx.limits.max_values {
+            return Err(Halt::Limit(format!(
+                "more than {} values/container entries (pickle bomb?)",
+                self.ctx.limits.max_values
+            )));
+        }
+        Ok(())
+    }
+    fn new_val(&mut self, v: Val<'a>) -> R<Idx> {
+        self.charge(1)?;
+        let i = self.vals.len() as Idx;
+        self.vals.push(v);
+        Ok(i)
+    }
+    fn push(&mut self, i: Idx) -> R<()> {
+        if self.stack.len() >= self.ctx.limits.max_stack {
+            return Err(Halt::Limit(format!(
+                "stack depth over {}",
+                self.ctx.limits.max_stack
+            )));
+        }
+        self.stack.push(i);
+        Ok(())
+    }
+    fn push_val(&mut self, v: Val<'a>) -> R<()> {
+        let i = self.new_val(v)?;
+        self.push(i)
+    }
+    fn base(&self) -> usize {
+        self.marks.last().copied().unwrap_or(0)
+    }
+    fn pop(&mut self) -> R<Idx> {
+        if self.stack.len() <= self.base() {
+            return bad("unpickling stack underflow");
+        }
+        Ok(self.stack.pop().unwrap_or(0))
+    }
+    fn top(&self) -> R<Idx> {
+        if self.stack.len() <= self.base() {
+            return bad("unpickling stack underflow");
+        }
+        Ok(*self.stack.last().unwrap_or(&0))
+    }
+    fn pop_mark(&mut self) -> R<Vec<Idx>> {
+        match self.marks.pop() {
+            Some(m) => Ok(self.stack.split_off(m.min(self.stack.len()))),
+            None => bad("could not find MARK"),
+        }
+    }
+    fn memo_put(&mut self, key: u64, v: Idx) -> R<()> {
+        if self.memo.len() >= self.ctx.limits.max_memo && !self.memo.contains_key(&key) {
+            return Err(Halt::Limit(format!(
+                "memo over {} entries",
+                self.ctx.limits.max_memo
+            )));
+        }
+        self.memo.insert(key, v);
+        Ok(())
+    }
+    fn memo_get(&mut self, key: u64) -> R<()> {
+        match self.memo.get(&key) {
+            Some(&v) => self.push(v),
+            None => bad(format!("memo key {key} missing")),
+        }
+    }
+
+    // ---- rendering -----------------------------------------------------
+    fn render(&self, i: Idx) -> String {
+        let mut s = String::new();
+        self.render_into(i, &mut s, 0);
+        let max = self.ctx.limits.max_evidence;
+        if s.len() > max {
+            let mut cut = max;
+            while !s.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            s.truncate(cut);
+            s.push('…');
+        }
+        s
+    }
+    fn render_into(&self, i: Idx, out: &mut String, depth: u32) {
+        use std::fmt::Write;
+        if out.len() > self.ctx.limits.max_evidence || depth > 8 {
+            out.push('…');
+            return;
+        }
+        let Some(v) = self.vals.get(i as usize) else {
+            out.push('?');
+            return;
+        };
+        let seq = |items: &[Idx], out: &mut String, open: &str, close: &str| {
+            out.push_str(open);
+            for (k, it) in items.iter().enumerate() {
+                if out.len() > self.ctx.limits.max_evidence {
+                    out.push('…');
+                    break;
+                }
+                if k > 0 {
+                    out.push_str(", ");
+                }
+                self.render_into(*it, out, depth + 1);
+            }
+            out.push_str(close);
+        };
+        match v {
+            Val::None => out.push_str("None"),
+            Val::Bool(b) => out.push_str(if *b { "True" } else { "False" }),
+            Val::Int(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Val::Long(b) => match long_to_i64(b) {
+                Some(n) => {
+                    let _ = write!(out, "{n}");
+                }
+                None => {
+                    let _ = write!(out, "<int of {} bytes>", b.len());
+                }
+            },
+            Val::LongText(t) => out.push_str(&String::from_utf8_lossy(&t[..t.len().min(40)])),
+            Val::Float(f) => {
+                let _ = write!(out, "{f}");
+            }
+            Val::Str(s) => {
+                let t = String::from_utf8_lossy(&s[..s.len().min(120)]);
+                let _ = write!(out, "{:?}", t);
+                if s.len() > 120 {
+                    out.push('…');
+                }
+            }
+            Val::Bytes(b) => {
+                out.push_str("b'");
+                for c in b.iter().take(60) {
+                    if c.is_ascii_graphic() || *c == b' ' {
+                        out.push(*c as char);
+                    } else {
+                        let _ = write!(out, "\\x{c:02x}");
+                    }
+                }
+                if b.len() > 60 {
+                    out.push('…');
+                }
+                out.push('\'');
+            }
+            Val::Tuple(items) => seq(items, out, "(", ")"),
+            Val::List(items) => seq(items, out, "[", "]"),
+            Val::Set(items) => seq(items, out, "{", "}"),
+            Val::FrozenSet(items) => seq(items, out, "frozenset({", "})"),
+            Val::Dict(items) => {
+                out.push('{');
+                for (k, (a, b)) in items.iter().enumerate() {
+                    if out.len() > self.ctx.limits.max_evidence {
+                        out.push('…');
+                        break;
+                    }
+                    if k > 0 {
+                        out.push_str(", ");
+                    }
+                    self.render_into(*a, out, depth + 1);
+                    out.push_str(": ");
+                    self.render_into(*b, out, depth + 1);
+                }
+                out.push('}');
+            }
+            Val::Global(g) => match self.globals.get(*g as usize) {
+                Some(e) => out.push_str(&e.full),
+                None => out.push('?'),
+            },
+            Val::Call {
+                func, args, kwargs, ..
+            } => {
+                self.render_into(*func, out, depth + 1);
+                match self.vals.get(*args as usize) {
+                    Some(Val::Tuple(items)) => seq(items, out, "(", ""),
+                    _ => {
+                        out.push_str("(*");
+                        self.render_into(*args, out, depth + 1);
+                    }
+                }
+                if let Some(k) = kwargs {
+                    out.push_str(", **");
+                    self.render_into(*k, out, depth + 1);
+                }
+                out.push(')');
+            }
+            Val::PersId(p) => {
+                out.push_str("persistent_load(");
+                self.render_into(*p, out, depth + 1);
+                out.push(')');
+            }
+            Val::Ext(c) => {
+                let _ = write!(out, "<extension {c}>");
+            }
+            Val::Unknown => out.push_str("<unknown>"),
+        }
+    }
+
+    // ---- semantics -----------------------------------------------------
+    fn str_of(&self, i: Idx) -> Option<Cow<'_, str>> {
+        match self.vals.get(i as usize)? {
+            Val::Str(s) => Some(String::from_utf8_lossy(s)),
+            _ => None,
+        }
+    }
+
+    fn add_global(&mut self, module: &str, name: &str, resolved: bool) -> R<Idx> {
+        let module_n = compat_module(module);
+        let full = format!("{module_n}.{name}");
+        let verdict = if resolved {
+            self.ctx.policy.classify(module, name)
+        } else {
+            Verdict::Unknown
+        };
+        if resolved {
+            self.ctx.note_global(&full);
+        }
+        let g = self.globals.len() as u32;
+        self.globals.push(GlobalEntry {
+            full,
+            offset: self.op_off as u64,
+            verdict,
+            resolved,
+            reported: !resolved,
+            build_reported: !resolved,
+        });
+        self.new_val(Val::Global(g))
+    }
+
+    fn global_line(&mut self) -> R<Idx> {
+        let module = self.line()?;
+        let name = self.line()?;
+        let (Ok(m), Ok(n)) = (std::str::from_utf8(module), std::str::from_utf8(name)) else {
+            return bad("GLOBAL/INST name is not UTF-8");
+        };
+        self.add_global(m, n, true)
+    }
+
+    /// The global an instance was made from (its class), looking through
+    /// `copyreg._reconstructor`/`copyreg.__newobj__`.
+    fn class_of(&self, i: Idx) -> Option<u32> {
+        let Val::Call { func, args, .. } = self.vals.get(i as usize)? else {
+            return None;
+        };
+        let Val::Global(g) = self.vals.get(*func as usize)? else {
+            return None;
+        };
+        let full = &self.globals.get(*g as usize)?.full;
+        if full == "copyreg._reconstructor" || full == "copyreg.__newobj__" {
+            if let Some(Val::Tuple(a)) = self.vals.get(*args as usize) {
+                if let Some(Val::Global(h)) = a.first().and_then(|x| self.vals.get(*x as usize)) {
+                    return Some(*h);
+                }
+            }
+        }
+        Some(*g)
+    }
+
+    fn literal_bytes(&self, i: Idx) -> Option<Cow<'_, [u8]>> {
+        match self.vals.get(i as usize)? {
+            Val::Bytes(b) => Some(Cow::Borrowed(b)),
+            Val::Str(s) => Some(Cow::Borrowed(s)),
+            Val::Call { func, args, .. } => {
+                // protocol 2 pickles write bytes as _codecs.encode(str, 'latin1')
+                let Val::Global(g) = self.vals.get(*func as usize)? else {
+                    return None;
+                };
+                let full = &self.globals.get(*g as usize)?.full;
+                if full != "_codecs.encode" && full != "codecs.encode" {
+                    return None;
+                }
+                let Val::Tuple(a) = self.vals.get(*args as usize)? else {
+                    return None;
+                };
+                let s = self.str_of(*a.first()?)?;
+                let mut out = Vec::with_capacity(s.len());
+                for ch in s.chars() {
+                    out.push(u8::try_from(ch as u32).ok()?);
+                }
+                Some(Cow::Owned(out))
+            }
+            _ => None,
+        }
+    }
+
+    fn first_arg(&self, args: Idx) -> Option<Idx> {
+        match self.vals.get(args as usize)? {
+            Val::Tuple(a) | Val::List(a) => a.first().copied(),
+            _ => None,
+        }
+    }
+
+    fn on_call(&mut self, func: Idx, args: Idx, kwargs: Option<Idx>, kind: CallKind) -> R<()> {
+        let call = self.new_val(Val::Call {
+            func,
+            args,
+            kwargs,
+            state: None,
+        })?;
+        let via = kind.opcode();
+        let off = self.op_off as u64;
+        match self.vals.get(func as usize) {
+            Some(Val::Global(g)) => {
+                let g = *g as usize;
+                let Some(e) = self.globals.get(g) else {
+                    return self.push(call);
+                };
+                let verdict = e.verdict.clone();
+                let full = e.full.clone();
+                let already = e.reported;
+                match verdict {
+                    Verdict::Allowed => {}
+                    Verdict::Denied { reason, source } => {
+                        let (loader, analysable) = is_loader(&full);
+                        if loader {
+                            let ev =
+                                format!("{} via {via} — {reason} [{source}]", self.render(call));
+                            self.ctx.emit(&NESTED_LOADER, off, ev, None);
+                            if analysable {
+                                if let Some(a0) = self.first_arg(args) {
+                                    if let Some(b) = self.literal_bytes(a0) {
+                                        let b = b.into_owned();
+                                        scan_embedded(self.ctx, &b, off);
+                                    }
+                                }
+                            }
+                        } else if !already {
+                            let ev =
+                                format!("{} via {via} — {reason} [{source}]", self.render(call));
+                            self.ctx.emit(&DANGEROUS_CALL, off, ev, None);
+                        }
+                    }
+                    Verdict::Unknown => {
+                        if !already {
+                            let ev = format!("call of non-allowlisted {}", self.render(call));
+                            self.ctx.emit(&UNKNOWN_GLOBAL, off, ev, None);
+                        }
+                    }
+                }
+                if let Some(e) = self.globals.get_mut(g) {
+                    e.reported = true;
+                }
+            }
+            Some(Val::Ext(_)) => {}
+            _ => {
+                let ev = format!("call of computed callable: {}", self.render(call));
+                self.ctx.emit(&COMPUTED_CALLABLE, off, ev, None);
+            }
+        }
+        self.push(call)
+    }
+
+    fn on_build(&mut self) -> R<()> {
+        let state = self.pop()?;
+        let obj = self.top()?;
+        let off = self.op_off as u64;
+        match self.vals.get(obj as usize) {
+            Some(Val::Global(g)) => {
+                let g = *g;
+                let ev = format!(
+                    "BUILD sets attributes of class/module {} to {}",
+                    self.globals
+                        .get(g as usize)
+                        .map_or("?", |e| e.full.as_str()),
+                    self.render(state)
+                );
+                self.ctx
+                    .emit(&BUILD_UNTRUSTED, off, ev, Some(Severity::High));
+            }
+            Some(Val::Call { .. }) => {
+                if let Some(Val::Call { state: st, .. }) = self.vals.get_mut(obj as usize) {
+                    *st = Some(state);
+                }
+                if let Some(g) = self.class_of(obj) {
+                    let g = g as usize;
+                    if let Some(e) = self.globals.get(g) {
+                        if e.resolved && !e.build_reported && e.verdict != Verdict::Allowed {
+                            let ev = format!(
+                                "BUILD (__setstate__/__dict__ update) on instance of non-allowlisted {} with state {}",
+                                e.full,
+                                self.render(state)
+                            );
+                            self.ctx.emit(&BUILD_UNTRUSTED, off, ev, None);
+                            if let Some(e) = self.globals.get_mut(g) {
+                                e.build_reported = true;
+                            }
+                        } else if e.full == "joblib.numpy_pickle.NumpyArrayWrapper"
+                            && e.verdict == Verdict::Allowed
+                        {
+                            return self.joblib_array(state);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn dict_get(&self, d: Idx, key: &str) -> Option<Idx> {
+        let Val::Dict(items) = self.vals.get(d as usize)? else {
+            return None;
+        };
+        items
+            .iter()
+            .find(|(k, _)| self.str_of(*k).is_some_and(|s| s == key))
+            .map(|(_, v)| *v)
+    }
+
+    fn int_of(&self, i: Idx) -> Option<i64> {
+        match self.vals.get(i as usize)? {
+            Val::Int(n) => Some(*n),
+            Val::Bool(b) => Some(*b as i64),
+            Val::Long(b) => long_to_i64(b),
+            _ => None,
+        }
+    }
+
+    /// joblib writes the array bytes of a `NumpyArrayWrapper` right after its
+    /// BUILD opcode (joblib/numpy_pickle.py `NumpyArrayWrapper.write_array`):
+    /// object arrays as a nested pickle, others as an optional alignment
+    /// (one length byte then that many 0xff bytes) and `prod(shape)*itemsize`
+    /// raw bytes.
+    fn joblib_array(&mut self, state: Idx) -> R<()> {
+        let shape = self.dict_get(state, "shape");
+        let dtype = self.dict_get(state, "dtype");
+        let (Some(shape), Some(dtype)) = (shape, dtype) else {
+            return bad("joblib NumpyArrayWrapper state without shape/dtype");
+        };
+        let mut count: u64 = 1;
+        match self.vals.get(shape as usize) {
+            Some(Val::Tuple(dims)) => {
+                for d in dims {
+                    let n = self.int_of(*d).filter(|n| *n >= 0);
+                    let Some(n) = n else {
+                        return bad("joblib array shape is not a tuple of ints");
+                    };
+                    count = count.saturating_mul(n as u64);
+                }
+            }
+            _ => return bad("joblib array shape is not a tuple"),
+        }
+        // dtype: numpy.dtype(name, False, True) with BUILD state
+        // (version, byteorder, subdescr, names, fields, elsize, alignment, flags)
+        let Some(Val::Call {
+            args,
+            state: dstate,
+            ..
+        }) = self.vals.get(dtype as usize)
+        else {
+            return bad("joblib array dtype is not a numpy.dtype");
+        };
+        let name = self
+            .first_arg(*args)
+            .and_then(|a| self.str_of(a))
+            .map(|s| s.into_owned());
+        let Some(name) = name else {
+            return bad("joblib array dtype has no name");
+        };
+        let mut elsize: i64 = -1;
+        let mut flags: i64 = 0;
+        if let Some(Val::Tuple(st)) = dstate.and_then(|s| self.vals.get(s as usize)) {
+            if st.len() >= 8 {
+                elsize = self.int_of(st[5]).unwrap_or(-1);
+                flags = self.int_of(st[7]).unwrap_or(0);
+            }
+        }
+        let has_object = name.starts_with('O') || flags & 1 != 0;
+        if has_object {
+            if self.ctx.depth >= self.ctx.limits.max_depth {
+                return Err(Halt::Limit("nested pickle depth".into()));
+            }
+            self.ctx.depth += 1;
+            let end = run_one(self.ctx, self.data, self.pos);
+            self.ctx.depth -= 1;
+            return match end {
+                End::Stop { pos, .. } => {
+                    self.pos = pos;
+                    Ok(())
+                }
+                End::Malformed { msg, .. } => bad(format!("joblib object array pickle: {msg}")),
+                End::Limit { msg, .. } => Err(Halt::Limit(msg)),
+            };
+        }
+        let itemsize: u64 = if elsize > 0 {
+            elsize as u64
+        } else {
+            let digits: String = name.chars().skip_while(|c| !c.is_ascii_digit()).collect();
+            match digits.parse::<u64>() {
+                Ok(n) if n > 0 => {
+                    if name.starts_with('U') {
+                        n * 4
+                    } else {
+                        n
+                    }
+                }
+                _ if name == "?" || name == "b1" => 1,
+                _ => return bad(format!("joblib array dtype '{name}' has unknown item size")),
+            }
+        };
+        if let Some(a) = self.dict_get(state, "numpy_array_alignment_bytes") {
+            if self.int_of(a).is_some_and(|n| n > 0) {
+                let pad = self.take(1)?[0];
+                self.take(pad as u64)?;
+            }
+        }
+        let nbytes = count.saturating_mul(itemsize);
+        self.take(nbytes).map_err(|_| {
+            Halt::Malformed(format!("joblib array data of {nbytes} bytes truncated"))
+        })?;
+        Ok(())
+    }
+
+    fn run(&mut self) -> End {
+        loop {
+            self.op_off = self.pos;
+            self.ctx.ops += 1;
+            if self.ctx.ops > self.ctx.limits.max_ops {
+                return End::Limit {
+                    pos: self.op_off,
+                    msg: format!("more than {} opcodes", self.ctx.limits.max_ops),
+                };
+            }
+            match self.step() {
+                Ok(Some(torch_magic)) => {
+                    return End::Stop {
+                        pos: self.pos,
+                        torch_magic,
+                    }
+                }
+                Ok(None) => {}
+                Err(Halt::Malformed(msg)) => {
+                    return End::Malformed {
+                        pos: self.op_off,
+                        msg,
+                    }
+                }
+                Err(Halt::Limit(msg)) => {
+                    return End::Limit {
+                        pos: self.op_off,
+                        msg,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Executes one opcode; `Some(torch_magic)` on STOP.
+    fn step(&mut self) -> R<Option<bool>> {
+        let Some(&op) = self.data.get(self.pos) else {
+            return bad("truncated: no STOP opcode");
+        };
+        self.pos += 1;
+        match op {
+            b'(' => {
+                if self.marks.len() >= self.ctx.limits.max_stack {
+                    return Err(Halt::Limit("too many MARKs".into()));
+                }
+                self.marks.push(self.stack.len());
+            }
+            b'.' => {
+                let v = self.pop()?;
+                let magic =
+                    matches!(self.vals.get(v as usize), Some(Val::Long(b)) if *b == TORCH_MAGIC_LE);
+                return Ok(Some(magic));
+            }
+            b'0' => {
+                if self.stack.len() > self.base() {
+                    self.stack.pop();
+                } else {
+                    self.pop_mark()?;
+                }
+            }
+            b'1' => {
+                self.pop_mark()?;
+            }
+            b'2' => {
+                let t = self.top()?;
+                self.push(t)?;
+            }
+            b'F' => {
+                let l = trim(self.line()?);
+                let f = std::str::from_utf8(l)
+                    .ok()
+                    .and_then(|s| s.parse::<f64>().ok());
+                match f {
+                    Some(f) => self.push_val(Val::Float(f))?,
+                    None => return bad("FLOAT: invalid literal"),
+                }
+            }
+            b'I' | b'L' => {
+                let mut l = trim(self.line()?);
+                if op == b'L' {
+                    l = l.strip_suffix(b"L").unwrap_or(l);
+                }
+                let v = if op == b'I' && l == b"00" {
+                    Val::Bool(false)
+                } else if op == b'I' && l == b"01" {
+                    Val::Bool(true)
+                } else if let Some(n) = std::str::from_utf8(l)
+                    .ok()
+                    .and_then(|s| s.parse::<i64>().ok())
+                {
+                    Val::Int(n)
+                } else if is_decimal(l) {
+                    Val::LongText(l)
+                } else {
+                    return bad("INT/LONG: invalid literal");
+                };
+                self.push_val(v)?;
+            }
+            b'J' => {
+                let n = self.uint(4)? as u32 as i32;
+                self.push_val(Val::Int(n as i64))?;
+            }
+            b'K' => {
+                let n = self.uint(1)?;
+                self.push_val(Val::Int(n as i64))?;
+            }
+            b'M' => {
+                let n = self.uint(2)?;
+                self.push_val(Val::Int(n as i64))?;
+            }
+            b'N' => self.push_val(Val::None)?,
+            b'P' => {
+                let l = self.line()?;
+                let s = self.new_val(Val::Str(Cow::Borrowed(l)))?;
+                self.push_val(Val::PersId(s))?;
+            }
+            b'Q' => {
+                let p = self.pop()?;
+                self.push_val(Val::PersId(p))?;
+            }
+            b'R' => {
+                let args = self.pop()?;
+                let func = self.pop()?;
+                self.on_call(func, args, None, CallKind::Reduce)?;
+            }
+            b'S' => {
+                let l = self.line()?;
+                let l = trim_end(l);
+                if l.len() < 2 || l[0] != l[l.len() - 1] || !(l[0] == b'\'' || l[0] == b'"') {
+                    return bad("STRING: the STRING opcode argument must be quoted");
+                }
+                let Some(d) = escape_decode(&l[1..l.len() - 1]) else {
+                    return bad("STRING: invalid escape");
+                };
+                self.push_val(Val::Str(Cow::Owned(d)))?;
+            }
+            b'T' => {
+                let n = self.uint(4)? as u32 as i32;
+                if n < 0 {
+                    return bad("BINSTRING: negative length");
+                }
+                let s = self.take(n as u64)?;
+                self.push_val(Val::Str(Cow::Borrowed(s)))?;
+            }
+            b'U' => {
+                let n = self.uint(1)?;
+                let s = self.take(n)?;
+                self.push_val(Val::Str(Cow::Borrowed(s)))?;
+            }
+            b'V' => {
+                let l = self.line()?;
+                let Some(d) = raw_unicode_escape(l) else {
+                    return bad("UNICODE: invalid escape");
+                };
+                self.push_val(Val::Str(Cow::Owned(d)))?;
+            }
+            b'X' | 0x8c | 0x8d => {
+                let n = match op {
+                    b'X' => self.uint(4)?,
+                    0x8c => self.uint(1)?,
+                    _ => self.uint(8)?,
+                };
+                let s = self.take(n)?;
+                self.push_val(Val::Str(Cow::Borrowed(s)))?;
+            }
+            b'B' | b'C' | 0x8e | 0x96 => {
+                let n = match op {
+                    b'B' => self.uint(4)?,
+                    b'C' => self.uint(1)?,
+                    _ => self.uint(8)?,
+                };
+                let s = self.take(n)?;
+                self.push_val(Val::Bytes(s))?;
+            }
+            b'a' => {
+                let v = self.pop()?;
+                let l = self.top()?;
+                self.charge(1)?;
+                if let Some(Val::List(items)) = self.vals.get_mut(l as usize) {
+                    items.push(v);
+                }
+            }
+            b'e' | 0x90 => {
+                let items = self.pop_mark()?;
+                let l = self.top()?;
+                self.charge(items.len())?;
+                match self.vals.get_mut(l as usize) {
+                    Some(Val::List(v)) if op == b'e' => v.extend(items),
+                    Some(Val::Set(v)) if op == 0x90 => v.extend(items),
+                    _ => {}
+                }
+            }
+            b'b' => self.on_build()?,
+            b'c' => {
+                let g = self.global_line()?;
+                self.push(g)?;
+            }
+            b'd' | b'}' => {
+                let items = if op == b'd' {
+                    self.pop_mark()?
+                } else {
+                    Vec::new()
+                };
+                if items.len() % 2 != 0 {
+                    return bad("DICT: odd number of items");
+                }
+                let pairs: Vec<(Idx, Idx)> = items.chunks_exact(2).map(|c| (c[0], c[1])).collect();
+                self.charge(pairs.len())?;
+                self.push_val(Val::Dict(pairs))?;
+            }
+            b's' => {
+                let v = self.pop()?;
+                let k = self.pop()?;
+                let d = self.top()?;
+                self.charge(1)?;
+                if let Some(Val::Dict(items)) = self.vals.get_mut(d as usize) {
+                    items.push((k, v));
+                }
+            }
+            b'u' => {
+                let items = self.pop_mark()?;
+                if items.len() % 2 != 0 {
+                    return bad("SETITEMS: odd number of items");
+                }
+                let d = self.top()?;
+                self.charge(items.len() / 2)?;
+                if let Some(Val::Dict(v)) = self.vals.get_mut(d as usize) {
+                    v.extend(items.chunks_exact(2).map(|c| (c[0], c[1])));
+                }
+            }
+            b'g' => {
+                let l = trim(self.line()?);
+                let k = std::str::from_utf8(l)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok());
+                match k {
+                    Some(k) => self.memo_get(k)?,
+                    None => return bad("GET: invalid memo key"),
+                }
+            }
+            b'h' => {
+                let k = self.uint(1)?;
+                self.memo_get(k)?;
+            }
+            b'j' => {
+                let k = self.uint(4)?;
+                self.memo_get(k)?;
+            }
+            b'p' => {
+                let l = trim(self.line()?);
+                let k = std::str::from_utf8(l)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok());
+                let Some(k) = k else {
+                    return bad("PUT: invalid memo key");
+                };
+                let t = self.top()?;
+                self.memo_put(k, t)?;
+            }
+            b'q' => {
+                let k = self.uint(1)?;
+                let t = self.top()?;
+                self.memo_put(k, t)?;
+            }
+            b'r' => {
+                let k = self.uint(4)?;
+                let t = self.top()?;
+                self.memo_put(k, t)?;
+            }
+            0x94 => {
+                let t = self.top()?;
+                let k = self.memo.len() as u64;
+                self.memo_put(k, t)?;
+            }
+            b'i' => {
+                let g = self.global_line()?;
+                let items = self.pop_mark()?;
+                let args = self.new_val(Val::Tuple(items))?;
+                self.on_call(g, args, None, CallKind::Inst)?;
+            }
+            b'o' => {
+                let mut items = self.pop_mark()?;
+                if items.is_empty() {
+                    return bad("OBJ: no class");
+                }
+                let cls = items.remove(0);
+                let args = self.new_val(Val::Tuple(items))?;
+                self.on_call(cls, args, None, CallKind::Obj)?;
+            }
+            b'l' | b't' => {
+                let items = self.pop_mark()?;
+                self.charge(items.len())?;
+                let v = if op == b'l' {
+                    Val::List(items)
+                } else {
+                    Val::Tuple(items)
+                };
+                self.push_val(v)?;
+            }
+            b']' => self.push_val(Val::List(Vec::new()))?,
+            b')' => self.push_val(Val::Tuple(Vec::new()))?,
+            0x8f => self.push_val(Val::Set(Vec::new()))?,
+            0x91 => {
+                let items = self.pop_mark()?;
+                self.charge(items.len())?;
+                self.push_val(Val::FrozenSet(items))?;
+            }
+            0x85..=0x87 => {
+                let n = (op - 0x84) as usize;
+                let mut items = vec![0; n];
+                for k in (0..n).rev() {
+                    items[k] = self.pop()?;
+                }
+                self.push_val(Val::Tuple(items))?;
+            }
+            b'G' => {
+                let b = self.take(8)?;
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                self.push_val(Val::Float(f64::from_be_bytes(a)))?;
+            }
+            0x80 => {
+                let p = self.uint(1)?;
+                if p > 5 {
+                    return bad(format!("unsupported pickle protocol: {p}"));
+                }
+            }
+            0x81 => {
+                let args = self.pop()?;
+                let cls = self.pop()?;
+                self.on_call(cls, args, None, CallKind::NewObj)?;
+            }
+            0x92 => {
+                let kwargs = self.pop()?;
+                let args = self.pop()?;
+                let cls = self.pop()?;
+                self.on_call(cls, args, Some(kwargs), CallKind::NewObjEx)?;
+            }
+            0x82..=0x84 => {
+                let code = match op {
+                    0x82 => self.uint(1)?,
+                    0x83 => self.uint(2)?,
+                    _ => self.uint(4)? as u32 as i32 as i64 as u64,
+                };
+                let ev = format!(
+                    "EXT{} code {}",
+                    [1, 2, 4][(op - 0x82) as usize],
+                    code as i64
+                );
+                self.ctx.emit(&EXT_REGISTRY, self.op_off as u64, ev, None);
+                self.push_val(Val::Ext(code as u32))?;
+            }
+            0x88 => self.push_val(Val::Bool(true))?,
+            0x89 => self.push_val(Val::Bool(false))?,
+            0x8a | 0x8b => {
+                let n = if op == 0x8a {
+                    self.uint(1)?
+                } else {
+                    let n = self.uint(4)? as u32 as i32;
+                    if n < 0 {
+                        return bad("LONG4: negative byte count");
+                    }
+                    n as u64
+                };
+                let b = self.take(n)?;
+                let v = match long_to_i64(b) {
+                    Some(x) => Val::Int(x),
+                    None => Val::Long(b),
+                };
+                self.push_val(v)?;
+            }
+            0x93 => {
+                let name = self.pop()?;
+                let module = self.pop()?;
+                match (self.str_of(module), self.str_of(name)) {
+                    (Some(m), Some(n)) => {
+                        let (m, n) = (m.into_owned(), n.into_owned());
+                        let g = self.add_global(&m, &n, true)?;
+                        self.push(g)?;
+                    }
+                    _ => {
+                        let ev = format!(
+                            "STACK_GLOBAL(module={}, name={}) is computed at load time",
+                            self.render(module),
+                            self.render(name)
+                        );
+                        self.ctx
+                            .emit(&UNRESOLVABLE_GLOBAL, self.op_off as u64, ev.clone(), None);
+                        let g = self.add_global("<computed>", &ev, false)?;
+                        self.push(g)?;
+                    }
+                }
+            }
+            0x95 => {
+                let n = self.uint(8)?;
+                if n > (self.data.len() - self.pos) as u64 {
+                    return bad(format!("FRAME of {n} bytes exceeds the data"));
+                }
+            }
+            0x97 => self.push_val(Val::Unknown)?,
+            0x98 => {
+                self.top()?;
+            }
+            other => return bad(format!("invalid opcode 0x{other:02x}")),
+        }
+        Ok(None)
+    }
+
+    /// Reports globals that were imported but never called.
+    fn flush_imports(&mut self) {
+        let mut out = Vec::new();
+        for e in &self.globals {
+            if e.reported {
+                continue;
+            }
+            match &e.verdict {
+                Verdict::Allowed => {}
+                Verdict::Denied { reason, source } => out.push((
+                    &DANGEROUS_IMPORT,
+                    e.offset,
+                    format!("import of {} — {reason} [{source}]", e.full),
+                )),
+                Verdict::Unknown => out.push((
+                    &UNKNOWN_GLOBAL,
+                    e.offset,
+                    format!("import of non-allowlisted {}", e.full),
+                )),
+            }
+        }
+        for (r, o, ev) in out {
+            self.ctx.emit(r, o, ev, None);
+        }
+    }
+}
+
+fn trim_end(b: &[u8]) -> &[u8] {
+    let e = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(0, |p| p + 1);
+    &b[..e]
+}
