@@ -124,6 +124,27 @@ def parse_modelscan(path, root, files):
     return {rel: {"flagged": rel in flagged, "error": rel in errors} for rel in files}
 
 
+def parse_jsonl_verdicts(path, root, files):
+    if not os.path.exists(path):
+        return None
+    recs = {}
+    for line in open(path):
+        r = json.loads(line)
+        recs[r["path"]] = r
+    return {rel: {"flagged": bool(recs.get(rel, {}).get("flagged")),
+                  "error": bool(recs.get(rel, {}).get("error"))} for rel in files}
+
+
+def picklescan_cli_aborted(path):
+    """The CLI's output ends in a Python traceback when it dies mid-directory."""
+    if not os.path.exists(path):
+        return None
+    text = open(path, errors="replace").read()
+    if "Traceback (most recent call last)" in text:
+        return text.strip().splitlines()[-1][:200]
+    return None
+
+
 def parse_fickling_cli(path, root, files):
     if not os.path.exists(path):
         return None
@@ -169,7 +190,7 @@ def main():
 
     tools = [
         ("aisec", parse_aisec(os.path.join(outd, "aisec.json"), root, files), "aisec"),
-        ("picklescan", parse_picklescan(os.path.join(outd, "picklescan.txt"), root, files), "picklescan"),
+        ("picklescan", parse_jsonl_verdicts(os.path.join(outd, "picklescan_api.jsonl"), root, files), "picklescan_api"),
         ("modelscan", parse_modelscan(os.path.join(outd, "modelscan.json"), root, files), "modelscan"),
         ("fickling (CLI, per file)", parse_fickling_cli(os.path.join(outd, "fickling_cli.tsv"), root, files), "fickling_cli"),
         ("fickling (API, one process)", parse_fickling_api(os.path.join(outd, "fickling_api.jsonl"), root, files), "fickling_api"),
@@ -193,7 +214,8 @@ def main():
     L.append("## Setup")
     L.append("")
     L.append(f"- Date (UTC): {env.get('date')}")
-    L.append(f"- Machine: {env.get('machine')}")
+    L.append(f"- Machine: {env.get('machine')}; shared with other jobs (load average when the report was "
+             f"written: {' '.join(env.get('loadavg_at_report', []))}), so timings carry that noise")
     L.append(f"- Command: `{env.get('command')}`")
     L.append(f"- Versions: " + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items()))
     L.append(f"- Corpus: seed {man['seed']}, scale {man['scale']}: **{n_files} files, {total_bytes / 1e9:.2f} GB** "
@@ -243,6 +265,22 @@ def main():
                      f"{fmt_rate(total_bytes / 1e6, t['wall'])} | {(t['rss_kb'] or 0) / 1024:,.0f} | {errs} |")
         else:
             L.append(f"| {name} | n/a | n/a | n/a | n/a | {errs} |")
+    cli_t = load_time(os.path.join(outd, "picklescan.time"))
+    aborted = picklescan_cli_aborted(os.path.join(outd, "picklescan.txt"))
+    if cli_t:
+        L.append(f"| picklescan CLI (`picklescan -p DIR`){' — aborted' if aborted else ''} | {cli_t['wall']:.2f} | "
+                 f"{'n/a' if aborted else fmt_rate(n_files, cli_t['wall'])} | "
+                 f"{'n/a' if aborted else fmt_rate(total_bytes / 1e6, cli_t['wall'])} | "
+                 f"{(cli_t['rss_kb'] or 0) / 1024:,.0f} | n/a |")
+    L.append("")
+    L.append("picklescan's row is `picklescan_batch.py`: picklescan's own directory logic (same extension filter, "
+             "same `scan_bytes`) in one process, one file at a time, so that an exception on one file does not end "
+             "the run. fickling's CLI takes one file per process; its API row is `fickling_batch.py`.")
+    if aborted:
+        L.append("")
+        L.append(f"The picklescan CLI run over the corpus directory died before finishing with `{aborted}`, "
+                 "so it gives no verdict for the files after that point and its time is not comparable; it is left "
+                 "out of the speedup and the detection table.")
     L.append("")
     if "aisec" in timing and timing["aisec"] and timing["aisec"].get("runs"):
         L.append("aisec wall times of the repeated runs (median shown above): "

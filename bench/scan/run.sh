@@ -8,7 +8,8 @@
 # Environment:
 #   CORPUS_SCALE  shrink factor for counts and sizes (default 1)
 #   REGEN=1       regenerate the corpus even if one with the same scale exists
-#   SKIP_PEERS=1  reuse the peers' outputs already in work/out (e.g. to re-run aisec only)
+#   SKIP_PEERS=1  do not run any peer; use whatever peer outputs are in work/out
+#   FRESH=1       rerun every peer even when its outputs for this corpus exist
 #   SKIP_AISEC=1  do not build or run aisec
 #   AISEC_RUNS    how many times aisec scans the corpus (median reported; default 3)
 #   CARGO_TARGET_DIR  where cargo builds (default: <repo>/target)
@@ -81,16 +82,28 @@ fi
 TIMEV=(/usr/bin/time -v)
 
 # ---- peers ---------------------------------------------------------------
-if [ "${SKIP_PEERS:-0}" != 1 ]; then
-    log "picklescan"
+# A step whose outputs already exist for this corpus is not run again
+# (outputs are cleared whenever the corpus is regenerated); FRESH=1 reruns all.
+[ "${FRESH:-0}" = 1 ] && rm -f "$OUT"/picklescan* "$OUT"/modelscan* "$OUT"/fickling*
+need() { [ "${SKIP_PEERS:-0}" != 1 ] && [ ! -s "$OUT/$1.time" ]; }
+
+if need picklescan; then
+    log "picklescan CLI over the corpus directory"
     "${TIMEV[@]}" -o "$OUT/picklescan.time" "$VENV/bin/picklescan" -p "$CORPUS" \
         > "$OUT/picklescan.txt" 2>&1 || true
-
+fi
+if need picklescan_api; then
+    log "picklescan library, one process, file by file"
+    "${TIMEV[@]}" -o "$OUT/picklescan_api.time" "$PY" "$HERE/picklescan_batch.py" "$CORPUS" \
+        "$CORPUS/manifest.json" "$OUT/picklescan_api.jsonl" > "$OUT/picklescan_api.log" 2>&1 || true
+fi
+if need modelscan; then
     log "modelscan"
     rm -f "$OUT/modelscan.json"
     "${TIMEV[@]}" -o "$OUT/modelscan.time" "$VENV/bin/modelscan" scan -p "$CORPUS" -r json \
         -o "$OUT/modelscan.json" > "$OUT/modelscan.log" 2>&1 || true
-
+fi
+if need fickling_cli; then
     log "fickling CLI, one process per file ($(wc -l < "$WORK/files.txt") files)"
     # One bash loop timed as a whole: GNU time reports the loop's wall time
     # and the largest RSS of any fickling process it waited for.
@@ -101,8 +114,9 @@ if [ "${SKIP_PEERS:-0}" != 1 ]; then
             "$1/bin/fickling" --check-safety --json-output /dev/null "$2/$rel" >/dev/null 2>&1 || rc=$?
             printf "%s\t%s\n" "$rc" "$rel"
         done < "$3"' _ "$VENV" "$CORPUS" "$WORK/files.txt" > "$OUT/fickling_cli.tsv"
-
-    log "fickling API, one process"
+fi
+if need fickling_api; then
+    log "fickling library, one process"
     "${TIMEV[@]}" -o "$OUT/fickling_api.time" "$PY" "$HERE/fickling_batch.py" "$CORPUS" \
         "$CORPUS/manifest.json" "$OUT/fickling_api.jsonl" > "$OUT/fickling_api.log" 2>&1 || true
 fi
@@ -172,6 +186,7 @@ json.dump({
     "machine": f"{os.cpu_count()} cores ({cpu}), {mem_kb / 1048576:.0f} GiB RAM, {platform.system()} {platform.release()}",
     "command": ("CORPUS_SCALE=%s " % scale if scale != "1" else "") + "bench/scan/run.sh",
     "versions": vers,
+    "loadavg_at_report": open("/proc/loadavg").read().split()[:3],
 }, open(out, "w"), indent=1)
 EOF
 "$PY" "$HERE/compare.py" "$WORK" "$HERE/RESULTS.md"
