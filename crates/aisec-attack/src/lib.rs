@@ -1,0 +1,42 @@
+//! `aisec-attack`: evasion attacks and robustness evaluation.
+//!
+//! This crate owns everything behind `aisec attack evasion`: the attacks,
+//! the evaluation driver that turns them into a robustness number a
+//! security engineer can trust, the findings that number produces, and
+//! saving the adversarial examples behind it.
+//!
+//! * White-box (gradients through [`aisec_model::Differentiable`]):
+//!   [`whitebox::fgsm`], BIM/[`whitebox::pgd`] (L-inf and L2),
+//!   [`whitebox::carlini_wagner_l2`], [`whitebox::deepfool`],
+//!   [`apgd::apgd`] (CE, DLR), [`apgd::apgd_targeted`] (APGD-T),
+//!   [`fab::fab_targeted`] (FAB-T).
+//! * Black-box (queries through [`aisec_model::Classifier`] only):
+//!   [`blackbox::square_linf`] (scores) and [`blackbox::hop_skip_jump`]
+//!   (labels), both counting queries against a budget.
+//! * [`eval::run_evasion`] / [`eval::run_evasion_blackbox`] run a list of
+//!   [`eval::AttackKind`]s (including the AutoAttack "standard" protocol)
+//!   and return an [`eval::EvasionReport`]: clean and robust accuracy,
+//!   per-example success, L0/L2/L-inf norms, queries, an
+//!   accuracy-versus-budget curve and the adversarial examples.
+//! * [`EvasionReport::findings`](eval::EvasionReport::findings) maps the
+//!   measured numbers to [`aisec_core::Finding`]s; [`rules`] lists the rules.
+//! * [`save`] writes the examples as `.npz` and a PNG grid.
+//!
+//! Budgets are in the user's input space and every example stays in the
+//! configured valid range `[lo, hi]`. Everything random is seeded.
+
+pub mod apgd;
+pub mod blackbox;
+pub mod eval;
+pub mod fab;
+pub mod findings;
+pub mod save;
+pub mod util;
+pub mod whitebox;
+
+pub use eval::{
+    run_evasion, run_evasion_blackbox, AttackKind, AttackResult, CurvePoint, EvasionConfig,
+    EvasionError, EvasionReport, Progress,
+};
+pub use findings::rules;
+pub use util::{Budget, Norm, QueryCounter};

@@ -1,0 +1,499 @@
+//! End-to-end tests of every attack against a small model with exact gradients.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use aisec_attack::blackbox::{hop_skip_jump, square_linf, HsjConfig, SquareConfig};
+use aisec_attack::util::{diff, l2};
+use aisec_attack::whitebox::{deepfool, DeepFoolConfig};
+use aisec_attack::{
+    run_evasion, run_evasion_blackbox, AttackKind, Budget, EvasionConfig, EvasionReport, Norm,
+    QueryCounter,
+};
+use aisec_model::{Classifier, Differentiable, Loss, Tensor};
+use common::{loss_and_dz, setup, C};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+fn cfg(attacks: Vec<AttackKind>, norm: Norm, eps: f32) -> EvasionConfig {
+    let mut c = EvasionConfig {
+        attacks,
+        norm,
+        eps,
+        seed: 7,
+        batch_size: 16,
+        ..EvasionConfig::default()
+    };
+    c.pgd.steps = 20;
+    c.apgd.steps = 20;
+    c.fab.steps = 20;
+    c.cw.steps = 60;
+    c.square.max_queries = 300;
+    c.hsj.max_queries = 1500;
+    c
+}
+
+fn run(c: &EvasionConfig, relu: bool, n: usize) -> EvasionReport {
+    let (net, x, y) = setup(relu, n, 1);
+    run_evasion(&net, &x, &y, c, None, &AtomicBool::new(false)).unwrap()
+}
+
+fn result<'a>(r: &'a EvasionReport, name: &str) -> &'a aisec_attack::AttackResult {
+    r.attacks.iter().find(|a| a.attack == name).unwrap()
+}
+
+#[test]
+fn gradients_match_finite_differences() {
+    for relu in [false, true] {
+        let (net, x, y) = setup(relu, 4, 3);
+        let targets: Vec<usize> = y.iter().map(|v| (v + 1) % C).collect();
+        let losses = [
+            Loss::CrossEntropy { labels: y.clone() },
+            Loss::Dlr { labels: y.clone() },
+            Loss::DlrTargeted {
+                labels: y.clone(),
+                targets: targets.clone(),
+            },
+            Loss::CwMargin {
+                labels: y.clone(),
+                kappa: 100.0,
+            },
+            Loss::Logit {
+                classes: targets.clone(),
+            },
+        ];
+        for loss in &losses {
+            let (l, g, _) = net.loss_grad(&x, loss).unwrap();
+            for i in 0..4 {
+                for j in [0usize, 5, 11] {
+                    let h = 1e-3f32;
+                    let mut xp = x.clone();
+                    xp.row_mut(i)[j] += h;
+                    let mut xm = x.clone();
+                    xm.row_mut(i)[j] -= h;
+                    let zp = net.logits(&xp).unwrap();
+                    let zm = net.logits(&xm).unwrap();
+                    let fd = (loss_and_dz(zp.row(i), loss, i).0
+                        - loss_and_dz(zm.row(i), loss, i).0)
+                        / (2.0 * h);
+                    let an = g.row(i)[j];
+                    assert!(
+                        (fd - an).abs() <= 2e-2 * (1.0 + an.abs()),
+                        "{loss:?} row {i} coord {j}: fd {fd} vs {an}"
+                    );
+                }
+                assert!(l[i].is_finite());
+            }
+        }
+    }
+}
+
+#[test]
+fn fgsm_and_pgd_reduce_accuracy_inside_the_ball() {
+    for (norm, eps) in [(Norm::Linf, 0.2f32), (Norm::L2, 0.6)] {
+        let c = cfg(
+            vec![AttackKind::Fgsm, AttackKind::Bim, AttackKind::Pgd],
+            norm,
+            eps,
+        );
+        let r = run(&c, false, 60);
+        assert!(r.clean_accuracy > 0.95, "clean {}", r.clean_accuracy);
+        for a in &r.attacks {
+            assert!(
+                a.robust_accuracy < r.clean_accuracy - 0.3,
+                "{} {norm:?}: {}",
+                a.attack,
+                a.robust_accuracy
+            );
+            for i in 0..r.n {
+                let d = diff(a.adversarial.row(i), r.clean.row(i));
+                assert!(
+                    norm.of(&d) <= eps * 1.0001 + 1e-6,
+                    "{} left the ball",
+                    a.attack
+                );
+                assert!(a.adversarial.row(i).iter().all(|v| (0.0..=1.0).contains(v)));
+            }
+        }
+        assert!(result(&r, "pgd").robust_accuracy <= result(&r, "fgsm").robust_accuracy + 1e-9);
+        assert!(
+            r.worst_case_robust_accuracy
+                <= r.attacks
+                    .iter()
+                    .map(|a| a.robust_accuracy)
+                    .fold(1.0, f64::min)
+        );
+    }
+}
+
+#[test]
+fn targeted_attacks_hit_the_target() {
+    let mut c = cfg(vec![AttackKind::Pgd, AttackKind::CwL2], Norm::Linf, 0.4);
+    c.target = Some(3);
+    c.cw.binary_search_steps = 5;
+    let r = run(&c, false, 40);
+    for a in &r.attacks {
+        assert_eq!(a.target, Some(3));
+        let hits = (0..r.n).filter(|&i| a.success[i]).count();
+        let eligible = (0..r.n)
+            .filter(|&i| r.labels[i] != 3 && r.clean_pred[i] == r.labels[i])
+            .count();
+        assert!(
+            hits as f64 >= 0.9 * eligible as f64,
+            "{}: {hits}/{eligible}",
+            a.attack
+        );
+        for i in 0..r.n {
+            if a.success[i] {
+                assert_eq!(a.adv_pred[i], 3);
+            }
+        }
+    }
+}
+
+#[test]
+fn carlini_wagner_finds_smaller_l2_than_pgd() {
+    let c = cfg(vec![AttackKind::Pgd, AttackKind::CwL2], Norm::L2, 1.5);
+    let r = run(&c, false, 30);
+    let pgd = result(&r, "pgd");
+    let cw = result(&r, "cw-l2");
+    let both: Vec<usize> = (0..r.n)
+        .filter(|&i| pgd.success[i] && cw.success[i])
+        .collect();
+    assert!(both.len() >= 20, "{}", both.len());
+    let smaller = both.iter().filter(|&&i| cw.l2[i] < pgd.l2[i]).count();
+    assert_eq!(smaller, both.len());
+    assert!(cw.median_norm_success.unwrap() < pgd.median_norm_success.unwrap());
+}
+
+#[test]
+fn deepfool_is_exact_on_a_linear_model() {
+    let (net, x, y) = setup(false, 20, 5);
+    let cfg = DeepFoolConfig {
+        overshoot: 0.0,
+        ..DeepFoolConfig::default()
+    };
+    let adv = deepfool(
+        &net,
+        &x,
+        Norm::L2,
+        -100.0,
+        100.0,
+        &cfg,
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    let z = net.logits(&x).unwrap();
+    for i in 0..20 {
+        let k0 = y[i];
+        // Closed form: min_k |z_k - z_y| / ||w_k - w_y||.
+        let exact = (0..C)
+            .filter(|&k| k != k0)
+            .map(|k| {
+                let w: Vec<f32> = net.w[k]
+                    .iter()
+                    .zip(&net.w[k0])
+                    .map(|(a, b)| a - b)
+                    .collect();
+                (z.row(i)[k] - z.row(i)[k0]).abs() / l2(&w)
+            })
+            .fold(f32::INFINITY, f32::min);
+        let got = l2(&diff(adv.row(i), x.row(i)));
+        assert!(
+            (got - exact).abs() <= 1e-3 * exact + 1e-4,
+            "example {i}: {got} vs {exact}"
+        );
+    }
+    // With the default overshoot every example crosses the boundary.
+    let adv = deepfool(
+        &net,
+        &x,
+        Norm::L2,
+        -100.0,
+        100.0,
+        &DeepFoolConfig::default(),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    let pred = net.predict(&adv).unwrap();
+    assert!(pred.iter().zip(&y).all(|(p, t)| p != t));
+}
+
+#[test]
+fn apgd_is_at_least_as_strong_as_pgd() {
+    let c = cfg(
+        vec![AttackKind::Pgd, AttackKind::ApgdCe, AttackKind::ApgdDlr],
+        Norm::Linf,
+        0.12,
+    );
+    let r = run(&c, true, 60);
+    let pgd = result(&r, "pgd").robust_accuracy;
+    assert!(
+        pgd > 0.0 && pgd < r.clean_accuracy,
+        "budget should be informative: {pgd}"
+    );
+    for name in ["apgd-ce", "apgd-dlr"] {
+        let a = result(&r, name).robust_accuracy;
+        assert!(a <= pgd + 1.0 / r.n as f64, "{name} {a} vs pgd {pgd}");
+    }
+}
+
+#[test]
+fn autoattack_worst_case_is_below_each_component() {
+    let c = cfg(
+        vec![
+            AttackKind::ApgdCe,
+            AttackKind::ApgdT,
+            AttackKind::FabT,
+            AttackKind::Square,
+            AttackKind::AutoAttack,
+        ],
+        Norm::Linf,
+        0.12,
+    );
+    let r = run(&c, false, 40);
+    let aa = result(&r, "autoattack").robust_accuracy;
+    assert!(aa <= result(&r, "apgd-ce").robust_accuracy);
+    for name in ["apgd-t", "fab-t", "square"] {
+        assert!(
+            aa <= result(&r, name).robust_accuracy + 2.0 / r.n as f64,
+            "{name}"
+        );
+    }
+    assert!(r.worst_case_robust_accuracy <= aa);
+    // FAB-T is a minimal-norm attack: its successes lie inside the budget.
+    let fab = result(&r, "fab-t");
+    for i in 0..r.n {
+        if fab.success[i] {
+            assert!(fab.linf[i] <= 0.12 * 1.0001 + 1e-6);
+        }
+    }
+    assert!(fab.success.iter().any(|&s| s));
+}
+
+#[test]
+fn square_and_hopskipjump_count_queries_exactly() {
+    let (net, x, y) = setup(false, 10, 2);
+    let cancel = AtomicBool::new(false);
+    let counter = QueryCounter::new(&net, None);
+    let budget = Budget {
+        norm: Norm::Linf,
+        eps: 0.25,
+        lo: 0.0,
+        hi: 1.0,
+    };
+    let sq = SquareConfig {
+        max_queries: 200,
+        p_init: 0.8,
+    };
+    let mut rng = StdRng::seed_from_u64(1);
+    let (adv, q) = square_linf(&counter, &x, &y, None, &budget, &sq, &mut rng, &cancel).unwrap();
+    assert_eq!(counter.count(), q.iter().sum::<u64>());
+    assert!(q.iter().all(|&v| v >= 1 && v <= 200));
+    let pred = net.predict(&adv).unwrap();
+    let fooled = pred.iter().zip(&y).filter(|(p, t)| p != t).count();
+    assert!(fooled >= 8, "square fooled {fooled}/10");
+    for i in 0..10 {
+        assert!(budget.admits(&diff(adv.row(i), x.row(i))));
+    }
+
+    let counter = QueryCounter::new(&net, None);
+    let hsj = HsjConfig {
+        max_queries: 800,
+        ..HsjConfig::default()
+    };
+    let (adv, q) = hop_skip_jump(
+        &counter,
+        &x,
+        &y,
+        None,
+        Norm::L2,
+        0.0,
+        1.0,
+        &hsj,
+        &mut rng,
+        &cancel,
+    )
+    .unwrap();
+    assert_eq!(counter.count(), q.iter().sum::<u64>());
+    assert!(q.iter().all(|&v| v <= 800));
+    let pred = net.predict(&adv).unwrap();
+    assert!(
+        pred.iter().zip(&y).all(|(p, t)| p != t),
+        "hsj must return adversarial points"
+    );
+    // Its perturbations approach the minimal one (DeepFool is exact here).
+    let df = deepfool(
+        &net,
+        &x,
+        Norm::L2,
+        0.0,
+        1.0,
+        &DeepFoolConfig::default(),
+        &cancel,
+    )
+    .unwrap();
+    let mut ratio: Vec<f32> = (0..10)
+        .map(|i| l2(&diff(adv.row(i), x.row(i))) / l2(&diff(df.row(i), x.row(i))))
+        .collect();
+    ratio.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert!(
+        ratio[5] < 1.5,
+        "median hsj/deepfool norm ratio {}",
+        ratio[5]
+    );
+
+    // A hard budget at the adapter refuses excess queries.
+    let capped = QueryCounter::new(&net, Some(5));
+    assert!(capped.logits(&x).is_err());
+    assert_eq!(capped.count(), 0);
+}
+
+#[test]
+fn blackbox_evaluation_breaks_the_model_within_budget() {
+    let (net, x, y) = setup(false, 30, 4);
+    let c = cfg(
+        vec![AttackKind::Square, AttackKind::HopSkipJump],
+        Norm::Linf,
+        0.25,
+    );
+    let r = run_evasion_blackbox(&net, &x, &y, &c, None, &AtomicBool::new(false)).unwrap();
+    let sq = result(&r, "square");
+    assert!(sq.robust_accuracy < 0.3, "square {}", sq.robust_accuracy);
+    assert!(sq.queries.iter().all(|&q| q <= 300));
+    assert!(sq.total_queries >= sq.queries.iter().sum::<u64>());
+    let h = result(&r, "hop-skip-jump");
+    assert!(h.queries.iter().all(|&q| q <= 1500));
+    assert!(h.robust_accuracy < r.clean_accuracy);
+    let bad = run_evasion_blackbox(
+        &net,
+        &x,
+        &y,
+        &cfg(vec![AttackKind::Pgd], Norm::Linf, 0.1),
+        None,
+        &AtomicBool::new(false),
+    );
+    assert!(bad.is_err());
+}
+
+#[test]
+fn same_seed_same_result() {
+    let c = cfg(
+        vec![AttackKind::Pgd, AttackKind::Square, AttackKind::ApgdT],
+        Norm::Linf,
+        0.03,
+    );
+    let a = run(&c, false, 30);
+    let b = run(&c, false, 30);
+    for (p, q) in a.attacks.iter().zip(&b.attacks) {
+        assert_eq!(p.adversarial, q.adversarial, "{}", p.attack);
+        assert_eq!(p.success, q.success);
+        assert_eq!(p.queries, q.queries);
+    }
+    let mut c2 = c.clone();
+    c2.seed = 8;
+    let d = run(&c2, false, 30);
+    assert_ne!(a.attacks[0].adversarial, d.attacks[0].adversarial);
+}
+
+#[test]
+fn curve_progress_cancel_and_findings() {
+    let mut c = cfg(vec![AttackKind::Pgd, AttackKind::Square], Norm::Linf, 0.05);
+    c.eps_curve = vec![0.0, 0.02, 0.05, 0.2];
+    let (net, x, y) = setup(false, 40, 1);
+    let calls = AtomicUsize::new(0);
+    let last = AtomicUsize::new(0);
+    let total = AtomicUsize::new(0);
+    let progress = |d: usize, t: usize| {
+        calls.fetch_add(1, Ordering::Relaxed);
+        last.fetch_max(d, Ordering::Relaxed);
+        total.store(t, Ordering::Relaxed);
+    };
+    let r = run_evasion(&net, &x, &y, &c, Some(&progress), &AtomicBool::new(false)).unwrap();
+    assert_eq!(last.load(Ordering::Relaxed), total.load(Ordering::Relaxed));
+    assert_eq!(calls.load(Ordering::Relaxed), total.load(Ordering::Relaxed));
+    assert_eq!(r.curve.len(), 4);
+    assert!((r.curve[0].robust_accuracy - r.clean_accuracy).abs() < 1e-9);
+    for w in r.curve.windows(2) {
+        assert!(w[1].robust_accuracy <= w[0].robust_accuracy + 1e-9);
+    }
+    assert!(r.curve[3].robust_accuracy < 0.05);
+
+    let f = r.findings("model.onnx");
+    let wb = f.iter().find(|f| f.rule_id == "AISEC-EVASION-001").unwrap();
+    assert!(
+        wb.atlas.contains(&"AML.T0015".to_string())
+            && wb.atlas.contains(&"AML.T0043.000".to_string())
+    );
+    let robust = wb.metrics["robust_accuracy"].as_f64().unwrap();
+    assert!((robust - result(&r, "pgd").robust_accuracy).abs() < 1e-9);
+    let expected = if robust < 0.1 {
+        aisec_core::Severity::Critical
+    } else if robust < 0.5 {
+        aisec_core::Severity::High
+    } else {
+        wb.severity
+    };
+    assert_eq!(wb.severity, expected);
+    let bb = f.iter().find(|f| f.rule_id == "AISEC-EVASION-002").unwrap();
+    assert!(bb.atlas.contains(&"AML.T0043.001".to_string()));
+    assert!(bb.metrics["queries"].as_u64().unwrap() > 0);
+    let json = serde_json::to_value(&r).unwrap();
+    assert!(json["attacks"][0]["robust_accuracy"].is_number());
+    assert!(json["worst_case_robust_accuracy"].is_number());
+
+    let cancel = AtomicBool::new(true);
+    let r = run_evasion(&net, &x, &y, &c, None, &cancel).unwrap();
+    assert!(r.cancelled);
+    assert!(r.attacks.iter().all(|a| a.evaluated == 0));
+}
+
+#[test]
+fn invalid_inputs_are_errors() {
+    let (net, x, y) = setup(false, 4, 1);
+    let cancel = AtomicBool::new(false);
+    let c = cfg(vec![AttackKind::Pgd], Norm::Linf, 0.1);
+    assert!(run_evasion(&net, &x, &y[..3], &c, None, &cancel).is_err());
+    assert!(run_evasion(&net, &x, &[0, 1, 2, 99], &c, None, &cancel).is_err());
+    let mut bad = c.clone();
+    bad.lo = 2.0;
+    assert!(run_evasion(&net, &x, &y, &bad, None, &cancel).is_err());
+    let mut nan = x.clone();
+    nan.data[0] = f32::NAN;
+    assert!(run_evasion(&net, &nan, &y, &c, None, &cancel).is_err());
+    let broken = Tensor {
+        shape: vec![4, 3],
+        data: vec![0.0; 5],
+    };
+    assert!(run_evasion(&net, &broken, &y, &c, None, &cancel).is_err());
+}
+
+#[test]
+fn saves_npz_and_png() {
+    let c = cfg(vec![AttackKind::Pgd], Norm::Linf, 0.05);
+    let r = run(&c, false, 12);
+    let dir = tempfile::tempdir().unwrap();
+    let npz = dir.path().join("adv.npz");
+    r.save_npz(&npz).unwrap();
+    let bytes = std::fs::read(&npz).unwrap();
+    assert_eq!(&bytes[..2], b"PK");
+    for name in [
+        "x_clean.npy",
+        "x_adv.npy",
+        "y.npy",
+        "pred_adv.npy",
+        "success.npy",
+    ] {
+        assert!(
+            bytes.windows(name.len()).any(|w| w == name.as_bytes()),
+            "{name}"
+        );
+    }
+    assert!(bytes
+        .windows(20)
+        .any(|w| w == b"'shape': (12, 1, 4, 4"[..20].as_ref()));
+    let png = dir.path().join("grid.png");
+    r.save_png_grid(&png, 4).unwrap();
+    assert_eq!(&std::fs::read(&png).unwrap()[..4], b"\x89PNG");
+}
