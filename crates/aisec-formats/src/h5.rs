@@ -103,9 +103,13 @@ impl<'a> File<'a> {
         if addr == UNDEF {
             return Err("undefined address".into());
         }
-        self.base
-            .checked_add(addr)
-            .ok_or_else(|| "address overflow".into())
+        match self.base.checked_add(addr) {
+            Some(p) if p < self.d.len() as u64 => Ok(p),
+            _ => Err(format!(
+                "address {addr} lies beyond the {} byte file",
+                self.d.len()
+            )),
+        }
     }
     fn tick(&mut self) -> R<()> {
         if self.budget == 0 {
@@ -225,9 +229,14 @@ impl<'a> File<'a> {
                 }
                 0x06 => self.link(data, &mut o)?,
                 0x02 => {
-                    o.dense_links = data.len() > 2 + self.so
-                        && le(&data[2 + if data[1] & 1 != 0 { 8 } else { 0 }..][..self.so])
-                            != UNDEF >> (64 - 8 * self.so as u32)
+                    // Link Info: version, flags, [max creation index u64], fractal heap address.
+                    let at = 2 + if data.get(1).is_some_and(|f| f & 1 != 0) {
+                        8
+                    } else {
+                        0
+                    };
+                    let undef = UNDEF >> (64 - 8 * self.so as u32);
+                    o.dense_links = data.get(at..at + self.so).is_some_and(|b| le(b) != undef);
                 }
                 0x15 => o.dense_attrs = true,
                 // External Data Files: version, 3 reserved, allocated u16, used u16, heap addr, slots.
@@ -460,10 +469,10 @@ impl<'a> File<'a> {
         if off >= seg.1 {
             return Err("local heap offset beyond its segment".into());
         }
-        let avail = (seg.1 - off).min(4096) as usize;
-        let b = self
-            .bytes(seg.0 + off, avail)
-            .or_else(|_| self.bytes(seg.0 + off, 1))?;
+        let at = seg.0.saturating_add(off);
+        let in_file = (self.d.len() as u64).saturating_sub(at);
+        let avail = (seg.1 - off).min(4096).min(in_file) as usize;
+        let b = self.bytes(at, avail)?;
         Ok(String::from_utf8_lossy(b.split(|&c| c == 0).next().unwrap_or(&[])).into_owned())
     }
 
