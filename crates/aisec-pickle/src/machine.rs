@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 
 use aisec_core::{Finding, Location, Rule, Severity};
 
-use crate::policy::{compat_module, Policy, Verdict};
+use crate::policy::{compat_name, Policy, Verdict};
 use crate::rules::*;
 use crate::Limits;
 
@@ -623,8 +623,8 @@ impl<'a> Machine<'a, '_, '_> {
     }
 
     fn add_global(&mut self, module: &str, name: &str, resolved: bool) -> R<Idx> {
-        let module_n = compat_module(module);
-        let full = format!("{module_n}.{name}");
+        let (module_n, name_n) = compat_name(module, name);
+        let full = format!("{module_n}.{name_n}");
         let verdict = if resolved {
             self.ctx.policy.classify(module, name)
         } else {

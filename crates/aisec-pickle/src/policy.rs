@@ -497,6 +497,26 @@ pub fn compat_module(m: &str) -> &str {
     }
 }
 
+/// Maps Python 2 `(module, name)` pairs to Python 3 ones, as the unpickler's
+/// `fix_imports` does (`_compat_pickle.NAME_MAPPING`, subset), then the module
+/// alone with [`compat_module`].
+pub fn compat_name<'s>(module: &'s str, name: &'s str) -> (&'s str, &'s str) {
+    match (module, name) {
+        ("__builtin__", "xrange") => ("builtins", "range"),
+        ("__builtin__", "unicode") | ("__builtin__", "basestring") => ("builtins", "str"),
+        ("__builtin__", "long") => ("builtins", "int"),
+        ("__builtin__", "reduce") => ("functools", "reduce"),
+        ("__builtin__", "intern") => ("sys", "intern"),
+        ("__builtin__", "unichr") => ("builtins", "chr"),
+        ("__builtin__", "raw_input") => ("builtins", "input"),
+        ("itertools", "izip") => ("builtins", "zip"),
+        ("itertools", "imap") => ("builtins", "map"),
+        ("itertools", "ifilter") => ("builtins", "filter"),
+        ("UserDict", "UserDict") => ("collections", "UserDict"),
+        _ => (compat_module(module), name),
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct PatternSet {
     exact: HashSet<String>,
@@ -626,7 +646,7 @@ impl Policy {
 
     /// Classifies the global `module.name`.
     pub fn classify(&self, module: &str, name: &str) -> Verdict {
-        let module = compat_module(module);
+        let (module, name) = compat_name(module, name);
         let full = format!("{module}.{name}");
         // Every reading of the dotted path: `a.b.c.d` is checked as `a.b.c.d`,
         // `b.c.d`, `c.d`, so `torch._utils.os.system` meets the `os.*` entry.

@@ -1,0 +1,245 @@
+//! Opcode-family, limit and robustness tests of the symbolic machine through
+//! the public API.
+
+use aisec_core::{Location, Severity};
+use aisec_pickle::{looks_like_pickle, scan_pickle, Limits, PickleReport, Policy};
+
+fn scan(data: &[u8]) -> PickleReport {
+    scan_pickle(
+        data,
+        &Location::path("t.pkl"),
+        &Policy::default(),
+        &Limits::default(),
+    )
+}
+
+fn scan_lim(data: &[u8], limits: &Limits) -> PickleReport {
+    scan_pickle(data, &Location::path("t.pkl"), &Policy::default(), limits)
+}
+
+fn ids(r: &PickleReport) -> Vec<&str> {
+    r.findings.iter().map(|f| f.rule_id.as_str()).collect()
+}
+
+fn bu(s: &str) -> Vec<u8> {
+    let mut v = vec![b'X'];
+    v.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    v.extend_from_slice(s.as_bytes());
+    v
+}
+
+#[test]
+fn literals_of_every_family_are_clean() {
+    // ints, longs, floats, strings, bytes, containers, memo, frames, sets
+    let mut p = b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00(K\x01M\x02\x01J\xff\xff\xff\xff\x8a\x02\x00\x80\x8b\x01\x00\x00\x00\x7fG?\xf8\x00\x00\x00\x00\x00\x00".to_vec();
+    p.extend_from_slice(b"I00\nI12345678901234567890\nL5L\nF1.5\nNS'a\\x41\\n'\nU\x01bC\x01c\x8e\x01\x00\x00\x00\x00\x00\x00\x00d\x96\x01\x00\x00\x00\x00\x00\x00\x00e");
+    p.extend_from_slice(b"\x88\x89\x8f(K\x01\x90(K\x02\x91t\x94h\x00g0\n\x85\x86N\x87]\x94(K\x01ea}\x94(K\x01K\x02u)\x8c\x01ks.");
+    let r = scan(&p);
+    assert!(r.findings.is_empty(), "{:?}", r.findings);
+    assert_eq!(r.pickles, 1);
+    assert_eq!(r.consumed, p.len());
+    assert_eq!(r.malformed, None);
+}
+
+#[test]
+fn persistent_ids_are_benign() {
+    let r = scan(b"\x80\x02(X\x07\x00\x00\x00storageq\x00tQPabc\n\x86.");
+    assert!(r.findings.is_empty(), "{:?}", r.findings);
+}
+
+#[test]
+fn malformed_streams_are_reported_not_panicking() {
+    for (data, what) in [
+        (&b"\x80\x02a."[..], "underflow"),
+        (b"\x80\x02\xff.", "opcode"),
+        (b"\x80\x02e.", "MARK"),
+        (b"\x80\x02T\xff\xff\xff\xff.", "negative"),
+        (b"\x80\x09N.", "protocol"),
+        (b"\x80\x02h\x05.", "memo"),
+        (b"S'unterminated\n.", "quoted"),
+        (b"\x80\x04\x95\xff\xff\xff\xff\x00\x00\x00\x00N.", "FRAME"),
+        (b"(K\x01K\x02K\x03d.", "odd"),
+        (b"\x80\x02N", "STOP"),
+    ] {
+        let r = scan(data);
+        assert!(
+            ids(&r).contains(&"AISEC-PICKLE-009"),
+            "{what}: {:?}",
+            r.findings
+        );
+        let m = r.malformed.unwrap();
+        assert!(m.contains(what), "{what} not in {m}");
+    }
+}
+
+#[test]
+fn findings_before_a_broken_tail_are_kept() {
+    let r = scan(b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00id\x85R\x00\x00\x00");
+    assert_eq!(ids(&r), vec!["AISEC-PICKLE-001", "AISEC-PICKLE-009"]);
+}
+
+#[test]
+fn dup_bomb_hits_stack_limit() {
+    let mut p = b"\x80\x02]".to_vec();
+    p.extend(std::iter::repeat_n(b'2', 5000));
+    p.push(b'.');
+    let lim = Limits {
+        max_stack: 1000,
+        ..Limits::default()
+    };
+    let r = scan_lim(&p, &lim);
+    assert!(ids(&r).contains(&"AISEC-PICKLE-010"), "{:?}", r.findings);
+    assert_eq!(
+        r.findings
+            .iter()
+            .find(|f| f.rule_id == "AISEC-PICKLE-010")
+            .unwrap()
+            .severity,
+        Severity::High
+    );
+}
+
+#[test]
+fn op_memo_and_value_limits() {
+    let mut p = b"\x80\x02]".to_vec();
+    for _ in 0..2000 {
+        p.extend_from_slice(b"2a");
+    }
+    p.push(b'.');
+    let r = scan_lim(
+        &p,
+        &Limits {
+            max_ops: 100,
+            ..Limits::default()
+        },
+    );
+    assert!(r.malformed.unwrap().contains("opcodes"));
+    let r = scan_lim(
+        &p,
+        &Limits {
+            max_values: 50,
+            ..Limits::default()
+        },
+    );
+    assert!(ids(&r).contains(&"AISEC-PICKLE-010"));
+    let mut m = b"\x80\x04N".to_vec();
+    m.extend(std::iter::repeat_n(0x94u8, 100));
+    m.push(b'.');
+    let r = scan_lim(
+        &m,
+        &Limits {
+            max_memo: 10,
+            ..Limits::default()
+        },
+    );
+    assert!(r.malformed.unwrap().contains("memo"));
+}
+
+#[test]
+fn exponential_memo_reuse_is_linear() {
+    // 30 levels of [prev, prev]: 2^30 logical leaves, 30 * 6 opcodes.
+    let mut p = b"\x80\x02]q\x000".to_vec();
+    for lvl in 1u8..=30 {
+        p.extend_from_slice(&[b'(', b'h', lvl - 1, b'h', lvl - 1, b'l', b'q', lvl]);
+        if lvl < 30 {
+            p.push(b'0');
+        }
+    }
+    // call os.system on it so the evidence renderer walks the DAG
+    let mut q = b"\x80\x02cos\nsystem\n".to_vec();
+    q.extend_from_slice(&p[2..]);
+    q.extend_from_slice(b"\x85R.");
+    let t = std::time::Instant::now();
+    let r = scan(&q);
+    assert!(t.elapsed().as_secs() < 2);
+    let f = &r.findings[0];
+    assert_eq!(f.rule_id, "AISEC-PICKLE-001");
+    assert!(f.evidence.chars().count() < 400, "{}", f.evidence.len());
+}
+
+#[test]
+fn nested_depth_is_bounded() {
+    let mut inner = b"cos\nsystem\n(S'id'\ntR.".to_vec();
+    for _ in 0..12 {
+        let mut o = b"\x80\x03cpickle\nloads\nB".to_vec();
+        o.extend_from_slice(&(inner.len() as u32).to_le_bytes());
+        o.extend_from_slice(&inner);
+        o.extend_from_slice(b"\x85R.");
+        inner = o;
+    }
+    let r = scan(&inner);
+    assert!(ids(&r).contains(&"AISEC-PICKLE-010"));
+    assert!(ids(&r).contains(&"AISEC-PICKLE-004"));
+    let lim = Limits {
+        max_depth: 20,
+        ..Limits::default()
+    };
+    let r = scan_lim(&inner, &lim);
+    assert!(ids(&r).contains(&"AISEC-PICKLE-001"), "{:?}", ids(&r));
+}
+
+#[test]
+fn max_findings_caps_output() {
+    let mut p = b"\x80\x02".to_vec();
+    for i in 0..50 {
+        p.extend_from_slice(format!("cmod{i}\nf\n0").as_bytes());
+    }
+    p.extend_from_slice(b"N.");
+    let r = scan_lim(
+        &p,
+        &Limits {
+            max_findings: 10,
+            ..Limits::default()
+        },
+    );
+    assert_eq!(r.findings.len(), 10);
+    assert_eq!(
+        r.findings[9].metrics["findings_dropped"],
+        serde_json::json!(40)
+    );
+    assert_eq!(r.globals.len(), 50);
+}
+
+#[test]
+fn sniffing() {
+    assert!(looks_like_pickle(b"\x80\x02N."));
+    assert!(looks_like_pickle(b"cos\nsystem\n(S'id'\ntR."));
+    assert!(looks_like_pickle(b"(lp0\nI1\na."));
+    assert!(!looks_like_pickle(b"PK\x03\x04"));
+    assert!(!looks_like_pickle(b"hello world"));
+    assert!(!looks_like_pickle(b""));
+    assert!(!looks_like_pickle(b"\x80\x07"));
+}
+
+#[test]
+fn trailing_non_pickle_data() {
+    let r = scan(b"\x80\x02N.PK\x03\x04 not a pickle");
+    assert_eq!(ids(&r), vec!["AISEC-PICKLE-011"]);
+    assert_eq!(r.findings[0].severity, Severity::Low);
+    assert_eq!(r.consumed, 4);
+}
+
+#[test]
+fn user_policy_changes_verdicts() {
+    let mut p = bu("x");
+    p.splice(0..0, b"\x80\x02cmypkg.models\nNet\n".iter().copied());
+    p.extend_from_slice(b"\x85R.");
+    assert_eq!(ids(&scan(&p)), vec!["AISEC-PICKLE-005"]);
+    let pol = Policy::from_toml_str("[pickle]\nallow=[\"mypkg.*\"]").unwrap();
+    let r = scan_pickle(&p, &Location::path("t"), &pol, &Limits::default());
+    assert!(r.findings.is_empty());
+    let pol = Policy::from_toml_str("[pickle]\ndeny=[\"mypkg.models.Net\"]").unwrap();
+    let r = scan_pickle(&p, &Location::path("t"), &pol, &Limits::default());
+    assert_eq!(r.findings[0].severity, Severity::Critical);
+}
+
+#[test]
+fn rules_are_exported_with_taxonomy() {
+    let rules = aisec_pickle::rules();
+    assert_eq!(rules.len(), 13);
+    for r in rules {
+        assert!(r.id.starts_with("AISEC-PICKLE-"));
+        assert!(r.atlas.contains(&"AML.T0011.000") && r.atlas.contains(&"AML.T0010.003"));
+        assert_eq!(r.owasp, &["LLM03"]);
+    }
+}
