@@ -4,7 +4,21 @@
 //! [`Tensor`](classifier::Tensor) of `f32` values, the [`Classifier`]
 //! (query-only) and [`Differentiable`] (gradients) traits, and the
 //! [`Loss`](classifier::Loss) functions attacks ask gradients of.
+//!
+//! [`OnnxModel`] loads ONNX files (opset 11+, as exported by `torch.onnx`)
+//! and runs them with a built-in executor: hand-written forward and backward
+//! kernels per operator over contiguous `f32` buffers, a static tape in the
+//! graph's topological order, constant folding of shape subgraphs at load
+//! time, and rayon across the batch. No Python or native runtime is needed.
+//! After weight updates the model can be written back as ONNX.
 
 pub mod classifier;
+pub mod data;
+mod graph;
+mod kernels;
+pub mod loss;
+mod onnx;
+pub mod onnx_model;
 
 pub use classifier::{Classifier, Differentiable, Loss, ModelError, Tensor};
+pub use onnx_model::OnnxModel;

@@ -1,0 +1,3 @@
+//! Data sets: NumPy arrays and batching.
+
+pub mod npy;

@@ -1,0 +1,223 @@
+//! NumPy `.npy` and `.npz` reading for numeric arrays.
+//!
+//! Follows the format described in NumPy's `numpy.lib.format` docs: a magic
+//! string, a version, a little header dict (`descr`, `fortran_order`,
+//! `shape`) and the raw data. Only numeric dtypes are accepted; object
+//! arrays (which would need unpickling) are refused, never loaded.
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::classifier::{ModelError, Tensor};
+
+/// Largest array accepted (values).
+const MAX_VALUES: usize = 1 << 30;
+
+/// A numeric array read from `.npy`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NpyArray {
+    /// Dimensions (C order).
+    pub shape: Vec<usize>,
+    /// Values converted to `f64` (exact for every integer below 2^53).
+    pub values: Vec<f64>,
+}
+
+impl NpyArray {
+    /// The values as an `f32` tensor (a 0-d array becomes shape `[1]`).
+    pub fn to_tensor(&self) -> Tensor {
+        let shape = if self.shape.is_empty() {
+            vec![1]
+        } else {
+            self.shape.clone()
+        };
+        Tensor {
+            shape,
+            data: self.values.iter().map(|&v| v as f32).collect(),
+        }
+    }
+    /// The values as non-negative integers (labels); fails on anything else.
+    pub fn to_labels(&self) -> Result<Vec<usize>, ModelError> {
+        self.values
+            .iter()
+            .map(|&v| {
+                if v >= 0.0 && v.fract() == 0.0 && v < 1e15 {
+                    Ok(v as usize)
+                } else {
+                    Err(ModelError::Invalid(format!(
+                        "label {v} is not a class index"
+                    )))
+                }
+            })
+            .collect()
+    }
+}
+
+fn bad(m: impl Into<String>) -> ModelError {
+    ModelError::Invalid(format!("npy: {}", m.into()))
+}
+
+/// Reads a `.npy` file.
+pub fn read_npy(path: impl AsRef<Path>) -> Result<NpyArray, ModelError> {
+    let bytes = crate::onnx_model::read_bounded(path.as_ref())?;
+    parse_npy(&bytes)
+}
+
+/// Reads every array of a `.npz` archive (name without `.npy`, array).
+pub fn read_npz(path: impl AsRef<Path>) -> Result<Vec<(String, NpyArray)>, ModelError> {
+    let f = std::fs::File::open(path)?;
+    let mut z = zip::ZipArchive::new(f).map_err(|e| bad(format!("npz: {e}")))?;
+    let mut out = Vec::new();
+    for i in 0..z.len().min(10_000) {
+        let mut e = z.by_index(i).map_err(|e| bad(format!("npz: {e}")))?;
+        let name = e.name().trim_end_matches(".npy").to_string();
+        let mut buf = Vec::new();
+        (&mut e)
+            .take(crate::onnx_model::MAX_MODEL_BYTES)
+            .read_to_end(&mut buf)?;
+        out.push((name, parse_npy(&buf)?));
+    }
+    Ok(out)
+}
+
+fn header_value<'a>(h: &'a str, key: &str) -> Option<&'a str> {
+    let k = h.find(&format!("'{key}'"))?;
+    let rest = h[k + key.len() + 2..].trim_start();
+    let rest = rest.strip_prefix(':')?.trim_start();
+    Some(rest)
+}
+
+/// Parses `.npy` bytes.
+pub fn parse_npy(b: &[u8]) -> Result<NpyArray, ModelError> {
+    if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
+        return Err(bad("missing magic"));
+    }
+    let (hlen, start) = match b[6] {
+        1 => (usize::from(u16::from_le_bytes([b[8], b[9]])), 10usize),
+        2 | 3 => {
+            if b.len() < 12 {
+                return Err(bad("truncated header"));
+            }
+            (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
+        }
+        v => return Err(bad(format!("unsupported version {v}"))),
+    };
+    let end = start
+        .checked_add(hlen)
+        .filter(|&e| e <= b.len())
+        .ok_or_else(|| bad("header runs past the end"))?;
+    let h = std::str::from_utf8(&b[start..end]).map_err(|_| bad("header not text"))?;
+    let descr = header_value(h, "descr").ok_or_else(|| bad("no descr"))?;
+    let q = descr.chars().next().ok_or_else(|| bad("empty descr"))?;
+    if q != '\'' && q != '"' {
+        return Err(bad("structured dtypes are not supported"));
+    }
+    let descr = &descr[1..];
+    let descr = &descr[..descr.find(q).ok_or_else(|| bad("bad descr"))?];
+    let fortran = header_value(h, "fortran_order")
+        .map(|v| v.starts_with("True"))
+        .unwrap_or(false);
+    let shape_s = header_value(h, "shape").ok_or_else(|| bad("no shape"))?;
+    let shape_s = shape_s
+        .strip_prefix('(')
+        .and_then(|s| s.split(')').next())
+        .ok_or_else(|| bad("bad shape"))?;
+    let mut shape = Vec::new();
+    for part in shape_s.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if shape.len() >= 32 {
+            return Err(bad("too many dimensions"));
+        }
+        shape.push(part.parse::<usize>().map_err(|_| bad("bad shape"))?);
+    }
+    let mut n: usize = 1;
+    for &d in &shape {
+        n = n
+            .checked_mul(d)
+            .filter(|&n| n <= MAX_VALUES)
+            .ok_or_else(|| bad("array too large"))?;
+    }
+    let (endian, kind) = descr.split_at(1.min(descr.len()));
+    if descr.contains('O') {
+        return Err(bad("object arrays are refused (they need unpickling)"));
+    }
+    let big = endian == ">";
+    let width: usize = kind
+        .get(1..)
+        .and_then(|w| w.parse().ok())
+        .ok_or_else(|| bad(format!("unsupported dtype '{descr}'")))?;
+    let data = &b[end..];
+    let need = n.checked_mul(width).ok_or_else(|| bad("array too large"))?;
+    if data.len() < need {
+        return Err(bad("data shorter than the shape says"));
+    }
+    let rd = |c: &[u8]| -> u64 {
+        let mut a = [0u8; 8];
+        if big {
+            for (i, &x) in c.iter().rev().enumerate() {
+                a[i] = x;
+            }
+        } else {
+            a[..c.len()].copy_from_slice(c);
+        }
+        u64::from_le_bytes(a)
+    };
+    let kc = kind.chars().next().unwrap_or(' ');
+    let conv: Box<dyn Fn(u64) -> f64> = match (kc, width) {
+        ('f', 4) => Box::new(|v| f64::from(f32::from_bits(v as u32))),
+        ('f', 8) => Box::new(f64::from_bits),
+        ('i', 1) => Box::new(|v| f64::from(v as u8 as i8)),
+        ('i', 2) => Box::new(|v| f64::from(v as u16 as i16)),
+        ('i', 4) => Box::new(|v| f64::from(v as u32 as i32)),
+        ('i', 8) => Box::new(|v| v as i64 as f64),
+        ('u', 1 | 2 | 4 | 8) | ('b', 1) => Box::new(|v| v as f64),
+        _ => return Err(bad(format!("unsupported dtype '{descr}'"))),
+    };
+    let mut values: Vec<f64> = data[..need]
+        .chunks_exact(width)
+        .map(|c| conv(rd(c)))
+        .collect();
+    if fortran && shape.len() > 1 {
+        // Column-major to row-major.
+        let rev: Vec<usize> = shape.iter().rev().copied().collect();
+        let mut out = vec![0.0; n];
+        let st = crate::kernels::strides(&rev);
+        let perm_st: Vec<usize> = st.iter().rev().copied().collect();
+        crate::kernels::for_each_bcast(&shape, [&perm_st], |o, [i]| out[o] = values[i]);
+        values = out;
+    }
+    Ok(NpyArray { shape, values })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+        let h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        b.extend_from_slice(h.as_bytes());
+        b.extend_from_slice(data);
+        b
+    }
+
+    #[test]
+    fn reads_f32_and_i64() {
+        let d: Vec<u8> = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let a = parse_npy(&npy("<f4", "(2,)", &d)).unwrap();
+        assert_eq!(a.shape, vec![2]);
+        assert_eq!(a.values, vec![1.5, -2.0]);
+        let d: Vec<u8> = [3i64, 7].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let a = parse_npy(&npy("<i8", "(1, 2)", &d)).unwrap();
+        assert_eq!(a.to_labels().unwrap(), vec![3, 7]);
+    }
+
+    #[test]
+    fn refuses_object_arrays_and_truncation() {
+        assert!(parse_npy(&npy("|O", "(1,)", &[0; 8])).is_err());
+        assert!(parse_npy(&npy("<f4", "(4,)", &[0; 8])).is_err());
+        assert!(parse_npy(b"\x93NUMPY\x01\x00\xff\xff").is_err());
+    }
+}

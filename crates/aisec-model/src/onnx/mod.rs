@@ -1,0 +1,4 @@
+//! ONNX protobuf decoding and re-encoding.
+
+pub(crate) mod proto;
+pub(crate) mod wire;

@@ -1,0 +1,305 @@
+//! [`OnnxModel`]: an ONNX file run by the built-in executor, with input and
+//! weight gradients, weight updates, and re-export to ONNX.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::classifier::{Classifier, Differentiable, Loss, ModelError, Tensor};
+use crate::graph::{Graph, Val};
+use crate::loss::loss_and_grad;
+use crate::onnx::proto::{self, GraphP};
+use crate::onnx::wire::{self, fields};
+
+/// Largest ONNX file accepted (external-data models are refused anyway).
+pub const MAX_MODEL_BYTES: u64 = 2 << 30;
+
+/// A model loaded from ONNX (or built from a spec), ready for forward and
+/// backward passes.
+#[derive(Debug, Clone)]
+pub struct OnnxModel {
+    graph: Graph,
+    raw: Option<Vec<u8>>,
+    input_shape: Vec<usize>,
+    num_classes: usize,
+    opset: i64,
+}
+
+impl OnnxModel {
+    /// Loads an ONNX file. The input's non-batch dimensions must be fixed in
+    /// the file; otherwise use [`OnnxModel::from_bytes_with_shape`].
+    pub fn load(path: impl AsRef<Path>) -> Result<OnnxModel, ModelError> {
+        let bytes = read_bounded(path.as_ref())?;
+        OnnxModel::from_bytes(bytes)
+    }
+
+    /// Parses ONNX bytes.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<OnnxModel, ModelError> {
+        OnnxModel::from_bytes_with_shape(bytes, None)
+    }
+
+    /// Parses ONNX bytes, overriding the per-example input shape.
+    pub fn from_bytes_with_shape(
+        bytes: Vec<u8>,
+        input_shape: Option<Vec<usize>>,
+    ) -> Result<OnnxModel, ModelError> {
+        let m = proto::parse_model(&bytes)?;
+        let mut model = OnnxModel::from_graph(&m.graph, m.opset, input_shape)?;
+        model.raw = Some(bytes);
+        Ok(model)
+    }
+
+    pub(crate) fn from_graph(
+        g: &GraphP,
+        opset: i64,
+        input_shape: Option<Vec<usize>>,
+    ) -> Result<OnnxModel, ModelError> {
+        let graph = Graph::compile(g, opset)?;
+        let input_shape = match input_shape {
+            Some(s) => s,
+            None => graph
+                .input_dims
+                .iter()
+                .skip(1)
+                .map(|d| {
+                    d.ok_or_else(|| {
+                        ModelError::Shape(format!(
+                            "input '{}' has a symbolic non-batch dimension; give the input shape",
+                            graph.input_name
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        let mut model = OnnxModel {
+            graph,
+            raw: None,
+            input_shape,
+            num_classes: 0,
+            opset,
+        };
+        let mut shape = vec![1];
+        shape.extend_from_slice(&model.input_shape);
+        let z = model.forward(&Tensor::zeros(shape))?;
+        model.num_classes = z.row_len();
+        Ok(model)
+    }
+
+    /// The default-domain opset the model was exported with.
+    pub fn opset(&self) -> i64 {
+        self.opset
+    }
+
+    /// Runs the model: the graph's first output for a batch.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor, ModelError> {
+        let tape = self.graph.forward(self.input_val(x)?)?;
+        out_tensor(self.graph.output_of(&tape)?)
+    }
+
+    fn input_val(&self, x: &Tensor) -> Result<Val, ModelError> {
+        if x.shape.len() != self.input_shape.len() + 1 || x.shape[1..] != self.input_shape[..] {
+            return Err(ModelError::Shape(format!(
+                "input {:?} does not match the model's [batch, {:?}]",
+                x.shape, self.input_shape
+            )));
+        }
+        Tensor::new(x.shape.clone(), x.data.clone())?;
+        Ok(Val::F(x.shape.clone(), Arc::new(x.data.clone())))
+    }
+
+    /// Names of the trainable float weights (initializers), in file order.
+    pub fn weight_names(&self) -> Vec<String> {
+        self.graph.weights.iter().map(|w| w.0.clone()).collect()
+    }
+
+    /// One weight's current value.
+    pub fn weight(&self, name: &str) -> Option<Tensor> {
+        let id = self.weight_id(name)?;
+        match self.graph.consts[id].as_ref()? {
+            Val::F(s, d) => Some(Tensor {
+                shape: s.clone(),
+                data: d.to_vec(),
+            }),
+            Val::I(..) => None,
+        }
+    }
+
+    fn weight_id(&self, name: &str) -> Option<usize> {
+        self.graph.weights.iter().find(|w| w.0 == name).map(|w| w.1)
+    }
+
+    /// Replaces one weight (same shape required).
+    pub fn set_weight(&mut self, name: &str, value: &Tensor) -> Result<(), ModelError> {
+        let id = self
+            .weight_id(name)
+            .ok_or_else(|| ModelError::Invalid(format!("no weight named '{name}'")))?;
+        let old = self.graph.consts[id]
+            .as_ref()
+            .map(|v| v.shape().to_vec())
+            .unwrap_or_default();
+        if old != value.shape || value.data.len() != old.iter().product::<usize>() {
+            return Err(ModelError::Shape(format!(
+                "weight '{name}' has shape {old:?}, got {:?}",
+                value.shape
+            )));
+        }
+        self.graph.consts[id] = Some(Val::F(value.shape.clone(), Arc::new(value.data.clone())));
+        Ok(())
+    }
+
+    /// Per-example losses, the input gradient and the gradient of the summed
+    /// loss with respect to every weight (in [`OnnxModel::weight_names`] order).
+    #[allow(clippy::type_complexity)]
+    pub fn weight_grads(
+        &self,
+        x: &Tensor,
+        loss: &Loss,
+    ) -> Result<(Vec<f32>, Vec<(String, Tensor)>), ModelError> {
+        let tape = self.graph.forward(self.input_val(x)?)?;
+        let z = out_tensor(self.graph.output_of(&tape)?)?;
+        let (vals, gz) = loss_and_grad(&z, loss)?;
+        let ids: Vec<usize> = self.graph.weights.iter().map(|w| w.1).collect();
+        let grads = self.graph.backward(&tape, gz, &ids)?;
+        let out = self
+            .graph
+            .weights
+            .iter()
+            .zip(grads)
+            .map(|((name, id), g)| {
+                let shape = self.graph.consts[*id]
+                    .as_ref()
+                    .map(|v| v.shape().to_vec())
+                    .unwrap_or_default();
+                let n = shape.iter().product();
+                (
+                    name.clone(),
+                    Tensor {
+                        shape,
+                        data: g.unwrap_or_else(|| vec![0.0; n]),
+                    },
+                )
+            })
+            .collect();
+        Ok((vals, out))
+    }
+
+    /// One plain SGD step on the mean loss over the batch; returns the mean
+    /// loss before the step.
+    pub fn sgd_step(&mut self, x: &Tensor, loss: &Loss, lr: f32) -> Result<f32, ModelError> {
+        let (vals, grads) = self.weight_grads(x, loss)?;
+        let b = vals.len().max(1) as f32;
+        for (name, g) in grads {
+            if let Some(mut w) = self.weight(&name) {
+                w.data
+                    .iter_mut()
+                    .zip(&g.data)
+                    .for_each(|(w, g)| *w -= lr * g / b);
+                self.set_weight(&name, &w)?;
+            }
+        }
+        Ok(vals.iter().sum::<f32>() / b)
+    }
+
+    /// Encodes the model as ONNX with the current weights. Every other part
+    /// of the original file is copied byte for byte.
+    pub fn to_onnx_bytes(&self) -> Result<Vec<u8>, ModelError> {
+        let raw = self.raw.as_ref().ok_or_else(|| {
+            ModelError::Invalid("model was not loaded from ONNX; nothing to re-encode".into())
+        })?;
+        let mut out = Vec::with_capacity(raw.len());
+        for f in fields(raw) {
+            let f = f?;
+            if f.num != 7 {
+                out.extend_from_slice(f.raw);
+                continue;
+            }
+            let mut g = Vec::with_capacity(f.bytes()?.len());
+            for gf in fields(f.bytes()?) {
+                let gf = gf?;
+                if gf.num == 5 {
+                    let t = proto::parse_tensor(gf.bytes()?)?;
+                    if let Some(w) = self.weight(&t.name) {
+                        wire::put_bytes_field(&mut g, 5, &encode_tensor(&t.name, &w));
+                        continue;
+                    }
+                }
+                g.extend_from_slice(gf.raw);
+            }
+            wire::put_bytes_field(&mut out, 7, &g);
+        }
+        Ok(out)
+    }
+
+    /// Writes the model as ONNX with the current weights.
+    pub fn save_onnx(&self, path: impl AsRef<Path>) -> Result<(), ModelError> {
+        std::fs::write(path, self.to_onnx_bytes()?)?;
+        Ok(())
+    }
+}
+
+/// Encodes a float `TensorProto` with raw little-endian data.
+pub(crate) fn encode_tensor(name: &str, t: &Tensor) -> Vec<u8> {
+    let mut b = Vec::with_capacity(t.data.len() * 4 + name.len() + 32);
+    for &d in &t.shape {
+        wire::put_int_field(&mut b, 1, d as i64);
+    }
+    wire::put_int_field(&mut b, 2, 1);
+    wire::put_bytes_field(&mut b, 8, name.as_bytes());
+    let mut raw = Vec::with_capacity(t.data.len() * 4);
+    for v in &t.data {
+        raw.extend_from_slice(&v.to_le_bytes());
+    }
+    wire::put_bytes_field(&mut b, 9, &raw);
+    b
+}
+
+fn out_tensor(v: &Val) -> Result<Tensor, ModelError> {
+    match v {
+        Val::F(s, d) => {
+            let shape = if s.len() == 1 {
+                vec![s[0], 1]
+            } else {
+                s.clone()
+            };
+            let b = shape.first().copied().unwrap_or(1);
+            let rest: usize = shape.iter().skip(1).product();
+            Tensor::new(vec![b, rest], d.to_vec())
+        }
+        Val::I(..) => Err(ModelError::Invalid(
+            "model output is not a float tensor".into(),
+        )),
+    }
+}
+
+pub(crate) fn read_bounded(path: &Path) -> Result<Vec<u8>, ModelError> {
+    let len = std::fs::metadata(path)?.len();
+    if len > MAX_MODEL_BYTES {
+        return Err(ModelError::Invalid(format!(
+            "{} is {len} bytes, over the {MAX_MODEL_BYTES}-byte limit",
+            path.display()
+        )));
+    }
+    Ok(std::fs::read(path)?)
+}
+
+impl Classifier for OnnxModel {
+    fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+    fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+    fn logits(&self, x: &Tensor) -> Result<Tensor, ModelError> {
+        self.forward(x)
+    }
+}
+
+impl Differentiable for OnnxModel {
+    fn loss_grad(&self, x: &Tensor, loss: &Loss) -> Result<(Vec<f32>, Tensor, Tensor), ModelError> {
+        let tape = self.graph.forward(self.input_val(x)?)?;
+        let z = out_tensor(self.graph.output_of(&tape)?)?;
+        let (vals, gz) = loss_and_grad(&z, loss)?;
+        let mut g = self.graph.backward(&tape, gz, &[self.graph.input])?;
+        let gx = g.pop().flatten().unwrap_or_else(|| vec![0.0; x.data.len()]);
+        Ok((vals, Tensor::new(x.shape.clone(), gx)?, z))
+    }
+}

@@ -1,0 +1,144 @@
+//! Outputs and input gradients of committed ONNX fixtures against
+//! onnxruntime / PyTorch references (see scripts/models/train_fixtures.py).
+
+use std::path::PathBuf;
+
+use aisec_model::data::npy::read_npy;
+use aisec_model::{Classifier, Differentiable, Loss, ModelError, OnnxModel, Tensor};
+
+fn fx(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn max_abs(v: &[f32]) -> f32 {
+    v.iter().fold(0.0f32, |m, x| m.max(x.abs()))
+}
+
+fn check_fixture(name: &str) {
+    let m = OnnxModel::load(fx(&format!("{name}.onnx"))).unwrap();
+    let x = read_npy(fx(&format!("{name}.x.npy"))).unwrap().to_tensor();
+    let y = read_npy(fx(&format!("{name}.y.npy")))
+        .unwrap()
+        .to_labels()
+        .unwrap();
+    let logits = read_npy(fx(&format!("{name}.logits.npy")))
+        .unwrap()
+        .to_tensor();
+    let grad = read_npy(fx(&format!("{name}.grad.npy")))
+        .unwrap()
+        .to_tensor();
+    assert_eq!(m.input_shape(), &x.shape[1..]);
+    assert_eq!(m.num_classes(), 10);
+    let z = m.logits(&x).unwrap();
+    assert_eq!(z.shape, logits.shape);
+    let d = z
+        .data
+        .iter()
+        .zip(&logits.data)
+        .fold(0.0f32, |a, (p, q)| a.max((p - q).abs()));
+    assert!(d < 1e-4, "{name}: logits differ by {d}");
+    let (vals, g, z2) = m
+        .loss_grad(&x, &Loss::CrossEntropy { labels: y.clone() })
+        .unwrap();
+    assert_eq!(vals.len(), y.len());
+    assert_eq!(z2.data, z.data);
+    let scale = max_abs(&grad.data).max(1e-6);
+    let gd = g
+        .data
+        .iter()
+        .zip(&grad.data)
+        .fold(0.0f32, |a, (p, q)| a.max((p - q).abs()));
+    assert!(
+        gd / scale < 1e-4,
+        "{name}: gradients differ by {gd} (scale {scale})"
+    );
+}
+
+#[test]
+fn digits_mlp_matches_references() {
+    check_fixture("digits_mlp");
+}
+
+#[test]
+fn digits_cnn_matches_references() {
+    check_fixture("digits_cnn");
+}
+
+#[test]
+fn op_zoo_matches_references() {
+    check_fixture("op_zoo");
+}
+
+#[test]
+fn trained_cnn_classifies_digits() {
+    let m = OnnxModel::load(fx("digits_cnn.onnx")).unwrap();
+    let x = read_npy(fx("digits_cnn.x.npy")).unwrap().to_tensor();
+    let y = read_npy(fx("digits_cnn.y.npy"))
+        .unwrap()
+        .to_labels()
+        .unwrap();
+    let p = m.predict(&x).unwrap();
+    let correct = p.iter().zip(&y).filter(|(a, b)| a == b).count();
+    assert!(correct >= 14, "only {correct}/16 correct");
+}
+
+#[test]
+fn sgd_lowers_loss_and_saved_onnx_reloads() {
+    let mut m = OnnxModel::load(fx("digits_mlp.onnx")).unwrap();
+    let x = read_npy(fx("digits_mlp.x.npy")).unwrap().to_tensor();
+    // Train towards shifted labels so the loss has room to fall.
+    let y: Vec<usize> = read_npy(fx("digits_mlp.y.npy"))
+        .unwrap()
+        .to_labels()
+        .unwrap()
+        .iter()
+        .map(|l| (l + 1) % 10)
+        .collect();
+    let loss = Loss::CrossEntropy { labels: y };
+    let first = m.sgd_step(&x, &loss, 0.5).unwrap();
+    let mut last = first;
+    for _ in 0..20 {
+        last = m.sgd_step(&x, &loss, 0.5).unwrap();
+    }
+    assert!(last < first * 0.8, "loss {first} -> {last}");
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("trained.onnx");
+    m.save_onnx(&p).unwrap();
+    let back = OnnxModel::load(&p).unwrap();
+    assert_eq!(back.logits(&x).unwrap(), m.logits(&x).unwrap());
+    for name in m.weight_names() {
+        assert_eq!(back.weight(&name), m.weight(&name));
+    }
+}
+
+#[test]
+fn unsupported_operator_is_named() {
+    let mut b = std::fs::read(fx("digits_mlp.onnx")).unwrap();
+    // NodeProto.op_type is field 4: tag 0x22, length 4, "Tanh".
+    let pos = b.windows(6).position(|w| w == b"\x22\x04Tanh").unwrap();
+    b[pos + 2..pos + 6].copy_from_slice(b"Tanx");
+    match OnnxModel::from_bytes(b) {
+        Err(ModelError::Unsupported { op, node }) => {
+            assert_eq!(op, "Tanx");
+            assert!(!node.is_empty());
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+}
+
+#[test]
+fn truncated_and_garbage_bytes_are_errors() {
+    let b = std::fs::read(fx("digits_cnn.onnx")).unwrap();
+    for cut in [1, 7, 100, b.len() / 2, b.len() - 3] {
+        assert!(OnnxModel::from_bytes(b[..cut].to_vec()).is_err());
+    }
+    assert!(OnnxModel::from_bytes(vec![0xff; 64]).is_err());
+}
+
+#[test]
+fn wrong_input_shape_is_an_error() {
+    let m = OnnxModel::load(fx("digits_cnn.onnx")).unwrap();
+    assert!(m.logits(&Tensor::zeros(vec![2, 1, 8, 9])).is_err());
+}
