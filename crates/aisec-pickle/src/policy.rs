@@ -188,7 +188,12 @@ pub const BUILTIN_DENY: &[DenyEntry] = &[
         "attribute-chain gadget (modelscan bypass)",
         MS,
     ),
-    ("operator.methodcaller", "calls arbitrary methods", AI),
+    ("operator.methodcaller", "calls arbitrary methods", FK),
+    (
+        "operator.itemgetter",
+        "item fetch gadget (e.g. from __builtins__ dicts)",
+        FK,
+    ),
     ("operator.call", "calls an arbitrary callable", AI),
     ("functools.partial", "wraps arbitrary callables", PS),
     (
@@ -267,6 +272,12 @@ pub const BUILTIN_DENY: &[DenyEntry] = &[
     ("torch.ops.*", "calls arbitrary registered operators", AI),
     ("torch.fx.*", "generates and executes Python code", AI),
     ("torch.package.*", "imports code from packages", AI),
+    (
+        "torch.utils._config_module.*",
+        "loads pickled/config code",
+        AI,
+    ),
+    ("torch.utils.collect_env.*", "runs commands", AI),
     // Files.
     ("io.*", "io.open / FileIO write files", AI),
     ("_io.*", "file I/O", AI),
@@ -672,18 +683,27 @@ impl Policy {
                 return Verdict::Denied { reason, source };
             }
         }
-        if name.contains('.') {
-            // Attribute paths through dunders (`__globals__`, `__builtins__`,
-            // `__class__`, `__subclasses__`...) reach arbitrary objects.
-            if name
+        let exact_allowed =
+            self.user_allow.exact.contains(&full) || self.builtin_allow.exact.contains(&full);
+        // Dunder attributes (`numpy.__builtins__`, `x.__globals__`,
+        // `object.__subclasses__`) reach arbitrary objects: modelscan issue #89.
+        if !exact_allowed
+            && name
                 .split('.')
-                .any(|s| s.starts_with("__") && s.ends_with("__"))
-            {
-                return Verdict::Denied {
-                    reason: "attribute path through dunder attributes",
-                    source: AI,
-                };
-            }
+                .any(|s| s.len() > 4 && s.starts_with("__") && s.ends_with("__"))
+        {
+            return Verdict::Denied {
+                reason: "dunder attribute access (reaches builtins/globals)",
+                source: "modelscan issue #89",
+            };
+        }
+        // Methods of builtin types (`builtins.dict.get`, `builtins.str.format`)
+        // are gadget material (modelscan issue #89 uses dict.get on __builtins__).
+        if !exact_allowed && module == "builtins" && name.contains('.') {
+            return Verdict::Denied {
+                reason: "method of a builtin type used as a gadget",
+                source: "modelscan issue #89",
+            };
         }
         if self.user_allow.matches(&full) || self.builtin_allow.matches(&full) {
             return Verdict::Allowed;
