@@ -2250,6 +2250,21 @@ fn backward_node(
                 });
                 res[0] = Some(g);
             }
+            // Gradients of tensor bounds (opset 11+ inputs).
+            for (i, below) in [(1usize, true), (2, false)] {
+                if nd(i) {
+                    let x = need_in(ins, 0, node)?.f(nm)?;
+                    let (lo, hi) = clip_bounds(*min, *max, ins, nm)?;
+                    let dy = g0()?;
+                    let s: f32 = x
+                        .iter()
+                        .zip(&dy)
+                        .filter(|(&x, _)| if below { x < lo } else { x > hi })
+                        .map(|(_, g)| g)
+                        .sum();
+                    res[i] = Some(vec![s]);
+                }
+            }
         }
         Op::Softmax { axis, legacy, log } => {
             if nd(0) {
@@ -2358,24 +2373,31 @@ fn backward_node(
             };
             let mut dsc = vec![0.0f32; c];
             let mut dbi = vec![0.0f32; c];
+            let mut dmean = vec![0.0f32; c];
+            let mut dvar = vec![0.0f32; c];
             for blk in 0..xd.len() / inner {
                 let ch = blk % c;
                 let rs = 1.0 / (p[3][ch] + eps).sqrt();
                 let sc = p[0][ch] * rs;
+                let mut sxc = 0.0f32;
+                let mut sg = 0.0f32;
                 for j in blk * inner..(blk + 1) * inner {
                     if let Some(dx) = dx.as_mut() {
                         dx[j] = dy[j] * sc;
                     }
-                    dsc[ch] += dy[j] * (xd[j] - p[2][ch]) * rs;
-                    dbi[ch] += dy[j];
+                    sxc += dy[j] * (xd[j] - p[2][ch]);
+                    sg += dy[j];
                 }
+                dsc[ch] += sxc * rs;
+                dbi[ch] += sg;
+                dmean[ch] -= sg * sc;
+                dvar[ch] += -0.5 * sxc * p[0][ch] * rs * rs * rs;
             }
             res[0] = dx;
-            if nd(1) {
-                res[1] = Some(dsc);
-            }
-            if nd(2) {
-                res[2] = Some(dbi);
+            for (i, v) in [(1, dsc), (2, dbi), (3, dmean), (4, dvar)] {
+                if nd(i) {
+                    res[i] = Some(v);
+                }
             }
         }
         Op::LayerNorm { axis, .. } => {
@@ -2558,3 +2580,7 @@ fn backward_node(
     }
     Ok(res)
 }
+
+#[cfg(test)]
+#[path = "graph_fd_tests.rs"]
+mod fd_tests;

@@ -1,0 +1,688 @@
+//! Finite-difference checks of every operator's backward pass, for the
+//! input and for every float weight.
+
+use super::*;
+use crate::onnx::proto::{GraphP, NodeP, TensorP, ValueInfoP};
+
+/// Distinct, well-separated pseudo-random values in [-1, 1] (a shuffled
+/// grid, so max-pool ties and ReLU kinks are at least 2/n apart).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut idx: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let j = (s >> 33) as usize % (i + 1);
+        idx.swap(i, j);
+    }
+    idx.iter()
+        .map(|&k| ((k as f32 + 0.5) / n as f32) * 2.0 - 1.0)
+        .collect()
+}
+
+fn node(op: &str, ins: &[&str], outs: &[&str], attrs: Vec<(&str, AttrVal)>) -> NodeP {
+    NodeP {
+        name: format!("{op}_node"),
+        op_type: op.into(),
+        domain: String::new(),
+        inputs: ins.iter().map(|s| s.to_string()).collect(),
+        outputs: outs.iter().map(|s| s.to_string()).collect(),
+        attrs: attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+    }
+}
+
+fn ints(v: &[i64]) -> AttrVal {
+    AttrVal::Is(v.to_vec())
+}
+
+fn wt(name: &str, dims: &[usize], seed: u64) -> TensorP {
+    TensorP {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data: TensorData::F32(values(dims.iter().product(), seed)),
+    }
+}
+
+fn it(name: &str, dims: &[usize], v: &[i64]) -> TensorP {
+    TensorP {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data: TensorData::I64(v.to_vec()),
+    }
+}
+
+/// Positive weights (variances, divisors).
+fn pos(name: &str, dims: &[usize], seed: u64) -> TensorP {
+    let mut t = wt(name, dims, seed);
+    if let TensorData::F32(v) = &mut t.data {
+        v.iter_mut().for_each(|x| *x = 0.5 + x.abs());
+    }
+    t
+}
+
+fn run(g: &Graph, x: &[f32], xs: &[usize]) -> Tape {
+    g.forward(Val::F(xs.to_vec(), Arc::new(x.to_vec())))
+        .unwrap()
+}
+
+/// Checks d(sum(out * r))/d(x and weights) against central differences.
+fn check_op(
+    nodes: Vec<NodeP>,
+    inits: Vec<TensorP>,
+    xs: &[usize],
+    opset: i64,
+    xmap: fn(f32) -> f32,
+) {
+    let gp = GraphP {
+        nodes,
+        initializers: inits,
+        inputs: vec![ValueInfoP {
+            name: "x".into(),
+            dims: xs.iter().map(|&d| Some(d)).collect(),
+        }],
+        outputs: vec![ValueInfoP {
+            name: "y".into(),
+            dims: vec![],
+        }],
+    };
+    let mut g = Graph::compile(&gp, opset).unwrap();
+    let n: usize = xs.iter().product();
+    let x: Vec<f32> = values(n, 7).into_iter().map(xmap).collect();
+    let tape = run(&g, &x, xs);
+    let ny = g.output_of(&tape).unwrap().numel();
+    let r = values(ny, 11);
+    let mut wanted = vec![g.input];
+    wanted.extend(g.weights.iter().map(|w| w.1));
+    let grads = g.backward(&tape, r.clone(), &wanted).unwrap();
+    let objective = |g: &Graph, x: &[f32]| -> f64 {
+        let t = run(g, x, xs);
+        match g.output_of(&t).unwrap() {
+            Val::F(_, d) => d
+                .iter()
+                .zip(&r)
+                .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                .sum(),
+            Val::I(..) => panic!("integer output"),
+        }
+    };
+    let h = 2e-3f32;
+    let op = gp
+        .nodes
+        .last()
+        .map(|n| n.op_type.clone())
+        .unwrap_or_default();
+    // Input gradient.
+    let gx = grads[0].clone().unwrap_or_else(|| vec![0.0; n]);
+    for i in 0..n {
+        let mut xp = x.clone();
+        xp[i] += h;
+        let mut xm = x.clone();
+        xm[i] -= h;
+        let fd = (objective(&g, &xp) - objective(&g, &xm)) / (2.0 * f64::from(h));
+        let an = f64::from(gx[i]);
+        assert!(
+            (fd - an).abs() <= 1e-2 * fd.abs().max(1.0),
+            "{op}: d/dx[{i}] analytic {an} vs numeric {fd}"
+        );
+    }
+    // Weight gradients.
+    let weights = g.weights.clone();
+    for (k, (name, id)) in weights.iter().enumerate() {
+        let w0 = match g.consts[*id].clone().unwrap() {
+            Val::F(s, d) => (s, d.to_vec()),
+            Val::I(..) => continue,
+        };
+        let gw = grads[k + 1]
+            .clone()
+            .unwrap_or_else(|| vec![0.0; w0.1.len()]);
+        for i in 0..w0.1.len() {
+            let f = |delta: f32, g: &mut Graph| {
+                let mut w = w0.1.clone();
+                w[i] += delta;
+                g.consts[*id] = Some(Val::F(w0.0.clone(), Arc::new(w)));
+                let v = objective(g, &x);
+                g.consts[*id] = Some(Val::F(w0.0.clone(), Arc::new(w0.1.clone())));
+                v
+            };
+            let fd = (f(h, &mut g) - f(-h, &mut g)) / (2.0 * f64::from(h));
+            let an = f64::from(gw[i]);
+            assert!(
+                (fd - an).abs() <= 1e-2 * fd.abs().max(1.0),
+                "{op}: d/d{name}[{i}] analytic {an} vs numeric {fd}"
+            );
+        }
+    }
+}
+
+fn id(v: f32) -> f32 {
+    v
+}
+
+#[test]
+fn conv_strided_padded_grouped_dilated() {
+    check_op(
+        vec![node(
+            "Conv",
+            &["x", "w", "b"],
+            &["y"],
+            vec![
+                ("group", AttrVal::I(2)),
+                ("pads", ints(&[1, 0, 2, 1])),
+                ("strides", ints(&[2, 1])),
+                ("dilations", ints(&[1, 2])),
+                ("kernel_shape", ints(&[3, 2])),
+            ],
+        )],
+        vec![wt("w", &[4, 2, 3, 2], 1), wt("b", &[4], 2)],
+        &[2, 4, 5, 5],
+        13,
+        id,
+    );
+}
+
+#[test]
+fn conv_pointwise_and_1d() {
+    check_op(
+        vec![node("Conv", &["x", "w"], &["y"], vec![])],
+        vec![wt("w", &[3, 2, 1, 1], 1)],
+        &[2, 2, 3, 3],
+        13,
+        id,
+    );
+    check_op(
+        vec![node(
+            "Conv",
+            &["x", "w", "b"],
+            &["y"],
+            vec![("pads", ints(&[1, 1]))],
+        )],
+        vec![wt("w", &[3, 2, 3], 1), wt("b", &[3], 4)],
+        &[2, 2, 6],
+        13,
+        id,
+    );
+}
+
+#[test]
+fn gemm_transposes() {
+    for (ta, tb) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+        let (xs, ws) = (
+            if ta == 1 { [3, 2] } else { [2, 3] },
+            if tb == 1 { [4, 3] } else { [3, 4] },
+        );
+        check_op(
+            vec![node(
+                "Gemm",
+                &["x", "w", "c"],
+                &["y"],
+                vec![
+                    ("transA", AttrVal::I(ta)),
+                    ("transB", AttrVal::I(tb)),
+                    ("alpha", AttrVal::F(0.7)),
+                    ("beta", AttrVal::F(1.3)),
+                ],
+            )],
+            vec![wt("w", &ws, 3), wt("c", &[4], 5)],
+            &xs,
+            13,
+            id,
+        );
+    }
+}
+
+#[test]
+fn matmul_weight_and_batched() {
+    check_op(
+        vec![node("MatMul", &["x", "w"], &["y"], vec![])],
+        vec![wt("w", &[3, 4], 3)],
+        &[2, 2, 3],
+        13,
+        id,
+    );
+    check_op(
+        vec![node("MatMul", &["x", "w"], &["y"], vec![])],
+        vec![wt("w", &[1, 2, 3, 2], 3)],
+        &[2, 1, 4, 3],
+        13,
+        id,
+    );
+}
+
+#[test]
+fn broadcasting_binary_ops() {
+    for op in ["Add", "Sub", "Mul", "Div"] {
+        check_op(
+            vec![node(op, &["x", "w"], &["y"], vec![])],
+            vec![pos("w", &[3, 1], 9)],
+            &[2, 3, 4],
+            13,
+            id,
+        );
+    }
+    check_op(
+        vec![node("Pow", &["x", "e"], &["y"], vec![])],
+        vec![it("e", &[], &[2])],
+        &[2, 3],
+        13,
+        id,
+    );
+    check_op(
+        vec![node("Pow", &["x", "e"], &["y"], vec![])],
+        vec![pos("e", &[3], 2)],
+        &[2, 3],
+        13,
+        |v| v.abs() + 0.5,
+    );
+}
+
+#[test]
+fn elementwise_unary_ops() {
+    for op in ["Relu", "Sigmoid", "Tanh", "Erf", "Neg", "Exp", "Abs"] {
+        check_op(
+            vec![node(op, &["x"], &["y"], vec![])],
+            vec![],
+            &[2, 5],
+            13,
+            id,
+        );
+    }
+    for op in ["Sqrt", "Log"] {
+        check_op(
+            vec![node(op, &["x"], &["y"], vec![])],
+            vec![],
+            &[2, 5],
+            13,
+            |v| v.abs() + 0.5,
+        );
+    }
+    check_op(
+        vec![node(
+            "LeakyRelu",
+            &["x"],
+            &["y"],
+            vec![("alpha", AttrVal::F(0.1))],
+        )],
+        vec![],
+        &[3, 4],
+        13,
+        id,
+    );
+    for approx in ["none", "tanh"] {
+        check_op(
+            vec![node(
+                "Gelu",
+                &["x"],
+                &["y"],
+                vec![("approximate", AttrVal::S(approx.into()))],
+            )],
+            vec![],
+            &[3, 4],
+            20,
+            id,
+        );
+    }
+}
+
+#[test]
+fn clip_opset_forms() {
+    check_op(
+        vec![node("Clip", &["x", "lo", "hi"], &["y"], vec![])],
+        vec![
+            TensorP {
+                name: "lo".into(),
+                dims: vec![],
+                data: TensorData::F32(vec![-0.3]),
+            },
+            TensorP {
+                name: "hi".into(),
+                dims: vec![],
+                data: TensorData::F32(vec![0.42]),
+            },
+        ],
+        &[4, 5],
+        13,
+        id,
+    );
+    check_op(
+        vec![node(
+            "Clip",
+            &["x"],
+            &["y"],
+            vec![("min", AttrVal::F(0.0)), ("max", AttrVal::F(0.5))],
+        )],
+        vec![],
+        &[4, 5],
+        6,
+        id,
+    );
+}
+
+#[test]
+fn softmax_and_log_softmax() {
+    for op in ["Softmax", "LogSoftmax"] {
+        check_op(
+            vec![node(op, &["x"], &["y"], vec![("axis", AttrVal::I(1))])],
+            vec![],
+            &[2, 3, 4],
+            13,
+            |v| 3.0 * v,
+        );
+        check_op(
+            vec![node(op, &["x"], &["y"], vec![])],
+            vec![],
+            &[2, 3, 4],
+            11,
+            |v| 3.0 * v,
+        );
+    }
+}
+
+#[test]
+fn pooling_variants() {
+    check_op(
+        vec![node(
+            "MaxPool",
+            &["x"],
+            &["y"],
+            vec![
+                ("kernel_shape", ints(&[3, 3])),
+                ("strides", ints(&[2, 2])),
+                ("pads", ints(&[1, 1, 1, 1])),
+                ("ceil_mode", AttrVal::I(1)),
+            ],
+        )],
+        vec![],
+        &[1, 2, 6, 6],
+        13,
+        id,
+    );
+    for cip in [0, 1] {
+        check_op(
+            vec![node(
+                "AveragePool",
+                &["x"],
+                &["y"],
+                vec![
+                    ("kernel_shape", ints(&[3, 2])),
+                    ("strides", ints(&[2, 2])),
+                    ("pads", ints(&[1, 0, 1, 1])),
+                    ("ceil_mode", AttrVal::I(1)),
+                    ("count_include_pad", AttrVal::I(cip)),
+                ],
+            )],
+            vec![],
+            &[2, 1, 6, 5],
+            13,
+            id,
+        );
+    }
+    check_op(
+        vec![node("GlobalAveragePool", &["x"], &["y"], vec![])],
+        vec![],
+        &[2, 3, 2, 3],
+        13,
+        id,
+    );
+}
+
+#[test]
+fn normalizations() {
+    check_op(
+        vec![node(
+            "BatchNormalization",
+            &["x", "s", "b", "m", "v"],
+            &["y"],
+            vec![("epsilon", AttrVal::F(1e-3))],
+        )],
+        vec![
+            wt("s", &[3], 1),
+            wt("b", &[3], 2),
+            wt("m", &[3], 3),
+            pos("v", &[3], 4),
+        ],
+        &[2, 3, 2, 2],
+        13,
+        id,
+    );
+    check_op(
+        vec![node(
+            "LayerNormalization",
+            &["x", "s", "b"],
+            &["y"],
+            vec![("axis", AttrVal::I(-1))],
+        )],
+        vec![wt("s", &[4], 1), wt("b", &[4], 2)],
+        &[2, 3, 4],
+        17,
+        |v| 2.0 * v,
+    );
+}
+
+#[test]
+fn shape_ops() {
+    check_op(
+        vec![node("Flatten", &["x"], &["y"], vec![])],
+        vec![],
+        &[2, 3, 2],
+        13,
+        id,
+    );
+    check_op(
+        vec![node("Reshape", &["x", "s"], &["y"], vec![])],
+        vec![it("s", &[2], &[0, -1])],
+        &[2, 3, 2],
+        13,
+        id,
+    );
+    check_op(
+        vec![node(
+            "Transpose",
+            &["x"],
+            &["y"],
+            vec![("perm", ints(&[0, 2, 3, 1]))],
+        )],
+        vec![],
+        &[2, 3, 2, 2],
+        13,
+        id,
+    );
+    check_op(
+        vec![
+            node("Unsqueeze", &["x", "a"], &["u"], vec![]),
+            node("Squeeze", &["u", "a"], &["y"], vec![]),
+        ],
+        vec![it("a", &[1], &[1])],
+        &[2, 3],
+        13,
+        id,
+    );
+    check_op(
+        vec![
+            node("Unsqueeze", &["x"], &["u"], vec![("axes", ints(&[0, 3]))]),
+            node("Squeeze", &["u"], &["y"], vec![("axes", ints(&[0]))]),
+        ],
+        vec![],
+        &[2, 3],
+        11,
+        id,
+    );
+    check_op(
+        vec![node(
+            "Concat",
+            &["x", "w", "x"],
+            &["y"],
+            vec![("axis", AttrVal::I(1))],
+        )],
+        vec![wt("w", &[2, 1, 3], 4)],
+        &[2, 2, 3],
+        13,
+        id,
+    );
+    check_op(
+        vec![node(
+            "Slice",
+            &["x", "st", "en", "ax", "sp"],
+            &["y"],
+            vec![],
+        )],
+        vec![
+            it("st", &[2], &[1, -1]),
+            it("en", &[2], &[100, 0]),
+            it("ax", &[2], &[1, 2]),
+            it("sp", &[2], &[2, -2]),
+        ],
+        &[2, 5, 4],
+        13,
+        id,
+    );
+    check_op(
+        vec![node("Pad", &["x", "p"], &["y"], vec![])],
+        vec![it("p", &[6], &[0, 1, 2, 0, 0, 1])],
+        &[2, 2, 3],
+        13,
+        id,
+    );
+    check_op(
+        vec![node(
+            "Split",
+            &["x", "s"],
+            &["a", "y"],
+            vec![("axis", AttrVal::I(1))],
+        )],
+        vec![it("s", &[2], &[1, 3])],
+        &[2, 4, 2],
+        13,
+        id,
+    );
+    check_op(
+        vec![node("Expand", &["x", "s"], &["y"], vec![])],
+        vec![it("s", &[3], &[3, 2, 4])],
+        &[2, 1],
+        13,
+        id,
+    );
+}
+
+#[test]
+fn gather_embedding_and_reductions() {
+    // Embedding lookup: gradient flows into the weight table.
+    check_op(
+        vec![
+            node("Gather", &["emb", "idx"], &["e"], vec![]),
+            node("Mul", &["e", "x"], &["y"], vec![]),
+        ],
+        vec![wt("emb", &[5, 3], 1), it("idx", &[2, 2], &[4, 0, 4, 2])],
+        &[2, 2, 3],
+        13,
+        id,
+    );
+    check_op(
+        vec![node(
+            "Gather",
+            &["x", "i"],
+            &["y"],
+            vec![("axis", AttrVal::I(1))],
+        )],
+        vec![it("i", &[3], &[2, 0, 2])],
+        &[2, 3, 2],
+        13,
+        id,
+    );
+    check_op(
+        vec![node(
+            "ReduceMean",
+            &["x"],
+            &["y"],
+            vec![("axes", ints(&[1, 2])), ("keepdims", AttrVal::I(0))],
+        )],
+        vec![],
+        &[2, 3, 4],
+        13,
+        id,
+    );
+    check_op(
+        vec![node("ReduceSum", &["x", "a"], &["y"], vec![])],
+        vec![it("a", &[1], &[-1])],
+        &[2, 3, 4],
+        13,
+        id,
+    );
+    check_op(
+        vec![node("ReduceMean", &["x", "a"], &["y"], vec![])],
+        vec![it("a", &[1], &[0])],
+        &[2, 3],
+        18,
+        id,
+    );
+}
+
+#[test]
+fn shape_subgraph_is_folded_or_evaluated() {
+    // x.view(x.size(0), -1) as torch exports it.
+    check_op(
+        vec![
+            node("Shape", &["x"], &["s"], vec![]),
+            node(
+                "Gather",
+                &["s", "zero"],
+                &["n"],
+                vec![("axis", AttrVal::I(0))],
+            ),
+            node("Unsqueeze", &["n", "ax"], &["n1"], vec![]),
+            node(
+                "Concat",
+                &["n1", "m1"],
+                &["shape"],
+                vec![("axis", AttrVal::I(0))],
+            ),
+            node("Reshape", &["x", "shape"], &["y"], vec![]),
+        ],
+        vec![
+            it("zero", &[], &[0]),
+            it("ax", &[1], &[0]),
+            it("m1", &[1], &[-1]),
+        ],
+        &[2, 2, 3],
+        13,
+        id,
+    );
+}
+
+#[test]
+fn unsupported_forms_are_refused() {
+    let gp = GraphP {
+        nodes: vec![node(
+            "Pad",
+            &["x", "p"],
+            &["y"],
+            vec![("mode", AttrVal::S("reflect".into()))],
+        )],
+        initializers: vec![it("p", &[4], &[0, 1, 0, 1])],
+        inputs: vec![ValueInfoP {
+            name: "x".into(),
+            dims: vec![Some(2), Some(3)],
+        }],
+        outputs: vec![ValueInfoP {
+            name: "y".into(),
+            dims: vec![],
+        }],
+    };
+    // Pad's pads are constant, so the node folds only once x is known: run it.
+    let g = Graph::compile(&gp, 13).unwrap();
+    let e = g
+        .forward(Val::F(vec![2, 3], Arc::new(vec![0.0; 6])))
+        .err()
+        .unwrap();
+    assert!(matches!(e, ModelError::Unsupported { .. }), "{e}");
+    let gp2 = GraphP {
+        nodes: vec![node("NonMaxSuppression", &["x"], &["y"], vec![])],
+        ..gp
+    };
+    let e = Graph::compile(&gp2, 13).err().unwrap();
+    assert!(
+        matches!(e, ModelError::Unsupported { ref op, ref node } if op == "NonMaxSuppression" && node == "NonMaxSuppression_node")
+    );
+}
