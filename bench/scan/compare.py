@@ -52,14 +52,28 @@ def load_time(path):
 
 
 def norm(path: str, root: str) -> str:
-    """Maps a tool's file path (absolute, relative to cwd or to the corpus) to the manifest's relative path."""
+    """Maps a tool's file path (absolute, relative to cwd or to the corpus,
+    symlinks resolved or not) to the manifest's relative path."""
     p = path.replace("\\", "/")
-    for prefix in (root.rstrip("/") + "/", os.path.relpath(root).rstrip("/") + "/"):
+    prefixes = {root.rstrip("/") + "/", os.path.realpath(root).rstrip("/") + "/",
+                os.path.relpath(root).rstrip("/") + "/"}
+    for prefix in sorted(prefixes, key=len, reverse=True):
         if p.startswith(prefix):
             return p[len(prefix):]
     if p.startswith("./"):
         p = p[2:]
     return p
+
+
+def resolve(rel: str, files) -> str:
+    """`rel` itself if it is a manifest path, else the manifest path it ends
+    with or starts with (a member glued on), else `rel`."""
+    if rel in files:
+        return rel
+    for cand in files:
+        if rel.endswith("/" + cand) or rel.startswith(cand + "/") or rel.startswith(cand + ":"):
+            return cand
+    return rel
 
 
 def parse_aisec(path, root, files):
@@ -74,17 +88,11 @@ def parse_aisec(path, root, files):
     rules = collections.defaultdict(set)
     for f in rep.get("findings", []):
         loc = f.get("location", {})
-        rel = norm(loc.get("path", ""), root)
-        if rel not in files:
-            # a member path glued to the file path, e.g. "x.pt/archive/data.pkl"
-            for cand in files:
-                if rel.startswith(cand):
-                    rel = cand
-                    break
+        rel = resolve(norm(loc.get("path", ""), root), files)
         s = SEV_ORDER.get(str(f.get("severity", "")).lower(), 0)
         maxsev[rel] = max(maxsev.get(rel, -1), s)
         rules[rel].add(f.get("rule_id", "?"))
-    errs = {norm(e.get("subject", ""), root) for e in rep.get("errors", [])}
+    errs = {resolve(norm(e.get("subject", ""), root), files) for e in rep.get("errors", [])}
     for rel in files:
         ms = maxsev.get(rel, -1)
         verdict[rel] = {"flagged": ms >= SEV_ORDER["high"], "any": ms >= 0, "maxsev": ms,
@@ -394,18 +402,39 @@ def main():
         sc = json.load(open(scal))
         L.append("## Checkpoint size scaling")
         L.append("")
-        L.append("PyTorch zip checkpoints with the same 32 tensor names and layout (only the row count differs), "
-                 "so `data.pkl` is the same length apart from the integers. Median of "
-                 f"{sc.get('repeats')} runs each (warm cache), wall seconds:")
+        L.append("PyTorch zip checkpoints with the same 32 tensor names and 2-D layout (only the row count differs), "
+                 "so `data.pkl` is the same length apart from the integers; the rest is tensor data. "
+                 f"Warm: median of {sc.get('repeats')} runs with the file in the page cache. "
+                 f"Cold: median of {sc.get('cold_repeats', 0)} runs, each right after evicting that file from the "
+                 "page cache (`posix_fadvise(DONTNEED)`), so bytes a tool reads come from disk. Wall seconds "
+                 "(process start included); peak RSS in MiB.")
         L.append("")
         tools_sc = sc["tools"]
-        L.append("| checkpoint | bytes | " + " | ".join(tools_sc) + " |")
-        L.append("|---|---:|" + "---:|" * len(tools_sc))
+        L.append("| checkpoint | bytes | " + " | ".join(f"{t} warm | {t} cold | {t} RSS" for t in tools_sc) + " |")
+        L.append("|---|---:|" + "---:|---:|---:|" * len(tools_sc))
         for row in sc["rows"]:
-            L.append(f"| {row['name']} | {row['bytes']:,} | "
-                     + " | ".join(f"{row['times'][t]:.4f}" if row["times"].get(t) is not None else "n/a"
-                                  for t in tools_sc) + " |")
+            cells = []
+            for t in tools_sc:
+                w = row["times"].get(t)
+                c_ = row.get("cold", {}).get(t)
+                m = row.get("rss_mib", {}).get(t)
+                cells.append(f"{w:.4f}" if w is not None else "n/a")
+                cells.append(f"{c_:.4f}" if c_ is not None else "n/a")
+                cells.append(f"{m:,.0f}" if m is not None else "n/a")
+            L.append(f"| {row['name']} | {row['bytes']:,} | " + " | ".join(cells) + " |")
         L.append("")
+        if "aisec" in tools_sc and len(sc["rows"]) >= 2:
+            a = sc["rows"][0]["times"]["aisec"]
+            b = sc["rows"][-1]["times"]["aisec"]
+            ac = sc["rows"][0].get("cold", {}).get("aisec")
+            bc = sc["rows"][-1].get("cold", {}).get("aisec")
+            size_ratio = sc["rows"][-1]["bytes"] / sc["rows"][0]["bytes"]
+            msg = (f"aisec, {sc['rows'][-1]['name']} vs {sc['rows'][0]['name']} ({size_ratio:.0f}x the bytes): "
+                   f"warm time ratio {b / a:.2f}")
+            if ac and bc:
+                msg += f", cold time ratio {bc / ac:.2f}"
+            L.append(msg + ".")
+            L.append("")
     L.append("## Reproduce")
     L.append("")
     L.append("```")

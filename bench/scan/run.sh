@@ -137,7 +137,7 @@ log "size scaling (10 MB / 100 MB / 1 GB checkpoints)"
 AISEC_FOR_SCALING=""
 [ "$run_aisec" = 1 ] && AISEC_FOR_SCALING="$AISEC"
 "$PY" - "$SCALING" "$OUT/scaling.json" "$VENV" "$AISEC_FOR_SCALING" <<'EOF'
-import json, os, statistics, subprocess, sys, time
+import json, os, statistics, subprocess, sys, tempfile, time
 sd, out, venv, aisec = sys.argv[1:5]
 repeats = 5
 tools = {}
@@ -145,19 +145,49 @@ if aisec:
     tools["aisec"] = lambda p: [aisec, "scan", p, "--format", "json"]
 tools["picklescan"] = lambda p: [f"{venv}/bin/picklescan", "-p", p]
 tools["modelscan"] = lambda p: [f"{venv}/bin/modelscan", "scan", "-p", p, "-r", "json", "-o", os.devnull]
+
+def evict(path):
+    # Drop this one file's pages from the page cache (POSIX_FADV_DONTNEED on
+    # a clean file), so the next run reads from disk; other files untouched.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+def timed(cmd):
+    with tempfile.NamedTemporaryFile("r") as tf:
+        t0 = time.perf_counter()
+        subprocess.run(["/usr/bin/time", "-f", "%M", "-o", tf.name] + cmd,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wall = time.perf_counter() - t0
+        try:
+            rss = int(open(tf.name).read().strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            rss = None
+    return wall, rss
+
 rows = []
 for name in ["10MB", "100MB", "1GB"]:
     p = os.path.join(sd, f"ckpt_{name}.pt")
-    times = {}
+    warm, cold, rss = {}, {}, {}
     for t, cmd in tools.items():
-        ws = []
+        ws, cs, rs = [], [], []
         for _ in range(repeats):
-            t0 = time.perf_counter()
-            subprocess.run(cmd(p), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            ws.append(time.perf_counter() - t0)
-        times[t] = statistics.median(ws)
-    rows.append({"name": name, "bytes": os.path.getsize(p), "times": times})
-json.dump({"repeats": repeats, "tools": list(tools), "rows": rows}, open(out, "w"), indent=1)
+            w, r = timed(cmd(p))
+            ws.append(w)
+            rs.append(r or 0)
+        for _ in range(3):
+            evict(p)
+            w, r = timed(cmd(p))
+            cs.append(w)
+            rs.append(r or 0)
+        warm[t] = statistics.median(ws)
+        cold[t] = statistics.median(cs)
+        rss[t] = max(rs) / 1024
+    rows.append({"name": name, "bytes": os.path.getsize(p), "times": warm, "cold": cold, "rss_mib": rss})
+json.dump({"repeats": repeats, "cold_repeats": 3, "tools": list(tools), "rows": rows}, open(out, "w"), indent=1)
 EOF
 
 # ---- environment and report ----------------------------------------------
