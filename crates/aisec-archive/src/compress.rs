@@ -83,7 +83,9 @@ pub fn sniff_compression(data: &[u8]) -> Option<Compression> {
     }
     if data.len() >= 10 && data.starts_with(b"BZh") && (b'1'..=b'9').contains(&data[3]) {
         let magic = &data[4..10];
-        if magic == [0x31, 0x41, 0x59, 0x26, 0x53, 0x59] || magic == [0x17, 0x72, 0x45, 0x38, 0x50, 0x90] {
+        if magic == [0x31, 0x41, 0x59, 0x26, 0x53, 0x59]
+            || magic == [0x17, 0x72, 0x45, 0x38, 0x50, 0x90]
+        {
             return Some(Compression::Bzip2);
         }
     }
@@ -92,7 +94,7 @@ pub fn sniff_compression(data: &[u8]) -> Option<Compression> {
         if cmf & 0x0f == 8
             && cmf >> 4 <= 7
             && flg & 0x20 == 0
-            && ((cmf as u16) << 8 | flg as u16) % 31 == 0
+            && ((cmf as u16) << 8 | flg as u16).is_multiple_of(31)
         {
             return Some(Compression::Zlib);
         }
@@ -109,8 +111,7 @@ fn looks_like_lzma_alone(data: &[u8]) -> bool {
     }
     let dict = u32::from_le_bytes([data[1], data[2], data[3], data[4]]);
     let dict_ok = dict >= 4096
-        && (dict.is_power_of_two()
-            || (dict % 3 == 0 && (dict / 3).is_power_of_two()));
+        && (dict.is_power_of_two() || (dict.is_multiple_of(3) && (dict / 3).is_power_of_two()));
     let size = u64::from_le_bytes([
         data[5], data[6], data[7], data[8], data[9], data[10], data[11], data[12],
     ]);
@@ -125,13 +126,21 @@ fn looks_like_lzma_alone(data: &[u8]) -> bool {
 /// Returns an error only when the stream is unreadable before any output;
 /// later corruption is reported in [`Decompressed::error`] with the output
 /// produced so far, and a bomb in [`Decompressed::truncated_at_limit`].
-pub fn decompress(data: &[u8], c: Compression, limits: &Limits) -> Result<Decompressed, ArchiveError> {
+pub fn decompress(
+    data: &[u8],
+    c: Compression,
+    limits: &Limits,
+) -> Result<Decompressed, ArchiveError> {
     let cap = limits.output_cap(data.len() as u64);
     decompress_capped(data, c, cap)
 }
 
 /// [`decompress`] with an explicit output cap.
-pub(crate) fn decompress_capped(data: &[u8], c: Compression, cap: u64) -> Result<Decompressed, ArchiveError> {
+pub(crate) fn decompress_capped(
+    data: &[u8],
+    c: Compression,
+    cap: u64,
+) -> Result<Decompressed, ArchiveError> {
     let corrupt = |e: io::Error| ArchiveError::Corrupt {
         format: c.name(),
         reason: e.to_string(),
@@ -160,7 +169,11 @@ pub(crate) fn inflate_raw(data: &[u8], cap: u64) -> Result<Decompressed, Archive
 }
 
 /// Reads `r` to its end or to `cap` bytes, in bounded chunks.
-pub(crate) fn drain<R: Read>(mut r: R, cap: u64, format: &'static str) -> Result<Decompressed, ArchiveError> {
+pub(crate) fn drain<R: Read>(
+    mut r: R,
+    cap: u64,
+    format: &'static str,
+) -> Result<Decompressed, ArchiveError> {
     const CHUNK: usize = 64 * 1024;
     let mut out: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; CHUNK];
@@ -209,11 +222,20 @@ mod tests {
 
     #[test]
     fn sniffs_magics() {
-        assert_eq!(sniff_compression(&[0x1f, 0x8b, 8, 0]), Some(Compression::Gzip));
+        assert_eq!(
+            sniff_compression(&[0x1f, 0x8b, 8, 0]),
+            Some(Compression::Gzip)
+        );
         assert_eq!(sniff_compression(&[0x78, 0x9c, 1]), Some(Compression::Zlib));
         assert_eq!(sniff_compression(&[0x78, 0x9d, 1]), None);
-        assert_eq!(sniff_compression(b"\xfd7zXZ\x00\x00"), Some(Compression::Xz));
-        assert_eq!(sniff_compression(&[4, 0x22, 0x4d, 0x18, 0]), Some(Compression::Lz4));
+        assert_eq!(
+            sniff_compression(b"\xfd7zXZ\x00\x00"),
+            Some(Compression::Xz)
+        );
+        assert_eq!(
+            sniff_compression(&[4, 0x22, 0x4d, 0x18, 0]),
+            Some(Compression::Lz4)
+        );
         assert_eq!(sniff_compression(b"\x80\x04\x95"), None);
         assert_eq!(sniff_compression(b"PK\x03\x04"), None);
         assert_eq!(sniff_compression(b""), None);
@@ -228,7 +250,10 @@ mod tests {
         assert_eq!(d.bytes.len(), 100_000);
         assert!(!d.truncated_at_limit);
         let d = decompress_capped(&z, Compression::Zlib, 100_000).unwrap();
-        assert!(!d.truncated_at_limit, "exactly at the cap is not truncation");
+        assert!(
+            !d.truncated_at_limit,
+            "exactly at the cap is not truncation"
+        );
         let d = decompress_capped(&z, Compression::Zlib, 99_999).unwrap();
         assert!(d.truncated_at_limit);
         assert_eq!(d.bytes.len(), 99_999);
@@ -236,9 +261,16 @@ mod tests {
 
     #[test]
     fn corrupt_stream_errors_or_reports_partial() {
-        assert!(decompress(&[0x78, 0x9c, 0xff, 0xff, 0xff], Compression::Zlib, &Limits::default()).is_err());
+        assert!(decompress(
+            &[0x78, 0x9c, 0xff, 0xff, 0xff],
+            Compression::Zlib,
+            &Limits::default()
+        )
+        .is_err());
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        let payload: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let payload: Vec<u8> = (0..200_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         e.write_all(&payload).unwrap();
         let mut g = e.finish().unwrap();
         let n = g.len();

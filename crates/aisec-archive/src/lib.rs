@@ -197,12 +197,12 @@ pub enum ArchiveError {
 }
 
 /// Bounds-checked sub-slice: `data[off..off+len]` or an [`ArchiveError::OutOfBounds`].
-pub(crate) fn slice_at<'a>(
-    data: &'a [u8],
+pub(crate) fn slice_at(
+    data: &[u8],
     off: u64,
     len: u64,
     what: impl FnOnce() -> String,
-) -> Result<&'a [u8], ArchiveError> {
+) -> Result<&[u8], ArchiveError> {
     let end = off.checked_add(len);
     match end {
         Some(end) if end <= data.len() as u64 => Ok(&data[off as usize..end as usize]),
@@ -234,7 +234,14 @@ mod tests {
 
     #[test]
     fn traversal_names() {
-        for n in ["../x", "a/../../b", "/etc/passwd", "\\w", "C:\\x", "a\\..\\b"] {
+        for n in [
+            "../x",
+            "a/../../b",
+            "/etc/passwd",
+            "\\w",
+            "C:\\x",
+            "a\\..\\b",
+        ] {
             assert!(is_traversal_name(n), "{n}");
         }
         for n in ["archive/data.pkl", "a..b/c", "..a", "x/.../y"] {

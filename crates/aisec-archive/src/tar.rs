@@ -139,7 +139,10 @@ fn parse_pax(body: &[u8]) -> (Option<String>, Option<String>, Option<u64>) {
         let Some(sp) = rest.iter().position(|&b| b == b' ') else {
             break;
         };
-        let Some(len) = std::str::from_utf8(&rest[..sp]).ok().and_then(|s| s.parse::<usize>().ok()) else {
+        let Some(len) = std::str::from_utf8(&rest[..sp])
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+        else {
             break;
         };
         if len <= sp + 1 || len > rest.len() {
@@ -169,7 +172,10 @@ impl<'a> TarArchive<'a> {
     }
 
     /// Parses `data`, listing at most `limits.max_entries` entries.
-    pub fn parse_with_limits(data: &'a [u8], limits: &Limits) -> Result<TarArchive<'a>, ArchiveError> {
+    pub fn parse_with_limits(
+        data: &'a [u8],
+        limits: &Limits,
+    ) -> Result<TarArchive<'a>, ArchiveError> {
         if !looks_like_tar(data) {
             return Err(ArchiveError::NotAnArchive {
                 kind: "tar",
@@ -192,9 +198,7 @@ impl<'a> TarArchive<'a> {
         while pos + BLOCK <= data.len() {
             let h = &data[pos..pos + BLOCK];
             if h.iter().all(|&b| b == 0) {
-                let next_zero = data
-                    .get(pos + BLOCK..pos + 2 * BLOCK)
-                    .is_none_or_all_zero();
+                let next_zero = absent_or_zero(data.get(pos + BLOCK..pos + 2 * BLOCK));
                 if next_zero {
                     end_of_archive = Some((pos + 2 * BLOCK).min(data.len()));
                     break;
@@ -203,13 +207,26 @@ impl<'a> TarArchive<'a> {
                 continue;
             }
             headers += 1;
-            if headers > limits.max_entries.saturating_mul(4).max(16) || ar.entries.len() >= limits.max_entries {
-                ar.notes.push((&ZIP_ENTRY_COUNT, None, format!("listing stopped at the entry limit of {}", limits.max_entries)));
+            if headers > limits.max_entries.saturating_mul(4).max(16)
+                || ar.entries.len() >= limits.max_entries
+            {
+                ar.notes.push((
+                    &ZIP_ENTRY_COUNT,
+                    None,
+                    format!(
+                        "listing stopped at the entry limit of {}",
+                        limits.max_entries
+                    ),
+                ));
                 break;
             }
             let checksum_ok = checksum_matches(h);
             let Some(mut size) = parse_octal(&h[124..136]) else {
-                ar.notes.push((&CHECKSUM_MISMATCH, None, format!("header at offset {pos} has an unreadable size field; stopping")));
+                ar.notes.push((
+                    &CHECKSUM_MISMATCH,
+                    None,
+                    format!("header at offset {pos} has an unreadable size field; stopping"),
+                ));
                 break;
             };
             let typeflag = h[156];
@@ -222,7 +239,11 @@ impl<'a> TarArchive<'a> {
             match typeflag {
                 b'L' | b'K' | b'x' | b'g' => {
                     if !checksum_ok {
-                        ar.notes.push((&CHECKSUM_MISMATCH, None, format!("meta header at offset {pos} has a bad checksum")));
+                        ar.notes.push((
+                            &CHECKSUM_MISMATCH,
+                            None,
+                            format!("meta header at offset {pos} has a bad checksum"),
+                        ));
                     }
                     match typeflag {
                         b'L' => long_name = Some(cstr(body)),
@@ -258,15 +279,21 @@ impl<'a> TarArchive<'a> {
                         t => TarEntryKind::Other(t),
                     };
                     let link_name = match kind {
-                        TarEntryKind::HardLink | TarEntryKind::Symlink => {
-                            Some(pax_link.or(long_link.take()).unwrap_or_else(|| cstr(&h[157..257])))
-                        }
+                        TarEntryKind::HardLink | TarEntryKind::Symlink => Some(
+                            pax_link
+                                .or(long_link.take())
+                                .unwrap_or_else(|| cstr(&h[157..257])),
+                        ),
                         _ => None,
                     };
                     long_link = None;
                     // Links and devices carry no data even if size says so.
                     let has_data = matches!(kind, TarEntryKind::File | TarEntryKind::Other(_));
-                    let body_len = if has_data { size.min(avail) as usize } else { 0 };
+                    let body_len = if has_data {
+                        size.min(avail) as usize
+                    } else {
+                        0
+                    };
                     ar.entries.push(TarEntry {
                         name,
                         link_name,
@@ -278,7 +305,13 @@ impl<'a> TarArchive<'a> {
                     });
                     if has_data && (body_len as u64) < size {
                         let n = ar.entries.last().map(|e| e.name.clone());
-                        ar.notes.push((&ZIP_OUT_OF_BOUNDS, n, format!("entry declares {size} bytes but the file ends after {body_len}")));
+                        ar.notes.push((
+                            &ZIP_OUT_OF_BOUNDS,
+                            n,
+                            format!(
+                                "entry declares {size} bytes but the file ends after {body_len}"
+                            ),
+                        ));
                     }
                     let padded = if has_data {
                         size.div_ceil(BLOCK as u64).saturating_mul(BLOCK as u64)
@@ -304,7 +337,14 @@ impl<'a> TarArchive<'a> {
             // tarfile) with zeros; only non-zero bytes count as trailing data.
             if let Some(extra) = data[end..].iter().position(|&b| b != 0) {
                 let at = end + extra;
-                ar.notes.push((&TRAILING_DATA, None, format!("{} bytes follow the end-of-archive blocks, first non-zero at offset {at}", data.len() - end)));
+                ar.notes.push((
+                    &TRAILING_DATA,
+                    None,
+                    format!(
+                        "{} bytes follow the end-of-archive blocks, first non-zero at offset {at}",
+                        data.len() - end
+                    ),
+                ));
             }
         }
         ar.check();
@@ -315,10 +355,21 @@ impl<'a> TarArchive<'a> {
         let mut notes = Vec::new();
         for e in &self.entries {
             if !e.checksum_ok {
-                notes.push((&CHECKSUM_MISMATCH, Some(e.name.clone()), format!("header checksum at offset {} does not match", e.header_offset)));
+                notes.push((
+                    &CHECKSUM_MISMATCH,
+                    Some(e.name.clone()),
+                    format!(
+                        "header checksum at offset {} does not match",
+                        e.header_offset
+                    ),
+                ));
             }
             if is_traversal_name(&e.name) {
-                notes.push((&PATH_TRAVERSAL, Some(e.name.clone()), format!("entry name '{}' escapes the extraction directory", e.name)));
+                notes.push((
+                    &PATH_TRAVERSAL,
+                    Some(e.name.clone()),
+                    format!("entry name '{}' escapes the extraction directory", e.name),
+                ));
             }
             if let Some(t) = &e.link_name {
                 let escapes = match e.kind {
@@ -327,11 +378,22 @@ impl<'a> TarArchive<'a> {
                     _ => is_traversal_name(t),
                 };
                 if escapes {
-                    notes.push((&TAR_LINK_OUTSIDE, Some(e.name.clone()), format!("{:?} entry '{}' points to '{t}'", e.kind, e.name)));
+                    notes.push((
+                        &TAR_LINK_OUTSIDE,
+                        Some(e.name.clone()),
+                        format!("{:?} entry '{}' points to '{t}'", e.kind, e.name),
+                    ));
                 }
             }
-            if matches!(e.kind, TarEntryKind::CharDevice | TarEntryKind::BlockDevice | TarEntryKind::Fifo) {
-                notes.push((&TAR_DEVICE, Some(e.name.clone()), format!("entry '{}' is a {:?}", e.name, e.kind)));
+            if matches!(
+                e.kind,
+                TarEntryKind::CharDevice | TarEntryKind::BlockDevice | TarEntryKind::Fifo
+            ) {
+                notes.push((
+                    &TAR_DEVICE,
+                    Some(e.name.clone()),
+                    format!("entry '{}' is a {:?}", e.name, e.kind),
+                ));
             }
         }
         self.notes.extend(notes);
@@ -363,13 +425,9 @@ impl<'a> TarArchive<'a> {
     }
 }
 
-trait AllZero {
-    fn is_none_or_all_zero(self) -> bool;
-}
-impl AllZero for Option<&[u8]> {
-    fn is_none_or_all_zero(self) -> bool {
-        self.map_or(true, |b| b.iter().all(|&x| x == 0))
-    }
+/// True when `b` is absent (end of file) or all zeros.
+fn absent_or_zero(b: Option<&[u8]>) -> bool {
+    b.is_none_or(|b| b.iter().all(|&x| x == 0))
 }
 
 /// Whether a symlink at `name` pointing to `target` resolves outside the
@@ -380,7 +438,11 @@ fn link_escapes(name: &str, target: &str) -> bool {
     if target.starts_with('/') || target.starts_with('\\') || drive {
         return true;
     }
-    let mut depth: i64 = name.split('/').filter(|c| !c.is_empty() && *c != ".").count() as i64 - 1;
+    let mut depth: i64 = name
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .count() as i64
+        - 1;
     for c in target.split(['/', '\\']) {
         match c {
             "" | "." => {}
@@ -404,7 +466,10 @@ mod tests {
     fn octal_and_base256() {
         assert_eq!(parse_octal(b"0000644\0"), Some(0o644));
         assert_eq!(parse_octal(b"   12 \0"), Some(0o12));
-        assert_eq!(parse_octal(&[0x80, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]), Some(1 << 32));
+        assert_eq!(
+            parse_octal(&[0x80, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]),
+            Some(1 << 32)
+        );
         assert_eq!(parse_octal(b"9"), None);
     }
 

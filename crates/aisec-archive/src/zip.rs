@@ -32,7 +32,9 @@ use std::sync::Mutex;
 
 use aisec_core::{Finding, Location, Rule};
 
-use crate::compress::{decompress_capped, drain, inflate_raw, Compression, Decompressed, MAX_DICT_MEMORY_KIB};
+use crate::compress::{
+    decompress_capped, drain, inflate_raw, Compression, Decompressed, MAX_DICT_MEMORY_KIB,
+};
 use crate::rules::*;
 use crate::{is_traversal_name, slice_at, ArchiveError, Limits, RATIO_FLOOR_BYTES};
 
@@ -206,7 +208,10 @@ impl<'a> ZipArchive<'a> {
     ///
     /// Succeeds whenever at least the end record or one local header can be
     /// found; damage is reported through [`ZipArchive::anomalies`].
-    pub fn parse_with_limits(data: &'a [u8], limits: &Limits) -> Result<ZipArchive<'a>, ArchiveError> {
+    pub fn parse_with_limits(
+        data: &'a [u8],
+        limits: &Limits,
+    ) -> Result<ZipArchive<'a>, ArchiveError> {
         let mut ar = ZipArchive {
             data,
             entries: Vec::new(),
@@ -234,7 +239,13 @@ impl<'a> ZipArchive<'a> {
         Ok(ar)
     }
 
-    fn note(&mut self, rule: &'static Rule, member: Option<&str>, offset: Option<u64>, evidence: String) {
+    fn note(
+        &mut self,
+        rule: &'static Rule,
+        member: Option<&str>,
+        offset: Option<u64>,
+        evidence: String,
+    ) {
         self.notes.push(Note {
             rule,
             member: member.map(str::to_string),
@@ -338,7 +349,17 @@ impl<'a> ZipArchive<'a> {
                 break;
             }
             let p = pos as usize;
-            let (Some(flags), Some(method), Some(crc32), Some(csize), Some(usize_), Some(nlen), Some(xlen), Some(clen), Some(lho)) = (
+            let (
+                Some(flags),
+                Some(method),
+                Some(crc32),
+                Some(csize),
+                Some(usize_),
+                Some(nlen),
+                Some(xlen),
+                Some(clen),
+                Some(lho),
+            ) = (
                 u16_at(d, p + 8),
                 u16_at(d, p + 10),
                 u32_at(d, p + 16),
@@ -348,12 +369,18 @@ impl<'a> ZipArchive<'a> {
                 u16_at(d, p + 30),
                 u16_at(d, p + 32),
                 u32_at(d, p + 42),
-            ) else {
+            )
+            else {
                 break;
             };
             let name_start = p + 46;
             let Some(name_bytes) = d.get(name_start..name_start + nlen as usize) else {
-                self.note(&ZIP_OUT_OF_BOUNDS, None, Some(pos), "central-directory record's name runs past the end of the file".into());
+                self.note(
+                    &ZIP_OUT_OF_BOUNDS,
+                    None,
+                    Some(pos),
+                    "central-directory record's name runs past the end of the file".into(),
+                );
                 break;
             };
             let extra = d
@@ -381,14 +408,20 @@ impl<'a> ZipArchive<'a> {
                 &ZIP_ENTRY_COUNT,
                 None,
                 Some(pos),
-                format!("listing stopped at the entry limit of {}; the archive declares {}", limits.max_entries, cd.declared_entries),
+                format!(
+                    "listing stopped at the entry limit of {}; the archive declares {}",
+                    limits.max_entries, cd.declared_entries
+                ),
             );
         } else if found != cd.declared_entries {
             self.note(
                 &ZIP_ENTRY_COUNT,
                 None,
                 Some(cd.cd_start),
-                format!("end record declares {} entries, central directory holds {found}", cd.declared_entries),
+                format!(
+                    "end record declares {} entries, central directory holds {found}",
+                    cd.declared_entries
+                ),
             );
         }
     }
@@ -402,7 +435,15 @@ impl<'a> ZipArchive<'a> {
             let p = match usize::try_from(lho) {
                 Ok(p) if sig_at(d, lho, SIG_LOCAL) && p + 30 <= d.len() => p,
                 _ => {
-                    notes.push((&ZIP_OUT_OF_BOUNDS, Some(e.name.clone()), Some(lho), format!("no local file header at offset {lho} (file size {})", d.len())));
+                    notes.push((
+                        &ZIP_OUT_OF_BOUNDS,
+                        Some(e.name.clone()),
+                        Some(lho),
+                        format!(
+                            "no local file header at offset {lho} (file size {})",
+                            d.len()
+                        ),
+                    ));
                     continue;
                 }
             };
@@ -414,7 +455,12 @@ impl<'a> ZipArchive<'a> {
             let nlen = u16_at(d, p + 26).unwrap_or(0) as usize;
             let xlen = u16_at(d, p + 28).unwrap_or(0) as usize;
             let Some(lname) = d.get(p + 30..p + 30 + nlen) else {
-                notes.push((&ZIP_OUT_OF_BOUNDS, Some(e.name.clone()), Some(lho), "local header's name runs past the end of the file".into()));
+                notes.push((
+                    &ZIP_OUT_OF_BOUNDS,
+                    Some(e.name.clone()),
+                    Some(lho),
+                    "local header's name runs past the end of the file".into(),
+                ));
                 continue;
             };
             let lname = String::from_utf8_lossy(lname).into_owned();
@@ -424,7 +470,10 @@ impl<'a> ZipArchive<'a> {
                     &ZIP_NAME_MISMATCH,
                     Some(e.name.clone()),
                     Some(lho),
-                    format!("central directory names the entry '{}' but its local header names it '{}'", e.name, lname),
+                    format!(
+                        "central directory names the entry '{}' but its local header names it '{}'",
+                        e.name, lname
+                    ),
                 ));
             }
             e.local_name = Some(lname);
@@ -445,7 +494,10 @@ impl<'a> ZipArchive<'a> {
                     diffs.push(format!("compressed size {lcsize} vs {}", e.compressed_size));
                 }
                 if lusize != u32::MAX && lusize as u64 != e.uncompressed_size {
-                    diffs.push(format!("uncompressed size {lusize} vs {}", e.uncompressed_size));
+                    diffs.push(format!(
+                        "uncompressed size {lusize} vs {}",
+                        e.uncompressed_size
+                    ));
                 }
             }
             if !diffs.is_empty() {
@@ -462,7 +514,11 @@ impl<'a> ZipArchive<'a> {
                     &ZIP_OUT_OF_BOUNDS,
                     Some(e.name.clone()),
                     Some(e.data_offset),
-                    format!("entry data [{}, {end}) extends past the end of the file ({} bytes)", e.data_offset, d.len()),
+                    format!(
+                        "entry data [{}, {end}) extends past the end of the file ({} bytes)",
+                        e.data_offset,
+                        d.len()
+                    ),
                 ));
             }
         }
@@ -479,17 +535,31 @@ impl<'a> ZipArchive<'a> {
             .iter()
             .enumerate()
             .filter(|(_, e)| e.local_name.is_some())
-            .map(|(i, e)| (e.local_header_offset, e.data_offset.saturating_add(e.compressed_size), i))
+            .map(|(i, e)| {
+                (
+                    e.local_header_offset,
+                    e.data_offset.saturating_add(e.compressed_size),
+                    i,
+                )
+            })
             .collect();
         spans.sort_unstable();
         if let Some(&(first, _, _)) = spans.first() {
-            if first > 0 && !self.notes.iter().any(|n| std::ptr::eq(n.rule, &LEADING_DATA)) {
+            if first > 0
+                && !self
+                    .notes
+                    .iter()
+                    .any(|n| std::ptr::eq(n.rule, &LEADING_DATA))
+            {
                 let head = &d[..(first as usize).min(8)];
                 self.note(
                     &LEADING_DATA,
                     None,
                     Some(0),
-                    format!("{first} bytes precede the first local header (starting {})", hex(head)),
+                    format!(
+                        "{first} bytes precede the first local header (starting {})",
+                        hex(head)
+                    ),
                 );
             }
         }
@@ -501,7 +571,7 @@ impl<'a> ZipArchive<'a> {
                     overlaps.push((fi, i, start, fend));
                 }
             }
-            if furthest.map_or(true, |(fe, _)| end > fe) {
+            if furthest.is_none_or(|(fe, _)| end > fe) {
                 furthest = Some((end, i));
             }
         }
@@ -522,7 +592,11 @@ impl<'a> ZipArchive<'a> {
                     &TRAILING_DATA,
                     None,
                     Some(end),
-                    format!("{} bytes follow the end-of-central-directory record (starting {})", len - end, hex(tail)),
+                    format!(
+                        "{} bytes follow the end-of-central-directory record (starting {})",
+                        len - end,
+                        hex(tail)
+                    ),
                 );
             }
         }
@@ -535,19 +609,30 @@ impl<'a> ZipArchive<'a> {
         for e in &self.entries {
             *seen.entry(e.name.as_str()).or_default() += 1;
             if e.encrypted {
-                notes.push((&ENCRYPTED_ENTRY, e.name.clone(), format!("flags {:#06x} mark the entry encrypted", e.flags)));
+                notes.push((
+                    &ENCRYPTED_ENTRY,
+                    e.name.clone(),
+                    format!("flags {:#06x} mark the entry encrypted", e.flags),
+                ));
             }
             let odd = e.flags & !ORDINARY_FLAGS;
             if odd != 0 {
                 notes.push((
                     &ZIP_UNUSUAL_FLAGS,
                     e.name.clone(),
-                    format!("general-purpose flags {:#06x} set unusual bits {odd:#06x}", e.flags),
+                    format!(
+                        "general-purpose flags {:#06x} set unusual bits {odd:#06x}",
+                        e.flags
+                    ),
                 ));
             }
             for n in std::iter::once(&e.name).chain(e.local_name.iter()) {
                 if is_traversal_name(n) {
-                    notes.push((&PATH_TRAVERSAL, e.name.clone(), format!("entry name '{n}' escapes the extraction directory")));
+                    notes.push((
+                        &PATH_TRAVERSAL,
+                        e.name.clone(),
+                        format!("entry name '{n}' escapes the extraction directory"),
+                    ));
                     break;
                 }
             }
@@ -567,18 +652,28 @@ impl<'a> ZipArchive<'a> {
                 notes.push((
                     &UNSUPPORTED_METHOD,
                     e.name.clone(),
-                    format!("compression method {} ({})", e.method, method_name(e.method)),
+                    format!(
+                        "compression method {} ({})",
+                        e.method,
+                        method_name(e.method)
+                    ),
                 ));
             }
         }
         let mut dups: Vec<(&str, usize)> = seen.into_iter().filter(|(_, c)| *c > 1).collect();
         dups.sort_unstable();
-        let dups: Vec<(String, usize)> = dups.into_iter().map(|(n, c)| (n.to_string(), c)).collect();
+        let dups: Vec<(String, usize)> =
+            dups.into_iter().map(|(n, c)| (n.to_string(), c)).collect();
         for (r, m, ev) in notes {
             self.note(r, Some(&m), None, ev);
         }
         for (n, c) in dups {
-            self.note(&ZIP_DUPLICATE_NAME, Some(&n), None, format!("{c} central-directory entries are named '{n}'"));
+            self.note(
+                &ZIP_DUPLICATE_NAME,
+                Some(&n),
+                None,
+                format!("{c} central-directory entries are named '{n}'"),
+            );
         }
     }
 
@@ -594,7 +689,15 @@ impl<'a> ZipArchive<'a> {
         while let Some(rel) = finder.find(&d[pos..]) {
             let p = pos + rel;
             pos = p + 4;
-            let (Some(flags), Some(method), Some(crc32), Some(csize), Some(usize_), Some(nlen), Some(xlen)) = (
+            let (
+                Some(flags),
+                Some(method),
+                Some(crc32),
+                Some(csize),
+                Some(usize_),
+                Some(nlen),
+                Some(xlen),
+            ) = (
                 u16_at(d, p + 6),
                 u16_at(d, p + 8),
                 u32_at(d, p + 14),
@@ -602,7 +705,8 @@ impl<'a> ZipArchive<'a> {
                 u32_at(d, p + 22),
                 u16_at(d, p + 26),
                 u16_at(d, p + 28),
-            ) else {
+            )
+            else {
                 break;
             };
             let name_end = p + 30 + nlen as usize;
@@ -667,7 +771,15 @@ impl<'a> ZipArchive<'a> {
             format!("{why}; {n} entries recovered by scanning local headers"),
         );
         if stopped_by_limit {
-            self.note(&ZIP_ENTRY_COUNT, None, Some(pos as u64), format!("local-header scan stopped at the entry limit of {}", limits.max_entries));
+            self.note(
+                &ZIP_ENTRY_COUNT,
+                None,
+                Some(pos as u64),
+                format!(
+                    "local-header scan stopped at the entry limit of {}",
+                    limits.max_entries
+                ),
+            );
         }
         self.check_layout(None);
         Ok(())
@@ -701,7 +813,9 @@ impl<'a> ZipArchive<'a> {
     pub fn read(&self, e: &ZipEntry, limits: &Limits) -> Result<Cow<'a, [u8]>, ArchiveError> {
         self.check_readable(e)?;
         if e.method == 0 {
-            let raw = slice_at(self.data, e.data_offset, e.compressed_size, || format!("data of entry '{}'", e.name))?;
+            let raw = slice_at(self.data, e.data_offset, e.compressed_size, || {
+                format!("data of entry '{}'", e.name)
+            })?;
             if e.compressed_size <= limits.max_entry_bytes {
                 self.check_crc(e, raw);
             }
@@ -730,10 +844,17 @@ impl<'a> ZipArchive<'a> {
     /// `truncated_at_limit` is set (report [`crate::bomb_finding`]); damaged
     /// data yields what was decoded before the damage plus `error`. Data
     /// running past the end of the file is read as far as it goes.
-    pub fn read_bounded(&self, e: &ZipEntry, limits: &Limits) -> Result<Decompressed, ArchiveError> {
+    pub fn read_bounded(
+        &self,
+        e: &ZipEntry,
+        limits: &Limits,
+    ) -> Result<Decompressed, ArchiveError> {
         self.check_readable(e)?;
         let start = e.data_offset.min(self.data.len() as u64) as usize;
-        let end = e.data_offset.saturating_add(e.compressed_size).min(self.data.len() as u64) as usize;
+        let end = e
+            .data_offset
+            .saturating_add(e.compressed_size)
+            .min(self.data.len() as u64) as usize;
         let raw = &self.data[start..end];
         let short = (end as u64) < e.data_offset.saturating_add(e.compressed_size);
         let cap = entry_cap(e, limits);
@@ -760,7 +881,10 @@ impl<'a> ZipArchive<'a> {
             }
         };
         if short && out.error.is_none() {
-            out.error = Some(format!("entry data is cut off by the end of the file after {} bytes", raw.len()));
+            out.error = Some(format!(
+                "entry data is cut off by the end of the file after {} bytes",
+                raw.len()
+            ));
         }
         if !out.truncated_at_limit && out.error.is_none() {
             self.check_crc(e, &out.bytes);
@@ -770,12 +894,17 @@ impl<'a> ZipArchive<'a> {
 
     fn check_readable(&self, e: &ZipEntry) -> Result<(), ArchiveError> {
         if e.encrypted {
-            return Err(ArchiveError::Encrypted { name: e.name.clone() });
+            return Err(ArchiveError::Encrypted {
+                name: e.name.clone(),
+            });
         }
         if e.local_name.is_none() {
             return Err(ArchiveError::Malformed {
                 kind: "zip",
-                reason: format!("entry '{}' has no readable local header at offset {}", e.name, e.local_header_offset),
+                reason: format!(
+                    "entry '{}' has no readable local header at offset {}",
+                    e.name, e.local_header_offset
+                ),
             });
         }
         Ok(())
@@ -826,7 +955,10 @@ impl<'a> ZipArchive<'a> {
                 per_rule.insert(n.rule.id, 0);
                 out.push(n.rule.finding(
                     loc.clone(),
-                    format!("{} further occurrences not listed", count - MAX_NOTES_PER_RULE),
+                    format!(
+                        "{} further occurrences not listed",
+                        count - MAX_NOTES_PER_RULE
+                    ),
                 ));
             }
         }
@@ -845,21 +977,29 @@ fn note_location(loc: &Location, n: &Note) -> Location {
 }
 
 fn entry_cap(e: &ZipEntry, limits: &Limits) -> u64 {
-    let declared = e.uncompressed_size.saturating_mul(DECLARED_SLACK).max(DECLARED_FLOOR);
+    let declared = e
+        .uncompressed_size
+        .saturating_mul(DECLARED_SLACK)
+        .max(DECLARED_FLOOR);
     limits.output_cap(e.compressed_size).min(declared)
 }
 
 /// Zip's LZMA (method 14): a 4-byte header (version, properties size) and
 /// the 5 properties bytes before a raw LZMA stream (APPNOTE 5.8.8).
 fn read_zip_lzma(raw: &[u8], e: &ZipEntry, cap: u64) -> Result<Decompressed, ArchiveError> {
-    let bad = |reason: String| ArchiveError::Corrupt { format: "lzma", reason };
-    let psize = u16_at(raw, 2).ok_or_else(|| bad("entry shorter than its lzma header".into()))? as usize;
+    let bad = |reason: String| ArchiveError::Corrupt {
+        format: "lzma",
+        reason,
+    };
+    let psize =
+        u16_at(raw, 2).ok_or_else(|| bad("entry shorter than its lzma header".into()))? as usize;
     if psize < 5 || raw.len() < 4 + psize {
         return Err(bad(format!("lzma properties size {psize} is invalid")));
     }
     let props = raw[4];
     let dict = u32_at(raw, 5).unwrap_or(0);
-    let need = lzma_rust2::lzma_get_memory_usage_by_props(dict, props).map_err(|e| bad(e.to_string()))?;
+    let need =
+        lzma_rust2::lzma_get_memory_usage_by_props(dict, props).map_err(|e| bad(e.to_string()))?;
     if need > MAX_DICT_MEMORY_KIB {
         return Err(ArchiveError::LimitExceeded {
             what: "lzma dictionary memory",
@@ -867,8 +1007,13 @@ fn read_zip_lzma(raw: &[u8], e: &ZipEntry, cap: u64) -> Result<Decompressed, Arc
         });
     }
     // Bit 1 set: the stream ends with an end marker and the size is unknown.
-    let size = if e.flags & 0x0002 != 0 { u64::MAX } else { e.uncompressed_size };
-    let r = lzma_rust2::LzmaReader::new_with_props(&raw[4 + psize..], size, props, dict, None).map_err(|e| bad(e.to_string()))?;
+    let size = if e.flags & 0x0002 != 0 {
+        u64::MAX
+    } else {
+        e.uncompressed_size
+    };
+    let r = lzma_rust2::LzmaReader::new_with_props(&raw[4 + psize..], size, props, dict, None)
+        .map_err(|e| bad(e.to_string()))?;
     drain(r, cap, "lzma")
 }
 
@@ -911,5 +1056,8 @@ fn next_signature(d: &[u8]) -> Option<usize> {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" ")
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
