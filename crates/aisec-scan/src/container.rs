@@ -1,0 +1,277 @@
+//! Dispatch: one artifact's bytes to the right parser, containers opened
+//! and their members scanned recursively.
+
+use aisec_archive::{TarArchive, ZipArchive, ZipEntry};
+use aisec_core::{Finding, Location};
+
+use crate::detect::{claimed, claims_safe_format, detect, Format};
+use crate::rules::{DISGUISED, LIMIT, MALFORMED, SUFFIX_MISMATCH, TOO_DEEP};
+use crate::Scanner;
+
+/// Scans one artifact (a file, an archive member or a decompressed
+/// stream) and appends its findings. Returns the detected format.
+pub(crate) fn scan_artifact(
+    sc: &Scanner,
+    data: &[u8],
+    loc: &Location,
+    name: &str,
+    depth: u32,
+    out: &mut Vec<Finding>,
+) -> Format {
+    let fmt = detect(data, name);
+    check_suffix(name, fmt, loc, out);
+    let o = &sc.opts;
+    match fmt {
+        Format::Pickle => {
+            let r = aisec_pickle::scan_pickle(data, loc, &o.policy, &o.pickle_limits);
+            out.extend(r.findings);
+        }
+        Format::Npy => {
+            let r = aisec_pickle::scan_npy(data, loc, &o.policy, &o.pickle_limits);
+            out.extend(r.findings);
+        }
+        Format::H5 => leaf(aisec_formats::h5::scan_h5(data, loc), loc, out),
+        Format::Gguf => leaf(aisec_formats::gguf::scan_gguf(data, loc), loc, out),
+        Format::Safetensors => leaf(
+            aisec_formats::safetensors::scan_safetensors(data, loc),
+            loc,
+            out,
+        ),
+        Format::Onnx => leaf(aisec_formats::onnx::scan_onnx(data, loc), loc, out),
+        Format::SavedModel => leaf(
+            aisec_formats::savedmodel::scan_saved_model(data, loc),
+            loc,
+            out,
+        ),
+        Format::GraphDef => leaf(
+            aisec_formats::savedmodel::scan_graph_def(data, loc),
+            loc,
+            out,
+        ),
+        Format::Zip => {
+            if descend(sc, depth, loc, out) {
+                match ZipArchive::parse(data) {
+                    Ok(z) => {
+                        out.extend(z.anomalies(loc));
+                        scan_zip(sc, &z, loc, depth, out);
+                    }
+                    Err(e) => out.push(MALFORMED.finding(loc.clone(), format!("zip: {e}"))),
+                }
+            }
+        }
+        Format::Tar => {
+            if descend(sc, depth, loc, out) {
+                match TarArchive::parse(data) {
+                    Ok(t) => {
+                        out.extend(t.anomalies(loc));
+                        scan_tar(sc, &t, loc, depth, out);
+                    }
+                    Err(e) => out.push(MALFORMED.finding(loc.clone(), format!("tar: {e}"))),
+                }
+            }
+        }
+        Format::Compressed(c) => {
+            if descend(sc, depth, loc, out) {
+                match aisec_archive::decompress(data, c, &o.archive_limits) {
+                    Ok(d) => {
+                        let inner_name = strip_compression_suffix(name);
+                        let inner = loc.clone().with_member(format!("<{c:?} stream>"));
+                        if d.truncated_at_limit {
+                            out.push(LIMIT.finding(
+                                inner.clone(),
+                                format!(
+                                    "decompressed output reached the {}-byte limit; the rest was not analysed",
+                                    o.archive_limits.max_entry_bytes
+                                ),
+                            ));
+                        }
+                        scan_artifact(sc, &d.bytes, &inner, inner_name, depth + 1, out);
+                    }
+                    Err(e) => out.push(MALFORMED.finding(loc.clone(), format!("{c:?}: {e}"))),
+                }
+            }
+        }
+        Format::Unknown => {}
+    }
+    fmt
+}
+
+/// Adds a leaf parser's findings, and a malformed-artifact finding when it
+/// gave up part-way without reporting that itself.
+fn leaf(r: aisec_formats::FormatReport, loc: &Location, out: &mut Vec<Finding>) {
+    let reported = r
+        .findings
+        .iter()
+        .any(|f| f.rule_id.contains("MALFORMED") || f.title.to_lowercase().contains("malformed"));
+    out.extend(r.findings);
+    if let Some(m) = r.malformed {
+        if !reported {
+            out.push(MALFORMED.finding(loc.clone(), m));
+        }
+    }
+}
+
+/// Checks the depth limit before opening a container; reports when it is hit.
+fn descend(sc: &Scanner, depth: u32, loc: &Location, out: &mut Vec<Finding>) -> bool {
+    if depth >= sc.opts.max_depth {
+        out.push(TOO_DEEP.finding(
+            loc.clone(),
+            format!("container at depth {depth}; limit is {}", sc.opts.max_depth),
+        ));
+        return false;
+    }
+    true
+}
+
+fn check_suffix(name: &str, fmt: Format, loc: &Location, out: &mut Vec<Finding>) {
+    let Some(claim) = claimed(name) else { return };
+    if claim.contains(&fmt.name()) {
+        return;
+    }
+    let base = name.rsplit('/').next().unwrap_or(name);
+    if fmt == Format::Unknown {
+        out.push(SUFFIX_MISMATCH.finding(
+            loc.clone(),
+            format!("'{base}' is not recognisable as {}", claim.join(" or ")),
+        ));
+    } else if claims_safe_format(name) && fmt.can_execute_code() {
+        out.push(DISGUISED.finding(
+            loc.clone(),
+            format!(
+                "'{base}' claims {} but holds {}",
+                claim.join(" or "),
+                fmt.name()
+            ),
+        ));
+    } else {
+        out.push(SUFFIX_MISMATCH.finding(
+            loc.clone(),
+            format!(
+                "'{base}' claims {} but holds {}",
+                claim.join(" or "),
+                fmt.name()
+            ),
+        ));
+    }
+}
+
+fn strip_compression_suffix(name: &str) -> &str {
+    for s in [".gz", ".z", ".bz2", ".xz", ".lzma", ".lz4", ".zlib"] {
+        if let Some(stripped) = name.strip_suffix(s) {
+            return stripped;
+        }
+    }
+    name
+}
+
+/// What kind of zip this is, from its member names.
+#[derive(Debug, PartialEq, Eq)]
+enum ZipKind {
+    /// `torch.save`: `<root>/data.pkl` plus `<root>/data/<n>` storages.
+    Torch { root: String },
+    /// Keras v3 `.keras`: `config.json` + `model.weights.h5`.
+    Keras,
+    /// NumPy `.npz`: only `.npy` members.
+    Npz,
+    /// Anything else.
+    Plain,
+}
+
+fn zip_kind(entries: &[ZipEntry]) -> ZipKind {
+    for e in entries {
+        // torch.save writes `<root>/data.pkl`; the root folder name is free.
+        if let Some(root) = e.name.strip_suffix("data.pkl") {
+            if root.is_empty() || (root.ends_with('/') && root.matches('/').count() == 1) {
+                return ZipKind::Torch {
+                    root: root.to_string(),
+                };
+            }
+        }
+    }
+    let has = |n: &str| entries.iter().any(|e| e.name == n);
+    if has("config.json") && (has("model.weights.h5") || has("metadata.json")) {
+        return ZipKind::Keras;
+    }
+    if !entries.is_empty() && entries.iter().all(|e| e.name.ends_with(".npy")) {
+        return ZipKind::Npz;
+    }
+    ZipKind::Plain
+}
+
+fn scan_zip(sc: &Scanner, z: &ZipArchive<'_>, loc: &Location, depth: u32, out: &mut Vec<Finding>) {
+    let kind = zip_kind(z.entries());
+    for e in z.entries() {
+        if e.name.ends_with('/') {
+            continue;
+        }
+        let member = loc.clone().with_member(e.name.clone());
+        if let ZipKind::Torch { root } = &kind {
+            // Tensor storages are raw numbers that torch never unpickles;
+            // skipping them is what keeps a 1 GB checkpoint cheap.
+            if let Some(rest) = e.name.strip_prefix(root.as_str()) {
+                if rest.starts_with("data/")
+                    || rest == "version"
+                    || rest == "byteorder"
+                    || rest == ".data/version"
+                    || rest == ".data/serialization_id"
+                {
+                    continue;
+                }
+            }
+        }
+        let bytes = match z.read(e, &sc.opts.archive_limits) {
+            Ok(b) => b,
+            Err(err) => {
+                let rule = if matches!(err, aisec_archive::ArchiveError::LimitExceeded { .. }) {
+                    &LIMIT
+                } else {
+                    &MALFORMED
+                };
+                out.push(rule.finding(member, err.to_string()));
+                continue;
+            }
+        };
+        if kind == ZipKind::Keras && e.name == "config.json" {
+            let r = aisec_formats::keras::scan_keras_config(&bytes, &member);
+            leaf(r, &member, out);
+            continue;
+        }
+        scan_artifact(sc, &bytes, &member, &e.name, depth + 1, out);
+    }
+}
+
+/// Legacy `torch.save(..., _use_new_zipfile_serialization=False)` tar
+/// layout: `sys_info`, `pickle`, `storages`, `tensors`.
+fn is_torch_tar(t: &TarArchive<'_>) -> bool {
+    let names: Vec<&str> = t.entries().iter().map(|e| e.name.as_str()).collect();
+    names.contains(&"pickle") && names.contains(&"storages")
+}
+
+fn scan_tar(sc: &Scanner, t: &TarArchive<'_>, loc: &Location, depth: u32, out: &mut Vec<Finding>) {
+    let torch = is_torch_tar(t);
+    for e in t.entries() {
+        if e.kind != aisec_archive::TarEntryKind::File {
+            continue;
+        }
+        let member = loc.clone().with_member(e.name.clone());
+        if torch
+            && matches!(
+                e.name.as_str(),
+                "pickle" | "sys_info" | "storages" | "tensors"
+            )
+        {
+            // Each of these begins with pickles that torch unpickles; the
+            // raw storage bytes that follow in `storages` are not code.
+            let r =
+                aisec_pickle::scan_pickle(e.data, &member, &sc.opts.policy, &sc.opts.pickle_limits);
+            let keep_malformed = matches!(e.name.as_str(), "pickle" | "sys_info");
+            out.extend(
+                r.findings
+                    .into_iter()
+                    .filter(|f| keep_malformed || !f.title.to_lowercase().contains("malformed")),
+            );
+            continue;
+        }
+        scan_artifact(sc, e.data, &member, &e.name, depth + 1, out);
+    }
+}

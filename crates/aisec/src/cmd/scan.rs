@@ -1,0 +1,114 @@
+//! `aisec scan`: model artifacts in, findings out.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aisec_scan::{Config, ScanOptions, Scanner};
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::output::{emit, OutputArgs};
+
+/// Arguments of `aisec scan`.
+#[derive(Debug, clap::Args)]
+pub struct ScanArgs {
+    /// Files or directories to scan (directories recursively); `-` reads standard input.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    /// Configuration file (TOML) with pickle allowlist changes and limits.
+    #[arg(long, short = 'c', value_name = "FILE", env = "AISEC_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Allow an extra pickle global (`module.name` or `module.*`); repeatable.
+    #[arg(long, value_name = "GLOBAL")]
+    pub allow: Vec<String>,
+
+    /// Enable an opt-in allowlist profile (e.g. `sklearn`); repeatable.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Vec<String>,
+
+    /// How many containers deep to follow (zip in zip...).
+    #[arg(long, value_name = "N")]
+    pub max_depth: Option<u32>,
+
+    /// Follow symbolic links inside directories.
+    #[arg(long)]
+    pub follow_links: bool,
+
+    /// Worker threads (default: one per core).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Builds the scan options from the config file and flags.
+pub fn options(args: &ScanArgs) -> anyhow::Result<ScanOptions> {
+    let mut opts = ScanOptions::default();
+    if let Some(path) = &args.config {
+        let cfg = Config::load(path)?;
+        cfg.apply(&mut opts, &path.display().to_string())?;
+    }
+    for p in &args.profile {
+        opts.policy = std::mem::take(&mut opts.policy)
+            .with_profile(p)
+            .map_err(|e| anyhow::anyhow!("--profile {p}: {e}"))?;
+    }
+    for a in &args.allow {
+        opts.policy.allow(a);
+    }
+    if let Some(d) = args.max_depth {
+        opts.max_depth = d;
+    }
+    opts.follow_links |= args.follow_links;
+    Ok(opts)
+}
+
+/// Runs the scan and prints the report.
+pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
+    let opts = options(&args)?;
+    if let Some(n) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global()
+            .context("cannot start worker threads")?;
+    }
+    let scanner = Scanner::new(opts);
+    let progress = if !args.no_progress && std::io::stderr().is_terminal() {
+        let pb = ProgressBar::new_spinner();
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed} {pos} files, {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        pb.enable_steady_tick(Duration::from_millis(120));
+        Some(pb)
+    } else {
+        None
+    };
+    let bytes = AtomicU64::new(0);
+    let report = scanner.scan_paths(&args.paths, &|r| {
+        let total = bytes.fetch_add(r.bytes, Ordering::Relaxed) + r.bytes;
+        if let Some(pb) = &progress {
+            pb.inc(1);
+            pb.set_message(format!("{:.1} MB", total as f64 / 1e6));
+        }
+    });
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
+    let code = emit(&report, &args.output)?;
+    // Inputs that could not be read make the run an error (2) unless
+    // findings already fail it.
+    if code == 0 && !report.errors.is_empty() {
+        return Ok(aisec_core::ExitStatus::Error.code());
+    }
+    Ok(code)
+}

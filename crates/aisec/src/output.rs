@@ -1,0 +1,82 @@
+//! Shared report options (`--format`, `--output`, `--fail-on`) and the
+//! function that renders a report and picks the exit code.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use aisec_core::render::{self, Format, TextOptions};
+use aisec_core::{Report, Severity};
+
+/// Report options every command accepts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OutputArgs {
+    /// Report format: text, json, sarif, html or navigator (an ATLAS Navigator layer).
+    #[arg(long, short = 'f', default_value = "text", value_parser = parse_format)]
+    pub format: Format,
+
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Exit with status 1 when a finding is at or above SEVERITY (info, low, medium, high, critical).
+    #[arg(long, value_name = "SEVERITY", default_value = "high")]
+    pub fail_on: Severity,
+
+    /// Never fail on findings (exit 0 unless an error happens).
+    #[arg(long, conflicts_with = "fail_on")]
+    pub no_fail: bool,
+
+    /// In text output, list only findings at or above SEVERITY (all are counted).
+    #[arg(long, value_name = "SEVERITY")]
+    pub min_severity: Option<Severity>,
+
+    /// Colour in text output: auto, always or never.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub color: String,
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse()
+}
+
+/// Renders `report` as asked and returns the process exit code.
+pub fn emit(report: &Report, args: &OutputArgs) -> anyhow::Result<i32> {
+    let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
+    let color = match args.color.as_str() {
+        "always" => true,
+        "never" => false,
+        _ => to_terminal && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let text = match args.format {
+        Format::Text => render::text(
+            report,
+            TextOptions {
+                color,
+                min_severity: args.min_severity,
+            },
+        ),
+        other => {
+            let mut s = render::render(report, other);
+            if !s.ends_with('\n') {
+                s.push('\n');
+            }
+            s
+        }
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, text)
+            .map_err(|e| anyhow::anyhow!("cannot write report to {}: {e}", path.display()))?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (`aisec scan … | head`) is not an error worth a panic.
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+        }
+    }
+    let fail_on = if args.no_fail {
+        None
+    } else {
+        Some(args.fail_on)
+    };
+    Ok(report.exit_status(fail_on).code())
+}

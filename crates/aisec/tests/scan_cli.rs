@@ -1,0 +1,274 @@
+//! End-to-end runs of the `aisec` binary: `scan`, `demo`, `rules`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn aisec(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_aisec"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run aisec")
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn max_severity_under(report: &serde_json::Value, needle: &str) -> Option<String> {
+    let order = ["info", "low", "medium", "high", "critical"];
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["location"]["path"].as_str().unwrap().contains(needle))
+        .map(|f| f["severity"].as_str().unwrap().to_string())
+        .max_by_key(|s| order.iter().position(|o| o == s))
+}
+
+#[test]
+fn demo_finds_every_malicious_sample_and_passes_the_safe_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = dir.path().join("samples");
+    let out = aisec(&["demo", "--format", "json", "--keep", keep.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json(&out);
+    for bad in [
+        "reverse_shell.pkl",
+        "checkpoint.pt",
+        "weights.safetensors",
+        "malicious/chat.gguf",
+        "lambda.keras",
+        "embeddings.npy",
+    ] {
+        let sev = max_severity_under(&r, bad);
+        assert!(
+            matches!(sev.as_deref(), Some("high" | "critical")),
+            "{bad}: expected a high or critical finding, got {sev:?}"
+        );
+    }
+    for good in [
+        "state_dict.pkl",
+        "model.pt",
+        "model.safetensors",
+        "safe/chat.gguf",
+    ] {
+        let sev = max_severity_under(&r, good);
+        assert!(
+            !matches!(sev.as_deref(), Some("high" | "critical")),
+            "{good}: benign sample flagged {sev:?}"
+        );
+    }
+}
+
+#[test]
+fn exit_codes_gate_ci() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = dir.path().join("s");
+    assert!(aisec(&[
+        "demo",
+        "--keep",
+        samples.to_str().unwrap(),
+        "--format",
+        "json"
+    ])
+    .status
+    .success());
+    let safe = samples.join("safe");
+    let bad = samples.join("malicious");
+    assert_eq!(
+        aisec(&["scan", safe.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        aisec(&["scan", bad.to_str().unwrap()]).status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        aisec(&["scan", bad.to_str().unwrap(), "--no-fail"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let missing = aisec(&["scan", "/no/such/model.pt"]);
+    assert_eq!(missing.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&missing.stdout);
+    assert!(stdout.contains("/no/such/model.pt"), "{stdout}");
+    let usage = aisec(&["scan", "x", "--fail-on", "sometimes"]);
+    assert_eq!(usage.status.code(), Some(2));
+}
+
+#[test]
+fn sarif_output_is_well_formed() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = dir.path().join("s");
+    aisec(&[
+        "demo",
+        "--keep",
+        samples.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let out = aisec(&[
+        "scan",
+        samples.to_str().unwrap(),
+        "--format",
+        "sarif",
+        "--no-fail",
+    ]);
+    let s = json(&out);
+    assert_eq!(s["version"], "2.1.0");
+    let run = &s["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "aisec");
+    let results = run["results"].as_array().unwrap();
+    assert!(!results.is_empty());
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    for r in results {
+        let idx = r["ruleIndex"].as_u64().unwrap() as usize;
+        assert_eq!(rules[idx]["id"], r["ruleId"]);
+    }
+}
+
+#[test]
+fn stdin_is_scanned() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aisec"))
+        .args(["scan", "-", "--format", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // posix.system('id') at protocol 2
+    let payload = b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R.";
+    child.stdin.take().unwrap().write_all(payload).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let r = json(&out);
+    assert_eq!(max_severity_under(&r, "-").as_deref(), Some("critical"));
+}
+
+#[test]
+fn sparse_ten_gigabyte_file_ends_quickly_without_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("huge.bin");
+    let f = std::fs::File::create(&p).unwrap();
+    f.set_len(10 << 30).unwrap();
+    drop(f);
+    let out = aisec(&["scan", p.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json(&out);
+    assert_eq!(r["summary"]["items"], 1);
+    assert_eq!(r["summary"]["bytes"], 10u64 << 30);
+}
+
+fn zip_of(name: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    let mut z = zip::ZipWriter::new(&mut buf);
+    z.start_file(name, zip::write::SimpleFileOptions::default())
+        .unwrap();
+    z.write_all(bytes).unwrap();
+    z.finish().unwrap();
+    buf.into_inner()
+}
+
+#[test]
+fn deeply_nested_archives_stop_at_the_depth_limit() {
+    let mut data = b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R.".to_vec();
+    for i in 0..12 {
+        data = zip_of(&format!("layer{i}.zip"), &data);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("nested.zip");
+    std::fs::write(&p, &data).unwrap();
+    let out = aisec(&["scan", p.to_str().unwrap(), "--format", "json", "--no-fail"]);
+    let r = json(&out);
+    let ids: Vec<&str> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule_id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"AISEC-SCAN-004"), "{ids:?}");
+}
+
+#[test]
+fn decompression_bomb_is_bounded() {
+    // 64 MiB of zeros gzip-compressed is ~64 KiB; the limit is 1 MiB.
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..64 {
+        enc.write_all(&zeros).unwrap();
+    }
+    let gz = enc.finish().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bomb.joblib");
+    std::fs::write(&p, &gz).unwrap();
+    let cfg = dir.path().join("aisec.toml");
+    std::fs::write(&cfg, "[scan]\nmax_entry_mb = 1\n").unwrap();
+    let out = aisec(&[
+        "scan",
+        p.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--format",
+        "json",
+        "--no-fail",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json(&out);
+    let text = r["findings"].to_string();
+    assert!(text.contains("limit"), "{text}");
+}
+
+#[test]
+fn rules_lists_the_catalogue() {
+    let out = aisec(&["rules", "--json"]);
+    assert!(out.status.success());
+    let rules = json(&out);
+    let ids: Vec<&str> = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"AISEC-SCAN-001"));
+    assert!(ids.iter().any(|i| i.starts_with("AISEC-PICKLE")));
+}
+
+#[test]
+fn bad_config_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[pickle]\nallw = [1]\n").unwrap();
+    let out = aisec(&[
+        "scan",
+        dir.path().to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("allw"), "{err}");
+    assert!(Path::new(&cfg).exists());
+}
