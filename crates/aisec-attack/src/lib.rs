@@ -25,6 +25,10 @@
 //! Budgets are in the user's input space and every example stays in the
 //! configured valid range `[lo, hi]`. Everything random is seeded.
 
+// Numeric kernels index several parallel arrays per example; attack entry
+// points take model, data, budget, settings, generator and cancel flag.
+#![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
+
 pub mod apgd;
 pub mod blackbox;
 pub mod eval;

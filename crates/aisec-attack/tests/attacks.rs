@@ -1,5 +1,7 @@
 //! End-to-end tests of every attack against a small model with exact gradients.
 
+#![allow(clippy::needless_range_loop)]
+
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -290,7 +292,7 @@ fn square_and_hopskipjump_count_queries_exactly() {
     let mut rng = StdRng::seed_from_u64(1);
     let (adv, q) = square_linf(&counter, &x, &y, None, &budget, &sq, &mut rng, &cancel).unwrap();
     assert_eq!(counter.count(), q.iter().sum::<u64>());
-    assert!(q.iter().all(|&v| v >= 1 && v <= 200));
+    assert!(q.iter().all(|&v| (1..=200).contains(&v)));
     let pred = net.predict(&adv).unwrap();
     let fooled = pred.iter().zip(&y).filter(|(p, t)| p != t).count();
     assert!(fooled >= 8, "square fooled {fooled}/10");

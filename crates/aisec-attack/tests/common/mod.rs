@@ -1,5 +1,7 @@
 //! A small differentiable test model with hand-written gradients.
 
+#![allow(clippy::needless_range_loop)]
+
 use aisec_model::{Classifier, Differentiable, Loss, ModelError, Tensor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
