@@ -343,7 +343,10 @@ mod tests {
     #[test]
     fn rule_builds_finding_with_taxonomy() {
         let f = RULE
-            .finding(Location::path("a.pkl").with_member("x/data.pkl"), "os.system")
+            .finding(
+                Location::path("a.pkl").with_member("x/data.pkl"),
+                "os.system",
+            )
             .severity(Severity::Critical)
             .metric("n", 3);
         assert_eq!(f.rule_id, "TEST-001");

@@ -294,7 +294,10 @@ pub fn sarif(report: &Report) -> Value {
             let mut props = serde_json::Map::new();
             props.insert("severity".into(), json!(f.severity));
             props.insert("confidence".into(), json!(f.confidence));
-            props.insert("security-severity".into(), json!(f.severity.security_severity()));
+            props.insert(
+                "security-severity".into(),
+                json!(f.severity.security_severity()),
+            );
             if !f.atlas.is_empty() {
                 props.insert("atlas".into(), json!(f.atlas));
             }
@@ -433,7 +436,11 @@ code,pre{{font-family:ui-monospace,monospace;white-space:pre-wrap;word-break:bre
                     .iter()
                     .map(|(k, v)| format!("{k}={}", compact(v)))
                     .collect();
-                let _ = write!(evidence, "<br><small>{}</small>", escape_html(&m.join(", ")));
+                let _ = write!(
+                    evidence,
+                    "<br><small>{}</small>",
+                    escape_html(&m.join(", "))
+                );
             }
             let _ = writeln!(
                 o,
@@ -479,7 +486,9 @@ pub fn navigator(report: &Report) -> Value {
     let mut seen: BTreeMap<&str, (Severity, usize, Vec<&str>)> = BTreeMap::new();
     for f in &report.findings {
         for a in &f.atlas {
-            let e = seen.entry(a.as_str()).or_insert((f.severity, 0, Vec::new()));
+            let e = seen
+                .entry(a.as_str())
+                .or_insert((f.severity, 0, Vec::new()));
             e.0 = e.0.max(f.severity);
             e.1 += 1;
             if !e.2.contains(&f.rule_id.as_str()) {
@@ -590,8 +599,7 @@ mod tests {
         for res in run["results"].as_array().unwrap() {
             let idx = res["ruleIndex"].as_u64().unwrap() as usize;
             assert_eq!(rules[idx]["id"], res["ruleId"]);
-            assert!(["error", "warning", "note", "none"]
-                .contains(&res["level"].as_str().unwrap()));
+            assert!(["error", "warning", "note", "none"].contains(&res["level"].as_str().unwrap()));
             let uri = res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
                 .as_str()
                 .unwrap();

@@ -182,7 +182,8 @@ mod tests {
         let mut r = Report::new("scan");
         r.extend([
             R.finding(Location::path("b"), "x"),
-            R.finding(Location::path("a"), "x").severity(Severity::Critical),
+            R.finding(Location::path("a"), "x")
+                .severity(Severity::Critical),
             R.finding(Location::path("b"), "x"),
         ]);
         r.finish();

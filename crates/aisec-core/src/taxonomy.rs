@@ -108,16 +108,46 @@ pub struct OwaspLlm {
 
 /// The OWASP Top 10 for LLM Applications, 2025 edition.
 pub const OWASP_LLM_2025: &[OwaspLlm] = &[
-    OwaspLlm { id: "LLM01", name: "Prompt Injection" },
-    OwaspLlm { id: "LLM02", name: "Sensitive Information Disclosure" },
-    OwaspLlm { id: "LLM03", name: "Supply Chain" },
-    OwaspLlm { id: "LLM04", name: "Data and Model Poisoning" },
-    OwaspLlm { id: "LLM05", name: "Improper Output Handling" },
-    OwaspLlm { id: "LLM06", name: "Excessive Agency" },
-    OwaspLlm { id: "LLM07", name: "System Prompt Leakage" },
-    OwaspLlm { id: "LLM08", name: "Vector and Embedding Weaknesses" },
-    OwaspLlm { id: "LLM09", name: "Misinformation" },
-    OwaspLlm { id: "LLM10", name: "Unbounded Consumption" },
+    OwaspLlm {
+        id: "LLM01",
+        name: "Prompt Injection",
+    },
+    OwaspLlm {
+        id: "LLM02",
+        name: "Sensitive Information Disclosure",
+    },
+    OwaspLlm {
+        id: "LLM03",
+        name: "Supply Chain",
+    },
+    OwaspLlm {
+        id: "LLM04",
+        name: "Data and Model Poisoning",
+    },
+    OwaspLlm {
+        id: "LLM05",
+        name: "Improper Output Handling",
+    },
+    OwaspLlm {
+        id: "LLM06",
+        name: "Excessive Agency",
+    },
+    OwaspLlm {
+        id: "LLM07",
+        name: "System Prompt Leakage",
+    },
+    OwaspLlm {
+        id: "LLM08",
+        name: "Vector and Embedding Weaknesses",
+    },
+    OwaspLlm {
+        id: "LLM09",
+        name: "Misinformation",
+    },
+    OwaspLlm {
+        id: "LLM10",
+        name: "Unbounded Consumption",
+    },
 ];
 
 /// Looks up an OWASP LLM Top 10 entry by id.
