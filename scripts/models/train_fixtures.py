@@ -17,6 +17,8 @@ and dilated convolution, batch/layer normalisation, attention-style MatMul,
 Softmax, GELU (Erf), Clip, Concat, Slice, Pad, Split, Transpose and more.
 
 Usage: python3 scripts/models/train_fixtures.py [--out DIR] [--resnet PATH]
+  --mnist PATH additionally exports the PyTorch MNIST example CNN (random
+  weights, 28x28) with its references next to PATH.
   --resnet PATH additionally exports a ResNet-18-shaped network (random
   weights, 32x32 input, 10 classes) with its references next to PATH.
 """
@@ -115,6 +117,21 @@ class Zoo(nn.Module):
         return self.fc(torch.cat([f, g], dim=1))
 
 
+class MnistCnn(nn.Module):
+    """The PyTorch MNIST example network (input [N,1,28,28])."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 32, 3)
+        self.c2 = nn.Conv2d(32, 64, 3)
+        self.f1 = nn.Linear(9216, 128)
+        self.f2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.c2(F.relu(self.c1(x)))), 2)
+        return self.f2(F.relu(self.f1(torch.flatten(x, 1))))
+
+
 class BasicBlock(nn.Module):
     def __init__(self, cin, cout, stride):
         super().__init__()
@@ -202,6 +219,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(ROOT, "crates", "aisec-model", "tests", "fixtures"))
     ap.add_argument("--resnet", default=None)
+    ap.add_argument("--mnist", default=None,
+                    help="also export an MNIST-shaped CNN (random weights) to this path")
     ap.add_argument("--skip-small", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(2)
@@ -220,6 +239,12 @@ def main():
         zx = rng.rand(4, 3, 12, 12).astype(np.float32)
         zy = rng.randint(0, 10, 4).astype(np.int64)
         export(zoo, "op_zoo", zx, zy, a.out, 17, constant_folding=False)
+    if a.mnist:
+        d = os.path.dirname(os.path.abspath(a.mnist))
+        os.makedirs(d, exist_ok=True)
+        mx = np.random.RandomState(2).rand(8, 1, 28, 28).astype(np.float32)
+        my = np.arange(8, dtype=np.int64) % 10
+        export(MnistCnn(), os.path.splitext(os.path.basename(a.mnist))[0], mx, my, d, 13)
     if a.resnet:
         os.makedirs(os.path.dirname(os.path.abspath(a.resnet)), exist_ok=True)
         net = ResNet18()

@@ -221,3 +221,40 @@ mod tests {
         assert!(parse_npy(b"\x93NUMPY\x01\x00\xff\xff").is_err());
     }
 }
+
+/// Writes a tensor as a little-endian `float32` `.npy` file (version 1.0).
+pub fn write_npy(path: impl AsRef<Path>, t: &Tensor) -> Result<(), ModelError> {
+    let dims: Vec<String> = t.shape.iter().map(|d| d.to_string()).collect();
+    let shape = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut h = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut b = b"\x93NUMPY\x01\x00".to_vec();
+    b.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    b.extend_from_slice(h.as_bytes());
+    for v in &t.data {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, b)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::*;
+
+    #[test]
+    fn write_then_read_round_trips() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a.npy");
+        let t = Tensor::new(vec![2, 3], vec![1.0, -2.0, 3.5, 0.0, 1e-3, 7.0]).unwrap();
+        write_npy(&p, &t).unwrap();
+        assert_eq!(read_npy(&p).unwrap().to_tensor(), t);
+    }
+}
