@@ -11,6 +11,7 @@
 #   SKIP_PEERS=1  do not run any peer; use whatever peer outputs are in work/out
 #   FRESH=1       rerun every peer even when its outputs for this corpus exist
 #   SKIP_AISEC=1  do not build or run aisec
+#   AISEC_BIN     use this aisec binary instead of building one
 #   AISEC_RUNS    how many times aisec scans the corpus (median reported; default 3)
 #   CARGO_TARGET_DIR  where cargo builds (default: <repo>/target)
 set -euo pipefail
@@ -50,15 +51,23 @@ PY="$VENV/bin/python"
 run_aisec=1
 if [ "${SKIP_AISEC:-0}" = 1 ]; then
     run_aisec=0
+elif [ -n "${AISEC_BIN:-}" ]; then
+    AISEC="$AISEC_BIN"
+    log "using AISEC_BIN=$AISEC (not building)"
 else
     log "building aisec (release)"
     if ! (cd "$REPO" && cargo build --release -p aisec); then
-        log "aisec does not build; continuing with the peers only"
-        run_aisec=0
-    elif ! "$AISEC" scan --help >/dev/null 2>&1; then
-        log "aisec has no working 'scan' command yet; continuing with the peers only"
-        run_aisec=0
+        if [ -x "$AISEC" ]; then
+            log "aisec does not build now; using the binary from the last successful build: $AISEC"
+        else
+            log "aisec does not build; continuing with the peers only"
+            run_aisec=0
+        fi
     fi
+fi
+if [ "$run_aisec" = 1 ] && ! "$AISEC" scan --help >/dev/null 2>&1; then
+    log "aisec has no working 'scan' command; continuing with the peers only"
+    run_aisec=0
 fi
 
 # ---- corpus --------------------------------------------------------------
@@ -126,7 +135,7 @@ if [ "$run_aisec" = 1 ]; then
     rm -f "$OUT"/aisec.run*.time
     for i in $(seq 0 $((AISEC_RUNS - 1))); do
         log "aisec run $((i + 1))/$AISEC_RUNS"
-        "${TIMEV[@]}" -o "$OUT/aisec.run$i.time" "$AISEC" scan "$CORPUS" --format json \
+        "${TIMEV[@]}" -o "$OUT/aisec.run$i.time" "$AISEC" scan "$CORPUS" --format json --no-progress \
             > "$OUT/aisec.json" 2> "$OUT/aisec.stderr" || true
     done
     cp "$OUT/aisec.run0.time" "$OUT/aisec.time"
@@ -142,7 +151,7 @@ sd, out, venv, aisec = sys.argv[1:5]
 repeats = 5
 tools = {}
 if aisec:
-    tools["aisec"] = lambda p: [aisec, "scan", p, "--format", "json"]
+    tools["aisec"] = lambda p: [aisec, "scan", p, "--format", "json", "--no-progress"]
 tools["picklescan"] = lambda p: [f"{venv}/bin/picklescan", "-p", p]
 tools["modelscan"] = lambda p: [f"{venv}/bin/modelscan", "scan", "-p", p, "-r", "json", "-o", os.devnull]
 
@@ -155,6 +164,27 @@ def evict(path):
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
+
+def resident_bytes(path):
+    # Bytes of `path` now in the page cache (mincore over a read-only map).
+    import ctypes, mmap
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        a = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, f.fileno(), 0)
+        if a in (None, ctypes.c_void_p(-1).value):
+            return None
+        try:
+            n = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+            vec = (ctypes.c_ubyte * n)()
+            if libc.mincore(ctypes.c_void_p(a), ctypes.c_size_t(size), vec) != 0:
+                return None
+            return sum(v & 1 for v in vec) * mmap.PAGESIZE
+        finally:
+            libc.munmap(ctypes.c_void_p(a), size)
 
 def timed(cmd):
     with tempfile.NamedTemporaryFile("r") as tf:
@@ -171,23 +201,38 @@ def timed(cmd):
 rows = []
 for name in ["10MB", "100MB", "1GB"]:
     p = os.path.join(sd, f"ckpt_{name}.pt")
-    warm, cold, rss = {}, {}, {}
+    warm, cold, rss, cached = {}, {}, {}, {}
     for t, cmd in tools.items():
         ws, cs, rs = [], [], []
         for _ in range(repeats):
             w, r = timed(cmd(p))
             ws.append(w)
             rs.append(r or 0)
+        rb = []
         for _ in range(3):
             evict(p)
             w, r = timed(cmd(p))
             cs.append(w)
             rs.append(r or 0)
+            rb.append(resident_bytes(p) or 0)
+        cached[t] = max(rb) / 1048576
         warm[t] = statistics.median(ws)
         cold[t] = statistics.median(cs)
         rss[t] = max(rs) / 1024
-    rows.append({"name": name, "bytes": os.path.getsize(p), "times": warm, "cold": cold, "rss_mib": rss})
-json.dump({"repeats": repeats, "cold_repeats": 3, "tools": list(tools), "rows": rows}, open(out, "w"), indent=1)
+    rows.append({"name": name, "bytes": os.path.getsize(p), "times": warm, "cold": cold, "rss_mib": rss,
+                 "cached_after_cold_mib": cached})
+ra = "?"
+try:
+    dev = os.stat(sd).st_dev
+    name = os.path.basename(os.path.realpath(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}"))
+    for cand in (f"/sys/block/{name}/queue/read_ahead_kb", f"/sys/class/block/{name}/../queue/read_ahead_kb"):
+        if os.path.exists(cand):
+            ra = open(cand).read().strip()
+            break
+except OSError:
+    pass
+json.dump({"repeats": repeats, "cold_repeats": 3, "read_ahead_kb": ra, "tools": list(tools), "rows": rows},
+          open(out, "w"), indent=1)
 EOF
 
 # ---- environment and report ----------------------------------------------
