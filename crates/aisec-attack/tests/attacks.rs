@@ -499,3 +499,36 @@ fn saves_npz_and_png() {
     r.save_png_grid(&png, 4).unwrap();
     assert_eq!(&std::fs::read(&png).unwrap()[..4], b"\x89PNG");
 }
+
+#[test]
+fn cancelling_midway_keeps_finished_batches() {
+    let (net, x, y) = setup(false, 64, 1);
+    let mut c = cfg(vec![AttackKind::Pgd, AttackKind::ApgdCe], Norm::Linf, 0.2);
+    c.batch_size = 8;
+    let cancel = AtomicBool::new(false);
+    let progress = |_d: usize, _t: usize| cancel.store(true, Ordering::Relaxed);
+    let r = run_evasion(&net, &x, &y, &c, Some(&progress), &cancel).unwrap();
+    assert!(r.cancelled);
+    let pgd = result(&r, "pgd");
+    assert!(
+        pgd.evaluated >= 8 && pgd.evaluated < 64,
+        "{}",
+        pgd.evaluated
+    );
+    assert!(pgd.success[..pgd.evaluated].iter().any(|&s| s));
+    assert!(r.attacks.len() <= 2);
+    let f = r.findings("m.onnx");
+    assert!(f[0].evidence.contains("cancelled"));
+}
+
+#[test]
+fn findings_snapshot() {
+    let c = cfg(
+        vec![AttackKind::Fgsm, AttackKind::Pgd, AttackKind::Square],
+        Norm::Linf,
+        0.1,
+    );
+    let r = run(&c, false, 20);
+    let f = r.findings("digits.onnx");
+    insta::assert_json_snapshot!("evasion_findings", f);
+}
