@@ -77,8 +77,8 @@ struct Object {
     children: Vec<(String, u64)>,
     symtab: Option<(u64, u64)>,
     externals: Vec<String>,
-    dense_links: bool,
-    dense_attrs: bool,
+    dense_links: Option<u64>,
+    dense_attrs: Option<u64>,
     ext_storage_heap: Vec<(u64, Vec<u64>)>,
 }
 
@@ -227,7 +227,9 @@ impl<'a> File<'a> {
                 0x11 if data.len() >= 2 * self.so => {
                     o.symtab = Some((le(&data[..self.so]), le(&data[self.so..2 * self.so])));
                 }
-                0x06 => self.link(data, &mut o)?,
+                0x06 => {
+                    self.link(data, &mut o)?;
+                }
                 0x02 => {
                     // Link Info: version, flags, [max creation index u64], fractal heap address.
                     let at = 2 + if data.get(1).is_some_and(|f| f & 1 != 0) {
@@ -236,9 +238,18 @@ impl<'a> File<'a> {
                         0
                     };
                     let undef = UNDEF >> (64 - 8 * self.so as u32);
-                    o.dense_links = data.get(at..at + self.so).is_some_and(|b| le(b) != undef);
+                    o.dense_links = data.get(at..at + self.so).map(le).filter(|&a| a != undef);
                 }
-                0x15 => o.dense_attrs = true,
+                0x15 => {
+                    // Attribute Info: version, flags, [max creation index u16], fractal heap address.
+                    let at = 2 + if data.get(1).is_some_and(|f| f & 1 != 0) {
+                        2
+                    } else {
+                        0
+                    };
+                    let undef = UNDEF >> (64 - 8 * self.so as u32);
+                    o.dense_attrs = data.get(at..at + self.so).map(le).filter(|&a| a != undef);
+                }
                 // External Data Files: version, 3 reserved, allocated u16, used u16, heap addr, slots.
                 0x07 if data.len() >= 8 + self.so => {
                     let used = le(&data[6..8]) as usize;
@@ -260,7 +271,7 @@ impl<'a> File<'a> {
         Ok(o)
     }
 
-    fn link(&mut self, d: &[u8], o: &mut Object) -> R<()> {
+    fn link(&mut self, d: &[u8], o: &mut Object) -> R<usize> {
         let e = || "truncated link message".to_string();
         if d.len() < 2 || d[0] != 1 {
             return Err("unknown link message version".into());
@@ -289,9 +300,16 @@ impl<'a> File<'a> {
             0 => {
                 let a = le(d.get(p..p + self.so).ok_or_else(e)?);
                 o.children.push((name, a));
+                p += self.so;
+            }
+            1 => {
+                let l = le(d.get(p..p + 2).ok_or_else(e)?) as usize;
+                p += 2 + l;
             }
             64 => {
                 let l = le(d.get(p..p + 2).ok_or_else(e)?) as usize;
+                p += 2 + l;
+                let p = p - 2 - l;
                 let info = d.get(p + 2..p + 2 + l).ok_or_else(e)?;
                 let parts: Vec<String> = info
                     .get(1..)
@@ -307,9 +325,175 @@ impl<'a> File<'a> {
                     clip(parts.get(1).map_or("", |s| s), 200)
                 ));
             }
-            _ => {}
+            _ => return Err(format!("link type {ty}")),
+        }
+        if p > d.len() {
+            return Err(e());
+        }
+        Ok(p)
+    }
+
+    /// Object areas of the direct blocks of the fractal heap at `addr`
+    /// (HDF5 spec III.G: header `FRHP`, root direct block `FHDB` or root
+    /// indirect block `FHIB` whose first rows point at direct blocks).
+    /// Nested indirect blocks, huge and filtered objects are not followed.
+    fn fractal_heap_blocks(&mut self, addr: u64, notes: &mut Vec<String>) -> R<Vec<&'a [u8]>> {
+        let pos = self.abs(addr)?;
+        let (so, sl) = (self.so as u64, self.sl as u64);
+        let h = self.bytes(pos, 22)?;
+        if &h[..4] != b"FRHP" || h[4] != 0 {
+            return Err(format!("no fractal heap at {pos}"));
+        }
+        let filter_len = le(&h[7..9]);
+        let flags = h[9];
+        // Skip: next huge id (L), huge B-tree (O), free space (L), FSM (O),
+        // managed space, allocated, iterator offset, managed count (4 L),
+        // huge size, huge count, tiny size, tiny count (4 L).
+        let mut p = pos + 14 + sl + so + sl + so + 4 * sl;
+        let n_huge = le(self.bytes(p + sl, self.sl)?);
+        p += 4 * sl;
+        let width = le(self.bytes(p, 2)?);
+        p += 2;
+        let start = le(self.bytes(p, self.sl)?);
+        let max_direct = le(self.bytes(p + sl, self.sl)?);
+        p += 2 * sl;
+        let max_heap_bits = le(self.bytes(p, 2)?);
+        p += 4;
+        let root = le(self.bytes(p, self.so)?);
+        let rows = le(self.bytes(p + so, 2)?);
+        if n_huge > 0 {
+            notes.push(format!(
+                "fractal heap at {pos} holds {n_huge} huge object(s), not read"
+            ));
+        }
+        if filter_len > 0 {
+            notes.push(format!("fractal heap at {pos} uses I/O filters, not read"));
+            return Ok(Vec::new());
+        }
+        if width == 0
+            || width > 4096
+            || start == 0
+            || max_direct < start
+            || max_heap_bits > 64
+            || rows > 64
+        {
+            return Err(format!("implausible fractal heap parameters at {pos}"));
+        }
+        let off_bytes = max_heap_bits.div_ceil(8);
+        let dhdr = 5 + so + off_bytes + if flags & 2 != 0 { 4 } else { 0 };
+        let undef = UNDEF >> (64 - 8 * self.so as u32);
+        let mut out = Vec::new();
+        let direct = |this: &Self, a: u64, size: u64, out: &mut Vec<&'a [u8]>| -> R<()> {
+            if a == undef {
+                return Ok(());
+            }
+            let bp = this.abs(a)?;
+            if this.bytes(bp, 4)? != b"FHDB" {
+                return Err(format!("no fractal heap direct block at {bp}"));
+            }
+            let size = usize::try_from(size).map_err(|_| "block too large")?;
+            let blk = this.bytes(bp, size.min(this.d.len().saturating_sub(bp as usize)))?;
+            if let Some(objs) = blk.get(dhdr as usize..) {
+                out.push(objs);
+            }
+            Ok(())
+        };
+        if rows == 0 {
+            direct(self, root, start, &mut out)?;
+            return Ok(out);
+        }
+        let ip = self.abs(root)?;
+        if self.bytes(ip, 4)? != b"FHIB" {
+            return Err(format!("no fractal heap indirect block at {ip}"));
+        }
+        let mut q = ip + 5 + so + off_bytes;
+        for row in 0..rows {
+            let size = if row < 2 {
+                start
+            } else {
+                start.checked_shl((row - 1) as u32).unwrap_or(u64::MAX)
+            };
+            if size > max_direct {
+                notes.push(format!(
+                    "fractal heap at {pos} has nested indirect blocks, not followed"
+                ));
+                break;
+            }
+            for _ in 0..width {
+                self.tick()?;
+                let a = le(self.bytes(q, self.so)?);
+                q += so;
+                direct(self, a, size, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Attributes stored densely in the fractal heap at `heap`: objects are
+    /// packed back to back in each direct block, so they are decoded in
+    /// sequence until free (zeroed) space.
+    fn dense_attributes(&mut self, heap: u64, notes: &mut Vec<String>) -> R<Vec<Attr>> {
+        let mut out = Vec::new();
+        for blk in self.fractal_heap_blocks(heap, notes)? {
+            let mut q = 0usize;
+            while q < blk.len() && out.len() < 10_000 {
+                let Some(len) = self.attribute_len(&blk[q..]) else {
+                    break;
+                };
+                match self.attribute(&blk[q..q + len]) {
+                    Ok(Some(a)) => out.push(a),
+                    _ => break,
+                }
+                q += len;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Links stored densely in the fractal heap at `heap`.
+    fn dense_links(&mut self, heap: u64, o: &mut Object, notes: &mut Vec<String>) -> R<()> {
+        for blk in self.fractal_heap_blocks(heap, notes)? {
+            let mut q = 0usize;
+            while q < blk.len() && o.children.len() < MAX_OBJECTS {
+                if blk[q] != 1 {
+                    break;
+                }
+                match self.link(&blk[q..], o) {
+                    Ok(n) if n > 0 => q += n,
+                    _ => break,
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Total encoded length of the attribute message at the start of `d`.
+    fn attribute_len(&self, d: &[u8]) -> Option<usize> {
+        let h = d.get(..8)?;
+        let (ver, flags) = (h[0], h[1]);
+        let (nsz, tsz, ssz) = (
+            le(&h[2..4]) as usize,
+            le(&h[4..6]) as usize,
+            le(&h[6..8]) as usize,
+        );
+        let (hdr, pad) = match ver {
+            1 => (8, 8),
+            2 => (8, 1),
+            3 => (9, 1),
+            _ => return None,
+        };
+        if flags & 3 != 0 || nsz == 0 {
+            return None;
+        }
+        let padded = |n: usize| n.div_ceil(pad) * pad;
+        let dt_at = hdr + padded(nsz);
+        let dt = d.get(dt_at..dt_at + tsz)?;
+        let ds = d.get(dt_at + padded(tsz)..dt_at + padded(tsz) + ssz)?;
+        let el = le(dt.get(4..8)?);
+        let n = self.dataspace_elems(ds).ok()?;
+        let data = usize::try_from(n.checked_mul(el)?).ok()?;
+        let total = (dt_at + padded(tsz) + padded(ssz)).checked_add(data)?;
+        (total <= d.len()).then_some(total)
     }
 
     fn attribute(&mut self, d: &[u8]) -> R<Option<Attr>> {
@@ -641,17 +825,27 @@ fn walk(data: &[u8], loc: &Location, r: &mut FormatReport) -> R<Vec<(String, Vec
                 ),
             ));
         }
-        if o.dense_links {
-            r.note(format!(
-                "group {} uses dense (fractal heap) link storage, not followed",
-                clip(&path, 120)
-            ));
+        let mut heap_notes = Vec::new();
+        if let Some(h) = o.dense_links {
+            if let Err(e) = f.dense_links(h, &mut o, &mut heap_notes) {
+                r.set_malformed(format!(
+                    "group {}: dense link storage: {e}",
+                    clip(&path, 120)
+                ));
+            }
+            children.append(&mut o.children);
         }
-        if o.dense_attrs {
-            r.note(format!(
-                "object {} uses dense attribute storage, not read",
-                clip(&path, 120)
-            ));
+        if let Some(h) = o.dense_attrs {
+            match f.dense_attributes(h, &mut heap_notes) {
+                Ok(list) => o.attrs.extend(list),
+                Err(e) => r.set_malformed(format!(
+                    "object {}: dense attribute storage: {e}",
+                    clip(&path, 120)
+                )),
+            }
+        }
+        for n in heap_notes {
+            r.note(n);
         }
         if depth < 32 {
             for (name, a) in children {
@@ -692,6 +886,9 @@ pub fn scan_h5(data: &[u8], loc: &Location) -> FormatReport {
             return r;
         }
     };
+    let structured_lambda =
+        |r: &FormatReport| r.findings.iter().any(|f| f.rule_id == KERAS_LAMBDA.id);
+    let before = structured_lambda(&r);
     for (path, list) in &attrs {
         for a in list {
             let joined = || a.strings.concat();
@@ -725,7 +922,36 @@ pub fn scan_h5(data: &[u8], loc: &Location) -> FormatReport {
             }
         }
     }
+    if !before && !structured_lambda(&r) {
+        raw_lambda_search(data, loc, &mut r);
+    }
     r
+}
+
+/// Safety net for parts of the file the structured reader does not decode
+/// (dense attribute storage in fractal heaps, huge objects, corrupted
+/// headers): Keras JSON is stored uncompressed, so a byte search for a
+/// serialized Lambda layer still finds it.
+fn raw_lambda_search(data: &[u8], loc: &Location, r: &mut FormatReport) {
+    const NEEDLES: [&[u8]; 3] = [
+        b"\"class_name\": \"Lambda\"",
+        b"\"class_name\":\"Lambda\"",
+        b"\"__lambda__\"",
+    ];
+    for n in NEEDLES {
+        if let Some(at) = memchr::memmem::find(data, n) {
+            let f = KERAS_LAMBDA
+                .finding(
+                    loc.clone().with_offset(at as u64),
+                    format!(
+                        "serialized Keras Lambda layer text found by byte search at offset {at}, outside the attributes the HDF5 reader decoded (dense/huge attribute storage or a damaged header)"
+                    ),
+                )
+                .confidence(Confidence::Medium);
+            r.push(f);
+            return;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -238,7 +238,17 @@ impl Walker<'_> {
         match class {
             "Lambda" => self.lambda_layer(name, config),
             "__lambda__" => {
-                let code = config.and_then(|c| c.get("code")).and_then(Value::as_str);
+                // Keras 3 writes {"code": b64} or {"value": func_dump(...)} (a
+                // [code, defaults, closure] list) depending on the version.
+                let code = config.and_then(|c| {
+                    c.get("code")
+                        .and_then(Value::as_str)
+                        .or_else(|| match c.get("value") {
+                            Some(Value::Array(a)) => a.first().and_then(Value::as_str),
+                            Some(Value::String(s)) => Some(s.as_str()),
+                            _ => None,
+                        })
+                });
                 self.lambda_code(name, code.unwrap_or(""), "Keras 3 __lambda__");
             }
             "function" => self.function_ref(module, config),
@@ -771,6 +781,12 @@ mod tests {
             .unwrap();
         assert_eq!(f.severity, Severity::Critical);
         assert!(f.evidence.contains("risky: os, system"), "{}", f.evidence);
+        let j2 =
+            format!(r#"{{"class_name":"__lambda__","config":{{"value":["{code}",null,null]}}}}"#);
+        assert!(scan(&j2)
+            .findings
+            .iter()
+            .any(|f| f.rule_id == "AISEC-KERAS-001"));
     }
 
     #[test]

@@ -97,6 +97,11 @@ fn h5_lambda_found_in_all_layouts() {
             .find(|f| f.rule_id == "AISEC-KERAS-001")
             .unwrap_or_else(|| panic!("{n}: {}", summary(&r)));
         assert_eq!(f.severity, Severity::Critical);
+        assert_eq!(
+            f.confidence,
+            aisec_core::Confidence::High,
+            "{n}: decoded structurally"
+        );
         assert!(f.evidence.contains("system"), "{n}: {}", f.evidence);
         assert!(f.atlas.contains(&"AML.T0011.000".to_string()));
         assert!(
@@ -115,6 +120,20 @@ fn h5_external_link_and_storage() {
     assert!(ids.contains(&"AISEC-H5-001"), "{}", summary(&r));
     assert!(ids.contains(&"AISEC-H5-002"), "{}", summary(&r));
     insta::assert_snapshot!("h5_external", summary(&r));
+}
+
+#[test]
+fn h5_dense_link_storage_is_followed() {
+    let r = scan("h5_dense_links.h5");
+    assert!(r.malformed.is_none(), "{:?}", r.malformed);
+    let ids = rules(&r);
+    assert!(ids.contains(&"AISEC-H5-001"), "{}", summary(&r));
+    assert!(ids.contains(&"AISEC-KERAS-001"), "{}", summary(&r));
+    assert!(
+        r.notes.iter().any(|n| n.contains("21 objects")),
+        "{:?}",
+        r.notes
+    );
 }
 
 #[test]
