@@ -181,6 +181,72 @@ fn bad<T>(msg: impl Into<String>) -> R<T> {
     Err(Halt::Malformed(msg.into()))
 }
 
+/// The memo: dense keys (what picklers write) in a vector, others in a map.
+#[derive(Default)]
+struct Memo {
+    dense: Vec<Idx>,
+    sparse: HashMap<u64, Idx>,
+    len: usize,
+}
+
+const MEMO_EMPTY: Idx = Idx::MAX;
+/// Keys below this live in the dense vector (at most 4 bytes per slot).
+const MEMO_DENSE_MAX: u64 = 1 << 20;
+
+impl Memo {
+    fn get(&self, key: u64) -> Option<Idx> {
+        match self.dense.get(key as usize) {
+            Some(v) if key < MEMO_DENSE_MAX && *v != MEMO_EMPTY => Some(*v),
+            _ => self.sparse.get(&key).copied(),
+        }
+    }
+    /// Stores `v` at `key`; false when a new key would exceed `max`.
+    /// Keys close to the dense prefix (what picklers write) grow the vector;
+    /// far keys go to the map, so one huge LONG_BINPUT key cannot force a
+    /// large allocation.
+    fn put(&mut self, key: u64, v: Idx, max: usize) -> bool {
+        let present = self.get(key).is_some();
+        if !present && self.len >= max {
+            return false;
+        }
+        let n = self.dense.len() as u64;
+        if key < n {
+            self.dense[key as usize] = v;
+        } else if key < MEMO_DENSE_MAX && key <= n * 2 + 1024 {
+            let want = (key + 1).max(n * 2).min(MEMO_DENSE_MAX);
+            self.dense.resize(want as usize, MEMO_EMPTY);
+            self.dense[key as usize] = v;
+        } else {
+            self.sparse.insert(key, v);
+        }
+        if !present {
+            self.len += 1;
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod memo_tests {
+    use super::*;
+
+    #[test]
+    fn dense_and_sparse_keys() {
+        let mut m = Memo::default();
+        assert!(m.put(0, 7, 10));
+        assert!(m.put(900_000, 8, 10));
+        assert!(m.dense.len() < 4096, "far key must not grow the vector");
+        assert!(m.put(5, 9, 10));
+        assert_eq!(m.get(0), Some(7));
+        assert_eq!(m.get(900_000), Some(8));
+        assert_eq!(m.get(5), Some(9));
+        assert_eq!(m.get(6), None);
+        assert!(m.put(5, 1, 3));
+        assert_eq!(m.len, 3);
+        assert!(!m.put(11, 1, 3));
+    }
+}
+
 struct Machine<'a, 'c, 'p> {
     data: &'a [u8],
     pos: usize,
@@ -188,7 +254,7 @@ struct Machine<'a, 'c, 'p> {
     vals: Vec<Val<'a>>,
     stack: Vec<Idx>,
     marks: Vec<usize>,
-    memo: HashMap<u64, Idx>,
+    memo: Memo,
     globals: Vec<GlobalEntry>,
     units: usize,
     ctx: &'c mut Ctx<'p>,
@@ -203,7 +269,7 @@ pub(crate) fn run_one(ctx: &mut Ctx<'_>, data: &[u8], start: usize) -> End {
         vals: Vec::new(),
         stack: Vec::new(),
         marks: Vec::new(),
-        memo: HashMap::new(),
+        memo: Memo::default(),
         globals: Vec::new(),
         units: 0,
         ctx,
@@ -467,18 +533,17 @@ impl<'a> Machine<'a, '_, '_> {
         }
     }
     fn memo_put(&mut self, key: u64, v: Idx) -> R<()> {
-        if self.memo.len() >= self.ctx.limits.max_memo && !self.memo.contains_key(&key) {
+        if !self.memo.put(key, v, self.ctx.limits.max_memo) {
             return Err(Halt::Limit(format!(
                 "memo over {} entries",
                 self.ctx.limits.max_memo
             )));
         }
-        self.memo.insert(key, v);
         Ok(())
     }
     fn memo_get(&mut self, key: u64) -> R<()> {
-        match self.memo.get(&key) {
-            Some(&v) => self.push(v),
+        match self.memo.get(key) {
+            Some(v) => self.push(v),
             None => bad(format!("memo key {key} missing")),
         }
     }
@@ -1200,7 +1265,7 @@ impl<'a> Machine<'a, '_, '_> {
             }
             0x94 => {
                 let t = self.top()?;
-                let k = self.memo.len() as u64;
+                let k = self.memo.len as u64;
                 self.memo_put(k, t)?;
             }
             b'i' => {
