@@ -226,27 +226,6 @@ impl Memo {
     }
 }
 
-#[cfg(test)]
-mod memo_tests {
-    use super::*;
-
-    #[test]
-    fn dense_and_sparse_keys() {
-        let mut m = Memo::default();
-        assert!(m.put(0, 7, 10));
-        assert!(m.put(900_000, 8, 10));
-        assert!(m.dense.len() < 4096, "far key must not grow the vector");
-        assert!(m.put(5, 9, 10));
-        assert_eq!(m.get(0), Some(7));
-        assert_eq!(m.get(900_000), Some(8));
-        assert_eq!(m.get(5), Some(9));
-        assert_eq!(m.get(6), None);
-        assert!(m.put(5, 1, 3));
-        assert_eq!(m.len, 3);
-        assert!(!m.put(11, 1, 3));
-    }
-}
-
 struct Machine<'a, 'c, 'p> {
     data: &'a [u8],
     pos: usize,
@@ -1435,4 +1414,25 @@ fn trim_end(b: &[u8]) -> &[u8] {
         .rposition(|c| !c.is_ascii_whitespace())
         .map_or(0, |p| p + 1);
     &b[..e]
+}
+
+#[cfg(test)]
+mod memo_tests {
+    use super::*;
+
+    #[test]
+    fn dense_and_sparse_keys() {
+        let mut m = Memo::default();
+        assert!(m.put(0, 7, 10));
+        assert!(m.put(900_000, 8, 10));
+        assert!(m.dense.len() < 4096, "far key must not grow the vector");
+        assert!(m.put(5, 9, 10));
+        assert_eq!(m.get(0), Some(7));
+        assert_eq!(m.get(900_000), Some(8));
+        assert_eq!(m.get(5), Some(9));
+        assert_eq!(m.get(6), None);
+        assert!(m.put(5, 1, 3));
+        assert_eq!(m.len, 3);
+        assert!(!m.put(11, 1, 3));
+    }
 }
