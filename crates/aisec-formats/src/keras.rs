@@ -261,7 +261,11 @@ impl Walker<'_> {
             }
         }
         if let Some(reg) = o.get("registered_name").and_then(Value::as_str) {
-            if reg.contains('>') && module.map(root_known).unwrap_or(true) {
+            let package = reg.split('>').next().unwrap_or("");
+            if reg.contains('>')
+                && !KNOWN_ROOTS.contains(&package)
+                && module.map(root_known).unwrap_or(true)
+            {
                 self.finding(KERAS_CUSTOM_OBJECT.finding(
                     self.loc.clone(),
                     format!(
