@@ -34,9 +34,9 @@ rule!(ZIP_OVERLAP, "AISEC-ARCHIVE-003", "zip-overlapping-entries", Medium, SUPPL
     "Zip entries overlap in the file",
     "Two entries' data ranges overlap. Overlapping entries are the core of non-recursive zip bombs (Fifield, 'A better zip bomb', WOOT 2019) and let one stored payload appear under several names.",
     "Do not extract or load the file.");
-rule!(ZIP_OUT_OF_BOUNDS, "AISEC-ARCHIVE-004", "zip-entry-out-of-bounds", Medium, SUPPLY,
-    "Zip entry points outside the file or its local header is damaged",
-    "A central-directory record points at a local header that is missing, damaged or extends past the end of the file. Tolerant loaders may still read something there; strict scanners skip it.",
+rule!(ENTRY_OUT_OF_BOUNDS, "AISEC-ARCHIVE-004", "archive-entry-out-of-bounds", Medium, SUPPLY,
+    "Archive entry extends past the end of the file or its header is damaged",
+    "A zip central-directory record points at a local header that is missing, damaged or extends past the end of the file, or a tar entry is cut off by the end of the file. Tolerant loaders may still read something there; strict scanners skip it.",
     "Re-download the file from a trusted source; do not load damaged archives.");
 rule!(ENCRYPTED_ENTRY, "AISEC-ARCHIVE-005", "archive-encrypted-entry", Medium, HIDING,
     "Archive entry is encrypted and cannot be inspected",
@@ -86,9 +86,9 @@ rule!(TAR_DEVICE, "AISEC-ARCHIVE-016", "tar-special-file", Medium, SUPPLY,
     "Tar archive contains a device or FIFO entry",
     "Character/block device or FIFO entries have no place in a model archive; extracting them as root creates device nodes.",
     "Remove special files before distributing the archive.");
-rule!(ZIP_ENTRY_COUNT, "AISEC-ARCHIVE-017", "zip-entry-count-mismatch", Low, HIDING,
-    "Zip end record's entry count differs from the central directory",
-    "The end-of-central-directory record declares a different number of entries than the central directory holds, or the listing was cut at the entry limit. Readers that trust the count see a different set of entries.",
+rule!(ENTRY_COUNT, "AISEC-ARCHIVE-017", "archive-entry-count", Low, HIDING,
+    "Archive listing is incomplete or its entry count is inconsistent",
+    "A zip end-of-central-directory record declares a different number of entries than the central directory holds, or the listing of a zip or tar was cut at the entry limit. Readers that trust the count, or read further, see a different set of entries.",
     "Rebuild the archive with a standard writer.");
 rule!(UNSUPPORTED_METHOD, "AISEC-ARCHIVE-018", "archive-unsupported-compression", Low, HIDING,
     "Archive entry uses a compression method the scanner cannot decode",
@@ -101,7 +101,7 @@ pub fn rules() -> Vec<&'static Rule> {
         &ZIP_NAME_MISMATCH,
         &ZIP_DUPLICATE_NAME,
         &ZIP_OVERLAP,
-        &ZIP_OUT_OF_BOUNDS,
+        &ENTRY_OUT_OF_BOUNDS,
         &ENCRYPTED_ENTRY,
         &ZIP_UNUSUAL_FLAGS,
         &LEADING_DATA,
@@ -114,7 +114,7 @@ pub fn rules() -> Vec<&'static Rule> {
         &DECOMPRESSION_BOMB,
         &TAR_LINK_OUTSIDE,
         &TAR_DEVICE,
-        &ZIP_ENTRY_COUNT,
+        &ENTRY_COUNT,
         &UNSUPPORTED_METHOD,
     ]
 }

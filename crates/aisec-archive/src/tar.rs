@@ -40,6 +40,22 @@ pub enum TarEntryKind {
     Other(u8),
 }
 
+impl TarEntryKind {
+    /// Lower-case human name, e.g. `symlink`, `character device`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            TarEntryKind::File => "regular file",
+            TarEntryKind::HardLink => "hard link",
+            TarEntryKind::Symlink => "symlink",
+            TarEntryKind::CharDevice => "character device",
+            TarEntryKind::BlockDevice => "block device",
+            TarEntryKind::Directory => "directory",
+            TarEntryKind::Fifo => "FIFO",
+            TarEntryKind::Other(_) => "special entry",
+        }
+    }
+}
+
 /// One entry of a tar archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TarEntry<'a> {
@@ -211,7 +227,7 @@ impl<'a> TarArchive<'a> {
                 || ar.entries.len() >= limits.max_entries
             {
                 ar.notes.push((
-                    &ZIP_ENTRY_COUNT,
+                    &ENTRY_COUNT,
                     None,
                     format!(
                         "listing stopped at the entry limit of {}",
@@ -306,7 +322,7 @@ impl<'a> TarArchive<'a> {
                     if has_data && (body_len as u64) < size {
                         let n = ar.entries.last().map(|e| e.name.clone());
                         ar.notes.push((
-                            &ZIP_OUT_OF_BOUNDS,
+                            &ENTRY_OUT_OF_BOUNDS,
                             n,
                             format!(
                                 "entry declares {size} bytes but the file ends after {body_len}"
@@ -381,7 +397,7 @@ impl<'a> TarArchive<'a> {
                     notes.push((
                         &TAR_LINK_OUTSIDE,
                         Some(e.name.clone()),
-                        format!("{:?} entry '{}' points to '{t}'", e.kind, e.name),
+                        format!("{} entry '{}' points to '{t}'", e.kind.describe(), e.name),
                     ));
                 }
             }
@@ -392,7 +408,7 @@ impl<'a> TarArchive<'a> {
                 notes.push((
                     &TAR_DEVICE,
                     Some(e.name.clone()),
-                    format!("entry '{}' is a {:?}", e.name, e.kind),
+                    format!("entry '{}' is a {}", e.name, e.kind.describe()),
                 ));
             }
         }

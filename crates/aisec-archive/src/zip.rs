@@ -286,7 +286,7 @@ impl<'a> ZipArchive<'a> {
                     cd_end_anchor = r as u64;
                 }
                 None => self.note(
-                    &ZIP_OUT_OF_BOUNDS,
+                    &ENTRY_OUT_OF_BOUNDS,
                     None,
                     Some(loc as u64),
                     format!("zip64 end-of-central-directory locator points at offset {rec_off}, where there is no zip64 record"),
@@ -376,7 +376,7 @@ impl<'a> ZipArchive<'a> {
             let name_start = p + 46;
             let Some(name_bytes) = d.get(name_start..name_start + nlen as usize) else {
                 self.note(
-                    &ZIP_OUT_OF_BOUNDS,
+                    &ENTRY_OUT_OF_BOUNDS,
                     None,
                     Some(pos),
                     "central-directory record's name runs past the end of the file".into(),
@@ -405,7 +405,7 @@ impl<'a> ZipArchive<'a> {
         let found = self.entries.len() as u64;
         if stopped_by_limit {
             self.note(
-                &ZIP_ENTRY_COUNT,
+                &ENTRY_COUNT,
                 None,
                 Some(pos),
                 format!(
@@ -415,7 +415,7 @@ impl<'a> ZipArchive<'a> {
             );
         } else if found != cd.declared_entries {
             self.note(
-                &ZIP_ENTRY_COUNT,
+                &ENTRY_COUNT,
                 None,
                 Some(cd.cd_start),
                 format!(
@@ -436,7 +436,7 @@ impl<'a> ZipArchive<'a> {
                 Ok(p) if sig_at(d, lho, SIG_LOCAL) && p + 30 <= d.len() => p,
                 _ => {
                     notes.push((
-                        &ZIP_OUT_OF_BOUNDS,
+                        &ENTRY_OUT_OF_BOUNDS,
                         Some(e.name.clone()),
                         Some(lho),
                         format!(
@@ -456,7 +456,7 @@ impl<'a> ZipArchive<'a> {
             let xlen = u16_at(d, p + 28).unwrap_or(0) as usize;
             let Some(lname) = d.get(p + 30..p + 30 + nlen) else {
                 notes.push((
-                    &ZIP_OUT_OF_BOUNDS,
+                    &ENTRY_OUT_OF_BOUNDS,
                     Some(e.name.clone()),
                     Some(lho),
                     "local header's name runs past the end of the file".into(),
@@ -511,7 +511,7 @@ impl<'a> ZipArchive<'a> {
             let end = e.data_offset.saturating_add(e.compressed_size);
             if end > d.len() as u64 {
                 notes.push((
-                    &ZIP_OUT_OF_BOUNDS,
+                    &ENTRY_OUT_OF_BOUNDS,
                     Some(e.name.clone()),
                     Some(e.data_offset),
                     format!(
@@ -772,7 +772,7 @@ impl<'a> ZipArchive<'a> {
         );
         if stopped_by_limit {
             self.note(
-                &ZIP_ENTRY_COUNT,
+                &ENTRY_COUNT,
                 None,
                 Some(pos as u64),
                 format!(
