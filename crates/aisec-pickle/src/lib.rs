@@ -127,6 +127,9 @@ pub(crate) struct StreamOut {
 pub(crate) fn finish(ctx: machine::Ctx<'_>, out: StreamOut) -> PickleReport {
     let dropped = ctx.dropped();
     let mut findings = ctx.findings;
+    // Imports that were never called are reported when their pickle ends;
+    // order everything by offset (stable, so nested findings keep their order).
+    findings.sort_by_key(|f| f.location.offset);
     if dropped > 0 {
         if let Some(last) = findings.last_mut() {
             last.metrics.insert(

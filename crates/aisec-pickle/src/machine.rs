@@ -585,16 +585,34 @@ impl<'a> Machine<'a, '_, '_> {
                 let _ = write!(out, "{f}");
             }
             Val::Str(s) => {
+                // Python repr style: 'text' with escapes
                 let t = String::from_utf8_lossy(&s[..s.len().min(120)]);
-                let _ = write!(out, "{:?}", t);
+                out.push('\'');
+                for ch in t.chars() {
+                    match ch {
+                        '\'' => out.push_str("\\'"),
+                        '\\' => out.push_str("\\\\"),
+                        '\n' => out.push_str("\\n"),
+                        '\r' => out.push_str("\\r"),
+                        '\t' => out.push_str("\\t"),
+                        c if c.is_control() => {
+                            let _ = write!(out, "\\x{:02x}", c as u32);
+                        }
+                        c => out.push(c),
+                    }
+                }
                 if s.len() > 120 {
                     out.push('…');
                 }
+                out.push('\'');
             }
             Val::Bytes(b) => {
                 out.push_str("b'");
                 for c in b.iter().take(60) {
-                    if c.is_ascii_graphic() || *c == b' ' {
+                    if *c == b'\'' || *c == b'\\' {
+                        out.push('\\');
+                        out.push(*c as char);
+                    } else if c.is_ascii_graphic() || *c == b' ' {
                         out.push(*c as char);
                     } else {
                         let _ = write!(out, "\\x{c:02x}");

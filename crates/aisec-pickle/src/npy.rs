@@ -174,6 +174,31 @@ pub fn parse_header_literal(s: &[u8]) -> Result<Lit, String> {
     Ok(v)
 }
 
+/// Python-like rendering of a header literal (bounded by the parser's limits).
+fn lit_repr(l: &Lit) -> String {
+    match l {
+        Lit::Str(s) => format!("'{s}'"),
+        Lit::Int(n) => n.to_string(),
+        Lit::Bool(b) => (if *b { "True" } else { "False" }).to_string(),
+        Lit::None => "None".to_string(),
+        Lit::Seq(items) => {
+            let inner: Vec<String> = items.iter().map(lit_repr).collect();
+            if items.len() == 1 {
+                format!("({},)", inner[0])
+            } else {
+                format!("({})", inner.join(", "))
+            }
+        }
+        Lit::Dict(items) => {
+            let inner: Vec<String> = items
+                .iter()
+                .map(|(k, v)| format!("{}: {}", lit_repr(k), lit_repr(v)))
+                .collect();
+            format!("{{{}}}", inner.join(", "))
+        }
+    }
+}
+
 /// Item size and whether the dtype holds Python objects.
 fn dtype_info(d: &Lit, depth: u32) -> Result<(u64, bool), String> {
     if depth > 8 {
@@ -356,7 +381,11 @@ fn scan_npy_ctx(ctx: &mut Ctx<'_>, data: &[u8]) -> StreamOut {
         ctx.emit(
             &NPY_OBJECT,
             hend as u64,
-            format!("object array, descr {descr:?}, shape {shape:?}: data is a pickle"),
+            format!(
+                "object array, descr {}, shape {}: data is a pickle",
+                lit_repr(descr),
+                lit_repr(shape)
+            ),
             None,
         );
         let s = crate::scan_stream_from(ctx, data, hend);

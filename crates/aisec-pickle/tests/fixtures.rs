@@ -113,7 +113,7 @@ fn nested_findings_and_evidence() {
         .find(|f| f.evidence.starts_with("[nested pickle]"))
         .unwrap();
     assert!(
-        nested.evidence.contains("os.system(\"id\")"),
+        nested.evidence.contains("os.system('id')"),
         "{}",
         nested.evidence
     );
@@ -130,7 +130,7 @@ fn nested_findings_and_evidence() {
     assert!(
         r.findings[0]
             .evidence
-            .starts_with("os.system(\"id\") via REDUCE"),
+            .starts_with("os.system('id') via REDUCE"),
         "{}",
         r.findings[0].evidence
     );
