@@ -24,7 +24,7 @@ macro_rules! rule {
 
 rule!(ZIP_NAME_MISMATCH, "AISEC-ARCHIVE-001", "zip-name-mismatch", High, HIDING,
     "Zip local header names a different file than the central directory",
-    "A zip entry's local file header carries a different file name than its central-directory record. Readers that trust the local header and readers that trust the central directory then see different files; this is how picklescan was bypassed (CVE-2025-1944): the scanner looked up the member under one name while PyTorch loaded it under the other.",
+    "A zip entry's local file header carries a different file name than its central-directory record. Readers that trust the local header and readers that trust the central directory then see different files; this is how picklescan was bypassed (CVE-2025-1944, fixed in picklescan 0.0.23): Python's zipfile raises BadZipFile on the mismatch, so the scanner failed on the member, while PyTorch's reader, which uses the central directory, loads it.",
     "Treat the file as hostile: do not load it. Rebuild the archive from trusted sources.");
 rule!(ZIP_DUPLICATE_NAME, "AISEC-ARCHIVE-002", "zip-duplicate-name", High, HIDING,
     "Zip archive holds two entries with the same name",

@@ -6,12 +6,18 @@
 //! `PyTorchStreamReader` read the central directory, streaming readers walk
 //! local headers. Scanners have been bypassed through exactly these gaps:
 //!
-//! * picklescan CVE-2025-1944 (fixed in picklescan 0.0.23): a member whose
-//!   local-header file name differs from its central-directory name made the
-//!   scanner fail to find the pickle that PyTorch then loaded;
+//! * picklescan CVE-2025-1944 (fixed in picklescan 0.0.23, reported by
+//!   Sonatype): a member whose local-header file name differs from its
+//!   central-directory name makes Python's `zipfile` raise `BadZipFile`
+//!   ("File name in directory ... and header ... differ"), so the scanner
+//!   failed on it, while PyTorch loaded the pickle;
 //! * picklescan CVE-2025-1945: general-purpose flag bits that make Python's
 //!   `zipfile` refuse the member while PyTorch ignores them and loads it;
-//! * PyTorch's reader tolerates damaged entries such as bad CRC-32s.
+//! * PyTorch's reader tolerates damaged entries such as bad CRC-32s, which
+//!   Python's `zipfile` rejects ("Bad CRC-32 for file ...").
+//!
+//! Both behaviours of `zipfile` are checked against the committed fixtures
+//! (`scripts/fixtures/gen_archive_fixtures.py`).
 //!
 //! This reader therefore parses both headers of every entry, never gives up
 //! on the first inconsistency, and records each one for
