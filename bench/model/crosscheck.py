@@ -46,6 +46,37 @@ def check(path_prefix):
     return dz, dg
 
 
+def written_onnx_checks():
+    """Files aisec writes (retrained fixture, spec export) must run in onnxruntime
+    and agree with aisec's own outputs."""
+    import onnxruntime as ort
+    out = os.path.join(WORK, "out")
+    os.makedirs(out, exist_ok=True)
+    res = []
+    pre = os.path.join(FIX, "digits_mlp")
+    trained = os.path.join(WORK, "digits_mlp_trained.onnx")
+    subprocess.check_call([BIN, "--train", pre + ".onnx", pre + ".x.npy", pre + ".y.npy", trained])
+    spec = os.path.join(WORK, "spec.json")
+    with open(spec, "w") as f:
+        f.write('{"input": [1, 8, 8], "layers": [{"type": "conv2d", "filters": 4, "kernel": 3, '
+                '"padding": 1}, {"type": "relu"}, {"type": "max_pool2d", "size": 2}, '
+                '{"type": "flatten"}, {"type": "dense", "units": 10}]}')
+    spec_onnx = os.path.join(WORK, "spec_cnn.onnx")
+    subprocess.check_call([BIN, "--spec", spec, spec_onnx])
+    x = np.load(pre + ".x.npy")
+    y = np.load(pre + ".y.npy")
+    xs = x.reshape(-1, 1, 8, 8).astype(np.float32)
+    np.save(os.path.join(WORK, "xs.npy"), xs)
+    for name, path, xin, xfile in [("digits_mlp after 5 SGD steps", trained, x, pre + ".x.npy"),
+                                   ("spec CNN export", spec_onnx, xs, os.path.join(WORK, "xs.npy"))]:
+        sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        ref = sess.run(None, {sess.get_inputs()[0].name: xin})[0]
+        subprocess.check_call([BIN, path, "check", xfile, pre + ".y.npy", out])
+        z = np.load(os.path.join(out, "logits.npy"))
+        res.append((name, float(np.abs(z - ref).max())))
+    return res
+
+
 def bench_torch(model, shape, batch=128, iters=10):
     torch.set_num_threads(THREADS)
     model.eval()
@@ -92,6 +123,12 @@ def main():
         p = dz < 1e-4 and dg < 1e-4
         ok &= p
         lines.append(f"| {name} | {dz:.2e} | {dg:.2e} | {'yes' if p else 'NO'} |")
+    lines += ["", "## ONNX files written by aisec, run by onnxruntime", "",
+              "| file | max abs diff aisec vs onnxruntime | pass (1e-4) |", "| --- | --- | --- |"]
+    for name, diff in written_onnx_checks():
+        p = diff < 1e-4
+        ok &= p
+        lines.append(f"| {name} | {diff:.2e} | {'yes' if p else 'NO'} |")
     lines += ["", f"## Throughput: forward + input gradient, batch 128, {THREADS} threads", "",
               "| model | aisec img/s | torch img/s | aisec / torch |", "| --- | --- | --- | --- |"]
     for name, onnx, model, shape, iters in [

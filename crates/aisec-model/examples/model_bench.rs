@@ -4,6 +4,9 @@
 //! `grad.npy` (gradient of the summed cross-entropy w.r.t. the input).
 //! `model_bench MODEL.onnx bench BATCH ITERS` times forward + input gradient
 //! and prints `images_per_s=<n>`.
+//! `model_bench --spec SPEC OUT.onnx` exports a spec-built model;
+//! `model_bench --train MODEL.onnx X.npy Y.npy OUT.onnx` takes 5 SGD steps
+//! and writes the updated model (both are checked with onnxruntime).
 
 use std::time::Instant;
 
@@ -14,6 +17,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
         return Err("usage: model_bench MODEL.onnx (check X Y OUT | bench BATCH ITERS)".into());
+    }
+    if args[1] == "--spec" && args.len() == 4 {
+        // model_bench --spec SPEC OUT.onnx: build (seed 0) and export a spec model.
+        let spec = aisec_model::spec::ArchSpec::parse(&std::fs::read_to_string(&args[2])?)?;
+        OnnxModel::from_spec(&spec, 0)?.save_onnx(&args[3])?;
+        return Ok(());
+    }
+    if args[1] == "--train" && args.len() == 6 {
+        // model_bench --train MODEL.onnx X.npy Y.npy OUT.onnx: 5 SGD steps, then save.
+        let mut m = OnnxModel::load(&args[2])?;
+        let x = read_npy(&args[3])?.to_tensor();
+        let y = read_npy(&args[4])?.to_labels()?;
+        for _ in 0..5 {
+            m.sgd_step(&x, &Loss::CrossEntropy { labels: y.clone() }, 0.1)?;
+        }
+        m.save_onnx(&args[5])?;
+        return Ok(());
     }
     let m = OnnxModel::load(&args[1])?;
     match args[2].as_str() {

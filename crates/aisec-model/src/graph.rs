@@ -1139,11 +1139,13 @@ fn forward_node(node: &Node, ins: &[Option<&Val>]) -> Result<(Vec<Val>, Aux), Mo
                     format!("input {xs:?}, weight {ws:?}, group {group}"),
                 ));
             }
-            let k: Vec<usize> = if w.k.is_empty() {
-                ws[2..].to_vec()
-            } else {
-                w.k.clone()
-            };
+            let k: Vec<usize> = ws[2..].to_vec();
+            if !w.k.is_empty() && w.k != k {
+                return Err(shape_err(
+                    node,
+                    format!("kernel_shape {:?} differs from weight {ws:?}", w.k),
+                ));
+            }
             let (g, _, _) = geom(w, xs, &k, node)?;
             let bias = match ins.get(2).copied().flatten() {
                 Some(b) => Some(b.f(nm)?),

@@ -19,6 +19,9 @@ mod kernels;
 pub mod loss;
 mod onnx;
 pub mod onnx_model;
+pub mod safetensors;
+pub mod spec;
+pub mod train;
 
 pub use classifier::{Classifier, Differentiable, Loss, ModelError, Tensor};
 pub use onnx_model::OnnxModel;

@@ -19,6 +19,7 @@ pub const MAX_MODEL_BYTES: u64 = 2 << 30;
 pub struct OnnxModel {
     graph: Graph,
     raw: Option<Vec<u8>>,
+    spec_graph: Option<Box<GraphP>>,
     input_shape: Vec<usize>,
     num_classes: usize,
     opset: i64,
@@ -48,6 +49,16 @@ impl OnnxModel {
         Ok(model)
     }
 
+    pub(crate) fn from_graph_owned(
+        g: GraphP,
+        opset: i64,
+        input_shape: Option<Vec<usize>>,
+    ) -> Result<OnnxModel, ModelError> {
+        let mut m = OnnxModel::from_graph(&g, opset, input_shape)?;
+        m.spec_graph = Some(Box::new(g));
+        Ok(m)
+    }
+
     pub(crate) fn from_graph(
         g: &GraphP,
         opset: i64,
@@ -73,6 +84,7 @@ impl OnnxModel {
         let mut model = OnnxModel {
             graph,
             raw: None,
+            spec_graph: None,
             input_shape,
             num_classes: 0,
             opset,
@@ -202,9 +214,13 @@ impl OnnxModel {
     /// Encodes the model as ONNX with the current weights. Every other part
     /// of the original file is copied byte for byte.
     pub fn to_onnx_bytes(&self) -> Result<Vec<u8>, ModelError> {
-        let raw = self.raw.as_ref().ok_or_else(|| {
-            ModelError::Invalid("model was not loaded from ONNX; nothing to re-encode".into())
-        })?;
+        let Some(raw) = self.raw.as_ref() else {
+            let g = self
+                .spec_graph
+                .as_ref()
+                .ok_or_else(|| ModelError::Invalid("model has no graph to encode".into()))?;
+            return Ok(proto::encode_model(g, self.opset, &|n| self.weight(n)));
+        };
         let mut out = Vec::with_capacity(raw.len());
         for f in fields(raw) {
             let f = f?;

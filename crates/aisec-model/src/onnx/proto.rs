@@ -5,8 +5,8 @@
 use super::wire::{fields, Field};
 use crate::classifier::ModelError;
 
-/// Upper bound on elements in one tensor (1 G values).
-pub(crate) const MAX_ELEMS: usize = 1 << 30;
+/// Upper bound on elements in one tensor (256 M values, 1 GiB of f32).
+pub(crate) const MAX_ELEMS: usize = 1 << 28;
 const MAX_NODES: usize = 200_000;
 const MAX_ATTR_INTS: usize = 1 << 16;
 
@@ -391,4 +391,121 @@ pub(crate) fn parse_model(buf: &[u8]) -> Result<ModelP, ModelError> {
         m.opset = 11;
     }
     Ok(m)
+}
+
+/// Encodes a graph as an ONNX `ModelProto` (IR version 8, default-domain
+/// `opset`). `weight` supplies the current value of each float initializer.
+pub(crate) fn encode_model(
+    g: &GraphP,
+    opset: i64,
+    weight: &dyn Fn(&str) -> Option<crate::classifier::Tensor>,
+) -> Vec<u8> {
+    use super::wire::{put_bytes_field as pb, put_int_field as pi};
+    let mut gb = Vec::new();
+    for n in &g.nodes {
+        let mut nb = Vec::new();
+        for i in &n.inputs {
+            pb(&mut nb, 1, i.as_bytes());
+        }
+        for o in &n.outputs {
+            pb(&mut nb, 2, o.as_bytes());
+        }
+        pb(&mut nb, 3, n.name.as_bytes());
+        pb(&mut nb, 4, n.op_type.as_bytes());
+        for (k, v) in &n.attrs {
+            let mut ab = Vec::new();
+            pb(&mut ab, 1, k.as_bytes());
+            match v {
+                AttrVal::F(f) => {
+                    ab.push(2 << 3 | 5);
+                    ab.extend_from_slice(&f.to_le_bytes());
+                    pi(&mut ab, 20, 1);
+                }
+                AttrVal::I(i) => {
+                    pi(&mut ab, 3, *i);
+                    pi(&mut ab, 20, 2);
+                }
+                AttrVal::S(s) => {
+                    pb(&mut ab, 4, s.as_bytes());
+                    pi(&mut ab, 20, 3);
+                }
+                AttrVal::Is(v) => {
+                    for i in v {
+                        pi(&mut ab, 8, *i);
+                    }
+                    pi(&mut ab, 20, 7);
+                }
+                AttrVal::Fs(v) => {
+                    for f in v {
+                        ab.push(7 << 3 | 5);
+                        ab.extend_from_slice(&f.to_le_bytes());
+                    }
+                    pi(&mut ab, 20, 6);
+                }
+                AttrVal::T(_) | AttrVal::Other => continue,
+            }
+            pb(&mut nb, 5, &ab);
+        }
+        pb(&mut gb, 1, &nb);
+    }
+    pb(&mut gb, 2, b"aisec");
+    for t in &g.initializers {
+        let tb = match (&t.data, weight(&t.name)) {
+            (_, Some(w)) => crate::onnx_model::encode_tensor(&t.name, &w),
+            (TensorData::F32(v), None) => crate::onnx_model::encode_tensor(
+                &t.name,
+                &crate::classifier::Tensor {
+                    shape: t.dims.clone(),
+                    data: v.clone(),
+                },
+            ),
+            (TensorData::I64(v), None) => {
+                let mut b = Vec::new();
+                for &d in &t.dims {
+                    pi(&mut b, 1, d as i64);
+                }
+                pi(&mut b, 2, 7);
+                pb(&mut b, 8, t.name.as_bytes());
+                let raw: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                pb(&mut b, 9, &raw);
+                b
+            }
+        };
+        pb(&mut gb, 5, &tb);
+    }
+    let vi = |v: &ValueInfoP| {
+        let mut shape = Vec::new();
+        for d in &v.dims {
+            let mut db = Vec::new();
+            match d {
+                Some(d) => pi(&mut db, 1, *d as i64),
+                None => pb(&mut db, 2, b"batch"),
+            }
+            pb(&mut shape, 1, &db);
+        }
+        let mut tt = Vec::new();
+        pi(&mut tt, 1, 1);
+        pb(&mut tt, 2, &shape);
+        let mut ty = Vec::new();
+        pb(&mut ty, 1, &tt);
+        let mut b = Vec::new();
+        pb(&mut b, 1, v.name.as_bytes());
+        pb(&mut b, 2, &ty);
+        b
+    };
+    for i in &g.inputs {
+        pb(&mut gb, 11, &vi(i));
+    }
+    for o in &g.outputs {
+        pb(&mut gb, 12, &vi(o));
+    }
+    let mut m = Vec::new();
+    pi(&mut m, 1, 8);
+    pb(&mut m, 2, b"aisec");
+    pb(&mut m, 7, &gb);
+    let mut os = Vec::new();
+    pb(&mut os, 1, b"");
+    pi(&mut os, 2, opset);
+    pb(&mut m, 8, &os);
+    m
 }

@@ -1,0 +1,133 @@
+//! Minimal safetensors reading and writing (F32/F64/F16/BF16 tensors).
+//!
+//! Format (huggingface/safetensors): an 8-byte little-endian header length,
+//! a JSON header mapping names to `{dtype, shape, data_offsets}`, then the
+//! packed data. Offsets are checked against the buffer; nothing is executed.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::classifier::{ModelError, Tensor};
+
+const MAX_HEADER: u64 = 100 << 20;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Entry {
+    dtype: String,
+    shape: Vec<usize>,
+    data_offsets: [usize; 2],
+}
+
+fn bad(m: impl Into<String>) -> ModelError {
+    ModelError::Invalid(format!("safetensors: {}", m.into()))
+}
+
+/// Reads all float tensors of a safetensors file, sorted by name.
+pub fn read_safetensors(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>, ModelError> {
+    let b = crate::onnx_model::read_bounded(path.as_ref())?;
+    parse_safetensors(&b)
+}
+
+/// Parses safetensors bytes.
+pub fn parse_safetensors(b: &[u8]) -> Result<Vec<(String, Tensor)>, ModelError> {
+    if b.len() < 8 {
+        return Err(bad("truncated"));
+    }
+    let mut l = [0u8; 8];
+    l.copy_from_slice(&b[..8]);
+    let hl = u64::from_le_bytes(l);
+    if hl > MAX_HEADER || hl > (b.len() - 8) as u64 {
+        return Err(bad("header length out of range"));
+    }
+    let hl = hl as usize;
+    let header: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&b[8..8 + hl]).map_err(|e| bad(format!("header: {e}")))?;
+    let data = &b[8 + hl..];
+    let mut out = Vec::new();
+    for (name, v) in header {
+        if name == "__metadata__" {
+            continue;
+        }
+        let e: Entry = serde_json::from_value(v).map_err(|e| bad(format!("{name}: {e}")))?;
+        let [s, t] = e.data_offsets;
+        if s > t || t > data.len() {
+            return Err(bad(format!("{name}: offsets out of range")));
+        }
+        let raw = &data[s..t];
+        let mut n: usize = 1;
+        for &d in &e.shape {
+            n = n
+                .checked_mul(d)
+                .filter(|&n| n <= 1 << 28)
+                .ok_or_else(|| bad(format!("{name}: too large")))?;
+        }
+        let vals: Vec<f32> = match e.dtype.as_str() {
+            "F32" => raw
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            "F64" => raw
+                .chunks_exact(8)
+                .map(|c| {
+                    let mut a = [0u8; 8];
+                    a.copy_from_slice(c);
+                    f64::from_le_bytes(a) as f32
+                })
+                .collect(),
+            "BF16" => raw
+                .chunks_exact(2)
+                .map(|c| f32::from_bits(u32::from(u16::from_le_bytes([c[0], c[1]])) << 16))
+                .collect(),
+            _ => continue,
+        };
+        let width = match e.dtype.as_str() {
+            "F32" => 4,
+            "F64" => 8,
+            _ => 2,
+        };
+        if vals.len() != n || raw.len() != n * width {
+            return Err(bad(format!("{name}: data size does not match shape")));
+        }
+        out.push((name, Tensor::new(e.shape, vals)?));
+    }
+    Ok(out)
+}
+
+/// Writes tensors as F32 safetensors.
+pub fn write_safetensors(
+    path: impl AsRef<Path>,
+    tensors: &[(String, Tensor)],
+) -> Result<(), ModelError> {
+    let mut header = BTreeMap::new();
+    let mut off = 0;
+    for (name, t) in tensors {
+        let len = t.data.len() * 4;
+        header.insert(
+            name.clone(),
+            Entry {
+                dtype: "F32".into(),
+                shape: t.shape.clone(),
+                data_offsets: [off, off + len],
+            },
+        );
+        off += len;
+    }
+    let mut h = serde_json::to_vec(&header).map_err(|e| bad(e.to_string()))?;
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut b = Vec::with_capacity(8 + h.len() + off);
+    b.extend_from_slice(&(h.len() as u64).to_le_bytes());
+    b.extend_from_slice(&h);
+    // BTreeMap order is the offset order only if names were sorted; write in
+    // the order offsets were assigned instead.
+    for (_, t) in tensors {
+        for v in &t.data {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    std::fs::write(path, b)?;
+    Ok(())
+}
