@@ -435,6 +435,42 @@ mod tests {
     }
 
     #[test]
+    fn v3_utf8_header_and_structured_object_dtype() {
+        let h =
+            "{'descr': [('名', '<i4'), ('o', '|O')], 'fortran_order': False, 'shape': (1,), }\n";
+        let mut v = b"\x93NUMPY\x03\x00".to_vec();
+        v.extend_from_slice(&(h.len() as u32).to_le_bytes());
+        v.extend_from_slice(h.as_bytes());
+        v.extend_from_slice(b"cposix\nsystem\n(S'id'\ntR.");
+        let r = scan_npy(
+            &v,
+            &Location::path("s.npy"),
+            &Policy::default(),
+            &Limits::default(),
+        );
+        let ids: Vec<_> = r.findings.iter().map(|f| f.rule_id.as_str()).collect();
+        assert_eq!(ids, vec!["AISEC-PICKLE-012", "AISEC-PICKLE-001"]);
+        // non-UTF-8 / non-ASCII header in version 1 is rejected
+        let mut bad = b"\x93NUMPY\x01\x00\x04\x00{\xff}\n".to_vec();
+        bad.extend_from_slice(&[0; 4]);
+        let r = scan_npy(
+            &bad,
+            &Location::path("b.npy"),
+            &Policy::default(),
+            &Limits::default(),
+        );
+        assert!(r.malformed.is_some());
+        // header length beyond the file
+        let r = scan_npy(
+            b"\x93NUMPY\x02\x00\xff\xff\xff\xff{}",
+            &Location::path("c.npy"),
+            &Policy::default(),
+            &Limits::default(),
+        );
+        assert!(r.malformed.unwrap().contains("exceeds"));
+    }
+
+    #[test]
     fn literal_parser() {
         let l = parse_header_literal(b"{'descr': [('a', '<i4'), ('b', '|O', (2,))], 'fortran_order': False, 'shape': (3, ), }").unwrap();
         let Lit::Dict(items) = l else {
