@@ -85,9 +85,9 @@ impl Trainer {
             let (m, v) = (&mut self.m[k], &mut self.v[k]);
             match self.opt {
                 Optimizer::Sgd { lr, momentum } => {
-                    for i in 0..w.data.len() {
-                        m[i] = momentum * m[i] + g.data[i] / b;
-                        w.data[i] -= lr * m[i];
+                    for ((w, m), g) in w.data.iter_mut().zip(m.iter_mut()).zip(&g.data) {
+                        *m = momentum * *m + g / b;
+                        *w -= lr * *m;
                     }
                 }
                 Optimizer::Adam {
