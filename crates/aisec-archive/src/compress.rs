@@ -120,6 +120,25 @@ fn looks_like_lzma_alone(data: &[u8]) -> bool {
     dict_ok && (size == u64::MAX || size < 1 << 48) && data[13..].first() == Some(&0)
 }
 
+/// Recognises joblib's legacy (< 0.10) "ZF" file: `b"ZF"`, the
+/// uncompressed length as a `0x`-prefixed hex string left-justified in 19
+/// bytes, then a zlib stream (joblib `numpy_pickle_compat.read_zfile`).
+/// Returns the zlib stream and the declared length.
+pub fn joblib_zfile(data: &[u8]) -> Option<(&[u8], u64)> {
+    const HEADER: usize = 2 + 19;
+    if data.len() < HEADER + 2 || !data.starts_with(b"ZF") {
+        return None;
+    }
+    let text = std::str::from_utf8(&data[2..HEADER]).ok()?.trim_end();
+    let digits = text
+        .strip_prefix("0x")
+        .unwrap_or(text)
+        .trim_end_matches('L');
+    let len = u64::from_str_radix(digits, 16).ok()?;
+    let rest = &data[HEADER..];
+    (sniff_compression(rest) == Some(Compression::Zlib)).then_some((rest, len))
+}
+
 /// Decompresses `data` as `c`, producing at most
 /// `limits.output_cap(data.len())` bytes.
 ///
@@ -239,6 +258,19 @@ mod tests {
         assert_eq!(sniff_compression(b"\x80\x04\x95"), None);
         assert_eq!(sniff_compression(b"PK\x03\x04"), None);
         assert_eq!(sniff_compression(b""), None);
+    }
+
+    #[test]
+    fn legacy_joblib_zfile() {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(b"\x80\x02K\x01.").unwrap();
+        let mut f = format!("ZF{:<19}", "0x5").into_bytes();
+        f.extend(e.finish().unwrap());
+        let (z, n) = joblib_zfile(&f).unwrap();
+        assert_eq!(n, 5);
+        let d = decompress(z, Compression::Zlib, &Limits::default()).unwrap();
+        assert_eq!(d.bytes, b"\x80\x02K\x01.");
+        assert!(joblib_zfile(b"ZFnot a joblib file at all").is_none());
     }
 
     #[test]

@@ -40,7 +40,7 @@ mod rules;
 pub mod tar;
 pub mod zip;
 
-pub use compress::{decompress, sniff_compression, Compression, Decompressed};
+pub use compress::{decompress, joblib_zfile, sniff_compression, Compression, Decompressed};
 pub use rules::*;
 pub use tar::{looks_like_tar, TarArchive, TarEntry, TarEntryKind};
 pub use zip::{looks_like_zip, ZipArchive, ZipEntry};

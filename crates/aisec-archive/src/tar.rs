@@ -351,7 +351,18 @@ impl<'a> TarArchive<'a> {
         if let Some(end) = end_of_archive {
             // Writers pad to a record size (10 KiB for GNU tar and Python's
             // tarfile) with zeros; only non-zero bytes count as trailing data.
-            if let Some(extra) = data[end..].iter().position(|&b| b != 0) {
+            // Look at the first and last 64 KiB after the end only, so a
+            // huge zero tail is not read in full.
+            let tail = &data[end..];
+            let head = &tail[..tail.len().min(64 * 1024)];
+            let last_start = tail.len().saturating_sub(64 * 1024).max(head.len());
+            let found = head.iter().position(|&b| b != 0).or_else(|| {
+                tail[last_start..]
+                    .iter()
+                    .position(|&b| b != 0)
+                    .map(|p| p + last_start)
+            });
+            if let Some(extra) = found {
                 let at = end + extra;
                 ar.notes.push((
                     &TRAILING_DATA,
