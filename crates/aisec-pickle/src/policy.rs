@@ -287,7 +287,6 @@ pub const BUILTIN_DENY: &[DenyEntry] = &[
         PS,
     ),
     ("tempfile.*", "file creation", FK),
-    ("pathlib.*", "file reads/writes (Path.write_text)", AI),
     ("glob.*", "file system enumeration", AI),
     ("fileinput.*", "reads files", AI),
     ("linecache.*", "reads files", AI),
@@ -353,6 +352,9 @@ pub const BUILTIN_DENY: &[DenyEntry] = &[
     ("builtins.classmethod", "descriptor gadget", AI),
 ];
 
+/// Harmless constructors inside otherwise denied modules (exact names).
+pub const DENY_EXCEPTIONS: &[&str] = &["types.SimpleNamespace"];
+
 /// Globals always allowed: PyTorch weights-only unpickler set, safe builtins,
 /// NumPy rebuilders, joblib wrapper.
 pub const BUILTIN_ALLOW: &[&str] = &[
@@ -389,6 +391,15 @@ pub const BUILTIN_ALLOW: &[&str] = &[
     "decimal.Decimal",
     "fractions.Fraction",
     "uuid.UUID",
+    // Constructors seen in training checkpoints (Lightning hparams): building
+    // them runs no code; using them for I/O would need a denied getattr.
+    "pathlib.Path",
+    "pathlib.PosixPath",
+    "pathlib.WindowsPath",
+    "pathlib.PurePosixPath",
+    "pathlib.PureWindowsPath",
+    "argparse.Namespace",
+    "torch.torch_version.TorchVersion",
     "enum.Enum",
     // PyTorch weights-only unpickler
     "torch._utils._rebuild_tensor",
@@ -677,7 +688,8 @@ impl Policy {
         }
         for c in &candidates {
             if let Some((_, reason, source)) = builtin_deny_match(c) {
-                if self.user_allow.exact.contains(&full) {
+                if self.user_allow.exact.contains(&full) || DENY_EXCEPTIONS.contains(&full.as_str())
+                {
                     return Verdict::Allowed;
                 }
                 return Verdict::Denied { reason, source };
@@ -740,6 +752,13 @@ mod tests {
         ));
         assert_eq!(p.classify("mypkg", "Net"), Verdict::Unknown);
         assert_eq!(p.classify("osx", "thing"), Verdict::Unknown);
+        assert_eq!(p.classify("types", "SimpleNamespace"), Verdict::Allowed);
+        assert!(matches!(
+            p.classify("types", "FunctionType"),
+            Verdict::Denied { .. }
+        ));
+        assert_eq!(p.classify("pathlib", "PosixPath"), Verdict::Allowed);
+        assert_eq!(p.classify("__builtin__", "xrange"), Verdict::Allowed);
     }
 
     #[test]
