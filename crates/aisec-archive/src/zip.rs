@@ -654,6 +654,16 @@ impl<'a> ZipArchive<'a> {
                     ),
                 ));
             }
+            if e.method == 0 && e.compressed_size != e.uncompressed_size {
+                notes.push((
+                    &ZIP_HEADER_MISMATCH,
+                    e.name.clone(),
+                    format!(
+                        "stored entry declares {} compressed but {} uncompressed bytes",
+                        e.compressed_size, e.uncompressed_size
+                    ),
+                ));
+            }
             if !matches!(e.method, 0 | 8 | 12 | 14 | 95) {
                 notes.push((
                     &UNSUPPORTED_METHOD,
