@@ -111,9 +111,41 @@ pub struct PickleReport {
 /// Scans a pickle stream: several pickles back to back, legacy torch streams
 /// and joblib streams are recognised automatically. Findings carry
 /// `loc.with_offset(opcode offset)`.
+///
+/// joblib streams are analysed twice: once as `joblib.load` reads them
+/// (array bytes skipped) and once as plain `pickle.load` would (array bytes
+/// read as opcodes). Code-execution findings of the second pass that the
+/// first did not see are added with the prefix `[if loaded with pickle.load]`,
+/// so a polyglot hiding opcodes in "array data" is still caught.
 pub fn scan_pickle(data: &[u8], loc: &Location, policy: &Policy, limits: &Limits) -> PickleReport {
     let mut ctx = machine::Ctx::new(policy, limits, loc);
     let out = scan_stream_ctx(&mut ctx, data);
+    if ctx.joblib_skipped > 0 && !ctx.limit_hit {
+        let mut plain = machine::Ctx::new(policy, limits, loc);
+        plain.joblib = false;
+        scan_stream_ctx(&mut plain, data);
+        // Only rules that need a denied *name*: random array bytes read as
+        // opcodes cannot produce those by accident (unlike computed callables,
+        // unresolvable STACK_GLOBALs or EXT codes).
+        let code_rules = [
+            rules::DANGEROUS_CALL.id,
+            rules::DANGEROUS_IMPORT.id,
+            rules::NESTED_LOADER.id,
+        ];
+        for mut f in plain.findings {
+            if !code_rules.contains(&f.rule_id.as_str()) {
+                continue;
+            }
+            let seen = ctx
+                .findings
+                .iter()
+                .any(|g| g.rule_id == f.rule_id && g.location == f.location);
+            if !seen && ctx.findings.len() < limits.max_findings {
+                f.evidence = format!("[if loaded with pickle.load] {}", f.evidence);
+                ctx.findings.push(f);
+            }
+        }
+    }
     finish(ctx, out)
 }
 

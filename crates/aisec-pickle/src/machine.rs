@@ -102,6 +102,10 @@ pub(crate) struct Ctx<'p> {
     prefix: String,
     dropped: usize,
     pub limit_hit: bool,
+    /// Follow joblib's `NumpyUnpickler` (skip array bytes after wrapper BUILDs).
+    pub joblib: bool,
+    /// Array bytes skipped under joblib semantics.
+    pub joblib_skipped: usize,
 }
 
 impl<'p> Ctx<'p> {
@@ -119,6 +123,8 @@ impl<'p> Ctx<'p> {
             prefix: String::new(),
             dropped: 0,
             limit_hit: false,
+            joblib: true,
+            joblib_skipped: 0,
         }
     }
 
@@ -866,6 +872,7 @@ impl<'a> Machine<'a, '_, '_> {
                             }
                         } else if e.full == "joblib.numpy_pickle.NumpyArrayWrapper"
                             && e.verdict == Verdict::Allowed
+                            && self.ctx.joblib
                         {
                             return self.joblib_array(state);
                         }
@@ -951,6 +958,7 @@ impl<'a> Machine<'a, '_, '_> {
                 return Err(Halt::Limit("nested pickle depth".into()));
             }
             self.ctx.depth += 1;
+            self.ctx.joblib_skipped += 1;
             let end = run_one(self.ctx, self.data, self.pos);
             self.ctx.depth -= 1;
             return match end {
@@ -985,6 +993,7 @@ impl<'a> Machine<'a, '_, '_> {
             }
         }
         let nbytes = count.saturating_mul(itemsize);
+        self.ctx.joblib_skipped += 1;
         self.take(nbytes).map_err(|_| {
             Halt::Malformed(format!("joblib array data of {nbytes} bytes truncated"))
         })?;

@@ -243,3 +243,33 @@ fn rules_are_exported_with_taxonomy() {
         assert_eq!(r.owasp, &["LLM03"]);
     }
 }
+
+#[test]
+fn joblib_polyglot_array_bytes_are_checked_as_plain_pickle() {
+    // A NumpyArrayWrapper whose "array data" (8 bytes of i1) is
+    // `cos\nsystem\n`-style opcodes under plain pickle.load.
+    let mut p = b"\x80\x02cjoblib.numpy_pickle\nNumpyArrayWrapper\n)\x81}(".to_vec();
+    p.extend_from_slice(
+        b"U\x05shapeK\x0c\x85U\x05orderU\x01CU\x05dtypecnumpy\ndtype\nU\x02i1\x89\x88\x87R",
+    );
+    p.extend_from_slice(b"(K\x03U\x01|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tbub");
+    p.extend_from_slice(b"0cos\nsystem\n"); // 12 bytes: POP + GLOBAL os.system
+    p.extend_from_slice(b".");
+    let r = scan(&p);
+    assert_eq!(r.malformed, None, "{:?}", r.findings);
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.rule_id == "AISEC-PICKLE-002")
+        .unwrap();
+    assert!(
+        f.evidence.starts_with("[if loaded with pickle.load]"),
+        "{}",
+        f.evidence
+    );
+    // joblib semantics alone see no code
+    assert!(r
+        .findings
+        .iter()
+        .all(|f| f.evidence.starts_with("[if loaded") || f.severity < Severity::High));
+}
