@@ -1,0 +1,42 @@
+//! `aisec-guard`: a runtime gateway teams put in front of a model server.
+//!
+//! It owns the reverse proxy for OpenAI-compatible APIs (chat and text
+//! completions, streaming included) and KServe v2 inference
+//! ([`proxy`]), the TOML policy and its validation ([`policy`]), the
+//! input and output scanners ([`scan`]) with their unicode normalisation
+//! ([`text`]) and the in-process learned injection classifier
+//! ([`classifier`]), cross-request behaviour monitoring ([`monitor`]),
+//! Prometheus metrics ([`metrics`]), and the `aisec demo` session
+//! ([`demo`]). Every decision becomes an [`aisec_core::Finding`] of one of
+//! the [`rules()`], carrying MITRE ATLAS and OWASP LLM ids.
+
+pub mod classifier;
+pub mod demo;
+pub mod metrics;
+pub mod monitor;
+pub mod policy;
+pub mod proxy;
+pub mod rules;
+pub mod scan;
+pub mod text;
+pub mod upstream;
+
+pub use demo::run_demo;
+pub use policy::{Action, Policy, PolicyError};
+pub use proxy::{start, GuardState, RunningGuard, StartOptions};
+pub use rules::rules;
+pub use scan::Pipeline;
+
+/// Installs a JSON `tracing` subscriber on stderr (the audit log), filtered
+/// by `RUST_LOG` or `info`. Returns false if one was already installed.
+pub fn init_json_logging() -> bool {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init()
+        .is_ok()
+}

@@ -1,0 +1,683 @@
+//! The guard policy: a TOML file validated at start (and on every reload).
+//!
+//! Unknown keys are rejected with their full key path, regexes are compiled
+//! and named when bad, and every scanner's `action` must be one of
+//! `block`, `redact` or `flag` (scanners that cannot redact say so).
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// What a scanner does when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Refuse the request (input) or the response (output).
+    Block,
+    /// Replace the matched text and carry on.
+    Redact,
+    /// Let it through; log, count and report.
+    Flag,
+}
+
+impl Action {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Block => "block",
+            Action::Redact => "redact",
+            Action::Flag => "flag",
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The whole policy file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Listener and upstream.
+    pub server: ServerConfig,
+    /// Request scanners.
+    #[serde(default)]
+    pub input: InputConfig,
+    /// Response scanners.
+    #[serde(default)]
+    pub output: OutputConfig,
+    /// Cross-request behaviour monitoring.
+    #[serde(default)]
+    pub monitor: MonitorConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Base URL of the model server; request paths are appended to it.
+    pub upstream: String,
+    /// Whole-request timeout towards the upstream, milliseconds.
+    #[serde(default = "default_timeout")]
+    pub upstream_timeout_ms: u64,
+    /// Connect timeout towards the upstream, milliseconds.
+    #[serde(default = "default_connect")]
+    pub connect_timeout_ms: u64,
+    /// Largest request body accepted, bytes.
+    #[serde(default = "default_body")]
+    pub max_body_bytes: usize,
+    /// Largest response body scanned and relayed, bytes.
+    #[serde(default = "default_resp")]
+    pub max_response_bytes: usize,
+    /// Header carrying the client's API key (hashed into the client id).
+    #[serde(default = "default_key_header")]
+    pub client_key_header: String,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8088".into()
+}
+fn default_timeout() -> u64 {
+    60_000
+}
+fn default_connect() -> u64 {
+    2_000
+}
+fn default_body() -> usize {
+    1 << 20
+}
+fn default_resp() -> usize {
+    8 << 20
+}
+fn default_key_header() -> String {
+    "authorization".into()
+}
+
+/// A scanner section with just an action.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Simple {
+    /// Whether the scanner runs.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// What it does when it fires.
+    pub action: Action,
+}
+
+impl Simple {
+    fn new(action: Action) -> Self {
+        Simple {
+            enabled: true,
+            action,
+        }
+    }
+}
+
+/// `[input.injection]`: rules and the learned classifier.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InjectionConfig {
+    /// Whether the scanner runs.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// What it does when it fires (`block` or `flag`).
+    pub action: Action,
+    /// Run the curated patterns.
+    #[serde(default = "yes")]
+    pub rules: bool,
+    /// Run the learned classifier.
+    #[serde(default = "yes")]
+    pub classifier: bool,
+    /// Classifier threshold; the model's own when absent.
+    #[serde(default)]
+    pub threshold: Option<f32>,
+}
+
+impl Default for InjectionConfig {
+    fn default() -> Self {
+        InjectionConfig {
+            enabled: true,
+            action: Action::Block,
+            rules: true,
+            classifier: true,
+            threshold: None,
+        }
+    }
+}
+
+/// `[input.pii]` / `[output.pii]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PiiConfig {
+    /// Whether the scanner runs.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// What it does when it fires.
+    pub action: Action,
+    /// Kinds to look for: email, phone, iban, card, ssn.
+    #[serde(default = "all_pii")]
+    pub kinds: Vec<String>,
+}
+
+fn all_pii() -> Vec<String> {
+    ["email", "phone", "iban", "card", "ssn"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// `[input.limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Whether the scanner runs.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// What it does when it fires (`block` or `flag`).
+    #[serde(default = "block")]
+    pub action: Action,
+    /// Most characters over all prompt texts.
+    #[serde(default = "default_chars")]
+    pub max_chars: usize,
+    /// Most approximate tokens over all prompt texts.
+    #[serde(default = "default_tokens")]
+    pub max_tokens: usize,
+}
+
+fn block() -> Action {
+    Action::Block
+}
+fn default_chars() -> usize {
+    100_000
+}
+fn default_tokens() -> usize {
+    16_000
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            enabled: true,
+            action: Action::Block,
+            max_chars: default_chars(),
+            max_tokens: default_tokens(),
+        }
+    }
+}
+
+/// One `[[input.deny]]` / `[[output.deny]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenyPattern {
+    /// Name shown in findings and errors.
+    pub name: String,
+    /// Regular expression (Rust `regex` syntax), matched case-insensitively.
+    pub pattern: String,
+    /// What it does when it matches.
+    pub action: Action,
+}
+
+/// `[input]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// Prompt injection and jailbreak.
+    #[serde(default)]
+    pub injection: InjectionConfig,
+    /// Credentials.
+    #[serde(default = "redact_simple")]
+    pub secrets: Simple,
+    /// Personal data.
+    #[serde(default = "redact_pii")]
+    pub pii: PiiConfig,
+    /// Invisible and confusable unicode.
+    #[serde(default = "block_simple")]
+    pub unicode: Simple,
+    /// Size and token limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Extra deny patterns.
+    #[serde(default)]
+    pub deny: Vec<DenyPattern>,
+}
+
+fn redact_simple() -> Simple {
+    Simple::new(Action::Redact)
+}
+fn block_simple() -> Simple {
+    Simple::new(Action::Block)
+}
+fn flag_simple() -> Simple {
+    Simple::new(Action::Flag)
+}
+fn redact_pii() -> PiiConfig {
+    PiiConfig {
+        enabled: true,
+        action: Action::Redact,
+        kinds: all_pii(),
+    }
+}
+fn flag_pii() -> PiiConfig {
+    PiiConfig {
+        enabled: true,
+        action: Action::Flag,
+        kinds: all_pii(),
+    }
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        InputConfig {
+            injection: InjectionConfig::default(),
+            secrets: redact_simple(),
+            pii: redact_pii(),
+            unicode: block_simple(),
+            limits: LimitsConfig::default(),
+            deny: Vec::new(),
+        }
+    }
+}
+
+/// `[output.leakage]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeakageConfig {
+    /// Whether the scanner runs.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// What it does when it fires.
+    #[serde(default = "block")]
+    pub action: Action,
+    /// Canary strings that must never appear in a response.
+    #[serde(default)]
+    pub canaries: Vec<String>,
+    /// The application's system prompt (the request's own system messages are used too).
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+    /// Words in a run shared with the system prompt that count as a leak.
+    #[serde(default = "default_ngram")]
+    pub ngram_words: usize,
+}
+
+fn default_ngram() -> usize {
+    8
+}
+
+impl Default for LeakageConfig {
+    fn default() -> Self {
+        LeakageConfig {
+            enabled: true,
+            action: Action::Block,
+            canaries: Vec::new(),
+            system_prompt: None,
+            ngram_words: 8,
+        }
+    }
+}
+
+/// `[output.exfiltration]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExfilConfig {
+    /// Whether the scanner runs.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// What it does when it fires.
+    #[serde(default = "block")]
+    pub action: Action,
+    /// Domains (and their subdomains) images and links may point at.
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+}
+
+impl Default for ExfilConfig {
+    fn default() -> Self {
+        ExfilConfig {
+            enabled: true,
+            action: Action::Block,
+            allowed_domains: Vec::new(),
+        }
+    }
+}
+
+/// `[output]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// System prompt and canary leakage.
+    #[serde(default)]
+    pub leakage: LeakageConfig,
+    /// Credentials.
+    #[serde(default = "redact_simple")]
+    pub secrets: Simple,
+    /// Personal data.
+    #[serde(default = "flag_pii")]
+    pub pii: PiiConfig,
+    /// Markdown image and link exfiltration.
+    #[serde(default)]
+    pub exfiltration: ExfilConfig,
+    /// Script tags, event handlers, javascript: URLs.
+    #[serde(default = "flag_simple")]
+    pub unsafe_html: Simple,
+    /// Extra deny patterns.
+    #[serde(default)]
+    pub deny: Vec<DenyPattern>,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            leakage: LeakageConfig::default(),
+            secrets: redact_simple(),
+            pii: flag_pii(),
+            exfiltration: ExfilConfig::default(),
+            unsafe_html: flag_simple(),
+            deny: Vec::new(),
+        }
+    }
+}
+
+/// `[monitor]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorConfig {
+    /// Whether behaviour monitoring runs.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Sliding window length, seconds.
+    #[serde(default = "default_window")]
+    pub window_secs: u64,
+    /// Requests per client per window before the rate alert.
+    #[serde(default = "default_rate")]
+    pub max_requests: usize,
+    /// `block` answers 429 over the rate; `flag` only alerts.
+    #[serde(default = "flag")]
+    pub rate_action: Action,
+    /// Near-duplicate inputs per client per window before the extraction alert.
+    #[serde(default = "default_dups")]
+    pub near_duplicates: usize,
+    /// Blocked requests per client per window before the probing alert.
+    #[serde(default = "default_blocked")]
+    pub blocked: usize,
+    /// Distinct prompts with injection markers per client per window before the campaign alert.
+    #[serde(default = "default_injections")]
+    pub injection_prompts: usize,
+    /// Most clients tracked at once.
+    #[serde(default = "default_clients")]
+    pub max_clients: usize,
+}
+
+fn flag() -> Action {
+    Action::Flag
+}
+fn default_window() -> u64 {
+    60
+}
+fn default_rate() -> usize {
+    600
+}
+fn default_dups() -> usize {
+    50
+}
+fn default_blocked() -> usize {
+    10
+}
+fn default_injections() -> usize {
+    5
+}
+fn default_clients() -> usize {
+    100_000
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            enabled: true,
+            window_secs: default_window(),
+            max_requests: default_rate(),
+            rate_action: Action::Flag,
+            near_duplicates: default_dups(),
+            blocked: default_blocked(),
+            injection_prompts: default_injections(),
+            max_clients: default_clients(),
+        }
+    }
+}
+
+/// A policy that failed to load, with a message naming the culprit.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The file could not be read.
+    #[error("cannot read policy {path}: {source}")]
+    Io {
+        /// File path.
+        path: String,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// Not TOML.
+    #[error("policy is not valid TOML: {0}")]
+    Syntax(String),
+    /// A key is unknown or has the wrong type.
+    #[error("policy key `{path}`: {message}")]
+    Key {
+        /// Dotted key path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A semantic check failed.
+    #[error("policy key `{path}`: {message}")]
+    Invalid {
+        /// Dotted key path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Policy {
+    /// Parses and validates policy text.
+    pub fn from_toml(text: &str) -> Result<Policy, PolicyError> {
+        let value: toml::Value =
+            toml::from_str(text).map_err(|e| PolicyError::Syntax(e.message().to_string()))?;
+        let policy: Policy =
+            serde_path_to_error::deserialize(value).map_err(|e| PolicyError::Key {
+                path: e.path().to_string(),
+                message: e.inner().to_string(),
+            })?;
+        policy.validate()?;
+        Ok(policy)
+    }
+
+    /// Reads, parses and validates a policy file.
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Policy::from_toml(&text)
+    }
+
+    /// A permissive policy in front of `upstream`, with every scanner at its default.
+    pub fn default_for(upstream: &str) -> Policy {
+        Policy {
+            server: ServerConfig {
+                listen: default_listen(),
+                upstream: upstream.to_string(),
+                upstream_timeout_ms: default_timeout(),
+                connect_timeout_ms: default_connect(),
+                max_body_bytes: default_body(),
+                max_response_bytes: default_resp(),
+                client_key_header: default_key_header(),
+            },
+            input: InputConfig::default(),
+            output: OutputConfig::default(),
+            monitor: MonitorConfig::default(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), PolicyError> {
+        let bad = |path: &str, message: String| PolicyError::Invalid {
+            path: path.to_string(),
+            message,
+        };
+        match reqwest::Url::parse(&self.server.upstream) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+            Ok(u) => {
+                return Err(bad(
+                    "server.upstream",
+                    format!("scheme `{}` is not http or https", u.scheme()),
+                ))
+            }
+            Err(e) => return Err(bad("server.upstream", format!("not a URL: {e}"))),
+        }
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad(
+                "server.listen",
+                format!("`{}` is not an address:port", self.server.listen),
+            ));
+        }
+        if self.server.upstream_timeout_ms == 0 || self.server.connect_timeout_ms == 0 {
+            return Err(bad(
+                "server.upstream_timeout_ms",
+                "timeouts must be positive".into(),
+            ));
+        }
+        let no_redact = [
+            ("input.injection.action", self.input.injection.action),
+            ("input.limits.action", self.input.limits.action),
+            ("output.leakage.action", self.output.leakage.action),
+        ];
+        for (path, action) in no_redact {
+            if action == Action::Redact {
+                return Err(bad(
+                    path,
+                    "this scanner cannot redact; use block or flag".into(),
+                ));
+            }
+        }
+        if self.monitor.rate_action == Action::Redact {
+            return Err(bad("monitor.rate_action", "use block or flag".into()));
+        }
+        if let Some(t) = self.input.injection.threshold {
+            if !(t > 0.0 && t < 1.0) {
+                return Err(bad(
+                    "input.injection.threshold",
+                    format!("{t} is not between 0 and 1"),
+                ));
+            }
+        }
+        for (section, kinds) in [
+            ("input.pii.kinds", &self.input.pii.kinds),
+            ("output.pii.kinds", &self.output.pii.kinds),
+        ] {
+            for (i, k) in kinds.iter().enumerate() {
+                if !["email", "phone", "iban", "card", "ssn"].contains(&k.as_str()) {
+                    return Err(bad(
+                        &format!("{section}[{i}]"),
+                        format!("unknown kind `{k}` (email, phone, iban, card, ssn)"),
+                    ));
+                }
+            }
+        }
+        for (section, list) in [
+            ("input.deny", &self.input.deny),
+            ("output.deny", &self.output.deny),
+        ] {
+            for (i, d) in list.iter().enumerate() {
+                if let Err(e) = regex::RegexBuilder::new(&d.pattern)
+                    .case_insensitive(true)
+                    .size_limit(1 << 20)
+                    .build()
+                {
+                    return Err(bad(
+                        &format!("{section}[{i}].pattern"),
+                        format!("bad regex in `{}`: {e}", d.name),
+                    ));
+                }
+            }
+        }
+        if self.output.leakage.ngram_words < 3 {
+            return Err(bad(
+                "output.leakage.ngram_words",
+                "must be at least 3".into(),
+            ));
+        }
+        for (i, c) in self.output.leakage.canaries.iter().enumerate() {
+            if c.trim().len() < 4 {
+                return Err(bad(
+                    &format!("output.leakage.canaries[{i}]"),
+                    "canaries must be at least 4 characters".into(),
+                ));
+            }
+        }
+        if self.monitor.window_secs == 0 || self.monitor.max_clients == 0 {
+            return Err(bad(
+                "monitor.window_secs",
+                "window and max_clients must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_policy_has_defaults() {
+        let p = Policy::from_toml("[server]\nupstream = \"http://127.0.0.1:9\"\n").unwrap();
+        assert_eq!(p.input.injection.action, Action::Block);
+        assert_eq!(p.output.secrets.action, Action::Redact);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_path() {
+        let e = Policy::from_toml(
+            "[server]\nupstream = \"http://x\"\n[input.secrets]\naction = \"block\"\ncolour = 1\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("input.secrets"), "{e}");
+        assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn bad_action_and_regex_are_named() {
+        let e = Policy::from_toml(
+            "[server]\nupstream = \"http://x\"\n[input.pii]\naction = \"drop\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("input.pii.action") && e.contains("drop"), "{e}");
+        let e = Policy::from_toml(
+            "[server]\nupstream = \"http://x\"\n[[output.deny]]\nname = \"broken\"\npattern = \"(unclosed\"\naction = \"flag\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("output.deny[0].pattern") && e.contains("broken"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn redact_rejected_where_meaningless() {
+        let e = Policy::from_toml(
+            "[server]\nupstream = \"http://x\"\n[input.injection]\naction = \"redact\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("input.injection.action"), "{e}");
+        let e = Policy::from_toml("[server]\nupstream = \"ftp://x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("server.upstream"), "{e}");
+    }
+}

@@ -1,0 +1,1220 @@
+//! The reverse proxy: axum in front, reqwest towards the model server.
+//!
+//! Routes: `POST /v1/chat/completions`, `POST /v1/completions` (scanned),
+//! `GET /v1/models` (passed through), `POST /v2/models/{name}/infer` and other
+//! `/v2/...` KServe v2 paths (passed through with behaviour monitoring),
+//! `GET /healthz`, `GET /metrics`, `GET /guard/alerts`, `GET /guard/findings`.
+//!
+//! Decisions: an input `block` answers 403 with
+//! `{"error":{"type":"guard_blocked","stage":"input",...}}` and never reaches
+//! the upstream; `redact` rewrites the offending strings in the JSON body;
+//! `flag` only logs, counts and records. On non-streamed responses the same
+//! holds for the output stage. On streamed (SSE) responses every event is
+//! scanned (incrementally, on the accumulated text) *before* it is
+//! forwarded; if an output scanner whose action is `block` or `redact`
+//! fires, the event that completed the match is withheld, the client gets one
+//! `data: {"error":{"type":"guard_blocked","stage":"output",...}}` event
+//! followed by `data: [DONE]`, and the upstream stream is dropped. (Text
+//! already forwarded cannot be recalled, so mid-stream `redact` ends the
+//! stream like `block`.)
+//!
+//! Upstream failures: connection refused or DNS failure answers 502
+//! `upstream_unreachable`; no response headers (or, streaming, no next
+//! chunk) within `upstream_timeout_ms` answers 504 `upstream_timeout` (or
+//! an error event mid-stream). A client that disconnects mid-stream drops
+//! the relay task, which drops the upstream response and so its connection.
+
+use std::collections::{HashSet, VecDeque};
+use std::hash::BuildHasher;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use aisec_core::{Finding, Location};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::Router;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::Metrics;
+use crate::monitor::{fnv64, simhash, Event, Monitor};
+use crate::policy::{Action, Policy, PolicyError};
+use crate::scan::{redact, size_of, Detection, Pipeline};
+use crate::text::truncate_bytes;
+
+/// Most decision findings kept for `/guard/findings`.
+const MAX_FINDINGS: usize = 2000;
+/// Most bytes of one pending SSE event.
+const MAX_SSE_EVENT: usize = 1 << 20;
+/// Overlap (bytes) between successive incremental output scans.
+const SCAN_OVERLAP: usize = 2048;
+
+/// Which API a request uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    /// `/v1/chat/completions`.
+    Chat,
+    /// `/v1/completions`.
+    Completion,
+}
+
+impl RouteKind {
+    fn name(self) -> &'static str {
+        match self {
+            RouteKind::Chat => "chat",
+            RouteKind::Completion => "completions",
+        }
+    }
+}
+
+/// Shared state of a running guard.
+pub struct GuardState {
+    pipeline: RwLock<Arc<Pipeline>>,
+    client: RwLock<reqwest::Client>,
+    /// Metrics registry.
+    pub metrics: Metrics,
+    monitor: Mutex<Monitor>,
+    findings: Mutex<VecDeque<Finding>>,
+    policy_path: Option<PathBuf>,
+    hasher: std::collections::hash_map::RandomState,
+    next_id: AtomicU64,
+}
+
+fn build_client(p: &Policy) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_millis(p.server.connect_timeout_ms))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap_or_default()
+}
+
+impl GuardState {
+    /// State for `policy`; `policy_path` is re-read on reload.
+    pub fn new(policy: Policy, policy_path: Option<PathBuf>) -> Arc<GuardState> {
+        let client = build_client(&policy);
+        Arc::new(GuardState {
+            pipeline: RwLock::new(Arc::new(Pipeline::new(policy))),
+            client: RwLock::new(client),
+            metrics: Metrics::default(),
+            monitor: Mutex::new(Monitor::default()),
+            findings: Mutex::new(VecDeque::new()),
+            policy_path,
+            hasher: Default::default(),
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    /// The pipeline in force.
+    pub fn pipeline(&self) -> Arc<Pipeline> {
+        self.pipeline
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn http(&self) -> reqwest::Client {
+        self.client
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the policy (the listen address stays as it was).
+    pub fn apply(&self, policy: Policy) {
+        let client = build_client(&policy);
+        *self.client.write().unwrap_or_else(|p| p.into_inner()) = client;
+        *self.pipeline.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Pipeline::new(policy));
+    }
+
+    /// Re-reads the policy file. An invalid file keeps the old policy and returns the error (also logged).
+    pub fn reload(&self) -> Result<(), PolicyError> {
+        let Some(path) = &self.policy_path else {
+            return Ok(());
+        };
+        match Policy::load(path) {
+            Ok(p) => {
+                self.apply(p);
+                self.metrics
+                    .inc("aisec_guard_policy_reloads_total", &[("result", "ok")]);
+                tracing::info!(target: "aisec_guard::audit", event = "policy_reload", result = "ok", path = %path.display());
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics
+                    .inc("aisec_guard_policy_reloads_total", &[("result", "error")]);
+                tracing::error!(target: "aisec_guard::audit", event = "policy_reload", result = "error", error = %e, "invalid policy; keeping the previous one");
+                Err(e)
+            }
+        }
+    }
+
+    /// Behaviour alerts raised so far.
+    pub fn alerts(&self) -> Vec<Finding> {
+        self.monitor
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .alerts()
+    }
+
+    /// Decision findings recorded so far (most recent last).
+    pub fn findings(&self) -> Vec<Finding> {
+        self.findings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    fn record(&self, route: &str, id: u64, client: &str, stage: &str, dets: &[Detection]) {
+        let mut g = self.findings.lock().unwrap_or_else(|p| p.into_inner());
+        for d in dets {
+            self.metrics.inc(
+                "aisec_guard_detections_total",
+                &[
+                    ("scanner", d.scanner),
+                    ("rule", d.rule.id),
+                    ("action", d.action.as_str()),
+                ],
+            );
+            let mut f = d
+                .rule
+                .finding(
+                    Location::path(format!("guard:{route}"))
+                        .with_member(format!("request-{id}/{stage}")),
+                    d.evidence.clone(),
+                )
+                .metric("action", d.action.as_str())
+                .metric("client", client);
+            if let Some(s) = d.score {
+                f = f.metric("score", (s as f64 * 1000.0).round() / 1000.0);
+            }
+            if g.len() >= MAX_FINDINGS {
+                g.pop_front();
+            }
+            g.push_back(f);
+        }
+    }
+
+    fn client_id(&self, headers: &HeaderMap, addr: Option<SocketAddr>, header: &str) -> String {
+        if let Some(v) = headers
+            .get(header)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+        {
+            return format!("key:{:016x}", self.hasher.hash_one(v));
+        }
+        match addr {
+            Some(a) => format!("ip:{}", a.ip()),
+            None => "ip:unknown".into(),
+        }
+    }
+
+    fn observe(
+        &self,
+        client: &str,
+        text: &str,
+        blocked: bool,
+        injection: bool,
+    ) -> crate::monitor::Verdict {
+        let p = self.pipeline();
+        if !p.policy.monitor.enabled {
+            return Default::default();
+        }
+        let ev = Event {
+            fingerprint: simhash(text),
+            exact: fnv64(text.as_bytes()),
+            blocked,
+            injection,
+        };
+        let v = self
+            .monitor
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(&p.policy.monitor, client, ev, Instant::now());
+        for a in &v.alerts {
+            self.metrics
+                .inc("aisec_guard_alerts_total", &[("rule", a.rule_id.as_str())]);
+            tracing::warn!(target: "aisec_guard::audit", event = "alert", rule = %a.rule_id, client = %client, evidence = %a.evidence, atlas = ?a.atlas);
+        }
+        v
+    }
+}
+
+/// The axum router for `state`.
+pub fn router(state: Arc<GuardState>) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(json!({"status": "ok"})) }),
+        )
+        .route("/metrics", get(metrics_handler))
+        .route(
+            "/guard/alerts",
+            get(|State(s): State<Arc<GuardState>>| async move {
+                axum::Json(json!({"alerts": s.alerts()}))
+            }),
+        )
+        .route(
+            "/guard/findings",
+            get(|State(s): State<Arc<GuardState>>| async move {
+                axum::Json(json!({"findings": s.findings()}))
+            }),
+        )
+        .route(
+            "/v1/chat/completions",
+            post(
+                |s: State<Arc<GuardState>>, c: ConnectInfo<SocketAddr>, h: HeaderMap, b: Bytes| {
+                    openai(s, c, h, b, RouteKind::Chat)
+                },
+            ),
+        )
+        .route(
+            "/v1/completions",
+            post(
+                |s: State<Arc<GuardState>>, c: ConnectInfo<SocketAddr>, h: HeaderMap, b: Bytes| {
+                    openai(s, c, h, b, RouteKind::Completion)
+                },
+            ),
+        )
+        .route("/v1/models", get(passthrough))
+        .route("/v2", any(passthrough))
+        .route("/v2/*rest", any(passthrough))
+        .fallback(|| async {
+            json_error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "aisec guard does not serve this path",
+            )
+        })
+        .layer(DefaultBodyLimit::max(64 << 20))
+        .with_state(state)
+}
+
+async fn metrics_handler(State(s): State<Arc<GuardState>>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+fn json_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": {"type": kind, "message": message}})),
+    )
+        .into_response()
+}
+
+fn blocked_response(stage: &str, dets: &[Detection]) -> Response {
+    let list: Vec<Value> = dets
+        .iter()
+        .filter(|d| d.action != Action::Flag)
+        .map(|d| json!({"rule": d.rule.id, "scanner": d.scanner, "evidence": d.evidence, "atlas": d.rule.atlas, "owasp": d.rule.owasp}))
+        .collect();
+    let body = json!({"error": {"type": "guard_blocked", "stage": stage, "message": format!("request blocked by aisec guard ({stage} scanners)"), "findings": list}});
+    (StatusCode::FORBIDDEN, axum::Json(body)).into_response()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn audit(
+    id: u64,
+    client: &str,
+    route: &str,
+    decision: &str,
+    status: u16,
+    dets: &[Detection],
+    scan: Duration,
+    total: Duration,
+) {
+    let list: Vec<Value> = dets.iter().map(|d| json!({"rule": d.rule.id, "scanner": d.scanner, "action": d.action.as_str(), "evidence": d.evidence})).collect();
+    let detections = Value::Array(list);
+    tracing::info!(
+        target: "aisec_guard::audit",
+        event = "decision",
+        request_id = id,
+        client = %client,
+        route = %route,
+        decision = %decision,
+        status = status,
+        detections = %detections,
+        scan_us = scan.as_micros() as u64,
+        total_ms = total.as_secs_f64() * 1000.0,
+    );
+}
+
+fn forward_headers(src: &HeaderMap) -> reqwest::header::HeaderMap {
+    let mut out = reqwest::header::HeaderMap::new();
+    for (k, v) in src {
+        let n = k.as_str();
+        if matches!(
+            n,
+            "host"
+                | "content-length"
+                | "connection"
+                | "transfer-encoding"
+                | "keep-alive"
+                | "upgrade"
+                | "te"
+                | "trailer"
+                | "proxy-connection"
+                | "accept-encoding"
+        ) {
+            continue;
+        }
+        if let (Ok(k), Ok(v)) = (
+            reqwest::header::HeaderName::from_bytes(k.as_ref()),
+            reqwest::header::HeaderValue::from_bytes(v.as_bytes()),
+        ) {
+            out.append(k, v);
+        }
+    }
+    out
+}
+
+fn copy_response_headers(src: &reqwest::header::HeaderMap, dst: &mut HeaderMap) {
+    for (k, v) in src {
+        let n = k.as_str();
+        if matches!(
+            n,
+            "content-length" | "connection" | "transfer-encoding" | "keep-alive"
+        ) {
+            continue;
+        }
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_ref()),
+            HeaderValue::from_bytes(v.as_bytes()),
+        ) {
+            dst.append(k, v);
+        }
+    }
+}
+
+fn upstream_url(p: &Pipeline, path_and_query: &str) -> String {
+    format!(
+        "{}{}",
+        p.policy.server.upstream.trim_end_matches('/'),
+        path_and_query
+    )
+}
+
+enum UpstreamError {
+    Unreachable(String),
+    Timeout,
+    Other(String),
+}
+
+impl UpstreamError {
+    fn response(&self, state: &GuardState) -> Response {
+        match self {
+            UpstreamError::Unreachable(m) => {
+                state.metrics.inc(
+                    "aisec_guard_upstream_errors_total",
+                    &[("kind", "unreachable")],
+                );
+                json_error(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_unreachable",
+                    &format!("cannot reach the model server: {m}"),
+                )
+            }
+            UpstreamError::Timeout => {
+                state
+                    .metrics
+                    .inc("aisec_guard_upstream_errors_total", &[("kind", "timeout")]);
+                json_error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream_timeout",
+                    "the model server did not answer in time",
+                )
+            }
+            UpstreamError::Other(m) => {
+                state
+                    .metrics
+                    .inc("aisec_guard_upstream_errors_total", &[("kind", "other")]);
+                json_error(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream_error",
+                    &format!("model server error: {m}"),
+                )
+            }
+        }
+    }
+}
+
+async fn send(
+    state: &GuardState,
+    p: &Pipeline,
+    method: Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<reqwest::Response, UpstreamError> {
+    let req = state
+        .http()
+        .request(method, upstream_url(p, path))
+        .headers(forward_headers(headers))
+        .body(body);
+    let timeout = Duration::from_millis(p.policy.server.upstream_timeout_ms);
+    match tokio::time::timeout(timeout, req.send()).await {
+        Err(_) => Err(UpstreamError::Timeout),
+        Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Unreachable(e.to_string())),
+        Ok(Err(e)) if e.is_timeout() => Err(UpstreamError::Timeout),
+        Ok(Err(e)) => Err(UpstreamError::Other(e.to_string())),
+        Ok(Ok(r)) => Ok(r),
+    }
+}
+
+/// Reads a whole upstream body, bounded in size and by the idle timeout.
+async fn read_body(
+    resp: reqwest::Response,
+    max: usize,
+    idle: Duration,
+) -> Result<Vec<u8>, UpstreamError> {
+    let mut out = Vec::new();
+    let mut stream = resp.bytes_stream();
+    loop {
+        match tokio::time::timeout(idle, stream.next()).await {
+            Err(_) => return Err(UpstreamError::Timeout),
+            Ok(None) => return Ok(out),
+            Ok(Some(Err(e))) => return Err(UpstreamError::Other(e.to_string())),
+            Ok(Some(Ok(b))) => {
+                if out.len() + b.len() > max {
+                    return Err(UpstreamError::Other(format!(
+                        "response larger than {max} bytes"
+                    )));
+                }
+                out.extend_from_slice(&b);
+            }
+        }
+    }
+}
+
+/// Request texts: (pointer into the JSON, is it a system message).
+fn request_texts(kind: RouteKind, body: &Value) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    match kind {
+        RouteKind::Chat => {
+            if let Some(msgs) = body.get("messages").and_then(Value::as_array) {
+                for (i, m) in msgs.iter().enumerate().take(10_000) {
+                    let system = matches!(
+                        m.get("role").and_then(Value::as_str),
+                        Some("system" | "developer")
+                    );
+                    match m.get("content") {
+                        Some(Value::String(_)) => {
+                            out.push((format!("/messages/{i}/content"), system))
+                        }
+                        Some(Value::Array(parts)) => {
+                            for (j, part) in parts.iter().enumerate().take(1000) {
+                                if part.get("text").is_some_and(Value::is_string) {
+                                    out.push((format!("/messages/{i}/content/{j}/text"), system));
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        RouteKind::Completion => match body.get("prompt") {
+            Some(Value::String(_)) => out.push(("/prompt".into(), false)),
+            Some(Value::Array(items)) => {
+                for (i, it) in items.iter().enumerate().take(10_000) {
+                    if it.is_string() {
+                        out.push((format!("/prompt/{i}"), false));
+                    }
+                }
+            }
+            _ => {}
+        },
+    }
+    out
+}
+
+/// Response texts of a non-streamed OpenAI response, as JSON pointers.
+fn response_texts(body: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(choices) = body.get("choices").and_then(Value::as_array) {
+        for (i, c) in choices.iter().enumerate().take(1000) {
+            if c.pointer("/message/content").is_some_and(Value::is_string) {
+                out.push(format!("/choices/{i}/message/content"));
+            }
+            if c.get("text").is_some_and(Value::is_string) {
+                out.push(format!("/choices/{i}/text"));
+            }
+        }
+    }
+    out
+}
+
+fn str_at<'a>(v: &'a Value, ptr: &str) -> &'a str {
+    v.pointer(ptr).and_then(Value::as_str).unwrap_or("")
+}
+
+async fn openai(
+    State(state): State<Arc<GuardState>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+    kind: RouteKind,
+) -> Response {
+    let t0 = Instant::now();
+    let p = state.pipeline();
+    let id = state.next_id.fetch_add(1, Ordering::Relaxed);
+    let route = kind.name();
+    let client = state.client_id(&headers, Some(addr), &p.policy.server.client_key_header);
+    let finish = |decision: &str, status: StatusCode, dets: &[Detection], scan: Duration| {
+        state.metrics.inc(
+            "aisec_guard_requests_total",
+            &[("route", route), ("decision", decision)],
+        );
+        state.metrics.observe(
+            "aisec_guard_request_seconds",
+            &[("route", route)],
+            t0.elapsed().as_secs_f64(),
+        );
+        audit(
+            id,
+            &client,
+            route,
+            decision,
+            status.as_u16(),
+            dets,
+            scan,
+            t0.elapsed(),
+        );
+    };
+    if body.len() > p.policy.server.max_body_bytes {
+        finish("reject", StatusCode::PAYLOAD_TOO_LARGE, &[], Duration::ZERO);
+        return json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
+            &format!("request body over {} bytes", p.policy.server.max_body_bytes),
+        );
+    }
+    let mut json: Value = match serde_json::from_slice(&body) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => {
+            finish("reject", StatusCode::BAD_REQUEST, &[], Duration::ZERO);
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "request body is not a JSON object",
+            );
+        }
+    };
+    // ---- input stage
+    let ts = Instant::now();
+    let texts = request_texts(kind, &json);
+    let system: String = texts
+        .iter()
+        .filter(|(_, s)| *s)
+        .map(|(ptr, _)| str_at(&json, ptr))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut all = Vec::new();
+    let mut per_text = Vec::new();
+    for (ptr, is_system) in &texts {
+        let t = str_at(&json, ptr);
+        let mut d = p.scan_input(t);
+        if *is_system {
+            // The application's own system prompt is trusted for injection purposes.
+            d.retain(|d| d.scanner != "injection" && d.scanner != "unicode");
+        }
+        all.extend(d.iter().cloned());
+        per_text.push((ptr.clone(), d));
+    }
+    let (chars, tokens) = size_of(texts.iter().map(|(ptr, _)| str_at(&json, ptr)));
+    if let Some(d) = p.scan_limits(chars, tokens) {
+        all.push(d);
+    }
+    let blocked = all.iter().any(|d| d.action == Action::Block);
+    let injection = all.iter().any(|d| d.scanner == "injection");
+    let user_text: String = texts
+        .iter()
+        .filter(|(_, s)| !*s)
+        .map(|(ptr, _)| str_at(&json, ptr))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let verdict = state.observe(
+        &client,
+        truncate_bytes(&user_text, 64 * 1024),
+        blocked,
+        injection,
+    );
+    state.record(route, id, &client, "input", &all);
+    let scan_in = ts.elapsed();
+    state.metrics.observe(
+        "aisec_guard_scan_seconds",
+        &[("stage", "input")],
+        scan_in.as_secs_f64(),
+    );
+    if verdict.over_rate && p.policy.monitor.rate_action == Action::Block {
+        finish("rate_limited", StatusCode::TOO_MANY_REQUESTS, &all, scan_in);
+        return json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "client over its request rate",
+        );
+    }
+    if blocked {
+        finish("block", StatusCode::FORBIDDEN, &all, scan_in);
+        return blocked_response("input", &all);
+    }
+    let mut changed = false;
+    for (ptr, d) in &per_text {
+        if d.iter().any(|d| d.action == Action::Redact) {
+            let new = redact(str_at(&json, ptr), d);
+            if let Some(slot) = json.pointer_mut(ptr) {
+                *slot = Value::String(new);
+                changed = true;
+            }
+        }
+    }
+    let out_body = if changed {
+        Bytes::from(serde_json::to_vec(&json).unwrap_or_default())
+    } else {
+        body
+    };
+    let streaming = json.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    // ---- upstream
+    let path = match kind {
+        RouteKind::Chat => "/v1/chat/completions",
+        RouteKind::Completion => "/v1/completions",
+    };
+    let resp = match send(&state, &p, Method::POST, path, &headers, out_body).await {
+        Ok(r) => r,
+        Err(e) => {
+            let r = e.response(&state);
+            finish("upstream_error", r.status(), &all, scan_in);
+            return r;
+        }
+    };
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut rh = HeaderMap::new();
+    copy_response_headers(resp.headers(), &mut rh);
+    let is_sse = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let sys_opt = if system.is_empty() {
+        None
+    } else {
+        Some(system)
+    };
+    if is_sse && streaming && status.is_success() {
+        let decision = if all.is_empty() {
+            "allow"
+        } else if changed {
+            "redact"
+        } else {
+            "flag"
+        };
+        finish(decision, status, &all, scan_in);
+        return stream_response(
+            state.clone(),
+            p,
+            resp,
+            status,
+            rh,
+            sys_opt,
+            id,
+            client.clone(),
+        );
+    }
+    let idle = Duration::from_millis(p.policy.server.upstream_timeout_ms);
+    let bytes = match read_body(resp, p.policy.server.max_response_bytes, idle).await {
+        Ok(b) => b,
+        Err(e) => {
+            let r = e.response(&state);
+            finish("upstream_error", r.status(), &all, scan_in);
+            return r;
+        }
+    };
+    // ---- output stage
+    let ts = Instant::now();
+    let mut rjson: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) if status.is_success() => v,
+        _ => {
+            finish(
+                if all.is_empty() { "allow" } else { "flag" },
+                status,
+                &all,
+                scan_in,
+            );
+            let mut r = (status, bytes).into_response();
+            *r.headers_mut() = rh;
+            return r;
+        }
+    };
+    let mut out_all = Vec::new();
+    let mut out_changed = false;
+    for ptr in response_texts(&rjson) {
+        let t = str_at(&rjson, &ptr).to_string();
+        let d = p.scan_output(&t, sys_opt.as_deref());
+        if d.iter().any(|d| d.action == Action::Redact) {
+            if let Some(slot) = rjson.pointer_mut(&ptr) {
+                *slot = Value::String(redact(&t, &d));
+                out_changed = true;
+            }
+        }
+        out_all.extend(d);
+    }
+    state.record(route, id, &client, "output", &out_all);
+    let scan_out = ts.elapsed();
+    state.metrics.observe(
+        "aisec_guard_scan_seconds",
+        &[("stage", "output")],
+        scan_out.as_secs_f64(),
+    );
+    let mut every = all.clone();
+    every.extend(out_all.iter().cloned());
+    if out_all.iter().any(|d| d.action == Action::Block) {
+        finish("block", StatusCode::FORBIDDEN, &every, scan_in + scan_out);
+        return blocked_response("output", &out_all);
+    }
+    let decision = if changed || out_changed {
+        "redact"
+    } else if every.is_empty() {
+        "allow"
+    } else {
+        "flag"
+    };
+    finish(decision, status, &every, scan_in + scan_out);
+    let body = if out_changed {
+        Bytes::from(serde_json::to_vec(&rjson).unwrap_or_default())
+    } else {
+        Bytes::from(bytes)
+    };
+    let mut r = (status, body).into_response();
+    *r.headers_mut() = rh;
+    r
+}
+
+fn sse_error(kind: &str, message: &str, dets: &[Detection]) -> Bytes {
+    let list: Vec<Value> = dets
+        .iter()
+        .map(|d| json!({"rule": d.rule.id, "scanner": d.scanner, "evidence": d.evidence}))
+        .collect();
+    let ev =
+        json!({"error": {"type": kind, "stage": "output", "message": message, "findings": list}});
+    Bytes::from(format!("data: {ev}\n\ndata: [DONE]\n\n"))
+}
+
+/// Splits off one complete SSE event (terminated by a blank line) from `buf`.
+fn take_event(buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+    let pos = buf
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|p| p + 2)
+        .or_else(|| buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4))?;
+    let rest = buf.split_off(pos);
+    Some(std::mem::replace(buf, rest))
+}
+
+/// The text an SSE event adds to the response.
+fn event_text(ev: &[u8]) -> String {
+    let s = String::from_utf8_lossy(ev);
+    let mut out = String::new();
+    for line in s.lines() {
+        let Some(data) = line.strip_prefix("data:") else {
+            continue;
+        };
+        let data = data.trim_start();
+        if data == "[DONE]" {
+            continue;
+        }
+        if let Ok(v) = serde_json::from_str::<Value>(data) {
+            for ptr in ["/choices/0/delta/content", "/choices/0/text"] {
+                if let Some(t) = v.pointer(ptr).and_then(Value::as_str) {
+                    out.push_str(t);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stream_response(
+    state: Arc<GuardState>,
+    p: Arc<Pipeline>,
+    resp: reqwest::Response,
+    status: StatusCode,
+    headers: HeaderMap,
+    system: Option<String>,
+    id: u64,
+    client: String,
+) -> Response {
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
+    let idle = Duration::from_millis(p.policy.server.upstream_timeout_ms);
+    let max = p.policy.server.max_response_bytes;
+    tokio::spawn(async move {
+        let mut upstream = resp.bytes_stream();
+        let mut buf: Vec<u8> = Vec::new();
+        let mut acc = String::new();
+        let mut scanned_to = 0usize;
+        let mut seen: HashSet<(&'static str, String)> = HashSet::new();
+        let mut scan_time = Duration::ZERO;
+        let outcome: &str = 'relay: loop {
+            let chunk = match tokio::time::timeout(idle, upstream.next()).await {
+                Err(_) => {
+                    state
+                        .metrics
+                        .inc("aisec_guard_upstream_errors_total", &[("kind", "timeout")]);
+                    let _ = tx
+                        .send(sse_error(
+                            "upstream_timeout",
+                            "the model server stopped sending",
+                            &[],
+                        ))
+                        .await;
+                    break 'relay "upstream_timeout";
+                }
+                Ok(None) => {
+                    if !buf.is_empty()
+                        && tx
+                            .send(Bytes::from(std::mem::take(&mut buf)))
+                            .await
+                            .is_err()
+                    {
+                        break 'relay "client_gone";
+                    }
+                    break 'relay "complete";
+                }
+                Ok(Some(Err(_))) => {
+                    state
+                        .metrics
+                        .inc("aisec_guard_upstream_errors_total", &[("kind", "stream")]);
+                    let _ = tx
+                        .send(sse_error(
+                            "upstream_error",
+                            "the model server's stream failed",
+                            &[],
+                        ))
+                        .await;
+                    break 'relay "upstream_error";
+                }
+                Ok(Some(Ok(b))) => b,
+            };
+            buf.extend_from_slice(&chunk);
+            while let Some(ev) = take_event(&mut buf) {
+                let delta = event_text(&ev);
+                if !delta.is_empty() {
+                    if acc.len() + delta.len() > max {
+                        let _ = tx
+                            .send(sse_error(
+                                "response_too_large",
+                                "response exceeded the guard's size limit",
+                                &[],
+                            ))
+                            .await;
+                        break 'relay "too_large";
+                    }
+                    acc.push_str(&delta);
+                    let ts = Instant::now();
+                    let mut start = scanned_to.saturating_sub(SCAN_OVERLAP);
+                    while !acc.is_char_boundary(start) {
+                        start -= 1;
+                    }
+                    // System-prompt overlap needs the whole text; the local scanners only the new part.
+                    let dets = p.scan_output(&acc[start..], system.as_deref());
+                    scanned_to = acc.len();
+                    scan_time += ts.elapsed();
+                    let fresh: Vec<Detection> = dets
+                        .into_iter()
+                        .filter(|d| seen.insert((d.rule.id, d.evidence.clone())))
+                        .collect();
+                    if !fresh.is_empty() {
+                        state.record("stream", id, &client, "output", &fresh);
+                    }
+                    let stop: Vec<Detection> = fresh
+                        .into_iter()
+                        .filter(|d| d.action != Action::Flag)
+                        .collect();
+                    if !stop.is_empty() {
+                        tracing::warn!(target: "aisec_guard::audit", event = "stream_blocked", request_id = id, client = %client, rules = ?stop.iter().map(|d| d.rule.id).collect::<Vec<_>>());
+                        let _ = tx
+                            .send(sse_error(
+                                "guard_blocked",
+                                "response stopped by aisec guard (output scanners)",
+                                &stop,
+                            ))
+                            .await;
+                        break 'relay "blocked";
+                    }
+                }
+                if tx.send(Bytes::from(ev)).await.is_err() {
+                    break 'relay "client_gone";
+                }
+            }
+            if buf.len() > MAX_SSE_EVENT {
+                let _ = tx
+                    .send(sse_error(
+                        "upstream_error",
+                        "oversized server-sent event",
+                        &[],
+                    ))
+                    .await;
+                break 'relay "oversized_event";
+            }
+        };
+        state
+            .metrics
+            .inc("aisec_guard_streams_total", &[("outcome", outcome)]);
+        state.metrics.observe(
+            "aisec_guard_scan_seconds",
+            &[("stage", "stream_output")],
+            scan_time.as_secs_f64(),
+        );
+        tracing::info!(target: "aisec_guard::audit", event = "stream_end", request_id = id, client = %client, outcome = outcome, chars = acc.len());
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<Bytes, std::convert::Infallible>(b), rx))
+    });
+    let mut r = Response::new(Body::from_stream(stream));
+    *r.status_mut() = status;
+    *r.headers_mut() = headers;
+    r
+}
+
+/// Passes a request through unchanged (models list, KServe v2), with
+/// behaviour monitoring of KServe inference inputs.
+async fn passthrough(
+    State(state): State<Arc<GuardState>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let t0 = Instant::now();
+    let p = state.pipeline();
+    let id = state.next_id.fetch_add(1, Ordering::Relaxed);
+    let path = uri.path_and_query().map(|x| x.as_str()).unwrap_or("/");
+    let route = if uri.path().ends_with("/infer") {
+        "kserve_infer"
+    } else if uri.path().starts_with("/v2") {
+        "kserve"
+    } else {
+        "models"
+    };
+    let client = state.client_id(&headers, Some(addr), &p.policy.server.client_key_header);
+    if body.len() > p.policy.server.max_body_bytes {
+        return json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request_too_large",
+            "request body too large",
+        );
+    }
+    if route == "kserve_infer" {
+        let fp_text = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("inputs").cloned())
+            .map(|v| quantised(&v))
+            .unwrap_or_default();
+        let v = state.observe(&client, &fp_text, false, false);
+        if v.over_rate && p.policy.monitor.rate_action == Action::Block {
+            state.metrics.inc(
+                "aisec_guard_requests_total",
+                &[("route", route), ("decision", "rate_limited")],
+            );
+            return json_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "client over its request rate",
+            );
+        }
+    }
+    let resp = match send(&state, &p, method, path, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => {
+            state.metrics.inc(
+                "aisec_guard_requests_total",
+                &[("route", route), ("decision", "upstream_error")],
+            );
+            return e.response(&state);
+        }
+    };
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut rh = HeaderMap::new();
+    copy_response_headers(resp.headers(), &mut rh);
+    let bytes = match read_body(
+        resp,
+        p.policy.server.max_response_bytes,
+        Duration::from_millis(p.policy.server.upstream_timeout_ms),
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(e) => return e.response(&state),
+    };
+    state.metrics.inc(
+        "aisec_guard_requests_total",
+        &[("route", route), ("decision", "allow")],
+    );
+    state.metrics.observe(
+        "aisec_guard_request_seconds",
+        &[("route", route)],
+        t0.elapsed().as_secs_f64(),
+    );
+    audit(
+        id,
+        &client,
+        route,
+        "allow",
+        status.as_u16(),
+        &[],
+        Duration::ZERO,
+        t0.elapsed(),
+    );
+    let mut r = (status, Bytes::from(bytes)).into_response();
+    *r.headers_mut() = rh;
+    r
+}
+
+/// A text form of KServe inputs with numbers rounded to one decimal, so
+/// slightly perturbed queries fingerprint alike. Bounded to 20k values.
+fn quantised(v: &Value) -> String {
+    fn walk(v: &Value, out: &mut String, n: &mut usize) {
+        if *n > 20_000 {
+            return;
+        }
+        *n += 1;
+        match v {
+            Value::Number(x) => {
+                let f = x.as_f64().unwrap_or(0.0);
+                out.push_str(&format!("{:.1} ", f));
+            }
+            Value::String(s) => {
+                out.push_str(truncate_bytes(s, 256));
+                out.push(' ');
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out, n)),
+            Value::Object(o) => o.iter().for_each(|(k, x)| {
+                out.push_str(k);
+                out.push(' ');
+                walk(x, out, n)
+            }),
+            _ => {}
+        }
+    }
+    let mut s = String::new();
+    let mut n = 0;
+    walk(v, &mut s, &mut n);
+    s
+}
+
+/// A guard listening on a socket.
+pub struct RunningGuard {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// Shared state (metrics, alerts, reload).
+    pub state: Arc<GuardState>,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<std::io::Result<()>>,
+    watchers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningGuard {
+    /// Stops accepting connections, lets in-flight requests finish, and waits.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        for w in &self.watchers {
+            w.abort();
+        }
+        (&mut self.handle).await??;
+        Ok(())
+    }
+}
+
+/// Options for [`start`].
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Listen here instead of `server.listen`.
+    pub listen: Option<SocketAddr>,
+    /// Policy file to re-read on SIGHUP.
+    pub policy_path: Option<PathBuf>,
+    /// Poll the policy file's modification time every this often and reload on change.
+    pub watch: Option<Duration>,
+}
+
+/// Binds the listener and serves until [`RunningGuard::shutdown`].
+pub async fn start(policy: Policy, opts: StartOptions) -> anyhow::Result<RunningGuard> {
+    let listen: SocketAddr = match opts.listen {
+        Some(a) => a,
+        None => policy.server.listen.parse()?,
+    };
+    let state = GuardState::new(policy, opts.policy_path.clone());
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = oneshot::channel::<()>();
+    let app = router(state.clone());
+    let handle = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = rx.await;
+        })
+        .await
+    });
+    let mut watchers = Vec::new();
+    if opts.policy_path.is_some() {
+        #[cfg(unix)]
+        {
+            let st = state.clone();
+            if let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            {
+                watchers.push(tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        let _ = st.reload();
+                    }
+                }));
+            }
+        }
+        if let (Some(every), Some(path)) = (opts.watch, opts.policy_path.clone()) {
+            let st = state.clone();
+            watchers.push(tokio::spawn(async move {
+                let mtime = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+                let mut last = mtime(&path);
+                loop {
+                    tokio::time::sleep(every).await;
+                    let now = mtime(&path);
+                    if now != last {
+                        last = now;
+                        let _ = st.reload();
+                    }
+                }
+            }));
+        }
+    }
+    tracing::info!(target: "aisec_guard::audit", event = "start", listen = %addr);
+    Ok(RunningGuard {
+        addr,
+        state,
+        shutdown: Some(tx),
+        handle,
+        watchers,
+    })
+}

@@ -1,0 +1,223 @@
+//! Unicode normalisation for the scanners: NFKC, removal of invisible
+//! characters, folding of common Cyrillic/Greek homoglyphs to Latin, lower
+//! case and collapsed whitespace. Also counts what it removed so the
+//! unicode scanner can report it.
+//!
+//! The homoglyph table is a small hand-picked subset of the Unicode
+//! confusables list (UTS #39), restricted to letters that look like ASCII.
+
+use unicode_normalization::UnicodeNormalization;
+
+/// Longest input the normaliser looks at, in bytes (longer text is truncated).
+pub const MAX_NORMALISE_BYTES: usize = 256 * 1024;
+
+/// Whether `c` is an invisible or formatting character used to hide text:
+/// zero-width characters, bidirectional controls, the word joiner family,
+/// soft hyphen, variation selectors and Unicode tag characters.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206F}'
+        | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{FE00}'..='\u{FE0F}'
+        | '\u{E0000}'..='\u{E007F}'
+        | '\u{E0100}'..='\u{E01EF}')
+}
+
+/// Whether `c` is a bidirectional control character.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Whether `c` is in the Unicode tag block (U+E0000..U+E007F), which can
+/// smuggle ASCII text that renders as nothing.
+pub fn is_tag_char(c: char) -> bool {
+    ('\u{E0000}'..='\u{E007F}').contains(&c)
+}
+
+/// The Latin letter a Cyrillic or Greek homoglyph stands for, if any.
+pub fn confusable_to_latin(c: char) -> Option<char> {
+    Some(match c {
+        'а' => 'a',
+        'е' => 'e',
+        'о' => 'o',
+        'р' => 'p',
+        'с' => 'c',
+        'у' => 'y',
+        'х' => 'x',
+        'і' => 'i',
+        'ј' => 'j',
+        'ѕ' => 's',
+        'һ' => 'h',
+        'ԁ' => 'd',
+        'ԛ' => 'q',
+        'ԝ' => 'w',
+        'А' => 'A',
+        'В' => 'B',
+        'Е' => 'E',
+        'К' => 'K',
+        'М' => 'M',
+        'Н' => 'H',
+        'О' => 'O',
+        'Р' => 'P',
+        'С' => 'C',
+        'Т' => 'T',
+        'Х' => 'X',
+        'І' => 'I',
+        'Ј' => 'J',
+        'Ѕ' => 'S',
+        'α' => 'a',
+        'ο' => 'o',
+        'ν' => 'v',
+        'ρ' => 'p',
+        'ι' => 'i',
+        'κ' => 'k',
+        'τ' => 't',
+        'Α' => 'A',
+        'Β' => 'B',
+        'Ε' => 'E',
+        'Ζ' => 'Z',
+        'Η' => 'H',
+        'Ι' => 'I',
+        'Κ' => 'K',
+        'Μ' => 'M',
+        'Ν' => 'N',
+        'Ο' => 'O',
+        'Ρ' => 'P',
+        'Τ' => 'T',
+        'Υ' => 'Y',
+        'Χ' => 'X',
+        _ => return None,
+    })
+}
+
+/// What normalisation found and produced.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Normalised {
+    /// NFKC, invisibles removed, homoglyphs folded, lower case, single spaces.
+    pub text: String,
+    /// Number of invisible characters removed.
+    pub invisible: usize,
+    /// Number of bidirectional controls among them.
+    pub bidi: usize,
+    /// Number of tag characters among them.
+    pub tags: usize,
+    /// ASCII decoded from tag characters (what a tag-smuggled instruction says).
+    pub tag_text: String,
+    /// Words that mixed Latin letters with homoglyphs.
+    pub mixed_words: usize,
+}
+
+/// Normalises `input` (truncated to [`MAX_NORMALISE_BYTES`]).
+pub fn normalise(input: &str) -> Normalised {
+    let input = truncate_bytes(input, MAX_NORMALISE_BYTES);
+    let mut out = Normalised::default();
+    // Mixed-script words are counted on the raw text, before folding.
+    for word in input.split(|c: char| !c.is_alphabetic()) {
+        let latin = word.chars().any(|c| c.is_ascii_alphabetic());
+        let conf = word.chars().any(|c| confusable_to_latin(c).is_some());
+        if latin && conf {
+            out.mixed_words += 1;
+        }
+    }
+    let mut text = String::with_capacity(input.len());
+    let mut last_space = true;
+    for c in input.nfkc() {
+        if is_invisible(c) {
+            out.invisible += 1;
+            if is_bidi_control(c) {
+                out.bidi += 1;
+            }
+            if is_tag_char(c) {
+                out.tags += 1;
+                let v = c as u32 - 0xE0000;
+                if (0x20..0x7F).contains(&v) {
+                    if let Some(a) = char::from_u32(v) {
+                        out.tag_text.push(a);
+                    }
+                }
+            }
+            continue;
+        }
+        let c = confusable_to_latin(c).unwrap_or(c);
+        if c.is_whitespace() {
+            if !last_space {
+                text.push(' ');
+                last_space = true;
+            }
+            continue;
+        }
+        for l in c.to_lowercase() {
+            text.push(l);
+        }
+        last_space = false;
+    }
+    if text.ends_with(' ') {
+        text.pop();
+    }
+    if !out.tag_text.is_empty() {
+        // Smuggled tag text is scanned too.
+        text.push(' ');
+        text.push_str(&out.tag_text.to_lowercase());
+    }
+    out.text = text;
+    out
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a char boundary.
+pub fn truncate_bytes(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while end > 0 && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Approximate token count: one token per four characters (OpenAI's rule of thumb).
+pub fn approx_tokens(s: &str) -> usize {
+    s.chars().count().div_ceil(4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_homoglyphs_and_strips_invisibles() {
+        let n = normalise("Ign\u{200B}оrе  ALL\u{202E} previous");
+        assert_eq!(n.text, "ignore all previous");
+        assert_eq!(n.invisible, 2);
+        assert_eq!(n.bidi, 1);
+        assert_eq!(n.mixed_words, 1);
+    }
+
+    #[test]
+    fn decodes_tag_smuggling() {
+        let hidden: String = "hi"
+            .chars()
+            .map(|c| char::from_u32(0xE0000 + c as u32).unwrap())
+            .collect();
+        let n = normalise(&format!("hello{hidden}"));
+        assert_eq!(n.tags, 2);
+        assert_eq!(n.tag_text, "hi");
+        assert!(n.text.ends_with(" hi"));
+    }
+
+    #[test]
+    fn nfkc_fullwidth() {
+        assert_eq!(normalise("ｉｇｎｏｒｅ").text, "ignore");
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate_bytes("héllo", 2), "h");
+        assert_eq!(approx_tokens("abcdefgh"), 2);
+    }
+}
