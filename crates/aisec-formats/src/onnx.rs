@@ -84,7 +84,10 @@ pub fn scan_onnx(data: &[u8], loc: &Location) -> FormatReport {
     if let Err(e) = w.model(data) {
         w.r.set_malformed(e);
     }
-    let (domains, externals) = (std::mem::take(&mut w.domains), w.externals);
+    let (domains, externals, nodes) = (std::mem::take(&mut w.domains), w.externals, w.nodes);
+    r.note(format!(
+        "{nodes} nodes (all graphs, subgraphs and functions)"
+    ));
     for (d, count) in domains {
         if d == "com.microsoft" || d.starts_with("com.microsoft.") {
             r.note(format!("{count} node(s) use the ONNX Runtime contrib domain '{d}' (known, built into onnxruntime)"));
