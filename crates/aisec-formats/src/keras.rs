@@ -398,7 +398,7 @@ impl Walker<'_> {
         {
             return;
         }
-        let sev = if dangerous || !known {
+        let sev = if dangerous {
             Severity::Critical
         } else {
             Severity::High
@@ -815,6 +815,25 @@ mod tests {
         let j = r#"{"module":"keras","class_name":"Functional","config":{"name":"m","layers":[{"module":"keras.layers","class_name":"InputLayer","config":{"batch_shape":[null,4]},"registered_name":null},{"module":"keras.layers","class_name":"Dense","config":{"units":2,"activation":"relu","kernel_initializer":{"module":"keras.initializers","class_name":"GlorotUniform","config":{"seed":null},"registered_name":null}},"registered_name":null}]},"compile_config":{"loss":{"module":"keras.losses","class_name":"function","config":"mean_squared_error","registered_name":null}}}"#;
         let r = scan(j);
         assert!(r.findings.is_empty(), "{:?}", r.findings);
+    }
+
+    #[test]
+    fn keras2_tfoplambda_named_lambda_and_custom_layer() {
+        let j = r#"{"class_name":"Functional","config":{"layers":[
+            {"class_name":"TFOpLambda","config":{"name":"tf.io.write_file","function":"io.write_file"}},
+            {"class_name":"TFOpLambda","config":{"name":"tf.math.add","function":"math.add"}},
+            {"class_name":"Lambda","config":{"name":"l","function":"my_fn","function_type":"raw","module":"mylib"}},
+            {"class_name":"MyAttention","config":{"name":"att"}}]}}"#;
+        let r = scan(j);
+        let ids: Vec<&str> = r.findings.iter().map(|f| f.rule_id.as_str()).collect();
+        assert_eq!(
+            ids.iter().filter(|i| **i == "AISEC-KERAS-005").count(),
+            1,
+            "{ids:?}"
+        );
+        assert!(ids.contains(&"AISEC-KERAS-006"));
+        assert!(ids.contains(&"AISEC-KERAS-004"));
+        assert!(r.notes.iter().any(|n| n.contains("math.add")));
     }
 
     #[test]
