@@ -7,8 +7,12 @@
 //! dataspace (0x0001) encodings, fixed-length strings and variable-length
 //! strings stored in global heap collections (`GCOL`), v1 groups (symbol
 //! table message → v1 B-tree `TREE` → symbol nodes `SNOD`, names in a local
-//! heap `HEAP`) and v2 compact groups (link messages 0x0006). Dense (fractal
-//! heap) link and attribute storage is noted but not followed. Every read is
+//! heap `HEAP`) and v2 groups (link messages 0x0006). Dense link and
+//! attribute storage (fractal heap `FRHP`: root direct block `FHDB` or the
+//! direct-block rows of the root indirect block `FHIB`) is decoded by reading
+//! the packed messages in sequence; huge objects, filtered heaps and nested
+//! indirect blocks are noted, and a byte search for serialized Lambda text
+//! covers whatever the structured reader could not decode. Every read is
 //! bounds-checked, every walk bounded and cycle-checked.
 //!
 //! Keras 2 / tf.keras store the architecture as the root attribute

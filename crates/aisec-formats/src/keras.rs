@@ -8,7 +8,8 @@
 //! - `Lambda` layers whose function is marshalled Python bytecode: Keras 2
 //!   stores `config.function` as base64 of `marshal.dumps(code)` (or a
 //!   `[code, defaults, closure]` list, from `keras.utils.func_dump`), Keras 3
-//!   as `{"class_name": "__lambda__", "config": {"code": ...}}`. Keras rebuilds
+//!   as `{"class_name": "__lambda__", "config": {"code": ...}}` or, in other
+//!   versions, `{"config": {"value": [code, defaults, closure]}}`. Keras rebuilds
 //!   it with `marshal.loads` at load time (CVE-2024-3660; in `.h5` files
 //!   safe_mode is ignored, CVE-2025-9905). The bytecode is never run: its
 //!   string constants and names are recovered by a byte-level scan of the

@@ -22,7 +22,8 @@
 //!   references that load arbitrary callables (CVE-2025-1550, CVE-2025-9906),
 //!   custom objects and dangerous `TFOpLambda` calls.
 //! - [`savedmodel`]: TensorFlow SavedModel / frozen GraphDef protobufs: Python
-//!   callback ops, file-system ops, debug ops that write to URLs, and so on.
+//!   callback ops, file-system ops, debug ops that write to URLs, and so on;
+//!   plus `keras_metadata.pb`, whose per-layer JSON goes through [`keras`].
 //! - [`onnx`]: ONNX `ModelProto`: external-data path traversal, custom operator
 //!   domains, model-local functions, suspicious metadata.
 //! - [`gguf`]: GGUF headers and metadata: Jinja chat-template server-side
