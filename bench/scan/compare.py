@@ -186,6 +186,21 @@ def parse_fickling_api(path, root, files, strict=False):
     return out
 
 
+def aisec_timing(outd, prefix):
+    """Median wall and CPU over the repeated aisec runs `<prefix>.run<i>.time`."""
+    runs = []
+    for i in range(20):
+        ti = load_time(os.path.join(outd, f"{prefix}.run{i}.time"))
+        if ti:
+            runs.append(ti)
+    if not runs:
+        return None
+    return {"wall": statistics.median(r["wall"] for r in runs),
+            "cpu": statistics.median(r["cpu"] for r in runs),
+            "rss_kb": max(r["rss_kb"] or 0 for r in runs), "runs": [r["wall"] for r in runs],
+            "cpu_runs": [r["cpu"] for r in runs]}
+
+
 def fmt_rate(n, d):
     return f"{n / d:,.1f}" if d > 0 else "n/a"
 
@@ -261,16 +276,7 @@ def main():
             continue
         t = load_time(os.path.join(outd, f"{key}.time"))
         if key == "aisec":
-            runs = []
-            for i in range(10):
-                ti = load_time(os.path.join(outd, f"aisec.run{i}.time"))
-                if ti:
-                    runs.append(ti)
-            if runs:
-                t = {"wall": statistics.median(r["wall"] for r in runs),
-                     "cpu": statistics.median(r["cpu"] for r in runs),
-                     "rss_kb": max(r["rss_kb"] or 0 for r in runs), "runs": [r["wall"] for r in runs],
-                     "cpu_runs": [r["cpu"] for r in runs]}
+            t = aisec_timing(outd, "aisec")
         timing[key] = t
         errs = sum(1 for v in verdict.values() if v.get("error"))
         if t:
@@ -278,6 +284,11 @@ def main():
                      f"{fmt_rate(total_bytes / 1e6, t['wall'])} | {(t['rss_kb'] or 0) / 1024:,.0f} | {errs} |")
         else:
             L.append(f"| {name} | n/a | n/a | n/a | n/a | n/a | {errs} |")
+    j1 = aisec_timing(outd, "aisec_j1")
+    if j1:
+        L.append(f"| aisec `-j 1` (one worker thread) | {j1['wall']:.2f} | {j1['cpu']:.2f} | "
+                 f"{fmt_rate(n_files, j1['wall'])} | {fmt_rate(total_bytes / 1e6, j1['wall'])} | "
+                 f"{(j1['rss_kb'] or 0) / 1024:,.0f} | (same files) |")
     cli_t = load_time(os.path.join(outd, "picklescan.time"))
     aborted = picklescan_cli_aborted(os.path.join(outd, "picklescan.txt"))
     if cli_t:
@@ -314,7 +325,9 @@ def main():
             L.append("")
             L.append(f"In CPU time (user+sys, less sensitive to the other jobs on this machine): fastest peer "
                      f"{fc[0].split(' (')[0] if 'fickling' not in fc[0] else fc[0]} {fc[1]:.2f} s, aisec "
-                     f"{timing['aisec']['cpu']:.2f} s: {fc[1] / timing['aisec']['cpu']:.1f}x.")
+                     f"{timing['aisec']['cpu']:.2f} s: {fc[1] / timing['aisec']['cpu']:.1f}x"
+                     + (f"; aisec `-j 1` {j1['cpu']:.2f} s: {fc[1] / j1['cpu']:.1f}x" if j1 and j1["cpu"] > 0 else "")
+                     + ".")
         L.append("")
 
     # detection matrix
