@@ -219,6 +219,12 @@ fn scan_zip(sc: &Scanner, z: &ZipArchive<'_>, loc: &Location, depth: u32, out: &
                 }
             }
         }
+        if e.method != 0 && e.name.ends_with(".npy") && numeric_npy_member(z, e, sc) {
+            // A compressed numeric array: its header says it holds no
+            // objects, so nothing in it can be unpickled; inflating the
+            // whole array would cost time and prove nothing more.
+            continue;
+        }
         let bytes = match z.read(e, &sc.opts.archive_limits) {
             Ok(b) => b,
             Err(err) => {
@@ -238,6 +244,44 @@ fn scan_zip(sc: &Scanner, z: &ZipArchive<'_>, loc: &Location, depth: u32, out: &
         }
         scan_artifact(sc, &bytes, &member, &e.name, depth + 1, out);
     }
+}
+
+/// Inflates only the first 64 KiB of a compressed `.npy` member and says
+/// whether its header declares a plain numeric dtype (no object fields, so
+/// no pickle can follow).
+fn numeric_npy_member(z: &ZipArchive<'_>, e: &ZipEntry, sc: &Scanner) -> bool {
+    let mut small = sc.opts.archive_limits.clone();
+    small.max_entry_bytes = small.max_entry_bytes.min(64 << 10);
+    let Ok(prefix) = z.read_bounded(e, &small) else {
+        return false;
+    };
+    npy_header_is_numeric(&prefix.bytes)
+}
+
+/// Whether an `.npy` header declares a simple dtype string without objects.
+pub(crate) fn npy_header_is_numeric(data: &[u8]) -> bool {
+    use aisec_pickle::npy::{parse_header_literal, Lit};
+    if data.len() < 10 || !data.starts_with(b"\x93NUMPY") {
+        return false;
+    }
+    let (len, start): (usize, usize) = match data[6] {
+        1 => (u16::from_le_bytes([data[8], data[9]]) as usize, 10),
+        2 | 3 if data.len() >= 12 => (
+            u32::from_le_bytes([data[8], data[9], data[10], data[11]]) as usize,
+            12,
+        ),
+        _ => return false,
+    };
+    let Some(header) = data.get(start..start.saturating_add(len)) else {
+        return false;
+    };
+    let Ok(Lit::Dict(items)) = parse_header_literal(header) else {
+        return false;
+    };
+    items.iter().any(|(k, v)| {
+        *k == Lit::Str("descr".into())
+            && matches!(v, Lit::Str(d) if !d.contains('O') && !d.contains('V'))
+    })
 }
 
 /// Legacy `torch.save(..., _use_new_zipfile_serialization=False)` tar
@@ -273,5 +317,55 @@ fn scan_tar(sc: &Scanner, t: &TarArchive<'_>, loc: &Location, depth: u32, out: &
             continue;
         }
         scan_artifact(sc, e.data, &member, &e.name, depth + 1, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn npy(descr: &str) -> Vec<u8> {
+        let h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (3,), }}\n");
+        let mut v = b"\x93NUMPY\x01\x00".to_vec();
+        v.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        v.extend_from_slice(h.as_bytes());
+        v
+    }
+
+    #[test]
+    fn numeric_npy_headers_are_recognised() {
+        assert!(npy_header_is_numeric(&npy("<f4")));
+        assert!(npy_header_is_numeric(&npy("|u1")));
+        assert!(!npy_header_is_numeric(&npy("|O")));
+        assert!(!npy_header_is_numeric(b"\x93NUMPY\x01\x00\xff\xff{"));
+        assert!(!npy_header_is_numeric(b"PK\x03\x04"));
+    }
+
+    #[test]
+    fn compressed_object_array_in_npz_is_still_analysed() {
+        use std::io::Write;
+        let mut member = npy("|O");
+        member.extend_from_slice(b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R.");
+        let mut buf = std::io::Cursor::new(Vec::new());
+        {
+            let mut z = zip::ZipWriter::new(&mut buf);
+            let o = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated);
+            z.start_file("a.npy", o).unwrap();
+            z.write_all(&member).unwrap();
+            z.start_file("b.npy", o).unwrap();
+            z.write_all(&npy("<f8")).unwrap();
+            z.write_all(&[0u8; 24]).unwrap();
+            z.finish().unwrap();
+        }
+        let r = Scanner::default().scan_bytes(&buf.into_inner(), "x.npz");
+        assert!(
+            r.findings
+                .iter()
+                .any(|f| f.severity == aisec_core::Severity::Critical
+                    && f.location.member.as_deref() == Some("a.npy")),
+            "{:#?}",
+            r.findings
+        );
     }
 }

@@ -77,7 +77,10 @@ pub fn detect(data: &[u8], name: &str) -> Format {
     if aisec_formats::h5::looks_like_h5(data) {
         return Format::H5;
     }
-    if aisec_archive::looks_like_zip(data) {
+    // Zip signatures at the start are cheap to check; the search for an
+    // end-of-central-directory record in the tail (zips with data prepended)
+    // touches up to 64 KiB and comes last.
+    if data.starts_with(b"PK") && aisec_archive::looks_like_zip(data) {
         return Format::Zip;
     }
     if aisec_formats::safetensors::looks_like_safetensors(data) {
@@ -102,6 +105,9 @@ pub fn detect(data: &[u8], name: &str) -> Format {
     }
     if aisec_formats::onnx::looks_like_onnx(data) {
         return Format::Onnx;
+    }
+    if aisec_archive::looks_like_zip(data) {
+        return Format::Zip;
     }
     Format::Unknown
 }

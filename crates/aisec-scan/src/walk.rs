@@ -71,6 +71,9 @@ fn annotate(path: &Path, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
+/// Files up to this size are read rather than mapped.
+const SMALL_FILE: u64 = 256 << 10;
+
 /// A file's bytes: memory-mapped read-only when possible (only pages a
 /// parser touches are read), read into memory otherwise.
 pub struct Mapped {
@@ -95,10 +98,17 @@ impl Mapped {
             ));
         }
         let len = meta.len();
-        if len == 0 {
+        if len <= SMALL_FILE {
+            // Setting up and tearing down a map costs more than copying a
+            // small file.
+            let mut buf = Vec::with_capacity(len as usize);
+            (&file)
+                .take(SMALL_FILE)
+                .read_to_end(&mut buf)
+                .map_err(|e| annotate(path, e))?;
             return Ok(Mapped {
-                inner: Inner::Owned(Vec::new()),
-                len,
+                len: buf.len() as u64,
+                inner: Inner::Owned(buf),
             });
         }
         // SAFETY: the map is read-only and private to this process. If
