@@ -1,0 +1,252 @@
+//! `aisec probe`: attack an LLM endpoint with prompt-injection, jailbreak,
+//! leakage and output-handling probes and report attack success rates.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aisec_probe::buffs::Buff;
+use aisec_probe::harness::{run_probes, write_transcripts, RunConfig};
+use aisec_probe::summary::{build_report, family_table, SummaryOptions};
+use aisec_probe::target::{Target, TargetKind};
+use anyhow::Context;
+
+/// API style of the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ApiKind {
+    /// OpenAI-compatible chat completions (`{url}/chat/completions`).
+    OpenaiChat,
+    /// OpenAI-compatible text completions (`{url}/completions`).
+    OpenaiCompletion,
+    /// Any JSON API described by --request-template and --response-path.
+    Rest,
+}
+
+/// Arguments of `aisec probe`.
+#[derive(Debug, clap::Args)]
+pub struct ProbeArgs {
+    /// Base URL (OpenAI APIs, e.g. http://127.0.0.1:8000/v1) or full endpoint URL (REST).
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+
+    /// API style of the target.
+    #[arg(long, value_enum, default_value = "openai-chat")]
+    pub api: ApiKind,
+
+    /// Model name sent to OpenAI-compatible APIs.
+    #[arg(long, default_value = "default")]
+    pub model: String,
+
+    /// Name of the environment variable holding the API key (never the key itself).
+    #[arg(long, value_name = "ENV")]
+    pub api_key_env: Option<String>,
+
+    /// Extra request header `Name: value`; a value `env:VAR` is read from the environment. Repeatable.
+    #[arg(long, value_name = "HEADER")]
+    pub header: Vec<String>,
+
+    /// REST request body template (JSON with a {{prompt}} slot), or @FILE to read it from a file.
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub request_template: Option<String>,
+
+    /// REST response path to the reply, e.g. `choices.0.message.content` or `$.data.reply`.
+    #[arg(long, value_name = "PATH")]
+    pub response_path: Option<String>,
+
+    /// System prompt for OpenAI-compatible targets (a canary is appended unless --no-system-canary).
+    #[arg(long, value_name = "TEXT")]
+    pub system: Option<String>,
+
+    /// Do not plant a canary in the system prompt.
+    #[arg(long)]
+    pub no_system_canary: bool,
+
+    /// Secret planted in the deployed app (system prompt, RAG store) to look for in replies. Repeatable.
+    #[arg(long, value_name = "STRING")]
+    pub secret: Vec<String>,
+
+    /// Probe families (comma-separated or repeated): all, injection, indirect, jailbreak, encoding,
+    /// extraction, leakage, exfil, xss, packages, multi-turn.
+    #[arg(long, short = 'p', value_name = "FAMILY", default_value = "all")]
+    pub probes: Vec<String>,
+
+    /// Buffs applied to every single-turn probe as extra variants: base64, rot13, hex, leet,
+    /// homoglyph, zero-width, tags, upper, suffix, translate.
+    #[arg(long, value_name = "BUFF", value_delimiter = ',')]
+    pub buffs: Vec<String>,
+
+    /// Repetitions of every probe (more gives tighter confidence intervals).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub repeats: u32,
+
+    /// Requests in flight at most.
+    #[arg(long, short = 'j', default_value_t = 8, value_name = "N")]
+    pub concurrency: usize,
+
+    /// Requests per second at most.
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
+
+    /// Retries on 429, 5xx and timeouts.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub retries: u32,
+
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    pub timeout: f64,
+
+    /// Largest response body read, in bytes.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    pub max_response_bytes: usize,
+
+    /// Sampling temperature for OpenAI-compatible targets.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f64,
+
+    /// Max tokens per reply for OpenAI-compatible targets.
+    #[arg(long, default_value_t = 256)]
+    pub max_tokens: u32,
+
+    /// JSONL journal of finished attempts (enables --resume).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+
+    /// Continue the run recorded in --journal, skipping finished attempts.
+    #[arg(long, requires = "journal")]
+    pub resume: bool,
+
+    /// Seed for canaries (random by default; taken from the journal on --resume).
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// Write every attempt (prompt, reply, verdict, confidence) as JSONL to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub transcripts: Option<PathBuf>,
+
+    /// Extra known package names, one per line, for the package-hallucination detector.
+    #[arg(long, value_name = "FILE")]
+    pub package_allowlist: Option<PathBuf>,
+
+    /// Judge model base URL (OpenAI-compatible chat) for jailbreak and multi-turn probes.
+    #[arg(long, value_name = "URL")]
+    pub judge_url: Option<String>,
+
+    /// Judge model name.
+    #[arg(long, default_value = "default")]
+    pub judge_model: String,
+
+    /// Environment variable holding the judge's API key.
+    #[arg(long, value_name = "ENV")]
+    pub judge_api_key_env: Option<String>,
+
+    /// Highest acceptable attack success rate (0..1): probes at or below it are reported at
+    /// info severity, so `--fail-on low` fails exactly when a probe exceeds it.
+    #[arg(long, value_name = "RATE")]
+    pub max_asr: Option<f64>,
+}
+
+fn build_target(args: &ProbeArgs) -> anyhow::Result<Target> {
+    let kind = match args.api {
+        ApiKind::OpenaiChat => TargetKind::OpenAiChat,
+        ApiKind::OpenaiCompletion => TargetKind::OpenAiCompletion,
+        ApiKind::Rest => {
+            let raw = args
+                .request_template
+                .as_deref()
+                .context("--api rest needs --request-template")?;
+            let template = match raw.strip_prefix('@') {
+                Some(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("reading request template {path}"))?,
+                None => raw.to_string(),
+            };
+            let response_path = args
+                .response_path
+                .clone()
+                .context("--api rest needs --response-path")?;
+            TargetKind::Rest {
+                template,
+                response_path,
+            }
+        }
+    };
+    let mut headers = Vec::new();
+    for h in &args.header {
+        let (k, v) = h
+            .split_once(':')
+            .with_context(|| format!("--header '{h}' is not 'Name: value'"))?;
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let mut t = Target::openai_chat(args.url.clone(), args.model.clone());
+    t.kind = kind;
+    t.api_key_env = args.api_key_env.clone();
+    t.headers = headers;
+    t.system = args.system.clone();
+    t.temperature = args.temperature;
+    t.max_tokens = args.max_tokens;
+    Ok(t)
+}
+
+/// Runs the probes and returns the report (the caller renders it and applies `--fail-on`).
+pub fn run(args: ProbeArgs) -> anyhow::Result<aisec_core::Report> {
+    if let Some(m) = args.max_asr {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&m),
+            "--max-asr must be between 0 and 1"
+        );
+    }
+    anyhow::ensure!(
+        args.timeout > 0.0 && args.timeout.is_finite(),
+        "--timeout must be positive"
+    );
+    let target = build_target(&args)?;
+    let buffs = args
+        .buffs
+        .iter()
+        .map(|b| Buff::parse(b))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let probes = aisec_probe::probes::select(&args.probes, &buffs)?;
+    let mut cfg = RunConfig::new(target);
+    cfg.concurrency = args.concurrency.max(1);
+    cfg.rate = args.rate;
+    cfg.retries = args.retries;
+    cfg.timeout = Duration::from_secs_f64(args.timeout);
+    cfg.max_response_bytes = args.max_response_bytes.max(1024);
+    cfg.repeats = args.repeats.max(1);
+    cfg.journal = args.journal.clone();
+    cfg.resume = args.resume;
+    cfg.seed = args.seed;
+    cfg.secrets = args.secret.clone();
+    cfg.plant_system_canary = !args.no_system_canary;
+    if let Some(path) = &args.package_allowlist {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        cfg.packages.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(aisec_probe::detect::normalise_package),
+        );
+    }
+    if let Some(url) = &args.judge_url {
+        let mut j = Target::openai_chat(url.clone(), args.judge_model.clone());
+        j.api_key_env = args.judge_api_key_env.clone();
+        j.max_tokens = 128;
+        cfg.judge = Some(j);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let outcome = rt.block_on(run_probes(cfg, probes))?;
+    if let Some(path) = &args.transcripts {
+        write_transcripts(path, &outcome.records)?;
+    }
+    let report = build_report(
+        &outcome,
+        &SummaryOptions {
+            max_asr: args.max_asr,
+        },
+    );
+    eprint!("{}", family_table(&report));
+    Ok(report)
+}
