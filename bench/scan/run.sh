@@ -139,6 +139,13 @@ if [ "$run_aisec" = 1 ]; then
             > "$OUT/aisec.json" 2> "$OUT/aisec.stderr" || true
     done
     cp "$OUT/aisec.run0.time" "$OUT/aisec.time"
+    # The peers are single-threaded; one worker thread is the like-for-like CPU comparison.
+    rm -f "$OUT"/aisec_j1.run*.time
+    for i in $(seq 0 $((AISEC_RUNS - 1))); do
+        log "aisec -j 1 run $((i + 1))/$AISEC_RUNS"
+        "${TIMEV[@]}" -o "$OUT/aisec_j1.run$i.time" "$AISEC" scan "$CORPUS" --format json --no-progress -j 1 \
+            > /dev/null 2>&1 || true
+    done
 fi
 
 # ---- size scaling --------------------------------------------------------
@@ -238,7 +245,14 @@ EOF
 # ---- environment and report ----------------------------------------------
 AISEC_VERSION="not run"
 if [ "$run_aisec" = 1 ]; then
-    AISEC_VERSION="$("$AISEC" --version 2>/dev/null | head -1 || echo unknown) (git $(cd "$REPO" && git rev-parse --short HEAD))"
+    dirty=""
+    (cd "$REPO" && git diff --quiet HEAD -- crates Cargo.toml) || dirty=", working tree with uncommitted changes"
+    AISEC_VERSION="$("$AISEC" --version 2>/dev/null | head -1 | sed 's/^aisec //' || echo unknown)"
+    if [ -n "${AISEC_BIN:-}" ]; then
+        AISEC_VERSION="$AISEC_VERSION (binary given as AISEC_BIN; repo at git $(cd "$REPO" && git rev-parse --short HEAD))"
+    else
+        AISEC_VERSION="$AISEC_VERSION (built from git $(cd "$REPO" && git rev-parse --short HEAD)$dirty)"
+    fi
 fi
 "$PY" - "$WORK/env.json" "$VENV" "$AISEC_VERSION" "$SCALE" <<'EOF'
 import datetime, json, os, platform, subprocess, sys
