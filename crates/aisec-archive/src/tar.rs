@@ -206,7 +206,6 @@ impl<'a> TarArchive<'a> {
         let mut long_name: Option<String> = None;
         let mut long_link: Option<String> = None;
         let mut pax: (Option<String>, Option<String>, Option<u64>) = (None, None, None);
-        let mut global_path: Option<String> = None;
         let mut headers = 0usize;
         let mut end_of_archive = None;
         // Every header consumes at least one block, so this loop ends; the
@@ -265,7 +264,10 @@ impl<'a> TarArchive<'a> {
                         b'L' => long_name = Some(cstr(body)),
                         b'K' => long_link = Some(cstr(body)),
                         b'x' => pax = parse_pax(body),
-                        _ => global_path = parse_pax(body).0,
+                        // A global pax header ('g') sets defaults for the
+                        // whole archive; a global `path` is meaningless for
+                        // single entries, so nothing is taken from it.
+                        _ => {}
                     }
                 }
                 _ => {
@@ -347,7 +349,6 @@ impl<'a> TarArchive<'a> {
             }
             pos = next as usize;
         }
-        let _ = global_path;
         if let Some(end) = end_of_archive {
             // Writers pad to a record size (10 KiB for GNU tar and Python's
             // tarfile) with zeros; only non-zero bytes count as trailing data.
