@@ -37,6 +37,8 @@ const MAX_CHUNKS: usize = 256;
 const MAX_ELEMENTS: u64 = 4096;
 const MAX_STRING: usize = 64 << 20;
 const MAX_BTREE_NODES: usize = 100_000;
+/// Total header messages, heap objects and B-tree entries one file may cost.
+const WORK_BUDGET: usize = 1_000_000;
 
 /// Finds the superblock: at 0 or a power of two ≥ 512.
 fn find_superblock(data: &[u8]) -> Option<usize> {
@@ -441,6 +443,7 @@ impl<'a> File<'a> {
         for blk in self.fractal_heap_blocks(heap, notes)? {
             let mut q = 0usize;
             while q < blk.len() && out.len() < 10_000 {
+                self.tick()?;
                 let Some(len) = self.attribute_len(&blk[q..]) else {
                     break;
                 };
@@ -459,6 +462,7 @@ impl<'a> File<'a> {
         for blk in self.fractal_heap_blocks(heap, notes)? {
             let mut q = 0usize;
             while q < blk.len() && o.children.len() < MAX_OBJECTS {
+                self.tick()?;
                 if blk[q] != 1 {
                     break;
                 }
@@ -616,6 +620,7 @@ impl<'a> File<'a> {
             let mut objs = Vec::new();
             let mut q = 8 + self.sl;
             while q + 8 + self.sl <= body.len() && objs.len() < 1_000_000 {
+                self.tick()?;
                 let i = le(&body[q..q + 2]) as u16;
                 if i == 0 {
                     break;
@@ -659,7 +664,7 @@ impl<'a> File<'a> {
         }
         let at = seg.0.saturating_add(off);
         let in_file = (self.d.len() as u64).saturating_sub(at);
-        let avail = (seg.1 - off).min(4096).min(in_file) as usize;
+        let avail = (seg.1 - off).min(1024).min(in_file) as usize;
         let b = self.bytes(at, avail)?;
         Ok(String::from_utf8_lossy(b.split(|&c| c == 0).next().unwrap_or(&[])).into_owned())
     }
@@ -685,6 +690,10 @@ impl<'a> File<'a> {
                 let esz = 2 * self.so + 24;
                 let body = self.bytes(pos + 8, n * esz)?;
                 for i in 0..n {
+                    self.tick()?;
+                    if out.len() >= MAX_OBJECTS {
+                        return Ok(out);
+                    }
                     let ent = &body[i * esz..(i + 1) * esz];
                     let name = self.heap_string(seg, le(&ent[..self.so]))?;
                     out.push((name, le(&ent[self.so..2 * self.so])));
@@ -769,7 +778,7 @@ fn walk(data: &[u8], loc: &Location, r: &mut FormatReport) -> R<Vec<(String, Vec
         so,
         sl,
         gheap: HashMap::new(),
-        budget: 2_000_000,
+        budget: WORK_BUDGET,
     };
     let mut out = Vec::new();
     let mut seen = HashSet::new();
