@@ -39,6 +39,8 @@ const MAX_STRING: usize = 64 << 20;
 const MAX_BTREE_NODES: usize = 100_000;
 /// Total header messages, heap objects and B-tree entries one file may cost.
 const WORK_BUDGET: usize = 1_000_000;
+/// Total attribute string bytes decoded per file.
+const STRING_BUDGET: usize = 256 << 20;
 
 /// Finds the superblock: at 0 or a power of two ≥ 512.
 fn find_superblock(data: &[u8]) -> Option<usize> {
@@ -68,6 +70,8 @@ struct File<'a> {
     sl: usize,
     gheap: HashMap<u64, Vec<(u16, usize, usize)>>,
     budget: usize,
+    /// Bytes of attribute string data still allowed to be decoded.
+    string_budget: usize,
 }
 
 /// One decoded attribute.
@@ -116,6 +120,13 @@ impl<'a> File<'a> {
                 self.d.len()
             )),
         }
+    }
+    fn charge_string(&mut self, n: usize) -> R<()> {
+        self.string_budget = self
+            .string_budget
+            .checked_sub(n)
+            .ok_or("attribute string data exceeds the decoding limit")?;
+        Ok(())
     }
     fn tick(&mut self) -> R<()> {
         if self.budget == 0 {
@@ -579,6 +590,7 @@ impl<'a> File<'a> {
                         break;
                     };
                     let s = s.split(|&b| b == 0).next().unwrap_or(&[]);
+                    self.charge_string(s.len())?;
                     out.push(String::from_utf8_lossy(s).into_owned());
                 }
             }
@@ -591,7 +603,10 @@ impl<'a> File<'a> {
                     let coll = le(&b[4..4 + self.so]);
                     let idx = le(&b[4 + self.so..]) as u16;
                     match self.gheap_object(coll, idx) {
-                        Ok(s) => out.push(String::from_utf8_lossy(s).into_owned()),
+                        Ok(s) => {
+                            self.charge_string(s.len())?;
+                            out.push(String::from_utf8_lossy(s).into_owned())
+                        }
                         Err(_) if coll == 0 => out.push(String::new()),
                         Err(e) => return Err(e),
                     }
@@ -779,6 +794,7 @@ fn walk(data: &[u8], loc: &Location, r: &mut FormatReport) -> R<Vec<(String, Vec
         sl,
         gheap: HashMap::new(),
         budget: WORK_BUDGET,
+        string_budget: STRING_BUDGET,
     };
     let mut out = Vec::new();
     let mut seen = HashSet::new();
