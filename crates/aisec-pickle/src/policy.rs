@@ -38,7 +38,7 @@ pub enum PolicyError {
     #[error("invalid policy: {0}")]
     Invalid(String),
     /// `profiles` named a profile this crate does not know.
-    #[error("unknown pickle policy profile '{0}' (known: sklearn)")]
+    #[error("unknown pickle policy profile '{0}' (known: sklearn, torch-modules)")]
     UnknownProfile(String),
 }
 
@@ -497,6 +497,15 @@ pub const PROFILE_SKLEARN: &[&str] = &[
     "numpy.int32",
 ];
 
+/// The `torch-modules` profile: whole-model pickles (`torch.save(model)`)
+/// rebuild `torch.nn` modules with NEWOBJ + BUILD (`Module.__setstate__`).
+pub const PROFILE_TORCH_MODULES: &[&str] = &[
+    "torch.nn.modules.*",
+    "torch.nn.parameter.*",
+    "torch.nn.utils.parametrize.*",
+    "torch._C._nn.*",
+];
+
 /// Maps Python 2 module names to their Python 3 names, as `pickle` does with
 /// `fix_imports` (CPython `Lib/_compat_pickle.py`, subset relevant to policy).
 pub fn compat_module(m: &str) -> &str {
@@ -636,10 +645,12 @@ impl Policy {
         Ok(policy)
     }
 
-    /// Enables a named profile of extra allowed globals (`sklearn`).
+    /// Enables a named profile of extra allowed globals (`sklearn`,
+    /// `torch-modules`).
     pub fn with_profile(mut self, name: &str) -> Result<Policy, PolicyError> {
         let list = match name {
             "sklearn" => PROFILE_SKLEARN,
+            "torch-modules" => PROFILE_TORCH_MODULES,
             other => return Err(PolicyError::UnknownProfile(other.to_string())),
         };
         if !self.profiles.iter().any(|p| p == name) {
@@ -792,6 +803,15 @@ mod tests {
             Verdict::Allowed
         );
         assert!(Policy::from_toml_str("[pickle]\nprofiles=[\"nope\"]").is_err());
+        let t = Policy::default().with_profile("torch-modules").unwrap();
+        assert_eq!(
+            t.classify("torch.nn.modules.linear", "Linear"),
+            Verdict::Allowed
+        );
+        assert_eq!(
+            Policy::default().classify("torch.nn.modules.linear", "Linear"),
+            Verdict::Unknown
+        );
         assert!(Policy::from_toml_str("[pickle\n").is_err());
     }
 
