@@ -12,6 +12,7 @@
 //! time, and rayon across the batch. No Python or native runtime is needed.
 //! After weight updates the model can be written back as ONNX.
 
+pub mod blackbox;
 pub mod classifier;
 pub mod data;
 mod graph;
