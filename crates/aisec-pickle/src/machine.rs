@@ -769,6 +769,21 @@ impl<'a> Machine<'a, '_, '_> {
         }
     }
 
+    /// `io.BytesIO(<literal bytes>)` → the bytes.
+    fn bytesio_payload(&self, i: Idx) -> Option<Cow<'_, [u8]>> {
+        let Val::Call { func, args, .. } = self.vals.get(i as usize)? else {
+            return None;
+        };
+        let Val::Global(g) = self.vals.get(*func as usize)? else {
+            return None;
+        };
+        let full = &self.globals.get(*g as usize)?.full;
+        if full != "io.BytesIO" && full != "_io.BytesIO" {
+            return None;
+        }
+        self.literal_bytes(self.first_arg(*args)?)
+    }
+
     fn first_arg(&self, args: Idx) -> Option<Idx> {
         match self.vals.get(args as usize)? {
             Val::Tuple(a) | Val::List(a) => a.first().copied(),
@@ -802,13 +817,18 @@ impl<'a> Machine<'a, '_, '_> {
                             let ev =
                                 format!("{} via {via} — {reason} [{source}]", self.render(call));
                             self.ctx.emit(&NESTED_LOADER, off, ev, None);
-                            if analysable {
-                                if let Some(a0) = self.first_arg(args) {
-                                    if let Some(b) = self.literal_bytes(a0) {
-                                        let b = b.into_owned();
-                                        scan_embedded(self.ctx, &b, off);
-                                    }
+                            // bytes loaders take the payload directly; file
+                            // loaders only when it is wrapped in io.BytesIO(b'…')
+                            let payload = self.first_arg(args).and_then(|a0| {
+                                if analysable {
+                                    self.literal_bytes(a0)
+                                } else {
+                                    self.bytesio_payload(a0)
                                 }
+                            });
+                            if let Some(b) = payload {
+                                let b = b.into_owned();
+                                scan_embedded(self.ctx, &b, off);
                             }
                         } else if !already {
                             let ev =

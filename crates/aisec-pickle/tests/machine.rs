@@ -273,3 +273,24 @@ fn joblib_polyglot_array_bytes_are_checked_as_plain_pickle() {
         .iter()
         .all(|f| f.evidence.starts_with("[if loaded") || f.severity < Severity::High));
 }
+
+#[test]
+fn file_loaders_on_bytesio_payloads_are_analysed() {
+    let inner = b"cos\nsystem\n(S'id'\ntR.";
+    let mut p = b"\x80\x03ctorch\nload\ncio\nBytesIO\nC".to_vec();
+    p.push(inner.len() as u8);
+    p.extend_from_slice(inner);
+    p.extend_from_slice(b"\x85R\x85R.");
+    let r = scan(&p);
+    assert!(ids(&r).contains(&"AISEC-PICKLE-004"));
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.evidence.starts_with("[nested pickle] os.system('id')")),
+        "{:?}",
+        r.findings
+    );
+    // a file name is not analysed as a pickle
+    let r = scan(b"\x80\x03ctorch\nload\nX\x05\x00\x00\x00x.pth\x85R.");
+    assert_eq!(ids(&r), vec!["AISEC-PICKLE-004"]);
+}
