@@ -128,6 +128,11 @@ impl<'p> Ctx<'p> {
         }
     }
 
+    /// True when no further finding would be kept (skip building evidence).
+    pub fn full(&self) -> bool {
+        self.findings.len() >= self.limits.max_findings
+    }
+
     pub fn emit(
         &mut self,
         rule: &'static Rule,
@@ -242,6 +247,8 @@ struct Machine<'a, 'c, 'p> {
     memo: Memo,
     globals: Vec<GlobalEntry>,
     units: usize,
+    /// Arena indices of loader arguments already analysed as nested pickles.
+    nested_done: HashSet<Idx>,
     ctx: &'c mut Ctx<'p>,
 }
 
@@ -257,6 +264,7 @@ pub(crate) fn run_one(ctx: &mut Ctx<'_>, data: &[u8], start: usize) -> End {
         memo: Memo::default(),
         globals: Vec::new(),
         units: 0,
+        nested_done: HashSet::new(),
         ctx,
     };
     let end = m.run();
@@ -814,20 +822,30 @@ impl<'a> Machine<'a, '_, '_> {
                     Verdict::Denied { reason, source } => {
                         let (loader, analysable) = is_loader(&full);
                         if loader {
-                            let ev =
-                                format!("{} via {via} — {reason} [{source}]", self.render(call));
-                            self.ctx.emit(&NESTED_LOADER, off, ev, None);
+                            let a0 = self.first_arg(args).unwrap_or(Idx::MAX);
+                            let fresh = !self.nested_done.contains(&a0);
+                            // Reported once per imported loader, and again for
+                            // every distinct payload value (memoised repeats of
+                            // the same call are not re-reported or re-analysed).
+                            if !already || fresh {
+                                let ev = if self.ctx.full() {
+                                    String::new()
+                                } else {
+                                    format!("{} via {via} — {reason} [{source}]", self.render(call))
+                                };
+                                self.ctx.emit(&NESTED_LOADER, off, ev, None);
+                            }
                             // bytes loaders take the payload directly; file
                             // loaders only when it is wrapped in io.BytesIO(b'…')
-                            let payload = self.first_arg(args).and_then(|a0| {
-                                if analysable {
-                                    self.literal_bytes(a0)
-                                } else {
-                                    self.bytesio_payload(a0)
-                                }
-                            });
+                            let payload: Option<Vec<u8>> = if !fresh {
+                                None
+                            } else if analysable {
+                                self.literal_bytes(a0).map(Cow::into_owned)
+                            } else {
+                                self.bytesio_payload(a0).map(Cow::into_owned)
+                            };
+                            self.nested_done.insert(a0);
                             if let Some(b) = payload {
-                                let b = b.into_owned();
                                 scan_embedded(self.ctx, &b, off);
                             }
                         } else if !already {
@@ -849,8 +867,12 @@ impl<'a> Machine<'a, '_, '_> {
             }
             Some(Val::Ext(_)) => {}
             _ => {
-                let ev = format!("call of computed callable: {}", self.render(call));
-                self.ctx.emit(&COMPUTED_CALLABLE, off, ev, None);
+                if self.ctx.full() {
+                    self.ctx.emit(&COMPUTED_CALLABLE, off, String::new(), None);
+                } else {
+                    let ev = format!("call of computed callable: {}", self.render(call));
+                    self.ctx.emit(&COMPUTED_CALLABLE, off, ev, None);
+                }
             }
         }
         self.push(call)

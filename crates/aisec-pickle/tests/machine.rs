@@ -294,3 +294,24 @@ fn file_loaders_on_bytesio_payloads_are_analysed() {
     let r = scan(b"\x80\x03ctorch\nload\nX\x05\x00\x00\x00x.pth\x85R.");
     assert_eq!(ids(&r), vec!["AISEC-PICKLE-004"]);
 }
+
+#[test]
+fn repeated_memoised_loader_calls_stay_cheap() {
+    // pickle.loads(<1 MB payload>) stored in the memo and re-called 200 000 times
+    let mut inner = b"\x80\x04B".to_vec();
+    inner.extend_from_slice(&(1u32 << 20).to_le_bytes());
+    inner.extend(std::iter::repeat_n(b'A', 1 << 20));
+    inner.push(b'.');
+    let mut p = b"\x80\x04cpickle\nloads\nq\x00B".to_vec();
+    p.extend_from_slice(&(inner.len() as u32).to_le_bytes());
+    p.extend_from_slice(&inner);
+    p.extend_from_slice(b"\x85q\x01R0");
+    for _ in 0..200_000 {
+        p.extend_from_slice(b"h\x00h\x01R0");
+    }
+    p.extend_from_slice(b"N.");
+    let t = std::time::Instant::now();
+    let r = scan(&p);
+    assert!(t.elapsed().as_secs() < 5, "{:?}", t.elapsed());
+    assert_eq!(ids(&r), vec!["AISEC-PICKLE-004"], "{:?}", r.findings);
+}
