@@ -337,19 +337,55 @@ impl<M: Classifier + ?Sized> Classifier for Counted<'_, M> {
     }
     fn logits(&self, x: &Tensor) -> Result<Tensor, ModelError> {
         self.count.fetch_add(x.batch() as u64, Ordering::Relaxed);
-        self.inner.logits(x)
+        let z = self.inner.logits(x)?;
+        check_logits(&z, x.batch(), self.inner.num_classes())?;
+        Ok(z)
     }
     fn predict(&self, x: &Tensor) -> Result<Vec<usize>, ModelError> {
         self.count.fetch_add(x.batch() as u64, Ordering::Relaxed);
-        self.inner.predict(x)
+        let p = self.inner.predict(x)?;
+        if p.len() != x.batch() {
+            return Err(ModelError::Shape(format!(
+                "model returned {} predictions for {} inputs",
+                p.len(),
+                x.batch()
+            )));
+        }
+        Ok(p)
     }
 }
 
 impl<M: Differentiable + ?Sized> Differentiable for Counted<'_, M> {
     fn loss_grad(&self, x: &Tensor, loss: &Loss) -> Result<(Vec<f32>, Tensor, Tensor), ModelError> {
         self.count.fetch_add(x.batch() as u64, Ordering::Relaxed);
-        self.inner.loss_grad(x, loss)
+        let (l, g, z) = self.inner.loss_grad(x, loss)?;
+        check_logits(&z, x.batch(), self.inner.num_classes())?;
+        if l.len() != x.batch() || g.shape != x.shape || g.data.len() != x.data.len() {
+            return Err(ModelError::Shape(format!(
+                "model returned {} losses and a {:?} gradient for a {:?} input",
+                l.len(),
+                g.shape,
+                x.shape
+            )));
+        }
+        Ok((l, g, z))
     }
+}
+
+/// Checks that a model's logits are `[batch, classes]`, so attacks can
+/// index them without trusting the model (remote endpoints included).
+fn check_logits(z: &Tensor, batch: usize, classes: usize) -> Result<(), ModelError> {
+    if z.shape.len() != 2
+        || z.batch() != batch
+        || z.row_len() != classes
+        || z.data.len() != batch * classes
+    {
+        return Err(ModelError::Shape(format!(
+            "model returned logits of shape {:?} for {batch} inputs and {classes} classes",
+            z.shape
+        )));
+    }
+    Ok(())
 }
 
 /// The model an evaluation runs against.
@@ -507,9 +543,10 @@ fn evaluate(
         .chunks(bs)
         .map(|c| c.to_vec())
         .collect();
+    let checked = Counted::new(query);
     let mut clean_pred = Vec::with_capacity(n);
     for b in &batches {
-        clean_pred.extend(predictions(&query.logits(&gather(x, b))?));
+        clean_pred.extend(predictions(&checked.logits(&gather(x, b))?));
     }
     let correct: Vec<bool> = (0..n).map(|i| clean_pred[i] == y[i]).collect();
     let clean_accuracy = ratio(correct.iter().filter(|&&c| c).count(), n);
@@ -886,6 +923,7 @@ fn run_attack(
         Target::White(m) => Box::new(View(m)),
         Target::Black(m) => Box::new(Forward(m)),
     };
+    let query = Counted::new(query.as_ref());
     attacked.sort_unstable();
     for chunk in attacked.chunks(cfg.batch_size.max(1)) {
         let pred = predictions(&query.logits(&gather(&adversarial, chunk))?);

@@ -532,3 +532,61 @@ fn findings_snapshot() {
     let f = r.findings("digits.onnx");
     insta::assert_json_snapshot!("evasion_findings", f);
 }
+
+/// A model whose outputs do not match its declared shape (a hostile or broken endpoint).
+struct Liar(common::Net, AtomicUsize);
+
+impl Classifier for Liar {
+    fn input_shape(&self) -> &[usize] {
+        self.0.input_shape()
+    }
+    fn num_classes(&self) -> usize {
+        C
+    }
+    fn logits(&self, x: &Tensor) -> Result<Tensor, aisec_model::ModelError> {
+        // Honest for the first (clean) pass, then wrong-shaped.
+        if self.1.fetch_add(1, Ordering::Relaxed) == 0 {
+            return self.0.logits(x);
+        }
+        let n = x.batch();
+        Tensor::new(vec![n, 2], vec![0.5; n * 2])
+    }
+    fn predict(&self, _x: &Tensor) -> Result<Vec<usize>, aisec_model::ModelError> {
+        Ok(Vec::new())
+    }
+}
+
+impl Differentiable for Liar {
+    fn loss_grad(
+        &self,
+        x: &Tensor,
+        _loss: &Loss,
+    ) -> Result<(Vec<f32>, Tensor, Tensor), aisec_model::ModelError> {
+        Ok((vec![0.0], Tensor::zeros(vec![1]), self.logits(x)?))
+    }
+}
+
+#[test]
+fn malformed_model_outputs_are_errors_not_panics() {
+    let (net, x, y) = setup(false, 8, 1);
+    let cancel = AtomicBool::new(false);
+    let mut liar = Liar(net, AtomicUsize::new(0));
+    let white = [
+        AttackKind::Pgd,
+        AttackKind::Deepfool,
+        AttackKind::FabT,
+        AttackKind::AutoAttack,
+        AttackKind::CwL2,
+    ];
+    for k in white {
+        liar.1 = AtomicUsize::new(0);
+        let r = run_evasion(&liar, &x, &y, &cfg(vec![k], Norm::Linf, 0.1), None, &cancel);
+        assert!(r.is_err(), "{k:?}");
+    }
+    for k in [AttackKind::Square, AttackKind::HopSkipJump] {
+        liar.1 = AtomicUsize::new(0);
+        let c = cfg(vec![k], Norm::Linf, 0.1);
+        let r = run_evasion_blackbox(&liar, &x, &y, &c, None, &cancel);
+        assert!(r.is_err(), "{k:?}");
+    }
+}
