@@ -814,6 +814,10 @@ impl<'a> Machine<'a, '_, '_> {
                 let Some(e) = self.globals.get(g) else {
                     return self.push(call);
                 };
+                if e.verdict == Verdict::Allowed || (e.reported && e.verdict == Verdict::Unknown) {
+                    // hot path (allowlisted rebuilders): no allocation
+                    return self.push(call);
+                }
                 let verdict = e.verdict.clone();
                 let full = e.full.clone();
                 let already = e.reported;
@@ -885,6 +889,10 @@ impl<'a> Machine<'a, '_, '_> {
         match self.vals.get(obj as usize) {
             Some(Val::Global(g)) => {
                 let g = *g;
+                match self.globals.get_mut(g as usize) {
+                    Some(e) if !e.build_reported => e.build_reported = true,
+                    _ => return Ok(()),
+                }
                 let ev = format!(
                     "BUILD sets attributes of class/module {} to {}",
                     self.globals
