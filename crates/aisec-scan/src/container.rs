@@ -18,6 +18,36 @@ pub(crate) fn scan_artifact(
     depth: u32,
     out: &mut Vec<Finding>,
 ) -> Format {
+    if let Some((stream, _declared)) = aisec_archive::joblib_zfile(data) {
+        // joblib < 0.10 "ZF" files: a zlib stream behind a short header.
+        if descend(sc, depth, loc, out) {
+            let inner = loc.clone().with_member("<joblib zfile>");
+            match aisec_archive::decompress(
+                stream,
+                aisec_archive::Compression::Zlib,
+                &sc.opts.archive_limits,
+            ) {
+                Ok(d) => {
+                    if d.truncated_at_limit {
+                        out.push(LIMIT.finding(
+                            inner.clone(),
+                            "decompressed output reached the limit; the rest was not analysed",
+                        ));
+                    }
+                    scan_artifact(
+                        sc,
+                        &d.bytes,
+                        &inner,
+                        strip_compression_suffix(name),
+                        depth + 1,
+                        out,
+                    );
+                }
+                Err(e) => out.push(MALFORMED.finding(loc.clone(), format!("joblib zfile: {e}"))),
+            }
+        }
+        return Format::Compressed(aisec_archive::Compression::Zlib);
+    }
     let fmt = detect(data, name);
     check_suffix(name, fmt, loc, out);
     let o = &sc.opts;
@@ -52,8 +82,9 @@ pub(crate) fn scan_artifact(
             if descend(sc, depth, loc, out) {
                 match ZipArchive::parse(data) {
                     Ok(z) => {
-                        out.extend(z.anomalies(loc));
                         scan_zip(sc, &z, loc, depth, out);
+                        // After the reads: CRC mismatches are noticed while reading.
+                        out.extend(z.anomalies(loc));
                     }
                     Err(e) => out.push(MALFORMED.finding(loc.clone(), format!("zip: {e}"))),
                 }
@@ -82,6 +113,15 @@ pub(crate) fn scan_artifact(
                                 format!(
                                     "decompressed output reached the {}-byte limit; the rest was not analysed",
                                     o.archive_limits.max_entry_bytes
+                                ),
+                            ));
+                        }
+                        if let Some(err) = &d.error {
+                            out.push(MALFORMED.finding(
+                                inner.clone(),
+                                format!(
+                                    "{c:?} stream is corrupt after {} bytes: {err}",
+                                    d.bytes.len()
                                 ),
                             ));
                         }

@@ -1,0 +1,91 @@
+//! The driver over the archive and pickle crates' committed fixtures:
+//! container anomalies reach the report, and pickles inside containers are
+//! analysed.
+
+use std::path::PathBuf;
+
+use aisec_core::Severity;
+use aisec_scan::{FileResult, Scanner};
+
+fn fixture(krate: &str, name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(krate)
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn scan(krate: &str, name: &str) -> FileResult {
+    let p = fixture(krate, name);
+    let r = Scanner::default().scan_file(&p, name);
+    assert!(r.error.is_none(), "{name}: {:?}", r.error);
+    r
+}
+
+fn rules(r: &FileResult) -> Vec<&str> {
+    r.findings.iter().map(|f| f.rule_id.as_str()).collect()
+}
+
+fn max(r: &FileResult) -> Option<Severity> {
+    r.findings.iter().map(|f| f.severity).max()
+}
+
+#[test]
+fn crc_mismatch_is_reported_after_reading() {
+    let r = scan("aisec-archive", "bad_crc.zip");
+    assert!(rules(&r).contains(&"AISEC-ARCHIVE-012"), "{:?}", rules(&r));
+}
+
+#[test]
+fn local_central_name_mismatch_is_high() {
+    let r = scan("aisec-archive", "name_mismatch.zip");
+    assert!(rules(&r).contains(&"AISEC-ARCHIVE-001"), "{:?}", rules(&r));
+    assert!(max(&r) >= Some(Severity::High));
+}
+
+#[test]
+fn every_compressed_sample_is_opened() {
+    for name in [
+        "sample.pkl.gz",
+        "sample.pkl.bz2",
+        "sample.pkl.xz",
+        "sample.pkl.lzma",
+        "sample.pkl.z",
+    ] {
+        let r = scan("aisec-archive", name);
+        assert!(
+            matches!(r.format, aisec_scan::Format::Compressed(_)),
+            "{name}: {:?}",
+            r.format
+        );
+    }
+}
+
+#[test]
+fn legacy_torch_tar_and_stream_are_analysed() {
+    let benign = scan("aisec-pickle", "legacy_torch.pt");
+    assert!(
+        max(&benign) < Some(Severity::High),
+        "{:#?}",
+        benign.findings
+    );
+    let evil = scan("aisec-pickle", "legacy_torch_evil.pt");
+    assert_eq!(max(&evil), Some(Severity::Critical), "{:#?}", evil.findings);
+    let tar = scan("aisec-archive", "torch_legacy.tar");
+    assert_eq!(tar.format, aisec_scan::Format::Tar);
+}
+
+#[test]
+fn joblib_with_object_array_is_caught() {
+    let r = scan("aisec-pickle", "object_array_evil.joblib");
+    assert_eq!(max(&r), Some(Severity::Critical), "{:#?}", r.findings);
+    let ok = scan("aisec-pickle", "arrays.joblib");
+    assert!(max(&ok) < Some(Severity::High), "{:#?}", ok.findings);
+}
+
+#[test]
+fn torch_like_zip_is_recognised() {
+    let r = scan("aisec-archive", "torch_like.zip");
+    assert_eq!(r.format, aisec_scan::Format::Zip);
+    assert!(max(&r) < Some(Severity::High), "{:#?}", r.findings);
+}
