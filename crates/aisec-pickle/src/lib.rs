@@ -273,7 +273,8 @@ pub(crate) fn scan_stream_from(ctx: &mut machine::Ctx<'_>, data: &[u8], start: u
 /// without error.
 pub fn looks_like_pickle(data: &[u8]) -> bool {
     match data {
-        [0x80, p, ..] => *p <= 5,
+        [0x80, p] => *p <= 5,
+        [0x80, p, next, ..] => *p <= 5 && is_opcode(*next),
         [] => false,
         [first, ..] => {
             // Protocol 0/1 pickles start with an opcode that pushes a value or a mark.
@@ -295,6 +296,11 @@ pub fn looks_like_pickle(data: &[u8]) -> bool {
             }
         }
     }
+}
+
+/// True for every opcode byte of protocols 0–5 (CPython `pickletools`).
+fn is_opcode(b: u8) -> bool {
+    matches!(b, 0x80..=0x98) || b"(.012FIJKLMNPQRSTUVXabcdeghijlopqrstu}])BCG".contains(&b)
 }
 
 fn policy_for_sniff() -> &'static Policy {

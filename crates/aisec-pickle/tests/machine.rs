@@ -209,6 +209,8 @@ fn sniffing() {
     assert!(!looks_like_pickle(b"hello world"));
     assert!(!looks_like_pickle(b""));
     assert!(!looks_like_pickle(b"\x80\x07"));
+    assert!(!looks_like_pickle(b"\x80\x02\xff\xfe"));
+    assert!(looks_like_pickle(b"\x80\x04\x95\x00"));
 }
 
 #[test]
