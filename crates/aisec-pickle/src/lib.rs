@@ -12,8 +12,8 @@
 //!   to loaders (analysed recursively) and findings that precede a malformed
 //!   tail;
 //! * the **import policy** ([`policy`]): allowlist (PyTorch weights-only set,
-//!   NumPy, joblib; opt-in `sklearn` profile), a cited deny table, and user
-//!   TOML extensions;
+//!   NumPy, joblib; opt-in `sklearn` and `torch-modules` profiles), a cited
+//!   deny table, and user TOML extensions;
 //! * the pickle-bearing **leaf formats**: raw pickle streams (several pickles
 //!   back to back), legacy `torch.save` streams (magic number, protocol,
 //!   sys_info, model, storage keys, then raw storage bytes that are not
@@ -25,6 +25,12 @@
 //! Stream kinds are auto-detected inside [`scan_pickle`]: the legacy torch
 //! layout by its magic-number first pickle, joblib array data by the
 //! `NumpyArrayWrapper` BUILD itself. [`StreamKind`] names what was seen.
+//! joblib streams are also re-read as plain `pickle.load` would read them, so
+//! opcodes hidden in "array bytes" are found (see [`scan_pickle`]).
+//!
+//! Public bypasses of picklescan, modelscan and fickling and the tests that
+//! cover them are listed in `BYPASSES.md`; throughput against picklescan and
+//! fuzzing results are in `BENCH.md`.
 //!
 //! Every loop and allocation is bounded by [`Limits`]; strings are slices of
 //! the input and values are arena indices, so memo reuse never copies.
