@@ -35,7 +35,7 @@
 //! Every loop and allocation is bounded by [`Limits`]; strings are slices of
 //! the input and values are arena indices, so memo reuse never copies.
 //!
-//! Rules are listed in [`rules`] (module docs hold the table).
+//! Rules are listed by [`rules()`]; the table is in the `rules` module docs.
 
 pub mod machine;
 pub mod npy;
