@@ -110,7 +110,7 @@ def main():
     tf.main()
     rows = []
     ok = True
-    for name in ["digits_mlp", "digits_cnn", "op_zoo"]:
+    for name in ["digits_mlp", "digits_cnn", "op_zoo", "upsample_zoo", "upsample_zoo11", "text_clf"]:
         rows.append((name, *check(os.path.join(FIX, name))))
     for p in [mnist, resnet]:
         rows.append((os.path.basename(p)[:-5], *check(p[:-5])))

@@ -117,6 +117,38 @@ class Zoo(nn.Module):
         return self.fc(torch.cat([f, g], dim=1))
 
 
+class Upsampler(nn.Module):
+    """Decoder-style ops (input [N,3,6,6]): ConvTranspose, Resize, LeakyRelu."""
+
+    def __init__(self):
+        super().__init__()
+        self.up = nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1, groups=1)
+        self.upg = nn.ConvTranspose2d(4, 4, 2, stride=2, groups=2)
+        self.fc = nn.Linear(4 * 3 + 3, 10)
+
+    def forward(self, x):
+        a = F.leaky_relu(self.up(x), 0.1)                                  # [N,4,12,12]
+        b = F.interpolate(x, scale_factor=2, mode="nearest")               # [N,3,12,12]
+        c = F.interpolate(x, size=(9, 7), mode="bilinear", align_corners=False)
+        d = F.interpolate(x, size=(5, 8), mode="bilinear", align_corners=True)
+        e = self.upg(a[:, :, ::3, ::3])                                    # [N,4,8,8]
+        f = torch.cat([a.mean((2, 3)), e.mean((2, 3)), (e * e).mean((2, 3)),
+                       b.mean((2, 3)) + c.sum((2, 3)) / 10 - d.mean((2, 3))], 1)
+        return self.fc(f)
+
+
+class TextClf(nn.Module):
+    """Bag-of-embeddings text classifier over token ids [N,6]."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(20, 8)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, t):
+        return self.fc(torch.relu(self.emb(t).mean(1)))
+
+
 class MnistCnn(nn.Module):
     """The PyTorch MNIST example network (input [N,1,28,28])."""
 
@@ -203,15 +235,21 @@ def export(model, name, x, y, out, opset, constant_folding=True):
                       do_constant_folding=constant_folding, dynamo=False)
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     logits = sess.run(None, {"x": x})[0]
-    xg = xt.clone().requires_grad_(True)
-    loss = F.cross_entropy(model(xg), torch.tensor(y), reduction="sum")
-    loss.backward()
+    if xt.dtype.is_floating_point:
+        xg = xt.clone().requires_grad_(True)
+        loss = F.cross_entropy(model(xg), torch.tensor(y), reduction="sum")
+        loss.backward()
+        grad = xg.grad.numpy()
+    else:
+        grad = np.zeros(x.shape)
+        x = x.astype(np.float32)
     np.save(os.path.join(out, name + ".x.npy"), x)
     np.save(os.path.join(out, name + ".y.npy"), y)
     np.save(os.path.join(out, name + ".logits.npy"), logits.astype(np.float32))
-    np.save(os.path.join(out, name + ".grad.npy"), xg.grad.numpy().astype(np.float32))
+    np.save(os.path.join(out, name + ".grad.npy"), grad.astype(np.float32))
     with torch.no_grad():
         diff = np.abs(model(xt).numpy() - logits).max()
+    assert diff < 1e-4, f"{name}: torch and onnxruntime disagree"
     print(f"{name}: opset {opset}, {os.path.getsize(path)} bytes, torch-vs-ort max diff {diff:.2e}")
 
 
@@ -239,6 +277,14 @@ def main():
         zx = rng.rand(4, 3, 12, 12).astype(np.float32)
         zy = rng.randint(0, 10, 4).astype(np.int64)
         export(zoo, "op_zoo", zx, zy, a.out, 17, constant_folding=False)
+        up = Upsampler()
+        ux = rng.rand(4, 3, 6, 6).astype(np.float32)
+        export(up, "upsample_zoo", ux, zy, a.out, 13)
+        export(up, "upsample_zoo11", ux, zy, a.out, 11)
+        tc = TextClf()
+        tx = rng.randint(0, 20, (8, 6)).astype(np.int64)
+        ty = rng.randint(0, 10, 8).astype(np.int64)
+        export(tc, "text_clf", tx, ty, a.out, 14)
     if a.mnist:
         d = os.path.dirname(os.path.abspath(a.mnist))
         os.makedirs(d, exist_ok=True)

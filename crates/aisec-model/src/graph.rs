@@ -101,6 +101,17 @@ struct Window {
 
 #[derive(Debug, Clone)]
 enum Op {
+    Resize {
+        linear: bool,
+        coord: String,
+        nearest: String,
+        opset: i64,
+    },
+    ConvT {
+        w: Window,
+        group: usize,
+        out_pad: Vec<usize>,
+    },
     Conv {
         w: Window,
         group: usize,
@@ -315,6 +326,72 @@ fn compile_op(n: &NodeP, opset: i64) -> Result<Op, ModelError> {
         return Err(unsup());
     }
     Ok(match n.op_type.as_str() {
+        "Resize" | "Upsample" => {
+            let mode = attr_s(n, "mode");
+            let linear = match mode.as_str() {
+                "" | "nearest" => false,
+                "linear" | "bilinear" => true,
+                _ => {
+                    return Err(ModelError::Unsupported {
+                        op: format!("{}(mode={mode})", n.op_type),
+                        node: n.name.clone(),
+                    })
+                }
+            };
+            let coord = attr_s(n, "coordinate_transformation_mode");
+            let known = [
+                "",
+                "half_pixel",
+                "pytorch_half_pixel",
+                "align_corners",
+                "asymmetric",
+            ];
+            if !known.contains(&coord.as_str()) || attr_i(n, "antialias", 0) != 0 {
+                return Err(ModelError::Unsupported {
+                    op: format!("{}(coordinate_transformation_mode={coord})", n.op_type),
+                    node: n.name.clone(),
+                });
+            }
+            Op::Resize {
+                linear,
+                coord: if coord.is_empty() {
+                    if n.op_type == "Upsample" || opset < 11 {
+                        "asymmetric".into()
+                    } else {
+                        "half_pixel".into()
+                    }
+                } else {
+                    coord
+                },
+                nearest: {
+                    let m = attr_s(n, "nearest_mode");
+                    if m.is_empty() {
+                        "round_prefer_floor".into()
+                    } else {
+                        m
+                    }
+                },
+                opset: if n.op_type == "Upsample" { 9 } else { opset },
+            }
+        }
+        "ConvTranspose" => {
+            if attr_is(n, "output_shape").is_some()
+                || !matches!(attr_s(n, "auto_pad").as_str(), "" | "NOTSET")
+            {
+                return Err(ModelError::Unsupported {
+                    op: "ConvTranspose(output_shape/auto_pad)".into(),
+                    node: n.name.clone(),
+                });
+            }
+            Op::ConvT {
+                w: window(n, false)?,
+                group: attr_i(n, "group", 1).max(1) as usize,
+                out_pad: match attr_is(n, "output_padding") {
+                    Some(p) => usz(&p, "output_padding", &n.name)?,
+                    None => vec![],
+                },
+            }
+        }
         "Conv" => Op::Conv {
             w: window(n, false)?,
             group: attr_i(n, "group", 1).max(1) as usize,
@@ -850,6 +927,257 @@ fn geom(
     Ok((g, pbot, pr))
 }
 
+/// Per-axis interpolation taps: for each output index, `(input index, weight)` pairs.
+type Taps = Vec<Vec<Vec<(usize, f32)>>>;
+
+/// Output shape and per-axis taps of a Resize/Upsample node.
+fn resize_plan(
+    node: &Node,
+    ins: &[Option<&Val>],
+    xs: &[usize],
+) -> Result<(Vec<usize>, Taps), ModelError> {
+    let Op::Resize {
+        linear,
+        coord,
+        nearest,
+        opset,
+    } = &node.op
+    else {
+        return Err(shape_err(node, "not a resize".into()));
+    };
+    let r = xs.len();
+    let nonempty = |i: usize| ins.get(i).copied().flatten().filter(|v| v.numel() > 0);
+    let (scales, sizes): (Option<Vec<f32>>, Option<Vec<i64>>) = if *opset < 11 {
+        (
+            nonempty(1)
+                .map(|v| v.f(&node.name).map(|d| d.to_vec()))
+                .transpose()?,
+            None,
+        )
+    } else {
+        (
+            nonempty(2)
+                .map(|v| v.f(&node.name).map(|d| d.to_vec()))
+                .transpose()?,
+            nonempty(3).map(|v| v.ints()),
+        )
+    };
+    let mut os = Vec::with_capacity(r);
+    let mut sc = Vec::with_capacity(r);
+    for i in 0..r {
+        let (o, s) = match (&sizes, &scales) {
+            (Some(z), _) if z.len() == r => {
+                let o =
+                    usize::try_from(z[i]).map_err(|_| shape_err(node, "negative size".into()))?;
+                (o, o as f32 / xs[i].max(1) as f32)
+            }
+            (_, Some(s)) if s.len() == r => {
+                if !(s[i] > 0.0 && s[i] < 1e4) {
+                    return Err(shape_err(node, format!("bad scale {}", s[i])));
+                }
+                ((xs[i] as f32 * s[i]).floor() as usize, s[i])
+            }
+            _ => {
+                return Err(shape_err(
+                    node,
+                    "needs scales or sizes for every axis".into(),
+                ))
+            }
+        };
+        os.push(o);
+        sc.push(s);
+    }
+    checked_numel(&os, &node.name)?;
+    let mut taps: Taps = Vec::with_capacity(r);
+    for i in 0..r {
+        let (n_in, n_out, s) = (xs[i], os[i], sc[i]);
+        let mut ax = Vec::with_capacity(n_out);
+        for o in 0..n_out {
+            if n_in == n_out {
+                ax.push(vec![(o, 1.0)]);
+                continue;
+            }
+            let of = o as f32;
+            let c = match coord.as_str() {
+                "asymmetric" => of / s,
+                "align_corners" => {
+                    if n_out > 1 {
+                        of * (n_in as f32 - 1.0) / (n_out as f32 - 1.0)
+                    } else {
+                        0.0
+                    }
+                }
+                "pytorch_half_pixel" if n_out <= 1 => 0.0,
+                _ => (of + 0.5) / s - 0.5,
+            };
+            let last = n_in.saturating_sub(1) as f32;
+            if *linear {
+                let c = c.clamp(0.0, last);
+                let i0 = c.floor();
+                let t = c - i0;
+                let i0 = i0 as usize;
+                let i1 = (i0 + 1).min(n_in - 1);
+                ax.push(if t == 0.0 || i1 == i0 {
+                    vec![(i0, 1.0)]
+                } else {
+                    vec![(i0, 1.0 - t), (i1, t)]
+                });
+            } else {
+                let v = match nearest.as_str() {
+                    "floor" => c.floor(),
+                    "ceil" => c.ceil(),
+                    "round_prefer_ceil" => (c + 0.5).floor(),
+                    _ => {
+                        if c.fract() == 0.5 {
+                            c.floor()
+                        } else {
+                            c.round()
+                        }
+                    }
+                };
+                ax.push(vec![(v.clamp(0.0, last) as usize, 1.0)]);
+            }
+        }
+        taps.push(ax);
+    }
+    Ok((os, taps))
+}
+
+/// Calls `f(out_index, in_index, weight)` for every tap of a resize.
+fn resize_apply(os: &[usize], xs: &[usize], taps: &Taps, mut f: impl FnMut(usize, usize, f32)) {
+    let st = kernels::strides(xs);
+    let total: usize = os.iter().product();
+    let r = os.len();
+    let mut idx = vec![0usize; r];
+    for o in 0..total {
+        // Expand the product of per-axis taps.
+        let mut combos: Vec<(usize, f32)> = vec![(0, 1.0)];
+        for d in 0..r {
+            let t = &taps[d][idx[d]];
+            if t.len() == 1 {
+                for c in combos.iter_mut() {
+                    c.0 += t[0].0 * st[d];
+                    c.1 *= t[0].1;
+                }
+            } else {
+                let sd = st[d];
+                combos = combos
+                    .iter()
+                    .flat_map(|&(off, w)| t.iter().map(move |&(i, tw)| (off + i * sd, w * tw)))
+                    .collect();
+            }
+        }
+        for (i, w) in combos {
+            f(o, i, w);
+        }
+        let mut d = r;
+        while d > 0 {
+            d -= 1;
+            idx[d] += 1;
+            if idx[d] < os[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+}
+
+/// Geometry of a transposed convolution (see [`kernels::convt_fwd`]) and
+/// its input channel count.
+fn convt_geom(
+    node: &Node,
+    w: &Window,
+    group: usize,
+    out_pad: &[usize],
+    xs: &[usize],
+    ws: &[usize],
+) -> Result<(Geom, usize), ModelError> {
+    let r = xs.len().saturating_sub(2);
+    if !(1..=2).contains(&r)
+        || ws.len() != xs.len()
+        || xs[1] != ws[0]
+        || !ws[0].is_multiple_of(group)
+    {
+        return Err(shape_err(
+            node,
+            format!("input {xs:?}, weight {ws:?}, group {group}"),
+        ));
+    }
+    let k = &ws[2..];
+    if !w.k.is_empty() && w.k != k {
+        return Err(shape_err(node, "kernel_shape differs from weight".into()));
+    }
+    let s = if w.s.len() == r {
+        w.s.clone()
+    } else {
+        vec![1; r]
+    };
+    let d = if w.d.len() == r {
+        w.d.clone()
+    } else {
+        vec![1; r]
+    };
+    let p = if w.p.len() == 2 * r {
+        w.p.clone()
+    } else {
+        vec![0; 2 * r]
+    };
+    let op = if out_pad.len() == r {
+        out_pad.to_vec()
+    } else {
+        vec![0; r]
+    };
+    let mut o = vec![0; r];
+    for i in 0..r {
+        if s[i] == 0 || k[i] == 0 {
+            return Err(shape_err(node, "zero stride or kernel".into()));
+        }
+        let full = (xs[2 + i].max(1) - 1) * s[i] + (k[i] - 1) * d[i] + 1 + op[i];
+        o[i] = full
+            .checked_sub(p[i] + p[i + r])
+            .filter(|&v| v > 0 && v < 1 << 20)
+            .ok_or_else(|| shape_err(node, "output size not positive".into()))?;
+    }
+    let cout = ws[1]
+        .checked_mul(group)
+        .ok_or_else(|| shape_err(node, "group too large".into()))?;
+    checked_numel(&[xs[0], cout, o.iter().product()], &node.name)?;
+    let g = if r == 2 {
+        Geom {
+            c: cout,
+            h: o[0],
+            w: o[1],
+            kh: k[0],
+            kw: k[1],
+            sh: s[0],
+            sw: s[1],
+            dh: d[0],
+            dw: d[1],
+            pt: p[0],
+            pl: p[1],
+            oh: xs[2],
+            ow: xs[3],
+        }
+    } else {
+        Geom {
+            c: cout,
+            h: 1,
+            w: o[0],
+            kh: 1,
+            kw: k[0],
+            sh: 1,
+            sw: s[0],
+            dh: 1,
+            dw: d[0],
+            pt: 0,
+            pl: p[0],
+            oh: 1,
+            ow: xs[2],
+        }
+    };
+    Ok((g, xs[1]))
+}
+
 fn out_spatial(xs: &[usize], ch: usize, g: &Geom) -> Vec<usize> {
     if xs.len() == 4 {
         vec![xs[0], ch, g.oh, g.ow]
@@ -1127,12 +1455,43 @@ fn forward_node(node: &Node, ins: &[Option<&Val>]) -> Result<(Vec<Val>, Aux), Mo
     match &node.op {
         Op::Identity => one(need_in(ins, 0, node)?.clone()),
         Op::Constant(v) => one(v.clone()),
+        Op::Resize { .. } => {
+            let x = need_in(ins, 0, node)?;
+            let (os, taps) = resize_plan(node, ins, x.shape())?;
+            let xd = x.f(nm)?;
+            let mut y = vec![0.0f32; checked_numel(&os, nm)?];
+            resize_apply(&os, x.shape(), &taps, |o, i, wgt| y[o] += wgt * xd[i]);
+            one(fval(os, y))
+        }
+        Op::ConvT { w, group, out_pad } => {
+            let x = need_in(ins, 0, node)?;
+            let wt = need_in(ins, 1, node)?;
+            let (g, cin) = convt_geom(node, w, *group, out_pad, x.shape(), wt.shape())?;
+            let bias = match ins.get(2).copied().flatten() {
+                Some(b) => Some(b.f(nm)?),
+                None => None,
+            };
+            if bias.is_some_and(|b| b.len() != g.c) {
+                return Err(shape_err(node, "bias length".into()));
+            }
+            let xs = x.shape();
+            let y = kernels::convt_fwd(x.f(nm)?, xs[0], &g, *group, cin, wt.f(nm)?, bias);
+            let os = if xs.len() == 4 {
+                vec![xs[0], g.c, g.h, g.w]
+            } else {
+                vec![xs[0], g.c, g.w]
+            };
+            one(fval(os, y))
+        }
         Op::Conv { w, group } => {
             let x = need_in(ins, 0, node)?;
             let wt = need_in(ins, 1, node)?;
             let xs = x.shape();
             let ws = wt.shape();
-            if xs.len() < 3 || ws.len() != xs.len() || xs[1] != ws[1] * group || ws[0] % group != 0
+            if xs.len() < 3
+                || ws.len() != xs.len()
+                || ws[1].checked_mul(*group) != Some(xs[1])
+                || ws[0] % group != 0
             {
                 return Err(shape_err(
                     node,
@@ -1945,6 +2304,37 @@ fn backward_node(
             }
         }
         Op::Constant(_) | Op::Shape { .. } | Op::ConstantOfShape(_) => {}
+        Op::Resize { .. } => {
+            if nd(0) {
+                let x = need_in(ins, 0, node)?;
+                let (os, taps) = resize_plan(node, ins, x.shape())?;
+                let dy = g0()?;
+                let mut dx = vec![0.0f32; x.numel()];
+                resize_apply(&os, x.shape(), &taps, |o, i, wgt| dx[i] += wgt * dy[o]);
+                res[0] = Some(dx);
+            }
+        }
+        Op::ConvT { w, group, out_pad } => {
+            let x = need_in(ins, 0, node)?;
+            let wt = need_in(ins, 1, node)?;
+            let (g, cin) = convt_geom(node, w, *group, out_pad, x.shape(), wt.shape())?;
+            let dy = g0()?;
+            let (dx, dw, db) = kernels::convt_bwd(
+                x.f(nm)?,
+                x.shape()[0],
+                &g,
+                *group,
+                cin,
+                wt.f(nm)?,
+                &dy,
+                [nd(0), nd(1), nd(2)],
+            );
+            res[0] = dx;
+            res[1] = dw;
+            if res.len() > 2 {
+                res[2] = db;
+            }
+        }
         Op::Conv { w, group } => {
             let x = need_in(ins, 0, node)?;
             let wt = need_in(ins, 1, node)?;

@@ -207,6 +207,76 @@ fn conv_pointwise_and_1d() {
 }
 
 #[test]
+fn conv_transpose_grouped_strided() {
+    check_op(
+        vec![node(
+            "ConvTranspose",
+            &["x", "w", "b"],
+            &["y"],
+            vec![
+                ("group", AttrVal::I(2)),
+                ("strides", ints(&[2, 1])),
+                ("pads", ints(&[1, 0, 0, 1])),
+                ("output_padding", ints(&[1, 0])),
+                ("dilations", ints(&[1, 2])),
+            ],
+        )],
+        vec![wt("w", &[4, 1, 3, 2], 1), wt("b", &[2], 2)],
+        &[2, 4, 3, 3],
+        13,
+        id,
+    );
+}
+
+#[test]
+fn resize_nearest_and_linear() {
+    let scales = TensorP {
+        name: "s".into(),
+        dims: vec![4],
+        data: TensorData::F32(vec![1.0, 1.0, 2.0, 1.5]),
+    };
+    check_op(
+        vec![
+            node("Constant", &[], &["s"], vec![("value", AttrVal::T(scales))]),
+            node(
+                "Resize",
+                &["x", "", "s"],
+                &["y"],
+                vec![
+                    ("mode", AttrVal::S("nearest".into())),
+                    (
+                        "coordinate_transformation_mode",
+                        AttrVal::S("asymmetric".into()),
+                    ),
+                    ("nearest_mode", AttrVal::S("floor".into())),
+                ],
+            ),
+        ],
+        vec![],
+        &[1, 2, 2, 3],
+        13,
+        id,
+    );
+    for coord in ["half_pixel", "align_corners", "pytorch_half_pixel"] {
+        check_op(
+            vec![node(
+                "Resize",
+                &["x", "", "", "z"],
+                &["y"],
+                vec![
+                    ("mode", AttrVal::S("linear".into())),
+                    ("coordinate_transformation_mode", AttrVal::S(coord.into())),
+                ],
+            )],
+            vec![it("z", &[4], &[1, 2, 5, 3])],
+            &[1, 2, 3, 2],
+            13,
+            id,
+        );
+    }
+}
+
+#[test]
 fn gemm_transposes() {
     for (ta, tb) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
         let (xs, ws) = (

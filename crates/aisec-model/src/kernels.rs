@@ -551,3 +551,119 @@ pub(crate) fn bcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     }
     Some(out)
 }
+
+/// Transposed convolution forward. `g` describes the *output* image
+/// (`c`=out channels, `h`x`w` = output size) with `oh`x`ow` = input size,
+/// so that a convolution with `g` maps the output back onto the input.
+/// `x[n, cin, oh, ow]`, `wt[cin, cout/groups, kh, kw]`.
+pub(crate) fn convt_fwd(
+    x: &[f32],
+    n: usize,
+    g: &Geom,
+    groups: usize,
+    cin: usize,
+    wt: &[f32],
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    let cog = g.c / groups;
+    let cig = cin / groups;
+    let kk = cog * g.kh * g.kw;
+    let hw = g.oh * g.ow;
+    let out_sz = g.c * g.h * g.w;
+    let mut y = vec![0.0f32; n * out_sz];
+    if n == 0 || out_sz == 0 {
+        return y;
+    }
+    y.par_chunks_mut(out_sz)
+        .enumerate()
+        .for_each_init(Vec::new, |col, (i, yi)| {
+            let xi = &x[i * cin * hw..(i + 1) * cin * hw];
+            for gi in 0..groups {
+                let wg = &wt[gi * cig * kk..(gi + 1) * cig * kk];
+                let xg = &xi[gi * cig * hw..(gi + 1) * cig * hw];
+                col.resize(kk * hw, 0.0);
+                gemm(kk, cig, hw, 1.0, wg, 1, kk, xg, hw, 1, 0.0, col, hw, 1);
+                col2im(col, g, gi * cog, cog, yi);
+            }
+            if let Some(b) = bias {
+                for (oc, row) in yi.chunks_mut(g.h * g.w).enumerate() {
+                    let bv = b[oc];
+                    row.iter_mut().for_each(|v| *v += bv);
+                }
+            }
+        });
+    y
+}
+
+/// Transposed convolution backward: `(dx, dw, db)` as asked.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+pub(crate) fn convt_bwd(
+    x: &[f32],
+    n: usize,
+    g: &Geom,
+    groups: usize,
+    cin: usize,
+    wt: &[f32],
+    dy: &[f32],
+    need: [bool; 3],
+) -> (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>) {
+    let cog = g.c / groups;
+    let cig = cin / groups;
+    let kk = cog * g.kh * g.kw;
+    let hw = g.oh * g.ow;
+    let out_sz = g.c * g.h * g.w;
+    let dx = need[0].then(|| {
+        let mut dx = vec![0.0f32; n * cin * hw];
+        dx.par_chunks_mut((cin * hw).max(1))
+            .enumerate()
+            .for_each_init(Vec::new, |col, (i, dxi)| {
+                let dyi = &dy[i * out_sz..(i + 1) * out_sz];
+                for gi in 0..groups {
+                    col.resize(kk * hw, 0.0);
+                    im2col(dyi, g, gi * cog, cog, col);
+                    let wg = &wt[gi * cig * kk..(gi + 1) * cig * kk];
+                    let d = &mut dxi[gi * cig * hw..(gi + 1) * cig * hw];
+                    gemm(cig, kk, hw, 1.0, wg, kk, 1, col, hw, 1, 0.0, d, hw, 1);
+                }
+            });
+        dx
+    });
+    let dw = need[1].then(|| {
+        (0..n)
+            .into_par_iter()
+            .fold(
+                || (vec![0.0f32; cin * kk], Vec::new()),
+                |(mut acc, mut col), i| {
+                    let dyi = &dy[i * out_sz..(i + 1) * out_sz];
+                    let xi = &x[i * cin * hw..(i + 1) * cin * hw];
+                    for gi in 0..groups {
+                        col.resize(kk * hw, 0.0);
+                        im2col(dyi, g, gi * cog, cog, &mut col);
+                        let xg = &xi[gi * cig * hw..(gi + 1) * cig * hw];
+                        let a = &mut acc[gi * cig * kk..(gi + 1) * cig * kk];
+                        gemm(cig, hw, kk, 1.0, xg, hw, 1, &col, 1, hw, 1.0, a, kk, 1);
+                    }
+                    (acc, col)
+                },
+            )
+            .map(|(a, _)| a)
+            .reduce(
+                || vec![0.0f32; cin * kk],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                    a
+                },
+            )
+    });
+    let db = need[2].then(|| {
+        let mut db = vec![0.0f32; g.c];
+        for i in 0..n {
+            for (oc, d) in db.iter_mut().enumerate() {
+                let o = (i * g.c + oc) * g.h * g.w;
+                *d += dy[o..o + g.h * g.w].iter().sum::<f32>();
+            }
+        }
+        db
+    });
+    (dx, dw, db)
+}

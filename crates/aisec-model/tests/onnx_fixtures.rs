@@ -72,6 +72,22 @@ fn op_zoo_matches_references() {
 }
 
 #[test]
+fn upsample_zoo_matches_references() {
+    check_fixture("upsample_zoo");
+}
+
+#[test]
+fn upsample_zoo_opset11_matches_references() {
+    check_fixture("upsample_zoo11");
+}
+
+#[test]
+fn text_classifier_matches_references() {
+    // Token ids arrive as floats; the gradient w.r.t. integer ids is zero.
+    check_fixture("text_clf");
+}
+
+#[test]
 fn trained_cnn_classifies_digits() {
     let m = OnnxModel::load(fx("digits_cnn.onnx")).unwrap();
     let x = read_npy(fx("digits_cnn.x.npy")).unwrap().to_tensor();
