@@ -144,11 +144,19 @@ pub fn gaussian(rng: &mut impl Rng) -> f32 {
 
 /// The steepest-ascent direction of `g` for the norm: its sign for L-inf, the
 /// unit vector for L2.
+/// Non-finite gradient entries (a broken or hostile model) count as zero.
 pub fn ascent_direction(g: &[f32], norm: Norm) -> Vec<f32> {
+    let g: Vec<f32> = g
+        .iter()
+        .map(|v| if v.is_finite() { *v } else { 0.0 })
+        .collect();
     match norm {
         Norm::Linf => g.iter().map(|v| sign(*v)).collect(),
         Norm::L2 => {
-            let n = l2(g).max(1e-12);
+            let n = l2(&g);
+            if !(n.is_finite() && n > 1e-12) {
+                return vec![0.0; g.len()];
+            }
             g.iter().map(|v| v / n).collect()
         }
     }
