@@ -452,8 +452,3 @@ fn hsj_one(
     }
     Ok(Some(xb))
 }
-
-/// Predictions for a batch through a classifier (one query per example).
-pub fn predict_batch(model: &dyn Classifier, x: &Tensor) -> Result<Vec<usize>, ModelError> {
-    Ok(predictions(&model.logits(x)?))
-}
