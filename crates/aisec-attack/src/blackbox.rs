@@ -12,8 +12,8 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::util::{
-    best_other, cancelled, clip, diff, example_shape, gaussian, goal_met, l2, linf, predictions,
-    sign, stack, Budget, Norm,
+    best_other, cancelled, clip, diff, example_shape, gaussian, goal_met, l2, linf, sign, stack,
+    Budget, Norm,
 };
 
 /// Settings of [`square_linf`].
