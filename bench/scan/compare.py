@@ -186,6 +186,15 @@ def parse_fickling_api(path, root, files, strict=False):
     return out
 
 
+def run_at(*paths):
+    """When a timing file was written (UTC, minutes), for the table."""
+    import datetime
+    for p in paths:
+        if os.path.exists(p):
+            return datetime.datetime.fromtimestamp(os.path.getmtime(p), datetime.timezone.utc).strftime("%H:%M")
+    return "?"
+
+
 def aisec_timing(outd, prefix):
     """Median wall and CPU over the repeated aisec runs `<prefix>.run<i>.time`."""
     runs = []
@@ -268,8 +277,8 @@ def main():
     # speed table
     L.append("## Speed and memory (whole corpus)")
     L.append("")
-    L.append("| tool | wall s | CPU s (user+sys) | files/s | MB/s | peak RSS MiB | files with errors |")
-    L.append("|---|---:|---:|---:|---:|---:|---:|")
+    L.append("| tool | wall s | CPU s (user+sys) | files/s | MB/s | peak RSS MiB | files with errors | run at (UTC) |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---|")
     timing = {}
     for name, verdict, key in tools:
         if key in timing:
@@ -280,15 +289,16 @@ def main():
         timing[key] = t
         errs = sum(1 for v in verdict.values() if v.get("error"))
         if t:
+            when = run_at(os.path.join(outd, f"{key}.run0.time"), os.path.join(outd, f"{key}.time"))
             L.append(f"| {name} | {t['wall']:.2f} | {t['cpu']:.2f} | {fmt_rate(n_files, t['wall'])} | "
-                     f"{fmt_rate(total_bytes / 1e6, t['wall'])} | {(t['rss_kb'] or 0) / 1024:,.0f} | {errs} |")
+                     f"{fmt_rate(total_bytes / 1e6, t['wall'])} | {(t['rss_kb'] or 0) / 1024:,.0f} | {errs} | {when} |")
         else:
-            L.append(f"| {name} | n/a | n/a | n/a | n/a | n/a | {errs} |")
+            L.append(f"| {name} | n/a | n/a | n/a | n/a | n/a | {errs} | |")
     j1 = aisec_timing(outd, "aisec_j1")
     if j1:
         L.append(f"| aisec `-j 1` (one worker thread) | {j1['wall']:.2f} | {j1['cpu']:.2f} | "
                  f"{fmt_rate(n_files, j1['wall'])} | {fmt_rate(total_bytes / 1e6, j1['wall'])} | "
-                 f"{(j1['rss_kb'] or 0) / 1024:,.0f} | (same files) |")
+                 f"{(j1['rss_kb'] or 0) / 1024:,.0f} | (same files) | {run_at(os.path.join(outd, 'aisec_j1.run0.time'))} |")
     cli_t = load_time(os.path.join(outd, "picklescan.time"))
     aborted = picklescan_cli_aborted(os.path.join(outd, "picklescan.txt"))
     if cli_t:
@@ -296,7 +306,7 @@ def main():
                  f"{cli_t['cpu']:.2f} | "
                  f"{'n/a' if aborted else fmt_rate(n_files, cli_t['wall'])} | "
                  f"{'n/a' if aborted else fmt_rate(total_bytes / 1e6, cli_t['wall'])} | "
-                 f"{(cli_t['rss_kb'] or 0) / 1024:,.0f} | n/a |")
+                 f"{(cli_t['rss_kb'] or 0) / 1024:,.0f} | n/a | {run_at(os.path.join(outd, 'picklescan.time'))} |")
     L.append("")
     L.append("picklescan's row is `picklescan_batch.py`: picklescan's own directory logic (same extension filter, "
              "same `scan_bytes`) in one process, one file at a time, so that an exception on one file does not end "
