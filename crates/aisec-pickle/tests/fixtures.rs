@@ -52,6 +52,20 @@ fn every_fixture_meets_its_expectation() {
                 failures.push(format!("{name}: kind {:?}, want {want:?}", r.kind));
             }
         }
+        if let Some(prof) = e.get("clean_with_profile").and_then(|p| p.as_str()) {
+            let pol = Policy::default().with_profile(prof).unwrap();
+            let r2 = scan_pickle(&data, &loc, &pol, &limits);
+            let bad: Vec<_> = r2
+                .findings
+                .iter()
+                .filter(|f| f.severity >= Severity::Medium)
+                .collect();
+            if !bad.is_empty() {
+                failures.push(format!(
+                    "{name}: expected clean with profile {prof}, got {bad:?}"
+                ));
+            }
+        }
         // every finding points into the file
         for f in &r.findings {
             if f.location.offset.is_none_or(|o| o as usize > data.len()) {
