@@ -12,13 +12,14 @@
 #   FRESH=1       rerun every peer even when its outputs for this corpus exist
 #   SKIP_AISEC=1  do not build or run aisec
 #   AISEC_BIN     use this aisec binary instead of building one
+#   BENCH_WORK    work directory (default bench/scan/work); the report then goes to $BENCH_WORK/RESULTS.md
 #   AISEC_RUNS    how many times aisec scans the corpus (median reported; default 3)
 #   CARGO_TARGET_DIR  where cargo builds (default: <repo>/target)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
-WORK="$HERE/work"
+WORK="${BENCH_WORK:-$HERE/work}"
 CORPUS="$WORK/corpus"
 SCALING="$WORK/scaling"
 OUT="$WORK/out"
@@ -278,5 +279,8 @@ json.dump({
     "loadavg_at_report": open("/proc/loadavg").read().split()[:3],
 }, open(out, "w"), indent=1)
 EOF
-"$PY" "$HERE/compare.py" "$WORK" "$HERE/RESULTS.md"
-log "done: $HERE/RESULTS.md"
+# The committed report is bench/scan/RESULTS.md; a run in another BENCH_WORK writes its report there instead.
+RESULTS="$HERE/RESULTS.md"
+[ -n "${BENCH_WORK:-}" ] && RESULTS="$WORK/RESULTS.md"
+"$PY" "$HERE/compare.py" "$WORK" "$RESULTS"
+log "done: $RESULTS"
