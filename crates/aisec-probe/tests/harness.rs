@@ -34,9 +34,18 @@ fn chat_json(text: &str) -> Response {
     Json(json!({"choices": [{"message": {"role": "assistant", "content": text}}]})).into_response()
 }
 
+/// An obedient model: answers with the code the prompt asks for.
+fn obey(prompt: &str) -> String {
+    let re = regex::Regex::new(r"\b[ACDEFHJKLMNPRTUVWXY3479]{10}\b").unwrap();
+    match re.find(prompt) {
+        Some(m) => format!("Okay: {}", m.as_str()),
+        None => "Okay.".to_string(),
+    }
+}
+
 async fn echo(State(c): State<Counter>, Json(body): Json<Value>) -> Response {
     c.0.fetch_add(1, Ordering::SeqCst);
-    chat_json(&format!("Okay. {}", last_user(&body)))
+    chat_json(&obey(&last_user(&body)))
 }
 
 async fn refuse(State(c): State<Counter>) -> Response {
@@ -324,7 +333,8 @@ async fn unparseable_judge_is_unscored() {
 #[tokio::test]
 async fn rest_target_template_and_path() {
     async fn app(Json(body): Json<Value>) -> Response {
-        Json(json!({"data": {"reply": format!("you said: {}", body["input"]["text"].as_str().unwrap_or(""))}})).into_response()
+        Json(json!({"data": {"reply": obey(body["input"]["text"].as_str().unwrap_or(""))}}))
+            .into_response()
     }
     let base = serve(Router::new().route("/api", post(app))).await;
     let t = Target::rest(
