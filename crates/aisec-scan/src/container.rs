@@ -73,11 +73,15 @@ pub(crate) fn scan_artifact(
             loc,
             out,
         ),
-        Format::GraphDef => leaf(
-            aisec_formats::savedmodel::scan_graph_def(data, loc),
-            loc,
-            out,
-        ),
+        Format::GraphDef => {
+            let base = name.rsplit('/').next().unwrap_or(name);
+            let r = if base.eq_ignore_ascii_case("keras_metadata.pb") {
+                aisec_formats::savedmodel::scan_keras_metadata(data, loc)
+            } else {
+                aisec_formats::savedmodel::scan_graph_def(data, loc)
+            };
+            leaf(r, loc, out)
+        }
         Format::Zip => {
             if descend(sc, depth, loc, out) {
                 match ZipArchive::parse(data) {

@@ -89,3 +89,17 @@ fn torch_like_zip_is_recognised() {
     assert_eq!(r.format, aisec_scan::Format::Zip);
     assert!(max(&r) < Some(Severity::High), "{:#?}", r.findings);
 }
+
+#[test]
+fn tensorflow_protobufs_are_routed_by_name_and_structure() {
+    let meta = scan("aisec-formats", "keras_metadata.pb");
+    assert!(
+        !rules(&meta).contains(&"AISEC-SCAN-003"),
+        "keras_metadata.pb reported malformed: {:#?}",
+        meta.findings
+    );
+    let evil = scan("aisec-formats", "tf_pyfunc_saved_model.pb");
+    assert_eq!(max(&evil), Some(Severity::Critical), "{:#?}", evil.findings);
+    let ok = scan("aisec-formats", "tf_benign_saved_model.pb");
+    assert!(max(&ok) < Some(Severity::High), "{:#?}", ok.findings);
+}

@@ -29,6 +29,8 @@ struct Cli {
 enum Command {
     /// Scan model artifacts for code execution and supply-chain risks, without running them.
     Scan(cmd::scan::ScanArgs),
+    /// Attack a model: evasion (adversarial examples) against an ONNX model.
+    Attack(cmd::attack::AttackArgs),
     /// Build safe and malicious sample artifacts in a temporary folder and show what aisec finds.
     Demo(cmd::demo::DemoArgs),
     /// List every rule aisec can report, with its severity and ATLAS / OWASP ids.
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Scan(a) => cmd::scan::run(a),
+        Command::Attack(a) => cmd::attack::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Rules(a) => cmd::rules::run(a),
     };
