@@ -135,6 +135,22 @@ pub struct InjectionConfig {
     /// Classifier threshold; the model's own when absent.
     #[serde(default)]
     pub threshold: Option<f32>,
+    /// Texts with fewer words than this are "short": the training data has few
+    /// short benign chat turns, so the model over-fires on them, and they need
+    /// `short_threshold` instead.
+    #[serde(default = "default_min_words")]
+    pub classifier_min_words: usize,
+    /// Classifier threshold for short texts.
+    #[serde(default = "default_short_threshold")]
+    pub short_threshold: f32,
+}
+
+fn default_short_threshold() -> f32 {
+    0.75
+}
+
+fn default_min_words() -> usize {
+    8
 }
 
 impl Default for InjectionConfig {
@@ -145,6 +161,8 @@ impl Default for InjectionConfig {
             rules: true,
             classifier: true,
             threshold: None,
+            classifier_min_words: default_min_words(),
+            short_threshold: default_short_threshold(),
         }
     }
 }
@@ -563,6 +581,14 @@ impl Policy {
         }
         if self.monitor.rate_action == Action::Redact {
             return Err(bad("monitor.rate_action", "use block or flag".into()));
+        }
+        if !(self.input.injection.short_threshold > 0.0
+            && self.input.injection.short_threshold < 1.0)
+        {
+            return Err(bad(
+                "input.injection.short_threshold",
+                "must be between 0 and 1".into(),
+            ));
         }
         if let Some(t) = self.input.injection.threshold {
             if !(t > 0.0 && t < 1.0) {

@@ -356,6 +356,28 @@ impl Pipeline {
         self.classifier.score(text)
     }
 
+    /// The classifier's score if it reaches the threshold that applies to
+    /// `normalised` (`short_threshold` below `classifier_min_words` words).
+    pub fn classifier_fires(&self, normalised: &str) -> Option<f32> {
+        let cfg = &self.policy.input.injection;
+        let words = normalised
+            .split_whitespace()
+            .take(cfg.classifier_min_words)
+            .count();
+        let th = if words < cfg.classifier_min_words {
+            cfg.short_threshold.max(self.threshold)
+        } else {
+            self.threshold
+        };
+        let score = self.classifier.score(normalised);
+        (score >= th).then_some(score)
+    }
+
+    /// The classifier threshold in force.
+    pub fn threshold(&self) -> f32 {
+        self.threshold
+    }
+
     /// Rule-based injection check on already normalised text: the labels of the patterns that matched.
     pub fn injection_rule_hits(&self, normalised: &str) -> Vec<(&'static Rule, &'static str)> {
         self.injection
@@ -433,13 +455,12 @@ impl Pipeline {
                 }
             }
             if cfg.injection.classifier {
-                let score = self.classifier.score(&norm.text);
-                if score >= self.threshold {
+                if let Some(score) = self.classifier_fires(&norm.text) {
                     out.push(Detection {
                         scanner: "injection",
                         rule: &rules::INJECTION_CLASSIFIER,
                         action: cfg.injection.action,
-                        evidence: format!("classifier score {score:.3} >= {:.3}", self.threshold),
+                        evidence: format!("classifier score {score:.3}"),
                         spans: Vec::new(),
                         score: Some(score),
                     });
