@@ -199,6 +199,11 @@ enum Op {
         split: Option<Vec<i64>>,
     },
     Expand,
+    /// Comparison to 0/1 integers: Equal, Less, Greater.
+    Cmp(std::cmp::Ordering),
+    Not,
+    Where,
+    Range,
 }
 
 /// Per-node data kept from forward for backward.
@@ -551,6 +556,12 @@ fn compile_op(n: &NodeP, opset: i64) -> Result<Op, ModelError> {
             split: attr_is(n, "split"),
         },
         "Expand" => Op::Expand,
+        "Equal" => Op::Cmp(std::cmp::Ordering::Equal),
+        "Less" => Op::Cmp(std::cmp::Ordering::Less),
+        "Greater" => Op::Cmp(std::cmp::Ordering::Greater),
+        "Not" => Op::Not,
+        "Where" => Op::Where,
+        "Range" => Op::Range,
         _ => return Err(unsup()),
     })
 }
@@ -2148,6 +2159,89 @@ fn forward_node(node: &Node, ins: &[Option<&Val>]) -> Result<(Vec<Val>, Aux), Mo
             }
             Ok((outs, Aux::None))
         }
+        Op::Cmp(ord) => {
+            let a = need_in(ins, 0, node)?;
+            let b = need_in(ins, 1, node)?;
+            let os = kernels::bcast_shape(a.shape(), b.shape())
+                .ok_or_else(|| shape_err(node, "broadcast".into()))?;
+            let n = checked_numel(&os, nm)?;
+            let (sa, sb) = (
+                kernels::bcast_strides(a.shape(), &os),
+                kernels::bcast_strides(b.shape(), &os),
+            );
+            let fa: Vec<f64> = as_f64(a);
+            let fb: Vec<f64> = as_f64(b);
+            let mut out = vec![0i64; n];
+            kernels::for_each_bcast(&os, [&sa, &sb], |o, [i, j]| {
+                out[o] = i64::from(fa[i].partial_cmp(&fb[j]) == Some(*ord));
+            });
+            one(ival(os, out))
+        }
+        Op::Not => {
+            let x = need_in(ins, 0, node)?;
+            let v = x.ints().iter().map(|&v| i64::from(v == 0)).collect();
+            one(ival(x.shape().to_vec(), v))
+        }
+        Op::Where => {
+            let c = need_in(ins, 0, node)?;
+            let a = need_in(ins, 1, node)?;
+            let b = need_in(ins, 2, node)?;
+            let os = kernels::bcast_shape(c.shape(), a.shape())
+                .and_then(|s| kernels::bcast_shape(&s, b.shape()))
+                .ok_or_else(|| shape_err(node, "broadcast".into()))?;
+            let n = checked_numel(&os, nm)?;
+            let (sc, sa, sb) = (
+                kernels::bcast_strides(c.shape(), &os),
+                kernels::bcast_strides(a.shape(), &os),
+                kernels::bcast_strides(b.shape(), &os),
+            );
+            let cd = c.ints();
+            if let (Val::I(_, ad), Val::I(_, bd)) = (a, b) {
+                let mut out = vec![0i64; n];
+                kernels::for_each_bcast(&os, [&sc, &sa, &sb], |o, [k, i, j]| {
+                    out[o] = if cd[k] != 0 { ad[i] } else { bd[j] };
+                });
+                return one(ival(os, out));
+            }
+            let (fa, fb) = (as_f64(a), as_f64(b));
+            let mut out = vec![0.0f32; n];
+            kernels::for_each_bcast(&os, [&sc, &sa, &sb], |o, [k, i, j]| {
+                out[o] = if cd[k] != 0 { fa[i] } else { fb[j] } as f32;
+            });
+            one(fval(os, out))
+        }
+        Op::Range => {
+            let (s, l, d) = (
+                need_in(ins, 0, node)?,
+                need_in(ins, 1, node)?,
+                need_in(ins, 2, node)?,
+            );
+            let (fs, fl, fd) = (as_f64(s), as_f64(l), as_f64(d));
+            let (start, limit, delta) = match (fs.first(), fl.first(), fd.first()) {
+                (Some(&a), Some(&b), Some(&c)) if c != 0.0 => (a, b, c),
+                _ => return Err(shape_err(node, "bad range arguments".into())),
+            };
+            let count = ((limit - start) / delta).ceil().max(0.0);
+            if count.is_nan() || count >= MAX_ELEMS as f64 {
+                return Err(shape_err(node, "range too long".into()));
+            }
+            let count = count as usize;
+            if s.is_float() {
+                one(fval(
+                    vec![count],
+                    (0..count)
+                        .map(|i| (start + i as f64 * delta) as f32)
+                        .collect(),
+                ))
+            } else {
+                one(ival(
+                    vec![count],
+                    (0..count)
+                        .map(|i| (start + i as f64 * delta) as i64)
+                        .collect(),
+                ))
+            }
+        }
         Op::Expand => {
             let x = need_in(ins, 0, node)?;
             let t = usz(&need_in(ins, 1, node)?.ints(), "shape", nm)?;
@@ -2214,6 +2308,13 @@ fn clip_bounds(
         }
     };
     Ok((get(1, min)?, get(2, max)?))
+}
+
+fn as_f64(v: &Val) -> Vec<f64> {
+    match v {
+        Val::F(_, d) => d.iter().map(|&x| f64::from(x)).collect(),
+        Val::I(_, d) => d.iter().map(|&x| x as f64).collect(),
+    }
 }
 
 fn reshaped(x: &Val, s: Vec<usize>) -> Val {
@@ -2960,6 +3061,27 @@ fn backward_node(
                     off += p;
                 }
                 res[0] = Some(dx);
+            }
+        }
+        Op::Cmp(_) | Op::Not | Op::Range => {}
+        Op::Where => {
+            let c = need_in(ins, 0, node)?;
+            let y = y0.ok_or_else(|| shape_err(node, "no output".into()))?;
+            let os = y.shape().to_vec();
+            let cd = c.ints();
+            let sc = kernels::bcast_strides(c.shape(), &os);
+            let dy = g0()?;
+            for (slot, pick) in [(1usize, true), (2, false)] {
+                if nd(slot) {
+                    let v = need_in(ins, slot, node)?;
+                    let mut masked = vec![0.0f32; dy.len()];
+                    kernels::for_each_bcast(&os, [&sc], |o, [k]| {
+                        if (cd[k] != 0) == pick {
+                            masked[o] = dy[o];
+                        }
+                    });
+                    res[slot] = Some(kernels::reduce_to(&masked, &os, v.shape()));
+                }
             }
         }
         Op::Expand => {

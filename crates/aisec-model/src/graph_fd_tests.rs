@@ -277,6 +277,41 @@ fn resize_nearest_and_linear() {
 }
 
 #[test]
+fn where_with_comparison_mask() {
+    // y = Where(x > 0.1, x * w, w) with a broadcast weight.
+    check_op(
+        vec![
+            node("Greater", &["x", "t"], &["c"], vec![]),
+            node("Mul", &["x", "w"], &["xw"], vec![]),
+            node("Where", &["c", "xw", "w"], &["y"], vec![]),
+        ],
+        vec![wt("w", &[3], 4), it("t", &[], &[0])],
+        &[2, 3],
+        13,
+        id,
+    );
+    // Range/Equal/Not on integers fold or evaluate without gradients.
+    check_op(
+        vec![
+            node("Range", &["a", "b", "d"], &["r"], vec![]),
+            node("Equal", &["r", "one"], &["e"], vec![]),
+            node("Not", &["e"], &["ne"], vec![]),
+            node("Cast", &["ne"], &["nf"], vec![("to", AttrVal::I(1))]),
+            node("Mul", &["x", "nf"], &["y"], vec![]),
+        ],
+        vec![
+            it("a", &[], &[0]),
+            it("b", &[], &[3]),
+            it("d", &[], &[1]),
+            it("one", &[], &[1]),
+        ],
+        &[2, 3],
+        13,
+        id,
+    );
+}
+
+#[test]
 fn gemm_transposes() {
     for (ta, tb) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
         let (xs, ws) = (
