@@ -45,8 +45,74 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     let scanner = Scanner::new(ScanOptions::default());
     let mut report = scanner.scan_paths(&[dir.to_path_buf()], &|_| {});
     report.command = "demo".into();
+
+    eprintln!(
+        "aisec demo: attacking a bundled 8x8-digits CNN with FGSM and PGD (L-inf, eps 0.1).\n"
+    );
+    let evasion = demo_evasion(dir)?;
+    merge(&mut report, evasion);
+
     emit(&report, &args.output)?;
     Ok(0)
+}
+
+/// Adds another section's findings, rules, errors and data to the demo report.
+fn merge(into: &mut aisec_core::Report, from: aisec_core::Report) {
+    into.add_rules(from.rules.iter().copied());
+    into.findings.extend(from.findings);
+    into.errors.extend(from.errors);
+    into.summary.items += from.summary.items;
+    into.summary.seconds += from.summary.seconds;
+    for (k, v) in from.data {
+        into.data.insert(k, v);
+    }
+    into.finish();
+}
+
+/// The CNN trained on scikit-learn's 8x8 digits (see
+/// crates/aisec-model/tests/fixtures/README.md for its source and licence),
+/// and 16 test digits with their labels.
+const DIGITS_CNN: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../aisec-model/tests/fixtures/digits_cnn.onnx"
+));
+const DIGITS_X: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../aisec-model/tests/fixtures/digits_cnn.x.npy"
+));
+const DIGITS_Y: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../aisec-model/tests/fixtures/digits_cnn.y.npy"
+));
+
+fn demo_evasion(dir: &Path) -> anyhow::Result<aisec_core::Report> {
+    let model_path = dir.join("models/digits_cnn.onnx");
+    if let Some(p) = model_path.parent() {
+        std::fs::create_dir_all(p)?;
+    }
+    std::fs::write(&model_path, DIGITS_CNN)?;
+    let model = aisec_model::OnnxModel::load(&model_path)?;
+    let x = aisec_model::data::npy::parse_npy(DIGITS_X)?.to_tensor();
+    let y = aisec_model::data::npy::parse_npy(DIGITS_Y)?.to_labels()?;
+    let mut cfg = aisec_attack::EvasionConfig {
+        attacks: vec![
+            aisec_attack::AttackKind::Fgsm,
+            aisec_attack::AttackKind::Pgd,
+        ],
+        eps: 0.1,
+        eps_curve: vec![0.05, 0.1, 0.2],
+        ..aisec_attack::EvasionConfig::default()
+    };
+    cfg.pgd.steps = 20;
+    let (report, _) = crate::cmd::attack::evaluate(
+        &model,
+        &x,
+        &y,
+        &cfg,
+        &model_path.display().to_string(),
+        false,
+    )?;
+    Ok(report)
 }
 
 /// Writes the sample artifacts below `dir` and returns their paths.

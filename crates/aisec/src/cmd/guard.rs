@@ -1,0 +1,96 @@
+//! `aisec guard`: run the runtime gateway in front of a model server.
+//!
+//! Loads and validates a TOML policy (or builds a default one for
+//! `--upstream`), serves until Ctrl-C or SIGTERM, then shuts down
+//! gracefully, letting in-flight requests finish. SIGHUP (and, unless
+//! `--watch-ms 0`, a change of the policy file) reloads the policy; an
+//! invalid new policy is logged and the old one stays. The audit log is
+//! JSON on stderr.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aisec_guard::{Policy, StartOptions};
+
+/// Arguments of `aisec guard`.
+#[derive(Debug, clap::Args)]
+pub struct GuardArgs {
+    /// Policy file (TOML); see crates/aisec-guard/policy.example.toml.
+    #[arg(long, short = 'p', value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    /// Model server base URL (e.g. http://127.0.0.1:8000); overrides the policy's server.upstream.
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+
+    /// Address to listen on; overrides the policy's server.listen.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Validate the policy, print the result and exit.
+    #[arg(long)]
+    pub check: bool,
+
+    /// Poll the policy file for changes every this many milliseconds (0: reload on SIGHUP only).
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    pub watch_ms: u64,
+}
+
+/// Runs `aisec guard`. Returns the process exit code (2 for an invalid policy).
+pub fn run(args: GuardArgs) -> anyhow::Result<i32> {
+    let mut policy = match (&args.policy, &args.upstream) {
+        (Some(path), _) => match Policy::load(path) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("aisec guard: invalid policy: {e}");
+                return Ok(2);
+            }
+        },
+        (None, Some(up)) => Policy::default_for(up),
+        (None, None) => anyhow::bail!("give --policy FILE or --upstream URL"),
+    };
+    if let Some(up) = &args.upstream {
+        policy.server.upstream = up.clone();
+    }
+    if args.check {
+        println!("policy OK (upstream {})", policy.server.upstream);
+        return Ok(0);
+    }
+    aisec_guard::init_json_logging();
+    let opts = StartOptions {
+        listen: args.listen,
+        policy_path: args.policy.clone(),
+        watch: (args.watch_ms > 0 && args.policy.is_some()).then(|| Duration::from_millis(args.watch_ms)),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let guard = aisec_guard::start(policy, opts).await?;
+        eprintln!("aisec guard listening on http://{}", guard.addr);
+        shutdown_signal().await;
+        eprintln!("aisec guard: shutting down (finishing in-flight requests)");
+        guard.shutdown().await?;
+        Ok::<i32, anyhow::Error>(0)
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
