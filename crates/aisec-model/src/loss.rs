@@ -137,3 +137,74 @@ pub fn loss_and_grad(z: &Tensor, loss: &Loss) -> Result<(Vec<f32>, Vec<f32>), Mo
     }
     Ok((vals, g))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logits() -> Tensor {
+        // Distinct values so the ranking is stable under small perturbations.
+        let v = [
+            0.3, -1.2, 2.0, 0.9, -0.4, 1.4, 0.1, -2.1, 1.1, 0.6, -0.8, 2.6,
+        ];
+        Tensor::new(vec![2, 6], v.to_vec()).unwrap()
+    }
+
+    fn fd_check(loss: &Loss) {
+        let z = logits();
+        let (_, g) = loss_and_grad(&z, loss).unwrap();
+        let h = 1e-3f32;
+        for i in 0..z.data.len() {
+            let mut p = z.clone();
+            p.data[i] += h;
+            let mut m = z.clone();
+            m.data[i] -= h;
+            let fp: f32 = loss_and_grad(&p, loss).unwrap().0.iter().sum();
+            let fm: f32 = loss_and_grad(&m, loss).unwrap().0.iter().sum();
+            let fd = (fp - fm) / (2.0 * h);
+            assert!(
+                (fd - g[i]).abs() < 2e-2 * fd.abs().max(1.0),
+                "{loss:?} [{i}]: {} vs {fd}",
+                g[i]
+            );
+        }
+    }
+
+    #[test]
+    fn every_loss_gradient_matches_finite_differences() {
+        fd_check(&Loss::CrossEntropy { labels: vec![2, 5] });
+        fd_check(&Loss::Dlr { labels: vec![0, 3] });
+        fd_check(&Loss::DlrTargeted {
+            labels: vec![0, 3],
+            targets: vec![1, 4],
+        });
+        fd_check(&Loss::CwMargin {
+            labels: vec![2, 0],
+            kappa: 0.5,
+        });
+        fd_check(&Loss::CwMargin {
+            labels: vec![1, 1],
+            kappa: 0.1,
+        });
+        fd_check(&Loss::Logit {
+            classes: vec![4, 1],
+        });
+    }
+
+    #[test]
+    fn values_and_label_checks() {
+        let z = logits();
+        let (v, _) = loss_and_grad(
+            &z,
+            &Loss::CwMargin {
+                labels: vec![2, 5],
+                kappa: 0.0,
+            },
+        )
+        .unwrap();
+        // Example 0: z_2 = 2.0 is the top logit, next best 1.4 -> margin 0.6.
+        assert!((v[0] - 0.6).abs() < 1e-6);
+        assert!(loss_and_grad(&z, &Loss::CrossEntropy { labels: vec![6, 0] }).is_err());
+        assert!(loss_and_grad(&z, &Loss::Logit { classes: vec![0] }).is_err());
+    }
+}
