@@ -154,7 +154,7 @@ mod tests {
         let z = logits();
         let (_, g) = loss_and_grad(&z, loss).unwrap();
         let h = 1e-3f32;
-        for i in 0..z.data.len() {
+        for (i, &gi) in g.iter().enumerate() {
             let mut p = z.clone();
             p.data[i] += h;
             let mut m = z.clone();
