@@ -707,3 +707,13 @@ mod tests {
         assert!(e.contains("server.upstream"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    #[test]
+    fn example_policy_is_valid() {
+        let p = super::Policy::from_toml(include_str!("../policy.example.toml")).unwrap();
+        assert_eq!(p.output.exfiltration.allowed_domains, vec!["acme.example"]);
+        assert_eq!(p.input.deny.len(), 1);
+    }
+}
