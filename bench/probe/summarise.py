@@ -57,6 +57,10 @@ for delay, ga, gw, aa, aw, _ in rows:
     g, a = ga / gw, aa / aw
     out.append(f"| {delay} ms | {ga} | {gw:.1f} | {g:.1f} | {aa} | {aw:.2f} | {a:.1f} | {a / g:.0f}x |")
 out.append("")
+out.append("At 0 ms the aisec run is so short that process start-up and timer resolution dominate; the 20 ms row "
+           "is the meaningful one: with 8 in flight and 20 ms per reply the ceiling is 400 attempts/s, which aisec "
+           "nearly reaches while garak stays far below it. aisec's own count of attempts per second of run time is "
+           "in the JSON report (`data.probe.attempts_per_second`).\n")
 out.append("## Hit rates on a real local model (SmolLM2-135M-Instruct Q4_1, llama-cpp-python, temperature 0)\n")
 out.append("The server answers one request at a time, so here wall time is the model's, not the harness's. "
            "Both tools got 2 requests in flight.\n")
@@ -80,5 +84,6 @@ out.append("")
 out.append("Notes: the families are comparable in intent (goal hijacking; base64-encoded injections), not in "
            "prompts, so the rates are not expected to match. garak's DecodeMatch/DecodeApprox detectors count "
            "a reply that contains the decoded payload text; aisec counts an exact per-attempt canary (also after "
-           "decoding) and lowers confidence when the reply merely echoes the instruction.")
+           "decoding) and scores a reply that only copies the instruction around the canary as a miss (detector `canary-echo`). Hits on a 135M model "
+           "are often garbled: read the transcripts (`--transcripts`) before acting on a single hit.")
 print("\n".join(out))
