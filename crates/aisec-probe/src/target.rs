@@ -309,6 +309,37 @@ mod tests {
     }
 
     #[test]
+    fn bodies_per_api_style() {
+        let conv = vec![
+            Message::new("user", "hi"),
+            Message::new("assistant", "hello"),
+            Message::new("user", "more"),
+        ];
+        let mut chat = Target::openai_chat("http://h/v1/", "m");
+        chat.system = Some("sys".into());
+        assert_eq!(chat.endpoint(), "http://h/v1/chat/completions");
+        let v: Value = serde_json::from_str(&chat.body(&conv)).unwrap();
+        assert_eq!(v["messages"][0]["role"], "system");
+        assert_eq!(v["messages"][3]["content"], "more");
+        let mut comp = chat.clone();
+        comp.kind = TargetKind::OpenAiCompletion;
+        assert_eq!(comp.endpoint(), "http://h/v1/completions");
+        let v: Value = serde_json::from_str(&comp.body(&conv)).unwrap();
+        let p = v["prompt"].as_str().unwrap();
+        assert!(
+            p.starts_with("sys\n\nUser: hi\nAssistant: hello\nUser: more"),
+            "{p}"
+        );
+        assert!(p.ends_with("Assistant:"));
+        assert_eq!(
+            comp.extract(br#"{"choices":[{"text":"ok"}]}"#).unwrap(),
+            "ok"
+        );
+        assert!(comp.extract(br#"{"choices":[]}"#).is_err());
+        assert!(comp.extract(b"<html>").is_err());
+    }
+
+    #[test]
     fn describe_hides_key_and_header_values() {
         let mut t = Target::openai_chat("http://h/v1", "m");
         t.api_key_env = Some("AISEC_TEST_NOPE".into());
