@@ -28,7 +28,12 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let secrets = vec!["ZEBRA-7781".to_string()];
     let packages: HashSet<String> = ["numpy".to_string()].into_iter().collect();
-    let ctx = Context { canary: "QX4TR7MWKH", secrets: &secrets, packages: &packages, prompt: &text };
+    let ctx = Context {
+        canary: "QX4TR7MWKH",
+        secrets: &secrets,
+        packages: &packages,
+        prompt: &text,
+    };
     for c in CHECKS {
         let _ = evaluate(c, &[text.to_string()], &ctx);
     }
