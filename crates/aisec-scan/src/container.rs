@@ -294,7 +294,7 @@ fn scan_zip(sc: &Scanner, z: &ZipArchive<'_>, loc: &Location, depth: u32, out: &
 /// whether its header declares a plain numeric dtype (no object fields, so
 /// no pickle can follow).
 fn numeric_npy_member(z: &ZipArchive<'_>, e: &ZipEntry, sc: &Scanner) -> bool {
-    let mut small = sc.opts.archive_limits.clone();
+    let mut small = sc.opts.archive_limits;
     small.max_entry_bytes = small.max_entry_bytes.min(64 << 10);
     let Ok(prefix) = z.read_bounded(e, &small) else {
         return false;

@@ -246,7 +246,7 @@ fn torch_zip(root: &str, pickle: &[u8]) -> anyhow::Result<Vec<u8>> {
 
 fn safetensors() -> Vec<u8> {
     let mut header = br#"{"weight":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]}}"#.to_vec();
-    while header.len() % 8 != 0 {
+    while !header.len().is_multiple_of(8) {
         header.push(b' ');
     }
     let mut v = (header.len() as u64).to_le_bytes().to_vec();
@@ -299,7 +299,7 @@ fn keras_lambda_zip() -> anyhow::Result<Vec<u8>> {
 
 fn npy_object(pickle: &[u8]) -> Vec<u8> {
     let mut header = "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }".to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');
