@@ -168,7 +168,10 @@ pub fn build_report(out: &RunOutcome, opts: &SummaryOptions) -> Report {
             excerpt(prompt, 240),
             excerpt(reply, 240),
         );
-        let over = opts.max_asr.is_none_or(|m| t.rate() > m);
+        let over = match opts.max_asr {
+            Some(m) => t.rate() > m,
+            None => true,
+        };
         exceeded |= over && opts.max_asr.is_some();
         let conf = if t.best_hit_confidence >= 0.9 {
             Confidence::High
