@@ -54,6 +54,7 @@ pct() { grep -E "^ +$2%" "$WORK/wrk-$1.txt" | awk '{print $2}' | to_ms; }
 rps() { grep "Requests/sec" "$WORK/wrk-$1-tput.txt" | awk '{print $2}'; }
 errs() { cat "$WORK/wrk-$1.txt" "$WORK/wrk-$1-tput.txt" | grep -E "Non-2xx|Socket errors" | tr '\n' ' ' || true; }
 scan() { curl -s "http://127.0.0.1:$1/metrics" | awk '/^aisec_guard_scan_seconds_sum\{stage="input"\}/{s=$2} /^aisec_guard_scan_seconds_count\{stage="input"\}/{c=$2} END{if(c>0) printf "%.1f", s/c*1e6; else print "n/a"}'; }
+LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
 U50=$(pct upstream 50); U99=$(pct upstream 99)
 {
   echo "# aisec guard: load test on loopback"
@@ -63,7 +64,7 @@ U50=$(pct upstream 50); U99=$(pct upstream 99)
   echo "POST /v1/chat/completions with a benign ${#PROMPT}-character user prompt, non-streaming, against the scripted upstream"
   echo "(crates/aisec-guard/src/upstream.rs, answers at once). Release build. Audit log on (JSON to a file)."
   echo "**Machine: $(nproc) cores shared with other helpers' builds and tests while this ran**, so absolute numbers are noisy;"
-  echo "wrk, the upstream and the guard also share those cores."
+  echo "wrk, the upstream and the guard also share those cores. Load average (1/5/15 min) when the runs ended: $LOAD."
   echo
   echo "| target | p50 ms | p99 ms | added p50 ms | added p99 ms | requests/s | guard input scan, mean us | errors |"
   echo "|---|---|---|---|---|---|---|---|"

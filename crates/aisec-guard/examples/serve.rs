@@ -19,7 +19,9 @@ fn main() -> anyhow::Result<()> {
     match argv.get(1).map(String::as_str) {
         Some("upstream") => {
             let port: u16 = argv.get(2).and_then(|p| p.parse().ok()).unwrap_or(0);
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(async move {
                 let up = aisec_guard::upstream::start_upstream(port).await?;
                 eprintln!("scripted upstream on {}", up.url());

@@ -61,9 +61,12 @@ pub fn run(args: GuardArgs) -> anyhow::Result<i32> {
     let opts = StartOptions {
         listen: args.listen,
         policy_path: args.policy.clone(),
-        watch: (args.watch_ms > 0 && args.policy.is_some()).then(|| Duration::from_millis(args.watch_ms)),
+        watch: (args.watch_ms > 0 && args.policy.is_some())
+            .then(|| Duration::from_millis(args.watch_ms)),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let guard = aisec_guard::start(policy, opts).await?;
         eprintln!("aisec guard listening on http://{}", guard.addr);
@@ -77,13 +80,14 @@ pub fn run(args: GuardArgs) -> anyhow::Result<i32> {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
