@@ -416,3 +416,36 @@ async fn demo_session_reports_decisions() {
         assert!(ids.contains(id), "{id} missing from {ids:?}");
     }
 }
+
+#[tokio::test]
+async fn demo_decisions_snapshot() {
+    let r = aisec_guard::demo::demo_session().await.unwrap();
+    let rows: Vec<String> = r
+        .findings
+        .iter()
+        .map(|f| {
+            let loc = f.location.to_string();
+            // Client ids are keyed hashes with a per-process key.
+            let loc = if loc.starts_with("client:key:") {
+                "client:key:<hash>".to_string()
+            } else {
+                loc
+            };
+            (loc, f)
+        })
+        .map(|(loc, f)| {
+            format!(
+                "{} | {} | {} | {} | {}",
+                loc,
+                f.rule_id,
+                f.metrics
+                    .get("action")
+                    .and_then(|a| a.as_str())
+                    .unwrap_or("alert"),
+                f.atlas.join(","),
+                f.evidence
+            )
+        })
+        .collect();
+    insta::assert_snapshot!(rows.join("\n"));
+}
