@@ -931,7 +931,8 @@ fn stream_response(
                     while !acc.is_char_boundary(start) {
                         start -= 1;
                     }
-                    // System-prompt overlap needs the whole text; the local scanners only the new part.
+                    // Scan the new text plus an overlap with the previous scan, so matches that span
+                    // events are seen and the cost stays linear in the response length.
                     let dets = p.scan_output(&acc[start..], system.as_deref());
                     scanned_to = acc.len();
                     scan_time += ts.elapsed();
