@@ -31,6 +31,8 @@ enum Command {
     Scan(cmd::scan::ScanArgs),
     /// Attack a model: evasion (adversarial examples) against an ONNX model.
     Attack(cmd::attack::AttackArgs),
+    /// Probe an LLM endpoint (OpenAI-compatible or REST) for injection, jailbreaks, leakage and unsafe output.
+    Probe(cmd::ProbeCommand),
     /// Build safe and malicious sample artifacts in a temporary folder and show what aisec finds.
     Demo(cmd::demo::DemoArgs),
     /// List every rule aisec can report, with its severity and ATLAS / OWASP ids.
@@ -43,6 +45,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scan(a) => cmd::scan::run(a),
         Command::Attack(a) => cmd::attack::run(a),
+        Command::Probe(a) => {
+            cmd::probe::run(a.probe).and_then(|report| output::emit(&report, &a.output))
+        }
         Command::Demo(a) => cmd::demo::run(a),
         Command::Rules(a) => cmd::rules::run(a),
     };

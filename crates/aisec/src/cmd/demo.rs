@@ -52,6 +52,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     let evasion = demo_evasion(dir)?;
     merge(&mut report, evasion);
 
+    eprintln!(
+        "aisec demo: probing a deliberately weak chat app on 127.0.0.1 with every probe family.\n"
+    );
+    let probe = aisec_probe::demo::run_demo()?;
+    merge(&mut report, probe);
+
     emit(&report, &args.output)?;
     Ok(0)
 }

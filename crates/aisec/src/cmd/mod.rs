@@ -2,5 +2,16 @@
 
 pub mod attack;
 pub mod demo;
+pub mod probe;
 pub mod rules;
 pub mod scan;
+
+/// `aisec probe` with the shared report options.
+#[derive(Debug, clap::Args)]
+pub struct ProbeCommand {
+    #[command(flatten)]
+    pub probe: probe::ProbeArgs,
+
+    #[command(flatten)]
+    pub output: crate::output::OutputArgs,
+}
