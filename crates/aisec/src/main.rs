@@ -30,9 +30,11 @@ enum Command {
     /// Scan model artifacts for code execution and supply-chain risks, without running them.
     Scan(cmd::scan::ScanArgs),
     /// Attack a model: evasion (adversarial examples) against an ONNX model.
-    Attack(cmd::attack::AttackArgs),
+    Attack(Box<cmd::attack::AttackArgs>),
     /// Probe an LLM endpoint (OpenAI-compatible or REST) for injection, jailbreaks, leakage and unsafe output.
-    Probe(cmd::ProbeCommand),
+    Probe(Box<cmd::ProbeCommand>),
+    /// Run the runtime gateway in front of an LLM or model server (screening, monitoring, metrics).
+    Guard(cmd::guard::GuardArgs),
     /// Build safe and malicious sample artifacts in a temporary folder and show what aisec finds.
     Demo(cmd::demo::DemoArgs),
     /// List every rule aisec can report, with its severity and ATLAS / OWASP ids.
@@ -44,10 +46,11 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Scan(a) => cmd::scan::run(a),
-        Command::Attack(a) => cmd::attack::run(a),
+        Command::Attack(a) => cmd::attack::run(*a),
         Command::Probe(a) => {
             cmd::probe::run(a.probe).and_then(|report| output::emit(&report, &a.output))
         }
+        Command::Guard(a) => cmd::guard::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Rules(a) => cmd::rules::run(a),
     };
@@ -72,5 +75,6 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }

@@ -58,6 +58,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     let probe = aisec_probe::demo::run_demo()?;
     merge(&mut report, probe);
 
+    eprintln!(
+        "aisec demo: a short session through aisec guard in front of a scripted model server.\n"
+    );
+    let guard = aisec_guard::run_demo()?;
+    merge(&mut report, guard);
+
     emit(&report, &args.output)?;
     Ok(0)
 }

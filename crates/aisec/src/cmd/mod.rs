@@ -2,6 +2,7 @@
 
 pub mod attack;
 pub mod demo;
+pub mod guard;
 pub mod probe;
 pub mod rules;
 pub mod scan;

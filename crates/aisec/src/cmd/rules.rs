@@ -15,6 +15,7 @@ pub fn run(args: RulesArgs) -> anyhow::Result<i32> {
     let mut rules = aisec_scan::all_rules();
     rules.extend(aisec_attack::rules());
     rules.extend(aisec_probe::rules());
+    rules.extend(aisec_guard::rules());
     rules.sort_by_key(|r| r.id);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rules)?);
