@@ -253,7 +253,10 @@ fn scan_zip(sc: &Scanner, z: &ZipArchive<'_>, loc: &Location, depth: u32, out: &
             // Tensor storages are raw numbers that torch never unpickles;
             // skipping them is what keeps a 1 GB checkpoint cheap.
             if let Some(rest) = e.name.strip_prefix(root.as_str()) {
-                if rest.starts_with("data/")
+                let storage = rest
+                    .strip_prefix("data/")
+                    .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()));
+                if storage
                     || rest == "version"
                     || rest == "byteorder"
                     || rest == ".data/version"

@@ -87,7 +87,13 @@ pub fn detect(data: &[u8], name: &str) -> Format {
         return Format::Safetensors;
     }
     if let Some(c) = aisec_archive::sniff_compression(data) {
-        return Format::Compressed(c);
+        // zlib's two-byte header and lzma-alone's properties byte are weak
+        // magics: `(S` (MARK, STRING) is also a valid zlib header. A stream
+        // that parses as a pickle is read as one, as pickle.load would.
+        let weak = matches!(c, Compression::Zlib | Compression::Lzma);
+        if !(weak && aisec_pickle::looks_like_pickle(data)) {
+            return Format::Compressed(c);
+        }
     }
     if aisec_archive::looks_like_tar(data) {
         return Format::Tar;
@@ -164,6 +170,13 @@ mod tests {
             detect(b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00N.", "a"),
             Format::Pickle
         );
+    }
+
+    #[test]
+    fn protocol0_pickle_is_not_taken_for_zlib() {
+        // `(S` is also a valid zlib header (0x2853 % 31 == 0).
+        let p = b"(S'echo hi'\nios\nsystem\n.";
+        assert_eq!(detect(p, "x.pkl"), Format::Pickle);
     }
 
     #[test]

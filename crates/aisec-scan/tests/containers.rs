@@ -103,3 +103,35 @@ fn tensorflow_protobufs_are_routed_by_name_and_structure() {
     let ok = scan("aisec-formats", "tf_benign_saved_model.pb");
     assert!(max(&ok) < Some(Severity::High), "{:#?}", ok.findings);
 }
+
+#[test]
+fn extra_pickles_beside_torch_storages_are_scanned() {
+    use std::io::Write;
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut z = zip::ZipWriter::new(&mut buf);
+        let o = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        z.start_file("model/data.pkl", o).unwrap();
+        z.write_all(b"\x80\x02}q\x00.").unwrap();
+        z.start_file("model/data/0", o).unwrap();
+        z.write_all(&[0x80, 0x02, 0, 0, 0, 0, 0, 0]).unwrap();
+        z.start_file("model/data/hook.pkl", o).unwrap();
+        z.write_all(b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R.")
+            .unwrap();
+        z.finish().unwrap();
+    }
+    let r = Scanner::default().scan_bytes(&buf.into_inner(), "m.pt");
+    let crit: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Critical)
+        .map(|f| f.location.member.clone())
+        .collect();
+    assert_eq!(
+        crit,
+        vec![Some("model/data/hook.pkl".to_string())],
+        "{:#?}",
+        r.findings
+    );
+}
