@@ -101,6 +101,31 @@ def bench_aisec(onnx, batch=128, iters=10):
     return float(out.strip().split("=")[1])
 
 
+EPOCH_N = int(os.environ.get("EPOCH_N", "12800"))
+
+
+def epoch_torch(model, shape, n=EPOCH_N, batch=128):
+    """One SGD (momentum 0.9) epoch over n examples, the same data recipe as aisec's."""
+    torch.set_num_threads(THREADS)
+    model.train()
+    numel = int(np.prod(shape))
+    x = torch.tensor(((np.arange(n * numel) * 7919) % 1000 / 1000.0).astype(np.float32)).reshape(n, *shape)
+    y = torch.arange(n) % 10
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    t = time.perf_counter()
+    for i in range(0, n, batch):
+        opt.zero_grad()
+        F.cross_entropy(model(x[i:i + batch]), y[i:i + batch]).backward()
+        opt.step()
+    return time.perf_counter() - t
+
+
+def epoch_aisec(onnx, n=EPOCH_N, batch=128):
+    env = dict(os.environ, RAYON_NUM_THREADS=str(THREADS))
+    out = subprocess.check_output([BIN, onnx, "train-epoch", str(n), str(batch)], env=env, text=True)
+    return float(out.strip().split("=")[1])
+
+
 def main():
     os.makedirs(WORK, exist_ok=True)
     mnist = os.path.join(WORK, "mnist_cnn.onnx")
@@ -138,11 +163,18 @@ def main():
         a = bench_aisec(onnx, iters=iters)
         t = bench_torch(model, shape, iters=iters)
         lines.append(f"| {name} | {a:.0f} | {t:.0f} | {a / t:.2f} |")
+    lines += ["", f"## One training epoch: MNIST CNN, {EPOCH_N} examples, batch 128, SGD momentum 0.9, {THREADS} threads", "",
+              "| | aisec s | torch s | aisec / torch speed |", "| --- | --- | --- | --- |"]
+    ea = epoch_aisec(mnist)
+    et = epoch_torch(tf.MnistCnn(), (1, 28, 28))
+    lines.append(f"| epoch | {ea:.2f} | {et:.2f} | {et / ea:.2f} |")
+    lines.append(f"\nA full 60,000-image MNIST epoch scales linearly: about {ea * 60000 / EPOCH_N:.0f} s (aisec) "
+                 f"and {et * 60000 / EPOCH_N:.0f} s (torch) at these rates.")
     load = os.getloadavg()
     lines += ["", f"Machine: {os.cpu_count()} logical CPUs, load average at the end "
               f"{load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f} (1/5/15 min); torch {torch.__version__}.",
-              "The CPUs were shared with other jobs when this ran, so throughput numbers are noisy;",
-              "re-run `bench/model/bench.sh` on a quiet machine for clean figures.", ""]
+              "Timings are only comparable when the load average is near 0: re-run `bench/model/bench.sh`",
+              "on a quiet machine before quoting them.", ""]
     with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))

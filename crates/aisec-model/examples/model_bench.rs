@@ -66,6 +66,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let s = t.elapsed().as_secs_f64();
             println!("images_per_s={:.1}", (b * iters) as f64 / s);
         }
+        "train-epoch" if args.len() == 5 => {
+            // model_bench MODEL train-epoch N BATCH: one SGD (momentum 0.9)
+            // epoch over N deterministic pseudo-random examples.
+            let n: usize = args[3].parse()?;
+            let b: usize = args[4].parse()?;
+            let mut m = m;
+            let mut shape = vec![n];
+            shape.extend_from_slice(m.input_shape());
+            let len: usize = shape.iter().product();
+            let data = (0..len)
+                .map(|i| ((i * 7919) % 1000) as f32 / 1000.0)
+                .collect();
+            let x = Tensor::new(shape, data)?;
+            let y: Vec<usize> = (0..n).map(|i| i % m.num_classes()).collect();
+            let mut tr = aisec_model::train::Trainer::new(aisec_model::train::Optimizer::Sgd {
+                lr: 0.01,
+                momentum: 0.9,
+            });
+            let t = Instant::now();
+            tr.epoch(&mut m, &x, &y, b)?;
+            let s = t.elapsed().as_secs_f64();
+            println!("epoch_s={s:.3}");
+        }
         _ => return Err("bad arguments".into()),
     }
     Ok(())
