@@ -148,9 +148,27 @@ class Data:
 LAYER_NAMES = ["embed", "attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.o_proj", "mlp.up", "mlp.down", "norm"]
 
 
-def state_dict_layout(rng, total_bytes: int, max_tensors: int = 64):
-    """A plausible transformer-ish state_dict: names and shapes summing to ~total_bytes of float32."""
-    n = int(rng.integers(4, max_tensors + 1))
+# Approximate numbers of state_dict entries of common architectures
+# (torchvision and Hugging Face checkpoints, counting buffers such as
+# BatchNorm running statistics): VGG-16 32, ResNet-18 122, GPT-2 small 160,
+# ViT-B/16 152, BERT-base 201, Llama-2-7B per shard ~290, MobileNetV2 314,
+# ResNet-50 320, EfficientNet-B0 360, DenseNet-121 727. A full training
+# checkpoint with Adam state holds about three times its model's entries.
+ARCH_ENTRIES = [32, 122, 152, 160, 201, 290, 314, 320, 360, 727]
+
+
+def realistic_entry_count(rng) -> int:
+    n = int(ARCH_ENTRIES[int(rng.integers(0, len(ARCH_ENTRIES)))])
+    if rng.random() < 0.2:
+        n *= 3  # model + optimizer state
+    return n
+
+
+def state_dict_layout(rng, total_bytes: int, max_tensors: int | None = None):
+    """A plausible transformer-ish state_dict: names and shapes summing to ~total_bytes of float32.
+
+    With no max_tensors, the entry count follows real architectures (ARCH_ENTRIES)."""
+    n = realistic_entry_count(rng) if max_tensors is None else int(rng.integers(4, max_tensors + 1))
     weights = rng.random(n) + 0.05
     weights = weights / weights.sum()
     out = []

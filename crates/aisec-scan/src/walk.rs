@@ -116,10 +116,16 @@ impl Mapped {
         // the new end fault; that is the accepted cost of not copying
         // multi-gigabyte checkpoints (ripgrep makes the same trade).
         match unsafe { memmap2::Mmap::map(&file) } {
-            Ok(m) => Ok(Mapped {
-                inner: Inner::Map(m),
-                len,
-            }),
+            Ok(m) => {
+                // Parsers jump to a few places (a zip's central directory,
+                // its pickle members); the kernel's default read-ahead would
+                // pull megabytes of tensor data around each touch.
+                let _ = m.advise(memmap2::Advice::Random);
+                Ok(Mapped {
+                    inner: Inner::Map(m),
+                    len,
+                })
+            }
             Err(_) => {
                 let mut buf = Vec::new();
                 (&file)
