@@ -63,7 +63,7 @@ U50=$(pct upstream 50); U99=$(pct upstream 99)
   echo "requests/s from wrk with $THREADS thread(s) and $CONN connections; $DUR per run,"
   echo "POST /v1/chat/completions with a benign ${#PROMPT}-character user prompt, non-streaming, against the scripted upstream"
   echo "(crates/aisec-guard/src/upstream.rs, answers at once). Release build. Audit log on (JSON to a file)."
-  echo "**Machine: $(nproc) cores shared with other helpers' builds and tests while this ran**, so absolute numbers are noisy;"
+  echo "**Machine: $(nproc) cores**; other jobs on the machine add noise to p99, so compare runs only at similar load;"
   echo "wrk, the upstream and the guard also share those cores. Load average (1/5/15 min) when the runs ended: $LOAD."
   echo
   echo "| target | p50 ms | p99 ms | added p50 ms | added p99 ms | requests/s | guard input scan, mean us | errors |"
