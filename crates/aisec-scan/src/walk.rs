@@ -71,6 +71,9 @@ fn annotate(path: &Path, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
+/// Mapped files from this size on are read without kernel read-ahead.
+const RANDOM_ACCESS_FROM: u64 = 64 << 20;
+
 /// Files up to this size are read rather than mapped.
 const SMALL_FILE: u64 = 256 << 10;
 
@@ -120,7 +123,11 @@ impl Mapped {
                 // Parsers jump to a few places (a zip's central directory,
                 // its pickle members); the kernel's default read-ahead would
                 // pull megabytes of tensor data around each touch.
-                let _ = m.advise(memmap2::Advice::Random);
+                // Small files keep the default: their few pages are cheaper
+                // to fault in together.
+                if len >= RANDOM_ACCESS_FROM {
+                    let _ = m.advise(memmap2::Advice::Random);
+                }
                 Ok(Mapped {
                     inner: Inner::Map(m),
                     len,
