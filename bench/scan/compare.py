@@ -307,6 +307,21 @@ def main():
                  f"{'n/a' if aborted else fmt_rate(n_files, cli_t['wall'])} | "
                  f"{'n/a' if aborted else fmt_rate(total_bytes / 1e6, cli_t['wall'])} | "
                  f"{(cli_t['rss_kb'] or 0) / 1024:,.0f} | n/a | {run_at(os.path.join(outd, 'picklescan.time'))} |")
+    # A peer killed before it finished (its `time -v` output says so) gives no
+    # verdicts; say how long it ran instead of leaving it out silently.
+    for key, name in [("modelscan", "modelscan"), ("fickling_api", "fickling (API, one process)"),
+                      ("picklescan_api", "picklescan")]:
+        path = os.path.join(outd, f"{key}.time")
+        if os.path.exists(path) and "terminated by signal" in open(path, errors="replace").read():
+            t = load_time(path)
+            cpu = f"{t['cpu']:.0f}" if t and t.get("cpu") is not None else "?"
+            L.append(f"| {name} — killed before finishing (no verdicts) | > {t['wall']:.0f} | > {cpu} | n/a | n/a | "
+                     f"{(t['rss_kb'] or 0) / 1024:,.0f} | n/a | {run_at(path)} |" if t else
+                     f"| {name} — killed before finishing (no verdicts) | n/a | n/a | n/a | n/a | n/a | n/a | |")
+    if not os.path.exists(os.path.join(outd, "fickling_cli.tsv")):
+        L.append("")
+        L.append("fickling's CLI (one process per file) was not run for this report (`SKIP_FICKLING_CLI=1`); "
+                 "fickling's verdicts come from its library, run in one process.")
     L.append("")
     L.append("picklescan's row is `picklescan_batch.py`: picklescan's own directory logic (same extension filter, "
              "same `scan_bytes`) in one process, one file at a time, so that an exception on one file does not end "

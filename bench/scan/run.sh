@@ -11,6 +11,7 @@
 #   SKIP_PEERS=1  do not run any peer; use whatever peer outputs are in work/out
 #   FRESH=1       rerun every peer even when its outputs for this corpus exist
 #   SKIP_AISEC=1  do not build or run aisec
+#   SKIP_FICKLING_CLI=1  do not run fickling's CLI once per file (the slowest step)
 #   AISEC_BIN     use this aisec binary instead of building one
 #   BENCH_WORK    work directory (default bench/scan/work); the report then goes to $BENCH_WORK/RESULTS.md
 #   AISEC_RUNS    how many times aisec scans the corpus (median reported; default 3)
@@ -113,7 +114,10 @@ if need modelscan; then
     "${TIMEV[@]}" -o "$OUT/modelscan.time" "$VENV/bin/modelscan" scan -p "$CORPUS" -r json \
         -o "$OUT/modelscan.json" > "$OUT/modelscan.log" 2>&1 || true
 fi
-if need fickling_cli; then
+if [ "${SKIP_FICKLING_CLI:-0}" = 1 ]; then
+    log "fickling CLI skipped (SKIP_FICKLING_CLI=1): one process per file takes minutes; the library run below gives fickling's verdicts"
+    rm -f "$OUT/fickling_cli.time" "$OUT/fickling_cli.tsv"
+elif need fickling_cli; then
     log "fickling CLI, one process per file ($(wc -l < "$WORK/files.txt") files)"
     # One bash loop timed as a whole: GNU time reports the loop's wall time
     # and the largest RSS of any fickling process it waited for.
