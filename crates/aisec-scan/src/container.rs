@@ -22,29 +22,8 @@ pub(crate) fn scan_artifact(
         // joblib < 0.10 "ZF" files: a zlib stream behind a short header.
         if descend(sc, depth, loc, out) {
             let inner = loc.clone().with_member("<joblib zfile>");
-            match aisec_archive::decompress(
-                stream,
-                aisec_archive::Compression::Zlib,
-                &sc.opts.archive_limits,
-            ) {
-                Ok(d) => {
-                    if d.truncated_at_limit {
-                        out.push(LIMIT.finding(
-                            inner.clone(),
-                            "decompressed output reached the limit; the rest was not analysed",
-                        ));
-                    }
-                    scan_artifact(
-                        sc,
-                        &d.bytes,
-                        &inner,
-                        strip_compression_suffix(name),
-                        depth + 1,
-                        out,
-                    );
-                }
-                Err(e) => out.push(MALFORMED.finding(loc.clone(), format!("joblib zfile: {e}"))),
-            }
+            let c = aisec_archive::Compression::Zlib;
+            scan_decompressed(sc, stream, c, loc, &inner, name, depth, out);
         }
         return Format::Compressed(aisec_archive::Compression::Zlib);
     }
@@ -107,37 +86,54 @@ pub(crate) fn scan_artifact(
         }
         Format::Compressed(c) => {
             if descend(sc, depth, loc, out) {
-                match aisec_archive::decompress(data, c, &o.archive_limits) {
-                    Ok(d) => {
-                        let inner_name = strip_compression_suffix(name);
-                        let inner = loc.clone().with_member(format!("<{c:?} stream>"));
-                        if d.truncated_at_limit {
-                            out.push(LIMIT.finding(
-                                inner.clone(),
-                                format!(
-                                    "decompressed output reached the {}-byte limit; the rest was not analysed",
-                                    o.archive_limits.max_entry_bytes
-                                ),
-                            ));
-                        }
-                        if let Some(err) = &d.error {
-                            out.push(MALFORMED.finding(
-                                inner.clone(),
-                                format!(
-                                    "{c:?} stream is corrupt after {} bytes: {err}",
-                                    d.bytes.len()
-                                ),
-                            ));
-                        }
-                        scan_artifact(sc, &d.bytes, &inner, inner_name, depth + 1, out);
-                    }
-                    Err(e) => out.push(MALFORMED.finding(loc.clone(), format!("{c:?}: {e}"))),
-                }
+                let inner = loc.clone().with_member(format!("<{c:?} stream>"));
+                scan_decompressed(sc, data, c, loc, &inner, name, depth, out);
             }
         }
         Format::Unknown => {}
     }
     fmt
+}
+
+/// Inflates a compressed stream within the archive limits, reports a cut
+/// at the limit or a corrupt tail, and scans what came out as `inner`.
+#[allow(clippy::too_many_arguments)]
+fn scan_decompressed(
+    sc: &Scanner,
+    data: &[u8],
+    c: aisec_archive::Compression,
+    loc: &Location,
+    inner: &Location,
+    name: &str,
+    depth: u32,
+    out: &mut Vec<Finding>,
+) {
+    let limits = &sc.opts.archive_limits;
+    match aisec_archive::decompress(data, c, limits) {
+        Ok(d) => {
+            if d.truncated_at_limit {
+                out.push(LIMIT.finding(
+                    inner.clone(),
+                    format!(
+                        "decompressed output reached the {}-byte limit; the rest was not analysed",
+                        limits.max_entry_bytes
+                    ),
+                ));
+            }
+            if let Some(err) = &d.error {
+                out.push(MALFORMED.finding(
+                    inner.clone(),
+                    format!(
+                        "{c:?} stream is corrupt after {} bytes: {err}",
+                        d.bytes.len()
+                    ),
+                ));
+            }
+            let inner_name = strip_compression_suffix(name);
+            scan_artifact(sc, &d.bytes, inner, inner_name, depth + 1, out);
+        }
+        Err(e) => out.push(MALFORMED.finding(loc.clone(), format!("{c:?}: {e}"))),
+    }
 }
 
 /// Adds a leaf parser's findings, and a malformed-artifact finding when it
