@@ -93,6 +93,14 @@ pub enum Loss {
         /// Class per example.
         classes: Vec<usize>,
     },
+    /// Softmax cross-entropy against a target distribution per example
+    /// (`[batch * classes]`, rows summing to 1): distillation onto another
+    /// model's probabilities, as surrogate training in model extraction does
+    /// (Hinton et al. 2015; Orekondy et al. 2019, Knockoff Nets).
+    SoftCrossEntropy {
+        /// Target probabilities, row-major `[batch, classes]`.
+        targets: Vec<f32>,
+    },
 }
 
 /// Errors from loading or running a model.

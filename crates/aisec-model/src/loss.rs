@@ -134,6 +134,31 @@ pub fn loss_and_grad(z: &Tensor, loss: &Loss) -> Result<(Vec<f32>, Vec<f32>), Mo
                 g[i * c + classes[i]] = 1.0;
             }
         }
+        Loss::SoftCrossEntropy { targets } => {
+            if targets.len() != b * c {
+                return Err(ModelError::Shape(format!(
+                    "soft targets: {} values for a batch of {b} x {c} classes",
+                    targets.len()
+                )));
+            }
+            if targets.iter().any(|t| !t.is_finite() || *t < 0.0) {
+                return Err(ModelError::Shape(
+                    "soft targets must be finite and non-negative".into(),
+                ));
+            }
+            for i in 0..b {
+                let r = z.row(i);
+                let q = &targets[i * c..(i + 1) * c];
+                let m = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let s: f32 = r.iter().map(|v| (v - m).exp()).sum();
+                let lse = m + s.ln();
+                let mass: f32 = q.iter().sum();
+                vals[i] = q.iter().zip(r).map(|(qj, zj)| qj * (lse - zj)).sum();
+                for j in 0..c {
+                    g[i * c + j] = mass * (r[j] - lse).exp() - q[j];
+                }
+            }
+        }
     }
     Ok((vals, g))
 }
@@ -188,6 +213,32 @@ mod tests {
         fd_check(&Loss::Logit {
             classes: vec![4, 1],
         });
+        fd_check(&Loss::SoftCrossEntropy {
+            targets: vec![
+                0.1, 0.0, 0.5, 0.2, 0.0, 0.2, //
+                0.0, 0.3, 0.3, 0.0, 0.0, 0.4,
+            ],
+        });
+    }
+
+    #[test]
+    fn soft_cross_entropy_on_one_hot_targets_is_cross_entropy() {
+        let z = logits();
+        let mut q = vec![0.0; 12];
+        q[2] = 1.0;
+        q[6 + 5] = 1.0;
+        let (vs, gs) = loss_and_grad(&z, &Loss::SoftCrossEntropy { targets: q }).unwrap();
+        let (vh, gh) = loss_and_grad(&z, &Loss::CrossEntropy { labels: vec![2, 5] }).unwrap();
+        for (a, b) in vs.iter().zip(&vh).chain(gs.iter().zip(&gh)) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+        assert!(loss_and_grad(
+            &z,
+            &Loss::SoftCrossEntropy {
+                targets: vec![0.5; 6]
+            }
+        )
+        .is_err());
     }
 
     #[test]

@@ -66,12 +66,25 @@ impl Trainer {
         x: &Tensor,
         labels: &[usize],
     ) -> Result<f32, ModelError> {
-        let (vals, grads) = model.weight_grads(
+        self.step_loss(
+            model,
             x,
             &Loss::CrossEntropy {
                 labels: labels.to_vec(),
             },
-        )?;
+        )
+    }
+
+    /// One step on the batch mean of any per-example [`Loss`] (for example
+    /// [`Loss::SoftCrossEntropy`] to distil another model's outputs);
+    /// returns that mean.
+    pub fn step_loss(
+        &mut self,
+        model: &mut OnnxModel,
+        x: &Tensor,
+        loss: &Loss,
+    ) -> Result<f32, ModelError> {
+        let (vals, grads) = model.weight_grads(x, loss)?;
         let b = vals.len().max(1) as f32;
         if self.m.len() != grads.len() {
             self.m = grads.iter().map(|(_, g)| vec![0.0; g.data.len()]).collect();

@@ -152,6 +152,16 @@ pub fn loss_and_dz(z: &[f32], loss: &Loss, i: usize) -> (f32, Vec<f32>) {
             dz[classes[i]] = 1.0;
             (z[classes[i]], dz)
         }
+        Loss::SoftCrossEntropy { targets } => {
+            let c = z.len();
+            let q = &targets[i * c..(i + 1) * c];
+            let m = z.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            let lse = m + z.iter().map(|v| (v - m).exp()).sum::<f32>().ln();
+            for k in 0..c {
+                dz[k] = (z[k] - lse).exp() - q[k];
+            }
+            (q.iter().zip(z).map(|(qk, zk)| qk * (lse - zk)).sum(), dz)
+        }
     }
 }
 
