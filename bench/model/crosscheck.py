@@ -135,7 +135,8 @@ def main():
     tf.main()
     rows = []
     ok = True
-    for name in ["digits_mlp", "digits_cnn", "op_zoo", "upsample_zoo", "upsample_zoo11", "text_clf"]:
+    for name in ["digits_mlp", "digits_cnn", "op_zoo", "upsample_zoo", "upsample_zoo11", "text_clf",
+                 *tf.ARCH]:
         rows.append((name, *check(os.path.join(FIX, name))))
     for p in [mnist, resnet]:
         rows.append((os.path.basename(p)[:-5], *check(p[:-5])))

@@ -14,9 +14,12 @@ Writes to crates/aisec-model/tests/fixtures/:
 Models: an MLP and a small CNN trained on scikit-learn's 8x8 digits, and an
 "op zoo" network with random weights exercising pooling variants, grouped
 and dilated convolution, batch/layer normalisation, attention-style MatMul,
-Softmax, GELU (Erf), Clip, Concat, Slice, Pad, Split, Transpose and more.
+Softmax, GELU (Erf), Clip, Concat, Slice, Pad, Split, Transpose and more;
+plus (group "arch") small random-weight networks with torchvision's
+ViT, MobileNetV2 and VGG layouts, exported by both the TorchScript and the
+dynamo exporter.
 
-Usage: python3 scripts/models/train_fixtures.py [--out DIR] [--resnet PATH]
+Usage: python3 scripts/models/train_fixtures.py [--out DIR] [--only small,arch] [--resnet PATH]
   --mnist PATH additionally exports the PyTorch MNIST example CNN (random
   weights, 28x28) with its references next to PATH.
   --resnet PATH additionally exports a ResNet-18-shaped network (random
@@ -38,7 +41,7 @@ def ensure_venv():
         return
     if not os.path.exists(PY):
         subprocess.check_call([sys.executable, "-m", "venv", VENV])
-    subprocess.check_call([PY, "-m", "pip", "install", "-q", "torch", "onnx",
+    subprocess.check_call([PY, "-m", "pip", "install", "-q", "torch", "torchvision", "onnx", "onnxscript",
                            "onnxruntime", "scikit-learn", "numpy"])
     os.execv(PY, [PY] + sys.argv)
 
@@ -46,6 +49,7 @@ def ensure_venv():
 ensure_venv()
 
 import numpy as np  # noqa: E402
+import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
@@ -203,6 +207,117 @@ class ResNet18(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+# ---- torchvision-shaped architectures (small widths so the files stay small) ----
+
+def tiny_vit():
+    """torchvision's VisionTransformer (conv patch embedding, class token
+    Concat, learned position embedding, pre-norm encoder blocks with
+    nn.MultiheadAttention and a GELU MLP), 16x16 input, patch 4, 2 blocks."""
+    from torchvision.models.vision_transformer import VisionTransformer
+    return VisionTransformer(image_size=16, patch_size=4, num_layers=2, num_heads=2,
+                             hidden_dim=16, mlp_dim=32, num_classes=10)
+
+
+class ManualVit(nn.Module):
+    """A ViT with attention written out (the form timm and many hand-written
+    ViTs export to): conv patch embedding, class token expanded and Concat-ed,
+    position embedding, pre-norm blocks whose qkv Linear is chunked (Split),
+    heads split by Reshape/Transpose, MatMul-Softmax-MatMul, GELU MLP; the
+    head reads the class token and the mean of the patch tokens. Unlike
+    torchvision's nn.MultiheadAttention it also exports at opset 11."""
+
+    def __init__(self, dim=16, heads=2, depth=2, classes=10):
+        super().__init__()
+        self.heads = heads
+        self.patch = nn.Conv2d(3, dim, 4, 4)
+        self.cls = nn.Parameter(torch.randn(1, 1, dim) * 0.5)
+        self.pos = nn.Parameter(torch.randn(1, 17, dim) * 0.2)
+        self.blocks = nn.ModuleList()
+        for _ in range(depth):
+            self.blocks.append(nn.ModuleDict({
+                "ln1": nn.LayerNorm(dim), "qkv": nn.Linear(dim, 3 * dim),
+                "proj": nn.Linear(dim, dim), "ln2": nn.LayerNorm(dim),
+                "fc1": nn.Linear(dim, 2 * dim), "fc2": nn.Linear(2 * dim, dim)}))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(2 * dim, classes)
+
+    def forward(self, x):
+        n = x.shape[0]
+        q_dim = self.cls.shape[-1]
+        t = self.patch(x).flatten(2).transpose(1, 2)             # [N,16,D]
+        t = torch.cat([self.cls.expand(n, -1, -1), t], dim=1) + self.pos
+        for b in self.blocks:
+            h = b["ln1"](t)
+            q, k, v = torch.split(b["qkv"](h), [q_dim] * 3, dim=-1)
+            sh = (n, t.shape[1], self.heads, -1)
+            q, k, v = (z.reshape(sh).transpose(1, 2) for z in (q, k, v))
+            a = torch.softmax(q @ k.transpose(-2, -1) * (q.shape[-1] ** -0.5), dim=-1)
+            o = (a @ v).transpose(1, 2).reshape(n, t.shape[1], -1)
+            t = t + b["proj"](o)
+            t = t + b["fc2"](F.gelu(b["fc1"](b["ln2"](t))))
+        t = self.norm(t)
+        return self.head(torch.cat([t[:, 0], t[:, 1:].mean(1)], dim=1))
+
+
+class TinyMobileNetV2(nn.Module):
+    """MobileNetV2 layout built from torchvision's own blocks (stem
+    Conv-BN-ReLU6, inverted residuals: 1x1 expand, 3x3 depthwise, 1x1
+    linear projection, residual Add when shapes allow), width-reduced:
+    channels 8..24, last 1x1 conv to 64, Dropout + Linear head."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        from torchvision.models.mobilenetv2 import InvertedResidual
+        from torchvision.ops.misc import Conv2dNormActivation
+        layers = [Conv2dNormActivation(3, 8, stride=2, norm_layer=nn.BatchNorm2d,
+                                       activation_layer=nn.ReLU6)]
+        cin = 8
+        for t, c, n, s in [(1, 8, 1, 1), (4, 12, 2, 2), (4, 16, 2, 2), (4, 24, 1, 1)]:
+            for i in range(n):
+                layers.append(InvertedResidual(cin, c, s if i == 0 else 1, expand_ratio=t))
+                cin = c
+        layers.append(Conv2dNormActivation(cin, 64, kernel_size=1, norm_layer=nn.BatchNorm2d,
+                                           activation_layer=nn.ReLU6))
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(64, classes))
+
+    def forward(self, x):
+        x = self.features(x)
+        x = nn.functional.adaptive_avg_pool2d(x, (1, 1))
+        return self.classifier(torch.flatten(x, 1))
+
+
+class TinyVgg(nn.Module):
+    """VGG layout (torchvision's make_layers: stacked 3x3 Conv+ReLU and
+    2x2 MaxPool, adaptive average pool, Flatten, Linear-ReLU-Dropout x2,
+    Linear) at 16x16 with narrow layers."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        from torchvision.models.vgg import make_layers
+        self.features = make_layers([8, "M", 16, 16, "M", 32, 32, "M"], batch_norm=False)
+        self.avgpool = nn.AdaptiveAvgPool2d((2, 2))
+        self.classifier = nn.Sequential(nn.Linear(32 * 2 * 2, 48), nn.ReLU(True), nn.Dropout(),
+                                        nn.Linear(48, 48), nn.ReLU(True), nn.Dropout(),
+                                        nn.Linear(48, classes))
+
+    def forward(self, x):
+        x = self.avgpool(self.features(x))
+        return self.classifier(torch.flatten(x, 1))
+
+
+def randomize_bn(net, seed):
+    """Gives eval-mode BatchNorm layers non-trivial statistics."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.copy_(torch.rand(m.num_features, generator=g) * 0.4 - 0.2)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(m.num_features, generator=g) * 0.4 - 0.2)
+
+
 def digits():
     d = load_digits()
     x = (d.data / 16.0).astype(np.float32)
@@ -226,13 +341,30 @@ def train(model, x, y, epochs, lr=0.05):
     return acc
 
 
-def export(model, name, x, y, out, opset, constant_folding=True):
+def export(model, name, x, y, out, opset, constant_folding=True, dynamo=False):
     model.eval()
     path = os.path.join(out, name + ".onnx")
     xt = torch.tensor(x)
-    torch.onnx.export(model, (xt,), path, opset_version=opset, input_names=["x"],
-                      output_names=["logits"], dynamic_axes={"x": {0: "batch"}},
-                      do_constant_folding=constant_folding, dynamo=False)
+    if dynamo:
+        # The torch.export-based exporter (onnxscript); weights inlined.
+        prog = torch.onnx.export(model, (xt,), opset_version=opset, input_names=["x"],
+                                 output_names=["logits"], dynamo=True,
+                                 dynamic_shapes=({0: torch.export.Dim("batch")},),
+                                 external_data=False)
+        prog.save(path, external_data=False)
+        # Drop the exporter's per-node stack traces and value_info (metadata
+        # only) so the file stays small.
+        m = onnx.load(path)
+        for n in m.graph.node:
+            n.doc_string = ""
+            del n.metadata_props[:]
+        del m.graph.value_info[:]
+        del m.metadata_props[:]
+        onnx.save(m, path)
+    else:
+        torch.onnx.export(model, (xt,), path, opset_version=opset, input_names=["x"],
+                          output_names=["logits"], dynamic_axes={"x": {0: "batch"}},
+                          do_constant_folding=constant_folding, dynamo=False)
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     logits = sess.run(None, {"x": x})[0]
     if xt.dtype.is_floating_point:
@@ -253,6 +385,44 @@ def export(model, name, x, y, out, opset, constant_folding=True):
     print(f"{name}: opset {opset}, {os.path.getsize(path)} bytes, torch-vs-ort max diff {diff:.2e}")
 
 
+ARCH = ["vit_tiny", "vit_tiny_dynamo", "vit_manual", "vit_manual11", "vit_manual_dynamo", "mobilenetv2_tiny",
+        "mobilenetv2_tiny_dynamo", "vgg_tiny", "vgg_tiny_dynamo"]
+
+
+def export_arch(out):
+    """ViT-, MobileNetV2- and VGG-shaped networks with random weights, in the
+    TorchScript exporter's opset-17/13 form and the dynamo exporter's
+    opset-18 form; the hand-written ViT also at opset 11 (attribute forms of
+    Split/Squeeze/Unsqueeze/ReduceMean, decomposed LayerNorm)."""
+    rng = np.random.RandomState(5)
+    x = rng.rand(4, 3, 16, 16).astype(np.float32)
+    y = rng.randint(0, 10, 4).astype(np.int64)
+    torch.manual_seed(10)
+    vit = tiny_vit()
+    with torch.no_grad():   # torchvision zero-initialises the head and the class token
+        vit.heads.head.weight.normal_(0, 0.3)
+        vit.class_token.normal_(0, 0.5)
+    export(vit, "vit_tiny", x, y, out, 17)
+    export(vit, "vit_tiny_dynamo", x, y, out, 18, dynamo=True)
+    torch.manual_seed(13)
+    mv = ManualVit()
+    export(mv, "vit_manual", x, y, out, 17)
+    export(mv, "vit_manual11", x, y, out, 11)
+    export(mv, "vit_manual_dynamo", x, y, out, 18, dynamo=True)
+    torch.manual_seed(11)
+    mb = TinyMobileNetV2()
+    randomize_bn(mb, 11)
+    # Without constant folding the exporter keeps BatchNormalization nodes
+    # (eval mode) instead of fusing them into the convolutions. (Its opset-11
+    # form is the same graph, so it is not exported separately.)
+    export(mb, "mobilenetv2_tiny", x, y, out, 13, constant_folding=False)
+    export(mb, "mobilenetv2_tiny_dynamo", x, y, out, 18, dynamo=True)
+    torch.manual_seed(12)
+    vgg = TinyVgg()
+    export(vgg, "vgg_tiny", x, y, out, 13)
+    export(vgg, "vgg_tiny_dynamo", x, y, out, 18, dynamo=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(ROOT, "crates", "aisec-model", "tests", "fixtures"))
@@ -260,9 +430,12 @@ def main():
     ap.add_argument("--mnist", default=None,
                     help="also export an MNIST-shaped CNN (random weights) to this path")
     ap.add_argument("--skip-small", action="store_true")
+    ap.add_argument("--only", default=None,
+                    help="comma-separated groups to (re)export: small, arch (ViT/MobileNetV2/VGG)")
     a = ap.parse_args()
+    only = set(a.only.split(",")) if a.only else {"small", "arch"}
     torch.set_num_threads(2)
-    if not a.skip_small:
+    if not a.skip_small and "small" in only:
         os.makedirs(a.out, exist_ok=True)
         x, y = digits()
         rng = np.random.RandomState(0)
@@ -285,6 +458,9 @@ def main():
         tx = rng.randint(0, 20, (8, 6)).astype(np.int64)
         ty = rng.randint(0, 10, 8).astype(np.int64)
         export(tc, "text_clf", tx, ty, a.out, 14)
+    if not a.skip_small and "arch" in only:
+        os.makedirs(a.out, exist_ok=True)
+        export_arch(a.out)
     if a.mnist:
         d = os.path.dirname(os.path.abspath(a.mnist))
         os.makedirs(d, exist_ok=True)

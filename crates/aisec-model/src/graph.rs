@@ -73,6 +73,9 @@ enum Bin {
     Mul,
     Div,
     Pow,
+    /// ONNX `Mod`; `true` for `fmod=1` (C `fmod`, sign of the dividend),
+    /// `false` for the integer default (sign of the divisor).
+    Mod(bool),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -86,6 +89,53 @@ enum Un {
     Sqrt,
     Log,
     Abs,
+    /// `max(0, min(1, alpha*x + beta))`.
+    HardSigmoid(f32, f32),
+    /// `x * max(0, min(1, x/6 + 1/2))` (Howard et al., "Searching for
+    /// MobileNetV3", 2019).
+    HardSwish,
+    /// `x` for `x >= 0`, `alpha*(e^x - 1)` below (Clevert et al., 2015).
+    Elu(f32),
+    /// `gamma * elu_alpha(x)` (Klambauer et al., "Self-Normalizing Neural
+    /// Networks", 2017).
+    Selu(f32, f32),
+    /// `max(0,x) + min(0, alpha*(e^(x/alpha) - 1))` (Barron, 2017).
+    Celu(f32),
+    /// `x` above `alpha`, else 0.
+    ThresholdedRelu(f32),
+    Softplus,
+    Softsign,
+    /// `x * tanh(softplus(x))` (Misra, 2019).
+    Mish,
+    Reciprocal,
+    Sin,
+    Cos,
+    /// Floor, Ceil, Round (half to even) and Sign: piecewise constant,
+    /// zero gradient.
+    Floor,
+    Ceil,
+    Round,
+    Sign,
+}
+
+/// Reductions other than ReduceSum/ReduceMean.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum RedK {
+    Max,
+    Min,
+    L1,
+    L2,
+    SumSquare,
+    LogSumExp,
+}
+
+/// Element-wise variadic ops with multidirectional broadcasting.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum VarK {
+    Max,
+    Min,
+    Sum,
+    Mean,
 }
 
 #[derive(Debug, Clone)]
@@ -204,6 +254,27 @@ enum Op {
     Not,
     Where,
     Range,
+    /// ReduceMax/Min/L1/L2/SumSquare/LogSumExp.
+    ReduceX {
+        kind: RedK,
+        axes: Option<Vec<i64>>,
+        keep: bool,
+        noop_empty: bool,
+    },
+    /// Max, Min, Sum, Mean over any number of inputs.
+    Variadic(VarK),
+    /// `x` where `x >= 0`, `slope * x` below; `slope` broadcasts to `x`.
+    PRelu,
+    InstanceNorm {
+        eps: f32,
+    },
+    GlobalMaxPool,
+    Tile,
+    Size,
+    /// LessOrEqual / GreaterOrEqual.
+    CmpOrEq(std::cmp::Ordering),
+    /// And, Or, Xor on 0/1 integers.
+    Logic(u8),
 }
 
 /// Per-node data kept from forward for backward.
@@ -422,6 +493,73 @@ fn compile_op(n: &NodeP, opset: i64) -> Result<Op, ModelError> {
         "Sqrt" => Op::Un(Un::Sqrt),
         "Log" => Op::Un(Un::Log),
         "Abs" => Op::Un(Un::Abs),
+        "HardSigmoid" => Op::Un(Un::HardSigmoid(
+            attr_f(n, "alpha", 0.2),
+            attr_f(n, "beta", 0.5),
+        )),
+        "HardSwish" => Op::Un(Un::HardSwish),
+        "Elu" => Op::Un(Un::Elu(attr_f(n, "alpha", 1.0))),
+        "Selu" => Op::Un(Un::Selu(
+            attr_f(n, "alpha", 1.673_263_2),
+            attr_f(n, "gamma", 1.050_701),
+        )),
+        "Celu" => {
+            let a = attr_f(n, "alpha", 1.0);
+            if a == 0.0 {
+                return Err(ModelError::Invalid(format!(
+                    "node '{}': Celu alpha 0",
+                    n.name
+                )));
+            }
+            Op::Un(Un::Celu(a))
+        }
+        "ThresholdedRelu" => Op::Un(Un::ThresholdedRelu(attr_f(n, "alpha", 1.0))),
+        "Softplus" => Op::Un(Un::Softplus),
+        "Softsign" => Op::Un(Un::Softsign),
+        "Mish" => Op::Un(Un::Mish),
+        "Reciprocal" => Op::Un(Un::Reciprocal),
+        "Sin" => Op::Un(Un::Sin),
+        "Cos" => Op::Un(Un::Cos),
+        "Floor" => Op::Un(Un::Floor),
+        "Ceil" => Op::Un(Un::Ceil),
+        "Round" => Op::Un(Un::Round),
+        "Sign" => Op::Un(Un::Sign),
+        "Mod" => Op::Bin(Bin::Mod(attr_i(n, "fmod", 0) != 0)),
+        "PRelu" => Op::PRelu,
+        "Max" => Op::Variadic(VarK::Max),
+        "Min" => Op::Variadic(VarK::Min),
+        "Sum" => Op::Variadic(VarK::Sum),
+        "Mean" => Op::Variadic(VarK::Mean),
+        "InstanceNormalization" => Op::InstanceNorm {
+            eps: attr_f(n, "epsilon", 1e-5),
+        },
+        "GlobalMaxPool" => Op::GlobalMaxPool,
+        "Tile" => Op::Tile,
+        "Size" => Op::Size,
+        "LessOrEqual" => Op::CmpOrEq(std::cmp::Ordering::Less),
+        "GreaterOrEqual" => Op::CmpOrEq(std::cmp::Ordering::Greater),
+        "And" => Op::Logic(0),
+        "Or" => Op::Logic(1),
+        "Xor" => Op::Logic(2),
+        "ReduceMax" | "ReduceMin" | "ReduceL1" | "ReduceL2" | "ReduceSumSquare"
+        | "ReduceLogSumExp" => Op::ReduceX {
+            kind: match n.op_type.as_str() {
+                "ReduceMax" => RedK::Max,
+                "ReduceMin" => RedK::Min,
+                "ReduceL1" => RedK::L1,
+                "ReduceL2" => RedK::L2,
+                "ReduceSumSquare" => RedK::SumSquare,
+                _ => RedK::LogSumExp,
+            },
+            // Axes moved from the attribute to input 1 in opset 18.
+            axes: if opset >= 18 {
+                None
+            } else {
+                attr_is(n, "axes")
+            },
+            keep: attr_i(n, "keepdims", 1) != 0,
+            noop_empty: attr_i(n, "noop_with_empty_axes", 0) != 0,
+        },
         "LeakyRelu" => Op::LeakyRelu(attr_f(n, "alpha", 0.01)),
         "Gelu" => Op::Gelu {
             tanh: attr_s(n, "approximate") == "tanh",
@@ -1208,6 +1346,139 @@ fn unary_f(u: Un, x: f32) -> f32 {
         Un::Sqrt => x.sqrt(),
         Un::Log => x.ln(),
         Un::Abs => x.abs(),
+        Un::HardSigmoid(a, b) => (a * x + b).clamp(0.0, 1.0),
+        Un::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
+        Un::Elu(a) => {
+            if x >= 0.0 {
+                x
+            } else {
+                a * x.exp_m1()
+            }
+        }
+        Un::Selu(a, g) => {
+            if x > 0.0 {
+                g * x
+            } else {
+                g * a * x.exp_m1()
+            }
+        }
+        Un::Celu(a) => x.max(0.0) + (a * (x / a).exp_m1()).min(0.0),
+        Un::ThresholdedRelu(a) => {
+            if x > a {
+                x
+            } else {
+                0.0
+            }
+        }
+        Un::Softplus => softplus(x),
+        Un::Softsign => x / (1.0 + x.abs()),
+        Un::Mish => x * softplus(x).tanh(),
+        Un::Reciprocal => 1.0 / x,
+        Un::Sin => x.sin(),
+        Un::Cos => x.cos(),
+        Un::Floor => x.floor(),
+        Un::Ceil => x.ceil(),
+        Un::Round => x.round_ties_even(),
+        Un::Sign => {
+            if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        }
+    }
+}
+
+/// `ln(1 + e^x)` without overflow.
+fn softplus(x: f32) -> f32 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+/// Derivative of a unary op at `x` with output `y`.
+fn unary_d(u: Un, x: f32, y: f32) -> f32 {
+    match u {
+        Un::Relu => {
+            if x > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Un::Sigmoid => y * (1.0 - y),
+        Un::Tanh => 1.0 - y * y,
+        Un::Erf => 2.0 / std::f32::consts::PI.sqrt() * (-x * x).exp(),
+        Un::Neg => -1.0,
+        Un::Exp => y,
+        Un::Sqrt => 0.5 / y,
+        Un::Log => 1.0 / x,
+        Un::Abs | Un::Sign => {
+            if u == Un::Sign {
+                0.0
+            } else if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        }
+        Un::HardSigmoid(a, b) => {
+            let v = a * x + b;
+            if v > 0.0 && v < 1.0 {
+                a
+            } else {
+                0.0
+            }
+        }
+        Un::HardSwish => {
+            if x <= -3.0 {
+                0.0
+            } else if x >= 3.0 {
+                1.0
+            } else {
+                x / 3.0 + 0.5
+            }
+        }
+        Un::Elu(a) => {
+            if x >= 0.0 {
+                1.0
+            } else {
+                a * x.exp()
+            }
+        }
+        Un::Selu(a, g) => {
+            if x > 0.0 {
+                g
+            } else {
+                g * a * x.exp()
+            }
+        }
+        Un::Celu(a) => {
+            if x > 0.0 {
+                1.0
+            } else {
+                (x / a).exp()
+            }
+        }
+        Un::ThresholdedRelu(a) => {
+            if x > a {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Un::Softplus => 1.0 / (1.0 + (-x).exp()),
+        Un::Softsign => 1.0 / ((1.0 + x.abs()) * (1.0 + x.abs())),
+        Un::Mish => {
+            let t = softplus(x).tanh();
+            t + x * (1.0 - t * t) / (1.0 + (-x).exp())
+        }
+        Un::Reciprocal => -y * y,
+        Un::Sin => x.cos(),
+        Un::Cos => -x.sin(),
+        Un::Floor | Un::Ceil | Un::Round => 0.0,
     }
 }
 
@@ -1665,6 +1936,18 @@ fn forward_node(node: &Node, ins: &[Option<&Val>]) -> Result<(Vec<Val>, Aux), Mo
                             }
                         }
                         Bin::Pow => p.wrapping_pow(q.clamp(0, 64) as u32),
+                        Bin::Mod(fm) => {
+                            if q == 0 {
+                                0
+                            } else {
+                                let r = p.wrapping_rem(q);
+                                if !fm && r != 0 && (r < 0) != (q < 0) {
+                                    r + q
+                                } else {
+                                    r
+                                }
+                            }
+                        }
                     };
                 });
                 return one(ival(os, out));
@@ -1698,6 +1981,8 @@ fn forward_node(node: &Node, ins: &[Option<&Val>]) -> Result<(Vec<Val>, Aux), Mo
                         p.powf(q)
                     }
                 }
+                Bin::Mod(true) => p % q,
+                Bin::Mod(false) => p - q * (p / q).floor(),
             };
             if x.len() == total && y.len() == total {
                 out.iter_mut()
@@ -2262,6 +2547,15 @@ fn forward_node(node: &Node, ins: &[Option<&Val>]) -> Result<(Vec<Val>, Aux), Mo
                 }
             }
         }
+        Op::ReduceX { .. }
+        | Op::Variadic(_)
+        | Op::PRelu
+        | Op::InstanceNorm { .. }
+        | Op::GlobalMaxPool
+        | Op::Tile
+        | Op::Size
+        | Op::CmpOrEq(_)
+        | Op::Logic(_) => forward_ext(node, ins),
     }
 }
 
@@ -2653,6 +2947,8 @@ fn backward_node(
                         g * q * p.powf(q - 1.0),
                         if p > 0.0 { g * p.powf(q) * p.ln() } else { 0.0 },
                     ),
+                    Bin::Mod(true) => (g, -g * (p / q).trunc()),
+                    Bin::Mod(false) => (g, -g * (p / q).floor()),
                 };
                 if let Some(ga) = ga.as_mut() {
                     ga[i] += dp;
@@ -2679,31 +2975,7 @@ fn backward_node(
                     .f(nm)?;
                 let mut g = g0()?;
                 for ((gv, &xv), &yv) in g.iter_mut().zip(x).zip(y) {
-                    let d = match u {
-                        Un::Relu => {
-                            if xv > 0.0 {
-                                1.0
-                            } else {
-                                0.0
-                            }
-                        }
-                        Un::Sigmoid => yv * (1.0 - yv),
-                        Un::Tanh => 1.0 - yv * yv,
-                        Un::Erf => 2.0 / std::f32::consts::PI.sqrt() * (-xv * xv).exp(),
-                        Un::Neg => -1.0,
-                        Un::Exp => yv,
-                        Un::Sqrt => 0.5 / yv,
-                        Un::Log => 1.0 / xv,
-                        Un::Abs => {
-                            if xv > 0.0 {
-                                1.0
-                            } else if xv < 0.0 {
-                                -1.0
-                            } else {
-                                0.0
-                            }
-                        }
-                    };
+                    let d = unary_d(*u, xv, yv);
                     *gv *= d;
                 }
                 res[0] = Some(g);
@@ -3091,8 +3363,526 @@ fn backward_node(
                 res[0] = Some(kernels::reduce_to(&g0()?, y.shape(), x.shape()));
             }
         }
+        Op::Size | Op::CmpOrEq(_) | Op::Logic(_) => {}
+        Op::ReduceX { .. }
+        | Op::Variadic(_)
+        | Op::PRelu
+        | Op::InstanceNorm { .. }
+        | Op::GlobalMaxPool
+        | Op::Tile => {
+            let y = y0.ok_or_else(|| shape_err(node, "no output".into()))?;
+            backward_ext(node, ins, y, aux, g0()?, need, &mut res)?;
+        }
     }
     Ok(res)
+}
+
+/// Reduced shape (kept dims set to 1) and element count per group.
+fn reduce_x_shape(s: &[usize], ax: &[usize]) -> (Vec<usize>, usize) {
+    let ks: Vec<usize> = s
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| if ax.contains(&i) { 1 } else { d })
+        .collect();
+    (ks, ax.iter().map(|&a| s[a]).product())
+}
+
+/// Output shape of multidirectional broadcasting over all inputs.
+fn bcast_all(node: &Node, vs: &[&Val]) -> Result<Vec<usize>, ModelError> {
+    let mut os: Vec<usize> = vec![];
+    for v in vs {
+        os = kernels::bcast_shape(&os, v.shape()).ok_or_else(|| {
+            shape_err(
+                node,
+                format!("cannot broadcast {os:?} with {:?}", v.shape()),
+            )
+        })?;
+    }
+    checked_numel(&os, &node.name)?;
+    Ok(os)
+}
+
+/// Tile as a broadcast: input `[s0, s1, ..]` viewed as `[1, s0, 1, s1, ..]`
+/// against the output `[r0, s0, r1, s1, ..]`, whose row-major order is the
+/// tiled tensor's.
+fn tile_plan(
+    node: &Node,
+    s: &[usize],
+    reps: &[i64],
+) -> Result<(Vec<usize>, Vec<usize>, Vec<usize>), ModelError> {
+    if reps.len() != s.len() {
+        return Err(shape_err(
+            node,
+            format!("{} repeats for rank {}", reps.len(), s.len()),
+        ));
+    }
+    let r = usz(reps, "repeats", &node.name)?;
+    let mut os2 = Vec::with_capacity(2 * s.len());
+    let mut xs2 = Vec::with_capacity(2 * s.len());
+    for (&d, &k) in s.iter().zip(&r) {
+        os2.extend([k, d]);
+        xs2.extend([1, d]);
+    }
+    checked_numel(&os2, &node.name)?;
+    let os = s.iter().zip(&r).map(|(d, k)| d * k).collect();
+    Ok((os, os2, xs2))
+}
+
+/// Forward pass of the operators added after the first executor version
+/// (kept apart so the core match stays readable).
+fn forward_ext(node: &Node, ins: &[Option<&Val>]) -> Result<(Vec<Val>, Aux), ModelError> {
+    let nm = node.name.as_str();
+    let one = |v: Val| Ok((vec![v], Aux::None));
+    match &node.op {
+        Op::ReduceX {
+            kind,
+            axes,
+            keep,
+            noop_empty,
+        } => {
+            let x = need_in(ins, 0, node)?;
+            let s = x.shape();
+            let xd = x.f(nm)?;
+            // noop_with_empty_axes and no axes: every element is its own
+            // group (the identity for Max/Min, |x| or x^2 for the norms, as
+            // the ONNX reference implementation computes them).
+            let ax = reduce_axes(axes, ins, s.len(), node, *noop_empty)?.unwrap_or_default();
+            let (ks, _) = reduce_x_shape(s, &ax);
+            let st = kernels::bcast_strides(&ks, s);
+            let m: usize = ks.iter().product();
+            let init = match kind {
+                RedK::Max | RedK::LogSumExp => f32::NEG_INFINITY,
+                RedK::Min => f32::INFINITY,
+                _ => 0.0,
+            };
+            let mut r = vec![init; m];
+            kernels::for_each_bcast(s, [&st], |o, [i]| {
+                let v = xd[o];
+                match kind {
+                    RedK::Max | RedK::LogSumExp => r[i] = r[i].max(v),
+                    RedK::Min => r[i] = r[i].min(v),
+                    RedK::L1 => r[i] += v.abs(),
+                    RedK::L2 | RedK::SumSquare => r[i] += v * v,
+                }
+            });
+            match kind {
+                RedK::L2 => r.iter_mut().for_each(|v| *v = v.sqrt()),
+                RedK::LogSumExp => {
+                    let mx = r.clone();
+                    let mut sum = vec![0.0f32; m];
+                    kernels::for_each_bcast(s, [&st], |o, [i]| {
+                        if mx[i].is_finite() {
+                            sum[i] += (xd[o] - mx[i]).exp();
+                        }
+                    });
+                    for (v, (&mx, &sm)) in r.iter_mut().zip(mx.iter().zip(&sum)) {
+                        *v = if mx.is_finite() { mx + sm.ln() } else { mx };
+                    }
+                }
+                _ => {}
+            }
+            let os = if *keep {
+                ks
+            } else {
+                s.iter()
+                    .enumerate()
+                    .filter(|(i, _)| !ax.contains(i))
+                    .map(|(_, &d)| d)
+                    .collect()
+            };
+            one(fval(os, r))
+        }
+        Op::Variadic(k) => {
+            let vs: Vec<&Val> = ins.iter().flatten().copied().collect();
+            if vs.is_empty() {
+                return Err(shape_err(node, "no inputs".into()));
+            }
+            let os = bcast_all(node, &vs)?;
+            let n: usize = os.iter().product();
+            if vs.iter().all(|v| !v.is_float()) && *k != VarK::Mean {
+                let mut out: Vec<i64> = Vec::new();
+                for (j, v) in vs.iter().enumerate() {
+                    let st = kernels::bcast_strides(v.shape(), &os);
+                    let d = v.ints();
+                    if j == 0 {
+                        out = vec![0; n];
+                        kernels::for_each_bcast(&os, [&st], |o, [i]| out[o] = d[i]);
+                        continue;
+                    }
+                    kernels::for_each_bcast(&os, [&st], |o, [i]| {
+                        out[o] = match k {
+                            VarK::Max => out[o].max(d[i]),
+                            VarK::Min => out[o].min(d[i]),
+                            _ => out[o].wrapping_add(d[i]),
+                        }
+                    });
+                }
+                return one(ival(os, out));
+            }
+            let mut out = vec![0.0f32; n];
+            for (j, v) in vs.iter().enumerate() {
+                let st = kernels::bcast_strides(v.shape(), &os);
+                let d: Vec<f32> = as_f64(v).into_iter().map(|x| x as f32).collect();
+                kernels::for_each_bcast(&os, [&st], |o, [i]| {
+                    let q = d[i];
+                    out[o] = if j == 0 {
+                        q
+                    } else {
+                        match k {
+                            VarK::Max => out[o].max(q),
+                            VarK::Min => out[o].min(q),
+                            VarK::Sum | VarK::Mean => out[o] + q,
+                        }
+                    }
+                });
+            }
+            if *k == VarK::Mean {
+                let c = vs.len() as f32;
+                out.iter_mut().for_each(|v| *v /= c);
+            }
+            one(fval(os, out))
+        }
+        Op::PRelu => {
+            let x = need_in(ins, 0, node)?;
+            let sl = need_in(ins, 1, node)?;
+            let st = prelu_strides(node, x.shape(), sl.shape())?;
+            let (xd, sd) = (x.f(nm)?, sl.f(nm)?);
+            let mut y = vec![0.0f32; xd.len()];
+            kernels::for_each_bcast(x.shape(), [&st], |o, [i]| {
+                let v = xd[o];
+                y[o] = if v < 0.0 { sd[i] * v } else { v };
+            });
+            one(fval(x.shape().to_vec(), y))
+        }
+        Op::InstanceNorm { eps } => {
+            let x = need_in(ins, 0, node)?;
+            let xs = x.shape();
+            let (scale, bias) = (need_in(ins, 1, node)?.f(nm)?, need_in(ins, 2, node)?.f(nm)?);
+            if xs.len() < 3 || scale.len() != xs[1] || bias.len() != xs[1] {
+                return Err(shape_err(
+                    node,
+                    format!("input {xs:?}, scale {}, bias {}", scale.len(), bias.len()),
+                ));
+            }
+            let c = xs[1];
+            let inner: usize = xs[2..].iter().product();
+            let xd = x.f(nm)?;
+            let rows = xs[0] * c;
+            let mut y = vec![0.0f32; xd.len()];
+            let mut means = vec![0.0f32; rows];
+            let mut rstd = vec![0.0f32; rows];
+            for r in 0..rows {
+                let xr = &xd[r * inner..(r + 1) * inner];
+                let nf = inner.max(1) as f32;
+                let mean = xr.iter().sum::<f32>() / nf;
+                let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / nf;
+                let rs = 1.0 / (var + eps).sqrt();
+                means[r] = mean;
+                rstd[r] = rs;
+                let ch = r % c;
+                for j in 0..inner {
+                    y[r * inner + j] = (xr[j] - mean) * rs * scale[ch] + bias[ch];
+                }
+            }
+            Ok((vec![fval(xs.to_vec(), y)], Aux::Norm(means, rstd)))
+        }
+        Op::GlobalMaxPool => {
+            let x = need_in(ins, 0, node)?;
+            let xs = x.shape();
+            if xs.len() < 3 {
+                return Err(shape_err(node, format!("input {xs:?}")));
+            }
+            let hw: usize = xs[2..].iter().product();
+            if hw == 0 {
+                return Err(shape_err(node, "empty spatial extent".into()));
+            }
+            let mut y = Vec::with_capacity(xs[0] * xs[1]);
+            let mut idx = Vec::with_capacity(xs[0] * xs[1]);
+            for c in x.f(nm)?.chunks(hw) {
+                let (mut bi, mut bv) = (0usize, f32::NEG_INFINITY);
+                for (i, &v) in c.iter().enumerate() {
+                    if v > bv || i == 0 {
+                        bi = i;
+                        bv = v;
+                    }
+                }
+                y.push(bv);
+                idx.push(u32::try_from(bi).unwrap_or(u32::MAX));
+            }
+            let mut os = vec![xs[0], xs[1]];
+            os.extend(std::iter::repeat_n(1, xs.len() - 2));
+            Ok((vec![fval(os, y)], Aux::Idx(idx)))
+        }
+        Op::Tile => {
+            let x = need_in(ins, 0, node)?;
+            let reps = need_in(ins, 1, node)?.ints();
+            let (os, os2, xs2) = tile_plan(node, x.shape(), &reps)?;
+            let st = kernels::bcast_strides(&xs2, &os2);
+            let n: usize = os.iter().product();
+            match x {
+                Val::F(_, d) => {
+                    let mut o = vec![0.0; n];
+                    kernels::for_each_bcast(&os2, [&st], |i, [a]| o[i] = d[a]);
+                    one(fval(os, o))
+                }
+                Val::I(_, d) => {
+                    let mut o = vec![0; n];
+                    kernels::for_each_bcast(&os2, [&st], |i, [a]| o[i] = d[a]);
+                    one(ival(os, o))
+                }
+            }
+        }
+        Op::Size => {
+            let x = need_in(ins, 0, node)?;
+            one(ival(vec![], vec![x.numel() as i64]))
+        }
+        Op::CmpOrEq(ord) => {
+            let a = need_in(ins, 0, node)?;
+            let b = need_in(ins, 1, node)?;
+            let os = bcast_all(node, &[a, b])?;
+            let (sa, sb) = (
+                kernels::bcast_strides(a.shape(), &os),
+                kernels::bcast_strides(b.shape(), &os),
+            );
+            let (fa, fb) = (as_f64(a), as_f64(b));
+            let mut out = vec![0i64; os.iter().product()];
+            kernels::for_each_bcast(&os, [&sa, &sb], |o, [i, j]| {
+                let c = fa[i].partial_cmp(&fb[j]);
+                out[o] = i64::from(c == Some(*ord) || c == Some(std::cmp::Ordering::Equal));
+            });
+            one(ival(os, out))
+        }
+        Op::Logic(kind) => {
+            let a = need_in(ins, 0, node)?;
+            let b = need_in(ins, 1, node)?;
+            let os = bcast_all(node, &[a, b])?;
+            let (sa, sb) = (
+                kernels::bcast_strides(a.shape(), &os),
+                kernels::bcast_strides(b.shape(), &os),
+            );
+            let (da, db) = (a.ints(), b.ints());
+            let mut out = vec![0i64; os.iter().product()];
+            kernels::for_each_bcast(&os, [&sa, &sb], |o, [i, j]| {
+                let (p, q) = (da[i] != 0, db[j] != 0);
+                out[o] = i64::from(match kind {
+                    0 => p && q,
+                    1 => p || q,
+                    _ => p != q,
+                });
+            });
+            one(ival(os, out))
+        }
+        _ => Err(ModelError::Invalid(format!(
+            "node '{nm}': internal: {} routed to the wrong evaluator",
+            node.op_type
+        ))),
+    }
+}
+
+/// Strides of PRelu's slope against the input (unidirectional broadcast).
+fn prelu_strides(node: &Node, xs: &[usize], ss: &[usize]) -> Result<Vec<usize>, ModelError> {
+    match kernels::bcast_shape(xs, ss) {
+        Some(os) if os == xs => Ok(kernels::bcast_strides(ss, xs)),
+        _ => Err(shape_err(
+            node,
+            format!("slope {ss:?} does not broadcast to input {xs:?}"),
+        )),
+    }
+}
+
+/// Backward pass of the operators in [`forward_ext`]; writes input
+/// gradients into `res`.
+fn backward_ext(
+    node: &Node,
+    ins: &[Option<&Val>],
+    y: &Val,
+    aux: &Aux,
+    dy: Vec<f32>,
+    need: &[bool],
+    res: &mut [Option<Vec<f32>>],
+) -> Result<(), ModelError> {
+    let nm = node.name.as_str();
+    let nd = |i: usize| need.get(i).copied().unwrap_or(false);
+    match &node.op {
+        Op::ReduceX {
+            kind,
+            axes,
+            noop_empty,
+            ..
+        } => {
+            if !nd(0) {
+                return Ok(());
+            }
+            let x = need_in(ins, 0, node)?;
+            let s = x.shape();
+            let xd = x.f(nm)?;
+            let yd = y.f(nm)?;
+            let ax = reduce_axes(axes, ins, s.len(), node, *noop_empty)?.unwrap_or_default();
+            let (ks, _) = reduce_x_shape(s, &ax);
+            let st = kernels::bcast_strides(&ks, s);
+            let mut dx = vec![0.0f32; xd.len()];
+            match kind {
+                RedK::Max | RedK::Min => {
+                    // Ties share the gradient equally (as torch.amax/amin do).
+                    let mut ties = vec![0.0f32; yd.len()];
+                    kernels::for_each_bcast(s, [&st], |o, [i]| {
+                        if xd[o] == yd[i] {
+                            ties[i] += 1.0;
+                        }
+                    });
+                    kernels::for_each_bcast(s, [&st], |o, [i]| {
+                        if xd[o] == yd[i] {
+                            dx[o] = dy[i] / ties[i];
+                        }
+                    });
+                }
+                RedK::L1 => kernels::for_each_bcast(s, [&st], |o, [i]| {
+                    dx[o] = dy[i] * unary_d(Un::Abs, xd[o], 0.0);
+                }),
+                RedK::L2 => kernels::for_each_bcast(s, [&st], |o, [i]| {
+                    if yd[i] > 0.0 {
+                        dx[o] = dy[i] * xd[o] / yd[i];
+                    }
+                }),
+                RedK::SumSquare => kernels::for_each_bcast(s, [&st], |o, [i]| {
+                    dx[o] = 2.0 * dy[i] * xd[o];
+                }),
+                RedK::LogSumExp => kernels::for_each_bcast(s, [&st], |o, [i]| {
+                    if yd[i].is_finite() {
+                        dx[o] = dy[i] * (xd[o] - yd[i]).exp();
+                    }
+                }),
+            }
+            res[0] = Some(dx);
+        }
+        Op::Variadic(k) => {
+            let os = y.shape();
+            let yd = y.f(nm)?;
+            let vs: Vec<(usize, &Val)> = ins
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| v.map(|v| (i, v)))
+                .collect();
+            let n = vs.len() as f32;
+            // For Max/Min: how many inputs attain the extreme per element.
+            let mut ties = vec![0.0f32; yd.len()];
+            let fs: Vec<Vec<f32>> = vs
+                .iter()
+                .map(|(_, v)| as_f64(v).into_iter().map(|x| x as f32).collect())
+                .collect();
+            if matches!(k, VarK::Max | VarK::Min) {
+                for ((_, v), d) in vs.iter().zip(&fs) {
+                    let st = kernels::bcast_strides(v.shape(), os);
+                    kernels::for_each_bcast(os, [&st], |o, [i]| {
+                        if d[i] == yd[o] {
+                            ties[o] += 1.0;
+                        }
+                    });
+                }
+            }
+            for ((slot, v), d) in vs.iter().zip(&fs) {
+                if !nd(*slot) {
+                    continue;
+                }
+                let g: Vec<f32> = match k {
+                    VarK::Sum => dy.clone(),
+                    VarK::Mean => dy.iter().map(|g| g / n).collect(),
+                    VarK::Max | VarK::Min => {
+                        let st = kernels::bcast_strides(v.shape(), os);
+                        let mut g = vec![0.0f32; dy.len()];
+                        kernels::for_each_bcast(os, [&st], |o, [i]| {
+                            if d[i] == yd[o] {
+                                g[o] = dy[o] / ties[o];
+                            }
+                        });
+                        g
+                    }
+                };
+                res[*slot] = Some(kernels::reduce_to(&g, os, v.shape()));
+            }
+        }
+        Op::PRelu => {
+            let x = need_in(ins, 0, node)?;
+            let sl = need_in(ins, 1, node)?;
+            let st = prelu_strides(node, x.shape(), sl.shape())?;
+            let (xd, sd) = (x.f(nm)?, sl.f(nm)?);
+            let mut dx = vec![0.0f32; xd.len()];
+            let mut ds = vec![0.0f32; sd.len()];
+            kernels::for_each_bcast(x.shape(), [&st], |o, [i]| {
+                if xd[o] < 0.0 {
+                    dx[o] = dy[o] * sd[i];
+                    ds[i] += dy[o] * xd[o];
+                } else {
+                    dx[o] = dy[o];
+                }
+            });
+            if nd(0) {
+                res[0] = Some(dx);
+            }
+            if nd(1) {
+                res[1] = Some(ds);
+            }
+        }
+        Op::InstanceNorm { .. } => {
+            let x = need_in(ins, 0, node)?;
+            let xs = x.shape();
+            let scale = need_in(ins, 1, node)?.f(nm)?;
+            let Aux::Norm(means, rstd) = aux else {
+                return Err(shape_err(node, "missing statistics".into()));
+            };
+            let c = xs[1];
+            let inner: usize = xs[2..].iter().product();
+            let xd = x.f(nm)?;
+            let mut dx = vec![0.0f32; xd.len()];
+            let mut dsc = vec![0.0f32; c];
+            let mut dbi = vec![0.0f32; c];
+            let nf = inner.max(1) as f32;
+            for r in 0..means.len() {
+                let (mu, rs, ch) = (means[r], rstd[r], r % c);
+                let base = r * inner;
+                let (mut s1, mut s2) = (0.0f32, 0.0f32);
+                for j in base..base + inner {
+                    let xh = (xd[j] - mu) * rs;
+                    let gh = dy[j] * scale[ch];
+                    s1 += gh;
+                    s2 += gh * xh;
+                    dsc[ch] += dy[j] * xh;
+                    dbi[ch] += dy[j];
+                }
+                for j in base..base + inner {
+                    let xh = (xd[j] - mu) * rs;
+                    dx[j] = rs * (dy[j] * scale[ch] - s1 / nf - xh * s2 / nf);
+                }
+            }
+            for (i, v) in [(0, dx), (1, dsc), (2, dbi)] {
+                if nd(i) {
+                    res[i] = Some(v);
+                }
+            }
+        }
+        Op::GlobalMaxPool if nd(0) => {
+            let x = need_in(ins, 0, node)?;
+            let hw: usize = x.shape()[2..].iter().product();
+            let Aux::Idx(idx) = aux else {
+                return Err(shape_err(node, "missing pooling indices".into()));
+            };
+            let mut dx = vec![0.0f32; x.numel()];
+            for (p, (&i, &g)) in idx.iter().zip(&dy).enumerate() {
+                if let Some(v) = dx.get_mut(p * hw + i as usize) {
+                    *v += g;
+                }
+            }
+            res[0] = Some(dx);
+        }
+        Op::Tile if nd(0) => {
+            let x = need_in(ins, 0, node)?;
+            let reps = need_in(ins, 1, node)?.ints();
+            let (_, os2, xs2) = tile_plan(node, x.shape(), &reps)?;
+            res[0] = Some(kernels::reduce_to(&dy, &os2, &xs2));
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]

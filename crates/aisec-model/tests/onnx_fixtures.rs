@@ -87,6 +87,59 @@ fn text_classifier_matches_references() {
     check_fixture("text_clf");
 }
 
+// torchvision-shaped architectures (random weights, 3x16x16 inputs), each
+// as exported by the TorchScript exporter and by the dynamo exporter.
+
+#[test]
+fn torchvision_vit_matches_references() {
+    // nn.MultiheadAttention: Shape/Gather/Mod/Div head arithmetic, Squeeze.
+    check_fixture("vit_tiny");
+    check_fixture("vit_tiny_dynamo");
+}
+
+#[test]
+fn hand_written_vit_matches_references_in_three_export_forms() {
+    check_fixture("vit_manual");
+    // Opset 11: LayerNorm decomposed (ReduceMean with attribute axes, Pow,
+    // Sqrt), Unsqueeze with attribute axes, legacy Softmax axis.
+    check_fixture("vit_manual11");
+    // Dynamo/opset 18: Split with num_outputs, Reduce axes as inputs.
+    check_fixture("vit_manual_dynamo");
+}
+
+#[test]
+fn mobilenet_v2_matches_references() {
+    // Eval BatchNormalization kept, depthwise Conv, Clip (ReLU6), residual Add.
+    check_fixture("mobilenetv2_tiny");
+    // Dynamo: BatchNorm folded, ReduceMean pooling, Reshape head.
+    check_fixture("mobilenetv2_tiny_dynamo");
+}
+
+#[test]
+fn vgg_matches_references() {
+    check_fixture("vgg_tiny");
+    check_fixture("vgg_tiny_dynamo");
+}
+
+#[test]
+fn unsupported_operator_inside_a_vit_is_named() {
+    let mut b = std::fs::read(fx("vit_manual.onnx")).unwrap();
+    // Every "Erf" op_type (tag 0x22, length 3) becomes the unknown "Erx".
+    let mut hits = 0;
+    while let Some(pos) = b.windows(5).position(|w| w == b"\x22\x03Erf") {
+        b[pos + 4] = b'x';
+        hits += 1;
+    }
+    assert_eq!(hits, 2);
+    match OnnxModel::from_bytes(b) {
+        Err(ModelError::Unsupported { op, node }) => {
+            assert_eq!(op, "Erx");
+            assert!(node.contains("Erf"), "node name {node}");
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+}
+
 #[test]
 fn trained_cnn_classifies_digits() {
     let m = OnnxModel::load(fx("digits_cnn.onnx")).unwrap();
