@@ -791,3 +791,365 @@ fn unsupported_forms_are_refused() {
         matches!(e, ModelError::Unsupported { ref op, ref node } if op == "NonMaxSuppression" && node == "NonMaxSuppression_node")
     );
 }
+
+fn attr_f32(v: f32) -> AttrVal {
+    AttrVal::F(v)
+}
+
+#[test]
+fn activation_ops_with_parameters() {
+    // Inputs scaled to [-4, 4]: HardSwish/HardSigmoid kinks (±3, ±2.5) are
+    // at least 0.2 away from every sample.
+    let wide = |v: f32| 4.0 * v;
+    for (op, attrs) in [
+        ("HardSwish", vec![]),
+        ("HardSigmoid", vec![]),
+        (
+            "HardSigmoid",
+            vec![("alpha", attr_f32(0.3)), ("beta", attr_f32(0.45))],
+        ),
+        ("Elu", vec![("alpha", attr_f32(0.7))]),
+        ("Selu", vec![]),
+        ("Celu", vec![("alpha", attr_f32(0.8))]),
+        ("ThresholdedRelu", vec![("alpha", attr_f32(0.25))]),
+        ("Softplus", vec![]),
+        ("Softsign", vec![]),
+        ("Mish", vec![]),
+        ("Sin", vec![]),
+        ("Cos", vec![]),
+    ] {
+        check_op(
+            vec![node(op, &["x"], &["y"], attrs)],
+            vec![],
+            &[2, 5],
+            13,
+            wide,
+        );
+    }
+    check_op(
+        vec![node("Reciprocal", &["x"], &["y"], vec![])],
+        vec![],
+        &[2, 5],
+        13,
+        |v| v.abs() + 0.5,
+    );
+    // Piecewise constant: zero gradient away from the jumps (samples avoid
+    // integers and half-integers).
+    for op in ["Floor", "Ceil", "Round", "Sign"] {
+        check_op(
+            vec![node(op, &["x"], &["y"], vec![])],
+            vec![],
+            &[2, 5],
+            13,
+            |v| 2.7 * v,
+        );
+    }
+}
+
+#[test]
+fn activation_values_match_definitions() {
+    let gp = |op: &str| GraphP {
+        nodes: vec![node(op, &["x"], &["y"], vec![])],
+        initializers: vec![],
+        inputs: vec![ValueInfoP {
+            name: "x".into(),
+            dims: vec![Some(5)],
+        }],
+        outputs: vec![ValueInfoP {
+            name: "y".into(),
+            dims: vec![],
+        }],
+    };
+    let x = [-4.0f32, -1.5, 0.0, 0.5, 2.5];
+    let out = |op: &str| -> Vec<f32> {
+        let g = Graph::compile(&gp(op), 13).unwrap();
+        let t = run(&g, &x, &[5]);
+        g.output_of(&t).unwrap().f("y").unwrap().to_vec()
+    };
+    let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(p, q)| (p - q).abs() < 1e-6);
+    // torch.nn.functional.hardswish / hardsigmoid reference values.
+    assert!(close(
+        &out("HardSwish"),
+        &[0.0, -0.375, 0.0, 0.291_666_7, 2.291_666_7]
+    ));
+    assert!(close(&out("HardSigmoid"), &[0.0, 0.2, 0.5, 0.6, 1.0]));
+    assert!(close(&out("Round"), &[-4.0, -2.0, 0.0, 0.0, 2.0]));
+    assert!(close(
+        &out("Softplus"),
+        &[
+            0.018_149_93,
+            0.201_413_9,
+            std::f32::consts::LN_2,
+            0.974_076_9,
+            2.578_889_6
+        ]
+    ));
+}
+
+#[test]
+fn prelu_with_channel_slopes() {
+    check_op(
+        vec![node("PRelu", &["x", "s"], &["y"], vec![])],
+        vec![wt("s", &[3, 1, 1], 5)],
+        &[2, 3, 2, 2],
+        13,
+        id,
+    );
+}
+
+#[test]
+fn mod_float_forms_and_integer_signs() {
+    for fmod in [0, 1] {
+        check_op(
+            vec![node(
+                "Mod",
+                &["x", "w"],
+                &["y"],
+                vec![("fmod", AttrVal::I(fmod))],
+            )],
+            vec![pos("w", &[3], 3)],
+            &[2, 3],
+            13,
+            |v| 0.4 * v,
+        );
+    }
+    let gp = |fmod: i64| GraphP {
+        nodes: vec![
+            node("Cast", &["x"], &["xi"], vec![("to", AttrVal::I(7))]),
+            node(
+                "Mod",
+                &["xi", "d"],
+                &["m"],
+                vec![("fmod", AttrVal::I(fmod))],
+            ),
+            node("Cast", &["m"], &["y"], vec![("to", AttrVal::I(1))]),
+        ],
+        initializers: vec![it("d", &[4], &[3, -3, 3, -3])],
+        inputs: vec![ValueInfoP {
+            name: "x".into(),
+            dims: vec![Some(4)],
+        }],
+        outputs: vec![ValueInfoP {
+            name: "y".into(),
+            dims: vec![],
+        }],
+    };
+    // Python-style (sign of the divisor) and C fmod (sign of the dividend).
+    for (fmod, want) in [(0, [2.0f32, -1.0, 1.0, -2.0]), (1, [-1.0, -1.0, 1.0, 1.0])] {
+        let g = Graph::compile(&gp(fmod), 13).unwrap();
+        let t = run(&g, &[-7.0, -7.0, 7.0, 7.0], &[4]);
+        assert_eq!(
+            g.output_of(&t).unwrap().f("y").unwrap(),
+            &want[..],
+            "fmod={fmod}"
+        );
+    }
+}
+
+#[test]
+fn max_min_reductions_and_norms() {
+    for op in [
+        "ReduceMax",
+        "ReduceMin",
+        "ReduceL1",
+        "ReduceL2",
+        "ReduceSumSquare",
+        "ReduceLogSumExp",
+    ] {
+        // Opset 13: axes attribute; keepdims 0.
+        check_op(
+            vec![node(
+                op,
+                &["x"],
+                &["y"],
+                vec![("axes", ints(&[1, -1])), ("keepdims", AttrVal::I(0))],
+            )],
+            vec![],
+            &[2, 3, 4],
+            13,
+            id,
+        );
+        // Opset 18: axes as an input; all axes when it is absent.
+        check_op(
+            vec![node(op, &["x", "a"], &["y"], vec![])],
+            vec![it("a", &[1], &[0])],
+            &[2, 3, 2],
+            18,
+            id,
+        );
+        check_op(
+            vec![node(op, &["x"], &["y"], vec![])],
+            vec![],
+            &[2, 3],
+            18,
+            id,
+        );
+    }
+}
+
+#[test]
+fn reduce_max_splits_ties_evenly() {
+    let gp = GraphP {
+        nodes: vec![node(
+            "ReduceMax",
+            &["x"],
+            &["y"],
+            vec![("axes", ints(&[1]))],
+        )],
+        initializers: vec![],
+        inputs: vec![ValueInfoP {
+            name: "x".into(),
+            dims: vec![Some(1), Some(4)],
+        }],
+        outputs: vec![ValueInfoP {
+            name: "y".into(),
+            dims: vec![],
+        }],
+    };
+    let g = Graph::compile(&gp, 13).unwrap();
+    let t = run(&g, &[1.0, 3.0, 3.0, -2.0], &[1, 4]);
+    assert_eq!(g.output_of(&t).unwrap().f("y").unwrap(), &[3.0]);
+    let gr = g.backward(&t, vec![1.0], &[g.input]).unwrap();
+    assert_eq!(gr[0].as_deref(), Some(&[0.0, 0.5, 0.5, 0.0][..]));
+}
+
+#[test]
+fn variadic_max_min_sum_mean_broadcast() {
+    for op in ["Max", "Min", "Sum", "Mean"] {
+        check_op(
+            vec![node(op, &["x", "w", "v"], &["y"], vec![])],
+            vec![wt("w", &[3], 4), wt("v", &[2, 1], 9)],
+            &[2, 3],
+            13,
+            id,
+        );
+        check_op(
+            vec![node(op, &["x"], &["y"], vec![])],
+            vec![],
+            &[2, 2],
+            13,
+            id,
+        );
+    }
+}
+
+#[test]
+fn instance_norm_and_global_max_pool() {
+    check_op(
+        vec![node(
+            "InstanceNormalization",
+            &["x", "s", "b"],
+            &["y"],
+            vec![("epsilon", AttrVal::F(1e-4))],
+        )],
+        vec![wt("s", &[3], 1), wt("b", &[3], 2)],
+        &[2, 3, 2, 3],
+        13,
+        |v| 2.0 * v,
+    );
+    check_op(
+        vec![node("GlobalMaxPool", &["x"], &["y"], vec![])],
+        vec![],
+        &[2, 3, 2, 3],
+        13,
+        id,
+    );
+}
+
+#[test]
+fn tile_repeats_and_folds_back() {
+    check_op(
+        vec![node("Tile", &["x", "r"], &["y"], vec![])],
+        vec![it("r", &[3], &[2, 1, 3])],
+        &[2, 3, 2],
+        13,
+        id,
+    );
+    let gp = GraphP {
+        nodes: vec![node("Tile", &["x", "r"], &["y"], vec![])],
+        initializers: vec![it("r", &[2], &[2, 2])],
+        inputs: vec![ValueInfoP {
+            name: "x".into(),
+            dims: vec![Some(1), Some(2)],
+        }],
+        outputs: vec![ValueInfoP {
+            name: "y".into(),
+            dims: vec![],
+        }],
+    };
+    let g = Graph::compile(&gp, 13).unwrap();
+    let t = run(&g, &[1.0, 2.0], &[1, 2]);
+    let y = g.output_of(&t).unwrap();
+    assert_eq!(y.shape(), &[2, 4]);
+    assert_eq!(y.f("y").unwrap(), &[1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0]);
+}
+
+#[test]
+fn comparison_logic_and_size_masks() {
+    // y = x * (x <= t or x >= u) * (size == 6), through integer masks.
+    check_op(
+        vec![
+            node("LessOrEqual", &["x", "t"], &["a"], vec![]),
+            node("GreaterOrEqual", &["x", "u"], &["b"], vec![]),
+            node("Or", &["a", "b"], &["c"], vec![]),
+            node("Xor", &["c", "a"], &["d"], vec![]),
+            node("And", &["c", "c"], &["e"], vec![]),
+            node("Size", &["x"], &["n"], vec![]),
+            node("Equal", &["n", "six"], &["k"], vec![]),
+            node("And", &["e", "k"], &["f"], vec![]),
+            node("Cast", &["f"], &["ff"], vec![("to", AttrVal::I(1))]),
+            node("Cast", &["d"], &["df"], vec![("to", AttrVal::I(1))]),
+            node("Add", &["ff", "df"], &["m"], vec![]),
+            node("Mul", &["x", "m"], &["y"], vec![]),
+        ],
+        vec![
+            TensorP {
+                name: "t".into(),
+                dims: vec![],
+                data: TensorData::F32(vec![-0.2]),
+            },
+            TensorP {
+                name: "u".into(),
+                dims: vec![],
+                data: TensorData::F32(vec![0.3]),
+            },
+            it("six", &[], &[6]),
+        ],
+        &[2, 3],
+        13,
+        id,
+    );
+}
+
+#[test]
+fn unsupported_op_error_names_op_and_node() {
+    for (op, domain) in [("If", ""), ("Einsum2", ""), ("FusedConv", "com.microsoft")] {
+        let mut n = node(op, &["x"], &["y"], vec![]);
+        n.domain = domain.into();
+        n.name = format!("/block/{op}_7");
+        let gp = GraphP {
+            nodes: vec![n],
+            initializers: vec![],
+            inputs: vec![ValueInfoP {
+                name: "x".into(),
+                dims: vec![Some(2)],
+            }],
+            outputs: vec![ValueInfoP {
+                name: "y".into(),
+                dims: vec![],
+            }],
+        };
+        match Graph::compile(&gp, 13) {
+            Err(ModelError::Unsupported { op: o, node }) => {
+                let want = if domain.is_empty() {
+                    op.to_string()
+                } else {
+                    format!("{domain}::{op}")
+                };
+                assert_eq!(o, want);
+                assert_eq!(node, format!("/block/{op}_7"));
+            }
+            other => panic!("{op}: expected Unsupported, got {other:?}"),
+        }
+    }
+}
