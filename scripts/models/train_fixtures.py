@@ -306,6 +306,46 @@ class TinyVgg(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
+class ActZoo(nn.Module):
+    """Random-weight network (input [N,3,8,8]) for the operators timm and
+    torchvision models add on top of the classics: HardSwish, HardSigmoid
+    (squeeze-excitation gate), InstanceNormalization, PRelu, Elu, Selu,
+    Celu, Softplus, Mish, ReduceMax (amax), Max/Min, Tile, GlobalMaxPool,
+    Reciprocal, Neg, Abs, Exp, Log, Sqrt, Pow."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.inorm = nn.InstanceNorm2d(8, affine=True)
+        self.prelu = nn.PReLU(8)
+        self.se1 = nn.Conv2d(8, 4, 1)
+        self.se2 = nn.Conv2d(4, 8, 1)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.fc = nn.Linear(8 * 6, 10)
+        with torch.no_grad():
+            self.inorm.weight.uniform_(0.5, 1.5)
+            self.inorm.bias.uniform_(-0.2, 0.2)
+            self.prelu.weight.uniform_(0.05, 0.4)
+
+    def forward(self, x):
+        h = self.prelu(self.inorm(self.c1(x)))
+        s = F.hardsigmoid(self.se2(F.hardswish(self.se1(F.adaptive_avg_pool2d(h, 1)))))
+        h = F.hardswish(self.c2(h * s))                               # [N,8,8,8]
+        a = F.elu(h, 0.7) + F.selu(h) - F.celu(h, 0.8)
+        b = F.mish(h) * F.softplus(-h)
+        m = torch.maximum(a, b) + torch.minimum(a, 0.5 * b)
+        t = h[:, :, :2, :2].repeat(1, 1, 2, 3)                         # Tile -> [N,8,4,6]
+        f = torch.cat([
+            m.amax(dim=(2, 3)),
+            F.adaptive_max_pool2d(h, 1).flatten(1),
+            t.abs().mean((2, 3)),
+            torch.log(1.0 + torch.exp(-h.abs())).mean((2, 3)),
+            torch.sqrt(h * h + 1.0).mean((2, 3)) ** 1.5,
+            torch.reciprocal(1.0 + b.abs()).neg().mean((2, 3)),
+        ], dim=1)
+        return self.fc(f)
+
+
 def randomize_bn(net, seed):
     """Gives eval-mode BatchNorm layers non-trivial statistics."""
     g = torch.Generator().manual_seed(seed)
@@ -386,7 +426,7 @@ def export(model, name, x, y, out, opset, constant_folding=True, dynamo=False):
 
 
 ARCH = ["vit_tiny", "vit_tiny_dynamo", "vit_manual", "vit_manual11", "vit_manual_dynamo", "mobilenetv2_tiny",
-        "mobilenetv2_tiny_dynamo", "vgg_tiny", "vgg_tiny_dynamo"]
+        "mobilenetv2_tiny_dynamo", "act_zoo", "act_zoo_dynamo", "vgg_tiny", "vgg_tiny_dynamo"]
 
 
 def export_arch(out):
@@ -417,6 +457,11 @@ def export_arch(out):
     # form is the same graph, so it is not exported separately.)
     export(mb, "mobilenetv2_tiny", x, y, out, 13, constant_folding=False)
     export(mb, "mobilenetv2_tiny_dynamo", x, y, out, 18, dynamo=True)
+    torch.manual_seed(14)
+    az = ActZoo()
+    ax = np.random.RandomState(6).randn(4, 3, 8, 8).astype(np.float32)
+    export(az, "act_zoo", ax, y, out, 17)
+    export(az, "act_zoo_dynamo", ax, y, out, 18, dynamo=True)
     torch.manual_seed(12)
     vgg = TinyVgg()
     export(vgg, "vgg_tiny", x, y, out, 13)

@@ -116,6 +116,14 @@ fn mobilenet_v2_matches_references() {
 }
 
 #[test]
+fn activation_zoo_matches_references() {
+    // HardSwish, HardSigmoid, InstanceNormalization, PRelu, Elu, Selu, Celu,
+    // Softplus, Mish (dynamo), Max/Min, Tile, ReduceMax, Reciprocal, ...
+    check_fixture("act_zoo");
+    check_fixture("act_zoo_dynamo");
+}
+
+#[test]
 fn vgg_matches_references() {
     check_fixture("vgg_tiny");
     check_fixture("vgg_tiny_dynamo");
