@@ -23,7 +23,7 @@ pub struct ImageOptions {
     pub channels: usize,
 }
 
-fn is_image(p: &Path) -> bool {
+pub(crate) fn is_image(p: &Path) -> bool {
     matches!(
         p.extension()
             .and_then(|e| e.to_str())
@@ -66,14 +66,14 @@ pub fn load_image(path: &Path, o: &ImageOptions) -> Result<Vec<f32>, ModelError>
     Ok(out)
 }
 
-/// Reads `root/<class>/*.{png,jpg,jpeg}`; returns the data set and the class
-/// names (index = label).
-pub fn read_image_folder(
-    root: impl AsRef<Path>,
-    o: &ImageOptions,
-) -> Result<(Dataset, Vec<String>), ModelError> {
+/// Image files with their labels, and the class names.
+pub(crate) type FolderListing = (Vec<(PathBuf, usize)>, Vec<String>);
+
+/// Lists `root/<class>/*.{png,jpg,jpeg}` in sorted order: each file with
+/// its label, and the class names (index = label).
+pub(crate) fn list_image_folder(root: &Path) -> Result<FolderListing, ModelError> {
     let mut classes: Vec<(String, PathBuf)> = Vec::new();
-    for e in std::fs::read_dir(root.as_ref())? {
+    for e in std::fs::read_dir(root)? {
         let e = e?;
         if e.file_type()?.is_dir() {
             classes.push((e.file_name().to_string_lossy().into_owned(), e.path()));
@@ -82,32 +82,50 @@ pub fn read_image_folder(
             }
         }
     }
+    if classes.is_empty() {
+        return Err(ModelError::Invalid(format!(
+            "{}: no class subfolders",
+            root.display()
+        )));
+    }
     classes.sort();
-    let mut data = Vec::new();
-    let mut labels = Vec::new();
+    let mut files = Vec::new();
     for (label, (_, dir)) in classes.iter().enumerate() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        let mut fs: Vec<PathBuf> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.is_file() && is_image(p))
             .collect();
-        files.sort();
-        for f in files {
-            if labels.len() >= MAX_FILES {
+        fs.sort();
+        for f in fs {
+            if files.len() >= MAX_FILES {
                 return Err(ModelError::Invalid("too many images".into()));
             }
-            data.extend(load_image(&f, o)?);
-            labels.push(label);
+            files.push((f, label));
         }
+    }
+    Ok((files, classes.into_iter().map(|c| c.0).collect()))
+}
+
+/// Reads `root/<class>/*.{png,jpg,jpeg}`; returns the data set and the class
+/// names (index = label). For folders too large for memory, stream them
+/// with [`super::stream::ImageFolderSource`].
+pub fn read_image_folder(
+    root: impl AsRef<Path>,
+    o: &ImageOptions,
+) -> Result<(Dataset, Vec<String>), ModelError> {
+    let (files, names) = list_image_folder(root.as_ref())?;
+    let mut data = Vec::new();
+    let mut labels = Vec::with_capacity(files.len());
+    for (f, label) in files {
+        data.extend(load_image(&f, o)?);
+        labels.push(label);
     }
     let n = labels.len();
     let x = Tensor::new(
         vec![n, o.channels, o.height as usize, o.width as usize],
         data,
     )?;
-    Ok((
-        Dataset::new(x, labels)?,
-        classes.into_iter().map(|c| c.0).collect(),
-    ))
+    Ok((Dataset::new(x, labels)?, names))
 }
 
 #[cfg(test)]

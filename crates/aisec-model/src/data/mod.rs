@@ -1,10 +1,20 @@
-//! Data sets: NumPy arrays, MNIST IDX files, CSV tables, preprocessing into
-//! the model's input space, and batched iteration.
+//! Data sets: NumPy arrays, MNIST IDX files, CSV tables, image folders,
+//! preprocessing into the model's input space, batched iteration, and
+//! streaming sources ([`stream`]) for data sets larger than memory.
+//!
+//! Preprocessing has two halves. [`Preprocess`] turns stored values into
+//! the space perturbation budgets are stated in (layout, resize, channel
+//! order, value range, e.g. `[0, 255]` HWC BGR to `[0, 1]` CHW RGB).
+//! Per-channel mean/std normalisation belongs to the model: wrap it in
+//! [`normalize::Normalized`] so an attack's `eps = 8/255` means 8 grey
+//! levels, not 8/255 of a standard deviation.
 
 pub mod csv;
 pub mod idx;
 pub mod images;
+pub mod normalize;
 pub mod npy;
+pub mod stream;
 
 use crate::classifier::{ModelError, Tensor};
 
@@ -67,32 +77,108 @@ impl Dataset {
     }
 }
 
-/// Input preprocessing, so attack budgets are stated in the model's input
-/// space: scale raw values, normalise per channel, and reorder channels.
+/// Input preprocessing declared by the user. Steps run in this order:
+/// channels-last to channels-first, resize, RGB/BGR swap, `v * scale +
+/// shift` (the value range), then per-channel `(v - mean) / std`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Preprocess {
-    /// Multiply raw values by this first (e.g. `1/255`).
+    /// Multiply raw values by this (e.g. `1/255`).
     pub scale: f32,
+    /// Added after scaling (see [`Preprocess::value_range`]).
+    pub shift: f32,
     /// Per-channel mean subtracted after scaling (empty: none).
     pub mean: Vec<f32>,
     /// Per-channel standard deviation divided by (empty: none).
     pub std: Vec<f32>,
     /// Input is channels-last `[n, h, w, c]` and should become `[n, c, h, w]`.
     pub to_channels_first: bool,
+    /// Reverse the order of 3 channels (RGB <-> BGR, as OpenCV stores them).
+    pub swap_rb: bool,
+    /// Resize `[n, c, h, w]` to this `(height, width)`, bilinear with
+    /// half-pixel centres (no antialiasing).
+    pub resize: Option<(usize, usize)>,
 }
 
 impl Default for Preprocess {
     fn default() -> Self {
         Preprocess {
             scale: 1.0,
+            shift: 0.0,
             mean: vec![],
             std: vec![],
             to_channels_first: false,
+            swap_rb: false,
+            resize: None,
         }
     }
 }
 
+/// Bilinear resize of `[n, c, h, w]` with half-pixel centres (the
+/// `align_corners=False` convention of PyTorch's `interpolate`).
+fn resize_bilinear(t: &Tensor, oh: usize, ow: usize) -> Result<Tensor, ModelError> {
+    if t.shape.len() != 4 || oh == 0 || ow == 0 || oh > 1 << 14 || ow > 1 << 14 {
+        return Err(ModelError::Shape(format!(
+            "resize to {oh}x{ow} needs [n,c,h,w], got {:?}",
+            t.shape
+        )));
+    }
+    let (n, c, h, w) = (t.shape[0], t.shape[1], t.shape[2], t.shape[3]);
+    if h == 0 || w == 0 {
+        return Err(ModelError::Shape("cannot resize an empty image".into()));
+    }
+    let taps = |o: usize, i: usize| -> Vec<(usize, usize, f32)> {
+        (0..o)
+            .map(|k| {
+                let src = ((k as f32 + 0.5) * i as f32 / o as f32 - 0.5).max(0.0);
+                let a = (src.floor() as usize).min(i - 1);
+                let b = (a + 1).min(i - 1);
+                (a, b, src - a as f32)
+            })
+            .collect()
+    };
+    let (ty, tx) = (taps(oh, h), taps(ow, w));
+    let mut out = vec![0.0f32; n * c * oh * ow];
+    for (p, plane) in t.data.chunks(h * w).enumerate() {
+        let o = &mut out[p * oh * ow..(p + 1) * oh * ow];
+        for (yy, &(y0, y1, fy)) in ty.iter().enumerate() {
+            for (xx, &(x0, x1, fx)) in tx.iter().enumerate() {
+                let top = plane[y0 * w + x0] * (1.0 - fx) + plane[y0 * w + x1] * fx;
+                let bot = plane[y1 * w + x0] * (1.0 - fx) + plane[y1 * w + x1] * fx;
+                o[yy * ow + xx] = top * (1.0 - fy) + bot * fy;
+            }
+        }
+    }
+    Tensor::new(vec![n, c, oh, ow], out)
+}
+
 impl Preprocess {
+    /// Maps stored values linearly from `from = (lo, hi)` (e.g. `(0, 255)`)
+    /// onto `to` (e.g. `(0, 1)` or `(-1, 1)`).
+    pub fn value_range(from: (f32, f32), to: (f32, f32)) -> Result<Preprocess, ModelError> {
+        let span = from.1 - from.0;
+        if !(span.is_finite() && span > 0.0 && (to.1 - to.0).is_finite()) {
+            return Err(ModelError::Invalid(format!(
+                "bad value range {from:?} -> {to:?}"
+            )));
+        }
+        let scale = (to.1 - to.0) / span;
+        Ok(Preprocess {
+            scale,
+            shift: to.0 - from.0 * scale,
+            ..Preprocess::default()
+        })
+    }
+
+    /// The same steps without the mean/std normalisation, and that
+    /// normalisation on its own (for [`normalize::Normalized`]), so the
+    /// data ends in pixel space and the model absorbs the normalisation.
+    pub fn split_normalization(&self) -> (Preprocess, Vec<f32>, Vec<f32>) {
+        let mut p = self.clone();
+        let mean = std::mem::take(&mut p.mean);
+        let std = std::mem::take(&mut p.std);
+        (p, mean, std)
+    }
+
     /// Applies the steps to a batch.
     pub fn apply(&self, x: &Tensor) -> Result<Tensor, ModelError> {
         let mut t = x.clone();
@@ -120,7 +206,26 @@ impl Preprocess {
                 data: d,
             };
         }
-        t.data.iter_mut().for_each(|v| *v *= self.scale);
+        if let Some((h, w)) = self.resize {
+            t = resize_bilinear(&t, h, w)?;
+        }
+        if self.swap_rb {
+            if t.shape.len() < 2 || t.shape[1] != 3 {
+                return Err(ModelError::Shape(format!(
+                    "RGB/BGR swap needs 3 channels in dim 1, got {:?}",
+                    t.shape
+                )));
+            }
+            let inner: usize = t.shape[2..].iter().product();
+            for ex in t.data.chunks_mut(3 * inner.max(1)) {
+                let (r, rest) = ex.split_at_mut(inner);
+                r.swap_with_slice(&mut rest[inner..]);
+            }
+        }
+        if self.scale != 1.0 || self.shift != 0.0 {
+            let (a, b) = (self.scale, self.shift);
+            t.data.iter_mut().for_each(|v| *v = *v * a + b);
+        }
         if !self.mean.is_empty() || !self.std.is_empty() {
             let c = *t.shape.get(1).unwrap_or(&1);
             let inner: usize = t.shape.iter().skip(2).product();
@@ -173,10 +278,64 @@ mod tests {
             mean: vec![0.5, 0.0],
             std: vec![0.5, 1.0],
             to_channels_first: true,
+            ..Preprocess::default()
         };
         let t = p.apply(&x).unwrap();
         assert_eq!(t.shape, vec![1, 2, 1, 2]);
         assert_eq!(t.data, vec![-1.0, -1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn value_range_channel_swap_and_resize() {
+        let p = Preprocess::value_range((0.0, 255.0), (-1.0, 1.0)).unwrap();
+        let x = Tensor::new(vec![1, 3], vec![0.0, 127.5, 255.0]).unwrap();
+        assert_eq!(p.apply(&x).unwrap().data, vec![-1.0, 0.0, 1.0]);
+        assert!(Preprocess::value_range((1.0, 1.0), (0.0, 1.0)).is_err());
+        // [1, 1, 2, 3] HWC BGR -> CHW RGB.
+        let hwc = Tensor::new(vec![1, 1, 2, 3], vec![3.0, 2.0, 1.0, 6.0, 5.0, 4.0]).unwrap();
+        let p = Preprocess {
+            to_channels_first: true,
+            swap_rb: true,
+            ..Preprocess::default()
+        };
+        let t = p.apply(&hwc).unwrap();
+        assert_eq!(t.shape, vec![1, 3, 1, 2]);
+        assert_eq!(t.data, vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+        assert!(p.apply(&Tensor::zeros(vec![1, 2, 2, 2])).is_err());
+        // Bilinear 2x2 -> 4x4 (half-pixel): torch.nn.functional.interpolate
+        // gives the row [0, 0.25, 0.75, 1] for [0, 1].
+        let p = Preprocess {
+            resize: Some((4, 4)),
+            ..Preprocess::default()
+        };
+        let t = p
+            .apply(&Tensor::new(vec![1, 1, 2, 2], vec![0.0, 1.0, 0.0, 1.0]).unwrap())
+            .unwrap();
+        assert_eq!(t.shape, vec![1, 1, 4, 4]);
+        assert_eq!(&t.data[..4], &[0.0, 0.25, 0.75, 1.0]);
+        // Downscale by 2 averages neighbour pairs.
+        let p = Preprocess {
+            resize: Some((1, 2)),
+            ..Preprocess::default()
+        };
+        let t = p
+            .apply(
+                &Tensor::new(
+                    vec![1, 1, 2, 4],
+                    vec![0.0, 2.0, 4.0, 6.0, 2.0, 4.0, 6.0, 8.0],
+                )
+                .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(t.data, vec![2.0, 6.0]);
+        let (q, m, s) = Preprocess {
+            mean: vec![0.5],
+            std: vec![0.25],
+            ..Preprocess::default()
+        }
+        .split_normalization();
+        assert!(q.mean.is_empty() && q.std.is_empty());
+        assert_eq!((m, s), (vec![0.5], vec![0.25]));
     }
 
     #[test]

@@ -86,26 +86,78 @@ fn header_value<'a>(h: &'a str, key: &str) -> Option<&'a str> {
     Some(rest)
 }
 
-/// Parses `.npy` bytes.
-pub fn parse_npy(b: &[u8]) -> Result<NpyArray, ModelError> {
+/// The layout a `.npy` header declares.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct NpyHeader {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Number of values (product of `shape`, bounded).
+    pub count: usize,
+    /// Bytes per value.
+    pub width: usize,
+    /// Big-endian values.
+    pub big: bool,
+    /// dtype kind: `f`, `i`, `u` or `b`.
+    pub kind: char,
+    /// Column-major data.
+    pub fortran: bool,
+}
+
+impl NpyHeader {
+    /// Converts `self.width`-byte little/big-endian values to `f64`.
+    pub fn decode(&self, data: &[u8], out: &mut Vec<f64>) {
+        let big = self.big;
+        let rd = |c: &[u8]| -> u64 {
+            let mut a = [0u8; 8];
+            if big {
+                for (i, &x) in c.iter().rev().enumerate() {
+                    a[i] = x;
+                }
+            } else {
+                a[..c.len()].copy_from_slice(c);
+            }
+            u64::from_le_bytes(a)
+        };
+        let (k, w) = (self.kind, self.width);
+        out.extend(data.chunks_exact(w).map(|c| {
+            let v = rd(c);
+            match (k, w) {
+                ('f', 4) => f64::from(f32::from_bits(v as u32)),
+                ('f', 8) => f64::from_bits(v),
+                ('i', 1) => f64::from(v as u8 as i8),
+                ('i', 2) => f64::from(v as u16 as i16),
+                ('i', 4) => f64::from(v as u32 as i32),
+                ('i', 8) => v as i64 as f64,
+                _ => v as f64,
+            }
+        }));
+    }
+}
+
+/// Length of the fixed preamble and of the header text, from the first 12
+/// bytes of a `.npy` file.
+pub(crate) fn preamble(b: &[u8]) -> Result<(usize, usize), ModelError> {
     if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
         return Err(bad("missing magic"));
     }
-    let (hlen, start) = match b[6] {
-        1 => (usize::from(u16::from_le_bytes([b[8], b[9]])), 10usize),
+    match b[6] {
+        1 => Ok((10, usize::from(u16::from_le_bytes([b[8], b[9]])))),
         2 | 3 => {
             if b.len() < 12 {
                 return Err(bad("truncated header"));
             }
-            (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
+            let n = u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize;
+            if n > 1 << 20 {
+                return Err(bad("header too long"));
+            }
+            Ok((12, n))
         }
-        v => return Err(bad(format!("unsupported version {v}"))),
-    };
-    let end = start
-        .checked_add(hlen)
-        .filter(|&e| e <= b.len())
-        .ok_or_else(|| bad("header runs past the end"))?;
-    let h = std::str::from_utf8(&b[start..end]).map_err(|_| bad("header not text"))?;
+        v => Err(bad(format!("unsupported version {v}"))),
+    }
+}
+
+/// Parses the header dictionary text.
+pub(crate) fn parse_header_text(h: &str) -> Result<NpyHeader, ModelError> {
     let descr = header_value(h, "descr").ok_or_else(|| bad("no descr"))?;
     let q = descr.chars().next().ok_or_else(|| bad("empty descr"))?;
     if q != '\'' && q != '"' {
@@ -139,43 +191,45 @@ pub fn parse_npy(b: &[u8]) -> Result<NpyArray, ModelError> {
     if descr.contains('O') {
         return Err(bad("object arrays are refused (they need unpickling)"));
     }
-    let big = endian == ">";
     let width: usize = kind
         .get(1..)
         .and_then(|w| w.parse().ok())
         .ok_or_else(|| bad(format!("unsupported dtype '{descr}'")))?;
+    let kc = kind.chars().next().unwrap_or(' ');
+    match (kc, width) {
+        ('f', 4 | 8) | ('i', 1 | 2 | 4 | 8) | ('u', 1 | 2 | 4 | 8) | ('b', 1) => {}
+        _ => return Err(bad(format!("unsupported dtype '{descr}'"))),
+    }
+    Ok(NpyHeader {
+        shape,
+        count: n,
+        width,
+        big: endian == ">",
+        kind: kc,
+        fortran,
+    })
+}
+
+/// Parses `.npy` bytes.
+pub fn parse_npy(b: &[u8]) -> Result<NpyArray, ModelError> {
+    let (start, hlen) = preamble(b)?;
+    let end = start
+        .checked_add(hlen)
+        .filter(|&e| e <= b.len())
+        .ok_or_else(|| bad("header runs past the end"))?;
+    let h = std::str::from_utf8(&b[start..end]).map_err(|_| bad("header not text"))?;
+    let hd = parse_header_text(h)?;
+    let (shape, n) = (hd.shape.clone(), hd.count);
     let data = &b[end..];
-    let need = n.checked_mul(width).ok_or_else(|| bad("array too large"))?;
+    let need = n
+        .checked_mul(hd.width)
+        .ok_or_else(|| bad("array too large"))?;
     if data.len() < need {
         return Err(bad("data shorter than the shape says"));
     }
-    let rd = |c: &[u8]| -> u64 {
-        let mut a = [0u8; 8];
-        if big {
-            for (i, &x) in c.iter().rev().enumerate() {
-                a[i] = x;
-            }
-        } else {
-            a[..c.len()].copy_from_slice(c);
-        }
-        u64::from_le_bytes(a)
-    };
-    let kc = kind.chars().next().unwrap_or(' ');
-    let conv: Box<dyn Fn(u64) -> f64> = match (kc, width) {
-        ('f', 4) => Box::new(|v| f64::from(f32::from_bits(v as u32))),
-        ('f', 8) => Box::new(f64::from_bits),
-        ('i', 1) => Box::new(|v| f64::from(v as u8 as i8)),
-        ('i', 2) => Box::new(|v| f64::from(v as u16 as i16)),
-        ('i', 4) => Box::new(|v| f64::from(v as u32 as i32)),
-        ('i', 8) => Box::new(|v| v as i64 as f64),
-        ('u', 1 | 2 | 4 | 8) | ('b', 1) => Box::new(|v| v as f64),
-        _ => return Err(bad(format!("unsupported dtype '{descr}'"))),
-    };
-    let mut values: Vec<f64> = data[..need]
-        .chunks_exact(width)
-        .map(|c| conv(rd(c)))
-        .collect();
-    if fortran && shape.len() > 1 {
+    let mut values = Vec::with_capacity(n);
+    hd.decode(&data[..need], &mut values);
+    if hd.fortran && shape.len() > 1 {
         // Column-major to row-major.
         let rev: Vec<usize> = shape.iter().rev().copied().collect();
         let mut out = vec![0.0; n];
