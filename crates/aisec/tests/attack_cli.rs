@@ -97,3 +97,67 @@ fn bad_arguments_are_clear_errors() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/no/model.onnx"));
 }
+
+#[test]
+fn image_folder_inputs_with_normalisation_inside_the_model() {
+    // The 8x8 digits CNN as PNGs in class folders (0..=255 grey levels).
+    let x = aisec_model::data::npy::read_npy(fixture("digits_cnn.x.npy"))
+        .unwrap()
+        .to_tensor();
+    let y = aisec_model::data::npy::read_npy(fixture("digits_cnn.y.npy"))
+        .unwrap()
+        .to_labels()
+        .unwrap();
+    let d = tempfile::tempdir().unwrap();
+    // Classes are numbered in sorted folder-name order, so every digit gets
+    // a folder, even those without images in this batch.
+    for c in 0..10 {
+        std::fs::create_dir_all(d.path().join(format!("{c}"))).unwrap();
+    }
+    for (i, &label) in y.iter().enumerate() {
+        let dir = d.path().join(format!("{label}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let px: Vec<u8> = x.row(i).iter().map(|v| (v * 255.0).round() as u8).collect();
+        image::GrayImage::from_raw(8, 8, px)
+            .unwrap()
+            .save(dir.join(format!("{i}.png")))
+            .unwrap();
+    }
+    let run = |extra: &[&str]| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_aisec"))
+            .args(["attack", "evasion", &fixture("digits_cnn.onnx"), "--inputs"])
+            .arg(d.path())
+            .args(["--attacks", "fgsm", "--format", "json", "--no-progress"])
+            .args(extra)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    let a = run(&["--eps", "0.1"]);
+    let ev = &a["data"]["evasion"];
+    assert_eq!(ev["n"].as_u64(), Some(16), "{ev}");
+    assert!(ev["clean_accuracy"].as_f64().unwrap() > 0.8);
+    // The same 8 images as data in [-1, 1] (--value-range maps the 0..=255
+    // pixels onto [--lo, --hi]) and a model that normalises by mean -1 and
+    // std 2 inside: the composition is the original model, and an FGSM step
+    // of 0.2 in [-1, 1] is the step of 0.1 in [0, 1].
+    let base = run(&["--limit", "8", "--eps", "0.1"]);
+    let b = run(&[
+        "--lo=-1",
+        "--hi=1",
+        "--mean=-1",
+        "--std=2",
+        "--limit",
+        "8",
+        "--eps",
+        "0.2",
+    ]);
+    let (e1, e2) = (&base["data"]["evasion"], &b["data"]["evasion"]);
+    assert_eq!(e2["n"].as_u64(), Some(8));
+    assert_eq!(e1["clean_accuracy"], e2["clean_accuracy"], "{e1}\n{e2}");
+    assert_eq!(
+        e1["worst_case_robust_accuracy"], e2["worst_case_robust_accuracy"],
+        "{e1}\n{e2}"
+    );
+}

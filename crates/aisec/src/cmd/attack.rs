@@ -1,14 +1,18 @@
 //! `aisec attack …`: attacks against models loaded at run time.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use aisec_attack::{run_evasion, AttackKind, EvasionConfig, EvasionReport, Norm};
 use aisec_core::Report;
-use aisec_model::{OnnxModel, Tensor};
+use aisec_model::data::images::ImageOptions;
+use aisec_model::data::normalize::Normalized;
+use aisec_model::data::stream::{open_source, DataSource};
+use aisec_model::data::{Dataset, Preprocess};
+use aisec_model::{Classifier, Differentiable, OnnxModel, Tensor};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -35,17 +39,41 @@ pub struct EvasionArgs {
     #[arg(value_name = "MODEL")]
     pub model: PathBuf,
 
-    /// Inputs: a `.npy` array (batch first) or an MNIST-style IDX file, already in the model's input space.
-    #[arg(long, value_name = "FILE")]
+    /// Inputs: a `.npy` array (batch first), an MNIST-style IDX file (optionally .gz), or a folder of PNG/JPEG images with one subfolder per class (resized to the model's input size).
+    #[arg(long, value_name = "PATH")]
     pub inputs: PathBuf,
 
-    /// Labels: a `.npy` integer array or an IDX label file.
+    /// Labels: a `.npy` integer array or an IDX label file (not with an image folder).
     #[arg(long, value_name = "FILE")]
-    pub labels: PathBuf,
+    pub labels: Option<PathBuf>,
 
     /// Multiply inputs by this factor after loading (e.g. 0.00392156862745098 for 0-255 images).
-    #[arg(long, value_name = "F")]
+    #[arg(long, value_name = "F", conflicts_with = "value_range")]
     pub scale: Option<f32>,
+
+    /// Range of the stored values, mapped linearly onto [--lo, --hi] (e.g. 0,255). Image folders default to 0,255.
+    #[arg(long, value_name = "LO,HI", value_delimiter = ',')]
+    pub value_range: Vec<f32>,
+
+    /// Arrays are channels-last [n,h,w,c]: reorder to [n,c,h,w].
+    #[arg(long)]
+    pub channels_last: bool,
+
+    /// Swap the first and third channel (stored BGR, model wants RGB, or the reverse).
+    #[arg(long)]
+    pub bgr: bool,
+
+    /// Resize array inputs to HxW (bilinear), e.g. 32x32.
+    #[arg(long, value_name = "HxW")]
+    pub resize: Option<String>,
+
+    /// Per-channel mean the model expects its input normalised with, comma-separated; applied inside the model, so --eps, --lo and --hi stay in pixel space.
+    #[arg(long, value_delimiter = ',', value_name = "M,...")]
+    pub mean: Vec<f32>,
+
+    /// Per-channel standard deviation for that normalisation.
+    #[arg(long, value_delimiter = ',', value_name = "S,...")]
+    pub std: Vec<f32>,
 
     /// Attacks, comma-separated: fgsm, bim, pgd, cw-l2, deepfool, apgd-ce, apgd-dlr, apgd-t, fab-t, square, hop-skip-jump, autoattack.
     #[arg(long, default_value = "pgd", value_delimiter = ',')]
@@ -114,54 +142,98 @@ pub fn run(args: AttackArgs) -> anyhow::Result<i32> {
     }
 }
 
-fn load_inputs(path: &Path) -> anyhow::Result<Tensor> {
-    if is_npy(path) {
-        Ok(aisec_model::data::npy::read_npy(path)
-            .with_context(|| format!("cannot read inputs {}", path.display()))?
-            .to_tensor())
-    } else {
-        aisec_model::data::idx::read_idx(path).with_context(|| {
-            format!(
-                "cannot read inputs {} (expected .npy or IDX)",
-                path.display()
-            )
-        })
+fn parse_hw(s: &str) -> anyhow::Result<(usize, usize)> {
+    let (h, w) = s
+        .split_once(['x', 'X'])
+        .with_context(|| format!("--resize '{s}': expected HxW, e.g. 32x32"))?;
+    let (h, w): (usize, usize) = (h.trim().parse()?, w.trim().parse()?);
+    if h == 0 || w == 0 || h > 16_384 || w > 16_384 {
+        bail!("--resize '{s}': sizes must be 1..16384");
     }
+    Ok((h, w))
 }
 
-fn load_labels(path: &Path) -> anyhow::Result<Vec<usize>> {
-    if is_npy(path) {
-        Ok(aisec_model::data::npy::read_npy(path)
-            .with_context(|| format!("cannot read labels {}", path.display()))?
-            .to_labels()?)
-    } else {
-        let t = aisec_model::data::idx::read_idx(path).with_context(|| {
-            format!(
-                "cannot read labels {} (expected .npy or IDX)",
-                path.display()
-            )
-        })?;
-        t.data
-            .iter()
-            .map(|&v| {
-                if v >= 0.0 && v.fract() == 0.0 {
-                    Ok(v as usize)
-                } else {
-                    bail!("label {v} is not a class index")
-                }
-            })
-            .collect()
+/// The preprocessing the flags declare (without mean/std, which the model
+/// absorbs), and whether the inputs are an image folder.
+fn preprocess(a: &EvasionArgs) -> anyhow::Result<Preprocess> {
+    let folder = a.inputs.is_dir();
+    if !a.value_range.is_empty() && a.value_range.len() != 2 {
+        bail!("--value-range takes two numbers, LO,HI");
     }
+    let mut p = match (&a.value_range[..], a.scale) {
+        ([lo, hi], _) => Preprocess::value_range((*lo, *hi), (a.lo, a.hi))?,
+        (_, Some(s)) => Preprocess {
+            scale: s,
+            ..Preprocess::default()
+        },
+        // Decoded images hold 0..=255.
+        _ if folder => Preprocess::value_range((0.0, 255.0), (a.lo, a.hi))?,
+        _ => Preprocess::default(),
+    };
+    p.to_channels_first = a.channels_last;
+    p.swap_rb = a.bgr;
+    p.resize = a.resize.as_deref().map(parse_hw).transpose()?;
+    Ok(p)
 }
 
-fn is_npy(path: &Path) -> bool {
-    std::fs::File::open(path)
-        .and_then(|mut f| {
-            use std::io::Read;
-            let mut m = [0u8; 6];
-            f.read_exact(&mut m).map(|_| m == *b"\x93NUMPY")
-        })
-        .unwrap_or(false)
+/// Streams the inputs batch by batch (reading only the first `--limit`
+/// examples), preprocessing each batch, with a progress bar.
+fn load_data(a: &EvasionArgs, model: &OnnxModel, show: bool) -> anyhow::Result<Dataset> {
+    let shape = model.input_shape();
+    let image = match shape {
+        [c, h, w] if (*c == 1 || *c == 3) => ImageOptions {
+            width: u32::try_from(*w)?,
+            height: u32::try_from(*h)?,
+            channels: *c,
+        },
+        _ if a.inputs.is_dir() => {
+            bail!("an image folder needs a model with a [1 or 3, h, w] input, not {shape:?}")
+        }
+        _ => ImageOptions {
+            width: 1,
+            height: 1,
+            channels: 1,
+        },
+    };
+    let src = open_source(&a.inputs, a.labels.as_deref(), image)
+        .with_context(|| format!("cannot read inputs {}", a.inputs.display()))?;
+    let limit = a.limit.unwrap_or(usize::MAX);
+    let total = src.len_hint().map(|n| n.min(limit));
+    let pb = show.then(|| {
+        let pb = ProgressBar::new(total.unwrap_or(0) as u64);
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} loading [{bar:30}] {pos}/{len} examples")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        pb
+    });
+    let mut x: Vec<f32> = Vec::new();
+    let mut y: Vec<usize> = Vec::new();
+    let mut ex_shape: Vec<usize> = vec![];
+    let batches = src
+        .batches(a.batch_size.clamp(1, 4096))
+        .preprocess(preprocess(a)?)
+        .on_progress(|done, _| {
+            if let Some(pb) = &pb {
+                pb.set_position(done.min(limit) as u64);
+            }
+        });
+    for b in batches {
+        let b = b.with_context(|| format!("cannot read inputs {}", a.inputs.display()))?;
+        let take = b.len().min(limit - y.len());
+        ex_shape = b.x.shape[1..].to_vec();
+        x.extend_from_slice(&b.x.data[..take * b.x.row_len()]);
+        y.extend_from_slice(&b.y[..take]);
+        if y.len() >= limit {
+            break;
+        }
+    }
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let mut s = vec![y.len()];
+    s.extend(ex_shape);
+    Ok(Dataset::new(Tensor::new(s, x)?, y)?)
 }
 
 /// Builds the attack configuration from the flags.
@@ -200,7 +272,7 @@ fn config(a: &EvasionArgs) -> anyhow::Result<EvasionConfig> {
 
 /// Runs an evasion evaluation and returns its report and the raw result.
 pub fn evaluate(
-    model: &OnnxModel,
+    model: &dyn Differentiable,
     x: &Tensor,
     y: &[usize],
     cfg: &EvasionConfig,
@@ -261,23 +333,16 @@ fn evasion(a: EvasionArgs) -> anyhow::Result<i32> {
     let cfg = config(&a)?;
     let model = OnnxModel::load(&a.model)
         .with_context(|| format!("cannot load model {}", a.model.display()))?;
-    let mut x = load_inputs(&a.inputs)?;
-    let mut y = load_labels(&a.labels)?;
-    if let Some(s) = a.scale {
-        x.data.iter_mut().for_each(|v| *v *= s);
-    }
-    if x.batch() != y.len() {
-        bail!("{} inputs but {} labels", x.batch(), y.len());
-    }
-    if let Some(n) = a.limit {
-        let n = n.min(x.batch());
-        let row = x.row_len();
-        x.data.truncate(n * row);
-        x.shape[0] = n;
-        y.truncate(n);
-    }
     let show = !a.no_progress && std::io::stderr().is_terminal();
-    let (report, result) = evaluate(&model, &x, &y, &cfg, &a.model.display().to_string(), show)?;
+    let data = load_data(&a, &model, show)?;
+    let name = a.model.display().to_string();
+    let (report, result) = if a.mean.is_empty() && a.std.is_empty() {
+        evaluate(&model, &data.x, &data.y, &cfg, &name, show)?
+    } else {
+        let m = Normalized::new(model, a.mean.clone(), a.std.clone())
+            .context("--mean/--std do not fit the model")?;
+        evaluate(&m, &data.x, &data.y, &cfg, &name, show)?
+    };
     if let Some(p) = &a.save_npz {
         result
             .save_npz(p)
