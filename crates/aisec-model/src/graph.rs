@@ -275,6 +275,23 @@ enum Op {
     CmpOrEq(std::cmp::Ordering),
     /// And, Or, Xor on 0/1 integers.
     Logic(u8),
+    /// DepthToSpace (`dcr`: DCR mode) or SpaceToDepth (`to_space: false`).
+    DepthSpace {
+        block: usize,
+        to_space: bool,
+        dcr: bool,
+    },
+    /// ArgMax (`max`) / ArgMin: integer indices, no gradient.
+    ArgExt {
+        max: bool,
+        axis: i64,
+        keep: bool,
+        last: bool,
+    },
+    CumSum {
+        exclusive: bool,
+        reverse: bool,
+    },
 }
 
 /// Per-node data kept from forward for backward.
@@ -538,6 +555,37 @@ fn compile_op(n: &NodeP, opset: i64) -> Result<Op, ModelError> {
         "Size" => Op::Size,
         "LessOrEqual" => Op::CmpOrEq(std::cmp::Ordering::Less),
         "GreaterOrEqual" => Op::CmpOrEq(std::cmp::Ordering::Greater),
+        "DepthToSpace" | "SpaceToDepth" => {
+            let block = attr_i(n, "blocksize", 0);
+            if !(1..=1024).contains(&block) {
+                return Err(ModelError::Invalid(format!(
+                    "node '{}': blocksize {block}",
+                    n.name
+                )));
+            }
+            let mode = attr_s(n, "mode");
+            if !matches!(mode.as_str(), "" | "DCR" | "CRD") {
+                return Err(ModelError::Unsupported {
+                    op: format!("{}(mode={mode})", n.op_type),
+                    node: n.name.clone(),
+                });
+            }
+            Op::DepthSpace {
+                block: block as usize,
+                to_space: n.op_type == "DepthToSpace",
+                dcr: mode != "CRD",
+            }
+        }
+        "ArgMax" | "ArgMin" => Op::ArgExt {
+            max: n.op_type == "ArgMax",
+            axis: attr_i(n, "axis", 0),
+            keep: attr_i(n, "keepdims", 1) != 0,
+            last: attr_i(n, "select_last_index", 0) != 0,
+        },
+        "CumSum" => Op::CumSum {
+            exclusive: attr_i(n, "exclusive", 0) != 0,
+            reverse: attr_i(n, "reverse", 0) != 0,
+        },
         "And" => Op::Logic(0),
         "Or" => Op::Logic(1),
         "Xor" => Op::Logic(2),
@@ -1735,7 +1783,23 @@ fn forward_node(node: &Node, ins: &[Option<&Val>]) -> Result<(Vec<Val>, Aux), Mo
     let nm = node.name.as_str();
     let one = |v: Val| Ok((vec![v], Aux::None));
     match &node.op {
-        Op::Identity => one(need_in(ins, 0, node)?.clone()),
+        Op::Identity => {
+            // Dropout's optional training_mode input (opset 12+): a random
+            // mask is not an inference op.
+            if node.op_type == "Dropout"
+                && ins
+                    .get(2)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|t| t.ints().iter().any(|&v| v != 0))
+            {
+                return Err(ModelError::Unsupported {
+                    op: "Dropout(training_mode=1)".into(),
+                    node: node.name.clone(),
+                });
+            }
+            one(need_in(ins, 0, node)?.clone())
+        }
         Op::Constant(v) => one(v.clone()),
         Op::Resize { .. } => {
             let x = need_in(ins, 0, node)?;
@@ -2555,7 +2619,10 @@ fn forward_node(node: &Node, ins: &[Option<&Val>]) -> Result<(Vec<Val>, Aux), Mo
         | Op::Tile
         | Op::Size
         | Op::CmpOrEq(_)
-        | Op::Logic(_) => forward_ext(node, ins),
+        | Op::Logic(_)
+        | Op::DepthSpace { .. }
+        | Op::ArgExt { .. }
+        | Op::CumSum { .. } => forward_ext(node, ins),
     }
 }
 
@@ -3363,13 +3430,15 @@ fn backward_node(
                 res[0] = Some(kernels::reduce_to(&g0()?, y.shape(), x.shape()));
             }
         }
-        Op::Size | Op::CmpOrEq(_) | Op::Logic(_) => {}
+        Op::Size | Op::CmpOrEq(_) | Op::Logic(_) | Op::ArgExt { .. } => {}
         Op::ReduceX { .. }
         | Op::Variadic(_)
         | Op::PRelu
         | Op::InstanceNorm { .. }
         | Op::GlobalMaxPool
-        | Op::Tile => {
+        | Op::Tile
+        | Op::DepthSpace { .. }
+        | Op::CumSum { .. } => {
             let y = y0.ok_or_else(|| shape_err(node, "no output".into()))?;
             backward_ext(node, ins, y, aux, g0()?, need, &mut res)?;
         }
@@ -3672,11 +3741,138 @@ fn forward_ext(node: &Node, ins: &[Option<&Val>]) -> Result<(Vec<Val>, Aux), Mod
             });
             one(ival(os, out))
         }
+        Op::DepthSpace {
+            block,
+            to_space,
+            dcr,
+        } => {
+            let x = need_in(ins, 0, node)?;
+            let (s6, perm, os) = depth_space_plan(node, x.shape(), *block, *to_space, *dcr)?;
+            match x {
+                Val::F(_, d) => one(fval(os, transpose(d, &s6, &perm).1)),
+                Val::I(_, d) => one(ival(os, transpose(d, &s6, &perm).1)),
+            }
+        }
+        Op::ArgExt {
+            max,
+            axis,
+            keep,
+            last,
+        } => {
+            let x = need_in(ins, 0, node)?;
+            let s = x.shape();
+            let ax = norm_axis(*axis, s.len(), nm)?;
+            let d = s[ax];
+            if d == 0 {
+                return Err(shape_err(node, "arg-reduction over an empty axis".into()));
+            }
+            let outer: usize = s[..ax].iter().product();
+            let inner: usize = s[ax + 1..].iter().product();
+            let v = as_f64(x);
+            let mut out = Vec::with_capacity(outer * inner);
+            for o in 0..outer {
+                for i in 0..inner {
+                    let at = |j: usize| v[(o * d + j) * inner + i];
+                    let mut best = 0usize;
+                    for j in 1..d {
+                        let (a, b) = (at(j), at(best));
+                        let better = if *max { a > b } else { a < b };
+                        if better || (*last && a == b) {
+                            best = j;
+                        }
+                    }
+                    out.push(best as i64);
+                }
+            }
+            let mut os = s.to_vec();
+            if *keep {
+                os[ax] = 1;
+            } else {
+                os.remove(ax);
+            }
+            one(ival(os, out))
+        }
+        Op::CumSum { exclusive, reverse } => {
+            let x = need_in(ins, 0, node)?;
+            let ax = cumsum_axis(node, ins, x.shape().len())?;
+            let y = cumsum(x.f(nm)?, x.shape(), ax, *exclusive, *reverse);
+            one(fval(x.shape().to_vec(), y))
+        }
         _ => Err(ModelError::Invalid(format!(
             "node '{nm}': internal: {} routed to the wrong evaluator",
             node.op_type
         ))),
     }
+}
+
+/// DepthToSpace / SpaceToDepth as a 6-D reshape + transpose (ONNX
+/// operator definitions): the 6-D input shape, the permutation and the
+/// output shape.
+fn depth_space_plan(
+    node: &Node,
+    s: &[usize],
+    b: usize,
+    to_space: bool,
+    dcr: bool,
+) -> Result<(Vec<usize>, Vec<usize>, Vec<usize>), ModelError> {
+    let [n, c, h, w] = s else {
+        return Err(shape_err(node, format!("needs [n,c,h,w], got {s:?}")));
+    };
+    let (n, c, h, w) = (*n, *c, *h, *w);
+    if to_space {
+        if c % (b * b) != 0 {
+            return Err(shape_err(node, format!("{c} channels, block {b}")));
+        }
+        let cc = c / (b * b);
+        let os = vec![n, cc, h * b, w * b];
+        Ok(if dcr {
+            (vec![n, b, b, cc, h, w], vec![0, 3, 4, 1, 5, 2], os)
+        } else {
+            (vec![n, cc, b, b, h, w], vec![0, 1, 4, 2, 5, 3], os)
+        })
+    } else {
+        if h % b != 0 || w % b != 0 {
+            return Err(shape_err(node, format!("{h}x{w} not divisible by {b}")));
+        }
+        Ok((
+            vec![n, c, h / b, b, w / b, b],
+            vec![0, 3, 5, 1, 2, 4],
+            vec![n, c * b * b, h / b, w / b],
+        ))
+    }
+}
+
+fn cumsum_axis(node: &Node, ins: &[Option<&Val>], r: usize) -> Result<usize, ModelError> {
+    let a = need_in(ins, 1, node)?.ints();
+    match a.as_slice() {
+        [a] => norm_axis(*a, r, &node.name),
+        _ => Err(shape_err(node, "CumSum axis must be a scalar".into())),
+    }
+}
+
+/// Running sum along `ax` (inclusive or exclusive, forwards or backwards).
+fn cumsum(d: &[f32], s: &[usize], ax: usize, exclusive: bool, reverse: bool) -> Vec<f32> {
+    let n = s[ax];
+    let inner: usize = s[ax + 1..].iter().product();
+    let outer: usize = s[..ax].iter().product();
+    let mut y = vec![0.0f32; d.len()];
+    for o in 0..outer {
+        for i in 0..inner {
+            let mut acc = 0.0f32;
+            for k in 0..n {
+                let j = if reverse { n - 1 - k } else { k };
+                let at = (o * n + j) * inner + i;
+                if exclusive {
+                    y[at] = acc;
+                    acc += d[at];
+                } else {
+                    acc += d[at];
+                    y[at] = acc;
+                }
+            }
+        }
+    }
+    y
 }
 
 /// Strides of PRelu's slope against the input (unidirectional broadcast).
@@ -3873,6 +4069,25 @@ fn backward_ext(
                 }
             }
             res[0] = Some(dx);
+        }
+        Op::DepthSpace {
+            block,
+            to_space,
+            dcr,
+        } if nd(0) => {
+            let x = need_in(ins, 0, node)?;
+            let (s6, perm, _) = depth_space_plan(node, x.shape(), *block, *to_space, *dcr)?;
+            let ts: Vec<usize> = perm.iter().map(|&p| s6[p]).collect();
+            let mut inv = vec![0; perm.len()];
+            for (i, &p) in perm.iter().enumerate() {
+                inv[p] = i;
+            }
+            res[0] = Some(transpose(&dy, &ts, &inv).1);
+        }
+        Op::CumSum { exclusive, reverse } if nd(0) => {
+            let x = need_in(ins, 0, node)?;
+            let ax = cumsum_axis(node, ins, x.shape().len())?;
+            res[0] = Some(cumsum(&dy, x.shape(), ax, *exclusive, !*reverse));
         }
         Op::Tile if nd(0) => {
             let x = need_in(ins, 0, node)?;

@@ -1153,3 +1153,176 @@ fn unsupported_op_error_names_op_and_node() {
         }
     }
 }
+
+fn one_node_graph(n: NodeP, inits: Vec<TensorP>, xs: &[usize]) -> Graph {
+    let gp = GraphP {
+        nodes: vec![n],
+        initializers: inits,
+        inputs: vec![ValueInfoP {
+            name: "x".into(),
+            dims: xs.iter().map(|&d| Some(d)).collect(),
+        }],
+        outputs: vec![ValueInfoP {
+            name: "y".into(),
+            dims: vec![],
+        }],
+    };
+    Graph::compile(&gp, 13).unwrap()
+}
+
+#[test]
+fn depth_to_space_modes_and_space_to_depth() {
+    for (op, mode, xs) in [
+        ("DepthToSpace", "DCR", [2, 8, 2, 3]),
+        ("DepthToSpace", "CRD", [2, 8, 2, 3]),
+        ("SpaceToDepth", "DCR", [2, 2, 4, 6]),
+    ] {
+        check_op(
+            vec![node(
+                op,
+                &["x"],
+                &["y"],
+                vec![
+                    ("blocksize", AttrVal::I(2)),
+                    ("mode", AttrVal::S(mode.into())),
+                ],
+            )],
+            vec![],
+            &xs,
+            13,
+            id,
+        );
+    }
+    // [1, 8, 1, 1] = 0..8, block 2: CRD is torch.pixel_shuffle's order.
+    let x: Vec<f32> = (0..8).map(|v| v as f32).collect();
+    for (mode, want) in [
+        ("CRD", [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]),
+        ("DCR", [0.0, 2.0, 4.0, 6.0, 1.0, 3.0, 5.0, 7.0]),
+    ] {
+        let g = one_node_graph(
+            node(
+                "DepthToSpace",
+                &["x"],
+                &["y"],
+                vec![
+                    ("blocksize", AttrVal::I(2)),
+                    ("mode", AttrVal::S(mode.into())),
+                ],
+            ),
+            vec![],
+            &[1, 8, 1, 1],
+        );
+        let t = run(&g, &x, &[1, 8, 1, 1]);
+        let y = g.output_of(&t).unwrap();
+        assert_eq!(y.shape(), &[1, 2, 2, 2]);
+        assert_eq!(y.f("y").unwrap(), &want[..], "{mode}");
+    }
+}
+
+#[test]
+fn cumsum_directions_and_argmax() {
+    for (ex, rev) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+        check_op(
+            vec![node(
+                "CumSum",
+                &["x", "a"],
+                &["y"],
+                vec![("exclusive", AttrVal::I(ex)), ("reverse", AttrVal::I(rev))],
+            )],
+            vec![it("a", &[], &[-1])],
+            &[2, 4],
+            13,
+            id,
+        );
+    }
+    let g = one_node_graph(
+        node(
+            "CumSum",
+            &["x", "a"],
+            &["y"],
+            vec![("exclusive", AttrVal::I(1)), ("reverse", AttrVal::I(1))],
+        ),
+        vec![it("a", &[], &[0])],
+        &[4],
+    );
+    let t = run(&g, &[1.0, 2.0, 3.0, 4.0], &[4]);
+    assert_eq!(
+        g.output_of(&t).unwrap().f("y").unwrap(),
+        &[9.0, 7.0, 4.0, 0.0]
+    );
+    // ArgMax/ArgMin along axis 1, ties resolved first or last.
+    let x = [1.0, 5.0, 5.0, 0.0, 2.0, -1.0, 2.0, 7.0];
+    for (op, last, keep, want) in [
+        ("ArgMax", 0, 1, vec![1i64, 3]),
+        ("ArgMax", 1, 0, vec![2, 3]),
+        ("ArgMin", 0, 0, vec![3, 1]),
+    ] {
+        let g = one_node_graph(
+            node(
+                op,
+                &["x"],
+                &["y"],
+                vec![
+                    ("axis", AttrVal::I(1)),
+                    ("keepdims", AttrVal::I(keep)),
+                    ("select_last_index", AttrVal::I(last)),
+                ],
+            ),
+            vec![],
+            &[2, 4],
+        );
+        let t = run(&g, &x, &[2, 4]);
+        let y = g.output_of(&t).unwrap();
+        assert_eq!(y.ints(), want, "{op} last={last}");
+        assert_eq!(y.shape(), if keep == 1 { &[2, 1][..] } else { &[2][..] });
+    }
+}
+
+#[test]
+fn dropout_in_training_mode_is_refused() {
+    let n = node("Dropout", &["x", "r", "t"], &["y"], vec![]);
+    let mut nn = n.clone();
+    nn.inputs.truncate(2);
+    let gp_t = |tv: i64, nd: NodeP| GraphP {
+        nodes: vec![
+            node("Identity", &["x"], &["x1"], vec![]),
+            NodeP {
+                inputs: nd
+                    .inputs
+                    .iter()
+                    .map(|s| if s == "x" { "x1".into() } else { s.clone() })
+                    .collect(),
+                ..nd
+            },
+        ],
+        initializers: vec![
+            TensorP {
+                name: "r".into(),
+                dims: vec![],
+                data: TensorData::F32(vec![0.5]),
+            },
+            it("t", &[], &[tv]),
+        ],
+        inputs: vec![ValueInfoP {
+            name: "x".into(),
+            dims: vec![Some(3)],
+        }],
+        outputs: vec![ValueInfoP {
+            name: "y".into(),
+            dims: vec![],
+        }],
+    };
+    let g = Graph::compile(&gp_t(1, n.clone()), 13).unwrap();
+    match g.forward(Val::F(vec![3], Arc::new(vec![1.0; 3]))) {
+        Err(ModelError::Unsupported { op, node }) => {
+            assert_eq!(op, "Dropout(training_mode=1)");
+            assert_eq!(node, "Dropout_node");
+        }
+        other => panic!("expected Unsupported, got {:?}", other.map(|_| ())),
+    }
+    for gp in [gp_t(0, n), gp_t(1, nn)] {
+        let g = Graph::compile(&gp, 13).unwrap();
+        let t = run(&g, &[1.0, 2.0, 3.0], &[3]);
+        assert_eq!(g.output_of(&t).unwrap().f("y").unwrap(), &[1.0, 2.0, 3.0]);
+    }
+}
