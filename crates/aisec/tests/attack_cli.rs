@@ -161,3 +161,41 @@ fn image_folder_inputs_with_normalisation_inside_the_model() {
         "{e1}\n{e2}"
     );
 }
+
+#[test]
+fn csv_table_gives_the_same_result_as_npy() {
+    let x = aisec_model::data::npy::read_npy(fixture("digits_mlp.x.npy"))
+        .unwrap()
+        .to_tensor();
+    let y = aisec_model::data::npy::read_npy(fixture("digits_mlp.y.npy"))
+        .unwrap()
+        .to_labels()
+        .unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("digits.csv");
+    let mut text = String::new();
+    for (i, label) in y.iter().enumerate() {
+        for v in x.row(i) {
+            text.push_str(&format!("{v},"));
+        }
+        text.push_str(&format!("{label}\n"));
+    }
+    std::fs::write(&p, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_aisec"))
+        .args(["attack", "evasion", &fixture("digits_mlp.onnx"), "--inputs"])
+        .arg(&p)
+        .args(["--attacks", "fgsm", "--eps", "0.2", "--format", "json"])
+        .args(["--no-progress", "--batch-size", "5"])
+        .output()
+        .unwrap();
+    let a: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    let (_, b) = evasion(&["--attacks", "fgsm", "--eps", "0.2"]);
+    let (e1, e2) = (&a["data"]["evasion"], &b["data"]["evasion"]);
+    assert_eq!(e1["n"].as_u64(), Some(16));
+    assert_eq!(e1["clean_accuracy"], e2["clean_accuracy"]);
+    assert_eq!(
+        e1["worst_case_robust_accuracy"],
+        e2["worst_case_robust_accuracy"]
+    );
+}

@@ -4,9 +4,10 @@
 //! A [`DataSource`] hands out [`Dataset`] batches in order. Sources exist
 //! for `.npy` arrays on disk ([`NpySource`]: the header is parsed, then rows
 //! are read as they are asked for), MNIST-style IDX files, gzip-compressed
-//! or not ([`IdxSource`]), folders of images with one subfolder per class
-//! ([`ImageFolderSource`]: files are listed up front and decoded per batch)
-//! and data already in memory ([`MemorySource`]). [`DataSource::batches`]
+//! or not ([`IdxSource`]), numeric CSV tables ([`CsvSource`]), folders of
+//! images with one subfolder per class ([`ImageFolderSource`]: files are
+//! listed up front and decoded per batch) and data already in memory
+//! ([`MemorySource`]). [`DataSource::batches`]
 //! turns any of them into an iterator that can apply a [`Preprocess`] and
 //! report progress to a callback (the CLI drives a progress bar with it).
 
@@ -476,10 +477,151 @@ impl DataSource for ImageFolderSource {
     }
 }
 
+/// Longest CSV line accepted (bytes).
+const MAX_CSV_LINE: u64 = 16 << 20;
+
+/// A numeric CSV table read a block of rows at a time (same format as
+/// [`super::csv::read_csv`]: comma-separated numbers, an optional header
+/// row, one label column). The number of rows is not known in advance.
+pub struct CsvSource {
+    rd: BufReader<std::fs::File>,
+    header: Option<String>,
+    label: super::csv::LabelColumn,
+    shape: Vec<usize>,
+    row: usize,
+    pending: Option<String>,
+    done: bool,
+}
+
+impl CsvSource {
+    /// Opens `path`; reads the first rows to learn the header and width.
+    pub fn open(
+        path: impl AsRef<Path>,
+        label: super::csv::LabelColumn,
+    ) -> Result<Self, ModelError> {
+        let mut src = CsvSource {
+            rd: BufReader::new(std::fs::File::open(path.as_ref())?),
+            header: None,
+            label,
+            shape: vec![],
+            row: 0,
+            pending: None,
+            done: false,
+        };
+        let first = src.line()?;
+        if let Some(f) = first {
+            if f.split(',').any(|c| c.trim().parse::<f64>().is_err()) {
+                src.header = Some(f);
+                src.pending = src.line()?;
+            } else {
+                src.pending = Some(f);
+            }
+        }
+        if let Some(p) = &src.pending {
+            // Width (and label column) from the first data row.
+            let d = super::csv::parse_csv(&src.with_header(p), &src.label)?;
+            src.shape = d.x.shape[1..].to_vec();
+        }
+        Ok(src)
+    }
+
+    fn with_header(&self, body: &str) -> String {
+        match &self.header {
+            Some(h) => format!("{h}\n{body}"),
+            None => body.to_string(),
+        }
+    }
+
+    /// The next non-empty line, bounded in length.
+    fn line(&mut self) -> Result<Option<String>, ModelError> {
+        use std::io::BufRead;
+        loop {
+            let mut buf = Vec::new();
+            let n = (&mut self.rd)
+                .take(MAX_CSV_LINE)
+                .read_until(b'\n', &mut buf)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            if n as u64 == MAX_CSV_LINE && buf.last() != Some(&b'\n') {
+                return Err(ModelError::Invalid("csv: line too long".into()));
+            }
+            let l =
+                String::from_utf8(buf).map_err(|_| ModelError::Invalid("csv: not UTF-8".into()))?;
+            if !l.trim().is_empty() {
+                return Ok(Some(l.trim_end().to_string()));
+            }
+        }
+    }
+}
+
+impl DataSource for CsvSource {
+    fn example_shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn len_hint(&self) -> Option<usize> {
+        None
+    }
+    fn next_batch(&mut self, max: usize) -> Result<Option<Dataset>, ModelError> {
+        if self.done {
+            return Ok(None);
+        }
+        let limit = rows_for(
+            max.max(1),
+            self.shape.iter().product::<usize>() + 1,
+            usize::MAX,
+        );
+        let mut body = String::new();
+        let mut n = 0;
+        while n < limit {
+            let Some(l) = self
+                .pending
+                .take()
+                .map_or_else(|| self.line(), |p| Ok(Some(p)))?
+            else {
+                self.done = true;
+                break;
+            };
+            body.push_str(&l);
+            body.push('\n');
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        let first = self.row + 1;
+        self.row += n;
+        // Without a header, parse_csv would take a bad first row of this
+        // block for one.
+        if self.header.is_none()
+            && body
+                .lines()
+                .next()
+                .is_some_and(|l| l.split(',').any(|c| c.trim().parse::<f64>().is_err()))
+        {
+            return Err(ModelError::Invalid(format!(
+                "csv: data row {first} holds a value that is not a number"
+            )));
+        }
+        let d = super::csv::parse_csv(&self.with_header(&body), &self.label).map_err(|e| {
+            ModelError::Invalid(format!("{e} (in the block starting at data row {first})"))
+        })?;
+        if d.x.shape[1..] != self.shape[..] {
+            return Err(ModelError::Shape(format!(
+                "csv: rows from {first} have {} features, expected {:?}",
+                d.x.row_len(),
+                self.shape
+            )));
+        }
+        Ok(Some(d))
+    }
+}
+
 /// Opens a source by looking at `inputs`: a directory is an image folder
-/// (labels from its class subfolders; `labels` must be `None`), a file
-/// starting with the `.npy` magic is streamed as `.npy`, anything else is
-/// read as IDX. `image` sets the size images are resized to.
+/// (labels from its class subfolders; `labels` must be `None`), a `.csv`
+/// file a table whose last column is the label (`labels` `None` too), a
+/// file starting with the `.npy` magic is streamed as `.npy`, anything else
+/// is read as IDX. `image` sets the size images are resized to.
 pub fn open_source(
     inputs: &Path,
     labels: Option<&Path>,
@@ -492,6 +634,20 @@ pub fn open_source(
             ));
         }
         return Ok(Box::new(ImageFolderSource::open(inputs, image)?));
+    }
+    let csv = inputs
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if csv {
+        if labels.is_some() {
+            return Err(ModelError::Invalid(
+                "a CSV table takes its labels from its last column".into(),
+            ));
+        }
+        return Ok(Box::new(CsvSource::open(
+            inputs,
+            super::csv::LabelColumn::Last,
+        )?));
     }
     let labels = labels.ok_or_else(|| {
         ModelError::Invalid(format!("{}: a labels file is needed", inputs.display()))
@@ -637,6 +793,45 @@ mod tests {
         let r: Vec<_> = open_source(d.path(), None, o).unwrap().batches(4).collect();
         assert!(r[0].is_ok() && r[1].is_err());
         assert!(open_source(d.path(), Some(d.path()), o).is_err());
+    }
+
+    #[test]
+    fn csv_streams_blocks_with_header() {
+        use super::super::csv::{read_csv, LabelColumn};
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.csv");
+        let mut text = String::from("f1,f2,label\n");
+        for i in 0..7 {
+            text.push_str(&format!("{i},{}.5,{}\n\n", i * 2, i % 3));
+        }
+        std::fs::write(&p, &text).unwrap();
+        let lab = LabelColumn::Name("label".into());
+        let src = CsvSource::open(&p, lab.clone()).unwrap();
+        assert_eq!(src.example_shape(), &[2]);
+        let mut seen = vec![];
+        let all = src
+            .batches(3)
+            .on_progress(|d, t| seen.push((d, t)))
+            .collect_all()
+            .unwrap();
+        assert_eq!(all, read_csv(&p, &lab).unwrap());
+        assert_eq!(seen, vec![(3, None), (6, None), (7, None)]);
+        // A bad row is reported with its block.
+        std::fs::write(&p, "1,2,0\n3,4,1\n5,x,0\n").unwrap();
+        let r: Vec<_> = CsvSource::open(&p, LabelColumn::Last)
+            .unwrap()
+            .batches(2)
+            .collect();
+        assert!(r[0].is_ok());
+        let e = r[1].as_ref().unwrap_err().to_string();
+        assert!(e.contains("data row 3"), "{e}");
+        let o = ImageOptions {
+            width: 1,
+            height: 1,
+            channels: 1,
+        };
+        assert_eq!(open_source(&p, None, o).unwrap().example_shape(), &[2]);
+        assert!(open_source(&p, Some(&p), o).is_err());
     }
 
     #[test]

@@ -39,11 +39,11 @@ pub struct EvasionArgs {
     #[arg(value_name = "MODEL")]
     pub model: PathBuf,
 
-    /// Inputs: a `.npy` array (batch first), an MNIST-style IDX file (optionally .gz), or a folder of PNG/JPEG images with one subfolder per class (resized to the model's input size).
+    /// Inputs: a `.npy` array (batch first), an MNIST-style IDX file (optionally .gz), a `.csv` table (last column the label), or a folder of PNG/JPEG images with one subfolder per class (resized to the model's input size).
     #[arg(long, value_name = "PATH")]
     pub inputs: PathBuf,
 
-    /// Labels: a `.npy` integer array or an IDX label file (not with an image folder).
+    /// Labels: a `.npy` integer array or an IDX label file (not with an image folder or CSV).
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
 
