@@ -1326,3 +1326,39 @@ fn dropout_in_training_mode_is_refused() {
         assert_eq!(g.output_of(&t).unwrap().f("y").unwrap(), &[1.0, 2.0, 3.0]);
     }
 }
+
+#[test]
+fn less_and_constant_of_shape_masks() {
+    // y = x * (x < t) + x * full(shape(x), 0.5)
+    check_op(
+        vec![
+            node("Less", &["x", "t"], &["l"], vec![]),
+            node("Cast", &["l"], &["lf"], vec![("to", AttrVal::I(1))]),
+            node("Mul", &["x", "lf"], &["a"], vec![]),
+            node("Shape", &["x"], &["s"], vec![]),
+            node(
+                "ConstantOfShape",
+                &["s"],
+                &["h"],
+                vec![(
+                    "value",
+                    AttrVal::T(TensorP {
+                        name: String::new(),
+                        dims: vec![1],
+                        data: TensorData::F32(vec![0.5]),
+                    }),
+                )],
+            ),
+            node("Mul", &["x", "h"], &["b"], vec![]),
+            node("Add", &["a", "b"], &["y"], vec![]),
+        ],
+        vec![TensorP {
+            name: "t".into(),
+            dims: vec![],
+            data: TensorData::F32(vec![0.2]),
+        }],
+        &[2, 5],
+        13,
+        id,
+    );
+}
