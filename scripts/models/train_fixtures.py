@@ -346,6 +346,24 @@ class ActZoo(nn.Module):
         return self.fc(f)
 
 
+class TextCnn(nn.Module):
+    """A Kim-style (2014) convolutional text classifier over token ids [N,12]:
+    Embedding (Gather), Transpose, two Conv1d widths, ReLU, max over time
+    (ReduceMax), Concat, Linear."""
+
+    def __init__(self, vocab=30, dim=8, classes=10):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, dim)
+        self.c3 = nn.Conv1d(dim, 6, 3, padding=1)
+        self.c5 = nn.Conv1d(dim, 6, 5, padding=2)
+        self.fc = nn.Linear(12, classes)
+
+    def forward(self, t):
+        e = self.emb(t).transpose(1, 2)                       # [N,D,L]
+        f = torch.cat([F.relu(self.c3(e)).amax(2), F.relu(self.c5(e)).amax(2)], 1)
+        return self.fc(f)
+
+
 def randomize_bn(net, seed):
     """Gives eval-mode BatchNorm layers non-trivial statistics."""
     g = torch.Generator().manual_seed(seed)
@@ -426,7 +444,7 @@ def export(model, name, x, y, out, opset, constant_folding=True, dynamo=False):
 
 
 ARCH = ["vit_tiny", "vit_tiny_dynamo", "vit_manual", "vit_manual11", "vit_manual_dynamo", "mobilenetv2_tiny",
-        "mobilenetv2_tiny_dynamo", "act_zoo", "act_zoo_dynamo", "vgg_tiny", "vgg_tiny_dynamo"]
+        "mobilenetv2_tiny_dynamo", "act_zoo", "act_zoo_dynamo", "text_cnn", "text_cnn_dynamo", "vgg_tiny", "vgg_tiny_dynamo"]
 
 
 def export_arch(out):
@@ -462,6 +480,12 @@ def export_arch(out):
     ax = np.random.RandomState(6).randn(4, 3, 8, 8).astype(np.float32)
     export(az, "act_zoo", ax, y, out, 17)
     export(az, "act_zoo_dynamo", ax, y, out, 18, dynamo=True)
+    torch.manual_seed(15)
+    tcnn = TextCnn()
+    tx = np.random.RandomState(7).randint(0, 30, (6, 12)).astype(np.int64)
+    ty = np.random.RandomState(8).randint(0, 10, 6).astype(np.int64)
+    export(tcnn, "text_cnn", tx, ty, out, 13)
+    export(tcnn, "text_cnn_dynamo", tx, ty, out, 18, dynamo=True)
     torch.manual_seed(12)
     vgg = TinyVgg()
     export(vgg, "vgg_tiny", x, y, out, 13)

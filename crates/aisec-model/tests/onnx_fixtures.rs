@@ -124,6 +124,13 @@ fn activation_zoo_matches_references() {
 }
 
 #[test]
+fn text_cnn_matches_references() {
+    // Embedding, Conv1d of two widths, max over time (ReduceMax).
+    check_fixture("text_cnn");
+    check_fixture("text_cnn_dynamo");
+}
+
+#[test]
 fn vgg_matches_references() {
     check_fixture("vgg_tiny");
     check_fixture("vgg_tiny_dynamo");
