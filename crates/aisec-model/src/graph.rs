@@ -1461,10 +1461,8 @@ fn unary_d(u: Un, x: f32, y: f32) -> f32 {
         Un::Exp => y,
         Un::Sqrt => 0.5 / y,
         Un::Log => 1.0 / x,
-        Un::Abs | Un::Sign => {
-            if u == Un::Sign {
-                0.0
-            } else if x > 0.0 {
+        Un::Abs => {
+            if x > 0.0 {
                 1.0
             } else if x < 0.0 {
                 -1.0
@@ -1526,7 +1524,7 @@ fn unary_d(u: Un, x: f32, y: f32) -> f32 {
         Un::Reciprocal => -y * y,
         Un::Sin => x.cos(),
         Un::Cos => -x.sin(),
-        Un::Floor | Un::Ceil | Un::Round => 0.0,
+        Un::Floor | Un::Ceil | Un::Round | Un::Sign => 0.0,
     }
 }
 
