@@ -364,6 +364,38 @@ class TextCnn(nn.Module):
         return self.fc(f)
 
 
+class TextLstm(nn.Module):
+    """A recurrent text classifier over token ids [N,10]: Embedding, a
+    bidirectional batch-first nn.LSTM (ONNX LSTM with Transposes around
+    it), the final hidden states of both directions and the mean of the
+    outputs, Linear."""
+
+    def __init__(self, vocab=30, dim=6, hidden=5, classes=10):
+        super().__init__()
+        self.emb = nn.Embedding(vocab, dim)
+        self.rnn = nn.LSTM(dim, hidden, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(4 * hidden, classes)
+
+    def forward(self, t):
+        out, (hn, _) = self.rnn(self.emb(t))
+        return self.fc(torch.cat([hn[0], hn[1], out.mean(1)], 1))
+
+
+class SeqLstm(nn.Module):
+    """A time-series classifier over float features [N,8,4]: a two-layer
+    batch-first nn.LSTM (two ONNX LSTM nodes), the last step's output,
+    Linear; float inputs, so torch's input gradient checks the LSTM adjoint."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.rnn = nn.LSTM(4, 6, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(6, classes)
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        return self.fc(out[:, -1])
+
+
 def randomize_bn(net, seed):
     """Gives eval-mode BatchNorm layers non-trivial statistics."""
     g = torch.Generator().manual_seed(seed)
@@ -444,7 +476,7 @@ def export(model, name, x, y, out, opset, constant_folding=True, dynamo=False):
 
 
 ARCH = ["vit_tiny", "vit_tiny_dynamo", "vit_manual", "vit_manual11", "vit_manual_dynamo", "mobilenetv2_tiny",
-        "mobilenetv2_tiny_dynamo", "act_zoo", "act_zoo_dynamo", "text_cnn", "text_cnn_dynamo", "vgg_tiny", "vgg_tiny_dynamo"]
+        "mobilenetv2_tiny_dynamo", "act_zoo", "act_zoo_dynamo", "text_cnn", "text_cnn_dynamo", "text_lstm", "seq_lstm", "vgg_tiny", "vgg_tiny_dynamo"]
 
 
 def export_arch(out):
@@ -486,6 +518,14 @@ def export_arch(out):
     ty = np.random.RandomState(8).randint(0, 10, 6).astype(np.int64)
     export(tcnn, "text_cnn", tx, ty, out, 13)
     export(tcnn, "text_cnn_dynamo", tx, ty, out, 18, dynamo=True)
+    torch.manual_seed(16)
+    tl = TextLstm()
+    lx = np.random.RandomState(9).randint(0, 30, (5, 10)).astype(np.int64)
+    ly = np.random.RandomState(10).randint(0, 10, 5).astype(np.int64)
+    export(tl, "text_lstm", lx, ly, out, 14)
+    torch.manual_seed(17)
+    sx = np.random.RandomState(11).randn(5, 8, 4).astype(np.float32)
+    export(SeqLstm(), "seq_lstm", sx, ly, out, 14)
     torch.manual_seed(12)
     vgg = TinyVgg()
     export(vgg, "vgg_tiny", x, y, out, 13)

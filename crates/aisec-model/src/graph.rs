@@ -292,6 +292,13 @@ enum Op {
         exclusive: bool,
         reverse: bool,
     },
+    /// LSTM (Hochreiter & Schmidhuber, 1997) in ONNX's form: gates in
+    /// i, o, f, c order, default activations, no peepholes, `layout` 0.
+    Lstm {
+        hidden: usize,
+        /// Per direction: true when it runs from the last step to the first.
+        dirs: Vec<bool>,
+    },
 }
 
 /// Per-node data kept from forward for backward.
@@ -582,6 +589,44 @@ fn compile_op(n: &NodeP, opset: i64) -> Result<Op, ModelError> {
             keep: attr_i(n, "keepdims", 1) != 0,
             last: attr_i(n, "select_last_index", 0) != 0,
         },
+        "LSTM" => {
+            let refuse = |what: &str| ModelError::Unsupported {
+                op: format!("LSTM({what})"),
+                node: n.name.clone(),
+            };
+            if attr(n, "activations").is_some() {
+                return Err(refuse("activations"));
+            }
+            if attr(n, "clip").is_some() {
+                return Err(refuse("clip"));
+            }
+            if attr_i(n, "input_forget", 0) != 0 {
+                return Err(refuse("input_forget"));
+            }
+            if attr_i(n, "layout", 0) != 0 {
+                return Err(refuse("layout=1"));
+            }
+            if n.inputs.get(7).is_some_and(|s| !s.is_empty()) {
+                return Err(refuse("peepholes"));
+            }
+            let hidden = attr_i(n, "hidden_size", 0);
+            if !(1..=1 << 16).contains(&hidden) {
+                return Err(ModelError::Invalid(format!(
+                    "node '{}': LSTM hidden_size {hidden}",
+                    n.name
+                )));
+            }
+            let dirs = match attr_s(n, "direction").as_str() {
+                "" | "forward" => vec![false],
+                "reverse" => vec![true],
+                "bidirectional" => vec![false, true],
+                d => return Err(refuse(&format!("direction={d}"))),
+            };
+            Op::Lstm {
+                hidden: hidden as usize,
+                dirs,
+            }
+        }
         "CumSum" => Op::CumSum {
             exclusive: attr_i(n, "exclusive", 0) != 0,
             reverse: attr_i(n, "reverse", 0) != 0,
@@ -2620,7 +2665,8 @@ fn forward_node(node: &Node, ins: &[Option<&Val>]) -> Result<(Vec<Val>, Aux), Mo
         | Op::Logic(_)
         | Op::DepthSpace { .. }
         | Op::ArgExt { .. }
-        | Op::CumSum { .. } => forward_ext(node, ins),
+        | Op::CumSum { .. }
+        | Op::Lstm { .. } => forward_ext(node, ins),
     }
 }
 
@@ -3440,6 +3486,17 @@ fn backward_node(
             let y = y0.ok_or_else(|| shape_err(node, "no output".into()))?;
             backward_ext(node, ins, y, aux, g0()?, need, &mut res)?;
         }
+        Op::Lstm { hidden, dirs } => {
+            let p = lstm_plan(node, ins, *hidden, dirs.len())?;
+            let gs = lstm_backward(&p, dirs, gouts, need)?;
+            for (slot, g) in gs.into_iter().enumerate() {
+                if let Some(g) = g {
+                    if slot < res.len() {
+                        res[slot] = Some(g);
+                    }
+                }
+            }
+        }
     }
     Ok(res)
 }
@@ -3796,11 +3853,269 @@ fn forward_ext(node: &Node, ins: &[Option<&Val>]) -> Result<(Vec<Val>, Aux), Mod
             let y = cumsum(x.f(nm)?, x.shape(), ax, *exclusive, *reverse);
             one(fval(x.shape().to_vec(), y))
         }
+        Op::Lstm { hidden, dirs } => {
+            let p = lstm_plan(node, ins, *hidden, dirs.len())?;
+            let (t, n, h, nd) = (p.t, p.n, p.h, dirs.len());
+            let mut y = vec![0.0f32; t * nd * n * h];
+            let mut yh = vec![0.0f32; nd * n * h];
+            let mut yc = vec![0.0f32; nd * n * h];
+            for (d, &rev) in dirs.iter().enumerate() {
+                let tr = lstm_run(&p, d, rev);
+                for (k, st) in tr.iter().enumerate() {
+                    let ti = if rev { t - 1 - k } else { k };
+                    y[(ti * nd + d) * n * h..(ti * nd + d + 1) * n * h].copy_from_slice(&st.h);
+                }
+                if let Some(last) = tr.last() {
+                    yh[d * n * h..(d + 1) * n * h].copy_from_slice(&last.h);
+                    yc[d * n * h..(d + 1) * n * h].copy_from_slice(&last.c);
+                } else {
+                    yh[d * n * h..(d + 1) * n * h]
+                        .copy_from_slice(&p.h0[d * n * h..(d + 1) * n * h]);
+                    yc[d * n * h..(d + 1) * n * h]
+                        .copy_from_slice(&p.c0[d * n * h..(d + 1) * n * h]);
+                }
+            }
+            Ok((
+                vec![
+                    fval(vec![t, nd, n, h], y),
+                    fval(vec![nd, n, h], yh),
+                    fval(vec![nd, n, h], yc),
+                ],
+                Aux::None,
+            ))
+        }
         _ => Err(ModelError::Invalid(format!(
             "node '{nm}': internal: {} routed to the wrong evaluator",
             node.op_type
         ))),
     }
+}
+
+/// Inputs of an LSTM node, checked, with defaults filled in.
+struct LstmPlan<'a> {
+    t: usize,
+    n: usize,
+    i: usize,
+    h: usize,
+    x: &'a [f32],
+    w: &'a [f32],
+    r: &'a [f32],
+    /// `[dirs, 8h]` (input then recurrent biases); zeros when absent.
+    b: Vec<f32>,
+    h0: Vec<f32>,
+    c0: Vec<f32>,
+}
+
+fn lstm_plan<'a>(
+    node: &Node,
+    ins: &[Option<&'a Val>],
+    h: usize,
+    nd: usize,
+) -> Result<LstmPlan<'a>, ModelError> {
+    let nm = node.name.as_str();
+    let x = need_in(ins, 0, node)?;
+    let [t, n, i] = x.shape() else {
+        return Err(shape_err(
+            node,
+            format!("X must be [seq, batch, input], got {:?}", x.shape()),
+        ));
+    };
+    let (t, n, i) = (*t, *n, *i);
+    let w = need_in(ins, 1, node)?;
+    let r = need_in(ins, 2, node)?;
+    if w.shape() != [nd, 4 * h, i] || r.shape() != [nd, 4 * h, h] {
+        return Err(shape_err(
+            node,
+            format!(
+                "W {:?} / R {:?} for hidden {h}, input {i}",
+                w.shape(),
+                r.shape()
+            ),
+        ));
+    }
+    let opt = |k: usize, len: usize, what: &str| -> Result<Vec<f32>, ModelError> {
+        match ins.get(k).copied().flatten() {
+            None => Ok(vec![0.0; len]),
+            Some(v) if v.numel() == len => Ok(v.f(nm)?.to_vec()),
+            Some(v) => Err(shape_err(node, format!("{what} {:?}", v.shape()))),
+        }
+    };
+    if let Some(sl) = ins.get(4).copied().flatten() {
+        if sl.ints().iter().any(|&l| l != t as i64) {
+            return Err(ModelError::Unsupported {
+                op: "LSTM(sequence_lens shorter than the sequence)".into(),
+                node: node.name.clone(),
+            });
+        }
+    }
+    checked_numel(&[t, nd, n, 4 * h], nm)?;
+    Ok(LstmPlan {
+        t,
+        n,
+        i,
+        h,
+        x: x.f(nm)?,
+        w: w.f(nm)?,
+        r: r.f(nm)?,
+        b: opt(3, nd * 8 * h, "B")?,
+        h0: opt(5, nd * n * h, "initial_h")?,
+        c0: opt(6, nd * n * h, "initial_c")?,
+    })
+}
+
+/// One LSTM step's state: activated gates `[n, 4h]` (i, o, f, c~), the cell
+/// and hidden state after the step.
+struct LstmStep {
+    gates: Vec<f32>,
+    c: Vec<f32>,
+    h: Vec<f32>,
+}
+
+fn sigm(v: f32) -> f32 {
+    1.0 / (1.0 + (-v).exp())
+}
+
+/// Runs direction `d` over the sequence (in processing order).
+fn lstm_run(p: &LstmPlan, d: usize, rev: bool) -> Vec<LstmStep> {
+    let (n, i, h) = (p.n, p.i, p.h);
+    let w = &p.w[d * 4 * h * i..(d + 1) * 4 * h * i];
+    let r = &p.r[d * 4 * h * h..(d + 1) * 4 * h * h];
+    let b = &p.b[d * 8 * h..(d + 1) * 8 * h];
+    let mut hp = p.h0[d * n * h..(d + 1) * n * h].to_vec();
+    let mut cp = p.c0[d * n * h..(d + 1) * n * h].to_vec();
+    let mut out = Vec::with_capacity(p.t);
+    for k in 0..p.t {
+        let ti = if rev { p.t - 1 - k } else { k };
+        let xt = &p.x[ti * n * i..(ti + 1) * n * i];
+        let mut g = vec![0.0f32; n * 4 * h];
+        for b_ in 0..n {
+            let (xr, hr) = (&xt[b_ * i..(b_ + 1) * i], &hp[b_ * h..(b_ + 1) * h]);
+            for j in 0..4 * h {
+                let mut z = b[j] + b[4 * h + j];
+                let wr = &w[j * i..(j + 1) * i];
+                z += wr.iter().zip(xr).map(|(a, c)| a * c).sum::<f32>();
+                let rr = &r[j * h..(j + 1) * h];
+                z += rr.iter().zip(hr).map(|(a, c)| a * c).sum::<f32>();
+                g[b_ * 4 * h + j] = if j >= 3 * h { z.tanh() } else { sigm(z) };
+            }
+        }
+        let mut c = vec![0.0f32; n * h];
+        let mut hn = vec![0.0f32; n * h];
+        for b_ in 0..n {
+            let gb = &g[b_ * 4 * h..(b_ + 1) * 4 * h];
+            for u in 0..h {
+                let (ig, og, fg, cg) = (gb[u], gb[h + u], gb[2 * h + u], gb[3 * h + u]);
+                let cv = fg * cp[b_ * h + u] + ig * cg;
+                c[b_ * h + u] = cv;
+                hn[b_ * h + u] = og * cv.tanh();
+            }
+        }
+        hp.clone_from(&hn);
+        cp.clone_from(&c);
+        out.push(LstmStep { gates: g, c, h: hn });
+    }
+    out
+}
+
+/// Backpropagation through time. Returns gradients for inputs
+/// X, W, R, B, (sequence_lens), initial_h, initial_c.
+fn lstm_backward(
+    p: &LstmPlan,
+    dirs: &[bool],
+    gouts: &[Option<Vec<f32>>],
+    need: &[bool],
+) -> Result<Vec<Option<Vec<f32>>>, ModelError> {
+    let (t, n, i, h, nd) = (p.t, p.n, p.i, p.h, dirs.len());
+    let gy = gouts.first().cloned().flatten();
+    let gyh = gouts.get(1).cloned().flatten();
+    let gyc = gouts.get(2).cloned().flatten();
+    let mut dx = vec![0.0f32; p.x.len()];
+    let mut dw = vec![0.0f32; p.w.len()];
+    let mut dr = vec![0.0f32; p.r.len()];
+    let mut db = vec![0.0f32; p.b.len()];
+    let mut dh0 = vec![0.0f32; p.h0.len()];
+    let mut dc0 = vec![0.0f32; p.c0.len()];
+    for (d, &rev) in dirs.iter().enumerate() {
+        let tr = lstm_run(p, d, rev);
+        let w = &p.w[d * 4 * h * i..(d + 1) * 4 * h * i];
+        let r = &p.r[d * 4 * h * h..(d + 1) * 4 * h * h];
+        let sl = d * n * h..(d + 1) * n * h;
+        let mut dh_next = gyh
+            .as_ref()
+            .map_or(vec![0.0; n * h], |g| g[sl.clone()].to_vec());
+        let mut dc_next = gyc
+            .as_ref()
+            .map_or(vec![0.0; n * h], |g| g[sl.clone()].to_vec());
+        for k in (0..t).rev() {
+            let ti = if rev { t - 1 - k } else { k };
+            let st = &tr[k];
+            let (hprev, cprev): (&[f32], &[f32]) = if k == 0 {
+                (&p.h0[sl.clone()], &p.c0[sl.clone()])
+            } else {
+                (&tr[k - 1].h, &tr[k - 1].c)
+            };
+            if let Some(g) = &gy {
+                let off = (ti * nd + d) * n * h;
+                dh_next
+                    .iter_mut()
+                    .zip(&g[off..off + n * h])
+                    .for_each(|(a, b)| *a += b);
+            }
+            let mut dz = vec![0.0f32; n * 4 * h];
+            let mut dc_prev = vec![0.0f32; n * h];
+            for b_ in 0..n {
+                let gb = &st.gates[b_ * 4 * h..(b_ + 1) * 4 * h];
+                for u in 0..h {
+                    let (ig, og, fg, cg) = (gb[u], gb[h + u], gb[2 * h + u], gb[3 * h + u]);
+                    let q = b_ * h + u;
+                    let tc = st.c[q].tanh();
+                    let dhv = dh_next[q];
+                    let dcv = dc_next[q] + dhv * og * (1.0 - tc * tc);
+                    let z = &mut dz[b_ * 4 * h..(b_ + 1) * 4 * h];
+                    z[u] = dcv * cg * ig * (1.0 - ig);
+                    z[h + u] = dhv * tc * og * (1.0 - og);
+                    z[2 * h + u] = dcv * cprev[q] * fg * (1.0 - fg);
+                    z[3 * h + u] = dcv * ig * (1.0 - cg * cg);
+                    dc_prev[q] = dcv * fg;
+                }
+            }
+            let xt = &p.x[ti * n * i..(ti + 1) * n * i];
+            let mut dh_prev = vec![0.0f32; n * h];
+            for b_ in 0..n {
+                let zb = &dz[b_ * 4 * h..(b_ + 1) * 4 * h];
+                for (j, &zj) in zb.iter().enumerate() {
+                    if zj == 0.0 {
+                        continue;
+                    }
+                    db[d * 8 * h + j] += zj;
+                    db[d * 8 * h + 4 * h + j] += zj;
+                    for a in 0..i {
+                        dx[ti * n * i + b_ * i + a] += zj * w[j * i + a];
+                        dw[d * 4 * h * i + j * i + a] += zj * xt[b_ * i + a];
+                    }
+                    for a in 0..h {
+                        dh_prev[b_ * h + a] += zj * r[j * h + a];
+                        dr[d * 4 * h * h + j * h + a] += zj * hprev[b_ * h + a];
+                    }
+                }
+            }
+            dh_next = dh_prev;
+            dc_next = dc_prev;
+        }
+        dh0[sl.clone()].copy_from_slice(&dh_next);
+        dc0[sl].copy_from_slice(&dc_next);
+    }
+    let nd_ = |k: usize| need.get(k).copied().unwrap_or(false);
+    let pick = |k: usize, v: Vec<f32>| if nd_(k) { Some(v) } else { None };
+    Ok(vec![
+        pick(0, dx),
+        pick(1, dw),
+        pick(2, dr),
+        pick(3, db),
+        None,
+        pick(5, dh0),
+        pick(6, dc0),
+    ])
 }
 
 /// DepthToSpace / SpaceToDepth as a 6-D reshape + transpose (ONNX

@@ -1362,3 +1362,52 @@ fn less_and_constant_of_shape_masks() {
         id,
     );
 }
+
+#[test]
+fn lstm_directions_outputs_and_states() {
+    for (dir, nd) in [("forward", 1usize), ("reverse", 1), ("bidirectional", 2)] {
+        let (t, n, i, h) = (3usize, 2usize, 2usize, 3usize);
+        let inits = |with_state: bool| {
+            let mut v = vec![
+                wt("W", &[nd, 4 * h, i], 21),
+                wt("R", &[nd, 4 * h, h], 22),
+                wt("B", &[nd, 8 * h], 23),
+            ];
+            if with_state {
+                v.push(wt("h0", &[nd, n, h], 24));
+                v.push(wt("c0", &[nd, n, h], 25));
+            }
+            v
+        };
+        let attrs = || {
+            vec![
+                ("hidden_size", AttrVal::I(h as i64)),
+                ("direction", AttrVal::S(dir.into())),
+            ]
+        };
+        // Gradient through the full sequence output Y.
+        check_op(
+            vec![node(
+                "LSTM",
+                &["x", "W", "R", "B", "", "h0", "c0"],
+                &["y", "yh", "yc"],
+                attrs(),
+            )],
+            inits(true),
+            &[t, n, i],
+            14,
+            id,
+        );
+        // Through the final hidden and cell states only (no bias, zero state).
+        check_op(
+            vec![
+                node("LSTM", &["x", "W", "R"], &["Y", "yh", "yc"], attrs()),
+                node("Add", &["yh", "yc"], &["y"], vec![]),
+            ],
+            inits(false)[..2].to_vec(),
+            &[t, n, i],
+            14,
+            id,
+        );
+    }
+}

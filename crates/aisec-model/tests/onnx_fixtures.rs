@@ -131,6 +131,14 @@ fn text_cnn_matches_references() {
 }
 
 #[test]
+fn lstm_classifiers_match_references() {
+    // Bidirectional LSTM over embeddings (logits only: ids carry no gradient).
+    check_fixture("text_lstm");
+    // Two stacked LSTMs over float features: input gradients vs torch.
+    check_fixture("seq_lstm");
+}
+
+#[test]
 fn vgg_matches_references() {
     check_fixture("vgg_tiny");
     check_fixture("vgg_tiny_dynamo");
