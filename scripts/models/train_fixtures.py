@@ -396,6 +396,20 @@ class SeqLstm(nn.Module):
         return self.fc(out[:, -1])
 
 
+class SeqGru(nn.Module):
+    """A bidirectional batch-first nn.GRU over float features [N,8,4]
+    (ONNX GRU with linear_before_reset=1), final hidden states, Linear."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.rnn = nn.GRU(4, 5, batch_first=True, bidirectional=True)
+        self.fc = nn.Linear(10, classes)
+
+    def forward(self, x):
+        _, hn = self.rnn(x)
+        return self.fc(torch.cat([hn[0], hn[1]], 1))
+
+
 def randomize_bn(net, seed):
     """Gives eval-mode BatchNorm layers non-trivial statistics."""
     g = torch.Generator().manual_seed(seed)
@@ -476,7 +490,7 @@ def export(model, name, x, y, out, opset, constant_folding=True, dynamo=False):
 
 
 ARCH = ["vit_tiny", "vit_tiny_dynamo", "vit_manual", "vit_manual11", "vit_manual_dynamo", "mobilenetv2_tiny",
-        "mobilenetv2_tiny_dynamo", "act_zoo", "act_zoo_dynamo", "text_cnn", "text_cnn_dynamo", "text_lstm", "seq_lstm", "vgg_tiny", "vgg_tiny_dynamo"]
+        "mobilenetv2_tiny_dynamo", "act_zoo", "act_zoo_dynamo", "text_cnn", "text_cnn_dynamo", "text_lstm", "seq_lstm", "seq_gru", "vgg_tiny", "vgg_tiny_dynamo"]
 
 
 def export_arch(out):
@@ -526,6 +540,8 @@ def export_arch(out):
     torch.manual_seed(17)
     sx = np.random.RandomState(11).randn(5, 8, 4).astype(np.float32)
     export(SeqLstm(), "seq_lstm", sx, ly, out, 14)
+    torch.manual_seed(18)
+    export(SeqGru(), "seq_gru", sx, ly, out, 14)
     torch.manual_seed(12)
     vgg = TinyVgg()
     export(vgg, "vgg_tiny", x, y, out, 13)

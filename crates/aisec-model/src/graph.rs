@@ -299,6 +299,13 @@ enum Op {
         /// Per direction: true when it runs from the last step to the first.
         dirs: Vec<bool>,
     },
+    /// GRU (Cho et al., 2014) in ONNX's form: gates in z, r, h order,
+    /// default activations; `lbr` is `linear_before_reset` (PyTorch: 1).
+    Gru {
+        hidden: usize,
+        dirs: Vec<bool>,
+        lbr: bool,
+    },
 }
 
 /// Per-node data kept from forward for backward.
@@ -589,9 +596,9 @@ fn compile_op(n: &NodeP, opset: i64) -> Result<Op, ModelError> {
             keep: attr_i(n, "keepdims", 1) != 0,
             last: attr_i(n, "select_last_index", 0) != 0,
         },
-        "LSTM" => {
+        "LSTM" | "GRU" => {
             let refuse = |what: &str| ModelError::Unsupported {
-                op: format!("LSTM({what})"),
+                op: format!("{}({what})", n.op_type),
                 node: n.name.clone(),
             };
             if attr(n, "activations").is_some() {
@@ -612,8 +619,8 @@ fn compile_op(n: &NodeP, opset: i64) -> Result<Op, ModelError> {
             let hidden = attr_i(n, "hidden_size", 0);
             if !(1..=1 << 16).contains(&hidden) {
                 return Err(ModelError::Invalid(format!(
-                    "node '{}': LSTM hidden_size {hidden}",
-                    n.name
+                    "node '{}': {} hidden_size {hidden}",
+                    n.name, n.op_type
                 )));
             }
             let dirs = match attr_s(n, "direction").as_str() {
@@ -622,9 +629,17 @@ fn compile_op(n: &NodeP, opset: i64) -> Result<Op, ModelError> {
                 "bidirectional" => vec![false, true],
                 d => return Err(refuse(&format!("direction={d}"))),
             };
-            Op::Lstm {
-                hidden: hidden as usize,
-                dirs,
+            if n.op_type == "GRU" {
+                Op::Gru {
+                    hidden: hidden as usize,
+                    dirs,
+                    lbr: attr_i(n, "linear_before_reset", 0) != 0,
+                }
+            } else {
+                Op::Lstm {
+                    hidden: hidden as usize,
+                    dirs,
+                }
             }
         }
         "CumSum" => Op::CumSum {
@@ -2666,7 +2681,8 @@ fn forward_node(node: &Node, ins: &[Option<&Val>]) -> Result<(Vec<Val>, Aux), Mo
         | Op::DepthSpace { .. }
         | Op::ArgExt { .. }
         | Op::CumSum { .. }
-        | Op::Lstm { .. } => forward_ext(node, ins),
+        | Op::Lstm { .. }
+        | Op::Gru { .. } => forward_ext(node, ins),
     }
 }
 
@@ -3486,9 +3502,18 @@ fn backward_node(
             let y = y0.ok_or_else(|| shape_err(node, "no output".into()))?;
             backward_ext(node, ins, y, aux, g0()?, need, &mut res)?;
         }
-        Op::Lstm { hidden, dirs } => {
-            let p = lstm_plan(node, ins, *hidden, dirs.len())?;
-            let gs = lstm_backward(&p, dirs, gouts, need)?;
+        Op::Lstm { .. } | Op::Gru { .. } => {
+            let gs = match &node.op {
+                Op::Gru { hidden, dirs, lbr } => {
+                    let p = lstm_plan(node, ins, *hidden, dirs.len(), 3)?;
+                    gru_backward(&p, dirs, *lbr, gouts, need)
+                }
+                Op::Lstm { hidden, dirs } => {
+                    let p = lstm_plan(node, ins, *hidden, dirs.len(), 4)?;
+                    lstm_backward(&p, dirs, gouts, need)?
+                }
+                _ => vec![],
+            };
             for (slot, g) in gs.into_iter().enumerate() {
                 if let Some(g) = g {
                     if slot < res.len() {
@@ -3853,8 +3878,28 @@ fn forward_ext(node: &Node, ins: &[Option<&Val>]) -> Result<(Vec<Val>, Aux), Mod
             let y = cumsum(x.f(nm)?, x.shape(), ax, *exclusive, *reverse);
             one(fval(x.shape().to_vec(), y))
         }
+        Op::Gru { hidden, dirs, lbr } => {
+            let p = lstm_plan(node, ins, *hidden, dirs.len(), 3)?;
+            let (t, n, h, nd) = (p.t, p.n, p.h, dirs.len());
+            let mut y = vec![0.0f32; t * nd * n * h];
+            let mut yh = p.h0.clone();
+            for (d, &rev) in dirs.iter().enumerate() {
+                let tr = gru_run(&p, d, rev, *lbr);
+                for (k, st) in tr.iter().enumerate() {
+                    let ti = if rev { t - 1 - k } else { k };
+                    y[(ti * nd + d) * n * h..(ti * nd + d + 1) * n * h].copy_from_slice(&st.h);
+                }
+                if let Some(last) = tr.last() {
+                    yh[d * n * h..(d + 1) * n * h].copy_from_slice(&last.h);
+                }
+            }
+            Ok((
+                vec![fval(vec![t, nd, n, h], y), fval(vec![nd, n, h], yh)],
+                Aux::None,
+            ))
+        }
         Op::Lstm { hidden, dirs } => {
-            let p = lstm_plan(node, ins, *hidden, dirs.len())?;
+            let p = lstm_plan(node, ins, *hidden, dirs.len(), 4)?;
             let (t, n, h, nd) = (p.t, p.n, p.h, dirs.len());
             let mut y = vec![0.0f32; t * nd * n * h];
             let mut yh = vec![0.0f32; nd * n * h];
@@ -3906,11 +3951,13 @@ struct LstmPlan<'a> {
     c0: Vec<f32>,
 }
 
+/// `gates`: 4 for LSTM, 3 for GRU.
 fn lstm_plan<'a>(
     node: &Node,
     ins: &[Option<&'a Val>],
     h: usize,
     nd: usize,
+    gates: usize,
 ) -> Result<LstmPlan<'a>, ModelError> {
     let nm = node.name.as_str();
     let x = need_in(ins, 0, node)?;
@@ -3923,7 +3970,7 @@ fn lstm_plan<'a>(
     let (t, n, i) = (*t, *n, *i);
     let w = need_in(ins, 1, node)?;
     let r = need_in(ins, 2, node)?;
-    if w.shape() != [nd, 4 * h, i] || r.shape() != [nd, 4 * h, h] {
+    if w.shape() != [nd, gates * h, i] || r.shape() != [nd, gates * h, h] {
         return Err(shape_err(
             node,
             format!(
@@ -3943,12 +3990,12 @@ fn lstm_plan<'a>(
     if let Some(sl) = ins.get(4).copied().flatten() {
         if sl.ints().iter().any(|&l| l != t as i64) {
             return Err(ModelError::Unsupported {
-                op: "LSTM(sequence_lens shorter than the sequence)".into(),
+                op: format!("{}(sequence_lens shorter than the sequence)", node.op_type),
                 node: node.name.clone(),
             });
         }
     }
-    checked_numel(&[t, nd, n, 4 * h], nm)?;
+    checked_numel(&[t, nd, n, gates * h], nm)?;
     Ok(LstmPlan {
         t,
         n,
@@ -3957,7 +4004,7 @@ fn lstm_plan<'a>(
         x: x.f(nm)?,
         w: w.f(nm)?,
         r: r.f(nm)?,
-        b: opt(3, nd * 8 * h, "B")?,
+        b: opt(3, nd * 2 * gates * h, "B")?,
         h0: opt(5, nd * n * h, "initial_h")?,
         c0: opt(6, nd * n * h, "initial_c")?,
     })
@@ -4116,6 +4163,195 @@ fn lstm_backward(
         pick(5, dh0),
         pick(6, dc0),
     ])
+}
+
+/// One GRU step: gates z, r, n (`[n, h]` each, batch-major), the
+/// recurrent pre-activation of the candidate `R_h h + Rb_h` (used when
+/// `linear_before_reset`), and the new hidden state.
+struct GruStep {
+    z: Vec<f32>,
+    r: Vec<f32>,
+    c: Vec<f32>,
+    rh: Vec<f32>,
+    h: Vec<f32>,
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn gru_run(p: &LstmPlan, d: usize, rev: bool, lbr: bool) -> Vec<GruStep> {
+    let (n, i, h) = (p.n, p.i, p.h);
+    let w = &p.w[d * 3 * h * i..(d + 1) * 3 * h * i];
+    let r = &p.r[d * 3 * h * h..(d + 1) * 3 * h * h];
+    let b = &p.b[d * 6 * h..(d + 1) * 6 * h];
+    let mut hp = p.h0[d * n * h..(d + 1) * n * h].to_vec();
+    let mut out = Vec::with_capacity(p.t);
+    for k in 0..p.t {
+        let ti = if rev { p.t - 1 - k } else { k };
+        let xt = &p.x[ti * n * i..(ti + 1) * n * i];
+        let mut st = GruStep {
+            z: vec![0.0; n * h],
+            r: vec![0.0; n * h],
+            c: vec![0.0; n * h],
+            rh: vec![0.0; n * h],
+            h: vec![0.0; n * h],
+        };
+        for b_ in 0..n {
+            let (xr, hr) = (&xt[b_ * i..(b_ + 1) * i], &hp[b_ * h..(b_ + 1) * h]);
+            for u in 0..h {
+                let q = b_ * h + u;
+                let pre = |g: usize| {
+                    let j = g * h + u;
+                    dot(&w[j * i..(j + 1) * i], xr) + b[j]
+                };
+                let rec = |g: usize, v: &[f32]| {
+                    let j = g * h + u;
+                    dot(&r[j * h..(j + 1) * h], v) + b[3 * h + j]
+                };
+                st.z[q] = sigm(pre(0) + rec(0, hr));
+                st.r[q] = sigm(pre(1) + rec(1, hr));
+                if lbr {
+                    st.rh[q] = rec(2, hr);
+                }
+            }
+            for u in 0..h {
+                let q = b_ * h + u;
+                let j = 2 * h + u;
+                let a = dot(&w[j * i..(j + 1) * i], xr) + b[j];
+                let v = if lbr {
+                    a + st.r[q] * st.rh[q]
+                } else {
+                    let gated: Vec<f32> = (0..h).map(|m| st.r[b_ * h + m] * hr[m]).collect();
+                    a + dot(&r[j * h..(j + 1) * h], &gated) + b[3 * h + j]
+                };
+                st.c[q] = v.tanh();
+                st.h[q] = (1.0 - st.z[q]) * st.c[q] + st.z[q] * hr[u];
+            }
+        }
+        hp.clone_from(&st.h);
+        out.push(st);
+    }
+    out
+}
+
+/// Backpropagation through time for GRU; gradients for X, W, R, B,
+/// (sequence_lens), initial_h.
+fn gru_backward(
+    p: &LstmPlan,
+    dirs: &[bool],
+    lbr: bool,
+    gouts: &[Option<Vec<f32>>],
+    need: &[bool],
+) -> Vec<Option<Vec<f32>>> {
+    let (t, n, i, h, nd) = (p.t, p.n, p.i, p.h, dirs.len());
+    let gy = gouts.first().cloned().flatten();
+    let gyh = gouts.get(1).cloned().flatten();
+    let mut dx = vec![0.0f32; p.x.len()];
+    let mut dw = vec![0.0f32; p.w.len()];
+    let mut dr = vec![0.0f32; p.r.len()];
+    let mut db = vec![0.0f32; p.b.len()];
+    let mut dh0 = vec![0.0f32; p.h0.len()];
+    for (d, &rev) in dirs.iter().enumerate() {
+        let tr = gru_run(p, d, rev, lbr);
+        let w = &p.w[d * 3 * h * i..(d + 1) * 3 * h * i];
+        let r = &p.r[d * 3 * h * h..(d + 1) * 3 * h * h];
+        let (wo, ro, bo) = (d * 3 * h * i, d * 3 * h * h, d * 6 * h);
+        let sl = d * n * h..(d + 1) * n * h;
+        let mut dh_next = gyh
+            .as_ref()
+            .map_or(vec![0.0; n * h], |g| g[sl.clone()].to_vec());
+        for k in (0..t).rev() {
+            let ti = if rev { t - 1 - k } else { k };
+            let st = &tr[k];
+            let hprev: &[f32] = if k == 0 {
+                &p.h0[sl.clone()]
+            } else {
+                &tr[k - 1].h
+            };
+            if let Some(g) = &gy {
+                let off = (ti * nd + d) * n * h;
+                dh_next
+                    .iter_mut()
+                    .zip(&g[off..off + n * h])
+                    .for_each(|(a, b)| *a += b);
+            }
+            let xt = &p.x[ti * n * i..(ti + 1) * n * i];
+            let mut dh_prev = vec![0.0f32; n * h];
+            for b_ in 0..n {
+                let hr = &hprev[b_ * h..(b_ + 1) * h];
+                // Pre-activation gradients of the input side (da) and the
+                // recurrent side (drec) per gate row.
+                let mut da = vec![0.0f32; 3 * h];
+                let mut drec = vec![0.0f32; 3 * h];
+                let mut dgr = vec![0.0f32; h];
+                for u in 0..h {
+                    let q = b_ * h + u;
+                    let dhv = dh_next[q];
+                    dh_prev[q] += dhv * st.z[q];
+                    let dc = dhv * (1.0 - st.z[q]) * (1.0 - st.c[q] * st.c[q]);
+                    let dz = dhv * (hr[u] - st.c[q]) * st.z[q] * (1.0 - st.z[q]);
+                    da[u] = dz;
+                    drec[u] = dz;
+                    da[2 * h + u] = dc;
+                    if lbr {
+                        drec[2 * h + u] = dc * st.r[q];
+                        dgr[u] = dc * st.rh[q];
+                    }
+                }
+                if !lbr {
+                    // Candidate's recurrent term R_h (r * h) + Rb_h.
+                    for u in 0..h {
+                        let j = 2 * h + u;
+                        let dc = da[j];
+                        db[bo + 3 * h + j] += dc;
+                        for m in 0..h {
+                            let rm = st.r[b_ * h + m];
+                            dr[ro + j * h + m] += dc * rm * hr[m];
+                            let drh = dc * r[j * h + m];
+                            dgr[m] += drh * hr[m];
+                            dh_prev[b_ * h + m] += drh * rm;
+                        }
+                    }
+                }
+                for u in 0..h {
+                    let q = b_ * h + u;
+                    let v = dgr[u] * st.r[q] * (1.0 - st.r[q]);
+                    da[h + u] = v;
+                    drec[h + u] = v;
+                }
+                for j in 0..3 * h {
+                    let a = da[j];
+                    db[bo + j] += a;
+                    for m in 0..i {
+                        dx[ti * n * i + b_ * i + m] += a * w[j * i + m];
+                        dw[wo + j * i + m] += a * xt[b_ * i + m];
+                    }
+                    if j >= 2 * h && !lbr {
+                        continue;
+                    }
+                    let c = drec[j];
+                    db[bo + 3 * h + j] += c;
+                    for m in 0..h {
+                        dh_prev[b_ * h + m] += c * r[j * h + m];
+                        dr[ro + j * h + m] += c * hr[m];
+                    }
+                }
+            }
+            dh_next = dh_prev;
+        }
+        dh0[sl].copy_from_slice(&dh_next);
+    }
+    let nd_ = |k: usize| need.get(k).copied().unwrap_or(false);
+    let pick = |k: usize, v: Vec<f32>| if nd_(k) { Some(v) } else { None };
+    vec![
+        pick(0, dx),
+        pick(1, dw),
+        pick(2, dr),
+        pick(3, db),
+        None,
+        pick(5, dh0),
+    ]
 }
 
 /// DepthToSpace / SpaceToDepth as a 6-D reshape + transpose (ONNX

@@ -1411,3 +1411,43 @@ fn lstm_directions_outputs_and_states() {
         );
     }
 }
+
+#[test]
+fn gru_both_reset_forms_and_directions() {
+    let (t, n, i, h) = (3usize, 2usize, 2usize, 3usize);
+    for lbr in [0, 1] {
+        for (dir, nd) in [("forward", 1usize), ("bidirectional", 2)] {
+            let attrs = || {
+                vec![
+                    ("hidden_size", AttrVal::I(h as i64)),
+                    ("direction", AttrVal::S(dir.into())),
+                    ("linear_before_reset", AttrVal::I(lbr)),
+                ]
+            };
+            check_op(
+                vec![node(
+                    "GRU",
+                    &["x", "W", "R", "B", "", "h0"],
+                    &["y", "yh"],
+                    attrs(),
+                )],
+                vec![
+                    wt("W", &[nd, 3 * h, i], 31),
+                    wt("R", &[nd, 3 * h, h], 32),
+                    wt("B", &[nd, 6 * h], 33),
+                    wt("h0", &[nd, n, h], 34),
+                ],
+                &[t, n, i],
+                14,
+                id,
+            );
+            check_op(
+                vec![node("GRU", &["x", "W", "R"], &["Y", "y"], attrs())],
+                vec![wt("W", &[nd, 3 * h, i], 35), wt("R", &[nd, 3 * h, h], 36)],
+                &[t, n, i],
+                14,
+                id,
+            );
+        }
+    }
+}

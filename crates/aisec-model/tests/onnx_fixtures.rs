@@ -131,11 +131,13 @@ fn text_cnn_matches_references() {
 }
 
 #[test]
-fn lstm_classifiers_match_references() {
+fn recurrent_classifiers_match_references() {
     // Bidirectional LSTM over embeddings (logits only: ids carry no gradient).
     check_fixture("text_lstm");
     // Two stacked LSTMs over float features: input gradients vs torch.
     check_fixture("seq_lstm");
+    // Bidirectional GRU (linear_before_reset=1) over float features.
+    check_fixture("seq_gru");
 }
 
 #[test]
