@@ -1451,3 +1451,50 @@ fn gru_both_reset_forms_and_directions() {
         }
     }
 }
+
+#[test]
+fn recurrent_forms_without_support_are_named() {
+    let base = |extra: Vec<(&str, AttrVal)>, ins: &[&str]| {
+        let mut a = vec![("hidden_size", AttrVal::I(2))];
+        a.extend(extra);
+        GraphP {
+            nodes: vec![node("LSTM", ins, &["y"], a)],
+            initializers: vec![
+                wt("W", &[1, 8, 2], 1),
+                wt("R", &[1, 8, 2], 2),
+                it("sl", &[1], &[2]),
+            ],
+            inputs: vec![ValueInfoP {
+                name: "x".into(),
+                dims: vec![Some(3), Some(1), Some(2)],
+            }],
+            outputs: vec![ValueInfoP {
+                name: "y".into(),
+                dims: vec![],
+            }],
+        }
+    };
+    for (extra, want) in [
+        (vec![("clip", AttrVal::F(3.0))], "LSTM(clip)"),
+        (vec![("layout", AttrVal::I(1))], "LSTM(layout=1)"),
+        (vec![("input_forget", AttrVal::I(1))], "LSTM(input_forget)"),
+    ] {
+        match Graph::compile(&base(extra, &["x", "W", "R"]), 14) {
+            Err(ModelError::Unsupported { op, node }) => {
+                assert_eq!(op, want);
+                assert_eq!(node, "LSTM_node");
+            }
+            other => panic!("expected Unsupported, got {:?}", other.map(|_| ())),
+        }
+    }
+    // Packed (shorter) sequences are refused when the graph runs.
+    let g = Graph::compile(&base(vec![], &["x", "W", "R", "", "sl"]), 14).unwrap();
+    let e = g
+        .forward(Val::F(vec![3, 1, 2], Arc::new(vec![0.1; 6])))
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, ModelError::Unsupported { ref op, .. } if op.contains("sequence_lens")),
+        "{e}"
+    );
+}
