@@ -498,6 +498,18 @@ pub fn fit_targets(
     if n == 0 {
         return Err(ModelError::Invalid("no training examples".into()));
     }
+    if x.data.iter().any(|v| !v.is_finite()) {
+        return Err(ModelError::Invalid(
+            "training inputs contain values that are not finite (NaN or infinity)".into(),
+        ));
+    }
+    if let Targets::Soft(t) = targets {
+        if t.data.iter().any(|v| !v.is_finite() || *v < 0.0) {
+            return Err(ModelError::Invalid(
+                "soft targets must be finite non-negative probabilities".into(),
+            ));
+        }
+    }
     if cfg.augment.is_active() && x.shape.len() != 4 {
         return Err(ModelError::Shape(format!(
             "image augmentation needs [n, c, h, w] inputs, got {:?}",
@@ -743,6 +755,33 @@ pub fn evaluate<C: Classifier + ?Sized>(
     let n = data.len().max(1) as f32;
     let mean = losses.iter().map(|&l| f64::from(l)).sum::<f64>() as f32 / n;
     Ok((mean, correct as f32 / n))
+}
+
+/// Softmax probabilities `[n, classes]` of a batch, computed in batches of
+/// `batch` (confidence vectors for membership inference, soft targets for
+/// distillation).
+pub fn probabilities<C: Classifier + ?Sized>(
+    model: &C,
+    x: &Tensor,
+    batch: usize,
+) -> Result<Tensor, ModelError> {
+    let n = x.batch();
+    let batch = batch.max(1);
+    let mut data = Vec::new();
+    let mut classes = 0;
+    for s in (0..n).step_by(batch) {
+        let idx: Vec<usize> = (s..(s + batch).min(n)).collect();
+        let z = model.logits(&gather(x, &idx))?;
+        classes = z.row_len();
+        for i in 0..z.batch() {
+            let r = z.row(i);
+            let m = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let e: Vec<f32> = r.iter().map(|v| (v - m).exp()).collect();
+            let t: f32 = e.iter().sum();
+            data.extend(e.iter().map(|v| v / t));
+        }
+    }
+    Tensor::new(vec![n, classes], data)
 }
 
 /// Cross-entropy of every example (the signal of loss-threshold membership

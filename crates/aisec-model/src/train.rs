@@ -283,3 +283,67 @@ impl Trainer {
         Ok(total / count.max(1) as f32)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::ArchSpec;
+
+    fn setup() -> (OnnxModel, Tensor, Loss) {
+        let spec = ArchSpec::parse(r#"{"input": [3], "layers": [{"type": "dense", "units": 2}]}"#)
+            .unwrap();
+        let m = OnnxModel::from_spec(&spec, 1).unwrap();
+        let x = Tensor::new(vec![2, 3], vec![0.5, -1.0, 2.0, 1.5, 0.25, -0.5]).unwrap();
+        (m, x, Loss::CrossEntropy { labels: vec![1, 0] })
+    }
+
+    #[test]
+    fn weight_decay_follows_the_l2_and_decoupled_formulas() {
+        let (m0, x, loss) = setup();
+        let (_, grads) = m0.weight_grads(&x, &loss).unwrap();
+        let (lr, lam) = (0.1f32, 0.5f32);
+        // SGD with L2: w - lr * (g/b + lam * w).
+        let mut m = m0.clone();
+        let mut t = Trainer::new(Optimizer::Sgd { lr, momentum: 0.0 })
+            .with_weight_decay(WeightDecay::L2(lam));
+        t.step_loss(&mut m, &x, &loss).unwrap();
+        for (name, g) in &grads {
+            let (w0, w1) = (m0.weight(name).unwrap(), m.weight(name).unwrap());
+            for i in 0..g.data.len() {
+                let want = w0.data[i] - lr * (g.data[i] / 2.0 + lam * w0.data[i]);
+                assert!((w1.data[i] - want).abs() < 1e-6, "{name}[{i}]");
+            }
+        }
+        // Adam with decoupled decay, first step: m^ = g, v^ = g^2, so
+        // w - lr * g / (|g| + eps) - lr * lam * w.
+        let mut m = m0.clone();
+        let mut t =
+            Trainer::new(Optimizer::adam(lr)).with_weight_decay(WeightDecay::Decoupled(lam));
+        t.step_loss(&mut m, &x, &loss).unwrap();
+        for (name, g) in &grads {
+            let (w0, w1) = (m0.weight(name).unwrap(), m.weight(name).unwrap());
+            for i in 0..g.data.len() {
+                let gi = g.data[i] / 2.0;
+                let want = w0.data[i] - lr * gi / (gi.abs() + 1e-8) - lr * lam * w0.data[i];
+                assert!((w1.data[i] - want).abs() < 1e-5, "{name}[{i}]");
+            }
+        }
+        // Frozen weights and the lr override.
+        let mut m = m0.clone();
+        let mut t = Trainer::new(Optimizer::Sgd { lr, momentum: 0.9 });
+        t.freeze(["layer0.bias".to_string()]);
+        t.set_lr(0.0);
+        assert_eq!(t.lr(), 0.0);
+        t.step_loss(&mut m, &x, &loss).unwrap();
+        assert_eq!(m.weight("layer0.weight"), m0.weight("layer0.weight"));
+        t.set_lr(lr);
+        t.step_loss(&mut m, &x, &loss).unwrap();
+        assert_eq!(m.weight("layer0.bias"), m0.weight("layer0.bias"));
+        assert_ne!(m.weight("layer0.weight"), m0.weight("layer0.weight"));
+        let s = t.state();
+        assert_eq!(s.step, 2);
+        let mut t2 = Trainer::new(Optimizer::Sgd { lr, momentum: 0.9 });
+        t2.set_state(s.clone());
+        assert_eq!(t2.state(), s);
+    }
+}
