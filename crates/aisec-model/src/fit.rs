@@ -354,9 +354,11 @@ pub struct CheckpointPolicy {
     /// The file, rewritten atomically each time (for example
     /// `run/checkpoint.safetensors`).
     pub path: PathBuf,
-    /// Write after every `every` epochs (0: only at the end); one is
-    /// always written at the end and when the run is cancelled.
+    /// Write after every `every` epochs (0: never on a schedule).
     pub every: usize,
+    /// Also write one when the run completes. One is always written when
+    /// the run is cancelled.
+    pub at_end: bool,
 }
 
 /// Optional parts of a [`fit`] run.
@@ -453,6 +455,32 @@ pub(crate) fn epoch_order(cfg: &TrainConfig, n: usize, epoch: usize) -> Vec<usiz
         order.shuffle(&mut rng);
     }
     order
+}
+
+/// Splits `d` into `(train, validation)` with `round(n * fraction)`
+/// examples (at least one each) in the validation part, after a seeded
+/// shuffle.
+pub fn split_dataset(
+    d: &Dataset,
+    fraction: f32,
+    seed: u64,
+) -> Result<(Dataset, Dataset), ModelError> {
+    let n = d.len();
+    if !(fraction > 0.0 && fraction < 1.0) || n < 2 {
+        return Err(ModelError::Invalid(
+            "validation split needs a fraction in (0, 1) and at least 2 examples".into(),
+        ));
+    }
+    let nv = ((n as f32 * fraction).round() as usize).clamp(1, n - 1);
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.shuffle(&mut rand::rngs::StdRng::seed_from_u64(sub_seed(
+        seed,
+        u64::MAX,
+        0x7661_6c69,
+    )));
+    let (v, t) = idx.split_at(nv);
+    let pick = |ix: &[usize]| Dataset::new(gather(&d.x, ix), ix.iter().map(|&i| d.y[i]).collect());
+    Ok((pick(t)?, pick(v)?))
 }
 
 /// Rows `idx` of `x` as a batch.
@@ -667,7 +695,8 @@ pub fn fit_targets(
         let last = epoch + 1 == cfg.epochs;
         let stop = cancelled();
         if let Some(p) = &policy {
-            if last || stop || (p.every > 0 && (epoch + 1) % p.every == 0) {
+            if (last && p.at_end) || (stop && !last) || (p.every > 0 && (epoch + 1) % p.every == 0)
+            {
                 hist.cancelled = stop && !last;
                 let ck = Checkpoint::capture(
                     model,

@@ -274,6 +274,7 @@ fn interrupted_run_resumed_from_its_checkpoint_matches_the_uninterrupted_run() {
             checkpoint: Some(CheckpointPolicy {
                 path: ck.clone(),
                 every: 1,
+                at_end: true,
             }),
             ..FitOptions::default()
         },
