@@ -223,6 +223,7 @@ impl ArchSpec {
     ) -> Result<(GraphP, Vec<BnSite>), ModelError> {
         let mut b = Builder {
             sites: Vec::new(),
+            names: Default::default(),
             rng: rand::rngs::StdRng::seed_from_u64(seed),
             weights,
             nodes: Vec::new(),
@@ -441,6 +442,7 @@ struct Builder<'a> {
     train: bool,
     tmp: usize,
     sites: Vec<BnSite>,
+    names: std::collections::HashSet<String>,
 }
 
 impl Builder<'_> {
@@ -452,8 +454,17 @@ impl Builder<'_> {
         out: &str,
         attrs: Vec<(String, AttrVal)>,
     ) {
+        // ONNX requires unique node names; later nodes of a layer get a
+        // suffix.
+        let mut unique = name.to_string();
+        let mut k = 1;
+        while self.names.contains(&unique) {
+            unique = format!("{name}/{k}");
+            k += 1;
+        }
+        self.names.insert(unique.clone());
         self.nodes.push(NodeP {
-            name: name.into(),
+            name: unique,
             op_type: op.into(),
             domain: String::new(),
             inputs: ins,
@@ -877,6 +888,15 @@ mod tests {
             assert!((p - q).abs() < 1e-5, "{p} vs {q}");
         }
         assert_eq!(spec.bn_sites().len(), 6);
+        // ONNX needs unique node names (onnxruntime refuses duplicates).
+        for train in [false, true] {
+            let g = spec.to_graph_mode(None, 0, train).unwrap();
+            let mut names: Vec<&str> = g.nodes.iter().map(|n| n.name.as_str()).collect();
+            let n = names.len();
+            names.sort_unstable();
+            names.dedup();
+            assert_eq!(names.len(), n, "duplicate node names (train = {train})");
+        }
         let dir = tempfile::tempdir().unwrap();
         let st = dir.path().join("w.safetensors");
         m.save_safetensors(&st).unwrap();
