@@ -775,15 +775,18 @@ pub fn evaluate<C: Classifier + ?Sized>(
     data: &Dataset,
     batch: usize,
 ) -> Result<(f32, f32), ModelError> {
-    let losses = per_example_losses(model, data, batch)?;
+    let mut total = 0.0f64;
     let mut correct = 0usize;
     for b in data.batches(batch.max(1)) {
-        let p = model.predict(&b.x)?;
-        correct += p.iter().zip(&b.y).filter(|(p, y)| p == y).count();
+        let z = model.logits(&b.x)?;
+        correct += (0..z.batch())
+            .filter(|&i| crate::classifier::argmax(z.row(i)) == b.y[i])
+            .count();
+        let (vals, _) = loss_and_grad(&z, &Loss::CrossEntropy { labels: b.y })?;
+        total += vals.iter().map(|&v| f64::from(v)).sum::<f64>();
     }
-    let n = data.len().max(1) as f32;
-    let mean = losses.iter().map(|&l| f64::from(l)).sum::<f64>() as f32 / n;
-    Ok((mean, correct as f32 / n))
+    let n = data.len().max(1) as f64;
+    Ok(((total / n) as f32, (correct as f64 / n) as f32))
 }
 
 /// Softmax probabilities `[n, classes]` of a batch, computed in batches of
