@@ -200,3 +200,43 @@ fn bad_inputs_are_clear_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!o.exists());
 }
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_writes_a_checkpoint_and_exits_cleanly() {
+    let d = tempfile::tempdir().unwrap();
+    let spec = d.path().join("mlp.json");
+    std::fs::write(&spec, MLP).unwrap();
+    let out = d.path().join("m.safetensors");
+    let child = Command::new(env!("CARGO_BIN_EXE_aisec"))
+        .arg("train")
+        .arg(digits("x.npy"))
+        .args(["--labels", &digits("y.npy"), "--scale", "0.0625"])
+        .arg("--arch")
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .args(["--epochs", "100000", "--batch-size", "8"])
+        .args(["--format", "json", "--no-progress"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "interrupted runs exit 2");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let msg = v["errors"][0]["message"].as_str().unwrap();
+    assert!(msg.contains("--resume"), "{msg}");
+    assert!(!out.exists(), "no final model from an interrupted run");
+    let ck = d.path().join("m.checkpoint.safetensors");
+    let c = aisec_model::checkpoint::Checkpoint::load(&ck).unwrap();
+    assert!(c.trainer.step > 0);
+    assert!(v["data"]["train"]["history"]["cancelled"]
+        .as_bool()
+        .unwrap());
+}
