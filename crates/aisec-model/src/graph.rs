@@ -718,6 +718,13 @@ impl Graph {
         Ok(Tape { vals, aux })
     }
 
+    /// The first output of the first node named `node_name` on a tape (for
+    /// reading intermediate values such as batch-norm batch statistics).
+    pub fn node_value<'a>(&self, tape: &'a Tape, node_name: &str) -> Option<&'a Val> {
+        let n = self.nodes.iter().find(|n| n.name == node_name)?;
+        tape.vals.get(*n.outputs.first()?)?.as_ref()
+    }
+
     /// Output value of a tape.
     pub fn output_of<'a>(&self, tape: &'a Tape) -> Result<&'a Val, ModelError> {
         tape.vals[self.output]

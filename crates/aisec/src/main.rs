@@ -35,6 +35,8 @@ enum Command {
     Probe(Box<cmd::ProbeCommand>),
     /// Run the runtime gateway in front of an LLM or model server (screening, monitoring, metrics).
     Guard(cmd::guard::GuardArgs),
+    /// Train a spec model (MLP, CNN, ResNet-style) on a data set; save safetensors (+ spec) and ONNX.
+    Train(Box<cmd::train::TrainArgs>),
     /// Build safe and malicious sample artifacts in a temporary folder and show what aisec finds.
     Demo(cmd::demo::DemoArgs),
     /// List every rule aisec can report, with its severity and ATLAS / OWASP ids.
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
             cmd::probe::run(a.probe).and_then(|report| output::emit(&report, &a.output))
         }
         Command::Guard(a) => cmd::guard::run(a),
+        Command::Train(a) => cmd::train::run(*a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Rules(a) => cmd::rules::run(a),
     };

@@ -6,6 +6,7 @@ pub mod guard;
 pub mod probe;
 pub mod rules;
 pub mod scan;
+pub mod train;
 
 /// `aisec probe` with the shared report options.
 #[derive(Debug, clap::Args)]
