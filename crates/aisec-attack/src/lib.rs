@@ -32,8 +32,10 @@
 pub mod apgd;
 pub mod blackbox;
 pub mod eval;
+pub mod extraction;
 pub mod fab;
 pub mod findings;
+pub mod inversion;
 pub mod save;
 pub mod util;
 pub mod whitebox;
