@@ -122,7 +122,9 @@ def art_extract(victim, pool, test_x, victim_test, test_y, budgets, epochs, seed
                                  optimizer=torch.optim.Adam(m.parameters(), lr=lr),
                                  input_shape=(1, 28, 28), nb_classes=10, clip_values=(0.0, 1.0))
 
-    v = wrap(victim)
+    # The victim answers probabilities (softmax on its logits), as aisec's victim does after
+    # aisec's own softmax; KnockoffNets with use_probability=True distils them.
+    v = wrap(nn.Sequential(victim, nn.Softmax(dim=1)))
     rows = []
     for name in ["copycat", "knockoff-random"]:
         for b in budgets:
@@ -284,11 +286,12 @@ def write_md(a, budgets, cnn_acc, lin_acc, results, art_rows, inv):
             L.append(f"| {tool} | " + " | ".join(
                 f"{cells[b]['fidelity']:.3f} ({cells[b]['accuracy']:.3f})" if b in cells else "-"
                 for b in budgets) + " |")
-        L += ["", "ART's thief is the same MLP in torch (Adam lr 0.003, batch 64, the same epochs, "
-              "no minimum step count, so small budgets get fewer steps than aisec's). ART's "
-              "PyTorchClassifier reduces probability targets to their argmax before a "
-              "cross-entropy fit, so both ART rows train on labels: compare them with aisec's "
-              "in-distribution `labels` row.", ""]
+        L += ["", "Cells: fidelity (accuracy) on the same 500 test digits. ART's thief is the same "
+              "MLP in torch (Adam lr 0.003, batch 64, the same epochs, but no minimum step count, "
+              "so small budgets get fewer steps than aisec's). CopycatCNN trains on the victim's "
+              "labels (compare with aisec's in-distribution `labels` row); KnockoffNets (random "
+              "sampling, use_probability=True) on its probabilities (compare with the "
+              "`probabilities` row).", ""]
     L += ["## Model inversion (MI-Face)", "",
           "![inversion](inversion.png)", "",
           "Rows: reconstructions from the CNN victim, from a softmax-regression victim "

@@ -60,6 +60,9 @@ flags such traffic). Return top-1 labels instead of probabilities where the use 
 so a stolen copy can be recognised.",
 };
 
+/// Most query values (examples times values per example) one run keeps (1 GiB of `f32`).
+pub const MAX_QUERY_VALUES: usize = 1 << 28;
+
 /// Errors of an extraction run.
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractionError {
@@ -453,6 +456,24 @@ fn check_shapes(
                 x.shape
             ));
         }
+    }
+    let row: usize = shape.iter().product();
+    let largest = cfg.budgets.iter().copied().max().unwrap_or(0);
+    if largest
+        .checked_mul(row)
+        .is_none_or(|v| v > MAX_QUERY_VALUES)
+    {
+        return bad(format!(
+            "a budget of {largest} examples of {row} values is more than this run will hold in memory"
+        ));
+    }
+    let probe = OnnxModel::from_spec(&cfg.surrogate, 0)?;
+    if probe.num_classes() != victim.num_classes() {
+        return bad(format!(
+            "the surrogate has {} outputs, the victim {} classes",
+            probe.num_classes(),
+            victim.num_classes()
+        ));
     }
     if let Some(&bad_y) = test.y.iter().find(|&&y| y >= victim.num_classes()) {
         return bad(format!(
@@ -969,6 +990,15 @@ mod tests {
         assert!(run_extraction(&v, &test, &bad, None, &no).is_err());
         let mut bad = c.clone();
         bad.budgets = vec![];
+        assert!(run_extraction(&v, &test, &bad, None, &no).is_err());
+        // A budget too large to hold is refused up front, not allocated.
+        let mut bad = c.clone();
+        bad.strategy = QueryStrategy::Uniform;
+        bad.budgets = vec![usize::MAX / 2];
+        assert!(run_extraction(&v, &test, &bad, None, &no).is_err());
+        // Surrogate with the wrong number of outputs.
+        let mut bad = c.clone();
+        bad.surrogate.layers = vec![LayerSpec::Dense { units: 4 }];
         assert!(run_extraction(&v, &test, &bad, None, &no).is_err());
         // Cancelled before anything: no point, flagged.
         let yes = AtomicBool::new(true);
