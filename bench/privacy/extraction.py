@@ -218,7 +218,7 @@ def main():
         npz = os.path.join(WORK, f"inv_{name}.npz")
         r, secs = run_aisec(["attack", "inversion", path, "--cost", "one-minus-p",
                              "--max-iters", str(a.inversion_iters), "--patience", "100",
-                             "--threshold", "0.001", "--step-size", "0.1", "--tv", "0.5",
+                             "--threshold", "0.001", "--step-size", "0.1", "--tv", "5",
                              "--start", "0",
                              "--reference-inputs", files["train_x"], "--reference-labels", files["train_y"],
                              "--save-npz", npz, "--save-png", os.path.join(WORK, f"inv_{name}.png")],
@@ -298,7 +298,7 @@ def write_md(a, budgets, cnn_acc, lin_acc, results, art_rows, inv):
           f"(test accuracy {lin_acc:.3f}, same training data), and the class means of the "
           "victim's training digits (for comparison only; the attack never sees them). "
           f"Settings: cost 1 - p, step 0.1, up to {a.inversion_iters} iterations, patience 100, "
-          "threshold 0.001, total-variation weight 0.5, start all zeros, inputs in [0, 1].", "",
+          "threshold 0.001, total-variation weight 5, start all zeros, inputs in [0, 1].", "",
           "| victim | " + " | ".join(str(c) for c in range(10)) + " | mean | identified | s |",
           "|" + "---|" * 14]
     for name, label in [("cnn", "CNN"), ("linear", "softmax regression")]:
