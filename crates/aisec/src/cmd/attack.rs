@@ -26,6 +26,10 @@ pub struct AttackArgs {
 pub enum AttackCommand {
     /// Adversarial examples (FGSM, PGD, C&W, DeepFool, AutoAttack, Square, HopSkipJump): robust accuracy of an ONNX model.
     Evasion(EvasionArgs),
+    /// Model inversion (MI-Face): reconstruct a representative input per class from a model's gradients.
+    Inversion(crate::cmd::inversion::InversionArgs),
+    /// Model extraction (Knockoff Nets / Copycat / Jacobian augmentation): train a surrogate through the query interface.
+    Extraction(crate::cmd::extraction::ExtractionArgs),
 }
 
 /// Arguments of `aisec attack evasion`.
@@ -111,10 +115,12 @@ pub struct EvasionArgs {
 pub fn run(args: AttackArgs) -> anyhow::Result<i32> {
     match args.kind {
         AttackCommand::Evasion(a) => evasion(a),
+        AttackCommand::Inversion(a) => crate::cmd::inversion::run(a),
+        AttackCommand::Extraction(a) => crate::cmd::extraction::run(a),
     }
 }
 
-fn load_inputs(path: &Path) -> anyhow::Result<Tensor> {
+pub(crate) fn load_inputs(path: &Path) -> anyhow::Result<Tensor> {
     if is_npy(path) {
         Ok(aisec_model::data::npy::read_npy(path)
             .with_context(|| format!("cannot read inputs {}", path.display()))?
@@ -129,7 +135,7 @@ fn load_inputs(path: &Path) -> anyhow::Result<Tensor> {
     }
 }
 
-fn load_labels(path: &Path) -> anyhow::Result<Vec<usize>> {
+pub(crate) fn load_labels(path: &Path) -> anyhow::Result<Vec<usize>> {
     if is_npy(path) {
         Ok(aisec_model::data::npy::read_npy(path)
             .with_context(|| format!("cannot read labels {}", path.display()))?

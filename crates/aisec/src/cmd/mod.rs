@@ -2,7 +2,9 @@
 
 pub mod attack;
 pub mod demo;
+pub mod extraction;
 pub mod guard;
+pub mod inversion;
 pub mod probe;
 pub mod rules;
 pub mod scan;
