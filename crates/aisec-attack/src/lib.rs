@@ -34,6 +34,7 @@ pub mod blackbox;
 pub mod eval;
 pub mod fab;
 pub mod findings;
+pub mod membership;
 pub mod save;
 pub mod util;
 pub mod whitebox;
