@@ -205,6 +205,9 @@ pub struct MembershipReport {
     pub shadow_signals: Option<ShadowSignals>,
 }
 
+/// One trained shadow: keep mask, confidences, OUT accuracy.
+type ShadowRun = (Vec<bool>, Vec<Vec<f64>>, f64);
+
 /// Progress callback: `(shadows trained, shadows asked)`.
 pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
@@ -363,7 +366,7 @@ pub fn run_membership(
         pool_len = pool.len();
         let keep_all = lira::keep_masks(cfg.shadows, pool.len(), cfg.seed);
         let done = AtomicUsize::new(0);
-        let results: Vec<Option<(Vec<bool>, Vec<Vec<f64>>, f64)>> = (0..cfg.shadows)
+        let results: Vec<Option<ShadowRun>> = (0..cfg.shadows)
             .into_par_iter()
             .map(|s| -> Result<_, MembershipError> {
                 if cancel.load(Ordering::Relaxed) {

@@ -22,10 +22,14 @@ pub struct AttackArgs {
 }
 
 /// The attack families.
+// Parsed once per run: variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, clap::Subcommand)]
 pub enum AttackCommand {
     /// Adversarial examples (FGSM, PGD, C&W, DeepFool, AutoAttack, Square, HopSkipJump): robust accuracy of an ONNX model.
     Evasion(EvasionArgs),
+    /// Membership inference (loss threshold, LiRA with shadow models): can training examples be told from unseen ones?
+    Membership(crate::cmd::membership::MembershipArgs),
 }
 
 /// Arguments of `aisec attack evasion`.
@@ -111,10 +115,11 @@ pub struct EvasionArgs {
 pub fn run(args: AttackArgs) -> anyhow::Result<i32> {
     match args.kind {
         AttackCommand::Evasion(a) => evasion(a),
+        AttackCommand::Membership(a) => crate::cmd::membership::run(a),
     }
 }
 
-fn load_inputs(path: &Path) -> anyhow::Result<Tensor> {
+pub(crate) fn load_inputs(path: &Path) -> anyhow::Result<Tensor> {
     if is_npy(path) {
         Ok(aisec_model::data::npy::read_npy(path)
             .with_context(|| format!("cannot read inputs {}", path.display()))?
@@ -129,7 +134,7 @@ fn load_inputs(path: &Path) -> anyhow::Result<Tensor> {
     }
 }
 
-fn load_labels(path: &Path) -> anyhow::Result<Vec<usize>> {
+pub(crate) fn load_labels(path: &Path) -> anyhow::Result<Vec<usize>> {
     if is_npy(path) {
         Ok(aisec_model::data::npy::read_npy(path)
             .with_context(|| format!("cannot read labels {}", path.display()))?

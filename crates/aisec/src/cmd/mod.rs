@@ -3,6 +3,7 @@
 pub mod attack;
 pub mod demo;
 pub mod guard;
+pub mod membership;
 pub mod probe;
 pub mod rules;
 pub mod scan;
