@@ -76,6 +76,8 @@ pub fn rules() -> Vec<&'static Rule> {
         &GRADIENT_MASKING,
         &crate::inversion::INVERSION,
         &crate::extraction::EXTRACTION,
+
+        &crate::membership::MEMBERSHIP_INFERENCE,
     ]
 }
 
@@ -238,7 +240,7 @@ mod tests {
         assert_eq!(severity_for(0.99, 0.70, 20), Severity::Medium);
         assert_eq!(severity_for(0.99, 0.95, 2), Severity::Low);
         assert_eq!(severity_for(0.99, 0.99, 0), Severity::Info);
-        assert!(rules().len() >= 3);
+        assert_eq!(rules().len(), 6);
         for r in rules() {
             assert!(r.id.starts_with("AISEC-EVASION-0") || r.id.starts_with("AISEC-PRIVACY-0"));
         }

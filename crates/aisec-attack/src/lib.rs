@@ -39,6 +39,8 @@ pub mod extraction;
 pub mod fab;
 pub mod findings;
 pub mod inversion;
+
+pub mod membership;
 pub mod save;
 pub mod util;
 pub mod whitebox;

@@ -22,6 +22,8 @@ pub struct AttackArgs {
 }
 
 /// The attack families.
+// Parsed once per run: variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, clap::Subcommand)]
 pub enum AttackCommand {
     /// Adversarial examples (FGSM, PGD, C&W, DeepFool, AutoAttack, Square, HopSkipJump): robust accuracy of an ONNX model.
@@ -30,6 +32,9 @@ pub enum AttackCommand {
     Inversion(crate::cmd::inversion::InversionArgs),
     /// Model extraction (Knockoff Nets / Copycat / Jacobian augmentation): train a surrogate through the query interface.
     Extraction(crate::cmd::extraction::ExtractionArgs),
+
+    /// Membership inference (loss threshold, LiRA with shadow models): can training examples be told from unseen ones?
+    Membership(crate::cmd::membership::MembershipArgs),
 }
 
 /// Arguments of `aisec attack evasion`.
@@ -117,6 +122,8 @@ pub fn run(args: AttackArgs) -> anyhow::Result<i32> {
         AttackCommand::Evasion(a) => evasion(a),
         AttackCommand::Inversion(a) => crate::cmd::inversion::run(a),
         AttackCommand::Extraction(a) => crate::cmd::extraction::run(a),
+
+        AttackCommand::Membership(a) => crate::cmd::membership::run(a),
     }
 }
 

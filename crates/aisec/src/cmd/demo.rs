@@ -59,6 +59,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     merge(&mut report, extraction);
 
     eprintln!(
+        "aisec demo: membership inference (loss threshold, LiRA with 4 shadow models) on an MLP trained here on half of 500 digits.\n"
+    );
+    let membership = crate::cmd::membership::demo_membership(dir)?;
+    merge(&mut report, membership);
+
+    eprintln!(
         "aisec demo: probing a deliberately weak chat app on 127.0.0.1 with every probe family.\n"
     );
     let probe = aisec_probe::demo::run_demo()?;

@@ -5,6 +5,8 @@ pub mod demo;
 pub mod extraction;
 pub mod guard;
 pub mod inversion;
+
+pub mod membership;
 pub mod probe;
 pub mod rules;
 pub mod scan;
