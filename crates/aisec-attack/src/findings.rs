@@ -76,7 +76,6 @@ pub fn rules() -> Vec<&'static Rule> {
         &GRADIENT_MASKING,
         &crate::inversion::INVERSION,
         &crate::extraction::EXTRACTION,
-
         &crate::membership::MEMBERSHIP_INFERENCE,
     ]
 }
