@@ -1727,7 +1727,11 @@ fn forward_node(node: &Node, ins: &[Option<&Val>]) -> Result<(Vec<Val>, Aux), Mo
                 return one(ival(s.clone(), v));
             }
             let d = x.f(nm)?;
-            let y: Vec<f32> = d.iter().map(|&v| unary_f(*u, v)).collect();
+            let y: Vec<f32> = if *u == Un::Relu {
+                d.iter().map(|&v| v.max(0.0)).collect()
+            } else {
+                d.iter().map(|&v| unary_f(*u, v)).collect()
+            };
             one(fval(x.shape().to_vec(), y))
         }
         Op::LeakyRelu(al) => {
@@ -2393,6 +2397,13 @@ fn backward_node(
             _ => Ok(vec![0.0; y0.map_or(0, Val::numel)]),
         }
     };
+    // The same gradient borrowed, for ops that only read it (no copy).
+    let g0r = || -> std::borrow::Cow<'_, [f32]> {
+        match gouts.first() {
+            Some(Some(g)) => std::borrow::Cow::Borrowed(g.as_slice()),
+            _ => std::borrow::Cow::Owned(vec![0.0; y0.map_or(0, Val::numel)]),
+        }
+    };
     match &node.op {
         Op::Identity
         | Op::Flatten { .. }
@@ -2419,7 +2430,7 @@ fn backward_node(
             let x = need_in(ins, 0, node)?;
             let wt = need_in(ins, 1, node)?;
             let (g, cin) = convt_geom(node, w, *group, out_pad, x.shape(), wt.shape())?;
-            let dy = g0()?;
+            let dy = g0r();
             let (dx, dw, db) = kernels::convt_bwd(
                 x.f(nm)?,
                 x.shape()[0],
@@ -2446,7 +2457,7 @@ fn backward_node(
                 w.k.clone()
             };
             let (g, _, _) = geom(w, xs, &k, node)?;
-            let dy = g0()?;
+            let dy = g0r();
             let (dx, dw, db) = kernels::conv_bwd(
                 x.f(nm)?,
                 xs[0],
@@ -2478,7 +2489,7 @@ fn backward_node(
             let (sa, sb) = (a.shape(), b.shape());
             let (m, k) = if *ta { (sa[1], sa[0]) } else { (sa[0], sa[1]) };
             let n = if *tb { sb[0] } else { sb[1] };
-            let dy = g0()?;
+            let dy = g0r();
             if nd(0) {
                 // dA' = alpha dY · B'^T ; B' = B or B^T
                 let mut da = vec![0.0f32; m * k];
@@ -2545,7 +2556,7 @@ fn backward_node(
             let b = need_in(ins, 1, node)?;
             let (ob, sa, sb, m, k, n) = matmul_plan(node, a.shape(), b.shape())?;
             let (ad, bd) = (a.f(nm)?, b.f(nm)?);
-            let dy = g0()?;
+            let dy = g0r();
             let mut da = if nd(0) {
                 Some(vec![0.0f32; ad.len()])
             } else {
@@ -2677,6 +2688,17 @@ fn backward_node(
                 let y = y0
                     .ok_or_else(|| shape_err(node, "no output".into()))?
                     .f(nm)?;
+                if *u == Un::Relu {
+                    // Fast path: one pass, no copy of the incoming gradient.
+                    let dy = g0r();
+                    let g = dy
+                        .iter()
+                        .zip(x)
+                        .map(|(&gv, &xv)| gv * if xv > 0.0 { 1.0 } else { 0.0 })
+                        .collect();
+                    res[0] = Some(g);
+                    return Ok(res);
+                }
                 let mut g = g0()?;
                 for ((gv, &xv), &yv) in g.iter_mut().zip(x).zip(y) {
                     let d = match u {
@@ -2793,19 +2815,15 @@ fn backward_node(
                 let Aux::Idx(idx) = aux else {
                     return Err(shape_err(node, "missing pooling indices".into()));
                 };
-                let dy = g0()?;
-                let hw = g.h * g.w;
-                let ohw = g.oh * g.ow;
-                let mut dx = vec![0.0f32; x.numel()];
-                for (p, dxp) in dx.chunks_mut(hw.max(1)).enumerate() {
-                    for o in 0..ohw {
-                        let i = idx[p * ohw + o];
-                        if i != u32::MAX {
-                            dxp[i as usize] += dy[p * ohw + o];
-                        }
-                    }
-                }
-                res[0] = Some(dx);
+                let dy = g0r();
+                let planes = xs[0] * xs[1];
+                res[0] = Some(kernels::maxpool_bwd(
+                    &dy,
+                    idx,
+                    planes,
+                    g.h * g.w,
+                    g.oh * g.ow,
+                ));
             }
         }
         Op::AvgPool { w, cip } => {
