@@ -156,17 +156,104 @@ fn valid_cols(ow: usize, s: usize, off: isize, w: usize) -> (usize, usize) {
 /// `col[cg*kh*kw, oh*ow]`, whose rows start `ld` floats apart (so several
 /// images can sit side by side in one wide matrix).
 pub(crate) fn im2col(x: &[f32], g: &Geom, c0: usize, cg: usize, col: &mut [f32], ld: usize) {
-    let ohw = g.oh * g.ow;
-    for c in 0..cg {
-        let xc = &x[(c0 + c) * g.h * g.w..(c0 + c + 1) * g.h * g.w];
+    Unfold::new(g, false).im2col(x, g, c0, cg, col, ld);
+}
+
+/// Adjoint of [`im2col`]: adds `col` (rows `ld` apart) back into `dx`
+/// channels `c0..c0+cg`.
+pub(crate) fn col2im(col: &[f32], g: &Geom, c0: usize, cg: usize, dx: &mut [f32], ld: usize) {
+    Unfold::new(g, false).col2im(col, g, c0, cg, dx, ld);
+}
+
+/// One kernel tap `(ki, kj)` of an unfolding: its offset along the row and
+/// the output columns `[lo, hi)` whose input column is inside the image.
+#[derive(Debug, Clone, Copy)]
+struct Tap {
+    ki: usize,
+    off: isize,
+    lo: usize,
+    hi: usize,
+}
+
+/// How im2col lays out one convolution: the kernel taps it keeps and, for
+/// small maps, a gather table.
+///
+/// With `skip_dead`, taps that read only padding for every output pixel
+/// are dropped, which shrinks the GEMM's inner dimension (a 3x3 convolution
+/// with padding 1 on a 1x1 map, as in ResNet's last stage, keeps only its
+/// centre tap: 9x fewer multiply-adds); their rows of the unfolded matrix
+/// would be all zeros. For maps narrower than 8 pixels, copying row
+/// segments costs more than it moves, so a table of source offsets (one per
+/// kept tap and output pixel, `u32::MAX` for padding) is gathered instead.
+#[derive(Debug, Clone)]
+struct Unfold {
+    taps: Vec<Tap>,
+    /// Index of each kept tap in the full `kh*kw` order.
+    keep: Vec<usize>,
+    table: Option<Vec<u32>>,
+}
+
+impl Unfold {
+    fn new(g: &Geom, skip_dead: bool) -> Unfold {
+        let mut taps = Vec::new();
+        let mut keep = Vec::new();
         for ki in 0..g.kh {
+            let (r0, r1) = valid_cols(g.oh, g.sh, (ki * g.dh) as isize - g.pt as isize, g.h);
             for kj in 0..g.kw {
-                let row = (c * g.kh + ki) * g.kw + kj;
-                let dst = &mut col[row * ld..row * ld + ohw];
                 let off = (kj * g.dw) as isize - g.pl as isize;
                 let (lo, hi) = valid_cols(g.ow, g.sw, off, g.w);
+                if skip_dead && (r0 == r1 || lo == hi) {
+                    continue;
+                }
+                keep.push(ki * g.kw + kj);
+                taps.push(Tap { ki, off, lo, hi });
+            }
+        }
+        let table = (g.ow < 8).then(|| {
+            let mut t = Vec::with_capacity(taps.len() * g.oh * g.ow);
+            for tap in &taps {
                 for oy in 0..g.oh {
-                    let iy = (oy * g.sh + ki * g.dh) as isize - g.pt as isize;
+                    let iy = (oy * g.sh + tap.ki * g.dh) as isize - g.pt as isize;
+                    for ox in 0..g.ow {
+                        let ix = (ox * g.sw) as isize + tap.off;
+                        let inside = iy >= 0 && iy < g.h as isize && ix >= 0 && ix < g.w as isize;
+                        t.push(if inside {
+                            (iy as usize * g.w + ix as usize) as u32
+                        } else {
+                            u32::MAX
+                        });
+                    }
+                }
+            }
+            t
+        });
+        Unfold { taps, keep, table }
+    }
+
+    /// Whether every `kh*kw` tap is kept.
+    fn is_full(&self, g: &Geom) -> bool {
+        self.taps.len() == g.kh * g.kw
+    }
+
+    /// Unfolds channels `c0..c0+cg` of one image into `col[cg*taps, oh*ow]`
+    /// (rows `ld` apart).
+    fn im2col(&self, x: &[f32], g: &Geom, c0: usize, cg: usize, col: &mut [f32], ld: usize) {
+        let ohw = g.oh * g.ow;
+        let nt = self.taps.len();
+        for c in 0..cg {
+            let xc = &x[(c0 + c) * g.h * g.w..(c0 + c + 1) * g.h * g.w];
+            for (t, tap) in self.taps.iter().enumerate() {
+                let row = c * nt + t;
+                let dst = &mut col[row * ld..row * ld + ohw];
+                if let Some(table) = &self.table {
+                    for (d, &i) in dst.iter_mut().zip(&table[t * ohw..(t + 1) * ohw]) {
+                        *d = xc.get(i as usize).copied().unwrap_or(0.0);
+                    }
+                    continue;
+                }
+                let (lo, hi) = (tap.lo, tap.hi);
+                for oy in 0..g.oh {
+                    let iy = (oy * g.sh + tap.ki * g.dh) as isize - g.pt as isize;
                     let d = &mut dst[oy * g.ow..(oy + 1) * g.ow];
                     if iy < 0 || iy >= g.h as isize || lo == hi {
                         d.fill(0.0);
@@ -175,7 +262,7 @@ pub(crate) fn im2col(x: &[f32], g: &Geom, c0: usize, cg: usize, col: &mut [f32],
                     let xr = &xc[iy as usize * g.w..(iy as usize + 1) * g.w];
                     d[..lo].fill(0.0);
                     d[hi..].fill(0.0);
-                    let x0 = (lo as isize * g.sw as isize + off) as usize;
+                    let x0 = (lo as isize * g.sw as isize + tap.off) as usize;
                     if g.sw == 1 {
                         d[lo..hi].copy_from_slice(&xr[x0..x0 + (hi - lo)]);
                     } else {
@@ -187,26 +274,31 @@ pub(crate) fn im2col(x: &[f32], g: &Geom, c0: usize, cg: usize, col: &mut [f32],
             }
         }
     }
-}
 
-/// Adjoint of [`im2col`]: adds `col` (rows `ld` apart) back into `dx`
-/// channels `c0..c0+cg`.
-pub(crate) fn col2im(col: &[f32], g: &Geom, c0: usize, cg: usize, dx: &mut [f32], ld: usize) {
-    let ohw = g.oh * g.ow;
-    for c in 0..cg {
-        let xc = &mut dx[(c0 + c) * g.h * g.w..(c0 + c + 1) * g.h * g.w];
-        for ki in 0..g.kh {
-            for kj in 0..g.kw {
-                let row = (c * g.kh + ki) * g.kw + kj;
+    /// Adjoint of [`Unfold::im2col`]: adds `col` back into `dx`.
+    fn col2im(&self, col: &[f32], g: &Geom, c0: usize, cg: usize, dx: &mut [f32], ld: usize) {
+        let ohw = g.oh * g.ow;
+        let nt = self.taps.len();
+        for c in 0..cg {
+            let xc = &mut dx[(c0 + c) * g.h * g.w..(c0 + c + 1) * g.h * g.w];
+            for (t, tap) in self.taps.iter().enumerate() {
+                let row = c * nt + t;
                 let src = &col[row * ld..row * ld + ohw];
-                let off = (kj * g.dw) as isize - g.pl as isize;
-                let (lo, hi) = valid_cols(g.ow, g.sw, off, g.w);
+                if let Some(table) = &self.table {
+                    for (&v, &i) in src.iter().zip(&table[t * ohw..(t + 1) * ohw]) {
+                        if let Some(d) = xc.get_mut(i as usize) {
+                            *d += v;
+                        }
+                    }
+                    continue;
+                }
+                let (lo, hi) = (tap.lo, tap.hi);
                 if lo == hi {
                     continue;
                 }
-                let x0 = (lo as isize * g.sw as isize + off) as usize;
+                let x0 = (lo as isize * g.sw as isize + tap.off) as usize;
                 for oy in 0..g.oh {
-                    let iy = (oy * g.sh + ki * g.dh) as isize - g.pt as isize;
+                    let iy = (oy * g.sh + tap.ki * g.dh) as isize - g.pt as isize;
                     if iy < 0 || iy >= g.h as isize {
                         continue;
                     }
@@ -224,6 +316,44 @@ pub(crate) fn col2im(col: &[f32], g: &Geom, c0: usize, cg: usize, dx: &mut [f32]
                 }
             }
         }
+    }
+
+    /// The weights `w[m, cg*kh*kw]` restricted to the kept taps
+    /// (`[m, cg*taps]`); borrowed when every tap is kept.
+    fn weights<'a>(
+        &self,
+        g: &Geom,
+        w: &'a [f32],
+        m: usize,
+        cg: usize,
+    ) -> std::borrow::Cow<'a, [f32]> {
+        if self.is_full(g) {
+            return std::borrow::Cow::Borrowed(w);
+        }
+        let full = g.kh * g.kw;
+        let mut out = Vec::with_capacity(m * cg * self.keep.len());
+        for row in w.chunks(full).take(m * cg) {
+            out.extend(self.keep.iter().map(|&k| row[k]));
+        }
+        std::borrow::Cow::Owned(out)
+    }
+
+    /// Scatters a weight gradient over the kept taps (`[m, cg*taps]`) back
+    /// to the full `[rows, kh*kw]` layout (`rows = m*cg`; zeros for dropped
+    /// taps).
+    fn expand(&self, g: &Geom, dwc: Vec<f32>, rows: usize) -> Vec<f32> {
+        if self.is_full(g) {
+            return dwc;
+        }
+        let full = g.kh * g.kw;
+        let nt = self.keep.len();
+        let mut out = vec![0.0f32; rows * full];
+        for (o, s) in out.chunks_mut(full).zip(dwc.chunks(nt.max(1))) {
+            for (&k, &v) in self.keep.iter().zip(s) {
+                o[k] = v;
+            }
+        }
+        out
     }
 }
 
@@ -274,13 +404,20 @@ fn conv_fwd_cols(
 ) -> Vec<f32> {
     let cg = g.c / groups;
     let mg = m / groups;
-    let kk = cg * g.kh * g.kw;
     let ohw = g.oh * g.ow;
     let in_sz = g.c * g.h * g.w;
     let mut y = vec![0.0f32; n * m * ohw];
     if n == 0 || ohw == 0 || m == 0 {
         return y;
     }
+    let uf = Unfold::new(g, true);
+    let kk = cg * uf.taps.len();
+    if kk == 0 {
+        add_bias(&mut y, bias, m, ohw);
+        return y;
+    }
+    let wt = uf.weights(g, wt, m, cg);
+    let point = g.is_pointwise();
     let nb = chunk_images(n, ohw, min_cols);
     y.par_chunks_mut(nb * m * ohw).enumerate().for_each_init(
         || (Vec::new(), Vec::new()),
@@ -294,12 +431,12 @@ fn conv_fwd_cols(
                     // One image: the GEMM writes straight into y.
                     let xi = &x[i0 * in_sz..(i0 + 1) * in_sz];
                     let yg = &mut yc[gi * mg * ohw..(gi + 1) * mg * ohw];
-                    if g.is_pointwise() {
+                    if point {
                         let xs = &xi[gi * cg * ohw..(gi + 1) * cg * ohw];
                         gemm(mg, kk, ohw, 1.0, wg, kk, 1, xs, ohw, 1, 0.0, yg, ohw, 1);
                     } else {
                         col.resize(kk * ohw, 0.0);
-                        im2col(xi, g, gi * cg, cg, col, ohw);
+                        uf.im2col(xi, g, gi * cg, cg, col, ohw);
                         gemm(mg, kk, ohw, 1.0, wg, kk, 1, col, ohw, 1, 0.0, yg, ohw, 1);
                     }
                     continue;
@@ -308,7 +445,7 @@ fn conv_fwd_cols(
                 tmp.resize(mg * cols, 0.0);
                 for j in 0..cnt {
                     let xi = &x[(i0 + j) * in_sz..(i0 + j + 1) * in_sz];
-                    im2col(xi, g, gi * cg, cg, &mut col[j * ohw..], cols);
+                    uf.im2col(xi, g, gi * cg, cg, &mut col[j * ohw..], cols);
                 }
                 gemm(
                     mg, kk, cols, 1.0, wg, kk, 1, col, cols, 1, 0.0, tmp, cols, 1,
@@ -321,15 +458,20 @@ fn conv_fwd_cols(
                     }
                 }
             }
-            if let Some(b) = bias {
-                for (r, row) in yc.chunks_mut(ohw).enumerate() {
-                    let bv = b[r % m];
-                    row.iter_mut().for_each(|v| *v += bv);
-                }
-            }
+            add_bias(yc, bias, m, ohw);
         },
     );
     y
+}
+
+/// Adds `bias[oc]` to every pixel of channel `oc` of `[.., m, ohw]` data.
+fn add_bias(y: &mut [f32], bias: Option<&[f32]>, m: usize, ohw: usize) {
+    if let Some(b) = bias {
+        for (r, row) in y.chunks_mut(ohw.max(1)).enumerate() {
+            let bv = b[r % m];
+            row.iter_mut().for_each(|v| *v += bv);
+        }
+    }
 }
 
 /// Convolution backward. Returns `(dx, dw, db)`, each only when asked.
@@ -375,9 +517,11 @@ fn conv_bwd_cols(
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>) {
     let cg = g.c / groups;
     let mg = m / groups;
-    let kk = cg * g.kh * g.kw;
     let ohw = g.oh * g.ow;
     let in_sz = g.c * g.h * g.w;
+    let uf = Unfold::new(g, true);
+    let kk = cg * uf.taps.len();
+    let wt = uf.weights(g, wt, m, cg);
     let nb = chunk_images(n, ohw, min_cols);
     let chunks = if n == 0 { 0 } else { n.div_ceil(nb) };
     // One chunk: optional dx slice of its images, and the scratch.
@@ -413,14 +557,14 @@ fn conv_bwd_cols(
                 );
                 for j in 0..cnt {
                     let dxi = &mut dxc[j * in_sz..(j + 1) * in_sz];
-                    col2im(&col[j * ohw..], g, gi * cg, cg, dxi, cols);
+                    uf.col2im(&col[j * ohw..], g, gi * cg, cg, dxi, cols);
                 }
             }
             if need_dw {
                 col.resize(kk * cols, 0.0);
                 for j in 0..cnt {
                     let xi = &x[(i0 + j) * in_sz..(i0 + j + 1) * in_sz];
-                    im2col(xi, g, gi * cg, cg, &mut col[j * ohw..], cols);
+                    uf.im2col(xi, g, gi * cg, cg, &mut col[j * ohw..], cols);
                 }
                 let dwg = &mut acc[gi * mg * kk..(gi + 1) * mg * kk];
                 gemm(
@@ -464,11 +608,12 @@ fn conv_bwd_cols(
                 .reduce(Vec::new, sum)
         };
         if need_dw {
-            dw = Some(if acc.is_empty() {
+            let acc = if acc.is_empty() {
                 vec![0.0f32; m * kk]
             } else {
                 acc
-            });
+            };
+            dw = Some(uf.expand(g, acc, m * cg));
         }
     }
     let db = if need_db {
@@ -1038,6 +1183,13 @@ mod tests {
             mk(2, 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1),
             mk(2, 1, 9, 1, 3, 1, 3, 1, 1, 0, 4, 0, 2, 1),
             mk(6, 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3),
+            // Dead taps: only the centre of a padded 3x3 reads a 1x1 map;
+            // four taps of a strided 3x3 on a 2x2 map.
+            mk(3, 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+            mk(2, 2, 2, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1),
+            // Maps at least 8 wide use row copies instead of the gather table.
+            mk(2, 5, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+            mk(2, 4, 17, 2, 3, 2, 2, 1, 2, 0, 2, 1, 0, 2),
         ]
     }
 
