@@ -616,20 +616,29 @@ fn conv_bwd_cols(
             dw = Some(uf.expand(g, acc, m * cg));
         }
     }
-    let db = if need_db {
+    let db = need_db.then(|| {
         let mut db = vec![0.0f32; m];
         for i in 0..n {
             for (oc, d) in db.iter_mut().enumerate() {
-                *d += dy[(i * m + oc) * ohw..(i * m + oc + 1) * ohw]
-                    .iter()
-                    .sum::<f32>();
+                *d += sum_f32(&dy[(i * m + oc) * ohw..(i * m + oc + 1) * ohw]);
             }
         }
-        Some(db)
-    } else {
-        None
-    };
+        db
+    });
     (dx, dw, db)
+}
+
+/// Sum with eight running partial sums, so the additions vectorise (a
+/// plain fold is one dependent add per element).
+fn sum_f32(v: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut it = v.chunks_exact(8);
+    for c in &mut it {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    acc.iter().sum::<f32>() + it.remainder().iter().sum::<f32>()
 }
 
 /// Valid window taps `[k0, k1)` along one axis for each output position:
@@ -742,21 +751,21 @@ fn maxpool_2x2(x: &[f32], g: &Geom, y: &mut [f32], idx: &mut [u32]) {
                 let yr = &mut yp[oy * g.ow..(oy + 1) * g.ow];
                 let ir = &mut ip[oy * g.ow..(oy + 1) * g.ow];
                 let base = (2 * oy * g.w) as u32;
-                for ox in 0..g.ow {
-                    let c = 2 * ox;
-                    let mut best = r0[c];
-                    let mut bi = base + c as u32;
-                    for (v, j) in [
-                        (r0[c + 1], base + c as u32 + 1),
-                        (r1[c], base + (g.w + c) as u32),
-                        (r1[c + 1], base + (g.w + c) as u32 + 1),
-                    ] {
+                let w = g.w as u32;
+                let pairs = r0.chunks_exact(2).zip(r1.chunks_exact(2));
+                for (ox, ((a, b), (yv, iv))) in
+                    pairs.zip(yr.iter_mut().zip(ir.iter_mut())).enumerate()
+                {
+                    // Window in row-major order: a0 a1 / b0 b1; offsets 0, 1, w, w+1.
+                    let mut best = a[0];
+                    let mut off = 0u32;
+                    for (v, o) in [(a[1], 1), (b[0], w), (b[1], w + 1)] {
                         let take = v > best || v.is_nan();
                         best = if take { v } else { best };
-                        bi = if take { j } else { bi };
+                        off = if take { o } else { off };
                     }
-                    yr[ox] = best;
-                    ir[ox] = bi;
+                    *yv = best;
+                    *iv = base + 2 * ox as u32 + off;
                 }
             }
         });
