@@ -1728,7 +1728,7 @@ fn forward_node(node: &Node, ins: &[Option<&Val>]) -> Result<(Vec<Val>, Aux), Mo
             }
             let d = x.f(nm)?;
             let y: Vec<f32> = if *u == Un::Relu {
-                d.iter().map(|&v| v.max(0.0)).collect()
+                kernels::relu_fwd(d)
             } else {
                 d.iter().map(|&v| unary_f(*u, v)).collect()
             };
@@ -2690,13 +2690,7 @@ fn backward_node(
                     .f(nm)?;
                 if *u == Un::Relu {
                     // Fast path: one pass, no copy of the incoming gradient.
-                    let dy = g0r();
-                    let g = dy
-                        .iter()
-                        .zip(x)
-                        .map(|(&gv, &xv)| gv * if xv > 0.0 { 1.0 } else { 0.0 })
-                        .collect();
-                    res[0] = Some(g);
+                    res[0] = Some(kernels::relu_bwd(&g0r(), x));
                     return Ok(res);
                 }
                 let mut g = g0()?;

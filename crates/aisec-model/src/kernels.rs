@@ -858,6 +858,40 @@ pub(crate) fn avg_window(
     (y0, y1, x0, x1, div)
 }
 
+/// Elements per parallel task of the elementwise kernels.
+const ELEMWISE_CHUNK: usize = 1 << 15;
+
+/// `max(x, 0)` elementwise (NaN maps to 0, as `f32::max` does), split
+/// across threads for large tensors.
+pub(crate) fn relu_fwd(x: &[f32]) -> Vec<f32> {
+    let mut y = vec![0.0f32; x.len()];
+    y.par_chunks_mut(ELEMWISE_CHUNK)
+        .zip(x.par_chunks(ELEMWISE_CHUNK))
+        .for_each(|(y, x)| {
+            for (y, &v) in y.iter_mut().zip(x) {
+                *y = v.max(0.0);
+            }
+        });
+    y
+}
+
+/// ReLU backward: `dy * [x > 0]` (multiplying, so a NaN or infinite
+/// incoming gradient propagates as it does through the general path).
+pub(crate) fn relu_bwd(dy: &[f32], x: &[f32]) -> Vec<f32> {
+    let mut g = vec![0.0f32; dy.len().min(x.len())];
+    g.par_chunks_mut(ELEMWISE_CHUNK)
+        .zip(
+            dy.par_chunks(ELEMWISE_CHUNK)
+                .zip(x.par_chunks(ELEMWISE_CHUNK)),
+        )
+        .for_each(|(g, (dy, x))| {
+            for ((g, &d), &v) in g.iter_mut().zip(dy).zip(x) {
+                *g = d * if v > 0.0 { 1.0 } else { 0.0 };
+            }
+        });
+    g
+}
+
 /// Keeps freed memory in the process for reuse instead of returning it to
 /// the operating system after every large buffer (glibc only; elsewhere a
 /// no-op). The executor allocates its activations and gradients afresh on
