@@ -2490,56 +2490,88 @@ fn backward_node(
             let (m, k) = if *ta { (sa[1], sa[0]) } else { (sa[0], sa[1]) };
             let n = if *tb { sb[0] } else { sb[1] };
             let dy = g0r();
+            // B'[kk][j] and A'[i][kk] as (row, column) strides of B and A.
+            let (rb, cb) = if *tb { (1, sb[1]) } else { (sb[1], 1) };
+            let (ra, ca) = if *ta { (1, sa[1]) } else { (sa[1], 1) };
             if nd(0) {
-                // dA' = alpha dY · B'^T ; B' = B or B^T
+                // dA' = alpha dY · B'^T ([m, k]); with transA, A's own layout
+                // [k, m] is B' · dY^T, written directly (no transpose copy).
                 let mut da = vec![0.0f32; m * k];
-                // B'^T as an [n x k] matrix view of B.
-                let (rs, cs) = if *tb { (sb[1], 1) } else { (1, sb[1]) };
-                kernels::gemm(
-                    m,
-                    n,
-                    k,
-                    *alpha,
-                    &dy,
-                    n,
-                    1,
-                    b.f(nm)?,
-                    rs,
-                    cs,
-                    0.0,
-                    &mut da,
-                    k,
-                    1,
-                );
                 if *ta {
-                    let (_, t) = transpose(&da, &[m, k], &[1, 0]);
-                    da = t;
+                    kernels::gemm(
+                        k,
+                        n,
+                        m,
+                        *alpha,
+                        b.f(nm)?,
+                        rb,
+                        cb,
+                        &dy,
+                        1,
+                        n,
+                        0.0,
+                        &mut da,
+                        m,
+                        1,
+                    );
+                } else {
+                    kernels::gemm(
+                        m,
+                        n,
+                        k,
+                        *alpha,
+                        &dy,
+                        n,
+                        1,
+                        b.f(nm)?,
+                        cb,
+                        rb,
+                        0.0,
+                        &mut da,
+                        k,
+                        1,
+                    );
                 }
                 res[0] = Some(da);
             }
             if nd(1) {
-                // dB' = alpha A'^T · dY, A'^T is [k x m]: A'^T[kk][i] = A'[i][kk]
+                // dB' = alpha A'^T · dY ([k, n]); with transB, B's own layout
+                // [n, k] is dY^T · A', written directly.
                 let mut db = vec![0.0f32; k * n];
-                let (r, c) = if *ta { (sa[1], 1) } else { (1, sa[1]) };
-                kernels::gemm(
-                    k,
-                    m,
-                    n,
-                    *alpha,
-                    a.f(nm)?,
-                    r,
-                    c,
-                    &dy,
-                    n,
-                    1,
-                    0.0,
-                    &mut db,
-                    n,
-                    1,
-                );
                 if *tb {
-                    let (_, t) = transpose(&db, &[k, n], &[1, 0]);
-                    db = t;
+                    kernels::gemm(
+                        n,
+                        m,
+                        k,
+                        *alpha,
+                        &dy,
+                        1,
+                        n,
+                        a.f(nm)?,
+                        ra,
+                        ca,
+                        0.0,
+                        &mut db,
+                        k,
+                        1,
+                    );
+                } else {
+                    kernels::gemm(
+                        k,
+                        m,
+                        n,
+                        *alpha,
+                        a.f(nm)?,
+                        ca,
+                        ra,
+                        &dy,
+                        n,
+                        1,
+                        0.0,
+                        &mut db,
+                        n,
+                        1,
+                    );
                 }
                 res[1] = Some(db);
             }
