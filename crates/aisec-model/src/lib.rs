@@ -27,4 +27,5 @@ pub mod spec;
 pub mod train;
 
 pub use classifier::{Classifier, Differentiable, Loss, ModelError, Tensor};
+pub use kernels::tune_allocator;
 pub use onnx_model::OnnxModel;
