@@ -46,6 +46,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    if matches!(cli.command, Command::Attack(_) | Command::Train(_) | Command::Demo(_)) {
+        // Model work allocates multi-MiB activations on every call; keep freed
+        // memory in the process instead of page-faulting it in again each time.
+        aisec_model::tune_allocator();
+    }
     let result = match cli.command {
         Command::Scan(a) => cmd::scan::run(a),
         Command::Attack(a) => cmd::attack::run(*a),
