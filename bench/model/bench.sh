@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Cross-checks aisec-model against onnxruntime/PyTorch and benchmarks
 # forward + input-gradient throughput; writes bench/model/RESULTS.md.
-# Usage: bench/model/bench.sh   (BENCH_THREADS=2 by default)
+# Usage: bench/model/bench.sh   (BENCH_THREADS="1 2" by default: one RESULTS.md with both)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"

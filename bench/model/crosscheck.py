@@ -8,7 +8,12 @@
    onnxruntime (max abs diff < 1e-4) and input gradients with PyTorch
    (max abs diff / max |ref| < 1e-4).
 3. Times forward + input gradient at batch 128 for the MNIST CNN and
-   ResNet-18@32x32: aisec vs PyTorch, both on the same number of threads.
+   ResNet-18@32x32, and one SGD training epoch of the MNIST CNN: aisec vs
+   PyTorch on the same number of threads, for each thread count in
+   BENCH_THREADS (default "1 2"). Each aisec/torch pair runs back to back,
+   with `uptime` recorded around it; wall-clock and CPU-time throughput are
+   both reported (on a loaded machine CPU time is the steadier of the two
+   for 1-thread runs).
 
 Writes bench/model/RESULTS.md. Run via bench/model/bench.sh.
 """
@@ -27,7 +32,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 BIN = os.environ["AISEC_MODEL_BENCH"]
-THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+THREAD_COUNTS = [int(t) for t in os.environ.get("BENCH_THREADS", "1 2").replace(",", " ").split()]
+THREADS = THREAD_COUNTS[0]
 WORK = os.path.join(HERE, "work")
 FIX = os.path.join(ROOT, "crates", "aisec-model", "tests", "fixtures")
 
@@ -77,9 +83,31 @@ def written_onnx_checks():
     return res
 
 
-def bench_torch(model, shape, batch=128, iters=10):
-    torch.set_num_threads(THREADS)
+def uptime():
+    return subprocess.check_output(["uptime"], text=True).strip()
+
+
+def fold_bn(model):
+    """Folds each eval-mode BatchNorm into the convolution before it, as the
+    ONNX export aisec runs does, so both sides compute the same graph."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
     model.eval()
+    pairs = [("conv1", "bn1"), ("c1", "b1"), ("c2", "b2")]
+    for mod in model.modules():
+        for c, b in pairs:
+            if isinstance(getattr(mod, b, None), torch.nn.BatchNorm2d):
+                setattr(mod, c, fuse_conv_bn_eval(getattr(mod, c), getattr(mod, b)))
+                setattr(mod, b, torch.nn.Identity())
+        down = getattr(mod, "down", None)
+        if isinstance(down, torch.nn.Sequential) and isinstance(down[1], torch.nn.BatchNorm2d):
+            mod.down = torch.nn.Sequential(fuse_conv_bn_eval(down[0], down[1]))
+    return model
+
+
+def bench_torch(model, shape, batch=128, iters=10):
+    """Forward + input gradient, as (wall img/s, CPU-time img/s)."""
+    torch.set_num_threads(THREADS)
+    model = fold_bn(model)
     x = torch.rand(batch, *shape)
     y = torch.arange(batch) % 10
 
@@ -89,41 +117,85 @@ def bench_torch(model, shape, batch=128, iters=10):
         return xg.grad
 
     step()
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for _ in range(iters):
         step()
-    return batch * iters / (time.perf_counter() - t)
+    return batch * iters / (time.perf_counter() - t), batch * iters / (time.process_time() - c)
+
+
+def run_aisec(args):
+    env = dict(os.environ, RAYON_NUM_THREADS=str(THREADS))
+    out = subprocess.check_output([BIN] + args, env=env, text=True)
+    return dict(kv.split("=") for kv in out.split())
 
 
 def bench_aisec(onnx, batch=128, iters=10):
-    env = dict(os.environ, RAYON_NUM_THREADS=str(THREADS))
-    out = subprocess.check_output([BIN, onnx, "bench", str(batch), str(iters)], env=env, text=True)
-    return float(out.strip().split("=")[1])
+    """Forward + input gradient, as (wall img/s, CPU-time img/s)."""
+    r = run_aisec([onnx, "bench", str(batch), str(iters)])
+    return float(r["images_per_s"]), float(r["cpu_images_per_s"])
 
 
 EPOCH_N = int(os.environ.get("EPOCH_N", "12800"))
 
 
 def epoch_torch(model, shape, n=EPOCH_N, batch=128):
-    """One SGD (momentum 0.9) epoch over n examples, the same data recipe as aisec's."""
+    """One SGD (momentum 0.9) epoch over n examples, the same data recipe as
+    aisec's, as (wall s, CPU s)."""
     torch.set_num_threads(THREADS)
     model.train()
     numel = int(np.prod(shape))
     x = torch.tensor(((np.arange(n * numel) * 7919) % 1000 / 1000.0).astype(np.float32)).reshape(n, *shape)
     y = torch.arange(n) % 10
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for i in range(0, n, batch):
         opt.zero_grad()
         F.cross_entropy(model(x[i:i + batch]), y[i:i + batch]).backward()
         opt.step()
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.process_time() - c
 
 
 def epoch_aisec(onnx, n=EPOCH_N, batch=128):
-    env = dict(os.environ, RAYON_NUM_THREADS=str(THREADS))
-    out = subprocess.check_output([BIN, onnx, "train-epoch", str(n), str(batch)], env=env, text=True)
-    return float(out.strip().split("=")[1])
+    r = run_aisec([onnx, "train-epoch", str(n), str(batch)])
+    return float(r["epoch_s"]), float(r["cpu_s"])
+
+
+def timing_tables(mnist, resnet):
+    """Throughput and epoch tables for every thread count in BENCH_THREADS."""
+    global THREADS
+    lines = ["", "## Throughput: forward + input gradient, batch 128", "",
+             "img/s by wall clock, and by CPU time (images per CPU-second, all threads). "
+             "`uptime` before each aisec/torch pair. torch runs in eval mode with its BatchNorms "
+             "folded into the convolutions, the same graph as the ONNX export aisec runs.", "",
+             "| model | threads | aisec img/s | torch img/s | aisec / torch | aisec CPU img/s | torch CPU img/s | aisec / torch (CPU) | load before |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    epoch = ["", f"## One training epoch: MNIST CNN, {EPOCH_N} examples, batch 128, SGD momentum 0.9", "",
+             "| threads | aisec s | torch s | aisec / torch speed | aisec CPU s | torch CPU s | aisec / torch (CPU) | load before |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    uptimes = []
+    for THREADS in THREAD_COUNTS:
+        for name, onnx, model, shape, iters in [
+            ("MNIST CNN 1x28x28", mnist, tf.MnistCnn(), (1, 28, 28), 20),
+            ("ResNet-18 3x32x32", resnet, tf.ResNet18(), (3, 32, 32), 4),
+        ]:
+            up = uptime()
+            uptimes.append(up)
+            load = up.split("load average:")[-1].strip()
+            a, ac = bench_aisec(onnx, iters=iters)
+            t, tc = bench_torch(model, shape, iters=iters)
+            lines.append(f"| {name} | {THREADS} | {a:.0f} | {t:.0f} | {a / t:.2f} | {ac:.0f} | {tc:.0f} | "
+                         f"{ac / tc:.2f} | {load} |")
+        up = uptime()
+        uptimes.append(up)
+        load = up.split("load average:")[-1].strip()
+        ea, eac = epoch_aisec(mnist)
+        et, etc = epoch_torch(tf.MnistCnn(), (1, 28, 28))
+        epoch.append(f"| {THREADS} | {ea:.2f} | {et:.2f} | {et / ea:.2f} | {eac:.2f} | {etc:.2f} | "
+                     f"{etc / eac:.2f} | {load} |")
+    uptimes.append(uptime())
+    epoch.append("")
+    epoch.append("A full 60,000-image MNIST epoch scales linearly with the example count.")
+    return lines + epoch, uptimes
 
 
 def main():
@@ -155,26 +227,12 @@ def main():
         p = diff < 1e-4
         ok &= p
         lines.append(f"| {name} | {diff:.2e} | {'yes' if p else 'NO'} |")
-    lines += ["", f"## Throughput: forward + input gradient, batch 128, {THREADS} threads", "",
-              "| model | aisec img/s | torch img/s | aisec / torch |", "| --- | --- | --- | --- |"]
-    for name, onnx, model, shape, iters in [
-        ("MNIST CNN 1x28x28", mnist, tf.MnistCnn(), (1, 28, 28), 20),
-        ("ResNet-18 3x32x32", resnet, tf.ResNet18(), (3, 32, 32), 3),
-    ]:
-        a = bench_aisec(onnx, iters=iters)
-        t = bench_torch(model, shape, iters=iters)
-        lines.append(f"| {name} | {a:.0f} | {t:.0f} | {a / t:.2f} |")
-    lines += ["", f"## One training epoch: MNIST CNN, {EPOCH_N} examples, batch 128, SGD momentum 0.9, {THREADS} threads", "",
-              "| | aisec s | torch s | aisec / torch speed |", "| --- | --- | --- | --- |"]
-    ea = epoch_aisec(mnist)
-    et = epoch_torch(tf.MnistCnn(), (1, 28, 28))
-    lines.append(f"| epoch | {ea:.2f} | {et:.2f} | {et / ea:.2f} |")
-    lines.append(f"\nA full 60,000-image MNIST epoch scales linearly: about {ea * 60000 / EPOCH_N:.0f} s (aisec) "
-                 f"and {et * 60000 / EPOCH_N:.0f} s (torch) at these rates.")
-    load = os.getloadavg()
-    lines += ["", f"Machine: {os.cpu_count()} logical CPUs, load average at the end "
-              f"{load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f} (1/5/15 min); torch {torch.__version__}.",
-              "Timings are only comparable when the load average is near 0: re-run `bench/model/bench.sh`",
+    timing, uptimes = timing_tables(mnist, resnet)
+    lines += timing
+    lines += ["", f"Machine: {os.cpu_count()} logical CPUs; torch {torch.__version__}; "
+              "`uptime` at each timing and at the end:", ""]
+    lines += [f"    {u}" for u in uptimes]
+    lines += ["", "Timings are only comparable when the load average is near 0: re-run `bench/model/bench.sh`",
               "on a quiet machine before quoting them.", ""]
     with open(os.path.join(HERE, "RESULTS.md"), "w") as f:
         f.write("\n".join(lines))

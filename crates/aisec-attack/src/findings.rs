@@ -70,7 +70,14 @@ attacks, and check that accuracy falls to zero as the budget grows.",
 
 /// Every rule of this crate.
 pub fn rules() -> Vec<&'static Rule> {
-    vec![&WHITE_BOX, &BLACK_BOX, &GRADIENT_MASKING]
+    vec![
+        &WHITE_BOX,
+        &BLACK_BOX,
+        &GRADIENT_MASKING,
+        &crate::inversion::INVERSION,
+        &crate::extraction::EXTRACTION,
+        &crate::membership::MEMBERSHIP_INFERENCE,
+    ]
 }
 
 fn severity_for(clean: f64, robust: f64, broken: usize) -> Severity {
@@ -232,9 +239,9 @@ mod tests {
         assert_eq!(severity_for(0.99, 0.70, 20), Severity::Medium);
         assert_eq!(severity_for(0.99, 0.95, 2), Severity::Low);
         assert_eq!(severity_for(0.99, 0.99, 0), Severity::Info);
-        assert_eq!(rules().len(), 3);
+        assert_eq!(rules().len(), 6);
         for r in rules() {
-            assert!(r.id.starts_with("AISEC-EVASION-0"));
+            assert!(r.id.starts_with("AISEC-EVASION-0") || r.id.starts_with("AISEC-PRIVACY-0"));
         }
     }
 }

@@ -21,6 +21,9 @@
 //! * [`EvasionReport::findings`](eval::EvasionReport::findings) maps the
 //!   measured numbers to [`aisec_core::Finding`]s; [`rules`] lists the rules.
 //! * [`save`] writes the examples as `.npz` and a PNG grid.
+//! * Privacy: [`inversion::run_inversion`] (MI-Face class reconstruction)
+//!   and [`extraction::run_extraction`] (Knockoff / Copycat / Jacobian
+//!   model stealing with fidelity-versus-budget curves), with their findings.
 //!
 //! Budgets are in the user's input space and every example stays in the
 //! configured valid range `[lo, hi]`. Everything random is seeded.
@@ -32,8 +35,12 @@
 pub mod apgd;
 pub mod blackbox;
 pub mod eval;
+pub mod extraction;
 pub mod fab;
 pub mod findings;
+pub mod inversion;
+
+pub mod membership;
 pub mod save;
 pub mod util;
 pub mod whitebox;

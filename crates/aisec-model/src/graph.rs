@@ -964,6 +964,13 @@ impl Graph {
         Ok(Tape { vals, aux })
     }
 
+    /// The first output of the first node named `node_name` on a tape (for
+    /// reading intermediate values such as batch-norm batch statistics).
+    pub fn node_value<'a>(&self, tape: &'a Tape, node_name: &str) -> Option<&'a Val> {
+        let n = self.nodes.iter().find(|n| n.name == node_name)?;
+        tape.vals.get(*n.outputs.first()?)?.as_ref()
+    }
+
     /// Output value of a tape.
     pub fn output_of<'a>(&self, tape: &'a Tape) -> Result<&'a Val, ModelError> {
         tape.vals[self.output]
@@ -2134,7 +2141,11 @@ fn forward_node(node: &Node, ins: &[Option<&Val>]) -> Result<(Vec<Val>, Aux), Mo
                 return one(ival(s.clone(), v));
             }
             let d = x.f(nm)?;
-            let y: Vec<f32> = d.iter().map(|&v| unary_f(*u, v)).collect();
+            let y: Vec<f32> = if *u == Un::Relu {
+                kernels::relu_fwd(d)
+            } else {
+                d.iter().map(|&v| unary_f(*u, v)).collect()
+            };
             one(fval(x.shape().to_vec(), y))
         }
         Op::LeakyRelu(al) => {
@@ -2814,6 +2825,13 @@ fn backward_node(
             _ => Ok(vec![0.0; y0.map_or(0, Val::numel)]),
         }
     };
+    // The same gradient borrowed, for ops that only read it (no copy).
+    let g0r = || -> std::borrow::Cow<'_, [f32]> {
+        match gouts.first() {
+            Some(Some(g)) => std::borrow::Cow::Borrowed(g.as_slice()),
+            _ => std::borrow::Cow::Owned(vec![0.0; y0.map_or(0, Val::numel)]),
+        }
+    };
     match &node.op {
         Op::Identity
         | Op::Flatten { .. }
@@ -2840,7 +2858,7 @@ fn backward_node(
             let x = need_in(ins, 0, node)?;
             let wt = need_in(ins, 1, node)?;
             let (g, cin) = convt_geom(node, w, *group, out_pad, x.shape(), wt.shape())?;
-            let dy = g0()?;
+            let dy = g0r();
             let (dx, dw, db) = kernels::convt_bwd(
                 x.f(nm)?,
                 x.shape()[0],
@@ -2867,7 +2885,7 @@ fn backward_node(
                 w.k.clone()
             };
             let (g, _, _) = geom(w, xs, &k, node)?;
-            let dy = g0()?;
+            let dy = g0r();
             let (dx, dw, db) = kernels::conv_bwd(
                 x.f(nm)?,
                 xs[0],
@@ -2899,57 +2917,89 @@ fn backward_node(
             let (sa, sb) = (a.shape(), b.shape());
             let (m, k) = if *ta { (sa[1], sa[0]) } else { (sa[0], sa[1]) };
             let n = if *tb { sb[0] } else { sb[1] };
-            let dy = g0()?;
+            let dy = g0r();
+            // B'[kk][j] and A'[i][kk] as (row, column) strides of B and A.
+            let (rb, cb) = if *tb { (1, sb[1]) } else { (sb[1], 1) };
+            let (ra, ca) = if *ta { (1, sa[1]) } else { (sa[1], 1) };
             if nd(0) {
-                // dA' = alpha dY · B'^T ; B' = B or B^T
+                // dA' = alpha dY · B'^T ([m, k]); with transA, A's own layout
+                // [k, m] is B' · dY^T, written directly (no transpose copy).
                 let mut da = vec![0.0f32; m * k];
-                // B'^T as an [n x k] matrix view of B.
-                let (rs, cs) = if *tb { (sb[1], 1) } else { (1, sb[1]) };
-                kernels::gemm(
-                    m,
-                    n,
-                    k,
-                    *alpha,
-                    &dy,
-                    n,
-                    1,
-                    b.f(nm)?,
-                    rs,
-                    cs,
-                    0.0,
-                    &mut da,
-                    k,
-                    1,
-                );
                 if *ta {
-                    let (_, t) = transpose(&da, &[m, k], &[1, 0]);
-                    da = t;
+                    kernels::gemm(
+                        k,
+                        n,
+                        m,
+                        *alpha,
+                        b.f(nm)?,
+                        rb,
+                        cb,
+                        &dy,
+                        1,
+                        n,
+                        0.0,
+                        &mut da,
+                        m,
+                        1,
+                    );
+                } else {
+                    kernels::gemm(
+                        m,
+                        n,
+                        k,
+                        *alpha,
+                        &dy,
+                        n,
+                        1,
+                        b.f(nm)?,
+                        cb,
+                        rb,
+                        0.0,
+                        &mut da,
+                        k,
+                        1,
+                    );
                 }
                 res[0] = Some(da);
             }
             if nd(1) {
-                // dB' = alpha A'^T · dY, A'^T is [k x m]: A'^T[kk][i] = A'[i][kk]
+                // dB' = alpha A'^T · dY ([k, n]); with transB, B's own layout
+                // [n, k] is dY^T · A', written directly.
                 let mut db = vec![0.0f32; k * n];
-                let (r, c) = if *ta { (sa[1], 1) } else { (1, sa[1]) };
-                kernels::gemm(
-                    k,
-                    m,
-                    n,
-                    *alpha,
-                    a.f(nm)?,
-                    r,
-                    c,
-                    &dy,
-                    n,
-                    1,
-                    0.0,
-                    &mut db,
-                    n,
-                    1,
-                );
                 if *tb {
-                    let (_, t) = transpose(&db, &[k, n], &[1, 0]);
-                    db = t;
+                    kernels::gemm(
+                        n,
+                        m,
+                        k,
+                        *alpha,
+                        &dy,
+                        1,
+                        n,
+                        a.f(nm)?,
+                        ra,
+                        ca,
+                        0.0,
+                        &mut db,
+                        k,
+                        1,
+                    );
+                } else {
+                    kernels::gemm(
+                        k,
+                        m,
+                        n,
+                        *alpha,
+                        a.f(nm)?,
+                        ca,
+                        ra,
+                        &dy,
+                        n,
+                        1,
+                        0.0,
+                        &mut db,
+                        n,
+                        1,
+                    );
                 }
                 res[1] = Some(db);
             }
@@ -2966,7 +3016,7 @@ fn backward_node(
             let b = need_in(ins, 1, node)?;
             let (ob, sa, sb, m, k, n) = matmul_plan(node, a.shape(), b.shape())?;
             let (ad, bd) = (a.f(nm)?, b.f(nm)?);
-            let dy = g0()?;
+            let dy = g0r();
             let mut da = if nd(0) {
                 Some(vec![0.0f32; ad.len()])
             } else {
@@ -3100,6 +3150,11 @@ fn backward_node(
                 let y = y0
                     .ok_or_else(|| shape_err(node, "no output".into()))?
                     .f(nm)?;
+                if *u == Un::Relu {
+                    // Fast path: one pass, no copy of the incoming gradient.
+                    res[0] = Some(kernels::relu_bwd(&g0r(), x));
+                    return Ok(res);
+                }
                 let mut g = g0()?;
                 for ((gv, &xv), &yv) in g.iter_mut().zip(x).zip(y) {
                     let d = unary_d(*u, xv, yv);
@@ -3192,19 +3247,15 @@ fn backward_node(
                 let Aux::Idx(idx) = aux else {
                     return Err(shape_err(node, "missing pooling indices".into()));
                 };
-                let dy = g0()?;
-                let hw = g.h * g.w;
-                let ohw = g.oh * g.ow;
-                let mut dx = vec![0.0f32; x.numel()];
-                for (p, dxp) in dx.chunks_mut(hw.max(1)).enumerate() {
-                    for o in 0..ohw {
-                        let i = idx[p * ohw + o];
-                        if i != u32::MAX {
-                            dxp[i as usize] += dy[p * ohw + o];
-                        }
-                    }
-                }
-                res[0] = Some(dx);
+                let dy = g0r();
+                let planes = xs[0] * xs[1];
+                res[0] = Some(kernels::maxpool_bwd(
+                    &dy,
+                    idx,
+                    planes,
+                    g.h * g.w,
+                    g.oh * g.ow,
+                ));
             }
         }
         Op::AvgPool { w, cip } => {

@@ -139,79 +139,246 @@ impl Geom {
     }
 }
 
-/// Unfolds channels `c0..c0+cg` of one image `x[c,h,w]` into
-/// `col[cg*kh*kw, oh*ow]`.
-pub(crate) fn im2col(x: &[f32], g: &Geom, c0: usize, cg: usize, col: &mut [f32]) {
-    let ohw = g.oh * g.ow;
-    for c in 0..cg {
-        let xc = &x[(c0 + c) * g.h * g.w..(c0 + c + 1) * g.h * g.w];
+/// Input columns `[lo, hi)` of an output row whose input index is
+/// `ox * s + off` that fall inside `0..w` (`lo <= hi <= ow`).
+fn valid_cols(ow: usize, s: usize, off: isize, w: usize) -> (usize, usize) {
+    let s = s as isize;
+    // smallest ox with ox*s + off >= 0
+    let lo = if off >= 0 { 0 } else { ((-off) + s - 1) / s };
+    // largest ox with ox*s + off <= w-1, plus one
+    let last = w as isize - 1 - off;
+    let hi = if last < 0 { 0 } else { last / s + 1 };
+    let lo = (lo as usize).min(ow);
+    (lo, (hi as usize).clamp(lo, ow))
+}
+
+/// Unfolds channels `c0..c0+cg` of one image `x[c,h,w]` into the matrix
+/// `col[cg*kh*kw, oh*ow]`, whose rows start `ld` floats apart (so several
+/// images can sit side by side in one wide matrix).
+pub(crate) fn im2col(x: &[f32], g: &Geom, c0: usize, cg: usize, col: &mut [f32], ld: usize) {
+    Unfold::new(g, false).im2col(x, g, c0, cg, col, ld);
+}
+
+/// Adjoint of [`im2col`]: adds `col` (rows `ld` apart) back into `dx`
+/// channels `c0..c0+cg`.
+pub(crate) fn col2im(col: &[f32], g: &Geom, c0: usize, cg: usize, dx: &mut [f32], ld: usize) {
+    Unfold::new(g, false).col2im(col, g, c0, cg, dx, ld);
+}
+
+/// One kernel tap `(ki, kj)` of an unfolding: its offset along the row and
+/// the output columns `[lo, hi)` whose input column is inside the image.
+#[derive(Debug, Clone, Copy)]
+struct Tap {
+    ki: usize,
+    off: isize,
+    lo: usize,
+    hi: usize,
+}
+
+/// How im2col lays out one convolution: the kernel taps it keeps and, for
+/// small maps, a gather table.
+///
+/// With `skip_dead`, taps that read only padding for every output pixel
+/// are dropped, which shrinks the GEMM's inner dimension (a 3x3 convolution
+/// with padding 1 on a 1x1 map, as in ResNet's last stage, keeps only its
+/// centre tap: 9x fewer multiply-adds); their rows of the unfolded matrix
+/// would be all zeros. For maps narrower than 8 pixels, copying row
+/// segments costs more than it moves, so a table of source offsets (one per
+/// kept tap and output pixel, `u32::MAX` for padding) is gathered instead.
+#[derive(Debug, Clone)]
+struct Unfold {
+    taps: Vec<Tap>,
+    /// Index of each kept tap in the full `kh*kw` order.
+    keep: Vec<usize>,
+    table: Option<Vec<u32>>,
+}
+
+impl Unfold {
+    fn new(g: &Geom, skip_dead: bool) -> Unfold {
+        let mut taps = Vec::new();
+        let mut keep = Vec::new();
         for ki in 0..g.kh {
+            let (r0, r1) = valid_cols(g.oh, g.sh, (ki * g.dh) as isize - g.pt as isize, g.h);
             for kj in 0..g.kw {
-                let row = (c * g.kh + ki) * g.kw + kj;
-                let dst = &mut col[row * ohw..(row + 1) * ohw];
+                let off = (kj * g.dw) as isize - g.pl as isize;
+                let (lo, hi) = valid_cols(g.ow, g.sw, off, g.w);
+                if skip_dead && (r0 == r1 || lo == hi) {
+                    continue;
+                }
+                keep.push(ki * g.kw + kj);
+                taps.push(Tap { ki, off, lo, hi });
+            }
+        }
+        let table = (g.ow < 8).then(|| {
+            let mut t = Vec::with_capacity(taps.len() * g.oh * g.ow);
+            for tap in &taps {
                 for oy in 0..g.oh {
-                    let iy = (oy * g.sh + ki * g.dh) as isize - g.pt as isize;
+                    let iy = (oy * g.sh + tap.ki * g.dh) as isize - g.pt as isize;
+                    for ox in 0..g.ow {
+                        let ix = (ox * g.sw) as isize + tap.off;
+                        let inside = iy >= 0 && iy < g.h as isize && ix >= 0 && ix < g.w as isize;
+                        t.push(if inside {
+                            (iy as usize * g.w + ix as usize) as u32
+                        } else {
+                            u32::MAX
+                        });
+                    }
+                }
+            }
+            t
+        });
+        Unfold { taps, keep, table }
+    }
+
+    /// Whether every `kh*kw` tap is kept.
+    fn is_full(&self, g: &Geom) -> bool {
+        self.taps.len() == g.kh * g.kw
+    }
+
+    /// Unfolds channels `c0..c0+cg` of one image into `col[cg*taps, oh*ow]`
+    /// (rows `ld` apart).
+    fn im2col(&self, x: &[f32], g: &Geom, c0: usize, cg: usize, col: &mut [f32], ld: usize) {
+        let ohw = g.oh * g.ow;
+        let nt = self.taps.len();
+        for c in 0..cg {
+            let xc = &x[(c0 + c) * g.h * g.w..(c0 + c + 1) * g.h * g.w];
+            for (t, tap) in self.taps.iter().enumerate() {
+                let row = c * nt + t;
+                let dst = &mut col[row * ld..row * ld + ohw];
+                if let Some(table) = &self.table {
+                    for (d, &i) in dst.iter_mut().zip(&table[t * ohw..(t + 1) * ohw]) {
+                        *d = xc.get(i as usize).copied().unwrap_or(0.0);
+                    }
+                    continue;
+                }
+                let (lo, hi) = (tap.lo, tap.hi);
+                for oy in 0..g.oh {
+                    let iy = (oy * g.sh + tap.ki * g.dh) as isize - g.pt as isize;
                     let d = &mut dst[oy * g.ow..(oy + 1) * g.ow];
-                    if iy < 0 || iy >= g.h as isize {
+                    if iy < 0 || iy >= g.h as isize || lo == hi {
                         d.fill(0.0);
                         continue;
                     }
                     let xr = &xc[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    let off = (kj * g.dw) as isize - g.pl as isize;
+                    d[..lo].fill(0.0);
+                    d[hi..].fill(0.0);
+                    let x0 = (lo as isize * g.sw as isize + tap.off) as usize;
                     if g.sw == 1 {
-                        for (ox, v) in d.iter_mut().enumerate() {
-                            let ix = ox as isize + off;
-                            *v = if ix >= 0 && (ix as usize) < g.w {
-                                xr[ix as usize]
-                            } else {
-                                0.0
-                            };
-                        }
+                        d[lo..hi].copy_from_slice(&xr[x0..x0 + (hi - lo)]);
                     } else {
-                        for (ox, v) in d.iter_mut().enumerate() {
-                            let ix = (ox * g.sw) as isize + off;
-                            *v = if ix >= 0 && (ix as usize) < g.w {
-                                xr[ix as usize]
-                            } else {
-                                0.0
-                            };
+                        for (v, &s) in d[lo..hi].iter_mut().zip(xr[x0..].iter().step_by(g.sw)) {
+                            *v = s;
                         }
                     }
                 }
             }
         }
     }
-}
 
-/// Adjoint of [`im2col`]: adds `col` back into `dx` channels `c0..c0+cg`.
-pub(crate) fn col2im(col: &[f32], g: &Geom, c0: usize, cg: usize, dx: &mut [f32]) {
-    let ohw = g.oh * g.ow;
-    for c in 0..cg {
-        let xc = &mut dx[(c0 + c) * g.h * g.w..(c0 + c + 1) * g.h * g.w];
-        for ki in 0..g.kh {
-            for kj in 0..g.kw {
-                let row = (c * g.kh + ki) * g.kw + kj;
-                let src = &col[row * ohw..(row + 1) * ohw];
+    /// Adjoint of [`Unfold::im2col`]: adds `col` back into `dx`.
+    fn col2im(&self, col: &[f32], g: &Geom, c0: usize, cg: usize, dx: &mut [f32], ld: usize) {
+        let ohw = g.oh * g.ow;
+        let nt = self.taps.len();
+        for c in 0..cg {
+            let xc = &mut dx[(c0 + c) * g.h * g.w..(c0 + c + 1) * g.h * g.w];
+            for (t, tap) in self.taps.iter().enumerate() {
+                let row = c * nt + t;
+                let src = &col[row * ld..row * ld + ohw];
+                if let Some(table) = &self.table {
+                    for (&v, &i) in src.iter().zip(&table[t * ohw..(t + 1) * ohw]) {
+                        if let Some(d) = xc.get_mut(i as usize) {
+                            *d += v;
+                        }
+                    }
+                    continue;
+                }
+                let (lo, hi) = (tap.lo, tap.hi);
+                if lo == hi {
+                    continue;
+                }
+                let x0 = (lo as isize * g.sw as isize + tap.off) as usize;
                 for oy in 0..g.oh {
-                    let iy = (oy * g.sh + ki * g.dh) as isize - g.pt as isize;
+                    let iy = (oy * g.sh + tap.ki * g.dh) as isize - g.pt as isize;
                     if iy < 0 || iy >= g.h as isize {
                         continue;
                     }
                     let xr = &mut xc[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    let off = (kj * g.dw) as isize - g.pl as isize;
-                    for ox in 0..g.ow {
-                        let ix = (ox * g.sw) as isize + off;
-                        if ix >= 0 && (ix as usize) < g.w {
-                            xr[ix as usize] += src[oy * g.ow + ox];
+                    let s = &src[oy * g.ow + lo..oy * g.ow + hi];
+                    if g.sw == 1 {
+                        for (d, v) in xr[x0..x0 + (hi - lo)].iter_mut().zip(s) {
+                            *d += v;
+                        }
+                    } else {
+                        for (d, v) in xr[x0..].iter_mut().step_by(g.sw).zip(s) {
+                            *d += v;
                         }
                     }
                 }
             }
         }
     }
+
+    /// The weights `w[m, cg*kh*kw]` restricted to the kept taps
+    /// (`[m, cg*taps]`); borrowed when every tap is kept.
+    fn weights<'a>(
+        &self,
+        g: &Geom,
+        w: &'a [f32],
+        m: usize,
+        cg: usize,
+    ) -> std::borrow::Cow<'a, [f32]> {
+        if self.is_full(g) {
+            return std::borrow::Cow::Borrowed(w);
+        }
+        let full = g.kh * g.kw;
+        let mut out = Vec::with_capacity(m * cg * self.keep.len());
+        for row in w.chunks(full).take(m * cg) {
+            out.extend(self.keep.iter().map(|&k| row[k]));
+        }
+        std::borrow::Cow::Owned(out)
+    }
+
+    /// Scatters a weight gradient over the kept taps (`[m, cg*taps]`) back
+    /// to the full `[rows, kh*kw]` layout (`rows = m*cg`; zeros for dropped
+    /// taps).
+    fn expand(&self, g: &Geom, dwc: Vec<f32>, rows: usize) -> Vec<f32> {
+        if self.is_full(g) {
+            return dwc;
+        }
+        let full = g.kh * g.kw;
+        let nt = self.keep.len();
+        let mut out = vec![0.0f32; rows * full];
+        for (o, s) in out.chunks_mut(full).zip(dwc.chunks(nt.max(1))) {
+            for (&k, &v) in self.keep.iter().zip(s) {
+                o[k] = v;
+            }
+        }
+        out
+    }
+}
+
+/// Output pixels (GEMM columns) a batch chunk should reach: images are
+/// put side by side until a chunk has this many, so that the weights are
+/// packed once for many columns even when feature maps are tiny (the last
+/// ResNet stages have 1x1 and 2x2 maps), while large maps keep one image
+/// per chunk and a working set near the caches.
+const MIN_COLS: usize = 256;
+
+/// Images per chunk: enough for `min_cols` GEMM columns (`ohw` per image),
+/// but at least one chunk per thread.
+fn chunk_images(n: usize, ohw: usize, min_cols: usize) -> usize {
+    let want = min_cols.div_ceil(ohw.max(1)).max(1);
+    let threads = rayon::current_num_threads().max(1);
+    let spread = n.div_ceil(threads).max(1);
+    want.min(spread).min(n.max(1))
 }
 
 /// Convolution forward: `x[n,c,h,w]`, `w[m, c/g, kh, kw]`, optional bias.
+///
+/// The batch is cut into chunks of images; each chunk's im2col matrices
+/// sit side by side in one `[c/g*kh*kw, images*oh*ow]` matrix so that one
+/// GEMM per group covers the whole chunk (for small feature maps, e.g. the
+/// last ResNet stages, a per-image GEMM would be a matrix-vector product).
 pub(crate) fn conv_fwd(
     x: &[f32],
     n: usize,
@@ -221,43 +388,97 @@ pub(crate) fn conv_fwd(
     m: usize,
     bias: Option<&[f32]>,
 ) -> Vec<f32> {
+    conv_fwd_cols(x, n, g, groups, wt, m, bias, MIN_COLS)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv_fwd_cols(
+    x: &[f32],
+    n: usize,
+    g: &Geom,
+    groups: usize,
+    wt: &[f32],
+    m: usize,
+    bias: Option<&[f32]>,
+    min_cols: usize,
+) -> Vec<f32> {
     let cg = g.c / groups;
     let mg = m / groups;
-    let kk = cg * g.kh * g.kw;
     let ohw = g.oh * g.ow;
     let in_sz = g.c * g.h * g.w;
     let mut y = vec![0.0f32; n * m * ohw];
-    if n == 0 || ohw == 0 {
+    if n == 0 || ohw == 0 || m == 0 {
         return y;
     }
+    let uf = Unfold::new(g, true);
+    let kk = cg * uf.taps.len();
+    if kk == 0 {
+        add_bias(&mut y, bias, m, ohw);
+        return y;
+    }
+    let wt = uf.weights(g, wt, m, cg);
     let point = g.is_pointwise();
-    y.par_chunks_mut(m * ohw)
-        .enumerate()
-        .for_each_init(Vec::new, |col, (i, yi)| {
-            let xi = &x[i * in_sz..(i + 1) * in_sz];
+    let nb = chunk_images(n, ohw, min_cols);
+    y.par_chunks_mut(nb * m * ohw).enumerate().for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(col, tmp), (ci, yc)| {
+            let i0 = ci * nb;
+            let cnt = yc.len() / (m * ohw);
+            let cols = cnt * ohw;
             for gi in 0..groups {
-                let yg = &mut yi[gi * mg * ohw..(gi + 1) * mg * ohw];
                 let wg = &wt[gi * mg * kk..(gi + 1) * mg * kk];
-                if point {
-                    let xs = &xi[gi * cg * ohw..(gi + 1) * cg * ohw];
-                    gemm(mg, kk, ohw, 1.0, wg, kk, 1, xs, ohw, 1, 0.0, yg, ohw, 1);
-                } else {
-                    col.resize(kk * ohw, 0.0);
-                    im2col(xi, g, gi * cg, cg, col);
-                    gemm(mg, kk, ohw, 1.0, wg, kk, 1, col, ohw, 1, 0.0, yg, ohw, 1);
+                if cnt == 1 {
+                    // One image: the GEMM writes straight into y.
+                    let xi = &x[i0 * in_sz..(i0 + 1) * in_sz];
+                    let yg = &mut yc[gi * mg * ohw..(gi + 1) * mg * ohw];
+                    if point {
+                        let xs = &xi[gi * cg * ohw..(gi + 1) * cg * ohw];
+                        gemm(mg, kk, ohw, 1.0, wg, kk, 1, xs, ohw, 1, 0.0, yg, ohw, 1);
+                    } else {
+                        col.resize(kk * ohw, 0.0);
+                        uf.im2col(xi, g, gi * cg, cg, col, ohw);
+                        gemm(mg, kk, ohw, 1.0, wg, kk, 1, col, ohw, 1, 0.0, yg, ohw, 1);
+                    }
+                    continue;
+                }
+                col.resize(kk * cols, 0.0);
+                tmp.resize(mg * cols, 0.0);
+                for j in 0..cnt {
+                    let xi = &x[(i0 + j) * in_sz..(i0 + j + 1) * in_sz];
+                    uf.im2col(xi, g, gi * cg, cg, &mut col[j * ohw..], cols);
+                }
+                gemm(
+                    mg, kk, cols, 1.0, wg, kk, 1, col, cols, 1, 0.0, tmp, cols, 1,
+                );
+                for j in 0..cnt {
+                    for oc in 0..mg {
+                        let o = (j * m + gi * mg + oc) * ohw;
+                        let t = oc * cols + j * ohw;
+                        yc[o..o + ohw].copy_from_slice(&tmp[t..t + ohw]);
+                    }
                 }
             }
-            if let Some(b) = bias {
-                for (oc, row) in yi.chunks_mut(ohw).enumerate() {
-                    let bv = b[oc];
-                    row.iter_mut().for_each(|v| *v += bv);
-                }
-            }
-        });
+            add_bias(yc, bias, m, ohw);
+        },
+    );
     y
 }
 
+/// Adds `bias[oc]` to every pixel of channel `oc` of `[.., m, ohw]` data.
+fn add_bias(y: &mut [f32], bias: Option<&[f32]>, m: usize, ohw: usize) {
+    if let Some(b) = bias {
+        for (r, row) in y.chunks_mut(ohw.max(1)).enumerate() {
+            let bv = b[r % m];
+            row.iter_mut().for_each(|v| *v += bv);
+        }
+    }
+}
+
 /// Convolution backward. Returns `(dx, dw, db)`, each only when asked.
+///
+/// Chunked like [`conv_fwd`]: per chunk, the output gradient is gathered
+/// into one `[m, images*oh*ow]` matrix, then `dcol = Wᵀ·dY` (scattered back
+/// by [`col2im`]) and `dW += dY·colᵀ` are one GEMM each per group.
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 pub(crate) fn conv_bwd(
     x: &[f32],
@@ -271,126 +492,308 @@ pub(crate) fn conv_bwd(
     need_dw: bool,
     need_db: bool,
 ) -> (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>) {
+    conv_bwd_cols(
+        x, n, g, groups, wt, m, dy, need_dx, need_dw, need_db, MIN_COLS,
+    )
+}
+
+/// Per-thread scratch of [`conv_bwd`]: weight-gradient accumulator, the
+/// gathered output gradient, and the unfolded input / its gradient.
+type BwdScratch = (Vec<f32>, Vec<f32>, Vec<f32>);
+
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn conv_bwd_cols(
+    x: &[f32],
+    n: usize,
+    g: &Geom,
+    groups: usize,
+    wt: &[f32],
+    m: usize,
+    dy: &[f32],
+    need_dx: bool,
+    need_dw: bool,
+    need_db: bool,
+    min_cols: usize,
+) -> (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>) {
     let cg = g.c / groups;
     let mg = m / groups;
-    let kk = cg * g.kh * g.kw;
     let ohw = g.oh * g.ow;
     let in_sz = g.c * g.h * g.w;
-    let point = g.is_pointwise();
-    let dx = if need_dx {
-        let mut dx = vec![0.0f32; n * in_sz];
-        dx.par_chunks_mut(in_sz.max(1))
-            .enumerate()
-            .for_each_init(Vec::new, |dcol, (i, dxi)| {
-                let dyi = &dy[i * m * ohw..(i + 1) * m * ohw];
-                for gi in 0..groups {
-                    let wg = &wt[gi * mg * kk..(gi + 1) * mg * kk];
-                    let dyg = &dyi[gi * mg * ohw..(gi + 1) * mg * ohw];
-                    if point {
-                        let d = &mut dxi[gi * cg * ohw..(gi + 1) * cg * ohw];
-                        gemm(kk, mg, ohw, 1.0, wg, 1, kk, dyg, ohw, 1, 0.0, d, ohw, 1);
-                    } else {
-                        dcol.resize(kk * ohw, 0.0);
-                        gemm(kk, mg, ohw, 1.0, wg, 1, kk, dyg, ohw, 1, 0.0, dcol, ohw, 1);
-                        col2im(dcol, g, gi * cg, cg, dxi);
-                    }
+    let uf = Unfold::new(g, true);
+    let kk = cg * uf.taps.len();
+    let wt = uf.weights(g, wt, m, cg);
+    let nb = chunk_images(n, ohw, min_cols);
+    let chunks = if n == 0 { 0 } else { n.div_ceil(nb) };
+    // One chunk: optional dx slice of its images, and the scratch.
+    let work = |ci: usize, mut dxc: Option<&mut [f32]>, s: &mut BwdScratch| {
+        let (acc, dyt, col) = s;
+        if need_dw && acc.is_empty() {
+            acc.resize(m * kk, 0.0);
+        }
+        let i0 = ci * nb;
+        let cnt = nb.min(n - i0);
+        let cols = cnt * ohw;
+        // Gather dY of the chunk as [m, cols] (a plain view for one image).
+        let dyv: &[f32] = if cnt == 1 {
+            &dy[i0 * m * ohw..(i0 + 1) * m * ohw]
+        } else {
+            dyt.resize(m * cols, 0.0);
+            for j in 0..cnt {
+                for oc in 0..m {
+                    let s = ((i0 + j) * m + oc) * ohw;
+                    let d = oc * cols + j * ohw;
+                    dyt[d..d + ohw].copy_from_slice(&dy[s..s + ohw]);
                 }
-            });
-        Some(dx)
-    } else {
-        None
+            }
+            dyt
+        };
+        for gi in 0..groups {
+            let wg = &wt[gi * mg * kk..(gi + 1) * mg * kk];
+            let dyg = &dyv[gi * mg * cols..(gi + 1) * mg * cols];
+            if let Some(dxc) = dxc.as_deref_mut() {
+                col.resize(kk * cols, 0.0);
+                gemm(
+                    kk, mg, cols, 1.0, wg, 1, kk, dyg, cols, 1, 0.0, col, cols, 1,
+                );
+                for j in 0..cnt {
+                    let dxi = &mut dxc[j * in_sz..(j + 1) * in_sz];
+                    uf.col2im(&col[j * ohw..], g, gi * cg, cg, dxi, cols);
+                }
+            }
+            if need_dw {
+                col.resize(kk * cols, 0.0);
+                for j in 0..cnt {
+                    let xi = &x[(i0 + j) * in_sz..(i0 + j + 1) * in_sz];
+                    uf.im2col(xi, g, gi * cg, cg, &mut col[j * ohw..], cols);
+                }
+                let dwg = &mut acc[gi * mg * kk..(gi + 1) * mg * kk];
+                gemm(
+                    mg, cols, kk, 1.0, dyg, cols, 1, col, 1, cols, 1.0, dwg, kk, 1,
+                );
+            }
+        }
     };
-    let dw = if need_dw {
-        let dw = (0..n)
-            .into_par_iter()
-            .fold(
-                || (vec![0.0f32; m * kk], Vec::new()),
-                |(mut acc, mut col), i| {
-                    let xi = &x[i * in_sz..(i + 1) * in_sz];
-                    let dyi = &dy[i * m * ohw..(i + 1) * m * ohw];
-                    for gi in 0..groups {
-                        let dyg = &dyi[gi * mg * ohw..(gi + 1) * mg * ohw];
-                        let dwg = &mut acc[gi * mg * kk..(gi + 1) * mg * kk];
-                        if point {
-                            let xs = &xi[gi * cg * ohw..(gi + 1) * cg * ohw];
-                            gemm(mg, ohw, kk, 1.0, dyg, ohw, 1, xs, 1, ohw, 1.0, dwg, kk, 1);
-                        } else {
-                            col.resize(kk * ohw, 0.0);
-                            im2col(xi, g, gi * cg, cg, &mut col);
-                            gemm(mg, ohw, kk, 1.0, dyg, ohw, 1, &col, 1, ohw, 1.0, dwg, kk, 1);
-                        }
-                    }
-                    (acc, col)
-                },
-            )
-            .map(|(a, _)| a)
-            .reduce(
-                || vec![0.0f32; m * kk],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                    a
-                },
-            );
-        Some(dw)
-    } else {
-        None
+    let sum = |mut a: Vec<f32>, b: Vec<f32>| {
+        if a.is_empty() {
+            return b;
+        }
+        a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+        a
     };
-    let db = if need_db {
+    let new = || (Vec::new(), Vec::new(), Vec::new());
+    let mut dx = None;
+    let mut dw = None;
+    if need_dx || need_dw {
+        let acc = if need_dx {
+            let mut d = vec![0.0f32; n * in_sz];
+            let acc = d
+                .par_chunks_mut((nb * in_sz).max(1))
+                .enumerate()
+                .fold(new, |mut s, (ci, dxc)| {
+                    work(ci, Some(dxc), &mut s);
+                    s
+                })
+                .map(|s| s.0)
+                .reduce(Vec::new, sum);
+            dx = Some(d);
+            acc
+        } else {
+            (0..chunks)
+                .into_par_iter()
+                .fold(new, |mut s, ci| {
+                    work(ci, None, &mut s);
+                    s
+                })
+                .map(|s| s.0)
+                .reduce(Vec::new, sum)
+        };
+        if need_dw {
+            let acc = if acc.is_empty() {
+                vec![0.0f32; m * kk]
+            } else {
+                acc
+            };
+            dw = Some(uf.expand(g, acc, m * cg));
+        }
+    }
+    let db = need_db.then(|| {
         let mut db = vec![0.0f32; m];
         for i in 0..n {
             for (oc, d) in db.iter_mut().enumerate() {
-                *d += dy[(i * m + oc) * ohw..(i * m + oc + 1) * ohw]
-                    .iter()
-                    .sum::<f32>();
+                *d += sum_f32(&dy[(i * m + oc) * ohw..(i * m + oc + 1) * ohw]);
             }
         }
-        Some(db)
-    } else {
-        None
-    };
+        db
+    });
     (dx, dw, db)
+}
+
+/// Sum with eight running partial sums, so the additions vectorise (a
+/// plain fold is one dependent add per element).
+fn sum_f32(v: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut it = v.chunks_exact(8);
+    for c in &mut it {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    acc.iter().sum::<f32>() + it.remainder().iter().sum::<f32>()
+}
+
+/// Valid window taps `[k0, k1)` along one axis for each output position:
+/// those with `o*s + k*d - p` inside `0..len`.
+fn tap_ranges(
+    out: usize,
+    len: usize,
+    k: usize,
+    s: usize,
+    d: usize,
+    p: usize,
+) -> Vec<(usize, usize)> {
+    (0..out)
+        .map(|o| {
+            let base = (o * s) as isize - p as isize;
+            let ok = |t: usize| {
+                let i = base + (t * d) as isize;
+                i >= 0 && i < len as isize
+            };
+            let k0 = (0..k).find(|&t| ok(t)).unwrap_or(k);
+            let k1 = (k0..k).rev().find(|&t| ok(t)).map_or(k0, |t| t + 1);
+            (k0, k1)
+        })
+        .collect()
 }
 
 /// Max pooling forward over `planes` planes of `h*w`; returns values and the
 /// flat in-plane index of each maximum (`u32::MAX` for an all-padding window).
+/// NaN propagates (the last NaN in the window wins), as in PyTorch.
 pub(crate) fn maxpool_fwd(x: &[f32], planes: usize, g: &Geom) -> (Vec<f32>, Vec<u32>) {
     let ohw = g.oh * g.ow;
-    let hw = g.h * g.w;
     let mut y = vec![0.0f32; planes * ohw];
     let mut idx = vec![u32::MAX; planes * ohw];
-    y.par_chunks_mut(ohw.max(1))
-        .zip(idx.par_chunks_mut(ohw.max(1)))
+    if ohw == 0 {
+        return (y, idx);
+    }
+    let unit = g.dh == 1 && g.dw == 1 && g.pt == 0 && g.pl == 0;
+    if unit
+        && g.kh == 2
+        && g.kw == 2
+        && g.sh == 2
+        && g.sw == 2
+        && 2 * g.oh <= g.h
+        && 2 * g.ow <= g.w
+    {
+        maxpool_2x2(x, g, &mut y, &mut idx);
+        return (y, idx);
+    }
+    maxpool_general(x, g, &mut y, &mut idx);
+    (y, idx)
+}
+
+/// Any window, padding, stride and dilation: each output's valid taps.
+fn maxpool_general(x: &[f32], g: &Geom, y: &mut [f32], idx: &mut [u32]) {
+    let ohw = g.oh * g.ow;
+    let hw = g.h * g.w;
+    let rows = tap_ranges(g.oh, g.h, g.kh, g.sh, g.dh, g.pt);
+    let cols = tap_ranges(g.ow, g.w, g.kw, g.sw, g.dw, g.pl);
+    y.par_chunks_mut(ohw)
+        .zip(idx.par_chunks_mut(ohw))
         .enumerate()
+        .with_min_len(16)
         .for_each(|(p, (yp, ip))| {
             let xp = &x[p * hw..(p + 1) * hw];
-            for oy in 0..g.oh {
-                for ox in 0..g.ow {
-                    let mut best = f32::NEG_INFINITY;
-                    let mut bi = u32::MAX;
-                    for ki in 0..g.kh {
-                        let iy = (oy * g.sh + ki * g.dh) as isize - g.pt as isize;
-                        if iy < 0 || iy >= g.h as isize {
-                            continue;
-                        }
-                        for kj in 0..g.kw {
-                            let ix = (ox * g.sw + kj * g.dw) as isize - g.pl as isize;
-                            if ix < 0 || ix >= g.w as isize {
-                                continue;
-                            }
-                            let j = iy as usize * g.w + ix as usize;
+            for (oy, &(r0, r1)) in rows.iter().enumerate() {
+                let iy0 = (oy * g.sh) as isize - g.pt as isize;
+                for (ox, &(c0, c1)) in cols.iter().enumerate() {
+                    if r0 == r1 || c0 == c1 {
+                        continue; // all padding: value 0, index MAX
+                    }
+                    let ix0 = (ox * g.sw) as isize - g.pl as isize;
+                    let at = |ki: usize, kj: usize| {
+                        (iy0 + (ki * g.dh) as isize) as usize * g.w
+                            + (ix0 + (kj * g.dw) as isize) as usize
+                    };
+                    let mut bi = at(r0, c0);
+                    let mut best = xp[bi];
+                    for ki in r0..r1 {
+                        for kj in c0..c1 {
+                            let j = at(ki, kj);
                             let v = xp[j];
-                            if v > best || bi == u32::MAX || v.is_nan() {
+                            if v > best || v.is_nan() {
                                 best = v;
-                                bi = j as u32;
+                                bi = j;
                             }
                         }
                     }
-                    yp[oy * g.ow + ox] = if bi == u32::MAX { 0.0 } else { best };
-                    ip[oy * g.ow + ox] = bi;
+                    yp[oy * g.ow + ox] = best;
+                    ip[oy * g.ow + ox] = bi as u32;
                 }
             }
         });
-    (y, idx)
+}
+
+/// The common 2x2, stride-2, unpadded max pooling with the same tie and
+/// NaN rules as the general loop (first maximum in row-major window order;
+/// a NaN wins over numbers, a later NaN over an earlier one).
+fn maxpool_2x2(x: &[f32], g: &Geom, y: &mut [f32], idx: &mut [u32]) {
+    let ohw = g.oh * g.ow;
+    let hw = g.h * g.w;
+    y.par_chunks_mut(ohw)
+        .zip(idx.par_chunks_mut(ohw))
+        .enumerate()
+        .with_min_len(16)
+        .for_each(|(p, (yp, ip))| {
+            let xp = &x[p * hw..(p + 1) * hw];
+            for oy in 0..g.oh {
+                let r0 = &xp[2 * oy * g.w..(2 * oy + 1) * g.w];
+                let r1 = &xp[(2 * oy + 1) * g.w..(2 * oy + 2) * g.w];
+                let yr = &mut yp[oy * g.ow..(oy + 1) * g.ow];
+                let ir = &mut ip[oy * g.ow..(oy + 1) * g.ow];
+                let base = (2 * oy * g.w) as u32;
+                let w = g.w as u32;
+                let pairs = r0.chunks_exact(2).zip(r1.chunks_exact(2));
+                for (ox, ((a, b), (yv, iv))) in
+                    pairs.zip(yr.iter_mut().zip(ir.iter_mut())).enumerate()
+                {
+                    // Window in row-major order: a0 a1 / b0 b1; offsets 0, 1, w, w+1.
+                    let mut best = a[0];
+                    let mut off = 0u32;
+                    for (v, o) in [(a[1], 1), (b[0], w), (b[1], w + 1)] {
+                        let take = v > best || v.is_nan();
+                        best = if take { v } else { best };
+                        off = if take { o } else { off };
+                    }
+                    *yv = best;
+                    *iv = base + 2 * ox as u32 + off;
+                }
+            }
+        });
+}
+
+/// Max pooling backward: routes each output gradient to its argmax.
+pub(crate) fn maxpool_bwd(
+    dy: &[f32],
+    idx: &[u32],
+    planes: usize,
+    hw: usize,
+    ohw: usize,
+) -> Vec<f32> {
+    let mut dx = vec![0.0f32; planes * hw];
+    if hw == 0 || ohw == 0 {
+        return dx;
+    }
+    dx.par_chunks_mut(hw)
+        .zip(dy.par_chunks(ohw).zip(idx.par_chunks(ohw)))
+        .with_min_len(16)
+        .for_each(|(dxp, (dyp, ip))| {
+            for (&i, &d) in ip.iter().zip(dyp) {
+                if let Some(v) = dxp.get_mut(i as usize) {
+                    *v += d;
+                }
+            }
+        });
+    dx
 }
 
 /// Average pooling forward (and the divisor per output, for backward).
@@ -453,6 +856,58 @@ pub(crate) fn avg_window(
         ((y1 - y0) * (x1 - x0)) as f32
     };
     (y0, y1, x0, x1, div)
+}
+
+/// Elements per parallel task of the elementwise kernels.
+const ELEMWISE_CHUNK: usize = 1 << 15;
+
+/// `max(x, 0)` elementwise (NaN maps to 0, as `f32::max` does), split
+/// across threads for large tensors.
+pub(crate) fn relu_fwd(x: &[f32]) -> Vec<f32> {
+    let mut y = vec![0.0f32; x.len()];
+    y.par_chunks_mut(ELEMWISE_CHUNK)
+        .zip(x.par_chunks(ELEMWISE_CHUNK))
+        .for_each(|(y, x)| {
+            for (y, &v) in y.iter_mut().zip(x) {
+                *y = v.max(0.0);
+            }
+        });
+    y
+}
+
+/// ReLU backward: `dy * [x > 0]` (multiplying, so a NaN or infinite
+/// incoming gradient propagates as it does through the general path).
+pub(crate) fn relu_bwd(dy: &[f32], x: &[f32]) -> Vec<f32> {
+    let mut g = vec![0.0f32; dy.len().min(x.len())];
+    g.par_chunks_mut(ELEMWISE_CHUNK)
+        .zip(
+            dy.par_chunks(ELEMWISE_CHUNK)
+                .zip(x.par_chunks(ELEMWISE_CHUNK)),
+        )
+        .for_each(|(g, (dy, x))| {
+            for ((g, &d), &v) in g.iter_mut().zip(dy).zip(x) {
+                *g = d * if v > 0.0 { 1.0 } else { 0.0 };
+            }
+        });
+    g
+}
+
+/// Keeps freed memory in the process for reuse instead of returning it to
+/// the operating system after every large buffer (glibc only; elsewhere a
+/// no-op). The executor allocates its activations and gradients afresh on
+/// every call, and with glibc's defaults buffers of several MiB are
+/// `mmap`ed and unmapped each time, so every call page-faults its whole
+/// working set in again (at batch 128 that cost a fifth of the CPU time of
+/// a CNN gradient). This sets `M_MMAP_THRESHOLD` to glibc's maximum (32 MiB)
+/// and `M_TRIM_THRESHOLD` to `i32::MAX` bytes (2 GiB): the process then keeps its peak heap.
+/// It changes a process-wide setting, so programs call it once, at start-up.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; it is thread-safe.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
 }
 
 /// Row-major strides of a shape.
@@ -583,7 +1038,7 @@ pub(crate) fn convt_fwd(
                 let xg = &xi[gi * cig * hw..(gi + 1) * cig * hw];
                 col.resize(kk * hw, 0.0);
                 gemm(kk, cig, hw, 1.0, wg, 1, kk, xg, hw, 1, 0.0, col, hw, 1);
-                col2im(col, g, gi * cog, cog, yi);
+                col2im(col, g, gi * cog, cog, yi, hw);
             }
             if let Some(b) = bias {
                 for (oc, row) in yi.chunks_mut(g.h * g.w).enumerate() {
@@ -620,7 +1075,7 @@ pub(crate) fn convt_bwd(
                 let dyi = &dy[i * out_sz..(i + 1) * out_sz];
                 for gi in 0..groups {
                     col.resize(kk * hw, 0.0);
-                    im2col(dyi, g, gi * cog, cog, col);
+                    im2col(dyi, g, gi * cog, cog, col, hw);
                     let wg = &wt[gi * cig * kk..(gi + 1) * cig * kk];
                     let d = &mut dxi[gi * cig * hw..(gi + 1) * cig * hw];
                     gemm(cig, kk, hw, 1.0, wg, kk, 1, col, hw, 1, 0.0, d, hw, 1);
@@ -638,7 +1093,7 @@ pub(crate) fn convt_bwd(
                     let xi = &x[i * cin * hw..(i + 1) * cin * hw];
                     for gi in 0..groups {
                         col.resize(kk * hw, 0.0);
-                        im2col(dyi, g, gi * cog, cog, &mut col);
+                        im2col(dyi, g, gi * cog, cog, &mut col, hw);
                         let xg = &xi[gi * cig * hw..(gi + 1) * cig * hw];
                         let a = &mut acc[gi * cig * kk..(gi + 1) * cig * kk];
                         gemm(cig, hw, kk, 1.0, xg, hw, 1, &col, 1, hw, 1.0, a, kk, 1);
@@ -666,4 +1121,178 @@ pub(crate) fn convt_bwd(
         db
     });
     (dx, dw, db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct (seven-loop) convolution, the reference for the im2col path.
+    fn naive_conv(x: &[f32], n: usize, g: &Geom, groups: usize, wt: &[f32], m: usize) -> Vec<f32> {
+        let (cg, mg) = (g.c / groups, m / groups);
+        let mut y = vec![0.0f32; n * m * g.oh * g.ow];
+        for i in 0..n {
+            for oc in 0..m {
+                let gi = oc / mg;
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let mut s = 0.0;
+                        for c in 0..cg {
+                            for ki in 0..g.kh {
+                                for kj in 0..g.kw {
+                                    let iy = (oy * g.sh + ki * g.dh) as isize - g.pt as isize;
+                                    let ix = (ox * g.sw + kj * g.dw) as isize - g.pl as isize;
+                                    if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xv = x[((i * g.c + gi * cg + c) * g.h + iy as usize) * g.w
+                                        + ix as usize];
+                                    s += xv * wt[((oc * cg + c) * g.kh + ki) * g.kw + kj];
+                                }
+                            }
+                        }
+                        y[((i * m + oc) * g.oh + oy) * g.ow + ox] = s;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    /// The 2x2 fast path picks the same values and indices as the general
+    /// loop, ties (first maximum) and NaNs included, also when the map has an
+    /// odd size so the last row and column are dropped.
+    #[test]
+    fn maxpool_2x2_matches_general() {
+        for (h, w) in [(4, 6), (5, 7), (2, 2)] {
+            let g = Geom {
+                c: 3,
+                h,
+                w,
+                kh: 2,
+                kw: 2,
+                sh: 2,
+                sw: 2,
+                dh: 1,
+                dw: 1,
+                pt: 0,
+                pl: 0,
+                oh: h / 2,
+                ow: w / 2,
+            };
+            let mut x: Vec<f32> = (0..3 * h * w).map(|i| ((i * 37) % 5) as f32).collect();
+            x[1] = f32::NAN;
+            x[h * w + 1] = f32::NAN;
+            x[h * w + w] = f32::NAN;
+            let (y, i) = maxpool_fwd(&x, 3, &g);
+            let mut y2 = vec![0.0; y.len()];
+            let mut i2 = vec![u32::MAX; i.len()];
+            maxpool_general(&x, &g, &mut y2, &mut i2);
+            assert_eq!(i, i2);
+            for (a, b) in y.iter().zip(&y2) {
+                assert!(a == b || (a.is_nan() && b.is_nan()));
+            }
+            let dy: Vec<f32> = (0..y.len()).map(|k| k as f32).collect();
+            let dx = maxpool_bwd(&dy, &i, 3, h * w, g.oh * g.ow);
+            assert_eq!(dx.iter().sum::<f32>(), dy.iter().sum::<f32>());
+        }
+    }
+
+    fn geoms() -> Vec<(Geom, usize)> {
+        let mk = |c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, groups| {
+            let oh = (h + pt + pb - dh * (kh - 1) - 1) / sh + 1;
+            let ow = (w + pl + pr - dw * (kw - 1) - 1) / sw + 1;
+            let g = Geom {
+                c,
+                h,
+                w,
+                kh,
+                kw,
+                sh,
+                sw,
+                dh,
+                dw,
+                pt,
+                pl,
+                oh,
+                ow,
+            };
+            (g, groups)
+        };
+        vec![
+            mk(4, 5, 6, 3, 2, 2, 1, 1, 2, 1, 0, 2, 1, 2),
+            mk(3, 4, 4, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1),
+            mk(2, 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1),
+            mk(2, 1, 9, 1, 3, 1, 3, 1, 1, 0, 4, 0, 2, 1),
+            mk(6, 2, 2, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 3),
+            // Dead taps: only the centre of a padded 3x3 reads a 1x1 map;
+            // four taps of a strided 3x3 on a 2x2 map.
+            mk(3, 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+            mk(2, 2, 2, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1),
+            // Maps at least 8 wide use row copies instead of the gather table.
+            mk(2, 5, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+            mk(2, 4, 17, 2, 3, 2, 2, 1, 2, 0, 2, 1, 0, 2),
+        ]
+    }
+
+    fn data(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| (((i + seed) * 7919 % 211) as f32 / 105.0) - 1.0)
+            .collect()
+    }
+
+    fn close(a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len());
+        for (u, v) in a.iter().zip(b) {
+            assert!((u - v).abs() <= 1e-4 * (1.0 + v.abs()), "{u} vs {v}");
+        }
+    }
+
+    /// The chunked forward agrees with the direct convolution for one image
+    /// per chunk, several per chunk and the whole batch in one chunk; the
+    /// chunked backward agrees with the adjoint identities
+    /// `<dy, conv(x)> = <dx, x>` (input) and `= <dw, w>` (weights).
+    #[test]
+    fn chunked_conv_matches_direct_and_adjoints() {
+        let n = 5;
+        for (g, groups) in geoms() {
+            let m = 2 * groups;
+            let kk = g.c / groups * g.kh * g.kw;
+            let x = data(n * g.c * g.h * g.w, 1);
+            let w = data(m * kk, 2);
+            let reference = naive_conv(&x, n, &g, groups, &w, m);
+            let dy = data(reference.len(), 3);
+            let ohw = g.oh * g.ow;
+            for min_cols in [1, 2 * ohw, 1 << 22] {
+                let y = conv_fwd_cols(&x, n, &g, groups, &w, m, None, min_cols);
+                close(&y, &reference);
+                let (dx, dw, db) =
+                    conv_bwd_cols(&x, n, &g, groups, &w, m, &dy, true, true, true, min_cols);
+                let (dx, dw, db) = (dx.unwrap(), dw.unwrap(), db.unwrap());
+                let lhs: f32 = dy.iter().zip(&y).map(|(a, b)| a * b).sum();
+                let rx: f32 = dx.iter().zip(&x).map(|(a, b)| a * b).sum();
+                let rw: f32 = dw.iter().zip(&w).map(|(a, b)| a * b).sum();
+                assert!(
+                    (lhs - rx).abs() <= 1e-3 * (1.0 + lhs.abs()),
+                    "{lhs} vs {rx}"
+                );
+                assert!(
+                    (lhs - rw).abs() <= 1e-3 * (1.0 + lhs.abs()),
+                    "{lhs} vs {rw}"
+                );
+                let total: f32 = dy.iter().sum();
+                assert!((db.iter().sum::<f32>() - total).abs() <= 1e-3 * (1.0 + total.abs()));
+                // Asking for one gradient gives the same values as asking for all.
+                let (dx1, dw1, _) =
+                    conv_bwd_cols(&x, n, &g, groups, &w, m, &dy, true, false, false, min_cols);
+                close(&dx1.unwrap(), &dx);
+                let (dx2, dw2, _) =
+                    conv_bwd_cols(&x, n, &g, groups, &w, m, &dy, false, true, false, min_cols);
+                assert!(dx2.is_none());
+                close(&dw2.unwrap(), &dw);
+                assert!(dw1.is_none());
+            }
+        }
+    }
 }

@@ -13,8 +13,10 @@
 //! After weight updates the model can be written back as ONNX.
 
 pub mod blackbox;
+pub mod checkpoint;
 pub mod classifier;
 pub mod data;
+pub mod fit;
 mod graph;
 mod kernels;
 pub mod loss;
@@ -25,4 +27,5 @@ pub mod spec;
 pub mod train;
 
 pub use classifier::{Classifier, Differentiable, Loss, ModelError, Tensor};
+pub use kernels::tune_allocator;
 pub use onnx_model::OnnxModel;

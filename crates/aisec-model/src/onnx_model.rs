@@ -166,7 +166,30 @@ impl OnnxModel {
         x: &Tensor,
         loss: &Loss,
     ) -> Result<(Vec<f32>, Vec<(String, Tensor)>), ModelError> {
+        let (vals, grads, _) = self.weight_grads_probed(x, loss, &[])?;
+        Ok((vals, grads))
+    }
+
+    /// [`OnnxModel::weight_grads`], also returning the first output of each
+    /// node named in `probes` (None where no such node ran).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn weight_grads_probed(
+        &self,
+        x: &Tensor,
+        loss: &Loss,
+        probes: &[String],
+    ) -> Result<(Vec<f32>, Vec<(String, Tensor)>, Vec<Option<Tensor>>), ModelError> {
         let tape = self.graph.forward(self.input_val(x)?)?;
+        let probed = probes
+            .iter()
+            .map(|p| match self.graph.node_value(&tape, p) {
+                Some(Val::F(s, d)) => Some(Tensor {
+                    shape: s.clone(),
+                    data: d.to_vec(),
+                }),
+                _ => None,
+            })
+            .collect();
         let z = out_tensor(self.graph.output_of(&tape)?)?;
         let (vals, gz) = loss_and_grad(&z, loss)?;
         let ids: Vec<usize> = self.graph.weights.iter().map(|w| w.1).collect();
@@ -191,7 +214,7 @@ impl OnnxModel {
                 )
             })
             .collect();
-        Ok((vals, out))
+        Ok((vals, out, probed))
     }
 
     /// One plain SGD step on the mean loss over the batch; returns the mean

@@ -80,6 +80,68 @@ pub enum LayerSpec {
     Tanh,
     /// Logistic sigmoid.
     Sigmoid,
+    /// Batch normalisation (Ioffe & Szegedy, ICML 2015) over the channels
+    /// of `[batch, c, h, w]` or the features of `[batch, f]`: scale
+    /// `layerN.weight`, shift `layerN.bias`, and the running statistics
+    /// `layerN.running_mean` / `layerN.running_var` that inference (and the
+    /// ONNX export, a `BatchNormalization` node) uses. Training with
+    /// [`crate::fit`] normalises with batch statistics and updates the
+    /// running ones as PyTorch does (`momentum` weight on the new batch,
+    /// unbiased batch variance).
+    BatchNorm {
+        /// Added to the variance.
+        #[serde(default = "bn_eps")]
+        eps: f32,
+        /// Weight of each new batch in the running averages.
+        #[serde(default = "bn_momentum")]
+        momentum: f32,
+    },
+    /// A basic residual block (He et al., "Deep Residual Learning for Image
+    /// Recognition", CVPR 2016): 3x3 conv (stride `stride`) - [BN] - ReLU -
+    /// 3x3 conv - [BN], plus the input (identity) or, when the shape
+    /// changes, a 1x1 convolution of it with stride `stride` [and BN];
+    /// then ReLU. Weights `layerN.conv1.*`, `layerN.conv2.*`,
+    /// `layerN.proj.*`, and `layerN.bn1.*` ... with `batch_norm`.
+    Residual {
+        /// Output channels.
+        filters: usize,
+        /// Stride of the first conv and the projection.
+        #[serde(default = "one")]
+        stride: usize,
+        /// Batch normalisation after each convolution.
+        #[serde(default)]
+        batch_norm: bool,
+    },
+}
+
+fn bn_eps() -> f32 {
+    1e-5
+}
+fn bn_momentum() -> f32 {
+    0.1
+}
+
+/// A batch-norm layer of a spec: its weight prefix and settings, for the
+/// training loop's running-statistics update.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BnSite {
+    /// Weight prefix, e.g. `layer3` or `layer4.bn1`.
+    pub prefix: String,
+    /// Running-average weight of a new batch.
+    pub momentum: f32,
+    /// Values per channel per example (h*w, or 1 for features).
+    pub spatial: usize,
+}
+
+impl BnSite {
+    /// Name of the node whose output is the batch mean (training graph).
+    pub fn mean_node(&self) -> String {
+        format!("{}.batch_mean", self.prefix)
+    }
+    /// Name of the node whose output is the biased batch variance.
+    pub fn var_node(&self) -> String {
+        format!("{}.batch_var", self.prefix)
+    }
 }
 
 impl ArchSpec {
@@ -93,79 +155,87 @@ impl ArchSpec {
         if s.layers.len() > MAX_LAYERS {
             return Err(ModelError::Invalid("spec: too many layers".into()));
         }
+        if s.input.is_empty() || s.input.len() > 3 {
+            return Err(ModelError::Invalid(
+                "spec: input must be [features] or [c, h, w]".into(),
+            ));
+        }
+        for l in &s.layers {
+            if let LayerSpec::BatchNorm { eps, momentum } = l {
+                if !(eps.is_finite() && *eps > 0.0 && (0.0..=1.0).contains(momentum)) {
+                    return Err(ModelError::Invalid(
+                        "spec: batch_norm needs eps > 0 and momentum in [0, 1]".into(),
+                    ));
+                }
+            }
+        }
         Ok(s)
     }
 
-    /// Compiles the spec into a graph; weights come from `weights` when
-    /// given (by name, `layerN.weight` / `layerN.bias`), otherwise they are
-    /// initialised with He-uniform values from `seed`.
+    /// The spec as JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// True when some layer behaves differently in training (batch norm).
+    pub fn has_train_mode(&self) -> bool {
+        !self.bn_sites().is_empty()
+    }
+
+    /// The batch-norm layers, in graph order.
+    pub(crate) fn bn_sites(&self) -> Vec<BnSite> {
+        self.build(None, 0, true)
+            .map(|(_, s)| s)
+            .unwrap_or_default()
+    }
+
+    /// Compiles the spec into its inference graph; see
+    /// [`ArchSpec::to_graph_mode`].
     pub(crate) fn to_graph(
         &self,
         weights: Option<&[(String, Tensor)]>,
         seed: u64,
     ) -> Result<GraphP, ModelError> {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        self.to_graph_mode(weights, seed, false)
+    }
+
+    /// Compiles the spec into a graph; weights come from `weights` when
+    /// given (by name, `layerN.weight` / `layerN.bias` ...), otherwise they
+    /// are initialised with He-uniform values from `seed` (He et al., ICCV
+    /// 2015). With `train`, batch norm uses batch statistics (built from
+    /// ReduceMean/Sub/Mul/Div nodes, so the existing adjoints differentiate
+    /// through them) and the running statistics stay unused initializers;
+    /// the weight list and order are the same in both modes.
+    pub(crate) fn to_graph_mode(
+        &self,
+        weights: Option<&[(String, Tensor)]>,
+        seed: u64,
+        train: bool,
+    ) -> Result<GraphP, ModelError> {
+        Ok(self.build(weights, seed, train)?.0)
+    }
+
+    fn build(
+        &self,
+        weights: Option<&[(String, Tensor)]>,
+        seed: u64,
+        train: bool,
+    ) -> Result<(GraphP, Vec<BnSite>), ModelError> {
+        let mut b = Builder {
+            sites: Vec::new(),
+            names: Default::default(),
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+            weights,
+            nodes: Vec::new(),
+            inits: Vec::new(),
+            train,
+            tmp: 0,
+        };
         let mut shape = self.input.clone();
-        let mut nodes = Vec::new();
-        let mut inits = Vec::new();
         let mut cur = "x".to_string();
-        let lim = |v: usize| -> Result<usize, ModelError> {
-            if v == 0 || v > 1 << 20 {
-                Err(ModelError::Invalid(format!("spec: bad size {v}")))
-            } else {
-                Ok(v)
-            }
-        };
-        let param = |name: String,
-                     dims: Vec<usize>,
-                     fan_in: usize,
-                     bias: bool,
-                     rng: &mut rand::rngs::StdRng|
-         -> Result<TensorP, ModelError> {
-            let n: usize = dims.iter().product();
-            if n > 1 << 26 {
-                return Err(ModelError::Invalid(format!(
-                    "spec: parameter {name} too large"
-                )));
-            }
-            let data = match weights {
-                Some(ws) => {
-                    let t = ws
-                        .iter()
-                        .find(|(k, _)| *k == name)
-                        .map(|(_, t)| t)
-                        .ok_or_else(|| ModelError::Invalid(format!("weights lack '{name}'")))?;
-                    if t.shape != dims {
-                        return Err(ModelError::Shape(format!(
-                            "weight '{name}' has shape {:?}, spec needs {dims:?}",
-                            t.shape
-                        )));
-                    }
-                    t.data.clone()
-                }
-                None if bias => vec![0.0; n],
-                None => {
-                    let b = (6.0 / fan_in.max(1) as f32).sqrt();
-                    (0..n).map(|_| rng.gen_range(-b..b)).collect()
-                }
-            };
-            Ok(TensorP {
-                name,
-                dims,
-                data: TensorData::F32(data),
-            })
-        };
         for (i, l) in self.layers.iter().enumerate() {
             let out = format!("h{i}");
             let name = format!("layer{i}");
-            let mk = |op: &str, ins: Vec<String>, attrs: Vec<(String, AttrVal)>| NodeP {
-                name: name.clone(),
-                op_type: op.into(),
-                domain: String::new(),
-                inputs: ins,
-                outputs: vec![out.clone()],
-                attrs,
-            };
             let bad = |what: &str| {
                 ModelError::Shape(format!(
                     "spec layer {i} ({what}) cannot take input {shape:?}"
@@ -177,21 +247,20 @@ impl ArchSpec {
                         return Err(bad("dense"));
                     }
                     let u = lim(*units)?;
-                    let w = param(
+                    let w = b.param(
                         format!("{name}.weight"),
                         vec![u, shape[0]],
                         shape[0],
-                        false,
-                        &mut rng,
+                        Init::He,
                     )?;
-                    let b = param(format!("{name}.bias"), vec![u], 1, true, &mut rng)?;
-                    nodes.push(mk(
+                    let bias = b.param(format!("{name}.bias"), vec![u], 1, Init::Zero)?;
+                    b.node(
+                        &name,
                         "Gemm",
-                        vec![cur.clone(), w.name.clone(), b.name.clone()],
+                        vec![cur.clone(), w, bias],
+                        &out,
                         vec![("transB".into(), AttrVal::I(1))],
-                    ));
-                    inits.push(w);
-                    inits.push(b);
+                    );
                     shape = vec![u];
                 }
                 LayerSpec::Conv2d {
@@ -203,35 +272,11 @@ impl ArchSpec {
                     if shape.len() != 3 {
                         return Err(bad("conv2d"));
                     }
-                    let (f, k, s, p) = (lim(*filters)?, lim(*kernel)?, lim(*stride)?, *padding);
-                    if shape[1] + 2 * p < k || shape[2] + 2 * p < k || p > 1 << 10 {
-                        return Err(bad("conv2d"));
-                    }
-                    let fan = shape[0] * k * k;
-                    let w = param(
-                        format!("{name}.weight"),
-                        vec![f, shape[0], k, k],
-                        fan,
-                        false,
-                        &mut rng,
-                    )?;
-                    let b = param(format!("{name}.bias"), vec![f], 1, true, &mut rng)?;
-                    nodes.push(mk(
-                        "Conv",
-                        vec![cur.clone(), w.name.clone(), b.name.clone()],
-                        vec![
-                            ("kernel_shape".into(), AttrVal::Is(vec![k as i64; 2])),
-                            ("strides".into(), AttrVal::Is(vec![s as i64; 2])),
-                            ("pads".into(), AttrVal::Is(vec![p as i64; 4])),
-                        ],
-                    ));
-                    inits.push(w);
-                    inits.push(b);
-                    shape = vec![
-                        f,
-                        (shape[1] + 2 * p - k) / s + 1,
-                        (shape[2] + 2 * p - k) / s + 1,
-                    ];
+                    shape = b
+                        .conv(
+                            &name, &name, &cur, &out, &shape, *filters, *kernel, *stride, *padding,
+                        )
+                        .map_err(|_| bad("conv2d"))?;
                 }
                 LayerSpec::MaxPool2d { size } | LayerSpec::AvgPool2d { size } => {
                     let k = lim(*size)?;
@@ -243,36 +288,111 @@ impl ArchSpec {
                     } else {
                         "AveragePool"
                     };
-                    nodes.push(mk(
+                    b.node(
+                        &name,
                         op,
                         vec![cur.clone()],
+                        &out,
                         vec![
                             ("kernel_shape".into(), AttrVal::Is(vec![k as i64; 2])),
                             ("strides".into(), AttrVal::Is(vec![k as i64; 2])),
                         ],
-                    ));
+                    );
                     shape = vec![shape[0], shape[1] / k, shape[2] / k];
                 }
                 LayerSpec::GlobalAvgPool => {
                     if shape.len() != 3 {
                         return Err(bad("global_avg_pool"));
                     }
-                    nodes.push(mk("GlobalAveragePool", vec![cur.clone()], vec![]));
                     // Flatten right away so a dense layer can follow.
                     let pooled = format!("{out}_pooled");
-                    if let Some(n) = nodes.last_mut() {
-                        n.outputs = vec![pooled.clone()];
-                    }
-                    nodes.push(mk("Flatten", vec![pooled], vec![]));
+                    b.node(
+                        &name,
+                        "GlobalAveragePool",
+                        vec![cur.clone()],
+                        &pooled,
+                        vec![],
+                    );
+                    b.node(&name, "Flatten", vec![pooled], &out, vec![]);
                     shape = vec![shape[0]];
                 }
                 LayerSpec::Flatten => {
-                    nodes.push(mk("Flatten", vec![cur.clone()], vec![]));
+                    b.node(&name, "Flatten", vec![cur.clone()], &out, vec![]);
                     shape = vec![shape.iter().product()];
                 }
-                LayerSpec::Relu => nodes.push(mk("Relu", vec![cur.clone()], vec![])),
-                LayerSpec::Tanh => nodes.push(mk("Tanh", vec![cur.clone()], vec![])),
-                LayerSpec::Sigmoid => nodes.push(mk("Sigmoid", vec![cur.clone()], vec![])),
+                LayerSpec::Relu => b.node(&name, "Relu", vec![cur.clone()], &out, vec![]),
+                LayerSpec::Tanh => b.node(&name, "Tanh", vec![cur.clone()], &out, vec![]),
+                LayerSpec::Sigmoid => b.node(&name, "Sigmoid", vec![cur.clone()], &out, vec![]),
+                LayerSpec::BatchNorm { eps, momentum } => {
+                    if shape.len() != 1 && shape.len() != 3 {
+                        return Err(bad("batch_norm"));
+                    }
+                    b.batch_norm(&name, &cur, &out, &shape, *eps, *momentum)?;
+                }
+                LayerSpec::Residual {
+                    filters,
+                    stride,
+                    batch_norm,
+                } => {
+                    if shape.len() != 3 {
+                        return Err(bad("residual"));
+                    }
+                    let (f, s) = (lim(*filters)?, lim(*stride)?);
+                    let c1 = format!("{name}.c1");
+                    let mut sh = b
+                        .conv(
+                            &name,
+                            &format!("{name}.conv1"),
+                            &cur,
+                            &c1,
+                            &shape,
+                            f,
+                            3,
+                            s,
+                            1,
+                        )
+                        .map_err(|_| bad("residual"))?;
+                    let mut a = c1;
+                    if *batch_norm {
+                        let o = format!("{name}.n1");
+                        b.batch_norm(&format!("{name}.bn1"), &a, &o, &sh, 1e-5, 0.1)?;
+                        a = o;
+                    }
+                    let r1 = format!("{name}.r1");
+                    b.node(&name, "Relu", vec![a], &r1, vec![]);
+                    let c2 = format!("{name}.c2");
+                    sh = b
+                        .conv(&name, &format!("{name}.conv2"), &r1, &c2, &sh, f, 3, 1, 1)
+                        .map_err(|_| bad("residual"))?;
+                    let mut main = c2;
+                    if *batch_norm {
+                        let o = format!("{name}.n2");
+                        b.batch_norm(&format!("{name}.bn2"), &main, &o, &sh, 1e-5, 0.1)?;
+                        main = o;
+                    }
+                    let skip = if f == shape[0] && s == 1 {
+                        cur.clone()
+                    } else {
+                        let p = format!("{name}.p");
+                        let psh = b
+                            .conv(&name, &format!("{name}.proj"), &cur, &p, &shape, f, 1, s, 0)
+                            .map_err(|_| bad("residual"))?;
+                        if psh != sh {
+                            return Err(bad("residual"));
+                        }
+                        if *batch_norm {
+                            let o = format!("{name}.pn");
+                            b.batch_norm(&format!("{name}.proj_bn"), &p, &o, &sh, 1e-5, 0.1)?;
+                            o
+                        } else {
+                            p
+                        }
+                    };
+                    let sum = format!("{name}.sum");
+                    b.node(&name, "Add", vec![main, skip], &sum, vec![]);
+                    b.node(&name, "Relu", vec![sum], &out, vec![]);
+                    shape = sh;
+                }
             }
             cur = out;
         }
@@ -283,9 +403,9 @@ impl ArchSpec {
         }
         let mut in_dims = vec![None];
         in_dims.extend(self.input.iter().map(|&d| Some(d)));
-        Ok(GraphP {
-            nodes,
-            initializers: inits,
+        let g = GraphP {
+            nodes: b.nodes,
+            initializers: b.inits,
             inputs: vec![ValueInfoP {
                 name: "x".into(),
                 dims: in_dims,
@@ -294,7 +414,258 @@ impl ArchSpec {
                 name: cur,
                 dims: vec![None, Some(shape[0])],
             }],
-        })
+        };
+        Ok((g, b.sites))
+    }
+}
+
+fn lim(v: usize) -> Result<usize, ModelError> {
+    if v == 0 || v > 1 << 20 {
+        Err(ModelError::Invalid(format!("spec: bad size {v}")))
+    } else {
+        Ok(v)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Init {
+    He,
+    Zero,
+    One,
+}
+
+struct Builder<'a> {
+    rng: rand::rngs::StdRng,
+    weights: Option<&'a [(String, Tensor)]>,
+    nodes: Vec<NodeP>,
+    inits: Vec<TensorP>,
+    train: bool,
+    tmp: usize,
+    sites: Vec<BnSite>,
+    names: std::collections::HashSet<String>,
+}
+
+impl Builder<'_> {
+    fn node(
+        &mut self,
+        name: &str,
+        op: &str,
+        ins: Vec<String>,
+        out: &str,
+        attrs: Vec<(String, AttrVal)>,
+    ) {
+        // ONNX requires unique node names; later nodes of a layer get a
+        // suffix.
+        let mut unique = name.to_string();
+        let mut k = 1;
+        while self.names.contains(&unique) {
+            unique = format!("{name}/{k}");
+            k += 1;
+        }
+        self.names.insert(unique.clone());
+        self.nodes.push(NodeP {
+            name: unique,
+            op_type: op.into(),
+            domain: String::new(),
+            inputs: ins,
+            outputs: vec![out.into()],
+            attrs,
+        });
+    }
+
+    fn fresh(&mut self, base: &str) -> String {
+        self.tmp += 1;
+        format!("{base}.t{}", self.tmp)
+    }
+
+    /// Adds a float initializer (from the given weights or initialised)
+    /// and returns its name.
+    fn param(
+        &mut self,
+        name: String,
+        dims: Vec<usize>,
+        fan_in: usize,
+        init: Init,
+    ) -> Result<String, ModelError> {
+        let n: usize = dims.iter().product();
+        if n > 1 << 26 {
+            return Err(ModelError::Invalid(format!(
+                "spec: parameter {name} too large"
+            )));
+        }
+        let data = match self.weights {
+            Some(ws) => {
+                let t = ws
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, t)| t)
+                    .ok_or_else(|| ModelError::Invalid(format!("weights lack '{name}'")))?;
+                if t.shape != dims {
+                    return Err(ModelError::Shape(format!(
+                        "weight '{name}' has shape {:?}, spec needs {dims:?}",
+                        t.shape
+                    )));
+                }
+                t.data.clone()
+            }
+            None => match init {
+                Init::Zero => vec![0.0; n],
+                Init::One => vec![1.0; n],
+                Init::He => {
+                    let b = (6.0 / fan_in.max(1) as f32).sqrt();
+                    (0..n).map(|_| self.rng.gen_range(-b..b)).collect()
+                }
+            },
+        };
+        self.inits.push(TensorP {
+            name: name.clone(),
+            dims,
+            data: TensorData::F32(data),
+        });
+        Ok(name)
+    }
+
+    /// A convolution `prefix.weight` / `prefix.bias`; returns the output
+    /// shape.
+    #[allow(clippy::too_many_arguments)]
+    fn conv(
+        &mut self,
+        node: &str,
+        prefix: &str,
+        input: &str,
+        out: &str,
+        shape: &[usize],
+        filters: usize,
+        kernel: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Result<Vec<usize>, ModelError> {
+        let (f, k, s, p) = (lim(filters)?, lim(kernel)?, lim(stride)?, pad);
+        if shape[1] + 2 * p < k || shape[2] + 2 * p < k || p > 1 << 10 {
+            return Err(ModelError::Shape("conv does not fit".into()));
+        }
+        let fan = shape[0] * k * k;
+        let w = self.param(
+            format!("{prefix}.weight"),
+            vec![f, shape[0], k, k],
+            fan,
+            Init::He,
+        )?;
+        let b = self.param(format!("{prefix}.bias"), vec![f], 1, Init::Zero)?;
+        self.node(
+            node,
+            "Conv",
+            vec![input.into(), w, b],
+            out,
+            vec![
+                ("kernel_shape".into(), AttrVal::Is(vec![k as i64; 2])),
+                ("strides".into(), AttrVal::Is(vec![s as i64; 2])),
+                ("pads".into(), AttrVal::Is(vec![p as i64; 4])),
+            ],
+        );
+        Ok(vec![
+            f,
+            (shape[1] + 2 * p - k) / s + 1,
+            (shape[2] + 2 * p - k) / s + 1,
+        ])
+    }
+
+    /// Batch norm over the channel (first non-batch) axis of a value of
+    /// per-example `shape`.
+    fn batch_norm(
+        &mut self,
+        prefix: &str,
+        input: &str,
+        out: &str,
+        shape: &[usize],
+        eps: f32,
+        momentum: f32,
+    ) -> Result<(), ModelError> {
+        let c = shape[0];
+        let g = self.param(format!("{prefix}.weight"), vec![c], 1, Init::One)?;
+        let bta = self.param(format!("{prefix}.bias"), vec![c], 1, Init::Zero)?;
+        let rm = self.param(format!("{prefix}.running_mean"), vec![c], 1, Init::Zero)?;
+        let rv = self.param(format!("{prefix}.running_var"), vec![c], 1, Init::One)?;
+        self.sites.push(BnSite {
+            prefix: prefix.into(),
+            momentum,
+            spatial: shape[1..].iter().product(),
+        });
+        if !self.train {
+            self.node(
+                prefix,
+                "BatchNormalization",
+                vec![input.into(), g, bta, rm, rv],
+                out,
+                vec![
+                    ("epsilon".into(), AttrVal::F(eps)),
+                    ("momentum".into(), AttrVal::F(1.0 - momentum)),
+                ],
+            );
+            return Ok(());
+        }
+        // y = (x - mean) / sqrt(var + eps) * gamma + beta, statistics over
+        // the batch and spatial axes.
+        let axes: Vec<i64> = if shape.len() == 3 {
+            vec![0, 2, 3]
+        } else {
+            vec![0]
+        };
+        let mut bshape = vec![1i64, c as i64];
+        bshape.extend(std::iter::repeat_n(1, shape.len() - 1));
+        let red = |nodes: &mut Builder, name: String, i: String, o: String| {
+            nodes.node(
+                &name,
+                "ReduceMean",
+                vec![i],
+                &o,
+                vec![
+                    ("axes".into(), AttrVal::Is(axes.clone())),
+                    ("keepdims".into(), AttrVal::I(1)),
+                ],
+            );
+        };
+        let site = BnSite {
+            prefix: prefix.into(),
+            momentum,
+            spatial: 1,
+        };
+        let mean = self.fresh(prefix);
+        red(self, site.mean_node(), input.into(), mean.clone());
+        let d = self.fresh(prefix);
+        self.node(prefix, "Sub", vec![input.into(), mean], &d, vec![]);
+        let d2 = self.fresh(prefix);
+        self.node(prefix, "Mul", vec![d.clone(), d.clone()], &d2, vec![]);
+        let var = self.fresh(prefix);
+        red(self, site.var_node(), d2, var.clone());
+        let e = self.fresh(prefix);
+        self.node(
+            prefix,
+            "Constant",
+            vec![],
+            &e,
+            vec![("value_float".into(), AttrVal::F(eps))],
+        );
+        let ve = self.fresh(prefix);
+        self.node(prefix, "Add", vec![var, e], &ve, vec![]);
+        let sd = self.fresh(prefix);
+        self.node(prefix, "Sqrt", vec![ve], &sd, vec![]);
+        let xh = self.fresh(prefix);
+        self.node(prefix, "Div", vec![d, sd], &xh, vec![]);
+        let shp = format!("{prefix}.bshape");
+        self.inits.push(TensorP {
+            name: shp.clone(),
+            dims: vec![bshape.len()],
+            data: TensorData::I64(bshape),
+        });
+        let gr = self.fresh(prefix);
+        self.node(prefix, "Reshape", vec![g, shp.clone()], &gr, vec![]);
+        let br = self.fresh(prefix);
+        self.node(prefix, "Reshape", vec![bta, shp], &br, vec![]);
+        let sc = self.fresh(prefix);
+        self.node(prefix, "Mul", vec![xh, gr], &sc, vec![]);
+        self.node(prefix, "Add", vec![sc, br], out, vec![]);
+        Ok(())
     }
 }
 
@@ -315,6 +686,27 @@ impl OnnxModel {
         OnnxModel::from_graph_owned(g, SPEC_OPSET, Some(spec.input.clone()))
     }
 
+    /// The training-mode twin of a spec model: the same weights (taken
+    /// from `model`), with batch norm normalising by batch statistics.
+    pub(crate) fn spec_train_twin(
+        spec: &ArchSpec,
+        model: &OnnxModel,
+    ) -> Result<OnnxModel, ModelError> {
+        let ws: Vec<(String, Tensor)> = model
+            .weight_names()
+            .into_iter()
+            .filter_map(|n| model.weight(&n).map(|t| (n, t)))
+            .collect();
+        let g = spec.to_graph_mode(Some(&ws), 0, true)?;
+        let twin = OnnxModel::from_graph_owned(g, SPEC_OPSET, Some(spec.input.clone()))?;
+        if twin.weight_names() != model.weight_names() {
+            return Err(ModelError::Invalid(
+                "model's weights do not match the spec".into(),
+            ));
+        }
+        Ok(twin)
+    }
+
     /// Writes every weight to a safetensors file (F32).
     pub fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<(), ModelError> {
         let ws: Vec<(String, Tensor)> = self
@@ -323,5 +715,208 @@ impl OnnxModel {
             .filter_map(|n| self.weight(&n).map(|t| (n, t)))
             .collect();
         crate::safetensors::write_safetensors(path, &ws)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classifier::{Classifier, Loss};
+
+    fn vals(n: usize, seed: u64) -> Vec<f32> {
+        let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+        (0..n).map(|_| r.gen_range(-1.0..1.0)).collect()
+    }
+
+    const RES_BN: &str = r#"{"input": [2, 6, 6], "layers": [
+        {"type": "residual", "filters": 3, "stride": 2, "batch_norm": true},
+        {"type": "residual", "filters": 3, "batch_norm": true},
+        {"type": "global_avg_pool"},
+        {"type": "batch_norm"},
+        {"type": "dense", "units": 4}]}"#;
+
+    /// Central differences of the summed loss against the weight gradients
+    /// of the training-mode graph (batch-norm statistics depend on every
+    /// example, so this checks the cross-example terms too).
+    #[test]
+    fn train_mode_residual_batchnorm_gradients_match_finite_differences() {
+        fd_check(RES_BN, vec![5, 2, 6, 6]);
+        // Residual blocks without batch norm.
+        fd_check(
+            r#"{"input": [2, 6, 6], "layers": [
+        {"type": "residual", "filters": 3, "stride": 2},
+        {"type": "residual", "filters": 3},
+        {"type": "global_avg_pool"},
+        {"type": "dense", "units": 4}]}"#,
+            vec![5, 2, 6, 6],
+        );
+    }
+
+    #[test]
+    fn train_mode_batchnorm_gradients_match_finite_differences() {
+        fd_check(
+            r#"{"input": [2, 3, 3], "layers": [{"type": "conv2d", "filters": 3, "kernel": 3, "padding": 1},
+            {"type": "batch_norm"}, {"type": "flatten"}, {"type": "dense", "units": 4}]}"#,
+            vec![5, 2, 3, 3],
+        );
+        fd_check(
+            r#"{"input": [6], "layers": [{"type": "dense", "units": 5}, {"type": "batch_norm"},
+            {"type": "tanh"}, {"type": "dense", "units": 4}]}"#,
+            vec![5, 6],
+        );
+    }
+
+    fn fd_check(text: &str, xs: Vec<usize>) {
+        let spec = ArchSpec::parse(text).unwrap();
+        let m0 = OnnxModel::from_spec(&spec, 5).unwrap();
+        let mut m = OnnxModel::spec_train_twin(&spec, &m0).unwrap();
+        // Non-trivial scales and shifts.
+        for n in m.weight_names() {
+            if n.ends_with("bn1.weight")
+                || n.ends_with("layer3.bias")
+                || n.ends_with("layer1.weight")
+            {
+                let mut w = m.weight(&n).unwrap();
+                let k = w.data.len();
+                w.data = vals(k, 9).iter().map(|v| 1.0 + 0.5 * v).collect();
+                m.set_weight(&n, &w).unwrap();
+            }
+        }
+        let n: usize = xs.iter().product();
+        let x = Tensor::new(xs, vals(n, 1)).unwrap();
+        let loss = Loss::CrossEntropy {
+            labels: vec![0, 1, 2, 3, 1],
+        };
+        let (_, grads) = m.weight_grads(&x, &loss).unwrap();
+        let f = |m: &OnnxModel| -> f64 {
+            let (v, _) = m.weight_grads(&x, &loss).unwrap();
+            v.iter().map(|&v| f64::from(v)).sum()
+        };
+        let mut checked = 0;
+        for (name, g) in &grads {
+            if name.contains("running") {
+                assert!(g.data.iter().all(|&v| v == 0.0), "{name} gets a gradient");
+                continue;
+            }
+            let w0 = m.weight(name).unwrap();
+            for i in (0..w0.data.len()).step_by((w0.data.len() / 3).max(1)) {
+                // Small enough that ReLU kinks are rarely crossed.
+                let h = 1e-3f32;
+                let mut w = w0.clone();
+                w.data[i] += h;
+                m.set_weight(name, &w).unwrap();
+                let up = f(&m);
+                w.data[i] -= 2.0 * h;
+                m.set_weight(name, &w).unwrap();
+                let dn = f(&m);
+                m.set_weight(name, &w0).unwrap();
+                let fd = (up - dn) / (2.0 * f64::from(h));
+                let an = f64::from(g.data[i]);
+                assert!(
+                    (fd - an).abs() <= 2e-2 * (1.0 + fd.abs().max(an.abs())),
+                    "{name}[{i}]: finite difference {fd}, backward {an}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 10, "{checked} checks");
+    }
+
+    #[test]
+    fn train_mode_batchnorm_normalises_by_batch_statistics() {
+        let spec = ArchSpec::parse(
+            r#"{"input": [3], "layers": [{"type": "batch_norm"}, {"type": "flatten"}]}"#,
+        )
+        .unwrap();
+        let m0 = OnnxModel::from_spec(&spec, 0).unwrap();
+        let t = OnnxModel::spec_train_twin(&spec, &m0).unwrap();
+        let x = Tensor::new(
+            vec![4, 3],
+            vals(12, 3).iter().map(|v| 3.0 * v + 2.0).collect(),
+        )
+        .unwrap();
+        let y = t.forward(&x).unwrap();
+        for c in 0..3 {
+            let col: Vec<f32> = (0..4).map(|i| y.data[i * 3 + c]).collect();
+            let mean = col.iter().sum::<f32>() / 4.0;
+            let var = col.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / 4.0;
+            assert!(
+                mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-3,
+                "{mean} {var}"
+            );
+        }
+        // Eval mode with fresh running statistics (0, 1) is the identity.
+        let e = m0.forward(&x).unwrap();
+        for (a, b) in e.data.iter().zip(&x.data) {
+            assert!((a - b / (1.0f32 + 1e-5).sqrt()).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn residual_bn_spec_exports_to_onnx_and_reloads_with_the_same_outputs() {
+        let spec = ArchSpec::parse(RES_BN).unwrap();
+        let mut m = OnnxModel::from_spec(&spec, 2).unwrap();
+        // Non-default running statistics so the export has to carry them.
+        for n in m.weight_names() {
+            if n.contains("running") {
+                let mut w = m.weight(&n).unwrap();
+                let k = w.data.len();
+                w.data = vals(k, 4).iter().map(|v| 1.0 + 0.5 * v).collect();
+                m.set_weight(&n, &w).unwrap();
+            }
+        }
+        assert_eq!(m.num_classes(), 4);
+        let names = m.weight_names();
+        for want in [
+            "layer0.conv1.weight",
+            "layer0.bn1.running_var",
+            "layer0.proj.weight",
+            "layer0.proj_bn.bias",
+            "layer1.conv2.bias",
+            "layer3.running_mean",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
+        }
+        // The identity block has no projection.
+        assert!(!names.iter().any(|n| n.starts_with("layer1.proj")));
+        let x = Tensor::new(vec![3, 2, 6, 6], vals(3 * 72, 8)).unwrap();
+        let a = m.forward(&x).unwrap();
+        let back = OnnxModel::from_bytes(m.to_onnx_bytes().unwrap()).unwrap();
+        let b = back.forward(&x).unwrap();
+        assert_eq!(a.shape, b.shape);
+        for (p, q) in a.data.iter().zip(&b.data) {
+            assert!((p - q).abs() < 1e-5, "{p} vs {q}");
+        }
+        assert_eq!(spec.bn_sites().len(), 6);
+        // ONNX needs unique node names (onnxruntime refuses duplicates).
+        for train in [false, true] {
+            let g = spec.to_graph_mode(None, 0, train).unwrap();
+            let mut names: Vec<&str> = g.nodes.iter().map(|n| n.name.as_str()).collect();
+            let n = names.len();
+            names.sort_unstable();
+            names.dedup();
+            assert_eq!(names.len(), n, "duplicate node names (train = {train})");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let st = dir.path().join("w.safetensors");
+        m.save_safetensors(&st).unwrap();
+        let c = OnnxModel::from_spec_safetensors(&spec, &st)
+            .unwrap()
+            .forward(&x)
+            .unwrap();
+        assert_eq!(c.data, a.data);
+    }
+
+    #[test]
+    fn bad_specs_are_refused() {
+        for bad in [
+            r#"{"input": [4], "layers": [{"type": "residual", "filters": 2}]}"#,
+            r#"{"input": [], "layers": []}"#,
+            r#"{"input": [4], "layers": [{"type": "batch_norm", "momentum": 2.0}]}"#,
+            r#"{"input": [1, 2, 2], "layers": [{"type": "residual", "filters": 0}, {"type": "flatten"}]}"#,
+        ] {
+            let r = ArchSpec::parse(bad).and_then(|s| OnnxModel::from_spec(&s, 0));
+            assert!(r.is_err(), "{bad}");
+        }
     }
 }

@@ -29,12 +29,14 @@ struct Cli {
 enum Command {
     /// Scan model artifacts for code execution and supply-chain risks, without running them.
     Scan(cmd::scan::ScanArgs),
-    /// Attack a model: evasion (adversarial examples) against an ONNX model.
+    /// Attack a model: evasion (adversarial examples), membership inference.
     Attack(Box<cmd::attack::AttackArgs>),
     /// Probe an LLM endpoint (OpenAI-compatible or REST) for injection, jailbreaks, leakage and unsafe output.
     Probe(Box<cmd::ProbeCommand>),
     /// Run the runtime gateway in front of an LLM or model server (screening, monitoring, metrics).
     Guard(cmd::guard::GuardArgs),
+    /// Train a spec model (MLP, CNN, ResNet-style) on a data set; save safetensors (+ spec) and ONNX.
+    Train(Box<cmd::train::TrainArgs>),
     /// Build safe and malicious sample artifacts in a temporary folder and show what aisec finds.
     Demo(cmd::demo::DemoArgs),
     /// List every rule aisec can report, with its severity and ATLAS / OWASP ids.
@@ -44,6 +46,14 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    if matches!(
+        cli.command,
+        Command::Attack(_) | Command::Train(_) | Command::Demo(_)
+    ) {
+        // Model work allocates multi-MiB activations on every call; keep freed
+        // memory in the process instead of page-faulting it in again each time.
+        aisec_model::tune_allocator();
+    }
     let result = match cli.command {
         Command::Scan(a) => cmd::scan::run(a),
         Command::Attack(a) => cmd::attack::run(*a),
@@ -51,6 +61,7 @@ fn main() -> ExitCode {
             cmd::probe::run(a.probe).and_then(|report| output::emit(&report, &a.output))
         }
         Command::Guard(a) => cmd::guard::run(a),
+        Command::Train(a) => cmd::train::run(*a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Rules(a) => cmd::rules::run(a),
     };

@@ -1,7 +1,7 @@
 //! `aisec attack …`: attacks against models loaded at run time.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,10 +26,19 @@ pub struct AttackArgs {
 }
 
 /// The attack families.
+// Parsed once per run: variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, clap::Subcommand)]
 pub enum AttackCommand {
     /// Adversarial examples (FGSM, PGD, C&W, DeepFool, AutoAttack, Square, HopSkipJump): robust accuracy of an ONNX model.
     Evasion(EvasionArgs),
+    /// Model inversion (MI-Face): reconstruct a representative input per class from a model's gradients.
+    Inversion(crate::cmd::inversion::InversionArgs),
+    /// Model extraction (Knockoff Nets / Copycat / Jacobian augmentation): train a surrogate through the query interface.
+    Extraction(crate::cmd::extraction::ExtractionArgs),
+
+    /// Membership inference (loss threshold, LiRA with shadow models): can training examples be told from unseen ones?
+    Membership(crate::cmd::membership::MembershipArgs),
 }
 
 /// Arguments of `aisec attack evasion`.
@@ -139,7 +148,61 @@ pub struct EvasionArgs {
 pub fn run(args: AttackArgs) -> anyhow::Result<i32> {
     match args.kind {
         AttackCommand::Evasion(a) => evasion(a),
+        AttackCommand::Inversion(a) => crate::cmd::inversion::run(a),
+        AttackCommand::Extraction(a) => crate::cmd::extraction::run(a),
+
+        AttackCommand::Membership(a) => crate::cmd::membership::run(a),
     }
+}
+
+pub(crate) fn load_inputs(path: &Path) -> anyhow::Result<Tensor> {
+    if is_npy(path) {
+        Ok(aisec_model::data::npy::read_npy(path)
+            .with_context(|| format!("cannot read inputs {}", path.display()))?
+            .to_tensor())
+    } else {
+        aisec_model::data::idx::read_idx(path).with_context(|| {
+            format!(
+                "cannot read inputs {} (expected .npy or IDX)",
+                path.display()
+            )
+        })
+    }
+}
+
+pub(crate) fn load_labels(path: &Path) -> anyhow::Result<Vec<usize>> {
+    if is_npy(path) {
+        Ok(aisec_model::data::npy::read_npy(path)
+            .with_context(|| format!("cannot read labels {}", path.display()))?
+            .to_labels()?)
+    } else {
+        let t = aisec_model::data::idx::read_idx(path).with_context(|| {
+            format!(
+                "cannot read labels {} (expected .npy or IDX)",
+                path.display()
+            )
+        })?;
+        t.data
+            .iter()
+            .map(|&v| {
+                if v >= 0.0 && v.fract() == 0.0 {
+                    Ok(v as usize)
+                } else {
+                    bail!("label {v} is not a class index")
+                }
+            })
+            .collect()
+    }
+}
+
+fn is_npy(path: &Path) -> bool {
+    std::fs::File::open(path)
+        .and_then(|mut f| {
+            use std::io::Read;
+            let mut m = [0u8; 6];
+            f.read_exact(&mut m).map(|_| m == *b"\x93NUMPY")
+        })
+        .unwrap_or(false)
 }
 
 fn parse_hw(s: &str) -> anyhow::Result<(usize, usize)> {

@@ -53,6 +53,18 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     merge(&mut report, evasion);
 
     eprintln!(
+        "aisec demo: stealing the same CNN with 50 and 200 in-distribution queries (model extraction).\n"
+    );
+    let extraction = crate::cmd::extraction::demo_extraction(&dir.join("models/digits_cnn.onnx"))?;
+    merge(&mut report, extraction);
+
+    eprintln!(
+        "aisec demo: membership inference (loss threshold, LiRA with 4 shadow models) on an MLP trained here on half of 500 digits.\n"
+    );
+    let membership = crate::cmd::membership::demo_membership(dir)?;
+    merge(&mut report, membership);
+
+    eprintln!(
         "aisec demo: probing a deliberately weak chat app on 127.0.0.1 with every probe family.\n"
     );
     let probe = aisec_probe::demo::run_demo()?;

@@ -2,10 +2,15 @@
 
 pub mod attack;
 pub mod demo;
+pub mod extraction;
 pub mod guard;
+pub mod inversion;
+
+pub mod membership;
 pub mod probe;
 pub mod rules;
 pub mod scan;
+pub mod train;
 
 /// `aisec probe` with the shared report options.
 #[derive(Debug, clap::Args)]

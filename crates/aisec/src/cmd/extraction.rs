@@ -1,0 +1,482 @@
+//! `aisec attack extraction`: steal a model through its query interface
+//! (Knockoff Nets / Copycat CNN / Jacobian augmentation) and report the
+//! surrogate's fidelity and accuracy against the number of queries.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aisec_attack::extraction::{
+    default_surrogate, run_extraction, Extraction, ExtractionConfig, QueryStrategy,
+    SurrogateTraining,
+};
+use aisec_core::Report;
+use aisec_model::blackbox::RemoteClassifier;
+use aisec_model::data::Dataset;
+use aisec_model::spec::ArchSpec;
+use aisec_model::{Classifier, OnnxModel, Tensor};
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+use crate::cmd::attack::{load_inputs, load_labels};
+use crate::output::{emit, OutputArgs};
+
+/// Where the victim is: a local model file or a KServe v2 endpoint.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VictimArgs {
+    /// The victim model: ONNX, or safetensors weights together with --spec. Omit with --url.
+    #[arg(value_name = "MODEL", required_unless_present = "url")]
+    pub model: Option<PathBuf>,
+
+    /// Architecture spec (JSON/TOML) when MODEL is a safetensors file of an aisec spec model.
+    #[arg(long, value_name = "FILE")]
+    pub spec: Option<PathBuf>,
+
+    /// Query a remote victim over the KServe v2 / Open Inference Protocol at this base URL (e.g. http://host:8080).
+    #[arg(long, value_name = "URL", conflicts_with = "model")]
+    pub url: Option<String>,
+
+    /// Model name in the endpoint path /v2/models/NAME/infer.
+    #[arg(long, default_value = "model", value_name = "NAME")]
+    pub model_name: String,
+
+    /// Name of the request's input tensor.
+    #[arg(long, default_value = "input", value_name = "NAME")]
+    pub input_name: String,
+
+    /// Per-example input shape of the remote model, comma-separated (e.g. 1,28,28).
+    #[arg(long, value_delimiter = ',', value_name = "D,...")]
+    pub input_shape: Vec<usize>,
+
+    /// Number of classes the remote model answers.
+    #[arg(long, value_name = "N")]
+    pub classes: Option<usize>,
+
+    /// Extra request header for the remote model, NAME:VALUE (repeatable).
+    #[arg(long, value_name = "NAME:VALUE")]
+    pub header: Vec<String>,
+}
+
+/// A loaded victim.
+pub enum Victim {
+    /// Local model (white-box capable).
+    Local(OnnxModel),
+    /// Remote endpoint (query-only).
+    Remote(RemoteClassifier),
+}
+
+impl Victim {
+    /// The victim as a query-only classifier.
+    pub fn classifier(&self) -> &dyn Classifier {
+        match self {
+            Victim::Local(m) => m,
+            Victim::Remote(r) => r,
+        }
+    }
+}
+
+/// Loads a local model (ONNX, or spec + safetensors).
+pub fn load_local(model: &Path, spec: Option<&Path>) -> anyhow::Result<OnnxModel> {
+    match spec {
+        Some(s) => {
+            let text = std::fs::read_to_string(s)
+                .with_context(|| format!("cannot read {}", s.display()))?;
+            let spec = ArchSpec::parse(&text).with_context(|| format!("in {}", s.display()))?;
+            OnnxModel::from_spec_safetensors(&spec, model)
+                .with_context(|| format!("cannot load weights {}", model.display()))
+        }
+        None => {
+            if model.extension().and_then(|e| e.to_str()) == Some("safetensors") {
+                bail!(
+                    "{} is a safetensors file: pass its architecture with --spec",
+                    model.display()
+                );
+            }
+            OnnxModel::load(model).with_context(|| format!("cannot load model {}", model.display()))
+        }
+    }
+}
+
+impl VictimArgs {
+    /// Loads or connects to the victim; returns it with a name for reports.
+    pub fn load(&self) -> anyhow::Result<(Victim, String)> {
+        if let Some(url) = &self.url {
+            if self.input_shape.is_empty() {
+                bail!("--url needs --input-shape (e.g. 1,28,28)");
+            }
+            let classes = self
+                .classes
+                .context("--url needs --classes (number of classes the endpoint answers)")?;
+            if classes == 0 || self.input_shape.contains(&0) {
+                bail!("--classes and --input-shape must be positive");
+            }
+            let mut r = RemoteClassifier::new(
+                url,
+                &self.model_name,
+                &self.input_name,
+                self.input_shape.clone(),
+                classes,
+            )?;
+            for h in &self.header {
+                let (k, v) = h
+                    .split_once(':')
+                    .with_context(|| format!("--header '{h}' is not NAME:VALUE"))?;
+                r = r.with_header(k.trim(), v.trim());
+            }
+            let name = r.url().to_string();
+            return Ok((Victim::Remote(r), name));
+        }
+        let model = self.model.as_ref().context("give a MODEL or --url")?;
+        let m = load_local(model, self.spec.as_deref())?;
+        Ok((Victim::Local(m), model.display().to_string()))
+    }
+}
+
+/// Arguments of `aisec attack extraction`.
+#[derive(Debug, clap::Args)]
+pub struct ExtractionArgs {
+    #[command(flatten)]
+    pub victim: VictimArgs,
+
+    /// Held-out test inputs (.npy or IDX) for accuracy and fidelity.
+    #[arg(long, value_name = "FILE")]
+    pub test_inputs: PathBuf,
+
+    /// Labels of the test inputs (.npy or IDX).
+    #[arg(long, value_name = "FILE")]
+    pub test_labels: PathBuf,
+
+    /// Multiply test (and, unless --query-scale is given, query) inputs by this factor after loading.
+    #[arg(long, value_name = "F")]
+    pub scale: Option<f32>,
+
+    /// Query data: in (in-distribution pool), ood (out-of-distribution pool) or synthetic.
+    #[arg(long, default_value = "in", value_parser = ["in", "ood", "synthetic"])]
+    pub query_data: String,
+
+    /// Query inputs (.npy or IDX) for --query-data in/ood; for synthetic, optional Jacobian seed inputs.
+    #[arg(long, value_name = "FILE")]
+    pub query_set: Option<PathBuf>,
+
+    /// Scale for the query set (default: --scale).
+    #[arg(long, value_name = "F")]
+    pub query_scale: Option<f32>,
+
+    /// Synthetic query kind: jacobian (Papernot et al. augmentation), uniform or gaussian noise.
+    #[arg(long, default_value = "jacobian", value_parser = ["jacobian", "uniform", "gaussian"])]
+    pub synthetic: String,
+
+    /// Jacobian augmentation: number of seed inputs (from --query-set, else uniform noise).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub jacobian_seed: usize,
+
+    /// Jacobian augmentation step λ.
+    #[arg(long, default_value_t = 0.1)]
+    pub jacobian_lambda: f32,
+
+    /// Jacobian augmentation: flip λ's sign every TAU rounds (0: never).
+    #[arg(long, default_value_t = 0, value_name = "TAU")]
+    pub jacobian_tau: usize,
+
+    /// Query budgets to evaluate (examples), comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "100,500,2000",
+        value_name = "N,..."
+    )]
+    pub budgets: Vec<usize>,
+
+    /// Use only the victim's top-1 label (Copycat CNN setting) instead of its probabilities.
+    #[arg(long)]
+    pub labels_only: bool,
+
+    /// Surrogate architecture spec (JSON/TOML); default an MLP with 128 hidden units.
+    #[arg(long, value_name = "FILE")]
+    pub surrogate_arch: Option<PathBuf>,
+
+    /// Surrogate training epochs per budget.
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+
+    /// At least this many optimiser steps per budget.
+    #[arg(long, default_value_t = 200)]
+    pub min_steps: usize,
+
+    /// Surrogate training batch size.
+    #[arg(long, default_value_t = 64)]
+    pub train_batch: usize,
+
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 0.003)]
+    pub lr: f32,
+
+    /// Examples per victim request.
+    #[arg(long, default_value_t = 64)]
+    pub query_batch: usize,
+
+    /// Lowest valid input value.
+    #[arg(long, default_value_t = 0.0)]
+    pub lo: f32,
+
+    /// Highest valid input value.
+    #[arg(long, default_value_t = 1.0)]
+    pub hi: f32,
+
+    /// Random seed (runs are deterministic for a seed).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Save the surrogate of the largest budget into DIR (surrogate.safetensors, surrogate.spec.json, surrogate.onnx).
+    #[arg(long, value_name = "DIR")]
+    pub save_surrogate: Option<PathBuf>,
+
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+fn scaled(mut x: Tensor, s: Option<f32>) -> Tensor {
+    if let Some(s) = s {
+        x.data.iter_mut().for_each(|v| *v *= s);
+    }
+    x
+}
+
+fn first_rows(x: &Tensor, n: usize, seed: u64) -> Tensor {
+    let mut idx: Vec<usize> = (0..x.batch()).collect();
+    idx.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed ^ 0x7ac0));
+    idx.truncate(n);
+    aisec_attack::util::gather(x, &idx)
+}
+
+/// Builds the query strategy from the flags.
+fn strategy(a: &ExtractionArgs, shape: &[usize]) -> anyhow::Result<(QueryStrategy, String)> {
+    let qscale = a.query_scale.or(a.scale);
+    let pool = match &a.query_set {
+        Some(p) => Some(scaled(load_inputs(p)?, qscale)),
+        None => None,
+    };
+    Ok(match a.query_data.as_str() {
+        "in" | "ood" => {
+            let x = pool.context("--query-data in/ood needs --query-set FILE")?;
+            let kind = if a.query_data == "in" {
+                "in-distribution"
+            } else {
+                "out-of-distribution"
+            };
+            (QueryStrategy::Pool { x }, kind.into())
+        }
+        _ => {
+            let s = match a.synthetic.as_str() {
+                "uniform" => QueryStrategy::Uniform,
+                "gaussian" => QueryStrategy::Gaussian {
+                    mean: 0.5 * (a.lo + a.hi),
+                    std: 0.25 * (a.hi - a.lo),
+                },
+                _ => {
+                    let n = a.jacobian_seed.max(1);
+                    let seed = match pool {
+                        Some(x) => first_rows(&x, n, a.seed),
+                        None => {
+                            let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed ^ 0x5eed);
+                            let row: usize = shape.iter().product();
+                            let mut s = vec![n];
+                            s.extend_from_slice(shape);
+                            let lo = a.lo;
+                            let hi = a.hi;
+                            Tensor::new(s, (0..n * row).map(|_| rng.gen_range(lo..hi)).collect())?
+                        }
+                    };
+                    QueryStrategy::Jacobian {
+                        seed,
+                        lambda: a.jacobian_lambda,
+                        tau: a.jacobian_tau,
+                    }
+                }
+            };
+            (s, "synthetic".into())
+        }
+    })
+}
+
+/// Runs an extraction with a progress bar and Ctrl-C handling, and builds the report.
+pub fn evaluate(
+    victim: &dyn Classifier,
+    test: &Dataset,
+    cfg: &ExtractionConfig,
+    target_name: &str,
+    show_progress: bool,
+) -> anyhow::Result<(Report, Extraction)> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let c = cancel.clone();
+        // Ctrl-C stops after the request or training step in flight; what is done is reported.
+        let _ = ctrlc::set_handler(move || c.store(true, Ordering::SeqCst));
+    }
+    let pb = if show_progress {
+        let pb = ProgressBar::new(0);
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len}, eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        pb.enable_steady_tick(Duration::from_millis(200));
+        Some(pb)
+    } else {
+        None
+    };
+    let progress = |phase: &str, done: usize, total: usize| {
+        if let Some(pb) = &pb {
+            pb.set_message(match phase {
+                "querying" => "querying the victim (examples)",
+                _ => "training surrogates (budgets)",
+            });
+            pb.set_length(total as u64);
+            pb.set_position(done as u64);
+        }
+    };
+    let start = std::time::Instant::now();
+    let out = run_extraction(victim, test, cfg, Some(&progress), &cancel)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let mut report = Report::new("attack extraction");
+    report.add_rules(aisec_attack::rules());
+    report.extend(out.report.findings(target_name));
+    report.summary.items = out.report.queries_used;
+    report.summary.seconds = start.elapsed().as_secs_f64();
+    report
+        .data
+        .insert("extraction".into(), serde_json::to_value(&out.report)?);
+    if out.report.cancelled {
+        report.error(
+            target_name,
+            "interrupted: the curve covers the budgets that finished",
+        );
+    }
+    report.finish();
+    Ok((report, out))
+}
+
+/// Writes the surrogate as safetensors + spec + ONNX into `dir`.
+pub fn save_surrogate(m: &OnnxModel, spec: &ArchSpec, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    m.save_safetensors(dir.join("surrogate.safetensors"))?;
+    std::fs::write(
+        dir.join("surrogate.spec.json"),
+        serde_json::to_string_pretty(spec)?,
+    )?;
+    m.save_onnx(dir.join("surrogate.onnx"))?;
+    Ok(())
+}
+
+/// Runs `aisec attack extraction`.
+pub fn run(a: ExtractionArgs) -> anyhow::Result<i32> {
+    let (victim, name) = a.victim.load()?;
+    let v = victim.classifier();
+    let shape = v.input_shape().to_vec();
+    let x = scaled(load_inputs(&a.test_inputs)?, a.scale);
+    let y = load_labels(&a.test_labels)?;
+    let test = Dataset::new(x, y)?;
+    let surrogate = match &a.surrogate_arch {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            ArchSpec::parse(&text).with_context(|| format!("in {}", p.display()))?
+        }
+        None => default_surrogate(&shape, v.num_classes()),
+    };
+    if a.lo >= a.hi {
+        bail!("--lo must be below --hi");
+    }
+    let (strategy, kind) = strategy(&a, &shape)?;
+    let mut cfg = ExtractionConfig::new(strategy, surrogate);
+    cfg.query_data = kind;
+    cfg.budgets = a.budgets.clone();
+    cfg.labels_only = a.labels_only;
+    cfg.training = SurrogateTraining {
+        epochs: a.epochs,
+        min_steps: a.min_steps,
+        batch_size: a.train_batch.max(1),
+        lr: a.lr,
+    };
+    cfg.lo = a.lo;
+    cfg.hi = a.hi;
+    cfg.query_batch = a.query_batch.max(1);
+    cfg.seed = a.seed;
+    let show = !a.no_progress && std::io::stderr().is_terminal();
+    let (report, out) = evaluate(v, &test, &cfg, &name, show)?;
+    if let (Some(dir), Some(m)) = (&a.save_surrogate, &out.surrogate) {
+        save_surrogate(m, &cfg.surrogate, dir)?;
+    }
+    emit(&report, &a.output)
+}
+
+/// The whole 8x8 digits data set (uint8, values 0..16; CC BY 4.0, see
+/// crates/aisec-model/tests/fixtures/digits/README.md).
+const DIGITS_X: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../aisec-model/tests/fixtures/digits/x.npy"
+));
+const DIGITS_Y: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../aisec-model/tests/fixtures/digits/y.npy"
+));
+
+/// `aisec demo`'s extraction section: steals `victim_path` (the bundled
+/// digits CNN) with 50 and 200 in-distribution queries of its
+/// probabilities, and reports fidelity on 300 other digits (the bundled CNN
+/// was trained on all 1,797 digits, so its accuracy here is not a held-out
+/// number; fidelity, agreement with the victim, is what the demo shows).
+pub fn demo_extraction(victim_path: &Path) -> anyhow::Result<Report> {
+    let victim = OnnxModel::load(victim_path)?;
+    let mut x = aisec_model::data::npy::parse_npy(DIGITS_X)?.to_tensor();
+    x.data.iter_mut().for_each(|v| *v /= 16.0);
+    let y = aisec_model::data::npy::parse_npy(DIGITS_Y)?.to_labels()?;
+    let all = Dataset::new(x, y)?;
+    let mut idx: Vec<usize> = (0..all.len()).collect();
+    idx.shuffle(&mut rand::rngs::StdRng::seed_from_u64(1));
+    let (pool_idx, test_idx) = idx.split_at(all.len() / 2);
+    let pool = aisec_attack::util::gather(&all.x, pool_idx);
+    let test_idx = &test_idx[..test_idx.len().min(300)];
+    let test = Dataset::new(
+        aisec_attack::util::gather(&all.x, test_idx),
+        test_idx.iter().map(|&i| all.y[i]).collect(),
+    )?;
+    let surrogate = ArchSpec {
+        input: victim.input_shape().to_vec(),
+        layers: vec![
+            aisec_model::spec::LayerSpec::Flatten,
+            aisec_model::spec::LayerSpec::Dense { units: 64 },
+            aisec_model::spec::LayerSpec::Relu,
+            aisec_model::spec::LayerSpec::Dense {
+                units: victim.num_classes(),
+            },
+        ],
+    };
+    let mut cfg = ExtractionConfig::new(QueryStrategy::Pool { x: pool }, surrogate);
+    cfg.query_data = "in-distribution".into();
+    cfg.budgets = vec![50, 200];
+    cfg.training = SurrogateTraining {
+        epochs: 10,
+        min_steps: 120,
+        batch_size: 32,
+        lr: 0.01,
+    };
+    let (report, _) = evaluate(
+        &victim,
+        &test,
+        &cfg,
+        &victim_path.display().to_string(),
+        false,
+    )?;
+    Ok(report)
+}

@@ -1,0 +1,184 @@
+//! `aisec attack inversion`: MI-Face class-representative reconstruction
+//! (Fredrikson et al. 2015) with input gradients of a local model.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aisec_attack::inversion::{run_inversion, InversionConfig, InversionCost};
+use aisec_core::Report;
+use aisec_model::data::Dataset;
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cmd::attack::{load_inputs, load_labels};
+use crate::cmd::extraction::load_local;
+use crate::output::{emit, OutputArgs};
+
+/// Arguments of `aisec attack inversion`.
+#[derive(Debug, clap::Args)]
+pub struct InversionArgs {
+    /// The model: ONNX, or safetensors weights together with --spec (gradients are needed).
+    #[arg(value_name = "MODEL")]
+    pub model: PathBuf,
+
+    /// Architecture spec (JSON/TOML) when MODEL is a safetensors file.
+    #[arg(long, value_name = "FILE")]
+    pub spec: Option<PathBuf>,
+
+    /// Classes to reconstruct, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',', value_name = "C,...")]
+    pub classes: Vec<usize>,
+
+    /// Cost: one-minus-p (1 - p_class, as in the paper) or neg-log-p (cross-entropy).
+    #[arg(long, default_value = "one-minus-p", value_parser = ["one-minus-p", "neg-log-p"])]
+    pub cost: String,
+
+    /// Maximum gradient steps per class (α).
+    #[arg(long, default_value_t = 1000)]
+    pub max_iters: usize,
+
+    /// Stop after this many steps without a better cost (β; 0: never).
+    #[arg(long, default_value_t = 100)]
+    pub patience: usize,
+
+    /// Stop once the cost is at or below this (γ).
+    #[arg(long, default_value_t = 0.001)]
+    pub threshold: f32,
+
+    /// Gradient step (λ).
+    #[arg(long, default_value_t = 0.1)]
+    pub step_size: f32,
+
+    /// Weight of the total-variation smoothness prior.
+    #[arg(long, default_value_t = 0.0)]
+    pub tv: f32,
+
+    /// Weight of the L2 prior (pull towards the start).
+    #[arg(long, default_value_t = 0.0)]
+    pub l2: f32,
+
+    /// Start value for every input entry (default: middle of [lo, hi]).
+    #[arg(long)]
+    pub start: Option<f32>,
+
+    /// Lowest valid input value.
+    #[arg(long, default_value_t = 0.0)]
+    pub lo: f32,
+
+    /// Highest valid input value.
+    #[arg(long, default_value_t = 1.0)]
+    pub hi: f32,
+
+    /// Reference inputs (.npy or IDX) to compare reconstructions with class means.
+    #[arg(long, value_name = "FILE", requires = "reference_labels")]
+    pub reference_inputs: Option<PathBuf>,
+
+    /// Labels of the reference inputs.
+    #[arg(long, value_name = "FILE", requires = "reference_inputs")]
+    pub reference_labels: Option<PathBuf>,
+
+    /// Multiply reference inputs by this factor after loading.
+    #[arg(long, value_name = "F")]
+    pub scale: Option<f32>,
+
+    /// Save the reconstructions (and class means) as a PNG grid.
+    #[arg(long, value_name = "FILE")]
+    pub save_png: Option<PathBuf>,
+
+    /// Save reconstructions, classes and confidences as `.npz`.
+    #[arg(long, value_name = "FILE")]
+    pub save_npz: Option<PathBuf>,
+
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Runs `aisec attack inversion`.
+pub fn run(a: InversionArgs) -> anyhow::Result<i32> {
+    let model = load_local(&a.model, a.spec.as_deref())?;
+    let cost = InversionCost::parse(&a.cost).context("unknown cost")?;
+    if a.lo >= a.hi {
+        bail!("--lo must be below --hi");
+    }
+    let cfg = InversionConfig {
+        classes: a.classes.clone(),
+        cost,
+        max_iters: a.max_iters,
+        patience: a.patience,
+        threshold: a.threshold,
+        step_size: a.step_size,
+        tv: a.tv,
+        l2: a.l2,
+        start: a.start,
+        lo: a.lo,
+        hi: a.hi,
+    };
+    let reference = match (&a.reference_inputs, &a.reference_labels) {
+        (Some(xp), Some(yp)) => {
+            let mut x = load_inputs(xp)?;
+            if let Some(s) = a.scale {
+                x.data.iter_mut().for_each(|v| *v *= s);
+            }
+            Some(Dataset::new(x, load_labels(yp)?)?)
+        }
+        _ => None,
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let c = cancel.clone();
+        let _ = ctrlc::set_handler(move || c.store(true, Ordering::SeqCst));
+    }
+    let show = !a.no_progress && std::io::stderr().is_terminal();
+    let pb = show.then(|| {
+        let pb = ProgressBar::new(cfg.max_iters as u64);
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} inverting [{bar:30}] {pos}/{len} steps")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        pb.enable_steady_tick(Duration::from_millis(200));
+        pb
+    });
+    let progress = |it: usize, _total: usize| {
+        if let Some(pb) = &pb {
+            pb.set_position(it as u64);
+        }
+    };
+    let start = std::time::Instant::now();
+    let r = run_inversion(&model, &cfg, reference.as_ref(), Some(&progress), &cancel)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let name = a.model.display().to_string();
+    let mut report = Report::new("attack inversion");
+    report.add_rules(aisec_attack::rules());
+    report.extend(r.findings(&name));
+    report.summary.items = r.classes.len() as u64;
+    report.summary.seconds = start.elapsed().as_secs_f64();
+    report
+        .data
+        .insert("inversion".into(), serde_json::to_value(&r)?);
+    if r.cancelled {
+        report.error(
+            &name,
+            "interrupted: reconstructions are the best found so far",
+        );
+    }
+    report.finish();
+    if let Some(p) = &a.save_png {
+        r.save_png(p)
+            .map_err(|e| anyhow::anyhow!("cannot save {}: {e}", p.display()))?;
+    }
+    if let Some(p) = &a.save_npz {
+        r.save_npz(p)
+            .map_err(|e| anyhow::anyhow!("cannot save {}: {e}", p.display()))?;
+    }
+    emit(&report, &a.output)
+}

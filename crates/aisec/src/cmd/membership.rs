@@ -1,0 +1,556 @@
+//! `aisec attack membership`: membership inference against a model's
+//! output scores (loss threshold and LiRA with shadow models), measured
+//! against known members and non-members.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aisec_attack::membership::{
+    plot, run_membership, Augment, MembershipConfig, MembershipReport, MiaAttack, ScoreKind,
+    SpecTrainer, VarianceMode, MEMBERSHIP_INFERENCE,
+};
+use aisec_core::Report;
+use aisec_model::blackbox::RemoteClassifier;
+use aisec_model::data::Dataset;
+use aisec_model::spec::ArchSpec;
+use aisec_model::train::Optimizer;
+use aisec_model::{Classifier, OnnxModel, Tensor};
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cmd::attack::{load_inputs, load_labels};
+use crate::output::{emit, OutputArgs};
+
+/// Arguments of `aisec attack membership`.
+#[derive(Debug, clap::Args)]
+pub struct MembershipArgs {
+    /// The target: an ONNX file, or an architecture spec (JSON/TOML) with --weights.
+    #[arg(value_name = "MODEL", required_unless_present = "url")]
+    pub model: Option<PathBuf>,
+
+    /// Safetensors weights for a spec MODEL.
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+
+    /// Query a KServe v2 endpoint instead (e.g. http://host:8080); needs --input-shape and --classes.
+    #[arg(long, value_name = "URL", conflicts_with = "model")]
+    pub url: Option<String>,
+
+    /// Model name on the endpoint.
+    #[arg(long, default_value = "model")]
+    pub remote_model: String,
+
+    /// Input tensor name on the endpoint.
+    #[arg(long, default_value = "input")]
+    pub input_name: String,
+
+    /// Per-example input shape of the endpoint, e.g. 1,28,28.
+    #[arg(long, value_delimiter = ',', value_name = "D,...")]
+    pub input_shape: Vec<usize>,
+
+    /// Number of classes the endpoint scores.
+    #[arg(long)]
+    pub classes: Option<usize>,
+
+    /// Extra request header for the endpoint, NAME:VALUE (repeatable).
+    #[arg(long, value_name = "NAME:VALUE")]
+    pub header: Vec<String>,
+
+    /// Known members (training examples): inputs (.npy or IDX).
+    #[arg(long, value_name = "FILE", requires = "member_labels")]
+    pub members: Option<PathBuf>,
+
+    /// Labels of --members.
+    #[arg(long, value_name = "FILE")]
+    pub member_labels: Option<PathBuf>,
+
+    /// Known non-members (never trained on): inputs.
+    #[arg(long, value_name = "FILE", requires = "non_member_labels")]
+    pub non_members: Option<PathBuf>,
+
+    /// Labels of --non-members.
+    #[arg(long, value_name = "FILE")]
+    pub non_member_labels: Option<PathBuf>,
+
+    /// All evaluated examples in one file, with --labels and --membership-mask (instead of --members/--non-members).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["members", "non_members"], requires_all = ["labels", "membership_mask"])]
+    pub data: Option<PathBuf>,
+
+    /// Labels of --data.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+
+    /// Ground truth for --data: a .npy of 0/1 (1 = member).
+    #[arg(long, value_name = "FILE")]
+    pub membership_mask: Option<PathBuf>,
+
+    /// More attacker data for the shadow models (.npy or IDX; duplicates of evaluated examples are dropped).
+    #[arg(long, value_name = "FILE", requires = "population_labels")]
+    pub population: Option<PathBuf>,
+
+    /// Labels of --population.
+    #[arg(long, value_name = "FILE")]
+    pub population_labels: Option<PathBuf>,
+
+    /// Multiply every loaded input by this factor (e.g. 0.0625 for 0-16 digits).
+    #[arg(long, value_name = "F")]
+    pub scale: Option<f32>,
+
+    /// Shadow-model architecture (aisec spec, JSON or TOML) for LiRA.
+    #[arg(long, value_name = "SPEC")]
+    pub shadow_arch: Option<PathBuf>,
+
+    /// Shadow models to train (each example is IN for half of them).
+    #[arg(long, default_value_t = 16)]
+    pub shadows: usize,
+
+    /// Training epochs per shadow model.
+    #[arg(long, default_value_t = 20)]
+    pub shadow_epochs: usize,
+
+    /// Mini-batch size for shadow training.
+    #[arg(long, default_value_t = 32)]
+    pub shadow_batch_size: usize,
+
+    /// Shadow optimiser: adam or sgd.
+    #[arg(long, default_value = "adam")]
+    pub shadow_optimizer: String,
+
+    /// Shadow learning rate.
+    #[arg(long, default_value_t = 0.001)]
+    pub shadow_lr: f32,
+
+    /// Momentum for --shadow-optimizer sgd.
+    #[arg(long, default_value_t = 0.9)]
+    pub shadow_momentum: f32,
+
+    /// Attacks, comma-separated: loss, lira-online, lira-offline (default: all three with --shadow-arch, else loss).
+    #[arg(long, value_delimiter = ',')]
+    pub attacks: Vec<String>,
+
+    /// LiRA variance: auto (global below 64 shadows), global or per-example.
+    #[arg(long, default_value = "auto")]
+    pub variance: String,
+
+    /// Extra query per example that LiRA averages over: flip or shift:DY,DX (repeatable, or AUG;AUG).
+    #[arg(long, value_name = "AUG")]
+    pub augment: Vec<String>,
+
+    /// What the target returns: auto, logits or probs.
+    #[arg(long, default_value = "auto")]
+    pub scores: String,
+
+    /// Bootstrap replicates for the 95% confidence intervals.
+    #[arg(long, default_value_t = 500)]
+    pub bootstrap: usize,
+
+    /// Refuse to send the target more than N examples.
+    #[arg(long, value_name = "N")]
+    pub query_budget: Option<u64>,
+
+    /// Examples per query batch.
+    #[arg(long, default_value_t = 256)]
+    pub batch_size: usize,
+
+    /// Random seed (keep masks, shadow training, bootstrap).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Write the ROC on log-log axes as SVG.
+    #[arg(long, value_name = "FILE")]
+    pub save_roc: Option<PathBuf>,
+
+    /// Write per-example scores, target and shadow signals and keep masks as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub save_scores: Option<PathBuf>,
+
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+fn load_set(x: &Path, y: &Path, scale: Option<f32>) -> anyhow::Result<Dataset> {
+    let mut xs = load_inputs(x)?;
+    if let Some(s) = scale {
+        xs.data.iter_mut().for_each(|v| *v *= s);
+    }
+    let ys = load_labels(y)?;
+    Dataset::new(xs, ys).with_context(|| format!("{} and {}", x.display(), y.display()))
+}
+
+/// The evaluated examples with their ground truth.
+fn evaluation_set(a: &MembershipArgs) -> anyhow::Result<(Tensor, Vec<usize>, Vec<bool>)> {
+    if let (Some(d), Some(l), Some(m)) = (&a.data, &a.labels, &a.membership_mask) {
+        let set = load_set(d, l, a.scale)?;
+        let mask = aisec_model::data::npy::read_npy(m)
+            .with_context(|| format!("cannot read membership mask {}", m.display()))?
+            .to_labels()
+            .with_context(|| format!("{}: expected 0/1 values", m.display()))?;
+        if mask.len() != set.len() {
+            bail!("{} mask values for {} examples", mask.len(), set.len());
+        }
+        if mask.iter().any(|&v| v > 1) {
+            bail!("{}: expected 0/1 values", m.display());
+        }
+        return Ok((set.x, set.y, mask.iter().map(|&v| v == 1).collect()));
+    }
+    let (Some(mx), Some(my), Some(nx), Some(ny)) = (
+        &a.members,
+        &a.member_labels,
+        &a.non_members,
+        &a.non_member_labels,
+    ) else {
+        bail!("give --members/--member-labels and --non-members/--non-member-labels, or --data with --labels and --membership-mask");
+    };
+    let m = load_set(mx, my, a.scale)?;
+    let n = load_set(nx, ny, a.scale)?;
+    if m.x.row_len() != n.x.row_len() {
+        bail!("members and non-members have different example sizes");
+    }
+    let mut x = m.x.clone();
+    x.data.extend_from_slice(&n.x.data);
+    x.shape[0] += n.len();
+    let mut y = m.y.clone();
+    y.extend_from_slice(&n.y);
+    let member = (0..m.len() + n.len()).map(|i| i < m.len()).collect();
+    Ok((x, y, member))
+}
+
+fn is_spec(p: &Path) -> bool {
+    let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+    matches!(ext, "json" | "toml")
+}
+
+fn load_target(a: &MembershipArgs) -> anyhow::Result<(Box<dyn Classifier>, String)> {
+    if let Some(url) = &a.url {
+        let Some(classes) = a.classes else {
+            bail!("--url needs --classes");
+        };
+        if a.input_shape.is_empty() {
+            bail!("--url needs --input-shape");
+        }
+        let mut r = RemoteClassifier::new(
+            url,
+            &a.remote_model,
+            &a.input_name,
+            a.input_shape.clone(),
+            classes,
+        )?;
+        for h in &a.header {
+            let Some((k, v)) = h.split_once(':') else {
+                bail!("--header must be NAME:VALUE, got '{h}'");
+            };
+            r = r.with_header(k.trim(), v.trim());
+        }
+        let name = r.url().to_string();
+        return Ok((Box::new(r), name));
+    }
+    let Some(path) = &a.model else {
+        bail!("give a MODEL or --url");
+    };
+    let model = if is_spec(path) {
+        let Some(w) = &a.weights else {
+            bail!("a spec model needs --weights FILE.safetensors");
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let spec = ArchSpec::parse(&text).with_context(|| format!("{}", path.display()))?;
+        OnnxModel::from_spec_safetensors(&spec, w)
+            .with_context(|| format!("cannot load weights {}", w.display()))?
+    } else {
+        OnnxModel::load(path).with_context(|| format!("cannot load model {}", path.display()))?
+    };
+    Ok((Box::new(model), path.display().to_string()))
+}
+
+fn shadow_trainer(a: &MembershipArgs) -> anyhow::Result<Option<SpecTrainer>> {
+    let Some(p) = &a.shadow_arch else {
+        return Ok(None);
+    };
+    let text =
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+    let spec = ArchSpec::parse(&text).with_context(|| format!("{}", p.display()))?;
+    if !(a.shadow_lr > 0.0 && a.shadow_lr.is_finite()) {
+        bail!("--shadow-lr must be a positive number");
+    }
+    let optimizer = match a.shadow_optimizer.as_str() {
+        "adam" => Optimizer::adam(a.shadow_lr),
+        "sgd" => Optimizer::Sgd {
+            lr: a.shadow_lr,
+            momentum: a.shadow_momentum,
+        },
+        o => bail!("unknown --shadow-optimizer '{o}' (expected adam or sgd)"),
+    };
+    Ok(Some(SpecTrainer {
+        spec,
+        epochs: a.shadow_epochs.max(1),
+        batch_size: a.shadow_batch_size.max(1),
+        optimizer,
+    }))
+}
+
+fn config(a: &MembershipArgs, lira_possible: bool) -> anyhow::Result<MembershipConfig> {
+    let attacks = if a.attacks.is_empty() {
+        if lira_possible {
+            vec![
+                MiaAttack::Loss,
+                MiaAttack::LiraOnline,
+                MiaAttack::LiraOffline,
+            ]
+        } else {
+            vec![MiaAttack::Loss]
+        }
+    } else {
+        a.attacks
+            .iter()
+            .map(|s| {
+                MiaAttack::parse(s.trim()).with_context(|| {
+                    format!("unknown attack '{s}' (expected loss, lira-online, lira-offline)")
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
+    if attacks.iter().any(|a| *a != MiaAttack::Loss) && !lira_possible {
+        bail!("LiRA trains shadow models: give --shadow-arch SPEC (or use --attacks loss)");
+    }
+    let mut augments = vec![Augment::Identity];
+    for s in &a.augment {
+        for part in s.split(';').filter(|p| !p.trim().is_empty()) {
+            let aug = Augment::parse(part.trim()).with_context(|| {
+                format!("unknown augmentation '{part}' (expected flip or shift:DY,DX)")
+            })?;
+            if !augments.contains(&aug) {
+                augments.push(aug);
+            }
+        }
+    }
+    Ok(MembershipConfig {
+        attacks,
+        shadows: a.shadows,
+        variance: VarianceMode::parse(&a.variance).with_context(|| {
+            format!(
+                "unknown --variance '{}' (expected auto, global, per-example)",
+                a.variance
+            )
+        })?,
+        augments,
+        score_kind: ScoreKind::parse(&a.scores).with_context(|| {
+            format!(
+                "unknown --scores '{}' (expected auto, logits, probs)",
+                a.scores
+            )
+        })?,
+        batch_size: a.batch_size.max(1),
+        bootstrap: a.bootstrap,
+        seed: a.seed,
+        query_budget: a.query_budget,
+    })
+}
+
+/// Runs a membership evaluation and returns its report and the raw result.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate(
+    target: &dyn Classifier,
+    x: &Tensor,
+    y: &[usize],
+    member: &[bool],
+    population: Option<&Dataset>,
+    trainer: Option<&SpecTrainer>,
+    cfg: &MembershipConfig,
+    target_name: &str,
+    show_progress: bool,
+) -> anyhow::Result<(Report, MembershipReport)> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let c = cancel.clone();
+        // Ctrl-C stops shadow training; the shadows done are used.
+        let _ = ctrlc::set_handler(move || c.store(true, Ordering::SeqCst));
+    }
+    let lira = cfg.attacks.iter().any(|a| *a != MiaAttack::Loss);
+    let pb = if show_progress && lira {
+        let pb = ProgressBar::new(cfg.shadows as u64);
+        pb.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:30}] {pos}/{len} shadow models, eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        pb.set_message("training");
+        pb.enable_steady_tick(Duration::from_millis(200));
+        Some(pb)
+    } else {
+        None
+    };
+    let progress = |done: usize, _total: usize| {
+        if let Some(pb) = &pb {
+            pb.set_position(done as u64);
+        }
+    };
+    let start = std::time::Instant::now();
+    let result = run_membership(
+        target,
+        x,
+        y,
+        member,
+        population,
+        trainer.map(|t| t as &dyn aisec_attack::membership::ShadowTrainer),
+        cfg,
+        Some(&progress),
+        &cancel,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let mut report = Report::new("attack membership");
+    report.add_rules([&MEMBERSHIP_INFERENCE]);
+    report.extend(result.findings(target_name));
+    report.summary.items = (result.members + result.non_members) as u64;
+    report.summary.seconds = start.elapsed().as_secs_f64();
+    report
+        .data
+        .insert("membership".into(), serde_json::to_value(&result)?);
+    if result.cancelled {
+        report.error(
+            target_name,
+            format!(
+                "interrupted: LiRA used the {} of {} shadow models that finished",
+                result.shadows, cfg.shadows
+            ),
+        );
+    }
+    report.finish();
+    Ok((report, result))
+}
+
+/// The log-log ROC of every attack in `r` as SVG.
+pub fn roc_svg(r: &MembershipReport, title: &str) -> String {
+    let curves: Vec<(String, &aisec_attack::membership::Roc)> = r
+        .attacks
+        .iter()
+        .map(|a| {
+            (
+                format!(
+                    "{} (AUC {:.3}, TPR {:.1}% at 0.1% FPR)",
+                    a.attack,
+                    a.metrics.auc,
+                    a.metrics.tpr_at_0_1pct_fpr * 100.0
+                ),
+                &a.roc,
+            )
+        })
+        .collect();
+    plot::roc_svg(title, &curves, plot::lowest_decade(r.non_members))
+}
+
+/// Runs `aisec attack membership`.
+pub fn run(a: MembershipArgs) -> anyhow::Result<i32> {
+    let trainer = shadow_trainer(&a)?;
+    let cfg = config(&a, trainer.is_some())?;
+    let (target, name) = load_target(&a)?;
+    let (x, y, member) = evaluation_set(&a)?;
+    let population = match (&a.population, &a.population_labels) {
+        (Some(px), Some(py)) => Some(load_set(px, py, a.scale)?),
+        _ => None,
+    };
+    let show = !a.no_progress && std::io::stderr().is_terminal();
+    let (report, result) = evaluate(
+        target.as_ref(),
+        &x,
+        &y,
+        &member,
+        population.as_ref(),
+        trainer.as_ref(),
+        &cfg,
+        &name,
+        show,
+    )?;
+    if let Some(p) = &a.save_roc {
+        let title = format!("Membership inference: {}", short_name(&name));
+        std::fs::write(p, roc_svg(&result, &title))
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if let Some(p) = &a.save_scores {
+        std::fs::write(p, serde_json::to_vec(&result.scores_json())?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    emit(&report, &a.output)
+}
+
+fn short_name(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
+}
+
+/// The bundled 8x8 digits (scikit-learn's copy of the UCI set, CC BY 4.0;
+/// see crates/aisec-model/tests/fixtures/digits/README.md).
+const DIGITS_X: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../aisec-model/tests/fixtures/digits/x.npy"
+));
+const DIGITS_Y: &[u8] = include_bytes!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../aisec-model/tests/fixtures/digits/y.npy"
+));
+
+/// Examples the demo uses (members plus non-members).
+const DEMO_EXAMPLES: usize = 500;
+
+/// `aisec demo`'s membership section: an MLP is trained here, to
+/// memorise a random half of the first 500 bundled digits; the loss attack and LiRA
+/// (4 shadow models on random halves of the same 500) then tell its
+/// members from the other half using its output scores only.
+pub fn demo_membership(dir: &Path) -> anyhow::Result<Report> {
+    let x = aisec_model::data::npy::parse_npy(DIGITS_X)?.to_tensor();
+    let y = aisec_model::data::npy::parse_npy(DIGITS_Y)?.to_labels()?;
+    let idx: Vec<usize> = (0..x.batch().min(y.len()).min(DEMO_EXAMPLES)).collect();
+    let mut xs = aisec_attack::util::gather(&x, &idx);
+    xs.data.iter_mut().for_each(|v| *v /= 16.0);
+    let ys: Vec<usize> = idx.iter().map(|&i| y[i]).collect();
+    // A seeded random half: the first of two complementary keep masks.
+    let member = aisec_attack::membership::lira::keep_masks(2, idx.len(), 2022).swap_remove(0);
+    let trainer = SpecTrainer {
+        spec: ArchSpec::parse(
+            r#"{"input": [1, 8, 8], "layers": [{"type": "flatten"},
+                {"type": "dense", "units": 64}, {"type": "relu"}, {"type": "dense", "units": 10}]}"#,
+        )?,
+        epochs: 30,
+        batch_size: 25,
+        optimizer: Optimizer::adam(0.01),
+    };
+    let train = aisec_attack::membership::shadow::subset(&xs, &ys, &member)?;
+    let target = trainer.fit(&train, 1)?;
+    let path = dir.join("models/digits_membership_target.onnx");
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p)?;
+    }
+    target.save_onnx(&path)?;
+    let cfg = MembershipConfig {
+        shadows: 4,
+        bootstrap: 200,
+        seed: 0,
+        ..MembershipConfig::default()
+    };
+    let (report, result) = evaluate(
+        &target,
+        &xs,
+        &ys,
+        &member,
+        None,
+        Some(&trainer),
+        &cfg,
+        &path.display().to_string(),
+        false,
+    )?;
+    let svg = dir.join("models/digits_membership_roc.svg");
+    std::fs::write(
+        &svg,
+        roc_svg(&result, "Membership inference: demo digits MLP"),
+    )?;
+    Ok(report)
+}

@@ -1,0 +1,569 @@
+//! `aisec train`: train a spec model (MLP, CNN, ResNet-style) on a data set
+//! and save it as safetensors (with its spec) and optionally ONNX.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aisec_core::render::Format;
+use aisec_core::Report;
+use aisec_model::checkpoint::Checkpoint;
+use aisec_model::data::csv::LabelColumn;
+use aisec_model::data::images::ImageOptions;
+use aisec_model::data::Dataset;
+use aisec_model::fit::{
+    fit, Augment, CheckpointPolicy, FitEvent, FitOptions, History, Schedule, TrainConfig,
+};
+use aisec_model::spec::ArchSpec;
+use aisec_model::train::{Optimizer, WeightDecay};
+use aisec_model::{OnnxModel, Tensor};
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::output::{emit, OutputArgs};
+
+/// Arguments of `aisec train`.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Training data: `.npz` (arrays `x` and `y`), `.npy` or IDX inputs (with `--labels`), a CSV table, or a folder of images with one subfolder per class.
+    #[arg(value_name = "DATA")]
+    pub data: PathBuf,
+
+    /// Architecture spec (JSON or TOML). Optional with `--resume` (the checkpoint has it).
+    #[arg(long, value_name = "SPEC")]
+    pub arch: Option<PathBuf>,
+
+    /// Labels for `.npy` / IDX inputs.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+
+    /// Label column of a CSV table: `last`, a 0-based index, or a header name.
+    #[arg(long, default_value = "last", value_name = "COL")]
+    pub label_column: String,
+
+    /// Multiply inputs by this factor after loading (e.g. 0.0625 for 0-16 digits, 0.00392156862745098 for 0-255 images).
+    #[arg(long, value_name = "F")]
+    pub scale: Option<f32>,
+
+    /// Validation data (same formats as DATA).
+    #[arg(long, value_name = "DATA", conflicts_with = "val_split")]
+    pub val: Option<PathBuf>,
+
+    /// Labels for `--val` when it is `.npy` / IDX.
+    #[arg(long, value_name = "FILE")]
+    pub val_labels: Option<PathBuf>,
+
+    /// Hold out this fraction of DATA (seeded shuffle) for validation.
+    #[arg(long, value_name = "FRACTION")]
+    pub val_split: Option<f32>,
+
+    /// Passes over the training data [default: 10, or the checkpoint's with --resume].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+
+    /// Examples per step.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+
+    /// Optimiser: sgd (with momentum), adam, or adamw (Adam with decoupled weight decay).
+    #[arg(long, default_value = "adam", value_parser = ["sgd", "adam", "adamw"])]
+    pub optimizer: String,
+
+    /// Learning rate [default: 0.05 for sgd, 0.001 for adam/adamw].
+    #[arg(long)]
+    pub lr: Option<f32>,
+
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f32,
+
+    /// Weight decay: an L2 penalty for sgd/adam, decoupled for adamw.
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f32,
+
+    /// Learning-rate schedule: constant, step:EVERY[:GAMMA], cosine[:MIN_LR].
+    #[arg(long, default_value = "constant")]
+    pub schedule: String,
+
+    /// Linear warm-up over this many epochs.
+    #[arg(long, default_value_t = 0)]
+    pub warmup: usize,
+
+    /// Image augmentation, comma-separated: crop (4-pixel padding), crop:P, flip.
+    #[arg(long, value_name = "LIST")]
+    pub augment: Option<String>,
+
+    /// Seed for initialisation, shuffling, augmentation and the validation split.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Where to write the trained weights (safetensors); the spec is written beside it as `<name>.spec.json`.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// Also export the trained model as ONNX.
+    #[arg(long, value_name = "FILE")]
+    pub onnx: Option<PathBuf>,
+
+    /// Write `checkpoint.safetensors` here every `--checkpoint-every` epochs and at the end.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+
+    /// Epochs between checkpoints.
+    #[arg(long, default_value_t = 1)]
+    pub checkpoint_every: usize,
+
+    /// Continue a run from a checkpoint file (or a --checkpoint-dir folder); its settings are used, `--epochs` may extend it.
+    #[arg(long, value_name = "CKPT")]
+    pub resume: Option<PathBuf>,
+
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+fn magic(path: &Path) -> [u8; 6] {
+    let mut m = [0u8; 6];
+    if let Ok(mut f) = std::fs::File::open(path) {
+        use std::io::Read;
+        let _ = f.read(&mut m);
+    }
+    m
+}
+
+fn read_tensor(path: &Path) -> anyhow::Result<Tensor> {
+    if magic(path) == *b"\x93NUMPY" {
+        Ok(aisec_model::data::npy::read_npy(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .to_tensor())
+    } else {
+        aisec_model::data::idx::read_idx(path)
+            .with_context(|| format!("cannot read {} (expected .npy or IDX)", path.display()))
+    }
+}
+
+fn to_labels(t: &Tensor, what: &Path) -> anyhow::Result<Vec<usize>> {
+    t.data
+        .iter()
+        .map(|&v| {
+            if v >= 0.0 && v.fract() == 0.0 && v < 1e9 {
+                Ok(v as usize)
+            } else {
+                bail!("{}: label {v} is not a class index", what.display())
+            }
+        })
+        .collect()
+}
+
+/// Loads a data set in any format the substrate reads, shaped for `input`.
+fn load_data(
+    path: &Path,
+    labels: Option<&Path>,
+    label_column: &str,
+    input: &[usize],
+) -> anyhow::Result<Dataset> {
+    let d = if path.is_dir() {
+        let opts = match input {
+            [c, h, w] if *c == 1 || *c == 3 => ImageOptions {
+                width: u32::try_from(*w)?,
+                height: u32::try_from(*h)?,
+                channels: *c,
+            },
+            _ => bail!("an image folder needs a spec input of [1 or 3, h, w], not {input:?}"),
+        };
+        aisec_model::data::images::read_image_folder(path, &opts)
+            .with_context(|| format!("cannot read image folder {}", path.display()))?
+            .0
+    } else if magic(path)[..4] == *b"PK\x03\x04" {
+        let arrays = aisec_model::data::npy::read_npz(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let find = |names: &[&str]| {
+            arrays
+                .iter()
+                .find(|(n, _)| names.contains(&n.trim_end_matches(".npy")))
+                .map(|(_, a)| a)
+        };
+        let x = find(&["x", "X", "x_train", "inputs"])
+            .with_context(|| format!("{}: no array named x", path.display()))?;
+        let y = find(&["y", "Y", "y_train", "labels"])
+            .with_context(|| format!("{}: no array named y", path.display()))?;
+        Dataset::new(x.to_tensor(), y.to_labels()?)?
+    } else if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+    {
+        let col = match label_column {
+            "last" => LabelColumn::Last,
+            s => match s.parse::<usize>() {
+                Ok(i) => LabelColumn::Index(i),
+                Err(_) => LabelColumn::Name(s.to_string()),
+            },
+        };
+        aisec_model::data::csv::read_csv(path, &col)
+            .with_context(|| format!("cannot read CSV {}", path.display()))?
+    } else {
+        let x = read_tensor(path)?;
+        let lp = labels.with_context(|| {
+            format!(
+                "{} holds inputs only: give --labels (or use .npz / CSV)",
+                path.display()
+            )
+        })?;
+        let y = to_labels(&read_tensor(lp)?, lp)?;
+        Dataset::new(x, y)?
+    };
+    let n = d.len();
+    let want: usize = input.iter().product();
+    if d.x.row_len() != want {
+        bail!(
+            "{}: examples have {} values, the spec's input {input:?} needs {want}",
+            path.display(),
+            d.x.row_len()
+        );
+    }
+    let mut d = d;
+    d.x.shape = std::iter::once(n).chain(input.iter().copied()).collect();
+    Ok(d)
+}
+
+fn config(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
+    let lr =
+        a.lr.unwrap_or(if a.optimizer == "sgd" { 0.05 } else { 1e-3 });
+    let optimizer = match a.optimizer.as_str() {
+        "sgd" => Optimizer::Sgd {
+            lr,
+            momentum: a.momentum,
+        },
+        _ => Optimizer::adam(lr),
+    };
+    if !(a.weight_decay.is_finite() && a.weight_decay >= 0.0) {
+        bail!("--weight-decay must be a non-negative number");
+    }
+    let weight_decay = match (a.weight_decay, a.optimizer.as_str()) {
+        (0.0, _) => WeightDecay::None,
+        (w, "adamw") => WeightDecay::Decoupled(w),
+        (w, _) => WeightDecay::L2(w),
+    };
+    let cfg = TrainConfig {
+        epochs: a.epochs.unwrap_or(10),
+        batch_size: a.batch_size,
+        optimizer,
+        weight_decay,
+        schedule: Schedule::parse(&a.schedule)?,
+        warmup_epochs: a.warmup,
+        seed: a.seed,
+        shuffle: true,
+        augment: match &a.augment {
+            Some(s) => Augment::parse(s)?,
+            None => Augment::default(),
+        },
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn spec_path(out: &Path) -> PathBuf {
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    out.with_file_name(format!("{stem}.spec.json"))
+}
+
+/// Runs `aisec train`.
+pub fn run(a: TrainArgs) -> anyhow::Result<i32> {
+    let resume = match &a.resume {
+        Some(p) => {
+            let f = if p.is_dir() {
+                p.join("checkpoint.safetensors")
+            } else {
+                p.clone()
+            };
+            Some(
+                Checkpoint::load(&f)
+                    .with_context(|| format!("cannot read checkpoint {}", f.display()))?,
+            )
+        }
+        None => None,
+    };
+    let spec = match (&a.arch, resume.as_ref().and_then(|c| c.spec.clone())) {
+        (Some(p), ck) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read spec {}", p.display()))?;
+            let s = ArchSpec::parse(&text).with_context(|| format!("in {}", p.display()))?;
+            if ck.is_some_and(|c| c != s) {
+                bail!("--arch differs from the architecture in the checkpoint");
+            }
+            s
+        }
+        (None, Some(s)) => s,
+        (None, None) => bail!("give --arch (the checkpoint has no architecture)"),
+    };
+    let cfg = match &resume {
+        Some(c) => TrainConfig {
+            epochs: a.epochs.unwrap_or(c.config.epochs),
+            ..c.config.clone()
+        },
+        None => config(&a)?,
+    };
+
+    let mut train = load_data(&a.data, a.labels.as_deref(), &a.label_column, &spec.input)?;
+    let mut val = match &a.val {
+        Some(p) => Some(load_data(
+            p,
+            a.val_labels.as_deref(),
+            &a.label_column,
+            &spec.input,
+        )?),
+        None => None,
+    };
+    if let Some(f) = a.val_split {
+        let (t, v) = aisec_model::fit::split_dataset(&train, f, cfg.seed)?;
+        train = t;
+        val = Some(v);
+    }
+    if let Some(s) = a.scale {
+        if !s.is_finite() {
+            bail!("--scale must be a finite number");
+        }
+        train.x.data.iter_mut().for_each(|v| *v *= s);
+        if let Some(v) = val.as_mut() {
+            v.x.data.iter_mut().for_each(|v| *v *= s);
+        }
+    }
+
+    let mut model = OnnxModel::from_spec(&spec, cfg.seed)?;
+    let classes = aisec_model::Classifier::num_classes(&model);
+    for (name, d) in [("training", Some(&train)), ("validation", val.as_ref())] {
+        if let Some(bad) = d.and_then(|d| d.y.iter().find(|&&y| y >= classes)) {
+            bail!("{name} label {bad} is out of range: the spec has {classes} outputs");
+        }
+    }
+
+    let ck_path = match &a.checkpoint_dir {
+        Some(d) => d.join("checkpoint.safetensors"),
+        None => {
+            let stem = a
+                .out
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "model".into());
+            a.out
+                .with_file_name(format!("{stem}.checkpoint.safetensors"))
+        }
+    };
+    let policy = CheckpointPolicy {
+        path: ck_path,
+        every: if a.checkpoint_dir.is_some() {
+            a.checkpoint_every
+        } else {
+            0
+        },
+        at_end: a.checkpoint_dir.is_some(),
+    };
+
+    let cancel = Arc::new(AtomicBool::new(false));
+    {
+        let c = cancel.clone();
+        // Ctrl-C stops after the step in flight and writes a checkpoint.
+        let _ = ctrlc::set_handler(move || c.store(true, Ordering::SeqCst));
+    }
+    let show = !a.no_progress && std::io::stderr().is_terminal();
+    let batches = train.len().div_ceil(cfg.batch_size.max(1));
+    let done_before = resume
+        .as_ref()
+        .map(|c| (c.epochs_done * batches + c.batches_done) as u64)
+        .unwrap_or(0);
+    let pb = show.then(|| {
+        let pb = ProgressBar::new((cfg.epochs * batches) as u64);
+        pb.set_style(
+            ProgressStyle::with_template(
+                "{spinner} epoch {prefix} [{bar:30}] {pos}/{len} steps, {msg}, eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        pb.set_position(done_before);
+        pb.reset_eta();
+        pb.enable_steady_tick(Duration::from_millis(200));
+        pb
+    });
+    let mut last_val = String::new();
+    let epochs = cfg.epochs;
+    let mut progress = |e: &FitEvent| match e {
+        FitEvent::Batch { epoch, loss, .. } => {
+            if let Some(pb) = &pb {
+                pb.inc(1);
+                pb.set_prefix(format!("{epoch}/{epochs}"));
+                pb.set_message(format!("loss {loss:.4}{last_val}"));
+            }
+        }
+        FitEvent::Epoch(s) => {
+            if let (Some(l), Some(acc)) = (s.val_loss, s.val_accuracy) {
+                last_val = format!(", val loss {l:.4} acc {:.2}%", 100.0 * acc);
+            }
+            if let Some(pb) = &pb {
+                pb.println(epoch_line(s));
+            }
+        }
+        FitEvent::Checkpoint(_) => {}
+    };
+    let start = Instant::now();
+    let hist = fit(
+        &mut model,
+        &train,
+        &cfg,
+        FitOptions {
+            val: val.as_ref(),
+            spec: Some(&spec),
+            progress: Some(&mut progress),
+            cancel: Some(&cancel),
+            checkpoint: Some(policy),
+            resume,
+        },
+    )?;
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    let seconds = start.elapsed().as_secs_f64();
+
+    let mut written = Vec::new();
+    if !hist.cancelled {
+        if let Some(dir) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        model
+            .save_safetensors(&a.out)
+            .with_context(|| format!("cannot write {}", a.out.display()))?;
+        let sp = spec_path(&a.out);
+        std::fs::write(&sp, spec.to_json() + "\n")
+            .with_context(|| format!("cannot write {}", sp.display()))?;
+        written.push(a.out.clone());
+        written.push(sp);
+        if let Some(o) = &a.onnx {
+            model
+                .save_onnx(o)
+                .with_context(|| format!("cannot write {}", o.display()))?;
+            written.push(o.clone());
+        }
+    }
+    summarize(
+        &a,
+        &cfg,
+        &hist,
+        &written,
+        seconds,
+        train.len(),
+        val.as_ref(),
+    )
+}
+
+fn epoch_line(s: &aisec_model::fit::EpochStats) -> String {
+    let val = match (s.val_loss, s.val_accuracy) {
+        (Some(l), Some(a)) => format!("  val loss {l:.4}  val acc {:6.2}%", 100.0 * a),
+        _ => String::new(),
+    };
+    format!(
+        "epoch {:>3}  train loss {:.4}{val}  lr {:.3e}  {:.2} s",
+        s.epoch, s.train_loss, s.lr, s.seconds
+    )
+}
+
+fn summarize(
+    a: &TrainArgs,
+    cfg: &TrainConfig,
+    hist: &History,
+    written: &[PathBuf],
+    seconds: f64,
+    n_train: usize,
+    val: Option<&Dataset>,
+) -> anyhow::Result<i32> {
+    let secs: Vec<f64> = hist.epochs.iter().map(|e| e.seconds).collect();
+    let per_epoch = if secs.is_empty() {
+        0.0
+    } else {
+        secs.iter().sum::<f64>() / secs.len() as f64
+    };
+    let status = if hist.cancelled {
+        aisec_core::ExitStatus::Error.code()
+    } else {
+        aisec_core::ExitStatus::Clean.code()
+    };
+    if a.output.format == Format::Text {
+        let mut s = String::new();
+        for e in &hist.epochs {
+            s.push_str(&epoch_line(e));
+            s.push('\n');
+        }
+        let last = hist.last();
+        s.push_str(&format!(
+            "trained {} epochs ({} steps) on {n_train} examples in {seconds:.1} s ({per_epoch:.3} s/epoch)",
+            hist.epochs.len(),
+            hist.steps
+        ));
+        if let Some(acc) = last.and_then(|e| e.val_accuracy) {
+            s.push_str(&format!(
+                "; validation accuracy {:.2}% on {}",
+                100.0 * acc,
+                val.map_or(0, Dataset::len)
+            ));
+        }
+        s.push('\n');
+        if hist.cancelled {
+            match &hist.checkpoint {
+                Some(p) => s.push_str(&format!(
+                    "interrupted: checkpoint written to {}; continue with --resume {}\n",
+                    p.display(),
+                    p.display()
+                )),
+                None => s.push_str("interrupted before a checkpoint could be written\n"),
+            }
+        } else {
+            let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+            s.push_str(&format!("wrote {}\n", names.join(", ")));
+            if let Some(p) = &hist.checkpoint {
+                s.push_str(&format!("checkpoint {}\n", p.display()));
+            }
+        }
+        match &a.output.output {
+            Some(p) => std::fs::write(p, s)
+                .with_context(|| format!("cannot write report to {}", p.display()))?,
+            None => {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(s.as_bytes());
+                let _ = out.flush();
+            }
+        }
+        return Ok(status);
+    }
+    let mut report = Report::new("train");
+    report.summary.items = n_train as u64;
+    report.summary.seconds = seconds;
+    report.data.insert(
+        "train".into(),
+        serde_json::json!({
+            "config": cfg,
+            "history": hist,
+            "seconds_per_epoch": per_epoch,
+            "examples": n_train,
+            "validation_examples": val.map_or(0, Dataset::len),
+            "written": written,
+        }),
+    );
+    if hist.cancelled {
+        report.error(
+            a.data.display().to_string(),
+            match &hist.checkpoint {
+                Some(p) => format!("interrupted: resume with --resume {}", p.display()),
+                None => "interrupted".into(),
+            },
+        );
+    }
+    report.finish();
+    let code = emit(&report, &a.output)?;
+    Ok(code.max(status))
+}
