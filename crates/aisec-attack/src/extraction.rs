@@ -972,6 +972,73 @@ mod tests {
         }
     }
 
+    /// The linear victim, recording every input it is asked about.
+    struct Recorder(Linear, std::sync::Mutex<Vec<f32>>);
+    impl Classifier for Recorder {
+        fn input_shape(&self) -> &[usize] {
+            self.0.input_shape()
+        }
+        fn num_classes(&self) -> usize {
+            3
+        }
+        fn logits(&self, x: &Tensor) -> Result<Tensor, ModelError> {
+            if let Ok(mut v) = self.1.lock() {
+                v.extend_from_slice(&x.data);
+            }
+            self.0.logits(x)
+        }
+    }
+
+    #[test]
+    fn jacobian_rounds_step_lambda_from_earlier_queries() {
+        let test = data(20, 7);
+        let seed = data(5, 8).x;
+        let (v, _) = victim();
+        let rec = Recorder(v, Default::default());
+        let mut c = cfg(QueryStrategy::Jacobian {
+            seed: seed.clone(),
+            lambda: 0.1,
+            tau: 0,
+        });
+        // Seeds (5), one full round (5 more), then a round capped at 3.
+        c.budgets = vec![13];
+        c.training.min_steps = 20;
+        let no = AtomicBool::new(false);
+        let r = run_extraction(&rec, &test, &c, None, &no).unwrap().report;
+        assert_eq!(r.queries_used, 13);
+        let seen = rec.1.lock().unwrap().clone();
+        // The test inputs come first (fidelity reference), then the attacker's queries.
+        let q = &seen[20 * 4..];
+        assert_eq!(q.len(), 13 * 4);
+        assert_eq!(&q[..20], &seed.data[..]);
+        let round1 = &q[20..40];
+        for (a, b) in round1.iter().zip(&seed.data) {
+            let d = (a - b).abs();
+            // A step of exactly lambda, unless clipped at the range or a zero gradient.
+            assert!(
+                (d - 0.1).abs() < 1e-6 || *a == 0.0 || *a == 1.0 || d == 0.0,
+                "{a} from {b}"
+            );
+        }
+        assert!(round1
+            .iter()
+            .zip(&seed.data)
+            .any(|(a, b)| (a - b).abs() > 0.05));
+        // Round 2 augments 3 of the 10 known points.
+        let known: Vec<&[f32]> = q[..40].chunks(4).collect();
+        for p in q[40..].chunks(4) {
+            assert!(known
+                .iter()
+                .any(|k| k
+                    .iter()
+                    .zip(p)
+                    .all(|(a, b)| ((a - b).abs() - 0.1).abs() < 1e-6
+                        || *b == 0.0
+                        || *b == 1.0
+                        || a == b)));
+        }
+    }
+
     #[test]
     fn small_pool_caps_queries_and_bad_inputs_are_errors() {
         let test = data(50, 5);

@@ -29,7 +29,7 @@ struct Cli {
 enum Command {
     /// Scan model artifacts for code execution and supply-chain risks, without running them.
     Scan(cmd::scan::ScanArgs),
-    /// Attack a model: evasion (adversarial examples), membership inference.
+    /// Attack a model: evasion (adversarial examples), membership inference, inversion or extraction (stealing).
     Attack(Box<cmd::attack::AttackArgs>),
     /// Probe an LLM endpoint (OpenAI-compatible or REST) for injection, jailbreaks, leakage and unsafe output.
     Probe(Box<cmd::ProbeCommand>),
