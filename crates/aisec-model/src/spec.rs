@@ -134,13 +134,10 @@ pub(crate) struct BnSite {
 }
 
 impl BnSite {
-    /// Name of the node whose output is the batch mean (training graph).
-    pub fn mean_node(&self) -> String {
-        format!("{}.batch_mean", self.prefix)
-    }
-    /// Name of the node whose output is the biased batch variance.
-    pub fn var_node(&self) -> String {
-        format!("{}.batch_var", self.prefix)
+    /// The training-graph node whose outputs 1 and 2 are the batch mean and
+    /// the biased batch variance.
+    pub fn stats_node(&self) -> String {
+        format!("{}.batch_stats", self.prefix)
     }
 }
 
@@ -202,10 +199,10 @@ impl ArchSpec {
     /// Compiles the spec into a graph; weights come from `weights` when
     /// given (by name, `layerN.weight` / `layerN.bias` ...), otherwise they
     /// are initialised with He-uniform values from `seed` (He et al., ICCV
-    /// 2015). With `train`, batch norm uses batch statistics (built from
-    /// ReduceMean/Sub/Mul/Div nodes, so the existing adjoints differentiate
-    /// through them) and the running statistics stay unused initializers;
-    /// the weight list and order are the same in both modes.
+    /// 2015). With `train`, batch norm uses batch statistics (the fused
+    /// `ai.aisec::BatchNormTrain` operator, which also outputs them) and the
+    /// running statistics stay unused initializers; the weight list and
+    /// order are the same in both modes.
     pub(crate) fn to_graph_mode(
         &self,
         weights: Option<&[(String, Tensor)]>,
@@ -229,7 +226,6 @@ impl ArchSpec {
             nodes: Vec::new(),
             inits: Vec::new(),
             train,
-            tmp: 0,
         };
         let mut shape = self.input.clone();
         let mut cur = "x".to_string();
@@ -440,7 +436,6 @@ struct Builder<'a> {
     nodes: Vec<NodeP>,
     inits: Vec<TensorP>,
     train: bool,
-    tmp: usize,
     sites: Vec<BnSite>,
     names: std::collections::HashSet<String>,
 }
@@ -471,11 +466,6 @@ impl Builder<'_> {
             outputs: vec![out.into()],
             attrs,
         });
-    }
-
-    fn fresh(&mut self, base: &str) -> String {
-        self.tmp += 1;
-        format!("{base}.t{}", self.tmp)
     }
 
     /// Adds a float initializer (from the given weights or initialised)
@@ -604,67 +594,27 @@ impl Builder<'_> {
             );
             return Ok(());
         }
-        // y = (x - mean) / sqrt(var + eps) * gamma + beta, statistics over
-        // the batch and spatial axes.
-        let axes: Vec<i64> = if shape.len() == 3 {
-            vec![0, 2, 3]
-        } else {
-            vec![0]
-        };
-        let mut bshape = vec![1i64, c as i64];
-        bshape.extend(std::iter::repeat_n(1, shape.len() - 1));
-        let red = |nodes: &mut Builder, name: String, i: String, o: String| {
-            nodes.node(
-                &name,
-                "ReduceMean",
-                vec![i],
-                &o,
-                vec![
-                    ("axes".into(), AttrVal::Is(axes.clone())),
-                    ("keepdims".into(), AttrVal::I(1)),
-                ],
-            );
-        };
-        let site = BnSite {
+        // Fused training-mode batch norm (graph/bn_train.rs): outputs y and
+        // the batch mean and variance the training loop reads.
+        let name = BnSite {
             prefix: prefix.into(),
             momentum,
             spatial: 1,
-        };
-        let mean = self.fresh(prefix);
-        red(self, site.mean_node(), input.into(), mean.clone());
-        let d = self.fresh(prefix);
-        self.node(prefix, "Sub", vec![input.into(), mean], &d, vec![]);
-        let d2 = self.fresh(prefix);
-        self.node(prefix, "Mul", vec![d.clone(), d.clone()], &d2, vec![]);
-        let var = self.fresh(prefix);
-        red(self, site.var_node(), d2, var.clone());
-        let e = self.fresh(prefix);
-        self.node(
-            prefix,
-            "Constant",
-            vec![],
-            &e,
-            vec![("value_float".into(), AttrVal::F(eps))],
-        );
-        let ve = self.fresh(prefix);
-        self.node(prefix, "Add", vec![var, e], &ve, vec![]);
-        let sd = self.fresh(prefix);
-        self.node(prefix, "Sqrt", vec![ve], &sd, vec![]);
-        let xh = self.fresh(prefix);
-        self.node(prefix, "Div", vec![d, sd], &xh, vec![]);
-        let shp = format!("{prefix}.bshape");
-        self.inits.push(TensorP {
-            name: shp.clone(),
-            dims: vec![bshape.len()],
-            data: TensorData::I64(bshape),
+        }
+        .stats_node();
+        self.names.insert(name.clone());
+        self.nodes.push(NodeP {
+            name,
+            op_type: "BatchNormTrain".into(),
+            domain: "ai.aisec".into(),
+            inputs: vec![input.into(), g, bta],
+            outputs: vec![
+                out.into(),
+                format!("{prefix}.mean"),
+                format!("{prefix}.var"),
+            ],
+            attrs: vec![("epsilon".into(), AttrVal::F(eps))],
         });
-        let gr = self.fresh(prefix);
-        self.node(prefix, "Reshape", vec![g, shp.clone()], &gr, vec![]);
-        let br = self.fresh(prefix);
-        self.node(prefix, "Reshape", vec![bta, shp], &br, vec![]);
-        let sc = self.fresh(prefix);
-        self.node(prefix, "Mul", vec![xh, gr], &sc, vec![]);
-        self.node(prefix, "Add", vec![sc, br], out, vec![]);
         Ok(())
     }
 }

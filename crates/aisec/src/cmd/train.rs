@@ -500,9 +500,10 @@ fn summarize(
             s.push('\n');
         }
         let last = hist.last();
+        let ne = hist.epochs.len();
         s.push_str(&format!(
-            "trained {} epochs ({} steps) on {n_train} examples in {seconds:.1} s ({per_epoch:.3} s/epoch)",
-            hist.epochs.len(),
+            "trained {ne} epoch{} ({} steps) on {n_train} examples in {seconds:.1} s ({per_epoch:.3} s/epoch)",
+            if ne == 1 { "" } else { "s" },
             hist.steps
         ));
         if let Some(acc) = last.and_then(|e| e.val_accuracy) {
