@@ -161,6 +161,23 @@ def onnx_check(spec, weights, onnx, xv, yv):
     return float(np.abs(zo - zt).max()), float((zo.argmax(1) == yv).mean())
 
 
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def uptime():
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "n/a"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="1 epoch per model, short shadow run")
@@ -180,6 +197,7 @@ def main():
     xtr, ytr, xv, yv = x[:4000], y[:4000], x[4000:], y[4000:]
     binary = aisec_bin()
     load_before = os.getloadavg()
+    up_before = uptime()
     rows = []
     for name, cfg in ARCHS.items():
         epochs = 1 if a.quick else cfg["epochs"]
@@ -222,7 +240,7 @@ def main():
         f"Cortes and Burges, CC BY-SA 3.0): 4,000 for training, 1,000 for validation, scaled to [0, 1].",
         f"- Threads: {a.threads} (`RAYON_NUM_THREADS` for aisec, `torch.set_num_threads` for torch); "
         f"batch size {BATCH}; both start from the same initial weights (aisec's, seed 0).",
-        f"- Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+        f"- Machine: {cpu_name()}, {os.cpu_count()} CPUs; `uptime` before: `{up_before}`; "
         f"torch {torch.__version__}; load average before {load_before[0]:.2f}, after {load_after[0]:.2f}"
         + (" (**run on a loaded machine: numbers are noisy**)" if load_before[0] > os.cpu_count() * 0.5 else "")
         + ".",
