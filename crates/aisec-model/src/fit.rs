@@ -368,7 +368,8 @@ pub struct FitOptions<'a> {
     pub val: Option<&'a Dataset>,
     /// The model's architecture when it is a spec model: needed for
     /// batch-norm training (batch statistics, running averages) and stored
-    /// in checkpoints.
+    /// in checkpoints. Without it batch norm stays in inference form: its
+    /// running statistics are frozen and only scale and shift train.
     pub spec: Option<&'a ArchSpec>,
     /// Called after every step, epoch and checkpoint.
     pub progress: Option<&'a mut dyn FnMut(&FitEvent)>,

@@ -95,6 +95,10 @@ pub struct TrainArgs {
     #[arg(long, value_name = "LIST")]
     pub augment: Option<String>,
 
+    /// Keep the data's order every epoch (no shuffling).
+    #[arg(long)]
+    pub no_shuffle: bool,
+
     /// Seed for initialisation, shuffling, augmentation and the validation split.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -257,7 +261,7 @@ fn config(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
         schedule: Schedule::parse(&a.schedule)?,
         warmup_epochs: a.warmup,
         seed: a.seed,
-        shuffle: true,
+        shuffle: !a.no_shuffle,
         augment: match &a.augment {
             Some(s) => Augment::parse(s)?,
             None => Augment::default(),
