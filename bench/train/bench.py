@@ -263,6 +263,11 @@ def main():
         f"`aisec train` process (load, train, save); torch {sh_torch:.2f} s for the training loop "
         f"alone (interpreter start-up and imports not counted).",
         "",
+        "Accuracies are a sanity check from one seed after a few epochs: the two frameworks shuffle "
+        "differently (aisec's seeded order, torch's `randperm`), and the batch-norm ResNet at lr 0.05 "
+        "swings widely between epochs early on. Step-for-step equality of the training itself is "
+        "checked by `bench/train/check_onnx.py` (same order, same weights: 5e-7 apart after an epoch).",
+        "",
         "Architectures (aisec spec JSON; torch builds the same modules from it, "
         "`bench/train/spec_torch.py`):",
         "",
