@@ -11,6 +11,24 @@
 //!   {"type": "relu"}, {"type": "max_pool2d", "size": 2},
 //!   {"type": "flatten"}, {"type": "dense", "units": 10}]}
 //! ```
+//!
+//! Layer types: `dense`, `conv2d`, `max_pool2d`, `avg_pool2d`,
+//! `global_avg_pool`, `flatten`, `relu`, `tanh`, `sigmoid`, `batch_norm`
+//! and `residual` (a ResNet basic block, optionally with batch norm). A
+//! ResNet-style net:
+//!
+//! ```json
+//! {"input": [1, 28, 28], "layers": [
+//!   {"type": "conv2d", "filters": 16, "kernel": 3, "padding": 1},
+//!   {"type": "batch_norm"}, {"type": "relu"},
+//!   {"type": "residual", "filters": 16, "batch_norm": true},
+//!   {"type": "residual", "filters": 32, "stride": 2, "batch_norm": true},
+//!   {"type": "global_avg_pool"}, {"type": "dense", "units": 10}]}
+//! ```
+//!
+//! Models with batch norm have a training twin (batch statistics) that
+//! [`crate::fit`] trains; the model itself, its safetensors and its ONNX
+//! export use the running statistics. Dropout is not supported.
 
 use std::path::Path;
 
