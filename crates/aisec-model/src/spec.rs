@@ -115,11 +115,12 @@ pub enum LayerSpec {
         momentum: f32,
     },
     /// A basic residual block (He et al., "Deep Residual Learning for Image
-    /// Recognition", CVPR 2016): 3x3 conv (stride `stride`) - [BN] - ReLU -
-    /// 3x3 conv - [BN], plus the input (identity) or, when the shape
-    /// changes, a 1x1 convolution of it with stride `stride` [and BN];
-    /// then ReLU. Weights `layerN.conv1.*`, `layerN.conv2.*`,
-    /// `layerN.proj.*`, and `layerN.bn1.*` ... with `batch_norm`.
+    /// Recognition", CVPR 2016): 3x3 conv (stride `stride`), BN, ReLU,
+    /// 3x3 conv, BN, plus the input (identity) or, when the shape changes,
+    /// a 1x1 convolution of it with stride `stride` and BN; then ReLU (the
+    /// BN steps only with `batch_norm`). Weights `layerN.conv1.*`,
+    /// `layerN.conv2.*`, `layerN.proj.*`, and with batch norm
+    /// `layerN.bn1.*`, `layerN.bn2.*`, `layerN.proj_bn.*`.
     Residual {
         /// Output channels.
         filters: usize,
