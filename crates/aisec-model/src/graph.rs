@@ -197,6 +197,10 @@ enum Op {
     BatchNorm {
         eps: f32,
     },
+    /// `ai.aisec::BatchNormTrain` (training-mode batch norm, see bn_train.rs).
+    BatchNormTrain {
+        eps: f32,
+    },
     LayerNorm {
         axis: i64,
         eps: f32,
@@ -429,6 +433,11 @@ fn compile_op(n: &NodeP, opset: i64) -> Result<Op, ModelError> {
         },
         node: n.name.clone(),
     };
+    if n.domain == "ai.aisec" && n.op_type == "BatchNormTrain" {
+        return Ok(Op::BatchNormTrain {
+            eps: attr_f(n, "epsilon", 1e-5),
+        });
+    }
     if !(n.domain.is_empty() || n.domain == "ai.onnx") {
         return Err(unsup());
     }
@@ -964,11 +973,11 @@ impl Graph {
         Ok(Tape { vals, aux })
     }
 
-    /// The first output of the first node named `node_name` on a tape (for
-    /// reading intermediate values such as batch-norm batch statistics).
-    pub fn node_value<'a>(&self, tape: &'a Tape, node_name: &str) -> Option<&'a Val> {
+    /// Output `k` of the node named `node_name` on a tape (for reading
+    /// intermediate values such as batch-norm batch statistics).
+    pub fn node_value<'a>(&self, tape: &'a Tape, node_name: &str, k: usize) -> Option<&'a Val> {
         let n = self.nodes.iter().find(|n| n.name == node_name)?;
-        tape.vals.get(*n.outputs.first()?)?.as_ref()
+        tape.vals.get(*n.outputs.get(k)?)?.as_ref()
     }
 
     /// Output value of a tape.
@@ -2251,6 +2260,7 @@ fn forward_node(node: &Node, ins: &[Option<&Val>]) -> Result<(Vec<Val>, Aux), Mo
             }
             one(fval(xs.to_vec(), y))
         }
+        Op::BatchNormTrain { eps } => bn_train::forward(node, ins, *eps),
         Op::LayerNorm { axis, eps } => {
             let x = need_in(ins, 0, node)?;
             let xs = x.shape();
@@ -3342,6 +3352,9 @@ fn backward_node(
                     res[i] = Some(v);
                 }
             }
+        }
+        Op::BatchNormTrain { .. } => {
+            res = bn_train::backward(node, ins, aux, &g0()?, nd)?;
         }
         Op::LayerNorm { axis, .. } => {
             let x = need_in(ins, 0, node)?;
@@ -4699,6 +4712,9 @@ fn backward_ext(
     }
     Ok(())
 }
+
+#[path = "bn_train.rs"]
+mod bn_train;
 
 #[cfg(test)]
 #[path = "graph_fd_tests.rs"]

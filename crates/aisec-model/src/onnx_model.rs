@@ -170,19 +170,19 @@ impl OnnxModel {
         Ok((vals, grads))
     }
 
-    /// [`OnnxModel::weight_grads`], also returning the first output of each
-    /// node named in `probes` (None where no such node ran).
+    /// [`OnnxModel::weight_grads`], also returning output `k` of each node
+    /// `(name, k)` in `probes` (None where no such node ran).
     #[allow(clippy::type_complexity)]
     pub(crate) fn weight_grads_probed(
         &self,
         x: &Tensor,
         loss: &Loss,
-        probes: &[String],
+        probes: &[(String, usize)],
     ) -> Result<(Vec<f32>, Vec<(String, Tensor)>, Vec<Option<Tensor>>), ModelError> {
         let tape = self.graph.forward(self.input_val(x)?)?;
         let probed = probes
             .iter()
-            .map(|p| match self.graph.node_value(&tape, p) {
+            .map(|(p, k)| match self.graph.node_value(&tape, p, *k) {
                 Some(Val::F(s, d)) => Some(Tensor {
                     shape: s.clone(),
                     data: d.to_vec(),

@@ -11,6 +11,24 @@
 //!   {"type": "relu"}, {"type": "max_pool2d", "size": 2},
 //!   {"type": "flatten"}, {"type": "dense", "units": 10}]}
 //! ```
+//!
+//! Layer types: `dense`, `conv2d`, `max_pool2d`, `avg_pool2d`,
+//! `global_avg_pool`, `flatten`, `relu`, `tanh`, `sigmoid`, `batch_norm`
+//! and `residual` (a ResNet basic block, optionally with batch norm). A
+//! ResNet-style net:
+//!
+//! ```json
+//! {"input": [1, 28, 28], "layers": [
+//!   {"type": "conv2d", "filters": 16, "kernel": 3, "padding": 1},
+//!   {"type": "batch_norm"}, {"type": "relu"},
+//!   {"type": "residual", "filters": 16, "batch_norm": true},
+//!   {"type": "residual", "filters": 32, "stride": 2, "batch_norm": true},
+//!   {"type": "global_avg_pool"}, {"type": "dense", "units": 10}]}
+//! ```
+//!
+//! Models with batch norm have a training twin (batch statistics) that
+//! [`crate::fit`] trains; the model itself, its safetensors and its ONNX
+//! export use the running statistics. Dropout is not supported.
 
 use std::path::Path;
 
@@ -97,11 +115,12 @@ pub enum LayerSpec {
         momentum: f32,
     },
     /// A basic residual block (He et al., "Deep Residual Learning for Image
-    /// Recognition", CVPR 2016): 3x3 conv (stride `stride`) - [BN] - ReLU -
-    /// 3x3 conv - [BN], plus the input (identity) or, when the shape
-    /// changes, a 1x1 convolution of it with stride `stride` [and BN];
-    /// then ReLU. Weights `layerN.conv1.*`, `layerN.conv2.*`,
-    /// `layerN.proj.*`, and `layerN.bn1.*` ... with `batch_norm`.
+    /// Recognition", CVPR 2016): 3x3 conv (stride `stride`), BN, ReLU,
+    /// 3x3 conv, BN, plus the input (identity) or, when the shape changes,
+    /// a 1x1 convolution of it with stride `stride` and BN; then ReLU (the
+    /// BN steps only with `batch_norm`). Weights `layerN.conv1.*`,
+    /// `layerN.conv2.*`, `layerN.proj.*`, and with batch norm
+    /// `layerN.bn1.*`, `layerN.bn2.*`, `layerN.proj_bn.*`.
     Residual {
         /// Output channels.
         filters: usize,
@@ -134,13 +153,10 @@ pub(crate) struct BnSite {
 }
 
 impl BnSite {
-    /// Name of the node whose output is the batch mean (training graph).
-    pub fn mean_node(&self) -> String {
-        format!("{}.batch_mean", self.prefix)
-    }
-    /// Name of the node whose output is the biased batch variance.
-    pub fn var_node(&self) -> String {
-        format!("{}.batch_var", self.prefix)
+    /// The training-graph node whose outputs 1 and 2 are the batch mean and
+    /// the biased batch variance.
+    pub fn stats_node(&self) -> String {
+        format!("{}.batch_stats", self.prefix)
     }
 }
 
@@ -202,10 +218,10 @@ impl ArchSpec {
     /// Compiles the spec into a graph; weights come from `weights` when
     /// given (by name, `layerN.weight` / `layerN.bias` ...), otherwise they
     /// are initialised with He-uniform values from `seed` (He et al., ICCV
-    /// 2015). With `train`, batch norm uses batch statistics (built from
-    /// ReduceMean/Sub/Mul/Div nodes, so the existing adjoints differentiate
-    /// through them) and the running statistics stay unused initializers;
-    /// the weight list and order are the same in both modes.
+    /// 2015). With `train`, batch norm uses batch statistics (the fused
+    /// `ai.aisec::BatchNormTrain` operator, which also outputs them) and the
+    /// running statistics stay unused initializers; the weight list and
+    /// order are the same in both modes.
     pub(crate) fn to_graph_mode(
         &self,
         weights: Option<&[(String, Tensor)]>,
@@ -229,7 +245,6 @@ impl ArchSpec {
             nodes: Vec::new(),
             inits: Vec::new(),
             train,
-            tmp: 0,
         };
         let mut shape = self.input.clone();
         let mut cur = "x".to_string();
@@ -440,7 +455,6 @@ struct Builder<'a> {
     nodes: Vec<NodeP>,
     inits: Vec<TensorP>,
     train: bool,
-    tmp: usize,
     sites: Vec<BnSite>,
     names: std::collections::HashSet<String>,
 }
@@ -471,11 +485,6 @@ impl Builder<'_> {
             outputs: vec![out.into()],
             attrs,
         });
-    }
-
-    fn fresh(&mut self, base: &str) -> String {
-        self.tmp += 1;
-        format!("{base}.t{}", self.tmp)
     }
 
     /// Adds a float initializer (from the given weights or initialised)
@@ -604,67 +613,27 @@ impl Builder<'_> {
             );
             return Ok(());
         }
-        // y = (x - mean) / sqrt(var + eps) * gamma + beta, statistics over
-        // the batch and spatial axes.
-        let axes: Vec<i64> = if shape.len() == 3 {
-            vec![0, 2, 3]
-        } else {
-            vec![0]
-        };
-        let mut bshape = vec![1i64, c as i64];
-        bshape.extend(std::iter::repeat_n(1, shape.len() - 1));
-        let red = |nodes: &mut Builder, name: String, i: String, o: String| {
-            nodes.node(
-                &name,
-                "ReduceMean",
-                vec![i],
-                &o,
-                vec![
-                    ("axes".into(), AttrVal::Is(axes.clone())),
-                    ("keepdims".into(), AttrVal::I(1)),
-                ],
-            );
-        };
-        let site = BnSite {
+        // Fused training-mode batch norm (graph/bn_train.rs): outputs y and
+        // the batch mean and variance the training loop reads.
+        let name = BnSite {
             prefix: prefix.into(),
             momentum,
             spatial: 1,
-        };
-        let mean = self.fresh(prefix);
-        red(self, site.mean_node(), input.into(), mean.clone());
-        let d = self.fresh(prefix);
-        self.node(prefix, "Sub", vec![input.into(), mean], &d, vec![]);
-        let d2 = self.fresh(prefix);
-        self.node(prefix, "Mul", vec![d.clone(), d.clone()], &d2, vec![]);
-        let var = self.fresh(prefix);
-        red(self, site.var_node(), d2, var.clone());
-        let e = self.fresh(prefix);
-        self.node(
-            prefix,
-            "Constant",
-            vec![],
-            &e,
-            vec![("value_float".into(), AttrVal::F(eps))],
-        );
-        let ve = self.fresh(prefix);
-        self.node(prefix, "Add", vec![var, e], &ve, vec![]);
-        let sd = self.fresh(prefix);
-        self.node(prefix, "Sqrt", vec![ve], &sd, vec![]);
-        let xh = self.fresh(prefix);
-        self.node(prefix, "Div", vec![d, sd], &xh, vec![]);
-        let shp = format!("{prefix}.bshape");
-        self.inits.push(TensorP {
-            name: shp.clone(),
-            dims: vec![bshape.len()],
-            data: TensorData::I64(bshape),
+        }
+        .stats_node();
+        self.names.insert(name.clone());
+        self.nodes.push(NodeP {
+            name,
+            op_type: "BatchNormTrain".into(),
+            domain: "ai.aisec".into(),
+            inputs: vec![input.into(), g, bta],
+            outputs: vec![
+                out.into(),
+                format!("{prefix}.mean"),
+                format!("{prefix}.var"),
+            ],
+            attrs: vec![("epsilon".into(), AttrVal::F(eps))],
         });
-        let gr = self.fresh(prefix);
-        self.node(prefix, "Reshape", vec![g, shp.clone()], &gr, vec![]);
-        let br = self.fresh(prefix);
-        self.node(prefix, "Reshape", vec![bta, shp], &br, vec![]);
-        let sc = self.fresh(prefix);
-        self.node(prefix, "Mul", vec![xh, gr], &sc, vec![]);
-        self.node(prefix, "Add", vec![sc, br], out, vec![]);
         Ok(())
     }
 }

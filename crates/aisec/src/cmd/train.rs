@@ -95,6 +95,10 @@ pub struct TrainArgs {
     #[arg(long, value_name = "LIST")]
     pub augment: Option<String>,
 
+    /// Keep the data's order every epoch (no shuffling).
+    #[arg(long)]
+    pub no_shuffle: bool,
+
     /// Seed for initialisation, shuffling, augmentation and the validation split.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -257,7 +261,7 @@ fn config(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
         schedule: Schedule::parse(&a.schedule)?,
         warmup_epochs: a.warmup,
         seed: a.seed,
-        shuffle: true,
+        shuffle: !a.no_shuffle,
         augment: match &a.augment {
             Some(s) => Augment::parse(s)?,
             None => Augment::default(),
@@ -500,9 +504,10 @@ fn summarize(
             s.push('\n');
         }
         let last = hist.last();
+        let ne = hist.epochs.len();
         s.push_str(&format!(
-            "trained {} epochs ({} steps) on {n_train} examples in {seconds:.1} s ({per_epoch:.3} s/epoch)",
-            hist.epochs.len(),
+            "trained {ne} epoch{} ({} steps) on {n_train} examples in {seconds:.1} s ({per_epoch:.3} s/epoch)",
+            if ne == 1 { "" } else { "s" },
             hist.steps
         ));
         if let Some(acc) = last.and_then(|e| e.val_accuracy) {
