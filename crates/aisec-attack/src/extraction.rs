@@ -33,7 +33,8 @@ use aisec_core::{Confidence, Finding, Location, Rule, Severity};
 use aisec_model::blackbox::{LabelOnly, QueryCounter};
 use aisec_model::data::Dataset;
 use aisec_model::spec::ArchSpec;
-use aisec_model::train::{Optimizer, Trainer};
+use aisec_model::fit::{fit_targets, FitOptions, Targets, TrainConfig};
+use aisec_model::train::Optimizer;
 use aisec_model::{Classifier, Differentiable, Loss, ModelError, OnnxModel, Tensor};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -364,14 +365,16 @@ pub fn train_surrogate(
     cancel: &AtomicBool,
 ) -> Result<(OnnxModel, f64, usize), ExtractionError> {
     let mut model = OnnxModel::from_spec(spec, seed)?;
-    let (loss, steps) = fit(&mut model, x, targets, t, seed, cancel)?;
+    let (loss, steps) = fit(&mut model, spec, x, targets, t, seed, cancel)?;
     Ok((model, loss, steps))
 }
 
-/// Continues training `model` on soft targets; returns the last epoch's
-/// mean loss and the steps taken.
+/// Continues training `model` on soft targets with aisec-model's fit loop
+/// (Adam, seeded shuffling; batch norm trained with batch statistics);
+/// returns the last epoch's mean loss and the steps taken.
 fn fit(
     model: &mut OnnxModel,
+    spec: &ArchSpec,
     x: &Tensor,
     targets: &[f32],
     t: &SurrogateTraining,
@@ -392,33 +395,22 @@ fn fit(
     }
     let bs = t.batch_size.max(1);
     let per_epoch = n.div_ceil(bs);
-    let epochs = t.epochs.max(t.min_steps.div_ceil(per_epoch)).max(1);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5eed_f00d);
-    let mut trainer = Trainer::new(Optimizer::adam(t.lr));
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut last = f64::NAN;
-    let mut steps = 0;
-    for _ in 0..epochs {
-        order.shuffle(&mut rng);
-        let mut sum = 0.0f64;
-        let mut cnt = 0usize;
-        for chunk in order.chunks(bs) {
-            if cancelled(cancel) {
-                return Ok((last, steps));
-            }
-            let xb = gather(x, chunk);
-            let mut tb = Vec::with_capacity(chunk.len() * c);
-            for &i in chunk {
-                tb.extend_from_slice(&targets[i * c..(i + 1) * c]);
-            }
-            let l = trainer.step_loss(model, &xb, &Loss::SoftCrossEntropy { targets: tb })?;
-            sum += l as f64;
-            cnt += 1;
-            steps += 1;
-        }
-        last = sum / cnt.max(1) as f64;
-    }
-    Ok((last, steps))
+    let cfg = TrainConfig {
+        epochs: t.epochs.max(t.min_steps.div_ceil(per_epoch)).max(1),
+        batch_size: bs,
+        optimizer: Optimizer::adam(t.lr),
+        seed: seed ^ 0x5eed_f00d,
+        ..TrainConfig::default()
+    };
+    let soft = Tensor::new(vec![n, c], targets.to_vec())?;
+    let opts = FitOptions {
+        spec: Some(spec),
+        cancel: Some(cancel),
+        ..FitOptions::default()
+    };
+    let h = fit_targets(model, x, Targets::Soft(&soft), &cfg, opts)?;
+    let last = h.last().map_or(f64::NAN, |e| f64::from(e.train_loss));
+    Ok((last, h.steps as usize))
 }
 
 fn check_shapes(
@@ -588,6 +580,7 @@ pub fn run_extraction(
             while complete && set.batch() < max_budget {
                 fit(
                     &mut sub,
+                    &cfg.surrogate,
                     &set,
                     &targets,
                     &cfg.training,
