@@ -139,20 +139,26 @@ if sc.get("shadows"):
     mu_out = np.where(~kin, phi, 0).sum(0) / np.maximum(n_out, 1)
     r_in = np.where(kin, (phi - mu_in) ** 2, 0).sum(0)
     r_out = np.where(~kin, (phi - mu_out) ** 2, 0).sum(0)
-    if variance == "global":
-        s_in = np.sqrt(r_in.sum(0) / np.maximum(n_in - 1, 0).sum(0))[None, :].repeat(len(y), 0)
-        s_out = np.sqrt(r_out.sum(0) / np.maximum(n_out - 1, 0).sum(0))[None, :].repeat(len(y), 0)
-    else:
-        s_in = np.sqrt(r_in / np.maximum(n_in - 1, 1))
-        s_out = np.sqrt(r_out / np.maximum(n_out - 1, 1))
-    s_in, s_out = np.maximum(s_in, 1e-6), np.maximum(s_out, 1e-6)
-    online = (norm.logpdf(tphi, mu_in, s_in) - norm.logpdf(tphi, mu_out, s_out)).mean(1)
-    offline = norm.logcdf(tphi, mu_out, s_out).mean(1)
-    for name, s_ in [("lira-online", online), ("lira-offline", offline)]:
-        mt = metrics(s_, member)
-        rows_full.append(fmt_row(f"{name} (scipy, from aisec's shadow signals)", mt, "re-derived from --save-scores"))
-        ai = np.array(sc["scores"][name], dtype=np.float64)
-        checks.append(f"| {name} scores, scipy vs aisec | max abs difference {np.nanmax(np.abs(ai - s_)):.2e}; AUC {mt['auc']:.6f} vs {aisec_attacks[name]['metrics']['auc']:.6f} |")
+    fits = {}
+    for mode in ["global", "per_example"]:
+        if mode == "global":
+            s_in = np.sqrt(r_in.sum(0) / np.maximum(n_in - 1, 0).sum(0))[None, :].repeat(len(y), 0)
+            s_out = np.sqrt(r_out.sum(0) / np.maximum(n_out - 1, 0).sum(0))[None, :].repeat(len(y), 0)
+        else:
+            s_in = np.sqrt(r_in / np.maximum(n_in - 1, 1))
+            s_out = np.sqrt(r_out / np.maximum(n_out - 1, 1))
+        s_in, s_out = np.maximum(s_in, 1e-6), np.maximum(s_out, 1e-6)
+        online = (norm.logpdf(tphi, mu_in, s_in) - norm.logpdf(tphi, mu_out, s_out)).mean(1)
+        offline = norm.logcdf(tphi, mu_out, s_out).mean(1)
+        fits[mode] = {"lira-online": online, "lira-offline": offline}
+    for mode in [variance] + [v for v in fits if v != variance]:
+        for name, s_ in fits[mode].items():
+            mt = metrics(s_, member)
+            tag = "re-derived from --save-scores" if mode == variance else "scipy only: the other variance mode, same shadows"
+            rows_full.append(fmt_row(f"{name}, {mode} variance (scipy, from aisec's shadow signals)", mt, tag))
+            if mode == variance:
+                ai = np.array(sc["scores"][name], dtype=np.float64)
+                checks.append(f"| {name} scores, scipy vs aisec | max abs difference {np.nanmax(np.abs(ai - s_)):.2e}; AUC {mt['auc']:.6f} vs {aisec_attacks[name]['metrics']['auc']:.6f} |")
     out_acc = np.array(sc["shadows"]["out_accuracy"])
     notes.append(f"Shadow models: {S}, each trained on a random half of all {len(y)} examples (each example IN for exactly {S//2}); "
                  f"their accuracy on their own OUT examples: mean {out_acc.mean():.3f} (min {out_acc.min():.3f}). Variance mode: {variance}.")

@@ -120,9 +120,17 @@ font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"{W}\" height=\"{H}\"
     );
     for (k, (_, r)) in curves.iter().enumerate() {
         let c = COLOURS[k % COLOURS.len()];
+        // Vertices closer than a tenth of a pixel to the last one drawn add
+        // nothing visible (thousands crowd the right end on log axes).
         let mut pts = String::new();
-        for (f, t) in r.fpr.iter().zip(&r.tpr) {
-            let _ = write!(pts, "{:.1},{:.1} ", sx(*f), sy(*t));
+        let mut last = (f64::NAN, f64::NAN);
+        let k_end = r.fpr.len().saturating_sub(1);
+        for (k, (f, t)) in r.fpr.iter().zip(&r.tpr).enumerate() {
+            let (px, py) = (sx(*f), sy(*t));
+            if k == 0 || k == k_end || (px - last.0).abs() >= 0.1 || (py - last.1).abs() >= 0.1 {
+                let _ = write!(pts, "{px:.1},{py:.1} ");
+                last = (px, py);
+            }
         }
         let _ = writeln!(
             s,
