@@ -83,7 +83,12 @@ def metrics(scores, truth, boot=a.bootstrap):
             "t1_below": point[4], "lo": lo, "hi": hi}
 
 
+peers = []
+
+
 def fmt_row(name, mt, source):
+    if name.startswith("ART"):
+        peers.append((name, mt["t01"]))
     return (f"| {name} | {mt['auc']:.3f} [{mt['lo'][0]:.3f}, {mt['hi'][0]:.3f}] | "
             f"{100*mt['t01']:.2f}% [{100*mt['lo'][1]:.2f}, {100*mt['hi'][1]:.2f}] | "
             f"{100*mt['t1']:.2f}% [{100*mt['lo'][2]:.2f}, {100*mt['hi'][2]:.2f}] | "
@@ -273,6 +278,15 @@ try:
     auc_pm = float(res.roc_auc)
     t01 = t_[f_ <= 0.001].max() if (f_ <= 0.001).any() else 0.0
     t1 = t_[f_ <= 0.01].max() if (f_ <= 0.01).any() else 0.0
+    with torch.no_grad():
+        l32 = torch.nn.CrossEntropyLoss(reduction="none")(tnet(torch.tensor(x)), torch.tensor(y)).numpy()
+    notes.append(f"ML Privacy Meter's population attack thresholds the float32 PyTorch loss at population quantiles. "
+                 f"On this target the float32 loss is exactly 0 for {100*(l32[member] == 0).mean():.1f}% of members and "
+                 f"{100*(l32[~member] == 0).mean():.1f}% of non-members, so every threshold at FPR <= 1% is 0 and `loss < 0` "
+                 f"never holds: TPR 0 there. aisec's loss score is log p_y computed in f64 from the logits "
+                 f"(z_y - logsumexp z), which keeps these examples ranked; the AUC is Privacy Meter's own over its "
+                 f"threshold grid.")
+    peers.append(("ML Privacy Meter population attack", float(t01)))
     pm_row = (f"| ML Privacy Meter 1.0.1 population attack (loss, thresholds from population quantiles) | "
               f"AUC {auc_pm:.3f} (privacy meter's own, over {len(f_)} thresholds) | best TPR at FPR <= 0.1%: {100*t01:.2f}%, <= 1%: {100*t1:.2f}% | "
               f"{time.time()-t:.0f} s |")
@@ -280,7 +294,19 @@ except Exception as e:
     pm_row = None
     notes.append(f"ML Privacy Meter did not run: {type(e).__name__}: {e}")
 
-# --- 5. write MEMBERSHIP.md --------------------------------------------------
+# --- 5. write MEMBERSHIP.md
+lo_, li_ = aisec_attacks["loss"]["metrics"], aisec_attacks.get("lira-online", {}).get("metrics")
+summary = ""
+if li_:
+    summary = (f"**Summary.** LiRA online finds {100*li_['tpr_at_0_1pct_fpr']:.1f}% of the members at 0.1% FPR "
+               f"(95% CI {100*li_['tpr_at_0_1pct_fpr_ci']['lo']:.1f}-{100*li_['tpr_at_0_1pct_fpr_ci']['hi']:.1f}%), "
+               f"{li_['tpr_at_0_1pct_fpr'] / max(lo_['tpr_at_0_1pct_fpr'], 1e-9):.0f}x the loss baseline's "
+               f"{100*lo_['tpr_at_0_1pct_fpr']:.2f}% ({100*lo_['tpr_at_0_1pct_fpr_ci']['lo']:.2f}-{100*lo_['tpr_at_0_1pct_fpr_ci']['hi']:.2f}%); "
+               f"AUC {li_['auc']:.3f} vs {lo_['auc']:.3f}. The independent re-derivations agree with aisec to rounding (checks below).")
+    if peers:
+        best = max(peers, key=lambda p: p[1])
+        summary += (f" The best peer attack run on the same target and split at 0.1% FPR is {best[0]} with "
+                    f"{100*best[1]:.2f}%.")
 up0 = open(f"{W}/uptime_start.txt").read().strip()
 up1 = open(f"{W}/uptime_end.txt").read().strip()
 hdr = "| attack | AUC [95% CI] | TPR at 0.1% FPR [CI] | TPR at 1% FPR [CI] | TPR at FPR < 0.1% / < 1% (paper's convention) | source |\n|---|---|---|---|---|---|"
@@ -308,6 +334,8 @@ for the paper's per-example-variance regime). Do not edit by hand.
 * Timing: target training {timing['target_seconds']:.0f} s, attack (all shadows, queries, bootstrap)
   {timing['attack_seconds']:.0f} s; load before `{up0}`, after `{up1}` (a shared 2-core machine; the lead
   re-runs timings on a quiet one).
+
+{summary}
 
 ![ROC, log-log](membership_roc.svg)
 
