@@ -91,6 +91,9 @@ impl MiaAttack {
     }
 }
 
+/// Most shadow models one run trains (the paper's largest runs use 256).
+pub const MAX_SHADOWS: usize = 1024;
+
 /// Settings of a membership evaluation.
 #[derive(Debug, Clone)]
 pub struct MembershipConfig {
@@ -332,10 +335,11 @@ pub fn run_membership(
                 "LiRA needs shadow models: give a shadow architecture".into(),
             ));
         }
-        if cfg.shadows < 2 {
-            return Err(MembershipError::Invalid(
-                "LiRA needs at least 2 shadow models".into(),
-            ));
+        if cfg.shadows < 2 || cfg.shadows > MAX_SHADOWS {
+            return Err(MembershipError::Invalid(format!(
+                "LiRA needs between 2 and {MAX_SHADOWS} shadow models, {} asked",
+                cfg.shadows
+            )));
         }
     }
     let mut augments = cfg.augments.clone();

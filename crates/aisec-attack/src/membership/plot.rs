@@ -120,9 +120,17 @@ font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"{W}\" height=\"{H}\"
     );
     for (k, (_, r)) in curves.iter().enumerate() {
         let c = COLOURS[k % COLOURS.len()];
+        // Vertices closer than half a pixel to the last one drawn add
+        // nothing visible (thousands crowd the right end on log axes).
         let mut pts = String::new();
-        for (f, t) in r.fpr.iter().zip(&r.tpr) {
-            let _ = write!(pts, "{:.1},{:.1} ", sx(*f), sy(*t));
+        let mut last = (f64::NAN, f64::NAN);
+        let k_end = r.fpr.len().saturating_sub(1);
+        for (k, (f, t)) in r.fpr.iter().zip(&r.tpr).enumerate() {
+            let (px, py) = (sx(*f), sy(*t));
+            if k == 0 || k == k_end || (px - last.0).abs() >= 0.5 || (py - last.1).abs() >= 0.5 {
+                let _ = write!(pts, "{px:.1},{py:.1} ");
+                last = (px, py);
+            }
         }
         let _ = writeln!(
             s,
@@ -130,50 +138,47 @@ font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"{W}\" height=\"{H}\"
             pts.trim_end()
         );
     }
-    // Legend, top left inside the plot.
-    let mut ly = TOP + 16.0;
+    // Legend, bottom right inside the plot: below the diagonal, where ROC
+    // curves rarely go.
     let lw = curves
         .iter()
         .map(|(l, _)| l.len())
         .max()
         .unwrap_or(6)
-        .max(6) as f64
-        * 6.6
-        + 34.0;
-    let lh = 18.0 * (curves.len() + 1) as f64 + 6.0;
+        .max(12) as f64
+        * 6.4
+        + 48.0;
+    let lh = 18.0 * (curves.len() + 1) as f64 + 8.0;
+    let (lx, ly0) = (LEFT + pw - lw - 8.0, TOP + ph - lh - 8.0);
     let _ = writeln!(
         s,
-        "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{lw:.1}\" height=\"{lh:.1}\" fill=\"white\" fill-opacity=\"0.9\" stroke=\"#999\"/>",
-        LEFT + 8.0,
-        TOP + 4.0
+        "<rect x=\"{lx:.1}\" y=\"{ly0:.1}\" width=\"{lw:.1}\" height=\"{lh:.1}\" fill=\"white\" fill-opacity=\"0.9\" stroke=\"#999\"/>"
     );
-    for (k, (label, _)) in curves.iter().enumerate() {
-        let c = COLOURS[k % COLOURS.len()];
+    let entries = curves
+        .iter()
+        .enumerate()
+        .map(|(k, (label, _))| (label.as_str(), COLOURS[k % COLOURS.len()], ""))
+        .chain(std::iter::once((
+            "random guess",
+            "#888",
+            " stroke-dasharray=\"5,4\"",
+        )));
+    let mut ly = ly0 + 18.0;
+    for (label, c, dash) in entries {
         let _ = writeln!(
             s,
-            "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{c}\" stroke-width=\"2\"/>\
+            "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{c}\" stroke-width=\"2\"{dash}/>\
 <text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-            LEFT + 14.0,
+            lx + 8.0,
             ly - 4.0,
-            LEFT + 34.0,
+            lx + 30.0,
             ly - 4.0,
-            LEFT + 40.0,
+            lx + 36.0,
             ly,
             esc(label)
         );
         ly += 18.0;
     }
-    let _ = writeln!(
-        s,
-        "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#888\" stroke-dasharray=\"5,4\"/>\
-<text x=\"{:.1}\" y=\"{:.1}\">random guess</text>",
-        LEFT + 14.0,
-        ly - 4.0,
-        LEFT + 34.0,
-        ly - 4.0,
-        LEFT + 40.0,
-        ly
-    );
     s.push_str("</svg>\n");
     s
 }

@@ -198,6 +198,9 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
+/// Most bootstrap replicates [`roc_metrics`] draws (more are ignored).
+pub const MAX_BOOTSTRAP: usize = 100_000;
+
 /// ROC metrics with stratified bootstrap 95 % intervals: each of
 /// `bootstrap` replicates redraws the members and the non-members with
 /// replacement (keeping both counts), so the intervals reflect which
@@ -210,6 +213,7 @@ pub fn roc_metrics(
     seed: u64,
 ) -> Result<RocMetrics, MembershipError> {
     check(scores, member)?;
+    let bootstrap = bootstrap.min(MAX_BOOTSTRAP);
     let s = sort_scores(scores);
     let point = summary(&roc_weighted(&s, member, &vec![1; scores.len()]));
     let pos: Vec<usize> = (0..member.len()).filter(|&i| member[i]).collect();
