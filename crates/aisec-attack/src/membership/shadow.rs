@@ -3,10 +3,9 @@
 
 use aisec_model::data::Dataset;
 use aisec_model::spec::ArchSpec;
-use aisec_model::train::{Optimizer, Trainer};
+use aisec_model::fit::{train_spec, TrainConfig};
+use aisec_model::train::Optimizer;
 use aisec_model::{Classifier, ModelError, OnnxModel, Tensor};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
 
 use crate::util::gather;
 
@@ -17,8 +16,8 @@ pub trait ShadowTrainer: Sync {
     fn train(&self, data: &Dataset, seed: u64) -> Result<Box<dyn Classifier>, ModelError>;
 }
 
-/// Trains an [`ArchSpec`] model with a [`Trainer`]: `epochs` passes in a
-/// fresh random order each, mini-batches of `batch_size`.
+/// Trains an [`ArchSpec`] model: `epochs` passes in a fresh random order
+/// each, mini-batches of `batch_size`.
 #[derive(Debug, Clone)]
 pub struct SpecTrainer {
     /// The architecture.
@@ -32,22 +31,21 @@ pub struct SpecTrainer {
 }
 
 impl SpecTrainer {
-    /// Trains a spec model on `data` and returns it as an [`OnnxModel`].
+    /// Trains a spec model on `data` with aisec-model's fit loop (seeded
+    /// shuffling every epoch; batch norm trained with batch statistics) and
+    /// returns it as an [`OnnxModel`].
     pub fn fit(&self, data: &Dataset, seed: u64) -> Result<OnnxModel, ModelError> {
-        let mut model = OnnxModel::from_spec(&self.spec, seed)?;
         if data.is_empty() {
             return Err(ModelError::Shape("no training examples".into()));
         }
-        let mut trainer = Trainer::new(self.optimizer.clone());
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x7368_6164_6f77);
-        let mut order: Vec<usize> = (0..data.len()).collect();
-        for _ in 0..self.epochs {
-            order.shuffle(&mut rng);
-            let x = gather(&data.x, &order);
-            let y: Vec<usize> = order.iter().map(|&i| data.y[i]).collect();
-            trainer.epoch(&mut model, &x, &y, self.batch_size.max(1))?;
-        }
-        Ok(model)
+        let cfg = TrainConfig {
+            epochs: self.epochs,
+            batch_size: self.batch_size.max(1),
+            optimizer: self.optimizer.clone(),
+            seed: seed ^ 0x7368_6164_6f77,
+            ..TrainConfig::default()
+        };
+        Ok(train_spec(&self.spec, seed, data, &cfg)?.0)
     }
 }
 
