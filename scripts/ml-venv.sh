@@ -9,12 +9,18 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV="$ROOT/scripts/models/.venv"
 PKGS=(torch torchvision numpy onnx onnxruntime onnxscript scikit-learn torchattacks onnx2torch
-      adversarial-robustness-toolbox mlxtend privacy-meter==1.0.1 opacus seaborn)
+      adversarial-robustness-toolbox mlxtend opacus seaborn)
+# ML Privacy Meter's wheel declares no dependencies of its own that this
+# needs (it imports TensorFlow only for TensorFlow models), so it goes in
+# with --no-deps.
+NODEPS=(privacy-meter==1.0.1)
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV" >&2
 fi
-if ! "$VENV/bin/python" -c "import torch, torchvision, onnx, onnxruntime, sklearn, torchattacks, onnx2torch, art, mlxtend" 2>/dev/null; then
+if ! "$VENV/bin/python" -c "import torch, torchvision, onnx, onnxruntime, sklearn, torchattacks, onnx2torch, art, mlxtend, opacus, seaborn" 2>/dev/null \
+   || ! "$VENV/bin/pip" show -q privacy-meter >/dev/null 2>&1; then
   "$VENV/bin/pip" install -q --upgrade pip >&2
   "$VENV/bin/pip" install -q "${PKGS[@]}" >&2
+  "$VENV/bin/pip" install -q --no-deps "${NODEPS[@]}" >&2
 fi
 echo "$VENV/bin/python"
