@@ -71,6 +71,25 @@ fn demo_finds_every_malicious_sample_and_passes_the_safe_ones() {
             "{good}: benign sample flagged {sev:?}"
         );
     }
+    // Every other section reports its findings in the same report.
+    let rules: Vec<&str> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule_id"].as_str().unwrap_or_default())
+        .collect();
+    for prefix in [
+        "AISEC-EVASION-",
+        "AISEC-PRIVACY-001",
+        "AISEC-PRIVACY-003",
+        "AISEC-PROBE-",
+        "AISEC-GUARD-",
+    ] {
+        assert!(
+            rules.iter().any(|id| id.starts_with(prefix)),
+            "no {prefix} finding in the demo report: {rules:?}"
+        );
+    }
 }
 
 #[test]
@@ -79,6 +98,8 @@ fn exit_codes_gate_ci() {
     let samples = dir.path().join("s");
     assert!(aisec(&[
         "demo",
+        "--only",
+        "scan",
         "--keep",
         samples.to_str().unwrap(),
         "--format",
@@ -116,6 +137,8 @@ fn sarif_output_is_well_formed() {
     let samples = dir.path().join("s");
     aisec(&[
         "demo",
+        "--only",
+        "scan",
         "--keep",
         samples.to_str().unwrap(),
         "--format",

@@ -18,8 +18,29 @@ pub struct DemoArgs {
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
 
+    /// Run only these sections (comma-separated): scan, evasion, extraction, membership, probe, guard.
+    #[arg(long, value_delimiter = ',', value_name = "SECTION,...")]
+    pub only: Vec<Section>,
+
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// The demo's sections, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Section {
+    /// Write the sample artifacts and scan them.
+    Scan,
+    /// FGSM and PGD against the bundled digits CNN.
+    Evasion,
+    /// Steal the digits CNN through its outputs.
+    Extraction,
+    /// Loss and LiRA membership inference on an MLP trained at run time.
+    Membership,
+    /// Probe a weak chat app on loopback.
+    Probe,
+    /// A session through aisec guard.
+    Guard,
 }
 
 /// Runs the demo. Findings are the point of the demo, so it exits 0 unless
@@ -36,45 +57,60 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
             tmp.path()
         }
     };
-    let written = write_samples(dir)?;
-    eprintln!(
-        "aisec demo: wrote {} sample artifacts (safe and malicious) to {}; scanning them.\n",
-        written.len(),
-        dir.display()
-    );
-    let scanner = Scanner::new(ScanOptions::default());
-    let mut report = scanner.scan_paths(&[dir.to_path_buf()], &|_| {});
-    report.command = "demo".into();
+    let on = |s: Section| args.only.is_empty() || args.only.contains(&s);
+    let mut report = aisec_core::Report::new("demo");
+    if on(Section::Scan) {
+        let written = write_samples(dir)?;
+        eprintln!(
+            "aisec demo: wrote {} sample artifacts (safe and malicious) to {}; scanning them.\n",
+            written.len(),
+            dir.display()
+        );
+        let scanner = Scanner::new(ScanOptions::default());
+        let scan = scanner.scan_paths(&[dir.to_path_buf()], &|_| {});
+        merge(&mut report, scan);
+    }
 
-    eprintln!(
-        "aisec demo: attacking a bundled 8x8-digits CNN with FGSM and PGD (L-inf, eps 0.1).\n"
-    );
-    let evasion = demo_evasion(dir)?;
-    merge(&mut report, evasion);
+    if on(Section::Evasion) {
+        eprintln!(
+            "aisec demo: attacking a bundled 8x8-digits CNN with FGSM and PGD (L-inf, eps 0.1).\n"
+        );
+        let evasion = demo_evasion(dir)?;
+        merge(&mut report, evasion);
+    }
 
-    eprintln!(
-        "aisec demo: stealing the same CNN with 50 and 200 in-distribution queries (model extraction).\n"
-    );
-    let extraction = crate::cmd::extraction::demo_extraction(&dir.join("models/digits_cnn.onnx"))?;
-    merge(&mut report, extraction);
+    if on(Section::Extraction) {
+        eprintln!(
+            "aisec demo: stealing the same CNN with 50 and 200 in-distribution queries (model extraction).\n"
+        );
+        let model = write_digits_cnn(dir)?;
+        let extraction = crate::cmd::extraction::demo_extraction(&model)?;
+        merge(&mut report, extraction);
+    }
 
-    eprintln!(
-        "aisec demo: membership inference (loss threshold, LiRA with 4 shadow models) on an MLP trained here on half of 500 digits.\n"
-    );
-    let membership = crate::cmd::membership::demo_membership(dir)?;
-    merge(&mut report, membership);
+    if on(Section::Membership) {
+        eprintln!(
+            "aisec demo: membership inference (loss threshold, LiRA with 4 shadow models) on an MLP trained here on half of 500 digits.\n"
+        );
+        let membership = crate::cmd::membership::demo_membership(dir)?;
+        merge(&mut report, membership);
+    }
 
-    eprintln!(
-        "aisec demo: probing a deliberately weak chat app on 127.0.0.1 with every probe family.\n"
-    );
-    let probe = aisec_probe::demo::run_demo()?;
-    merge(&mut report, probe);
+    if on(Section::Probe) {
+        eprintln!(
+            "aisec demo: probing a deliberately weak chat app on 127.0.0.1 with every probe family.\n"
+        );
+        let probe = aisec_probe::demo::run_demo()?;
+        merge(&mut report, probe);
+    }
 
-    eprintln!(
-        "aisec demo: a short session through aisec guard in front of a scripted model server.\n"
-    );
-    let guard = aisec_guard::run_demo()?;
-    merge(&mut report, guard);
+    if on(Section::Guard) {
+        eprintln!(
+            "aisec demo: a short session through aisec guard in front of a scripted model server.\n"
+        );
+        let guard = aisec_guard::run_demo()?;
+        merge(&mut report, guard);
+    }
 
     emit(&report, &args.output)?;
     Ok(0)
@@ -86,6 +122,7 @@ fn merge(into: &mut aisec_core::Report, from: aisec_core::Report) {
     into.findings.extend(from.findings);
     into.errors.extend(from.errors);
     into.summary.items += from.summary.items;
+    into.summary.bytes += from.summary.bytes;
     into.summary.seconds += from.summary.seconds;
     for (k, v) in from.data {
         into.data.insert(k, v);
@@ -109,12 +146,18 @@ const DIGITS_Y: &[u8] = include_bytes!(concat!(
     "/../aisec-model/tests/fixtures/digits_cnn.y.npy"
 ));
 
-fn demo_evasion(dir: &Path) -> anyhow::Result<aisec_core::Report> {
+/// Writes the bundled digits CNN to `dir/models/digits_cnn.onnx`.
+fn write_digits_cnn(dir: &Path) -> anyhow::Result<PathBuf> {
     let model_path = dir.join("models/digits_cnn.onnx");
     if let Some(p) = model_path.parent() {
         std::fs::create_dir_all(p)?;
     }
     std::fs::write(&model_path, DIGITS_CNN)?;
+    Ok(model_path)
+}
+
+fn demo_evasion(dir: &Path) -> anyhow::Result<aisec_core::Report> {
+    let model_path = write_digits_cnn(dir)?;
     let model = aisec_model::OnnxModel::load(&model_path)?;
     let x = aisec_model::data::npy::parse_npy(DIGITS_X)?.to_tensor();
     let y = aisec_model::data::npy::parse_npy(DIGITS_Y)?.to_labels()?;
