@@ -2,8 +2,8 @@
 //! trained by aisec's own executor and optimisers.
 
 use aisec_model::data::Dataset;
-use aisec_model::spec::ArchSpec;
 use aisec_model::fit::{train_spec, TrainConfig};
+use aisec_model::spec::ArchSpec;
 use aisec_model::train::Optimizer;
 use aisec_model::{Classifier, ModelError, OnnxModel, Tensor};
 
