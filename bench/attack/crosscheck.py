@@ -215,11 +215,17 @@ def block_pgd_exact(m, a, x, y, mp):
 def block_pgd_rand(m, a, x, y, mp):
     import torchattacks as ta
     torch.manual_seed(a.seed)
+    rec = Recorder(m)
+    rec.watch(y)
     t = time.time()
-    adv = ta.PGD(m, eps=a.eps, alpha=2.5 * a.eps / a.steps, steps=a.steps, random_start=True)(x, y)
+    adv = ta.PGD(rec, eps=a.eps, alpha=2.5 * a.eps / a.steps, steps=a.steps, random_start=True)(x, y)
     ref_s = time.time() - t
+    broken = rec.broken.clone()
+    rec.labels = None
     ok, _, _ = judge(m, adv, x, y, a.eps)
-    out = {"ref": ok.float().mean().item(), "ref_s": ref_s}
+    # As in pgd-exact: also count an example broken when any iterate (the random start
+    # included) misclassified it, which is aisec's rule.
+    out = {"ref": ok.float().mean().item(), "ref_any": (ok & ~broken).float().mean().item(), "ref_s": ref_s}
     try:
         from art.attacks.evasion import ProjectedGradientDescent
         from art.estimators.classification import PyTorchClassifier
@@ -325,7 +331,7 @@ def block_curve(m, a, x, y, mp):
         ref.append(judge(m, adv, x, y, e)[0].float().mean().item())
     rep, _ = run_aisec(cli(mp, len(y), "pgd", a.eps, a.steps, extra=("--curve", a.curve)), a.threads)
     ai = [p["robust_accuracy"] for p in rep["curve"]]
-    return {"eps": eps_list, "ref": ref, "aisec": ai}
+    return {"curve_eps": eps_list, "ref": ref, "aisec": ai}
 
 
 BLOCKS = {"pgd-exact": block_pgd_exact, "pgd-rand": block_pgd_rand, "aa": block_aa, "cw": block_cw,
@@ -405,7 +411,7 @@ def pts(a, b):
     if a is None or b is None:
         return "n/a", "n/a"
     d = abs(a - b) * 100
-    return f"{d:.1f}", "yes" if d <= 1.0 + 1e-9 else "NO"
+    return f"{d:.1f}", "yes" if d <= 1.0 + 1e-3 else "NO"
 
 
 def render(db):
@@ -437,11 +443,14 @@ def render(db):
                  f"{f3(r['aisec'])} | {d} | {ok} | {r['disagree']} | {r['ref_s']:.1f} | {r['aisec_s']:.1f} |")
     L += ["", "## PGD-40 with random start (statistical comparison)", "",
           "Uniform start in the eps-ball, one restart; different random numbers on each side.", "",
-          "| model | eps | n | torchattacks | ART | aisec | diff vs torchattacks (points) | within 1 pt | torchattacks s | ART s | aisec s |",
-          "|---|---|---|---|---|---|---|---|---|---|---|"]
+          "torchattacks and ART report the last iterate; 'any iterate' applies aisec's rule (broken when any",
+          "iterate, the random start included, misclassifies) to torchattacks' run, and is what the",
+          "difference is taken against (against the last iterate where that was not recorded).", "",
+          "| model | eps | n | torchattacks last iterate | torchattacks any iterate | ART last iterate | aisec | diff vs torchattacks (points) | within 1 pt | torchattacks s | ART s | aisec s |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for mname, r in rows("pgd-rand"):
-        d, ok = pts(r["ref"], r["aisec"])
-        L.append(f"| {mname} | {r['eps']} | {r['n']} | {f3(r['ref'])} | {f3(r.get('art'))} | {f3(r['aisec'])} | {d} | {ok} "
+        d, ok = pts(r.get("ref_any", r["ref"]), r["aisec"])
+        L.append(f"| {mname} | {r['eps']} | {r['n']} | {f3(r['ref'])} | {f3(r.get('ref_any'))} | {f3(r.get('art'))} | {f3(r['aisec'])} | {d} | {ok} "
                  f"| {r['ref_s']:.1f} | {r.get('art_s', 0):.1f} | {r['aisec_s']:.1f} |")
     L += ["", "## AutoAttack standard", "",
           "APGD-CE, APGD-T (9 targets), FAB-T (9 targets), Square (5,000 queries), each on the points the",
@@ -469,8 +478,9 @@ def render(db):
                      f"| {f3(p['ref'] if p else None)} | {f3(r['ref'])} |")
     L += ["", "## Robust accuracy over eps (PGD-40, random start)", ""]
     for mname, r in rows("curve"):
-        L += [f"{mname}, n={r['n']}:", "", "| eps | " + " | ".join(str(e) for e in r["eps"]) + " |",
-              "|---" * (len(r["eps"]) + 1) + "|",
+        ce = r.get("curve_eps") or [0.05, 0.1, 0.2, 0.3, 0.4]
+        L += [f"{mname}, n={r['n']}:", "", "| eps | " + " | ".join(str(e) for e in ce) + " |",
+              "|---" * (len(ce) + 1) + "|",
               "| torchattacks | " + " | ".join(f3(v) for v in r["ref"]) + " |",
               "| aisec | " + " | ".join(f3(v) for v in r["aisec"]) + " |", ""]
     L += ["## C&W-L2, same settings on both sides", "",
