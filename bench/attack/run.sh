@@ -1,27 +1,17 @@
 #!/usr/bin/env bash
-# Cross-check aisec's evasion numbers against torchattacks (and ART when it installs)
-# on the ONNX fixtures of crates/aisec-model/tests/fixtures.
-#   bench/attack/run.sh [crosscheck.py args, e.g. --eps 0.1 --steps 40]
-# Creates bench/attack/.venv (gitignored) on first use. Writes bench/attack/RESULTS.md.
-# Uses `aisec attack evasion` when the CLI has it, else the aisec-attack example
-# driver `evasion_json` (same library call, same JSON report).
+# Cross-check aisec's evasion attacks against torchattacks and ART on the MNIST fixtures
+# (crates/aisec-attack/tests/fixtures, made by scripts/models/train_mnist.py).
+#   bench/attack/run.sh [crosscheck.py args, e.g. --blocks pgd-exact,aa --n 1000]
+# Builds the aisec CLI and the evasion_json example in release mode, gets the shared
+# Python environment from scripts/ml-venv.sh, merges the results into
+# bench/attack/crosscheck.json and re-renders bench/attack/RESULTS.md.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-VENV="$HERE/.venv"
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import torch, torchattacks, onnx2torch" 2>/dev/null; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q torch numpy onnx onnx2torch torchattacks
-  # Optional second reference; the script skips it when missing.
-  "$VENV/bin/pip" install -q adversarial-robustness-toolbox || echo "ART did not install; skipping it"
-fi
 cd "$ROOT"
+PY="$(scripts/ml-venv.sh)"
 TD="${CARGO_TARGET_DIR:-$ROOT/target}"
-if cargo build --release -q -p aisec 2>/dev/null && "$TD/release/aisec" attack evasion --help >/dev/null 2>&1; then
-  export AISEC_BIN="$TD/release/aisec"
-else
-  cargo build --release -q -p aisec-attack --example evasion_json
-  export AISEC_EVASION_CMD="${AISEC_EVASION_CMD:-$TD/release/examples/evasion_json {model} {x} {y} --attacks {attacks} --norm linf --eps {eps} --steps {steps} --seed 0}"
-fi
-exec "$VENV/bin/python" "$HERE/crosscheck.py" "$@"
+cargo build --release -q -p aisec -p aisec-attack --bin aisec --example evasion_json
+export AISEC_BIN="${AISEC_BIN:-$TD/release/aisec}"
+export AISEC_EVASION_JSON="${AISEC_EVASION_JSON:-$TD/release/examples/evasion_json}"
+exec "$PY" "$HERE/crosscheck.py" "$@"

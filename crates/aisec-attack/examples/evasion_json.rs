@@ -7,8 +7,12 @@
 //! cargo run --release -p aisec-attack --example evasion_json -- \
 //!     model.onnx x.npy y.npy [--attacks pgd,autoattack] [--norm linf] \
 //!     [--eps 0.1] [--steps 40] [--seed 0] [--lo 0] [--hi 1] [--n 100] \
-//!     [--curve 0.05,0.1,0.2]
+//!     [--curve 0.05,0.1,0.2] [--no-random-start] [--cw-const 0.01] \
+//!     [--cw-search-steps 9] [--cw-steps 100] [--cw-lr 0.01]
 //! ```
+//!
+//! The `--cw-*` flags set [`aisec_attack::whitebox::CwConfig`] (the CLI keeps
+//! its defaults), so the cross-check can run C&W with a peer's settings.
 
 use std::sync::atomic::AtomicBool;
 
@@ -75,6 +79,12 @@ fn real_main() -> Result<(), String> {
         ..EvasionConfig::default()
     };
     cfg.pgd.steps = num("--steps", 40.0)? as usize;
+    cfg.pgd.random_start = !args.iter().any(|a| a == "--no-random-start");
+    cfg.cw.initial_const = num("--cw-const", cfg.cw.initial_const as f64)? as f32;
+    cfg.cw.binary_search_steps =
+        num("--cw-search-steps", cfg.cw.binary_search_steps as f64)? as usize;
+    cfg.cw.steps = num("--cw-steps", cfg.cw.steps as f64)? as usize;
+    cfg.cw.learning_rate = num("--cw-lr", cfg.cw.learning_rate as f64)? as f32;
     if let Some(c) = opt("--curve") {
         cfg.eps_curve = c
             .split(',')

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::apgd::{apgd, apgd_targeted, ApgdConfig, ApgdLoss};
-use crate::blackbox::{hop_skip_jump, square_linf, HsjConfig, SquareConfig};
+use crate::blackbox::{hop_skip_jump, square, HsjConfig, SquareConfig};
 use crate::fab::{fab_targeted, FabConfig};
 use crate::util::{cancelled, diff, gather, goal_met, l0, l2, linf, predictions, Budget, Norm};
 use crate::whitebox::{
@@ -41,7 +41,7 @@ pub enum AttackKind {
     ApgdT,
     /// Targeted FAB (minimal perturbation).
     FabT,
-    /// Square attack, scores only (L-inf).
+    /// Square attack, scores only (L-inf or L2).
     Square,
     /// HopSkipJump, labels only (minimal perturbation).
     HopSkipJump,
@@ -580,16 +580,13 @@ fn evaluate(
             break;
         }
         if kind == AttackKind::AutoAttack {
-            let components = if cfg.norm == Norm::Linf || target_is_black(target) {
-                vec![
-                    AttackKind::ApgdCe,
-                    AttackKind::ApgdT,
-                    AttackKind::FabT,
-                    AttackKind::Square,
-                ]
-            } else {
-                vec![AttackKind::ApgdCe, AttackKind::ApgdT, AttackKind::FabT]
-            };
+            // The standard protocol is the same for L-inf and L2 (Croce & Hein 2020).
+            let components = vec![
+                AttackKind::ApgdCe,
+                AttackKind::ApgdT,
+                AttackKind::FabT,
+                AttackKind::Square,
+            ];
             let started = Instant::now();
             let mut still: Vec<bool> = correct.clone();
             let mut comp_results: Vec<AttackResult> = Vec::new();
@@ -693,10 +690,6 @@ fn evaluate(
         adversarial: worst.adversarial,
         attacks: results,
     })
-}
-
-fn target_is_black(t: Target) -> bool {
-    matches!(t, Target::Black(_))
 }
 
 fn ratio(a: usize, b: usize) -> f64 {
@@ -991,34 +984,26 @@ fn attack_batch(
     rng: &mut StdRng,
     cancel: &AtomicBool,
 ) -> Result<(Tensor, Vec<u64>, u64), EvasionError> {
-    let black = |m: &dyn Classifier,
-                 rng: &mut StdRng|
-     -> Result<(Tensor, Vec<u64>, u64), EvasionError> {
-        let counted = Counted::new(m);
-        let (adv, q) = match kind {
-            AttackKind::Square => {
-                if budget.norm != Norm::Linf {
-                    return Err(EvasionError::Invalid(
-                        "the square attack is implemented for the L-inf threat model only".into(),
-                    ));
-                }
-                square_linf(&counted, x, y, t, budget, &cfg.square, rng, cancel)?
-            }
-            _ => hop_skip_jump(
-                &counted,
-                x,
-                y,
-                t,
-                budget.norm,
-                budget.lo,
-                budget.hi,
-                &cfg.hsj,
-                rng,
-                cancel,
-            )?,
+    let black =
+        |m: &dyn Classifier, rng: &mut StdRng| -> Result<(Tensor, Vec<u64>, u64), EvasionError> {
+            let counted = Counted::new(m);
+            let (adv, q) = match kind {
+                AttackKind::Square => square(&counted, x, y, t, budget, &cfg.square, rng, cancel)?,
+                _ => hop_skip_jump(
+                    &counted,
+                    x,
+                    y,
+                    t,
+                    budget.norm,
+                    budget.lo,
+                    budget.hi,
+                    &cfg.hsj,
+                    rng,
+                    cancel,
+                )?,
+            };
+            Ok((adv, q, counted.count()))
         };
-        Ok((adv, q, counted.count()))
-    };
     if kind.black_box() {
         return match target {
             Target::White(m) => black(&View(m), rng),

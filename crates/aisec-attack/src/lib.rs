@@ -11,7 +11,7 @@
 //!   [`apgd::apgd`] (CE, DLR), [`apgd::apgd_targeted`] (APGD-T),
 //!   [`fab::fab_targeted`] (FAB-T).
 //! * Black-box (queries through [`aisec_model::Classifier`] only):
-//!   [`blackbox::square_linf`] (scores) and [`blackbox::hop_skip_jump`]
+//!   [`blackbox::square_linf`] / [`blackbox::square_l2`] (scores) and [`blackbox::hop_skip_jump`]
 //!   (labels), both counting queries against a budget.
 //! * [`eval::run_evasion`] / [`eval::run_evasion_blackbox`] run a list of
 //!   [`eval::AttackKind`]s (including the AutoAttack "standard" protocol)

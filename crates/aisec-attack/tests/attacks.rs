@@ -589,3 +589,57 @@ fn malformed_model_outputs_are_errors_not_panics() {
         assert!(r.is_err(), "{k:?}");
     }
 }
+
+#[test]
+fn square_l2_runs_in_evaluations_and_autoattack_l2() {
+    let (net, x, y) = setup(false, 20, 5);
+    let cancel = AtomicBool::new(false);
+    // Budget: twice the median exact minimal L2 perturbation (DeepFool is exact here).
+    let df = deepfool(
+        &net,
+        &x,
+        Norm::L2,
+        0.0,
+        1.0,
+        &DeepFoolConfig::default(),
+        &cancel,
+    )
+    .unwrap();
+    let mut m: Vec<f32> = (0..20).map(|i| l2(&diff(df.row(i), x.row(i)))).collect();
+    m.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let eps = 2.0 * m[10];
+    let c = cfg(vec![AttackKind::Square], Norm::L2, eps);
+    let r = run_evasion_blackbox(&net, &x, &y, &c, None, &cancel).unwrap();
+    let sq = result(&r, "square");
+    assert!(sq.black_box);
+    assert!(
+        sq.robust_accuracy <= 0.5 * r.clean_accuracy,
+        "square-l2 robust {} clean {}",
+        sq.robust_accuracy,
+        r.clean_accuracy
+    );
+    for i in 0..20 {
+        assert!(sq.l2[i] <= eps * 1.0001 + 1e-6);
+        assert!(sq.queries[i] <= 300);
+    }
+    // AutoAttack's L2 protocol includes Square: its worst case is at most Square's.
+    let c = cfg(
+        vec![AttackKind::AutoAttack, AttackKind::Square],
+        Norm::L2,
+        eps,
+    );
+    let r = run_evasion(&net, &x, &y, &c, None, &cancel).unwrap();
+    let aa = result(&r, "autoattack");
+    assert!(aa.robust_accuracy <= result(&r, "square").robust_accuracy + 1e-9);
+    // Below every minimal perturbation nothing breaks, so every component,
+    // Square included, runs on every correct example and spends queries.
+    let c = cfg(vec![AttackKind::AutoAttack], Norm::L2, 0.5 * m[0]);
+    let r = run_evasion(&net, &x, &y, &c, None, &cancel).unwrap();
+    let aa = result(&r, "autoattack");
+    assert_eq!(aa.robust_accuracy, r.clean_accuracy);
+    for i in 0..20 {
+        if r.clean_pred[i] == y[i] {
+            assert_eq!(aa.queries[i], 300, "square queries inside autoattack-l2");
+        }
+    }
+}

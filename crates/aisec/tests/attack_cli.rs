@@ -197,5 +197,50 @@ fn csv_table_gives_the_same_result_as_npy() {
     assert_eq!(
         e1["worst_case_robust_accuracy"],
         e2["worst_case_robust_accuracy"]
+
+/// The committed real-MNIST models (crates/aisec-attack/tests/fixtures, made by
+/// scripts/models/train_mnist.py) on their 8-digit test batch.
+fn mnist(model: &str, extra: &[&str]) -> serde_json::Value {
+    let f = |n: &str| {
+        format!(
+            "{}/../aisec-attack/tests/fixtures/{n}",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_aisec"))
+        .args([
+            "attack",
+            "evasion",
+            &f(model),
+            "--inputs",
+            &f("mnist_tiny.x.npy"),
+            "--labels",
+            &f("mnist_tiny.y.npy"),
+            "--format",
+            "json",
+            "--no-progress",
+        ])
+        .args(extra)
+        .output()
+        .expect("run aisec");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn mnist_fixtures_undefended_falls_adversarially_trained_holds() {
+    let args = ["--attacks", "bim", "--eps", "0.3", "--steps", "5"];
+    let plain = mnist("mnist_cnn.onnx", &args);
+    let ev = &plain["data"]["evasion"];
+    assert!(ev["clean_accuracy"].as_f64().unwrap() >= 0.75);
+    let robust_plain = ev["worst_case_robust_accuracy"].as_f64().unwrap();
+    assert!(robust_plain <= 0.25, "undefended robust {robust_plain}");
+    let madry = mnist("mnist_madry.onnx", &args);
+    let ev = &madry["data"]["evasion"];
+    assert!(ev["clean_accuracy"].as_f64().unwrap() >= 0.75);
+    let robust_madry = ev["worst_case_robust_accuracy"].as_f64().unwrap();
+    assert!(
+        robust_madry >= robust_plain + 0.25,
+        "adversarially trained {robust_madry} vs undefended {robust_plain}"
     );
 }
