@@ -197,6 +197,8 @@ fn csv_table_gives_the_same_result_as_npy() {
     assert_eq!(
         e1["worst_case_robust_accuracy"],
         e2["worst_case_robust_accuracy"]
+    );
+}
 
 /// The committed real-MNIST models (crates/aisec-attack/tests/fixtures, made by
 /// scripts/models/train_mnist.py) on their 8-digit test batch.
