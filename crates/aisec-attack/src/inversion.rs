@@ -710,19 +710,7 @@ pub fn tile_png(rows: &[&Tensor], lo: f32, hi: f32) -> Result<Vec<u8>, SaveError
             }
         }
     }
-    let mut out = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut out, gw as u32, gh as u32);
-        enc.set_color(if c == 3 {
-            png::ColorType::Rgb
-        } else {
-            png::ColorType::Grayscale
-        });
-        enc.set_depth(png::BitDepth::Eight);
-        let mut wr = enc.write_header()?;
-        wr.write_image_data(&img)?;
-    }
-    Ok(out)
+    crate::save::encode_png(&img, gw, gh, c)
 }
 
 fn num(v: f64) -> serde_json::Value {

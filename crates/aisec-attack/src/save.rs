@@ -193,9 +193,15 @@ pub fn png_grid(
             }
         }
     }
+    encode_png(&img, gw, gh, c)
+}
+
+/// Encodes 8-bit pixels (`c` = 1 grey or 3 RGB channels, interleaved,
+/// row-major `w x h`) as a PNG.
+pub(crate) fn encode_png(img: &[u8], w: usize, h: usize, c: usize) -> Result<Vec<u8>, SaveError> {
     let mut out = Vec::new();
     {
-        let mut enc = png::Encoder::new(&mut out, gw as u32, gh as u32);
+        let mut enc = png::Encoder::new(&mut out, w as u32, h as u32);
         enc.set_color(if c == 3 {
             png::ColorType::Rgb
         } else {
@@ -203,7 +209,7 @@ pub fn png_grid(
         });
         enc.set_depth(png::BitDepth::Eight);
         let mut wr = enc.write_header()?;
-        wr.write_image_data(&img)?;
+        wr.write_image_data(img)?;
     }
     Ok(out)
 }
