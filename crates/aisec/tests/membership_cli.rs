@@ -101,9 +101,9 @@ fn lira_and_loss_on_a_spec_target_with_roc_and_scores() {
     let args = [
         "attack",
         "membership",
-        &s.p("spec.json"),
-        "--weights",
         &s.p("target.safetensors"),
+        "--spec",
+        &s.p("spec.json"),
         "--members",
         &s.p("members.x.npy"),
         "--member-labels",

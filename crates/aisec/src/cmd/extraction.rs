@@ -13,7 +13,6 @@ use aisec_attack::extraction::{
     SurrogateTraining,
 };
 use aisec_core::Report;
-use aisec_model::blackbox::RemoteClassifier;
 use aisec_model::data::Dataset;
 use aisec_model::spec::ArchSpec;
 use aisec_model::{Classifier, OnnxModel, Tensor};
@@ -23,118 +22,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::cmd::attack::{load_inputs, load_labels};
+pub use crate::cmd::target::{load_local, VictimArgs};
 use crate::output::{emit, OutputArgs};
-
-/// Where the victim is: a local model file or a KServe v2 endpoint.
-#[derive(Debug, Clone, clap::Args)]
-pub struct VictimArgs {
-    /// The victim model: ONNX, or safetensors weights together with --spec. Omit with --url.
-    #[arg(value_name = "MODEL", required_unless_present = "url")]
-    pub model: Option<PathBuf>,
-
-    /// Architecture spec (JSON/TOML) when MODEL is a safetensors file of an aisec spec model.
-    #[arg(long, value_name = "FILE")]
-    pub spec: Option<PathBuf>,
-
-    /// Query a remote victim over the KServe v2 / Open Inference Protocol at this base URL (e.g. http://host:8080).
-    #[arg(long, value_name = "URL", conflicts_with = "model")]
-    pub url: Option<String>,
-
-    /// Model name in the endpoint path /v2/models/NAME/infer.
-    #[arg(long, default_value = "model", value_name = "NAME")]
-    pub model_name: String,
-
-    /// Name of the request's input tensor.
-    #[arg(long, default_value = "input", value_name = "NAME")]
-    pub input_name: String,
-
-    /// Per-example input shape of the remote model, comma-separated (e.g. 1,28,28).
-    #[arg(long, value_delimiter = ',', value_name = "D,...")]
-    pub input_shape: Vec<usize>,
-
-    /// Number of classes the remote model answers.
-    #[arg(long, value_name = "N")]
-    pub classes: Option<usize>,
-
-    /// Extra request header for the remote model, NAME:VALUE (repeatable).
-    #[arg(long, value_name = "NAME:VALUE")]
-    pub header: Vec<String>,
-}
-
-/// A loaded victim.
-pub enum Victim {
-    /// Local model (white-box capable).
-    Local(OnnxModel),
-    /// Remote endpoint (query-only).
-    Remote(RemoteClassifier),
-}
-
-impl Victim {
-    /// The victim as a query-only classifier.
-    pub fn classifier(&self) -> &dyn Classifier {
-        match self {
-            Victim::Local(m) => m,
-            Victim::Remote(r) => r,
-        }
-    }
-}
-
-/// Loads a local model (ONNX, or spec + safetensors).
-pub fn load_local(model: &Path, spec: Option<&Path>) -> anyhow::Result<OnnxModel> {
-    match spec {
-        Some(s) => {
-            let text = std::fs::read_to_string(s)
-                .with_context(|| format!("cannot read {}", s.display()))?;
-            let spec = ArchSpec::parse(&text).with_context(|| format!("in {}", s.display()))?;
-            OnnxModel::from_spec_safetensors(&spec, model)
-                .with_context(|| format!("cannot load weights {}", model.display()))
-        }
-        None => {
-            if model.extension().and_then(|e| e.to_str()) == Some("safetensors") {
-                bail!(
-                    "{} is a safetensors file: pass its architecture with --spec",
-                    model.display()
-                );
-            }
-            OnnxModel::load(model).with_context(|| format!("cannot load model {}", model.display()))
-        }
-    }
-}
-
-impl VictimArgs {
-    /// Loads or connects to the victim; returns it with a name for reports.
-    pub fn load(&self) -> anyhow::Result<(Victim, String)> {
-        if let Some(url) = &self.url {
-            if self.input_shape.is_empty() {
-                bail!("--url needs --input-shape (e.g. 1,28,28)");
-            }
-            let classes = self
-                .classes
-                .context("--url needs --classes (number of classes the endpoint answers)")?;
-            if classes == 0 || self.input_shape.contains(&0) {
-                bail!("--classes and --input-shape must be positive");
-            }
-            let mut r = RemoteClassifier::new(
-                url,
-                &self.model_name,
-                &self.input_name,
-                self.input_shape.clone(),
-                classes,
-            )?;
-            for h in &self.header {
-                let (k, v) = h
-                    .split_once(':')
-                    .with_context(|| format!("--header '{h}' is not NAME:VALUE"))?;
-                r = r.with_header(k.trim(), v.trim());
-            }
-            let name = r.url().to_string();
-            return Ok((Victim::Remote(r), name));
-        }
-        let model = self.model.as_ref().context("give a MODEL or --url")?;
-        let m = load_local(model, self.spec.as_deref())?;
-        Ok((Victim::Local(m), model.display().to_string()))
-    }
-}
 
 /// Arguments of `aisec attack extraction`.
 #[derive(Debug, clap::Args)]

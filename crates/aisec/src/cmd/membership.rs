@@ -13,11 +13,10 @@ use aisec_attack::membership::{
     SpecTrainer, VarianceMode, MEMBERSHIP_INFERENCE,
 };
 use aisec_core::Report;
-use aisec_model::blackbox::RemoteClassifier;
 use aisec_model::data::Dataset;
 use aisec_model::spec::ArchSpec;
 use aisec_model::train::Optimizer;
-use aisec_model::{Classifier, OnnxModel, Tensor};
+use aisec_model::{Classifier, Tensor};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -27,37 +26,9 @@ use crate::output::{emit, OutputArgs};
 /// Arguments of `aisec attack membership`.
 #[derive(Debug, clap::Args)]
 pub struct MembershipArgs {
-    /// The target: an ONNX file, or an architecture spec (JSON/TOML) with --weights.
-    #[arg(value_name = "MODEL", required_unless_present = "url")]
-    pub model: Option<PathBuf>,
-
-    /// Safetensors weights for a spec MODEL.
-    #[arg(long, value_name = "FILE")]
-    pub weights: Option<PathBuf>,
-
-    /// Query a KServe v2 endpoint instead (e.g. http://host:8080); needs --input-shape and --classes.
-    #[arg(long, value_name = "URL", conflicts_with = "model")]
-    pub url: Option<String>,
-
-    /// Model name on the endpoint.
-    #[arg(long, default_value = "model")]
-    pub remote_model: String,
-
-    /// Input tensor name on the endpoint.
-    #[arg(long, default_value = "input")]
-    pub input_name: String,
-
-    /// Per-example input shape of the endpoint, e.g. 1,28,28.
-    #[arg(long, value_delimiter = ',', value_name = "D,...")]
-    pub input_shape: Vec<usize>,
-
-    /// Number of classes the endpoint scores.
-    #[arg(long)]
-    pub classes: Option<usize>,
-
-    /// Extra request header for the endpoint, NAME:VALUE (repeatable).
-    #[arg(long, value_name = "NAME:VALUE")]
-    pub header: Vec<String>,
+    /// The target (local file or KServe v2 endpoint).
+    #[command(flatten)]
+    pub target: crate::cmd::target::VictimArgs,
 
     /// Known members (training examples): inputs (.npy or IDX).
     #[arg(long, value_name = "FILE", requires = "member_labels")]
@@ -220,53 +191,6 @@ fn evaluation_set(a: &MembershipArgs) -> anyhow::Result<(Tensor, Vec<usize>, Vec
     y.extend_from_slice(&n.y);
     let member = (0..m.len() + n.len()).map(|i| i < m.len()).collect();
     Ok((x, y, member))
-}
-
-fn is_spec(p: &Path) -> bool {
-    let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-    matches!(ext, "json" | "toml")
-}
-
-fn load_target(a: &MembershipArgs) -> anyhow::Result<(Box<dyn Classifier>, String)> {
-    if let Some(url) = &a.url {
-        let Some(classes) = a.classes else {
-            bail!("--url needs --classes");
-        };
-        if a.input_shape.is_empty() {
-            bail!("--url needs --input-shape");
-        }
-        let mut r = RemoteClassifier::new(
-            url,
-            &a.remote_model,
-            &a.input_name,
-            a.input_shape.clone(),
-            classes,
-        )?;
-        for h in &a.header {
-            let Some((k, v)) = h.split_once(':') else {
-                bail!("--header must be NAME:VALUE, got '{h}'");
-            };
-            r = r.with_header(k.trim(), v.trim());
-        }
-        let name = r.url().to_string();
-        return Ok((Box::new(r), name));
-    }
-    let Some(path) = &a.model else {
-        bail!("give a MODEL or --url");
-    };
-    let model = if is_spec(path) {
-        let Some(w) = &a.weights else {
-            bail!("a spec model needs --weights FILE.safetensors");
-        };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let spec = ArchSpec::parse(&text).with_context(|| format!("{}", path.display()))?;
-        OnnxModel::from_spec_safetensors(&spec, w)
-            .with_context(|| format!("cannot load weights {}", w.display()))?
-    } else {
-        OnnxModel::load(path).with_context(|| format!("cannot load model {}", path.display()))?
-    };
-    Ok((Box::new(model), path.display().to_string()))
 }
 
 fn shadow_trainer(a: &MembershipArgs) -> anyhow::Result<Option<SpecTrainer>> {
@@ -453,7 +377,8 @@ pub fn roc_svg(r: &MembershipReport, title: &str) -> String {
 pub fn run(a: MembershipArgs) -> anyhow::Result<i32> {
     let trainer = shadow_trainer(&a)?;
     let cfg = config(&a, trainer.is_some())?;
-    let (target, name) = load_target(&a)?;
+    let (victim, name) = a.target.load()?;
+    let target = victim.classifier();
     let (x, y, member) = evaluation_set(&a)?;
     let population = match (&a.population, &a.population_labels) {
         (Some(px), Some(py)) => Some(load_set(px, py, a.scale)?),
@@ -461,7 +386,7 @@ pub fn run(a: MembershipArgs) -> anyhow::Result<i32> {
     };
     let show = !a.no_progress && std::io::stderr().is_terminal();
     let (report, result) = evaluate(
-        target.as_ref(),
+        target,
         &x,
         &y,
         &member,

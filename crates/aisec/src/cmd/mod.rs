@@ -10,6 +10,7 @@ pub mod membership;
 pub mod probe;
 pub mod rules;
 pub mod scan;
+pub mod target;
 pub mod train;
 
 /// `aisec probe` with the shared report options.
