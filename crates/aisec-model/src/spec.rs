@@ -245,6 +245,7 @@ impl ArchSpec {
             nodes: Vec::new(),
             inits: Vec::new(),
             train,
+            total_params: 0,
         };
         let mut shape = self.input.clone();
         let mut cur = "x".to_string();
@@ -457,6 +458,7 @@ struct Builder<'a> {
     train: bool,
     sites: Vec<BnSite>,
     names: std::collections::HashSet<String>,
+    total_params: usize,
 }
 
 impl Builder<'_> {
@@ -496,11 +498,18 @@ impl Builder<'_> {
         fan_in: usize,
         init: Init,
     ) -> Result<String, ModelError> {
-        let n: usize = dims.iter().product();
-        if n > 1 << 26 {
-            return Err(ModelError::Invalid(format!(
-                "spec: parameter {name} too large"
-            )));
+        // Hostile specs: a checked product (four dims of up to 2^20 would
+        // overflow), at most 2^26 values per parameter and 2^28 in total.
+        let n = dims
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .filter(|&n| n <= 1 << 26)
+            .ok_or_else(|| ModelError::Invalid(format!("spec: parameter {name} too large")))?;
+        self.total_params = self.total_params.saturating_add(n);
+        if self.total_params > 1 << 28 {
+            return Err(ModelError::Invalid(
+                "spec: more than 2^28 parameters in total".into(),
+            ));
         }
         let data = match self.weights {
             Some(ws) => {
@@ -691,6 +700,20 @@ impl OnnxModel {
 mod tests {
     use super::*;
     use crate::classifier::{Classifier, Loss};
+
+    #[test]
+    fn oversized_specs_are_errors_not_allocations() {
+        // A 2^20 x 2^20 dense layer would be 2^40 weights; a conv with 2^20
+        // filters over 2^10 channels with a 2^5 kernel would be 2^45.
+        for text in [
+            r#"{"input": [1048576], "layers": [{"type": "dense", "units": 1048576}]}"#,
+            r#"{"input": [1024, 32, 32], "layers": [{"type": "conv2d", "filters": 1048576, "kernel": 32}]}"#,
+        ] {
+            let spec = ArchSpec::parse(text).unwrap();
+            // Refused before anything is allocated (the error names the layer).
+            assert!(OnnxModel::from_spec(&spec, 0).is_err(), "{text}");
+        }
+    }
 
     fn vals(n: usize, seed: u64) -> Vec<f32> {
         let mut r = rand::rngs::StdRng::seed_from_u64(seed);
