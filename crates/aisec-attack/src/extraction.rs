@@ -524,35 +524,31 @@ pub fn run_extraction(
     let mut complete;
     let mut pool_size = None;
     let queries: Tensor = match &cfg.strategy {
-        QueryStrategy::Pool { x } => {
-            pool_size = Some(x.batch());
-            let mut idx: Vec<usize> = (0..x.batch()).collect();
-            idx.shuffle(&mut rng);
-            idx.truncate(max_budget);
-            let q = gather(x, &idx);
-            complete = query(
-                &oracle,
-                &q,
-                cfg.query_batch,
-                classes,
-                &mut targets,
-                &mut tick,
-                cancel,
-            )?;
-            q
-        }
-        QueryStrategy::Uniform | QueryStrategy::Gaussian { .. } => {
-            let mut data = Vec::with_capacity(max_budget * row);
-            for _ in 0..max_budget * row {
-                let v = match cfg.strategy {
-                    QueryStrategy::Gaussian { mean, std } => mean + std * gaussian(&mut rng),
-                    _ => rng.gen_range(cfg.lo..cfg.hi),
-                };
-                data.push(v.clamp(cfg.lo, cfg.hi));
-            }
-            let mut s = vec![max_budget];
-            s.extend_from_slice(&shape);
-            let q = Tensor::new(s, data)?;
+        QueryStrategy::Pool { .. } | QueryStrategy::Uniform | QueryStrategy::Gaussian { .. } => {
+            let q = match &cfg.strategy {
+                QueryStrategy::Pool { x } => {
+                    pool_size = Some(x.batch());
+                    let mut idx: Vec<usize> = (0..x.batch()).collect();
+                    idx.shuffle(&mut rng);
+                    idx.truncate(max_budget);
+                    gather(x, &idx)
+                }
+                _ => {
+                    let mut data = Vec::with_capacity(max_budget * row);
+                    for _ in 0..max_budget * row {
+                        let v = match cfg.strategy {
+                            QueryStrategy::Gaussian { mean, std } => {
+                                mean + std * gaussian(&mut rng)
+                            }
+                            _ => rng.gen_range(cfg.lo..cfg.hi),
+                        };
+                        data.push(v.clamp(cfg.lo, cfg.hi));
+                    }
+                    let mut s = vec![max_budget];
+                    s.extend_from_slice(&shape);
+                    Tensor::new(s, data)?
+                }
+            };
             complete = query(
                 &oracle,
                 &q,
