@@ -5,13 +5,17 @@
 //! [`Location`] and the MITRE ATLAS / OWASP LLM identifiers of the threat.
 //! A [`Report`] gathers findings, the rules they cite and any errors, and the
 //! [`render`] module turns it into text, JSON, SARIF 2.1.0, HTML or an ATLAS
-//! Navigator layer. Nothing here knows about file formats, models or HTTP.
+//! Navigator layer. [`run`] is the contract long-running work shares with
+//! the CLI: a cancel flag and a progress sink. Nothing here knows about file
+//! formats, models or HTTP.
 
 pub mod finding;
 pub mod render;
 pub mod report;
+pub mod run;
 pub mod taxonomy;
 
 pub use finding::{Confidence, Finding, Location, Rule, Severity};
 pub use report::{ExitStatus, Report, ReportError, Summary};
+pub use run::{Cancel, NoProgress, Progress, RunContext};
 pub use taxonomy::{atlas, owasp, AtlasTechnique, OwaspLlm};
