@@ -11,7 +11,7 @@
 //! | TPR at 0.1 % FPR >= 1 % with lower bound > 0.1 %, or TPR at 1 % FPR >= 10 % with lower bound > 1 % | high |
 //! | TPR at 1 % FPR lower bound > 2 % (2x random), or AUC >= 0.6 with lower bound > 0.55 | medium |
 //! | AUC lower bound > 0.5                                                 | low      |
-//! | otherwise (indistinguishable from guessing at this sample size)       | info     |
+//! | otherwise (indistinguishable from guessing at this sample size)       | info, titled "No membership leakage measured ..." |
 
 use aisec_core::{Confidence, Finding, Location, Rule, Severity};
 
@@ -37,6 +37,11 @@ return labels only, or coarsened or rounded scores, from the prediction API, and
 and monitor queries. Re-run this measurement after each change: report TPR at low FPR, not \
 only AUC.",
 };
+
+/// Title of a finding below the reporting threshold: the attack did no
+/// better than guessing at this sample size.
+pub const HELD: &str =
+    "No membership leakage measured: the attack did no better than guessing at this sample size";
 
 /// Severity of one attack's numbers (see the module table).
 pub fn severity_for(m: &RocMetrics) -> Severity {
@@ -109,14 +114,20 @@ TPR {} [{}, {}] at 1% FPR, balanced accuracy {}; {} members vs {} non-members (t
             setting,
             self.queries,
             if self.cancelled {
-                " (interrupted: fewer shadows than asked)"
+                " (interrupted: partial)"
             } else {
                 ""
             }
         );
+        let severity = severity_for(m);
         let mut f = MEMBERSHIP_INFERENCE
             .finding(Location::path(target), evidence)
-            .severity(severity_for(m))
+            .severity(severity)
+            .title(if severity == Severity::Info {
+                HELD
+            } else {
+                MEMBERSHIP_INFERENCE.title
+            })
             .metric("attack", a.attack.clone())
             .metric("auc", json_f64(m.auc))
             .metric(

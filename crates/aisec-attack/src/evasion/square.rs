@@ -1,20 +1,16 @@
-//! Query-only attacks: Square (scores; L-inf and L2) and HopSkipJump (labels only).
+//! The Square attack (scores only; L-inf and L2), a query-only attack.
 //!
-//! Both see the model only through [`Classifier`], count every example
-//! they send, and stop at a per-example query budget. They return the
+//! It sees the model only through [`Classifier`], counts every example it
+//! sends, and stops at a per-example query budget. It returns the
 //! adversarial batch and the queries spent per example.
-
-use std::sync::atomic::AtomicBool;
 
 use aisec_model::{Classifier, ModelError, Tensor};
 use rand::rngs::StdRng;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::util::{
-    best_other, cancelled, clip, diff, example_shape, gaussian, goal_met, l2, linf, sign, stack,
-    Budget, Norm,
-};
+use crate::context::AttackContext;
+use crate::util::{best_other, clip, diff, example_shape, l2, stack, Budget, Norm};
 
 /// Settings of [`square_linf`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,17 +74,17 @@ fn margin(z: &[f32], y: usize, target: Option<usize>) -> f32 {
 /// initialise with vertical stripes of `±eps`, then repeatedly set a random
 /// square window (side from the `p` schedule) of every channel to `±eps`,
 /// keeping the change when the margin loss decreases.
-#[allow(clippy::too_many_arguments)]
 pub fn square_linf(
+    ctx: &mut AttackContext,
     model: &dyn Classifier,
     x: &Tensor,
     y: &[usize],
     targets: Option<&[usize]>,
     budget: &Budget,
     cfg: &SquareConfig,
-    rng: &mut StdRng,
-    cancel: &AtomicBool,
 ) -> Result<(Tensor, Vec<u64>), ModelError> {
+    let cancel = ctx.run().cancel.clone();
+    let rng = ctx.rng();
     let n = x.batch();
     let shape = example_shape(x);
     let (c, h, w) = chw(&shape);
@@ -122,7 +118,7 @@ pub fn square_linf(
     }
     let n_iters = cfg.max_queries.saturating_sub(1);
     for it in 0..n_iters {
-        if cancelled(cancel) {
+        if cancel.is_cancelled() {
             break;
         }
         let active: Vec<usize> = (0..n).filter(|&i| m[i] >= 0.0).collect();
@@ -178,18 +174,17 @@ pub fn square_linf(
 
 /// Square attack, either norm: [`square_linf`] or [`square_l2`].
 pub fn square(
+    ctx: &mut AttackContext,
     model: &dyn Classifier,
     x: &Tensor,
     y: &[usize],
     targets: Option<&[usize]>,
     budget: &Budget,
     cfg: &SquareConfig,
-    rng: &mut StdRng,
-    cancel: &AtomicBool,
 ) -> Result<(Tensor, Vec<u64>), ModelError> {
     match budget.norm {
-        Norm::Linf => square_linf(model, x, y, targets, budget, cfg, rng, cancel),
-        Norm::L2 => square_l2(model, x, y, targets, budget, cfg, rng, cancel),
+        Norm::Linf => square_linf(ctx, model, x, y, targets, budget, cfg),
+        Norm::L2 => square_l2(ctx, model, x, y, targets, budget, cfg),
     }
 }
 
@@ -284,15 +279,16 @@ fn l2_point(x0: &[f32], delta: &[f32], budget: &Budget) -> Vec<f32> {
 /// kept when the margin loss decreases. Returns the best point and the
 /// queries per example.
 pub fn square_l2(
+    ctx: &mut AttackContext,
     model: &dyn Classifier,
     x: &Tensor,
     y: &[usize],
     targets: Option<&[usize]>,
     budget: &Budget,
     cfg: &SquareConfig,
-    rng: &mut StdRng,
-    cancel: &AtomicBool,
 ) -> Result<(Tensor, Vec<u64>), ModelError> {
+    let cancel = ctx.run().cancel.clone();
+    let rng = ctx.rng();
     let n = x.batch();
     let shape = example_shape(x);
     let (c, h, w) = chw(&shape);
@@ -339,7 +335,7 @@ pub fn square_l2(
     let n_iters = cfg.max_queries.saturating_sub(1);
     let (wh, ww) = if h > 1 { (h, w) } else { (1, w) };
     for it in 0..n_iters {
-        if cancelled(cancel) {
+        if cancel.is_cancelled() {
             break;
         }
         let active: Vec<usize> = (0..n).filter(|&i| m[i] >= 0.0).collect();
@@ -424,286 +420,10 @@ pub fn square_l2(
     Ok((stack(&cur, &shape), queries))
 }
 
-/// Settings of [`hop_skip_jump`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HsjConfig {
-    /// Queries per example.
-    pub max_queries: u64,
-    /// Gradient-estimation iterations.
-    pub max_iter: usize,
-    /// Samples for the first gradient estimate (grows as `sqrt(t)`).
-    pub init_evals: usize,
-    /// Cap on samples per gradient estimate.
-    pub max_evals: usize,
-    /// Random draws tried to find an adversarial starting point.
-    pub init_tries: usize,
-    /// Binary-search precision constant `gamma`.
-    pub gamma: f32,
-}
-
-impl Default for HsjConfig {
-    fn default() -> Self {
-        HsjConfig {
-            max_queries: 5000,
-            max_iter: 40,
-            init_evals: 100,
-            max_evals: 1000,
-            init_tries: 100,
-            gamma: 1.0,
-        }
-    }
-}
-
-/// Label oracle for one example with a query budget.
-struct Oracle<'a> {
-    model: &'a dyn Classifier,
-    shape: &'a [usize],
-    label: usize,
-    target: Option<usize>,
-    used: u64,
-    max: u64,
-}
-
-impl Oracle<'_> {
-    /// Whether each row meets the goal; `None` when the budget cannot pay for all rows.
-    fn ask(&mut self, rows: &[Vec<f32>]) -> Result<Option<Vec<bool>>, ModelError> {
-        if rows.is_empty() {
-            return Ok(Some(Vec::new()));
-        }
-        if self.used + rows.len() as u64 > self.max {
-            return Ok(None);
-        }
-        self.used += rows.len() as u64;
-        let pred = self.model.predict(&stack(rows, self.shape))?;
-        Ok(Some(
-            pred.iter()
-                .map(|&p| goal_met(p, self.label, self.target))
-                .collect(),
-        ))
-    }
-
-    fn ask_one(&mut self, row: &[f32]) -> Result<Option<bool>, ModelError> {
-        Ok(self.ask(&[row.to_vec()])?.map(|v| v[0]))
-    }
-}
-
-/// HopSkipJump (Chen, Jordan & Wainwright 2020, "HopSkipJumpAttack: a
-/// query-efficient decision-based attack"), label-only via
-/// [`Classifier::predict`], L2 or L-inf. Starts from a random point that
-/// meets the goal, then alternates binary search to the boundary, Monte
-/// Carlo estimation of the boundary normal, and a geometric step search.
-/// Returns the best boundary point (the clean input when no starting
-/// point was found) and the queries per example.
-#[allow(clippy::too_many_arguments)]
-pub fn hop_skip_jump(
-    model: &dyn Classifier,
-    x: &Tensor,
-    y: &[usize],
-    targets: Option<&[usize]>,
-    norm: Norm,
-    lo: f32,
-    hi: f32,
-    cfg: &HsjConfig,
-    rng: &mut StdRng,
-    cancel: &AtomicBool,
-) -> Result<(Tensor, Vec<u64>), ModelError> {
-    let n = x.batch();
-    let shape = example_shape(x);
-    let mut out = x.clone();
-    let mut queries = vec![0u64; n];
-    for i in 0..n {
-        if cancelled(cancel) {
-            break;
-        }
-        let mut o = Oracle {
-            model,
-            shape: &shape,
-            label: y[i],
-            target: targets.map(|t| t[i]),
-            used: 0,
-            max: cfg.max_queries,
-        };
-        if let Some(adv) = hsj_one(&mut o, x.row(i), norm, lo, hi, cfg, rng, cancel)? {
-            out.row_mut(i).copy_from_slice(&adv);
-        }
-        queries[i] = o.used;
-    }
-    Ok((out, queries))
-}
-
-fn dist(norm: Norm, a: &[f32], b: &[f32]) -> f32 {
-    let d = diff(a, b);
-    match norm {
-        Norm::L2 => l2(&d),
-        Norm::Linf => linf(&d),
-    }
-}
-
-/// Binary search between `x0` (goal not met) and `adv` (goal met) for the
-/// boundary; returns a point meeting the goal, or `None` when out of queries.
-fn boundary_search(
-    o: &mut Oracle,
-    x0: &[f32],
-    adv: &[f32],
-    norm: Norm,
-    theta: f32,
-) -> Result<Option<Vec<f32>>, ModelError> {
-    let blend = |a: f32| -> Vec<f32> {
-        match norm {
-            Norm::L2 => x0
-                .iter()
-                .zip(adv)
-                .map(|(&p, &q)| (1.0 - a) * p + a * q)
-                .collect(),
-            Norm::Linf => x0
-                .iter()
-                .zip(adv)
-                .map(|(&p, &q)| q.clamp(p - a, p + a))
-                .collect(),
-        }
-    };
-    let (mut low, mut high, thr) = match norm {
-        Norm::L2 => (0.0f32, 1.0f32, theta),
-        Norm::Linf => {
-            let d = dist(norm, adv, x0);
-            (0.0, d, (d * theta).min(theta))
-        }
-    };
-    let mut guard = 0;
-    while high - low > thr && guard < 64 {
-        guard += 1;
-        let mid = 0.5 * (low + high);
-        match o.ask_one(&blend(mid))? {
-            None => break,
-            Some(true) => high = mid,
-            Some(false) => low = mid,
-        }
-    }
-    Ok(Some(blend(high)))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn hsj_one(
-    o: &mut Oracle,
-    x0: &[f32],
-    norm: Norm,
-    lo: f32,
-    hi: f32,
-    cfg: &HsjConfig,
-    rng: &mut StdRng,
-    cancel: &AtomicBool,
-) -> Result<Option<Vec<f32>>, ModelError> {
-    let d = x0.len().max(1);
-    let df = d as f32;
-    // A starting point that meets the goal: uniform noise in the box.
-    let mut start = None;
-    for _ in 0..cfg.init_tries {
-        let r: Vec<f32> = (0..d).map(|_| rng.gen_range(lo..=hi)).collect();
-        match o.ask_one(&r)? {
-            None => return Ok(None),
-            Some(true) => {
-                start = Some(r);
-                break;
-            }
-            Some(false) => {}
-        }
-    }
-    let Some(start) = start else { return Ok(None) };
-    // Initial L2 blend search towards x0 (as in the reference implementation).
-    let theta = match norm {
-        Norm::L2 => cfg.gamma / (df.sqrt() * df),
-        Norm::Linf => cfg.gamma / (df * df),
-    };
-    let Some(mut xb) = boundary_search(o, x0, &start, Norm::L2, theta)? else {
-        return Ok(Some(start));
-    };
-    let Some(first) = boundary_search(o, x0, &xb, norm, theta)? else {
-        return Ok(Some(xb));
-    };
-    xb = first;
-    let mut dcur = dist(norm, &xb, x0);
-    for t in 1..=cfg.max_iter {
-        if cancelled(cancel) || o.used >= o.max {
-            break;
-        }
-        let delta = if t == 1 {
-            0.1 * (hi - lo)
-        } else {
-            match norm {
-                Norm::L2 => df.sqrt() * theta * dcur,
-                Norm::Linf => df * theta * dcur,
-            }
-        };
-        let evals = ((cfg.init_evals as f32 * (t as f32).sqrt()) as usize)
-            .min(cfg.max_evals)
-            .min(o.max.saturating_sub(o.used) as usize);
-        if evals < 2 {
-            break;
-        }
-        // Monte Carlo estimate of the boundary normal.
-        let mut dirs = Vec::with_capacity(evals);
-        let mut rows = Vec::with_capacity(evals);
-        for _ in 0..evals {
-            let mut u: Vec<f32> = match norm {
-                Norm::L2 => (0..d).map(|_| gaussian(rng)).collect(),
-                Norm::Linf => (0..d).map(|_| rng.gen_range(-1.0f32..=1.0)).collect(),
-            };
-            let un = l2(&u).max(1e-12);
-            for v in u.iter_mut() {
-                *v /= un;
-            }
-            let mut p: Vec<f32> = xb.iter().zip(&u).map(|(a, b)| a + delta * b).collect();
-            clip(&mut p, lo, hi);
-            let u: Vec<f32> = p.iter().zip(&xb).map(|(a, b)| (a - b) / delta).collect();
-            dirs.push(u);
-            rows.push(p);
-        }
-        let Some(dec) = o.ask(&rows)? else { break };
-        let f: Vec<f32> = dec.iter().map(|&b| if b { 1.0 } else { -1.0 }).collect();
-        let mean = f.iter().sum::<f32>() / f.len() as f32;
-        let mut g = vec![0.0f32; d];
-        for (fi, u) in f.iter().zip(&dirs) {
-            let w = if mean.abs() >= 1.0 { *fi } else { fi - mean };
-            for (gj, uj) in g.iter_mut().zip(u) {
-                *gj += w * uj;
-            }
-        }
-        let gn = l2(&g).max(1e-12);
-        let update: Vec<f32> = match norm {
-            Norm::L2 => g.iter().map(|v| v / gn).collect(),
-            Norm::Linf => g.iter().map(|v| sign(*v)).collect(),
-        };
-        // Geometric step-size search.
-        let mut eps = dcur / (t as f32).sqrt();
-        let mut moved = None;
-        for _ in 0..25 {
-            let mut p: Vec<f32> = xb.iter().zip(&update).map(|(a, b)| a + eps * b).collect();
-            clip(&mut p, lo, hi);
-            match o.ask_one(&p)? {
-                None => break,
-                Some(true) => {
-                    moved = Some(p);
-                    break;
-                }
-                Some(false) => eps /= 2.0,
-            }
-        }
-        let Some(p) = moved else { break };
-        let Some(nb) = boundary_search(o, x0, &p, norm, theta)? else {
-            break;
-        };
-        let nd = dist(norm, &nb, x0);
-        if nd <= dcur {
-            xb = nb;
-            dcur = nd;
-        }
-    }
-    Ok(Some(xb))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::gaussian;
     use rand::SeedableRng;
 
     /// Linear scores `z_k = <w_k, x>` over `[c, h, w]` inputs.
@@ -802,8 +522,9 @@ mod tests {
             max_queries: 300,
             p_init: 0.3,
         };
-        let cancel = AtomicBool::new(false);
-        let (adv, q) = square(&model, &x, &y, None, &budget, &cfg, &mut rng, &cancel).unwrap();
+        let mut ctx = AttackContext::silent().with_rng(rng);
+        let (adv, q) = square(&mut ctx, &model, &x, &y, None, &budget, &cfg).unwrap();
+        let rng = ctx.rng();
         let pred = model.predict(&adv).unwrap();
         let mut fooled = 0;
         for i in 0..n {
@@ -825,7 +546,7 @@ mod tests {
         // Random noise of the same norm fools far fewer.
         let mut noise_fooled = 0;
         for i in 0..n {
-            let g: Vec<f32> = (0..d).map(|_| gaussian(&mut rng)).collect();
+            let g: Vec<f32> = (0..d).map(|_| gaussian(rng)).collect();
             let p = l2_point(x.row(i), &g, &budget);
             let zp = model
                 .logits(&Tensor::new(vec![1, c, h, w], p).unwrap())
@@ -839,10 +560,10 @@ mod tests {
             "square {fooled} vs noise {noise_fooled}"
         );
         // Deterministic for a seed.
-        let mut r1 = StdRng::seed_from_u64(9);
-        let mut r2 = StdRng::seed_from_u64(9);
-        let a = square_l2(&model, &x, &y, None, &budget, &cfg, &mut r1, &cancel).unwrap();
-        let b = square_l2(&model, &x, &y, None, &budget, &cfg, &mut r2, &cancel).unwrap();
+        let mut r1 = AttackContext::silent().with_seed(9);
+        let mut r2 = AttackContext::silent().with_seed(9);
+        let a = square_l2(&mut r1, &model, &x, &y, None, &budget, &cfg).unwrap();
+        let b = square_l2(&mut r2, &model, &x, &y, None, &budget, &cfg).unwrap();
         assert_eq!(a.0, b.0);
         assert_eq!(a.1, b.1);
     }
@@ -858,8 +579,7 @@ mod tests {
         };
         let x = Tensor::new(vec![2, 6], vec![0.5; 12]).unwrap();
         let y = vec![0, 0];
-        let mut rng = StdRng::seed_from_u64(1);
-        let cancel = AtomicBool::new(false);
+        let mut ctx = AttackContext::silent().with_seed(1);
         let cfg = SquareConfig {
             max_queries: 50,
             p_init: 0.8,
@@ -870,13 +590,13 @@ mod tests {
             lo: 0.0,
             hi: 1.0,
         };
-        let (adv, _) = square_l2(&model, &x, &y, None, &big, &cfg, &mut rng, &cancel).unwrap();
+        let (adv, _) = square_l2(&mut ctx, &model, &x, &y, None, &big, &cfg).unwrap();
         assert!(model.predict(&adv).unwrap().iter().all(|&p| p == 1));
         for i in 0..2 {
             assert!(l2(&diff(adv.row(i), x.row(i))) <= 1.0001);
         }
         let zero = Budget { eps: 0.0, ..big };
-        let (adv, q) = square_l2(&model, &x, &y, None, &zero, &cfg, &mut rng, &cancel).unwrap();
+        let (adv, q) = square_l2(&mut ctx, &model, &x, &y, None, &zero, &cfg).unwrap();
         assert_eq!(adv, x);
         assert!(q.iter().all(|&v| v == 50));
     }
