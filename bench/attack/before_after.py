@@ -13,13 +13,22 @@ Times are the attack's own `seconds` from the JSON report (model loading and pro
 excluded); the load average is read before every run and reported with the medians. The two
 builds must also agree on the numbers (same seed, same attacks): the robust accuracies of
 both are printed side by side.
+
+With --memory-rows N it also writes N random 64-value rows (and labels) to a temporary
+folder and runs FGSM on the committed digits MLP over them with each build, reporting the
+peak resident memory (`/usr/bin/time -f %M`) and the size of the JSON report: per-example
+outputs held in the report's JSON grow with N, a summary does not.
 """
 import argparse
+import array
 import json
 import os
+import random
 import statistics
+import struct
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -63,6 +72,27 @@ def run(binary, model, attack, n, threads):
     return {"seconds": r["seconds"], "wall": wall, "robust": r["robust_accuracy"], "load": load}
 
 
+def write_npy(path, descr, shape, arr):
+    dims = ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "")
+    h = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (descr, dims)
+    h += " " * ((64 - (10 + len(h) + 1) % 64) % 64) + "\n"
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode())
+        arr.tofile(f)
+
+
+def memory(binary, x, y, out):
+    model = os.path.join(ROOT, "crates", "aisec-model", "tests", "fixtures", "digits_mlp.onnx")
+    args = ["/usr/bin/time", "-f", "%M", binary, "attack", "evasion", model, "--inputs", x, "--labels", y,
+            "--attacks", "fgsm", "--eps", "0.1", "--batch-size", "1024", "--format", "json", "--no-progress"]
+    load = os.getloadavg()[0]
+    with open(out, "w") as f:
+        p = subprocess.run(args, stdout=f, stderr=subprocess.PIPE, text=True)
+    if p.returncode not in (0, 1):
+        raise RuntimeError(f"{binary} failed ({p.returncode}): {p.stderr[-400:]}")
+    return {"rss_mb": int(p.stderr.strip().splitlines()[-1]) / 1024, "json_bytes": os.path.getsize(out), "load": load}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("before")
@@ -74,6 +104,7 @@ def main():
     ap.add_argument("--models", default="mnist_cnn,mnist_madry")
     ap.add_argument("--label-before", default="before")
     ap.add_argument("--label-after", default="after")
+    ap.add_argument("--memory-rows", type=int, default=0)
     ap.add_argument("--out", default=os.path.join(HERE, "BEFORE_AFTER.md"))
     a = ap.parse_args()
     cells = [(m, at, n) for m in a.models.split(",")
@@ -114,6 +145,26 @@ def main():
                  f"{statistics.median(sb) / max(statistics.median(sa), 1e-9):.2f}x | "
                  f"{'/'.join(map(str, sorted(ra)))} vs {'/'.join(map(str, sorted(rb)))} ({same}) | "
                  f"{statistics.median([r['load'] for r in A + B]):.2f} |")
+    if a.memory_rows > 0:
+        with tempfile.TemporaryDirectory() as d:
+            rng = random.Random(0)
+            x, y = os.path.join(d, "x.npy"), os.path.join(d, "y.npy")
+            write_npy(x, "<f4", (a.memory_rows, 64), array.array("f", (rng.random() for _ in range(a.memory_rows * 64))))
+            write_npy(y, "<i8", (a.memory_rows,), array.array("q", (rng.randrange(10) for _ in range(a.memory_rows))))
+            mem = {"A": [], "B": []}
+            for rep in range(a.reps):
+                for side in (("A", "B") if rep % 2 == 0 else ("B", "A")):
+                    r = memory(a.before if side == "A" else a.after, x, y, os.path.join(d, "out.json"))
+                    mem[side].append(r)
+                    print(json.dumps({"memory_rows": a.memory_rows, "side": side, **r}), file=sys.stderr, flush=True)
+        L += ["", f"Memory: FGSM on the digits MLP over {a.memory_rows:,} random 64-value rows (batch 1,024), "
+              "peak resident set (`/usr/bin/time -f %M`) and the size of the JSON report; median over the repetitions.", "",
+              f"| build | peak RSS MB | JSON report bytes | load avg (median) |", "|---|---|---|---|"]
+        for side, label in (("A", a.label_before), ("B", a.label_after)):
+            m = mem[side]
+            L.append(f"| {label} | {statistics.median([r['rss_mb'] for r in m]):.0f} | "
+                     f"{statistics.median([r['json_bytes'] for r in m]):,.0f} | "
+                     f"{statistics.median([r['load'] for r in m]):.2f} |")
     open(a.out, "w").write("\n".join(L) + "\n")
     print(f"wrote {a.out}", file=sys.stderr)
 

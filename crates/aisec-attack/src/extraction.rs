@@ -1100,6 +1100,34 @@ mod tests {
         let r = run_extraction(&v, &test, &c, &no).unwrap().report;
         assert_eq!(r.curve[0].queries, 30);
         assert_eq!(r.pool_size, Some(30));
+        // The cap is said, not hidden: in the point, the report and the finding.
+        assert!(r.curve[0].capped && r.curve[0].budget == 100);
+        assert_eq!(r.queries_available, 30);
+        assert_eq!(r.queries_used, 30);
+        assert!(r.warnings[0].contains("30 inputs"), "{:?}", r.warnings);
+        let f = r.findings("v");
+        assert_eq!(f[0].metrics["budget_capped"], true);
+        assert!(
+            f[0].evidence.contains("budget 100 asked; only 30"),
+            "{}",
+            f[0].evidence
+        );
+        assert!(r.complete && !r.cancelled);
+        // Budgets that would train on the same 30 queries are skipped, with a warning.
+        let mut many = c.clone();
+        many.budgets = vec![20, 50, 100];
+        let r = run_extraction(&v, &test, &many, &no).unwrap().report;
+        assert_eq!(
+            r.curve
+                .iter()
+                .map(|p| (p.budget, p.queries, p.capped))
+                .collect::<Vec<_>>(),
+            [(20, 20, false), (50, 30, true)]
+        );
+        assert!(r.warnings.iter().any(|w| w.contains("budget 100 skipped")));
+        // A query budget in the context must cover the largest budget and the test set.
+        let tight = AttackContext::silent().with_query_budget(Some(100));
+        assert!(run_extraction(&v, &test, &c, &tight).is_err());
         // Wrong surrogate input, empty budgets.
         let mut bad = c.clone();
         bad.surrogate.input = vec![5];
@@ -1122,6 +1150,46 @@ mod tests {
         let r = run_extraction(&v, &test, &c, &yes).unwrap().report;
         assert!(r.cancelled && r.curve.is_empty());
         assert!(r.findings("v").is_empty());
+    }
+
+    #[test]
+    fn seed_counts_are_checked_before_anything_is_allocated() {
+        // 4e9 seeds of 784 values would be 12.5 TB: refused at once.
+        let e = jacobian_noise_seed(4_000_000_000, &[1, 28, 28], 0.0, 1.0, 0).unwrap_err();
+        assert!(
+            e.to_string().contains("more than this run will hold"),
+            "{e}"
+        );
+        assert!(jacobian_noise_seed(usize::MAX, &[2], 0.0, 1.0, 0).is_err());
+        assert!(jacobian_noise_seed(3, &[2], 1.0, 0.0, 0).is_err());
+        let s = jacobian_noise_seed(5, &[2, 3], 0.0, 1.0, 7).unwrap();
+        assert_eq!(s.shape, vec![5, 2, 3]);
+        assert!(s.data.iter().all(|v| (0.0..1.0).contains(v)));
+        assert_eq!(s, jacobian_noise_seed(5, &[2, 3], 0.0, 1.0, 7).unwrap());
+    }
+
+    #[test]
+    fn a_poor_copy_is_titled_as_falling_short_and_cancel_marks_incomplete() {
+        let test = data(200, 9);
+        let (v, _) = victim();
+        let mut c = cfg(QueryStrategy::Uniform);
+        c.budgets = vec![30];
+        c.training.min_steps = 20;
+        let mut r = run_extraction(&v, &test, &c, &AttackContext::silent())
+            .unwrap()
+            .report;
+        // The same report with a surrogate that agrees on under half the inputs.
+        r.curve[0].fidelity = 0.3;
+        let f = r.findings("v");
+        assert_eq!(f[0].severity, Severity::Info);
+        assert_eq!(f[0].title, HELD);
+        r.curve[0].fidelity = 0.9;
+        assert_eq!(r.findings("v")[0].title, EXTRACTION.title);
+        // Cancelled from the start: a report with no point, marked incomplete.
+        let stop = AttackContext::silent();
+        stop.cancel();
+        let r = run_extraction(&v, &test, &c, &stop).unwrap().report;
+        assert!(!r.complete && r.cancelled && r.curve.is_empty());
     }
 
     #[test]

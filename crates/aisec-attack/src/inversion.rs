@@ -872,6 +872,43 @@ mod tests {
     }
 
     #[test]
+    fn weak_results_are_titled_as_falling_short_and_cancel_marks_incomplete() {
+        // Class 1 gets a bias of +2: at the neutral start class 0 has p = 0.12.
+        let mut m = model();
+        m.set_weight(
+            "layer1.bias",
+            &Tensor::new(vec![2], vec![0.0, 2.0]).unwrap(),
+        )
+        .unwrap();
+        let cfg = InversionConfig {
+            classes: vec![0],
+            max_iters: 0,
+            ..InversionConfig::default()
+        };
+        let r = run_inversion(&m, &cfg, None, &AttackContext::silent()).unwrap();
+        assert!(r.mean_confidence < 0.5, "{}", r.mean_confidence);
+        let f = r.findings("m");
+        assert_eq!(f[0].severity, Severity::Info);
+        assert_eq!(f[0].title, HELD_CONFIDENT);
+        assert!(r.complete && r.queries == 2);
+        // A strong result keeps the rule's title.
+        let r = run_inversion(
+            &model(),
+            &InversionConfig::default(),
+            None,
+            &AttackContext::silent(),
+        )
+        .unwrap();
+        assert_eq!(r.findings("m")[0].title, INVERSION.title);
+        // Cancelled: the start is returned, marked incomplete.
+        let stop = AttackContext::silent();
+        stop.cancel();
+        let r = run_inversion(&model(), &InversionConfig::default(), None, &stop).unwrap();
+        assert!(!r.complete && r.cancelled);
+        assert!(r.classes.iter().all(|c| c.stop == StopReason::Cancelled));
+    }
+
+    #[test]
     fn tv_gradient_matches_finite_differences() {
         let x: Vec<f32> = (0..12).map(|i| ((i * 7) % 5) as f32 * 0.2).collect();
         let shape = [1, 3, 4];

@@ -22,8 +22,9 @@
 //! * [`save`]: `.npz` and PNG writers; [`util`]: the threat model
 //!   ([`Budget`], [`Norm`]) and vector helpers; [`rules`] lists the rules.
 //!
-//! Every report says whether its run completed (`complete`); a cancelled
-//! run returns what finished, marked incomplete. Budgets are in the user's
+//! Every report says whether its run completed (`complete`; the JSON
+//! fields are listed in `docs/attack-reports.md`); a cancelled run returns
+//! what finished, marked incomplete. Budgets are in the user's
 //! input space and every example stays in the configured valid range
 //! `[lo, hi]`. Everything random is seeded.
 

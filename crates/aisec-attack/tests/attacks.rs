@@ -636,6 +636,51 @@ fn cancelling_midway_keeps_finished_batches() {
 }
 
 #[test]
+fn nothing_broken_is_titled_as_held_and_the_summary_does_not_grow_with_n() {
+    // A zero budget breaks nothing: the findings say the model held.
+    let c = cfg(vec![AttackKind::Pgd, AttackKind::Square], Norm::Linf, 0.0);
+    let r = run(&c, false, 16);
+    let f = r.findings("m.onnx");
+    assert_eq!(f.len(), 2);
+    for x in &f {
+        assert_eq!(x.severity, aisec_core::Severity::Info);
+        assert!(x.title.starts_with("Model held"), "{}", x.title);
+        assert_eq!(x.metrics["broken"], 0);
+    }
+    // Per-example outputs are not in the serialised report: its size is the
+    // same for 8 and 64 examples (only the digits of counts differ).
+    let c = cfg(vec![AttackKind::Fgsm, AttackKind::Pgd], Norm::Linf, 0.05);
+    let small = serde_json::to_string(&run(&c, false, 8)).unwrap();
+    let big_report = run(&c, false, 64);
+    let big = serde_json::to_string(&big_report).unwrap();
+    assert!(
+        big.len() < small.len() + 40,
+        "{} vs {}",
+        big.len(),
+        small.len()
+    );
+    for key in ["\"success\"", "\"labels\"", "\"l2\"", "\"adv_pred\""] {
+        assert!(!big.contains(key), "{key} in {big}");
+    }
+    // They stream to JSON Lines instead, one line per example.
+    let mut out = Vec::new();
+    big_report.write_examples(&mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.lines().count(), 64);
+    let row: serde_json::Value = serde_json::from_str(text.lines().nth(3).unwrap()).unwrap();
+    assert_eq!(row["index"], 3);
+    assert_eq!(row["attacks"][1]["attack"], "pgd");
+    assert_eq!(
+        row["attacks"][1]["success"],
+        result(&big_report, "pgd").success[3]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("examples.jsonl");
+    big_report.save_examples(&p).unwrap();
+    assert_eq!(std::fs::read_to_string(&p).unwrap(), text);
+}
+
+#[test]
 fn findings_snapshot() {
     let c = cfg(
         vec![AttackKind::Fgsm, AttackKind::Pgd, AttackKind::Square],

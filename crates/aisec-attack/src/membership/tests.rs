@@ -195,6 +195,44 @@ impl aisec_core::run::Progress for CancelAt {
     fn advance(&self, _n: u64) {}
 }
 
+/// Scores every input the same: nothing can be inferred from it.
+struct Flat;
+
+impl Classifier for Flat {
+    fn input_shape(&self) -> &[usize] {
+        &[1, 8, 8]
+    }
+    fn num_classes(&self) -> usize {
+        10
+    }
+    fn logits(&self, x: &Tensor) -> Result<Tensor, ModelError> {
+        Ok(Tensor::zeros(vec![x.batch(), 10]))
+    }
+}
+
+#[test]
+fn a_model_that_leaks_nothing_gets_a_finding_that_says_so() {
+    let (x, y) = digits(40);
+    let member: Vec<bool> = (0..40).map(|i| i % 2 == 0).collect();
+    let data = MembershipData {
+        x: &x,
+        y: &y,
+        member: &member,
+        population: None,
+    };
+    let cfg = MembershipConfig {
+        attacks: vec![MiaAttack::Loss],
+        bootstrap: 20,
+        ..MembershipConfig::default()
+    };
+    let r = run_membership(&Flat, &data, None, &cfg, &AttackContext::silent()).unwrap();
+    assert!((r.attacks[0].metrics.auc - 0.5).abs() < 1e-12);
+    let f = r.findings("flat");
+    assert_eq!(f[0].severity, aisec_core::Severity::Info);
+    assert_eq!(f[0].title, findings::HELD);
+    assert!(!f[0].title.contains("can be inferred"));
+}
+
 #[test]
 fn population_duplicates_are_not_counted_twice() {
     let (x, y) = digits(30);
