@@ -14,7 +14,7 @@
 use aisec_model::{Differentiable, Loss, ModelError, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::iterate::{ranked_classes, steps as iterate_steps, Outcome, Pick, Schedule};
+use super::iterate::{steps as iterate_steps, Outcome, Pick, Schedule, Targeted};
 use crate::context::AttackContext;
 use crate::util::{ascent_direction, example_shape, gather, predictions, stack, Budget};
 
@@ -105,14 +105,12 @@ pub fn apgd_targeted(
     cfg: &ApgdConfig,
 ) -> Result<Tensor, ModelError> {
     let shape = example_shape(x);
-    let z0 = model.logits(x)?;
-    let classes = z0.row_len();
-    let ranks = ranked_classes(&z0);
+    let Targeted {
+        ranks,
+        classes,
+        schedule,
+    } = Targeted::new(model, x, cfg.target_classes, cfg.restarts)?;
     let mut out = Outcome::new(x);
-    let schedule = Schedule {
-        targets: Some(cfg.target_classes.min(classes.saturating_sub(1))),
-        restarts: cfg.restarts,
-    };
     schedule.drive::<ModelError>(ctx, &mut out, Pick::Unbroken, |ctx, out, run, todo| {
         let yy: Vec<usize> = todo.iter().map(|&i| y[i]).collect();
         let tt: Vec<usize> = todo.iter().map(|&i| ranks[i][run.rank]).collect();

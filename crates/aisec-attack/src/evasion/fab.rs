@@ -17,7 +17,7 @@
 use aisec_model::{Differentiable, Loss, ModelError, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::iterate::{ranked_classes, steps, Outcome, Pick, Schedule};
+use super::iterate::{steps, Outcome, Pick, Targeted};
 use crate::context::AttackContext;
 use crate::util::{clip, diff, dot, example_shape, predictions, sign, stack, Budget, Norm};
 
@@ -64,14 +64,10 @@ pub fn fab_targeted(
 ) -> Result<Tensor, ModelError> {
     let n = x.batch();
     let shape = example_shape(x);
-    let z0 = model.logits(x)?;
-    let classes = z0.row_len();
-    let ranks = ranked_classes(&z0);
+    let Targeted {
+        ranks, schedule, ..
+    } = Targeted::new(model, x, cfg.target_classes, cfg.restarts)?;
     let mut out = Outcome::new(x);
-    let schedule = Schedule {
-        targets: Some(cfg.target_classes.min(classes.saturating_sub(1))),
-        restarts: cfg.restarts,
-    };
     schedule.drive::<ModelError>(ctx, &mut out, Pick::All, |ctx, out, run, _| {
         // The target is the r-th ranked class other than the label.
         let targets: Vec<usize> = (0..n)

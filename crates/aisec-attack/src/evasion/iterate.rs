@@ -14,10 +14,11 @@
 //!   meets the goal ([`Outcome::first`] for attacks that keep the first
 //!   success, [`Outcome::smaller`] for minimal-norm attacks);
 //! * [`steps`] is a step counter that ends once the run is cancelled;
-//! * [`ranked_classes`] orders classes by clean logit for target selection.
+//! * [`Targeted`] ranks classes by clean logit and schedules the target
+//!   classes of APGD-T and FAB-T.
 
 use aisec_core::run::Cancel;
-use aisec_model::Tensor;
+use aisec_model::{Classifier, ModelError, Tensor};
 
 use crate::context::AttackContext;
 use crate::util::stack;
@@ -156,6 +157,39 @@ impl Outcome {
 pub(crate) fn steps(ctx: &AttackContext, n: usize) -> impl Iterator<Item = usize> {
     let cancel: Cancel = ctx.run().cancel.clone();
     (0..n).take_while(move |_| !cancel.is_cancelled())
+}
+
+/// What a targeted attack (APGD-T, FAB-T) starts from: the classes ranked
+/// by the clean logits, and a schedule over the `target_classes` classes
+/// ranked below the top one (at most every other class).
+pub(crate) struct Targeted {
+    /// Classes per example, by decreasing clean logit.
+    pub ranks: Vec<Vec<usize>>,
+    /// Number of classes.
+    pub classes: usize,
+    /// One round of `restarts` per target rank.
+    pub schedule: Schedule,
+}
+
+impl Targeted {
+    /// Queries the clean logits of `x` once.
+    pub fn new(
+        model: &dyn Classifier,
+        x: &Tensor,
+        target_classes: usize,
+        restarts: usize,
+    ) -> Result<Self, ModelError> {
+        let z0 = model.logits(x)?;
+        let classes = z0.row_len();
+        Ok(Targeted {
+            ranks: ranked_classes(&z0),
+            classes,
+            schedule: Schedule {
+                targets: Some(target_classes.min(classes.saturating_sub(1))),
+                restarts,
+            },
+        })
+    }
 }
 
 /// Classes of each example ordered by decreasing logit.

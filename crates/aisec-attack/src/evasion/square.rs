@@ -83,93 +83,129 @@ pub fn square_linf(
     budget: &Budget,
     cfg: &SquareConfig,
 ) -> Result<(Tensor, Vec<u64>), ModelError> {
-    let cancel = ctx.run().cancel.clone();
-    let rng = ctx.rng();
-    let n = x.batch();
-    let shape = example_shape(x);
-    let (c, h, w) = chw(&shape);
+    let (c, h, w) = chw(&example_shape(x));
     let eps = budget.eps;
-    let mut queries = vec![0u64; n];
-    if n == 0 || cfg.max_queries == 0 {
-        return Ok((x.clone(), queries));
-    }
-    let tgt = |i: usize| targets.map(|t| t[i]);
-    let mut cur: Vec<Vec<f32>> = (0..n)
-        .map(|i| {
-            let x0 = x.row(i);
-            let mut v = x0.to_vec();
-            for ch in 0..c {
-                for col in 0..w {
-                    let s = if rng.gen_bool(0.5) { eps } else { -eps };
-                    for row in 0..h {
-                        let k = (ch * h + row) * w + col;
-                        v[k] = x0[k] + s;
-                    }
+    let init = |i: usize, rng: &mut StdRng| {
+        // Vertical stripes of +-eps.
+        let x0 = x.row(i);
+        let mut v = x0.to_vec();
+        for ch in 0..c {
+            for col in 0..w {
+                let s = if rng.gen_bool(0.5) { eps } else { -eps };
+                for row in 0..h {
+                    let k = (ch * h + row) * w + col;
+                    v[k] = x0[k] + s;
                 }
             }
-            clip(&mut v, budget.lo, budget.hi);
-            v
-        })
-        .collect();
-    let z = model.logits(&stack(&cur, &shape))?;
-    let mut m: Vec<f32> = (0..n).map(|i| margin(z.row(i), y[i], tgt(i))).collect();
-    for q in queries.iter_mut() {
-        *q += 1;
-    }
-    let n_iters = cfg.max_queries.saturating_sub(1);
-    for it in 0..n_iters {
-        if cancel.is_cancelled() {
-            break;
         }
-        let active: Vec<usize> = (0..n).filter(|&i| m[i] >= 0.0).collect();
-        if active.is_empty() {
-            break;
-        }
-        let p = square_p(cfg.p_init, it, n_iters);
+        clip(&mut v, budget.lo, budget.hi);
+        v
+    };
+    let propose = |i: usize, cur: &[f32], p: f32, rng: &mut StdRng| {
         let (sh, sw) = if h > 1 {
             let s = ((p * (h * w) as f32).sqrt().round() as usize).clamp(1, h.min(w));
             (s, s)
         } else {
             (1, ((p * w as f32).round() as usize).clamp(1, w))
         };
-        let mut cand = Vec::with_capacity(active.len());
-        for &i in &active {
-            let x0 = x.row(i);
-            let vh = rng.gen_range(0..=h - sh);
-            let vw = rng.gen_range(0..=w - sw);
-            let mut v = cur[i].clone();
-            for _ in 0..10 {
-                let mut changed = false;
-                for ch in 0..c {
-                    let s = if rng.gen_bool(0.5) { eps } else { -eps };
-                    for row in vh..vh + sh {
-                        for col in vw..vw + sw {
-                            let k = (ch * h + row) * w + col;
-                            let nv = (x0[k] + s).clamp(budget.lo, budget.hi);
-                            if (nv - cur[i][k]).abs() > 1e-7 {
-                                changed = true;
-                            }
-                            v[k] = nv;
+        let x0 = x.row(i);
+        let vh = rng.gen_range(0..=h - sh);
+        let vw = rng.gen_range(0..=w - sw);
+        let mut v = cur.to_vec();
+        for _ in 0..10 {
+            let mut changed = false;
+            for ch in 0..c {
+                let s = if rng.gen_bool(0.5) { eps } else { -eps };
+                for row in vh..vh + sh {
+                    for col in vw..vw + sw {
+                        let k = (ch * h + row) * w + col;
+                        let nv = (x0[k] + s).clamp(budget.lo, budget.hi);
+                        if (nv - cur[k]).abs() > 1e-7 {
+                            changed = true;
                         }
+                        v[k] = nv;
                     }
                 }
-                if changed {
-                    break;
+            }
+            if changed {
+                break;
+            }
+        }
+        v
+    };
+    let search = Search {
+        model,
+        x,
+        y,
+        targets,
+        cfg,
+    };
+    search.run(ctx, init, propose)
+}
+
+/// The random search both Square variants run (Andriushchenko et al. 2020,
+/// Algorithm 1): one query at `init`'s starting points, then per iteration
+/// a `propose`d candidate for every example whose goal is not met yet
+/// (margin >= 0), all queried together, each kept when its margin is
+/// lower. Stops at `max_queries` per example, when every goal is met, or
+/// when the run is cancelled.
+struct Search<'a> {
+    model: &'a dyn Classifier,
+    x: &'a Tensor,
+    y: &'a [usize],
+    targets: Option<&'a [usize]>,
+    cfg: &'a SquareConfig,
+}
+
+impl Search<'_> {
+    fn run(
+        &self,
+        ctx: &mut AttackContext,
+        mut init: impl FnMut(usize, &mut StdRng) -> Vec<f32>,
+        mut propose: impl FnMut(usize, &[f32], f32, &mut StdRng) -> Vec<f32>,
+    ) -> Result<(Tensor, Vec<u64>), ModelError> {
+        let (x, y, cfg) = (self.x, self.y, self.cfg);
+        let cancel = ctx.run().cancel.clone();
+        let rng = ctx.rng();
+        let n = x.batch();
+        let shape = example_shape(x);
+        let mut queries = vec![0u64; n];
+        if n == 0 || cfg.max_queries == 0 {
+            return Ok((x.clone(), queries));
+        }
+        let tgt = |i: usize| self.targets.map(|t| t[i]);
+        let mut cur: Vec<Vec<f32>> = (0..n).map(|i| init(i, rng)).collect();
+        let z = self.model.logits(&stack(&cur, &shape))?;
+        let mut m: Vec<f32> = (0..n).map(|i| margin(z.row(i), y[i], tgt(i))).collect();
+        for q in queries.iter_mut() {
+            *q += 1;
+        }
+        let n_iters = cfg.max_queries.saturating_sub(1);
+        for it in 0..n_iters {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let active: Vec<usize> = (0..n).filter(|&i| m[i] >= 0.0).collect();
+            if active.is_empty() {
+                break;
+            }
+            let p = square_p(cfg.p_init, it, n_iters);
+            let mut cand: Vec<Vec<f32>> = active
+                .iter()
+                .map(|&i| propose(i, &cur[i], p, rng))
+                .collect();
+            let z = self.model.logits(&stack(&cand, &shape))?;
+            for (k, &i) in active.iter().enumerate() {
+                queries[i] += 1;
+                let mk = margin(z.row(k), y[i], tgt(i));
+                if mk < m[i] {
+                    m[i] = mk;
+                    cur[i] = std::mem::take(&mut cand[k]);
                 }
             }
-            cand.push(v);
         }
-        let z = model.logits(&stack(&cand, &shape))?;
-        for (k, &i) in active.iter().enumerate() {
-            queries[i] += 1;
-            let mk = margin(z.row(k), y[i], tgt(i));
-            if mk < m[i] {
-                m[i] = mk;
-                cur[i] = cand[k].clone();
-            }
-        }
+        Ok((stack(&cur, &shape), queries))
     }
-    Ok((stack(&cur, &shape), queries))
 }
 
 /// Square attack, either norm: [`square_linf`] or [`square_l2`].
@@ -287,17 +323,8 @@ pub fn square_l2(
     budget: &Budget,
     cfg: &SquareConfig,
 ) -> Result<(Tensor, Vec<u64>), ModelError> {
-    let cancel = ctx.run().cancel.clone();
-    let rng = ctx.rng();
-    let n = x.batch();
-    let shape = example_shape(x);
-    let (c, h, w) = chw(&shape);
+    let (c, h, w) = chw(&example_shape(x));
     let eps = budget.eps;
-    let mut queries = vec![0u64; n];
-    if n == 0 || cfg.max_queries == 0 {
-        return Ok((x.clone(), queries));
-    }
-    let tgt = |i: usize| targets.map(|t| t[i]);
     let at = |ch: usize, r: usize, col: usize| (ch * h + r) * w + col;
     // Initial grid of windows.
     let (gh, gw) = ((h / 5).max(1), (w / 5).max(1));
@@ -305,8 +332,7 @@ pub fn square_l2(
         (h - gh * (h / gh).min(5)) / 2,
         (w - gw * (w / gw).min(5)) / 2,
     );
-    let mut cur: Vec<Vec<f32>> = Vec::with_capacity(n);
-    for i in 0..n {
+    let init = |i: usize, rng: &mut StdRng| {
         let mut delta = vec![0.0f32; c * h * w];
         let mut r0 = oh;
         while r0 + gh <= h {
@@ -325,99 +351,80 @@ pub fn square_l2(
             }
             r0 += gh;
         }
-        cur.push(l2_point(x.row(i), &delta, budget));
-    }
-    let z = model.logits(&stack(&cur, &shape))?;
-    let mut m: Vec<f32> = (0..n).map(|i| margin(z.row(i), y[i], tgt(i))).collect();
-    for q in queries.iter_mut() {
-        *q += 1;
-    }
-    let n_iters = cfg.max_queries.saturating_sub(1);
+        l2_point(x.row(i), &delta, budget)
+    };
     let (wh, ww) = if h > 1 { (h, w) } else { (1, w) };
-    for it in 0..n_iters {
-        if cancel.is_cancelled() {
-            break;
+    // Window side: at least 3 and odd (when the input allows).
+    let side = |len: usize, area: f32| {
+        let mut s = (area.sqrt().round() as usize).max(3);
+        if s.is_multiple_of(2) {
+            s += 1;
         }
-        let active: Vec<usize> = (0..n).filter(|&i| m[i] >= 0.0).collect();
-        if active.is_empty() {
-            break;
-        }
-        let p = square_p(cfg.p_init, it, n_iters);
-        // Window side: at least 3 and odd (when the input allows).
-        let side = |len: usize, area: f32| {
-            let mut s = (area.sqrt().round() as usize).max(3);
-            if s.is_multiple_of(2) {
-                s += 1;
-            }
-            s.min(len).max(1)
-        };
+        s.min(len).max(1)
+    };
+    let propose = |i: usize, cur: &[f32], p: f32, rng: &mut StdRng| {
         let (sh, sw) = if wh > 1 {
             let s = side(wh.min(ww), p * (wh * ww) as f32);
             (s, s)
         } else {
             (1, side(ww, p * ww as f32 * p * ww as f32))
         };
-        let mut cand = Vec::with_capacity(active.len());
-        for &i in &active {
-            let x0 = x.row(i);
-            let mut delta = diff(&cur[i], x0);
-            let (r1, c1) = (rng.gen_range(0..=wh - sh), rng.gen_range(0..=ww - sw));
-            let (r2, c2) = (rng.gen_range(0..=wh - sh), rng.gen_range(0..=ww - sw));
-            let in1 = |r: usize, col: usize| r >= r1 && r < r1 + sh && col >= c1 && col < c1 + sw;
-            let in2 = |r: usize, col: usize| r >= r2 && r < r2 + sh && col >= c2 && col < c2 + sw;
-            let total2: f32 = delta.iter().map(|v| v * v).sum();
-            let pat = square_eta(sh, sw, rng);
-            for ch in 0..c {
-                // Mass in the union of both windows, and the first window's direction.
-                let mut union2 = 0.0f32;
-                let mut win1 = Vec::with_capacity(sh * sw);
-                for r in 0..wh {
-                    for col in 0..ww {
-                        let v = delta[at(ch, r, col)];
-                        if in1(r, col) || in2(r, col) {
-                            union2 += v * v;
-                        }
-                    }
-                }
-                for r in r1..r1 + sh {
-                    for col in c1..c1 + sw {
-                        win1.push(delta[at(ch, r, col)]);
-                    }
-                }
-                let n1 = l2(&win1);
-                let s = if rng.gen_bool(0.5) { 1.0 } else { -1.0 };
-                let mut upd: Vec<f32> = pat
-                    .iter()
-                    .zip(&win1)
-                    .map(|(p, o)| s * p + o / (n1 + 1e-12))
-                    .collect();
-                let un = l2(&upd).max(1e-12);
-                let mass = ((eps * eps - total2).max(0.0) / c as f32 + union2).sqrt();
-                upd.iter_mut().for_each(|v| *v *= mass / un);
-                for r in r2..r2 + sh {
-                    for col in c2..c2 + sw {
-                        delta[at(ch, r, col)] = 0.0;
-                    }
-                }
-                for r in 0..sh {
-                    for col in 0..sw {
-                        delta[at(ch, r1 + r, c1 + col)] = upd[r * sw + col];
+        let x0 = x.row(i);
+        let mut delta = diff(cur, x0);
+        let (r1, c1) = (rng.gen_range(0..=wh - sh), rng.gen_range(0..=ww - sw));
+        let (r2, c2) = (rng.gen_range(0..=wh - sh), rng.gen_range(0..=ww - sw));
+        let in1 = |r: usize, col: usize| r >= r1 && r < r1 + sh && col >= c1 && col < c1 + sw;
+        let in2 = |r: usize, col: usize| r >= r2 && r < r2 + sh && col >= c2 && col < c2 + sw;
+        let total2: f32 = delta.iter().map(|v| v * v).sum();
+        let pat = square_eta(sh, sw, rng);
+        for ch in 0..c {
+            // Mass in the union of both windows, and the first window's direction.
+            let mut union2 = 0.0f32;
+            let mut win1 = Vec::with_capacity(sh * sw);
+            for r in 0..wh {
+                for col in 0..ww {
+                    let v = delta[at(ch, r, col)];
+                    if in1(r, col) || in2(r, col) {
+                        union2 += v * v;
                     }
                 }
             }
-            cand.push(l2_point(x0, &delta, budget));
-        }
-        let z = model.logits(&stack(&cand, &shape))?;
-        for (k, &i) in active.iter().enumerate() {
-            queries[i] += 1;
-            let mk = margin(z.row(k), y[i], tgt(i));
-            if mk < m[i] {
-                m[i] = mk;
-                cur[i] = std::mem::take(&mut cand[k]);
+            for r in r1..r1 + sh {
+                for col in c1..c1 + sw {
+                    win1.push(delta[at(ch, r, col)]);
+                }
+            }
+            let n1 = l2(&win1);
+            let s = if rng.gen_bool(0.5) { 1.0 } else { -1.0 };
+            let mut upd: Vec<f32> = pat
+                .iter()
+                .zip(&win1)
+                .map(|(p, o)| s * p + o / (n1 + 1e-12))
+                .collect();
+            let un = l2(&upd).max(1e-12);
+            let mass = ((eps * eps - total2).max(0.0) / c as f32 + union2).sqrt();
+            upd.iter_mut().for_each(|v| *v *= mass / un);
+            for r in r2..r2 + sh {
+                for col in c2..c2 + sw {
+                    delta[at(ch, r, col)] = 0.0;
+                }
+            }
+            for r in 0..sh {
+                for col in 0..sw {
+                    delta[at(ch, r1 + r, c1 + col)] = upd[r * sw + col];
+                }
             }
         }
-    }
-    Ok((stack(&cur, &shape), queries))
+        l2_point(x0, &delta, budget)
+    };
+    let search = Search {
+        model,
+        x,
+        y,
+        targets,
+        cfg,
+    };
+    search.run(ctx, init, propose)
 }
 
 #[cfg(test)]
