@@ -20,7 +20,8 @@
 //!   and progress sink; a seeded generator; an optional query budget).
 //!   Queries are counted by [`aisec_model::blackbox::QueryCounter`].
 //! * [`save`]: `.npz` and PNG writers; [`util`]: the threat model
-//!   ([`Budget`], [`Norm`]) and vector helpers; [`rules`] lists the rules.
+//!   ([`Budget`], [`Norm`]) and vector helpers; [`rules`] declares the
+//!   rules findings cite, [`RULES`] lists them.
 //!
 //! Every report says whether its run completed (`complete`; the JSON
 //! fields are listed in `docs/attack-reports.md`); a cancelled run returns
@@ -36,13 +37,14 @@ pub mod evasion;
 pub mod extraction;
 pub mod inversion;
 pub mod membership;
+pub mod rules;
 pub mod save;
 pub mod util;
 
 pub use context::AttackContext;
-pub use evasion::findings::rules;
 pub use evasion::{
     run_evasion, run_evasion_blackbox, AttackKind, AttackResult, CurvePoint, EvasionConfig,
     EvasionError, EvasionReport,
 };
+pub use rules::RULES;
 pub use util::{Budget, Norm};

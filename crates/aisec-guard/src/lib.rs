@@ -8,7 +8,7 @@
 //! ([`classifier`]), cross-request behaviour monitoring ([`monitor`]),
 //! Prometheus metrics ([`metrics`]), and the `aisec demo` session
 //! ([`demo`]). Every decision becomes an [`aisec_core::Finding`] of one of
-//! the [`rules()`], carrying MITRE ATLAS and OWASP LLM ids.
+//! the [`RULES`], carrying MITRE ATLAS and OWASP LLM ids.
 
 pub mod classifier;
 pub mod demo;
@@ -24,7 +24,7 @@ pub mod upstream;
 pub use demo::run_demo;
 pub use policy::{Action, Policy, PolicyError};
 pub use proxy::{start, GuardState, RunningGuard, StartOptions};
-pub use rules::rules;
+pub use rules::RULES;
 pub use scan::Pipeline;
 
 /// Installs a JSON `tracing` subscriber on stderr (the audit log), filtered

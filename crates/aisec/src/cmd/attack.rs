@@ -361,7 +361,7 @@ pub fn evaluate(
     let result = run_evasion(model, x, y, cfg, &ctx).map_err(|e| anyhow::anyhow!("{e}"))?;
     ctx.progress().finish();
     let mut report = Report::new("attack evasion");
-    report.add_rules(aisec_attack::rules());
+    report.add_rules(aisec_attack::RULES);
     report.extend(result.findings(target_name));
     report.summary.items = result.n as u64;
     report.summary.seconds = start.elapsed().as_secs_f64();

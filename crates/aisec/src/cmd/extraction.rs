@@ -203,7 +203,7 @@ pub fn evaluate(
         eprintln!("warning: {w}");
     }
     let mut report = Report::new("attack extraction");
-    report.add_rules(aisec_attack::rules());
+    report.add_rules(aisec_attack::RULES);
     report.extend(out.report.findings(target_name));
     report.summary.items = out.report.queries_used;
     report.summary.seconds = start.elapsed().as_secs_f64();

@@ -305,7 +305,7 @@ pub fn evaluate(
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     ctx.progress().finish();
     let mut report = Report::new("attack membership");
-    report.add_rules([&MEMBERSHIP_INFERENCE]);
+    report.add_rules(&[&MEMBERSHIP_INFERENCE]);
     report.extend(result.findings(target_name));
     report.summary.items = (result.members + result.non_members) as u64;
     report.summary.seconds = start.elapsed().as_secs_f64();
