@@ -50,6 +50,36 @@ pub struct Policy {
     /// Cross-request behaviour monitoring.
     #[serde(default)]
     pub monitor: MonitorConfig,
+    /// The audit log.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`: where the JSON audit log goes and which decisions it records.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// `-` for stderr (the default) or a file to append to. Read at start; a
+    /// reload keeps the log that is open.
+    #[serde(default = "default_audit_path")]
+    pub path: String,
+    /// `all` (every request decision, the default), `detections` (only
+    /// requests with a detection or a non-allow decision) or `off`.
+    #[serde(default)]
+    pub decisions: crate::audit::AuditLevel,
+}
+
+fn default_audit_path() -> String {
+    "-".into()
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            path: default_audit_path(),
+            decisions: crate::audit::AuditLevel::All,
+        }
+    }
 }
 
 /// `[server]`.
@@ -132,25 +162,17 @@ pub struct InjectionConfig {
     /// Run the learned classifier.
     #[serde(default = "yes")]
     pub classifier: bool,
-    /// Classifier threshold; the model's own when absent.
+    /// Classifier threshold; the model's own (chosen on validation data) when absent.
     #[serde(default)]
     pub threshold: Option<f32>,
-    /// Texts with fewer words than this are "short": the training data has few
-    /// short benign chat turns, so the model over-fires on them, and they need
-    /// `short_threshold` instead.
-    #[serde(default = "default_min_words")]
-    pub classifier_min_words: usize,
-    /// Classifier threshold for short texts.
-    #[serde(default = "default_short_threshold")]
-    pub short_threshold: f32,
-}
-
-fn default_short_threshold() -> f32 {
-    0.75
-}
-
-fn default_min_words() -> usize {
-    8
+    /// Texts with fewer words than this are "short" and need
+    /// `short_threshold`; the model's own word count when absent.
+    #[serde(default)]
+    pub classifier_min_words: Option<usize>,
+    /// Classifier threshold for short texts; the model's own (chosen on
+    /// validation data to keep short benign chat turns through) when absent.
+    #[serde(default)]
+    pub short_threshold: Option<f32>,
 }
 
 impl Default for InjectionConfig {
@@ -161,8 +183,52 @@ impl Default for InjectionConfig {
             rules: true,
             classifier: true,
             threshold: None,
-            classifier_min_words: default_min_words(),
-            short_threshold: default_short_threshold(),
+            classifier_min_words: None,
+            short_threshold: None,
+        }
+    }
+}
+
+/// `[input.indirect]`: content that reaches the model from tools, function
+/// calls or retrieval rather than from the user, screened for instructions
+/// addressed to the model separately from the user's own prompt.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndirectConfig {
+    /// Whether the scanner runs.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// What it does when it fires (`block` or `flag`).
+    #[serde(default = "block")]
+    pub action: Action,
+    /// Run the curated patterns.
+    #[serde(default = "yes")]
+    pub rules: bool,
+    /// Run the learned classifier (over windows of the content).
+    #[serde(default = "yes")]
+    pub classifier: bool,
+    /// Classifier threshold; the model's own when absent.
+    #[serde(default)]
+    pub threshold: Option<f32>,
+    /// Chat message roles whose content is tool or retrieved content
+    /// (OpenAI `tool` and the older `function`).
+    #[serde(default = "default_indirect_roles")]
+    pub roles: Vec<String>,
+}
+
+fn default_indirect_roles() -> Vec<String> {
+    vec!["tool".into(), "function".into()]
+}
+
+impl Default for IndirectConfig {
+    fn default() -> Self {
+        IndirectConfig {
+            enabled: true,
+            action: Action::Block,
+            rules: true,
+            classifier: true,
+            threshold: None,
+            roles: default_indirect_roles(),
         }
     }
 }
@@ -246,6 +312,9 @@ pub struct InputConfig {
     /// Prompt injection and jailbreak.
     #[serde(default)]
     pub injection: InjectionConfig,
+    /// Instructions hidden in tool results and retrieved content.
+    #[serde(default)]
+    pub indirect: IndirectConfig,
     /// Credentials.
     #[serde(default = "redact_simple")]
     pub secrets: Simple,
@@ -291,6 +360,7 @@ impl Default for InputConfig {
     fn default() -> Self {
         InputConfig {
             injection: InjectionConfig::default(),
+            indirect: IndirectConfig::default(),
             secrets: redact_simple(),
             pii: redact_pii(),
             unicode: block_simple(),
@@ -536,6 +606,7 @@ impl Policy {
             input: InputConfig::default(),
             output: OutputConfig::default(),
             monitor: MonitorConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 
@@ -568,6 +639,7 @@ impl Policy {
         }
         let no_redact = [
             ("input.injection.action", self.input.injection.action),
+            ("input.indirect.action", self.input.indirect.action),
             ("input.limits.action", self.input.limits.action),
             ("output.leakage.action", self.output.leakage.action),
         ];
@@ -582,20 +654,18 @@ impl Policy {
         if self.monitor.rate_action == Action::Redact {
             return Err(bad("monitor.rate_action", "use block or flag".into()));
         }
-        if !(self.input.injection.short_threshold > 0.0
-            && self.input.injection.short_threshold < 1.0)
-        {
-            return Err(bad(
+        for (path, t) in [
+            ("input.injection.threshold", self.input.injection.threshold),
+            (
                 "input.injection.short_threshold",
-                "must be between 0 and 1".into(),
-            ));
-        }
-        if let Some(t) = self.input.injection.threshold {
-            if !(t > 0.0 && t < 1.0) {
-                return Err(bad(
-                    "input.injection.threshold",
-                    format!("{t} is not between 0 and 1"),
-                ));
+                self.input.injection.short_threshold,
+            ),
+            ("input.indirect.threshold", self.input.indirect.threshold),
+        ] {
+            if let Some(t) = t {
+                if !(t > 0.0 && t < 1.0) {
+                    return Err(bad(path, format!("{t} is not between 0 and 1")));
+                }
             }
         }
         for (section, kinds) in [

@@ -38,6 +38,11 @@ rule!(INJECTION_CLASSIFIER, "AISEC-GUARD-004", "injection-classifier",
     "A hashed character/word n-gram logistic-regression model trained on a labelled prompt-injection set scored the request above its threshold.",
     Medium, ["AML.T0051", "AML.T0054"], ["LLM01"],
     "Review the flagged prompts; raise the threshold if benign traffic is flagged.");
+rule!(INDIRECT_INJECTION, "AISEC-GUARD-005", "indirect-prompt-injection",
+    "Instructions addressed to the model in tool output or retrieved content",
+    "Text that reached the model as a tool or function result (or another channel the policy marks as untrusted content) carries instructions aimed at the model: override phrasing, fake dialogue turns, or a passage the injection classifier scores above its threshold.",
+    High, ["AML.T0051.001"], ["LLM01"],
+    "Keep tool results out of the instruction channel; block or strip the passage, and treat the model's next action as untrusted.");
 rule!(SECRET_IN_INPUT, "AISEC-GUARD-010", "secret-in-prompt",
     "Credential in a request",
     "The request carries something shaped like an API key, token or private key (AWS, GitHub, OpenAI, Slack, JWT, PEM).",
@@ -159,6 +164,26 @@ rule!(INJECTION_CAMPAIGN, "AISEC-GUARD-033", "injection-campaign",
     "A client sending many different prompts that carry injection or jailbreak markers is searching for a working attack.",
     High, ["AML.T0051", "AML.T0054"], ["LLM01"],
     "Suspend the client's key and review its traffic.");
+rule!(INPUT_DRIFT, "AISEC-GUARD-034", "input-drift",
+    "Model inputs drifted from the reference sample",
+    "The population stability index or the two-sample Kolmogorov-Smirnov statistic of an input feature over the recent window exceeds its alert threshold against the reference sample: the model sees data it was not validated on, or someone is steering its inputs.",
+    Medium, ["AML.T0015"], [],
+    "Compare the drifted features with the reference data; re-validate or retrain the model, and look for a client that sends the shifted inputs.");
+rule!(PREDICTION_DRIFT, "AISEC-GUARD-035", "prediction-drift",
+    "Model predictions drifted from the reference sample",
+    "The predicted-class distribution over the recent window differs from the reference (population stability index over classes, or a class share beyond its alert threshold).",
+    Medium, ["AML.T0031", "AML.T0015"], [],
+    "Check the labels of recent traffic; a shifted prediction mix can mean drifted data or manipulated inputs.");
+rule!(OOD_INPUT, "AISEC-GUARD-036", "out-of-distribution-input",
+    "Input far from the data the model was validated on",
+    "The energy score of the model's logits or the Mahalanobis distance of its penultimate features is beyond the threshold chosen on in-distribution validation data.",
+    Low, ["AML.T0015"], [],
+    "Route out-of-distribution inputs to review or a fallback instead of trusting the prediction.");
+rule!(ADVERSARIAL_INPUT, "AISEC-GUARD-037", "adversarial-input",
+    "Input whose prediction flips under feature squeezing",
+    "The model's prediction on the input and on a squeezed copy (reduced bit depth, median smoothing) differ by more than the threshold chosen on clean validation data, as adversarial examples typically do (Xu et al. 2018).",
+    High, ["AML.T0043", "AML.T0015"], [],
+    "Reject or review the input; adversarially train the model or add input transformations.");
 
 /// Every rule this crate can emit.
 pub fn rules() -> Vec<&'static Rule> {
@@ -167,6 +192,7 @@ pub fn rules() -> Vec<&'static Rule> {
         &JAILBREAK_PATTERN,
         &PROMPT_EXTRACTION_ATTEMPT,
         &INJECTION_CLASSIFIER,
+        &INDIRECT_INJECTION,
         &SECRET_IN_INPUT,
         &PII_IN_INPUT,
         &INVISIBLE_UNICODE,
@@ -184,5 +210,9 @@ pub fn rules() -> Vec<&'static Rule> {
         &EXTRACTION_ALERT,
         &PROBING_ALERT,
         &INJECTION_CAMPAIGN,
+        &INPUT_DRIFT,
+        &PREDICTION_DRIFT,
+        &OOD_INPUT,
+        &ADVERSARIAL_INPUT,
     ]
 }
