@@ -58,8 +58,15 @@ pub struct DriftConfig {
     pub psi_alert: f64,
     /// Family-wise significance of the per-feature KS tests (Bonferroni over features).
     pub ks_alpha: f64,
-    /// Share of features that must drift for an input-drift alert.
+    /// Share of features that must drift for an input-drift alert (when
+    /// `mean_psi_alert` is not set).
     pub feature_share_alert: f64,
+    /// Mean PSI over features above which a window is an input-drift alert
+    /// (set by [`calibrate`] on clean windows; overrides `feature_share_alert`).
+    pub mean_psi_alert: Option<f64>,
+    /// Class-mix PSI above which a window is a prediction-drift alert
+    /// (set by [`calibrate`]; `psi_alert` when absent).
+    pub class_psi_alert: Option<f64>,
 }
 
 impl Default for DriftConfig {
@@ -70,6 +77,8 @@ impl Default for DriftConfig {
             psi_alert: 0.25,
             ks_alpha: 0.01,
             feature_share_alert: 0.05,
+            mean_psi_alert: None,
+            class_psi_alert: None,
         }
     }
 }
@@ -258,8 +267,11 @@ impl Reference {
         let mean_psi = per_feature.iter().map(|f| f.psi).sum::<f64>() / d.max(1) as f64;
         let max_ks = per_feature.iter().map(|f| f.ks).fold(0.0, f64::max);
         DriftReport {
-            input_alert: alerting as f64 / d.max(1) as f64 > cfg.feature_share_alert,
-            prediction_alert: class_psi > cfg.psi_alert,
+            input_alert: match cfg.mean_psi_alert {
+                Some(t) => mean_psi > t,
+                None => alerting as f64 / d.max(1) as f64 > cfg.feature_share_alert,
+            },
+            prediction_alert: class_psi > cfg.class_psi_alert.unwrap_or(cfg.psi_alert),
             alerting_features: alerting,
             mean_psi,
             max_ks,
@@ -270,6 +282,45 @@ impl Reference {
             reference: self.n,
         }
     }
+}
+
+/// Window-level thresholds with a false-alarm rate `fpr` on clean data:
+/// `windows` windows of `cfg.window` inputs are drawn with replacement from
+/// `clean` (with the model's predictions `preds`), compared with the
+/// reference, and the `1 - fpr` quantiles of their mean PSI and class PSI
+/// are returned, ready for `DriftConfig::{mean_psi_alert, class_psi_alert}`.
+/// Small windows over many classes have a noisy class mix, so a fixed PSI
+/// cut-off (the 0.25 of credit scoring) would alarm on clean traffic.
+pub fn calibrate(
+    reference: &Reference,
+    clean: &Tensor,
+    preds: &[usize],
+    cfg: &DriftConfig,
+    fpr: f64,
+    windows: usize,
+    seed: u64,
+) -> (f64, f64) {
+    let n = clean.batch().min(preds.len());
+    if n == 0 {
+        return (f64::INFINITY, f64::INFINITY);
+    }
+    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) as usize) % n
+    };
+    let (mut a, mut b) = (Vec::with_capacity(windows), Vec::with_capacity(windows));
+    for _ in 0..windows.max(1) {
+        let idx: Vec<usize> = (0..cfg.window.max(1)).map(|_| next()).collect();
+        let rows: Vec<&[f32]> = idx.iter().map(|&i| clean.row(i)).collect();
+        let ps: Vec<usize> = idx.iter().map(|&i| preds[i]).collect();
+        let r = reference.compare(&rows, &ps, cfg);
+        a.push(r.mean_psi);
+        b.push(r.class_psi);
+    }
+    (threshold_at_fpr(&a, fpr), threshold_at_fpr(&b, fpr))
 }
 
 /// Drift of one feature.
@@ -803,6 +854,165 @@ impl<M: Classifier> ModelMonitor<M> {
     }
 }
 
+/// A monitor built from the policy's `[model_monitor]` section for the
+/// model behind the KServe routes: the ONNX file is loaded and run by
+/// `aisec-model`, the reference and validation arrays are `.npy` files.
+pub struct KServeMonitor {
+    inner: ModelMonitor<aisec_model::OnnxModel>,
+    max_batch: usize,
+    example_shape: Vec<usize>,
+}
+
+impl KServeMonitor {
+    /// Loads the model and data named in `cfg`, fits the reference and the
+    /// Mahalanobis profile on the reference inputs (labelled by `labels`, or
+    /// by the model's own predictions), and picks every per-input threshold
+    /// on the validation inputs at `cfg.false_alarm_rate`.
+    pub fn from_config(
+        cfg: &crate::policy::ModelMonitorConfig,
+    ) -> Result<KServeMonitor, MonitorError> {
+        use aisec_model::data::npy::read_npy;
+        let model = aisec_model::OnnxModel::load(&cfg.model)?;
+        let reference_x = read_npy(&cfg.reference)?.to_tensor();
+        let validation = read_npy(&cfg.validation)?.to_tensor();
+        if validation.row_len() != reference_x.row_len() || validation.batch() < 10 {
+            return Err(MonitorError::Data(format!(
+                "validation needs >= 10 inputs of the reference's {} values (got {} of {})",
+                reference_x.row_len(),
+                validation.batch(),
+                validation.row_len()
+            )));
+        }
+        let mut drift = DriftConfig {
+            window: cfg.window.max(10),
+            psi_alert: cfg.psi_alert,
+            ..Default::default()
+        };
+        let preds = model.predict(&reference_x)?;
+        let labels = match &cfg.labels {
+            Some(p) => read_npy(p)?.to_labels()?,
+            None => preds.clone(),
+        };
+        let reference = Reference::fit(&reference_x, &preds, model.num_classes(), &drift)?;
+        let maha = Mahalanobis::fit(&model.logits(&reference_x)?, &labels)?;
+        let (lo, hi) = (cfg.value_range[0], cfg.value_range[1]);
+        let mut squeezers = Vec::new();
+        if cfg.squeeze_bits > 0 {
+            squeezers.push(Squeezer::BitDepth {
+                bits: cfg.squeeze_bits,
+                lo,
+                hi,
+            });
+        }
+        if cfg.median_smoothing {
+            squeezers.push(Squeezer::Median2x2);
+        }
+        let v = score_inputs(&model, &validation, 1.0, Some(&maha), &squeezers)?;
+        // Window thresholds on clean validation windows, at half the rate each
+        // (the two drift alerts together keep the configured false-alarm rate).
+        let (mean_t, class_t) = calibrate(
+            &reference,
+            &validation,
+            &v.pred,
+            &drift,
+            cfg.false_alarm_rate / 2.0,
+            400,
+            1,
+        );
+        drift.mean_psi_alert = Some(mean_t);
+        drift.class_psi_alert = Some(class_t);
+        let thresholds = InputThresholds {
+            energy: threshold_at_fpr(&v.energy, cfg.false_alarm_rate),
+            mahalanobis: threshold_at_fpr(&v.mahalanobis, cfg.false_alarm_rate),
+            squeeze: if squeezers.is_empty() {
+                f64::INFINITY
+            } else {
+                threshold_at_fpr(&v.squeeze, cfg.false_alarm_rate)
+            },
+        };
+        Ok(KServeMonitor {
+            inner: ModelMonitor::new(
+                cfg.name.clone(),
+                model,
+                reference,
+                Some(maha),
+                squeezers,
+                1.0,
+                thresholds,
+                drift,
+            ),
+            max_batch: cfg.max_batch.max(1),
+            example_shape: reference_x.shape[1..].to_vec(),
+        })
+    }
+
+    /// The thresholds chosen on the validation inputs.
+    pub fn thresholds(&self) -> InputThresholds {
+        self.inner.thresholds
+    }
+
+    /// Scores the first input tensor of a KServe v2 inference request
+    /// (`{"inputs": [{"shape": [n, ...], "data": [...]}]}`, data flat or nested).
+    pub fn observe_kserve(
+        &mut self,
+        body: &serde_json::Value,
+        metrics: &Metrics,
+    ) -> Result<Vec<Finding>, MonitorError> {
+        let mut x = kserve_tensor(body, self.inner.reference.features(), self.max_batch)?;
+        // The model takes the reference's per-example shape (e.g. [1, 28, 28]).
+        x.shape.truncate(1);
+        x.shape.extend_from_slice(&self.example_shape);
+        self.inner.observe(&x, Some(metrics))
+    }
+}
+
+/// The first input of a KServe v2 request as a `[n, features]` tensor.
+pub fn kserve_tensor(
+    body: &serde_json::Value,
+    features: usize,
+    max_batch: usize,
+) -> Result<Tensor, MonitorError> {
+    let input = body
+        .get("inputs")
+        .and_then(|v| v.as_array())
+        .and_then(|a| a.first())
+        .ok_or_else(|| MonitorError::Data("no `inputs[0]` in the request".into()))?;
+    let cap = features.saturating_mul(max_batch);
+    let mut data = Vec::new();
+    let mut stack = vec![input
+        .get("data")
+        .ok_or_else(|| MonitorError::Data("`inputs[0]` has no data".into()))?];
+    // Iterative flattening (bounded depth and size), in document order.
+    let mut depth_guard = 0usize;
+    while let Some(v) = stack.pop() {
+        depth_guard += 1;
+        if depth_guard > cap.saturating_mul(2) + 64 {
+            return Err(MonitorError::Data("input data nested too deeply".into()));
+        }
+        match v {
+            serde_json::Value::Number(n) => {
+                if data.len() >= cap {
+                    return Err(MonitorError::Data(format!(
+                        "more than {max_batch} inputs of {features} values"
+                    )));
+                }
+                data.push(n.as_f64().unwrap_or(f64::NAN) as f32);
+            }
+            serde_json::Value::Bool(b) => data.push(*b as u8 as f32),
+            serde_json::Value::Array(a) => stack.extend(a.iter().rev()),
+            _ => return Err(MonitorError::Data("non-numeric input data".into())),
+        }
+    }
+    if data.is_empty() || data.len() % features != 0 || data.iter().any(|v| !v.is_finite()) {
+        return Err(MonitorError::Data(format!(
+            "{} finite values do not make whole inputs of {features}",
+            data.len()
+        )));
+    }
+    let n = data.len() / features;
+    Ok(Tensor::new(vec![n, features], data)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -838,6 +1048,18 @@ mod tests {
         let mut s = seed;
         let data = (0..n * 4).map(|_| lcg(&mut s) + shift).collect();
         Tensor::new(vec![n, 4], data).unwrap()
+    }
+
+    #[test]
+    fn kserve_inputs_are_flattened_with_bounds() {
+        let body = serde_json::json!({"inputs": [{"name": "x", "shape": [2, 2], "datatype": "FP32", "data": [[1, 2], [3, 4.5]]}]});
+        let t = kserve_tensor(&body, 2, 8).unwrap();
+        assert_eq!(t.shape, vec![2, 2]);
+        assert_eq!(t.data, vec![1.0, 2.0, 3.0, 4.5]);
+        assert!(kserve_tensor(&body, 3, 8).is_err());
+        assert!(kserve_tensor(&body, 2, 1).is_err());
+        assert!(kserve_tensor(&serde_json::json!({"inputs": [{"data": ["a"]}]}), 1, 8).is_err());
+        assert!(kserve_tensor(&serde_json::json!({}), 1, 8).is_err());
     }
 
     #[test]

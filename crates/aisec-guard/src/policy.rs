@@ -53,6 +53,72 @@ pub struct Policy {
     /// The audit log.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Drift, out-of-distribution and adversarial-input monitoring of the
+    /// classic model behind the KServe routes (off when absent).
+    #[serde(default)]
+    pub model_monitor: Option<ModelMonitorConfig>,
+}
+
+/// `[model_monitor]`: the model behind `/v2/models/*/infer`, run by
+/// `aisec-model` on a copy of each request's first input. Read at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelMonitorConfig {
+    /// Name in findings and metric labels.
+    #[serde(default = "default_model_name")]
+    pub name: String,
+    /// The model (ONNX).
+    pub model: std::path::PathBuf,
+    /// Reference inputs (`.npy`, batch first): what "no drift" looks like.
+    pub reference: std::path::PathBuf,
+    /// Labels of the reference inputs (`.npy`); the model's predictions when absent.
+    #[serde(default)]
+    pub labels: Option<std::path::PathBuf>,
+    /// Clean held-out inputs (`.npy`) the per-input thresholds are chosen on.
+    pub validation: std::path::PathBuf,
+    /// Inputs per drift window.
+    #[serde(default = "default_drift_window")]
+    pub window: usize,
+    /// PSI over which a feature or the class mix counts as drifted.
+    #[serde(default = "default_psi_alert")]
+    pub psi_alert: f64,
+    /// False-alarm rate the per-input thresholds are set to on the validation inputs.
+    #[serde(default = "default_false_alarms")]
+    pub false_alarm_rate: f64,
+    /// Bit depth of the squeezed copy (0: no bit-depth squeezer).
+    #[serde(default = "default_squeeze_bits")]
+    pub squeeze_bits: u32,
+    /// Also squeeze with a 2x2 median filter (image inputs).
+    #[serde(default = "yes")]
+    pub median_smoothing: bool,
+    /// Valid input range `[lo, hi]`.
+    #[serde(default = "default_value_range")]
+    pub value_range: [f32; 2],
+    /// Most inputs scored from one request.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+}
+
+fn default_model_name() -> String {
+    "model".into()
+}
+fn default_drift_window() -> usize {
+    200
+}
+fn default_psi_alert() -> f64 {
+    0.25
+}
+fn default_false_alarms() -> f64 {
+    0.01
+}
+fn default_squeeze_bits() -> u32 {
+    4
+}
+fn default_value_range() -> [f32; 2] {
+    [0.0, 1.0]
+}
+fn default_max_batch() -> usize {
+    256
 }
 
 /// `[audit]`: where the JSON audit log goes and which decisions it records.
@@ -607,6 +673,7 @@ impl Policy {
             output: OutputConfig::default(),
             monitor: MonitorConfig::default(),
             audit: AuditConfig::default(),
+            model_monitor: None,
         }
     }
 
@@ -709,6 +776,21 @@ impl Policy {
                 return Err(bad(
                     &format!("output.leakage.canaries[{i}]"),
                     "canaries must be at least 4 characters".into(),
+                ));
+            }
+        }
+        if let Some(m) = &self.model_monitor {
+            if !(m.false_alarm_rate > 0.0 && m.false_alarm_rate < 0.5) {
+                return Err(bad(
+                    "model_monitor.false_alarm_rate",
+                    "must be between 0 and 0.5".into(),
+                ));
+            }
+            if m.value_range[0] >= m.value_range[1] || m.squeeze_bits > 16 || m.window < 10 {
+                return Err(bad(
+                    "model_monitor",
+                    "value_range must be [lo, hi] with lo < hi, squeeze_bits <= 16, window >= 10"
+                        .into(),
                 ));
             }
         }

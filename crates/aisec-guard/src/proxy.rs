@@ -89,6 +89,9 @@ pub struct GuardState {
     next_id: AtomicU64,
     /// The JSON audit log.
     pub audit: AuditLog,
+    /// Drift / OOD / adversarial monitor of the KServe model, if the policy names one.
+    model_monitor: Option<Mutex<crate::modelmon::KServeMonitor>>,
+    model_alerts: Mutex<VecDeque<Finding>>,
 }
 
 fn build_client(p: &Policy) -> reqwest::Client {
@@ -117,6 +120,19 @@ impl GuardState {
         audit: AuditLog,
     ) -> Arc<GuardState> {
         let client = build_client(&policy);
+        let model_monitor = policy.model_monitor.as_ref().and_then(|cfg| {
+            match crate::modelmon::KServeMonitor::from_config(cfg) {
+                Ok(m) => Some(Mutex::new(m)),
+                Err(e) => {
+                    tracing::error!(error = %e, "model monitor disabled");
+                    audit.write(
+                        "model_monitor",
+                        json!({"result": "error", "error": e.to_string()}),
+                    );
+                    None
+                }
+            }
+        });
         Arc::new(GuardState {
             pipeline: RwLock::new(Arc::new(Pipeline::new(policy))),
             client: RwLock::new(client),
@@ -127,6 +143,8 @@ impl GuardState {
             hasher: Default::default(),
             next_id: AtomicU64::new(1),
             audit,
+            model_monitor,
+            model_alerts: Mutex::new(VecDeque::new()),
         })
     }
 
@@ -183,10 +201,52 @@ impl GuardState {
 
     /// Behaviour alerts raised so far.
     pub fn alerts(&self) -> Vec<Finding> {
-        self.monitor
+        let mut a = self
+            .monitor
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .alerts()
+            .alerts();
+        a.extend(
+            self.model_alerts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned(),
+        );
+        a
+    }
+
+    /// Runs the KServe model monitor (if configured) on one inference request body.
+    fn observe_model(&self, client: &str, body: &Value) {
+        let Some(m) = &self.model_monitor else {
+            return;
+        };
+        let found = m
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .observe_kserve(body, &self.metrics);
+        match found {
+            Ok(fs) => {
+                let mut g = self.model_alerts.lock().unwrap_or_else(|p| p.into_inner());
+                for f in fs {
+                    self.metrics
+                        .inc("aisec_guard_alerts_total", &[("rule", f.rule_id.as_str())]);
+                    self.audit.write(
+                        "alert",
+                        json!({"rule": f.rule_id, "client": client, "evidence": f.evidence, "atlas": f.atlas, "location": f.location.to_string()}),
+                    );
+                    if g.len() >= crate::monitor::MAX_ALERTS {
+                        g.pop_front();
+                    }
+                    g.push_back(f.metric("client", client));
+                }
+            }
+            Err(e) => {
+                self.metrics
+                    .inc("aisec_guard_model_monitor_errors_total", &[]);
+                tracing::debug!(error = %e, "model monitor skipped a request");
+            }
+        }
     }
 
     /// Decision findings recorded so far (most recent last).
@@ -1105,11 +1165,17 @@ async fn passthrough(
         );
     }
     if route == "kserve_infer" {
-        let fp_text = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| v.get("inputs").cloned())
-            .map(|v| quantised(&v))
+        let parsed = serde_json::from_slice::<Value>(&body).ok();
+        let fp_text = parsed
+            .as_ref()
+            .and_then(|v| v.get("inputs"))
+            .map(quantised)
             .unwrap_or_default();
+        if let (Some(v), true) = (parsed, state.model_monitor.is_some()) {
+            // The model runs off the request path: it adds no latency to the request.
+            let (st, c) = (state.clone(), client.clone());
+            tokio::task::spawn_blocking(move || st.observe_model(&c, &v));
+        }
         let v = state.observe(&client, &fp_text, false, false);
         if v.over_rate && p.policy.monitor.rate_action == Action::Block {
             state.metrics.inc(
