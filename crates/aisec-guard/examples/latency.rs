@@ -46,7 +46,11 @@ fn main() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("usage: latency FILE.jsonl [REPEATS]"))?;
     let repeats: usize = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(3);
     let mut texts = Vec::new();
-    for line in std::fs::read_to_string(path)?.lines().take(3000) {
+    let all = std::fs::read_to_string(path)?;
+    let lines: Vec<&str> = all.lines().collect();
+    // An even sample over the whole file (it is grouped by source).
+    let step = (lines.len() / 3000).max(1);
+    for line in lines.iter().step_by(step).take(3000) {
         let v: serde_json::Value = serde_json::from_str(line)?;
         if let Some(t) = v["text"].as_str() {
             texts.push(t.to_string());
@@ -80,11 +84,35 @@ fn main() -> anyhow::Result<()> {
     measure("prompt: classifier alone", &texts, repeats, &|t| {
         (p.classifier_score(t) > 0.5) as usize
     });
+    for (lo, hi) in [(0usize, 500usize), (500, 2000), (2000, usize::MAX)] {
+        let sub: Vec<String> = texts
+            .iter()
+            .filter(|t| (lo..hi).contains(&t.chars().count()))
+            .cloned()
+            .collect();
+        if !sub.is_empty() {
+            let name = if hi == usize::MAX {
+                format!("prompts of {lo}+ chars: all input scanners")
+            } else {
+                format!("prompts of {lo}-{hi} chars: all input scanners")
+            };
+            measure(&name, &sub, repeats, &|t| p.scan_input(t).len());
+        }
+    }
     measure("~4k-token document as a prompt", &long, repeats, &|t| {
         p.scan_input(t).len()
     });
     measure("~4k-token document as tool content", &long, repeats, &|t| {
         p.scan_indirect(t, "tool").len()
+    });
+    measure("~4k-token document: classifier alone", &long, repeats, &|t| {
+        (p.classifier_score(t) > 0.5) as usize
+    });
+    measure("~4k-token document: injection rules alone", &long, repeats, &|t| {
+        p.injection_rule_hits(&aisec_guard::text::normalise(t).text).len()
+    });
+    measure("~4k-token document: normalisation alone", &long, repeats, &|t| {
+        aisec_guard::text::normalise(t).text.len()
     });
     Ok(())
 }

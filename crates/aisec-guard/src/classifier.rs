@@ -280,23 +280,32 @@ impl Classifier {
         // offs[k] = byte offset of char k of the padded string; offs.len() = chars + 1
         let nchars = offs.len() - 1;
         let c_state = fnv_extend(FNV_OFFSET, b"c:");
-        let byte_at = |i: usize| -> &[u8] {
+        let wb = window.as_bytes();
+        let byte_at = |i: usize| -> u8 {
             if i == 0 || i == padded_len - 1 {
-                b" "
+                b' '
             } else {
-                &window.as_bytes()[i - 1..i]
+                wb[i - 1]
             }
         };
-        for n in 3..=5usize {
-            if nchars < n {
-                continue;
-            }
-            for i in 0..=nchars - n {
-                let mut h = c_state;
-                for b in offs[i]..offs[i + n] {
-                    h = fnv_extend(h, byte_at(b));
+        let mask = self.dim.wrapping_sub(1);
+        let pow2 = self.dim.is_power_of_two();
+        let reduce = |h: u32| if pow2 { h & mask } else { h % self.dim };
+        // One pass per start character: the 3-, 4- and 5-gram hashes share their prefix.
+        for i in 0..nchars.saturating_sub(2) {
+            let mut h = c_state;
+            let mut end_char = i;
+            for n in 1..=5usize {
+                if i + n > nchars {
+                    break;
                 }
-                hashes.push(h % self.dim);
+                for b in offs[end_char]..offs[i + n] {
+                    h = (h ^ byte_at(b) as u32).wrapping_mul(FNV_PRIME);
+                }
+                end_char = i + n;
+                if n >= 3 {
+                    hashes.push(reduce(h));
+                }
             }
         }
         let words: Vec<&str> = window
@@ -305,13 +314,13 @@ impl Classifier {
             .collect();
         let w_state = fnv_extend(FNV_OFFSET, b"w:");
         for w in &words {
-            hashes.push(fnv_extend(w_state, w.as_bytes()) % self.dim);
+            hashes.push(reduce(fnv_extend(w_state, w.as_bytes())));
         }
         let b_state = fnv_extend(FNV_OFFSET, b"b:");
         for pair in words.windows(2) {
             let h = fnv_extend(b_state, pair[0].as_bytes());
             let h = fnv_extend(h, b" ");
-            hashes.push(fnv_extend(h, pair[1].as_bytes()) % self.dim);
+            hashes.push(reduce(fnv_extend(h, pair[1].as_bytes())));
         }
         hashes.sort_unstable();
         let mut feats: Vec<(u32, f64)> = Vec::with_capacity(hashes.len());
