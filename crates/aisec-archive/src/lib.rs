@@ -23,7 +23,7 @@
 //! entry data (so a 1 GB checkpoint's tensors stay unread).
 //!
 //! Container anomalies are reported as [`aisec_core::Finding`]s of the rules
-//! in [`rules()`], ids `AISEC-ARCHIVE-0NN`.
+//! in [`RULES`], ids `AISEC-ARCHIVE-0NN`.
 //!
 //! Decompression bombs: the readers never return an error *only* because
 //! output hit a limit. [`compress::decompress`] and

@@ -29,7 +29,7 @@
 
 use std::sync::atomic::AtomicBool;
 
-use aisec_core::{Confidence, Finding, Location, Rule, Severity};
+use aisec_core::{Confidence, Finding, Location, Severity};
 use aisec_model::blackbox::{LabelOnly, QueryCounter};
 use aisec_model::data::Dataset;
 use aisec_model::fit::{fit_targets, FitOptions, Targets, TrainConfig};
@@ -40,26 +40,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use crate::rules::EXTRACTION;
 use crate::util::{cancelled, gather, gaussian};
-
-/// Model extraction succeeds (ATLAS AML.T0024.002).
-pub static EXTRACTION: Rule = Rule {
-    id: "AISEC-PRIVACY-003",
-    name: "model-extraction",
-    title: "Model can be copied through its prediction API (model extraction)",
-    description: "A surrogate trained only on the victim's answers to a limited number of \
-queries agrees with the victim on most held-out inputs. Whoever can query the API can build a \
-functional copy: intellectual-property loss, and a white-box stand-in for crafting \
-transferable adversarial examples or running inversion and membership attacks offline.",
-    default_severity: Severity::High,
-    atlas: &["AML.T0024.002", "AML.T0024"],
-    owasp: &[],
-    remediation: "Rate-limit and meter queries per client, and monitor for extraction \
-patterns (high volume, out-of-distribution or synthetic inputs, near-duplicates; aisec guard \
-flags such traffic). Return top-1 labels instead of probabilities where the use case allows \
-(this slows, but does not stop, extraction), round or perturb scores, and watermark the model \
-so a stolen copy can be recognised.",
-};
 
 /// Most query values (examples times values per example) one run keeps (1 GiB of `f32`).
 pub const MAX_QUERY_VALUES: usize = 1 << 28;

@@ -17,68 +17,10 @@
 //! more than 5 percentage points of robust accuracy: then the white-box
 //! numbers understate the risk.
 
-use aisec_core::{Confidence, Finding, Location, Rule, Severity};
+use aisec_core::{Confidence, Finding, Location, Severity};
 
 use crate::eval::{AttackResult, EvasionReport};
-
-/// White-box evasion succeeds.
-pub static WHITE_BOX: Rule = Rule {
-    id: "AISEC-EVASION-001",
-    name: "white-box-evasion",
-    title: "Model is evaded by white-box adversarial examples",
-    description: "Gradient-based attacks (FGSM, PGD, C&W, DeepFool, APGD, FAB, AutoAttack) found \
-small input perturbations inside the stated budget that change the model's prediction. An \
-attacker with the model's weights, or a close substitute, can craft such inputs.",
-    default_severity: Severity::High,
-    atlas: &["AML.T0015", "AML.T0043.000"],
-    owasp: &[],
-    remediation: "Treat the robust accuracy as the accuracy an adaptive attacker leaves you. \
-Consider adversarial training (PGD/TRADES) at the threat model you care about, input \
-preprocessing only together with adaptive re-evaluation, and keep weights confidential.",
-};
-
-/// Black-box evasion succeeds.
-pub static BLACK_BOX: Rule = Rule {
-    id: "AISEC-EVASION-002",
-    name: "black-box-evasion",
-    title: "Model is evaded by query-only adversarial examples",
-    description: "Query-only attacks (Square with scores, HopSkipJump with labels only) found \
-adversarial examples inside the stated budget using only the model's outputs. Any user of the \
-prediction API can do the same within the measured number of queries.",
-    default_severity: Severity::High,
-    atlas: &["AML.T0015", "AML.T0043.001"],
-    owasp: &[],
-    remediation: "Rate-limit and monitor query patterns (many near-duplicate inputs), return \
-labels instead of scores where possible, and improve the model's robustness itself; \
-hiding scores alone does not stop label-only attacks.",
-};
-
-/// Signs of gradient masking.
-pub static GRADIENT_MASKING: Rule = Rule {
-    id: "AISEC-EVASION-003",
-    name: "gradient-masking-suspected",
-    title: "Gradient-based robustness numbers look unreliable (possible gradient masking)",
-    description: "A black-box or single-step attack broke clearly more examples than the \
-iterative gradient attacks. This is a classic sign of obfuscated gradients: the white-box \
-robust accuracy overstates the model's true robustness.",
-    default_severity: Severity::Medium,
-    atlas: &["AML.T0015"],
-    owasp: &[],
-    remediation: "Report the worst case over all attacks, run AutoAttack and black-box \
-attacks, and check that accuracy falls to zero as the budget grows.",
-};
-
-/// Every rule of this crate.
-pub fn rules() -> Vec<&'static Rule> {
-    vec![
-        &WHITE_BOX,
-        &BLACK_BOX,
-        &GRADIENT_MASKING,
-        &crate::inversion::INVERSION,
-        &crate::extraction::EXTRACTION,
-        &crate::membership::MEMBERSHIP_INFERENCE,
-    ]
-}
+use crate::rules::{BLACK_BOX, GRADIENT_MASKING, WHITE_BOX};
 
 fn severity_for(clean: f64, robust: f64, broken: usize) -> Severity {
     if robust < 0.10 {
@@ -239,9 +181,6 @@ mod tests {
         assert_eq!(severity_for(0.99, 0.70, 20), Severity::Medium);
         assert_eq!(severity_for(0.99, 0.95, 2), Severity::Low);
         assert_eq!(severity_for(0.99, 0.99, 0), Severity::Info);
-        assert_eq!(rules().len(), 6);
-        for r in rules() {
-            assert!(r.id.starts_with("AISEC-EVASION-0") || r.id.starts_with("AISEC-PRIVACY-0"));
-        }
+        assert_eq!(crate::RULES.len(), 6);
     }
 }

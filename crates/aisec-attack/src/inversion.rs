@@ -27,32 +27,14 @@ use std::io::{Seek, Write};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use aisec_core::{Confidence, Finding, Location, Rule, Severity};
+use aisec_core::{Confidence, Finding, Location, Severity};
 use aisec_model::data::Dataset;
 use aisec_model::{Differentiable, Loss, ModelError, Tensor};
 use serde::Serialize;
 
+use crate::rules::INVERSION;
 use crate::save::{write_npz, NpyArray, SaveError};
 use crate::util::cancelled;
-
-/// Model inversion succeeds (ATLAS AML.T0024.001).
-pub static INVERSION: Rule = Rule {
-    id: "AISEC-PRIVACY-002",
-    name: "model-inversion",
-    title: "Class representatives can be reconstructed from the model (model inversion)",
-    description: "Gradient descent on the input from a neutral start produced, for the \
-listed classes, inputs the model assigns to that class with high confidence; where reference \
-data was given, the reconstructions resemble the true class average more than any other \
-class's. An attacker with the model (or a white-box surrogate of it) can recover what typical \
-members of a class look like: a privacy leak when classes are people or sensitive groups.",
-    default_severity: Severity::Medium,
-    atlas: &["AML.T0024.001", "AML.T0024"],
-    owasp: &[],
-    remediation: "Keep the weights confidential (an extracted surrogate enables the same \
-attack), return labels or rounded confidences instead of full scores, rate-limit and monitor \
-queries, and for sensitive classes train with differential privacy or avoid one class per \
-individual.",
-};
 
 /// Errors of an inversion run.
 #[derive(Debug, thiserror::Error)]

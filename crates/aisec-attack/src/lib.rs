@@ -19,7 +19,8 @@
 //!   per-example success, L0/L2/L-inf norms, queries, an
 //!   accuracy-versus-budget curve and the adversarial examples.
 //! * [`EvasionReport::findings`](eval::EvasionReport::findings) maps the
-//!   measured numbers to [`aisec_core::Finding`]s; [`rules`] lists the rules.
+//!   measured numbers to [`aisec_core::Finding`]s; [`RULES`] lists the rules
+//!   (declared in [`rules`]).
 //! * [`save`] writes the examples as `.npz` and a PNG grid.
 //! * Privacy: [`inversion::run_inversion`] (MI-Face class reconstruction)
 //!   and [`extraction::run_extraction`] (Knockoff / Copycat / Jacobian
@@ -41,6 +42,7 @@ pub mod findings;
 pub mod inversion;
 
 pub mod membership;
+pub mod rules;
 pub mod save;
 pub mod util;
 pub mod whitebox;
@@ -49,5 +51,5 @@ pub use eval::{
     run_evasion, run_evasion_blackbox, AttackKind, AttackResult, CurvePoint, EvasionConfig,
     EvasionError, EvasionReport, Progress,
 };
-pub use findings::rules;
+pub use rules::RULES;
 pub use util::{Budget, Norm, QueryCounter};

@@ -202,54 +202,10 @@ impl fmt::Display for Location {
     }
 }
 
-/// A detection rule: the static description every finding of that kind shares.
-///
-/// Capability crates declare their rules as `static` items and build findings
-/// with [`Rule::finding`], so rule metadata (taxonomy, remediation, help) is
-/// written once and reports can list every rule they cite (SARIF needs that).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Rule {
-    /// Stable identifier, e.g. `AISEC-SCAN-PICKLE-001`.
-    pub id: &'static str,
-    /// Short kebab-case name, e.g. `pickle-code-execution`.
-    pub name: &'static str,
-    /// One-line summary used as the finding title by default.
-    pub title: &'static str,
-    /// Longer explanation of the threat, for help texts and SARIF.
-    pub description: &'static str,
-    /// Severity a finding of this rule has unless the producer overrides it.
-    pub default_severity: Severity,
-    /// MITRE ATLAS technique ids, e.g. `AML.T0011.000`.
-    pub atlas: &'static [&'static str],
-    /// OWASP Top 10 for LLM Applications (2025) ids, e.g. `LLM03`.
-    pub owasp: &'static [&'static str],
-    /// What to do about it.
-    pub remediation: &'static str,
-}
-
-impl Rule {
-    /// Starts a finding of this rule at `location`, with the rule's default
-    /// severity, high confidence and the rule's taxonomy and remediation.
-    pub fn finding(&'static self, location: Location, evidence: impl Into<String>) -> Finding {
-        Finding {
-            rule_id: self.id.to_string(),
-            title: self.title.to_string(),
-            severity: self.default_severity,
-            confidence: Confidence::High,
-            location,
-            evidence: evidence.into(),
-            atlas: self.atlas.iter().map(|s| s.to_string()).collect(),
-            owasp: self.owasp.iter().map(|s| s.to_string()).collect(),
-            remediation: self.remediation.to_string(),
-            metrics: BTreeMap::new(),
-        }
-    }
-}
-
 /// One observation of a rule at one place.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
-    /// The [`Rule::id`] this finding belongs to.
+    /// The [`Rule::id`](crate::Rule::id) this finding belongs to.
     pub rule_id: String,
     /// Human title; defaults to the rule title and may be made more specific.
     pub title: String,
@@ -320,17 +276,6 @@ impl Finding {
 mod tests {
     use super::*;
 
-    static RULE: Rule = Rule {
-        id: "TEST-001",
-        name: "test-rule",
-        title: "A test rule",
-        description: "For tests.",
-        default_severity: Severity::High,
-        atlas: &["AML.T0011.000"],
-        owasp: &["LLM03"],
-        remediation: "Do not.",
-    };
-
     #[test]
     fn severity_orders_and_parses() {
         assert!(Severity::Critical > Severity::High);
@@ -338,23 +283,6 @@ mod tests {
         assert_eq!("HIGH".parse::<Severity>().unwrap(), Severity::High);
         let err = "bogus".parse::<Severity>().unwrap_err().to_string();
         assert!(err.contains("unknown severity 'bogus'"), "{err}");
-    }
-
-    #[test]
-    fn rule_builds_finding_with_taxonomy() {
-        let f = RULE
-            .finding(
-                Location::path("a.pkl").with_member("x/data.pkl"),
-                "os.system",
-            )
-            .severity(Severity::Critical)
-            .metric("n", 3);
-        assert_eq!(f.rule_id, "TEST-001");
-        assert_eq!(f.atlas, vec!["AML.T0011.000"]);
-        assert_eq!(f.owasp, vec!["LLM03"]);
-        assert_eq!(f.severity, Severity::Critical);
-        assert_eq!(f.location.to_string(), "a.pkl!x/data.pkl");
-        assert_eq!(f.metrics["n"], serde_json::json!(3));
     }
 
     #[test]

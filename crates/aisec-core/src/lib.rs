@@ -12,10 +12,12 @@
 pub mod finding;
 pub mod render;
 pub mod report;
+pub mod rule;
 pub mod run;
 pub mod taxonomy;
 
-pub use finding::{Confidence, Finding, Location, Rule, Severity};
+pub use finding::{Confidence, Finding, Location, Severity};
 pub use report::{ExitStatus, Report, ReportError, Summary};
+pub use rule::Rule;
 pub use run::{Cancel, NoProgress, Progress, RunContext};
 pub use taxonomy::{atlas, owasp, AtlasTechnique, OwaspLlm};

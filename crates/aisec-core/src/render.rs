@@ -230,24 +230,19 @@ pub fn sarif(report: &Report) -> Value {
         let mut tags: Vec<String> = vec!["security".into()];
         tags.extend(r.atlas.iter().map(|a| a.to_string()));
         tags.extend(r.owasp.iter().map(|o| format!("OWASP-{o}")));
-        let taxa: Vec<String> = r
-            .atlas
-            .iter()
-            .map(|a| atlas_label(a))
-            .chain(r.owasp.iter().map(|o| owasp_label(o)))
-            .collect();
         let help = format!(
             "{}\n\nRemediation: {}\n\nTaxonomy: {}",
             r.description,
             r.remediation,
-            taxa.join("; ")
+            r.taxonomy_labels().join("; ")
         );
         rules.push(json!({
             "id": r.id,
             "name": r.name,
             "shortDescription": { "text": r.title },
-            "fullDescription": { "text": r.description },
-            "help": { "text": help },
+            "fullDescription": { "text": r.full_description() },
+            "help": { "text": help, "markdown": r.help_markdown() },
+            "helpUri": r.help_uri,
             "defaultConfiguration": { "level": r.default_severity.sarif_level() },
             "properties": {
                 "tags": tags,
@@ -539,23 +534,32 @@ pub fn navigator(report: &Report) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::finding::{Confidence, Location, Rule};
+    use crate::finding::{Confidence, Location};
 
-    static PICKLE: Rule = Rule {
-        id: "AISEC-TEST-PICKLE",
-        name: "pickle-code-execution",
-        title: "Pickle calls a code-execution function",
-        description: "Loading this pickle runs code.",
-        default_severity: Severity::Critical,
-        atlas: &["AML.T0011.000", "AML.T0010.003"],
-        owasp: &["LLM03"],
-        remediation: "Do not load it; use safetensors.",
-    };
+    crate::declare_rules! {
+        /// ## What it detects
+        /// A pickle that calls a function able to run code.
+        ///
+        /// ## Why it matters
+        /// Loading this pickle runs code.
+        ///
+        /// ## Example
+        /// `cos\nsystem\n(S'id'\ntR.`
+        static PICKLE = {
+            id: "AISEC-TEST-PICKLE",
+            name: "pickle-code-execution",
+            title: "Pickle calls a code-execution function",
+            severity: Critical,
+            atlas: &["AML.T0011.000", "AML.T0010.003"],
+            owasp: &["LLM03"],
+            remediation: "Do not load it; use safetensors.",
+        };
+    }
 
     fn sample() -> Report {
         let mut r = Report::new("scan");
         r.version = "0.0.0-test".into();
-        r.add_rules([&PICKLE]);
+        r.add_rules(RULES);
         r.extend([
             PICKLE.finding(
                 Location::path("models/evil model.pt")

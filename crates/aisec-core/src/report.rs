@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::finding::{Finding, Rule, Severity};
+use crate::finding::{Finding, Severity};
+use crate::rule::Rule;
 
 /// A problem met while running that did not stop the run: an unreadable
 /// file, a truncated archive, an endpoint that kept failing.
@@ -69,8 +70,8 @@ impl Report {
     }
 
     /// Records the rules this run used; duplicates are ignored.
-    pub fn add_rules(&mut self, rules: impl IntoIterator<Item = &'static Rule>) {
-        for r in rules {
+    pub fn add_rules(&mut self, rules: &[&'static Rule]) {
+        for &r in rules {
             if !self.rules.iter().any(|x| x.id == r.id) {
                 self.rules.push(r);
             }
@@ -153,22 +154,26 @@ impl ExitStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::finding::{Location, Rule};
+    use crate::finding::Location;
 
-    static R: Rule = Rule {
-        id: "T-1",
-        name: "t",
-        title: "t",
-        description: "t",
-        default_severity: Severity::Medium,
-        atlas: &[],
-        owasp: &[],
-        remediation: "",
-    };
+    crate::declare_rules! {
+        /// A rule for these tests.
+        static R = {
+            id: "AISEC-TEST-001",
+            name: "t",
+            title: "t",
+            severity: Medium,
+            atlas: &[],
+            owasp: &[],
+            remediation: "",
+        };
+    }
 
     #[test]
     fn fail_on_threshold_sets_exit_code() {
         let mut r = Report::new("scan");
+        r.add_rules(RULES);
+        assert_eq!(r.rule("AISEC-TEST-001"), Some(&R));
         assert_eq!(r.exit_status(Some(Severity::Low)), ExitStatus::Clean);
         r.extend([R.finding(Location::path("a"), "x")]);
         r.finish();

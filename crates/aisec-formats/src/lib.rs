@@ -32,7 +32,7 @@
 //!
 //! [`pb`] holds the shared protobuf wire-format walker.
 
-use aisec_core::{Finding, Rule};
+use aisec_core::Finding;
 
 pub mod gguf;
 pub mod h5;
@@ -42,6 +42,8 @@ pub mod pb;
 pub mod rules;
 pub mod safetensors;
 pub mod savedmodel;
+
+pub use rules::RULES;
 
 /// What one leaf parser found in one file or archive member.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -102,11 +104,6 @@ impl FormatReport {
 pub const MAX_FINDINGS: usize = 500;
 /// Most notes one report keeps.
 pub const MAX_NOTES: usize = 200;
-
-/// Every rule this crate can report.
-pub fn rules() -> Vec<&'static Rule> {
-    rules::ALL.to_vec()
-}
 
 /// Shortens untrusted text for evidence strings: at most `max` characters,
 /// control characters escaped.

@@ -105,14 +105,26 @@ fn main() -> anyhow::Result<()> {
     measure("~4k-token document as tool content", &long, repeats, &|t| {
         p.scan_indirect(t, "tool").len()
     });
-    measure("~4k-token document: classifier alone", &long, repeats, &|t| {
-        (p.classifier_score(t) > 0.5) as usize
-    });
-    measure("~4k-token document: injection rules alone", &long, repeats, &|t| {
-        p.injection_rule_hits(&aisec_guard::text::normalise(t).text).len()
-    });
-    measure("~4k-token document: normalisation alone", &long, repeats, &|t| {
-        aisec_guard::text::normalise(t).text.len()
-    });
+    measure(
+        "~4k-token document: classifier alone",
+        &long,
+        repeats,
+        &|t| (p.classifier_score(t) > 0.5) as usize,
+    );
+    measure(
+        "~4k-token document: injection rules alone",
+        &long,
+        repeats,
+        &|t| {
+            p.injection_rule_hits(&aisec_guard::text::normalise(t).text)
+                .len()
+        },
+    );
+    measure(
+        "~4k-token document: normalisation alone",
+        &long,
+        repeats,
+        &|t| aisec_guard::text::normalise(t).text.len(),
+    );
     Ok(())
 }

@@ -11,7 +11,7 @@
 //! monitoring of classic models run by `aisec-model` ([`modelmon`]),
 //! Prometheus metrics ([`metrics`]), the JSON audit log ([`audit`]), and the
 //! `aisec demo` session ([`demo`]). Every decision becomes an [`aisec_core::Finding`] of one of
-//! the [`rules()`], carrying MITRE ATLAS and OWASP LLM ids.
+//! the [`RULES`], carrying MITRE ATLAS and OWASP LLM ids.
 
 pub mod audit;
 pub mod classifier;
@@ -29,7 +29,7 @@ pub mod upstream;
 pub use demo::run_demo;
 pub use policy::{Action, Policy, PolicyError};
 pub use proxy::{start, GuardState, RunningGuard, StartOptions};
-pub use rules::rules;
+pub use rules::RULES;
 pub use scan::Pipeline;
 
 /// Installs a JSON `tracing` subscriber on stderr (the audit log), filtered

@@ -35,7 +35,7 @@
 //! Every loop and allocation is bounded by [`Limits`]; strings are slices of
 //! the input and values are arena indices, so memo reuse never copies.
 //!
-//! Rules are listed by [`rules()`]; the table is in the `rules` module docs.
+//! Rules are listed in [`RULES`] (declared in the `rules` module).
 
 pub mod machine;
 pub mod npy;
@@ -46,6 +46,7 @@ use aisec_core::{Finding, Location};
 
 pub use npy::scan_npy;
 pub use policy::{Policy, PolicyError, Verdict};
+pub use rules::RULES;
 
 /// Bounds on the analysis. Exceeding one ends the analysis with an
 /// `AISEC-PICKLE-010` finding; everything found before is kept.
@@ -312,9 +313,4 @@ fn is_opcode(b: u8) -> bool {
 fn policy_for_sniff() -> &'static Policy {
     static P: std::sync::OnceLock<Policy> = std::sync::OnceLock::new();
     P.get_or_init(Policy::default)
-}
-
-/// Every rule this crate can report.
-pub fn rules() -> Vec<&'static aisec_core::Rule> {
-    rules::rules()
 }

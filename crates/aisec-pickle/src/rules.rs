@@ -1,125 +1,337 @@
-//! The rules this crate reports.
-//!
-//! | id | name | default severity | what |
-//! |----|------|------------------|------|
-//! | AISEC-PICKLE-001 | pickle-dangerous-call | critical | a denied callable is called (REDUCE/NEWOBJ/NEWOBJ_EX/OBJ/INST) |
-//! | AISEC-PICKLE-002 | pickle-dangerous-import | critical | a denied global is imported but no call of it was seen |
-//! | AISEC-PICKLE-003 | pickle-unresolvable-global | critical | STACK_GLOBAL with module/name computed at load time |
-//! | AISEC-PICKLE-004 | pickle-nested-loader | critical | a nested deserialiser/code loader is called (its literal payload is analysed too) |
-//! | AISEC-PICKLE-005 | pickle-unknown-global | medium | a global outside the allowlist is imported or called |
-//! | AISEC-PICKLE-006 | pickle-computed-callable | high | a call whose callable is itself computed (result of a call, persistent id…) |
-//! | AISEC-PICKLE-007 | pickle-build-untrusted | medium (high on a class/module) | BUILD (`__setstate__`/`__dict__`/setattr) on an untrusted target |
-//! | AISEC-PICKLE-008 | pickle-extension-registry | high | EXT1/EXT2/EXT4 fetch a global from the copyreg extension registry |
-//! | AISEC-PICKLE-009 | pickle-malformed | medium | the stream is truncated or invalid after the findings reported before it |
-//! | AISEC-PICKLE-010 | pickle-resource-limit | high | an analysis limit was hit (pickle bomb, huge declared length) |
-//! | AISEC-PICKLE-011 | pickle-trailing-data | low | bytes after the last pickle that are not a pickle |
-//! | AISEC-PICKLE-012 | npy-object-array | low | a NumPy array with object dtype (loading needs `allow_pickle=True`) |
-//! | AISEC-PICKLE-013 | npy-invalid-header | medium | a `.npy` header that does not parse or disagrees with the data size |
-
-use aisec_core::{Rule, Severity};
+//! The rules this crate reports (ids `AISEC-PICKLE-0NN`); `aisec rules`
+//! and `docs/rules.md` show them in full.
 
 const ATLAS: &[&str] = &["AML.T0011.000", "AML.T0010.003"];
 const OWASP: &[&str] = &["LLM03"];
 const REM_CODE: &str = "Do not load this file with pickle/torch.load/joblib.load. Obtain the model from a trusted source, \
 or convert it to a format that cannot carry code (safetensors, ONNX) in an isolated environment.";
 
-macro_rules! rule {
-    ($ident:ident, $id:literal, $name:literal, $title:literal, $desc:literal, $sev:expr, $rem:expr) => {
-        #[doc = $title]
-        pub static $ident: Rule = Rule {
-            id: $id,
-            name: $name,
-            title: $title,
-            description: $desc,
-            default_severity: $sev,
-            atlas: ATLAS,
-            owasp: OWASP,
-            remediation: $rem,
-        };
+aisec_core::declare_rules! {
+    /// ## What it detects
+    /// A pickle that calls (REDUCE, NEWOBJ, NEWOBJ_EX, OBJ or INST) a global
+    /// on the deny list: functions that run commands, evaluate code, or touch
+    /// files or the network (`os.system`, `subprocess.Popen`, `builtins.eval`,
+    /// `runpy._run_code`, ...), however the global was reached (GLOBAL,
+    /// STACK_GLOBAL, the memo).
+    ///
+    /// ## Why it matters
+    /// `pickle.load`, `torch.load` (without `weights_only=True`) and
+    /// `joblib.load` make that call while loading: opening the model file runs
+    /// the attacker's code with the loader's privileges.
+    ///
+    /// ## Example
+    /// ```text
+    ///  0: c    GLOBAL     'os system'
+    /// 11: (    MARK
+    /// 12: S        STRING     'id'
+    /// 18: t        TUPLE      (MARK at 11)
+    /// 19: R    REDUCE
+    /// 20: .    STOP
+    /// ```
+    pub static DANGEROUS_CALL = {
+        id: "AISEC-PICKLE-001",
+        name: "pickle-dangerous-call",
+        title: "Pickle calls a code-execution capable function",
+        severity: Critical,
+        atlas: ATLAS,
+        owasp: OWASP,
+        remediation: REM_CODE,
     };
-}
 
-rule!(DANGEROUS_CALL, "AISEC-PICKLE-001", "pickle-dangerous-call",
-    "Pickle calls a code-execution capable function",
-    "Unpickling this data calls a function that can run commands, evaluate code, touch files or the network.",
-    Severity::Critical, REM_CODE);
-rule!(DANGEROUS_IMPORT, "AISEC-PICKLE-002", "pickle-dangerous-import",
-    "Pickle imports a dangerous global",
-    "Unpickling this data imports a dangerous function or module; it can be called through BUILD, containers or later opcodes.",
-    Severity::Critical, REM_CODE);
-rule!(UNRESOLVABLE_GLOBAL, "AISEC-PICKLE-003", "pickle-unresolvable-global",
-    "Pickle imports a global whose name is computed at load time",
-    "STACK_GLOBAL takes module and name from values computed while unpickling, so no static scanner can know what is imported: a classic scanner bypass.",
-    Severity::Critical, REM_CODE);
-rule!(NESTED_LOADER, "AISEC-PICKLE-004", "pickle-nested-loader",
-    "Pickle calls a nested deserialiser or code loader",
-    "Unpickling this data calls pickle.loads/torch.load/marshal/types.CodeType or similar on embedded data: a way to hide a second payload.",
-    Severity::Critical, REM_CODE);
-rule!(UNKNOWN_GLOBAL, "AISEC-PICKLE-005", "pickle-unknown-global",
-    "Pickle references a global outside the allowlist",
-    "Unpickling this data imports (and may call) a global that is neither known safe nor known dangerous. Review it and allow it in the policy if expected.",
-    Severity::Medium,
-    "Review the global; if it is a trusted class of your own code, add it to [pickle] allow in the aisec policy.");
-rule!(COMPUTED_CALLABLE, "AISEC-PICKLE-006", "pickle-computed-callable",
-    "Pickle calls a callable computed at load time",
-    "The callable of a REDUCE/NEWOBJ is the result of another call (e.g. getattr) or a persistent id, which hides what is really called.",
-    Severity::High, REM_CODE);
-rule!(BUILD_UNTRUSTED, "AISEC-PICKLE-007", "pickle-build-untrusted",
-    "Pickle BUILD on an untrusted object",
-    "BUILD calls __setstate__ or updates __dict__/attributes of its target; on a non-allowlisted instance this runs its code, on a class or module it overwrites attributes.",
-    Severity::Medium, REM_CODE);
-rule!(EXT_REGISTRY, "AISEC-PICKLE-008", "pickle-extension-registry",
-    "Pickle uses the copyreg extension registry",
-    "EXT1/EXT2/EXT4 import whatever global the process registered under a code; static analysis cannot tell which.",
-    Severity::High, REM_CODE);
-rule!(MALFORMED, "AISEC-PICKLE-009", "pickle-malformed",
-    "Malformed or truncated pickle",
-    "The pickle stream is invalid at this offset. pickle.load executes opcodes one by one, so everything before this point still runs; parsers that give up here miss it.",
-    Severity::Medium,
-    "Treat the file as untrusted; a valid model file does not contain a broken pickle.");
-rule!(RESOURCE_LIMIT, "AISEC-PICKLE-010", "pickle-resource-limit",
-    "Pickle exceeds an analysis limit (possible pickle bomb)",
-    "The pickle needs more operations, memory, nesting or memo entries than the configured limits: a denial-of-service payload or an attempt to exhaust scanners.",
-    Severity::High,
-    "Do not load the file; if it is a legitimate huge pickle, raise the limits.");
-rule!(TRAILING_DATA, "AISEC-PICKLE-011", "pickle-trailing-data",
-    "Data after the end of the pickle",
-    "Bytes follow the last STOP opcode that are not a pickle; loaders ignore them but they can carry a second payload for a custom loader.",
-    Severity::Low, "Check why the file carries extra data.");
-rule!(
-    NPY_OBJECT,
-    "AISEC-PICKLE-012",
-    "npy-object-array",
-    "NumPy array with object dtype (contains a pickle)",
-    "Loading an object array needs numpy.load(allow_pickle=True), which unpickles the array data.",
-    Severity::Low,
-    "Prefer numeric dtypes; never pass allow_pickle=True for untrusted files."
-);
-rule!(
-    NPY_HEADER,
-    "AISEC-PICKLE-013",
-    "npy-invalid-header",
-    "Invalid NumPy .npy header",
-    "The .npy header does not parse, or its shape and dtype disagree with the file size.",
-    Severity::Medium,
-    "Treat the file as untrusted."
-);
+    /// ## What it detects
+    /// A pickle that imports a global on the deny list without a call of it
+    /// being seen.
+    ///
+    /// ## Why it matters
+    /// The imported function can still be called through BUILD
+    /// (`__setstate__`), container methods or opcodes the analysis does not
+    /// model, and legitimate model files have no reason to import it.
+    ///
+    /// ## Example
+    /// ```text
+    ///  0: c    GLOBAL     'builtins eval'
+    /// 15: .    STOP
+    /// ```
+    pub static DANGEROUS_IMPORT = {
+        id: "AISEC-PICKLE-002",
+        name: "pickle-dangerous-import",
+        title: "Pickle imports a dangerous global",
+        severity: Critical,
+        atlas: ATLAS,
+        owasp: OWASP,
+        remediation: REM_CODE,
+    };
 
-/// Every rule of this crate.
-pub fn rules() -> Vec<&'static Rule> {
-    vec![
-        &DANGEROUS_CALL,
-        &DANGEROUS_IMPORT,
-        &UNRESOLVABLE_GLOBAL,
-        &NESTED_LOADER,
-        &UNKNOWN_GLOBAL,
-        &COMPUTED_CALLABLE,
-        &BUILD_UNTRUSTED,
-        &EXT_REGISTRY,
-        &MALFORMED,
-        &RESOURCE_LIMIT,
-        &TRAILING_DATA,
-        &NPY_OBJECT,
-        &NPY_HEADER,
-    ]
+    /// ## What it detects
+    /// A STACK_GLOBAL whose module or name is not a string literal but a value
+    /// computed while unpickling (the result of a call, a persistent id).
+    ///
+    /// ## Why it matters
+    /// No static scanner can know what is imported, so this is a classic way
+    /// to bypass allow- and deny-list scanners.
+    ///
+    /// ## Example
+    /// The module name is the result of calling `str('os')`:
+    /// ```text
+    ///  2: c    GLOBAL     'builtins str'
+    /// 16: \x8c SHORT_BINUNICODE 'os'
+    /// 20: \x85 TUPLE1
+    /// 21: R    REDUCE
+    /// 22: \x8c SHORT_BINUNICODE 'system'
+    /// 30: \x93 STACK_GLOBAL
+    /// ```
+    pub static UNRESOLVABLE_GLOBAL = {
+        id: "AISEC-PICKLE-003",
+        name: "pickle-unresolvable-global",
+        title: "Pickle imports a global whose name is computed at load time",
+        severity: Critical,
+        atlas: ATLAS,
+        owasp: OWASP,
+        remediation: REM_CODE,
+    };
+
+    /// ## What it detects
+    /// A call of a nested deserialiser or code loader (`pickle.loads`,
+    /// `torch.load`, `marshal.loads`, `types.CodeType`, ...) on data embedded
+    /// in the pickle. When the payload is a literal (or `io.BytesIO` of one),
+    /// aisec analyses it as a pickle too and reports what it finds there.
+    ///
+    /// ## Why it matters
+    /// A second payload inside a byte string is invisible to scanners that
+    /// look only at the outer pickle's imports.
+    ///
+    /// ## Example
+    /// `pickle.loads(b"cos\nsystem\n(S'id'\ntR.")` written as GLOBAL
+    /// `pickle loads`, a SHORT_BINBYTES argument and REDUCE.
+    pub static NESTED_LOADER = {
+        id: "AISEC-PICKLE-004",
+        name: "pickle-nested-loader",
+        title: "Pickle calls a nested deserialiser or code loader",
+        severity: Critical,
+        atlas: ATLAS,
+        owasp: OWASP,
+        remediation: REM_CODE,
+    };
+
+    /// ## What it detects
+    /// A global that is neither on the allowlist (PyTorch's weights-only set,
+    /// NumPy, joblib, and the profiles and entries the policy enables) nor on
+    /// the deny list, imported or called.
+    ///
+    /// ## Why it matters
+    /// Whatever the named class or function does when called runs at load
+    /// time; aisec cannot tell whether it is harmless, so it needs a review.
+    ///
+    /// ## Example
+    /// ```text
+    ///  0: c    GLOBAL     'mylib.models Net'
+    /// 18: )    EMPTY_TUPLE
+    /// 19: R    REDUCE
+    /// ```
+    pub static UNKNOWN_GLOBAL = {
+        id: "AISEC-PICKLE-005",
+        name: "pickle-unknown-global",
+        title: "Pickle references a global outside the allowlist",
+        severity: Medium,
+        atlas: ATLAS,
+        owasp: OWASP,
+        remediation: "Review the global; if it is a trusted class of your own code, add it to [pickle] allow in the aisec policy.",
+    };
+
+    /// ## What it detects
+    /// A REDUCE or NEWOBJ whose callable is not a global but a computed value:
+    /// the result of another call (for example `getattr`) or a persistent id.
+    ///
+    /// ## Why it matters
+    /// It hides what is really called; `getattr(builtins, 'eval')` followed
+    /// by a call is `eval` under another name.
+    ///
+    /// ## Example
+    /// ```text
+    ///  0: c    GLOBAL     'builtins getattr'
+    /// 18: (    MARK
+    /// 19: c        GLOBAL     'builtins __builtins__'
+    /// 42: S        STRING     'eval'
+    /// 50: t        TUPLE      (MARK at 18)
+    /// 51: R    REDUCE
+    /// 52: (    MARK
+    /// 53: S        STRING     '1+1'
+    /// 60: t        TUPLE      (MARK at 52)
+    /// 61: R    REDUCE
+    /// ```
+    pub static COMPUTED_CALLABLE = {
+        id: "AISEC-PICKLE-006",
+        name: "pickle-computed-callable",
+        title: "Pickle calls a callable computed at load time",
+        severity: High,
+        atlas: ATLAS,
+        owasp: OWASP,
+        remediation: REM_CODE,
+    };
+
+    /// ## What it detects
+    /// BUILD on an instance of a non-allowlisted class (medium), or on a class
+    /// or module itself (high).
+    ///
+    /// ## Why it matters
+    /// BUILD calls the target's `__setstate__` or updates its `__dict__` and
+    /// attributes: on an untrusted instance that runs its code, and on a
+    /// class or module it overwrites attributes that later code calls.
+    ///
+    /// ## Example
+    /// ```text
+    ///  0: c    GLOBAL     'mylib Thing'
+    /// 13: )    EMPTY_TUPLE
+    /// 14: \x81 NEWOBJ
+    /// 15: }    EMPTY_DICT
+    /// 16: S    STRING     'x'
+    /// 21: I    INT        1
+    /// 24: s    SETITEM
+    /// 25: b    BUILD
+    /// ```
+    pub static BUILD_UNTRUSTED = {
+        id: "AISEC-PICKLE-007",
+        name: "pickle-build-untrusted",
+        title: "Pickle BUILD on an untrusted object",
+        severity: Medium,
+        atlas: ATLAS,
+        owasp: OWASP,
+        remediation: REM_CODE,
+    };
+
+    /// ## What it detects
+    /// The EXT1, EXT2 or EXT4 opcodes, which fetch a global from the `copyreg`
+    /// extension registry by number.
+    ///
+    /// ## Why it matters
+    /// The global is whatever the loading process registered under that
+    /// code, so static analysis cannot tell what is imported; ordinary model
+    /// files never use the registry.
+    ///
+    /// ## Example
+    /// ```text
+    /// 0: \x80 PROTO      2
+    /// 2: \x82 EXT1       1
+    /// 4: .    STOP
+    /// ```
+    pub static EXT_REGISTRY = {
+        id: "AISEC-PICKLE-008",
+        name: "pickle-extension-registry",
+        title: "Pickle uses the copyreg extension registry",
+        severity: High,
+        atlas: ATLAS,
+        owasp: OWASP,
+        remediation: REM_CODE,
+    };
+
+    /// ## What it detects
+    /// A pickle stream that is invalid or truncated at some offset (an unknown
+    /// opcode, a stack underflow, data ending before STOP), reported after the
+    /// findings made before that point.
+    ///
+    /// ## Why it matters
+    /// `pickle.load` executes opcodes one by one, so everything before the
+    /// damage still runs; scanners that give up on a broken stream miss it,
+    /// and crafted damage is a known bypass.
+    ///
+    /// ## Example
+    /// ```text
+    /// 0: \x80 PROTO      4
+    /// 2: \x8c SHORT_BINUNICODE 'os'
+    /// 6: \x94 MEMOIZE    (as 0)
+    /// (end of data before STOP)
+    /// ```
+    pub static MALFORMED = {
+        id: "AISEC-PICKLE-009",
+        name: "pickle-malformed",
+        title: "Malformed or truncated pickle",
+        severity: Medium,
+        atlas: ATLAS,
+        owasp: OWASP,
+        remediation: "Treat the file as untrusted; a valid model file does not contain a broken pickle.",
+    };
+
+    /// ## What it detects
+    /// A pickle that needs more operations, memory, nesting depth or memo
+    /// entries than the analysis limits allow, or declares a length larger
+    /// than the data.
+    ///
+    /// ## Why it matters
+    /// It is a denial-of-service payload (a "pickle bomb" that builds huge
+    /// nested containers from a few bytes) or an attempt to exhaust scanners
+    /// so that a payload after it goes unseen.
+    ///
+    /// ## Example
+    /// A stream of a million `(` MARK opcodes, or BINUNICODE8 declaring a
+    /// 2^60-byte string.
+    pub static RESOURCE_LIMIT = {
+        id: "AISEC-PICKLE-010",
+        name: "pickle-resource-limit",
+        title: "Pickle exceeds an analysis limit (possible pickle bomb)",
+        severity: High,
+        atlas: ATLAS,
+        owasp: OWASP,
+        remediation: "Do not load the file; if it is a legitimate huge pickle, raise the limits.",
+    };
+
+    /// ## What it detects
+    /// Bytes after the last STOP opcode that are not another pickle (or,
+    /// in a `.npy` file, bytes after the array data).
+    ///
+    /// ## Why it matters
+    /// Loaders ignore them, but they can carry a second payload for a custom
+    /// loader, or be the rest of a polyglot file.
+    ///
+    /// ## Example
+    /// A pickle followed by 200 bytes of shell script.
+    pub static TRAILING_DATA = {
+        id: "AISEC-PICKLE-011",
+        name: "pickle-trailing-data",
+        title: "Data after the end of the pickle",
+        severity: Low,
+        atlas: ATLAS,
+        owasp: OWASP,
+        remediation: "Check why the file carries extra data.",
+    };
+
+    /// ## What it detects
+    /// A NumPy `.npy` array (alone or inside a `.npz`) with object dtype
+    /// (`|O`), whose data is a pickle; that pickle is analysed as well.
+    ///
+    /// ## Why it matters
+    /// Loading it needs `numpy.load(allow_pickle=True)`, which unpickles the
+    /// array data, so the file can run code for anyone who passes the flag.
+    ///
+    /// ## Example
+    /// A header `{'descr': '|O', 'fortran_order': False, 'shape': (1,), }`
+    /// followed by a pickle.
+    pub static NPY_OBJECT = {
+        id: "AISEC-PICKLE-012",
+        name: "npy-object-array",
+        title: "NumPy array with object dtype (contains a pickle)",
+        severity: Low,
+        atlas: ATLAS,
+        owasp: OWASP,
+        remediation: "Prefer numeric dtypes; never pass allow_pickle=True for untrusted files.",
+    };
+
+    /// ## What it detects
+    /// A `.npy` header that does not parse (bad magic, version, length or
+    /// dictionary) or whose shape and dtype disagree with the file size.
+    ///
+    /// ## Why it matters
+    /// NumPy refuses or misreads such files; a crafted header is a way to make
+    /// different readers see different data.
+    ///
+    /// ## Example
+    /// A header declaring shape `(1000000,)` of `<f8` in a 200-byte file.
+    pub static NPY_HEADER = {
+        id: "AISEC-PICKLE-013",
+        name: "npy-invalid-header",
+        title: "Invalid NumPy .npy header",
+        severity: Medium,
+        atlas: ATLAS,
+        owasp: OWASP,
+        remediation: "Treat the file as untrusted.",
+    };
 }

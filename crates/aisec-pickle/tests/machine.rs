@@ -237,8 +237,9 @@ fn user_policy_changes_verdicts() {
 
 #[test]
 fn rules_are_exported_with_taxonomy() {
-    let rules = aisec_pickle::rules();
+    let rules = aisec_pickle::RULES;
     assert_eq!(rules.len(), 13);
+    assert_eq!(aisec_core::rule::problems(rules), Vec::<String>::new());
     for r in rules {
         assert!(r.id.starts_with("AISEC-PICKLE-"));
         assert!(r.atlas.contains(&"AML.T0011.000") && r.atlas.contains(&"AML.T0010.003"));

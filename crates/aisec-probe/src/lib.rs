@@ -37,5 +37,5 @@ pub mod target;
 
 pub use harness::{run_probes, Attempt, AttemptRecord, RunConfig, RunOutcome};
 pub use probes::{Family, Probe};
-pub use rules::rules;
+pub use rules::RULES;
 pub use target::{Target, TargetKind};

@@ -89,7 +89,7 @@ pub struct SummaryOptions {
 /// Builds the report.
 pub fn build_report(out: &RunOutcome, opts: &SummaryOptions) -> Report {
     let mut report = Report::new("probe");
-    report.add_rules(crate::rules());
+    report.add_rules(crate::RULES);
     let loc_base = out.target.url.clone();
     let mut per_probe: BTreeMap<&str, (Tally, Option<&AttemptRecord>, Option<&str>)> =
         BTreeMap::new();

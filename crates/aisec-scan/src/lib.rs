@@ -35,6 +35,7 @@ use rayon::prelude::*;
 
 pub use config::{Config, ConfigError};
 pub use detect::{detect, Format};
+pub use rules::RULES;
 
 /// Everything that tunes a scan.
 #[derive(Debug, Clone)]
@@ -87,13 +88,16 @@ pub struct Scanner {
     opts: ScanOptions,
 }
 
-/// Every rule any part of the scanner can report.
+/// Every rule any part of the scanner can report: the driver's own
+/// [`RULES`] and those of the leaf parsers it calls.
 pub fn all_rules() -> Vec<&'static Rule> {
-    let mut v = rules::rules();
-    v.extend(aisec_pickle::rules());
-    v.extend(aisec_formats::rules());
-    v.extend(aisec_archive::rules());
-    v
+    [
+        RULES,
+        aisec_pickle::RULES,
+        aisec_formats::RULES,
+        aisec_archive::RULES,
+    ]
+    .concat()
 }
 
 impl Scanner {
@@ -144,7 +148,7 @@ impl Scanner {
     pub fn scan_paths(&self, paths: &[PathBuf], on_file: &(dyn Fn(&FileResult) + Sync)) -> Report {
         let start = Instant::now();
         let mut report = Report::new("scan");
-        report.add_rules(all_rules());
+        report.add_rules(&all_rules());
         let mut files = Vec::new();
         for p in paths {
             if p.as_os_str() == "-" {

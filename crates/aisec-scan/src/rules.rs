@@ -1,81 +1,128 @@
 //! Rules the scanner driver itself reports (the leaf parsers in
 //! `aisec-pickle`, `aisec-formats` and `aisec-archive` have their own).
 
-use aisec_core::{Rule, Severity};
-
-/// A file whose suffix claims a format that cannot run code, while its
-/// content is a pickle or an archive.
-pub static DISGUISED: Rule = Rule {
-    id: "AISEC-SCAN-001",
-    name: "disguised-artifact",
-    title: "File content does not match its suffix",
-    description: "The file name claims a data-only format (safetensors, GGUF, ONNX, NumPy, HDF5) \
-but the bytes are a pickle, an archive or a compressed stream. Loaders pick their parser from \
-the content, so a renamed pickle still runs code when loaded, while people and tools that \
-trust the suffix treat it as safe.",
-    default_severity: Severity::High,
-    atlas: &["AML.T0074", "AML.T0010.003"],
-    owasp: &["LLM03"],
-    remediation: "Treat the file as the format its bytes say; do not load it until its content \
+aisec_core::declare_rules! {
+    /// ## What it detects
+    /// A file whose name claims a data-only format (safetensors, GGUF, ONNX,
+    /// NumPy, HDF5) while its bytes are a pickle, an archive or a compressed
+    /// stream.
+    ///
+    /// ## Why it matters
+    /// Loaders pick their parser from the content, so a renamed pickle still
+    /// runs code when loaded, while people and tools that trust the suffix
+    /// treat the file as safe.
+    ///
+    /// ## Example
+    /// `model.safetensors` that starts with `\x80\x04` (a protocol-4 pickle)
+    /// and is loaded with `torch.load`.
+    pub static DISGUISED = {
+        id: "AISEC-SCAN-001",
+        name: "disguised-artifact",
+        title: "File content does not match its suffix",
+        severity: High,
+        atlas: &["AML.T0074", "AML.T0010.003"],
+        owasp: &["LLM03"],
+        remediation: "Treat the file as the format its bytes say; do not load it until its content \
 has been scanned and its origin verified.",
-};
+    };
 
-/// A suffix that names another format than the content (neither safe).
-pub static SUFFIX_MISMATCH: Rule = Rule {
-    id: "AISEC-SCAN-002",
-    name: "suffix-mismatch",
-    title: "File suffix names a different format",
-    description: "The file's suffix names a model format other than the one its bytes hold. \
-This is often harmless (a renamed file) but is also how malicious artifacts slip past \
-suffix-based scanners.",
-    default_severity: Severity::Low,
-    atlas: &["AML.T0074"],
-    owasp: &["LLM03"],
-    remediation: "Rename the file to match its content, or find out why it differs.",
-};
+    /// ## What it detects
+    /// A file whose suffix names a model format other than the one its bytes
+    /// hold, or whose bytes are not recognisable as the claimed format at
+    /// all (a code-carrying format under a data-only suffix is
+    /// `disguised-artifact` instead).
+    ///
+    /// ## Why it matters
+    /// Often harmless (a renamed file), but it is also how malicious
+    /// artifacts slip past suffix-based scanners and reviews.
+    ///
+    /// ## Example
+    /// `weights.h5` whose content is a zip (a Keras v3 `.keras` file).
+    pub static SUFFIX_MISMATCH = {
+        id: "AISEC-SCAN-002",
+        name: "suffix-mismatch",
+        title: "File suffix names a different format",
+        severity: Low,
+        atlas: &["AML.T0074"],
+        owasp: &["LLM03"],
+        remediation: "Rename the file to match its content, or find out why it differs.",
+    };
 
-/// A parser failed part-way: the artifact is damaged or crafted.
-pub static MALFORMED: Rule = Rule {
-    id: "AISEC-SCAN-003",
-    name: "malformed-artifact",
-    title: "Artifact is malformed and could not be fully analysed",
-    description: "Part of the artifact could not be parsed. Loaders are often more lenient than \
-scanners, and crafted damage is a known way to hide a payload from scanners, so what could \
-not be read cannot be called safe.",
-    default_severity: Severity::Medium,
-    atlas: &["AML.T0010.003"],
-    owasp: &["LLM03"],
-    remediation: "Obtain the artifact again from a trusted source and compare its hash.",
-};
+    /// ## What it detects
+    /// An artifact or container member that a parser could not read to the
+    /// end (a damaged zip, tar or compressed stream, a format parser that
+    /// stopped), when no more specific finding already says so.
+    ///
+    /// ## Why it matters
+    /// Loaders are often more lenient than scanners, and crafted damage is a
+    /// known way to hide a payload from scanners, so what could not be read
+    /// cannot be called safe.
+    ///
+    /// ## Example
+    /// A `.tar` whose second member header is garbage: the first member was
+    /// scanned, the rest was not.
+    pub static MALFORMED = {
+        id: "AISEC-SCAN-003",
+        name: "malformed-artifact",
+        title: "Artifact is malformed and could not be fully analysed",
+        severity: Medium,
+        atlas: &["AML.T0010.003"],
+        owasp: &["LLM03"],
+        remediation: "Obtain the artifact again from a trusted source and compare its hash.",
+    };
 
-/// Archives nested deeper than the configured limit.
-pub static TOO_DEEP: Rule = Rule {
-    id: "AISEC-SCAN-004",
-    name: "nesting-too-deep",
-    title: "Archives nested deeper than the scan limit",
-    description: "The artifact contains archives nested deeper than aisec follows. Deep nesting \
-has no use in model distribution and is a way to exhaust or evade scanners.",
-    default_severity: Severity::Medium,
-    atlas: &["AML.T0010.003", "AML.T0074"],
-    owasp: &["LLM03"],
-    remediation: "Unpack the artifact by hand in a sandbox and scan its contents.",
-};
+    /// ## What it detects
+    /// Archives nested deeper than the scan's `max_depth` (default 5
+    /// containers inside containers); members below the limit are not
+    /// scanned.
+    ///
+    /// ## Why it matters
+    /// Deep nesting has no use in model distribution and is a way to exhaust
+    /// or evade scanners.
+    ///
+    /// ## Example
+    /// `model.zip` containing `a.zip` containing `b.zip` ... six levels down
+    /// to a `data.pkl`.
+    pub static TOO_DEEP = {
+        id: "AISEC-SCAN-004",
+        name: "nesting-too-deep",
+        title: "Archives nested deeper than the scan limit",
+        severity: Medium,
+        atlas: &["AML.T0010.003", "AML.T0074"],
+        owasp: &["LLM03"],
+        remediation: "Unpack the artifact by hand in a sandbox and scan its contents.",
+    };
 
-/// A member could not be read within the limits (bomb or huge entry).
-pub static LIMIT: Rule = Rule {
-    id: "AISEC-SCAN-005",
-    name: "resource-limit",
-    title: "Artifact exceeds a scan resource limit",
-    description: "Reading part of the artifact would exceed a size or count limit (for example \
-a decompression bomb). The part beyond the limit was not analysed.",
-    default_severity: Severity::Medium,
-    atlas: &["AML.T0029", "AML.T0010.003"],
-    owasp: &["LLM03", "LLM10"],
-    remediation:
-        "Inspect the artifact by hand in a sandbox; raise the limit only if it is trusted.",
-};
+    /// ## What it detects
+    /// A container member that could not be read within a size or count
+    /// limit (entry size, total size, entry count).
+    ///
+    /// ## Why it matters
+    /// The part beyond the limit was not analysed; an input built to exceed
+    /// limits (a decompression bomb, a huge entry) is also a denial-of-service
+    /// attempt against whatever loads it.
+    ///
+    /// ## Example
+    /// A zip member declaring 3 GB uncompressed when the entry limit is
+    /// 512 MiB.
+    pub static LIMIT = {
+        id: "AISEC-SCAN-005",
+        name: "resource-limit",
+        title: "Artifact exceeds a scan resource limit",
+        severity: Medium,
+        atlas: &["AML.T0029", "AML.T0010.003"],
+        owasp: &["LLM03", "LLM10"],
+        remediation: "Inspect the artifact by hand in a sandbox; raise the limit only if it is trusted.",
+    };
+}
 
-/// Every rule of the driver.
-pub fn rules() -> Vec<&'static Rule> {
-    vec![&DISGUISED, &SUFFIX_MISMATCH, &MALFORMED, &TOO_DEEP, &LIMIT]
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rules_are_well_formed() {
+        assert_eq!(
+            aisec_core::rule::problems(super::RULES),
+            Vec::<String>::new()
+        );
+    }
 }

@@ -8,6 +8,7 @@
 
 mod cmd;
 mod output;
+mod registry;
 
 use std::process::ExitCode;
 
@@ -39,7 +40,7 @@ enum Command {
     Train(Box<cmd::train::TrainArgs>),
     /// Build safe and malicious sample artifacts in a temporary folder and show what aisec finds.
     Demo(cmd::demo::DemoArgs),
-    /// List every rule aisec can report, with its severity and ATLAS / OWASP ids.
+    /// List every rule aisec can report (severity, ATLAS / OWASP ids), or show one in full.
     Rules(cmd::rules::RulesArgs),
 }
 

@@ -280,6 +280,37 @@ fn rules_lists_the_catalogue() {
 }
 
 #[test]
+fn rules_formats_and_one_rule_in_full() {
+    let out = aisec(&["rules", "--format", "json"]);
+    assert!(out.status.success());
+    let rules = json(&out);
+    let rules = rules.as_array().unwrap();
+    assert!(rules.len() >= 100, "{}", rules.len());
+    for r in rules {
+        let id = r["id"].as_str().unwrap();
+        assert!(r["help_uri"].as_str().unwrap().ends_with(id), "{r}");
+        assert!(r["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("## What it detects"));
+    }
+    let out = aisec(&["rules", "AISEC-PICKLE-001"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for part in [
+        "## Why it matters",
+        "## Example",
+        "## Remediation",
+        "LLM03 Supply Chain",
+    ] {
+        assert!(text.contains(part), "{part} missing in:\n{text}");
+    }
+    let out = aisec(&["rules", "AISEC-NOPE-999"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown rule 'AISEC-NOPE-999'"));
+}
+
+#[test]
 fn bad_config_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");

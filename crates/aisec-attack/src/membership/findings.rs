@@ -13,30 +13,10 @@
 //! | AUC lower bound > 0.5                                                 | low      |
 //! | otherwise (indistinguishable from guessing at this sample size)       | info     |
 
-use aisec_core::{Confidence, Finding, Location, Rule, Severity};
+use aisec_core::{Confidence, Finding, Location, Severity};
 
 use super::{json_f64, MembershipAttackResult, MembershipReport, RocMetrics};
-
-/// Training-set membership can be inferred from the model's outputs.
-pub static MEMBERSHIP_INFERENCE: Rule = Rule {
-    id: "AISEC-PRIVACY-001",
-    name: "membership-inference",
-    title: "Training-set membership can be inferred from the model's outputs",
-    description: "A membership inference attack (loss threshold, or LiRA with shadow models) \
-told training examples apart from unseen examples of the same distribution using only the \
-model's output scores, better than random guessing. Anyone with query access can learn \
-whether a given record was used to train the model, which discloses sensitive facts about \
-the people behind the data.",
-    default_severity: Severity::Medium,
-    atlas: &["AML.T0024.000"],
-    owasp: &[],
-    remediation: "Train with differential privacy (DP-SGD, Abadi et al. 2016) and state the \
-epsilon; regularise (weight decay, dropout, data augmentation) and stop early so the model \
-does not memorise its training set (a large train/test accuracy gap is the warning sign); \
-return labels only, or coarsened or rounded scores, from the prediction API, and rate-limit \
-and monitor queries. Re-run this measurement after each change: report TPR at low FPR, not \
-only AUC.",
-};
+use crate::rules::MEMBERSHIP_INFERENCE;
 
 /// Severity of one attack's numbers (see the module table).
 pub fn severity_for(m: &RocMetrics) -> Severity {

@@ -35,7 +35,7 @@ use aisec_model::{Classifier, ModelError, Tensor};
 use rayon::prelude::*;
 use serde::Serialize;
 
-pub use findings::MEMBERSHIP_INFERENCE;
+pub use crate::rules::MEMBERSHIP_INFERENCE;
 pub use lira::VarianceMode;
 pub use roc::{Interval, Roc, RocMetrics};
 pub use scores::{Augment, ScoreKind};

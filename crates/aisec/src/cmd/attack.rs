@@ -375,7 +375,7 @@ pub fn evaluate(
         pb.finish_and_clear();
     }
     let mut report = Report::new("attack evasion");
-    report.add_rules(aisec_attack::rules());
+    report.add_rules(aisec_attack::RULES);
     report.extend(result.findings(target_name));
     report.summary.items = result.n as u64;
     report.summary.seconds = start.elapsed().as_secs_f64();

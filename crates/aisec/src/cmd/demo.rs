@@ -118,7 +118,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
 
 /// Adds another section's findings, rules, errors and data to the demo report.
 fn merge(into: &mut aisec_core::Report, from: aisec_core::Report) {
-    into.add_rules(from.rules.iter().copied());
+    into.add_rules(&from.rules);
     into.findings.extend(from.findings);
     into.errors.extend(from.errors);
     into.summary.items += from.summary.items;

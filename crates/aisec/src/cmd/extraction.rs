@@ -238,7 +238,7 @@ pub fn evaluate(
         pb.finish_and_clear();
     }
     let mut report = Report::new("attack extraction");
-    report.add_rules(aisec_attack::rules());
+    report.add_rules(aisec_attack::RULES);
     report.extend(out.report.findings(target_name));
     report.summary.items = out.report.queries_used;
     report.summary.seconds = start.elapsed().as_secs_f64();

@@ -158,7 +158,7 @@ pub fn run(a: InversionArgs) -> anyhow::Result<i32> {
     }
     let name = a.model.display().to_string();
     let mut report = Report::new("attack inversion");
-    report.add_rules(aisec_attack::rules());
+    report.add_rules(aisec_attack::RULES);
     report.extend(r.findings(&name));
     report.summary.items = r.classes.len() as u64;
     report.summary.seconds = start.elapsed().as_secs_f64();

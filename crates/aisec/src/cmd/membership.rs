@@ -333,7 +333,7 @@ pub fn evaluate(
         pb.finish_and_clear();
     }
     let mut report = Report::new("attack membership");
-    report.add_rules([&MEMBERSHIP_INFERENCE]);
+    report.add_rules(&[&MEMBERSHIP_INFERENCE]);
     report.extend(result.findings(target_name));
     report.summary.items = (result.members + result.non_members) as u64;
     report.summary.seconds = start.elapsed().as_secs_f64();
