@@ -49,9 +49,17 @@ struct Pattern {
     label: &'static str,
 }
 
+/// ASCII word boundaries for the built-in patterns: a Unicode `\b` makes
+/// the regex crate leave its lazy DFA for a much slower engine as soon as
+/// the text has a non-ASCII character, and every built-in pattern matches
+/// English words or ASCII tokens.
+fn ascii_boundaries(p: &str) -> String {
+    p.replace(r"\b", r"(?-u:\b)")
+}
+
 /// Compiles a built-in (constant) pattern case-insensitively; tests cover every one.
 fn ci(p: &str) -> Regex {
-    RegexBuilder::new(p)
+    RegexBuilder::new(&ascii_boundaries(p))
         .case_insensitive(true)
         .build()
         .expect("built-in pattern compiles")
@@ -59,7 +67,7 @@ fn ci(p: &str) -> Regex {
 
 /// Compiles a built-in (constant) pattern.
 fn re(p: &str) -> Regex {
-    Regex::new(p).expect("built-in pattern compiles")
+    Regex::new(&ascii_boundaries(p)).expect("built-in pattern compiles")
 }
 
 /// The curated injection/jailbreak/extraction patterns, run on normalised text.
