@@ -1,14 +1,19 @@
-//! Detection quality of the guard's injection scanners on labelled JSONL
-//! files (`{"text":..,"label":0|1,"py_score":..}` per line, as written by
-//! `scripts/guard/train_classifier.py`). Prints a markdown table for each
-//! file: precision, recall and F1 of the rules, the classifier, and either
-//! firing; plus the largest Rust/Python classifier score difference (parity).
+//! Detection quality of the guard's input scanners on labelled JSONL files
+//! (`{"text", "label": 0|1, "source", "kind"}` per line, as written by
+//! `scripts/guard/train_classifier.py`). Prints markdown tables: per source,
+//! per error class (the `kind` of each row), and per detector; the guard's
+//! decision is what `Pipeline::scan_input` blocks under the default policy
+//! (rules, classifier, unicode, limits), and documents are also scanned as
+//! tool content (`Pipeline::scan_indirect`).
 //!
 //! Usage: cargo run --release -p aisec-guard --example quality -- NAME=FILE...
 
+use std::collections::BTreeMap;
+
+use aisec_guard::policy::Action;
 use aisec_guard::{Pipeline, Policy};
 
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct Counts {
     tp: u64,
     fp: u64,
@@ -25,73 +30,130 @@ impl Counts {
             (false, false) => self.tn += 1,
         }
     }
-    fn row(&self, name: &str) -> String {
-        let p = self.tp as f64 / (self.tp + self.fp).max(1) as f64;
-        let r = self.tp as f64 / (self.tp + self.fn_).max(1) as f64;
-        let f = if p + r > 0.0 {
+    fn p(&self) -> f64 {
+        self.tp as f64 / (self.tp + self.fp).max(1) as f64
+    }
+    fn r(&self) -> f64 {
+        self.tp as f64 / (self.tp + self.fn_).max(1) as f64
+    }
+    fn f1(&self) -> f64 {
+        let (p, r) = (self.p(), self.r());
+        if p + r > 0.0 {
             2.0 * p * r / (p + r)
         } else {
             0.0
+        }
+    }
+    fn fpr(&self) -> f64 {
+        self.fp as f64 / (self.fp + self.tn).max(1) as f64
+    }
+    fn pos(&self) -> u64 {
+        self.tp + self.fn_
+    }
+    fn neg(&self) -> u64 {
+        self.fp + self.tn
+    }
+    fn row(&self, name: &str) -> String {
+        let na = |x: f64, n: u64| {
+            if n == 0 {
+                "-".to_string()
+            } else {
+                format!("{x:.3}")
+            }
         };
         format!(
-            "| {name} | {p:.3} | {r:.3} | {f:.3} | {} | {} | {} | {} |",
-            self.tp, self.fp, self.fn_, self.tn
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            self.pos() + self.neg(),
+            self.pos(),
+            na(self.p(), self.tp + self.fp),
+            na(self.r(), self.pos()),
+            na(self.f1(), self.pos()),
+            na(self.fpr(), self.neg()),
+            self.fp,
+            self.fn_
         )
     }
 }
 
+const HEAD: &str = "| | texts | attacks | precision | recall | F1 | benign FPR | FP | FN |\n|---|---|---|---|---|---|---|---|---|";
+
 fn main() -> anyhow::Result<()> {
     let p = Pipeline::new(Policy::default_for("http://127.0.0.1:9"));
-    let th = p.threshold();
+    let short_words = aisec_guard::classifier::Classifier::builtin().short_words();
     for arg in std::env::args().skip(1) {
         let (name, path) = arg.split_once('=').unwrap_or(("data", arg.as_str()));
         let text = std::fs::read_to_string(path)?;
-        let (mut rules, mut clf, mut both, mut plain) = (
+        let mut by_source: BTreeMap<String, Counts> = BTreeMap::new();
+        let mut by_kind: BTreeMap<String, Counts> = BTreeMap::new();
+        let (mut rules, mut clf, mut guard, mut short_chat, mut emoji) = (
+            Counts::default(),
             Counts::default(),
             Counts::default(),
             Counts::default(),
             Counts::default(),
         );
-        let mut max_diff = 0f64;
-        let mut n = 0;
-        let mut pos = 0;
+        let mut docs_as_tool = Counts::default();
+        let mut unicode_fp = 0u64;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let v: serde_json::Value = serde_json::from_str(line)?;
             let t = v["text"].as_str().unwrap_or("");
             let label = v["label"].as_i64() == Some(1);
+            let source = v["source"].as_str().unwrap_or("?").to_string();
+            let kind = v["kind"].as_str().unwrap_or("?").to_string();
             let norm = aisec_guard::text::normalise(t);
             let r = !p.injection_rule_hits(&norm.text).is_empty();
-            let s = p.classifier_score(&norm.text);
-            if let Some(py) = v["py_score"].as_f64() {
-                max_diff = max_diff.max((p.classifier_score(t) as f64 - py).abs());
-            }
             let c = p.classifier_fires(&norm.text).is_some();
-            plain.add(s >= th, label);
+            let dets = p.scan_input(t);
+            let g = dets.iter().any(|d| d.action == Action::Block);
+            if !label && dets.iter().any(|d| d.scanner == "unicode") {
+                unicode_fp += 1;
+            }
             rules.add(r, label);
             clf.add(c, label);
-            both.add(r || c, label);
-            n += 1;
-            pos += label as u64;
+            guard.add(g, label);
+            by_source.entry(source).or_default().add(g, label);
+            by_kind.entry(kind.clone()).or_default().add(g, label);
+            if !label && norm.text.split_whitespace().count() < short_words {
+                short_chat.add(g, label);
+            }
+            if t.contains('\u{FE0F}') {
+                emoji.add(g, label);
+            }
+            if kind.starts_with("document") {
+                let d = p.scan_indirect(t, "document");
+                docs_as_tool.add(d.iter().any(|d| d.action == Action::Block), label);
+            }
         }
-        println!("### {name}: {n} prompts ({pos} injections)\n");
-        println!("| detector | precision | recall | F1 | TP | FP | FN | TN |\n|---|---|---|---|---|---|---|---|");
+        println!("### {name}\n");
+        println!("Guard decision (blocked under the default policy) per source:\n");
+        println!("{HEAD}");
+        for (s, c) in &by_source {
+            println!("{}", c.row(s));
+        }
+        println!("{}", guard.row("**all**"));
+        println!("\nPer error class (kind of text):\n");
+        println!("{HEAD}");
+        for (k, c) in &by_kind {
+            println!("{}", c.row(k));
+        }
+        println!(
+            "{}",
+            short_chat.row(&format!("benign texts under {short_words} words"))
+        );
+        println!("{}", emoji.row("texts with an emoji selector U+FE0F"));
+        println!("{}", docs_as_tool.row("documents scanned as tool content"));
+        println!("\nPer detector:\n");
+        println!("{HEAD}");
         println!("{}", rules.row("rules"));
         println!(
             "{}",
-            clf.row(&format!(
-                "classifier (threshold {th:.2}; {:.2} under {} words)",
-                p.policy.input.injection.short_threshold,
-                p.policy.input.injection.classifier_min_words
-            ))
+            clf.row(&format!("classifier (threshold {:.2})", p.threshold()))
         );
-        println!("{}", both.row("rules OR classifier (the guard's default)"));
         println!(
             "{}",
-            plain.row(&format!(
-                "classifier, one threshold {th:.2} for all lengths"
-            ))
+            guard.row("guard decision (rules, classifier, unicode, limits)")
         );
-        println!("\nLargest |Rust - Python| classifier score on raw text: {max_diff:.2e}\n");
+        println!("\nBenign texts the unicode scanner blocked: {unicode_fp}\n");
     }
     Ok(())
 }

@@ -5,14 +5,19 @@
 //! ([`proxy`]), the TOML policy and its validation ([`policy`]), the
 //! input and output scanners ([`scan`]) with their unicode normalisation
 //! ([`text`]) and the in-process learned injection classifier
-//! ([`classifier`]), cross-request behaviour monitoring ([`monitor`]),
-//! Prometheus metrics ([`metrics`]), and the `aisec demo` session
-//! ([`demo`]). Every decision becomes an [`aisec_core::Finding`] of one of
+//! ([`classifier`]), screening of tool and retrieved content for indirect
+//! injection ([`scan::Pipeline::scan_indirect`]), cross-request behaviour
+//! monitoring ([`monitor`]), drift, out-of-distribution and adversarial-input
+//! monitoring of classic models run by `aisec-model` ([`modelmon`]),
+//! Prometheus metrics ([`metrics`]), the JSON audit log ([`audit`]), and the
+//! `aisec demo` session ([`demo`]). Every decision becomes an [`aisec_core::Finding`] of one of
 //! the [`RULES`], carrying MITRE ATLAS and OWASP LLM ids.
 
+pub mod audit;
 pub mod classifier;
 pub mod demo;
 pub mod metrics;
+pub mod modelmon;
 pub mod monitor;
 pub mod policy;
 pub mod proxy;

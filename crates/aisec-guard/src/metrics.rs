@@ -36,6 +36,7 @@ const MAX_SERIES: usize = 1000;
 struct Inner {
     counters: BTreeMap<(&'static str, String), u64>,
     histograms: BTreeMap<(&'static str, String), Histogram>,
+    gauges: BTreeMap<(&'static str, String), f64>,
 }
 
 /// The guard's metrics registry.
@@ -53,6 +54,11 @@ fn help(name: &str) -> &'static str {
         "aisec_guard_policy_reloads_total" => "Policy reload attempts, by result.",
         "aisec_guard_scan_seconds" => "Time spent in the guard's own scanning, per request stage.",
         "aisec_guard_request_seconds" => "Whole request time through the guard, by route.",
+        "aisec_guard_drift_psi" => "Population stability index of a model input feature (or the predicted class) over the recent window against the reference sample.",
+        "aisec_guard_drift_ks" => "Two-sample Kolmogorov-Smirnov statistic of a model input feature over the recent window against the reference sample.",
+        "aisec_guard_drift_features_alerting" => "Model input features whose drift is over its alert threshold in the recent window.",
+        "aisec_guard_class_share" => "Share of each predicted class in the recent window.",
+        "aisec_guard_model_score" => "Last out-of-distribution / adversarial score of a model input, by detector.",
         _ => "aisec guard metric.",
     }
 }
@@ -93,6 +99,26 @@ impl Metrics {
         g.histograms.entry(key).or_default().observe(seconds);
     }
 
+    /// Sets a gauge.
+    pub fn set(&self, name: &'static str, label_pairs: &[(&str, &str)], value: f64) {
+        let key = (name, labels(label_pairs));
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if g.gauges.len() >= MAX_SERIES && !g.gauges.contains_key(&key) {
+            return;
+        }
+        g.gauges.insert(key, value);
+    }
+
+    /// Current value of a gauge, if set.
+    pub fn gauge(&self, name: &str, label_pairs: &[(&str, &str)]) -> Option<f64> {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let l = labels(label_pairs);
+        g.gauges
+            .iter()
+            .find(|((n, k), _)| *n == name && *k == l)
+            .map(|(_, v)| *v)
+    }
+
     /// Current value of a counter (0 if never incremented).
     pub fn counter(&self, name: &str, label_pairs: &[(&str, &str)]) -> u64 {
         let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -112,6 +138,14 @@ impl Metrics {
         for ((name, l), v) in &g.counters {
             if *name != last {
                 let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} counter", help(name));
+                last = name;
+            }
+            let _ = writeln!(out, "{name}{{{l}}} {v}");
+        }
+        last = "";
+        for ((name, l), v) in &g.gauges {
+            if *name != last {
+                let _ = writeln!(out, "# HELP {name} {}\n# TYPE {name} gauge", help(name));
                 last = name;
             }
             let _ = writeln!(out, "{name}{{{l}}} {v}");
@@ -170,6 +204,23 @@ mod tests {
                 &[("route", "chat"), ("decision", "allow")]
             ),
             2
+        );
+    }
+
+    #[test]
+    fn renders_gauges() {
+        let m = Metrics::default();
+        m.set("aisec_guard_drift_psi", &[("feature", "3")], 0.5);
+        m.set("aisec_guard_drift_psi", &[("feature", "3")], 0.25);
+        let t = m.render();
+        assert!(t.contains("# TYPE aisec_guard_drift_psi gauge"), "{t}");
+        assert!(
+            t.contains("aisec_guard_drift_psi{feature=\"3\"} 0.25"),
+            "{t}"
+        );
+        assert_eq!(
+            m.gauge("aisec_guard_drift_psi", &[("feature", "3")]),
+            Some(0.25)
         );
     }
 

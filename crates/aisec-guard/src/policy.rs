@@ -50,6 +50,102 @@ pub struct Policy {
     /// Cross-request behaviour monitoring.
     #[serde(default)]
     pub monitor: MonitorConfig,
+    /// The audit log.
+    #[serde(default)]
+    pub audit: AuditConfig,
+    /// Drift, out-of-distribution and adversarial-input monitoring of the
+    /// classic model behind the KServe routes (off when absent).
+    #[serde(default)]
+    pub model_monitor: Option<ModelMonitorConfig>,
+}
+
+/// `[model_monitor]`: the model behind `/v2/models/*/infer`, run by
+/// `aisec-model` on a copy of each request's first input. Read at start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelMonitorConfig {
+    /// Name in findings and metric labels.
+    #[serde(default = "default_model_name")]
+    pub name: String,
+    /// The model (ONNX).
+    pub model: std::path::PathBuf,
+    /// Reference inputs (`.npy`, batch first): what "no drift" looks like.
+    pub reference: std::path::PathBuf,
+    /// Labels of the reference inputs (`.npy`); the model's predictions when absent.
+    #[serde(default)]
+    pub labels: Option<std::path::PathBuf>,
+    /// Clean held-out inputs (`.npy`) the per-input thresholds are chosen on.
+    pub validation: std::path::PathBuf,
+    /// Inputs per drift window.
+    #[serde(default = "default_drift_window")]
+    pub window: usize,
+    /// PSI over which a feature or the class mix counts as drifted.
+    #[serde(default = "default_psi_alert")]
+    pub psi_alert: f64,
+    /// False-alarm rate the per-input thresholds are set to on the validation inputs.
+    #[serde(default = "default_false_alarms")]
+    pub false_alarm_rate: f64,
+    /// Bit depth of the squeezed copy (0: no bit-depth squeezer).
+    #[serde(default = "default_squeeze_bits")]
+    pub squeeze_bits: u32,
+    /// Also squeeze with a 2x2 median filter (image inputs).
+    #[serde(default = "yes")]
+    pub median_smoothing: bool,
+    /// Valid input range `[lo, hi]`.
+    #[serde(default = "default_value_range")]
+    pub value_range: [f32; 2],
+    /// Most inputs scored from one request.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+}
+
+fn default_model_name() -> String {
+    "model".into()
+}
+fn default_drift_window() -> usize {
+    200
+}
+fn default_psi_alert() -> f64 {
+    0.25
+}
+fn default_false_alarms() -> f64 {
+    0.01
+}
+fn default_squeeze_bits() -> u32 {
+    4
+}
+fn default_value_range() -> [f32; 2] {
+    [0.0, 1.0]
+}
+fn default_max_batch() -> usize {
+    256
+}
+
+/// `[audit]`: where the JSON audit log goes and which decisions it records.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// `-` for stderr (the default) or a file to append to. Read at start; a
+    /// reload keeps the log that is open.
+    #[serde(default = "default_audit_path")]
+    pub path: String,
+    /// `all` (every request decision, the default), `detections` (only
+    /// requests with a detection or a non-allow decision) or `off`.
+    #[serde(default)]
+    pub decisions: crate::audit::AuditLevel,
+}
+
+fn default_audit_path() -> String {
+    "-".into()
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            path: default_audit_path(),
+            decisions: crate::audit::AuditLevel::All,
+        }
+    }
 }
 
 /// `[server]`.
@@ -132,25 +228,17 @@ pub struct InjectionConfig {
     /// Run the learned classifier.
     #[serde(default = "yes")]
     pub classifier: bool,
-    /// Classifier threshold; the model's own when absent.
+    /// Classifier threshold; the model's own (chosen on validation data) when absent.
     #[serde(default)]
     pub threshold: Option<f32>,
-    /// Texts with fewer words than this are "short": the training data has few
-    /// short benign chat turns, so the model over-fires on them, and they need
-    /// `short_threshold` instead.
-    #[serde(default = "default_min_words")]
-    pub classifier_min_words: usize,
-    /// Classifier threshold for short texts.
-    #[serde(default = "default_short_threshold")]
-    pub short_threshold: f32,
-}
-
-fn default_short_threshold() -> f32 {
-    0.75
-}
-
-fn default_min_words() -> usize {
-    8
+    /// Texts with fewer words than this are "short" and need
+    /// `short_threshold`; the model's own word count when absent.
+    #[serde(default)]
+    pub classifier_min_words: Option<usize>,
+    /// Classifier threshold for short texts; the model's own (chosen on
+    /// validation data to keep short benign chat turns through) when absent.
+    #[serde(default)]
+    pub short_threshold: Option<f32>,
 }
 
 impl Default for InjectionConfig {
@@ -161,8 +249,52 @@ impl Default for InjectionConfig {
             rules: true,
             classifier: true,
             threshold: None,
-            classifier_min_words: default_min_words(),
-            short_threshold: default_short_threshold(),
+            classifier_min_words: None,
+            short_threshold: None,
+        }
+    }
+}
+
+/// `[input.indirect]`: content that reaches the model from tools, function
+/// calls or retrieval rather than from the user, screened for instructions
+/// addressed to the model separately from the user's own prompt.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndirectConfig {
+    /// Whether the scanner runs.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// What it does when it fires (`block` or `flag`).
+    #[serde(default = "block")]
+    pub action: Action,
+    /// Run the curated patterns.
+    #[serde(default = "yes")]
+    pub rules: bool,
+    /// Run the learned classifier (over windows of the content).
+    #[serde(default = "yes")]
+    pub classifier: bool,
+    /// Classifier threshold; the model's own when absent.
+    #[serde(default)]
+    pub threshold: Option<f32>,
+    /// Chat message roles whose content is tool or retrieved content
+    /// (OpenAI `tool` and the older `function`).
+    #[serde(default = "default_indirect_roles")]
+    pub roles: Vec<String>,
+}
+
+fn default_indirect_roles() -> Vec<String> {
+    vec!["tool".into(), "function".into()]
+}
+
+impl Default for IndirectConfig {
+    fn default() -> Self {
+        IndirectConfig {
+            enabled: true,
+            action: Action::Block,
+            rules: true,
+            classifier: true,
+            threshold: None,
+            roles: default_indirect_roles(),
         }
     }
 }
@@ -246,6 +378,9 @@ pub struct InputConfig {
     /// Prompt injection and jailbreak.
     #[serde(default)]
     pub injection: InjectionConfig,
+    /// Instructions hidden in tool results and retrieved content.
+    #[serde(default)]
+    pub indirect: IndirectConfig,
     /// Credentials.
     #[serde(default = "redact_simple")]
     pub secrets: Simple,
@@ -291,6 +426,7 @@ impl Default for InputConfig {
     fn default() -> Self {
         InputConfig {
             injection: InjectionConfig::default(),
+            indirect: IndirectConfig::default(),
             secrets: redact_simple(),
             pii: redact_pii(),
             unicode: block_simple(),
@@ -536,6 +672,8 @@ impl Policy {
             input: InputConfig::default(),
             output: OutputConfig::default(),
             monitor: MonitorConfig::default(),
+            audit: AuditConfig::default(),
+            model_monitor: None,
         }
     }
 
@@ -568,6 +706,7 @@ impl Policy {
         }
         let no_redact = [
             ("input.injection.action", self.input.injection.action),
+            ("input.indirect.action", self.input.indirect.action),
             ("input.limits.action", self.input.limits.action),
             ("output.leakage.action", self.output.leakage.action),
         ];
@@ -582,20 +721,18 @@ impl Policy {
         if self.monitor.rate_action == Action::Redact {
             return Err(bad("monitor.rate_action", "use block or flag".into()));
         }
-        if !(self.input.injection.short_threshold > 0.0
-            && self.input.injection.short_threshold < 1.0)
-        {
-            return Err(bad(
+        for (path, t) in [
+            ("input.injection.threshold", self.input.injection.threshold),
+            (
                 "input.injection.short_threshold",
-                "must be between 0 and 1".into(),
-            ));
-        }
-        if let Some(t) = self.input.injection.threshold {
-            if !(t > 0.0 && t < 1.0) {
-                return Err(bad(
-                    "input.injection.threshold",
-                    format!("{t} is not between 0 and 1"),
-                ));
+                self.input.injection.short_threshold,
+            ),
+            ("input.indirect.threshold", self.input.indirect.threshold),
+        ] {
+            if let Some(t) = t {
+                if !(t > 0.0 && t < 1.0) {
+                    return Err(bad(path, format!("{t} is not between 0 and 1")));
+                }
             }
         }
         for (section, kinds) in [
@@ -639,6 +776,21 @@ impl Policy {
                 return Err(bad(
                     &format!("output.leakage.canaries[{i}]"),
                     "canaries must be at least 4 characters".into(),
+                ));
+            }
+        }
+        if let Some(m) = &self.model_monitor {
+            if !(m.false_alarm_rate > 0.0 && m.false_alarm_rate < 0.5) {
+                return Err(bad(
+                    "model_monitor.false_alarm_rate",
+                    "must be between 0 and 0.5".into(),
+                ));
+            }
+            if m.value_range[0] >= m.value_range[1] || m.squeeze_bits > 16 || m.window < 10 {
+                return Err(bad(
+                    "model_monitor",
+                    "value_range must be [lo, hi] with lo < hi, squeeze_bits <= 16, window >= 10"
+                        .into(),
                 ));
             }
         }

@@ -44,6 +44,7 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::audit::AuditLog;
 use crate::metrics::Metrics;
 use crate::monitor::{fnv64, simhash, Event, Monitor};
 use crate::policy::{Action, Policy, PolicyError};
@@ -86,6 +87,11 @@ pub struct GuardState {
     policy_path: Option<PathBuf>,
     hasher: std::collections::hash_map::RandomState,
     next_id: AtomicU64,
+    /// The JSON audit log.
+    pub audit: AuditLog,
+    /// Drift / OOD / adversarial monitor of the KServe model, if the policy names one.
+    model_monitor: Option<Mutex<crate::modelmon::KServeMonitor>>,
+    model_alerts: Mutex<VecDeque<Finding>>,
 }
 
 fn build_client(p: &Policy) -> reqwest::Client {
@@ -99,7 +105,34 @@ fn build_client(p: &Policy) -> reqwest::Client {
 impl GuardState {
     /// State for `policy`; `policy_path` is re-read on reload.
     pub fn new(policy: Policy, policy_path: Option<PathBuf>) -> Arc<GuardState> {
+        let level = policy.audit.decisions;
+        let audit = AuditLog::open(&policy.audit.path, level).unwrap_or_else(|e| {
+            tracing::error!(path = %policy.audit.path, error = %e, "cannot open the audit log; writing it to stderr");
+            AuditLog::stderr(level)
+        });
+        GuardState::with_audit(policy, policy_path, audit)
+    }
+
+    /// State for `policy` with the audit log `audit` (the policy's `[audit]` section is not used).
+    pub fn with_audit(
+        policy: Policy,
+        policy_path: Option<PathBuf>,
+        audit: AuditLog,
+    ) -> Arc<GuardState> {
         let client = build_client(&policy);
+        let model_monitor = policy.model_monitor.as_ref().and_then(|cfg| {
+            match crate::modelmon::KServeMonitor::from_config(cfg) {
+                Ok(m) => Some(Mutex::new(m)),
+                Err(e) => {
+                    tracing::error!(error = %e, "model monitor disabled");
+                    audit.write(
+                        "model_monitor",
+                        json!({"result": "error", "error": e.to_string()}),
+                    );
+                    None
+                }
+            }
+        });
         Arc::new(GuardState {
             pipeline: RwLock::new(Arc::new(Pipeline::new(policy))),
             client: RwLock::new(client),
@@ -109,6 +142,9 @@ impl GuardState {
             policy_path,
             hasher: Default::default(),
             next_id: AtomicU64::new(1),
+            audit,
+            model_monitor,
+            model_alerts: Mutex::new(VecDeque::new()),
         })
     }
 
@@ -144,13 +180,20 @@ impl GuardState {
                 self.apply(p);
                 self.metrics
                     .inc("aisec_guard_policy_reloads_total", &[("result", "ok")]);
-                tracing::info!(target: "aisec_guard::audit", event = "policy_reload", result = "ok", path = %path.display());
+                self.audit.write(
+                    "policy_reload",
+                    json!({"result": "ok", "path": path.display().to_string()}),
+                );
                 Ok(())
             }
             Err(e) => {
                 self.metrics
                     .inc("aisec_guard_policy_reloads_total", &[("result", "error")]);
-                tracing::error!(target: "aisec_guard::audit", event = "policy_reload", result = "error", error = %e, "invalid policy; keeping the previous one");
+                tracing::error!(error = %e, "invalid policy; keeping the previous one");
+                self.audit.write(
+                    "policy_reload",
+                    json!({"result": "error", "path": path.display().to_string(), "error": e.to_string()}),
+                );
                 Err(e)
             }
         }
@@ -158,10 +201,52 @@ impl GuardState {
 
     /// Behaviour alerts raised so far.
     pub fn alerts(&self) -> Vec<Finding> {
-        self.monitor
+        let mut a = self
+            .monitor
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .alerts()
+            .alerts();
+        a.extend(
+            self.model_alerts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned(),
+        );
+        a
+    }
+
+    /// Runs the KServe model monitor (if configured) on one inference request body.
+    fn observe_model(&self, client: &str, body: &Value) {
+        let Some(m) = &self.model_monitor else {
+            return;
+        };
+        let found = m
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .observe_kserve(body, &self.metrics);
+        match found {
+            Ok(fs) => {
+                let mut g = self.model_alerts.lock().unwrap_or_else(|p| p.into_inner());
+                for f in fs {
+                    self.metrics
+                        .inc("aisec_guard_alerts_total", &[("rule", f.rule_id.as_str())]);
+                    self.audit.write(
+                        "alert",
+                        json!({"rule": f.rule_id, "client": client, "evidence": f.evidence, "atlas": f.atlas, "location": f.location.to_string()}),
+                    );
+                    if g.len() >= crate::monitor::MAX_ALERTS {
+                        g.pop_front();
+                    }
+                    g.push_back(f.metric("client", client));
+                }
+            }
+            Err(e) => {
+                self.metrics
+                    .inc("aisec_guard_model_monitor_errors_total", &[]);
+                tracing::debug!(error = %e, "model monitor skipped a request");
+            }
+        }
     }
 
     /// Decision findings recorded so far (most recent last).
@@ -243,7 +328,10 @@ impl GuardState {
         for a in &v.alerts {
             self.metrics
                 .inc("aisec_guard_alerts_total", &[("rule", a.rule_id.as_str())]);
-            tracing::warn!(target: "aisec_guard::audit", event = "alert", rule = %a.rule_id, client = %client, evidence = %a.evidence, atlas = ?a.atlas);
+            self.audit.write(
+                "alert",
+                json!({"rule": a.rule_id, "client": client, "evidence": a.evidence, "atlas": a.atlas, "owasp": a.owasp}),
+            );
         }
         v
     }
@@ -328,30 +416,53 @@ fn blocked_response(stage: &str, dets: &[Detection]) -> Response {
     (StatusCode::FORBIDDEN, axum::Json(body)).into_response()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn audit(
-    id: u64,
-    client: &str,
-    route: &str,
-    decision: &str,
-    status: u16,
-    dets: &[Detection],
-    scan: Duration,
-    total: Duration,
-) {
-    let list: Vec<Value> = dets.iter().map(|d| json!({"rule": d.rule.id, "scanner": d.scanner, "action": d.action.as_str(), "evidence": d.evidence})).collect();
-    let detections = Value::Array(list);
-    tracing::info!(
+/// One request decision, as an audit-log line and a debug-level `tracing` event.
+pub(crate) struct Decision<'a> {
+    pub id: u64,
+    pub client: &'a str,
+    pub route: &'a str,
+    pub decision: &'a str,
+    pub status: u16,
+    pub dets: &'a [Detection],
+    pub scan: Duration,
+    pub total: Duration,
+}
+
+fn audit(log: &AuditLog, d: Decision<'_>) {
+    tracing::debug!(
         target: "aisec_guard::audit",
         event = "decision",
-        request_id = id,
-        client = %client,
-        route = %route,
-        decision = %decision,
-        status = status,
-        detections = %detections,
-        scan_us = scan.as_micros() as u64,
-        total_ms = total.as_secs_f64() * 1000.0,
+        request_id = d.id,
+        decision = %d.decision,
+        status = d.status,
+        detections = d.dets.len(),
+    );
+    if !log.wants_decision(d.decision, d.dets.len()) {
+        return;
+    }
+    let list: Vec<Value> = d
+        .dets
+        .iter()
+        .map(|x| {
+            let mut o = json!({"rule": x.rule.id, "scanner": x.scanner, "action": x.action.as_str(), "evidence": x.evidence, "atlas": x.rule.atlas, "owasp": x.rule.owasp});
+            if let Some(s) = x.score {
+                o["score"] = json!((s as f64 * 1000.0).round() / 1000.0);
+            }
+            o
+        })
+        .collect();
+    log.write(
+        "decision",
+        json!({
+            "request_id": d.id,
+            "client": d.client,
+            "route": d.route,
+            "decision": d.decision,
+            "status": d.status,
+            "detections": list,
+            "scan_us": d.scan.as_micros() as u64,
+            "total_ms": (d.total.as_secs_f64() * 1e6).round() / 1e3,
+        }),
     );
 }
 
@@ -502,25 +613,38 @@ async fn read_body(
     }
 }
 
-/// Request texts: (pointer into the JSON, is it a system message).
-fn request_texts(kind: RouteKind, body: &Value) -> Vec<(String, bool)> {
+/// Where a request text comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Channel {
+    /// The application's system or developer message (trusted for injection purposes).
+    System,
+    /// The user's own prompt (and earlier turns).
+    User,
+    /// A tool or function result, or other content the policy marks as retrieved (indirect injection).
+    Tool,
+}
+
+/// Request texts: (pointer into the JSON, its channel).
+fn request_texts(kind: RouteKind, body: &Value, p: &Pipeline) -> Vec<(String, Channel)> {
     let mut out = Vec::new();
     match kind {
         RouteKind::Chat => {
             if let Some(msgs) = body.get("messages").and_then(Value::as_array) {
                 for (i, m) in msgs.iter().enumerate().take(10_000) {
-                    let system = matches!(
-                        m.get("role").and_then(Value::as_str),
-                        Some("system" | "developer")
-                    );
+                    let role = m.get("role").and_then(Value::as_str).unwrap_or("");
+                    let channel = match role {
+                        "system" | "developer" => Channel::System,
+                        r if p.is_indirect_role(r) => Channel::Tool,
+                        _ => Channel::User,
+                    };
                     match m.get("content") {
                         Some(Value::String(_)) => {
-                            out.push((format!("/messages/{i}/content"), system))
+                            out.push((format!("/messages/{i}/content"), channel))
                         }
                         Some(Value::Array(parts)) => {
                             for (j, part) in parts.iter().enumerate().take(1000) {
                                 if part.get("text").is_some_and(Value::is_string) {
-                                    out.push((format!("/messages/{i}/content/{j}/text"), system));
+                                    out.push((format!("/messages/{i}/content/{j}/text"), channel));
                                 }
                             }
                         }
@@ -530,11 +654,11 @@ fn request_texts(kind: RouteKind, body: &Value) -> Vec<(String, bool)> {
             }
         }
         RouteKind::Completion => match body.get("prompt") {
-            Some(Value::String(_)) => out.push(("/prompt".into(), false)),
+            Some(Value::String(_)) => out.push(("/prompt".into(), Channel::User)),
             Some(Value::Array(items)) => {
                 for (i, it) in items.iter().enumerate().take(10_000) {
                     if it.is_string() {
-                        out.push((format!("/prompt/{i}"), false));
+                        out.push((format!("/prompt/{i}"), Channel::User));
                     }
                 }
             }
@@ -587,14 +711,17 @@ async fn openai(
             t0.elapsed().as_secs_f64(),
         );
         audit(
-            id,
-            &client,
-            route,
-            decision,
-            status.as_u16(),
-            dets,
-            scan,
-            t0.elapsed(),
+            &state.audit,
+            Decision {
+                id,
+                client: &client,
+                route,
+                decision,
+                status: status.as_u16(),
+                dets,
+                scan,
+                total: t0.elapsed(),
+            },
         );
     };
     if body.len() > p.policy.server.max_body_bytes {
@@ -618,22 +745,27 @@ async fn openai(
     };
     // ---- input stage
     let ts = Instant::now();
-    let texts = request_texts(kind, &json);
+    let texts = request_texts(kind, &json, &p);
     let system: String = texts
         .iter()
-        .filter(|(_, s)| *s)
+        .filter(|(_, c)| *c == Channel::System)
         .map(|(ptr, _)| str_at(&json, ptr))
         .collect::<Vec<_>>()
         .join("\n");
     let mut all = Vec::new();
     let mut per_text = Vec::new();
-    for (ptr, is_system) in &texts {
+    for (ptr, channel) in &texts {
         let t = str_at(&json, ptr);
-        let mut d = p.scan_input(t);
-        if *is_system {
+        let d = match channel {
             // The application's own system prompt is trusted for injection purposes.
-            d.retain(|d| d.scanner != "injection" && d.scanner != "unicode");
-        }
+            Channel::System => {
+                let mut d = p.scan_input(t);
+                d.retain(|d| d.scanner != "injection" && d.scanner != "unicode");
+                d
+            }
+            Channel::Tool => p.scan_indirect(t, &format!("tool content {ptr}")),
+            Channel::User => p.scan_input(t),
+        };
         all.extend(d.iter().cloned());
         per_text.push((ptr.clone(), d));
     }
@@ -642,10 +774,12 @@ async fn openai(
         all.push(d);
     }
     let blocked = all.iter().any(|d| d.action == Action::Block);
-    let injection = all.iter().any(|d| d.scanner == "injection");
+    let injection = all
+        .iter()
+        .any(|d| d.scanner == "injection" || d.scanner == "indirect");
     let user_text: String = texts
         .iter()
-        .filter(|(_, s)| !*s)
+        .filter(|(_, c)| *c == Channel::User)
         .map(|(ptr, _)| str_at(&json, ptr))
         .collect::<Vec<_>>()
         .join("\n");
@@ -948,7 +1082,10 @@ fn stream_response(
                         .filter(|d| d.action != Action::Flag)
                         .collect();
                     if !stop.is_empty() {
-                        tracing::warn!(target: "aisec_guard::audit", event = "stream_blocked", request_id = id, client = %client, rules = ?stop.iter().map(|d| d.rule.id).collect::<Vec<_>>());
+                        state.audit.write(
+                            "stream_blocked",
+                            json!({"request_id": id, "client": client, "rules": stop.iter().map(|d| d.rule.id).collect::<Vec<_>>()}),
+                        );
                         let _ = tx
                             .send(sse_error(
                                 "guard_blocked",
@@ -982,7 +1119,10 @@ fn stream_response(
             &[("stage", "stream_output")],
             scan_time.as_secs_f64(),
         );
-        tracing::info!(target: "aisec_guard::audit", event = "stream_end", request_id = id, client = %client, outcome = outcome, chars = acc.len());
+        state.audit.write(
+            "stream_end",
+            json!({"request_id": id, "client": client, "outcome": outcome, "chars": acc.len()}),
+        );
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv()
@@ -1025,11 +1165,17 @@ async fn passthrough(
         );
     }
     if route == "kserve_infer" {
-        let fp_text = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| v.get("inputs").cloned())
-            .map(|v| quantised(&v))
+        let parsed = serde_json::from_slice::<Value>(&body).ok();
+        let fp_text = parsed
+            .as_ref()
+            .and_then(|v| v.get("inputs"))
+            .map(quantised)
             .unwrap_or_default();
+        if let (Some(v), true) = (parsed, state.model_monitor.is_some()) {
+            // The model runs off the request path: it adds no latency to the request.
+            let (st, c) = (state.clone(), client.clone());
+            tokio::task::spawn_blocking(move || st.observe_model(&c, &v));
+        }
         let v = state.observe(&client, &fp_text, false, false);
         if v.over_rate && p.policy.monitor.rate_action == Action::Block {
             state.metrics.inc(
@@ -1076,14 +1222,17 @@ async fn passthrough(
         t0.elapsed().as_secs_f64(),
     );
     audit(
-        id,
-        &client,
-        route,
-        "allow",
-        status.as_u16(),
-        &[],
-        Duration::ZERO,
-        t0.elapsed(),
+        &state.audit,
+        Decision {
+            id,
+            client: &client,
+            route,
+            decision: "allow",
+            status: status.as_u16(),
+            dets: &[],
+            scan: Duration::ZERO,
+            total: t0.elapsed(),
+        },
     );
     let mut r = (status, Bytes::from(bytes)).into_response();
     *r.headers_mut() = rh;
@@ -1210,7 +1359,9 @@ pub async fn start(policy: Policy, opts: StartOptions) -> anyhow::Result<Running
             }));
         }
     }
-    tracing::info!(target: "aisec_guard::audit", event = "start", listen = %addr);
+    state
+        .audit
+        .write("start", json!({"listen": addr.to_string()}));
     Ok(RunningGuard {
         addr,
         state,

@@ -5,6 +5,14 @@
 //!
 //! The homoglyph table is a small hand-picked subset of the Unicode
 //! confusables list (UTS #39), restricted to letters that look like ASCII.
+//!
+//! Invisible characters that ordinary text needs are not counted as hiding
+//! anything: an emoji presentation selector (U+FE0F/U+FE0E) after an emoji
+//! or a keycap base, a zero-width joiner inside an emoji sequence (UTS #51),
+//! ZWJ/ZWNJ between letters of scripts that use them (Arabic, Persian,
+//! Indic), and the tag characters of a subdivision flag (U+1F3F4 followed by
+//! a short tag run ending in U+E007F). They are still removed from the text
+//! the scanners read.
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -95,12 +103,90 @@ pub fn confusable_to_latin(c: char) -> Option<char> {
     })
 }
 
+/// Whether `c` can carry an emoji presentation (a coarse superset of the
+/// Unicode `Emoji` property: pictographs, dingbats, arrows, symbols).
+pub fn is_emoji_base(c: char) -> bool {
+    matches!(c as u32,
+        0x00A9 | 0x00AE | 0x203C | 0x2049 | 0x2122 | 0x2139 | 0x3030 | 0x303D | 0x3297 | 0x3299
+        | 0x2190..=0x21FF
+        | 0x2300..=0x23FF
+        | 0x24C2
+        | 0x25A0..=0x27BF
+        | 0x2900..=0x297F
+        | 0x2B00..=0x2BFF
+        | 0x1F000..=0x1FAFF)
+}
+
+/// Whether the invisible character at `i` of `chars` is one that ordinary
+/// text needs (see the module docs), so it hides nothing.
+pub fn benign_invisible(chars: &[char], i: usize) -> bool {
+    let c = chars[i];
+    let prev = i.checked_sub(1).map(|j| chars[j]);
+    let next = chars.get(i + 1).copied();
+    match c {
+        '\u{FE0E}' | '\u{FE0F}' => match prev {
+            Some(p) if is_emoji_base(p) => true,
+            Some('0'..='9' | '#' | '*') => next == Some('\u{20E3}'),
+            _ => false,
+        },
+        '\u{200D}' => {
+            let before = match prev {
+                Some('\u{FE0F}') => i >= 2 && is_emoji_base(chars[i - 2]),
+                Some(p) => is_emoji_base(p) || (p.is_alphabetic() && !p.is_ascii()),
+                None => false,
+            };
+            let after =
+                next.is_some_and(|n| is_emoji_base(n) || (n.is_alphabetic() && !n.is_ascii()));
+            before && after
+        }
+        '\u{200C}' => {
+            prev.is_some_and(|p| p.is_alphabetic() && !p.is_ascii())
+                && next.is_some_and(|n| n.is_alphabetic() && !n.is_ascii())
+        }
+        '\u{E0020}'..='\u{E007F}' => {
+            // Subdivision flag: U+1F3F4, 2..=6 tag letters/digits, U+E007F.
+            let mut start = i;
+            while start > 0 && is_tag_char(chars[start - 1]) {
+                start -= 1;
+            }
+            if start == 0 || chars[start - 1] != '\u{1F3F4}' {
+                return false;
+            }
+            let mut end = start;
+            while end < chars.len() && is_tag_char(chars[end]) {
+                end += 1;
+            }
+            let run = &chars[start..end];
+            (3..=7).contains(&run.len())
+                && run.last() == Some(&'\u{E007F}')
+                && run[..run.len() - 1]
+                    .iter()
+                    .all(|&t| matches!(t, '\u{E0030}'..='\u{E0039}' | '\u{E0061}'..='\u{E007A}'))
+        }
+        _ => false,
+    }
+}
+
+/// Byte spans of the invisible characters of `text` that are not
+/// [`benign_invisible`] (what the unicode scanner reports and redacts).
+pub fn suspicious_invisible_spans(text: &str) -> Vec<std::ops::Range<usize>> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    for (k, (i, c)) in text.char_indices().enumerate() {
+        if is_invisible(c) && !benign_invisible(&chars, k) {
+            out.push(i..i + c.len_utf8());
+        }
+    }
+    out
+}
+
 /// What normalisation found and produced.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Normalised {
     /// NFKC, invisibles removed, homoglyphs folded, lower case, single spaces.
     pub text: String,
-    /// Number of invisible characters removed.
+    /// Number of invisible characters removed that ordinary text does not
+    /// need (emoji presentation selectors and joiners are removed but not counted).
     pub invisible: usize,
     /// Number of bidirectional controls among them.
     pub bidi: usize,
@@ -126,8 +212,12 @@ pub fn normalise(input: &str) -> Normalised {
     }
     let mut text = String::with_capacity(input.len());
     let mut last_space = true;
-    for c in input.nfkc() {
+    let chars: Vec<char> = input.nfkc().collect();
+    for (k, &c) in chars.iter().enumerate() {
         if is_invisible(c) {
+            if benign_invisible(&chars, k) {
+                continue;
+            }
             out.invisible += 1;
             if is_bidi_control(c) {
                 out.bidi += 1;
@@ -208,6 +298,34 @@ mod tests {
         assert_eq!(n.tags, 2);
         assert_eq!(n.tag_text, "hi");
         assert!(n.text.ends_with(" hi"));
+    }
+
+    #[test]
+    fn emoji_sequences_are_not_hidden_text() {
+        for ok in [
+            "I love it ❤️",
+            "☀️ sunny day",
+            "family 👨\u{200D}👩\u{200D}👧 photo",
+            "press 1\u{FE0F}\u{20E3} now",
+            "flag 🏴\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F} wales",
+            "می\u{200C}خواهم",
+        ] {
+            let n = normalise(ok);
+            assert_eq!(n.invisible, 0, "{ok:?}");
+            assert!(suspicious_invisible_spans(ok).is_empty(), "{ok:?}");
+        }
+        // A selector after a letter, a run of selectors, a joiner between
+        // Latin letters and a bare tag run are still counted.
+        for bad in [
+            "hel\u{FE0F}lo",
+            "x\u{FE0F}\u{FE0F}\u{FE0F}",
+            "ig\u{200D}nore",
+            "hi\u{E0069}\u{E0067}",
+        ] {
+            assert!(normalise(bad).invisible > 0, "{bad:?}");
+            assert!(!suspicious_invisible_spans(bad).is_empty(), "{bad:?}");
+        }
+        assert_eq!(normalise("I love it ❤️").text, "i love it ❤");
     }
 
     #[test]

@@ -1,0 +1,26 @@
+//! Largest |Rust - Python| classifier score over labelled JSONL files with a
+//! `py_score` field (as written by `scripts/guard/train_classifier.py`): the
+//! Rust features must be the ones the weights were trained on.
+//!
+//! Usage: cargo run --release -p aisec-guard --example parity -- FILE...
+fn main() -> anyhow::Result<()> {
+    let c = aisec_guard::classifier::Classifier::builtin();
+    for path in std::env::args().skip(1) {
+        let text = std::fs::read_to_string(&path)?;
+        let (mut n, mut worst, mut worst_text) = (0usize, 0f64, String::new());
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line)?;
+            let (Some(t), Some(py)) = (v["text"].as_str(), v["py_score"].as_f64()) else {
+                continue;
+            };
+            let d = (c.score(t) as f64 - py).abs();
+            if d > worst {
+                worst = d;
+                worst_text = t.chars().take(80).collect();
+            }
+            n += 1;
+        }
+        println!("{path}: {n} texts, largest |Rust - Python| score difference {worst:.2e} ({worst_text:?})");
+    }
+    Ok(())
+}
