@@ -61,6 +61,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -153,20 +154,39 @@ def find_report(doc):
     return None
 
 
+def attach_examples(rep, path):
+    """Per-example outputs are not in the report's JSON (it holds the summary);
+    aisec streams them to JSON Lines with --save-examples. Put them back as the
+    arrays this script reads: rep["labels"], rep["clean_pred"], and per attack
+    "success", "adv_pred", "l0", "l2", "linf", "queries"."""
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    rep["labels"] = [r["label"] for r in rows]
+    rep["clean_pred"] = [r["clean_pred"] for r in rows]
+    for k, a in enumerate(rep["attacks"]):
+        for f in ("success", "adv_pred", "l0", "l2", "linf", "queries"):
+            a[f] = [r["attacks"][k][f] for r in rows]
+    return rep
+
+
 def run_aisec(args, threads):
     env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
-    t = time.time()
-    p = subprocess.run(args, capture_output=True, text=True, env=env)
-    secs = time.time() - t
-    rep = None
-    if p.stdout.strip():
-        try:
-            rep = find_report(json.loads(p.stdout))
-        except json.JSONDecodeError:
-            rep = None
-    if rep is None:
-        raise RuntimeError(f"`{' '.join(args)}` exited {p.returncode}: {p.stderr.strip()[:400]}")
-    return rep, secs
+    fd, examples = tempfile.mkstemp(suffix=".jsonl")
+    os.close(fd)
+    try:
+        t = time.time()
+        p = subprocess.run([*args, "--save-examples", examples], capture_output=True, text=True, env=env)
+        secs = time.time() - t
+        rep = None
+        if p.stdout.strip():
+            try:
+                rep = find_report(json.loads(p.stdout))
+            except json.JSONDecodeError:
+                rep = None
+        if rep is None:
+            raise RuntimeError(f"`{' '.join(args)}` exited {p.returncode}: {p.stderr.strip()[:400]}")
+        return attach_examples(rep, examples), secs
+    finally:
+        os.unlink(examples)
 
 
 def cli(model, n, attacks, eps, steps, norm="linf", extra=()):

@@ -8,15 +8,17 @@
 //!     model.onnx x.npy y.npy [--attacks pgd,autoattack] [--norm linf] \
 //!     [--eps 0.1] [--steps 40] [--seed 0] [--lo 0] [--hi 1] [--n 100] \
 //!     [--curve 0.05,0.1,0.2] [--no-random-start] [--cw-const 0.01] \
-//!     [--cw-search-steps 9] [--cw-steps 100] [--cw-lr 0.01]
+//!     [--cw-search-steps 9] [--cw-steps 100] [--cw-lr 0.01] \
+//!     [--save-examples FILE]
 //! ```
+//!
+//! `--save-examples` writes the per-example outputs as JSON Lines (the
+//! report itself holds only the summary).
 //!
 //! The `--cw-*` flags set [`aisec_attack::whitebox::CwConfig`] (the CLI keeps
 //! its defaults), so the cross-check can run C&W with a peer's settings.
 
-use std::sync::atomic::AtomicBool;
-
-use aisec_attack::{run_evasion, AttackKind, EvasionConfig, Norm};
+use aisec_attack::{run_evasion, AttackContext, AttackKind, EvasionConfig, Norm};
 use aisec_model::data::npy::read_npy;
 use aisec_model::OnnxModel;
 
@@ -91,8 +93,13 @@ fn real_main() -> Result<(), String> {
             .map(|s| s.parse::<f32>().map_err(|_| format!("--curve: {s}")))
             .collect::<Result<_, _>>()?;
     }
-    let report = run_evasion(&model, &x, &y, &cfg, None, &AtomicBool::new(false))
-        .map_err(|e| e.to_string())?;
+    let report =
+        run_evasion(&model, &x, &y, &cfg, &AttackContext::silent()).map_err(|e| e.to_string())?;
+    if let Some(p) = opt("--save-examples") {
+        report
+            .save_examples(std::path::Path::new(p))
+            .map_err(|e| e.to_string())?;
+    }
     let out = serde_json::json!({
         "evasion": report,
         "findings": report.findings(pos[0]),

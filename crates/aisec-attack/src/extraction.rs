@@ -18,7 +18,11 @@
 //! * uniform or Gaussian noise as the query-data baseline.
 //!
 //! Every query goes through [`aisec_model::blackbox::QueryCounter`] with the
-//! largest requested budget, so the attack cannot ask more than that.
+//! largest requested budget, so the attack cannot ask more than that. A
+//! pool smaller than a budget caps the queries at the pool: the point says
+//! so (`capped`), budgets that would train on the same queries as a smaller
+//! one are skipped, and the report carries a warning for each; it never
+//! claims a budget it did not use.
 //! The query sequence is fixed once (for the Jacobian strategy it is grown
 //! round by round); for each budget `b` of the list a fresh surrogate is
 //! trained on the first `b` answers, and its test accuracy and *fidelity*
@@ -26,8 +30,6 @@
 //! Jagielski et al. 2020) are measured. Evaluating fidelity asks the victim
 //! about the test inputs too; those queries are counted separately and are
 //! not part of the attacker's budget.
-
-use std::sync::atomic::AtomicBool;
 
 use aisec_core::{Confidence, Finding, Location, Severity};
 use aisec_model::blackbox::{LabelOnly, QueryCounter};
@@ -40,8 +42,9 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use crate::context::AttackContext;
 use crate::rules::EXTRACTION;
-use crate::util::{cancelled, gather, gaussian};
+use crate::util::{gather, gaussian};
 
 /// Most query values (examples times values per example) one run keeps (1 GiB of `f32`).
 pub const MAX_QUERY_VALUES: usize = 1 << 28;
@@ -179,6 +182,8 @@ pub struct ExtractionPoint {
     /// Victim queries the surrogate was trained on (below `budget` when
     /// the pool ran out).
     pub queries: usize,
+    /// `queries` is below `budget`: the pool held fewer inputs.
+    pub capped: bool,
     /// Surrogate accuracy on the test labels.
     pub surrogate_accuracy: f64,
     /// Share of test inputs where surrogate and victim agree on the top-1 label.
@@ -198,10 +203,18 @@ pub struct ExtractionReport {
     pub strategy: String,
     /// `probabilities` or `labels`.
     pub outputs: String,
-    /// Budgets asked for.
+    /// Budgets asked for (sorted, deduplicated); `curve` says what each used.
     pub budgets: Vec<usize>,
-    /// One point per budget that finished, in budget order.
+    /// One point per budget that finished, in budget order (budgets that
+    /// would train on the same queries as a smaller one are skipped, with a
+    /// warning).
     pub curve: Vec<ExtractionPoint>,
+    /// Distinct queries the strategy could supply for the largest budget
+    /// (the pool size when the pool is smaller).
+    pub queries_available: usize,
+    /// What the run could not do as asked (a budget above the pool, a
+    /// skipped budget), in words.
+    pub warnings: Vec<String>,
     /// Victim accuracy on the test labels.
     pub victim_accuracy: f64,
     /// Test examples.
@@ -218,6 +231,8 @@ pub struct ExtractionReport {
     pub training: SurrogateTraining,
     /// Number of classes.
     pub classes: usize,
+    /// Every budget's surrogate was trained and measured.
+    pub complete: bool,
     /// Stopped early by the cancel flag.
     pub cancelled: bool,
 }
@@ -229,25 +244,6 @@ pub struct Extraction {
     pub report: ExtractionReport,
     /// The surrogate of the last finished budget (None if none finished).
     pub surrogate: Option<OnnxModel>,
-}
-
-/// Progress of an extraction: `(phase, done, total)` with phase
-/// `"querying"` (examples) or `"training"` (budgets).
-pub type ExtractionProgress<'a> = &'a (dyn Fn(&str, usize, usize) + Sync);
-
-/// A `&dyn Classifier` as a `Classifier` value.
-struct Dyn<'a>(&'a dyn Classifier);
-
-impl Classifier for Dyn<'_> {
-    fn input_shape(&self) -> &[usize] {
-        self.0.input_shape()
-    }
-    fn num_classes(&self) -> usize {
-        self.0.num_classes()
-    }
-    fn logits(&self, x: &Tensor) -> Result<Tensor, ModelError> {
-        self.0.logits(x)
-    }
 }
 
 /// Turns victim outputs into probability rows: rows that already are
@@ -295,30 +291,36 @@ fn rows_of(x: &Tensor, start: usize, end: usize) -> Tensor {
     }
 }
 
-/// Predicted class per example, in batches.
-fn predict_batched(m: &dyn Classifier, x: &Tensor, batch: usize) -> Result<Vec<usize>, ModelError> {
+/// Predicted class per example, in batches (`advance` is told each batch's size).
+fn predict_batched(
+    m: &dyn Classifier,
+    x: &Tensor,
+    batch: usize,
+    advance: &dyn Fn(u64),
+) -> Result<Vec<usize>, ModelError> {
     let mut out = Vec::with_capacity(x.batch());
     let b = batch.max(1);
     for s in (0..x.batch()).step_by(b) {
         let e = (s + b).min(x.batch());
         out.extend(m.predict(&rows_of(x, s, e))?);
+        advance((e - s) as u64);
     }
     Ok(out)
 }
 
-/// Queries `x` through `oracle` in batches; appends probabilities.
+/// Queries `x` through `oracle` in batches; appends probabilities. Returns
+/// false when cancelled before the end.
 fn query(
     oracle: &dyn Classifier,
     x: &Tensor,
     batch: usize,
     classes: usize,
     targets: &mut Vec<f32>,
-    progress: &mut dyn FnMut(usize),
-    cancel: &AtomicBool,
+    ctx: &AttackContext,
 ) -> Result<bool, ExtractionError> {
     let b = batch.max(1);
     for s in (0..x.batch()).step_by(b) {
-        if cancelled(cancel) {
+        if ctx.is_cancelled() {
             return Ok(false);
         }
         let e = (s + b).min(x.batch());
@@ -331,7 +333,7 @@ fn query(
             ))));
         }
         targets.extend(to_probabilities(&z)?);
-        progress(e - s);
+        ctx.advance((e - s) as u64);
     }
     Ok(true)
 }
@@ -344,10 +346,10 @@ pub fn train_surrogate(
     targets: &[f32],
     t: &SurrogateTraining,
     seed: u64,
-    cancel: &AtomicBool,
+    ctx: &AttackContext,
 ) -> Result<(OnnxModel, f64, usize), ExtractionError> {
     let mut model = OnnxModel::from_spec(spec, seed)?;
-    let (loss, steps) = fit(&mut model, spec, x, targets, t, seed, cancel)?;
+    let (loss, steps) = fit(&mut model, spec, x, targets, t, seed, ctx)?;
     Ok((model, loss, steps))
 }
 
@@ -361,7 +363,7 @@ fn fit(
     targets: &[f32],
     t: &SurrogateTraining,
     seed: u64,
-    cancel: &AtomicBool,
+    ctx: &AttackContext,
 ) -> Result<(f64, usize), ExtractionError> {
     let n = x.batch();
     if n == 0 {
@@ -387,7 +389,7 @@ fn fit(
     let soft = Tensor::new(vec![n, c], targets.to_vec())?;
     let opts = FitOptions {
         spec: Some(spec),
-        cancel: Some(cancel),
+        cancel: Some(ctx.run().cancel.flag()),
         ..FitOptions::default()
     };
     let h = fit_targets(model, x, Targets::Soft(&soft), &cfg, opts)?;
@@ -433,14 +435,7 @@ fn check_shapes(
     }
     let row: usize = shape.iter().product();
     let largest = cfg.budgets.iter().copied().max().unwrap_or(0);
-    if largest
-        .checked_mul(row)
-        .is_none_or(|v| v > MAX_QUERY_VALUES)
-    {
-        return bad(format!(
-            "a budget of {largest} examples of {row} values is more than this run will hold in memory"
-        ));
-    }
+    check_query_count(largest, row, "queries (the largest budget)")?;
     let probe = OnnxModel::from_spec(&cfg.surrogate, 0)?;
     if probe.num_classes() != victim.num_classes() {
         return bad(format!(
@@ -458,53 +453,107 @@ fn check_shapes(
     Ok(())
 }
 
+/// Noise seed inputs for the Jacobian strategy: `n` examples of `shape`,
+/// uniform in `[lo, hi)`, seeded. Refuses counts whose values would not fit
+/// in memory ([`MAX_QUERY_VALUES`]) before allocating anything.
+pub fn jacobian_noise_seed(
+    n: usize,
+    shape: &[usize],
+    lo: f32,
+    hi: f32,
+    seed: u64,
+) -> Result<Tensor, ExtractionError> {
+    let row: usize = shape.iter().product();
+    check_query_count(n, row, "Jacobian seed inputs")?;
+    if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
+        return Err(ExtractionError::Config("lo must be below hi".into()));
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut s = vec![n];
+    s.extend_from_slice(shape);
+    Ok(Tensor::new(
+        s,
+        (0..n * row).map(|_| rng.gen_range(lo..hi)).collect(),
+    )?)
+}
+
+/// Refuses `n` examples of `row` values when they would not fit in memory.
+pub fn check_query_count(n: usize, row: usize, what: &str) -> Result<(), ExtractionError> {
+    if n.checked_mul(row).is_none_or(|v| v > MAX_QUERY_VALUES) {
+        return Err(ExtractionError::Config(format!(
+            "{n} {what} of {row} values each are more than this run will hold in memory \
+             (at most {MAX_QUERY_VALUES} values, 1 GiB)"
+        )));
+    }
+    Ok(())
+}
+
 /// Runs the extraction: builds the query sequence up to the largest
 /// budget, asks the victim (through a budgeted [`QueryCounter`]), trains a
 /// fresh surrogate per budget and measures accuracy and fidelity on `test`.
+///
+/// Progress phases (units): `victim labels on the test set` (examples),
+/// `querying the victim` (examples: the largest budget, or the pool when it
+/// is smaller), `training surrogates` (budgets). Raising `ctx`'s cancel flag
+/// stops at the next request or training step; the curve then covers the
+/// budgets that finished and the report is marked incomplete. The
+/// context's query budget, if any, must cover the largest budget plus the
+/// test inputs (the fidelity reference).
 pub fn run_extraction(
     victim: &dyn Classifier,
     test: &Dataset,
     cfg: &ExtractionConfig,
-    progress: Option<ExtractionProgress>,
-    cancel: &AtomicBool,
+    ctx: &AttackContext,
 ) -> Result<Extraction, ExtractionError> {
     check_shapes(victim, test, cfg)?;
     let mut budgets = cfg.budgets.clone();
     budgets.sort_unstable();
     budgets.dedup();
     let max_budget = *budgets.last().unwrap_or(&0);
+    if let Some(b) = ctx.query_budget() {
+        let need = max_budget as u64 + test.len() as u64;
+        if need > b {
+            return Err(ExtractionError::Config(format!(
+                "the largest budget ({max_budget}) and the {} test inputs need {need} queries, \
+                 over the query budget of {b}",
+                test.len()
+            )));
+        }
+    }
+    let run = ctx.counter(victim);
     let classes = victim.num_classes();
     let shape = victim.input_shape().to_vec();
     let row: usize = shape.iter().product();
-    let report_progress = |phase: &str, d: usize, t: usize| {
-        if let Some(p) = progress {
-            p(phase, d, t)
-        }
-    };
+    let mut warnings = Vec::new();
 
     // Fidelity reference: the victim's own labels on the test inputs,
     // outside the attacker's budget.
-    let victim_test = predict_batched(victim, &test.x, cfg.query_batch.max(1) * 4)?;
+    ctx.phase("victim labels on the test set", test.len() as u64);
+    let victim_test = predict_batched(&run, &test.x, cfg.query_batch.max(1) * 4, &|k| {
+        ctx.advance(k)
+    })?;
     let victim_accuracy = accuracy(&victim_test, &test.y);
 
-    let labels_view = LabelOnly(Dyn(victim));
-    let view: &dyn Classifier = if cfg.labels_only {
-        &labels_view
-    } else {
-        victim
-    };
-    let oracle = QueryCounter::with_budget(Dyn(view), max_budget as u64);
+    let labels_view = LabelOnly(&run);
+    let view: &dyn Classifier = if cfg.labels_only { &labels_view } else { &run };
+    let oracle = QueryCounter::with_budget(view, max_budget as u64);
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
 
     // 1. The query sequence and the victim's answers.
     let mut targets: Vec<f32> = Vec::new();
-    let mut asked = 0usize;
-    let mut tick = |k: usize| {
-        asked += k;
-        report_progress("querying", asked, max_budget);
-    };
     let mut complete;
     let mut pool_size = None;
+    let available = match &cfg.strategy {
+        QueryStrategy::Pool { x } => x.batch().min(max_budget),
+        _ => max_budget,
+    };
+    if available < max_budget {
+        warnings.push(format!(
+            "the query pool holds {available} inputs, fewer than the largest budget \
+             ({max_budget}): budgets above {available} train on the whole pool"
+        ));
+    }
+    ctx.phase("querying the victim", available as u64);
     let queries: Tensor = match &cfg.strategy {
         QueryStrategy::Pool { .. } | QueryStrategy::Uniform | QueryStrategy::Gaussian { .. } => {
             let q = match &cfg.strategy {
@@ -531,28 +580,12 @@ pub fn run_extraction(
                     Tensor::new(s, data)?
                 }
             };
-            complete = query(
-                &oracle,
-                &q,
-                cfg.query_batch,
-                classes,
-                &mut targets,
-                &mut tick,
-                cancel,
-            )?;
+            complete = query(&oracle, &q, cfg.query_batch, classes, &mut targets, ctx)?;
             q
         }
         QueryStrategy::Jacobian { seed, lambda, tau } => {
             let mut set = rows_of(seed, 0, seed.batch().min(max_budget));
-            complete = query(
-                &oracle,
-                &set,
-                cfg.query_batch,
-                classes,
-                &mut targets,
-                &mut tick,
-                cancel,
-            )?;
+            complete = query(&oracle, &set, cfg.query_batch, classes, &mut targets, ctx)?;
             let mut sub = OnnxModel::from_spec(&cfg.surrogate, cfg.seed)?;
             let mut round = 0usize;
             while complete && set.batch() < max_budget {
@@ -563,7 +596,7 @@ pub fn run_extraction(
                     &targets,
                     &cfg.training,
                     cfg.seed + round as u64,
-                    cancel,
+                    ctx,
                 )?;
                 let flip = *tau > 0 && (round / tau) % 2 == 1;
                 let lam = if flip { -lambda } else { *lambda };
@@ -592,15 +625,7 @@ pub fn run_extraction(
                     };
                     *v = (*v + lam * s).clamp(cfg.lo, cfg.hi);
                 }
-                complete = query(
-                    &oracle,
-                    &new,
-                    cfg.query_batch,
-                    classes,
-                    &mut targets,
-                    &mut tick,
-                    cancel,
-                )?;
+                complete = query(&oracle, &new, cfg.query_batch, classes, &mut targets, ctx)?;
                 let done = targets.len() / classes.max(1);
                 set.data
                     .extend_from_slice(&new.data[..(done - set.batch()) * row]);
@@ -612,17 +637,25 @@ pub fn run_extraction(
     };
     let answered = targets.len() / classes.max(1);
 
-    // 2. One fresh surrogate per budget.
+    // 2. One fresh surrogate per distinct number of queries.
+    let mut plan: Vec<(usize, usize)> = Vec::new();
+    for &b in &budgets {
+        let n = b.min(answered);
+        match plan.last() {
+            _ if n == 0 => {}
+            Some(&(prev, pn)) if pn == n => warnings.push(format!(
+                "budget {b} skipped: only {n} queries were available, the same as for budget {prev}"
+            )),
+            _ => plan.push((b, n)),
+        }
+    }
     let mut curve = Vec::new();
     let mut surrogate = None;
-    for (k, &b) in budgets.iter().enumerate() {
-        if cancelled(cancel) {
+    ctx.phase("training surrogates", plan.len() as u64);
+    for &(b, n) in &plan {
+        if ctx.is_cancelled() {
             complete = false;
             break;
-        }
-        let n = b.min(answered);
-        if n == 0 {
-            continue;
         }
         let xb = rows_of(&queries, 0, n);
         let (model, loss, steps) = train_surrogate(
@@ -631,23 +664,27 @@ pub fn run_extraction(
             &targets[..n * classes],
             &cfg.training,
             cfg.seed,
-            cancel,
+            ctx,
         )?;
-        if cancelled(cancel) {
+        if ctx.is_cancelled() {
             complete = false;
             break;
         }
-        let pred = predict_batched(&model, &test.x, 256)?;
+        let pred = predict_batched(&model, &test.x, 256, &|_| {})?;
         curve.push(ExtractionPoint {
             budget: b,
             queries: n,
+            capped: n < b,
             surrogate_accuracy: accuracy(&pred, &test.y),
             fidelity: accuracy(&pred, &victim_test),
             train_loss: loss,
             steps,
         });
         surrogate = Some(model);
-        report_progress("training", k + 1, budgets.len());
+        ctx.advance(1);
+    }
+    if answered < available && complete {
+        complete = false;
     }
     let surrogate_parameters = surrogate
         .as_ref()
@@ -671,6 +708,8 @@ pub fn run_extraction(
             .into(),
             budgets,
             curve,
+            queries_available: available,
+            warnings,
             victim_accuracy,
             test_examples: test.len(),
             queries_used: oracle.queries(),
@@ -679,7 +718,8 @@ pub fn run_extraction(
             surrogate_parameters,
             training: cfg.training.clone(),
             classes,
-            cancelled: !complete,
+            complete,
+            cancelled: !complete && ctx.is_cancelled(),
         },
         surrogate,
     })
@@ -692,6 +732,10 @@ fn accuracy(pred: &[usize], y: &[usize]) -> f64 {
     pred.iter().zip(y).filter(|(a, b)| a == b).count() as f64 / y.len() as f64
 }
 
+/// Title of an extraction finding below the reporting threshold.
+pub const HELD: &str =
+    "Model extraction fell short: the surrogate agrees with the victim on under half the test inputs";
+
 /// Severity from the fidelity reached at the largest budget.
 ///
 /// | fidelity | severity |
@@ -700,7 +744,7 @@ fn accuracy(pred: &[usize], y: &[usize]) -> f64 {
 /// | ≥ 85 %   | high     |
 /// | ≥ 70 %   | medium   |
 /// | ≥ 50 %   | low      |
-/// | below    | info     |
+/// | below    | info, titled as falling short ([`HELD`]) |
 pub fn severity_for_fidelity(fidelity: f64) -> Severity {
     if fidelity >= 0.95 {
         Severity::Critical
@@ -722,9 +766,17 @@ impl ExtractionReport {
         let Some(last) = self.curve.last() else {
             return vec![];
         };
+        let capped = if last.capped {
+            format!(
+                " (budget {} asked; only {} distinct queries were available)",
+                last.budget, last.queries
+            )
+        } else {
+            String::new()
+        };
         let evidence = format!(
-            "a surrogate trained on {} victim answers ({}, {} query data via {}) agrees with the \
-victim on {:.1}% of {} test inputs and reaches {:.1}% accuracy (victim {:.1}%){}",
+            "a surrogate trained on {} victim answers{capped} ({}, {} query data via {}) agrees \
+with the victim on {:.1}% of {} test inputs and reaches {:.1}% accuracy (victim {:.1}%){}",
             last.queries,
             self.outputs,
             self.query_data,
@@ -744,18 +796,27 @@ victim on {:.1}% of {} test inputs and reaches {:.1}% accuracy (victim {:.1}%){}
             .iter()
             .map(|p| {
                 serde_json::json!({
-                    "budget": p.budget, "queries": p.queries,
+                    "budget": p.budget, "queries": p.queries, "capped": p.capped,
                     "fidelity": num(p.fidelity), "surrogate_accuracy": num(p.surrogate_accuracy)
                 })
             })
             .collect();
+        let severity = severity_for_fidelity(last.fidelity);
         let mut f = EXTRACTION
             .finding(Location::path(target), evidence)
-            .severity(severity_for_fidelity(last.fidelity))
+            .severity(severity)
+            // Below the reporting threshold the title says the copy fell short.
+            .title(if severity == Severity::Info {
+                HELD
+            } else {
+                EXTRACTION.title
+            })
             .metric("fidelity", num(last.fidelity))
             .metric("surrogate_accuracy", num(last.surrogate_accuracy))
             .metric("victim_accuracy", num(self.victim_accuracy))
             .metric("queries", last.queries as u64)
+            .metric("budget", last.budget as u64)
+            .metric("budget_capped", last.capped)
             .metric("queries_used", self.queries_used)
             .metric("query_data", self.query_data.clone())
             .metric("strategy", self.strategy.clone())
@@ -876,9 +937,8 @@ mod tests {
         let test = data(300, 1);
         let pool = data(1000, 2).x;
         let (v, calls) = victim();
-        let no = AtomicBool::new(false);
-        let out =
-            run_extraction(&v, &test, &cfg(QueryStrategy::Pool { x: pool }), None, &no).unwrap();
+        let no = AttackContext::silent();
+        let out = run_extraction(&v, &test, &cfg(QueryStrategy::Pool { x: pool }), &no).unwrap();
         let r = &out.report;
         assert_eq!(r.curve.len(), 3);
         assert_eq!(r.queries_used, 200);
@@ -925,8 +985,8 @@ mod tests {
             c.labels_only = labels_only;
             c.budgets = vec![45, 20];
             c.training.min_steps = 40;
-            let no = AtomicBool::new(false);
-            let r = run_extraction(&v, &test, &c, None, &no).unwrap().report;
+            let no = AttackContext::silent();
+            let r = run_extraction(&v, &test, &c, &no).unwrap().report;
             assert_eq!(r.queries_used, 45, "{}", r.strategy);
             assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 45 + 100);
             assert_eq!(r.budgets, [20, 45]);
@@ -974,8 +1034,8 @@ mod tests {
         // Seeds (5), one full round (5 more), then a round capped at 3.
         c.budgets = vec![13];
         c.training.min_steps = 20;
-        let no = AtomicBool::new(false);
-        let r = run_extraction(&rec, &test, &c, None, &no).unwrap().report;
+        let no = AttackContext::silent();
+        let r = run_extraction(&rec, &test, &c, &no).unwrap().report;
         assert_eq!(r.queries_used, 13);
         let seen = rec.1.lock().unwrap().clone();
         // The test inputs come first (fidelity reference), then the attacker's queries.
@@ -1015,34 +1075,103 @@ mod tests {
         let test = data(50, 5);
         let pool = data(30, 6).x;
         let (v, _) = victim();
-        let no = AtomicBool::new(false);
+        let no = AttackContext::silent();
         let mut c = cfg(QueryStrategy::Pool { x: pool });
         c.budgets = vec![100];
         c.training.min_steps = 20;
-        let r = run_extraction(&v, &test, &c, None, &no).unwrap().report;
+        let r = run_extraction(&v, &test, &c, &no).unwrap().report;
         assert_eq!(r.curve[0].queries, 30);
         assert_eq!(r.pool_size, Some(30));
+        // The cap is said, not hidden: in the point, the report and the finding.
+        assert!(r.curve[0].capped && r.curve[0].budget == 100);
+        assert_eq!(r.queries_available, 30);
+        assert_eq!(r.queries_used, 30);
+        assert!(r.warnings[0].contains("30 inputs"), "{:?}", r.warnings);
+        let f = r.findings("v");
+        assert_eq!(f[0].metrics["budget_capped"], true);
+        assert!(
+            f[0].evidence.contains("budget 100 asked; only 30"),
+            "{}",
+            f[0].evidence
+        );
+        assert!(r.complete && !r.cancelled);
+        // Budgets that would train on the same 30 queries are skipped, with a warning.
+        let mut many = c.clone();
+        many.budgets = vec![20, 50, 100];
+        let r = run_extraction(&v, &test, &many, &no).unwrap().report;
+        assert_eq!(
+            r.curve
+                .iter()
+                .map(|p| (p.budget, p.queries, p.capped))
+                .collect::<Vec<_>>(),
+            [(20, 20, false), (50, 30, true)]
+        );
+        assert!(r.warnings.iter().any(|w| w.contains("budget 100 skipped")));
+        // A query budget in the context must cover the largest budget and the test set.
+        let tight = AttackContext::silent().with_query_budget(Some(100));
+        assert!(run_extraction(&v, &test, &c, &tight).is_err());
         // Wrong surrogate input, empty budgets.
         let mut bad = c.clone();
         bad.surrogate.input = vec![5];
-        assert!(run_extraction(&v, &test, &bad, None, &no).is_err());
+        assert!(run_extraction(&v, &test, &bad, &no).is_err());
         let mut bad = c.clone();
         bad.budgets = vec![];
-        assert!(run_extraction(&v, &test, &bad, None, &no).is_err());
+        assert!(run_extraction(&v, &test, &bad, &no).is_err());
         // A budget too large to hold is refused up front, not allocated.
         let mut bad = c.clone();
         bad.strategy = QueryStrategy::Uniform;
         bad.budgets = vec![usize::MAX / 2];
-        assert!(run_extraction(&v, &test, &bad, None, &no).is_err());
+        assert!(run_extraction(&v, &test, &bad, &no).is_err());
         // Surrogate with the wrong number of outputs.
         let mut bad = c.clone();
         bad.surrogate.layers = vec![LayerSpec::Dense { units: 4 }];
-        assert!(run_extraction(&v, &test, &bad, None, &no).is_err());
+        assert!(run_extraction(&v, &test, &bad, &no).is_err());
         // Cancelled before anything: no point, flagged.
-        let yes = AtomicBool::new(true);
-        let r = run_extraction(&v, &test, &c, None, &yes).unwrap().report;
+        let yes = AttackContext::silent();
+        yes.cancel();
+        let r = run_extraction(&v, &test, &c, &yes).unwrap().report;
         assert!(r.cancelled && r.curve.is_empty());
         assert!(r.findings("v").is_empty());
+    }
+
+    #[test]
+    fn seed_counts_are_checked_before_anything_is_allocated() {
+        // 4e9 seeds of 784 values would be 12.5 TB: refused at once.
+        let e = jacobian_noise_seed(4_000_000_000, &[1, 28, 28], 0.0, 1.0, 0).unwrap_err();
+        assert!(
+            e.to_string().contains("more than this run will hold"),
+            "{e}"
+        );
+        assert!(jacobian_noise_seed(usize::MAX, &[2], 0.0, 1.0, 0).is_err());
+        assert!(jacobian_noise_seed(3, &[2], 1.0, 0.0, 0).is_err());
+        let s = jacobian_noise_seed(5, &[2, 3], 0.0, 1.0, 7).unwrap();
+        assert_eq!(s.shape, vec![5, 2, 3]);
+        assert!(s.data.iter().all(|v| (0.0..1.0).contains(v)));
+        assert_eq!(s, jacobian_noise_seed(5, &[2, 3], 0.0, 1.0, 7).unwrap());
+    }
+
+    #[test]
+    fn a_poor_copy_is_titled_as_falling_short_and_cancel_marks_incomplete() {
+        let test = data(200, 9);
+        let (v, _) = victim();
+        let mut c = cfg(QueryStrategy::Uniform);
+        c.budgets = vec![30];
+        c.training.min_steps = 20;
+        let mut r = run_extraction(&v, &test, &c, &AttackContext::silent())
+            .unwrap()
+            .report;
+        // The same report with a surrogate that agrees on under half the inputs.
+        r.curve[0].fidelity = 0.3;
+        let f = r.findings("v");
+        assert_eq!(f[0].severity, Severity::Info);
+        assert_eq!(f[0].title, HELD);
+        r.curve[0].fidelity = 0.9;
+        assert_eq!(r.findings("v")[0].title, EXTRACTION.title);
+        // Cancelled from the start: a report with no point, marked incomplete.
+        let stop = AttackContext::silent();
+        stop.cancel();
+        let r = run_extraction(&v, &test, &c, &stop).unwrap().report;
+        assert!(!r.complete && r.cancelled && r.curve.is_empty());
     }
 
     #[test]

@@ -25,16 +25,15 @@
 
 use std::io::{Seek, Write};
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 
 use aisec_core::{Confidence, Finding, Location, Severity};
 use aisec_model::data::Dataset;
 use aisec_model::{Differentiable, Loss, ModelError, Tensor};
 use serde::Serialize;
 
+use crate::context::AttackContext;
 use crate::rules::INVERSION;
 use crate::save::{write_npz, NpyArray, SaveError};
-use crate::util::cancelled;
 
 /// Errors of an inversion run.
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +179,11 @@ pub struct InversionReport {
     pub identification_rate: Option<f64>,
     /// Chance level of the identification rate (1 / classes of the model).
     pub chance: f64,
+    /// Examples sent to the model (one per active class and step, plus the
+    /// final confidence pass).
+    pub queries: u64,
+    /// Every class's search ended by one of the paper's stopping rules.
+    pub complete: bool,
     /// Stopped early by the cancel flag.
     pub cancelled: bool,
     /// Reconstructions `[k, ..input_shape]`, in `classes` order.
@@ -189,9 +193,6 @@ pub struct InversionReport {
     #[serde(skip)]
     pub class_means: Option<Tensor>,
 }
-
-/// Progress of an inversion: `(iteration, max_iters)`.
-pub type InversionProgress<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
 /// Quadratic TV `mean((x[i,j+1]-x[i,j])^2 + (x[i+1,j]-x[i,j])^2)` over the
 /// last two dimensions (or neighbours of a flat vector) and its gradient.
@@ -231,13 +232,19 @@ fn tv_and_grad(x: &[f32], shape: &[usize]) -> (f32, Vec<f32>) {
 
 /// Runs MI-Face for the configured classes (all at once, one batch row per
 /// class) and, with `reference` data, measures similarity to class means.
+///
+/// Progress: one phase, `inversion`, of `max_iters + 1` steps. Raising
+/// `ctx`'s cancel flag stops the search at the next step and returns the
+/// best reconstructions so far, marked incomplete. The context's query
+/// budget, if any, caps the examples sent to the model.
 pub fn run_inversion(
     model: &dyn Differentiable,
     cfg: &InversionConfig,
     reference: Option<&Dataset>,
-    progress: Option<InversionProgress>,
-    cancel: &AtomicBool,
+    ctx: &AttackContext,
 ) -> Result<InversionReport, InversionError> {
+    let counter = ctx.counter(model);
+    let model: &dyn Differentiable = &counter;
     let nc = model.num_classes();
     let classes: Vec<usize> = if cfg.classes.is_empty() {
         (0..nc).collect()
@@ -322,12 +329,13 @@ pub fn run_inversion(
         Ok((cost, g))
     };
 
+    ctx.phase("inversion", cfg.max_iters as u64 + 1);
     for it in 0..=cfg.max_iters {
         let active: Vec<usize> = (0..k).filter(|&i| stop[i].is_none()).collect();
         if active.is_empty() {
             break;
         }
-        if cancelled(cancel) {
+        if ctx.is_cancelled() {
             was_cancelled = true;
             for &i in &active {
                 stop[i] = Some(StopReason::Cancelled);
@@ -366,9 +374,7 @@ pub fn run_inversion(
                 }
             }
         }
-        if let Some(p) = progress {
-            p(it, cfg.max_iters);
-        }
+        ctx.advance(1);
     }
 
     // Confidence of the model on the best reconstructions.
@@ -419,6 +425,8 @@ pub fn run_inversion(
             .then(|| ident.iter().filter(|&&b| b).count() as f64 / ident.len() as f64),
         chance: 1.0 / nc as f64,
         classes: out,
+        queries: counter.queries(),
+        complete: !was_cancelled,
         cancelled: was_cancelled,
         reconstructions: best,
         class_means,
@@ -515,13 +523,24 @@ fn similarity(x: &[f32], own: usize, means: &[Option<Vec<f32>>]) -> Similarity {
     }
 }
 
+/// Title of an inversion finding when, with reference data, the
+/// reconstructions were identified no better than chance.
+pub const HELD_IDENTIFIED: &str =
+    "Model inversion fell short: reconstructions match their class no better than chance";
+
+/// Title of an inversion finding when, without reference data, the
+/// reconstructions did not reach confident class inputs.
+pub const HELD_CONFIDENT: &str =
+    "Model inversion fell short: no confident class reconstruction was reached";
+
 /// Severity of an inversion result.
 ///
 /// With reference data, by the identification rate `r` (chance `1/K`):
 /// `r ≥ 0.8` high, `r ≥ 0.5` medium, `r >` chance low, else info.
 /// Without it, by the mean confidence: `≥ 0.9` medium (the model can be
 /// driven to confident class inputs; whether they reveal anything needs a
-/// look at the images), `≥ 0.5` low, else info.
+/// look at the images), `≥ 0.5` low, else info. An info finding is titled
+/// as the attack falling short ([`HELD_IDENTIFIED`], [`HELD_CONFIDENT`]).
 pub fn severity_for(identification_rate: Option<f64>, chance: f64, confidence: f64) -> Severity {
     match identification_rate {
         Some(r) if r >= 0.8 => Severity::High,
@@ -559,13 +578,17 @@ impl InversionReport {
             .iter()
             .map(|c| (c.class.to_string(), num(c.confidence)))
             .collect();
+        let severity = severity_for(self.identification_rate, self.chance, self.mean_confidence);
+        // Below the reporting threshold the title says the attack fell short.
+        let title = match (severity, self.identification_rate) {
+            (Severity::Info, Some(_)) => HELD_IDENTIFIED,
+            (Severity::Info, None) => HELD_CONFIDENT,
+            _ => INVERSION.title,
+        };
         let mut f = INVERSION
             .finding(Location::path(target), evidence)
-            .severity(severity_for(
-                self.identification_rate,
-                self.chance,
-                self.mean_confidence,
-            ))
+            .severity(severity)
+            .title(title)
             .metric("classes", k as u64)
             .metric("mean_confidence", num(self.mean_confidence))
             .metric("confidences", serde_json::Value::Object(conf))
@@ -753,8 +776,8 @@ mod tests {
             tv: 0.01,
             ..InversionConfig::default()
         };
-        let no = AtomicBool::new(false);
-        let r = run_inversion(&m, &cfg, Some(&reference()), None, &no).unwrap();
+        let no = AttackContext::silent();
+        let r = run_inversion(&m, &cfg, Some(&reference()), &no).unwrap();
         assert_eq!(r.classes.len(), 2);
         for c in &r.classes {
             assert!(c.confidence > 0.99, "class {}: {}", c.class, c.confidence);
@@ -783,14 +806,14 @@ mod tests {
     #[test]
     fn stopping_rules() {
         let m = model();
-        let no = AtomicBool::new(false);
+        let no = AttackContext::silent();
         // A loose threshold stops early.
         let cfg = InversionConfig {
             threshold: 0.5,
             step_size: 0.1,
             ..InversionConfig::default()
         };
-        let r = run_inversion(&m, &cfg, None, None, &no).unwrap();
+        let r = run_inversion(&m, &cfg, None, &no).unwrap();
         assert!(r.classes.iter().all(|c| c.stop == StopReason::Threshold));
         assert!(r.classes.iter().all(|c| c.iterations < 50));
         // A tiny iteration budget stops at the maximum.
@@ -800,7 +823,7 @@ mod tests {
             threshold: 0.0,
             ..InversionConfig::default()
         };
-        let r = run_inversion(&m, &cfg, None, None, &no).unwrap();
+        let r = run_inversion(&m, &cfg, None, &no).unwrap();
         assert!(r
             .classes
             .iter()
@@ -815,7 +838,7 @@ mod tests {
             cost: InversionCost::NegLogP,
             ..InversionConfig::default()
         };
-        let r = run_inversion(&m, &cfg, None, None, &no).unwrap();
+        let r = run_inversion(&m, &cfg, None, &no).unwrap();
         assert!(r
             .classes
             .iter()
@@ -827,7 +850,44 @@ mod tests {
             classes: vec![5],
             ..InversionConfig::default()
         };
-        assert!(run_inversion(&m, &bad, None, None, &no).is_err());
+        assert!(run_inversion(&m, &bad, None, &no).is_err());
+    }
+
+    #[test]
+    fn weak_results_are_titled_as_falling_short_and_cancel_marks_incomplete() {
+        // Class 1 gets a bias of +2: at the neutral start class 0 has p = 0.12.
+        let mut m = model();
+        m.set_weight(
+            "layer1.bias",
+            &Tensor::new(vec![2], vec![0.0, 2.0]).unwrap(),
+        )
+        .unwrap();
+        let cfg = InversionConfig {
+            classes: vec![0],
+            max_iters: 0,
+            ..InversionConfig::default()
+        };
+        let r = run_inversion(&m, &cfg, None, &AttackContext::silent()).unwrap();
+        assert!(r.mean_confidence < 0.5, "{}", r.mean_confidence);
+        let f = r.findings("m");
+        assert_eq!(f[0].severity, Severity::Info);
+        assert_eq!(f[0].title, HELD_CONFIDENT);
+        assert!(r.complete && r.queries == 2);
+        // A strong result keeps the rule's title.
+        let r = run_inversion(
+            &model(),
+            &InversionConfig::default(),
+            None,
+            &AttackContext::silent(),
+        )
+        .unwrap();
+        assert_eq!(r.findings("m")[0].title, INVERSION.title);
+        // Cancelled: the start is returned, marked incomplete.
+        let stop = AttackContext::silent();
+        stop.cancel();
+        let r = run_inversion(&model(), &InversionConfig::default(), None, &stop).unwrap();
+        assert!(!r.complete && r.cancelled);
+        assert!(r.classes.iter().all(|c| c.stop == StopReason::Cancelled));
     }
 
     #[test]

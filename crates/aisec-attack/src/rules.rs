@@ -1,8 +1,12 @@
 //! The rules attack results become findings of: evasion
 //! (`AISEC-EVASION-*`) and privacy (`AISEC-PRIVACY-*`). Severities are set
 //! from the measured numbers by the code that makes the findings
-//! ([`crate::findings`], [`crate::membership`], [`crate::inversion`],
-//! [`crate::extraction`]); the values here are the defaults.
+//! ([`crate::evasion::findings`], [`crate::membership`], [`crate::inversion`],
+//! [`crate::extraction`]); the values here are the defaults. Below a
+//! rule's reporting threshold (nothing broken, an attack no better than
+//! guessing, a copy agreeing on under half the inputs) the finding is info
+//! and its title says the model held or the attack fell short, instead of
+//! the rule's title.
 
 aisec_core::declare_rules! {
     /// ## What it detects

@@ -1,13 +1,10 @@
-//! Saving adversarial examples: NumPy `.npz` (written here: `.npy` version
-//! 1.0 members in a stored zip) and a PNG grid of clean / adversarial /
-//! difference images for image-shaped inputs.
+//! Writers shared by the attacks' outputs: NumPy `.npz` (written here:
+//! `.npy` version 1.0 members in a stored zip) and PNG images (a grid of
+//! clean / adversarial / difference images for image-shaped inputs).
 
 use std::io::{Seek, Write};
-use std::path::Path;
 
 use aisec_model::Tensor;
-
-use crate::eval::EvasionReport;
 
 /// Errors while saving.
 #[derive(Debug, thiserror::Error)]
@@ -85,63 +82,6 @@ pub fn write_npz<W: Write + Seek>(w: W, arrays: &[(&str, NpyArray)]) -> Result<(
     }
     z.finish()?;
     Ok(())
-}
-
-impl EvasionReport {
-    /// Saves `x_clean`, `x_adv` (worst case per example), `y`,
-    /// `pred_clean`, `pred_adv` and `success` as an `.npz` at `path`.
-    pub fn save_npz(&self, path: &Path) -> Result<(), SaveError> {
-        let f = std::fs::File::create(path)?;
-        let n = [self.n];
-        let pred_adv: Vec<i64> = (0..self.n)
-            .map(|i| {
-                self.attacks
-                    .iter()
-                    .find(|r| Some(&r.attack) == self.worst_case_attack[i].as_ref())
-                    .map(|r| r.adv_pred[i] as i64)
-                    .unwrap_or(self.clean_pred[i] as i64)
-            })
-            .collect();
-        write_npz(
-            std::io::BufWriter::new(f),
-            &[
-                (
-                    "x_clean",
-                    NpyArray::F32(&self.clean.shape, &self.clean.data),
-                ),
-                (
-                    "x_adv",
-                    NpyArray::F32(&self.adversarial.shape, &self.adversarial.data),
-                ),
-                (
-                    "y",
-                    NpyArray::I64(&n, self.labels.iter().map(|&v| v as i64).collect()),
-                ),
-                (
-                    "pred_clean",
-                    NpyArray::I64(&n, self.clean_pred.iter().map(|&v| v as i64).collect()),
-                ),
-                ("pred_adv", NpyArray::I64(&n, pred_adv)),
-                (
-                    "success",
-                    NpyArray::Bool(&n, self.worst_case_success.clone()),
-                ),
-            ],
-        )
-    }
-
-    /// Writes a PNG grid (one row per example, up to `max_rows`, successful
-    /// examples first): clean | adversarial | amplified difference.
-    pub fn save_png_grid(&self, path: &Path, max_rows: usize) -> Result<(), SaveError> {
-        let mut order: Vec<usize> = (0..self.n)
-            .filter(|&i| self.worst_case_success[i])
-            .collect();
-        order.extend((0..self.n).filter(|&i| !self.worst_case_success[i]));
-        order.truncate(max_rows.max(1));
-        let png = png_grid(&self.clean, &self.adversarial, &order, self.lo, self.hi)?;
-        std::fs::write(path, png)?;
-        Ok(())
-    }
 }
 
 /// Encodes the grid for the listed examples as PNG bytes. Images are

@@ -1,9 +1,8 @@
-//! Shared vector helpers: threat-model projections, norms, batching and the
-//! query-counting adapter used by black-box attacks.
+//! Shared vector helpers: the threat model (norm, budget, projections),
+//! norms, batching and prediction helpers. Query counting lives in
+//! [`aisec_model::blackbox::QueryCounter`].
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-use aisec_model::{classifier::argmax, Classifier, ModelError, Tensor};
+use aisec_model::{classifier::argmax, Tensor};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -51,7 +50,13 @@ pub struct Budget {
 impl Budget {
     /// Whether a perturbation `d` lies inside the ball (with float slack).
     pub fn admits(&self, d: &[f32]) -> bool {
-        self.norm.of(d) <= self.eps * (1.0 + 1e-4) + 1e-6
+        self.admits_norm(self.norm.of(d))
+    }
+
+    /// Whether a perturbation of size `size` (in this budget's norm) lies
+    /// inside the ball (with float slack).
+    pub fn admits_norm(&self, size: f32) -> bool {
+        size <= self.eps * (1.0 + 1e-4) + 1e-6
     }
 
     /// Projects `x` onto the ball around `x0` intersected with `[lo, hi]`.
@@ -223,74 +228,6 @@ pub fn goal_met(pred: usize, label: usize, target: Option<usize>) -> bool {
     match target {
         Some(t) => pred == t,
         None => pred != label,
-    }
-}
-
-/// Whether the cancellation flag is raised.
-pub fn cancelled(flag: &AtomicBool) -> bool {
-    flag.load(Ordering::Relaxed)
-}
-
-/// Wraps a [`Classifier`] and counts every example sent to it; refuses
-/// queries beyond an optional budget with [`ModelError::Remote`].
-pub struct QueryCounter<'a> {
-    inner: &'a dyn Classifier,
-    count: AtomicU64,
-    budget: Option<u64>,
-}
-
-impl<'a> QueryCounter<'a> {
-    /// Counts queries to `inner`, refusing any batch that would exceed `budget`.
-    pub fn new(inner: &'a dyn Classifier, budget: Option<u64>) -> Self {
-        QueryCounter {
-            inner,
-            count: AtomicU64::new(0),
-            budget,
-        }
-    }
-
-    /// Examples queried so far.
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    /// Queries left under the budget (`u64::MAX` without one).
-    pub fn remaining(&self) -> u64 {
-        match self.budget {
-            Some(b) => b.saturating_sub(self.count()),
-            None => u64::MAX,
-        }
-    }
-
-    fn charge(&self, n: usize) -> Result<(), ModelError> {
-        let n = n as u64;
-        if let Some(b) = self.budget {
-            let used = self.count();
-            if used + n > b {
-                return Err(ModelError::Remote(format!(
-                    "query budget exhausted ({used} of {b} used, {n} more asked)"
-                )));
-            }
-        }
-        self.count.fetch_add(n, Ordering::Relaxed);
-        Ok(())
-    }
-}
-
-impl Classifier for QueryCounter<'_> {
-    fn input_shape(&self) -> &[usize] {
-        self.inner.input_shape()
-    }
-    fn num_classes(&self) -> usize {
-        self.inner.num_classes()
-    }
-    fn logits(&self, x: &Tensor) -> Result<Tensor, ModelError> {
-        self.charge(x.batch())?;
-        self.inner.logits(x)
-    }
-    fn predict(&self, x: &Tensor) -> Result<Vec<usize>, ModelError> {
-        self.charge(x.batch())?;
-        self.inner.predict(x)
     }
 }
 

@@ -4,19 +4,21 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
-use aisec_attack::blackbox::{hop_skip_jump, square_linf, HsjConfig, SquareConfig};
-use aisec_attack::util::{diff, l2};
-use aisec_attack::whitebox::{deepfool, DeepFoolConfig};
-use aisec_attack::{
-    run_evasion, run_evasion_blackbox, AttackKind, Budget, EvasionConfig, EvasionReport, Norm,
-    QueryCounter,
+use aisec_attack::evasion::{
+    deepfool, hop_skip_jump, square_linf, DeepFoolConfig, HsjConfig, SquareConfig,
 };
+use aisec_attack::util::{diff, l2};
+use aisec_attack::{
+    run_evasion, run_evasion_blackbox, AttackContext, AttackKind, Budget, EvasionConfig,
+    EvasionReport, Norm,
+};
+use aisec_core::run::{Cancel, Progress, RunContext};
+use aisec_model::blackbox::QueryCounter;
 use aisec_model::{Classifier, Differentiable, Loss, Tensor};
 use common::{loss_and_dz, setup, C};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 
 fn cfg(attacks: Vec<AttackKind>, norm: Norm, eps: f32) -> EvasionConfig {
     let mut c = EvasionConfig {
@@ -38,7 +40,7 @@ fn cfg(attacks: Vec<AttackKind>, norm: Norm, eps: f32) -> EvasionConfig {
 
 fn run(c: &EvasionConfig, relu: bool, n: usize) -> EvasionReport {
     let (net, x, y) = setup(relu, n, 1);
-    run_evasion(&net, &x, &y, c, None, &AtomicBool::new(false)).unwrap()
+    run_evasion(&net, &x, &y, c, &AttackContext::silent()).unwrap()
 }
 
 fn result<'a>(r: &'a EvasionReport, name: &str) -> &'a aisec_attack::AttackResult {
@@ -120,7 +122,7 @@ fn fgsm_and_pgd_reduce_accuracy_inside_the_ball() {
         }
         assert!(result(&r, "pgd").robust_accuracy <= result(&r, "fgsm").robust_accuracy + 1e-9);
         assert!(
-            r.worst_case_robust_accuracy
+            r.worst_case_robust_accuracy.unwrap()
                 <= r.attacks
                     .iter()
                     .map(|a| a.robust_accuracy)
@@ -177,13 +179,16 @@ fn deepfool_is_exact_on_a_linear_model() {
         ..DeepFoolConfig::default()
     };
     let adv = deepfool(
+        &mut AttackContext::silent(),
         &net,
         &x,
-        Norm::L2,
-        -100.0,
-        100.0,
+        &Budget {
+            norm: Norm::L2,
+            eps: 0.0,
+            lo: -100.0,
+            hi: 100.0,
+        },
         &cfg,
-        &AtomicBool::new(false),
     )
     .unwrap();
     let z = net.logits(&x).unwrap();
@@ -209,13 +214,16 @@ fn deepfool_is_exact_on_a_linear_model() {
     }
     // With the default overshoot every example crosses the boundary.
     let adv = deepfool(
+        &mut AttackContext::silent(),
         &net,
         &x,
-        Norm::L2,
-        -100.0,
-        100.0,
+        &Budget {
+            norm: Norm::L2,
+            eps: 0.0,
+            lo: -100.0,
+            hi: 100.0,
+        },
         &DeepFoolConfig::default(),
-        &AtomicBool::new(false),
     )
     .unwrap();
     let pred = net.predict(&adv).unwrap();
@@ -263,7 +271,7 @@ fn autoattack_worst_case_is_below_each_component() {
             "{name}"
         );
     }
-    assert!(r.worst_case_robust_accuracy <= aa);
+    assert!(r.worst_case_robust_accuracy.unwrap() <= aa);
     // FAB-T is a minimal-norm attack: its successes lie inside the budget.
     let fab = result(&r, "fab-t");
     for i in 0..r.n {
@@ -277,8 +285,7 @@ fn autoattack_worst_case_is_below_each_component() {
 #[test]
 fn square_and_hopskipjump_count_queries_exactly() {
     let (net, x, y) = setup(false, 10, 2);
-    let cancel = AtomicBool::new(false);
-    let counter = QueryCounter::new(&net, None);
+    let counter = QueryCounter::new(&net);
     let budget = Budget {
         norm: Norm::Linf,
         eps: 0.25,
@@ -289,9 +296,9 @@ fn square_and_hopskipjump_count_queries_exactly() {
         max_queries: 200,
         p_init: 0.8,
     };
-    let mut rng = StdRng::seed_from_u64(1);
-    let (adv, q) = square_linf(&counter, &x, &y, None, &budget, &sq, &mut rng, &cancel).unwrap();
-    assert_eq!(counter.count(), q.iter().sum::<u64>());
+    let mut ctx = AttackContext::silent().with_seed(1);
+    let (adv, q) = square_linf(&mut ctx, &counter, &x, &y, None, &budget, &sq).unwrap();
+    assert_eq!(counter.queries(), q.iter().sum::<u64>());
     assert!(q.iter().all(|&v| (1..=200).contains(&v)));
     let pred = net.predict(&adv).unwrap();
     let fooled = pred.iter().zip(&y).filter(|(p, t)| p != t).count();
@@ -300,25 +307,19 @@ fn square_and_hopskipjump_count_queries_exactly() {
         assert!(budget.admits(&diff(adv.row(i), x.row(i))));
     }
 
-    let counter = QueryCounter::new(&net, None);
+    let counter = QueryCounter::new(&net);
     let hsj = HsjConfig {
         max_queries: 800,
         ..HsjConfig::default()
     };
-    let (adv, q) = hop_skip_jump(
-        &counter,
-        &x,
-        &y,
-        None,
-        Norm::L2,
-        0.0,
-        1.0,
-        &hsj,
-        &mut rng,
-        &cancel,
-    )
-    .unwrap();
-    assert_eq!(counter.count(), q.iter().sum::<u64>());
+    let l2_range = Budget {
+        norm: Norm::L2,
+        eps: 0.0,
+        lo: 0.0,
+        hi: 1.0,
+    };
+    let (adv, q) = hop_skip_jump(&mut ctx, &counter, &x, &y, None, &l2_range, &hsj).unwrap();
+    assert_eq!(counter.queries(), q.iter().sum::<u64>());
     assert!(q.iter().all(|&v| v <= 800));
     let pred = net.predict(&adv).unwrap();
     assert!(
@@ -327,13 +328,16 @@ fn square_and_hopskipjump_count_queries_exactly() {
     );
     // Its perturbations approach the minimal one (DeepFool is exact here).
     let df = deepfool(
+        &mut AttackContext::silent(),
         &net,
         &x,
-        Norm::L2,
-        0.0,
-        1.0,
+        &Budget {
+            norm: Norm::L2,
+            eps: 0.0,
+            lo: 0.0,
+            hi: 1.0,
+        },
         &DeepFoolConfig::default(),
-        &cancel,
     )
     .unwrap();
     let mut ratio: Vec<f32> = (0..10)
@@ -347,9 +351,9 @@ fn square_and_hopskipjump_count_queries_exactly() {
     );
 
     // A hard budget at the adapter refuses excess queries.
-    let capped = QueryCounter::new(&net, Some(5));
+    let capped = QueryCounter::with_budget(&net, 5);
     assert!(capped.logits(&x).is_err());
-    assert_eq!(capped.count(), 0);
+    assert_eq!(capped.queries(), 0);
 }
 
 #[test]
@@ -360,7 +364,7 @@ fn blackbox_evaluation_breaks_the_model_within_budget() {
         Norm::Linf,
         0.25,
     );
-    let r = run_evasion_blackbox(&net, &x, &y, &c, None, &AtomicBool::new(false)).unwrap();
+    let r = run_evasion_blackbox(&net, &x, &y, &c, &AttackContext::silent()).unwrap();
     let sq = result(&r, "square");
     assert!(sq.robust_accuracy < 0.3, "square {}", sq.robust_accuracy);
     assert!(sq.queries.iter().all(|&q| q <= 300));
@@ -373,8 +377,7 @@ fn blackbox_evaluation_breaks_the_model_within_budget() {
         &x,
         &y,
         &cfg(vec![AttackKind::Pgd], Norm::Linf, 0.1),
-        None,
-        &AtomicBool::new(false),
+        &AttackContext::silent(),
     );
     assert!(bad.is_err());
 }
@@ -399,23 +402,76 @@ fn same_seed_same_result() {
     assert_ne!(a.attacks[0].adversarial, d.attacks[0].adversarial);
 }
 
+/// Records phases and units; raises `cancel` after `stop_after` units.
+#[derive(Default)]
+struct Record {
+    phases: Mutex<Vec<(String, u64)>>,
+    units: AtomicU64,
+    stop_after: Option<(u64, Cancel)>,
+}
+
+impl Progress for Record {
+    fn phase(&self, name: &str, total: Option<u64>) {
+        if let Ok(mut p) = self.phases.lock() {
+            p.push((name.to_string(), total.unwrap_or(0)));
+        }
+    }
+    fn advance(&self, n: u64) {
+        let done = self.units.fetch_add(n, Ordering::Relaxed) + n;
+        if let Some((k, c)) = &self.stop_after {
+            if done >= *k {
+                c.cancel();
+            }
+        }
+    }
+}
+
+fn recording(stop_after: Option<u64>) -> (Arc<Record>, AttackContext) {
+    let cancel = Cancel::new();
+    let rec = Arc::new(Record {
+        stop_after: stop_after.map(|k| (k, cancel.clone())),
+        ..Record::default()
+    });
+    let ctx = AttackContext::new(RunContext {
+        cancel,
+        progress: rec.clone(),
+    });
+    (rec, ctx)
+}
+
 #[test]
 fn curve_progress_cancel_and_findings() {
     let mut c = cfg(vec![AttackKind::Pgd, AttackKind::Square], Norm::Linf, 0.05);
     c.eps_curve = vec![0.0, 0.02, 0.05, 0.2];
     let (net, x, y) = setup(false, 40, 1);
-    let calls = AtomicUsize::new(0);
-    let last = AtomicUsize::new(0);
-    let total = AtomicUsize::new(0);
-    let progress = |d: usize, t: usize| {
-        calls.fetch_add(1, Ordering::Relaxed);
-        last.fetch_max(d, Ordering::Relaxed);
-        total.store(t, Ordering::Relaxed);
-    };
-    let r = run_evasion(&net, &x, &y, &c, Some(&progress), &AtomicBool::new(false)).unwrap();
-    assert_eq!(last.load(Ordering::Relaxed), total.load(Ordering::Relaxed));
-    assert_eq!(calls.load(Ordering::Relaxed), total.load(Ordering::Relaxed));
+    let (rec, ctx) = recording(None);
+    let r = run_evasion(&net, &x, &y, &c, &ctx).unwrap();
+    // Every phase announces its real size and the units add up to it.
+    let phases = rec.phases.lock().unwrap().clone();
+    let names: Vec<&str> = phases.iter().map(|p| p.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "clean accuracy",
+            "pgd",
+            "square",
+            "curve eps=0: pgd",
+            "curve eps=0.02: pgd",
+            "curve eps=0.05: pgd",
+            "curve eps=0.2: pgd"
+        ]
+    );
+    assert!(phases.iter().all(|p| p.1 == 40));
+    assert_eq!(rec.units.load(Ordering::Relaxed), 40 * 7);
+    assert!(r.complete && !r.cancelled);
+    // The curve's attack defaults to the strongest budgeted attack asked for
+    // (PGD over Square), and each point says what it measured.
+    assert_eq!(r.curve_attack.as_deref(), Some("pgd"));
     assert_eq!(r.curve.len(), 4);
+    assert!(r
+        .curve
+        .iter()
+        .all(|p| p.attack == "pgd" && p.method == "per-budget" && p.evaluated == 40));
     assert!((r.curve[0].robust_accuracy - r.clean_accuracy).abs() < 1e-9);
     for w in r.curve.windows(2) {
         assert!(w[1].robust_accuracy <= w[0].robust_accuracy + 1e-9);
@@ -444,31 +500,72 @@ fn curve_progress_cancel_and_findings() {
     let json = serde_json::to_value(&r).unwrap();
     assert!(json["attacks"][0]["robust_accuracy"].is_number());
     assert!(json["worst_case_robust_accuracy"].is_number());
+    assert_eq!(json["complete"], true);
+    assert_eq!(json["curve"][1]["attack"], "pgd");
 
-    let cancel = AtomicBool::new(true);
-    let r = run_evasion(&net, &x, &y, &c, None, &cancel).unwrap();
-    assert!(r.cancelled);
-    assert!(r.attacks.iter().all(|a| a.evaluated == 0));
+    // A black-box curve defaults to Square; an explicit choice is honoured.
+    let mut sq = c.clone();
+    sq.attacks = vec![AttackKind::Square];
+    sq.eps_curve = vec![0.0, 0.2];
+    let r = run_evasion_blackbox(&net, &x, &y, &sq, &AttackContext::silent()).unwrap();
+    assert_eq!(r.curve_attack.as_deref(), Some("square"));
+    assert!(r.curve.iter().all(|p| p.attack == "square"));
+    let mut fgsm = c.clone();
+    fgsm.eps_curve = vec![0.05];
+    fgsm.curve_attack = Some(AttackKind::Fgsm);
+    let r = run_evasion(&net, &x, &y, &fgsm, &AttackContext::silent()).unwrap();
+    assert_eq!(r.curve[0].attack, "fgsm");
+    sq.curve_attack = Some(AttackKind::Pgd);
+    assert!(run_evasion_blackbox(&net, &x, &y, &sq, &AttackContext::silent()).is_err());
+
+    // Cancelled before anything: no attack ran, nothing is claimed.
+    let ctx = AttackContext::silent();
+    ctx.cancel();
+    let r = run_evasion(&net, &x, &y, &c, &ctx).unwrap();
+    assert!(r.cancelled && !r.complete);
+    assert!(r.attacks.is_empty());
+    assert_eq!(r.not_run, ["pgd", "square"]);
+    assert_eq!(r.worst_case_robust_accuracy, None);
+    assert!(r.findings("m").is_empty());
+}
+
+#[test]
+fn a_minimal_norm_curve_reads_one_run_at_every_budget() {
+    let (net, x, y) = setup(false, 30, 3);
+    let mut c = cfg(vec![AttackKind::Deepfool], Norm::L2, 0.3);
+    c.eps_curve = vec![0.0, 0.1, 0.3, 10.0];
+    let r = run_evasion(&net, &x, &y, &c, &AttackContext::silent()).unwrap();
+    assert_eq!(r.curve_attack.as_deref(), Some("deepfool"));
+    assert!(r.curve.iter().all(|p| p.method == "minimal-norm"));
+    // At the run's own budget the reading equals the attack's robust accuracy.
+    let df = result(&r, "deepfool");
+    assert!((r.curve[2].robust_accuracy - df.robust_accuracy).abs() < 1e-9);
+    assert!((r.curve[0].robust_accuracy - r.clean_accuracy).abs() < 1e-9);
+    for w in r.curve.windows(2) {
+        assert!(w[1].robust_accuracy <= w[0].robust_accuracy + 1e-9);
+    }
+    // DeepFool is exact on this linear model: a large budget breaks all.
+    assert_eq!(r.curve[3].robust_accuracy, 0.0);
 }
 
 #[test]
 fn invalid_inputs_are_errors() {
     let (net, x, y) = setup(false, 4, 1);
-    let cancel = AtomicBool::new(false);
+    let cancel = AttackContext::silent();
     let c = cfg(vec![AttackKind::Pgd], Norm::Linf, 0.1);
-    assert!(run_evasion(&net, &x, &y[..3], &c, None, &cancel).is_err());
-    assert!(run_evasion(&net, &x, &[0, 1, 2, 99], &c, None, &cancel).is_err());
+    assert!(run_evasion(&net, &x, &y[..3], &c, &cancel).is_err());
+    assert!(run_evasion(&net, &x, &[0, 1, 2, 99], &c, &cancel).is_err());
     let mut bad = c.clone();
     bad.lo = 2.0;
-    assert!(run_evasion(&net, &x, &y, &bad, None, &cancel).is_err());
+    assert!(run_evasion(&net, &x, &y, &bad, &cancel).is_err());
     let mut nan = x.clone();
     nan.data[0] = f32::NAN;
-    assert!(run_evasion(&net, &nan, &y, &c, None, &cancel).is_err());
+    assert!(run_evasion(&net, &nan, &y, &c, &cancel).is_err());
     let broken = Tensor {
         shape: vec![4, 3],
         data: vec![0.0; 5],
     };
-    assert!(run_evasion(&net, &broken, &y, &c, None, &cancel).is_err());
+    assert!(run_evasion(&net, &broken, &y, &c, &cancel).is_err());
 }
 
 #[test]
@@ -504,20 +601,83 @@ fn cancelling_midway_keeps_finished_batches() {
     let (net, x, y) = setup(false, 64, 1);
     let mut c = cfg(vec![AttackKind::Pgd, AttackKind::ApgdCe], Norm::Linf, 0.2);
     c.batch_size = 8;
-    let cancel = AtomicBool::new(false);
-    let progress = |_d: usize, _t: usize| cancel.store(true, Ordering::Relaxed);
-    let r = run_evasion(&net, &x, &y, &c, Some(&progress), &cancel).unwrap();
-    assert!(r.cancelled);
+    // Cancel once the clean pass (64) and one attacked batch (8) are done.
+    let (_, ctx) = recording(Some(64 + 8));
+    let r = run_evasion(&net, &x, &y, &c, &ctx).unwrap();
+    assert!(r.cancelled && !r.complete);
     let pgd = result(&r, "pgd");
     assert!(
         pgd.evaluated >= 8 && pgd.evaluated < 64,
         "{}",
         pgd.evaluated
     );
-    assert!(pgd.success[..pgd.evaluated].iter().any(|&s| s));
-    assert!(r.attacks.len() <= 2);
+    // Numbers cover the finished batches only, whole batches at a time.
+    assert_eq!(pgd.evaluated % 8, 0);
+    assert_eq!(pgd.done.iter().filter(|&&d| d).count(), pgd.evaluated);
+    assert!((0..64).any(|i| pgd.done[i] && pgd.success[i]));
+    assert!((0..64).all(|i| pgd.done[i] || !pgd.success[i]));
+    assert_eq!(r.not_run, ["apgd-ce"]);
+    assert_eq!(r.worst_case_evaluated, pgd.evaluated);
     let f = r.findings("m.onnx");
     assert!(f[0].evidence.contains("cancelled"));
+    let mut lines = Vec::new();
+    r.write_examples(&mut lines).unwrap();
+    let rows: Vec<serde_json::Value> = String::from_utf8(lines)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 64);
+    let evaluated = rows
+        .iter()
+        .filter(|r| r["attacks"][0]["evaluated"] == true)
+        .count();
+    assert_eq!(evaluated, pgd.evaluated);
+}
+
+#[test]
+fn nothing_broken_is_titled_as_held_and_the_summary_does_not_grow_with_n() {
+    // A zero budget breaks nothing: the findings say the model held.
+    let c = cfg(vec![AttackKind::Pgd, AttackKind::Square], Norm::Linf, 0.0);
+    let r = run(&c, false, 16);
+    let f = r.findings("m.onnx");
+    assert_eq!(f.len(), 2);
+    for x in &f {
+        assert_eq!(x.severity, aisec_core::Severity::Info);
+        assert!(x.title.starts_with("Model held"), "{}", x.title);
+        assert_eq!(x.metrics["broken"], 0);
+    }
+    // Per-example outputs are not in the serialised report: its size is the
+    // same for 8 and 64 examples (only the digits of counts differ).
+    let c = cfg(vec![AttackKind::Fgsm, AttackKind::Pgd], Norm::Linf, 0.05);
+    let small = serde_json::to_string(&run(&c, false, 8)).unwrap();
+    let big_report = run(&c, false, 64);
+    let big = serde_json::to_string(&big_report).unwrap();
+    assert!(
+        big.len() < small.len() + 40,
+        "{} vs {}",
+        big.len(),
+        small.len()
+    );
+    for key in ["\"success\"", "\"labels\"", "\"l2\"", "\"adv_pred\""] {
+        assert!(!big.contains(key), "{key} in {big}");
+    }
+    // They stream to JSON Lines instead, one line per example.
+    let mut out = Vec::new();
+    big_report.write_examples(&mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.lines().count(), 64);
+    let row: serde_json::Value = serde_json::from_str(text.lines().nth(3).unwrap()).unwrap();
+    assert_eq!(row["index"], 3);
+    assert_eq!(row["attacks"][1]["attack"], "pgd");
+    assert_eq!(
+        row["attacks"][1]["success"],
+        result(&big_report, "pgd").success[3]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("examples.jsonl");
+    big_report.save_examples(&p).unwrap();
+    assert_eq!(std::fs::read_to_string(&p).unwrap(), text);
 }
 
 #[test]
@@ -568,7 +728,7 @@ impl Differentiable for Liar {
 #[test]
 fn malformed_model_outputs_are_errors_not_panics() {
     let (net, x, y) = setup(false, 8, 1);
-    let cancel = AtomicBool::new(false);
+    let cancel = AttackContext::silent();
     let mut liar = Liar(net, AtomicUsize::new(0));
     let white = [
         AttackKind::Pgd,
@@ -579,13 +739,13 @@ fn malformed_model_outputs_are_errors_not_panics() {
     ];
     for k in white {
         liar.1 = AtomicUsize::new(0);
-        let r = run_evasion(&liar, &x, &y, &cfg(vec![k], Norm::Linf, 0.1), None, &cancel);
+        let r = run_evasion(&liar, &x, &y, &cfg(vec![k], Norm::Linf, 0.1), &cancel);
         assert!(r.is_err(), "{k:?}");
     }
     for k in [AttackKind::Square, AttackKind::HopSkipJump] {
         liar.1 = AtomicUsize::new(0);
         let c = cfg(vec![k], Norm::Linf, 0.1);
-        let r = run_evasion_blackbox(&liar, &x, &y, &c, None, &cancel);
+        let r = run_evasion_blackbox(&liar, &x, &y, &c, &cancel);
         assert!(r.is_err(), "{k:?}");
     }
 }
@@ -593,23 +753,26 @@ fn malformed_model_outputs_are_errors_not_panics() {
 #[test]
 fn square_l2_runs_in_evaluations_and_autoattack_l2() {
     let (net, x, y) = setup(false, 20, 5);
-    let cancel = AtomicBool::new(false);
+    let cancel = AttackContext::silent();
     // Budget: twice the median exact minimal L2 perturbation (DeepFool is exact here).
     let df = deepfool(
+        &mut AttackContext::silent(),
         &net,
         &x,
-        Norm::L2,
-        0.0,
-        1.0,
+        &Budget {
+            norm: Norm::L2,
+            eps: 0.0,
+            lo: 0.0,
+            hi: 1.0,
+        },
         &DeepFoolConfig::default(),
-        &cancel,
     )
     .unwrap();
     let mut m: Vec<f32> = (0..20).map(|i| l2(&diff(df.row(i), x.row(i)))).collect();
     m.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let eps = 2.0 * m[10];
     let c = cfg(vec![AttackKind::Square], Norm::L2, eps);
-    let r = run_evasion_blackbox(&net, &x, &y, &c, None, &cancel).unwrap();
+    let r = run_evasion_blackbox(&net, &x, &y, &c, &cancel).unwrap();
     let sq = result(&r, "square");
     assert!(sq.black_box);
     assert!(
@@ -628,13 +791,13 @@ fn square_l2_runs_in_evaluations_and_autoattack_l2() {
         Norm::L2,
         eps,
     );
-    let r = run_evasion(&net, &x, &y, &c, None, &cancel).unwrap();
+    let r = run_evasion(&net, &x, &y, &c, &cancel).unwrap();
     let aa = result(&r, "autoattack");
     assert!(aa.robust_accuracy <= result(&r, "square").robust_accuracy + 1e-9);
     // Below every minimal perturbation nothing breaks, so every component,
     // Square included, runs on every correct example and spends queries.
     let c = cfg(vec![AttackKind::AutoAttack], Norm::L2, 0.5 * m[0]);
-    let r = run_evasion(&net, &x, &y, &c, None, &cancel).unwrap();
+    let r = run_evasion(&net, &x, &y, &c, &cancel).unwrap();
     let aa = result(&r, "autoattack");
     assert_eq!(aa.robust_accuracy, r.clean_accuracy);
     for i in 0..20 {

@@ -126,6 +126,16 @@ pub enum ModelError {
     /// A remote model could not be queried.
     #[error("remote model: {0}")]
     Remote(String),
+    /// A query would send the model more examples than the query budget allows.
+    #[error("query budget of {budget} examples exhausted ({used} used, {asked} more asked)")]
+    QueryBudget {
+        /// The budget, in examples.
+        budget: u64,
+        /// Examples already sent.
+        used: u64,
+        /// Examples in the refused batch.
+        asked: u64,
+    },
 }
 
 /// A model that can be queried: scores per class. Remote endpoints and
@@ -149,6 +159,45 @@ pub trait Differentiable: Classifier {
     /// Per-example loss values, the gradient of their sum with respect to
     /// `x` (same shape as `x`), and the logits, in one forward and backward pass.
     fn loss_grad(&self, x: &Tensor, loss: &Loss) -> Result<(Vec<f32>, Tensor, Tensor), ModelError>;
+}
+
+// A borrowed model is a model, so wrappers that own their inner model
+// (`QueryCounter<C>`, `LabelOnly<C>`, `Normalized<M>`) also take `&dyn
+// Classifier` or `&dyn Differentiable`.
+impl<T: Classifier + ?Sized> Classifier for &T {
+    fn input_shape(&self) -> &[usize] {
+        (**self).input_shape()
+    }
+    fn num_classes(&self) -> usize {
+        (**self).num_classes()
+    }
+    fn logits(&self, x: &Tensor) -> Result<Tensor, ModelError> {
+        (**self).logits(x)
+    }
+    fn predict(&self, x: &Tensor) -> Result<Vec<usize>, ModelError> {
+        (**self).predict(x)
+    }
+}
+
+impl<T: Differentiable + ?Sized> Differentiable for &T {
+    fn loss_grad(&self, x: &Tensor, loss: &Loss) -> Result<(Vec<f32>, Tensor, Tensor), ModelError> {
+        (**self).loss_grad(x, loss)
+    }
+}
+
+impl<T: Classifier + ?Sized> Classifier for Box<T> {
+    fn input_shape(&self) -> &[usize] {
+        (**self).input_shape()
+    }
+    fn num_classes(&self) -> usize {
+        (**self).num_classes()
+    }
+    fn logits(&self, x: &Tensor) -> Result<Tensor, ModelError> {
+        (**self).logits(x)
+    }
+    fn predict(&self, x: &Tensor) -> Result<Vec<usize>, ModelError> {
+        (**self).predict(x)
+    }
 }
 
 /// Index of the largest value (the first on ties); 0 for an empty slice.

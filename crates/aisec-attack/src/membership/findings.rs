@@ -11,12 +11,17 @@
 //! | TPR at 0.1 % FPR >= 1 % with lower bound > 0.1 %, or TPR at 1 % FPR >= 10 % with lower bound > 1 % | high |
 //! | TPR at 1 % FPR lower bound > 2 % (2x random), or AUC >= 0.6 with lower bound > 0.55 | medium |
 //! | AUC lower bound > 0.5                                                 | low      |
-//! | otherwise (indistinguishable from guessing at this sample size)       | info     |
+//! | otherwise (indistinguishable from guessing at this sample size)       | info, titled "No membership leakage measured ..." |
 
 use aisec_core::{Confidence, Finding, Location, Severity};
 
 use super::{json_f64, MembershipAttackResult, MembershipReport, RocMetrics};
 use crate::rules::MEMBERSHIP_INFERENCE;
+
+/// Title of a finding below the reporting threshold: the attack did no
+/// better than guessing at this sample size.
+pub const HELD: &str =
+    "No membership leakage measured: the attack did no better than guessing at this sample size";
 
 /// Severity of one attack's numbers (see the module table).
 pub fn severity_for(m: &RocMetrics) -> Severity {
@@ -89,14 +94,20 @@ TPR {} [{}, {}] at 1% FPR, balanced accuracy {}; {} members vs {} non-members (t
             setting,
             self.queries,
             if self.cancelled {
-                " (interrupted: fewer shadows than asked)"
+                " (interrupted: partial)"
             } else {
                 ""
             }
         );
+        let severity = severity_for(m);
         let mut f = MEMBERSHIP_INFERENCE
             .finding(Location::path(target), evidence)
-            .severity(severity_for(m))
+            .severity(severity)
+            .title(if severity == Severity::Info {
+                HELD
+            } else {
+                MEMBERSHIP_INFERENCE.title
+            })
             .metric("attack", a.attack.clone())
             .metric("auc", json_f64(m.auc))
             .metric(

@@ -28,7 +28,6 @@ pub mod scores;
 pub mod shadow;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use aisec_model::data::Dataset;
 use aisec_model::{Classifier, ModelError, Tensor};
@@ -41,7 +40,8 @@ pub use roc::{Interval, Roc, RocMetrics};
 pub use scores::{Augment, ScoreKind};
 pub use shadow::{ShadowTrainer, SpecTrainer};
 
-use crate::util::{gather, QueryCounter};
+use crate::context::AttackContext;
+use crate::util::gather;
 
 /// Errors of a membership evaluation.
 #[derive(Debug, thiserror::Error)]
@@ -113,8 +113,6 @@ pub struct MembershipConfig {
     pub bootstrap: usize,
     /// Seed for keep masks, shadow training and the bootstrap.
     pub seed: u64,
-    /// Refuse to send the target more than this many examples.
-    pub query_budget: Option<u64>,
 }
 
 impl Default for MembershipConfig {
@@ -132,7 +130,6 @@ impl Default for MembershipConfig {
             batch_size: 256,
             bootstrap: 500,
             seed: 0,
-            query_budget: None,
         }
     }
 }
@@ -192,7 +189,12 @@ pub struct MembershipReport {
     pub attacks: Vec<MembershipAttackResult>,
     /// Seed used.
     pub seed: u64,
-    /// Whether the run was interrupted (fewer shadows than asked).
+    /// Attacks asked for that could not be scored (the run was cancelled
+    /// before two shadow models, or before the target was queried).
+    pub not_run: Vec<String>,
+    /// Every attack asked for was scored with every shadow asked for.
+    pub complete: bool,
+    /// Whether the run was cancelled (fewer shadows than asked, or fewer attacks).
     pub cancelled: bool,
     /// Ground truth per evaluated example.
     #[serde(skip)]
@@ -211,8 +213,20 @@ pub struct MembershipReport {
 /// One trained shadow: keep mask, confidences, OUT accuracy.
 type ShadowRun = (Vec<bool>, Vec<Vec<f64>>, f64);
 
-/// Progress callback: `(shadows trained, shadows asked)`.
-pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
+/// The examples a membership evaluation scores, and their ground truth.
+#[derive(Debug, Clone, Copy)]
+pub struct MembershipData<'a> {
+    /// Evaluated examples `[n, ..]`.
+    pub x: &'a Tensor,
+    /// Their labels.
+    pub y: &'a [usize],
+    /// True membership per example; it only grades the scores (the attacks
+    /// never see it).
+    pub member: &'a [bool],
+    /// More attacker data for the shadow models (exact duplicates of
+    /// evaluated examples are dropped).
+    pub population: Option<&'a Dataset>,
+}
 
 fn row_key(x: &Tensor, y: &[usize], i: usize) -> Vec<u32> {
     let mut k: Vec<u32> = x.row(i).iter().map(|v| v.to_bits()).collect();
@@ -278,25 +292,33 @@ fn sample_roc(r: &Roc) -> Vec<(f64, f64)> {
 }
 
 /// Runs the membership attacks in `cfg.attacks` against `target` on the
-/// examples `x` / `y` whose true membership is `member`.
+/// examples of `data`, graded by their true membership.
 ///
 /// LiRA trains `cfg.shadows` models with `trainer` on random halves of the
-/// shadow pool (the evaluated examples plus `population`, exact duplicates
-/// removed); the attacker never uses `member`, which only grades the
-/// scores. `progress` is told about finished shadows; setting `cancel`
-/// stops training after the shadows in flight and scores with those done.
-#[allow(clippy::too_many_arguments)]
+/// shadow pool (the evaluated examples plus the population, exact
+/// duplicates removed); the attacker never uses the membership flags,
+/// which only grade the scores.
+///
+/// Progress phases (units): `querying the target` (examples times
+/// augmentations), `shadow models` (models), `scoring` (attacks). Raising
+/// `ctx`'s cancel flag stops training after the shadows in flight and
+/// scores with those done; with fewer than two, LiRA is not scored (it is
+/// listed in `not_run`) and the loss attack still is. The report is then
+/// marked incomplete. The context's query budget, if any, caps the
+/// examples sent to the target; a run that needs more is refused up front.
 pub fn run_membership(
     target: &dyn Classifier,
-    x: &Tensor,
-    y: &[usize],
-    member: &[bool],
-    population: Option<&Dataset>,
+    data: &MembershipData,
     trainer: Option<&dyn ShadowTrainer>,
     cfg: &MembershipConfig,
-    progress: Option<Progress<'_>>,
-    cancel: &AtomicBool,
+    ctx: &AttackContext,
 ) -> Result<MembershipReport, MembershipError> {
+    let MembershipData {
+        x,
+        y,
+        member,
+        population,
+    } = *data;
     let n = x.batch();
     if y.len() != n || member.len() != n {
         return Err(MembershipError::Invalid(format!(
@@ -349,7 +371,7 @@ pub fn run_membership(
     }
     // Only the identity query is needed without LiRA.
     let target_augs: &[Augment] = if lira { &augments } else { &augments[..1] };
-    if let Some(b) = cfg.query_budget {
+    if let Some(b) = ctx.query_budget() {
         let need = (n * target_augs.len()) as u64;
         if need > b {
             return Err(MembershipError::Invalid(format!(
@@ -357,23 +379,58 @@ pub fn run_membership(
             )));
         }
     }
-    let counter = QueryCounter::new(target, cfg.query_budget);
-    let t = scores::signals(&counter, x, y, target_augs, cfg.score_kind, cfg.batch_size)?;
+    let counter = ctx.counter(target);
+    ctx.phase("querying the target", (n * target_augs.len()) as u64);
+    let queried = scores::signals_until(
+        &counter,
+        x,
+        y,
+        target_augs,
+        cfg.score_kind,
+        cfg.batch_size,
+        &mut |k| {
+            ctx.advance(k as u64);
+            !ctx.is_cancelled()
+        },
+    )?;
+    let Some(t) = queried else {
+        // Cancelled before every example was queried: nothing to score.
+        return Ok(MembershipReport {
+            members,
+            non_members: n - members,
+            member_accuracy: f64::NAN,
+            non_member_accuracy: f64::NAN,
+            queries: counter.queries(),
+            shadows: 0,
+            shadow_pool: 0,
+            variance: None,
+            augments: target_augs.iter().map(|a| a.name()).collect(),
+            score_kind: cfg.score_kind,
+            attacks: Vec::new(),
+            seed: cfg.seed,
+            not_run: cfg.attacks.iter().map(|a| a.as_str().to_string()).collect(),
+            complete: false,
+            cancelled: true,
+            member: member.to_vec(),
+            target_log_p: Vec::new(),
+            target_phi: Vec::new(),
+            shadow_signals: None,
+        });
+    };
     let kind = t.kind;
 
     let mut shadow_signals = None;
     let mut shadows_done = 0;
-    let mut cancelled = false;
     let mut pool_len = n;
     if let (true, Some(trainer)) = (lira, trainer) {
         let pool = shadow_pool(x, y, population)?;
         pool_len = pool.len();
         let keep_all = lira::keep_masks(cfg.shadows, pool.len(), cfg.seed);
-        let done = AtomicUsize::new(0);
+        ctx.phase("shadow models", cfg.shadows as u64);
         let results: Vec<Option<ShadowRun>> = (0..cfg.shadows)
             .into_par_iter()
             .map(|s| -> Result<_, MembershipError> {
-                if cancel.load(Ordering::Relaxed) {
+                if ctx.is_cancelled() {
                     return Ok(None);
                 }
                 let data = shadow::subset(&pool.x, &pool.y, &keep_all[s])?;
@@ -390,10 +447,7 @@ pub fn run_membership(
                 )?;
                 let keep: Vec<bool> = keep_all[s][..n].to_vec();
                 let out_acc = accuracy(&sig.correct, &keep, false);
-                let k = done.fetch_add(1, Ordering::SeqCst) + 1;
-                if let Some(p) = progress {
-                    p(k, cfg.shadows);
-                }
+                ctx.advance(1);
                 Ok(Some((keep, sig.phi, out_acc)))
             })
             .collect::<Result<_, _>>()?;
@@ -406,29 +460,31 @@ pub fn run_membership(
             out_accuracy.push(a);
         }
         shadows_done = keep.len();
-        cancelled = shadows_done < cfg.shadows;
-        if shadows_done < 2 {
-            return Err(MembershipError::Invalid(
-                "interrupted before two shadow models were trained".into(),
-            ));
+        // LiRA needs at least two shadows; a run cancelled before then scores the loss attack only.
+        if shadows_done >= 2 {
+            shadow_signals = Some(ShadowSignals {
+                keep,
+                phi,
+                out_accuracy,
+            });
         }
-        shadow_signals = Some(ShadowSignals {
-            keep,
-            phi,
-            out_accuracy,
-        });
     }
 
     let fits = shadow_signals
         .as_ref()
         .map(|s| lira::fit(&s.phi, &s.keep, cfg.variance));
     let mut attacks = Vec::new();
+    let mut not_run = Vec::new();
+    ctx.phase("scoring", cfg.attacks.len() as u64);
     for a in &cfg.attacks {
         let sc = match (a, &fits) {
             (MiaAttack::Loss, _) => t.log_p.clone(),
             (MiaAttack::LiraOnline, Some(f)) => lira::online_scores(f, &t.phi),
             (MiaAttack::LiraOffline, Some(f)) => lira::offline_scores(f, &t.phi),
-            _ => continue,
+            _ => {
+                not_run.push(a.as_str().to_string());
+                continue;
+            }
         };
         let r = roc::roc(&sc, member)?;
         let metrics = roc::roc_metrics(&sc, member, cfg.bootstrap, cfg.seed)?;
@@ -439,13 +495,15 @@ pub fn run_membership(
             roc: r,
             scores: sc,
         });
+        ctx.advance(1);
     }
+    let complete = not_run.is_empty() && (!lira || shadows_done == cfg.shadows);
     Ok(MembershipReport {
         members,
         non_members: n - members,
         member_accuracy: accuracy(&t.correct, member, true),
         non_member_accuracy: accuracy(&t.correct, member, false),
-        queries: counter.count(),
+        queries: counter.queries(),
         shadows: shadows_done,
         shadow_pool: if lira { pool_len } else { 0 },
         variance: fits.as_ref().map(|f| f.variance),
@@ -453,7 +511,9 @@ pub fn run_membership(
         score_kind: kind,
         attacks,
         seed: cfg.seed,
-        cancelled,
+        not_run,
+        complete,
+        cancelled: !complete && ctx.is_cancelled(),
         member: member.to_vec(),
         target_log_p: t.log_p,
         target_phi: t.phi,

@@ -145,7 +145,31 @@ fn logsumexp(v: impl Iterator<Item = f64> + Clone) -> f64 {
     m + v.map(|x| (x - m).exp()).sum::<f64>().ln()
 }
 
-/// `log p_y` and `log (1 - p_y)` of one output row.
+/// `log(1 + e^t)` without overflow for large `t` or loss of precision
+/// for very negative `t` (where it is about `e^t`, not 0).
+fn softplus(t: f64) -> f64 {
+    if t > 0.0 {
+        t + (-t).exp().ln_1p()
+    } else {
+        t.exp().ln_1p()
+    }
+}
+
+/// `log p_y` and `log (1 - p_y)` of one output row, in forms that keep
+/// their precision when the model is certain: a loss of `1e-30` stays
+/// `1e-30` instead of rounding to 0, so high-margin examples keep their
+/// order (the loss-threshold attack ranks them by it).
+///
+/// From logits, with `t = logsumexp_{j != y} z_j - z_y` (minus the margin
+/// in log-sum-exp form): `log p_y = -softplus(t)` and
+/// `log (1 - p_y) = -softplus(-t)`; `p_y` itself is never formed.
+/// Distinct orders survive margins up to about 745 nats, where `e^-t`
+/// leaves the range of `f64`.
+///
+/// From probabilities, with `q` the summed probability of the other
+/// classes: `log p_y = -log1p(q / p_y)` and `log (1 - p_y) = log q -
+/// log(p_y + q)` (the row normalised, so an answer rounded to `p_y = 1`
+/// still ranks by its `q`).
 fn log_p_and_complement(row: &[f32], y: usize, kind: ScoreKind) -> (f64, f64) {
     let others = || {
         row.iter()
@@ -163,19 +187,21 @@ fn log_p_and_complement(row: &[f32], y: usize, kind: ScoreKind) -> (f64, f64) {
             } else {
                 (1.0 - py).max(0.0)
             };
-            (py.ln(), rest.max(f64::MIN_POSITIVE).ln())
+            let log_p = -(rest / py).ln_1p();
+            let log_c = rest.max(f64::MIN_POSITIVE).ln() - (py + rest).ln();
+            (log_p, log_c)
         }
         _ => {
-            let all = logsumexp(row.iter().map(|&v| v as f64));
-            let rest = logsumexp(others());
-            (row[y] as f64 - all, rest - all)
+            let t = logsumexp(others()) - row[y] as f64;
+            (-softplus(t), -softplus(-t))
         }
     }
 }
 
 /// The loss-threshold score (Yeom et al. 2018, "Privacy Risk in Machine
 /// Learning: Analyzing the Connection to Overfitting"): minus the
-/// cross-entropy of the true label, `log p_y`.
+/// cross-entropy of the true label, `log p_y`, computed so that it does not
+/// saturate at 0 for confident predictions (see `log_p_and_complement`).
 pub fn neg_cross_entropy(row: &[f32], y: usize, kind: ScoreKind) -> f64 {
     log_p_and_complement(row, y, kind).0
 }
@@ -213,6 +239,22 @@ pub fn signals(
     kind: ScoreKind,
     batch: usize,
 ) -> Result<Signals, MembershipError> {
+    signals_until(model, x, y, augments, kind, batch, &mut |_| true)?
+        .ok_or_else(|| MembershipError::Invalid("querying stopped early".into()))
+}
+
+/// [`signals`], telling `go_on` the queries of each finished batch; when
+/// it answers false before the last batch, querying stops and the result
+/// is `None` (the caller cancelled).
+pub fn signals_until(
+    model: &dyn Classifier,
+    x: &Tensor,
+    y: &[usize],
+    augments: &[Augment],
+    kind: ScoreKind,
+    batch: usize,
+    go_on: &mut dyn FnMut(usize) -> bool,
+) -> Result<Option<Signals>, MembershipError> {
     let n = x.batch();
     if y.len() != n {
         return Err(MembershipError::Invalid(format!(
@@ -274,9 +316,12 @@ pub fn signals(
                 }
             }
         }
+        if !go_on((e - s) * augs.len()) && e < n {
+            return Ok(None);
+        }
     }
     out.kind = resolved.unwrap_or(kind);
-    Ok(out)
+    Ok(Some(out))
 }
 
 #[cfg(test)]
@@ -306,6 +351,42 @@ mod tests {
         assert!((phi_p - want).abs() < 1e-6, "{phi_p} vs {want}");
         // A zero probability is floored, not -inf.
         assert!(logit_confidence(&[0.0, 1.0], 0, ScoreKind::Probabilities).is_finite());
+    }
+
+    #[test]
+    fn loss_scores_keep_the_order_of_high_margin_examples() {
+        // Margins of 40 to 700 nats: p_y rounds to 1 in f64 for all of them,
+        // so log p_y computed as z_y - logsumexp(z) ties at 0.
+        let margins = [40.0f32, 60.0, 100.0, 200.0, 400.0, 700.0];
+        let scores: Vec<f64> = margins
+            .iter()
+            .map(|&m| neg_cross_entropy(&[m, 0.0, -1.0], 0, ScoreKind::Logits))
+            .collect();
+        for w in scores.windows(2) {
+            assert!(w[0] < w[1] && w[1] < 0.0, "{scores:?}");
+        }
+        // Close to -(e^-m + e^(-m-1)) for a margin m.
+        let want = -((-40.0f64).exp() + (-41.0f64).exp());
+        assert!(
+            (scores[0] / want - 1.0).abs() < 1e-9,
+            "{} vs {want}",
+            scores[0]
+        );
+        // A wrong, confident prediction: large negative, still exact.
+        let wrong = neg_cross_entropy(&[0.0, 300.0], 0, ScoreKind::Logits);
+        assert!((wrong + 300.0).abs() < 1e-9, "{wrong}");
+        // The same from probability answers rounded to p_y = 1 in f32.
+        let probs: Vec<f64> = [1e-10f32, 1e-20, 1e-30]
+            .iter()
+            .map(|&q| neg_cross_entropy(&[1.0, q, 0.0], 0, ScoreKind::Probabilities))
+            .collect();
+        assert!(
+            probs[0] < probs[1] && probs[1] < probs[2] && probs[2] < 0.0,
+            "{probs:?}"
+        );
+        // phi stays the margin in log-sum-exp form.
+        let phi = logit_confidence(&[700.0, 0.0, 0.0], 0, ScoreKind::Logits);
+        assert!((phi - (700.0 - 2f64.ln())).abs() < 1e-9, "{phi}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! End-to-end membership runs on a slice of the bundled 8x8 digits.
 
 use super::*;
+use crate::context::AttackContext;
 use aisec_model::spec::ArchSpec;
 use aisec_model::train::Optimizer;
 
@@ -50,13 +51,19 @@ fn an_overfit_model_leaks_more_than_an_untrained_one() {
         seed: 3,
         ..MembershipConfig::default()
     };
-    let cancel = AtomicBool::new(false);
+    let ctx = AttackContext::silent();
+    let data = MembershipData {
+        x: &x,
+        y: &y,
+        member: &member,
+        population: None,
+    };
     let run = |m: &dyn Classifier, shadows: usize| {
         let cfg = MembershipConfig {
             shadows,
             ..cfg.clone()
         };
-        run_membership(m, &x, &y, &member, None, Some(&tr), &cfg, None, &cancel).unwrap()
+        run_membership(m, &data, Some(&tr), &cfg, &ctx).unwrap()
     };
     let leaky = run(&overfit, 4);
     let blank = run(&untrained, 2);
@@ -95,42 +102,135 @@ fn loss_only_needs_no_shadows_and_counts_augmented_queries() {
     let (x, y) = digits(40);
     let member: Vec<bool> = (0..40).map(|i| i % 2 == 0).collect();
     let m = aisec_model::OnnxModel::from_spec(&trainer(1).spec, 1).unwrap();
-    let cancel = AtomicBool::new(false);
+    let ctx = AttackContext::silent();
     let cfg = MembershipConfig {
         attacks: vec![MiaAttack::Loss],
         augments: vec![Augment::Identity, Augment::HorizontalFlip],
         bootstrap: 10,
         ..MembershipConfig::default()
     };
-    let r = run_membership(&m, &x, &y, &member, None, None, &cfg, None, &cancel).unwrap();
+    let data = MembershipData {
+        x: &x,
+        y: &y,
+        member: &member,
+        population: None,
+    };
+    let r = run_membership(&m, &data, None, &cfg, &ctx).unwrap();
     // Augmentations are only queried for LiRA.
     assert_eq!(r.queries, 40);
     assert_eq!(r.shadows, 0);
+    assert!(r.complete && !r.cancelled && r.not_run.is_empty());
     // LiRA without a trainer, one shadow, or no non-members: clear errors.
     let lira = MembershipConfig {
         attacks: vec![MiaAttack::LiraOnline],
         ..cfg.clone()
     };
-    assert!(run_membership(&m, &x, &y, &member, None, None, &lira, None, &cancel).is_err());
+    assert!(run_membership(&m, &data, None, &lira, &ctx).is_err());
     let one = MembershipConfig { shadows: 1, ..lira };
-    assert!(run_membership(
-        &m,
-        &x,
-        &y,
-        &member,
-        None,
-        Some(&trainer(1)),
-        &one,
-        None,
-        &cancel
-    )
-    .is_err());
-    assert!(run_membership(&m, &x, &y, &[true; 40], None, None, &cfg, None, &cancel).is_err());
-    let budget = MembershipConfig {
-        query_budget: Some(10),
-        ..cfg
+    assert!(run_membership(&m, &data, Some(&trainer(1)), &one, &ctx).is_err());
+    let all_members = MembershipData {
+        member: &[true; 40],
+        ..data
     };
-    assert!(run_membership(&m, &x, &y, &member, None, None, &budget, None, &cancel).is_err());
+    assert!(run_membership(&m, &all_members, None, &cfg, &ctx).is_err());
+    let budget = AttackContext::silent().with_query_budget(Some(10));
+    assert!(run_membership(&m, &data, None, &cfg, &budget).is_err());
+}
+
+#[test]
+fn cancelled_runs_return_partial_reports_marked_incomplete() {
+    let (x, y) = digits(40);
+    let member: Vec<bool> = (0..40).map(|i| i % 2 == 0).collect();
+    let m = aisec_model::OnnxModel::from_spec(&trainer(1).spec, 1).unwrap();
+    let data = MembershipData {
+        x: &x,
+        y: &y,
+        member: &member,
+        population: None,
+    };
+    let cfg = MembershipConfig {
+        shadows: 4,
+        bootstrap: 10,
+        batch_size: 8,
+        ..MembershipConfig::default()
+    };
+    // Cancelled before the shadows: the loss attack is scored, LiRA is not.
+    let cancel = aisec_core::run::Cancel::new();
+    let ctx = AttackContext::new(aisec_core::run::RunContext {
+        cancel: cancel.clone(),
+        progress: std::sync::Arc::new(CancelAt(cancel, "shadow models")),
+    });
+    let r = run_membership(&m, &data, Some(&trainer(1)), &cfg, &ctx).unwrap();
+    assert!(!r.complete && r.cancelled);
+    assert_eq!(r.shadows, 0);
+    assert_eq!(
+        r.attacks
+            .iter()
+            .map(|a| a.attack.as_str())
+            .collect::<Vec<_>>(),
+        ["loss"]
+    );
+    assert_eq!(r.not_run, ["lira-online", "lira-offline"]);
+    assert!(r.attacks[0].metrics.auc.is_finite());
+    let f = r.findings("m");
+    assert_eq!(f.len(), 1);
+    assert!(f[0].evidence.contains("interrupted"));
+    // Cancelled while querying the target: nothing to score, still a report.
+    let ctx = AttackContext::silent();
+    ctx.cancel();
+    let r = run_membership(&m, &data, Some(&trainer(1)), &cfg, &ctx).unwrap();
+    assert!(!r.complete && r.attacks.is_empty() && r.queries <= 8);
+    assert_eq!(r.not_run.len(), 3);
+}
+
+/// Raises the cancel flag when a phase of the given name starts.
+struct CancelAt(aisec_core::run::Cancel, &'static str);
+
+impl aisec_core::run::Progress for CancelAt {
+    fn phase(&self, name: &str, _total: Option<u64>) {
+        if name == self.1 {
+            self.0.cancel();
+        }
+    }
+    fn advance(&self, _n: u64) {}
+}
+
+/// Scores every input the same: nothing can be inferred from it.
+struct Flat;
+
+impl Classifier for Flat {
+    fn input_shape(&self) -> &[usize] {
+        &[1, 8, 8]
+    }
+    fn num_classes(&self) -> usize {
+        10
+    }
+    fn logits(&self, x: &Tensor) -> Result<Tensor, ModelError> {
+        Ok(Tensor::zeros(vec![x.batch(), 10]))
+    }
+}
+
+#[test]
+fn a_model_that_leaks_nothing_gets_a_finding_that_says_so() {
+    let (x, y) = digits(40);
+    let member: Vec<bool> = (0..40).map(|i| i % 2 == 0).collect();
+    let data = MembershipData {
+        x: &x,
+        y: &y,
+        member: &member,
+        population: None,
+    };
+    let cfg = MembershipConfig {
+        attacks: vec![MiaAttack::Loss],
+        bootstrap: 20,
+        ..MembershipConfig::default()
+    };
+    let r = run_membership(&Flat, &data, None, &cfg, &AttackContext::silent()).unwrap();
+    assert!((r.attacks[0].metrics.auc - 0.5).abs() < 1e-12);
+    let f = r.findings("flat");
+    assert_eq!(f[0].severity, aisec_core::Severity::Info);
+    assert_eq!(f[0].title, findings::HELD);
+    assert!(!f[0].title.contains("can be inferred"));
 }
 
 #[test]

@@ -2,11 +2,11 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aisec_attack::{run_evasion, AttackKind, EvasionConfig, EvasionReport, Norm};
+use aisec_attack::{run_evasion, AttackContext, AttackKind, EvasionConfig, EvasionReport, Norm};
+use aisec_core::run::{Cancel, Progress, RunContext};
 use aisec_core::Report;
 use aisec_model::data::images::ImageOptions;
 use aisec_model::data::normalize::Normalized;
@@ -124,6 +124,10 @@ pub struct EvasionArgs {
     #[arg(long, value_delimiter = ',', value_name = "EPS,...")]
     pub curve: Vec<f32>,
 
+    /// Attack of the curve (default: the strongest requested attack that takes a budget).
+    #[arg(long, value_name = "ATTACK")]
+    pub curve_attack: Option<String>,
+
     /// Random seed (runs are deterministic for a seed).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -135,6 +139,10 @@ pub struct EvasionArgs {
     /// Save a PNG grid of clean / adversarial / difference images.
     #[arg(long, value_name = "FILE")]
     pub save_png: Option<PathBuf>,
+
+    /// Save the per-example outputs (labels, predictions, success, norms, queries per attack) as JSON Lines.
+    #[arg(long, value_name = "FILE")]
+    pub save_examples: Option<PathBuf>,
 
     /// Never show a progress bar.
     #[arg(long)]
@@ -327,6 +335,11 @@ fn config(a: &EvasionArgs) -> anyhow::Result<EvasionConfig> {
         seed: a.seed,
         batch_size: a.batch_size.max(1),
         eps_curve: a.curve.clone(),
+        curve_attack: a
+            .curve_attack
+            .as_deref()
+            .map(|s| AttackKind::parse(s).with_context(|| format!("unknown attack '{s}'")))
+            .transpose()?,
         ..EvasionConfig::default()
     };
     cfg.pgd.steps = a.steps.max(1);
@@ -342,38 +355,11 @@ pub fn evaluate(
     target_name: &str,
     show_progress: bool,
 ) -> anyhow::Result<(Report, EvasionReport)> {
-    let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let c = cancel.clone();
-        // Ctrl-C stops the attacks after the batch in flight; what is done is reported.
-        let _ = ctrlc::set_handler(move || c.store(true, Ordering::SeqCst));
-    }
-    let pb = if show_progress {
-        let pb = ProgressBar::new(0);
-        pb.set_style(
-            ProgressStyle::with_template(
-                "{spinner} {msg} [{bar:30}] {pos}/{len} batches, eta {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        pb.set_message("attacking");
-        pb.enable_steady_tick(Duration::from_millis(200));
-        Some(pb)
-    } else {
-        None
-    };
-    let progress = |done: usize, total: usize| {
-        if let Some(pb) = &pb {
-            pb.set_length(total as u64);
-            pb.set_position(done as u64);
-        }
-    };
+    // Ctrl-C stops the attacks after the batches in flight; what finished is reported.
+    let ctx = attack_context(show_progress);
     let start = std::time::Instant::now();
-    let result = run_evasion(model, x, y, cfg, Some(&progress), &cancel)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    if let Some(pb) = pb {
-        pb.finish_and_clear();
-    }
+    let result = run_evasion(model, x, y, cfg, &ctx).map_err(|e| anyhow::anyhow!("{e}"))?;
+    ctx.progress().finish();
     let mut report = Report::new("attack evasion");
     report.add_rules(aisec_attack::RULES);
     report.extend(result.findings(target_name));
@@ -416,5 +402,51 @@ fn evasion(a: EvasionArgs) -> anyhow::Result<i32> {
             .save_png_grid(p, 16)
             .map_err(|e| anyhow::anyhow!("cannot save {}: {e}", p.display()))?;
     }
+    if let Some(p) = &a.save_examples {
+        result
+            .save_examples(p)
+            .map_err(|e| anyhow::anyhow!("cannot save {}: {e}", p.display()))?;
+    }
     emit(&report, &a.output)
+}
+
+/// A progress bar for library work: one bar, reset at each phase to the
+/// phase's own total (its name as the message).
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn phase(&self, name: &str, total: Option<u64>) {
+        self.0.set_message(name.to_string());
+        self.0.set_length(total.unwrap_or(0));
+        self.0.set_position(0);
+        self.0.reset_eta();
+    }
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+/// The context attack commands run in: a progress bar on a terminal
+/// (nothing otherwise) and a cancel flag that Ctrl-C raises.
+pub(crate) fn attack_context(show_progress: bool) -> AttackContext {
+    let cancel = Cancel::new();
+    {
+        let c = cancel.clone();
+        let _ = ctrlc::set_handler(move || c.cancel());
+    }
+    let progress: Arc<dyn Progress> = if show_progress {
+        let pb = ProgressBar::new(0);
+        pb.set_style(
+            ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len}, eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        pb.enable_steady_tick(Duration::from_millis(200));
+        Arc::new(Bar(pb))
+    } else {
+        Arc::new(aisec_core::run::NoProgress)
+    };
+    AttackContext::new(RunContext { cancel, progress })
 }

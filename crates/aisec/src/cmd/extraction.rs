@@ -4,22 +4,18 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
 
 use aisec_attack::extraction::{
-    default_surrogate, run_extraction, Extraction, ExtractionConfig, QueryStrategy,
-    SurrogateTraining,
+    default_surrogate, jacobian_noise_seed, run_extraction, Extraction, ExtractionConfig,
+    QueryStrategy, SurrogateTraining,
 };
 use aisec_core::Report;
 use aisec_model::data::Dataset;
 use aisec_model::spec::ArchSpec;
 use aisec_model::{Classifier, OnnxModel, Tensor};
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
 use crate::cmd::attack::{load_inputs, load_labels};
 pub use crate::cmd::target::{load_local, VictimArgs};
@@ -174,15 +170,9 @@ fn strategy(a: &ExtractionArgs, shape: &[usize]) -> anyhow::Result<(QueryStrateg
                     let n = a.jacobian_seed.max(1);
                     let seed = match pool {
                         Some(x) => first_rows(&x, n, a.seed),
-                        None => {
-                            let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed ^ 0x5eed);
-                            let row: usize = shape.iter().product();
-                            let mut s = vec![n];
-                            s.extend_from_slice(shape);
-                            let lo = a.lo;
-                            let hi = a.hi;
-                            Tensor::new(s, (0..n * row).map(|_| rng.gen_range(lo..hi)).collect())?
-                        }
+                        // Checked against what can be held before anything is allocated.
+                        None => jacobian_noise_seed(n, shape, a.lo, a.hi, a.seed ^ 0x5eed)
+                            .map_err(|e| anyhow::anyhow!("--jacobian-seed {n}: {e}"))?,
                     };
                     QueryStrategy::Jacobian {
                         seed,
@@ -204,38 +194,13 @@ pub fn evaluate(
     target_name: &str,
     show_progress: bool,
 ) -> anyhow::Result<(Report, Extraction)> {
-    let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let c = cancel.clone();
-        // Ctrl-C stops after the request or training step in flight; what is done is reported.
-        let _ = ctrlc::set_handler(move || c.store(true, Ordering::SeqCst));
-    }
-    let pb = if show_progress {
-        let pb = ProgressBar::new(0);
-        pb.set_style(
-            ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len}, eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        pb.enable_steady_tick(Duration::from_millis(200));
-        Some(pb)
-    } else {
-        None
-    };
-    let progress = |phase: &str, done: usize, total: usize| {
-        if let Some(pb) = &pb {
-            pb.set_message(match phase {
-                "querying" => "querying the victim (examples)",
-                _ => "training surrogates (budgets)",
-            });
-            pb.set_length(total as u64);
-            pb.set_position(done as u64);
-        }
-    };
+    // Ctrl-C stops after the request or training step in flight; what is done is reported.
+    let ctx = crate::cmd::attack::attack_context(show_progress);
     let start = std::time::Instant::now();
-    let out = run_extraction(victim, test, cfg, Some(&progress), &cancel)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    if let Some(pb) = pb {
-        pb.finish_and_clear();
+    let out = run_extraction(victim, test, cfg, &ctx).map_err(|e| anyhow::anyhow!("{e}"))?;
+    ctx.progress().finish();
+    for w in &out.report.warnings {
+        eprintln!("warning: {w}");
     }
     let mut report = Report::new("attack extraction");
     report.add_rules(aisec_attack::RULES);

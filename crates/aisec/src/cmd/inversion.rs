@@ -3,15 +3,11 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
 
 use aisec_attack::inversion::{run_inversion, InversionConfig, InversionCost};
 use aisec_core::Report;
 use aisec_model::data::Dataset;
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cmd::attack::{load_inputs, load_labels};
 use crate::cmd::extraction::load_local;
@@ -130,32 +126,12 @@ pub fn run(a: InversionArgs) -> anyhow::Result<i32> {
         }
         _ => None,
     };
-    let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let c = cancel.clone();
-        let _ = ctrlc::set_handler(move || c.store(true, Ordering::SeqCst));
-    }
     let show = !a.no_progress && std::io::stderr().is_terminal();
-    let pb = show.then(|| {
-        let pb = ProgressBar::new(cfg.max_iters as u64);
-        pb.set_style(
-            ProgressStyle::with_template("{spinner} inverting [{bar:30}] {pos}/{len} steps")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        pb.enable_steady_tick(Duration::from_millis(200));
-        pb
-    });
-    let progress = |it: usize, _total: usize| {
-        if let Some(pb) = &pb {
-            pb.set_position(it as u64);
-        }
-    };
+    let ctx = crate::cmd::attack::attack_context(show);
     let start = std::time::Instant::now();
-    let r = run_inversion(&model, &cfg, reference.as_ref(), Some(&progress), &cancel)
+    let r = run_inversion(&model, &cfg, reference.as_ref(), &ctx)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    if let Some(pb) = pb {
-        pb.finish_and_clear();
-    }
+    ctx.progress().finish();
     let name = a.model.display().to_string();
     let mut report = Report::new("attack inversion");
     report.add_rules(aisec_attack::RULES);

@@ -4,13 +4,10 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
 
 use aisec_attack::membership::{
-    plot, run_membership, Augment, MembershipConfig, MembershipReport, MiaAttack, ScoreKind,
-    SpecTrainer, VarianceMode, MEMBERSHIP_INFERENCE,
+    plot, run_membership, Augment, MembershipConfig, MembershipData, MembershipReport, MiaAttack,
+    ScoreKind, SpecTrainer, VarianceMode, MEMBERSHIP_INFERENCE,
 };
 use aisec_core::Report;
 use aisec_model::data::Dataset;
@@ -18,7 +15,6 @@ use aisec_model::spec::ArchSpec;
 use aisec_model::train::Optimizer;
 use aisec_model::{Classifier, Tensor};
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cmd::attack::{load_inputs, load_labels};
 use crate::output::{emit, OutputArgs};
@@ -273,7 +269,6 @@ fn config(a: &MembershipArgs, lira_possible: bool) -> anyhow::Result<MembershipC
         batch_size: a.batch_size.max(1),
         bootstrap: a.bootstrap,
         seed: a.seed,
-        query_budget: a.query_budget,
     })
 }
 
@@ -287,51 +282,28 @@ pub fn evaluate(
     population: Option<&Dataset>,
     trainer: Option<&SpecTrainer>,
     cfg: &MembershipConfig,
+    query_budget: Option<u64>,
     target_name: &str,
     show_progress: bool,
 ) -> anyhow::Result<(Report, MembershipReport)> {
-    let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let c = cancel.clone();
-        // Ctrl-C stops shadow training; the shadows done are used.
-        let _ = ctrlc::set_handler(move || c.store(true, Ordering::SeqCst));
-    }
-    let lira = cfg.attacks.iter().any(|a| *a != MiaAttack::Loss);
-    let pb = if show_progress && lira {
-        let pb = ProgressBar::new(cfg.shadows as u64);
-        pb.set_style(
-            ProgressStyle::with_template(
-                "{spinner} {msg} [{bar:30}] {pos}/{len} shadow models, eta {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        pb.set_message("training");
-        pb.enable_steady_tick(Duration::from_millis(200));
-        Some(pb)
-    } else {
-        None
-    };
-    let progress = |done: usize, _total: usize| {
-        if let Some(pb) = &pb {
-            pb.set_position(done as u64);
-        }
-    };
+    // Ctrl-C stops shadow training; the shadows done are used.
+    let ctx = crate::cmd::attack::attack_context(show_progress).with_query_budget(query_budget);
     let start = std::time::Instant::now();
-    let result = run_membership(
-        target,
+    let data = MembershipData {
         x,
         y,
         member,
         population,
+    };
+    let result = run_membership(
+        target,
+        &data,
         trainer.map(|t| t as &dyn aisec_attack::membership::ShadowTrainer),
         cfg,
-        Some(&progress),
-        &cancel,
+        &ctx,
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
-    if let Some(pb) = pb {
-        pb.finish_and_clear();
-    }
+    ctx.progress().finish();
     let mut report = Report::new("attack membership");
     report.add_rules(&[&MEMBERSHIP_INFERENCE]);
     report.extend(result.findings(target_name));
@@ -344,8 +316,14 @@ pub fn evaluate(
         report.error(
             target_name,
             format!(
-                "interrupted: LiRA used the {} of {} shadow models that finished",
-                result.shadows, cfg.shadows
+                "interrupted: {} of {} shadow models finished; not scored: {}",
+                result.shadows,
+                cfg.shadows,
+                if result.not_run.is_empty() {
+                    "none".to_string()
+                } else {
+                    result.not_run.join(", ")
+                }
             ),
         );
     }
@@ -393,6 +371,7 @@ pub fn run(a: MembershipArgs) -> anyhow::Result<i32> {
         population.as_ref(),
         trainer.as_ref(),
         &cfg,
+        a.query_budget,
         &name,
         show,
     )?;
@@ -469,6 +448,7 @@ pub fn demo_membership(dir: &Path) -> anyhow::Result<Report> {
         None,
         Some(&trainer),
         &cfg,
+        None,
         &path.display().to_string(),
         false,
     )?;

@@ -11,13 +11,12 @@
 //! checkpoint increased the loss, or when the step was not halved last
 //! time and the best loss has not improved since.
 
-use std::sync::atomic::AtomicBool;
-
 use aisec_model::{Differentiable, Loss, ModelError, Tensor};
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use crate::util::{ascent_direction, cancelled, example_shape, gather, predictions, stack, Budget};
+use super::iterate::{steps as iterate_steps, Outcome, Pick, Schedule, Targeted};
+use crate::context::AttackContext;
+use crate::util::{ascent_direction, example_shape, gather, predictions, stack, Budget};
 
 /// Settings of APGD.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,50 +54,41 @@ pub enum ApgdLoss {
 
 /// Untargeted APGD. Returns per example the first misclassified iterate
 /// found, else the highest-loss iterate.
-#[allow(clippy::too_many_arguments)]
 pub fn apgd(
+    ctx: &mut AttackContext,
     model: &dyn Differentiable,
     x: &Tensor,
     y: &[usize],
     loss: ApgdLoss,
     budget: &Budget,
     cfg: &ApgdConfig,
-    rng: &mut StdRng,
-    cancel: &AtomicBool,
 ) -> Result<Tensor, ModelError> {
-    let n = x.batch();
     let shape = example_shape(x);
-    let mut out: Vec<Vec<f32>> = (0..n).map(|i| x.row(i).to_vec()).collect();
-    let mut found = vec![false; n];
     let classes = model.num_classes();
-    for _ in 0..cfg.restarts.max(1) {
-        let todo: Vec<usize> = (0..n).filter(|&i| !found[i]).collect();
-        if todo.is_empty() || cancelled(cancel) {
-            break;
-        }
+    let mut out = Outcome::new(x);
+    let schedule = Schedule {
+        targets: None,
+        restarts: cfg.restarts,
+    };
+    schedule.drive::<ModelError>(ctx, &mut out, Pick::Unbroken, |ctx, out, _, todo| {
         let yy: Vec<usize> = todo.iter().map(|&i| y[i]).collect();
         let l = if loss == ApgdLoss::Dlr && classes >= 3 {
             Loss::Dlr { labels: yy.clone() }
         } else {
             Loss::CrossEntropy { labels: yy.clone() }
         };
-        let run = apgd_core(
-            model,
-            &gather(x, &todo),
-            &yy,
-            &l,
-            1.0,
-            budget,
-            cfg,
-            rng,
-            cancel,
-        )?;
+        let obj = Objective {
+            loss: &l,
+            sign: 1.0,
+        };
+        let run = apgd_core(ctx, model, &gather(x, todo), &yy, obj, budget, cfg)?;
         for (k, &i) in todo.iter().enumerate() {
-            out[i] = run.adv[k].clone();
-            found[i] = run.found[k];
+            out.adv[i] = run.adv[k].clone();
+            out.found[i] = run.found[k];
         }
-    }
-    Ok(stack(&out, &shape))
+        Ok(())
+    })?;
+    Ok(out.into_tensor(&shape))
 }
 
 /// Targeted APGD-T: for each of the `target_classes` classes ranked 2nd,
@@ -107,77 +97,46 @@ pub fn apgd(
 /// AutoAttack. With fewer than 4 classes (where targeted DLR is not
 /// defined) the targeted cross-entropy is descended instead.
 pub fn apgd_targeted(
+    ctx: &mut AttackContext,
     model: &dyn Differentiable,
     x: &Tensor,
     y: &[usize],
     budget: &Budget,
     cfg: &ApgdConfig,
-    rng: &mut StdRng,
-    cancel: &AtomicBool,
 ) -> Result<Tensor, ModelError> {
-    let n = x.batch();
     let shape = example_shape(x);
-    let z0 = model.logits(x)?;
-    let classes = z0.row_len();
-    let ranks = ranked_classes(&z0);
-    let mut out: Vec<Vec<f32>> = (0..n).map(|i| x.row(i).to_vec()).collect();
-    let mut found = vec![false; n];
-    let n_targets = cfg.target_classes.min(classes.saturating_sub(1));
-    for r in 1..=n_targets {
-        for _ in 0..cfg.restarts.max(1) {
-            let todo: Vec<usize> = (0..n).filter(|&i| !found[i]).collect();
-            if todo.is_empty() || cancelled(cancel) {
-                return Ok(stack(&out, &shape));
+    let Targeted {
+        ranks,
+        classes,
+        schedule,
+    } = Targeted::new(model, x, cfg.target_classes, cfg.restarts)?;
+    let mut out = Outcome::new(x);
+    schedule.drive::<ModelError>(ctx, &mut out, Pick::Unbroken, |ctx, out, run, todo| {
+        let yy: Vec<usize> = todo.iter().map(|&i| y[i]).collect();
+        let tt: Vec<usize> = todo.iter().map(|&i| ranks[i][run.rank]).collect();
+        let (l, sign) = if classes >= 4 {
+            (
+                Loss::DlrTargeted {
+                    labels: yy.clone(),
+                    targets: tt,
+                },
+                1.0,
+            )
+        } else {
+            (Loss::CrossEntropy { labels: tt }, -1.0)
+        };
+        let obj = Objective { loss: &l, sign };
+        let res = apgd_core(ctx, model, &gather(x, todo), &yy, obj, budget, cfg)?;
+        for (k, &i) in todo.iter().enumerate() {
+            // The last target's best iterate is returned where nothing succeeded.
+            if res.found[k] || run.last_rank {
+                out.adv[i] = res.adv[k].clone();
             }
-            let yy: Vec<usize> = todo.iter().map(|&i| y[i]).collect();
-            let tt: Vec<usize> = todo.iter().map(|&i| ranks[i][r]).collect();
-            let (l, sign) = if classes >= 4 {
-                (
-                    Loss::DlrTargeted {
-                        labels: yy.clone(),
-                        targets: tt,
-                    },
-                    1.0,
-                )
-            } else {
-                (Loss::CrossEntropy { labels: tt }, -1.0)
-            };
-            let run = apgd_core(
-                model,
-                &gather(x, &todo),
-                &yy,
-                &l,
-                sign,
-                budget,
-                cfg,
-                rng,
-                cancel,
-            )?;
-            for (k, &i) in todo.iter().enumerate() {
-                if run.found[k] || r == n_targets {
-                    out[i] = run.adv[k].clone();
-                }
-                found[i] = run.found[k];
-            }
+            out.found[i] = res.found[k];
         }
-    }
-    Ok(stack(&out, &shape))
-}
-
-/// Classes of each example ordered by decreasing logit.
-pub(crate) fn ranked_classes(z: &Tensor) -> Vec<Vec<usize>> {
-    (0..z.batch())
-        .map(|i| {
-            let zi = z.row(i);
-            let mut idx: Vec<usize> = (0..zi.len()).collect();
-            idx.sort_by(|&a, &b| {
-                zi[b]
-                    .partial_cmp(&zi[a])
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            });
-            idx
-        })
-        .collect()
+        Ok(())
+    })?;
+    Ok(out.into_tensor(&shape))
 }
 
 struct ApgdRun {
@@ -185,19 +144,23 @@ struct ApgdRun {
     found: Vec<bool>,
 }
 
-/// One APGD run maximising `sign * loss`; success means prediction != `y`.
-#[allow(clippy::too_many_arguments)]
+/// What one APGD run maximises: `sign * loss`.
+struct Objective<'a> {
+    loss: &'a Loss,
+    sign: f32,
+}
+
+/// One APGD run maximising the objective; success means prediction != `y`.
 fn apgd_core(
+    ctx: &mut AttackContext,
     model: &dyn Differentiable,
     x0: &Tensor,
     y: &[usize],
-    loss: &Loss,
-    sign: f32,
+    objective: Objective,
     budget: &Budget,
     cfg: &ApgdConfig,
-    rng: &mut StdRng,
-    cancel: &AtomicBool,
 ) -> Result<ApgdRun, ModelError> {
+    let Objective { loss, sign } = objective;
     let n = x0.batch();
     let shape = example_shape(x0);
     let steps = cfg.steps.max(1);
@@ -206,7 +169,7 @@ fn apgd_core(
     let decr = ((0.03 * steps as f32) as usize).max(1);
 
     let mut cur: Vec<Vec<f32>> = (0..n)
-        .map(|i| budget.random_start(x0.row(i), rng))
+        .map(|i| budget.random_start(x0.row(i), ctx.rng()))
         .collect();
     let (l, g, z) = model.loss_grad(&stack(&cur, &shape), loss)?;
     let mut grad: Vec<Vec<f32>> = (0..n).map(|i| g.row(i).to_vec()).collect();
@@ -230,10 +193,7 @@ fn apgd_core(
     let mut best_at_check = best_loss.clone();
     let mut reduced_last = vec![true; n];
 
-    for it in 0..steps {
-        if cancelled(cancel) {
-            break;
-        }
+    for it in iterate_steps(ctx, steps) {
         let a = if it == 0 { 1.0 } else { 0.75 };
         let mut next = Vec::with_capacity(n);
         for i in 0..n {

@@ -14,16 +14,12 @@
 //! `clip(t * s, box)` (L-inf: `s = sign(w)`; L2: `s = w`) and `t` is found by
 //! bisection on the monotone function `w . clip(t s)`.
 
-use std::sync::atomic::AtomicBool;
-
 use aisec_model::{Differentiable, Loss, ModelError, Tensor};
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
-use crate::apgd::ranked_classes;
-use crate::util::{
-    cancelled, clip, diff, dot, example_shape, predictions, sign, stack, Budget, Norm,
-};
+use super::iterate::{steps, Outcome, Pick, Targeted};
+use crate::context::AttackContext;
+use crate::util::{clip, diff, dot, example_shape, predictions, sign, stack, Budget, Norm};
 
 /// Settings of [`fab_targeted`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,113 +55,98 @@ impl Default for FabConfig {
 /// found over all targets (the clean point where none was found). `budget`
 /// sets the norm, the valid range and the radius of random restarts.
 pub fn fab_targeted(
+    ctx: &mut AttackContext,
     model: &dyn Differentiable,
     x: &Tensor,
     y: &[usize],
     budget: &Budget,
     cfg: &FabConfig,
-    rng: &mut StdRng,
-    cancel: &AtomicBool,
 ) -> Result<Tensor, ModelError> {
     let n = x.batch();
     let shape = example_shape(x);
-    let z0 = model.logits(x)?;
-    let classes = z0.row_len();
-    let ranks = ranked_classes(&z0);
-    let mut best: Vec<Vec<f32>> = (0..n).map(|i| x.row(i).to_vec()).collect();
-    let mut best_norm = vec![f32::INFINITY; n];
-    let n_targets = cfg.target_classes.min(classes.saturating_sub(1));
-    for r in 1..=n_targets {
-        for restart in 0..cfg.restarts.max(1) {
-            if cancelled(cancel) {
-                return Ok(stack(&best, &shape));
-            }
-            // The target is the r-th ranked class other than the label.
-            let targets: Vec<usize> = (0..n)
-                .map(|i| {
-                    let others: Vec<usize> =
-                        ranks[i].iter().copied().filter(|&c| c != y[i]).collect();
-                    others[(r - 1).min(others.len().saturating_sub(1))]
-                })
-                .collect();
-            let mut cur: Vec<Vec<f32>> = (0..n)
-                .map(|i| {
-                    if restart == 0 {
-                        x.row(i).to_vec()
-                    } else {
-                        let radius = 0.5 * best_norm[i].min(budget.eps);
-                        let b = Budget {
-                            eps: radius,
-                            ..*budget
-                        };
-                        b.random_start(x.row(i), rng)
-                    }
-                })
-                .collect();
-            for _ in 0..cfg.steps.max(1) {
-                if cancelled(cancel) {
-                    break;
-                }
-                let xt = stack(&cur, &shape);
-                let (_, gt, z) = model.loss_grad(
-                    &xt,
-                    &Loss::Logit {
-                        classes: targets.clone(),
-                    },
-                )?;
-                let (_, gy, _) = model.loss_grad(
-                    &xt,
-                    &Loss::Logit {
-                        classes: y.to_vec(),
-                    },
-                )?;
-                for i in 0..n {
-                    let zi = z.row(i);
-                    let f = zi[targets[i]] - zi[y[i]];
-                    let w: Vec<f32> = gt
-                        .row(i)
-                        .iter()
-                        .zip(gy.row(i))
-                        .map(|(a, b)| a - b)
-                        .collect();
-                    let x0 = x.row(i);
-                    // Hyperplane f + w.(p + d - cur) = 0, i.e. w.d = -(f + w.(p - cur)).
-                    let d_cur =
-                        project_hyperplane(&w, -f, &cur[i], budget.norm, budget.lo, budget.hi);
-                    let c0 = -(f + dot(&w, &diff(x0, &cur[i])));
-                    let d_orig = project_hyperplane(&w, c0, x0, budget.norm, budget.lo, budget.hi);
-                    let n_cur = budget.norm.of(&d_cur);
-                    let n_orig = budget.norm.of(&d_orig);
-                    let alpha = if n_cur + n_orig > 0.0 {
-                        (n_cur / (n_cur + n_orig)).min(cfg.alpha_max)
-                    } else {
-                        0.0
+    let Targeted {
+        ranks, schedule, ..
+    } = Targeted::new(model, x, cfg.target_classes, cfg.restarts)?;
+    let mut out = Outcome::new(x);
+    schedule.drive::<ModelError>(ctx, &mut out, Pick::All, |ctx, out, run, _| {
+        // The target is the r-th ranked class other than the label.
+        let targets: Vec<usize> = (0..n)
+            .map(|i| {
+                let others: Vec<usize> = ranks[i].iter().copied().filter(|&c| c != y[i]).collect();
+                others[(run.rank - 1).min(others.len().saturating_sub(1))]
+            })
+            .collect();
+        let mut cur: Vec<Vec<f32>> = (0..n)
+            .map(|i| {
+                if run.restart == 0 {
+                    x.row(i).to_vec()
+                } else {
+                    let radius = 0.5 * out.norm[i].min(budget.eps);
+                    let b = Budget {
+                        eps: radius,
+                        ..*budget
                     };
-                    let row = &mut cur[i];
-                    for j in 0..row.len() {
-                        row[j] = (1.0 - alpha) * (row[j] + cfg.eta * d_cur[j])
-                            + alpha * (x0[j] + cfg.eta * d_orig[j]);
-                    }
-                    clip(row, budget.lo, budget.hi);
+                    b.random_start(x.row(i), ctx.rng())
                 }
-                let pred = predictions(&model.logits(&stack(&cur, &shape))?);
-                for i in 0..n {
-                    if pred[i] != y[i] {
-                        let nrm = budget.norm.of(&diff(&cur[i], x.row(i)));
-                        if nrm < best_norm[i] {
-                            best_norm[i] = nrm;
-                            best[i] = cur[i].clone();
-                        }
-                        let x0 = x.row(i);
-                        for (v, &o) in cur[i].iter_mut().zip(x0) {
-                            *v = (1.0 - cfg.beta) * o + cfg.beta * *v;
-                        }
+            })
+            .collect();
+        for _ in steps(ctx, cfg.steps.max(1)) {
+            let xt = stack(&cur, &shape);
+            let (_, gt, z) = model.loss_grad(
+                &xt,
+                &Loss::Logit {
+                    classes: targets.clone(),
+                },
+            )?;
+            let (_, gy, _) = model.loss_grad(
+                &xt,
+                &Loss::Logit {
+                    classes: y.to_vec(),
+                },
+            )?;
+            for i in 0..n {
+                let zi = z.row(i);
+                let f = zi[targets[i]] - zi[y[i]];
+                let w: Vec<f32> = gt
+                    .row(i)
+                    .iter()
+                    .zip(gy.row(i))
+                    .map(|(a, b)| a - b)
+                    .collect();
+                let x0 = x.row(i);
+                // Hyperplane f + w.(p + d - cur) = 0, i.e. w.d = -(f + w.(p - cur)).
+                let d_cur = project_hyperplane(&w, -f, &cur[i], budget.norm, budget.lo, budget.hi);
+                let c0 = -(f + dot(&w, &diff(x0, &cur[i])));
+                let d_orig = project_hyperplane(&w, c0, x0, budget.norm, budget.lo, budget.hi);
+                let n_cur = budget.norm.of(&d_cur);
+                let n_orig = budget.norm.of(&d_orig);
+                let alpha = if n_cur + n_orig > 0.0 {
+                    (n_cur / (n_cur + n_orig)).min(cfg.alpha_max)
+                } else {
+                    0.0
+                };
+                let row = &mut cur[i];
+                for j in 0..row.len() {
+                    row[j] = (1.0 - alpha) * (row[j] + cfg.eta * d_cur[j])
+                        + alpha * (x0[j] + cfg.eta * d_orig[j]);
+                }
+                clip(row, budget.lo, budget.hi);
+            }
+            let pred = predictions(&model.logits(&stack(&cur, &shape))?);
+            for i in 0..n {
+                if pred[i] != y[i] {
+                    let nrm = budget.norm.of(&diff(&cur[i], x.row(i)));
+                    out.smaller(i, &cur[i], nrm);
+                    let x0 = x.row(i);
+                    for (v, &o) in cur[i].iter_mut().zip(x0) {
+                        *v = (1.0 - cfg.beta) * o + cfg.beta * *v;
                     }
                 }
             }
         }
-    }
-    Ok(stack(&best, &shape))
+        Ok(())
+    })?;
+    Ok(out.into_tensor(&shape))
 }
 
 /// Minimal-norm `d` with `w . d = c` and `lo <= p + d <= hi` (or the

@@ -9,7 +9,7 @@
 //! | robust accuracy < 50 %                              | high     |
 //! | relative accuracy drop `(clean - robust)/clean` > 20 % | medium |
 //! | at least one example broken                         | low      |
-//! | nothing broken                                      | info     |
+//! | nothing broken                                      | info, titled "Model held: ..." |
 //!
 //! Possible gradient masking (Athalye et al. 2018; Carlini et al. 2019,
 //! "On Evaluating Adversarial Robustness") is reported when a black-box
@@ -19,8 +19,16 @@
 
 use aisec_core::{Confidence, Finding, Location, Severity};
 
-use crate::eval::{AttackResult, EvasionReport};
+use super::report::{AttackResult, EvasionReport};
 use crate::rules::{BLACK_BOX, GRADIENT_MASKING, WHITE_BOX};
+
+/// Title of a white-box finding when no example was broken.
+pub const HELD_WHITE_BOX: &str =
+    "Model held: white-box attacks found no adversarial example within the budget";
+
+/// Title of a black-box finding when no example was broken.
+pub const HELD_BLACK_BOX: &str =
+    "Model held: query-only attacks found no adversarial example within the budget";
 
 fn severity_for(clean: f64, robust: f64, broken: usize) -> Severity {
     if robust < 0.10 {
@@ -59,14 +67,19 @@ impl EvasionReport {
             if group.is_empty() {
                 continue;
             }
-            let evaluated = group.iter().map(|r| r.evaluated).min().unwrap_or(0);
-            let broken: Vec<bool> = (0..evaluated)
-                .map(|i| group.iter().any(|r| r.success[i]))
+            // Examples every attack of the group finished, or one of them broke.
+            let counted: Vec<usize> = (0..self.n)
+                .filter(|&i| group.iter().all(|r| r.done[i]) || group.iter().any(|r| r.success[i]))
                 .collect();
-            let correct = (0..evaluated)
-                .filter(|&i| self.clean_pred[i] == self.labels[i])
+            let evaluated = counted.len();
+            let correct = counted
+                .iter()
+                .filter(|&&i| self.clean_pred[i] == self.labels[i])
                 .count();
-            let n_broken = broken.iter().filter(|&&b| b).count();
+            let n_broken = counted
+                .iter()
+                .filter(|&&i| group.iter().any(|r| r.success[i]))
+                .count();
             let robust = if evaluated == 0 {
                 f64::NAN
             } else {
@@ -88,6 +101,15 @@ impl EvasionReport {
             let mut f = rule
                 .finding(Location::path(target), evidence)
                 .severity(severity_for(self.clean_accuracy, robust, n_broken))
+                // Nothing broken is below the reporting threshold: say that
+                // the model held instead of the rule's "is evaded".
+                .title(if n_broken > 0 {
+                    rule.title
+                } else if black {
+                    HELD_BLACK_BOX
+                } else {
+                    HELD_WHITE_BOX
+                })
                 .metric("clean_accuracy", json_f64(self.clean_accuracy))
                 .metric("robust_accuracy", json_f64(robust))
                 .metric("norm", self.norm.as_str())
