@@ -200,7 +200,10 @@ pub fn evaluate(
     let out = run_extraction(victim, test, cfg, &ctx).map_err(|e| anyhow::anyhow!("{e}"))?;
     ctx.progress().finish();
     for w in &out.report.warnings {
-        eprintln!("warning: {w}");
+        eprintln!(
+            "warning: {}",
+            aisec_core::render::escape_terminal(&w.to_string())
+        );
     }
     let mut report = Report::new("attack extraction");
     report.add_rules(aisec_attack::RULES);
