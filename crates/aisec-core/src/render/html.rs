@@ -4,11 +4,15 @@
 use std::fmt::Write as _;
 
 use super::compact;
+use super::escape::{escape_terminal, is_dangerous};
 use crate::finding::Severity;
 use crate::report::Report;
 use crate::taxonomy::{atlas_label, owasp_label};
 
-/// Escapes text for HTML element content and attribute values.
+/// Escapes text for HTML element content and attribute values. Control
+/// and bidirectional formatting characters (other than newline and tab,
+/// which `pre-wrap` shows as layout) are written visibly, as in the text
+/// report, so a right-to-left override cannot reorder a name on the page.
 pub fn escape_html(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
@@ -18,6 +22,11 @@ pub fn escape_html(s: &str) -> String {
             '>' => o.push_str("&gt;"),
             '"' => o.push_str("&quot;"),
             '\'' => o.push_str("&#39;"),
+            '\n' | '\t' => o.push(c),
+            c if is_dangerous(c) => {
+                let mut b = [0u8; 4];
+                o.push_str(&escape_terminal(c.encode_utf8(&mut b)));
+            }
             c => o.push(c),
         }
     }
@@ -137,5 +146,13 @@ mod tests {
         let h = html(&r);
         assert!(!h.contains("<script>alert"));
         assert!(h.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    }
+
+    #[test]
+    fn html_shows_controls_and_bidi_visibly() {
+        let h = html(&crate::render::tests::hostile());
+        assert!(!h.chars().any(|c| c != '\n' && is_dangerous(c)), "{h}");
+        assert!(h.contains(r"a\u{9b}31m\u{202e}lkp.txt"), "{h}");
+        assert_eq!(escape_html("a\nb\tc"), "a\nb\tc");
     }
 }
