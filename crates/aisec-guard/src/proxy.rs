@@ -1284,15 +1284,16 @@ pub struct RunningGuard {
 
 impl RunningGuard {
     /// Stops accepting connections, lets in-flight requests finish, and waits.
-    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+    pub async fn shutdown(mut self) -> Result<(), crate::error::GuardError> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         for w in &self.watchers {
             w.abort();
         }
-        (&mut self.handle).await??;
-        Ok(())
+        (&mut self.handle)
+            .await?
+            .map_err(crate::error::GuardError::io("serve connections"))
     }
 }
 
@@ -1308,14 +1309,29 @@ pub struct StartOptions {
 }
 
 /// Binds the listener and serves until [`RunningGuard::shutdown`].
-pub async fn start(policy: Policy, opts: StartOptions) -> anyhow::Result<RunningGuard> {
+pub async fn start(
+    policy: Policy,
+    opts: StartOptions,
+) -> Result<RunningGuard, crate::error::GuardError> {
+    use crate::error::GuardError;
     let listen: SocketAddr = match opts.listen {
         Some(a) => a,
-        None => policy.server.listen.parse()?,
+        None => policy
+            .server
+            .listen
+            .parse()
+            .map_err(|source| GuardError::ListenAddress {
+                value: policy.server.listen.clone(),
+                source,
+            })?,
     };
     let state = GuardState::new(policy, opts.policy_path.clone());
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let addr = listener.local_addr()?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(GuardError::io(format!("bind {listen}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(GuardError::io("read the bound address"))?;
     let (tx, rx) = oneshot::channel::<()>();
     let app = router(state.clone());
     let handle = tokio::spawn(async move {

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::detect::{self, Context, Outcome, Verdict};
+use crate::error::ProbeError;
 use crate::probes::{Check, Family, Probe};
 use crate::target::{Message, Target, TargetKind};
 
@@ -525,15 +526,18 @@ struct JournalHeader {
 /// Largest journal line read back on resume.
 const MAX_JOURNAL_LINE: usize = 64 << 20;
 
-fn load_journal(path: &PathBuf) -> anyhow::Result<(u64, HashMap<String, AttemptRecord>)> {
-    let f = std::fs::File::open(path)
-        .map_err(|e| anyhow::anyhow!("cannot open journal {}: {e}", path.display()))?;
+fn load_journal(path: &PathBuf) -> crate::error::Result<(u64, HashMap<String, AttemptRecord>)> {
+    let f = std::fs::File::open(path).map_err(ProbeError::file("open journal", path))?;
     let mut lines = std::io::BufReader::new(f).lines();
     let first = lines
         .next()
-        .ok_or_else(|| anyhow::anyhow!("journal {} is empty", path.display()))??;
-    let header: JournalHeader = serde_json::from_str(&first)
-        .map_err(|e| anyhow::anyhow!("{} is not an aisec probe journal: {e}", path.display()))?;
+        .ok_or_else(|| ProbeError::EmptyJournal(path.clone()))?
+        .map_err(ProbeError::file("read journal", path))?;
+    let header: JournalHeader =
+        serde_json::from_str(&first).map_err(|source| ProbeError::NotAJournal {
+            path: path.clone(),
+            source,
+        })?;
     let mut done = HashMap::new();
     for line in lines {
         let Ok(line) = line else { break };
@@ -551,7 +555,7 @@ fn load_journal(path: &PathBuf) -> anyhow::Result<(u64, HashMap<String, AttemptR
 }
 
 /// Runs `probes` against the configured target.
-pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> anyhow::Result<RunOutcome> {
+pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> crate::error::Result<RunOutcome> {
     cfg.target.validate()?;
     if let Some(j) = &cfg.judge {
         j.validate()?;
@@ -562,10 +566,7 @@ pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> anyhow::Result<Ru
         (Some(p), false)
             if p.exists() && std::fs::metadata(p).map(|m| m.len() > 0).unwrap_or(false) =>
         {
-            anyhow::bail!(
-                "journal {} already exists: pass --resume to continue that run, or remove it",
-                p.display()
-            )
+            return Err(ProbeError::JournalExists(p.clone()))
         }
         _ => (
             cfg.seed.unwrap_or_else(|| rand::thread_rng().gen()),
@@ -579,17 +580,16 @@ pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> anyhow::Result<Ru
                 .create(true)
                 .append(true)
                 .open(p)
-                .map_err(|e| anyhow::anyhow!("cannot write journal {}: {e}", p.display()))?;
+                .map_err(ProbeError::file("write journal", p))?;
             if fresh {
-                writeln!(
-                    f,
-                    "{}",
-                    serde_json::to_string(&JournalHeader {
-                        aisec_probe_journal: 1,
-                        seed
-                    })?
-                )?;
-                f.flush()?;
+                let header = serde_json::to_string(&JournalHeader {
+                    aisec_probe_journal: 1,
+                    seed,
+                })
+                .map_err(ProbeError::Serialise)?;
+                writeln!(f, "{header}")
+                    .and_then(|()| f.flush())
+                    .map_err(ProbeError::file("write journal", p))?;
             }
             Some(f)
         }
@@ -623,7 +623,8 @@ pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> anyhow::Result<Ru
         .timeout(cfg.timeout)
         .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
         .pool_max_idle_per_host(cfg.concurrency.max(1))
-        .build()?;
+        .build()
+        .map_err(ProbeError::Client)?;
     let concurrency = cfg.concurrency.clamp(1, 1024);
     let sh = Arc::new(Shared {
         limiter: RateLimiter::new(cfg.rate),
@@ -665,10 +666,12 @@ pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> anyhow::Result<Ru
         tokio::select! {
             joined = set.join_next() => {
                 let Some(joined) = joined else { break };
-                let rec = joined.map_err(|e| anyhow::anyhow!("probe task failed: {e}"))?;
-                if let Some(f) = journal.as_mut() {
-                    writeln!(f, "{}", serde_json::to_string(&rec)?)?;
-                    f.flush()?;
+                let rec = joined?;
+                if let (Some(f), Some(p)) = (journal.as_mut(), sh.cfg.journal.as_ref()) {
+                    let line = serde_json::to_string(&rec).map_err(ProbeError::Serialise)?;
+                    writeln!(f, "{line}")
+                        .and_then(|()| f.flush())
+                        .map_err(ProbeError::file("write journal", p))?;
                 }
                 records.push(rec);
             }
@@ -695,19 +698,22 @@ pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> anyhow::Result<Ru
 }
 
 /// Writes every attempt as one JSON line (the `--transcripts` file).
-pub fn write_transcripts(path: &std::path::Path, records: &[AttemptRecord]) -> anyhow::Result<()> {
+pub fn write_transcripts(
+    path: &std::path::Path,
+    records: &[AttemptRecord],
+) -> crate::error::Result<()> {
     let mut f = std::io::BufWriter::new(
-        std::fs::File::create(path)
-            .map_err(|e| anyhow::anyhow!("cannot write transcripts {}: {e}", path.display()))?,
+        std::fs::File::create(path).map_err(ProbeError::file("write transcripts", path))?,
     );
     for r in records {
-        let mut v = serde_json::to_value(r)?;
+        let mut v = serde_json::to_value(r).map_err(ProbeError::Serialise)?;
         if let Some(o) = v.as_object_mut() {
             o.insert("hit".into(), r.is_hit().into());
         }
-        writeln!(f, "{}", serde_json::to_string(&v)?)?;
+        writeln!(f, "{v}").map_err(ProbeError::file("write transcripts", path))?;
     }
-    f.flush()?;
+    f.flush()
+        .map_err(ProbeError::file("write transcripts", path))?;
     Ok(())
 }
 

@@ -12,6 +12,7 @@ mod registry;
 
 use std::process::ExitCode;
 
+use aisec_core::render::escape_terminal;
 use clap::{Parser, Subcommand};
 
 /// aisec: AI/ML security in one binary.
@@ -69,7 +70,9 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
-            eprintln!("aisec: error: {e:#}");
+            // Error chains quote file and member names: print them escaped.
+            let msg = format!("{e:#}");
+            eprintln!("aisec: error: {}", escape_terminal(&msg));
             ExitCode::from(aisec_core::ExitStatus::Error.code() as u8)
         }
     }

@@ -129,8 +129,7 @@ pub fn run(a: InversionArgs) -> anyhow::Result<i32> {
     let show = !a.no_progress && std::io::stderr().is_terminal();
     let ctx = crate::cmd::attack::attack_context(show);
     let start = std::time::Instant::now();
-    let r = run_inversion(&model, &cfg, reference.as_ref(), &ctx)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let r = run_inversion(&model, &cfg, reference.as_ref(), &ctx)?;
     ctx.progress().finish();
     let name = a.model.display().to_string();
     let mut report = Report::new("attack inversion");
@@ -150,11 +149,11 @@ pub fn run(a: InversionArgs) -> anyhow::Result<i32> {
     report.finish();
     if let Some(p) = &a.save_png {
         r.save_png(p)
-            .map_err(|e| anyhow::anyhow!("cannot save {}: {e}", p.display()))?;
+            .with_context(|| format!("cannot save {}", p.display()))?;
     }
     if let Some(p) = &a.save_npz {
         r.save_npz(p)
-            .map_err(|e| anyhow::anyhow!("cannot save {}: {e}", p.display()))?;
+            .with_context(|| format!("cannot save {}", p.display()))?;
     }
     emit(&report, &a.output)
 }

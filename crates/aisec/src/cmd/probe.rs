@@ -202,7 +202,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<aisec_core::Report> {
         .buffs
         .iter()
         .map(|b| Buff::parse(b))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let probes = aisec_probe::probes::select(&args.probes, &buffs)?;
     let mut cfg = RunConfig::new(target);
     cfg.concurrency = args.concurrency.max(1);
