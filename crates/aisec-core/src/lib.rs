@@ -6,10 +6,12 @@
 //! A [`Report`] gathers findings, the rules they cite and any errors, and the
 //! [`render`] module turns it into text, JSON, SARIF 2.1.0, HTML or an ATLAS
 //! Navigator layer. [`run`] is the contract long-running work shares with
-//! the CLI: a cancel flag and a progress sink. Nothing here knows about file
+//! the CLI: a cancel flag and a progress sink. [`json`] reads untrusted
+//! JSON within byte, depth and element bounds. Nothing here knows about file
 //! formats, models or HTTP.
 
 pub mod finding;
+pub mod json;
 pub mod render;
 pub mod report;
 pub mod rule;
