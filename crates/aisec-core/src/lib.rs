@@ -10,13 +10,16 @@
 //! text output uses to print untrusted names. [`run`] is the contract
 //! long-running work shares with the CLI: a cancel flag and a progress sink.
 //!
-//! Two small, pure, bounded byte readers live here because crates that do
+//! Three small, pure, bounded readers live here because crates that do
 //! not depend on each other need them: [`protobuf`] (the wire format, read
-//! by `aisec-formats` when scanning and by `aisec-model` when loading ONNX)
-//! and [`npy`] (`.npy` headers, read by `aisec-pickle` and `aisec-model`).
-//! Nothing here does I/O, knows about models or speaks HTTP.
+//! by `aisec-formats` when scanning and by `aisec-model` when loading ONNX),
+//! [`npy`] (`.npy` headers, read by `aisec-pickle` and `aisec-model`) and
+//! [`json`] (untrusted JSON within byte, depth and element bounds, read by
+//! the scan parsers and the guard). Nothing here does I/O, knows about
+//! models or speaks HTTP.
 
 pub mod finding;
+pub mod json;
 pub mod npy;
 pub mod protobuf;
 pub mod render;

@@ -732,8 +732,19 @@ async fn openai(
             &format!("request body over {} bytes", p.policy.server.max_body_bytes),
         );
     }
-    let mut json: Value = match serde_json::from_slice(&body) {
+    // Bounded by structure as well as bytes: an object-bomb body takes ~90x
+    // its size once parsed (issue 19).
+    let limits = aisec_core::json::JsonLimits::BODY.with_max_bytes(p.policy.server.max_body_bytes);
+    let mut json: Value = match aisec_core::json::from_slice(&body, &limits) {
         Ok(v @ Value::Object(_)) => v,
+        Err(e) if e.is_limit() => {
+            finish("reject", StatusCode::PAYLOAD_TOO_LARGE, &[], Duration::ZERO);
+            return json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request_too_complex",
+                &format!("request body not parsed: {e}"),
+            );
+        }
         _ => {
             finish("reject", StatusCode::BAD_REQUEST, &[], Duration::ZERO);
             return json_error(
@@ -1165,7 +1176,9 @@ async fn passthrough(
         );
     }
     if route == "kserve_infer" {
-        let parsed = serde_json::from_slice::<Value>(&body).ok();
+        let limits =
+            aisec_core::json::JsonLimits::BODY.with_max_bytes(p.policy.server.max_body_bytes);
+        let parsed = aisec_core::json::from_slice::<Value>(&body, &limits).ok();
         let fp_text = parsed
             .as_ref()
             .and_then(|v| v.get("inputs"))
