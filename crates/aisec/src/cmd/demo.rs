@@ -131,19 +131,19 @@ fn merge(into: &mut aisec_core::Report, from: aisec_core::Report) {
 }
 
 /// The CNN trained on scikit-learn's 8x8 digits (see
-/// crates/aisec-model/tests/fixtures/README.md for its source and licence),
+/// crates/aisec/assets/README.md for its source and licence),
 /// and 16 test digits with their labels.
 const DIGITS_CNN: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../aisec-model/tests/fixtures/digits_cnn.onnx"
+    "/assets/digits_cnn.onnx"
 ));
 const DIGITS_X: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../aisec-model/tests/fixtures/digits_cnn.x.npy"
+    "/assets/digits_cnn.x.npy"
 ));
 const DIGITS_Y: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../aisec-model/tests/fixtures/digits_cnn.y.npy"
+    "/assets/digits_cnn.y.npy"
 ));
 
 /// Writes the bundled digits CNN to `dir/models/digits_cnn.onnx`.

@@ -275,15 +275,9 @@ pub fn run(a: ExtractionArgs) -> anyhow::Result<i32> {
 }
 
 /// The whole 8x8 digits data set (uint8, values 0..16; CC BY 4.0, see
-/// crates/aisec-model/tests/fixtures/digits/README.md).
-const DIGITS_X: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../aisec-model/tests/fixtures/digits/x.npy"
-));
-const DIGITS_Y: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../aisec-model/tests/fixtures/digits/y.npy"
-));
+/// crates/aisec/assets/README.md).
+const DIGITS_X: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/digits.x.npy"));
+const DIGITS_Y: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/digits.y.npy"));
 
 /// `aisec demo`'s extraction section: steals `victim_path` (the bundled
 /// digits CNN) with 50 and 200 in-distribution queries of its

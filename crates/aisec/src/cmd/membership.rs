@@ -392,15 +392,9 @@ fn short_name(name: &str) -> &str {
 }
 
 /// The bundled 8x8 digits (scikit-learn's copy of the UCI set, CC BY 4.0;
-/// see crates/aisec-model/tests/fixtures/digits/README.md).
-const DIGITS_X: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../aisec-model/tests/fixtures/digits/x.npy"
-));
-const DIGITS_Y: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../aisec-model/tests/fixtures/digits/y.npy"
-));
+/// see crates/aisec/assets/README.md).
+const DIGITS_X: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/digits.x.npy"));
+const DIGITS_Y: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/digits.y.npy"));
 
 /// Examples the demo uses (members plus non-members).
 const DEMO_EXAMPLES: usize = 500;
