@@ -2,7 +2,6 @@
 //! (Knockoff Nets / Copycat CNN / Jacobian augmentation) and report the
 //! surrogate's fidelity and accuracy against the number of queries.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use aisec_attack::extraction::{
@@ -19,7 +18,7 @@ use rand::SeedableRng;
 
 use crate::cmd::attack::{load_inputs, load_labels};
 pub use crate::cmd::target::{load_local, VictimArgs};
-use crate::output::{emit, OutputArgs};
+use crate::output::OutputArgs;
 
 /// Arguments of `aisec attack extraction`.
 #[derive(Debug, clap::Args)]
@@ -266,12 +265,12 @@ pub fn run(a: ExtractionArgs) -> anyhow::Result<i32> {
     cfg.hi = a.hi;
     cfg.query_batch = a.query_batch.max(1);
     cfg.seed = a.seed;
-    let show = !a.no_progress && std::io::stderr().is_terminal();
+    let show = crate::run::show_progress(a.no_progress);
     let (report, out) = evaluate(v, &test, &cfg, &name, show)?;
     if let (Some(dir), Some(m)) = (&a.save_surrogate, &out.surrogate) {
         save_surrogate(m, &cfg.surrogate, dir)?;
     }
-    emit(&report, &a.output)
+    crate::run::finish(report, &a.output)
 }
 
 /// The whole 8x8 digits data set (uint8, values 0..16; CC BY 4.0, see

@@ -1,7 +1,6 @@
 //! `aisec attack inversion`: MI-Face class-representative reconstruction
 //! (Fredrikson et al. 2015) with input gradients of a local model.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use aisec_attack::inversion::{run_inversion, InversionConfig, InversionCost};
@@ -11,7 +10,7 @@ use anyhow::{bail, Context};
 
 use crate::cmd::attack::{load_inputs, load_labels};
 use crate::cmd::extraction::load_local;
-use crate::output::{emit, OutputArgs};
+use crate::output::OutputArgs;
 
 /// Arguments of `aisec attack inversion`.
 #[derive(Debug, clap::Args)]
@@ -126,7 +125,7 @@ pub fn run(a: InversionArgs) -> anyhow::Result<i32> {
         }
         _ => None,
     };
-    let show = !a.no_progress && std::io::stderr().is_terminal();
+    let show = crate::run::show_progress(a.no_progress);
     let ctx = crate::cmd::attack::attack_context(show);
     let start = std::time::Instant::now();
     let r = run_inversion(&model, &cfg, reference.as_ref(), &ctx)
@@ -156,5 +155,5 @@ pub fn run(a: InversionArgs) -> anyhow::Result<i32> {
         r.save_npz(p)
             .map_err(|e| anyhow::anyhow!("cannot save {}: {e}", p.display()))?;
     }
-    emit(&report, &a.output)
+    crate::run::finish(report, &a.output)
 }

@@ -2,7 +2,6 @@
 //! output scores (loss threshold and LiRA with shadow models), measured
 //! against known members and non-members.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use aisec_attack::membership::{
@@ -17,7 +16,7 @@ use aisec_model::{Classifier, Tensor};
 use anyhow::{bail, Context};
 
 use crate::cmd::attack::{load_inputs, load_labels};
-use crate::output::{emit, OutputArgs};
+use crate::output::OutputArgs;
 
 /// Arguments of `aisec attack membership`.
 #[derive(Debug, clap::Args)]
@@ -362,7 +361,7 @@ pub fn run(a: MembershipArgs) -> anyhow::Result<i32> {
         (Some(px), Some(py)) => Some(load_set(px, py, a.scale)?),
         _ => None,
     };
-    let show = !a.no_progress && std::io::stderr().is_terminal();
+    let show = crate::run::show_progress(a.no_progress);
     let (report, result) = evaluate(
         target,
         &x,
@@ -384,7 +383,7 @@ pub fn run(a: MembershipArgs) -> anyhow::Result<i32> {
         std::fs::write(p, serde_json::to_vec(&result.scores_json())?)
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
-    emit(&report, &a.output)
+    crate::run::finish(report, &a.output)
 }
 
 fn short_name(name: &str) -> &str {

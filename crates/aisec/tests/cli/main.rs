@@ -5,6 +5,7 @@
 mod util;
 
 mod attack;
+mod exit_codes;
 mod membership;
 mod privacy;
 mod scan;

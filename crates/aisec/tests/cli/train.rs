@@ -182,7 +182,7 @@ fn bad_inputs_are_clear_errors() {
 
 #[cfg(unix)]
 #[test]
-fn ctrl_c_writes_a_checkpoint_and_exits_cleanly() {
+fn ctrl_c_writes_a_checkpoint_and_exits_130() {
     let d = tempfile::tempdir().unwrap();
     let spec = d.path().join("mlp.json");
     std::fs::write(&spec, MLP).unwrap();
@@ -203,7 +203,7 @@ fn ctrl_c_writes_a_checkpoint_and_exits_cleanly() {
         .unwrap();
     assert!(st.success());
     let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(2), "interrupted runs exit 2");
+    assert_eq!(o.status.code(), Some(130), "interrupted runs exit 130");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let msg = v["errors"][0]["message"].as_str().unwrap();
     assert!(msg.contains("--resume"), "{msg}");
