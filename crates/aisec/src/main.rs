@@ -9,6 +9,7 @@
 //! written, marked incomplete).
 
 mod cmd;
+mod data;
 mod output;
 mod registry;
 mod run;

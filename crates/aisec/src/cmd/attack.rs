@@ -12,6 +12,7 @@ use aisec_model::{Classifier, Differentiable, OnnxModel, Tensor};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::data::{check_inputs, check_labels, Fix};
 use crate::output::OutputArgs;
 
 /// Arguments of `aisec attack`.
@@ -96,12 +97,12 @@ pub struct EvasionArgs {
     #[arg(long, default_value_t = 40)]
     pub steps: usize,
 
-    /// Lowest valid input value.
-    #[arg(long, default_value_t = 0.0)]
+    /// Lowest valid input value (inputs below it are an error).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub lo: f32,
 
-    /// Highest valid input value.
-    #[arg(long, default_value_t = 1.0)]
+    /// Highest valid input value (inputs above it are an error: rescale them with --scale).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub hi: f32,
 
     /// Target class for targeted attacks.
@@ -380,6 +381,8 @@ fn evasion(a: EvasionArgs) -> anyhow::Result<i32> {
         .with_context(|| format!("cannot load model {}", a.model.display()))?;
     let show = crate::run::show_progress(a.no_progress);
     let data = load_data(&a, &model, show)?;
+    check_inputs(&data.x, "inputs", a.lo, a.hi, Fix::ScaleOrValueRange)?;
+    check_labels(&data.y, model.num_classes(), "labels")?;
     let name = a.model.display().to_string();
     let (report, result) = if a.mean.is_empty() && a.std.is_empty() {
         evaluate(&model, &data.x, &data.y, &cfg, &name, show)?

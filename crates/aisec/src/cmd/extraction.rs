@@ -103,12 +103,12 @@ pub struct ExtractionArgs {
     #[arg(long, default_value_t = 64)]
     pub query_batch: usize,
 
-    /// Lowest valid input value.
-    #[arg(long, default_value_t = 0.0)]
+    /// Lowest valid input value (inputs below it are an error).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub lo: f32,
 
-    /// Highest valid input value.
-    #[arg(long, default_value_t = 1.0)]
+    /// Highest valid input value (inputs above it are an error: rescale them with --scale).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub hi: f32,
 
     /// Random seed (runs are deterministic for a seed).
@@ -145,7 +145,16 @@ fn first_rows(x: &Tensor, n: usize, seed: u64) -> Tensor {
 fn strategy(a: &ExtractionArgs, shape: &[usize]) -> anyhow::Result<(QueryStrategy, String)> {
     let qscale = a.query_scale.or(a.scale);
     let pool = match &a.query_set {
-        Some(p) => Some(scaled(load_inputs(p)?, qscale)),
+        Some(p) => {
+            let x = scaled(load_inputs(p)?, qscale);
+            let fix = crate::data::Fix::Scale(if a.query_scale.is_some() {
+                "--query-scale"
+            } else {
+                "--scale (or --query-scale)"
+            });
+            crate::data::check_inputs(&x, "--query-set", a.lo, a.hi, fix)?;
+            Some(x)
+        }
         None => None,
     };
     Ok(match a.query_data.as_str() {
@@ -238,6 +247,15 @@ pub fn run(a: ExtractionArgs) -> anyhow::Result<i32> {
     let shape = v.input_shape().to_vec();
     let x = scaled(load_inputs(&a.test_inputs)?, a.scale);
     let y = load_labels(&a.test_labels)?;
+    crate::data::check_lengths(&x, &y, "--test-inputs")?;
+    crate::data::check_inputs(
+        &x,
+        "--test-inputs",
+        a.lo,
+        a.hi,
+        crate::data::Fix::Scale("--scale"),
+    )?;
+    crate::data::check_labels(&y, v.num_classes(), "--test-labels")?;
     let test = Dataset::new(x, y)?;
     let surrogate = match &a.surrogate_arch {
         Some(p) => {

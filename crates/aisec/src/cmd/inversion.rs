@@ -59,12 +59,12 @@ pub struct InversionArgs {
     #[arg(long)]
     pub start: Option<f32>,
 
-    /// Lowest valid input value.
-    #[arg(long, default_value_t = 0.0)]
+    /// Lowest valid input value (inputs below it are an error).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub lo: f32,
 
-    /// Highest valid input value.
-    #[arg(long, default_value_t = 1.0)]
+    /// Highest valid input value (inputs above it are an error: rescale them with --scale).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub hi: f32,
 
     /// Reference inputs (.npy or IDX) to compare reconstructions with class means.
@@ -121,7 +121,21 @@ pub fn run(a: InversionArgs) -> anyhow::Result<i32> {
             if let Some(s) = a.scale {
                 x.data.iter_mut().for_each(|v| *v *= s);
             }
-            Some(Dataset::new(x, load_labels(yp)?)?)
+            let y = load_labels(yp)?;
+            crate::data::check_lengths(&x, &y, "--reference-inputs")?;
+            crate::data::check_inputs(
+                &x,
+                "--reference-inputs",
+                a.lo,
+                a.hi,
+                crate::data::Fix::Scale("--scale"),
+            )?;
+            crate::data::check_labels(
+                &y,
+                aisec_model::Classifier::num_classes(&model),
+                "--reference-labels",
+            )?;
+            Some(Dataset::new(x, y)?)
         }
         _ => None,
     };

@@ -339,6 +339,10 @@ pub fn run(a: TrainArgs) -> anyhow::Result<i32> {
         }
     }
 
+    crate::data::check_finite(&train.x, "training data")?;
+    if let Some(v) = &val {
+        crate::data::check_finite(&v.x, "validation data")?;
+    }
     let mut model = OnnxModel::from_spec(&spec, cfg.seed)?;
     let classes = aisec_model::Classifier::num_classes(&model);
     for (name, d) in [("training", Some(&train)), ("validation", val.as_ref())] {

@@ -5,6 +5,7 @@
 mod util;
 
 mod attack;
+mod data_checks;
 mod exit_codes;
 mod membership;
 mod privacy;
