@@ -370,8 +370,20 @@ async fn request_once(sh: &Shared, target: &Target, body: &str) -> Result<String
     }
 }
 
+/// The error with its causes (down to the OS error, e.g. "Connection
+/// refused (os error 111)"), each once, and the URL (which may carry a
+/// key) replaced by `<target>`.
 fn without_url(e: &reqwest::Error) -> String {
     let mut s = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !t.is_empty() && !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cause = c.source();
+    }
     if let Some(u) = e.url() {
         s = s.replace(u.as_str(), "<target>");
     }

@@ -2,14 +2,10 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 fn aisec(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_aisec"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run aisec")
+    crate::util::aisec(args).output()
 }
 
 fn json(out: &Output) -> serde_json::Value {
@@ -166,18 +162,13 @@ fn sarif_output_is_well_formed() {
 
 #[test]
 fn stdin_is_scanned() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_aisec"))
-        .args(["scan", "-", "--format", "json"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
     // posix.system('id') at protocol 2
     let payload = b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R.";
-    child.stdin.take().unwrap().write_all(payload).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let r = json(&out);
+    let out = crate::util::aisec(&["scan", "-", "--format", "json"])
+        .stdin(payload)
+        .run();
+    out.expect_code(1);
+    let r = out.json();
     assert_eq!(max_severity_under(&r, "-").as_deref(), Some("critical"));
 }
 
