@@ -2,7 +2,7 @@
 //! input and for every float weight.
 
 use super::*;
-use crate::onnx::proto::{GraphP, NodeP, TensorP, ValueInfoP};
+use crate::onnx::proto::{AttrVal, GraphP, NodeP, TensorP, ValueInfoP};
 
 /// Distinct, well-separated pseudo-random values in [-1, 1] (a shuffled
 /// grid, so max-pool ties and ReLU kinks are at least 2/n apart).
