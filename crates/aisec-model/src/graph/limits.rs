@@ -132,3 +132,179 @@ impl<'a> Cx<'a> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Issue 19: windowed ops with huge pads asked for 160-480 GB, and a
+    //! pad that passed the batch-1 dry run at load wanted 12 GB at batch
+    //! 16. These graphs are built here, a few nodes each.
+
+    use std::sync::Arc;
+
+    use super::super::{Graph, Val};
+    use super::ExecLimits;
+    use crate::classifier::ModelError;
+    use crate::onnx::proto::{AttrVal, GraphP, NodeP, TensorData, TensorP, ValueInfoP};
+
+    fn node(op: &str, ins: &[&str], out: &str, attrs: Vec<(&str, AttrVal)>) -> NodeP {
+        NodeP {
+            name: format!("{op}_{out}"),
+            op_type: op.into(),
+            domain: String::new(),
+            inputs: ins.iter().map(|s| s.to_string()).collect(),
+            outputs: vec![out.into()],
+            attrs: attrs.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        }
+    }
+
+    fn graph(nodes: Vec<NodeP>, inits: Vec<TensorP>, out: &str) -> Graph {
+        let gp = GraphP {
+            nodes,
+            initializers: inits,
+            inputs: vec![ValueInfoP {
+                name: "x".into(),
+                dims: vec![None, Some(1), Some(4), Some(4)],
+            }],
+            outputs: vec![ValueInfoP {
+                name: out.into(),
+                dims: vec![],
+            }],
+        };
+        Graph::compile(&gp, 13).unwrap()
+    }
+
+    fn ones(name: &str, dims: &[usize]) -> TensorP {
+        TensorP {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data: TensorData::F32(vec![1.0; dims.iter().product()]),
+        }
+    }
+
+    fn input(batch: usize) -> Val {
+        Val::F(vec![batch, 1, 4, 4], Arc::new(vec![0.5; batch * 16]))
+    }
+
+    fn pads(p: i64) -> (&'static str, AttrVal) {
+        ("pads", AttrVal::Is(vec![p; 4]))
+    }
+
+    /// Conv, MaxPool and AveragePool with the largest pads the loader
+    /// accepts (2^20 - 1 per side): 4.4e12 outputs per image.
+    fn huge_pad_graphs() -> Vec<Graph> {
+        let p = (1 << 20) - 1;
+        let k = || ("kernel_shape", AttrVal::Is(vec![3, 3]));
+        vec![
+            graph(
+                vec![node("Conv", &["x", "w"], "y", vec![pads(p)])],
+                vec![ones("w", &[1, 1, 3, 3])],
+                "y",
+            ),
+            graph(
+                vec![node("MaxPool", &["x"], "y", vec![k(), pads(p)])],
+                vec![],
+                "y",
+            ),
+            graph(
+                vec![node("AveragePool", &["x"], "y", vec![k(), pads(p)])],
+                vec![],
+                "y",
+            ),
+        ]
+    }
+
+    fn expect_limit(r: Result<impl std::fmt::Debug, ModelError>, what: &str) -> String {
+        match r {
+            Err(e @ ModelError::Limit { .. }) => e.to_string(),
+            other => panic!("{what}: expected a Limit error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn huge_pads_are_refused_before_allocating() {
+        for g in huge_pad_graphs() {
+            let op = g.nodes[0].op_type.clone();
+            let msg = expect_limit(g.forward(input(1)).map(|_| ()), &op);
+            assert!(msg.contains("output") && msg.contains(&op), "{msg}");
+        }
+    }
+
+    #[test]
+    fn the_check_uses_the_real_batch() {
+        // 20 pads per side: a 42x42 output per image (1,764 elements;
+        // Conv's unfolded input 9 times that). Under a 20,000-element
+        // tensor bound batch 1 runs and batch 16 (28,224 output elements)
+        // is refused, for each windowed op.
+        let limits = ExecLimits {
+            max_tensor_elems: 20_000,
+            ..ExecLimits::default()
+        };
+        let k = || ("kernel_shape", AttrVal::Is(vec![3, 3]));
+        for mut g in [
+            graph(
+                vec![node("Conv", &["x", "w"], "y", vec![pads(20)])],
+                vec![ones("w", &[1, 1, 3, 3])],
+                "y",
+            ),
+            graph(
+                vec![node("MaxPool", &["x"], "y", vec![k(), pads(20)])],
+                vec![],
+                "y",
+            ),
+            graph(
+                vec![node("AveragePool", &["x"], "y", vec![k(), pads(20)])],
+                vec![],
+                "y",
+            ),
+        ] {
+            g.limits = limits;
+            let op = g.nodes[0].op_type.clone();
+            let t = g.forward(input(1)).unwrap();
+            assert_eq!(g.output_of(&t).unwrap().shape(), &[1, 1, 42, 42], "{op}");
+            let msg = expect_limit(g.forward(input(16)).map(|_| ()), &op);
+            assert!(msg.contains("28224"), "{op}: {msg}");
+        }
+    }
+
+    #[test]
+    fn the_whole_pass_is_bounded() {
+        // Ten Relus, 16 * 16 elements each: every tensor fits a 1,000
+        // bound, the pass (2,560 elements) does not fit 2,000.
+        let mut nodes = Vec::new();
+        let mut prev = "x".to_string();
+        for i in 0..10 {
+            let out = format!("r{i}");
+            nodes.push(node("Relu", &[&prev], &out, vec![]));
+            prev = out;
+        }
+        let mut g = graph(nodes, vec![], &prev);
+        g.limits = ExecLimits {
+            max_tensor_elems: 1_000,
+            max_pass_elems: 2_000,
+            ..ExecLimits::default()
+        };
+        let msg = expect_limit(g.forward(input(16)).map(|_| ()), "relu chain");
+        assert!(msg.contains("forward pass"), "{msg}");
+        // Within the bound it runs.
+        g.limits.max_pass_elems = 3_000;
+        assert!(g.forward(input(16)).is_ok());
+    }
+
+    #[test]
+    fn multiply_accumulates_are_bounded() {
+        // [b, 1, 4, 4] x [4, 4] is 64 MACs per image.
+        let w = TensorP {
+            name: "w".into(),
+            dims: vec![4, 4],
+            data: TensorData::F32(vec![0.25; 16]),
+        };
+        let mut g = graph(vec![node("MatMul", &["x", "w"], "y", vec![])], vec![w], "y");
+        g.limits.max_pass_macs = 1_000;
+        assert!(g.forward(input(15)).is_ok());
+        let msg = expect_limit(g.forward(input(16)).map(|_| ()), "matmul");
+        assert!(
+            msg.contains("1024") && msg.contains("multiply-accumulates"),
+            "{msg}"
+        );
+    }
+}
