@@ -763,7 +763,7 @@ fn unsupported_forms_are_refused() {
             "Pad",
             &["x", "p"],
             &["y"],
-            vec![("mode", AttrVal::S("reflect".into()))],
+            vec![("mode", AttrVal::S("wrap".into()))],
         )],
         initializers: vec![it("p", &[4], &[0, 1, 0, 1])],
         inputs: vec![ValueInfoP {
@@ -1497,4 +1497,68 @@ fn recurrent_forms_without_support_are_named() {
         matches!(e, ModelError::Unsupported { ref op, .. } if op.contains("sequence_lens")),
         "{e}"
     );
+}
+
+#[test]
+fn pad_reflect_and_edge_values() {
+    // np.pad([1, 2, 3], (2, 4), mode) for each mode; reflect past the
+    // edge folds back (numpy's semantics, which ONNX's reference uses).
+    for (mode, want) in [
+        ("reflect", [3.0, 2.0, 1.0, 2.0, 3.0, 2.0, 1.0, 2.0, 3.0]),
+        ("edge", [1.0, 1.0, 1.0, 2.0, 3.0, 3.0, 3.0, 3.0, 3.0]),
+    ] {
+        let g = one_node_graph(
+            node(
+                "Pad",
+                &["x", "p"],
+                &["y"],
+                vec![("mode", AttrVal::S(mode.into()))],
+            ),
+            vec![it("p", &[4], &[0, 2, 0, 4])],
+            &[1, 3],
+        );
+        let t = run(&g, &[1.0, 2.0, 3.0], &[1, 3]);
+        match g.output_of(&t).unwrap() {
+            Val::F(s, d) => {
+                assert_eq!(s, &[1, 9], "{mode}");
+                assert_eq!(d.as_slice(), want.as_slice(), "{mode}");
+            }
+            Val::I(..) => panic!("integer output"),
+        }
+    }
+}
+
+#[test]
+fn pad_reflect_and_edge_gradients() {
+    // Pads wider than the axis on one side (reflect folds twice), a
+    // length-1 axis, and the opset-2 attribute form.
+    for mode in ["reflect", "edge"] {
+        check_op(
+            vec![node(
+                "Pad",
+                &["x", "p"],
+                &["y"],
+                vec![("mode", AttrVal::S(mode.into()))],
+            )],
+            vec![it("p", &[6], &[0, 1, 4, 0, 2, 1])],
+            &[2, 3, 3],
+            13,
+            id,
+        );
+        check_op(
+            vec![node(
+                "Pad",
+                &["x"],
+                &["y"],
+                vec![
+                    ("mode", AttrVal::S(mode.into())),
+                    ("pads", ints(&[0, 2, 1, 0, 1, 3])),
+                ],
+            )],
+            vec![],
+            &[2, 1, 4],
+            10,
+            id,
+        );
+    }
 }
