@@ -1562,3 +1562,58 @@ fn pad_reflect_and_edge_gradients() {
         );
     }
 }
+
+#[test]
+fn reduce_prod_values_and_gradients() {
+    // Opset 13 axes attribute with keepdims 0, opset 18 axes input, and
+    // all axes; inputs scaled to [-2, 2] so the products are not tiny.
+    let wide = |v: f32| 2.0 * v;
+    check_op(
+        vec![node(
+            "ReduceProd",
+            &["x"],
+            &["y"],
+            vec![("axes", ints(&[1, -1])), ("keepdims", AttrVal::I(0))],
+        )],
+        vec![],
+        &[2, 3, 2],
+        13,
+        wide,
+    );
+    check_op(
+        vec![node("ReduceProd", &["x", "a"], &["y"], vec![])],
+        vec![it("a", &[1], &[0])],
+        &[2, 3, 2],
+        18,
+        wide,
+    );
+    // Zeros in the input: the product is multilinear, so central
+    // differences stay exact at zero and check the zero-count path.
+    check_op(
+        vec![node(
+            "ReduceProd",
+            &["x"],
+            &["y"],
+            vec![("axes", ints(&[1]))],
+        )],
+        vec![],
+        &[3, 4],
+        13,
+        |v| if v.abs() < 0.3 { 0.0 } else { 2.0 * v },
+    );
+    // Values and the exact gradient with one and with two zeros in a row.
+    let g = one_node_graph(
+        node("ReduceProd", &["x"], &["y"], vec![("axes", ints(&[1]))]),
+        vec![],
+        &[3, 3],
+    );
+    let x = [2.0, 3.0, 4.0, 0.0, 3.0, 5.0, 0.0, 0.0, 7.0];
+    let t = run(&g, &x, &[3, 3]);
+    assert_eq!(g.output_of(&t).unwrap().shape(), &[3, 1]);
+    assert_eq!(g.output_of(&t).unwrap().f("y").unwrap(), &[24.0, 0.0, 0.0]);
+    let gr = g.backward(&t, vec![1.0, 1.0, 1.0], &[g.input]).unwrap();
+    assert_eq!(
+        gr[0].as_deref(),
+        Some(&[12.0, 8.0, 6.0, 15.0, 0.0, 0.0, 0.0, 0.0, 0.0][..])
+    );
+}

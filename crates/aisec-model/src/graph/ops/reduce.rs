@@ -1,5 +1,5 @@
-//! Reductions: ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceL1,
-//! ReduceL2, ReduceSumSquare, ReduceLogSumExp; ArgMax/ArgMin; CumSum.
+//! Reductions: ReduceSum, ReduceMean, ReduceMax, ReduceMin, ReduceProd,
+//! ReduceL1, ReduceL2, ReduceSumSquare, ReduceLogSumExp; ArgMax/ArgMin; CumSum.
 
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ pub(super) fn register(r: &mut Registry) {
         ("ReduceMean", Reduction::Mean),
         ("ReduceMax", Reduction::Max),
         ("ReduceMin", Reduction::Min),
+        ("ReduceProd", Reduction::Prod),
         ("ReduceL1", Reduction::L1),
         ("ReduceL2", Reduction::L2),
         ("ReduceSumSquare", Reduction::SumSquare),
@@ -58,6 +59,7 @@ enum Reduction {
     Mean,
     Max,
     Min,
+    Prod,
     L1,
     L2,
     SumSquare,
@@ -163,6 +165,7 @@ impl Op for Reduce {
         let init = match kind {
             Reduction::Max | Reduction::LogSumExp => f32::NEG_INFINITY,
             Reduction::Min => f32::INFINITY,
+            Reduction::Prod => 1.0,
             _ => 0.0,
         };
         let mut r = vec![init; m];
@@ -171,6 +174,7 @@ impl Op for Reduce {
             match kind {
                 Reduction::Max | Reduction::LogSumExp => r[i] = r[i].max(v),
                 Reduction::Min => r[i] = r[i].min(v),
+                Reduction::Prod => r[i] *= v,
                 Reduction::L1 => r[i] += v.abs(),
                 Reduction::L2 | Reduction::SumSquare => r[i] += v * v,
                 Reduction::Sum | Reduction::Mean => r[i] += v,
@@ -241,6 +245,27 @@ impl Op for Reduce {
                     if xd[o] == yd[i] {
                         dx[o] = dy[i] / ties[i];
                     }
+                });
+            }
+            Reduction::Prod => {
+                // d/dx_j of a product is the product of the others. Kept
+                // exact with zeros: count them and multiply the rest
+                // (one zero: only it gets a gradient; two: none does).
+                let mut zeros = vec![0u32; yd.len()];
+                let mut rest = vec![1.0f32; yd.len()];
+                kernels::for_each_bcast(s, [&st], |o, [i]| {
+                    if xd[o] == 0.0 {
+                        zeros[i] += 1;
+                    } else {
+                        rest[i] *= xd[o];
+                    }
+                });
+                kernels::for_each_bcast(s, [&st], |o, [i]| {
+                    dx[o] = match (zeros[i], xd[o] == 0.0) {
+                        (0, _) => dy[i] * rest[i] / xd[o],
+                        (1, true) => dy[i] * rest[i],
+                        _ => 0.0,
+                    };
                 });
             }
             Reduction::L1 => kernels::for_each_bcast(s, [&st], |o, [i]| {
