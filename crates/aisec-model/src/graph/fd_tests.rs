@@ -1617,3 +1617,37 @@ fn reduce_prod_values_and_gradients() {
         Some(&[12.0, 8.0, 6.0, 15.0, 0.0, 0.0, 0.0, 0.0, 0.0][..])
     );
 }
+
+#[test]
+fn shrink_values_and_gradients() {
+    // Soft shrinkage (bias = lambd) and the hard form (bias 0, the
+    // defaults); inputs in [-4, 4] stay at least 0.1 from the kinks.
+    for attrs in [
+        vec![("lambd", attr_f32(0.5)), ("bias", attr_f32(0.5))],
+        vec![],
+    ] {
+        check_op(
+            vec![node("Shrink", &["x"], &["y"], attrs)],
+            vec![],
+            &[2, 5],
+            13,
+            |v| 4.0 * v,
+        );
+    }
+    // torch.nn.functional.softshrink(x, 0.5) reference values.
+    let g = one_node_graph(
+        node(
+            "Shrink",
+            &["x"],
+            &["y"],
+            vec![("lambd", attr_f32(0.5)), ("bias", attr_f32(0.5))],
+        ),
+        vec![],
+        &[5],
+    );
+    let t = run(&g, &[-4.0, -1.5, 0.0, 0.5, 2.5], &[5]);
+    assert_eq!(
+        g.output_of(&t).unwrap().f("y").unwrap(),
+        &[-3.5, -1.0, 0.0, 0.0, 2.0]
+    );
+}

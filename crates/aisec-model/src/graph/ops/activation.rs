@@ -1,6 +1,6 @@
 //! Activations: the pointwise nonlinearities (Relu, Sigmoid, Tanh,
-//! HardSigmoid, HardSwish, Elu, Selu, Celu, ThresholdedRelu, Softplus,
-//! Softsign, Mish), LeakyRelu, Gelu, PRelu, Clip, and Softmax/LogSoftmax.
+//! HardSigmoid, HardSwish, Elu, Selu, Celu, ThresholdedRelu, Shrink,
+//! Softplus, Softsign, Mish), LeakyRelu, Gelu, PRelu, Clip, and Softmax/LogSoftmax.
 
 use std::sync::Arc;
 
@@ -52,6 +52,12 @@ pub(super) fn register(r: &mut Registry) {
     r.add(&["ThresholdedRelu"], |n, _| {
         Ok(Arc::new(Activation(ActivationFn::ThresholdedRelu {
             alpha: attrs::float(n, "alpha", 1.0),
+        })))
+    });
+    r.add(&["Shrink"], |n, _| {
+        Ok(Arc::new(Activation(ActivationFn::Shrink {
+            lambd: attrs::float(n, "lambd", 0.5),
+            bias: attrs::float(n, "bias", 0.0),
         })))
     });
     r.add(&["LeakyRelu"], |n, _| {
@@ -111,6 +117,12 @@ enum ActivationFn {
     ThresholdedRelu {
         alpha: f32,
     },
+    /// `x - bias` above `lambd`, `x + bias` below `-lambd`, else 0 (ONNX
+    /// `Shrink`; soft shrinkage with `bias = lambd`, hard with 0).
+    Shrink {
+        lambd: f32,
+        bias: f32,
+    },
     Softplus,
     Softsign,
     /// `x * tanh(softplus(x))` (Misra, 2019).
@@ -148,6 +160,15 @@ impl ActivationFn {
             ActivationFn::ThresholdedRelu { alpha } => {
                 if x > alpha {
                     x
+                } else {
+                    0.0
+                }
+            }
+            ActivationFn::Shrink { lambd, bias } => {
+                if x < -lambd {
+                    x + bias
+                } else if x > lambd {
+                    x - bias
                 } else {
                     0.0
                 }
@@ -210,6 +231,13 @@ impl ActivationFn {
             }
             ActivationFn::ThresholdedRelu { alpha } => {
                 if x > alpha {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            ActivationFn::Shrink { lambd, .. } => {
+                if x < -lambd || x > lambd {
                     1.0
                 } else {
                     0.0
