@@ -1651,3 +1651,64 @@ fn shrink_values_and_gradients() {
         &[-3.5, -1.0, 0.0, 0.0, 2.0]
     );
 }
+
+#[test]
+fn gather_elements_values_and_gradients() {
+    // torch.gather(x, 1, idx) for x = [[1, 2], [3, 4]], idx = [[0, 0], [1, 0]].
+    let g = one_node_graph(
+        node(
+            "GatherElements",
+            &["x", "i"],
+            &["y"],
+            vec![("axis", AttrVal::I(1))],
+        ),
+        vec![it("i", &[2, 2], &[0, 0, 1, 0])],
+        &[2, 2],
+    );
+    let t = run(&g, &[1.0, 2.0, 3.0, 4.0], &[2, 2]);
+    assert_eq!(
+        g.output_of(&t).unwrap().f("y").unwrap(),
+        &[1.0, 1.0, 4.0, 3.0]
+    );
+    // Repeated indices accumulate their gradients.
+    let gr = g
+        .backward(&t, vec![1.0, 1.0, 1.0, 1.0], &[g.input])
+        .unwrap();
+    assert_eq!(gr[0].as_deref(), Some(&[2.0, 0.0, 1.0, 1.0][..]));
+    // Finite differences: axis 0 with a smaller index tensor and a
+    // negative index, and the last axis.
+    check_op(
+        vec![node("GatherElements", &["x", "i"], &["y"], vec![])],
+        vec![it("i", &[2, 2, 2], &[2, 0, 1, -1, 0, 0, 2, 1])],
+        &[3, 3, 2],
+        13,
+        id,
+    );
+    check_op(
+        vec![node(
+            "GatherElements",
+            &["x", "i"],
+            &["y"],
+            vec![("axis", AttrVal::I(-1))],
+        )],
+        vec![it(
+            "i",
+            &[2, 3, 3],
+            &[0, 1, 1, 0, 0, 0, 1, 0, 1, 1, 1, 0, 0, 1, 0, 1, 0, 0],
+        )],
+        &[2, 3, 2],
+        13,
+        id,
+    );
+    // Out-of-range indices are a shape error, not a panic.
+    let bad = one_node_graph(
+        node("GatherElements", &["x", "i"], &["y"], vec![]),
+        vec![it("i", &[1, 2], &[0, 5])],
+        &[2, 2],
+    );
+    let e = bad
+        .forward(Val::F(vec![2, 2], Arc::new(vec![0.0; 4])))
+        .err()
+        .unwrap();
+    assert!(matches!(e, ModelError::Shape(_)), "{e}");
+}

@@ -1,5 +1,5 @@
 //! Operators that move elements: Transpose, Concat, Split, Slice, Gather,
-//! Expand, Tile, DepthToSpace and SpaceToDepth. Each backward scatters
+//! GatherElements, Expand, Tile, DepthToSpace and SpaceToDepth. Each backward scatters
 //! the gradient back along the same index map.
 
 use std::sync::Arc;
@@ -46,6 +46,11 @@ pub(super) fn register(r: &mut Registry) {
     });
     r.add(&["Gather"], |n, _| {
         Ok(Arc::new(Gather {
+            axis: attrs::int(n, "axis", 0),
+        }))
+    });
+    r.add(&["GatherElements"], |n, _| {
+        Ok(Arc::new(GatherElements {
             axis: attrs::int(n, "axis", 0),
         }))
     });
@@ -526,6 +531,96 @@ impl Op for Gather {
             let (_, map) = self.map(b.node, x.shape(), b.input(1)?)?;
             let dy = b.dy();
             let mut dx = vec![0.0f32; x.numel()];
+            for (o, &i) in map.iter().enumerate() {
+                dx[i] += dy[o];
+            }
+            res[0] = Some(dx);
+        }
+        Ok(res)
+    }
+}
+
+/// `out[i..] = data[i.. with axis coordinate indices[i..]]`: the output
+/// has the indices' shape (`torch.gather`).
+#[derive(Debug)]
+struct GatherElements {
+    axis: i64,
+}
+
+impl GatherElements {
+    /// Output shape and the flat data index each output element reads.
+    fn map(
+        &self,
+        node: &Node,
+        s: &[usize],
+        ind: &Val,
+    ) -> Result<(Vec<usize>, Vec<usize>), ModelError> {
+        let is = ind.shape();
+        let ax = norm_axis(self.axis, s.len(), &node.name)?;
+        if is.len() != s.len()
+            || is
+                .iter()
+                .zip(s)
+                .enumerate()
+                .any(|(a, (&i, &d))| a != ax && i > d)
+        {
+            return Err(shape_err(
+                node,
+                format!("indices {is:?} do not fit data {s:?} on axis {ax}"),
+            ));
+        }
+        checked_numel(is, &node.name)?;
+        let idx = ind.ints();
+        let dim = s[ax] as i64;
+        let ds = kernels::strides(s);
+        // Data offset of each index position with the axis coordinate 0.
+        let base: Vec<usize> = ds
+            .iter()
+            .enumerate()
+            .map(|(a, &d)| if a == ax { 0 } else { d })
+            .collect();
+        let mut map = vec![0usize; idx.len()];
+        let mut bad = None;
+        kernels::for_each_bcast(is, [&base], |o, [b]| {
+            let i = idx[o];
+            let j = if i < 0 { i + dim } else { i };
+            if j < 0 || j >= dim {
+                bad = Some(i);
+            } else {
+                map[o] = b + j as usize * ds[ax];
+            }
+        });
+        if let Some(i) = bad {
+            return Err(shape_err(
+                node,
+                format!("gather index {i} out of range {dim}"),
+            ));
+        }
+        Ok((is.to_vec(), map))
+    }
+}
+
+impl Op for GatherElements {
+    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
+        let node = cx.node;
+        let x = need_in(ins, 0, node)?;
+        let ind = need_in(ins, 1, node)?;
+        let (os, map) = self.map(node, x.shape(), ind)?;
+        cx.alloc(&os)?;
+        match x {
+            Val::F(_, d) => one(fval(os, map.iter().map(|&i| d[i]).collect())),
+            Val::I(_, d) => one(ival(os, map.iter().map(|&i| d[i]).collect())),
+        }
+    }
+
+    fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
+        let mut res = b.none();
+        if b.need(0) {
+            let x = b.input(0)?;
+            let (_, map) = self.map(b.node, x.shape(), b.input(1)?)?;
+            let dy = b.dy();
+            let mut dx = vec![0.0f32; x.numel()];
+            // Repeated indices accumulate (scatter-add).
             for (o, &i) in map.iter().enumerate() {
                 dx[i] += dy[o];
             }
