@@ -15,6 +15,7 @@
 
 pub mod audit;
 pub mod classifier;
+pub mod decode;
 pub mod demo;
 pub mod metrics;
 pub mod modelmon;
@@ -23,6 +24,7 @@ pub mod policy;
 pub mod proxy;
 pub mod rules;
 pub mod scan;
+pub mod serve;
 pub mod text;
 pub mod upstream;
 
