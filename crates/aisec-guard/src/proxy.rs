@@ -719,6 +719,55 @@ fn response_texts(body: &Value) -> Vec<String> {
     out
 }
 
+/// What the input stage found in one parsed request body.
+pub struct InputScreen {
+    texts: Vec<(String, Channel)>,
+    /// The system/developer messages, joined (trusted context for the output scanners).
+    pub system: String,
+    /// Every input detection, the size limit's included.
+    pub detections: Vec<Detection>,
+    per_text: Vec<(String, Vec<Detection>)>,
+}
+
+/// Runs the input scanners over the texts of a parsed `kind` request body:
+/// the entry point of request screening (used by the proxy and the fuzz target).
+pub fn screen_input(p: &Pipeline, kind: RouteKind, json: &Value) -> InputScreen {
+    let texts = request_texts(kind, json, p);
+    let system: String = texts
+        .iter()
+        .filter(|(_, c)| *c == Channel::System)
+        .map(|(ptr, _)| str_at(json, ptr))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut all = Vec::new();
+    let mut per_text = Vec::new();
+    for (ptr, channel) in &texts {
+        let t = str_at(json, ptr);
+        let d = match channel {
+            // The application's own system prompt is trusted for injection purposes.
+            Channel::System => {
+                let mut d = p.scan_input(t);
+                d.retain(|d| d.scanner != "injection" && d.scanner != "unicode");
+                d
+            }
+            Channel::Tool => p.scan_indirect(t, &format!("tool content {ptr}")),
+            Channel::User => p.scan_input(t),
+        };
+        all.extend(d.iter().cloned());
+        per_text.push((ptr.clone(), d));
+    }
+    let (chars, tokens) = size_of(texts.iter().map(|(ptr, _)| str_at(json, ptr)));
+    if let Some(d) = p.scan_limits(chars, tokens) {
+        all.push(d);
+    }
+    InputScreen {
+        texts,
+        system,
+        detections: all,
+        per_text,
+    }
+}
+
 fn str_at<'a>(v: &'a Value, ptr: &str) -> &'a str {
     v.pointer(ptr).and_then(Value::as_str).unwrap_or("")
 }
@@ -780,34 +829,12 @@ async fn openai(
     };
     // ---- input stage
     let ts = Instant::now();
-    let texts = request_texts(kind, &json, &p);
-    let system: String = texts
-        .iter()
-        .filter(|(_, c)| *c == Channel::System)
-        .map(|(ptr, _)| str_at(&json, ptr))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let mut all = Vec::new();
-    let mut per_text = Vec::new();
-    for (ptr, channel) in &texts {
-        let t = str_at(&json, ptr);
-        let d = match channel {
-            // The application's own system prompt is trusted for injection purposes.
-            Channel::System => {
-                let mut d = p.scan_input(t);
-                d.retain(|d| d.scanner != "injection" && d.scanner != "unicode");
-                d
-            }
-            Channel::Tool => p.scan_indirect(t, &format!("tool content {ptr}")),
-            Channel::User => p.scan_input(t),
-        };
-        all.extend(d.iter().cloned());
-        per_text.push((ptr.clone(), d));
-    }
-    let (chars, tokens) = size_of(texts.iter().map(|(ptr, _)| str_at(&json, ptr)));
-    if let Some(d) = p.scan_limits(chars, tokens) {
-        all.push(d);
-    }
+    let InputScreen {
+        texts,
+        system,
+        detections: all,
+        per_text,
+    } = screen_input(&p, kind, &json);
     let blocked = all.iter().any(|d| d.action == Action::Block);
     let injection = all
         .iter()
