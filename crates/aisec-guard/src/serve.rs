@@ -509,6 +509,13 @@ impl AsyncWrite for StallIo {
     }
 }
 
+/// The answer to a connection over the cap (written without blocking, then closed).
+const BUSY: &str = concat!(
+    "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n",
+    "content-length: 69\r\nconnection: close\r\n\r\n",
+    r#"{"error":{"type":"guard_busy","message":"too many open connections"}}"#
+);
+
 /// Decrements the open-connection count when a connection task ends.
 struct Open(Arc<Shared>);
 impl Drop for Open {
@@ -557,9 +564,7 @@ pub(crate) async fn serve(
                 .metrics
                 .inc("aisec_guard_rejected_total", &[("reason", "connections")]);
             // Best effort, never blocking: the socket is closed when dropped.
-            let _ = stream.try_write(
-                b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: 70\r\nconnection: close\r\n\r\n{\"error\":{\"type\":\"guard_busy\",\"message\":\"too many open connections\"}}",
-            );
+            let _ = stream.try_write(BUSY.as_bytes());
             continue;
         }
         let _ = stream.set_nodelay(true);
@@ -591,6 +596,13 @@ pub(crate) async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_busy_answer_is_well_formed() {
+        let (head, body) = BUSY.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("content-length: {}", body.len())));
+        assert!(serde_json::from_str::<serde_json::Value>(body).is_ok());
+    }
 
     #[test]
     fn plain_paths_are_unchanged() {
