@@ -16,6 +16,7 @@
 
 pub mod audit;
 pub mod classifier;
+pub mod decode;
 pub mod demo;
 pub mod error;
 pub mod metrics;
@@ -25,6 +26,7 @@ pub mod policy;
 pub mod proxy;
 pub mod rules;
 pub mod scan;
+pub mod serve;
 pub mod text;
 pub mod upstream;
 

@@ -60,6 +60,37 @@ pub enum ProbeError {
         #[source]
         source: serde_json::Error,
     },
+    /// `--resume` on a journal path that is not a regular file (a device or
+    /// FIFO such as `/dev/zero` never ends).
+    #[error("journal {} is not a regular file", .0.display())]
+    JournalNotAFile(PathBuf),
+    /// A journal whose first line is longer than any header aisec writes.
+    #[error("{} is not an aisec probe journal (its first line is over 4096 bytes)", .0.display())]
+    JournalHeaderTooLong(PathBuf),
+    /// More attempts planned than can be held in memory.
+    #[error(
+        "{probes} probes x {repeats} repeats = {attempts} attempts; at most 1000000 can be planned \
+         (each is held in memory with its transcript): lower --repeats or select fewer probes"
+    )]
+    TooManyAttempts {
+        /// Probes selected.
+        probes: usize,
+        /// Repeats asked.
+        repeats: u32,
+        /// Their product.
+        attempts: u64,
+    },
+    /// A text file (request template, allowlist) over its bound.
+    #[error("{} is larger than {max} bytes", path.display())]
+    FileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The bound.
+        max: usize,
+    },
+    /// A text file that is not UTF-8.
+    #[error("{} is not UTF-8 text", .0.display())]
+    NotUtf8(PathBuf),
     /// A journal exists and `--resume` was not given.
     #[error("journal {} already exists: pass --resume to continue that run, or remove it", .0.display())]
     JournalExists(PathBuf),
