@@ -37,6 +37,7 @@
 //!
 //! Rules are listed in [`RULES`] (declared in the `rules` module).
 
+pub mod capability;
 pub mod machine;
 pub mod npy;
 pub mod policy;
