@@ -41,6 +41,7 @@ pub mod capability;
 pub mod machine;
 pub mod npy;
 pub mod policy;
+mod pyint;
 pub mod rules;
 
 use aisec_core::{Finding, Location};

@@ -21,6 +21,7 @@ use aisec_core::{Finding, Location, Rule, Severity};
 
 use crate::capability::{self, Caps};
 use crate::policy::{compat_name, Policy, Verdict};
+use crate::pyint::PyInt;
 use crate::rules::*;
 use crate::Limits;
 
@@ -331,14 +332,6 @@ fn trim(b: &[u8]) -> &[u8] {
         .rposition(|c| !c.is_ascii_whitespace())
         .map_or(s, |p| p + 1);
     &b[s..e.max(s)]
-}
-
-fn is_decimal(b: &[u8]) -> bool {
-    let d = match b.first() {
-        Some(b'-') | Some(b'+') => &b[1..],
-        _ => b,
-    };
-    !d.is_empty() && d.iter().all(|c| c.is_ascii_digit() || *c == b'_')
 }
 
 /// Decodes Python's `codecs.escape_decode` (the STRING opcode's argument).
@@ -1248,23 +1241,22 @@ impl<'a> Machine<'a, '_, '_> {
                 }
             }
             b'I' | b'L' => {
-                let mut l = trim(self.line()?);
-                if op == b'L' {
-                    l = l.strip_suffix(b"L").unwrap_or(l);
-                }
-                let v = if op == b'I' && l == b"00" {
-                    Val::Bool(false)
-                } else if op == b'I' && l == b"01" {
-                    Val::Bool(true)
-                } else if let Some(n) = std::str::from_utf8(l)
-                    .ok()
-                    .and_then(|s| s.parse::<i64>().ok())
-                {
-                    Val::Int(n)
-                } else if is_decimal(l) {
-                    Val::LongText(l)
+                // CPython's C unpickler parsing (see `pyint`): strtol, then
+                // int(text, 0); LONG drops one trailing 'L'.
+                let raw = self.line()?;
+                let v = if op == b'I' {
+                    match crate::pyint::load_int(raw) {
+                        Some(crate::pyint::IntOp::Bool(b)) => Val::Bool(b),
+                        Some(crate::pyint::IntOp::Int(PyInt::Small(n))) => Val::Int(n),
+                        Some(crate::pyint::IntOp::Int(PyInt::Big)) => Val::LongText(trim(raw)),
+                        None => return bad("INT: invalid literal"),
+                    }
                 } else {
-                    return bad("INT/LONG: invalid literal");
+                    match crate::pyint::load_long(raw) {
+                        Some(PyInt::Small(n)) => Val::Int(n),
+                        Some(PyInt::Big) => Val::LongText(trim(raw)),
+                        None => return bad("LONG: invalid literal"),
+                    }
                 };
                 self.push_val(v)?;
             }
@@ -1401,11 +1393,8 @@ impl<'a> Machine<'a, '_, '_> {
                 }
             }
             b'g' => {
-                let l = trim(self.line()?);
-                let k = std::str::from_utf8(l)
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok());
-                match k {
+                let l = self.line()?;
+                match crate::pyint::memo_key(l) {
                     Some(k) => self.memo_get(k)?,
                     None => return bad("GET: invalid memo key"),
                 }
@@ -1419,11 +1408,8 @@ impl<'a> Machine<'a, '_, '_> {
                 self.memo_get(k)?;
             }
             b'p' => {
-                let l = trim(self.line()?);
-                let k = std::str::from_utf8(l)
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok());
-                let Some(k) = k else {
+                let l = self.line()?;
+                let Some(k) = crate::pyint::memo_key(l) else {
                     return bad("PUT: invalid memo key");
                 };
                 let t = self.top()?;
