@@ -1,0 +1,1 @@
+//! Security uses of attributions.
