@@ -62,12 +62,12 @@ fn backdoored() -> (OnnxModel, Tensor, Vec<usize>) {
     let (model, _) = train_spec(&spec, 3, &Dataset::new(xt, yt).unwrap(), &cfg).unwrap();
     let mut test = Vec::new();
     let mut labels = Vec::new();
-    for i in n_train..y.len() {
-        if y[i] != TARGET {
+    for (i, &label) in y.iter().enumerate().skip(n_train) {
+        if label != TARGET {
             let mut r = x.row(i).to_vec();
             stamp(&mut r);
             test.extend(r);
-            labels.push(y[i]);
+            labels.push(label);
         }
     }
     let n = labels.len();
