@@ -417,6 +417,7 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<i32> {
         Ok(subset(&b, a.background_size.max(1), a.seed))
     };
 
+    let attribution_started = Instant::now();
     let outcome = if let Some(c) = &clean {
         let dm = local.context("local model")?;
         let r = security::attribute_perturbation(dm, c, &x, &targets, &ig_cfg)?;
@@ -565,6 +566,7 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<i32> {
         }
     };
 
+    let attribution_seconds = attribution_started.elapsed().as_secs_f64();
     let ious = match &trigger {
         Some(m) => Some(security::trigger_iou(&outcome.attributions, m)?),
         None => None,
@@ -597,6 +599,8 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<i32> {
     data.insert("method".into(), json!(shown_method));
     data.insert("examples".into(), json!(x.batch()));
     data.insert("out".into(), json!(a.out.display().to_string()));
+    // The method alone, without loading, attacking or writing pictures.
+    data.insert("attribution_seconds".into(), json!(attribution_seconds));
     if let Some(d) = &outcome.delta {
         let abs: Vec<f32> = d.iter().map(|v| v.abs()).collect();
         data.insert("mean_abs_delta".into(), json!(mean(&abs)));
