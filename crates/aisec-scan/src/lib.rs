@@ -28,6 +28,7 @@ pub mod walk;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use aisec_core::{Finding, Location, Report, Rule};
@@ -83,9 +84,23 @@ pub struct FileResult {
 }
 
 /// The scanner. Cheap to share across threads.
-#[derive(Debug, Clone, Default)]
+///
+/// Every top-level input gets its own [`aisec_archive::FileBudget`]
+/// (inflated bytes and entries across all its nested containers), and all
+/// inputs draw inflated buffers from one [`aisec_archive::MemoryPool`] of
+/// `archive_limits.max_total_bytes`, so `-j N` does not multiply the memory
+/// a decompression bomb can take (issue 19).
+#[derive(Debug, Clone)]
 pub struct Scanner {
-    opts: ScanOptions,
+    opts: Arc<ScanOptions>,
+    pool: Arc<aisec_archive::MemoryPool>,
+    budget: Arc<aisec_archive::FileBudget>,
+}
+
+impl Default for Scanner {
+    fn default() -> Self {
+        Scanner::new(ScanOptions::default())
+    }
 }
 
 /// Every rule any part of the scanner can report: the driver's own
@@ -103,7 +118,35 @@ pub fn all_rules() -> Vec<&'static Rule> {
 impl Scanner {
     /// A scanner with these options.
     pub fn new(opts: ScanOptions) -> Self {
-        Scanner { opts }
+        let pool = Arc::new(aisec_archive::MemoryPool::new(
+            opts.archive_limits.max_total_bytes,
+        ));
+        let budget = Arc::new(aisec_archive::FileBudget::new(
+            &opts.archive_limits,
+            pool.clone(),
+        ));
+        Scanner {
+            opts: Arc::new(opts),
+            pool,
+            budget,
+        }
+    }
+
+    /// The same scanner with a fresh budget for one top-level input.
+    fn for_one_file(&self) -> Scanner {
+        Scanner {
+            opts: self.opts.clone(),
+            pool: self.pool.clone(),
+            budget: Arc::new(aisec_archive::FileBudget::new(
+                &self.opts.archive_limits,
+                self.pool.clone(),
+            )),
+        }
+    }
+
+    /// The budget of the input being scanned.
+    pub(crate) fn budget(&self) -> &aisec_archive::FileBudget {
+        &self.budget
     }
 
     /// The options in use.
@@ -115,7 +158,8 @@ impl Scanner {
     pub fn scan_bytes(&self, data: &[u8], name: &str) -> FileResult {
         let loc = Location::path(name);
         let mut findings = Vec::new();
-        let format = container::scan_artifact(self, data, &loc, name, 0, &mut findings);
+        let sc = self.for_one_file();
+        let format = container::scan_artifact(&sc, data, &loc, name, 0, &mut findings);
         FileResult {
             path: name.to_string(),
             format,
