@@ -38,6 +38,10 @@ pub use config::{Config, ConfigError};
 pub use detect::{detect, Format};
 pub use rules::RULES;
 
+/// Default bound on standard input (was 4 GiB, which `/dev/zero` filled
+/// before the error; issue 19).
+pub const DEFAULT_MAX_STDIN: u64 = 256 << 20;
+
 /// Everything that tunes a scan.
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
@@ -51,7 +55,8 @@ pub struct ScanOptions {
     pub max_depth: u32,
     /// Follow symbolic links while walking directories.
     pub follow_links: bool,
-    /// Largest stdin input read, in bytes.
+    /// Largest stdin input read, in bytes (default 256 MiB: stdin must be
+    /// held in memory, unlike a mapped file; scan large files by path).
     pub max_stdin_bytes: u64,
 }
 
@@ -63,7 +68,7 @@ impl Default for ScanOptions {
             archive_limits: aisec_archive::Limits::default(),
             max_depth: 5,
             follow_links: false,
-            max_stdin_bytes: 4 << 30,
+            max_stdin_bytes: DEFAULT_MAX_STDIN,
         }
     }
 }

@@ -168,20 +168,55 @@ impl Mapped {
 
 /// Reads standard input, refusing more than `max` bytes.
 pub fn read_stdin(max: u64) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    io::stdin().lock().take(max + 1).read_to_end(&mut buf)?;
-    if buf.len() as u64 > max {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("standard input is larger than the {max}-byte limit"),
-        ));
+    read_bounded(io::stdin().lock(), max, "standard input")
+}
+
+/// Reads `r` in 1 MiB chunks, stopping with an error as soon as more than
+/// `max` bytes arrive: an endless source (`/dev/zero`) costs `max` bytes
+/// and the time to read them, never more.
+pub fn read_bounded(mut r: impl Read, max: u64, what: &str) -> io::Result<Vec<u8>> {
+    const CHUNK: usize = 1 << 20;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; CHUNK];
+    loop {
+        let n = match r.read(&mut chunk) {
+            Ok(0) => return Ok(buf),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.len() as u64 + n as u64 > max {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{what} is larger than the {max}-byte limit"),
+            ));
+        }
+        if buf.capacity() - buf.len() < n {
+            // Grow by doubling, but never past the bound.
+            let want = (buf.capacity().max(CHUNK) * 2).min(max as usize);
+            buf.reserve_exact(want.saturating_sub(buf.len()).max(n));
+        }
+        buf.extend_from_slice(&chunk[..n]);
     }
-    Ok(buf)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endless_input_stops_at_the_bound() {
+        // io::repeat never ends, like /dev/zero.
+        let e = read_bounded(io::repeat(0), 8 << 20, "standard input").unwrap_err();
+        assert!(e.to_string().contains("8388608-byte limit"), "{e}");
+        let v = read_bounded(&b"abc"[..], 3, "x").unwrap();
+        assert_eq!(v, b"abc");
+        assert!(read_bounded(&b"abcd"[..], 3, "x").is_err());
+        // Capacity never exceeds the bound (no doubling past it).
+        let v = read_bounded(io::repeat(1).take(5 << 20), 6 << 20, "x").unwrap();
+        assert_eq!(v.len(), 5 << 20);
+        assert!(v.capacity() <= 6 << 20, "{}", v.capacity());
+    }
 
     #[test]
     fn missing_path_is_a_clear_error() {
