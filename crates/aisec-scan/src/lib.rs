@@ -24,6 +24,8 @@ pub mod config;
 mod container;
 pub mod detect;
 pub mod rules;
+#[cfg(unix)]
+mod sigbus;
 pub mod walk;
 
 use std::path::PathBuf;
@@ -177,11 +179,7 @@ impl Scanner {
     /// Scans one file from disk.
     pub fn scan_file(&self, path: &std::path::Path, display: &str) -> FileResult {
         match walk::Mapped::open(path) {
-            Ok(m) => {
-                let mut r = self.scan_bytes(m.bytes(), display);
-                r.bytes = m.len();
-                r
-            }
+            Ok(m) => self.scan_mapped(&m, display),
             Err(e) => FileResult {
                 path: display.to_string(),
                 format: Format::Unknown,
@@ -190,6 +188,21 @@ impl Scanner {
                 error: Some(e.to_string()),
             },
         }
+    }
+
+    /// Scans an opened file. If it changed while being scanned (a mapped
+    /// page vanished because the file was truncated, or its length moved),
+    /// the findings are discarded and the file gets an error instead.
+    pub fn scan_mapped(&self, m: &walk::Mapped, display: &str) -> FileResult {
+        let mut r = self.scan_bytes(m.bytes(), display);
+        r.bytes = m.len();
+        if let Some(why) = m.changed() {
+            r.findings.clear();
+            r.error = Some(format!(
+                "{display}: file changed while it was being scanned ({why}); not analysed"
+            ));
+        }
+        r
     }
 
     /// Scans paths (files, directories, or `-` for stdin) and returns the
