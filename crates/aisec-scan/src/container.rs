@@ -255,7 +255,9 @@ fn check_suffix(name: &str, fmt: Format, loc: &Location, out: &mut Vec<Finding>)
 }
 
 fn strip_compression_suffix(name: &str) -> &str {
-    for s in [".gz", ".z", ".bz2", ".xz", ".lzma", ".lz4", ".zlib"] {
+    for s in [
+        ".gz", ".z", ".bz2", ".xz", ".lzma", ".lz4", ".zlib", ".zst", ".zstd",
+    ] {
         if let Some(stripped) = name.strip_suffix(s) {
             return stripped;
         }
