@@ -24,6 +24,8 @@ mod onnx;
 pub mod onnx_model;
 pub mod safetensors;
 pub mod spec;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 pub mod train;
 
 pub use classifier::{Classifier, Differentiable, Loss, ModelError, Tensor};
