@@ -542,3 +542,39 @@ async fn an_upstream_that_drips_is_cut_at_the_timeout() {
     );
     g.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped() {
+    // A 24 MB passthrough response (not scanned, so cheap) to a client that never reads.
+    let big = vec![b'x'; 24 << 20];
+    let (addr, _) = raw_upstream(move |s| {
+        let b = big.clone();
+        async move { write_response(s, "content-type: application/octet-stream\r\n", b).await }
+    })
+    .await;
+    let g = guard_for(&format!("http://{addr}"), |p| {
+        p.server.max_response_bytes = 32 << 20;
+        p.server.idle_timeout_ms = 300;
+    })
+    .await;
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut s = sock.connect(g.addr).await.unwrap();
+    s.write_all(b"GET /v2/models/m HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Long past idle_timeout_ms, with the response far from delivered.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+            Err(_) => break false,
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(n)) => got += n,
+        }
+    };
+    assert!(closed, "connection still open after {got} bytes");
+    assert!(got < 24 << 20, "{got}");
+    g.shutdown().await.unwrap();
+}
