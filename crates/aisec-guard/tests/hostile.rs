@@ -437,24 +437,48 @@ async fn slow_bodies_get_408() {
 }
 
 #[tokio::test]
-async fn connections_over_the_cap_are_refused_and_service_resumes() {
+async fn at_the_connection_cap_idle_ones_make_room_and_busy_ones_refuse() {
     let (_up, g) = setup(|p| {
         p.server.max_connections = 4;
         p.server.header_timeout_ms = 20_000;
     })
     .await;
+    // Four idle connections fill the cap; a prompt client still gets served,
+    // by evicting the oldest idle one.
     let mut idle = Vec::new();
     for _ in 0..4 {
         idle.push(TcpStream::connect(g.addr).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
+    let (s, _) = raw(g.addr, "POST /v1/chat/completions HTTP/1.1", &chat("hello")).await;
+    assert_eq!(s, 200);
+    assert!(closed_within(&mut idle[0], Duration::from_secs(2)).await);
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Four connections each with a request in progress: nothing can be evicted, so 503.
+    let addr = g.addr;
+    let slow: Vec<_> = (0..4)
+        .map(|_| {
+            tokio::spawn(async move {
+                raw(
+                    addr,
+                    "POST /v1/chat/completions HTTP/1.1",
+                    &chat("SLOW:1500"),
+                )
+                .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let mut extra = TcpStream::connect(g.addr).await.unwrap();
     let mut out = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(3), extra.read_to_end(&mut out)).await;
     let text = String::from_utf8_lossy(&out);
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
-    drop(idle);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    for t in slow {
+        assert_eq!(t.await.unwrap().0, 200);
+    }
     let (s, _) = raw(g.addr, "POST /v1/chat/completions HTTP/1.1", &chat("hello")).await;
     assert_eq!(s, 200);
     g.shutdown().await.unwrap();
