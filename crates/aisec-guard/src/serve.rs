@@ -82,7 +82,7 @@ pub enum PathError {
     /// A control character (raw or encoded) or NUL.
     #[error("control character in the request path")]
     Control,
-    /// `%25` followed by an escape: a double-encoded path that a second decoding would change.
+    /// An encoded `%` (`%25`): a double-encoded path that a second decoding would change.
     #[error("double-encoded request path")]
     DoubleEncoded,
     /// `..` above the root, `//`, or a dot segment with parameters (`..;x`).
@@ -119,19 +119,10 @@ fn normalise_segment(seg: &str) -> Result<String, PathError> {
             match v {
                 b'/' | b'\\' => return Err(PathError::EncodedSeparator),
                 0..=0x1f | 0x7f => return Err(PathError::Control),
-                b'%' => {
-                    // `%25` then two hex digits (or IIS's `%u`) decodes, a second time, to
-                    // something else: refuse rather than guess how often the upstream decodes.
-                    let next = b.get(i + 3).copied();
-                    let after = b.get(i + 4).copied();
-                    if next == Some(b'u')
-                        || next == Some(b'U')
-                        || (next.and_then(hex).is_some() && after.and_then(hex).is_some())
-                    {
-                        return Err(PathError::DoubleEncoded);
-                    }
-                    out.push_str("%25");
-                }
+                // An encoded `%` makes the path mean different things to servers that decode
+                // once and twice (`%252e`); decoding other escapes can also complete such a
+                // pattern (`%25A%45` becomes `%25AE`, found by fuzzing). Refuse them all.
+                b'%' => return Err(PathError::DoubleEncoded),
                 b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
                     out.push(v as char)
                 }
@@ -162,7 +153,7 @@ fn normalise_segment(seg: &str) -> Result<String, PathError> {
 /// resolved (RFC 3986 §5.2.4, after decoding `%2e`).
 ///
 /// Refused, because servers disagree on what they mean: encoded `/` or `\`,
-/// raw `\`, control characters, malformed escapes, double encoding (`%252e`),
+/// raw `\`, control characters, malformed escapes, any encoded `%` (`%252e`),
 /// `..` above the root, empty segments (`//`), and dot segments carrying
 /// parameters (`..;x`, which servlet containers treat as `..`).
 ///
@@ -740,12 +731,14 @@ mod tests {
 
     #[test]
     fn ambiguous_paths_are_refused() {
-        let cases: [(&str, PathError); 11] = [
+        let cases: [(&str, PathError); 13] = [
             ("/v2/..%2fv1/chat/completions", PathError::EncodedSeparator),
             ("/v2/..%5cv1", PathError::EncodedSeparator),
             ("/v2\\..\\v1", PathError::EncodedSeparator),
             ("/v2/%252e%252e/v1", PathError::DoubleEncoded),
             ("/v2/%25u002e", PathError::DoubleEncoded),
+            ("/A%25A%45E/", PathError::DoubleEncoded),
+            ("/v2/100%25", PathError::DoubleEncoded),
             ("/v2/%2", PathError::BadEscape),
             ("/v2/%zz", PathError::BadEscape),
             ("/v2/%00", PathError::Control),
