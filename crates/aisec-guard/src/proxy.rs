@@ -816,8 +816,19 @@ async fn openai(
             &format!("request body over {} bytes", p.policy.server.max_body_bytes),
         );
     }
-    let mut json: Value = match serde_json::from_slice(&body) {
+    // Bounded by structure as well as bytes: an object-bomb body takes ~90x
+    // its size once parsed (issue 19).
+    let limits = aisec_core::json::JsonLimits::BODY.with_max_bytes(p.policy.server.max_body_bytes);
+    let mut json: Value = match aisec_core::json::from_slice(&body, &limits) {
         Ok(v @ Value::Object(_)) => v,
+        Err(e) if e.is_limit() => {
+            finish("reject", StatusCode::PAYLOAD_TOO_LARGE, &[], Duration::ZERO);
+            return json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request_too_complex",
+                &format!("request body not parsed: {e}"),
+            );
+        }
         _ => {
             finish("reject", StatusCode::BAD_REQUEST, &[], Duration::ZERO);
             return json_error(
@@ -1325,7 +1336,9 @@ async fn passthrough(
         );
     }
     if route == "kserve_infer" {
-        let parsed = serde_json::from_slice::<Value>(&body).ok();
+        let limits =
+            aisec_core::json::JsonLimits::BODY.with_max_bytes(p.policy.server.max_body_bytes);
+        let parsed = aisec_core::json::from_slice::<Value>(&body, &limits).ok();
         let fp_text = parsed
             .as_ref()
             .and_then(|v| v.get("inputs"))
@@ -1440,15 +1453,16 @@ pub struct RunningGuard {
 
 impl RunningGuard {
     /// Stops accepting connections, lets in-flight requests finish, and waits.
-    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+    pub async fn shutdown(mut self) -> Result<(), crate::error::GuardError> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         for w in &self.watchers {
             w.abort();
         }
-        (&mut self.handle).await??;
-        Ok(())
+        (&mut self.handle)
+            .await?
+            .map_err(crate::error::GuardError::io("serve connections"))
     }
 }
 
@@ -1464,14 +1478,29 @@ pub struct StartOptions {
 }
 
 /// Binds the listener and serves until [`RunningGuard::shutdown`].
-pub async fn start(policy: Policy, opts: StartOptions) -> anyhow::Result<RunningGuard> {
+pub async fn start(
+    policy: Policy,
+    opts: StartOptions,
+) -> Result<RunningGuard, crate::error::GuardError> {
+    use crate::error::GuardError;
     let listen: SocketAddr = match opts.listen {
         Some(a) => a,
-        None => policy.server.listen.parse()?,
+        None => policy
+            .server
+            .listen
+            .parse()
+            .map_err(|source| GuardError::ListenAddress {
+                value: policy.server.listen.clone(),
+                source,
+            })?,
     };
     let state = GuardState::new(policy, opts.policy_path.clone());
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let addr = listener.local_addr()?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(GuardError::io(format!("bind {listen}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(GuardError::io("read the bound address"))?;
     let (tx, rx) = oneshot::channel::<()>();
     let app = router(state.clone());
     let limits = crate::serve::Limits::from_policy(&state.pipeline().policy.server);

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::detect::{self, Context, Outcome, Verdict};
+use crate::error::ProbeError;
 use crate::probes::{Check, Family, Probe};
 use crate::target::{Message, Target, TargetKind};
 
@@ -370,8 +371,20 @@ async fn request_once(sh: &Shared, target: &Target, body: &str) -> Result<String
     }
 }
 
+/// The error with its causes (down to the OS error, e.g. "Connection
+/// refused (os error 111)"), each once, and the URL (which may carry a
+/// key) replaced by `<target>`.
 fn without_url(e: &reqwest::Error) -> String {
     let mut s = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !t.is_empty() && !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cause = c.source();
+    }
     if let Some(u) = e.url() {
         s = s.replace(u.as_str(), "<target>");
     }
@@ -534,13 +547,15 @@ pub const MAX_ATTEMPTS: u64 = 1_000_000;
 
 /// Checks that `probes` × `repeats` attempts can be planned and held;
 /// returns the number of attempts.
-pub fn check_plan(probes: usize, repeats: u32) -> anyhow::Result<u64> {
+pub fn check_plan(probes: usize, repeats: u32) -> crate::error::Result<u64> {
     let n = (probes as u64).saturating_mul(u64::from(repeats.max(1)));
-    anyhow::ensure!(
-        n <= MAX_ATTEMPTS,
-        "{probes} probes x {repeats} repeats = {n} attempts; at most {MAX_ATTEMPTS} can be planned \
-         (each is held in memory with its transcript): lower --repeats or select fewer probes"
-    );
+    if n > MAX_ATTEMPTS {
+        return Err(ProbeError::TooManyAttempts {
+            probes,
+            repeats,
+            attempts: n,
+        });
+    }
     Ok(n)
 }
 
@@ -589,33 +604,31 @@ fn memchr_nl(b: &[u8]) -> Option<usize> {
     b.iter().position(|&c| c == b'\n')
 }
 
-fn open_journal(path: &PathBuf) -> anyhow::Result<std::io::BufReader<std::fs::File>> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| anyhow::anyhow!("cannot open journal {}: {e}", path.display()))?;
+fn open_journal(path: &PathBuf) -> crate::error::Result<std::io::BufReader<std::fs::File>> {
+    let meta = std::fs::metadata(path).map_err(ProbeError::file("open journal", path))?;
     // A device or FIFO (e.g. /dev/zero) never ends: only regular files are journals.
-    anyhow::ensure!(
-        meta.is_file(),
-        "journal {} is not a regular file",
-        path.display()
-    );
-    let f = std::fs::File::open(path)
-        .map_err(|e| anyhow::anyhow!("cannot open journal {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(ProbeError::JournalNotAFile(path.clone()));
+    }
+    let f = std::fs::File::open(path).map_err(ProbeError::file("open journal", path))?;
     Ok(std::io::BufReader::new(f))
 }
 
 /// The seed recorded in a journal's header line.
-fn journal_seed(path: &PathBuf) -> anyhow::Result<u64> {
+fn journal_seed(path: &PathBuf) -> crate::error::Result<u64> {
     let mut r = open_journal(path)?;
-    let first = match read_line_bounded(&mut r, MAX_JOURNAL_HEADER)? {
-        Line::Eof => anyhow::bail!("journal {} is empty", path.display()),
-        Line::TooLong => anyhow::bail!(
-            "{} is not an aisec probe journal (first line over {MAX_JOURNAL_HEADER} bytes)",
-            path.display()
-        ),
+    let first = match read_line_bounded(&mut r, MAX_JOURNAL_HEADER)
+        .map_err(ProbeError::file("read journal", path))?
+    {
+        Line::Eof => return Err(ProbeError::EmptyJournal(path.clone())),
+        Line::TooLong => return Err(ProbeError::JournalHeaderTooLong(path.clone())),
         Line::Text(t) => t,
     };
-    let header: JournalHeader = serde_json::from_slice(&first)
-        .map_err(|e| anyhow::anyhow!("{} is not an aisec probe journal: {e}", path.display()))?;
+    let header: JournalHeader =
+        serde_json::from_slice(&first).map_err(|source| ProbeError::NotAJournal {
+            path: path.clone(),
+            source,
+        })?;
     Ok(header.seed)
 }
 
@@ -624,10 +637,11 @@ fn journal_seed(path: &PathBuf) -> anyhow::Result<u64> {
 fn load_journal(
     path: &PathBuf,
     planned: &HashMap<String, usize>,
-) -> anyhow::Result<HashMap<String, AttemptRecord>> {
+) -> crate::error::Result<HashMap<String, AttemptRecord>> {
     let mut r = open_journal(path)?;
     // The header was checked by `journal_seed`.
-    let _ = read_line_bounded(&mut r, MAX_JOURNAL_HEADER)?;
+    let _ = read_line_bounded(&mut r, MAX_JOURNAL_HEADER)
+        .map_err(ProbeError::file("read journal", path))?;
     let mut done = HashMap::new();
     loop {
         let line = match read_line_bounded(&mut r, MAX_JOURNAL_LINE) {
@@ -646,7 +660,7 @@ fn load_journal(
 }
 
 /// Runs `probes` against the configured target.
-pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> anyhow::Result<RunOutcome> {
+pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> crate::error::Result<RunOutcome> {
     cfg.target.validate()?;
     if let Some(j) = &cfg.judge {
         j.validate()?;
@@ -658,10 +672,7 @@ pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> anyhow::Result<Ru
         (Some(p), false)
             if p.exists() && std::fs::metadata(p).map(|m| m.len() > 0).unwrap_or(false) =>
         {
-            anyhow::bail!(
-                "journal {} already exists: pass --resume to continue that run, or remove it",
-                p.display()
-            )
+            return Err(ProbeError::JournalExists(p.clone()))
         }
         _ => (cfg.seed.unwrap_or_else(|| rand::thread_rng().gen()), None),
     };
@@ -672,17 +683,16 @@ pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> anyhow::Result<Ru
                 .create(true)
                 .append(true)
                 .open(p)
-                .map_err(|e| anyhow::anyhow!("cannot write journal {}: {e}", p.display()))?;
+                .map_err(ProbeError::file("write journal", p))?;
             if fresh {
-                writeln!(
-                    f,
-                    "{}",
-                    serde_json::to_string(&JournalHeader {
-                        aisec_probe_journal: 1,
-                        seed
-                    })?
-                )?;
-                f.flush()?;
+                let header = serde_json::to_string(&JournalHeader {
+                    aisec_probe_journal: 1,
+                    seed,
+                })
+                .map_err(ProbeError::Serialise)?;
+                writeln!(f, "{header}")
+                    .and_then(|()| f.flush())
+                    .map_err(ProbeError::file("write journal", p))?;
             }
             Some(f)
         }
@@ -716,7 +726,8 @@ pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> anyhow::Result<Ru
         .timeout(cfg.timeout)
         .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
         .pool_max_idle_per_host(cfg.concurrency.max(1))
-        .build()?;
+        .build()
+        .map_err(ProbeError::Client)?;
     let concurrency = cfg.concurrency.clamp(1, 1024);
     let sh = Arc::new(Shared {
         limiter: RateLimiter::new(cfg.rate),
@@ -762,10 +773,12 @@ pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> anyhow::Result<Ru
         tokio::select! {
             joined = set.join_next() => {
                 let Some(joined) = joined else { break };
-                let rec = joined.map_err(|e| anyhow::anyhow!("probe task failed: {e}"))?;
-                if let Some(f) = journal.as_mut() {
-                    writeln!(f, "{}", serde_json::to_string(&rec)?)?;
-                    f.flush()?;
+                let rec = joined?;
+                if let (Some(f), Some(p)) = (journal.as_mut(), sh.cfg.journal.as_ref()) {
+                    let line = serde_json::to_string(&rec).map_err(ProbeError::Serialise)?;
+                    writeln!(f, "{line}")
+                        .and_then(|()| f.flush())
+                        .map_err(ProbeError::file("write journal", p))?;
                 }
                 records.push(rec);
             }
@@ -792,19 +805,22 @@ pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> anyhow::Result<Ru
 }
 
 /// Writes every attempt as one JSON line (the `--transcripts` file).
-pub fn write_transcripts(path: &std::path::Path, records: &[AttemptRecord]) -> anyhow::Result<()> {
+pub fn write_transcripts(
+    path: &std::path::Path,
+    records: &[AttemptRecord],
+) -> crate::error::Result<()> {
     let mut f = std::io::BufWriter::new(
-        std::fs::File::create(path)
-            .map_err(|e| anyhow::anyhow!("cannot write transcripts {}: {e}", path.display()))?,
+        std::fs::File::create(path).map_err(ProbeError::file("write transcripts", path))?,
     );
     for r in records {
-        let mut v = serde_json::to_value(r)?;
+        let mut v = serde_json::to_value(r).map_err(ProbeError::Serialise)?;
         if let Some(o) = v.as_object_mut() {
             o.insert("hit".into(), r.is_hit().into());
         }
-        writeln!(f, "{}", serde_json::to_string(&v)?)?;
+        writeln!(f, "{v}").map_err(ProbeError::file("write transcripts", path))?;
     }
-    f.flush()?;
+    f.flush()
+        .map_err(ProbeError::file("write transcripts", path))?;
     Ok(())
 }
 
