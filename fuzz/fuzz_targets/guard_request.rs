@@ -1,6 +1,6 @@
 //! Fuzzes the guard's request handling: request-path normalisation (the
-//! first line of the input), request-body screening (the rest, parsed as
-//! JSON and screened as a chat and as a completion request), and the bounded
+//! first line of the input), request-body screening (the rest, parsed with
+//! the guard's bounded JSON reader and screened as a chat and as a completion request), and the bounded
 //! decoder of compressed upstream responses (the rest as gzip and deflate).
 //! Invariants checked: a normalised path has no dot or empty segments and
 //! normalises to itself.
@@ -34,7 +34,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let p = PIPELINE.get_or_init(|| Pipeline::new(Policy::default_for("http://127.0.0.1:1")));
     if body.len() <= 64 << 10 {
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        // The guard's own parse: bounded by structure as well as bytes.
+        let limits = aisec_core::json::JsonLimits::BODY;
+        if let Ok(v) = aisec_core::json::from_slice::<serde_json::Value>(body, &limits) {
             for kind in [RouteKind::Chat, RouteKind::Completion] {
                 let _ = screen_input(p, kind, &v);
             }
