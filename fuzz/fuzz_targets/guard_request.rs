@@ -1,7 +1,8 @@
 //! Fuzzes the guard's request handling: request-path normalisation (the
 //! first line of the input), request-body screening (the rest, parsed with
-//! the guard's bounded JSON reader and screened as a chat and as a completion request), and the bounded
-//! decoder of compressed upstream responses (the rest as gzip and deflate).
+//! the guard's bounded JSON reader and screened as a chat and as a
+//! completion request), and the bounded decoder of compressed upstream
+//! responses (the rest as gzip and deflate).
 //! Invariants checked: a normalised path has no dot or empty segments and
 //! normalises to itself.
 #![no_main]
@@ -26,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(n.starts_with('/'));
             let inner = n.trim_end_matches('/');
             assert!(
-                !inner.split('/').skip(1).any(|s| s.is_empty() || s == "." || s == ".."),
+                !inner
+                    .split('/')
+                    .skip(1)
+                    .any(|s| s.is_empty() || s == "." || s == ".."),
                 "{path:?} -> {n:?}"
             );
             assert_eq!(normalize_path(&n).as_deref(), Ok(n.as_str()), "{path:?}");
