@@ -206,6 +206,15 @@ fn strip_compression_suffix(name: &str) -> &str {
     name
 }
 
+/// A torch zip written by `torch.jit.save`: TorchScript code beside the pickles.
+fn is_torchscript(entries: &[ZipEntry], root: &str) -> bool {
+    entries.iter().any(|e| {
+        e.name
+            .strip_prefix(root)
+            .is_some_and(|rest| rest.starts_with("code/") || rest == "constants.pkl")
+    })
+}
+
 /// What kind of zip this is, from its member names.
 #[derive(Debug, PartialEq, Eq)]
 enum ZipKind {
@@ -242,6 +251,17 @@ fn zip_kind(entries: &[ZipEntry]) -> ZipKind {
 
 fn scan_zip(sc: &Scanner, z: &ZipArchive<'_>, loc: &Location, depth: u32, out: &mut Vec<Finding>) {
     let kind = zip_kind(z.entries());
+    // `torch.jit.save` archives: `<root>/code/` holds TorchScript source and
+    // `<root>/constants.pkl` tensor constants; their pickles are read by
+    // TorchScript's own unpickler with its list builders
+    // (`torch.jit._pickle.build_intlist`...), allowed by the `torchscript`
+    // profile for this archive only.
+    let torchscript_policy = match &kind {
+        ZipKind::Torch { root } if is_torchscript(z.entries(), root) => {
+            sc.opts.policy.clone().with_profile("torchscript").ok()
+        }
+        _ => None,
+    };
     for e in z.entries() {
         if e.name.ends_with('/') {
             continue;
@@ -282,6 +302,13 @@ fn scan_zip(sc: &Scanner, z: &ZipArchive<'_>, loc: &Location, depth: u32, out: &
                 continue;
             }
         };
+        if let Some(policy) = &torchscript_policy {
+            if detect(&bytes, &e.name) == Format::Pickle {
+                let r = aisec_pickle::scan_pickle(&bytes, &member, policy, &sc.opts.pickle_limits);
+                out.extend(r.findings);
+                continue;
+            }
+        }
         if kind == ZipKind::Keras && e.name == "config.json" {
             let r = aisec_formats::keras::scan_keras_config(&bytes, &member);
             leaf(r, &member, out);
@@ -412,5 +439,65 @@ mod tests {
             "{:#?}",
             r.findings
         );
+    }
+
+    fn zip_of(members: &[(&str, &[u8])]) -> Vec<u8> {
+        use std::io::Write;
+        let mut buf = std::io::Cursor::new(Vec::new());
+        {
+            let mut z = zip::ZipWriter::new(&mut buf);
+            let o = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored);
+            for (n, d) in members {
+                z.start_file(*n, o).unwrap();
+                z.write_all(d).unwrap();
+            }
+            z.finish().unwrap();
+        }
+        buf.into_inner()
+    }
+
+    #[test]
+    fn torchscript_archives_get_their_profile() {
+        // What torch.jit.save writes for a module holding an int list.
+        let data = b"\x80\x02c__torch__\nNet\nq\x00)\x81}q\x01X\x05\x00\x00\x00sizesq\x02ctorch.jit._pickle\nbuild_intlist\nq\x03]q\x04(K\x01K\x02e\x85Rq\x05sb.";
+        let ts = zip_of(&[
+            ("m/data.pkl", data),
+            ("m/constants.pkl", b"\x80\x02).".as_slice()),
+            (
+                "m/code/__torch__.py",
+                b"class Net(Module):\n  sizes : List[int]\n".as_slice(),
+            ),
+            ("m/version", b"3\n".as_slice()),
+        ]);
+        let r = Scanner::default().scan_bytes(&ts, "model.pt");
+        assert!(
+            r.findings
+                .iter()
+                .all(|f| f.severity < aisec_core::Severity::High),
+            "{:#?}",
+            r.findings
+        );
+        // Without code/ or constants.pkl it is an ordinary torch zip: the
+        // torch.jit helper stays denied.
+        let plain = zip_of(&[("m/data.pkl", data), ("m/version", b"3\n".as_slice())]);
+        let r = Scanner::default().scan_bytes(&plain, "model.pt");
+        assert!(r
+            .findings
+            .iter()
+            .any(|f| f.severity == aisec_core::Severity::Critical));
+        // The profile does not lift real dangers inside a TorchScript archive.
+        let evil = zip_of(&[
+            (
+                "m/data.pkl",
+                b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R.".as_slice(),
+            ),
+            ("m/code/__torch__.py", b"".as_slice()),
+        ]);
+        let r = Scanner::default().scan_bytes(&evil, "model.pt");
+        assert!(r
+            .findings
+            .iter()
+            .any(|f| f.severity == aisec_core::Severity::Critical));
     }
 }
