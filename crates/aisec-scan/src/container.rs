@@ -39,17 +39,33 @@ pub(crate) fn scan_artifact(
             let r = aisec_pickle::scan_npy(data, loc, &o.policy, &o.pickle_limits);
             out.extend(r.findings);
         }
-        Format::H5 => leaf(aisec_formats::h5::scan_h5(data, loc), loc, out),
-        Format::Gguf => leaf(aisec_formats::gguf::scan_gguf(data, loc), loc, out),
-        Format::Safetensors => leaf(
-            aisec_formats::safetensors::scan_safetensors(data, loc),
+        Format::H5 => leaf(sc, aisec_formats::h5::scan_h5(data, loc), loc, depth, out),
+        Format::Gguf => leaf(
+            sc,
+            aisec_formats::gguf::scan_gguf(data, loc),
             loc,
+            depth,
             out,
         ),
-        Format::Onnx => leaf(aisec_formats::onnx::scan_onnx(data, loc), loc, out),
+        Format::Safetensors => leaf(
+            sc,
+            aisec_formats::safetensors::scan_safetensors(data, loc),
+            loc,
+            depth,
+            out,
+        ),
+        Format::Onnx => leaf(
+            sc,
+            aisec_formats::onnx::scan_onnx(data, loc),
+            loc,
+            depth,
+            out,
+        ),
         Format::SavedModel => leaf(
+            sc,
             aisec_formats::savedmodel::scan_saved_model(data, loc),
             loc,
+            depth,
             out,
         ),
         Format::GraphDef => {
@@ -59,7 +75,7 @@ pub(crate) fn scan_artifact(
             } else {
                 aisec_formats::savedmodel::scan_graph_def(data, loc)
             };
-            leaf(r, loc, out)
+            leaf(sc, r, loc, depth, out)
         }
         Format::Zip => {
             if descend(sc, depth, loc, out) {
@@ -138,7 +154,21 @@ fn scan_decompressed(
 
 /// Adds a leaf parser's findings, and a malformed-artifact finding when it
 /// gave up part-way without reporting that itself.
-fn leaf(r: aisec_formats::FormatReport, loc: &Location, out: &mut Vec<Finding>) {
+fn leaf(
+    sc: &Scanner,
+    r: aisec_formats::FormatReport,
+    loc: &Location,
+    depth: u32,
+    out: &mut Vec<Finding>,
+) {
+    // Artifacts a loader deserialises from inside this one (a Keras
+    // TorchModuleWrapper's base64 torch checkpoint) are scanned as artifacts.
+    for e in &r.embedded {
+        if descend(sc, depth, loc, out) {
+            let inner = loc.clone().with_member(e.name.clone());
+            scan_artifact(sc, &e.bytes, &inner, &e.name, depth + 1, out);
+        }
+    }
     let reported = r
         .findings
         .iter()
@@ -333,7 +363,7 @@ fn scan_zip(sc: &Scanner, z: &ZipArchive<'_>, loc: &Location, depth: u32, out: &
         }
         if kind == ZipKind::Keras && e.name == "config.json" {
             let r = aisec_formats::keras::scan_keras_config(&bytes, &member);
-            leaf(r, &member, out);
+            leaf(sc, r, &member, depth + 1, out);
             continue;
         }
         scan_artifact(sc, &bytes, &member, &e.name, depth + 1, out);
@@ -582,5 +612,38 @@ mod tests {
             .findings
             .iter()
             .any(|f| f.severity == aisec_core::Severity::Critical));
+    }
+
+    #[test]
+    fn keras_torch_module_wrapper_checkpoint_is_scanned() {
+        // A torch.save zip whose data.pkl calls posix.system, base64 in the
+        // TorchModuleWrapper config (loaded with weights_only=False).
+        let ckpt = zip_of(&[(
+            "m/data.pkl",
+            b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R.".as_slice(),
+        )]);
+        let b64 = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(&ckpt)
+        };
+        let config = format!(
+            r#"{{"module":"keras","class_name":"Sequential","config":{{"layers":[{{"module":"keras.layers","class_name":"TorchModuleWrapper","config":{{"name":"t","module":"{b64}"}},"registered_name":null}}]}}}}"#
+        );
+        let keras = zip_of(&[
+            ("config.json", config.as_bytes()),
+            ("metadata.json", b"{}".as_slice()),
+        ]);
+        let r = Scanner::default().scan_bytes(&keras, "model.keras");
+        assert!(
+            r.findings
+                .iter()
+                .any(|f| f.severity == aisec_core::Severity::Critical
+                    && f.location
+                        .member
+                        .as_deref()
+                        .is_some_and(|m| m.contains("TorchModuleWrapper"))),
+            "{:#?}",
+            r.findings
+        );
     }
 }
