@@ -24,8 +24,11 @@ mod onnx;
 pub mod onnx_model;
 pub mod safetensors;
 pub mod spec;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 pub mod train;
 
 pub use classifier::{Classifier, Differentiable, Loss, ModelError, Tensor};
+pub use graph::ExecLimits;
 pub use kernels::tune_allocator;
 pub use onnx_model::OnnxModel;

@@ -1,12 +1,13 @@
 //! Query counting, label-only views and the KServe v2 client against a
 //! loopback server started by the test.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::PathBuf;
 
 use aisec_model::blackbox::{LabelOnly, QueryCounter, RemoteClassifier};
 use aisec_model::data::npy::read_npy;
+use aisec_model::test_support::{KserveServer, Reply};
 use aisec_model::{Classifier, OnnxModel};
 
 fn fx(name: &str) -> PathBuf {
@@ -32,75 +33,40 @@ fn counter_budget_and_label_only() {
     assert_eq!(c.queries(), 32);
 }
 
-/// Serves `n` requests: echoes per example `[sum of inputs, 1, 2]`.
-fn serve(n: usize, labels: bool) -> (String, std::thread::JoinHandle<Vec<String>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = format!("http://{}", l.local_addr().unwrap());
-    let h = std::thread::spawn(move || {
-        let mut paths = vec![];
-        for _ in 0..n {
-            let (s, _) = l.accept().unwrap();
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut line = String::new();
-            r.read_line(&mut line).unwrap();
-            paths.push(line.split_whitespace().nth(1).unwrap().to_string());
-            let mut len = 0;
-            loop {
-                let mut h = String::new();
-                r.read_line(&mut h).unwrap();
-                if h == "\r\n" {
-                    break;
-                }
-                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; len];
-            r.read_exact(&mut body).unwrap();
-            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            let inp = &v["inputs"][0];
-            let b = inp["shape"][0].as_u64().unwrap() as usize;
-            let data: Vec<f64> = inp["data"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap())
+/// Answers per example `[sum of inputs, 1, 2]`, or labels `i % 3`.
+fn serve(labels: bool) -> KserveServer {
+    aisec_model::test_support::serve(move |req| {
+        let Some(x) = &req.input else {
+            return Reply::raw(400, "{}");
+        };
+        let b = x.batch();
+        let out = if labels {
+            serde_json::json!({"outputs": [{"name": "label", "shape": [b], "datatype": "INT64",
+                "data": (0..b).map(|i| i % 3).collect::<Vec<_>>()}]})
+        } else {
+            let d: Vec<f32> = (0..b)
+                .flat_map(|i| [x.row(i).iter().sum::<f32>(), 1.0, 2.0])
                 .collect();
-            let row = data.len() / b;
-            let out = if labels {
-                serde_json::json!({"outputs": [{"name": "label", "shape": [b], "datatype": "INT64",
-                    "data": (0..b).map(|i| i % 3).collect::<Vec<_>>()}]})
-            } else {
-                let d: Vec<f64> = (0..b)
-                    .flat_map(|i| [data[i * row..(i + 1) * row].iter().sum::<f64>(), 1.0, 2.0])
-                    .collect();
-                serde_json::json!({"outputs": [{"name": "scores", "shape": [b, 3], "datatype": "FP32", "data": d}]})
-            };
-            let body = out.to_string();
-            let mut s = s;
-            write!(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}", body.len(), body).unwrap();
-        }
-        paths
-    });
-    (addr, h)
+            serde_json::json!({"outputs": [{"name": "scores", "shape": [b, 3], "datatype": "FP32", "data": d}]})
+        };
+        Reply::raw(200, out.to_string())
+    })
 }
 
 #[test]
 fn kserve_v2_scores_and_labels() {
-    let (addr, h) = serve(1, false);
-    let r = RemoteClassifier::new(&addr, "digits", "x", vec![2], 3).unwrap();
+    let s = serve(false);
+    let r = RemoteClassifier::new(&s.url, "digits", "x", vec![2], 3).unwrap();
     let x = aisec_model::Tensor::new(vec![2, 2], vec![1.0, 2.0, 5.0, -1.0]).unwrap();
     let z = r.logits(&x).unwrap();
     assert_eq!(z.data, vec![3.0, 1.0, 2.0, 4.0, 1.0, 2.0]);
-    assert_eq!(
-        h.join().unwrap(),
-        vec!["/v2/models/digits/infer".to_string()]
-    );
+    let paths: Vec<String> = s.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, vec!["/v2/models/digits/infer".to_string()]);
 
-    let (addr, h) = serve(1, true);
-    let r = RemoteClassifier::new(&addr, "digits", "x", vec![2], 3).unwrap();
+    let s = serve(true);
+    let r = RemoteClassifier::new(&s.url, "digits", "x", vec![2], 3).unwrap();
     assert_eq!(r.predict(&x).unwrap(), vec![0, 1]);
-    h.join().unwrap();
+    assert_eq!(s.requests().len(), 1);
 }
 
 #[test]

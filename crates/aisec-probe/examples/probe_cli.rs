@@ -24,6 +24,7 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     let cli = <Cli as clap::Parser>::parse();
     let report = probe::run(cli.args)?;
+    eprint!("{}", aisec_probe::summary::family_table(&report));
     let text = if cli.format == "json" {
         serde_json::to_string_pretty(&report)?
     } else {

@@ -2,16 +2,21 @@
 //!
 //! Each subcommand lives in `cmd/<name>.rs`, parses its arguments with
 //! clap, calls its crate, and returns an [`aisec_core::Report`] that
-//! [`output`] renders in the format the user asked for. Exit codes are the
-//! same for every command: 0 clean, 1 findings at or above `--fail-on`,
-//! 2 usage or I/O error.
+//! [`output`] renders in the format the user asked for. [`run`] decides,
+//! once for every command, progress bars, Ctrl-C and exit codes: 0 clean,
+//! 1 findings at or above `--fail-on`, 2 the job could not be done (usage,
+//! I/O, a target that never answered), 130 interrupted (partial report
+//! written, marked incomplete).
 
 mod cmd;
+mod data;
 mod output;
 mod registry;
+mod run;
 
 use std::process::ExitCode;
 
+use aisec_core::render::escape_terminal;
 use clap::{Parser, Subcommand};
 
 /// aisec: AI/ML security in one binary.
@@ -21,6 +26,10 @@ struct Cli {
     /// More log output (-v info, -vv debug, -vvv trace); logs go to stderr.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+
+    /// No progress bars and no notes on stderr (errors and the report still appear).
+    #[arg(short, long, global = true)]
+    quiet: bool,
 
     #[command(subcommand)]
     command: Command,
@@ -48,7 +57,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, cli.quiet);
+    run::set_quiet(cli.quiet);
     if matches!(
         cli.command,
         Command::Attack(_) | Command::Train(_) | Command::Demo(_)
@@ -60,9 +70,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scan(a) => cmd::scan::run(a),
         Command::Attack(a) => cmd::attack::run(*a),
-        Command::Probe(a) => {
-            cmd::probe::run(a.probe).and_then(|report| output::emit(&report, &a.output))
-        }
+        Command::Probe(a) => cmd::probe::run(a.probe).and_then(|report| {
+            if !run::quiet() {
+                eprint!("{}", aisec_probe::summary::family_table(&report));
+            }
+            run::finish(report, &a.output)
+        }),
         Command::Guard(a) => cmd::guard::run(a),
         Command::Train(a) => cmd::train::run(*a),
         Command::Demo(a) => cmd::demo::run(a),
@@ -72,14 +85,34 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
-            eprintln!("aisec: error: {e:#}");
+            // Error chains quote file and member names: print them escaped.
+            eprintln!("aisec: error: {}", escape_terminal(&error_text(&e)));
             ExitCode::from(aisec_core::ExitStatus::Error.code() as u8)
         }
     }
 }
 
-fn init_logging(verbose: u8) {
+/// The error and its causes, each named once: a cause whose text an
+/// outer message already quotes (`cannot load m.onnx: No such file` over
+/// `No such file`) is not repeated.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if c.is_empty() || out.contains(&c) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&c);
+    }
+    out
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
     let level = match verbose {
+        _ if quiet => "error",
         0 => "warn",
         1 => "info",
         2 => "debug",
@@ -92,4 +125,18 @@ fn init_logging(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cause_already_quoted_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let e = anyhow::Error::new(io).context("cannot open m.onnx: No such file");
+        let e = e.context("cannot load model m.onnx");
+        assert_eq!(
+            super::error_text(&e),
+            "cannot load model m.onnx: cannot open m.onnx: No such file"
+        );
+    }
 }

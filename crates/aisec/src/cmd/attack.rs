@@ -1,12 +1,8 @@
 //! `aisec attack …`: attacks against models loaded at run time.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
 use aisec_attack::{run_evasion, AttackContext, AttackKind, EvasionConfig, EvasionReport, Norm};
-use aisec_core::run::{Cancel, Progress, RunContext};
 use aisec_core::Report;
 use aisec_model::data::images::ImageOptions;
 use aisec_model::data::normalize::Normalized;
@@ -16,7 +12,8 @@ use aisec_model::{Classifier, Differentiable, OnnxModel, Tensor};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::output::{emit, OutputArgs};
+use crate::data::{check_inputs, check_labels, Fix};
+use crate::output::OutputArgs;
 
 /// Arguments of `aisec attack`.
 #[derive(Debug, clap::Args)]
@@ -100,12 +97,12 @@ pub struct EvasionArgs {
     #[arg(long, default_value_t = 40)]
     pub steps: usize,
 
-    /// Lowest valid input value.
-    #[arg(long, default_value_t = 0.0)]
+    /// Lowest valid input value (inputs below it are an error).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub lo: f32,
 
-    /// Highest valid input value.
-    #[arg(long, default_value_t = 1.0)]
+    /// Highest valid input value (inputs above it are an error: rescale them with --scale).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub hi: f32,
 
     /// Target class for targeted attacks.
@@ -358,7 +355,7 @@ pub fn evaluate(
     // Ctrl-C stops the attacks after the batches in flight; what finished is reported.
     let ctx = attack_context(show_progress);
     let start = std::time::Instant::now();
-    let result = run_evasion(model, x, y, cfg, &ctx).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let result = run_evasion(model, x, y, cfg, &ctx)?;
     ctx.progress().finish();
     let mut report = Report::new("attack evasion");
     report.add_rules(aisec_attack::RULES);
@@ -382,8 +379,10 @@ fn evasion(a: EvasionArgs) -> anyhow::Result<i32> {
     let cfg = config(&a)?;
     let model = OnnxModel::load(&a.model)
         .with_context(|| format!("cannot load model {}", a.model.display()))?;
-    let show = !a.no_progress && std::io::stderr().is_terminal();
+    let show = crate::run::show_progress(a.no_progress);
     let data = load_data(&a, &model, show)?;
+    check_inputs(&data.x, "inputs", a.lo, a.hi, Fix::ScaleOrValueRange)?;
+    check_labels(&data.y, model.num_classes(), "labels")?;
     let name = a.model.display().to_string();
     let (report, result) = if a.mean.is_empty() && a.std.is_empty() {
         evaluate(&model, &data.x, &data.y, &cfg, &name, show)?
@@ -395,58 +394,23 @@ fn evasion(a: EvasionArgs) -> anyhow::Result<i32> {
     if let Some(p) = &a.save_npz {
         result
             .save_npz(p)
-            .map_err(|e| anyhow::anyhow!("cannot save {}: {e}", p.display()))?;
+            .with_context(|| format!("cannot save {}", p.display()))?;
     }
     if let Some(p) = &a.save_png {
         result
             .save_png_grid(p, 16)
-            .map_err(|e| anyhow::anyhow!("cannot save {}: {e}", p.display()))?;
+            .with_context(|| format!("cannot save {}", p.display()))?;
     }
     if let Some(p) = &a.save_examples {
         result
             .save_examples(p)
-            .map_err(|e| anyhow::anyhow!("cannot save {}: {e}", p.display()))?;
+            .with_context(|| format!("cannot save {}", p.display()))?;
     }
-    emit(&report, &a.output)
+    crate::run::finish(report, &a.output)
 }
 
-/// A progress bar for library work: one bar, reset at each phase to the
-/// phase's own total (its name as the message).
-struct Bar(ProgressBar);
-
-impl Progress for Bar {
-    fn phase(&self, name: &str, total: Option<u64>) {
-        self.0.set_message(name.to_string());
-        self.0.set_length(total.unwrap_or(0));
-        self.0.set_position(0);
-        self.0.reset_eta();
-    }
-    fn advance(&self, n: u64) {
-        self.0.inc(n);
-    }
-    fn finish(&self) {
-        self.0.finish_and_clear();
-    }
-}
-
-/// The context attack commands run in: a progress bar on a terminal
-/// (nothing otherwise) and a cancel flag that Ctrl-C raises.
+/// The context attack commands run in (see [`crate::run`]): a progress
+/// bar on a terminal, nothing otherwise, and the Ctrl-C cancel flag.
 pub(crate) fn attack_context(show_progress: bool) -> AttackContext {
-    let cancel = Cancel::new();
-    {
-        let c = cancel.clone();
-        let _ = ctrlc::set_handler(move || c.cancel());
-    }
-    let progress: Arc<dyn Progress> = if show_progress {
-        let pb = ProgressBar::new(0);
-        pb.set_style(
-            ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len}, eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        pb.enable_steady_tick(Duration::from_millis(200));
-        Arc::new(Bar(pb))
-    } else {
-        Arc::new(aisec_core::run::NoProgress)
-    };
-    AttackContext::new(RunContext { cancel, progress })
+    AttackContext::new(crate::run::context(!show_progress))
 }

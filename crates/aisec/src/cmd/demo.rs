@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use aisec_scan::{ScanOptions, Scanner};
 use anyhow::Context;
 
-use crate::output::{emit, OutputArgs};
+use crate::output::OutputArgs;
 
 /// Arguments of `aisec demo`.
 #[derive(Debug, clap::Args)]
@@ -61,89 +61,78 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
     let mut report = aisec_core::Report::new("demo");
     if on(Section::Scan) {
         let written = write_samples(dir)?;
-        eprintln!(
+        crate::run::note(format_args!(
             "aisec demo: wrote {} sample artifacts (safe and malicious) to {}; scanning them.\n",
             written.len(),
-            dir.display()
-        );
+            aisec_core::render::escape_terminal(&dir.display().to_string())
+        ));
         let scanner = Scanner::new(ScanOptions::default());
         let scan = scanner.scan_paths(&[dir.to_path_buf()], &|_| {});
-        merge(&mut report, scan);
+        report.merge(scan);
     }
 
     if on(Section::Evasion) {
-        eprintln!(
+        crate::run::note(format_args!(
             "aisec demo: attacking a bundled 8x8-digits CNN with FGSM and PGD (L-inf, eps 0.1).\n"
-        );
+        ));
         let evasion = demo_evasion(dir)?;
-        merge(&mut report, evasion);
+        report.merge(evasion);
     }
 
     if on(Section::Extraction) {
-        eprintln!(
+        crate::run::note(format_args!(
             "aisec demo: stealing the same CNN with 50 and 200 in-distribution queries (model extraction).\n"
-        );
+        ));
         let model = write_digits_cnn(dir)?;
         let extraction = crate::cmd::extraction::demo_extraction(&model)?;
-        merge(&mut report, extraction);
+        report.merge(extraction);
     }
 
     if on(Section::Membership) {
-        eprintln!(
+        crate::run::note(format_args!(
             "aisec demo: membership inference (loss threshold, LiRA with 4 shadow models) on an MLP trained here on half of 500 digits.\n"
-        );
+        ));
         let membership = crate::cmd::membership::demo_membership(dir)?;
-        merge(&mut report, membership);
+        report.merge(membership);
     }
 
     if on(Section::Probe) {
-        eprintln!(
+        crate::run::note(format_args!(
             "aisec demo: probing a deliberately weak chat app on 127.0.0.1 with every probe family.\n"
-        );
+        ));
         let probe = aisec_probe::demo::run_demo()?;
-        merge(&mut report, probe);
+        report.merge(probe);
     }
 
     if on(Section::Guard) {
-        eprintln!(
+        crate::run::note(format_args!(
             "aisec demo: a short session through aisec guard in front of a scripted model server.\n"
-        );
+        ));
         let guard = aisec_guard::run_demo()?;
-        merge(&mut report, guard);
+        report.merge(guard);
     }
 
-    emit(&report, &args.output)?;
-    Ok(0)
-}
-
-/// Adds another section's findings, rules, errors and data to the demo report.
-fn merge(into: &mut aisec_core::Report, from: aisec_core::Report) {
-    into.add_rules(&from.rules);
-    into.findings.extend(from.findings);
-    into.errors.extend(from.errors);
-    into.summary.items += from.summary.items;
-    into.summary.bytes += from.summary.bytes;
-    into.summary.seconds += from.summary.seconds;
-    for (k, v) in from.data {
-        into.data.insert(k, v);
+    // Findings are the point of the demo: 0 unless it failed or was interrupted.
+    match crate::run::finish(report, &args.output)? {
+        1 => Ok(0),
+        code => Ok(code),
     }
-    into.finish();
 }
 
 /// The CNN trained on scikit-learn's 8x8 digits (see
-/// crates/aisec-model/tests/fixtures/README.md for its source and licence),
+/// crates/aisec/assets/README.md for its source and licence),
 /// and 16 test digits with their labels.
 const DIGITS_CNN: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../aisec-model/tests/fixtures/digits_cnn.onnx"
+    "/assets/digits_cnn.onnx"
 ));
 const DIGITS_X: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../aisec-model/tests/fixtures/digits_cnn.x.npy"
+    "/assets/digits_cnn.x.npy"
 ));
 const DIGITS_Y: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../aisec-model/tests/fixtures/digits_cnn.y.npy"
+    "/assets/digits_cnn.y.npy"
 ));
 
 /// Writes the bundled digits CNN to `dir/models/digits_cnn.onnx`.

@@ -2,7 +2,6 @@
 //! (Knockoff Nets / Copycat CNN / Jacobian augmentation) and report the
 //! surrogate's fidelity and accuracy against the number of queries.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use aisec_attack::extraction::{
@@ -19,7 +18,7 @@ use rand::SeedableRng;
 
 use crate::cmd::attack::{load_inputs, load_labels};
 pub use crate::cmd::target::{load_local, VictimArgs};
-use crate::output::{emit, OutputArgs};
+use crate::output::OutputArgs;
 
 /// Arguments of `aisec attack extraction`.
 #[derive(Debug, clap::Args)]
@@ -104,12 +103,12 @@ pub struct ExtractionArgs {
     #[arg(long, default_value_t = 64)]
     pub query_batch: usize,
 
-    /// Lowest valid input value.
-    #[arg(long, default_value_t = 0.0)]
+    /// Lowest valid input value (inputs below it are an error).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub lo: f32,
 
-    /// Highest valid input value.
-    #[arg(long, default_value_t = 1.0)]
+    /// Highest valid input value (inputs above it are an error: rescale them with --scale).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub hi: f32,
 
     /// Random seed (runs are deterministic for a seed).
@@ -146,7 +145,16 @@ fn first_rows(x: &Tensor, n: usize, seed: u64) -> Tensor {
 fn strategy(a: &ExtractionArgs, shape: &[usize]) -> anyhow::Result<(QueryStrategy, String)> {
     let qscale = a.query_scale.or(a.scale);
     let pool = match &a.query_set {
-        Some(p) => Some(scaled(load_inputs(p)?, qscale)),
+        Some(p) => {
+            let x = scaled(load_inputs(p)?, qscale);
+            let fix = crate::data::Fix::Scale(if a.query_scale.is_some() {
+                "--query-scale"
+            } else {
+                "--scale (or --query-scale)"
+            });
+            crate::data::check_inputs(&x, "--query-set", a.lo, a.hi, fix)?;
+            Some(x)
+        }
         None => None,
     };
     Ok(match a.query_data.as_str() {
@@ -172,7 +180,7 @@ fn strategy(a: &ExtractionArgs, shape: &[usize]) -> anyhow::Result<(QueryStrateg
                         Some(x) => first_rows(&x, n, a.seed),
                         // Checked against what can be held before anything is allocated.
                         None => jacobian_noise_seed(n, shape, a.lo, a.hi, a.seed ^ 0x5eed)
-                            .map_err(|e| anyhow::anyhow!("--jacobian-seed {n}: {e}"))?,
+                            .with_context(|| format!("--jacobian-seed {n}"))?,
                     };
                     QueryStrategy::Jacobian {
                         seed,
@@ -197,10 +205,13 @@ pub fn evaluate(
     // Ctrl-C stops after the request or training step in flight; what is done is reported.
     let ctx = crate::cmd::attack::attack_context(show_progress);
     let start = std::time::Instant::now();
-    let out = run_extraction(victim, test, cfg, &ctx).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let out = run_extraction(victim, test, cfg, &ctx)?;
     ctx.progress().finish();
     for w in &out.report.warnings {
-        eprintln!("warning: {w}");
+        eprintln!(
+            "warning: {}",
+            aisec_core::render::escape_terminal(&w.to_string())
+        );
     }
     let mut report = Report::new("attack extraction");
     report.add_rules(aisec_attack::RULES);
@@ -239,6 +250,15 @@ pub fn run(a: ExtractionArgs) -> anyhow::Result<i32> {
     let shape = v.input_shape().to_vec();
     let x = scaled(load_inputs(&a.test_inputs)?, a.scale);
     let y = load_labels(&a.test_labels)?;
+    crate::data::check_lengths(&x, &y, "--test-inputs")?;
+    crate::data::check_inputs(
+        &x,
+        "--test-inputs",
+        a.lo,
+        a.hi,
+        crate::data::Fix::Scale("--scale"),
+    )?;
+    crate::data::check_labels(&y, v.num_classes(), "--test-labels")?;
     let test = Dataset::new(x, y)?;
     let surrogate = match &a.surrogate_arch {
         Some(p) => {
@@ -266,24 +286,18 @@ pub fn run(a: ExtractionArgs) -> anyhow::Result<i32> {
     cfg.hi = a.hi;
     cfg.query_batch = a.query_batch.max(1);
     cfg.seed = a.seed;
-    let show = !a.no_progress && std::io::stderr().is_terminal();
+    let show = crate::run::show_progress(a.no_progress);
     let (report, out) = evaluate(v, &test, &cfg, &name, show)?;
     if let (Some(dir), Some(m)) = (&a.save_surrogate, &out.surrogate) {
         save_surrogate(m, &cfg.surrogate, dir)?;
     }
-    emit(&report, &a.output)
+    crate::run::finish(report, &a.output)
 }
 
 /// The whole 8x8 digits data set (uint8, values 0..16; CC BY 4.0, see
-/// crates/aisec-model/tests/fixtures/digits/README.md).
-const DIGITS_X: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../aisec-model/tests/fixtures/digits/x.npy"
-));
-const DIGITS_Y: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../aisec-model/tests/fixtures/digits/y.npy"
-));
+/// crates/aisec/assets/README.md).
+const DIGITS_X: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/digits.x.npy"));
+const DIGITS_Y: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/digits.y.npy"));
 
 /// `aisec demo`'s extraction section: steals `victim_path` (the bundled
 /// digits CNN) with 50 and 200 in-distribution queries of its

@@ -1,7 +1,6 @@
 //! `aisec attack inversion`: MI-Face class-representative reconstruction
 //! (Fredrikson et al. 2015) with input gradients of a local model.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use aisec_attack::inversion::{run_inversion, InversionConfig, InversionCost};
@@ -11,7 +10,7 @@ use anyhow::{bail, Context};
 
 use crate::cmd::attack::{load_inputs, load_labels};
 use crate::cmd::extraction::load_local;
-use crate::output::{emit, OutputArgs};
+use crate::output::OutputArgs;
 
 /// Arguments of `aisec attack inversion`.
 #[derive(Debug, clap::Args)]
@@ -60,12 +59,12 @@ pub struct InversionArgs {
     #[arg(long)]
     pub start: Option<f32>,
 
-    /// Lowest valid input value.
-    #[arg(long, default_value_t = 0.0)]
+    /// Lowest valid input value (inputs below it are an error).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub lo: f32,
 
-    /// Highest valid input value.
-    #[arg(long, default_value_t = 1.0)]
+    /// Highest valid input value (inputs above it are an error: rescale them with --scale).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub hi: f32,
 
     /// Reference inputs (.npy or IDX) to compare reconstructions with class means.
@@ -122,15 +121,28 @@ pub fn run(a: InversionArgs) -> anyhow::Result<i32> {
             if let Some(s) = a.scale {
                 x.data.iter_mut().for_each(|v| *v *= s);
             }
-            Some(Dataset::new(x, load_labels(yp)?)?)
+            let y = load_labels(yp)?;
+            crate::data::check_lengths(&x, &y, "--reference-inputs")?;
+            crate::data::check_inputs(
+                &x,
+                "--reference-inputs",
+                a.lo,
+                a.hi,
+                crate::data::Fix::Scale("--scale"),
+            )?;
+            crate::data::check_labels(
+                &y,
+                aisec_model::Classifier::num_classes(&model),
+                "--reference-labels",
+            )?;
+            Some(Dataset::new(x, y)?)
         }
         _ => None,
     };
-    let show = !a.no_progress && std::io::stderr().is_terminal();
+    let show = crate::run::show_progress(a.no_progress);
     let ctx = crate::cmd::attack::attack_context(show);
     let start = std::time::Instant::now();
-    let r = run_inversion(&model, &cfg, reference.as_ref(), &ctx)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let r = run_inversion(&model, &cfg, reference.as_ref(), &ctx)?;
     ctx.progress().finish();
     let name = a.model.display().to_string();
     let mut report = Report::new("attack inversion");
@@ -150,11 +162,11 @@ pub fn run(a: InversionArgs) -> anyhow::Result<i32> {
     report.finish();
     if let Some(p) = &a.save_png {
         r.save_png(p)
-            .map_err(|e| anyhow::anyhow!("cannot save {}: {e}", p.display()))?;
+            .with_context(|| format!("cannot save {}", p.display()))?;
     }
     if let Some(p) = &a.save_npz {
         r.save_npz(p)
-            .map_err(|e| anyhow::anyhow!("cannot save {}: {e}", p.display()))?;
+            .with_context(|| format!("cannot save {}", p.display()))?;
     }
-    emit(&report, &a.output)
+    crate::run::finish(report, &a.output)
 }

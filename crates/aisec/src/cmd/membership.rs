@@ -2,7 +2,6 @@
 //! output scores (loss threshold and LiRA with shadow models), measured
 //! against known members and non-members.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use aisec_attack::membership::{
@@ -17,7 +16,7 @@ use aisec_model::{Classifier, Tensor};
 use anyhow::{bail, Context};
 
 use crate::cmd::attack::{load_inputs, load_labels};
-use crate::output::{emit, OutputArgs};
+use crate::output::OutputArgs;
 
 /// Arguments of `aisec attack membership`.
 #[derive(Debug, clap::Args)]
@@ -65,6 +64,14 @@ pub struct MembershipArgs {
     /// Multiply every loaded input by this factor (e.g. 0.0625 for 0-16 digits).
     #[arg(long, value_name = "F")]
     pub scale: Option<f32>,
+
+    /// Lowest valid input value (inputs below it are an error).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub lo: f32,
+
+    /// Highest valid input value (inputs above it are an error: rescale them with --scale).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub hi: f32,
 
     /// Shadow-model architecture (aisec spec, JSON or TOML) for LiRA.
     #[arg(long, value_name = "SPEC")]
@@ -142,11 +149,13 @@ pub struct MembershipArgs {
     pub output: OutputArgs,
 }
 
-fn load_set(x: &Path, y: &Path, scale: Option<f32>) -> anyhow::Result<Dataset> {
+fn load_set(x: &Path, y: &Path, a: &MembershipArgs) -> anyhow::Result<Dataset> {
     let mut xs = load_inputs(x)?;
-    if let Some(s) = scale {
+    if let Some(s) = a.scale {
         xs.data.iter_mut().for_each(|v| *v *= s);
     }
+    let what = x.display().to_string();
+    crate::data::check_inputs(&xs, &what, a.lo, a.hi, crate::data::Fix::Scale("--scale"))?;
     let ys = load_labels(y)?;
     Dataset::new(xs, ys).with_context(|| format!("{} and {}", x.display(), y.display()))
 }
@@ -154,7 +163,7 @@ fn load_set(x: &Path, y: &Path, scale: Option<f32>) -> anyhow::Result<Dataset> {
 /// The evaluated examples with their ground truth.
 fn evaluation_set(a: &MembershipArgs) -> anyhow::Result<(Tensor, Vec<usize>, Vec<bool>)> {
     if let (Some(d), Some(l), Some(m)) = (&a.data, &a.labels, &a.membership_mask) {
-        let set = load_set(d, l, a.scale)?;
+        let set = load_set(d, l, a)?;
         let mask = aisec_model::data::npy::read_npy(m)
             .with_context(|| format!("cannot read membership mask {}", m.display()))?
             .to_labels()
@@ -175,8 +184,8 @@ fn evaluation_set(a: &MembershipArgs) -> anyhow::Result<(Tensor, Vec<usize>, Vec
     ) else {
         bail!("give --members/--member-labels and --non-members/--non-member-labels, or --data with --labels and --membership-mask");
     };
-    let m = load_set(mx, my, a.scale)?;
-    let n = load_set(nx, ny, a.scale)?;
+    let m = load_set(mx, my, a)?;
+    let n = load_set(nx, ny, a)?;
     if m.x.row_len() != n.x.row_len() {
         bail!("members and non-members have different example sizes");
     }
@@ -301,8 +310,7 @@ pub fn evaluate(
         trainer.map(|t| t as &dyn aisec_attack::membership::ShadowTrainer),
         cfg,
         &ctx,
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    )?;
     ctx.progress().finish();
     let mut report = Report::new("attack membership");
     report.add_rules(&[&MEMBERSHIP_INFERENCE]);
@@ -357,12 +365,19 @@ pub fn run(a: MembershipArgs) -> anyhow::Result<i32> {
     let cfg = config(&a, trainer.is_some())?;
     let (victim, name) = a.target.load()?;
     let target = victim.classifier();
+    if a.lo >= a.hi {
+        bail!("--lo must be below --hi");
+    }
     let (x, y, member) = evaluation_set(&a)?;
+    crate::data::check_labels(&y, target.num_classes(), "labels")?;
     let population = match (&a.population, &a.population_labels) {
-        (Some(px), Some(py)) => Some(load_set(px, py, a.scale)?),
+        (Some(px), Some(py)) => Some(load_set(px, py, &a)?),
         _ => None,
     };
-    let show = !a.no_progress && std::io::stderr().is_terminal();
+    if let Some(p) = &population {
+        crate::data::check_labels(&p.y, target.num_classes(), "--population-labels")?;
+    }
+    let show = crate::run::show_progress(a.no_progress);
     let (report, result) = evaluate(
         target,
         &x,
@@ -384,7 +399,7 @@ pub fn run(a: MembershipArgs) -> anyhow::Result<i32> {
         std::fs::write(p, serde_json::to_vec(&result.scores_json())?)
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
-    emit(&report, &a.output)
+    crate::run::finish(report, &a.output)
 }
 
 fn short_name(name: &str) -> &str {
@@ -392,15 +407,9 @@ fn short_name(name: &str) -> &str {
 }
 
 /// The bundled 8x8 digits (scikit-learn's copy of the UCI set, CC BY 4.0;
-/// see crates/aisec-model/tests/fixtures/digits/README.md).
-const DIGITS_X: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../aisec-model/tests/fixtures/digits/x.npy"
-));
-const DIGITS_Y: &[u8] = include_bytes!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../aisec-model/tests/fixtures/digits/y.npy"
-));
+/// see crates/aisec/assets/README.md).
+const DIGITS_X: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/digits.x.npy"));
+const DIGITS_Y: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/digits.y.npy"));
 
 /// Examples the demo uses (members plus non-members).
 const DEMO_EXAMPLES: usize = 500;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use aisec_probe::buffs::Buff;
 use aisec_probe::harness::{run_probes, write_transcripts, RunConfig};
-use aisec_probe::summary::{build_report, family_table, SummaryOptions};
+use aisec_probe::summary::{build_report, SummaryOptions};
 use aisec_probe::target::{Target, TargetKind};
 use anyhow::Context;
 
@@ -154,8 +154,11 @@ fn build_target(args: &ProbeArgs) -> anyhow::Result<Target> {
                 .as_deref()
                 .context("--api rest needs --request-template")?;
             let template = match raw.strip_prefix('@') {
-                Some(path) => std::fs::read_to_string(path)
-                    .with_context(|| format!("reading request template {path}"))?,
+                Some(path) => aisec_probe::target::read_text_bounded(
+                    std::path::Path::new(path),
+                    aisec_probe::target::MAX_TEMPLATE_BYTES,
+                )
+                .with_context(|| format!("reading request template {path}"))?,
                 None => raw.to_string(),
             };
             let response_path = args
@@ -186,6 +189,8 @@ fn build_target(args: &ProbeArgs) -> anyhow::Result<Target> {
 }
 
 /// Runs the probes and returns the report (the caller renders it and applies `--fail-on`).
+/// A run in which every attempt failed is marked `failed` in the report's data, an
+/// interrupted one `incomplete`.
 pub fn run(args: ProbeArgs) -> anyhow::Result<aisec_core::Report> {
     if let Some(m) = args.max_asr {
         anyhow::ensure!(
@@ -202,8 +207,9 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<aisec_core::Report> {
         .buffs
         .iter()
         .map(|b| Buff::parse(b))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let probes = aisec_probe::probes::select(&args.probes, &buffs)?;
+    let cfg_url = target.endpoint();
     let mut cfg = RunConfig::new(target);
     cfg.concurrency = args.concurrency.max(1);
     cfg.rate = args.rate;
@@ -217,8 +223,8 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<aisec_core::Report> {
     cfg.secrets = args.secret.clone();
     cfg.plant_system_canary = !args.no_system_canary;
     if let Some(path) = &args.package_allowlist {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = aisec_probe::target::read_text_bounded(path, 16 << 20)
+            .with_context(|| format!("reading {}", path.display()))?;
         cfg.packages.extend(
             text.lines()
                 .map(str::trim)
@@ -241,12 +247,41 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<aisec_core::Report> {
     if let Some(path) = &args.transcripts {
         write_transcripts(path, &outcome.records)?;
     }
-    let report = build_report(
+    let mut report = build_report(
         &outcome,
         &SummaryOptions {
             max_asr: args.max_asr,
         },
     );
-    eprint!("{}", family_table(&report));
+    if outcome.interrupted {
+        // The harness listens for Ctrl-C itself; the CLI's run::finish
+        // reads this mark (exit 130).
+        report
+            .data
+            .insert("incomplete".into(), serde_json::Value::Bool(true));
+    }
+    // A target that never answered is not a clean result: say why, once.
+    let sent: Vec<_> = outcome
+        .records
+        .iter()
+        .filter(|r| !outcome.interrupted || r.verdict.is_some() || r.error.is_some())
+        .collect();
+    if !sent.is_empty() && sent.iter().all(|r| r.error.is_some()) {
+        let first = sent
+            .iter()
+            .find_map(|r| r.error.as_deref())
+            .unwrap_or("no answer");
+        report
+            .data
+            .insert("failed".into(), serde_json::Value::Bool(true));
+        report.error(
+            args.url.clone(),
+            format!(
+                "every one of {} attempts failed; {} never answered ({first})",
+                sent.len(),
+                cfg_url
+            ),
+        );
+    }
     Ok(report)
 }

@@ -1,6 +1,5 @@
 //! `aisec scan`: model artifacts in, findings out.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -9,7 +8,7 @@ use aisec_scan::{Config, ScanOptions, Scanner};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::output::{emit, OutputArgs};
+use crate::output::OutputArgs;
 
 /// Arguments of `aisec scan`.
 #[derive(Debug, clap::Args)]
@@ -60,7 +59,7 @@ pub fn options(args: &ScanArgs) -> anyhow::Result<ScanOptions> {
     for p in &args.profile {
         opts.policy = std::mem::take(&mut opts.policy)
             .with_profile(p)
-            .map_err(|e| anyhow::anyhow!("--profile {p}: {e}"))?;
+            .with_context(|| format!("--profile {p}"))?;
     }
     for a in &args.allow {
         opts.policy.allow(a);
@@ -82,7 +81,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
             .context("cannot start worker threads")?;
     }
     let scanner = Scanner::new(opts);
-    let progress = if !args.no_progress && std::io::stderr().is_terminal() {
+    let progress = if crate::run::show_progress(args.no_progress) {
         let pb = ProgressBar::new_spinner();
         pb.set_style(
             ProgressStyle::with_template("{spinner} {elapsed} {pos} files, {msg}")
@@ -104,11 +103,12 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
-    let code = emit(&report, &args.output)?;
+    let unreadable = !report.errors.is_empty();
+    let code = crate::run::finish(report, &args.output)?;
     // Inputs that could not be read make the run an error (2) unless
     // findings already fail it.
-    if code == 0 && !report.errors.is_empty() {
-        return Ok(aisec_core::ExitStatus::Error.code());
+    if code == 0 && unreadable {
+        return Ok(crate::run::FAILED);
     }
     Ok(code)
 }

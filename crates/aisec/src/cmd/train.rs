@@ -1,10 +1,8 @@
 //! `aisec train`: train a spec model (MLP, CNN, ResNet-style) on a data set
 //! and save it as safetensors (with its spec) and optionally ONNX.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aisec_core::render::Format;
@@ -22,7 +20,7 @@ use aisec_model::{OnnxModel, Tensor};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::output::{emit, OutputArgs};
+use crate::output::OutputArgs;
 
 /// Arguments of `aisec train`.
 #[derive(Debug, clap::Args)]
@@ -341,6 +339,10 @@ pub fn run(a: TrainArgs) -> anyhow::Result<i32> {
         }
     }
 
+    crate::data::check_finite(&train.x, "training data")?;
+    if let Some(v) = &val {
+        crate::data::check_finite(&v.x, "validation data")?;
+    }
     let mut model = OnnxModel::from_spec(&spec, cfg.seed)?;
     let classes = aisec_model::Classifier::num_classes(&model);
     for (name, d) in [("training", Some(&train)), ("validation", val.as_ref())] {
@@ -371,13 +373,9 @@ pub fn run(a: TrainArgs) -> anyhow::Result<i32> {
         at_end: a.checkpoint_dir.is_some(),
     };
 
-    let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let c = cancel.clone();
-        // Ctrl-C stops after the step in flight and writes a checkpoint.
-        let _ = ctrlc::set_handler(move || c.store(true, Ordering::SeqCst));
-    }
-    let show = !a.no_progress && std::io::stderr().is_terminal();
+    // Ctrl-C stops after the step in flight and writes a checkpoint.
+    let cancel = crate::run::cancel();
+    let show = crate::run::show_progress(a.no_progress);
     let batches = train.len().div_ceil(cfg.batch_size.max(1));
     let done_before = resume
         .as_ref()
@@ -425,7 +423,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<i32> {
             val: val.as_ref(),
             spec: Some(&spec),
             progress: Some(&mut progress),
-            cancel: Some(&cancel),
+            cancel: Some(cancel.flag()),
             checkpoint: Some(policy),
             resume,
         },
@@ -493,7 +491,7 @@ fn summarize(
         secs.iter().sum::<f64>() / secs.len() as f64
     };
     let status = if hist.cancelled {
-        aisec_core::ExitStatus::Error.code()
+        crate::run::INTERRUPTED
     } else {
         aisec_core::ExitStatus::Clean.code()
     };
@@ -568,7 +566,5 @@ fn summarize(
             },
         );
     }
-    report.finish();
-    let code = emit(&report, &a.output)?;
-    Ok(code.max(status))
+    crate::run::finish(report, &a.output)
 }

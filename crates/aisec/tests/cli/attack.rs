@@ -1,39 +1,23 @@
 //! End-to-end runs of `aisec attack evasion` on the committed digits models.
 
-use std::process::Command;
-
-fn fixture(name: &str) -> String {
-    format!(
-        "{}/../aisec-model/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
+use crate::util::{aisec, fixture};
 
 fn evasion(extra: &[&str]) -> (Option<i32>, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_aisec"))
-        .args([
-            "attack",
-            "evasion",
-            &fixture("digits_mlp.onnx"),
-            "--inputs",
-            &fixture("digits_mlp.x.npy"),
-            "--labels",
-            &fixture("digits_mlp.y.npy"),
-            "--format",
-            "json",
-            "--no-progress",
-        ])
-        .args(extra)
-        .output()
-        .expect("run aisec");
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code(), v)
+    let r = aisec(&[
+        "attack",
+        "evasion",
+        &fixture("digits_mlp.onnx"),
+        "--inputs",
+        &fixture("digits_mlp.x.npy"),
+        "--labels",
+        &fixture("digits_mlp.y.npy"),
+        "--format",
+        "json",
+        "--no-progress",
+    ])
+    .args(extra)
+    .run();
+    (r.code, r.json())
 }
 
 #[test]
@@ -66,36 +50,32 @@ fn pgd_lowers_accuracy_and_is_deterministic() {
 
 #[test]
 fn bad_arguments_are_clear_errors() {
-    let out = Command::new(env!("CARGO_BIN_EXE_aisec"))
-        .args([
-            "attack",
-            "evasion",
-            &fixture("digits_mlp.onnx"),
-            "--inputs",
-            &fixture("digits_mlp.x.npy"),
-            "--labels",
-            &fixture("digits_mlp.y.npy"),
-            "--attacks",
-            "telepathy",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown attack 'telepathy'"));
-    let missing = Command::new(env!("CARGO_BIN_EXE_aisec"))
-        .args([
-            "attack",
-            "evasion",
-            "/no/model.onnx",
-            "--inputs",
-            "x",
-            "--labels",
-            "y",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(missing.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("/no/model.onnx"));
+    let out = aisec(&[
+        "attack",
+        "evasion",
+        &fixture("digits_mlp.onnx"),
+        "--inputs",
+        &fixture("digits_mlp.x.npy"),
+        "--labels",
+        &fixture("digits_mlp.y.npy"),
+        "--attacks",
+        "telepathy",
+    ])
+    .run();
+    out.expect_code(2);
+    assert!(out.stderr.contains("unknown attack 'telepathy'"));
+    let missing = aisec(&[
+        "attack",
+        "evasion",
+        "/no/model.onnx",
+        "--inputs",
+        "x",
+        "--labels",
+        "y",
+    ])
+    .run();
+    missing.expect_code(2);
+    assert!(missing.stderr.contains("/no/model.onnx"));
 }
 
 #[test]
@@ -124,15 +104,12 @@ fn image_folder_inputs_with_normalisation_inside_the_model() {
             .unwrap();
     }
     let run = |extra: &[&str]| -> serde_json::Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_aisec"))
-            .args(["attack", "evasion", &fixture("digits_cnn.onnx"), "--inputs"])
+        aisec(&["attack", "evasion", &fixture("digits_cnn.onnx"), "--inputs"])
             .arg(d.path())
-            .args(["--attacks", "fgsm", "--format", "json", "--no-progress"])
+            .args(&["--attacks", "fgsm", "--format", "json", "--no-progress"])
             .args(extra)
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)))
+            .run()
+            .json()
     };
     let a = run(&["--eps", "0.1"]);
     let ev = &a["data"]["evasion"];
@@ -181,15 +158,12 @@ fn csv_table_gives_the_same_result_as_npy() {
         text.push_str(&format!("{label}\n"));
     }
     std::fs::write(&p, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_aisec"))
-        .args(["attack", "evasion", &fixture("digits_mlp.onnx"), "--inputs"])
+    let a = aisec(&["attack", "evasion", &fixture("digits_mlp.onnx"), "--inputs"])
         .arg(&p)
-        .args(["--attacks", "fgsm", "--eps", "0.2", "--format", "json"])
-        .args(["--no-progress", "--batch-size", "5"])
-        .output()
-        .unwrap();
-    let a: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+        .args(&["--attacks", "fgsm", "--eps", "0.2", "--format", "json"])
+        .args(&["--no-progress", "--batch-size", "5"])
+        .run()
+        .json();
     let (_, b) = evasion(&["--attacks", "fgsm", "--eps", "0.2"]);
     let (e1, e2) = (&a["data"]["evasion"], &b["data"]["evasion"]);
     assert_eq!(e1["n"].as_u64(), Some(16));
@@ -209,24 +183,21 @@ fn mnist(model: &str, extra: &[&str]) -> serde_json::Value {
             env!("CARGO_MANIFEST_DIR")
         )
     };
-    let out = Command::new(env!("CARGO_BIN_EXE_aisec"))
-        .args([
-            "attack",
-            "evasion",
-            &f(model),
-            "--inputs",
-            &f("mnist_tiny.x.npy"),
-            "--labels",
-            &f("mnist_tiny.y.npy"),
-            "--format",
-            "json",
-            "--no-progress",
-        ])
-        .args(extra)
-        .output()
-        .expect("run aisec");
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)))
+    aisec(&[
+        "attack",
+        "evasion",
+        &f(model),
+        "--inputs",
+        &f("mnist_tiny.x.npy"),
+        "--labels",
+        &f("mnist_tiny.y.npy"),
+        "--format",
+        "json",
+        "--no-progress",
+    ])
+    .args(extra)
+    .run()
+    .json()
 }
 
 #[test]

@@ -3,12 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn digits(name: &str) -> String {
-    format!(
-        "{}/../aisec-model/tests/fixtures/digits/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
+use crate::util::{aisec, digits};
 
 const MLP: &str = r#"{"input": [64], "layers": [{"type": "dense", "units": 32},
     {"type": "relu"}, {"type": "dense", "units": 10}]}"#;
@@ -16,26 +11,16 @@ const MLP: &str = r#"{"input": [64], "layers": [{"type": "dense", "units": 32},
 fn train(dir: &Path, out: &str, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
     let spec = dir.join("mlp.json");
     std::fs::write(&spec, MLP).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_aisec"))
-        .arg("train")
-        .arg(digits("x.npy"))
-        .args(["--labels", &digits("y.npy"), "--scale", "0.0625"])
+    let r = aisec(&["train", &digits("x.npy")])
+        .args(&["--labels", &digits("y.npy"), "--scale", "0.0625"])
         .arg("--arch")
         .arg(&spec)
         .arg("--out")
         .arg(dir.join(out))
-        .args(["--format", "json", "--no-progress"])
+        .args(&["--format", "json", "--no-progress"])
         .args(extra)
-        .output()
-        .expect("run aisec");
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code(), v)
+        .run();
+    (r.code, r.json())
 }
 
 #[test]
@@ -136,13 +121,7 @@ fn bad_inputs_are_clear_errors() {
     // Inputs without labels.
     let spec = d.path().join("mlp.json");
     std::fs::write(&spec, MLP).unwrap();
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_aisec"))
-            .arg("train")
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| aisec(&["train"]).args(args).output();
     let o = d.path().join("o.safetensors");
     let out = run(&[
         &digits("x.npy"),
@@ -203,24 +182,20 @@ fn bad_inputs_are_clear_errors() {
 
 #[cfg(unix)]
 #[test]
-fn ctrl_c_writes_a_checkpoint_and_exits_cleanly() {
+fn ctrl_c_writes_a_checkpoint_and_exits_130() {
     let d = tempfile::tempdir().unwrap();
     let spec = d.path().join("mlp.json");
     std::fs::write(&spec, MLP).unwrap();
     let out = d.path().join("m.safetensors");
-    let child = Command::new(env!("CARGO_BIN_EXE_aisec"))
-        .arg("train")
-        .arg(digits("x.npy"))
-        .args(["--labels", &digits("y.npy"), "--scale", "0.0625"])
+    let child = aisec(&["train", &digits("x.npy")])
+        .args(&["--labels", &digits("y.npy"), "--scale", "0.0625"])
         .arg("--arch")
         .arg(&spec)
         .arg("--out")
         .arg(&out)
-        .args(["--epochs", "100000", "--batch-size", "8"])
-        .args(["--format", "json", "--no-progress"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .args(&["--epochs", "100000", "--batch-size", "8"])
+        .args(&["--format", "json", "--no-progress"])
+        .spawn();
     std::thread::sleep(std::time::Duration::from_millis(1200));
     let st = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -228,7 +203,7 @@ fn ctrl_c_writes_a_checkpoint_and_exits_cleanly() {
         .unwrap();
     assert!(st.success());
     let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(2), "interrupted runs exit 2");
+    assert_eq!(o.status.code(), Some(130), "interrupted runs exit 130");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let msg = v["errors"][0]["message"].as_str().unwrap();
     assert!(msg.contains("--resume"), "{msg}");

@@ -1,16 +1,15 @@
 //! End-to-end runs of `aisec attack membership` on a slice of the bundled
 //! 8x8 digits: a target trained here memorises half of it.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::Command;
 
 use aisec_attack::membership::{shadow, SpecTrainer};
 use aisec_model::data::npy::{read_npy, write_npy};
 use aisec_model::spec::ArchSpec;
 use aisec_model::train::Optimizer;
-use aisec_model::{Classifier, OnnxModel, Tensor};
+use aisec_model::{OnnxModel, Tensor};
+
+use crate::util::digits;
 
 const SPEC: &str = r#"{"input": [1, 8, 8], "layers": [{"type": "flatten"},
   {"type": "dense", "units": 32}, {"type": "relu"}, {"type": "dense", "units": 10}]}"#;
@@ -31,15 +30,8 @@ impl Setup {
 /// Writes members / non-members / all-with-mask files, a trained target as
 /// ONNX and as spec + safetensors, and the spec.
 fn setup() -> Setup {
-    let fx = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../aisec-model/tests/fixtures/digits"
-    );
-    let x = read_npy(format!("{fx}/x.npy")).unwrap().to_tensor();
-    let y = read_npy(format!("{fx}/y.npy"))
-        .unwrap()
-        .to_labels()
-        .unwrap();
+    let x = read_npy(digits("x.npy")).unwrap().to_tensor();
+    let y = read_npy(digits("y.npy")).unwrap().to_labels().unwrap();
     let mut x = Tensor::new(vec![N, 1, 8, 8], x.data[..N * 64].to_vec()).unwrap();
     x.data.iter_mut().for_each(|v| *v /= 16.0);
     let y = y[..N].to_vec();
@@ -79,15 +71,8 @@ fn setup() -> Setup {
 }
 
 fn aisec(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_aisec"))
-        .args(args)
-        .output()
-        .expect("run aisec");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let r = crate::util::aisec(args).run();
+    (r.code, r.stdout, r.stderr)
 }
 
 fn json(s: &str, err: &str) -> serde_json::Value {
@@ -204,58 +189,6 @@ fn loss_only_from_onnx_with_a_mask_gates_and_renders_sarif() {
     assert!(err.contains("0/1"), "{err}");
 }
 
-/// Answers KServe v2 requests with the target's logits, `n` times.
-fn serve(model: OnnxModel, n: usize) -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = format!("http://{}", l.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for _ in 0..n {
-            let Ok((st, _)) = l.accept() else { return };
-            let mut r = BufReader::new(st.try_clone().unwrap());
-            let mut line = String::new();
-            r.read_line(&mut line).unwrap();
-            let mut len = 0;
-            loop {
-                let mut h = String::new();
-                r.read_line(&mut h).unwrap();
-                if h == "\r\n" || h.is_empty() {
-                    break;
-                }
-                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; len];
-            r.read_exact(&mut body).unwrap();
-            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            let inp = &v["inputs"][0];
-            let shape: Vec<usize> = inp["shape"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d.as_u64().unwrap() as usize)
-                .collect();
-            let data: Vec<f32> = inp["data"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap() as f32)
-                .collect();
-            let z = model.logits(&Tensor::new(shape, data).unwrap()).unwrap();
-            let out = serde_json::json!({"outputs": [{"name": "logits", "shape": z.shape,
-                "datatype": "FP32", "data": z.data}]})
-            .to_string();
-            let mut st = st;
-            let _ = write!(
-                st,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{out}",
-                out.len()
-            );
-        }
-    });
-    addr
-}
-
 #[test]
 fn a_remote_endpoint_gives_the_same_numbers_as_the_local_file() {
     let s = setup();
@@ -291,8 +224,15 @@ fn a_remote_endpoint_gives_the_same_numbers_as_the_local_file() {
     };
     let local = common(&[&s.p("target.onnx")]);
     // 120 examples in batches of 50: three requests.
-    let url = serve(s.model.clone(), 3);
-    let remote = common(&["--url", &url, "--input-shape", "1,8,8", "--classes", "10"]);
+    let server = aisec_model::test_support::serve_model(s.model.clone());
+    let remote = common(&[
+        "--url",
+        &server.url,
+        "--input-shape",
+        "1,8,8",
+        "--classes",
+        "10",
+    ]);
     let auc = |v: &serde_json::Value| {
         v["data"]["membership"]["attacks"][0]["metrics"]["auc"]
             .as_f64()
@@ -300,6 +240,7 @@ fn a_remote_endpoint_gives_the_same_numbers_as_the_local_file() {
     };
     assert!((auc(&local) - auc(&remote)).abs() < 1e-9);
     assert_eq!(remote["data"]["membership"]["queries"], 120);
+    assert_eq!(server.requests().len(), 3);
     assert!(remote["findings"][0]["location"]["path"]
         .as_str()
         .unwrap()

@@ -2,30 +2,16 @@
 //! against a loopback KServe v2 server started here) and
 //! `aisec attack inversion` on the committed digits models.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use aisec_model::test_support::{KserveServer, Reply};
+use aisec_model::{Classifier, OnnxModel};
 
-use aisec_model::{Classifier, OnnxModel, Tensor};
-
-fn fixture(name: &str) -> String {
-    format!(
-        "{}/../aisec-model/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
+use crate::util::fixture;
 
 fn aisec(args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_aisec"))
-        .args(args)
-        .args(["--format", "json", "--no-progress"])
-        .output()
-        .expect("run aisec");
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-    (out.status.code(), v, err)
+    let r = crate::util::aisec(args)
+        .args(&["--format", "json", "--no-progress"])
+        .run();
+    (r.code, r.json_or_null(), r.stderr)
 }
 
 fn small_surrogate(dir: &std::path::Path) -> String {
@@ -113,67 +99,23 @@ fn extraction_local_in_distribution_curve_and_saved_surrogate() {
     assert_eq!(agree as f64 / 16.0, fid);
 }
 
-/// Serves the digits CNN over KServe v2 on a loopback port; counts the
-/// examples it answers. `garbage` answers a malformed body instead.
-fn serve(garbage: bool) -> (String, Arc<AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = format!("http://{}", l.local_addr().unwrap());
-    let served = Arc::new(AtomicUsize::new(0));
-    let count = served.clone();
+/// Serves the digits CNN over KServe v2 on a loopback port (its model
+/// name must be `digits`). `garbage` answers a malformed body instead.
+fn serve(garbage: bool) -> KserveServer {
     let model = OnnxModel::load(fixture("digits_cnn.onnx")).unwrap();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(s) = s else { continue };
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut line = String::new();
-            if r.read_line(&mut line).is_err() {
-                continue;
-            }
-            let mut len = 0;
-            loop {
-                let mut h = String::new();
-                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                    break;
-                }
-                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; len];
-            if r.read_exact(&mut body).is_err() {
-                continue;
-            }
-            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            assert!(line.starts_with("POST /v2/models/digits/infer"), "{line}");
-            let inp = &v["inputs"][0];
-            let shape: Vec<usize> = inp["shape"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|d| d.as_u64().unwrap() as usize)
-                .collect();
-            let data: Vec<f32> = inp["data"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap() as f32)
-                .collect();
-            let x = Tensor::new(shape, data).unwrap();
-            count.fetch_add(x.batch(), Ordering::SeqCst);
-            let body = if garbage {
-                r#"{"outputs": [{"name": "p", "datatype": "FP32", "data": [1.0, "x"]}]}"#
-                    .to_string()
-            } else {
-                let z = model.logits(&x).unwrap();
-                serde_json::json!({"outputs": [{"name": "logits", "shape": z.shape,
-                    "datatype": "FP32", "data": z.data}]})
-                .to_string()
-            };
-            let mut s = s;
-            let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}", body.len(), body);
+    aisec_model::test_support::serve(move |req| {
+        if !req.path.starts_with("/v2/models/digits/infer") {
+            return Reply::raw(404, "{}");
         }
-    });
-    (addr, served)
+        match (&req.input, garbage) {
+            (_, true) => Reply::raw(
+                200,
+                r#"{"outputs": [{"name": "p", "datatype": "FP32", "data": [1.0, "x"]}]}"#,
+            ),
+            (Some(x), false) => Reply::logits(&model.logits(x).unwrap()),
+            (None, false) => Reply::raw(400, "{}"),
+        }
+    })
 }
 
 fn http_args<'a>(addr: &'a str, arch: &'a str) -> Vec<&'a str> {
@@ -204,8 +146,8 @@ fn http_args<'a>(addr: &'a str, arch: &'a str) -> Vec<&'a str> {
 fn extraction_over_http_with_labels_only_and_synthetic_queries() {
     let dir = tempfile::tempdir().unwrap();
     let arch = small_surrogate(dir.path());
-    let (addr, served) = serve(false);
-    let mut args = http_args(&addr, &arch);
+    let server = serve(false);
+    let mut args = http_args(&server.url, &arch);
     let (tx, ty) = (fixture("digits_cnn.x.npy"), fixture("digits_cnn.y.npy"));
     args.extend([
         "--test-inputs",
@@ -231,7 +173,7 @@ fn extraction_over_http_with_labels_only_and_synthetic_queries() {
     assert_eq!(ex["strategy"], "jacobian-augmentation");
     assert_eq!(ex["queries_used"], 70);
     // The server saw exactly the attacker's budget plus the 16 test inputs.
-    assert_eq!(served.load(Ordering::SeqCst), 70 + 16);
+    assert_eq!(server.examples(), 70 + 16);
     assert_eq!(ex["curve"].as_array().unwrap().len(), 2);
     assert!(r["findings"][0]["location"]["path"]
         .as_str()
@@ -243,8 +185,8 @@ fn extraction_over_http_with_labels_only_and_synthetic_queries() {
 fn bad_endpoints_and_arguments_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let arch = small_surrogate(dir.path());
-    let (addr, _) = serve(true);
-    let mut args = http_args(&addr, &arch);
+    let server = serve(true);
+    let mut args = http_args(&server.url, &arch);
     let (tx, ty) = (fixture("digits_cnn.x.npy"), fixture("digits_cnn.y.npy"));
     args.extend([
         "--test-inputs",

@@ -1,0 +1,125 @@
+//! The exit codes every command shares (0 clean, 1 findings, 2 could not
+//! do the job, 130 interrupted with a partial report), `--quiet`, and
+//! errors that name their cause once.
+
+use crate::util::{aisec, fixture};
+
+#[cfg(unix)]
+fn interrupt_after(child: &std::process::Child, ms: u64) {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    let st = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_during_an_attack_writes_an_incomplete_report_and_exits_130() {
+    let child = aisec(&[
+        "attack",
+        "evasion",
+        &fixture("digits_mlp.onnx"),
+        "--inputs",
+        &fixture("digits_mlp.x.npy"),
+        "--labels",
+        &fixture("digits_mlp.y.npy"),
+        "--attacks",
+        "pgd",
+        "--steps",
+        "100000000",
+        "--format",
+        "json",
+    ])
+    .spawn();
+    interrupt_after(&child, 1500);
+    let r = crate::util::Run::from(child.wait_with_output().unwrap());
+    r.expect_code(130);
+    let v = r.json();
+    assert_eq!(v["data"]["incomplete"], true, "{v}");
+    let errors = v["errors"].as_array().unwrap();
+    assert_eq!(
+        errors.len(),
+        1,
+        "the interruption is named once: {errors:?}"
+    );
+    assert!(errors[0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("interrupted"));
+}
+
+#[test]
+fn a_probe_target_that_refuses_every_connection_exits_2_and_says_why() {
+    // A port nothing listens on once the listener is dropped.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/v1");
+    let r = aisec(&[
+        "probe",
+        "--url",
+        &url,
+        "-p",
+        "injection",
+        "--retries",
+        "0",
+        "--format",
+        "json",
+    ])
+    .run();
+    r.expect_code(2);
+    let v = r.json();
+    assert_eq!(v["data"]["failed"], true);
+    let msg = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["subject"] == url.as_str())
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no run-level error: {v}"));
+    assert!(msg.contains(&format!("127.0.0.1:{port}")), "{msg}");
+    assert!(msg.contains("Connection refused"), "{msg}");
+}
+
+#[test]
+fn errors_name_their_cause_once() {
+    let r = aisec(&[
+        "attack",
+        "evasion",
+        "/no/model.onnx",
+        "--inputs",
+        "x",
+        "--labels",
+        "y",
+    ])
+    .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("/no/model.onnx"), "{}", r.stderr);
+    assert_eq!(r.stderr.matches("os error 2").count(), 1, "{}", r.stderr);
+}
+
+#[test]
+fn quiet_leaves_only_the_report() {
+    let (_d, dir) = {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().to_path_buf();
+        (d, p)
+    };
+    let r = aisec(&["demo", "--only", "scan", "--quiet", "--format", "json"])
+        .arg("--keep")
+        .arg(dir.join("samples"))
+        .run();
+    r.expect_code(0);
+    assert_eq!(r.stderr, "", "--quiet printed notes");
+    assert!(r.json()["findings"].as_array().unwrap().len() > 3);
+    // Without --quiet the demo narrates on stderr.
+    let r = aisec(&["demo", "--only", "scan", "--format", "json"])
+        .arg("--keep")
+        .arg(dir.join("samples2"))
+        .run();
+    assert!(r.stderr.contains("aisec demo:"), "{}", r.stderr);
+}

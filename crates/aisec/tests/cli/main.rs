@@ -1,0 +1,13 @@
+//! End-to-end tests of the `aisec` binary, in one test binary (one link,
+//! one place for the helpers). Each module covers one command family;
+//! [`util`] builds and runs `aisec` and parses its JSON.
+
+mod util;
+
+mod attack;
+mod data_checks;
+mod exit_codes;
+mod membership;
+mod privacy;
+mod scan;
+mod train;
