@@ -586,6 +586,7 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<i32> {
         &now_pred,
         labels.as_deref(),
         ious.as_deref(),
+        trigger.as_deref(),
         shown_method,
         &name,
     )?;
@@ -670,6 +671,7 @@ fn write_outputs(
     predicted: &[usize],
     labels: Option<&[usize]>,
     ious: Option<&[f32]>,
+    trigger: Option<&[bool]>,
     method: &str,
     model_name: &str,
 ) -> anyhow::Result<()> {
@@ -723,6 +725,7 @@ fn write_outputs(
                     predicted: predicted[i],
                     truth,
                     target: targets[i],
+                    outline: trigger.map(|t| t.to_vec()),
                 },
             )?;
             f
