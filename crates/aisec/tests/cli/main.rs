@@ -9,5 +9,6 @@ mod data_checks;
 mod exit_codes;
 mod membership;
 mod privacy;
+mod probe;
 mod scan;
 mod train;
