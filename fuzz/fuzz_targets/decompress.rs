@@ -6,13 +6,14 @@
 use aisec_archive::{decompress, sniff_compression, Compression, Limits};
 use libfuzzer_sys::fuzz_target;
 
-const ALL: [Compression; 6] = [
+const ALL: [Compression; 7] = [
     Compression::Gzip,
     Compression::Zlib,
     Compression::Bzip2,
     Compression::Xz,
     Compression::Lzma,
     Compression::Lz4,
+    Compression::Zstd,
 ];
 
 fuzz_target!(|data: &[u8]| {

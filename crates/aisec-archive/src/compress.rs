@@ -32,6 +32,9 @@ pub enum Compression {
     Lzma,
     /// The LZ4 frame format.
     Lz4,
+    /// Zstandard (RFC 8878) frames: `.pkl.zst`, zip method 93 (read by
+    /// Python 3.14's zipfile through `compression.zstd`).
+    Zstd,
 }
 
 impl Compression {
@@ -44,6 +47,7 @@ impl Compression {
             Compression::Xz => "xz",
             Compression::Lzma => "lzma",
             Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
         }
     }
 }
@@ -80,6 +84,9 @@ pub fn sniff_compression(data: &[u8]) -> Option<Compression> {
     }
     if data.starts_with(&[0x04, 0x22, 0x4d, 0x18]) {
         return Some(Compression::Lz4);
+    }
+    if data.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return Some(Compression::Zstd);
     }
     if data.len() >= 10 && data.starts_with(b"BZh") && (b'1'..=b'9').contains(&data[3]) {
         let magic = &data[4..10];
@@ -169,6 +176,10 @@ pub(crate) fn decompress_capped(
         Compression::Zlib => drain(flate2::read::ZlibDecoder::new(data), cap, c.name()),
         Compression::Bzip2 => drain(bzip2_rs::DecoderReader::new(data), cap, c.name()),
         Compression::Lz4 => drain(lz4_flex::frame::FrameDecoder::new(data), cap, c.name()),
+        // ruzstd refuses windows over 128 MiB (DEFAULT_MAX_WINDOW_SIZE), so a
+        // header cannot make it allocate more; frames back to back are
+        // decoded one after the other, as `zstd -d` does.
+        Compression::Zstd => drain(ZstdFrames::new(data), cap, c.name()),
         Compression::Xz => drain(
             lzma_rust2::XzReader::new_mem_limit(data, true, MAX_DICT_MEMORY_KIB),
             cap,
@@ -178,6 +189,62 @@ pub(crate) fn decompress_capped(
             let r = lzma_rust2::LzmaReader::new_mem_limit(data, MAX_DICT_MEMORY_KIB, None)
                 .map_err(corrupt)?;
             drain(r, cap, c.name())
+        }
+    }
+}
+
+/// Reads consecutive zstd frames, skipping skippable frames, as `zstd -d`
+/// does (ruzstd's `StreamingDecoder` reads one frame).
+struct ZstdFrames<'a> {
+    rest: &'a [u8],
+    cur: Option<ruzstd::decoding::StreamingDecoder<&'a [u8], ruzstd::decoding::FrameDecoder>>,
+    frames: u32,
+}
+
+impl<'a> ZstdFrames<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        ZstdFrames {
+            rest: data,
+            cur: None,
+            frames: 0,
+        }
+    }
+}
+
+impl Read for ZstdFrames<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
+        let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
+        loop {
+            if let Some(d) = self.cur.as_mut() {
+                let n = d.read(buf)?;
+                if n > 0 || buf.is_empty() {
+                    return Ok(n);
+                }
+                self.rest = d.get_ref();
+                self.cur = None;
+            }
+            if self.rest.is_empty() || self.frames >= 100_000 {
+                return Ok(0);
+            }
+            self.frames += 1;
+            let mut src: &[u8] = self.rest;
+            match ruzstd::decoding::StreamingDecoder::new(src) {
+                Ok(d) => self.cur = Some(d),
+                Err(FrameDecoderError::ReadFrameHeaderError(ReadFrameHeaderError::SkipFrame {
+                    length,
+                    ..
+                })) => {
+                    // magic (4) + length (4) + payload
+                    let skip = 8usize.saturating_add(length as usize);
+                    if skip > src.len() {
+                        return Err(invalid("truncated skippable zstd frame".into()));
+                    }
+                    src = &src[skip..];
+                    self.rest = src;
+                }
+                Err(e) => return Err(invalid(e.to_string())),
+            }
         }
     }
 }
@@ -311,5 +378,34 @@ mod tests {
         assert!(d.error.is_some());
         assert!(!d.bytes.is_empty() && d.bytes.len() < payload.len());
         assert_eq!(&d.bytes[..], &payload[..d.bytes.len()]);
+    }
+
+    #[test]
+    fn zstd_frames_back_to_back_and_skippable() {
+        let a = ruzstd::encoding::compress_to_vec(
+            &b"first frame "[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        let b = ruzstd::encoding::compress_to_vec(
+            &b"second frame"[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        let mut data = a.clone();
+        // a skippable frame (magic 0x184D2A50..5F, length, payload)
+        data.extend_from_slice(&[0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3]);
+        data.extend_from_slice(&b);
+        assert_eq!(sniff_compression(&data), Some(Compression::Zstd));
+        let out = decompress(&data, Compression::Zstd, &Limits::default()).unwrap();
+        assert_eq!(out.bytes, b"first frame second frame");
+        assert_eq!(out.error, None);
+        // corrupt tail after a good frame: output kept, error reported
+        let mut bad = a;
+        bad.extend_from_slice(&[0x28, 0xb5, 0x2f, 0xfd, 0xff, 0xff]);
+        let out = decompress(&bad, Compression::Zstd, &Limits::default()).unwrap();
+        assert_eq!(out.bytes, b"first frame ");
+        assert!(out.error.is_some());
+        // a header asking for a huge window is refused, not allocated
+        let huge = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 0xf8, 0, 0, 0];
+        assert!(decompress(&huge, Compression::Zstd, &Limits::default()).is_err());
     }
 }

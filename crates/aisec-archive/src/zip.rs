@@ -664,7 +664,7 @@ impl<'a> ZipArchive<'a> {
                     ),
                 ));
             }
-            if !matches!(e.method, 0 | 8 | 12 | 14 | 95) {
+            if !matches!(e.method, 0 | 8 | 12 | 14 | 93 | 95) {
                 notes.push((
                     &UNSUPPORTED_METHOD,
                     e.name.clone(),
@@ -887,6 +887,7 @@ impl<'a> ZipArchive<'a> {
             8 => inflate_raw(raw, cap)?,
             12 => decompress_capped(raw, Compression::Bzip2, cap)?,
             95 => decompress_capped(raw, Compression::Xz, cap)?,
+            93 => decompress_capped(raw, Compression::Zstd, cap)?,
             14 => read_zip_lzma(raw, e, cap)?,
             m => {
                 return Err(ArchiveError::UnsupportedMethod {

@@ -4,12 +4,24 @@
 //! [`Finding`]s that name a [`Rule`], a [`Severity`], a [`Confidence`], a
 //! [`Location`] and the MITRE ATLAS / OWASP LLM identifiers of the threat.
 //! A [`Report`] gathers findings, the rules they cite and any errors, and the
-//! [`render`] module turns it into text, JSON, SARIF 2.1.0, HTML or an ATLAS
-//! Navigator layer. [`run`] is the contract long-running work shares with
-//! the CLI: a cancel flag and a progress sink. Nothing here knows about file
-//! formats, models or HTTP.
+//! [`render`] module (one file per format) turns it into text, JSON, SARIF
+//! 2.1.0 (typed structs), HTML or an ATLAS Navigator layer; its
+//! [`escape_terminal`](render::escape_terminal) is the one function every
+//! text output uses to print untrusted names. [`run`] is the contract
+//! long-running work shares with the CLI: a cancel flag and a progress sink.
+//!
+//! Three small, pure, bounded readers live here because crates that do
+//! not depend on each other need them: [`protobuf`] (the wire format, read
+//! by `aisec-formats` when scanning and by `aisec-model` when loading ONNX),
+//! [`npy`] (`.npy` headers, read by `aisec-pickle` and `aisec-model`) and
+//! [`json`] (untrusted JSON within byte, depth and element bounds, read by
+//! the scan parsers and the guard). Nothing here does I/O, knows about
+//! models or speaks HTTP.
 
 pub mod finding;
+pub mod json;
+pub mod npy;
+pub mod protobuf;
 pub mod render;
 pub mod report;
 pub mod rule;

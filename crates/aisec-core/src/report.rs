@@ -110,6 +110,21 @@ impl Report {
         self.rules.sort_by_key(|r| r.id);
     }
 
+    /// Adds another run's findings, rules, errors, counts and data to this
+    /// report (data keys from `other` replace equal keys here), then
+    /// [`finish`](Report::finish)es it. `aisec demo` builds its report this
+    /// way from one report per section.
+    pub fn merge(&mut self, other: Report) {
+        self.add_rules(&other.rules);
+        self.findings.extend(other.findings);
+        self.errors.extend(other.errors);
+        self.summary.items += other.summary.items;
+        self.summary.bytes += other.summary.bytes;
+        self.summary.seconds += other.summary.seconds;
+        self.data.extend(other.data);
+        self.finish();
+    }
+
     /// The most severe finding's severity, if any.
     pub fn max_severity(&self) -> Option<Severity> {
         self.findings.iter().map(|f| f.severity).max()
@@ -180,6 +195,35 @@ mod tests {
         assert_eq!(r.exit_status(Some(Severity::Medium)).code(), 1);
         assert_eq!(r.exit_status(Some(Severity::High)).code(), 0);
         assert_eq!(r.exit_status(None).code(), 0);
+    }
+
+    #[test]
+    fn merge_combines_sections() {
+        let mut a = Report::new("demo");
+        a.add_rules(RULES);
+        a.extend([R.finding(Location::path("b"), "x")]);
+        a.summary.items = 2;
+        a.data.insert("scan".into(), serde_json::json!(1));
+        let mut b = Report::new("attack");
+        b.add_rules(RULES);
+        b.extend([
+            R.finding(Location::path("a"), "y").severity(Severity::High),
+            R.finding(Location::path("b"), "x"),
+        ]);
+        b.error("u", "down");
+        b.summary.items = 3;
+        b.summary.bytes = 10;
+        b.data.insert("attack".into(), serde_json::json!(2));
+        a.merge(b);
+        assert_eq!(a.command, "demo");
+        assert_eq!(a.rules.len(), 1);
+        // The duplicate finding is dropped and the rest sorted by location.
+        assert_eq!(a.findings.len(), 2);
+        assert_eq!(a.findings[0].location.path, "a");
+        assert_eq!(a.errors.len(), 1);
+        assert_eq!((a.summary.items, a.summary.bytes), (5, 10));
+        assert_eq!(a.summary.by_severity[&Severity::High], 1);
+        assert_eq!(a.data.len(), 2);
     }
 
     #[test]

@@ -924,24 +924,15 @@ pub fn scan_h5(data: &[u8], loc: &Location) -> FormatReport {
             match a.name.as_str() {
                 "model_config" | "training_config" => {
                     let text = joined();
-                    if text.len() > keras::MAX_JSON {
-                        r.set_malformed(format!("{} attribute too large", a.name));
-                        continue;
-                    }
-                    match serde_json::from_str::<serde_json::Value>(&text) {
-                        Ok(v) => keras::analyze(&v, loc, Origin::H5, &mut r),
-                        Err(e) => r.push(
+                    let what = format!("{}{}", if path == "/" { "" } else { path }, a.name);
+                    if let Err(e) =
+                        keras::analyze_bytes(text.as_bytes(), loc, Origin::H5, &what, &mut r)
+                    {
+                        r.push(
                             H5_BAD_CONFIG
-                                .finding(
-                                    loc.clone(),
-                                    format!(
-                                        "{}{}: {e}",
-                                        if path == "/" { "" } else { path },
-                                        a.name
-                                    ),
-                                )
+                                .finding(loc.clone(), format!("{what}: {e}"))
                                 .confidence(Confidence::Medium),
-                        ),
+                        );
                     }
                 }
                 "keras_version" | "backend" if path == "/" => {
@@ -962,25 +953,12 @@ pub fn scan_h5(data: &[u8], loc: &Location) -> FormatReport {
 /// headers): Keras JSON is stored uncompressed, so a byte search for a
 /// serialized Lambda layer still finds it.
 fn raw_lambda_search(data: &[u8], loc: &Location, r: &mut FormatReport) {
-    const NEEDLES: [&[u8]; 3] = [
-        b"\"class_name\": \"Lambda\"",
-        b"\"class_name\":\"Lambda\"",
-        b"\"__lambda__\"",
-    ];
-    for n in NEEDLES {
-        if let Some(at) = memchr::memmem::find(data, n) {
-            let f = KERAS_LAMBDA
-                .finding(
-                    loc.clone().with_offset(at as u64),
-                    format!(
-                        "serialized Keras Lambda layer text found by byte search at offset {at}, outside the attributes the HDF5 reader decoded (dense/huge attribute storage or a damaged header)"
-                    ),
-                )
-                .confidence(Confidence::Medium);
-            r.push(f);
-            return;
-        }
-    }
+    keras::lexical_lambda_search(
+        data,
+        loc,
+        "outside the attributes the HDF5 reader decoded (dense/huge attribute storage or a damaged header)",
+        r,
+    );
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@
 //! - custom (non-built-in) classes, `TFOpLambda` layers naming file-system or
 //!   Python-callback TensorFlow APIs, and `safe_mode: false` arguments.
 
+use aisec_core::json::{JsonError, JsonLimits};
 use aisec_core::{Confidence, Location, Severity};
 use base64::Engine;
 use serde_json::Value;
@@ -40,29 +41,92 @@ pub enum Origin {
     SavedModelMetadata,
 }
 
-/// Largest JSON document analysed (bigger ones are reported malformed).
-pub const MAX_JSON: usize = 64 << 20;
+/// Largest JSON document analysed; bigger ones are reported unverifiable.
+pub const MAX_JSON: usize = JSON_LIMITS.max_bytes;
+/// Bounds for every Keras configuration document (bytes, depth, elements):
+/// see [`aisec_core::json`].
+pub const JSON_LIMITS: JsonLimits = JsonLimits::SCAN;
 const MAX_NODES: usize = 2_000_000;
 const MAX_DEPTH: usize = 256;
 
 /// Scans a Keras 3 `config.json` (also accepts Keras 2 `model_config` JSON).
 pub fn scan_keras_config(json: &[u8], loc: &Location) -> FormatReport {
     let mut r = FormatReport::default();
-    if json.len() > MAX_JSON {
-        r.set_malformed(format!(
-            "config JSON is {} bytes, over the {} byte limit",
-            json.len(),
-            MAX_JSON
-        ));
-        return r;
-    }
-    match serde_json::from_slice::<Value>(json) {
-        Ok(v) => {
-            analyze(&v, loc, Origin::KerasV3, &mut r);
-        }
-        Err(e) => r.set_malformed(format!("config.json is not valid JSON: {e}")),
+    if let Err(e) = analyze_bytes(json, loc, Origin::KerasV3, "config.json", &mut r) {
+        r.set_malformed(format!("config.json is not valid JSON: {e}"));
     }
     r
+}
+
+/// Parses one configuration document within [`JSON_LIMITS`] and analyses
+/// it. A document over a bound is never silently skipped: it gets a
+/// [`KERAS_UNVERIFIABLE`] finding (high), and a byte search for serialized
+/// Lambda layers runs over its text, so padding a config past the limit
+/// cannot lower the verdict. Returns the syntax error of a document that
+/// is within bounds but not valid JSON, for the caller to report.
+pub fn analyze_bytes(
+    json: &[u8],
+    loc: &Location,
+    origin: Origin,
+    what: &str,
+    r: &mut FormatReport,
+) -> Result<(), serde_json::Error> {
+    match aisec_core::json::parse_value(json, &JSON_LIMITS) {
+        Ok(v) => {
+            analyze(&v, loc, origin, r);
+            Ok(())
+        }
+        Err(JsonError::Syntax(e)) => Err(e),
+        Err(e) => {
+            unverifiable(json, loc, what, &e.to_string(), r);
+            Ok(())
+        }
+    }
+}
+
+/// Reports a configuration that could not be inspected (over a bound or
+/// unreadable) and searches what bytes there are for Lambda layers.
+pub fn unverifiable(text: &[u8], loc: &Location, what: &str, why: &str, r: &mut FormatReport) {
+    r.push(KERAS_UNVERIFIABLE.finding(
+        loc.clone(),
+        format!("{what} could not be inspected for code: {why}"),
+    ));
+    lexical_lambda_search(text, loc, "in a configuration too large to parse", r);
+}
+
+/// Needles of a serialized Lambda layer (Keras 2 and Keras 3 spellings).
+const LAMBDA_NEEDLES: [&[u8]; 4] = [
+    b"\"class_name\": \"Lambda\"",
+    b"\"class_name\":\"Lambda\"",
+    b"\"__lambda__\"",
+    b"\"function_type\": \"lambda\"",
+];
+
+/// Byte search for serialized Lambda layers where the structured reader
+/// could not go; reports the first hit as [`KERAS_LAMBDA`] at medium
+/// confidence. Returns whether one was found.
+pub(crate) fn lexical_lambda_search(
+    data: &[u8],
+    loc: &Location,
+    context: &str,
+    r: &mut FormatReport,
+) -> bool {
+    for n in LAMBDA_NEEDLES {
+        if let Some(at) = memchr::memmem::find(data, n) {
+            r.push(
+                KERAS_LAMBDA
+                    .finding(
+                        loc.clone().with_offset(at as u64),
+                        format!(
+                            "serialized Keras Lambda layer text found by byte search at offset {at}, {context}"
+                        ),
+                    )
+                    .confidence(Confidence::Medium),
+            );
+            return true;
+        }
+    }
+    false
 }
 
 /// Walks a parsed Keras configuration and adds findings to `r`.
@@ -794,6 +858,50 @@ mod tests {
             .any(|f| f.rule_id == "AISEC-KERAS-001"));
     }
 
+    fn lambda_config(padding: &str) -> String {
+        let code =
+            base64::engine::general_purpose::STANDARD.encode(b"\xe3\x00\x00z\x02osZ\x06system");
+        format!(
+            r#"{{"module":"keras","class_name":"Sequential","config":{{"layers":[{{"module":"keras.layers","class_name":"Lambda","config":{{"name":"l","function":{{"class_name":"__lambda__","config":{{"code":"{code}","defaults":null,"closure":null}}}}}},"registered_name":null}}],"pad":{padding}}}}}"#
+        )
+    }
+
+    /// Issue 19: padding a config past a bound must never lower the verdict.
+    #[test]
+    fn padded_lambda_config_stays_critical() {
+        // Element padding: 300,000 one-entry objects (900,000 elements, 2 MB).
+        let pad = format!("[{}{{\"\":0}}]", r#"{"":0},"#.repeat(299_999));
+        let r = scan(&lambda_config(&pad));
+        let ids: Vec<(&str, Severity)> = r
+            .findings
+            .iter()
+            .map(|f| (f.rule_id.as_str(), f.severity))
+            .collect();
+        assert!(
+            ids.contains(&("AISEC-KERAS-008", Severity::High)),
+            "{ids:?}"
+        );
+        assert!(
+            ids.contains(&("AISEC-KERAS-001", Severity::Critical)),
+            "{ids:?}"
+        );
+        assert!(r.malformed.is_none());
+        // Byte padding: whitespace past 64 MiB.
+        let pad = format!("{}0", " ".repeat(MAX_JSON));
+        let r = scan(&lambda_config(&pad));
+        let ids: Vec<&str> = r.findings.iter().map(|f| f.rule_id.as_str()).collect();
+        assert!(ids.contains(&"AISEC-KERAS-008"), "{ids:?}");
+        assert!(ids.contains(&"AISEC-KERAS-001"), "{ids:?}");
+        // The same padding without a Lambda is still high (unverifiable), never quiet.
+        let r = scan(&format!(r#"{{"class_name":"Sequential","pad":{pad}}}"#));
+        assert_eq!(r.findings.len(), 1, "{:?}", r.findings);
+        assert_eq!(r.findings[0].severity, Severity::High);
+        // Unpadded: parsed and critical, no unverifiable finding.
+        let r = scan(&lambda_config("0"));
+        assert!(r.findings.iter().all(|f| f.rule_id != "AISEC-KERAS-008"));
+        assert!(r.findings.iter().any(|f| f.rule_id == "AISEC-KERAS-001"));
+    }
+
     #[test]
     fn cve_2025_1550_module_gadget() {
         let j = r#"{"module":"keras.layers","class_name":"Lambda","config":{"name":"x","function":{"module":"keras.models","class_name":"function","config":"load_model","registered_name":"function"},"arguments":{"safe_mode":false}}}"#;
@@ -840,7 +948,16 @@ mod tests {
     #[test]
     fn invalid_and_deep_json_are_malformed() {
         assert!(scan("{not json").malformed.is_some());
+        // Nesting past the bound (Python's json goes deeper, so Keras could
+        // still load it): unverifiable, high.
         let deep = "[".repeat(100_000);
-        assert!(scan(&deep).malformed.is_some());
+        let r = scan(&deep);
+        assert!(
+            r.findings
+                .iter()
+                .any(|f| f.rule_id == "AISEC-KERAS-008" && f.severity == Severity::High),
+            "{:?}",
+            r.findings
+        );
     }
 }

@@ -30,15 +30,17 @@
 //!   template injection (CVE-2024-34359) and malformed counts/offsets.
 //! - [`safetensors`]: header validation (bounds, dtypes, shapes, overlaps, gaps).
 //!
-//! [`pb`] holds the shared protobuf wire-format walker.
+//! [`pb`] is `aisec_core::protobuf`, the workspace's one protobuf
+//! wire-format reader (re-exported under its old name).
 
 use aisec_core::Finding;
+
+pub use aisec_core::protobuf as pb;
 
 pub mod gguf;
 pub mod h5;
 pub mod keras;
 pub mod onnx;
-pub mod pb;
 pub mod rules;
 pub mod safetensors;
 pub mod savedmodel;

@@ -233,6 +233,32 @@ aisec_core::declare_rules! {
         remediation: "Reject the model.",
     };
 
+    /// ## What it detects
+    /// A Keras configuration (`.keras` `config.json`, `.h5` `model_config`
+    /// or `training_config`, `keras_metadata.pb` entry) that aisec could not
+    /// inspect for code because it is over the size, nesting or element
+    /// bound, or could not be extracted from its archive.
+    ///
+    /// ## Why it matters
+    /// Keras itself would still load it. Padding a config past a scanner's
+    /// limit (a few hundred KB compressed inflate to a 64 MiB document) must
+    /// not hide a Lambda layer: an unverifiable architecture is treated as
+    /// hostile until shown otherwise. A byte search for Lambda layers runs
+    /// over the text anyway and reports any hit separately.
+    ///
+    /// ## Example
+    /// A `.keras` whose `config.json` holds a Lambda layer followed by
+    /// 70 MB of `[{"":0},...]` in an unused field.
+    pub static KERAS_UNVERIFIABLE = {
+        id: "AISEC-KERAS-008",
+        name: "keras-config-unverifiable",
+        title: "Keras configuration too large or complex to inspect",
+        severity: High,
+        atlas: EXEC,
+        owasp: LLM03,
+        remediation: "Do not load the model until its configuration has been inspected; re-export it from a trusted source, whose configs are far below these bounds.",
+    };
+
     // ---- TensorFlow ------------------------------------------------------
 
     /// ## What it detects

@@ -19,6 +19,13 @@ use crate::{clip, FormatReport};
 /// Header size limit of the reference implementation.
 pub const MAX_HEADER: u64 = 100_000_000;
 const MAX_TENSORS: usize = 1_000_000;
+/// Bounds for the header JSON: the reference loader's byte cap and a
+/// million elements (a tensor entry has about 13, so 75,000 tensors; far
+/// more than any published checkpoint holds in one file). Keeps a
+/// `{"t":{"":0},...}` header from taking ninety times its size in memory.
+pub const HEADER_JSON_LIMITS: aisec_core::json::JsonLimits = aisec_core::json::JsonLimits::SCAN
+    .with_max_bytes(MAX_HEADER as usize)
+    .with_max_elements(1_000_000);
 
 /// Cheap sniff: a plausible header length followed by `{`.
 pub fn looks_like_safetensors(data: &[u8]) -> bool {
@@ -89,12 +96,16 @@ pub fn scan_safetensors(data: &[u8], loc: &Location) -> FormatReport {
     }
     let header = &data[8..8 + n as usize];
     let data_len = avail - n;
-    let entries: Entries = match serde_json::from_slice(header) {
+    let entries: Entries = match aisec_core::json::from_slice(header, &HEADER_JSON_LIMITS) {
         Ok(e) => e,
         Err(e) => {
             r.push(ST_HEADER_JSON.finding(
                 loc.clone().with_offset(8),
-                format!("header is not a JSON object: {e}"),
+                if e.is_limit() {
+                    format!("header was not parsed: {e}")
+                } else {
+                    format!("header is not a JSON object: {e}")
+                },
             ));
             r.set_malformed(format!("header JSON invalid: {e}"));
             return r;
@@ -258,6 +269,31 @@ mod tests {
         v.extend_from_slice(h.as_bytes());
         v.extend(std::iter::repeat_n(0u8, data));
         v
+    }
+
+    /// Issue 19: a 10 MB header of one-entry objects used 931 MB; now it is
+    /// refused by the element bound before anything is built.
+    #[test]
+    fn object_bomb_header_is_refused() {
+        let mut h = String::from("{");
+        let mut i = 0;
+        while h.len() < 10_000_000 {
+            h.push_str(&format!(r#""t{i}":{{"":0}},"#));
+            i += 1;
+        }
+        h.push_str(r#""z":{"":0}}"#);
+        let r = scan_safetensors(&file(&h, 0), &Location::path("x.safetensors"));
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.rule_id == ST_HEADER_JSON.id)
+            .expect("header finding");
+        assert!(
+            f.evidence.contains("more than 1000000 elements"),
+            "{}",
+            f.evidence
+        );
+        assert!(r.malformed.is_some());
     }
 
     #[test]

@@ -106,18 +106,19 @@ pub fn scan_keras_metadata(pb_bytes: &[u8], loc: &Location) -> FormatReport {
                 for g in pb::fields(obj) {
                     match g {
                         Ok((5, Value::Bytes(meta))) => {
-                            match serde_json::from_slice::<serde_json::Value>(meta) {
-                                Ok(v) => crate::keras::analyze(
-                                    &v,
-                                    loc,
-                                    crate::keras::Origin::SavedModelMetadata,
-                                    &mut r,
-                                ),
-                                Err(e) => r.push(
+                            let what = format!("keras_metadata entry {n}");
+                            if let Err(e) = crate::keras::analyze_bytes(
+                                meta,
+                                loc,
+                                crate::keras::Origin::SavedModelMetadata,
+                                &what,
+                                &mut r,
+                            ) {
+                                r.push(
                                     TF_UNKNOWN_PB
                                         .finding(loc.clone(), format!("entry {n}: {e}"))
                                         .confidence(Confidence::Medium),
-                                ),
+                                );
                             }
                         }
                         Err(e) => {

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use aisec_core::Location;
+use aisec_core::{Location, Severity};
 use aisec_formats::{gguf, h5, keras, onnx, safetensors, savedmodel, FormatReport};
 
 fn all_scanners(d: &[u8]) -> Vec<FormatReport> {
@@ -182,11 +182,17 @@ fn absurd_lengths() {
     let r = gguf::scan_gguf(&be, &loc);
     assert!(r.malformed.is_none(), "{:?}", r.malformed);
     assert!(r.notes.iter().any(|n| n.contains("big-endian")));
-    // Deep JSON in a Keras config.
+    // Deep JSON in a Keras config: refused by the depth bound and reported
+    // as an unverifiable config (high), not a quiet malformed file.
     let deep = format!("{}{}", "{\"a\":".repeat(5000), "1");
-    assert!(keras::scan_keras_config(deep.as_bytes(), &loc)
-        .malformed
-        .is_some());
+    let r = keras::scan_keras_config(deep.as_bytes(), &loc);
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.rule_id == "AISEC-KERAS-008" && f.severity == Severity::High),
+        "{:?}",
+        r.findings
+    );
 }
 
 #[test]

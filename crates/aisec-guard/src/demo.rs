@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use aisec_core::Report;
 use serde_json::json;
 
+use crate::error::GuardError;
 use crate::policy::Policy;
 use crate::proxy::{start, StartOptions};
 use crate::upstream::start_upstream;
@@ -12,8 +13,10 @@ use crate::upstream::start_upstream;
 /// Runs a scripted upstream and the guard in front of it on 127.0.0.1,
 /// sends a few benign and hostile requests, and returns the guard's
 /// decisions (and any behaviour alerts) as a report.
-pub async fn demo_session() -> anyhow::Result<Report> {
-    let up = start_upstream(0).await?;
+pub async fn demo_session() -> Result<Report, GuardError> {
+    let up = start_upstream(0)
+        .await
+        .map_err(GuardError::io("start the scripted upstream"))?;
     let mut policy = Policy::default_for(&up.url());
     policy.output.leakage.canaries = vec!["CANARY-5f3a9".into()];
     policy.monitor.injection_prompts = 3;
@@ -60,10 +63,11 @@ pub async fn demo_session() -> anyhow::Result<Report> {
 }
 
 /// Blocking wrapper around [`demo_session`] with its own runtime.
-pub fn run_demo() -> anyhow::Result<Report> {
+pub fn run_demo() -> Result<Report, GuardError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()?
+        .build()
+        .map_err(GuardError::io("start the async runtime"))?
         .block_on(demo_session())
 }

@@ -10,12 +10,15 @@
 //! monitoring ([`monitor`]), drift, out-of-distribution and adversarial-input
 //! monitoring of classic models run by `aisec-model` ([`modelmon`]),
 //! Prometheus metrics ([`metrics`]), the JSON audit log ([`audit`]), and the
-//! `aisec demo` session ([`demo`]). Every decision becomes an [`aisec_core::Finding`] of one of
+//! `aisec demo` session ([`demo`]); starting, stopping and the demo fail with
+//! a [`GuardError`] ([`error`]). Every decision becomes an [`aisec_core::Finding`] of one of
 //! the [`RULES`], carrying MITRE ATLAS and OWASP LLM ids.
 
 pub mod audit;
 pub mod classifier;
+pub mod decode;
 pub mod demo;
+pub mod error;
 pub mod metrics;
 pub mod modelmon;
 pub mod monitor;
@@ -23,10 +26,12 @@ pub mod policy;
 pub mod proxy;
 pub mod rules;
 pub mod scan;
+pub mod serve;
 pub mod text;
 pub mod upstream;
 
 pub use demo::run_demo;
+pub use error::GuardError;
 pub use policy::{Action, Policy, PolicyError};
 pub use proxy::{start, GuardState, RunningGuard, StartOptions};
 pub use rules::RULES;

@@ -172,6 +172,24 @@ pub struct ServerConfig {
     /// Header carrying the client's API key (hashed into the client id).
     #[serde(default = "default_key_header")]
     pub client_key_header: String,
+    /// Time allowed for a request's headers, and for an idle keep-alive
+    /// connection before its next request, milliseconds.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_ms: u64,
+    /// A connection whose response write stays blocked (the client stopped
+    /// reading) this long is closed, milliseconds.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_ms: u64,
+    /// Time allowed for a whole request body, milliseconds.
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_ms: u64,
+    /// Most open client connections; more are answered 503 and closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Most request-body bytes held at once over all requests; a request
+    /// that cannot get its share before its body deadline is answered 503.
+    #[serde(default = "default_inflight")]
+    pub max_inflight_body_bytes: usize,
 }
 
 fn default_listen() -> String {
@@ -191,6 +209,21 @@ fn default_resp() -> usize {
 }
 fn default_key_header() -> String {
     "authorization".into()
+}
+fn default_header_timeout() -> u64 {
+    10_000
+}
+fn default_idle_timeout() -> u64 {
+    30_000
+}
+fn default_body_timeout() -> u64 {
+    30_000
+}
+fn default_max_connections() -> usize {
+    512
+}
+fn default_inflight() -> usize {
+    32 << 20
 }
 
 /// A scanner section with just an action.
@@ -668,6 +701,11 @@ impl Policy {
                 max_body_bytes: default_body(),
                 max_response_bytes: default_resp(),
                 client_key_header: default_key_header(),
+                header_timeout_ms: default_header_timeout(),
+                idle_timeout_ms: default_idle_timeout(),
+                body_timeout_ms: default_body_timeout(),
+                max_connections: default_max_connections(),
+                max_inflight_body_bytes: default_inflight(),
             },
             input: InputConfig::default(),
             output: OutputConfig::default(),
@@ -702,6 +740,27 @@ impl Policy {
             return Err(bad(
                 "server.upstream_timeout_ms",
                 "timeouts must be positive".into(),
+            ));
+        }
+        for (path, v) in [
+            ("server.header_timeout_ms", self.server.header_timeout_ms),
+            ("server.idle_timeout_ms", self.server.idle_timeout_ms),
+            ("server.body_timeout_ms", self.server.body_timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(bad(path, "timeouts must be positive".into()));
+            }
+        }
+        if self.server.max_connections == 0 {
+            return Err(bad("server.max_connections", "must be positive".into()));
+        }
+        if self.server.max_body_bytes > self.server.max_inflight_body_bytes {
+            return Err(bad(
+                "server.max_inflight_body_bytes",
+                format!(
+                    "{} is below server.max_body_bytes ({}): no body that size could be held",
+                    self.server.max_inflight_body_bytes, self.server.max_body_bytes
+                ),
             ));
         }
         let no_redact = [

@@ -19,10 +19,20 @@
 //! stream like `block`.)
 //!
 //! Upstream failures: connection refused or DNS failure answers 502
-//! `upstream_unreachable`; no response headers (or, streaming, no next
-//! chunk) within `upstream_timeout_ms` answers 504 `upstream_timeout` (or
-//! an error event mid-stream). A client that disconnects mid-stream drops
-//! the relay task, which drops the upstream response and so its connection.
+//! `upstream_unreachable`; a non-streamed exchange not complete (headers and
+//! whole body) within `upstream_timeout_ms`, or, streaming, no next chunk
+//! within it, answers 504 `upstream_timeout` (or an error event
+//! mid-stream). A client that disconnects mid-stream drops the relay task,
+//! which drops the upstream response and so its connection.
+//!
+//! Encodings: the upstream is asked for `Accept-Encoding: identity`; a
+//! `gzip`/`deflate` response is decoded within the response bound
+//! ([`crate::decode`]) and scanned, any other coding answers 502
+//! `upstream_encoding`. A successful response that is not the OpenAI JSON
+//! shape is scanned as text (and blocked rather than redacted).
+//!
+//! Paths, connection and body bounds are enforced before routing, in
+//! [`crate::serve`].
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::BuildHasher;
@@ -525,6 +535,8 @@ enum UpstreamError {
     Unreachable(String),
     Timeout,
     Other(String),
+    /// The upstream URL would not carry the screened path verbatim.
+    Path,
 }
 
 impl UpstreamError {
@@ -551,6 +563,16 @@ impl UpstreamError {
                     "the model server did not answer in time",
                 )
             }
+            UpstreamError::Path => {
+                state
+                    .metrics
+                    .inc("aisec_guard_rejected_total", &[("reason", "path")]);
+                json_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_path",
+                    "the request path would not reach the model server unchanged",
+                )
+            }
             UpstreamError::Other(m) => {
                 state
                     .metrics
@@ -565,6 +587,11 @@ impl UpstreamError {
     }
 }
 
+/// Sends one request upstream; the response headers must arrive by `deadline`.
+///
+/// `path` (already normalised by [`crate::serve`]) must survive URL parsing
+/// unchanged, so the upstream is asked for exactly the path that was routed
+/// and screened; otherwise the request is refused.
 async fn send(
     state: &GuardState,
     p: &Pipeline,
@@ -572,14 +599,20 @@ async fn send(
     path: &str,
     headers: &HeaderMap,
     body: Bytes,
+    deadline: tokio::time::Instant,
 ) -> Result<reqwest::Response, UpstreamError> {
+    let url = reqwest::Url::parse(&upstream_url(p, path)).map_err(|_| UpstreamError::Path)?;
+    let want = path.split('?').next().unwrap_or(path);
+    if !url.path().ends_with(want) {
+        return Err(UpstreamError::Path);
+    }
     let req = state
         .http()
-        .request(method, upstream_url(p, path))
+        .request(method, url)
         .headers(forward_headers(headers))
+        .header(reqwest::header::ACCEPT_ENCODING, "identity")
         .body(body);
-    let timeout = Duration::from_millis(p.policy.server.upstream_timeout_ms);
-    match tokio::time::timeout(timeout, req.send()).await {
+    match tokio::time::timeout_at(deadline, req.send()).await {
         Err(_) => Err(UpstreamError::Timeout),
         Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Unreachable(e.to_string())),
         Ok(Err(e)) if e.is_timeout() => Err(UpstreamError::Timeout),
@@ -588,16 +621,18 @@ async fn send(
     }
 }
 
-/// Reads a whole upstream body, bounded in size and by the idle timeout.
+/// Reads a whole upstream body, bounded in size and finished by `deadline`
+/// (the same deadline as the request, so headers then a byte a second still
+/// ends at `upstream_timeout_ms`).
 async fn read_body(
     resp: reqwest::Response,
     max: usize,
-    idle: Duration,
+    deadline: tokio::time::Instant,
 ) -> Result<Vec<u8>, UpstreamError> {
     let mut out = Vec::new();
     let mut stream = resp.bytes_stream();
     loop {
-        match tokio::time::timeout(idle, stream.next()).await {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
             Err(_) => return Err(UpstreamError::Timeout),
             Ok(None) => return Ok(out),
             Ok(Some(Err(e))) => return Err(UpstreamError::Other(e.to_string())),
@@ -684,6 +719,55 @@ fn response_texts(body: &Value) -> Vec<String> {
     out
 }
 
+/// What the input stage found in one parsed request body.
+pub struct InputScreen {
+    texts: Vec<(String, Channel)>,
+    /// The system/developer messages, joined (trusted context for the output scanners).
+    pub system: String,
+    /// Every input detection, the size limit's included.
+    pub detections: Vec<Detection>,
+    per_text: Vec<(String, Vec<Detection>)>,
+}
+
+/// Runs the input scanners over the texts of a parsed `kind` request body:
+/// the entry point of request screening (used by the proxy and the fuzz target).
+pub fn screen_input(p: &Pipeline, kind: RouteKind, json: &Value) -> InputScreen {
+    let texts = request_texts(kind, json, p);
+    let system: String = texts
+        .iter()
+        .filter(|(_, c)| *c == Channel::System)
+        .map(|(ptr, _)| str_at(json, ptr))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut all = Vec::new();
+    let mut per_text = Vec::new();
+    for (ptr, channel) in &texts {
+        let t = str_at(json, ptr);
+        let d = match channel {
+            // The application's own system prompt is trusted for injection purposes.
+            Channel::System => {
+                let mut d = p.scan_input(t);
+                d.retain(|d| d.scanner != "injection" && d.scanner != "unicode");
+                d
+            }
+            Channel::Tool => p.scan_indirect(t, &format!("tool content {ptr}")),
+            Channel::User => p.scan_input(t),
+        };
+        all.extend(d.iter().cloned());
+        per_text.push((ptr.clone(), d));
+    }
+    let (chars, tokens) = size_of(texts.iter().map(|(ptr, _)| str_at(json, ptr)));
+    if let Some(d) = p.scan_limits(chars, tokens) {
+        all.push(d);
+    }
+    InputScreen {
+        texts,
+        system,
+        detections: all,
+        per_text,
+    }
+}
+
 fn str_at<'a>(v: &'a Value, ptr: &str) -> &'a str {
     v.pointer(ptr).and_then(Value::as_str).unwrap_or("")
 }
@@ -732,8 +816,19 @@ async fn openai(
             &format!("request body over {} bytes", p.policy.server.max_body_bytes),
         );
     }
-    let mut json: Value = match serde_json::from_slice(&body) {
+    // Bounded by structure as well as bytes: an object-bomb body takes ~90x
+    // its size once parsed (issue 19).
+    let limits = aisec_core::json::JsonLimits::BODY.with_max_bytes(p.policy.server.max_body_bytes);
+    let mut json: Value = match aisec_core::json::from_slice(&body, &limits) {
         Ok(v @ Value::Object(_)) => v,
+        Err(e) if e.is_limit() => {
+            finish("reject", StatusCode::PAYLOAD_TOO_LARGE, &[], Duration::ZERO);
+            return json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request_too_complex",
+                &format!("request body not parsed: {e}"),
+            );
+        }
         _ => {
             finish("reject", StatusCode::BAD_REQUEST, &[], Duration::ZERO);
             return json_error(
@@ -745,34 +840,12 @@ async fn openai(
     };
     // ---- input stage
     let ts = Instant::now();
-    let texts = request_texts(kind, &json, &p);
-    let system: String = texts
-        .iter()
-        .filter(|(_, c)| *c == Channel::System)
-        .map(|(ptr, _)| str_at(&json, ptr))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let mut all = Vec::new();
-    let mut per_text = Vec::new();
-    for (ptr, channel) in &texts {
-        let t = str_at(&json, ptr);
-        let d = match channel {
-            // The application's own system prompt is trusted for injection purposes.
-            Channel::System => {
-                let mut d = p.scan_input(t);
-                d.retain(|d| d.scanner != "injection" && d.scanner != "unicode");
-                d
-            }
-            Channel::Tool => p.scan_indirect(t, &format!("tool content {ptr}")),
-            Channel::User => p.scan_input(t),
-        };
-        all.extend(d.iter().cloned());
-        per_text.push((ptr.clone(), d));
-    }
-    let (chars, tokens) = size_of(texts.iter().map(|(ptr, _)| str_at(&json, ptr)));
-    if let Some(d) = p.scan_limits(chars, tokens) {
-        all.push(d);
-    }
+    let InputScreen {
+        texts,
+        system,
+        detections: all,
+        per_text,
+    } = screen_input(&p, kind, &json);
     let blocked = all.iter().any(|d| d.action == Action::Block);
     let injection = all
         .iter()
@@ -829,7 +902,9 @@ async fn openai(
         RouteKind::Chat => "/v1/chat/completions",
         RouteKind::Completion => "/v1/completions",
     };
-    let resp = match send(&state, &p, Method::POST, path, &headers, out_body).await {
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(p.policy.server.upstream_timeout_ms);
+    let resp = match send(&state, &p, Method::POST, path, &headers, out_body, deadline).await {
         Ok(r) => r,
         Err(e) => {
             let r = e.response(&state);
@@ -840,6 +915,24 @@ async fn openai(
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut rh = HeaderMap::new();
     copy_response_headers(resp.headers(), &mut rh);
+    // A compressed body is decoded (bounded) and scanned; one the guard cannot decode is refused.
+    let coding = match crate::decode::coding_of(
+        resp.headers()
+            .get_all(reqwest::header::CONTENT_ENCODING)
+            .iter()
+            .map(|v| v.as_bytes()),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            let r = decode_error_response(&state, &e);
+            finish("upstream_error", r.status(), &all, scan_in);
+            return r;
+        }
+    };
+    if coding.is_some() {
+        rh.remove(axum::http::header::CONTENT_ENCODING);
+        rh.remove(axum::http::header::CONTENT_LENGTH);
+    }
     let is_sse = resp
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -868,13 +961,25 @@ async fn openai(
             sys_opt,
             id,
             client.clone(),
+            coding,
         );
     }
-    let idle = Duration::from_millis(p.policy.server.upstream_timeout_ms);
-    let bytes = match read_body(resp, p.policy.server.max_response_bytes, idle).await {
+    let bytes = match read_body(resp, p.policy.server.max_response_bytes, deadline).await {
         Ok(b) => b,
         Err(e) => {
             let r = e.response(&state);
+            finish("upstream_error", r.status(), &all, scan_in);
+            return r;
+        }
+    };
+    let bytes = match crate::decode::BodyDecoder::decode_all(
+        coding,
+        &bytes,
+        p.policy.server.max_response_bytes,
+    ) {
+        Ok(b) => b,
+        Err(e) => {
+            let r = decode_error_response(&state, &e);
             finish("upstream_error", r.status(), &all, scan_in);
             return r;
         }
@@ -883,6 +988,29 @@ async fn openai(
     let ts = Instant::now();
     let mut rjson: Value = match serde_json::from_slice(&bytes) {
         Ok(v) if status.is_success() => v,
+        _ if status.is_success() => {
+            // Not the JSON shape the output scanners walk: scan it as text, and since text
+            // of unknown structure cannot be redacted in place, anything but `flag` blocks.
+            let text = String::from_utf8_lossy(&bytes);
+            let d = p.scan_output(&text, sys_opt.as_deref());
+            state.record(route, id, &client, "output", &d);
+            let scan_out = ts.elapsed();
+            let mut every = all.clone();
+            every.extend(d.iter().cloned());
+            if d.iter().any(|d| d.action != Action::Flag) {
+                finish("block", StatusCode::FORBIDDEN, &every, scan_in + scan_out);
+                return blocked_response("output", &d);
+            }
+            finish(
+                if every.is_empty() { "allow" } else { "flag" },
+                status,
+                &every,
+                scan_in + scan_out,
+            );
+            let mut r = (status, bytes).into_response();
+            *r.headers_mut() = rh;
+            return r;
+        }
         _ => {
             finish(
                 if all.is_empty() { "allow" } else { "flag" },
@@ -939,6 +1067,17 @@ async fn openai(
     r
 }
 
+fn decode_error_response(state: &GuardState, e: &crate::decode::DecodeError) -> Response {
+    state
+        .metrics
+        .inc("aisec_guard_upstream_errors_total", &[("kind", "encoding")]);
+    json_error(
+        StatusCode::BAD_GATEWAY,
+        "upstream_encoding",
+        &format!("the model server's response cannot be scanned: {e}"),
+    )
+}
+
 fn sse_error(kind: &str, message: &str, dets: &[Detection]) -> Bytes {
     let list: Vec<Value> = dets
         .iter()
@@ -993,8 +1132,13 @@ fn stream_response(
     system: Option<String>,
     id: u64,
     client: String,
+    coding: Option<&'static str>,
 ) -> Response {
     let (tx, rx) = mpsc::channel::<Bytes>(16);
+    // The text relayed is bounded by `max` below and the pending event by MAX_SSE_EVENT; what one
+    // compressed chunk may expand to is bounded here.
+    let mut decoder =
+        crate::decode::BodyDecoder::new(coding, usize::MAX).with_chunk_limit(4 * MAX_SSE_EVENT);
     let idle = Duration::from_millis(p.policy.server.upstream_timeout_ms);
     let max = p.policy.server.max_response_bytes;
     tokio::spawn(async move {
@@ -1004,6 +1148,7 @@ fn stream_response(
         let mut scanned_to = 0usize;
         let mut seen: HashSet<(&'static str, String)> = HashSet::new();
         let mut scan_time = Duration::ZERO;
+        let mut eof = false;
         let outcome: &str = 'relay: loop {
             let chunk = match tokio::time::timeout(idle, upstream.next()).await {
                 Err(_) => {
@@ -1020,15 +1165,26 @@ fn stream_response(
                     break 'relay "upstream_timeout";
                 }
                 Ok(None) => {
-                    if !buf.is_empty()
-                        && tx
-                            .send(Bytes::from(std::mem::take(&mut buf)))
-                            .await
-                            .is_err()
+                    match std::mem::replace(
+                        &mut decoder,
+                        crate::decode::BodyDecoder::new(None, usize::MAX),
+                    )
+                    .finish()
                     {
-                        break 'relay "client_gone";
+                        Ok(rest) => buf.extend_from_slice(&rest),
+                        Err(e) => {
+                            let _ = tx
+                                .send(sse_error("upstream_encoding", &e.to_string(), &[]))
+                                .await;
+                            break 'relay "upstream_error";
+                        }
                     }
-                    break 'relay "complete";
+                    // An unterminated last event is scanned like any other, not relayed raw.
+                    if !buf.is_empty() {
+                        buf.extend_from_slice(b"\n\n");
+                    }
+                    eof = true;
+                    Bytes::new()
                 }
                 Ok(Some(Err(_))) => {
                     state
@@ -1045,7 +1201,19 @@ fn stream_response(
                 }
                 Ok(Some(Ok(b))) => b,
             };
-            buf.extend_from_slice(&chunk);
+            if decoder.is_identity() || eof {
+                buf.extend_from_slice(&chunk);
+            } else {
+                match decoder.push(&chunk) {
+                    Ok(d) => buf.extend_from_slice(&d),
+                    Err(e) => {
+                        let _ = tx
+                            .send(sse_error("upstream_encoding", &e.to_string(), &[]))
+                            .await;
+                        break 'relay "upstream_error";
+                    }
+                }
+            }
             while let Some(ev) = take_event(&mut buf) {
                 let delta = event_text(&ev);
                 if !delta.is_empty() {
@@ -1099,6 +1267,9 @@ fn stream_response(
                 if tx.send(Bytes::from(ev)).await.is_err() {
                     break 'relay "client_gone";
                 }
+            }
+            if eof {
+                break 'relay "complete";
             }
             if buf.len() > MAX_SSE_EVENT {
                 let _ = tx
@@ -1165,7 +1336,9 @@ async fn passthrough(
         );
     }
     if route == "kserve_infer" {
-        let parsed = serde_json::from_slice::<Value>(&body).ok();
+        let limits =
+            aisec_core::json::JsonLimits::BODY.with_max_bytes(p.policy.server.max_body_bytes);
+        let parsed = aisec_core::json::from_slice::<Value>(&body, &limits).ok();
         let fp_text = parsed
             .as_ref()
             .and_then(|v| v.get("inputs"))
@@ -1189,7 +1362,9 @@ async fn passthrough(
             );
         }
     }
-    let resp = match send(&state, &p, method, path, &headers, body).await {
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(p.policy.server.upstream_timeout_ms);
+    let resp = match send(&state, &p, method, path, &headers, body, deadline).await {
         Ok(r) => r,
         Err(e) => {
             state.metrics.inc(
@@ -1202,13 +1377,7 @@ async fn passthrough(
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut rh = HeaderMap::new();
     copy_response_headers(resp.headers(), &mut rh);
-    let bytes = match read_body(
-        resp,
-        p.policy.server.max_response_bytes,
-        Duration::from_millis(p.policy.server.upstream_timeout_ms),
-    )
-    .await
-    {
+    let bytes = match read_body(resp, p.policy.server.max_response_bytes, deadline).await {
         Ok(b) => b,
         Err(e) => return e.response(&state),
     };
@@ -1284,15 +1453,16 @@ pub struct RunningGuard {
 
 impl RunningGuard {
     /// Stops accepting connections, lets in-flight requests finish, and waits.
-    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+    pub async fn shutdown(mut self) -> Result<(), crate::error::GuardError> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         for w in &self.watchers {
             w.abort();
         }
-        (&mut self.handle).await??;
-        Ok(())
+        (&mut self.handle)
+            .await?
+            .map_err(crate::error::GuardError::io("serve connections"))
     }
 }
 
@@ -1308,26 +1478,39 @@ pub struct StartOptions {
 }
 
 /// Binds the listener and serves until [`RunningGuard::shutdown`].
-pub async fn start(policy: Policy, opts: StartOptions) -> anyhow::Result<RunningGuard> {
+pub async fn start(
+    policy: Policy,
+    opts: StartOptions,
+) -> Result<RunningGuard, crate::error::GuardError> {
+    use crate::error::GuardError;
     let listen: SocketAddr = match opts.listen {
         Some(a) => a,
-        None => policy.server.listen.parse()?,
+        None => policy
+            .server
+            .listen
+            .parse()
+            .map_err(|source| GuardError::ListenAddress {
+                value: policy.server.listen.clone(),
+                source,
+            })?,
     };
     let state = GuardState::new(policy, opts.policy_path.clone());
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let addr = listener.local_addr()?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(GuardError::io(format!("bind {listen}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(GuardError::io("read the bound address"))?;
     let (tx, rx) = oneshot::channel::<()>();
     let app = router(state.clone());
-    let handle = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = rx.await;
-        })
-        .await
-    });
+    let limits = crate::serve::Limits::from_policy(&state.pipeline().policy.server);
+    let handle = tokio::spawn(crate::serve::serve(
+        listener,
+        app,
+        state.clone(),
+        limits,
+        rx,
+    ));
     let mut watchers = Vec::new();
     if opts.policy_path.is_some() {
         #[cfg(unix)]

@@ -285,6 +285,32 @@ async fn invalid_json_and_oversize_are_rejected() {
     g.shutdown().await.unwrap();
 }
 
+/// Issue 19: a 1 MB object-bomb body (about 430,000 elements) is refused
+/// by the bounded JSON reader before a Value is built, with 413.
+#[tokio::test]
+async fn object_bomb_body_is_refused_by_structure() {
+    // Bytes alone would let it through: the byte bound is 8 MB here.
+    let (up, g, base) = setup(|p| p.server.max_body_bytes = 8 << 20).await;
+    let mut body =
+        String::from(r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"x":["#);
+    while body.len() < 1 << 20 {
+        body.push_str(r#"{"":0},"#);
+    }
+    body.push_str("0]}");
+    let r = reqwest::Client::new()
+        .post(format!("{base}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "request_too_complex");
+    assert_eq!(up.log.requests.load(Ordering::SeqCst), 0);
+    g.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn policy_file_reload_and_invalid_reload_keeps_old() {
     let up = start_upstream(0).await.unwrap();

@@ -120,6 +120,19 @@ pub enum ModelError {
     /// The model file is malformed.
     #[error("invalid model: {0}")]
     Invalid(String),
+    /// Running the model would pass an execution limit (see
+    /// [`ExecLimits`](crate::ExecLimits)); nothing was allocated.
+    #[error("node '{node}': {what} is {size}, over the limit of {limit}")]
+    Limit {
+        /// Node name and operator type.
+        node: String,
+        /// What would exceed the limit.
+        what: String,
+        /// Its size (elements or multiply-accumulates).
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// Reading a file failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -29,5 +29,6 @@ pub mod test_support;
 pub mod train;
 
 pub use classifier::{Classifier, Differentiable, Loss, ModelError, Tensor};
+pub use graph::ExecLimits;
 pub use kernels::tune_allocator;
 pub use onnx_model::OnnxModel;

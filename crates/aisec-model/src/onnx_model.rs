@@ -96,6 +96,18 @@ impl OnnxModel {
         Ok(model)
     }
 
+    /// The bounds every forward pass runs under.
+    pub fn exec_limits(&self) -> crate::ExecLimits {
+        self.graph.limits
+    }
+
+    /// Sets the bounds every forward pass runs under (allocation per
+    /// tensor and per pass, multiply-accumulates per pass); a pass past
+    /// one ends with [`ModelError::Limit`] before allocating.
+    pub fn set_exec_limits(&mut self, limits: crate::ExecLimits) {
+        self.graph.limits = limits;
+    }
+
     /// The default-domain opset the model was exported with.
     pub fn opset(&self) -> i64 {
         self.opset

@@ -37,9 +37,11 @@
 //!
 //! Rules are listed in [`RULES`] (declared in the `rules` module).
 
+pub mod capability;
 pub mod machine;
 pub mod npy;
 pub mod policy;
+mod pyint;
 pub mod rules;
 
 use aisec_core::{Finding, Location};

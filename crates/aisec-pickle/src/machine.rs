@@ -19,7 +19,9 @@ use std::collections::{HashMap, HashSet};
 
 use aisec_core::{Finding, Location, Rule, Severity};
 
+use crate::capability::{self, Caps};
 use crate::policy::{compat_name, Policy, Verdict};
+use crate::pyint::PyInt;
 use crate::rules::*;
 use crate::Limits;
 
@@ -332,14 +334,6 @@ fn trim(b: &[u8]) -> &[u8] {
     &b[s..e.max(s)]
 }
 
-fn is_decimal(b: &[u8]) -> bool {
-    let d = match b.first() {
-        Some(b'-') | Some(b'+') => &b[1..],
-        _ => b,
-    };
-    !d.is_empty() && d.iter().all(|c| c.is_ascii_digit() || *c == b'_')
-}
-
 /// Decodes Python's `codecs.escape_decode` (the STRING opcode's argument).
 fn escape_decode(s: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len());
@@ -409,6 +403,14 @@ fn raw_unicode_escape(s: &[u8]) -> Option<Vec<u8>> {
         }
     }
     Some(out.into_bytes())
+}
+
+/// PEP 8 naming: classes are CapWords, functions and methods lower_case.
+/// A dotted path is judged by its last component.
+fn function_like(full: &str) -> bool {
+    let last = full.rsplit('.').next().unwrap_or(full);
+    let first = last.trim_start_matches('_').chars().next();
+    !first.is_some_and(|c| c.is_ascii_uppercase())
 }
 
 fn is_loader(full: &str) -> (bool, bool) {
@@ -799,6 +801,66 @@ impl<'a> Machine<'a, '_, '_> {
         }
     }
 
+    /// True when the value holds a string or bytes literal (a command,
+    /// path, URL or payload), looking a few levels into containers.
+    fn has_text_data(&self, i: Idx, depth: u32) -> bool {
+        if depth > 4 {
+            return false;
+        }
+        match self.vals.get(i as usize) {
+            Some(Val::Str(s)) => !s.is_empty(),
+            Some(Val::Bytes(b)) => !b.is_empty(),
+            Some(
+                Val::Tuple(items) | Val::List(items) | Val::Set(items) | Val::FrozenSet(items),
+            ) => items
+                .iter()
+                .take(64)
+                .any(|x| self.has_text_data(*x, depth + 1)),
+            Some(Val::Dict(items)) => items
+                .iter()
+                .take(64)
+                .any(|(_, v)| self.has_text_data(*v, depth + 1)),
+            Some(Val::Call { func, args, .. }) => {
+                // bytes written as _codecs.encode('…', 'latin1'), io.BytesIO(b'…')
+                self.literal_bytes(i).is_some()
+                    || (matches!(self.vals.get(*func as usize), Some(Val::Global(_)))
+                        && self.bytesio_payload(i).is_some())
+                    || self.has_text_data(*args, depth + 1)
+            }
+            _ => false,
+        }
+    }
+
+    /// Scans every bytes argument of a call that parses as a pickle (or every
+    /// bytes argument, for a callable known to unpickle) as a nested pickle:
+    /// a loader-like callable, such as a data-pipe decoding handler, hands it
+    /// to `pickle.loads` (issue 20).
+    fn scan_pickle_args(&mut self, args: Idx, kwargs: Option<Idx>, off: u64, loader: bool) {
+        let mut cands: Vec<Idx> = Vec::new();
+        for root in [Some(args), kwargs].into_iter().flatten() {
+            match self.vals.get(root as usize) {
+                Some(Val::Tuple(items) | Val::List(items)) => cands.extend(items.iter().take(16)),
+                Some(Val::Dict(items)) => cands.extend(items.iter().take(16).map(|(_, v)| *v)),
+                _ => {}
+            }
+        }
+        for a in cands {
+            if self.nested_done.contains(&a) {
+                continue;
+            }
+            let payload = self
+                .literal_bytes(a)
+                .or_else(|| self.bytesio_payload(a))
+                .map(Cow::into_owned);
+            let Some(b) = payload else { continue };
+            if b.len() < 2 || !(loader || b[0] == 0x80) || !crate::looks_like_pickle(&b) {
+                continue;
+            }
+            self.nested_done.insert(a);
+            scan_embedded(self.ctx, &b, off);
+        }
+    }
+
     fn on_call(&mut self, func: Idx, args: Idx, kwargs: Option<Idx>, kind: CallKind) -> R<()> {
         let call = self.new_val(Val::Call {
             func,
@@ -858,11 +920,43 @@ impl<'a> Machine<'a, '_, '_> {
                             self.ctx.emit(&DANGEROUS_CALL, off, ev, None);
                         }
                     }
+                    Verdict::Capable {
+                        caps,
+                        via,
+                        canonical,
+                    } => {
+                        if !already {
+                            let ev = format!(
+                                "{} via {via} — {} (reaches {via_fn}{alias}) [capability table]",
+                                self.render(call),
+                                caps.describe(),
+                                via_fn = via,
+                                alias = if canonical != full {
+                                    format!("; {full} is {canonical}")
+                                } else {
+                                    String::new()
+                                },
+                            );
+                            self.ctx.emit(&CAPABILITY_CALL, off, ev, None);
+                        }
+                        self.scan_pickle_args(args, kwargs, off, caps.contains(Caps::LOAD));
+                    }
                     Verdict::Unknown => {
                         if !already {
-                            let ev = format!("call of non-allowlisted {}", self.render(call));
-                            self.ctx.emit(&UNKNOWN_GLOBAL, off, ev, None);
+                            let data = self.has_text_data(args, 0)
+                                || kwargs.is_some_and(|k| self.has_text_data(k, 0));
+                            if data && function_like(&full) {
+                                let ev = format!(
+                                    "call of non-allowlisted function {} with string/bytes arguments",
+                                    self.render(call)
+                                );
+                                self.ctx.emit(&UNKNOWN_CALL_DATA, off, ev, None);
+                            } else {
+                                let ev = format!("call of non-allowlisted {}", self.render(call));
+                                self.ctx.emit(&UNKNOWN_GLOBAL, off, ev, None);
+                            }
                         }
+                        self.scan_pickle_args(args, kwargs, off, false);
                     }
                 }
                 if let Some(e) = self.globals.get_mut(g) {
@@ -909,6 +1003,25 @@ impl<'a> Machine<'a, '_, '_> {
                 }
                 if let Some(g) = self.class_of(obj) {
                     let g = g as usize;
+                    let setstate = match self.globals.get(g) {
+                        Some(e) if e.resolved && !e.build_reported => {
+                            capability::lookup(&e.full, "__setstate__").map(|c| (e.full.clone(), c))
+                        }
+                        _ => None,
+                    };
+                    if let Some((full, c)) = setstate {
+                        let ev = format!(
+                            "BUILD calls {full}.__setstate__ with state {} — {} (reaches {}) [capability table]",
+                            self.render(state),
+                            c.caps.describe(),
+                            c.via
+                        );
+                        self.ctx.emit(&CAPABILITY_CALL, off, ev, None);
+                        if let Some(e) = self.globals.get_mut(g) {
+                            e.build_reported = true;
+                        }
+                        return Ok(());
+                    }
                     if let Some(e) = self.globals.get(g) {
                         if e.resolved && !e.build_reported && e.verdict != Verdict::Allowed {
                             let ev = format!(
@@ -1128,23 +1241,22 @@ impl<'a> Machine<'a, '_, '_> {
                 }
             }
             b'I' | b'L' => {
-                let mut l = trim(self.line()?);
-                if op == b'L' {
-                    l = l.strip_suffix(b"L").unwrap_or(l);
-                }
-                let v = if op == b'I' && l == b"00" {
-                    Val::Bool(false)
-                } else if op == b'I' && l == b"01" {
-                    Val::Bool(true)
-                } else if let Some(n) = std::str::from_utf8(l)
-                    .ok()
-                    .and_then(|s| s.parse::<i64>().ok())
-                {
-                    Val::Int(n)
-                } else if is_decimal(l) {
-                    Val::LongText(l)
+                // CPython's C unpickler parsing (see `pyint`): strtol, then
+                // int(text, 0); LONG drops one trailing 'L'.
+                let raw = self.line()?;
+                let v = if op == b'I' {
+                    match crate::pyint::load_int(raw) {
+                        Some(crate::pyint::IntOp::Bool(b)) => Val::Bool(b),
+                        Some(crate::pyint::IntOp::Int(PyInt::Small(n))) => Val::Int(n),
+                        Some(crate::pyint::IntOp::Int(PyInt::Big)) => Val::LongText(trim(raw)),
+                        None => return bad("INT: invalid literal"),
+                    }
                 } else {
-                    return bad("INT/LONG: invalid literal");
+                    match crate::pyint::load_long(raw) {
+                        Some(PyInt::Small(n)) => Val::Int(n),
+                        Some(PyInt::Big) => Val::LongText(trim(raw)),
+                        None => return bad("LONG: invalid literal"),
+                    }
                 };
                 self.push_val(v)?;
             }
@@ -1281,11 +1393,8 @@ impl<'a> Machine<'a, '_, '_> {
                 }
             }
             b'g' => {
-                let l = trim(self.line()?);
-                let k = std::str::from_utf8(l)
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok());
-                match k {
+                let l = self.line()?;
+                match crate::pyint::memo_key(l) {
                     Some(k) => self.memo_get(k)?,
                     None => return bad("GET: invalid memo key"),
                 }
@@ -1299,11 +1408,8 @@ impl<'a> Machine<'a, '_, '_> {
                 self.memo_get(k)?;
             }
             b'p' => {
-                let l = trim(self.line()?);
-                let k = std::str::from_utf8(l)
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok());
-                let Some(k) = k else {
+                let l = self.line()?;
+                let Some(k) = crate::pyint::memo_key(l) else {
                     return bad("PUT: invalid memo key");
                 };
                 let t = self.top()?;
@@ -1477,10 +1583,21 @@ impl<'a> Machine<'a, '_, '_> {
                     e.offset,
                     format!("import of non-allowlisted {}", e.full),
                 )),
+                // Imported, never called: lower than a call.
+                Verdict::Capable { caps, via, .. } => out.push((
+                    &CAPABILITY_CALL,
+                    e.offset,
+                    format!(
+                        "import (no call seen) of {} — {} (reaches {via}) [capability table]",
+                        e.full,
+                        caps.describe()
+                    ),
+                )),
             }
         }
         for (r, o, ev) in out {
-            self.ctx.emit(r, o, ev, None);
+            let sev = (r.id == CAPABILITY_CALL.id).then_some(Severity::Medium);
+            self.ctx.emit(r, o, ev, sev);
         }
     }
 }

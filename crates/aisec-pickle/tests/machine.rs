@@ -238,7 +238,7 @@ fn user_policy_changes_verdicts() {
 #[test]
 fn rules_are_exported_with_taxonomy() {
     let rules = aisec_pickle::RULES;
-    assert_eq!(rules.len(), 13);
+    assert_eq!(rules.len(), 15);
     assert_eq!(aisec_core::rule::problems(rules), Vec::<String>::new());
     for r in rules {
         assert!(r.id.starts_with("AISEC-PICKLE-"));

@@ -98,15 +98,13 @@ impl Buff {
     }
 
     /// Parses a CLI name.
-    pub fn parse(s: &str) -> anyhow::Result<Buff> {
+    pub fn parse(s: &str) -> crate::error::Result<Buff> {
         Buff::ALL
             .into_iter()
             .find(|b| b.as_str().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "unknown buff '{s}' (expected one of: {})",
-                    Buff::ALL.map(|b| b.as_str()).join(", ")
-                )
+            .ok_or_else(|| crate::error::ProbeError::UnknownBuff {
+                name: s.to_string(),
+                known: Buff::ALL.map(|b| b.as_str()).join(", "),
             })
     }
 

@@ -18,6 +18,7 @@ use base64::Engine;
 use regex::Regex;
 use serde_json::{json, Value};
 
+use crate::error::ProbeError;
 use crate::harness::{run_probes, RunConfig};
 use crate::summary::{build_report, SummaryOptions};
 use crate::target::Target;
@@ -184,15 +185,19 @@ impl Drop for DemoServer {
 }
 
 /// Starts the weak app on `127.0.0.1:0` (must be called inside a tokio runtime).
-pub async fn demo_target() -> anyhow::Result<DemoServer> {
+pub async fn demo_target() -> crate::error::Result<DemoServer> {
     serve_app(weak_app()).await
 }
 
 /// Starts a scripted app (for example [`weak_app`] or [`quoting_app`]) on
 /// `127.0.0.1:0` (must be called inside a tokio runtime).
-pub async fn serve_app(app: Router) -> anyhow::Result<DemoServer> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
+pub async fn serve_app(app: Router) -> crate::error::Result<DemoServer> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(ProbeError::runtime("bind the demo app to 127.0.0.1"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(ProbeError::runtime("read the demo app's address"))?;
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -200,7 +205,7 @@ pub async fn serve_app(app: Router) -> anyhow::Result<DemoServer> {
 }
 
 /// Probes the weak app with every family and returns the report.
-pub async fn run_demo_async() -> anyhow::Result<aisec_core::Report> {
+pub async fn run_demo_async() -> crate::error::Result<aisec_core::Report> {
     let server = demo_target().await?;
     let mut cfg = RunConfig::new(server.target());
     cfg.secrets.push(DEMO_SECRET.to_string());
@@ -213,10 +218,11 @@ pub async fn run_demo_async() -> anyhow::Result<aisec_core::Report> {
 }
 
 /// Blocking wrapper of [`run_demo_async`] with its own runtime (for the CLI's `aisec demo`).
-pub fn run_demo() -> anyhow::Result<aisec_core::Report> {
+pub fn run_demo() -> crate::error::Result<aisec_core::Report> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()?
+        .build()
+        .map_err(ProbeError::runtime("start the async runtime"))?
         .block_on(run_demo_async())
 }

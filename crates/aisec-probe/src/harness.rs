@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::detect::{self, Context, Outcome, Verdict};
+use crate::error::ProbeError;
 use crate::probes::{Check, Family, Probe};
 use crate::target::{Message, Target, TargetKind};
 
@@ -201,7 +202,8 @@ pub fn canary(seed: u64, label: &str, repetition: u32) -> String {
 
 /// Plans every attempt of a run.
 pub fn plan(probes: &[Probe], repeats: u32, seed: u64) -> Vec<Attempt> {
-    let mut out = Vec::with_capacity(probes.len() * repeats as usize);
+    let n = (probes.len() as u64).saturating_mul(u64::from(repeats.max(1)));
+    let mut out = Vec::with_capacity(n.min(MAX_ATTEMPTS) as usize);
     for (i, p) in probes.iter().enumerate() {
         for rep in 0..repeats.max(1) {
             let c = canary(seed, &p.id, rep);
@@ -560,53 +562,143 @@ struct JournalHeader {
 
 /// Largest journal line read back on resume.
 const MAX_JOURNAL_LINE: usize = 64 << 20;
+/// Largest journal header line (`{"aisec_probe_journal":1,"seed":...}`).
+const MAX_JOURNAL_HEADER: usize = 4096;
 
-fn load_journal(path: &PathBuf) -> anyhow::Result<(u64, HashMap<String, AttemptRecord>)> {
-    let f = std::fs::File::open(path)
-        .map_err(|e| anyhow::anyhow!("cannot open journal {}: {e}", path.display()))?;
-    let mut lines = std::io::BufReader::new(f).lines();
-    let first = lines
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("journal {} is empty", path.display()))??;
-    let header: JournalHeader = serde_json::from_str(&first)
-        .map_err(|e| anyhow::anyhow!("{} is not an aisec probe journal: {e}", path.display()))?;
-    let mut done = HashMap::new();
-    for line in lines {
-        let Ok(line) = line else { break };
-        if line.len() > MAX_JOURNAL_LINE {
-            continue;
+/// Most attempts one run may plan: each is held in memory with its prompt
+/// and, once answered, its transcript.
+pub const MAX_ATTEMPTS: u64 = 1_000_000;
+
+/// Checks that `probes` × `repeats` attempts can be planned and held;
+/// returns the number of attempts.
+pub fn check_plan(probes: usize, repeats: u32) -> crate::error::Result<u64> {
+    let n = (probes as u64).saturating_mul(u64::from(repeats.max(1)));
+    if n > MAX_ATTEMPTS {
+        return Err(ProbeError::TooManyAttempts {
+            probes,
+            repeats,
+            attempts: n,
+        });
+    }
+    Ok(n)
+}
+
+/// One line of a journal read with a bound.
+enum Line {
+    Eof,
+    Text(Vec<u8>),
+    TooLong,
+}
+
+/// Reads one `\n`-terminated line of at most `max` bytes; a longer line is
+/// consumed to its end without being held, and reported as [`Line::TooLong`].
+fn read_line_bounded(r: &mut impl BufRead, max: usize) -> std::io::Result<Line> {
+    let mut buf = Vec::new();
+    let mut over = false;
+    let mut any = false;
+    loop {
+        let avail = r.fill_buf()?;
+        if avail.is_empty() {
+            return Ok(match (any, over) {
+                (false, _) => Line::Eof,
+                (true, true) => Line::TooLong,
+                (true, false) => Line::Text(buf),
+            });
         }
+        any = true;
+        let (piece, nl) = match memchr_nl(avail) {
+            Some(i) => (&avail[..i], true),
+            None => (avail, false),
+        };
+        if !over && buf.len() + piece.len() <= max {
+            buf.extend_from_slice(piece);
+        } else {
+            over = true;
+            buf = Vec::new();
+        }
+        let used = piece.len() + usize::from(nl);
+        r.consume(used);
+        if nl {
+            return Ok(if over { Line::TooLong } else { Line::Text(buf) });
+        }
+    }
+}
+
+fn memchr_nl(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
+}
+
+fn open_journal(path: &PathBuf) -> crate::error::Result<std::io::BufReader<std::fs::File>> {
+    let meta = std::fs::metadata(path).map_err(ProbeError::file("open journal", path))?;
+    // A device or FIFO (e.g. /dev/zero) never ends: only regular files are journals.
+    if !meta.is_file() {
+        return Err(ProbeError::JournalNotAFile(path.clone()));
+    }
+    let f = std::fs::File::open(path).map_err(ProbeError::file("open journal", path))?;
+    Ok(std::io::BufReader::new(f))
+}
+
+/// The seed recorded in a journal's header line.
+fn journal_seed(path: &PathBuf) -> crate::error::Result<u64> {
+    let mut r = open_journal(path)?;
+    let first = match read_line_bounded(&mut r, MAX_JOURNAL_HEADER)
+        .map_err(ProbeError::file("read journal", path))?
+    {
+        Line::Eof => return Err(ProbeError::EmptyJournal(path.clone())),
+        Line::TooLong => return Err(ProbeError::JournalHeaderTooLong(path.clone())),
+        Line::Text(t) => t,
+    };
+    let header: JournalHeader =
+        serde_json::from_slice(&first).map_err(|source| ProbeError::NotAJournal {
+            path: path.clone(),
+            source,
+        })?;
+    Ok(header.seed)
+}
+
+/// The finished attempts of a journal whose keys are in `planned` (others are
+/// skipped, so memory stays within what the run itself holds).
+fn load_journal(
+    path: &PathBuf,
+    planned: &HashMap<String, usize>,
+) -> crate::error::Result<HashMap<String, AttemptRecord>> {
+    let mut r = open_journal(path)?;
+    // The header was checked by `journal_seed`.
+    let _ = read_line_bounded(&mut r, MAX_JOURNAL_HEADER)
+        .map_err(ProbeError::file("read journal", path))?;
+    let mut done = HashMap::new();
+    loop {
+        let line = match read_line_bounded(&mut r, MAX_JOURNAL_LINE) {
+            Ok(Line::Eof) | Err(_) => break,
+            Ok(Line::TooLong) => continue,
+            Ok(Line::Text(t)) => t,
+        };
         // A line cut short by a crash does not parse and is simply redone.
-        if let Ok(r) = serde_json::from_str::<AttemptRecord>(&line) {
-            if r.error.is_none() {
+        if let Ok(r) = serde_json::from_slice::<AttemptRecord>(&line) {
+            if r.error.is_none() && planned.contains_key(&r.key) {
                 done.insert(r.key.clone(), r);
             }
         }
     }
-    Ok((header.seed, done))
+    Ok(done)
 }
 
 /// Runs `probes` against the configured target.
-pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> anyhow::Result<RunOutcome> {
+pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> crate::error::Result<RunOutcome> {
     cfg.target.validate()?;
     if let Some(j) = &cfg.judge {
         j.validate()?;
     }
+    check_plan(probes.len(), cfg.repeats)?;
     let started = Instant::now();
-    let (seed, done) = match (&cfg.journal, cfg.resume) {
-        (Some(p), true) if p.exists() => load_journal(p)?,
+    let (seed, resume_from) = match (&cfg.journal, cfg.resume) {
+        (Some(p), true) if p.exists() => (journal_seed(p)?, Some(p.clone())),
         (Some(p), false)
             if p.exists() && std::fs::metadata(p).map(|m| m.len() > 0).unwrap_or(false) =>
         {
-            anyhow::bail!(
-                "journal {} already exists: pass --resume to continue that run, or remove it",
-                p.display()
-            )
+            return Err(ProbeError::JournalExists(p.clone()))
         }
-        _ => (
-            cfg.seed.unwrap_or_else(|| rand::thread_rng().gen()),
-            HashMap::new(),
-        ),
+        _ => (cfg.seed.unwrap_or_else(|| rand::thread_rng().gen()), None),
     };
     let mut journal = match &cfg.journal {
         Some(p) => {
@@ -615,17 +707,16 @@ pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> anyhow::Result<Ru
                 .create(true)
                 .append(true)
                 .open(p)
-                .map_err(|e| anyhow::anyhow!("cannot write journal {}: {e}", p.display()))?;
+                .map_err(ProbeError::file("write journal", p))?;
             if fresh {
-                writeln!(
-                    f,
-                    "{}",
-                    serde_json::to_string(&JournalHeader {
-                        aisec_probe_journal: 1,
-                        seed
-                    })?
-                )?;
-                f.flush()?;
+                let header = serde_json::to_string(&JournalHeader {
+                    aisec_probe_journal: 1,
+                    seed,
+                })
+                .map_err(ProbeError::Serialise)?;
+                writeln!(f, "{header}")
+                    .and_then(|()| f.flush())
+                    .map_err(ProbeError::file("write journal", p))?;
             }
             Some(f)
         }
@@ -659,7 +750,8 @@ pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> anyhow::Result<Ru
         .timeout(cfg.timeout)
         .connect_timeout(cfg.timeout.min(Duration::from_secs(10)))
         .pool_max_idle_per_host(cfg.concurrency.max(1))
-        .build()?;
+        .build()
+        .map_err(ProbeError::Client)?;
     let concurrency = cfg.concurrency.clamp(1, 1024);
     let sh = Arc::new(Shared {
         limiter: RateLimiter::new(cfg.rate),
@@ -678,6 +770,10 @@ pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> anyhow::Result<Ru
         .enumerate()
         .map(|(i, a)| (a.key.clone(), i))
         .collect();
+    let done = match &resume_from {
+        Some(p) => load_journal(p, &order)?,
+        None => HashMap::new(),
+    };
     let mut records: Vec<AttemptRecord> = Vec::with_capacity(attempts.len());
     let mut resumed = 0;
     let mut set = tokio::task::JoinSet::new();
@@ -701,10 +797,12 @@ pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> anyhow::Result<Ru
         tokio::select! {
             joined = set.join_next() => {
                 let Some(joined) = joined else { break };
-                let rec = joined.map_err(|e| anyhow::anyhow!("probe task failed: {e}"))?;
-                if let Some(f) = journal.as_mut() {
-                    writeln!(f, "{}", serde_json::to_string(&rec)?)?;
-                    f.flush()?;
+                let rec = joined?;
+                if let (Some(f), Some(p)) = (journal.as_mut(), sh.cfg.journal.as_ref()) {
+                    let line = serde_json::to_string(&rec).map_err(ProbeError::Serialise)?;
+                    writeln!(f, "{line}")
+                        .and_then(|()| f.flush())
+                        .map_err(ProbeError::file("write journal", p))?;
                 }
                 records.push(rec);
             }
@@ -731,19 +829,22 @@ pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> anyhow::Result<Ru
 }
 
 /// Writes every attempt as one JSON line (the `--transcripts` file).
-pub fn write_transcripts(path: &std::path::Path, records: &[AttemptRecord]) -> anyhow::Result<()> {
+pub fn write_transcripts(
+    path: &std::path::Path,
+    records: &[AttemptRecord],
+) -> crate::error::Result<()> {
     let mut f = std::io::BufWriter::new(
-        std::fs::File::create(path)
-            .map_err(|e| anyhow::anyhow!("cannot write transcripts {}: {e}", path.display()))?,
+        std::fs::File::create(path).map_err(ProbeError::file("write transcripts", path))?,
     );
     for r in records {
-        let mut v = serde_json::to_value(r)?;
+        let mut v = serde_json::to_value(r).map_err(ProbeError::Serialise)?;
         if let Some(o) = v.as_object_mut() {
             o.insert("hit".into(), r.is_hit().into());
         }
-        writeln!(f, "{}", serde_json::to_string(&v)?)?;
+        writeln!(f, "{v}").map_err(ProbeError::file("write transcripts", path))?;
     }
-    f.flush()?;
+    f.flush()
+        .map_err(ProbeError::file("write transcripts", path))?;
     Ok(())
 }
 
@@ -770,5 +871,82 @@ mod tests {
         }
         assert_eq!(parse_retry_after(" 2 "), Some(Duration::from_secs(2)));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
+
+    #[test]
+    fn plans_too_large_to_hold_are_refused() {
+        assert_eq!(check_plan(37, 10).unwrap(), 370);
+        let e = check_plan(37, 4_000_000_000).unwrap_err().to_string();
+        assert!(e.contains("148000000000 attempts"), "{e}");
+        assert!(check_plan(1, u32::MAX).is_err());
+    }
+
+    #[tokio::test]
+    async fn run_refuses_huge_repeats_before_planning() {
+        let mut cfg = RunConfig::new(Target::openai_chat("http://127.0.0.1:9", "m"));
+        cfg.repeats = 4_000_000_000;
+        let probes = crate::probes::select(&[], &[]).unwrap();
+        let e = run_probes(cfg, probes).await.err().unwrap().to_string();
+        assert!(e.contains("at most 1000000"), "{e}");
+    }
+
+    #[test]
+    fn lines_are_read_with_a_bound() {
+        let data = b"short\nthis line is far too long\nok\nlast";
+        let mut r = std::io::BufReader::with_capacity(4, &data[..]);
+        let mut got = Vec::new();
+        loop {
+            match read_line_bounded(&mut r, 8).unwrap() {
+                Line::Eof => break,
+                Line::TooLong => got.push("<long>".to_string()),
+                Line::Text(t) => got.push(String::from_utf8(t).unwrap()),
+            }
+        }
+        assert_eq!(got, ["short", "<long>", "ok", "last"]);
+    }
+
+    #[test]
+    fn journals_that_are_devices_or_garbage_are_errors() {
+        #[cfg(unix)]
+        {
+            let e = journal_seed(&PathBuf::from("/dev/zero"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("not a regular file"), "{e}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("j.jsonl");
+        // A regular file of zeros with no newline: the header bound ends the read.
+        std::fs::write(&p, vec![0u8; 1 << 20]).unwrap();
+        let e = journal_seed(&p).unwrap_err().to_string();
+        assert!(e.contains("first line over 4096 bytes"), "{e}");
+        std::fs::write(&p, "").unwrap();
+        assert!(journal_seed(&p).unwrap_err().to_string().contains("empty"));
+        // A valid header; records not in the plan and an over-long line are skipped.
+        let probe = &crate::probes::select(&[], &[]).unwrap()[0];
+        let rec = |key: &str| AttemptRecord {
+            key: key.into(),
+            probe: probe.id.clone(),
+            family: probe.family,
+            repetition: 0,
+            canary: "C".into(),
+            conversation: Vec::new(),
+            verdict: None,
+            error: None,
+            retries: 0,
+            latency_ms: 1,
+        };
+        let mut text = String::from("{\"aisec_probe_journal\":1,\"seed\":42}\nnot json\n");
+        for k in ["planned", "stray"] {
+            text.push_str(&serde_json::to_string(&rec(k)).unwrap());
+            text.push('\n');
+        }
+        text.push_str(&"x".repeat(100));
+        std::fs::write(&p, text).unwrap();
+        assert_eq!(journal_seed(&p).unwrap(), 42);
+        let planned: HashMap<String, usize> = [("planned".to_string(), 0)].into();
+        let done = load_journal(&p, &planned).unwrap();
+        assert_eq!(done.len(), 1);
+        assert!(done.contains_key("planned"));
     }
 }

@@ -19,6 +19,7 @@
 //! - [`stats`] and [`summary`]: per-probe attack success rates with Wilson 95%
 //!   intervals and the [`aisec_core::Report`] built from them.
 //! - [`demo`]: a deliberately weak in-process chat app for `aisec demo` and tests.
+//! - [`error`]: [`ProbeError`], what every fallible public function returns.
 //!
 //! Ideas (not text) come from garak's probe/detector/buff split
 //! (<https://github.com/NVIDIA/garak>), PyRIT's converters and scorers
@@ -28,6 +29,7 @@
 pub mod buffs;
 pub mod demo;
 pub mod detect;
+pub mod error;
 pub mod harness;
 pub mod probes;
 pub mod rules;
@@ -35,6 +37,7 @@ pub mod stats;
 pub mod summary;
 pub mod target;
 
+pub use error::ProbeError;
 pub use harness::{run_probes, Attempt, AttemptRecord, RunConfig, RunOutcome};
 pub use probes::{Family, Probe};
 pub use rules::RULES;

@@ -341,7 +341,7 @@ fn many_shot() -> Probe {
 
 /// Selects probes by family names (`all` or empty for every family) and
 /// applies each requested buff to the single-turn probes as extra variants.
-pub fn select(families: &[String], buffs: &[Buff]) -> anyhow::Result<Vec<Probe>> {
+pub fn select(families: &[String], buffs: &[Buff]) -> crate::error::Result<Vec<Probe>> {
     let mut wanted = Vec::new();
     for f in families {
         for part in f.split(',').filter(|s| !s.trim().is_empty()) {
@@ -349,10 +349,10 @@ pub fn select(families: &[String], buffs: &[Buff]) -> anyhow::Result<Vec<Probe>>
                 wanted.extend(Family::ALL);
             } else {
                 wanted.push(Family::parse(part).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "unknown probe family '{part}' (expected all or one of: {})",
-                        Family::ALL.map(|f| f.as_str()).join(", ")
-                    )
+                    crate::error::ProbeError::UnknownFamily {
+                        name: part.to_string(),
+                        known: Family::ALL.map(|f| f.as_str()).join(", "),
+                    }
                 })?);
             }
         }

@@ -7,6 +7,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::error::ProbeError;
+
 /// One turn of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
@@ -99,12 +101,9 @@ impl Target {
 
     /// Checks the target description before a run: the template must be
     /// valid JSON with a `{{prompt}}` slot, the URL http(s).
-    pub fn validate(&self) -> anyhow::Result<()> {
+    pub fn validate(&self) -> crate::error::Result<()> {
         if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            anyhow::bail!(
-                "target URL must start with http:// or https://: {}",
-                self.url
-            );
+            return Err(ProbeError::BadUrl(self.url.clone()));
         }
         if let TargetKind::Rest {
             template,
@@ -112,19 +111,17 @@ impl Target {
         } = &self.kind
         {
             if !template.contains("{{prompt}}") {
-                anyhow::bail!("request template has no {{{{prompt}}}} slot");
+                return Err(ProbeError::TemplateWithoutSlot);
             }
             let probe = render_template(template, "x");
-            serde_json::from_str::<Value>(&probe).map_err(|e| {
-                anyhow::anyhow!("request template is not valid JSON once filled in: {e}")
-            })?;
+            serde_json::from_str::<Value>(&probe).map_err(ProbeError::TemplateNotJson)?;
             if parse_path(response_path).is_empty() {
-                anyhow::bail!("response path is empty");
+                return Err(ProbeError::EmptyResponsePath);
             }
         }
         if let Some(env) = &self.api_key_env {
             if std::env::var_os(env).is_none() {
-                anyhow::bail!("environment variable {env} (named by --api-key-env) is not set");
+                return Err(ProbeError::MissingApiKey(env.clone()));
             }
         }
         Ok(())
@@ -276,9 +273,53 @@ pub fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
     Some(cur)
 }
 
+/// Largest request template read from a file (`--request-template @path`).
+pub const MAX_TEMPLATE_BYTES: usize = 1 << 20;
+
+/// Reads a UTF-8 text file of at most `max` bytes (a request template, an
+/// allowlist); a device such as `/dev/zero` or a larger file is an error
+/// after reading at most `max + 1` bytes.
+pub fn read_text_bounded(path: &std::path::Path, max: usize) -> crate::error::Result<String> {
+    use crate::error::ProbeError;
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(ProbeError::file("read", path))?;
+    let mut buf = Vec::new();
+    f.take(max as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(ProbeError::file("read", path))?;
+    if buf.len() > max {
+        return Err(ProbeError::FileTooLarge {
+            path: path.to_path_buf(),
+            max,
+        });
+    }
+    String::from_utf8(buf).map_err(|_| ProbeError::NotUtf8(path.to_path_buf()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_files_are_read_with_a_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = dir.path().join("t.json");
+        std::fs::write(&ok, r#"{"input": "{{prompt}}"}"#).unwrap();
+        assert!(read_text_bounded(&ok, 100).unwrap().contains("{{prompt}}"));
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'a'; 101]).unwrap();
+        let e = read_text_bounded(&big, 100).unwrap_err().to_string();
+        assert!(e.contains("larger than 100 bytes"), "{e}");
+        std::fs::write(&big, [0xff, 0xfe]).unwrap();
+        assert!(read_text_bounded(&big, 100).is_err());
+        #[cfg(unix)]
+        {
+            let e = read_text_bounded(std::path::Path::new("/dev/zero"), MAX_TEMPLATE_BYTES)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("larger than"), "{e}");
+        }
+    }
 
     #[test]
     fn template_escapes_prompt() {

@@ -196,7 +196,9 @@ fn check_suffix(name: &str, fmt: Format, loc: &Location, out: &mut Vec<Finding>)
 }
 
 fn strip_compression_suffix(name: &str) -> &str {
-    for s in [".gz", ".z", ".bz2", ".xz", ".lzma", ".lz4", ".zlib"] {
+    for s in [
+        ".gz", ".z", ".bz2", ".xz", ".lzma", ".lz4", ".zlib", ".zst", ".zstd",
+    ] {
         if let Some(stripped) = name.strip_suffix(s) {
             return stripped;
         }
@@ -270,6 +272,28 @@ fn scan_zip(sc: &Scanner, z: &ZipArchive<'_>, loc: &Location, depth: u32, out: &
         }
         let bytes = match z.read(e, &sc.opts.archive_limits) {
             Ok(b) => b,
+            Err(err) if kind == ZipKind::Keras && e.name == "config.json" => {
+                // The architecture is where a Lambda would be: not being
+                // able to read it must not lower the verdict (issue 19).
+                let mut r = aisec_formats::FormatReport::default();
+                let mut small = sc.opts.archive_limits;
+                small.max_entry_bytes = small
+                    .max_entry_bytes
+                    .min(aisec_formats::keras::MAX_JSON as u64);
+                let prefix = z
+                    .read_bounded(e, &small)
+                    .map(|d| d.bytes)
+                    .unwrap_or_default();
+                aisec_formats::keras::unverifiable(
+                    &prefix,
+                    &member,
+                    "config.json",
+                    &err.to_string(),
+                    &mut r,
+                );
+                out.extend(r.findings);
+                continue;
+            }
             Err(err) => {
                 let rule = if matches!(err, aisec_archive::ArchiveError::LimitExceeded { .. }) {
                     &LIMIT
@@ -382,6 +406,67 @@ mod tests {
         assert!(!npy_header_is_numeric(&npy("|O")));
         assert!(!npy_header_is_numeric(b"\x93NUMPY\x01\x00\xff\xff{"));
         assert!(!npy_header_is_numeric(b"PK\x03\x04"));
+    }
+
+    fn keras_zip(config: &str) -> Vec<u8> {
+        use std::io::Write;
+        let mut buf = std::io::Cursor::new(Vec::new());
+        {
+            let mut z = zip::ZipWriter::new(&mut buf);
+            let o = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated);
+            z.start_file("metadata.json", o).unwrap();
+            z.write_all(br#"{"keras_version":"3.8.0"}"#).unwrap();
+            z.start_file("config.json", o).unwrap();
+            z.write_all(config.as_bytes()).unwrap();
+            z.start_file("model.weights.h5", o).unwrap();
+            z.finish().unwrap();
+        }
+        buf.into_inner()
+    }
+
+    /// Issue 19: a Keras v3 Lambda whose config.json is padded past a bound
+    /// must keep a critical verdict (it was a medium "over limit" before).
+    #[test]
+    fn padded_keras_lambda_is_not_downgraded() {
+        use aisec_core::Severity;
+        let lambda = r#"{"module":"keras","class_name":"Sequential","config":{"layers":[{"module":"keras.layers","class_name":"Lambda","config":{"name":"l","function":{"class_name":"__lambda__","config":{"code":"4wAAAA==","defaults":null,"closure":null}}}}]},"pad":"#;
+        let pad = format!("[{}0]", r#"{"":0},"#.repeat(200_000));
+        let file = keras_zip(&format!("{lambda}{pad}}}"));
+        assert!(file.len() < 64 << 10, "{} bytes", file.len());
+        let r = Scanner::default().scan_bytes(&file, "m.keras");
+        let got: Vec<(&str, Severity)> = r
+            .findings
+            .iter()
+            .map(|f| (f.rule_id.as_str(), f.severity))
+            .collect();
+        assert!(
+            got.contains(&("AISEC-KERAS-008", Severity::High)),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&("AISEC-KERAS-001", Severity::Critical)),
+            "{got:?}"
+        );
+
+        // config.json larger than the archive's per-entry bound: not even
+        // extracted, still high, and the Lambda is found in the prefix.
+        let mut opts = crate::ScanOptions::default();
+        opts.archive_limits.max_entry_bytes = 256 << 10;
+        let r = Scanner::new(opts).scan_bytes(&file, "m.keras");
+        let got: Vec<(&str, Severity)> = r
+            .findings
+            .iter()
+            .map(|f| (f.rule_id.as_str(), f.severity))
+            .collect();
+        assert!(
+            got.contains(&("AISEC-KERAS-008", Severity::High)),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&("AISEC-KERAS-001", Severity::Critical)),
+            "{got:?}"
+        );
     }
 
     #[test]

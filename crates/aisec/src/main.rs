@@ -16,6 +16,7 @@ mod run;
 
 use std::process::ExitCode;
 
+use aisec_core::render::escape_terminal;
 use clap::{Parser, Subcommand};
 
 /// aisec: AI/ML security in one binary.
@@ -48,6 +49,8 @@ enum Command {
     Train(Box<cmd::train::TrainArgs>),
     /// Build safe and malicious sample artifacts in a temporary folder and show what aisec finds.
     Demo(cmd::demo::DemoArgs),
+    /// Explain a model's decisions: saliency, Integrated Gradients, SHAP, occlusion; heat maps, charts, trigger localisation.
+    Explain(Box<cmd::explain::ExplainArgs>),
     /// List every rule aisec can report (severity, ATLAS / OWASP ids), or show one in full.
     Rules(cmd::rules::RulesArgs),
 }
@@ -84,11 +87,13 @@ fn main() -> ExitCode {
         Command::Train(a) => cmd::train::run(*a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Rules(a) => cmd::rules::run(a),
+        Command::Explain(a) => cmd::explain::run(*a),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
-            eprintln!("aisec: error: {}", error_text(&e));
+            // Error chains quote file and member names: print them escaped.
+            eprintln!("aisec: error: {}", escape_terminal(&error_text(&e)));
             ExitCode::from(aisec_core::ExitStatus::Error.code() as u8)
         }
     }

@@ -1,6 +1,7 @@
 //! Shared report options (`--format`, `--output`, `--fail-on`) and the
 //! function that renders a report and picks the exit code.
 
+use anyhow::Context as _;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -65,7 +66,7 @@ pub fn emit(report: &Report, args: &OutputArgs) -> anyhow::Result<i32> {
     };
     match &args.output {
         Some(path) => std::fs::write(path, text)
-            .map_err(|e| anyhow::anyhow!("cannot write report to {}: {e}", path.display()))?,
+            .with_context(|| format!("cannot write report to {}", path.display()))?,
         None => {
             let mut out = std::io::stdout().lock();
             // A closed pipe (`aisec scan … | head`) is not an error worth a panic.

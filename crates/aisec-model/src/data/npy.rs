@@ -79,13 +79,6 @@ pub fn read_npz(path: impl AsRef<Path>) -> Result<Vec<(String, NpyArray)>, Model
     Ok(out)
 }
 
-fn header_value<'a>(h: &'a str, key: &str) -> Option<&'a str> {
-    let k = h.find(&format!("'{key}'"))?;
-    let rest = h[k + key.len() + 2..].trim_start();
-    let rest = rest.strip_prefix(':')?.trim_start();
-    Some(rest)
-}
-
 /// The layout a `.npy` header declares.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct NpyHeader {
@@ -135,62 +128,40 @@ impl NpyHeader {
 }
 
 /// Length of the fixed preamble and of the header text, from the first 12
-/// bytes of a `.npy` file.
+/// bytes of a `.npy` file (read by `aisec_core::npy`, the workspace's one
+/// `.npy` header reader).
 pub(crate) fn preamble(b: &[u8]) -> Result<(usize, usize), ModelError> {
-    if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
-        return Err(bad("missing magic"));
-    }
-    match b[6] {
-        1 => Ok((10, usize::from(u16::from_le_bytes([b[8], b[9]])))),
-        2 | 3 => {
-            if b.len() < 12 {
-                return Err(bad("truncated header"));
-            }
-            let n = u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize;
-            if n > 1 << 20 {
-                return Err(bad("header too long"));
-            }
-            Ok((12, n))
-        }
-        v => Err(bad(format!("unsupported version {v}"))),
-    }
+    let p = aisec_core::npy::preamble(b).map_err(|e| bad(e.message))?;
+    Ok((p.header_start, p.header_len))
 }
 
-/// Parses the header dictionary text.
+/// Parses the header dictionary text into the layout this crate can decode:
+/// numeric dtypes only; object arrays and structured dtypes are refused.
 pub(crate) fn parse_header_text(h: &str) -> Result<NpyHeader, ModelError> {
-    let descr = header_value(h, "descr").ok_or_else(|| bad("no descr"))?;
-    let q = descr.chars().next().ok_or_else(|| bad("empty descr"))?;
-    if q != '\'' && q != '"' {
+    use aisec_core::npy::{dtype_info, parse_header, Lit};
+    // `h` is already UTF-8; version 3 rules skip the ASCII-only check.
+    let header = parse_header(3, h.as_bytes(), 0).map_err(|e| bad(e.message))?;
+    let (_, object) = dtype_info(&header.descr).map_err(bad)?;
+    if object {
+        return Err(bad("object arrays are refused (they need unpickling)"));
+    }
+    let Lit::Str(descr) = &header.descr else {
         return Err(bad("structured dtypes are not supported"));
+    };
+    if header.shape.len() > 32 {
+        return Err(bad("too many dimensions"));
     }
-    let descr = &descr[1..];
-    let descr = &descr[..descr.find(q).ok_or_else(|| bad("bad descr"))?];
-    let fortran = header_value(h, "fortran_order")
-        .map(|v| v.starts_with("True"))
-        .unwrap_or(false);
-    let shape_s = header_value(h, "shape").ok_or_else(|| bad("no shape"))?;
-    let shape_s = shape_s
-        .strip_prefix('(')
-        .and_then(|s| s.split(')').next())
-        .ok_or_else(|| bad("bad shape"))?;
-    let mut shape = Vec::new();
-    for part in shape_s.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        if shape.len() >= 32 {
-            return Err(bad("too many dimensions"));
-        }
-        shape.push(part.parse::<usize>().map_err(|_| bad("bad shape"))?);
-    }
+    let mut shape = Vec::with_capacity(header.shape.len());
     let mut n: usize = 1;
-    for &d in &shape {
+    for &d in &header.shape {
+        let d = usize::try_from(d).map_err(|_| bad("array too large"))?;
         n = n
             .checked_mul(d)
             .filter(|&n| n <= MAX_VALUES)
             .ok_or_else(|| bad("array too large"))?;
+        shape.push(d);
     }
-    let (endian, kind) = descr.split_at(1.min(descr.len()));
-    if descr.contains('O') {
-        return Err(bad("object arrays are refused (they need unpickling)"));
-    }
+    let (endian, kind) = descr.split_at(descr.chars().next().map_or(0, char::len_utf8));
     let width: usize = kind
         .get(1..)
         .and_then(|w| w.parse().ok())
@@ -206,7 +177,7 @@ pub(crate) fn parse_header_text(h: &str) -> Result<NpyHeader, ModelError> {
         width,
         big: endian == ">",
         kind: kc,
-        fortran,
+        fortran: header.fortran_order,
     })
 }
 

@@ -1,21 +1,20 @@
-//! A small, bounded protobuf wire-format reader and writer.
+//! Typed access to protobuf fields for the ONNX loader.
 //!
 //! ONNX files are protobuf `ModelProto` messages. Rather than generating code
-//! with `protoc`, this module walks the wire format directly (varints,
-//! fixed32/64 and length-delimited fields, per the protobuf encoding spec) and
-//! hands out borrowed field values. Every read is bounds-checked; malformed
-//! bytes yield [`ModelError::Invalid`], never a panic.
+//! with `protoc`, the loader walks the wire format with
+//! `aisec_core::protobuf`, the workspace's one bounded wire-format reader
+//! (varints, fixed32/64 and length-delimited fields, per the protobuf
+//! encoding spec), and this module adds what the loader needs on top: each
+//! field's raw bytes (to copy it verbatim when re-encoding) and typed
+//! accessors for scalars and packed repeated fields. Malformed bytes yield
+//! [`ModelError::Invalid`], never a panic.
+
+use aisec_core::protobuf;
 
 use crate::classifier::ModelError;
 
-/// One field value as found on the wire.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum WireVal<'a> {
-    Varint(u64),
-    Fixed64(u64),
-    Bytes(&'a [u8]),
-    Fixed32(u32),
-}
+pub(crate) use aisec_core::protobuf::Value as WireVal;
+pub(crate) use aisec_core::protobuf::{put_bytes_field, put_int_field};
 
 /// One field: its number, value, and the raw bytes of the whole field
 /// (tag included) so it can be copied verbatim when re-encoding.
@@ -30,86 +29,20 @@ fn bad(msg: &str) -> ModelError {
     ModelError::Invalid(format!("protobuf: {msg}"))
 }
 
+fn wire(e: protobuf::WireError) -> ModelError {
+    ModelError::Invalid(e.to_string())
+}
+
 pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Result<u64, ModelError> {
-    let mut out: u64 = 0;
-    for i in 0..10 {
-        let b = *buf.get(*pos).ok_or_else(|| bad("truncated varint"))?;
-        *pos += 1;
-        out |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Ok(out);
-        }
-    }
-    Err(bad("varint longer than 10 bytes"))
+    protobuf::read_varint(buf, pos).map_err(wire)
 }
 
-/// Iterator over the fields of one message.
-pub(crate) struct Fields<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-pub(crate) fn fields(buf: &[u8]) -> Fields<'_> {
-    Fields { buf, pos: 0 }
-}
-
-impl<'a> Iterator for Fields<'a> {
-    type Item = Result<Field<'a>, ModelError>;
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.pos >= self.buf.len() {
-            return None;
-        }
-        let start = self.pos;
-        let r = (|| {
-            let tag = read_varint(self.buf, &mut self.pos)?;
-            let num = u32::try_from(tag >> 3).map_err(|_| bad("field number too large"))?;
-            let val = match tag & 7 {
-                0 => WireVal::Varint(read_varint(self.buf, &mut self.pos)?),
-                1 => {
-                    let b = self
-                        .buf
-                        .get(self.pos..self.pos + 8)
-                        .ok_or_else(|| bad("truncated fixed64"))?;
-                    self.pos += 8;
-                    let mut a = [0u8; 8];
-                    a.copy_from_slice(b);
-                    WireVal::Fixed64(u64::from_le_bytes(a))
-                }
-                2 => {
-                    let len = read_varint(self.buf, &mut self.pos)?;
-                    let len = usize::try_from(len).map_err(|_| bad("length too large"))?;
-                    let end = self
-                        .pos
-                        .checked_add(len)
-                        .filter(|&e| e <= self.buf.len())
-                        .ok_or_else(|| bad("length-delimited field runs past the end"))?;
-                    let b = &self.buf[self.pos..end];
-                    self.pos = end;
-                    WireVal::Bytes(b)
-                }
-                5 => {
-                    let b = self
-                        .buf
-                        .get(self.pos..self.pos + 4)
-                        .ok_or_else(|| bad("truncated fixed32"))?;
-                    self.pos += 4;
-                    let mut a = [0u8; 4];
-                    a.copy_from_slice(b);
-                    WireVal::Fixed32(u32::from_le_bytes(a))
-                }
-                w => return Err(bad(&format!("unsupported wire type {w}"))),
-            };
-            Ok(Field {
-                num,
-                val,
-                raw: &self.buf[start..self.pos],
-            })
-        })();
-        if r.is_err() {
-            self.pos = self.buf.len();
-        }
-        Some(r)
-    }
+/// The fields of one message; after an error the iterator ends.
+pub(crate) fn fields(buf: &[u8]) -> impl Iterator<Item = Result<Field<'_>, ModelError>> {
+    protobuf::fields(buf).with_raw().map(|r| {
+        r.map(|(num, val, raw)| Field { num, val, raw })
+            .map_err(wire)
+    })
 }
 
 impl<'a> Field<'a> {
@@ -189,30 +122,4 @@ impl<'a> Field<'a> {
         }
         Ok(())
     }
-}
-
-/// Appends a varint.
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    loop {
-        let b = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
-}
-
-/// Appends a varint field.
-pub(crate) fn put_int_field(out: &mut Vec<u8>, num: u32, v: i64) {
-    put_varint(out, u64::from(num) << 3);
-    put_varint(out, v as u64);
-}
-
-/// Appends a length-delimited field.
-pub(crate) fn put_bytes_field(out: &mut Vec<u8>, num: u32, b: &[u8]) {
-    put_varint(out, (u64::from(num) << 3) | 2);
-    put_varint(out, b.len() as u64);
-    out.extend_from_slice(b);
 }

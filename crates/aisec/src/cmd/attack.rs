@@ -355,7 +355,7 @@ pub fn evaluate(
     // Ctrl-C stops the attacks after the batches in flight; what finished is reported.
     let ctx = attack_context(show_progress);
     let start = std::time::Instant::now();
-    let result = run_evasion(model, x, y, cfg, &ctx).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let result = run_evasion(model, x, y, cfg, &ctx)?;
     ctx.progress().finish();
     let mut report = Report::new("attack evasion");
     report.add_rules(aisec_attack::RULES);
@@ -394,17 +394,17 @@ fn evasion(a: EvasionArgs) -> anyhow::Result<i32> {
     if let Some(p) = &a.save_npz {
         result
             .save_npz(p)
-            .map_err(|e| anyhow::anyhow!("cannot save {}: {e}", p.display()))?;
+            .with_context(|| format!("cannot save {}", p.display()))?;
     }
     if let Some(p) = &a.save_png {
         result
             .save_png_grid(p, 16)
-            .map_err(|e| anyhow::anyhow!("cannot save {}: {e}", p.display()))?;
+            .with_context(|| format!("cannot save {}", p.display()))?;
     }
     if let Some(p) = &a.save_examples {
         result
             .save_examples(p)
-            .map_err(|e| anyhow::anyhow!("cannot save {}: {e}", p.display()))?;
+            .with_context(|| format!("cannot save {}", p.display()))?;
     }
     crate::run::finish(report, &a.output)
 }

@@ -64,11 +64,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         crate::run::note(format_args!(
             "aisec demo: wrote {} sample artifacts (safe and malicious) to {}; scanning them.\n",
             written.len(),
-            dir.display()
+            aisec_core::render::escape_terminal(&dir.display().to_string())
         ));
         let scanner = Scanner::new(ScanOptions::default());
         let scan = scanner.scan_paths(&[dir.to_path_buf()], &|_| {});
-        merge(&mut report, scan);
+        report.merge(scan);
     }
 
     if on(Section::Evasion) {
@@ -76,7 +76,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
             "aisec demo: attacking a bundled 8x8-digits CNN with FGSM and PGD (L-inf, eps 0.1).\n"
         ));
         let evasion = demo_evasion(dir)?;
-        merge(&mut report, evasion);
+        report.merge(evasion);
     }
 
     if on(Section::Extraction) {
@@ -85,7 +85,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         ));
         let model = write_digits_cnn(dir)?;
         let extraction = crate::cmd::extraction::demo_extraction(&model)?;
-        merge(&mut report, extraction);
+        report.merge(extraction);
     }
 
     if on(Section::Membership) {
@@ -93,7 +93,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
             "aisec demo: membership inference (loss threshold, LiRA with 4 shadow models) on an MLP trained here on half of 500 digits.\n"
         ));
         let membership = crate::cmd::membership::demo_membership(dir)?;
-        merge(&mut report, membership);
+        report.merge(membership);
     }
 
     if on(Section::Probe) {
@@ -101,7 +101,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
             "aisec demo: probing a deliberately weak chat app on 127.0.0.1 with every probe family.\n"
         ));
         let probe = aisec_probe::demo::run_demo()?;
-        merge(&mut report, probe);
+        report.merge(probe);
     }
 
     if on(Section::Guard) {
@@ -109,7 +109,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
             "aisec demo: a short session through aisec guard in front of a scripted model server.\n"
         ));
         let guard = aisec_guard::run_demo()?;
-        merge(&mut report, guard);
+        report.merge(guard);
     }
 
     // Findings are the point of the demo: 0 unless it failed or was interrupted.
@@ -117,20 +117,6 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         1 => Ok(0),
         code => Ok(code),
     }
-}
-
-/// Adds another section's findings, rules, errors and data to the demo report.
-fn merge(into: &mut aisec_core::Report, from: aisec_core::Report) {
-    into.add_rules(&from.rules);
-    into.findings.extend(from.findings);
-    into.errors.extend(from.errors);
-    into.summary.items += from.summary.items;
-    into.summary.bytes += from.summary.bytes;
-    into.summary.seconds += from.summary.seconds;
-    for (k, v) in from.data {
-        into.data.insert(k, v);
-    }
-    into.finish();
 }
 
 /// The CNN trained on scikit-learn's 8x8 digits (see

@@ -180,7 +180,7 @@ fn strategy(a: &ExtractionArgs, shape: &[usize]) -> anyhow::Result<(QueryStrateg
                         Some(x) => first_rows(&x, n, a.seed),
                         // Checked against what can be held before anything is allocated.
                         None => jacobian_noise_seed(n, shape, a.lo, a.hi, a.seed ^ 0x5eed)
-                            .map_err(|e| anyhow::anyhow!("--jacobian-seed {n}: {e}"))?,
+                            .with_context(|| format!("--jacobian-seed {n}"))?,
                     };
                     QueryStrategy::Jacobian {
                         seed,
@@ -205,10 +205,13 @@ pub fn evaluate(
     // Ctrl-C stops after the request or training step in flight; what is done is reported.
     let ctx = crate::cmd::attack::attack_context(show_progress);
     let start = std::time::Instant::now();
-    let out = run_extraction(victim, test, cfg, &ctx).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let out = run_extraction(victim, test, cfg, &ctx)?;
     ctx.progress().finish();
     for w in &out.report.warnings {
-        eprintln!("warning: {w}");
+        eprintln!(
+            "warning: {}",
+            aisec_core::render::escape_terminal(&w.to_string())
+        );
     }
     let mut report = Report::new("attack extraction");
     report.add_rules(aisec_attack::RULES);

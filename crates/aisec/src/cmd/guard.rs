@@ -43,7 +43,10 @@ pub fn run(args: GuardArgs) -> anyhow::Result<i32> {
         (Some(path), _) => match Policy::load(path) {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("aisec guard: invalid policy: {e}");
+                eprintln!(
+                    "aisec guard: invalid policy: {}",
+                    aisec_core::render::escape_terminal(&e.to_string())
+                );
                 return Ok(2);
             }
         },

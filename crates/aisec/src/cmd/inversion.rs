@@ -142,8 +142,7 @@ pub fn run(a: InversionArgs) -> anyhow::Result<i32> {
     let show = crate::run::show_progress(a.no_progress);
     let ctx = crate::cmd::attack::attack_context(show);
     let start = std::time::Instant::now();
-    let r = run_inversion(&model, &cfg, reference.as_ref(), &ctx)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let r = run_inversion(&model, &cfg, reference.as_ref(), &ctx)?;
     ctx.progress().finish();
     let name = a.model.display().to_string();
     let mut report = Report::new("attack inversion");
@@ -163,11 +162,11 @@ pub fn run(a: InversionArgs) -> anyhow::Result<i32> {
     report.finish();
     if let Some(p) = &a.save_png {
         r.save_png(p)
-            .map_err(|e| anyhow::anyhow!("cannot save {}: {e}", p.display()))?;
+            .with_context(|| format!("cannot save {}", p.display()))?;
     }
     if let Some(p) = &a.save_npz {
         r.save_npz(p)
-            .map_err(|e| anyhow::anyhow!("cannot save {}: {e}", p.display()))?;
+            .with_context(|| format!("cannot save {}", p.display()))?;
     }
     crate::run::finish(report, &a.output)
 }

@@ -310,8 +310,7 @@ pub fn evaluate(
         trainer.map(|t| t as &dyn aisec_attack::membership::ShadowTrainer),
         cfg,
         &ctx,
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    )?;
     ctx.progress().finish();
     let mut report = Report::new("attack membership");
     report.add_rules(&[&MEMBERSHIP_INFERENCE]);

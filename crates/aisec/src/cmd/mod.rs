@@ -2,6 +2,7 @@
 
 pub mod attack;
 pub mod demo;
+pub mod explain;
 pub mod extraction;
 pub mod guard;
 pub mod inversion;

@@ -246,8 +246,11 @@ fn build_target(args: &ProbeArgs) -> anyhow::Result<Target> {
                 .as_deref()
                 .context("--api rest needs --request-template")?;
             let template = match raw.strip_prefix('@') {
-                Some(path) => std::fs::read_to_string(path)
-                    .with_context(|| format!("reading request template {path}"))?,
+                Some(path) => aisec_probe::target::read_text_bounded(
+                    std::path::Path::new(path),
+                    aisec_probe::target::MAX_TEMPLATE_BYTES,
+                )
+                .with_context(|| format!("reading request template {path}"))?,
                 None => raw.to_string(),
             };
             let response_path = args
@@ -297,7 +300,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<aisec_core::Report> {
         .buffs
         .iter()
         .map(|b| Buff::parse(b))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let mut probes = aisec_probe::probes::select(&args.probes, &buffs)?;
     if !args.probe_ids.is_empty() {
         if let Some(bad) = args
@@ -325,8 +328,8 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<aisec_core::Report> {
     cfg.secrets = args.secret.clone();
     cfg.plant_system_canary = !args.no_system_canary;
     if let Some(path) = &args.package_allowlist {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = aisec_probe::target::read_text_bounded(path, 16 << 20)
+            .with_context(|| format!("reading {}", path.display()))?;
         cfg.packages.extend(
             text.lines()
                 .map(str::trim)

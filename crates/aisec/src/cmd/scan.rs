@@ -59,7 +59,7 @@ pub fn options(args: &ScanArgs) -> anyhow::Result<ScanOptions> {
     for p in &args.profile {
         opts.policy = std::mem::take(&mut opts.policy)
             .with_profile(p)
-            .map_err(|e| anyhow::anyhow!("--profile {p}: {e}"))?;
+            .with_context(|| format!("--profile {p}"))?;
     }
     for a in &args.allow {
         opts.policy.allow(a);

@@ -317,3 +317,60 @@ fn bad_config_is_a_clear_error() {
     assert!(err.contains("allw"), "{err}");
     assert!(Path::new(&cfg).exists());
 }
+
+/// Issue 19: a file name, a zip member name and a pickle GLOBAL name carry
+/// terminal escapes (erase line, cursor home, retitle, a C1 CSI, a
+/// right-to-left override). The text report shows them escaped, never raw.
+#[test]
+fn crafted_names_cannot_rewrite_the_terminal() {
+    let pickle = b"\x80\x02cposix\nsys\x1b[2Ktem\n\x8c\x03\xe2\x80\xaeid\x85R.".to_vec();
+    let member = "data\x1b]0;owned\x07\u{9b}2J.pkl";
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("evil\x1b[2K\x1b[Hclean\u{202e}.zip");
+    std::fs::write(&p, zip_of(member, &pickle)).unwrap();
+    let out = aisec(&["scan", p.to_str().unwrap(), "--no-fail", "--color", "never"]);
+    let stdout = String::from_utf8(out.stdout).expect("utf-8 report");
+    assert!(
+        !stdout
+            .chars()
+            .any(|c| (c.is_control() && c != '\n') || c == '\u{202e}'),
+        "raw control character in:\n{stdout:?}"
+    );
+    assert!(
+        stdout.contains(r"evil\x1b[2K\x1b[Hclean\u{202e}.zip"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r"data\x1b]0;owned\x07\u{9b}2J.pkl"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(r"sys\x1b[2Ktem"), "{stdout}");
+    // The JSON report keeps the exact names (JSON escapes them itself).
+    let j = aisec(&["scan", p.to_str().unwrap(), "--no-fail", "--format", "json"]);
+    let r = json(&j);
+    let paths: Vec<&str> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["location"]["member"].as_str())
+        .collect();
+    assert!(paths.iter().any(|m| m.contains('\x1b')), "{paths:?}");
+}
+
+/// An error message that quotes a crafted path is escaped on stderr too.
+#[test]
+fn crafted_names_in_errors_are_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("gone\x1b[2J.pkl");
+    let cfg = dir.path().join("conf\x1b[31m.toml");
+    std::fs::write(&cfg, "not = [valid").unwrap();
+    let out = aisec(&[
+        "scan",
+        missing.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
+    assert!(stderr.contains(r"\x1b["), "{stderr}");
+}

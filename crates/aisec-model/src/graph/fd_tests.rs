@@ -2,7 +2,7 @@
 //! input and for every float weight.
 
 use super::*;
-use crate::onnx::proto::{GraphP, NodeP, TensorP, ValueInfoP};
+use crate::onnx::proto::{AttrVal, GraphP, NodeP, TensorP, ValueInfoP};
 
 /// Distinct, well-separated pseudo-random values in [-1, 1] (a shuffled
 /// grid, so max-pool ties and ReLU kinks are at least 2/n apart).
@@ -763,7 +763,7 @@ fn unsupported_forms_are_refused() {
             "Pad",
             &["x", "p"],
             &["y"],
-            vec![("mode", AttrVal::S("reflect".into()))],
+            vec![("mode", AttrVal::S("wrap".into()))],
         )],
         initializers: vec![it("p", &[4], &[0, 1, 0, 1])],
         inputs: vec![ValueInfoP {
@@ -1497,4 +1497,218 @@ fn recurrent_forms_without_support_are_named() {
         matches!(e, ModelError::Unsupported { ref op, .. } if op.contains("sequence_lens")),
         "{e}"
     );
+}
+
+#[test]
+fn pad_reflect_and_edge_values() {
+    // np.pad([1, 2, 3], (2, 4), mode) for each mode; reflect past the
+    // edge folds back (numpy's semantics, which ONNX's reference uses).
+    for (mode, want) in [
+        ("reflect", [3.0, 2.0, 1.0, 2.0, 3.0, 2.0, 1.0, 2.0, 3.0]),
+        ("edge", [1.0, 1.0, 1.0, 2.0, 3.0, 3.0, 3.0, 3.0, 3.0]),
+    ] {
+        let g = one_node_graph(
+            node(
+                "Pad",
+                &["x", "p"],
+                &["y"],
+                vec![("mode", AttrVal::S(mode.into()))],
+            ),
+            vec![it("p", &[4], &[0, 2, 0, 4])],
+            &[1, 3],
+        );
+        let t = run(&g, &[1.0, 2.0, 3.0], &[1, 3]);
+        match g.output_of(&t).unwrap() {
+            Val::F(s, d) => {
+                assert_eq!(s, &[1, 9], "{mode}");
+                assert_eq!(d.as_slice(), want.as_slice(), "{mode}");
+            }
+            Val::I(..) => panic!("integer output"),
+        }
+    }
+}
+
+#[test]
+fn pad_reflect_and_edge_gradients() {
+    // Pads wider than the axis on one side (reflect folds twice), a
+    // length-1 axis, and the opset-2 attribute form.
+    for mode in ["reflect", "edge"] {
+        check_op(
+            vec![node(
+                "Pad",
+                &["x", "p"],
+                &["y"],
+                vec![("mode", AttrVal::S(mode.into()))],
+            )],
+            vec![it("p", &[6], &[0, 1, 4, 0, 2, 1])],
+            &[2, 3, 3],
+            13,
+            id,
+        );
+        check_op(
+            vec![node(
+                "Pad",
+                &["x"],
+                &["y"],
+                vec![
+                    ("mode", AttrVal::S(mode.into())),
+                    ("pads", ints(&[0, 2, 1, 0, 1, 3])),
+                ],
+            )],
+            vec![],
+            &[2, 1, 4],
+            10,
+            id,
+        );
+    }
+}
+
+#[test]
+fn reduce_prod_values_and_gradients() {
+    // Opset 13 axes attribute with keepdims 0, opset 18 axes input, and
+    // all axes; inputs scaled to [-2, 2] so the products are not tiny.
+    let wide = |v: f32| 2.0 * v;
+    check_op(
+        vec![node(
+            "ReduceProd",
+            &["x"],
+            &["y"],
+            vec![("axes", ints(&[1, -1])), ("keepdims", AttrVal::I(0))],
+        )],
+        vec![],
+        &[2, 3, 2],
+        13,
+        wide,
+    );
+    check_op(
+        vec![node("ReduceProd", &["x", "a"], &["y"], vec![])],
+        vec![it("a", &[1], &[0])],
+        &[2, 3, 2],
+        18,
+        wide,
+    );
+    // Zeros in the input: the product is multilinear, so central
+    // differences stay exact at zero and check the zero-count path.
+    check_op(
+        vec![node(
+            "ReduceProd",
+            &["x"],
+            &["y"],
+            vec![("axes", ints(&[1]))],
+        )],
+        vec![],
+        &[3, 4],
+        13,
+        |v| if v.abs() < 0.3 { 0.0 } else { 2.0 * v },
+    );
+    // Values and the exact gradient with one and with two zeros in a row.
+    let g = one_node_graph(
+        node("ReduceProd", &["x"], &["y"], vec![("axes", ints(&[1]))]),
+        vec![],
+        &[3, 3],
+    );
+    let x = [2.0, 3.0, 4.0, 0.0, 3.0, 5.0, 0.0, 0.0, 7.0];
+    let t = run(&g, &x, &[3, 3]);
+    assert_eq!(g.output_of(&t).unwrap().shape(), &[3, 1]);
+    assert_eq!(g.output_of(&t).unwrap().f("y").unwrap(), &[24.0, 0.0, 0.0]);
+    let gr = g.backward(&t, vec![1.0, 1.0, 1.0], &[g.input]).unwrap();
+    assert_eq!(
+        gr[0].as_deref(),
+        Some(&[12.0, 8.0, 6.0, 15.0, 0.0, 0.0, 0.0, 0.0, 0.0][..])
+    );
+}
+
+#[test]
+fn shrink_values_and_gradients() {
+    // Soft shrinkage (bias = lambd) and the hard form (bias 0, the
+    // defaults); inputs in [-4, 4] stay at least 0.1 from the kinks.
+    for attrs in [
+        vec![("lambd", attr_f32(0.5)), ("bias", attr_f32(0.5))],
+        vec![],
+    ] {
+        check_op(
+            vec![node("Shrink", &["x"], &["y"], attrs)],
+            vec![],
+            &[2, 5],
+            13,
+            |v| 4.0 * v,
+        );
+    }
+    // torch.nn.functional.softshrink(x, 0.5) reference values.
+    let g = one_node_graph(
+        node(
+            "Shrink",
+            &["x"],
+            &["y"],
+            vec![("lambd", attr_f32(0.5)), ("bias", attr_f32(0.5))],
+        ),
+        vec![],
+        &[5],
+    );
+    let t = run(&g, &[-4.0, -1.5, 0.0, 0.5, 2.5], &[5]);
+    assert_eq!(
+        g.output_of(&t).unwrap().f("y").unwrap(),
+        &[-3.5, -1.0, 0.0, 0.0, 2.0]
+    );
+}
+
+#[test]
+fn gather_elements_values_and_gradients() {
+    // torch.gather(x, 1, idx) for x = [[1, 2], [3, 4]], idx = [[0, 0], [1, 0]].
+    let g = one_node_graph(
+        node(
+            "GatherElements",
+            &["x", "i"],
+            &["y"],
+            vec![("axis", AttrVal::I(1))],
+        ),
+        vec![it("i", &[2, 2], &[0, 0, 1, 0])],
+        &[2, 2],
+    );
+    let t = run(&g, &[1.0, 2.0, 3.0, 4.0], &[2, 2]);
+    assert_eq!(
+        g.output_of(&t).unwrap().f("y").unwrap(),
+        &[1.0, 1.0, 4.0, 3.0]
+    );
+    // Repeated indices accumulate their gradients.
+    let gr = g
+        .backward(&t, vec![1.0, 1.0, 1.0, 1.0], &[g.input])
+        .unwrap();
+    assert_eq!(gr[0].as_deref(), Some(&[2.0, 0.0, 1.0, 1.0][..]));
+    // Finite differences: axis 0 with a smaller index tensor and a
+    // negative index, and the last axis.
+    check_op(
+        vec![node("GatherElements", &["x", "i"], &["y"], vec![])],
+        vec![it("i", &[2, 2, 2], &[2, 0, 1, -1, 0, 0, 2, 1])],
+        &[3, 3, 2],
+        13,
+        id,
+    );
+    check_op(
+        vec![node(
+            "GatherElements",
+            &["x", "i"],
+            &["y"],
+            vec![("axis", AttrVal::I(-1))],
+        )],
+        vec![it(
+            "i",
+            &[2, 3, 3],
+            &[0, 1, 1, 0, 0, 0, 1, 0, 1, 1, 1, 0, 0, 1, 0, 1, 0, 0],
+        )],
+        &[2, 3, 2],
+        13,
+        id,
+    );
+    // Out-of-range indices are a shape error, not a panic.
+    let bad = one_node_graph(
+        node("GatherElements", &["x", "i"], &["y"], vec![]),
+        vec![it("i", &[1, 2], &[0, 5])],
+        &[2, 2],
+    );
+    let e = bad
+        .forward(Val::F(vec![2, 2], Arc::new(vec![0.0; 4])))
+        .err()
+        .unwrap();
+    assert!(matches!(e, ModelError::Shape(_)), "{e}");
 }

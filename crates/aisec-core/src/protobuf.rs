@@ -1,4 +1,5 @@
-//! A minimal, bounded protobuf wire-format reader.
+//! The workspace's one protobuf wire-format reader (and the few encoders
+//! aisec needs to write ONNX files back).
 //!
 //! Decodes one message level at a time into `(field number, value)` pairs
 //! following the encoding described in the protobuf documentation
@@ -6,6 +7,12 @@
 //! length-delimited (2) and 32-bit (5) fields. Group wire types (3, 4) are
 //! deprecated and never produced by TensorFlow or ONNX, so they are rejected.
 //! Nesting depth is bounded by callers through [`MAX_DEPTH`].
+//!
+//! It lives in `aisec-core` because two crates that do not depend on each
+//! other read protobuf: `aisec-formats` (scanning ONNX and TensorFlow files)
+//! and `aisec-model` (loading ONNX graphs to run them). It is small, pure
+//! and bounded: it borrows from the input, allocates nothing per field,
+//! never reads past a slice and never panics on hostile bytes.
 
 /// Deepest message nesting the format walkers follow.
 pub const MAX_DEPTH: usize = 48;
@@ -48,18 +55,13 @@ impl<'a> Value<'a> {
 }
 
 /// Why a buffer is not a valid protobuf message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("protobuf: {what} at byte {offset}")]
 pub struct WireError {
     /// Byte offset within the message being decoded.
     pub offset: usize,
     /// What went wrong.
     pub what: &'static str,
-}
-
-impl std::fmt::Display for WireError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "protobuf: {} at byte {}", self.what, self.offset)
-    }
 }
 
 /// Reads a base-128 varint at `*pos`, advancing it.
@@ -185,6 +187,55 @@ impl<'a> Fields<'a> {
     }
 }
 
+impl<'a> Fields<'a> {
+    /// The same fields, each with the raw bytes it occupies (tag included),
+    /// for callers that copy fields verbatim when re-encoding.
+    pub fn with_raw(self) -> RawFields<'a> {
+        RawFields(self)
+    }
+}
+
+/// Iterator over `(field number, value, raw bytes of the field)`; see
+/// [`Fields::with_raw`].
+#[derive(Debug, Clone)]
+pub struct RawFields<'a>(Fields<'a>);
+
+impl<'a> Iterator for RawFields<'a> {
+    type Item = Result<(u32, Value<'a>, &'a [u8]), WireError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let start = self.0.pos;
+        let r = self.0.next()?;
+        Some(r.map(|(n, v)| (n, v, &self.0.buf[start..self.0.pos])))
+    }
+}
+
+/// Appends a base-128 varint.
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// Appends a varint field (an `int64` is written as its two's complement).
+pub fn put_int_field(out: &mut Vec<u8>, num: u32, v: i64) {
+    put_varint(out, u64::from(num) << 3);
+    put_varint(out, v as u64);
+}
+
+/// Appends a length-delimited field.
+pub fn put_bytes_field(out: &mut Vec<u8>, num: u32, b: &[u8]) {
+    put_varint(out, (u64::from(num) << 3) | 2);
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
 /// Checks that `buf` decodes as a flat sequence of fields whose numbers and
 /// wire types all appear in `known` (pairs of field number and wire type),
 /// reading at most `max_fields` fields. Returns the field numbers seen.
@@ -227,6 +278,18 @@ mod tests {
         assert_eq!(v[1], (2, Value::Bytes(b"hi")));
         assert_eq!(v[2], (3, Value::Fixed32(1)));
         assert_eq!(v[3], (4, Value::Fixed64(2)));
+    }
+
+    #[test]
+    fn writes_what_it_reads_with_raw_bytes() {
+        let mut b = Vec::new();
+        put_int_field(&mut b, 1, -1);
+        put_bytes_field(&mut b, 7, b"abc");
+        let v: Vec<_> = fields(&b).with_raw().collect::<Result<_, _>>().unwrap();
+        assert_eq!(v[0].0, 1);
+        assert_eq!(v[0].1, Value::Varint(u64::MAX));
+        assert_eq!(v[0].2.len(), 11);
+        assert_eq!(v[1], (7, Value::Bytes(b"abc"), &b[11..]));
     }
 
     #[test]

@@ -13,12 +13,42 @@
 //! `dbias = sum dy`, `dscale = sum dy * xh`,
 //! `dx = scale * rstd / m * (m * dy - dbias - xh * dscale)`.
 //!
-//! A child module of `graph`, so it uses the executor's value types.
+//! Registered with the normalisations (see [`super::ops`]).
+
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::{fval, need_in, shape_err, Aux, Node, Val};
+use super::ops::{Backward, Grads, Op, Outputs, Registry};
+use super::{attrs, fval, need_in, shape_err, Cx, Node, Saved, Val};
 use crate::classifier::ModelError;
+
+pub(super) fn register(r: &mut Registry) {
+    r.add(&["ai.aisec::BatchNormTrain"], |n, _| {
+        Ok(Arc::new(BatchNormTrain {
+            eps: attrs::float(n, "epsilon", 1e-5),
+        }))
+    });
+}
+
+/// `ai.aisec::BatchNormTrain`: batch norm with the batch's statistics.
+#[derive(Debug)]
+struct BatchNormTrain {
+    eps: f32,
+}
+
+impl Op for BatchNormTrain {
+    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
+        if let Some(x) = ins.first().copied().flatten() {
+            cx.alloc(x.shape())?;
+        }
+        forward(cx.node, ins, self.eps)
+    }
+
+    fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
+        backward(b.node, b.ins, b.saved, &b.dy(), |i| b.need(i))
+    }
+}
 
 fn dims(node: &Node, x: &Val) -> Result<(usize, usize, usize), ModelError> {
     let s = x.shape();
@@ -30,11 +60,7 @@ fn dims(node: &Node, x: &Val) -> Result<(usize, usize, usize), ModelError> {
 }
 
 /// Forward pass: outputs `[y, mean, var]`, aux `(mean, rstd)`.
-pub(super) fn forward(
-    node: &Node,
-    ins: &[Option<&Val>],
-    eps: f32,
-) -> Result<(Vec<Val>, Aux), ModelError> {
+fn forward(node: &Node, ins: &[Option<&Val>], eps: f32) -> Result<Outputs, ModelError> {
     let nm = node.name.as_str();
     let x = need_in(ins, 0, node)?;
     let (n, c, inner) = dims(node, x)?;
@@ -88,24 +114,24 @@ pub(super) fn forward(
             fval(vec![c], mean.clone()),
             fval(vec![c], var),
         ],
-        Aux::Norm(mean, rstd),
+        Saved::NormStats { mean, rstd },
     ))
 }
 
 /// Backward pass: gradients for `(x, scale, bias)` where needed.
-pub(super) fn backward(
+fn backward(
     node: &Node,
     ins: &[Option<&Val>],
-    aux: &Aux,
+    saved: &Saved,
     dy: &[f32],
     need: impl Fn(usize) -> bool,
-) -> Result<Vec<Option<Vec<f32>>>, ModelError> {
+) -> Result<Grads, ModelError> {
     let nm = node.name.as_str();
     let x = need_in(ins, 0, node)?;
     let (n, c, inner) = dims(node, x)?;
     let scale = need_in(ins, 1, node)?.f(nm)?;
     let xd = x.f(nm)?;
-    let Aux::Norm(mean, rstd) = aux else {
+    let Saved::NormStats { mean, rstd } = saved else {
         return Err(shape_err(node, "missing forward statistics".into()));
     };
     if dy.len() != xd.len() || mean.len() != c || scale.len() != c {

@@ -1,0 +1,190 @@
+//! Convolution and transposed convolution (1-D and 2-D, grouped, strided,
+//! dilated, padded), over the im2col kernels in [`crate::kernels`].
+
+use std::sync::Arc;
+
+use super::super::{attrs, fval, need_in, shape_err, Cx, Val};
+use super::window::{out_spatial, Window};
+use super::{one, Backward, Grads, Op, Outputs, Registry};
+use crate::classifier::ModelError;
+use crate::kernels;
+use crate::onnx::proto::NodeP;
+
+pub(super) fn register(r: &mut Registry) {
+    r.add(&["Conv"], |n, _| {
+        Ok(Arc::new(Conv {
+            window: Window::parse(n, false)?,
+            group: attrs::int(n, "group", 1).max(1) as usize,
+        }))
+    });
+    r.add(&["ConvTranspose"], compile_conv_transpose);
+}
+
+#[derive(Debug)]
+struct Conv {
+    window: Window,
+    group: usize,
+}
+
+impl Op for Conv {
+    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
+        let node = cx.node;
+        let nm = node.name.as_str();
+        let (w, group) = (&self.window, self.group);
+        let x = need_in(ins, 0, node)?;
+        let wt = need_in(ins, 1, node)?;
+        let xs = x.shape();
+        let ws = wt.shape();
+        if xs.len() < 3
+            || ws.len() != xs.len()
+            || ws[1].checked_mul(group) != Some(xs[1])
+            || ws[0] % group != 0
+        {
+            return Err(shape_err(
+                node,
+                format!("input {xs:?}, weight {ws:?}, group {group}"),
+            ));
+        }
+        let k: Vec<usize> = ws[2..].to_vec();
+        if !w.kernel.is_empty() && w.kernel != k {
+            return Err(shape_err(
+                node,
+                format!("kernel_shape {:?} differs from weight {ws:?}", w.kernel),
+            ));
+        }
+        let (g, _, _) = w.geom(xs, &k, node)?;
+        let bias = match ins.get(2).copied().flatten() {
+            Some(b) => Some(b.f(nm)?),
+            None => None,
+        };
+        if bias.is_some_and(|b| b.len() != ws[0]) {
+            return Err(shape_err(node, "bias length".into()));
+        }
+        let os = out_spatial(xs, ws[0], &g);
+        cx.alloc(&os)?;
+        cx.alloc_named("unfolded input", &[ws[1], g.kh, g.kw, g.oh, g.ow])?;
+        cx.work(&[xs[0], ws[0], g.oh, g.ow, ws[1], g.kh, g.kw])?;
+        let y = kernels::conv_fwd(x.f(nm)?, xs[0], &g, group, wt.f(nm)?, ws[0], bias);
+        one(fval(os, y))
+    }
+
+    fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
+        let nm = b.name();
+        let w = &self.window;
+        let mut res = b.none();
+        let x = b.input(0)?;
+        let wt = b.input(1)?;
+        let (xs, ws) = (x.shape(), wt.shape());
+        let k: Vec<usize> = if w.kernel.is_empty() {
+            ws[2..].to_vec()
+        } else {
+            w.kernel.clone()
+        };
+        let (g, _, _) = w.geom(xs, &k, b.node)?;
+        let dy = b.dy_ref();
+        let (dx, dw, db) = kernels::conv_bwd(
+            x.f(nm)?,
+            xs[0],
+            &g,
+            self.group,
+            wt.f(nm)?,
+            ws[0],
+            &dy,
+            b.need(0),
+            b.need(1),
+            b.need(2),
+        );
+        res[0] = dx;
+        if b.need(1) {
+            res[1] = dw;
+        }
+        if res.len() > 2 && b.need(2) {
+            res[2] = db;
+        }
+        Ok(res)
+    }
+}
+
+#[derive(Debug)]
+struct ConvTranspose {
+    window: Window,
+    group: usize,
+    out_pad: Vec<usize>,
+}
+
+fn compile_conv_transpose(n: &NodeP, _opset: i64) -> Result<Arc<dyn Op>, ModelError> {
+    if attrs::ints(n, "output_shape").is_some()
+        || !matches!(attrs::string(n, "auto_pad").as_str(), "" | "NOTSET")
+    {
+        return Err(ModelError::Unsupported {
+            op: "ConvTranspose(output_shape/auto_pad)".into(),
+            node: n.name.clone(),
+        });
+    }
+    Ok(Arc::new(ConvTranspose {
+        window: Window::parse(n, false)?,
+        group: attrs::int(n, "group", 1).max(1) as usize,
+        out_pad: match attrs::ints(n, "output_padding") {
+            Some(p) => attrs::sizes(&p, "output_padding", &n.name)?,
+            None => vec![],
+        },
+    }))
+}
+
+impl Op for ConvTranspose {
+    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
+        let node = cx.node;
+        let nm = node.name.as_str();
+        let x = need_in(ins, 0, node)?;
+        let wt = need_in(ins, 1, node)?;
+        let (g, cin) =
+            self.window
+                .convt_geom(node, self.group, &self.out_pad, x.shape(), wt.shape())?;
+        let bias = match ins.get(2).copied().flatten() {
+            Some(b) => Some(b.f(nm)?),
+            None => None,
+        };
+        if bias.is_some_and(|b| b.len() != g.c) {
+            return Err(shape_err(node, "bias length".into()));
+        }
+        let xs = x.shape();
+        let os = if xs.len() == 4 {
+            vec![xs[0], g.c, g.h, g.w]
+        } else {
+            vec![xs[0], g.c, g.w]
+        };
+        cx.alloc(&os)?;
+        let cog = g.c / self.group;
+        cx.alloc_named("column buffer", &[cog, g.kh, g.kw, g.oh, g.ow])?;
+        cx.work(&[xs[0], cin, cog, g.kh, g.kw, g.oh, g.ow])?;
+        let y = kernels::convt_fwd(x.f(nm)?, xs[0], &g, self.group, cin, wt.f(nm)?, bias);
+        one(fval(os, y))
+    }
+
+    fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
+        let nm = b.name();
+        let mut res = b.none();
+        let x = b.input(0)?;
+        let wt = b.input(1)?;
+        let (g, cin) =
+            self.window
+                .convt_geom(b.node, self.group, &self.out_pad, x.shape(), wt.shape())?;
+        let dy = b.dy_ref();
+        let (dx, dw, db) = kernels::convt_bwd(
+            x.f(nm)?,
+            x.shape()[0],
+            &g,
+            self.group,
+            cin,
+            wt.f(nm)?,
+            &dy,
+            [b.need(0), b.need(1), b.need(2)],
+        );
+        res[0] = dx;
+        res[1] = dw;
+        if res.len() > 2 {
+            res[2] = db;
+        }
+        Ok(res)
+    }
+}

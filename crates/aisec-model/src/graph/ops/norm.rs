@@ -1,0 +1,313 @@
+//! Normalisations with given statistics or per-row statistics:
+//! BatchNormalization (inference form), LayerNormalization and
+//! InstanceNormalization. Training-mode batch norm is in
+//! [`super::super::bn_train`].
+
+use std::sync::Arc;
+
+use super::super::{attrs, fval, need_in, norm_axis, shape_err, Cx, Saved, Val};
+use super::{one, refuse, Backward, Grads, Op, Outputs, Registry};
+use crate::classifier::ModelError;
+
+pub(super) fn register(r: &mut Registry) {
+    r.add(&["BatchNormalization"], |n, _| {
+        if attrs::int(n, "training_mode", 0) != 0 {
+            return Err(refuse(n));
+        }
+        Ok(Arc::new(BatchNorm {
+            eps: attrs::float(n, "epsilon", 1e-5),
+        }))
+    });
+    r.add(&["LayerNormalization"], |n, _| {
+        Ok(Arc::new(LayerNorm {
+            axis: attrs::int(n, "axis", -1),
+            eps: attrs::float(n, "epsilon", 1e-5),
+        }))
+    });
+    r.add(&["InstanceNormalization"], |n, _| {
+        Ok(Arc::new(InstanceNorm {
+            eps: attrs::float(n, "epsilon", 1e-5),
+        }))
+    });
+}
+
+/// `scale * (x - mean) / sqrt(var + eps) + bias` per channel, with the
+/// running statistics as inputs 3 and 4 (Ioffe & Szegedy, 2015).
+#[derive(Debug)]
+struct BatchNorm {
+    eps: f32,
+}
+
+impl Op for BatchNorm {
+    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
+        let node = cx.node;
+        let nm = node.name.as_str();
+        let eps = self.eps;
+        let x = need_in(ins, 0, node)?;
+        let xs = x.shape();
+        let c = *xs
+            .get(1)
+            .ok_or_else(|| shape_err(node, "rank < 2".into()))?;
+        let p: Vec<&[f32]> = (1..5)
+            .map(|i| need_in(ins, i, node).and_then(|v| v.f(nm)))
+            .collect::<Result<_, _>>()?;
+        if p.iter().any(|v| v.len() != c) {
+            return Err(shape_err(node, "parameter lengths".into()));
+        }
+        let inner: usize = xs[2..].iter().product();
+        let xd = x.f(nm)?;
+        cx.alloc(xs)?;
+        let mut y = vec![0.0f32; xd.len()];
+        for (blk, (yb, xb)) in y
+            .chunks_mut(inner.max(1))
+            .zip(xd.chunks(inner.max(1)))
+            .enumerate()
+        {
+            let ch = blk % c;
+            let sc = p[0][ch] / (p[3][ch] + eps).sqrt();
+            let sh = p[1][ch] - p[2][ch] * sc;
+            yb.iter_mut().zip(xb).for_each(|(o, &v)| *o = v * sc + sh);
+        }
+        one(fval(xs.to_vec(), y))
+    }
+
+    fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
+        let nm = b.name();
+        let eps = self.eps;
+        let mut res = b.none();
+        let x = b.input(0)?;
+        let xs = x.shape();
+        let c = xs[1];
+        let p: Vec<&[f32]> = (1..5)
+            .map(|i| b.input(i).and_then(|v| v.f(nm)))
+            .collect::<Result<_, _>>()?;
+        let inner: usize = xs[2..].iter().product::<usize>().max(1);
+        let dy = b.dy();
+        let xd = x.f(nm)?;
+        let mut dx = if b.need(0) {
+            Some(vec![0.0f32; xd.len()])
+        } else {
+            None
+        };
+        let mut dsc = vec![0.0f32; c];
+        let mut dbi = vec![0.0f32; c];
+        let mut dmean = vec![0.0f32; c];
+        let mut dvar = vec![0.0f32; c];
+        for blk in 0..xd.len() / inner {
+            let ch = blk % c;
+            let rs = 1.0 / (p[3][ch] + eps).sqrt();
+            let sc = p[0][ch] * rs;
+            let mut sxc = 0.0f32;
+            let mut sg = 0.0f32;
+            for j in blk * inner..(blk + 1) * inner {
+                if let Some(dx) = dx.as_mut() {
+                    dx[j] = dy[j] * sc;
+                }
+                sxc += dy[j] * (xd[j] - p[2][ch]);
+                sg += dy[j];
+            }
+            dsc[ch] += sxc * rs;
+            dbi[ch] += sg;
+            dmean[ch] -= sg * sc;
+            dvar[ch] += -0.5 * sxc * p[0][ch] * rs * rs * rs;
+        }
+        res[0] = dx;
+        for (i, v) in [(1, dsc), (2, dbi), (3, dmean), (4, dvar)] {
+            if b.need(i) {
+                res[i] = Some(v);
+            }
+        }
+        Ok(res)
+    }
+}
+
+/// Normalises over the axes from `axis` on (Ba et al., "Layer
+/// Normalization", 2016).
+#[derive(Debug)]
+struct LayerNorm {
+    axis: i64,
+    eps: f32,
+}
+
+impl Op for LayerNorm {
+    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
+        let node = cx.node;
+        let nm = node.name.as_str();
+        let eps = self.eps;
+        let x = need_in(ins, 0, node)?;
+        let xs = x.shape();
+        let ax = norm_axis(self.axis, xs.len(), nm)?;
+        let inner: usize = xs[ax..].iter().product();
+        let scale = need_in(ins, 1, node)?.f(nm)?;
+        let bias = match ins.get(2).copied().flatten() {
+            Some(b) => Some(b.f(nm)?),
+            None => None,
+        };
+        if scale.len() != inner || bias.is_some_and(|b| b.len() != inner) {
+            return Err(shape_err(
+                node,
+                "scale/bias must match normalized shape".into(),
+            ));
+        }
+        let xd = x.f(nm)?;
+        let rows = xd.len() / inner.max(1);
+        cx.alloc(xs)?;
+        let mut y = vec![0.0f32; xd.len()];
+        let mut means = vec![0.0f32; rows];
+        let mut rstd = vec![0.0f32; rows];
+        for r in 0..rows {
+            let xr = &xd[r * inner..(r + 1) * inner];
+            let mean = xr.iter().sum::<f32>() / inner as f32;
+            let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / inner as f32;
+            let rs = 1.0 / (var + eps).sqrt();
+            means[r] = mean;
+            rstd[r] = rs;
+            for j in 0..inner {
+                y[r * inner + j] = (xr[j] - mean) * rs * scale[j] + bias.map_or(0.0, |b| b[j]);
+            }
+        }
+        Ok((
+            vec![fval(xs.to_vec(), y)],
+            Saved::NormStats { mean: means, rstd },
+        ))
+    }
+
+    fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
+        let nm = b.name();
+        let mut res = b.none();
+        let x = b.input(0)?;
+        let xs = x.shape();
+        let ax = norm_axis(self.axis, xs.len(), nm)?;
+        let inner: usize = xs[ax..].iter().product();
+        let scale = b.input(1)?.f(nm)?;
+        let Saved::NormStats { mean: means, rstd } = b.saved else {
+            return Err(shape_err(b.node, "missing statistics".into()));
+        };
+        let xd = x.f(nm)?;
+        let dy = b.dy();
+        let mut dx = vec![0.0f32; xd.len()];
+        let mut dsc = vec![0.0f32; inner];
+        let mut dbi = vec![0.0f32; inner];
+        for r in 0..means.len() {
+            let (mu, rs) = (means[r], rstd[r]);
+            let base = r * inner;
+            let mut s1 = 0.0f32;
+            let mut s2 = 0.0f32;
+            for j in 0..inner {
+                let xh = (xd[base + j] - mu) * rs;
+                let gh = dy[base + j] * scale[j];
+                s1 += gh;
+                s2 += gh * xh;
+                dsc[j] += dy[base + j] * xh;
+                dbi[j] += dy[base + j];
+            }
+            let nf = inner as f32;
+            for j in 0..inner {
+                let xh = (xd[base + j] - mu) * rs;
+                let gh = dy[base + j] * scale[j];
+                dx[base + j] = rs * (gh - s1 / nf - xh * s2 / nf);
+            }
+        }
+        if b.need(0) {
+            res[0] = Some(dx);
+        }
+        if b.need(1) {
+            res[1] = Some(dsc);
+        }
+        if b.need(2) {
+            res[2] = Some(dbi);
+        }
+        Ok(res)
+    }
+}
+
+/// Normalises each (example, channel) plane (Ulyanov et al., "Instance
+/// Normalization", 2016).
+#[derive(Debug)]
+struct InstanceNorm {
+    eps: f32,
+}
+
+impl Op for InstanceNorm {
+    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
+        let node = cx.node;
+        let nm = node.name.as_str();
+        let eps = self.eps;
+        let x = need_in(ins, 0, node)?;
+        let xs = x.shape();
+        let (scale, bias) = (need_in(ins, 1, node)?.f(nm)?, need_in(ins, 2, node)?.f(nm)?);
+        if xs.len() < 3 || scale.len() != xs[1] || bias.len() != xs[1] {
+            return Err(shape_err(
+                node,
+                format!("input {xs:?}, scale {}, bias {}", scale.len(), bias.len()),
+            ));
+        }
+        let c = xs[1];
+        let inner: usize = xs[2..].iter().product();
+        let xd = x.f(nm)?;
+        let rows = xs[0] * c;
+        cx.alloc(xs)?;
+        let mut y = vec![0.0f32; xd.len()];
+        let mut means = vec![0.0f32; rows];
+        let mut rstd = vec![0.0f32; rows];
+        for r in 0..rows {
+            let xr = &xd[r * inner..(r + 1) * inner];
+            let nf = inner.max(1) as f32;
+            let mean = xr.iter().sum::<f32>() / nf;
+            let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / nf;
+            let rs = 1.0 / (var + eps).sqrt();
+            means[r] = mean;
+            rstd[r] = rs;
+            let ch = r % c;
+            for j in 0..inner {
+                y[r * inner + j] = (xr[j] - mean) * rs * scale[ch] + bias[ch];
+            }
+        }
+        Ok((
+            vec![fval(xs.to_vec(), y)],
+            Saved::NormStats { mean: means, rstd },
+        ))
+    }
+
+    fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
+        let nm = b.name();
+        let mut res = b.none();
+        let dy = b.dy();
+        let x = b.input(0)?;
+        let xs = x.shape();
+        let scale = b.input(1)?.f(nm)?;
+        let Saved::NormStats { mean: means, rstd } = b.saved else {
+            return Err(shape_err(b.node, "missing statistics".into()));
+        };
+        let c = xs[1];
+        let inner: usize = xs[2..].iter().product();
+        let xd = x.f(nm)?;
+        let mut dx = vec![0.0f32; xd.len()];
+        let mut dsc = vec![0.0f32; c];
+        let mut dbi = vec![0.0f32; c];
+        let nf = inner.max(1) as f32;
+        for r in 0..means.len() {
+            let (mu, rs, ch) = (means[r], rstd[r], r % c);
+            let base = r * inner;
+            let (mut s1, mut s2) = (0.0f32, 0.0f32);
+            for j in base..base + inner {
+                let xh = (xd[j] - mu) * rs;
+                let gh = dy[j] * scale[ch];
+                s1 += gh;
+                s2 += gh * xh;
+                dsc[ch] += dy[j] * xh;
+                dbi[ch] += dy[j];
+            }
+            for j in base..base + inner {
+                let xh = (xd[j] - mu) * rs;
+                dx[j] = rs * (dy[j] * scale[ch] - s1 / nf - xh * s2 / nf);
+            }
+        }
+        for (i, v) in [(0, dx), (1, dsc), (2, dbi)] {
+            if b.need(i) {
+                res[i] = Some(v);
+            }
+        }
+        Ok(res)
+    }
+}

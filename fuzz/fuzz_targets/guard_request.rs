@@ -1,0 +1,48 @@
+//! Fuzzes the guard's request handling: request-path normalisation (the
+//! first line of the input), request-body screening (the rest, parsed as
+//! JSON and screened as a chat and as a completion request), and the bounded
+//! decoder of compressed upstream responses (the rest as gzip and deflate).
+//! Invariants checked: a normalised path has no dot or empty segments and
+//! normalises to itself.
+#![no_main]
+use std::sync::OnceLock;
+
+use aisec_guard::decode::BodyDecoder;
+use aisec_guard::policy::Policy;
+use aisec_guard::proxy::{screen_input, RouteKind};
+use aisec_guard::serve::normalize_path;
+use aisec_guard::Pipeline;
+use libfuzzer_sys::fuzz_target;
+
+static PIPELINE: OnceLock<Pipeline> = OnceLock::new();
+
+fuzz_target!(|data: &[u8]| {
+    let (head, body) = match data.iter().position(|&b| b == b'\n') {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    if let Ok(path) = std::str::from_utf8(head) {
+        if let Ok(n) = normalize_path(path) {
+            assert!(n.starts_with('/'));
+            let inner = n.trim_end_matches('/');
+            assert!(
+                !inner.split('/').skip(1).any(|s| s.is_empty() || s == "." || s == ".."),
+                "{path:?} -> {n:?}"
+            );
+            assert_eq!(normalize_path(&n).as_deref(), Ok(n.as_str()), "{path:?}");
+        }
+    }
+    let p = PIPELINE.get_or_init(|| Pipeline::new(Policy::default_for("http://127.0.0.1:1")));
+    if body.len() <= 64 << 10 {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+            for kind in [RouteKind::Chat, RouteKind::Completion] {
+                let _ = screen_input(p, kind, &v);
+            }
+        }
+    }
+    for coding in [Some("gzip"), Some("deflate")] {
+        if let Ok(out) = BodyDecoder::decode_all(coding, body, 1 << 20) {
+            assert!(out.len() <= 1 << 20);
+        }
+    }
+});
