@@ -653,7 +653,7 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<i32> {
         "aisec explain: {} on {} examples -> {}",
         shown_method,
         x.batch(),
-        a.out.join("index.html").display()
+        aisec_core::render::escape_terminal(&a.out.join("index.html").display().to_string())
     );
     emit(&report, &a.output)
 }

@@ -1,30 +1,19 @@
 //! End-to-end runs of `aisec explain` on the bundled digits models.
 
 use std::path::Path;
-use std::process::Command;
 
-fn fixture(name: &str) -> String {
-    format!(
-        "{}/../aisec-model/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
+use crate::util::{aisec, fixture};
 
 fn explain(model: &str, out: &Path, extra: &[&str]) -> (Option<i32>, serde_json::Value, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_aisec"))
-        .arg("explain")
-        .arg(fixture(&format!("{model}.onnx")))
-        .args(["--data", &fixture(&format!("{model}.x.npy"))])
-        .args(["--labels", &fixture(&format!("{model}.y.npy"))])
+    let r = aisec(&["explain", &fixture(&format!("{model}.onnx"))])
+        .args(&["--data", &fixture(&format!("{model}.x.npy"))])
+        .args(&["--labels", &fixture(&format!("{model}.y.npy"))])
         .arg("--out")
         .arg(out)
-        .args(["--format", "json"])
+        .args(&["--format", "json"])
         .args(extra)
-        .output()
-        .expect("run aisec");
-    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
-    let v = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
-    (o.status.code(), v, stderr)
+        .run();
+    (r.code, r.json_or_null(), r.stderr)
 }
 
 fn doc(out: &Path) -> serde_json::Value {
@@ -183,21 +172,19 @@ fn trigger_iou_is_reported_and_bad_options_are_clear_errors() {
     assert_eq!(code, Some(2));
     assert!(err.contains("gausslegendre"), "{err}");
     // A remote model answers queries only: gradient methods are refused before any request.
-    let o = Command::new(env!("CARGO_BIN_EXE_aisec"))
-        .args([
-            "explain",
-            "--url",
-            "http://127.0.0.1:9",
-            "--input-shape",
-            "1,8,8",
-            "--classes",
-            "10",
-        ])
-        .args(["--method", "ig", "--data", &fixture("digits_cnn.x.npy")])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("needs gradients"));
+    let o = aisec(&[
+        "explain",
+        "--url",
+        "http://127.0.0.1:9",
+        "--input-shape",
+        "1,8,8",
+        "--classes",
+        "10",
+    ])
+    .args(&["--method", "ig", "--data", &fixture("digits_cnn.x.npy")])
+    .run();
+    o.expect_code(2);
+    assert!(o.stderr.contains("needs gradients"));
 }
 
 /// A KServe v2 server on loopback for a linear model `z = [x . w, 0]` with
