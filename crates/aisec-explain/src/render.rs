@@ -402,6 +402,35 @@ mod tests {
     }
 
     #[test]
+    fn bar_chart_and_page_snapshots() {
+        let names: Vec<String> = ["age", "dose", "weight", "bmi"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        insta::assert_snapshot!(
+            "bar_chart",
+            bar_chart_svg(
+                "#0: predicted 1, true 1",
+                &names,
+                &[0.25, -0.5, 0.0625, -0.125],
+                3
+            )
+        );
+        insta::assert_snapshot!(
+            "page",
+            html_page(
+                "aisec explain: kernel-shap",
+                &[("examples".into(), "1".into())],
+                Some("summary.svg"),
+                &[PageItem {
+                    picture: "0000.svg".into(),
+                    caption: "#0: predicted 1".into()
+                }],
+            )
+        );
+    }
+
+    #[test]
     fn page_links_every_picture() {
         let html = html_page(
             "IG <x>",

@@ -263,25 +263,23 @@ fn perturbation_methods_explain_a_kserve_model_through_queries() {
     write_npy(&x, &[2, 3], &[1.0, 2.0, 3.0, -1.0, 0.5, 0.0]);
     write_npy(&bg, &[2, 3], &[0.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
     let out = d.path().join("remote");
-    let o = Command::new(env!("CARGO_BIN_EXE_aisec"))
-        .args([
-            "explain",
-            "--url",
-            &url,
-            "--input-shape",
-            "3",
-            "--classes",
-            "2",
-        ])
-        .args(["--method", "exact-shapley", "--target", "0", "--data"])
-        .arg(&x)
-        .arg("--background")
-        .arg(&bg)
-        .arg("--out")
-        .arg(&out)
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
+    let o = aisec(&[
+        "explain",
+        "--url",
+        &url,
+        "--input-shape",
+        "3",
+        "--classes",
+        "2",
+    ])
+    .args(&["--method", "exact-shapley", "--target", "0", "--data"])
+    .arg(&x)
+    .arg("--background")
+    .arg(&bg)
+    .arg("--out")
+    .arg(&out)
+    .args(&["--format", "json"])
+    .output();
     assert_eq!(
         o.status.code(),
         Some(0),
