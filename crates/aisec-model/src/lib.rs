@@ -10,7 +10,10 @@
 //! kernels per operator over contiguous `f32` buffers, a static tape in the
 //! graph's topological order, constant folding of shape subgraphs at load
 //! time, and rayon across the batch. No Python or native runtime is needed.
-//! After weight updates the model can be written back as ONNX.
+//! After weight updates the model can be written back as ONNX. Operators
+//! live one family per file under `graph/ops/`; every forward pass runs
+//! under [`ExecLimits`] (tensor size, pass size, multiply-accumulates),
+//! checked before each allocation.
 
 pub mod blackbox;
 pub mod checkpoint;

@@ -236,3 +236,29 @@ fn wrong_input_shape_is_an_error() {
     let m = OnnxModel::load(fx("digits_cnn.onnx")).unwrap();
     assert!(m.logits(&Tensor::zeros(vec![2, 1, 8, 9])).is_err());
 }
+
+#[test]
+fn exec_limits_apply_to_a_loaded_model() {
+    // The VGG fixture loads (its batch-1 dry run fits the defaults); a
+    // batch-8 pass under a 10,000-element tensor bound is refused with a
+    // Limit error naming a node, and runs again once the bound is back.
+    let mut m = OnnxModel::load(fx("vgg_tiny.onnx")).unwrap();
+    let defaults = m.exec_limits();
+    let mut shape = vec![8];
+    shape.extend_from_slice(m.input_shape());
+    let x = Tensor::zeros(shape);
+    let want = m.logits(&x).unwrap();
+    m.set_exec_limits(aisec_model::ExecLimits {
+        max_tensor_elems: 10_000,
+        ..defaults
+    });
+    match m.logits(&x) {
+        Err(e @ ModelError::Limit { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("over the limit of 10000"), "{msg}");
+        }
+        other => panic!("expected a Limit error, got {other:?}"),
+    }
+    m.set_exec_limits(defaults);
+    assert_eq!(m.logits(&x).unwrap().data, want.data);
+}

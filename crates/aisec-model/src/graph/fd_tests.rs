@@ -1712,3 +1712,51 @@ fn gather_elements_values_and_gradients() {
         .unwrap();
     assert!(matches!(e, ModelError::Shape(_)), "{e}");
 }
+
+#[test]
+fn reductions_with_noop_empty_axes() {
+    // noop_with_empty_axes and no axes: Sum, Mean, Max, Min and Prod are
+    // the identity, L1/L2 the absolute value, SumSquare the square.
+    let x = [-2.0f32, 0.5, 3.0, -1.0];
+    for (op, f) in [
+        ("ReduceSum", (|v: f32| v) as fn(f32) -> f32),
+        ("ReduceMean", |v| v),
+        ("ReduceMax", |v| v),
+        ("ReduceMin", |v| v),
+        ("ReduceProd", |v| v),
+        ("ReduceL1", f32::abs),
+        ("ReduceL2", f32::abs),
+        ("ReduceSumSquare", |v| v * v),
+    ] {
+        let n = || {
+            node(
+                op,
+                &["x"],
+                &["y"],
+                vec![("noop_with_empty_axes", AttrVal::I(1))],
+            )
+        };
+        let gp = GraphP {
+            nodes: vec![n()],
+            initializers: vec![],
+            inputs: vec![ValueInfoP {
+                name: "x".into(),
+                dims: vec![Some(2), Some(2)],
+            }],
+            outputs: vec![ValueInfoP {
+                name: "y".into(),
+                dims: vec![],
+            }],
+        };
+        let g = Graph::compile(&gp, 18).unwrap();
+        let t = run(&g, &x, &[2, 2]);
+        let want: Vec<f32> = x.iter().map(|&v| f(v)).collect();
+        assert_eq!(g.output_of(&t).unwrap().shape(), &[2, 2], "{op}");
+        assert_eq!(
+            g.output_of(&t).unwrap().f("y").unwrap(),
+            want.as_slice(),
+            "{op}"
+        );
+        check_op(vec![n()], vec![], &[2, 3], 18, id);
+    }
+}

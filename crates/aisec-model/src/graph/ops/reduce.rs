@@ -208,31 +208,23 @@ impl Op for Reduce {
         let x = b.input(0)?;
         let s = x.shape();
         let dy = b.dy();
-        if self.linear() {
-            match self.axes(b.ins, s.len(), b.node)? {
-                None => res[0] = Some(dy),
-                Some(ax) => {
-                    let (ks, cnt) = kept_shape(s, &ax);
-                    let f = if self.kind == Reduction::Mean {
-                        1.0 / cnt.max(1) as f32
-                    } else {
-                        1.0
-                    };
-                    let st = kernels::bcast_strides(&ks, s);
-                    let mut dx = vec![0.0f32; x.numel()];
-                    kernels::for_each_bcast(s, [&st], |o, [i]| dx[o] = dy[i] * f);
-                    res[0] = Some(dx);
-                }
-            }
-            return Ok(res);
-        }
         let xd = x.f(nm)?;
         let yd = b.y()?.f(nm)?;
+        // No axes with noop_with_empty_axes: every element is its own
+        // group, which makes each gradient below the identity's.
         let ax = self.axes(b.ins, s.len(), b.node)?.unwrap_or_default();
-        let (ks, _) = kept_shape(s, &ax);
+        let (ks, cnt) = kept_shape(s, &ax);
         let st = kernels::bcast_strides(&ks, s);
         let mut dx = vec![0.0f32; xd.len()];
         match self.kind {
+            Reduction::Sum | Reduction::Mean => {
+                let f = if self.kind == Reduction::Mean {
+                    1.0 / cnt.max(1) as f32
+                } else {
+                    1.0
+                };
+                kernels::for_each_bcast(s, [&st], |o, [i]| dx[o] = dy[i] * f);
+            }
             Reduction::Max | Reduction::Min => {
                 // Ties share the gradient equally (as torch.amax/amin do).
                 let mut ties = vec![0.0f32; yd.len()];
@@ -284,12 +276,6 @@ impl Op for Reduce {
                     dx[o] = dy[i] * (xd[o] - yd[i]).exp();
                 }
             }),
-            Reduction::Sum | Reduction::Mean => {
-                return Err(shape_err(
-                    b.node,
-                    "linear reduction on the wrong path".into(),
-                ))
-            }
         }
         res[0] = Some(dx);
         Ok(res)
