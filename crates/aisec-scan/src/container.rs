@@ -39,17 +39,33 @@ pub(crate) fn scan_artifact(
             let r = aisec_pickle::scan_npy(data, loc, &o.policy, &o.pickle_limits);
             out.extend(r.findings);
         }
-        Format::H5 => leaf(aisec_formats::h5::scan_h5(data, loc), loc, out),
-        Format::Gguf => leaf(aisec_formats::gguf::scan_gguf(data, loc), loc, out),
-        Format::Safetensors => leaf(
-            aisec_formats::safetensors::scan_safetensors(data, loc),
+        Format::H5 => leaf(sc, aisec_formats::h5::scan_h5(data, loc), loc, depth, out),
+        Format::Gguf => leaf(
+            sc,
+            aisec_formats::gguf::scan_gguf(data, loc),
             loc,
+            depth,
             out,
         ),
-        Format::Onnx => leaf(aisec_formats::onnx::scan_onnx(data, loc), loc, out),
+        Format::Safetensors => leaf(
+            sc,
+            aisec_formats::safetensors::scan_safetensors(data, loc),
+            loc,
+            depth,
+            out,
+        ),
+        Format::Onnx => leaf(
+            sc,
+            aisec_formats::onnx::scan_onnx(data, loc),
+            loc,
+            depth,
+            out,
+        ),
         Format::SavedModel => leaf(
+            sc,
             aisec_formats::savedmodel::scan_saved_model(data, loc),
             loc,
+            depth,
             out,
         ),
         Format::GraphDef => {
@@ -59,7 +75,7 @@ pub(crate) fn scan_artifact(
             } else {
                 aisec_formats::savedmodel::scan_graph_def(data, loc)
             };
-            leaf(r, loc, out)
+            leaf(sc, r, loc, depth, out)
         }
         Format::Zip => {
             if descend(sc, depth, loc, out) {
@@ -197,7 +213,21 @@ impl Skipped {
 
 /// Adds a leaf parser's findings, and a malformed-artifact finding when it
 /// gave up part-way without reporting that itself.
-fn leaf(r: aisec_formats::FormatReport, loc: &Location, out: &mut Vec<Finding>) {
+fn leaf(
+    sc: &Scanner,
+    r: aisec_formats::FormatReport,
+    loc: &Location,
+    depth: u32,
+    out: &mut Vec<Finding>,
+) {
+    // Artifacts a loader deserialises from inside this one (a Keras
+    // TorchModuleWrapper's base64 torch checkpoint) are scanned as artifacts.
+    for e in &r.embedded {
+        if descend(sc, depth, loc, out) {
+            let inner = loc.clone().with_member(e.name.clone());
+            scan_artifact(sc, &e.bytes, &inner, &e.name, depth + 1, out);
+        }
+    }
     let reported = r
         .findings
         .iter()
@@ -265,6 +295,15 @@ fn strip_compression_suffix(name: &str) -> &str {
     name
 }
 
+/// A torch zip written by `torch.jit.save`: TorchScript code beside the pickles.
+fn is_torchscript(entries: &[ZipEntry], root: &str) -> bool {
+    entries.iter().any(|e| {
+        e.name
+            .strip_prefix(root)
+            .is_some_and(|rest| rest.starts_with("code/") || rest == "constants.pkl")
+    })
+}
+
 /// What kind of zip this is, from its member names.
 #[derive(Debug, PartialEq, Eq)]
 enum ZipKind {
@@ -303,6 +342,17 @@ fn scan_zip(sc: &Scanner, z: &ZipArchive<'_>, loc: &Location, depth: u32, out: &
     let kind = zip_kind(z.entries());
     let overlapping = z.has_overlapping_entries();
     let mut skipped = Skipped::default();
+    // `torch.jit.save` archives: `<root>/code/` holds TorchScript source and
+    // `<root>/constants.pkl` tensor constants; their pickles are read by
+    // TorchScript's own unpickler with its list builders
+    // (`torch.jit._pickle.build_intlist`...), allowed by the `torchscript`
+    // profile for this archive only.
+    let torchscript_policy = match &kind {
+        ZipKind::Torch { root } if is_torchscript(z.entries(), root) => {
+            sc.opts.policy.clone().with_profile("torchscript").ok()
+        }
+        _ => None,
+    };
     for e in z.entries() {
         if e.name.ends_with('/') {
             continue;
@@ -418,9 +468,16 @@ fn scan_zip(sc: &Scanner, z: &ZipArchive<'_>, loc: &Location, depth: u32, out: &
                 continue;
             }
         };
+        if let Some(policy) = &torchscript_policy {
+            if detect(&bytes, &e.name) == Format::Pickle {
+                let r = aisec_pickle::scan_pickle(&bytes, &member, policy, &sc.opts.pickle_limits);
+                out.extend(r.findings);
+                continue;
+            }
+        }
         if kind == ZipKind::Keras && e.name == "config.json" {
             let r = aisec_formats::keras::scan_keras_config(&bytes, &member);
-            leaf(r, &member, out);
+            leaf(sc, r, &member, depth + 1, out);
             continue;
         }
         scan_artifact(sc, &bytes, &member, &e.name, depth + 1, out);
@@ -619,6 +676,99 @@ mod tests {
                 .iter()
                 .any(|f| f.severity == aisec_core::Severity::Critical
                     && f.location.member.as_deref() == Some("a.npy")),
+            "{:#?}",
+            r.findings
+        );
+    }
+
+    fn zip_of(members: &[(&str, &[u8])]) -> Vec<u8> {
+        use std::io::Write;
+        let mut buf = std::io::Cursor::new(Vec::new());
+        {
+            let mut z = zip::ZipWriter::new(&mut buf);
+            let o = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored);
+            for (n, d) in members {
+                z.start_file(*n, o).unwrap();
+                z.write_all(d).unwrap();
+            }
+            z.finish().unwrap();
+        }
+        buf.into_inner()
+    }
+
+    #[test]
+    fn torchscript_archives_get_their_profile() {
+        // What torch.jit.save writes for a module holding an int list.
+        let data = b"\x80\x02c__torch__\nNet\nq\x00)\x81}q\x01X\x05\x00\x00\x00sizesq\x02ctorch.jit._pickle\nbuild_intlist\nq\x03]q\x04(K\x01K\x02e\x85Rq\x05sb.";
+        let ts = zip_of(&[
+            ("m/data.pkl", data),
+            ("m/constants.pkl", b"\x80\x02).".as_slice()),
+            (
+                "m/code/__torch__.py",
+                b"class Net(Module):\n  sizes : List[int]\n".as_slice(),
+            ),
+            ("m/version", b"3\n".as_slice()),
+        ]);
+        let r = Scanner::default().scan_bytes(&ts, "model.pt");
+        assert!(
+            r.findings
+                .iter()
+                .all(|f| f.severity < aisec_core::Severity::High),
+            "{:#?}",
+            r.findings
+        );
+        // Without code/ or constants.pkl it is an ordinary torch zip: the
+        // torch.jit helper stays denied.
+        let plain = zip_of(&[("m/data.pkl", data), ("m/version", b"3\n".as_slice())]);
+        let r = Scanner::default().scan_bytes(&plain, "model.pt");
+        assert!(r
+            .findings
+            .iter()
+            .any(|f| f.severity == aisec_core::Severity::Critical));
+        // The profile does not lift real dangers inside a TorchScript archive.
+        let evil = zip_of(&[
+            (
+                "m/data.pkl",
+                b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R.".as_slice(),
+            ),
+            ("m/code/__torch__.py", b"".as_slice()),
+        ]);
+        let r = Scanner::default().scan_bytes(&evil, "model.pt");
+        assert!(r
+            .findings
+            .iter()
+            .any(|f| f.severity == aisec_core::Severity::Critical));
+    }
+
+    #[test]
+    fn keras_torch_module_wrapper_checkpoint_is_scanned() {
+        // A torch.save zip whose data.pkl calls posix.system, base64 in the
+        // TorchModuleWrapper config (loaded with weights_only=False).
+        let ckpt = zip_of(&[(
+            "m/data.pkl",
+            b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R.".as_slice(),
+        )]);
+        let b64 = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(&ckpt)
+        };
+        let config = format!(
+            r#"{{"module":"keras","class_name":"Sequential","config":{{"layers":[{{"module":"keras.layers","class_name":"TorchModuleWrapper","config":{{"name":"t","module":"{b64}"}},"registered_name":null}}]}}}}"#
+        );
+        let keras = zip_of(&[
+            ("config.json", config.as_bytes()),
+            ("metadata.json", b"{}".as_slice()),
+        ]);
+        let r = Scanner::default().scan_bytes(&keras, "model.keras");
+        assert!(
+            r.findings
+                .iter()
+                .any(|f| f.severity == aisec_core::Severity::Critical
+                    && f.location
+                        .member
+                        .as_deref()
+                        .is_some_and(|m| m.contains("TorchModuleWrapper"))),
             "{:#?}",
             r.findings
         );
