@@ -65,7 +65,7 @@ pub enum ProbeError {
     #[error("journal {} is not a regular file", .0.display())]
     JournalNotAFile(PathBuf),
     /// A journal whose first line is longer than any header aisec writes.
-    #[error("{} is not an aisec probe journal (its first line is over 4096 bytes)", .0.display())]
+    #[error("{} is not an aisec probe journal (first line over 4096 bytes)", .0.display())]
     JournalHeaderTooLong(PathBuf),
     /// More attempts planned than can be held in memory.
     #[error(

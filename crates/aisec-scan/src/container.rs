@@ -125,14 +125,33 @@ fn scan_decompressed(
     out: &mut Vec<Finding>,
 ) {
     let limits = &sc.opts.archive_limits;
-    match aisec_archive::decompress(data, c, limits) {
+    let mut grant = sc
+        .budget()
+        .reserve_inflate(limits.output_cap(data.len() as u64));
+    if grant.bytes == 0 {
+        out.push(LIMIT.finding(
+            inner.clone(),
+            format!(
+                "not decompressed: the {} is spent (possible recursive decompression bomb)",
+                grant.short_by.unwrap_or("decompression budget")
+            ),
+        ));
+        return;
+    }
+    let capped = aisec_archive::Limits {
+        max_entry_bytes: grant.bytes,
+        ..*limits
+    };
+    match aisec_archive::decompress(data, c, &capped) {
         Ok(d) => {
+            sc.budget().settle(&mut grant, d.bytes.len() as u64);
             if d.truncated_at_limit {
                 out.push(LIMIT.finding(
                     inner.clone(),
                     format!(
-                        "decompressed output reached the {}-byte limit; the rest was not analysed",
-                        limits.max_entry_bytes
+                        "decompressed output reached the {}-byte limit{}; the rest was not analysed",
+                        grant.bytes,
+                        budget_reason(&grant)
                     ),
                 ));
             }
@@ -148,7 +167,47 @@ fn scan_decompressed(
             let inner_name = strip_compression_suffix(name);
             scan_artifact(sc, &d.bytes, inner, inner_name, depth + 1, out);
         }
-        Err(e) => out.push(MALFORMED.finding(loc.clone(), format!("{c:?}: {e}"))),
+        Err(e) => {
+            sc.budget().settle(&mut grant, 0);
+            out.push(MALFORMED.finding(loc.clone(), format!("{c:?}: {e}")))
+        }
+    }
+}
+
+/// Why a grant was smaller than asked, as a clause for a finding.
+fn budget_reason(g: &aisec_archive::Grant) -> String {
+    match g.short_by {
+        Some(why) => format!(" (set by the {why})"),
+        None => String::new(),
+    }
+}
+
+/// Counts entries a container could not open because the file's entry or
+/// byte budget was spent, and reports them once.
+#[derive(Default)]
+struct Skipped {
+    count: usize,
+    why: Option<String>,
+}
+
+impl Skipped {
+    fn add(&mut self, why: impl FnOnce() -> String) {
+        self.count += 1;
+        if self.why.is_none() {
+            self.why = Some(why());
+        }
+    }
+
+    fn report(self, loc: &Location, out: &mut Vec<Finding>) {
+        if let Some(why) = self.why {
+            out.push(LIMIT.finding(
+                loc.clone(),
+                format!(
+                    "{} entries not analysed: {why} (possible recursive or overlapping-entry bomb)",
+                    self.count
+                ),
+            ));
+        }
     }
 }
 
@@ -334,6 +393,8 @@ fn zip_kind(entries: &[ZipEntry]) -> ZipKind {
 
 fn scan_zip(sc: &Scanner, z: &ZipArchive<'_>, loc: &Location, depth: u32, out: &mut Vec<Finding>) {
     let kind = zip_kind(z.entries());
+    let overlapping = z.has_overlapping_entries();
+    let mut skipped = Skipped::default();
     // `torch.jit.save` archives: `<root>/code/` holds TorchScript source and
     // `<root>/constants.pkl` tensor constants; their pickles are read by
     // TorchScript's own unpickler with its list builders
@@ -373,7 +434,58 @@ fn scan_zip(sc: &Scanner, z: &ZipArchive<'_>, loc: &Location, depth: u32, out: &
             // whole array would cost time and prove nothing more.
             continue;
         }
-        let bytes = match z.read(e, &sc.opts.archive_limits) {
+        if !sc.budget().take_entry() {
+            skipped.add(|| {
+                format!(
+                    "the per-file budget of {} entries across nested containers is spent",
+                    sc.budget().entries_total()
+                )
+            });
+            continue;
+        }
+        let limits = &sc.opts.archive_limits;
+        let cap = z.output_cap(e, limits);
+        let mut grant = if e.method == 0 && !overlapping {
+            // Borrowed from the file, nothing amplified: not charged.
+            sc.budget().reserve_borrowed(0)
+        } else if e.method == 0 {
+            // Overlapping stored entries re-analyse the same bytes.
+            sc.budget().reserve_borrowed(cap)
+        } else {
+            sc.budget().reserve_inflate(cap)
+        };
+        if grant.short_by.is_some() && (e.method == 0 || grant.bytes == 0) {
+            // Stored data is borrowed whole, and nothing can be decoded
+            // into an empty grant: skip rather than read past the budget.
+            let why = grant.short_by.unwrap_or("decompression budget");
+            skipped.add(|| format!("the {why} is spent"));
+            continue;
+        }
+        let capped = aisec_archive::Limits {
+            // Stored data is borrowed, not produced: its bound is unchanged.
+            max_entry_bytes: if e.method == 0 {
+                limits.max_entry_bytes
+            } else {
+                grant.bytes
+            },
+            ..*limits
+        };
+        let read = z.read(e, &capped);
+        let over = matches!(read, Err(aisec_archive::ArchiveError::LimitExceeded { .. }));
+        let produced = match &read {
+            Ok(std::borrow::Cow::Owned(b)) => b.len() as u64,
+            // The decoder did that work before stopping: it stays spent.
+            Err(_) if over => grant.bytes,
+            _ => 0,
+        };
+        sc.budget().settle(&mut grant, produced);
+        if over {
+            if let Some(why) = grant.short_by {
+                skipped.add(|| format!("the {why} is spent"));
+                continue;
+            }
+        }
+        let bytes = match read {
             Ok(b) => b,
             Err(err) if kind == ZipKind::Keras && e.name == "config.json" => {
                 // The architecture is where a Lambda would be: not being
@@ -398,12 +510,14 @@ fn scan_zip(sc: &Scanner, z: &ZipArchive<'_>, loc: &Location, depth: u32, out: &
                 continue;
             }
             Err(err) => {
-                let rule = if matches!(err, aisec_archive::ArchiveError::LimitExceeded { .. }) {
-                    &LIMIT
+                let limit = matches!(err, aisec_archive::ArchiveError::LimitExceeded { .. });
+                let rule = if limit { &LIMIT } else { &MALFORMED };
+                let reason = if limit {
+                    budget_reason(&grant)
                 } else {
-                    &MALFORMED
+                    String::new()
                 };
-                out.push(rule.finding(member, err.to_string()));
+                out.push(rule.finding(member, format!("{err}{reason}")));
                 continue;
             }
         };
@@ -421,6 +535,7 @@ fn scan_zip(sc: &Scanner, z: &ZipArchive<'_>, loc: &Location, depth: u32, out: &
         }
         scan_artifact(sc, &bytes, &member, &e.name, depth + 1, out);
     }
+    skipped.report(loc, out);
 }
 
 /// Inflates only the first 64 KiB of a compressed `.npy` member and says
@@ -470,10 +585,21 @@ fn is_torch_tar(t: &TarArchive<'_>) -> bool {
 
 fn scan_tar(sc: &Scanner, t: &TarArchive<'_>, loc: &Location, depth: u32, out: &mut Vec<Finding>) {
     let torch = is_torch_tar(t);
+    let mut skipped = Skipped::default();
     for e in t.entries() {
         if e.kind != aisec_archive::TarEntryKind::File {
             continue;
         }
+        if !sc.budget().take_entry() {
+            skipped.add(|| {
+                format!(
+                    "the per-file budget of {} entries across nested containers is spent",
+                    sc.budget().entries_total()
+                )
+            });
+            continue;
+        }
+
         let member = loc.clone().with_member(e.name.clone());
         if torch
             && matches!(
@@ -495,6 +621,7 @@ fn scan_tar(sc: &Scanner, t: &TarArchive<'_>, loc: &Location, depth: u32, out: &
         }
         scan_artifact(sc, e.data, &member, &e.name, depth + 1, out);
     }
+    skipped.report(loc, out);
 }
 
 #[cfg(test)]
