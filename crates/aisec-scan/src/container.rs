@@ -5,7 +5,7 @@ use aisec_archive::{TarArchive, ZipArchive, ZipEntry};
 use aisec_core::{Finding, Location};
 
 use crate::detect::{claimed, claims_safe_format, detect, Format};
-use crate::rules::{DISGUISED, LIMIT, MALFORMED, SUFFIX_MISMATCH, TOO_DEEP};
+use crate::rules::{DISGUISED, HF_REMOTE_CODE, LIMIT, MALFORMED, SUFFIX_MISMATCH, TOO_DEEP};
 use crate::Scanner;
 
 /// Scans one artifact (a file, an archive member or a decompressed
@@ -106,7 +106,7 @@ pub(crate) fn scan_artifact(
                 scan_decompressed(sc, data, c, loc, &inner, name, depth, out);
             }
         }
-        Format::Unknown => {}
+        Format::Unknown => hf_auto_map(data, loc, name, out),
     }
     fmt
 }
@@ -209,6 +209,59 @@ impl Skipped {
             ));
         }
     }
+}
+
+/// Hugging Face `*config.json` files with `auto_map`: transformers imports
+/// the named repository modules under `trust_remote_code=True`.
+fn hf_auto_map(data: &[u8], loc: &Location, name: &str, out: &mut Vec<Finding>) {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    if !(base.ends_with("config.json") && data.len() <= 16 << 20) {
+        return;
+    }
+    // serde_json limits nesting to 128 levels; the size is bounded above.
+    let Ok(serde_json::Value::Object(root)) = serde_json::from_slice::<serde_json::Value>(data)
+    else {
+        return;
+    };
+    let Some(serde_json::Value::Object(map)) = root.get("auto_map") else {
+        return;
+    };
+    let mut refs: Vec<String> = Vec::new();
+    for (auto, v) in map.iter().take(64) {
+        let targets: Vec<&str> = match v {
+            serde_json::Value::String(s) => vec![s.as_str()],
+            serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str()).take(4).collect(),
+            _ => Vec::new(),
+        };
+        for t in targets {
+            // "module.Class" -> module.py; "other/repo--module.Class" -> another repo
+            let (repo, rest) = match t.split_once("--") {
+                Some((r, rest)) => (Some(r), rest),
+                None => (None, t),
+            };
+            let module = rest.rsplit_once('.').map_or(rest, |(m, _)| m);
+            let file = format!("{}.py", module.replace('.', "/"));
+            let r = match repo {
+                Some(r) => format!("{auto}: {file} from repository '{r}'"),
+                None => format!("{auto}: {file}"),
+            };
+            if !refs.contains(&r) {
+                refs.push(r);
+            }
+        }
+    }
+    if refs.is_empty() {
+        return;
+    }
+    let shown: Vec<String> = refs.iter().take(8).cloned().collect();
+    out.push(HF_REMOTE_CODE.finding(
+        loc.clone(),
+        format!(
+            "auto_map runs repository code under trust_remote_code=True: {}{}",
+            shown.join("; "),
+            if refs.len() > 8 { "; …" } else { "" }
+        ),
+    ));
 }
 
 /// Adds a leaf parser's findings, and a malformed-artifact finding when it
@@ -772,5 +825,28 @@ mod tests {
             "{:#?}",
             r.findings
         );
+    }
+
+    #[test]
+    fn hf_auto_map_is_reported() {
+        let cfg = br#"{"model_type":"x","auto_map":{"AutoConfig":"configuration_x.XConfig","AutoModel":"modeling_x.XModel","AutoTokenizer":["tok.T", null],"AutoModelForCausalLM":"other/repo--modeling_y.Y"}}"#;
+        let r = Scanner::default().scan_bytes(cfg, "repo/config.json");
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.rule_id == "AISEC-SCAN-006")
+            .expect("auto_map finding");
+        assert!(f.evidence.contains("modeling_x.py"), "{}", f.evidence);
+        assert!(
+            f.evidence.contains("from repository 'other/repo'"),
+            "{}",
+            f.evidence
+        );
+        assert_eq!(f.severity, aisec_core::Severity::High);
+        // A config without auto_map, and a non-config JSON, are quiet.
+        let r = Scanner::default().scan_bytes(br#"{"model_type":"bert"}"#, "config.json");
+        assert!(r.findings.is_empty(), "{:?}", r.findings);
+        let r = Scanner::default().scan_bytes(br#"{"auto_map":{"A":"m.C"}}"#, "data.json");
+        assert!(r.findings.iter().all(|f| f.rule_id != "AISEC-SCAN-006"));
     }
 }

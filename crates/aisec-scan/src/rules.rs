@@ -114,6 +114,32 @@ has been scanned and its origin verified.",
         owasp: &["LLM03", "LLM10"],
         remediation: "Inspect the artifact by hand in a sandbox; raise the limit only if it is trusted.",
     };
+
+    /// ## What it detects
+    /// A Hugging Face `config.json` (or `tokenizer_config.json`,
+    /// `processor_config.json`, ...) with an `auto_map` entry: the Auto
+    /// classes of `transformers` import the named Python files from the
+    /// repository (or, with `repo--module.Class`, from another repository)
+    /// when the model is loaded with `trust_remote_code=True`.
+    ///
+    /// ## Why it matters
+    /// That is arbitrary code from the model's distribution, run with the
+    /// loader's privileges; users pass the flag because the model card tells
+    /// them to. The referenced files need a review before loading.
+    ///
+    /// ## Example
+    /// `{"auto_map": {"AutoModel": "modeling_evil.EvilModel"}}` beside a
+    /// `modeling_evil.py` that runs `os.system` at import.
+    pub static HF_REMOTE_CODE = {
+        id: "AISEC-SCAN-006",
+        name: "hf-remote-code",
+        title: "Hugging Face config loads Python code from the repository (auto_map)",
+        severity: High,
+        atlas: &["AML.T0011.000", "AML.T0010.003"],
+        owasp: &["LLM03"],
+        remediation: "Review every Python file that auto_map names before loading with \
+trust_remote_code=True, or use a model that needs no remote code.",
+    };
 }
 
 #[cfg(test)]
