@@ -347,5 +347,20 @@ with open(OUT, "w") as f:
     f.write("| case | expected | observed | as expected |\n|---|---|---|---|\n")
     for r in rows:
         f.write("| " + " | ".join(x.replace("|", "\\|") for x in r) + " |\n")
+    f.write("""
+Before these fixes, issue 19's run found: the three traversal paths reached the upstream as
+`POST /v1/chat/completions` unscreened (injection and card number passed with 200); a gzipped
+canary and exfiltration link were relayed with 200; 100 concurrent 1 MB object-bomb bodies took
+the guard to 3.8 GB and killed it; 1,100 idle connections against a 1,024 file limit stopped all
+service (never timed out); an upstream sending headers then a byte a second held a non-streamed
+request past `upstream_timeout_ms`.
+
+Which change answers which row: paths, connection cap with idle eviction, header/idle/body
+timeouts and the in-flight body budget are `crates/aisec-guard/src/serve.rs`; the bounded
+decoding of compressed responses is `decode.rs`; the whole-exchange upstream deadline and
+`Accept-Encoding: identity` are in `proxy.rs`; the object-bomb bodies are now refused with 413 by
+the structure-bounded JSON reader (`aisec_core::json`, from the hostile-scan work), before the
+body budget (32 MiB by default) is ever the limit.
+""")
 print(f"wrote {OUT}")
 sys.exit(0 if all(r[3] == "yes" for r in rows) else 1)

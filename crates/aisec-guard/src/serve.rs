@@ -361,11 +361,11 @@ async fn read_body(
         if n > max || units(n) > sh.budget_units {
             return Err(BodyError::TooLarge(max));
         }
-        if n > 0 {
-            reserve(&sh.budget, deadline, units(n), &mut held).await?;
-        }
     }
-    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0));
+    // Budget is reserved as bytes arrive, not for the declared length: a client that
+    // declares a large body and sends nothing holds nothing. Capacity likewise grows
+    // with what arrives.
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(64 << 10));
     let mut body = body;
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
@@ -381,10 +381,10 @@ async fn read_body(
         if len > max {
             return Err(BodyError::TooLarge(max));
         }
-        // Grow the reservation in 64 KiB steps as an undeclared (chunked) body arrives.
+        // Grow the reservation in 8 KiB steps as the body arrives (never far ahead of it).
         let need = units(len);
         if need > held_units(&held) {
-            let step = need.saturating_add(63).min(max_units.max(need));
+            let step = need.div_ceil(8).saturating_mul(8).min(max_units.max(need));
             reserve(&sh.budget, deadline, step, &mut held).await?;
         }
         buf.extend_from_slice(&data);

@@ -602,3 +602,41 @@ async fn a_client_that_stops_reading_is_dropped() {
     assert!(got < 24 << 20, "{got}");
     g.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_declared_but_unsent_body_holds_no_budget() {
+    let (_up, g) = setup(|p| {
+        p.server.max_body_bytes = 48 << 10;
+        p.server.max_inflight_body_bytes = 64 << 10;
+        p.server.body_timeout_ms = 5000;
+    })
+    .await;
+    // Two clients declare 40 KiB each and send one byte: together more than the budget.
+    let mut stalls = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(g.addr).await.unwrap();
+        s.write_all(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 40960\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+        stalls.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A real 30 KiB request is still served at once.
+    let body = format!(
+        "{{\"model\":\"m\",\"messages\":[{{\"role\":\"user\",\"content\":\"{}\"}}]}}",
+        "b".repeat(30 << 10)
+    );
+    let t = Instant::now();
+    let (s, b) = raw(
+        g.addr,
+        "POST /v1/chat/completions HTTP/1.1",
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    drop(stalls);
+    g.shutdown().await.unwrap();
+}
