@@ -119,6 +119,38 @@ async fn chat(State(st): State<AppState>, body: Option<Json<Value>>) -> Response
     Json(json!({"reply": weak_reply(msg, 0), "session": "demo"})).into_response()
 }
 
+/// The benign quoting app's scripted reply: it declines every request and
+/// quotes it back, in a fenced code block when the request holds markdown,
+/// HTML or backticks, and inline in quotation marks otherwise. A careful app
+/// behaves like this; it emits nothing active and follows no instruction,
+/// so probing it must give nothing at medium or above (issue 11).
+pub fn quoting_reply(message: &str) -> String {
+    let markup = ['<', '[', '`', '!', '(']
+        .iter()
+        .any(|c| message.contains(*c));
+    if markup {
+        format!(
+            "I'm sorry, but I can't help with that. For the record, this is the request I declined:\n\n````text\n{}\n````",
+            message.replace("````", "'''")
+        )
+    } else {
+        format!("I can't help with that request. You wrote: \"{message}\"")
+    }
+}
+
+async fn quoting_chat(body: Option<Json<Value>>) -> Response {
+    let Some(Json(body)) = body else {
+        return (StatusCode::BAD_REQUEST, "expected JSON").into_response();
+    };
+    let msg = body.get("message").and_then(|m| m.as_str()).unwrap_or("");
+    Json(json!({"reply": quoting_reply(msg), "session": "demo"})).into_response()
+}
+
+/// The benign quoting app's router (same API as [`weak_app`]).
+pub fn quoting_app() -> Router {
+    Router::new().route("/chat", post(quoting_chat))
+}
+
 /// The weak app's router (`POST /chat` with `{"message": ...}` → `{"reply": ...}`).
 pub fn weak_app() -> Router {
     Router::new()
@@ -154,6 +186,12 @@ impl Drop for DemoServer {
 
 /// Starts the weak app on `127.0.0.1:0` (must be called inside a tokio runtime).
 pub async fn demo_target() -> crate::error::Result<DemoServer> {
+    serve_app(weak_app()).await
+}
+
+/// Starts a scripted app (for example [`weak_app`] or [`quoting_app`]) on
+/// `127.0.0.1:0` (must be called inside a tokio runtime).
+pub async fn serve_app(app: Router) -> crate::error::Result<DemoServer> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(ProbeError::runtime("bind the demo app to 127.0.0.1"))?;
@@ -161,7 +199,7 @@ pub async fn demo_target() -> crate::error::Result<DemoServer> {
         .local_addr()
         .map_err(ProbeError::runtime("read the demo app's address"))?;
     let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, weak_app()).await;
+        let _ = axum::serve(listener, app).await;
     });
     Ok(DemoServer { addr, task })
 }

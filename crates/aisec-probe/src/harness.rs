@@ -356,10 +356,26 @@ async fn request_once(sh: &Shared, target: &Target, body: &str) -> Result<String
         if !status.is_success() {
             let b = read_capped(resp, 4096).await.unwrap_or_default();
             let snippet: String = String::from_utf8_lossy(&b).chars().take(200).collect();
+            // A gateway that blocks the request (403 Forbidden, 451) has
+            // defended the app: a defended attempt, not a failed one.
+            if matches!(status.as_u16(), 403 | 451) {
+                return Err(Failure::fatal(format!(
+                    "{}HTTP {status}: {snippet}",
+                    detect::BLOCKED
+                )));
+            }
             return Err(Failure::fatal(format!("HTTP {status}: {snippet}")));
         }
         let bytes = read_capped(resp, sh.cfg.max_response_bytes).await?;
-        target.extract(&bytes).map_err(Failure::fatal)
+        target.extract(&bytes).map_err(|e| {
+            // A 200 whose body is a policy block instead of the app's reply.
+            let body: String = String::from_utf8_lossy(&bytes).chars().take(200).collect();
+            if detect::is_policy_block(&body) {
+                Failure::fatal(format!("{}{body}", detect::BLOCKED))
+            } else {
+                Failure::fatal(e)
+            }
+        })
     };
     match tokio::time::timeout(sh.cfg.timeout, fut).await {
         Ok(r) => r,
@@ -446,7 +462,15 @@ async fn execute(sh: Arc<Shared>, a: Attempt) -> AttemptRecord {
             }
         }
     }
-    let verdict = if error.is_none() {
+    let blocked = error
+        .as_deref()
+        .and_then(|e| e.split(" (after ").next())
+        .and_then(|e| e.strip_prefix(detect::BLOCKED))
+        .map(str::to_string);
+    let verdict = if let Some(detail) = blocked {
+        error = None;
+        Some(Verdict::blocked(&detail))
+    } else if error.is_none() {
         let last_prompt = a.turns.last().map(String::as_str).unwrap_or("");
         let ctx = Context {
             canary: &a.canary,

@@ -70,6 +70,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Scan(a) => cmd::scan::run(a),
         Command::Attack(a) => cmd::attack::run(*a),
+        Command::Probe(a) if a.probe.list => {
+            let json = a.output.format == aisec_core::render::Format::Json;
+            cmd::probe::list(json).map(|s| {
+                print!("{s}");
+                0
+            })
+        }
         Command::Probe(a) => cmd::probe::run(a.probe).and_then(|report| {
             if !run::quiet() {
                 eprint!("{}", aisec_probe::summary::family_table(&report));

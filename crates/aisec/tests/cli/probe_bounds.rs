@@ -1,18 +1,11 @@
 //! `aisec probe` refuses counts and files it cannot hold, with a clear error
 //! and exit 2, before any request is sent (issue 19).
 
-use std::process::Command;
-
 fn probe(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_aisec"))
-        .args(["probe", "--url", "http://127.0.0.1:9"])
+    let r = crate::util::aisec(&["probe", "--url", "http://127.0.0.1:9"])
         .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .run();
+    (r.code.unwrap_or(-1), r.stderr)
 }
 
 #[test]
