@@ -1,7 +1,5 @@
 //! End-to-end runs of the `aisec` binary: `scan`, `demo`, `rules`.
 
-#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Tests may unwrap and print.
-
 use std::io::Write;
 use std::path::Path;
 use std::process::Output;

@@ -1,7 +1,5 @@
 //! End-to-end runs of `aisec train` on the bundled 8x8 digits (uint8, /16).
 
-#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Tests may unwrap and print.
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
