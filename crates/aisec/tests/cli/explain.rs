@@ -1,6 +1,7 @@
 //! End-to-end runs of `aisec explain` on the bundled digits models.
 
 use std::path::Path;
+use std::process::Command;
 
 use crate::util::{aisec, fixture};
 
