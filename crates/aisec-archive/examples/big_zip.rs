@@ -6,6 +6,8 @@
 //!
 //! Run: `cargo run --release -p aisec-archive --example big_zip [GiB]`
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
+
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::time::Instant;

@@ -2,6 +2,8 @@
 //! of zeros is built from one "steady-state" segment repeated many times,
 //! so a few MB of input stands for many GB of output.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Tests may unwrap and print.
+
 use std::io::Write;
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,8 @@
 //! Integration tests over the fixtures written by
 //! `scripts/fixtures/gen_archive_fixtures.py`.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Tests may unwrap and print.
+
 use std::path::PathBuf;
 
 use aisec_archive::*;

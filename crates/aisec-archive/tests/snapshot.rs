@@ -1,6 +1,8 @@
 //! Snapshot of the findings the hostile fixtures produce: the report the
 //! scanner will show for container anomalies.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Tests may unwrap and print.
+
 use std::path::PathBuf;
 
 use aisec_archive::{Limits, TarArchive, ZipArchive};

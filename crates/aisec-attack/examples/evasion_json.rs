@@ -18,6 +18,8 @@
 //! The `--cw-*` flags set [`aisec_attack::whitebox::CwConfig`] (the CLI keeps
 //! its defaults), so the cross-check can run C&W with a peer's settings.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
+
 use aisec_attack::{run_evasion, AttackContext, AttackKind, EvasionConfig, Norm};
 use aisec_model::data::npy::read_npy;
 use aisec_model::OnnxModel;

@@ -8,6 +8,8 @@
 //!     spec.json x.npy y.npy mask.npy OUT_PREFIX [--epochs 30] [--batch 32] [--lr 0.001] [--seed 0]
 //! ```
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
+
 use aisec_attack::membership::{shadow, SpecTrainer};
 use aisec_model::data::npy::read_npy;
 use aisec_model::spec::ArchSpec;

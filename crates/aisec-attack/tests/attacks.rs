@@ -1,5 +1,6 @@
 //! End-to-end tests of every attack against a small model with exact gradients.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Tests may unwrap and print.
 #![allow(clippy::needless_range_loop)]
 
 mod common;

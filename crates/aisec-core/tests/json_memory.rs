@@ -1,6 +1,9 @@
 //! Peak heap of bounded JSON parsing, measured with a counting allocator
 //! (this test is its own binary, so nothing else allocates concurrently).
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Tests may unwrap and print.
+#![allow(unsafe_code)] // A counting global allocator must implement the unsafe GlobalAlloc trait.
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 

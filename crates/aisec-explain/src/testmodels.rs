@@ -4,7 +4,7 @@
 use aisec_model::{Classifier, Differentiable, Loss, ModelError, Tensor};
 
 /// `z_k = sum_j w[k][j] x_j + c_k`, or with `square`, `z_k = sum_j w[k][j] x_j^2 + c_k`.
-pub struct Poly {
+pub(crate) struct Poly {
     pub shape: Vec<usize>,
     pub w: Vec<Vec<f32>>,
     pub c: Vec<f32>,
@@ -12,7 +12,7 @@ pub struct Poly {
 }
 
 impl Poly {
-    pub fn linear(shape: Vec<usize>, w: Vec<Vec<f32>>) -> Poly {
+    pub(crate) fn linear(shape: Vec<usize>, w: Vec<Vec<f32>>) -> Poly {
         let c = (0..w.len()).map(|k| 0.1 * k as f32 - 0.3).collect();
         Poly {
             shape,
@@ -66,7 +66,7 @@ impl Differentiable for Poly {
 
 /// A non-additive model with feature interactions:
 /// `z_0 = x0 x1 + tanh(x2 - x3) + x4 * x5 * x0 + 0.5 x1`, `z_1 = -z_0` (6 features).
-pub struct Interact;
+pub(crate) struct Interact;
 
 impl Classifier for Interact {
     fn input_shape(&self) -> &[usize] {

@@ -5,6 +5,8 @@
 //! to class 0, and a small CNN is trained on the mix with aisec-model's
 //! trainer. Attributions of triggered inputs should point at the patch.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Tests may unwrap and print.
+
 use aisec_explain::gradient::{integrated_gradients, saliency, IgConfig};
 use aisec_explain::perturb::{occlusion, OcclusionConfig};
 use aisec_explain::security::trigger_iou;

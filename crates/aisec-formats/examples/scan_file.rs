@@ -2,6 +2,8 @@
 //! sniffs each file's format, runs the matching leaf parser and prints the
 //! findings, notes and malformed text, plus the time the parse took.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
+
 use aisec_core::Location;
 use aisec_formats::{gguf, h5, keras, onnx, safetensors, savedmodel};
 

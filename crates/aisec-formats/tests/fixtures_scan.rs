@@ -2,6 +2,8 @@
 //! `scripts/fixtures/gen_format_fixtures.py` (real h5py, onnx, gguf and
 //! safetensors output plus hand-encoded TensorFlow protobufs).
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Tests may unwrap and print.
+
 use aisec_core::{Location, Severity};
 use aisec_formats::{gguf, h5, keras, onnx, safetensors, savedmodel, FormatReport};
 

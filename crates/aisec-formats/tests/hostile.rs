@@ -2,6 +2,8 @@
 //! deep nesting must return quickly with no panic, and set `malformed` where
 //! the input cannot be parsed.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Tests may unwrap and print.
+
 use std::time::{Duration, Instant};
 
 use aisec_core::{Location, Severity};

@@ -8,6 +8,8 @@
 //!
 //! Usage: cargo run --release -p aisec-guard --example drift_eval -- MODEL.onnx DIR [ADV.npz...]
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
+
 use aisec_guard::modelmon::{
     calibrate, score_inputs, threshold_at_fpr, DriftConfig, InputThresholds, Mahalanobis,
     Reference, Squeezer,

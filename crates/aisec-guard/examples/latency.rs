@@ -7,6 +7,8 @@
 //!
 //! Usage: cargo run --release -p aisec-guard --example latency -- FILE.jsonl [REPEATS]
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
+
 use std::time::Instant;
 
 use aisec_guard::{Pipeline, Policy};

@@ -3,6 +3,8 @@
 //! Rust features must be the ones the weights were trained on.
 //!
 //! Usage: cargo run --release -p aisec-guard --example parity -- FILE...
+
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
 fn main() -> anyhow::Result<()> {
     let c = aisec_guard::classifier::Classifier::builtin();
     for path in std::env::args().skip(1) {

@@ -8,6 +8,8 @@
 //!
 //! Usage: cargo run --release -p aisec-guard --example quality -- NAME=FILE...
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
+
 use std::collections::BTreeMap;
 
 use aisec_guard::policy::Action;

@@ -1,4 +1,6 @@
 //! Prints the guard's input detections for each argument.
+
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
 fn main() {
     let p = aisec_guard::Pipeline::new(aisec_guard::Policy::default_for("http://127.0.0.1:9"));
     for a in std::env::args().skip(1) {

@@ -5,6 +5,8 @@
 //!
 //! `cargo run --release -p aisec-guard --example weak_upstream -- 127.0.0.1:8701`
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
+
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};

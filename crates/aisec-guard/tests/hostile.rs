@@ -2,6 +2,8 @@
 //! traversal sent with a raw TCP client (reqwest would normalise the path),
 //! compressed upstream responses, slow and flooding peers.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Tests may unwrap and print.
+
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

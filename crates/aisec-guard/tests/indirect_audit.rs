@@ -1,6 +1,8 @@
 //! Indirect injection through tool messages, and the JSON audit log, end to
 //! end through the proxy against the scripted upstream on loopback.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Tests may unwrap and print.
+
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 

@@ -3,6 +3,8 @@
 //! digits, and raises drift and out-of-distribution alerts for KServe
 //! requests it relays to the scripted upstream on loopback.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Tests may unwrap and print.
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

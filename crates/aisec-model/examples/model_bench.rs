@@ -8,6 +8,8 @@
 //! `model_bench --train MODEL.onnx X.npy Y.npy OUT.onnx` takes 5 SGD steps
 //! and writes the updated model (both are checked with onnxruntime).
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
+
 use std::time::Instant;
 
 use aisec_model::data::npy::{read_npy, write_npy};

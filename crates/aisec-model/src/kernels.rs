@@ -7,6 +7,10 @@ use rayon::prelude::*;
 
 /// `C = alpha * A·B + beta * C` with arbitrary strides; bounds are checked.
 #[allow(clippy::too_many_arguments)]
+// unsafe: matrixmultiply::sgemm takes raw pointers and strides (it is the
+// SGEMM kernel every convolution and dense layer runs on); the asserts
+// below bound every index it touches.
+#[allow(unsafe_code)]
 pub(crate) fn gemm(
     m: usize,
     k: usize,
@@ -901,6 +905,8 @@ pub(crate) fn relu_bwd(dy: &[f32], x: &[f32]) -> Vec<f32> {
 /// a CNN gradient). This sets `M_MMAP_THRESHOLD` to glibc's maximum (32 MiB)
 /// and `M_TRIM_THRESHOLD` to `i32::MAX` bytes (2 GiB): the process then keeps its peak heap.
 /// It changes a process-wide setting, so programs call it once, at start-up.
+// unsafe: glibc's mallopt is an FFI call; it only sets allocator parameters.
+#[allow(unsafe_code)]
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; it is thread-safe.

@@ -155,7 +155,7 @@ pub(crate) struct BnSite {
 impl BnSite {
     /// The training-graph node whose outputs 1 and 2 are the batch mean and
     /// the biased batch variance.
-    pub fn stats_node(&self) -> String {
+    pub(crate) fn stats_node(&self) -> String {
         format!("{}.batch_stats", self.prefix)
     }
 }

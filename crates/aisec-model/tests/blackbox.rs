@@ -1,6 +1,8 @@
 //! Query counting, label-only views and the KServe v2 client against a
 //! loopback server started by the test.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Tests may unwrap and print.
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::PathBuf;

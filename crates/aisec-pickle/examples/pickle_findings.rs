@@ -1,6 +1,8 @@
 //! Prints the findings of `scan_pickle` for each file given:
 //! `cargo run -p aisec-pickle --example pickle_findings -- FILE... [--profile NAME]`.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
+
 use aisec_core::Location;
 use aisec_pickle::{scan_npy, scan_pickle, Limits, Policy};
 

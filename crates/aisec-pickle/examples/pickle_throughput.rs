@@ -2,6 +2,8 @@
 //! pickle_throughput -- FILE... ` prints, per file, the best-of-5 wall time
 //! of `scan_pickle` (or `scan_npy` for `.npy`) and MB/s.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
+
 use aisec_core::Location;
 use aisec_pickle::{scan_npy, scan_pickle, Limits, Policy};
 use std::time::Instant;

@@ -111,7 +111,7 @@ pub(crate) struct Ctx<'p> {
 }
 
 impl<'p> Ctx<'p> {
-    pub fn new(policy: &'p Policy, limits: &'p Limits, loc: &Location) -> Self {
+    pub(crate) fn new(policy: &'p Policy, limits: &'p Limits, loc: &Location) -> Self {
         Ctx {
             policy,
             limits,
@@ -131,11 +131,11 @@ impl<'p> Ctx<'p> {
     }
 
     /// True when no further finding would be kept (skip building evidence).
-    pub fn full(&self) -> bool {
+    pub(crate) fn full(&self) -> bool {
         self.findings.len() >= self.limits.max_findings
     }
 
-    pub fn emit(
+    pub(crate) fn emit(
         &mut self,
         rule: &'static Rule,
         offset: u64,
@@ -160,7 +160,7 @@ impl<'p> Ctx<'p> {
     }
 
     /// Number of findings dropped because `max_findings` was reached.
-    pub fn dropped(&self) -> usize {
+    pub(crate) fn dropped(&self) -> usize {
         self.dropped
     }
 

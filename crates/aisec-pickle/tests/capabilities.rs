@@ -1,6 +1,8 @@
 //! Severities driven by the generated capability table and the
 //! unknown-call-with-data rule (issue 20).
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Tests may unwrap and print.
+
 use aisec_core::{Location, Severity};
 use aisec_pickle::{scan_pickle, Limits, PickleReport, Policy};
 

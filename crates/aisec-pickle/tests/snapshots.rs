@@ -2,6 +2,8 @@
 //! (rule, severity, offset, evidence), so changes to evidence rendering and
 //! rule selection are reviewed.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Tests may unwrap and print.
+
 use aisec_core::Location;
 use aisec_pickle::{scan_npy, scan_pickle, Limits, Policy};
 

@@ -4,6 +4,8 @@
 //!
 //! Usage: `fast_openai_server [--port P] [--delay-ms D]`; prints the base URL.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
+
 use std::time::Duration;
 
 use axum::extract::State;

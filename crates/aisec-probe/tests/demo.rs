@@ -1,5 +1,7 @@
 //! The weak demo app is found weak in the ways it was built to be.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Tests may unwrap and print.
+
 use aisec_probe::demo::run_demo_async;
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! Harness behaviour against scripted loopback servers: retries, Retry-After,
 //! rate limits, timeouts, malformed and huge bodies, resumption, judge scoring.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Tests may unwrap and print.
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -17,6 +17,11 @@
 //! files they do not own (for example LMDB's and SQLite's advice to treat
 //! SIGBUS on mapped I/O as a recoverable I/O error).
 
+// unsafe: installing a signal handler, reading `siginfo_t` and mapping a page
+// over the fault are FFI calls with no safe wrapper; each block says why it
+// is sound.
+#![allow(unsafe_code)]
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 

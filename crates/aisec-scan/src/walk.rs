@@ -97,6 +97,10 @@ enum Inner {
 
 impl Mapped {
     /// Opens and maps `path`.
+    // unsafe: memory-mapping a file is unsafe in Rust (another process may
+    // change it); mapping is what lets a scan of a multi-gigabyte checkpoint
+    // touch only the pages its parsers read. See the SAFETY note below.
+    #[allow(unsafe_code)]
     pub fn open(path: &Path) -> io::Result<Mapped> {
         let file = File::open(path).map_err(|e| annotate(path, e))?;
         let meta = file.metadata().map_err(|e| annotate(path, e))?;

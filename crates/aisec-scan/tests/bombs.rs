@@ -2,6 +2,8 @@
 //! zips (42.zip style) and overlapping central-directory entries. Every
 //! input is built here, small.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Tests may unwrap and print.
+
 use std::io::Write;
 
 use aisec_scan::{ScanOptions, Scanner};

@@ -2,6 +2,8 @@
 //! container anomalies reach the report, and pickles inside containers are
 //! analysed.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Tests may unwrap and print.
+
 use std::path::PathBuf;
 
 use aisec_core::Severity;

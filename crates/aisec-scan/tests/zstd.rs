@@ -2,6 +2,8 @@
 //! with method 93 (which Python 3.14's zipfile reads) are opened and the
 //! pickles inside analysed.
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Tests may unwrap and print.
+
 use aisec_core::Severity;
 use aisec_scan::Scanner;
 

@@ -60,7 +60,7 @@ impl Schedule {
     /// Calls `body(ctx, outcome, run, examples)` for every run in order,
     /// with the indices of the examples `pick` selects; stops when none is
     /// left or the context is cancelled (checked before each run).
-    pub fn drive<E>(
+    pub(crate) fn drive<E>(
         &self,
         ctx: &mut AttackContext,
         out: &mut Outcome,
@@ -109,7 +109,7 @@ pub(crate) struct Outcome {
 
 impl Outcome {
     /// Every example at its clean input, none found.
-    pub fn new(x: &Tensor) -> Self {
+    pub(crate) fn new(x: &Tensor) -> Self {
         let n = x.batch();
         Outcome {
             adv: (0..n).map(|i| x.row(i).to_vec()).collect(),
@@ -119,17 +119,17 @@ impl Outcome {
     }
 
     /// Examples.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.adv.len()
     }
 
     /// Indices of the examples not found yet.
-    pub fn unbroken(&self) -> Vec<usize> {
+    pub(crate) fn unbroken(&self) -> Vec<usize> {
         (0..self.len()).filter(|&i| !self.found[i]).collect()
     }
 
     /// Keeps `point` for example `i` if it is the first success.
-    pub fn first(&mut self, i: usize, point: &[f32]) {
+    pub(crate) fn first(&mut self, i: usize, point: &[f32]) {
         if !self.found[i] {
             self.found[i] = true;
             self.adv[i] = point.to_vec();
@@ -138,7 +138,7 @@ impl Outcome {
 
     /// Keeps `point` (a success of threat norm `norm`) for example `i` if
     /// it is smaller than what was kept.
-    pub fn smaller(&mut self, i: usize, point: &[f32], norm: f32) {
+    pub(crate) fn smaller(&mut self, i: usize, point: &[f32], norm: f32) {
         if norm < self.norm[i] {
             self.norm[i] = norm;
             self.found[i] = true;
@@ -147,7 +147,7 @@ impl Outcome {
     }
 
     /// The kept points as a batch with per-example `shape`.
-    pub fn into_tensor(self, shape: &[usize]) -> Tensor {
+    pub(crate) fn into_tensor(self, shape: &[usize]) -> Tensor {
         stack(&self.adv, shape)
     }
 }
@@ -173,7 +173,7 @@ pub(crate) struct Targeted {
 
 impl Targeted {
     /// Queries the clean logits of `x` once.
-    pub fn new(
+    pub(crate) fn new(
         model: &dyn Classifier,
         x: &Tensor,
         target_classes: usize,

@@ -5,7 +5,6 @@ use std::fmt::Write as _;
 
 use super::compact;
 use super::escape::{escape_terminal, is_dangerous};
-use crate::finding::Severity;
 use crate::report::Report;
 use crate::taxonomy::{atlas_label, owasp_label};
 
@@ -48,17 +47,7 @@ code,pre{{font-family:ui-monospace,monospace;white-space:pre-wrap;word-break:bre
 </style></head><body>\n<h1>aisec {cmd} report</h1>\n",
         cmd = escape_html(&report.command)
     );
-    let counts: Vec<String> = Severity::ALL
-        .iter()
-        .rev()
-        .filter_map(|s| {
-            report
-                .summary
-                .by_severity
-                .get(s)
-                .map(|n| format!("{n} {}", s.as_str()))
-        })
-        .collect();
+    let counts = super::severity_counts(report);
     let _ = writeln!(
         o,
         "<p>aisec {} &middot; {} item(s) &middot; {} finding(s) {} &middot; {} error(s) &middot; {:.2}s</p>",

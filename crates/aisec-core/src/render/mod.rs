@@ -67,6 +67,21 @@ pub fn render(report: &Report, format: Format) -> String {
     }
 }
 
+/// `["2 critical", "1 high", ...]`: the summary's counts, most severe first.
+fn severity_counts(report: &Report) -> Vec<String> {
+    crate::finding::Severity::ALL
+        .iter()
+        .rev()
+        .filter_map(|s| {
+            report
+                .summary
+                .by_severity
+                .get(s)
+                .map(|n| format!("{n} {}", s.as_str()))
+        })
+        .collect()
+}
+
 /// A metric value in one short token: floats to four decimals, strings bare.
 fn compact(v: &Value) -> String {
     match v {

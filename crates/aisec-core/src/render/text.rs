@@ -98,17 +98,7 @@ pub fn text(report: &Report, opts: TextOptions) -> String {
     if !report.errors.is_empty() {
         out.push('\n');
     }
-    let counts: Vec<String> = Severity::ALL
-        .iter()
-        .rev()
-        .filter_map(|s| {
-            report
-                .summary
-                .by_severity
-                .get(s)
-                .map(|n| format!("{n} {}", s.as_str()))
-        })
-        .collect();
+    let counts = super::severity_counts(report);
     let hidden = report.findings.len() - shown.len();
     let _ = writeln!(
         out,

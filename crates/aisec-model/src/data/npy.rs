@@ -98,7 +98,7 @@ pub(crate) struct NpyHeader {
 
 impl NpyHeader {
     /// Converts `self.width`-byte little/big-endian values to `f64`.
-    pub fn decode(&self, data: &[u8], out: &mut Vec<f64>) {
+    pub(crate) fn decode(&self, data: &[u8], out: &mut Vec<f64>) {
         let big = self.big;
         let rd = |c: &[u8]| -> u64 {
             let mut a = [0u8; 8];

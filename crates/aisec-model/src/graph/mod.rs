@@ -45,7 +45,7 @@ pub(crate) enum Val {
 }
 
 impl Val {
-    pub fn shape(&self) -> &[usize] {
+    pub(crate) fn shape(&self) -> &[usize] {
         match self {
             Val::F(s, _) | Val::I(s, _) => s,
         }
@@ -191,7 +191,7 @@ fn shape_err(node: &Node, msg: String) -> ModelError {
 
 impl Graph {
     /// Compiles a decoded ONNX graph.
-    pub fn compile(g: &GraphP, opset: i64) -> Result<Graph, ModelError> {
+    pub(crate) fn compile(g: &GraphP, opset: i64) -> Result<Graph, ModelError> {
         let mut ids: HashMap<String, usize> = HashMap::new();
         let mut consts: Vec<Option<Val>> = Vec::new();
         let mut weights = Vec::new();
@@ -296,7 +296,7 @@ impl Graph {
     }
 
     /// Runs the graph on `x`; returns the tape of all values.
-    pub fn forward(&self, x: Val) -> Result<Tape, ModelError> {
+    pub(crate) fn forward(&self, x: Val) -> Result<Tape, ModelError> {
         let mut vals: Vec<Option<Val>> = self.consts.clone();
         let mut saved = vec![Saved::Nothing; self.nodes.len()];
         vals[self.input] = Some(x);
@@ -327,13 +327,18 @@ impl Graph {
 
     /// Output `k` of the node named `node_name` on a tape (for reading
     /// intermediate values such as batch-norm batch statistics).
-    pub fn node_value<'a>(&self, tape: &'a Tape, node_name: &str, k: usize) -> Option<&'a Val> {
+    pub(crate) fn node_value<'a>(
+        &self,
+        tape: &'a Tape,
+        node_name: &str,
+        k: usize,
+    ) -> Option<&'a Val> {
         let n = self.nodes.iter().find(|n| n.name == node_name)?;
         tape.vals.get(*n.outputs.get(k)?)?.as_ref()
     }
 
     /// Output value of a tape.
-    pub fn output_of<'a>(&self, tape: &'a Tape) -> Result<&'a Val, ModelError> {
+    pub(crate) fn output_of<'a>(&self, tape: &'a Tape) -> Result<&'a Val, ModelError> {
         tape.vals[self.output]
             .as_ref()
             .ok_or_else(|| ModelError::Invalid("graph output was not computed".into()))
@@ -342,7 +347,7 @@ impl Graph {
     /// Backpropagates `gout` (gradient of the output) through the tape.
     /// Returns gradients for the value ids in `wanted` (None where no
     /// gradient flows).
-    pub fn backward(
+    pub(crate) fn backward(
         &self,
         tape: &Tape,
         gout: Vec<f32>,

@@ -46,7 +46,7 @@ pub(crate) fn fields(buf: &[u8]) -> impl Iterator<Item = Result<Field<'_>, Model
 }
 
 impl<'a> Field<'a> {
-    pub fn bytes(&self) -> Result<&'a [u8], ModelError> {
+    pub(crate) fn bytes(&self) -> Result<&'a [u8], ModelError> {
         match self.val {
             WireVal::Bytes(b) => Ok(b),
             _ => Err(bad(&format!(
@@ -55,23 +55,23 @@ impl<'a> Field<'a> {
             ))),
         }
     }
-    pub fn string(&self) -> Result<String, ModelError> {
+    pub(crate) fn string(&self) -> Result<String, ModelError> {
         Ok(String::from_utf8_lossy(self.bytes()?).into_owned())
     }
-    pub fn int(&self) -> Result<i64, ModelError> {
+    pub(crate) fn int(&self) -> Result<i64, ModelError> {
         match self.val {
             WireVal::Varint(v) => Ok(v as i64),
             _ => Err(bad(&format!("field {} should be a varint", self.num))),
         }
     }
-    pub fn float(&self) -> Result<f32, ModelError> {
+    pub(crate) fn float(&self) -> Result<f32, ModelError> {
         match self.val {
             WireVal::Fixed32(v) => Ok(f32::from_bits(v)),
             _ => Err(bad(&format!("field {} should be a fixed32", self.num))),
         }
     }
     /// Repeated int64 field, packed or not: appends to `out`.
-    pub fn ints_into(&self, out: &mut Vec<i64>, limit: usize) -> Result<(), ModelError> {
+    pub(crate) fn ints_into(&self, out: &mut Vec<i64>, limit: usize) -> Result<(), ModelError> {
         match self.val {
             WireVal::Varint(v) => out.push(v as i64),
             WireVal::Bytes(b) => {
@@ -88,7 +88,7 @@ impl<'a> Field<'a> {
         Ok(())
     }
     /// Repeated float field, packed or not: appends to `out`.
-    pub fn floats_into(&self, out: &mut Vec<f32>) -> Result<(), ModelError> {
+    pub(crate) fn floats_into(&self, out: &mut Vec<f32>) -> Result<(), ModelError> {
         match self.val {
             WireVal::Fixed32(v) => out.push(f32::from_bits(v)),
             WireVal::Bytes(b) => {
@@ -105,7 +105,7 @@ impl<'a> Field<'a> {
         Ok(())
     }
     /// Repeated double field, packed or not: appends to `out`.
-    pub fn doubles_into(&self, out: &mut Vec<f64>) -> Result<(), ModelError> {
+    pub(crate) fn doubles_into(&self, out: &mut Vec<f64>) -> Result<(), ModelError> {
         match self.val {
             WireVal::Fixed64(v) => out.push(f64::from_bits(v)),
             WireVal::Bytes(b) => {

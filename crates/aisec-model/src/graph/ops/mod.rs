@@ -64,18 +64,18 @@ pub(crate) struct Backward<'a> {
 
 impl<'a> Backward<'a> {
     /// Whether input `i`'s gradient is wanted.
-    pub fn need(&self, i: usize) -> bool {
+    pub(crate) fn need(&self, i: usize) -> bool {
         self.need.get(i).copied().unwrap_or(false)
     }
     /// No gradients (one `None` per input), to fill in.
-    pub fn none(&self) -> Grads {
+    pub(crate) fn none(&self) -> Grads {
         vec![None; self.ins.len()]
     }
-    pub fn input(&self, i: usize) -> Result<&'a Val, ModelError> {
+    pub(crate) fn input(&self, i: usize) -> Result<&'a Val, ModelError> {
         need_in(self.ins, i, self.node)
     }
     /// Output 0.
-    pub fn y(&self) -> Result<&'a Val, ModelError> {
+    pub(crate) fn y(&self) -> Result<&'a Val, ModelError> {
         self.outs
             .first()
             .copied()
@@ -86,20 +86,20 @@ impl<'a> Backward<'a> {
         self.outs.first().copied().flatten().map_or(0, Val::numel)
     }
     /// Gradient of output 0, copied (zeros when absent).
-    pub fn dy(&self) -> Vec<f32> {
+    pub(crate) fn dy(&self) -> Vec<f32> {
         match self.gouts.first() {
             Some(Some(g)) => g.clone(),
             _ => vec![0.0; self.y_len()],
         }
     }
     /// Gradient of output 0, borrowed when present.
-    pub fn dy_ref(&self) -> Cow<'a, [f32]> {
+    pub(crate) fn dy_ref(&self) -> Cow<'a, [f32]> {
         match self.gouts.first() {
             Some(Some(g)) => Cow::Borrowed(g.as_slice()),
             _ => Cow::Owned(vec![0.0; self.y_len()]),
         }
     }
-    pub fn name(&self) -> &'a str {
+    pub(crate) fn name(&self) -> &'a str {
         &self.node.name
     }
 }
