@@ -15,5 +15,6 @@ if ! "$VENV/bin/python" -c "import torch, captum, shap, sklearn, onnx" 2>/dev/nu
     || "$VENV/bin/pip" install -q torch
   "$VENV/bin/pip" install -q captum shap scikit-learn onnx onnxruntime numpy
 fi
-(cd "$ROOT" && cargo build -q -p aisec)
+(cd "$ROOT" && cargo build -q --release -p aisec)
+export AISEC="${AISEC:-$ROOT/target/release/aisec}"
 THREADS="${THREADS:-1}" "$VENV/bin/python" "$HERE/crosscheck.py"

@@ -1,7 +1,8 @@
 //! Fuzzes the guard's request handling: request-path normalisation (the
-//! first line of the input), request-body screening (the rest, parsed as
-//! JSON and screened as a chat and as a completion request), and the bounded
-//! decoder of compressed upstream responses (the rest as gzip and deflate).
+//! first line of the input), request-body screening (the rest, parsed with
+//! the guard's bounded JSON reader and screened as a chat and as a
+//! completion request), and the bounded decoder of compressed upstream
+//! responses (the rest as gzip and deflate).
 //! Invariants checked: a normalised path has no dot or empty segments and
 //! normalises to itself.
 #![no_main]
@@ -26,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(n.starts_with('/'));
             let inner = n.trim_end_matches('/');
             assert!(
-                !inner.split('/').skip(1).any(|s| s.is_empty() || s == "." || s == ".."),
+                !inner
+                    .split('/')
+                    .skip(1)
+                    .any(|s| s.is_empty() || s == "." || s == ".."),
                 "{path:?} -> {n:?}"
             );
             assert_eq!(normalize_path(&n).as_deref(), Ok(n.as_str()), "{path:?}");
@@ -34,7 +38,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let p = PIPELINE.get_or_init(|| Pipeline::new(Policy::default_for("http://127.0.0.1:1")));
     if body.len() <= 64 << 10 {
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        // The guard's own parse: bounded by structure as well as bytes.
+        let limits = aisec_core::json::JsonLimits::BODY;
+        if let Ok(v) = aisec_core::json::from_slice::<serde_json::Value>(body, &limits) {
             for kind in [RouteKind::Chat, RouteKind::Completion] {
                 let _ = screen_input(p, kind, &v);
             }

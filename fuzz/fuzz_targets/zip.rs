@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
         max_total_bytes: 4 << 20,
         max_entries: 256,
         max_ratio: 100,
+        ..Limits::default()
     };
     if let Ok(z) = ZipArchive::parse_with_limits(data, &limits) {
         for e in z.entries() {

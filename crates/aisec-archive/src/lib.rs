@@ -35,11 +35,13 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod budget;
 pub mod compress;
 mod rules;
 pub mod tar;
 pub mod zip;
 
+pub use budget::{FileBudget, Grant, MemoryPool};
 pub use compress::{decompress, joblib_zfile, sniff_compression, Compression, Decompressed};
 pub use rules::*;
 pub use tar::{looks_like_tar, TarArchive, TarEntry, TarEntryKind};
@@ -50,9 +52,11 @@ pub use zip::{looks_like_zip, ZipArchive, ZipEntry};
 pub struct Limits {
     /// Most bytes one entry or stream may decompress to (default 512 MiB).
     pub max_entry_bytes: u64,
-    /// Most bytes all entries of one container may decompress to together
-    /// (default 2 GiB). Enforced by callers that read several entries via
-    /// [`Budget`].
+    /// Most bytes all entries of one top-level file, across every nested
+    /// container, may decompress to together (default 2 GiB); also the
+    /// size of the [`MemoryPool`] of inflated bytes held at once by all
+    /// parallel workers. Enforced by callers via [`FileBudget`] (or
+    /// [`Budget`] for one container).
     pub max_total_bytes: u64,
     /// Most entries listed from one container (default 100 000).
     pub max_entries: usize,
@@ -60,6 +64,9 @@ pub struct Limits {
     /// (default 1000). Output beyond `max(compressed × max_ratio, 1 MiB)`
     /// is not produced.
     pub max_ratio: u64,
+    /// Most entries opened across one top-level file and every container
+    /// nested in it (default 100 000); see [`FileBudget`].
+    pub max_total_entries: usize,
 }
 
 impl Default for Limits {
@@ -69,6 +76,7 @@ impl Default for Limits {
             max_total_bytes: 2 * 1024 * 1024 * 1024,
             max_entries: 100_000,
             max_ratio: 1000,
+            max_total_entries: 100_000,
         }
     }
 }

@@ -818,6 +818,24 @@ impl<'a> ZipArchive<'a> {
         self.recovered
     }
 
+    /// Whether two entries' data ranges overlap (Fifield-style bombs; also
+    /// reported by [`ZipArchive::anomalies`] as `AISEC-ARCHIVE-003`).
+    pub fn has_overlapping_entries(&self) -> bool {
+        self.notes
+            .iter()
+            .any(|n| std::ptr::eq(n.rule, &ZIP_OVERLAP))
+    }
+
+    /// The most bytes [`ZipArchive::read_bounded`] would produce for `e`
+    /// under `limits` (its stored size for stored entries).
+    pub fn output_cap(&self, e: &ZipEntry, limits: &Limits) -> u64 {
+        if e.method == 0 {
+            e.compressed_size.min(limits.max_entry_bytes)
+        } else {
+            entry_cap(e, limits)
+        }
+    }
+
     /// The entry's contents, whole: stored entries are borrowed from the
     /// file without copying (and without a size limit, since nothing is
     /// allocated); compressed ones are decoded up to the bound described at

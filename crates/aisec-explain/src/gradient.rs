@@ -98,6 +98,9 @@ pub fn saliency(
     Ok(g)
 }
 
+/// Most Integrated Gradients steps (their points and weights are kept).
+pub const MAX_STEPS: usize = 1 << 20;
+
 /// How Integrated Gradients places its steps on the path from the baseline
 /// to the input; the names are Captum's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +154,11 @@ impl IgRule {
                 } else {
                     1
                 }
+            )));
+        }
+        if n > MAX_STEPS {
+            return Err(ExplainError::Invalid(format!(
+                "{n} steps asked; at most {MAX_STEPS}"
             )));
         }
         let nf = n as f64;
@@ -625,6 +633,7 @@ mod tests {
         }
         assert!(IgRule::RiemannTrapezoid.points(1).is_err());
         assert!(IgRule::GaussLegendre.points(0).is_err());
+        assert!(IgRule::RiemannLeft.points(MAX_STEPS + 1).is_err());
     }
 
     #[test]

@@ -90,54 +90,62 @@ pub fn occlusion(
     for k in (0..rank.saturating_sub(1)).rev() {
         pitch[k] = pitch[k + 1] * shape[k + 1];
     }
-    // Flat indices covered by each window position.
-    let window_cells: Vec<Vec<usize>> = (0..positions)
-        .map(|p| {
-            let mut origin = vec![0usize; rank];
-            let mut rest = p;
-            for k in (0..rank).rev() {
-                origin[k] = (rest % counts[k]) * cfg.strides[k];
-                rest /= counts[k];
-            }
-            let cells: usize = cfg.window.iter().product();
-            (0..cells)
-                .map(|c| {
-                    let mut rest = c;
-                    let mut flat = 0;
-                    for k in (0..rank).rev() {
-                        flat += (origin[k] + rest % cfg.window[k]) * pitch[k];
-                        rest /= cfg.window[k];
-                    }
-                    flat
-                })
-                .collect()
-        })
-        .collect();
+    // Flat indices covered by window position `p`, made when needed so
+    // memory stays at one window whatever the number of positions.
+    let cells_of = |p: usize| -> Vec<usize> {
+        let mut origin = vec![0usize; rank];
+        let mut rest = p;
+        for k in (0..rank).rev() {
+            origin[k] = (rest % counts[k]) * cfg.strides[k];
+            rest /= counts[k];
+        }
+        let cells: usize = cfg.window.iter().product();
+        (0..cells)
+            .map(|c| {
+                let mut rest = c;
+                let mut flat = 0;
+                for k in (0..rank).rev() {
+                    flat += (origin[k] + rest % cfg.window[k]) * pitch[k];
+                    rest /= cfg.window[k];
+                }
+                flat
+            })
+            .collect()
+    };
     let d = x.row_len();
     let mut cover = vec![0u32; d];
-    for cells in &window_cells {
-        for &c in cells {
+    for p in 0..positions {
+        for c in cells_of(p) {
             cover[c] += 1;
         }
     }
     let base = target_scores(model, x, targets)?;
+    let chunk = cfg.chunk.max(1);
     let mut out = Vec::with_capacity(x.data.len());
     for (i, &t) in targets.iter().enumerate() {
-        let mut rows = Vec::with_capacity(positions * d);
-        for cells in &window_cells {
-            let at = rows.len();
-            rows.extend_from_slice(x.row(i));
-            for &c in cells {
-                rows[at + c] = cfg.baseline;
-            }
-        }
-        let sc = scores_of_rows(model, &shape, &rows, t, cfg.chunk)?;
         let mut acc = vec![0.0f64; d];
-        for (cells, s) in window_cells.iter().zip(&sc) {
-            let drop = base[i] as f64 - s;
-            for &c in cells {
-                acc[c] += drop;
+        // Occluded copies are built and scored a chunk at a time, so memory
+        // stays at `chunk` inputs whatever the number of positions.
+        let mut start = 0;
+        while start < positions {
+            let end = (start + chunk).min(positions);
+            let group: Vec<Vec<usize>> = (start..end).map(cells_of).collect();
+            let mut rows = Vec::with_capacity(group.len() * d);
+            for cells in &group {
+                let at = rows.len();
+                rows.extend_from_slice(x.row(i));
+                for &c in cells {
+                    rows[at + c] = cfg.baseline;
+                }
             }
+            let sc = scores_of_rows(model, &shape, &rows, t, chunk)?;
+            for (cells, s) in group.iter().zip(&sc) {
+                let drop = base[i] as f64 - s;
+                for &c in cells {
+                    acc[c] += drop;
+                }
+            }
+            start = end;
         }
         out.extend(
             acc.iter()
@@ -162,6 +170,9 @@ pub struct KernelShapConfig {
     /// Rows per model call (0: the default).
     pub chunk: usize,
 }
+
+/// Most coalitions KernelSHAP draws per input (their masks are kept).
+pub const MAX_COALITIONS: usize = 1 << 20;
 
 /// Shapley-value attributions of a batch.
 #[derive(Debug, Clone)]
@@ -540,6 +551,11 @@ pub fn kernel_shap(
             usize::MAX
         };
         nsamples = nsamples.min(max_samples);
+        if nsamples > MAX_COALITIONS {
+            return Err(ExplainError::Invalid(format!(
+                "{nsamples} coalitions asked; at most {MAX_COALITIONS} are kept in memory"
+            )));
+        }
         if let Some(limit) = cfg.max_evals {
             let afford = limit / nb;
             if afford < nsamples {
@@ -810,6 +826,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("max-evals"), "{err}");
+        // Asking for more coalitions than exist is capped, not refused...
+        let cfg = KernelShapConfig {
+            nsamples: Some(MAX_COALITIONS * 4),
+            ..Default::default()
+        };
+        let k = kernel_shap(&Interact, &x, &bg, &[0, 0], &cfg).unwrap();
+        assert_eq!(k.coalitions, vec![62, 62]);
+        // ...but beyond what is kept in memory for many features it is.
+        let m = Poly::linear(vec![40], vec![vec![1.0; 40]]);
+        let x40 = Tensor::new(vec![1, 40], vec![1.0; 40]).unwrap();
+        let cfg = KernelShapConfig {
+            nsamples: Some(MAX_COALITIONS + 1),
+            ..Default::default()
+        };
+        assert!(kernel_shap(&m, &x40, &Tensor::zeros(vec![1, 40]), &[0], &cfg).is_err());
     }
 
     #[test]

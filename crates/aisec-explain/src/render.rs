@@ -19,6 +19,9 @@ pub struct Caption {
     pub truth: Option<usize>,
     /// The class whose score is explained.
     pub target: usize,
+    /// Pixels (`H * W`) to outline in yellow on the overlay, e.g. a known
+    /// backdoor trigger.
+    pub outline: Option<Vec<bool>>,
 }
 
 /// 3x5 glyphs (rows top to bottom, 3 bits each, high bit left).
@@ -150,6 +153,42 @@ pub fn heatmap_png(
                     for k in 0..3 {
                         buf[left + k] = (rgb[k] * 255.0).round() as u8;
                         buf[right + k] = (over[k] * 255.0).round() as u8;
+                    }
+                }
+            }
+        }
+    }
+    if let Some(mask) = caption.outline.as_deref().filter(|m| m.len() == h * w) {
+        // A pixel-wide yellow edge wherever a marked pixel meets an unmarked one.
+        let on = |y: isize, x: isize| {
+            y >= 0
+                && x >= 0
+                && (y as usize) < h
+                && (x as usize) < w
+                && mask[y as usize * w + x as usize]
+        };
+        for y in 0..h as isize {
+            for x in 0..w as isize {
+                if !on(y, x) {
+                    continue;
+                }
+                let (py, px) = (y as usize * scale, pw + gap + x as usize * scale);
+                let mut paint = |yy: usize, xx: usize| {
+                    let p = 3 * (yy * width + xx);
+                    buf[p..p + 3].copy_from_slice(&[255, 220, 0]);
+                };
+                for k in 0..scale {
+                    if !on(y - 1, x) {
+                        paint(py, px + k);
+                    }
+                    if !on(y + 1, x) {
+                        paint(py + scale - 1, px + k);
+                    }
+                    if !on(y, x - 1) {
+                        paint(py + k, px);
+                    }
+                    if !on(y, x + 1) {
+                        paint(py + k, px + scale - 1);
                     }
                 }
             }
@@ -318,10 +357,11 @@ mod tests {
         let mut attr = vec![0.0f32; 64];
         attr[9] = 2.0;
         attr[54] = -1.0;
-        let cap = Caption {
+        let mut cap = Caption {
             predicted: 3,
             truth: Some(8),
             target: 3,
+            outline: None,
         };
         heatmap_png(&p, &input, &attr, &[1, 8, 8], &cap).unwrap();
         let img = image::open(&p).unwrap().to_rgb8();
@@ -338,6 +378,14 @@ mod tests {
         // Some white label text in the strip.
         assert!((0..260).any(|x| img.get_pixel(x, 131).0 == [255, 255, 255]));
         assert!(heatmap_png(&p, &input, &attr[..3], &[1, 8, 8], &cap).is_err());
+        // An outlined 2x2 block gets a yellow edge on the overlay only.
+        cap.outline = Some((0..64).map(|q| q / 8 >= 6 && q % 8 >= 6).collect());
+        heatmap_png(&p, &input, &attr, &[1, 8, 8], &cap).unwrap();
+        let img = image::open(&p).unwrap().to_rgb8();
+        assert_eq!(img.get_pixel(132 + 96, 96 + 5).0, [255, 220, 0]);
+        assert_eq!(img.get_pixel(132 + 127, 127).0, [255, 220, 0]);
+        assert_ne!(img.get_pixel(132 + 104, 104).0, [255, 220, 0]);
+        assert_ne!(img.get_pixel(96, 96 + 5).0, [255, 220, 0]);
     }
 
     #[test]

@@ -304,7 +304,16 @@ const EXEC_WORDS: &[&str] = &[
 
 /// Checks one chat template for server-side template injection.
 pub fn check_template(template: &str, key: &str, loc: &Location, r: &mut FormatReport) {
-    let norm = normalise(template);
+    // Judge both the text with escapes undone and the constant-folded
+    // expression stream, so the same dunder chain is found however it is
+    // spelled (`\N{LOW LINE}`, `'__cla' ~ 'ss__'`, `|attr(name)`, `set`
+    // variables, `[..]|join`).
+    let mut norm = normalise(template);
+    let folded = fold_template(template);
+    if !folded.is_empty() {
+        norm.push('\n');
+        norm.push_str(&folded);
+    }
     let lower = norm.to_ascii_lowercase();
     let dunders: Vec<&str> = DUNDERS
         .iter()
@@ -440,6 +449,310 @@ fn normalise(t: &str) -> String {
     s
 }
 
+/// A token of a Jinja expression (inside `{{ }}` / `{% %}`).
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Str(String),
+    Name(String),
+    Op(char),
+}
+
+/// Decodes the body of a Jinja string literal as Python does (Jinja uses
+/// Python's string-literal rules): `\xNN`, `\uNNNN`, `\UNNNNNNNN`, octal,
+/// simple escapes and `\N{NAME}` for the character names payloads use.
+fn unescape(body: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    let mut it = body.chars().peekable();
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let Some(e) = it.next() else {
+            out.push('\\');
+            break;
+        };
+        let hex = |n: usize, it: &mut std::iter::Peekable<std::str::Chars<'_>>| {
+            let h: String = (0..n).filter_map(|_| it.next()).collect();
+            u32::from_str_radix(&h, 16).ok().and_then(char::from_u32)
+        };
+        match e {
+            'x' => out.extend(hex(2, &mut it)),
+            'u' => out.extend(hex(4, &mut it)),
+            'U' => out.extend(hex(8, &mut it)),
+            'n' => out.push('\n'),
+            't' => out.push('\t'),
+            'r' => out.push('\r'),
+            'N' if it.peek() == Some(&'{') => {
+                it.next();
+                let name: String = it.by_ref().take_while(|c| *c != '}').take(64).collect();
+                out.extend(char_by_name(&name));
+            }
+            '0'..='7' => {
+                let mut v = e.to_digit(8).unwrap_or(0);
+                for _ in 0..2 {
+                    match it.peek().and_then(|c| c.to_digit(8)) {
+                        Some(d) => {
+                            v = v * 8 + d;
+                            it.next();
+                        }
+                        None => break,
+                    }
+                }
+                out.extend(char::from_u32(v));
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Unicode names of the ASCII characters (enough for `\N{...}` payloads:
+/// punctuation, digits and Latin letters).
+fn char_by_name(name: &str) -> Option<char> {
+    let n = name.trim().to_ascii_uppercase();
+    let table: &[(&str, char)] = &[
+        ("LOW LINE", '_'),
+        ("FULL STOP", '.'),
+        ("SPACE", ' '),
+        ("LEFT PARENTHESIS", '('),
+        ("RIGHT PARENTHESIS", ')'),
+        ("LEFT SQUARE BRACKET", '['),
+        ("RIGHT SQUARE BRACKET", ']'),
+        ("APOSTROPHE", '\''),
+        ("QUOTATION MARK", '"'),
+        ("COMMA", ','),
+        ("SOLIDUS", '/'),
+        ("REVERSE SOLIDUS", '\\'),
+        ("HYPHEN-MINUS", '-'),
+        ("VERTICAL LINE", '|'),
+        ("COLON", ':'),
+        ("SEMICOLON", ';'),
+        ("EQUALS SIGN", '='),
+        ("NUMBER SIGN", '#'),
+        ("AMPERSAND", '&'),
+        ("GREATER-THAN SIGN", '>'),
+        ("LESS-THAN SIGN", '<'),
+    ];
+    if let Some((_, c)) = table.iter().find(|(k, _)| *k == n) {
+        return Some(*c);
+    }
+    if let Some(l) = n.strip_prefix("LATIN SMALL LETTER ") {
+        let mut cs = l.chars();
+        return match (cs.next(), cs.next()) {
+            (Some(c), None) if c.is_ascii_uppercase() => Some(c.to_ascii_lowercase()),
+            _ => None,
+        };
+    }
+    if let Some(l) = n.strip_prefix("LATIN CAPITAL LETTER ") {
+        let mut cs = l.chars();
+        return match (cs.next(), cs.next()) {
+            (Some(c), None) if c.is_ascii_uppercase() => Some(c),
+            _ => None,
+        };
+    }
+    let digits = [
+        "ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE",
+    ];
+    let d = n.strip_prefix("DIGIT ")?;
+    digits
+        .iter()
+        .position(|x| *x == d)
+        .and_then(|i| char::from_digit(i as u32, 10))
+}
+
+/// Tokenizes the expression parts of a template (text outside `{{ }}` and
+/// `{% %}` is skipped; comments `{# #}` dropped).
+fn tokenize(t: &str) -> Vec<Tok> {
+    const MAX_TOKENS: usize = 200_000;
+    let mut toks = Vec::new();
+    let b = t.as_bytes();
+    let mut i = 0;
+    let mut in_expr = false;
+    while i < b.len() && toks.len() < MAX_TOKENS {
+        if !in_expr {
+            match t[i..].find(['{']) {
+                Some(p) => {
+                    i += p;
+                    match b.get(i + 1) {
+                        Some(b'{') | Some(b'%') => {
+                            in_expr = true;
+                            i += 2;
+                            toks.push(Tok::Op(';'));
+                        }
+                        Some(b'#') => {
+                            i = t[i..].find("#}").map_or(b.len(), |q| i + q + 2);
+                        }
+                        _ => i += 1,
+                    }
+                }
+                None => break,
+            }
+            continue;
+        }
+        let c = b[i];
+        if (c == b'}' || c == b'%') && b.get(i + 1) == Some(&b'}') {
+            in_expr = false;
+            i += 2;
+            continue;
+        }
+        if c == b'-' && matches!(b.get(i + 1), Some(b'}') | Some(b'%')) {
+            i += 1;
+            continue;
+        }
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        if c == b'\'' || c == b'"' {
+            let mut j = i + 1;
+            while j < b.len() && b[j] != c {
+                if b[j] == b'\\' {
+                    j += 1;
+                }
+                j += 1;
+            }
+            let body = t.get(i + 1..j.min(b.len())).unwrap_or("");
+            toks.push(Tok::Str(unescape(body)));
+            i = j + 1;
+            continue;
+        }
+        if c.is_ascii_alphanumeric() || c == b'_' {
+            let j = i + b[i..]
+                .iter()
+                .position(|x| !(x.is_ascii_alphanumeric() || *x == b'_'))
+                .unwrap_or(b.len() - i);
+            toks.push(Tok::Name(t[i..j].to_string()));
+            i = j;
+            continue;
+        }
+        let ch = t[i..].chars().next().unwrap_or(' ');
+        toks.push(Tok::Op(ch));
+        i += ch.len_utf8();
+    }
+    toks
+}
+
+/// Folds constant string expressions and renders the expression stream as
+/// plain attribute chains: `'__cla' ~ 'ss__'` → `'__class__'`,
+/// `x|attr('__class__')` and `x['__class__']` → `x.__class__`,
+/// `['__', 'class', '__']|join` → `'__class__'`, and `{% set n = ... %}`
+/// variables bound to constants are substituted. The output is only for
+/// judging, never executed.
+pub fn fold_template(t: &str) -> String {
+    let toks = tokenize(t);
+    let mut vars: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    // pass 1: fold concatenations and list joins into single strings
+    let mut out: Vec<Tok> = Vec::with_capacity(toks.len());
+    let mut i = 0;
+    while i < toks.len() {
+        let tok = match &toks[i] {
+            Tok::Name(n) if vars.contains_key(n) && !matches!(out.last(), Some(Tok::Op('.'))) => {
+                Tok::Str(vars[n].clone())
+            }
+            other => other.clone(),
+        };
+        // `[ 'a', 'b' ] | join`
+        if tok == Tok::Op('[')
+            && !matches!(
+                out.last(),
+                Some(Tok::Name(_)) | Some(Tok::Op(')')) | Some(Tok::Op(']'))
+            )
+        {
+            let mut j = i + 1;
+            let mut parts = Vec::new();
+            while let Some(Tok::Str(s)) = toks.get(j) {
+                parts.push(s.clone());
+                j += 1;
+                if toks.get(j) == Some(&Tok::Op(',')) {
+                    j += 1;
+                }
+            }
+            if toks.get(j) == Some(&Tok::Op(']'))
+                && toks.get(j + 1) == Some(&Tok::Op('|'))
+                && toks.get(j + 2) == Some(&Tok::Name("join".into()))
+            {
+                out.push(Tok::Str(parts.concat()));
+                i = j + 3;
+                continue;
+            }
+        }
+        // string (~|+) string  → one string
+        if let Tok::Str(s) = &tok {
+            if let [.., Tok::Str(prev), Tok::Op('~' | '+')] = out.as_slice() {
+                let joined = format!("{prev}{s}");
+                out.pop();
+                out.pop();
+                out.push(Tok::Str(joined));
+                i += 1;
+                continue;
+            }
+        }
+        out.push(tok);
+        i += 1;
+        // {% set name = <string> %}
+        if let [.., Tok::Name(set), Tok::Name(var), Tok::Op('='), Tok::Str(v)] = out.as_slice() {
+            if set == "set"
+                && !(toks.get(i) == Some(&Tok::Op('~')) || toks.get(i) == Some(&Tok::Op('+')))
+            {
+                vars.insert(var.clone(), v.clone());
+            }
+        }
+        if vars.len() > 10_000 {
+            break;
+        }
+    }
+    // pass 2: render attribute access uniformly
+    let mut s = String::new();
+    let mut k = 0;
+    while k < out.len() {
+        match (
+            &out[k],
+            out.get(k + 1),
+            out.get(k + 2),
+            out.get(k + 3),
+            out.get(k + 4),
+        ) {
+            (
+                Tok::Op('|'),
+                Some(Tok::Name(a)),
+                Some(Tok::Op('(')),
+                Some(Tok::Str(n)),
+                Some(Tok::Op(')')),
+            ) if a == "attr" => {
+                s.push('.');
+                s.push_str(n);
+                k += 5;
+                continue;
+            }
+            (Tok::Op('['), Some(Tok::Str(n)), Some(Tok::Op(']')), _, _) if k > 0 => {
+                s.push('.');
+                s.push_str(n);
+                k += 3;
+                continue;
+            }
+            _ => {}
+        }
+        match &out[k] {
+            Tok::Str(v) => {
+                s.push('\'');
+                s.push_str(v);
+                s.push('\'');
+            }
+            Tok::Name(n) => {
+                if s.ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '\'') {
+                    s.push(' ');
+                }
+                s.push_str(n);
+            }
+            Tok::Op(';') => s.push_str(" ; "),
+            Tok::Op(c) => s.push(*c),
+        }
+        k += 1;
+    }
+    s
+}
+
 fn excerpt(norm: &str, lower: &str, needle: &str) -> String {
     let at = lower.find(needle).unwrap_or(0);
     let start = (0..=at.saturating_sub(60))
@@ -480,6 +793,41 @@ mod tests {
         assert_eq!(r.findings[0].rule_id, "AISEC-GGUF-001");
         let good = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' }}{% endfor %}{% set ns = namespace(x=1) %}";
         let r = scan_gguf(&gguf(good), &Location::path("m.gguf"));
+        assert!(r.findings.is_empty(), "{:?}", r.findings);
+    }
+
+    #[test]
+    fn obfuscated_templates_fold_to_the_same_chain() {
+        let plain = "{{ cycler.__init__.__globals__.os.popen('id').read() }}";
+        for t in [
+            // \N{LOW LINE} escapes
+            r"{{ cycler|attr('\N{LOW LINE}\N{LOW LINE}init\N{LOW LINE}\N{LOW LINE}')|attr('\N{LOW LINE}\N{LOW LINE}globals\N{LOW LINE}\N{LOW LINE}') }}",
+            // names assembled with ~ and set variables
+            "{% set a = '__in' ~ 'it__' %}{% set g = '__glo' + 'bals__' %}{{ (cycler|attr(a))|attr(g) }}",
+            // list join and subscript
+            "{{ cycler[['__', 'init', '__']|join][('__glob' ~ 'als__')] }}",
+        ] {
+            let folded = fold_template(t);
+            assert!(
+                folded.contains("__init__") && folded.contains("__globals__"),
+                "{t} -> {folded}"
+            );
+            let mut r = FormatReport::default();
+            check_template(t, "tokenizer.chat_template", &Location::path("m.gguf"), &mut r);
+            assert!(
+                r.findings.iter().any(|f| f.rule_id == "AISEC-GGUF-001"),
+                "{t}: {:?}",
+                r.findings
+            );
+        }
+        let mut r = FormatReport::default();
+        check_template(plain, "k", &Location::path("m.gguf"), &mut r);
+        assert!(r.findings.iter().any(|f| f.rule_id == "AISEC-GGUF-001"));
+        // An ordinary chat template folds to nothing suspicious.
+        let benign =
+            "{% for m in messages %}{{ '<|' ~ m['role'] ~ '|>' ~ m['content'] }}{% endfor %}";
+        let mut r = FormatReport::default();
+        check_template(benign, "k", &Location::path("m.gguf"), &mut r);
         assert!(r.findings.is_empty(), "{:?}", r.findings);
     }
 

@@ -318,8 +318,10 @@ impl Walker<'_> {
             }
             "function" => self.function_ref(module, config),
             "TFOpLambda" => self.tfoplambda(name, config),
+            "TorchModuleWrapper" => self.torch_module_wrapper(name, config),
             _ => {}
         }
+        self.file_reading_config(class, name, config);
         if !matches!(class, "function" | "__lambda__") {
             if let Some(m) = module {
                 self.module_ref(m, class);
@@ -486,23 +488,101 @@ impl Walker<'_> {
         if root_known(module) {
             return;
         }
-        let sev = if is_dangerous_module(module) {
+        // What the resolved class or function can do, from the pickle
+        // crate's generated capability table (stdlib, torch, numpy, ...).
+        let cap = aisec_pickle::capability::lookup(module, class);
+        let sev = if is_dangerous_module(module) || cap.is_some() {
             Severity::Critical
+        } else if aisec_pickle::capability::module_known(module) {
+            // A standard-library or ML-library module that is not Keras
+            // (`pydoc`, `torch.utils...`): no model needs its classes.
+            Severity::High
         } else {
             Severity::Medium
         };
+        let can = cap
+            .map(|c| format!(" ({}, reaches {})", c.caps.describe(), c.via))
+            .unwrap_or_default();
         self.finding(
             KERAS_FOREIGN_MODULE
                 .finding(
                     self.loc.clone(),
                     format!(
-                        "class '{}' is resolved from module '{}'",
+                        "class '{}' is resolved from module '{}'{can}",
                         clip(class, 80),
                         clip(module, 120)
                     ),
                 )
                 .severity(sev),
         );
+    }
+
+    /// Layer configs that make the loader read a local file while the layer
+    /// is built (safe mode does not stop it): a lookup layer's vocabulary,
+    /// IDF weights or stop words given as a path are read with
+    /// `tf.io.gfile` and become part of the model (huntr reports on Keras
+    /// `StringLookup(vocabulary="/proc/self/environ")`).
+    fn file_reading_config(&mut self, class: &str, name: &str, config: Option<&Value>) {
+        let Some(Value::Object(c)) = config else {
+            return;
+        };
+        for key in [
+            "vocabulary",
+            "idf_weights",
+            "stop_words",
+            "vocabulary_file",
+            "path",
+        ] {
+            let Some(Value::String(p)) = c.get(key) else {
+                continue;
+            };
+            let p = p.trim();
+            if p.is_empty() || !(p.contains('/') || p.contains('\\') || p.starts_with('~')) {
+                continue;
+            }
+            self.finding(KERAS_FILE_READ.finding(
+                self.loc.clone(),
+                format!(
+                    "{} layer '{}' reads '{}' from the loading machine ({key})",
+                    clip(class, 60),
+                    clip(name, 80),
+                    clip(p, 160)
+                ),
+            ));
+        }
+    }
+
+    /// Keras 3 `TorchModuleWrapper.from_config` base64-decodes
+    /// `config["module"]` and passes it to `torch.load(weights_only=False)`:
+    /// the decoded checkpoint is handed to the driver to be scanned.
+    fn torch_module_wrapper(&mut self, name: &str, config: Option<&Value>) {
+        let Some(Value::String(m)) = config.and_then(|c| c.get("module")) else {
+            return;
+        };
+        match decode_b64(m) {
+            Some(bytes) => {
+                self.r.note(format!(
+                    "TorchModuleWrapper layer '{}' embeds a {}-byte torch checkpoint (scanned)",
+                    clip(name, 80),
+                    bytes.len()
+                ));
+                self.r.embed(
+                    format!("<TorchModuleWrapper {} module>", clip(name, 60)),
+                    bytes,
+                );
+            }
+            None => self.finding(
+                KERAS_FOREIGN_MODULE
+                    .finding(
+                        self.loc.clone(),
+                        format!(
+                            "TorchModuleWrapper layer '{}' has a module that is not valid base64",
+                            clip(name, 80)
+                        ),
+                    )
+                    .severity(Severity::Medium),
+            ),
+        }
     }
 
     fn tfoplambda(&mut self, name: &str, config: Option<&Value>) {
@@ -917,6 +997,52 @@ mod tests {
             .findings
             .iter()
             .any(|f| f.rule_id == "AISEC-KERAS-003" && f.severity == Severity::Critical));
+    }
+
+    #[test]
+    fn stdlib_module_classes_are_high_and_file_reading_configs_found() {
+        // A class resolved from a standard-library module (pydoc): at least high.
+        let r = scan(r#"{"module":"pydoc","class_name":"Helper","config":{}}"#);
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.rule_id == "AISEC-KERAS-003")
+            .expect("foreign module finding");
+        assert!(f.severity >= Severity::High, "{f:?}");
+        // One whose class can run processes per the capability table: critical.
+        let r = scan(r#"{"module":"pydoc","class_name":"pipepager","config":{}}"#);
+        assert!(r
+            .findings
+            .iter()
+            .any(|f| f.rule_id == "AISEC-KERAS-003" && f.severity == Severity::Critical));
+        // An unknown third-party package stays medium (custom layers).
+        let r = scan(r#"{"module":"my_pkg.layers","class_name":"Block","config":{}}"#);
+        assert!(r
+            .findings
+            .iter()
+            .all(|f| f.rule_id != "AISEC-KERAS-003" || f.severity == Severity::Medium));
+        // A lookup layer whose vocabulary is a local path.
+        let r = scan(
+            r#"{"module":"keras.layers","class_name":"StringLookup","config":{"name":"lk","vocabulary":"/proc/self/environ"}}"#,
+        );
+        assert!(r
+            .findings
+            .iter()
+            .any(|f| f.rule_id == "AISEC-KERAS-009" && f.evidence.contains("/proc/self/environ")));
+        // A vocabulary given as a list is data, not a path.
+        let r = scan(
+            r#"{"module":"keras.layers","class_name":"StringLookup","config":{"name":"lk","vocabulary":["a","b/c"]}}"#,
+        );
+        assert!(r.findings.iter().all(|f| f.rule_id != "AISEC-KERAS-009"));
+    }
+
+    #[test]
+    fn torch_module_wrapper_payload_is_handed_on() {
+        let r = scan(
+            r#"{"module":"keras.layers","class_name":"TorchModuleWrapper","config":{"name":"t","module":"gAJjcG9zaXgKc3lzdGVtClgCAAAAaWSFUi4="}}"#,
+        );
+        assert_eq!(r.embedded.len(), 1);
+        assert!(r.embedded[0].bytes.starts_with(b"\x80\x02cposix"));
     }
 
     #[test]

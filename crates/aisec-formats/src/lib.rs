@@ -57,7 +57,25 @@ pub struct FormatReport {
     pub malformed: Option<String>,
     /// Informational notes (format version, producer, parts not inspected).
     pub notes: Vec<String>,
+    /// Artifacts embedded in this one that a loader deserialises (a base64
+    /// torch checkpoint inside a Keras `TorchModuleWrapper`): the driver
+    /// scans them as artifacts of their own.
+    pub embedded: Vec<Embedded>,
 }
+
+/// An artifact carried inside another one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Embedded {
+    /// Where it sits, for the finding's member path.
+    pub name: String,
+    /// Its decoded bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Most embedded artifacts kept per report, and their total size.
+pub const MAX_EMBEDDED: usize = 16;
+/// Total bytes of embedded artifacts kept per report.
+pub const MAX_EMBEDDED_BYTES: usize = 256 << 20;
 
 impl FormatReport {
     /// Records a parse failure, keeping the first one.
@@ -71,6 +89,16 @@ impl FormatReport {
     pub(crate) fn note(&mut self, note: impl Into<String>) {
         if self.notes.len() < MAX_NOTES {
             self.notes.push(note.into());
+        }
+    }
+
+    /// Keeps an embedded artifact for the driver (bounded in count and size).
+    pub(crate) fn embed(&mut self, name: String, bytes: Vec<u8>) {
+        let used: usize = self.embedded.iter().map(|e| e.bytes.len()).sum();
+        if self.embedded.len() < MAX_EMBEDDED && used + bytes.len() <= MAX_EMBEDDED_BYTES {
+            self.embedded.push(Embedded { name, bytes });
+        } else {
+            self.note(format!("{name}: not scanned (embedded artifact limit)"));
         }
     }
 
@@ -89,6 +117,9 @@ impl FormatReport {
         }
         for n in other.notes {
             self.note(n);
+        }
+        for e in other.embedded {
+            self.embed(e.name, e.bytes);
         }
         if let Some(m) = other.malformed {
             self.set_malformed(m);

@@ -151,6 +151,28 @@ aisec_core::declare_rules! {
     };
 
     /// ## What it detects
+    /// A layer config that names a file on the loading machine as its data:
+    /// a `StringLookup`/`IntegerLookup`/`TextVectorization` vocabulary, IDF
+    /// weights or stop words given as a path.
+    ///
+    /// ## Why it matters
+    /// Keras reads the file while building the layer, even under
+    /// `safe_mode=True`; its contents (`/proc/self/environ`, SSH keys) end up
+    /// in the model's vocabulary, where outputs or a re-saved model leak them.
+    ///
+    /// ## Example
+    /// `{"class_name": "StringLookup", "config": {"vocabulary": "/proc/self/environ"}}`
+    pub static KERAS_FILE_READ = {
+        id: "AISEC-KERAS-009",
+        name: "keras-config-reads-file",
+        title: "Keras layer config makes the loader read a local file",
+        severity: High,
+        atlas: EXEC,
+        owasp: LLM03,
+        remediation: "Ship vocabularies inside the model (as lists), never as paths; reject models whose configs point at local files.",
+    };
+
+    /// ## What it detects
     /// A layer or object class that Keras does not ship, so loading needs
     /// `custom_objects` or a registered class from outside the artifact.
     ///

@@ -16,9 +16,12 @@
 //!   once one write has made no progress for `server.idle_timeout_ms`
 //!   ([`StallIo`]). Time spent waiting for the upstream is not "idle": only
 //!   a stalled socket write counts.
-//! - **Connections are capped** at `server.max_connections`; one over the
-//!   cap gets a best-effort `503` and is closed at once, so a flood of idle
-//!   sockets cannot exhaust the process's file descriptors.
+//! - **Connections are capped** at `server.max_connections`, so a flood of
+//!   sockets cannot exhaust the process's file descriptors. At the cap, the
+//!   oldest connection with no request in progress (idle, or still sending
+//!   its headers) is closed to admit the new one, so clients that send their
+//!   request promptly keep being served during an idle-connection flood; only
+//!   when every connection is busy does a new one get a best-effort `503`.
 //! - **Request bodies** are read here, before routing, within
 //!   `server.body_timeout_ms` (the whole body, not per chunk) and
 //!   `server.max_body_bytes`, and every byte held is first reserved from one
@@ -38,12 +41,13 @@
 //! `max_body_bytes` (read per request) but not the connection cap, the body
 //! budget or the timeouts.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -78,7 +82,7 @@ pub enum PathError {
     /// A control character (raw or encoded) or NUL.
     #[error("control character in the request path")]
     Control,
-    /// `%25` followed by an escape: a double-encoded path that a second decoding would change.
+    /// An encoded `%` (`%25`): a double-encoded path that a second decoding would change.
     #[error("double-encoded request path")]
     DoubleEncoded,
     /// `..` above the root, `//`, or a dot segment with parameters (`..;x`).
@@ -115,19 +119,10 @@ fn normalise_segment(seg: &str) -> Result<String, PathError> {
             match v {
                 b'/' | b'\\' => return Err(PathError::EncodedSeparator),
                 0..=0x1f | 0x7f => return Err(PathError::Control),
-                b'%' => {
-                    // `%25` then two hex digits (or IIS's `%u`) decodes, a second time, to
-                    // something else: refuse rather than guess how often the upstream decodes.
-                    let next = b.get(i + 3).copied();
-                    let after = b.get(i + 4).copied();
-                    if next == Some(b'u')
-                        || next == Some(b'U')
-                        || (next.and_then(hex).is_some() && after.and_then(hex).is_some())
-                    {
-                        return Err(PathError::DoubleEncoded);
-                    }
-                    out.push_str("%25");
-                }
+                // An encoded `%` makes the path mean different things to servers that decode
+                // once and twice (`%252e`); decoding other escapes can also complete such a
+                // pattern (`%25A%45` becomes `%25AE`, found by fuzzing). Refuse them all.
+                b'%' => return Err(PathError::DoubleEncoded),
                 b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
                     out.push(v as char)
                 }
@@ -158,7 +153,7 @@ fn normalise_segment(seg: &str) -> Result<String, PathError> {
 /// resolved (RFC 3986 §5.2.4, after decoding `%2e`).
 ///
 /// Refused, because servers disagree on what they mean: encoded `/` or `\`,
-/// raw `\`, control characters, malformed escapes, double encoding (`%252e`),
+/// raw `\`, control characters, malformed escapes, any encoded `%` (`%252e`),
 /// `..` above the root, empty segments (`//`), and dot segments carrying
 /// parameters (`..;x`, which servlet containers treat as `..`).
 ///
@@ -246,7 +241,54 @@ struct Shared {
     limits: Limits,
     budget: Arc<Semaphore>,
     budget_units: u32,
-    open: AtomicUsize,
+    /// Open connections by accept order.
+    conns: std::sync::Mutex<BTreeMap<u64, Arc<Slot>>>,
+    next_conn: AtomicU64,
+}
+
+/// One open connection: how many requests it has in progress (body read to
+/// response body sent), and how to close it.
+#[derive(Default)]
+struct Slot {
+    busy: AtomicUsize,
+    kill: tokio::sync::Notify,
+}
+
+/// Marks a connection busy while a request and its response body are in progress.
+struct Busy(Arc<Slot>);
+impl Busy {
+    fn new(slot: &Arc<Slot>) -> Busy {
+        slot.busy.fetch_add(1, Ordering::SeqCst);
+        Busy(slot.clone())
+    }
+}
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A response body that keeps its connection marked busy until it is sent or dropped.
+struct Tracked {
+    inner: Body,
+    _busy: Busy,
+}
+
+impl http_body::Body for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 fn error(status: StatusCode, kind: &str, message: &str) -> Response<Body> {
@@ -352,9 +394,11 @@ async fn read_body(
 
 async fn handle(
     sh: Arc<Shared>,
+    slot: Arc<Slot>,
     addr: SocketAddr,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    let busy = Busy::new(&slot);
     let (mut parts, body) = req.into_parts();
     let state = &sh.state;
     let path = match normalize_path(parts.uri.path()) {
@@ -446,7 +490,8 @@ async fn handle(
     req.extensions_mut().insert(ConnectInfo(addr));
     let resp = sh.router.clone().oneshot(req).await;
     drop(permit);
-    Ok(resp.unwrap_or_else(|e: Infallible| match e {}))
+    let resp = resp.unwrap_or_else(|e: Infallible| match e {});
+    Ok(resp.map(|inner| Body::new(Tracked { inner, _busy: busy })))
 }
 
 /// A socket whose writes fail with `TimedOut` once one has been blocked for
@@ -516,12 +561,42 @@ const BUSY: &str = concat!(
     r#"{"error":{"type":"guard_busy","message":"too many open connections"}}"#
 );
 
-/// Decrements the open-connection count when a connection task ends.
-struct Open(Arc<Shared>);
+/// Forgets a connection when its task ends.
+struct Open(Arc<Shared>, u64);
 impl Drop for Open {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::SeqCst);
+        self.0
+            .conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.1);
     }
+}
+
+/// Admits a new connection: under the cap it is registered; at the cap the
+/// oldest connection with no request in progress (idle keep-alive, or still
+/// sending its headers) is closed to make room; if every connection is busy
+/// the new one is refused.
+fn admit(sh: &Shared, slot: &Arc<Slot>) -> Option<u64> {
+    let mut m = sh.conns.lock().unwrap_or_else(|p| p.into_inner());
+    if m.len() >= sh.limits.max_connections {
+        let victim = m
+            .iter()
+            .find(|(_, s)| s.busy.load(Ordering::SeqCst) == 0)
+            .map(|(k, _)| *k);
+        if let Some(s) = victim.and_then(|k| m.remove(&k)) {
+            s.kill.notify_one();
+            sh.state
+                .metrics
+                .inc("aisec_guard_connections_evicted_total", &[]);
+        }
+    }
+    if m.len() >= sh.limits.max_connections {
+        return None;
+    }
+    let id = sh.next_conn.fetch_add(1, Ordering::Relaxed);
+    m.insert(id, slot.clone());
+    Some(id)
 }
 
 /// Serves `router` on `listener` under `limits` until `shutdown` fires, then
@@ -540,7 +615,8 @@ pub(crate) async fn serve(
         limits,
         budget: Arc::new(Semaphore::new(budget_units as usize)),
         budget_units,
-        open: AtomicUsize::new(0),
+        conns: std::sync::Mutex::new(BTreeMap::new()),
+        next_conn: AtomicU64::new(0),
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = shutdown;
@@ -558,24 +634,26 @@ pub(crate) async fn serve(
                 }
             },
         };
-        if sh.open.fetch_add(1, Ordering::SeqCst) >= sh.limits.max_connections {
-            sh.open.fetch_sub(1, Ordering::SeqCst);
+        let slot = Arc::new(Slot::default());
+        let Some(id) = admit(&sh, &slot) else {
             sh.state
                 .metrics
                 .inc("aisec_guard_rejected_total", &[("reason", "connections")]);
             // Best effort, never blocking: the socket is closed when dropped.
             let _ = stream.try_write(BUSY.as_bytes());
             continue;
-        }
+        };
         let _ = stream.set_nodelay(true);
-        let guard = Open(sh.clone());
+        let guard = Open(sh.clone(), id);
         let io = hyper_util::rt::TokioIo::new(StallIo {
             inner: stream,
             limit: sh.limits.idle_timeout,
             stalled: None,
         });
         let sh2 = sh.clone();
-        let svc = hyper::service::service_fn(move |req| handle(sh2.clone(), addr, req));
+        let slot2 = slot.clone();
+        let svc =
+            hyper::service::service_fn(move |req| handle(sh2.clone(), slot2.clone(), addr, req));
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(sh.limits.header_timeout)
@@ -583,8 +661,12 @@ pub(crate) async fn serve(
         let fut = graceful.watch(conn);
         tokio::spawn(async move {
             let _guard = guard;
-            if let Err(e) = fut.await {
-                tracing::debug!(error = %e, "client connection ended with an error");
+            tokio::select! {
+                r = fut => if let Err(e) = r {
+                    tracing::debug!(error = %e, "client connection ended with an error");
+                },
+                // Evicted to make room: dropping the connection closes the socket.
+                _ = slot.kill.notified() => {}
             }
         });
     }
@@ -649,12 +731,14 @@ mod tests {
 
     #[test]
     fn ambiguous_paths_are_refused() {
-        let cases: [(&str, PathError); 11] = [
+        let cases: [(&str, PathError); 13] = [
             ("/v2/..%2fv1/chat/completions", PathError::EncodedSeparator),
             ("/v2/..%5cv1", PathError::EncodedSeparator),
             ("/v2\\..\\v1", PathError::EncodedSeparator),
             ("/v2/%252e%252e/v1", PathError::DoubleEncoded),
             ("/v2/%25u002e", PathError::DoubleEncoded),
+            ("/A%25A%45E/", PathError::DoubleEncoded),
+            ("/v2/100%25", PathError::DoubleEncoded),
             ("/v2/%2", PathError::BadEscape),
             ("/v2/%zz", PathError::BadEscape),
             ("/v2/%00", PathError::Control),

@@ -437,24 +437,48 @@ async fn slow_bodies_get_408() {
 }
 
 #[tokio::test]
-async fn connections_over_the_cap_are_refused_and_service_resumes() {
+async fn at_the_connection_cap_idle_ones_make_room_and_busy_ones_refuse() {
     let (_up, g) = setup(|p| {
         p.server.max_connections = 4;
         p.server.header_timeout_ms = 20_000;
     })
     .await;
+    // Four idle connections fill the cap; a prompt client still gets served,
+    // by evicting the oldest idle one.
     let mut idle = Vec::new();
     for _ in 0..4 {
         idle.push(TcpStream::connect(g.addr).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
+    let (s, _) = raw(g.addr, "POST /v1/chat/completions HTTP/1.1", &chat("hello")).await;
+    assert_eq!(s, 200);
+    assert!(closed_within(&mut idle[0], Duration::from_secs(2)).await);
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Four connections each with a request in progress: nothing can be evicted, so 503.
+    let addr = g.addr;
+    let slow: Vec<_> = (0..4)
+        .map(|_| {
+            tokio::spawn(async move {
+                raw(
+                    addr,
+                    "POST /v1/chat/completions HTTP/1.1",
+                    &chat("SLOW:1500"),
+                )
+                .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let mut extra = TcpStream::connect(g.addr).await.unwrap();
     let mut out = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(3), extra.read_to_end(&mut out)).await;
     let text = String::from_utf8_lossy(&out);
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
-    drop(idle);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    for t in slow {
+        assert_eq!(t.await.unwrap().0, 200);
+    }
     let (s, _) = raw(g.addr, "POST /v1/chat/completions HTTP/1.1", &chat("hello")).await;
     assert_eq!(s, 200);
     g.shutdown().await.unwrap();
@@ -540,5 +564,41 @@ async fn an_upstream_that_drips_is_cut_at_the_timeout() {
         "{:?}",
         t.elapsed()
     );
+    g.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped() {
+    // A 24 MB passthrough response (not scanned, so cheap) to a client that never reads.
+    let big = vec![b'x'; 24 << 20];
+    let (addr, _) = raw_upstream(move |s| {
+        let b = big.clone();
+        async move { write_response(s, "content-type: application/octet-stream\r\n", b).await }
+    })
+    .await;
+    let g = guard_for(&format!("http://{addr}"), |p| {
+        p.server.max_response_bytes = 32 << 20;
+        p.server.idle_timeout_ms = 300;
+    })
+    .await;
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut s = sock.connect(g.addr).await.unwrap();
+    s.write_all(b"GET /v2/models/m HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // Long past idle_timeout_ms, with the response far from delivered.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let closed = loop {
+        match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+            Err(_) => break false,
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(n)) => got += n,
+        }
+    };
+    assert!(closed, "connection still open after {got} bytes");
+    assert!(got < 24 << 20, "{got}");
     g.shutdown().await.unwrap();
 }

@@ -103,6 +103,7 @@ enum Row {
 
 struct Table {
     rows: HashMap<String, Row>,
+    modules: std::collections::HashSet<&'static str>,
     inputs: Vec<&'static str>,
 }
 
@@ -114,6 +115,7 @@ fn table() -> &'static Table {
 fn parse(text: &'static str) -> Table {
     let mut rows = HashMap::with_capacity(50_000);
     let mut inputs = Vec::new();
+    let mut modules = std::collections::HashSet::new();
     let mut module: &str = "";
     for line in text.lines() {
         if let Some(h) = line.strip_prefix("# input\t") {
@@ -125,6 +127,7 @@ fn parse(text: &'static str) -> Table {
         }
         if let Some(m) = line.strip_prefix('@') {
             module = m;
+            modules.insert(m);
             continue;
         }
         let mut it = line.split('\t');
@@ -138,7 +141,18 @@ fn parse(text: &'static str) -> Table {
         };
         rows.insert(key, row);
     }
-    Table { rows, inputs }
+    Table {
+        rows,
+        modules,
+        inputs,
+    }
+}
+
+/// True when `module` is one of the analysed modules (standard library,
+/// torch, numpy, pandas, joblib, scikit-learn) that has capable callables or
+/// aliases in the table.
+pub fn module_known(module: &str) -> bool {
+    table().modules.contains(module)
 }
 
 /// The inputs recorded in the table's header (one line per CPython stdlib

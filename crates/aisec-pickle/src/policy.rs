@@ -45,7 +45,7 @@ pub enum PolicyError {
     #[error("invalid policy: {0}")]
     Invalid(String),
     /// `profiles` named a profile this crate does not know.
-    #[error("unknown pickle policy profile '{0}' (known: sklearn, torch-modules)")]
+    #[error("unknown pickle policy profile '{0}' (known: sklearn, torch-modules, torchscript)")]
     UnknownProfile(String),
 }
 
@@ -529,6 +529,23 @@ pub const PROFILE_TORCH_MODULES: &[&str] = &[
     "torch._C._nn.*",
 ];
 
+/// The `torchscript` profile, enabled by the scanner for `torch.jit.save`
+/// archives (a `code/` folder or `constants.pkl` beside `data.pkl`): the list
+/// and tensor builders TorchScript's unpickler uses
+/// (`torch/jit/_pickle.py`, which only returns its arguments), lifted from
+/// the `torch.jit.*` deny entry by exact name, and TorchScript class types
+/// (`__torch__.*`, resolved by the TorchScript compilation unit, not by
+/// importing Python code).
+pub const PROFILE_TORCHSCRIPT: &[&str] = &[
+    "torch.jit._pickle.build_intlist",
+    "torch.jit._pickle.build_tensorlist",
+    "torch.jit._pickle.build_doublelist",
+    "torch.jit._pickle.build_boollist",
+    "torch.jit._pickle.build_tensor_from_id",
+    "torch.jit._pickle.restore_type_tag",
+    "__torch__.*",
+];
+
 /// Maps Python 2 module names to their Python 3 names, as `pickle` does with
 /// `fix_imports` (CPython `Lib/_compat_pickle.py`, subset relevant to policy).
 pub fn compat_module(m: &str) -> &str {
@@ -604,6 +621,8 @@ pub struct Policy {
     builtin_allow: PatternSet,
     user_allow: PatternSet,
     user_deny: PatternSet,
+    /// Exact names a profile lifts from the built-in deny table.
+    profile_lift: HashSet<String>,
     profiles: Vec<String>,
 }
 
@@ -617,6 +636,7 @@ impl Default for Policy {
             builtin_allow,
             user_allow: PatternSet::default(),
             user_deny: PatternSet::default(),
+            profile_lift: HashSet::new(),
             profiles: Vec::new(),
         }
     }
@@ -669,16 +689,20 @@ impl Policy {
     }
 
     /// Enables a named profile of extra allowed globals (`sklearn`,
-    /// `torch-modules`).
+    /// `torch-modules`, `torchscript`).
     pub fn with_profile(mut self, name: &str) -> Result<Policy, PolicyError> {
         let list = match name {
             "sklearn" => PROFILE_SKLEARN,
             "torch-modules" => PROFILE_TORCH_MODULES,
+            "torchscript" => PROFILE_TORCHSCRIPT,
             other => return Err(PolicyError::UnknownProfile(other.to_string())),
         };
         if !self.profiles.iter().any(|p| p == name) {
             for p in list {
                 self.builtin_allow.add(p);
+                if name == "torchscript" && !p.ends_with('*') {
+                    self.profile_lift.insert(p.to_string());
+                }
             }
             self.profiles.push(name.to_string());
         }
@@ -722,7 +746,9 @@ impl Policy {
         }
         for c in &candidates {
             if let Some((_, reason, source)) = builtin_deny_match(c) {
-                if self.user_allow.exact.contains(&full) || DENY_EXCEPTIONS.contains(&full.as_str())
+                if self.user_allow.exact.contains(&full)
+                    || DENY_EXCEPTIONS.contains(&full.as_str())
+                    || self.profile_lift.contains(&full)
                 {
                     return Verdict::Allowed;
                 }
@@ -849,6 +875,24 @@ mod tests {
             Verdict::Unknown
         );
         assert!(Policy::from_toml_str("[pickle\n").is_err());
+    }
+
+    #[test]
+    fn torchscript_profile_lifts_only_the_list_builders() {
+        let p = Policy::default().with_profile("torchscript").unwrap();
+        assert_eq!(
+            p.classify("torch.jit._pickle", "build_intlist"),
+            Verdict::Allowed
+        );
+        assert_eq!(p.classify("__torch__.models", "Net"), Verdict::Allowed);
+        assert!(matches!(
+            p.classify("torch.jit", "load"),
+            Verdict::Denied { .. }
+        ));
+        assert!(matches!(
+            Policy::default().classify("torch.jit._pickle", "build_intlist"),
+            Verdict::Denied { .. }
+        ));
     }
 
     #[test]

@@ -39,17 +39,33 @@ pub(crate) fn scan_artifact(
             let r = aisec_pickle::scan_npy(data, loc, &o.policy, &o.pickle_limits);
             out.extend(r.findings);
         }
-        Format::H5 => leaf(aisec_formats::h5::scan_h5(data, loc), loc, out),
-        Format::Gguf => leaf(aisec_formats::gguf::scan_gguf(data, loc), loc, out),
-        Format::Safetensors => leaf(
-            aisec_formats::safetensors::scan_safetensors(data, loc),
+        Format::H5 => leaf(sc, aisec_formats::h5::scan_h5(data, loc), loc, depth, out),
+        Format::Gguf => leaf(
+            sc,
+            aisec_formats::gguf::scan_gguf(data, loc),
             loc,
+            depth,
             out,
         ),
-        Format::Onnx => leaf(aisec_formats::onnx::scan_onnx(data, loc), loc, out),
+        Format::Safetensors => leaf(
+            sc,
+            aisec_formats::safetensors::scan_safetensors(data, loc),
+            loc,
+            depth,
+            out,
+        ),
+        Format::Onnx => leaf(
+            sc,
+            aisec_formats::onnx::scan_onnx(data, loc),
+            loc,
+            depth,
+            out,
+        ),
         Format::SavedModel => leaf(
+            sc,
             aisec_formats::savedmodel::scan_saved_model(data, loc),
             loc,
+            depth,
             out,
         ),
         Format::GraphDef => {
@@ -59,7 +75,7 @@ pub(crate) fn scan_artifact(
             } else {
                 aisec_formats::savedmodel::scan_graph_def(data, loc)
             };
-            leaf(r, loc, out)
+            leaf(sc, r, loc, depth, out)
         }
         Format::Zip => {
             if descend(sc, depth, loc, out) {
@@ -109,14 +125,33 @@ fn scan_decompressed(
     out: &mut Vec<Finding>,
 ) {
     let limits = &sc.opts.archive_limits;
-    match aisec_archive::decompress(data, c, limits) {
+    let mut grant = sc
+        .budget()
+        .reserve_inflate(limits.output_cap(data.len() as u64));
+    if grant.bytes == 0 {
+        out.push(LIMIT.finding(
+            inner.clone(),
+            format!(
+                "not decompressed: the {} is spent (possible recursive decompression bomb)",
+                grant.short_by.unwrap_or("decompression budget")
+            ),
+        ));
+        return;
+    }
+    let capped = aisec_archive::Limits {
+        max_entry_bytes: grant.bytes,
+        ..*limits
+    };
+    match aisec_archive::decompress(data, c, &capped) {
         Ok(d) => {
+            sc.budget().settle(&mut grant, d.bytes.len() as u64);
             if d.truncated_at_limit {
                 out.push(LIMIT.finding(
                     inner.clone(),
                     format!(
-                        "decompressed output reached the {}-byte limit; the rest was not analysed",
-                        limits.max_entry_bytes
+                        "decompressed output reached the {}-byte limit{}; the rest was not analysed",
+                        grant.bytes,
+                        budget_reason(&grant)
                     ),
                 ));
             }
@@ -132,13 +167,67 @@ fn scan_decompressed(
             let inner_name = strip_compression_suffix(name);
             scan_artifact(sc, &d.bytes, inner, inner_name, depth + 1, out);
         }
-        Err(e) => out.push(MALFORMED.finding(loc.clone(), format!("{c:?}: {e}"))),
+        Err(e) => {
+            sc.budget().settle(&mut grant, 0);
+            out.push(MALFORMED.finding(loc.clone(), format!("{c:?}: {e}")))
+        }
+    }
+}
+
+/// Why a grant was smaller than asked, as a clause for a finding.
+fn budget_reason(g: &aisec_archive::Grant) -> String {
+    match g.short_by {
+        Some(why) => format!(" (set by the {why})"),
+        None => String::new(),
+    }
+}
+
+/// Counts entries a container could not open because the file's entry or
+/// byte budget was spent, and reports them once.
+#[derive(Default)]
+struct Skipped {
+    count: usize,
+    why: Option<String>,
+}
+
+impl Skipped {
+    fn add(&mut self, why: impl FnOnce() -> String) {
+        self.count += 1;
+        if self.why.is_none() {
+            self.why = Some(why());
+        }
+    }
+
+    fn report(self, loc: &Location, out: &mut Vec<Finding>) {
+        if let Some(why) = self.why {
+            out.push(LIMIT.finding(
+                loc.clone(),
+                format!(
+                    "{} entries not analysed: {why} (possible recursive or overlapping-entry bomb)",
+                    self.count
+                ),
+            ));
+        }
     }
 }
 
 /// Adds a leaf parser's findings, and a malformed-artifact finding when it
 /// gave up part-way without reporting that itself.
-fn leaf(r: aisec_formats::FormatReport, loc: &Location, out: &mut Vec<Finding>) {
+fn leaf(
+    sc: &Scanner,
+    r: aisec_formats::FormatReport,
+    loc: &Location,
+    depth: u32,
+    out: &mut Vec<Finding>,
+) {
+    // Artifacts a loader deserialises from inside this one (a Keras
+    // TorchModuleWrapper's base64 torch checkpoint) are scanned as artifacts.
+    for e in &r.embedded {
+        if descend(sc, depth, loc, out) {
+            let inner = loc.clone().with_member(e.name.clone());
+            scan_artifact(sc, &e.bytes, &inner, &e.name, depth + 1, out);
+        }
+    }
     let reported = r
         .findings
         .iter()
@@ -206,6 +295,15 @@ fn strip_compression_suffix(name: &str) -> &str {
     name
 }
 
+/// A torch zip written by `torch.jit.save`: TorchScript code beside the pickles.
+fn is_torchscript(entries: &[ZipEntry], root: &str) -> bool {
+    entries.iter().any(|e| {
+        e.name
+            .strip_prefix(root)
+            .is_some_and(|rest| rest.starts_with("code/") || rest == "constants.pkl")
+    })
+}
+
 /// What kind of zip this is, from its member names.
 #[derive(Debug, PartialEq, Eq)]
 enum ZipKind {
@@ -242,6 +340,19 @@ fn zip_kind(entries: &[ZipEntry]) -> ZipKind {
 
 fn scan_zip(sc: &Scanner, z: &ZipArchive<'_>, loc: &Location, depth: u32, out: &mut Vec<Finding>) {
     let kind = zip_kind(z.entries());
+    let overlapping = z.has_overlapping_entries();
+    let mut skipped = Skipped::default();
+    // `torch.jit.save` archives: `<root>/code/` holds TorchScript source and
+    // `<root>/constants.pkl` tensor constants; their pickles are read by
+    // TorchScript's own unpickler with its list builders
+    // (`torch.jit._pickle.build_intlist`...), allowed by the `torchscript`
+    // profile for this archive only.
+    let torchscript_policy = match &kind {
+        ZipKind::Torch { root } if is_torchscript(z.entries(), root) => {
+            sc.opts.policy.clone().with_profile("torchscript").ok()
+        }
+        _ => None,
+    };
     for e in z.entries() {
         if e.name.ends_with('/') {
             continue;
@@ -270,7 +381,58 @@ fn scan_zip(sc: &Scanner, z: &ZipArchive<'_>, loc: &Location, depth: u32, out: &
             // whole array would cost time and prove nothing more.
             continue;
         }
-        let bytes = match z.read(e, &sc.opts.archive_limits) {
+        if !sc.budget().take_entry() {
+            skipped.add(|| {
+                format!(
+                    "the per-file budget of {} entries across nested containers is spent",
+                    sc.budget().entries_total()
+                )
+            });
+            continue;
+        }
+        let limits = &sc.opts.archive_limits;
+        let cap = z.output_cap(e, limits);
+        let mut grant = if e.method == 0 && !overlapping {
+            // Borrowed from the file, nothing amplified: not charged.
+            sc.budget().reserve_borrowed(0)
+        } else if e.method == 0 {
+            // Overlapping stored entries re-analyse the same bytes.
+            sc.budget().reserve_borrowed(cap)
+        } else {
+            sc.budget().reserve_inflate(cap)
+        };
+        if grant.short_by.is_some() && (e.method == 0 || grant.bytes == 0) {
+            // Stored data is borrowed whole, and nothing can be decoded
+            // into an empty grant: skip rather than read past the budget.
+            let why = grant.short_by.unwrap_or("decompression budget");
+            skipped.add(|| format!("the {why} is spent"));
+            continue;
+        }
+        let capped = aisec_archive::Limits {
+            // Stored data is borrowed, not produced: its bound is unchanged.
+            max_entry_bytes: if e.method == 0 {
+                limits.max_entry_bytes
+            } else {
+                grant.bytes
+            },
+            ..*limits
+        };
+        let read = z.read(e, &capped);
+        let over = matches!(read, Err(aisec_archive::ArchiveError::LimitExceeded { .. }));
+        let produced = match &read {
+            Ok(std::borrow::Cow::Owned(b)) => b.len() as u64,
+            // The decoder did that work before stopping: it stays spent.
+            Err(_) if over => grant.bytes,
+            _ => 0,
+        };
+        sc.budget().settle(&mut grant, produced);
+        if over {
+            if let Some(why) = grant.short_by {
+                skipped.add(|| format!("the {why} is spent"));
+                continue;
+            }
+        }
+        let bytes = match read {
             Ok(b) => b,
             Err(err) if kind == ZipKind::Keras && e.name == "config.json" => {
                 // The architecture is where a Lambda would be: not being
@@ -295,22 +457,32 @@ fn scan_zip(sc: &Scanner, z: &ZipArchive<'_>, loc: &Location, depth: u32, out: &
                 continue;
             }
             Err(err) => {
-                let rule = if matches!(err, aisec_archive::ArchiveError::LimitExceeded { .. }) {
-                    &LIMIT
+                let limit = matches!(err, aisec_archive::ArchiveError::LimitExceeded { .. });
+                let rule = if limit { &LIMIT } else { &MALFORMED };
+                let reason = if limit {
+                    budget_reason(&grant)
                 } else {
-                    &MALFORMED
+                    String::new()
                 };
-                out.push(rule.finding(member, err.to_string()));
+                out.push(rule.finding(member, format!("{err}{reason}")));
                 continue;
             }
         };
+        if let Some(policy) = &torchscript_policy {
+            if detect(&bytes, &e.name) == Format::Pickle {
+                let r = aisec_pickle::scan_pickle(&bytes, &member, policy, &sc.opts.pickle_limits);
+                out.extend(r.findings);
+                continue;
+            }
+        }
         if kind == ZipKind::Keras && e.name == "config.json" {
             let r = aisec_formats::keras::scan_keras_config(&bytes, &member);
-            leaf(r, &member, out);
+            leaf(sc, r, &member, depth + 1, out);
             continue;
         }
         scan_artifact(sc, &bytes, &member, &e.name, depth + 1, out);
     }
+    skipped.report(loc, out);
 }
 
 /// Inflates only the first 64 KiB of a compressed `.npy` member and says
@@ -360,10 +532,21 @@ fn is_torch_tar(t: &TarArchive<'_>) -> bool {
 
 fn scan_tar(sc: &Scanner, t: &TarArchive<'_>, loc: &Location, depth: u32, out: &mut Vec<Finding>) {
     let torch = is_torch_tar(t);
+    let mut skipped = Skipped::default();
     for e in t.entries() {
         if e.kind != aisec_archive::TarEntryKind::File {
             continue;
         }
+        if !sc.budget().take_entry() {
+            skipped.add(|| {
+                format!(
+                    "the per-file budget of {} entries across nested containers is spent",
+                    sc.budget().entries_total()
+                )
+            });
+            continue;
+        }
+
         let member = loc.clone().with_member(e.name.clone());
         if torch
             && matches!(
@@ -385,6 +568,7 @@ fn scan_tar(sc: &Scanner, t: &TarArchive<'_>, loc: &Location, depth: u32, out: &
         }
         scan_artifact(sc, e.data, &member, &e.name, depth + 1, out);
     }
+    skipped.report(loc, out);
 }
 
 #[cfg(test)]
@@ -492,6 +676,99 @@ mod tests {
                 .iter()
                 .any(|f| f.severity == aisec_core::Severity::Critical
                     && f.location.member.as_deref() == Some("a.npy")),
+            "{:#?}",
+            r.findings
+        );
+    }
+
+    fn zip_of(members: &[(&str, &[u8])]) -> Vec<u8> {
+        use std::io::Write;
+        let mut buf = std::io::Cursor::new(Vec::new());
+        {
+            let mut z = zip::ZipWriter::new(&mut buf);
+            let o = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored);
+            for (n, d) in members {
+                z.start_file(*n, o).unwrap();
+                z.write_all(d).unwrap();
+            }
+            z.finish().unwrap();
+        }
+        buf.into_inner()
+    }
+
+    #[test]
+    fn torchscript_archives_get_their_profile() {
+        // What torch.jit.save writes for a module holding an int list.
+        let data = b"\x80\x02c__torch__\nNet\nq\x00)\x81}q\x01X\x05\x00\x00\x00sizesq\x02ctorch.jit._pickle\nbuild_intlist\nq\x03]q\x04(K\x01K\x02e\x85Rq\x05sb.";
+        let ts = zip_of(&[
+            ("m/data.pkl", data),
+            ("m/constants.pkl", b"\x80\x02).".as_slice()),
+            (
+                "m/code/__torch__.py",
+                b"class Net(Module):\n  sizes : List[int]\n".as_slice(),
+            ),
+            ("m/version", b"3\n".as_slice()),
+        ]);
+        let r = Scanner::default().scan_bytes(&ts, "model.pt");
+        assert!(
+            r.findings
+                .iter()
+                .all(|f| f.severity < aisec_core::Severity::High),
+            "{:#?}",
+            r.findings
+        );
+        // Without code/ or constants.pkl it is an ordinary torch zip: the
+        // torch.jit helper stays denied.
+        let plain = zip_of(&[("m/data.pkl", data), ("m/version", b"3\n".as_slice())]);
+        let r = Scanner::default().scan_bytes(&plain, "model.pt");
+        assert!(r
+            .findings
+            .iter()
+            .any(|f| f.severity == aisec_core::Severity::Critical));
+        // The profile does not lift real dangers inside a TorchScript archive.
+        let evil = zip_of(&[
+            (
+                "m/data.pkl",
+                b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R.".as_slice(),
+            ),
+            ("m/code/__torch__.py", b"".as_slice()),
+        ]);
+        let r = Scanner::default().scan_bytes(&evil, "model.pt");
+        assert!(r
+            .findings
+            .iter()
+            .any(|f| f.severity == aisec_core::Severity::Critical));
+    }
+
+    #[test]
+    fn keras_torch_module_wrapper_checkpoint_is_scanned() {
+        // A torch.save zip whose data.pkl calls posix.system, base64 in the
+        // TorchModuleWrapper config (loaded with weights_only=False).
+        let ckpt = zip_of(&[(
+            "m/data.pkl",
+            b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R.".as_slice(),
+        )]);
+        let b64 = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(&ckpt)
+        };
+        let config = format!(
+            r#"{{"module":"keras","class_name":"Sequential","config":{{"layers":[{{"module":"keras.layers","class_name":"TorchModuleWrapper","config":{{"name":"t","module":"{b64}"}},"registered_name":null}}]}}}}"#
+        );
+        let keras = zip_of(&[
+            ("config.json", config.as_bytes()),
+            ("metadata.json", b"{}".as_slice()),
+        ]);
+        let r = Scanner::default().scan_bytes(&keras, "model.keras");
+        assert!(
+            r.findings
+                .iter()
+                .any(|f| f.severity == aisec_core::Severity::Critical
+                    && f.location
+                        .member
+                        .as_deref()
+                        .is_some_and(|m| m.contains("TorchModuleWrapper"))),
             "{:#?}",
             r.findings
         );

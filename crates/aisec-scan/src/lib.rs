@@ -24,10 +24,13 @@ pub mod config;
 mod container;
 pub mod detect;
 pub mod rules;
+#[cfg(unix)]
+mod sigbus;
 pub mod walk;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use aisec_core::{Finding, Location, Report, Rule};
@@ -36,6 +39,10 @@ use rayon::prelude::*;
 pub use config::{Config, ConfigError};
 pub use detect::{detect, Format};
 pub use rules::RULES;
+
+/// Default bound on standard input (was 4 GiB, which `/dev/zero` filled
+/// before the error; issue 19).
+pub const DEFAULT_MAX_STDIN: u64 = 256 << 20;
 
 /// Everything that tunes a scan.
 #[derive(Debug, Clone)]
@@ -50,7 +57,8 @@ pub struct ScanOptions {
     pub max_depth: u32,
     /// Follow symbolic links while walking directories.
     pub follow_links: bool,
-    /// Largest stdin input read, in bytes.
+    /// Largest stdin input read, in bytes (default 256 MiB: stdin must be
+    /// held in memory, unlike a mapped file; scan large files by path).
     pub max_stdin_bytes: u64,
 }
 
@@ -62,7 +70,7 @@ impl Default for ScanOptions {
             archive_limits: aisec_archive::Limits::default(),
             max_depth: 5,
             follow_links: false,
-            max_stdin_bytes: 4 << 30,
+            max_stdin_bytes: DEFAULT_MAX_STDIN,
         }
     }
 }
@@ -83,9 +91,23 @@ pub struct FileResult {
 }
 
 /// The scanner. Cheap to share across threads.
-#[derive(Debug, Clone, Default)]
+///
+/// Every top-level input gets its own [`aisec_archive::FileBudget`]
+/// (inflated bytes and entries across all its nested containers), and all
+/// inputs draw inflated buffers from one [`aisec_archive::MemoryPool`] of
+/// `archive_limits.max_total_bytes`, so `-j N` does not multiply the memory
+/// a decompression bomb can take (issue 19).
+#[derive(Debug, Clone)]
 pub struct Scanner {
-    opts: ScanOptions,
+    opts: Arc<ScanOptions>,
+    pool: Arc<aisec_archive::MemoryPool>,
+    budget: Arc<aisec_archive::FileBudget>,
+}
+
+impl Default for Scanner {
+    fn default() -> Self {
+        Scanner::new(ScanOptions::default())
+    }
 }
 
 /// Every rule any part of the scanner can report: the driver's own
@@ -103,7 +125,35 @@ pub fn all_rules() -> Vec<&'static Rule> {
 impl Scanner {
     /// A scanner with these options.
     pub fn new(opts: ScanOptions) -> Self {
-        Scanner { opts }
+        let pool = Arc::new(aisec_archive::MemoryPool::new(
+            opts.archive_limits.max_total_bytes,
+        ));
+        let budget = Arc::new(aisec_archive::FileBudget::new(
+            &opts.archive_limits,
+            pool.clone(),
+        ));
+        Scanner {
+            opts: Arc::new(opts),
+            pool,
+            budget,
+        }
+    }
+
+    /// The same scanner with a fresh budget for one top-level input.
+    fn for_one_file(&self) -> Scanner {
+        Scanner {
+            opts: self.opts.clone(),
+            pool: self.pool.clone(),
+            budget: Arc::new(aisec_archive::FileBudget::new(
+                &self.opts.archive_limits,
+                self.pool.clone(),
+            )),
+        }
+    }
+
+    /// The budget of the input being scanned.
+    pub(crate) fn budget(&self) -> &aisec_archive::FileBudget {
+        &self.budget
     }
 
     /// The options in use.
@@ -115,7 +165,8 @@ impl Scanner {
     pub fn scan_bytes(&self, data: &[u8], name: &str) -> FileResult {
         let loc = Location::path(name);
         let mut findings = Vec::new();
-        let format = container::scan_artifact(self, data, &loc, name, 0, &mut findings);
+        let sc = self.for_one_file();
+        let format = container::scan_artifact(&sc, data, &loc, name, 0, &mut findings);
         FileResult {
             path: name.to_string(),
             format,
@@ -128,11 +179,7 @@ impl Scanner {
     /// Scans one file from disk.
     pub fn scan_file(&self, path: &std::path::Path, display: &str) -> FileResult {
         match walk::Mapped::open(path) {
-            Ok(m) => {
-                let mut r = self.scan_bytes(m.bytes(), display);
-                r.bytes = m.len();
-                r
-            }
+            Ok(m) => self.scan_mapped(&m, display),
             Err(e) => FileResult {
                 path: display.to_string(),
                 format: Format::Unknown,
@@ -141,6 +188,21 @@ impl Scanner {
                 error: Some(e.to_string()),
             },
         }
+    }
+
+    /// Scans an opened file. If it changed while being scanned (a mapped
+    /// page vanished because the file was truncated, or its length moved),
+    /// the findings are discarded and the file gets an error instead.
+    pub fn scan_mapped(&self, m: &walk::Mapped, display: &str) -> FileResult {
+        let mut r = self.scan_bytes(m.bytes(), display);
+        r.bytes = m.len();
+        if let Some(why) = m.changed() {
+            r.findings.clear();
+            r.error = Some(format!(
+                "{display}: file changed while it was being scanned ({why}); not analysed"
+            ));
+        }
+        r
     }
 
     /// Scans paths (files, directories, or `-` for stdin) and returns the

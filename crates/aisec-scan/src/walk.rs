@@ -82,9 +82,15 @@ const SMALL_FILE: u64 = 256 << 10;
 pub struct Mapped {
     inner: Inner,
     len: u64,
+    file: Option<File>,
 }
 
 enum Inner {
+    /// A map and its SIGBUS registration (declared first: unregistered
+    /// before the map goes away).
+    #[cfg(unix)]
+    Map(crate::sigbus::MapGuard, memmap2::Mmap),
+    #[cfg(not(unix))]
     Map(memmap2::Mmap),
     Owned(Vec<u8>),
 }
@@ -112,25 +118,44 @@ impl Mapped {
             return Ok(Mapped {
                 len: buf.len() as u64,
                 inner: Inner::Owned(buf),
+                file: None,
             });
         }
         // SAFETY: the map is read-only and private to this process. If
         // another process truncates the file while it is mapped, reads past
-        // the new end fault; that is the accepted cost of not copying
-        // multi-gigabyte checkpoints (ripgrep makes the same trade).
-        match unsafe { memmap2::Mmap::map(&file) } {
+        // the new end fault (SIGBUS); the handler in `sigbus` turns that
+        // into zero pages and a flag, and `changed` reports it. A map that
+        // cannot be registered with the handler is not used.
+        let mapped = unsafe { memmap2::Mmap::map(&file) };
+        #[cfg(unix)]
+        let mapped = mapped.and_then(|m| match crate::sigbus::register(m.as_ptr(), m.len()) {
+            Some(g) => Ok((g, m)),
+            None => Err(io::Error::other("no SIGBUS guard")),
+        });
+        match mapped {
             Ok(m) => {
                 // Parsers jump to a few places (a zip's central directory,
                 // its pickle members); the kernel's default read-ahead would
                 // pull megabytes of tensor data around each touch.
                 // Small files keep the default: their few pages are cheaper
                 // to fault in together.
+                #[cfg(unix)]
+                let advise = |m: &(crate::sigbus::MapGuard, memmap2::Mmap)| {
+                    m.1.advise(memmap2::Advice::Random)
+                };
+                #[cfg(not(unix))]
+                let advise = |m: &memmap2::Mmap| m.advise(memmap2::Advice::Random);
                 if len >= RANDOM_ACCESS_FROM {
-                    let _ = m.advise(memmap2::Advice::Random);
+                    let _ = advise(&m);
                 }
+                #[cfg(unix)]
+                let inner = Inner::Map(m.0, m.1);
+                #[cfg(not(unix))]
+                let inner = Inner::Map(m);
                 Ok(Mapped {
-                    inner: Inner::Map(m),
+                    inner,
                     len,
+                    file: Some(file),
                 })
             }
             Err(_) => {
@@ -140,8 +165,9 @@ impl Mapped {
                     .read_to_end(&mut buf)
                     .map_err(|e| annotate(path, e))?;
                 Ok(Mapped {
+                    len: buf.len() as u64,
                     inner: Inner::Owned(buf),
-                    len,
+                    file: None,
                 })
             }
         }
@@ -150,8 +176,33 @@ impl Mapped {
     /// The bytes.
     pub fn bytes(&self) -> &[u8] {
         match &self.inner {
+            #[cfg(unix)]
+            Inner::Map(_, m) => m,
+            #[cfg(not(unix))]
             Inner::Map(m) => m,
             Inner::Owned(v) => v,
+        }
+    }
+
+    /// Why the bytes can no longer be trusted, if the file changed under
+    /// the map: a read faulted (truncation), or its length differs now.
+    /// Files read into memory never change.
+    pub fn changed(&self) -> Option<String> {
+        #[cfg(unix)]
+        if let Inner::Map(g, _) = &self.inner {
+            if g.faulted() {
+                return Some("it was truncated under the memory map".into());
+            }
+        }
+        let file = self.file.as_ref()?;
+        match file.metadata() {
+            Ok(m) if m.len() == self.len => None,
+            Ok(m) => Some(format!(
+                "its length went from {} to {} bytes",
+                self.len,
+                m.len()
+            )),
+            Err(e) => Some(format!("it could not be checked again: {e}")),
         }
     }
 
@@ -168,20 +219,55 @@ impl Mapped {
 
 /// Reads standard input, refusing more than `max` bytes.
 pub fn read_stdin(max: u64) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    io::stdin().lock().take(max + 1).read_to_end(&mut buf)?;
-    if buf.len() as u64 > max {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("standard input is larger than the {max}-byte limit"),
-        ));
+    read_bounded(io::stdin().lock(), max, "standard input")
+}
+
+/// Reads `r` in 1 MiB chunks, stopping with an error as soon as more than
+/// `max` bytes arrive: an endless source (`/dev/zero`) costs `max` bytes
+/// and the time to read them, never more.
+pub fn read_bounded(mut r: impl Read, max: u64, what: &str) -> io::Result<Vec<u8>> {
+    const CHUNK: usize = 1 << 20;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; CHUNK];
+    loop {
+        let n = match r.read(&mut chunk) {
+            Ok(0) => return Ok(buf),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.len() as u64 + n as u64 > max {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{what} is larger than the {max}-byte limit"),
+            ));
+        }
+        if buf.capacity() - buf.len() < n {
+            // Grow by doubling, but never past the bound.
+            let want = (buf.capacity().max(CHUNK) * 2).min(max as usize);
+            buf.reserve_exact(want.saturating_sub(buf.len()).max(n));
+        }
+        buf.extend_from_slice(&chunk[..n]);
     }
-    Ok(buf)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endless_input_stops_at_the_bound() {
+        // io::repeat never ends, like /dev/zero.
+        let e = read_bounded(io::repeat(0), 8 << 20, "standard input").unwrap_err();
+        assert!(e.to_string().contains("8388608-byte limit"), "{e}");
+        let v = read_bounded(&b"abc"[..], 3, "x").unwrap();
+        assert_eq!(v, b"abc");
+        assert!(read_bounded(&b"abcd"[..], 3, "x").is_err());
+        // Capacity never exceeds the bound (no doubling past it).
+        let v = read_bounded(io::repeat(1).take(5 << 20), 6 << 20, "x").unwrap();
+        assert_eq!(v.len(), 5 << 20);
+        assert!(v.capacity() <= 6 << 20, "{}", v.capacity());
+    }
 
     #[test]
     fn missing_path_is_a_clear_error() {
@@ -210,5 +296,41 @@ mod tests {
         let m = Mapped::open(&d.path().join("b.bin")).unwrap();
         assert_eq!(m.bytes(), b"bb");
         assert!(Mapped::open(&d.path().join("a/x.pkl")).unwrap().is_empty());
+    }
+
+    /// Issue 19: truncating a mapped file mid-scan killed the process with
+    /// SIGBUS. Now the file is flagged and the scanner reports an error for
+    /// it alone.
+    #[cfg(unix)]
+    #[test]
+    fn truncation_under_the_map_is_an_error_not_a_crash() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("big.pkl");
+        // A pickle that is large enough to be mapped.
+        let mut pk = b"\x80\x02X".to_vec();
+        let body = vec![b'a'; (SMALL_FILE as usize) * 4];
+        pk.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        pk.extend_from_slice(&body);
+        pk.extend_from_slice(b"cposix\nsystem\n.");
+        std::fs::write(&p, &pk).unwrap();
+        let m = Mapped::open(&p).unwrap();
+        assert!(matches!(m.inner, Inner::Map(..)));
+        assert!(m.changed().is_none());
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(4096)
+            .unwrap();
+        let r = crate::Scanner::default().scan_mapped(&m, "big.pkl");
+        let err = r.error.expect("an error for the truncated file");
+        assert!(err.contains("truncated under the memory map"), "{err}");
+        assert!(r.findings.is_empty());
+        // Untouched files are unaffected.
+        std::fs::write(&p, &pk).unwrap();
+        let m = Mapped::open(&p).unwrap();
+        let r = crate::Scanner::default().scan_mapped(&m, "big.pkl");
+        assert!(r.error.is_none());
+        assert!(!r.findings.is_empty());
     }
 }

@@ -46,10 +46,11 @@ pub fn quiet() -> bool {
     QUIET.load(Ordering::Relaxed)
 }
 
-/// Prints a note on stderr unless `--quiet`.
+/// Prints a note on stderr unless `--quiet`. Notes quote paths and names
+/// from the input, so control characters are shown escaped (issue 19).
 pub fn note(msg: impl std::fmt::Display) {
     if !quiet() {
-        eprintln!("{msg}");
+        eprintln!("{}", aisec_core::render::escape_terminal(&msg.to_string()));
     }
 }
 

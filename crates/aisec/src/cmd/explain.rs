@@ -586,6 +586,7 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<i32> {
         &now_pred,
         labels.as_deref(),
         ious.as_deref(),
+        trigger.as_deref(),
         shown_method,
         &name,
     )?;
@@ -632,12 +633,27 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<i32> {
     report
         .data
         .insert("explain".into(), serde_json::Value::Object(data));
+    // Models that look token ids up in an embedding table (ONNX Gather)
+    // have no gradient with respect to the ids: say so rather than show
+    // blank pictures.
+    if method.needs_gradients()
+        && clean.is_none()
+        && outcome.attributions.data.iter().all(|&v| v == 0.0)
+        && x.data.iter().all(|v| v.fract() == 0.0)
+    {
+        report.error(
+            name.clone(),
+            "every gradient attribution is zero and the inputs are whole numbers: the model \
+             probably looks token ids up in an embedding table, which has no input gradient; \
+             use --method occlusion or kernelshap with a padding token as --occlusion-value / background",
+        );
+    }
     report.finish();
     eprintln!(
         "aisec explain: {} on {} examples -> {}",
         shown_method,
         x.batch(),
-        a.out.join("index.html").display()
+        aisec_core::render::escape_terminal(&a.out.join("index.html").display().to_string())
     );
     emit(&report, &a.output)
 }
@@ -655,6 +671,7 @@ fn write_outputs(
     predicted: &[usize],
     labels: Option<&[usize]>,
     ious: Option<&[f32]>,
+    trigger: Option<&[bool]>,
     method: &str,
     model_name: &str,
 ) -> anyhow::Result<()> {
@@ -708,6 +725,7 @@ fn write_outputs(
                     predicted: predicted[i],
                     truth,
                     target: targets[i],
+                    outline: trigger.map(|t| t.to_vec()),
                 },
             )?;
             f

@@ -1,6 +1,7 @@
 //! End-to-end runs of `aisec explain` on the bundled digits models.
 
 use std::path::Path;
+use std::process::Command;
 
 use crate::util::{aisec, fixture};
 
@@ -185,4 +186,151 @@ fn trigger_iou_is_reported_and_bad_options_are_clear_errors() {
     .run();
     o.expect_code(2);
     assert!(o.stderr.contains("needs gradients"));
+}
+
+/// A KServe v2 server on loopback for a linear model `z = [x . w, 0]` with
+/// 3 features; it answers every request on every connection until the
+/// test process ends.
+fn kserve_linear(w: [f32; 3]) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { return };
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut s = s;
+                loop {
+                    let mut len = 0usize;
+                    let mut any = false;
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" && any {
+                            break;
+                        }
+                        any = true;
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0u8; len];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let req: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    let data: Vec<f32> = req["inputs"][0]["data"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_f64().unwrap() as f32)
+                        .collect();
+                    let out: Vec<f32> = data
+                        .chunks(3)
+                        .flat_map(|x| [x[0] * w[0] + x[1] * w[1] + x[2] * w[2], 0.0])
+                        .collect();
+                    let n = out.len() / 2;
+                    let resp = serde_json::json!({"outputs": [{"name": "logits", "shape": [n, 2],
+                        "datatype": "FP32", "data": out}]})
+                    .to_string();
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        resp.len()
+                    );
+                    if s.write_all(head.as_bytes())
+                        .and_then(|_| s.write_all(resp.as_bytes()))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn perturbation_methods_explain_a_kserve_model_through_queries() {
+    let w = [1.5f32, -2.0, 0.5];
+    let url = kserve_linear(w);
+    let d = tempfile::tempdir().unwrap();
+    let x = d.path().join("x.npy");
+    let bg = d.path().join("bg.npy");
+    write_npy(&x, &[2, 3], &[1.0, 2.0, 3.0, -1.0, 0.5, 0.0]);
+    write_npy(&bg, &[2, 3], &[0.0, 0.0, 0.0, 1.0, 1.0, 1.0]);
+    let out = d.path().join("remote");
+    let o = Command::new(env!("CARGO_BIN_EXE_aisec"))
+        .args([
+            "explain",
+            "--url",
+            &url,
+            "--input-shape",
+            "3",
+            "--classes",
+            "2",
+        ])
+        .args(["--method", "exact-shapley", "--target", "0", "--data"])
+        .arg(&x)
+        .arg("--background")
+        .arg(&bg)
+        .arg("--out")
+        .arg(&out)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Shapley values of a linear model: w * (x - mean background), mean 0.5.
+    let j = doc(&out);
+    let ex = j["examples"].as_array().unwrap();
+    for (i, xi) in [[1.0f32, 2.0, 3.0], [-1.0, 0.5, 0.0]].iter().enumerate() {
+        let a = ex[i]["attributions"].as_array().unwrap();
+        for k in 0..3 {
+            let want = w[k] * (xi[k] - 0.5);
+            assert!(
+                (a[k].as_f64().unwrap() as f32 - want).abs() < 1e-4,
+                "{i} {k}: {a:?}"
+            );
+        }
+    }
+}
+
+/// Writes a little-endian f32 `.npy`.
+fn write_npy(p: &Path, shape: &[usize], v: &[f32]) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let mut h = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}",
+        dims.join(", ")
+    );
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut b = b"\x93NUMPY\x01\x00".to_vec();
+    b.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    b.extend_from_slice(h.as_bytes());
+    for x in v {
+        b.extend_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(p, b).unwrap();
+}
+
+#[test]
+fn gradients_of_a_token_id_model_are_flagged_not_drawn_blank() {
+    let d = tempfile::tempdir().unwrap();
+    let (code, v, err) = explain("text_cnn", &d.path().join("t"), &["--method", "saliency"]);
+    assert_eq!(code, Some(0), "{err}");
+    let msg = v["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("token ids"), "{v}");
+    let (code, v, err) = explain("text_cnn", &d.path().join("o"), &["--method", "occlusion"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(v["errors"].as_array().unwrap().is_empty(), "{v}");
 }

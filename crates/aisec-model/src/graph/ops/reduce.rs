@@ -318,6 +318,7 @@ impl Op for ArgExtreme {
         }
         let outer: usize = s[..ax].iter().product();
         let inner: usize = s[ax + 1..].iter().product();
+        cx.alloc(&[outer, inner])?;
         let v = x.as_f64();
         let mut out = Vec::with_capacity(outer * inner);
         for o in 0..outer {
