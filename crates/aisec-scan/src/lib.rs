@@ -252,11 +252,24 @@ impl Scanner {
             })
             .collect();
         let mut formats = serde_json::Map::new();
+        // Files no parser recognised and nothing flagged: read, but not
+        // scanned. Named (the first MAX_NAMED) and counted, so a run that
+        // read nothing it understands does not look clean.
+        const MAX_NAMED: usize = 200;
+        let (mut skipped, mut skipped_names, mut scanned) = (0u64, Vec::new(), 0u64);
         for r in results {
             report.summary.items += 1;
             if let Some(e) = r.error {
                 report.error(r.path, e);
                 continue;
+            }
+            if r.format == Format::Unknown && r.findings.is_empty() {
+                skipped += 1;
+                if skipped_names.len() < MAX_NAMED {
+                    skipped_names.push(serde_json::json!(r.path));
+                }
+            } else {
+                scanned += 1;
             }
             let n = formats
                 .entry(r.format.name().to_string())
@@ -269,6 +282,17 @@ impl Scanner {
         report
             .data
             .insert("formats".into(), serde_json::Value::Object(formats));
+        report
+            .data
+            .insert("scanned".into(), serde_json::json!(scanned));
+        report.data.insert(
+            "skipped".into(),
+            serde_json::json!({
+                "count": skipped,
+                "reason": "not a model format aisec reads (unsupported or not a model)",
+                "files": skipped_names,
+            }),
+        );
         report.finish();
         report
     }

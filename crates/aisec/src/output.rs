@@ -42,6 +42,13 @@ fn parse_format(s: &str) -> Result<Format, String> {
 
 /// Renders `report` as asked and returns the process exit code.
 pub fn emit(report: &Report, args: &OutputArgs) -> anyhow::Result<i32> {
+    emit_with_tail(report, args, "")
+}
+
+/// [`emit`], with `tail` (a command's own text section, such as the
+/// evasion curve) appended to text output; other formats carry the same
+/// numbers in the report's data.
+pub fn emit_with_tail(report: &Report, args: &OutputArgs, tail: &str) -> anyhow::Result<i32> {
     let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
     let color = match args.color.as_str() {
         "always" => true,
@@ -49,13 +56,23 @@ pub fn emit(report: &Report, args: &OutputArgs) -> anyhow::Result<i32> {
         _ => to_terminal && std::env::var_os("NO_COLOR").is_none(),
     };
     let text = match args.format {
-        Format::Text => render::text(
-            report,
-            TextOptions {
-                color,
-                min_severity: args.min_severity,
-            },
-        ),
+        Format::Text => {
+            let mut t = render::text(
+                report,
+                TextOptions {
+                    color,
+                    min_severity: args.min_severity,
+                },
+            );
+            if !tail.is_empty() {
+                if !t.ends_with('\n') {
+                    t.push('\n');
+                }
+                t.push('\n');
+                t.push_str(tail);
+            }
+            t
+        }
         other => {
             let mut s = render::render(report, other);
             if !s.ends_with('\n') {

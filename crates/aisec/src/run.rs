@@ -26,7 +26,7 @@ use aisec_core::run::{Cancel, NoProgress, Progress, RunContext};
 use aisec_core::Report;
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
-use crate::output::{emit, OutputArgs};
+use crate::output::{emit_with_tail, OutputArgs};
 
 /// Exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
 pub const INTERRUPTED: i32 = 130;
@@ -115,7 +115,12 @@ pub fn mark_incomplete(report: &mut Report, why: &str) {
 /// e.g. every probe attempt failed) exits 2; one that says
 /// `"incomplete": true` (work that handles Ctrl-C itself, like the async
 /// probe harness) or a raised Ctrl-C flag exits 130.
-pub fn finish(mut report: Report, out: &OutputArgs) -> anyhow::Result<i32> {
+pub fn finish(report: Report, out: &OutputArgs) -> anyhow::Result<i32> {
+    finish_with_tail(report, out, "")
+}
+
+/// [`finish`], with a command's own section appended to text output.
+pub fn finish_with_tail(mut report: Report, out: &OutputArgs, tail: &str) -> anyhow::Result<i32> {
     let flag = |k: &str| report.data.get(k) == Some(&serde_json::Value::Bool(true));
     let stopped = interrupted() || flag("incomplete");
     if stopped {
@@ -125,7 +130,7 @@ pub fn finish(mut report: Report, out: &OutputArgs) -> anyhow::Result<i32> {
         );
     }
     report.finish();
-    let code = emit(&report, out)?;
+    let code = emit_with_tail(&report, out, tail)?;
     let failed = report.data.get("failed") == Some(&serde_json::Value::Bool(true));
     Ok(if stopped {
         INTERRUPTED

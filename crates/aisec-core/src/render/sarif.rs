@@ -246,10 +246,30 @@ pub struct Invocation {
 /// A notification (§3.58).
 #[derive(Debug, Clone, Serialize)]
 pub struct Notification {
-    /// `error`.
+    /// `error` (the report's errors) or `note` (files skipped).
     pub level: &'static str,
     /// `subject: message`.
     pub message: Message,
+}
+
+/// Informational notifications a command put in its data (`data.skipped`:
+/// files it read but could not scan, by name), at level `note`.
+fn notes(report: &Report) -> impl Iterator<Item = Notification> + '_ {
+    let skipped = report.data.get("skipped");
+    let reason = skipped
+        .and_then(|s| s["reason"].as_str())
+        .unwrap_or("skipped");
+    skipped
+        .and_then(|s| s["files"].as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.as_str())
+        .map(move |f| Notification {
+            level: "note",
+            message: Message {
+                text: format!("{f}: skipped, {reason}"),
+            },
+        })
 }
 
 /// Percent-encodes a path into a SARIF artifact URI. Relative paths stay
@@ -412,6 +432,7 @@ pub fn sarif(report: &Report) -> SarifLog {
                 text: format!("{}: {}", e.subject, e.message),
             },
         })
+        .chain(notes(report))
         .collect();
     SarifLog {
         schema: SCHEMA,

@@ -406,7 +406,38 @@ fn evasion(a: EvasionArgs) -> anyhow::Result<i32> {
             .save_examples(p)
             .with_context(|| format!("cannot save {}", p.display()))?;
     }
-    crate::run::finish(report, &a.output)
+    crate::run::finish_with_tail(report, &a.output, &curve_text(&result))
+}
+
+/// The accuracy-versus-budget curve as a text table, each point with the
+/// attack that measured it (empty without `--curve`).
+fn curve_text(r: &EvasionReport) -> String {
+    if r.curve.is_empty() {
+        return String::new();
+    }
+    let mut s = format!(
+        "Robust accuracy versus budget ({} norm, attack {}):\n  {:>10}  {:>8}  {:>9}  attack (method)\n",
+        match r.norm {
+            Norm::Linf => "L-inf",
+            Norm::L2 => "L2",
+        },
+        r.curve_attack.as_deref().unwrap_or("?"),
+        "eps",
+        "accuracy",
+        "examples"
+    );
+    for p in &r.curve {
+        let bar = "#".repeat((p.robust_accuracy * 30.0).round().clamp(0.0, 30.0) as usize);
+        s.push_str(&format!(
+            "  {:>10.4}  {:>7.1}%  {:>9}  {} ({})  {bar}\n",
+            p.eps,
+            100.0 * p.robust_accuracy,
+            p.evaluated,
+            p.attack,
+            p.method
+        ));
+    }
+    s
 }
 
 /// The context attack commands run in (see [`crate::run`]): a progress

@@ -104,11 +104,89 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         pb.finish_and_clear();
     }
     let unreadable = !report.errors.is_empty();
-    let code = crate::run::finish(report, &args.output)?;
+    let scanned = report.data.get("scanned").and_then(|v| v.as_u64());
+    let mut report = report;
+    // Nothing aisec can read was found: not a clean result.
+    if scanned == Some(0) && report.findings.is_empty() && !unreadable {
+        let n = report.summary.items;
+        report
+            .data
+            .insert("failed".into(), serde_json::Value::Bool(true));
+        report
+            .data
+            .insert("outcome".into(), serde_json::json!("nothing-scannable"));
+        report.error(
+            "scan",
+            format!(
+                "nothing scannable: none of the {n} file(s) is a model format aisec reads (see skipped)"
+            ),
+        );
+    }
+    let tail = file_summary(&report);
+    let code = crate::run::finish_with_tail(report, &args.output, &tail)?;
     // Inputs that could not be read make the run an error (2) unless
     // findings already fail it.
     if code == 0 && unreadable {
         return Ok(crate::run::FAILED);
     }
     Ok(code)
+}
+
+/// The end-of-run summary in text output: files scanned (by format),
+/// files skipped (named, the first 20), findings by severity.
+fn file_summary(report: &aisec_core::Report) -> String {
+    let scanned = report
+        .data
+        .get("scanned")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
+    let skipped = report.data.get("skipped");
+    let n_skipped = skipped.and_then(|s| s["count"].as_u64()).unwrap_or(0);
+    let mut formats: Vec<String> = report
+        .data
+        .get("formats")
+        .and_then(|f| f.as_object())
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| k.as_str() != "unknown")
+                .map(|(k, v)| format!("{} {k}", v.as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default();
+    formats.sort();
+    let mut s = format!("Files: {scanned} scanned");
+    if !formats.is_empty() {
+        s.push_str(&format!(" ({})", formats.join(", ")));
+    }
+    s.push_str(&format!(
+        ", {n_skipped} skipped, {} unreadable\n",
+        report.errors.iter().filter(|e| e.subject != "scan").count()
+    ));
+    if let Some(files) = skipped.and_then(|s| s["files"].as_array()) {
+        for f in files.iter().take(20).filter_map(|f| f.as_str()) {
+            s.push_str(&format!("  skipped {f} (not a model format aisec reads)\n"));
+        }
+        if n_skipped > 20 {
+            s.push_str(&format!(
+                "  ... and {} more (all named in --format json)\n",
+                n_skipped - 20
+            ));
+        }
+    }
+    let sev: Vec<String> = report
+        .summary
+        .by_severity
+        .iter()
+        .rev()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
+    s.push_str(&format!(
+        "Findings: {}\n",
+        if sev.is_empty() {
+            "none".to_string()
+        } else {
+            sev.join(", ")
+        }
+    ));
+    s
 }

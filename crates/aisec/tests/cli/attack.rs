@@ -217,3 +217,46 @@ fn mnist_fixtures_undefended_falls_adversarially_trained_holds() {
         "adversarially trained {robust_madry} vs undefended {robust_plain}"
     );
 }
+
+#[test]
+fn the_curve_uses_the_chosen_attack_names_it_per_point_and_shows_in_text() {
+    let base = |extra: &[&str]| {
+        aisec(&[
+            "attack",
+            "evasion",
+            &fixture("digits_mlp.onnx"),
+            "--inputs",
+            &fixture("digits_mlp.x.npy"),
+            "--labels",
+            &fixture("digits_mlp.y.npy"),
+            "--no-progress",
+            "--no-fail",
+            "--curve",
+            "0.05,0.2",
+        ])
+        .args(extra)
+        .run()
+    };
+    // Only FGSM requested: the curve is FGSM's, not PGD's.
+    let v = base(&["--attacks", "fgsm", "--format", "json"]).json();
+    let ev = &v["data"]["evasion"];
+    assert_eq!(ev["curve_attack"], "fgsm", "{ev}");
+    let pts = ev["curve"].as_array().unwrap();
+    assert_eq!(pts.len(), 2);
+    assert!(pts.iter().all(|p| p["attack"] == "fgsm"), "{pts:?}");
+    // An explicit choice wins; the text report shows the curve with it.
+    let t = base(&["--attacks", "fgsm,pgd", "--curve-attack", "fgsm"]);
+    t.expect_code(0);
+    assert!(
+        t.stdout
+            .contains("Robust accuracy versus budget (L-inf norm, attack fgsm)"),
+        "{}",
+        t.stdout
+    );
+    assert_eq!(
+        t.stdout.matches("fgsm (per-budget)").count(),
+        2,
+        "{}",
+        t.stdout
+    );
+}

@@ -1,7 +1,6 @@
 //! End-to-end runs of `aisec explain` on the bundled digits models.
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::util::{aisec, fixture};
 
@@ -192,65 +191,20 @@ fn trigger_iou_is_reported_and_bad_options_are_clear_errors() {
 /// 3 features; it answers every request on every connection until the
 /// test process ends.
 fn kserve_linear(w: [f32; 3]) -> String {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = format!("http://{}", l.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(s) = s else { return };
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                let mut s = s;
-                loop {
-                    let mut len = 0usize;
-                    let mut any = false;
-                    loop {
-                        let mut line = String::new();
-                        if r.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" && any {
-                            break;
-                        }
-                        any = true;
-                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                            len = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    let mut body = vec![0u8; len];
-                    if r.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    let req: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                    let data: Vec<f32> = req["inputs"][0]["data"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|v| v.as_f64().unwrap() as f32)
-                        .collect();
-                    let out: Vec<f32> = data
-                        .chunks(3)
-                        .flat_map(|x| [x[0] * w[0] + x[1] * w[1] + x[2] * w[2], 0.0])
-                        .collect();
-                    let n = out.len() / 2;
-                    let resp = serde_json::json!({"outputs": [{"name": "logits", "shape": [n, 2],
-                        "datatype": "FP32", "data": out}]})
-                    .to_string();
-                    let head = format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                        resp.len()
-                    );
-                    if s.write_all(head.as_bytes())
-                        .and_then(|_| s.write_all(resp.as_bytes()))
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
+    // The shared loopback KServe v2 server (aisec-model test_support).
+    let server = aisec_model::test_support::serve(move |req| {
+        let Some(x) = &req.input else {
+            return aisec_model::test_support::Reply::raw(400, "{}");
+        };
+        let out: Vec<f32> = x
+            .data
+            .chunks(3)
+            .flat_map(|x| [x[0] * w[0] + x[1] * w[1] + x[2] * w[2], 0.0])
+            .collect();
+        let z = aisec_model::Tensor::new(vec![out.len() / 2, 2], out).unwrap();
+        aisec_model::test_support::Reply::logits(&z)
     });
-    addr
+    server.url
 }
 
 #[test]

@@ -180,15 +180,18 @@ fn sparse_ten_gigabyte_file_ends_quickly_without_reading_it() {
     f.set_len(10 << 30).unwrap();
     drop(f);
     let out = aisec(&["scan", p.to_str().unwrap(), "--format", "json"]);
+    // Zeros are no model format: read quickly, named as skipped, and the
+    // run says it found nothing scannable (exit 2) instead of "clean".
     assert_eq!(
         out.status.code(),
-        Some(0),
+        Some(2),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let r = json(&out);
     assert_eq!(r["summary"]["items"], 1);
     assert_eq!(r["summary"]["bytes"], 10u64 << 30);
+    assert_eq!(r["data"]["outcome"], "nothing-scannable");
 }
 
 fn zip_of(name: &str, bytes: &[u8]) -> Vec<u8> {
@@ -373,4 +376,54 @@ fn crafted_names_in_errors_are_escaped() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains('\x1b'), "{stderr:?}");
     assert!(stderr.contains(r"\x1b["), "{stderr}");
+}
+
+#[test]
+fn files_it_cannot_read_are_named_and_nothing_scannable_is_not_clean() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("notes.txt"), "just text\n").unwrap();
+    // Pseudo-random bytes: no format aisec reads.
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    let blob: Vec<u8> = (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    std::fs::write(d.path().join("blob.bin"), &blob).unwrap();
+    let dir = d.path().to_str().unwrap();
+    // Today's main: "2 item(s), 0 finding(s)", exit 0.
+    let out = aisec(&["scan", dir, "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let r = json(&out);
+    assert_eq!(r["data"]["outcome"], "nothing-scannable", "{}", r["data"]);
+    assert_eq!(r["data"]["skipped"]["count"], 2);
+    let names = r["data"]["skipped"]["files"].to_string();
+    assert!(
+        names.contains("notes.txt") && names.contains("blob.bin"),
+        "{names}"
+    );
+    // SARIF: each skipped file is a notification (level note).
+    let out = aisec(&["scan", dir, "--format", "sarif"]);
+    let s = json(&out);
+    let notes = s["runs"][0]["invocations"][0]["toolExecutionNotifications"].to_string();
+    assert!(notes.contains("blob.bin: skipped"), "{notes}");
+    assert!(notes.contains("\"note\""), "{notes}");
+    // With a model beside them: scanned, and the text summary names the rest.
+    let p = d.path().join("m.pkl");
+    std::fs::write(&p, b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R.").unwrap();
+    let out = aisec(&["scan", dir]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Files: 1 scanned (1 pickle), 2 skipped"),
+        "{text}"
+    );
+    assert!(
+        text.contains("skipped ") && text.contains("notes.txt"),
+        "{text}"
+    );
+    assert!(text.contains("Findings: 1 critical"), "{text}");
 }
