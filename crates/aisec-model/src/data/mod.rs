@@ -252,9 +252,45 @@ impl Preprocess {
     }
 }
 
+/// Largest value accepted as a class index when labels are read from a
+/// float array (`.npy`, IDX): far above any real class count, low enough
+/// that a stray pixel value or garbage is an error rather than an index.
+pub const MAX_LABEL: f64 = 1e9;
+
+/// Class indices from the values of a label array, with one rule for every
+/// reader: a label is a non-negative whole number below [`MAX_LABEL`].
+pub fn labels_from_values<T: Copy + Into<f64>>(values: &[T]) -> Result<Vec<usize>, ModelError> {
+    values
+        .iter()
+        .map(|&v| {
+            let v: f64 = v.into();
+            if v >= 0.0 && v.fract() == 0.0 && v < MAX_LABEL {
+                Ok(v as usize)
+            } else {
+                Err(ModelError::Invalid(format!(
+                    "label {v} is not a class index"
+                )))
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_label_rule_for_every_reader() {
+        assert_eq!(
+            labels_from_values(&[0.0f32, 3.0, 9.0]).unwrap(),
+            vec![0, 3, 9]
+        );
+        assert_eq!(labels_from_values(&[2.0f64]).unwrap(), vec![2]);
+        for bad in [-1.0f64, 0.5, f64::NAN, f64::INFINITY, 1e12] {
+            let e = labels_from_values(&[bad]).unwrap_err().to_string();
+            assert!(e.contains("not a class index"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn batches_cover_the_data() {

@@ -37,18 +37,7 @@ impl NpyArray {
     }
     /// The values as non-negative integers (labels); fails on anything else.
     pub fn to_labels(&self) -> Result<Vec<usize>, ModelError> {
-        self.values
-            .iter()
-            .map(|&v| {
-                if v >= 0.0 && v.fract() == 0.0 && v < 1e15 {
-                    Ok(v as usize)
-                } else {
-                    Err(ModelError::Invalid(format!(
-                        "label {v} is not a class index"
-                    )))
-                }
-            })
-            .collect()
+        super::labels_from_values(&self.values)
     }
 }
 

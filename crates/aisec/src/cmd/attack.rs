@@ -187,16 +187,8 @@ pub(crate) fn load_labels(path: &Path) -> anyhow::Result<Vec<usize>> {
                 path.display()
             )
         })?;
-        t.data
-            .iter()
-            .map(|&v| {
-                if v >= 0.0 && v.fract() == 0.0 {
-                    Ok(v as usize)
-                } else {
-                    bail!("label {v} is not a class index")
-                }
-            })
-            .collect()
+        Ok(aisec_model::data::labels_from_values(&t.data)
+            .with_context(|| format!("labels {}", path.display()))?)
     }
 }
 

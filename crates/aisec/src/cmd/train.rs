@@ -149,19 +149,6 @@ fn read_tensor(path: &Path) -> anyhow::Result<Tensor> {
     }
 }
 
-fn to_labels(t: &Tensor, what: &Path) -> anyhow::Result<Vec<usize>> {
-    t.data
-        .iter()
-        .map(|&v| {
-            if v >= 0.0 && v.fract() == 0.0 && v < 1e9 {
-                Ok(v as usize)
-            } else {
-                bail!("{}: label {v} is not a class index", what.display())
-            }
-        })
-        .collect()
-}
-
 /// Loads a data set in any format the substrate reads, shaped for `input`.
 fn load_data(
     path: &Path,
@@ -216,7 +203,7 @@ fn load_data(
                 path.display()
             )
         })?;
-        let y = to_labels(&read_tensor(lp)?, lp)?;
+        let y = crate::cmd::attack::load_labels(lp)?;
         Dataset::new(x, y)?
     };
     let n = d.len();
