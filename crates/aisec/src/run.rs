@@ -48,10 +48,18 @@ pub fn quiet() -> bool {
 
 /// Prints a note on stderr unless `--quiet`. Notes quote paths and names
 /// from the input, so control characters are shown escaped (issue 19).
+/// Trailing newlines are the note's own layout and stay real line breaks;
+/// a newline inside it (from a quoted name) is shown escaped.
 pub fn note(msg: impl std::fmt::Display) {
     if !quiet() {
-        eprintln!("{}", aisec_core::render::escape_terminal(&msg.to_string()));
+        eprintln!("{}", note_text(&msg.to_string()));
     }
+}
+
+fn note_text(msg: &str) -> String {
+    let body = msg.trim_end_matches('\n');
+    let breaks = &msg[body.len()..];
+    format!("{}{breaks}", aisec_core::render::escape_terminal(body))
 }
 
 /// The process-wide cancel flag. The first call installs the Ctrl-C
@@ -239,6 +247,15 @@ impl Progress for Bar {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn notes_keep_their_trailing_line_breaks_and_escape_the_rest() {
+        assert_eq!(super::note_text("wrote 3 files.\n"), "wrote 3 files.\n");
+        assert_eq!(
+            super::note_text("to /tmp/a\nb\u{1b}[2J.\n"),
+            "to /tmp/a\\nb\\x1b[2J.\n"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -122,4 +122,6 @@ fn quiet_leaves_only_the_report() {
         .arg(dir.join("samples2"))
         .run();
     assert!(r.stderr.contains("aisec demo:"), "{}", r.stderr);
+    // The narration's own line breaks are real, not shown escaped.
+    assert!(!r.stderr.contains("\\n"), "{}", r.stderr);
 }
