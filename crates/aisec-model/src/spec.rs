@@ -43,8 +43,11 @@ use crate::onnx_model::OnnxModel;
 pub(crate) const SPEC_OPSET: i64 = 13;
 const MAX_LAYERS: usize = 256;
 
-/// An architecture: per-example input shape and a stack of layers.
+/// An architecture: per-example input shape and a stack of layers. Unknown
+/// keys are errors (a misspelt `padding` must not silently train another
+/// network), as in the scan and guard config files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ArchSpec {
     /// Shape of one example, e.g. `[64]` or `[1, 28, 28]`.
     pub input: Vec<usize>,
@@ -58,7 +61,7 @@ fn one() -> usize {
 
 /// One layer of an [`ArchSpec`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum LayerSpec {
     /// Fully connected layer on `[batch, features]` (weight `[units, in]`).
     Dense {
@@ -699,6 +702,20 @@ impl OnnxModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_spec_keys_are_errors() {
+        let ok = r#"{"input": [4], "layers": [{"type": "dense", "units": 2}]}"#;
+        assert!(ArchSpec::parse(ok).is_ok());
+        for bad in [
+            r#"{"input": [4], "layers": [{"type": "dense", "units": 2, "unit": 3}]}"#,
+            r#"{"input": [4], "layers": [{"type": "dense", "units": 2}], "classes": 2}"#,
+            "input = [4]\nlayer = []\nlayers = [{ type = \"relu\" }]\n",
+        ] {
+            let e = ArchSpec::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("unknown field"), "{bad}: {e}");
+        }
+    }
     use crate::classifier::{Classifier, Loss};
 
     #[test]
