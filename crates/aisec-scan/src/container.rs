@@ -30,6 +30,11 @@ pub(crate) fn scan_artifact(
     let fmt = detect(data, name);
     check_suffix(name, fmt, loc, out);
     let o = &sc.opts;
+    if matches!(fmt, Format::SavedModel | Format::GraphDef) && is_pbtxt(name) {
+        let r = aisec_formats::savedmodel::scan_saved_model_text(data, loc);
+        leaf(sc, r, loc, depth, out);
+        return fmt;
+    }
     match fmt {
         Format::Pickle => {
             let r = aisec_pickle::scan_pickle(data, loc, &o.policy, &o.pickle_limits);
@@ -125,6 +130,12 @@ pub(crate) fn scan_artifact(
         Format::Unknown => hf_auto_map(data, loc, name, out),
     }
     fmt
+}
+
+/// Text-format protobuf, by the name TensorFlow's loader goes by.
+fn is_pbtxt(name: &str) -> bool {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    base.to_ascii_lowercase().ends_with(".pbtxt")
 }
 
 /// Inflates a compressed stream within the archive limits, reports a cut

@@ -110,7 +110,15 @@ pub fn detect(data: &[u8], name: &str) -> Format {
     }
     let lower = name.to_ascii_lowercase();
     let base = lower.rsplit('/').next().unwrap_or(&lower);
-    if base.ends_with(".pb") || base.ends_with(".pbtxt") {
+    if base.ends_with(".pbtxt") {
+        // Text format: TensorFlow chooses the parser by the file name.
+        return if base == "saved_model.pbtxt" {
+            Format::SavedModel
+        } else {
+            Format::GraphDef
+        };
+    }
+    if base.ends_with(".pb") {
         if aisec_formats::savedmodel::looks_like_saved_model(data) {
             return Format::SavedModel;
         }
