@@ -1,5 +1,7 @@
 //! Tiny synthetic data and models for the unit tests: six classes of 8x8
-//! grey images, each a fixed random prototype plus noise, and a BadNets
+//! grey images, each a fixed sparse random prototype (strokes on a dark
+//! background, like digits; the bottom-right corner stays dark) plus
+//! noise, and a BadNets
 //! stamp (Gu et al. 2017: a white 2x2 patch in the bottom-right corner,
 //! all-to-one to class 0) written here so the tests do not depend on the
 //! attack crate.
@@ -20,7 +22,18 @@ pub(crate) fn synthetic(n: usize, proto_seed: u64, seed: u64) -> Dataset {
     let d = SIDE * SIDE;
     let mut pr = rand::rngs::StdRng::seed_from_u64(proto_seed);
     let protos: Vec<Vec<f32>> = (0..K)
-        .map(|_| (0..d).map(|_| pr.gen_range(0.0..0.8)).collect())
+        .map(|_| {
+            (0..d)
+                .map(|i| {
+                    let corner = i / SIDE >= SIDE - 2 && i % SIDE >= SIDE - 2;
+                    if corner || pr.gen_bool(0.6) {
+                        0.0
+                    } else {
+                        pr.gen_range(0.4..1.0)
+                    }
+                })
+                .collect()
+        })
         .collect();
     let mut r = rand::rngs::StdRng::seed_from_u64(seed);
     let mut x = Vec::with_capacity(n * K * d);
@@ -28,7 +41,7 @@ pub(crate) fn synthetic(n: usize, proto_seed: u64, seed: u64) -> Dataset {
     for i in 0..n * K {
         let c = i % K;
         for v in &protos[c] {
-            let noise: f32 = r.gen_range(-0.25..0.25);
+            let noise: f32 = r.gen_range(-0.15..0.15);
             x.push((v + noise).clamp(0.0, 1.0));
         }
         y.push(c);
@@ -95,4 +108,37 @@ pub(crate) fn asr(m: &OnnxModel, d: &Dataset) -> f32 {
     let p = m.predict(&stamped(&d.x)).unwrap();
     let idx: Vec<usize> = (0..d.len()).filter(|&i| d.y[i] != TARGET).collect();
     idx.iter().filter(|&&i| p[i] == TARGET).count() as f32 / idx.len() as f32
+}
+
+/// The Blended trigger (Chen et al. 2017): `0.7 x + 0.3 p` with a fixed
+/// random pattern `p` over the whole image.
+pub(crate) fn blend(row: &mut [f32]) {
+    let mut r = rand::rngs::StdRng::seed_from_u64(99);
+    for v in row.iter_mut() {
+        let p: f32 = r.gen_range(0.0..1.0);
+        *v = 0.7 * *v + 0.3 * p;
+    }
+}
+
+/// Poisons `rate` of `d` with the blended trigger.
+pub(crate) fn poison_blend(d: &Dataset, rate: f32, seed: u64) -> Dataset {
+    let mut x = d.x.clone();
+    let mut y = d.y.clone();
+    let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+    for (i, yi) in y.iter_mut().enumerate() {
+        if r.gen::<f32>() < rate {
+            blend(x.row_mut(i));
+            *yi = TARGET;
+        }
+    }
+    Dataset::new(x, y).unwrap()
+}
+
+/// A copy of `x` with every example blended.
+pub(crate) fn blended(x: &Tensor) -> Tensor {
+    let mut out = x.clone();
+    for i in 0..out.batch() {
+        blend(out.row_mut(i));
+    }
+    out
 }

@@ -121,3 +121,38 @@ fn bad_settings_and_inputs_are_errors() {
         Err(DefendError::Cancelled)
     ));
 }
+
+#[test]
+fn the_blend_variant_flags_a_blended_backdoor() {
+    use aisec_model::Classifier;
+    let clean = synthetic(20, 7, 1);
+    let bad = train(&poison_blend(&synthetic(100, 7, 2), 0.1, 3), 4);
+    let p = bad.predict(&blended(&clean.x)).unwrap();
+    let asr = (0..clean.len())
+        .filter(|&i| clean.y[i] != TARGET && p[i] == TARGET)
+        .count() as f32
+        / (clean.len() - 20) as f32;
+    assert!(asr > 0.9, "the blended backdoor did not take: {asr}");
+    let ins = inspect(&bad, &clean.x, Method::Blend, &quick(), None, &|_, _| {}).unwrap();
+    let nc = inspect(
+        &bad,
+        &clean.x,
+        Method::NeuralCleanse,
+        &quick(),
+        None,
+        &|_, _| {},
+    )
+    .unwrap();
+    eprintln!(
+        "blend {:?}\nnc {:?}",
+        ins.classes
+            .iter()
+            .map(|c| (c.size, c.anomaly_index))
+            .collect::<Vec<_>>(),
+        nc.classes
+            .iter()
+            .map(|c| (c.size, c.anomaly_index))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(ins.flagged, vec![TARGET]);
+}
