@@ -12,8 +12,13 @@
 //! Running the checks is the CLI's job (`aisec assess`); this crate turns
 //! their results into threat statuses and evidence.
 
+pub mod baseline;
+pub mod compliance;
+pub mod html;
 mod rules;
+pub mod state;
 pub mod status;
+pub mod svg;
 pub mod system;
 pub mod threatdragon;
 pub mod threats;
