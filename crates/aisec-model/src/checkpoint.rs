@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::classifier::{ModelError, Tensor};
 use crate::fit::{History, TrainConfig};
 use crate::onnx_model::OnnxModel;
+use crate::safetensors::{encode_f32, F32Tensor};
 use crate::spec::ArchSpec;
 use crate::train::{Trainer, TrainerState};
 
@@ -59,13 +60,6 @@ struct Meta {
     config: TrainConfig,
     history: History,
     spec: Option<ArchSpec>,
-}
-
-#[derive(Serialize)]
-struct Entry<'a> {
-    dtype: &'a str,
-    shape: &'a [usize],
-    data_offsets: [usize; 2],
 }
 
 fn bad(m: impl Into<String>) -> ModelError {
@@ -134,37 +128,11 @@ impl Checkpoint {
             spec: self.spec.clone(),
         };
         let meta = serde_json::to_string(&meta).map_err(|e| bad(e.to_string()))?;
-        let mut header = serde_json::Map::new();
-        let mut md = serde_json::Map::new();
-        md.insert(META_KEY.into(), serde_json::Value::String(meta));
-        header.insert("__metadata__".into(), serde_json::Value::Object(md));
-        let mut off = 0;
-        for (name, shape, data) in &tensors {
-            let len = data.len() * 4;
-            let e = Entry {
-                dtype: "F32",
-                shape,
-                data_offsets: [off, off + len],
-            };
-            header.insert(
-                name.clone(),
-                serde_json::to_value(e).map_err(|e| bad(e.to_string()))?,
-            );
-            off += len;
-        }
-        let mut h = serde_json::to_vec(&header).map_err(|e| bad(e.to_string()))?;
-        while h.len() % 8 != 0 {
-            h.push(b' ');
-        }
-        let mut b = Vec::with_capacity(8 + h.len() + off);
-        b.extend_from_slice(&(h.len() as u64).to_le_bytes());
-        b.extend_from_slice(&h);
-        for (_, _, data) in &tensors {
-            for v in data.iter() {
-                b.extend_from_slice(&v.to_le_bytes());
-            }
-        }
-        Ok(b)
+        let views: Vec<F32Tensor<'_>> = tensors
+            .iter()
+            .map(|(n, s, d)| (n.as_str(), *s, *d))
+            .collect();
+        encode_f32(&[(META_KEY, meta)], &views)
     }
 
     /// Writes the checkpoint atomically (temporary file, flush, rename).

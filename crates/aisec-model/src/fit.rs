@@ -411,13 +411,7 @@ pub fn train_spec(
     train: &Dataset,
     cfg: &TrainConfig,
 ) -> Result<(OnnxModel, History), ModelError> {
-    let mut m = OnnxModel::from_spec(spec, seed)?;
-    let opts = FitOptions {
-        spec: Some(spec),
-        ..FitOptions::default()
-    };
-    let h = fit(&mut m, train, cfg, opts)?;
-    Ok((m, h))
+    train_fresh(spec, seed, |m, opts| fit(m, train, cfg, opts))
 }
 
 /// Builds a spec model and distils soft targets (`[n, classes]`
@@ -429,12 +423,24 @@ pub fn train_spec_soft(
     targets: &Tensor,
     cfg: &TrainConfig,
 ) -> Result<(OnnxModel, History), ModelError> {
+    train_fresh(spec, seed, |m, opts| {
+        fit_targets(m, x, Targets::Soft(targets), cfg, opts)
+    })
+}
+
+/// A fresh spec model from `seed`, trained by `train` with the spec in
+/// its options.
+fn train_fresh<'s>(
+    spec: &'s ArchSpec,
+    seed: u64,
+    train: impl FnOnce(&mut OnnxModel, FitOptions<'s>) -> Result<History, ModelError>,
+) -> Result<(OnnxModel, History), ModelError> {
     let mut m = OnnxModel::from_spec(spec, seed)?;
     let opts = FitOptions {
         spec: Some(spec),
         ..FitOptions::default()
     };
-    let h = fit_targets(&mut m, x, Targets::Soft(targets), cfg, opts)?;
+    let h = train(&mut m, opts)?;
     Ok((m, h))
 }
 
