@@ -17,7 +17,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use crate::cmd::attack::{load_inputs, load_labels};
-pub use crate::cmd::target::{load_local, VictimArgs};
+pub use crate::cmd::target::VictimArgs;
 use crate::output::OutputArgs;
 
 /// Arguments of `aisec attack extraction`.
@@ -207,9 +207,11 @@ pub fn evaluate(
     let start = std::time::Instant::now();
     let out = run_extraction(victim, test, cfg, &ctx)?;
     ctx.progress().finish();
+    // Said on stderr (even with --quiet: the numbers mean less than asked)
+    // and, by `run`, at the end of the text report.
     for w in &out.report.warnings {
         eprintln!(
-            "warning: {}",
+            "aisec: warning: {}",
             aisec_core::render::escape_terminal(&w.to_string())
         );
     }
@@ -291,7 +293,13 @@ pub fn run(a: ExtractionArgs) -> anyhow::Result<i32> {
     if let (Some(dir), Some(m)) = (&a.save_surrogate, &out.surrogate) {
         save_surrogate(m, &cfg.surrogate, dir)?;
     }
-    crate::run::finish(report, &a.output)
+    let tail: String = out
+        .report
+        .warnings
+        .iter()
+        .map(|w| format!("warning: {w}\n"))
+        .collect();
+    crate::run::finish_with_tail(report, &a.output, &tail)
 }
 
 /// The whole 8x8 digits data set (uint8, values 0..16; CC BY 4.0, see

@@ -9,19 +9,14 @@ use aisec_model::data::Dataset;
 use anyhow::{bail, Context};
 
 use crate::cmd::attack::{load_inputs, load_labels};
-use crate::cmd::extraction::load_local;
 use crate::output::OutputArgs;
 
 /// Arguments of `aisec attack inversion`.
 #[derive(Debug, clap::Args)]
 pub struct InversionArgs {
-    /// The model: ONNX, or safetensors weights together with --spec (gradients are needed).
-    #[arg(value_name = "MODEL")]
-    pub model: PathBuf,
-
-    /// Architecture spec (JSON/TOML) when MODEL is a safetensors file.
-    #[arg(long, value_name = "FILE")]
-    pub spec: Option<PathBuf>,
+    /// The model (gradients are needed: a local file).
+    #[command(flatten)]
+    pub model: crate::cmd::target::ModelArgs,
 
     /// Classes to reconstruct, comma-separated (default: all).
     #[arg(long, value_delimiter = ',', value_name = "C,...")]
@@ -97,7 +92,7 @@ pub struct InversionArgs {
 
 /// Runs `aisec attack inversion`.
 pub fn run(a: InversionArgs) -> anyhow::Result<i32> {
-    let model = load_local(&a.model, a.spec.as_deref())?;
+    let model = a.model.load()?;
     let cost = InversionCost::parse(&a.cost).context("unknown cost")?;
     if a.lo >= a.hi {
         bail!("--lo must be below --hi");
@@ -144,7 +139,7 @@ pub fn run(a: InversionArgs) -> anyhow::Result<i32> {
     let start = std::time::Instant::now();
     let r = run_inversion(&model, &cfg, reference.as_ref(), &ctx)?;
     ctx.progress().finish();
-    let name = a.model.display().to_string();
+    let name = a.model.name();
     let mut report = Report::new("attack inversion");
     report.add_rules(aisec_attack::RULES);
     report.extend(r.findings(&name));
