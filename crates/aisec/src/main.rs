@@ -11,6 +11,7 @@
 // A binary has no public API, and printing is its job.
 #![allow(unreachable_pub, clippy::print_stdout)]
 
+mod args;
 mod cmd;
 mod data;
 mod output;

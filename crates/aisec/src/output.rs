@@ -36,6 +36,42 @@ pub struct OutputArgs {
     pub color: String,
 }
 
+/// Report options of commands that report no findings to fail on (train)
+/// or never fail on them (demo): the same `--format`, `-o` and `--color`,
+/// without `--fail-on` / `--no-fail`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    /// Report format: text, json, jsonl (JSON Lines: one finding a line, then a summary line), sarif, html or navigator (an ATLAS Navigator layer).
+    #[arg(long, short = 'f', default_value = "text", value_parser = parse_format)]
+    pub format: Format,
+
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// In text output, list only findings at or above SEVERITY (all are counted).
+    #[arg(long, value_name = "SEVERITY")]
+    pub min_severity: Option<Severity>,
+
+    /// Colour in text output: auto (only on a terminal, and not when NO_COLOR is set), always or never.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub color: String,
+}
+
+impl ReportArgs {
+    /// The same options as [`OutputArgs`] that never fail on findings.
+    pub fn to_output(&self) -> OutputArgs {
+        OutputArgs {
+            format: self.format,
+            output: self.output.clone(),
+            fail_on: Severity::Critical,
+            no_fail: true,
+            min_severity: self.min_severity,
+            color: self.color.clone(),
+        }
+    }
+}
+
 fn parse_format(s: &str) -> Result<Format, String> {
     s.parse()
 }

@@ -7,7 +7,7 @@ use aisec_core::Report;
 use aisec_model::data::images::ImageOptions;
 use aisec_model::data::normalize::Normalized;
 use aisec_model::data::stream::{open_source, DataSource};
-use aisec_model::data::{Dataset, Preprocess};
+use aisec_model::data::Dataset;
 use aisec_model::{Classifier, Differentiable, OnnxModel, Tensor};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -52,33 +52,11 @@ pub struct EvasionArgs {
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
 
-    /// Multiply inputs by this factor after loading (e.g. 0.00392156862745098 for 0-255 images).
-    #[arg(long, value_name = "F", conflicts_with = "value_range")]
-    pub scale: Option<f32>,
+    #[command(flatten)]
+    pub prep: crate::args::PreprocessArgs,
 
-    /// Range of the stored values, mapped linearly onto [--lo, --hi] (e.g. 0,255). Image folders default to 0,255.
-    #[arg(long, value_name = "LO,HI", value_delimiter = ',')]
-    pub value_range: Vec<f32>,
-
-    /// Arrays are channels-last [n,h,w,c]: reorder to [n,c,h,w].
-    #[arg(long)]
-    pub channels_last: bool,
-
-    /// Swap the first and third channel (stored BGR, model wants RGB, or the reverse).
-    #[arg(long)]
-    pub bgr: bool,
-
-    /// Resize array inputs to HxW (bilinear), e.g. 32x32.
-    #[arg(long, value_name = "HxW")]
-    pub resize: Option<String>,
-
-    /// Per-channel mean the model expects its input normalised with, comma-separated; applied inside the model, so --eps, --lo and --hi stay in pixel space.
-    #[arg(long, value_delimiter = ',', value_name = "M,...")]
-    pub mean: Vec<f32>,
-
-    /// Per-channel standard deviation for that normalisation.
-    #[arg(long, value_delimiter = ',', value_name = "S,...")]
-    pub std: Vec<f32>,
+    #[command(flatten)]
+    pub norm_args: crate::args::NormalizeArgs,
 
     /// Attacks, comma-separated: fgsm, bim, pgd, cw-l2, deepfool, apgd-ce, apgd-dlr, apgd-t, fab-t, square, hop-skip-jump, autoattack.
     #[arg(long, default_value = "pgd", value_delimiter = ',')]
@@ -96,13 +74,8 @@ pub struct EvasionArgs {
     #[arg(long, default_value_t = 40)]
     pub steps: usize,
 
-    /// Lowest valid input value (inputs below it are an error).
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub lo: f32,
-
-    /// Highest valid input value (inputs above it are an error: rescale them with --scale).
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    pub hi: f32,
+    #[command(flatten)]
+    pub range: crate::args::InputRange,
 
     /// Target class for targeted attacks.
     #[arg(long)]
@@ -201,40 +174,6 @@ fn is_npy(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn parse_hw(s: &str) -> anyhow::Result<(usize, usize)> {
-    let (h, w) = s
-        .split_once(['x', 'X'])
-        .with_context(|| format!("--resize '{s}': expected HxW, e.g. 32x32"))?;
-    let (h, w): (usize, usize) = (h.trim().parse()?, w.trim().parse()?);
-    if h == 0 || w == 0 || h > 16_384 || w > 16_384 {
-        bail!("--resize '{s}': sizes must be 1..16384");
-    }
-    Ok((h, w))
-}
-
-/// The preprocessing the flags declare (without mean/std, which the model
-/// absorbs), and whether the inputs are an image folder.
-fn preprocess(a: &EvasionArgs) -> anyhow::Result<Preprocess> {
-    let folder = a.inputs.is_dir();
-    if !a.value_range.is_empty() && a.value_range.len() != 2 {
-        bail!("--value-range takes two numbers, LO,HI");
-    }
-    let mut p = match (&a.value_range[..], a.scale) {
-        ([lo, hi], _) => Preprocess::value_range((*lo, *hi), (a.lo, a.hi))?,
-        (_, Some(s)) => Preprocess {
-            scale: s,
-            ..Preprocess::default()
-        },
-        // Decoded images hold 0..=255.
-        _ if folder => Preprocess::value_range((0.0, 255.0), (a.lo, a.hi))?,
-        _ => Preprocess::default(),
-    };
-    p.to_channels_first = a.channels_last;
-    p.swap_rb = a.bgr;
-    p.resize = a.resize.as_deref().map(parse_hw).transpose()?;
-    Ok(p)
-}
-
 /// Streams the inputs batch by batch (reading only the first `--limit`
 /// examples), preprocessing each batch, with a progress bar.
 fn load_data(a: &EvasionArgs, model: &OnnxModel, show: bool) -> anyhow::Result<Dataset> {
@@ -271,7 +210,7 @@ fn load_data(a: &EvasionArgs, model: &OnnxModel, show: bool) -> anyhow::Result<D
     let mut ex_shape: Vec<usize> = vec![];
     let batches = src
         .batches(a.batch_size.clamp(1, 4096))
-        .preprocess(preprocess(a)?)
+        .preprocess(a.prep.preprocess(&a.range, a.inputs.is_dir())?)
         .on_progress(|done, _| {
             if let Some(pb) = &pb {
                 pb.set_position(done.min(limit) as u64);
@@ -316,15 +255,13 @@ fn config(a: &EvasionArgs) -> anyhow::Result<EvasionConfig> {
     if !(a.eps >= 0.0 && a.eps.is_finite()) {
         bail!("--eps must be a non-negative number");
     }
-    if a.lo >= a.hi {
-        bail!("--lo must be below --hi");
-    }
+    a.range.check()?;
     let mut cfg = EvasionConfig {
         attacks,
         norm,
         eps: a.eps,
-        lo: a.lo,
-        hi: a.hi,
+        lo: a.range.lo,
+        hi: a.range.hi,
         target: a.target,
         seed: a.seed,
         batch_size: a.batch_size.max(1),
@@ -377,13 +314,19 @@ fn evasion(a: EvasionArgs) -> anyhow::Result<i32> {
     let model = a.model.load()?;
     let show = crate::run::show_progress(a.no_progress);
     let data = load_data(&a, &model, show)?;
-    check_inputs(&data.x, "inputs", a.lo, a.hi, Fix::ScaleOrValueRange)?;
+    check_inputs(
+        &data.x,
+        "inputs",
+        a.range.lo,
+        a.range.hi,
+        Fix::ScaleOrValueRange,
+    )?;
     check_labels(&data.y, model.num_classes(), "labels")?;
     let name = a.model.name();
-    let (report, result) = if a.mean.is_empty() && a.std.is_empty() {
+    let (report, result) = if !a.norm_args.is_set() {
         evaluate(&model, &data.x, &data.y, &cfg, &name, show)?
     } else {
-        let m = Normalized::new(model, a.mean.clone(), a.std.clone())
+        let m = Normalized::new(model, a.norm_args.mean.clone(), a.norm_args.std.clone())
             .context("--mean/--std do not fit the model")?;
         evaluate(&m, &data.x, &data.y, &cfg, &name, show)?
     };

@@ -20,7 +20,7 @@ use aisec_model::{OnnxModel, Tensor};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::output::OutputArgs;
+use crate::output::ReportArgs;
 
 /// Arguments of `aisec train`.
 #[derive(Debug, clap::Args)]
@@ -126,7 +126,7 @@ pub struct TrainArgs {
     pub no_progress: bool,
 
     #[command(flatten)]
-    pub output: OutputArgs,
+    pub output: ReportArgs,
 }
 
 fn magic(path: &Path) -> [u8; 6] {
@@ -650,5 +650,5 @@ fn summarize(
             },
         );
     }
-    crate::run::finish(report, &a.output)
+    crate::run::finish(report, &a.output.to_output())
 }

@@ -194,8 +194,8 @@ fn jsonl_is_one_finding_a_line_and_a_summary() {
     let samples = d.path().join("s");
     aisec(&["demo", "--only", "scan", "--keep"])
         .arg(&samples)
-        .args(&["--no-fail"])
-        .run();
+        .run()
+        .expect_code(0);
     let r = aisec(&["scan", "--no-fail", "--format", "jsonl"])
         .arg(&samples)
         .run();
@@ -331,4 +331,75 @@ fn probe_config_file_sets_the_run_and_flags_win() {
         r.stderr
     );
     assert_eq!(app.requests().len(), 4);
+}
+
+/// The same words for the same things: every command that reads data has
+/// the same preprocessing and range flags (one shared clap group), every
+/// command with findings `--fail-on`, and train/demo (nothing to fail on)
+/// none.
+#[test]
+fn data_commands_share_one_family_of_flags() {
+    for cmd in ["evasion", "inversion", "extraction", "membership"] {
+        let r = aisec(&["attack", cmd, "--help"]).run();
+        r.expect_code(0);
+        for flag in [
+            "--scale",
+            "--value-range",
+            "--channels-last",
+            "--bgr",
+            "--resize",
+            "--lo",
+            "--hi",
+            "--format",
+            "--output",
+            "--fail-on",
+            "--color",
+            "--spec",
+        ] {
+            assert!(r.stdout.contains(flag), "attack {cmd} --help lacks {flag}");
+        }
+    }
+    for cmd in [&["train", "--help"][..], &["demo", "--help"][..]] {
+        let r = aisec(cmd).run();
+        r.expect_code(0);
+        assert!(r.stdout.contains("--format"), "{cmd:?}");
+        assert!(!r.stdout.contains("--fail-on"), "{cmd:?} offers --fail-on");
+    }
+    let r = aisec(&["demo", "--fail-on", "high"]).run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("--fail-on"), "{}", r.stderr);
+    for cmd in [&["scan", "--help"][..], &["probe", "--help"][..]] {
+        let r = aisec(cmd).run();
+        assert!(r.stdout.contains("-j, --"), "{cmd:?}: -j");
+        assert!(r.stdout.contains("jobs"), "{cmd:?}: --jobs");
+    }
+}
+
+/// `--value-range` now works on every command that reads data (it was
+/// evasion's alone): uint8 digits (0..16) as inversion's reference data.
+#[test]
+fn value_range_maps_stored_data_on_every_data_command() {
+    let base = || {
+        aisec(&["attack", "inversion", &fixture("digits_cnn.onnx")])
+            .args(&["--reference-inputs", &digits("x.npy")])
+            .args(&["--reference-labels", &digits("y.npy")])
+            .args(&["--classes", "0,1", "--max-iters", "5", "--no-progress"])
+            .args(&["--format", "json", "--no-fail"])
+    };
+    let r = base().run();
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("[0, 16]") && r.stderr.contains("--value-range 0,16"),
+        "{}",
+        r.stderr
+    );
+    let r = base().args(&["--value-range", "0,16"]).run();
+    r.expect_code(0);
+    assert_eq!(
+        r.json()["data"]["inversion"]["classes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }
