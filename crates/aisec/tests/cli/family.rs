@@ -403,3 +403,33 @@ fn value_range_maps_stored_data_on_every_data_command() {
         2
     );
 }
+
+/// `explain --adversarial` runs PGD in [0, 1]: 0..16 digits without
+/// --scale are an error naming the flag, not a silently tiny budget.
+#[test]
+fn explain_adversarial_refuses_data_outside_its_range() {
+    let d = tempfile::tempdir().unwrap();
+    let base = || {
+        aisec(&["explain", &fixture("digits_cnn.onnx")])
+            .args(&["--data", &digits("x.npy"), "--labels", &digits("y.npy")])
+            .args(&[
+                "--limit",
+                "4",
+                "--method",
+                "saliency",
+                "--adversarial",
+                "0.1",
+            ])
+            .arg("--out")
+            .arg(d.path().join("o"))
+            .args(&["--format", "json", "--no-fail"])
+    };
+    let r = base().run();
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("[0, 16]") && r.stderr.contains("--scale 0.0625"),
+        "{}",
+        r.stderr
+    );
+    base().args(&["--scale", "0.0625"]).run().expect_code(0);
+}
