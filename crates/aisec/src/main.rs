@@ -11,6 +11,7 @@
 // A binary has no public API, and printing is its job.
 #![allow(unreachable_pub, clippy::print_stdout)]
 
+mod args;
 mod cmd;
 mod data;
 mod output;
@@ -20,10 +21,10 @@ mod run;
 use std::process::ExitCode;
 
 use aisec_core::render::escape_terminal;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Subcommand};
 
 /// aisec: AI/ML security in one binary.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(name = "aisec", version, about, long_about = None, propagate_version = true)]
 struct Cli {
     /// More log output (-v info, -vv debug, -vvv trace); logs go to stderr.
@@ -59,7 +60,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The matches are kept: a command with a config file (probe) lets
+    // flags given on the command line win over it.
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging(cli.verbose, cli.quiet);
     run::set_quiet(cli.quiet);
     if matches!(
@@ -80,7 +84,12 @@ fn main() -> ExitCode {
                 0
             })
         }
-        Command::Probe(a) => cmd::probe::run(a.probe).and_then(|report| {
+        Command::Probe(a) => cmd::probe::run_with(
+            a.probe.clone(),
+            matches.subcommand_matches("probe"),
+            run::progress(a.probe.no_progress).as_ref(),
+        )
+        .and_then(|report| {
             if !run::quiet() {
                 eprint!("{}", aisec_probe::summary::family_table(&report));
             }
