@@ -254,6 +254,7 @@ fn hf_auto_map(data: &[u8], loc: &Location, name: &str, out: &mut Vec<Finding>) 
         return;
     };
     let mut refs: Vec<String> = Vec::new();
+    let mut local: Vec<String> = Vec::new();
     for (auto, v) in map.iter().take(64) {
         let targets: Vec<&str> = match v {
             serde_json::Value::String(s) => vec![s.as_str()],
@@ -272,6 +273,9 @@ fn hf_auto_map(data: &[u8], loc: &Location, name: &str, out: &mut Vec<Finding>) 
                 Some(r) => format!("{auto}: {file} from repository '{r}'"),
                 None => format!("{auto}: {file}"),
             };
+            if repo.is_none() && !local.contains(&module.to_string()) {
+                local.push(module.to_string());
+            }
             if !refs.contains(&r) {
                 refs.push(r);
             }
@@ -289,6 +293,95 @@ fn hf_auto_map(data: &[u8], loc: &Location, name: &str, out: &mut Vec<Finding>) 
             if refs.len() > 8 { "; …" } else { "" }
         ),
     ));
+    // The files themselves, when the config is a file on disk (not an
+    // archive member): read beside it, parsed, never run.
+    if loc.member.is_none() {
+        let dir = std::path::Path::new(name)
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        scan_remote_code(&dir, local, out);
+    }
+}
+
+/// A module name from auto_map or a relative import as a file path under
+/// the repository directory, or `None` when it would leave it.
+fn module_file(dir: &std::path::Path, module: &str) -> Option<std::path::PathBuf> {
+    let comps: Vec<&str> = module.split('.').collect();
+    if comps
+        .iter()
+        .any(|c| c.is_empty() || !c.chars().all(|ch| ch.is_alphanumeric() || ch == '_'))
+    {
+        return None;
+    }
+    let mut p = dir.to_path_buf();
+    for c in &comps {
+        p.push(c);
+    }
+    p.set_extension("py");
+    Some(p)
+}
+
+/// Reads at most `limit + 1` bytes of a regular file (no symlinks).
+fn read_source(p: &std::path::Path, limit: usize) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let md = std::fs::symlink_metadata(p).map_err(|e| e.to_string())?;
+    if !md.is_file() {
+        return Err("not a regular file (symlinks are not followed)".into());
+    }
+    let f = std::fs::File::open(p).map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    f.take(limit as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| e.to_string())?;
+    Ok(buf)
+}
+
+/// Scans the Python files auto_map names, and the files they import
+/// relatively, up to [`crate::pysrc::MAX_FILES`].
+fn scan_remote_code(dir: &std::path::Path, modules: Vec<String>, out: &mut Vec<Finding>) {
+    use crate::pysrc;
+    let mut queue: std::collections::VecDeque<String> = modules.into_iter().collect();
+    let mut done: Vec<String> = Vec::new();
+    while let Some(m) = queue.pop_front() {
+        if done.contains(&m) || done.len() >= pysrc::MAX_FILES {
+            continue;
+        }
+        done.push(m.clone());
+        let Some(path) = module_file(dir, &m) else {
+            continue;
+        };
+        let shown = path.display().to_string();
+        let loc = Location::path(shown.clone());
+        let src = match read_source(&path, pysrc::MAX_SOURCE) {
+            Ok(s) => s,
+            Err(e) => {
+                out.push(
+                    crate::rules::HF_REMOTE_CODE_CALL
+                        .finding(loc, format!("remote-code file not analysed: {e}"))
+                        .severity(aisec_core::Severity::Low),
+                );
+                continue;
+            }
+        };
+        let r = pysrc::scan_python(&src, &loc);
+        if let Some(why) = r.not_analysed {
+            out.push(
+                crate::rules::HF_REMOTE_CODE_CALL
+                    .finding(loc, format!("remote-code file not analysed: {why}"))
+                    .severity(aisec_core::Severity::Medium),
+            );
+            continue;
+        }
+        out.extend(r.findings);
+        for rel in r.relative {
+            // `from .a.b import c` in pkg/m.py is relative to pkg/.
+            let base = m
+                .rsplit_once('.')
+                .map_or(String::new(), |(p, _)| format!("{p}."));
+            queue.push_back(format!("{base}{rel}"));
+        }
+    }
 }
 
 /// Adds a leaf parser's findings, and a malformed-artifact finding when it
