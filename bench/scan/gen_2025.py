@@ -367,16 +367,12 @@ def benign(out, put):
     sd = models["mlp"].state_dict()
     buf = io.BytesIO()
     torch.save(sd, buf)
-    put("torch_7z", None, None, writer=lambda p: None)  # placeholder replaced below
-    import py7zr  # noqa: F401
     with tempfile.TemporaryDirectory() as d:
         zpath = os.path.join(d, "m.pt")
         with open(zpath, "wb") as f:
             f.write(buf.getvalue())
         with zipfile.ZipFile(zpath) as z:
             files = {n: z.read(n) for n in z.namelist()}
-    out_dir = os.path.join(out, "benign", "torch_7z")
-    shutil.rmtree(out_dir, ignore_errors=True)
     put("torch_7z", "model.7z", None, writer=lambda p: seven_z(p, files))
     from backports import zstd
     put("zstd_container", "state.pkl.zst", zstd.compress(__import__("pickle").dumps({"w": [1.0, 2.0], "step": 7}, 4)),

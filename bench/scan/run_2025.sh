@@ -54,7 +54,7 @@ except Exception: print(-1)' "$WORK/out/ms.json")"
     fk=""
     for f in "$d"/*; do
         rc=0
-        "$VENV/bin/fickling" --check-safety "$f" > /dev/null 2>&1 || rc=$?
+        "$VENV/bin/fickling" --check-safety --json-output /dev/null "$f" > /dev/null 2>&1 || rc=$?
         fk="$fk$rc,"
     done
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$case" "$ps_rc" "${ps_inf:-0}" "$ms_rc" "$ms_n" "$fk" >> "$WORK/out/peers.tsv"

@@ -285,23 +285,48 @@ fn hf_auto_map(data: &[u8], loc: &Location, name: &str, out: &mut Vec<Finding>) 
         return;
     }
     let shown: Vec<String> = refs.iter().take(8).cloned().collect();
-    out.push(HF_REMOTE_CODE.finding(
-        loc.clone(),
-        format!(
-            "auto_map runs repository code under trust_remote_code=True: {}{}",
-            shown.join("; "),
-            if refs.len() > 8 { "; …" } else { "" }
-        ),
-    ));
+    let mut evidence = format!(
+        "auto_map runs repository code under trust_remote_code=True: {}{}",
+        shown.join("; "),
+        if refs.len() > 8 { "; …" } else { "" }
+    );
     // The files themselves, when the config is a file on disk (not an
     // archive member): read beside it, parsed, never run.
+    let mut severity = aisec_core::Severity::High;
     if loc.member.is_none() {
         let dir = std::path::Path::new(name)
             .parent()
             .map(std::path::Path::to_path_buf)
             .unwrap_or_default();
-        scan_remote_code(&dir, local, out);
+        let all_local = refs.len() == local.len() && !local.is_empty();
+        let before = out.len();
+        let read = scan_remote_code(&dir, local, out);
+        let worst = out[before..].iter().map(|f| f.severity).max();
+        // Every file was found and parsed, none from another repository, and
+        // nothing in them reaches processes, code, network, dynamic imports,
+        // unpickling or load-time file writes: the remote code was read, so
+        // the verdict rests on it (medium: it is still code that runs).
+        if all_local && read.unreadable == 0 && worst <= Some(aisec_core::Severity::Low) {
+            severity = aisec_core::Severity::Medium;
+            evidence.push_str(&format!(
+                "; the {} file(s) it loads were parsed: no process, code-execution, network, \
+dynamic-import, unpickling or load-time file-write calls",
+                read.parsed
+            ));
+        }
     }
+    out.push(
+        HF_REMOTE_CODE
+            .finding(loc.clone(), evidence)
+            .severity(severity),
+    );
+}
+
+/// What [`scan_remote_code`] could read.
+#[derive(Default)]
+struct RemoteRead {
+    parsed: usize,
+    unreadable: usize,
 }
 
 /// A module name from auto_map or a relative import as a file path under
@@ -339,8 +364,13 @@ fn read_source(p: &std::path::Path, limit: usize) -> Result<Vec<u8>, String> {
 
 /// Scans the Python files auto_map names, and the files they import
 /// relatively, up to [`crate::pysrc::MAX_FILES`].
-fn scan_remote_code(dir: &std::path::Path, modules: Vec<String>, out: &mut Vec<Finding>) {
+fn scan_remote_code(
+    dir: &std::path::Path,
+    modules: Vec<String>,
+    out: &mut Vec<Finding>,
+) -> RemoteRead {
     use crate::pysrc;
+    let mut read = RemoteRead::default();
     let mut queue: std::collections::VecDeque<String> = modules.into_iter().collect();
     let mut done: Vec<String> = Vec::new();
     while let Some(m) = queue.pop_front() {
@@ -356,6 +386,7 @@ fn scan_remote_code(dir: &std::path::Path, modules: Vec<String>, out: &mut Vec<F
         let src = match read_source(&path, pysrc::MAX_SOURCE) {
             Ok(s) => s,
             Err(e) => {
+                read.unreadable += 1;
                 out.push(
                     crate::rules::HF_REMOTE_CODE_CALL
                         .finding(loc, format!("remote-code file not analysed: {e}"))
@@ -366,6 +397,7 @@ fn scan_remote_code(dir: &std::path::Path, modules: Vec<String>, out: &mut Vec<F
         };
         let r = pysrc::scan_python(&src, &loc);
         if let Some(why) = r.not_analysed {
+            read.unreadable += 1;
             out.push(
                 crate::rules::HF_REMOTE_CODE_CALL
                     .finding(loc, format!("remote-code file not analysed: {why}"))
@@ -373,6 +405,7 @@ fn scan_remote_code(dir: &std::path::Path, modules: Vec<String>, out: &mut Vec<F
             );
             continue;
         }
+        read.parsed += 1;
         out.extend(r.findings);
         for rel in r.relative {
             // `from .a.b import c` in pkg/m.py is relative to pkg/.
@@ -382,6 +415,7 @@ fn scan_remote_code(dir: &std::path::Path, modules: Vec<String>, out: &mut Vec<F
             queue.push_back(format!("{base}{rel}"));
         }
     }
+    read
 }
 
 /// Adds a leaf parser's findings, and a malformed-artifact finding when it
