@@ -155,6 +155,10 @@ fn main() {
     let mut nr = rand::rngs::StdRng::seed_from_u64(99);
     let noise: Vec<f32> = (0..784).map(|_| nr.gen_range(0.0..1.0)).collect();
     let epochs = if quick { 3 } else { 8 };
+    if args.iter().any(|a| a == "--art") {
+        art_models(&out, &train_set, &clean, &test, &noise);
+        return;
+    }
     let icfg = InspectConfig {
         steps: if quick { 100 } else { 300 },
         ..InspectConfig::default()
@@ -279,4 +283,118 @@ fn main() {
     let mut md = String::new();
     let _ = writeln!(md, "results written to {}", out.display());
     println!("{md}");
+}
+
+/// The ART cross-check's inputs: a BadNets-10 % and a clean MLP
+/// (784-64-10) trained here, their weights as `.npz` for the Keras copy,
+/// the defender's clean sample, and aisec's Neural Cleanse result and time
+/// on the same weights and data (`art/aisec_nc.json`).
+fn art_models(
+    out: &std::path::Path,
+    train_set: &Dataset,
+    clean: &Dataset,
+    test: &Dataset,
+    noise: &[f32],
+) {
+    use aisec_attack_free_npz::write;
+    let dir = out.join("art");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mlp = ArchSpec::parse(
+        r#"{"input": [1, 28, 28], "layers": [{"type": "flatten"},
+        {"type": "dense", "units": 64}, {"type": "relu"}, {"type": "dense", "units": 10}]}"#,
+    )
+    .unwrap();
+    let cfg = TrainConfig {
+        epochs: 10,
+        batch_size: 64,
+        optimizer: Optimizer::adam(2e-3),
+        seed: 1,
+        ..TrainConfig::default()
+    };
+    let (pd, _) = poison(Attack::BadNets, train_set, 0.1, noise, 5);
+    let mut res = Vec::new();
+    for (name, data) in [("badnets", &pd), ("clean", train_set)] {
+        let m = train_spec(&mlp, 1, data, &cfg).unwrap().0;
+        let names = m.weight_names();
+        let ws: Vec<(String, Tensor)> = names
+            .iter()
+            .map(|n| (n.clone(), m.weight(n).unwrap()))
+            .collect();
+        write(&dir.join(format!("mlp_{name}.npz")), &ws);
+        let trig = Dataset::new(stamped(Attack::BadNets, &test.x, noise), test.y.clone()).unwrap();
+        let sc = score(
+            &m,
+            test,
+            Some(Triggered {
+                x: &trig.x,
+                y: &trig.y,
+                target: TARGET,
+            }),
+        )
+        .unwrap();
+        let cfg = InspectConfig {
+            steps: 300,
+            ..InspectConfig::default()
+        };
+        let la = loadavg();
+        let ins = inspect(&m, &clean.x, Method::NeuralCleanse, &cfg, None, &|_, _| {}).unwrap();
+        println!(
+            "art mlp {name}: {sc:?} flagged {:?} in {:.1}s",
+            ins.flagged, ins.seconds
+        );
+        res.push(
+            json!({"model": name, "score": s(&sc), "neural_cleanse": summary(&ins),
+            "threads": rayon::current_num_threads(), "loadavg": la}),
+        );
+    }
+    let x = &clean.x;
+    let y: Vec<f32> = clean.y.iter().map(|&v| v as f32).collect();
+    write(
+        &dir.join("clean.npz"),
+        &[
+            ("x".to_string(), x.clone()),
+            ("y".to_string(), Tensor::new(vec![y.len()], y).unwrap()),
+        ],
+    );
+    std::fs::write(
+        dir.join("aisec_nc.json"),
+        serde_json::to_string_pretty(&res).unwrap(),
+    )
+    .unwrap();
+}
+
+/// A tiny `.npz` writer (stored zip of float32 `.npy` members) for the
+/// cross-check files.
+mod aisec_attack_free_npz {
+    use std::io::Write;
+
+    use aisec_model::Tensor;
+
+    pub(crate) fn write(path: &std::path::Path, arrays: &[(String, Tensor)]) {
+        let f = std::fs::File::create(path).unwrap();
+        let mut z = zip::ZipWriter::new(f);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for (name, t) in arrays {
+            z.start_file(format!("{name}.npy"), opts).unwrap();
+            let dims: Vec<String> = t.shape.iter().map(|d| d.to_string()).collect();
+            let shape = if dims.len() == 1 {
+                format!("{},", dims[0])
+            } else {
+                dims.join(", ")
+            };
+            let mut h = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({shape}), }}");
+            let pad = (64 - (10 + h.len() + 1) % 64) % 64;
+            h.push_str(&" ".repeat(pad));
+            h.push('\n');
+            let mut b = b"\x93NUMPY\x01\x00".to_vec();
+            b.extend_from_slice(&(h.len() as u16).to_le_bytes());
+            b.extend_from_slice(h.as_bytes());
+            for v in &t.data {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+            z.write_all(&b).unwrap();
+        }
+        z.finish().unwrap();
+    }
 }
