@@ -7,3 +7,13 @@
 //! model, and STRIP for trojaned inputs at run time. The attacks that plant
 //! poison live in `aisec-attack` (`poison`); the CLI wires both into
 //! `aisec attack poison` and `aisec defend`.
+//!
+//! * [`data`]: dataset inspection (activation clustering, spectral
+//!   signatures, early-loss isolation) with precision/recall against the
+//!   ground truth `aisec attack poison` writes.
+//! * [`rules`]: the rules the defences' findings cite ([`RULES`]).
+
+pub mod data;
+pub mod rules;
+
+pub use rules::RULES;
