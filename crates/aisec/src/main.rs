@@ -46,6 +46,8 @@ enum Command {
     Attack(Box<cmd::attack::AttackArgs>),
     /// Probe an LLM endpoint (OpenAI-compatible or REST) for injection, jailbreaks, leakage and unsafe output.
     Probe(Box<cmd::ProbeCommand>),
+    /// Defend against poisoning and backdoors: inspect a model (Neural Cleanse), repair it, flag trojaned inputs (STRIP).
+    Defend(cmd::defend::DefendArgs),
     /// Run the runtime gateway in front of an LLM or model server (screening, monitoring, metrics).
     Guard(cmd::guard::GuardArgs),
     /// Train a spec model (MLP, CNN, ResNet-style) on a data set; save safetensors (+ spec) and ONNX.
@@ -64,7 +66,7 @@ fn main() -> ExitCode {
     run::set_quiet(cli.quiet);
     if matches!(
         cli.command,
-        Command::Attack(_) | Command::Train(_) | Command::Demo(_)
+        Command::Attack(_) | Command::Train(_) | Command::Demo(_) | Command::Defend(_)
     ) {
         // Model work allocates multi-MiB activations on every call; keep freed
         // memory in the process instead of page-faulting it in again each time.
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
             run::finish(report, &a.output)
         }),
         Command::Guard(a) => cmd::guard::run(a),
+        Command::Defend(a) => cmd::defend::run(a),
         Command::Train(a) => cmd::train::run(*a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Rules(a) => cmd::rules::run(a),

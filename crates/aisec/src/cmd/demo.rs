@@ -18,7 +18,7 @@ pub struct DemoArgs {
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
 
-    /// Run only these sections (comma-separated): scan, evasion, extraction, membership, probe, guard.
+    /// Run only these sections (comma-separated): scan, evasion, extraction, membership, poisoning, probe, guard.
     #[arg(long, value_delimiter = ',', value_name = "SECTION,...")]
     pub only: Vec<Section>,
 
@@ -37,6 +37,8 @@ pub enum Section {
     Extraction,
     /// Loss and LiRA membership inference on an MLP trained at run time.
     Membership,
+    /// Plant a backdoor in a digits MLP, detect it (Neural Cleanse, STRIP) and repair it.
+    Poisoning,
     /// Probe a weak chat app on loopback.
     Probe,
     /// A session through aisec guard.
@@ -94,6 +96,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         ));
         let membership = crate::cmd::membership::demo_membership(dir)?;
         report.merge(membership);
+    }
+
+    if on(Section::Poisoning) {
+        crate::run::note(format_args!(
+            "aisec demo: poisoning: plant a BadNets backdoor in a digits MLP, find it with Neural Cleanse and STRIP, remove it by unlearning.\n"
+        ));
+        let poisoning = crate::cmd::defend::demo::demo_poisoning(dir)?;
+        report.merge(poisoning);
     }
 
     if on(Section::Probe) {

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod attack;
+pub mod defend;
 pub mod demo;
 pub mod explain;
 pub mod extraction;

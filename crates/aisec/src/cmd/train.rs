@@ -150,7 +150,7 @@ fn read_tensor(path: &Path) -> anyhow::Result<Tensor> {
 }
 
 /// Loads a data set in any format the substrate reads, shaped for `input`.
-fn load_data(
+pub(crate) fn load_data(
     path: &Path,
     labels: Option<&Path>,
     label_column: &str,

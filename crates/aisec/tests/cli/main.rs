@@ -8,6 +8,7 @@ mod util;
 
 mod attack;
 mod data_checks;
+mod defend;
 mod exit_codes;
 mod explain;
 mod membership;
