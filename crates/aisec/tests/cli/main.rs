@@ -12,6 +12,7 @@ mod defend;
 mod exit_codes;
 mod explain;
 mod membership;
+mod poison;
 mod privacy;
 mod probe;
 mod probe_bounds;
