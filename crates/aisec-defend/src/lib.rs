@@ -8,6 +8,9 @@
 //! poison live in `aisec-attack` (`poison`); the CLI wires both into
 //! `aisec attack poison` and `aisec defend`.
 //!
+//! - [`data`]: dataset inspection (activation clustering, spectral
+//!   signatures, early-loss isolation) with precision/recall against the
+//!   ground truth `aisec attack poison` writes.
 //! - [`model`]: Neural Cleanse (Wang et al., S&P 2019) and a blended-trigger
 //!   variant, each reverse-engineering one trigger per class and flagging
 //!   classes by the MAD anomaly index; reversed triggers as PNG.
@@ -17,6 +20,7 @@
 //! - [`strip`]: STRIP (Gao et al., ACSAC 2019), the entropy of predictions on
 //!   superimposed inputs, thresholded at a chosen false-rejection rate.
 
+pub mod data;
 pub mod image;
 pub mod model;
 pub mod repair;

@@ -36,6 +36,9 @@ pub enum AttackCommand {
 
     /// Membership inference (loss threshold, LiRA with shadow models): can training examples be told from unseen ones?
     Membership(crate::cmd::membership::MembershipArgs),
+
+    /// Data poisoning (BadNets, Blended, WaNet, clean-label): a poisoned copy of a data set, its trigger and ground truth; with --arch and --test, the victim's clean accuracy and attack success rate.
+    Poison(Box<crate::cmd::poison::PoisonArgs>),
 }
 
 /// Arguments of `aisec attack evasion`.
@@ -129,6 +132,7 @@ pub fn run(args: AttackArgs) -> anyhow::Result<i32> {
         AttackCommand::Extraction(a) => crate::cmd::extraction::run(a),
 
         AttackCommand::Membership(a) => crate::cmd::membership::run(a),
+        AttackCommand::Poison(a) => crate::cmd::poison::run(*a),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod guard;
 pub mod inversion;
 
 pub mod membership;
+pub mod poison;
 pub mod probe;
 pub mod rules;
 pub mod scan;

@@ -13,6 +13,7 @@ mod exit_codes;
 mod explain;
 mod family;
 mod membership;
+mod poison;
 mod privacy;
 mod probe;
 mod probe_bounds;

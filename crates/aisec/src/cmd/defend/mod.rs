@@ -1,5 +1,5 @@
 //! `aisec defend`: finding and removing poisoning and backdoors
-//! (`aisec-defend`): model inspection, repair and STRIP.
+//! (`aisec-defend`): dataset inspection, model inspection, repair and STRIP.
 
 use std::path::{Path, PathBuf};
 
@@ -7,6 +7,7 @@ use aisec_model::data::Dataset;
 use aisec_model::OnnxModel;
 use anyhow::bail;
 
+pub mod data;
 pub mod demo;
 pub mod model;
 pub mod repair;
@@ -22,6 +23,8 @@ pub struct DefendArgs {
 /// The defences.
 #[derive(Debug, clap::Subcommand)]
 pub enum DefendCommand {
+    /// Inspect a training set for poisoned examples (activation clustering, spectral signatures, early-loss isolation); scores, ranked list, precision/recall with --ground-truth.
+    Data(Box<data::DataArgs>),
     /// Inspect a model for a planted backdoor without its training data (Neural Cleanse and a blended-trigger variant).
     Model(Box<model::ModelArgs>),
     /// Remove a backdoor: fine-pruning or unlearning with the reversed trigger; writes a repaired ONNX model.
@@ -33,6 +36,7 @@ pub enum DefendCommand {
 /// Runs `aisec defend`.
 pub fn run(a: DefendArgs) -> anyhow::Result<i32> {
     match a.command {
+        DefendCommand::Data(a) => data::run(*a),
         DefendCommand::Model(a) => model::run(*a),
         DefendCommand::Repair(a) => repair::run(*a),
         DefendCommand::Strip(a) => strip::run(*a),
