@@ -267,8 +267,8 @@ pub struct Budget {
     pub evasion_curve: Vec<f32>,
     /// PGD steps.
     pub pgd_steps: usize,
-    /// Lowest robust accuracy at `evasion_eps` that counts as mitigated.
-    pub min_robust_accuracy: f64,
+    /// Optimisation steps per class of the model-inversion check.
+    pub inversion_iters: usize,
     /// Examples (members plus non-members) for membership inference.
     pub membership_examples: usize,
     /// Queries the extraction check may spend, as a curve of budgets.
@@ -290,7 +290,7 @@ impl Default for Budget {
             evasion_eps: 0.1,
             evasion_curve: vec![0.02, 0.05, 0.1, 0.2],
             pgd_steps: 20,
-            min_robust_accuracy: 0.5,
+            inversion_iters: 200,
             membership_examples: 400,
             extraction_queries: vec![100, 400],
             probe_families: vec!["all".into()],
@@ -416,10 +416,11 @@ impl SystemDescription {
         {
             return bad("budget: evasion budgets must be non-negative numbers".into());
         }
-        if !(0.0..=1.0).contains(&b.min_robust_accuracy)
-            || !(0.0..=1.0).contains(&b.max_attack_success_rate)
-        {
-            return bad("budget: rates must be between 0 and 1".into());
+        if !(0.0..=1.0).contains(&b.max_attack_success_rate) {
+            return bad("budget: max_attack_success_rate must be between 0 and 1".into());
+        }
+        if b.inversion_iters > 100_000 || b.pgd_steps > 10_000 {
+            return bad("budget: iteration counts are unreasonably large".into());
         }
         if b.evasion_examples > 100_000 || b.membership_examples > 1_000_000 {
             return bad("budget: example counts are unreasonably large".into());

@@ -571,6 +571,18 @@ mod tests {
     }
 
     #[test]
+    fn the_example_systems_export_is_valid() {
+        let d =
+            SystemDescription::parse(include_str!("../../../examples/digits-service/aisec.toml"))
+                .unwrap();
+        let m = plan(&d);
+        let v = export(&d, &m, &BTreeMap::new());
+        let errors = validate_with_threats(&v);
+        assert!(errors.is_empty(), "{errors:#?}");
+        assert!(m.threats.len() >= 15);
+    }
+
+    #[test]
     fn the_validator_rejects_what_the_schema_forbids() {
         let d = SystemDescription::parse(crate::threats::tests_example()).unwrap();
         let mut v = export(&d, &plan(&d), &BTreeMap::new());

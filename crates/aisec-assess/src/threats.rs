@@ -244,7 +244,7 @@ pub const THREAT_RULES: &[ThreatRule] = &[
         check: None,
         control: "Sign artifacts (e.g. Sigstore model signing) and verify signatures and hashes at load; restrict write access to the store.",
         impact: Level::High,
-        applies: |_, s| comp(s, &[ComponentKind::ModelArtifact, ComponentKind::Model]).is_some(),
+        applies: |_, s| comp(s, &[ComponentKind::ModelArtifact]).is_some(),
     },
     ThreatRule {
         id: "TM-DATA-POISON",
