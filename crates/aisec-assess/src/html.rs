@@ -501,6 +501,7 @@ fn threats(h: &mut String, a: &Assessment) {
                         esc(&check_anchor(c.kind, &c.component))
                     );
                 }
+                None if t.reason.starts_with("Not testable") => {}
                 None => h.push_str(" <i>Not testable by aisec.</i>"),
             }
             let _ = write!(h, "</p><p><b>Control:</b> {}</p>", esc(&th.control));
