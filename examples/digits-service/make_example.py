@@ -4,7 +4,11 @@
 Writes, from the bundled 8x8 digits (crates/aisec/assets/digits.*.npy):
   data/members.npy   uint8 [400]: 1 for the first 400 digits that train the
                      MLP (a seeded random half), 0 for the other half;
-  data/train_x.npy, data/train_y.npy: those 200 member digits and labels.
+  data/train_x.npy, data/train_y.npy: those 200 member digits and labels;
+  data/ink_group.npy uint8 [1797]: 1 when a digit has more ink (sum of its
+                     pixel values) than the median digit, else 0. A proxy
+                     attribute standing in for a sensitive one (the digits
+                     carry none), so the fairness check has groups to compare.
 Then run ./regenerate.sh to train models/digits_mlp.onnx on them with
 `aisec train` and to write the sample artifacts of models/.
 """
@@ -59,7 +63,12 @@ def main():
     ty = b"".join(y[i * ysize:(i + 1) * ysize] for i in take)
     write_npy(os.path.join(HERE, "data", "train_x.npy"), hx["descr"], (len(take), 1, 8, 8), tx)
     write_npy(os.path.join(HERE, "data", "train_y.npy"), hy["descr"], (len(take),), ty)
-    print(f"members: {len(take)} of the first {n} digits")
+    total = hx["shape"][0]
+    ink = [sum(x[i * row:(i + 1) * row]) for i in range(total)]
+    median = sorted(ink)[total // 2]
+    groups = bytes(1 if v > median else 0 for v in ink)
+    write_npy(os.path.join(HERE, "data", "ink_group.npy"), "|u1", (total,), groups)
+    print(f"members: {len(take)} of the first {n} digits; ink groups: {sum(groups)} of {total} above the median")
 
 
 if __name__ == "__main__":

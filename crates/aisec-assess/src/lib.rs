@@ -27,7 +27,7 @@ pub mod threats;
 #[cfg(test)]
 mod jsonschema;
 
-pub use rules::{ASSESS_THREAT_OPEN, ASSESS_THREAT_UNTESTED, RULES};
+pub use rules::{ASSESS_FAIRNESS_GAP, ASSESS_THREAT_OPEN, ASSESS_THREAT_UNTESTED, RULES};
 pub use status::{AssessedThreat, CheckResult, Outcome, Status};
 pub use system::SystemDescription;
 pub use threats::{plan, CheckKind, CheckRef, Threat, ThreatModel};

@@ -478,6 +478,8 @@ fn placeholder(
         inputs: None,
         labels: None,
         members: None,
+        sensitive_attribute: None,
+        positive_label: None,
         scale: None,
         lo: None,
         hi: None,

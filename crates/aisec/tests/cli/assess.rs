@@ -84,7 +84,7 @@ fn the_example_system_is_assessed_end_to_end_and_resumes() {
     run.expect_code(1);
     let r = run.json();
     let results = r["data"]["assess"]["results"].as_array().unwrap();
-    assert_eq!(results.len(), 9, "every applicable check ran");
+    assert_eq!(results.len(), 10, "every applicable check ran");
     for c in results {
         let failed = c["outcome"]["state"] == "failed";
         // The CNN was trained on every digit: no member list, no membership check.
@@ -110,6 +110,13 @@ fn the_example_system_is_assessed_end_to_end_and_resumes() {
     assert!(metric("probe", "asr_injection") > 0.5);
     assert_eq!(metric("guard-replay", "asr_injection"), 0.0);
     assert!(metric("guard-replay", "audit_events") > 0.0);
+    // Fairness over the example's proxy attribute: small gaps, within 0.1.
+    assert!(metric("fairness", "demographic_parity_difference") < 0.1);
+    assert!(r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["rule_id"] == "AISEC-ASSESS-003" && f["severity"] == "info"));
     let html = std::fs::read_to_string(p("report.html")).unwrap();
     for needle in [
         "Executive summary",
@@ -138,7 +145,7 @@ fn the_example_system_is_assessed_end_to_end_and_resumes() {
         .run();
     again.expect_code(0);
     assert!(
-        again.stderr.contains("resuming: 9 of 9 checks"),
+        again.stderr.contains("resuming: 10 of 10 checks"),
         "{}",
         again.stderr
     );

@@ -61,6 +61,7 @@ pub fn run(check: &CheckRef, env: &Env<'_>) -> CheckResult {
         CheckKind::Inversion => inversion(comp, env),
         CheckKind::Probe => probe(comp, env, None),
         CheckKind::GuardReplay => guard_replay(comp, env),
+        CheckKind::Fairness => fairness(comp, env),
     };
     let mut r = match out {
         Ok(m) => {
@@ -518,4 +519,71 @@ fn guard_replay(g: &Component, env: &Env<'_>) -> anyhow::Result<Measured> {
         .find(|c| c.kind == ComponentKind::LlmEndpoint)
         .context("the gateway protects no LLM endpoint")?;
     probe(llm, env, Some(g))
+}
+
+/// Group fairness of the model's decisions on its evaluation inputs over
+/// the declared sensitive attribute (see `aisec_assess::fairness`).
+fn fairness(c: &Component, env: &Env<'_>) -> anyhow::Result<Measured> {
+    let b = &env.desc.budget;
+    let Some(sp) = &c.sensitive_attribute else {
+        bail!("needs `sensitive_attribute`")
+    };
+    let (model, data, name) = model_and_data(c, env, 100_000)?;
+    let groups_all = crate::cmd::attack::load_labels(&env.path(sp))?;
+    if groups_all.len() < data.len() {
+        bail!(
+            "`sensitive_attribute` has {} entries for {} inputs",
+            groups_all.len(),
+            data.len()
+        );
+    }
+    let group: Vec<u64> = groups_all[..data.len()].iter().map(|&g| g as u64).collect();
+    let pos = c.positive_label.unwrap_or(1);
+    let pred = model.predict(&data.x)?;
+    let f = aisec_assess::fairness::evaluate(&data.y, &pred, &group, pos, 1000, b.seed)
+        .context("the sensitive attribute has fewer than two groups")?;
+    let mut report = Report::new("assess fairness");
+    report.add_rules(aisec_assess::RULES);
+    let dp = f.demographic_parity_difference;
+    let eo = f.equalized_odds_difference;
+    let gap = dp.value.max(eo.value);
+    let evidence = format!(
+        "{} examples, {} groups, positive label {pos}: demographic parity difference {:.3} (95% CI {:.3}-{:.3}), equalized odds difference {:.3} (95% CI {:.3}-{:.3}); accepted gap {:.3}.",
+        data.len(),
+        f.groups.len(),
+        dp.value,
+        dp.low,
+        dp.high,
+        eo.value,
+        eo.low,
+        eo.high,
+        b.max_fairness_gap
+    );
+    let mut finding = aisec_assess::ASSESS_FAIRNESS_GAP
+        .finding(
+            aisec_core::Location::path(name.clone()).with_member("fairness"),
+            evidence,
+        )
+        .metric("demographic_parity_difference", dp.value)
+        .metric("equalized_odds_difference", eo.value);
+    if gap <= b.max_fairness_gap {
+        finding = finding
+            .severity(aisec_core::Severity::Info)
+            .title("Group gaps within the accepted fairness gap");
+    }
+    report.extend([finding]);
+    let mut metrics = BTreeMap::new();
+    metrics.insert("demographic_parity_difference".into(), dp.value);
+    metrics.insert("equalized_odds_difference".into(), eo.value);
+    metrics.insert("accuracy_difference".into(), f.accuracy_difference.value);
+    metrics.insert("examples".into(), data.len() as f64);
+    Ok(Measured {
+        report,
+        exercised: Vec::new(),
+        metrics,
+        data: json!({
+            "fairness": serde_json::to_value(&f)?,
+            "fairness_inputs": {"y": data.y, "pred": pred, "group": group},
+        }),
+    })
 }

@@ -52,7 +52,7 @@ pub struct AssessArgs {
     #[arg(long, value_name = "FILE")]
     pub navigator: Option<PathBuf>,
 
-    /// Run only these checks (comma-separated kinds: scan, evasion, membership, extraction, inversion, probe, guard-replay).
+    /// Run only these checks (comma-separated kinds: scan, evasion, membership, extraction, inversion, probe, guard-replay, fairness).
     #[arg(long, value_delimiter = ',', value_name = "CHECK,...")]
     pub only: Vec<String>,
 
@@ -214,10 +214,11 @@ fn parse_kind(s: &str) -> anyhow::Result<CheckKind> {
         CheckKind::Inversion,
         CheckKind::Probe,
         CheckKind::GuardReplay,
+        CheckKind::Fairness,
     ]
     .into_iter()
     .find(|k| k.as_str() == s)
-    .with_context(|| format!("unknown check '{s}' (scan, evasion, membership, extraction, inversion, probe, guard-replay)"))
+    .with_context(|| format!("unknown check '{s}' (scan, evasion, membership, extraction, inversion, probe, guard-replay, fairness)"))
 }
 
 /// Finding locations independent of where the run happened: paths
