@@ -7,6 +7,7 @@
 
 mod checks;
 mod llmapp;
+mod mlflow;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -71,6 +72,14 @@ pub struct AssessArgs {
     /// Write this assessment's baseline to FILE (for the next run's --baseline).
     #[arg(long, value_name = "FILE")]
     pub write_baseline: Option<PathBuf>,
+
+    /// Log every metric, parameter and the report files of the run to this MLflow tracking server (REST API).
+    #[arg(long, value_name = "URL")]
+    pub mlflow: Option<String>,
+
+    /// MLflow experiment for --mlflow (created when missing).
+    #[arg(long, value_name = "NAME", default_value = "aisec-assess")]
+    pub mlflow_experiment: String,
 
     /// No progress bar.
     #[arg(long)]
@@ -444,6 +453,23 @@ fn report(
         }
     }
     report.data.insert("assess".into(), data);
+    if let Some(url) = &a.mlflow {
+        let run = mlflow_run(desc, model, &assessment, &report)?;
+        match mlflow::log(url, &a.mlflow_experiment, &run) {
+            Ok(id) => {
+                crate::run::note(format_args!(
+                    "aisec assess: logged to MLflow run {id} ({} metrics, {} params, {} files).",
+                    run.metrics.len(),
+                    run.params.len(),
+                    run.artifacts.len()
+                ));
+                report
+                    .data
+                    .insert("mlflow_run_id".into(), serde_json::json!(id));
+            }
+            Err(e) => report.error("mlflow", format!("{e:#}")),
+        }
+    }
     if let Some(p) = &a.navigator {
         let mut r = report.clone();
         r.finish();
@@ -454,6 +480,71 @@ fn report(
         .with_context(|| format!("cannot write {}", p.display()))?;
     }
     crate::run::finish_with_tail(report, &a.output, &tail)
+}
+
+/// What `--mlflow` logs: the budget and system as params; every check's
+/// metrics (`<check>.<component>.<metric>`), threat counts, the overall
+/// risk (0 low, 1 medium, 2 high) and findings per severity as metrics;
+/// the HTML report, the JSON report and the Threat Dragon model as files.
+fn mlflow_run(
+    desc: &SystemDescription,
+    model: &ThreatModel,
+    a: &Assessment,
+    report: &Report,
+) -> anyhow::Result<mlflow::RunLog> {
+    let mut run = mlflow::RunLog {
+        name: format!("aisec assess: {}", desc.system.name),
+        ..Default::default()
+    };
+    run.params.push(("system".into(), desc.system.name.clone()));
+    run.params.push(("aisec_version".into(), a.version.clone()));
+    if let serde_json::Value::Object(b) = serde_json::to_value(&desc.budget)? {
+        for (k, v) in b {
+            run.params.push((format!("budget.{k}"), v.to_string()));
+        }
+    }
+    for r in &a.results {
+        for (k, v) in &r.metrics {
+            run.metrics.push((
+                format!("{}.{}.{k}", r.check.kind.as_str(), r.check.component),
+                *v,
+            ));
+        }
+    }
+    for st in [Status::Open, Status::Mitigated, Status::NotTested] {
+        let n = a.threats.iter().filter(|t| t.status == st).count();
+        run.metrics.push((
+            format!("threats.{}", st.as_str().replace(' ', "_")),
+            n as f64,
+        ));
+    }
+    run.metrics
+        .push(("overall_risk".into(), a.overall_risk as u8 as f64));
+    let mut r = report.clone();
+    r.finish();
+    for (sev, n) in &r.summary.by_severity {
+        run.metrics.push((format!("findings.{sev}"), *n as f64));
+    }
+    run.tags
+        .push(("aisec.overall_risk".into(), a.overall_risk.name().into()));
+    run.artifacts.push((
+        "report.html".into(),
+        aisec_assess::html::render(a).into_bytes(),
+    ));
+    run.artifacts.push((
+        "report.json".into(),
+        aisec_core::render::render(&r, aisec_core::render::Format::Json).into_bytes(),
+    ));
+    let st: BTreeMap<String, Status> = a
+        .threats
+        .iter()
+        .map(|t| (t.threat.id.clone(), t.status))
+        .collect();
+    run.artifacts.push((
+        "threat-dragon.json".into(),
+        serde_json::to_vec_pretty(&aisec_assess::threatdragon::export(desc, model, &st))?,
+    ));
+    Ok(run)
 }
 
 fn text_summary(a: &Assessment) -> String {
