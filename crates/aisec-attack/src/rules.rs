@@ -218,7 +218,7 @@ isolation), and remove what they flag before training.",
     /// 100 % (`bench/poison/RESULTS.md`).
     pub static BACKDOORED_MODEL = {
         id: "AISEC-POISON-002",
-        name: "backdoored-model",
+        name: "backdoor-planted",
         title: "Model is backdoored: a trigger decides its answer",
         severity: Critical,
         atlas: &["AML.T0018"],
