@@ -57,6 +57,8 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Explain a model's decisions: saliency, Integrated Gradients, SHAP, occlusion; heat maps, charts, trigger localisation.
     Explain(Box<cmd::explain::ExplainArgs>),
+    /// Assess a whole ML system from its description: threat model (STRIDE x ATLAS x OWASP LLM), every applicable check, report and compliance views.
+    Assess(Box<cmd::assess::AssessArgs>),
     /// List every rule aisec can report (severity, ATLAS / OWASP ids), or show one in full.
     Rules(cmd::rules::RulesArgs),
 }
@@ -70,7 +72,7 @@ fn main() -> ExitCode {
     run::set_quiet(cli.quiet);
     if matches!(
         cli.command,
-        Command::Attack(_) | Command::Train(_) | Command::Demo(_) | Command::Defend(_)
+        Command::Attack(_) | Command::Train(_) | Command::Demo(_) | Command::Defend(_) | Command::Assess(_)
     ) {
         // Model work allocates multi-MiB activations on every call; keep freed
         // memory in the process instead of page-faulting it in again each time.
@@ -102,6 +104,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cmd::train::run(*a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Rules(a) => cmd::rules::run(a),
+        Command::Assess(a) => cmd::assess::run(*a),
         Command::Explain(a) => cmd::explain::run(*a),
     };
     match result {

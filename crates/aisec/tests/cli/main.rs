@@ -6,6 +6,7 @@
 
 mod util;
 
+mod assess;
 mod attack;
 mod data_checks;
 mod defend;
