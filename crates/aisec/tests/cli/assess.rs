@@ -171,3 +171,84 @@ fn a_bad_description_is_a_clear_error() {
     run.expect_code(2);
     assert!(run.stderr.contains("paht"), "{}", run.stderr);
 }
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_keeps_finished_checks_and_the_next_run_resumes() {
+    let ex = format!(
+        "{}/../../examples/digits-service",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let assets = format!("{}/assets", env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let desc = dir.path().join("aisec.toml");
+    // A scan that finishes at once and an evasion run far too long to finish.
+    std::fs::write(
+        &desc,
+        format!(
+            r#"[system]
+name = "interrupt"
+
+[[component]]
+id = "store"
+kind = "model-artifact"
+path = "{ex}/models"
+
+[[component]]
+id = "cnn"
+kind = "model"
+path = "{ex}/models/digits_cnn.onnx"
+inputs = "{assets}/digits.x.npy"
+labels = "{assets}/digits.y.npy"
+scale = 16.0
+
+[budget]
+evasion_examples = 256
+pgd_steps = 10000
+evasion_curve = [0.01, 0.02, 0.03, 0.05, 0.1, 0.2]
+"#
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state.json");
+    let child = aisec(&["assess", "-f", "json", "--state"])
+        .arg(&state)
+        .arg(&desc)
+        .spawn();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let st = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let r = crate::util::Run::from(child.wait_with_output().unwrap());
+    r.expect_code(130);
+    let v = r.json();
+    assert_eq!(v["data"]["incomplete"], true);
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let kinds: Vec<&str> = saved["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["check"]["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["scan"], "only the finished check is kept");
+    let again = aisec(&[
+        "assess",
+        "-f",
+        "json",
+        "--only",
+        "scan",
+        "--no-fail",
+        "--state",
+    ])
+    .arg(&state)
+    .arg(&desc)
+    .run();
+    again.expect_code(0);
+    assert!(
+        again.stderr.contains("resuming: 1 of 1 checks"),
+        "{}",
+        again.stderr
+    );
+}
