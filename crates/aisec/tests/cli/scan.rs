@@ -428,3 +428,84 @@ fn files_it_cannot_read_are_named_and_nothing_scannable_is_not_clean() {
     );
     assert!(text.contains("Findings: 1 critical"), "{text}");
 }
+
+/// Issue 20 end to end: a nullifAI-style 7z-packed torch folder fails the
+/// gate; a Hugging Face repo whose auto_map code spawns a shell is critical
+/// with file and line; the same repo with ordinary code is not gated.
+#[test]
+fn scan_opens_7z_and_reads_auto_map_code() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../aisec-archive/tests/fixtures/7z");
+    let evil = root.join("nullifai_torch.7z");
+    let out = aisec(&[
+        "scan",
+        evil.to_str().unwrap(),
+        "--format",
+        "json",
+        "--no-progress",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        max_severity_under(&json(&out), "nullifai_torch.7z").as_deref(),
+        Some("critical")
+    );
+    let ok = root.join("benign_torch.7z");
+    let out = aisec(&[
+        "scan",
+        ok.to_str().unwrap(),
+        "--format",
+        "json",
+        "--no-progress",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let write = |n: &str, s: &str| std::fs::write(dir.path().join(n), s).unwrap();
+    write(
+        "config.json",
+        r#"{"auto_map": {"AutoModel": "modeling_m.M"}}"#,
+    );
+    write(
+        "modeling_m.py",
+        "import torch\n\nclass M(torch.nn.Module):\n    pass\n",
+    );
+    let d = dir.path().to_str().unwrap();
+    let out = aisec(&["scan", d, "--format", "json", "--no-progress"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    write(
+        "modeling_m.py",
+        "import torch\nimport os as o\n\nclass M(torch.nn.Module):\n    def __init__(self):\n        o.system('id')\n",
+    );
+    let out = aisec(&["scan", d, "--format", "json", "--no-progress"]);
+    assert_eq!(out.status.code(), Some(1));
+    let r = json(&out);
+    let f = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule_id"] == "AISEC-SCAN-007")
+        .unwrap_or_else(|| panic!("{r:#}"));
+    assert_eq!(f["severity"], "critical");
+    assert!(f["location"]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("modeling_m.py"));
+    assert!(
+        f["evidence"].as_str().unwrap().starts_with("line 6:"),
+        "{f:#}"
+    );
+}
