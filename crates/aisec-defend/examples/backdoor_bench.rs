@@ -165,18 +165,52 @@ fn main() {
     };
     let rcfg = RepairConfig::default();
     let mut rows = Vec::new();
+    // Most informative first (the run writes results.json after every row):
+    // BadNets 10 % and Blended 10 %, then the lower BadNets rates.
     let runs: Vec<(Attack, f32, &str)> = if quick {
         vec![(Attack::BadNets, 0.1, "BadNets 10%")]
     } else {
         vec![
             (Attack::BadNets, 0.1, "BadNets 10%"),
+            (Attack::Blended, 0.1, "Blended 10%"),
             (Attack::BadNets, 0.05, "BadNets 5%"),
             (Attack::BadNets, 0.01, "BadNets 1%"),
             (Attack::BadNets, 0.005, "BadNets 0.5%"),
-            (Attack::Blended, 0.1, "Blended 10%"),
         ]
     };
-    for (k, &(attack, rate, name)) in runs.iter().enumerate() {
+    let only: Option<usize> = args
+        .iter()
+        .position(|a| a == "--rows")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok());
+    let mut clean_rows: Vec<serde_json::Value> = Vec::new();
+    let write = |rows: &[serde_json::Value], clean_rows: &[serde_json::Value]| {
+        let res = json!({"data": data.display().to_string(), "train": train_set.len(), "clean_sample": clean.len(),
+            "test": test.len(), "epochs": epochs, "inspect": icfg, "repair": rcfg,
+            "attacks": rows, "clean_models": clean_rows, "loadavg_end": loadavg()});
+        std::fs::write(
+            out.join("results.json"),
+            serde_json::to_string_pretty(&res).unwrap(),
+        )
+        .unwrap();
+    };
+    // One clean seed first, so false alarms are measured even in a short run.
+    let clean_seed = |seed: u64| {
+        let model = train(&train_set, 100 + seed, epochs);
+        let (_, acc) = aisec_model::fit::evaluate(&model, &test, 256).unwrap();
+        let mut r = json!({"seed": 100 + seed, "clean_accuracy": acc});
+        for m in [Method::NeuralCleanse, Method::Blend] {
+            let ins = inspect(&model, &clean.x, m, &icfg, None, &|_, _| {}).unwrap();
+            println!(
+                "clean seed {seed} {}: flagged {:?} (acc {acc:.3})",
+                m.as_str(),
+                ins.flagged
+            );
+            r[m.as_str()] = summary(&ins);
+        }
+        r
+    };
+    for (k, &(attack, rate, name)) in runs.iter().enumerate().take(only.unwrap_or(usize::MAX)) {
         let t0 = Instant::now();
         let (pd, planted) = poison(attack, &train_set, rate, &noise, 5 + k as u64);
         let model = train(&pd, 1, epochs);
@@ -250,36 +284,18 @@ fn main() {
             rate(&on_clean)
         );
         rows.push(row);
+        write(&rows, &clean_rows);
+        if k == 1 && !quick {
+            clean_rows.push(clean_seed(0));
+            write(&rows, &clean_rows);
+        }
     }
     // Clean models: how often does model inspection flag a class?
-    let mut clean_rows = Vec::new();
     let seeds = if quick { 1 } else { 5 };
-    for seed in 0..seeds {
-        let model = train(&train_set, 100 + seed, epochs);
-        let (_, acc) = aisec_model::fit::evaluate(&model, &test, 256).unwrap();
-        if seed == 0 {
-            model.save_onnx(out.join("clean_seed0.onnx")).unwrap();
-        }
-        let mut r = json!({"seed": 100 + seed, "clean_accuracy": acc});
-        for m in [Method::NeuralCleanse, Method::Blend] {
-            let ins = inspect(&model, &clean.x, m, &icfg, None, &|_, _| {}).unwrap();
-            println!(
-                "clean seed {seed} {}: flagged {:?}",
-                m.as_str(),
-                ins.flagged
-            );
-            r[m.as_str()] = summary(&ins);
-        }
-        clean_rows.push(r);
+    for seed in clean_rows.len() as u64..seeds {
+        clean_rows.push(clean_seed(seed));
+        write(&rows, &clean_rows);
     }
-    let res = json!({"data": data.display().to_string(), "train": train_set.len(), "clean_sample": clean.len(),
-        "test": test.len(), "epochs": epochs, "inspect": icfg, "repair": rcfg,
-        "attacks": rows, "clean_models": clean_rows, "loadavg_end": loadavg()});
-    std::fs::write(
-        out.join("results.json"),
-        serde_json::to_string_pretty(&res).unwrap(),
-    )
-    .unwrap();
     let mut md = String::new();
     let _ = writeln!(md, "results written to {}", out.display());
     println!("{md}");
