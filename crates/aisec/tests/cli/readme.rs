@@ -266,3 +266,31 @@ fn words_and_comments_split_like_a_shell() {
     assert_eq!(strip_comment("aisec scan x   # gate CI"), "aisec scan x   ");
     assert_eq!(strip_comment("echo 'a # b'"), "echo 'a # b'");
 }
+
+/// Every repository path the README names (`bench/…`, `scripts/…`,
+/// `docs/…`, `crates/…`, in backticks or links) exists.
+#[test]
+fn every_path_the_readme_names_exists() {
+    let text = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for token in text.split(|c: char| c == '`' || c == '(' || c == ')' || c.is_whitespace()) {
+        let t = token.trim_end_matches(['.', ',', ';', ':']);
+        if !["bench/", "scripts/", "docs/", "crates/"]
+            .iter()
+            .any(|p| t.starts_with(p))
+            || t.contains(['*', '<', '{'])
+        {
+            continue;
+        }
+        checked += 1;
+        if !repo().join(t).exists() {
+            missing.push(t.to_string());
+        }
+    }
+    assert!(checked > 10, "only {checked} paths found");
+    assert!(
+        missing.is_empty(),
+        "README names paths that do not exist: {missing:?}"
+    );
+}
