@@ -11,6 +11,9 @@ pub enum HardenError {
     /// A numerical routine did not converge within its bounds.
     #[error("numerical failure: {0}")]
     Numerical(String),
+    /// An attack used for training or evaluation failed.
+    #[error("attack: {0}")]
+    Attack(String),
     /// The model layer below failed.
     #[error(transparent)]
     Model(#[from] aisec_model::ModelError),

@@ -9,8 +9,11 @@
 //! - [`accountant`]: RDP and PLD privacy accountants for the
 //!   Poisson-subsampled Gaussian mechanism, and the noise multiplier for a
 //!   target epsilon.
+//! - [`dpsgd`]: DP-SGD training with Poisson sampling over aisec-model's
+//!   per-example gradients ([`aisec_model::dp`]).
 
 pub mod accountant;
+pub mod dpsgd;
 pub mod error;
 
 pub use error::{HardenError, Result};

@@ -19,6 +19,7 @@ pub mod blackbox;
 pub mod checkpoint;
 pub mod classifier;
 pub mod data;
+pub mod dp;
 pub mod fit;
 mod graph;
 mod kernels;

@@ -34,7 +34,7 @@ pub enum Tap {
 /// backward passes.
 #[derive(Debug, Clone)]
 pub struct OnnxModel {
-    graph: Graph,
+    pub(crate) graph: Graph,
     raw: Option<Vec<u8>>,
     spec_graph: Option<Box<GraphP>>,
     input_shape: Vec<usize>,
@@ -163,7 +163,7 @@ impl OnnxModel {
         Ok(t)
     }
 
-    fn input_val(&self, x: &Tensor) -> Result<Val, ModelError> {
+    pub(crate) fn input_val(&self, x: &Tensor) -> Result<Val, ModelError> {
         if x.shape.len() != self.input_shape.len() + 1 || x.shape[1..] != self.input_shape[..] {
             return Err(ModelError::Shape(format!(
                 "input {:?} does not match the model's [batch, {:?}]",
@@ -347,7 +347,7 @@ pub(crate) fn encode_tensor(name: &str, t: &Tensor) -> Vec<u8> {
     b
 }
 
-fn out_tensor(v: &Val) -> Result<Tensor, ModelError> {
+pub(crate) fn out_tensor(v: &Val) -> Result<Tensor, ModelError> {
     match v {
         Val::F(s, d) => {
             let shape = if s.len() == 1 {

@@ -81,15 +81,21 @@ pub enum LayerSpec {
         #[serde(default)]
         padding: usize,
     },
-    /// Max pooling with a square window and equal stride.
+    /// Max pooling with a square window (stride = window unless given).
     MaxPool2d {
-        /// Window size and stride.
+        /// Window size (and the stride when `stride` is absent).
         size: usize,
+        /// Stride, e.g. 1 for the overlapping pools of the Opacus MNIST CNN.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stride: Option<usize>,
     },
-    /// Average pooling with a square window and equal stride.
+    /// Average pooling with a square window (stride = window unless given).
     AvgPool2d {
-        /// Window size and stride.
+        /// Window size (and the stride when `stride` is absent).
         size: usize,
+        /// Stride.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stride: Option<usize>,
     },
     /// Mean over spatial positions, to `[batch, c]`.
     GlobalAvgPool,
@@ -297,8 +303,9 @@ impl ArchSpec {
                         )
                         .map_err(|_| bad("conv2d"))?;
                 }
-                LayerSpec::MaxPool2d { size } | LayerSpec::AvgPool2d { size } => {
+                LayerSpec::MaxPool2d { size, stride } | LayerSpec::AvgPool2d { size, stride } => {
                     let k = lim(*size)?;
+                    let st = lim(stride.unwrap_or(*size))?;
                     if shape.len() != 3 || shape[1] < k || shape[2] < k {
                         return Err(bad("pool"));
                     }
@@ -314,10 +321,10 @@ impl ArchSpec {
                         &out,
                         vec![
                             ("kernel_shape".into(), AttrVal::Is(vec![k as i64; 2])),
-                            ("strides".into(), AttrVal::Is(vec![k as i64; 2])),
+                            ("strides".into(), AttrVal::Is(vec![st as i64; 2])),
                         ],
                     );
-                    shape = vec![shape[0], shape[1] / k, shape[2] / k];
+                    shape = vec![shape[0], (shape[1] - k) / st + 1, (shape[2] - k) / st + 1];
                 }
                 LayerSpec::GlobalAvgPool => {
                     if shape.len() != 3 {

@@ -309,6 +309,7 @@ fn compose(history: &[Step], dir: Direction, settings: PldSettings) -> Result<Co
     let mut log_m_up = vec![0.0; lambdas.len()];
     let mut log_m_down = vec![0.0; lambdas.len()];
     let (mut lo_hard, mut hi_hard, mut range) = (0.0, 0.0, 0.0f64);
+    let mut min_std = f64::INFINITY;
     for (t, steps) in &parts {
         let h0 = (t.b - t.a) / 65536.0;
         let (k0, m) = t.discretise(h0);
@@ -331,6 +332,15 @@ fn compose(history: &[Step], dir: Direction, settings: PldSettings) -> Result<Co
             log_m_up[j] += st * up;
             log_m_down[j] += st * down;
         }
+        let mass: f64 = m.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+        let mu: f64 = m.iter().enumerate().map(|(i, p)| p * val(i)).sum::<f64>() / mass;
+        let var: f64 = m
+            .iter()
+            .enumerate()
+            .map(|(i, p)| p * (val(i) - mu).powi(2))
+            .sum::<f64>()
+            / mass;
+        min_std = min_std.min(var.sqrt().max(h0));
         lo_hard += st * (t.a - h0);
         hi_hard += st * (t.b + h0);
         range = range.max(t.b - t.a + 2.0 * h0);
@@ -350,8 +360,13 @@ fn compose(history: &[Step], dir: Direction, settings: PldSettings) -> Result<Co
         .max(lo_hard);
     let width = (hi_w - lo_w).max(range);
     #[allow(clippy::cast_precision_loss)]
+    // The grid is at most 1/64 of the smallest per-step standard deviation
+    // (with q = 0.001 the per-step losses are ~1e-4 wide, and a 1e-4 grid
+    // is off by 0.4% even with mean preservation), and no finer than the
+    // FFT size allows.
     let h = settings
         .grid
+        .min(min_std / 64.0)
         .max(width / (settings.max_points.max(16) - 8) as f64);
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let n = ((width / h).ceil() as usize + 4).next_power_of_two();

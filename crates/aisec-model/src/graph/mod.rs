@@ -27,6 +27,7 @@ mod attrs;
 mod bn_train;
 mod limits;
 pub(crate) mod ops;
+mod per_example;
 
 #[cfg(test)]
 mod fd_tests;

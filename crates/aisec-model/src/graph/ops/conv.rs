@@ -53,6 +53,9 @@ impl Conv {
 }
 
 impl Op for Conv {
+    fn rows_independent(&self) -> bool {
+        true
+    }
     fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
         let node = cx.node;
         let nm = node.name.as_str();

@@ -154,6 +154,9 @@ impl Arith {
 }
 
 impl Op for Binary {
+    fn rows_independent(&self) -> bool {
+        true
+    }
     fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
         let node = cx.node;
         let op = self.0;

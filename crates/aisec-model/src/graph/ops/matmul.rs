@@ -29,6 +29,9 @@ struct Gemm {
 }
 
 impl Op for Gemm {
+    fn rows_independent(&self) -> bool {
+        !self.trans_a
+    }
     fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
         let node = cx.node;
         let nm = node.name.as_str();
@@ -230,6 +233,9 @@ fn matmul_plan(
 struct MatMul;
 
 impl Op for MatMul {
+    fn rows_independent(&self) -> bool {
+        true
+    }
     fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
         let node = cx.node;
         let nm = node.name.as_str();

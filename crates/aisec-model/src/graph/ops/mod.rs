@@ -48,6 +48,13 @@ pub(crate) trait Op: std::fmt::Debug + Send + Sync {
     fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError>;
     /// Gradients of the inputs from the gradients of the outputs.
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError>;
+    /// Whether output row `i` depends only on row `i` (leading axis) of the
+    /// batch-carrying inputs, so that `backward` on one-row slices gives one
+    /// example's share of a weight gradient (DP-SGD's per-example
+    /// gradients, [`crate::graph::Graph::backward_per_example`]).
+    fn rows_independent(&self) -> bool {
+        false
+    }
 }
 
 /// Everything a backward pass reads.
