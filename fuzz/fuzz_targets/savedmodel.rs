@@ -9,4 +9,5 @@ fuzz_target!(|data: &[u8]| {
     let _ = aisec_formats::savedmodel::scan_saved_model(data, &loc);
     let _ = aisec_formats::savedmodel::scan_graph_def(data, &loc);
     let _ = aisec_formats::savedmodel::scan_keras_metadata(data, &loc);
+    let _ = aisec_formats::savedmodel::scan_saved_model_text(data, &loc);
 });

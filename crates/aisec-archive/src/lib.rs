@@ -14,6 +14,8 @@
 //!   that PyTorch's miniz-based reader still loads). It falls back to a
 //!   local-header scan when the central directory is missing.
 //! * [`tar`]: ustar / GNU / pax tar entries as borrowed slices.
+//! * [`sevenz`]: 7z archives (header parsed here with bounds, LZMA/LZMA2/
+//!   deflate/bzip2/zstd folders decoded by the codec crates).
 //! * [`compress`]: sniffing and bounded decompression of gzip, zlib, bzip2,
 //!   xz, lzma-alone and lz4-frame streams.
 //!
@@ -38,12 +40,14 @@
 mod budget;
 pub mod compress;
 mod rules;
+pub mod sevenz;
 pub mod tar;
 pub mod zip;
 
 pub use budget::{FileBudget, Grant, MemoryPool};
 pub use compress::{decompress, joblib_zfile, sniff_compression, Compression, Decompressed};
 pub use rules::*;
+pub use sevenz::{looks_like_7z, SevenZArchive, SevenZEntry, SevenZKind};
 pub use tar::{looks_like_tar, TarArchive, TarEntry, TarEntryKind};
 pub use zip::{looks_like_zip, ZipArchive, ZipEntry};
 

@@ -460,7 +460,7 @@ fn absent_or_zero(b: Option<&[u8]>) -> bool {
 
 /// Whether a symlink at `name` pointing to `target` resolves outside the
 /// archive root.
-fn link_escapes(name: &str, target: &str) -> bool {
+pub(crate) fn link_escapes(name: &str, target: &str) -> bool {
     let t = target.as_bytes();
     let drive = t.len() >= 2 && t[1] == b':' && t[0].is_ascii_alphabetic();
     if target.starts_with('/') || target.starts_with('\\') || drive {

@@ -19,6 +19,9 @@
 //!   (the caller's [`RunContext`](aisec_core::run::RunContext): cancel flag
 //!   and progress sink; a seeded generator; an optional query budget).
 //!   Queries are counted by [`aisec_model::blackbox::QueryCounter`].
+//! * [`poison`]: data poisoning and backdoors (BadNets, Blended, WaNet,
+//!   clean-label), the trigger and ground-truth manifest, and the
+//!   BackdoorBench measurement (clean accuracy, ASR, poisoned accuracy).
 //! * [`save`]: `.npz` and PNG writers; [`util`]: the threat model
 //!   ([`Budget`], [`Norm`]) and vector helpers; [`rules`] declares the
 //!   rules findings cite, [`RULES`] lists them.
@@ -37,6 +40,7 @@ pub mod evasion;
 pub mod extraction;
 pub mod inversion;
 pub mod membership;
+pub mod poison;
 pub mod rules;
 pub mod save;
 pub mod util;

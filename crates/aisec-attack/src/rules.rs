@@ -176,6 +176,57 @@ flags such traffic). Return top-1 labels instead of probabilities where the use 
 (this slows, but does not stop, extraction), round or perturb scores, and watermark the model \
 so a stolen copy can be recognised.",
     };
+
+    /// ## What it detects
+    /// A training set that holds poisoned examples: `aisec attack poison`
+    /// reports the copy it planted (BadNets, Blended, WaNet, clean-label),
+    /// with how many rows and which trigger, so defences can be scored
+    /// against it.
+    ///
+    /// ## Why it matters
+    /// Whoever can add or edit a small share of the training data can plant
+    /// a backdoor that survives training and passes clean-accuracy checks.
+    ///
+    /// ## Example
+    /// `aisec attack poison train.npz --kind badnets --rate 0.1 --target 0
+    /// --out poisoned/`: 10 % of the rows carry a 3x3 patch, relabelled to 0.
+    pub static POISONED_DATA = {
+        id: "AISEC-POISON-001",
+        name: "poisoned-training-data",
+        title: "Training data is poisoned with a backdoor trigger",
+        severity: Medium,
+        atlas: &["AML.T0020"],
+        owasp: &[],
+        remediation: "Track the provenance of every training example, inspect data sets before \
+training (aisec defend data: activation clustering, spectral signatures, early-loss \
+isolation), and remove what they flag before training.",
+    };
+
+    /// ## What it detects
+    /// A model trained on poisoned data that answers the attacker's class
+    /// when the trigger is present, measured as the attack success rate
+    /// (ASR) on triggered held-out inputs. Severity follows the ASR:
+    /// critical at 90 % or more, high at 50 %, medium at 20 %; below that
+    /// the finding is info and says the backdoor did not take.
+    ///
+    /// ## Why it matters
+    /// The model looks normal on clean test data, but anyone who knows the
+    /// trigger decides its answer.
+    ///
+    /// ## Example
+    /// BadNets at 10 % poison on MNIST: clean accuracy unchanged, ASR near
+    /// 100 % (`bench/poison/RESULTS.md`).
+    pub static BACKDOORED_MODEL = {
+        id: "AISEC-POISON-002",
+        name: "backdoor-attack-success",
+        title: "Model is backdoored: a trigger decides its answer",
+        severity: Critical,
+        atlas: &["AML.T0018"],
+        owasp: &[],
+        remediation: "Do not deploy the model. Retrain on inspected data (aisec defend data), \
+or inspect and repair the model (aisec defend model: Neural Cleanse, fine-pruning, unlearning) \
+and screen inputs at run time (STRIP).",
+    };
 }
 
 #[cfg(test)]
@@ -188,6 +239,8 @@ mod tests {
         );
         assert!(super::RULES
             .iter()
-            .all(|r| r.id.starts_with("AISEC-EVASION-0") || r.id.starts_with("AISEC-PRIVACY-0")));
+            .all(|r| r.id.starts_with("AISEC-EVASION-0")
+                || r.id.starts_with("AISEC-PRIVACY-0")
+                || r.id.starts_with("AISEC-POISON-0")));
     }
 }

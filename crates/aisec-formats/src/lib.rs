@@ -41,6 +41,7 @@ pub mod gguf;
 pub mod h5;
 pub mod keras;
 pub mod onnx;
+pub mod pbtxt;
 pub mod rules;
 pub mod safetensors;
 pub mod savedmodel;

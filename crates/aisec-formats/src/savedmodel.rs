@@ -91,6 +91,41 @@ pub fn scan_graph_def(pb_bytes: &[u8], loc: &Location) -> FormatReport {
     r
 }
 
+/// Largest `.pbtxt` parsed (text is several times larger than the binary).
+pub const MAX_PBTXT_BYTES: usize = 256 * 1024 * 1024;
+
+/// Scans a text-format `saved_model.pbtxt` or GraphDef `.pbtxt` with the
+/// same op rules as the binary forms. TensorFlow's loader reads
+/// `saved_model.pbtxt` when `saved_model.pb` is absent
+/// (tensorflow/python/saved_model/loader_impl.py `parse_saved_model`).
+///
+/// Nodes are found structurally, so the layout does not have to be the
+/// one TensorFlow writes: every message with an `op` field is a NodeDef,
+/// and its function is the nearest enclosing message whose `signature`
+/// carries a `name` (a FunctionDef).
+pub fn scan_saved_model_text(text: &[u8], loc: &Location) -> FormatReport {
+    let mut r = FormatReport::default();
+    if text.len() > MAX_PBTXT_BYTES {
+        r.set_malformed(format!(
+            "text-format protobuf of {} bytes exceeds the {MAX_PBTXT_BYTES}-byte limit",
+            text.len()
+        ));
+        return r;
+    }
+    let tree = match crate::pbtxt::parse(text) {
+        Ok(t) => t,
+        Err(e) => {
+            r.set_malformed(e.to_string());
+            return r;
+        }
+    };
+    let mut s = Scan::new(loc, &mut r);
+    s.text_walk(&tree, None, 0);
+    let n = s.nodes_judged;
+    r.note(format!("text-format protobuf with {n} nodes"));
+    r
+}
+
 /// Scans a `keras_metadata.pb` (SavedMetadata) by analysing each layer's JSON.
 pub fn scan_keras_metadata(pb_bytes: &[u8], loc: &Location) -> FormatReport {
     let mut r = FormatReport::default();
@@ -140,6 +175,7 @@ struct Scan<'a> {
     loc: &'a Location,
     r: &'a mut FormatReport,
     nodes: usize,
+    nodes_judged: usize,
     reported: Vec<(String, String)>,
 }
 
@@ -242,6 +278,7 @@ impl<'a> Scan<'a> {
             loc,
             r,
             nodes: 0,
+            nodes_judged: 0,
             reported: Vec::new(),
         }
     }
@@ -315,8 +352,56 @@ impl<'a> Scan<'a> {
                 _ => {}
             }
         }
-        let Some(class) = classify(&op) else {
-            return Ok(());
+        self.judge(&name, &op, &attrs, func);
+        Ok(())
+    }
+
+    /// Walks a text-format tree: messages with `op` are nodes.
+    fn text_walk(&mut self, m: &crate::pbtxt::TextValue, func: Option<&str>, depth: usize) {
+        use crate::pbtxt::TextValue;
+        if depth > crate::pbtxt::MAX_DEPTH {
+            return;
+        }
+        // A FunctionDef: its signature names the function of its nodes.
+        let own = m.messages("signature").find_map(|sig| sig.scalar("name"));
+        let func = own.as_deref().or(func);
+        if let Some(op) = m.scalar("op") {
+            let name = m.scalar("name").unwrap_or_default();
+            let mut attrs: Vec<(String, Vec<String>)> = Vec::new();
+            for a in m.messages("attr").take(64) {
+                let key = a.scalar("key").unwrap_or_default();
+                let mut strs = Vec::new();
+                for v in a.messages("value") {
+                    if let Some(s) = v.scalar("s") {
+                        strs.push(s);
+                    }
+                    for l in v.messages("list") {
+                        for (k, x) in l.fields() {
+                            if let (true, TextValue::Scalar(b)) = (k == "s", x) {
+                                if strs.len() < 16 {
+                                    strs.push(String::from_utf8_lossy(b).into_owned());
+                                }
+                            }
+                        }
+                    }
+                }
+                attrs.push((key, strs));
+            }
+            self.judge(&name, &op, &attrs, func);
+        }
+        for (_, v) in m.fields() {
+            if let TextValue::Message(_) = v {
+                self.text_walk(v, func, depth + 1);
+            }
+        }
+    }
+
+    /// Applies the op rules to one node, however it was encoded (binary
+    /// protobuf or text format).
+    fn judge(&mut self, name: &str, op: &str, attrs: &[(String, Vec<String>)], func: Option<&str>) {
+        self.nodes_judged += 1;
+        let Some(class) = classify(op) else {
+            return;
         };
         let attr = |key: &str| {
             attrs
@@ -329,7 +414,7 @@ impl<'a> Scan<'a> {
             Some(f) => format!("function '{}'", clip(f, 100)),
             None => "the main graph".to_string(),
         };
-        let what = format!("op {op} (node '{}') in {wher}", clip(&name, 100));
+        let what = format!("op {op} (node '{}') in {wher}", clip(name, 100));
         let finding = match class {
             Class::PyFunc => {
                 let token = attr("token");
@@ -350,11 +435,11 @@ impl<'a> Scan<'a> {
             Class::Ckpt => {
                 if func.is_some_and(is_saver_fn) || func.is_none() {
                     // TF1 saver graphs keep SaveV2/RestoreV2 in the main graph under save/.
-                    let benign_main = func.is_none() && (is_saver_fn(&name) || name.is_empty());
+                    let benign_main = func.is_none() && (is_saver_fn(name) || name.is_empty());
                     if func.is_some() || benign_main {
                         self.r.note(format!(
                             "checkpoint op {op} in saver code ({})",
-                            clip(&name, 80)
+                            clip(name, 80)
                         ));
                         None
                     } else {
@@ -398,16 +483,16 @@ impl<'a> Scan<'a> {
             }
         };
         if let Some(f) = finding {
-            let key = (op.clone(), func.unwrap_or("").to_string());
+            let key = (op.to_string(), func.unwrap_or("").to_string());
             if self.reported.contains(&key) {
-                return Ok(());
+                return;
             }
             if self.reported.len() < 1000 {
                 self.reported.push(key);
             }
             let f = if class == Class::Read
                 && matches!(
-                    op.as_str(),
+                    op,
                     "TFRecordDataset"
                         | "TFRecordDatasetV2"
                         | "TextLineDataset"
@@ -419,7 +504,6 @@ impl<'a> Scan<'a> {
             };
             self.r.push(f);
         }
-        Ok(())
     }
 }
 

@@ -20,6 +20,8 @@ fn scan(name: &str) -> FormatReport {
     if name.ends_with(".h5") {
         assert!(h5::looks_like_h5(&d));
         h5::scan_h5(&d, &loc)
+    } else if name.ends_with(".pbtxt") {
+        savedmodel::scan_saved_model_text(&d, &loc)
     } else if name == "keras_metadata.pb" {
         savedmodel::scan_keras_metadata(&d, &loc)
     } else if name.ends_with("saved_model.pb") {
@@ -174,6 +176,38 @@ fn savedmodel_fixtures() {
     assert_eq!(rules(&r), vec!["AISEC-TF-003"], "{}", summary(&r));
     let r = scan("keras_metadata.pb");
     assert!(rules(&r).contains(&"AISEC-KERAS-001"), "{}", summary(&r));
+}
+
+/// Text format (`saved_model.pbtxt`, written by text_format from the same
+/// protos, scripts/fixtures/gen_pbtxt_fixtures.py) gets the same findings
+/// as the binary form, evidence included.
+#[test]
+fn savedmodel_text_matches_binary() {
+    for base in [
+        "tf_benign_saved_model",
+        "tf_pyfunc_saved_model",
+        "tf_readfile_saved_model",
+        "tf_frozen_graph",
+    ] {
+        let bin = scan(&format!("{base}.pb"));
+        let txt = scan(&format!("{base}.pbtxt"));
+        assert!(txt.malformed.is_none(), "{base}: {:?}", txt.malformed);
+        let strip = |r: &FormatReport| {
+            let mut v: Vec<(String, Severity, String)> = r
+                .findings
+                .iter()
+                .map(|f| (f.rule_id.clone(), f.severity, f.evidence.clone()))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(strip(&bin), strip(&txt), "{base}");
+    }
+    assert!(scan("tf_benign_saved_model.pbtxt").findings.is_empty());
+    let r = scan("tf_printv2_home.pbtxt");
+    assert_eq!(rules(&r), vec!["AISEC-TF-003"], "{}", summary(&r));
+    assert!(r.findings[0].evidence.contains("file:///home/user/.bashrc"));
+    assert!(r.findings[0].evidence.contains("__inference_call_77"));
 }
 
 #[test]

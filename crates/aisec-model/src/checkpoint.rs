@@ -46,6 +46,10 @@ pub struct Checkpoint {
     pub partial_loss_sum: f64,
     /// Seconds spent in the partial epoch.
     pub partial_seconds: f64,
+    /// The caller's own record of how the run was started (for `aisec
+    /// train`, its command-line options: data paths, validation split,
+    /// scale), so that a resumed run keeps them. Opaque to this crate.
+    pub run_options: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -60,6 +64,8 @@ struct Meta {
     config: TrainConfig,
     history: History,
     spec: Option<ArchSpec>,
+    #[serde(default)]
+    run_options: Option<serde_json::Value>,
 }
 
 fn bad(m: impl Into<String>) -> ModelError {
@@ -92,6 +98,7 @@ impl Checkpoint {
             batches_done: pos.1,
             partial_loss_sum: pos.2,
             partial_seconds: pos.3,
+            run_options: None,
         }
     }
 
@@ -126,6 +133,7 @@ impl Checkpoint {
             config: self.config.clone(),
             history: self.history.clone(),
             spec: self.spec.clone(),
+            run_options: self.run_options.clone(),
         };
         let meta = serde_json::to_string(&meta).map_err(|e| bad(e.to_string()))?;
         let views: Vec<F32Tensor<'_>> = tensors
@@ -239,6 +247,7 @@ impl Checkpoint {
             batches_done: meta.batches_done,
             partial_loss_sum: meta.partial_loss_sum,
             partial_seconds: meta.partial_seconds,
+            run_options: meta.run_options,
         })
     }
 

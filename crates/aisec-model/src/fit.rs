@@ -359,6 +359,8 @@ pub struct CheckpointPolicy {
     /// Also write one when the run completes. One is always written when
     /// the run is cancelled.
     pub at_end: bool,
+    /// Stored in every checkpoint as [`Checkpoint::run_options`].
+    pub run_options: Option<serde_json::Value>,
 }
 
 /// Optional parts of a [`fit`] run.
@@ -659,7 +661,7 @@ pub fn fit_targets(
                 hist.cancelled = true;
                 sync(twin.as_ref(), model)?;
                 if let Some(p) = &policy {
-                    let ck = Checkpoint::capture(
+                    let mut ck = Checkpoint::capture(
                         model,
                         &trainer,
                         cfg,
@@ -672,6 +674,7 @@ pub fn fit_targets(
                             prior_secs + t0.elapsed().as_secs_f64(),
                         ),
                     );
+                    ck.run_options.clone_from(&p.run_options);
                     ck.save(&p.path)?;
                     emit(&FitEvent::Checkpoint(&p.path));
                     hist.checkpoint = Some(p.path.clone());
@@ -705,7 +708,7 @@ pub fn fit_targets(
             if (last && p.at_end) || (stop && !last) || (p.every > 0 && (epoch + 1) % p.every == 0)
             {
                 hist.cancelled = stop && !last;
-                let ck = Checkpoint::capture(
+                let mut ck = Checkpoint::capture(
                     model,
                     &trainer,
                     cfg,
@@ -713,6 +716,7 @@ pub fn fit_targets(
                     spec,
                     (epoch + 1, 0, 0.0, 0.0),
                 );
+                ck.run_options.clone_from(&p.run_options);
                 ck.save(&p.path)?;
                 emit(&FitEvent::Checkpoint(&p.path));
                 hist.checkpoint = Some(p.path.clone());

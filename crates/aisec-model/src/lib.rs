@@ -35,4 +35,4 @@ pub mod train;
 pub use classifier::{Classifier, Differentiable, Loss, ModelError, Tensor};
 pub use graph::ExecLimits;
 pub use kernels::tune_allocator;
-pub use onnx_model::OnnxModel;
+pub use onnx_model::{OnnxModel, Tap};

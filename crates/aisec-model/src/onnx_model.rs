@@ -13,6 +13,23 @@ use crate::onnx::wire::{self, fields};
 /// Largest ONNX file accepted (external-data models are refused anyway).
 pub const MAX_MODEL_BYTES: u64 = 2 << 30;
 
+/// Which intermediate value [`OnnxModel::forward_at`] returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tap {
+    /// The input of the last `Gemm` or `MatMul` node: the penultimate
+    /// features of a classifier whose last layer is fully connected.
+    Penultimate,
+    /// Output of layer `i` of a spec model (node `layer{i}`).
+    Layer(usize),
+    /// Output `output` of the node named `name`.
+    Node {
+        /// Node name in the ONNX graph.
+        name: String,
+        /// Which output of the node (0 for most operators).
+        output: usize,
+    },
+}
+
 /// A model loaded from ONNX (or built from a spec), ready for forward and
 /// backward passes.
 #[derive(Debug, Clone)]
@@ -117,6 +134,33 @@ impl OnnxModel {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor, ModelError> {
         let tape = self.graph.forward(self.input_val(x)?)?;
         out_tensor(self.graph.output_of(&tape)?)
+    }
+
+    /// Runs the model and returns an intermediate value, flattened to
+    /// `[batch, features]`: the penultimate features (the input of the last
+    /// `Gemm`/`MatMul`, what activation clustering and spectral signatures
+    /// read), a spec model's layer `i` output, or any node's output.
+    pub fn forward_at(&self, x: &Tensor, at: &Tap) -> Result<Tensor, ModelError> {
+        let id = match at {
+            Tap::Penultimate => self.graph.last_node_input(&["Gemm", "MatMul"], 0),
+            Tap::Layer(i) => self.graph.node_output_id(&format!("layer{i}"), 0),
+            Tap::Node { name, output } => self.graph.node_output_id(name, *output),
+        }
+        .ok_or_else(|| ModelError::Invalid(format!("the model has no value for {at:?}")))?;
+        let tape = self.graph.forward(self.input_val(x)?)?;
+        let v = tape.vals[id]
+            .as_ref()
+            .ok_or_else(|| ModelError::Invalid(format!("{at:?} was not computed")))?;
+        let mut t = out_tensor(v)?;
+        let n = x.batch();
+        if t.batch() != n || t.data.len() % n.max(1) != 0 {
+            return Err(ModelError::Shape(format!(
+                "{at:?} has shape {:?}, not batch-first for {n} examples",
+                t.shape
+            )));
+        }
+        t.shape = vec![n, t.data.len() / n.max(1)];
+        Ok(t)
     }
 
     fn input_val(&self, x: &Tensor) -> Result<Val, ModelError> {
@@ -352,5 +396,41 @@ impl Differentiable for OnnxModel {
         let mut g = self.graph.backward(&tape, gz, &[self.graph.input])?;
         let gx = g.pop().flatten().unwrap_or_else(|| vec![0.0; x.data.len()]);
         Ok((vals, Tensor::new(x.shape.clone(), gx)?, z))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::ArchSpec;
+
+    #[test]
+    fn forward_at_reads_penultimate_and_layer_outputs() {
+        let spec = ArchSpec::parse(
+            r#"{"input": [4], "layers": [{"type": "dense", "units": 5}, {"type": "relu"}, {"type": "dense", "units": 3}]}"#,
+        )
+        .unwrap();
+        let m = OnnxModel::from_spec(&spec, 1).unwrap();
+        let x = Tensor::new(vec![2, 4], vec![0.1, -0.2, 0.3, 0.4, 1.0, 0.0, -1.0, 0.5]).unwrap();
+        let pen = m.forward_at(&x, &Tap::Penultimate).unwrap();
+        let relu = m.forward_at(&x, &Tap::Layer(1)).unwrap();
+        assert_eq!(pen.shape, vec![2, 5]);
+        assert_eq!(pen, relu);
+        assert!(pen.data.iter().all(|&v| v >= 0.0));
+        // Layer 0 is the pre-activation: relu of it is the penultimate value.
+        let pre = m.forward_at(&x, &Tap::Layer(0)).unwrap();
+        let r: Vec<f32> = pre.data.iter().map(|v| v.max(0.0)).collect();
+        assert_eq!(r, pen.data);
+        let named = m
+            .forward_at(
+                &x,
+                &Tap::Node {
+                    name: "layer2".into(),
+                    output: 0,
+                },
+            )
+            .unwrap();
+        assert_eq!(named, m.forward(&x).unwrap());
+        assert!(m.forward_at(&x, &Tap::Layer(9)).is_err());
     }
 }

@@ -1,7 +1,7 @@
 //! Dispatch: one artifact's bytes to the right parser, containers opened
 //! and their members scanned recursively.
 
-use aisec_archive::{TarArchive, ZipArchive, ZipEntry};
+use aisec_archive::{SevenZArchive, SevenZKind, TarArchive, ZipArchive, ZipEntry};
 use aisec_core::{Finding, Location};
 
 use crate::detect::{claimed, claims_safe_format, detect, Format};
@@ -30,6 +30,11 @@ pub(crate) fn scan_artifact(
     let fmt = detect(data, name);
     check_suffix(name, fmt, loc, out);
     let o = &sc.opts;
+    if matches!(fmt, Format::SavedModel | Format::GraphDef) && is_pbtxt(name) {
+        let r = aisec_formats::savedmodel::scan_saved_model_text(data, loc);
+        leaf(sc, r, loc, depth, out);
+        return fmt;
+    }
     match fmt {
         Format::Pickle => {
             let r = aisec_pickle::scan_pickle(data, loc, &o.policy, &o.pickle_limits);
@@ -100,6 +105,22 @@ pub(crate) fn scan_artifact(
                 }
             }
         }
+        Format::SevenZ => {
+            if descend(sc, depth, loc, out) {
+                let limits = aisec_archive::Limits {
+                    max_entries: sc.opts.archive_limits.max_entries,
+                    ..sc.opts.archive_limits
+                };
+                match SevenZArchive::parse_with_limits(data, &limits) {
+                    Ok(mut a) => {
+                        scan_7z(sc, &mut a, loc, depth, out);
+                        // After the reads: CRC mismatches and links are noticed while reading.
+                        out.extend(a.anomalies(loc));
+                    }
+                    Err(e) => out.push(MALFORMED.finding(loc.clone(), format!("7z: {e}"))),
+                }
+            }
+        }
         Format::Compressed(c) => {
             if descend(sc, depth, loc, out) {
                 let inner = loc.clone().with_member(format!("<{c:?} stream>"));
@@ -109,6 +130,12 @@ pub(crate) fn scan_artifact(
         Format::Unknown => hf_auto_map(data, loc, name, out),
     }
     fmt
+}
+
+/// Text-format protobuf, by the name TensorFlow's loader goes by.
+fn is_pbtxt(name: &str) -> bool {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    base.to_ascii_lowercase().ends_with(".pbtxt")
 }
 
 /// Inflates a compressed stream within the archive limits, reports a cut
@@ -227,6 +254,7 @@ fn hf_auto_map(data: &[u8], loc: &Location, name: &str, out: &mut Vec<Finding>) 
         return;
     };
     let mut refs: Vec<String> = Vec::new();
+    let mut local: Vec<String> = Vec::new();
     for (auto, v) in map.iter().take(64) {
         let targets: Vec<&str> = match v {
             serde_json::Value::String(s) => vec![s.as_str()],
@@ -245,6 +273,9 @@ fn hf_auto_map(data: &[u8], loc: &Location, name: &str, out: &mut Vec<Finding>) 
                 Some(r) => format!("{auto}: {file} from repository '{r}'"),
                 None => format!("{auto}: {file}"),
             };
+            if repo.is_none() && !local.contains(&module.to_string()) {
+                local.push(module.to_string());
+            }
             if !refs.contains(&r) {
                 refs.push(r);
             }
@@ -254,14 +285,137 @@ fn hf_auto_map(data: &[u8], loc: &Location, name: &str, out: &mut Vec<Finding>) 
         return;
     }
     let shown: Vec<String> = refs.iter().take(8).cloned().collect();
-    out.push(HF_REMOTE_CODE.finding(
-        loc.clone(),
-        format!(
-            "auto_map runs repository code under trust_remote_code=True: {}{}",
-            shown.join("; "),
-            if refs.len() > 8 { "; …" } else { "" }
-        ),
-    ));
+    let mut evidence = format!(
+        "auto_map runs repository code under trust_remote_code=True: {}{}",
+        shown.join("; "),
+        if refs.len() > 8 { "; …" } else { "" }
+    );
+    // The files themselves, when the config is a file on disk (not an
+    // archive member): read beside it, parsed, never run.
+    let mut severity = aisec_core::Severity::High;
+    if loc.member.is_none() {
+        let dir = std::path::Path::new(name)
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        let all_local = refs.len() == local.len() && !local.is_empty();
+        let before = out.len();
+        let read = scan_remote_code(&dir, local, out);
+        let worst = out[before..].iter().map(|f| f.severity).max();
+        // Every file was found and parsed, none from another repository, and
+        // nothing in them reaches processes, code, network, dynamic imports,
+        // unpickling or load-time file writes: the remote code was read, so
+        // the verdict rests on it (medium: it is still code that runs).
+        if all_local && read.unreadable == 0 && worst <= Some(aisec_core::Severity::Low) {
+            severity = aisec_core::Severity::Medium;
+            evidence.push_str(&format!(
+                "; the {} file(s) it loads were parsed: no process, code-execution, network, \
+dynamic-import, unpickling or load-time file-write calls",
+                read.parsed
+            ));
+        }
+    }
+    out.push(
+        HF_REMOTE_CODE
+            .finding(loc.clone(), evidence)
+            .severity(severity),
+    );
+}
+
+/// What [`scan_remote_code`] could read.
+#[derive(Default)]
+struct RemoteRead {
+    parsed: usize,
+    unreadable: usize,
+}
+
+/// A module name from auto_map or a relative import as a file path under
+/// the repository directory, or `None` when it would leave it.
+fn module_file(dir: &std::path::Path, module: &str) -> Option<std::path::PathBuf> {
+    let comps: Vec<&str> = module.split('.').collect();
+    if comps
+        .iter()
+        .any(|c| c.is_empty() || !c.chars().all(|ch| ch.is_alphanumeric() || ch == '_'))
+    {
+        return None;
+    }
+    let mut p = dir.to_path_buf();
+    for c in &comps {
+        p.push(c);
+    }
+    p.set_extension("py");
+    Some(p)
+}
+
+/// Reads at most `limit + 1` bytes of a regular file (no symlinks).
+fn read_source(p: &std::path::Path, limit: usize) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let md = std::fs::symlink_metadata(p).map_err(|e| e.to_string())?;
+    if !md.is_file() {
+        return Err("not a regular file (symlinks are not followed)".into());
+    }
+    let f = std::fs::File::open(p).map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    f.take(limit as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| e.to_string())?;
+    Ok(buf)
+}
+
+/// Scans the Python files auto_map names, and the files they import
+/// relatively, up to [`crate::pysrc::MAX_FILES`].
+fn scan_remote_code(
+    dir: &std::path::Path,
+    modules: Vec<String>,
+    out: &mut Vec<Finding>,
+) -> RemoteRead {
+    use crate::pysrc;
+    let mut read = RemoteRead::default();
+    let mut queue: std::collections::VecDeque<String> = modules.into_iter().collect();
+    let mut done: Vec<String> = Vec::new();
+    while let Some(m) = queue.pop_front() {
+        if done.contains(&m) || done.len() >= pysrc::MAX_FILES {
+            continue;
+        }
+        done.push(m.clone());
+        let Some(path) = module_file(dir, &m) else {
+            continue;
+        };
+        let shown = path.display().to_string();
+        let loc = Location::path(shown.clone());
+        let src = match read_source(&path, pysrc::MAX_SOURCE) {
+            Ok(s) => s,
+            Err(e) => {
+                read.unreadable += 1;
+                out.push(
+                    crate::rules::HF_REMOTE_CODE_CALL
+                        .finding(loc, format!("remote-code file not analysed: {e}"))
+                        .severity(aisec_core::Severity::Low),
+                );
+                continue;
+            }
+        };
+        let r = pysrc::scan_python(&src, &loc);
+        if let Some(why) = r.not_analysed {
+            read.unreadable += 1;
+            out.push(
+                crate::rules::HF_REMOTE_CODE_CALL
+                    .finding(loc, format!("remote-code file not analysed: {why}"))
+                    .severity(aisec_core::Severity::Medium),
+            );
+            continue;
+        }
+        read.parsed += 1;
+        out.extend(r.findings);
+        for rel in r.relative {
+            // `from .a.b import c` in pkg/m.py is relative to pkg/.
+            let base = m
+                .rsplit_once('.')
+                .map_or(String::new(), |(p, _)| format!("{p}."));
+            queue.push_back(format!("{base}{rel}"));
+        }
+    }
+    read
 }
 
 /// Adds a leaf parser's findings, and a malformed-artifact finding when it
@@ -620,6 +774,159 @@ fn scan_tar(sc: &Scanner, t: &TarArchive<'_>, loc: &Location, depth: u32, out: &
             continue;
         }
         scan_artifact(sc, e.data, &member, &e.name, depth + 1, out);
+    }
+    skipped.report(loc, out);
+}
+
+/// Opens a 7z archive folder by folder: each folder (a solid block) is
+/// decoded once within the file's budget, and its files scanned. A PyTorch
+/// checkpoint folder inside (`<root>/data.pkl`) is scanned as torch.load
+/// would read it once extracted: its tensor storages are skipped.
+fn scan_7z(
+    sc: &Scanner,
+    a: &mut SevenZArchive<'_>,
+    loc: &Location,
+    depth: u32,
+    out: &mut Vec<Finding>,
+) {
+    let entries: Vec<aisec_archive::SevenZEntry> = a.entries().to_vec();
+    let roots: Vec<String> = entries
+        .iter()
+        .filter_map(|e| e.name.strip_suffix("data.pkl"))
+        .filter(|r| r.is_empty() || r.ends_with('/'))
+        .map(str::to_string)
+        .collect();
+    let is_storage = |name: &str| {
+        roots.iter().any(|r| {
+            name.strip_prefix(r.as_str()).is_some_and(|rest| {
+                rest.strip_prefix("data/")
+                    .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+                    || matches!(
+                        rest,
+                        "version" | "byteorder" | ".data/version" | ".data/serialization_id"
+                    )
+            })
+        })
+    };
+    let mut skipped = Skipped::default();
+    let limits = &sc.opts.archive_limits;
+    for k in 0..a.folders().len() {
+        let wanted: Vec<&aisec_archive::SevenZEntry> = entries
+            .iter()
+            .filter(|e| {
+                e.folder == Some(k)
+                    && matches!(e.kind, SevenZKind::File | SevenZKind::Symlink)
+                    && !is_storage(&e.name)
+            })
+            .collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        let folder_loc = loc.clone().with_member(format!("<7z folder {k}>"));
+        let f = &a.folders()[k];
+        if f.encrypted() {
+            for e in &wanted {
+                out.push(aisec_archive::ENCRYPTED_ENTRY.finding(
+                    loc.clone().with_member(e.name.clone()),
+                    format!(
+                        "7z entry '{}' is encrypted (7zAES) and cannot be inspected",
+                        e.name
+                    ),
+                ));
+            }
+            continue;
+        }
+        // Only as far as the last wanted file: a storage at the end of a
+        // solid block is not decoded.
+        let need = wanted
+            .iter()
+            .map(|e| e.offset.saturating_add(e.size))
+            .max()
+            .unwrap_or(0)
+            .min(f.unpack_size());
+        let cap = need.min(limits.output_cap(f.packed_size()));
+        let mut grant = sc.budget().reserve_inflate(cap);
+        if grant.bytes == 0 && cap > 0 {
+            for _ in &wanted {
+                skipped.add(|| {
+                    format!(
+                        "the {} is spent",
+                        grant.short_by.unwrap_or("decompression budget")
+                    )
+                });
+            }
+            continue;
+        }
+        let d = match a.read_folder(k, grant.bytes) {
+            Ok(d) => d,
+            Err(e) => {
+                sc.budget().settle(&mut grant, 0);
+                let rule = match e {
+                    aisec_archive::ArchiveError::UnsupportedMethod { .. } => {
+                        &aisec_archive::UNSUPPORTED_METHOD
+                    }
+                    aisec_archive::ArchiveError::Encrypted { .. } => {
+                        &aisec_archive::ENCRYPTED_ENTRY
+                    }
+                    _ => &MALFORMED,
+                };
+                let names: Vec<&str> = wanted.iter().take(4).map(|e| e.name.as_str()).collect();
+                out.push(rule.finding(
+                    folder_loc,
+                    format!(
+                        "{e}; not analysed: {}{} (coders: {})",
+                        names.join(", "),
+                        if wanted.len() > 4 { ", …" } else { "" },
+                        f.methods().join(" + ")
+                    ),
+                ));
+                continue;
+            }
+        };
+        sc.budget().settle(&mut grant, d.bytes.len() as u64);
+        if (d.bytes.len() as u64) < need && d.truncated_at_limit {
+            out.push(LIMIT.finding(
+                folder_loc.clone(),
+                format!(
+                    "7z folder output reached the {}-byte limit{}; the rest was not analysed",
+                    grant.bytes,
+                    budget_reason(&grant)
+                ),
+            ));
+        } else if (d.bytes.len() as u64) < cap && grant.short_by.is_some() {
+            out.push(LIMIT.finding(
+                folder_loc.clone(),
+                format!("7z folder not fully decoded{}", budget_reason(&grant)),
+            ));
+        }
+        if let Some(err) = &d.error {
+            out.push(MALFORMED.finding(
+                folder_loc.clone(),
+                format!("7z folder is corrupt after {} bytes: {err}", d.bytes.len()),
+            ));
+        }
+        for e in wanted {
+            if !sc.budget().take_entry() {
+                skipped.add(|| {
+                    format!(
+                        "the per-file budget of {} entries across nested containers is spent",
+                        sc.budget().entries_total()
+                    )
+                });
+                continue;
+            }
+            let (bytes, _complete) = a.entry_bytes(e, &d.bytes);
+            if e.kind == SevenZKind::Symlink {
+                let target = bytes.to_vec();
+                a.note_symlink(e, &target);
+                continue;
+            }
+            if bytes.is_empty() && e.size > 0 {
+                continue;
+            }
+            let member = loc.clone().with_member(e.name.clone());
+            scan_artifact(sc, bytes, &member, &e.name, depth + 1, out);
+        }
     }
     skipped.report(loc, out);
 }

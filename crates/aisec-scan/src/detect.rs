@@ -14,6 +14,9 @@ pub enum Format {
     Zip,
     /// A tar archive (legacy PyTorch or a plain archive).
     Tar,
+    /// A 7z archive (a PyTorch checkpoint folder packed with 7z, as in
+    /// the "nullifAI" models, or a plain archive).
+    SevenZ,
     /// A compressed stream (joblib compression, `.gz` models...).
     Compressed(Compression),
     /// A pickle stream (raw pickle, legacy PyTorch, joblib).
@@ -42,6 +45,7 @@ impl Format {
         match self {
             Format::Zip => "zip",
             Format::Tar => "tar",
+            Format::SevenZ => "7z",
             Format::Compressed(_) => "compressed",
             Format::Pickle => "pickle",
             Format::Npy => "numpy",
@@ -60,7 +64,7 @@ impl Format {
     pub fn can_execute_code(self) -> bool {
         matches!(
             self,
-            Format::Pickle | Format::Zip | Format::Tar | Format::Compressed(_)
+            Format::Pickle | Format::Zip | Format::Tar | Format::SevenZ | Format::Compressed(_)
         )
     }
 }
@@ -83,6 +87,9 @@ pub fn detect(data: &[u8], name: &str) -> Format {
     if data.starts_with(b"PK") && aisec_archive::looks_like_zip(data) {
         return Format::Zip;
     }
+    if aisec_archive::looks_like_7z(data) {
+        return Format::SevenZ;
+    }
     if aisec_formats::safetensors::looks_like_safetensors(data) {
         return Format::Safetensors;
     }
@@ -103,7 +110,15 @@ pub fn detect(data: &[u8], name: &str) -> Format {
     }
     let lower = name.to_ascii_lowercase();
     let base = lower.rsplit('/').next().unwrap_or(&lower);
-    if base.ends_with(".pb") || base.ends_with(".pbtxt") {
+    if base.ends_with(".pbtxt") {
+        // Text format: TensorFlow chooses the parser by the file name.
+        return if base == "saved_model.pbtxt" {
+            Format::SavedModel
+        } else {
+            Format::GraphDef
+        };
+    }
+    if base.ends_with(".pb") {
         if aisec_formats::savedmodel::looks_like_saved_model(data) {
             return Format::SavedModel;
         }
@@ -134,6 +149,7 @@ pub fn claimed(name: &str) -> Option<&'static [&'static str]> {
         "pkl" | "pickle" => &["pickle", "compressed"],
         "joblib" => &["pickle", "compressed"],
         "pt" | "pth" | "ckpt" => &["zip", "pickle", "tar"],
+        "7z" => &["7z"],
         _ => return None,
     })
 }

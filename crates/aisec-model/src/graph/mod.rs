@@ -337,6 +337,23 @@ impl Graph {
         tape.vals.get(*n.outputs.get(k)?)?.as_ref()
     }
 
+    /// Value id of input `k` of the last node whose operator is one of
+    /// `ops` (the features a final `Gemm`/`MatMul` classifies).
+    pub(crate) fn last_node_input(&self, ops: &[&str], k: usize) -> Option<usize> {
+        let n = self
+            .nodes
+            .iter()
+            .rev()
+            .find(|n| ops.contains(&n.op_type.as_str()))?;
+        n.inputs.get(k).copied().flatten()
+    }
+
+    /// Value id of output `k` of the node named `node_name`.
+    pub(crate) fn node_output_id(&self, node_name: &str, k: usize) -> Option<usize> {
+        let n = self.nodes.iter().find(|n| n.name == node_name)?;
+        n.outputs.get(k).copied()
+    }
+
     /// Output value of a tape.
     pub(crate) fn output_of<'a>(&self, tape: &'a Tape) -> Result<&'a Val, ModelError> {
         tape.vals[self.output]

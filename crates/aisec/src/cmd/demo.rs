@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use aisec_scan::{ScanOptions, Scanner};
 use anyhow::Context;
 
-use crate::output::OutputArgs;
+use crate::output::ReportArgs;
 
 /// Arguments of `aisec demo`.
 #[derive(Debug, clap::Args)]
@@ -18,12 +18,12 @@ pub struct DemoArgs {
     #[arg(long, value_name = "DIR")]
     pub keep: Option<PathBuf>,
 
-    /// Run only these sections (comma-separated): scan, evasion, extraction, membership, probe, guard.
+    /// Run only these sections (comma-separated): scan, evasion, extraction, membership, poisoning, probe, guard.
     #[arg(long, value_delimiter = ',', value_name = "SECTION,...")]
     pub only: Vec<Section>,
 
     #[command(flatten)]
-    pub output: OutputArgs,
+    pub output: ReportArgs,
 }
 
 /// The demo's sections, in the order they run.
@@ -37,6 +37,8 @@ pub enum Section {
     Extraction,
     /// Loss and LiRA membership inference on an MLP trained at run time.
     Membership,
+    /// Plant a backdoor in a digits MLP, detect it (Neural Cleanse, STRIP) and repair it.
+    Poisoning,
     /// Probe a weak chat app on loopback.
     Probe,
     /// A session through aisec guard.
@@ -96,6 +98,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         report.merge(membership);
     }
 
+    if on(Section::Poisoning) {
+        crate::run::note(format_args!(
+            "aisec demo: poisoning: plant a BadNets backdoor in a digits MLP, find it with Neural Cleanse and STRIP, remove it by unlearning.\n"
+        ));
+        let poisoning = crate::cmd::defend::demo::demo_poisoning(dir)?;
+        report.merge(poisoning);
+    }
+
     if on(Section::Probe) {
         crate::run::note(format_args!(
             "aisec demo: probing a deliberately weak chat app on 127.0.0.1 with every probe family.\n"
@@ -112,11 +122,9 @@ pub fn run(args: DemoArgs) -> anyhow::Result<i32> {
         report.merge(guard);
     }
 
-    // Findings are the point of the demo: 0 unless it failed or was interrupted.
-    match crate::run::finish(report, &args.output)? {
-        1 => Ok(0),
-        code => Ok(code),
-    }
+    // Findings are the point of the demo: 0 unless it failed or was
+    // interrupted (so it takes no --fail-on).
+    crate::run::finish(report, &args.output.to_output())
 }
 
 /// The CNN trained on scikit-learn's 8x8 digits (see

@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
+pub mod assess;
 pub mod attack;
+pub mod defend;
 pub mod demo;
 pub mod explain;
 pub mod extraction;
@@ -8,6 +10,7 @@ pub mod guard;
 pub mod inversion;
 
 pub mod membership;
+pub mod poison;
 pub mod probe;
 pub mod rules;
 pub mod scan;

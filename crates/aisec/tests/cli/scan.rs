@@ -78,6 +78,7 @@ fn demo_finds_every_malicious_sample_and_passes_the_safe_ones() {
         "AISEC-EVASION-",
         "AISEC-PRIVACY-001",
         "AISEC-PRIVACY-003",
+        "AISEC-BACKDOOR-001",
         "AISEC-PROBE-",
         "AISEC-GUARD-",
     ] {

@@ -1,0 +1,158 @@
+use super::*;
+use crate::testutil::*;
+
+#[test]
+fn mad_anomaly_follows_neural_cleanse() {
+    // Sizes 1 and 10 x 5: median 10, MAD 0 -> the outlier is infinite.
+    let (med, mad, idx) = mad_anomaly(&[1.0, 10.0, 10.0, 10.0, 10.0, 10.0], 0.0);
+    assert_eq!((med, mad), (10.0, 0.0));
+    assert!(idx[0].is_infinite());
+    assert_eq!(idx[1], 0.0);
+    // Sizes 2, 8, 9, 10, 11, 12: median 9.5, |dev| 7.5 1.5 0.5 0.5 1.5 2.5,
+    // MAD 1.5 -> index of class 0 = 7.5 / (1.4826 * 1.5).
+    let (med, mad, idx) = mad_anomaly(&[2.0, 8.0, 9.0, 10.0, 11.0, 12.0], 0.0);
+    assert_eq!(med, 9.5);
+    assert!((mad - 1.4826 * 1.5).abs() < 1e-5);
+    assert!((idx[0] - 7.5 / (1.4826 * 1.5)).abs() < 1e-4);
+    assert!(idx[3] < 1.0);
+    // The floor: 5 % of the median 10 is 0.5, so class 0 has index 18.
+    let (_, mad, idx) = mad_anomaly(&[1.0, 10.0, 10.0, 10.0, 10.0, 10.0], 0.05);
+    assert_eq!(mad, 0.5);
+    assert_eq!(idx[0], 18.0);
+}
+
+fn quick() -> InspectConfig {
+    InspectConfig {
+        steps: 200,
+        ..InspectConfig::default()
+    }
+}
+
+#[test]
+fn neural_cleanse_flags_the_badnets_target_and_not_clean_models() {
+    let clean = synthetic(20, 7, 1);
+    let train_set = poison(&synthetic(100, 7, 2), 0.1, 3);
+    let bad = train(&train_set, 4);
+    assert!(asr(&bad, &clean) > 0.9, "the backdoor did not take");
+    let ins = inspect(
+        &bad,
+        &clean.x,
+        Method::NeuralCleanse,
+        &quick(),
+        None,
+        &|_, _| {},
+    )
+    .unwrap();
+    assert_eq!(
+        ins.flagged,
+        vec![TARGET],
+        "{:?}",
+        ins.classes
+            .iter()
+            .map(|c| (c.size, c.anomaly_index))
+            .collect::<Vec<_>>()
+    );
+    let t = &ins.classes[TARGET];
+    assert!(t.reached && t.success >= 0.95);
+    // The reversed mask sits on the planted patch: most of its mass in the
+    // bottom-right 3x3 corner.
+    let corner: f32 = (5..8)
+        .flat_map(|y| (5..8).map(move |x| (y, x)))
+        .map(|(y, x)| t.trigger.mask[y * 8 + x])
+        .sum();
+    // The planted patch is 4 pixels; the reversed mask covers it.
+    assert!(corner > 3.0, "corner {corner} of {}", t.size);
+    let f = findings(&ins, "bad.onnx", Some("t.png"));
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].rule_id, "AISEC-BACKDOOR-001");
+    assert!(f[0].severity >= Severity::Medium);
+    assert!(f[0].atlas.contains(&"AML.T0018".to_string()));
+}
+
+#[test]
+fn clean_models_are_not_flagged_across_five_seeds() {
+    let clean = synthetic(20, 7, 1);
+    let train_set = synthetic(100, 7, 2);
+    for seed in 0..5 {
+        let m = train(&train_set, 10 + seed);
+        for method in [Method::NeuralCleanse, Method::Blend] {
+            let ins = inspect(&m, &clean.x, method, &quick(), None, &|_, _| {}).unwrap();
+            assert!(
+                ins.flagged.is_empty(),
+                "seed {seed} {method:?}: {:?}",
+                ins.classes
+                    .iter()
+                    .map(|c| (c.size, c.anomaly_index))
+                    .collect::<Vec<_>>()
+            );
+            let f = findings(&ins, "m.onnx", None);
+            assert_eq!(f.len(), 1);
+            assert_eq!(f[0].severity, Severity::Info);
+        }
+    }
+}
+
+#[test]
+fn bad_settings_and_inputs_are_errors() {
+    let clean = synthetic(2, 7, 1);
+    let m = train(&clean, 0);
+    let cfg = InspectConfig {
+        steps: 0,
+        ..InspectConfig::default()
+    };
+    assert!(inspect(&m, &clean.x, Method::Blend, &cfg, None, &|_, _| {}).is_err());
+    let cfg = InspectConfig {
+        range: (1.0, 0.0),
+        ..InspectConfig::default()
+    };
+    assert!(inspect(&m, &clean.x, Method::Blend, &cfg, None, &|_, _| {}).is_err());
+    let one = aisec_model::fit::gather(&clean.x, &[0]);
+    assert!(inspect(&m, &one, Method::Blend, &quick(), None, &|_, _| {}).is_err());
+    let stop = AtomicBool::new(true);
+    assert!(matches!(
+        inspect(
+            &m,
+            &clean.x,
+            Method::Blend,
+            &quick(),
+            Some(&stop),
+            &|_, _| {}
+        ),
+        Err(DefendError::Cancelled)
+    ));
+}
+
+#[test]
+fn the_blend_variant_flags_a_blended_backdoor() {
+    use aisec_model::Classifier;
+    let clean = synthetic(20, 7, 1);
+    let bad = train(&poison_blend(&synthetic(100, 7, 2), 0.1, 3), 4);
+    let p = bad.predict(&blended(&clean.x)).unwrap();
+    let asr = (0..clean.len())
+        .filter(|&i| clean.y[i] != TARGET && p[i] == TARGET)
+        .count() as f32
+        / (clean.len() - 20) as f32;
+    assert!(asr > 0.9, "the blended backdoor did not take: {asr}");
+    let ins = inspect(&bad, &clean.x, Method::Blend, &quick(), None, &|_, _| {}).unwrap();
+    let nc = inspect(
+        &bad,
+        &clean.x,
+        Method::NeuralCleanse,
+        &quick(),
+        None,
+        &|_, _| {},
+    )
+    .unwrap();
+    eprintln!(
+        "blend {:?}\nnc {:?}",
+        ins.classes
+            .iter()
+            .map(|c| (c.size, c.anomaly_index))
+            .collect::<Vec<_>>(),
+        nc.classes
+            .iter()
+            .map(|c| (c.size, c.anomaly_index))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(ins.flagged, vec![TARGET]);
+}
