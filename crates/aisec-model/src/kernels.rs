@@ -131,6 +131,34 @@ pub(crate) struct Geom {
 }
 
 impl Geom {
+    /// A geometry from `[height, width]` pairs: input, kernel, strides,
+    /// dilations, leading (top, left) pads and output.
+    pub(crate) fn plane(
+        c: usize,
+        [h, w]: [usize; 2],
+        [kh, kw]: [usize; 2],
+        [sh, sw]: [usize; 2],
+        [dh, dw]: [usize; 2],
+        [pt, pl]: [usize; 2],
+        [oh, ow]: [usize; 2],
+    ) -> Geom {
+        Geom {
+            c,
+            h,
+            w,
+            kh,
+            kw,
+            sh,
+            sw,
+            dh,
+            dw,
+            pt,
+            pl,
+            oh,
+            ow,
+        }
+    }
+
     fn is_pointwise(&self) -> bool {
         self.kh == 1
             && self.kw == 1
@@ -1197,21 +1225,7 @@ mod tests {
         let mk = |c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, groups| {
             let oh = (h + pt + pb - dh * (kh - 1) - 1) / sh + 1;
             let ow = (w + pl + pr - dw * (kw - 1) - 1) / sw + 1;
-            let g = Geom {
-                c,
-                h,
-                w,
-                kh,
-                kw,
-                sh,
-                sw,
-                dh,
-                dw,
-                pt,
-                pl,
-                oh,
-                ow,
-            };
+            let g = Geom::plane(c, [h, w], [kh, kw], [sh, sw], [dh, dw], [pt, pl], [oh, ow]);
             (g, groups)
         };
         vec![

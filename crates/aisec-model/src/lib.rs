@@ -28,6 +28,7 @@ mod onnx;
 pub mod onnx_model;
 pub mod safetensors;
 pub mod spec;
+pub mod special;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 pub mod train;

@@ -83,33 +83,16 @@ pub fn log_normal_pdf(x: f64, mu: f64, s: f64) -> f64 {
     -0.5 * z * z - s.ln() - 0.5 * LN_2PI
 }
 
-/// `log erfc(x)` for `x >= 0`, from the Chebyshev-fitted form
-/// `erfc(x) = t exp(-x^2 + P(t))`, `t = 1 / (1 + x/2)` (Press et al.,
-/// Numerical Recipes, Sec. 6.2; fractional error below 1.2e-7), evaluated in
-/// the log domain so it never underflows.
-fn log_erfc_pos(x: f64) -> f64 {
-    let t = 1.0 / (1.0 + 0.5 * x);
-    let p = -1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    t.ln() - x * x + p
-}
-
 /// `log Phi(z)`, the log of the standard normal CDF, accurate far into both
 /// tails.
 pub fn log_normal_cdf(z: f64) -> f64 {
     let x = z / std::f64::consts::SQRT_2;
     if z < 0.0 {
         // Phi(z) = erfc(-z/sqrt2) / 2
-        log_erfc_pos(-x) - std::f64::consts::LN_2
+        aisec_model::special::log_erfc_pos(-x) - std::f64::consts::LN_2
     } else {
         // Phi(z) = 1 - erfc(z/sqrt2) / 2
-        (-0.5 * log_erfc_pos(x).exp()).ln_1p()
+        (-0.5 * aisec_model::special::log_erfc_pos(x).exp()).ln_1p()
     }
 }
 

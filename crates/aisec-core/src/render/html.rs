@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::compact;
 use super::escape::{escape_terminal, is_dangerous};
+use super::metrics_line;
 use crate::report::Report;
 use crate::taxonomy::{atlas_label, owasp_label};
 
@@ -72,17 +72,8 @@ code,pre{{font-family:ui-monospace,monospace;white-space:pre-wrap;word-break:bre
                 .chain(f.owasp.iter().map(|x| owasp_label(x)))
                 .collect();
             let mut evidence = escape_html(&f.evidence);
-            if !f.metrics.is_empty() {
-                let m: Vec<String> = f
-                    .metrics
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", compact(v)))
-                    .collect();
-                let _ = write!(
-                    evidence,
-                    "<br><small>{}</small>",
-                    escape_html(&m.join(", "))
-                );
+            if let Some(m) = metrics_line(f) {
+                let _ = write!(evidence, "<br><small>{}</small>", escape_html(&m));
             }
             let _ = writeln!(
                 o,

@@ -86,6 +86,20 @@ fn severity_counts(report: &Report) -> Vec<String> {
         .collect()
 }
 
+/// A finding's measured metrics on one line (`k=v, ...`), `None` when it
+/// has none.
+fn metrics_line(f: &crate::finding::Finding) -> Option<String> {
+    if f.metrics.is_empty() {
+        return None;
+    }
+    let m: Vec<String> = f
+        .metrics
+        .iter()
+        .map(|(k, v)| format!("{k}={}", compact(v)))
+        .collect();
+    Some(m.join(", "))
+}
+
 /// A metric value in one short token: floats to four decimals, strings bare.
 fn compact(v: &Value) -> String {
     match v {

@@ -5,8 +5,8 @@
 
 use std::fmt::Write as _;
 
-use super::compact;
 use super::escape::escape_terminal as esc;
+use super::metrics_line;
 use crate::finding::{Finding, Severity};
 use crate::report::Report;
 use crate::taxonomy::{atlas_label, owasp_label};
@@ -73,13 +73,8 @@ pub fn text(report: &Report, opts: TextOptions) -> String {
             let labels: Vec<String> = f.owasp.iter().map(|o| owasp_label(o)).collect();
             let _ = writeln!(out, "  owasp:      {}", esc(&labels.join("; ")));
         }
-        if !f.metrics.is_empty() {
-            let m: Vec<String> = f
-                .metrics
-                .iter()
-                .map(|(k, v)| format!("{k}={}", compact(v)))
-                .collect();
-            let _ = writeln!(out, "  measured:   {}", esc(&m.join(", ")));
+        if let Some(m) = metrics_line(f) {
+            let _ = writeln!(out, "  measured:   {}", esc(&m));
         }
         if !f.remediation.is_empty() {
             let _ = writeln!(out, "  fix:        {}", esc(&f.remediation));

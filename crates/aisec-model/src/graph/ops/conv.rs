@@ -50,6 +50,24 @@ impl Conv {
         }
         Ok(w.geom(xs, &k, node)?.0)
     }
+
+    /// The kernel operands for input `x` and weights `wt`.
+    fn args<'a>(
+        &self,
+        x: &'a Val,
+        wt: &'a Val,
+        g: &'a Geom,
+        nm: &str,
+    ) -> Result<kernels::ConvArgs<'a>, ModelError> {
+        Ok(kernels::ConvArgs {
+            x: x.f(nm)?,
+            n: x.shape()[0],
+            g,
+            groups: self.group,
+            wt: wt.f(nm)?,
+            m: wt.shape()[0],
+        })
+    }
 }
 
 impl Op for Conv {
@@ -74,15 +92,8 @@ impl Op for Conv {
         cx.alloc(&os)?;
         cx.alloc_named("unfolded input", &[ws[1], g.kh, g.kw, g.oh, g.ow])?;
         cx.work(&[xs[0], ws[0], g.oh, g.ow, ws[1], g.kh, g.kw])?;
-        let a = kernels::ConvArgs {
-            x: x.f(nm)?,
-            n: xs[0],
-            g: &g,
-            groups: self.group,
-            wt: wt.f(nm)?,
-            m: ws[0],
-        };
-        one(fval(os, kernels::conv_fwd(&a, bias)))
+        let y = kernels::conv_fwd(&self.args(x, wt, &g, nm)?, bias);
+        one(fval(os, y))
     }
 
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
@@ -92,14 +103,7 @@ impl Op for Conv {
         let wt = b.input(1)?;
         let (xs, ws) = (x.shape(), wt.shape());
         let g = self.geom(b.node, xs, ws)?;
-        let a = kernels::ConvArgs {
-            x: x.f(nm)?,
-            n: xs[0],
-            g: &g,
-            groups: self.group,
-            wt: wt.f(nm)?,
-            m: ws[0],
-        };
+        let a = self.args(x, wt, &g, nm)?;
         let (dx, dw, db) = kernels::conv_bwd(&a, &b.dy_ref(), [b.need(0), b.need(1), b.need(2)]);
         res[0] = dx;
         if b.need(1) {

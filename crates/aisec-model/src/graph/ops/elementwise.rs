@@ -323,21 +323,10 @@ pub(super) fn sign(x: f32) -> f32 {
 
 /// Error function. Abramowitz–Stegun 7.1.26 is too coarse for gradient
 /// checks, so this uses the erfc continued-fraction-free rational
-/// approximation from Numerical Recipes (`erfcc`, |error| < 1.2e-7).
+/// approximation from Numerical Recipes (`erfcc`, |error| < 1.2e-7), in
+/// [`crate::special::log_erfc_pos`].
 pub(super) fn erf(x: f32) -> f32 {
-    let z = f64::from(x).abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let r = t
-        * (-z * z - 1.265_512_23
-            + t * (1.000_023_68
-                + t * (0.374_091_96
-                    + t * (0.096_784_18
-                        + t * (-0.186_288_06
-                            + t * (0.278_868_07
-                                + t * (-1.135_203_98
-                                    + t * (1.488_515_87
-                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
-            .exp();
+    let r = crate::special::log_erfc_pos(f64::from(x).abs()).exp();
     let v = 1.0 - r;
     (if x >= 0.0 { v } else { -v }) as f32
 }

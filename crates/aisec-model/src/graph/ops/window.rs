@@ -235,23 +235,15 @@ fn plane_geom(
         [w] => [fill, w],
         [] => [fill, fill],
     };
-    let ([h, w], [kh, kw], [sh, sw]) = (hw(inp, 1), hw(k, 1), hw(s, 1));
-    let ([dh, dw], [pt, pl], [oh, ow]) = (hw(d, 1), hw(pad, 0), hw(out, 1));
-    Geom {
+    Geom::plane(
         c,
-        h,
-        w,
-        kh,
-        kw,
-        sh,
-        sw,
-        dh,
-        dw,
-        pt,
-        pl,
-        oh,
-        ow,
-    }
+        hw(inp, 1),
+        hw(k, 1),
+        hw(s, 1),
+        hw(d, 1),
+        hw(pad, 0),
+        hw(out, 1),
+    )
 }
 
 /// Output shape `[n, ch, (oh,) ow]` of a window op on input `xs`.
