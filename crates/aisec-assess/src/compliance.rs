@@ -12,7 +12,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::status::{AssessedThreat, Status};
+use crate::status::{AssessedThreat, CheckResult, Outcome, Status};
+use crate::threats::CheckKind;
 
 /// One control of a framework and the threat rules that bear on it.
 #[derive(Debug, Clone, Copy)]
@@ -177,6 +178,63 @@ pub fn controls(threats: &[AssessedThreat]) -> Vec<ControlView> {
             (!ts.is_empty()).then(|| view(c.framework, c.id, c.text, ts))
         })
         .collect()
+}
+
+/// NIST AI RMF MEASURE 2.11 (fairness and bias evaluated) from the
+/// fairness checks that ran; nothing when no model declared a sensitive
+/// attribute.
+pub fn fairness(results: &[CheckResult]) -> Option<ControlView> {
+    let ran: Vec<&CheckResult> = results
+        .iter()
+        .filter(|r| r.check.kind == CheckKind::Fairness)
+        .collect();
+    if ran.is_empty() {
+        return None;
+    }
+    let measured: Vec<Evidence> = ran
+        .iter()
+        .filter(|r| r.outcome == Outcome::Done)
+        .map(|r| {
+            let open = r
+                .findings
+                .iter()
+                .any(|f| f.severity >= aisec_core::Severity::Low);
+            Evidence {
+                threat: format!("fairness@{}", r.check.component),
+                status: if open {
+                    Status::Open
+                } else {
+                    Status::Mitigated
+                },
+                reason: if open {
+                    "a group gap exceeds max_fairness_gap".into()
+                } else {
+                    "group gaps within max_fairness_gap".into()
+                },
+                metrics: r.metrics.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            }
+        })
+        .collect();
+    let manual = ran
+        .iter()
+        .filter(|r| r.outcome != Outcome::Done)
+        .map(|r| format!("fairness@{} (check did not finish)", r.check.component))
+        .collect();
+    let verdict = if measured.iter().any(|e| e.status == Status::Open) {
+        Verdict::Contradicted
+    } else if measured.is_empty() {
+        Verdict::NoMeasurement
+    } else {
+        Verdict::Supported
+    };
+    Some(ControlView {
+        framework: NIST_AI_RMF.into(),
+        id: "MEASURE 2.11".into(),
+        text: "Fairness and bias are evaluated and results are documented.".into(),
+        verdict,
+        measured,
+        manual,
+    })
 }
 
 /// The OWASP Top 10 for LLM Applications (2025) view: one row per entry

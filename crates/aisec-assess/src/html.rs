@@ -421,6 +421,9 @@ fn charts(h: &mut String, r: &CheckResult, max_asr: f64) {
             esc(png)
         );
     }
+    if let Some(f) = d.get("fairness") {
+        fairness_section(h, f);
+    }
     if let Some(p) = d.get("probe") {
         let bars: Vec<Bar> = p
             .get("families")
@@ -449,6 +452,65 @@ fn charts(h: &mut String, r: &CheckResult, max_asr: f64) {
             h.push_str(&svg::bar_ci_chart(title, &bars, Some(max_asr)));
         }
     }
+}
+
+fn fairness_section(h: &mut String, f: &Value) {
+    let iv = |k: &str| {
+        let x = &f[k];
+        format!(
+            "{:.3} (95% CI {:.3}-{:.3})",
+            num(x, "value").unwrap_or(f64::NAN),
+            num(x, "low").unwrap_or(f64::NAN),
+            num(x, "high").unwrap_or(f64::NAN)
+        )
+    };
+    let _ = write!(
+        h,
+        r#"<div><b>Group fairness</b> <span class="muted">(positive decision: label {})</span><table style="width:auto"><tr><th>group</th><th>n</th><th>accuracy</th><th>selection rate</th><th>TPR</th><th>FPR</th></tr>"#,
+        f.get("positive_label").and_then(Value::as_u64).unwrap_or(0)
+    );
+    let fmt = |v: Option<f64>| {
+        v.filter(|x| x.is_finite())
+            .map(|x| format!("{x:.3}"))
+            .unwrap_or_else(|| "n/a".into())
+    };
+    let mut bars = Vec::new();
+    for g in f
+        .get("groups")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            g.get("group").and_then(Value::as_u64).unwrap_or(0),
+            g.get("n").and_then(Value::as_u64).unwrap_or(0),
+            fmt(num(g, "accuracy")),
+            fmt(num(g, "selection_rate")),
+            fmt(num(g, "tpr")),
+            fmt(num(g, "fpr"))
+        );
+        let sel = num(g, "selection_rate").unwrap_or(0.0);
+        bars.push(Bar {
+            label: format!(
+                "group {}",
+                g.get("group").and_then(Value::as_u64).unwrap_or(0)
+            ),
+            rate: sel,
+            lo: sel,
+            hi: sel,
+            n: g.get("n").and_then(Value::as_u64).unwrap_or(0),
+        });
+    }
+    let _ = write!(
+        h,
+        "</table><p>Demographic parity difference {}<br>Equalized odds difference {}<br>Accuracy difference {}</p></div>",
+        iv("demographic_parity_difference"),
+        iv("equalized_odds_difference"),
+        iv("accuracy_difference")
+    );
+    h.push_str(&svg::bar_ci_chart("Selection rate per group", &bars, None));
 }
 
 fn threats(h: &mut String, a: &Assessment) {
@@ -501,6 +563,7 @@ fn threats(h: &mut String, a: &Assessment) {
                         esc(&check_anchor(c.kind, &c.component))
                     );
                 }
+                None if t.reason.starts_with("Not testable") => {}
                 None => h.push_str(" <i>Not testable by aisec.</i>"),
             }
             let _ = write!(h, "</p><p><b>Control:</b> {}</p>", esc(&th.control));
@@ -581,7 +644,8 @@ fn control_table(h: &mut String, title: &str, rows: &[ControlView]) {
 
 fn compliance_views(h: &mut String, a: &Assessment) {
     h.push_str(r#"<h2 id="compliance">Compliance views</h2><p class="muted">Every verdict comes from measurements: a control is <i>contradicted</i> when a measured threat is open, <i>supported</i> when every measured threat is mitigated, and shows <i>no measurement</i> otherwise (its threats are then listed for manual review).</p>"#);
-    let controls = compliance::controls(&a.threats);
+    let mut controls = compliance::controls(&a.threats);
+    controls.extend(compliance::fairness(&a.results));
     for fw in [
         compliance::NIST_AI_RMF,
         compliance::EU_AI_ACT,

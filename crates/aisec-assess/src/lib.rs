@@ -6,7 +6,7 @@
 //! with MITRE ATLAS techniques and OWASP LLM ids, each with the aisec check
 //! that tests it), its OWASP Threat Dragon export and import
 //! ([`threatdragon`]), threat statuses from measured results ([`status`]),
-//! compliance views ([`compliance`]: ATLAS, OWASP LLM Top 10, NIST AI RMF,
+//! group fairness ([`fairness`]), compliance views ([`compliance`]: ATLAS, OWASP LLM Top 10, NIST AI RMF,
 //! EU AI Act Article 15, ISO/IEC 42001), the resumable run state
 //! ([`state`]), baselines ([`baseline`]) and the HTML report ([`html`]).
 //! Running the checks is the CLI's job (`aisec assess`); this crate turns
@@ -14,6 +14,7 @@
 
 pub mod baseline;
 pub mod compliance;
+pub mod fairness;
 pub mod html;
 mod rules;
 pub mod state;
@@ -26,7 +27,7 @@ pub mod threats;
 #[cfg(test)]
 mod jsonschema;
 
-pub use rules::{ASSESS_THREAT_OPEN, ASSESS_THREAT_UNTESTED, RULES};
+pub use rules::{ASSESS_FAIRNESS_GAP, ASSESS_THREAT_OPEN, ASSESS_THREAT_UNTESTED, RULES};
 pub use status::{AssessedThreat, CheckResult, Outcome, Status};
 pub use system::SystemDescription;
 pub use threats::{plan, CheckKind, CheckRef, Threat, ThreatModel};

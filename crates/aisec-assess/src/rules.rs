@@ -47,4 +47,30 @@ aisec_core::declare_rules! {
         owasp: &[],
         remediation: "Review the named control and record it in the description's `controls`, or add the missing inputs so aisec can measure the threat.",
     };
+
+    /// ## What it detects
+    /// A classifier whose positive decisions differ between the groups of a
+    /// sensitive attribute by more than the description's
+    /// `max_fairness_gap`: the demographic-parity difference (selection
+    /// rates) or the equalized-odds difference (true- or false-positive
+    /// rates), each with its bootstrap 95% interval in the evidence.
+    ///
+    /// ## Why it matters
+    /// Unequal error or selection rates across groups are a harm in their
+    /// own right and a compliance matter (NIST AI RMF MEASURE 2.11, the EU
+    /// AI Act's requirements on bias); they also show where the model is
+    /// brittle.
+    ///
+    /// ## Example
+    /// Selection rate 0.31 for group 0 and 0.12 for group 1: demographic
+    /// parity difference 0.19 (95% CI 0.14-0.24) above a gap of 0.10.
+    pub static ASSESS_FAIRNESS_GAP = {
+        id: "AISEC-ASSESS-003",
+        name: "assess-fairness-gap",
+        title: "Decisions differ between groups beyond the accepted gap",
+        severity: Medium,
+        atlas: &["AML.T0031"],
+        owasp: &[],
+        remediation: "Check the data for under-represented groups and label bias, consider re-weighting or per-group thresholds, and document the residual gap and its justification.",
+    };
 }

@@ -145,7 +145,7 @@ fn assess_one(t: &Threat, results: &[CheckResult]) -> AssessedThreat {
         }
         Outcome::Done => {}
     }
-    out.metrics = r.metrics.clone();
+    out.metrics = relevant_metrics(r, &t.atlas);
     // Findings without ATLAS ids (a scan's unreadable-file note) still bear
     // on the scan's threat; otherwise a finding must share a technique.
     out.evidence = r
@@ -187,6 +187,35 @@ fn assess_one(t: &Threat, results: &[CheckResult]) -> AssessedThreat {
         );
     }
     out
+}
+
+/// The check's metrics that bear on a threat: a probe run's per-family
+/// attack success rates (`asr_<family>`) only for families whose
+/// techniques the threat names; every other metric as is.
+fn relevant_metrics(r: &CheckResult, atlas: &[String]) -> BTreeMap<String, f64> {
+    let families = r
+        .data
+        .pointer("/probe/families")
+        .and_then(serde_json::Value::as_array);
+    r.metrics
+        .iter()
+        .filter(|(k, _)| {
+            let Some(fam) = k.strip_prefix("asr_") else {
+                return true;
+            };
+            families.into_iter().flatten().any(|f| {
+                f.get("family").and_then(serde_json::Value::as_str) == Some(fam)
+                    && f.get("atlas")
+                        .and_then(serde_json::Value::as_array)
+                        .is_some_and(|a| {
+                            a.iter()
+                                .filter_map(serde_json::Value::as_str)
+                                .any(|x| atlas.iter().any(|y| atlas_match(x, y)))
+                        })
+            })
+        })
+        .map(|(k, v)| (k.clone(), *v))
+        .collect()
 }
 
 /// The overall risk: the highest residual risk of an open threat; a

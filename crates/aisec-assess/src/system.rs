@@ -171,6 +171,13 @@ pub struct Component {
     /// (enables the membership-inference check).
     #[serde(default)]
     pub members: Option<String>,
+    /// A `.npy` of one integer group per input (a sensitive attribute),
+    /// enabling the fairness check of a model.
+    #[serde(default)]
+    pub sensitive_attribute: Option<String>,
+    /// The label that counts as the positive decision for fairness (default 1).
+    #[serde(default)]
+    pub positive_label: Option<usize>,
     /// Divide raw input values by this before use (e.g. 255 for bytes, 16 for the digits).
     #[serde(default)]
     pub scale: Option<f32>,
@@ -267,8 +274,8 @@ pub struct Budget {
     pub evasion_curve: Vec<f32>,
     /// PGD steps.
     pub pgd_steps: usize,
-    /// Lowest robust accuracy at `evasion_eps` that counts as mitigated.
-    pub min_robust_accuracy: f64,
+    /// Optimisation steps per class of the model-inversion check.
+    pub inversion_iters: usize,
     /// Examples (members plus non-members) for membership inference.
     pub membership_examples: usize,
     /// Queries the extraction check may spend, as a curve of budgets.
@@ -277,6 +284,8 @@ pub struct Budget {
     pub probe_families: Vec<String>,
     /// Highest probe attack success rate that counts as mitigated.
     pub max_attack_success_rate: f64,
+    /// Largest demographic-parity or equalized-odds difference accepted.
+    pub max_fairness_gap: f64,
     /// Checks run at the same time (0: one per CPU).
     pub jobs: usize,
     /// Seed of every randomised check.
@@ -290,11 +299,12 @@ impl Default for Budget {
             evasion_eps: 0.1,
             evasion_curve: vec![0.02, 0.05, 0.1, 0.2],
             pgd_steps: 20,
-            min_robust_accuracy: 0.5,
+            inversion_iters: 200,
             membership_examples: 400,
             extraction_queries: vec![100, 400],
             probe_families: vec!["all".into()],
             max_attack_success_rate: 0.05,
+            max_fairness_gap: 0.1,
             jobs: 0,
             seed: 0,
         }
@@ -416,10 +426,13 @@ impl SystemDescription {
         {
             return bad("budget: evasion budgets must be non-negative numbers".into());
         }
-        if !(0.0..=1.0).contains(&b.min_robust_accuracy)
-            || !(0.0..=1.0).contains(&b.max_attack_success_rate)
+        if !(0.0..=1.0).contains(&b.max_attack_success_rate)
+            || !(0.0..=1.0).contains(&b.max_fairness_gap)
         {
             return bad("budget: rates must be between 0 and 1".into());
+        }
+        if b.inversion_iters > 100_000 || b.pgd_steps > 10_000 {
+            return bad("budget: iteration counts are unreasonably large".into());
         }
         if b.evasion_examples > 100_000 || b.membership_examples > 1_000_000 {
             return bad("budget: example counts are unreasonably large".into());

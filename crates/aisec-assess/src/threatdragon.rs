@@ -146,7 +146,7 @@ pub fn export(
             "hasOpenThreats": open,
             "threats": threats,
         });
-        let body = json!({"stroke": stroke, "strokeWidth": if open { 2.5 } else { 1.0 }, "strokeDasharray": null});
+        let body = json!({"stroke": stroke, "strokeWidth": if open { 2.5 } else { 1.0 }, "strokeDasharray": "none"});
         let attrs = if shape_name == "store" {
             if let Some(o) = data.as_object_mut() {
                 o.insert("isALog".into(), json!(false));
@@ -176,7 +176,7 @@ pub fn export(
         let name = f.data.clone().unwrap_or_else(|| "data".into());
         cells.push(json!({
             "shape": "flow",
-            "attrs": {"line": {"stroke": if open { "red" } else { "#333333" }, "strokeWidth": 1, "targetMarker": {"name": "block"}, "sourceMarker": {"name": ""}, "strokeDasharray": null}},
+            "attrs": {"line": {"stroke": if open { "red" } else { "#333333" }, "strokeWidth": 1, "targetMarker": {"name": "block"}, "sourceMarker": {"name": ""}, "strokeDasharray": "none"}},
             "width": 200,
             "height": 100,
             "zIndex": (d.components.len() + i) as i64 + 1,
@@ -478,6 +478,8 @@ fn placeholder(
         inputs: None,
         labels: None,
         members: None,
+        sensitive_attribute: None,
+        positive_label: None,
         scale: None,
         lo: None,
         hi: None,
@@ -568,6 +570,18 @@ mod tests {
             v.pointer("/detail/threatTop").unwrap(),
             &json!(m.threats.len())
         );
+    }
+
+    #[test]
+    fn the_example_systems_export_is_valid() {
+        let d =
+            SystemDescription::parse(include_str!("../../../examples/digits-service/aisec.toml"))
+                .unwrap();
+        let m = plan(&d);
+        let v = export(&d, &m, &BTreeMap::new());
+        let errors = validate_with_threats(&v);
+        assert!(errors.is_empty(), "{errors:#?}");
+        assert!(m.threats.len() >= 15);
     }
 
     #[test]

@@ -79,6 +79,9 @@ pub enum CheckKind {
     Probe,
     /// The same probes replayed through the gateway in front of the endpoint.
     GuardReplay,
+    /// Group fairness of a model's decisions over a sensitive attribute
+    /// (governance, outside STRIDE: planned for every model that names one).
+    Fairness,
 }
 
 impl CheckKind {
@@ -92,6 +95,7 @@ impl CheckKind {
             CheckKind::Inversion => "inversion",
             CheckKind::Probe => "probe",
             CheckKind::GuardReplay => "guard-replay",
+            CheckKind::Fairness => "fairness",
         }
     }
 
@@ -105,6 +109,7 @@ impl CheckKind {
             CheckKind::Inversion => "aisec attack inversion",
             CheckKind::Probe => "aisec probe",
             CheckKind::GuardReplay => "aisec probe through aisec guard",
+            CheckKind::Fairness => "fairness metrics (aisec assess)",
         }
     }
 }
@@ -244,7 +249,7 @@ pub const THREAT_RULES: &[ThreatRule] = &[
         check: None,
         control: "Sign artifacts (e.g. Sigstore model signing) and verify signatures and hashes at load; restrict write access to the store.",
         impact: Level::High,
-        applies: |_, s| comp(s, &[ComponentKind::ModelArtifact, ComponentKind::Model]).is_some(),
+        applies: |_, s| comp(s, &[ComponentKind::ModelArtifact]).is_some(),
     },
     ThreatRule {
         id: "TM-DATA-POISON",
@@ -647,6 +652,15 @@ pub fn plan(d: &SystemDescription) -> ThreatModel {
         }
     }
     let mut checks: Vec<CheckRef> = threats.iter().filter_map(|t| t.check.clone()).collect();
+    checks.extend(
+        d.components
+            .iter()
+            .filter(|c| c.kind == ComponentKind::Model && c.sensitive_attribute.is_some())
+            .map(|c| CheckRef {
+                kind: CheckKind::Fairness,
+                component: c.id.clone(),
+            }),
+    );
     checks.sort();
     checks.dedup();
     ThreatModel {

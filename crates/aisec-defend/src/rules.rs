@@ -25,7 +25,7 @@ aisec_core::declare_rules! {
     /// L1 norm is a fraction of the median and its anomaly index is above 2.
     pub static BACKDOORED_MODEL = {
         id: "AISEC-BACKDOOR-001",
-        name: "backdoored-model",
+        name: "backdoor-detected",
         title: "Model shows a planted backdoor (reverse-engineered trigger is anomalously small)",
         severity: High,
         atlas: &["AML.T0018", "AML.T0018.000"],

@@ -678,7 +678,9 @@ pub fn fold_template(t: &str) -> String {
             }
         }
         // string (~|+) string  → one string
-        if let Tok::Str(s) = &tok {
+        // (not when a tighter operator follows: `'a' ~ 'b' * 2`, `'a' ~ 'b'|upper`)
+        let tighter = matches!(toks.get(i + 1), Some(Tok::Op('*' | '|')));
+        if let (Tok::Str(s), false) = (&tok, tighter) {
             if let [.., Tok::Str(prev), Tok::Op('~' | '+')] = out.as_slice() {
                 let joined = format!("{prev}{s}");
                 out.pop();
@@ -690,6 +692,7 @@ pub fn fold_template(t: &str) -> String {
         }
         out.push(tok);
         i += 1;
+        reduce_tail(&mut out, toks.get(i));
         // {% set name = <string> %}
         if let [.., Tok::Name(set), Tok::Name(var), Tok::Op('='), Tok::Str(v)] = out.as_slice() {
             if set == "set"
@@ -753,6 +756,67 @@ pub fn fold_template(t: &str) -> String {
     s
 }
 
+/// Longest string a fold may build (`'_' * 100000` is not expanded).
+const MAX_FOLDED: usize = 4096;
+
+/// Folds constant expressions at the end of the token list, repeatedly:
+/// `'_' * 2`, `2 * '_'`, `('x')`, `'X'|lower` (and `upper`, `reverse`,
+/// `trim`, `string`, `title`, `capitalize`), `'x'|replace('a', 'b')`, and
+/// `'a' ~ 'b'` formed by an earlier fold. Jinja's filters and operators on
+/// string constants, evaluated as Jinja2 evaluates them (jinja2/filters.py),
+/// so that names assembled at render time are judged by their value.
+fn reduce_tail(out: &mut Vec<Tok>, next: Option<&Tok>) {
+    for _ in 0..64 {
+        let n = out.len();
+        let folded: Option<(usize, String)> = match out.as_slice() {
+            [.., Tok::Str(a), Tok::Op('*'), Tok::Name(k)]
+            | [.., Tok::Name(k), Tok::Op('*'), Tok::Str(a)]
+                if k.bytes().all(|b| b.is_ascii_digit()) && next != Some(&Tok::Op('|')) =>
+            {
+                let times: usize = k.parse().unwrap_or(usize::MAX);
+                (a.len().saturating_mul(times) <= MAX_FOLDED).then(|| (3, a.repeat(times)))
+            }
+            [.., before, Tok::Op('('), Tok::Str(a), Tok::Op(')')]
+                if !matches!(before, Tok::Name(_) | Tok::Op(')') | Tok::Op(']')) =>
+            {
+                Some((3, a.clone()))
+            }
+            [Tok::Op('('), Tok::Str(a), Tok::Op(')')] => Some((3, a.clone())),
+            [.., Tok::Str(a), Tok::Op('|'), Tok::Name(f)] if next != Some(&Tok::Op('(')) => {
+                let v = match f.as_str() {
+                    "lower" => Some(a.to_lowercase()),
+                    "upper" => Some(a.to_uppercase()),
+                    "reverse" => Some(a.chars().rev().collect()),
+                    "trim" => Some(a.trim().to_string()),
+                    "string" => Some(a.clone()),
+                    "title" | "capitalize" => None,
+                    _ => None,
+                };
+                v.map(|v| (3, v))
+            }
+            [.., Tok::Str(a), Tok::Op('|'), Tok::Name(f), Tok::Op('('), Tok::Str(x), Tok::Op(','), Tok::Str(y), Tok::Op(')')]
+                if f == "replace" && !x.is_empty() =>
+            {
+                let v = a.replace(x.as_str(), y.as_str());
+                (v.len() <= MAX_FOLDED).then_some((8, v))
+            }
+            [.., Tok::Str(a), Tok::Op('~' | '+'), Tok::Str(b)]
+                if !matches!(next, Some(Tok::Op('|' | '*'))) =>
+            {
+                Some((3, format!("{a}{b}")))
+            }
+            _ => None,
+        };
+        match folded {
+            Some((k, v)) if k <= n => {
+                out.truncate(n - k);
+                out.push(Tok::Str(v));
+            }
+            _ => return,
+        }
+    }
+}
+
 fn excerpt(norm: &str, lower: &str, needle: &str) -> String {
     let at = lower.find(needle).unwrap_or(0);
     let start = (0..=at.saturating_sub(60))
@@ -806,6 +870,10 @@ mod tests {
             "{% set a = '__in' ~ 'it__' %}{% set g = '__glo' + 'bals__' %}{{ (cycler|attr(a))|attr(g) }}",
             // list join and subscript
             "{{ cycler[['__', 'init', '__']|join][('__glob' ~ 'als__')] }}",
+            // repetition, filters on constants, parenthesised constants
+            "{% set u = '_' * 2 %}{{ cycler|attr(u ~ 'init' ~ u)|attr(('__GLOBALS__')|lower) }}",
+            "{{ cycler|attr('__tini__'|reverse)|attr('__glob-ls__'|replace('-', 'a')) }}",
+            "{{ cycler|attr(2 * '_' ~ 'init' ~ '_' * 2)|attr(('__glo') ~ 'bals__') }}",
         ] {
             let folded = fold_template(t);
             assert!(

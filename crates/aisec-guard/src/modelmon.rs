@@ -861,6 +861,7 @@ pub struct KServeMonitor {
     inner: ModelMonitor<aisec_model::OnnxModel>,
     max_batch: usize,
     example_shape: Vec<usize>,
+    strip: Option<aisec_defend::strip::Strip>,
 }
 
 impl KServeMonitor {
@@ -930,7 +931,22 @@ impl KServeMonitor {
                 threshold_at_fpr(&v.squeeze, cfg.false_alarm_rate)
             },
         };
+        let strip = if cfg.strip {
+            let scfg = aisec_defend::strip::StripConfig {
+                overlays: cfg.strip_overlays.max(1),
+                superimpose: aisec_defend::strip::Superimpose::Add { hi },
+                frr: cfg.false_alarm_rate as f32,
+                seed: 0,
+            };
+            Some(
+                aisec_defend::strip::Strip::calibrate(&model, &reference_x, &validation, &scfg)
+                    .map_err(|e| MonitorError::Data(format!("STRIP: {e}")))?,
+            )
+        } else {
+            None
+        };
         Ok(KServeMonitor {
+            strip,
             inner: ModelMonitor::new(
                 cfg.name.clone(),
                 model,
@@ -962,9 +978,72 @@ impl KServeMonitor {
         // The model takes the reference's per-example shape (e.g. [1, 28, 28]).
         x.shape.truncate(1);
         x.shape.extend_from_slice(&self.example_shape);
-        self.inner.observe(&x, Some(metrics))
+        let first = self.inner.seen;
+        let mut out = self.inner.observe(&x, Some(metrics))?;
+        if let Some(s) = &self.strip {
+            out.extend(strip_findings(
+                s,
+                &self.inner.model,
+                &self.inner.name,
+                &x,
+                first,
+                Some(metrics),
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// The STRIP entropy threshold (bits), when STRIP is on.
+    pub fn strip_threshold(&self) -> Option<f32> {
+        self.strip.as_ref().map(|s| s.threshold)
     }
 }
+
+/// STRIP on a batch (`aisec-defend`): one AISEC-BACKDOOR-003 finding per
+/// input whose entropy is under the threshold, numbered after `first`
+/// inputs seen before; the entropy is also a gauge.
+pub fn strip_findings<M: Classifier + ?Sized>(
+    strip: &aisec_defend::strip::Strip,
+    model: &M,
+    name: &str,
+    x: &Tensor,
+    first: u64,
+    metrics: Option<&Metrics>,
+) -> Result<Vec<Finding>, MonitorError> {
+    let scores = strip
+        .detect(model, x)
+        .map_err(|e| MonitorError::Data(format!("STRIP: {e}")))?;
+    let preds = model.predict(x)?;
+    let mut out = Vec::new();
+    for (i, (h, flagged)) in scores.into_iter().enumerate() {
+        if let Some(m) = metrics {
+            m.set(
+                "aisec_guard_model_score",
+                &[("model", name), ("detector", "strip")],
+                f64::from(h),
+            );
+        }
+        if flagged {
+            let loc = Location::path(format!("model:{name}"))
+                .with_member(format!("input-{}", first + i as u64 + 1));
+            out.push(
+                aisec_defend::rules::TROJANED_INPUT
+                    .finding(
+                        loc,
+                        format!(
+                            "STRIP entropy {h:.3} bits under superimposed clean inputs (threshold {:.3}); predicted class {}",
+                            strip.threshold, preds[i]
+                        ),
+                    )
+                    .metric("strip_entropy_bits", f64::from(h))
+                    .metric("predicted", preds[i] as u64),
+            );
+        }
+    }
+    Ok(out)
+}
+
+impl KServeMonitor {}
 
 /// The first input of a KServe v2 request as a `[n, features]` tensor.
 pub fn kserve_tensor(
@@ -1148,5 +1227,113 @@ mod tests {
             .contains("aisec_guard_drift_psi{model=\"lin\",feature=\"mean\"}"));
         let bad = Tensor::new(vec![2, 3], vec![0.0; 6]).unwrap();
         assert!(mon.observe(&bad, None).is_err());
+    }
+}
+
+#[cfg(test)]
+mod strip_tests {
+    //! STRIP in the KServe monitor, on a small backdoored spec model (six
+    //! classes of sparse 8x8 prototypes; BadNets 2x2 corner patch to class 0).
+    use super::*;
+    use aisec_model::data::npy::write_npy;
+    use aisec_model::data::Dataset;
+    use aisec_model::fit::{train_spec, TrainConfig};
+    use aisec_model::spec::ArchSpec;
+
+    fn lcg(s: &mut u64) -> f32 {
+        *s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*s >> 33) as f32) / (1u64 << 31) as f32
+    }
+
+    fn data(n: usize, seed: u64, poison: bool) -> Dataset {
+        let mut ps = 7u64;
+        let protos: Vec<Vec<f32>> = (0..6)
+            .map(|_| {
+                (0..64)
+                    .map(|i| {
+                        let corner = i / 8 >= 6 && i % 8 >= 6;
+                        let v = lcg(&mut ps);
+                        if corner || v < 0.6 {
+                            0.0
+                        } else {
+                            0.4 + 0.6 * lcg(&mut ps)
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut s = seed;
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for i in 0..n * 6 {
+            let c = i % 6;
+            let mut row: Vec<f32> = protos[c]
+                .iter()
+                .map(|v| (v + 0.3 * (lcg(&mut s) - 0.5)).clamp(0.0, 1.0))
+                .collect();
+            let stamp = poison && lcg(&mut s) < 0.1;
+            if stamp {
+                for k in [54, 55, 62, 63] {
+                    row[k] = 1.0;
+                }
+            }
+            x.extend(row);
+            y.push(if stamp { 0 } else { c });
+        }
+        Dataset::new(Tensor::new(vec![n * 6, 1, 8, 8], x).unwrap(), y).unwrap()
+    }
+
+    #[test]
+    fn strip_in_the_kserve_monitor_flags_triggered_inputs() {
+        let spec = ArchSpec::parse(
+            r#"{"input": [1, 8, 8], "layers": [{"type": "flatten"},
+                {"type": "dense", "units": 32}, {"type": "relu"}, {"type": "dense", "units": 6}]}"#,
+        )
+        .unwrap();
+        let cfg = TrainConfig {
+            epochs: 12,
+            batch_size: 32,
+            optimizer: aisec_model::train::Optimizer::adam(3e-3),
+            ..TrainConfig::default()
+        };
+        let (m, _) = train_spec(&spec, 1, &data(100, 1, true), &cfg).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = |f: &str| dir.path().join(f);
+        m.save_onnx(p("m.onnx")).unwrap();
+        write_npy(p("ref.npy"), &data(20, 2, false).x).unwrap();
+        write_npy(p("val.npy"), &data(20, 3, false).x).unwrap();
+        let toml_text = format!(
+            "model = {:?}\nreference = {:?}\nvalidation = {:?}\nstrip = true\n",
+            p("m.onnx"),
+            p("ref.npy"),
+            p("val.npy")
+        );
+        let mcfg: crate::policy::ModelMonitorConfig = toml::from_str(&toml_text).unwrap();
+        let mut mon = KServeMonitor::from_config(&mcfg).unwrap();
+        assert!(mon.strip_threshold().is_some());
+        let metrics = Metrics::default();
+        let test = data(5, 4, false);
+        let body = |x: &Tensor| serde_json::json!({"inputs": [{"name": "input", "shape": x.shape, "datatype": "FP32", "data": x.data}]});
+        let count = |f: &[Finding]| {
+            f.iter()
+                .filter(|f| f.rule_id == "AISEC-BACKDOOR-003")
+                .count()
+        };
+        let clean = mon.observe_kserve(&body(&test.x), &metrics).unwrap();
+        assert!(count(&clean) <= 2, "{clean:?}");
+        let mut trig = test.x.clone();
+        for i in 0..trig.batch() {
+            for k in [54, 55, 62, 63] {
+                trig.row_mut(i)[k] = 1.0;
+            }
+        }
+        let bad = mon.observe_kserve(&body(&trig), &metrics).unwrap();
+        assert!(count(&bad) >= 25, "{} of 30 flagged", count(&bad));
+        let f = bad
+            .iter()
+            .find(|f| f.rule_id == "AISEC-BACKDOOR-003")
+            .unwrap();
+        assert!(f.atlas.contains(&"AML.T0043.004".to_string()));
     }
 }

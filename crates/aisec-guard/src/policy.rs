@@ -97,6 +97,19 @@ pub struct ModelMonitorConfig {
     /// Most inputs scored from one request.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
+    /// Also screen every input with STRIP (Gao et al. 2019, `aisec-defend`):
+    /// overlays drawn from the reference inputs, threshold at
+    /// `false_alarm_rate` on the validation inputs; flagged inputs are
+    /// AISEC-BACKDOOR-003 findings.
+    #[serde(default)]
+    pub strip: bool,
+    /// Clean overlays STRIP superimposes on each input.
+    #[serde(default = "default_strip_overlays")]
+    pub strip_overlays: usize,
+}
+
+fn default_strip_overlays() -> usize {
+    16
 }
 
 fn default_model_name() -> String {

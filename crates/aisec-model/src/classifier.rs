@@ -177,39 +177,31 @@ pub trait Differentiable: Classifier {
 // A borrowed model is a model, so wrappers that own their inner model
 // (`QueryCounter<C>`, `LabelOnly<C>`, `Normalized<M>`) also take `&dyn
 // Classifier` or `&dyn Differentiable`.
-impl<T: Classifier + ?Sized> Classifier for &T {
-    fn input_shape(&self) -> &[usize] {
-        (**self).input_shape()
-    }
-    fn num_classes(&self) -> usize {
-        (**self).num_classes()
-    }
-    fn logits(&self, x: &Tensor) -> Result<Tensor, ModelError> {
-        (**self).logits(x)
-    }
-    fn predict(&self, x: &Tensor) -> Result<Vec<usize>, ModelError> {
-        (**self).predict(x)
-    }
+/// `Classifier` for a pointer to one, by forwarding every method.
+macro_rules! forward_classifier {
+    ($($ptr:ty),*) => {$(
+        impl<T: Classifier + ?Sized> Classifier for $ptr {
+            fn input_shape(&self) -> &[usize] {
+                (**self).input_shape()
+            }
+            fn num_classes(&self) -> usize {
+                (**self).num_classes()
+            }
+            fn logits(&self, x: &Tensor) -> Result<Tensor, ModelError> {
+                (**self).logits(x)
+            }
+            fn predict(&self, x: &Tensor) -> Result<Vec<usize>, ModelError> {
+                (**self).predict(x)
+            }
+        }
+    )*};
 }
+
+forward_classifier!(&T, Box<T>);
 
 impl<T: Differentiable + ?Sized> Differentiable for &T {
     fn loss_grad(&self, x: &Tensor, loss: &Loss) -> Result<(Vec<f32>, Tensor, Tensor), ModelError> {
         (**self).loss_grad(x, loss)
-    }
-}
-
-impl<T: Classifier + ?Sized> Classifier for Box<T> {
-    fn input_shape(&self) -> &[usize] {
-        (**self).input_shape()
-    }
-    fn num_classes(&self) -> usize {
-        (**self).num_classes()
-    }
-    fn logits(&self, x: &Tensor) -> Result<Tensor, ModelError> {
-        (**self).logits(x)
-    }
-    fn predict(&self, x: &Tensor) -> Result<Vec<usize>, ModelError> {
-        (**self).predict(x)
     }
 }
 

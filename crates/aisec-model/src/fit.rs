@@ -359,6 +359,8 @@ pub struct CheckpointPolicy {
     /// Also write one when the run completes. One is always written when
     /// the run is cancelled.
     pub at_end: bool,
+    /// Stored in every checkpoint as [`Checkpoint::run_options`].
+    pub run_options: Option<serde_json::Value>,
 }
 
 /// Optional parts of a [`fit`] run.
@@ -411,13 +413,7 @@ pub fn train_spec(
     train: &Dataset,
     cfg: &TrainConfig,
 ) -> Result<(OnnxModel, History), ModelError> {
-    let mut m = OnnxModel::from_spec(spec, seed)?;
-    let opts = FitOptions {
-        spec: Some(spec),
-        ..FitOptions::default()
-    };
-    let h = fit(&mut m, train, cfg, opts)?;
-    Ok((m, h))
+    train_fresh(spec, seed, |m, opts| fit(m, train, cfg, opts))
 }
 
 /// Builds a spec model and distils soft targets (`[n, classes]`
@@ -429,12 +425,24 @@ pub fn train_spec_soft(
     targets: &Tensor,
     cfg: &TrainConfig,
 ) -> Result<(OnnxModel, History), ModelError> {
+    train_fresh(spec, seed, |m, opts| {
+        fit_targets(m, x, Targets::Soft(targets), cfg, opts)
+    })
+}
+
+/// A fresh spec model from `seed`, trained by `train` with the spec in
+/// its options.
+fn train_fresh<'s>(
+    spec: &'s ArchSpec,
+    seed: u64,
+    train: impl FnOnce(&mut OnnxModel, FitOptions<'s>) -> Result<History, ModelError>,
+) -> Result<(OnnxModel, History), ModelError> {
     let mut m = OnnxModel::from_spec(spec, seed)?;
     let opts = FitOptions {
         spec: Some(spec),
         ..FitOptions::default()
     };
-    let h = fit_targets(&mut m, x, Targets::Soft(targets), cfg, opts)?;
+    let h = train(&mut m, opts)?;
     Ok((m, h))
 }
 
@@ -653,7 +661,7 @@ pub fn fit_targets(
                 hist.cancelled = true;
                 sync(twin.as_ref(), model)?;
                 if let Some(p) = &policy {
-                    let ck = Checkpoint::capture(
+                    let mut ck = Checkpoint::capture(
                         model,
                         &trainer,
                         cfg,
@@ -666,6 +674,7 @@ pub fn fit_targets(
                             prior_secs + t0.elapsed().as_secs_f64(),
                         ),
                     );
+                    ck.run_options.clone_from(&p.run_options);
                     ck.save(&p.path)?;
                     emit(&FitEvent::Checkpoint(&p.path));
                     hist.checkpoint = Some(p.path.clone());
@@ -699,7 +708,7 @@ pub fn fit_targets(
             if (last && p.at_end) || (stop && !last) || (p.every > 0 && (epoch + 1) % p.every == 0)
             {
                 hist.cancelled = stop && !last;
-                let ck = Checkpoint::capture(
+                let mut ck = Checkpoint::capture(
                     model,
                     &trainer,
                     cfg,
@@ -707,6 +716,7 @@ pub fn fit_targets(
                     spec,
                     (epoch + 1, 0, 0.0, 0.0),
                 );
+                ck.run_options.clone_from(&p.run_options);
                 ck.save(&p.path)?;
                 emit(&FitEvent::Checkpoint(&p.path));
                 hist.checkpoint = Some(p.path.clone());

@@ -377,35 +377,40 @@ fn chunk_images(n: usize, ohw: usize, min_cols: usize) -> usize {
     want.min(spread).min(n.max(1))
 }
 
+/// The operands of a convolution: input `x[n, c, h, w]` and weights
+/// `wt[m, c/groups, kh, kw]` over geometry `g`.
+#[derive(Clone, Copy)]
+pub(crate) struct ConvArgs<'a> {
+    pub x: &'a [f32],
+    pub n: usize,
+    pub g: &'a Geom,
+    pub groups: usize,
+    pub wt: &'a [f32],
+    pub m: usize,
+}
+
+/// Input, weight and bias gradients of a convolution, each only when asked.
+pub(crate) type ConvGrads = (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>);
+
 /// Convolution forward: `x[n,c,h,w]`, `w[m, c/g, kh, kw]`, optional bias.
 ///
 /// The batch is cut into chunks of images; each chunk's im2col matrices
 /// sit side by side in one `[c/g*kh*kw, images*oh*ow]` matrix so that one
 /// GEMM per group covers the whole chunk (for small feature maps, e.g. the
 /// last ResNet stages, a per-image GEMM would be a matrix-vector product).
-pub(crate) fn conv_fwd(
-    x: &[f32],
-    n: usize,
-    g: &Geom,
-    groups: usize,
-    wt: &[f32],
-    m: usize,
-    bias: Option<&[f32]>,
-) -> Vec<f32> {
-    conv_fwd_cols(x, n, g, groups, wt, m, bias, MIN_COLS)
+pub(crate) fn conv_fwd(a: &ConvArgs<'_>, bias: Option<&[f32]>) -> Vec<f32> {
+    conv_fwd_cols(a, bias, MIN_COLS)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn conv_fwd_cols(
-    x: &[f32],
-    n: usize,
-    g: &Geom,
-    groups: usize,
-    wt: &[f32],
-    m: usize,
-    bias: Option<&[f32]>,
-    min_cols: usize,
-) -> Vec<f32> {
+fn conv_fwd_cols(a: &ConvArgs<'_>, bias: Option<&[f32]>, min_cols: usize) -> Vec<f32> {
+    let ConvArgs {
+        x,
+        n,
+        g,
+        groups,
+        wt,
+        m,
+    } = *a;
     let cg = g.c / groups;
     let mg = m / groups;
     let ohw = g.oh * g.ow;
@@ -478,47 +483,30 @@ fn add_bias(y: &mut [f32], bias: Option<&[f32]>, m: usize, ohw: usize) {
     }
 }
 
-/// Convolution backward. Returns `(dx, dw, db)`, each only when asked.
+/// Convolution backward. Returns `(dx, dw, db)`, each only when asked
+/// (`need`: input, weights, bias).
 ///
 /// Chunked like [`conv_fwd`]: per chunk, the output gradient is gathered
 /// into one `[m, images*oh*ow]` matrix, then `dcol = Wᵀ·dY` (scattered back
 /// by [`col2im`]) and `dW += dY·colᵀ` are one GEMM each per group.
-#[allow(clippy::too_many_arguments, clippy::type_complexity)]
-pub(crate) fn conv_bwd(
-    x: &[f32],
-    n: usize,
-    g: &Geom,
-    groups: usize,
-    wt: &[f32],
-    m: usize,
-    dy: &[f32],
-    need_dx: bool,
-    need_dw: bool,
-    need_db: bool,
-) -> (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>) {
-    conv_bwd_cols(
-        x, n, g, groups, wt, m, dy, need_dx, need_dw, need_db, MIN_COLS,
-    )
+pub(crate) fn conv_bwd(a: &ConvArgs<'_>, dy: &[f32], need: [bool; 3]) -> ConvGrads {
+    conv_bwd_cols(a, dy, need, MIN_COLS)
 }
 
 /// Per-thread scratch of [`conv_bwd`]: weight-gradient accumulator, the
 /// gathered output gradient, and the unfolded input / its gradient.
 type BwdScratch = (Vec<f32>, Vec<f32>, Vec<f32>);
 
-#[allow(clippy::too_many_arguments, clippy::type_complexity)]
-fn conv_bwd_cols(
-    x: &[f32],
-    n: usize,
-    g: &Geom,
-    groups: usize,
-    wt: &[f32],
-    m: usize,
-    dy: &[f32],
-    need_dx: bool,
-    need_dw: bool,
-    need_db: bool,
-    min_cols: usize,
-) -> (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>) {
+fn conv_bwd_cols(a: &ConvArgs<'_>, dy: &[f32], need: [bool; 3], min_cols: usize) -> ConvGrads {
+    let ConvArgs {
+        x,
+        n,
+        g,
+        groups,
+        wt,
+        m,
+    } = *a;
+    let [need_dx, need_dw, need_db] = need;
     let cg = g.c / groups;
     let mg = m / groups;
     let ohw = g.oh * g.ow;
@@ -1057,7 +1045,7 @@ pub(crate) fn convt_fwd(
 }
 
 /// Transposed convolution backward: `(dx, dw, db)` as asked.
-#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn convt_bwd(
     x: &[f32],
     n: usize,
@@ -1067,7 +1055,7 @@ pub(crate) fn convt_bwd(
     wt: &[f32],
     dy: &[f32],
     need: [bool; 3],
-) -> (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>>) {
+) -> ConvGrads {
     let cog = g.c / groups;
     let cig = cin / groups;
     let kk = cog * g.kh * g.kw;
@@ -1271,10 +1259,17 @@ mod tests {
             let dy = data(reference.len(), 3);
             let ohw = g.oh * g.ow;
             for min_cols in [1, 2 * ohw, 1 << 22] {
-                let y = conv_fwd_cols(&x, n, &g, groups, &w, m, None, min_cols);
+                let a = ConvArgs {
+                    x: &x,
+                    n,
+                    g: &g,
+                    groups,
+                    wt: &w,
+                    m,
+                };
+                let y = conv_fwd_cols(&a, None, min_cols);
                 close(&y, &reference);
-                let (dx, dw, db) =
-                    conv_bwd_cols(&x, n, &g, groups, &w, m, &dy, true, true, true, min_cols);
+                let (dx, dw, db) = conv_bwd_cols(&a, &dy, [true; 3], min_cols);
                 let (dx, dw, db) = (dx.unwrap(), dw.unwrap(), db.unwrap());
                 let lhs: f32 = dy.iter().zip(&y).map(|(a, b)| a * b).sum();
                 let rx: f32 = dx.iter().zip(&x).map(|(a, b)| a * b).sum();
@@ -1290,11 +1285,9 @@ mod tests {
                 let total: f32 = dy.iter().sum();
                 assert!((db.iter().sum::<f32>() - total).abs() <= 1e-3 * (1.0 + total.abs()));
                 // Asking for one gradient gives the same values as asking for all.
-                let (dx1, dw1, _) =
-                    conv_bwd_cols(&x, n, &g, groups, &w, m, &dy, true, false, false, min_cols);
+                let (dx1, dw1, _) = conv_bwd_cols(&a, &dy, [true, false, false], min_cols);
                 close(&dx1.unwrap(), &dx);
-                let (dx2, dw2, _) =
-                    conv_bwd_cols(&x, n, &g, groups, &w, m, &dy, false, true, false, min_cols);
+                let (dx2, dw2, _) = conv_bwd_cols(&a, &dy, [false, true, false], min_cols);
                 assert!(dx2.is_none());
                 close(&dw2.unwrap(), &dw);
                 assert!(dw1.is_none());

@@ -20,6 +20,61 @@ struct Entry {
     data_offsets: [usize; 2],
 }
 
+/// The header entry of a tensor being written.
+#[derive(Serialize)]
+struct EntryOut<'a> {
+    dtype: &'a str,
+    shape: &'a [usize],
+    data_offsets: [usize; 2],
+}
+
+/// One F32 tensor to write: name, shape, values.
+pub(crate) type F32Tensor<'a> = (&'a str, &'a [usize], &'a [f32]);
+
+/// Encodes F32 tensors as safetensors bytes (data in the order given)
+/// with `metadata` as the `__metadata__` string map when not empty.
+pub(crate) fn encode_f32(
+    metadata: &[(&str, String)],
+    tensors: &[F32Tensor<'_>],
+) -> Result<Vec<u8>, ModelError> {
+    use serde_json::Value;
+    let mut header = serde_json::Map::new();
+    if !metadata.is_empty() {
+        let md = metadata
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), Value::String(v.clone())))
+            .collect();
+        header.insert("__metadata__".into(), Value::Object(md));
+    }
+    let mut off = 0;
+    for &(name, shape, data) in tensors {
+        let len = data.len() * 4;
+        let e = EntryOut {
+            dtype: "F32",
+            shape,
+            data_offsets: [off, off + len],
+        };
+        let e = serde_json::to_value(e).map_err(|e| bad(e.to_string()))?;
+        header.insert(name.into(), e);
+        off += len;
+    }
+    let mut h = serde_json::to_vec(&header).map_err(|e| bad(e.to_string()))?;
+    while h.len() % 8 != 0 {
+        h.push(b' ');
+    }
+    let mut b = Vec::with_capacity(8 + h.len() + off);
+    b.extend_from_slice(&(h.len() as u64).to_le_bytes());
+    b.extend_from_slice(&h);
+    // The header's map is sorted by name; the data follows the order in
+    // which offsets were assigned.
+    for (_, _, data) in tensors {
+        for v in data.iter() {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    Ok(b)
+}
+
 fn bad(m: impl Into<String>) -> ModelError {
     ModelError::Invalid(format!("safetensors: {}", m.into()))
 }
@@ -100,34 +155,11 @@ pub fn write_safetensors(
     path: impl AsRef<Path>,
     tensors: &[(String, Tensor)],
 ) -> Result<(), ModelError> {
-    let mut header = BTreeMap::new();
-    let mut off = 0;
-    for (name, t) in tensors {
-        let len = t.data.len() * 4;
-        header.insert(
-            name.clone(),
-            Entry {
-                dtype: "F32".into(),
-                shape: t.shape.clone(),
-                data_offsets: [off, off + len],
-            },
-        );
-        off += len;
-    }
-    let mut h = serde_json::to_vec(&header).map_err(|e| bad(e.to_string()))?;
-    while h.len() % 8 != 0 {
-        h.push(b' ');
-    }
-    let mut b = Vec::with_capacity(8 + h.len() + off);
-    b.extend_from_slice(&(h.len() as u64).to_le_bytes());
-    b.extend_from_slice(&h);
-    // BTreeMap order is the offset order only if names were sorted; write in
-    // the order offsets were assigned instead.
-    for (_, t) in tensors {
-        for v in &t.data {
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-    }
+    let views: Vec<F32Tensor<'_>> = tensors
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.shape.as_slice(), t.data.as_slice()))
+        .collect();
+    let b = encode_f32(&[], &views)?;
     std::fs::write(path, b)?;
     Ok(())
 }

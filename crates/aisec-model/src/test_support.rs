@@ -1,4 +1,5 @@
-//! A loopback KServe v2 (Open Inference Protocol) server for tests.
+//! A loopback KServe v2 (Open Inference Protocol) server for tests, and
+//! [`Linear`], a model whose logits are known in closed form.
 //!
 //! Enabled by the `test-support` feature; never part of a release build.
 //! Tests of this crate and of the `aisec` CLI start one per test on
@@ -17,7 +18,34 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::{Classifier, Tensor};
+use crate::{Classifier, ModelError, Tensor};
+
+/// A linear test model: logit `k` is `<w[k], x>` over inputs of `shape`.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// Shape of one example.
+    pub shape: Vec<usize>,
+    /// One weight row per class, each as long as an example.
+    pub w: Vec<Vec<f32>>,
+}
+
+impl Classifier for Linear {
+    fn input_shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn num_classes(&self) -> usize {
+        self.w.len()
+    }
+    fn logits(&self, x: &Tensor) -> Result<Tensor, ModelError> {
+        let mut out = Vec::with_capacity(x.batch() * self.w.len());
+        for i in 0..x.batch() {
+            for wk in &self.w {
+                out.push(wk.iter().zip(x.row(i)).map(|(a, b)| a * b).sum());
+            }
+        }
+        Tensor::new(vec![x.batch(), self.w.len()], out)
+    }
+}
 
 /// One decoded request.
 #[derive(Debug, Clone)]
@@ -202,25 +230,17 @@ mod tests {
     use super::*;
     use crate::blackbox::RemoteClassifier;
 
-    struct Sum;
-    impl Classifier for Sum {
-        fn input_shape(&self) -> &[usize] {
-            &[2]
-        }
-        fn num_classes(&self) -> usize {
-            2
-        }
-        fn logits(&self, x: &Tensor) -> Result<Tensor, crate::ModelError> {
-            let d = (0..x.batch())
-                .flat_map(|i| [x.row(i).iter().sum::<f32>(), 0.0])
-                .collect();
-            Tensor::new(vec![x.batch(), 2], d)
+    /// `z = [sum(x), 0]`.
+    fn sum() -> Linear {
+        Linear {
+            shape: vec![2],
+            w: vec![vec![1.0; 2], vec![0.0; 2]],
         }
     }
 
     #[test]
     fn serves_a_model_and_records_what_it_saw() {
-        let s = serve_model(Sum);
+        let s = serve_model(sum());
         let r = RemoteClassifier::new(&s.url, "m", "x", vec![2], 2)
             .unwrap()
             .with_header("X-Test", "1");

@@ -277,6 +277,7 @@ fn interrupted_run_resumed_from_its_checkpoint_matches_the_uninterrupted_run() {
                 path: ck.clone(),
                 every: 1,
                 at_end: true,
+                run_options: None,
             }),
             ..FitOptions::default()
         },

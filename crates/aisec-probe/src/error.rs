@@ -6,6 +6,14 @@ use std::path::PathBuf;
 /// requests are not errors: they are recorded per attempt and reported.
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
+    /// A probe configuration file that is not valid TOML or has unknown keys.
+    #[error("invalid probe config {path}: {message}")]
+    Config {
+        /// The file.
+        path: String,
+        /// The parser's message.
+        message: String,
+    },
     /// A probe family name that is not in the catalogue.
     #[error("unknown probe family '{name}' (expected all or one of: {known})")]
     UnknownFamily {

@@ -685,6 +685,18 @@ fn load_journal(
 
 /// Runs `probes` against the configured target.
 pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> crate::error::Result<RunOutcome> {
+    run_probes_with(cfg, probes, &aisec_core::run::NoProgress).await
+}
+
+/// [`run_probes`], reporting to `progress`: one phase, `probing`, whose
+/// total is the number of planned attempts; attempts taken from a resumed
+/// journal count as done at once, and each finished attempt (answered,
+/// blocked or failed) advances it by one.
+pub async fn run_probes_with(
+    cfg: RunConfig,
+    probes: Vec<Probe>,
+    progress: &dyn aisec_core::run::Progress,
+) -> crate::error::Result<RunOutcome> {
     cfg.target.validate()?;
     if let Some(j) = &cfg.judge {
         j.validate()?;
@@ -780,6 +792,7 @@ pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> crate::error::Res
     let mut interrupted = false;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    progress.phase("probing", Some(attempts.len() as u64));
     let mut pending = attempts.into_iter();
     loop {
         while set.len() < concurrency * 2 {
@@ -787,6 +800,7 @@ pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> crate::error::Res
             if let Some(r) = done.get(&a.key) {
                 records.push(r.clone());
                 resumed += 1;
+                progress.advance(1);
                 continue;
             }
             set.spawn(execute(sh.clone(), a));
@@ -805,6 +819,7 @@ pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> crate::error::Res
                         .map_err(ProbeError::file("write journal", p))?;
                 }
                 records.push(rec);
+                progress.advance(1);
             }
             _ = &mut ctrl_c => {
                 interrupted = true;
@@ -813,6 +828,7 @@ pub async fn run_probes(cfg: RunConfig, probes: Vec<Probe>) -> crate::error::Res
             }
         }
     }
+    progress.finish();
     records.sort_by_key(|r| order.get(&r.key).copied().unwrap_or(usize::MAX));
     Ok(RunOutcome {
         records,

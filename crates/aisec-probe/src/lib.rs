@@ -27,6 +27,7 @@
 //! (Russinovich et al., 2024, arXiv:2404.01833).
 
 pub mod buffs;
+pub mod config;
 pub mod demo;
 pub mod detect;
 pub mod error;
@@ -38,7 +39,7 @@ pub mod summary;
 pub mod target;
 
 pub use error::ProbeError;
-pub use harness::{run_probes, Attempt, AttemptRecord, RunConfig, RunOutcome};
+pub use harness::{run_probes, run_probes_with, Attempt, AttemptRecord, RunConfig, RunOutcome};
 pub use probes::{Family, Probe};
 pub use rules::RULES;
 pub use target::{Target, TargetKind};

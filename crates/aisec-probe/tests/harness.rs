@@ -371,3 +371,39 @@ async fn rest_target_template_and_path() {
     let fam = Family::Injection;
     assert_eq!(rep.data["probe"]["families"][0]["family"], fam.as_str());
 }
+
+/// The progress sink `aisec probe` draws its bar from: one phase whose
+/// total is the planned attempts (probes x repeats), advanced once per
+/// finished attempt, then finished.
+#[tokio::test]
+async fn progress_counts_every_attempt_against_the_planned_total() {
+    use std::sync::Mutex;
+    type Phases = Vec<(String, Option<u64>)>;
+    #[derive(Default)]
+    struct Rec(Mutex<(Phases, u64, bool)>);
+    impl aisec_core::run::Progress for Rec {
+        fn phase(&self, name: &str, total: Option<u64>) {
+            self.0.lock().unwrap().0.push((name.into(), total));
+        }
+        fn advance(&self, n: u64) {
+            self.0.lock().unwrap().1 += n;
+        }
+        fn finish(&self) {
+            self.0.lock().unwrap().2 = true;
+        }
+    }
+    let (base, _) = server().await;
+    let mut cf = cfg(&base, "refuse");
+    cf.repeats = 2;
+    let probes = injection();
+    let planned = probes.len() as u64 * 2;
+    let rec = Rec::default();
+    let out = aisec_probe::run_probes_with(cf, probes, &rec)
+        .await
+        .unwrap();
+    let (phases, done, finished) = &*rec.0.lock().unwrap();
+    assert_eq!(phases, &vec![("probing".to_string(), Some(planned))]);
+    assert_eq!(*done, planned);
+    assert_eq!(out.records.len() as u64, planned);
+    assert!(finished);
+}

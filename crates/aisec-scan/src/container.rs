@@ -254,6 +254,7 @@ fn hf_auto_map(data: &[u8], loc: &Location, name: &str, out: &mut Vec<Finding>) 
         return;
     };
     let mut refs: Vec<String> = Vec::new();
+    let mut local: Vec<String> = Vec::new();
     for (auto, v) in map.iter().take(64) {
         let targets: Vec<&str> = match v {
             serde_json::Value::String(s) => vec![s.as_str()],
@@ -272,6 +273,9 @@ fn hf_auto_map(data: &[u8], loc: &Location, name: &str, out: &mut Vec<Finding>) 
                 Some(r) => format!("{auto}: {file} from repository '{r}'"),
                 None => format!("{auto}: {file}"),
             };
+            if repo.is_none() && !local.contains(&module.to_string()) {
+                local.push(module.to_string());
+            }
             if !refs.contains(&r) {
                 refs.push(r);
             }
@@ -281,14 +285,137 @@ fn hf_auto_map(data: &[u8], loc: &Location, name: &str, out: &mut Vec<Finding>) 
         return;
     }
     let shown: Vec<String> = refs.iter().take(8).cloned().collect();
-    out.push(HF_REMOTE_CODE.finding(
-        loc.clone(),
-        format!(
-            "auto_map runs repository code under trust_remote_code=True: {}{}",
-            shown.join("; "),
-            if refs.len() > 8 { "; …" } else { "" }
-        ),
-    ));
+    let mut evidence = format!(
+        "auto_map runs repository code under trust_remote_code=True: {}{}",
+        shown.join("; "),
+        if refs.len() > 8 { "; …" } else { "" }
+    );
+    // The files themselves, when the config is a file on disk (not an
+    // archive member): read beside it, parsed, never run.
+    let mut severity = aisec_core::Severity::High;
+    if loc.member.is_none() {
+        let dir = std::path::Path::new(name)
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        let all_local = refs.len() == local.len() && !local.is_empty();
+        let before = out.len();
+        let read = scan_remote_code(&dir, local, out);
+        let worst = out[before..].iter().map(|f| f.severity).max();
+        // Every file was found and parsed, none from another repository, and
+        // nothing in them reaches processes, code, network, dynamic imports,
+        // unpickling or load-time file writes: the remote code was read, so
+        // the verdict rests on it (medium: it is still code that runs).
+        if all_local && read.unreadable == 0 && worst <= Some(aisec_core::Severity::Low) {
+            severity = aisec_core::Severity::Medium;
+            evidence.push_str(&format!(
+                "; the {} file(s) it loads were parsed: no process, code-execution, network, \
+dynamic-import, unpickling or load-time file-write calls",
+                read.parsed
+            ));
+        }
+    }
+    out.push(
+        HF_REMOTE_CODE
+            .finding(loc.clone(), evidence)
+            .severity(severity),
+    );
+}
+
+/// What [`scan_remote_code`] could read.
+#[derive(Default)]
+struct RemoteRead {
+    parsed: usize,
+    unreadable: usize,
+}
+
+/// A module name from auto_map or a relative import as a file path under
+/// the repository directory, or `None` when it would leave it.
+fn module_file(dir: &std::path::Path, module: &str) -> Option<std::path::PathBuf> {
+    let comps: Vec<&str> = module.split('.').collect();
+    if comps
+        .iter()
+        .any(|c| c.is_empty() || !c.chars().all(|ch| ch.is_alphanumeric() || ch == '_'))
+    {
+        return None;
+    }
+    let mut p = dir.to_path_buf();
+    for c in &comps {
+        p.push(c);
+    }
+    p.set_extension("py");
+    Some(p)
+}
+
+/// Reads at most `limit + 1` bytes of a regular file (no symlinks).
+fn read_source(p: &std::path::Path, limit: usize) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let md = std::fs::symlink_metadata(p).map_err(|e| e.to_string())?;
+    if !md.is_file() {
+        return Err("not a regular file (symlinks are not followed)".into());
+    }
+    let f = std::fs::File::open(p).map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    f.take(limit as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| e.to_string())?;
+    Ok(buf)
+}
+
+/// Scans the Python files auto_map names, and the files they import
+/// relatively, up to [`crate::pysrc::MAX_FILES`].
+fn scan_remote_code(
+    dir: &std::path::Path,
+    modules: Vec<String>,
+    out: &mut Vec<Finding>,
+) -> RemoteRead {
+    use crate::pysrc;
+    let mut read = RemoteRead::default();
+    let mut queue: std::collections::VecDeque<String> = modules.into_iter().collect();
+    let mut done: Vec<String> = Vec::new();
+    while let Some(m) = queue.pop_front() {
+        if done.contains(&m) || done.len() >= pysrc::MAX_FILES {
+            continue;
+        }
+        done.push(m.clone());
+        let Some(path) = module_file(dir, &m) else {
+            continue;
+        };
+        let shown = path.display().to_string();
+        let loc = Location::path(shown.clone());
+        let src = match read_source(&path, pysrc::MAX_SOURCE) {
+            Ok(s) => s,
+            Err(e) => {
+                read.unreadable += 1;
+                out.push(
+                    crate::rules::HF_REMOTE_CODE_CALL
+                        .finding(loc, format!("remote-code file not analysed: {e}"))
+                        .severity(aisec_core::Severity::Low),
+                );
+                continue;
+            }
+        };
+        let r = pysrc::scan_python(&src, &loc);
+        if let Some(why) = r.not_analysed {
+            read.unreadable += 1;
+            out.push(
+                crate::rules::HF_REMOTE_CODE_CALL
+                    .finding(loc, format!("remote-code file not analysed: {why}"))
+                    .severity(aisec_core::Severity::Medium),
+            );
+            continue;
+        }
+        read.parsed += 1;
+        out.extend(r.findings);
+        for rel in r.relative {
+            // `from .a.b import c` in pkg/m.py is relative to pkg/.
+            let base = m
+                .rsplit_once('.')
+                .map_or(String::new(), |(p, _)| format!("{p}."));
+            queue.push_back(format!("{base}{rel}"));
+        }
+    }
+    read
 }
 
 /// Adds a leaf parser's findings, and a malformed-artifact finding when it

@@ -23,6 +23,7 @@
 pub mod config;
 mod container;
 pub mod detect;
+pub mod pysrc;
 pub mod rules;
 #[cfg(unix)]
 mod sigbus;

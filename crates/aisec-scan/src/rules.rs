@@ -140,6 +140,37 @@ has been scanned and its origin verified.",
         remediation: "Review every Python file that auto_map names before loading with \
 trust_remote_code=True, or use a model that needs no remote code.",
     };
+
+    /// ## What it detects
+    /// A call in a Python file that a Hugging Face `auto_map` makes
+    /// `transformers` import (or in a file it imports relatively) that can
+    /// spawn processes, execute code, open network connections, import
+    /// modules by computed name, unpickle data or write files. Calls are
+    /// resolved through the file's imports and aliases and judged with the
+    /// capability table generated from the standard library and the ML
+    /// libraries; the finding names the file and line.
+    ///
+    /// ## Why it matters
+    /// `trust_remote_code=True` imports these files: module-level code runs
+    /// at `from_pretrained`, `__init__` when the model is built. Malicious
+    /// Hugging Face repositories have used exactly this to run shell
+    /// commands and open reverse shells (JFrog, "Data Scientists Targeted by
+    /// Malicious Hugging Face ML Models", 2024; Protect AI Guardian reports
+    /// 2025).
+    ///
+    /// ## Example
+    /// `modeling_evil.py` with `import os as o` at the top and
+    /// `o.system("curl … | sh")` in the model's `__init__`.
+    pub static HF_REMOTE_CODE_CALL = {
+        id: "AISEC-SCAN-007",
+        name: "hf-remote-code-capability",
+        title: "Remote code loaded by auto_map calls a dangerous capability",
+        severity: High,
+        atlas: &["AML.T0011.000", "AML.T0010.003", "AML.T0050"],
+        owasp: &["LLM03"],
+        remediation: "Do not load the model with trust_remote_code=True; read the named \
+file and line, or use a model that needs no remote code.",
+    };
 }
 
 #[cfg(test)]

@@ -54,6 +54,17 @@ pub fn expand(path: &Path, follow_links: bool) -> io::Result<Vec<Input>> {
                 display: e.path().display().to_string(),
                 path: e.into_path(),
             }),
+            Ok(e) if e.file_type().is_symlink() => {
+                // Without --follow-links, a Hugging Face cache's snapshot
+                // links are still read: they point into the same repo's
+                // blobs, so nothing outside the scanned folder is touched.
+                if let Some(target) = hf_snapshot_target(e.path()) {
+                    out.push(Input::File {
+                        display: e.path().display().to_string(),
+                        path: target,
+                    });
+                }
+            }
             Ok(_) => {}
             Err(e) => out.push(Input::Unreadable {
                 display: e
@@ -64,7 +75,88 @@ pub fn expand(path: &Path, follow_links: bool) -> io::Result<Vec<Input>> {
             }),
         }
     }
-    Ok(out)
+    Ok(once_per_file(out))
+}
+
+/// Whether `name` is a Hugging Face hub cache repo folder
+/// (`models--org--name`, `datasets--…`, `spaces--…`).
+fn is_hf_repo(name: &std::ffi::OsStr) -> bool {
+    let n = name.to_string_lossy();
+    ["models--", "datasets--", "spaces--"]
+        .iter()
+        .any(|p| n.starts_with(p))
+}
+
+/// A blob of a Hugging Face cache (`models--org--name/blobs/<hash>`): the
+/// content-addressed copy that snapshot links point to.
+fn is_hf_blob(path: &Path) -> bool {
+    let mut up = path.ancestors().skip(1);
+    matches!(
+        (up.next(), up.next()),
+        (Some(b), Some(r)) if b.file_name().is_some_and(|n| n == "blobs")
+            && r.file_name().is_some_and(is_hf_repo)
+    )
+}
+
+/// For a link under `models--org--name/snapshots/REV/`, the regular file it
+/// resolves to when that is inside the same repo's `blobs/` folder.
+fn hf_snapshot_target(link: &Path) -> Option<PathBuf> {
+    let repo = link
+        .ancestors()
+        .find(|a| a.file_name().is_some_and(is_hf_repo) && link.starts_with(a.join("snapshots")))?;
+    let blobs = repo.join("blobs").canonicalize().ok()?;
+    let target = link.canonicalize().ok()?;
+    (target.starts_with(&blobs) && std::fs::metadata(&target).ok()?.is_file()).then_some(target)
+}
+
+/// A file's identity: device and inode on Unix, the canonical path
+/// elsewhere.
+fn identity(path: &Path) -> Option<(u64, u64, Option<PathBuf>)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some((m.dev(), m.ino(), None))
+    }
+    #[cfg(not(unix))]
+    {
+        Some((0, 0, Some(path.canonicalize().ok()?)))
+    }
+}
+
+/// Keeps one input per file: with `--follow-links` (or a Hugging Face
+/// cache) the same bytes are reached as `blobs/<hash>` and as every
+/// snapshot link to them. The name kept is the first that is not a blob
+/// path (`models--org--name/snapshots/REV/pytorch_model.bin`, which says
+/// what the file is), else the first.
+fn once_per_file(inputs: Vec<Input>) -> Vec<Input> {
+    use std::collections::HashMap;
+    let mut first: HashMap<(u64, u64, Option<PathBuf>), usize> = HashMap::new();
+    let mut out: Vec<Input> = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        let Input::File { path, display } = &input else {
+            out.push(input);
+            continue;
+        };
+        let Some(id) = identity(path) else {
+            out.push(input);
+            continue;
+        };
+        match first.get(&id) {
+            None => {
+                first.insert(id, out.len());
+                out.push(input);
+            }
+            Some(&i) => {
+                if let Input::File { display: kept, .. } = &mut out[i] {
+                    if is_hf_blob(Path::new(kept.as_str())) && !is_hf_blob(Path::new(display)) {
+                        kept.clone_from(display);
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 fn annotate(path: &Path, e: io::Error) -> io::Error {
@@ -300,6 +392,57 @@ mod tests {
         let m = Mapped::open(&d.path().join("b.bin")).unwrap();
         assert_eq!(m.bytes(), b"bb");
         assert!(Mapped::open(&d.path().join("a/x.pkl")).unwrap().is_empty());
+    }
+
+    /// A Hugging Face cache: `blobs/<hash>` files with `snapshots/REV/NAME`
+    /// links to them. Each blob is read once and named by its snapshot path,
+    /// with or without --follow-links; an unreferenced blob keeps its name.
+    #[cfg(unix)]
+    #[test]
+    fn hugging_face_cache_files_are_named_by_snapshot_and_read_once() {
+        let d = tempfile::tempdir().unwrap();
+        let repo = d.path().join("hub/models--org--name");
+        std::fs::create_dir_all(repo.join("blobs")).unwrap();
+        std::fs::create_dir_all(repo.join("snapshots/rev1")).unwrap();
+        std::fs::create_dir_all(repo.join("snapshots/rev2")).unwrap();
+        std::fs::write(repo.join("blobs/aaaa"), b"weights").unwrap();
+        std::fs::write(repo.join("blobs/bbbb"), b"config").unwrap();
+        std::fs::write(repo.join("blobs/cccc"), b"orphan").unwrap();
+        for (rev, name, blob) in [
+            ("rev1", "pytorch_model.bin", "aaaa"),
+            ("rev1", "config.json", "bbbb"),
+            ("rev2", "pytorch_model.bin", "aaaa"),
+        ] {
+            std::os::unix::fs::symlink(
+                format!("../../blobs/{blob}"),
+                repo.join(format!("snapshots/{rev}/{name}")),
+            )
+            .unwrap();
+        }
+        for follow in [false, true] {
+            let v = expand(&d.path().join("hub"), follow).unwrap();
+            let names: Vec<String> = v
+                .iter()
+                .map(|i| match i {
+                    Input::File { display, .. } => display
+                        .strip_prefix(&d.path().display().to_string())
+                        .unwrap()
+                        .to_string(),
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            let mut sorted = names.clone();
+            sorted.sort();
+            assert_eq!(
+                sorted,
+                [
+                    "/hub/models--org--name/blobs/cccc",
+                    "/hub/models--org--name/snapshots/rev1/config.json",
+                    "/hub/models--org--name/snapshots/rev1/pytorch_model.bin",
+                ],
+                "follow_links {follow}"
+            );
+        }
     }
 
     /// Issue 19: truncating a mapped file mid-scan killed the process with

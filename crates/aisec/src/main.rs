@@ -11,6 +11,7 @@
 // A binary has no public API, and printing is its job.
 #![allow(unreachable_pub, clippy::print_stdout)]
 
+mod args;
 mod cmd;
 mod data;
 mod output;
@@ -20,10 +21,10 @@ mod run;
 use std::process::ExitCode;
 
 use aisec_core::render::escape_terminal;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Subcommand};
 
 /// aisec: AI/ML security in one binary.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(name = "aisec", version, about, long_about = None, propagate_version = true)]
 struct Cli {
     /// More log output (-v info, -vv debug, -vvv trace); logs go to stderr.
@@ -56,17 +57,22 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Explain a model's decisions: saliency, Integrated Gradients, SHAP, occlusion; heat maps, charts, trigger localisation.
     Explain(Box<cmd::explain::ExplainArgs>),
+    /// Assess a whole ML system from its description: threat model (STRIDE x ATLAS x OWASP LLM), every applicable check, report and compliance views.
+    Assess(Box<cmd::assess::AssessArgs>),
     /// List every rule aisec can report (severity, ATLAS / OWASP ids), or show one in full.
     Rules(cmd::rules::RulesArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The matches are kept: a command with a config file (probe) lets
+    // flags given on the command line win over it.
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging(cli.verbose, cli.quiet);
     run::set_quiet(cli.quiet);
     if matches!(
         cli.command,
-        Command::Attack(_) | Command::Train(_) | Command::Demo(_) | Command::Defend(_)
+        Command::Attack(_) | Command::Train(_) | Command::Demo(_) | Command::Defend(_) | Command::Assess(_)
     ) {
         // Model work allocates multi-MiB activations on every call; keep freed
         // memory in the process instead of page-faulting it in again each time.
@@ -82,7 +88,12 @@ fn main() -> ExitCode {
                 0
             })
         }
-        Command::Probe(a) => cmd::probe::run(a.probe).and_then(|report| {
+        Command::Probe(a) => cmd::probe::run_with(
+            a.probe.clone(),
+            matches.subcommand_matches("probe"),
+            run::progress(a.probe.no_progress).as_ref(),
+        )
+        .and_then(|report| {
             if !run::quiet() {
                 eprint!("{}", aisec_probe::summary::family_table(&report));
             }
@@ -93,6 +104,7 @@ fn main() -> ExitCode {
         Command::Train(a) => cmd::train::run(*a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Rules(a) => cmd::rules::run(a),
+        Command::Assess(a) => cmd::assess::run(*a),
         Command::Explain(a) => cmd::explain::run(*a),
     };
     match result {

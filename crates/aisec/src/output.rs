@@ -11,7 +11,7 @@ use aisec_core::{Report, Severity};
 /// Report options every command accepts.
 #[derive(Debug, Clone, clap::Args)]
 pub struct OutputArgs {
-    /// Report format: text, json, sarif, html or navigator (an ATLAS Navigator layer).
+    /// Report format: text, json, jsonl (JSON Lines: one finding a line, then a summary line), sarif, html or navigator (an ATLAS Navigator layer).
     #[arg(long, short = 'f', default_value = "text", value_parser = parse_format)]
     pub format: Format,
 
@@ -31,24 +31,94 @@ pub struct OutputArgs {
     #[arg(long, value_name = "SEVERITY")]
     pub min_severity: Option<Severity>,
 
-    /// Colour in text output: auto, always or never.
+    /// Colour in text output: auto (only on a terminal, and not when NO_COLOR is set), always or never.
     #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
     pub color: String,
+}
+
+/// Report options of commands that report no findings to fail on (train)
+/// or never fail on them (demo): the same `--format`, `-o` and `--color`,
+/// without `--fail-on` / `--no-fail`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    /// Report format: text, json, jsonl (JSON Lines: one finding a line, then a summary line), sarif, html or navigator (an ATLAS Navigator layer).
+    #[arg(long, short = 'f', default_value = "text", value_parser = parse_format)]
+    pub format: Format,
+
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// In text output, list only findings at or above SEVERITY (all are counted).
+    #[arg(long, value_name = "SEVERITY")]
+    pub min_severity: Option<Severity>,
+
+    /// Colour in text output: auto (only on a terminal, and not when NO_COLOR is set), always or never.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub color: String,
+}
+
+impl ReportArgs {
+    /// The same options as [`OutputArgs`] that never fail on findings.
+    pub fn to_output(&self) -> OutputArgs {
+        OutputArgs {
+            format: self.format,
+            output: self.output.clone(),
+            fail_on: Severity::Critical,
+            no_fail: true,
+            min_severity: self.min_severity,
+            color: self.color.clone(),
+        }
+    }
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
     s.parse()
 }
 
-/// Renders `report` as asked and returns the process exit code.
-pub fn emit(report: &Report, args: &OutputArgs) -> anyhow::Result<i32> {
-    emit_with_tail(report, args, "")
+/// A command's own sections appended to the rendered report: `text` to
+/// text output (the evasion curve as a table), `html` (a trusted fragment
+/// the command built and escaped itself, such as an inline SVG chart) to
+/// HTML output, before the data section. JSON and SARIF carry the same
+/// numbers in the report's data.
+#[derive(Debug, Default, Clone)]
+pub struct Tail {
+    /// Appended to text output.
+    pub text: String,
+    /// Inserted into HTML output.
+    pub html: String,
 }
 
-/// [`emit`], with `tail` (a command's own text section, such as the
-/// evasion curve) appended to text output; other formats carry the same
-/// numbers in the report's data.
-pub fn emit_with_tail(report: &Report, args: &OutputArgs, tail: &str) -> anyhow::Result<i32> {
+impl Tail {
+    /// A text-only tail.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            html: String::new(),
+        }
+    }
+}
+
+/// Renders `report` as asked and returns the process exit code.
+pub fn emit(report: &Report, args: &OutputArgs) -> anyhow::Result<i32> {
+    emit_with_tail(report, args, &Tail::default())
+}
+
+/// Puts `fragment` into an HTML page before its data section (or its end).
+fn insert_html(page: &mut String, fragment: &str) {
+    if fragment.is_empty() {
+        return;
+    }
+    let at = page
+        .find("<h2>Data</h2>")
+        .or_else(|| page.rfind("</body>"))
+        .unwrap_or(page.len());
+    page.insert_str(at, fragment);
+}
+
+/// [`emit`], with a command's own sections (see [`Tail`]).
+pub fn emit_with_tail(report: &Report, args: &OutputArgs, tail: &Tail) -> anyhow::Result<i32> {
+    let tail_text = tail.text.as_str();
     let to_terminal = args.output.is_none() && std::io::stdout().is_terminal();
     let color = match args.color.as_str() {
         "always" => true,
@@ -64,14 +134,19 @@ pub fn emit_with_tail(report: &Report, args: &OutputArgs, tail: &str) -> anyhow:
                     min_severity: args.min_severity,
                 },
             );
-            if !tail.is_empty() {
+            if !tail_text.is_empty() {
                 if !t.ends_with('\n') {
                     t.push('\n');
                 }
                 t.push('\n');
-                t.push_str(tail);
+                t.push_str(tail_text);
             }
             t
+        }
+        Format::Html => {
+            let mut s = render::render(report, Format::Html);
+            insert_html(&mut s, &tail.html);
+            s
         }
         other => {
             let mut s = render::render(report, other);

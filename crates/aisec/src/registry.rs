@@ -9,6 +9,7 @@ use aisec_core::Rule;
 /// Each crate that declares rules, with its `RULES`.
 pub static SOURCES: &[(&str, &[&Rule])] = &[
     ("aisec-archive", aisec_archive::RULES),
+    ("aisec-assess", aisec_assess::RULES),
     ("aisec-attack", aisec_attack::RULES),
     ("aisec-defend", aisec_defend::RULES),
     ("aisec-formats", aisec_formats::RULES),

@@ -26,7 +26,7 @@ use aisec_core::run::{Cancel, NoProgress, Progress, RunContext};
 use aisec_core::Report;
 use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 
-use crate::output::{emit_with_tail, OutputArgs};
+use crate::output::{emit_with_tail, OutputArgs, Tail};
 
 /// Exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
 pub const INTERRUPTED: i32 = 130;
@@ -92,17 +92,24 @@ pub fn show_progress(no_progress: bool) -> bool {
     !no_progress && !quiet() && std::io::stderr().is_terminal()
 }
 
-/// The context long-running work gets: a bar when [`show_progress`], and
-/// the Ctrl-C cancel flag.
-pub fn context(no_progress: bool) -> RunContext {
-    let progress: Arc<dyn Progress> = if show_progress(no_progress) {
+/// The progress sink long-running work gets: a bar when
+/// [`show_progress`], nothing otherwise. (Work that handles Ctrl-C itself,
+/// like the async probe harness, takes only this; the rest use
+/// [`context`].)
+pub fn progress(no_progress: bool) -> Arc<dyn Progress> {
+    if show_progress(no_progress) {
         Arc::new(Bar::new())
     } else {
         Arc::new(NoProgress)
-    };
+    }
+}
+
+/// The context long-running work gets: [`progress`] and the Ctrl-C cancel
+/// flag.
+pub fn context(no_progress: bool) -> RunContext {
     RunContext {
         cancel: cancel(),
-        progress,
+        progress: progress(no_progress),
     }
 }
 
@@ -124,11 +131,16 @@ pub fn mark_incomplete(report: &mut Report, why: &str) {
 /// `"incomplete": true` (work that handles Ctrl-C itself, like the async
 /// probe harness) or a raised Ctrl-C flag exits 130.
 pub fn finish(report: Report, out: &OutputArgs) -> anyhow::Result<i32> {
-    finish_with_tail(report, out, "")
+    finish_with(report, out, &Tail::default())
 }
 
 /// [`finish`], with a command's own section appended to text output.
-pub fn finish_with_tail(mut report: Report, out: &OutputArgs, tail: &str) -> anyhow::Result<i32> {
+pub fn finish_with_tail(report: Report, out: &OutputArgs, tail: &str) -> anyhow::Result<i32> {
+    finish_with(report, out, &Tail::text(tail))
+}
+
+/// [`finish`], with a command's own sections for text and HTML output.
+pub fn finish_with(mut report: Report, out: &OutputArgs, tail: &Tail) -> anyhow::Result<i32> {
     let flag = |k: &str| report.data.get(k) == Some(&serde_json::Value::Bool(true));
     let stopped = interrupted() || flag("incomplete");
     if stopped {

@@ -203,6 +203,7 @@ mod tests {
         assert_eq!(severity_for(0.99, 0.70, 20), Severity::Medium);
         assert_eq!(severity_for(0.99, 0.95, 2), Severity::Low);
         assert_eq!(severity_for(0.99, 0.99, 0), Severity::Info);
-        assert_eq!(crate::RULES.len(), 6);
+        // Six evasion/privacy/extraction rules and the two poisoning rules.
+        assert_eq!(crate::RULES.len(), 8);
     }
 }

@@ -431,31 +431,8 @@ pub fn square_l2(
 mod tests {
     use super::*;
     use crate::util::gaussian;
+    use aisec_model::test_support::Linear;
     use rand::SeedableRng;
-
-    /// Linear scores `z_k = <w_k, x>` over `[c, h, w]` inputs.
-    struct Linear {
-        shape: Vec<usize>,
-        w: Vec<Vec<f32>>,
-    }
-
-    impl Classifier for Linear {
-        fn input_shape(&self) -> &[usize] {
-            &self.shape
-        }
-        fn num_classes(&self) -> usize {
-            self.w.len()
-        }
-        fn logits(&self, x: &Tensor) -> Result<Tensor, ModelError> {
-            let mut out = Vec::new();
-            for i in 0..x.batch() {
-                for wk in &self.w {
-                    out.push(wk.iter().zip(x.row(i)).map(|(a, b)| a * b).sum());
-                }
-            }
-            Tensor::new(vec![x.batch(), self.w.len()], out)
-        }
-    }
 
     #[test]
     fn eta_patterns_have_unit_norm_and_peak_in_the_centre() {

@@ -20,7 +20,7 @@ pub mod text;
 
 pub use escape::escape_terminal;
 pub use html::{escape_html, html};
-pub use json::json_string;
+pub use json::{json_string, jsonl_string};
 pub use navigator::navigator;
 pub use sarif::{artifact_uri, sarif};
 pub use text::{text, TextOptions};
@@ -32,6 +32,8 @@ pub enum Format {
     Text,
     /// The report as JSON.
     Json,
+    /// JSON Lines: one finding (then error, then the summary) per line.
+    Jsonl,
     /// SARIF 2.1.0, for GitHub code scanning and other SARIF consumers.
     Sarif,
     /// A self-contained HTML page.
@@ -46,11 +48,12 @@ impl FromStr for Format {
         match s.to_ascii_lowercase().as_str() {
             "text" | "txt" => Ok(Format::Text),
             "json" => Ok(Format::Json),
+            "jsonl" | "ndjson" | "json-lines" => Ok(Format::Jsonl),
             "sarif" => Ok(Format::Sarif),
             "html" => Ok(Format::Html),
             "navigator" | "atlas" | "layer" => Ok(Format::Navigator),
             _ => Err(format!(
-                "unknown format '{s}' (expected text, json, sarif, html or navigator)"
+                "unknown format '{s}' (expected text, json, jsonl, sarif, html or navigator)"
             )),
         }
     }
@@ -61,6 +64,7 @@ pub fn render(report: &Report, format: Format) -> String {
     match format {
         Format::Text => text(report, TextOptions::default()),
         Format::Json => json_string(report),
+        Format::Jsonl => json::jsonl_string(report),
         Format::Sarif => sarif::sarif_string(report),
         Format::Html => html(report),
         Format::Navigator => navigator::navigator_string(report),

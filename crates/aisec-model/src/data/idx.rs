@@ -13,6 +13,23 @@ fn bad(m: impl Into<String>) -> ModelError {
     ModelError::Invalid(format!("idx: {}", m.into()))
 }
 
+/// One big-endian element of IDX type code `kind` (its width already
+/// checked against the header): u8, i8, i16, i32, f32, otherwise f64.
+pub(super) fn element(kind: u8, c: &[u8]) -> f32 {
+    match kind {
+        0x08 => f32::from(c[0]),
+        0x09 => f32::from(c[0] as i8),
+        0x0B => f32::from(i16::from_be_bytes([c[0], c[1]])),
+        0x0C => i32::from_be_bytes([c[0], c[1], c[2], c[3]]) as f32,
+        0x0D => f32::from_be_bytes([c[0], c[1], c[2], c[3]]),
+        _ => {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(c);
+            f64::from_be_bytes(a) as f32
+        }
+    }
+}
+
 /// Reads an IDX file (optionally gzip-compressed) as `f32` values with the
 /// file's shape.
 pub fn read_idx(path: impl AsRef<Path>) -> Result<Tensor, ModelError> {
@@ -63,18 +80,7 @@ pub fn parse_idx(b: &[u8]) -> Result<Tensor, ModelError> {
     }
     let vals: Vec<f32> = data[..n * width]
         .chunks_exact(width)
-        .map(|c| match b[2] {
-            0x08 => f32::from(c[0]),
-            0x09 => f32::from(c[0] as i8),
-            0x0B => f32::from(i16::from_be_bytes([c[0], c[1]])),
-            0x0C => i32::from_be_bytes([c[0], c[1], c[2], c[3]]) as f32,
-            0x0D => f32::from_be_bytes([c[0], c[1], c[2], c[3]]),
-            _ => {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(c);
-                f64::from_be_bytes(a) as f32
-            }
-        })
+        .map(|c| element(b[2], c))
         .collect();
     Tensor::new(shape, vals)
 }

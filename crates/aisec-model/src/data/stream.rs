@@ -397,18 +397,7 @@ impl DataSource for IdxSource {
         let k = self.kind;
         let v: Vec<f32> = buf
             .chunks_exact(self.width)
-            .map(|c| match k {
-                0x08 => f32::from(c[0]),
-                0x09 => f32::from(c[0] as i8),
-                0x0B => f32::from(i16::from_be_bytes([c[0], c[1]])),
-                0x0C => i32::from_be_bytes([c[0], c[1], c[2], c[3]]) as f32,
-                0x0D => f32::from_be_bytes([c[0], c[1], c[2], c[3]]),
-                _ => {
-                    let mut a = [0u8; 8];
-                    a.copy_from_slice(c);
-                    f64::from_be_bytes(a) as f32
-                }
-            })
+            .map(|c| super::idx::element(k, c))
             .collect();
         let mut shape = self.shape.clone();
         shape[0] = n;

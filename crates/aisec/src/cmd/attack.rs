@@ -7,7 +7,7 @@ use aisec_core::Report;
 use aisec_model::data::images::ImageOptions;
 use aisec_model::data::normalize::Normalized;
 use aisec_model::data::stream::{open_source, DataSource};
-use aisec_model::data::{Dataset, Preprocess};
+use aisec_model::data::Dataset;
 use aisec_model::{Classifier, Differentiable, OnnxModel, Tensor};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -27,7 +27,7 @@ pub struct AttackArgs {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, clap::Subcommand)]
 pub enum AttackCommand {
-    /// Adversarial examples (FGSM, PGD, C&W, DeepFool, AutoAttack, Square, HopSkipJump): robust accuracy of an ONNX model.
+    /// Adversarial examples (FGSM, PGD, C&W, DeepFool, AutoAttack, Square, HopSkipJump): robust accuracy of a model (ONNX, or safetensors + spec).
     Evasion(EvasionArgs),
     /// Model inversion (MI-Face): reconstruct a representative input per class from a model's gradients.
     Inversion(crate::cmd::inversion::InversionArgs),
@@ -44,9 +44,8 @@ pub enum AttackCommand {
 /// Arguments of `aisec attack evasion`.
 #[derive(Debug, clap::Args)]
 pub struct EvasionArgs {
-    /// The model (ONNX).
-    #[arg(value_name = "MODEL")]
-    pub model: PathBuf,
+    #[command(flatten)]
+    pub model: crate::cmd::target::ModelArgs,
 
     /// Inputs: a `.npy` array (batch first), an MNIST-style IDX file (optionally .gz), a `.csv` table (last column the label), or a folder of PNG/JPEG images with one subfolder per class (resized to the model's input size).
     #[arg(long, value_name = "PATH")]
@@ -56,33 +55,11 @@ pub struct EvasionArgs {
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
 
-    /// Multiply inputs by this factor after loading (e.g. 0.00392156862745098 for 0-255 images).
-    #[arg(long, value_name = "F", conflicts_with = "value_range")]
-    pub scale: Option<f32>,
+    #[command(flatten)]
+    pub prep: crate::args::PreprocessArgs,
 
-    /// Range of the stored values, mapped linearly onto [--lo, --hi] (e.g. 0,255). Image folders default to 0,255.
-    #[arg(long, value_name = "LO,HI", value_delimiter = ',')]
-    pub value_range: Vec<f32>,
-
-    /// Arrays are channels-last [n,h,w,c]: reorder to [n,c,h,w].
-    #[arg(long)]
-    pub channels_last: bool,
-
-    /// Swap the first and third channel (stored BGR, model wants RGB, or the reverse).
-    #[arg(long)]
-    pub bgr: bool,
-
-    /// Resize array inputs to HxW (bilinear), e.g. 32x32.
-    #[arg(long, value_name = "HxW")]
-    pub resize: Option<String>,
-
-    /// Per-channel mean the model expects its input normalised with, comma-separated; applied inside the model, so --eps, --lo and --hi stay in pixel space.
-    #[arg(long, value_delimiter = ',', value_name = "M,...")]
-    pub mean: Vec<f32>,
-
-    /// Per-channel standard deviation for that normalisation.
-    #[arg(long, value_delimiter = ',', value_name = "S,...")]
-    pub std: Vec<f32>,
+    #[command(flatten)]
+    pub norm_args: crate::args::NormalizeArgs,
 
     /// Attacks, comma-separated: fgsm, bim, pgd, cw-l2, deepfool, apgd-ce, apgd-dlr, apgd-t, fab-t, square, hop-skip-jump, autoattack.
     #[arg(long, default_value = "pgd", value_delimiter = ',')]
@@ -100,13 +77,8 @@ pub struct EvasionArgs {
     #[arg(long, default_value_t = 40)]
     pub steps: usize,
 
-    /// Lowest valid input value (inputs below it are an error).
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub lo: f32,
-
-    /// Highest valid input value (inputs above it are an error: rescale them with --scale).
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    pub hi: f32,
+    #[command(flatten)]
+    pub range: crate::args::InputRange,
 
     /// Target class for targeted attacks.
     #[arg(long)]
@@ -206,40 +178,6 @@ fn is_npy(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn parse_hw(s: &str) -> anyhow::Result<(usize, usize)> {
-    let (h, w) = s
-        .split_once(['x', 'X'])
-        .with_context(|| format!("--resize '{s}': expected HxW, e.g. 32x32"))?;
-    let (h, w): (usize, usize) = (h.trim().parse()?, w.trim().parse()?);
-    if h == 0 || w == 0 || h > 16_384 || w > 16_384 {
-        bail!("--resize '{s}': sizes must be 1..16384");
-    }
-    Ok((h, w))
-}
-
-/// The preprocessing the flags declare (without mean/std, which the model
-/// absorbs), and whether the inputs are an image folder.
-fn preprocess(a: &EvasionArgs) -> anyhow::Result<Preprocess> {
-    let folder = a.inputs.is_dir();
-    if !a.value_range.is_empty() && a.value_range.len() != 2 {
-        bail!("--value-range takes two numbers, LO,HI");
-    }
-    let mut p = match (&a.value_range[..], a.scale) {
-        ([lo, hi], _) => Preprocess::value_range((*lo, *hi), (a.lo, a.hi))?,
-        (_, Some(s)) => Preprocess {
-            scale: s,
-            ..Preprocess::default()
-        },
-        // Decoded images hold 0..=255.
-        _ if folder => Preprocess::value_range((0.0, 255.0), (a.lo, a.hi))?,
-        _ => Preprocess::default(),
-    };
-    p.to_channels_first = a.channels_last;
-    p.swap_rb = a.bgr;
-    p.resize = a.resize.as_deref().map(parse_hw).transpose()?;
-    Ok(p)
-}
-
 /// Streams the inputs batch by batch (reading only the first `--limit`
 /// examples), preprocessing each batch, with a progress bar.
 fn load_data(a: &EvasionArgs, model: &OnnxModel, show: bool) -> anyhow::Result<Dataset> {
@@ -276,7 +214,7 @@ fn load_data(a: &EvasionArgs, model: &OnnxModel, show: bool) -> anyhow::Result<D
     let mut ex_shape: Vec<usize> = vec![];
     let batches = src
         .batches(a.batch_size.clamp(1, 4096))
-        .preprocess(preprocess(a)?)
+        .preprocess(a.prep.preprocess(&a.range, a.inputs.is_dir())?)
         .on_progress(|done, _| {
             if let Some(pb) = &pb {
                 pb.set_position(done.min(limit) as u64);
@@ -294,6 +232,12 @@ fn load_data(a: &EvasionArgs, model: &OnnxModel, show: bool) -> anyhow::Result<D
     }
     if let Some(pb) = pb {
         pb.finish_and_clear();
+    }
+    // Examples stored in another shape with the same number of values
+    // (`[n, 1, 8, 8]` for a model that takes `[64]`, as `aisec train`
+    // accepts them) are read in row-major order in the model's shape.
+    if ex_shape.iter().product::<usize>() == shape.iter().product::<usize>() {
+        ex_shape = shape.to_vec();
     }
     let mut s = vec![y.len()];
     s.extend(ex_shape);
@@ -315,15 +259,13 @@ fn config(a: &EvasionArgs) -> anyhow::Result<EvasionConfig> {
     if !(a.eps >= 0.0 && a.eps.is_finite()) {
         bail!("--eps must be a non-negative number");
     }
-    if a.lo >= a.hi {
-        bail!("--lo must be below --hi");
-    }
+    a.range.check()?;
     let mut cfg = EvasionConfig {
         attacks,
         norm,
         eps: a.eps,
-        lo: a.lo,
-        hi: a.hi,
+        lo: a.range.lo,
+        hi: a.range.hi,
         target: a.target,
         seed: a.seed,
         batch_size: a.batch_size.max(1),
@@ -373,17 +315,22 @@ pub fn evaluate(
 
 fn evasion(a: EvasionArgs) -> anyhow::Result<i32> {
     let cfg = config(&a)?;
-    let model = OnnxModel::load(&a.model)
-        .with_context(|| format!("cannot load model {}", a.model.display()))?;
+    let model = a.model.load()?;
     let show = crate::run::show_progress(a.no_progress);
     let data = load_data(&a, &model, show)?;
-    check_inputs(&data.x, "inputs", a.lo, a.hi, Fix::ScaleOrValueRange)?;
+    check_inputs(
+        &data.x,
+        "inputs",
+        a.range.lo,
+        a.range.hi,
+        Fix::ScaleOrValueRange,
+    )?;
     check_labels(&data.y, model.num_classes(), "labels")?;
-    let name = a.model.display().to_string();
-    let (report, result) = if a.mean.is_empty() && a.std.is_empty() {
+    let name = a.model.name();
+    let (report, result) = if !a.norm_args.is_set() {
         evaluate(&model, &data.x, &data.y, &cfg, &name, show)?
     } else {
-        let m = Normalized::new(model, a.mean.clone(), a.std.clone())
+        let m = Normalized::new(model, a.norm_args.mean.clone(), a.norm_args.std.clone())
             .context("--mean/--std do not fit the model")?;
         evaluate(&m, &data.x, &data.y, &cfg, &name, show)?
     };
@@ -402,7 +349,119 @@ fn evasion(a: EvasionArgs) -> anyhow::Result<i32> {
             .save_examples(p)
             .with_context(|| format!("cannot save {}", p.display()))?;
     }
-    crate::run::finish_with_tail(report, &a.output, &curve_text(&result))
+    let tail = crate::output::Tail {
+        text: curve_text(&result),
+        html: curve_html(&result),
+    };
+    crate::run::finish_with(report, &a.output, &tail)
+}
+
+/// The accuracy-versus-budget curve for HTML output: a heading, an inline
+/// SVG line chart (budget on x, robust accuracy 0..100% on y, one marker
+/// per point, labelled with its attack) and the table of points. Empty
+/// without `--curve`. Every string from the run is HTML-escaped.
+fn curve_html(r: &EvasionReport) -> String {
+    use aisec_core::render::html::escape_html;
+    use std::fmt::Write as _;
+    if r.curve.is_empty() {
+        return String::new();
+    }
+    let norm = match r.norm {
+        Norm::Linf => "L-inf",
+        Norm::L2 => "L2",
+    };
+    let (w, h, left, right, top, bottom) = (560.0_f64, 300.0_f64, 56.0, 16.0, 16.0, 44.0);
+    let max_eps = r
+        .curve
+        .iter()
+        .map(|p| f64::from(p.eps))
+        .fold(0.0_f64, f64::max)
+        .max(1e-12);
+    let px = |e: f32| left + f64::from(e) / max_eps * (w - left - right);
+    let py = |a: f64| top + (1.0 - a.clamp(0.0, 1.0)) * (h - top - bottom);
+    let mut o = String::new();
+    let _ = write!(
+        o,
+        "<h2>Robust accuracy versus budget</h2>\n<figure>\n<svg xmlns=\"http://www.w3.org/2000/svg\" \
+         width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" \
+         aria-label=\"robust accuracy versus {norm} budget\" font-family=\"sans-serif\" font-size=\"11\">\n"
+    );
+    // Axes, y grid at 0, 25, 50, 75, 100 %.
+    for k in 0..=4 {
+        let a = f64::from(k) / 4.0;
+        let y = py(a);
+        let _ = writeln!(
+            o,
+            "<line x1=\"{left}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#ddd\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}%</text>",
+            w - right,
+            left - 6.0,
+            y + 4.0,
+            k * 25
+        );
+    }
+    let _ = writeln!(
+        o,
+        "<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{:.1}\" stroke=\"#333\"/>\
+         <line x1=\"{left}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#333\"/>",
+        h - bottom,
+        h - bottom,
+        w - right,
+        h - bottom
+    );
+    let points: Vec<String> = r
+        .curve
+        .iter()
+        .map(|p| format!("{:.1},{:.1}", px(p.eps), py(p.robust_accuracy)))
+        .collect();
+    let _ = writeln!(
+        o,
+        "<polyline fill=\"none\" stroke=\"#c0392b\" stroke-width=\"2\" points=\"{}\"/>",
+        points.join(" ")
+    );
+    for p in &r.curve {
+        let (x, y) = (px(p.eps), py(p.robust_accuracy));
+        let _ = writeln!(
+            o,
+            "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3.5\" fill=\"#c0392b\"><title>eps {} · {:.1}% · {} ({})</title></circle>\
+             <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            p.eps,
+            100.0 * p.robust_accuracy,
+            escape_html(&p.attack),
+            escape_html(&p.method),
+            h - bottom + 14.0,
+            p.eps
+        );
+    }
+    let _ = write!(
+        o,
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{norm} budget (eps)</text>\
+         <text x=\"14\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {:.1})\">robust accuracy</text>\n</svg>\n",
+        (left + w - right) / 2.0,
+        h - 8.0,
+        (top + h - bottom) / 2.0,
+        (top + h - bottom) / 2.0
+    );
+    let _ = writeln!(
+        o,
+        "<figcaption>Attack: {}. Clean accuracy {:.1}%.</figcaption>\n</figure>",
+        escape_html(r.curve_attack.as_deref().unwrap_or("?")),
+        100.0 * r.clean_accuracy
+    );
+    o.push_str("<table>\n<tr><th>eps</th><th>robust accuracy</th><th>examples</th><th>attack (method)</th></tr>\n");
+    for p in &r.curve {
+        let _ = writeln!(
+            o,
+            "<tr><td>{}</td><td>{:.1}%</td><td>{}</td><td>{} ({})</td></tr>",
+            p.eps,
+            100.0 * p.robust_accuracy,
+            p.evaluated,
+            escape_html(&p.attack),
+            escape_html(&p.method)
+        );
+    }
+    o.push_str("</table>\n");
+    o
 }
 
 /// The accuracy-versus-budget curve as a text table, each point with the

@@ -157,7 +157,7 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "V", requires = "trigger")]
     pub stamp: Option<f32>,
 
-    /// Attack each input with PGD (L-inf, this eps) first and attribute the change of the adversarial class's logit to the perturbation (IG from clean to adversarial input).
+    /// Attack each input with PGD (L-inf, this eps, inputs in [0, 1]: data outside it is an error) first and attribute the change of the adversarial class's logit to the perturbation (IG from clean to adversarial input).
     #[arg(long, value_name = "EPS")]
     pub adversarial: Option<f32>,
 
@@ -329,6 +329,12 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<i32> {
     }
     let shape = model.input_shape().to_vec();
     let (mut x, labels) = load_data(&a, &shape)?;
+    crate::data::check_finite(&x, "--data")?;
+    if a.adversarial.is_some() {
+        // PGD's budget and clipping are in [0, 1]: data stored as 0..255
+        // (or 0..16) would make every budget far too small, silently.
+        crate::data::check_inputs(&x, "--data", 0.0, 1.0, crate::data::Fix::Scale("--scale"))?;
+    }
     let (_, h, w) = security::image_dims(&shape);
     let trigger = match &a.trigger {
         Some(t) => Some(trigger_mask(t, h, w)?),

@@ -12,12 +12,12 @@ use aisec_core::Report;
 use aisec_model::data::Dataset;
 use aisec_model::spec::ArchSpec;
 use aisec_model::{Classifier, OnnxModel, Tensor};
-use anyhow::{bail, Context};
+use anyhow::Context;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use crate::cmd::attack::{load_inputs, load_labels};
-pub use crate::cmd::target::{load_local, VictimArgs};
+pub use crate::cmd::target::VictimArgs;
 use crate::output::OutputArgs;
 
 /// Arguments of `aisec attack extraction`.
@@ -34,9 +34,9 @@ pub struct ExtractionArgs {
     #[arg(long, value_name = "FILE")]
     pub test_labels: PathBuf,
 
-    /// Multiply test (and, unless --query-scale is given, query) inputs by this factor after loading.
-    #[arg(long, value_name = "F")]
-    pub scale: Option<f32>,
+    /// Preprocessing of the test inputs (and, unless --query-scale is given, of the query set).
+    #[command(flatten)]
+    pub prep: crate::args::PreprocessArgs,
 
     /// Query data: in (in-distribution pool), ood (out-of-distribution pool) or synthetic.
     #[arg(long, default_value = "in", value_parser = ["in", "ood", "synthetic"])]
@@ -103,13 +103,8 @@ pub struct ExtractionArgs {
     #[arg(long, default_value_t = 64)]
     pub query_batch: usize,
 
-    /// Lowest valid input value (inputs below it are an error).
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub lo: f32,
-
-    /// Highest valid input value (inputs above it are an error: rescale them with --scale).
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    pub hi: f32,
+    #[command(flatten)]
+    pub range: crate::args::InputRange,
 
     /// Random seed (runs are deterministic for a seed).
     #[arg(long, default_value_t = 0)]
@@ -143,16 +138,19 @@ fn first_rows(x: &Tensor, n: usize, seed: u64) -> Tensor {
 
 /// Builds the query strategy from the flags.
 fn strategy(a: &ExtractionArgs, shape: &[usize]) -> anyhow::Result<(QueryStrategy, String)> {
-    let qscale = a.query_scale.or(a.scale);
+    let (lo, hi) = (a.range.lo, a.range.hi);
     let pool = match &a.query_set {
         Some(p) => {
-            let x = scaled(load_inputs(p)?, qscale);
+            let x = match a.query_scale {
+                Some(s) => scaled(load_inputs(p)?, Some(s)),
+                None => a.prep.apply(load_inputs(p)?, &a.range)?,
+            };
             let fix = crate::data::Fix::Scale(if a.query_scale.is_some() {
                 "--query-scale"
             } else {
                 "--scale (or --query-scale)"
             });
-            crate::data::check_inputs(&x, "--query-set", a.lo, a.hi, fix)?;
+            crate::data::check_inputs(&x, "--query-set", lo, hi, fix)?;
             Some(x)
         }
         None => None,
@@ -171,15 +169,15 @@ fn strategy(a: &ExtractionArgs, shape: &[usize]) -> anyhow::Result<(QueryStrateg
             let s = match a.synthetic.as_str() {
                 "uniform" => QueryStrategy::Uniform,
                 "gaussian" => QueryStrategy::Gaussian {
-                    mean: 0.5 * (a.lo + a.hi),
-                    std: 0.25 * (a.hi - a.lo),
+                    mean: 0.5 * (lo + hi),
+                    std: 0.25 * (hi - lo),
                 },
                 _ => {
                     let n = a.jacobian_seed.max(1);
                     let seed = match pool {
                         Some(x) => first_rows(&x, n, a.seed),
                         // Checked against what can be held before anything is allocated.
-                        None => jacobian_noise_seed(n, shape, a.lo, a.hi, a.seed ^ 0x5eed)
+                        None => jacobian_noise_seed(n, shape, lo, hi, a.seed ^ 0x5eed)
                             .with_context(|| format!("--jacobian-seed {n}"))?,
                     };
                     QueryStrategy::Jacobian {
@@ -207,9 +205,11 @@ pub fn evaluate(
     let start = std::time::Instant::now();
     let out = run_extraction(victim, test, cfg, &ctx)?;
     ctx.progress().finish();
+    // Said on stderr (even with --quiet: the numbers mean less than asked)
+    // and, by `run`, at the end of the text report.
     for w in &out.report.warnings {
         eprintln!(
-            "warning: {}",
+            "aisec: warning: {}",
             aisec_core::render::escape_terminal(&w.to_string())
         );
     }
@@ -248,15 +248,16 @@ pub fn run(a: ExtractionArgs) -> anyhow::Result<i32> {
     let (victim, name) = a.victim.load()?;
     let v = victim.classifier();
     let shape = v.input_shape().to_vec();
-    let x = scaled(load_inputs(&a.test_inputs)?, a.scale);
+    a.range.check()?;
+    let x = a.prep.apply(load_inputs(&a.test_inputs)?, &a.range)?;
     let y = load_labels(&a.test_labels)?;
     crate::data::check_lengths(&x, &y, "--test-inputs")?;
     crate::data::check_inputs(
         &x,
         "--test-inputs",
-        a.lo,
-        a.hi,
-        crate::data::Fix::Scale("--scale"),
+        a.range.lo,
+        a.range.hi,
+        crate::data::Fix::ScaleOrValueRange,
     )?;
     crate::data::check_labels(&y, v.num_classes(), "--test-labels")?;
     let test = Dataset::new(x, y)?;
@@ -268,9 +269,6 @@ pub fn run(a: ExtractionArgs) -> anyhow::Result<i32> {
         }
         None => default_surrogate(&shape, v.num_classes()),
     };
-    if a.lo >= a.hi {
-        bail!("--lo must be below --hi");
-    }
     let (strategy, kind) = strategy(&a, &shape)?;
     let mut cfg = ExtractionConfig::new(strategy, surrogate);
     cfg.query_data = kind;
@@ -282,8 +280,8 @@ pub fn run(a: ExtractionArgs) -> anyhow::Result<i32> {
         batch_size: a.train_batch.max(1),
         lr: a.lr,
     };
-    cfg.lo = a.lo;
-    cfg.hi = a.hi;
+    cfg.lo = a.range.lo;
+    cfg.hi = a.range.hi;
     cfg.query_batch = a.query_batch.max(1);
     cfg.seed = a.seed;
     let show = crate::run::show_progress(a.no_progress);
@@ -291,7 +289,13 @@ pub fn run(a: ExtractionArgs) -> anyhow::Result<i32> {
     if let (Some(dir), Some(m)) = (&a.save_surrogate, &out.surrogate) {
         save_surrogate(m, &cfg.surrogate, dir)?;
     }
-    crate::run::finish(report, &a.output)
+    let tail: String = out
+        .report
+        .warnings
+        .iter()
+        .map(|w| format!("warning: {w}\n"))
+        .collect();
+    crate::run::finish_with_tail(report, &a.output, &tail)
 }
 
 /// The whole 8x8 digits data set (uint8, values 0..16; CC BY 4.0, see

@@ -6,22 +6,17 @@ use std::path::PathBuf;
 use aisec_attack::inversion::{run_inversion, InversionConfig, InversionCost};
 use aisec_core::Report;
 use aisec_model::data::Dataset;
-use anyhow::{bail, Context};
+use anyhow::Context;
 
 use crate::cmd::attack::{load_inputs, load_labels};
-use crate::cmd::extraction::load_local;
 use crate::output::OutputArgs;
 
 /// Arguments of `aisec attack inversion`.
 #[derive(Debug, clap::Args)]
 pub struct InversionArgs {
-    /// The model: ONNX, or safetensors weights together with --spec (gradients are needed).
-    #[arg(value_name = "MODEL")]
-    pub model: PathBuf,
-
-    /// Architecture spec (JSON/TOML) when MODEL is a safetensors file.
-    #[arg(long, value_name = "FILE")]
-    pub spec: Option<PathBuf>,
+    /// The model (gradients are needed: a local file).
+    #[command(flatten)]
+    pub model: crate::cmd::target::ModelArgs,
 
     /// Classes to reconstruct, comma-separated (default: all).
     #[arg(long, value_delimiter = ',', value_name = "C,...")]
@@ -59,13 +54,8 @@ pub struct InversionArgs {
     #[arg(long)]
     pub start: Option<f32>,
 
-    /// Lowest valid input value (inputs below it are an error).
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub lo: f32,
-
-    /// Highest valid input value (inputs above it are an error: rescale them with --scale).
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    pub hi: f32,
+    #[command(flatten)]
+    pub range: crate::args::InputRange,
 
     /// Reference inputs (.npy or IDX) to compare reconstructions with class means.
     #[arg(long, value_name = "FILE", requires = "reference_labels")]
@@ -75,9 +65,9 @@ pub struct InversionArgs {
     #[arg(long, value_name = "FILE", requires = "reference_inputs")]
     pub reference_labels: Option<PathBuf>,
 
-    /// Multiply reference inputs by this factor after loading.
-    #[arg(long, value_name = "F")]
-    pub scale: Option<f32>,
+    /// Preprocessing of the reference inputs.
+    #[command(flatten)]
+    pub prep: crate::args::PreprocessArgs,
 
     /// Save the reconstructions (and class means) as a PNG grid.
     #[arg(long, value_name = "FILE")]
@@ -97,11 +87,9 @@ pub struct InversionArgs {
 
 /// Runs `aisec attack inversion`.
 pub fn run(a: InversionArgs) -> anyhow::Result<i32> {
-    let model = load_local(&a.model, a.spec.as_deref())?;
+    let model = a.model.load()?;
     let cost = InversionCost::parse(&a.cost).context("unknown cost")?;
-    if a.lo >= a.hi {
-        bail!("--lo must be below --hi");
-    }
+    a.range.check()?;
     let cfg = InversionConfig {
         classes: a.classes.clone(),
         cost,
@@ -112,23 +100,20 @@ pub fn run(a: InversionArgs) -> anyhow::Result<i32> {
         tv: a.tv,
         l2: a.l2,
         start: a.start,
-        lo: a.lo,
-        hi: a.hi,
+        lo: a.range.lo,
+        hi: a.range.hi,
     };
     let reference = match (&a.reference_inputs, &a.reference_labels) {
         (Some(xp), Some(yp)) => {
-            let mut x = load_inputs(xp)?;
-            if let Some(s) = a.scale {
-                x.data.iter_mut().for_each(|v| *v *= s);
-            }
+            let x = a.prep.apply(load_inputs(xp)?, &a.range)?;
             let y = load_labels(yp)?;
             crate::data::check_lengths(&x, &y, "--reference-inputs")?;
             crate::data::check_inputs(
                 &x,
                 "--reference-inputs",
-                a.lo,
-                a.hi,
-                crate::data::Fix::Scale("--scale"),
+                a.range.lo,
+                a.range.hi,
+                crate::data::Fix::ScaleOrValueRange,
             )?;
             crate::data::check_labels(
                 &y,
@@ -144,7 +129,7 @@ pub fn run(a: InversionArgs) -> anyhow::Result<i32> {
     let start = std::time::Instant::now();
     let r = run_inversion(&model, &cfg, reference.as_ref(), &ctx)?;
     ctx.progress().finish();
-    let name = a.model.display().to_string();
+    let name = a.model.name();
     let mut report = Report::new("attack inversion");
     report.add_rules(aisec_attack::RULES);
     report.extend(r.findings(&name));

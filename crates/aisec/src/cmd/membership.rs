@@ -61,17 +61,12 @@ pub struct MembershipArgs {
     #[arg(long, value_name = "FILE")]
     pub population_labels: Option<PathBuf>,
 
-    /// Multiply every loaded input by this factor (e.g. 0.0625 for 0-16 digits).
-    #[arg(long, value_name = "F")]
-    pub scale: Option<f32>,
+    /// Preprocessing of every loaded input.
+    #[command(flatten)]
+    pub prep: crate::args::PreprocessArgs,
 
-    /// Lowest valid input value (inputs below it are an error).
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub lo: f32,
-
-    /// Highest valid input value (inputs above it are an error: rescale them with --scale).
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    pub hi: f32,
+    #[command(flatten)]
+    pub range: crate::args::InputRange,
 
     /// Shadow-model architecture (aisec spec, JSON or TOML) for LiRA.
     #[arg(long, value_name = "SPEC")]
@@ -150,12 +145,15 @@ pub struct MembershipArgs {
 }
 
 fn load_set(x: &Path, y: &Path, a: &MembershipArgs) -> anyhow::Result<Dataset> {
-    let mut xs = load_inputs(x)?;
-    if let Some(s) = a.scale {
-        xs.data.iter_mut().for_each(|v| *v *= s);
-    }
+    let xs = a.prep.apply(load_inputs(x)?, &a.range)?;
     let what = x.display().to_string();
-    crate::data::check_inputs(&xs, &what, a.lo, a.hi, crate::data::Fix::Scale("--scale"))?;
+    crate::data::check_inputs(
+        &xs,
+        &what,
+        a.range.lo,
+        a.range.hi,
+        crate::data::Fix::ScaleOrValueRange,
+    )?;
     let ys = load_labels(y)?;
     Dataset::new(xs, ys).with_context(|| format!("{} and {}", x.display(), y.display()))
 }
@@ -365,9 +363,7 @@ pub fn run(a: MembershipArgs) -> anyhow::Result<i32> {
     let cfg = config(&a, trainer.is_some())?;
     let (victim, name) = a.target.load()?;
     let target = victim.classifier();
-    if a.lo >= a.hi {
-        bail!("--lo must be below --hi");
-    }
+    a.range.check()?;
     let (x, y, member) = evaluation_set(&a)?;
     crate::data::check_labels(&y, target.num_classes(), "labels")?;
     let population = match (&a.population, &a.population_labels) {

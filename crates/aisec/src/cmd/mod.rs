@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod assess;
 pub mod attack;
 pub mod defend;
 pub mod demo;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aisec_probe::buffs::Buff;
-use aisec_probe::harness::{run_probes, write_transcripts, RunConfig};
+use aisec_probe::harness::{run_probes_with, write_transcripts, RunConfig};
 use aisec_probe::summary::{build_report, SummaryOptions};
 use aisec_probe::target::{Target, TargetKind};
 use anyhow::Context;
@@ -22,11 +22,19 @@ pub enum ApiKind {
 }
 
 /// Arguments of `aisec probe`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct ProbeArgs {
     /// Base URL (OpenAI APIs, e.g. http://127.0.0.1:8000/v1) or full endpoint URL (REST).
-    #[arg(long, value_name = "URL", required_unless_present = "list")]
+    #[arg(long, value_name = "URL", required_unless_present_any = ["list", "config"])]
     pub url: Option<String>,
+
+    /// Probe configuration file (TOML: [target], [probes], [run], [budgets]; unknown keys are errors). Flags given on the command line win over it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
 
     /// List the probe families, probes, buffs and detectors (with OWASP LLM / ATLAS ids) and exit.
     #[arg(long)]
@@ -86,8 +94,14 @@ pub struct ProbeArgs {
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub repeats: u32,
 
-    /// Requests in flight at most.
-    #[arg(long, short = 'j', default_value_t = 8, value_name = "N")]
+    /// Requests in flight at most (-j/--jobs: how much runs at once, as in scan).
+    #[arg(
+        long,
+        short = 'j',
+        visible_alias = "jobs",
+        default_value_t = 8,
+        value_name = "N"
+    )]
     pub concurrency: usize,
 
     /// Requests per second at most.
@@ -270,7 +284,10 @@ fn build_target(args: &ProbeArgs) -> anyhow::Result<Target> {
             .with_context(|| format!("--header '{h}' is not 'Name: value'"))?;
         headers.push((k.trim().to_string(), v.trim().to_string()));
     }
-    let url = args.url.clone().context("--url is required")?;
+    let url = args
+        .url
+        .clone()
+        .context("give the target with --url (or url in the config file's [target])")?;
     let mut t = Target::openai_chat(url, args.model.clone());
     t.kind = kind;
     t.api_key_env = args.api_key_env.clone();
@@ -281,10 +298,93 @@ fn build_target(args: &ProbeArgs) -> anyhow::Result<Target> {
     Ok(t)
 }
 
+/// Whether the flag with clap id `id` was given on the command line (so a
+/// config file does not override it). Without matches, nothing was.
+fn given(m: Option<&clap::ArgMatches>, id: &str) -> bool {
+    m.and_then(|m| m.try_get_raw(id).ok().and(m.value_source(id)))
+        == Some(clap::parser::ValueSource::CommandLine)
+}
+
+/// Fills the options a config file sets and the command line does not.
+pub fn apply_config(
+    args: &mut ProbeArgs,
+    c: aisec_probe::config::ProbeConfig,
+    m: Option<&clap::ArgMatches>,
+) -> anyhow::Result<()> {
+    macro_rules! take {
+        ($field:ident, $id:literal, $value:expr) => {
+            if let Some(v) = $value {
+                if !given(m, $id) {
+                    args.$field = v;
+                }
+            }
+        };
+    }
+    let t = c.target;
+    take!(url, "url", t.url.map(Some));
+    if let Some(api) = t.api {
+        if !given(m, "api") {
+            args.api = <ApiKind as clap::ValueEnum>::from_str(&api, true).map_err(|_| {
+                anyhow::anyhow!(
+                    "[target] api = '{api}': expected openai-chat, openai-completion or rest"
+                )
+            })?;
+        }
+    }
+    take!(model, "model", t.model);
+    take!(api_key_env, "api_key_env", t.api_key_env.map(Some));
+    take!(header, "header", t.headers);
+    take!(system, "system", t.system.map(Some));
+    take!(
+        request_template,
+        "request_template",
+        t.request_template.map(Some)
+    );
+    take!(response_path, "response_path", t.response_path.map(Some));
+    take!(temperature, "temperature", t.temperature);
+    let p = c.probes;
+    take!(probes, "probes", p.families);
+    take!(probe_ids, "probe_ids", p.ids);
+    take!(buffs, "buffs", p.buffs);
+    take!(repeats, "repeats", p.repeats);
+    take!(secret, "secret", p.secrets);
+    let r = c.run;
+    take!(concurrency, "concurrency", r.concurrency);
+    take!(rate, "rate", r.rate.map(Some));
+    take!(retries, "retries", r.retries);
+    take!(seed, "seed", r.seed.map(Some));
+    let b = c.budgets;
+    take!(timeout, "timeout", b.timeout);
+    take!(
+        max_response_bytes,
+        "max_response_bytes",
+        b.max_response_bytes
+    );
+    take!(max_tokens, "max_tokens", b.max_tokens);
+    take!(max_asr, "max_asr", b.max_asr.map(Some));
+    Ok(())
+}
+
 /// Runs the probes and returns the report (the caller renders it and applies `--fail-on`).
 /// A run in which every attempt failed is marked `failed` in the report's data, an
 /// interrupted one `incomplete`.
+#[allow(dead_code)] // the aisec binary calls run_with; the probe_cli example calls this
 pub fn run(args: ProbeArgs) -> anyhow::Result<aisec_core::Report> {
+    run_with(args, None, &aisec_core::run::NoProgress)
+}
+
+/// [`run`], with the command line's matches (a `--config` file fills only
+/// what they do not give) and a progress sink (attempts done / total).
+pub fn run_with(
+    mut args: ProbeArgs,
+    matches: Option<&clap::ArgMatches>,
+    progress: &dyn aisec_core::run::Progress,
+) -> anyhow::Result<aisec_core::Report> {
+    if let Some(path) = args.config.clone() {
+        let c = aisec_probe::config::ProbeConfig::load(&path)?;
+        apply_config(&mut args, c, matches)?;
+    }
+    let args = args;
     if let Some(m) = args.max_asr {
         anyhow::ensure!(
             (0.0..=1.0).contains(&m),
@@ -348,7 +448,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<aisec_core::Report> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let outcome = rt.block_on(run_probes(cfg, probes))?;
+    let outcome = rt.block_on(run_probes_with(cfg, probes, progress))?;
     if let Some(path) = &args.transcripts {
         write_transcripts(path, &outcome.records)?;
     }

@@ -37,8 +37,8 @@ pub struct ScanArgs {
     #[arg(long)]
     pub follow_links: bool,
 
-    /// Worker threads (default: one per core).
-    #[arg(long, short = 'j', value_name = "N")]
+    /// Files scanned at once, -j/--jobs as in probe (default: one per core).
+    #[arg(long, short = 'j', visible_alias = "jobs", value_name = "N")]
     pub threads: Option<usize>,
 
     /// Never show a progress bar.

@@ -11,6 +11,32 @@ use aisec_model::spec::ArchSpec;
 use aisec_model::{Classifier, OnnxModel};
 use anyhow::{bail, Context};
 
+/// A local model, the same two forms for every command that needs one
+/// whole (gradients): ONNX, or safetensors weights with their
+/// architecture spec.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelArgs {
+    /// The model: ONNX, or safetensors weights with their architecture (--spec, or the NAME.spec.json that `aisec train` writes beside NAME.safetensors).
+    #[arg(value_name = "MODEL")]
+    pub model: PathBuf,
+
+    /// Architecture spec (JSON/TOML) when MODEL is a safetensors file [default: the .spec.json beside it].
+    #[arg(long, value_name = "FILE")]
+    pub spec: Option<PathBuf>,
+}
+
+impl ModelArgs {
+    /// Loads the model (see [`load_local`]).
+    pub fn load(&self) -> anyhow::Result<OnnxModel> {
+        load_local(&self.model, self.spec.as_deref())
+    }
+
+    /// The model's name in reports.
+    pub fn name(&self) -> String {
+        self.model.display().to_string()
+    }
+}
+
 /// Where the victim is: a local model file or a KServe v2 endpoint.
 #[derive(Debug, Clone, clap::Args)]
 pub struct VictimArgs {

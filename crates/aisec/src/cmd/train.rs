@@ -20,14 +20,14 @@ use aisec_model::{OnnxModel, Tensor};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::output::OutputArgs;
+use crate::output::ReportArgs;
 
 /// Arguments of `aisec train`.
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
-    /// Training data: `.npz` (arrays `x` and `y`), `.npy` or IDX inputs (with `--labels`), a CSV table, or a folder of images with one subfolder per class.
-    #[arg(value_name = "DATA")]
-    pub data: PathBuf,
+    /// Training data: `.npz` (arrays `x` and `y`), `.npy` or IDX inputs (with `--labels`), a CSV table, or a folder of images with one subfolder per class. Optional with `--resume` (the checkpoint names it).
+    #[arg(value_name = "DATA", required_unless_present = "resume")]
+    pub data: Option<PathBuf>,
 
     /// Architecture spec (JSON or TOML). Optional with `--resume` (the checkpoint has it).
     #[arg(long, value_name = "SPEC")]
@@ -37,9 +37,9 @@ pub struct TrainArgs {
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
 
-    /// Label column of a CSV table: `last`, a 0-based index, or a header name.
-    #[arg(long, default_value = "last", value_name = "COL")]
-    pub label_column: String,
+    /// Label column of a CSV table: `last` (the default), a 0-based index, or a header name.
+    #[arg(long, value_name = "COL")]
+    pub label_column: Option<String>,
 
     /// Multiply inputs by this factor after loading (e.g. 0.0625 for 0-16 digits, 0.00392156862745098 for 0-255 images).
     #[arg(long, value_name = "F")]
@@ -126,7 +126,7 @@ pub struct TrainArgs {
     pub no_progress: bool,
 
     #[command(flatten)]
-    pub output: OutputArgs,
+    pub output: ReportArgs,
 }
 
 fn magic(path: &Path) -> [u8; 6] {
@@ -264,6 +264,84 @@ fn spec_path(out: &Path) -> PathBuf {
     out.with_file_name(format!("{stem}.spec.json"))
 }
 
+/// The data options of a run, stored in its checkpoints so that
+/// `--resume` trains on the same examples with the same validation split
+/// and scale (paths made absolute, so a resume from another folder finds
+/// them).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunOptions {
+    data: PathBuf,
+    labels: Option<PathBuf>,
+    label_column: String,
+    scale: Option<f32>,
+    val: Option<PathBuf>,
+    val_labels: Option<PathBuf>,
+    val_split: Option<f32>,
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+impl RunOptions {
+    fn from_args(a: &TrainArgs) -> anyhow::Result<Self> {
+        Ok(Self {
+            data: absolute(a.data.as_deref().context("give the training DATA")?),
+            labels: a.labels.as_deref().map(absolute),
+            label_column: a.label_column.clone().unwrap_or_else(|| "last".into()),
+            scale: a.scale,
+            val: a.val.as_deref().map(absolute),
+            val_labels: a.val_labels.as_deref().map(absolute),
+            val_split: a.val_split,
+        })
+    }
+
+    /// The stored options of the resumed run, with a clear error for an
+    /// option given again with another value (the run would silently
+    /// train on different data).
+    fn resumed(a: &TrainArgs, stored: &serde_json::Value) -> anyhow::Result<Self> {
+        let s: RunOptions = serde_json::from_value(stored.clone())
+            .context("the checkpoint's run options are not readable")?;
+        fn same<T: PartialEq + std::fmt::Debug>(
+            flag: &str,
+            given: Option<T>,
+            stored: &Option<T>,
+        ) -> anyhow::Result<()> {
+            match (given, stored) {
+                (Some(g), s) if s.as_ref() != Some(&g) => bail!(
+                    "{flag} {g:?} differs from the run being resumed ({}); leave it out to keep the checkpoint's",
+                    match s {
+                        Some(v) => format!("{v:?}"),
+                        None => "not given".into(),
+                    }
+                ),
+                _ => Ok(()),
+            }
+        }
+        same(
+            "DATA",
+            a.data.as_deref().map(absolute),
+            &Some(s.data.clone()),
+        )?;
+        same("--labels", a.labels.as_deref().map(absolute), &s.labels)?;
+        same(
+            "--label-column",
+            a.label_column.clone(),
+            &Some(s.label_column.clone()),
+        )?;
+        same("--scale", a.scale, &s.scale)?;
+        same("--val", a.val.as_deref().map(absolute), &s.val)?;
+        same(
+            "--val-labels",
+            a.val_labels.as_deref().map(absolute),
+            &s.val_labels,
+        )?;
+        same("--val-split", a.val_split, &s.val_split)?;
+        Ok(s)
+    }
+}
+
 /// Runs `aisec train`.
 pub fn run(a: TrainArgs) -> anyhow::Result<i32> {
     let resume = match &a.resume {
@@ -301,22 +379,39 @@ pub fn run(a: TrainArgs) -> anyhow::Result<i32> {
         None => config(&a)?,
     };
 
-    let mut train = load_data(&a.data, a.labels.as_deref(), &a.label_column, &spec.input)?;
-    let mut val = match &a.val {
+    let opts = match resume.as_ref().and_then(|c| c.run_options.as_ref()) {
+        Some(stored) => RunOptions::resumed(&a, stored)?,
+        None => {
+            if resume.is_some() {
+                crate::run::note(
+                    "note: the checkpoint does not record its data options (an older aisec wrote it); \
+                     using the ones given now",
+                );
+            }
+            RunOptions::from_args(&a)?
+        }
+    };
+    let mut train = load_data(
+        &opts.data,
+        opts.labels.as_deref(),
+        &opts.label_column,
+        &spec.input,
+    )?;
+    let mut val = match &opts.val {
         Some(p) => Some(load_data(
             p,
-            a.val_labels.as_deref(),
-            &a.label_column,
+            opts.val_labels.as_deref(),
+            &opts.label_column,
             &spec.input,
         )?),
         None => None,
     };
-    if let Some(f) = a.val_split {
+    if let Some(f) = opts.val_split {
         let (t, v) = aisec_model::fit::split_dataset(&train, f, cfg.seed)?;
         train = t;
         val = Some(v);
     }
-    if let Some(s) = a.scale {
+    if let Some(s) = opts.scale {
         if !s.is_finite() {
             bail!("--scale must be a finite number");
         }
@@ -358,6 +453,7 @@ pub fn run(a: TrainArgs) -> anyhow::Result<i32> {
             0
         },
         at_end: a.checkpoint_dir.is_some(),
+        run_options: Some(serde_json::to_value(&opts)?),
     };
 
     // Ctrl-C stops after the step in flight and writes a checkpoint.
@@ -442,12 +538,12 @@ pub fn run(a: TrainArgs) -> anyhow::Result<i32> {
     }
     summarize(
         &a,
+        &opts,
         &cfg,
         &hist,
         &written,
         seconds,
-        train.len(),
-        val.as_ref(),
+        (train.len(), val.as_ref().map_or(0, Dataset::len)),
     )
 }
 
@@ -464,12 +560,12 @@ fn epoch_line(s: &aisec_model::fit::EpochStats) -> String {
 
 fn summarize(
     a: &TrainArgs,
+    opts: &RunOptions,
     cfg: &TrainConfig,
     hist: &History,
     written: &[PathBuf],
     seconds: f64,
-    n_train: usize,
-    val: Option<&Dataset>,
+    (n_train, n_val): (usize, usize),
 ) -> anyhow::Result<i32> {
     let secs: Vec<f64> = hist.epochs.iter().map(|e| e.seconds).collect();
     let per_epoch = if secs.is_empty() {
@@ -499,7 +595,7 @@ fn summarize(
             s.push_str(&format!(
                 "; validation accuracy {:.2}% on {}",
                 100.0 * acc,
-                val.map_or(0, Dataset::len)
+                n_val
             ));
         }
         s.push('\n');
@@ -540,18 +636,19 @@ fn summarize(
             "history": hist,
             "seconds_per_epoch": per_epoch,
             "examples": n_train,
-            "validation_examples": val.map_or(0, Dataset::len),
+            "validation_examples": n_val,
             "written": written,
+            "options": opts,
         }),
     );
     if hist.cancelled {
         report.error(
-            a.data.display().to_string(),
+            opts.data.display().to_string(),
             match &hist.checkpoint {
                 Some(p) => format!("interrupted: resume with --resume {}", p.display()),
                 None => "interrupted".into(),
             },
         );
     }
-    crate::run::finish(report, &a.output)
+    crate::run::finish(report, &a.output.to_output())
 }

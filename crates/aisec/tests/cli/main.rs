@@ -6,15 +6,18 @@
 
 mod util;
 
+mod assess;
 mod attack;
 mod data_checks;
 mod defend;
 mod exit_codes;
 mod explain;
+mod family;
 mod membership;
 mod poison;
 mod privacy;
 mod probe;
 mod probe_bounds;
+mod readme;
 mod scan;
 mod train;

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use super::super::{attrs, fval, need_in, shape_err, Cx, Val};
+use super::super::{attrs, fval, need_in, shape_err, Cx, Node, Val};
 use super::window::{out_spatial, Window};
 use super::{one, Backward, Grads, Op, Outputs, Registry};
 use crate::classifier::ModelError;
-use crate::kernels;
+use crate::kernels::{self, Geom};
 use crate::onnx::proto::NodeP;
 
 pub(super) fn register(r: &mut Registry) {
@@ -26,19 +26,15 @@ struct Conv {
     group: usize,
 }
 
-impl Op for Conv {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let nm = node.name.as_str();
+impl Conv {
+    /// Checks the input and weight shapes against the attributes and
+    /// returns the geometry.
+    fn geom(&self, node: &Node, xs: &[usize], ws: &[usize]) -> Result<Geom, ModelError> {
         let (w, group) = (&self.window, self.group);
-        let x = need_in(ins, 0, node)?;
-        let wt = need_in(ins, 1, node)?;
-        let xs = x.shape();
-        let ws = wt.shape();
         if xs.len() < 3
             || ws.len() != xs.len()
             || ws[1].checked_mul(group) != Some(xs[1])
-            || ws[0] % group != 0
+            || !ws[0].is_multiple_of(group)
         {
             return Err(shape_err(
                 node,
@@ -52,7 +48,18 @@ impl Op for Conv {
                 format!("kernel_shape {:?} differs from weight {ws:?}", w.kernel),
             ));
         }
-        let (g, _, _) = w.geom(xs, &k, node)?;
+        Ok(w.geom(xs, &k, node)?.0)
+    }
+}
+
+impl Op for Conv {
+    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
+        let node = cx.node;
+        let nm = node.name.as_str();
+        let x = need_in(ins, 0, node)?;
+        let wt = need_in(ins, 1, node)?;
+        let (xs, ws) = (x.shape(), wt.shape());
+        let g = self.geom(node, xs, ws)?;
         let bias = match ins.get(2).copied().flatten() {
             Some(b) => Some(b.f(nm)?),
             None => None,
@@ -64,36 +71,33 @@ impl Op for Conv {
         cx.alloc(&os)?;
         cx.alloc_named("unfolded input", &[ws[1], g.kh, g.kw, g.oh, g.ow])?;
         cx.work(&[xs[0], ws[0], g.oh, g.ow, ws[1], g.kh, g.kw])?;
-        let y = kernels::conv_fwd(x.f(nm)?, xs[0], &g, group, wt.f(nm)?, ws[0], bias);
-        one(fval(os, y))
+        let a = kernels::ConvArgs {
+            x: x.f(nm)?,
+            n: xs[0],
+            g: &g,
+            groups: self.group,
+            wt: wt.f(nm)?,
+            m: ws[0],
+        };
+        one(fval(os, kernels::conv_fwd(&a, bias)))
     }
 
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
         let nm = b.name();
-        let w = &self.window;
         let mut res = b.none();
         let x = b.input(0)?;
         let wt = b.input(1)?;
         let (xs, ws) = (x.shape(), wt.shape());
-        let k: Vec<usize> = if w.kernel.is_empty() {
-            ws[2..].to_vec()
-        } else {
-            w.kernel.clone()
+        let g = self.geom(b.node, xs, ws)?;
+        let a = kernels::ConvArgs {
+            x: x.f(nm)?,
+            n: xs[0],
+            g: &g,
+            groups: self.group,
+            wt: wt.f(nm)?,
+            m: ws[0],
         };
-        let (g, _, _) = w.geom(xs, &k, b.node)?;
-        let dy = b.dy_ref();
-        let (dx, dw, db) = kernels::conv_bwd(
-            x.f(nm)?,
-            xs[0],
-            &g,
-            self.group,
-            wt.f(nm)?,
-            ws[0],
-            &dy,
-            b.need(0),
-            b.need(1),
-            b.need(2),
-        );
+        let (dx, dw, db) = kernels::conv_bwd(&a, &b.dy_ref(), [b.need(0), b.need(1), b.need(2)]);
         res[0] = dx;
         if b.need(1) {
             res[1] = dw;

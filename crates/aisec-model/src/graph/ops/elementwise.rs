@@ -535,6 +535,31 @@ impl Op for Variadic {
     }
 }
 
+/// A broadcasting binary operator with a 0/1 integer output: both inputs
+/// are read as `T` by `read`, and `f` decides each output element.
+fn bool_binary<T>(
+    cx: &Cx<'_>,
+    ins: &[Option<&Val>],
+    read: fn(&Val) -> Vec<T>,
+    f: impl Fn(&T, &T) -> bool,
+) -> Result<Outputs, ModelError> {
+    let node = cx.node;
+    let a = need_in(ins, 0, node)?;
+    let b = need_in(ins, 1, node)?;
+    let os = bcast_all(node, &[a, b])?;
+    let n = cx.alloc(&os)?;
+    let (sa, sb) = (
+        kernels::bcast_strides(a.shape(), &os),
+        kernels::bcast_strides(b.shape(), &os),
+    );
+    let (da, db) = (read(a), read(b));
+    let mut out = vec![0i64; n];
+    kernels::for_each_bcast(&os, [&sa, &sb], |o, [i, j]| {
+        out[o] = i64::from(f(&da[i], &db[j]));
+    });
+    one(ival(os, out))
+}
+
 /// Equal, Less, Greater (`or_equal` false) and LessOrEqual,
 /// GreaterOrEqual (`or_equal` true), to 0/1 integers.
 #[derive(Debug)]
@@ -545,23 +570,10 @@ struct Compare {
 
 impl Op for Compare {
     fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let a = need_in(ins, 0, node)?;
-        let b = need_in(ins, 1, node)?;
-        let os = bcast_all(node, &[a, b])?;
-        let n = cx.alloc(&os)?;
-        let (sa, sb) = (
-            kernels::bcast_strides(a.shape(), &os),
-            kernels::bcast_strides(b.shape(), &os),
-        );
-        let (fa, fb) = (a.as_f64(), b.as_f64());
-        let mut out = vec![0i64; n];
-        kernels::for_each_bcast(&os, [&sa, &sb], |o, [i, j]| {
-            let c = fa[i].partial_cmp(&fb[j]);
-            out[o] =
-                i64::from(c == Some(self.ord) || (self.or_equal && c == Some(Ordering::Equal)));
-        });
-        one(ival(os, out))
+        bool_binary(cx, ins, Val::as_f64, |a: &f64, b: &f64| {
+            let c = a.partial_cmp(b);
+            c == Some(self.ord) || (self.or_equal && c == Some(Ordering::Equal))
+        })
     }
 
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
@@ -583,26 +595,14 @@ struct Logic(LogicFn);
 
 impl Op for Logic {
     fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let a = need_in(ins, 0, node)?;
-        let b = need_in(ins, 1, node)?;
-        let os = bcast_all(node, &[a, b])?;
-        let n = cx.alloc(&os)?;
-        let (sa, sb) = (
-            kernels::bcast_strides(a.shape(), &os),
-            kernels::bcast_strides(b.shape(), &os),
-        );
-        let (da, db) = (a.ints(), b.ints());
-        let mut out = vec![0i64; n];
-        kernels::for_each_bcast(&os, [&sa, &sb], |o, [i, j]| {
-            let (p, q) = (da[i] != 0, db[j] != 0);
-            out[o] = i64::from(match self.0 {
+        bool_binary(cx, ins, Val::ints, |&a: &i64, &b: &i64| {
+            let (p, q) = (a != 0, b != 0);
+            match self.0 {
                 LogicFn::And => p && q,
                 LogicFn::Or => p || q,
                 LogicFn::Xor => p != q,
-            });
-        });
-        one(ival(os, out))
+            }
+        })
     }
 
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {

@@ -496,14 +496,8 @@ impl Gather {
         let mut map = Vec::with_capacity(os.iter().product());
         for o in 0..outer {
             for &i in &idx {
-                let j = if i < 0 { i + dim } else { i };
-                if j < 0 || j >= dim {
-                    return Err(shape_err(
-                        node,
-                        format!("gather index {i} out of range {dim}"),
-                    ));
-                }
-                let base = (o * s[ax] + j as usize) * inner;
+                let j = wrap_index(i, dim).ok_or_else(|| bad_index(node, i, dim))?;
+                let base = (o * s[ax] + j) * inner;
                 map.extend(base..base + inner);
             }
         }
@@ -513,31 +507,60 @@ impl Gather {
 
 impl Op for Gather {
     fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let x = need_in(ins, 0, node)?;
-        let ind = need_in(ins, 1, node)?;
-        let (os, map) = self.map(node, x.shape(), ind)?;
-        cx.alloc(&os)?;
-        match x {
-            Val::F(_, d) => one(fval(os, map.iter().map(|&i| d[i]).collect())),
-            Val::I(_, d) => one(ival(os, map.iter().map(|&i| d[i]).collect())),
-        }
+        gather_forward(cx, ins, &|node, s, ind| self.map(node, s, ind))
     }
 
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
-        let mut res = b.none();
-        if b.need(0) {
-            let x = b.input(0)?;
-            let (_, map) = self.map(b.node, x.shape(), b.input(1)?)?;
-            let dy = b.dy();
-            let mut dx = vec![0.0f32; x.numel()];
-            for (o, &i) in map.iter().enumerate() {
-                dx[i] += dy[o];
-            }
-            res[0] = Some(dx);
-        }
-        Ok(res)
+        gather_backward(b, &|node, s, ind| self.map(node, s, ind))
     }
+}
+
+/// Where an op reads each output element from (output shape, flat input
+/// index per output element): Gather and GatherElements.
+type IndexMap<'a> =
+    dyn Fn(&Node, &[usize], &Val) -> Result<(Vec<usize>, Vec<usize>), ModelError> + 'a;
+
+/// An index `i` on an axis of length `dim`, negative counting from the end.
+fn wrap_index(i: i64, dim: i64) -> Option<usize> {
+    let j = if i < 0 { i + dim } else { i };
+    (0..dim).contains(&j).then_some(j as usize)
+}
+
+fn bad_index(node: &Node, i: i64, dim: i64) -> ModelError {
+    shape_err(node, format!("gather index {i} out of range {dim}"))
+}
+
+/// Forward of an index-map op: output element `o` is `x[map[o]]`.
+fn gather_forward(
+    cx: &Cx<'_>,
+    ins: &[Option<&Val>],
+    map: &IndexMap<'_>,
+) -> Result<Outputs, ModelError> {
+    let node = cx.node;
+    let x = need_in(ins, 0, node)?;
+    let (os, map) = map(node, x.shape(), need_in(ins, 1, node)?)?;
+    cx.alloc(&os)?;
+    match x {
+        Val::F(_, d) => one(fval(os, map.iter().map(|&i| d[i]).collect())),
+        Val::I(_, d) => one(ival(os, map.iter().map(|&i| d[i]).collect())),
+    }
+}
+
+/// Backward of an index-map op: scatter-add of the output gradient
+/// (repeated indices accumulate).
+fn gather_backward(b: &Backward<'_>, map: &IndexMap<'_>) -> Result<Grads, ModelError> {
+    let mut res = b.none();
+    if b.need(0) {
+        let x = b.input(0)?;
+        let (_, map) = map(b.node, x.shape(), b.input(1)?)?;
+        let dy = b.dy();
+        let mut dx = vec![0.0f32; x.numel()];
+        for (o, &i) in map.iter().enumerate() {
+            dx[i] += dy[o];
+        }
+        res[0] = Some(dx);
+    }
+    Ok(res)
 }
 
 /// `out[i..] = data[i.. with axis coordinate indices[i..]]`: the output
@@ -583,18 +606,13 @@ impl GatherElements {
         let mut bad = None;
         kernels::for_each_bcast(is, [&base], |o, [b]| {
             let i = idx[o];
-            let j = if i < 0 { i + dim } else { i };
-            if j < 0 || j >= dim {
-                bad = Some(i);
-            } else {
-                map[o] = b + j as usize * ds[ax];
+            match wrap_index(i, dim) {
+                Some(j) => map[o] = b + j * ds[ax],
+                None => bad = Some(i),
             }
         });
         if let Some(i) = bad {
-            return Err(shape_err(
-                node,
-                format!("gather index {i} out of range {dim}"),
-            ));
+            return Err(bad_index(node, i, dim));
         }
         Ok((is.to_vec(), map))
     }
@@ -602,31 +620,11 @@ impl GatherElements {
 
 impl Op for GatherElements {
     fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let x = need_in(ins, 0, node)?;
-        let ind = need_in(ins, 1, node)?;
-        let (os, map) = self.map(node, x.shape(), ind)?;
-        cx.alloc(&os)?;
-        match x {
-            Val::F(_, d) => one(fval(os, map.iter().map(|&i| d[i]).collect())),
-            Val::I(_, d) => one(ival(os, map.iter().map(|&i| d[i]).collect())),
-        }
+        gather_forward(cx, ins, &|node, s, ind| self.map(node, s, ind))
     }
 
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
-        let mut res = b.none();
-        if b.need(0) {
-            let x = b.input(0)?;
-            let (_, map) = self.map(b.node, x.shape(), b.input(1)?)?;
-            let dy = b.dy();
-            let mut dx = vec![0.0f32; x.numel()];
-            // Repeated indices accumulate (scatter-add).
-            for (o, &i) in map.iter().enumerate() {
-                dx[i] += dy[o];
-            }
-            res[0] = Some(dx);
-        }
-        Ok(res)
+        gather_backward(b, &|node, s, ind| self.map(node, s, ind))
     }
 }
 

@@ -142,6 +142,19 @@ impl Op for AveragePool {
     }
 }
 
+/// Output shape `[n, c, 1, ..]` of a global pooling (allocated through
+/// `cx`) and the number of positions pooled per channel.
+fn global_shape(cx: &Cx<'_>, x: &Val) -> Result<(Vec<usize>, usize), ModelError> {
+    let xs = x.shape();
+    if xs.len() < 3 {
+        return Err(shape_err(cx.node, format!("input {xs:?}")));
+    }
+    let mut os = vec![xs[0], xs[1]];
+    os.extend(std::iter::repeat_n(1, xs.len() - 2));
+    cx.alloc(&os)?;
+    Ok((os, xs[2..].iter().product()))
+}
+
 #[derive(Debug)]
 struct GlobalAveragePool;
 
@@ -149,14 +162,7 @@ impl Op for GlobalAveragePool {
     fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
         let node = cx.node;
         let x = need_in(ins, 0, node)?;
-        let xs = x.shape();
-        if xs.len() < 3 {
-            return Err(shape_err(node, format!("input {xs:?}")));
-        }
-        let hw: usize = xs[2..].iter().product();
-        let mut os = vec![xs[0], xs[1]];
-        os.extend(std::iter::repeat_n(1, xs.len() - 2));
-        cx.alloc(&os)?;
+        let (os, hw) = global_shape(cx, x)?;
         let y = x
             .f(&node.name)?
             .chunks(hw.max(1))
@@ -188,19 +194,12 @@ impl Op for GlobalMaxPool {
     fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
         let node = cx.node;
         let x = need_in(ins, 0, node)?;
-        let xs = x.shape();
-        if xs.len() < 3 {
-            return Err(shape_err(node, format!("input {xs:?}")));
-        }
-        let hw: usize = xs[2..].iter().product();
+        let (os, hw) = global_shape(cx, x)?;
         if hw == 0 {
             return Err(shape_err(node, "empty spatial extent".into()));
         }
-        let mut os = vec![xs[0], xs[1]];
-        os.extend(std::iter::repeat_n(1, xs.len() - 2));
-        cx.alloc(&os)?;
-        let mut y = Vec::with_capacity(xs[0] * xs[1]);
-        let mut idx = Vec::with_capacity(xs[0] * xs[1]);
+        let mut y = Vec::with_capacity(os[0] * os[1]);
+        let mut idx = Vec::with_capacity(os[0] * os[1]);
         for c in x.f(&node.name)?.chunks(hw) {
             let (mut bi, mut bv) = (0usize, f32::NEG_INFINITY);
             for (i, &v) in c.iter().enumerate() {

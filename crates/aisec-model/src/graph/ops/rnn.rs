@@ -173,6 +173,13 @@ struct RnnInputs<'a> {
     c0: Vec<f32>,
 }
 
+impl RnnInputs<'_> {
+    /// Zero gradients of X, W, R, B and initial_h.
+    fn zero_grads(&self) -> [Vec<f32>; 5] {
+        [self.x, self.w, self.r, &self.b, &self.h0].map(|v| vec![0.0f32; v.len()])
+    }
+}
+
 /// `gates`: 4 for LSTM, 3 for GRU.
 fn rnn_inputs<'a>(
     node: &Node,
@@ -286,6 +293,23 @@ fn lstm_run(p: &RnnInputs, d: usize, rev: bool) -> Vec<LstmStep> {
     out
 }
 
+/// The gradient of one direction's final state (`sl` of the state
+/// output's gradient), zeros when nothing downstream used it.
+fn state_grad(g: &Option<Vec<f32>>, sl: std::ops::Range<usize>) -> Vec<f32> {
+    let len = sl.len();
+    g.as_ref().map_or(vec![0.0; len], |g| g[sl].to_vec())
+}
+
+/// The gradients of a recurrent node's inputs, in input order, kept where
+/// `need` asks for them (input 4, sequence_lens, never has one).
+fn pick_grads(need: &[bool], grads: Vec<Vec<f32>>) -> Vec<Option<Vec<f32>>> {
+    grads
+        .into_iter()
+        .enumerate()
+        .map(|(k, v)| (k != 4 && need.get(k).copied().unwrap_or(false)).then_some(v))
+        .collect()
+}
+
 /// Backpropagation through time. Returns gradients for inputs
 /// X, W, R, B, (sequence_lens), initial_h, initial_c.
 fn lstm_backward(
@@ -298,23 +322,15 @@ fn lstm_backward(
     let gy = gouts.first().cloned().flatten();
     let gyh = gouts.get(1).cloned().flatten();
     let gyc = gouts.get(2).cloned().flatten();
-    let mut dx = vec![0.0f32; p.x.len()];
-    let mut dw = vec![0.0f32; p.w.len()];
-    let mut dr = vec![0.0f32; p.r.len()];
-    let mut db = vec![0.0f32; p.b.len()];
-    let mut dh0 = vec![0.0f32; p.h0.len()];
+    let [mut dx, mut dw, mut dr, mut db, mut dh0] = p.zero_grads();
     let mut dc0 = vec![0.0f32; p.c0.len()];
     for (d, &rev) in dirs.iter().enumerate() {
         let tr = lstm_run(p, d, rev);
         let w = &p.w[d * 4 * h * i..(d + 1) * 4 * h * i];
         let r = &p.r[d * 4 * h * h..(d + 1) * 4 * h * h];
         let sl = d * n * h..(d + 1) * n * h;
-        let mut dh_next = gyh
-            .as_ref()
-            .map_or(vec![0.0; n * h], |g| g[sl.clone()].to_vec());
-        let mut dc_next = gyc
-            .as_ref()
-            .map_or(vec![0.0; n * h], |g| g[sl.clone()].to_vec());
+        let mut dh_next = state_grad(&gyh, sl.clone());
+        let mut dc_next = state_grad(&gyc, sl.clone());
         for k in (0..t).rev() {
             let ti = if rev { t - 1 - k } else { k };
             let st = &tr[k];
@@ -374,17 +390,7 @@ fn lstm_backward(
         dh0[sl.clone()].copy_from_slice(&dh_next);
         dc0[sl].copy_from_slice(&dc_next);
     }
-    let nd_ = |k: usize| need.get(k).copied().unwrap_or(false);
-    let pick = |k: usize, v: Vec<f32>| if nd_(k) { Some(v) } else { None };
-    Ok(vec![
-        pick(0, dx),
-        pick(1, dw),
-        pick(2, dr),
-        pick(3, db),
-        None,
-        pick(5, dh0),
-        pick(6, dc0),
-    ])
+    Ok(pick_grads(need, vec![dx, dw, dr, db, vec![], dh0, dc0]))
 }
 
 /// One GRU step: gates z, r, n (`[n, h]` each, batch-major), the
@@ -469,20 +475,14 @@ fn gru_backward(
     let (t, n, i, h, nd) = (p.t, p.n, p.i, p.h, dirs.len());
     let gy = gouts.first().cloned().flatten();
     let gyh = gouts.get(1).cloned().flatten();
-    let mut dx = vec![0.0f32; p.x.len()];
-    let mut dw = vec![0.0f32; p.w.len()];
-    let mut dr = vec![0.0f32; p.r.len()];
-    let mut db = vec![0.0f32; p.b.len()];
-    let mut dh0 = vec![0.0f32; p.h0.len()];
+    let [mut dx, mut dw, mut dr, mut db, mut dh0] = p.zero_grads();
     for (d, &rev) in dirs.iter().enumerate() {
         let tr = gru_run(p, d, rev, lbr);
         let w = &p.w[d * 3 * h * i..(d + 1) * 3 * h * i];
         let r = &p.r[d * 3 * h * h..(d + 1) * 3 * h * h];
         let (wo, ro, bo) = (d * 3 * h * i, d * 3 * h * h, d * 6 * h);
         let sl = d * n * h..(d + 1) * n * h;
-        let mut dh_next = gyh
-            .as_ref()
-            .map_or(vec![0.0; n * h], |g| g[sl.clone()].to_vec());
+        let mut dh_next = state_grad(&gyh, sl.clone());
         for k in (0..t).rev() {
             let ti = if rev { t - 1 - k } else { k };
             let st = &tr[k];
@@ -564,14 +564,5 @@ fn gru_backward(
         }
         dh0[sl].copy_from_slice(&dh_next);
     }
-    let nd_ = |k: usize| need.get(k).copied().unwrap_or(false);
-    let pick = |k: usize, v: Vec<f32>| if nd_(k) { Some(v) } else { None };
-    vec![
-        pick(0, dx),
-        pick(1, dw),
-        pick(2, dr),
-        pick(3, db),
-        None,
-        pick(5, dh0),
-    ]
+    pick_grads(need, vec![dx, dw, dr, db, vec![], dh0])
 }

@@ -155,39 +155,7 @@ impl Window {
         let r = sp.len();
         let s = self.strides_for(r);
         let d = self.dilations_for(r);
-        let g = if r == 2 {
-            Geom {
-                c: xs[1],
-                h: sp[0],
-                w: sp[1],
-                kh: k[0],
-                kw: k[1],
-                sh: s[0],
-                sw: s[1],
-                dh: d[0],
-                dw: d[1],
-                pt: pb[0],
-                pl: pb[1],
-                oh: o[0],
-                ow: o[1],
-            }
-        } else {
-            Geom {
-                c: xs[1],
-                h: 1,
-                w: sp[0],
-                kh: 1,
-                kw: k[0],
-                sh: 1,
-                sw: s[0],
-                dh: 1,
-                dw: d[0],
-                pt: 0,
-                pl: pb[0],
-                oh: 1,
-                ow: o[0],
-            }
-        };
+        let g = plane_geom(xs[1], sp, k, &s, &d, &pb, &o);
         let (pbot, pr) = if r == 2 { (pe[0], pe[1]) } else { (0, pe[0]) };
         Ok((g, pbot, pr))
     }
@@ -244,40 +212,45 @@ impl Window {
             .checked_mul(group)
             .ok_or_else(|| shape_err(node, "group too large".into()))?;
         checked_numel(&[xs[0], cout, o.iter().product()], &node.name)?;
-        let g = if r == 2 {
-            Geom {
-                c: cout,
-                h: o[0],
-                w: o[1],
-                kh: k[0],
-                kw: k[1],
-                sh: s[0],
-                sw: s[1],
-                dh: d[0],
-                dw: d[1],
-                pt: p[0],
-                pl: p[1],
-                oh: xs[2],
-                ow: xs[3],
-            }
-        } else {
-            Geom {
-                c: cout,
-                h: 1,
-                w: o[0],
-                kh: 1,
-                kw: k[0],
-                sh: 1,
-                sw: s[0],
-                dh: 1,
-                dw: d[0],
-                pt: 0,
-                pl: p[0],
-                oh: 1,
-                ow: xs[2],
-            }
-        };
+        let g = plane_geom(cout, &o, k, &s, &d, &p[..r], &xs[2..]);
         Ok((g, xs[1]))
+    }
+}
+
+/// The 2-D geometry of a window over `c` channels from per-axis input
+/// sizes, kernel, strides, dilations, leading pads and output sizes (one
+/// axis each for 1-D, which becomes height 1).
+fn plane_geom(
+    c: usize,
+    inp: &[usize],
+    k: &[usize],
+    s: &[usize],
+    d: &[usize],
+    pad: &[usize],
+    out: &[usize],
+) -> Geom {
+    // [height, width]; a 1-D axis is the width.
+    let hw = |v: &[usize], fill: usize| match *v {
+        [a, b, ..] => [a, b],
+        [w] => [fill, w],
+        [] => [fill, fill],
+    };
+    let ([h, w], [kh, kw], [sh, sw]) = (hw(inp, 1), hw(k, 1), hw(s, 1));
+    let ([dh, dw], [pt, pl], [oh, ow]) = (hw(d, 1), hw(pad, 0), hw(out, 1));
+    Geom {
+        c,
+        h,
+        w,
+        kh,
+        kw,
+        sh,
+        sw,
+        dh,
+        dw,
+        pt,
+        pl,
+        oh,
+        ow,
     }
 }
 

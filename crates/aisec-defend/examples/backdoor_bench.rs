@@ -1,0 +1,400 @@
+//! The model-side BackdoorBench-style table (bench/backdoor/): plants
+//! BadNets (10, 5, 1, 0.5 %) and Blended (10 %) in a small CNN trained by
+//! aisec on MNIST, then runs Neural Cleanse, the blend variant, unlearning
+//! with each one's reversed triggers, fine-pruning and STRIP, and trains 5
+//! clean seeds to count false alarms of model inspection.
+//!
+//! Usage: `cargo run -p aisec-defend --example backdoor_bench -- DATA.npz OUT_DIR [--quick]`
+//! with DATA.npz holding `x` (float32 `[n, 1, 28, 28]` in [0, 1]) and `y`
+//! (written by bench/backdoor/mnist_data.py). The split: the first 1,000
+//! examples are the test set, the next 500 the defender's clean sample,
+//! the rest the training set.
+//!
+//! BadNets: Gu et al. 2017, a white 3x3 patch at the bottom-right corner,
+//! all-to-one to class 0. Blended: Chen et al. 2017, `0.8 x + 0.2 p` with a
+//! fixed uniform-noise image `p` (BackdoorBench blends Hello Kitty at 0.2).
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use aisec_defend::model::{inspect, InspectConfig, Inspection, Method};
+use aisec_defend::repair::{fine_prune, score, unlearn, BackdoorScore, RepairConfig, Triggered};
+use aisec_defend::strip::{Strip, StripConfig};
+use aisec_defend::trigger::MaskTrigger;
+use aisec_model::data::Dataset;
+use aisec_model::fit::{gather, train_spec, TrainConfig};
+use aisec_model::spec::ArchSpec;
+use aisec_model::train::Optimizer;
+use aisec_model::{OnnxModel, Tensor};
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+const TARGET: usize = 0;
+
+#[derive(Clone, Copy)]
+enum Attack {
+    BadNets,
+    Blended,
+}
+
+fn stamp(a: Attack, row: &mut [f32], noise: &[f32]) {
+    match a {
+        Attack::BadNets => {
+            for y in 24..27 {
+                for x in 24..27 {
+                    row[y * 28 + x] = 1.0;
+                }
+            }
+        }
+        Attack::Blended => {
+            for (v, p) in row.iter_mut().zip(noise) {
+                *v = 0.8 * *v + 0.2 * p;
+            }
+        }
+    }
+}
+
+fn stamped(a: Attack, x: &Tensor, noise: &[f32]) -> Tensor {
+    let mut out = x.clone();
+    for i in 0..out.batch() {
+        stamp(a, out.row_mut(i), noise);
+    }
+    out
+}
+
+fn poison(a: Attack, d: &Dataset, rate: f32, noise: &[f32], seed: u64) -> (Dataset, usize) {
+    let mut p = d.clone();
+    let mut r = rand::rngs::StdRng::seed_from_u64(seed);
+    // Exactly round(rate * n) examples of non-target classes, as BackdoorBench.
+    let mut cand: Vec<usize> = (0..d.len()).filter(|&i| d.y[i] != TARGET).collect();
+    let k = ((rate * d.len() as f32).round() as usize).min(cand.len());
+    for j in 0..k {
+        let s = r.gen_range(j..cand.len());
+        cand.swap(j, s);
+    }
+    for &i in &cand[..k] {
+        stamp(a, p.x.row_mut(i), noise);
+        p.y[i] = TARGET;
+    }
+    (p, k)
+}
+
+fn spec() -> ArchSpec {
+    ArchSpec::parse(
+        r#"{"input": [1, 28, 28], "layers": [
+        {"type": "conv2d", "filters": 8, "kernel": 3, "padding": 1}, {"type": "relu"},
+        {"type": "max_pool2d", "size": 2},
+        {"type": "conv2d", "filters": 16, "kernel": 3, "padding": 1}, {"type": "relu"},
+        {"type": "max_pool2d", "size": 2},
+        {"type": "flatten"}, {"type": "dense", "units": 64}, {"type": "relu"},
+        {"type": "dense", "units": 10}]}"#,
+    )
+    .unwrap()
+}
+
+fn train(d: &Dataset, seed: u64, epochs: usize) -> OnnxModel {
+    let cfg = TrainConfig {
+        epochs,
+        batch_size: 64,
+        optimizer: Optimizer::adam(2e-3),
+        seed,
+        ..TrainConfig::default()
+    };
+    train_spec(&spec(), seed, d, &cfg).unwrap().0
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn s(x: &BackdoorScore) -> serde_json::Value {
+    json!({"clean_accuracy": x.clean_accuracy, "asr": x.asr, "poisoned_accuracy": x.poisoned_accuracy})
+}
+
+fn summary(i: &Inspection) -> serde_json::Value {
+    json!({
+        "flagged": i.flagged,
+        "sizes": i.classes.iter().map(|c| c.size).collect::<Vec<_>>(),
+        "anomaly_index": i.classes.iter().map(|c| c.anomaly_index).collect::<Vec<_>>(),
+        "target_index": i.classes[TARGET].anomaly_index,
+        "seconds": i.seconds,
+    })
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let data = PathBuf::from(&args[1]);
+    let out = PathBuf::from(&args[2]);
+    let quick = args.iter().any(|a| a == "--quick");
+    std::fs::create_dir_all(out.join("img")).unwrap();
+    let arrays = aisec_model::data::npy::read_npz(&data).unwrap();
+    let get = |n: &str| {
+        arrays
+            .iter()
+            .find(|(k, _)| k.trim_end_matches(".npy") == n)
+            .map(|(_, a)| a)
+            .unwrap()
+    };
+    let x = get("x").to_tensor();
+    let y = get("y").to_labels().unwrap();
+    let n = x.batch();
+    let pick = |a: usize, b: usize| {
+        let ix: Vec<usize> = (a..b).collect();
+        Dataset::new(gather(&x, &ix), ix.iter().map(|&i| y[i]).collect()).unwrap()
+    };
+    let test = pick(0, 1000);
+    let clean = pick(1000, 1500);
+    let train_set = pick(1500, n);
+    let mut nr = rand::rngs::StdRng::seed_from_u64(99);
+    let noise: Vec<f32> = (0..784).map(|_| nr.gen_range(0.0..1.0)).collect();
+    let epochs = if quick { 3 } else { 8 };
+    if args.iter().any(|a| a == "--art") {
+        art_models(&out, &train_set, &clean, &test, &noise);
+        return;
+    }
+    let icfg = InspectConfig {
+        steps: if quick { 100 } else { 300 },
+        ..InspectConfig::default()
+    };
+    let rcfg = RepairConfig::default();
+    let mut rows = Vec::new();
+    let runs: Vec<(Attack, f32, &str)> = if quick {
+        vec![(Attack::BadNets, 0.1, "BadNets 10%")]
+    } else {
+        vec![
+            (Attack::BadNets, 0.1, "BadNets 10%"),
+            (Attack::BadNets, 0.05, "BadNets 5%"),
+            (Attack::BadNets, 0.01, "BadNets 1%"),
+            (Attack::BadNets, 0.005, "BadNets 0.5%"),
+            (Attack::Blended, 0.1, "Blended 10%"),
+        ]
+    };
+    for (k, &(attack, rate, name)) in runs.iter().enumerate() {
+        let t0 = Instant::now();
+        let (pd, planted) = poison(attack, &train_set, rate, &noise, 5 + k as u64);
+        let model = train(&pd, 1, epochs);
+        let train_s = t0.elapsed().as_secs_f64();
+        let trig = Dataset::new(stamped(attack, &test.x, &noise), test.y.clone()).unwrap();
+        let tg = Triggered {
+            x: &trig.x,
+            y: &trig.y,
+            target: TARGET,
+        };
+        let before = score(&model, &test, Some(tg)).unwrap();
+        let tag = name.replace(['%', ' ', '.'], "");
+        model.save_onnx(out.join(format!("{tag}.onnx"))).unwrap();
+        let mut row = json!({"attack": name, "planted": planted, "train_seconds": train_s,
+            "before": s(&before), "loadavg": loadavg()});
+        for m in [Method::NeuralCleanse, Method::Blend] {
+            let ins = inspect(&model, &clean.x, m, &icfg, None, &|_, _| {}).unwrap();
+            let ts: Vec<&MaskTrigger> = ins.classes.iter().map(|c| &c.trigger).collect();
+            std::fs::write(
+                out.join(format!("img/{tag}_{}.png", m.as_str())),
+                aisec_defend::image::trigger_grid(&ts, 0.0, 1.0).unwrap(),
+            )
+            .unwrap();
+            let flagged: Vec<&MaskTrigger> = ins
+                .flagged
+                .iter()
+                .map(|&c| &ins.classes[c].trigger)
+                .collect();
+            let after = if flagged.is_empty() {
+                None
+            } else {
+                let mut fixed = model.clone();
+                let t1 = Instant::now();
+                unlearn(&mut fixed, &clean, &flagged, &rcfg, None).unwrap();
+                let sec = t1.elapsed().as_secs_f64();
+                Some((score(&fixed, &test, Some(tg)).unwrap(), sec))
+            };
+            row[m.as_str()] = json!({"inspection": summary(&ins),
+                "unlearning": after.map(|(a, sec)| json!({"after": s(&a), "seconds": sec}))});
+            println!(
+                "{name} {}: flagged {:?}, target index {:.2}",
+                m.as_str(),
+                ins.flagged,
+                ins.classes[TARGET].anomaly_index
+            );
+        }
+        let mut fp = model.clone();
+        let t1 = Instant::now();
+        let rep = fine_prune(&mut fp, &clean, &rcfg, None).unwrap();
+        let fp_s = t1.elapsed().as_secs_f64();
+        let fp_after = score(&fp, &test, Some(tg)).unwrap();
+        row["fine_pruning"] = json!({"after": s(&fp_after), "pruned": rep.pruned.len(),
+            "units": rep.head.units, "seconds": fp_s});
+        // STRIP: overlays and threshold from the defender's clean sample.
+        let strip = Strip::calibrate(
+            &model,
+            &gather(&clean.x, &(0..250).collect::<Vec<_>>()),
+            &gather(&clean.x, &(250..500).collect::<Vec<_>>()),
+            &StripConfig::default(),
+        )
+        .unwrap();
+        let ids: Vec<usize> = (0..test.len()).filter(|&i| test.y[i] != TARGET).collect();
+        let on_trig = strip.detect(&model, &gather(&trig.x, &ids)).unwrap();
+        let on_clean = strip.detect(&model, &test.x).unwrap();
+        let rate = |v: &[(f32, bool)]| v.iter().filter(|p| p.1).count() as f32 / v.len() as f32;
+        row["strip"] = json!({"detection": rate(&on_trig), "false_rejection": rate(&on_clean),
+            "threshold_bits": strip.threshold});
+        println!(
+            "{name}: before {before:?}\n  fine-pruning {fp_after:?}\n  strip tpr {:.3} frr {:.3}",
+            rate(&on_trig),
+            rate(&on_clean)
+        );
+        rows.push(row);
+    }
+    // Clean models: how often does model inspection flag a class?
+    let mut clean_rows = Vec::new();
+    let seeds = if quick { 1 } else { 5 };
+    for seed in 0..seeds {
+        let model = train(&train_set, 100 + seed, epochs);
+        let (_, acc) = aisec_model::fit::evaluate(&model, &test, 256).unwrap();
+        if seed == 0 {
+            model.save_onnx(out.join("clean_seed0.onnx")).unwrap();
+        }
+        let mut r = json!({"seed": 100 + seed, "clean_accuracy": acc});
+        for m in [Method::NeuralCleanse, Method::Blend] {
+            let ins = inspect(&model, &clean.x, m, &icfg, None, &|_, _| {}).unwrap();
+            println!(
+                "clean seed {seed} {}: flagged {:?}",
+                m.as_str(),
+                ins.flagged
+            );
+            r[m.as_str()] = summary(&ins);
+        }
+        clean_rows.push(r);
+    }
+    let res = json!({"data": data.display().to_string(), "train": train_set.len(), "clean_sample": clean.len(),
+        "test": test.len(), "epochs": epochs, "inspect": icfg, "repair": rcfg,
+        "attacks": rows, "clean_models": clean_rows, "loadavg_end": loadavg()});
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&res).unwrap(),
+    )
+    .unwrap();
+    let mut md = String::new();
+    let _ = writeln!(md, "results written to {}", out.display());
+    println!("{md}");
+}
+
+/// The ART cross-check's inputs: a BadNets-10 % and a clean MLP
+/// (784-64-10) trained here, their weights as `.npz` for the Keras copy,
+/// the defender's clean sample, and aisec's Neural Cleanse result and time
+/// on the same weights and data (`art/aisec_nc.json`).
+fn art_models(
+    out: &std::path::Path,
+    train_set: &Dataset,
+    clean: &Dataset,
+    test: &Dataset,
+    noise: &[f32],
+) {
+    use aisec_attack_free_npz::write;
+    let dir = out.join("art");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mlp = ArchSpec::parse(
+        r#"{"input": [1, 28, 28], "layers": [{"type": "flatten"},
+        {"type": "dense", "units": 64}, {"type": "relu"}, {"type": "dense", "units": 10}]}"#,
+    )
+    .unwrap();
+    let cfg = TrainConfig {
+        epochs: 10,
+        batch_size: 64,
+        optimizer: Optimizer::adam(2e-3),
+        seed: 1,
+        ..TrainConfig::default()
+    };
+    let (pd, _) = poison(Attack::BadNets, train_set, 0.1, noise, 5);
+    let mut res = Vec::new();
+    for (name, data) in [("badnets", &pd), ("clean", train_set)] {
+        let m = train_spec(&mlp, 1, data, &cfg).unwrap().0;
+        let names = m.weight_names();
+        let ws: Vec<(String, Tensor)> = names
+            .iter()
+            .map(|n| (n.clone(), m.weight(n).unwrap()))
+            .collect();
+        write(&dir.join(format!("mlp_{name}.npz")), &ws);
+        let trig = Dataset::new(stamped(Attack::BadNets, &test.x, noise), test.y.clone()).unwrap();
+        let sc = score(
+            &m,
+            test,
+            Some(Triggered {
+                x: &trig.x,
+                y: &trig.y,
+                target: TARGET,
+            }),
+        )
+        .unwrap();
+        let cfg = InspectConfig {
+            steps: 300,
+            ..InspectConfig::default()
+        };
+        let la = loadavg();
+        let ins = inspect(&m, &clean.x, Method::NeuralCleanse, &cfg, None, &|_, _| {}).unwrap();
+        println!(
+            "art mlp {name}: {sc:?} flagged {:?} in {:.1}s",
+            ins.flagged, ins.seconds
+        );
+        res.push(
+            json!({"model": name, "score": s(&sc), "neural_cleanse": summary(&ins),
+            "threads": rayon::current_num_threads(), "loadavg": la}),
+        );
+    }
+    let x = &clean.x;
+    let y: Vec<f32> = clean.y.iter().map(|&v| v as f32).collect();
+    write(
+        &dir.join("clean.npz"),
+        &[
+            ("x".to_string(), x.clone()),
+            ("y".to_string(), Tensor::new(vec![y.len()], y).unwrap()),
+        ],
+    );
+    std::fs::write(
+        dir.join("aisec_nc.json"),
+        serde_json::to_string_pretty(&res).unwrap(),
+    )
+    .unwrap();
+}
+
+/// A tiny `.npz` writer (stored zip of float32 `.npy` members) for the
+/// cross-check files.
+mod aisec_attack_free_npz {
+    use std::io::Write;
+
+    use aisec_model::Tensor;
+
+    pub(crate) fn write(path: &std::path::Path, arrays: &[(String, Tensor)]) {
+        let f = std::fs::File::create(path).unwrap();
+        let mut z = zip::ZipWriter::new(f);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for (name, t) in arrays {
+            z.start_file(format!("{name}.npy"), opts).unwrap();
+            let dims: Vec<String> = t.shape.iter().map(|d| d.to_string()).collect();
+            let shape = if dims.len() == 1 {
+                format!("{},", dims[0])
+            } else {
+                dims.join(", ")
+            };
+            let mut h = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({shape}), }}");
+            let pad = (64 - (10 + h.len() + 1) % 64) % 64;
+            h.push_str(&" ".repeat(pad));
+            h.push('\n');
+            let mut b = b"\x93NUMPY\x01\x00".to_vec();
+            b.extend_from_slice(&(h.len() as u16).to_le_bytes());
+            b.extend_from_slice(h.as_bytes());
+            for v in &t.data {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+            z.write_all(&b).unwrap();
+        }
+        z.finish().unwrap();
+    }
+}
