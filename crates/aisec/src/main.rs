@@ -72,7 +72,11 @@ fn main() -> ExitCode {
     run::set_quiet(cli.quiet);
     if matches!(
         cli.command,
-        Command::Attack(_) | Command::Train(_) | Command::Demo(_) | Command::Defend(_) | Command::Assess(_)
+        Command::Attack(_)
+            | Command::Train(_)
+            | Command::Demo(_)
+            | Command::Defend(_)
+            | Command::Assess(_)
     ) {
         // Model work allocates multi-MiB activations on every call; keep freed
         // memory in the process instead of page-faulting it in again each time.
