@@ -222,12 +222,18 @@ const SECTIONS: &[&str] = &[
     "`aisec probe`",
     "`aisec guard`",
     "`aisec defend`",
+    "`aisec attack poison`",
     "`aisec assess`",
 ];
 
 #[test]
 fn readme_scan_examples_run() {
     assert_eq!(run_section("`aisec scan`"), 5);
+}
+
+#[test]
+fn readme_poison_examples_run() {
+    assert_eq!(run_section("`aisec attack poison`"), 2);
 }
 
 #[test]
