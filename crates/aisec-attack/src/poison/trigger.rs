@@ -34,8 +34,8 @@ pub enum TriggerError {
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
     /// PNG encoding failed.
-    #[error("png error: {0}")]
-    Png(#[from] png::EncodingError),
+    #[error(transparent)]
+    Png(#[from] crate::save::SaveError),
     /// JSON encoding or decoding failed.
     #[error("json error: {0}")]
     Json(#[from] serde_json::Error),
@@ -372,21 +372,8 @@ impl Trigger {
                 }
             }
         }
-        let file = std::fs::File::create(path)?;
-        let mut enc = png::Encoder::new(
-            std::io::BufWriter::new(file),
-            u32::try_from(ow).map_err(|_| TriggerError::Invalid("image too wide".into()))?,
-            u32::try_from(oh).map_err(|_| TriggerError::Invalid("image too tall".into()))?,
-        );
-        enc.set_color(if rgb {
-            png::ColorType::Rgb
-        } else {
-            png::ColorType::Grayscale
-        });
-        enc.set_depth(png::BitDepth::Eight);
-        let mut wr = enc.write_header()?;
-        wr.write_image_data(&buf)?;
-        wr.finish()?;
+        let png = crate::save::encode_png(&buf, ow, oh, chans)?;
+        std::fs::write(path, png)?;
         Ok(())
     }
 }
