@@ -1017,6 +1017,24 @@ mod tests {
         // A string that would grow without bound is not expanded.
         let f = judge("{{ ('_' * 1000000000)|attr('x') }}");
         assert!(f.is_empty(), "{f:?}");
+        // Extreme slice steps and replace/format growth are refused, not overflowed.
+        for t in [
+            "{{ 'abc'[::9223372036854775807] }}",
+            "{{ 'abc'[::-9223372036854775807] }}",
+            "{{ 'abc'[-9223372036854775807:9223372036854775807] }}",
+            "{{ ('a' * 4000)|replace('', 'bbbbbbbbbb') }}",
+            "{{ ('a' * 4000)|replace('a', 'bbbbbbbbbb', 9223372036854775807) }}",
+            "{{ '%c'|format(9223372036854775807) }}",
+        ] {
+            assert!(judge(t).is_empty(), "{t}");
+        }
+        // Many `set`s copying a large constant: bounded, still judged.
+        let mut t = String::from("{% set a = 'x' * 4000 %}");
+        for i in 0..3000 {
+            t.push_str(&format!("{{% set b{i} = a %}}"));
+        }
+        t.push_str("{{ cycler.__init__ }}");
+        assert!(judge(&t).iter().any(|f| f.rule_id == "AISEC-GGUF-001"));
     }
 
     #[test]

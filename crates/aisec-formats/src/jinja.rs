@@ -39,6 +39,8 @@ const MAX_DEPTH: usize = 2_500;
 const ANALYSIS_STACK: usize = 64 << 20;
 /// Largest folded value (characters plus list elements).
 const MAX_VALUE: usize = 4096;
+/// Most weight bound to `set` variables over one template.
+const MAX_VARS_WEIGHT: usize = 1 << 20;
 
 /// Module-like names whose use in a template means reaching the host.
 const MODULE_NAMES: &[&str] = &[
@@ -160,6 +162,7 @@ fn analyse_here(template: &str) -> Outcome {
     let mut w = Walker {
         src: &src,
         vars: HashMap::new(),
+        vars_weight: 0,
         a: Analysis::default(),
         depth: 0,
         stmt_span: None,
@@ -291,6 +294,8 @@ fn str_v(s: String) -> Option<V> {
 struct Walker<'s> {
     src: &'s str,
     vars: HashMap<String, V>,
+    /// Total weight ever bound (not reduced on rebinding: a bound on work).
+    vars_weight: usize,
     a: Analysis,
     depth: usize,
     stmt_span: Option<(usize, usize)>,
@@ -457,6 +462,14 @@ impl Walker<'_> {
     fn bind(&mut self, target: &ast::Expr<'_>, v: Option<V>) {
         match (target, v) {
             (ast::Expr::Var(t), Some(v)) => {
+                // Bound what the variables hold in all (a long run of
+                // `set`s copying a large constant).
+                let w = v.weight();
+                if self.vars_weight.saturating_add(w) > MAX_VARS_WEIGHT {
+                    self.vars.remove(t.id);
+                    return;
+                }
+                self.vars_weight += w;
                 self.vars.insert(t.id.to_string(), v);
             }
             (ast::Expr::Var(t), None) => {
@@ -868,22 +881,20 @@ impl Walker<'_> {
                 let (old, new) = (arg(0)?, arg(1)?);
                 let (old, new) = (old.as_str()?, new.as_str()?);
                 let s = s?;
+                // Bound the output before building it.
+                let hits = if old.is_empty() {
+                    s.chars().count() + 1
+                } else {
+                    s.matches(old).count()
+                };
+                if hits.saturating_mul(new.len()) > MAX_VALUE * 4 {
+                    return None;
+                }
                 let v = match arg(2) {
                     Some(V::Int(n)) if n >= 0 => {
                         s.replacen(old, new, usize::try_from(n).unwrap_or(usize::MAX))
                     }
-                    _ => {
-                        // Bound the output before building it.
-                        let hits = if old.is_empty() {
-                            s.chars().count() + 1
-                        } else {
-                            s.matches(old).count()
-                        };
-                        if hits.saturating_mul(new.len()) > MAX_VALUE * 4 {
-                            return None;
-                        }
-                        s.replace(old, new)
-                    }
+                    _ => s.replace(old, new),
                 };
                 str_v(v)
             }
@@ -1118,14 +1129,14 @@ fn slice(v: &V, start: Option<i64>, stop: Option<i64>, step: i64) -> Option<V> {
         let (mut i, end) = (norm(start.unwrap_or(0)), norm(stop.unwrap_or(n)));
         while i < end {
             out.push(items.get(usize::try_from(i).ok()?)?.clone());
-            i += step;
+            i = i.saturating_add(step);
         }
     } else {
         let mut i = start.map_or(n - 1, |s| norm(s).min(n - 1));
         let end = stop.map_or(-1, norm);
         while i > end {
             out.push(items.get(usize::try_from(i).ok()?)?.clone());
-            i += step;
+            i = i.saturating_add(step);
         }
     }
     match v {
