@@ -234,6 +234,42 @@ fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
     crate::run::finish_with_tail(report, &a.output, &format!("Provenance {status}\n"))
 }
 
+/// `aisec scan --verify-signatures KEY`: every folder among `paths` that
+/// carries a `model.sig` is verified with the key; its findings and any
+/// failure to verify join the scan report (`data.provenance` lists the
+/// folders checked).
+pub fn verify_for_scan(report: &mut Report, paths: &[PathBuf], key: &Path) -> anyhow::Result<()> {
+    let key = PublicKey::from_pem(&read_text(key, "public key")?)
+        .with_context(|| format!("--verify-signatures {}", key.display()))?;
+    report.add_rules(aisec_provenance::RULES);
+    let mut checked = Vec::new();
+    for dir in paths.iter().filter(|p| p.is_dir()) {
+        let sig = dir.join(manifest::DEFAULT_SIGNATURE);
+        if !sig.is_file() {
+            continue;
+        }
+        match aisec_provenance::verify_signature(dir, &sig, &key, &HashOptions::default()) {
+            Ok(v) => {
+                checked.push(serde_json::json!({
+                    "folder": dir.display().to_string(),
+                    "signature_valid": v.signature_valid,
+                    "signed_files": v.signed_files,
+                    "findings": v.findings.len(),
+                }));
+                report.extend(v.findings);
+            }
+            Err(e) => report.error(
+                dir.display().to_string(),
+                format!("cannot verify its signature: {e}"),
+            ),
+        }
+    }
+    report
+        .data
+        .insert("provenance".into(), serde_json::Value::Array(checked));
+    Ok(())
+}
+
 fn write_manifest(a: ManifestArgs) -> anyhow::Result<i32> {
     let opts = a.hash.options(&a.model, a.output.as_deref());
     let out = aisec_provenance::hash_folder(&a.model, &opts)

@@ -45,6 +45,10 @@ pub struct ScanArgs {
     #[arg(long)]
     pub no_progress: bool,
 
+    /// Also verify OpenSSF model-signing signatures with this public key (PEM, P-256): every folder given that carries a model.sig is checked against it (see `aisec provenance verify`).
+    #[arg(long, value_name = "PUBLIC_KEY")]
+    pub verify_signatures: Option<PathBuf>,
+
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -103,9 +107,12 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
+    let mut report = report;
+    if let Some(key) = &args.verify_signatures {
+        crate::cmd::provenance::verify_for_scan(&mut report, &args.paths, key)?;
+    }
     let unreadable = !report.errors.is_empty();
     let scanned = report.data.get("scanned").and_then(|v| v.as_u64());
-    let mut report = report;
     // Nothing aisec can read was found: not a clean result.
     if scanned == Some(0) && report.findings.is_empty() && !unreadable {
         let n = report.summary.items;

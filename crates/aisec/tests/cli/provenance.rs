@@ -4,7 +4,20 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::util::aisec;
+use crate::util::{aisec, fixture};
+
+/// The test key pair (P-256, made for these tests).
+const TEST_SK: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgTN3DDUA5F5d+2Jec
+IUdjtynSxTCxaAJQ9iaw48TnByOhRANCAAQM6YjlFVUW3vRNV62sq2kldgkWy1/J
+9i+HqKrnuzeaE58U2xOe6I/ISYUUHOTTaSHzqAJecgPWDEIYeRJNIbU8
+-----END PRIVATE KEY-----
+";
+const TEST_PK: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEDOmI5RVVFt70TVetrKtpJXYJFstf
+yfYvh6iq57s3mhOfFNsTnuiPyEmFFBzk02kh86gCXnID1gxCGHkSTSG1PA==
+-----END PUBLIC KEY-----
+";
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../aisec-provenance/tests/fixtures")
@@ -221,26 +234,9 @@ fn manifest_then_verify_against_it_and_sign_then_verify() {
 
     // Sign with aisec (a fresh folder), verify with aisec.
     let key = t.path().join("key.pem");
-    fs::write(
-        &key,
-        "-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgTN3DDUA5F5d+2Jec
-IUdjtynSxTCxaAJQ9iaw48TnByOhRANCAAQM6YjlFVUW3vRNV62sq2kldgkWy1/J
-9i+HqKrnuzeaE58U2xOe6I/ISYUUHOTTaSHzqAJecgPWDEIYeRJNIbU8
------END PRIVATE KEY-----
-",
-    )
-    .unwrap();
+    fs::write(&key, TEST_SK).unwrap();
     let pubkey = t.path().join("key.pub");
-    fs::write(
-        &pubkey,
-        "-----BEGIN PUBLIC KEY-----
-MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEDOmI5RVVFt70TVetrKtpJXYJFstf
-yfYvh6iq57s3mhOfFNsTnuiPyEmFFBzk02kh86gCXnID1gxCGHkSTSG1PA==
------END PUBLIC KEY-----
-",
-    )
-    .unwrap();
+    fs::write(&pubkey, TEST_PK).unwrap();
     aisec(&["provenance", "sign"])
         .arg(&m)
         .arg("--private-key")
@@ -262,4 +258,46 @@ yfYvh6iq57s3mhOfFNsTnuiPyEmFFBzk02kh86gCXnID1gxCGHkSTSG1PA==
         .arg(fixtures().join("key.pub"))
         .run()
         .expect_code(1);
+}
+
+#[test]
+fn scan_verify_signatures_adds_the_signature_check_to_the_scan() {
+    let (t, m) = signed_copy();
+    fs::copy(fixture("digits_mlp.onnx"), m.join("model.onnx")).unwrap();
+    let key = t.path().join("key.pem");
+    fs::write(&key, TEST_SK).unwrap();
+    let pubkey = t.path().join("key.pub");
+    fs::write(&pubkey, TEST_PK).unwrap();
+    aisec(&["provenance", "sign"])
+        .arg(&m)
+        .arg("--private-key")
+        .arg(&key)
+        .run()
+        .expect_code(0);
+    let scan = || {
+        aisec(&["scan"])
+            .arg(&m)
+            .arg("--verify-signatures")
+            .arg(&pubkey)
+            .args(&["--format", "json"])
+            .run()
+    };
+    let r = scan();
+    r.expect_code(0);
+    let v = r.json();
+    assert_eq!(v["data"]["provenance"][0]["signature_valid"], true, "{v}");
+    assert_eq!(v["data"]["provenance"][0]["signed_files"], 7);
+    assert_eq!(rules(&v), Vec::<String>::new());
+    // The ONNX file is swapped for another model after signing.
+    fs::copy(fixture("digits_cnn.onnx"), m.join("model.onnx")).unwrap();
+    let r = scan();
+    r.expect_code(1);
+    assert_eq!(rules(&r.json()), ["AISEC-PROV-003"]);
+    // A key that is not a key: the scan cannot do what was asked.
+    let r = aisec(&["scan"])
+        .arg(&m)
+        .arg("--verify-signatures")
+        .arg(m.join("config.json"))
+        .run();
+    r.expect_code(2);
 }
