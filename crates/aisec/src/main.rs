@@ -92,17 +92,20 @@ fn main() -> ExitCode {
                 0
             })
         }
-        Command::Probe(a) => cmd::probe::run_with(
-            a.probe.clone(),
-            matches.subcommand_matches("probe"),
-            run::progress(a.probe.no_progress).as_ref(),
-        )
-        .and_then(|report| {
-            if !run::quiet() {
-                eprint!("{}", aisec_probe::summary::family_table(&report));
-            }
-            run::finish(report, &a.output)
-        }),
+        Command::Probe(a) => output::JsonlStream::start(&a.output)
+            .and_then(|_| {
+                cmd::probe::run_with(
+                    a.probe.clone(),
+                    matches.subcommand_matches("probe"),
+                    run::progress(a.probe.no_progress).as_ref(),
+                )
+            })
+            .and_then(|report| {
+                if !run::quiet() {
+                    eprint!("{}", aisec_probe::summary::family_table(&report));
+                }
+                run::finish(report, &a.output)
+            }),
         Command::Guard(a) => cmd::guard::run(a),
         Command::Defend(a) => cmd::defend::run(a),
         Command::Train(a) => cmd::train::run(*a),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aisec_probe::buffs::Buff;
-use aisec_probe::harness::{run_probes_with, write_transcripts, RunConfig};
+use aisec_probe::harness::{run_probes_observed, write_transcripts, AttemptRecord, RunConfig};
 use aisec_probe::summary::{build_report, SummaryOptions};
 use aisec_probe::target::{Target, TargetKind};
 use anyhow::Context;
@@ -373,6 +373,23 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<aisec_core::Report> {
     run_with(args, None, &aisec_core::run::NoProgress)
 }
 
+/// An attempt as a JSON Lines record: which probe, whether it hit, the
+/// detector's verdict or the error (the conversation stays in
+/// `--transcripts`).
+fn attempt_line(r: &AttemptRecord) -> serde_json::Value {
+    serde_json::json!({
+        "type": "attempt",
+        "probe": r.probe,
+        "family": r.family,
+        "key": r.key,
+        "repetition": r.repetition,
+        "hit": r.is_hit(),
+        "verdict": r.verdict,
+        "error": r.error,
+        "latency_ms": r.latency_ms,
+    })
+}
+
 /// [`run`], with the command line's matches (a `--config` file fills only
 /// what they do not give) and a progress sink (attempts done / total).
 pub fn run_with(
@@ -448,7 +465,16 @@ pub fn run_with(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let outcome = rt.block_on(run_probes_with(cfg, probes, progress))?;
+    // --format jsonl (a stream the command started): one line per attempt
+    // as it is judged; the per-probe findings and the summary follow at
+    // the end.
+    let stream = crate::output::JsonlStream::active();
+    let on_record = |r: &AttemptRecord| {
+        if let Some(s) = &stream {
+            s.line(&attempt_line(r));
+        }
+    };
+    let outcome = rt.block_on(run_probes_observed(cfg, probes, progress, &on_record))?;
     if let Some(path) = &args.transcripts {
         write_transcripts(path, &outcome.records)?;
     }

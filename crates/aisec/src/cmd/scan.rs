@@ -92,8 +92,13 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     } else {
         None
     };
+    // --format jsonl: each file's findings as soon as the file is done.
+    let stream = crate::output::JsonlStream::start(&args.output)?;
     let bytes = AtomicU64::new(0);
     let report = scanner.scan_paths(&args.paths, &|r| {
+        if let Some(s) = &stream {
+            s.findings(&r.findings);
+        }
         let total = bytes.fetch_add(r.bytes, Ordering::Relaxed) + r.bytes;
         if let Some(pb) = &progress {
             pb.inc(1);

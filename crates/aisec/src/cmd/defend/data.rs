@@ -68,17 +68,11 @@ pub struct DataArgs {
     #[arg(long, value_name = "FILE")]
     pub ground_truth: Option<PathBuf>,
 
-    /// Multiply inputs by this after loading.
-    #[arg(long, value_name = "F")]
-    pub scale: Option<f32>,
+    #[command(flatten)]
+    pub prep: crate::args::PreprocessArgs,
 
-    /// Lowest valid input value.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub lo: f32,
-
-    /// Highest valid input value.
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    pub hi: f32,
+    #[command(flatten)]
+    pub range: crate::args::InputRange,
 
     /// Seed of clustering, power iteration and the early-loss run.
     #[arg(long, default_value_t = 0)]
@@ -114,8 +108,8 @@ pub fn run(a: DataArgs) -> anyhow::Result<i32> {
         &a.data,
         a.labels.as_deref(),
         &model,
-        a.scale,
-        (a.lo, a.hi),
+        &a.prep,
+        &a.range,
         "DATA",
         None,
     )?;
