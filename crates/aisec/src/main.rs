@@ -92,12 +92,19 @@ fn main() -> ExitCode {
                 0
             })
         }
+        // --format jsonl: one line per attempt as it is judged; the
+        // per-probe findings and the summary follow at the end.
         Command::Probe(a) => output::JsonlStream::start(&a.output)
-            .and_then(|_| {
+            .and_then(|stream| {
                 cmd::probe::run_with(
                     a.probe.clone(),
                     matches.subcommand_matches("probe"),
                     run::progress(a.probe.no_progress).as_ref(),
+                    &|r| {
+                        if let Some(s) = &stream {
+                            s.line(&cmd::attempt_line(r));
+                        }
+                    },
                 )
             })
             .and_then(|report| {

@@ -370,32 +370,18 @@ pub fn apply_config(
 /// interrupted one `incomplete`.
 #[allow(dead_code)] // the aisec binary calls run_with; the probe_cli example calls this
 pub fn run(args: ProbeArgs) -> anyhow::Result<aisec_core::Report> {
-    run_with(args, None, &aisec_core::run::NoProgress)
-}
-
-/// An attempt as a JSON Lines record: which probe, whether it hit, the
-/// detector's verdict or the error (the conversation stays in
-/// `--transcripts`).
-fn attempt_line(r: &AttemptRecord) -> serde_json::Value {
-    serde_json::json!({
-        "type": "attempt",
-        "probe": r.probe,
-        "family": r.family,
-        "key": r.key,
-        "repetition": r.repetition,
-        "hit": r.is_hit(),
-        "verdict": r.verdict,
-        "error": r.error,
-        "latency_ms": r.latency_ms,
-    })
+    run_with(args, None, &aisec_core::run::NoProgress, &|_| {})
 }
 
 /// [`run`], with the command line's matches (a `--config` file fills only
-/// what they do not give) and a progress sink (attempts done / total).
+/// what they do not give), a progress sink (attempts done / total) and
+/// `on_attempt`, called with each attempt as soon as it is judged (the
+/// CLI streams them with `--format jsonl`).
 pub fn run_with(
     mut args: ProbeArgs,
     matches: Option<&clap::ArgMatches>,
     progress: &dyn aisec_core::run::Progress,
+    on_attempt: &(dyn Fn(&AttemptRecord) + Sync),
 ) -> anyhow::Result<aisec_core::Report> {
     if let Some(path) = args.config.clone() {
         let c = aisec_probe::config::ProbeConfig::load(&path)?;
@@ -465,16 +451,7 @@ pub fn run_with(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    // --format jsonl (a stream the command started): one line per attempt
-    // as it is judged; the per-probe findings and the summary follow at
-    // the end.
-    let stream = crate::output::JsonlStream::active();
-    let on_record = |r: &AttemptRecord| {
-        if let Some(s) = &stream {
-            s.line(&attempt_line(r));
-        }
-    };
-    let outcome = rt.block_on(run_probes_observed(cfg, probes, progress, &on_record))?;
+    let outcome = rt.block_on(run_probes_observed(cfg, probes, progress, on_attempt))?;
     if let Some(path) = &args.transcripts {
         write_transcripts(path, &outcome.records)?;
     }

@@ -146,3 +146,61 @@ fn probe_jsonl_lines_match_the_json_report() {
     assert_eq!(last["incomplete"], false);
     assert_eq!(last["summary"]["items"], 4, "{last}");
 }
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_during_a_scan_writes_what_was_found_and_exits_130() {
+    let d = tempfile::tempdir().unwrap();
+    let evil = d.path().join("evil.pkl");
+    std::fs::write(&evil, b"\x80\x02cposix\nsystem\nX\x02\x00\x00\x00id\x85R.").unwrap();
+    for format in ["jsonl", "json"] {
+        // Standard input held open: the scan cannot end by itself.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_aisec"))
+            .arg("scan")
+            .arg(&evil)
+            .args(["-", "-j", "2", "--format", format, "--no-progress"])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let _stdin = child.stdin.take();
+        let rx = lines_of(&mut child);
+        if format == "jsonl" {
+            rx.recv_timeout(Duration::from_secs(60))
+                .expect("the pickle's finding while stdin is open");
+        } else {
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        assert!(child.try_wait().unwrap().is_none(), "still scanning");
+        let st = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let rest: Vec<String> = rx.iter().collect();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(130), "{format}");
+        let v = if format == "jsonl" {
+            parse(rest.last().expect("a summary line"))
+        } else {
+            parse(&rest.join("\n"))
+        };
+        if format == "jsonl" {
+            assert_eq!(v["type"], "summary", "{v}");
+            assert_eq!(v["incomplete"], true, "{v}");
+        } else {
+            // The partial report has the finished file's finding.
+            assert_eq!(v["data"]["incomplete"], true, "{v}");
+            assert!(v["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f["location"]["path"]
+                    .as_str()
+                    .unwrap_or("")
+                    .ends_with("evil.pkl")));
+        }
+    }
+}
