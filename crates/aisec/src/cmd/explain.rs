@@ -59,8 +59,14 @@ impl Method {
     }
 }
 
-/// Arguments of `aisec explain`.
+/// Arguments of `aisec explain`. Explanations are read off the model at
+/// the inputs as given, so the range is enforced where it is used: by
+/// `--adversarial`'s PGD (token-id and tabular models take other ranges).
 #[derive(Debug, clap::Args)]
+#[command(
+    mut_arg("lo", |a| a.help("Lowest valid input value: --adversarial clips to it, and with --adversarial inputs below it are an error")),
+    mut_arg("hi", |a| a.help("Highest valid input value: --adversarial clips to it, and with --adversarial inputs above it are an error (map them with --value-range or --scale)"))
+)]
 pub struct ExplainArgs {
     #[command(flatten)]
     pub victim: VictimArgs,
@@ -81,7 +87,6 @@ pub struct ExplainArgs {
     #[command(flatten)]
     pub prep: crate::args::PreprocessArgs,
 
-    /// The model's valid input range: --adversarial's PGD clips to it, and with --adversarial data outside it is an error.
     #[command(flatten)]
     pub range: crate::args::InputRange,
 
