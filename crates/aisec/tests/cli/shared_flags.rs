@@ -251,3 +251,35 @@ fn inversion_takes_mean_and_std_inside_the_model() {
     r.expect_code(2);
     assert!(r.stderr.contains("--mean"), "{}", r.stderr);
 }
+
+/// `defend data` takes a model in the forms every command takes: the
+/// safetensors + spec that `aisec train` writes (it read ONNX only).
+#[test]
+fn defend_data_takes_the_model_aisec_train_wrote() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("mlp.json");
+    std::fs::write(&spec, MLP).unwrap();
+    let m = tmp.path().join("m.safetensors");
+    aisec(&["train", &digits("x.npy"), "--labels", &digits("y.npy")])
+        .args(&["--value-range", "0,16", "--epochs", "1", "--no-progress"])
+        .arg("--arch")
+        .arg(&spec)
+        .arg("--out")
+        .arg(&m)
+        .run()
+        .expect_code(0);
+    let r = aisec(&[
+        "defend",
+        "data",
+        &digits("x.npy"),
+        "--labels",
+        &digits("y.npy"),
+    ])
+    .args(&["--value-range", "0,16", "--methods", "ac,ss"])
+    .arg("--model")
+    .arg(&m)
+    .args(&["--format", "json", "--no-fail"])
+    .run();
+    r.expect_code(0);
+    assert_eq!(r.json()["command"], "defend data");
+}
