@@ -21,4 +21,6 @@ mod probe_bounds;
 mod provenance;
 mod readme;
 mod scan;
+mod shared_flags;
+mod streaming;
 mod train;
