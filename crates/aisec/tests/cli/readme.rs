@@ -234,7 +234,7 @@ fn readme_provenance_examples_run() {
 
 #[test]
 fn readme_scan_examples_run() {
-    assert_eq!(run_section("`aisec scan`"), 5);
+    assert_eq!(run_section("`aisec scan`"), 6);
 }
 
 #[test]
