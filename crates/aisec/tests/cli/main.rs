@@ -18,6 +18,7 @@ mod poison;
 mod privacy;
 mod probe;
 mod probe_bounds;
+mod provenance;
 mod readme;
 mod scan;
 mod shared_flags;
