@@ -979,12 +979,12 @@ fn explain(c: &Component, env: &Env<'_>) -> anyhow::Result<Measured> {
     let mut max_abs = 0.0f64;
     let mut max_rel = 0.0f64;
     let mut examples = Vec::new();
-    for i in 0..data.len() {
+    for (i, &p) in pred.iter().enumerate() {
         let change = f64::from(r.score[i] - r.baseline_score[i]);
         let d = f64::from(r.delta[i]).abs();
         max_abs = max_abs.max(d);
         max_rel = max_rel.max(d / change.abs().max(1e-6));
-        examples.push(json!({"index": i, "label": data.y[i], "predicted": pred[i],
+        examples.push(json!({"index": i, "label": data.y[i], "predicted": p,
             "score": r.score[i], "baseline_score": r.baseline_score[i], "delta": r.delta[i]}));
     }
     let image = matches!(shape.as_slice(), [1 | 3, h, w] | [h, w] if *h > 1 && *w > 1);
@@ -992,7 +992,7 @@ fn explain(c: &Component, env: &Env<'_>) -> anyhow::Result<Measured> {
     let mut bars = None;
     if image {
         let dir = tempfile::tempdir()?;
-        for i in 0..data.len() {
+        for (i, (&p_i, &y_i)) in pred.iter().zip(&data.y).enumerate() {
             let p = dir.path().join(format!("{i}.png"));
             heatmap_png(
                 &p,
@@ -1000,9 +1000,9 @@ fn explain(c: &Component, env: &Env<'_>) -> anyhow::Result<Measured> {
                 r.attributions.row(i),
                 &shape,
                 &Caption {
-                    predicted: pred[i],
-                    truth: Some(data.y[i]),
-                    target: pred[i],
+                    predicted: p_i,
+                    truth: Some(y_i),
+                    target: p_i,
                     outline: None,
                 },
             )?;
