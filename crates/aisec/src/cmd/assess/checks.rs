@@ -164,7 +164,7 @@ fn eval_data(
     }
     crate::data::check_lengths(&x, &y, "inputs")?;
     crate::data::check_labels(&y, classes, "labels")?;
-    if x.shape[1..] != *shape && x.row_len() == shape.iter().product::<usize>() {
+    if x.shape.get(1..) != Some(shape) && x.row_len() == shape.iter().product::<usize>() {
         let mut s = vec![x.batch()];
         s.extend_from_slice(shape);
         x = aisec_model::Tensor::new(s, std::mem::take(&mut x.data))?;
@@ -198,6 +198,9 @@ impl Victim {
     }
 }
 
+/// Most classes a remote endpoint is asked to answer.
+const MAX_REMOTE_CLASSES: usize = 100_000;
+
 /// The model or endpoint of a component with its evaluation data. An
 /// endpoint's input shape defaults to the shape of `inputs`, its classes
 /// to the largest label + 1, its model name to `model`.
@@ -219,14 +222,21 @@ fn victim_and_data(
     let x = crate::cmd::attack::load_inputs(&env.path(xi))?;
     let y = crate::cmd::attack::load_labels(&env.path(yi))?;
     let shape = if c.input_shape.is_empty() {
-        x.shape[1..].to_vec()
+        x.shape.get(1..).unwrap_or_default().to_vec()
     } else {
         c.input_shape.clone()
     };
+    if shape.is_empty() {
+        bail!("`inputs` holds no examples with a shape; give `input_shape`")
+    }
     let classes = match c.classes {
         Some(k) => k,
         None => y.iter().max().map_or(0, |m| m + 1).max(2),
     };
+    // Every answer holds one score per class: bound what a label file can ask for.
+    if classes > MAX_REMOTE_CLASSES {
+        bail!("{classes} classes (from `classes` or the largest label) is more than {MAX_REMOTE_CLASSES}")
+    }
     let remote = aisec_model::blackbox::RemoteClassifier::new(
         url,
         c.model.as_deref().unwrap_or("model"),
