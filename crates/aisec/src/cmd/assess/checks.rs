@@ -157,7 +157,14 @@ fn eval_data(
     let labels = c.labels.as_deref().map(|l| env.path(l));
     // `.npy`/IDX inputs with `labels`, an `.npz` with arrays x and y, CSV
     // (label in the last column) or an image folder, as `aisec train` reads them.
-    let d = crate::cmd::train::load_data(&env.path(xi), labels.as_deref(), "last", shape)?;
+    // `scale` is applied below, as the description's `lo`/`hi` expect it.
+    let d = crate::cmd::train::load_data(
+        &env.path(xi),
+        labels.as_deref(),
+        "last",
+        shape,
+        &aisec_model::data::Preprocess::default(),
+    )?;
     let (mut x, y) = (d.x, d.y);
     if let Some(s) = c.scale {
         x.data.iter_mut().for_each(|v| *v /= s);
