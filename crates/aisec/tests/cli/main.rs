@@ -7,6 +7,7 @@
 mod util;
 
 mod assess;
+mod assess_checks;
 mod attack;
 mod data_checks;
 mod defend;
