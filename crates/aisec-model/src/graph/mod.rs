@@ -369,17 +369,7 @@ impl Graph {
         gout: Vec<f32>,
         wanted: &[usize],
     ) -> Result<Vec<Option<Vec<f32>>>, ModelError> {
-        // Which values lie on a path from a wanted value (need gradients).
-        let (live, node_live) = self.reach(wanted);
-        let mut grads: Vec<Option<Vec<f32>>> = vec![None; self.num_values];
-        grads[self.output] = Some(gout);
-        for (ni, node) in self.nodes.iter().enumerate().rev() {
-            if !node_live[ni] {
-                continue;
-            }
-            let Some(gouts) = take_gouts(node, &mut grads) else {
-                continue;
-            };
+        let mut grads = self.reverse_sweep(gout, wanted, |ni, node, gouts, live, grads| {
             let (ins, outs) = tape.node_vals(node);
             let need: Vec<bool> = node
                 .inputs
@@ -394,9 +384,42 @@ impl Graph {
                 gouts: &gouts,
                 need: &need,
             })?;
-            accumulate(&mut grads, node, gins);
-        }
+            accumulate(grads, node, gins);
+            Ok(())
+        })?;
         Ok(wanted.iter().map(|&w| grads[w].take()).collect())
+    }
+
+    /// The reverse sweep of both backward passes: seeds the output's
+    /// gradient `gout`, then visits, last node first, every node on a path
+    /// from a `wanted` value that receives a gradient, with the gradients
+    /// of its outputs (taken out of the accumulators), which values are
+    /// live (on such a path) and the accumulators. Returns the
+    /// accumulators.
+    pub(crate) fn reverse_sweep(
+        &self,
+        gout: Vec<f32>,
+        wanted: &[usize],
+        mut visit: impl FnMut(
+            usize,
+            &Node,
+            Vec<Option<Vec<f32>>>,
+            &[bool],
+            &mut [Option<Vec<f32>>],
+        ) -> Result<(), ModelError>,
+    ) -> Result<Vec<Option<Vec<f32>>>, ModelError> {
+        let (live, node_live) = self.reach(wanted);
+        let mut grads: Vec<Option<Vec<f32>>> = vec![None; self.num_values];
+        grads[self.output] = Some(gout);
+        for (ni, node) in self.nodes.iter().enumerate().rev() {
+            if !node_live[ni] {
+                continue;
+            }
+            if let Some(gouts) = take_gouts(node, &mut grads) {
+                visit(ni, node, gouts, &live, &mut grads)?;
+            }
+        }
+        Ok(grads)
     }
 
     /// Values reachable from `seeds` through the nodes, and the nodes that

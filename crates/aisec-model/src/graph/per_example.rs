@@ -18,7 +18,7 @@
 use rayon::prelude::*;
 
 use super::ops::Backward;
-use super::{accumulate, take_gouts, Graph, Tape, Val};
+use super::{accumulate, Graph, Tape, Val};
 use crate::classifier::ModelError;
 
 /// One-row slice `i` of a value whose leading axis is the batch.
@@ -56,18 +56,9 @@ impl Graph {
     ) -> Result<Vec<Option<Vec<f32>>>, ModelError> {
         // Values computed from the input carry the batch axis.
         let (from_input, _) = self.reach(&[self.input]);
-        let (live, node_live) = self.reach(wanted);
         let is_wanted = |i: usize| wanted.contains(&i);
         let mut per_ex: Vec<Option<Vec<f32>>> = vec![None; self.num_values];
-        let mut grads: Vec<Option<Vec<f32>>> = vec![None; self.num_values];
-        grads[self.output] = Some(gout);
-        for (ni, node) in self.nodes.iter().enumerate().rev() {
-            if !node_live[ni] {
-                continue;
-            }
-            let Some(gouts) = take_gouts(node, &mut grads) else {
-                continue;
-            };
+        self.reverse_sweep(gout, wanted, |ni, node, gouts, live, grads| {
             let (ins, outs) = tape.node_vals(node);
             // Activation gradients, batched (weights excluded).
             let need: Vec<bool> = node
@@ -110,10 +101,10 @@ impl Graph {
                     need: &need,
                 })?;
                 let gins = gins.into_iter().zip(&need).map(|(g, &n)| g.filter(|_| n));
-                accumulate(&mut grads, node, gins.collect());
+                accumulate(grads, node, gins.collect());
             }
             if weight_slots.is_empty() {
-                continue;
+                return Ok(());
             }
             if !node.op.rows_independent() || node.outputs.len() != 1 {
                 return Err(ModelError::Unsupported {
@@ -183,7 +174,8 @@ impl Graph {
                     }
                 }
             }
-        }
+            Ok(())
+        })?;
         Ok(wanted.iter().map(|&w| per_ex[w].take()).collect())
     }
 }
