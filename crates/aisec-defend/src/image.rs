@@ -5,10 +5,27 @@
 use crate::trigger::MaskTrigger;
 use crate::DefendError;
 
-/// Encodes 8-bit pixels (`c` = 1 grey or 3 RGB, row-major, interleaved)
-/// with the workspace's one PNG writer, [`aisec_attack::save::encode_png`].
+/// Encodes 8-bit pixels (`c` = 1 grey or 3 RGB, row-major, interleaved).
 pub fn encode_png(pixels: &[u8], w: usize, h: usize, c: usize) -> Result<Vec<u8>, DefendError> {
-    Ok(aisec_attack::save::encode_png(pixels, w, h, c)?)
+    if pixels.len() != w * h * c || !(c == 1 || c == 3) || w == 0 || h == 0 {
+        return Err(DefendError::Invalid(format!(
+            "{} pixel bytes for a {w}x{h}x{c} image",
+            pixels.len()
+        )));
+    }
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, w as u32, h as u32);
+        enc.set_color(if c == 3 {
+            png::ColorType::Rgb
+        } else {
+            png::ColorType::Grayscale
+        });
+        enc.set_depth(png::BitDepth::Eight);
+        let mut wr = enc.write_header()?;
+        wr.write_image_data(pixels)?;
+    }
+    Ok(out)
 }
 
 fn to_byte(v: f32, lo: f32, hi: f32) -> u8 {

@@ -45,9 +45,9 @@ pub enum DefendError {
     /// Writing an output failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
-    /// PNG encoding failed (or the pixels were not image-shaped).
-    #[error(transparent)]
-    Image(#[from] aisec_attack::save::SaveError),
+    /// PNG encoding failed.
+    #[error("png error: {0}")]
+    Png(#[from] png::EncodingError),
     /// The run was cancelled.
     #[error("cancelled")]
     Cancelled,

@@ -322,7 +322,7 @@ mod tests {
         let mut b = b"\x93NUMPY\x01\x00".to_vec();
         b.extend(((h.len() + pad + 1) as u16).to_le_bytes());
         b.extend(h.as_bytes());
-        b.extend(std::iter::repeat(b' ').take(pad));
+        b.extend(std::iter::repeat_n(b' ', pad));
         b.push(b'\n');
         for v in [3i64, 2] {
             b.extend(v.to_le_bytes());
