@@ -20,4 +20,6 @@ mod probe;
 mod probe_bounds;
 mod readme;
 mod scan;
+mod shared_flags;
+mod streaming;
 mod train;
