@@ -28,6 +28,7 @@ const NOT_RUN: &[(&str, &str)] = &[
     ("aisec assess examples/digits-service/aisec.toml --plan", "runs on the example system in the repository, which this test does not link (assess.rs: plan_lists_threats_with_checks_and_manual_controls runs --plan on it)"),
     ("aisec assess examples/digits-service/aisec.toml --html", "writes its resume state beside the description, inside the repository (assess.rs: the_example_system_is_assessed_end_to_end_and_resumes runs it with --state in a temporary folder)"),
     ("aisec assess examples/digits-service/aisec.toml --threat-dragon", "as above (assess.rs and aisec-assess's Threat Dragon schema tests)"),
+    ("aisec provenance sign my-model", "needs the reader's model folder and private key (provenance.rs: manifest_then_verify_against_it_and_sign_then_verify signs and verifies)"),
     ("aisec assess --import td.json", "needs the export above (aisec-assess: Threat Dragon import round trip)"),
 ];
 
@@ -223,11 +224,17 @@ const SECTIONS: &[&str] = &[
     "`aisec defend`",
     "`aisec attack poison`",
     "`aisec assess`",
+    "`aisec provenance`",
 ];
 
 #[test]
+fn readme_provenance_examples_run() {
+    assert_eq!(run_section("`aisec provenance`"), 3);
+}
+
+#[test]
 fn readme_scan_examples_run() {
-    assert_eq!(run_section("`aisec scan`"), 5);
+    assert_eq!(run_section("`aisec scan`"), 6);
 }
 
 #[test]
