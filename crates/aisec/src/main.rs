@@ -59,6 +59,8 @@ enum Command {
     Explain(Box<cmd::explain::ExplainArgs>),
     /// Assess a whole ML system from its description: threat model (STRIDE x ATLAS x OWASP LLM), every applicable check, report and compliance views.
     Assess(Box<cmd::assess::AssessArgs>),
+    /// Model provenance: verify OpenSSF model-signing signatures, write hash manifests, sign (key-based).
+    Provenance(cmd::provenance::ProvenanceArgs),
     /// List every rule aisec can report (severity, ATLAS / OWASP ids), or show one in full.
     Rules(cmd::rules::RulesArgs),
 }
@@ -120,6 +122,7 @@ fn main() -> ExitCode {
         Command::Rules(a) => cmd::rules::run(a),
         Command::Assess(a) => cmd::assess::run(*a),
         Command::Explain(a) => cmd::explain::run(*a),
+        Command::Provenance(a) => cmd::provenance::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
