@@ -524,3 +524,88 @@ fn defend_data_and_explain_take_mean_and_std() {
     assert!(real.iter().all(|v| v.is_finite()));
     refuses_wrong_length(explain("e_wrong", WRONG).0);
 }
+
+/// `explain --url` with `--mean/--std` normalises before each query: on a
+/// loopback KServe model `z = [x . w, 0]` the exact Shapley values become
+/// `w / std * (x - mean of the background)`, in pixel space.
+#[test]
+fn explain_normalises_before_querying_a_remote_model() {
+    let w = [1.5f32, -2.0, 0.5];
+    let server = aisec_model::test_support::serve(move |req| {
+        let Some(x) = &req.input else {
+            return aisec_model::test_support::Reply::raw(400, "{}");
+        };
+        let out: Vec<f32> = x
+            .data
+            .chunks(3)
+            .flat_map(|x| [x[0] * w[0] + x[1] * w[1] + x[2] * w[2], 0.0])
+            .collect();
+        let z = aisec_model::Tensor::new(vec![out.len() / 2, 2], out).unwrap();
+        aisec_model::test_support::Reply::logits(&z)
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let x = tmp.path().join("x.npy");
+    let bg = tmp.path().join("bg.npy");
+    write_npy(
+        &x,
+        &aisec_model::Tensor::new(vec![2, 3], vec![1.0, 0.75, 0.0, 0.25, 0.5, 1.0]).unwrap(),
+    )
+    .unwrap();
+    write_npy(
+        &bg,
+        &aisec_model::Tensor::new(vec![2, 3], vec![0.0, 0.0, 0.0, 1.0, 1.0, 1.0]).unwrap(),
+    )
+    .unwrap();
+    let run = |out: &str, extra: &[&str]| {
+        let dir = tmp.path().join(out);
+        let r = aisec(&["explain", "--url", &server.url, "--input-shape", "3"])
+            .args(&[
+                "--classes",
+                "2",
+                "--method",
+                "exact-shapley",
+                "--target",
+                "0",
+            ])
+            .arg("--data")
+            .arg(&x)
+            .arg("--background")
+            .arg(&bg)
+            .arg("--out")
+            .arg(&dir)
+            .args(&["--format", "json", "--no-fail"])
+            .args(extra)
+            .run();
+        r.expect_code(0);
+        read_npy(dir.join("attributions.npy"))
+            .unwrap()
+            .to_tensor()
+            .data
+    };
+    let xs = [[1.0f32, 0.75, 0.0], [0.25, 0.5, 1.0]];
+    for (out, extra, std) in [
+        ("plain", &[][..], [1.0f32; 3]),
+        ("real", REAL, [0.25; 3]),
+        (
+            "per-channel",
+            &["--mean", "0.1,0.2,0.3", "--std", "0.5,2,4"][..],
+            [0.5, 2.0, 4.0],
+        ),
+    ] {
+        let a = run(out, extra);
+        assert_eq!(a.len(), 6, "{out}");
+        for (i, xi) in xs.iter().enumerate() {
+            for k in 0..3 {
+                // The mean cancels: background mean 0.5 in pixel space.
+                let want = w[k] / std[k] * (xi[k] - 0.5);
+                assert!((a[i * 3 + k] - want).abs() < 1e-4, "{out} {i} {k}: {a:?}");
+            }
+        }
+    }
+    let r = aisec(&["explain", "--url", &server.url, "--input-shape", "3"])
+        .args(&["--classes", "2", "--method", "occlusion", "--data"])
+        .arg(&x)
+        .args(WRONG)
+        .run();
+    refuses_wrong_length(r);
+}
