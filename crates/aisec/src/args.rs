@@ -7,7 +7,7 @@
 //! | [`crate::cmd::target::VictimArgs`] | `MODEL`, `--spec`, `--url` + KServe flags | attack extraction, membership, explain |
 //! | [`InputRange`] | `--lo`, `--hi` | attack evasion, inversion, extraction, membership, poison; defend data, model, repair, strip; explain; train |
 //! | [`PreprocessArgs`] | `--scale`, `--value-range`, `--channels-last`, `--bgr`, `--resize` | the same commands |
-//! | [`NormalizeArgs`] | `--mean`, `--std` | attack evasion, inversion |
+//! | [`NormalizeArgs`] | `--mean`, `--std` | attack evasion, inversion; defend data, model, repair, strip; explain |
 //!
 //! Commands that read a labelled data set for a known input shape load it
 //! with [`load_checked`]: one loader, one preprocessing, one range check.
@@ -16,8 +16,9 @@
 
 use std::path::Path;
 
+use aisec_model::data::normalize::Normalized;
 use aisec_model::data::{Dataset, Preprocess};
-use aisec_model::Tensor;
+use aisec_model::{Classifier, Tensor};
 use anyhow::{bail, Context};
 
 /// The valid input range of the model, in which budgets and clipping are
@@ -163,7 +164,7 @@ pub fn load_checked(
 /// stay in pixel space.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct NormalizeArgs {
-    /// Per-channel mean the model expects its input normalised with, comma-separated; applied inside the model, so --eps, --lo and --hi stay in pixel space.
+    /// Per-channel mean the model expects its input normalised with, comma-separated (one value: every channel); applied inside the model, so data, budgets (--eps), --lo and --hi stay in pixel space.
     #[arg(
         long,
         value_delimiter = ',',
@@ -181,6 +182,57 @@ impl NormalizeArgs {
     /// Whether a normalisation was given.
     pub fn is_set(&self) -> bool {
         !(self.mean.is_empty() && self.std.is_empty())
+    }
+
+    /// `model` with the normalisation in front of it (an error naming
+    /// `--mean/--std` when they do not fit the model's channels).
+    pub fn wrap<M: Classifier>(&self, model: M) -> anyhow::Result<Normalized<M>> {
+        Normalized::new(model, self.mean.clone(), self.std.clone())
+            .context("--mean/--std do not fit the model")
+    }
+
+    /// Per-channel mean and std for a model taking `input` (channels are
+    /// its first dimension, as [`Normalized`] reads them), checked as
+    /// [`NormalizeArgs::wrap`] checks them.
+    fn per_channel(&self, input: &[usize]) -> anyhow::Result<(Vec<f32>, Vec<f32>)> {
+        let channels = input.first().copied().unwrap_or(1).max(1);
+        let expand = |v: &[f32], d: f32, flag: &str| -> anyhow::Result<Vec<f32>> {
+            match v.len() {
+                0 => Ok(vec![d; channels]),
+                1 => Ok(vec![v[0]; channels]),
+                l if l == channels => Ok(v.to_vec()),
+                l => bail!(
+                    "--mean/--std do not fit the model: {l} {flag} values for a model with {channels} input channels"
+                ),
+            }
+        };
+        let mean = expand(&self.mean, 0.0, "mean")?;
+        let std = expand(&self.std, 1.0, "std")?;
+        if std.iter().any(|&s| !(s > 0.0 && s.is_finite())) || mean.iter().any(|m| !m.is_finite()) {
+            bail!("--mean/--std do not fit the model: std must be positive and mean finite");
+        }
+        Ok((mean, std))
+    }
+
+    /// `(x - mean) / std` per channel, in place: what [`Normalized`]
+    /// passes on to the model it wraps, for code that feeds the bare model
+    /// (fine-tuning, activations, training). `x` is a batch of `input`s.
+    pub fn normalize_data(&self, x: &mut Tensor, input: &[usize]) -> anyhow::Result<()> {
+        let (mean, std) = self.per_channel(input)?;
+        let want: usize = input.iter().product();
+        if x.row_len() != want {
+            bail!(
+                "--mean/--std: examples have {} values, the model takes {want}",
+                x.row_len()
+            );
+        }
+        let inner: usize = input.iter().skip(1).product::<usize>().max(1);
+        for (blk, chunk) in x.data.chunks_mut(inner).enumerate() {
+            let c = blk % mean.len();
+            let (m, s) = (mean[c], std[c]);
+            chunk.iter_mut().for_each(|v| *v = (*v - m) / s);
+        }
+        Ok(())
     }
 }
 
@@ -213,5 +265,46 @@ mod tests {
         assert!(InputRange { lo: 1.0, hi: 0.0 }.check().is_err());
         assert_eq!(parse_hw("32x16").unwrap(), (32, 16));
         assert!(parse_hw("0x1").is_err());
+    }
+
+    /// `normalize_data` feeds the bare model what `Normalized` feeds it.
+    #[test]
+    fn normalize_data_matches_the_wrapper() {
+        struct Id;
+        impl Classifier for Id {
+            fn input_shape(&self) -> &[usize] {
+                &[2, 1, 2]
+            }
+            fn num_classes(&self) -> usize {
+                4
+            }
+            fn logits(&self, x: &Tensor) -> Result<Tensor, aisec_model::ModelError> {
+                Tensor::new(vec![x.batch(), 4], x.data.clone())
+            }
+        }
+        let n = NormalizeArgs {
+            mean: vec![0.5, 0.25],
+            std: vec![0.5, 2.0],
+        };
+        let x = Tensor::new(
+            vec![2, 2, 1, 2],
+            vec![1.0, 0.0, 0.25, 4.25, 0.5, 0.5, 2.25, 0.25],
+        )
+        .unwrap();
+        let mut y = x.clone();
+        n.normalize_data(&mut y, &[2, 1, 2]).unwrap();
+        assert_eq!(y.data, vec![1.0, -1.0, 0.0, 2.0, 0.0, 0.0, 1.0, 0.0]);
+        assert_eq!(n.wrap(Id).unwrap().logits(&x).unwrap().data, y.data);
+        let bad = NormalizeArgs {
+            mean: vec![0.1, 0.2, 0.3],
+            std: vec![],
+        };
+        assert!(bad.normalize_data(&mut y, &[2, 1, 2]).is_err());
+        assert!(bad.wrap(Id).is_err());
+        let zero = NormalizeArgs {
+            mean: vec![],
+            std: vec![0.0],
+        };
+        assert!(zero.normalize_data(&mut y, &[2, 1, 2]).is_err());
     }
 }

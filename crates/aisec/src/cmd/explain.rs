@@ -12,7 +12,7 @@ use aisec_explain::gradient::{self, IgConfig, IgRule, NoiseConfig};
 use aisec_explain::perturb::{self, KernelShapConfig, OcclusionConfig};
 use aisec_explain::render::{self, Caption, PageItem};
 use aisec_explain::security;
-use aisec_model::{Differentiable, Tensor};
+use aisec_model::{Classifier, Differentiable, Tensor};
 use anyhow::{bail, Context};
 use serde_json::json;
 
@@ -89,6 +89,10 @@ pub struct ExplainArgs {
 
     #[command(flatten)]
     pub range: crate::args::InputRange,
+
+    /// The model's input normalisation, applied inside the model (also before a --url query): attributions, baselines, --occlusion-value, --stamp and --adversarial's budget stay in pixel space.
+    #[command(flatten)]
+    pub norm: crate::args::NormalizeArgs,
 
     /// Explain only the first N examples.
     #[arg(long, default_value_t = 16, value_name = "N")]
@@ -318,10 +322,22 @@ struct Outcome {
 pub fn run(a: ExplainArgs) -> anyhow::Result<i32> {
     let started = Instant::now();
     let (victim, name) = a.victim.load()?;
-    let model = victim.classifier();
-    let local: Option<&dyn Differentiable> = match &victim {
-        Victim::Local(m) => Some(m),
-        Victim::Remote(_) => None,
+    // --mean/--std: the model normalises inside, so everything below is
+    // read off (and taken in) pixel space.
+    let (norm_local, norm_remote) = match (&victim, a.norm.is_set()) {
+        (_, false) => (None, None),
+        (Victim::Local(m), true) => (Some(a.norm.wrap(m)?), None),
+        (Victim::Remote(r), true) => (None, Some(a.norm.wrap(r)?)),
+    };
+    let model: &dyn Classifier = match (&norm_local, &norm_remote) {
+        (Some(m), _) => m,
+        (_, Some(m)) => m,
+        _ => victim.classifier(),
+    };
+    let local: Option<&dyn Differentiable> = match (&victim, &norm_local) {
+        (_, Some(m)) => Some(m),
+        (Victim::Local(m), None) => Some(m),
+        (Victim::Remote(_), None) => None,
     };
     let method = a.method.unwrap_or(if local.is_some() {
         Method::Ig

@@ -23,6 +23,9 @@ use crate::output::OutputArgs;
 
 /// Arguments of `aisec attack poison`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "No --mean/--std: poison writes data, in the pixel space of [--lo, --hi], not model inputs, and the models it trains (--arch: victim, clean-label surrogate) learn on that data as it is. Give --mean/--std to the commands that run a normalising model on the poisoned data (defend data, attack evasion, ...)."
+)]
 pub struct PoisonArgs {
     /// Training data to poison: `.npz` (arrays `x`, `y`), `.npy`/IDX inputs with --labels, a CSV table, or an image folder.
     #[arg(value_name = "DATA")]

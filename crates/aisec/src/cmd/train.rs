@@ -24,6 +24,9 @@ use crate::output::ReportArgs;
 
 /// Arguments of `aisec train`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "No --mean/--std: the model trains on the preprocessed data in [--lo, --hi] and is saved as trained. A normalisation would have to be baked into the saved model, which aisec does not do; models aisec trains need none, and the commands that run a model someone else trained on normalised inputs take --mean/--std."
+)]
 pub struct TrainArgs {
     /// Training data: `.npz` (arrays `x` and `y`), `.npy` or IDX inputs (with `--labels`), a CSV table, or a folder of images with one subfolder per class. Optional with `--resume` (the checkpoint names it).
     #[arg(value_name = "DATA", required_unless_present = "resume")]

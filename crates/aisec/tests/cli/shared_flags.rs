@@ -4,7 +4,10 @@
 //! `--value-range`, `--channels-last`, `--bgr`, `--resize`, `--lo`, `--hi`
 //! from one clap group, with the same range / NaN checks as `attack
 //! evasion` (0..16 digits without a flag: exit 2 naming `--value-range`).
-//! `attack inversion` takes `--mean/--std` as evasion does.
+//! `attack inversion` takes `--mean/--std` as evasion does, and so do
+//! defend data | model | repair | strip and explain (the identity
+//! normalisation changes nothing, a real one changes what the model sees
+//! and keeps outputs in pixel space, a wrong length is exit 2).
 
 use std::path::Path;
 
@@ -49,8 +52,27 @@ fn every_data_command_offers_the_shared_flags() {
             assert!(r.stdout.contains(flag), "{cmd:?} --help lacks {flag}");
         }
     }
-    let r = aisec(&["attack", "inversion", "--help"]).run();
-    assert!(r.stdout.contains("--mean") && r.stdout.contains("--std"));
+    for cmd in [
+        &["attack", "inversion"][..],
+        &["attack", "evasion"],
+        &["defend", "data"],
+        &["defend", "model"],
+        &["defend", "repair"],
+        &["defend", "strip"],
+        &["explain"],
+    ] {
+        let r = aisec(cmd).arg("--help").run();
+        assert!(
+            r.stdout.contains("--mean <M,...>") && r.stdout.contains("--std <S,...>"),
+            "{cmd:?} --help lacks --mean/--std"
+        );
+    }
+    // train and poison say why they have none.
+    for cmd in [&["train"][..], &["attack", "poison"]] {
+        let r = aisec(cmd).arg("--help").run();
+        assert!(!r.stdout.contains("--mean <"), "{cmd:?}");
+        assert!(r.stdout.contains("No --mean/--std"), "{cmd:?}");
+    }
 }
 
 #[test]
@@ -282,4 +304,308 @@ fn defend_data_takes_the_model_aisec_train_wrote() {
     .run();
     r.expect_code(0);
     assert_eq!(r.json()["command"], "defend data");
+}
+
+/// The normalisations every `--mean/--std` test runs: none, the identity,
+/// a real one, and one of the wrong length for the 64-input MLP.
+const IDENTITY: &[&str] = &["--mean", "0", "--std", "1"];
+const REAL: &[&str] = &["--mean", "0.5", "--std", "0.25"];
+const WRONG: &[&str] = &["--mean", "0.1,0.2", "--std", "1"];
+
+/// A wrong-length normalisation is refused by name, with exit 2.
+fn refuses_wrong_length(r: crate::util::Run) {
+    r.expect_code(2);
+    assert!(r.stderr.contains("--mean/--std"), "{}", r.stderr);
+}
+
+/// The digits as 0..16 values, the first `n` of them, with labels.
+fn digit_args(n: &str) -> Vec<String> {
+    [
+        digits("x.npy"),
+        "--labels".into(),
+        digits("y.npy"),
+        "--value-range".into(),
+        "0,16".into(),
+        "--limit".into(),
+        n.into(),
+    ]
+    .to_vec()
+}
+
+#[test]
+fn defend_repair_normalises_inside_and_writes_the_bare_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |model: &str, out: &str, extra: &[&str]| {
+        let c = aisec(&["defend", "repair", model, "--clean"]).args(&digit_args("60"));
+        c.args(&["--method", "fine-prune", "--epochs", "1", "--quiet"])
+            .args(&["--format", "json", "--no-fail", "--out"])
+            .arg(tmp.path().join(out))
+            .args(extra)
+            .run()
+    };
+    let mlp = fixture("digits_mlp.onnx");
+    let score = |r: &crate::util::Run| {
+        r.expect_code(0);
+        let rep = r.json()["data"]["repair"].clone();
+        (
+            rep["before"].clone(),
+            rep["after"].clone(),
+            rep["fine_pruning"]["pruned"].clone(),
+        )
+    };
+    let plain = score(&run(&mlp, "plain.onnx", &[]));
+    assert_eq!(plain, score(&run(&mlp, "id.onnx", IDENTITY)));
+    let real = score(&run(&mlp, "real.onnx", REAL));
+    // The model now sees other inputs: its clean accuracy differs.
+    assert_ne!(plain.0, real.0);
+    // The written model is the user's model, without the normalisation:
+    // repaired again behind the same --mean/--std, it starts where the
+    // first repair ended (baked in, the data would be normalised twice).
+    let again = score(&run(
+        &tmp.path().join("real.onnx").display().to_string(),
+        "again.onnx",
+        REAL,
+    ));
+    assert_eq!(again.0["clean_accuracy"], real.1["clean_accuracy"]);
+    refuses_wrong_length(run(&mlp, "wrong.onnx", WRONG));
+    assert!(!tmp.path().join("wrong.onnx").exists());
+}
+
+#[test]
+fn defend_model_and_strip_take_mean_and_std() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mlp = fixture("digits_mlp.onnx");
+    let nc = |out: &str, extra: &[&str]| {
+        let c = aisec(&["defend", "model", &mlp, "--clean"]).args(&digit_args("20"));
+        c.args(&["--methods", "nc", "--steps", "3", "--no-progress"])
+            .args(&["--format", "json", "--no-fail", "--save-triggers"])
+            .arg(tmp.path().join(out))
+            .args(extra)
+            .run()
+    };
+    // (size, success) per class, and the saved triggers' patterns.
+    let result = |out: &str, extra: &[&str]| {
+        let r = nc(out, extra);
+        r.expect_code(0);
+        let j = r.json();
+        let sizes: Vec<(f64, f64)> = j["data"]["inspections"][0]["classes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["size"].as_f64().unwrap(), c["success"].as_f64().unwrap()))
+            .collect();
+        let saved: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(tmp.path().join(out).join("triggers.json")).unwrap(),
+        )
+        .unwrap();
+        let patterns: Vec<f64> = saved
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|t| t["trigger"]["pattern"].as_array().unwrap().clone())
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        (sizes, patterns)
+    };
+    let plain = result("plain", &[]);
+    assert_eq!(plain, result("id", IDENTITY));
+    let real = result("real", REAL);
+    assert_ne!(plain.0, real.0);
+    // Reversed triggers stay in pixel space, [--lo, --hi].
+    assert_eq!(real.1.len(), 10 * 64);
+    assert!(real.1.iter().all(|v| (0.0..=1.0).contains(v)));
+    refuses_wrong_length(nc("wrong", WRONG));
+
+    let strip = |extra: &[&str]| {
+        let c = aisec(&["defend", "strip", &mlp, "--clean"]).args(&digit_args("40"));
+        c.args(&["--inputs", &digits("x.npy"), "--overlays", "8"])
+            .args(&["--format", "json", "--no-fail"])
+            .args(extra)
+            .run()
+    };
+    let threshold = |r: crate::util::Run| {
+        r.expect_code(0);
+        r.json()["data"]["strip"]["threshold_bits"]
+            .as_f64()
+            .unwrap()
+    };
+    let plain = threshold(strip(&[]));
+    assert_eq!(plain, threshold(strip(IDENTITY)));
+    let real = threshold(strip(REAL));
+    assert!(
+        real.is_finite() && real >= 0.0 && real != plain,
+        "{plain} {real}"
+    );
+    refuses_wrong_length(strip(WRONG));
+}
+
+#[test]
+fn defend_data_and_explain_take_mean_and_std() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mlp = fixture("digits_mlp.onnx");
+    let data = |out: &str, extra: &[&str]| {
+        let dir = tmp.path().join(out);
+        // All 1797 digits (defend data reads a whole training set).
+        let c = aisec(&[
+            "defend",
+            "data",
+            &digits("x.npy"),
+            "--labels",
+            &digits("y.npy"),
+        ])
+        .args(&["--value-range", "0,16"]);
+        let r = c
+            .args(&["--model", &mlp, "--methods", "ac,ss,loss"])
+            .args(&["--format", "json", "--no-fail", "--remove-by", "ss"])
+            .arg("--write-filtered")
+            .arg(dir.join("kept.npz"))
+            .arg("--out")
+            .arg(&dir)
+            .args(extra)
+            .run();
+        if r.code != Some(0) {
+            return (r, serde_json::Value::Null, vec![]);
+        }
+        let scores: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("scores.json")).unwrap())
+                .unwrap();
+        let arrays = aisec_model::data::npy::read_npz(dir.join("kept.npz")).unwrap();
+        let kept = arrays
+            .iter()
+            .find(|(n, _)| n.trim_end_matches(".npy") == "x")
+            .unwrap()
+            .1
+            .to_tensor()
+            .data;
+        let scores = scores
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["scores"].clone())
+            .collect::<Vec<_>>();
+        (r, serde_json::Value::Array(scores), kept)
+    };
+    let (r, plain, _) = data("plain", &[]);
+    r.expect_code(0);
+    let (r, identity, _) = data("id", IDENTITY);
+    r.expect_code(0);
+    assert_eq!(plain, identity);
+    let (r, real, kept) = data("real", REAL);
+    r.expect_code(0);
+    assert_ne!(plain, real);
+    // The filtered copy is the data in pixel space, not normalised.
+    assert!(!kept.is_empty());
+    assert!(kept.iter().all(|v| (0.0..=1.0).contains(v)));
+    refuses_wrong_length(data("wrong", WRONG).0);
+
+    let explain = |out: &str, extra: &[&str]| {
+        let dir = tmp.path().join(out);
+        let r = aisec(&["explain", &mlp, "--data", &fixture("digits_mlp.x.npy")])
+            .args(&["--limit", "2", "--method", "ig", "--steps", "8"])
+            .args(&["--format", "json", "--no-fail", "--out"])
+            .arg(&dir)
+            .args(extra)
+            .run();
+        if r.code != Some(0) {
+            return (r, vec![]);
+        }
+        let a = read_npy(dir.join("attributions.npy")).unwrap().to_tensor();
+        (r, a.data)
+    };
+    let (r, plain) = explain("e_plain", &[]);
+    r.expect_code(0);
+    let (r, identity) = explain("e_id", IDENTITY);
+    r.expect_code(0);
+    assert_eq!(plain, identity);
+    let (r, real) = explain("e_real", REAL);
+    r.expect_code(0);
+    assert_eq!(real.len(), plain.len());
+    assert_ne!(plain, real);
+    assert!(real.iter().all(|v| v.is_finite()));
+    refuses_wrong_length(explain("e_wrong", WRONG).0);
+}
+
+/// `explain --url` with `--mean/--std` normalises before each query: on a
+/// loopback KServe model `z = [x . w, 0]` the exact Shapley values become
+/// `w / std * (x - mean of the background)`, in pixel space.
+#[test]
+fn explain_normalises_before_querying_a_remote_model() {
+    let w = [1.5f32, -2.0, 0.5];
+    let server = aisec_model::test_support::serve(move |req| {
+        let Some(x) = &req.input else {
+            return aisec_model::test_support::Reply::raw(400, "{}");
+        };
+        let out: Vec<f32> = x
+            .data
+            .chunks(3)
+            .flat_map(|x| [x[0] * w[0] + x[1] * w[1] + x[2] * w[2], 0.0])
+            .collect();
+        let z = aisec_model::Tensor::new(vec![out.len() / 2, 2], out).unwrap();
+        aisec_model::test_support::Reply::logits(&z)
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let x = tmp.path().join("x.npy");
+    let bg = tmp.path().join("bg.npy");
+    write_npy(
+        &x,
+        &aisec_model::Tensor::new(vec![2, 3], vec![1.0, 0.75, 0.0, 0.25, 0.5, 1.0]).unwrap(),
+    )
+    .unwrap();
+    write_npy(
+        &bg,
+        &aisec_model::Tensor::new(vec![2, 3], vec![0.0, 0.0, 0.0, 1.0, 1.0, 1.0]).unwrap(),
+    )
+    .unwrap();
+    let run = |out: &str, extra: &[&str]| {
+        let dir = tmp.path().join(out);
+        let r = aisec(&["explain", "--url", &server.url, "--input-shape", "3"])
+            .args(&[
+                "--classes",
+                "2",
+                "--method",
+                "exact-shapley",
+                "--target",
+                "0",
+            ])
+            .arg("--data")
+            .arg(&x)
+            .arg("--background")
+            .arg(&bg)
+            .arg("--out")
+            .arg(&dir)
+            .args(&["--format", "json", "--no-fail"])
+            .args(extra)
+            .run();
+        r.expect_code(0);
+        read_npy(dir.join("attributions.npy"))
+            .unwrap()
+            .to_tensor()
+            .data
+    };
+    let xs = [[1.0f32, 0.75, 0.0], [0.25, 0.5, 1.0]];
+    for (out, extra, std) in [
+        ("plain", &[][..], [1.0f32; 3]),
+        ("real", REAL, [0.25; 3]),
+        (
+            "per-channel",
+            &["--mean", "0.1,0.2,0.3", "--std", "0.5,2,4"][..],
+            [0.5, 2.0, 4.0],
+        ),
+    ] {
+        let a = run(out, extra);
+        assert_eq!(a.len(), 6, "{out}");
+        for (i, xi) in xs.iter().enumerate() {
+            for k in 0..3 {
+                // The mean cancels: background mean 0.5 in pixel space.
+                let want = w[k] / std[k] * (xi[k] - 0.5);
+                assert!((a[i * 3 + k] - want).abs() < 1e-4, "{out} {i} {k}: {a:?}");
+            }
+        }
+    }
+    let r = aisec(&["explain", "--url", &server.url, "--input-shape", "3"])
+        .args(&["--classes", "2", "--method", "occlusion", "--data"])
+        .arg(&x)
+        .args(WRONG)
+        .run();
+    refuses_wrong_length(r);
 }

@@ -78,6 +78,10 @@ pub struct DataArgs {
     #[command(flatten)]
     pub range: crate::args::InputRange,
 
+    /// The model's input normalisation: the model (and the --arch training run) see (x - mean) / std; --lo, --hi and --write-filtered stay in pixel space.
+    #[command(flatten)]
+    pub norm: crate::args::NormalizeArgs,
+
     /// Seed of clustering, power iteration and the early-loss run.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -117,6 +121,16 @@ pub fn run(a: DataArgs) -> anyhow::Result<i32> {
         None,
     )?;
     let classes = model.num_classes();
+    // What the model sees: normalised with --mean/--std (`data` itself,
+    // in pixel space, is what --write-filtered writes).
+    let normalised = if a.norm.is_set() {
+        let mut d = data.clone();
+        a.norm.normalize_data(&mut d.x, model.input_shape())?;
+        Some(d)
+    } else {
+        None
+    };
+    let seen = normalised.as_ref().unwrap_or(&data);
     let truth = match &a.ground_truth {
         Some(p) => {
             let m = Manifest::load(p).with_context(|| format!("cannot read {}", p.display()))?;
@@ -143,7 +157,7 @@ pub fn run(a: DataArgs) -> anyhow::Result<i32> {
     let mut results: Vec<(DataScores, f64)> = Vec::new();
     if want("ac") || want("ss") {
         let t = Instant::now();
-        let feats = activations(&model, &data.x, &tap, 256)?;
+        let feats = activations(&model, &seen.x, &tap, 256)?;
         let feat_secs = t.elapsed().as_secs_f64();
         if want("ac") {
             let t = Instant::now();
@@ -180,11 +194,11 @@ pub fn run(a: DataArgs) -> anyhow::Result<i32> {
                     seed: a.seed,
                     ..TrainConfig::default()
                 };
-                early_losses(&spec, &data, &cfg)?
+                early_losses(&spec, seen, &cfg)?
             }
             None => {
                 crate::run::note("no --arch: the loss method reads --model's losses (a fully trained model fits clean and poisoned rows alike; give --arch for early-loss isolation)");
-                per_example_losses(&model, &data, 256)?
+                per_example_losses(&model, seen, 256)?
             }
         };
         let s = early_loss_isolation(&losses, &data.y, classes, a.isolate)?;

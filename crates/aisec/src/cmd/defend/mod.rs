@@ -60,6 +60,10 @@ pub struct CleanArgs {
     #[command(flatten)]
     pub range: crate::args::InputRange,
 
+    /// The model's input normalisation, applied inside the model: data, --lo, --hi and reversed triggers stay in pixel space.
+    #[command(flatten)]
+    pub norm: crate::args::NormalizeArgs,
+
     /// Use at most this many clean examples (the first N).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,

@@ -8,7 +8,6 @@ use std::sync::atomic::AtomicBool;
 use aisec_core::Report;
 use aisec_defend::model::{findings, inspect, InspectConfig, Inspection, Method};
 use aisec_defend::DefendError;
-use aisec_model::OnnxModel;
 use anyhow::Context;
 
 use crate::cmd::defend::CleanArgs;
@@ -69,14 +68,14 @@ fn method(s: &str) -> Method {
 }
 
 /// Runs every method; stops early (Ok with what finished, cancelled = true) on Ctrl-C.
-pub(crate) fn inspect_all(
-    model: &OnnxModel,
+pub(crate) fn inspect_all<M: aisec_model::Differentiable>(
+    model: &M,
     x: &aisec_model::Tensor,
     methods: &[Method],
     cfg: &InspectConfig,
     ctx: &aisec_core::run::RunContext,
 ) -> anyhow::Result<(Vec<Inspection>, bool)> {
-    let k = aisec_model::Classifier::num_classes(model) as u64;
+    let k = model.num_classes() as u64;
     let mut out = Vec::new();
     let flag: &AtomicBool = ctx.cancel.flag();
     for &m in methods {
@@ -167,7 +166,12 @@ pub fn run(a: ModelArgs) -> anyhow::Result<i32> {
     let methods: Vec<Method> = a.methods.iter().map(|s| method(s)).collect();
     let ctx = crate::run::context(a.no_progress);
     let start = std::time::Instant::now();
-    let (ins, cancelled) = inspect_all(&model, &clean.x, &methods, &cfg, &ctx)?;
+    let (ins, cancelled) = if a.clean.norm.is_set() {
+        let m = a.clean.norm.wrap(&model)?;
+        inspect_all(&m, &clean.x, &methods, &cfg, &ctx)?
+    } else {
+        inspect_all(&model, &clean.x, &methods, &cfg, &ctx)?
+    };
     let name = a.model.display().to_string();
     let pngs = match &a.save_triggers {
         Some(d) if !ins.is_empty() => save_triggers(d, &ins, cfg.range)?,

@@ -10,6 +10,7 @@ use aisec_defend::repair::{
     finding, fine_prune, score, unlearn, BackdoorScore, RepairConfig, Triggered,
 };
 use aisec_defend::DefendError;
+use aisec_model::{Classifier, OnnxModel, Tensor};
 use anyhow::{bail, Context};
 
 use crate::cmd::defend::{CleanArgs, TriggeredArgs};
@@ -121,9 +122,25 @@ pub fn run(a: RepairArgs) -> anyhow::Result<i32> {
         seed: a.seed,
         ..RepairConfig::default()
     };
+    let norm = &a.clean.norm;
+    // With --mean/--std the model is scored and inspected behind the
+    // normalisation (pixel-space data and triggers) and fine-tuned on the
+    // normalised data it sees there; the model written stays the user's
+    // model, with no normalisation baked in.
+    let score_of = |model: &OnnxModel| -> anyhow::Result<BackdoorScore> {
+        Ok(if norm.is_set() {
+            score(&norm.wrap(model)?, &test, triggered)?
+        } else {
+            score(model, &test, triggered)?
+        })
+    };
+    let mut tune = clean.clone();
+    if norm.is_set() {
+        norm.normalize_data(&mut tune.x, model.input_shape())?;
+    }
     let ctx = crate::run::context(a.no_progress);
     let start = std::time::Instant::now();
-    let before: BackdoorScore = score(&model, &test, triggered)?;
+    let before: BackdoorScore = score_of(&model)?;
     let mut report = Report::new("defend repair");
     report.add_rules(aisec_defend::RULES);
     let name = a.model.display().to_string();
@@ -131,7 +148,7 @@ pub fn run(a: RepairArgs) -> anyhow::Result<i32> {
     let mut details = serde_json::Map::new();
     let result = if a.method == "fine-prune" {
         ctx.progress.phase("fine-pruning", None);
-        fine_prune(&mut model, &clean, &cfg, Some(flag)).map(|r| {
+        fine_prune(&mut model, &tune, &cfg, Some(flag)).map(|r| {
             crate::run::note(format_args!(
                 "aisec: pruned {} of {} penultimate units (clean accuracy on the repair data {:.1} % -> {:.1} % before fine-tuning)",
                 r.pruned.len(),
@@ -148,20 +165,29 @@ pub fn run(a: RepairArgs) -> anyhow::Result<i32> {
             range: (a.clean.range.lo, a.clean.range.hi),
             ..InspectConfig::default()
         };
-        let (ins, stopped) = crate::cmd::defend::model::inspect_all(
-            &model,
-            &clean.x,
-            &[Method::NeuralCleanse, Method::Blend],
-            &icfg,
-            &ctx,
-        )?;
+        let methods = [Method::NeuralCleanse, Method::Blend];
+        let (ins, stopped) = if norm.is_set() {
+            let m = norm.wrap(&model)?;
+            crate::cmd::defend::model::inspect_all(&m, &clean.x, &methods, &icfg, &ctx)?
+        } else {
+            crate::cmd::defend::model::inspect_all(&model, &clean.x, &methods, &icfg, &ctx)?
+        };
         if stopped {
             Err(DefendError::Cancelled)
         } else {
-            let triggers: Vec<&aisec_defend::trigger::MaskTrigger> = ins
+            // Reversed in pixel space; stamped onto the normalised
+            // data with the pattern normalised alike (stamping is affine:
+            // ((1-m)x + mp - mean)/std = (1-m)(x-mean)/std + m(p-mean)/std).
+            let mut triggers: Vec<aisec_defend::trigger::MaskTrigger> = ins
                 .iter()
-                .flat_map(|i| i.flagged.iter().map(move |&c| &i.classes[c].trigger))
+                .flat_map(|i| i.flagged.iter().map(move |&c| i.classes[c].trigger.clone()))
                 .collect();
+            if norm.is_set() {
+                for t in &mut triggers {
+                    normalize_trigger(norm, t, model.input_shape())?;
+                }
+            }
+            let triggers: Vec<&aisec_defend::trigger::MaskTrigger> = triggers.iter().collect();
             let flagged: Vec<serde_json::Value> = ins
                 .iter()
                 .map(|i| serde_json::json!({"method": i.method.as_str(), "flagged": i.flagged}))
@@ -174,7 +200,7 @@ pub fn run(a: RepairArgs) -> anyhow::Result<i32> {
                 );
             }
             ctx.progress.phase("unlearning", None);
-            unlearn(&mut model, &clean, &triggers, &cfg, Some(flag)).map(|n| {
+            unlearn(&mut model, &tune, &triggers, &cfg, Some(flag)).map(|n| {
                 details.insert("stamped".into(), n.into());
             })
         }
@@ -191,7 +217,7 @@ pub fn run(a: RepairArgs) -> anyhow::Result<i32> {
         }
         Err(e) => return Err(e.into()),
     }
-    let after = score(&model, &test, triggered)?;
+    let after = score_of(&model)?;
     model
         .save_onnx(&a.out)
         .with_context(|| format!("cannot write {}", a.out.display()))?;
@@ -223,4 +249,50 @@ pub fn run(a: RepairArgs) -> anyhow::Result<i32> {
         .data
         .insert("repair".into(), serde_json::Value::Object(details));
     crate::run::finish(report, &a.output)
+}
+
+/// Normalises a pixel-space trigger's pattern as `norm` normalises inputs,
+/// so stamping it onto normalised inputs gives the normalised stamped
+/// input (the mask is unchanged).
+fn normalize_trigger(
+    norm: &crate::args::NormalizeArgs,
+    t: &mut aisec_defend::trigger::MaskTrigger,
+    input: &[usize],
+) -> anyhow::Result<()> {
+    let mut p = Tensor::new(
+        std::iter::once(1).chain(input.iter().copied()).collect(),
+        std::mem::take(&mut t.pattern),
+    )?;
+    norm.normalize_data(&mut p, input)?;
+    t.pattern = p.data;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aisec_defend::trigger::MaskTrigger;
+
+    #[test]
+    fn a_normalised_trigger_stamps_normalised_inputs() {
+        let norm = crate::args::NormalizeArgs {
+            mean: vec![0.5, 0.25],
+            std: vec![0.5, 2.0],
+        };
+        let input = [2, 1, 2];
+        let mut t = MaskTrigger::new((2, 1, 2), vec![0.0, 0.5], vec![1.0, 0.8, 0.0, 0.6]).unwrap();
+        let x = Tensor::new(vec![1, 2, 1, 2], vec![0.2, 0.4, 0.6, 1.0]).unwrap();
+        // Normalise the stamped input ...
+        let mut want = t.apply(&x).unwrap();
+        norm.normalize_data(&mut want, &input).unwrap();
+        // ... or stamp the normalised trigger onto the normalised input.
+        normalize_trigger(&norm, &mut t, &input).unwrap();
+        let mut xn = x.clone();
+        norm.normalize_data(&mut xn, &input).unwrap();
+        let got = t.apply(&xn).unwrap();
+        for (g, w) in got.data.iter().zip(&want.data) {
+            assert!((g - w).abs() < 1e-6, "{:?} vs {:?}", got.data, want.data);
+        }
+        assert_eq!(t.mask, vec![0.0, 0.5]);
+    }
 }

@@ -104,14 +104,25 @@ pub fn run(a: StripArgs) -> anyhow::Result<i32> {
         seed: a.seed,
     };
     let start = std::time::Instant::now();
+    // With --mean/--std the model normalises inside, so overlays are
+    // superimposed in pixel space, as the paper does.
+    let norm = if a.clean.norm.is_set() {
+        Some(a.clean.norm.wrap(&model)?)
+    } else {
+        None
+    };
+    let classifier: &dyn Classifier = match &norm {
+        Some(m) => m,
+        None => &model,
+    };
     let strip = Strip::calibrate(
-        &model,
+        classifier,
         &gather(&clean.x, pool),
         &gather(&clean.x, holdout),
         &cfg,
     )?;
-    let scores = strip.detect(&model, &x)?;
-    let preds = model.predict(&x)?;
+    let scores = strip.detect(classifier, &x)?;
+    let preds = classifier.predict(&x)?;
     let name = a.inputs.display().to_string();
     let mut report = Report::new("defend strip");
     report.add_rules(aisec_defend::RULES);
