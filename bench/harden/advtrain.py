@@ -130,7 +130,9 @@ def train_art(model, train, test, a, curve):
     return seconds
 
 
-def aisec_bin():
+def aisec_bin(given):
+    if given:
+        return os.path.abspath(given)
     for p in ("target/release/aisec", "target/debug/aisec"):
         if os.path.exists(os.path.join(ROOT, p)):
             return os.path.join(ROOT, p)
@@ -163,11 +165,12 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--trainer", choices=["torch", "art"], default="torch")
+    ap.add_argument("--aisec", help="aisec binary [default: target/release, else target/debug]")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     train, test = load_digits()
-    binary = aisec_bin()
+    binary = aisec_bin(a.aisec)
     env = dict(os.environ, RAYON_NUM_THREADS=str(a.threads))
     with tempfile.TemporaryDirectory() as d:
         spec = os.path.join(ROOT, "docs/specs/digits_cnn.json")
