@@ -311,7 +311,9 @@ fn load_set(
     }
     let input = model.input_shape().to_vec();
     let mut d = crate::cmd::train::load_data(path, labels, "last", &input)?;
-    let p = c.prep.preprocess(&c.range, path.is_dir())?;
+    // Only the declared steps: an image folder's decoded range is checked
+    // below (with the flag that fixes it), never assumed.
+    let p = c.prep.preprocess(&c.range, false)?;
     if p != aisec_model::data::Preprocess::default() {
         if c.prep.channels_last {
             if let [ch, h, w] = input[..] {
