@@ -231,7 +231,7 @@ def main():
                     "autoattack": aa_torch[1], "curve": torch_curve},
         "autoattack_gap_points": 100 * abs(aa_aisec[1] - aa_torch[1]),
     }
-    tag = f"{a.trainer}_e{a.epochs}_t{a.threads}"
+    tag = f"{a.trainer}_e{a.epochs}_t{a.threads}_s{a.seed}"
     with open(os.path.join(HERE, f"advtrain_results_{tag}.json"), "w") as f:
         json.dump(res, f, indent=2)
     print(json.dumps(res, indent=2))
