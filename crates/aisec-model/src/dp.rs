@@ -76,28 +76,7 @@ impl OnnxModel {
         let (vals, gz) = loss_and_grad(&z, loss)?;
         let ids: Vec<usize> = self.graph.weights.iter().map(|w| w.1).collect();
         let grads = self.graph.backward_per_example(&tape, gz, &ids, batch)?;
-        let out = self
-            .graph
-            .weights
-            .iter()
-            .zip(grads)
-            .map(|((name, id), g)| {
-                let wshape = self.graph.consts[*id]
-                    .as_ref()
-                    .map(|v| v.shape().to_vec())
-                    .unwrap_or_default();
-                let n: usize = wshape.iter().product();
-                let mut shape = vec![batch];
-                shape.extend(wshape);
-                (
-                    name.clone(),
-                    Tensor {
-                        shape,
-                        data: g.unwrap_or_else(|| vec![0.0; batch * n]),
-                    },
-                )
-            })
-            .collect();
+        let out = self.named_weight_grads(grads, Some(batch));
         Ok((vals, out))
     }
 }

@@ -363,6 +363,14 @@ pub struct CheckpointPolicy {
     pub run_options: Option<serde_json::Value>,
 }
 
+impl CheckpointPolicy {
+    /// Stores the policy's run options in `ck` and writes it to the path.
+    fn write(&self, mut ck: Checkpoint) -> Result<(), ModelError> {
+        ck.run_options.clone_from(&self.run_options);
+        ck.save(&self.path)
+    }
+}
+
 /// Optional parts of a [`fit`] run.
 #[derive(Default)]
 pub struct FitOptions<'a> {
@@ -661,21 +669,13 @@ pub fn fit_targets(
                 hist.cancelled = true;
                 sync(twin.as_ref(), model)?;
                 if let Some(p) = &policy {
-                    let mut ck = Checkpoint::capture(
-                        model,
-                        &trainer,
-                        cfg,
-                        &hist,
-                        spec,
-                        (
-                            epoch,
-                            b + 1,
-                            loss_sum,
-                            prior_secs + t0.elapsed().as_secs_f64(),
-                        ),
+                    let pos = (
+                        epoch,
+                        b + 1,
+                        loss_sum,
+                        prior_secs + t0.elapsed().as_secs_f64(),
                     );
-                    ck.run_options.clone_from(&p.run_options);
-                    ck.save(&p.path)?;
+                    p.write(Checkpoint::capture(model, &trainer, cfg, &hist, spec, pos))?;
                     emit(&FitEvent::Checkpoint(&p.path));
                     hist.checkpoint = Some(p.path.clone());
                 }
@@ -708,16 +708,8 @@ pub fn fit_targets(
             if (last && p.at_end) || (stop && !last) || (p.every > 0 && (epoch + 1) % p.every == 0)
             {
                 hist.cancelled = stop && !last;
-                let mut ck = Checkpoint::capture(
-                    model,
-                    &trainer,
-                    cfg,
-                    &hist,
-                    spec,
-                    (epoch + 1, 0, 0.0, 0.0),
-                );
-                ck.run_options.clone_from(&p.run_options);
-                ck.save(&p.path)?;
+                let pos = (epoch + 1, 0, 0.0, 0.0);
+                p.write(Checkpoint::capture(model, &trainer, cfg, &hist, spec, pos))?;
                 emit(&FitEvent::Checkpoint(&p.path));
                 hist.checkpoint = Some(p.path.clone());
             }

@@ -250,27 +250,32 @@ impl OnnxModel {
         let (vals, gz) = loss_and_grad(&z, loss)?;
         let ids: Vec<usize> = self.graph.weights.iter().map(|w| w.1).collect();
         let grads = self.graph.backward(&tape, gz, &ids)?;
-        let out = self
-            .graph
+        Ok((vals, self.named_weight_grads(grads, None), probed))
+    }
+
+    /// Names the weight gradients of a backward pass (in `graph.weights`
+    /// order), shaped like their weights, behind a leading `batch` axis
+    /// for per-example gradients; zeros where no gradient flowed.
+    pub(crate) fn named_weight_grads(
+        &self,
+        grads: Vec<Option<Vec<f32>>>,
+        batch: Option<usize>,
+    ) -> Vec<(String, Tensor)> {
+        self.graph
             .weights
             .iter()
             .zip(grads)
             .map(|((name, id), g)| {
-                let shape = self.graph.consts[*id]
+                let wshape = self.graph.consts[*id]
                     .as_ref()
                     .map(|v| v.shape().to_vec())
                     .unwrap_or_default();
+                let shape: Vec<usize> = batch.into_iter().chain(wshape).collect();
                 let n = shape.iter().product();
-                (
-                    name.clone(),
-                    Tensor {
-                        shape,
-                        data: g.unwrap_or_else(|| vec![0.0; n]),
-                    },
-                )
+                let data = g.unwrap_or_else(|| vec![0.0; n]);
+                (name.clone(), Tensor { shape, data })
             })
-            .collect();
-        Ok((vals, out, probed))
+            .collect()
     }
 
     /// One plain SGD step on the mean loss over the batch; returns the mean

@@ -119,18 +119,8 @@ pub fn parse_safetensors(b: &[u8]) -> Result<Vec<(String, Tensor)>, ModelError> 
                 .ok_or_else(|| bad(format!("{name}: too large")))?;
         }
         let vals: Vec<f32> = match e.dtype.as_str() {
-            "F32" => raw
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            "F64" => raw
-                .chunks_exact(8)
-                .map(|c| {
-                    let mut a = [0u8; 8];
-                    a.copy_from_slice(c);
-                    f64::from_le_bytes(a) as f32
-                })
-                .collect(),
+            "F32" => le_f32(raw),
+            "F64" => le_f64_as_f32(raw),
             "BF16" => raw
                 .chunks_exact(2)
                 .map(|c| f32::from_bits(u32::from(u16::from_le_bytes([c[0], c[1]])) << 16))
@@ -162,4 +152,23 @@ pub fn write_safetensors(
     let b = encode_f32(&[], &views)?;
     std::fs::write(path, b)?;
     Ok(())
+}
+
+/// Little-endian `f32`s (a trailing partial element is dropped; callers
+/// check the length against the shape).
+pub(crate) fn le_f32(raw: &[u8]) -> Vec<f32> {
+    raw.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Little-endian `f64`s narrowed to `f32` (as [`le_f32`]).
+pub(crate) fn le_f64_as_f32(raw: &[u8]) -> Vec<f32> {
+    raw.chunks_exact(8)
+        .map(|c| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(c);
+            f64::from_le_bytes(a) as f32
+        })
+        .collect()
 }

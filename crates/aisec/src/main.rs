@@ -61,6 +61,8 @@ enum Command {
     Explain(Box<cmd::explain::ExplainArgs>),
     /// Assess a whole ML system from its description: threat model (STRIDE x ATLAS x OWASP LLM), every applicable check, report and compliance views.
     Assess(Box<cmd::assess::AssessArgs>),
+    /// Model provenance: verify OpenSSF model-signing signatures, write hash manifests, sign (key-based).
+    Provenance(cmd::provenance::ProvenanceArgs),
     /// List every rule aisec can report (severity, ATLAS / OWASP ids), or show one in full.
     Rules(cmd::rules::RulesArgs),
 }
@@ -95,17 +97,27 @@ fn main() -> ExitCode {
                 0
             })
         }
-        Command::Probe(a) => cmd::probe::run_with(
-            a.probe.clone(),
-            matches.subcommand_matches("probe"),
-            run::progress(a.probe.no_progress).as_ref(),
-        )
-        .and_then(|report| {
-            if !run::quiet() {
-                eprint!("{}", aisec_probe::summary::family_table(&report));
-            }
-            run::finish(report, &a.output)
-        }),
+        // --format jsonl: one line per attempt as it is judged; the
+        // per-probe findings and the summary follow at the end.
+        Command::Probe(a) => output::JsonlStream::start(&a.output)
+            .and_then(|stream| {
+                cmd::probe::run_with(
+                    a.probe.clone(),
+                    matches.subcommand_matches("probe"),
+                    run::progress(a.probe.no_progress).as_ref(),
+                    &|r| {
+                        if let Some(s) = &stream {
+                            s.line(&cmd::attempt_line(r));
+                        }
+                    },
+                )
+            })
+            .and_then(|report| {
+                if !run::quiet() {
+                    eprint!("{}", aisec_probe::summary::family_table(&report));
+                }
+                run::finish(report, &a.output)
+            }),
         Command::Guard(a) => cmd::guard::run(a),
         Command::Defend(a) => cmd::defend::run(a),
         Command::Train(a) => cmd::train::run(*a),
@@ -114,6 +126,7 @@ fn main() -> ExitCode {
         Command::Rules(a) => cmd::rules::run(a),
         Command::Assess(a) => cmd::assess::run(*a),
         Command::Explain(a) => cmd::explain::run(*a),
+        Command::Provenance(a) => cmd::provenance::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -17,6 +17,7 @@ pub static SOURCES: &[(&str, &[&Rule])] = &[
     ("aisec-harden", aisec_harden::RULES),
     ("aisec-pickle", aisec_pickle::RULES),
     ("aisec-probe", aisec_probe::RULES),
+    ("aisec-provenance", aisec_provenance::RULES),
     ("aisec-scan", aisec_scan::RULES),
 ];
 

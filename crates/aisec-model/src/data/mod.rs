@@ -275,9 +275,61 @@ pub fn labels_from_values<T: Copy + Into<f64>>(values: &[T]) -> Result<Vec<usize
         .collect()
 }
 
+/// Reads class labels from a `.npy` file (told by its magic bytes) or an
+/// IDX file, under [`labels_from_values`]'s rule: the one label loader of
+/// the workspace (the CLI's `--labels` and [`stream`]'s label files).
+pub fn read_labels(path: &std::path::Path) -> Result<Vec<usize>, ModelError> {
+    use std::io::Read;
+    let is_npy = {
+        let mut m = [0u8; 6];
+        let mut f = std::fs::File::open(path)?;
+        f.read_exact(&mut m).is_ok() && m == *b"\x93NUMPY"
+    };
+    if is_npy {
+        npy::read_npy(path)?.to_labels()
+    } else {
+        labels_from_values(&idx::read_idx(path)?.data)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_labels_takes_npy_and_idx_under_one_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        // IDX, big-endian f32 (type 0x0D), one dimension.
+        let idx = |vals: &[f32]| {
+            let mut b = vec![0, 0, 0x0D, 1];
+            b.extend((vals.len() as u32).to_be_bytes());
+            for v in vals {
+                b.extend(v.to_be_bytes());
+            }
+            b
+        };
+        let good = dir.path().join("good.idx");
+        std::fs::write(&good, idx(&[1.0, 0.0, 7.0])).unwrap();
+        assert_eq!(read_labels(&good).unwrap(), vec![1, 0, 7]);
+        // Above MAX_LABEL: refused for IDX as for .npy.
+        let huge = dir.path().join("huge.idx");
+        std::fs::write(&huge, idx(&[1e12])).unwrap();
+        let e = read_labels(&huge).unwrap_err().to_string();
+        assert!(e.contains("not a class index"), "{e}");
+        let npy = dir.path().join("y.npy");
+        let h = "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }";
+        let pad = 64 - (10 + h.len() + 1) % 64;
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend(((h.len() + pad + 1) as u16).to_le_bytes());
+        b.extend(h.as_bytes());
+        b.extend(std::iter::repeat_n(b' ', pad));
+        b.push(b'\n');
+        for v in [3i64, 2] {
+            b.extend(v.to_le_bytes());
+        }
+        std::fs::write(&npy, b).unwrap();
+        assert_eq!(read_labels(&npy).unwrap(), vec![3, 2]);
+    }
 
     #[test]
     fn one_label_rule_for_every_reader() {

@@ -15,7 +15,7 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use super::images::{load_image, ImageOptions};
-use super::npy::{parse_header_text, preamble, read_npy, NpyHeader};
+use super::npy::{parse_header_text, preamble, NpyHeader};
 use super::{Dataset, Preprocess};
 use crate::classifier::{ModelError, Tensor};
 
@@ -185,30 +185,6 @@ impl DataSource for MemorySource {
     }
 }
 
-fn read_labels_file(path: &Path) -> Result<Vec<usize>, ModelError> {
-    let is_npy = {
-        let mut m = [0u8; 6];
-        let mut f = std::fs::File::open(path)?;
-        f.read_exact(&mut m).is_ok() && m == *b"\x93NUMPY"
-    };
-    if is_npy {
-        return read_npy(path)?.to_labels();
-    }
-    let t = super::idx::read_idx(path)?;
-    t.data
-        .iter()
-        .map(|&v| {
-            if v >= 0.0 && v.fract() == 0.0 {
-                Ok(v as usize)
-            } else {
-                Err(ModelError::Invalid(format!(
-                    "label {v} is not a class index"
-                )))
-            }
-        })
-        .collect()
-}
-
 fn check_labels(labels: &[usize], n: usize, what: &Path) -> Result<(), ModelError> {
     if labels.len() != n {
         return Err(ModelError::Shape(format!(
@@ -266,7 +242,7 @@ impl NpySource {
                 "npy: data shorter than the shape says".into(),
             ));
         }
-        let labels = read_labels_file(labels.as_ref())?;
+        let labels = super::read_labels(labels.as_ref())?;
         check_labels(&labels, header.shape[0], &path)?;
         Ok(NpySource {
             rd,
@@ -364,7 +340,7 @@ impl IdxSource {
                 .ok_or_else(|| bad("too large"))?;
             shape.push(d);
         }
-        let labels = read_labels_file(labels.as_ref())?;
+        let labels = super::read_labels(labels.as_ref())?;
         check_labels(&labels, shape[0], path)?;
         Ok(IdxSource {
             rd,

@@ -38,11 +38,11 @@ struct BatchNormTrain {
 }
 
 impl Op for BatchNormTrain {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        if let Some(x) = ins.first().copied().flatten() {
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        if let Some(x) = cx.opt(0) {
             cx.alloc(x.shape())?;
         }
-        forward(cx.node, ins, self.eps)
+        forward(cx.node, cx.ins, self.eps)
     }
 
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {

@@ -12,7 +12,7 @@
 
 use std::cell::Cell;
 
-use super::Node;
+use super::{Node, Val};
 use crate::classifier::ModelError;
 use crate::onnx::proto::MAX_ELEMS;
 
@@ -62,10 +62,11 @@ impl Budget {
     }
 }
 
-/// What an operator's forward pass sees besides its inputs: its node and
-/// the pass's budget.
+/// What an operator's forward pass sees: its node, its inputs (`None` for
+/// an omitted optional input) and the pass's budget.
 pub(crate) struct Cx<'a> {
     pub node: &'a Node,
+    pub ins: &'a [Option<&'a Val>],
     budget: &'a Budget,
 }
 
@@ -77,8 +78,44 @@ pub(crate) fn product(dims: &[usize]) -> u64 {
 }
 
 impl<'a> Cx<'a> {
-    pub(crate) fn new(node: &'a Node, budget: &'a Budget) -> Cx<'a> {
-        Cx { node, budget }
+    pub(crate) fn new(node: &'a Node, ins: &'a [Option<&'a Val>], budget: &'a Budget) -> Cx<'a> {
+        Cx { node, ins, budget }
+    }
+
+    /// Input `i`, which must be present.
+    pub(crate) fn input(&self, i: usize) -> Result<&'a Val, ModelError> {
+        super::need_in(self.ins, i, self.node)
+    }
+
+    /// Input `i`, or `None` when it is omitted.
+    pub(crate) fn opt(&self, i: usize) -> Option<&'a Val> {
+        self.ins.get(i).copied().flatten()
+    }
+
+    /// The float data of input `i`.
+    pub(crate) fn f(&self, i: usize) -> Result<&'a [f32], ModelError> {
+        self.input(i)?.f(&self.node.name)
+    }
+
+    /// Optional float input `i` (a bias), which must hold `len` elements
+    /// when present.
+    pub(crate) fn opt_f(&self, i: usize, len: usize) -> Result<Option<&'a [f32]>, ModelError> {
+        let Some(v) = self.opt(i) else {
+            return Ok(None);
+        };
+        let d = v.f(&self.node.name)?;
+        if d.len() != len {
+            return Err(super::shape_err(
+                self.node,
+                format!("input {i} has {} elements, expected {len}", d.len()),
+            ));
+        }
+        Ok(Some(d))
+    }
+
+    /// The node's name (for error messages).
+    pub(crate) fn name(&self) -> &'a str {
+        &self.node.name
     }
 
     fn refuse(&self, what: &str, size: u64, limit: u64) -> ModelError {

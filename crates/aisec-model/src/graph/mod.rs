@@ -283,8 +283,7 @@ impl Graph {
                     .iter()
                     .map(|i| i.and_then(|i| self.consts[i].as_ref()))
                     .collect();
-                let cx = Cx::new(&node, &budget);
-                let (outs, _) = node.op.forward(&cx, &ins)?;
+                let (outs, _) = node.op.forward(&Cx::new(&node, &ins, &budget))?;
                 for (o, v) in node.outputs.iter().zip(outs) {
                     self.consts[*o] = Some(v);
                 }
@@ -316,8 +315,7 @@ impl Graph {
                     }),
                 })
                 .collect::<Result<_, _>>()?;
-            let cx = Cx::new(node, &budget);
-            let (outs, s) = node.op.forward(&cx, &ins)?;
+            let (outs, s) = node.op.forward(&Cx::new(node, &ins, &budget))?;
             saved[ni] = s;
             for (o, v) in node.outputs.iter().zip(outs) {
                 vals[*o] = Some(v);
@@ -371,47 +369,12 @@ impl Graph {
         gout: Vec<f32>,
         wanted: &[usize],
     ) -> Result<Vec<Option<Vec<f32>>>, ModelError> {
-        // Which values lie on a path from a wanted value (need gradients).
-        let mut live = vec![false; self.num_values];
-        for &w in wanted {
-            live[w] = true;
-        }
-        let mut node_live = vec![false; self.nodes.len()];
-        for (ni, node) in self.nodes.iter().enumerate() {
-            if node.inputs.iter().flatten().any(|&i| live[i]) {
-                node_live[ni] = true;
-                for &o in &node.outputs {
-                    live[o] = true;
-                }
-            }
-        }
-        let mut grads: Vec<Option<Vec<f32>>> = vec![None; self.num_values];
-        grads[self.output] = Some(gout);
-        for (ni, node) in self.nodes.iter().enumerate().rev() {
-            if !node_live[ni] {
-                continue;
-            }
-            let gouts: Vec<Option<Vec<f32>>> =
-                node.outputs.iter().map(|&o| grads[o].take()).collect();
-            if gouts.iter().all(|g| g.is_none()) {
-                continue;
-            }
-            let ins: Vec<Option<&Val>> = node
-                .inputs
-                .iter()
-                .map(|i| i.and_then(|i| tape.vals[i].as_ref()))
-                .collect();
-            let outs: Vec<Option<&Val>> = node
-                .outputs
-                .iter()
-                .map(|&o| tape.vals[o].as_ref())
-                .collect();
+        let mut grads = self.reverse_sweep(gout, wanted, |ni, node, gouts, live, grads| {
+            let (ins, outs) = tape.node_vals(node);
             let need: Vec<bool> = node
                 .inputs
                 .iter()
-                .map(|i| {
-                    i.is_some_and(|i| live[i] && tape.vals[i].as_ref().is_some_and(Val::is_float))
-                })
+                .map(|i| i.is_some_and(|i| live[i] && tape.is_float(i)))
                 .collect();
             let gins = node.op.backward(&Backward {
                 node,
@@ -421,15 +384,104 @@ impl Graph {
                 gouts: &gouts,
                 need: &need,
             })?;
-            for (i, g) in node.inputs.iter().zip(gins) {
-                if let (Some(i), Some(g)) = (i, g) {
-                    match &mut grads[*i] {
-                        Some(acc) => acc.iter_mut().zip(&g).for_each(|(a, b)| *a += b),
-                        slot => *slot = Some(g),
-                    }
+            accumulate(grads, node, gins);
+            Ok(())
+        })?;
+        Ok(wanted.iter().map(|&w| grads[w].take()).collect())
+    }
+
+    /// The reverse sweep of both backward passes: seeds the output's
+    /// gradient `gout`, then visits, last node first, every node on a path
+    /// from a `wanted` value that receives a gradient, with the gradients
+    /// of its outputs (taken out of the accumulators), which values are
+    /// live (on such a path) and the accumulators. Returns the
+    /// accumulators.
+    pub(crate) fn reverse_sweep(
+        &self,
+        gout: Vec<f32>,
+        wanted: &[usize],
+        mut visit: impl FnMut(
+            usize,
+            &Node,
+            Vec<Option<Vec<f32>>>,
+            &[bool],
+            &mut [Option<Vec<f32>>],
+        ) -> Result<(), ModelError>,
+    ) -> Result<Vec<Option<Vec<f32>>>, ModelError> {
+        let (live, node_live) = self.reach(wanted);
+        let mut grads: Vec<Option<Vec<f32>>> = vec![None; self.num_values];
+        grads[self.output] = Some(gout);
+        for (ni, node) in self.nodes.iter().enumerate().rev() {
+            if !node_live[ni] {
+                continue;
+            }
+            if let Some(gouts) = take_gouts(node, &mut grads) {
+                visit(ni, node, gouts, &live, &mut grads)?;
+            }
+        }
+        Ok(grads)
+    }
+
+    /// Values reachable from `seeds` through the nodes, and the nodes that
+    /// read one of them.
+    pub(crate) fn reach(&self, seeds: &[usize]) -> (Vec<bool>, Vec<bool>) {
+        let mut vals = vec![false; self.num_values];
+        for &s in seeds {
+            vals[s] = true;
+        }
+        let mut nodes = vec![false; self.nodes.len()];
+        for (ni, node) in self.nodes.iter().enumerate() {
+            if node.inputs.iter().flatten().any(|&i| vals[i]) {
+                nodes[ni] = true;
+                for &o in &node.outputs {
+                    vals[o] = true;
                 }
             }
         }
-        Ok(wanted.iter().map(|&w| grads[w].take()).collect())
+        (vals, nodes)
+    }
+}
+
+impl Tape {
+    /// The values a node read and wrote on this tape.
+    pub(crate) fn node_vals(&self, node: &Node) -> (Vec<Option<&Val>>, Vec<Option<&Val>>) {
+        let ins = node
+            .inputs
+            .iter()
+            .map(|i| i.and_then(|i| self.vals[i].as_ref()))
+            .collect();
+        let outs = node
+            .outputs
+            .iter()
+            .map(|&o| self.vals[o].as_ref())
+            .collect();
+        (ins, outs)
+    }
+
+    /// Whether value `i` was computed and is a float tensor.
+    pub(crate) fn is_float(&self, i: usize) -> bool {
+        self.vals[i].as_ref().is_some_and(Val::is_float)
+    }
+}
+
+/// Takes the gradients of `node`'s outputs out of `grads` (`None` when no
+/// gradient reaches any of them).
+pub(crate) fn take_gouts(
+    node: &Node,
+    grads: &mut [Option<Vec<f32>>],
+) -> Option<Vec<Option<Vec<f32>>>> {
+    let gouts: Vec<Option<Vec<f32>>> = node.outputs.iter().map(|&o| grads[o].take()).collect();
+    gouts.iter().any(Option::is_some).then_some(gouts)
+}
+
+/// Adds a backward pass's input gradients into `grads`.
+pub(crate) fn accumulate(grads: &mut [Option<Vec<f32>>], node: &Node, gins: ops::Grads) {
+    for (i, g) in node.inputs.iter().zip(gins) {
+        if let (Some(i), Some(g)) = (i, g) {
+            match &mut grads[*i] {
+                Some(acc) => acc.iter_mut().zip(&g).for_each(|(a, b)| *a += b),
+                slot => *slot = Some(g),
+            }
+        }
     }
 }

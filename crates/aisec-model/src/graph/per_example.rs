@@ -18,7 +18,7 @@
 use rayon::prelude::*;
 
 use super::ops::Backward;
-use super::{Graph, Tape, Val};
+use super::{accumulate, Graph, Tape, Val};
 use crate::classifier::ModelError;
 
 /// One-row slice `i` of a value whose leading axis is the batch.
@@ -55,60 +55,17 @@ impl Graph {
         batch: usize,
     ) -> Result<Vec<Option<Vec<f32>>>, ModelError> {
         // Values computed from the input carry the batch axis.
-        let mut from_input = vec![false; self.num_values];
-        from_input[self.input] = true;
-        for node in &self.nodes {
-            if node.inputs.iter().flatten().any(|&i| from_input[i]) {
-                for &o in &node.outputs {
-                    from_input[o] = true;
-                }
-            }
-        }
-        let mut live = vec![false; self.num_values];
-        for &w in wanted {
-            live[w] = true;
-        }
-        let mut node_live = vec![false; self.nodes.len()];
-        for (ni, node) in self.nodes.iter().enumerate() {
-            if node.inputs.iter().flatten().any(|&i| live[i]) {
-                node_live[ni] = true;
-                for &o in &node.outputs {
-                    live[o] = true;
-                }
-            }
-        }
+        let (from_input, _) = self.reach(&[self.input]);
         let is_wanted = |i: usize| wanted.contains(&i);
         let mut per_ex: Vec<Option<Vec<f32>>> = vec![None; self.num_values];
-        let mut grads: Vec<Option<Vec<f32>>> = vec![None; self.num_values];
-        grads[self.output] = Some(gout);
-        for (ni, node) in self.nodes.iter().enumerate().rev() {
-            if !node_live[ni] {
-                continue;
-            }
-            let gouts: Vec<Option<Vec<f32>>> =
-                node.outputs.iter().map(|&o| grads[o].take()).collect();
-            if gouts.iter().all(|g| g.is_none()) {
-                continue;
-            }
-            let ins: Vec<Option<&Val>> = node
-                .inputs
-                .iter()
-                .map(|i| i.and_then(|i| tape.vals[i].as_ref()))
-                .collect();
-            let outs: Vec<Option<&Val>> = node
-                .outputs
-                .iter()
-                .map(|&o| tape.vals[o].as_ref())
-                .collect();
-            let is_float = |i: &Option<usize>| {
-                i.is_some_and(|i| tape.vals[i].as_ref().is_some_and(Val::is_float))
-            };
+        self.reverse_sweep(gout, wanted, |ni, node, gouts, live, grads| {
+            let (ins, outs) = tape.node_vals(node);
             // Activation gradients, batched (weights excluded).
             let need: Vec<bool> = node
                 .inputs
                 .iter()
                 .map(|i| {
-                    is_float(i) && i.is_some_and(|i| live[i] && from_input[i] && !is_wanted(i))
+                    i.is_some_and(|i| tape.is_float(i) && live[i] && from_input[i] && !is_wanted(i))
                 })
                 .collect();
             let weight_slots: Vec<usize> = node
@@ -143,17 +100,11 @@ impl Graph {
                     gouts: &gouts,
                     need: &need,
                 })?;
-                for ((i, g), n) in node.inputs.iter().zip(gins).zip(&need) {
-                    if let (Some(i), Some(g), true) = (i, g, n) {
-                        match &mut grads[*i] {
-                            Some(acc) => acc.iter_mut().zip(&g).for_each(|(a, b)| *a += b),
-                            slot => *slot = Some(g),
-                        }
-                    }
-                }
+                let gins = gins.into_iter().zip(&need).map(|(g, &n)| g.filter(|_| n));
+                accumulate(grads, node, gins.collect());
             }
             if weight_slots.is_empty() {
-                continue;
+                return Ok(());
             }
             if !node.op.rows_independent() || node.outputs.len() != 1 {
                 return Err(ModelError::Unsupported {
@@ -223,7 +174,8 @@ impl Graph {
                     }
                 }
             }
-        }
+            Ok(())
+        })?;
         Ok(wanted.iter().map(|&w| per_ex[w].take()).collect())
     }
 }

@@ -4,6 +4,7 @@
 
 use super::wire::{fields, Field};
 use crate::classifier::ModelError;
+use crate::safetensors::{le_f32, le_f64_as_f32};
 
 /// Upper bound on elements in one tensor (256 M values, 1 GiB of f32).
 pub(crate) const MAX_ELEMS: usize = 1 << 28;
@@ -122,24 +123,14 @@ pub(crate) fn parse_tensor(buf: &[u8]) -> Result<TensorP, ModelError> {
     let data = match dtype {
         1 => {
             let v: Vec<f32> = match raw {
-                Some(r) => r
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
+                Some(r) => le_f32(r),
                 None => fdata,
             };
             TensorData::F32(v)
         }
         11 => {
             let v: Vec<f32> = match raw {
-                Some(r) => r
-                    .chunks_exact(8)
-                    .map(|c| {
-                        let mut a = [0u8; 8];
-                        a.copy_from_slice(c);
-                        f64::from_le_bytes(a) as f32
-                    })
-                    .collect(),
+                Some(r) => le_f64_as_f32(r),
                 None => ddata.iter().map(|&x| x as f32).collect(),
             };
             TensorData::F32(v)

@@ -152,20 +152,12 @@ pub(crate) fn load_inputs(path: &Path) -> anyhow::Result<Tensor> {
 }
 
 pub(crate) fn load_labels(path: &Path) -> anyhow::Result<Vec<usize>> {
-    if is_npy(path) {
-        Ok(aisec_model::data::npy::read_npy(path)
-            .with_context(|| format!("cannot read labels {}", path.display()))?
-            .to_labels()?)
-    } else {
-        let t = aisec_model::data::idx::read_idx(path).with_context(|| {
-            format!(
-                "cannot read labels {} (expected .npy or IDX)",
-                path.display()
-            )
-        })?;
-        Ok(aisec_model::data::labels_from_values(&t.data)
-            .with_context(|| format!("labels {}", path.display()))?)
-    }
+    aisec_model::data::read_labels(path).with_context(|| {
+        format!(
+            "cannot read labels {} (expected .npy or IDX)",
+            path.display()
+        )
+    })
 }
 
 fn is_npy(path: &Path) -> bool {

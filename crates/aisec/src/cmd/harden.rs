@@ -34,7 +34,7 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::args::{InputRange, PreprocessArgs};
-use crate::data::{check_inputs, check_labels, Fix};
+use crate::data::check_labels;
 use crate::output::OutputArgs;
 
 /// Arguments of `aisec harden`.
@@ -297,8 +297,9 @@ fn load_model(c: &Common) -> anyhow::Result<(OnnxModel, Option<ArchSpec>, bool)>
     Ok((m, spec, true))
 }
 
-/// Loads a data set shaped for the model's input, with the declared
-/// preprocessing, and checks it against the valid range and the classes.
+/// Loads a data set shaped for the model's input with the shared loader
+/// ([`crate::args::load_checked`]: declared preprocessing, range and NaN
+/// checks) and checks its labels against the model's classes.
 fn load_set(
     c: &Common,
     path: &Path,
@@ -306,26 +307,8 @@ fn load_set(
     model: &OnnxModel,
     what: &str,
 ) -> anyhow::Result<Dataset> {
-    if c.prep.resize.is_some() {
-        bail!("--resize is not supported for training data: resize the data set first");
-    }
     let input = model.input_shape().to_vec();
-    let mut d = crate::cmd::train::load_data(path, labels, "last", &input)?;
-    // Only the declared steps: an image folder's decoded range is checked
-    // below (with the flag that fixes it), never assumed.
-    let p = c.prep.preprocess(&c.range, false)?;
-    if p != aisec_model::data::Preprocess::default() {
-        if c.prep.channels_last {
-            if let [ch, h, w] = input[..] {
-                d.x.shape = vec![d.len(), h, w, ch];
-            }
-        }
-        d.x = p.apply(&d.x)?;
-        d.x.shape = std::iter::once(d.len())
-            .chain(input.iter().copied())
-            .collect();
-    }
-    check_inputs(&d.x, what, c.range.lo, c.range.hi, Fix::ScaleOrValueRange)?;
+    let d = crate::args::load_checked(path, labels, "last", &input, &c.prep, &c.range, what)?;
     check_labels(&d.y, model.num_classes(), what)?;
     Ok(d)
 }

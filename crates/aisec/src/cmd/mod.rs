@@ -13,6 +13,7 @@ pub mod inversion;
 pub mod membership;
 pub mod poison;
 pub mod probe;
+pub mod provenance;
 pub mod rules;
 pub mod scan;
 pub mod target;
@@ -26,4 +27,21 @@ pub struct ProbeCommand {
 
     #[command(flatten)]
     pub output: crate::output::OutputArgs,
+}
+
+/// An attempt as a JSON Lines record: which probe, whether it hit, the
+/// detector's verdict or the error (the conversation stays in
+/// `--transcripts`).
+pub fn attempt_line(r: &aisec_probe::harness::AttemptRecord) -> serde_json::Value {
+    serde_json::json!({
+        "type": "attempt",
+        "probe": r.probe,
+        "family": r.family,
+        "key": r.key,
+        "repetition": r.repetition,
+        "hit": r.is_hit(),
+        "verdict": r.verdict,
+        "error": r.error,
+        "latency_ms": r.latency_ms,
+    })
 }

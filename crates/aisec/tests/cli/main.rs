@@ -7,6 +7,7 @@
 mod util;
 
 mod assess;
+mod assess_checks;
 mod attack;
 mod data_checks;
 mod defend;
@@ -19,6 +20,9 @@ mod poison;
 mod privacy;
 mod probe;
 mod probe_bounds;
+mod provenance;
 mod readme;
 mod scan;
+mod shared_flags;
+mod streaming;
 mod train;

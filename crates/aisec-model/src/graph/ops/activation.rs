@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::super::{attrs, fval, need_in, norm_axis, shape_err, Cx, Node, Val};
+use super::super::{attrs, fval, norm_axis, shape_err, Cx, Node, Val};
 use super::elementwise::{chain_pointwise, erf, map_floats};
 use super::{one, Backward, Grads, Op, Outputs, Registry};
 use crate::classifier::ModelError;
@@ -257,8 +257,8 @@ impl ActivationFn {
 struct Activation(ActivationFn);
 
 impl Op for Activation {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let x = need_in(ins, 0, cx.node)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
         if self.0 == ActivationFn::Relu {
             cx.alloc(x.shape())?;
             let y = kernels::relu_fwd(x.f(&cx.node.name)?);
@@ -288,8 +288,8 @@ struct LeakyRelu {
 }
 
 impl Op for LeakyRelu {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let x = need_in(ins, 0, cx.node)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
         let al = self.alpha;
         map_floats(cx, x, |v| if v >= 0.0 { v } else { al * v })
     }
@@ -335,8 +335,8 @@ struct Gelu {
 }
 
 impl Op for Gelu {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let x = need_in(ins, 0, cx.node)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
         map_floats(cx, x, |v| gelu(v, self.tanh).0)
     }
 
@@ -370,13 +370,11 @@ fn prelu_strides(node: &Node, xs: &[usize], ss: &[usize]) -> Result<Vec<usize>, 
 struct PRelu;
 
 impl Op for PRelu {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let nm = node.name.as_str();
-        let x = need_in(ins, 0, node)?;
-        let sl = need_in(ins, 1, node)?;
-        let st = prelu_strides(node, x.shape(), sl.shape())?;
-        let (xd, sd) = (x.f(nm)?, sl.f(nm)?);
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
+        let sl = cx.input(1)?;
+        let st = prelu_strides(cx.node, x.shape(), sl.shape())?;
+        let (xd, sd) = (x.f(cx.name())?, sl.f(cx.name())?);
         cx.alloc(x.shape())?;
         let mut y = vec![0.0f32; xd.len()];
         kernels::for_each_bcast(x.shape(), [&st], |o, [i]| {
@@ -439,9 +437,9 @@ impl Clip {
 }
 
 impl Op for Clip {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let x = need_in(ins, 0, cx.node)?;
-        let (lo, hi) = self.bounds(ins, &cx.node.name)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
+        let (lo, hi) = self.bounds(cx.ins, &cx.node.name)?;
         map_floats(cx, x, |v| v.max(lo).min(hi))
     }
 
@@ -506,12 +504,11 @@ impl Softmax {
 }
 
 impl Op for Softmax {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let x = need_in(ins, 0, node)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
         let s = x.shape();
-        let (outer, d, inner) = self.dims(s, node)?;
-        let xd = x.f(&node.name)?;
+        let (outer, d, inner) = self.dims(s, cx.node)?;
+        let xd = x.f(cx.name())?;
         cx.alloc(s)?;
         let mut y = vec![0.0f32; xd.len()];
         for o in 0..outer {

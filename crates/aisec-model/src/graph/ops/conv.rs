@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::super::{attrs, fval, need_in, shape_err, Cx, Node, Val};
+use super::super::{attrs, fval, shape_err, Cx, Node, Val};
 use super::window::{out_spatial, Window};
 use super::{one, Backward, Grads, Op, Outputs, Registry};
 use crate::classifier::ModelError;
@@ -74,25 +74,17 @@ impl Op for Conv {
     fn rows_independent(&self) -> bool {
         true
     }
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let nm = node.name.as_str();
-        let x = need_in(ins, 0, node)?;
-        let wt = need_in(ins, 1, node)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
+        let wt = cx.input(1)?;
         let (xs, ws) = (x.shape(), wt.shape());
-        let g = self.geom(node, xs, ws)?;
-        let bias = match ins.get(2).copied().flatten() {
-            Some(b) => Some(b.f(nm)?),
-            None => None,
-        };
-        if bias.is_some_and(|b| b.len() != ws[0]) {
-            return Err(shape_err(node, "bias length".into()));
-        }
+        let g = self.geom(cx.node, xs, ws)?;
+        let bias = cx.opt_f(2, ws[0])?;
         let os = out_spatial(xs, ws[0], &g);
         cx.alloc(&os)?;
         cx.alloc_named("unfolded input", &[ws[1], g.kh, g.kw, g.oh, g.ow])?;
         cx.work(&[xs[0], ws[0], g.oh, g.ow, ws[1], g.kh, g.kw])?;
-        let y = kernels::conv_fwd(&self.args(x, wt, &g, nm)?, bias);
+        let y = kernels::conv_fwd(&self.args(x, wt, &g, cx.name())?, bias);
         one(fval(os, y))
     }
 
@@ -143,21 +135,13 @@ fn compile_conv_transpose(n: &NodeP, _opset: i64) -> Result<Arc<dyn Op>, ModelEr
 }
 
 impl Op for ConvTranspose {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let nm = node.name.as_str();
-        let x = need_in(ins, 0, node)?;
-        let wt = need_in(ins, 1, node)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
+        let wt = cx.input(1)?;
         let (g, cin) =
             self.window
-                .convt_geom(node, self.group, &self.out_pad, x.shape(), wt.shape())?;
-        let bias = match ins.get(2).copied().flatten() {
-            Some(b) => Some(b.f(nm)?),
-            None => None,
-        };
-        if bias.is_some_and(|b| b.len() != g.c) {
-            return Err(shape_err(node, "bias length".into()));
-        }
+                .convt_geom(cx.node, self.group, &self.out_pad, x.shape(), wt.shape())?;
+        let bias = cx.opt_f(2, g.c)?;
         let xs = x.shape();
         let os = if xs.len() == 4 {
             vec![xs[0], g.c, g.h, g.w]
@@ -168,7 +152,15 @@ impl Op for ConvTranspose {
         let cog = g.c / self.group;
         cx.alloc_named("column buffer", &[cog, g.kh, g.kw, g.oh, g.ow])?;
         cx.work(&[xs[0], cin, cog, g.kh, g.kw, g.oh, g.ow])?;
-        let y = kernels::convt_fwd(x.f(nm)?, xs[0], &g, self.group, cin, wt.f(nm)?, bias);
+        let y = kernels::convt_fwd(
+            x.f(cx.name())?,
+            xs[0],
+            &g,
+            self.group,
+            cin,
+            wt.f(cx.name())?,
+            bias,
+        );
         one(fval(os, y))
     }
 

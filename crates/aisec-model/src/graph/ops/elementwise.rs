@@ -6,7 +6,7 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use super::super::{attrs, fval, ival, need_in, shape_err, Cx, Node, Val};
+use super::super::{attrs, fval, ival, shape_err, Cx, Node, Val};
 use super::{one, Backward, Grads, Op, Outputs, Registry};
 use crate::classifier::ModelError;
 use crate::kernels;
@@ -157,11 +157,11 @@ impl Op for Binary {
     fn rows_independent(&self) -> bool {
         true
     }
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
         let node = cx.node;
         let op = self.0;
-        let a = need_in(ins, 0, node)?;
-        let b = need_in(ins, 1, node)?;
+        let a = cx.input(0)?;
+        let b = cx.input(1)?;
         let os = kernels::bcast_shape(a.shape(), b.shape()).ok_or_else(|| {
             shape_err(
                 node,
@@ -366,9 +366,9 @@ pub(super) fn chain_pointwise(
 struct Math(MathFn);
 
 impl Op for Math {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
         let f = self.0;
-        let x = need_in(ins, 0, cx.node)?;
+        let x = cx.input(0)?;
         if let (MathFn::Neg | MathFn::Abs, Val::I(s, d)) = (f, x) {
             cx.alloc(s)?;
             let v = d
@@ -420,14 +420,13 @@ enum VariadicFn {
 struct Variadic(VariadicFn);
 
 impl Op for Variadic {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
         let k = self.0;
-        let vs: Vec<&Val> = ins.iter().flatten().copied().collect();
+        let vs: Vec<&Val> = cx.ins.iter().flatten().copied().collect();
         if vs.is_empty() {
-            return Err(shape_err(node, "no inputs".into()));
+            return Err(shape_err(cx.node, "no inputs".into()));
         }
-        let os = bcast_all(node, &vs)?;
+        let os = bcast_all(cx.node, &vs)?;
         let n = cx.alloc(&os)?;
         if vs.iter().all(|v| !v.is_float()) && k != VariadicFn::Mean {
             let mut out: Vec<i64> = Vec::new();
@@ -531,13 +530,11 @@ impl Op for Variadic {
 /// are read as `T` by `read`, and `f` decides each output element.
 fn bool_binary<T>(
     cx: &Cx<'_>,
-    ins: &[Option<&Val>],
     read: fn(&Val) -> Vec<T>,
     f: impl Fn(&T, &T) -> bool,
 ) -> Result<Outputs, ModelError> {
     let node = cx.node;
-    let a = need_in(ins, 0, node)?;
-    let b = need_in(ins, 1, node)?;
+    let (a, b) = (cx.input(0)?, cx.input(1)?);
     let os = bcast_all(node, &[a, b])?;
     let n = cx.alloc(&os)?;
     let (sa, sb) = (
@@ -561,8 +558,8 @@ struct Compare {
 }
 
 impl Op for Compare {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        bool_binary(cx, ins, Val::as_f64, |a: &f64, b: &f64| {
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        bool_binary(cx, Val::as_f64, |a: &f64, b: &f64| {
             let c = a.partial_cmp(b);
             c == Some(self.ord) || (self.or_equal && c == Some(Ordering::Equal))
         })
@@ -586,8 +583,8 @@ enum LogicFn {
 struct Logic(LogicFn);
 
 impl Op for Logic {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        bool_binary(cx, ins, Val::ints, |&a: &i64, &b: &i64| {
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        bool_binary(cx, Val::ints, |&a: &i64, &b: &i64| {
             let (p, q) = (a != 0, b != 0);
             match self.0 {
                 LogicFn::And => p && q,
@@ -607,8 +604,8 @@ impl Op for Logic {
 struct Not;
 
 impl Op for Not {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let x = need_in(ins, 0, cx.node)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
         cx.alloc(x.shape())?;
         let v = x.ints().iter().map(|&v| i64::from(v == 0)).collect();
         one(ival(x.shape().to_vec(), v))
@@ -625,11 +622,11 @@ impl Op for Not {
 struct Where;
 
 impl Op for Where {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
         let node = cx.node;
-        let c = need_in(ins, 0, node)?;
-        let a = need_in(ins, 1, node)?;
-        let b = need_in(ins, 2, node)?;
+        let c = cx.input(0)?;
+        let a = cx.input(1)?;
+        let b = cx.input(2)?;
         let os = kernels::bcast_shape(c.shape(), a.shape())
             .and_then(|s| kernels::bcast_shape(&s, b.shape()))
             .ok_or_else(|| shape_err(node, "broadcast".into()))?;

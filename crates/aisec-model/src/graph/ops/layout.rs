@@ -113,15 +113,14 @@ impl Transpose {
 }
 
 impl Op for Transpose {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let x = need_in(ins, 0, node)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
         let s = x.shape();
         let perm = self.perm(s.len());
         let mut chk = perm.clone();
         chk.sort_unstable();
         if chk != (0..s.len()).collect::<Vec<_>>() {
-            return Err(shape_err(node, format!("bad perm {perm:?}")));
+            return Err(shape_err(cx.node, format!("bad perm {perm:?}")));
         }
         cx.alloc(s)?;
         match x {
@@ -154,10 +153,10 @@ struct Concat {
 }
 
 impl Op for Concat {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
         let node = cx.node;
         let nm = node.name.as_str();
-        let vs: Vec<&Val> = ins.iter().flatten().copied().collect();
+        let vs: Vec<&Val> = cx.ins.iter().flatten().copied().collect();
         let first = vs
             .first()
             .ok_or_else(|| shape_err(node, "no inputs".into()))?;
@@ -265,16 +264,14 @@ impl Split {
 }
 
 impl Op for Split {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let nm = node.name.as_str();
-        let x = need_in(ins, 0, node)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
         let s = x.shape();
-        let ax = norm_axis(self.axis, s.len(), nm)?;
-        let parts = self.sizes(node, ins, s[ax])?;
+        let ax = norm_axis(self.axis, s.len(), cx.name())?;
+        let parts = self.sizes(cx.node, cx.ins, s[ax])?;
         let outer: usize = s[..ax].iter().product();
         let inner: usize = s[ax + 1..].iter().product();
-        let xd = x.f(nm)?;
+        let xd = x.f(cx.name())?;
         cx.alloc(s)?;
         let mut outs = Vec::new();
         let mut off = 0;
@@ -435,11 +432,11 @@ pub(super) fn for_each_slice(
 }
 
 impl Op for Slice {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
         let node = cx.node;
-        let x = need_in(ins, 0, node)?;
+        let x = cx.input(0)?;
         let s = x.shape();
-        let plan = self.plan(node, ins, s)?;
+        let plan = self.plan(node, cx.ins, s)?;
         let os: Vec<usize> = plan.iter().map(|p| p.2).collect();
         checked_numel(&os, &node.name)?;
         let n = cx.alloc(&os)?;
@@ -506,8 +503,8 @@ impl Gather {
 }
 
 impl Op for Gather {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        gather_forward(cx, ins, &|node, s, ind| self.map(node, s, ind))
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        gather_forward(cx, &|node, s, ind| self.map(node, s, ind))
     }
 
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
@@ -531,14 +528,9 @@ fn bad_index(node: &Node, i: i64, dim: i64) -> ModelError {
 }
 
 /// Forward of an index-map op: output element `o` is `x[map[o]]`.
-fn gather_forward(
-    cx: &Cx<'_>,
-    ins: &[Option<&Val>],
-    map: &IndexMap<'_>,
-) -> Result<Outputs, ModelError> {
-    let node = cx.node;
-    let x = need_in(ins, 0, node)?;
-    let (os, map) = map(node, x.shape(), need_in(ins, 1, node)?)?;
+fn gather_forward(cx: &Cx<'_>, map: &IndexMap<'_>) -> Result<Outputs, ModelError> {
+    let x = cx.input(0)?;
+    let (os, map) = map(cx.node, x.shape(), cx.input(1)?)?;
     cx.alloc(&os)?;
     match x {
         Val::F(_, d) => one(fval(os, map.iter().map(|&i| d[i]).collect())),
@@ -619,8 +611,8 @@ impl GatherElements {
 }
 
 impl Op for GatherElements {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        gather_forward(cx, ins, &|node, s, ind| self.map(node, s, ind))
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        gather_forward(cx, &|node, s, ind| self.map(node, s, ind))
     }
 
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
@@ -633,27 +625,15 @@ impl Op for GatherElements {
 struct Expand;
 
 impl Op for Expand {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let x = need_in(ins, 0, node)?;
-        let t = attrs::sizes(&need_in(ins, 1, node)?.ints(), "shape", &node.name)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
+        let t = attrs::sizes(&cx.input(1)?.ints(), "shape", cx.name())?;
         let os = kernels::bcast_shape(x.shape(), &t)
-            .ok_or_else(|| shape_err(node, "expand shape".into()))?;
-        checked_numel(&os, &node.name)?;
-        let n = cx.alloc(&os)?;
-        let st = kernels::bcast_strides(x.shape(), &os);
-        match x {
-            Val::F(_, d) => {
-                let mut o = vec![0.0; n];
-                kernels::for_each_bcast(&os, [&st], |i, [a]| o[i] = d[a]);
-                one(fval(os, o))
-            }
-            Val::I(_, d) => {
-                let mut o = vec![0; n];
-                kernels::for_each_bcast(&os, [&st], |i, [a]| o[i] = d[a]);
-                one(ival(os, o))
-            }
-        }
+            .ok_or_else(|| shape_err(cx.node, "expand shape".into()))?;
+        checked_numel(&os, cx.name())?;
+        cx.alloc(&os)?;
+        let view = os.clone();
+        bcast_copy(x, os, &view, x.shape())
     }
 
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
@@ -664,6 +644,27 @@ impl Op for Expand {
             res[0] = Some(kernels::reduce_to(&b.dy(), y.shape(), x.shape()));
         }
         Ok(res)
+    }
+}
+
+/// Output `os` (whose row-major order is that of `view`) filled from `x`
+/// read as `x_view` broadcast against `view` (Expand, and Tile's 2r-dim
+/// views).
+fn bcast_copy(
+    x: &Val,
+    os: Vec<usize>,
+    view: &[usize],
+    x_view: &[usize],
+) -> Result<Outputs, ModelError> {
+    fn copy<T: Copy + Default>(d: &[T], view: &[usize], st: &[usize]) -> Vec<T> {
+        let mut o = vec![T::default(); view.iter().product()];
+        kernels::for_each_bcast(view, [st], |i, [a]| o[i] = d[a]);
+        o
+    }
+    let st = kernels::bcast_strides(x_view, view);
+    match x {
+        Val::F(_, d) => one(fval(os, copy(d, view, &st))),
+        Val::I(_, d) => one(ival(os, copy(d, view, &st))),
     }
 }
 
@@ -693,25 +694,12 @@ fn tile_plan(node: &Node, s: &[usize], reps: &[i64]) -> Result<ThreeShapes, Mode
 struct Tile;
 
 impl Op for Tile {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let x = need_in(ins, 0, node)?;
-        let reps = need_in(ins, 1, node)?.ints();
-        let (os, os2, xs2) = tile_plan(node, x.shape(), &reps)?;
-        let st = kernels::bcast_strides(&xs2, &os2);
-        let n = cx.alloc(&os)?;
-        match x {
-            Val::F(_, d) => {
-                let mut o = vec![0.0; n];
-                kernels::for_each_bcast(&os2, [&st], |i, [a]| o[i] = d[a]);
-                one(fval(os, o))
-            }
-            Val::I(_, d) => {
-                let mut o = vec![0; n];
-                kernels::for_each_bcast(&os2, [&st], |i, [a]| o[i] = d[a]);
-                one(ival(os, o))
-            }
-        }
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
+        let reps = cx.input(1)?.ints();
+        let (os, os2, xs2) = tile_plan(cx.node, x.shape(), &reps)?;
+        cx.alloc(&os)?;
+        bcast_copy(x, os, &os2, &xs2)
     }
 
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
@@ -771,10 +759,9 @@ impl DepthSpace {
 }
 
 impl Op for DepthSpace {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let x = need_in(ins, 0, node)?;
-        let (s6, perm, os) = self.plan(node, x.shape())?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
+        let (s6, perm, os) = self.plan(cx.node, x.shape())?;
         cx.alloc(&os)?;
         match x {
             Val::F(_, d) => one(fval(os, transpose(d, &s6, &perm).1)),

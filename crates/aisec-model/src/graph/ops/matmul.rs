@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::super::{attrs, fval, need_in, shape_err, Cx, Node, Val};
+use super::super::{attrs, fval, shape_err, Cx, Node};
 use super::{one, Backward, Grads, Op, Outputs, Registry};
 use crate::classifier::ModelError;
 use crate::kernels;
@@ -32,12 +32,12 @@ impl Op for Gemm {
     fn rows_independent(&self) -> bool {
         !self.trans_a
     }
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
         let node = cx.node;
         let nm = node.name.as_str();
         let (alpha, beta, ta, tb) = (self.alpha, self.beta, self.trans_a, self.trans_b);
-        let a = need_in(ins, 0, node)?;
-        let b = need_in(ins, 1, node)?;
+        let a = cx.input(0)?;
+        let b = cx.input(1)?;
         let (sa, sb) = (a.shape(), b.shape());
         if sa.len() != 2 || sb.len() != 2 {
             return Err(shape_err(
@@ -53,7 +53,7 @@ impl Op for Gemm {
         let mut y = vec![0.0f32; cx.alloc(&[m, n])?];
         cx.work(&[m, k, n])?;
         let mut beta_used = 0.0;
-        if let Some(c) = ins.get(2).copied().flatten() {
+        if let Some(c) = cx.opt(2) {
             let cs = c.shape();
             let bs = kernels::bcast_shape(cs, &[m, n])
                 .filter(|s| s == &[m, n])
@@ -185,7 +185,7 @@ impl Op for Gemm {
             res[1] = Some(db);
         }
         if bw.need(2) {
-            if let Some(c) = bw.ins.get(2).copied().flatten() {
+            if let Some(c) = bw.opt(2) {
                 let mut r = kernels::reduce_to(&dy, &[m, n], c.shape());
                 r.iter_mut().for_each(|v| *v *= beta);
                 res[2] = Some(r);
@@ -236,19 +236,17 @@ impl Op for MatMul {
     fn rows_independent(&self) -> bool {
         true
     }
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let nm = node.name.as_str();
-        let a = need_in(ins, 0, node)?;
-        let b = need_in(ins, 1, node)?;
-        let (ob, sa, sb, m, k, n) = matmul_plan(node, a.shape(), b.shape())?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let a = cx.input(0)?;
+        let b = cx.input(1)?;
+        let (ob, sa, sb, m, k, n) = matmul_plan(cx.node, a.shape(), b.shape())?;
         let mut os = ob.clone();
         os.push(m);
         os.push(n);
         let total = cx.alloc(&os)?;
         cx.work(&[total, k])?;
         let mut y = vec![0.0f32; total];
-        let (ad, bd) = (a.f(nm)?, b.f(nm)?);
+        let (ad, bd) = (a.f(cx.name())?, b.f(cx.name())?);
         if sb.iter().all(|&s| s == 0) && b.shape().len() == 2 {
             // Fold batch dims of A into rows.
             let rows = total / n.max(1);

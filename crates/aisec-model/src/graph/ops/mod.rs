@@ -45,7 +45,7 @@ pub(crate) type Outputs = (Vec<Val>, Saved);
 pub(crate) trait Op: std::fmt::Debug + Send + Sync {
     /// Computes the outputs from the inputs (`None` for an omitted
     /// optional input). Allocations go through [`Cx::alloc`].
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError>;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError>;
     /// Gradients of the inputs from the gradients of the outputs.
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError>;
     /// Whether output row `i` depends only on row `i` (leading axis) of the
@@ -80,6 +80,10 @@ impl<'a> Backward<'a> {
     }
     pub(crate) fn input(&self, i: usize) -> Result<&'a Val, ModelError> {
         need_in(self.ins, i, self.node)
+    }
+    /// Input `i`, or `None` when it is omitted.
+    pub(crate) fn opt(&self, i: usize) -> Option<&'a Val> {
+        self.ins.get(i).copied().flatten()
     }
     /// Output 0.
     pub(crate) fn y(&self) -> Result<&'a Val, ModelError> {

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::super::{attrs, fval, need_in, norm_axis, shape_err, Cx, Saved, Val};
+use super::super::{attrs, fval, norm_axis, shape_err, Cx, Saved};
 use super::{one, refuse, Backward, Grads, Op, Outputs, Registry};
 use crate::classifier::ModelError;
 
@@ -39,18 +39,16 @@ struct BatchNorm {
 }
 
 impl Op for BatchNorm {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
         let node = cx.node;
         let nm = node.name.as_str();
         let eps = self.eps;
-        let x = need_in(ins, 0, node)?;
+        let x = cx.input(0)?;
         let xs = x.shape();
         let c = *xs
             .get(1)
             .ok_or_else(|| shape_err(node, "rank < 2".into()))?;
-        let p: Vec<&[f32]> = (1..5)
-            .map(|i| need_in(ins, i, node).and_then(|v| v.f(nm)))
-            .collect::<Result<_, _>>()?;
+        let p: Vec<&[f32]> = (1..5).map(|i| cx.f(i)).collect::<Result<_, _>>()?;
         if p.iter().any(|v| v.len() != c) {
             return Err(shape_err(node, "parameter lengths".into()));
         }
@@ -130,26 +128,21 @@ struct LayerNorm {
 }
 
 impl Op for LayerNorm {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let nm = node.name.as_str();
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
         let eps = self.eps;
-        let x = need_in(ins, 0, node)?;
+        let x = cx.input(0)?;
         let xs = x.shape();
-        let ax = norm_axis(self.axis, xs.len(), nm)?;
+        let ax = norm_axis(self.axis, xs.len(), cx.name())?;
         let inner: usize = xs[ax..].iter().product();
-        let scale = need_in(ins, 1, node)?.f(nm)?;
-        let bias = match ins.get(2).copied().flatten() {
-            Some(b) => Some(b.f(nm)?),
-            None => None,
-        };
-        if scale.len() != inner || bias.is_some_and(|b| b.len() != inner) {
+        let scale = cx.f(1)?;
+        let bias = cx.opt_f(2, inner)?;
+        if scale.len() != inner {
             return Err(shape_err(
-                node,
+                cx.node,
                 "scale/bias must match normalized shape".into(),
             ));
         }
-        let xd = x.f(nm)?;
+        let xd = x.f(cx.name())?;
         let rows = xd.len() / inner.max(1);
         cx.alloc(xs)?;
         let mut y = vec![0.0f32; xd.len()];
@@ -229,13 +222,13 @@ struct InstanceNorm {
 }
 
 impl Op for InstanceNorm {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
         let node = cx.node;
         let nm = node.name.as_str();
         let eps = self.eps;
-        let x = need_in(ins, 0, node)?;
+        let x = cx.input(0)?;
         let xs = x.shape();
-        let (scale, bias) = (need_in(ins, 1, node)?.f(nm)?, need_in(ins, 2, node)?.f(nm)?);
+        let (scale, bias) = (cx.input(1)?.f(nm)?, cx.input(2)?.f(nm)?);
         if xs.len() < 3 || scale.len() != xs[1] || bias.len() != xs[1] {
             return Err(shape_err(
                 node,

@@ -119,7 +119,7 @@ fn for_each_source(maps: &[Vec<usize>], s: &[usize], mut f: impl FnMut(usize, us
 }
 
 impl Op for Pad {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
         let node = cx.node;
         let nm = node.name.as_str();
         if !matches!(self.mode.as_str(), "constant" | "reflect" | "edge") {
@@ -128,9 +128,9 @@ impl Op for Pad {
                 node: node.name.clone(),
             });
         }
-        let x = need_in(ins, 0, node)?;
-        let pads = self.pads(ins, node)?;
-        let value = match ins.get(2).copied().flatten() {
+        let x = cx.input(0)?;
+        let pads = self.pads(cx.ins, node)?;
+        let value = match cx.opt(2) {
             Some(v) => v
                 .f(nm)
                 .ok()
@@ -138,7 +138,7 @@ impl Op for Pad {
                 .unwrap_or(self.value),
             None => self.value,
         };
-        if ins.get(3).copied().flatten().is_some() {
+        if cx.opt(3).is_some() {
             return Err(ModelError::Unsupported {
                 op: "Pad(axes)".into(),
                 node: node.name.clone(),

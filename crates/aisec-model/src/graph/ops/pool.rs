@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use super::super::{attrs, fval, need_in, shape_err, Cx, Saved, Val};
-use super::window::{out_spatial, Window};
+use super::super::{attrs, fval, shape_err, Cx, Saved, Val};
+use super::window::Window;
 use super::{one, refuse, Backward, Grads, Op, Outputs, Registry};
 use crate::classifier::ModelError;
 use crate::kernels;
@@ -37,20 +37,11 @@ struct MaxPool {
 }
 
 impl Op for MaxPool {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let w = &self.window;
-        let x = need_in(ins, 0, node)?;
-        let xs = x.shape();
-        if xs.len() < 3 {
-            return Err(shape_err(node, format!("input {xs:?}")));
-        }
-        let (g, _, _) = w.geom(xs, &w.kernel, node)?;
-        let os = out_spatial(xs, xs[1], &g);
-        cx.alloc(&os)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let (x, g, _, _, os) = self.window.pool_plan(cx)?;
         cx.alloc_named("argmax indices", &os)?;
-        cx.work(&[xs[0], xs[1], g.oh, g.ow, g.kh, g.kw])?;
-        let (y, idx) = kernels::maxpool_fwd(x.f(&node.name)?, xs[0] * xs[1], &g);
+        let xs = x.shape();
+        let (y, idx) = kernels::maxpool_fwd(x.f(cx.name())?, xs[0] * xs[1], &g);
         Ok((vec![fval(os, y)], Saved::ArgIndices(idx)))
     }
 
@@ -85,20 +76,11 @@ struct AveragePool {
 }
 
 impl Op for AveragePool {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let w = &self.window;
-        let x = need_in(ins, 0, node)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let (x, g, pb, pr, os) = self.window.pool_plan(cx)?;
         let xs = x.shape();
-        if xs.len() < 3 {
-            return Err(shape_err(node, format!("input {xs:?}")));
-        }
-        let (g, pb, pr) = w.geom(xs, &w.kernel, node)?;
-        let os = out_spatial(xs, xs[1], &g);
-        cx.alloc(&os)?;
-        cx.work(&[xs[0], xs[1], g.oh, g.ow, g.kh, g.kw])?;
         let y = kernels::avgpool_fwd(
-            x.f(&node.name)?,
+            x.f(cx.name())?,
             xs[0] * xs[1],
             &g,
             pb,
@@ -159,12 +141,11 @@ fn global_shape(cx: &Cx<'_>, x: &Val) -> Result<(Vec<usize>, usize), ModelError>
 struct GlobalAveragePool;
 
 impl Op for GlobalAveragePool {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let x = need_in(ins, 0, node)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
         let (os, hw) = global_shape(cx, x)?;
         let y = x
-            .f(&node.name)?
+            .f(cx.name())?
             .chunks(hw.max(1))
             .map(|c| c.iter().sum::<f32>() / hw as f32)
             .collect();
@@ -191,16 +172,15 @@ impl Op for GlobalAveragePool {
 struct GlobalMaxPool;
 
 impl Op for GlobalMaxPool {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let x = need_in(ins, 0, node)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
         let (os, hw) = global_shape(cx, x)?;
         if hw == 0 {
-            return Err(shape_err(node, "empty spatial extent".into()));
+            return Err(shape_err(cx.node, "empty spatial extent".into()));
         }
         let mut y = Vec::with_capacity(os[0] * os[1]);
         let mut idx = Vec::with_capacity(os[0] * os[1]);
-        for c in x.f(&node.name)?.chunks(hw) {
+        for c in x.f(cx.name())?.chunks(hw) {
             let (mut bi, mut bv) = (0usize, f32::NEG_INFINITY);
             for (i, &v) in c.iter().enumerate() {
                 if v > bv || i == 0 {

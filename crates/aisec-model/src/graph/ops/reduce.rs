@@ -136,13 +136,13 @@ fn kept_shape(s: &[usize], ax: &[usize]) -> (Vec<usize>, usize) {
 }
 
 impl Op for Reduce {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
         let node = cx.node;
         let nm = node.name.as_str();
-        let x = need_in(ins, 0, node)?;
+        let x = cx.input(0)?;
         let s = x.shape();
         if self.linear() {
-            let Some(ax) = self.axes(ins, s.len(), node)? else {
+            let Some(ax) = self.axes(cx.ins, s.len(), node)? else {
                 return one(x.clone());
             };
             let (ks, cnt) = kept_shape(s, &ax);
@@ -157,7 +157,7 @@ impl Op for Reduce {
         // noop_with_empty_axes and no axes: every element is its own
         // group (the identity for Max/Min, |x| or x^2 for the norms, as
         // the ONNX reference implementation computes them).
-        let ax = self.axes(ins, s.len(), node)?.unwrap_or_default();
+        let ax = self.axes(cx.ins, s.len(), node)?.unwrap_or_default();
         let (ks, _) = kept_shape(s, &ax);
         let st = kernels::bcast_strides(&ks, s);
         let m = cx.alloc(&ks)?;
@@ -293,14 +293,16 @@ struct ArgExtreme {
 }
 
 impl Op for ArgExtreme {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let x = need_in(ins, 0, node)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
         let s = x.shape();
-        let ax = norm_axis(self.axis, s.len(), &node.name)?;
+        let ax = norm_axis(self.axis, s.len(), cx.name())?;
         let d = s[ax];
         if d == 0 {
-            return Err(shape_err(node, "arg-reduction over an empty axis".into()));
+            return Err(shape_err(
+                cx.node,
+                "arg-reduction over an empty axis".into(),
+            ));
         }
         let outer: usize = s[..ax].iter().product();
         let inner: usize = s[ax + 1..].iter().product();
@@ -377,18 +379,11 @@ fn cumsum(d: &[f32], s: &[usize], ax: usize, exclusive: bool, reverse: bool) -> 
 }
 
 impl Op for CumSum {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let x = need_in(ins, 0, node)?;
-        let ax = cumsum_axis(node, ins, x.shape().len())?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
+        let ax = cumsum_axis(cx.node, cx.ins, x.shape().len())?;
         cx.alloc(x.shape())?;
-        let y = cumsum(
-            x.f(&node.name)?,
-            x.shape(),
-            ax,
-            self.exclusive,
-            self.reverse,
-        );
+        let y = cumsum(x.f(cx.name())?, x.shape(), ax, self.exclusive, self.reverse);
         one(fval(x.shape().to_vec(), y))
     }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::super::{attrs, checked_numel, fval, need_in, shape_err, Cx, Node, Val};
+use super::super::{attrs, checked_numel, fval, shape_err, Cx, Node, Val};
 use super::{one, Backward, Grads, Op, Outputs, Registry};
 use crate::classifier::ModelError;
 use crate::kernels;
@@ -219,11 +219,10 @@ fn resize_apply(os: &[usize], xs: &[usize], taps: &Taps, mut f: impl FnMut(usize
 }
 
 impl Op for Resize {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let x = need_in(ins, 0, node)?;
-        let (os, taps) = self.plan(node, ins, x.shape())?;
-        let xd = x.f(&node.name)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
+        let (os, taps) = self.plan(cx.node, cx.ins, x.shape())?;
+        let xd = x.f(cx.name())?;
         let mut y = vec![0.0f32; cx.alloc(&os)?];
         // Up to 2^rank taps per output element.
         cx.work(&[y.len(), 1 << x.shape().len().min(16)])?;

@@ -66,8 +66,8 @@ struct Lstm {
 }
 
 impl Op for Lstm {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let p = rnn_inputs(cx.node, ins, self.hidden, self.dirs.len(), 4)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let p = rnn_inputs(cx.node, cx.ins, self.hidden, self.dirs.len(), 4)?;
         let (t, n, h, nd) = (p.t, p.n, p.h, self.dirs.len());
         cx.alloc(&[t, nd, n, h])?;
         cx.work(&[t, nd, n, 4 * h, p.i + h])?;
@@ -76,10 +76,7 @@ impl Op for Lstm {
         let mut yc = vec![0.0f32; nd * n * h];
         for (d, &rev) in self.dirs.iter().enumerate() {
             let tr = lstm_run(&p, d, rev);
-            for (k, st) in tr.iter().enumerate() {
-                let ti = if rev { t - 1 - k } else { k };
-                y[(ti * nd + d) * n * h..(ti * nd + d + 1) * n * h].copy_from_slice(&st.h);
-            }
+            write_steps(&mut y, tr.iter().map(|st| st.h.as_slice()), d, rev, nd);
             if let Some(last) = tr.last() {
                 yh[d * n * h..(d + 1) * n * h].copy_from_slice(&last.h);
                 yc[d * n * h..(d + 1) * n * h].copy_from_slice(&last.c);
@@ -115,8 +112,8 @@ struct Gru {
 }
 
 impl Op for Gru {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let p = rnn_inputs(cx.node, ins, self.hidden, self.dirs.len(), 3)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let p = rnn_inputs(cx.node, cx.ins, self.hidden, self.dirs.len(), 3)?;
         let (t, n, h, nd) = (p.t, p.n, p.h, self.dirs.len());
         cx.alloc(&[t, nd, n, h])?;
         cx.work(&[t, nd, n, 3 * h, p.i + h])?;
@@ -124,10 +121,7 @@ impl Op for Gru {
         let mut yh = p.h0.clone();
         for (d, &rev) in self.dirs.iter().enumerate() {
             let tr = gru_run(&p, d, rev, self.lbr);
-            for (k, st) in tr.iter().enumerate() {
-                let ti = if rev { t - 1 - k } else { k };
-                y[(ti * nd + d) * n * h..(ti * nd + d + 1) * n * h].copy_from_slice(&st.h);
-            }
+            write_steps(&mut y, tr.iter().map(|st| st.h.as_slice()), d, rev, nd);
             if let Some(last) = tr.last() {
                 yh[d * n * h..(d + 1) * n * h].copy_from_slice(&last.h);
             }
@@ -142,6 +136,23 @@ impl Op for Gru {
         let p = rnn_inputs(b.node, b.ins, self.hidden, self.dirs.len(), 3)?;
         let gs = gru_backward(&p, &self.dirs, self.lbr, b.gouts, b.need);
         Ok(place(b, gs))
+    }
+}
+
+/// Writes direction `d`'s hidden states (in the order it ran them) into
+/// `y`, laid out `[t, nd, n * h]` in time order.
+fn write_steps<'s>(
+    y: &mut [f32],
+    hs: impl ExactSizeIterator<Item = &'s [f32]>,
+    d: usize,
+    rev: bool,
+    nd: usize,
+) {
+    let t = hs.len();
+    for (k, hk) in hs.enumerate() {
+        let ti = if rev { t - 1 - k } else { k };
+        let nh = hk.len();
+        y[(ti * nd + d) * nh..(ti * nd + d + 1) * nh].copy_from_slice(hk);
     }
 }
 

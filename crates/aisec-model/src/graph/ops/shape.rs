@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::super::{attrs, fval, ival, need_in, norm_axis, shape_err, Cx, Node, Val};
+use super::super::{attrs, fval, ival, norm_axis, shape_err, Cx, Node, Val};
 use super::{one, refuse, Backward, Grads, Op, Outputs, Registry};
 use crate::classifier::ModelError;
 use crate::onnx::proto::{AttrVal, MAX_ELEMS};
@@ -90,12 +90,12 @@ fn pass_through(b: &Backward<'_>) -> Grads {
 struct Identity;
 
 impl Op for Identity {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
         // Dropout's optional training_mode input (opset 12+): a random
         // mask is not an inference op.
-        if node.op_type == "Dropout"
-            && ins
+        if cx.node.op_type == "Dropout"
+            && cx
+                .ins
                 .get(2)
                 .copied()
                 .flatten()
@@ -103,10 +103,10 @@ impl Op for Identity {
         {
             return Err(ModelError::Unsupported {
                 op: "Dropout(training_mode=1)".into(),
-                node: node.name.clone(),
+                node: cx.node.name.clone(),
             });
         }
-        one(need_in(ins, 0, node)?.clone())
+        one(cx.input(0)?.clone())
     }
 
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
@@ -118,7 +118,7 @@ impl Op for Identity {
 struct Constant(Val);
 
 impl Op for Constant {
-    fn forward(&self, _cx: &Cx<'_>, _ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
+    fn forward(&self, _cx: &Cx<'_>) -> Result<Outputs, ModelError> {
         one(self.0.clone())
     }
 
@@ -133,10 +133,9 @@ impl Op for Constant {
 struct ConstantOfShape(Val);
 
 impl Op for ConstantOfShape {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let s = attrs::sizes(&need_in(ins, 0, node)?.ints(), "shape", &node.name)?;
-        super::super::checked_numel(&s, &node.name)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let s = attrs::sizes(&cx.input(0)?.ints(), "shape", cx.name())?;
+        super::super::checked_numel(&s, cx.name())?;
         let n = cx.alloc(&s)?;
         match &self.0 {
             Val::F(_, d) => one(fval(s, vec![d.first().copied().unwrap_or(0.0); n])),
@@ -158,8 +157,8 @@ struct Shape {
 }
 
 impl Op for Shape {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let x = need_in(ins, 0, cx.node)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
         let s: Vec<i64> = x.shape().iter().map(|&d| d as i64).collect();
         let r = s.len() as i64;
         let cl = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
@@ -178,8 +177,8 @@ impl Op for Shape {
 struct Size;
 
 impl Op for Size {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let x = need_in(ins, 0, cx.node)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
         one(ival(vec![], vec![x.numel() as i64]))
     }
 
@@ -197,9 +196,8 @@ struct Cast {
 }
 
 impl Op for Cast {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let x = need_in(ins, 0, node)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
         match self.to {
             1 | 10 | 11 | 16 => match x {
                 Val::F(..) => one(x.clone()),
@@ -214,7 +212,7 @@ impl Op for Cast {
             }
             to => Err(ModelError::Unsupported {
                 op: format!("Cast(to={to})"),
-                node: node.name.clone(),
+                node: cx.node.name.clone(),
             }),
         }
     }
@@ -229,13 +227,9 @@ impl Op for Cast {
 struct Range;
 
 impl Op for Range {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
         let node = cx.node;
-        let (s, l, d) = (
-            need_in(ins, 0, node)?,
-            need_in(ins, 1, node)?,
-            need_in(ins, 2, node)?,
-        );
+        let (s, l, d) = (cx.input(0)?, cx.input(1)?, cx.input(2)?);
         let (fs, fl, fd) = (s.as_f64(), l.as_f64(), d.as_f64());
         let (start, limit, delta) = match (fs.first(), fl.first(), fd.first()) {
             (Some(&a), Some(&b), Some(&c)) if c != 0.0 => (a, b, c),
@@ -277,9 +271,8 @@ struct Flatten {
 }
 
 impl Op for Flatten {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let x = need_in(ins, 0, node)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
         let s = x.shape();
         let ax = if self.axis < 0 {
             self.axis + s.len() as i64
@@ -287,7 +280,7 @@ impl Op for Flatten {
             self.axis
         };
         if ax < 0 || ax as usize > s.len() {
-            return Err(shape_err(node, "flatten axis".into()));
+            return Err(shape_err(cx.node, "flatten axis".into()));
         }
         let a: usize = s[..ax as usize].iter().product();
         let b: usize = s[ax as usize..].iter().product();
@@ -339,11 +332,10 @@ fn reshape_target(node: &Node, s: &[usize], spec: &[i64]) -> Result<Vec<usize>, 
 struct Reshape;
 
 impl Op for Reshape {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let x = need_in(ins, 0, node)?;
-        let spec = need_in(ins, 1, node)?.ints();
-        let t = reshape_target(node, x.shape(), &spec)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
+        let spec = cx.input(1)?.ints();
+        let t = reshape_target(cx.node, x.shape(), &spec)?;
         one(x.reshaped(t))
     }
 
@@ -361,13 +353,12 @@ struct Squeeze {
 }
 
 impl Op for Squeeze {
-    fn forward(&self, cx: &Cx<'_>, ins: &[Option<&Val>]) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let nm = node.name.as_str();
-        let x = need_in(ins, 0, node)?;
+    fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
+        let x = cx.input(0)?;
         let axes = match &self.axes {
             Some(a) => a.clone(),
-            None => ins
+            None => cx
+                .ins
                 .get(1)
                 .copied()
                 .flatten()
@@ -379,7 +370,7 @@ impl Op for Squeeze {
             let r = s.len() + axes.len();
             let mut ax: Vec<usize> = axes
                 .iter()
-                .map(|&a| norm_axis(a, r, nm))
+                .map(|&a| norm_axis(a, r, cx.name()))
                 .collect::<Result<_, _>>()?;
             ax.sort_unstable();
             let mut out = s.to_vec();
@@ -392,7 +383,7 @@ impl Op for Squeeze {
         } else {
             let ax: Vec<usize> = axes
                 .iter()
-                .map(|&a| norm_axis(a, s.len(), nm))
+                .map(|&a| norm_axis(a, s.len(), cx.name()))
                 .collect::<Result<_, _>>()?;
             s.iter()
                 .enumerate()

@@ -3,7 +3,7 @@
 //! attributes and the [`Geom`] the kernels run on.
 
 use super::super::attrs;
-use super::super::{checked_numel, shape_err, Node};
+use super::super::{checked_numel, shape_err, Cx, Node, Val};
 use crate::classifier::ModelError;
 use crate::kernels::Geom;
 use crate::onnx::proto::NodeP;
@@ -138,6 +138,25 @@ impl Window {
 
     /// Builds the 2-D geometry (1-D as height 1) for NC(H)W input `xs`;
     /// also returns the bottom and right pads.
+    /// A pooling forward's plan: its input (rank 3 or more), the window
+    /// geometry and bottom/right padding, and the output shape, charged to
+    /// the pass's budget with the window's work.
+    pub(super) fn pool_plan<'a>(
+        &self,
+        cx: &Cx<'a>,
+    ) -> Result<(&'a Val, Geom, usize, usize, Vec<usize>), ModelError> {
+        let x = cx.input(0)?;
+        let xs = x.shape();
+        if xs.len() < 3 {
+            return Err(shape_err(cx.node, format!("input {xs:?}")));
+        }
+        let (g, pb, pr) = self.geom(xs, &self.kernel, cx.node)?;
+        let os = out_spatial(xs, xs[1], &g);
+        cx.alloc(&os)?;
+        cx.work(&[xs[0], xs[1], g.oh, g.ow, g.kh, g.kw])?;
+        Ok((x, g, pb, pr, os))
+    }
+
     pub(super) fn geom(
         &self,
         xs: &[usize],
