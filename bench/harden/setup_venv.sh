@@ -9,6 +9,6 @@ python3 -m venv "$VENV"
 # CPU wheels of torch first (no CUDA libraries); plain PyPI if that index is refused.
 "$VENV/bin/pip" install -q torch torchvision --index-url https://download.pytorch.org/whl/cpu \
   || "$VENV/bin/pip" install -q torch torchvision
-"$VENV/bin/pip" install -q opacus dp-accounting mlxtend numpy scipy
+"$VENV/bin/pip" install -q opacus dp-accounting mlxtend numpy scipy safetensors adversarial-robustness-toolbox
 "$VENV/bin/pip" cache purge >/dev/null 2>&1 || true
 echo "venv ready: $VENV"

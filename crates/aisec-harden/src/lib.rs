@@ -9,11 +9,17 @@
 //! - [`accountant`]: RDP and PLD privacy accountants for the
 //!   Poisson-subsampled Gaussian mechanism, and the noise multiplier for a
 //!   target epsilon.
+//! - [`advtrain`]: adversarial training (PGD-AT, TRADES; L-inf and L2;
+//!   eps warm-up, clean/adversarial mix, checkpoints and resume) and the
+//!   AutoAttack evaluation with a RobustBench-style entry.
 //! - [`dpsgd`]: DP-SGD training with Poisson sampling over aisec-model's
 //!   per-example gradients ([`aisec_model::dp`]).
 
 pub mod accountant;
+pub mod advtrain;
 pub mod dpsgd;
 pub mod error;
+pub mod rules;
 
 pub use error::{HardenError, Result};
+pub use rules::RULES;

@@ -53,6 +53,8 @@ enum Command {
     Guard(cmd::guard::GuardArgs),
     /// Train a spec model (MLP, CNN, ResNet-style) on a data set; save safetensors (+ spec) and ONNX.
     Train(Box<cmd::train::TrainArgs>),
+    /// Harden a model: adversarial training (PGD-AT, TRADES) or DP-SGD, then re-measure it (AutoAttack, epsilon).
+    Harden(cmd::harden::HardenArgs),
     /// Build safe and malicious sample artifacts in a temporary folder and show what aisec finds.
     Demo(cmd::demo::DemoArgs),
     /// Explain a model's decisions: saliency, Integrated Gradients, SHAP, occlusion; heat maps, charts, trigger localisation.
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         cli.command,
         Command::Attack(_)
             | Command::Train(_)
+            | Command::Harden(_)
             | Command::Demo(_)
             | Command::Defend(_)
             | Command::Assess(_)
@@ -118,6 +121,7 @@ fn main() -> ExitCode {
         Command::Guard(a) => cmd::guard::run(a),
         Command::Defend(a) => cmd::defend::run(a),
         Command::Train(a) => cmd::train::run(*a),
+        Command::Harden(a) => cmd::harden::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Rules(a) => cmd::rules::run(a),
         Command::Assess(a) => cmd::assess::run(*a),

@@ -14,6 +14,7 @@ pub static SOURCES: &[(&str, &[&Rule])] = &[
     ("aisec-defend", aisec_defend::RULES),
     ("aisec-formats", aisec_formats::RULES),
     ("aisec-guard", aisec_guard::RULES),
+    ("aisec-harden", aisec_harden::RULES),
     ("aisec-pickle", aisec_pickle::RULES),
     ("aisec-probe", aisec_probe::RULES),
     ("aisec-provenance", aisec_provenance::RULES),

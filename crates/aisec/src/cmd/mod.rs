@@ -7,6 +7,7 @@ pub mod demo;
 pub mod explain;
 pub mod extraction;
 pub mod guard;
+pub mod harden;
 pub mod inversion;
 
 pub mod membership;

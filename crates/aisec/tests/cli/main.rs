@@ -14,6 +14,7 @@ mod defend;
 mod exit_codes;
 mod explain;
 mod family;
+mod harden;
 mod membership;
 mod poison;
 mod privacy;

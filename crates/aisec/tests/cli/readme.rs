@@ -216,6 +216,7 @@ const SECTIONS: &[&str] = &[
     "`aisec scan`",
     "`aisec attack evasion`",
     "`aisec train`",
+    "`aisec harden`",
     "`aisec attack extraction`",
     "`aisec attack membership`",
     "`aisec explain`",
@@ -255,6 +256,11 @@ fn readme_evasion_example_runs() {
 #[test]
 fn readme_train_then_attack_examples_run() {
     assert_eq!(run_section("`aisec train`"), 3);
+}
+
+#[test]
+fn readme_harden_examples_run() {
+    assert_eq!(run_section("`aisec harden`"), 2);
 }
 
 #[test]

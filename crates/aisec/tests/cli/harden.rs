@@ -1,0 +1,269 @@
+//! End-to-end runs of `aisec harden adv` / `aisec harden dp` on the
+//! bundled 8x8 digits (0..16, so `--scale 0.0625`), tiny budgets.
+
+use std::path::Path;
+
+use crate::util::{aisec, digits};
+
+const MLP: &str = r#"{"input": [64], "layers": [{"type": "dense", "units": 32},
+    {"type": "relu"}, {"type": "dense", "units": 10}]}"#;
+
+fn spec(dir: &Path) -> String {
+    let p = dir.join("mlp.json");
+    std::fs::write(&p, MLP).unwrap();
+    p.display().to_string()
+}
+
+fn harden(kind: &str, extra: &[&str]) -> crate::util::Run {
+    aisec(&["harden", kind, &digits("x.npy")])
+        .args(&["--labels", &digits("y.npy"), "--scale", "0.0625"])
+        .args(&["--format", "json", "--no-progress"])
+        .args(extra)
+        .run()
+}
+
+#[test]
+fn adv_trains_writes_the_model_and_a_robustbench_entry_and_measures_before_after() {
+    let d = tempfile::tempdir().unwrap();
+    let arch = spec(d.path());
+    let out = d.path().join("m.safetensors");
+    let rb = d.path().join("rb.json");
+    let onnx = d.path().join("m.onnx");
+    let r = harden(
+        "adv",
+        &[
+            "--arch",
+            &arch,
+            "--eps",
+            "0.1",
+            "--steps",
+            "3",
+            "--epochs",
+            "2",
+            "--eps-warmup",
+            "2",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.01",
+            "--eval-examples",
+            "40",
+            "--eval-steps",
+            "5",
+            "--aa-steps",
+            "5",
+            "--aa-queries",
+            "50",
+            "--out",
+            out.to_str().unwrap(),
+            "--onnx",
+            onnx.to_str().unwrap(),
+            "--robustbench",
+            rb.to_str().unwrap(),
+            "--name",
+            "digits-mlp-pgdat",
+            "--dataset",
+            "digits",
+        ],
+    );
+    r.expect_code(0);
+    let v = r.json();
+    let h = &v["data"]["harden"];
+    assert_eq!(h["method"], "pgd-at");
+    let epochs = h["history"]["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 2);
+    assert!((epochs[0]["eps"].as_f64().unwrap() - 0.05).abs() < 1e-6);
+    assert!((epochs[1]["eps"].as_f64().unwrap() - 0.1).abs() < 1e-6);
+    assert!(epochs[1]["val_robust_accuracy"].is_number());
+    // A fresh spec model has no "before"; the after numbers are AutoAttack's.
+    assert!(h["before"].is_null());
+    let after = &h["after"];
+    assert_eq!(after["examples"], 40);
+    let clean = after["clean_accuracy"].as_f64().unwrap();
+    let aa = after["autoattack_accuracy"].as_f64().unwrap();
+    assert!(clean > 0.5, "clean accuracy {clean}");
+    assert!(aa <= clean);
+    let f = &v["findings"][0];
+    assert_eq!(f["rule_id"], "AISEC-HARDEN-001");
+    assert!(f["atlas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a == "AML.T0015"));
+    // The entry on disk is the report's.
+    let entry: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&rb).unwrap()).unwrap();
+    assert_eq!(entry, h["robustbench"]);
+    assert_eq!(entry["name"], "digits-mlp-pgdat");
+    assert_eq!(entry["dataset"], "digits");
+    assert_eq!(entry["reported"], false);
+    assert_eq!(entry["clean_acc"], format!("{:.2}", 100.0 * clean));
+    // Weights + spec and the ONNX export load and agree.
+    let spec_text = std::fs::read_to_string(d.path().join("m.spec.json")).unwrap();
+    let s = aisec_model::spec::ArchSpec::parse(&spec_text).unwrap();
+    let m = aisec_model::OnnxModel::from_spec_safetensors(&s, &out).unwrap();
+    let o = aisec_model::OnnxModel::load(&onnx).unwrap();
+    let x = aisec_model::Tensor::new(vec![1, 64], vec![0.5; 64]).unwrap();
+    use aisec_model::Classifier;
+    assert_eq!(m.logits(&x).unwrap(), o.logits(&x).unwrap());
+}
+
+#[test]
+fn adv_fine_tunes_an_onnx_model_with_trades_and_reports_before_and_after() {
+    let d = tempfile::tempdir().unwrap();
+    let arch = spec(d.path());
+    let base = d.path().join("base.onnx");
+    // A plainly trained model to start from.
+    aisec(&["train", &digits("x.npy")])
+        .args(&["--labels", &digits("y.npy"), "--scale", "0.0625"])
+        .args(&["--arch", &arch, "--epochs", "3", "--lr", "0.01"])
+        .arg("--out")
+        .arg(d.path().join("base.safetensors"))
+        .arg("--onnx")
+        .arg(&base)
+        .args(&["--format", "json", "--no-progress"])
+        .run()
+        .expect_code(0);
+    let out = d.path().join("hard.onnx");
+    let r = harden(
+        "adv",
+        &[
+            "--model",
+            base.to_str().unwrap(),
+            "--method",
+            "trades",
+            "--beta",
+            "3",
+            "--norm",
+            "l2",
+            "--eps",
+            "0.5",
+            "--steps",
+            "3",
+            "--epochs",
+            "1",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.002",
+            "--eval-examples",
+            "30",
+            "--no-autoattack",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    r.expect_code(0);
+    let v = r.json();
+    let h = &v["data"]["harden"];
+    assert_eq!(h["method"], "trades");
+    assert_eq!(h["adversarial"]["norm"], "l2");
+    let before = &h["before"];
+    assert!(before["clean_accuracy"].as_f64().unwrap() > 0.7, "{before}");
+    assert!(h["after"]["clean_accuracy"].is_number());
+    let f = &v["findings"][0];
+    assert!(f["metrics"]["robust_accuracy_before"].is_number());
+    // Written back as ONNX, loadable.
+    aisec_model::OnnxModel::load(&out).unwrap();
+}
+
+#[test]
+fn adv_resumes_from_its_checkpoint() {
+    let d = tempfile::tempdir().unwrap();
+    let arch = spec(d.path());
+    let ck = d.path().join("ck");
+    let base = [
+        "--arch",
+        arch.as_str(),
+        "--eps",
+        "0.1",
+        "--steps",
+        "2",
+        "--eval-steps",
+        "0",
+        "--no-autoattack",
+        "--eval-examples",
+        "20",
+        "--checkpoint-dir",
+        ck.to_str().unwrap(),
+    ];
+    let mut first = base.to_vec();
+    first.extend(["--epochs", "1"]);
+    harden("adv", &first).expect_code(0);
+    assert!(ck.join("checkpoint.safetensors").is_file());
+    let mut second = base.to_vec();
+    second.extend(["--epochs", "2", "--resume", ck.to_str().unwrap()]);
+    let r = harden("adv", &second);
+    r.expect_code(0);
+    let v = r.json();
+    let epochs = v["data"]["harden"]["history"]["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 2);
+    assert_eq!(epochs[1]["epoch"], 2);
+    // A plain training checkpoint is refused with a clear error.
+    let r = harden(
+        "adv",
+        &[
+            "--arch",
+            &arch,
+            "--eps",
+            "0.1",
+            "--resume",
+            d.path().join("nope.safetensors").to_str().unwrap(),
+        ],
+    );
+    r.expect_code(2);
+    assert!(r.stderr.contains("checkpoint"), "{}", r.stderr);
+}
+
+#[test]
+fn dp_reaches_the_target_epsilon_and_reports_it_per_epoch() {
+    let d = tempfile::tempdir().unwrap();
+    let arch = spec(d.path());
+    let r = aisec(&["harden", "dp", &digits("x.npy")])
+        .args(&["--labels", &digits("y.npy"), "--scale", "0.0625"])
+        .args(&["--arch", &arch, "--epochs", "2", "--batch-size", "128"])
+        .args(&["--target-epsilon", "3", "--delta", "1e-5", "--lr", "0.5"])
+        .args(&["--momentum", "0", "--format", "json", "--no-progress"])
+        .run();
+    r.expect_code(0);
+    let v = r.json();
+    let dp = &v["data"]["harden"]["dp"];
+    let eps = dp["epsilon_rdp"].as_f64().unwrap();
+    assert!(eps <= 3.0 && eps > 2.9, "epsilon {eps}");
+    assert!(dp["epsilon_pld"].as_f64().unwrap() < eps);
+    assert_eq!(dp["epochs"].as_array().unwrap().len(), 2);
+    // Epsilon is printed after every epoch.
+    assert_eq!(r.stderr.matches("epsilon").count(), 2, "{}", r.stderr);
+    let f = &v["findings"][0];
+    assert_eq!(f["rule_id"], "AISEC-HARDEN-002");
+    assert_eq!(f["severity"], "info");
+    let acc = v["data"]["harden"]["test_accuracy_after"].as_f64().unwrap();
+    assert!(acc > 0.3, "test accuracy {acc}");
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let d = tempfile::tempdir().unwrap();
+    let arch = spec(d.path());
+    // Data 0..16 without --scale is outside [0, 1].
+    let r = aisec(&["harden", "adv", &digits("x.npy")])
+        .args(&[
+            "--labels",
+            &digits("y.npy"),
+            "--arch",
+            &arch,
+            "--eps",
+            "0.1",
+        ])
+        .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("--scale"), "{}", r.stderr);
+    let r = harden("adv", &["--arch", &arch, "--eps", "-1"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("eps"), "{}", r.stderr);
+    let r = harden(
+        "dp",
+        &["--arch", &arch, "--noise-multiplier", "1", "--delta", "2"],
+    );
+    r.expect_code(2);
+}
