@@ -282,22 +282,33 @@ impl Remote {
                 Source::S3 { bucket, .. } => Some(s3::store(&self.opts, &bucket)?),
                 _ => None,
             };
-        let fetched = self.rt.block_on(async {
-            let jobs = objects.iter().map(|o| {
-                let store = store.clone();
-                async move {
-                    let get = self.getter(&listing.source, o, store);
-                    plan::fetch(
-                        get.as_ref(),
-                        o.size,
-                        self.opts.whole_below,
-                        self.opts.max_object_bytes,
-                    )
-                    .await
-                }
+        // Objects in flight at once: each holds at most `max_object_bytes`
+        // until it is written to the image.
+        let in_flight = self.opts.per_host.max(1);
+        let fetched: Vec<Result<(plan::Sparse, std::path::PathBuf), RemoteError>> =
+            self.rt.block_on(async {
+                use futures::StreamExt;
+                futures::stream::iter(objects.iter().map(|o| {
+                    let store = store.clone();
+                    let img = &img;
+                    async move {
+                        let get = self.getter(o, store);
+                        let mut sparse = plan::fetch(
+                            get.as_ref(),
+                            o.size,
+                            self.opts.whole_below,
+                            self.opts.max_object_bytes,
+                        )
+                        .await?;
+                        let path = img.write(&o.key, &sparse)?;
+                        sparse.ranges = Vec::new();
+                        Ok((sparse, path))
+                    }
+                }))
+                .buffered(in_flight)
+                .collect()
+                .await
             });
-            futures::future::join_all(jobs).await
-        });
         let mut out = Vec::with_capacity(objects.len());
         let mut paths = Vec::new();
         for (o, f) in objects.iter().zip(fetched) {
@@ -314,16 +325,10 @@ impl Remote {
                 error: None,
             };
             match f {
-                Ok(sparse) => {
+                Ok((sparse, path)) => {
                     rec.bytes_read = sparse.moved;
                     rec.plan = sparse.plan.to_string();
-                    match img.write(&o.key, &sparse) {
-                        Ok(p) => paths.push(Some(p)),
-                        Err(e) => {
-                            rec.error = Some(e.to_string());
-                            paths.push(None);
-                        }
-                    }
+                    paths.push(Some(path));
                 }
                 Err(e) => {
                     rec.error = Some(format!("not scanned: {e}"));
@@ -366,7 +371,6 @@ impl Remote {
 
     fn getter<'a>(
         &'a self,
-        source: &str,
         o: &'a ObjectMeta,
         store: Option<Arc<dyn object_store::ObjectStore>>,
     ) -> Box<dyn plan::RangeGet + Send + 'a> {
@@ -378,7 +382,7 @@ impl Remote {
             None => Box::new(hub::Getter {
                 http: &self.http,
                 url: o.url.clone(),
-                token: if source.starts_with("hf://") {
+                token: if o.name.starts_with("hf://") {
                     self.opts.hf_token.clone()
                 } else {
                     None

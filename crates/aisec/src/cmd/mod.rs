@@ -12,6 +12,7 @@ pub mod inversion;
 pub mod membership;
 pub mod poison;
 pub mod probe;
+pub mod remote;
 pub mod rules;
 pub mod scan;
 pub mod target;

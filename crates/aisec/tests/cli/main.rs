@@ -19,5 +19,6 @@ mod privacy;
 mod probe;
 mod probe_bounds;
 mod readme;
+mod remote;
 mod scan;
 mod train;
