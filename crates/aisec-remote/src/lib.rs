@@ -285,7 +285,7 @@ impl Remote {
         // Objects in flight at once: each holds at most `max_object_bytes`
         // until it is written to the image.
         let in_flight = self.opts.per_host.max(1);
-        let fetched: Vec<Result<(plan::Sparse, std::path::PathBuf), RemoteError>> =
+        let fetched: Vec<Result<(plan::Sparse, std::path::PathBuf), (RemoteError, u64)>> =
             self.rt.block_on(async {
                 use futures::StreamExt;
                 futures::stream::iter(objects.iter().map(|o| {
@@ -300,7 +300,9 @@ impl Remote {
                             self.opts.max_object_bytes,
                         )
                         .await?;
-                        let path = img.write(&o.key, &sparse)?;
+                        let path = img
+                            .write(&o.key, &sparse)
+                            .map_err(|e| (RemoteError::Io(e), sparse.moved))?;
                         sparse.ranges = Vec::new();
                         Ok((sparse, path))
                     }
@@ -330,7 +332,9 @@ impl Remote {
                     rec.plan = sparse.plan.to_string();
                     paths.push(Some(path));
                 }
-                Err(e) => {
+                Err((e, moved)) => {
+                    // What travelled before the plan stopped still counts.
+                    rec.bytes_read = moved;
                     rec.error = Some(format!("not scanned: {e}"));
                     paths.push(None);
                 }

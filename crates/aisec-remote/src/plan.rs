@@ -130,13 +130,14 @@ impl Planner<'_> {
     }
 }
 
-/// Plans and fetches an object of `size` bytes.
+/// Plans and fetches an object of `size` bytes. On failure, also says how
+/// many bytes travelled before it.
 pub(crate) async fn fetch(
     get: &dyn RangeGet,
     size: u64,
     whole_below: u64,
     limit: u64,
-) -> Result<Sparse, RemoteError> {
+) -> Result<Sparse, (RemoteError, u64)> {
     let mut p = Planner {
         get,
         limit,
@@ -145,18 +146,25 @@ pub(crate) async fn fetch(
             ..Sparse::default()
         },
     };
+    match plan(&mut p, whole_below).await {
+        Ok(()) => Ok(p.out),
+        Err(e) => Err((e, p.out.moved)),
+    }
+}
+
+async fn plan(p: &mut Planner<'_>, whole_below: u64) -> Result<(), RemoteError> {
+    let size = p.out.size;
     if size <= whole_below {
-        p.whole().await?;
-        return Ok(p.out);
+        return p.whole().await;
     }
     p.want(0, HEAD.min(size)).await?;
     let head = p.out.slice(0, HEAD.min(size)).unwrap_or_default().to_vec();
     let done = if head.starts_with(b"PK\x03\x04") {
         p.out.plan = "zip";
-        zip(&mut p).await?
+        zip(p).await?
     } else if head.starts_with(b"GGUF") {
         p.out.plan = "gguf";
-        gguf(&mut p).await?
+        gguf(p).await?
     } else if let Some(n) = safetensors_header(&head, size) {
         p.out.plan = "safetensors";
         p.want(0, 8 + n).await?;
@@ -167,7 +175,7 @@ pub(crate) async fn fetch(
     if !done {
         p.whole().await?;
     }
-    Ok(p.out)
+    Ok(())
 }
 
 /// The JSON header length of a safetensors file, when the first bytes
@@ -582,6 +590,7 @@ mod tests {
             .build()
             .unwrap()
             .block_on(fetch(&m, size, 0, limit))
+            .map_err(|(e, _)| e)
     }
 
     fn gguf_bytes(pad: usize) -> Vec<u8> {
