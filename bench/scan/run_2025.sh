@@ -8,7 +8,9 @@
 # VENV (default bench/scan/.venv-2025; created with the pinned peers plus
 # torch (CPU wheel when the PyTorch index is reachable), py7zr,
 # backports.zstd, h5py), WORK (default bench/scan/work/2025),
-# REUSE=1 keep the corpus and the peers' verdicts of the last run (rerun aisec only).
+# REUSE=1 keep the corpus and the peers' verdicts of the last run (rerun aisec only),
+# GEN_PYTHONPATH: PYTHONPATH for the corpus generator only (a folder holding
+# torch, when the venv cannot install it; the peers never see it).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
@@ -24,19 +26,16 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$VENV/bin/pip" install -q torch --index-url https://download.pytorch.org/whl/cpu \
         || "$VENV/bin/pip" install -q torch
 fi
-[ -x "$AISEC" ] || (cd "$REPO" && cargo build --release -p aisec)
 PY="$VENV/bin/python"
 CORPUS="$WORK/corpus"
 if [ "${REUSE:-0}" != 1 ]; then
     rm -rf "$WORK"
     mkdir -p "$WORK/out"
-    "$PY" "$HERE/gen_2025.py" --out "$CORPUS" 2> "$WORK/out/gen.stderr"
+    PYTHONPATH="${GEN_PYTHONPATH:-${PYTHONPATH:-}}" "$PY" "$HERE/gen_2025.py" --out "$CORPUS" 2> "$WORK/out/gen.stderr"
 fi
 "$PY" -c 'import json,sys; [print(c["case"]) for c in json.load(open(sys.argv[1]))["cases"]]' \
     "$CORPUS/manifest.json" > "$WORK/cases.txt"
 
-log "aisec"
-"$AISEC" scan "$CORPUS" --format json --no-progress > "$WORK/out/aisec.json" 2> "$WORK/out/aisec.stderr" || true
 [ "${REUSE:-0}" = 1 ] || {
 log "picklescan, modelscan, fickling (per case)"
 : > "$WORK/out/peers.tsv"
@@ -60,11 +59,14 @@ except Exception: print(-1)' "$WORK/out/ms.json")"
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$case" "$ps_rc" "${ps_inf:-0}" "$ms_rc" "$ms_n" "$fk" >> "$WORK/out/peers.tsv"
 done < "$WORK/cases.txt" 2>/dev/null
 }
+[ -x "$AISEC" ] || (cd "$REPO" && cargo build --release -p aisec)
+log "aisec"
+"$AISEC" scan "$CORPUS" --format json --no-progress > "$WORK/out/aisec.json" 2> "$WORK/out/aisec.stderr" || true
 {
     echo "{"
     echo "\"load\": \"$(cat /proc/loadavg)\","
     echo "\"aisec\": \"$("$AISEC" --version 2>/dev/null | head -1) (git $(cd "$REPO" && git rev-parse --short HEAD))\","
-    echo "\"peers\": \"$("$VENV/bin/pip" freeze 2>/dev/null | grep -iE '^(picklescan|modelscan|fickling|torch)==' | tr '\n' ' ')\""
+    echo "\"peers\": \"$("$VENV/bin/pip" freeze 2>/dev/null | grep -iE '^(picklescan|modelscan|fickling|torch)==' | tr '\n' ' ')$(PYTHONPATH="${GEN_PYTHONPATH:-${PYTHONPATH:-}}" "$PY" -c 'import torch; print("torch==" + torch.__version__.split("+")[0] + " (generator)")' 2>/dev/null)\""
     echo "}"
 } > "$WORK/out/env.json"
 "$PY" "$HERE/compare_2025.py" "$WORK" "$HERE/RESULTS_2025.md"

@@ -303,7 +303,121 @@ const EXEC_WORDS: &[&str] = &[
 ];
 
 /// Checks one chat template for server-side template injection.
+///
+/// The template is parsed as Jinja ([`crate::jinja`]) and judged on the
+/// parse tree with constant strings folded: a dunder attribute reached or a
+/// dunder name built is critical ([`GGUF_SSTI`]); `_private` attributes,
+/// command-running calls and `|attr` with a non-constant name are high
+/// ([`GGUF_TEMPLATE_SUSPICIOUS`]). A template the parser rejects (or that is
+/// over a size or nesting bound) is a medium finding and is judged by the
+/// older token-level check instead.
 pub fn check_template(template: &str, key: &str, loc: &Location, r: &mut FormatReport) {
+    match crate::jinja::analyse(template) {
+        crate::jinja::Outcome::Parsed(a) => {
+            judge_tree(&a, template, key, loc, r);
+            if a.too_deep {
+                r.push(
+                    GGUF_TEMPLATE_SUSPICIOUS
+                        .finding(
+                            loc.clone(),
+                            format!("{key}: template nests deeper than the analysis bound; judged by the token check as well"),
+                        )
+                        .confidence(Confidence::Medium),
+                );
+                check_template_tokens(template, key, loc, r);
+            }
+        }
+        crate::jinja::Outcome::Unparseable(why) => {
+            r.push(
+                GGUF_TEMPLATE_SUSPICIOUS
+                    .finding(
+                        loc.clone(),
+                        format!(
+                            "{key}: unparseable template ({}); judged by the token check",
+                            clip(&why, 200)
+                        ),
+                    )
+                    .confidence(Confidence::Medium),
+            );
+            check_template_tokens(template, key, loc, r);
+        }
+    }
+}
+
+fn judge_tree(
+    a: &crate::jinja::Analysis,
+    template: &str,
+    key: &str,
+    loc: &Location,
+    r: &mut FormatReport,
+) {
+    let list = |s: &std::collections::BTreeSet<String>| {
+        s.iter().take(12).cloned().collect::<Vec<_>>().join(", ")
+    };
+    if !a.dunders.is_empty() {
+        let mut ev = format!("{key}: reaches {}", list(&a.dunders));
+        if !a.gadgets.is_empty() {
+            ev.push_str(&format!(" from {}", list(&a.gadgets)));
+        }
+        if !a.exec.is_empty() {
+            ev.push_str(&format!("; {}", list(&a.exec)));
+        }
+        if !a.private.is_empty() {
+            ev.push_str(&format!("; private attributes {}", list(&a.private)));
+        }
+        if let Some(x) = &a.excerpt {
+            ev.push_str(&format!("; in: {x}"));
+        }
+        r.push(GGUF_SSTI.finding(loc.clone(), ev));
+        return;
+    }
+    let mut parts = Vec::new();
+    if !a.private.is_empty() {
+        parts.push(format!("private attributes {}", list(&a.private)));
+    }
+    if !a.exec.is_empty() {
+        parts.push(list(&a.exec));
+    }
+    if a.dynamic_attr > 0 {
+        parts.push(format!(
+            "{} attr() lookups with a non-constant name",
+            a.dynamic_attr
+        ));
+    }
+    if !parts.is_empty() {
+        r.push(
+            GGUF_TEMPLATE_SUSPICIOUS
+                .finding(loc.clone(), format!("{key}: {}", parts.join("; ")))
+                .severity(Severity::High),
+        );
+        return;
+    }
+    // Safety net for a parser differential: dunder names in the text that
+    // the parse tree does not reach (template data is only output).
+    let text = normalise(template).to_ascii_lowercase();
+    let named: Vec<&str> = DUNDERS
+        .iter()
+        .copied()
+        .filter(|d| text.contains(d))
+        .collect();
+    if !named.is_empty() {
+        r.push(
+            GGUF_TEMPLATE_SUSPICIOUS
+                .finding(
+                    loc.clone(),
+                    format!(
+                        "{key}: template text mentions {} outside any expression",
+                        named.join(", ")
+                    ),
+                )
+                .confidence(Confidence::Low),
+        );
+    }
+}
+
+/// The pre-parser judgement: the hand tokenizer and text normalisation,
+/// used when the template cannot be parsed as Jinja.
+fn check_template_tokens(template: &str, key: &str, loc: &Location, r: &mut FormatReport) {
     // Judge both the text with escapes undone and the constant-folded
     // expression stream, so the same dunder chain is found however it is
     // spelled (`\N{LOW LINE}`, `'__cla' ~ 'ss__'`, `|attr(name)`, `set`
@@ -457,110 +571,6 @@ enum Tok {
     Op(char),
 }
 
-/// Decodes the body of a Jinja string literal as Python does (Jinja uses
-/// Python's string-literal rules): `\xNN`, `\uNNNN`, `\UNNNNNNNN`, octal,
-/// simple escapes and `\N{NAME}` for the character names payloads use.
-fn unescape(body: &str) -> String {
-    let mut out = String::with_capacity(body.len());
-    let mut it = body.chars().peekable();
-    while let Some(c) = it.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        let Some(e) = it.next() else {
-            out.push('\\');
-            break;
-        };
-        let hex = |n: usize, it: &mut std::iter::Peekable<std::str::Chars<'_>>| {
-            let h: String = (0..n).filter_map(|_| it.next()).collect();
-            u32::from_str_radix(&h, 16).ok().and_then(char::from_u32)
-        };
-        match e {
-            'x' => out.extend(hex(2, &mut it)),
-            'u' => out.extend(hex(4, &mut it)),
-            'U' => out.extend(hex(8, &mut it)),
-            'n' => out.push('\n'),
-            't' => out.push('\t'),
-            'r' => out.push('\r'),
-            'N' if it.peek() == Some(&'{') => {
-                it.next();
-                let name: String = it.by_ref().take_while(|c| *c != '}').take(64).collect();
-                out.extend(char_by_name(&name));
-            }
-            '0'..='7' => {
-                let mut v = e.to_digit(8).unwrap_or(0);
-                for _ in 0..2 {
-                    match it.peek().and_then(|c| c.to_digit(8)) {
-                        Some(d) => {
-                            v = v * 8 + d;
-                            it.next();
-                        }
-                        None => break,
-                    }
-                }
-                out.extend(char::from_u32(v));
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-/// Unicode names of the ASCII characters (enough for `\N{...}` payloads:
-/// punctuation, digits and Latin letters).
-fn char_by_name(name: &str) -> Option<char> {
-    let n = name.trim().to_ascii_uppercase();
-    let table: &[(&str, char)] = &[
-        ("LOW LINE", '_'),
-        ("FULL STOP", '.'),
-        ("SPACE", ' '),
-        ("LEFT PARENTHESIS", '('),
-        ("RIGHT PARENTHESIS", ')'),
-        ("LEFT SQUARE BRACKET", '['),
-        ("RIGHT SQUARE BRACKET", ']'),
-        ("APOSTROPHE", '\''),
-        ("QUOTATION MARK", '"'),
-        ("COMMA", ','),
-        ("SOLIDUS", '/'),
-        ("REVERSE SOLIDUS", '\\'),
-        ("HYPHEN-MINUS", '-'),
-        ("VERTICAL LINE", '|'),
-        ("COLON", ':'),
-        ("SEMICOLON", ';'),
-        ("EQUALS SIGN", '='),
-        ("NUMBER SIGN", '#'),
-        ("AMPERSAND", '&'),
-        ("GREATER-THAN SIGN", '>'),
-        ("LESS-THAN SIGN", '<'),
-    ];
-    if let Some((_, c)) = table.iter().find(|(k, _)| *k == n) {
-        return Some(*c);
-    }
-    if let Some(l) = n.strip_prefix("LATIN SMALL LETTER ") {
-        let mut cs = l.chars();
-        return match (cs.next(), cs.next()) {
-            (Some(c), None) if c.is_ascii_uppercase() => Some(c.to_ascii_lowercase()),
-            _ => None,
-        };
-    }
-    if let Some(l) = n.strip_prefix("LATIN CAPITAL LETTER ") {
-        let mut cs = l.chars();
-        return match (cs.next(), cs.next()) {
-            (Some(c), None) if c.is_ascii_uppercase() => Some(c),
-            _ => None,
-        };
-    }
-    let digits = [
-        "ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE",
-    ];
-    let d = n.strip_prefix("DIGIT ")?;
-    digits
-        .iter()
-        .position(|x| *x == d)
-        .and_then(|i| char::from_digit(i as u32, 10))
-}
-
 /// Tokenizes the expression parts of a template (text outside `{{ }}` and
 /// `{% %}` is skipped; comments `{# #}` dropped).
 fn tokenize(t: &str) -> Vec<Tok> {
@@ -613,7 +623,7 @@ fn tokenize(t: &str) -> Vec<Tok> {
                 j += 1;
             }
             let body = t.get(i + 1..j.min(b.len())).unwrap_or("");
-            toks.push(Tok::Str(unescape(body)));
+            toks.push(Tok::Str(crate::jinja::unescape(body)));
             i = j + 1;
             continue;
         }
@@ -860,43 +870,171 @@ mod tests {
         assert!(r.findings.is_empty(), "{:?}", r.findings);
     }
 
+    fn judge(t: &str) -> Vec<aisec_core::Finding> {
+        let mut r = FormatReport::default();
+        check_template(
+            t,
+            "tokenizer.chat_template",
+            &Location::path("m.gguf"),
+            &mut r,
+        );
+        r.findings
+    }
+
+    /// One payload (`cycler.__init__.__globals__.os.popen('id').read()`,
+    /// the CVE-2024-34359 shape) spelled many ways: every spelling must give
+    /// the same critical finding naming the same dunders.
     #[test]
-    fn obfuscated_templates_fold_to_the_same_chain() {
-        let plain = "{{ cycler.__init__.__globals__.os.popen('id').read() }}";
-        for t in [
-            // \N{LOW LINE} escapes
-            r"{{ cycler|attr('\N{LOW LINE}\N{LOW LINE}init\N{LOW LINE}\N{LOW LINE}')|attr('\N{LOW LINE}\N{LOW LINE}globals\N{LOW LINE}\N{LOW LINE}') }}",
-            // names assembled with ~ and set variables
-            "{% set a = '__in' ~ 'it__' %}{% set g = '__glo' + 'bals__' %}{{ (cycler|attr(a))|attr(g) }}",
-            // list join and subscript
-            "{{ cycler[['__', 'init', '__']|join][('__glob' ~ 'als__')] }}",
-            // repetition, filters on constants, parenthesised constants
-            "{% set u = '_' * 2 %}{{ cycler|attr(u ~ 'init' ~ u)|attr(('__GLOBALS__')|lower) }}",
-            "{{ cycler|attr('__tini__'|reverse)|attr('__glob-ls__'|replace('-', 'a')) }}",
-            "{{ cycler|attr(2 * '_' ~ 'init' ~ '_' * 2)|attr(('__glo') ~ 'bals__') }}",
-        ] {
-            let folded = fold_template(t);
+    fn one_payload_many_spellings_same_critical_finding() {
+        let spellings: &[(&str, &str)] = &[
+            ("plain", "{{ cycler.__init__.__globals__.os.popen('id').read() }}"),
+            ("N-escapes", r"{{ cycler|attr('\N{LOW LINE}\N{LOW LINE}init\N{LOW LINE}\N{LOW LINE}')|attr('\N{low line}\N{low line}globals\N{LOW LINE}\N{LOW LINE}') }}"),
+            ("hex escapes in subscripts", r"{{ cycler['\x5f\x5finit\x5f\x5f']['\x5f\x5fglobals\x5f\x5f'].os.popen('id') }}"),
+            ("u escapes", r"{{ cycler|attr('\u005f\u005finit\u005f\u005f')|attr('\u005f_globals_\u005f') }}"),
+            ("U escapes", r"{{ cycler|attr('\U0000005f\U0000005finit__')|attr('__globals\U0000005f\U0000005f') }}"),
+            ("octal escapes", r"{{ cycler|attr('\137\137init\137\137')|attr('\137\137globals\137\137') }}"),
+            ("tilde and set", "{% set a = '__in' ~ 'it__' %}{% set g = '__glo' ~ 'bals__' %}{{ (cycler|attr(a))|attr(g) }}"),
+            ("plus", "{{ cycler|attr('__' + 'init' + '__')|attr('__' + 'globals' + '__') }}"),
+            ("list join", "{{ cycler[['__', 'init', '__']|join][('__', 'globals', '__')|join] }}"),
+            ("join with separator", "{{ cycler|attr(['', 'init', '']|join('__'))|attr(['', 'globals', '']|join('__')) }}"),
+            ("printf format filter", "{{ cycler|attr('%sinit%s'|format('__', '__'))|attr('%s%s%s'|format('__', 'globals', '__')) }}"),
+            ("percent operator", "{{ cycler|attr('%s%s%s' % ('__', 'init', '__'))|attr('__%s__' % 'globals') }}"),
+            ("str.format method", "{{ cycler|attr('{}init{}'.format('__', '__'))|attr('{0}globals{0}'.format('__')) }}"),
+            ("str.join method", "{{ cycler|attr(''.join(['__', 'init', '__']))|attr('__'.join(['', 'globals', ''])) }}"),
+            ("repetition", "{% set u = '_' * 2 %}{{ cycler|attr(u ~ 'init' ~ u)|attr(2 * '_' ~ 'globals' ~ '_' * 2) }}"),
+            ("reverse", "{{ cycler|attr('__tini__'|reverse)|attr('__slabolg__'|reverse) }}"),
+            ("replace", "{{ cycler|attr('XXinitXX'|replace('X', '_'))|attr('__glob-ls__'|replace('-', 'a')) }}"),
+            ("lower", "{{ cycler|attr('__INIT__'|lower)|attr(('__GLOBALS__')|lower) }}"),
+            ("set block", "{% set a %}__init__{% endset %}{% set g %}__glo{{ 'bals' }}__{% endset %}{{ cycler|attr(a)|attr(g) }}"),
+            ("dict keys", "{{ cycler|attr(dict(__init__=1)|list|first)|attr(dict(__globals__=1)|first) }}"),
+            ("slices", "{{ cycler|attr('xx__init__yy'[2:-2])|attr('__slabolg__'[::-1]) }}"),
+            ("index", "{{ cycler|attr(['a', '__init__'][1])|attr(['__globals__', 'b'][-2]) }}"),
+            ("percent-c", "{% set u = '%c%c'|format(95, 95) %}{{ cycler|attr(u ~ 'init' ~ u)|attr(u ~ 'globals' ~ u) }}"),
+            ("adjacent literals", "{{ cycler|attr('__in' 'it__')|attr(\"__glo\" '' 'bals__') }}"),
+            ("with block", "{% with a = '__in' ~ 'it__', g = '__globals__'|string %}{{ cycler|attr(a)|attr(g) }}{% endwith %}"),
+            ("map attribute", "{{ [cycler]|map(attribute='__init__')|map(attribute='__glo' ~ 'bals__')|first }}"),
+            ("whitespace control", "{%- set a = '__init__' -%}{{- cycler | attr( a ) | attr ( '__globals__' ) -}}"),
+            ("split", "{{ cycler|attr('a __init__ b'.split()[1])|attr('x,__globals__'.split(',')[1]) }}"),
+        ];
+        for (what, t) in spellings {
+            let f = judge(t);
+            let ssti: Vec<_> = f.iter().filter(|f| f.rule_id == "AISEC-GGUF-001").collect();
+            assert_eq!(ssti.len(), 1, "{what}: {t}: {f:?}");
+            assert_eq!(ssti[0].severity, Severity::Critical, "{what}");
             assert!(
-                folded.contains("__init__") && folded.contains("__globals__"),
-                "{t} -> {folded}"
+                ssti[0].evidence.contains("__globals__") && ssti[0].evidence.contains("__init__"),
+                "{what}: {}",
+                ssti[0].evidence
             );
-            let mut r = FormatReport::default();
-            check_template(t, "tokenizer.chat_template", &Location::path("m.gguf"), &mut r);
             assert!(
-                r.findings.iter().any(|f| f.rule_id == "AISEC-GGUF-001"),
-                "{t}: {:?}",
-                r.findings
+                ssti[0].evidence.contains("cycler"),
+                "{what}: {}",
+                ssti[0].evidence
             );
         }
-        let mut r = FormatReport::default();
-        check_template(plain, "k", &Location::path("m.gguf"), &mut r);
-        assert!(r.findings.iter().any(|f| f.rule_id == "AISEC-GGUF-001"));
-        // An ordinary chat template folds to nothing suspicious.
-        let benign =
-            "{% for m in messages %}{{ '<|' ~ m['role'] ~ '|>' ~ m['content'] }}{% endfor %}";
-        let mut r = FormatReport::default();
-        check_template(benign, "k", &Location::path("m.gguf"), &mut r);
-        assert!(r.findings.is_empty(), "{:?}", r.findings);
+    }
+
+    /// Chat templates of real models (written from their published form in
+    /// tests/data/chat_templates) give no finding at all.
+    #[test]
+    fn real_model_chat_templates_stay_clean() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/chat_templates");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().and_then(|x| x.to_str()) != Some("jinja") {
+                continue;
+            }
+            let t = std::fs::read_to_string(&p).unwrap();
+            assert!(
+                matches!(crate::jinja::analyse(&t), crate::jinja::Outcome::Parsed(_)),
+                "{} does not parse: {:?}",
+                p.display(),
+                crate::jinja::analyse(&t)
+            );
+            let r = scan_gguf(&gguf(&t), &Location::path("m.gguf"));
+            assert!(r.findings.is_empty(), "{}: {:?}", p.display(), r.findings);
+            n += 1;
+        }
+        assert!(n >= 9, "only {n} templates");
+    }
+
+    #[test]
+    fn private_exec_and_dynamic_attr_are_high() {
+        for t in [
+            "{{ self._TemplateReference__context }}",
+            "{{ x.popen('id') }}",
+            "{% for m in messages %}{{ m|attr(m.content) }}{% endfor %}",
+        ] {
+            let f = judge(t);
+            assert_eq!(f.len(), 1, "{t}: {f:?}");
+            assert_eq!(f[0].rule_id, "AISEC-GGUF-002");
+            assert_eq!(f[0].severity, Severity::High, "{t}");
+        }
+    }
+
+    #[test]
+    fn unparseable_template_is_medium_and_falls_back_to_tokens() {
+        // Unbalanced block: not Jinja; the token check still sees the chain.
+        let f = judge("{% if %}{{ cycler.__init__.__globals__ ");
+        assert!(
+            f.iter().any(|f| f.rule_id == "AISEC-GGUF-002"
+                && f.severity == Severity::Medium
+                && f.evidence.contains("unparseable")),
+            "{f:?}"
+        );
+        assert!(f.iter().any(|f| f.rule_id == "AISEC-GGUF-001"), "{f:?}");
+        // Unparseable but harmless: only the medium finding.
+        let f = judge("{% for %}hello");
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].severity, Severity::Medium);
+    }
+
+    #[test]
+    fn template_bounds_are_findings_not_crashes() {
+        // A 100k-operator chain (tree depth 100k if parsed): over the
+        // per-block token bound, so not parsed.
+        let chain = format!("{{{{ 'a'{} }}}}", " ~ 'a'".repeat(100_000));
+        let f = judge(&chain);
+        assert!(
+            f.iter().any(|f| f.evidence.contains("unparseable")),
+            "{f:?}"
+        );
+        // Attribute chain just under the block bound: parsed, walked within
+        // the depth bound, nothing suspicious.
+        let attrs = format!("{{{{ x{} }}}}", ".a".repeat(900));
+        assert!(judge(&attrs).is_empty());
+        // Deep parentheses: the parser's own recursion limit.
+        let parens = format!("{{{{ {}'a'{} }}}}", "(".repeat(5000), ")".repeat(5000));
+        let f = judge(&parens);
+        assert!(f.iter().all(|f| f.severity <= Severity::Medium), "{f:?}");
+        // Over the size bound.
+        let big = "x".repeat(crate::jinja::MAX_PARSE_BYTES + 1);
+        assert!(judge(&big)
+            .iter()
+            .any(|f| f.evidence.contains("parse bound")));
+        // A string that would grow without bound is not expanded.
+        let f = judge("{{ ('_' * 1000000000)|attr('x') }}");
+        assert!(f.is_empty(), "{f:?}");
+        // Extreme slice steps and replace/format growth are refused, not overflowed.
+        for t in [
+            "{{ 'abc'[::9223372036854775807] }}",
+            "{{ 'abc'[::-9223372036854775807] }}",
+            "{{ 'abc'[-9223372036854775807:9223372036854775807] }}",
+            "{{ ('a' * 4000)|replace('', 'bbbbbbbbbb') }}",
+            "{{ ('a' * 4000)|replace('a', 'bbbbbbbbbb', 9223372036854775807) }}",
+            "{{ '%c'|format(9223372036854775807) }}",
+        ] {
+            assert!(judge(t).is_empty(), "{t}");
+        }
+        // Many `set`s copying a large constant: bounded, still judged.
+        let mut t = String::from("{% set a = 'x' * 4000 %}");
+        for i in 0..3000 {
+            t.push_str(&format!("{{% set b{i} = a %}}"));
+        }
+        t.push_str("{{ cycler.__init__ }}");
+        assert!(judge(&t).iter().any(|f| f.rule_id == "AISEC-GGUF-001"));
     }
 
     #[test]

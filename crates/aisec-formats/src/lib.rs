@@ -39,6 +39,7 @@ pub use aisec_core::protobuf as pb;
 
 pub mod gguf;
 pub mod h5;
+pub mod jinja;
 pub mod keras;
 pub mod onnx;
 pub mod pbtxt;

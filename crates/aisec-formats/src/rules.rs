@@ -542,7 +542,11 @@ aisec_core::declare_rules! {
     /// ## What it detects
     /// A GGUF `tokenizer.chat_template` (Jinja) that reaches Python object
     /// internals (`__class__`, `__globals__`, `__subclasses__`,
-    /// `__builtins__`, ...) or command-running functions.
+    /// `__builtins__`, ...). The template is parsed as Jinja and constant
+    /// string expressions are folded first (escapes such as `\N{LOW LINE}`,
+    /// `~`/`+` concatenation, `|join`, `|replace`, `|format`, `set`
+    /// variables, `|attr` and subscripts), so the same chain is found however
+    /// it is spelled.
     ///
     /// ## Why it matters
     /// Servers that render the template with an unsandboxed Jinja environment
@@ -551,6 +555,7 @@ aisec_core::declare_rules! {
     /// ## Example
     /// ```text
     /// {{ self.__init__.__globals__.__builtins__.__import__('os').popen('id').read() }}
+    /// {{ cycler|attr('\N{LOW LINE}' * 2 ~ 'init' ~ '_' * 2) }}
     /// ```
     pub static GGUF_SSTI = {
         id: "AISEC-GGUF-001",
@@ -564,15 +569,19 @@ aisec_core::declare_rules! {
 
     /// ## What it detects
     /// A GGUF chat template with constructs real chat templates do not need:
-    /// the `attr` filter, escaped underscores, Jinja globals gadgets
-    /// (`cycler`, `joiner`, `lipsum`, `namespace`), mentions of `os`, `eval` or `exec`.
+    /// `_private` attributes (`self._TemplateReference__context`), calls of
+    /// command-running functions (`popen`, `system`, `eval`...) and `|attr`
+    /// with a name that is not a constant (high); a template that does not
+    /// parse as Jinja or is over the analysis bounds (medium, then judged by
+    /// a token-level check).
     ///
     /// ## Why it matters
     /// These are the building blocks of template-injection payloads that
-    /// avoid the literal `__class__` strings simple filters look for.
+    /// avoid the literal `__class__` strings simple filters look for, and a
+    /// template the scanner cannot parse cannot be cleared.
     ///
     /// ## Example
-    /// `{{ ''|attr('__class__') }}`
+    /// `{{ messages[0]|attr(messages[1].content) }}`
     pub static GGUF_TEMPLATE_SUSPICIOUS = {
         id: "AISEC-GGUF-002",
         name: "gguf-chat-template-suspicious",

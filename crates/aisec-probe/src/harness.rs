@@ -697,6 +697,19 @@ pub async fn run_probes_with(
     probes: Vec<Probe>,
     progress: &dyn aisec_core::run::Progress,
 ) -> crate::error::Result<RunOutcome> {
+    run_probes_observed(cfg, probes, progress, &|_| {}).await
+}
+
+/// [`run_probes_with`], calling `on_record` with each attempt as soon as
+/// it is judged (or failed; resumed attempts when taken from the
+/// journal), in completion order: for output that streams while the run
+/// goes on.
+pub async fn run_probes_observed(
+    cfg: RunConfig,
+    probes: Vec<Probe>,
+    progress: &dyn aisec_core::run::Progress,
+    on_record: &(dyn Fn(&AttemptRecord) + Sync),
+) -> crate::error::Result<RunOutcome> {
     cfg.target.validate()?;
     if let Some(j) = &cfg.judge {
         j.validate()?;
@@ -798,6 +811,7 @@ pub async fn run_probes_with(
         while set.len() < concurrency * 2 {
             let Some(a) = pending.next() else { break };
             if let Some(r) = done.get(&a.key) {
+                on_record(r);
                 records.push(r.clone());
                 resumed += 1;
                 progress.advance(1);
@@ -818,6 +832,7 @@ pub async fn run_probes_with(
                         .and_then(|()| f.flush())
                         .map_err(ProbeError::file("write journal", p))?;
                 }
+                on_record(&rec);
                 records.push(rec);
                 progress.advance(1);
             }

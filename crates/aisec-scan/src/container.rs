@@ -127,7 +127,22 @@ pub(crate) fn scan_artifact(
                 scan_decompressed(sc, data, c, loc, &inner, name, depth, out);
             }
         }
-        Format::Unknown => hf_auto_map(data, loc, name, out),
+        Format::Unknown => {
+            // The files themselves, when the config is a file on disk: read
+            // beside it. Inside an archive, the container collects the
+            // members and calls [`hf_auto_map`] itself (see [`HfRepo`]).
+            let files = if loc.member.is_none() {
+                RepoFiles::Dir(
+                    std::path::Path::new(name)
+                        .parent()
+                        .map(std::path::Path::to_path_buf)
+                        .unwrap_or_default(),
+                )
+            } else {
+                RepoFiles::None
+            };
+            hf_auto_map(data, loc, name, &files, out)
+        }
     }
     fmt
 }
@@ -240,7 +255,13 @@ impl Skipped {
 
 /// Hugging Face `*config.json` files with `auto_map`: transformers imports
 /// the named repository modules under `trust_remote_code=True`.
-fn hf_auto_map(data: &[u8], loc: &Location, name: &str, out: &mut Vec<Finding>) {
+fn hf_auto_map(
+    data: &[u8],
+    loc: &Location,
+    name: &str,
+    files: &RepoFiles<'_>,
+    out: &mut Vec<Finding>,
+) {
     let base = name.rsplit('/').next().unwrap_or(name);
     if !(base.ends_with("config.json") && data.len() <= 16 << 20) {
         return;
@@ -290,17 +311,13 @@ fn hf_auto_map(data: &[u8], loc: &Location, name: &str, out: &mut Vec<Finding>) 
         shown.join("; "),
         if refs.len() > 8 { "; …" } else { "" }
     );
-    // The files themselves, when the config is a file on disk (not an
-    // archive member): read beside it, parsed, never run.
+    // The files themselves (beside it on disk, or members of the same
+    // archive): parsed, never run.
     let mut severity = aisec_core::Severity::High;
-    if loc.member.is_none() {
-        let dir = std::path::Path::new(name)
-            .parent()
-            .map(std::path::Path::to_path_buf)
-            .unwrap_or_default();
+    if !matches!(files, RepoFiles::None) {
         let all_local = refs.len() == local.len() && !local.is_empty();
         let before = out.len();
-        let read = scan_remote_code(&dir, local, out);
+        let read = scan_remote_code(files, local, out);
         let worst = out[before..].iter().map(|f| f.severity).max();
         // Every file was found and parsed, none from another repository, and
         // nothing in them reaches processes, code, network, dynamic imports,
@@ -329,9 +346,10 @@ struct RemoteRead {
     unreadable: usize,
 }
 
-/// A module name from auto_map or a relative import as a file path under
-/// the repository directory, or `None` when it would leave it.
-fn module_file(dir: &std::path::Path, module: &str) -> Option<std::path::PathBuf> {
+/// A module name from auto_map or a relative import as a `/`-separated
+/// file path relative to the repository root, or `None` when it is not a
+/// plain dotted name (so it cannot leave the repository).
+fn module_file(module: &str) -> Option<String> {
     let comps: Vec<&str> = module.split('.').collect();
     if comps
         .iter()
@@ -339,12 +357,108 @@ fn module_file(dir: &std::path::Path, module: &str) -> Option<std::path::PathBuf
     {
         return None;
     }
-    let mut p = dir.to_path_buf();
-    for c in &comps {
-        p.push(c);
+    Some(format!("{}.py", comps.join("/")))
+}
+
+/// Where the Python files an `auto_map` names are read from.
+pub(crate) enum RepoFiles<'a> {
+    /// Not available (a config scanned alone, from bytes).
+    None,
+    /// The directory holding the config on disk.
+    Dir(std::path::PathBuf),
+    /// Members of the archive holding the config: `prefix` is the config's
+    /// folder inside it (`""` or ending in `/`).
+    Archive {
+        files: &'a std::collections::HashMap<String, Vec<u8>>,
+        prefix: String,
+        archive: &'a Location,
+    },
+}
+
+impl RepoFiles<'_> {
+    /// The location and bytes (at most `limit + 1`) of a repository file.
+    fn read(&self, rel: &str, limit: usize) -> (Location, Result<Vec<u8>, String>) {
+        match self {
+            RepoFiles::None => (Location::path(rel), Err("no repository to read".into())),
+            RepoFiles::Dir(dir) => {
+                let mut p = dir.clone();
+                for c in rel.split('/') {
+                    p.push(c);
+                }
+                let loc = Location::path(p.display().to_string());
+                (loc, read_source(&p, limit))
+            }
+            RepoFiles::Archive {
+                files,
+                prefix,
+                archive,
+            } => {
+                let key = format!("{prefix}{rel}");
+                let loc = (*archive).clone().with_member(key.clone());
+                let r = match files.get(&key) {
+                    Some(b) => Ok(b[..b.len().min(limit + 1)].to_vec()),
+                    None => Err("not in the archive (or over the collection bounds)".into()),
+                };
+                (loc, r)
+            }
+        }
     }
-    p.set_extension("py");
-    Some(p)
+}
+
+/// The Hugging Face repository parts of one archive (a repo folder zipped,
+/// tarred or 7z-packed): configs with `auto_map` are judged after every
+/// member has been seen, with the archive's `.py` members as the repo files.
+#[derive(Default)]
+struct HfRepo {
+    configs: Vec<(Location, String, Vec<u8>)>,
+    py: std::collections::HashMap<String, Vec<u8>>,
+    py_bytes: usize,
+}
+
+impl HfRepo {
+    const MAX_CONFIGS: usize = 16;
+    const MAX_PY_FILES: usize = 512;
+    const MAX_PY_BYTES: usize = 64 << 20;
+
+    /// Keeps what a later `auto_map` judgement needs. Returns true when the
+    /// member is a config kept for later (the caller does not scan it now).
+    fn collect(&mut self, name: &str, data: &[u8], member: &Location) -> bool {
+        if name.ends_with(".py")
+            && data.len() <= crate::pysrc::MAX_SOURCE
+            && self.py.len() < Self::MAX_PY_FILES
+            && self.py_bytes + data.len() <= Self::MAX_PY_BYTES
+        {
+            self.py_bytes += data.len();
+            self.py.insert(name.to_string(), data.to_vec());
+            return false;
+        }
+        let base = name.rsplit('/').next().unwrap_or(name);
+        if base.ends_with("config.json")
+            && data.len() <= 16 << 20
+            && self.configs.len() < Self::MAX_CONFIGS
+            && data.windows(10).any(|w| w == b"\"auto_map\"")
+            && detect(data, name) == Format::Unknown
+        {
+            self.configs
+                .push((member.clone(), name.to_string(), data.to_vec()));
+            return true;
+        }
+        false
+    }
+
+    fn finish(self, archive: &Location, out: &mut Vec<Finding>) {
+        for (member, name, data) in &self.configs {
+            let prefix = name
+                .rfind('/')
+                .map_or(String::new(), |i| name[..=i].to_string());
+            let files = RepoFiles::Archive {
+                files: &self.py,
+                prefix,
+                archive,
+            };
+            hf_auto_map(data, member, name, &files, out);
+        }
+    }
 }
 
 /// Reads at most `limit + 1` bytes of a regular file (no symlinks).
@@ -365,7 +479,7 @@ fn read_source(p: &std::path::Path, limit: usize) -> Result<Vec<u8>, String> {
 /// Scans the Python files auto_map names, and the files they import
 /// relatively, up to [`crate::pysrc::MAX_FILES`].
 fn scan_remote_code(
-    dir: &std::path::Path,
+    files: &RepoFiles<'_>,
     modules: Vec<String>,
     out: &mut Vec<Finding>,
 ) -> RemoteRead {
@@ -378,12 +492,11 @@ fn scan_remote_code(
             continue;
         }
         done.push(m.clone());
-        let Some(path) = module_file(dir, &m) else {
+        let Some(rel) = module_file(&m) else {
             continue;
         };
-        let shown = path.display().to_string();
-        let loc = Location::path(shown.clone());
-        let src = match read_source(&path, pysrc::MAX_SOURCE) {
+        let (loc, src) = files.read(&rel, pysrc::MAX_SOURCE);
+        let src = match src {
             Ok(s) => s,
             Err(e) => {
                 read.unreadable += 1;
@@ -549,6 +662,7 @@ fn scan_zip(sc: &Scanner, z: &ZipArchive<'_>, loc: &Location, depth: u32, out: &
     let kind = zip_kind(z.entries());
     let overlapping = z.has_overlapping_entries();
     let mut skipped = Skipped::default();
+    let mut hf = HfRepo::default();
     // `torch.jit.save` archives: `<root>/code/` holds TorchScript source and
     // `<root>/constants.pkl` tensor constants; their pickles are read by
     // TorchScript's own unpickler with its list builders
@@ -687,8 +801,12 @@ fn scan_zip(sc: &Scanner, z: &ZipArchive<'_>, loc: &Location, depth: u32, out: &
             leaf(sc, r, &member, depth + 1, out);
             continue;
         }
+        if hf.collect(&e.name, &bytes, &member) {
+            continue;
+        }
         scan_artifact(sc, &bytes, &member, &e.name, depth + 1, out);
     }
+    hf.finish(loc, out);
     skipped.report(loc, out);
 }
 
@@ -740,6 +858,7 @@ fn is_torch_tar(t: &TarArchive<'_>) -> bool {
 fn scan_tar(sc: &Scanner, t: &TarArchive<'_>, loc: &Location, depth: u32, out: &mut Vec<Finding>) {
     let torch = is_torch_tar(t);
     let mut skipped = Skipped::default();
+    let mut hf = HfRepo::default();
     for e in t.entries() {
         if e.kind != aisec_archive::TarEntryKind::File {
             continue;
@@ -773,8 +892,12 @@ fn scan_tar(sc: &Scanner, t: &TarArchive<'_>, loc: &Location, depth: u32, out: &
             );
             continue;
         }
+        if hf.collect(&e.name, e.data, &member) {
+            continue;
+        }
         scan_artifact(sc, e.data, &member, &e.name, depth + 1, out);
     }
+    hf.finish(loc, out);
     skipped.report(loc, out);
 }
 
@@ -809,6 +932,7 @@ fn scan_7z(
         })
     };
     let mut skipped = Skipped::default();
+    let mut hf = HfRepo::default();
     let limits = &sc.opts.archive_limits;
     for k in 0..a.folders().len() {
         let wanted: Vec<&aisec_archive::SevenZEntry> = entries
@@ -925,9 +1049,13 @@ fn scan_7z(
                 continue;
             }
             let member = loc.clone().with_member(e.name.clone());
+            if hf.collect(&e.name, bytes, &member) {
+                continue;
+            }
             scan_artifact(sc, bytes, &member, &e.name, depth + 1, out);
         }
     }
+    hf.finish(loc, out);
     skipped.report(loc, out);
 }
 

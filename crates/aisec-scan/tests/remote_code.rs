@@ -102,3 +102,63 @@ fn files_outside_the_repo_and_missing_files_are_not_read() {
         .iter()
         .any(|f| f.rule_id == "AISEC-SCAN-006" && f.severity == Severity::High));
 }
+
+fn hf_fixture(name: &str) -> Vec<u8> {
+    let p = format!(
+        "{}/tests/fixtures/hf_repo/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&p)
+        .unwrap_or_else(|e| panic!("{p}: {e} (scripts/fixtures/gen_hf_repo_fixtures.py)"))
+}
+
+/// A repo folder zipped or tarred (scripts/fixtures/gen_hf_repo_fixtures.py):
+/// the Python files its config.json's auto_map names are read from the same
+/// archive, followed through relative imports, and judged as for a folder.
+#[test]
+fn auto_map_files_inside_archives_are_parsed() {
+    for name in ["hf_repo_evil.zip", "hf_repo_evil.tar.gz"] {
+        let r = Scanner::default().scan_bytes(&hf_fixture(name), name);
+        let calls: Vec<_> = r
+            .findings
+            .iter()
+            .filter(|f| f.rule_id == "AISEC-SCAN-007" && f.severity == Severity::Critical)
+            .collect();
+        assert!(
+            calls.iter().any(|f| f
+                .location
+                .member
+                .as_deref()
+                .is_some_and(|m| m.ends_with("tiny-model/helpers.py"))
+                && f.evidence.contains("os.system")
+                && f.evidence.starts_with("line 7:")),
+            "{name}: {:#?}",
+            r.findings
+        );
+        assert!(
+            r.findings
+                .iter()
+                .any(|f| f.rule_id == "AISEC-SCAN-006" && f.severity == Severity::High),
+            "{name}: {:#?}",
+            r.findings
+        );
+    }
+    // The same layout with ordinary model code: read, nothing dangerous, so
+    // the auto_map finding is medium and nothing else is above low.
+    let r = Scanner::default().scan_bytes(&hf_fixture("hf_repo_benign.zip"), "hf_repo_benign.zip");
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.rule_id == "AISEC-SCAN-006")
+        .unwrap_or_else(|| panic!("{:#?}", r.findings));
+    assert_eq!(f.severity, Severity::Medium, "{}", f.evidence);
+    assert!(f.evidence.contains("2 file(s)"), "{}", f.evidence);
+    assert!(
+        r.findings
+            .iter()
+            .filter(|f| f.rule_id != "AISEC-SCAN-006")
+            .all(|f| f.severity <= Severity::Low),
+        "{:#?}",
+        r.findings
+    );
+}

@@ -5,13 +5,18 @@
 //! |---|---|---|
 //! | [`crate::cmd::target::ModelArgs`] | `MODEL`, `--spec` | attack evasion, inversion |
 //! | [`crate::cmd::target::VictimArgs`] | `MODEL`, `--spec`, `--url` + KServe flags | attack extraction, membership, explain |
-//! | [`InputRange`] | `--lo`, `--hi` | attack evasion, inversion, extraction, membership |
-//! | [`PreprocessArgs`] | `--scale`, `--value-range`, `--channels-last`, `--bgr`, `--resize` | attack evasion, inversion, extraction, membership |
+//! | [`InputRange`] | `--lo`, `--hi` | attack evasion, inversion, extraction, membership, poison; defend data, model, repair, strip; explain; train |
+//! | [`PreprocessArgs`] | `--scale`, `--value-range`, `--channels-last`, `--bgr`, `--resize` | the same commands |
 //! | [`NormalizeArgs`] | `--mean`, `--std` | attack evasion, inversion |
+//!
+//! Commands that read a labelled data set for a known input shape load it
+//! with [`load_checked`]: one loader, one preprocessing, one range check.
 //! | [`crate::output::OutputArgs`] | `--format`, `-o`, `--color`, `--fail-on`, `--no-fail`, `--min-severity` | commands with findings |
 //! | [`crate::output::ReportArgs`] | `--format`, `-o`, `--color` | train, demo (no findings to fail on) |
 
-use aisec_model::data::Preprocess;
+use std::path::Path;
+
+use aisec_model::data::{Dataset, Preprocess};
 use aisec_model::Tensor;
 use anyhow::{bail, Context};
 
@@ -26,6 +31,13 @@ pub struct InputRange {
     /// Highest valid input value (inputs above it are an error: map them with --value-range or --scale).
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub hi: f32,
+}
+
+impl Default for InputRange {
+    /// `[0, 1]`, the flags' defaults.
+    fn default() -> Self {
+        InputRange { lo: 0.0, hi: 1.0 }
+    }
 }
 
 impl InputRange {
@@ -115,6 +127,36 @@ impl PreprocessArgs {
         }
         Ok(p.apply(&x)?)
     }
+}
+
+/// A labelled data set read with the shared data flags: loaded in any
+/// format aisec reads (`.npz`, `.npy`/IDX with `labels`, CSV, an image
+/// folder), preprocessed as declared (before it is shaped for `input`, so
+/// `--channels-last` sees the stored layout), shaped for `input`, and
+/// checked: NaN/Inf and values outside `[--lo, --hi]` are errors that name
+/// the range found and the flag that fixes it. `what` names the data in
+/// messages ("DATA", "--clean"). Labels are the caller's to check (it
+/// knows the number of classes).
+pub fn load_checked(
+    path: &Path,
+    labels: Option<&Path>,
+    label_column: &str,
+    input: &[usize],
+    prep: &PreprocessArgs,
+    range: &InputRange,
+    what: &str,
+) -> anyhow::Result<Dataset> {
+    range.check()?;
+    let p = prep.preprocess(range, path.is_dir())?;
+    let d = crate::cmd::train::load_data(path, labels, label_column, input, &p)?;
+    crate::data::check_inputs(
+        &d.x,
+        what,
+        range.lo,
+        range.hi,
+        crate::data::Fix::ScaleOrValueRange,
+    )?;
+    Ok(d)
 }
 
 /// The normalisation a model expects, applied inside the model so budgets

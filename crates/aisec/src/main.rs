@@ -94,17 +94,27 @@ fn main() -> ExitCode {
                 0
             })
         }
-        Command::Probe(a) => cmd::probe::run_with(
-            a.probe.clone(),
-            matches.subcommand_matches("probe"),
-            run::progress(a.probe.no_progress).as_ref(),
-        )
-        .and_then(|report| {
-            if !run::quiet() {
-                eprint!("{}", aisec_probe::summary::family_table(&report));
-            }
-            run::finish(report, &a.output)
-        }),
+        // --format jsonl: one line per attempt as it is judged; the
+        // per-probe findings and the summary follow at the end.
+        Command::Probe(a) => output::JsonlStream::start(&a.output)
+            .and_then(|stream| {
+                cmd::probe::run_with(
+                    a.probe.clone(),
+                    matches.subcommand_matches("probe"),
+                    run::progress(a.probe.no_progress).as_ref(),
+                    &|r| {
+                        if let Some(s) = &stream {
+                            s.line(&cmd::attempt_line(r));
+                        }
+                    },
+                )
+            })
+            .and_then(|report| {
+                if !run::quiet() {
+                    eprint!("{}", aisec_probe::summary::family_table(&report));
+                }
+                run::finish(report, &a.output)
+            }),
         Command::Guard(a) => cmd::guard::run(a),
         Command::Defend(a) => cmd::defend::run(a),
         Command::Train(a) => cmd::train::run(*a),

@@ -59,8 +59,14 @@ impl Method {
     }
 }
 
-/// Arguments of `aisec explain`.
+/// Arguments of `aisec explain`. Explanations are read off the model at
+/// the inputs as given, so the range is enforced where it is used: by
+/// `--adversarial`'s PGD (token-id and tabular models take other ranges).
 #[derive(Debug, clap::Args)]
+#[command(
+    mut_arg("lo", |a| a.help("Lowest valid input value: --adversarial clips to it, and with --adversarial inputs below it are an error")),
+    mut_arg("hi", |a| a.help("Highest valid input value: --adversarial clips to it, and with --adversarial inputs above it are an error (map them with --value-range or --scale)"))
+)]
 pub struct ExplainArgs {
     #[command(flatten)]
     pub victim: VictimArgs,
@@ -77,9 +83,12 @@ pub struct ExplainArgs {
     #[arg(long, default_value = "last", value_name = "COL")]
     pub label_column: String,
 
-    /// Multiply inputs by this factor after loading (e.g. 0.0625 for 0-16 digits).
-    #[arg(long, value_name = "F")]
-    pub scale: Option<f32>,
+    /// Preprocessing of --data and --background.
+    #[command(flatten)]
+    pub prep: crate::args::PreprocessArgs,
+
+    #[command(flatten)]
+    pub range: crate::args::InputRange,
 
     /// Explain only the first N examples.
     #[arg(long, default_value_t = 16, value_name = "N")]
@@ -157,7 +166,7 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "V", requires = "trigger")]
     pub stamp: Option<f32>,
 
-    /// Attack each input with PGD (L-inf, this eps, inputs in [0, 1]: data outside it is an error) first and attribute the change of the adversarial class's logit to the perturbation (IG from clean to adversarial input).
+    /// Attack each input with PGD (L-inf, this eps, inputs in [--lo, --hi]: data outside it is an error) first and attribute the change of the adversarial class's logit to the perturbation (IG from clean to adversarial input).
     #[arg(long, value_name = "EPS")]
     pub adversarial: Option<f32>,
 
@@ -171,7 +180,8 @@ pub struct ExplainArgs {
 
 /// Loads the inputs (and labels) to explain.
 fn load_data(a: &ExplainArgs, shape: &[usize]) -> anyhow::Result<(Tensor, Option<Vec<usize>>)> {
-    let (mut x, y) = load_table(&a.data, a.labels.as_deref(), &a.label_column)?;
+    let (x, y) = load_table(&a.data, a.labels.as_deref(), &a.label_column)?;
+    let mut x = a.prep.apply(x, &a.range)?;
     let want: usize = shape.iter().product();
     if x.row_len() != want {
         bail!(
@@ -183,9 +193,6 @@ fn load_data(a: &ExplainArgs, shape: &[usize]) -> anyhow::Result<(Tensor, Option
     let n = x.batch().min(a.limit);
     x.data.truncate(n * want);
     x.shape = std::iter::once(n).chain(shape.iter().copied()).collect();
-    if let Some(s) = a.scale {
-        x.data.iter_mut().for_each(|v| *v *= s);
-    }
     if n == 0 {
         bail!("{} holds no examples", a.data.display());
     }
@@ -330,10 +337,17 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<i32> {
     let shape = model.input_shape().to_vec();
     let (mut x, labels) = load_data(&a, &shape)?;
     crate::data::check_finite(&x, "--data")?;
+    a.range.check()?;
     if a.adversarial.is_some() {
-        // PGD's budget and clipping are in [0, 1]: data stored as 0..255
-        // (or 0..16) would make every budget far too small, silently.
-        crate::data::check_inputs(&x, "--data", 0.0, 1.0, crate::data::Fix::Scale("--scale"))?;
+        // PGD's budget and clipping are in [--lo, --hi]: data stored as
+        // 0..255 (or 0..16) would make every budget far too small, silently.
+        crate::data::check_inputs(
+            &x,
+            "--data",
+            a.range.lo,
+            a.range.hi,
+            crate::data::Fix::ScaleOrValueRange,
+        )?;
     }
     let (_, h, w) = security::image_dims(&shape);
     let trigger = match &a.trigger {
@@ -356,8 +370,8 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<i32> {
         let budget = aisec_attack::Budget {
             norm: aisec_attack::Norm::Linf,
             eps,
-            lo: 0.0,
-            hi: 1.0,
+            lo: a.range.lo,
+            hi: a.range.hi,
         };
         let mut ctx = aisec_attack::AttackContext::silent().with_seed(a.seed);
         let adv = aisec_attack::evasion::pgd(
@@ -397,26 +411,22 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<i32> {
     let background = || -> anyhow::Result<Tensor> {
         let b = match &a.background {
             Some(p) => {
-                let (mut b, _) = load_table(p, None, &a.label_column)?;
+                let (b, _) = load_table(p, None, &a.label_column)?;
+                let mut b = a.prep.apply(b, &a.range)?;
                 if b.row_len() != x.row_len() {
                     bail!("background {} rows do not fit the model input", p.display());
                 }
                 b.shape = std::iter::once(b.batch())
                     .chain(shape.iter().copied())
                     .collect();
-                if let Some(s) = a.scale {
-                    b.data.iter_mut().for_each(|v| *v *= s);
-                }
                 b
             }
             None => {
-                let (mut b, _) = load_table(&a.data, None, &a.label_column)?;
+                let (b, _) = load_table(&a.data, None, &a.label_column)?;
+                let mut b = a.prep.apply(b, &a.range)?;
                 b.shape = std::iter::once(b.batch())
                     .chain(shape.iter().copied())
                     .collect();
-                if let Some(s) = a.scale {
-                    b.data.iter_mut().for_each(|v| *v *= s);
-                }
                 b
             }
         };

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use aisec_attack::inversion::{run_inversion, InversionConfig, InversionCost};
 use aisec_core::Report;
+use aisec_model::data::normalize::Normalized;
 use aisec_model::data::Dataset;
 use anyhow::Context;
 
@@ -69,6 +70,10 @@ pub struct InversionArgs {
     #[command(flatten)]
     pub prep: crate::args::PreprocessArgs,
 
+    /// The model's input normalisation, applied inside the model: reconstructions, --start, --lo and --hi stay in pixel space.
+    #[command(flatten)]
+    pub norm_args: crate::args::NormalizeArgs,
+
     /// Save the reconstructions (and class means) as a PNG grid.
     #[arg(long, value_name = "FILE")]
     pub save_png: Option<PathBuf>,
@@ -127,7 +132,13 @@ pub fn run(a: InversionArgs) -> anyhow::Result<i32> {
     let show = crate::run::show_progress(a.no_progress);
     let ctx = crate::cmd::attack::attack_context(show);
     let start = std::time::Instant::now();
-    let r = run_inversion(&model, &cfg, reference.as_ref(), &ctx)?;
+    let r = if a.norm_args.is_set() {
+        let m = Normalized::new(model, a.norm_args.mean.clone(), a.norm_args.std.clone())
+            .context("--mean/--std do not fit the model")?;
+        run_inversion(&m, &cfg, reference.as_ref(), &ctx)?
+    } else {
+        run_inversion(&model, &cfg, reference.as_ref(), &ctx)?
+    };
     ctx.progress().finish();
     let name = a.model.name();
     let mut report = Report::new("attack inversion");

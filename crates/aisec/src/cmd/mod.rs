@@ -27,3 +27,20 @@ pub struct ProbeCommand {
     #[command(flatten)]
     pub output: crate::output::OutputArgs,
 }
+
+/// An attempt as a JSON Lines record: which probe, whether it hit, the
+/// detector's verdict or the error (the conversation stays in
+/// `--transcripts`).
+pub fn attempt_line(r: &aisec_probe::harness::AttemptRecord) -> serde_json::Value {
+    serde_json::json!({
+        "type": "attempt",
+        "probe": r.probe,
+        "family": r.family,
+        "key": r.key,
+        "repetition": r.repetition,
+        "hit": r.is_hit(),
+        "verdict": r.verdict,
+        "error": r.error,
+        "latency_ms": r.latency_ms,
+    })
+}

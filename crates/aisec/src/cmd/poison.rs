@@ -32,9 +32,8 @@ pub struct PoisonArgs {
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
 
-    /// Multiply inputs by this after loading (e.g. 0.0625 for 0-16 digits, 0.00392156862745098 for 0-255 images).
-    #[arg(long, value_name = "F")]
-    pub scale: Option<f32>,
+    #[command(flatten)]
+    pub prep: crate::args::PreprocessArgs,
 
     /// Shape of one example, e.g. 1,28,28 [default: the --arch spec's input].
     #[arg(long, value_name = "C,H,W", value_delimiter = ',')]
@@ -60,13 +59,8 @@ pub struct PoisonArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 
-    /// Lowest valid input value.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub lo: f32,
-
-    /// Highest valid input value.
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    pub hi: f32,
+    #[command(flatten)]
+    pub range: crate::args::InputRange,
 
     /// Side of the BadNets / clean-label patch in pixels.
     #[arg(long, default_value_t = 3)]
@@ -128,16 +122,6 @@ pub struct PoisonArgs {
     pub output: OutputArgs,
 }
 
-fn scaled(mut d: Dataset, scale: Option<f32>) -> anyhow::Result<Dataset> {
-    if let Some(s) = scale {
-        if !s.is_finite() {
-            bail!("--scale must be a finite number");
-        }
-        d.x.data.iter_mut().for_each(|v| *v *= s);
-    }
-    Ok(d)
-}
-
 fn read_spec(p: &Path) -> anyhow::Result<ArchSpec> {
     let text =
         std::fs::read_to_string(p).with_context(|| format!("cannot read spec {}", p.display()))?;
@@ -148,9 +132,7 @@ fn read_spec(p: &Path) -> anyhow::Result<ArchSpec> {
 pub fn run(a: PoisonArgs) -> anyhow::Result<i32> {
     let start = Instant::now();
     let kind = PoisonKind::parse(&a.kind)?;
-    if a.lo.partial_cmp(&a.hi) != Some(std::cmp::Ordering::Less) {
-        bail!("--lo must be below --hi");
-    }
+    a.range.check()?;
     let spec = a.arch.as_deref().map(read_spec).transpose()?;
     let shape: Vec<usize> = match (&spec, a.input_shape.is_empty()) {
         (_, false) => a.input_shape.clone(),
@@ -165,32 +147,12 @@ pub fn run(a: PoisonArgs) -> anyhow::Result<i32> {
             );
         }
     }
-    let train = scaled(
-        crate::cmd::train::load_data(&a.data, a.labels.as_deref(), "last", &shape)?,
-        a.scale,
-    )?;
-    crate::data::check_inputs(
-        &train.x,
-        "DATA",
-        a.lo,
-        a.hi,
-        crate::data::Fix::Scale("--scale"),
-    )?;
+    let load = |p: &Path, labels: Option<&Path>, what: &str| {
+        crate::args::load_checked(p, labels, "last", &shape, &a.prep, &a.range, what)
+    };
+    let train = load(&a.data, a.labels.as_deref(), "DATA")?;
     let test = match &a.test {
-        Some(p) => {
-            let d = scaled(
-                crate::cmd::train::load_data(p, a.test_labels.as_deref(), "last", &shape)?,
-                a.scale,
-            )?;
-            crate::data::check_inputs(
-                &d.x,
-                "--test",
-                a.lo,
-                a.hi,
-                crate::data::Fix::Scale("--scale"),
-            )?;
-            Some(d)
-        }
+        Some(p) => Some(load(p, a.test_labels.as_deref(), "--test")?),
         None => None,
     };
     let spec_classes = match &spec {
@@ -210,8 +172,8 @@ pub fn run(a: PoisonArgs) -> anyhow::Result<i32> {
         rate: a.rate,
         target: a.target,
         seed: a.seed,
-        lo: a.lo,
-        hi: a.hi,
+        lo: a.range.lo,
+        hi: a.range.hi,
         patch_size: a.patch_size,
         alpha: a.alpha,
         wanet_k: a.wanet_k,
@@ -361,7 +323,7 @@ fn save_outputs(a: &PoisonArgs, clean: &Dataset, p: &Poisoned) -> anyhow::Result
         ],
     )?;
     let png = a.out.join("trigger.png");
-    p.manifest.trigger.save_png(&png, a.lo, a.hi)?;
+    p.manifest.trigger.save_png(&png, a.range.lo, a.range.hi)?;
     let json = a.out.join("indices.json");
     p.manifest.save(&json)?;
     let mut written = vec![npz, png, json];
@@ -373,7 +335,7 @@ fn save_outputs(a: &PoisonArgs, clean: &Dataset, p: &Poisoned) -> anyhow::Result
         let mut q = p.data.x.clone();
         c.shape = vec![clean.len(), sh.c, sh.h, sh.w];
         q.shape = c.shape.clone();
-        let bytes = aisec_attack::save::png_grid(&c, &q, &rows, a.lo, a.hi)?;
+        let bytes = aisec_attack::save::png_grid(&c, &q, &rows, a.range.lo, a.range.hi)?;
         let ex = a.out.join("examples.png");
         std::fs::write(&ex, bytes).with_context(|| format!("cannot write {}", ex.display()))?;
         written.push(ex);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aisec_probe::buffs::Buff;
-use aisec_probe::harness::{run_probes_with, write_transcripts, RunConfig};
+use aisec_probe::harness::{run_probes_observed, write_transcripts, AttemptRecord, RunConfig};
 use aisec_probe::summary::{build_report, SummaryOptions};
 use aisec_probe::target::{Target, TargetKind};
 use anyhow::Context;
@@ -370,15 +370,18 @@ pub fn apply_config(
 /// interrupted one `incomplete`.
 #[allow(dead_code)] // the aisec binary calls run_with; the probe_cli example calls this
 pub fn run(args: ProbeArgs) -> anyhow::Result<aisec_core::Report> {
-    run_with(args, None, &aisec_core::run::NoProgress)
+    run_with(args, None, &aisec_core::run::NoProgress, &|_| {})
 }
 
 /// [`run`], with the command line's matches (a `--config` file fills only
-/// what they do not give) and a progress sink (attempts done / total).
+/// what they do not give), a progress sink (attempts done / total) and
+/// `on_attempt`, called with each attempt as soon as it is judged (the
+/// CLI streams them with `--format jsonl`).
 pub fn run_with(
     mut args: ProbeArgs,
     matches: Option<&clap::ArgMatches>,
     progress: &dyn aisec_core::run::Progress,
+    on_attempt: &(dyn Fn(&AttemptRecord) + Sync),
 ) -> anyhow::Result<aisec_core::Report> {
     if let Some(path) = args.config.clone() {
         let c = aisec_probe::config::ProbeConfig::load(&path)?;
@@ -448,7 +451,7 @@ pub fn run_with(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let outcome = rt.block_on(run_probes_with(cfg, probes, progress))?;
+    let outcome = rt.block_on(run_probes_observed(cfg, probes, progress, on_attempt))?;
     if let Some(path) = &args.transcripts {
         write_transcripts(path, &outcome.records)?;
     }

@@ -1,7 +1,8 @@
 //! `aisec scan`: model artifacts in, findings out.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aisec_scan::{Config, ScanOptions, Scanner};
@@ -98,8 +99,16 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     } else {
         None
     };
+    // --format jsonl: each file's findings as soon as the file is done.
+    let stream = crate::output::JsonlStream::start(&args.output)?;
+    let partial = Arc::new(Partial::default());
+    let watcher = partial.watch(args.output.clone());
     let bytes = AtomicU64::new(0);
     let report = scanner.scan_paths(&args.paths, &|r| {
+        if let Some(s) = &stream {
+            s.findings(&r.findings);
+        }
+        partial.add(r);
         let total = bytes.fetch_add(r.bytes, Ordering::Relaxed) + r.bytes;
         if let Some(pb) = &progress {
             pb.inc(1);
@@ -109,6 +118,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     if let Some(pb) = progress {
         pb.finish_and_clear();
     }
+    partial.done(watcher);
     let unreadable = !report.errors.is_empty();
     let scanned = report.data.get("scanned").and_then(|v| v.as_u64());
     let mut report = report;
@@ -136,6 +146,70 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         return Ok(crate::run::FAILED);
     }
     Ok(code)
+}
+
+/// A finished file: its path, findings and read error.
+type DoneFile = (String, Vec<aisec_core::Finding>, Option<String>);
+
+/// What a scan has done so far, for the partial report Ctrl-C writes
+/// (`aisec_scan` runs its files to the end; the CLI does not wait for
+/// them): the findings and errors of every finished file.
+#[derive(Default)]
+struct Partial {
+    files: Mutex<Vec<DoneFile>>,
+    /// Set by whichever of the scan (finished) and the watcher (Ctrl-C)
+    /// writes the report first.
+    claimed: AtomicBool,
+}
+
+impl Partial {
+    fn add(&self, r: &aisec_scan::FileResult) {
+        self.files.lock().unwrap_or_else(|e| e.into_inner()).push((
+            r.path.clone(),
+            r.findings.clone(),
+            r.error.clone(),
+        ));
+    }
+
+    /// On Ctrl-C: writes the report of the files finished so far, marked
+    /// incomplete, and exits 130 (see [`crate::run`]).
+    fn watch(self: &Arc<Self>, out: crate::output::OutputArgs) -> std::thread::JoinHandle<()> {
+        let cancel = crate::run::cancel();
+        let me = self.clone();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(50));
+            if me.claimed.load(Ordering::SeqCst) {
+                return;
+            }
+            if !cancel.is_cancelled() || me.claimed.swap(true, Ordering::SeqCst) {
+                continue;
+            }
+            let mut report = aisec_core::Report::new("scan");
+            report.add_rules(&aisec_scan::all_rules());
+            for (path, findings, error) in
+                me.files.lock().unwrap_or_else(|e| e.into_inner()).drain(..)
+            {
+                report.summary.items += 1;
+                if let Some(e) = error {
+                    report.error(path, e);
+                }
+                report.extend(findings);
+            }
+            let code = crate::run::finish(report, &out).unwrap_or(crate::run::INTERRUPTED);
+            std::process::exit(code);
+        })
+    }
+
+    /// The scan finished: unless Ctrl-C's report is being written (the
+    /// process then ends there), the scan's own report follows.
+    fn done(&self, watcher: std::thread::JoinHandle<()>) {
+        if self.claimed.swap(true, Ordering::SeqCst) {
+            let _ = watcher.join();
+            // The watcher exits the process; never reached.
+            std::process::exit(crate::run::INTERRUPTED);
+        }
+        let _ = watcher.join();
+    }
 }
 
 /// The end-of-run summary in text output: files scanned (by format),

@@ -41,9 +41,13 @@ pub struct TrainArgs {
     #[arg(long, value_name = "COL")]
     pub label_column: Option<String>,
 
-    /// Multiply inputs by this factor after loading (e.g. 0.0625 for 0-16 digits, 0.00392156862745098 for 0-255 images).
-    #[arg(long, value_name = "F")]
-    pub scale: Option<f32>,
+    /// Preprocessing of DATA and --val (kept by --resume).
+    #[command(flatten)]
+    pub prep: crate::args::PreprocessArgs,
+
+    /// The model's valid input range: training data outside it is an error (kept by --resume).
+    #[command(flatten)]
+    pub range: crate::args::InputRange,
 
     /// Validation data (same formats as DATA).
     #[arg(long, value_name = "DATA", conflicts_with = "val_split")]
@@ -149,12 +153,15 @@ fn read_tensor(path: &Path) -> anyhow::Result<Tensor> {
     }
 }
 
-/// Loads a data set in any format the substrate reads, shaped for `input`.
+/// Loads a data set in any format the substrate reads, applies `prep` to
+/// the inputs as stored, and shapes them for `input` (use
+/// [`crate::args::load_checked`], which also checks the values).
 pub(crate) fn load_data(
     path: &Path,
     labels: Option<&Path>,
     label_column: &str,
     input: &[usize],
+    prep: &aisec_model::data::Preprocess,
 ) -> anyhow::Result<Dataset> {
     let d = if path.is_dir() {
         let opts = match input {
@@ -205,6 +212,14 @@ pub(crate) fn load_data(
         })?;
         let y = crate::cmd::attack::load_labels(lp)?;
         Dataset::new(x, y)?
+    };
+    let d = if *prep == aisec_model::data::Preprocess::default() {
+        d
+    } else {
+        let x = prep
+            .apply(&d.x)
+            .with_context(|| format!("cannot preprocess {}", path.display()))?;
+        Dataset::new(x, d.y)?
     };
     let n = d.len();
     let want: usize = input.iter().product();
@@ -266,8 +281,9 @@ fn spec_path(out: &Path) -> PathBuf {
 
 /// The data options of a run, stored in its checkpoints so that
 /// `--resume` trains on the same examples with the same validation split
-/// and scale (paths made absolute, so a resume from another folder finds
-/// them).
+/// and preprocessing (paths made absolute, so a resume from another folder
+/// finds them). Fields after `val_split` are absent from checkpoints of
+/// older versions (defaults: no preprocessing, range [0, 1]).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RunOptions {
@@ -278,6 +294,18 @@ struct RunOptions {
     val: Option<PathBuf>,
     val_labels: Option<PathBuf>,
     val_split: Option<f32>,
+    #[serde(default)]
+    value_range: Vec<f32>,
+    #[serde(default)]
+    channels_last: bool,
+    #[serde(default)]
+    bgr: bool,
+    #[serde(default)]
+    resize: Option<String>,
+    #[serde(default)]
+    lo: Option<f32>,
+    #[serde(default)]
+    hi: Option<f32>,
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -290,11 +318,37 @@ impl RunOptions {
             data: absolute(a.data.as_deref().context("give the training DATA")?),
             labels: a.labels.as_deref().map(absolute),
             label_column: a.label_column.clone().unwrap_or_else(|| "last".into()),
-            scale: a.scale,
+            scale: a.prep.scale,
             val: a.val.as_deref().map(absolute),
             val_labels: a.val_labels.as_deref().map(absolute),
             val_split: a.val_split,
+            value_range: a.prep.value_range.clone(),
+            channels_last: a.prep.channels_last,
+            bgr: a.prep.bgr,
+            resize: a.prep.resize.clone(),
+            lo: Some(a.range.lo),
+            hi: Some(a.range.hi),
         })
+    }
+
+    /// The preprocessing flags of the run.
+    fn prep(&self) -> crate::args::PreprocessArgs {
+        crate::args::PreprocessArgs {
+            scale: self.scale,
+            value_range: self.value_range.clone(),
+            channels_last: self.channels_last,
+            bgr: self.bgr,
+            resize: self.resize.clone(),
+        }
+    }
+
+    /// The input range of the run.
+    fn range(&self) -> crate::args::InputRange {
+        let d = crate::args::InputRange::default();
+        crate::args::InputRange {
+            lo: self.lo.unwrap_or(d.lo),
+            hi: self.hi.unwrap_or(d.hi),
+        }
     }
 
     /// The stored options of the resumed run, with a clear error for an
@@ -330,7 +384,25 @@ impl RunOptions {
             a.label_column.clone(),
             &Some(s.label_column.clone()),
         )?;
-        same("--scale", a.scale, &s.scale)?;
+        same("--scale", a.prep.scale, &s.scale)?;
+        let some = |v: &Vec<f32>| (!v.is_empty()).then(|| v.clone());
+        same(
+            "--value-range",
+            some(&a.prep.value_range),
+            &some(&s.value_range),
+        )?;
+        same(
+            "--channels-last",
+            a.prep.channels_last.then_some(true),
+            &s.channels_last.then_some(true),
+        )?;
+        same("--bgr", a.prep.bgr.then_some(true), &s.bgr.then_some(true))?;
+        same("--resize", a.prep.resize.clone(), &s.resize)?;
+        // --lo/--hi have defaults: a value other than the default that
+        // differs from the run's is an error.
+        let d = crate::args::InputRange::default();
+        same("--lo", (a.range.lo != d.lo).then_some(a.range.lo), &s.lo)?;
+        same("--hi", (a.range.hi != d.hi).then_some(a.range.hi), &s.hi)?;
         same("--val", a.val.as_deref().map(absolute), &s.val)?;
         same(
             "--val-labels",
@@ -391,18 +463,25 @@ pub fn run(a: TrainArgs) -> anyhow::Result<i32> {
             RunOptions::from_args(&a)?
         }
     };
-    let mut train = load_data(
+    let (prep, range) = (opts.prep(), opts.range());
+    let mut train = crate::args::load_checked(
         &opts.data,
         opts.labels.as_deref(),
         &opts.label_column,
         &spec.input,
+        &prep,
+        &range,
+        "training data",
     )?;
     let mut val = match &opts.val {
-        Some(p) => Some(load_data(
+        Some(p) => Some(crate::args::load_checked(
             p,
             opts.val_labels.as_deref(),
             &opts.label_column,
             &spec.input,
+            &prep,
+            &range,
+            "validation data",
         )?),
         None => None,
     };
@@ -410,20 +489,6 @@ pub fn run(a: TrainArgs) -> anyhow::Result<i32> {
         let (t, v) = aisec_model::fit::split_dataset(&train, f, cfg.seed)?;
         train = t;
         val = Some(v);
-    }
-    if let Some(s) = opts.scale {
-        if !s.is_finite() {
-            bail!("--scale must be a finite number");
-        }
-        train.x.data.iter_mut().for_each(|v| *v *= s);
-        if let Some(v) = val.as_mut() {
-            v.x.data.iter_mut().for_each(|v| *v *= s);
-        }
-    }
-
-    crate::data::check_finite(&train.x, "training data")?;
-    if let Some(v) = &val {
-        crate::data::check_finite(&v.x, "validation data")?;
     }
     let mut model = OnnxModel::from_spec(&spec, cfg.seed)?;
     let classes = aisec_model::Classifier::num_classes(&model);

@@ -21,4 +21,6 @@ mod probe_bounds;
 mod readme;
 mod remote;
 mod scan;
+mod shared_flags;
+mod streaming;
 mod train;

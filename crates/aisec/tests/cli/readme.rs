@@ -25,7 +25,6 @@ const NOT_RUN: &[(&str, &str)] = &[
     ("aisec probe --url https://app.example/api/chat", "needs the app (exit_codes.rs and the probe crate's tests run --api rest on loopback)"),
     ("aisec probe --config probe.toml", "needs an LLM server (family.rs: probe_config_file_sets_the_run_and_flags_win)"),
     ("aisec guard --policy crates/aisec-guard/policy.example.toml --upstream", "runs a server until stopped (aisec-guard's tests)"),
-    ("aisec scan path/to/hf-repo/", "stands for the reader's own repository (aisec-scan tests/remote_code.rs builds such repos; scan.rs runs auto_map configs)"),
     ("aisec assess examples/digits-service/aisec.toml --plan", "runs on the example system in the repository, which this test does not link (assess.rs: plan_lists_threats_with_checks_and_manual_controls runs --plan on it)"),
     ("aisec assess examples/digits-service/aisec.toml --html", "writes its resume state beside the description, inside the repository (assess.rs: the_example_system_is_assessed_end_to_end_and_resumes runs it with --state in a temporary folder)"),
     ("aisec assess examples/digits-service/aisec.toml --threat-dragon", "as above (assess.rs and aisec-assess's Threat Dragon schema tests)"),

@@ -16,7 +16,7 @@ use aisec_defend::data::{
 use aisec_model::fit::{per_example_losses, TrainConfig};
 use aisec_model::spec::ArchSpec;
 use aisec_model::train::Optimizer;
-use aisec_model::{Classifier, OnnxModel, Tap};
+use aisec_model::{Classifier, Tap};
 use anyhow::{bail, Context};
 
 use crate::output::OutputArgs;
@@ -32,9 +32,13 @@ pub struct DataArgs {
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
 
-    /// A model trained on DATA (ONNX): its penultimate activations feed activation clustering and spectral signatures.
+    /// A model trained on DATA (ONNX, or safetensors with --spec or the NAME.spec.json `aisec train` writes beside it): its penultimate activations feed activation clustering and spectral signatures.
     #[arg(long, value_name = "MODEL")]
     pub model: PathBuf,
+
+    /// Architecture spec (JSON/TOML) when --model is a safetensors file [default: the .spec.json beside it].
+    #[arg(long, value_name = "FILE")]
+    pub spec: Option<PathBuf>,
 
     /// Read activations at this ONNX node's first output instead of the penultimate layer.
     #[arg(long, value_name = "NODE")]
@@ -68,17 +72,11 @@ pub struct DataArgs {
     #[arg(long, value_name = "FILE")]
     pub ground_truth: Option<PathBuf>,
 
-    /// Multiply inputs by this after loading.
-    #[arg(long, value_name = "F")]
-    pub scale: Option<f32>,
+    #[command(flatten)]
+    pub prep: crate::args::PreprocessArgs,
 
-    /// Lowest valid input value.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub lo: f32,
-
-    /// Highest valid input value.
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
-    pub hi: f32,
+    #[command(flatten)]
+    pub range: crate::args::InputRange,
 
     /// Seed of clustering, power iteration and the early-loss run.
     #[arg(long, default_value_t = 0)]
@@ -108,14 +106,13 @@ pub fn run(a: DataArgs) -> anyhow::Result<i32> {
             bail!("unknown method '{m}' (expected ac, ss or loss)");
         }
     }
-    let model = OnnxModel::load(&a.model)
-        .with_context(|| format!("cannot load model {}", a.model.display()))?;
+    let model = crate::cmd::target::load_local(&a.model, a.spec.as_deref())?;
     let data = super::load_checked(
         &a.data,
         a.labels.as_deref(),
         &model,
-        a.scale,
-        (a.lo, a.hi),
+        &a.prep,
+        &a.range,
         "DATA",
         None,
     )?;

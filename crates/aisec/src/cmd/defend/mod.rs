@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use aisec_model::data::Dataset;
 use aisec_model::OnnxModel;
-use anyhow::bail;
 
 pub mod data;
 pub mod demo;
@@ -54,17 +53,12 @@ pub struct CleanArgs {
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
 
-    /// Multiply every input by this after loading (e.g. 0.0625 for 0-16 digits, 0.00392156862745098 for 0-255 images).
-    #[arg(long, value_name = "F")]
-    pub scale: Option<f32>,
+    /// Preprocessing of every data set the command reads (--clean, --test, --triggered, --inputs).
+    #[command(flatten)]
+    pub prep: crate::args::PreprocessArgs,
 
-    /// Smallest valid input value.
-    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
-    pub lo: f32,
-
-    /// Largest valid input value.
-    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
-    pub hi: f32,
+    #[command(flatten)]
+    pub range: crate::args::InputRange,
 
     /// Use at most this many clean examples (the first N).
     #[arg(long, value_name = "N")]
@@ -72,45 +66,51 @@ pub struct CleanArgs {
 }
 
 impl CleanArgs {
-    /// Loads the clean data for `model`, scaled and checked.
+    /// Loads the clean data for `model`, preprocessed and checked.
     pub fn load(&self, model: &OnnxModel) -> anyhow::Result<Dataset> {
-        load_checked(
+        self.load_other(
             &self.clean,
             self.labels.as_deref(),
             model,
-            self.scale,
-            (self.lo, self.hi),
             "--clean",
             self.limit,
         )
     }
+
+    /// Loads another labelled data set (`--test`, `--triggered`) with the
+    /// same preprocessing and checks as --clean.
+    pub fn load_other(
+        &self,
+        path: &Path,
+        labels: Option<&Path>,
+        model: &OnnxModel,
+        what: &str,
+        limit: Option<usize>,
+    ) -> anyhow::Result<Dataset> {
+        load_checked(path, labels, model, &self.prep, &self.range, what, limit)
+    }
 }
 
-/// Loads a labelled data set for `model`, scales it and checks its range
-/// and labels.
+/// Loads a labelled data set for `model` with the shared data flags
+/// ([`crate::args::load_checked`]: preprocessing, range and NaN checks)
+/// and checks its labels against the model's classes.
 pub fn load_checked(
     path: &Path,
     labels: Option<&Path>,
     model: &OnnxModel,
-    scale: Option<f32>,
-    (lo, hi): (f32, f32),
+    prep: &crate::args::PreprocessArgs,
+    range: &crate::args::InputRange,
     what: &str,
     limit: Option<usize>,
 ) -> anyhow::Result<Dataset> {
     use aisec_model::Classifier;
-    if lo >= hi || lo.is_nan() || hi.is_nan() {
-        bail!("--lo must be below --hi");
-    }
-    let mut d = crate::cmd::train::load_data(path, labels, "last", model.input_shape())?;
+    let mut d =
+        crate::args::load_checked(path, labels, "last", model.input_shape(), prep, range, what)?;
     if let Some(n) = limit {
         if n < d.len() {
             d = d.slice(0, n);
         }
     }
-    if let Some(s) = scale {
-        d.x.data.iter_mut().for_each(|v| *v *= s);
-    }
-    crate::data::check_inputs(&d.x, what, lo, hi, crate::data::Fix::Scale("--scale"))?;
     crate::data::check_labels(&d.y, model.num_classes(), what)?;
     Ok(d)
 }

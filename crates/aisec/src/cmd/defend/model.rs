@@ -161,7 +161,7 @@ pub fn run(a: ModelArgs) -> anyhow::Result<i32> {
         batch: a.batch,
         threshold: a.threshold,
         seed: a.seed,
-        range: (a.clean.lo, a.clean.hi),
+        range: (a.clean.range.lo, a.clean.range.hi),
         ..InspectConfig::default()
     };
     let methods: Vec<Method> = a.methods.iter().map(|s| method(s)).collect();

@@ -12,7 +12,7 @@ use aisec_defend::repair::{
 use aisec_defend::DefendError;
 use anyhow::{bail, Context};
 
-use crate::cmd::defend::{load_checked, CleanArgs, TriggeredArgs};
+use crate::cmd::defend::{CleanArgs, TriggeredArgs};
 use crate::output::OutputArgs;
 
 /// Arguments of `aisec defend repair`.
@@ -84,18 +84,11 @@ pub struct RepairArgs {
 /// Runs `aisec defend repair`.
 pub fn run(a: RepairArgs) -> anyhow::Result<i32> {
     let mut model = crate::cmd::target::load_local(&a.model, a.spec.as_deref())?;
-    let range = (a.clean.lo, a.clean.hi);
     let clean = a.clean.load(&model)?;
     let test = match &a.test {
-        Some(p) => load_checked(
-            p,
-            a.test_labels.as_deref(),
-            &model,
-            a.clean.scale,
-            range,
-            "--test",
-            None,
-        )?,
+        Some(p) => a
+            .clean
+            .load_other(p, a.test_labels.as_deref(), &model, "--test", None)?,
         None => clean.clone(),
     };
     let trig = match (&a.triggered.triggered, a.triggered.target) {
@@ -104,12 +97,10 @@ pub fn run(a: RepairArgs) -> anyhow::Result<i32> {
                 bail!("--target {t} is not a class of the model");
             }
             Some((
-                load_checked(
+                a.clean.load_other(
                     p,
                     a.triggered.triggered_labels.as_deref(),
                     &model,
-                    a.clean.scale,
-                    range,
                     "--triggered",
                     None,
                 )?,
@@ -154,7 +145,7 @@ pub fn run(a: RepairArgs) -> anyhow::Result<i32> {
         let icfg = InspectConfig {
             steps: a.steps,
             seed: a.seed,
-            range,
+            range: (a.clean.range.lo, a.clean.range.hi),
             ..InspectConfig::default()
         };
         let (ins, stopped) = crate::cmd::defend::model::inspect_all(

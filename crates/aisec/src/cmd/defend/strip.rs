@@ -29,7 +29,7 @@ pub struct StripArgs {
     #[command(flatten)]
     pub clean: CleanArgs,
 
-    /// The inputs to check (`.npy`, IDX, or `.npz` with an array `x`), scaled like --clean.
+    /// The inputs to check (`.npy`, IDX, or `.npz` with an array `x`), preprocessed like --clean.
     #[arg(long, value_name = "FILE")]
     pub inputs: PathBuf,
 
@@ -67,7 +67,10 @@ pub fn run(a: StripArgs) -> anyhow::Result<i32> {
             clean.len()
         );
     }
-    let mut x = load_inputs(&a.inputs)?;
+    let mut x = a
+        .clean
+        .prep
+        .apply(load_inputs(&a.inputs)?, &a.clean.range)?;
     if x.row_len() != clean.x.row_len() {
         bail!(
             "--inputs: examples have {} values, the model takes {}",
@@ -79,15 +82,12 @@ pub fn run(a: StripArgs) -> anyhow::Result<i32> {
     x.shape = std::iter::once(n)
         .chain(model.input_shape().iter().copied())
         .collect();
-    if let Some(s) = a.clean.scale {
-        x.data.iter_mut().for_each(|v| *v *= s);
-    }
     crate::data::check_inputs(
         &x,
         "--inputs",
-        a.clean.lo,
-        a.clean.hi,
-        crate::data::Fix::Scale("--scale"),
+        a.clean.range.lo,
+        a.clean.range.hi,
+        crate::data::Fix::ScaleOrValueRange,
     )?;
     let mut idx: Vec<usize> = (0..clean.len()).collect();
     idx.shuffle(&mut rand::rngs::StdRng::seed_from_u64(a.seed));
@@ -96,7 +96,9 @@ pub fn run(a: StripArgs) -> anyhow::Result<i32> {
         overlays: a.overlays,
         superimpose: match a.mix {
             Some(weight) => Superimpose::Mix { weight },
-            None => Superimpose::Add { hi: a.clean.hi },
+            None => Superimpose::Add {
+                hi: a.clean.range.hi,
+            },
         },
         frr: a.frr,
         seed: a.seed,
