@@ -3,6 +3,8 @@
 //! (`s3s` + `s3s-fs`), both serving the scan fixtures. A remote scan must
 //! equal the local scan of the same files, finding for finding.
 
+#![allow(clippy::unwrap_used)] // Tests may unwrap.
+
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
