@@ -14,7 +14,7 @@ trap 'rm -rf "$work"' EXIT
 "$aisec" -q assess "$root/examples/digits-service/aisec.toml" --state "$work/state.json" \
   --html "$work/report.html" --threat-dragon "$work/td.json" --no-fail > /dev/null
 "$root/scripts/assess/validate_threat_dragon.sh" "$work/td.json"
-chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1200,24000 \
+chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1200,40000 \
   --screenshot="$work/full.png" "file://$work/report.html" > /dev/null 2>&1
 "$venv/bin/python" - "$work/full.png" "$root/docs/assess" <<'PY'
 import sys
@@ -25,12 +25,14 @@ bg = im.getpixel((5, h - 1))
 y = h - 1
 while y > 0 and all(im.getpixel((x, y)) == bg for x in range(0, w, 20)):
     y -= 1
-names = ["report-summary", "report-measurements", "report-probes-threats", "report-threats", "report-threats-2", "report-compliance", "report-compliance-2"]
-for i, name in enumerate(names):
+import glob, os
+for old in glob.glob(f"{sys.argv[2]}/report-*.png"):
+    os.remove(old)
+# Pages of 2,400 pixels from the top, numbered in reading order.
+for i in range(0, (y + 2399) // 2400):
     top = i * 2400
-    if top >= y:
-        break
     part = im.crop((0, top, w, min(top + 2400, y + 20)))
-    part.quantize(colors=128).save(f"{sys.argv[2]}/{name}.png", optimize=True)
-    print(f"{sys.argv[2]}/{name}.png")
+    name = f"{sys.argv[2]}/report-{i + 1:02d}.png"
+    part.quantize(colors=128).save(name, optimize=True)
+    print(name)
 PY

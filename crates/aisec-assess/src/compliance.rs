@@ -34,9 +34,17 @@ pub const NIST_AI_RMF: &str = "NIST AI RMF 1.0";
 pub const EU_AI_ACT: &str = "EU AI Act Art. 15";
 /// ISO/IEC 42001 Annex A.
 pub const ISO_42001: &str = "ISO/IEC 42001 Annex A";
+/// EU AI Act Article 13 (transparency and provision of information to deployers).
+pub const EU_AI_ACT_13: &str = "EU AI Act Art. 13";
+
+/// Largest completeness error of Integrated Gradients, relative to the
+/// explained score change, at which attributions count as faithful.
+pub const MAX_RELATIVE_IG_DELTA: f64 = 0.05;
 
 const SECURITY: &[&str] = &[
     "TM-ART-EXEC",
+    "TM-DATA-POISON",
+    "TM-MODEL-BACKDOOR",
     "TM-MODEL-EVASION",
     "TM-MODEL-EXTRACTION",
     "TM-MODEL-MEMBERSHIP",
@@ -65,11 +73,11 @@ pub const CONTROLS: &[ControlDef] = &[
     ControlDef { framework: EU_AI_ACT, id: "15(1) accuracy", text: "An appropriate level of accuracy is achieved and declared (15(3)).", rules: &["TM-MODEL-EVASION"] },
     ControlDef { framework: EU_AI_ACT, id: "15(4) robustness", text: "Resilient to errors, faults and inconsistencies; technical redundancy where appropriate.", rules: &["TM-MODEL-EVASION", "TM-LLM-MISINFO"] },
     ControlDef { framework: EU_AI_ACT, id: "15(5) data poisoning", text: "Measures to prevent, detect, respond to and control attacks manipulating the training data set.", rules: &["TM-DATA-POISON", "TM-FLOW-SUPPLY"] },
-    ControlDef { framework: EU_AI_ACT, id: "15(5) model poisoning", text: "Measures against manipulation of pre-trained components used in training.", rules: &["TM-ART-EXEC", "TM-ART-SIGN"] },
+    ControlDef { framework: EU_AI_ACT, id: "15(5) model poisoning", text: "Measures against manipulation of pre-trained components used in training.", rules: &["TM-ART-EXEC", "TM-ART-SIGN", "TM-MODEL-BACKDOOR"] },
     ControlDef { framework: EU_AI_ACT, id: "15(5) adversarial examples / model evasion", text: "Measures against inputs designed to cause the model to make a mistake.", rules: &["TM-MODEL-EVASION", "TM-LLM-INJECTION", "TM-LLM-INDIRECT", "TM-GW-BYPASS"] },
     ControlDef { framework: EU_AI_ACT, id: "15(5) confidentiality attacks", text: "Measures against attacks on the confidentiality of the model and its data.", rules: &["TM-MODEL-MEMBERSHIP", "TM-MODEL-EXTRACTION", "TM-MODEL-INVERSION", "TM-LLM-SYSPROMPT"] },
     ControlDef { framework: EU_AI_ACT, id: "15(5) model flaws", text: "Measures against exploitation of model flaws.", rules: &["TM-LLM-OUTPUT", "TM-LLM-MISINFO", "TM-LLM-AGENCY"] },
-    ControlDef { framework: ISO_42001, id: "A.6.2.4", text: "AI system verification and validation.", rules: &["TM-MODEL-EVASION", "TM-LLM-INJECTION", "TM-ART-EXEC"] },
+    ControlDef { framework: ISO_42001, id: "A.6.2.4", text: "AI system verification and validation.", rules: &["TM-MODEL-EVASION", "TM-LLM-INJECTION", "TM-ART-EXEC", "TM-MODEL-BACKDOOR"] },
     ControlDef { framework: ISO_42001, id: "A.6.2.6", text: "AI system operation and monitoring.", rules: &["TM-GW-BYPASS", "TM-API-DOS"] },
     ControlDef { framework: ISO_42001, id: "A.6.2.8", text: "AI system recording of event logs.", rules: &["TM-GW-AUDIT"] },
     ControlDef { framework: ISO_42001, id: "A.7.4", text: "Quality of data for AI systems (provenance, preparation).", rules: &["TM-DATA-POISON"] },
@@ -237,6 +245,73 @@ pub fn fairness(results: &[CheckResult]) -> Option<ControlView> {
     })
 }
 
+/// NIST AI RMF MEASURE 2.9 (the model is explained and its output
+/// interpreted in context) and EU AI Act Article 13 (deployers can
+/// interpret the output) from the explain checks that ran: supported when
+/// Integrated Gradients attributions were computed and are complete (the
+/// largest completeness delta within [`MAX_RELATIVE_IG_DELTA`] of the
+/// explained score change), contradicted when they are not; nothing when
+/// no explain check was planned.
+pub fn explainability(results: &[CheckResult]) -> Vec<ControlView> {
+    let ran: Vec<&CheckResult> = results
+        .iter()
+        .filter(|r| r.check.kind == CheckKind::Explain)
+        .collect();
+    if ran.is_empty() {
+        return Vec::new();
+    }
+    let measured: Vec<Evidence> = ran
+        .iter()
+        .filter(|r| r.outcome == Outcome::Done)
+        .filter_map(|r| {
+            let rel = *r.metrics.get("max_relative_delta")?;
+            let ok = rel <= MAX_RELATIVE_IG_DELTA;
+            Some(Evidence {
+                threat: format!("explain@{}", r.check.component),
+                status: if ok { Status::Mitigated } else { Status::Open },
+                reason: if ok {
+                    format!("Integrated Gradients attributions are complete (largest delta {:.1e} of the score change)", rel)
+                } else {
+                    format!("Integrated Gradients attributions do not add up to the score change (largest relative delta {rel:.3}); the explanations are not faithful")
+                },
+                metrics: r.metrics.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            })
+        })
+        .collect();
+    let manual: Vec<String> = ran
+        .iter()
+        .filter(|r| r.outcome != Outcome::Done || !r.metrics.contains_key("max_relative_delta"))
+        .map(|r| format!("explain@{} (check did not finish)", r.check.component))
+        .collect();
+    let verdict = if measured.iter().any(|e| e.status == Status::Open) {
+        Verdict::Contradicted
+    } else if measured.is_empty() {
+        Verdict::NoMeasurement
+    } else {
+        Verdict::Supported
+    };
+    let make = |framework: &str, id: &str, text: &str| ControlView {
+        framework: framework.into(),
+        id: id.into(),
+        text: text.into(),
+        verdict,
+        measured: measured.clone(),
+        manual: manual.clone(),
+    };
+    vec![
+        make(
+            NIST_AI_RMF,
+            "MEASURE 2.9",
+            "The AI model is explained, validated and documented, and its output is interpreted within its context.",
+        ),
+        make(
+            EU_AI_ACT_13,
+            "13(1) interpretability",
+            "High-risk systems are transparent enough for deployers to interpret the output and use it appropriately (13(3)(b)(iv), (vii)).",
+        ),
+    ]
+}
+
 /// The OWASP Top 10 for LLM Applications (2025) view: one row per entry
 /// some threat of the model maps to.
 pub fn owasp_llm(threats: &[AssessedThreat]) -> Vec<ControlView> {
@@ -319,6 +394,43 @@ mod tests {
         assert!(at
             .iter()
             .any(|v| v.id == "AML.T0015" && v.verdict == Verdict::Supported));
+    }
+
+    #[test]
+    fn explainability_is_supported_only_by_complete_attributions() {
+        use crate::threats::CheckRef;
+        let r = |comp: &str, rel: Option<f64>, outcome: Outcome| CheckResult {
+            check: CheckRef {
+                kind: CheckKind::Explain,
+                component: comp.into(),
+            },
+            outcome,
+            exercised: vec![],
+            findings: vec![],
+            metrics: rel
+                .map(|v| {
+                    [("max_relative_delta".to_string(), v)]
+                        .into_iter()
+                        .collect()
+                })
+                .unwrap_or_default(),
+            data: serde_json::Value::Null,
+            seconds: 0.0,
+        };
+        assert!(explainability(&[]).is_empty());
+        let ok = explainability(&[r("cnn", Some(0.001), Outcome::Done)]);
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[0].id, "MEASURE 2.9");
+        assert_eq!(ok[1].framework, EU_AI_ACT_13);
+        assert!(ok.iter().all(|c| c.verdict == Verdict::Supported));
+        let bad = explainability(&[
+            r("cnn", Some(0.001), Outcome::Done),
+            r("mlp", Some(0.4), Outcome::Done),
+        ]);
+        assert_eq!(bad[0].verdict, Verdict::Contradicted);
+        let failed = explainability(&[r("cnn", None, Outcome::Failed { error: "x".into() })]);
+        assert_eq!(failed[0].verdict, Verdict::NoMeasurement);
+        assert_eq!(failed[0].manual.len(), 1);
     }
 
     #[test]

@@ -424,6 +424,15 @@ fn charts(h: &mut String, r: &CheckResult, max_asr: f64) {
     if let Some(f) = d.get("fairness") {
         fairness_section(h, f);
     }
+    if let Some(dd) = d.get("defend_data") {
+        data_inspection_section(h, dd);
+    }
+    if let Some(b) = d.get("backdoor").and_then(Value::as_array) {
+        backdoor_section(h, b, d.get("triggers_png").and_then(Value::as_str));
+    }
+    if let Some(e) = d.get("explain") {
+        explain_section(h, e);
+    }
     if let Some(p) = d.get("probe") {
         let bars: Vec<Bar> = p
             .get("families")
@@ -452,6 +461,161 @@ fn charts(h: &mut String, r: &CheckResult, max_asr: f64) {
             h.push_str(&svg::bar_ci_chart(title, &bars, Some(max_asr)));
         }
     }
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.filter(|x| x.is_finite())
+        .map(|x| format!("{x:.digits$}"))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+/// Dataset inspection: per method, the flagged examples per class (and
+/// precision/recall against a poisoning manifest when one was given).
+fn data_inspection_section(h: &mut String, dd: &Value) {
+    let _ = write!(
+        h,
+        r#"<div><b>Training-data inspection</b> <span class="muted">({} examples, {} classes; activations of the model trained on the data)</span><table style="width:auto"><tr><th>method</th><th>flagged</th><th>classes with flags</th><th>precision</th><th>recall</th></tr>"#,
+        dd.get("examples").and_then(Value::as_u64).unwrap_or(0),
+        dd.get("classes").and_then(Value::as_u64).unwrap_or(0)
+    );
+    for m in dd
+        .get("methods")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let hit: Vec<String> = m
+            .get("classes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|c| c.get("flagged").and_then(Value::as_u64).unwrap_or(0) > 0)
+            .map(|c| {
+                format!(
+                    "{}: {}/{}",
+                    c.get("class").and_then(Value::as_u64).unwrap_or(0),
+                    c.get("flagged").and_then(Value::as_u64).unwrap_or(0),
+                    c.get("examples").and_then(Value::as_u64).unwrap_or(0)
+                )
+            })
+            .collect();
+        let det = m.get("detection").unwrap_or(&Value::Null);
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(m.get("method").and_then(Value::as_str).unwrap_or("?")),
+            m.get("flagged").and_then(Value::as_u64).unwrap_or(0),
+            if hit.is_empty() {
+                "none".to_string()
+            } else {
+                esc(&hit.join(", "))
+            },
+            opt(num(det, "precision"), 3),
+            opt(num(det, "recall"), 3)
+        );
+    }
+    h.push_str("</table><p class=\"muted\">Activation clustering flags a class whose activations split into a cluster under 35% of it; spectral signatures rank every class's examples (its flags alone are not a verdict).</p></div>");
+}
+
+/// Model inspection: Neural Cleanse's reversed trigger per class, its size
+/// and MAD anomaly index, and the trigger picture.
+fn backdoor_section(h: &mut String, ins: &[Value], png: Option<&str>) {
+    for i in ins {
+        let _ = write!(
+            h,
+            r#"<div><b>Model inspection: {}</b> <span class="muted">(median trigger size {}, 1.4826·MAD {}; a class is flagged at anomaly index 2 or more when its trigger is smaller than the median)</span><table style="width:auto"><tr><th>class</th><th>trigger size</th><th>success</th><th>anomaly index</th><th>flagged</th></tr>"#,
+            esc(i.get("method").and_then(Value::as_str).unwrap_or("?")),
+            opt(num(i, "median"), 3),
+            opt(num(i, "mad"), 3)
+        );
+        for c in i
+            .get("classes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let flagged = c.get("flagged").and_then(Value::as_bool).unwrap_or(false);
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                c.get("class").and_then(Value::as_u64).unwrap_or(0),
+                opt(num(c, "size"), 3),
+                opt(num(c, "success").map(|v| 100.0 * v), 1) + "%",
+                opt(num(c, "anomaly_index"), 2),
+                if flagged {
+                    badge("high", "flagged")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        h.push_str("</table></div>");
+    }
+    if let Some(p) = png {
+        let _ = write!(
+            h,
+            r#"<figure style="margin:0"><figcaption><b>Reversed triggers</b> (mask above masked pattern, one column per class)</figcaption><img alt="reverse-engineered triggers" style="image-rendering:pixelated;width:480px" src="data:image/png;base64,{}"></figure>"#,
+            esc(p)
+        );
+    }
+}
+
+/// Attributions: heat maps (or a bar chart of the most important features)
+/// and the completeness delta of every explained example.
+fn explain_section(h: &mut String, e: &Value) {
+    let _ = write!(
+        h,
+        r#"<div><b>Attributions: {}</b> <span class="muted">({} path points, baseline {}; red raises the predicted class's score, blue lowers it)</span><table style="width:auto"><tr><th>example</th><th>label</th><th>predicted</th><th>score − baseline</th><th>sum of attributions</th><th>delta</th></tr>"#,
+        esc(e.get("method").and_then(Value::as_str).unwrap_or("?")),
+        e.get("steps").and_then(Value::as_u64).unwrap_or(0),
+        esc(e.get("baseline").and_then(Value::as_str).unwrap_or("?"))
+    );
+    for x in e
+        .get("examples")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let change = num(x, "score")
+            .zip(num(x, "baseline_score"))
+            .map(|(a, b)| a - b);
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            x.get("index").and_then(Value::as_u64).unwrap_or(0),
+            x.get("label").and_then(Value::as_u64).unwrap_or(0),
+            x.get("predicted").and_then(Value::as_u64).unwrap_or(0),
+            opt(change, 4),
+            opt(change.zip(num(x, "delta")).map(|(c, d)| c + d), 4),
+            num(x, "delta")
+                .map(|d| format!("{d:.2e}"))
+                .unwrap_or_else(|| "n/a".into())
+        );
+    }
+    h.push_str("</table>");
+    let pngs: Vec<&str> = e
+        .get("heatmaps")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !pngs.is_empty() {
+        h.push_str(r#"<div style="display:flex;flex-wrap:wrap;gap:8px">"#);
+        for p in pngs {
+            let _ = write!(
+                h,
+                r#"<img alt="attribution heat map" style="image-rendering:pixelated;width:200px" src="data:image/png;base64,{}">"#,
+                esc(p)
+            );
+        }
+        h.push_str("</div>");
+    }
+    if let Some(svg_text) = e.get("bars_svg").and_then(Value::as_str) {
+        // Written by aisec-explain's renderer (it escapes its labels).
+        let _ = write!(h, "<div>{svg_text}</div>");
+    }
+    h.push_str("</div>");
 }
 
 fn fairness_section(h: &mut String, f: &Value) {
@@ -646,9 +810,11 @@ fn compliance_views(h: &mut String, a: &Assessment) {
     h.push_str(r#"<h2 id="compliance">Compliance views</h2><p class="muted">Every verdict comes from measurements: a control is <i>contradicted</i> when a measured threat is open, <i>supported</i> when every measured threat is mitigated, and shows <i>no measurement</i> otherwise (its threats are then listed for manual review).</p>"#);
     let mut controls = compliance::controls(&a.threats);
     controls.extend(compliance::fairness(&a.results));
+    controls.extend(compliance::explainability(&a.results));
     for fw in [
         compliance::NIST_AI_RMF,
         compliance::EU_AI_ACT,
+        compliance::EU_AI_ACT_13,
         compliance::ISO_42001,
     ] {
         let rows: Vec<ControlView> = controls

@@ -178,6 +178,20 @@ pub struct Component {
     /// The label that counts as the positive decision for fairness (default 1).
     #[serde(default)]
     pub positive_label: Option<usize>,
+    /// Training data: the ground truth of a poisoning test (`indices.json`
+    /// written by `aisec attack poison`), for precision and recall of the
+    /// data inspection.
+    #[serde(default)]
+    pub poison_manifest: Option<String>,
+    /// Inference endpoint: name of the request's input tensor (default `input`).
+    #[serde(default)]
+    pub input_name: Option<String>,
+    /// Inference endpoint: per-example input shape (default: the shape of `inputs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub input_shape: Vec<usize>,
+    /// Inference endpoint: number of classes it answers (default: largest label + 1).
+    #[serde(default)]
+    pub classes: Option<usize>,
     /// Divide raw input values by this before use (e.g. 255 for bytes, 16 for the digits).
     #[serde(default)]
     pub scale: Option<f32>,
@@ -286,6 +300,16 @@ pub struct Budget {
     pub max_attack_success_rate: f64,
     /// Largest demographic-parity or equalized-odds difference accepted.
     pub max_fairness_gap: f64,
+    /// Neural Cleanse optimisation steps per class (model inspection).
+    pub backdoor_steps: usize,
+    /// Examples explained per model with Integrated Gradients (0: no explain check).
+    pub explain_examples: usize,
+    /// Integrated Gradients path points.
+    pub ig_steps: usize,
+    /// Examples attacked through a remote inference endpoint (Square or HopSkipJump).
+    pub remote_examples: usize,
+    /// Queries the black-box evasion attack may spend per example on a remote endpoint.
+    pub remote_queries: u64,
     /// Checks run at the same time (0: one per CPU).
     pub jobs: usize,
     /// Seed of every randomised check.
@@ -305,6 +329,11 @@ impl Default for Budget {
             probe_families: vec!["all".into()],
             max_attack_success_rate: 0.05,
             max_fairness_gap: 0.1,
+            backdoor_steps: 300,
+            explain_examples: 4,
+            ig_steps: 32,
+            remote_examples: 16,
+            remote_queries: 500,
             jobs: 0,
             seed: 0,
         }
@@ -371,13 +400,23 @@ impl SystemDescription {
                 ComponentKind::Model => {
                     need("path", c.path.is_some())?;
                     need("inputs", c.inputs.is_some())?;
-                    need("labels", c.labels.is_some())?;
                 }
                 ComponentKind::InferenceEndpoint | ComponentKind::LlmEndpoint => {
                     need("url", c.url.is_some())?
                 }
+
                 ComponentKind::Gateway => need("protects", !c.protects.is_empty())?,
                 ComponentKind::Actor | ComponentKind::TrainingData => {}
+            }
+            // Training data and endpoints with evaluation inputs need their labels too.
+            if let Some(x) = &c.inputs {
+                need("labels", c.labels.is_some() || x.ends_with(".npz"))?;
+            }
+            if c.input_shape.contains(&0) || c.classes == Some(0) {
+                return bad(format!(
+                    "component '{}': input_shape and classes must be positive",
+                    c.id
+                ));
             }
             if let Some(api) = &c.api {
                 if api != "openai-chat" && api != "rest" && api != "kserve" {

@@ -82,6 +82,14 @@ pub enum CheckKind {
     /// Group fairness of a model's decisions over a sensitive attribute
     /// (governance, outside STRIDE: planned for every model that names one).
     Fairness,
+    /// `aisec defend data`: activation clustering and spectral signatures
+    /// of a training set, through the model trained on it.
+    PoisonData,
+    /// `aisec defend model`: Neural Cleanse on a model, without its data.
+    Backdoor,
+    /// `aisec explain`: Integrated Gradients on a few examples, with the
+    /// completeness delta (transparency evidence, outside STRIDE).
+    Explain,
 }
 
 impl CheckKind {
@@ -96,7 +104,30 @@ impl CheckKind {
             CheckKind::Probe => "probe",
             CheckKind::GuardReplay => "guard-replay",
             CheckKind::Fairness => "fairness",
+            CheckKind::PoisonData => "poison-data",
+            CheckKind::Backdoor => "backdoor",
+            CheckKind::Explain => "explain",
         }
+    }
+
+    /// Every kind, in plan order.
+    pub const ALL: [CheckKind; 11] = [
+        CheckKind::Scan,
+        CheckKind::Evasion,
+        CheckKind::Membership,
+        CheckKind::Extraction,
+        CheckKind::Inversion,
+        CheckKind::Probe,
+        CheckKind::GuardReplay,
+        CheckKind::Fairness,
+        CheckKind::PoisonData,
+        CheckKind::Backdoor,
+        CheckKind::Explain,
+    ];
+
+    /// Parses a short name (`scan`, `poison-data`...).
+    pub fn parse(s: &str) -> Option<CheckKind> {
+        CheckKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 
     /// The command a person would run for the same measurement.
@@ -110,6 +141,9 @@ impl CheckKind {
             CheckKind::Probe => "aisec probe",
             CheckKind::GuardReplay => "aisec probe through aisec guard",
             CheckKind::Fairness => "fairness metrics (aisec assess)",
+            CheckKind::PoisonData => "aisec defend data",
+            CheckKind::Backdoor => "aisec defend model",
+            CheckKind::Explain => "aisec explain (Integrated Gradients)",
         }
     }
 }
@@ -258,8 +292,8 @@ pub const THREAT_RULES: &[ThreatRule] = &[
         atlas: &["AML.T0020", "AML.T0010.002"],
         owasp: &["LLM04"],
         description: "Data from outside the team (public downloads, user contributions, third parties) can carry poisoned or backdoor-triggering examples that the model learns.",
-        check: None,
-        control: "Record data provenance; filter and deduplicate outside data; audit label quality; check trained models for backdoors (spectral signatures, activation clustering).",
+        check: Some(CheckKind::PoisonData),
+        control: "Record data provenance; filter and deduplicate outside data; audit label quality; inspect the data through the model trained on it (activation clustering, spectral signatures: aisec measures this when the description gives the data's `inputs` and `labels` and a flow to that model).",
         impact: Level::High,
         applies: |_, s| {
             comp(s, &[ComponentKind::TrainingData])
@@ -288,6 +322,18 @@ pub const THREAT_RULES: &[ThreatRule] = &[
         check: Some(CheckKind::Evasion),
         control: "Adversarial training, input validation and monitoring for adversarial inputs; do not let a single model decision gate a high-impact action.",
         impact: Level::Medium,
+        applies: |_, s| comp(s, &[ComponentKind::Model, ComponentKind::InferenceEndpoint]).is_some(),
+    },
+    ThreatRule {
+        id: "TM-MODEL-BACKDOOR",
+        title: "The model carries a planted backdoor",
+        stride: Stride::Tampering,
+        atlas: &["AML.T0018", "AML.T0018.000"],
+        owasp: &["LLM04"],
+        description: "A model trained on poisoned data, or a pre-trained model tampered with, answers normally except when an input carries the attacker's trigger, which selects the attacker's class.",
+        check: Some(CheckKind::Backdoor),
+        control: "Inspect models before deployment (Neural Cleanse, aisec defend model); train on vetted data; repair or retrain a flagged model; take pre-trained weights only from verified sources.",
+        impact: Level::High,
         applies: |_, s| comp(s, &[ComponentKind::Model]).is_some(),
     },
     ThreatRule {
@@ -597,6 +643,33 @@ fn likelihood(d: &SystemDescription, s: Subject<'_>) -> Level {
     }
 }
 
+/// The model components trained on a training-data component (the
+/// destinations of its flows).
+pub fn trained_models<'a>(
+    d: &'a SystemDescription,
+    data: &'a Component,
+) -> impl Iterator<Item = &'a Component> + 'a {
+    d.flows
+        .iter()
+        .filter(move |f| f.from == data.id)
+        .filter_map(move |f| d.component(&f.to))
+        .filter(|c| c.kind == ComponentKind::Model)
+}
+
+/// Whether the description gives what a check needs on a component; a
+/// threat whose check cannot run is planned as a manual control.
+fn measurable(d: &SystemDescription, kind: CheckKind, c: &Component) -> bool {
+    match kind {
+        CheckKind::PoisonData => {
+            c.inputs
+                .as_deref()
+                .is_some_and(|x| c.labels.is_some() || x.ends_with(".npz"))
+                && trained_models(d, c).next().is_some()
+        }
+        _ => true,
+    }
+}
+
 /// Derives the threat model from a description.
 pub fn plan(d: &SystemDescription) -> ThreatModel {
     let mut threats = Vec::new();
@@ -620,7 +693,7 @@ pub fn plan(d: &SystemDescription) -> ThreatModel {
             // The check runs on the component; a gateway's replay runs on
             // the gateway (it knows what it protects).
             let check = match (r.check, s) {
-                (Some(kind), Subject::Component(c)) => Some(CheckRef {
+                (Some(kind), Subject::Component(c)) if measurable(d, kind, c) => Some(CheckRef {
                     kind,
                     component: c.id.clone(),
                 }),
@@ -661,6 +734,17 @@ pub fn plan(d: &SystemDescription) -> ThreatModel {
                 component: c.id.clone(),
             }),
     );
+    if d.budget.explain_examples > 0 {
+        checks.extend(
+            d.components
+                .iter()
+                .filter(|c| c.kind == ComponentKind::Model)
+                .map(|c| CheckRef {
+                    kind: CheckKind::Explain,
+                    component: c.id.clone(),
+                }),
+        );
+    }
     checks.sort();
     checks.dedup();
     ThreatModel {
@@ -782,6 +866,73 @@ encrypted = true
         assert!(!m.threats.iter().any(|t| t.rule == "TM-MODEL-EXTRACTION"));
         assert!(!m.threats.iter().any(|t| t.rule == "TM-MODEL-MEMBERSHIP"));
         assert!(m.threats.iter().any(|t| t.rule == "TM-MODEL-EVASION"));
+    }
+
+    #[test]
+    fn poisoning_and_explain_checks_are_planned_when_the_description_allows() {
+        // The example's data has no inputs: data poisoning is a manual control.
+        let with_data = EXAMPLE.replace(
+            "[[component]]\nid = \"models\"",
+            "[[component]]\nid = \"uploads\"\nkind = \"training-data\"\nsource = \"user-contributed\"\n\n[[component]]\nid = \"models\"",
+        );
+        let m = plan(&SystemDescription::parse(&with_data).unwrap());
+        let poison = m
+            .threats
+            .iter()
+            .find(|t| t.id == "TM-DATA-POISON@uploads")
+            .unwrap();
+        assert!(poison.check.is_none());
+        // Inputs, labels and a flow to the model trained on them: inspected.
+        let measured = format!(
+            "{}\n[[flow]]\nfrom = \"uploads\"\nto = \"cnn\"\n",
+            with_data.replace(
+                "source = \"user-contributed\"",
+                "source = \"user-contributed\"\ninputs = \"d.npz\"",
+            )
+        );
+        let m = plan(&SystemDescription::parse(&measured).unwrap());
+        let poison = m
+            .threats
+            .iter()
+            .find(|t| t.id == "TM-DATA-POISON@uploads")
+            .unwrap();
+        assert_eq!(poison.check.as_ref().unwrap().kind, CheckKind::PoisonData);
+        let backdoor = m
+            .threats
+            .iter()
+            .find(|t| t.id == "TM-MODEL-BACKDOOR@cnn")
+            .unwrap();
+        assert_eq!(backdoor.atlas, vec!["AML.T0018", "AML.T0018.000"]);
+        assert_eq!(backdoor.check.as_ref().unwrap().kind, CheckKind::Backdoor);
+        let keys: Vec<String> = m.checks.iter().map(CheckRef::key).collect();
+        for k in ["poison-data:uploads", "backdoor:cnn", "explain:cnn"] {
+            assert!(keys.contains(&k.to_string()), "{keys:?}");
+        }
+        // No explain check when the budget asks for none.
+        let none = format!("{measured}\n[budget]\nexplain_examples = 0\n");
+        let m = plan(&SystemDescription::parse(&none).unwrap());
+        assert!(!m.checks.iter().any(|c| c.kind == CheckKind::Explain));
+        // Every kind round-trips through its name (--only uses it).
+        for k in CheckKind::ALL {
+            assert_eq!(CheckKind::parse(k.as_str()), Some(k));
+        }
+    }
+
+    #[test]
+    fn a_remote_endpoint_is_attacked_like_a_model() {
+        let d = SystemDescription::parse(&format!(
+            "{EXAMPLE}\n[[component]]\nid = \"api\"\nkind = \"inference-endpoint\"\nurl = \"http://127.0.0.1:9\"\nexposure = \"public\"\n"
+        ))
+        .unwrap();
+        let m = plan(&d);
+        let keys: Vec<String> = m.checks.iter().map(CheckRef::key).collect();
+        for k in ["evasion:api", "extraction:api", "membership:api"] {
+            assert!(keys.contains(&k.to_string()), "{keys:?}");
+        }
+        // Gradients only exist locally: no inversion, backdoor or explain check.
+        for k in ["inversion:api", "backdoor:api", "explain:api"] {
+            assert!(!keys.contains(&k.to_string()), "{keys:?}");
+        }
     }
 
     #[test]

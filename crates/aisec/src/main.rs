@@ -61,6 +61,8 @@ enum Command {
     Assess(Box<cmd::assess::AssessArgs>),
     /// Work with reports: merge shard outputs into one report.
     Report(cmd::remote::ReportCommand),
+    /// Model provenance: verify OpenSSF model-signing signatures, write hash manifests, sign (key-based).
+    Provenance(cmd::provenance::ProvenanceArgs),
     /// List every rule aisec can report (severity, ATLAS / OWASP ids), or show one in full.
     Rules(cmd::rules::RulesArgs),
 }
@@ -123,6 +125,7 @@ fn main() -> ExitCode {
         Command::Report(a) => cmd::remote::report(a),
         Command::Assess(a) => cmd::assess::run(*a),
         Command::Explain(a) => cmd::explain::run(*a),
+        Command::Provenance(a) => cmd::provenance::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

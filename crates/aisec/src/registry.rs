@@ -16,6 +16,7 @@ pub static SOURCES: &[(&str, &[&Rule])] = &[
     ("aisec-guard", aisec_guard::RULES),
     ("aisec-pickle", aisec_pickle::RULES),
     ("aisec-probe", aisec_probe::RULES),
+    ("aisec-provenance", aisec_provenance::RULES),
     ("aisec-scan", aisec_scan::RULES),
 ];
 

@@ -13,6 +13,7 @@ pub mod membership;
 pub mod poison;
 pub mod probe;
 pub mod remote;
+pub mod provenance;
 pub mod rules;
 pub mod scan;
 pub mod target;

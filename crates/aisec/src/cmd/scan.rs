@@ -46,6 +46,10 @@ pub struct ScanArgs {
     #[arg(long)]
     pub no_progress: bool,
 
+    /// Also verify OpenSSF model-signing signatures with this public key (PEM, P-256): every folder given that carries a model.sig is checked against it (see `aisec provenance verify`).
+    #[arg(long, value_name = "PUBLIC_KEY")]
+    pub verify_signatures: Option<PathBuf>,
+
     #[command(flatten)]
     pub remote: crate::cmd::remote::RemoteArgs,
 
@@ -119,9 +123,12 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         pb.finish_and_clear();
     }
     partial.done(watcher);
+    let mut report = report;
+    if let Some(key) = &args.verify_signatures {
+        crate::cmd::provenance::verify_for_scan(&mut report, &args.paths, key)?;
+    }
     let unreadable = !report.errors.is_empty();
     let scanned = report.data.get("scanned").and_then(|v| v.as_u64());
-    let mut report = report;
     // Nothing aisec can read was found: not a clean result.
     if scanned == Some(0) && report.findings.is_empty() && !unreadable {
         let n = report.summary.items;

@@ -4,7 +4,8 @@
 //! chat app with a system prompt and tools, aisec guard in front of it).
 //! The example's own budget is small (32 evasion examples, 10 PGD steps,
 //! 400 membership examples, 100 and 400 extraction queries, 100 inversion
-//! steps per class), so the whole assessment is one short test.
+//! steps per class, 300 Neural Cleanse steps per class, 4 explained inputs),
+//! so the whole assessment is one short test.
 
 use std::path::PathBuf;
 
@@ -84,7 +85,7 @@ fn the_example_system_is_assessed_end_to_end_and_resumes() {
     run.expect_code(1);
     let r = run.json();
     let results = r["data"]["assess"]["results"].as_array().unwrap();
-    assert_eq!(results.len(), 10, "every applicable check ran");
+    assert_eq!(results.len(), 15, "every applicable check ran");
     for c in results {
         let failed = c["outcome"]["state"] == "failed";
         // The CNN was trained on every digit: no member list, no membership check.
@@ -98,6 +99,11 @@ fn the_example_system_is_assessed_end_to_end_and_resumes() {
     assert_eq!(status(&r, "TM-ART-EXEC@model-store"), "open");
     assert_eq!(status(&r, "TM-LLM-INJECTION@shopbot"), "open");
     assert_eq!(status(&r, "TM-MODEL-MEMBERSHIP@digits-mlp"), "open");
+    // Measured clean: Neural Cleanse finds no backdoor in either model.
+    assert_eq!(status(&r, "TM-MODEL-BACKDOOR@digits-cnn"), "mitigated");
+    assert_eq!(status(&r, "TM-MODEL-BACKDOOR@digits-mlp"), "mitigated");
+    // The MLP's training data is inspected through the MLP.
+    assert_ne!(status(&r, "TM-DATA-POISON@digits-data"), "not-tested");
     // Not measured: no check exists, or its check could not run.
     assert_eq!(status(&r, "TM-LLM-AGENCY@shopbot"), "not-tested");
     assert_eq!(status(&r, "TM-MODEL-MEMBERSHIP@digits-cnn"), "not-tested");
@@ -125,6 +131,11 @@ fn the_example_system_is_assessed_end_to_end_and_resumes() {
         "<svg",
         "EU AI Act Art. 15",
         "15(5) confidentiality attacks",
+        "15(5) model poisoning",
+        "Reversed triggers",
+        "Training-data inspection",
+        "alt=\"attribution heat map\"",
+        "MEASURE 2.9",
     ] {
         assert!(html.contains(needle), "report lacks {needle}");
     }
@@ -145,7 +156,7 @@ fn the_example_system_is_assessed_end_to_end_and_resumes() {
         .run();
     again.expect_code(0);
     assert!(
-        again.stderr.contains("resuming: 10 of 10 checks"),
+        again.stderr.contains("resuming: 15 of 15 checks"),
         "{}",
         again.stderr
     );

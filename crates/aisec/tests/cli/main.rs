@@ -7,6 +7,7 @@
 mod util;
 
 mod assess;
+mod assess_checks;
 mod attack;
 mod data_checks;
 mod defend;
@@ -18,6 +19,7 @@ mod poison;
 mod privacy;
 mod probe;
 mod probe_bounds;
+mod provenance;
 mod readme;
 mod remote;
 mod scan;

@@ -32,6 +32,7 @@ const NOT_RUN: &[(&str, &str)] = &[
     ("aisec scan hf://org/model@v1.0 --state", "needs the network (remote.rs: state_skips_what_was_already_scanned)"),
     ("aisec scan s3://bucket/checkpoints/", "needs a store (remote.rs: s3_prefix_scan_names_the_objects runs s3s-fs on loopback)"),
     ("aisec scan https://example.invalid/model.safetensors", "needs the network (remote.rs: shards_cover_the_list_once_and_merge_to_the_single_run reads https-style URLs on loopback)"),
+    ("aisec provenance sign my-model", "needs the reader's model folder and private key (provenance.rs: manifest_then_verify_against_it_and_sign_then_verify signs and verifies)"),
     ("aisec assess --import td.json", "needs the export above (aisec-assess: Threat Dragon import round trip)"),
 ];
 
@@ -228,11 +229,17 @@ const SECTIONS: &[&str] = &[
     "`aisec attack poison`",
     "`aisec assess`",
     "Remote scans",
+    "`aisec provenance`",
 ];
 
 #[test]
+fn readme_provenance_examples_run() {
+    assert_eq!(run_section("`aisec provenance`"), 3);
+}
+
+#[test]
 fn readme_scan_examples_run() {
-    assert_eq!(run_section("`aisec scan`"), 5);
+    assert_eq!(run_section("`aisec scan`"), 6);
 }
 
 #[test]

@@ -62,6 +62,9 @@ pub fn run(check: &CheckRef, env: &Env<'_>) -> CheckResult {
         CheckKind::Probe => probe(comp, env, None),
         CheckKind::GuardReplay => guard_replay(comp, env),
         CheckKind::Fairness => fairness(comp, env),
+        CheckKind::PoisonData => poison_data(comp, env),
+        CheckKind::Backdoor => backdoor(comp, env),
+        CheckKind::Explain => explain(comp, env),
     };
     let mut r = match out {
         Ok(m) => {
@@ -130,18 +133,49 @@ fn model_and_data(
     env: &Env<'_>,
     limit: usize,
 ) -> anyhow::Result<(OnnxModel, Dataset, String)> {
-    let (Some(p), Some(xi), Some(yi)) = (&c.path, &c.inputs, &c.labels) else {
+    let Some(p) = &c.path else {
         bail!("needs `path`, `inputs` and `labels`")
     };
-    let path = env.path(p);
-    let model = crate::cmd::target::load_local(&path, None)?;
-    let mut x = crate::cmd::attack::load_inputs(&env.path(xi))?;
-    let y = crate::cmd::attack::load_labels(&env.path(yi))?;
+    let model = crate::cmd::target::load_local(&env.path(p), None)?;
+    let data = eval_data(c, env, limit, model.input_shape(), model.num_classes())?;
+    Ok((model, data, p.clone()))
+}
+
+/// A component's evaluation inputs (scaled, reshaped to `shape` when they
+/// hold the same number of values per example) and labels, at most
+/// `limit` examples, checked against `classes` and the `lo`..`hi` range.
+fn eval_data(
+    c: &Component,
+    env: &Env<'_>,
+    limit: usize,
+    shape: &[usize],
+    classes: usize,
+) -> anyhow::Result<Dataset> {
+    let Some(xi) = &c.inputs else {
+        bail!("needs `inputs` and `labels`")
+    };
+    let labels = c.labels.as_deref().map(|l| env.path(l));
+    // `.npy`/IDX inputs with `labels`, an `.npz` with arrays x and y, CSV
+    // (label in the last column) or an image folder, as `aisec train` reads them.
+    // `scale` is applied below, as the description's `lo`/`hi` expect it.
+    let d = crate::cmd::train::load_data(
+        &env.path(xi),
+        labels.as_deref(),
+        "last",
+        shape,
+        &aisec_model::data::Preprocess::default(),
+    )?;
+    let (mut x, y) = (d.x, d.y);
     if let Some(s) = c.scale {
         x.data.iter_mut().for_each(|v| *v /= s);
     }
     crate::data::check_lengths(&x, &y, "inputs")?;
-    crate::data::check_labels(&y, model.num_classes(), "labels")?;
+    crate::data::check_labels(&y, classes, "labels")?;
+    if x.shape.get(1..) != Some(shape) && x.row_len() == shape.iter().product::<usize>() {
+        let mut s = vec![x.batch()];
+        s.extend_from_slice(shape);
+        x = aisec_model::Tensor::new(s, std::mem::take(&mut x.data))?;
+    }
     let n = x.batch().min(limit.max(1));
     let idx: Vec<usize> = (0..n).collect();
     let data = Dataset::new(aisec_attack::util::gather(&x, &idx), y[..n].to_vec())?;
@@ -152,10 +186,81 @@ fn model_and_data(
         c.hi.unwrap_or(1.0),
         crate::data::Fix::Scale("`scale`"),
     )?;
-    Ok((model, data, p.clone()))
+    Ok(data)
+}
+
+/// A model to attack: a local file (gradients) or a KServe v2 endpoint
+/// (queries only).
+enum Victim {
+    Local(OnnxModel),
+    Remote(aisec_model::blackbox::RemoteClassifier),
+}
+
+impl Victim {
+    fn classifier(&self) -> &dyn Classifier {
+        match self {
+            Victim::Local(m) => m,
+            Victim::Remote(r) => r,
+        }
+    }
+}
+
+/// Most classes a remote endpoint is asked to answer.
+const MAX_REMOTE_CLASSES: usize = 100_000;
+
+/// The model or endpoint of a component with its evaluation data. An
+/// endpoint's input shape defaults to the shape of `inputs`, its classes
+/// to the largest label + 1, its model name to `model`.
+fn victim_and_data(
+    c: &Component,
+    env: &Env<'_>,
+    limit: usize,
+) -> anyhow::Result<(Victim, Dataset, String)> {
+    if c.kind != ComponentKind::InferenceEndpoint {
+        let (m, d, name) = model_and_data(c, env, limit)?;
+        return Ok((Victim::Local(m), d, name));
+    }
+    let Some(url) = &c.url else {
+        bail!("needs `url`")
+    };
+    let (Some(xi), Some(yi)) = (&c.inputs, &c.labels) else {
+        bail!("needs `inputs` and `labels`: evaluation data to send to the endpoint")
+    };
+    let x = crate::cmd::attack::load_inputs(&env.path(xi))?;
+    let y = crate::cmd::attack::load_labels(&env.path(yi))?;
+    let shape = if c.input_shape.is_empty() {
+        x.shape.get(1..).unwrap_or_default().to_vec()
+    } else {
+        c.input_shape.clone()
+    };
+    if shape.is_empty() {
+        bail!("`inputs` holds no examples with a shape; give `input_shape`")
+    }
+    let classes = match c.classes {
+        Some(k) => k,
+        None => y.iter().max().map_or(0, |m| m + 1).max(2),
+    };
+    // Every answer holds one score per class: bound what a label file can ask for.
+    if classes > MAX_REMOTE_CLASSES {
+        bail!("{classes} classes (from `classes` or the largest label) is more than {MAX_REMOTE_CLASSES}")
+    }
+    let remote = aisec_model::blackbox::RemoteClassifier::new(
+        url,
+        c.model.as_deref().unwrap_or("model"),
+        c.input_name.as_deref().unwrap_or("input"),
+        shape.clone(),
+        classes,
+    )?
+    .with_timeout(std::time::Duration::from_secs(30))?;
+    let data = eval_data(c, env, limit, &shape, classes)?;
+    let name = url.clone();
+    Ok((Victim::Remote(remote), data, name))
 }
 
 fn evasion(c: &Component, env: &Env<'_>) -> anyhow::Result<Measured> {
+    if c.kind == ComponentKind::InferenceEndpoint {
+        return remote_evasion(c, env);
+    }
     let b = &env.desc.budget;
     let (model, data, name) = model_and_data(c, env, b.evasion_examples)?;
     let (lo, hi) = (c.lo.unwrap_or(0.0), c.hi.unwrap_or(1.0));
@@ -210,12 +315,84 @@ fn evasion(c: &Component, env: &Env<'_>) -> anyhow::Result<Measured> {
     })
 }
 
+/// Black-box evasion through a remote endpoint, as `aisec attack evasion`
+/// runs it on a query-only model: Square when the endpoint answers scores,
+/// HopSkipJump when it answers labels, each within `remote_queries` per
+/// example, on `remote_examples` inputs.
+fn remote_evasion(c: &Component, env: &Env<'_>) -> anyhow::Result<Measured> {
+    let b = &env.desc.budget;
+    let (victim, data, name) = victim_and_data(c, env, b.remote_examples)?;
+    let attack = if c.outputs == Outputs::Labels {
+        aisec_attack::AttackKind::HopSkipJump
+    } else {
+        aisec_attack::AttackKind::Square
+    };
+    let mut cfg = aisec_attack::EvasionConfig {
+        attacks: vec![attack],
+        eps: b.evasion_eps,
+        eps_curve: Vec::new(),
+        lo: c.lo.unwrap_or(0.0),
+        hi: c.hi.unwrap_or(1.0),
+        seed: b.seed,
+        ..aisec_attack::EvasionConfig::default()
+    };
+    cfg.square.max_queries = b.remote_queries.max(1);
+    cfg.hsj.max_queries = b.remote_queries.max(1);
+    let ctx = crate::cmd::attack::attack_context(false);
+    let start = Instant::now();
+    let model = victim.classifier();
+    let result = aisec_attack::evasion::run_evasion_blackbox(model, &data.x, &data.y, &cfg, &ctx)?;
+    let mut report = Report::new("attack evasion");
+    report.add_rules(aisec_attack::RULES);
+    report.extend(result.findings(&name));
+    report.summary.items = result.n as u64;
+    report.summary.seconds = start.elapsed().as_secs_f64();
+    if result.cancelled {
+        report.data.insert("incomplete".into(), Value::Bool(true));
+    }
+    let mut metrics = BTreeMap::new();
+    metrics.insert("examples".into(), result.n as f64);
+    metrics.insert("clean_accuracy".into(), result.clean_accuracy);
+    if let Some(w) = result.worst_case_robust_accuracy {
+        metrics.insert(format!("robust_accuracy@{}", b.evasion_eps), w);
+    }
+    metrics.insert(
+        "queries".into(),
+        result.attacks.iter().map(|a| a.total_queries).sum::<u64>() as f64,
+    );
+    let mut data_json = json!({"evasion": serde_json::to_value(&result)?, "remote": true});
+    let order: Vec<usize> = (0..result.n)
+        .filter(|&i| result.worst_case_success[i])
+        .take(8)
+        .collect();
+    if !order.is_empty() {
+        if let Ok(png) =
+            aisec_attack::save::png_grid(&result.clean, &result.adversarial, &order, cfg.lo, cfg.hi)
+        {
+            // The adversarial labels as the endpoint answered them during the attack.
+            let labels: Vec<Value> = order
+                .iter()
+                .map(|&i| json!({"label": result.labels[i], "clean": result.clean_pred[i], "adversarial": result.worst_case_adv_pred(i)}))
+                .collect();
+            data_json["grid_png"] = json!(base64::engine::general_purpose::STANDARD.encode(png));
+            data_json["grid_labels"] = json!(labels);
+        }
+    }
+    Ok(Measured {
+        report,
+        exercised: ids(&["AML.T0015", "AML.T0043"]),
+        metrics,
+        data: data_json,
+    })
+}
+
 fn membership(c: &Component, env: &Env<'_>) -> anyhow::Result<Measured> {
     let b = &env.desc.budget;
     let Some(mp) = &c.members else {
         bail!("needs `members` (which evaluation inputs were training members) to measure membership inference")
     };
-    let (model, data, name) = model_and_data(c, env, b.membership_examples)?;
+    let (victim, data, name) = victim_and_data(c, env, b.membership_examples)?;
+    let model = victim.classifier();
     let member_all = crate::cmd::attack::load_labels(&env.path(mp))?;
     if member_all.len() < data.len() {
         bail!(
@@ -236,7 +413,7 @@ fn membership(c: &Component, env: &Env<'_>) -> anyhow::Result<Measured> {
         ..Default::default()
     };
     let (report, result) = crate::cmd::membership::evaluate(
-        &model, &data.x, &data.y, &member, None, None, &cfg, None, &name, false,
+        model, &data.x, &data.y, &member, None, None, &cfg, None, &name, false,
     )?;
     let mut metrics = BTreeMap::new();
     metrics.insert("members".into(), result.members as f64);
@@ -261,7 +438,8 @@ fn membership(c: &Component, env: &Env<'_>) -> anyhow::Result<Measured> {
 fn extraction(c: &Component, env: &Env<'_>) -> anyhow::Result<Measured> {
     use aisec_attack::extraction::{ExtractionConfig, QueryStrategy, SurrogateTraining};
     let b = &env.desc.budget;
-    let (model, all, name) = model_and_data(c, env, usize::MAX)?;
+    let (victim, all, name) = victim_and_data(c, env, usize::MAX)?;
+    let model = victim.classifier();
     if all.len() < 20 {
         bail!("needs at least 20 evaluation inputs (a query pool and a test set)");
     }
@@ -297,7 +475,7 @@ fn extraction(c: &Component, env: &Env<'_>) -> anyhow::Result<Measured> {
         batch_size: 32,
         lr: 0.01,
     };
-    let (report, out) = crate::cmd::extraction::evaluate(&model, &test, &cfg, &name, false)?;
+    let (report, out) = crate::cmd::extraction::evaluate(model, &test, &cfg, &name, false)?;
     let mut metrics = BTreeMap::new();
     metrics.insert("victim_accuracy".into(), out.report.victim_accuracy);
     if let Some(p) = out.report.curve.last() {
@@ -585,5 +763,288 @@ fn fairness(c: &Component, env: &Env<'_>) -> anyhow::Result<Measured> {
             "fairness": serde_json::to_value(&f)?,
             "fairness_inputs": {"y": data.y, "pred": pred, "group": group},
         }),
+    })
+}
+
+/// Training-data inspection, as `aisec defend data --methods ac,ss` runs
+/// it: the penultimate activations of the model trained on the data (the
+/// first model component a flow from the data reaches) split per class by
+/// activation clustering and ranked by spectral signatures. A cluster
+/// activation clustering flags is a finding (high when spectral signatures
+/// agree on at least half of it); none is an info finding, i.e. measured
+/// clean. With `poison_manifest` the flags are scored against it.
+fn poison_data(c: &Component, env: &Env<'_>) -> anyhow::Result<Measured> {
+    use aisec_defend::data::{
+        activation_clustering, activations, score_against, spectral_signatures, AcConfig, SsConfig,
+    };
+    let b = &env.desc.budget;
+    let m = aisec_assess::threats::trained_models(env.desc, c)
+        .next()
+        .context("no flow from this data to a model component (the model trained on it)")?;
+    let Some(mp) = &m.path else {
+        bail!("model '{}' has no `path`", m.id)
+    };
+    let model = crate::cmd::target::load_local(&env.path(mp), None)?;
+    let classes = model.num_classes();
+    let data = eval_data(c, env, usize::MAX, model.input_shape(), classes)?;
+    let truth = match &c.poison_manifest {
+        Some(p) => {
+            let man = aisec_attack::poison::Manifest::load(&env.path(p))
+                .with_context(|| format!("cannot read the poison manifest {p}"))?;
+            if man.examples != data.len() {
+                bail!(
+                    "the poison manifest is for {} examples, the data has {}",
+                    man.examples,
+                    data.len()
+                );
+            }
+            Some(man.is_poisoned())
+        }
+        None => None,
+    };
+    let feats = activations(&model, &data.x, &aisec_model::Tap::Penultimate, 256)?;
+    let ac = activation_clustering(
+        &feats,
+        &data.y,
+        classes,
+        &AcConfig {
+            seed: b.seed,
+            ..AcConfig::default()
+        },
+    )?;
+    let ss = spectral_signatures(
+        &feats,
+        &data.y,
+        classes,
+        &SsConfig {
+            seed: b.seed,
+            ..SsConfig::default()
+        },
+    )?;
+    let det_ac = truth.as_ref().map(|t| score_against(&ac, t)).transpose()?;
+    let det_ss = truth.as_ref().map(|t| score_against(&ss, t)).transpose()?;
+    let name = c.path.clone().unwrap_or_else(|| c.id.clone());
+    let loc = aisec_core::Location::path(name);
+    let flagged = ac.flagged_count();
+    let agree = if flagged > 0 {
+        ac.flagged
+            .iter()
+            .zip(&ss.flagged)
+            .filter(|(a, s)| **a && **s)
+            .count() as f64
+            / flagged as f64
+    } else {
+        0.0
+    };
+    let finding = if flagged > 0 {
+        let hit: Vec<String> = ac
+            .classes
+            .iter()
+            .filter(|k| k.flagged > 0)
+            .map(|k| format!("class {} ({} of {})", k.class, k.flagged, k.examples))
+            .collect();
+        let mut f = aisec_defend::rules::SUSPICIOUS_DATA
+            .finding(
+                loc,
+                format!(
+                    "activation clustering (through {}) flags {flagged} of {} examples in a small separate cluster: {}; {:.0}% of them also flagged by spectral signatures. Review the ranked examples: a natural sub-style of a class also forms a small cluster.",
+                    m.id,
+                    data.len(),
+                    hit.join(", "),
+                    100.0 * agree
+                ),
+            )
+            .severity(if agree >= 0.5 {
+                aisec_core::Severity::High
+            } else {
+                aisec_core::Severity::Medium
+            })
+            .metric("flagged", flagged as u64)
+            .metric("agreement", agree);
+        if let Some(d) = &det_ac {
+            f = f
+                .metric("precision", f64::from(d.precision))
+                .metric("recall", f64::from(d.recall));
+        }
+        f
+    } else {
+        aisec_defend::rules::SUSPICIOUS_DATA
+            .finding(
+                loc,
+                format!(
+                    "activation clustering (through {}) splits no class of the {} examples into a cluster under 35% of it",
+                    m.id,
+                    data.len()
+                ),
+            )
+            .severity(aisec_core::Severity::Info)
+            .title("No cluster of likely poisoned training examples")
+    };
+    let mut report = Report::new("defend data");
+    report.add_rules(aisec_defend::RULES);
+    report.extend([finding]);
+    let mut metrics = BTreeMap::new();
+    metrics.insert("examples".into(), data.len() as f64);
+    metrics.insert("ac_flagged".into(), flagged as f64);
+    metrics.insert("ss_flagged".into(), ss.flagged_count() as f64);
+    if let Some(d) = &det_ac {
+        metrics.insert("ac_precision".into(), f64::from(d.precision));
+        metrics.insert("ac_recall".into(), f64::from(d.recall));
+    }
+    let methods: Vec<Value> = [(&ac, &det_ac), (&ss, &det_ss)]
+        .iter()
+        .map(|(s, d)| {
+            json!({"method": s.method, "flagged": s.flagged_count(), "classes": s.classes, "detection": d,
+                   "top": s.ranked().into_iter().take(20).collect::<Vec<_>>()})
+        })
+        .collect();
+    Ok(Measured {
+        report,
+        exercised: ids(&["AML.T0020"]),
+        metrics,
+        data: json!({"defend_data": {"examples": data.len(), "classes": classes, "model": m.id, "methods": methods}}),
+    })
+}
+
+/// Model inspection without training data, as `aisec defend model
+/// --methods nc` runs it: Neural Cleanse reverse-engineers one trigger per
+/// class on the component's clean inputs (`backdoor_steps` steps per class)
+/// and flags classes by the MAD anomaly index; no flagged class is an info
+/// finding (measured clean).
+fn backdoor(c: &Component, env: &Env<'_>) -> anyhow::Result<Measured> {
+    use aisec_defend::model::{findings, inspect, InspectConfig, Method};
+    let b = &env.desc.budget;
+    let (model, data, name) = model_and_data(c, env, 256)?;
+    let cfg = InspectConfig {
+        steps: b.backdoor_steps.max(1),
+        range: (c.lo.unwrap_or(0.0), c.hi.unwrap_or(1.0)),
+        seed: b.seed,
+        ..InspectConfig::default()
+    };
+    let cancel = crate::run::cancel();
+    let ins = match inspect(
+        &model,
+        &data.x,
+        Method::NeuralCleanse,
+        &cfg,
+        Some(cancel.flag()),
+        &|_, _| {},
+    ) {
+        Ok(i) => i,
+        Err(aisec_defend::DefendError::Cancelled) => {
+            let mut report = Report::new("defend model");
+            report.data.insert("incomplete".into(), Value::Bool(true));
+            return Ok(Measured {
+                report,
+                exercised: Vec::new(),
+                metrics: BTreeMap::new(),
+                data: Value::Null,
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut report = Report::new("defend model");
+    report.add_rules(aisec_defend::RULES);
+    report.extend(findings(&ins, &name, None));
+    let mut metrics = BTreeMap::new();
+    metrics.insert("classes".into(), ins.classes.len() as f64);
+    metrics.insert("flagged_classes".into(), ins.flagged.len() as f64);
+    metrics.insert(
+        "max_anomaly_index".into(),
+        ins.classes
+            .iter()
+            .filter(|k| k.size < ins.median)
+            .map(|k| f64::from(k.anomaly_index))
+            .fold(0.0, f64::max),
+    );
+    metrics.insert("clean_examples".into(), ins.examples as f64);
+    let ts: Vec<&aisec_defend::trigger::MaskTrigger> =
+        ins.classes.iter().map(|k| &k.trigger).collect();
+    let png = aisec_defend::image::trigger_grid(&ts, cfg.range.0, cfg.range.1)
+        .map(|p| base64::engine::general_purpose::STANDARD.encode(p))
+        .ok();
+    Ok(Measured {
+        report,
+        exercised: ids(&["AML.T0018"]),
+        metrics,
+        data: json!({"backdoor": [serde_json::to_value(&ins)?], "triggers_png": png}),
+    })
+}
+
+/// Attributions for the transparency controls, as `aisec explain --method
+/// ig` computes them: Integrated Gradients (Gauss-Legendre, `ig_steps`
+/// points, zero baseline at `lo`) for the predicted class of the first
+/// `explain_examples` inputs, with Captum's completeness delta; heat maps
+/// for image inputs, a bar chart of the most attributed features otherwise.
+fn explain(c: &Component, env: &Env<'_>) -> anyhow::Result<Measured> {
+    use aisec_explain::gradient::{integrated_gradients, IgConfig};
+    use aisec_explain::render::{bar_chart_svg, heatmap_png, mean_abs, Caption};
+    let b = &env.desc.budget;
+    let (model, data, _name) = model_and_data(c, env, b.explain_examples.max(1))?;
+    let pred = model.predict(&data.x)?;
+    let shape = model.input_shape().to_vec();
+    let m: usize = shape.iter().product();
+    let lo = c.lo.unwrap_or(0.0);
+    let mut bshape = vec![1];
+    bshape.extend_from_slice(&shape);
+    let base = aisec_model::Tensor::new(bshape, vec![lo; m])?;
+    let cfg = IgConfig {
+        steps: b.ig_steps.max(2),
+        ..IgConfig::default()
+    };
+    let r = integrated_gradients(&model, &data.x, &base, &pred, &cfg)?;
+    let mut max_abs = 0.0f64;
+    let mut max_rel = 0.0f64;
+    let mut examples = Vec::new();
+    for (i, &p) in pred.iter().enumerate() {
+        let change = f64::from(r.score[i] - r.baseline_score[i]);
+        let d = f64::from(r.delta[i]).abs();
+        max_abs = max_abs.max(d);
+        max_rel = max_rel.max(d / change.abs().max(1e-6));
+        examples.push(json!({"index": i, "label": data.y[i], "predicted": p,
+            "score": r.score[i], "baseline_score": r.baseline_score[i], "delta": r.delta[i]}));
+    }
+    let image = matches!(shape.as_slice(), [1 | 3, h, w] | [h, w] if *h > 1 && *w > 1);
+    let mut heatmaps = Vec::new();
+    let mut bars = None;
+    if image {
+        let dir = tempfile::tempdir()?;
+        for (i, (&p_i, &y_i)) in pred.iter().zip(&data.y).enumerate() {
+            let p = dir.path().join(format!("{i}.png"));
+            heatmap_png(
+                &p,
+                data.x.row(i),
+                r.attributions.row(i),
+                &shape,
+                &Caption {
+                    predicted: p_i,
+                    truth: Some(y_i),
+                    target: p_i,
+                    outline: None,
+                },
+            )?;
+            heatmaps.push(base64::engine::general_purpose::STANDARD.encode(std::fs::read(&p)?));
+        }
+    } else {
+        let names: Vec<String> = (0..m).map(|j| format!("x{j}")).collect();
+        bars = Some(bar_chart_svg(
+            "Mean |attribution| per input feature",
+            &names,
+            &mean_abs(&r.attributions.data, m),
+            12,
+        ));
+    }
+    let mut report = Report::new("explain");
+    report.summary.items = data.len() as u64;
+    let mut metrics = BTreeMap::new();
+    metrics.insert("examples".into(), data.len() as f64);
+    metrics.insert("max_abs_delta".into(), max_abs);
+    metrics.insert("max_relative_delta".into(), max_rel);
+    Ok(Measured {
+        report,
+        exercised: Vec::new(),
+        metrics,
+        data: json!({"explain": {"method": "integrated-gradients", "steps": cfg.steps, "rule": cfg.rule.name(),
+            "baseline": format!("constant {lo}"), "examples": examples, "heatmaps": heatmaps, "bars_svg": bars}}),
     })
 }

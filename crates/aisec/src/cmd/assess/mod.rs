@@ -53,7 +53,7 @@ pub struct AssessArgs {
     #[arg(long, value_name = "FILE")]
     pub navigator: Option<PathBuf>,
 
-    /// Run only these checks (comma-separated kinds: scan, evasion, membership, extraction, inversion, probe, guard-replay, fairness).
+    /// Run only these checks (comma-separated kinds: scan, evasion, membership, extraction, inversion, probe, guard-replay, fairness, poison-data, backdoor, explain).
     #[arg(long, value_delimiter = ',', value_name = "CHECK,...")]
     pub only: Vec<String>,
 
@@ -215,19 +215,10 @@ pub fn run(a: AssessArgs) -> anyhow::Result<i32> {
 }
 
 fn parse_kind(s: &str) -> anyhow::Result<CheckKind> {
-    [
-        CheckKind::Scan,
-        CheckKind::Evasion,
-        CheckKind::Membership,
-        CheckKind::Extraction,
-        CheckKind::Inversion,
-        CheckKind::Probe,
-        CheckKind::GuardReplay,
-        CheckKind::Fairness,
-    ]
-    .into_iter()
-    .find(|k| k.as_str() == s)
-    .with_context(|| format!("unknown check '{s}' (scan, evasion, membership, extraction, inversion, probe, guard-replay, fairness)"))
+    CheckKind::parse(s).with_context(|| {
+        let names: Vec<&str> = CheckKind::ALL.iter().map(|k| k.as_str()).collect();
+        format!("unknown check '{s}' ({})", names.join(", "))
+    })
 }
 
 /// Finding locations independent of where the run happened: paths
@@ -449,6 +440,11 @@ fn report(
                 d.remove("grid_png");
                 d.remove("roc_svg");
                 d.remove("inversion_png");
+                d.remove("triggers_png");
+                if let Some(e) = d.get_mut("explain").and_then(|e| e.as_object_mut()) {
+                    e.remove("heatmaps");
+                    e.remove("bars_svg");
+                }
             }
         }
     }

@@ -1,0 +1,312 @@
+//! `aisec provenance`: OpenSSF model-signing signatures and hash manifests.
+//!
+//! * `verify MODEL_DIR --public-key KEY [--signature SIG]`: checks the
+//!   signature (default `MODEL_DIR/model.sig`) and compares the signed
+//!   manifest with the files; `--manifest FILE` compares with an unsigned
+//!   manifest instead. Findings as every report (exit 0 clean, 1 findings at
+//!   or above `--fail-on`, 2 the job could not be done).
+//! * `manifest MODEL_DIR [-o FILE]`: writes the in-toto statement
+//!   model-signing would sign for the folder.
+//! * `sign MODEL_DIR --private-key KEY [--signature SIG]`: key-based
+//!   signing into a Sigstore bundle that `model_signing verify key` accepts.
+
+use std::path::{Path, PathBuf};
+
+use aisec_core::Report;
+use aisec_provenance::{manifest, HashOptions, PrivateKey, PublicKey};
+use anyhow::Context as _;
+
+use crate::output::OutputArgs;
+
+/// Arguments of `aisec provenance`.
+#[derive(Debug, clap::Args)]
+pub struct ProvenanceArgs {
+    #[command(subcommand)]
+    pub command: ProvenanceCommand,
+}
+
+/// The `aisec provenance` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum ProvenanceCommand {
+    /// Verify a model folder against its model-signing signature (or a manifest): unsigned, invalid, modified, missing and extra files.
+    Verify(VerifyArgs),
+    /// Write the hash manifest of a model folder (the in-toto statement model-signing signs).
+    Manifest(ManifestArgs),
+    /// Sign a model folder with a P-256 private key (model-signing's key method; writes a Sigstore bundle).
+    Sign(SignArgs),
+}
+
+/// How the folder is hashed (the options model-signing has).
+#[derive(Debug, Clone, clap::Args)]
+pub struct HashArgs {
+    /// Leave this path (a file, or a folder with everything in it) out; repeatable. Relative to the current folder when it exists there inside the model, else to the model folder.
+    #[arg(long = "ignore-paths", value_name = "PATH")]
+    pub ignore_paths: Vec<PathBuf>,
+
+    /// Hash .git, .gitattributes, .github and .gitignore too (ignored by default).
+    #[arg(long)]
+    pub no_ignore_git_paths: bool,
+
+    /// Hash the targets of symbolic links to files (refused by default).
+    #[arg(long)]
+    pub allow_symlinks: bool,
+}
+
+impl HashArgs {
+    fn options(&self, model: &Path, also: Option<&Path>) -> HashOptions {
+        let mut ignore: Vec<String> = self
+            .ignore_paths
+            .iter()
+            .filter_map(|p| {
+                manifest::relative_inside(model, p).or_else(|| {
+                    // Not found from here: read it relative to the model.
+                    (p.is_relative() && !p.exists()).then(|| p.to_string_lossy().replace('\\', "/"))
+                })
+            })
+            .collect();
+        // The signature or manifest being written, when inside the folder.
+        ignore.extend(also.and_then(|p| manifest::relative_inside(model, p)));
+        ignore.sort();
+        ignore.dedup();
+        HashOptions {
+            ignore_paths: ignore,
+            ignore_git_paths: !self.no_ignore_git_paths,
+            allow_symlinks: self.allow_symlinks,
+            ..HashOptions::default()
+        }
+    }
+}
+
+/// Arguments of `aisec provenance verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The model folder.
+    #[arg(value_name = "MODEL_DIR")]
+    pub model: PathBuf,
+
+    /// The signature (Sigstore bundle); default MODEL_DIR/model.sig.
+    #[arg(long, short = 's', value_name = "FILE", conflicts_with = "manifest")]
+    pub signature: Option<PathBuf>,
+
+    /// The signer's public key (PEM, ECDSA P-256).
+    #[arg(
+        long,
+        short = 'k',
+        value_name = "FILE",
+        required_unless_present = "manifest"
+    )]
+    pub public_key: Option<PathBuf>,
+
+    /// Compare with this unsigned manifest (from `aisec provenance manifest`) instead of a signature.
+    #[arg(long, value_name = "FILE", conflicts_with = "public_key")]
+    pub manifest: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub hash: HashArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Arguments of `aisec provenance manifest`.
+#[derive(Debug, clap::Args)]
+pub struct ManifestArgs {
+    /// The model folder.
+    #[arg(value_name = "MODEL_DIR")]
+    pub model: PathBuf,
+
+    /// Write the manifest here (ignored when inside the folder) instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub hash: HashArgs,
+}
+
+/// Arguments of `aisec provenance sign`.
+#[derive(Debug, clap::Args)]
+pub struct SignArgs {
+    /// The model folder.
+    #[arg(value_name = "MODEL_DIR")]
+    pub model: PathBuf,
+
+    /// The private key (PEM, unencrypted PKCS#8 or SEC1, ECDSA P-256).
+    #[arg(long, short = 'k', value_name = "FILE")]
+    pub private_key: PathBuf,
+
+    /// Where to write the signature; default MODEL_DIR/model.sig (ignored when inside the folder).
+    #[arg(long, short = 's', value_name = "FILE")]
+    pub signature: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub hash: HashArgs,
+}
+
+/// Runs `aisec provenance …`.
+pub fn run(args: ProvenanceArgs) -> anyhow::Result<i32> {
+    match args.command {
+        ProvenanceCommand::Verify(a) => verify(a),
+        ProvenanceCommand::Manifest(a) => write_manifest(a),
+        ProvenanceCommand::Sign(a) => sign(a),
+    }
+}
+
+fn read_text(path: &Path, what: &str) -> anyhow::Result<String> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    anyhow::ensure!(
+        meta.is_file() && meta.len() <= 1 << 20,
+        "{what} {} is not a key file (not a regular file of at most 1 MiB)",
+        path.display()
+    );
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {what} {}", path.display()))
+}
+
+fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
+    let started = std::time::Instant::now();
+    let mut report = Report::new("provenance verify");
+    report.add_rules(aisec_provenance::RULES);
+    let v = if let Some(m) = &a.manifest {
+        let opts = a.hash.options(&a.model, None);
+        report
+            .data
+            .insert("manifest".into(), m.display().to_string().into());
+        aisec_provenance::verify_manifest(&a.model, m, &opts)?
+    } else {
+        let key_path = a
+            .public_key
+            .as_ref()
+            .context("give --public-key FILE (or --manifest FILE)")?;
+        let key = PublicKey::from_pem(&read_text(key_path, "public key")?)
+            .with_context(|| format!("public key {}", key_path.display()))?;
+        let sig = a
+            .signature
+            .clone()
+            .unwrap_or_else(|| a.model.join(manifest::DEFAULT_SIGNATURE));
+        let opts = a.hash.options(&a.model, None);
+        report
+            .data
+            .insert("signature".into(), sig.display().to_string().into());
+        report
+            .data
+            .insert("key_hint".into(), key.hint.clone().into());
+        aisec_provenance::verify_signature(&a.model, &sig, &key, &opts)?
+    };
+    report.extend(v.findings);
+    report.summary.items = v.files_hashed as u64;
+    report.summary.bytes = v.bytes;
+    report.summary.seconds = started.elapsed().as_secs_f64();
+    report
+        .data
+        .insert("model".into(), a.model.display().to_string().into());
+    report
+        .data
+        .insert("signature_valid".into(), v.signature_valid.into());
+    report
+        .data
+        .insert("signed_files".into(), (v.signed_files as u64).into());
+    report
+        .data
+        .insert("files_hashed".into(), (v.files_hashed as u64).into());
+    if let Some(d) = &v.root_digest {
+        report.data.insert("root_digest".into(), d.clone().into());
+    }
+    let reference = if a.manifest.is_some() {
+        "manifest"
+    } else {
+        "signature"
+    };
+    let status = if !v.signature_valid {
+        format!("{reference}: not verified")
+    } else {
+        format!(
+            "{reference}: {}, {} signed files, {} files hashed ({} bytes)",
+            if a.manifest.is_some() {
+                "read"
+            } else {
+                "valid"
+            },
+            v.signed_files,
+            v.files_hashed,
+            v.bytes
+        )
+    };
+    crate::run::finish_with_tail(report, &a.output, &format!("Provenance {status}\n"))
+}
+
+/// `aisec scan --verify-signatures KEY`: every folder among `paths` that
+/// carries a `model.sig` is verified with the key; its findings and any
+/// failure to verify join the scan report (`data.provenance` lists the
+/// folders checked).
+pub fn verify_for_scan(report: &mut Report, paths: &[PathBuf], key: &Path) -> anyhow::Result<()> {
+    let key = PublicKey::from_pem(&read_text(key, "public key")?)
+        .with_context(|| format!("--verify-signatures {}", key.display()))?;
+    report.add_rules(aisec_provenance::RULES);
+    let mut checked = Vec::new();
+    for dir in paths.iter().filter(|p| p.is_dir()) {
+        let sig = dir.join(manifest::DEFAULT_SIGNATURE);
+        if !sig.is_file() {
+            continue;
+        }
+        match aisec_provenance::verify_signature(dir, &sig, &key, &HashOptions::default()) {
+            Ok(v) => {
+                checked.push(serde_json::json!({
+                    "folder": dir.display().to_string(),
+                    "signature_valid": v.signature_valid,
+                    "signed_files": v.signed_files,
+                    "findings": v.findings.len(),
+                }));
+                report.extend(v.findings);
+            }
+            Err(e) => report.error(
+                dir.display().to_string(),
+                format!("cannot verify its signature: {e}"),
+            ),
+        }
+    }
+    report
+        .data
+        .insert("provenance".into(), serde_json::Value::Array(checked));
+    Ok(())
+}
+
+fn write_manifest(a: ManifestArgs) -> anyhow::Result<i32> {
+    let opts = a.hash.options(&a.model, a.output.as_deref());
+    let out = aisec_provenance::hash_folder(&a.model, &opts)
+        .with_context(|| format!("cannot hash {}", a.model.display()))?;
+    let mut text = serde_json::to_string_pretty(&out.manifest.statement())?;
+    text.push('\n');
+    match &a.output {
+        Some(p) => {
+            std::fs::write(p, &text).with_context(|| format!("cannot write {}", p.display()))?;
+            crate::run::note(format!(
+                "wrote the manifest of {} files ({} bytes hashed) to {}\n",
+                out.manifest.files.len(),
+                out.bytes,
+                p.display()
+            ));
+        }
+        None => print!("{text}"),
+    }
+    Ok(0)
+}
+
+fn sign(a: SignArgs) -> anyhow::Result<i32> {
+    let key = PrivateKey::from_pem(&read_text(&a.private_key, "private key")?)
+        .with_context(|| format!("private key {}", a.private_key.display()))?;
+    let sig = a
+        .signature
+        .clone()
+        .unwrap_or_else(|| a.model.join(manifest::DEFAULT_SIGNATURE));
+    let opts = a.hash.options(&a.model, Some(&sig));
+    let (m, bundle) = aisec_provenance::sign(&a.model, &key, &opts)
+        .with_context(|| format!("cannot sign {}", a.model.display()))?;
+    std::fs::write(&sig, bundle).with_context(|| format!("cannot write {}", sig.display()))?;
+    crate::run::note(format!(
+        "signed {} files of {} into {}\n",
+        m.files.len(),
+        a.model.display(),
+        sig.display()
+    ));
+    Ok(0)
+}

@@ -1,0 +1,303 @@
+//! `aisec provenance verify | manifest | sign` against the model-signing
+//! fixtures of aisec-provenance (a folder signed by model-signing 1.1.1).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::util::{aisec, fixture};
+
+/// The test key pair (P-256, made for these tests).
+const TEST_SK: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgTN3DDUA5F5d+2Jec
+IUdjtynSxTCxaAJQ9iaw48TnByOhRANCAAQM6YjlFVUW3vRNV62sq2kldgkWy1/J
+9i+HqKrnuzeaE58U2xOe6I/ISYUUHOTTaSHzqAJecgPWDEIYeRJNIbU8
+-----END PRIVATE KEY-----
+";
+const TEST_PK: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEDOmI5RVVFt70TVetrKtpJXYJFstf
+yfYvh6iq57s3mhOfFNsTnuiPyEmFFBzk02kh86gCXnID1gxCGHkSTSG1PA==
+-----END PUBLIC KEY-----
+";
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../aisec-provenance/tests/fixtures")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            fs::copy(e.path(), t).unwrap();
+        }
+    }
+}
+
+fn signed_copy() -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let m = t.path().join("signed");
+    copy_dir(&fixtures().join("signed"), &m);
+    (t, m)
+}
+
+fn rules(v: &serde_json::Value) -> Vec<String> {
+    let mut r: Vec<String> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule_id"].as_str().unwrap().to_string())
+        .collect();
+    r.sort();
+    r
+}
+
+#[test]
+fn a_model_signing_signature_verifies_and_exits_0() {
+    let model = fixtures().join("signed");
+    let key = fixtures().join("key.pub");
+    let r = aisec(&["provenance", "verify"])
+        .arg(&model)
+        .arg("--public-key")
+        .arg(&key)
+        .args(&["--format", "json"])
+        .run();
+    r.expect_code(0);
+    let v = r.json();
+    assert_eq!(rules(&v), Vec::<String>::new());
+    assert_eq!(v["data"]["signature_valid"], true);
+    assert_eq!(v["data"]["signed_files"], 6);
+    assert_eq!(v["data"]["files_hashed"], 6);
+    let text = aisec(&["provenance", "verify"])
+        .arg(&model)
+        .arg("--public-key")
+        .arg(&key)
+        .run();
+    text.expect_code(0);
+    assert!(
+        text.stdout
+            .contains("Provenance signature: valid, 6 signed files"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn tampering_exits_1_with_one_finding_per_file() {
+    let (_t, m) = signed_copy();
+    fs::write(m.join("weights.dat"), b"swapped").unwrap();
+    fs::remove_file(m.join("config.json")).unwrap();
+    fs::write(m.join("notes.md"), b"added").unwrap();
+    let r = aisec(&["provenance", "verify"])
+        .arg(&m)
+        .arg("--public-key")
+        .arg(fixtures().join("key.pub"))
+        .args(&["--format", "json"])
+        .run();
+    r.expect_code(1);
+    let v = r.json();
+    assert_eq!(
+        rules(&v),
+        ["AISEC-PROV-003", "AISEC-PROV-004", "AISEC-PROV-005"]
+    );
+    let modified = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule_id"] == "AISEC-PROV-003")
+        .unwrap();
+    assert!(modified["location"]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("weights.dat"));
+    assert_eq!(
+        modified["atlas"],
+        serde_json::json!(["AML.T0010.003", "AML.T0018"])
+    );
+    // An added notes file is medium: with the default --fail-on high only the
+    // high findings fail the run, and --fail-on medium counts it too.
+    fs::write(
+        m.join("weights.dat"),
+        fs::read(fixtures().join("signed/weights.dat")).unwrap(),
+    )
+    .unwrap();
+    fs::copy(fixtures().join("signed/config.json"), m.join("config.json")).unwrap();
+    let base = || {
+        aisec(&["provenance", "verify"])
+            .arg(&m)
+            .arg("--public-key")
+            .arg(fixtures().join("key.pub"))
+    };
+    base().run().expect_code(0);
+    base().args(&["--fail-on", "medium"]).run().expect_code(1);
+}
+
+#[test]
+fn a_wrong_key_or_corrupt_signature_is_an_invalid_signature() {
+    let model = fixtures().join("signed");
+    let r = aisec(&["provenance", "verify"])
+        .arg(&model)
+        .arg("--public-key")
+        .arg(fixtures().join("other.pub"))
+        .args(&["--format", "json"])
+        .run();
+    r.expect_code(1);
+    assert_eq!(rules(&r.json()), ["AISEC-PROV-002"]);
+
+    let (t, m) = signed_copy();
+    let sig = t.path().join("elsewhere.sig");
+    fs::write(&sig, b"{\"mediaType\": 7}").unwrap();
+    let r = aisec(&["provenance", "verify"])
+        .arg(&m)
+        .arg("--signature")
+        .arg(&sig)
+        .arg("--public-key")
+        .arg(fixtures().join("key.pub"))
+        .args(&["--format", "json"])
+        .run();
+    r.expect_code(1);
+    assert_eq!(rules(&r.json()), ["AISEC-PROV-002"]);
+}
+
+#[test]
+fn no_signature_is_an_unsigned_finding_and_no_key_is_an_error() {
+    let (_t, m) = signed_copy();
+    fs::remove_file(m.join("model.sig")).unwrap();
+    let r = aisec(&["provenance", "verify"])
+        .arg(&m)
+        .arg("--public-key")
+        .arg(fixtures().join("key.pub"))
+        .args(&["--format", "json", "--fail-on", "low"])
+        .run();
+    r.expect_code(1);
+    assert_eq!(rules(&r.json()), ["AISEC-PROV-001"]);
+    // Missing model folder, unreadable key: exit 2 with the cause.
+    let r = aisec(&["provenance", "verify", "/nonexistent/model", "--public-key"])
+        .arg(fixtures().join("key.pub"))
+        .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("/nonexistent/model"), "{}", r.stderr);
+    let r = aisec(&["provenance", "verify"])
+        .arg(&m)
+        .args(&["--public-key", "/nonexistent/key.pub"])
+        .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("public key"), "{}", r.stderr);
+    let r = aisec(&["provenance", "verify"])
+        .arg(&m)
+        .arg("--public-key")
+        .arg(m.join("config.json"))
+        .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("P-256"), "{}", r.stderr);
+}
+
+#[test]
+fn manifest_then_verify_against_it_and_sign_then_verify() {
+    let (t, m) = signed_copy();
+    let manifest = t.path().join("manifest.json");
+    aisec(&["provenance", "manifest"])
+        .arg(&m)
+        .arg("-o")
+        .arg(&manifest)
+        .run()
+        .expect_code(0);
+    let st: serde_json::Value = serde_json::from_slice(&fs::read(&manifest).unwrap()).unwrap();
+    assert_eq!(st["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(st["predicateType"], "https://model_signing/signature/v1.0");
+    let names: Vec<&str> = st["predicate"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    // The signature in the folder is hashed too (it is not this manifest);
+    // .github is ignored.
+    assert!(names.contains(&"model.sig") && !names.iter().any(|n| n.starts_with(".github")));
+    aisec(&["provenance", "verify"])
+        .arg(&m)
+        .arg("--manifest")
+        .arg(&manifest)
+        .run()
+        .expect_code(0);
+    fs::write(m.join("a/b.txt"), b"changed").unwrap();
+    let r = aisec(&["provenance", "verify"])
+        .arg(&m)
+        .arg("--manifest")
+        .arg(&manifest)
+        .args(&["--format", "json"])
+        .run();
+    r.expect_code(1);
+    assert_eq!(rules(&r.json()), ["AISEC-PROV-003"]);
+
+    // Sign with aisec (a fresh folder), verify with aisec.
+    let key = t.path().join("key.pem");
+    fs::write(&key, TEST_SK).unwrap();
+    let pubkey = t.path().join("key.pub");
+    fs::write(&pubkey, TEST_PK).unwrap();
+    aisec(&["provenance", "sign"])
+        .arg(&m)
+        .arg("--private-key")
+        .arg(&key)
+        .run()
+        .expect_code(0);
+    let r = aisec(&["provenance", "verify"])
+        .arg(&m)
+        .arg("--public-key")
+        .arg(&pubkey)
+        .args(&["--format", "json"])
+        .run();
+    r.expect_code(0);
+    assert_eq!(r.json()["data"]["signed_files"], 6);
+    // The model-signing public key does not verify aisec's signature.
+    aisec(&["provenance", "verify"])
+        .arg(&m)
+        .arg("--public-key")
+        .arg(fixtures().join("key.pub"))
+        .run()
+        .expect_code(1);
+}
+
+#[test]
+fn scan_verify_signatures_adds_the_signature_check_to_the_scan() {
+    let (t, m) = signed_copy();
+    fs::copy(fixture("digits_mlp.onnx"), m.join("model.onnx")).unwrap();
+    let key = t.path().join("key.pem");
+    fs::write(&key, TEST_SK).unwrap();
+    let pubkey = t.path().join("key.pub");
+    fs::write(&pubkey, TEST_PK).unwrap();
+    aisec(&["provenance", "sign"])
+        .arg(&m)
+        .arg("--private-key")
+        .arg(&key)
+        .run()
+        .expect_code(0);
+    let scan = || {
+        aisec(&["scan"])
+            .arg(&m)
+            .arg("--verify-signatures")
+            .arg(&pubkey)
+            .args(&["--format", "json"])
+            .run()
+    };
+    let r = scan();
+    r.expect_code(0);
+    let v = r.json();
+    assert_eq!(v["data"]["provenance"][0]["signature_valid"], true, "{v}");
+    assert_eq!(v["data"]["provenance"][0]["signed_files"], 7);
+    assert_eq!(rules(&v), Vec::<String>::new());
+    // The ONNX file is swapped for another model after signing.
+    fs::copy(fixture("digits_cnn.onnx"), m.join("model.onnx")).unwrap();
+    let r = scan();
+    r.expect_code(1);
+    assert_eq!(rules(&r.json()), ["AISEC-PROV-003"]);
+    // A key that is not a key: the scan cannot do what was asked.
+    let r = aisec(&["scan"])
+        .arg(&m)
+        .arg("--verify-signatures")
+        .arg(m.join("config.json"))
+        .run();
+    r.expect_code(2);
+}
