@@ -61,6 +61,8 @@ enum Command {
     Explain(Box<cmd::explain::ExplainArgs>),
     /// Assess a whole ML system from its description: threat model (STRIDE x ATLAS x OWASP LLM), every applicable check, report and compliance views.
     Assess(Box<cmd::assess::AssessArgs>),
+    /// Work with reports: merge shard outputs into one report.
+    Report(cmd::remote::ReportCommand),
     /// Model provenance: verify OpenSSF model-signing signatures, write hash manifests, sign (key-based).
     Provenance(cmd::provenance::ProvenanceArgs),
     /// List every rule aisec can report (severity, ATLAS / OWASP ids), or show one in full.
@@ -124,6 +126,7 @@ fn main() -> ExitCode {
         Command::Harden(a) => cmd::harden::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Rules(a) => cmd::rules::run(a),
+        Command::Report(a) => cmd::remote::report(a),
         Command::Assess(a) => cmd::assess::run(*a),
         Command::Explain(a) => cmd::explain::run(*a),
         Command::Provenance(a) => cmd::provenance::run(a),

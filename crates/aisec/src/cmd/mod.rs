@@ -14,6 +14,7 @@ pub mod membership;
 pub mod poison;
 pub mod probe;
 pub mod provenance;
+pub mod remote;
 pub mod rules;
 pub mod scan;
 pub mod target;

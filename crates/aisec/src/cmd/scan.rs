@@ -14,8 +14,8 @@ use crate::output::OutputArgs;
 /// Arguments of `aisec scan`.
 #[derive(Debug, clap::Args)]
 pub struct ScanArgs {
-    /// Files or directories to scan (directories recursively); `-` reads standard input.
-    #[arg(required = true, value_name = "PATH")]
+    /// Files or directories to scan (directories recursively); `-` reads standard input; hf://ORG/NAME[@REV], s3://BUCKET/PREFIX and https:// URLs are read remotely.
+    #[arg(required_unless_present = "from_list", value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 
     /// Configuration file (TOML) with pickle allowlist changes and limits.
@@ -51,6 +51,9 @@ pub struct ScanArgs {
     pub verify_signatures: Option<PathBuf>,
 
     #[command(flatten)]
+    pub remote: crate::cmd::remote::RemoteArgs,
+
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
@@ -78,6 +81,9 @@ pub fn options(args: &ScanArgs) -> anyhow::Result<ScanOptions> {
 
 /// Runs the scan and prints the report.
 pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
+    if args.remote.active(&args.paths) {
+        return crate::cmd::remote::run(args);
+    }
     let opts = options(&args)?;
     if let Some(n) = args.threads {
         rayon::ThreadPoolBuilder::new()

@@ -22,6 +22,7 @@ mod probe;
 mod probe_bounds;
 mod provenance;
 mod readme;
+mod remote;
 mod scan;
 mod shared_flags;
 mod streaming;

@@ -28,6 +28,10 @@ const NOT_RUN: &[(&str, &str)] = &[
     ("aisec assess examples/digits-service/aisec.toml --plan", "runs on the example system in the repository, which this test does not link (assess.rs: plan_lists_threats_with_checks_and_manual_controls runs --plan on it)"),
     ("aisec assess examples/digits-service/aisec.toml --html", "writes its resume state beside the description, inside the repository (assess.rs: the_example_system_is_assessed_end_to_end_and_resumes runs it with --state in a temporary folder)"),
     ("aisec assess examples/digits-service/aisec.toml --threat-dragon", "as above (assess.rs and aisec-assess's Threat Dragon schema tests)"),
+    ("aisec scan hf://openai-community/gpt2", "needs the network (remote.rs: hub_repo_scan_matches_the_local_scan runs hf:// against a loopback hub)"),
+    ("aisec scan hf://org/model@v1.0 --state", "needs the network (remote.rs: state_skips_what_was_already_scanned)"),
+    ("aisec scan s3://bucket/checkpoints/", "needs a store (remote.rs: s3_prefix_scan_names_the_objects runs s3s-fs on loopback)"),
+    ("aisec scan https://example.invalid/model.safetensors", "needs the network (remote.rs: shards_cover_the_list_once_and_merge_to_the_single_run reads https-style URLs on loopback)"),
     ("aisec provenance sign my-model", "needs the reader's model folder and private key (provenance.rs: manifest_then_verify_against_it_and_sign_then_verify signs and verifies)"),
     ("aisec assess --import td.json", "needs the export above (aisec-assess: Threat Dragon import round trip)"),
 ];
@@ -225,6 +229,7 @@ const SECTIONS: &[&str] = &[
     "`aisec defend`",
     "`aisec attack poison`",
     "`aisec assess`",
+    "Remote scans",
     "`aisec provenance`",
 ];
 
@@ -236,6 +241,11 @@ fn readme_provenance_examples_run() {
 #[test]
 fn readme_scan_examples_run() {
     assert_eq!(run_section("`aisec scan`"), 6);
+}
+
+#[test]
+fn readme_remote_examples_run() {
+    assert_eq!(run_section("Remote scans"), 3);
 }
 
 #[test]

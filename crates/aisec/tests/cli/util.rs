@@ -44,6 +44,12 @@ impl Aisec {
         self
     }
 
+    /// An environment variable for the process.
+    pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.env(k, v);
+        self
+    }
+
     /// Bytes to feed on standard input.
     pub fn stdin(mut self, bytes: &[u8]) -> Self {
         self.stdin = Some(bytes.to_vec());

@@ -1,0 +1,672 @@
+//! Fetch plans: which byte ranges of an object the scanner will read.
+//!
+//! The scanner never reads a torch checkpoint's tensor storages, a
+//! safetensors file's tensor data or a GGUF file's tensors; a plan fetches
+//! everything else and leaves those ranges as holes (zeros) in the scan
+//! image. Per format:
+//!
+//! - objects up to `whole_below` bytes: the whole object, one request;
+//! - zip (`PK\x03\x04` at 0): the end record (and zip64 records), the
+//!   central directory, every local header, and the data of every member
+//!   except a `torch.save` archive's storages (`<root>/data/<n>`) and
+//!   version markers: exactly the members the scanner skips;
+//! - safetensors: the 8-byte length and the JSON header;
+//! - GGUF: the header, metadata and tensor infos (walked here, growing the
+//!   prefix until the walk ends);
+//! - everything else (pickle, HDF5, ONNX, TensorFlow, tar, 7z, compressed
+//!   streams, unknown files): the whole object.
+//!
+//! A plan that cannot make sense of its format reads the whole object:
+//! reading too much costs bytes, reading too little would change results.
+//! Every plan stops at `max_object_bytes` with [`RemoteError::TooLarge`].
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::RemoteError;
+
+/// What a fetch returns: the bytes and how many travelled.
+pub(crate) type Fetch<'a> =
+    Pin<Box<dyn Future<Output = Result<(Vec<u8>, u64), RemoteError>> + Send + 'a>>;
+
+/// Reads `start..end` of the object.
+pub(crate) trait RangeGet: Sync {
+    fn get(&self, start: u64, end: u64) -> Fetch<'_>;
+}
+
+/// The bytes a plan fetched, by offset.
+#[derive(Debug, Default)]
+pub(crate) struct Sparse {
+    pub(crate) size: u64,
+    pub(crate) ranges: Vec<(u64, Vec<u8>)>,
+    /// Bytes that travelled (response bodies).
+    pub(crate) moved: u64,
+    /// The plan used, for the report.
+    pub(crate) plan: &'static str,
+}
+
+impl Sparse {
+    /// The fetched bytes at `start..end`, if one range holds them.
+    fn slice(&self, start: u64, end: u64) -> Option<&[u8]> {
+        self.ranges.iter().find_map(|(s, b)| {
+            let e = s + b.len() as u64;
+            (start >= *s && end <= e).then(|| &b[(start - s) as usize..(end - s) as usize])
+        })
+    }
+}
+
+struct Planner<'a> {
+    get: &'a dyn RangeGet,
+    limit: u64,
+    out: Sparse,
+}
+
+/// Gap below which two wanted ranges are fetched as one request.
+const COALESCE: u64 = 64 << 10;
+/// First read of a large object (and first guess at a zip's tail).
+const HEAD: u64 = 16 << 10;
+/// Longest zip tail: the end record and the longest comment.
+const MAX_TAIL: u64 = 22 + 0xffff;
+/// Bytes fetched per local header (30 fixed + name + extra, usually less).
+const LOCAL_GUESS: u64 = 30 + 512;
+
+impl Planner<'_> {
+    /// Fetches `start..end` unless a fetched range already holds it.
+    async fn want(&mut self, start: u64, end: u64) -> Result<(), RemoteError> {
+        let end = end.min(self.out.size);
+        if start >= end || self.out.slice(start, end).is_some() {
+            return Ok(());
+        }
+        self.charge(end - start)?;
+        let (b, moved) = self.get.get(start, end).await?;
+        self.out.moved += moved;
+        self.out.ranges.push((start, b));
+        Ok(())
+    }
+
+    fn charge(&self, n: u64) -> Result<(), RemoteError> {
+        if self.out.moved.saturating_add(n) > self.limit {
+            return Err(RemoteError::TooLarge {
+                what: "the object's fetch plan".into(),
+                limit: self.limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// Fetches many ranges, merged where the gaps are small, at once.
+    async fn want_all(&mut self, mut v: Vec<(u64, u64)>) -> Result<(), RemoteError> {
+        v.retain(|&(s, e)| s < e && self.out.slice(s, e.min(self.out.size)).is_none());
+        v.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::new();
+        for (s, e) in v {
+            let e = e.min(self.out.size);
+            match merged.last_mut() {
+                Some(last) if s <= last.1.saturating_add(COALESCE) => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        let total: u64 = merged.iter().map(|(s, e)| e - s).sum();
+        self.charge(total)?;
+        let get = self.get;
+        let results = futures::future::join_all(merged.iter().map(|&(s, e)| get.get(s, e))).await;
+        for ((s, _), r) in merged.into_iter().zip(results) {
+            let (b, moved) = r?;
+            self.out.moved += moved;
+            self.out.ranges.push((s, b));
+        }
+        Ok(())
+    }
+
+    async fn whole(&mut self) -> Result<(), RemoteError> {
+        self.out.plan = "whole";
+        let size = self.out.size;
+        // The first read is kept; the rest follows it.
+        let have = self
+            .out
+            .slice(0, HEAD.min(size))
+            .map_or(0, |b| b.len() as u64);
+        self.want(have, size).await
+    }
+}
+
+/// Plans and fetches an object of `size` bytes. On failure, also says how
+/// many bytes travelled before it.
+pub(crate) async fn fetch(
+    get: &dyn RangeGet,
+    size: u64,
+    whole_below: u64,
+    limit: u64,
+) -> Result<Sparse, (RemoteError, u64)> {
+    let mut p = Planner {
+        get,
+        limit,
+        out: Sparse {
+            size,
+            ..Sparse::default()
+        },
+    };
+    match plan(&mut p, whole_below).await {
+        Ok(()) => Ok(p.out),
+        Err(e) => Err((e, p.out.moved)),
+    }
+}
+
+async fn plan(p: &mut Planner<'_>, whole_below: u64) -> Result<(), RemoteError> {
+    let size = p.out.size;
+    if size <= whole_below {
+        return p.whole().await;
+    }
+    p.want(0, HEAD.min(size)).await?;
+    let head = p.out.slice(0, HEAD.min(size)).unwrap_or_default().to_vec();
+    let done = if head.starts_with(b"PK\x03\x04") {
+        p.out.plan = "zip";
+        zip(p).await?
+    } else if head.starts_with(b"GGUF") {
+        p.out.plan = "gguf";
+        gguf(p).await?
+    } else if let Some(n) = safetensors_header(&head, size) {
+        p.out.plan = "safetensors";
+        p.want(0, 8 + n).await?;
+        true
+    } else {
+        false
+    };
+    if !done {
+        p.whole().await?;
+    }
+    Ok(())
+}
+
+/// The JSON header length of a safetensors file, when the first bytes
+/// are one.
+fn safetensors_header(head: &[u8], size: u64) -> Option<u64> {
+    let n = u64::from_le_bytes(head.get(..8)?.try_into().ok()?);
+    let ok = (2..=aisec_formats_max_header()).contains(&n)
+        && n <= size - 8
+        && head.get(8) == Some(&b'{');
+    ok.then_some(n)
+}
+
+/// Largest safetensors header the scanner accepts.
+fn aisec_formats_max_header() -> u64 {
+    100_000_000
+}
+
+fn u16le(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from(u16::from_le_bytes(
+        b.get(at..at + 2)?.try_into().ok()?,
+    )))
+}
+fn u32le(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from(u32::from_le_bytes(
+        b.get(at..at + 4)?.try_into().ok()?,
+    )))
+}
+fn u64le(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// One central directory record.
+struct Central {
+    name: String,
+    csize: u64,
+    lho: u64,
+}
+
+/// The zip plan; `false` when the archive is not one it understands.
+async fn zip(p: &mut Planner<'_>) -> Result<bool, RemoteError> {
+    let size = p.out.size;
+    // The last end record whose comment runs exactly to the end: first in
+    // a short tail, then in the longest one a comment allows.
+    let mut found = None;
+    for len in [HEAD, MAX_TAIL] {
+        let tail_start = size.saturating_sub(len);
+        p.want(tail_start, size).await?;
+        let Some(tail) = p.out.slice(tail_start, size).map(<[u8]>::to_vec) else {
+            return Ok(false);
+        };
+        if let Some(i) = (0..tail.len().saturating_sub(21)).rev().find(|&i| {
+            tail[i..].starts_with(b"PK\x05\x06")
+                && u16le(&tail, i + 20).is_some_and(|c| i as u64 + 22 + c == tail.len() as u64)
+        }) {
+            found = Some((tail_start, tail, i));
+            break;
+        }
+        if tail_start == 0 {
+            break;
+        }
+    }
+    let Some((tail_start, tail, eocd)) = found else {
+        return Ok(false);
+    };
+    let eocd_abs = tail_start + eocd as u64;
+    let (Some(mut count), Some(mut cd_size), Some(mut cd_off)) = (
+        u16le(&tail, eocd + 10),
+        u32le(&tail, eocd + 12),
+        u32le(&tail, eocd + 16),
+    ) else {
+        return Ok(false);
+    };
+    let mut cd_end = eocd_abs;
+    if count == 0xffff || cd_size == 0xffff_ffff || cd_off == 0xffff_ffff {
+        // zip64: the locator sits right before the end record.
+        if eocd_abs < 20 {
+            return Ok(false);
+        }
+        p.want(eocd_abs - 20, eocd_abs).await?;
+        let Some(loc) = p.out.slice(eocd_abs - 20, eocd_abs).map(<[u8]>::to_vec) else {
+            return Ok(false);
+        };
+        let Some(z64) = loc
+            .starts_with(b"PK\x06\x07")
+            .then(|| u64le(&loc, 8))
+            .flatten()
+        else {
+            return Ok(false);
+        };
+        if z64 >= size {
+            return Ok(false);
+        }
+        p.want(z64, z64 + 56).await?;
+        let Some(rec) = p.out.slice(z64, (z64 + 56).min(size)).map(<[u8]>::to_vec) else {
+            return Ok(false);
+        };
+        let (Some(c), Some(s), Some(o)) = (u64le(&rec, 32), u64le(&rec, 40), u64le(&rec, 48))
+        else {
+            return Ok(false);
+        };
+        if !rec.starts_with(b"PK\x06\x06") {
+            return Ok(false);
+        }
+        (count, cd_size, cd_off, cd_end) = (c, s, o, z64);
+    }
+    // Data before the first entry or a directory that does not end where
+    // the end record starts: the scanner's prefix-correcting paths apply;
+    // read it all.
+    if cd_off.checked_add(cd_size) != Some(cd_end) {
+        return Ok(false);
+    }
+    p.want(cd_off, cd_end).await?;
+    let Some(cd) = p.out.slice(cd_off, cd_end).map(<[u8]>::to_vec) else {
+        return Ok(false);
+    };
+    let mut entries = Vec::new();
+    let mut at = 0usize;
+    while entries.len() < count as usize {
+        if !cd.get(at..).is_some_and(|r| r.starts_with(b"PK\x01\x02")) {
+            return Ok(false);
+        }
+        let (Some(mut csize), Some(usize_), Some(nlen), Some(xlen), Some(clen), Some(mut lho)) = (
+            u32le(&cd, at + 20),
+            u32le(&cd, at + 24),
+            u16le(&cd, at + 28),
+            u16le(&cd, at + 30),
+            u16le(&cd, at + 32),
+            u32le(&cd, at + 42),
+        ) else {
+            return Ok(false);
+        };
+        let name_at = at + 46;
+        let Some(name) = cd.get(name_at..name_at + nlen as usize) else {
+            return Ok(false);
+        };
+        let name = String::from_utf8_lossy(name).into_owned();
+        let Some(extra) = cd.get(name_at + nlen as usize..name_at + (nlen + xlen) as usize) else {
+            return Ok(false);
+        };
+        if csize == 0xffff_ffff || lho == 0xffff_ffff || usize_ == 0xffff_ffff {
+            // zip64 extended information: the fields that overflowed, in order.
+            let mut x = 0usize;
+            let mut found = false;
+            while x + 4 <= extra.len() {
+                let (id, len) = (u16le(extra, x), u16le(extra, x + 2));
+                let (Some(id), Some(len)) = (id, len) else {
+                    break;
+                };
+                if id == 1 {
+                    let mut f = x + 4;
+                    let mut next = || {
+                        let v = u64le(extra, f);
+                        f += 8;
+                        v
+                    };
+                    if usize_ == 0xffff_ffff {
+                        next();
+                    }
+                    if csize == 0xffff_ffff {
+                        csize = match next() {
+                            Some(v) => v,
+                            None => return Ok(false),
+                        };
+                    }
+                    if lho == 0xffff_ffff {
+                        lho = match next() {
+                            Some(v) => v,
+                            None => return Ok(false),
+                        };
+                    }
+                    found = true;
+                    break;
+                }
+                x += 4 + len as usize;
+            }
+            if !found {
+                return Ok(false);
+            }
+        }
+        if lho >= size {
+            return Ok(false);
+        }
+        entries.push(Central { name, csize, lho });
+        at = name_at + (nlen + xlen + clen) as usize;
+    }
+    let root = entries.iter().find_map(|e| {
+        let root = e.name.strip_suffix("data.pkl")?;
+        (root.is_empty() || (root.ends_with('/') && root.matches('/').count() == 1))
+            .then(|| root.to_string())
+    });
+    // Every local header (the scanner compares each with its central record).
+    p.want_all(
+        entries
+            .iter()
+            .map(|e| (e.lho, e.lho + LOCAL_GUESS + e.name.len() as u64))
+            .collect(),
+    )
+    .await?;
+    let mut data = Vec::new();
+    for e in &entries {
+        let Some(h) = p.out.slice(e.lho, (e.lho + 30).min(size)) else {
+            return Ok(false);
+        };
+        let (Some(n), Some(x)) = (u16le(h, 26), u16le(h, 28)) else {
+            return Ok(false);
+        };
+        if !h.starts_with(b"PK\x03\x04") {
+            // The scanner reports it; nothing else to read for it.
+            continue;
+        }
+        let start = e.lho + 30 + n + x;
+        let skip = root.as_ref().is_some_and(|root| {
+            e.name.strip_prefix(root.as_str()).is_some_and(|rest| {
+                rest.strip_prefix("data/")
+                    .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+                    || matches!(
+                        rest,
+                        "version" | "byteorder" | ".data/version" | ".data/serialization_id"
+                    )
+            })
+        });
+        // The header itself, in full (a long extra field).
+        data.push((e.lho, start));
+        if !skip {
+            data.push((start, start.saturating_add(e.csize)));
+        }
+    }
+    p.want_all(data).await?;
+    Ok(true)
+}
+
+/// Why a GGUF walk stopped early.
+enum Walk {
+    /// The prefix ends before the header does.
+    More,
+    /// Not a header this walker understands.
+    Bad,
+}
+
+/// The GGUF plan: grow the prefix until the header walk completes.
+async fn gguf(p: &mut Planner<'_>) -> Result<bool, RemoteError> {
+    let size = p.out.size;
+    let mut have = HEAD.min(size);
+    loop {
+        let Some(buf) = p.out.slice(0, have).map(<[u8]>::to_vec) else {
+            return Ok(false);
+        };
+        match gguf_walk(&buf) {
+            Ok(_) => return Ok(true),
+            Err(Walk::Bad) => return Ok(false),
+            Err(Walk::More) if have >= size => return Ok(false),
+            Err(Walk::More) => {
+                let next = have.saturating_mul(2).min(size);
+                p.want(have, next).await?;
+                // Keep one contiguous prefix range.
+                let mut joined = Vec::with_capacity(next as usize);
+                for (s, e) in [(0, have), (have, next)] {
+                    match p.out.slice(s, e) {
+                        Some(b) => joined.extend_from_slice(b),
+                        None => return Ok(false),
+                    }
+                }
+                p.out
+                    .ranges
+                    .retain(|(s, b)| !(*s < next && s + b.len() as u64 <= next));
+                p.out.ranges.push((0, joined));
+                have = next;
+            }
+        }
+    }
+}
+
+/// Walks a GGUF header (v1-v3, either byte order); returns where the
+/// tensor infos end.
+fn gguf_walk(d: &[u8]) -> Result<u64, Walk> {
+    let v = d.get(4..8).ok_or(Walk::More)?;
+    let v = [v[0], v[1], v[2], v[3]];
+    let (version, be) = match (u32::from_le_bytes(v), u32::from_be_bytes(v)) {
+        (le, _) if (1..=3).contains(&le) => (le, false),
+        (_, b) if (1..=3).contains(&b) => (b, true),
+        _ => return Err(Walk::Bad),
+    };
+    let mut r = GgufRd {
+        d,
+        pos: 8,
+        be,
+        v1: version == 1,
+    };
+    let tensors = r.count()?;
+    let kvs = r.count()?;
+    if kvs > 1 << 24 || tensors > 1 << 24 {
+        return Err(Walk::Bad);
+    }
+    for _ in 0..kvs {
+        r.string()?;
+        let t = r.u32()?;
+        r.value(t, 0)?;
+    }
+    for _ in 0..tensors {
+        r.string()?;
+        let dims = r.u32()?;
+        if dims > 8 {
+            return Err(Walk::Bad);
+        }
+        for _ in 0..dims {
+            r.count()?;
+        }
+        r.u32()?;
+        r.u64()?;
+    }
+    Ok(r.pos as u64)
+}
+
+struct GgufRd<'a> {
+    d: &'a [u8],
+    pos: usize,
+    be: bool,
+    v1: bool,
+}
+
+impl GgufRd<'_> {
+    fn take(&mut self, n: u64) -> Result<&[u8], Walk> {
+        let n = usize::try_from(n).map_err(|_| Walk::Bad)?;
+        let end = self.pos.checked_add(n).ok_or(Walk::Bad)?;
+        let s = self.d.get(self.pos..end).ok_or(Walk::More)?;
+        self.pos = end;
+        Ok(s)
+    }
+    fn u32(&mut self) -> Result<u64, Walk> {
+        let be = self.be;
+        let b: [u8; 4] = self.take(4)?.try_into().map_err(|_| Walk::Bad)?;
+        Ok(u64::from(if be {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }))
+    }
+    fn u64(&mut self) -> Result<u64, Walk> {
+        let be = self.be;
+        let b: [u8; 8] = self.take(8)?.try_into().map_err(|_| Walk::Bad)?;
+        Ok(if be {
+            u64::from_be_bytes(b)
+        } else {
+            u64::from_le_bytes(b)
+        })
+    }
+    fn count(&mut self) -> Result<u64, Walk> {
+        if self.v1 {
+            self.u32()
+        } else {
+            self.u64()
+        }
+    }
+    fn string(&mut self) -> Result<(), Walk> {
+        let n = self.count()?;
+        self.take(n).map(|_| ())
+    }
+    fn value(&mut self, t: u64, depth: u32) -> Result<(), Walk> {
+        let fixed = match t {
+            0 | 1 | 7 => 1,
+            2 | 3 => 2,
+            4..=6 => 4,
+            10..=12 => 8,
+            8 => return self.string(),
+            9 => {
+                if depth > 8 {
+                    return Err(Walk::Bad);
+                }
+                let et = self.u32()?;
+                let n = self.count()?;
+                if let Some(w) = match et {
+                    0 | 1 | 7 => Some(1u64),
+                    2 | 3 => Some(2),
+                    4..=6 => Some(4),
+                    10..=12 => Some(8),
+                    _ => None,
+                } {
+                    return self.take(n.checked_mul(w).ok_or(Walk::Bad)?).map(|_| ());
+                }
+                for _ in 0..n {
+                    self.value(et, depth + 1)?;
+                }
+                return Ok(());
+            }
+            _ => return Err(Walk::Bad),
+        };
+        self.take(fixed).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Serves a byte buffer and counts requests.
+    struct Mem(Vec<u8>, std::sync::atomic::AtomicUsize);
+    impl RangeGet for Mem {
+        fn get(&self, s: u64, e: u64) -> Fetch<'_> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let b = self.0[s as usize..e as usize].to_vec();
+            Box::pin(async move {
+                let n = b.len() as u64;
+                Ok((b, n))
+            })
+        }
+    }
+
+    fn run(data: Vec<u8>, limit: u64) -> Result<Sparse, RemoteError> {
+        let m = Mem(data, Default::default());
+        let size = m.0.len() as u64;
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(fetch(&m, size, 0, limit))
+            .map_err(|(e, _)| e)
+    }
+
+    fn gguf_bytes(pad: usize) -> Vec<u8> {
+        let mut v = b"GGUF".to_vec();
+        v.extend(3u32.to_le_bytes());
+        v.extend(1u64.to_le_bytes()); // tensors
+        v.extend(2u64.to_le_bytes()); // kvs
+        let s = |v: &mut Vec<u8>, t: &str| {
+            v.extend((t.len() as u64).to_le_bytes());
+            v.extend(t.as_bytes());
+        };
+        s(&mut v, "general.name");
+        v.extend(8u32.to_le_bytes());
+        s(&mut v, "x");
+        s(&mut v, "tokenizer.ggml.tokens");
+        v.extend(9u32.to_le_bytes());
+        v.extend(8u32.to_le_bytes());
+        v.extend(20_000u64.to_le_bytes());
+        for i in 0..20_000 {
+            s(&mut v, &format!("tok{i}"));
+        }
+        s(&mut v, "w");
+        v.extend(1u32.to_le_bytes());
+        v.extend(4u64.to_le_bytes());
+        v.extend(0u32.to_le_bytes());
+        v.extend(0u64.to_le_bytes());
+        let end = v.len();
+        v.resize(end + pad, 7);
+        v
+    }
+
+    #[test]
+    fn gguf_reads_the_header_only() {
+        let data = gguf_bytes(8 << 20);
+        let header = gguf_walk(&data).ok().unwrap() as usize;
+        assert!(
+            header > HEAD as usize,
+            "the test header must outgrow the first read"
+        );
+        let s = run(data.clone(), u64::MAX).unwrap();
+        assert_eq!(s.plan, "gguf");
+        assert!(
+            s.moved >= header as u64 && s.moved < 2 * header as u64 + HEAD,
+            "{}",
+            s.moved
+        );
+        assert!(s.slice(0, header as u64).is_some());
+    }
+
+    #[test]
+    fn safetensors_reads_the_header_only() {
+        let header = br#"{"w":{"dtype":"F32","shape":[1000000],"data_offsets":[0,4000000]}}"#;
+        let mut data = (header.len() as u64).to_le_bytes().to_vec();
+        data.extend(header);
+        data.resize(data.len() + 4_000_000, 0);
+        let s = run(data, u64::MAX).unwrap();
+        assert_eq!(s.plan, "safetensors");
+        assert_eq!(s.moved, HEAD); // the first read already held the header
+    }
+
+    #[test]
+    fn the_bound_stops_a_plan() {
+        let data = vec![b'x'; 300_000];
+        assert!(matches!(
+            run(data, 100_000),
+            Err(RemoteError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_gguf_falls_back_to_whole() {
+        let mut data = b"GGUF\x03\x00\x00\x00".to_vec();
+        data.extend(u64::MAX.to_le_bytes());
+        data.resize(200_000, 1);
+        let s = run(data, u64::MAX).unwrap();
+        assert_eq!(s.plan, "whole");
+        assert_eq!(s.moved, 200_000);
+    }
+}

@@ -1,0 +1,500 @@
+//! Remote scans against loopback servers started here: the hub-shaped
+//! server of `aisec_remote::hubserver` and a real S3 implementation
+//! (`s3s` + `s3s-fs`), both serving the scan fixtures. A remote scan must
+//! equal the local scan of the same files, finding for finding.
+
+#![allow(clippy::unwrap_used)] // Tests may unwrap.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use aisec_remote::{Listing, ObjectScan, Remote, RemoteOptions, S3Options, Source};
+use aisec_scan::Scanner;
+
+/// The fixture sets, as repos `fixtures/{pickle,formats,archive}`.
+const SETS: &[(&str, &str)] = &[
+    ("pickle", "../aisec-pickle/tests/fixtures"),
+    ("formats", "../aisec-formats/tests/fixtures"),
+    ("archive", "../aisec-archive/tests/fixtures"),
+];
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            std::fs::copy(e.path(), t).unwrap();
+        }
+    }
+}
+
+/// A pickle that calls `os.system` (protocol 2).
+const EVIL_PKL: &[u8] = b"\x80\x02cos\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85q\x02Rq\x03.";
+/// A benign pickle: an empty dict.
+const SAFE_PKL: &[u8] = b"\x80\x02}q\x00.";
+
+/// A `torch.save`-shaped zip: `archive/data.pkl` and `n` stored storages of
+/// `each` bytes (64-byte aligned data, as torch writes).
+fn torch_zip(pkl: &[u8], n: usize, each: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let o = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .with_alignment(64);
+    w.start_file("archive/data.pkl", o).unwrap();
+    w.write_all(pkl).unwrap();
+    w.start_file("archive/byteorder", o).unwrap();
+    w.write_all(b"little").unwrap();
+    for i in 0..n {
+        w.start_file(format!("archive/data/{i}"), o).unwrap();
+        w.write_all(&vec![(i % 251) as u8; each]).unwrap();
+    }
+    w.start_file("archive/version", o).unwrap();
+    w.write_all(b"3\n").unwrap();
+    w.finish().unwrap().into_inner()
+}
+
+fn safetensors(n: usize) -> Vec<u8> {
+    let h = format!(r#"{{"w":{{"dtype":"U8","shape":[{n}],"data_offsets":[0,{n}]}}}}"#);
+    let mut v = (h.len() as u64).to_le_bytes().to_vec();
+    v.extend(h.as_bytes());
+    v.resize(v.len() + n, 3);
+    v
+}
+
+/// The hub root: the fixture sets plus `big/checkpoints` of generated
+/// multi-MiB files.
+fn hub_root() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (name, dir) in SETS {
+        copy_dir(&here.join(dir), &root.path().join("fixtures").join(name));
+    }
+    let big = root.path().join("big/checkpoints");
+    std::fs::create_dir_all(&big).unwrap();
+    std::fs::write(
+        big.join("pytorch_model.bin"),
+        torch_zip(SAFE_PKL, 16, 1 << 20),
+    )
+    .unwrap();
+    std::fs::write(big.join("evil.pt"), torch_zip(EVIL_PKL, 16, 1 << 20)).unwrap();
+    std::fs::write(big.join("model.safetensors"), safetensors(16 << 20)).unwrap();
+    std::fs::write(
+        big.join("config.json"),
+        br#"{"model_type":"gpt2","auto_map":{"AutoModel":"modeling_x.Model"}}"#,
+    )
+    .unwrap();
+    std::fs::write(big.join("modeling_x.py"), b"import os\nos.system('id')\n").unwrap();
+    root
+}
+
+fn opts() -> RemoteOptions {
+    RemoteOptions {
+        // Every fixture goes through its format's plan, however small.
+        whole_below: 0,
+        backoff: Duration::from_millis(10),
+        hf_token: None,
+        ..RemoteOptions::default()
+    }
+}
+
+/// A finding as JSON with the file prefix (local or remote) removed.
+fn norm(f: &aisec_core::Finding, prefix: &str) -> serde_json::Value {
+    let mut v = serde_json::to_value(f).unwrap();
+    let strip = |s: &str| s.replace(prefix, "");
+    v["location"]["path"] = strip(&f.location.path).into();
+    v["evidence"] = strip(&f.evidence).into();
+    v
+}
+
+/// Local scan of every file below `dir`, by key.
+fn local(dir: &Path) -> Vec<(String, String, Vec<serde_json::Value>, bool)> {
+    let scanner = Scanner::default();
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p)
+            } else {
+                files.push(p)
+            }
+        }
+    }
+    files.sort();
+    let prefix = format!("{}/", dir.display());
+    let mut out: Vec<_> = files
+        .iter()
+        .map(|p| {
+            let r = scanner.scan_file(p, &p.display().to_string());
+            let key = p.strip_prefix(dir).unwrap().display().to_string();
+            let f = r.findings.iter().map(|f| norm(f, &prefix)).collect();
+            (key, r.format.name().to_string(), f, r.error.is_some())
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn remote_norm(
+    l: &Listing,
+    scans: &[ObjectScan],
+) -> Vec<(String, String, Vec<serde_json::Value>, bool)> {
+    let mut out: Vec<_> = l
+        .objects
+        .iter()
+        .zip(scans)
+        .map(|(o, s)| {
+            assert_eq!(o.name, s.object);
+            let prefix = s.object.strip_suffix(&o.key).unwrap().to_string();
+            let f = s.findings.iter().map(|f| norm(f, &prefix)).collect();
+            (o.key.clone(), s.format.clone(), f, s.error.is_some())
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn assert_same(
+    what: &str,
+    local: &[(String, String, Vec<serde_json::Value>, bool)],
+    remote: &[(String, String, Vec<serde_json::Value>, bool)],
+) {
+    assert_eq!(local.len(), remote.len(), "{what}: object count");
+    for (l, r) in local.iter().zip(remote) {
+        assert_eq!(
+            l, r,
+            "{what}: {} differs between local and remote scans",
+            l.0
+        );
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn hub_scan_equals_local_scan_over_the_fixtures() {
+    let root = hub_root();
+    let rt = rt();
+    let hub = rt
+        .block_on(aisec_remote::hubserver::serve(root.path(), true))
+        .unwrap();
+    let remote = Remote::new(RemoteOptions {
+        hf_endpoint: hub.url.clone(),
+        ..opts()
+    })
+    .unwrap();
+    let scanner = Scanner::default();
+    let mut table =
+        String::from("| object | size | bytes read | share | plan |\n|---|---:|---:|---:|---|\n");
+    let mut n_findings = 0;
+    for repo in [
+        "fixtures/pickle",
+        "fixtures/formats",
+        "fixtures/archive",
+        "big/checkpoints",
+    ] {
+        let l = remote
+            .list(&Source::parse(&format!("hf://{repo}")).unwrap())
+            .unwrap();
+        assert!(l.revision.is_some());
+        let scans = remote.scan(&scanner, &l, &|_| true).unwrap();
+        let r = remote_norm(&l, &scans);
+        assert_same(repo, &local(&root.path().join(repo)), &r);
+        for s in &scans {
+            n_findings += s.findings.len();
+            assert!(
+                s.object.starts_with(&format!("hf://{repo}@")),
+                "{}",
+                s.object
+            );
+            assert!(
+                s.bytes_read <= s.size + (64 << 10),
+                "{}: read {} of {}",
+                s.object,
+                s.bytes_read,
+                s.size
+            );
+            table.push_str(&format!(
+                "| {} | {} | {} | {:.2}% | {} |\n",
+                s.object
+                    .split_once('@')
+                    .map(|(r, p)| format!("{r}/{}", p.split_once('/').map_or("", |x| x.1)))
+                    .unwrap_or_default()
+                    .trim_start_matches("hf://"),
+                s.size,
+                s.bytes_read,
+                100.0 * s.bytes_read as f64 / s.size.max(1) as f64,
+                s.plan
+            ));
+        }
+    }
+    assert!(
+        n_findings > 50,
+        "the fixtures carry many findings ({n_findings})"
+    );
+    // The 429 was answered once and waited out.
+    assert_eq!(hub.stats.throttled.load(Ordering::Relaxed), 1);
+    if let Ok(out) = std::env::var("AISEC_REMOTE_TABLE") {
+        std::fs::write(out, table).unwrap();
+    }
+}
+
+#[test]
+fn big_checkpoints_travel_as_a_fraction_of_their_size() {
+    let root = hub_root();
+    let rt = rt();
+    let hub = rt
+        .block_on(aisec_remote::hubserver::serve(root.path(), false))
+        .unwrap();
+    let remote = Remote::new(RemoteOptions {
+        hf_endpoint: hub.url.clone(),
+        ..RemoteOptions::default()
+    })
+    .unwrap();
+    let l = remote
+        .list(&Source::parse("hf://big/checkpoints@main").unwrap())
+        .unwrap();
+    let scans = remote.scan(&Scanner::default(), &l, &|_| true).unwrap();
+    let by = |k: &str| scans.iter().find(|s| s.object.ends_with(k)).unwrap();
+    let (evil, good, st) = (
+        by("/evil.pt"),
+        by("/pytorch_model.bin"),
+        by("/model.safetensors"),
+    );
+    assert_eq!(good.plan, "zip");
+    assert_eq!(st.plan, "safetensors");
+    for s in [evil, good, st] {
+        assert!(
+            s.bytes_read * 100 < s.size,
+            "{}: {} of {}",
+            s.object,
+            s.bytes_read,
+            s.size
+        );
+    }
+    assert!(evil
+        .findings
+        .iter()
+        .any(|f| f.evidence.contains("os.system")
+            || f.evidence.contains("system")
+                && f.location.member.as_deref() == Some("archive/data.pkl")));
+    assert!(
+        good.findings
+            .iter()
+            .all(|f| f.severity < aisec_core::Severity::High),
+        "{:?}",
+        good.findings
+    );
+    // The server's count of file bytes sent (listings are not counted)
+    // agrees with the client's.
+    let client: u64 = scans.iter().map(|s| s.bytes_read).sum();
+    assert_eq!(client, hub.stats.bytes.load(Ordering::Relaxed));
+    // The config's auto_map module was read beside it, in the image.
+    let cfg = by("/config.json");
+    assert!(
+        cfg.findings.iter().any(|f| f.rule_id == "AISEC-SCAN-006"),
+        "{:?}",
+        cfg.findings
+    );
+}
+
+#[test]
+fn a_bound_on_bytes_per_object_is_an_error_not_a_partial_scan() {
+    let root = hub_root();
+    let rt = rt();
+    let hub = rt
+        .block_on(aisec_remote::hubserver::serve(root.path(), false))
+        .unwrap();
+    let remote = Remote::new(RemoteOptions {
+        hf_endpoint: hub.url.clone(),
+        max_object_bytes: 200_000,
+        ..RemoteOptions::default()
+    })
+    .unwrap();
+    let l = remote
+        .list(&Source::parse("hf://big/checkpoints").unwrap())
+        .unwrap();
+    let scans = remote.scan(&Scanner::default(), &l, &|_| true).unwrap();
+    // A 16 MiB torch zip needs a few KiB; a whole-object format over the bound fails.
+    let evil = scans
+        .iter()
+        .find(|s| s.object.ends_with("/evil.pt"))
+        .unwrap();
+    assert!(evil.error.is_none() && !evil.findings.is_empty());
+    assert!(scans.iter().all(|s| s.bytes_read <= 200_000 + (64 << 10)));
+    std::fs::write(
+        root.path().join("big/checkpoints/blob.pkl"),
+        vec![b'N'; 1 << 20],
+    )
+    .unwrap();
+    let l = remote
+        .list(&Source::parse("hf://big/checkpoints").unwrap())
+        .unwrap();
+    let scans = remote.scan(&Scanner::default(), &l, &|_| true).unwrap();
+    let blob = scans
+        .iter()
+        .find(|s| s.object.ends_with("/blob.pkl"))
+        .unwrap();
+    assert!(
+        blob.error.as_deref().unwrap().contains("200000-byte bound"),
+        "{:?}",
+        blob.error
+    );
+    assert!(blob.findings.is_empty());
+}
+
+#[test]
+fn a_missing_repo_is_an_error() {
+    let root = hub_root();
+    let rt = rt();
+    let hub = rt
+        .block_on(aisec_remote::hubserver::serve(root.path(), false))
+        .unwrap();
+    let remote = Remote::new(RemoteOptions {
+        hf_endpoint: hub.url.clone(),
+        ..opts()
+    })
+    .unwrap();
+    let e = remote
+        .list(&Source::parse("hf://no/such").unwrap())
+        .unwrap_err();
+    assert!(e.to_string().contains("HTTP 404"), "{e}");
+}
+
+#[test]
+fn plain_urls_are_read_with_ranges() {
+    let root = hub_root();
+    let rt = rt();
+    let hub = rt
+        .block_on(aisec_remote::hubserver::serve(root.path(), false))
+        .unwrap();
+    let remote = Remote::new(opts()).unwrap();
+    let scanner = Scanner::default();
+    for key in [
+        "big/checkpoints/evil.pt",
+        "fixtures/pickle/benign_p2.pkl",
+        "fixtures/formats/gguf_ssti.gguf",
+    ] {
+        let url = format!("{}/files/{key}", hub.url);
+        let l = remote.list(&Source::parse(&url).unwrap()).unwrap();
+        assert_eq!(l.objects.len(), 1);
+        assert!(l.objects[0].version.is_some(), "ETag kept");
+        let scans = remote.scan(&scanner, &l, &|_| true).unwrap();
+        let p = root.path().join(key);
+        let loc = scanner.scan_file(&p, &p.display().to_string());
+        let lp = format!("{}", p.display());
+        let a: Vec<_> = loc.findings.iter().map(|f| norm(f, &lp)).collect();
+        let b: Vec<_> = scans[0].findings.iter().map(|f| norm(f, &url)).collect();
+        assert_eq!(a, b, "{key}");
+        assert!(scans[0].findings.iter().all(|f| f.location.path == url));
+    }
+}
+
+/// Serves `root` (buckets are its folders) with s3s-fs on loopback.
+fn s3_server(rt: &tokio::runtime::Runtime, root: &Path) -> String {
+    let fs = s3s_fs::FileSystem::new(root).unwrap();
+    let mut b = s3s::service::S3ServiceBuilder::new(fs);
+    b.set_auth(s3s::auth::SimpleAuth::from_single("AKTEST", "SECRETTEST"));
+    let service = b.build().into_shared();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move {
+        let http =
+            hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        loop {
+            let Ok((sock, _)) = listener.accept().await else {
+                continue;
+            };
+            let svc = service.clone();
+            let conn = http
+                .serve_connection(hyper_util::rt::TokioIo::new(sock), svc)
+                .into_owned();
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn s3_opts(endpoint: String) -> RemoteOptions {
+    RemoteOptions {
+        s3: S3Options {
+            endpoint: Some(endpoint),
+            access_key_id: Some("AKTEST".into()),
+            secret_access_key: Some("SECRETTEST".into()),
+            region: Some("us-east-1".into()),
+        },
+        ..opts()
+    }
+}
+
+#[test]
+fn s3_scan_equals_local_scan_over_the_fixtures() {
+    let root = hub_root();
+    let rt = rt();
+    // Bucket `models` holds the same tree.
+    let s3root = tempfile::tempdir().unwrap();
+    copy_dir(root.path(), &s3root.path().join("models"));
+    let ep = s3_server(&rt, s3root.path());
+    let remote = Remote::new(s3_opts(ep)).unwrap();
+    let scanner = Scanner::default();
+    for prefix in [
+        "fixtures/pickle",
+        "fixtures/formats",
+        "fixtures/archive",
+        "big/checkpoints",
+    ] {
+        let l = remote
+            .list(&Source::parse(&format!("s3://models/{prefix}")).unwrap())
+            .unwrap();
+        assert!(!l.objects.is_empty(), "{prefix}");
+        assert!(
+            l.objects.iter().all(|o| o.version.is_some()),
+            "versions listed"
+        );
+        let scans = remote.scan(&scanner, &l, &|_| true).unwrap();
+        for s in &scans {
+            assert!(s.object.starts_with(&format!("s3://models/{prefix}/")));
+        }
+        assert_same(
+            prefix,
+            &local(&root.path().join(prefix)),
+            &remote_norm(&l, &scans),
+        );
+        if prefix == "big/checkpoints" {
+            let evil = scans
+                .iter()
+                .find(|s| s.object.ends_with("evil.pt"))
+                .unwrap();
+            assert!(evil.bytes_read * 100 < evil.size);
+        }
+    }
+}
+
+#[test]
+fn s3_with_wrong_credentials_is_an_error() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("b")).unwrap();
+    let rt = rt();
+    let ep = s3_server(&rt, root.path());
+    let mut o = s3_opts(ep);
+    o.s3.secret_access_key = Some("wrong".into());
+    o.retries = 0;
+    let remote = Remote::new(o).unwrap();
+    assert!(remote.list(&Source::parse("s3://b").unwrap()).is_err());
+}
