@@ -456,7 +456,7 @@ pub fn report(cmd: ReportCommand) -> anyhow::Result<i32> {
     }
     let mut merged = report_from_records(records);
     for r in reports {
-        merged.merge(r);
+        merge_report(&mut merged, r);
     }
     merged
         .data
@@ -468,6 +468,21 @@ pub fn report(cmd: ReportCommand) -> anyhow::Result<i32> {
         return Ok(crate::run::FAILED);
     }
     Ok(code)
+}
+
+/// Merges one JSON report into the running total. `Report::merge` lets the
+/// other report's `data` keys replace ours, so the byte counts are added up
+/// here first (otherwise the last file's counts would stand for all).
+fn merge_report(merged: &mut Report, other: Report) {
+    let n = |r: &Report, k: &str| r.data.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+    let sums: Vec<(&str, u64)> = ["bytes_stored", "bytes_read"]
+        .into_iter()
+        .map(|k| (k, n(merged, k) + n(&other, k)))
+        .collect();
+    merged.merge(other);
+    for (k, v) in sums {
+        merged.data.insert(k.into(), serde_json::json!(v));
+    }
 }
 
 /// A `--format json` report read back: findings (rules from the registry),
@@ -490,4 +505,30 @@ fn report_from_json(v: &serde_json::Value) -> anyhow::Result<Report> {
     }
     r.finish();
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report_json(stored: u64, read: u64) -> Report {
+        let v = serde_json::json!({
+            "command": "scan",
+            "findings": [],
+            "errors": [],
+            "summary": {"items": 1, "bytes": read},
+            "data": {"bytes_stored": stored, "bytes_read": read},
+        });
+        report_from_json(&v).expect("a valid report")
+    }
+
+    #[test]
+    fn merging_json_reports_adds_their_byte_counts() {
+        let mut merged = report_from_records(Vec::new());
+        merge_report(&mut merged, report_json(1000, 10));
+        merge_report(&mut merged, report_json(500, 7));
+        assert_eq!(merged.data["bytes_stored"], serde_json::json!(1500));
+        assert_eq!(merged.data["bytes_read"], serde_json::json!(17));
+        assert_eq!(merged.summary.items, 2);
+    }
 }
