@@ -24,6 +24,7 @@ import array
 import json
 import os
 import random
+import resource
 import statistics
 import struct
 import subprocess
@@ -63,13 +64,18 @@ def run(binary, model, attack, n, threads):
     env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
     load = os.getloadavg()[0]
     t = time.time()
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     p = subprocess.run(args, capture_output=True, text=True, env=env)
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = time.time() - t
+    # CPU seconds of the whole process (load, attack, report): steadier
+    # than wall clock when other work shares the cores.
+    cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
     rep = evasion_report(json.loads(p.stdout)) if p.stdout.strip() else None
     if rep is None:
         raise RuntimeError(f"{binary} failed ({p.returncode}): {p.stderr[:400]}")
     r = [a for a in rep["attacks"] if a["attack"] == attack][0]
-    return {"seconds": r["seconds"], "wall": wall, "robust": r["robust_accuracy"], "load": load}
+    return {"seconds": r["seconds"], "wall": wall, "cpu": cpu, "robust": r["robust_accuracy"], "load": load}
 
 
 def write_npy(path, descr, shape, arr):
@@ -129,10 +135,11 @@ def main():
          f"max {max(loads):.2f}", "",
          "L-inf eps 0.3 on the first N committed held-out MNIST digits (PGD-40; AutoAttack standard). "
          "Seconds are the attack's own time from the JSON report; median (min-max) over the repetitions, "
-         "the two builds alternating A B / B A.", "",
+         "the two builds alternating A B / B A. CPU s is the process's user + system time (load, attack "
+         "and report), the comparison on a loaded machine.", "",
          f"| model | attack | N | {a.label_before} s | {a.label_after} s | {a.label_after} / {a.label_before} "
-         "| robust acc (both) | load avg (median) |",
-         "|---|---|---|---|---|---|---|---|"]
+         f"| {a.label_before} CPU s | {a.label_after} CPU s | CPU ratio | robust acc (both) | load avg (median) |",
+         "|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in cells:
         A, B = res[(c, "A")], res[(c, "B")]
         sa = [r["seconds"] for r in A]
@@ -140,9 +147,14 @@ def main():
         ra = {round(r["robust"], 4) for r in A}
         rb = {round(r["robust"], 4) for r in B}
         same = "same" if ra == rb else "DIFFER"
+        ca = [r["cpu"] for r in A]
+        cb = [r["cpu"] for r in B]
         L.append(f"| {c[0]} | {c[1]} | {c[2]} | {statistics.median(sa):.2f} ({min(sa):.2f}-{max(sa):.2f}) | "
                  f"{statistics.median(sb):.2f} ({min(sb):.2f}-{max(sb):.2f}) | "
                  f"{statistics.median(sb) / max(statistics.median(sa), 1e-9):.2f}x | "
+                 f"{statistics.median(ca):.2f} ({min(ca):.2f}-{max(ca):.2f}) | "
+                 f"{statistics.median(cb):.2f} ({min(cb):.2f}-{max(cb):.2f}) | "
+                 f"{statistics.median(cb) / max(statistics.median(ca), 1e-9):.2f}x | "
                  f"{'/'.join(map(str, sorted(ra)))} vs {'/'.join(map(str, sorted(rb)))} ({same}) | "
                  f"{statistics.median([r['load'] for r in A + B]):.2f} |")
     if a.memory_rows > 0:

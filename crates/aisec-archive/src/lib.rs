@@ -227,6 +227,27 @@ pub(crate) fn slice_at(
     }
 }
 
+/// An anomaly noted while reading a tar or 7z archive: its rule, the
+/// member it concerns (`None`: the archive itself) and the evidence.
+pub(crate) type MemberNote = (&'static aisec_core::Rule, Option<String>, String);
+
+/// The findings of `notes`, located at `loc` (and the member, if any).
+pub(crate) fn member_findings(
+    notes: &[MemberNote],
+    loc: &aisec_core::Location,
+) -> Vec<aisec_core::Finding> {
+    notes
+        .iter()
+        .map(|(rule, member, ev)| {
+            let l = match member {
+                Some(m) => loc.clone().with_member(m.clone()),
+                None => loc.clone(),
+            };
+            rule.finding(l, ev.clone())
+        })
+        .collect()
+}
+
 /// True when an entry name would escape the extraction directory: it is
 /// absolute (`/x`, `\x`, `C:...`) or has a `..` component (either slash).
 pub fn is_traversal_name(name: &str) -> bool {

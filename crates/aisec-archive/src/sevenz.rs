@@ -30,7 +30,7 @@
 //! of one-input coders are decoded in order; BCJ2 (four inputs), PPMd and
 //! encryption (7zAES) are reported, not decoded.
 
-use aisec_core::{Finding, Location, Rule};
+use aisec_core::{Finding, Location};
 
 use crate::compress::{drain, Decompressed, MAX_DICT_MEMORY_KIB};
 use crate::rules::*;
@@ -310,7 +310,7 @@ pub struct SevenZEntry {
     pub crc: Option<u32>,
 }
 
-type Note = (&'static Rule, Option<String>, String);
+type Note = crate::MemberNote;
 
 /// A parsed 7z archive borrowing the file's bytes.
 #[derive(Debug, Clone)]
@@ -1045,16 +1045,7 @@ impl<'a> SevenZArchive<'a> {
 
     /// Findings for the anomalies seen while parsing and reading.
     pub fn anomalies(&self, loc: &Location) -> Vec<Finding> {
-        self.notes
-            .iter()
-            .map(|(rule, member, ev)| {
-                let l = match member {
-                    Some(m) => loc.clone().with_member(m.clone()),
-                    None => loc.clone(),
-                };
-                rule.finding(l, ev.clone())
-            })
-            .collect()
+        crate::member_findings(&self.notes, loc)
     }
 }
 

@@ -12,7 +12,7 @@
 //! not match is still used (reported as an anomaly), since GNU tar and
 //! Python's `tarfile` differ in how they recover from it.
 
-use aisec_core::{Finding, Location, Rule};
+use aisec_core::{Finding, Location};
 
 use crate::rules::*;
 use crate::{is_traversal_name, ArchiveError, Limits};
@@ -80,7 +80,7 @@ pub struct TarEntry<'a> {
 #[derive(Debug, Clone)]
 pub struct TarArchive<'a> {
     entries: Vec<TarEntry<'a>>,
-    notes: Vec<(&'static Rule, Option<String>, String)>,
+    notes: Vec<crate::MemberNote>,
 }
 
 /// True when block 0 carries the ustar magic at offset 257 or a valid
@@ -440,16 +440,7 @@ impl<'a> TarArchive<'a> {
     /// Findings for path traversal, links leaving the archive, special files,
     /// checksum mismatches, truncation and trailing data.
     pub fn anomalies(&self, loc: &Location) -> Vec<Finding> {
-        self.notes
-            .iter()
-            .map(|(rule, member, ev)| {
-                let l = match member {
-                    Some(m) => loc.clone().with_member(m.clone()),
-                    None => loc.clone(),
-                };
-                rule.finding(l, ev.clone())
-            })
-            .collect()
+        crate::member_findings(&self.notes, loc)
     }
 }
 

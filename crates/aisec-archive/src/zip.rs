@@ -204,6 +204,34 @@ struct CentralDir {
     end_of_archive: u64,
 }
 
+/// The fields a central-directory record (from its offset 8) and a local
+/// file header (from its offset 6) hold in the same layout: flags,
+/// method, (time, date,) CRC-32, sizes, name and extra-field lengths.
+struct HeaderFields {
+    flags: u16,
+    method: u16,
+    crc32: u32,
+    csize: u32,
+    usize_: u32,
+    nlen: u16,
+    xlen: u16,
+}
+
+impl HeaderFields {
+    /// Reads them from `at` (`None` when the record runs past `d`).
+    fn at(d: &[u8], at: usize) -> Option<Self> {
+        Some(Self {
+            flags: u16_at(d, at)?,
+            method: u16_at(d, at + 2)?,
+            crc32: u32_at(d, at + 8)?,
+            csize: u32_at(d, at + 12)?,
+            usize_: u32_at(d, at + 16)?,
+            nlen: u16_at(d, at + 20)?,
+            xlen: u16_at(d, at + 22)?,
+        })
+    }
+}
+
 impl<'a> ZipArchive<'a> {
     /// Parses `data` (the whole file) with [`Limits::default`].
     pub fn parse(data: &'a [u8]) -> Result<ZipArchive<'a>, ArchiveError> {
@@ -355,32 +383,15 @@ impl<'a> ZipArchive<'a> {
                 break;
             }
             let p = pos as usize;
-            let (
-                Some(flags),
-                Some(method),
-                Some(crc32),
-                Some(csize),
-                Some(usize_),
-                Some(nlen),
-                Some(xlen),
-                Some(clen),
-                Some(lho),
-            ) = (
-                u16_at(d, p + 8),
-                u16_at(d, p + 10),
-                u32_at(d, p + 16),
-                u32_at(d, p + 20),
-                u32_at(d, p + 24),
-                u16_at(d, p + 28),
-                u16_at(d, p + 30),
+            let (Some(h), Some(clen), Some(lho)) = (
+                HeaderFields::at(d, p + 8),
                 u16_at(d, p + 32),
                 u32_at(d, p + 42),
-            )
-            else {
+            ) else {
                 break;
             };
             let name_start = p + 46;
-            let Some(name_bytes) = d.get(name_start..name_start + nlen as usize) else {
+            let Some(name_bytes) = d.get(name_start..name_start + h.nlen as usize) else {
                 self.note(
                     &ENTRY_OUT_OF_BOUNDS,
                     None,
@@ -390,23 +401,23 @@ impl<'a> ZipArchive<'a> {
                 break;
             };
             let extra = d
-                .get(name_start + nlen as usize..name_start + nlen as usize + xlen as usize)
+                .get(name_start + h.nlen as usize..name_start + h.nlen as usize + h.xlen as usize)
                 .unwrap_or(&[]);
-            let (mut usz, mut csz, mut off) = (usize_ as u64, csize as u64, lho as u64);
+            let (mut usz, mut csz, mut off) = (h.usize_ as u64, h.csize as u64, lho as u64);
             apply_zip64_extra(extra, &mut usz, &mut csz, &mut off);
             self.entries.push(ZipEntry {
                 name: String::from_utf8_lossy(name_bytes).into_owned(),
                 local_name: None,
-                method,
-                flags,
+                method: h.method,
+                flags: h.flags,
                 compressed_size: csz,
                 uncompressed_size: usz,
-                crc32,
+                crc32: h.crc32,
                 data_offset: 0,
                 local_header_offset: off.saturating_add(cd.base),
-                encrypted: flags & ENCRYPTION_FLAGS != 0,
+                encrypted: h.flags & ENCRYPTION_FLAGS != 0,
             });
-            pos += 46 + nlen as u64 + xlen as u64 + clen as u64;
+            pos += 46 + h.nlen as u64 + h.xlen as u64 + clen as u64;
         }
         let found = self.entries.len() as u64;
         if stopped_by_limit {
@@ -705,23 +716,15 @@ impl<'a> ZipArchive<'a> {
         while let Some(rel) = finder.find(&d[pos..]) {
             let p = pos + rel;
             pos = p + 4;
-            let (
-                Some(flags),
-                Some(method),
-                Some(crc32),
-                Some(csize),
-                Some(usize_),
-                Some(nlen),
-                Some(xlen),
-            ) = (
-                u16_at(d, p + 6),
-                u16_at(d, p + 8),
-                u32_at(d, p + 14),
-                u32_at(d, p + 18),
-                u32_at(d, p + 22),
-                u16_at(d, p + 26),
-                u16_at(d, p + 28),
-            )
+            let Some(HeaderFields {
+                flags,
+                method,
+                crc32,
+                csize,
+                usize_,
+                nlen,
+                xlen,
+            }) = HeaderFields::at(d, p + 6)
             else {
                 break;
             };

@@ -106,6 +106,40 @@ impl Verdict {
     }
 }
 
+impl ControlView {
+    /// A control whose verdict follows from `measured`: contradicted when
+    /// a measured threat is open, no measurement when nothing was
+    /// measured, else supported.
+    fn new(
+        framework: &str,
+        id: &str,
+        text: &str,
+        measured: Vec<Evidence>,
+        manual: Vec<String>,
+    ) -> ControlView {
+        let verdict = if measured.iter().any(|e| e.status == Status::Open) {
+            Verdict::Contradicted
+        } else if measured.is_empty() {
+            Verdict::NoMeasurement
+        } else {
+            Verdict::Supported
+        };
+        ControlView {
+            framework: framework.into(),
+            id: id.into(),
+            text: text.into(),
+            verdict,
+            measured,
+            manual,
+        }
+    }
+}
+
+/// A check's or threat's metrics as evidence carries them.
+fn metric_pairs<'a>(m: impl IntoIterator<Item = (&'a String, &'a f64)>) -> Vec<(String, f64)> {
+    m.into_iter().map(|(k, v)| (k.clone(), *v)).collect()
+}
+
 /// One piece of evidence: a threat, its status and the numbers behind it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
@@ -141,7 +175,7 @@ fn evidence(t: &AssessedThreat) -> Evidence {
         threat: t.threat.id.clone(),
         status: t.status,
         reason: t.reason.clone(),
-        metrics: t.metrics.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        metrics: metric_pairs(&t.metrics),
     }
 }
 
@@ -156,21 +190,7 @@ fn view(framework: &str, id: &str, text: &str, ts: Vec<&AssessedThreat>) -> Cont
         .filter(|t| t.status == Status::NotTested)
         .map(|t| t.threat.id.clone())
         .collect();
-    let verdict = if measured.iter().any(|e| e.status == Status::Open) {
-        Verdict::Contradicted
-    } else if measured.is_empty() {
-        Verdict::NoMeasurement
-    } else {
-        Verdict::Supported
-    };
-    ControlView {
-        framework: framework.into(),
-        id: id.into(),
-        text: text.into(),
-        verdict,
-        measured,
-        manual,
-    }
+    ControlView::new(framework, id, text, measured, manual)
 }
 
 /// The NIST, EU AI Act and ISO controls over an assessment. Controls none
@@ -219,7 +239,7 @@ pub fn fairness(results: &[CheckResult]) -> Option<ControlView> {
                 } else {
                     "group gaps within max_fairness_gap".into()
                 },
-                metrics: r.metrics.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                metrics: metric_pairs(&r.metrics),
             }
         })
         .collect();
@@ -228,21 +248,13 @@ pub fn fairness(results: &[CheckResult]) -> Option<ControlView> {
         .filter(|r| r.outcome != Outcome::Done)
         .map(|r| format!("fairness@{} (check did not finish)", r.check.component))
         .collect();
-    let verdict = if measured.iter().any(|e| e.status == Status::Open) {
-        Verdict::Contradicted
-    } else if measured.is_empty() {
-        Verdict::NoMeasurement
-    } else {
-        Verdict::Supported
-    };
-    Some(ControlView {
-        framework: NIST_AI_RMF.into(),
-        id: "MEASURE 2.11".into(),
-        text: "Fairness and bias are evaluated and results are documented.".into(),
-        verdict,
+    Some(ControlView::new(
+        NIST_AI_RMF,
+        "MEASURE 2.11",
+        "Fairness and bias are evaluated and results are documented.",
         measured,
         manual,
-    })
+    ))
 }
 
 /// NIST AI RMF MEASURE 2.9 (the model is explained and its output
@@ -274,7 +286,7 @@ pub fn explainability(results: &[CheckResult]) -> Vec<ControlView> {
                 } else {
                     format!("Integrated Gradients attributions do not add up to the score change (largest relative delta {rel:.3}); the explanations are not faithful")
                 },
-                metrics: r.metrics.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                metrics: metric_pairs(&r.metrics),
             })
         })
         .collect();
@@ -283,20 +295,8 @@ pub fn explainability(results: &[CheckResult]) -> Vec<ControlView> {
         .filter(|r| r.outcome != Outcome::Done || !r.metrics.contains_key("max_relative_delta"))
         .map(|r| format!("explain@{} (check did not finish)", r.check.component))
         .collect();
-    let verdict = if measured.iter().any(|e| e.status == Status::Open) {
-        Verdict::Contradicted
-    } else if measured.is_empty() {
-        Verdict::NoMeasurement
-    } else {
-        Verdict::Supported
-    };
-    let make = |framework: &str, id: &str, text: &str| ControlView {
-        framework: framework.into(),
-        id: id.into(),
-        text: text.into(),
-        verdict,
-        measured: measured.clone(),
-        manual: manual.clone(),
+    let make = |framework: &str, id: &str, text: &str| {
+        ControlView::new(framework, id, text, measured.clone(), manual.clone())
     };
     vec![
         make(

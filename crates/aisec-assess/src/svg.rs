@@ -6,18 +6,16 @@
 
 use std::fmt::Write as _;
 
+use aisec_core::render::html::html_entity;
+
 /// Escapes text for SVG/HTML content and attributes.
 pub fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c if c.is_control() && c != '\n' => o.push(' '),
-            c => o.push(c),
+        match html_entity(c) {
+            Some(e) => o.push_str(e),
+            None if c.is_control() && c != '\n' => o.push(' '),
+            None => o.push(c),
         }
     }
     o

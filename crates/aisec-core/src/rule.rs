@@ -196,6 +196,23 @@ impl Rule {
     }
 }
 
+/// [`problems`] of one crate's rules, plus one message per rule whose id
+/// is not in one of the crate's `areas` (id prefixes such as
+/// `"AISEC-EVASION-"`): the check every crate's `rules.rs` runs on its
+/// own `RULES` before the workspace registry test sees them together.
+pub fn problems_in_areas(rules: &[&Rule], areas: &[&str]) -> Vec<String> {
+    let mut out = problems(rules);
+    for r in rules {
+        if !areas.iter().any(|a| r.id.starts_with(a)) {
+            out.push(format!(
+                "{}: id is outside this crate's areas {areas:?}",
+                r.id
+            ));
+        }
+    }
+    out
+}
+
 /// Everything wrong with a list of rules, one message per problem; empty
 /// when the list is sound. Checks: ids are unique and shaped
 /// `AISEC-…-NNN`, names unique kebab-case, a title without a final period,
@@ -516,6 +533,17 @@ mod tests {
         assert_eq!(BAD.help_uri, "http://example.invalid/bad");
         assert_eq!(RULES.len(), 2);
         assert_eq!(RULES[0].id, "AISEC-TEST-001");
+    }
+
+    #[test]
+    fn problems_in_areas_names_a_rule_outside_them() {
+        assert!(problems_in_areas(&[&GOOD], &["AISEC-TEST-"]).is_empty());
+        let p = problems_in_areas(&[&GOOD], &["AISEC-SCAN-", "AISEC-LLM-"]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with(GOOD.id) && p[0].contains("outside"),
+            "{p:?}"
+        );
     }
 
     #[test]

@@ -300,36 +300,27 @@ pub fn integrated_gradients(
     let (alphas, weights) = cfg.rule.points(cfg.steps)?;
     let b = x.batch();
     let d = x.row_len();
-    let steps = alphas.len();
-    let total = b * steps;
-    let chunk = cfg.internal_batch.max(1);
     let mut acc = vec![0.0f64; b * d];
-    let mut start = 0;
-    while start < total {
-        let end = (start + chunk).min(total);
-        let mut data = Vec::with_capacity((end - start) * d);
-        let mut classes = Vec::with_capacity(end - start);
-        for r in start..end {
-            let (i, k) = (r / steps, r % steps);
+    // Copy k of input i is the path point at alphas[k].
+    run_copies(
+        model,
+        x,
+        targets,
+        alphas.len(),
+        cfg.internal_batch,
+        |i, k, row| {
             let a = alphas[k] as f32;
-            let (xi, bi) = (x.row(i), baseline_row(baselines, i));
-            data.extend(xi.iter().zip(bi).map(|(&xv, &bv)| bv + a * (xv - bv)));
-            classes.push(targets[i]);
-        }
-        let mut shape = x.shape.clone();
-        shape[0] = end - start;
-        let pts = Tensor::new(shape, data)?;
-        let (_, g) = target_grads(model, &pts, &classes, chunk)?;
-        for (j, r) in (start..end).enumerate() {
-            let (i, k) = (r / steps, r % steps);
+            for (v, &bv) in row.iter_mut().zip(baseline_row(baselines, i)) {
+                *v = bv + a * (*v - bv);
+            }
+        },
+        |i, k, _, g, ()| {
             let w = weights[k];
-            let dst = &mut acc[i * d..(i + 1) * d];
-            for (a, &gv) in dst.iter_mut().zip(g.row(j)) {
+            for (a, &gv) in acc[i * d..(i + 1) * d].iter_mut().zip(g) {
                 *a += w * gv as f64;
             }
-        }
-        start = end;
-    }
+        },
+    )?;
     let mut attr = Vec::with_capacity(b * d);
     for i in 0..b {
         let (xi, bi) = (x.row(i), baseline_row(baselines, i));
@@ -405,6 +396,45 @@ impl Default for NoiseConfig {
     }
 }
 
+impl NoiseConfig {
+    /// The seeded noise source of `method`, once the settings are checked
+    /// (at least one sample, a finite non-negative noise level).
+    fn rng(&self, method: &str) -> Result<rand::rngs::StdRng> {
+        if self.samples == 0 || !(self.stdev.is_finite() && self.stdev >= 0.0) {
+            return Err(ExplainError::Invalid(format!(
+                "{method} needs at least one sample and a non-negative noise level"
+            )));
+        }
+        Ok(rand::rngs::StdRng::seed_from_u64(self.seed))
+    }
+
+    /// The mean over `self.samples` copies of each input of what `add`
+    /// adds to the input's row of attributions from the target gradient at
+    /// the copy `make` made (see [`run_copies`]).
+    fn mean_over_copies<T>(
+        &self,
+        model: &dyn Differentiable,
+        x: &Tensor,
+        targets: &[usize],
+        make: impl FnMut(usize, usize, &mut [f32]) -> T,
+        mut add: impl FnMut(&[f32], T, &mut [f64]),
+    ) -> Result<Tensor> {
+        let (d, s) = (x.row_len(), self.samples);
+        let mut acc = vec![0.0f64; x.batch() * d];
+        run_copies(
+            model,
+            x,
+            targets,
+            s,
+            self.internal_batch,
+            make,
+            |i, _, _, g, kept| add(g, kept, &mut acc[i * d..(i + 1) * d]),
+        )?;
+        let mean = acc.iter().map(|&v| (v / s as f64) as f32).collect();
+        Ok(Tensor::new(x.shape.clone(), mean)?)
+    }
+}
+
 /// SmoothGrad (Smilkov et al. 2017, "SmoothGrad: removing noise by adding
 /// noise"): the mean of the (absolute, when `abs`) gradient over noisy
 /// copies `x + N(0, stdev^2)`, as Captum's `NoiseTunnel(Saliency)`.
@@ -417,45 +447,38 @@ pub fn smoothgrad(
 ) -> Result<Tensor> {
     check_input(x, model.input_shape())?;
     check_targets(x.batch(), targets, model.num_classes())?;
-    if cfg.samples == 0 || !(cfg.stdev.is_finite() && cfg.stdev >= 0.0) {
-        return Err(ExplainError::Invalid(
-            "SmoothGrad needs at least one sample and a non-negative noise level".into(),
-        ));
-    }
-    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
-    let (b, d, s) = (x.batch(), x.row_len(), cfg.samples);
-    let mut acc = vec![0.0f64; b * d];
-    run_noisy(
+    let mut rng = cfg.rng("SmoothGrad")?;
+    cfg.mean_over_copies(
         model,
         x,
         targets,
-        s,
-        cfg.internal_batch,
-        |_, row| {
+        |_, _, row| {
             row.iter_mut()
                 .for_each(|v| *v += cfg.stdev * normal(&mut rng));
         },
-        |i, _, g| {
-            for (a, &gv) in acc[i * d..(i + 1) * d].iter_mut().zip(g) {
+        |g, (), acc| {
+            for (a, &gv) in acc.iter_mut().zip(g) {
                 *a += if abs { gv.abs() } else { gv } as f64;
             }
         },
-    )?;
-    let data = acc.iter().map(|&v| (v / s as f64) as f32).collect();
-    Ok(Tensor::new(x.shape.clone(), data)?)
+    )
 }
 
-/// Evaluates target gradients at `samples` modified copies of every input:
-/// `make(i, row)` modifies a copy of input `i` in place, `take(i, point, grad)`
-/// receives the gradient there. Copies are made and consumed chunk by chunk.
-fn run_noisy(
+/// Evaluates target gradients at `samples` modified copies of every input,
+/// the loop of Integrated Gradients, SmoothGrad and GradientSHAP:
+/// `make(i, k, row)` turns copy `k` of input `i` (a copy of the input)
+/// into the point to evaluate, in place, and returns what `take` needs of
+/// it besides; `take(i, k, point, grad, kept)` receives the gradient
+/// there. Copies are made and consumed `chunk` rows at a time (one model
+/// call per chunk), in order.
+fn run_copies<T>(
     model: &dyn Differentiable,
     x: &Tensor,
     targets: &[usize],
     samples: usize,
     chunk: usize,
-    mut make: impl FnMut(usize, &mut [f32]),
-    mut take: impl FnMut(usize, &[f32], &[f32]),
+    mut make: impl FnMut(usize, usize, &mut [f32]) -> T,
+    mut take: impl FnMut(usize, usize, &[f32], &[f32], T),
 ) -> Result<()> {
     let (b, d) = (x.batch(), x.row_len());
     let total = b * samples;
@@ -465,19 +488,20 @@ fn run_noisy(
         let end = (start + chunk).min(total);
         let mut data = Vec::with_capacity((end - start) * d);
         let mut classes = Vec::with_capacity(end - start);
+        let mut kept = Vec::with_capacity(end - start);
         for r in start..end {
-            let i = r / samples;
+            let (i, k) = (r / samples, r % samples);
             let at = data.len();
             data.extend_from_slice(x.row(i));
-            make(i, &mut data[at..at + d]);
+            kept.push(make(i, k, &mut data[at..at + d]));
             classes.push(targets[i]);
         }
         let mut shape = x.shape.clone();
         shape[0] = end - start;
         let pts = Tensor::new(shape, data)?;
         let (_, g) = target_grads(model, &pts, &classes, chunk)?;
-        for (j, r) in (start..end).enumerate() {
-            take(r / samples, pts.row(j), g.row(j));
+        for ((j, r), t) in (start..end).enumerate().zip(kept) {
+            take(r / samples, r % samples, pts.row(j), g.row(j), t);
         }
         start = end;
     }
@@ -509,52 +533,31 @@ pub fn gradient_shap(
             baselines.shape, x.shape
         )));
     }
-    if cfg.samples == 0 || !(cfg.stdev.is_finite() && cfg.stdev >= 0.0) {
-        return Err(ExplainError::Invalid(
-            "GradientSHAP needs at least one sample and a non-negative noise level".into(),
-        ));
-    }
-    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
-    let (b, d, s) = (x.batch(), x.row_len(), cfg.samples);
+    let mut rng = cfg.rng("GradientSHAP")?;
     let nb = baselines.batch();
-    let total = b * s;
-    let chunk = cfg.internal_batch.max(1);
-    let mut acc = vec![0.0f64; b * d];
-    let mut start = 0;
-    while start < total {
-        let end = (start + chunk).min(total);
-        let mut points = Vec::with_capacity((end - start) * d);
-        // x' - b for every copy, kept to multiply the gradient by.
-        let mut diffs = Vec::with_capacity((end - start) * d);
-        let mut classes = Vec::with_capacity(end - start);
-        for r in start..end {
-            let i = r / s;
+    let attributions = cfg.mean_over_copies(
+        model,
+        x,
+        targets,
+        |_, _, row| {
             let base = baselines.row(rng.gen_range(0..nb));
             let a: f32 = rng.gen();
-            for (&xv, &bv) in x.row(i).iter().zip(base) {
-                let xn = xv + cfg.stdev * normal(&mut rng);
-                diffs.push(xn - bv);
-                points.push(bv + a * (xn - bv));
+            // x' - b, kept to multiply the gradient by.
+            let mut diff = Vec::with_capacity(row.len());
+            for (v, &bv) in row.iter_mut().zip(base) {
+                let xn = *v + cfg.stdev * normal(&mut rng);
+                diff.push(xn - bv);
+                *v = bv + a * (xn - bv);
             }
-            classes.push(targets[i]);
-        }
-        let mut shape = x.shape.clone();
-        shape[0] = end - start;
-        let pts = Tensor::new(shape, points)?;
-        let (_, g) = target_grads(model, &pts, &classes, chunk)?;
-        for (j, r) in (start..end).enumerate() {
-            let i = r / s;
-            let dst = &mut acc[i * d..(i + 1) * d];
-            for ((a, &gv), &dv) in dst.iter_mut().zip(g.row(j)).zip(&diffs[j * d..(j + 1) * d]) {
+            diff
+        },
+        |g, diff, acc| {
+            for ((a, &gv), &dv) in acc.iter_mut().zip(g).zip(&diff) {
                 *a += (gv * dv) as f64;
             }
-        }
-        start = end;
-    }
-    let attributions = Tensor::new(
-        x.shape.clone(),
-        acc.iter().map(|&v| (v / s as f64) as f32).collect(),
+        },
     )?;
+    let b = x.batch();
     let score = target_scores(model, x, targets)?;
     let mut base_mean = vec![0.0f64; b];
     for i in 0..b {

@@ -9,7 +9,7 @@
 //! that trust the header can crash or be made to alias weights. Tensor data
 //! is never read.
 
-use aisec_core::{Location, Severity};
+use aisec_core::{Finding, Location, Rule, Severity};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
@@ -153,61 +153,42 @@ pub fn scan_safetensors(data: &[u8], loc: &Location) -> FormatReport {
             .and_then(Value::as_array)
             .and_then(|a| a.iter().map(Value::as_u64).collect());
         let (Some(dtype), Some(shape), Some(offs)) = (dtype, shape, offs) else {
-            r.push(ST_DTYPE.finding(
-                loc.clone(),
-                format!(
-                    "tensor '{}' lacks a valid dtype, shape or data_offsets",
-                    clip(name, 120)
-                ),
+            r.push(tensor_finding(
+                &ST_DTYPE,
+                loc,
+                name,
+                "lacks a valid dtype, shape or data_offsets",
             ));
             continue;
         };
         if offs.len() != 2 {
-            r.push(ST_DTYPE.finding(
-                loc.clone(),
-                format!(
-                    "tensor '{}' data_offsets has {} entries",
-                    clip(name, 120),
-                    offs.len()
-                ),
-            ));
+            let what = format!("data_offsets has {} entries", offs.len());
+            r.push(tensor_finding(&ST_DTYPE, loc, name, what));
             continue;
         }
         let (b, e) = (offs[0], offs[1]);
         if b > e || e > data_len {
-            r.push(ST_OUT_OF_BOUNDS.finding(
-                loc.clone(),
-                format!(
-                    "tensor '{}' data_offsets [{b}, {e}] outside data section of {data_len} bytes",
-                    clip(name, 120)
-                ),
-            ));
+            let what = format!("data_offsets [{b}, {e}] outside data section of {data_len} bytes");
+            r.push(tensor_finding(&ST_OUT_OF_BOUNDS, loc, name, what));
             continue;
         }
         match dtype_bits(dtype) {
-            None => r.push(ST_DTYPE.finding(
-                loc.clone(),
-                format!(
-                    "tensor '{}' has unknown dtype '{}'",
-                    clip(name, 120),
-                    clip(dtype, 40)
-                ),
-            )),
+            None => {
+                let what = format!("has unknown dtype '{}'", clip(dtype, 40));
+                r.push(tensor_finding(&ST_DTYPE, loc, name, what));
+            }
             Some(bits) => {
                 let elems = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
                 let bytes = elems
                     .and_then(|x| x.checked_mul(bits))
                     .map(|b| b.div_ceil(8));
                 if bytes != Some(e - b) {
-                    r.push(ST_SIZE_MISMATCH.finding(
-                        loc.clone(),
-                        format!(
-                            "tensor '{}' {dtype}{shape:?} needs {} bytes but data_offsets span {}",
-                            clip(name, 120),
-                            bytes.map_or("overflowing".into(), |x| x.to_string()),
-                            e - b
-                        ),
-                    ));
+                    let what = format!(
+                        "{dtype}{shape:?} needs {} bytes but data_offsets span {}",
+                        bytes.map_or("overflowing".into(), |x| x.to_string()),
+                        e - b
+                    );
+                    r.push(tensor_finding(&ST_SIZE_MISMATCH, loc, name, what));
                 }
             }
         }
@@ -218,13 +199,8 @@ pub fn scan_safetensors(data: &[u8], loc: &Location) -> FormatReport {
     let mut gap_reported = false;
     for (b, e, name) in &spans {
         if *b < cursor {
-            r.push(ST_OVERLAP.finding(
-                loc.clone(),
-                format!(
-                    "tensor '{}' [{b}, {e}] overlaps the previous tensor (ends at {cursor})",
-                    clip(name, 120)
-                ),
-            ));
+            let what = format!("[{b}, {e}] overlaps the previous tensor (ends at {cursor})");
+            r.push(tensor_finding(&ST_OVERLAP, loc, name, what));
         } else if *b > cursor && !gap_reported {
             gap_reported = true;
             r.push(ST_GAP.finding(
@@ -258,6 +234,16 @@ pub fn scan_safetensors(data: &[u8], loc: &Location) -> FormatReport {
         n
     ));
     r
+}
+
+/// A finding of `rule` about the tensor `name`: `tensor 'NAME' WHAT`.
+fn tensor_finding(
+    rule: &'static Rule,
+    loc: &Location,
+    name: &str,
+    what: impl std::fmt::Display,
+) -> Finding {
+    rule.finding(loc.clone(), format!("tensor '{}' {what}", clip(name, 120)))
 }
 
 #[cfg(test)]

@@ -343,11 +343,10 @@ mod tests {
 
     #[test]
     fn batch_norm_is_refused() {
-        let spec = ArchSpec::parse(
+        let m = OnnxModel::test_from_spec(
             r#"{"input": [4], "layers": [{"type": "dense", "units": 3}, {"type": "batch_norm"}, {"type": "dense", "units": 2}]}"#,
-        )
-        .unwrap();
-        let m = OnnxModel::from_spec(&spec, 1).unwrap();
+            1,
+        );
         let x = Tensor::new(vec![2, 4], vec![0.1; 8]).unwrap();
         let r = m.per_example_weight_grads(&x, &Loss::CrossEntropy { labels: vec![0, 1] });
         assert!(matches!(r, Err(ModelError::Unsupported { .. })), "{r:?}");

@@ -405,17 +405,25 @@ impl Differentiable for OnnxModel {
 }
 
 #[cfg(test)]
+impl OnnxModel {
+    /// A model built from the architecture spec `json` with weights from
+    /// `seed` (this crate's tests).
+    pub(crate) fn test_from_spec(json: &str, seed: u64) -> OnnxModel {
+        let spec = crate::spec::ArchSpec::parse(json).unwrap();
+        OnnxModel::from_spec(&spec, seed).unwrap()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::ArchSpec;
 
     #[test]
     fn forward_at_reads_penultimate_and_layer_outputs() {
-        let spec = ArchSpec::parse(
+        let m = OnnxModel::test_from_spec(
             r#"{"input": [4], "layers": [{"type": "dense", "units": 5}, {"type": "relu"}, {"type": "dense", "units": 3}]}"#,
-        )
-        .unwrap();
-        let m = OnnxModel::from_spec(&spec, 1).unwrap();
+            1,
+        );
         let x = Tensor::new(vec![2, 4], vec![0.1, -0.2, 0.3, 0.4, 1.0, 0.0, -1.0, 0.5]).unwrap();
         let pen = m.forward_at(&x, &Tap::Penultimate).unwrap();
         let relu = m.forward_at(&x, &Tap::Layer(1)).unwrap();

@@ -287,12 +287,12 @@ impl Trainer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::ArchSpec;
 
     fn setup() -> (OnnxModel, Tensor, Loss) {
-        let spec = ArchSpec::parse(r#"{"input": [3], "layers": [{"type": "dense", "units": 2}]}"#)
-            .unwrap();
-        let m = OnnxModel::from_spec(&spec, 1).unwrap();
+        let m = OnnxModel::test_from_spec(
+            r#"{"input": [3], "layers": [{"type": "dense", "units": 2}]}"#,
+            1,
+        );
         let x = Tensor::new(vec![2, 3], vec![0.5, -1.0, 2.0, 1.5, 0.25, -0.5]).unwrap();
         (m, x, Loss::CrossEntropy { labels: vec![1, 0] })
     }

@@ -69,17 +69,13 @@ impl Buff {
         Buff::Translate,
     ];
 
-    /// The buffs the encoding family is built from.
-    pub const ENCODINGS: [Buff; 8] = [
-        Buff::Base64,
-        Buff::Rot13,
-        Buff::Hex,
-        Buff::Leet,
-        Buff::Homoglyph,
-        Buff::ZeroWidth,
-        Buff::Tags,
-        Buff::Translate,
-    ];
+    /// The buffs the encoding family is built from: all of them, in
+    /// [`Buff::ALL`]'s order, but `Upper` and `Suffix`.
+    pub fn encodings() -> impl Iterator<Item = Buff> {
+        Self::ALL
+            .into_iter()
+            .filter(|b| !matches!(b, Buff::Upper | Buff::Suffix))
+    }
 
     /// CLI name.
     pub fn as_str(self) -> &'static str {

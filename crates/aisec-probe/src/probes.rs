@@ -296,7 +296,7 @@ pub fn catalogue() -> Vec<Probe> {
     ];
     v.push(many_shot());
     for (i, payload) in ENCODED_PAYLOADS.iter().enumerate() {
-        for buff in Buff::ENCODINGS {
+        for buff in Buff::encodings() {
             v.push(Probe {
                 id: format!("encoding.{}-{}", buff.as_str(), i + 1),
                 family: Encoding,

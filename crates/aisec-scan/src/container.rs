@@ -44,35 +44,20 @@ pub(crate) fn scan_artifact(
             let r = aisec_pickle::scan_npy(data, loc, &o.policy, &o.pickle_limits);
             out.extend(r.findings);
         }
-        Format::H5 => leaf(sc, aisec_formats::h5::scan_h5(data, loc), loc, depth, out),
-        Format::Gguf => leaf(
-            sc,
-            aisec_formats::gguf::scan_gguf(data, loc),
-            loc,
-            depth,
-            out,
-        ),
-        Format::Safetensors => leaf(
-            sc,
-            aisec_formats::safetensors::scan_safetensors(data, loc),
-            loc,
-            depth,
-            out,
-        ),
-        Format::Onnx => leaf(
-            sc,
-            aisec_formats::onnx::scan_onnx(data, loc),
-            loc,
-            depth,
-            out,
-        ),
-        Format::SavedModel => leaf(
-            sc,
-            aisec_formats::savedmodel::scan_saved_model(data, loc),
-            loc,
-            depth,
-            out,
-        ),
+        Format::H5 | Format::Gguf | Format::Safetensors | Format::Onnx | Format::SavedModel => {
+            // Formats that hold no other artifact: one parser each.
+            let parse: Option<fn(&[u8], &Location) -> aisec_formats::FormatReport> = match fmt {
+                Format::H5 => Some(aisec_formats::h5::scan_h5),
+                Format::Gguf => Some(aisec_formats::gguf::scan_gguf),
+                Format::Safetensors => Some(aisec_formats::safetensors::scan_safetensors),
+                Format::Onnx => Some(aisec_formats::onnx::scan_onnx),
+                Format::SavedModel => Some(aisec_formats::savedmodel::scan_saved_model),
+                _ => None,
+            };
+            if let Some(parse) = parse {
+                leaf(sc, parse(data, loc), loc, depth, out);
+            }
+        }
         Format::GraphDef => {
             let base = name.rsplit('/').next().unwrap_or(name);
             let r = if base.eq_ignore_ascii_case("keras_metadata.pb") {
@@ -238,6 +223,21 @@ impl Skipped {
         if self.why.is_none() {
             self.why = Some(why());
         }
+    }
+
+    /// Takes one entry from the scan's entry budget; when it is spent,
+    /// counts the entry as skipped and returns false.
+    fn take_entry(&mut self, sc: &Scanner) -> bool {
+        let took = sc.budget().take_entry();
+        if !took {
+            self.add(|| {
+                format!(
+                    "the per-file budget of {} entries across nested containers is spent",
+                    sc.budget().entries_total()
+                )
+            });
+        }
+        took
     }
 
     fn report(self, loc: &Location, out: &mut Vec<Finding>) {
@@ -702,13 +702,7 @@ fn scan_zip(sc: &Scanner, z: &ZipArchive<'_>, loc: &Location, depth: u32, out: &
             // whole array would cost time and prove nothing more.
             continue;
         }
-        if !sc.budget().take_entry() {
-            skipped.add(|| {
-                format!(
-                    "the per-file budget of {} entries across nested containers is spent",
-                    sc.budget().entries_total()
-                )
-            });
+        if !skipped.take_entry(sc) {
             continue;
         }
         let limits = &sc.opts.archive_limits;
@@ -863,13 +857,7 @@ fn scan_tar(sc: &Scanner, t: &TarArchive<'_>, loc: &Location, depth: u32, out: &
         if e.kind != aisec_archive::TarEntryKind::File {
             continue;
         }
-        if !sc.budget().take_entry() {
-            skipped.add(|| {
-                format!(
-                    "the per-file budget of {} entries across nested containers is spent",
-                    sc.budget().entries_total()
-                )
-            });
+        if !skipped.take_entry(sc) {
             continue;
         }
 
@@ -1030,13 +1018,7 @@ fn scan_7z(
             ));
         }
         for e in wanted {
-            if !sc.budget().take_entry() {
-                skipped.add(|| {
-                    format!(
-                        "the per-file budget of {} entries across nested containers is spent",
-                        sc.budget().entries_total()
-                    )
-                });
+            if !skipped.take_entry(sc) {
                 continue;
             }
             let (bytes, _complete) = a.entry_bytes(e, &d.bytes);
@@ -1106,39 +1088,29 @@ mod tests {
         let pad = format!("[{}0]", r#"{"":0},"#.repeat(200_000));
         let file = keras_zip(&format!("{lambda}{pad}}}"));
         assert!(file.len() < 64 << 10, "{} bytes", file.len());
-        let r = Scanner::default().scan_bytes(&file, "m.keras");
-        let got: Vec<(&str, Severity)> = r
-            .findings
-            .iter()
-            .map(|f| (f.rule_id.as_str(), f.severity))
-            .collect();
-        assert!(
-            got.contains(&("AISEC-KERAS-008", Severity::High)),
-            "{got:?}"
-        );
-        assert!(
-            got.contains(&("AISEC-KERAS-001", Severity::Critical)),
-            "{got:?}"
-        );
+        let lambda_stays_critical = |sc: Scanner| {
+            let r = sc.scan_bytes(&file, "m.keras");
+            let got: Vec<(&str, Severity)> = r
+                .findings
+                .iter()
+                .map(|f| (f.rule_id.as_str(), f.severity))
+                .collect();
+            assert!(
+                got.contains(&("AISEC-KERAS-008", Severity::High)),
+                "{got:?}"
+            );
+            assert!(
+                got.contains(&("AISEC-KERAS-001", Severity::Critical)),
+                "{got:?}"
+            );
+        };
+        lambda_stays_critical(Scanner::default());
 
         // config.json larger than the archive's per-entry bound: not even
         // extracted, still high, and the Lambda is found in the prefix.
         let mut opts = crate::ScanOptions::default();
         opts.archive_limits.max_entry_bytes = 256 << 10;
-        let r = Scanner::new(opts).scan_bytes(&file, "m.keras");
-        let got: Vec<(&str, Severity)> = r
-            .findings
-            .iter()
-            .map(|f| (f.rule_id.as_str(), f.severity))
-            .collect();
-        assert!(
-            got.contains(&("AISEC-KERAS-008", Severity::High)),
-            "{got:?}"
-        );
-        assert!(
-            got.contains(&("AISEC-KERAS-001", Severity::Critical)),
-            "{got:?}"
-        );
+        lambda_stays_critical(Scanner::new(opts));
     }
 
     #[test]

@@ -177,9 +177,7 @@ file and line, or use a model that needs no remote code.",
 mod tests {
     #[test]
     fn rules_are_well_formed() {
-        assert_eq!(
-            aisec_core::rule::problems(super::RULES),
-            Vec::<String>::new()
-        );
+        let problems = aisec_core::rule::problems_in_areas(super::RULES, &["AISEC-SCAN-0"]);
+        assert_eq!(problems, Vec::<String>::new());
     }
 }

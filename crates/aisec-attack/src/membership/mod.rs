@@ -437,14 +437,16 @@ pub fn run_membership(
                 let seed = cfg.seed.wrapping_mul(1_000_003).wrapping_add(s as u64 + 1);
                 let model = trainer.train(&data, seed)?;
                 // Shadows are the attacker's own models: read as logits.
-                let sig = scores::signals(
+                let sig = scores::signals_until(
                     model.as_ref(),
                     x,
                     y,
                     &augments,
                     ScoreKind::Logits,
                     cfg.batch_size,
-                )?;
+                    &mut |_| true,
+                )?
+                .ok_or_else(|| MembershipError::Invalid("querying stopped early".into()))?;
                 let keep: Vec<bool> = keep_all[s][..n].to_vec();
                 let out_acc = accuracy(&sig.correct, &keep, false);
                 ctx.advance(1);

@@ -230,22 +230,10 @@ pub struct Signals {
 
 /// Queries `model` for every example of `x` (with labels `y`) under each
 /// augmentation (the first must be [`Augment::Identity`] or is treated as
-/// the plain query) in batches of `batch`.
-pub fn signals(
-    model: &dyn Classifier,
-    x: &Tensor,
-    y: &[usize],
-    augments: &[Augment],
-    kind: ScoreKind,
-    batch: usize,
-) -> Result<Signals, MembershipError> {
-    signals_until(model, x, y, augments, kind, batch, &mut |_| true)?
-        .ok_or_else(|| MembershipError::Invalid("querying stopped early".into()))
-}
-
-/// [`signals`], telling `go_on` the queries of each finished batch; when
-/// it answers false before the last batch, querying stops and the result
-/// is `None` (the caller cancelled).
+/// the plain query) in batches of `batch`, telling `go_on` the queries of
+/// each finished batch; when it answers false before the last batch,
+/// querying stops and the result is `None` (the caller cancelled). Pass
+/// `&mut |_| true` to query everything.
 pub fn signals_until(
     model: &dyn Classifier,
     x: &Tensor,

@@ -5,6 +5,16 @@ use crate::context::AttackContext;
 use aisec_model::spec::ArchSpec;
 use aisec_model::train::Optimizer;
 
+/// Target data without a population sample (the offline attacks' own).
+fn no_population<'a>(x: &'a Tensor, y: &'a [usize], member: &'a [bool]) -> MembershipData<'a> {
+    MembershipData {
+        x,
+        y,
+        member,
+        population: None,
+    }
+}
+
 fn digits(n: usize) -> (Tensor, Vec<usize>) {
     let dir = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -52,12 +62,7 @@ fn an_overfit_model_leaks_more_than_an_untrained_one() {
         ..MembershipConfig::default()
     };
     let ctx = AttackContext::silent();
-    let data = MembershipData {
-        x: &x,
-        y: &y,
-        member: &member,
-        population: None,
-    };
+    let data = no_population(&x, &y, &member);
     let run = |m: &dyn Classifier, shadows: usize| {
         let cfg = MembershipConfig {
             shadows,
@@ -109,12 +114,7 @@ fn loss_only_needs_no_shadows_and_counts_augmented_queries() {
         bootstrap: 10,
         ..MembershipConfig::default()
     };
-    let data = MembershipData {
-        x: &x,
-        y: &y,
-        member: &member,
-        population: None,
-    };
+    let data = no_population(&x, &y, &member);
     let r = run_membership(&m, &data, None, &cfg, &ctx).unwrap();
     // Augmentations are only queried for LiRA.
     assert_eq!(r.queries, 40);
@@ -142,12 +142,7 @@ fn cancelled_runs_return_partial_reports_marked_incomplete() {
     let (x, y) = digits(40);
     let member: Vec<bool> = (0..40).map(|i| i % 2 == 0).collect();
     let m = aisec_model::OnnxModel::from_spec(&trainer(1).spec, 1).unwrap();
-    let data = MembershipData {
-        x: &x,
-        y: &y,
-        member: &member,
-        population: None,
-    };
+    let data = no_population(&x, &y, &member);
     let cfg = MembershipConfig {
         shadows: 4,
         bootstrap: 10,
@@ -214,12 +209,7 @@ impl Classifier for Flat {
 fn a_model_that_leaks_nothing_gets_a_finding_that_says_so() {
     let (x, y) = digits(40);
     let member: Vec<bool> = (0..40).map(|i| i % 2 == 0).collect();
-    let data = MembershipData {
-        x: &x,
-        y: &y,
-        member: &member,
-        population: None,
-    };
+    let data = no_population(&x, &y, &member);
     let cfg = MembershipConfig {
         attacks: vec![MiaAttack::Loss],
         bootstrap: 20,

@@ -8,6 +8,20 @@ use super::metrics_line;
 use crate::report::Report;
 use crate::taxonomy::{atlas_label, owasp_label};
 
+/// The entity for a character that HTML content or a quoted attribute
+/// value cannot hold as itself (`&`, `<`, `>`, `"`, `'`), else `None`.
+/// The one table behind [`escape_html`] and other crates' SVG escaping.
+pub fn html_entity(c: char) -> Option<&'static str> {
+    match c {
+        '&' => Some("&amp;"),
+        '<' => Some("&lt;"),
+        '>' => Some("&gt;"),
+        '"' => Some("&quot;"),
+        '\'' => Some("&#39;"),
+        _ => None,
+    }
+}
+
 /// Escapes text for HTML element content and attribute values. Control
 /// and bidirectional formatting characters (other than newline and tab,
 /// which `pre-wrap` shows as layout) are written visibly, as in the text
@@ -15,12 +29,11 @@ use crate::taxonomy::{atlas_label, owasp_label};
 pub fn escape_html(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
+        if let Some(e) = html_entity(c) {
+            o.push_str(e);
+            continue;
+        }
         match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
             '\n' | '\t' => o.push(c),
             c if is_dangerous(c) => {
                 let mut b = [0u8; 4];

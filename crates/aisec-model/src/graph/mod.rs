@@ -376,14 +376,7 @@ impl Graph {
                 .iter()
                 .map(|i| i.is_some_and(|i| live[i] && tape.is_float(i)))
                 .collect();
-            let gins = node.op.backward(&Backward {
-                node,
-                ins: &ins,
-                outs: &outs,
-                saved: &tape.saved[ni],
-                gouts: &gouts,
-                need: &need,
-            })?;
+            let gins = tape.node_backward(ni, node, (&ins, &outs), &gouts, &need)?;
             accumulate(grads, node, gins);
             Ok(())
         })?;
@@ -456,6 +449,26 @@ impl Tape {
             .map(|&o| self.vals[o].as_ref())
             .collect();
         (ins, outs)
+    }
+
+    /// Node `ni`'s backward pass on values `(ins, outs)` (its taped values,
+    /// or one example's rows of them) and what its forward pass saved.
+    pub(crate) fn node_backward(
+        &self,
+        ni: usize,
+        node: &Node,
+        (ins, outs): (&[Option<&Val>], &[Option<&Val>]),
+        gouts: &[Option<Vec<f32>>],
+        need: &[bool],
+    ) -> Result<ops::Grads, ModelError> {
+        node.op.backward(&Backward {
+            node,
+            ins,
+            outs,
+            saved: &self.saved[ni],
+            gouts,
+            need,
+        })
     }
 
     /// Whether value `i` was computed and is a float tensor.

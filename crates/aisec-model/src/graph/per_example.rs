@@ -17,7 +17,6 @@
 
 use rayon::prelude::*;
 
-use super::ops::Backward;
 use super::{accumulate, Graph, Tape, Val};
 use crate::classifier::ModelError;
 
@@ -92,14 +91,7 @@ impl Graph {
                 });
             }
             if need.iter().any(|&n| n) {
-                let gins = node.op.backward(&Backward {
-                    node,
-                    ins: &ins,
-                    outs: &outs,
-                    saved: &tape.saved[ni],
-                    gouts: &gouts,
-                    need: &need,
-                })?;
+                let gins = tape.node_backward(ni, node, (&ins, &outs), &gouts, &need)?;
                 let gins = gins.into_iter().zip(&need).map(|(g, &n)| g.filter(|_| n));
                 accumulate(grads, node, gins.collect());
             }
@@ -144,14 +136,7 @@ impl Graph {
                     let y_row = row(y, e, batch)?;
                     let outs_row = [Some(&y_row)];
                     let g_row = [Some(gy[e * row_len..(e + 1) * row_len].to_vec())];
-                    node.op.backward(&Backward {
-                        node,
-                        ins: &sliced_ins,
-                        outs: &outs_row,
-                        saved: &tape.saved[ni],
-                        gouts: &g_row,
-                        need: &need_w,
-                    })
+                    tape.node_backward(ni, node, (&sliced_ins, &outs_row), &g_row, &need_w)
                 })
                 .collect::<Result<_, _>>()?;
             for &k in &weight_slots {

@@ -318,6 +318,31 @@ struct Outcome {
     coalitions: Option<Vec<usize>>,
 }
 
+impl Outcome {
+    /// The outcome of a path method (Integrated Gradients, GradientSHAP),
+    /// with its baseline scores and completeness deltas.
+    fn path(r: gradient::PathAttribution) -> Outcome {
+        Outcome {
+            attributions: r.attributions,
+            score: r.score,
+            baseline_score: Some(r.baseline_score),
+            delta: Some(r.delta),
+            coalitions: None,
+        }
+    }
+}
+
+/// SmoothGrad's or GradientSHAP's noise settings: `--samples` and
+/// `--stdev` with the method's own defaults, and `--seed`.
+fn noise(a: &ExplainArgs, samples: usize, stdev: f32) -> NoiseConfig {
+    NoiseConfig {
+        samples: a.samples.unwrap_or(samples),
+        stdev: a.stdev.unwrap_or(stdev),
+        seed: a.seed,
+        ..NoiseConfig::default()
+    }
+}
+
 /// Runs `aisec explain`.
 pub fn run(a: ExplainArgs) -> anyhow::Result<i32> {
     let started = Instant::now();
@@ -499,23 +524,13 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<i32> {
                         )?
                     }
                 };
-                let r = gradient::integrated_gradients(dm, &x, &base, &targets, &ig_cfg)?;
-                Outcome {
-                    attributions: r.attributions,
-                    score: r.score,
-                    baseline_score: Some(r.baseline_score),
-                    delta: Some(r.delta),
-                    coalitions: None,
-                }
+                Outcome::path(gradient::integrated_gradients(
+                    dm, &x, &base, &targets, &ig_cfg,
+                )?)
             }
             Method::Smoothgrad => {
                 let dm = local.context("local model")?;
-                let cfg = NoiseConfig {
-                    samples: a.samples.unwrap_or(25),
-                    stdev: a.stdev.unwrap_or(0.15),
-                    seed: a.seed,
-                    ..NoiseConfig::default()
-                };
+                let cfg = noise(&a, 25, 0.15);
                 Outcome {
                     attributions: gradient::smoothgrad(dm, &x, &targets, &cfg, true)?,
                     score: gradient::target_scores(model, &x, &targets)?,
@@ -526,20 +541,14 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<i32> {
             }
             Method::Gradshap => {
                 let dm = local.context("local model")?;
-                let cfg = NoiseConfig {
-                    samples: a.samples.unwrap_or(20),
-                    stdev: a.stdev.unwrap_or(0.0),
-                    seed: a.seed,
-                    ..NoiseConfig::default()
-                };
-                let r = gradient::gradient_shap(dm, &x, &background()?, &targets, &cfg)?;
-                Outcome {
-                    attributions: r.attributions,
-                    score: r.score,
-                    baseline_score: Some(r.baseline_score),
-                    delta: Some(r.delta),
-                    coalitions: None,
-                }
+                let cfg = noise(&a, 20, 0.0);
+                Outcome::path(gradient::gradient_shap(
+                    dm,
+                    &x,
+                    &background()?,
+                    &targets,
+                    &cfg,
+                )?)
             }
             Method::Occlusion => {
                 let rank = shape.len();

@@ -89,22 +89,14 @@ impl Op for Conv {
     }
 
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
-        let nm = b.name();
-        let mut res = b.none();
         let x = b.input(0)?;
         let wt = b.input(1)?;
         let (xs, ws) = (x.shape(), wt.shape());
         let g = self.geom(b.node, xs, ws)?;
-        let a = self.args(x, wt, &g, nm)?;
-        let (dx, dw, db) = kernels::conv_bwd(&a, &b.dy_ref(), [b.need(0), b.need(1), b.need(2)]);
-        res[0] = dx;
-        if b.need(1) {
-            res[1] = dw;
-        }
-        if res.len() > 2 && b.need(2) {
-            res[2] = db;
-        }
-        Ok(res)
+        let a = self.args(x, wt, &g, b.name())?;
+        let need = [b.need(0), b.need(1), b.need(2)];
+        let (dx, dw, db) = kernels::conv_bwd(&a, &b.dy_ref(), need);
+        Ok(b.place([dx, dw, db]))
     }
 }
 
@@ -166,7 +158,6 @@ impl Op for ConvTranspose {
 
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
         let nm = b.name();
-        let mut res = b.none();
         let x = b.input(0)?;
         let wt = b.input(1)?;
         let (g, cin) =
@@ -183,11 +174,8 @@ impl Op for ConvTranspose {
             &dy,
             [b.need(0), b.need(1), b.need(2)],
         );
-        res[0] = dx;
-        res[1] = dw;
-        if res.len() > 2 {
-            res[2] = db;
-        }
-        Ok(res)
+        // The kernel leaves a gradient that was not asked for `None`; a
+        // node without a bias input has no third slot.
+        Ok(b.place([dx, dw, db]))
     }
 }

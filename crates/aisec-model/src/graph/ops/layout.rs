@@ -20,11 +20,7 @@ pub(super) fn register(r: &mut Registry) {
             },
         }))
     });
-    r.add(&["Concat"], |n, _| {
-        Ok(Arc::new(Concat {
-            axis: attrs::int(n, "axis", 0),
-        }))
-    });
+    r.add_with_axis("Concat", 0, |axis| Concat { axis });
     r.add(&["Split"], |n, _| {
         Ok(Arc::new(Split {
             axis: attrs::int(n, "axis", 0),
@@ -44,16 +40,8 @@ pub(super) fn register(r: &mut Registry) {
             },
         }))
     });
-    r.add(&["Gather"], |n, _| {
-        Ok(Arc::new(Gather {
-            axis: attrs::int(n, "axis", 0),
-        }))
-    });
-    r.add(&["GatherElements"], |n, _| {
-        Ok(Arc::new(GatherElements {
-            axis: attrs::int(n, "axis", 0),
-        }))
-    });
+    r.add_with_axis("Gather", 0, |axis| Gather { axis });
+    r.add_with_axis("GatherElements", 0, |axis| GatherElements { axis });
     r.add_op("Expand", Expand);
     r.add_op("Tile", Tile);
     r.add(&["DepthToSpace", "SpaceToDepth"], |n, _| {
@@ -261,16 +249,31 @@ impl Split {
         }
         Ok(parts)
     }
+
+    /// The split of input shape `s`: its axis, the part sizes along it,
+    /// and the element counts before and after the axis.
+    fn layout(
+        &self,
+        node: &Node,
+        ins: &[Option<&Val>],
+        s: &[usize],
+    ) -> Result<(usize, Vec<usize>, usize, usize), ModelError> {
+        let ax = norm_axis(self.axis, s.len(), &node.name)?;
+        let parts = self.sizes(node, ins, s[ax])?;
+        Ok((
+            ax,
+            parts,
+            s[..ax].iter().product(),
+            s[ax + 1..].iter().product(),
+        ))
+    }
 }
 
 impl Op for Split {
     fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
         let x = cx.input(0)?;
         let s = x.shape();
-        let ax = norm_axis(self.axis, s.len(), cx.name())?;
-        let parts = self.sizes(cx.node, cx.ins, s[ax])?;
-        let outer: usize = s[..ax].iter().product();
-        let inner: usize = s[ax + 1..].iter().product();
+        let (ax, parts, outer, inner) = self.layout(cx.node, cx.ins, s)?;
         let xd = x.f(cx.name())?;
         cx.alloc(s)?;
         let mut outs = Vec::new();
@@ -294,10 +297,7 @@ impl Op for Split {
         if b.need(0) {
             let x = b.input(0)?;
             let s = x.shape();
-            let ax = norm_axis(self.axis, s.len(), b.name())?;
-            let parts = self.sizes(b.node, b.ins, s[ax])?;
-            let outer: usize = s[..ax].iter().product();
-            let inner: usize = s[ax + 1..].iter().product();
+            let (ax, parts, outer, inner) = self.layout(b.node, b.ins, s)?;
             let mut dx = vec![0.0f32; x.numel()];
             let mut off = 0;
             for (k, &p) in parts.iter().enumerate() {
@@ -475,12 +475,7 @@ struct Gather {
 
 impl Gather {
     /// Output shape and the flat source index of each output element.
-    fn map(
-        &self,
-        node: &Node,
-        s: &[usize],
-        ind: &Val,
-    ) -> Result<(Vec<usize>, Vec<usize>), ModelError> {
+    fn map(&self, node: &Node, s: &[usize], ind: &Val) -> Result<Gathered, ModelError> {
         let ax = norm_axis(self.axis, s.len(), &node.name)?;
         let idx = ind.ints();
         let dim = s[ax] as i64;
@@ -512,10 +507,11 @@ impl Op for Gather {
     }
 }
 
-/// Where an op reads each output element from (output shape, flat input
-/// index per output element): Gather and GatherElements.
-type IndexMap<'a> =
-    dyn Fn(&Node, &[usize], &Val) -> Result<(Vec<usize>, Vec<usize>), ModelError> + 'a;
+/// The output shape and the flat input index each output element reads.
+type Gathered = (Vec<usize>, Vec<usize>);
+
+/// Where an op reads each output element from: Gather and GatherElements.
+type IndexMap<'a> = dyn Fn(&Node, &[usize], &Val) -> Result<Gathered, ModelError> + 'a;
 
 /// An index `i` on an axis of length `dim`, negative counting from the end.
 fn wrap_index(i: i64, dim: i64) -> Option<usize> {
@@ -564,12 +560,7 @@ struct GatherElements {
 
 impl GatherElements {
     /// Output shape and the flat data index each output element reads.
-    fn map(
-        &self,
-        node: &Node,
-        s: &[usize],
-        ind: &Val,
-    ) -> Result<(Vec<usize>, Vec<usize>), ModelError> {
+    fn map(&self, node: &Node, s: &[usize], ind: &Val) -> Result<Gathered, ModelError> {
         let is = ind.shape();
         let ax = norm_axis(self.axis, s.len(), &node.name)?;
         if is.len() != s.len()

@@ -78,6 +78,24 @@ impl<'a> Backward<'a> {
     pub(crate) fn none(&self) -> Grads {
         vec![None; self.ins.len()]
     }
+    /// [`Backward::place`], keeping only the gradients that were asked for.
+    pub(crate) fn place_needed(&self, gs: impl IntoIterator<Item = Option<Vec<f32>>>) -> Grads {
+        self.place(
+            gs.into_iter()
+                .enumerate()
+                .map(|(i, g)| g.filter(|_| self.need(i))),
+        )
+    }
+    /// Gradients `gs` in input order, one slot per input: a gradient past
+    /// the node's inputs (an omitted trailing optional input) is dropped,
+    /// an input without one gets `None`.
+    pub(crate) fn place(&self, gs: impl IntoIterator<Item = Option<Vec<f32>>>) -> Grads {
+        let mut res = self.none();
+        for (r, g) in res.iter_mut().zip(gs) {
+            *r = g;
+        }
+        res
+    }
     pub(crate) fn input(&self, i: usize) -> Result<&'a Val, ModelError> {
         need_in(self.ins, i, self.node)
     }
@@ -150,6 +168,19 @@ impl Registry {
     fn add_op(&mut self, name: &'static str, op: impl Op + 'static) {
         let op: Arc<dyn Op> = Arc::new(op);
         self.add(&[name], move |_, _| Ok(op.clone()));
+    }
+
+    /// Registers an operator whose one attribute is an `axis` with
+    /// default `default`.
+    fn add_with_axis<T: Op + 'static>(
+        &mut self,
+        name: &'static str,
+        default: i64,
+        make: fn(i64) -> T,
+    ) {
+        self.add(&[name], move |n, _| {
+            Ok(Arc::new(make(super::attrs::int(n, "axis", default))))
+        });
     }
 }
 

@@ -72,7 +72,6 @@ impl Op for BatchNorm {
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
         let nm = b.name();
         let eps = self.eps;
-        let mut res = b.none();
         let x = b.input(0)?;
         let xs = x.shape();
         let c = xs[1];
@@ -109,13 +108,7 @@ impl Op for BatchNorm {
             dmean[ch] -= sg * sc;
             dvar[ch] += -0.5 * sxc * p[0][ch] * rs * rs * rs;
         }
-        res[0] = dx;
-        for (i, v) in [(1, dsc), (2, dbi), (3, dmean), (4, dvar)] {
-            if b.need(i) {
-                res[i] = Some(v);
-            }
-        }
-        Ok(res)
+        Ok(b.place_needed([dx, Some(dsc), Some(dbi), Some(dmean), Some(dvar)]))
     }
 }
 
@@ -145,29 +138,13 @@ impl Op for LayerNorm {
         let xd = x.f(cx.name())?;
         let rows = xd.len() / inner.max(1);
         cx.alloc(xs)?;
-        let mut y = vec![0.0f32; xd.len()];
-        let mut means = vec![0.0f32; rows];
-        let mut rstd = vec![0.0f32; rows];
-        for r in 0..rows {
-            let xr = &xd[r * inner..(r + 1) * inner];
-            let mean = xr.iter().sum::<f32>() / inner as f32;
-            let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / inner as f32;
-            let rs = 1.0 / (var + eps).sqrt();
-            means[r] = mean;
-            rstd[r] = rs;
-            for j in 0..inner {
-                y[r * inner + j] = (xr[j] - mean) * rs * scale[j] + bias.map_or(0.0, |b| b[j]);
-            }
-        }
-        Ok((
-            vec![fval(xs.to_vec(), y)],
-            Saved::NormStats { mean: means, rstd },
-        ))
+        Ok(normalise_rows(xs, xd, rows, inner, eps, |_, j, xh| {
+            xh * scale[j] + bias.map_or(0.0, |b| b[j])
+        }))
     }
 
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
         let nm = b.name();
-        let mut res = b.none();
         let x = b.input(0)?;
         let xs = x.shape();
         let ax = norm_axis(self.axis, xs.len(), nm)?;
@@ -201,16 +178,7 @@ impl Op for LayerNorm {
                 dx[base + j] = rs * (gh - s1 / nf - xh * s2 / nf);
             }
         }
-        if b.need(0) {
-            res[0] = Some(dx);
-        }
-        if b.need(1) {
-            res[1] = Some(dsc);
-        }
-        if b.need(2) {
-            res[2] = Some(dbi);
-        }
-        Ok(res)
+        Ok(b.place_needed([Some(dx), Some(dsc), Some(dbi)]))
     }
 }
 
@@ -223,48 +191,31 @@ struct InstanceNorm {
 
 impl Op for InstanceNorm {
     fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
-        let node = cx.node;
-        let nm = node.name.as_str();
-        let eps = self.eps;
         let x = cx.input(0)?;
         let xs = x.shape();
-        let (scale, bias) = (cx.input(1)?.f(nm)?, cx.input(2)?.f(nm)?);
+        let (scale, bias) = (cx.f(1)?, cx.f(2)?);
         if xs.len() < 3 || scale.len() != xs[1] || bias.len() != xs[1] {
             return Err(shape_err(
-                node,
+                cx.node,
                 format!("input {xs:?}, scale {}, bias {}", scale.len(), bias.len()),
             ));
         }
         let c = xs[1];
         let inner: usize = xs[2..].iter().product();
-        let xd = x.f(nm)?;
-        let rows = xs[0] * c;
+        let xd = x.f(cx.name())?;
         cx.alloc(xs)?;
-        let mut y = vec![0.0f32; xd.len()];
-        let mut means = vec![0.0f32; rows];
-        let mut rstd = vec![0.0f32; rows];
-        for r in 0..rows {
-            let xr = &xd[r * inner..(r + 1) * inner];
-            let nf = inner.max(1) as f32;
-            let mean = xr.iter().sum::<f32>() / nf;
-            let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / nf;
-            let rs = 1.0 / (var + eps).sqrt();
-            means[r] = mean;
-            rstd[r] = rs;
-            let ch = r % c;
-            for j in 0..inner {
-                y[r * inner + j] = (xr[j] - mean) * rs * scale[ch] + bias[ch];
-            }
-        }
-        Ok((
-            vec![fval(xs.to_vec(), y)],
-            Saved::NormStats { mean: means, rstd },
+        Ok(normalise_rows(
+            xs,
+            xd,
+            xs[0] * c,
+            inner,
+            self.eps,
+            |r, _, xh| xh * scale[r % c] + bias[r % c],
         ))
     }
 
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
         let nm = b.name();
-        let mut res = b.none();
         let dy = b.dy();
         let x = b.input(0)?;
         let xs = x.shape();
@@ -296,11 +247,40 @@ impl Op for InstanceNorm {
                 dx[j] = rs * (dy[j] * scale[ch] - s1 / nf - xh * s2 / nf);
             }
         }
-        for (i, v) in [(0, dx), (1, dsc), (2, dbi)] {
-            if b.need(i) {
-                res[i] = Some(v);
-            }
-        }
-        Ok(res)
+        Ok(b.place_needed([Some(dx), Some(dsc), Some(dbi)]))
     }
+}
+
+/// Normalises `xd` (of shape `xs`) in `rows` rows of `inner` values each
+/// (population variance, `eps` added) and maps each normalised value
+/// `xh` of row `r`, column `j` to `affine(r, j, xh)`; the statistics are
+/// saved for the backward pass. The forward pass of LayerNormalization
+/// and InstanceNormalization.
+fn normalise_rows(
+    xs: &[usize],
+    xd: &[f32],
+    rows: usize,
+    inner: usize,
+    eps: f32,
+    affine: impl Fn(usize, usize, f32) -> f32,
+) -> Outputs {
+    let mut y = vec![0.0f32; xd.len()];
+    let mut means = vec![0.0f32; rows];
+    let mut rstd = vec![0.0f32; rows];
+    let nf = inner.max(1) as f32;
+    for r in 0..rows {
+        let xr = &xd[r * inner..(r + 1) * inner];
+        let mean = xr.iter().sum::<f32>() / nf;
+        let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / nf;
+        let rs = 1.0 / (var + eps).sqrt();
+        means[r] = mean;
+        rstd[r] = rs;
+        for j in 0..inner {
+            y[r * inner + j] = affine(r, j, (xr[j] - mean) * rs);
+        }
+    }
+    (
+        vec![fval(xs.to_vec(), y)],
+        Saved::NormStats { mean: means, rstd },
+    )
 }

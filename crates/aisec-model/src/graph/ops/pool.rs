@@ -48,10 +48,8 @@ impl Op for MaxPool {
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
         let mut res = b.none();
         if b.need(0) {
-            let w = &self.window;
-            let x = b.input(0)?;
+            let (x, g, _, _) = self.window.pool_backward_plan(b)?;
             let xs = x.shape();
-            let (g, _, _) = w.geom(xs, &w.kernel, b.node)?;
             let Saved::ArgIndices(idx) = b.saved else {
                 return Err(shape_err(b.node, "missing pooling indices".into()));
             };
@@ -93,10 +91,7 @@ impl Op for AveragePool {
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
         let mut res = b.none();
         if b.need(0) {
-            let w = &self.window;
-            let x = b.input(0)?;
-            let xs = x.shape();
-            let (g, pb, pr) = w.geom(xs, &w.kernel, b.node)?;
+            let (x, g, pb, pr) = self.window.pool_backward_plan(b)?;
             let dy = b.dy();
             let hw = g.h * g.w;
             let ohw = g.oh * g.ow;

@@ -194,7 +194,14 @@ impl Op for Reduce {
                     *v = if mx.is_finite() { mx + sm.ln() } else { mx };
                 }
             }
-            _ => {}
+            // Finished by the accumulation above.
+            Reduction::Sum
+            | Reduction::Mean
+            | Reduction::Max
+            | Reduction::Min
+            | Reduction::Prod
+            | Reduction::L1
+            | Reduction::SumSquare => {}
         }
         one(fval(self.out_shape(s, ks, &ax), r))
     }

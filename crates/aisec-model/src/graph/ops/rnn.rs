@@ -67,11 +67,8 @@ struct Lstm {
 
 impl Op for Lstm {
     fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
-        let p = rnn_inputs(cx.node, cx.ins, self.hidden, self.dirs.len(), 4)?;
+        let (p, mut y) = forward_start(cx, self.hidden, self.dirs.len(), 4)?;
         let (t, n, h, nd) = (p.t, p.n, p.h, self.dirs.len());
-        cx.alloc(&[t, nd, n, h])?;
-        cx.work(&[t, nd, n, 4 * h, p.i + h])?;
-        let mut y = vec![0.0f32; t * nd * n * h];
         let mut yh = vec![0.0f32; nd * n * h];
         let mut yc = vec![0.0f32; nd * n * h];
         for (d, &rev) in self.dirs.iter().enumerate() {
@@ -98,7 +95,7 @@ impl Op for Lstm {
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
         let p = rnn_inputs(b.node, b.ins, self.hidden, self.dirs.len(), 4)?;
         let gs = lstm_backward(&p, &self.dirs, b.gouts, b.need)?;
-        Ok(place(b, gs))
+        Ok(b.place(gs))
     }
 }
 
@@ -113,11 +110,8 @@ struct Gru {
 
 impl Op for Gru {
     fn forward(&self, cx: &Cx<'_>) -> Result<Outputs, ModelError> {
-        let p = rnn_inputs(cx.node, cx.ins, self.hidden, self.dirs.len(), 3)?;
+        let (p, mut y) = forward_start(cx, self.hidden, self.dirs.len(), 3)?;
         let (t, n, h, nd) = (p.t, p.n, p.h, self.dirs.len());
-        cx.alloc(&[t, nd, n, h])?;
-        cx.work(&[t, nd, n, 3 * h, p.i + h])?;
-        let mut y = vec![0.0f32; t * nd * n * h];
         let mut yh = p.h0.clone();
         for (d, &rev) in self.dirs.iter().enumerate() {
             let tr = gru_run(&p, d, rev, self.lbr);
@@ -135,7 +129,36 @@ impl Op for Gru {
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
         let p = rnn_inputs(b.node, b.ins, self.hidden, self.dirs.len(), 3)?;
         let gs = gru_backward(&p, &self.dirs, self.lbr, b.gouts, b.need);
-        Ok(place(b, gs))
+        Ok(b.place(gs))
+    }
+}
+
+/// The start of an LSTM (4 gates) or GRU (3 gates) forward pass over
+/// `nd` directions: the checked inputs, the output `Y` and the per-step
+/// gate work charged to the pass's budget, and `Y` zeroed.
+fn forward_start<'a>(
+    cx: &Cx<'a>,
+    hidden: usize,
+    nd: usize,
+    gates: usize,
+) -> Result<(RnnInputs<'a>, Vec<f32>), ModelError> {
+    let p = rnn_inputs(cx.node, cx.ins, hidden, nd, gates)?;
+    let (t, n, h) = (p.t, p.n, p.h);
+    cx.alloc(&[t, nd, n, h])?;
+    cx.work(&[t, nd, n, gates * h, p.i + h])?;
+    Ok((p, vec![0.0f32; t * nd * n * h]))
+}
+
+/// Adds the gradient of `Y` (laid out as [`write_steps`] writes it) at
+/// time `ti`, direction `d`, to `dh`, the gradient of that step's hidden
+/// state.
+fn add_step_grad(dh: &mut [f32], gy: Option<&[f32]>, ti: usize, d: usize, nd: usize) {
+    if let Some(g) = gy {
+        let nh = dh.len();
+        let off = (ti * nd + d) * nh;
+        dh.iter_mut()
+            .zip(&g[off..off + nh])
+            .for_each(|(a, b)| *a += b);
     }
 }
 
@@ -154,19 +177,6 @@ fn write_steps<'s>(
         let nh = hk.len();
         y[(ti * nd + d) * nh..(ti * nd + d + 1) * nh].copy_from_slice(hk);
     }
-}
-
-/// Puts the per-input gradients into the node's slots.
-fn place(b: &Backward<'_>, gs: Grads) -> Grads {
-    let mut res = b.none();
-    for (slot, g) in gs.into_iter().enumerate() {
-        if let Some(g) = g {
-            if slot < res.len() {
-                res[slot] = Some(g);
-            }
-        }
-    }
-    res
 }
 
 /// Inputs of an LSTM or GRU node, checked, with defaults filled in.
@@ -350,13 +360,7 @@ fn lstm_backward(
             } else {
                 (&tr[k - 1].h, &tr[k - 1].c)
             };
-            if let Some(g) = &gy {
-                let off = (ti * nd + d) * n * h;
-                dh_next
-                    .iter_mut()
-                    .zip(&g[off..off + n * h])
-                    .for_each(|(a, b)| *a += b);
-            }
+            add_step_grad(&mut dh_next, gy.as_deref(), ti, d, nd);
             let mut dz = vec![0.0f32; n * 4 * h];
             let mut dc_prev = vec![0.0f32; n * h];
             for b_ in 0..n {
@@ -502,13 +506,7 @@ fn gru_backward(
             } else {
                 &tr[k - 1].h
             };
-            if let Some(g) = &gy {
-                let off = (ti * nd + d) * n * h;
-                dh_next
-                    .iter_mut()
-                    .zip(&g[off..off + n * h])
-                    .for_each(|(a, b)| *a += b);
-            }
+            add_step_grad(&mut dh_next, gy.as_deref(), ti, d, nd);
             let xt = &p.x[ti * n * i..(ti + 1) * n * i];
             let mut dh_prev = vec![0.0f32; n * h];
             for b_ in 0..n {

@@ -57,11 +57,7 @@ pub(super) fn register(r: &mut Registry) {
         }))
     });
     r.add_op("Range", Range);
-    r.add(&["Flatten"], |n, _| {
-        Ok(Arc::new(Flatten {
-            axis: attrs::int(n, "axis", 1),
-        }))
-    });
+    r.add_with_axis("Flatten", 1, |axis| Flatten { axis });
     r.add_op("Reshape", Reshape);
     r.add(&["Unsqueeze", "Squeeze"], |n, opset| {
         Ok(Arc::new(Squeeze {

@@ -4,6 +4,7 @@
 
 use super::super::attrs;
 use super::super::{checked_numel, shape_err, Cx, Node, Val};
+use super::Backward;
 use crate::classifier::ModelError;
 use crate::kernels::Geom;
 use crate::onnx::proto::NodeP;
@@ -136,8 +137,6 @@ impl Window {
         Ok((out, pb, pe))
     }
 
-    /// Builds the 2-D geometry (1-D as height 1) for NC(H)W input `xs`;
-    /// also returns the bottom and right pads.
     /// A pooling forward's plan: its input (rank 3 or more), the window
     /// geometry and bottom/right padding, and the output shape, charged to
     /// the pass's budget with the window's work.
@@ -157,6 +156,19 @@ impl Window {
         Ok((x, g, pb, pr, os))
     }
 
+    /// A pooling backward's plan: its input and the window geometry with
+    /// the bottom/right padding, as [`Window::pool_plan`] made them.
+    pub(super) fn pool_backward_plan<'a>(
+        &self,
+        b: &Backward<'a>,
+    ) -> Result<(&'a Val, Geom, usize, usize), ModelError> {
+        let x = b.input(0)?;
+        let (g, pb, pr) = self.geom(x.shape(), &self.kernel, b.node)?;
+        Ok((x, g, pb, pr))
+    }
+
+    /// Builds the 2-D geometry (1-D as height 1) for NC(H)W input `xs`;
+    /// also returns the bottom and right pads.
     pub(super) fn geom(
         &self,
         xs: &[usize],

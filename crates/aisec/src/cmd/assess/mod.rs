@@ -98,8 +98,7 @@ pub fn run(a: AssessArgs) -> anyhow::Result<i32> {
         bail!("give a system description (SYSTEM.toml) or --import TD.json")
     };
     let text = read_bounded(path, aisec_assess::system::MAX_DESCRIPTION_BYTES)?;
-    let desc =
-        SystemDescription::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let desc = SystemDescription::parse(&text).with_context(|| path.display().to_string())?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let base = if base.as_os_str().is_empty() {
         PathBuf::from(".")
