@@ -318,17 +318,19 @@ pub(crate) fn scan_stream_from(ctx: &mut machine::Ctx<'_>, data: &[u8], start: u
     }
 }
 
-/// Cheap sniff: a protocol 2+ `PROTO` header, or a run of protocol 0/1
-/// opcodes that the symbolic machine accepts (up to STOP or for 64 opcodes)
-/// without error.
+/// Cheap sniff: a protocol 2+ `PROTO` header, or a run of opcodes (of any
+/// protocol: CPython does not require PROTO) that the symbolic machine
+/// accepts (up to STOP or for 64 opcodes) without error.
 pub fn looks_like_pickle(data: &[u8]) -> bool {
     match data {
         [0x80, p] => *p <= 5,
         [0x80, p, next, ..] => *p <= 5 && is_opcode(*next),
         [] => false,
         [first, ..] => {
-            // Protocol 0/1 pickles start with an opcode that pushes a value or a mark.
-            if !b"(]})cNIJKLMFGSTUVXBCPgh".contains(first) {
+            // CPython runs any opcode whatever the protocol (PROTO is optional),
+            // so a stream may start with any of them, `\x8c` SHORT_BINUNICODE
+            // included: the machine decides (differential finding, issue 20).
+            if !is_opcode(*first) {
                 return false;
             }
             let policy = policy_for_sniff();

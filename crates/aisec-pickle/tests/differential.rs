@@ -161,3 +161,20 @@ fn frames_that_end_at_opcode_boundaries_are_not_straddles() {
     let f = trace_pickle(&d, &Limits::default(), true);
     assert_eq!(f.end, Ok(d.len()));
 }
+
+#[test]
+fn pickles_without_proto_may_start_with_any_opcode() {
+    // CPython loads protocol 4 opcodes without a PROTO header; this file
+    // was "not a pickle" to aisec (a low suffix finding) and ran
+    // posix.system under pickle.load.
+    let d = b"\x8c\x05posix\x8c\x06system\x93\x8c\x02id\x85R.";
+    assert!(aisec_pickle::looks_like_pickle(d));
+    assert!(aisec_pickle::looks_like_pickle(b"\x88."));
+    assert!(aisec_pickle::looks_like_pickle(
+        b"\x95\x02\x00\x00\x00\x00\x00\x00\x00N."
+    ));
+    assert!(!aisec_pickle::looks_like_pickle(b"\x8c\x05pos"));
+    assert!(!aisec_pickle::looks_like_pickle(b"\x93NUMPY"));
+    let r = scan(d);
+    assert!(r.findings.iter().any(|f| f.severity == Severity::Critical));
+}
