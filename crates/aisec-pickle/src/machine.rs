@@ -1561,6 +1561,15 @@ impl<'a> Machine<'a, '_, '_> {
                     b'C' => self.uint(1)?,
                     _ => self.uint(8)?,
                 };
+                // The C unpickler copies bytes payloads with
+                // `_Unpickler_ReadInto`: the rest of its buffer, then the file,
+                // so every reader takes them contiguously.
+                if self
+                    .frame_end
+                    .is_some_and(|fe| self.pos as u64 + n > fe as u64)
+                {
+                    self.frame_end = None;
+                }
                 let s = self.take(n)?;
                 self.push_val(Val::Bytes(s))?;
             }

@@ -178,3 +178,28 @@ fn pickles_without_proto_may_start_with_any_opcode() {
     let r = scan(d);
     assert!(r.findings.iter().any(|f| f.severity == Severity::Critical));
 }
+
+#[test]
+fn bytes_payloads_across_a_frame_end_are_read_on_by_every_reader() {
+    // Found by the fuzzer (seed 2): SHORT_BINBYTES whose 10 bytes run 4 past
+    // the frame. The C unpickler over io.BytesIO loads it: bytes payloads
+    // are copied with _Unpickler_ReadInto (buffer rest, then the file).
+    let d: Vec<u8> = (0..124)
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(
+                &"8004952a000000000000008c086461746574696d65948c086461746574696d658c086461746574696d65949394430a07ea0c02010203000000859452942e"[i..i + 2],
+                16,
+            )
+            .unwrap()
+        })
+        .collect();
+    for file_frames in [false, true] {
+        let t = trace_pickle(&d, &Limits::default(), file_frames);
+        assert_eq!(t.end, Ok(d.len()), "file_frames={file_frames}");
+    }
+    assert!(scan(&d)
+        .findings
+        .iter()
+        .all(|f| f.rule_id != "AISEC-PICKLE-016"));
+}
