@@ -761,7 +761,8 @@ def compare(data: bytes, c: dict, cf: dict, py: tuple, ai: dict) -> list[dict]:
         # which may end after STOP: the file position says nothing then.
         if tag and ref["ok"] and ai_ok and ref["end"] != mine["end"]["ok"] and b"\x95" not in data:
             out.append({"cat": "file_end_offset", "c": ref["end"], "aisec": mine["end"]["ok"]})
-        missing = [g for g in map(name_as_aisec, ref["globals"]) if g not in set(mine["globals"])]
+        have = set(mine["globals"])
+        missing = [g for g in ref["globals"] if g not in have and name_as_aisec(g) not in have]
         if missing:
             out.append({"cat": tag + "missed_global", "globals": missing[:5]})
     # opcode by opcode, over the opcodes both executed
@@ -796,7 +797,7 @@ TEXT_OPS = set(b"IFLSV")
 def name_as_aisec(name: str) -> str:
     """Protocol 0-2 strings (STRING/BINSTRING) are decoded with the loader's
     `encoding=` (latin-1 here); aisec reads their bytes as UTF-8, replacing
-    what is not. Compare names that way."""
+    what is not. A name matches when it or this reading of it does."""
     try:
         return name.encode("latin-1").decode("utf-8", "replace")
     except UnicodeEncodeError:
