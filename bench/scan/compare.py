@@ -214,6 +214,8 @@ def fmt_rate(n, d):
     return f"{n / d:,.1f}" if d > 0 else "n/a"
 
 
+HAND_MARKER = "<!-- hand-written below this line: compare.py keeps it -->"
+
 def main():
     work, out_md = sys.argv[1], sys.argv[2]
     work = os.path.abspath(work)
@@ -498,8 +500,14 @@ def main():
     L.append("CORPUS_SCALE=0.1 bench/scan/run.sh   # quick run")
     L.append("```")
     L.append("")
+    # Hand-written notes live after HAND_MARKER and are kept.
+    kept = ""
+    if os.path.exists(out_md):
+        prev = open(out_md).read()
+        if HAND_MARKER in prev:
+            kept = "\n\n" + prev[prev.index(HAND_MARKER):]
     with open(out_md, "w") as f:
-        f.write("\n".join(L))
+        f.write("\n".join(L) + kept)
     print(f"wrote {out_md}")
 
 

@@ -23,6 +23,8 @@ SEV = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 NAMES = {v: k for k, v in SEV.items()}
 
 
+HAND_MARKER = "<!-- hand-written below this line: compare_2025.py keeps it -->"
+
 def main():
     work, out_md = sys.argv[1:3]
     corpus = os.path.join(work, "corpus")
@@ -89,8 +91,15 @@ def main():
     L.append("| **benign flagged** | | " + str(nb) + " | " +
              " | ".join(str(totals[("benign", t)]) for t in tools) + " | | |")
     L.append("")
+    # Hand-written sections (the speed check) live after HAND_MARKER and are
+    # kept: only the generated part above it is rewritten.
+    kept = ""
+    if os.path.exists(out_md):
+        old = open(out_md).read()
+        if HAND_MARKER in old:
+            kept = old[old.index(HAND_MARKER):]
     with open(out_md, "w") as f:
-        f.write("\n".join(L) + "\n")
+        f.write("\n".join(L) + "\n" + kept)
     print("\n".join(L[-4:]))
 
 

@@ -12,6 +12,7 @@
 #   FRESH=1       rerun every peer even when its outputs for this corpus exist
 #   SKIP_AISEC=1  do not build or run aisec
 #   SKIP_FICKLING_CLI=1  do not run fickling's CLI once per file (the slowest step)
+#   SKIP_SCALING=1  do not run the size-scaling step (keeps work/out/scaling.json from an earlier run)
 #   AISEC_BIN     use this aisec binary instead of building one
 #   BENCH_WORK    work directory (default bench/scan/work); the report then goes to $BENCH_WORK/RESULTS.md
 #   AISEC_RUNS    how many times aisec scans the corpus (median reported; default 3)
@@ -155,10 +156,16 @@ if [ "$run_aisec" = 1 ]; then
 fi
 
 # ---- size scaling --------------------------------------------------------
-log "size scaling (10 MB / 100 MB / 1 GB checkpoints)"
 AISEC_FOR_SCALING=""
 [ "$run_aisec" = 1 ] && AISEC_FOR_SCALING="$AISEC"
-"$PY" - "$SCALING" "$OUT/scaling.json" "$VENV" "$AISEC_FOR_SCALING" <<'EOF'
+if [ "${SKIP_SCALING:-0}" = 1 ]; then
+    log "size scaling skipped (SKIP_SCALING=1)"
+    SCALING_PY=(true)
+else
+    log "size scaling (10 MB / 100 MB / 1 GB checkpoints)"
+    SCALING_PY=("$PY" -)
+fi
+"${SCALING_PY[@]}" "$SCALING" "$OUT/scaling.json" "$VENV" "$AISEC_FOR_SCALING" <<'EOF'
 import json, os, statistics, subprocess, sys, tempfile, time
 sd, out, venv, aisec = sys.argv[1:5]
 repeats = 5

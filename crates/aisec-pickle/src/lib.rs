@@ -38,6 +38,7 @@
 //! Rules are listed in [`RULES`] (declared in the `rules` module).
 
 pub mod capability;
+mod compat_table;
 pub mod machine;
 pub mod npy;
 pub mod policy;
@@ -152,6 +153,46 @@ pub fn scan_pickle(data: &[u8], loc: &Location, policy: &Policy, limits: &Limits
             if !seen && ctx.findings.len() < limits.max_findings {
                 f.evidence = format!("[if loaded with pickle.load] {}", f.evidence);
                 ctx.findings.push(f);
+            }
+        }
+    }
+    if let Some(at) = ctx.frame_straddle.filter(|_| !ctx.limit_hit) {
+        // Frames straddled: CPython's readers disagree on the bytes (see
+        // `Ctx::file_frames`). Read it again the way `torch.load` does and
+        // keep what only that reading finds.
+        let ev = if ctx.full() {
+            String::new()
+        } else {
+            "an opcode's bytes run past the end of its FRAME: pickle.loads reads on, \
+             a file-backed load (torch.load of a zip checkpoint) drops the rest of the frame \
+             and reads different opcodes; both readings are analysed"
+                .to_string()
+        };
+        ctx.emit(&rules::FRAME_STRADDLE, at, ev, None);
+        let mut alt = machine::Ctx::new(policy, limits, loc);
+        alt.file_frames = true;
+        scan_stream_ctx(&mut alt, data);
+        let noise = [
+            rules::MALFORMED.id,
+            rules::TRAILING_DATA.id,
+            rules::FRAME_STRADDLE.id,
+        ];
+        for mut f in alt.findings {
+            if noise.contains(&f.rule_id.as_str()) {
+                continue;
+            }
+            let seen = ctx
+                .findings
+                .iter()
+                .any(|g| g.rule_id == f.rule_id && g.evidence == f.evidence);
+            if !seen && ctx.findings.len() < limits.max_findings {
+                f.evidence = format!("[if read from a file object] {}", f.evidence);
+                ctx.findings.push(f);
+            }
+        }
+        for g in alt.globals {
+            if !ctx.globals.contains(&g) && ctx.globals.len() < 100_000 {
+                ctx.globals.push(g);
             }
         }
     }
@@ -277,17 +318,19 @@ pub(crate) fn scan_stream_from(ctx: &mut machine::Ctx<'_>, data: &[u8], start: u
     }
 }
 
-/// Cheap sniff: a protocol 2+ `PROTO` header, or a run of protocol 0/1
-/// opcodes that the symbolic machine accepts (up to STOP or for 64 opcodes)
-/// without error.
+/// Cheap sniff: a protocol 2+ `PROTO` header, or a run of opcodes (of any
+/// protocol: CPython does not require PROTO) that the symbolic machine
+/// accepts (up to STOP or for 64 opcodes) without error.
 pub fn looks_like_pickle(data: &[u8]) -> bool {
     match data {
         [0x80, p] => *p <= 5,
         [0x80, p, next, ..] => *p <= 5 && is_opcode(*next),
         [] => false,
         [first, ..] => {
-            // Protocol 0/1 pickles start with an opcode that pushes a value or a mark.
-            if !b"(]})cNIJKLMFGSTUVXBCPgh".contains(first) {
+            // CPython runs any opcode whatever the protocol (PROTO is optional),
+            // so a stream may start with any of them, `\x8c` SHORT_BINUNICODE
+            // included: the machine decides (differential finding, issue 20).
+            if !is_opcode(*first) {
                 return false;
             }
             let policy = policy_for_sniff();

@@ -108,6 +108,16 @@ pub(crate) struct Ctx<'p> {
     pub joblib: bool,
     /// Array bytes skipped under joblib semantics.
     pub joblib_skipped: usize,
+    /// Read frames as CPython's C unpickler does from a file object without
+    /// `peek` (`io.BytesIO`, which `torch.load` hands it for zip
+    /// checkpoints): an opcode or argument that runs past the end of the
+    /// current FRAME drops the rest of the frame and is read afresh from the
+    /// bytes after it. Otherwise frames are read contiguously, as
+    /// `pickle.loads` and buffered files do.
+    pub file_frames: bool,
+    /// Offset of the first opcode whose bytes crossed a FRAME end (the two
+    /// readings above then differ).
+    pub frame_straddle: Option<u64>,
 }
 
 impl<'p> Ctx<'p> {
@@ -127,6 +137,8 @@ impl<'p> Ctx<'p> {
             limit_hit: false,
             joblib: true,
             joblib_skipped: 0,
+            file_frames: false,
+            frame_straddle: None,
         }
     }
 
@@ -252,6 +264,10 @@ struct Machine<'a, 'c, 'p> {
     /// Arena indices of loader arguments already analysed as nested pickles.
     nested_done: HashSet<Idx>,
     ctx: &'c mut Ctx<'p>,
+    /// End of the current FRAME's bytes, while inside one.
+    frame_end: Option<usize>,
+    /// Per-opcode states, recorded only by [`trace_pickle`].
+    trace: Option<Vec<TraceStep>>,
 }
 
 /// Runs one pickle starting at `start`. Findings go to `ctx`.
@@ -268,10 +284,86 @@ pub(crate) fn run_one(ctx: &mut Ctx<'_>, data: &[u8], start: usize) -> End {
         units: 0,
         nested_done: HashSet::new(),
         ctx,
+        frame_end: None,
+        trace: None,
     };
     let end = m.run();
     m.flush_imports();
     end
+}
+
+/// The machine's state after one opcode, as the differential test against
+/// CPython's unpickler compares it (`fuzz/differential/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceStep {
+    /// Offset of the opcode.
+    pub pos: usize,
+    /// The opcode byte.
+    pub op: u8,
+    /// Objects on the stack, below and above every MARK.
+    pub depth: usize,
+    /// Open MARKs.
+    pub marks: usize,
+    /// Memo keys, ascending.
+    pub memo: Vec<u64>,
+    /// Python type of the top of the stack (`None` when empty): `NoneType`,
+    /// `bool`, `int`, `float`, `str`, `bytes`, `tuple`, `list`, `dict`, `set`,
+    /// `frozenset`, `global` (an imported name), `call` (a call's result),
+    /// `persid` (a persistent id), `ext` (an extension code) or `buffer`.
+    pub top: Option<&'static str>,
+    /// For opcodes that push a literal: its value (ints in decimal, or
+    /// `big` past i64; floats as the hex of their IEEE bits; strings and
+    /// bytes as hex of their bytes, strings in UTF-8).
+    pub value: Option<String>,
+}
+
+/// A traced run of one pickle.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    /// One entry per opcode that completed (STOP included).
+    pub steps: Vec<TraceStep>,
+    /// `Ok(offset after STOP)` or `Err((offset of the failing opcode, reason))`.
+    pub end: Result<usize, (usize, String)>,
+    /// Every resolved global, first occurrence order.
+    pub globals: Vec<String>,
+}
+
+/// Runs the first pickle of `data` and records the state after every
+/// opcode. For differential testing only: the findings are discarded.
+/// `file_frames` selects how a read past a FRAME's end is done (see
+/// [`Ctx::file_frames`]).
+pub fn trace_pickle(data: &[u8], limits: &Limits, file_frames: bool) -> Trace {
+    let policy = Policy::default();
+    let mut ctx = Ctx::new(&policy, limits, &Location::default());
+    ctx.joblib = false;
+    ctx.file_frames = file_frames;
+    let mut m = Machine {
+        data,
+        pos: 0,
+        op_off: 0,
+        vals: Vec::new(),
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: Memo::default(),
+        globals: Vec::new(),
+        units: 0,
+        nested_done: HashSet::new(),
+        ctx: &mut ctx,
+        frame_end: None,
+        trace: Some(Vec::new()),
+    };
+    let end = m.run();
+    let steps = m.trace.take().unwrap_or_default();
+    let end = match end {
+        End::Stop { pos, .. } => Ok(pos),
+        End::Malformed { pos, msg } => Err((pos, msg)),
+        End::Limit { pos, msg } => Err((pos, format!("limit: {msg}"))),
+    };
+    Trace {
+        steps,
+        end,
+        globals: ctx.globals,
+    }
 }
 
 /// Scans `bytes` (a payload embedded in another pickle) as a pickle stream,
@@ -311,8 +403,17 @@ fn long_to_i64(b: &[u8]) -> Option<i64> {
     if b.is_empty() {
         return Some(0);
     }
-    if b.len() > 8 {
-        return None;
+    // Two's complement: bytes past the eighth that only extend the sign
+    // (LONG1 of nine zero bytes is 0) do not change the value.
+    let mut b = b;
+    while b.len() > 8 {
+        let last = b[b.len() - 1];
+        let below = b[b.len() - 2];
+        let redundant = (last == 0 && below & 0x80 == 0) || (last == 0xff && below & 0x80 != 0);
+        if !redundant {
+            return None;
+        }
+        b = &b[..b.len() - 1];
     }
     let mut v = le_u(b);
     let neg = b[b.len() - 1] & 0x80 != 0;
@@ -362,8 +463,7 @@ fn escape_decode(s: &[u8]) -> Option<Vec<u8>> {
             b'v' => out.push(11),
             b'x' => {
                 let h = s.get(i..i + 2)?;
-                let v = u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()?;
-                out.push(v);
+                out.push(hex_value(h)? as u8);
                 i += 2;
             }
             b'0'..=b'7' => {
@@ -385,24 +485,53 @@ fn escape_decode(s: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Decodes `raw-unicode-escape` (the UNICODE opcode's argument) to UTF-8.
+/// The value of ASCII hex digits (no sign, unlike `from_str_radix`).
+fn hex_value(h: &[u8]) -> Option<u32> {
+    h.iter().try_fold(0u32, |acc, c| {
+        let d = (*c as char).to_digit(16)?;
+        Some(acc.wrapping_mul(16).wrapping_add(d))
+    })
+}
+
+/// Decodes `raw-unicode-escape` (the UNICODE opcode's argument) as CPython
+/// does: bytes are Latin-1 code points, and `\uXXXX`/`\UXXXXXXXX` is an
+/// escape only after an odd run of backslashes (`\\u0041` stays as
+/// written). Lone surrogates are kept, encoded as CPython's `surrogatepass`
+/// would (WTF-8); code points past U+10FFFF are an error.
 fn raw_unicode_escape(s: &[u8]) -> Option<Vec<u8>> {
-    let mut out = String::with_capacity(s.len());
+    let mut out: Vec<u8> = Vec::with_capacity(s.len());
+    let mut buf = [0u8; 4];
     let mut i = 0;
     while i < s.len() {
         let c = s[i];
-        if c == b'\\' && i + 1 < s.len() && (s[i + 1] == b'u' || s[i + 1] == b'U') {
-            let n = if s[i + 1] == b'u' { 4 } else { 8 };
-            let h = s.get(i + 2..i + 2 + n)?;
-            let v = u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()?;
-            out.push(char::from_u32(v).unwrap_or('\u{FFFD}'));
-            i += 2 + n;
-        } else {
-            out.push(c as char);
+        if c != b'\\' {
+            out.extend_from_slice(char::from(c).encode_utf8(&mut buf).as_bytes());
             i += 1;
+            continue;
         }
+        let run = s[i..].iter().take_while(|&&b| b == b'\\').count();
+        let next = s.get(i + run).copied();
+        if run % 2 == 0 || !matches!(next, Some(b'u' | b'U')) {
+            out.extend(std::iter::repeat_n(b'\\', run));
+            i += run;
+            continue;
+        }
+        out.extend(std::iter::repeat_n(b'\\', run - 1));
+        i += run;
+        let n = if next == Some(b'u') { 4 } else { 8 };
+        let v = hex_value(s.get(i + 1..i + 1 + n)?)?;
+        match char::from_u32(v) {
+            Some(ch) => out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes()),
+            None if (0xD800..0xE000).contains(&v) => out.extend_from_slice(&[
+                0xED,
+                0x80 | ((v >> 6) & 0x3F) as u8,
+                0x80 | (v & 0x3F) as u8,
+            ]),
+            None => return None,
+        }
+        i += 1 + n;
     }
-    Some(out.into_bytes())
+    Some(out)
 }
 
 /// PEP 8 naming: classes are CapWords, functions and methods lower_case.
@@ -452,7 +581,34 @@ fn is_loader(full: &str) -> (bool, bool) {
 
 impl<'a> Machine<'a, '_, '_> {
     // ---- byte readers -------------------------------------------------
+    /// Before reading `n` bytes (`None`: a line) at `pos`: what happens at
+    /// a FRAME's end. Inside the frame nothing; across its end the contiguous
+    /// reading notes the straddle and the file reading moves to the frame's
+    /// end (the C unpickler drops the rest of its buffer and reads from the
+    /// file). Past the end the frame is over.
+    fn frame_cross(&mut self, n: Option<u64>) {
+        let Some(fe) = self.frame_end else { return };
+        if self.pos >= fe {
+            self.frame_end = None;
+            return;
+        }
+        let crosses = match n {
+            Some(n) => self.pos as u64 + n > fe as u64,
+            None => !self.data[self.pos..fe].contains(&b'\n'),
+        };
+        if !crosses {
+            return;
+        }
+        if self.ctx.frame_straddle.is_none() {
+            self.ctx.frame_straddle = Some(self.op_off as u64);
+        }
+        if self.ctx.file_frames {
+            self.pos = fe;
+            self.frame_end = None;
+        }
+    }
     fn take(&mut self, n: u64) -> R<&'a [u8]> {
+        self.frame_cross(Some(n));
         let rem = (self.data.len() - self.pos) as u64;
         if n > rem {
             return bad(format!("truncated: argument of {n} bytes, {rem} left"));
@@ -465,6 +621,7 @@ impl<'a> Machine<'a, '_, '_> {
         Ok(le_u(self.take(n)?))
     }
     fn line(&mut self) -> R<&'a [u8]> {
+        self.frame_cross(None);
         let rest = &self.data[self.pos..];
         match rest.iter().position(|&c| c == b'\n') {
             Some(p) => {
@@ -1173,7 +1330,11 @@ impl<'a> Machine<'a, '_, '_> {
                     msg: format!("more than {} opcodes", self.ctx.limits.max_ops),
                 };
             }
-            match self.step() {
+            let stepped = self.step();
+            if self.trace.is_some() && stepped.is_ok() {
+                self.record();
+            }
+            match stepped {
                 Ok(Some(torch_magic)) => {
                     return End::Stop {
                         pos: self.pos,
@@ -1194,6 +1355,76 @@ impl<'a> Machine<'a, '_, '_> {
                     }
                 }
             }
+        }
+    }
+
+    fn kind_of(&self, i: Idx) -> &'static str {
+        match self.vals.get(i as usize) {
+            Some(Val::None) => "NoneType",
+            Some(Val::Bool(_)) => "bool",
+            Some(Val::Int(_) | Val::Long(_) | Val::LongText(_)) => "int",
+            Some(Val::Float(_)) => "float",
+            Some(Val::Str(_)) => "str",
+            Some(Val::Bytes(_)) => "bytes",
+            Some(Val::Tuple(_)) => "tuple",
+            Some(Val::List(_)) => "list",
+            Some(Val::Dict(_)) => "dict",
+            Some(Val::Set(_)) => "set",
+            Some(Val::FrozenSet(_)) => "frozenset",
+            Some(Val::Global(_)) => "global",
+            Some(Val::Call { .. }) => "call",
+            Some(Val::PersId(_)) => "persid",
+            Some(Val::Ext(_)) => "ext",
+            Some(Val::Unknown) | None => "buffer",
+        }
+    }
+
+    fn value_of(&self, i: Idx) -> Option<String> {
+        fn hex(b: &[u8]) -> String {
+            b.iter().map(|c| format!("{c:02x}")).collect()
+        }
+        Some(match self.vals.get(i as usize)? {
+            Val::Bool(b) => u8::from(*b).to_string(),
+            Val::Int(n) => n.to_string(),
+            Val::Long(b) => long_to_i64(b).map_or_else(|| "big".into(), |n| n.to_string()),
+            Val::LongText(_) => "big".into(),
+            Val::Float(f) => format!("{:016x}", f.to_bits()),
+            Val::Str(s) => hex(s),
+            Val::Bytes(b) => hex(b),
+            _ => return None,
+        })
+    }
+
+    /// Appends the state after the opcode at `op_off` to the trace.
+    fn record(&mut self) {
+        let op = self.data.get(self.op_off).copied().unwrap_or(0);
+        let top = self.stack.last().copied();
+        let literal = b"FIJKLMGSTUVXBC".contains(&op) || matches!(op, 0x88..=0x8e | 0x96);
+        let mut memo: Vec<u64> = self
+            .memo
+            .dense
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v != MEMO_EMPTY)
+            .map(|(k, _)| k as u64)
+            .chain(self.memo.sparse.keys().copied())
+            .collect();
+        memo.sort_unstable();
+        let step = TraceStep {
+            pos: self.op_off,
+            op,
+            depth: self.stack.len(),
+            marks: self.marks.len(),
+            memo,
+            top: top.map(|t| self.kind_of(t)),
+            value: if literal {
+                top.and_then(|t| self.value_of(t))
+            } else {
+                None
+            },
+        };
+        if let Some(t) = self.trace.as_mut() {
+            t.push(step);
         }
     }
 
@@ -1231,11 +1462,8 @@ impl<'a> Machine<'a, '_, '_> {
                 self.push(t)?;
             }
             b'F' => {
-                let l = trim(self.line()?);
-                let f = std::str::from_utf8(l)
-                    .ok()
-                    .and_then(|s| s.parse::<f64>().ok());
-                match f {
+                let l = self.line()?;
+                match crate::pyint::load_float(l) {
                     Some(f) => self.push_val(Val::Float(f))?,
                     None => return bad("FLOAT: invalid literal"),
                 }
@@ -1333,6 +1561,15 @@ impl<'a> Machine<'a, '_, '_> {
                     b'C' => self.uint(1)?,
                     _ => self.uint(8)?,
                 };
+                // The C unpickler copies bytes payloads with
+                // `_Unpickler_ReadInto`: the rest of its buffer, then the file,
+                // so every reader takes them contiguously.
+                if self
+                    .frame_end
+                    .is_some_and(|fe| self.pos as u64 + n > fe as u64)
+                {
+                    self.frame_end = None;
+                }
                 let s = self.take(n)?;
                 self.push_val(Val::Bytes(s))?;
             }
@@ -1551,9 +1788,21 @@ impl<'a> Machine<'a, '_, '_> {
             }
             0x95 => {
                 let n = self.uint(8)?;
+                // A frame inside a frame: the C unpickler reading a file
+                // takes it from the bytes it holds when they suffice (the
+                // frame stays as it was), else drops them and reads on.
+                if self.ctx.file_frames {
+                    if let Some(fe) = self.frame_end.filter(|fe| self.pos < *fe) {
+                        if (fe - self.pos) as u64 >= n {
+                            return Ok(None);
+                        }
+                        self.pos = fe;
+                    }
+                }
                 if n > (self.data.len() - self.pos) as u64 {
                     return bad(format!("FRAME of {n} bytes exceeds the data"));
                 }
+                self.frame_end = Some(self.pos + n as usize);
             }
             0x97 => self.push_val(Val::Unknown)?,
             0x98 => {

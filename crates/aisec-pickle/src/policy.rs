@@ -34,6 +34,7 @@
 use std::collections::HashSet;
 
 use crate::capability::{self, Caps};
+use crate::compat_table::{IMPORT_MAPPING, NAME_MAPPING};
 
 /// Why a policy could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -547,45 +548,32 @@ pub const PROFILE_TORCHSCRIPT: &[&str] = &[
 ];
 
 /// Maps Python 2 module names to their Python 3 names, as `pickle` does with
-/// `fix_imports` (CPython `Lib/_compat_pickle.py`, subset relevant to policy).
+/// `fix_imports`: CPython's whole `_compat_pickle.IMPORT_MAPPING`
+/// (`compat_table.rs`, generated), plus `exceptions` and `multiarray`, which
+/// CPython maps name by name or not at all but which always name the same
+/// modules.
 pub fn compat_module(m: &str) -> &str {
+    if let Ok(i) = IMPORT_MAPPING.binary_search_by(|(k, _)| (*k).cmp(m)) {
+        return IMPORT_MAPPING[i].1;
+    }
     match m {
-        "__builtin__" | "exceptions" => "builtins",
-        "copy_reg" => "copyreg",
-        "cPickle" => "pickle",
-        "commands" => "subprocess",
-        "httplib" => "http.client",
-        "urllib2" => "urllib.request",
-        "Queue" => "queue",
-        "StringIO" | "cStringIO" => "io",
-        "thread" => "_thread",
-        "Tkinter" => "tkinter",
-        "SocketServer" => "socketserver",
-        "xmlrpclib" => "xmlrpc.client",
-        "_abcoll" => "collections.abc",
+        "exceptions" => "builtins",
         "multiarray" => "numpy.core.multiarray",
         _ => m,
     }
 }
 
 /// Maps Python 2 `(module, name)` pairs to Python 3 ones, as the unpickler's
-/// `fix_imports` does (`_compat_pickle.NAME_MAPPING`, subset), then the module
-/// alone with [`compat_module`].
+/// `fix_imports` does: `_compat_pickle.NAME_MAPPING` first, then the module
+/// alone with [`compat_module`]. CPython applies the table only below
+/// protocol 3; it is applied here always, since the Python 2 names do not
+/// import under Python 3 (so a name that only the mapping makes importable
+/// is judged by what it would load, whatever the protocol).
 pub fn compat_name<'s>(module: &'s str, name: &'s str) -> (&'s str, &'s str) {
-    match (module, name) {
-        ("__builtin__", "xrange") => ("builtins", "range"),
-        ("__builtin__", "unicode") | ("__builtin__", "basestring") => ("builtins", "str"),
-        ("__builtin__", "long") => ("builtins", "int"),
-        ("__builtin__", "reduce") => ("functools", "reduce"),
-        ("__builtin__", "intern") => ("sys", "intern"),
-        ("__builtin__", "unichr") => ("builtins", "chr"),
-        ("__builtin__", "raw_input") => ("builtins", "input"),
-        ("itertools", "izip") => ("builtins", "zip"),
-        ("itertools", "imap") => ("builtins", "map"),
-        ("itertools", "ifilter") => ("builtins", "filter"),
-        ("UserDict", "UserDict") => ("collections", "UserDict"),
-        _ => (compat_module(module), name),
+    if let Ok(i) = NAME_MAPPING.binary_search_by(|((m, n), _)| (*m, *n).cmp(&(module, name))) {
+        return NAME_MAPPING[i].1;
     }
+    (compat_module(module), name)
 }
 
 #[derive(Debug, Clone, Default)]

@@ -211,6 +211,98 @@ pub(crate) fn memo_key(line: &[u8]) -> Option<u64> {
     }
 }
 
+/// `s` is a float literal of CPython's `_Py_dg_strtod` / `_Py_parse_inf_or_nan`
+/// grammar: a sign, digits with an optional point (`1.`, `.5`), an optional
+/// exponent, or `inf`/`infinity`/`nan` in any case. Nothing else.
+fn strict_float_text(s: &[u8]) -> bool {
+    let t = match s.first() {
+        Some(b'+' | b'-') => &s[1..],
+        _ => s,
+    };
+    let lower = t.to_ascii_lowercase();
+    if matches!(lower.as_slice(), b"inf" | b"infinity" | b"nan") {
+        return true;
+    }
+    let mut i = 0;
+    let digits = |i: &mut usize| {
+        let st = *i;
+        while *i < t.len() && t[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - st
+    };
+    let mut n = digits(&mut i);
+    if i < t.len() && t[i] == b'.' {
+        i += 1;
+        n += digits(&mut i);
+    }
+    if n == 0 {
+        return false;
+    }
+    if i < t.len() && (t[i] | 0x20) == b'e' {
+        i += 1;
+        if i < t.len() && (t[i] == b'+' || t[i] == b'-') {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == t.len()
+}
+
+fn parse_strict(s: &[u8]) -> Option<f64> {
+    if !strict_float_text(s) {
+        return None;
+    }
+    std::str::from_utf8(s).ok()?.parse::<f64>().ok()
+}
+
+/// What the `FLOAT` opcode pushes for `line` (the text before the newline),
+/// accepted when either CPython unpickler accepts it:
+///
+/// * the C one (`load_float` in `_pickle.c`: `PyOS_string_to_double`, which
+///   takes no surrounding whitespace or underscores, stops at a NUL byte and
+///   raises on overflow), or
+/// * the pure-Python one (`float(line)`: surrounding whitespace, single
+///   underscores between digits, overflow gives `inf`), which `dill` and
+///   other `pickle._Unpickler` subclasses run.
+pub(crate) fn load_float(line: &[u8]) -> Option<f64> {
+    let c_text = match line.iter().position(|&c| c == 0) {
+        Some(n) => &line[..n],
+        None => line,
+    };
+    if let Some(v) = parse_strict(c_text) {
+        let literal_inf = c_text.iter().any(|c| (*c | 0x20) == b'i');
+        if v.is_finite() || literal_inf {
+            return Some(v);
+        }
+    }
+    // float(): strip ASCII whitespace, then underscores only between digits.
+    let mut a = 0;
+    let mut b = line.len();
+    while a < b && c_isspace(line[a]) {
+        a += 1;
+    }
+    while b > a && c_isspace(line[b - 1]) {
+        b -= 1;
+    }
+    let t = &line[a..b];
+    let mut clean = Vec::with_capacity(t.len());
+    for (k, &c) in t.iter().enumerate() {
+        if c == b'_' {
+            let prev = k > 0 && t[k - 1].is_ascii_digit();
+            let next = t.get(k + 1).is_some_and(|d| d.is_ascii_digit());
+            if !(prev && next) {
+                return None;
+            }
+            continue;
+        }
+        clean.push(c);
+    }
+    parse_strict(&clean)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,6 +333,36 @@ mod tests {
             py_long_from_string(b"123456789012345678901234567890", 10),
             Some(PyInt::Big)
         );
+    }
+
+    #[test]
+    fn float_like_either_cpython_unpickler() {
+        let f = |s: &[u8]| load_float(s);
+        // C: text ends at NUL; either: plain forms, inf/nan spellings
+        assert_eq!(f(b"1\x00x"), Some(1.0));
+        assert_eq!(f(b"1."), Some(1.0));
+        assert_eq!(f(b".5"), Some(0.5));
+        assert_eq!(f(b"-Infinity"), Some(f64::NEG_INFINITY));
+        assert!(f(b"nan").is_some_and(f64::is_nan));
+        // float() only: whitespace, underscores, overflow to inf
+        assert_eq!(f(b" 1.5\r"), Some(1.5));
+        assert_eq!(f(b"1_0.5"), Some(10.5));
+        assert_eq!(f(b"1e999"), Some(f64::INFINITY));
+        // neither
+        for bad in [
+            &b""[..],
+            b".",
+            b"e5",
+            b"1e",
+            b"1.5L",
+            b"_1.0",
+            b"1__0.0",
+            b"0x1p3",
+            b"nanx",
+            b"1,5",
+        ] {
+            assert_eq!(f(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

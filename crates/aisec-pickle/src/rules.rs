@@ -401,4 +401,36 @@ aisec_core::declare_rules! {
         owasp: OWASP,
         remediation: "Review the function; if it is trusted code of your own, add it to [pickle] allow in the aisec policy.",
     };
+
+    /// ## What it detects
+    /// A pickle opcode, or its argument, whose bytes begin inside a FRAME
+    /// (protocol 4+) and end after it.
+    ///
+    /// ## Why it matters
+    /// CPython's readers disagree on such a stream: `pickle.loads` and
+    /// buffered files read on across the frame's end, the pure-Python
+    /// unpickler refuses it, and the C unpickler reading a file object without
+    /// `peek` (the `io.BytesIO` that `torch.load` wraps around a zip
+    /// checkpoint's `data.pkl`) drops the rest of the frame and reads the
+    /// argument from the bytes after it. A crafted stream thus shows one
+    /// program to a scanner and runs another. No pickler writes it (CPython's
+    /// framer ends frames at opcode boundaries). Found by differential fuzzing
+    /// against CPython (`fuzz/differential/`); aisec analyses both readings.
+    ///
+    /// ## Example
+    /// ```text
+    ///  0: \x80 PROTO      4
+    ///  2: \x95 FRAME      9
+    /// 11: c    GLOBAL     'torch.nn Linear' (frame ends after 'torch.nn')
+    ///         a file-backed load reads the module line after the frame: 'os'
+    /// ```
+    pub static FRAME_STRADDLE = {
+        id: "AISEC-PICKLE-016",
+        name: "pickle-frame-straddle",
+        title: "Pickle opcode crosses a FRAME boundary (loaders read different bytes)",
+        severity: High,
+        atlas: ATLAS,
+        owasp: OWASP,
+        remediation: "Treat the file as crafted to evade scanners; no pickler writes opcodes across frame ends.",
+    };
 }

@@ -196,6 +196,13 @@ mod tests {
     }
 
     #[test]
+    fn pickle_without_proto_header_is_a_pickle() {
+        // CPython loads it (os.system runs); found by differential fuzzing.
+        let p = b"\x8c\x05posix\x8c\x06system\x93\x8c\x02id\x85R.";
+        assert_eq!(detect(p, "model.bin"), Format::Pickle);
+    }
+
+    #[test]
     fn text_is_unknown() {
         assert_eq!(
             detect(b"hello world, this is a README", "README"),
