@@ -427,6 +427,38 @@ fn large_unknown_files_are_sniffed_not_read_whole() {
 }
 
 #[test]
+fn requests_in_flight_stay_within_the_per_host_limit() {
+    let root = hub_root();
+    let rt = rt();
+    let hub = rt
+        .block_on(aisec_remote::hubserver::serve_with(
+            root.path(),
+            false,
+            "127.0.0.1:0",
+            Duration::from_millis(30),
+        ))
+        .unwrap();
+    for limit in [1usize, 3] {
+        hub.stats.max_in_flight.store(0, Ordering::SeqCst);
+        let remote = Remote::new(RemoteOptions {
+            hf_endpoint: hub.url.clone(),
+            per_host: limit,
+            ..opts()
+        })
+        .unwrap();
+        let l = remote
+            .list(&Source::parse("hf://fixtures/pickle").unwrap())
+            .unwrap();
+        assert!(l.objects.len() > 10);
+        remote.scan(&Scanner::default(), &l, &|_| true).unwrap();
+        let most = hub.stats.max_in_flight.load(Ordering::SeqCst);
+        // Never above the limit; with 30 ms per request and many objects,
+        // the limit is reached.
+        assert_eq!(most, limit as u64, "per_host {limit}");
+    }
+}
+
+#[test]
 fn a_bound_on_bytes_per_object_is_an_error_not_a_partial_scan() {
     let root = hub_root();
     let rt = rt();
