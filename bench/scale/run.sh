@@ -19,10 +19,13 @@ PROFILE=${PROFILE:-release}
 mkdir -p "$OUT"
 
 VENV=$VENV bench/scale/setup_venv.sh
-if [ "$PROFILE" = release ]; then
-  CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} cargo build --release -p aisec -p aisec-remote --example hubserve
-else
-  CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} cargo build -p aisec -p aisec-remote --example hubserve
+# Two builds, not one: building the example (with its dev-dependencies)
+# together with the CLI would unify features and rebuild the CLI's
+# dependencies. SKIP_BUILD=1 uses the binaries already in target/.
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  P=$([ "$PROFILE" = release ] && echo --release || true)
+  CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} cargo build $P -p aisec
+  CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} cargo build $P -p aisec-remote --example hubserve
 fi
 BIN=target/$([ "$PROFILE" = release ] && echo release || echo debug)
 AISEC=$PWD/$BIN/aisec

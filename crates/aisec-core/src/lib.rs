@@ -29,7 +29,7 @@ pub mod run;
 pub mod taxonomy;
 
 pub use finding::{Confidence, Finding, Location, Severity};
-pub use report::{ExitStatus, Report, ReportError, Summary};
+pub use report::{ExitStatus, Report, ReportError, Summary, ADDITIVE_DATA_KEYS, FLAG_DATA_KEYS};
 pub use rule::Rule;
 pub use run::{Cancel, NoProgress, Progress, RunContext};
 pub use taxonomy::{atlas, owasp, AtlasTechnique, OwaspLlm};

@@ -111,9 +111,19 @@ impl Report {
     }
 
     /// Adds another run's findings, rules, errors, counts and data to this
-    /// report (data keys from `other` replace equal keys here), then
-    /// [`finish`](Report::finish)es it. `aisec demo` builds its report this
-    /// way from one report per section.
+    /// report, then [`finish`](Report::finish)es it. `aisec demo` builds its
+    /// report this way from one report per section, `aisec report merge`
+    /// from shard reports.
+    ///
+    /// `data` is merged key by key, and nothing is dropped:
+    /// - a key only one side has is kept;
+    /// - equal values are kept once;
+    /// - the counters in [`ADDITIVE_DATA_KEYS`] are added up (numbers
+    ///   summed; maps of counts added key by key; lists concatenated);
+    /// - the flags in [`FLAG_DATA_KEYS`] (`incomplete`, `failed`) are
+    ///   or-ed: the merged run is incomplete if any part was;
+    /// - any other pair of different values is kept per source, in merge
+    ///   order, as `{"per_source": [this, other, ...]}`.
     pub fn merge(&mut self, other: Report) {
         self.add_rules(&other.rules);
         self.findings.extend(other.findings);
@@ -121,7 +131,20 @@ impl Report {
         self.summary.items += other.summary.items;
         self.summary.bytes += other.summary.bytes;
         self.summary.seconds += other.summary.seconds;
-        self.data.extend(other.data);
+        for (k, theirs) in other.data {
+            let merged = match self.data.remove(&k) {
+                None => theirs,
+                Some(ours) if ADDITIVE_DATA_KEYS.contains(&k.as_str()) => add_counts(ours, theirs),
+                Some(serde_json::Value::Bool(a)) if FLAG_DATA_KEYS.contains(&k.as_str()) => {
+                    match theirs {
+                        serde_json::Value::Bool(b) => serde_json::Value::Bool(a || b),
+                        other => keep_both(serde_json::Value::Bool(a), other),
+                    }
+                }
+                Some(ours) => keep_both(ours, theirs),
+            };
+            self.data.insert(k, merged);
+        }
         self.finish();
     }
 
@@ -142,6 +165,74 @@ impl Report {
             _ => ExitStatus::Clean,
         }
     }
+}
+
+/// `data` keys that hold counts, which [`Report::merge`] adds up:
+/// `aisec scan`'s per-format file counts, scanned and skipped files, and the
+/// byte counts of remote scans.
+pub const ADDITIVE_DATA_KEYS: &[&str] = &[
+    "bytes_read",
+    "bytes_stored",
+    "formats",
+    "scanned",
+    "skipped",
+    "sources",
+    "unchanged",
+];
+
+/// `data` flags that [`Report::merge`] or-s: the exit code reads them.
+pub const FLAG_DATA_KEYS: &[&str] = &["incomplete", "failed"];
+
+/// The sum of two counts: integers added, objects added key by key, lists
+/// concatenated; equal values kept; anything else kept per source.
+fn add_counts(ours: serde_json::Value, theirs: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match (ours, theirs) {
+        (Value::Number(a), Value::Number(b)) if a.is_u64() && b.is_u64() => {
+            match (a.as_u64(), b.as_u64()) {
+                (Some(x), Some(y)) => Value::from(x.saturating_add(y)),
+                _ => keep_both(Value::Number(a), Value::Number(b)),
+            }
+        }
+        (Value::Object(mut a), Value::Object(b)) if !is_per_source(&a) => {
+            for (k, v) in b {
+                let m = match a.remove(&k) {
+                    None => v,
+                    Some(mine) => add_counts(mine, v),
+                };
+                a.insert(k, m);
+            }
+            Value::Object(a)
+        }
+        (Value::Array(mut a), Value::Array(b)) => {
+            a.extend(b);
+            Value::Array(a)
+        }
+        (a, b) => keep_both(a, b),
+    }
+}
+
+/// Two different values of one key, both kept: `{"per_source": [..]}`,
+/// extended when `ours` already is one.
+fn keep_both(ours: serde_json::Value, theirs: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    if ours == theirs {
+        return ours;
+    }
+    let mut list = match ours {
+        Value::Object(mut m) if is_per_source(&m) => match m.remove("per_source") {
+            Some(Value::Array(v)) => v,
+            _ => Vec::new(),
+        },
+        other => vec![other],
+    };
+    list.push(theirs);
+    serde_json::json!({ "per_source": list })
+}
+
+/// Whether an object is [`keep_both`]'s wrapper.
+fn is_per_source(m: &serde_json::Map<String, serde_json::Value>) -> bool {
+    m.len() == 1 && m.get("per_source").is_some_and(serde_json::Value::is_array)
 }
 
 /// The process exit codes every aisec command shares.
@@ -182,6 +273,58 @@ mod tests {
             owasp: &[],
             remediation: "",
         };
+    }
+
+    #[test]
+    fn merging_adds_counters_and_keeps_every_other_value() {
+        use serde_json::json;
+        let run = |data: serde_json::Value| {
+            let mut r = Report::new("scan");
+            r.summary.items = 1;
+            if let serde_json::Value::Object(m) = data {
+                r.data = m;
+            }
+            r
+        };
+        let mut a = run(json!({
+            "bytes_read": 10, "bytes_stored": 1000,
+            "formats": {"pickle": 2, "zip": 1},
+            "skipped": {"count": 1, "reason": "not a model", "files": ["a.txt"]},
+            "model": "a.onnx", "same": 7, "only_a": true,
+        }));
+        a.merge(run(json!({
+            "bytes_read": 5, "bytes_stored": 500,
+            "formats": {"zip": 3, "gguf": 1},
+            "skipped": {"count": 2, "reason": "not a model", "files": ["b.txt", "c.md"]},
+            "model": "b.onnx", "same": 7, "only_b": [1],
+        })));
+        a.merge(run(json!({"model": "c.onnx", "bytes_read": 1})));
+        let d = serde_json::Value::Object(a.data.clone());
+        assert_eq!(d["bytes_read"], json!(16));
+        assert_eq!(d["bytes_stored"], json!(1500));
+        assert_eq!(d["formats"], json!({"pickle": 2, "zip": 4, "gguf": 1}));
+        assert_eq!(
+            d["skipped"],
+            json!({"count": 3, "reason": "not a model", "files": ["a.txt", "b.txt", "c.md"]})
+        );
+        // Different values of a key that is not a counter: all kept, in order.
+        assert_eq!(
+            d["model"],
+            json!({"per_source": ["a.onnx", "b.onnx", "c.onnx"]})
+        );
+        assert_eq!(d["same"], json!(7));
+        assert_eq!(d["only_a"], json!(true));
+        assert_eq!(d["only_b"], json!([1]));
+        assert_eq!(a.summary.items, 3);
+        // Flags: any part incomplete makes the whole incomplete.
+        let mut c = run(json!({"incomplete": false}));
+        c.merge(run(json!({"incomplete": true})));
+        c.merge(run(json!({"incomplete": false})));
+        assert_eq!(c.data["incomplete"], json!(true));
+        // A counter that is not a count (a string) is kept per source too.
+        let mut b = run(json!({"scanned": 2}));
+        b.merge(run(json!({"scanned": "n/a"})));
+        assert_eq!(b.data["scanned"], json!({"per_source": [2, "n/a"]}));
     }
 
     #[test]

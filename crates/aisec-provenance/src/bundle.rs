@@ -84,8 +84,9 @@ pub struct Bundle {
 
 impl Bundle {
     /// Reads a bundle. `Ok(Err(_))` is a malformed or unusable bundle (an
-    /// invalid signature); `Err(Unsupported)` a keyless (certificate)
-    /// bundle, whose verification needs Sigstore's trust root.
+    /// invalid signature); `Err(Unsupported)` a certificate-chain bundle
+    /// (own PKI) or a Sigstore keyless one (needs Sigstore's trust root and
+    /// Rekor's inclusion proof): neither is verified.
     pub fn parse(bytes: &[u8]) -> Result<Result<Bundle, Invalid>, ProvenanceError> {
         let raw: RawBundle = match json::from_slice(bytes, &LIMITS) {
             Ok(r) => r,
@@ -98,9 +99,21 @@ impl Bundle {
             ))));
         }
         if let Some(m) = &raw.verification_material {
-            if m.certificate.is_some() || m.x509_certificate_chain.is_some() {
+            // Two kinds, two reasons: say which, and what verifies it today.
+            if m.x509_certificate_chain.is_some() {
                 return Err(ProvenanceError::Unsupported(
-                    "certificate (Sigstore keyless) bundles; aisec verifies key-based signatures"
+                    "certificate-chain bundles (model-signing's `certificate` method, a private \
+PKI): aisec verifies key-based signatures only; verify this one with \
+`model_signing verify certificate --certificate_chain CA.pem`"
+                        .into(),
+                ));
+            }
+            if m.certificate.is_some() {
+                return Err(ProvenanceError::Unsupported(
+                    "Sigstore keyless bundles (a Fulcio certificate and a Rekor entry): checking \
+them needs Sigstore's trusted root and the transparency log's inclusion proof, \
+which aisec does not verify; aisec verifies key-based signatures only; verify this \
+one with `model_signing verify sigstore`"
                         .into(),
                 ));
             }
@@ -375,7 +388,12 @@ GFckV9B+euzgUu6/YrM7aUA/eGkhyjBd
         let keyless = br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"certificate":{"rawBytes":"AA=="}}}"#;
         assert!(matches!(
             Bundle::parse(keyless),
-            Err(ProvenanceError::Unsupported(_))
+            Err(ProvenanceError::Unsupported(m)) if m.contains("keyless") && m.contains("Rekor")
+        ));
+        let chain = br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"x509CertificateChain":{"certificates":[{"rawBytes":"AA=="}]}}}"#;
+        assert!(matches!(
+            Bundle::parse(chain),
+            Err(ProvenanceError::Unsupported(m)) if m.contains("certificate-chain") && !m.contains("keyless")
         ));
         let b = Bundle {
             payload: vec![],

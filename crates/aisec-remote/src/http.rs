@@ -43,7 +43,12 @@ impl Http {
             .timeout(opts.request_timeout)
             .user_agent(concat!("aisec/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| RemoteError::Http(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| {
+                RemoteError::Http(format!(
+                    "cannot build the HTTP client: {}",
+                    crate::chain(&e)
+                ))
+            })?;
         Ok(Http {
             client,
             retries: opts.retries,
@@ -115,9 +120,9 @@ impl Http {
                     (after, format!("HTTP {}", st.as_u16()))
                 }
                 Err(e) if e.is_timeout() || e.is_connect() || e.is_request() => {
-                    (None, e.to_string())
+                    (None, crate::chain(&e))
                 }
-                Err(e) => return Err(RemoteError::Http(format!("{url}: {e}"))),
+                Err(e) => return Err(RemoteError::Http(format!("{url}: {}", crate::chain(&e)))),
             };
             if attempt >= self.retries {
                 return Err(RemoteError::Http(format!(
@@ -251,7 +256,7 @@ async fn read_capped(
     let mut moved = 0u64;
     let mut stream = r.bytes_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| RemoteError::Http(format!("{url}: {e}")))?;
+        let chunk = chunk.map_err(|e| RemoteError::Http(format!("{url}: {}", crate::chain(&e))))?;
         moved += chunk.len() as u64;
         let room = (limit as usize).saturating_sub(out.len());
         out.extend_from_slice(&chunk[..chunk.len().min(room)]);

@@ -26,6 +26,27 @@ pub struct HubStats {
     pub requests: AtomicU64,
     /// 429s sent.
     pub throttled: AtomicU64,
+    /// File requests being answered now.
+    pub in_flight: AtomicU64,
+    /// The most file requests answered at once.
+    pub max_in_flight: AtomicU64,
+}
+
+/// Counts a file request as in flight until dropped.
+struct InFlight<'a>(&'a HubStats);
+
+impl<'a> InFlight<'a> {
+    fn enter(s: &'a HubStats) -> Self {
+        let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        s.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(s)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 #[derive(Clone)]
@@ -33,6 +54,8 @@ struct Hub {
     root: Arc<PathBuf>,
     stats: Arc<HubStats>,
     throttle_once: Arc<AtomicBool>,
+    /// Added to every file request (to make concurrency observable).
+    delay: std::time::Duration,
 }
 
 /// A running server.
@@ -52,11 +75,24 @@ pub async fn serve(root: &Path, throttle_once: bool) -> std::io::Result<HubServe
 
 /// As [`serve`], on `addr`.
 pub async fn serve_on(root: &Path, throttle_once: bool, addr: &str) -> std::io::Result<HubServer> {
+    serve_with(root, throttle_once, addr, std::time::Duration::ZERO).await
+}
+
+/// As [`serve_on`], holding every file request for `delay` before it is
+/// answered (so that a client's concurrency shows in
+/// [`HubStats::max_in_flight`]).
+pub async fn serve_with(
+    root: &Path,
+    throttle_once: bool,
+    addr: &str,
+    delay: std::time::Duration,
+) -> std::io::Result<HubServer> {
     let stats = Arc::new(HubStats::default());
     let hub = Hub {
         root: Arc::new(root.to_path_buf()),
         stats: stats.clone(),
         throttle_once: Arc::new(AtomicBool::new(throttle_once)),
+        delay,
     };
     let app = Router::new()
         .route("/api/models/:org/:name/revision/:rev", get(info))
@@ -169,6 +205,10 @@ async fn resolve(
     if !safe(&org) || !safe(&name) || !safe(&path) {
         return StatusCode::NOT_FOUND.into_response();
     }
+    let _busy = InFlight::enter(&hub.stats);
+    if !hub.delay.is_zero() {
+        tokio::time::sleep(hub.delay).await;
+    }
     let p = hub.root.join(&org).join(&name).join(&path);
     send_file(&hub, &p, &method, &headers)
 }
@@ -184,6 +224,10 @@ async fn file(
     }
     if !safe(&path) {
         return StatusCode::NOT_FOUND.into_response();
+    }
+    let _busy = InFlight::enter(&hub.stats);
+    if !hub.delay.is_zero() {
+        tokio::time::sleep(hub.delay).await;
     }
     let p = hub.root.join(&path);
     send_file(&hub, &p, &method, &headers)

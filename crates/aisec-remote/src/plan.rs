@@ -13,8 +13,13 @@
 //! - safetensors: the 8-byte length and the JSON header;
 //! - GGUF: the header, metadata and tensor infos (walked here, growing the
 //!   prefix until the walk ends);
+//! - a file the first bytes, the zip tail and the HDF5 superblock probes
+//!   prove the scanner will call `unknown` (tokenizer JSON, vocabularies,
+//!   text), and whose name the scanner does not judge by content
+//!   (`*config.json`'s `auto_map`, `*.py` read beside it, `*.pb*`): the
+//!   sniff only (see [`sniff`]);
 //! - everything else (pickle, HDF5, ONNX, TensorFlow, tar, 7z, compressed
-//!   streams, unknown files): the whole object.
+//!   streams, files the sniff cannot rule out): the whole object.
 //!
 //! A plan that cannot make sense of its format reads the whole object:
 //! reading too much costs bytes, reading too little would change results.
@@ -95,14 +100,19 @@ impl Planner<'_> {
     }
 
     /// Fetches many ranges, merged where the gaps are small, at once.
-    async fn want_all(&mut self, mut v: Vec<(u64, u64)>) -> Result<(), RemoteError> {
+    async fn want_all(&mut self, v: Vec<(u64, u64)>) -> Result<(), RemoteError> {
+        self.want_all_with(v, COALESCE).await
+    }
+
+    /// [`Planner::want_all`], merging ranges less than `gap` apart.
+    async fn want_all_with(&mut self, mut v: Vec<(u64, u64)>, gap: u64) -> Result<(), RemoteError> {
         v.retain(|&(s, e)| s < e && self.out.slice(s, e.min(self.out.size)).is_none());
         v.sort_unstable();
         let mut merged: Vec<(u64, u64)> = Vec::new();
         for (s, e) in v {
             let e = e.min(self.out.size);
             match merged.last_mut() {
-                Some(last) if s <= last.1.saturating_add(COALESCE) => last.1 = last.1.max(e),
+                Some(last) if s <= last.1.saturating_add(gap) => last.1 = last.1.max(e),
                 _ => merged.push((s, e)),
             }
         }
@@ -118,15 +128,32 @@ impl Planner<'_> {
         Ok(())
     }
 
+    /// Reads the rest of the object: every byte no earlier read of the
+    /// plan fetched (a plan that gave up pays once for what it read).
     async fn whole(&mut self) -> Result<(), RemoteError> {
         self.out.plan = "whole";
         let size = self.out.size;
-        // The first read is kept; the rest follows it.
-        let have = self
+        let mut held: Vec<(u64, u64)> = self
             .out
-            .slice(0, HEAD.min(size))
-            .map_or(0, |b| b.len() as u64);
-        self.want(have, size).await
+            .ranges
+            .iter()
+            .map(|(s, b)| (*s, s + b.len() as u64))
+            .collect();
+        held.sort_unstable();
+        let mut gaps = Vec::new();
+        let mut at = 0u64;
+        for (s, e) in held {
+            if s > at {
+                gaps.push((at, s));
+            }
+            at = at.max(e);
+        }
+        if at < size {
+            gaps.push((at, size));
+        }
+        // Small held pieces between gaps (probes) are read again rather
+        // than cost a request each.
+        self.want_all_with(gaps, PROBE_COALESCE).await
     }
 }
 
@@ -134,6 +161,7 @@ impl Planner<'_> {
 /// many bytes travelled before it.
 pub(crate) async fn fetch(
     get: &dyn RangeGet,
+    key: &str,
     size: u64,
     whole_below: u64,
     limit: u64,
@@ -146,13 +174,13 @@ pub(crate) async fn fetch(
             ..Sparse::default()
         },
     };
-    match plan(&mut p, whole_below).await {
+    match plan(&mut p, key, whole_below).await {
         Ok(()) => Ok(p.out),
         Err(e) => Err((e, p.out.moved)),
     }
 }
 
-async fn plan(p: &mut Planner<'_>, whole_below: u64) -> Result<(), RemoteError> {
+async fn plan(p: &mut Planner<'_>, key: &str, whole_below: u64) -> Result<(), RemoteError> {
     let size = p.out.size;
     if size <= whole_below {
         return p.whole().await;
@@ -170,12 +198,108 @@ async fn plan(p: &mut Planner<'_>, whole_below: u64) -> Result<(), RemoteError> 
         p.want(0, 8 + n).await?;
         true
     } else {
-        false
+        sniff(p, key, &head).await?
     };
     if !done {
         p.whole().await?;
     }
     Ok(())
+}
+
+/// Gap below which two sniff probes are fetched as one request.
+const PROBE_COALESCE: u64 = 4 << 10;
+/// The HDF5 superblock signature.
+const HDF5_SIG: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
+
+/// The sniff plan: proves, from the first bytes, the zip tail and the
+/// HDF5 superblock probes, that the scanner's format detection
+/// (`aisec_scan::detect`) will call the object `unknown`, so that nothing
+/// but its name is used; `false` (read it whole) whenever that is not
+/// certain.
+///
+/// What detection can look at, and where it is read here:
+/// - magics at the start (NumPy, GGUF, zip, 7z, compressed streams,
+///   joblib's `ZF`), the tar header (512 bytes), a safetensors length,
+///   the first protobuf key (ONNX), the first pickle opcode: the head;
+/// - a zip end record anywhere in the last 64 KiB + 22 bytes: the tail;
+/// - an HDF5 superblock at 0 or any power of two from 512 below the size:
+///   8 bytes at each.
+///
+/// Content-judged names are never sniffed: `*config.json` (its `auto_map`),
+/// `*.py` (read by a config beside it), `*.pb`/`*.pbtxt` (parsed by name).
+async fn sniff(p: &mut Planner<'_>, key: &str, head: &[u8]) -> Result<bool, RemoteError> {
+    let size = p.out.size;
+    if !sniffable_name(key) || size <= HEAD + MAX_TAIL || !head_rules_out_formats(head, key) {
+        return Ok(false);
+    }
+    let mut want = vec![(size - MAX_TAIL, size)];
+    let mut off = 512u64;
+    while off < size {
+        want.push((off, (off + 8).min(size)));
+        off = off.saturating_mul(2);
+    }
+    p.want_all_with(want, PROBE_COALESCE).await?;
+    let Some(tail) = p.out.slice(size - MAX_TAIL, size) else {
+        return Ok(false);
+    };
+    if tail.windows(4).any(|w| w == b"PK\x05\x06") {
+        return Ok(false);
+    }
+    let mut off = 512u64;
+    while off < size {
+        match p.out.slice(off, (off + 8).min(size)) {
+            Some(b) if b != HDF5_SIG => {}
+            _ => return Ok(false),
+        }
+        off = off.saturating_mul(2);
+    }
+    p.out.plan = "sniff";
+    Ok(true)
+}
+
+/// Names the scanner never judges by content when their format is unknown.
+fn sniffable_name(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    let base = lower.rsplit('/').next().unwrap_or(&lower);
+    !(base.ends_with("config.json")
+        || base.ends_with(".py")
+        || base.ends_with(".pb")
+        || base.ends_with(".pbtxt"))
+}
+
+/// True when the first bytes alone prove that every start-of-file check of
+/// the scanner's detection fails, whatever follows them.
+fn head_rules_out_formats(head: &[u8], key: &str) -> bool {
+    if head.len() < 512 {
+        return false;
+    }
+    // What the scanner itself makes of the head alone: anything but
+    // unknown, and the object is read whole.
+    if aisec_scan::detect(head, key) != aisec_scan::Format::Unknown {
+        return false;
+    }
+    let first = head[0];
+    let magic = head.starts_with(b"ZF")
+        || head.starts_with(b"\x93NUMPY")
+        || head.starts_with(b"GGUF")
+        || head.starts_with(b"PK")
+        || head.starts_with(HDF5_SIG)
+        || aisec_archive::looks_like_7z(head)
+        || aisec_archive::sniff_compression(head).is_some()
+        || aisec_archive::looks_like_tar(head);
+    // A plausible safetensors header length, whatever follows it.
+    let safetensors = u64le(head, 0).is_some_and(|n| (2..=aisec_formats_max_header()).contains(&n));
+    // Pickle: protocol 2+ opens with PROTO; 0 and 1 with a push or a mark.
+    let pickle = first == 0x80 || b"(]})cNIJKLMFGSTUVXBCPgh".contains(&first);
+    // ONNX: its check fails at once when the first protobuf key does not
+    // decode, names field 0 or a huge one, or has a group or invalid wire
+    // type; any other first key might start a model.
+    let mut pos = 0usize;
+    let onnx_ruled_out = match aisec_core::protobuf::read_varint(head, &mut pos) {
+        Err(_) => true,
+        Ok(k) => k >> 3 == 0 || k >> 3 > 0x1fff_ffff || matches!(k & 7, 3 | 4 | 6 | 7),
+    };
+    !magic && !safetensors && !pickle && onnx_ruled_out
 }
 
 /// The JSON header length of a safetensors file, when the first bytes
@@ -589,7 +713,7 @@ mod tests {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
-            .block_on(fetch(&m, size, 0, limit))
+            .block_on(fetch(&m, "x.bin", size, 0, limit))
             .map_err(|(e, _)| e)
     }
 
@@ -658,6 +782,70 @@ mod tests {
             run(data, 100_000),
             Err(RemoteError::TooLarge { .. })
         ));
+    }
+
+    fn json(n: usize) -> Vec<u8> {
+        let mut v = br#"{"model":{"vocab":{"#.to_vec();
+        while v.len() < n {
+            v.extend(br#""tok":1,"#);
+        }
+        v
+    }
+
+    #[test]
+    fn large_json_is_sniffed() {
+        let data = json(3 << 20);
+        let s = run(data, u64::MAX).unwrap();
+        assert_eq!(s.plan, "sniff");
+        // Head, tail and 8-byte probes at 16 KiB, 32 KiB, ... 2 MiB.
+        assert!(s.moved <= HEAD + MAX_TAIL + 8 * 8, "{}", s.moved);
+        assert!(s.slice(1 << 20, (1 << 20) + 8).is_some());
+    }
+
+    #[test]
+    fn a_sniff_that_finds_a_format_reads_the_rest_once() {
+        // An end-of-central-directory signature in the tail: maybe a zip.
+        let mut data = json(3 << 20);
+        let n = data.len();
+        data[n - 100..n - 96].copy_from_slice(b"PK\x05\x06");
+        let s = run(data.clone(), u64::MAX).unwrap();
+        assert_eq!(s.plan, "whole");
+        assert!(
+            s.moved >= n as u64 && s.moved <= n as u64 + 8 * 8,
+            "{}",
+            s.moved
+        );
+        // An HDF5 superblock after a 1 MiB user block.
+        let mut data = json(3 << 20);
+        data[1 << 20..(1 << 20) + 8].copy_from_slice(HDF5_SIG);
+        assert_eq!(run(data, u64::MAX).unwrap().plan, "whole");
+    }
+
+    #[test]
+    fn first_bytes_that_may_open_a_format_are_not_sniffed() {
+        let pad = |p: &[u8]| {
+            let mut v = p.to_vec();
+            v.resize(4096, b' ');
+            v
+        };
+        assert!(head_rules_out_formats(&pad(b"{\"a\": 1}"), "t.json"));
+        assert!(head_rules_out_formats(&pad(b"[PAD]"), "vocab.txt"));
+        assert!(head_rules_out_formats(&pad(b"#version"), "merges.txt"));
+        // A pickle opener, a protobuf field (ONNX), a compressed stream,
+        // zip, GGUF, a safetensors length.
+        for h in [
+            &b"hello"[..],
+            b"\x08\x07\x12\x04",
+            b"\x1f\x8b\x08\x00",
+            b"PK\x03\x04",
+            b"GGUF\x03\x00\x00\x00",
+            b"\x40\x00\x00\x00\x00\x00\x00\x00{",
+        ] {
+            assert!(!head_rules_out_formats(&pad(h), "x.bin"), "{h:?}");
+        }
+        assert!(!sniffable_name("sub/tokenizer_config.json"));
+        assert!(!sniffable_name("modeling_x.PY"));
+        assert!(sniffable_name("tokenizer.json"));
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub(crate) fn store(
     }
     let s = b
         .build()
-        .map_err(|e| RemoteError::Store(format!("s3://{bucket}: {e}")))?;
+        .map_err(|e| RemoteError::Store(format!("s3://{bucket}: {}", crate::chain(&e))))?;
     Ok(Arc::new(object_store::limit::LimitStore::new(
         s,
         opts.per_host.max(1),
@@ -75,7 +75,7 @@ pub(crate) async fn list(
     while let Some(m) = stream
         .try_next()
         .await
-        .map_err(|e| RemoteError::Store(format!("{src}: {e}")))?
+        .map_err(|e| RemoteError::Store(format!("{src}: {}", crate::chain(&e))))?
     {
         if objects.len() >= opts.max_objects {
             return Err(RemoteError::TooLarge {
@@ -130,7 +130,7 @@ impl RangeGet for Getter {
                 .store
                 .get_range(&Path::from(self.key.as_str()), start..end)
                 .await
-                .map_err(|e| RemoteError::Store(format!("{}: {e}", self.key)))?;
+                .map_err(|e| RemoteError::Store(format!("{}: {}", self.key, crate::chain(&e))))?;
             let n = b.len() as u64;
             if n != end - start {
                 return Err(RemoteError::Store(format!(

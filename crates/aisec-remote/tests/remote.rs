@@ -89,7 +89,60 @@ fn hub_root() -> tempfile::TempDir {
     )
     .unwrap();
     std::fs::write(big.join("modeling_x.py"), b"import os\nos.system('id')\n").unwrap();
+    unknown_repo(&root.path().join("big/unknown"));
     root
+}
+
+/// `n` bytes of text: `start` then repeated `line`.
+fn text(start: &str, line: &str, n: usize) -> Vec<u8> {
+    let mut v = start.as_bytes().to_vec();
+    while v.len() < n {
+        v.extend(line.as_bytes());
+    }
+    v.truncate(n);
+    v
+}
+
+/// Large files of unknown format, and large files that only look like it:
+/// the sniff plan reads the first kind by their first bytes, tail and HDF5
+/// probes only, and must read the second kind whole.
+fn unknown_repo(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let w = |name: &str, b: &[u8]| std::fs::write(dir.join(name), b).unwrap();
+    // Sniffed: JSON, a vocabulary, BPE merges.
+    let mut tok = text(
+        r#"{"version":"1.0","model":{"type":"BPE","vocab":{"#,
+        r#""tok":1,"#,
+        3 << 20,
+    );
+    tok.extend(br#""end":0}}}"#);
+    w("tokenizer.json", &tok);
+    w("vocab.txt", &text("[PAD]\n[UNK]\n", "word\n", 2 << 20));
+    w("merges.txt", &text("#version: 0.2\n", "t h\n", 2 << 20));
+    // Read whole: text whose first byte could open a pickle.
+    w("notes.txt", &text("hello\n", "more text\n", 1 << 20));
+    // Read whole: JSON-looking bytes with a zip (and its pickle) appended:
+    // the scanner finds the zip by its end record.
+    let mut pre = text("{", " ", 1 << 20);
+    pre.extend(torch_zip(EVIL_PKL, 1, 64));
+    w("prepended.bin", &pre);
+    // Read whole: an HDF5 signature after a 1 MiB user block.
+    let mut h5 = text("{", " ", 1 << 20);
+    h5.extend(b"\x89HDF\r\n\x1a\n");
+    h5.resize(h5.len() + (1 << 20), 0);
+    w("weights.dat", &h5);
+    // Read whole: a config judged by content, with a large module.
+    let mut cfg = text(
+        r#"{"auto_map":{"AutoModel":"modeling_big.Model"},"pad":""#,
+        "x",
+        2 << 20,
+    );
+    cfg.extend(br#""}"#);
+    w("config.json", &cfg);
+    w(
+        "modeling_big.py",
+        &text("import os\nos.system('id')\n", "# padding\n", 200 << 10),
+    );
 }
 
 fn opts() -> RemoteOptions {
@@ -204,6 +257,7 @@ fn hub_scan_equals_local_scan_over_the_fixtures() {
         "fixtures/formats",
         "fixtures/archive",
         "big/checkpoints",
+        "big/unknown",
     ] {
         let l = remote
             .list(&Source::parse(&format!("hf://{repo}")).unwrap())
@@ -308,6 +362,100 @@ fn big_checkpoints_travel_as_a_fraction_of_their_size() {
         "{:?}",
         cfg.findings
     );
+}
+
+#[test]
+fn large_unknown_files_are_sniffed_not_read_whole() {
+    let root = hub_root();
+    let rt = rt();
+    let hub = rt
+        .block_on(aisec_remote::hubserver::serve(root.path(), false))
+        .unwrap();
+    let remote = Remote::new(RemoteOptions {
+        hf_endpoint: hub.url.clone(),
+        ..RemoteOptions::default()
+    })
+    .unwrap();
+    let l = remote
+        .list(&Source::parse("hf://big/unknown").unwrap())
+        .unwrap();
+    let scans = remote.scan(&Scanner::default(), &l, &|_| true).unwrap();
+    assert_same(
+        "big/unknown",
+        &local(&root.path().join("big/unknown")),
+        &remote_norm(&l, &scans),
+    );
+    let by = |k: &str| scans.iter().find(|s| s.object.ends_with(k)).unwrap();
+    for k in ["/tokenizer.json", "/vocab.txt", "/merges.txt"] {
+        let s = by(k);
+        assert_eq!(s.plan, "sniff", "{k}");
+        assert_eq!(s.format, "unknown", "{k}");
+        // 16 KiB head, 64 KiB + 22 tail, 8-byte HDF5 probes.
+        assert!(s.bytes_read < 90 << 10, "{k}: {}", s.bytes_read);
+        assert!(
+            s.bytes_read * 20 < s.size,
+            "{k}: {} of {}",
+            s.bytes_read,
+            s.size
+        );
+    }
+    for k in [
+        "/notes.txt",
+        "/prepended.bin",
+        "/weights.dat",
+        "/config.json",
+        "/modeling_big.py",
+    ] {
+        let s = by(k);
+        assert_eq!(s.plan, "whole", "{k}");
+        // The whole object, plus at most the sniff's small probes read twice.
+        assert!(
+            s.bytes_read >= s.size && s.bytes_read <= s.size + 1024,
+            "{k}: {} of {}",
+            s.bytes_read,
+            s.size
+        );
+    }
+    assert_eq!(by("/prepended.bin").format, "zip");
+    assert_eq!(by("/weights.dat").format, "hdf5");
+    assert!(by("/config.json")
+        .findings
+        .iter()
+        .any(|f| f.rule_id == "AISEC-SCAN-006"));
+    let client: u64 = scans.iter().map(|s| s.bytes_read).sum();
+    assert_eq!(client, hub.stats.bytes.load(Ordering::Relaxed));
+}
+
+#[test]
+fn requests_in_flight_stay_within_the_per_host_limit() {
+    let root = hub_root();
+    let rt = rt();
+    let hub = rt
+        .block_on(aisec_remote::hubserver::serve_with(
+            root.path(),
+            false,
+            "127.0.0.1:0",
+            Duration::from_millis(30),
+        ))
+        .unwrap();
+    for limit in [1usize, 3] {
+        hub.stats.max_in_flight.store(0, Ordering::SeqCst);
+        let remote = Remote::new(RemoteOptions {
+            hf_endpoint: hub.url.clone(),
+            per_host: limit,
+            ..opts()
+        })
+        .unwrap();
+        let l = remote
+            .list(&Source::parse("hf://fixtures/pickle").unwrap())
+            .unwrap();
+        assert!(l.objects.len() > 10);
+        remote.scan(&Scanner::default(), &l, &|_| true).unwrap();
+        let most = hub.stats.max_in_flight.load(Ordering::SeqCst);
+        // Never above the limit; with 30 ms per request and many objects,
+        // the limit is reached.
+        assert_eq!(most, limit as u64, "per_host {limit}");
+    }
 }
 
 #[test]
@@ -458,6 +606,7 @@ fn s3_scan_equals_local_scan_over_the_fixtures() {
         "fixtures/formats",
         "fixtures/archive",
         "big/checkpoints",
+        "big/unknown",
     ] {
         let l = remote
             .list(&Source::parse(&format!("s3://models/{prefix}")).unwrap())
@@ -497,4 +646,56 @@ fn s3_with_wrong_credentials_is_an_error() {
     o.retries = 0;
     let remote = Remote::new(o).unwrap();
     assert!(remote.list(&Source::parse("s3://b").unwrap()).is_err());
+}
+
+/// A loopback port nothing listens on (bound, then closed).
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    port
+}
+
+#[test]
+fn a_dead_endpoint_names_the_cause() {
+    let port = closed_port();
+    let fast = RemoteOptions {
+        retries: 1,
+        backoff: Duration::from_millis(5),
+        connect_timeout: Duration::from_secs(2),
+        ..opts()
+    };
+    let is_refused = |msg: &str| {
+        let m = msg.to_ascii_lowercase();
+        m.contains("connection refused") && m.contains(&port.to_string())
+    };
+    // The hub API.
+    let remote = Remote::new(RemoteOptions {
+        hf_endpoint: format!("http://127.0.0.1:{port}"),
+        ..fast.clone()
+    })
+    .unwrap();
+    let e = remote
+        .list(&Source::parse("hf://org/model").unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(is_refused(&e), "{e}");
+    assert!(e.contains("gave up after 2 attempts"), "{e}");
+    // A plain URL.
+    let e = remote
+        .list(&Source::parse(&format!("http://127.0.0.1:{port}/m.pt")).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(is_refused(&e), "{e}");
+    // An S3-compatible store.
+    let remote = Remote::new(RemoteOptions {
+        retries: 1,
+        ..s3_opts(format!("http://127.0.0.1:{port}"))
+    })
+    .unwrap();
+    let e = remote
+        .list(&Source::parse("s3://bucket/prefix").unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.to_ascii_lowercase().contains("connection refused"), "{e}");
 }

@@ -470,19 +470,10 @@ pub fn report(cmd: ReportCommand) -> anyhow::Result<i32> {
     Ok(code)
 }
 
-/// Merges one JSON report into the running total. `Report::merge` lets the
-/// other report's `data` keys replace ours, so the byte counts are added up
-/// here first (otherwise the last file's counts would stand for all).
+/// Merges one JSON report into the running total (`Report::merge` adds
+/// the byte counts up and keeps per-source values of other keys).
 fn merge_report(merged: &mut Report, other: Report) {
-    let n = |r: &Report, k: &str| r.data.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
-    let sums: Vec<(&str, u64)> = ["bytes_stored", "bytes_read"]
-        .into_iter()
-        .map(|k| (k, n(merged, k) + n(&other, k)))
-        .collect();
     merged.merge(other);
-    for (k, v) in sums {
-        merged.data.insert(k.into(), serde_json::json!(v));
-    }
 }
 
 /// A `--format json` report read back: findings (rules from the registry),

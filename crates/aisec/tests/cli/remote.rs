@@ -310,3 +310,120 @@ fn bad_sources_and_shards_are_usage_errors() {
     aisec(&["scan", "hf://only-one-part"]).run().expect_code(2);
     aisec(&["scan", "x", "--shard", "3/3"]).run().expect_code(2);
 }
+
+/// The Indexed Job's container command (deploy/k8s/scan-job.yaml), run as
+/// the pod would run it (`/bin/sh -c SCRIPT` with `JOB_COMPLETION_INDEX`
+/// and `SHARDS` set), with its `/work` and `/out` mounts moved to temporary
+/// folders: every index exits 0, the shards' records cover the work list
+/// once, and `aisec report merge` of them equals one run over the list.
+/// The manifest's schema is checked by deploy/check/check.sh; no cluster
+/// or container runtime is involved here.
+#[test]
+fn the_k8s_job_command_runs_through_the_cli() {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let yaml = std::fs::read_to_string(here.join("../../deploy/k8s/scan-job.yaml")).unwrap();
+    // The folded (`>-`) args scalar: its lines joined by spaces.
+    let lines: Vec<&str> = yaml.lines().collect();
+    let at = lines.iter().position(|l| l.trim() == "- >-").unwrap();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let script = lines[at + 1..]
+        .iter()
+        .take_while(|l| indent(l) > indent(lines[at]))
+        .map(|l| l.trim())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(script.starts_with("aisec scan "), "{script}");
+    assert!(yaml.contains(r#"command: ["/bin/sh", "-c"]"#));
+    // completions, parallelism and SHARDS agree.
+    let num = |key: &str| {
+        yaml.lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .map(|r| {
+                r.split_whitespace()
+                    .next()
+                    .unwrap()
+                    .trim_matches('"')
+                    .to_string()
+            })
+            .unwrap()
+    };
+    let n = num("completions:");
+    assert_eq!(n, num("parallelism:"));
+    let shards_env = yaml
+        .split("- name: SHARDS")
+        .nth(1)
+        .and_then(|r| r.lines().nth(1))
+        .and_then(|l| l.trim().strip_prefix("value:"))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .unwrap();
+    assert_eq!(n, shards_env);
+
+    let root = hub_root();
+    let h = hub(root.path());
+    let work = tempfile::tempdir().unwrap();
+    let (wdir, odir) = (work.path().join("work"), work.path().join("out"));
+    std::fs::create_dir_all(&wdir).unwrap();
+    std::fs::create_dir_all(&odir).unwrap();
+    std::fs::write(
+        wdir.join("list.txt"),
+        "hf://fixtures/pickle\nhf://fixtures/formats\nhf://fixtures/archive\n",
+    )
+    .unwrap();
+    let script = script
+        .replace("/work/", &format!("{}/", wdir.display()))
+        .replace("/out/", &format!("{}/", odir.display()));
+    let bin = Path::new(env!("CARGO_BIN_EXE_aisec")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let shards = 3;
+    let mut records = Vec::new();
+    for k in 0..shards {
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&script)
+            .env("PATH", &path)
+            .env("JOB_COMPLETION_INDEX", k.to_string())
+            .env("SHARDS", shards.to_string())
+            .env("HF_ENDPOINT", &h.url)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "index {k}: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rec = odir.join(format!("shard-{k}.jsonl"));
+        assert!(rec.exists(), "index {k} wrote no records");
+        assert!(odir.join(format!("state-{k}.json")).exists());
+        assert!(odir.join(format!("report-{k}.json")).exists());
+        records.push(rec);
+    }
+    let merged = aisec(&["report", "merge", "--format", "json"])
+        .args(&records)
+        .run();
+    merged.expect_code(1);
+    let single = aisec(&["scan", "--no-progress", "--format", "json", "--from-list"])
+        .arg(wdir.join("list.txt"))
+        .env("HF_ENDPOINT", &h.url)
+        .run();
+    single.expect_code(1);
+    let (merged, single) = (merged.json(), single.json());
+    assert_eq!(findings(&single, &[]), findings(&merged, &[]));
+    assert_eq!(single["summary"]["items"], merged["summary"]["items"]);
+    // A second run of an index finds its state and reads nothing again.
+    let out = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(&script)
+        .env("PATH", &path)
+        .env("JOB_COMPLETION_INDEX", "0")
+        .env("SHARDS", shards.to_string())
+        .env("HF_ENDPOINT", &h.url)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
