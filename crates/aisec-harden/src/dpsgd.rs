@@ -13,6 +13,7 @@ use aisec_model::classifier::{Loss, Tensor};
 use aisec_model::data::Dataset;
 use aisec_model::dp::{dp_sgd_step, DpConfig};
 use aisec_model::fit::{evaluate, gather};
+use aisec_model::spec::ArchSpec;
 use aisec_model::train::{Optimizer, Trainer};
 use aisec_model::OnnxModel;
 use rand::{Rng, SeedableRng};
@@ -112,8 +113,13 @@ impl DpSgdConfig {
 
 /// Trains `model` with DP-SGD on `train`; evaluates on `test` after each
 /// epoch when given. `on_epoch` sees each finished epoch (progress).
+/// `spec` is the model's architecture when it is a spec model: with a
+/// `dropout` layer the steps run on its training twin (dropout active, a
+/// fresh seeded mask per step; the per-example gradients flow through the
+/// mask) and the weights are copied back after every epoch.
 pub fn train_dp(
     model: &mut OnnxModel,
+    spec: Option<&ArchSpec>,
     train: &Dataset,
     test: Option<&Dataset>,
     cfg: &DpSgdConfig,
@@ -142,6 +148,11 @@ pub fn train_dp(
     let mut rdp = RdpAccountant::new();
     let mut pld = PldAccountant::new();
     let per_epoch = cfg.steps_per_epoch();
+    let mut twin = match spec {
+        Some(s) if s.has_dropout() => Some(OnnxModel::spec_train_twin(s, model)?),
+        _ => None,
+    };
+    let mut step = 0u64;
     let mut epochs = Vec::new();
     let mut incomplete = false;
     'outer: for epoch in 1..=cfg.epochs {
@@ -157,9 +168,21 @@ pub fn train_dp(
                 .collect();
             let xb: Tensor = gather(&train.x, &idx);
             let labels: Vec<usize> = idx.iter().map(|&i| train.y[i]).collect();
+            step += 1;
+            let target = match twin.as_mut() {
+                Some(tm) => {
+                    // Masks from their own stream: the sampling and noise
+                    // draws stay those of a run without dropout.
+                    tm.set_dropout_seed(
+                        cfg.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x6470_6d61_736b,
+                    );
+                    tm
+                }
+                None => &mut *model,
+            };
             let st = dp_sgd_step(
                 &mut trainer,
-                model,
+                target,
                 &xb,
                 &Loss::CrossEntropy { labels },
                 &dp,
@@ -172,6 +195,7 @@ pub fn train_dp(
             clipped_sum += f64::from(st.clipped);
         }
         let seconds = t0.elapsed().as_secs_f64();
+        sync(twin.as_ref(), model)?;
         let test_accuracy = match test {
             Some(t) => Some(evaluate(model, t, 512)?.1),
             None => None,
@@ -188,6 +212,7 @@ pub fn train_dp(
         on_epoch(&e);
         epochs.push(e);
     }
+    sync(twin.as_ref(), model)?;
     let steps: u64 = rdp.history().iter().map(|s| s.steps).sum();
     Ok(DpReport {
         noise_multiplier: sigma,
@@ -202,10 +227,21 @@ pub fn train_dp(
     })
 }
 
+/// Copies the training twin's weights into the model.
+fn sync(twin: Option<&OnnxModel>, model: &mut OnnxModel) -> Result<()> {
+    if let Some(t) = twin {
+        for n in t.weight_names() {
+            if let Some(w) = t.weight(&n) {
+                model.set_weight(&n, &w)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aisec_model::spec::ArchSpec;
 
     fn blobs(n: usize, seed: u64) -> Dataset {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -244,9 +280,15 @@ mod tests {
             seed: 9,
         };
         let mut seen = 0;
-        let r = train_dp(&mut m, &train, Some(&test), &cfg, &Cancel::new(), |_| {
-            seen += 1
-        })
+        let r = train_dp(
+            &mut m,
+            Some(&spec),
+            &train,
+            Some(&test),
+            &cfg,
+            &Cancel::new(),
+            |_| seen += 1,
+        )
         .unwrap();
         assert_eq!(seen, 3);
         assert_eq!(r.steps, 30);
