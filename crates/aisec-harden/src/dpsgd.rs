@@ -306,6 +306,58 @@ mod tests {
             .all(|w| w[1].epsilon_rdp > w[0].epsilon_rdp));
     }
 
+    /// A spec with dropout trains on its twin (masks active, weights
+    /// copied back): seeded, different from the same run without dropout,
+    /// and it still learns; the sampling and noise draws are unchanged.
+    #[test]
+    fn dp_training_goes_through_dropout() {
+        let with = ArchSpec::parse(
+            r#"{"input": [4], "layers": [{"type": "dense", "units": 16}, {"type": "relu"}, {"type": "dropout", "rate": 0.3}, {"type": "dense", "units": 2}]}"#,
+        )
+        .unwrap();
+        let without = ArchSpec::parse(
+            r#"{"input": [4], "layers": [{"type": "dense", "units": 16}, {"type": "relu"}, {"type": "flatten"}, {"type": "dense", "units": 2}]}"#,
+        )
+        .unwrap();
+        let (train, test) = (blobs(400, 1), blobs(200, 2));
+        let cfg = DpSgdConfig {
+            epochs: 3,
+            sample_rate: 0.1,
+            noise_multiplier: Some(0.8),
+            target_epsilon: None,
+            delta: 1e-5,
+            max_grad_norm: 1.0,
+            optimizer: Optimizer::Sgd {
+                lr: 0.5,
+                momentum: 0.0,
+            },
+            seed: 4,
+        };
+        let run = |spec: &ArchSpec| {
+            let mut m = OnnxModel::from_spec(spec, 3).unwrap();
+            let r = train_dp(
+                &mut m,
+                Some(spec),
+                &train,
+                Some(&test),
+                &cfg,
+                &Cancel::new(),
+                |_| {},
+            )
+            .unwrap();
+            (m.weight("layer0.weight").unwrap().data, r)
+        };
+        let (wa, ra) = run(&with);
+        let (wb, _) = run(&with);
+        assert_eq!(wa, wb, "same seed, same weights");
+        let (wc, rc) = run(&without);
+        assert_ne!(wa, wc, "dropout changed nothing");
+        assert_eq!(ra.steps, rc.steps);
+        assert!((ra.epsilon_rdp - rc.epsilon_rdp).abs() < 1e-12);
+        let acc = ra.epochs.last().unwrap().test_accuracy.unwrap();
+        assert!(acc > 0.9, "accuracy {acc}");
+    }
+
     #[test]
     fn noise_for_a_target_epsilon_is_found() {
         let cfg = DpSgdConfig {
