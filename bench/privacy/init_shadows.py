@@ -52,7 +52,10 @@ def train_target(x, y, mask, a, work):
         torch.nn.Flatten(), torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
     xm = torch.from_numpy(x[mask == 1])
     ym = torch.from_numpy(y[mask == 1])
-    opt = torch.optim.Adam(net.parameters(), lr=a.lr)
+    if a.optimizer == "adam":
+        opt = torch.optim.Adam(net.parameters(), lr=a.lr)
+    else:
+        opt = torch.optim.SGD(net.parameters(), lr=a.lr, momentum=a.momentum)
     g = torch.Generator().manual_seed(a.seed)
     for _ in range(a.epochs):
         perm = torch.randperm(len(xm), generator=g)
@@ -116,6 +119,8 @@ def main():
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    ap.add_argument("--momentum", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--aisec")
@@ -133,7 +138,7 @@ def main():
     print(f"torch target: train acc {acc_in:.4f}, held-out acc {acc_out:.4f}", flush=True)
     env = dict(os.environ, RAYON_NUM_THREADS=str(a.threads))
     res = {"setup": {"n": a.n, "shadows": a.shadows, "epochs": a.epochs, "batch": a.batch,
-                     "lr": a.lr, "optimizer": "adam", "seed": a.seed, "threads": a.threads,
+                     "lr": a.lr, "optimizer": a.optimizer, "momentum": a.momentum, "seed": a.seed, "threads": a.threads,
                      "torch": torch.__version__, "aisec_binary": os.path.relpath(binary, ROOT),
                      "loadavg_before": os.getloadavg()},
            "target": {"trained_by": "torch, default init", "member_accuracy": acc_in,
@@ -149,6 +154,7 @@ def main():
              "--membership-mask", os.path.join(a.work, "mask.npy"),
              "--shadow-arch", spec, "--shadows", str(a.shadows), "--shadow-epochs", str(a.epochs),
              "--shadow-batch-size", str(a.batch), "--shadow-lr", str(a.lr), "--bootstrap", "200",
+             "--shadow-optimizer", a.optimizer, "--shadow-momentum", str(a.momentum),
              "--seed", "0", "--save-scores", scores, "--format", "json", "--no-fail",
              "--no-progress"],
             capture_output=True, text=True, env=env, cwd=ROOT)
@@ -165,19 +171,27 @@ def main():
         res["runs"][init] = {"attacks": attacks, "confidence": conf, "seconds": secs}
         print(init, json.dumps(res["runs"][init]), flush=True)
     res["setup"]["loadavg_after"] = os.getloadavg()
-    with open(os.path.join(HERE, "init_shadows_results.json"), "w") as f:
+    with open(os.path.join(HERE, f"init_shadows_results_{a.optimizer}.json"), "w") as f:
         json.dump(res, f, indent=2)
-    write_md(res)
+    with open(os.path.join(HERE, "INIT_SHADOWS.md"), "w") as f:
+        f.write("# Shadow initialisation vs a torch-trained target (issue 14)\n\n")
+        f.write("Script: `bench/privacy/init_shadows.py` (results: `init_shadows_results_OPT.json`).\n")
+        for opt in ("adam", "sgd"):
+            p = os.path.join(HERE, f"init_shadows_results_{opt}.json")
+            if os.path.exists(p):
+                with open(p) as g:
+                    f.write(section(json.load(g)))
 
 
-def write_md(res):
+def section(res):
     s = res["setup"]
+    opt = f"Adam {s['lr']}" if s["optimizer"] == "adam" else f"SGD {s['lr']}, momentum {s['momentum']}"
     lines = [
-        "# Shadow initialisation vs a torch-trained target (issue 14)",
         "",
-        "Script: `bench/privacy/init_shadows.py` (results: `init_shadows_results.json`).",
+        f"## {opt}",
+        "",
         f"Target: `membership_mlp.json` (784-256-10) trained by torch {s['torch']} with its default",
-        f"initialisation on a seeded half of {s['n']} MNIST digits (Adam {s['lr']}, batch {s['batch']},",
+        f"initialisation on a seeded half of {s['n']} MNIST digits ({opt}, batch {s['batch']},",
         f"{s['epochs']} epochs): train accuracy {100*res['target']['member_accuracy']:.1f}%, held-out "
         f"{100*res['target']['non_member_accuracy']:.1f}%.",
         f"Attack: `aisec attack membership` ({s['aisec_binary']}), {s['shadows']} shadows of the same",
@@ -201,8 +215,7 @@ def write_md(res):
             lines.append(f"| {init} | {name} | {m['auc']:.4f} | {100*m['tpr_at_0_1pct_fpr']:.2f}% | "
                          f"{100*m['tpr_at_1pct_fpr']:.2f}% | {r['seconds']:.0f} |")
     lines.append("")
-    with open(os.path.join(HERE, "INIT_SHADOWS.md"), "w") as f:
-        f.write("\n".join(lines))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
