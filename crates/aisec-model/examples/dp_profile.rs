@@ -68,7 +68,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "batch {batch}, {params} weights, {reps} reps, RAYON_NUM_THREADS {threads} (medians, ms)"
     );
     eprintln!("forward                      {:8.2}", 1e3 * f);
-    eprintln!("forward + batched backward   {:8.2}  (non-private step)", 1e3 * b);
+    eprintln!(
+        "forward + batched backward   {:8.2}  (non-private step)",
+        1e3 * b
+    );
     eprintln!(
         "forward + per-example grads  {:8.2}  ({:.2}x the batched)",
         1e3 * p,
