@@ -10,7 +10,8 @@
 use std::time::Instant;
 
 use aisec_model::classifier::{Loss, Tensor};
-use aisec_model::dp::clip_per_example;
+use aisec_model::dp::{clip_per_example, dp_sgd_step, DpConfig};
+use aisec_model::train::{Optimizer, Trainer};
 use aisec_model::spec::ArchSpec;
 use aisec_model::OnnxModel;
 use rand::{Rng, SeedableRng};
@@ -42,6 +43,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         labels: (0..batch).map(|i| i % 10).collect(),
     };
     let (mut fwd, mut bat, mut per, mut clip) = (vec![], vec![], vec![], vec![]);
+    let (mut step_plain, mut step_dp, mut per_trained) = (vec![], vec![], vec![]);
+    let mut parts: [Vec<f64>; 2] = [vec![], vec![]];
+    let (mut mp, mut md) = (m.clone(), m.clone());
+    let sgd = Optimizer::Sgd {
+        lr: 0.01,
+        momentum: 0.0,
+    };
+    let (mut tp, mut td) = (Trainer::new(sgd.clone()), Trainer::new(sgd));
+    let dp = DpConfig {
+        noise_multiplier: 1.0,
+        max_grad_norm: 1.0,
+        expected_batch: batch as f64,
+    };
     for _ in 0..reps {
         let t = Instant::now();
         m.forward(&x)?;
@@ -55,6 +69,44 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t = Instant::now();
         clip_per_example(&mut g, batch, 1.0);
         clip.push(t.elapsed().as_secs_f64());
+        // Whole optimiser steps: plain SGD and a DP-SGD step (noise, update).
+        let t = Instant::now();
+        tp.step_loss(&mut mp, &x, &loss)?;
+        step_plain.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        dp_sgd_step(&mut td, &mut md, &x, &loss, &dp, &mut rng)?;
+        step_dp.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let (_, mut pe) = md.per_example_weight_grads(&x, &loss)?;
+        per_trained.push(t.elapsed().as_secs_f64());
+        // The rest of a DP step, part by part.
+        let t = Instant::now();
+        clip_per_example(&mut pe, batch, 1.0);
+        let summed: Vec<Vec<f32>> = pe
+            .iter()
+            .map(|(_, t)| {
+                let k = t.data.len() / batch;
+                let mut s = vec![0.0f32; k];
+                for e in 0..batch {
+                    s.iter_mut()
+                        .zip(&t.data[e * k..(e + 1) * k])
+                        .for_each(|(a, b)| *a += b);
+                }
+                s
+            })
+            .collect();
+        parts[0].push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        let mut acc = 0.0f64;
+        for g in &summed {
+            for _ in g {
+                let u1: f64 = rng.gen::<f64>().max(f64::MIN_POSITIVE);
+                let u2: f64 = rng.gen();
+                acc += (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+            }
+        }
+        parts[1].push(t.elapsed().as_secs_f64());
+        std::hint::black_box(acc);
     }
     let (f, b, p, c) = (median(fwd), median(bat), median(per), median(clip));
     let params: usize = m
@@ -79,5 +131,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     eprintln!("clipping                     {:8.2}", 1e3 * c);
     eprintln!("per-example + clip / batched {:8.2}x", (p + c) / b);
+    let (sp, sd) = (median(step_plain), median(step_dp));
+    eprintln!("SGD step                     {:8.2}", 1e3 * sp);
+    eprintln!("per-example grads, DP-trained weights {:8.2}", 1e3 * median(per_trained));
+    eprintln!("clip + sum over examples     {:8.2}", 1e3 * median(parts[0].clone()));
+    eprintln!("noise draws                  {:8.2}", 1e3 * median(parts[1].clone()));
+    eprintln!("DP-SGD step                  {:8.2}  ({:.2}x the SGD step)", 1e3 * sd, sd / sp);
     Ok(())
 }
