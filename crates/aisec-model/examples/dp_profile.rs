@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use aisec_model::classifier::{Loss, Tensor};
 use aisec_model::dp::{clip_per_example, dp_sgd_step, DpConfig};
-use aisec_model::train::{Optimizer, Trainer};
 use aisec_model::spec::ArchSpec;
+use aisec_model::train::{Optimizer, Trainer};
 use aisec_model::OnnxModel;
 use rand::{Rng, SeedableRng};
 
@@ -133,9 +133,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("per-example + clip / batched {:8.2}x", (p + c) / b);
     let (sp, sd) = (median(step_plain), median(step_dp));
     eprintln!("SGD step                     {:8.2}", 1e3 * sp);
-    eprintln!("per-example grads, DP-trained weights {:8.2}", 1e3 * median(per_trained));
-    eprintln!("clip + sum over examples     {:8.2}", 1e3 * median(parts[0].clone()));
-    eprintln!("noise draws                  {:8.2}", 1e3 * median(parts[1].clone()));
-    eprintln!("DP-SGD step                  {:8.2}  ({:.2}x the SGD step)", 1e3 * sd, sd / sp);
+    eprintln!(
+        "per-example grads, DP-trained weights {:8.2}",
+        1e3 * median(per_trained)
+    );
+    eprintln!(
+        "clip + sum over examples     {:8.2}",
+        1e3 * median(parts[0].clone())
+    );
+    eprintln!(
+        "noise draws                  {:8.2}",
+        1e3 * median(parts[1].clone())
+    );
+    eprintln!(
+        "DP-SGD step                  {:8.2}  ({:.2}x the SGD step)",
+        1e3 * sd,
+        sd / sp
+    );
     Ok(())
 }
