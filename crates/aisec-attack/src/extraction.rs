@@ -844,9 +844,15 @@ pub fn default_surrogate(input: &[usize], classes: usize) -> ArchSpec {
         input: input.to_vec(),
         layers: vec![
             LayerSpec::Flatten,
-            LayerSpec::Dense { units: 128 },
+            LayerSpec::Dense {
+                units: 128,
+                init: None,
+            },
             LayerSpec::Relu,
-            LayerSpec::Dense { units: classes },
+            LayerSpec::Dense {
+                units: classes,
+                init: None,
+            },
         ],
     }
 }
@@ -904,7 +910,10 @@ mod tests {
     fn linear_spec() -> ArchSpec {
         ArchSpec {
             input: vec![4],
-            layers: vec![LayerSpec::Dense { units: 3 }],
+            layers: vec![LayerSpec::Dense {
+                units: 3,
+                init: None,
+            }],
         }
     }
 
@@ -1124,7 +1133,10 @@ mod tests {
         assert!(run_extraction(&v, &test, &bad, &no).is_err());
         // Surrogate with the wrong number of outputs.
         let mut bad = c.clone();
-        bad.surrogate.layers = vec![LayerSpec::Dense { units: 4 }];
+        bad.surrogate.layers = vec![LayerSpec::Dense {
+            units: 4,
+            init: None,
+        }];
         assert!(run_extraction(&v, &test, &bad, &no).is_err());
         // Cancelled before anything: no point, flagged.
         let yes = AttackContext::silent();

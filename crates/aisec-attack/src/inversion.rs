@@ -735,7 +735,13 @@ mod tests {
     fn model() -> OnnxModel {
         let spec = ArchSpec {
             input: vec![1, 4, 4],
-            layers: vec![LayerSpec::Flatten, LayerSpec::Dense { units: 2 }],
+            layers: vec![
+                LayerSpec::Flatten,
+                LayerSpec::Dense {
+                    units: 2,
+                    init: None,
+                },
+            ],
         };
         let mut m = OnnxModel::from_spec(&spec, 0).unwrap();
         let mut w = vec![0.0f32; 32];

@@ -56,7 +56,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let delta: f64 = arg(&args, "--delta", 1e-5);
     let seed: u64 = arg(&args, "--seed", 0);
     let (train, test) = (load(&dir, "train")?, load(&dir, "test")?);
-    let mut model = OnnxModel::from_spec(&ArchSpec::parse(SPEC)?, seed)?;
+    let spec = ArchSpec::parse(SPEC)?;
+    let mut model = OnnxModel::from_spec(&spec, seed)?;
     let mut out = std::io::stdout().lock();
     if mode == "plain" {
         // Non-private baseline: shuffled batches of the expected DP batch size.
@@ -98,13 +99,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         optimizer: Optimizer::Sgd { lr, momentum: 0.0 },
         seed,
     };
-    let report = train_dp(&mut model, &train, Some(&test), &cfg, &Cancel::new(), |e| {
-        let _ = writeln!(
-            std::io::stdout(),
-            "{}",
-            serde_json::to_string(e).unwrap_or_default()
-        );
-    })?;
+    let report = train_dp(
+        &mut model,
+        Some(&spec),
+        &train,
+        Some(&test),
+        &cfg,
+        &Cancel::new(),
+        |e| {
+            let _ = writeln!(
+                std::io::stdout(),
+                "{}",
+                serde_json::to_string(e).unwrap_or_default()
+            );
+        },
+    )?;
     writeln!(out, "{}", serde_json::json!({"final": report}))?;
     Ok(())
 }

@@ -13,6 +13,7 @@ use aisec_model::classifier::{Loss, Tensor};
 use aisec_model::data::Dataset;
 use aisec_model::dp::{dp_sgd_step, DpConfig};
 use aisec_model::fit::{evaluate, gather};
+use aisec_model::spec::ArchSpec;
 use aisec_model::train::{Optimizer, Trainer};
 use aisec_model::OnnxModel;
 use rand::{Rng, SeedableRng};
@@ -112,8 +113,13 @@ impl DpSgdConfig {
 
 /// Trains `model` with DP-SGD on `train`; evaluates on `test` after each
 /// epoch when given. `on_epoch` sees each finished epoch (progress).
+/// `spec` is the model's architecture when it is a spec model: with a
+/// `dropout` layer the steps run on its training twin (dropout active, a
+/// fresh seeded mask per step; the per-example gradients flow through the
+/// mask) and the weights are copied back after every epoch.
 pub fn train_dp(
     model: &mut OnnxModel,
+    spec: Option<&ArchSpec>,
     train: &Dataset,
     test: Option<&Dataset>,
     cfg: &DpSgdConfig,
@@ -142,6 +148,11 @@ pub fn train_dp(
     let mut rdp = RdpAccountant::new();
     let mut pld = PldAccountant::new();
     let per_epoch = cfg.steps_per_epoch();
+    let mut twin = match spec {
+        Some(s) if s.has_dropout() => Some(OnnxModel::spec_train_twin(s, model)?),
+        _ => None,
+    };
+    let mut step = 0u64;
     let mut epochs = Vec::new();
     let mut incomplete = false;
     'outer: for epoch in 1..=cfg.epochs {
@@ -157,9 +168,21 @@ pub fn train_dp(
                 .collect();
             let xb: Tensor = gather(&train.x, &idx);
             let labels: Vec<usize> = idx.iter().map(|&i| train.y[i]).collect();
+            step += 1;
+            let target = match twin.as_mut() {
+                Some(tm) => {
+                    // Masks from their own stream: the sampling and noise
+                    // draws stay those of a run without dropout.
+                    tm.set_dropout_seed(
+                        cfg.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x6470_6d61_736b,
+                    );
+                    tm
+                }
+                None => &mut *model,
+            };
             let st = dp_sgd_step(
                 &mut trainer,
-                model,
+                target,
                 &xb,
                 &Loss::CrossEntropy { labels },
                 &dp,
@@ -172,6 +195,7 @@ pub fn train_dp(
             clipped_sum += f64::from(st.clipped);
         }
         let seconds = t0.elapsed().as_secs_f64();
+        sync(twin.as_ref(), model)?;
         let test_accuracy = match test {
             Some(t) => Some(evaluate(model, t, 512)?.1),
             None => None,
@@ -188,6 +212,7 @@ pub fn train_dp(
         on_epoch(&e);
         epochs.push(e);
     }
+    sync(twin.as_ref(), model)?;
     let steps: u64 = rdp.history().iter().map(|s| s.steps).sum();
     Ok(DpReport {
         noise_multiplier: sigma,
@@ -202,10 +227,21 @@ pub fn train_dp(
     })
 }
 
+/// Copies the training twin's weights into the model.
+fn sync(twin: Option<&OnnxModel>, model: &mut OnnxModel) -> Result<()> {
+    if let Some(t) = twin {
+        for n in t.weight_names() {
+            if let Some(w) = t.weight(&n) {
+                model.set_weight(&n, &w)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aisec_model::spec::ArchSpec;
 
     fn blobs(n: usize, seed: u64) -> Dataset {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -244,9 +280,15 @@ mod tests {
             seed: 9,
         };
         let mut seen = 0;
-        let r = train_dp(&mut m, &train, Some(&test), &cfg, &Cancel::new(), |_| {
-            seen += 1
-        })
+        let r = train_dp(
+            &mut m,
+            Some(&spec),
+            &train,
+            Some(&test),
+            &cfg,
+            &Cancel::new(),
+            |_| seen += 1,
+        )
         .unwrap();
         assert_eq!(seen, 3);
         assert_eq!(r.steps, 30);
@@ -262,6 +304,58 @@ mod tests {
             .epochs
             .windows(2)
             .all(|w| w[1].epsilon_rdp > w[0].epsilon_rdp));
+    }
+
+    /// A spec with dropout trains on its twin (masks active, weights
+    /// copied back): seeded, different from the same run without dropout,
+    /// and it still learns; the sampling and noise draws are unchanged.
+    #[test]
+    fn dp_training_goes_through_dropout() {
+        let with = ArchSpec::parse(
+            r#"{"input": [4], "layers": [{"type": "dense", "units": 16}, {"type": "relu"}, {"type": "dropout", "rate": 0.3}, {"type": "dense", "units": 2}]}"#,
+        )
+        .unwrap();
+        let without = ArchSpec::parse(
+            r#"{"input": [4], "layers": [{"type": "dense", "units": 16}, {"type": "relu"}, {"type": "flatten"}, {"type": "dense", "units": 2}]}"#,
+        )
+        .unwrap();
+        let (train, test) = (blobs(400, 1), blobs(200, 2));
+        let cfg = DpSgdConfig {
+            epochs: 3,
+            sample_rate: 0.1,
+            noise_multiplier: Some(0.8),
+            target_epsilon: None,
+            delta: 1e-5,
+            max_grad_norm: 1.0,
+            optimizer: Optimizer::Sgd {
+                lr: 0.5,
+                momentum: 0.0,
+            },
+            seed: 4,
+        };
+        let run = |spec: &ArchSpec| {
+            let mut m = OnnxModel::from_spec(spec, 3).unwrap();
+            let r = train_dp(
+                &mut m,
+                Some(spec),
+                &train,
+                Some(&test),
+                &cfg,
+                &Cancel::new(),
+                |_| {},
+            )
+            .unwrap();
+            (m.weight("layer0.weight").unwrap().data, r)
+        };
+        let (wa, ra) = run(&with);
+        let (wb, _) = run(&with);
+        assert_eq!(wa, wb, "same seed, same weights");
+        let (wc, rc) = run(&without);
+        assert_ne!(wa, wc, "dropout changed nothing");
+        assert_eq!(ra.steps, rc.steps);
+        assert!((ra.epsilon_rdp - rc.epsilon_rdp).abs() < 1e-12);
+        let acc = ra.epochs.last().unwrap().test_accuracy.unwrap();
+        assert!(acc > 0.9, "accuracy {acc}");
     }
 
     #[test]

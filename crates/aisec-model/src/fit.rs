@@ -454,6 +454,10 @@ fn train_fresh<'s>(
     Ok((m, h))
 }
 
+/// Mixed into the run's seed for dropout masks, so they are independent of
+/// the shuffle and augmentation draws.
+const DROPOUT_STREAM: u64 = 0x6472_6f70_6f75_7400;
+
 /// A seed for `(seed, a, b)` (SplitMix64 finaliser over a mix).
 pub(crate) fn sub_seed(seed: u64, a: u64, b: u64) -> u64 {
     let mut z = seed
@@ -585,9 +589,10 @@ pub fn fit_targets(
     // Batch norm: train a twin graph that normalises by batch statistics,
     // update the running averages from them, copy weights back to `model`
     // whenever it is looked at (validation, checkpoints, the end).
+    // Dropout: the same twin, with a fresh mask seed every step.
     let sites = opts.spec.map(|s| s.bn_sites()).unwrap_or_default();
-    let mut twin = match (opts.spec, sites.is_empty()) {
-        (Some(spec), false) => Some(OnnxModel::spec_train_twin(spec, model)?),
+    let mut twin = match opts.spec {
+        Some(spec) if spec.has_train_mode() => Some(OnnxModel::spec_train_twin(spec, model)?),
         _ => None,
     };
     let probes: Vec<(String, usize)> = sites
@@ -643,6 +648,11 @@ pub fn fit_targets(
             let l = match twin.as_mut() {
                 None => trainer.step_loss(model, &xb, &loss)?,
                 Some(tm) => {
+                    tm.set_dropout_seed(sub_seed(
+                        cfg.seed ^ DROPOUT_STREAM,
+                        epoch as u64,
+                        b as u64,
+                    ));
                     let (vals, grads, stats) = tm.weight_grads_probed(&xb, &loss, &probes)?;
                     trainer.apply(tm, &vals, grads)?;
                     update_running_stats(tm, &sites, &stats, xb.batch())?;

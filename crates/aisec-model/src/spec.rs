@@ -13,9 +13,9 @@
 //! ```
 //!
 //! Layer types: `dense`, `conv2d`, `max_pool2d`, `avg_pool2d`,
-//! `global_avg_pool`, `flatten`, `relu`, `tanh`, `sigmoid`, `batch_norm`
-//! and `residual` (a ResNet basic block, optionally with batch norm). A
-//! ResNet-style net:
+//! `global_avg_pool`, `flatten`, `relu`, `tanh`, `sigmoid`, `batch_norm`,
+//! `dropout` and `residual` (a ResNet basic block, optionally with batch
+//! norm). A ResNet-style net:
 //!
 //! ```json
 //! {"input": [1, 28, 28], "layers": [
@@ -26,9 +26,19 @@
 //!   {"type": "global_avg_pool"}, {"type": "dense", "units": 10}]}
 //! ```
 //!
-//! Models with batch norm have a training twin (batch statistics) that
-//! [`crate::fit`] trains; the model itself, its safetensors and its ONNX
-//! export use the running statistics. Dropout is not supported.
+//! Models with batch norm or dropout have a training twin (batch
+//! statistics, dropout masks) that [`crate::fit`] trains; the model itself,
+//! its safetensors and its ONNX export use the running statistics, and
+//! dropout is the identity there (an ONNX `Dropout` node at inference).
+//!
+//! Initialisers: `dense`, `conv2d` and `residual` layers take an optional
+//! `init`, either one name for the weights (`"init": "torch"`) or
+//! `{"weight": NAME, "bias": NAME}`; see [`InitKind`]. Without it weights
+//! are He-uniform and biases zero (aisec's historical default, so a seed
+//! gives the same network as before). `"init": "torch"` reproduces
+//! PyTorch's `nn.Linear` / `nn.Conv2d` defaults, weights and biases
+//! U(-1/sqrt(fan_in), 1/sqrt(fan_in)), which membership-inference shadow
+//! models need to match a torch-trained target.
 
 use std::path::Path;
 
@@ -67,6 +77,10 @@ pub enum LayerSpec {
     Dense {
         /// Output features.
         units: usize,
+        /// Initialisers of the weight and bias (He-uniform / zeros when
+        /// absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        init: Option<LayerInit>,
     },
     /// 2-D convolution on `[batch, c, h, w]` (weight `[filters, c, k, k]`).
     Conv2d {
@@ -80,6 +94,10 @@ pub enum LayerSpec {
         /// Zero padding on every side.
         #[serde(default)]
         padding: usize,
+        /// Initialisers of the weight and bias (He-uniform / zeros when
+        /// absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        init: Option<LayerInit>,
     },
     /// Max pooling with a square window (stride = window unless given).
     MaxPool2d {
@@ -139,7 +157,77 @@ pub enum LayerSpec {
         /// Batch normalisation after each convolution.
         #[serde(default)]
         batch_norm: bool,
+        /// Initialisers of every convolution of the block (He-uniform /
+        /// zeros when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        init: Option<LayerInit>,
     },
+    /// Inverted dropout (Srivastava et al., JMLR 2014), as `nn.Dropout`:
+    /// in training each value is zeroed with probability `rate` and the
+    /// rest scaled by `1 / (1 - rate)`, with a mask drawn per step from the
+    /// training seed; at inference (and in the ONNX export) the identity.
+    Dropout {
+        /// Drop probability, in [0, 1).
+        rate: f32,
+    },
+}
+
+/// A named weight initialiser. `fan_in` / `fan_out` are PyTorch's:
+/// `in * k * k` and `out * k * k` for a convolution with a `k x k` kernel,
+/// `in` and `out` for a dense layer; a bias uses its layer's fans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InitKind {
+    /// PyTorch's default for `nn.Linear` / `nn.Conv2d`:
+    /// `kaiming_uniform_(a = sqrt(5))`, i.e. U(-b, b) with
+    /// `b = 1 / sqrt(fan_in)`, for weights and biases alike.
+    Torch,
+    /// He et al. (ICCV 2015) uniform: U(-b, b), `b = sqrt(6 / fan_in)`.
+    HeUniform,
+    /// He normal: N(0, 2 / fan_in).
+    HeNormal,
+    /// Glorot & Bengio (AISTATS 2010) uniform: U(-b, b),
+    /// `b = sqrt(6 / (fan_in + fan_out))`.
+    GlorotUniform,
+    /// Glorot normal: N(0, 2 / (fan_in + fan_out)).
+    GlorotNormal,
+    /// All zeros.
+    Zeros,
+}
+
+/// The `init` of a layer: one initialiser for the weights (the bias then
+/// follows the usual pairing: `torch` biases for `torch` weights, zeros
+/// otherwise), or both named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LayerInit {
+    /// `"init": "torch"`.
+    Weight(InitKind),
+    /// `"init": {"weight": "he_normal", "bias": "zeros"}`.
+    Both {
+        /// Weight initialiser.
+        weight: InitKind,
+        /// Bias initialiser.
+        #[serde(default = "zeros_init")]
+        bias: InitKind,
+    },
+}
+
+fn zeros_init() -> InitKind {
+    InitKind::Zeros
+}
+
+impl LayerInit {
+    /// `(weight, bias)` initialisers of a layer with `init` (the defaults
+    /// when `None`).
+    fn pair(init: Option<LayerInit>) -> (InitKind, InitKind) {
+        match init {
+            None => (InitKind::HeUniform, InitKind::Zeros),
+            Some(LayerInit::Weight(InitKind::Torch)) => (InitKind::Torch, InitKind::Torch),
+            Some(LayerInit::Weight(w)) => (w, InitKind::Zeros),
+            Some(LayerInit::Both { weight, bias }) => (weight, bias),
+        }
+    }
 }
 
 fn bn_eps() -> f32 {
@@ -193,6 +281,13 @@ impl ArchSpec {
                     ));
                 }
             }
+            if let LayerSpec::Dropout { rate } = l {
+                if !(0.0..1.0).contains(rate) {
+                    return Err(ModelError::Invalid(format!(
+                        "spec: dropout rate {rate} is not in [0, 1)"
+                    )));
+                }
+            }
         }
         Ok(s)
     }
@@ -202,9 +297,17 @@ impl ArchSpec {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// True when some layer behaves differently in training (batch norm).
+    /// True when some layer behaves differently in training (batch norm,
+    /// dropout with a positive rate).
     pub fn has_train_mode(&self) -> bool {
-        !self.bn_sites().is_empty()
+        self.has_dropout() || !self.bn_sites().is_empty()
+    }
+
+    /// True when the spec has a dropout layer with a positive rate.
+    pub fn has_dropout(&self) -> bool {
+        self.layers
+            .iter()
+            .any(|l| matches!(l, LayerSpec::Dropout { rate } if *rate > 0.0))
     }
 
     /// The batch-norm layers, in graph order.
@@ -255,6 +358,7 @@ impl ArchSpec {
             inits: Vec::new(),
             train,
             total_params: 0,
+            init: LayerInit::pair(None),
         };
         let mut shape = self.input.clone();
         let mut cur = "x".to_string();
@@ -267,18 +371,19 @@ impl ArchSpec {
                 ))
             };
             match l {
-                LayerSpec::Dense { units } => {
+                LayerSpec::Dense { units, init } => {
                     if shape.len() != 1 {
                         return Err(bad("dense"));
                     }
                     let u = lim(*units)?;
+                    let (wi, bi) = LayerInit::pair(*init);
+                    let fans = (shape[0], u);
                     let w = b.param(
                         format!("{name}.weight"),
                         vec![u, shape[0]],
-                        shape[0],
-                        Init::He,
+                        Init::Draw(wi, fans),
                     )?;
-                    let bias = b.param(format!("{name}.bias"), vec![u], 1, Init::Zero)?;
+                    let bias = b.param(format!("{name}.bias"), vec![u], Init::Draw(bi, fans))?;
                     b.node(
                         &name,
                         "Gemm",
@@ -293,16 +398,19 @@ impl ArchSpec {
                     kernel,
                     stride,
                     padding,
+                    init,
                 } => {
                     if shape.len() != 3 {
                         return Err(bad("conv2d"));
                     }
+                    b.init = LayerInit::pair(*init);
                     shape = b
                         .conv(
                             &name, &name, &cur, &out, &shape, *filters, *kernel, *stride, *padding,
                         )
                         .map_err(|_| bad("conv2d"))?;
                 }
+                LayerSpec::Dropout { rate } => b.dropout(&name, &cur, &out, *rate),
                 LayerSpec::MaxPool2d { size, stride } | LayerSpec::AvgPool2d { size, stride } => {
                     let k = lim(*size)?;
                     let st = lim(stride.unwrap_or(*size))?;
@@ -359,10 +467,12 @@ impl ArchSpec {
                     filters,
                     stride,
                     batch_norm,
+                    init,
                 } => {
                     if shape.len() != 3 {
                         return Err(bad("residual"));
                     }
+                    b.init = LayerInit::pair(*init);
                     let (f, s) = (lim(*filters)?, lim(*stride)?);
                     let c1 = format!("{name}.c1");
                     let mut sh = b
@@ -453,11 +563,44 @@ fn lim(v: usize) -> Result<usize, ModelError> {
     }
 }
 
+/// How a parameter without given weights starts.
 #[derive(Clone, Copy)]
 enum Init {
-    He,
+    /// Drawn by an initialiser with the layer's `(fan_in, fan_out)`.
+    Draw(InitKind, (usize, usize)),
     Zero,
     One,
+}
+
+impl InitKind {
+    /// `n` values drawn from `rng`; `fans` is `(fan_in, fan_out)`.
+    /// He-uniform draws exactly as aisec always has (one
+    /// `gen_range(-b..b)` per value), so old seeds give old networks.
+    pub(crate) fn draw(self, n: usize, fans: (usize, usize), rng: &mut impl Rng) -> Vec<f32> {
+        let fi = fans.0.max(1) as f32;
+        let fio = (fans.0 + fans.1).max(1) as f32;
+        let uniform = |b: f32, rng: &mut dyn rand::RngCore| -> Vec<f32> {
+            (0..n).map(|_| rng.gen_range(-b..b)).collect()
+        };
+        let normal = |std: f32, rng: &mut dyn rand::RngCore| -> Vec<f32> {
+            (0..n).map(|_| std * std_normal(rng)).collect()
+        };
+        match self {
+            InitKind::Torch => uniform(1.0 / fi.sqrt(), rng),
+            InitKind::HeUniform => uniform((6.0 / fi).sqrt(), rng),
+            InitKind::HeNormal => normal((2.0 / fi).sqrt(), rng),
+            InitKind::GlorotUniform => uniform((6.0 / fio).sqrt(), rng),
+            InitKind::GlorotNormal => normal((2.0 / fio).sqrt(), rng),
+            InitKind::Zeros => vec![0.0; n],
+        }
+    }
+}
+
+/// One standard normal draw (Box & Muller 1958), in f64 then rounded.
+fn std_normal(rng: &mut dyn rand::RngCore) -> f32 {
+    let u1: f64 = rng.gen::<f64>().max(f64::MIN_POSITIVE);
+    let u2: f64 = rng.gen();
+    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
 }
 
 struct Builder<'a> {
@@ -469,6 +612,8 @@ struct Builder<'a> {
     sites: Vec<BnSite>,
     names: std::collections::HashSet<String>,
     total_params: usize,
+    /// `(weight, bias)` initialisers of the convolutions being built.
+    init: (InitKind, InitKind),
 }
 
 impl Builder<'_> {
@@ -501,13 +646,7 @@ impl Builder<'_> {
 
     /// Adds a float initializer (from the given weights or initialised)
     /// and returns its name.
-    fn param(
-        &mut self,
-        name: String,
-        dims: Vec<usize>,
-        fan_in: usize,
-        init: Init,
-    ) -> Result<String, ModelError> {
+    fn param(&mut self, name: String, dims: Vec<usize>, init: Init) -> Result<String, ModelError> {
         // Hostile specs: a checked product (four dims of up to 2^20 would
         // overflow), at most 2^26 values per parameter and 2^28 in total.
         let n = dims
@@ -539,10 +678,7 @@ impl Builder<'_> {
             None => match init {
                 Init::Zero => vec![0.0; n],
                 Init::One => vec![1.0; n],
-                Init::He => {
-                    let b = (6.0 / fan_in.max(1) as f32).sqrt();
-                    (0..n).map(|_| self.rng.gen_range(-b..b)).collect()
-                }
+                Init::Draw(kind, fans) => kind.draw(n, fans, &mut self.rng),
             },
         };
         self.inits.push(TensorP {
@@ -572,14 +708,14 @@ impl Builder<'_> {
         if shape[1] + 2 * p < k || shape[2] + 2 * p < k || p > 1 << 10 {
             return Err(ModelError::Shape("conv does not fit".into()));
         }
-        let fan = shape[0] * k * k;
+        let fans = (shape[0] * k * k, f * k * k);
+        let (wi, bi) = self.init;
         let w = self.param(
             format!("{prefix}.weight"),
             vec![f, shape[0], k, k],
-            fan,
-            Init::He,
+            Init::Draw(wi, fans),
         )?;
-        let b = self.param(format!("{prefix}.bias"), vec![f], 1, Init::Zero)?;
+        let b = self.param(format!("{prefix}.bias"), vec![f], Init::Draw(bi, fans))?;
         self.node(
             node,
             "Conv",
@@ -598,6 +734,42 @@ impl Builder<'_> {
         ])
     }
 
+    /// Dropout at `rate`: the ONNX `Dropout` node (the identity at
+    /// inference, its ratio a `Constant`) or, in the training graph, the
+    /// seeded `ai.aisec::DropoutTrain` with its integer seed initializer
+    /// `prefix.dropout_seed` (not a weight; the training loop sets it per
+    /// step).
+    fn dropout(&mut self, prefix: &str, input: &str, out: &str, rate: f32) {
+        if !self.train {
+            let ratio = format!("{prefix}.ratio");
+            self.node(
+                &ratio,
+                "Constant",
+                vec![],
+                &ratio,
+                vec![("value_float".into(), AttrVal::F(rate))],
+            );
+            self.node(prefix, "Dropout", vec![input.into(), ratio], out, vec![]);
+            return;
+        }
+        let seed = format!("{prefix}.dropout_seed");
+        self.inits.push(TensorP {
+            name: seed.clone(),
+            dims: vec![1],
+            data: TensorData::I64(vec![0]),
+        });
+        self.node(
+            prefix,
+            "DropoutTrain",
+            vec![input.into(), seed],
+            out,
+            vec![("ratio".into(), AttrVal::F(rate))],
+        );
+        if let Some(n) = self.nodes.last_mut() {
+            n.domain = "ai.aisec".into();
+        }
+    }
+
     /// Batch norm over the channel (first non-batch) axis of a value of
     /// per-example `shape`.
     fn batch_norm(
@@ -610,10 +782,10 @@ impl Builder<'_> {
         momentum: f32,
     ) -> Result<(), ModelError> {
         let c = shape[0];
-        let g = self.param(format!("{prefix}.weight"), vec![c], 1, Init::One)?;
-        let bta = self.param(format!("{prefix}.bias"), vec![c], 1, Init::Zero)?;
-        let rm = self.param(format!("{prefix}.running_mean"), vec![c], 1, Init::Zero)?;
-        let rv = self.param(format!("{prefix}.running_var"), vec![c], 1, Init::One)?;
+        let g = self.param(format!("{prefix}.weight"), vec![c], Init::One)?;
+        let bta = self.param(format!("{prefix}.bias"), vec![c], Init::Zero)?;
+        let rm = self.param(format!("{prefix}.running_mean"), vec![c], Init::Zero)?;
+        let rv = self.param(format!("{prefix}.running_var"), vec![c], Init::One)?;
         self.sites.push(BnSite {
             prefix: prefix.into(),
             momentum,
@@ -675,11 +847,12 @@ impl OnnxModel {
     }
 
     /// The training-mode twin of a spec model: the same weights (taken
-    /// from `model`), with batch norm normalising by batch statistics.
-    pub(crate) fn spec_train_twin(
-        spec: &ArchSpec,
-        model: &OnnxModel,
-    ) -> Result<OnnxModel, ModelError> {
+    /// from `model`), with batch norm normalising by batch statistics and
+    /// dropout active (its masks drawn from the seed given to
+    /// [`OnnxModel::set_dropout_seed`]; 0 until one is set). Training
+    /// loops outside [`crate::fit`] (DP-SGD) step the twin and copy its
+    /// weights back with [`OnnxModel::set_weight`].
+    pub fn spec_train_twin(spec: &ArchSpec, model: &OnnxModel) -> Result<OnnxModel, ModelError> {
         let ws: Vec<(String, Tensor)> = model
             .weight_names()
             .into_iter()
@@ -695,6 +868,20 @@ impl OnnxModel {
         Ok(twin)
     }
 
+    /// Sets the mask seed of every training-mode dropout layer (each layer
+    /// mixes in its position, so layers drop independently); a given seed
+    /// always gives the same masks. Models without training-mode dropout
+    /// (inference graphs, ONNX files) are unchanged.
+    pub fn set_dropout_seed(&mut self, seed: u64) {
+        self.graph.set_dropout_seed(seed);
+    }
+
+    /// Whether the model has training-mode dropout (a spec model's
+    /// training twin with a `dropout` layer).
+    pub fn has_train_dropout(&self) -> bool {
+        self.graph.has_dropout()
+    }
+
     /// Writes every weight to a safetensors file (F32).
     pub fn save_safetensors(&self, path: impl AsRef<Path>) -> Result<(), ModelError> {
         let ws: Vec<(String, Tensor)> = self
@@ -705,6 +892,10 @@ impl OnnxModel {
         crate::safetensors::write_safetensors(path, &ws)
     }
 }
+
+#[cfg(test)]
+#[path = "spec_train_tests.rs"]
+mod train_tests;
 
 #[cfg(test)]
 mod tests {

@@ -25,6 +25,7 @@ use crate::onnx::proto::{GraphP, TensorData, TensorP, MAX_ELEMS};
 
 mod attrs;
 mod bn_train;
+mod dropout;
 mod limits;
 pub(crate) mod ops;
 mod per_example;

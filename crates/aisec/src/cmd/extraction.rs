@@ -327,10 +327,14 @@ pub fn demo_extraction(victim_path: &Path) -> anyhow::Result<Report> {
         input: victim.input_shape().to_vec(),
         layers: vec![
             aisec_model::spec::LayerSpec::Flatten,
-            aisec_model::spec::LayerSpec::Dense { units: 64 },
+            aisec_model::spec::LayerSpec::Dense {
+                units: 64,
+                init: None,
+            },
             aisec_model::spec::LayerSpec::Relu,
             aisec_model::spec::LayerSpec::Dense {
                 units: victim.num_classes(),
+                init: None,
             },
         ],
     };

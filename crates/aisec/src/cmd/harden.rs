@@ -797,8 +797,15 @@ fn dp(a: DpArgs) -> anyhow::Result<i32> {
     let cancel = crate::run::cancel();
     let show = crate::run::show_progress(c.no_progress);
     let pb = bar(show, cfg.epochs as u64, "dp-sgd epochs");
-    let r = train_dp(&mut model, &train, Some(&test), &cfg, &cancel, |e| {
-        let line = format!(
+    let r = train_dp(
+        &mut model,
+        spec.as_ref(),
+        &train,
+        Some(&test),
+        &cfg,
+        &cancel,
+        |e| {
+            let line = format!(
             "epoch {:>3}  loss {:.4}  epsilon {:.3} (RDP, delta {})  test acc {}  clipped {:.0}%  {:.2} s",
             e.epoch,
             e.loss,
@@ -810,14 +817,15 @@ fn dp(a: DpArgs) -> anyhow::Result<i32> {
             100.0 * e.clipped,
             e.seconds
         );
-        match &pb {
-            Some(pb) => {
-                pb.inc(1);
-                pb.println(line);
+            match &pb {
+                Some(pb) => {
+                    pb.inc(1);
+                    pb.println(line);
+                }
+                None => crate::run::note(line),
             }
-            None => crate::run::note(line),
-        }
-    })?;
+        },
+    )?;
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }

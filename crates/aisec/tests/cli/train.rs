@@ -67,6 +67,56 @@ fn train_writes_a_model_that_reloads_and_is_accurate() {
     assert_eq!(m.logits(&x).unwrap(), o.logits(&x).unwrap());
 }
 
+/// A spec with dropout and per-layer initialisers trains from the CLI; the
+/// spec written beside the weights keeps both, and the ONNX export (with a
+/// standard `Dropout` node, the identity) gives the same outputs.
+#[test]
+fn train_with_dropout_and_torch_init_exports_and_reloads() {
+    let d = tempfile::tempdir().unwrap();
+    let spec = d.path().join("drop.json");
+    std::fs::write(
+        &spec,
+        r#"{"input": [64], "layers": [{"type": "dense", "units": 32, "init": "torch"},
+        {"type": "relu"}, {"type": "dropout", "rate": 0.2},
+        {"type": "dense", "units": 10, "init": {"weight": "glorot_uniform", "bias": "zeros"}}]}"#,
+    )
+    .unwrap();
+    let onnx = d.path().join("m.onnx");
+    let r = aisec(&["train", &digits("x.npy")])
+        .args(&["--labels", &digits("y.npy"), "--scale", "0.0625"])
+        .arg("--arch")
+        .arg(&spec)
+        .arg("--out")
+        .arg(d.path().join("m.safetensors"))
+        .arg("--onnx")
+        .arg(&onnx)
+        .args(&["--epochs", "4", "--lr", "0.01", "--val-split", "0.2"])
+        .args(&["--format", "json", "--no-progress"])
+        .run();
+    let v = r.json();
+    assert_eq!(r.code, Some(0), "{v}");
+    let h = v["data"]["train"]["history"]["epochs"].as_array().unwrap();
+    let acc = h[3]["val_accuracy"].as_f64().unwrap();
+    assert!(acc > 0.8, "validation accuracy {acc}");
+    let spec_text = std::fs::read_to_string(d.path().join("m.spec.json")).unwrap();
+    assert!(
+        spec_text.contains("dropout") && spec_text.contains("torch"),
+        "{spec_text}"
+    );
+    let spec = aisec_model::spec::ArchSpec::parse(&spec_text).unwrap();
+    let m = aisec_model::OnnxModel::from_spec_safetensors(&spec, d.path().join("m.safetensors"))
+        .unwrap();
+    let o = aisec_model::OnnxModel::load(&onnx).unwrap();
+    let mut x = aisec_model::data::npy::read_npy(digits("x.npy"))
+        .unwrap()
+        .to_tensor();
+    x.data.truncate(50 * 64);
+    x.data.iter_mut().for_each(|v| *v /= 16.0);
+    x.shape = vec![50, 64];
+    use aisec_model::Classifier;
+    assert_eq!(m.logits(&x).unwrap(), o.logits(&x).unwrap());
+}
+
 #[test]
 fn resumed_run_gives_the_same_weights_as_a_straight_one() {
     let d = tempfile::tempdir().unwrap();

@@ -198,6 +198,7 @@ fn registry() -> &'static Registry {
         matmul::register(&mut r);
         norm::register(&mut r);
         super::bn_train::register(&mut r);
+        super::dropout::register(&mut r);
         pad::register(&mut r);
         pool::register(&mut r);
         reduce::register(&mut r);
@@ -258,6 +259,7 @@ mod tests {
             "Reshape",
             "Resize",
             "ai.aisec::BatchNormTrain",
+            "ai.aisec::DropoutTrain",
         ] {
             assert!(r.map.contains_key(name), "{name} is not registered");
         }

@@ -455,10 +455,14 @@ fn extraction(c: &Component, env: &Env<'_>) -> anyhow::Result<Measured> {
         input: model.input_shape().to_vec(),
         layers: vec![
             aisec_model::spec::LayerSpec::Flatten,
-            aisec_model::spec::LayerSpec::Dense { units: 64 },
+            aisec_model::spec::LayerSpec::Dense {
+                units: 64,
+                init: None,
+            },
             aisec_model::spec::LayerSpec::Relu,
             aisec_model::spec::LayerSpec::Dense {
                 units: model.num_classes(),
+                init: None,
             },
         ],
     };
