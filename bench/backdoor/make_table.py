@@ -50,12 +50,21 @@ if plain:
               f"| {cell(r['blend'].get('unlearning_plain'))} | {cell(r['blend']['unlearning'])} |")
 if d["clean_models"]:
     print("\nClean models (no poison): model inspection must flag nothing.\n")
-    print("| seed | CA | NC flagged | NC largest index | blend flagged | blend largest index |")
+    print("Anomaly index of the smallest trigger (the only side that can flag), and its size over the median size.\n")
+    print("| seed | CA | NC flagged | NC index, size/median | blend flagged | blend index, size/median |")
     print("|---|---|---|---|---|---|")
+
+    def low(i):
+        sz = i["sizes"]
+        k = min(range(len(sz)), key=lambda j: sz[j])
+        med = sorted(sz)[len(sz) // 2 - 1: len(sz) // 2 + 1]
+        med = sum(med) / 2 if len(sz) % 2 == 0 else sorted(sz)[len(sz) // 2]
+        return f"{i['anomaly_index'][k]:.2f} (class {k}), {sz[k] / med:.2f}"
+
     for c in d["clean_models"]:
         nc, bl = c["neural-cleanse"], c["blend"]
-        print(f"| {c['seed']} | {100 * c['clean_accuracy']:.1f} | {nc['flagged']} | {max(nc['anomaly_index']):.2f} "
-              f"| {bl['flagged']} | {max(bl['anomaly_index']):.2f} |")
+        print(f"| {c['seed']} | {100 * c['clean_accuracy']:.1f} | {nc['flagged']} | {low(nc)} "
+              f"| {bl['flagged']} | {low(bl)} |")
     n = len(d["clean_models"])
     fa = sum(1 for c in d["clean_models"] if c["neural-cleanse"]["flagged"] or c["blend"]["flagged"])
     print(f"\nClean models flagged by either method: {fa} of {n}.")

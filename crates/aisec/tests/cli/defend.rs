@@ -65,10 +65,13 @@ fn defend_finds_repairs_and_screens_the_planted_backdoor() {
         "150",
         "--format",
         "json",
+        "--fail-on",
+        "medium",
         "--save-triggers",
     ])
     .arg(&trig)
     .run();
+    // Class 0 flagged (anomaly index 2.76: medium, so exit 1 at --fail-on medium).
     r.expect_code(1);
     let j = r.json();
     assert_eq!(
