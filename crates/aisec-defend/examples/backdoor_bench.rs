@@ -1,24 +1,30 @@
 //! The model-side BackdoorBench-style table (bench/backdoor/): plants
-//! BadNets (10, 5, 1, 0.5 %) and Blended (10 %) in a small CNN trained by
-//! aisec on MNIST, then runs Neural Cleanse, the blend variant, unlearning
-//! with each one's reversed triggers, fine-pruning and STRIP, and trains 5
-//! clean seeds to count false alarms of model inspection.
+//! backdoors with aisec-attack's poisoning code (the code behind `aisec
+//! attack poison`) in a small CNN trained by aisec on MNIST, then runs
+//! Neural Cleanse, the blend variant, unlearning with their reversed
+//! triggers, fine-pruning (alone and followed by unlearning) and STRIP, and
+//! trains 5 clean seeds to count false alarms of model inspection.
 //!
-//! Usage: `cargo run -p aisec-defend --example backdoor_bench -- DATA.npz OUT_DIR [--quick]`
+//! Usage: `cargo run --release -p aisec-defend --example backdoor_bench -- DATA.npz OUT_DIR [--quick] [--rows N]`
 //! with DATA.npz holding `x` (float32 `[n, 1, 28, 28]` in [0, 1]) and `y`
 //! (written by bench/backdoor/mnist_data.py). The split: the first 1,000
 //! examples are the test set, the next 500 the defender's clean sample,
 //! the rest the training set.
 //!
-//! BadNets: Gu et al. 2017, a white 3x3 patch at the bottom-right corner,
-//! all-to-one to class 0. Blended: Chen et al. 2017, `0.8 x + 0.2 p` with a
-//! fixed uniform-noise image `p` (BackdoorBench blends Hello Kitty at 0.2).
+//! Attacks (all-to-one, target 0, `aisec attack poison` defaults): BadNets
+//! (Gu et al. 2017) 3x3 black/white checkerboard one pixel from the
+//! bottom-right corner at 10 / 5 / 1 / 0.5 %; Blended (Chen et al. 2017)
+//! `0.8 x + 0.2 p` with a seeded uniform-noise key at 10 %; WaNet (Nguyen &
+//! Tran 2021, k 4, s 0.5, no noise mode) at 10 %; clean-label (Turner et
+//! al. 2019: PGD eps 0.3 on a clean surrogate CNN, then the BadNets patch,
+//! labels kept) on 8 % of the training set (most of class 0).
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use aisec_attack::context::AttackContext;
+use aisec_attack::poison::{poison_dataset, PoisonConfig, PoisonKind, Trigger};
 use aisec_defend::model::{inspect, InspectConfig, Inspection, Method};
 use aisec_defend::repair::{fine_prune, score, unlearn, BackdoorScore, RepairConfig, Triggered};
 use aisec_defend::strip::{Strip, StripConfig};
@@ -28,57 +34,31 @@ use aisec_model::fit::{gather, train_spec, TrainConfig};
 use aisec_model::spec::ArchSpec;
 use aisec_model::train::Optimizer;
 use aisec_model::{OnnxModel, Tensor};
-use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 const TARGET: usize = 0;
 
-#[derive(Clone, Copy)]
-enum Attack {
-    BadNets,
-    Blended,
-}
-
-fn stamp(a: Attack, row: &mut [f32], noise: &[f32]) {
-    match a {
-        Attack::BadNets => {
-            for y in 24..27 {
-                for x in 24..27 {
-                    row[y * 28 + x] = 1.0;
-                }
-            }
-        }
-        Attack::Blended => {
-            for (v, p) in row.iter_mut().zip(noise) {
-                *v = 0.8 * *v + 0.2 * p;
-            }
-        }
-    }
-}
-
-fn stamped(a: Attack, x: &Tensor, noise: &[f32]) -> Tensor {
-    let mut out = x.clone();
-    for i in 0..out.batch() {
-        stamp(a, out.row_mut(i), noise);
-    }
-    out
-}
-
-fn poison(a: Attack, d: &Dataset, rate: f32, noise: &[f32], seed: u64) -> (Dataset, usize) {
-    let mut p = d.clone();
-    let mut r = rand::rngs::StdRng::seed_from_u64(seed);
-    // Exactly round(rate * n) examples of non-target classes, as BackdoorBench.
-    let mut cand: Vec<usize> = (0..d.len()).filter(|&i| d.y[i] != TARGET).collect();
-    let k = ((rate * d.len() as f32).round() as usize).min(cand.len());
-    for j in 0..k {
-        let s = r.gen_range(j..cand.len());
-        cand.swap(j, s);
-    }
-    for &i in &cand[..k] {
-        stamp(a, p.x.row_mut(i), noise);
-        p.y[i] = TARGET;
-    }
-    (p, k)
+/// Poisons `d` with the library's attack `kind` at `rate`; returns the
+/// poisoned set, the trigger and how many rows were poisoned.
+fn plant(
+    kind: PoisonKind,
+    d: &Dataset,
+    rate: f32,
+    seed: u64,
+    surrogate: Option<&OnnxModel>,
+) -> (Dataset, Trigger, usize) {
+    let cfg = PoisonConfig {
+        kind,
+        rate,
+        target: TARGET,
+        seed,
+        clean_label_eps: 0.3,
+        ..PoisonConfig::default()
+    };
+    let sur = surrogate.map(|m| m as &dyn aisec_model::Differentiable);
+    let p = poison_dataset(&mut AttackContext::silent(), d, 10, &cfg, sur).unwrap();
+    let n = p.manifest.indices.len();
+    (p.data, p.manifest.trigger, n)
 }
 
 fn spec() -> ArchSpec {
@@ -128,6 +108,30 @@ fn summary(i: &Inspection) -> serde_json::Value {
     })
 }
 
+/// Unlearning with `triggers` on a copy of `model` (after fine-pruning
+/// when `prune_first`), scored on the test set.
+fn repaired(
+    model: &OnnxModel,
+    clean: &Dataset,
+    triggers: &[&MaskTrigger],
+    cfg: &RepairConfig,
+    prune_first: bool,
+    test: &Dataset,
+    tg: Triggered,
+) -> serde_json::Value {
+    if triggers.is_empty() {
+        return serde_json::Value::Null;
+    }
+    let mut fixed = model.clone();
+    let t = Instant::now();
+    if prune_first {
+        fine_prune(&mut fixed, clean, cfg, None).unwrap();
+    }
+    unlearn(&mut fixed, clean, triggers, cfg, None).unwrap();
+    let sec = t.elapsed().as_secs_f64();
+    json!({"after": s(&score(&fixed, test, Some(tg)).unwrap()), "seconds": sec})
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let data = PathBuf::from(&args[1]);
@@ -152,11 +156,9 @@ fn main() {
     let test = pick(0, 1000);
     let clean = pick(1000, 1500);
     let train_set = pick(1500, n);
-    let mut nr = rand::rngs::StdRng::seed_from_u64(99);
-    let noise: Vec<f32> = (0..784).map(|_| nr.gen_range(0.0..1.0)).collect();
     let epochs = if quick { 3 } else { 8 };
     if args.iter().any(|a| a == "--art") {
-        art_models(&out, &train_set, &clean, &test, &noise);
+        art_models(&out, &train_set, &clean, &test);
         return;
     }
     let icfg = InspectConfig {
@@ -164,18 +166,30 @@ fn main() {
         ..InspectConfig::default()
     };
     let rcfg = RepairConfig::default();
-    let mut rows = Vec::new();
-    // Most informative first (the run writes results.json after every row):
-    // BadNets 10 % and Blended 10 %, then the lower BadNets rates.
-    let runs: Vec<(Attack, f32, &str)> = if quick {
-        vec![(Attack::BadNets, 0.1, "BadNets 10%")]
+    // The paper's unlearning (one reversed mask, no gain) for comparison.
+    let rcfg_plain = RepairConfig {
+        unlearn_gain: 1.0,
+        ..RepairConfig::default()
+    };
+    // Rows in the order they are written (results.json after every row);
+    // None is a clean seed (false alarms of model inspection).
+    type Row = Option<(PoisonKind, f32, &'static str)>;
+    let runs: Vec<Row> = if quick {
+        vec![Some((PoisonKind::Badnets, 0.1, "BadNets 10%")), None]
     } else {
         vec![
-            (Attack::BadNets, 0.1, "BadNets 10%"),
-            (Attack::Blended, 0.1, "Blended 10%"),
-            (Attack::BadNets, 0.05, "BadNets 5%"),
-            (Attack::BadNets, 0.01, "BadNets 1%"),
-            (Attack::BadNets, 0.005, "BadNets 0.5%"),
+            Some((PoisonKind::Badnets, 0.1, "BadNets 10%")),
+            Some((PoisonKind::Blended, 0.1, "Blended 10%")),
+            None,
+            Some((PoisonKind::Badnets, 0.05, "BadNets 5%")),
+            Some((PoisonKind::Wanet, 0.1, "WaNet 10%")),
+            None,
+            Some((PoisonKind::Badnets, 0.01, "BadNets 1%")),
+            Some((PoisonKind::CleanLabel, 0.08, "Clean-label 8%")),
+            None,
+            Some((PoisonKind::Badnets, 0.005, "BadNets 0.5%")),
+            None,
+            None,
         ]
     };
     let only: Option<usize> = args
@@ -183,10 +197,12 @@ fn main() {
         .position(|a| a == "--rows")
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok());
+    let mut rows: Vec<serde_json::Value> = Vec::new();
     let mut clean_rows: Vec<serde_json::Value> = Vec::new();
     let write = |rows: &[serde_json::Value], clean_rows: &[serde_json::Value]| {
         let res = json!({"data": data.display().to_string(), "train": train_set.len(), "clean_sample": clean.len(),
             "test": test.len(), "epochs": epochs, "inspect": icfg, "repair": rcfg,
+            "threads": rayon::current_num_threads(),
             "attacks": rows, "clean_models": clean_rows, "loadavg_end": loadavg()});
         std::fs::write(
             out.join("results.json"),
@@ -194,28 +210,48 @@ fn main() {
         )
         .unwrap();
     };
-    // One clean seed first, so false alarms are measured even in a short run.
+    // Clean seed 0 is also the clean-label attack's surrogate.
+    let mut surrogate: Option<OnnxModel> = None;
     let clean_seed = |seed: u64| {
+        let t0 = Instant::now();
         let model = train(&train_set, 100 + seed, epochs);
         let (_, acc) = aisec_model::fit::evaluate(&model, &test, 256).unwrap();
-        let mut r = json!({"seed": 100 + seed, "clean_accuracy": acc});
+        let mut r = json!({"seed": 100 + seed, "clean_accuracy": acc,
+            "train_seconds": t0.elapsed().as_secs_f64(), "loadavg": loadavg()});
         for m in [Method::NeuralCleanse, Method::Blend] {
             let ins = inspect(&model, &clean.x, m, &icfg, None, &|_, _| {}).unwrap();
             println!(
-                "clean seed {seed} {}: flagged {:?} (acc {acc:.3})",
+                "clean seed {seed} {}: flagged {:?}, largest index {:.2} (acc {acc:.3})",
                 m.as_str(),
-                ins.flagged
+                ins.flagged,
+                ins.classes
+                    .iter()
+                    .map(|c| c.anomaly_index)
+                    .fold(0.0f32, f32::max)
             );
             r[m.as_str()] = summary(&ins);
         }
-        r
+        (r, model)
     };
-    for (k, &(attack, rate, name)) in runs.iter().enumerate().take(only.unwrap_or(usize::MAX)) {
+    for (k, run) in runs.iter().enumerate().take(only.unwrap_or(usize::MAX)) {
+        let Some((kind, rate, name)) = *run else {
+            let (r, m) = clean_seed(clean_rows.len() as u64);
+            if surrogate.is_none() {
+                surrogate = Some(m);
+            }
+            clean_rows.push(r);
+            write(&rows, &clean_rows);
+            continue;
+        };
         let t0 = Instant::now();
-        let (pd, planted) = poison(attack, &train_set, rate, &noise, 5 + k as u64);
+        if kind == PoisonKind::CleanLabel && surrogate.is_none() {
+            surrogate = Some(train(&train_set, 100, epochs));
+        }
+        let (pd, trigger, planted) =
+            plant(kind, &train_set, rate, 5 + k as u64, surrogate.as_ref());
         let model = train(&pd, 1, epochs);
         let train_s = t0.elapsed().as_secs_f64();
-        let trig = Dataset::new(stamped(attack, &test.x, &noise), test.y.clone()).unwrap();
+        let trig = Dataset::new(trigger.applied(&test.x).unwrap(), test.y.clone()).unwrap();
         let tg = Triggered {
             x: &trig.x,
             y: &trig.y,
@@ -224,8 +260,13 @@ fn main() {
         let before = score(&model, &test, Some(tg)).unwrap();
         let tag = name.replace(['%', ' ', '.'], "");
         model.save_onnx(out.join(format!("{tag}.onnx"))).unwrap();
-        let mut row = json!({"attack": name, "planted": planted, "train_seconds": train_s,
-            "before": s(&before), "loadavg": loadavg()});
+        trigger
+            .save_png(&out.join(format!("img/{tag}_trigger.png")), 0.0, 1.0)
+            .unwrap();
+        let mut row = json!({"attack": name, "kind": kind.name(), "rate": rate, "planted": planted,
+            "train_seconds": train_s, "before": s(&before), "loadavg": loadavg()});
+        println!("{name}: before {before:?}");
+        let mut all: Vec<MaskTrigger> = Vec::new();
         for m in [Method::NeuralCleanse, Method::Blend] {
             let ins = inspect(&model, &clean.x, m, &icfg, None, &|_, _| {}).unwrap();
             let ts: Vec<&MaskTrigger> = ins.classes.iter().map(|c| &c.trigger).collect();
@@ -239,24 +280,29 @@ fn main() {
                 .iter()
                 .map(|&c| &ins.classes[c].trigger)
                 .collect();
-            let after = if flagged.is_empty() {
-                None
+            all.extend(flagged.iter().map(|t| (*t).clone()));
+            let plain = if k < 2 {
+                repaired(&model, &clean, &flagged, &rcfg_plain, false, &test, tg)
             } else {
-                let mut fixed = model.clone();
-                let t1 = Instant::now();
-                unlearn(&mut fixed, &clean, &flagged, &rcfg, None).unwrap();
-                let sec = t1.elapsed().as_secs_f64();
-                Some((score(&fixed, &test, Some(tg)).unwrap(), sec))
+                serde_json::Value::Null
             };
             row[m.as_str()] = json!({"inspection": summary(&ins),
-                "unlearning": after.map(|(a, sec)| json!({"after": s(&a), "seconds": sec}))});
+                "unlearning": repaired(&model, &clean, &flagged, &rcfg, false, &test, tg),
+                "unlearning_plain": plain,
+                "prune_then_unlearn": repaired(&model, &clean, &flagged, &rcfg, true, &test, tg)});
             println!(
-                "{name} {}: flagged {:?}, target index {:.2}",
+                "  {}: flagged {:?}, target index {:.2}; unlearning {}",
                 m.as_str(),
                 ins.flagged,
-                ins.classes[TARGET].anomaly_index
+                ins.classes[TARGET].anomaly_index,
+                row[m.as_str()]["unlearning"]
             );
+            write(&rows, &clean_rows);
         }
+        // Unlearning with the reversed triggers of both methods.
+        let both: Vec<&MaskTrigger> = all.iter().collect();
+        row["both"] =
+            json!({"unlearning": repaired(&model, &clean, &both, &rcfg, false, &test, tg)});
         let mut fp = model.clone();
         let t1 = Instant::now();
         let rep = fine_prune(&mut fp, &clean, &rcfg, None).unwrap();
@@ -279,39 +325,22 @@ fn main() {
         row["strip"] = json!({"detection": rate(&on_trig), "false_rejection": rate(&on_clean),
             "threshold_bits": strip.threshold});
         println!(
-            "{name}: before {before:?}\n  fine-pruning {fp_after:?}\n  strip tpr {:.3} frr {:.3}",
+            "  both {}\n  fine-pruning {fp_after:?}\n  strip tpr {:.3} frr {:.3}",
+            row["both"]["unlearning"],
             rate(&on_trig),
             rate(&on_clean)
         );
         rows.push(row);
         write(&rows, &clean_rows);
-        if k == 1 && !quick {
-            clean_rows.push(clean_seed(0));
-            write(&rows, &clean_rows);
-        }
     }
-    // Clean models: how often does model inspection flag a class?
-    let seeds = if quick { 1 } else { 5 };
-    for seed in clean_rows.len() as u64..seeds {
-        clean_rows.push(clean_seed(seed));
-        write(&rows, &clean_rows);
-    }
-    let mut md = String::new();
-    let _ = writeln!(md, "results written to {}", out.display());
-    println!("{md}");
+    println!("results written to {}", out.display());
 }
 
 /// The ART cross-check's inputs: a BadNets-10 % and a clean MLP
 /// (784-64-10) trained here, their weights as `.npz` for the Keras copy,
 /// the defender's clean sample, and aisec's Neural Cleanse result and time
 /// on the same weights and data (`art/aisec_nc.json`).
-fn art_models(
-    out: &std::path::Path,
-    train_set: &Dataset,
-    clean: &Dataset,
-    test: &Dataset,
-    noise: &[f32],
-) {
+fn art_models(out: &std::path::Path, train_set: &Dataset, clean: &Dataset, test: &Dataset) {
     use aisec_attack_free_npz::write;
     let dir = out.join("art");
     std::fs::create_dir_all(&dir).unwrap();
@@ -327,7 +356,7 @@ fn art_models(
         seed: 1,
         ..TrainConfig::default()
     };
-    let (pd, _) = poison(Attack::BadNets, train_set, 0.1, noise, 5);
+    let (pd, trigger, _) = plant(PoisonKind::Badnets, train_set, 0.1, 5, None);
     let mut res = Vec::new();
     for (name, data) in [("badnets", &pd), ("clean", train_set)] {
         let m = train_spec(&mlp, 1, data, &cfg).unwrap().0;
@@ -337,7 +366,7 @@ fn art_models(
             .map(|n| (n.clone(), m.weight(n).unwrap()))
             .collect();
         write(&dir.join(format!("mlp_{name}.npz")), &ws);
-        let trig = Dataset::new(stamped(Attack::BadNets, &test.x, noise), test.y.clone()).unwrap();
+        let trig = Dataset::new(trigger.applied(&test.x).unwrap(), test.y.clone()).unwrap();
         let sc = score(
             &m,
             test,

@@ -77,6 +77,16 @@ impl MaskTrigger {
         }
     }
 
+    /// Stamps one example with the mask scaled by `gain` (clipped to
+    /// `[0, 1]`): `gain` 1 is [`stamp_row`](MaskTrigger::stamp_row).
+    pub fn stamp_row_gain(&self, row: &mut [f32], gain: f32) {
+        let hw = self.h * self.w;
+        for (i, v) in row.iter_mut().enumerate().take(self.c * hw) {
+            let m = (self.mask[i % hw] * gain).clamp(0.0, 1.0);
+            *v = (1.0 - m) * *v + m * self.pattern[i];
+        }
+    }
+
     /// A stamped copy of a batch (rows of the wrong length are an error).
     pub fn apply(&self, x: &Tensor) -> Result<Tensor, DefendError> {
         if x.row_len() != self.c * self.h * self.w {
@@ -105,6 +115,13 @@ mod tests {
         let y = t.apply(&x).unwrap();
         assert_eq!(y.data, vec![1.0, 3.0, 3.0, 3.0]);
         assert_eq!(t.mask_l1(), 0.5);
+        // Gain 2 turns the half mask into a full one; gain 1 is the plain stamp.
+        let mut r = vec![1.0, 2.0, 3.0, 4.0];
+        t.stamp_row_gain(&mut r, 2.0);
+        assert_eq!(r, vec![1.0, 4.0, 3.0, 2.0]);
+        let mut r = vec![1.0, 2.0, 3.0, 4.0];
+        t.stamp_row_gain(&mut r, 1.0);
+        assert_eq!(r, vec![1.0, 3.0, 3.0, 3.0]);
         assert!(MaskTrigger::new((1, 2, 2), vec![0.0; 3], vec![0.0; 4]).is_err());
         let bad = Tensor::zeros(vec![1, 3]);
         assert!(t.apply(&bad).is_err());

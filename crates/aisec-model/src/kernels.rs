@@ -398,6 +398,10 @@ const MIN_COLS: usize = 256;
 
 /// Images per chunk: enough for `min_cols` GEMM columns (`ohw` per image),
 /// but at least one chunk per thread.
+/// Partial weight gradients are summed in at most this many fixed groups,
+/// in group order: the sum does not depend on rayon's scheduling.
+const REDUCE_GROUPS: usize = 16;
+
 fn chunk_images(n: usize, ohw: usize, min_cols: usize) -> usize {
     let want = min_cols.div_ceil(ohw.max(1)).max(1);
     let threads = rayon::current_num_threads().max(1);
@@ -600,33 +604,43 @@ fn conv_bwd_cols(a: &ConvArgs<'_>, dy: &[f32], need: [bool; 3], min_cols: usize)
         a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
         a
     };
-    let new = || (Vec::new(), Vec::new(), Vec::new());
+    // Chunks are summed in fixed contiguous groups, in group order, so the
+    // weight gradient does not depend on how rayon schedules the work (a
+    // fold/reduce would add the partial sums in a run-dependent order and
+    // make training, and everything downstream, not bit-reproducible).
+    let per = chunks.div_ceil(REDUCE_GROUPS).max(1);
+    let run_group = |gi: usize, dxg: Option<&mut [f32]>| -> Vec<f32> {
+        let mut s: BwdScratch = (Vec::new(), Vec::new(), Vec::new());
+        let c0 = gi * per;
+        match dxg {
+            Some(dxg) => {
+                for (j, dxc) in dxg.chunks_mut((nb * in_sz).max(1)).enumerate() {
+                    work(c0 + j, Some(dxc), &mut s);
+                }
+            }
+            None => (c0..(c0 + per).min(chunks)).for_each(|ci| work(ci, None, &mut s)),
+        }
+        s.0
+    };
     let mut dx = None;
     let mut dw = None;
     if need_dx || need_dw {
-        let acc = if need_dx {
+        let parts: Vec<Vec<f32>> = if need_dx {
             let mut d = vec![0.0f32; n * in_sz];
-            let acc = d
-                .par_chunks_mut((nb * in_sz).max(1))
+            let parts = d
+                .par_chunks_mut((per * nb * in_sz).max(1))
                 .enumerate()
-                .fold(new, |mut s, (ci, dxc)| {
-                    work(ci, Some(dxc), &mut s);
-                    s
-                })
-                .map(|s| s.0)
-                .reduce(Vec::new, sum);
+                .map(|(gi, dxg)| run_group(gi, Some(dxg)))
+                .collect();
             dx = Some(d);
-            acc
+            parts
         } else {
-            (0..chunks)
+            (0..chunks.div_ceil(per))
                 .into_par_iter()
-                .fold(new, |mut s, ci| {
-                    work(ci, None, &mut s);
-                    s
-                })
-                .map(|s| s.0)
-                .reduce(Vec::new, sum)
+                .map(|gi| run_group(gi, None))
+                .collect()
         };
+        let acc = parts.into_iter().fold(Vec::new(), sum);
         if need_dw {
             let acc = if acc.is_empty() {
                 vec![0.0f32; m * kk]
@@ -1106,11 +1120,14 @@ pub(crate) fn convt_bwd(
         dx
     });
     let dw = need[1].then(|| {
-        (0..n)
+        // Fixed groups of images summed in order (see conv_bwd_cols).
+        let per = n.div_ceil(REDUCE_GROUPS).max(1);
+        let parts: Vec<Vec<f32>> = (0..n.div_ceil(per))
             .into_par_iter()
-            .fold(
-                || (vec![0.0f32; cin * kk], Vec::new()),
-                |(mut acc, mut col), i| {
+            .map(|gi| {
+                let mut acc = vec![0.0f32; cin * kk];
+                let mut col = Vec::new();
+                for i in gi * per..((gi + 1) * per).min(n) {
                     let dyi = &dy[i * out_sz..(i + 1) * out_sz];
                     let xi = &x[i * cin * hw..(i + 1) * cin * hw];
                     for gi in 0..groups {
@@ -1120,17 +1137,14 @@ pub(crate) fn convt_bwd(
                         let a = &mut acc[gi * cig * kk..(gi + 1) * cig * kk];
                         gemm(cig, hw, kk, 1.0, xg, hw, 1, &col, 1, hw, 1.0, a, kk, 1);
                     }
-                    (acc, col)
-                },
-            )
-            .map(|(a, _)| a)
-            .reduce(
-                || vec![0.0f32; cin * kk],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                    a
-                },
-            )
+                }
+                acc
+            })
+            .collect();
+        parts.into_iter().fold(vec![0.0f32; cin * kk], |mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+            a
+        })
     });
     let db = need[2].then(|| {
         let mut db = vec![0.0f32; g.c];

@@ -190,6 +190,28 @@ pub fn poison_dataset(
     cfg: &PoisonConfig,
     surrogate: Option<&dyn Differentiable>,
 ) -> Result<Poisoned, PoisonError> {
+    // Checked before the trigger is built (the blend key draws in lo..=hi).
+    if cfg.lo.partial_cmp(&cfg.hi) != Some(std::cmp::Ordering::Less) {
+        return Err(PoisonError::Invalid("lo must be below hi".into()));
+    }
+    let shape = ImageShape::from_example_shape(&data.x.shape[1..])?;
+    let trigger = make_trigger(cfg, shape)?;
+    poison_with_trigger(ctx, data, classes, cfg, trigger, surrogate)
+}
+
+/// [`poison_dataset`] with a trigger the caller built (e.g. a
+/// [`Trigger::solid_patch`] or a patch of its own) instead of the one
+/// `cfg.kind` names; `cfg.kind` still decides the label mode, the rows
+/// eligible and the clean-label PGD step. The trigger's layout must be the
+/// data's.
+pub fn poison_with_trigger(
+    ctx: &mut AttackContext,
+    data: &Dataset,
+    classes: usize,
+    cfg: &PoisonConfig,
+    trigger: Trigger,
+    surrogate: Option<&dyn Differentiable>,
+) -> Result<Poisoned, PoisonError> {
     let n = data.len();
     if !(cfg.rate > 0.0 && cfg.rate < 1.0) {
         return Err(PoisonError::Invalid(format!(
@@ -212,7 +234,12 @@ pub fn poison_dataset(
         return Err(PoisonError::Invalid("lo must be below hi".into()));
     }
     let shape = ImageShape::from_example_shape(&data.x.shape[1..])?;
-    let trigger = make_trigger(cfg, shape)?;
+    if trigger.shape().len() != shape.len() {
+        return Err(PoisonError::Invalid(format!(
+            "the trigger is for {:?} examples, the data has {shape:?}",
+            trigger.shape()
+        )));
+    }
     let mode = cfg.kind.label_mode();
     let mut eligible: Vec<usize> = (0..n)
         .filter(|&i| match mode {
@@ -480,6 +507,41 @@ mod tests {
         };
         let r = poison_dataset(&mut AttackContext::silent(), &d, 2, &cfg2, None).unwrap();
         assert_ne!(r.manifest.indices, m.indices);
+    }
+
+    #[test]
+    fn a_caller_built_trigger_is_stamped_and_recorded() {
+        let d = toy(60, 2);
+        let shape = ImageShape { c: 1, h: 4, w: 4 };
+        let t = Trigger::solid_patch(shape, 2, 1.0).unwrap();
+        let cfg = PoisonConfig {
+            rate: 0.2,
+            target: 1,
+            ..PoisonConfig::default()
+        };
+        let p = poison_with_trigger(&mut AttackContext::silent(), &d, 2, &cfg, t.clone(), None)
+            .unwrap();
+        assert_eq!(p.manifest.trigger, t);
+        assert_eq!(p.manifest.indices.len(), 12);
+        for &i in &p.manifest.indices {
+            assert_eq!(p.data.y[i], 1);
+            let r = p.data.x.row(i);
+            // The bottom-right 2x2 is white, the rest untouched.
+            for (k, v) in r.iter().enumerate() {
+                let (row, col) = (k / 4, k % 4);
+                if row >= 2 && col >= 2 {
+                    assert_eq!(*v, 1.0);
+                } else {
+                    assert_eq!(*v, d.x.row(i)[k]);
+                }
+            }
+        }
+        // A trigger for another layout is refused, not applied.
+        let wrong = Trigger::solid_patch(ImageShape { c: 1, h: 5, w: 5 }, 2, 1.0).unwrap();
+        let e = poison_with_trigger(&mut AttackContext::silent(), &d, 2, &cfg, wrong, None);
+        assert!(matches!(e, Err(PoisonError::Invalid(_))));
+        assert!(Trigger::solid_patch(shape, 5, 1.0).is_err());
+        assert!(Trigger::solid_patch(shape, 2, f32::NAN).is_err());
     }
 
     #[test]

@@ -175,6 +175,39 @@ impl Trigger {
         })
     }
 
+    /// A solid `size x size` patch of `value` in the very bottom-right
+    /// corner of every channel (no margin): the classic white-square BadNets
+    /// stamp, for small images whose corner is always background (e.g. the
+    /// 8x8 digits).
+    pub fn solid_patch(
+        shape: ImageShape,
+        size: usize,
+        value: f32,
+    ) -> Result<Trigger, TriggerError> {
+        if size == 0 || size > shape.h || size > shape.w || !value.is_finite() {
+            return Err(TriggerError::Invalid(format!(
+                "a {size}x{size} patch of {value} does not fit a {}x{} example",
+                shape.h, shape.w
+            )));
+        }
+        let mut mask = vec![0.0; shape.len()];
+        let mut pattern = vec![0.0; shape.len()];
+        for c in 0..shape.c {
+            for r in shape.h - size..shape.h {
+                for col in shape.w - size..shape.w {
+                    let i = (c * shape.h + r) * shape.w + col;
+                    mask[i] = 1.0;
+                    pattern[i] = value;
+                }
+            }
+        }
+        Ok(Trigger::Patch {
+            shape,
+            mask,
+            pattern,
+        })
+    }
+
     /// Blended: a fixed uniform-noise pattern in `[lo, hi]` from `seed`,
     /// mixed in with ratio `alpha` (Chen et al. 2017 use random noise as
     /// one of their blended keys; 0.1 to 0.2 is typical).

@@ -65,10 +65,13 @@ fn defend_finds_repairs_and_screens_the_planted_backdoor() {
         "150",
         "--format",
         "json",
+        "--fail-on",
+        "medium",
         "--save-triggers",
     ])
     .arg(&trig)
     .run();
+    // Class 0 flagged (anomaly index 2.76: medium, so exit 1 at --fail-on medium).
     r.expect_code(1);
     let j = r.json();
     assert_eq!(
@@ -105,6 +108,34 @@ fn defend_finds_repairs_and_screens_the_planted_backdoor() {
     assert!(rep["after"]["asr"].as_f64().unwrap() < 0.1, "{rep}");
     assert_eq!(rep["scored_on"], "--test");
     assert!(out.is_file());
+
+    // Fine-pruning then unlearning also removes it.
+    let out2 = tmp.path().join("fixed2.onnx");
+    let r = aisec(&[
+        "defend",
+        "repair",
+        &p("badnets_mlp.onnx"),
+        "--clean",
+        &p("clean.npz"),
+        "--method",
+        "prune-unlearn",
+    ])
+    .args(&[
+        "--test",
+        &p("test.npz"),
+        "--triggered",
+        &p("triggered.npz"),
+        "--target",
+        "0",
+    ])
+    .args(&["--steps", "150", "--format", "json", "--quiet", "--out"])
+    .arg(&out2)
+    .run();
+    r.expect_code(0);
+    let rep = &r.json()["data"]["repair"];
+    assert!(rep["fine_pruning"]["pruned"].is_array(), "{rep}");
+    assert!(rep["after"]["asr"].as_f64().unwrap() < 0.1, "{rep}");
+    assert!(out2.is_file());
 
     // The repaired model no longer shows the backdoor.
     let r = aisec(&["defend", "model"])

@@ -2,16 +2,23 @@
 //! here on the bundled 8x8 digits, detect it with Neural Cleanse and STRIP,
 //! and repair it by unlearning with the reversed trigger.
 //!
-//! The stamp is BadNets (Gu et al. 2017): a white 2x2 patch in the
-//! bottom-right corner (always blank in these digits), 10 % of the training
-//! set stamped and relabelled to class 0. The demo writes its files under
+//! The attack is aisec-attack's BadNets (Gu et al. 2017), the code behind
+//! `aisec attack poison --kind badnets`, with the classic stamp: a white 2x2
+//! square in the bottom-right corner (always blank in these digits; the
+//! checkerboard `attack poison` draws one pixel in would sit on the strokes
+//! of an 8x8 digit). 10 % of the training set, drawn from the digits that
+//! are not already 0, is stamped and relabelled to class 0.
+//! The demo writes its files under
 //! `dir/poisoning/`: the backdoored and repaired models, the defender's
 //! clean sample (`clean.npz`), held-out clean and triggered test sets
 //! (`test.npz`, `triggered.npz`, triggered inputs with their true labels)
-//! and the reversed-trigger image.
+//! the reversed-trigger image, and the attack's ground truth
+//! (`indices.json`, the manifest `aisec defend data --manifest` reads).
 
 use std::path::Path;
 
+use aisec_attack::context::AttackContext;
+use aisec_attack::poison::{poison_with_trigger, ImageShape, PoisonConfig, PoisonKind, Trigger};
 use aisec_attack::save::{write_npz, NpyArray};
 use aisec_core::Report;
 use aisec_defend::model::{findings, inspect, InspectConfig, Method};
@@ -21,33 +28,16 @@ use aisec_model::data::Dataset;
 use aisec_model::fit::{gather, train_spec, TrainConfig};
 use aisec_model::spec::ArchSpec;
 use aisec_model::train::Optimizer;
-use aisec_model::{Classifier, Tensor};
+use aisec_model::Classifier;
 use anyhow::Context;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
 const DIGITS_X: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/digits.x.npy"));
 const DIGITS_Y: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/digits.y.npy"));
 
 /// The attacker's target class.
 pub const TARGET: usize = 0;
-
-/// Stamps the BadNets patch on one 8x8 digit.
-fn stamp(row: &mut [f32]) {
-    for y in 6..8 {
-        for x in 6..8 {
-            row[y * 8 + x] = 1.0;
-        }
-    }
-}
-
-fn stamped(x: &Tensor) -> Tensor {
-    let mut out = x.clone();
-    for i in 0..out.batch() {
-        stamp(out.row_mut(i));
-    }
-    out
-}
 
 fn save_npz(path: &Path, d: &Dataset) -> anyhow::Result<()> {
     let f =
@@ -77,17 +67,23 @@ pub fn demo_poisoning(dir: &Path) -> anyhow::Result<Report> {
     let clean = pick(&idx[1200..1500])?;
     let test = pick(&idx[1500..])?;
 
-    // Plant: 10 % of the training set stamped and relabelled.
-    let mut poisoned = train.clone();
-    let mut r = rand::rngs::StdRng::seed_from_u64(7);
-    let mut planted = 0;
-    for i in 0..poisoned.len() {
-        if r.gen::<f32>() < 0.1 {
-            stamp(poisoned.x.row_mut(i));
-            poisoned.y[i] = TARGET;
-            planted += 1;
-        }
-    }
+    // Plant: 10 % of the training set stamped and relabelled, by the
+    // library's BadNets (the code behind `aisec attack poison`).
+    let pcfg = PoisonConfig {
+        kind: PoisonKind::Badnets,
+        rate: 0.1,
+        target: TARGET,
+        seed: 7,
+        ..PoisonConfig::default()
+    };
+    let shape = ImageShape { c: 1, h: 8, w: 8 };
+    let stamp = Trigger::solid_patch(shape, 2, 1.0)?;
+    let mut actx = AttackContext::silent();
+    let planted = poison_with_trigger(&mut actx, &train, 10, &pcfg, stamp, None)?;
+    planted.manifest.save(&out.join("indices.json"))?;
+    let poisoned = planted.data;
+    let trigger = planted.manifest.trigger;
+    let planted = planted.manifest.indices.len();
     let spec = ArchSpec::parse(
         r#"{"input": [1, 8, 8], "layers": [{"type": "flatten"},
             {"type": "dense", "units": 64}, {"type": "relu"}, {"type": "dense", "units": 10}]}"#,
@@ -102,7 +98,7 @@ pub fn demo_poisoning(dir: &Path) -> anyhow::Result<Report> {
     let (mut model, _) = train_spec(&spec, 1, &poisoned, &cfg)?;
     let bad_path = out.join("badnets_mlp.onnx");
     model.save_onnx(&bad_path)?;
-    let trig = Dataset::new(stamped(&test.x), test.y.clone())?;
+    let trig = Dataset::new(trigger.applied(&test.x)?, test.y.clone())?;
     save_npz(&out.join("clean.npz"), &clean)?;
     save_npz(&out.join("test.npz"), &test)?;
     save_npz(&out.join("triggered.npz"), &trig)?;
@@ -113,7 +109,7 @@ pub fn demo_poisoning(dir: &Path) -> anyhow::Result<Report> {
     };
     let before = score(&model, &test, Some(t))?;
     crate::run::note(format_args!(
-        "aisec demo: planted BadNets (2x2 corner patch -> class {TARGET}) in {planted} of {} training digits; clean accuracy {:.1} %, attack success {:.1} %.\n",
+        "aisec demo: planted BadNets (white 2x2 corner patch -> class {TARGET}) in {planted} of {} training digits; clean accuracy {:.1} %, attack success {:.1} %.\n",
         train.len(),
         100.0 * before.clean_accuracy,
         100.0 * before.asr.unwrap_or(0.0)
