@@ -38,7 +38,8 @@ WORK = os.path.join(ROOT, "bench", "guard", "work")
 MODEL = os.path.join(WORK, "minilm")
 CONTEXT = int(os.environ.get("AISEC_GUARD_STAGE2_CONTEXT", "24"))
 MAX_TOKENS = int(os.environ.get("AISEC_GUARD_STAGE2_TOKENS", "128"))
-MIN_BAND = 0.05
+MIN_BAND = float(os.environ.get("AISEC_GUARD_STAGE2_MIN_BAND", "0.3"))
+VAL_SAMPLE = int(os.environ.get("AISEC_GUARD_STAGE2_VAL", "3000"))
 
 
 def ensure_venv():
@@ -100,6 +101,11 @@ def main():
 
     train = load("train_sample.jsonl")
     val = load("val.jsonl")
+    # a fixed random sample of the validation split keeps the encoder passes affordable on 2 cores
+    import random
+
+    if len(val) > VAL_SAMPLE:
+        val = random.Random(5).sample(val, VAL_SAMPLE)
     vcand = [r for r in val if r["py_score"] >= MIN_BAND]
     print(f"head training rows {len(train)}; validation rows {len(val)} ({len(vcand)} with fast score >= {MIN_BAND})")
     Xt, ft, mst = embed(train, "train")
@@ -144,12 +150,12 @@ def main():
     base = metrics(fast_pred)
     print(f"validation, fast stage alone: F1 {base[0]:.4f} FPR {base[1]:.4f} chat FPR {base[2]:.4f}")
     best = None
-    grid_lo = [x for x in np.arange(MIN_BAND, fast_th + 1e-6, 0.05)]
+    grid_lo = [x for x in np.arange(MIN_BAND, fast_th + 1e-6, 0.04)]
     grid_hi = [x for x in np.arange(fast_th, 1.0001, 0.02)]
     for lo in grid_lo:
         for hi in grid_hi:
             for t2 in np.arange(0.3, 0.99, 0.02):
-                for ind_lo in [lo, max(MIN_BAND, lo - 0.1), max(MIN_BAND, lo - 0.2)]:
+                for ind_lo in sorted({lo, max(MIN_BAND, lo - 0.1), max(MIN_BAND, lo - 0.2)}):
                     m = metrics(decide(lo, hi, t2, ind_lo))
                     ok = m[1] <= 0.01 and m[2] <= 0.005
                     # among equal F1, prefer the narrowest band (fewest encoder passes)

@@ -67,7 +67,7 @@ fn main() -> anyhow::Result<()> {
         }
         fast.write_all(&s.score.to_le_bytes())?;
         n += 1;
-        if n % 500 == 0 {
+        if n.is_multiple_of(500) {
             eprintln!("{n} texts, {:.1} s", t0.elapsed().as_secs_f64());
         }
     }

@@ -182,7 +182,7 @@ impl WordPiece {
         let mut ids = vec![self.cls];
         let mut buf = Vec::new();
         for w in WordPiece::basic(text) {
-            if ids.len() - 1 >= budget {
+            if ids.len() > budget {
                 break;
             }
             buf.clear();

@@ -71,7 +71,9 @@ impl BertConfig {
         if self.hidden_size == 0 || self.hidden_size > MAX_HIDDEN {
             return bad(format!("hidden_size {}", self.hidden_size));
         }
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return bad(format!(
                 "{} heads do not divide hidden_size {}",
                 self.num_attention_heads, self.hidden_size
