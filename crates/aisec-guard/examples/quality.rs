@@ -80,7 +80,20 @@ impl Counts {
 const HEAD: &str = "| | texts | attacks | precision | recall | F1 | benign FPR | FP | FN |\n|---|---|---|---|---|---|---|---|---|";
 
 fn main() -> anyhow::Result<()> {
-    let p = Pipeline::new(Policy::default_for("http://127.0.0.1:9"));
+    // AISEC_GUARD_MINILM=DIR: the same tables with the second stage (encoder from DIR, committed head).
+    let mut policy = Policy::default_for("http://127.0.0.1:9");
+    let stage2 = std::env::var_os("AISEC_GUARD_MINILM").map(std::path::PathBuf::from);
+    if let Some(dir) = &stage2 {
+        policy.input.second_stage.enabled = true;
+        policy.input.second_stage.model_dir = Some(dir.clone());
+    }
+    let p = Pipeline::new(policy);
+    if stage2.is_some() {
+        let (ok, why) = p.second_stage_status();
+        anyhow::ensure!(ok, "second stage did not load: {why:?}");
+    }
+    let mut stage2_ms: Vec<f64> = Vec::new();
+    let mut stage2_texts = 0usize;
     let short_words = aisec_guard::classifier::Classifier::builtin().short_words();
     for arg in std::env::args().skip(1) {
         let (name, path) = arg.split_once('=').unwrap_or(("data", arg.as_str()));
@@ -104,7 +117,13 @@ fn main() -> anyhow::Result<()> {
             let kind = v["kind"].as_str().unwrap_or("?").to_string();
             let norm = aisec_guard::text::normalise(t);
             let r = !p.injection_rule_hits(&norm.text).is_empty();
-            let c = p.classifier_fires(&norm.text).is_some();
+            let t0 = std::time::Instant::now();
+            let verdict = p.classifier_verdict(&norm.text);
+            if verdict.second.is_some() {
+                stage2_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+            }
+            stage2_texts += 1;
+            let c = verdict.fires;
             let dets = p.scan_input(t);
             let g = dets.iter().any(|d| d.action == Action::Block);
             if !label && dets.iter().any(|d| d.scanner == "unicode") {
@@ -156,6 +175,25 @@ fn main() -> anyhow::Result<()> {
             guard.row("guard decision (rules, classifier, unicode, limits)")
         );
         println!("\nBenign texts the unicode scanner blocked: {unicode_fp}\n");
+        if stage2.is_some() {
+            stage2_ms.sort_by(f64::total_cmp);
+            let q = |f: f64| {
+                stage2_ms
+                    .get(((stage2_ms.len() as f64 - 1.0) * f).round() as usize)
+                    .copied()
+                    .unwrap_or(0.0)
+            };
+            println!(
+                "Second stage ran on {} of {stage2_texts} texts (request side); classifier time of those texts \
+                 (fast + encoder, wall clock, this machine): p50 {:.1} ms, p99 {:.1} ms; load {}\n",
+                stage2_ms.len(),
+                q(0.5),
+                q(0.99),
+                std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+            );
+            stage2_ms.clear();
+            stage2_texts = 0;
+        }
     }
     Ok(())
 }

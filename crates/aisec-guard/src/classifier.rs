@@ -28,6 +28,9 @@ pub struct Classifier {
     max_chars: usize,
     window: usize,
     stride: usize,
+    /// Whether the windows carry the indirect-injection cue features
+    /// ([`cue_keys`]); model files from `AGLR0003` on do.
+    cues: bool,
     weights: Vec<f32>,
 }
 
@@ -63,6 +66,8 @@ pub enum ModelError {
 
 const MAGIC_V1: &[u8; 8] = b"AGLR0001";
 const MAGIC_V2: &[u8; 8] = b"AGLR0002";
+/// Same layout as v2; the features include the indirect-injection cues.
+const MAGIC_V3: &[u8; 8] = b"AGLR0003";
 const HEADER_V1: usize = 8 + 16;
 const HEADER_V2: usize = 8 + 32;
 const MAX_DIM: u32 = 1 << 22;
@@ -109,10 +114,286 @@ fn sigmoid(z: f64) -> f32 {
     (1.0 / (1.0 + (-z.clamp(-60.0, 60.0)).exp())) as f32
 }
 
+/// Nouns that name the reader of a text as a model or an automated agent.
+const MODEL_WORDS: &[&str] = &[
+    "ai",
+    "assistant",
+    "assistants",
+    "llm",
+    "llms",
+    "chatbot",
+    "chatbots",
+    "bot",
+    "bots",
+    "gpt",
+    "chatgpt",
+    "claude",
+    "gemini",
+    "copilot",
+    "agent",
+    "agents",
+    "model",
+    "models",
+    "automated",
+];
+/// Verbs that open an instruction to a model (checked at sentence starts).
+const IMPERATIVES: &[&str] = &[
+    "ignore",
+    "disregard",
+    "forget",
+    "print",
+    "output",
+    "reply",
+    "respond",
+    "say",
+    "write",
+    "return",
+    "instead",
+    "stop",
+    "override",
+    "reveal",
+    "repeat",
+    "send",
+    "include",
+    "append",
+    "answer",
+    "tell",
+    "translate",
+    "summarize",
+    "summarise",
+    "do",
+    "don",
+    "never",
+    "always",
+    "execute",
+    "run",
+    "call",
+    "visit",
+    "click",
+    "recommend",
+    "insert",
+    "delete",
+    "remove",
+    "email",
+    "forward",
+    "show",
+    "display",
+    "give",
+    "provide",
+    "pretend",
+    "act",
+    "begin",
+    "start",
+    "from",
+    "now",
+    "only",
+    "you",
+    "please",
+    "make",
+    "add",
+    "change",
+    "rate",
+    "classify",
+    "state",
+];
+/// Verbs that discard earlier context.
+const DISCARD: &[&str] = &[
+    "ignore",
+    "disregard",
+    "forget",
+    "override",
+    "bypass",
+    "skip",
+    "neglect",
+    "drop",
+    "discard",
+];
+/// What a discarding verb is aimed at in an injection.
+const DISCARDED: &[&str] = &[
+    "previous",
+    "above",
+    "prior",
+    "earlier",
+    "preceding",
+    "rest",
+    "all",
+    "other",
+    "instructions",
+    "instruction",
+    "context",
+    "data",
+    "document",
+    "text",
+    "guidelines",
+    "rules",
+    "prompt",
+    "everything",
+    "task",
+    "content",
+];
+/// Chat roles a fake dialogue turn names.
+const ROLES: &[&str] = &[
+    "user",
+    "assistant",
+    "system",
+    "human",
+    "ai",
+    "bot",
+    "model",
+    "gpt",
+    "chatgpt",
+    "instruction",
+    "instructions",
+    "response",
+    "admin",
+    "developer",
+    "inst",
+];
+/// Roles that claim authority over the model.
+const AUTHORITY_ROLES: &[&str] = &[
+    "system",
+    "instruction",
+    "instructions",
+    "admin",
+    "developer",
+    "inst",
+];
+
+fn alnum_core(w: &str) -> &str {
+    w.trim_matches(|c: char| !c.is_alphanumeric())
+}
+
+/// Indirect-injection cues of one prepared (lower-cased, whitespace-collapsed)
+/// window: conjunctions that word n-grams cannot express. They look for
+/// instructions addressed to a model inside text that is otherwise data
+/// (issue 17's buried injections): a sentence that opens with an imperative
+/// in a data-like window or next to a noun naming a model, fake dialogue
+/// turns and bracketed "[system]" notes, "if the user asks ..." conditions
+/// and verbs that discard earlier context. Each present cue becomes one
+/// hashed feature `s:NAME`; the learned weights decide what they are worth.
+pub fn cue_keys(window: &str, words: &[&str]) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut model_word = false;
+    let mut second_person = false;
+    let mut digits = 0usize;
+    for w in words {
+        if MODEL_WORDS.contains(w) {
+            model_word = true;
+        }
+        if matches!(*w, "you" | "your" | "yours" | "yourself") {
+            second_person = true;
+        }
+        if w.bytes().any(|b| b.is_ascii_digit()) {
+            digits += 1;
+        }
+    }
+    let punct = window
+        .bytes()
+        .filter(|b| {
+            matches!(
+                b,
+                b':' | b'|' | b'{' | b'}' | b'=' | b'@' | b'/' | b'<' | b'>'
+            )
+        })
+        .count();
+    let data_like = digits >= 3 || punct >= 4;
+    let mut imperative = false;
+    let mut role = false;
+    let mut authority = false;
+    let mut prev_ends_sentence = true;
+    for raw in window.split(' ') {
+        let core = alnum_core(raw);
+        let lead = raw.trim_start_matches(|c: char| !c.is_alphanumeric());
+        if prev_ends_sentence && IMPERATIVES.contains(&core) && lead.len() >= core.len() {
+            imperative = true;
+        }
+        let bracketed = raw.starts_with('[') || raw.starts_with('<') || raw.starts_with('(');
+        let tagged = raw.ends_with(':')
+            || raw.ends_with(']')
+            || raw.ends_with('>')
+            || raw.ends_with("]:")
+            || raw.contains("|>");
+        if !core.is_empty()
+            && ROLES.contains(&core)
+            && (tagged || bracketed && raw.len() > core.len() + 1)
+        {
+            role = true;
+            if AUTHORITY_ROLES.contains(&core) {
+                authority = true;
+            }
+        }
+        if raw.contains("<|") || raw.starts_with("###") {
+            role = true;
+        }
+        prev_ends_sentence = raw.is_empty()
+            || raw.ends_with([
+                '.', '!', '?', ':', ';', '"', ')', ']', '>', '-', '*', '}', '\'',
+            ])
+            || raw == "--";
+    }
+    let mut discard = false;
+    let mut conditional = false;
+    for (i, w) in words.iter().enumerate() {
+        let next = &words[i + 1..words.len().min(i + 6)];
+        if DISCARD.contains(w) && next.iter().any(|n| DISCARDED.contains(n)) {
+            discard = true;
+        }
+        if matches!(*w, "if" | "when" | "whenever" | "once")
+            && next.iter().take(4).any(|n| {
+                matches!(
+                    *n,
+                    "user"
+                        | "users"
+                        | "asked"
+                        | "asks"
+                        | "ask"
+                        | "prompted"
+                        | "summarizing"
+                        | "summarising"
+                )
+            })
+        {
+            conditional = true;
+        }
+    }
+    if imperative {
+        out.push("imp");
+        if data_like {
+            out.push("imp_data");
+        }
+        if model_word {
+            out.push("imp_model");
+        }
+    }
+    if model_word && (second_person || imperative) {
+        out.push("addr");
+    }
+    if role {
+        out.push("role");
+        if authority {
+            out.push("role_auth");
+        }
+        if imperative {
+            out.push("role_imp");
+        }
+    }
+    if discard {
+        out.push("discard");
+    }
+    if conditional {
+        out.push("cond");
+        if imperative || model_word {
+            out.push("cond_imp");
+        }
+    }
+    out
+}
+
 impl Classifier {
     /// Parses a model file (format in the training script's docstring).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
-        let v2 = bytes.len() >= HEADER_V2 && &bytes[..8] == MAGIC_V2;
+        let v3 = bytes.len() >= HEADER_V2 && &bytes[..8] == MAGIC_V3;
+        let v2 = v3 || (bytes.len() >= HEADER_V2 && &bytes[..8] == MAGIC_V2);
         let v1 = bytes.len() >= HEADER_V1 && &bytes[..8] == MAGIC_V1;
         if !v1 && !v2 {
             return Err(ModelError::BadHeader);
@@ -175,6 +456,7 @@ impl Classifier {
             max_chars,
             window,
             stride,
+            cues: v3,
             weights,
         })
     }
@@ -207,6 +489,7 @@ impl Classifier {
             max_chars,
             window,
             stride,
+            cues: true,
             weights: vec![0.0; dim as usize],
         })
     }
@@ -227,6 +510,7 @@ impl Classifier {
                 max_chars: 1,
                 window: 1,
                 stride: 1,
+                cues: false,
                 weights: vec![0.0],
             },
         })
@@ -240,6 +524,11 @@ impl Classifier {
     /// Threshold for texts under [`Classifier::short_words`] words, chosen on the validation split.
     pub fn short_threshold(&self) -> f32 {
         self.short_threshold
+    }
+
+    /// Words per window and the stride between windows.
+    pub fn layout(&self) -> (usize, usize) {
+        (self.window, self.stride)
     }
 
     /// Word count under which a text counts as short.
@@ -353,6 +642,12 @@ impl Classifier {
             let h = fnv_extend(b_state, pair[0].as_bytes());
             let h = fnv_extend(h, b" ");
             hashes.push(reduce(fnv_extend(h, pair[1].as_bytes())));
+        }
+        if self.cues {
+            let c_state = fnv_extend(FNV_OFFSET, b"s:");
+            for key in cue_keys(window, &words) {
+                hashes.push(reduce(fnv_extend(c_state, key.as_bytes())));
+            }
         }
         hashes.sort_unstable();
         let mut feats: Vec<(u32, f64)> = Vec::with_capacity(hashes.len());

