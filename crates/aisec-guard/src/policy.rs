@@ -706,12 +706,14 @@ pub enum PolicyError {
 impl Policy {
     /// Parses and validates policy text.
     pub fn from_toml(text: &str) -> Result<Policy, PolicyError> {
-        let value: toml::Value =
-            toml::from_str(text).map_err(|e| PolicyError::Syntax(e.message().to_string()))?;
+        let value: toml::Value = toml::from_str(text)
+            .map_err(|e| PolicyError::Syntax(e.message().trim_end().to_string()))?;
         let policy: Policy =
             serde_path_to_error::deserialize(value).map_err(|e| PolicyError::Key {
                 path: e.path().to_string(),
-                message: e.inner().to_string(),
+                // toml's messages end in a newline, which the CLI's terminal
+                // escaping would print as a literal `\n`.
+                message: e.inner().to_string().trim_end().to_string(),
             })?;
         policy.validate()?;
         Ok(policy)
@@ -948,6 +950,15 @@ mod tests {
         .to_string();
         assert!(e.contains("input.secrets"), "{e}");
         assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn errors_do_not_end_in_a_newline() {
+        for text in ["[input]\n", "[server\n"] {
+            let e = Policy::from_toml(text).unwrap_err().to_string();
+            assert!(!e.ends_with('\n'), "{e:?}");
+            assert!(e.starts_with("policy"), "{e:?}");
+        }
     }
 
     #[test]
