@@ -36,6 +36,26 @@
 //! median then reaches index 2 on clean models (seen in this crate's
 //! tests). Differences that small are not evidence of a backdoor; planted
 //! triggers are several times smaller than the median.
+//!
+//! Two more rules on the trigger's size over the median size (the ratio),
+//! both chosen on the bench's first models (bench/backdoor: seeds 100-104
+//! clean, one model per attack row) and then scored on 16 models never used
+//! for the choice (clean seeds 200-209 and six freshly planted backdoors;
+//! `backdoor_bench --fresh`, results in bench/backdoor/RESULTS.md):
+//! - a class flagged by the index must also need at most half the median
+//!   (`max_size_ratio`). Clean MNIST models keep one naturally easy class
+//!   (usually 3) at 0.45-0.65 of the median, and with ten classes the MAD
+//!   is often small enough to put it at index 2-5; planted targets sat at
+//!   0.11-0.21 (BadNets, Blended) and 0.39 (WaNet, which NC misses);
+//! - a class at most 0.3 of the median is flagged even when its index stays
+//!   below 2 (`sure_size_ratio`): when the other classes' sizes spread
+//!   widely the MAD grows and a trigger a seventh of the median reached only
+//!   index 1.3 (a fresh BadNets 5 % model).
+//!
+//! On the 16 fresh models the paper's rule flagged 4 of 10 clean models
+//! (either method) and found 4 of 6 backdoors; with these two rules, 1 of 10
+//! and 5 of 6 (BadNets 0.5 % at 0.44 of the median is missed, and a clean
+//! seed whose class 3 also sits at 0.44 is flagged).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
@@ -109,6 +129,12 @@ pub struct InspectConfig {
     pub seed: u64,
     /// Floor of the scaled MAD as a share of the median size.
     pub min_relative_mad: f32,
+    /// A class flagged by the index must also have a trigger at most this
+    /// share of the median size (1 turns the rule off).
+    pub max_size_ratio: f32,
+    /// A class whose trigger is at most this share of the median size is
+    /// flagged whatever its index (0 turns the rule off).
+    pub sure_size_ratio: f32,
 }
 
 impl Default for InspectConfig {
@@ -126,6 +152,8 @@ impl Default for InspectConfig {
             threshold: 2.0,
             seed: 0,
             min_relative_mad: 0.1,
+            max_size_ratio: 0.5,
+            sure_size_ratio: 0.3,
         }
     }
 }
@@ -156,6 +184,15 @@ impl InspectConfig {
         if !(self.min_relative_mad.is_finite() && self.min_relative_mad >= 0.0) {
             return bad("MAD floor must be a non-negative number");
         }
+        let (sure, max) = (self.sure_size_ratio, self.max_size_ratio);
+        if !(sure.is_finite()
+            && max.is_finite()
+            && (0.0..=1.0).contains(&sure)
+            && sure <= max
+            && max <= 1.0)
+        {
+            return bad("size ratios must satisfy 0 <= sure ratio <= max ratio <= 1");
+        }
         Ok(())
     }
 }
@@ -174,7 +211,9 @@ pub struct ClassTrigger {
     pub reached: bool,
     /// MAD anomaly index of the size.
     pub anomaly_index: f32,
-    /// Size below the median and index at or above the threshold.
+    /// Size below the median and either index at or above the threshold
+    /// with the size at most `max_size_ratio` of the median, or the size at
+    /// most `sure_size_ratio` of the median.
     pub flagged: bool,
     /// The trigger.
     #[serde(skip)]
@@ -493,7 +532,7 @@ pub fn inspect<M: Differentiable + ?Sized>(
             success,
             reached,
             anomaly_index: idx[t],
-            flagged: size < med && idx[t] >= cfg.threshold,
+            flagged: is_flagged(size, med, idx[t], cfg),
             trigger,
         })
         .collect();
@@ -509,6 +548,15 @@ pub fn inspect<M: Differentiable + ?Sized>(
         examples: x.batch(),
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// The flagging rule (see the module documentation).
+fn is_flagged(size: f32, median: f32, index: f32, cfg: &InspectConfig) -> bool {
+    if !(size.is_finite() && median.is_finite()) || size >= median {
+        return false;
+    }
+    (index >= cfg.threshold && size <= cfg.max_size_ratio * median)
+        || size <= cfg.sure_size_ratio * median
 }
 
 /// Severity from the anomaly index: critical at 4 and above, high at 3,
@@ -544,10 +592,11 @@ pub fn findings(ins: &Inspection, subject: &str, image: Option<&str>) -> Vec<Fin
             .finding(
                 loc(),
                 format!(
-                    "{}: class {t} has anomaly index {:.2} with {}; the reversed trigger sends {:.1} % of clean inputs to class {t}{}",
+                    "{}: class {t} has anomaly index {:.2} with {} ({:.2} of the median); the reversed trigger sends {:.1} % of clean inputs to class {t}{}",
                     ins.method.as_str(),
                     c.anomaly_index,
                     sizes(c),
+                    c.size / ins.median,
                     100.0 * c.success,
                     image.map(|p| format!(" (trigger image: {p})")).unwrap_or_default()
                 ),
@@ -581,7 +630,7 @@ pub fn findings(ins: &Inspection, subject: &str, image: Option<&str>) -> Vec<Fin
                 .finding(
                     loc(),
                     format!(
-                        "{}: no class has a trigger anomalously small (largest anomaly index below the median {:.2}, threshold 2)",
+                        "{}: no class has a trigger anomalously small (largest anomaly index below the median {:.2}, threshold 2; a flag also needs at most half the median size)",
                         ins.method.as_str(),
                         top
                     ),

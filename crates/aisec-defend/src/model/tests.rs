@@ -21,6 +21,40 @@ fn mad_anomaly_follows_neural_cleanse() {
     assert_eq!(idx[0], 18.0);
 }
 
+#[test]
+fn the_flagging_rule_needs_a_small_trigger() {
+    let cfg = InspectConfig::default();
+    // (size, median, index, flagged): the index alone is not enough, and a
+    // trigger far below the median is flagged whatever its index.
+    let cases = [
+        (0.58, 1.0, 5.35, false), // a clean model's easy class (fresh seed 202)
+        (0.44, 1.0, 5.57, true),  // at or below half the median with index >= 2
+        (0.50, 1.0, 2.00, true),
+        (0.14, 1.0, 1.31, true), // BadNets 5 %, wide spread of the others
+        (0.31, 1.0, 1.90, false),
+        (0.30, 1.0, 0.50, true),
+        (1.00, 1.0, 9.00, false), // at the median: never
+        (f32::NAN, 1.0, 9.0, false),
+    ];
+    for (size, med, idx, want) in cases {
+        assert_eq!(is_flagged(size, med, idx, &cfg), want, "{size} {med} {idx}");
+    }
+    // Both rules off: the paper's rule.
+    let paper = InspectConfig {
+        max_size_ratio: 1.0,
+        sure_size_ratio: 0.0,
+        ..InspectConfig::default()
+    };
+    assert!(is_flagged(0.58, 1.0, 5.35, &paper));
+    assert!(!is_flagged(0.14, 1.0, 1.31, &paper));
+    let bad = InspectConfig {
+        sure_size_ratio: 0.6,
+        max_size_ratio: 0.5,
+        ..InspectConfig::default()
+    };
+    assert!(bad.validate().is_err());
+}
+
 fn quick() -> InspectConfig {
     InspectConfig {
         steps: 200,

@@ -43,6 +43,14 @@ pub struct ModelArgs {
     #[arg(long, default_value_t = 2.0)]
     pub threshold: f32,
 
+    /// A class flagged by the index must also have a trigger at most this share of the median size (1 = the paper's rule).
+    #[arg(long, default_value_t = 0.5)]
+    pub max_size_ratio: f32,
+
+    /// A class whose trigger is at most this share of the median size is flagged whatever its index (0 = off).
+    #[arg(long, default_value_t = 0.3)]
+    pub sure_size_ratio: f32,
+
     /// Seed of the trigger initialisation and batch sampling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -159,6 +167,8 @@ pub fn run(a: ModelArgs) -> anyhow::Result<i32> {
         steps: a.steps,
         batch: a.batch,
         threshold: a.threshold,
+        max_size_ratio: a.max_size_ratio,
+        sure_size_ratio: a.sure_size_ratio,
         seed: a.seed,
         range: (a.clean.range.lo, a.clean.range.hi),
         ..InspectConfig::default()
