@@ -56,8 +56,8 @@ use aisec_model::checkpoint::Checkpoint;
 use aisec_model::classifier::argmax;
 use aisec_model::data::Dataset;
 use aisec_model::fit::{
-    evaluate, gather, shuffled_order, sub_seed, CheckpointPolicy, EpochStats, History, StepPlan,
-    TrainConfig,
+    diverged, evaluate, gather, shuffled_order, sub_seed, CheckpointPolicy, EpochStats, History,
+    StepPlan, TrainConfig,
 };
 use aisec_model::spec::ArchSpec;
 use aisec_model::train::Trainer;
@@ -708,11 +708,7 @@ pub fn adv_train(
                 rand::rngs::StdRng::seed_from_u64(mix(train_cfg.seed, epoch as u64, b as u64 + 1));
             let (l, r, k) = adv_step(&mut trainer, model, &xb, &yb, cfg, eps, &mut rng)?;
             if !l.is_finite() {
-                return Err(HardenError::Numerical(format!(
-                    "training diverged: loss {l} at epoch {}, batch {} (lower the learning rate)",
-                    epoch + 1,
-                    b + 1
-                )));
+                return Err(HardenError::Numerical(diverged(l, epoch, b)));
             }
             loss_sum += f64::from(l);
             right += r;

@@ -122,22 +122,11 @@ struct Build<'a> {
 
 impl Build<'_> {
     fn weight(&mut self, name: &str, shape: &[usize]) -> Result<String, ModelError> {
-        let t = self
-            .ws
-            .iter()
-            .find(|(n, _)| n == name || n.strip_prefix("bert.") == Some(name))
-            .map(|(_, t)| t)
-            .ok_or_else(|| ModelError::Invalid(format!("BERT weights lack '{name}'")))?;
-        if t.shape != shape {
-            return Err(ModelError::Shape(format!(
-                "BERT weight '{name}' has shape {:?}, expected {shape:?}",
-                t.shape
-            )));
-        }
+        let data = take(self.ws, name, shape)?;
         self.inits.push(TensorP {
             name: name.into(),
             dims: shape.to_vec(),
-            data: TensorData::F32(t.data.clone()),
+            data: TensorData::F32(data),
         });
         Ok(name.into())
     }

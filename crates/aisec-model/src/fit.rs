@@ -495,6 +495,16 @@ pub(crate) fn epoch_order(cfg: &TrainConfig, n: usize, epoch: usize) -> Vec<usiz
     shuffled_order(n, cfg.shuffle, sub_seed(cfg.seed, epoch as u64, 0))
 }
 
+/// What a run reports when batch `batch` of epoch `epoch` (both 0-based)
+/// gave a loss that is not finite.
+pub fn diverged(loss: f32, epoch: usize, batch: usize) -> String {
+    format!(
+        "training diverged: loss {loss} at epoch {}, batch {} (lower the learning rate)",
+        epoch + 1,
+        batch + 1
+    )
+}
+
 /// `0..n`, shuffled by a generator seeded with `seed` when `shuffle` is set.
 pub fn shuffled_order(n: usize, shuffle: bool, seed: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
@@ -726,11 +736,7 @@ pub fn fit_targets(
                 }
             };
             if !l.is_finite() {
-                return Err(ModelError::Invalid(format!(
-                    "training diverged: loss {l} at epoch {}, batch {} (lower the learning rate)",
-                    epoch + 1,
-                    b + 1
-                )));
+                return Err(ModelError::Invalid(diverged(l, epoch, b)));
             }
             loss_sum += f64::from(l);
             done += 1;
