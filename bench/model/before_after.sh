@@ -4,6 +4,7 @@
 # MNIST CNN and ResNet-18 shapes (specs/, exported by the NEW binary) and
 # the torch-exported fixtures. Needs no Python.
 # Usage: bench/model/before_after.sh BASE_BIN NEW_BIN [ROUNDS] > table.md
+# ONLY=resnet18 (a model name, or several separated by |) times just those.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BASE=$1 NEW=$2 ROUNDS=${3:-3}
@@ -20,6 +21,9 @@ echo "| model | base CPU img/s (runs) | new CPU img/s (runs) | new / base CPU | 
 echo "| --- | --- | --- | --- | --- | --- | --- |"
 for spec in $MODELS; do
   f=${spec%%:*} it=${spec##*:}
+  if [ -n "${ONLY:-}" ] && ! [[ "|$ONLY|" == *"|$(basename "$f" .onnx)|"* ]]; then
+    continue
+  fi
   b=() n=()
   for _ in $(seq "$ROUNDS"); do
     b+=("$(ips "$BASE" "$f" "$it")")

@@ -338,22 +338,8 @@ fn query(
     Ok(true)
 }
 
-/// Trains a fresh surrogate (initialised from `seed`) on soft targets.
-/// Returns the model, the last epoch's mean loss and the steps taken.
-pub fn train_surrogate(
-    spec: &ArchSpec,
-    x: &Tensor,
-    targets: &[f32],
-    t: &SurrogateTraining,
-    seed: u64,
-    ctx: &AttackContext,
-) -> Result<(OnnxModel, f64, usize), ExtractionError> {
-    let mut model = OnnxModel::from_spec(spec, seed)?;
-    let (loss, steps) = fit(&mut model, spec, x, targets, t, seed, ctx)?;
-    Ok((model, loss, steps))
-}
-
-/// Continues training `model` on soft targets with aisec-model's fit loop
+/// Trains `model` (a fresh surrogate, or the Jacobian strategy's
+/// substitute between rounds) on soft targets with aisec-model's fit loop
 /// (Adam, seeded shuffling; batch norm trained with batch statistics);
 /// returns the last epoch's mean loss and the steps taken.
 fn fit(
@@ -658,7 +644,9 @@ pub fn run_extraction(
             break;
         }
         let xb = rows_of(&queries, 0, n);
-        let (model, loss, steps) = train_surrogate(
+        let mut model = OnnxModel::from_spec(&cfg.surrogate, cfg.seed)?;
+        let (loss, steps) = fit(
+            &mut model,
             &cfg.surrogate,
             &xb,
             &targets[..n * classes],

@@ -715,7 +715,7 @@ pub fn tile_png(rows: &[&Tensor], lo: f32, hi: f32) -> Result<Vec<u8>, SaveError
             }
         }
     }
-    crate::save::encode_png(&img, gw, gh, c)
+    Ok(aisec_model::data::images::encode_png(&img, gw, gh, c)?)
 }
 
 fn num(v: f64) -> serde_json::Value {

@@ -4,7 +4,8 @@
 
 use std::io::{Seek, Write};
 
-use aisec_model::Tensor;
+use aisec_model::data::images::encode_png;
+use aisec_model::{ModelError, Tensor};
 
 /// Errors while saving.
 #[derive(Debug, thiserror::Error)]
@@ -15,12 +16,24 @@ pub enum SaveError {
     /// The zip writer failed.
     #[error("zip error: {0}")]
     Zip(#[from] zip::result::ZipError),
-    /// PNG encoding failed.
+    /// PNG encoding failed (in [`aisec_model::data::images::encode_png`]).
     #[error("png error: {0}")]
-    Png(#[from] png::EncodingError),
+    Png(#[source] ModelError),
     /// The inputs are not image-shaped.
     #[error("not image-shaped: {0}")]
     Shape(String),
+}
+
+impl From<ModelError> for SaveError {
+    /// A pixel buffer that does not fit its shape stays a
+    /// [`SaveError::Shape`]; anything else the encoder says is a
+    /// [`SaveError::Png`].
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::Shape(s) => SaveError::Shape(s),
+            e => SaveError::Png(e),
+        }
+    }
 }
 
 /// An array for an `.npy` member.
@@ -133,57 +146,12 @@ pub fn png_grid(
             }
         }
     }
-    encode_png(&img, gw, gh, c)
-}
-
-/// Encodes 8-bit pixels (`c` = 1 grey or 3 RGB channels, interleaved,
-/// row-major `w x h`) as a PNG: the workspace's one PNG writer (adversarial
-/// example grids, inversion pictures, poison triggers, reversed triggers).
-pub fn encode_png(img: &[u8], w: usize, h: usize, c: usize) -> Result<Vec<u8>, SaveError> {
-    if img.len() != w * h * c || !(c == 1 || c == 3) || w == 0 || h == 0 {
-        return Err(SaveError::Shape(format!(
-            "{} pixel bytes for a {w}x{h}x{c} image",
-            img.len()
-        )));
-    }
-    let too_big = |_| SaveError::Shape(format!("{w}x{h} is too large for a PNG"));
-    let mut out = Vec::new();
-    {
-        let mut enc = png::Encoder::new(
-            &mut out,
-            u32::try_from(w).map_err(too_big)?,
-            u32::try_from(h).map_err(too_big)?,
-        );
-        enc.set_color(if c == 3 {
-            png::ColorType::Rgb
-        } else {
-            png::ColorType::Grayscale
-        });
-        enc.set_depth(png::BitDepth::Eight);
-        let mut wr = enc.write_header()?;
-        wr.write_image_data(img)?;
-    }
-    Ok(out)
+    Ok(encode_png(&img, gw, gh, c)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn png_refuses_pixels_that_do_not_fit_the_shape() {
-        assert!(matches!(
-            encode_png(&[0; 3], 2, 2, 1),
-            Err(SaveError::Shape(_))
-        ));
-        assert!(matches!(
-            encode_png(&[0; 8], 2, 2, 2),
-            Err(SaveError::Shape(_))
-        ));
-        assert!(matches!(encode_png(&[], 0, 0, 1), Err(SaveError::Shape(_))));
-        let png = encode_png(&[0, 255, 255, 0], 2, 2, 1).unwrap();
-        assert_eq!(&png[1..4], b"PNG");
-    }
 
     #[test]
     fn npy_header_is_aligned_and_parsable() {

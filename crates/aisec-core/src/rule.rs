@@ -88,6 +88,8 @@ pub struct Rule {
 impl Rule {
     /// Builds a rule; only [`declare_rules!`](crate::declare_rules) calls this.
     #[doc(hidden)]
+    // One parameter per field: `Rule` is `non_exhaustive`, so the macro's
+    // expansion in other crates cannot write the struct literal itself.
     #[allow(clippy::too_many_arguments)]
     pub const fn __declare(
         id: &'static str,

@@ -2,31 +2,10 @@
 //! (white where the trigger sits) and the masked pattern `m * p` below, each
 //! tile scaled up by a whole factor so 8x8 triggers are visible.
 
+use aisec_model::data::images::encode_png;
+
 use crate::trigger::MaskTrigger;
 use crate::DefendError;
-
-/// Encodes 8-bit pixels (`c` = 1 grey or 3 RGB, row-major, interleaved).
-pub fn encode_png(pixels: &[u8], w: usize, h: usize, c: usize) -> Result<Vec<u8>, DefendError> {
-    if pixels.len() != w * h * c || !(c == 1 || c == 3) || w == 0 || h == 0 {
-        return Err(DefendError::Invalid(format!(
-            "{} pixel bytes for a {w}x{h}x{c} image",
-            pixels.len()
-        )));
-    }
-    let mut out = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut out, w as u32, h as u32);
-        enc.set_color(if c == 3 {
-            png::ColorType::Rgb
-        } else {
-            png::ColorType::Grayscale
-        });
-        enc.set_depth(png::BitDepth::Eight);
-        let mut wr = enc.write_header()?;
-        wr.write_image_data(pixels)?;
-    }
-    Ok(out)
-}
 
 fn to_byte(v: f32, lo: f32, hi: f32) -> u8 {
     let span = (hi - lo).max(f32::MIN_POSITIVE);
@@ -66,7 +45,7 @@ pub fn trigger_grid(triggers: &[&MaskTrigger], lo: f32, hi: f32) -> Result<Vec<u
             }
         }
     }
-    encode_png(&img, gw, gh, oc)
+    Ok(encode_png(&img, gw, gh, oc)?)
 }
 
 #[cfg(test)]

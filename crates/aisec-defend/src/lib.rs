@@ -45,9 +45,6 @@ pub enum DefendError {
     /// Writing an output failed.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
-    /// PNG encoding failed.
-    #[error("png error: {0}")]
-    Png(#[from] png::EncodingError),
     /// The run was cancelled.
     #[error("cancelled")]
     Cancelled,

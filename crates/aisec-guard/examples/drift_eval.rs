@@ -11,8 +11,8 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
 
 use aisec_guard::modelmon::{
-    calibrate, score_inputs, threshold_at_fpr, DriftConfig, InputThresholds, Mahalanobis,
-    Reference, Squeezer,
+    calibrate, score_inputs, threshold_at_fpr, Detectors, DriftConfig, InputThresholds,
+    Mahalanobis, Reference, Squeezer,
 };
 use aisec_model::data::npy::{read_npy, read_npz};
 use aisec_model::{Classifier, OnnxModel, Tensor};
@@ -90,15 +90,19 @@ fn main() -> anyhow::Result<()> {
     let ref_pred = model.predict(&ref_x)?;
     let reference = Reference::fit(&ref_x, &ref_pred, model.num_classes(), &cfg)?;
     let maha = Mahalanobis::fit(&ref_logits, &ref_y)?;
-    let squeezers = [
-        Squeezer::BitDepth {
-            bits: 1,
-            lo: 0.0,
-            hi: 1.0,
-        },
-        Squeezer::Median2x2,
-    ];
-    let score = |x: &Tensor| score_inputs(&model, x, 1.0, Some(&maha), &squeezers);
+    let detectors = Detectors {
+        temperature: 1.0,
+        maha: Some(maha),
+        squeezers: vec![
+            Squeezer::BitDepth {
+                bits: 1,
+                lo: 0.0,
+                hi: 1.0,
+            },
+            Squeezer::Median2x2,
+        ],
+    };
+    let score = |x: &Tensor| score_inputs(&model, x, &detectors);
     let sv = score(&val)?;
     let th = InputThresholds {
         energy: threshold_at_fpr(&sv.energy, 0.01),

@@ -356,36 +356,19 @@ pub fn cue_keys(window: &str, words: &[&str]) -> Vec<&'static str> {
             conditional = true;
         }
     }
-    if imperative {
-        out.push("imp");
-        if data_like {
-            out.push("imp_data");
-        }
-        if model_word {
-            out.push("imp_model");
-        }
-    }
-    if model_word && (second_person || imperative) {
-        out.push("addr");
-    }
-    if role {
-        out.push("role");
-        if authority {
-            out.push("role_auth");
-        }
-        if imperative {
-            out.push("role_imp");
-        }
-    }
-    if discard {
-        out.push("discard");
-    }
-    if conditional {
-        out.push("cond");
-        if imperative || model_word {
-            out.push("cond_imp");
-        }
-    }
+    let cues = [
+        (imperative, "imp"),
+        (imperative && data_like, "imp_data"),
+        (imperative && model_word, "imp_model"),
+        (model_word && (second_person || imperative), "addr"),
+        (role, "role"),
+        (role && authority, "role_auth"),
+        (role && imperative, "role_imp"),
+        (discard, "discard"),
+        (conditional, "cond"),
+        (conditional && (imperative || model_word), "cond_imp"),
+    ];
+    out.extend(cues.into_iter().filter(|&(on, _)| on).map(|(_, key)| key));
     out
 }
 

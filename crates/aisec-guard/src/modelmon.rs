@@ -569,14 +569,29 @@ pub struct InputScores {
     pub squeeze: Vec<f64>,
 }
 
+/// The per-input detectors: the energy score's temperature, a Mahalanobis
+/// profile of the logits (optional) and the feature squeezers.
+#[derive(Debug, Clone)]
+pub struct Detectors {
+    /// Temperature of the energy score.
+    pub temperature: f64,
+    /// Class-conditional Gaussian profile of the reference logits.
+    pub maha: Option<Mahalanobis>,
+    /// Squeezed copies whose softmax change is scored.
+    pub squeezers: Vec<Squeezer>,
+}
+
 /// Scores a batch with the model: energy, Mahalanobis (if given) and feature squeezing.
 pub fn score_inputs<M: Classifier + ?Sized>(
     model: &M,
     x: &Tensor,
-    temperature: f64,
-    maha: Option<&Mahalanobis>,
-    squeezers: &[Squeezer],
+    detectors: &Detectors,
 ) -> Result<InputScores, MonitorError> {
+    let (temperature, maha, squeezers) = (
+        detectors.temperature,
+        detectors.maha.as_ref(),
+        &detectors.squeezers,
+    );
     let logits = model.logits(x)?;
     let n = x.batch();
     if logits.batch() != n {
@@ -625,9 +640,7 @@ pub struct ModelMonitor<M: Classifier> {
     pub name: String,
     model: M,
     reference: Reference,
-    maha: Option<Mahalanobis>,
-    squeezers: Vec<Squeezer>,
-    temperature: f64,
+    detectors: Detectors,
     thresholds: InputThresholds,
     cfg: DriftConfig,
     window: VecDeque<(Vec<f32>, usize)>,
@@ -636,14 +649,11 @@ pub struct ModelMonitor<M: Classifier> {
 
 impl<M: Classifier> ModelMonitor<M> {
     /// A monitor for `model` with a fitted reference and thresholds.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: impl Into<String>,
         model: M,
         reference: Reference,
-        maha: Option<Mahalanobis>,
-        squeezers: Vec<Squeezer>,
-        temperature: f64,
+        detectors: Detectors,
         thresholds: InputThresholds,
         cfg: DriftConfig,
     ) -> Self {
@@ -651,9 +661,7 @@ impl<M: Classifier> ModelMonitor<M> {
             name: name.into(),
             model,
             reference,
-            maha,
-            squeezers,
-            temperature,
+            detectors,
             thresholds,
             cfg,
             window: VecDeque::new(),
@@ -676,13 +684,7 @@ impl<M: Classifier> ModelMonitor<M> {
                 self.reference.features()
             )));
         }
-        let s = score_inputs(
-            &self.model,
-            x,
-            self.temperature,
-            self.maha.as_ref(),
-            &self.squeezers,
-        )?;
+        let s = score_inputs(&self.model, x, &self.detectors)?;
         let mut out = Vec::new();
         let name = self.name.clone();
         let loc =
@@ -908,7 +910,12 @@ impl KServeMonitor {
         if cfg.median_smoothing {
             squeezers.push(Squeezer::Median2x2);
         }
-        let v = score_inputs(&model, &validation, 1.0, Some(&maha), &squeezers)?;
+        let detectors = Detectors {
+            temperature: 1.0,
+            maha: Some(maha),
+            squeezers,
+        };
+        let v = score_inputs(&model, &validation, &detectors)?;
         // Window thresholds on clean validation windows, at half the rate each
         // (the two drift alerts together keep the configured false-alarm rate).
         let (mean_t, class_t) = calibrate(
@@ -925,7 +932,7 @@ impl KServeMonitor {
         let thresholds = InputThresholds {
             energy: threshold_at_fpr(&v.energy, cfg.false_alarm_rate),
             mahalanobis: threshold_at_fpr(&v.mahalanobis, cfg.false_alarm_rate),
-            squeeze: if squeezers.is_empty() {
+            squeeze: if detectors.squeezers.is_empty() {
                 f64::INFINITY
             } else {
                 threshold_at_fpr(&v.squeeze, cfg.false_alarm_rate)
@@ -951,9 +958,7 @@ impl KServeMonitor {
                 cfg.name.clone(),
                 model,
                 reference,
-                Some(maha),
-                squeezers,
-                1.0,
+                detectors,
                 thresholds,
                 drift,
             ),
@@ -1200,13 +1205,18 @@ mod tests {
         let r = sample(500, 0.0, 1);
         let preds = Lin.predict(&r).unwrap();
         let reference = Reference::fit(&r, &preds, 2, &cfg).unwrap();
-        let clean_val = score_inputs(&Lin, &sample(300, 0.0, 2), 1.0, None, &[]).unwrap();
+        let energy_only = Detectors {
+            temperature: 1.0,
+            maha: None,
+            squeezers: vec![],
+        };
+        let clean_val = score_inputs(&Lin, &sample(300, 0.0, 2), &energy_only).unwrap();
         let th = InputThresholds {
             energy: threshold_at_fpr(&clean_val.energy, 0.01),
             mahalanobis: f64::INFINITY,
             squeeze: f64::INFINITY,
         };
-        let mut mon = ModelMonitor::new("lin", Lin, reference, None, vec![], 1.0, th, cfg);
+        let mut mon = ModelMonitor::new("lin", Lin, reference, energy_only, th, cfg);
         let metrics = Metrics::default();
         let f = mon.observe(&sample(100, 0.0, 3), Some(&metrics)).unwrap();
         assert!(f.iter().all(|f| f.rule_id != "AISEC-GUARD-034"), "{f:?}");

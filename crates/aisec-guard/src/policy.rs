@@ -35,6 +35,17 @@ fn yes() -> bool {
     true
 }
 
+/// A whole-number serde default written at its field:
+/// `#[serde(default = "usize_of::<16>")]`.
+fn usize_of<const N: usize>() -> usize {
+    N
+}
+
+/// See [`usize_of`].
+fn u32_of<const N: u32>() -> u32 {
+    N
+}
+
 /// The whole policy file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,7 +88,7 @@ pub struct ModelMonitorConfig {
     /// Clean held-out inputs (`.npy`) the per-input thresholds are chosen on.
     pub validation: std::path::PathBuf,
     /// Inputs per drift window.
-    #[serde(default = "default_drift_window")]
+    #[serde(default = "usize_of::<200>")]
     pub window: usize,
     /// PSI over which a feature or the class mix counts as drifted.
     #[serde(default = "default_psi_alert")]
@@ -86,7 +97,7 @@ pub struct ModelMonitorConfig {
     #[serde(default = "default_false_alarms")]
     pub false_alarm_rate: f64,
     /// Bit depth of the squeezed copy (0: no bit-depth squeezer).
-    #[serde(default = "default_squeeze_bits")]
+    #[serde(default = "u32_of::<4>")]
     pub squeeze_bits: u32,
     /// Also squeeze with a 2x2 median filter (image inputs).
     #[serde(default = "yes")]
@@ -95,7 +106,7 @@ pub struct ModelMonitorConfig {
     #[serde(default = "default_value_range")]
     pub value_range: [f32; 2],
     /// Most inputs scored from one request.
-    #[serde(default = "default_max_batch")]
+    #[serde(default = "usize_of::<256>")]
     pub max_batch: usize,
     /// Also screen every input with STRIP (Gao et al. 2019, `aisec-defend`):
     /// overlays drawn from the reference inputs, threshold at
@@ -104,19 +115,12 @@ pub struct ModelMonitorConfig {
     #[serde(default)]
     pub strip: bool,
     /// Clean overlays STRIP superimposes on each input.
-    #[serde(default = "default_strip_overlays")]
+    #[serde(default = "usize_of::<16>")]
     pub strip_overlays: usize,
-}
-
-fn default_strip_overlays() -> usize {
-    16
 }
 
 fn default_model_name() -> String {
     "model".into()
-}
-fn default_drift_window() -> usize {
-    200
 }
 fn default_psi_alert() -> f64 {
     0.25
@@ -124,14 +128,8 @@ fn default_psi_alert() -> f64 {
 fn default_false_alarms() -> f64 {
     0.01
 }
-fn default_squeeze_bits() -> u32 {
-    4
-}
 fn default_value_range() -> [f32; 2] {
     [0.0, 1.0]
-}
-fn default_max_batch() -> usize {
-    256
 }
 
 /// `[audit]`: where the JSON audit log goes and which decisions it records.
@@ -387,30 +385,21 @@ fn all_pii() -> Vec<String> {
 
 /// `[input.limits]`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Every field missing from the file takes its value from `Default`.
+#[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Whether the scanner runs.
-    #[serde(default = "yes")]
     pub enabled: bool,
     /// What it does when it fires (`block` or `flag`).
-    #[serde(default = "block")]
     pub action: Action,
     /// Most characters over all prompt texts.
-    #[serde(default = "default_chars")]
     pub max_chars: usize,
     /// Most approximate tokens over all prompt texts.
-    #[serde(default = "default_tokens")]
     pub max_tokens: usize,
 }
 
 fn block() -> Action {
     Action::Block
-}
-fn default_chars() -> usize {
-    100_000
-}
-fn default_tokens() -> usize {
-    16_000
 }
 
 impl Default for LimitsConfig {
@@ -418,8 +407,8 @@ impl Default for LimitsConfig {
         LimitsConfig {
             enabled: true,
             action: Action::Block,
-            max_chars: default_chars(),
-            max_tokens: default_tokens(),
+            max_chars: 100_000,
+            max_tokens: 16_000,
         }
     }
 }
@@ -507,27 +496,19 @@ impl Default for InputConfig {
 
 /// `[output.leakage]`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Every field missing from the file takes its value from `Default`.
+#[serde(default, deny_unknown_fields)]
 pub struct LeakageConfig {
     /// Whether the scanner runs.
-    #[serde(default = "yes")]
     pub enabled: bool,
     /// What it does when it fires.
-    #[serde(default = "block")]
     pub action: Action,
     /// Canary strings that must never appear in a response.
-    #[serde(default)]
     pub canaries: Vec<String>,
     /// The application's system prompt (the request's own system messages are used too).
-    #[serde(default)]
     pub system_prompt: Option<String>,
     /// Words in a run shared with the system prompt that count as a leak.
-    #[serde(default = "default_ngram")]
     pub ngram_words: usize,
-}
-
-fn default_ngram() -> usize {
-    8
 }
 
 impl Default for LeakageConfig {
@@ -606,67 +587,38 @@ impl Default for OutputConfig {
 
 /// `[monitor]`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Every field missing from the file takes its value from `Default`.
+#[serde(default, deny_unknown_fields)]
 pub struct MonitorConfig {
     /// Whether behaviour monitoring runs.
-    #[serde(default = "yes")]
     pub enabled: bool,
     /// Sliding window length, seconds.
-    #[serde(default = "default_window")]
     pub window_secs: u64,
     /// Requests per client per window before the rate alert.
-    #[serde(default = "default_rate")]
     pub max_requests: usize,
     /// `block` answers 429 over the rate; `flag` only alerts.
-    #[serde(default = "flag")]
     pub rate_action: Action,
     /// Near-duplicate inputs per client per window before the extraction alert.
-    #[serde(default = "default_dups")]
     pub near_duplicates: usize,
     /// Blocked requests per client per window before the probing alert.
-    #[serde(default = "default_blocked")]
     pub blocked: usize,
     /// Distinct prompts with injection markers per client per window before the campaign alert.
-    #[serde(default = "default_injections")]
     pub injection_prompts: usize,
     /// Most clients tracked at once.
-    #[serde(default = "default_clients")]
     pub max_clients: usize,
-}
-
-fn flag() -> Action {
-    Action::Flag
-}
-fn default_window() -> u64 {
-    60
-}
-fn default_rate() -> usize {
-    600
-}
-fn default_dups() -> usize {
-    50
-}
-fn default_blocked() -> usize {
-    10
-}
-fn default_injections() -> usize {
-    5
-}
-fn default_clients() -> usize {
-    100_000
 }
 
 impl Default for MonitorConfig {
     fn default() -> Self {
         MonitorConfig {
             enabled: true,
-            window_secs: default_window(),
-            max_requests: default_rate(),
+            window_secs: 60,
+            max_requests: 600,
             rate_action: Action::Flag,
-            near_duplicates: default_dups(),
-            blocked: default_blocked(),
-            injection_prompts: default_injections(),
-            max_clients: default_clients(),
+            near_duplicates: 50,
+            blocked: 10,
+            injection_prompts: 5,
+            max_clients: 100_000,
         }
     }
 }

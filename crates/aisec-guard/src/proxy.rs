@@ -438,6 +438,74 @@ pub(crate) struct Decision<'a> {
     pub total: Duration,
 }
 
+/// One request in flight: its id, client, route and start. Every way a
+/// handler ends goes through [`Request::finish`].
+#[derive(Clone)]
+struct Request {
+    state: Arc<GuardState>,
+    id: u64,
+    client: String,
+    route: &'static str,
+    t0: Instant,
+}
+
+impl Request {
+    /// Numbers the request and names its client (the policy's client-key
+    /// header, else the peer address).
+    fn new(
+        state: &Arc<GuardState>,
+        p: &Pipeline,
+        headers: &HeaderMap,
+        addr: SocketAddr,
+        route: &'static str,
+    ) -> Request {
+        let t0 = Instant::now();
+        let id = state.next_id.fetch_add(1, Ordering::Relaxed);
+        let client = state.client_id(headers, Some(addr), &p.policy.server.client_key_header);
+        Request {
+            state: state.clone(),
+            id,
+            client,
+            route,
+            t0,
+        }
+    }
+
+    /// Counts the request under its route and decision, times it, and
+    /// writes the decision to the audit log.
+    fn finish(&self, decision: &str, status: StatusCode, dets: &[Detection], scan: Duration) {
+        let (state, route) = (&self.state, self.route);
+        state.metrics.inc(
+            "aisec_guard_requests_total",
+            &[("route", route), ("decision", decision)],
+        );
+        state.metrics.observe(
+            "aisec_guard_request_seconds",
+            &[("route", route)],
+            self.t0.elapsed().as_secs_f64(),
+        );
+        audit(
+            &state.audit,
+            Decision {
+                id: self.id,
+                client: &self.client,
+                route,
+                decision,
+                status: status.as_u16(),
+                dets,
+                scan,
+                total: self.t0.elapsed(),
+            },
+        );
+    }
+}
+
+/// `r` with the upstream's (filtered) response headers.
+fn with_headers(mut r: Response, headers: HeaderMap) -> Response {
+    *r.headers_mut() = headers;
+    r
+}
+
 fn audit(log: &AuditLog, d: Decision<'_>) {
     tracing::debug!(
         target: "aisec_guard::audit",
@@ -779,34 +847,17 @@ async fn openai(
     body: Bytes,
     kind: RouteKind,
 ) -> Response {
-    let t0 = Instant::now();
     let p = state.pipeline();
-    let id = state.next_id.fetch_add(1, Ordering::Relaxed);
     let route = kind.name();
-    let client = state.client_id(&headers, Some(addr), &p.policy.server.client_key_header);
+    let req = Request::new(&state, &p, &headers, addr, route);
+    let (id, client) = (req.id, req.client.as_str());
     let finish = |decision: &str, status: StatusCode, dets: &[Detection], scan: Duration| {
-        state.metrics.inc(
-            "aisec_guard_requests_total",
-            &[("route", route), ("decision", decision)],
-        );
-        state.metrics.observe(
-            "aisec_guard_request_seconds",
-            &[("route", route)],
-            t0.elapsed().as_secs_f64(),
-        );
-        audit(
-            &state.audit,
-            Decision {
-                id,
-                client: &client,
-                route,
-                decision,
-                status: status.as_u16(),
-                dets,
-                scan,
-                total: t0.elapsed(),
-            },
-        );
+        req.finish(decision, status, dets, scan);
+    };
+    // An upstream failure: recorded with the input stage's detections.
+    let failed = |r: Response, all: &[Detection], scan: Duration| {
+        finish("upstream_error", r.status(), all, scan);
+        r
     };
     if body.len() > p.policy.server.max_body_bytes {
         finish("reject", StatusCode::PAYLOAD_TOO_LARGE, &[], Duration::ZERO);
@@ -857,12 +908,12 @@ async fn openai(
         .collect::<Vec<_>>()
         .join("\n");
     let verdict = state.observe(
-        &client,
+        client,
         truncate_bytes(&user_text, 64 * 1024),
         blocked,
         injection,
     );
-    state.record(route, id, &client, "input", &all);
+    state.record(route, id, client, "input", &all);
     let scan_in = ts.elapsed();
     state.metrics.observe(
         "aisec_guard_scan_seconds",
@@ -906,11 +957,7 @@ async fn openai(
         tokio::time::Instant::now() + Duration::from_millis(p.policy.server.upstream_timeout_ms);
     let resp = match send(&state, &p, Method::POST, path, &headers, out_body, deadline).await {
         Ok(r) => r,
-        Err(e) => {
-            let r = e.response(&state);
-            finish("upstream_error", r.status(), &all, scan_in);
-            return r;
-        }
+        Err(e) => return failed(e.response(&state), &all, scan_in),
     };
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut rh = HeaderMap::new();
@@ -923,11 +970,7 @@ async fn openai(
             .map(|v| v.as_bytes()),
     ) {
         Ok(c) => c,
-        Err(e) => {
-            let r = decode_error_response(&state, &e);
-            finish("upstream_error", r.status(), &all, scan_in);
-            return r;
-        }
+        Err(e) => return failed(decode_error_response(&state, &e), &all, scan_in),
     };
     if coding.is_some() {
         rh.remove(axum::http::header::CONTENT_ENCODING);
@@ -952,25 +995,11 @@ async fn openai(
             "flag"
         };
         finish(decision, status, &all, scan_in);
-        return stream_response(
-            state.clone(),
-            p,
-            resp,
-            status,
-            rh,
-            sys_opt,
-            id,
-            client.clone(),
-            coding,
-        );
+        return stream_response(req.clone(), p, resp, status, rh, sys_opt, coding);
     }
     let bytes = match read_body(resp, p.policy.server.max_response_bytes, deadline).await {
         Ok(b) => b,
-        Err(e) => {
-            let r = e.response(&state);
-            finish("upstream_error", r.status(), &all, scan_in);
-            return r;
-        }
+        Err(e) => return failed(e.response(&state), &all, scan_in),
     };
     let bytes = match crate::decode::BodyDecoder::decode_all(
         coding,
@@ -978,11 +1007,7 @@ async fn openai(
         p.policy.server.max_response_bytes,
     ) {
         Ok(b) => b,
-        Err(e) => {
-            let r = decode_error_response(&state, &e);
-            finish("upstream_error", r.status(), &all, scan_in);
-            return r;
-        }
+        Err(e) => return failed(decode_error_response(&state, &e), &all, scan_in),
     };
     // ---- output stage
     let ts = Instant::now();
@@ -993,7 +1018,7 @@ async fn openai(
             // of unknown structure cannot be redacted in place, anything but `flag` blocks.
             let text = String::from_utf8_lossy(&bytes);
             let d = p.scan_output(&text, sys_opt.as_deref());
-            state.record(route, id, &client, "output", &d);
+            state.record(route, id, client, "output", &d);
             let scan_out = ts.elapsed();
             let mut every = all.clone();
             every.extend(d.iter().cloned());
@@ -1007,9 +1032,7 @@ async fn openai(
                 &every,
                 scan_in + scan_out,
             );
-            let mut r = (status, bytes).into_response();
-            *r.headers_mut() = rh;
-            return r;
+            return with_headers((status, bytes).into_response(), rh);
         }
         _ => {
             finish(
@@ -1018,9 +1041,7 @@ async fn openai(
                 &all,
                 scan_in,
             );
-            let mut r = (status, bytes).into_response();
-            *r.headers_mut() = rh;
-            return r;
+            return with_headers((status, bytes).into_response(), rh);
         }
     };
     let mut out_all = Vec::new();
@@ -1036,7 +1057,7 @@ async fn openai(
         }
         out_all.extend(d);
     }
-    state.record(route, id, &client, "output", &out_all);
+    state.record(route, id, client, "output", &out_all);
     let scan_out = ts.elapsed();
     state.metrics.observe(
         "aisec_guard_scan_seconds",
@@ -1062,9 +1083,7 @@ async fn openai(
     } else {
         Bytes::from(bytes)
     };
-    let mut r = (status, body).into_response();
-    *r.headers_mut() = rh;
-    r
+    with_headers((status, body).into_response(), rh)
 }
 
 fn decode_error_response(state: &GuardState, e: &crate::decode::DecodeError) -> Response {
@@ -1122,18 +1141,18 @@ fn event_text(ev: &[u8]) -> String {
     out
 }
 
-#[allow(clippy::too_many_arguments)]
 fn stream_response(
-    state: Arc<GuardState>,
+    req: Request,
     p: Arc<Pipeline>,
     resp: reqwest::Response,
     status: StatusCode,
     headers: HeaderMap,
     system: Option<String>,
-    id: u64,
-    client: String,
     coding: Option<&'static str>,
 ) -> Response {
+    let Request {
+        state, id, client, ..
+    } = req;
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     // The text relayed is bounded by `max` below and the pending event by MAX_SSE_EVENT; what one
     // compressed chunk may expand to is bounded here.
@@ -1302,8 +1321,7 @@ fn stream_response(
     });
     let mut r = Response::new(Body::from_stream(stream));
     *r.status_mut() = status;
-    *r.headers_mut() = headers;
-    r
+    with_headers(r, headers)
 }
 
 /// Passes a request through unchanged (models list, KServe v2), with
@@ -1316,9 +1334,7 @@ async fn passthrough(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let t0 = Instant::now();
     let p = state.pipeline();
-    let id = state.next_id.fetch_add(1, Ordering::Relaxed);
     let path = uri.path_and_query().map(|x| x.as_str()).unwrap_or("/");
     let route = if uri.path().ends_with("/infer") {
         "kserve_infer"
@@ -1327,7 +1343,8 @@ async fn passthrough(
     } else {
         "models"
     };
-    let client = state.client_id(&headers, Some(addr), &p.policy.server.client_key_header);
+    let req = Request::new(&state, &p, &headers, addr, route);
+    let client = req.client.as_str();
     if body.len() > p.policy.server.max_body_bytes {
         return json_error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -1346,10 +1363,10 @@ async fn passthrough(
             .unwrap_or_default();
         if let (Some(v), true) = (parsed, state.model_monitor.is_some()) {
             // The model runs off the request path: it adds no latency to the request.
-            let (st, c) = (state.clone(), client.clone());
+            let (st, c) = (state.clone(), client.to_string());
             tokio::task::spawn_blocking(move || st.observe_model(&c, &v));
         }
-        let v = state.observe(&client, &fp_text, false, false);
+        let v = state.observe(client, &fp_text, false, false);
         if v.over_rate && p.policy.monitor.rate_action == Action::Block {
             state.metrics.inc(
                 "aisec_guard_requests_total",
@@ -1381,31 +1398,8 @@ async fn passthrough(
         Ok(b) => b,
         Err(e) => return e.response(&state),
     };
-    state.metrics.inc(
-        "aisec_guard_requests_total",
-        &[("route", route), ("decision", "allow")],
-    );
-    state.metrics.observe(
-        "aisec_guard_request_seconds",
-        &[("route", route)],
-        t0.elapsed().as_secs_f64(),
-    );
-    audit(
-        &state.audit,
-        Decision {
-            id,
-            client: &client,
-            route,
-            decision: "allow",
-            status: status.as_u16(),
-            dets: &[],
-            scan: Duration::ZERO,
-            total: t0.elapsed(),
-        },
-    );
-    let mut r = (status, Bytes::from(bytes)).into_response();
-    *r.headers_mut() = rh;
-    r
+    req.finish("allow", status, &[], Duration::ZERO);
+    with_headers((status, Bytes::from(bytes)).into_response(), rh)
 }
 
 /// A text form of KServe inputs with numbers rounded to one decimal, so

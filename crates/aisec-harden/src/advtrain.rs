@@ -55,7 +55,10 @@ use aisec_core::Cancel;
 use aisec_model::checkpoint::Checkpoint;
 use aisec_model::classifier::argmax;
 use aisec_model::data::Dataset;
-use aisec_model::fit::{evaluate, gather, EpochStats, History, TrainConfig};
+use aisec_model::fit::{
+    diverged, evaluate, gather, shuffled_order, sub_seed, CheckpointPolicy, EpochStats, History,
+    StepPlan, TrainConfig,
+};
 use aisec_model::spec::ArchSpec;
 use aisec_model::train::Trainer;
 use aisec_model::{Classifier, Differentiable, Loss, OnnxModel, Tensor};
@@ -198,13 +201,32 @@ impl AdvConfig {
         }
     }
 
-    fn alpha(&self, eps: f32) -> f32 {
-        match self.step_size {
-            // A given step scales with the warm-up like the radius does.
-            Some(a) => a * eps / self.eps,
-            None => 2.5 * eps / self.steps as f32,
+    /// The inner maximisation at radius `eps`: the budget, `steps` and the
+    /// step size.
+    fn ascent(&self, eps: f32) -> Ascent {
+        Ascent {
+            budget: self.budget(eps),
+            steps: self.steps,
+            alpha: match self.step_size {
+                // A given step scales with the warm-up like the radius does.
+                Some(a) => a * eps / self.eps,
+                None => 2.5 * eps / self.steps as f32,
+            },
         }
     }
+}
+
+/// The inner maximisation of adversarial training: `steps` steps of size
+/// `alpha` of a loss's ascent direction, each projected back into `budget`
+/// around the clean input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ascent {
+    /// The ball and the valid input range.
+    pub budget: Budget,
+    /// Ascent steps.
+    pub steps: usize,
+    /// Step size.
+    pub alpha: f32,
 }
 
 /// One epoch of adversarial training.
@@ -241,22 +263,6 @@ pub struct AdvHistory {
     pub checkpoint: Option<std::path::PathBuf>,
 }
 
-/// Where and how often [`adv_train`] writes checkpoints (the
-/// [`Checkpoint`] format of `aisec train`; the adversarial settings and
-/// history ride in its run options).
-#[derive(Debug, Clone)]
-pub struct AdvCheckpoints {
-    /// The file, rewritten atomically each time.
-    pub path: std::path::PathBuf,
-    /// Write after every `every` epochs (0: never on a schedule).
-    pub every: usize,
-    /// Also write one when the run completes (one is always written when
-    /// the run is cancelled).
-    pub at_end: bool,
-    /// The caller's own options, stored under `"run"`.
-    pub run_options: Option<serde_json::Value>,
-}
-
 /// Progress of a run.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AdvEvent<'a> {
@@ -282,8 +288,11 @@ pub struct AdvOptions<'a> {
     pub val: Option<&'a Dataset>,
     /// The architecture of a spec model (stored in checkpoints).
     pub spec: Option<&'a ArchSpec>,
-    /// Checkpoint writing.
-    pub checkpoint: Option<AdvCheckpoints>,
+    /// Checkpoint writing: [`fit`](aisec_model::fit::fit)'s policy (the
+    /// [`Checkpoint`] format of `aisec train`; the adversarial settings and
+    /// history ride in its run options, the policy's own options under
+    /// `"run"`).
+    pub checkpoint: Option<CheckpointPolicy>,
     /// Continue from this checkpoint (written by [`adv_train`]).
     pub resume: Option<Checkpoint>,
     /// Stop flag, checked after every step.
@@ -310,15 +319,11 @@ pub fn stored_options(ck: &Checkpoint) -> Option<(AdvConfig, Option<serde_json::
     Some((s.adv, s.run))
 }
 
-/// A seed for `(seed, a, b)` (SplitMix64 finaliser over a mix).
+/// A seed for `(seed, a, b)`: [`sub_seed`] of a stream of its own
+/// (`"advt"`), so adversarial training's draws differ from plain
+/// training's for the same seed.
 fn mix(seed: u64, a: u64, b: u64) -> u64 {
-    let mut z = seed
-        .wrapping_add(a.wrapping_mul(0x9E37_79B9_7F4A_7C15))
-        .wrapping_add(b.wrapping_mul(0xD1B5_4A32_D192_ED03))
-        .wrapping_add(0x6164_7674);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    sub_seed(seed.wrapping_add(0x6164_7674), a, b)
 }
 
 /// Row-wise log-softmax of logits `[b, c]`.
@@ -399,29 +404,34 @@ pub fn trades_targets(
     q
 }
 
-/// The inner maximisation: `steps` ascent steps of `loss` from `start`,
-/// projected onto the ball around `x0`; the last iterate.
-fn ascend(
-    model: &OnnxModel,
-    x0: &Tensor,
-    mut cur: Tensor,
-    loss: &Loss,
-    budget: &Budget,
-    steps: usize,
-    alpha: f32,
-) -> Result<Tensor> {
-    for _ in 0..steps {
-        let (_, g, _) = model.loss_grad(&cur, loss)?;
-        for k in 0..cur.batch() {
-            let d = ascent_direction(g.row(k), budget.norm);
-            let row = cur.row_mut(k);
-            for (v, s) in row.iter_mut().zip(&d) {
-                *v += alpha * s;
-            }
-            budget.project(row, x0.row(k));
+impl Ascent {
+    /// `steps` ascent steps of `loss`, projected onto the ball around
+    /// `x0`, from the start `start` makes of each row (given a copy of the
+    /// clean row and the clean row); the last iterate.
+    fn run(
+        &self,
+        model: &OnnxModel,
+        x0: &Tensor,
+        loss: &Loss,
+        mut start: impl FnMut(&mut [f32], &[f32]),
+    ) -> Result<Tensor> {
+        let mut cur = x0.clone();
+        for k in 0..x0.batch() {
+            start(cur.row_mut(k), x0.row(k));
         }
+        for _ in 0..self.steps {
+            let (_, g, _) = model.loss_grad(&cur, loss)?;
+            for k in 0..cur.batch() {
+                let d = ascent_direction(g.row(k), self.budget.norm);
+                let row = cur.row_mut(k);
+                for (v, s) in row.iter_mut().zip(&d) {
+                    *v += self.alpha * s;
+                }
+                self.budget.project(row, x0.row(k));
+            }
+        }
+        Ok(cur)
     }
-    Ok(cur)
 }
 
 /// PGD-AT's adversarial examples for `x` (uniform random start).
@@ -429,27 +439,15 @@ pub fn pgd_examples(
     model: &OnnxModel,
     x: &Tensor,
     labels: &[usize],
-    budget: &Budget,
-    steps: usize,
-    alpha: f32,
+    ascent: &Ascent,
     rng: &mut impl rand::Rng,
 ) -> Result<Tensor> {
-    let mut start = x.clone();
-    for k in 0..x.batch() {
-        let r = budget.random_start(x.row(k), rng);
-        start.row_mut(k).copy_from_slice(&r);
-    }
-    ascend(
-        model,
-        x,
-        start,
-        &Loss::CrossEntropy {
-            labels: labels.to_vec(),
-        },
-        budget,
-        steps,
-        alpha,
-    )
+    let loss = Loss::CrossEntropy {
+        labels: labels.to_vec(),
+    };
+    ascent.run(model, x, &loss, |row, clean| {
+        row.copy_from_slice(&ascent.budget.random_start(clean, rng));
+    })
 }
 
 /// TRADES's adversarial examples: ascent of `KL(p(x) || p(x'))` from
@@ -458,32 +456,20 @@ pub fn trades_examples(
     model: &OnnxModel,
     x: &Tensor,
     p_clean: &[f32],
-    budget: &Budget,
-    steps: usize,
-    alpha: f32,
+    ascent: &Ascent,
     rng: &mut impl rand::Rng,
 ) -> Result<Tensor> {
-    let mut start = x.clone();
-    for k in 0..x.batch() {
-        let row = start.row_mut(k);
+    // The KL's gradient in the adversarial logits is p(x') - p(x): the
+    // soft cross-entropy against the clean probabilities.
+    let loss = Loss::SoftCrossEntropy {
+        targets: p_clean.to_vec(),
+    };
+    ascent.run(model, x, &loss, |row, clean| {
         for v in row.iter_mut() {
             *v += 0.001 * gaussian(rng);
         }
-        budget.project(row, x.row(k));
-    }
-    // The KL's gradient in the adversarial logits is p(x') - p(x): the
-    // soft cross-entropy against the clean probabilities.
-    ascend(
-        model,
-        x,
-        start,
-        &Loss::SoftCrossEntropy {
-            targets: p_clean.to_vec(),
-        },
-        budget,
-        steps,
-        alpha,
-    )
+        ascent.budget.project(row, clean);
+    })
 }
 
 fn softmax_rows(z: &Tensor) -> Vec<f32> {
@@ -497,7 +483,6 @@ fn correct(z: &Tensor, y: &[usize]) -> usize {
 /// One adversarial training step on `(x, y)`; returns the objective and
 /// how many of the adversarial examples the model classified correctly
 /// (and how many there were).
-#[allow(clippy::too_many_arguments)]
 fn adv_step(
     trainer: &mut Trainer,
     model: &mut OnnxModel,
@@ -507,8 +492,7 @@ fn adv_step(
     eps: f32,
     rng: &mut rand::rngs::StdRng,
 ) -> Result<(f32, usize, usize)> {
-    let budget = cfg.budget(eps);
-    let alpha = cfg.alpha(eps);
+    let ascent = cfg.ascent(eps);
     match cfg.method {
         Method::PgdAt => {
             let n = x.batch();
@@ -523,7 +507,7 @@ fn adv_step(
             let pick = &order[..k];
             let xs = gather(x, pick);
             let ys: Vec<usize> = pick.iter().map(|&i| y[i]).collect();
-            let adv = pgd_examples(model, &xs, &ys, &budget, cfg.steps, alpha, rng)?;
+            let adv = pgd_examples(model, &xs, &ys, &ascent, rng)?;
             let mut mixed = x.clone();
             for (r, &i) in pick.iter().enumerate() {
                 mixed.row_mut(i).copy_from_slice(adv.row(r));
@@ -535,7 +519,7 @@ fn adv_step(
         Method::Trades { beta } => {
             let zc = model.logits(x)?;
             let pc = softmax_rows(&zc);
-            let adv = trades_examples(model, x, &pc, &budget, cfg.steps, alpha, rng)?;
+            let adv = trades_examples(model, x, &pc, &ascent, rng)?;
             let za = model.logits(&adv)?;
             let right = correct(&za, y);
             let vals = trades_loss(&zc, &za, y, beta);
@@ -618,19 +602,9 @@ pub fn adv_train(
             "label {bad} is out of range for a model with {classes} outputs"
         )));
     }
-    let bs = train_cfg.batch_size;
-    let batches = n.div_ceil(bs);
-    let total = batches * train_cfg.epochs;
-    let warmup = train_cfg.warmup_epochs * batches;
-    let base_lr = train_cfg.optimizer.lr();
-    let mut trainer =
-        Trainer::new(train_cfg.optimizer.clone()).with_weight_decay(train_cfg.weight_decay);
-    trainer.freeze(
-        model
-            .weight_names()
-            .into_iter()
-            .filter(|n| n.ends_with(".running_mean") || n.ends_with(".running_var")),
-    );
+    let plan = StepPlan::new(train_cfg, n);
+    let batches = plan.batches;
+    let mut trainer = train_cfg.trainer_for(model);
     let mut hist = AdvHistory {
         epochs: Vec::new(),
         steps: 0,
@@ -713,14 +687,7 @@ pub fn adv_train(
     };
     for epoch in start_epoch..train_cfg.epochs {
         let eps = cfg.eps_at(epoch);
-        let mut order: Vec<usize> = (0..n).collect();
-        if train_cfg.shuffle {
-            order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(mix(
-                train_cfg.seed,
-                epoch as u64,
-                0,
-            )));
-        }
+        let order = shuffled_order(n, train_cfg.shuffle, mix(train_cfg.seed, epoch as u64, 0));
         let t0 = Instant::now();
         // (loss sum, seconds before a resume, adversarial right, adversarial seen)
         let (mut loss_sum, prior_secs, mut right, mut seen) = if epoch == start_epoch {
@@ -732,21 +699,16 @@ pub fn adv_train(
         let mut done = first;
         let mut lr = trainer.lr();
         for b in first..batches {
-            let idx = &order[b * bs..((b + 1) * bs).min(n)];
+            let idx = plan.batch(&order, b);
             let xb = gather(&train.x, idx);
             let yb: Vec<usize> = idx.iter().map(|&i| train.y[i]).collect();
-            let t = epoch * batches + b;
-            lr = train_cfg.schedule.lr_at(base_lr, t, total, batches, warmup);
+            lr = plan.lr(epoch, b);
             trainer.set_lr(lr);
             let mut rng =
                 rand::rngs::StdRng::seed_from_u64(mix(train_cfg.seed, epoch as u64, b as u64 + 1));
             let (l, r, k) = adv_step(&mut trainer, model, &xb, &yb, cfg, eps, &mut rng)?;
             if !l.is_finite() {
-                return Err(HardenError::Numerical(format!(
-                    "training diverged: loss {l} at epoch {}, batch {} (lower the learning rate)",
-                    epoch + 1,
-                    b + 1
-                )));
+                return Err(HardenError::Numerical(diverged(l, epoch, b)));
             }
             loss_sum += f64::from(l);
             right += r;
@@ -822,7 +784,7 @@ pub fn adv_train(
         let last = epoch + 1 == train_cfg.epochs;
         let stop = cancelled() && !last;
         if let Some(p) = &policy {
-            if (last && p.at_end) || stop || (p.every > 0 && (epoch + 1) % p.every == 0) {
+            if p.due(epoch, train_cfg.epochs, stop) {
                 fit_hist.cancelled = stop;
                 hist.checkpoint = save(
                     model,
@@ -1135,7 +1097,12 @@ mod tests {
             hi: 1.0,
         };
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        let adv = pgd_examples(&m, &d.x, &d.y, &budget, 5, 0.1, &mut rng).unwrap();
+        let ascent = Ascent {
+            budget,
+            steps: 5,
+            alpha: 0.1,
+        };
+        let adv = pgd_examples(&m, &d.x, &d.y, &ascent, &mut rng).unwrap();
         for i in 0..16 {
             let dlt: Vec<f32> = adv
                 .row(i)
@@ -1188,7 +1155,7 @@ mod tests {
             &cfg,
             AdvOptions {
                 cancel: Some(&cancel),
-                checkpoint: Some(AdvCheckpoints {
+                checkpoint: Some(CheckpointPolicy {
                     path: path.clone(),
                     every: 0,
                     at_end: false,

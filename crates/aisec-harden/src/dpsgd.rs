@@ -12,7 +12,7 @@ use aisec_core::Cancel;
 use aisec_model::classifier::{Loss, Tensor};
 use aisec_model::data::Dataset;
 use aisec_model::dp::{dp_sgd_step, DpConfig};
-use aisec_model::fit::{evaluate, gather};
+use aisec_model::fit::{evaluate, gather, sync};
 use aisec_model::spec::ArchSpec;
 use aisec_model::train::{Optimizer, Trainer};
 use aisec_model::OnnxModel;
@@ -227,21 +227,27 @@ pub fn train_dp(
     })
 }
 
-/// Copies the training twin's weights into the model.
-fn sync(twin: Option<&OnnxModel>, model: &mut OnnxModel) -> Result<()> {
-    if let Some(t) = twin {
-        for n in t.weight_names() {
-            if let Some(w) = t.weight(&n) {
-                model.set_weight(&n, &w)?;
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Three epochs of plain SGD (lr 0.5) at sampling rate 0.1 and noise
+    /// `sigma`, delta 1e-5, clipping norm 1, seed 0.
+    fn sgd(sigma: f64) -> DpSgdConfig {
+        DpSgdConfig {
+            epochs: 3,
+            sample_rate: 0.1,
+            noise_multiplier: Some(sigma),
+            target_epsilon: None,
+            delta: 1e-5,
+            max_grad_norm: 1.0,
+            optimizer: Optimizer::Sgd {
+                lr: 0.5,
+                momentum: 0.0,
+            },
+            seed: 0,
+        }
+    }
 
     fn blobs(n: usize, seed: u64) -> Dataset {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -267,17 +273,8 @@ mod tests {
         let mut m = OnnxModel::from_spec(&spec, 3).unwrap();
         let (train, test) = (blobs(400, 1), blobs(200, 2));
         let cfg = DpSgdConfig {
-            epochs: 3,
-            sample_rate: 0.1,
-            noise_multiplier: Some(1.0),
-            target_epsilon: None,
-            delta: 1e-5,
-            max_grad_norm: 1.0,
-            optimizer: Optimizer::Sgd {
-                lr: 0.5,
-                momentum: 0.0,
-            },
             seed: 9,
+            ..sgd(1.0)
         };
         let mut seen = 0;
         let r = train_dp(
@@ -321,17 +318,8 @@ mod tests {
         .unwrap();
         let (train, test) = (blobs(400, 1), blobs(200, 2));
         let cfg = DpSgdConfig {
-            epochs: 3,
-            sample_rate: 0.1,
-            noise_multiplier: Some(0.8),
-            target_epsilon: None,
-            delta: 1e-5,
-            max_grad_norm: 1.0,
-            optimizer: Optimizer::Sgd {
-                lr: 0.5,
-                momentum: 0.0,
-            },
             seed: 4,
+            ..sgd(0.8)
         };
         let run = |spec: &ArchSpec| {
             let mut m = OnnxModel::from_spec(spec, 3).unwrap();
@@ -365,13 +353,11 @@ mod tests {
             sample_rate: 0.01,
             noise_multiplier: None,
             target_epsilon: Some(2.0),
-            delta: 1e-5,
-            max_grad_norm: 1.0,
             optimizer: Optimizer::Sgd {
                 lr: 0.1,
                 momentum: 0.0,
             },
-            seed: 0,
+            ..sgd(1.0)
         };
         let s = cfg.resolve_noise().unwrap();
         let mut a = RdpAccountant::new();

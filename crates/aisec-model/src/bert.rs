@@ -122,22 +122,11 @@ struct Build<'a> {
 
 impl Build<'_> {
     fn weight(&mut self, name: &str, shape: &[usize]) -> Result<String, ModelError> {
-        let t = self
-            .ws
-            .iter()
-            .find(|(n, _)| n == name || n.strip_prefix("bert.") == Some(name))
-            .map(|(_, t)| t)
-            .ok_or_else(|| ModelError::Invalid(format!("BERT weights lack '{name}'")))?;
-        if t.shape != shape {
-            return Err(ModelError::Shape(format!(
-                "BERT weight '{name}' has shape {:?}, expected {shape:?}",
-                t.shape
-            )));
-        }
+        let data = take(self.ws, name, shape)?;
         self.inits.push(TensorP {
             name: name.into(),
             dims: shape.to_vec(),
-            data: TensorData::F32(t.data.clone()),
+            data: TensorData::F32(data),
         });
         Ok(name.into())
     }
@@ -563,27 +552,25 @@ mod tests {
         for li in 0..cfg.num_hidden_layers {
             let p = format!("encoder.layer.{li}");
             let g = |s: &str| get(&format!("{p}.{s}"));
-            let q = dense(
-                &x,
-                &g("attention.self.query.weight"),
-                &g("attention.self.query.bias"),
-                h,
-                h,
-            );
-            let k = dense(
-                &x,
-                &g("attention.self.key.weight"),
-                &g("attention.self.key.bias"),
-                h,
-                h,
-            );
-            let v = dense(
-                &x,
-                &g("attention.self.value.weight"),
-                &g("attention.self.value.bias"),
-                h,
-                h,
-            );
+            let lin = |x: &[f32], name: &str, n_in: usize, n_out: usize| {
+                dense(
+                    x,
+                    &g(&format!("{name}.weight")),
+                    &g(&format!("{name}.bias")),
+                    n_in,
+                    n_out,
+                )
+            };
+            let norm = |x: &mut [f32], name: &str| {
+                ln(
+                    x,
+                    &g(&format!("{name}.weight")),
+                    &g(&format!("{name}.bias")),
+                );
+            };
+            let q = lin(&x, "attention.self.query", h, h);
+            let k = lin(&x, "attention.self.key", h, h);
+            let v = lin(&x, "attention.self.value", h, h);
             let mut ctx = vec![0.0; l * h];
             for hd in 0..nh {
                 for a in 0..l {
@@ -604,26 +591,10 @@ mod tests {
                     }
                 }
             }
-            let ao = dense(
-                &ctx,
-                &g("attention.output.dense.weight"),
-                &g("attention.output.dense.bias"),
-                h,
-                h,
-            );
+            let ao = lin(&ctx, "attention.output.dense", h, h);
             let mut h1: Vec<f32> = ao.iter().zip(&x).map(|(a, b)| a + b).collect();
-            ln(
-                &mut h1,
-                &g("attention.output.LayerNorm.weight"),
-                &g("attention.output.LayerNorm.bias"),
-            );
-            let ff = dense(
-                &h1,
-                &g("intermediate.dense.weight"),
-                &g("intermediate.dense.bias"),
-                h,
-                f,
-            );
+            norm(&mut h1, "attention.output.LayerNorm");
+            let ff = lin(&h1, "intermediate.dense", h, f);
             let ff: Vec<f32> = ff
                 .iter()
                 .map(|&a| {
@@ -632,19 +603,9 @@ mod tests {
                     0.5 * a * (1.0 + erf as f32)
                 })
                 .collect();
-            let fo = dense(
-                &ff,
-                &g("output.dense.weight"),
-                &g("output.dense.bias"),
-                f,
-                h,
-            );
+            let fo = lin(&ff, "output.dense", f, h);
             let mut h2: Vec<f32> = fo.iter().zip(&h1).map(|(a, b)| a + b).collect();
-            ln(
-                &mut h2,
-                &g("output.LayerNorm.weight"),
-                &g("output.LayerNorm.bias"),
-            );
+            norm(&mut h2, "output.LayerNorm");
             x = h2;
         }
         let mut m: Vec<f32> = (0..h)

@@ -285,8 +285,18 @@ impl TrainConfig {
         Ok(())
     }
 
-    fn trainer(&self) -> Trainer {
-        Trainer::new(self.optimizer.clone()).with_weight_decay(self.weight_decay)
+    /// The trainer of a run on `model`: the optimiser with the weight
+    /// decay, and batch-norm running statistics frozen (they follow batch
+    /// statistics, not gradients).
+    pub fn trainer_for(&self, model: &OnnxModel) -> Trainer {
+        let mut t = Trainer::new(self.optimizer.clone()).with_weight_decay(self.weight_decay);
+        t.freeze(
+            model
+                .weight_names()
+                .into_iter()
+                .filter(|n| n.ends_with(".running_mean") || n.ends_with(".running_var")),
+        );
+        t
     }
 }
 
@@ -368,6 +378,16 @@ impl CheckpointPolicy {
     fn write(&self, mut ck: Checkpoint) -> Result<(), ModelError> {
         ck.run_options.clone_from(&self.run_options);
         ck.save(&self.path)
+    }
+
+    /// Whether a checkpoint is due after epoch `epoch` (0-based) of a run
+    /// of `epochs`: at the end when `at_end`, on the `every` schedule, and
+    /// whenever the run stops early (`stop` before the last epoch).
+    pub fn due(&self, epoch: usize, epochs: usize, stop: bool) -> bool {
+        let last = epoch + 1 == epochs;
+        (last && self.at_end)
+            || (stop && !last)
+            || (self.every > 0 && (epoch + 1).is_multiple_of(self.every))
     }
 }
 
@@ -458,8 +478,10 @@ fn train_fresh<'s>(
 /// the shuffle and augmentation draws.
 const DROPOUT_STREAM: u64 = 0x6472_6f70_6f75_7400;
 
-/// A seed for `(seed, a, b)` (SplitMix64 finaliser over a mix).
-pub(crate) fn sub_seed(seed: u64, a: u64, b: u64) -> u64 {
+/// A seed for `(seed, a, b)` (SplitMix64 finaliser over a mix): the
+/// per-epoch and per-step seeds of [`fit`] and of the loops built on its
+/// pieces.
+pub fn sub_seed(seed: u64, a: u64, b: u64) -> u64 {
     let mut z = seed
         .wrapping_add(a.wrapping_mul(0x9E37_79B9_7F4A_7C15))
         .wrapping_add(b.wrapping_mul(0xD1B5_4A32_D192_ED03));
@@ -470,12 +492,75 @@ pub(crate) fn sub_seed(seed: u64, a: u64, b: u64) -> u64 {
 
 /// The example order of epoch `epoch` (0-based).
 pub(crate) fn epoch_order(cfg: &TrainConfig, n: usize, epoch: usize) -> Vec<usize> {
+    shuffled_order(n, cfg.shuffle, sub_seed(cfg.seed, epoch as u64, 0))
+}
+
+/// What a run reports when batch `batch` of epoch `epoch` (both 0-based)
+/// gave a loss that is not finite.
+pub fn diverged(loss: f32, epoch: usize, batch: usize) -> String {
+    format!(
+        "training diverged: loss {loss} at epoch {}, batch {} (lower the learning rate)",
+        epoch + 1,
+        batch + 1
+    )
+}
+
+/// `0..n`, shuffled by a generator seeded with `seed` when `shuffle` is set.
+pub fn shuffled_order(n: usize, shuffle: bool, seed: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
-    if cfg.shuffle {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(sub_seed(cfg.seed, epoch as u64, 0));
-        order.shuffle(&mut rng);
+    if shuffle {
+        order.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
     }
     order
+}
+
+/// How a run's `n` examples fall into batches and which learning rate each
+/// step takes (schedule and warm-up of the [`TrainConfig`]): the step
+/// arithmetic of [`fit`], shared with the loops built on its pieces
+/// (aisec-harden's adversarial training).
+#[derive(Debug, Clone, Copy)]
+pub struct StepPlan<'c> {
+    cfg: &'c TrainConfig,
+    n: usize,
+    /// Batches per epoch.
+    pub batches: usize,
+    total: usize,
+    warmup: usize,
+    base_lr: f32,
+}
+
+impl<'c> StepPlan<'c> {
+    /// The plan of `n` examples under `cfg` (a validated config: batch
+    /// size at least 1).
+    pub fn new(cfg: &'c TrainConfig, n: usize) -> Self {
+        let batches = n.div_ceil(cfg.batch_size.max(1));
+        StepPlan {
+            cfg,
+            n,
+            batches,
+            total: batches * cfg.epochs,
+            warmup: cfg.warmup_epochs * batches,
+            base_lr: cfg.optimizer.lr(),
+        }
+    }
+
+    /// The example indices of batch `b` (0-based) in an epoch's `order`.
+    pub fn batch<'o>(&self, order: &'o [usize], b: usize) -> &'o [usize] {
+        let bs = self.cfg.batch_size;
+        let end = ((b + 1) * bs).min(self.n).min(order.len());
+        order.get(b * bs..end).unwrap_or(&[])
+    }
+
+    /// The learning rate of batch `b` of epoch `epoch` (both 0-based).
+    pub fn lr(&self, epoch: usize, b: usize) -> f32 {
+        self.cfg.schedule.lr_at(
+            self.base_lr,
+            epoch * self.batches + b,
+            self.total,
+            self.batches,
+            self.warmup,
+        )
+    }
 }
 
 /// Splits `d` into `(train, validation)` with `round(n * fraction)`
@@ -565,11 +650,9 @@ pub fn fit_targets(
             x.shape
         )));
     }
-    let batches = n.div_ceil(cfg.batch_size);
-    let total = batches * cfg.epochs;
-    let warmup = cfg.warmup_epochs * batches;
-    let base_lr = cfg.optimizer.lr();
-    let mut trainer = cfg.trainer();
+    let plan = StepPlan::new(cfg, n);
+    let batches = plan.batches;
+    let mut trainer = cfg.trainer_for(model);
     let mut hist = History::default();
     let (mut start_epoch, mut start_batch, mut carried) = (0, 0, (0.0f64, 0usize, 0.0f64));
     if let Some(ck) = opts.resume.take() {
@@ -599,12 +682,6 @@ pub fn fit_targets(
         .iter()
         .flat_map(|s| [(s.stats_node(), 1), (s.stats_node(), 2)])
         .collect();
-    trainer.freeze(
-        model
-            .weight_names()
-            .into_iter()
-            .filter(|n| n.ends_with(".running_mean") || n.ends_with(".running_var")),
-    );
     let spec = opts.spec;
     let mut emit = |e: &FitEvent| {
         if let Some(cb) = opts.progress.as_mut() {
@@ -624,7 +701,7 @@ pub fn fit_targets(
         let first = if epoch == start_epoch { start_batch } else { 0 };
         let mut lr = trainer.lr();
         for b in first..batches {
-            let idx = &order[b * cfg.batch_size..((b + 1) * cfg.batch_size).min(n)];
+            let idx = plan.batch(&order, b);
             let mut xb = gather(x, idx);
             if cfg.augment.is_active() {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(sub_seed(
@@ -642,8 +719,7 @@ pub fn fit_targets(
                     targets: gather(t, idx).data,
                 },
             };
-            let t = epoch * batches + b;
-            lr = cfg.schedule.lr_at(base_lr, t, total, batches, warmup);
+            lr = plan.lr(epoch, b);
             trainer.set_lr(lr);
             let l = match twin.as_mut() {
                 None => trainer.step_loss(model, &xb, &loss)?,
@@ -660,11 +736,7 @@ pub fn fit_targets(
                 }
             };
             if !l.is_finite() {
-                return Err(ModelError::Invalid(format!(
-                    "training diverged: loss {l} at epoch {}, batch {} (lower the learning rate)",
-                    epoch + 1,
-                    b + 1
-                )));
+                return Err(ModelError::Invalid(diverged(l, epoch, b)));
             }
             loss_sum += f64::from(l);
             done += 1;
@@ -715,8 +787,7 @@ pub fn fit_targets(
         let last = epoch + 1 == cfg.epochs;
         let stop = cancelled();
         if let Some(p) = &policy {
-            if (last && p.at_end) || (stop && !last) || (p.every > 0 && (epoch + 1) % p.every == 0)
-            {
+            if p.due(epoch, cfg.epochs, stop) {
                 hist.cancelled = stop && !last;
                 let pos = (epoch + 1, 0, 0.0, 0.0);
                 p.write(Checkpoint::capture(model, &trainer, cfg, &hist, spec, pos))?;
@@ -732,8 +803,10 @@ pub fn fit_targets(
     Ok(hist)
 }
 
-/// Copies every weight of the training twin into the inference model.
-fn sync(twin: Option<&OnnxModel>, model: &mut OnnxModel) -> Result<(), ModelError> {
+/// Copies every weight of the training twin (batch statistics, dropout:
+/// [`OnnxModel::spec_train_twin`]) into the inference model; nothing
+/// without a twin.
+pub fn sync(twin: Option<&OnnxModel>, model: &mut OnnxModel) -> Result<(), ModelError> {
     if let Some(t) = twin {
         for n in t.weight_names() {
             if let Some(w) = t.weight(&n) {

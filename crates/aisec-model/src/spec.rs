@@ -406,7 +406,12 @@ impl ArchSpec {
                     b.init = LayerInit::pair(*init);
                     shape = b
                         .conv(
-                            &name, &name, &cur, &out, &shape, *filters, *kernel, *stride, *padding,
+                            &name,
+                            &name,
+                            &cur,
+                            &out,
+                            &shape,
+                            ConvShape::new(*filters, *kernel, *stride, *padding),
                         )
                         .map_err(|_| bad("conv2d"))?;
                 }
@@ -482,10 +487,7 @@ impl ArchSpec {
                             &cur,
                             &c1,
                             &shape,
-                            f,
-                            3,
-                            s,
-                            1,
+                            ConvShape::new(f, 3, s, 1),
                         )
                         .map_err(|_| bad("residual"))?;
                     let mut a = c1;
@@ -498,7 +500,14 @@ impl ArchSpec {
                     b.node(&name, "Relu", vec![a], &r1, vec![]);
                     let c2 = format!("{name}.c2");
                     sh = b
-                        .conv(&name, &format!("{name}.conv2"), &r1, &c2, &sh, f, 3, 1, 1)
+                        .conv(
+                            &name,
+                            &format!("{name}.conv2"),
+                            &r1,
+                            &c2,
+                            &sh,
+                            ConvShape::new(f, 3, 1, 1),
+                        )
                         .map_err(|_| bad("residual"))?;
                     let mut main = c2;
                     if *batch_norm {
@@ -511,7 +520,14 @@ impl ArchSpec {
                     } else {
                         let p = format!("{name}.p");
                         let psh = b
-                            .conv(&name, &format!("{name}.proj"), &cur, &p, &shape, f, 1, s, 0)
+                            .conv(
+                                &name,
+                                &format!("{name}.proj"),
+                                &cur,
+                                &p,
+                                &shape,
+                                ConvShape::new(f, 1, s, 0),
+                            )
                             .map_err(|_| bad("residual"))?;
                         if psh != sh {
                             return Err(bad("residual"));
@@ -552,6 +568,26 @@ impl ArchSpec {
             }],
         };
         Ok((g, b.sites))
+    }
+}
+
+/// A square convolution's filters, kernel size, stride and zero padding.
+#[derive(Debug, Clone, Copy)]
+struct ConvShape {
+    filters: usize,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+}
+
+impl ConvShape {
+    fn new(filters: usize, kernel: usize, stride: usize, pad: usize) -> ConvShape {
+        ConvShape {
+            filters,
+            kernel,
+            stride,
+            pad,
+        }
     }
 }
 
@@ -691,7 +727,6 @@ impl Builder<'_> {
 
     /// A convolution `prefix.weight` / `prefix.bias`; returns the output
     /// shape.
-    #[allow(clippy::too_many_arguments)]
     fn conv(
         &mut self,
         node: &str,
@@ -699,12 +734,9 @@ impl Builder<'_> {
         input: &str,
         out: &str,
         shape: &[usize],
-        filters: usize,
-        kernel: usize,
-        stride: usize,
-        pad: usize,
+        c: ConvShape,
     ) -> Result<Vec<usize>, ModelError> {
-        let (f, k, s, p) = (lim(filters)?, lim(kernel)?, lim(stride)?, pad);
+        let (f, k, s, p) = (lim(c.filters)?, lim(c.kernel)?, lim(c.stride)?, c.pad);
         if shape[1] + 2 * p < k || shape[2] + 2 * p < k || p > 1 << 10 {
             return Err(ModelError::Shape("conv does not fit".into()));
         }

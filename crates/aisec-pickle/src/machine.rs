@@ -270,23 +270,36 @@ struct Machine<'a, 'c, 'p> {
     trace: Option<Vec<TraceStep>>,
 }
 
+impl<'a, 'c, 'p> Machine<'a, 'c, 'p> {
+    /// A machine at `start` of `data` with empty stack and memo; `trace`
+    /// records per-opcode states when it is `Some`.
+    fn new(
+        ctx: &'c mut Ctx<'p>,
+        data: &'a [u8],
+        start: usize,
+        trace: Option<Vec<TraceStep>>,
+    ) -> Self {
+        Machine {
+            data,
+            pos: start,
+            op_off: start,
+            vals: Vec::new(),
+            stack: Vec::new(),
+            marks: Vec::new(),
+            memo: Memo::default(),
+            globals: Vec::new(),
+            units: 0,
+            nested_done: HashSet::new(),
+            ctx,
+            frame_end: None,
+            trace,
+        }
+    }
+}
+
 /// Runs one pickle starting at `start`. Findings go to `ctx`.
 pub(crate) fn run_one(ctx: &mut Ctx<'_>, data: &[u8], start: usize) -> End {
-    let mut m = Machine {
-        data,
-        pos: start,
-        op_off: start,
-        vals: Vec::new(),
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: Memo::default(),
-        globals: Vec::new(),
-        units: 0,
-        nested_done: HashSet::new(),
-        ctx,
-        frame_end: None,
-        trace: None,
-    };
+    let mut m = Machine::new(ctx, data, start, None);
     let end = m.run();
     m.flush_imports();
     end
@@ -337,21 +350,7 @@ pub fn trace_pickle(data: &[u8], limits: &Limits, file_frames: bool) -> Trace {
     let mut ctx = Ctx::new(&policy, limits, &Location::default());
     ctx.joblib = false;
     ctx.file_frames = file_frames;
-    let mut m = Machine {
-        data,
-        pos: 0,
-        op_off: 0,
-        vals: Vec::new(),
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: Memo::default(),
-        globals: Vec::new(),
-        units: 0,
-        nested_done: HashSet::new(),
-        ctx: &mut ctx,
-        frame_end: None,
-        trace: Some(Vec::new()),
-    };
+    let mut m = Machine::new(&mut ctx, data, 0, Some(Vec::new()));
     let end = m.run();
     let steps = m.trace.take().unwrap_or_default();
     let end = match end {
@@ -715,6 +714,28 @@ impl<'a> Machine<'a, '_, '_> {
         }
         s
     }
+    /// `open`, the items rendered by `item` and separated by `, `, then
+    /// `close`; cut with `…` once the evidence limit is passed.
+    fn render_items<T>(
+        &self,
+        items: &[T],
+        out: &mut String,
+        (open, close): (&str, &str),
+        mut item: impl FnMut(&T, &mut String),
+    ) {
+        out.push_str(open);
+        for (k, it) in items.iter().enumerate() {
+            if out.len() > self.ctx.limits.max_evidence {
+                out.push('…');
+                break;
+            }
+            if k > 0 {
+                out.push_str(", ");
+            }
+            item(it, out);
+        }
+        out.push_str(close);
+    }
     fn render_into(&self, i: Idx, out: &mut String, depth: u32) {
         use std::fmt::Write;
         if out.len() > self.ctx.limits.max_evidence || depth > 8 {
@@ -726,18 +747,9 @@ impl<'a> Machine<'a, '_, '_> {
             return;
         };
         let seq = |items: &[Idx], out: &mut String, open: &str, close: &str| {
-            out.push_str(open);
-            for (k, it) in items.iter().enumerate() {
-                if out.len() > self.ctx.limits.max_evidence {
-                    out.push('…');
-                    break;
-                }
-                if k > 0 {
-                    out.push_str(", ");
-                }
+            self.render_items(items, out, (open, close), |it, out| {
                 self.render_into(*it, out, depth + 1);
-            }
-            out.push_str(close);
+            });
         };
         match v {
             Val::None => out.push_str("None"),
@@ -800,22 +812,11 @@ impl<'a> Machine<'a, '_, '_> {
             Val::List(items) => seq(items, out, "[", "]"),
             Val::Set(items) => seq(items, out, "{", "}"),
             Val::FrozenSet(items) => seq(items, out, "frozenset({", "})"),
-            Val::Dict(items) => {
-                out.push('{');
-                for (k, (a, b)) in items.iter().enumerate() {
-                    if out.len() > self.ctx.limits.max_evidence {
-                        out.push('…');
-                        break;
-                    }
-                    if k > 0 {
-                        out.push_str(", ");
-                    }
-                    self.render_into(*a, out, depth + 1);
-                    out.push_str(": ");
-                    self.render_into(*b, out, depth + 1);
-                }
-                out.push('}');
-            }
+            Val::Dict(items) => self.render_items(items, out, ("{", "}"), |(a, b), out| {
+                self.render_into(*a, out, depth + 1);
+                out.push_str(": ");
+                self.render_into(*b, out, depth + 1);
+            }),
             Val::Global(g) => match self.globals.get(*g as usize) {
                 Some(e) => out.push_str(&e.full),
                 None => out.push('?'),

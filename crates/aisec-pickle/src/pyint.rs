@@ -39,15 +39,7 @@ pub(crate) fn py_long_from_string(s: &[u8], base: u32) -> Option<PyInt> {
         Some(n) => &s[..n],
         None => s,
     };
-    let mut i = 0;
-    while i < s.len() && c_isspace(s[i]) {
-        i += 1;
-    }
-    let mut neg = false;
-    if i < s.len() && (s[i] == b'+' || s[i] == b'-') {
-        neg = s[i] == b'-';
-        i += 1;
-    }
+    let (mut i, neg) = space_and_sign(s);
     let mut radix = if base == 0 { 10 } else { base };
     let mut prefixed = false;
     if base == 0 && i + 1 < s.len() && s[i] == b'0' {
@@ -124,17 +116,23 @@ pub(crate) fn py_long_from_string(s: &[u8], base: u32) -> Option<PyInt> {
     }
 }
 
-/// C `strtol(s, &end, 0)` on a 64-bit long: (value, end index, overflow).
-fn c_strtol0(s: &[u8]) -> (i64, usize, bool) {
+/// C's `strtol` prologue: leading white space and an optional sign; the
+/// index after them and whether the sign was `-`.
+fn space_and_sign(s: &[u8]) -> (usize, bool) {
     let mut i = 0;
     while i < s.len() && c_isspace(s[i]) {
         i += 1;
     }
-    let mut neg = false;
+    let neg = i < s.len() && s[i] == b'-';
     if i < s.len() && (s[i] == b'+' || s[i] == b'-') {
-        neg = s[i] == b'-';
         i += 1;
     }
+    (i, neg)
+}
+
+/// C `strtol(s, &end, 0)` on a 64-bit long: (value, end index, overflow).
+fn c_strtol0(s: &[u8]) -> (i64, usize, bool) {
+    let (mut i, neg) = space_and_sign(s);
     let mut radix = 10;
     if i < s.len() && s[i] == b'0' {
         if i + 2 < s.len() && (s[i + 1] | 0x20) == b'x' && s[i + 2].is_ascii_hexdigit() {

@@ -140,6 +140,8 @@ fn is_pbtxt(name: &str) -> bool {
 
 /// Inflates a compressed stream within the archive limits, reports a cut
 /// at the limit or a corrupt tail, and scans what came out as `inner`.
+// The recursion's context (scanner, location, name, depth, findings) as
+// `scan_artifact` takes it, plus the stream and its inner location.
 #[allow(clippy::too_many_arguments)]
 fn scan_decompressed(
     sc: &Scanner,

@@ -405,7 +405,8 @@ impl Trigger {
                 }
             }
         }
-        let png = crate::save::encode_png(&buf, ow, oh, chans)?;
+        let png = aisec_model::data::images::encode_png(&buf, ow, oh, chans)
+            .map_err(crate::save::SaveError::from)?;
         std::fs::write(path, png)?;
         Ok(())
     }

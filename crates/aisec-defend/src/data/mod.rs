@@ -161,66 +161,39 @@ pub fn activation_clustering(
     cfg: &AcConfig,
 ) -> Result<DataScores, DataDefenceError> {
     check(features, labels, classes)?;
-    let n = labels.len();
-    let d = features.row_len();
-    let mut scores = vec![0.0f32; n];
-    let mut flagged = vec![false; n];
-    let mut notes = Vec::new();
-    for (c, rows) in by_class(labels, classes).into_iter().enumerate() {
-        if rows.len() < 4 {
-            notes.push(ClassNote {
-                class: c,
-                examples: rows.len(),
-                flagged: 0,
-                small_cluster: None,
-            });
-            continue;
-        }
-        let centred = centred_rows(features, &rows, d);
-        let comps = top_components(&centred, rows.len(), d, cfg.dims.min(d).max(1), cfg.seed);
-        if comps.is_empty() {
-            notes.push(ClassNote {
-                class: c,
-                examples: rows.len(),
-                flagged: 0,
-                small_cluster: None,
-            });
-            continue;
-        }
-        let reduced = project(&centred, rows.len(), d, &comps);
-        let k = comps.len();
-        let (assign, centres) = kmeans2(&reduced, rows.len(), k, cfg.seed ^ c as u64);
-        let size1 = assign.iter().filter(|&&a| a == 1).count();
-        let sizes = [rows.len() - size1, size1];
-        let small = usize::from(sizes[1] < sizes[0]);
-        let share = sizes[small] as f32 / rows.len() as f32;
-        let flag_small = share < cfg.size_threshold && sizes[small] > 0;
-        let mut nflag = 0;
-        for (j, &i) in rows.iter().enumerate() {
-            let a = assign[j];
-            let p = &reduced[j * k..(j + 1) * k];
-            let d_own = dist2(p, &centres[a]).sqrt();
-            let d_other = dist2(p, &centres[1 - a]).sqrt();
-            let margin = (d_other - d_own) / (d_other + d_own).max(1e-12);
-            scores[i] = 1.0 - sizes[a] as f32 / rows.len() as f32 + 0.01 * margin;
-            if flag_small && a == small {
-                flagged[i] = true;
-                nflag += 1;
+    let dims = cfg.dims.min(features.row_len()).max(1);
+    let method = "activation-clustering";
+    let found = per_class(
+        method,
+        features,
+        labels,
+        classes,
+        (4, dims, cfg.seed),
+        |v, scores, flagged| {
+            let (rows, reduced, k) = (v.rows, v.proj, v.k);
+            let (assign, centres) = kmeans2(reduced, rows.len(), k, cfg.seed ^ v.class as u64);
+            let size1 = assign.iter().filter(|&&a| a == 1).count();
+            let sizes = [rows.len() - size1, size1];
+            let small = usize::from(sizes[1] < sizes[0]);
+            let share = sizes[small] as f32 / rows.len() as f32;
+            let flag_small = share < cfg.size_threshold && sizes[small] > 0;
+            let mut nflag = 0;
+            for (j, &i) in rows.iter().enumerate() {
+                let a = assign[j];
+                let p = &reduced[j * k..(j + 1) * k];
+                let d_own = dist2(p, &centres[a]).sqrt();
+                let d_other = dist2(p, &centres[1 - a]).sqrt();
+                let margin = (d_other - d_own) / (d_other + d_own).max(1e-12);
+                scores[i] = 1.0 - sizes[a] as f32 / rows.len() as f32 + 0.01 * margin;
+                if flag_small && a == small {
+                    flagged[i] = true;
+                    nflag += 1;
+                }
             }
-        }
-        notes.push(ClassNote {
-            class: c,
-            examples: rows.len(),
-            flagged: nflag,
-            small_cluster: Some(share),
-        });
-    }
-    Ok(DataScores {
-        method: "activation-clustering".into(),
-        scores,
-        flagged,
-        classes: notes,
-    })
+            (nflag, Some(share))
+        },
+    );
+    Ok(found)
 }
 
 /// Settings of [`spectral_signatures`].
@@ -259,59 +232,92 @@ pub fn spectral_signatures(
             "expected rate must be in (0, 1) and the multiplier positive".into(),
         ));
     }
+    // No variance in a class: no direction to score along (left unscored).
+    let method = "spectral-signatures";
+    let found = per_class(
+        method,
+        features,
+        labels,
+        classes,
+        (2, 1, cfg.seed),
+        |v, scores, flagged| {
+            let rows = v.rows;
+            let s: Vec<f32> = v.proj.iter().map(|v| v * v).collect();
+            let mean = (s.iter().map(|&v| f64::from(v)).sum::<f64>() / s.len() as f64).max(1e-30);
+            let take = ((cfg.multiplier * cfg.expected_rate * rows.len() as f32).round() as usize)
+                .min(rows.len());
+            let mut order: Vec<usize> = (0..rows.len()).collect();
+            order.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(a.cmp(&b)));
+            for (j, &i) in rows.iter().enumerate() {
+                scores[i] = (f64::from(s[j]) / mean) as f32;
+            }
+            for &j in &order[..take] {
+                flagged[rows[j]] = true;
+            }
+            (take, None)
+        },
+    );
+    Ok(found)
+}
+
+/// One class as [`per_class`] hands it to a method: the class, its
+/// example indices, and their centred features projected on the class's
+/// top principal components (`k` values per example).
+struct ClassView<'a> {
+    class: usize,
+    rows: &'a [usize],
+    proj: &'a [f32],
+    k: usize,
+}
+
+/// The per-class part activation clustering and spectral signatures
+/// share: each class's rows, centred and projected on their top `dims`
+/// components (power iteration from `seed`), handed to `method`, which
+/// sets the class's scores and flags and returns (examples flagged,
+/// small-cluster share), under the method's `name`. A class under `min_rows` examples, or without
+/// variance, is left unscored (score 0, nothing flagged).
+fn per_class(
+    name: &str,
+    features: &Tensor,
+    labels: &[usize],
+    classes: usize,
+    (min_rows, dims, seed): (usize, usize, u64),
+    mut method: impl FnMut(&ClassView<'_>, &mut [f32], &mut [bool]) -> (usize, Option<f32>),
+) -> DataScores {
     let n = labels.len();
     let d = features.row_len();
     let mut scores = vec![0.0f32; n];
     let mut flagged = vec![false; n];
     let mut notes = Vec::new();
     for (c, rows) in by_class(labels, classes).into_iter().enumerate() {
-        if rows.len() < 2 {
-            notes.push(ClassNote {
-                class: c,
-                examples: rows.len(),
-                flagged: 0,
-                small_cluster: None,
-            });
-            continue;
-        }
-        let centred = centred_rows(features, &rows, d);
-        let comps = top_components(&centred, rows.len(), d, 1, cfg.seed);
-        if comps.is_empty() {
-            // No variance in the class: no direction to score along.
-            notes.push(ClassNote {
-                class: c,
-                examples: rows.len(),
-                flagged: 0,
-                small_cluster: None,
-            });
-            continue;
-        }
-        let proj = project(&centred, rows.len(), d, &comps);
-        let s: Vec<f32> = proj.iter().map(|v| v * v).collect();
-        let mean = (s.iter().map(|&v| f64::from(v)).sum::<f64>() / s.len() as f64).max(1e-30);
-        let take = ((cfg.multiplier * cfg.expected_rate * rows.len() as f32).round() as usize)
-            .min(rows.len());
-        let mut order: Vec<usize> = (0..rows.len()).collect();
-        order.sort_by(|&a, &b| s[b].total_cmp(&s[a]).then(a.cmp(&b)));
-        for (j, &i) in rows.iter().enumerate() {
-            scores[i] = (f64::from(s[j]) / mean) as f32;
-        }
-        for &j in &order[..take] {
-            flagged[rows[j]] = true;
-        }
-        notes.push(ClassNote {
+        let mut note = ClassNote {
             class: c,
             examples: rows.len(),
-            flagged: take,
+            flagged: 0,
             small_cluster: None,
-        });
+        };
+        if rows.len() >= min_rows {
+            let centred = centred_rows(features, &rows, d);
+            let comps = top_components(&centred, rows.len(), d, dims, seed);
+            if !comps.is_empty() {
+                let proj = project(&centred, rows.len(), d, &comps);
+                let view = ClassView {
+                    class: c,
+                    rows: &rows,
+                    proj: &proj,
+                    k: comps.len(),
+                };
+                (note.flagged, note.small_cluster) = method(&view, &mut scores, &mut flagged);
+            }
+        }
+        notes.push(note);
     }
-    Ok(DataScores {
-        method: "spectral-signatures".into(),
+    DataScores {
+        method: name.into(),
         scores,
         flagged,
         classes: notes,
-    })
+    }
 }
 
 /// Early-loss isolation (ABL, Li et al. 2021): flags the `isolate` share

@@ -62,21 +62,18 @@ fn quick() -> InspectConfig {
     }
 }
 
+/// [`inspect`] with [`quick`] settings, no cancel flag and no progress.
+fn quick_inspect(m: &aisec_model::OnnxModel, x: &Tensor, method: Method) -> Inspection {
+    inspect(m, x, method, &quick(), None, &|_, _| {}).unwrap()
+}
+
 #[test]
 fn neural_cleanse_flags_the_badnets_target_and_not_clean_models() {
     let clean = synthetic(20, 7, 1);
     let train_set = poison(&synthetic(100, 7, 2), 0.1, 3);
     let bad = train(&train_set, 4);
     assert!(asr(&bad, &clean) > 0.9, "the backdoor did not take");
-    let ins = inspect(
-        &bad,
-        &clean.x,
-        Method::NeuralCleanse,
-        &quick(),
-        None,
-        &|_, _| {},
-    )
-    .unwrap();
+    let ins = quick_inspect(&bad, &clean.x, Method::NeuralCleanse);
     assert_eq!(
         ins.flagged,
         vec![TARGET],
@@ -110,7 +107,7 @@ fn clean_models_are_not_flagged_across_five_seeds() {
     for seed in 0..5 {
         let m = train(&train_set, 10 + seed);
         for method in [Method::NeuralCleanse, Method::Blend] {
-            let ins = inspect(&m, &clean.x, method, &quick(), None, &|_, _| {}).unwrap();
+            let ins = quick_inspect(&m, &clean.x, method);
             assert!(
                 ins.flagged.is_empty(),
                 "seed {seed} {method:?}: {:?}",
@@ -167,16 +164,8 @@ fn the_blend_variant_flags_a_blended_backdoor() {
         .count() as f32
         / (clean.len() - 20) as f32;
     assert!(asr > 0.9, "the blended backdoor did not take: {asr}");
-    let ins = inspect(&bad, &clean.x, Method::Blend, &quick(), None, &|_, _| {}).unwrap();
-    let nc = inspect(
-        &bad,
-        &clean.x,
-        Method::NeuralCleanse,
-        &quick(),
-        None,
-        &|_, _| {},
-    )
-    .unwrap();
+    let ins = quick_inspect(&bad, &clean.x, Method::Blend);
+    let nc = quick_inspect(&bad, &clean.x, Method::NeuralCleanse);
     eprintln!(
         "blend {:?}\nnc {:?}",
         ins.classes

@@ -306,50 +306,68 @@ fn fine_tune(
     pruned: Option<(&Head, &[usize])>,
     cancel: Option<&AtomicBool>,
 ) -> Result<(), DefendError> {
-    let mut tr = trainer(model, cfg);
+    let mut tuner = Tuner::new(model, cfg, pruned, cancel);
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ 0x6675_6e65);
     for _ in 0..cfg.epochs {
-        epoch(&mut tr, model, x, y, cfg.batch, &mut rng, pruned, cancel)?;
+        tuner.epoch(model, x, y, &mut rng)?;
     }
     Ok(())
 }
 
-fn trainer(model: &OnnxModel, cfg: &RepairConfig) -> Trainer {
-    let mut tr = Trainer::new(Optimizer::adam(cfg.lr));
-    tr.freeze(
-        model
-            .weight_names()
-            .into_iter()
-            .filter(|n| n.contains("running_") || n.ends_with("num_batches_tracked")),
-    );
-    tr
-}
-
-/// One shuffled pass over `(x, y)`.
-#[allow(clippy::too_many_arguments)]
-fn epoch(
-    tr: &mut Trainer,
-    model: &mut OnnxModel,
-    x: &Tensor,
-    y: &[usize],
+/// The fine-tuning of fine-pruning and unlearning: Adam with batch-norm
+/// statistics frozen, the configured batch size, pruned units held at
+/// zero after every step, and the stop flag checked before each.
+struct Tuner<'a> {
+    tr: Trainer,
     batch: usize,
-    rng: &mut rand::rngs::StdRng,
-    pruned: Option<(&Head, &[usize])>,
-    cancel: Option<&AtomicBool>,
-) -> Result<(), DefendError> {
-    let mut order: Vec<usize> = (0..x.batch()).collect();
-    order.shuffle(rng);
-    for chunk in order.chunks(batch) {
-        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
-            return Err(DefendError::Cancelled);
-        }
-        let labels: Vec<usize> = chunk.iter().map(|&i| y[i]).collect();
-        tr.step(model, &gather(x, chunk), &labels)?;
-        if let Some((h, units)) = pruned {
-            zero_units(model, h, units)?;
+    pruned: Option<(&'a Head, &'a [usize])>,
+    cancel: Option<&'a AtomicBool>,
+}
+
+impl<'a> Tuner<'a> {
+    fn new(
+        model: &OnnxModel,
+        cfg: &RepairConfig,
+        pruned: Option<(&'a Head, &'a [usize])>,
+        cancel: Option<&'a AtomicBool>,
+    ) -> Tuner<'a> {
+        let mut tr = Trainer::new(Optimizer::adam(cfg.lr));
+        tr.freeze(
+            model
+                .weight_names()
+                .into_iter()
+                .filter(|n| n.contains("running_") || n.ends_with("num_batches_tracked")),
+        );
+        Tuner {
+            tr,
+            batch: cfg.batch,
+            pruned,
+            cancel,
         }
     }
-    Ok(())
+
+    /// One shuffled pass over `(x, y)`.
+    fn epoch(
+        &mut self,
+        model: &mut OnnxModel,
+        x: &Tensor,
+        y: &[usize],
+        rng: &mut rand::rngs::StdRng,
+    ) -> Result<(), DefendError> {
+        let mut order: Vec<usize> = (0..x.batch()).collect();
+        order.shuffle(rng);
+        for chunk in order.chunks(self.batch) {
+            if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(DefendError::Cancelled);
+            }
+            let labels: Vec<usize> = chunk.iter().map(|&i| y[i]).collect();
+            self.tr.step(model, &gather(x, chunk), &labels)?;
+            if let Some((h, units)) = self.pruned {
+                zero_units(model, h, units)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Fine-pruning on the clean sample `clean` (pruning decisions and
@@ -442,7 +460,7 @@ pub fn unlearn(
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ 0x756e_6c65);
     let n = ((clean.len() as f32 * cfg.unlearn_share).round() as usize).min(clean.len());
     let mut idx: Vec<usize> = (0..clean.len()).collect();
-    let mut tr = trainer(model, cfg);
+    let mut tuner = Tuner::new(model, cfg, None, cancel);
     for _ in 0..cfg.epochs {
         // A fresh stamped share every epoch, each stamp with its own gain.
         idx.shuffle(&mut rng);
@@ -456,9 +474,7 @@ pub fn unlearn(
             };
             t.stamp_row_gain(x.row_mut(i), g);
         }
-        epoch(
-            &mut tr, model, &x, &clean.y, cfg.batch, &mut rng, None, cancel,
-        )?;
+        tuner.epoch(model, &x, &clean.y, &mut rng)?;
     }
     Ok(n)
 }

@@ -6,6 +6,25 @@ fn triggered(d: &Dataset) -> (Tensor, Vec<usize>) {
     (stamped(&d.x), d.y.clone())
 }
 
+/// `x` (labels `y`) as inputs stamped towards [`TARGET`].
+fn to_target<'a>(x: &'a Tensor, y: &'a [usize]) -> Triggered<'a> {
+    Triggered {
+        x,
+        y,
+        target: TARGET,
+    }
+}
+
+/// The repair tests' set-up: a repair set, a test set, a model trained on
+/// BadNets-poisoned data, and the test set with the trigger stamped.
+fn backdoored() -> (Dataset, Dataset, OnnxModel, (Tensor, Vec<usize>)) {
+    let repair_set = synthetic(30, 7, 11);
+    let test = synthetic(30, 7, 12);
+    let bad = train(&poison(&synthetic(100, 7, 2), 0.1, 3), 4);
+    let stamped = triggered(&test);
+    (repair_set, test, bad, stamped)
+}
+
 #[test]
 fn the_head_and_its_activations_are_found() {
     let d = synthetic(10, 7, 1);
@@ -70,15 +89,8 @@ fn scores_follow_backdoorbench_definitions() {
 
 #[test]
 fn unlearning_with_the_reversed_trigger_removes_badnets() {
-    let repair_set = synthetic(30, 7, 11);
-    let test = synthetic(30, 7, 12);
-    let mut bad = train(&poison(&synthetic(100, 7, 2), 0.1, 3), 4);
-    let (tx, ty) = triggered(&test);
-    let t = Triggered {
-        x: &tx,
-        y: &ty,
-        target: TARGET,
-    };
+    let (repair_set, test, mut bad, (tx, ty)) = backdoored();
+    let t = to_target(&tx, &ty);
     let before = score(&bad, &test, Some(t)).unwrap();
     assert!(before.asr.unwrap() > 0.9);
     let cfg = InspectConfig {
@@ -112,15 +124,8 @@ fn unlearning_with_the_reversed_trigger_removes_badnets() {
 
 #[test]
 fn fine_pruning_prunes_dormant_units_and_keeps_them_pruned() {
-    let repair_set = synthetic(30, 7, 11);
-    let test = synthetic(30, 7, 12);
-    let mut bad = train(&poison(&synthetic(100, 7, 2), 0.1, 3), 4);
-    let (tx, ty) = triggered(&test);
-    let t = Triggered {
-        x: &tx,
-        y: &ty,
-        target: TARGET,
-    };
+    let (repair_set, test, mut bad, (tx, ty)) = backdoored();
+    let t = to_target(&tx, &ty);
     let before = score(&bad, &test, Some(t)).unwrap();
     let rep = fine_prune(&mut bad, &repair_set, &RepairConfig::default(), None).unwrap();
     assert!(!rep.pruned.is_empty());

@@ -15,7 +15,7 @@
 //! T privacy losses; epsilon for a delta is found by bisection.
 
 use super::fft::{fft, C64};
-use super::rdp::{check_delta, check_params, Step};
+use super::rdp::{check_delta, Step};
 use super::special::{norm_cdf, norm_sf};
 use crate::error::{HardenError, Result};
 
@@ -467,12 +467,7 @@ impl PldAccountant {
 
     /// Records `steps` steps at (`sigma`, `q`).
     pub fn step(&mut self, sigma: f64, q: f64, steps: u64) -> Result<()> {
-        check_params(q, sigma)?;
-        match self.history.last_mut() {
-            Some(last) if last.sigma == sigma && last.q == q => last.steps += steps,
-            _ => self.history.push(Step { sigma, q, steps }),
-        }
-        Ok(())
+        Step::record(&mut self.history, sigma, q, steps)
     }
 
     /// Epsilon spent for `delta` (the larger of the two directions).

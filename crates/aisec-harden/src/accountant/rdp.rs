@@ -154,6 +154,20 @@ pub struct Step {
     pub steps: u64,
 }
 
+impl Step {
+    /// Appends `steps` steps at (`sigma`, `q`) to `history`, merged into
+    /// the last entry when its settings are the same: the one way both
+    /// accountants record a run.
+    pub(crate) fn record(history: &mut Vec<Step>, sigma: f64, q: f64, steps: u64) -> Result<()> {
+        check_params(q, sigma)?;
+        match history.last_mut() {
+            Some(last) if last.sigma == sigma && last.q == q => last.steps += steps,
+            _ => history.push(Step { sigma, q, steps }),
+        }
+        Ok(())
+    }
+}
+
 /// The RDP accountant: a history of steps, composed by adding RDP.
 #[derive(Debug, Clone, Default)]
 pub struct RdpAccountant {
@@ -185,12 +199,7 @@ impl RdpAccountant {
 
     /// Records `steps` steps at (`sigma`, `q`).
     pub fn step(&mut self, sigma: f64, q: f64, steps: u64) -> Result<()> {
-        check_params(q, sigma)?;
-        match self.history.last_mut() {
-            Some(last) if last.sigma == sigma && last.q == q => last.steps += steps,
-            _ => self.history.push(Step { sigma, q, steps }),
-        }
-        Ok(())
+        Step::record(&mut self.history, sigma, q, steps)
     }
 
     /// The recorded history.

@@ -23,6 +23,40 @@ pub struct ImageOptions {
     pub channels: usize,
 }
 
+/// Encodes 8-bit pixels (`c` = 1 grey or 3 RGB channels, interleaved,
+/// row-major `w x h`) as a PNG: the workspace's one PNG writer
+/// (aisec-attack's adversarial-example grids, inversion pictures and poison
+/// triggers, aisec-defend's reversed triggers). A pixel count that does not
+/// fit `w x h x c`, another channel count or an empty image is a
+/// [`ModelError::Shape`].
+pub fn encode_png(pixels: &[u8], w: usize, h: usize, c: usize) -> Result<Vec<u8>, ModelError> {
+    if pixels.len() != w * h * c || !(c == 1 || c == 3) || w == 0 || h == 0 {
+        return Err(ModelError::Shape(format!(
+            "{} pixel bytes for a {w}x{h}x{c} image",
+            pixels.len()
+        )));
+    }
+    let too_big = |_| ModelError::Shape(format!("{w}x{h} is too large for a PNG"));
+    let png_error = |e: png::EncodingError| ModelError::Invalid(format!("PNG encoding: {e}"));
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(
+            &mut out,
+            u32::try_from(w).map_err(too_big)?,
+            u32::try_from(h).map_err(too_big)?,
+        );
+        enc.set_color(if c == 3 {
+            png::ColorType::Rgb
+        } else {
+            png::ColorType::Grayscale
+        });
+        enc.set_depth(png::BitDepth::Eight);
+        let mut wr = enc.write_header().map_err(png_error)?;
+        wr.write_image_data(pixels).map_err(png_error)?;
+    }
+    Ok(out)
+}
+
 pub(crate) fn is_image(p: &Path) -> bool {
     matches!(
         p.extension()
@@ -131,6 +165,20 @@ pub fn read_image_folder(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn png_refuses_pixels_that_do_not_fit_the_shape() {
+        for (px, w, h, c) in [(3, 2, 2, 1), (8, 2, 2, 2), (0, 0, 0, 1)] {
+            assert!(
+                matches!(encode_png(&vec![0; px], w, h, c), Err(ModelError::Shape(_))),
+                "{px} bytes, {w}x{h}x{c}"
+            );
+        }
+        let png = encode_png(&[0, 255, 255, 0], 2, 2, 1).unwrap();
+        let img = image::load_from_memory(&png).unwrap().to_luma8();
+        assert_eq!(img.dimensions(), (2, 2));
+        assert_eq!(img.into_raw(), vec![0, 255, 255, 0]);
+    }
 
     #[test]
     fn reads_class_folders_and_resizes() {

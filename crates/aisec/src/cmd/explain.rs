@@ -617,17 +617,20 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<i32> {
     } else {
         method.name()
     };
+    let per_example = PerExample {
+        targets: &targets,
+        predicted_clean: &predicted,
+        predicted: &now_pred,
+        labels: labels.as_deref(),
+        ious: ious.as_deref(),
+        trigger: trigger.as_deref(),
+    };
     write_outputs(
         &a,
         &x,
         clean.as_ref(),
         &outcome,
-        &targets,
-        &predicted,
-        &now_pred,
-        labels.as_deref(),
-        ious.as_deref(),
-        trigger.as_deref(),
+        per_example,
         shown_method,
         &name,
     )?;
@@ -699,23 +702,42 @@ pub fn run(a: ExplainArgs) -> anyhow::Result<i32> {
     emit(&report, &a.output)
 }
 
+/// What is known of each explained example besides its attribution.
+#[derive(Clone, Copy)]
+struct PerExample<'a> {
+    /// The class explained.
+    targets: &'a [usize],
+    /// The prediction on the clean input (with `--clean`).
+    predicted_clean: &'a [usize],
+    /// The prediction on the input explained.
+    predicted: &'a [usize],
+    /// True labels, when given.
+    labels: Option<&'a [usize]>,
+    /// Overlap of the attribution with the known trigger.
+    ious: Option<&'a [f32]>,
+    /// The trigger's pixels, outlined in the pictures.
+    trigger: Option<&'a [bool]>,
+}
+
 /// Writes `attributions.npy`, `attributions.json`, a picture per example,
 /// a summary (tabular) and `index.html`.
-#[allow(clippy::too_many_arguments)]
 fn write_outputs(
     a: &ExplainArgs,
     x: &Tensor,
     clean: Option<&Tensor>,
     o: &Outcome,
-    targets: &[usize],
-    predicted_clean: &[usize],
-    predicted: &[usize],
-    labels: Option<&[usize]>,
-    ious: Option<&[f32]>,
-    trigger: Option<&[bool]>,
+    per_example: PerExample<'_>,
     method: &str,
     model_name: &str,
 ) -> anyhow::Result<()> {
+    let PerExample {
+        targets,
+        predicted_clean,
+        predicted,
+        labels,
+        ious,
+        trigger,
+    } = per_example;
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
     aisec_model::data::npy::write_npy(a.out.join("attributions.npy"), &o.attributions)?;

@@ -20,13 +20,13 @@ use std::time::{Duration, Instant};
 use aisec_attack::{Budget, Norm};
 use aisec_core::{Location, Report, Severity};
 use aisec_harden::advtrain::{
-    adv_train, autoattack_eval, pgd_accuracy, robustbench_entry, stored_options, AdvCheckpoints,
-    AdvConfig, AdvEvent, AdvOptions, Method, RobustEval,
+    adv_train, autoattack_eval, pgd_accuracy, robustbench_entry, stored_options, AdvConfig,
+    AdvEvent, AdvOptions, Method, RobustEval,
 };
 use aisec_harden::dpsgd::{train_dp, DpSgdConfig};
 use aisec_model::checkpoint::Checkpoint;
 use aisec_model::data::Dataset;
-use aisec_model::fit::{evaluate, split_dataset, Schedule, TrainConfig};
+use aisec_model::fit::{evaluate, split_dataset, CheckpointPolicy, Schedule, TrainConfig};
 use aisec_model::spec::ArchSpec;
 use aisec_model::train::{Optimizer, WeightDecay};
 use aisec_model::{Classifier, OnnxModel};
@@ -551,7 +551,7 @@ fn adv(a: AdvArgs) -> anyhow::Result<i32> {
             o.with_file_name(format!("{stem}.checkpoint.safetensors"))
         }),
     };
-    let checkpoint = ck_path.map(|path| AdvCheckpoints {
+    let checkpoint = ck_path.map(|path| CheckpointPolicy {
         path,
         every: if a.checkpoint_dir.is_some() {
             a.checkpoint_every

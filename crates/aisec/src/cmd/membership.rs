@@ -280,13 +280,9 @@ fn config(a: &MembershipArgs, lira_possible: bool) -> anyhow::Result<MembershipC
 }
 
 /// Runs a membership evaluation and returns its report and the raw result.
-#[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     target: &dyn Classifier,
-    x: &Tensor,
-    y: &[usize],
-    member: &[bool],
-    population: Option<&Dataset>,
+    data: &MembershipData,
     trainer: Option<&SpecTrainer>,
     cfg: &MembershipConfig,
     query_budget: Option<u64>,
@@ -296,15 +292,9 @@ pub fn evaluate(
     // Ctrl-C stops shadow training; the shadows done are used.
     let ctx = crate::cmd::attack::attack_context(show_progress).with_query_budget(query_budget);
     let start = std::time::Instant::now();
-    let data = MembershipData {
-        x,
-        y,
-        member,
-        population,
-    };
     let result = run_membership(
         target,
-        &data,
+        data,
         trainer.map(|t| t as &dyn aisec_attack::membership::ShadowTrainer),
         cfg,
         &ctx,
@@ -374,12 +364,15 @@ pub fn run(a: MembershipArgs) -> anyhow::Result<i32> {
         crate::data::check_labels(&p.y, target.num_classes(), "--population-labels")?;
     }
     let show = crate::run::show_progress(a.no_progress);
+    let data = MembershipData {
+        x: &x,
+        y: &y,
+        member: &member,
+        population: population.as_ref(),
+    };
     let (report, result) = evaluate(
         target,
-        &x,
-        &y,
-        &member,
-        population.as_ref(),
+        &data,
         trainer.as_ref(),
         &cfg,
         a.query_budget,
@@ -445,12 +438,15 @@ pub fn demo_membership(dir: &Path) -> anyhow::Result<Report> {
         seed: 0,
         ..MembershipConfig::default()
     };
+    let data = MembershipData {
+        x: &xs,
+        y: &ys,
+        member: &member,
+        population: None,
+    };
     let (report, result) = evaluate(
         &target,
-        &xs,
-        &ys,
-        &member,
-        None,
+        &data,
         Some(&trainer),
         &cfg,
         None,

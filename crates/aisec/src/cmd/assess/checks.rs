@@ -412,9 +412,14 @@ fn membership(c: &Component, env: &Env<'_>) -> anyhow::Result<Measured> {
         seed: b.seed,
         ..Default::default()
     };
-    let (report, result) = crate::cmd::membership::evaluate(
-        model, &data.x, &data.y, &member, None, None, &cfg, None, &name, false,
-    )?;
+    let sample = aisec_attack::membership::MembershipData {
+        x: &data.x,
+        y: &data.y,
+        member: &member,
+        population: None,
+    };
+    let (report, result) =
+        crate::cmd::membership::evaluate(model, &sample, None, &cfg, None, &name, false)?;
     let mut metrics = BTreeMap::new();
     metrics.insert("members".into(), result.members as f64);
     metrics.insert("non_members".into(), result.non_members as f64);
