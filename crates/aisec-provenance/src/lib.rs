@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod bundle;
+pub mod cert;
 pub mod manifest;
 mod rules;
 pub mod statement;
@@ -37,6 +38,7 @@ use std::path::Path;
 use aisec_core::{Finding, Location};
 
 pub use bundle::{Bundle, PrivateKey, PublicKey};
+pub use cert::{Signer, TrustRoots};
 pub use manifest::{hash_folder, HashOptions, HashOutcome, Manifest};
 pub use rules::*;
 
@@ -73,6 +75,10 @@ pub enum ProvenanceError {
     /// A valid document aisec cannot check.
     #[error("not supported: {0}")]
     Unsupported(String),
+    /// The signature is of another method than the trust given (a key for
+    /// a certificate-based bundle, roots for a key-based one).
+    #[error("{0}")]
+    Method(String),
     /// A manifest file (given as the reference) that is not one.
     #[error("{path}: not a model-signing manifest: {why}")]
     BadManifest {
@@ -143,6 +149,18 @@ pub struct Verification {
     pub signature_valid: bool,
     /// The verified manifest's root digest, hex.
     pub root_digest: Option<String>,
+    /// Who signed, for a certificate-based signature that verified.
+    pub signer: Option<Signer>,
+}
+
+/// What a signature is checked against.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// The signer's public key (model-signing's `key` method).
+    Key(PublicKey),
+    /// Trusted root (and intermediate) certificates (model-signing's
+    /// `certificate` method).
+    Roots(TrustRoots),
 }
 
 /// Largest signature or manifest file read (the JSON bounds apply too).
@@ -182,6 +200,19 @@ pub fn verify_signature(
     key: &PublicKey,
     opts: &HashOptions,
 ) -> Result<Verification, ProvenanceError> {
+    verify_signature_with(model, signature, &Trust::Key(key.clone()), opts)
+}
+
+/// [`verify_signature`] with a key or with trusted certificates: a
+/// certificate-based bundle is checked against `Trust::Roots` (see
+/// [`cert`]). A bundle of the other method than `trust` is
+/// [`ProvenanceError::Method`].
+pub fn verify_signature_with(
+    model: &Path,
+    signature: &Path,
+    trust: &Trust,
+    opts: &HashOptions,
+) -> Result<Verification, ProvenanceError> {
     if !std::fs::metadata(model)
         .map_err(|e| ProvenanceError::io(model, e))?
         .is_dir()
@@ -207,20 +238,53 @@ pub fn verify_signature(
         Ok(b) => b,
         Err(why) => return Ok(invalid(why)),
     };
-    let payload = match bundle.verify(key) {
-        Ok(p) => p,
-        Err(why) => return Ok(invalid(why)),
-    };
-    let manifest = match statement::parse(payload)? {
+    let (manifest, signer) = match signed_manifest(&bundle, trust)? {
         Ok(m) => m,
         Err(why) => return Ok(invalid(why)),
     };
-    compare(
+    let mut v = compare(
         model,
         &manifest,
         opts,
         manifest::relative_inside(model, signature),
-    )
+    )?;
+    v.signer = signer;
+    Ok(v)
+}
+
+/// Checks a parsed bundle against `trust` and returns the manifest it
+/// signs (and the signer of a certificate-based one). `Ok(Err(_))` is an
+/// invalid signature; `Err(Method)` a bundle of the other method.
+pub fn signed_manifest(
+    bundle: &Bundle,
+    trust: &Trust,
+) -> Result<Result<(Manifest, Option<Signer>), Invalid>, ProvenanceError> {
+    let (payload, signer) = match (trust, bundle.certificates.is_empty()) {
+        (Trust::Key(key), true) => match bundle.verify(key) {
+            Ok(p) => (p, None),
+            Err(why) => return Ok(Err(why)),
+        },
+        (Trust::Roots(roots), false) => match bundle.verify_with_roots(roots) {
+            Ok((p, s)) => (p, Some(s)),
+            Err(why) => return Ok(Err(why)),
+        },
+        (Trust::Key(_), false) => {
+            return Err(ProvenanceError::Method(
+                "the signature is certificate-based (model-signing's `certificate` method): \
+                 give the trusted root certificate(s) with --certificate-chain ROOT.pem \
+                 instead of a public key"
+                    .into(),
+            ))
+        }
+        (Trust::Roots(_), true) => {
+            return Err(ProvenanceError::Method(
+                "the signature is key-based (model-signing's `key` method, no certificate in \
+                 the bundle): give the signer's public key with --public-key KEY.pem"
+                    .into(),
+            ))
+        }
+    };
+    Ok(statement::parse(payload)?.map(|m| (m, signer)))
 }
 
 /// Compares the folder `model` with an unsigned manifest (an in-toto
@@ -308,6 +372,7 @@ fn compare(
         bytes: out.bytes,
         signature_valid: true,
         root_digest: Some(hex::encode(&expected.root_digest())),
+        signer: None,
     })
 }
 

@@ -2,7 +2,8 @@
 //!
 //! * `verify MODEL_DIR --public-key KEY [--signature SIG]`: checks the
 //!   signature (default `MODEL_DIR/model.sig`) and compares the signed
-//!   manifest with the files; `--manifest FILE` compares with an unsigned
+//!   manifest with the files; `--certificate-chain ROOT.pem` instead of
+//!   the key verifies a certificate-based signature (own PKI); `--manifest FILE` compares with an unsigned
 //!   manifest instead. Findings as every report (exit 0 clean, 1 findings at
 //!   or above `--fail-on`, 2 the job could not be done).
 //! * `manifest MODEL_DIR [-o FILE]`: writes the in-toto statement
@@ -13,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use aisec_core::Report;
-use aisec_provenance::{manifest, HashOptions, PrivateKey, PublicKey};
+use aisec_provenance::{manifest, HashOptions, PrivateKey, PublicKey, Trust, TrustRoots};
 use anyhow::Context as _;
 
 use crate::output::OutputArgs;
@@ -88,14 +89,19 @@ pub struct VerifyArgs {
     #[arg(long, short = 's', value_name = "FILE", conflicts_with = "manifest")]
     pub signature: Option<PathBuf>,
 
-    /// The signer's public key (PEM, ECDSA P-256).
-    #[arg(
-        long,
-        short = 'k',
-        value_name = "FILE",
-        required_unless_present = "manifest"
-    )]
+    /// The signer's public key (PEM, ECDSA P-256), for a key-based signature (`model_signing sign key`).
+    #[arg(long, short = 'k', value_name = "FILE")]
     pub public_key: Option<PathBuf>,
+
+    /// Trusted root certificate(s), PEM, for a certificate-based signature (`model_signing sign certificate`): the chain from the bundle's signing certificate must end at a self-signed certificate of these files (intermediates may be in them too). Repeatable; model-signing's `--certificate_chain`.
+    #[arg(
+        long = "certificate-chain",
+        visible_alias = "root",
+        alias = "certificate_chain",
+        value_name = "PEM",
+        conflicts_with_all = ["public_key", "manifest"]
+    )]
+    pub certificate_chain: Vec<PathBuf>,
 
     /// Compare with this unsigned manifest (from `aisec provenance manifest`) instead of a signature.
     #[arg(long, value_name = "FILE", conflicts_with = "public_key")]
@@ -173,12 +179,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
             .insert("manifest".into(), m.display().to_string().into());
         aisec_provenance::verify_manifest(&a.model, m, &opts)?
     } else {
-        let key_path = a
-            .public_key
-            .as_ref()
-            .context("give --public-key FILE (or --manifest FILE)")?;
-        let key = PublicKey::from_pem(&read_text(key_path, "public key")?)
-            .with_context(|| format!("public key {}", key_path.display()))?;
+        let trust = trust(&a)?;
         let sig = a
             .signature
             .clone()
@@ -187,11 +188,35 @@ fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
         report
             .data
             .insert("signature".into(), sig.display().to_string().into());
-        report
-            .data
-            .insert("key_hint".into(), key.hint.clone().into());
-        aisec_provenance::verify_signature(&a.model, &sig, &key, &opts)?
+        match &trust {
+            Trust::Key(key) => {
+                report
+                    .data
+                    .insert("key_hint".into(), key.hint.clone().into());
+            }
+            Trust::Roots(r) => {
+                report
+                    .data
+                    .insert("trusted_certificates".into(), (r.len() as u64).into());
+            }
+        }
+        aisec_provenance::verify_signature_with(&a.model, &sig, &trust, &opts)?
     };
+    let mut tail = String::new();
+    if let Some(s) = &v.signer {
+        report.data.insert("signer".into(), signer_json(s));
+        tail = format!(
+            "Signed by {} (chain: {}){}\n",
+            s.subject,
+            s.chain.join(" <- "),
+            if s.expired {
+                "; the signing certificate has expired since (accepted, as model-signing does: \
+                 the chain is checked at its start)"
+            } else {
+                ""
+            }
+        );
+    }
     report.extend(v.findings);
     report.summary.items = v.files_hashed as u64;
     report.summary.bytes = v.bytes;
@@ -231,7 +256,39 @@ fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
             v.bytes
         )
     };
-    crate::run::finish_with_tail(report, &a.output, &format!("Provenance {status}\n"))
+    crate::run::finish_with_tail(report, &a.output, &format!("Provenance {status}\n{tail}"))
+}
+
+/// The key or the trusted certificates given.
+fn trust(a: &VerifyArgs) -> anyhow::Result<Trust> {
+    if !a.certificate_chain.is_empty() {
+        let mut roots = TrustRoots::default();
+        for p in &a.certificate_chain {
+            let text = read_text(p, "certificate chain")?;
+            roots
+                .add_pem(&text, &p.display().to_string())
+                .with_context(|| format!("--certificate-chain {}", p.display()))?;
+        }
+        return Ok(Trust::Roots(roots));
+    }
+    let key_path = a.public_key.as_ref().context(
+        "give --public-key FILE (key-based signature), --certificate-chain ROOT.pem \
+         (certificate-based) or --manifest FILE",
+    )?;
+    let key = PublicKey::from_pem(&read_text(key_path, "public key")?)
+        .with_context(|| format!("public key {}", key_path.display()))?;
+    Ok(Trust::Key(key))
+}
+
+fn signer_json(s: &aisec_provenance::Signer) -> serde_json::Value {
+    serde_json::json!({
+        "subject": s.subject,
+        "chain": s.chain,
+        "not_before": s.not_before,
+        "not_after": s.not_after,
+        "expired": s.expired,
+        "curve": s.curve,
+    })
 }
 
 /// `aisec scan --verify-signatures KEY`: every folder among `paths` that

@@ -301,3 +301,105 @@ fn scan_verify_signatures_adds_the_signature_check_to_the_scan() {
         .run();
     r.expect_code(2);
 }
+
+#[test]
+fn certificate_signatures_verify_against_the_given_root() {
+    let c = fixtures().join("cert");
+    let verify = |sig: &str, root: &str| {
+        aisec(&["provenance", "verify"])
+            .arg(c.join("model"))
+            .arg("--signature")
+            .arg(c.join("sigs").join(sig))
+            .arg("--certificate-chain")
+            .arg(c.join(root))
+            .args(&["--format", "json"])
+            .run()
+    };
+    let r = verify("good.sig", "root.pem");
+    r.expect_code(0);
+    let v = r.json();
+    assert_eq!(rules(&v), Vec::<String>::new());
+    assert_eq!(v["data"]["signed_files"], 3);
+    assert_eq!(v["data"]["signer"]["curve"], "P-256");
+    assert!(v["data"]["signer"]["subject"]
+        .as_str()
+        .unwrap()
+        .contains("aisec test signer good"));
+    assert_eq!(v["data"]["signer"]["expired"], false);
+    // model-signing's name for the option, and the --root alias.
+    aisec(&["provenance", "verify"])
+        .arg(c.join("model"))
+        .arg("--signature")
+        .arg(c.join("sigs/expired.sig"))
+        .arg("--root")
+        .arg(c.join("root.pem"))
+        .run()
+        .expect_code(0);
+    for (sig, root) in [
+        ("good.sig", "other-root.pem"),
+        ("no-signing-usage.sig", "root.pem"),
+        ("leaf-only.sig", "root.pem"),
+    ] {
+        let r = verify(sig, root);
+        r.expect_code(1);
+        assert_eq!(rules(&r.json()), ["AISEC-PROV-002"], "{sig} {root}");
+    }
+    verify("leaf-only.sig", "root-and-intermediate.pem").expect_code(0);
+    // A tampered copy: the chain is fine, the file is not.
+    let t = tempfile::tempdir().unwrap();
+    let m = t.path().join("model");
+    copy_dir(&c.join("model"), &m);
+    fs::write(m.join("sub/notes.txt"), b"edited").unwrap();
+    let r = aisec(&["provenance", "verify"])
+        .arg(&m)
+        .arg("--signature")
+        .arg(c.join("sigs/good.sig"))
+        .arg("--certificate_chain")
+        .arg(c.join("root.pem"))
+        .args(&["--format", "json"])
+        .run();
+    r.expect_code(1);
+    assert_eq!(rules(&r.json()), ["AISEC-PROV-003"]);
+}
+
+#[test]
+fn certificate_signature_wrong_input_exits_2_with_the_reason() {
+    let c = fixtures().join("cert");
+    let base = || {
+        aisec(&["provenance", "verify"])
+            .arg(c.join("model"))
+            .arg("--signature")
+            .arg(c.join("sigs/good.sig"))
+    };
+    // A key for a certificate-based bundle.
+    let r = base()
+        .arg("--public-key")
+        .arg(fixtures().join("key.pub"))
+        .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("--certificate-chain"), "{}", r.stderr);
+    // Roots for a key-based bundle.
+    let r = aisec(&["provenance", "verify"])
+        .arg(fixtures().join("signed"))
+        .arg("--certificate-chain")
+        .arg(c.join("root.pem"))
+        .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("--public-key"), "{}", r.stderr);
+    // A missing root file, and a file that holds no certificate.
+    let r = base()
+        .args(&["--certificate-chain", "/nonexistent/root.pem"])
+        .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("/nonexistent/root.pem"), "{}", r.stderr);
+    let r = base()
+        .arg("--certificate-chain")
+        .arg(fixtures().join("key.pub"))
+        .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("no PEM certificate"), "{}", r.stderr);
+    // No trust at all.
+    let r = base().run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("--certificate-chain"), "{}", r.stderr);
+}
