@@ -308,6 +308,23 @@ pub fn verify_manifest(
     )
 }
 
+/// The hashing options a verification against `expected` uses: the
+/// caller's, plus the ignore paths and symlink setting the signed
+/// manifest records, plus `also_ignore` (the signature inside the folder).
+pub fn verification_options(
+    expected: &Manifest,
+    opts: &HashOptions,
+    also_ignore: Option<String>,
+) -> HashOptions {
+    let mut hash_opts = opts.clone();
+    hash_opts
+        .ignore_paths
+        .extend(expected.serialization.ignore_paths.iter().cloned());
+    hash_opts.ignore_paths.extend(also_ignore);
+    hash_opts.allow_symlinks |= expected.serialization.allow_symlinks;
+    hash_opts
+}
+
 /// Hashes the folder the way the manifest says it was hashed and reports
 /// the differences.
 fn compare(
@@ -316,22 +333,38 @@ fn compare(
     opts: &HashOptions,
     also_ignore: Option<String>,
 ) -> Result<Verification, ProvenanceError> {
-    let mut hash_opts = opts.clone();
-    hash_opts
-        .ignore_paths
-        .extend(expected.serialization.ignore_paths.iter().cloned());
-    hash_opts.ignore_paths.extend(also_ignore);
-    hash_opts.allow_symlinks |= expected.serialization.allow_symlinks;
+    let hash_opts = verification_options(expected, opts, also_ignore);
     let out = manifest::walk(model, &hash_opts)?;
     let at = |rel: &str| Location::path(model.join(rel).display().to_string());
+    let findings = compare_files(expected, &out.manifest.files, &out.symlinks, &at);
+    Ok(Verification {
+        findings,
+        signed_files: expected.files.len(),
+        files_hashed: out.manifest.files.len(),
+        bytes: out.bytes,
+        signature_valid: true,
+        root_digest: Some(hex::encode(&expected.root_digest())),
+        signer: None,
+    })
+}
+
+/// The findings of comparing a trusted manifest with the files found
+/// (relative path to SHA-256; `symlinks`: links met where not allowed).
+/// `at` names a file in findings (a local path, a remote object). Used by
+/// the folder verification and by verifiers of remote repositories.
+pub fn compare_files(
+    expected: &Manifest,
+    actual: &std::collections::BTreeMap<String, manifest::Sha256Digest>,
+    symlinks: &[String],
+    at: &dyn Fn(&str) -> Location,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
-    for link in &out.symlinks {
+    for link in symlinks {
         findings.push(SYMLINK.finding(
             at(link),
             "symbolic link in a folder signed without allow_symlinks",
         ));
     }
-    let actual = &out.manifest.files;
     for (name, want) in expected.ordered() {
         match actual.get(name) {
             Some(got) if got == want => {}
@@ -348,32 +381,27 @@ fn compare(
                     .metric("expected_sha256", hex::encode(want))
                     .metric("actual_sha256", hex::encode(got)),
             ),
-            None if out.symlinks.iter().any(|l| l == name) => {}
+            None if symlinks.iter().any(|l| l == name) => {}
             None => findings.push(FILE_MISSING.finding(
                 at(name),
                 format!("the signed manifest lists {name}; the folder has no such file"),
             )),
         }
     }
-    for (name, got) in out.manifest.ordered() {
-        if !expected.files.contains_key(name) {
-            findings.push(
-                FILE_UNSIGNED
-                    .finding(at(name), format!("{name} is not in the signed manifest"))
-                    .metric("actual_sha256", hex::encode(got))
-                    .severity(extra_severity(name)),
-            );
-        }
+    let mut extra: Vec<(&String, &manifest::Sha256Digest)> = actual
+        .iter()
+        .filter(|(name, _)| !expected.files.contains_key(*name))
+        .collect();
+    extra.sort_by(|a, b| manifest::path_order(a.0, b.0));
+    for (name, got) in extra {
+        findings.push(
+            FILE_UNSIGNED
+                .finding(at(name), format!("{name} is not in the signed manifest"))
+                .metric("actual_sha256", hex::encode(got))
+                .severity(extra_severity(name)),
+        );
     }
-    Ok(Verification {
-        findings,
-        signed_files: expected.files.len(),
-        files_hashed: actual.len(),
-        bytes: out.bytes,
-        signature_valid: true,
-        root_digest: Some(hex::encode(&expected.root_digest())),
-        signer: None,
-    })
+    findings
 }
 
 /// File name endings of code and model formats that loaders pick up by

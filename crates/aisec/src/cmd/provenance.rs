@@ -14,7 +14,11 @@
 use std::path::{Path, PathBuf};
 
 use aisec_core::Report;
-use aisec_provenance::{manifest, HashOptions, PrivateKey, PublicKey, Trust, TrustRoots};
+use aisec_core::{Finding, Location};
+use aisec_provenance::{
+    manifest, Bundle, HashOptions, PrivateKey, PublicKey, Trust, TrustRoots, Verification,
+};
+use aisec_remote::{Remote, RemoteOptions, Source};
 use anyhow::Context as _;
 
 use crate::output::OutputArgs;
@@ -81,11 +85,11 @@ impl HashArgs {
 /// Arguments of `aisec provenance verify`.
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// The model folder.
-    #[arg(value_name = "MODEL_DIR")]
+    /// The model folder, or a remote repository verified in place: hf://ORG/NAME[@REV] (token from HF_TOKEN, endpoint from HF_ENDPOINT) or s3://BUCKET/PREFIX (credentials the standard AWS way); every listed file is streamed through SHA-256, nothing is stored.
+    #[arg(value_name = "MODEL_DIR|hf://ORG/NAME[@REV]|s3://BUCKET/PREFIX")]
     pub model: PathBuf,
 
-    /// The signature (Sigstore bundle); default MODEL_DIR/model.sig.
+    /// The signature (Sigstore bundle); default MODEL_DIR/model.sig. For a remote source: its path in the repository (default model.sig), or a local file when one exists at that path.
     #[arg(long, short = 's', value_name = "FILE", conflicts_with = "manifest")]
     pub signature: Option<PathBuf>,
 
@@ -109,6 +113,10 @@ pub struct VerifyArgs {
 
     #[command(flatten)]
     pub hash: HashArgs,
+
+    /// Remote requests in flight per host (hf://, s3:// sources).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub per_host: usize,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -172,7 +180,10 @@ fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
     let started = std::time::Instant::now();
     let mut report = Report::new("provenance verify");
     report.add_rules(aisec_provenance::RULES);
-    let v = if let Some(m) = &a.manifest {
+    let model_str = a.model.to_string_lossy().to_string();
+    let v = if Source::is_remote(&model_str) {
+        verify_remote(&a, &model_str, &mut report)?
+    } else if let Some(m) = &a.manifest {
         let opts = a.hash.options(&a.model, None);
         report
             .data
@@ -257,6 +268,132 @@ fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
         )
     };
     crate::run::finish_with_tail(report, &a.output, &format!("Provenance {status}\n{tail}"))
+}
+
+/// Largest signature or manifest read from a remote repository.
+const MAX_REMOTE_DOC: u64 = 96 << 20;
+
+/// `aisec provenance verify hf://ORG/NAME[@REV]` (or `s3://BUCKET/PREFIX`):
+/// the signature is read from the repository (`--signature` names it there,
+/// default `model.sig`, unless it names a local file), every listed file is
+/// streamed through SHA-256, and the findings are those of a local verify,
+/// named by remote object (`hf://ORG/NAME@SHA/path`).
+fn verify_remote(a: &VerifyArgs, src: &str, report: &mut Report) -> anyhow::Result<Verification> {
+    let source = Source::parse(src)?;
+    if matches!(source, Source::Url(_)) {
+        anyhow::bail!(
+            "{src}: a single URL has no file listing; verify a hub repository (hf://ORG/NAME[@REV]) \
+             or a bucket prefix (s3://BUCKET/PREFIX), or download the folder and verify it locally"
+        );
+    }
+    let remote = Remote::new(RemoteOptions {
+        per_host: a.per_host.max(1),
+        ..RemoteOptions::default()
+    })?;
+    let listing = remote
+        .list(&source)
+        .with_context(|| format!("cannot list {src}"))?;
+    let base = match (&source, &listing.revision) {
+        (Source::Hub { repo, .. }, Some(sha)) => format!("hf://{repo}@{sha}"),
+        _ => listing.source.trim_end_matches('/').to_string(),
+    };
+    report.data.insert("source".into(), src.into());
+    if let Some(rev) = &listing.revision {
+        report.data.insert("revision".into(), rev.clone().into());
+    }
+    let at = |rel: &str| Location::path(format!("{base}/{rel}"));
+    let opts = HashOptions {
+        ignore_paths: a
+            .hash
+            .ignore_paths
+            .iter()
+            .map(|p| p.to_string_lossy().replace('\\', "/"))
+            .collect(),
+        ignore_git_paths: !a.hash.no_ignore_git_paths,
+        allow_symlinks: a.hash.allow_symlinks,
+        ..HashOptions::default()
+    };
+    let find = |key: &str| listing.objects.iter().find(|o| o.key == key);
+    // The reference: a local manifest, or the signature (local or in the repo).
+    let (expected, signer, sig_key) = if let Some(m) = &a.manifest {
+        let bytes = std::fs::read(m).with_context(|| format!("cannot read {}", m.display()))?;
+        let man = aisec_provenance::statement::parse(&bytes)?.map_err(|why| {
+            anyhow::anyhow!("{}: not a model-signing manifest: {}", m.display(), why.0)
+        })?;
+        report
+            .data
+            .insert("manifest".into(), m.display().to_string().into());
+        (man, None, None)
+    } else {
+        let trust = trust(a)?;
+        let sig_arg = a
+            .signature
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(manifest::DEFAULT_SIGNATURE));
+        let (bytes, sig_name, sig_key) = if sig_arg.is_file() {
+            let b = std::fs::read(&sig_arg)
+                .with_context(|| format!("cannot read {}", sig_arg.display()))?;
+            (b, sig_arg.display().to_string(), None)
+        } else {
+            let key = sig_arg.to_string_lossy().replace('\\', "/");
+            let Some(o) = find(&key) else {
+                report
+                    .data
+                    .insert("signature".into(), format!("{base}/{key}").into());
+                return Ok(Verification {
+                    findings: vec![aisec_provenance::UNSIGNED_MODEL.finding(
+                        Location::path(base.clone()),
+                        format!("no signature file {key} in {src}"),
+                    )],
+                    ..Verification::default()
+                });
+            };
+            let b = remote
+                .read_object(&listing, o, MAX_REMOTE_DOC)
+                .with_context(|| format!("cannot read the signature {}", o.name))?;
+            (b, o.name.clone(), Some(key))
+        };
+        report
+            .data
+            .insert("signature".into(), sig_name.clone().into());
+        let invalid = |why: aisec_provenance::Invalid| Verification {
+            findings: vec![aisec_provenance::INVALID_SIGNATURE
+                .finding(Location::path(sig_name.clone()), why.0)],
+            ..Verification::default()
+        };
+        let bundle = match Bundle::parse(&bytes)? {
+            Ok(b) => b,
+            Err(why) => return Ok(invalid(why)),
+        };
+        match aisec_provenance::signed_manifest(&bundle, &trust)? {
+            Ok((m, signer)) => (m, signer, sig_key),
+            Err(why) => return Ok(invalid(why)),
+        }
+    };
+    let opts = aisec_provenance::verification_options(&expected, &opts, sig_key);
+    let objects: Vec<&aisec_remote::ObjectMeta> = listing
+        .objects
+        .iter()
+        .filter(|o| !opts.ignores(&o.key))
+        .collect();
+    let digests = remote.sha256_objects(&listing, &objects)?;
+    let mut actual = std::collections::BTreeMap::new();
+    let mut bytes = 0u64;
+    for (o, d) in objects.iter().zip(digests) {
+        let d = d.with_context(|| format!("cannot hash {}", o.name))?;
+        bytes += d.bytes_read;
+        actual.insert(o.key.clone(), d.sha256);
+    }
+    let findings: Vec<Finding> = aisec_provenance::compare_files(&expected, &actual, &[], &at);
+    Ok(Verification {
+        findings,
+        signed_files: expected.files.len(),
+        files_hashed: actual.len(),
+        bytes,
+        signature_valid: true,
+        root_digest: Some(aisec_provenance::hex::encode(&expected.root_digest())),
+        signer,
+    })
 }
 
 /// The key or the trusted certificates given.

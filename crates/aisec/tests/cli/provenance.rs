@@ -403,3 +403,191 @@ fn certificate_signature_wrong_input_exits_2_with_the_reason() {
     r.expect_code(2);
     assert!(r.stderr.contains("--certificate-chain"), "{}", r.stderr);
 }
+
+/// A hub-shaped loopback server over `root` (`root/ORG/NAME` are repos);
+/// its first request is answered 429, so retries are exercised too.
+struct Hub {
+    _rt: tokio::runtime::Runtime,
+    url: String,
+    stats: std::sync::Arc<aisec_remote::hubserver::HubStats>,
+}
+
+fn hub(root: &Path) -> Hub {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = rt
+        .block_on(aisec_remote::hubserver::serve(root, true))
+        .unwrap();
+    Hub {
+        url: s.url,
+        stats: s.stats,
+        _rt: rt,
+    }
+}
+
+/// Findings as comparable JSON, with the folder or repo prefix removed.
+fn findings_without(v: &serde_json::Value, prefix: &str) -> Vec<String> {
+    let mut out: Vec<String> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.to_string().replace(prefix, "<model>"))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_hub_repo_verifies_in_place_like_the_local_folder() {
+    let root = tempfile::tempdir().unwrap();
+    let repo = root.path().join("org/signed");
+    copy_dir(&fixtures().join("signed"), &repo);
+    let h = hub(root.path());
+    let both = |extra: &[&str]| {
+        let remote = aisec(&["provenance", "verify", "hf://org/signed", "--public-key"])
+            .arg(fixtures().join("key.pub"))
+            .args(&["--format", "json", "--fail-on", "low"])
+            .args(extra)
+            .env("HF_ENDPOINT", &h.url)
+            .run();
+        let local = aisec(&["provenance", "verify"])
+            .arg(&repo)
+            .arg("--public-key")
+            .arg(fixtures().join("key.pub"))
+            .args(&["--format", "json", "--fail-on", "low"])
+            .args(extra)
+            .run();
+        (remote, local)
+    };
+    let (r, l) = both(&[]);
+    r.expect_code(0);
+    l.expect_code(0);
+    let (rv, lv) = (r.json(), l.json());
+    for k in [
+        "signature_valid",
+        "signed_files",
+        "files_hashed",
+        "root_digest",
+    ] {
+        assert_eq!(rv["data"][k], lv["data"][k], "{k}");
+    }
+    assert_eq!(rv["data"]["files_hashed"], 6);
+    let rev = rv["data"]["revision"].as_str().unwrap().to_string();
+    assert_eq!(
+        rv["data"]["signature"],
+        format!("hf://org/signed@{rev}/model.sig")
+    );
+    // Every signed byte travelled once, no more (1 KiB weights + small files).
+    assert_eq!(rv["summary"]["bytes"], lv["summary"]["bytes"]);
+
+    // Tampered on the server: the same findings as locally, named remotely.
+    fs::write(repo.join("weights.dat"), b"swapped").unwrap();
+    fs::remove_file(repo.join("config.json")).unwrap();
+    fs::write(repo.join("loader.py"), b"import os").unwrap();
+    let (r, l) = both(&[]);
+    r.expect_code(1);
+    l.expect_code(1);
+    let (rv, lv) = (r.json(), l.json());
+    assert_eq!(
+        rules(&rv),
+        ["AISEC-PROV-003", "AISEC-PROV-004", "AISEC-PROV-005"]
+    );
+    let remote_prefix = format!("hf://org/signed@{rev}");
+    assert_eq!(
+        findings_without(&rv, &remote_prefix),
+        findings_without(&lv, &repo.display().to_string())
+    );
+    let modified = rv["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule_id"] == "AISEC-PROV-003")
+        .unwrap();
+    assert_eq!(
+        modified["location"]["path"],
+        format!("{remote_prefix}/weights.dat")
+    );
+    assert!(h.stats.throttled.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+
+    // No signature in the repo: an unsigned-model finding.
+    fs::remove_file(repo.join("model.sig")).unwrap();
+    let (r, _) = both(&[]);
+    r.expect_code(1);
+    assert_eq!(rules(&r.json()), ["AISEC-PROV-001"]);
+}
+
+#[test]
+fn a_certificate_signed_hub_repo_verifies_in_place() {
+    let c = fixtures().join("cert");
+    let root = tempfile::tempdir().unwrap();
+    let repo = root.path().join("org/cert");
+    copy_dir(&c.join("model"), &repo);
+    fs::copy(c.join("sigs/good.sig"), repo.join("model.sig")).unwrap();
+    let h = hub(root.path());
+    let run = |root_pem: &str| {
+        aisec(&[
+            "provenance",
+            "verify",
+            "hf://org/cert@main",
+            "--certificate-chain",
+        ])
+        .arg(c.join(root_pem))
+        .args(&["--format", "json"])
+        .env("HF_ENDPOINT", &h.url)
+        .run()
+    };
+    let r = run("root.pem");
+    r.expect_code(0);
+    let v = r.json();
+    assert_eq!(v["data"]["signed_files"], 3);
+    assert!(v["data"]["signer"]["subject"]
+        .as_str()
+        .unwrap()
+        .contains("signer good"));
+    let r = run("other-root.pem");
+    r.expect_code(1);
+    let v = r.json();
+    assert_eq!(rules(&v), ["AISEC-PROV-002"]);
+    assert!(v["findings"][0]["location"]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("/model.sig"));
+}
+
+#[test]
+fn remote_verify_wrong_input_exits_2() {
+    // A dead endpoint (nothing listens on port 9 of loopback).
+    let r = aisec(&["provenance", "verify", "hf://org/none", "--public-key"])
+        .arg(fixtures().join("key.pub"))
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .run();
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("cannot list hf://org/none"),
+        "{}",
+        r.stderr
+    );
+    // A repo the hub does not have.
+    let root = tempfile::tempdir().unwrap();
+    let h = hub(root.path());
+    let r = aisec(&["provenance", "verify", "hf://org/missing", "--public-key"])
+        .arg(fixtures().join("key.pub"))
+        .env("HF_ENDPOINT", &h.url)
+        .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("404"), "{}", r.stderr);
+    // A single URL is not a folder.
+    let r = aisec(&[
+        "provenance",
+        "verify",
+        "https://example.invalid/model.bin",
+        "--public-key",
+    ])
+    .arg(fixtures().join("key.pub"))
+    .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("no file listing"), "{}", r.stderr);
+}
