@@ -13,6 +13,13 @@ files) it:
    public key, an added symlink; and verifies a folder signed by
    `aisec provenance sign` with `model_signing verify key`.
 
+3. makes a test PKI (pki.py: root -> intermediate -> leaves of eight kinds,
+   plus an unrelated root), signs each folder with `model_signing sign
+   certificate` per leaf and runs `model_signing verify certificate` and
+   `aisec provenance verify --certificate-chain` on: each leaf, the wrong
+   root, the intermediate missing from the bundle (without and with it in
+   the trust file), a changed file and an added file.
+
 Agreement: model-signing succeeds exactly when aisec exits 0 with
 `--fail-on low` (aisec also says which rule fired). Writes results.json.
 """

@@ -14,15 +14,20 @@
 //! * [`bundle`]: the Sigstore bundle v0.3 JSON around a DSSE envelope
 //!   holding that statement, and ECDSA P-256 / SHA-256 over the DSSE PAE
 //!   (key-based signing; verifying and signing);
+//! * [`cert`]: certificate-based bundles (own PKI): the chain from the
+//!   bundle's signing certificate to trusted roots, as model-signing's
+//!   certificate verifier checks it, then the DSSE signature (P-256/P-384);
 //! * [`verify_signature`] / [`verify_manifest`]: the findings
 //!   ([`RULES`], ids `AISEC-PROV-0NN`): unsigned model, invalid signature,
 //!   modified, missing and unsigned files, symbolic links.
 //!
 //! Bundles and statements are untrusted input: they are read with
 //! [`aisec_core::json`]'s bounds and every malformed one is an
-//! invalid-signature finding, never a panic. Keyless (certificate) bundles,
-//! shard serialization and BLAKE hashes are refused as
-//! [`ProvenanceError::Unsupported`].
+//! invalid-signature finding, never a panic. Keyless Sigstore bundles
+//! (Fulcio certificate, Rekor entry), shard serialization and BLAKE hashes
+//! are refused as [`ProvenanceError::Unsupported`]. [`compare_files`] and
+//! [`signed_manifest`] let a caller verify files that are not on disk (the
+//! CLI's `hf://` and `s3://` verification).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -6,6 +6,9 @@
 //!   the key verifies a certificate-based signature (own PKI); `--manifest FILE` compares with an unsigned
 //!   manifest instead. Findings as every report (exit 0 clean, 1 findings at
 //!   or above `--fail-on`, 2 the job could not be done).
+//!   `hf://ORG/NAME[@REV]` or `s3://BUCKET/PREFIX` instead of the folder
+//!   verifies the repository in place (aisec-remote streams every file
+//!   through SHA-256).
 //! * `manifest MODEL_DIR [-o FILE]`: writes the in-toto statement
 //!   model-signing would sign for the folder.
 //! * `sign MODEL_DIR --private-key KEY [--signature SIG]`: key-based
@@ -33,7 +36,7 @@ pub struct ProvenanceArgs {
 /// The `aisec provenance` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum ProvenanceCommand {
-    /// Verify a model folder against its model-signing signature (or a manifest): unsigned, invalid, modified, missing and extra files.
+    /// Verify a model folder, or a hf:// or s3:// repository in place, against its model-signing signature (key- or certificate-based) or a manifest: unsigned, invalid, modified, missing and extra files.
     Verify(VerifyArgs),
     /// Write the hash manifest of a model folder (the in-toto statement model-signing signs).
     Manifest(ManifestArgs),

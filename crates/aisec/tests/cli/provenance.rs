@@ -591,3 +591,70 @@ fn remote_verify_wrong_input_exits_2() {
     r.expect_code(2);
     assert!(r.stderr.contains("no file listing"), "{}", r.stderr);
 }
+
+#[test]
+fn an_s3_prefix_verifies_in_place_like_the_local_folder() {
+    let s3root = tempfile::tempdir().unwrap();
+    let repo = s3root.path().join("models/signed");
+    copy_dir(&fixtures().join("signed"), &repo);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let fs3 = s3s_fs::FileSystem::new(s3root.path()).unwrap();
+    let mut b = s3s::service::S3ServiceBuilder::new(fs3);
+    b.set_auth(s3s::auth::SimpleAuth::from_single("AKTEST", "SECRETTEST"));
+    let service = b.build().into_shared();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move {
+        let http =
+            hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        loop {
+            let Ok((sock, _)) = listener.accept().await else {
+                continue;
+            };
+            let conn = http
+                .serve_connection(hyper_util::rt::TokioIo::new(sock), service.clone())
+                .into_owned();
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+        }
+    });
+    let remote = || {
+        aisec(&["provenance", "verify", "s3://models/signed", "--public-key"])
+            .arg(fixtures().join("key.pub"))
+            .args(&["--format", "json", "--fail-on", "low"])
+            .env("AWS_ENDPOINT_URL", format!("http://{addr}"))
+            .env("AWS_ACCESS_KEY_ID", "AKTEST")
+            .env("AWS_SECRET_ACCESS_KEY", "SECRETTEST")
+            .env("AWS_REGION", "us-east-1")
+            .run()
+    };
+    let r = remote();
+    r.expect_code(0);
+    assert_eq!(r.json()["data"]["files_hashed"], 6);
+    fs::write(repo.join("a/b.txt"), b"changed").unwrap();
+    let r = remote();
+    r.expect_code(1);
+    let v = r.json();
+    assert_eq!(rules(&v), ["AISEC-PROV-003"]);
+    assert_eq!(
+        v["findings"][0]["location"]["path"],
+        "s3://models/signed/a/b.txt"
+    );
+    let local = aisec(&["provenance", "verify"])
+        .arg(&repo)
+        .arg("--public-key")
+        .arg(fixtures().join("key.pub"))
+        .args(&["--format", "json", "--fail-on", "low"])
+        .run();
+    assert_eq!(
+        findings_without(&v, "s3://models/signed"),
+        findings_without(&local.json(), &repo.display().to_string())
+    );
+}
