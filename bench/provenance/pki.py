@@ -80,6 +80,7 @@ LEAVES = {
     "eku-only": (True, "no KeyUsage, EKU codeSigning (enough)"),
     "p384": (True, "P-384 leaf key: DSSE signed with SHA-384"),
     "non-ca-issuer": (False, "issued by a certificate without basicConstraints cA"),
+    "pathlen-exceeded": (False, "issued by a second CA below the path-length-0 intermediate"),
 }
 
 
@@ -104,6 +105,11 @@ def make(out: pathlib.Path):
     (out / "intermediate.pem").write_bytes(pem(inter))
     (out / "root-and-intermediate.pem").write_bytes(pem(inter) + pem(root))
     (out / "nonca.pem").write_bytes(pem(nonca))
+    # A CA below the intermediate, whose path length (0) forbids it.
+    sub_k = ec.generate_private_key(ec.SECP256R1())
+    sub = cert("aisec test sub-intermediate", sub_k, "aisec test intermediate", inter_k, t(2021),
+               t(2039), ca=(True, None), usage=ku(cert_sign=True))
+    (out / "sub-chain.pem").write_bytes(pem(sub) + pem(inter))
     code = [ExtendedKeyUsageOID.CODE_SIGNING]
     specs = {
         "good": dict(start=t(2024), end=t(2034), usage=ku(digital_signature=True), eku=code),
@@ -118,6 +124,9 @@ def make(out: pathlib.Path):
                      curve=ec.SECP384R1()),
         "non-ca-issuer": dict(start=t(2024), end=t(2034), usage=ku(digital_signature=True),
                               eku=code, issuer=("aisec test not a CA", nonca_k, "nonca.pem")),
+        "pathlen-exceeded": dict(start=t(2024), end=t(2034), usage=ku(digital_signature=True),
+                                 eku=code, issuer=("aisec test sub-intermediate", sub_k,
+                                                   "sub-chain.pem")),
     }
     leaves = {}
     for leaf, s in specs.items():

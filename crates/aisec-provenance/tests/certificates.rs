@@ -44,7 +44,7 @@ fn verdict(model: &Path, sig: &str, trust: &Trust) -> (bool, Vec<String>, String
 fn aisec_agrees_with_model_signing_on_every_committed_case() {
     let expected: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&fs::read_to_string(dir().join("expected.json")).unwrap()).unwrap();
-    assert_eq!(expected.len(), 27, "9 signatures x 3 trust files");
+    assert_eq!(expected.len(), 30, "10 signatures x 3 trust files");
     let model = dir().join("model");
     let mut accepted = 0;
     for (case, want) in &expected {
@@ -150,4 +150,30 @@ fn the_wrong_kind_of_trust_is_an_error_not_a_finding() {
         matches!(&err, ProvenanceError::Method(m) if m.contains("--public-key")),
         "{err}"
     );
+}
+
+#[test]
+fn flipped_bytes_in_the_chain_are_refused_never_a_panic() {
+    let root = roots("root.pem");
+    let Trust::Roots(r) = &root else {
+        unreachable!()
+    };
+    let bytes = fs::read(dir().join("sigs/good.sig")).unwrap();
+    let b = aisec_provenance::Bundle::parse(&bytes).unwrap().unwrap();
+    assert!(b.verify_with_roots(r).is_ok());
+    let mut refused = 0;
+    for which in 0..b.certificates.len() {
+        for at in (0..b.certificates[which].len()).step_by(7) {
+            let mut m = b.clone();
+            m.certificates[which][at] ^= 0x01;
+            // Any change to a signed certificate breaks its signature or its
+            // encoding (the outer signature field of the leaf excepted, which
+            // then fails as a signature).
+            if m.verify_with_roots(r).is_err() {
+                refused += 1;
+            }
+        }
+    }
+    let tried: usize = b.certificates.iter().map(|c| c.len().div_ceil(7)).sum();
+    assert_eq!(refused, tried, "every flipped certificate is refused");
 }

@@ -402,6 +402,27 @@ fn certificate_signature_wrong_input_exits_2_with_the_reason() {
     let r = base().run();
     r.expect_code(2);
     assert!(r.stderr.contains("--certificate-chain"), "{}", r.stderr);
+    // A keyless Sigstore bundle (Fulcio certificate, Rekor entry): not supported.
+    let t = tempfile::tempdir().unwrap();
+    let keyless = t.path().join("keyless.sig");
+    fs::write(
+        &keyless,
+        br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"certificate":{"rawBytes":"AA=="},"tlogEntries":[]},"dsseEnvelope":{"payload":"","payloadType":"application/vnd.in-toto+json","signatures":[{"sig":""}]}}"#,
+    )
+    .unwrap();
+    let r = aisec(&["provenance", "verify"])
+        .arg(c.join("model"))
+        .arg("--signature")
+        .arg(&keyless)
+        .arg("--certificate-chain")
+        .arg(c.join("root.pem"))
+        .run();
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("not supported") && r.stderr.contains("keyless"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// A hub-shaped loopback server over `root` (`root/ORG/NAME` are repos);
@@ -511,6 +532,29 @@ fn a_hub_repo_verifies_in_place_like_the_local_folder() {
         format!("{remote_prefix}/weights.dat")
     );
     assert!(h.stats.throttled.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+
+    // A local manifest as the reference for the remote files.
+    let man = root.path().join("manifest.json");
+    aisec(&["provenance", "manifest"])
+        .arg(&repo)
+        .arg("-o")
+        .arg(&man)
+        .run()
+        .expect_code(0);
+    let r = aisec(&["provenance", "verify", "hf://org/signed", "--manifest"])
+        .arg(&man)
+        .args(&["--format", "json", "--fail-on", "low"])
+        .env("HF_ENDPOINT", &h.url)
+        .run();
+    r.expect_code(0);
+    fs::write(repo.join("loader.py"), b"import sys").unwrap();
+    let r = aisec(&["provenance", "verify", "hf://org/signed", "--manifest"])
+        .arg(&man)
+        .args(&["--format", "json"])
+        .env("HF_ENDPOINT", &h.url)
+        .run();
+    r.expect_code(1);
+    assert_eq!(rules(&r.json()), ["AISEC-PROV-003"]);
 
     // No signature in the repo: an unsigned-model finding.
     fs::remove_file(repo.join("model.sig")).unwrap();
