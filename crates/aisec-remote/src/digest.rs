@@ -278,3 +278,101 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod resume_tests {
+    use super::*;
+    use crate::RemoteOptions;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// A server that cuts the first body halfway, then answers a ranged
+    /// request with the rest (206) when `honour_range`, or 200 otherwise.
+    fn cutting_server(rt: &tokio::runtime::Runtime, body: Vec<u8>, honour_range: bool) -> String {
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        rt.spawn(async move {
+            let mut first = true;
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    continue;
+                };
+                let mut req = vec![0u8; 4096];
+                let n = sock.read(&mut req).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&req[..n]).to_lowercase();
+                let from = req
+                    .lines()
+                    .find_map(|l| l.strip_prefix("range: bytes="))
+                    .and_then(|r| r.trim().trim_end_matches('-').parse::<usize>().ok());
+                let total = body.len();
+                let head = match from {
+                    Some(f) if honour_range => format!(
+                        "HTTP/1.1 206 Partial Content\r\ncontent-length: {}\r\ncontent-range: bytes {f}-{}/{total}\r\nconnection: close\r\n\r\n",
+                        total - f,
+                        total - 1
+                    ),
+                    _ => format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {total}\r\nconnection: close\r\n\r\n"
+                    ),
+                };
+                let part = match from {
+                    Some(f) if honour_range => &body[f..],
+                    _ => &body[..],
+                };
+                let _ = sock.write_all(head.as_bytes()).await;
+                if first {
+                    first = false;
+                    let _ = sock.write_all(&part[..part.len() / 2]).await;
+                } else {
+                    let _ = sock.write_all(part).await;
+                }
+                let _ = sock.shutdown().await;
+            }
+        });
+        format!("http://{addr}/model.bin")
+    }
+
+    fn digest_of(url: &str, size: u64) -> Result<ObjectDigest, RemoteError> {
+        let remote = Remote::new(RemoteOptions {
+            retries: 2,
+            backoff: std::time::Duration::from_millis(1),
+            ..RemoteOptions::default()
+        })
+        .unwrap();
+        let o = ObjectMeta {
+            key: "model.bin".into(),
+            size,
+            version: None,
+            id: url.into(),
+            name: url.into(),
+            url: url.into(),
+        };
+        let listing = Listing {
+            source: url.into(),
+            revision: None,
+            objects: vec![o.clone()],
+        };
+        remote.sha256_objects(&listing, &[&o]).unwrap().remove(0)
+    }
+
+    #[test]
+    fn a_cut_body_resumes_with_a_range_and_hashes_the_whole_object() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let body: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        let want: [u8; 32] = Sha256::digest(&body).into();
+        let url = cutting_server(&rt, body.clone(), true);
+        let d = digest_of(&url, body.len() as u64).unwrap();
+        assert_eq!(d.sha256, want);
+        // Half the body, then the other half: nothing hashed twice.
+        assert_eq!(d.bytes_read, body.len() as u64);
+        // A server that ignores the range cannot be resumed: an error, not a digest.
+        let url = cutting_server(&rt, body.clone(), false);
+        let err = digest_of(&url, body.len() as u64).unwrap_err();
+        assert!(err.to_string().contains("does not resume"), "{err}");
+    }
+}
