@@ -13,6 +13,13 @@ files) it:
    public key, an added symlink; and verifies a folder signed by
    `aisec provenance sign` with `model_signing verify key`.
 
+3. makes a test PKI (pki.py: root -> intermediate -> leaves of eight kinds,
+   plus an unrelated root), signs each folder with `model_signing sign
+   certificate` per leaf and runs `model_signing verify certificate` and
+   `aisec provenance verify --certificate-chain` on: each leaf, the wrong
+   root, the intermediate missing from the bundle (without and with it in
+   the trust file), a changed file and an added file.
+
 Agreement: model-signing succeeds exactly when aisec exits 0 with
 `--fail-on low` (aisec also says which rule fired). Writes results.json.
 """
@@ -32,6 +39,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf import json_format
 import model_signing
 from model_signing._signing import signing as ms_signing
+
+import pki
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -109,6 +118,55 @@ def aisec_verify(folder, sig, pub):
     return r.returncode, rules, secs
 
 
+def ms_verify_cert(folder, sig, chain):
+    cmd = [MS, "verify", "certificate", str(folder), "--signature", str(sig)]
+    for c in chain:
+        cmd += ["--certificate_chain", str(c)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    return r.returncode == 0, (r.stdout + r.stderr).strip().splitlines()[-1:]
+
+
+def aisec_verify_cert(folder, sig, chain):
+    cmd = [AISEC, "-q", "provenance", "verify", str(folder), "--signature", str(sig),
+           "--format", "json", "--fail-on", "low"]
+    for c in chain:
+        cmd += ["--certificate-chain", str(c)]
+    t = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    secs = time.perf_counter() - t
+    rules, why = [], ""
+    try:
+        f = json.loads(r.stdout)["findings"]
+        rules = sorted(x["rule_id"] for x in f)
+        why = f[0]["evidence"] if f else ""
+    except Exception:
+        why = r.stderr.strip()
+    return r.returncode, rules, secs, why
+
+
+def cert_cases(folder, work, pkidir, leaves):
+    """Yields (case, folder, signature, trust files): signatures outside the folder."""
+    sigs = work / "sigs"
+    sigs.mkdir()
+    for leaf in pki.LEAVES:
+        pki.sign(folder, sigs / f"{leaf}.sig", leaves[leaf])
+        yield f"leaf {leaf}", folder, sigs / f"{leaf}.sig", [pkidir / "root.pem"]
+    yield "wrong root", folder, sigs / "good.sig", [pkidir / "other-root.pem"]
+    pki.strip_chain(sigs / "good.sig", sigs / "leaf-only.sig")
+    yield "no intermediate in bundle", folder, sigs / "leaf-only.sig", [pkidir / "root.pem"]
+    yield ("no intermediate in bundle, given with the root", folder, sigs / "leaf-only.sig",
+           [pkidir / "root-and-intermediate.pem"])
+    d = copy(folder, work / "tampered")
+    f = first_file(d)
+    data = bytearray(f.read_bytes() or b"\0")
+    data[0] ^= 1
+    f.write_bytes(bytes(data))
+    yield "file modified", d, sigs / "good.sig", [pkidir / "root.pem"]
+    d = copy(folder, work / "added")
+    (d / "added_loader.py").write_text("import os\n")
+    yield "file added", d, sigs / "good.sig", [pkidir / "root.pem"]
+
+
 def copy(src, dst):
     shutil.copytree(src, dst, symlinks=True)
     return dst
@@ -183,7 +241,9 @@ def main():
     folders["many"] = work / "many-src"
     build_many(folders["many"])
 
-    results = {"manifests": [], "cases": [], "aisec_signed": []}
+    results = {"manifests": [], "cases": [], "aisec_signed": [], "certificate_cases": []}
+    pkidir = work / "pki"
+    leaves = pki.make(pkidir)
     all_agree = True
     for name, folder in folders.items():
         mine = aisec_manifest(folder)
@@ -224,6 +284,20 @@ def main():
         results["aisec_signed"].append({"folder": name, "model_signing_ok": ms_ok, "aisec_exit": rc})
         print(f"  aisec-signed         model-signing {'ok' if ms_ok else 'FAIL ' + str(msg)}  aisec exit {rc}")
         all_agree &= ms_ok and rc == 0
+
+        # Certificate-based signatures (test PKI made by pki.py).
+        cw = work / f"{name}-cert"
+        cw.mkdir()
+        for case, d, sig, chain in cert_cases(folder, cw, pkidir, leaves):
+            ms_ok, ms_msg = ms_verify_cert(d, sig, chain)
+            rc, rules, secs, why = aisec_verify_cert(d, sig, chain)
+            agree = ms_ok == (rc == 0)
+            all_agree &= agree
+            results["certificate_cases"].append({
+                "folder": name, "case": case, "model_signing_ok": ms_ok, "aisec_exit": rc,
+                "aisec_rules": rules, "agree": agree, "aisec_seconds": round(secs, 3),
+                "aisec_said": why, "model_signing_said": ms_msg})
+            print(f"  cert {case:44s} model-signing {'ok  ' if ms_ok else 'FAIL'}  aisec exit {rc} {rules}  agree={agree}")
 
     results["all_agree"] = all_agree
     (HERE / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")

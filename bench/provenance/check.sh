@@ -5,7 +5,7 @@
 # Makes a venv at $VENV (default /work/venvs/prov) from PyPI when missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-VENV=${VENV:-/work/venvs/prov}
+VENV=${VENV:-/work/venvs/provenance}
 if [ ! -x "$VENV/bin/model_signing" ]; then
   python3 -m venv "$VENV"
   # pyopenssl: model_signing 1.1.1 imports OpenSSL without declaring it.
@@ -13,6 +13,7 @@ if [ ! -x "$VENV/bin/model_signing" ]; then
 fi
 if [ "${1:-}" = "--regen" ]; then
   "$VENV/bin/python" bench/provenance/gen_fixtures.py crates/aisec-provenance/tests/fixtures "$(mktemp -d)"
+  "$VENV/bin/python" bench/provenance/gen_cert_fixtures.py crates/aisec-provenance/tests/fixtures "$(mktemp -d)"
 fi
 CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} cargo build -q -p aisec
 uptime

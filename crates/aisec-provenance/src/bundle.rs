@@ -46,7 +46,19 @@ struct RawMaterial {
     #[serde(default)]
     certificate: Option<serde_json::Value>,
     #[serde(default)]
-    x509_certificate_chain: Option<serde_json::Value>,
+    x509_certificate_chain: Option<RawChain>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawChain {
+    #[serde(default)]
+    certificates: Vec<RawCert>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawCert {
+    raw_bytes: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,13 +92,16 @@ pub struct Bundle {
     pub signature: Vec<u8>,
     /// The public key hint: hex SHA-256 of the signer's public key PEM.
     pub key_hint: Option<String>,
+    /// The certificate chain (DER, signing certificate first) of a
+    /// certificate-based bundle; empty for a key-based one.
+    pub certificates: Vec<Vec<u8>>,
 }
 
 impl Bundle {
-    /// Reads a bundle. `Ok(Err(_))` is a malformed or unusable bundle (an
-    /// invalid signature); `Err(Unsupported)` a certificate-chain bundle
-    /// (own PKI) or a Sigstore keyless one (needs Sigstore's trust root and
-    /// Rekor's inclusion proof): neither is verified.
+    /// Reads a bundle: key-based (a key hint) or certificate-based (an
+    /// X.509 chain, own PKI). `Ok(Err(_))` is a malformed or unusable
+    /// bundle (an invalid signature); `Err(Unsupported)` a Sigstore keyless
+    /// one (a Fulcio certificate and a Rekor entry), not verified.
     pub fn parse(bytes: &[u8]) -> Result<Result<Bundle, Invalid>, ProvenanceError> {
         let raw: RawBundle = match json::from_slice(bytes, &LIMITS) {
             Ok(r) => r,
@@ -98,22 +113,30 @@ impl Bundle {
                 raw.media_type
             ))));
         }
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut certificates = Vec::new();
         if let Some(m) = &raw.verification_material {
-            // Two kinds, two reasons: say which, and what verifies it today.
-            if m.x509_certificate_chain.is_some() {
-                return Err(ProvenanceError::Unsupported(
-                    "certificate-chain bundles (model-signing's `certificate` method, a private \
-PKI): aisec verifies key-based signatures only; verify this one with \
-`model_signing verify certificate --certificate_chain CA.pem`"
-                        .into(),
-                ));
-            }
-            if m.certificate.is_some() {
+            if let Some(chain) = &m.x509_certificate_chain {
+                for (i, c) in chain.certificates.iter().enumerate() {
+                    let Ok(der) = b64.decode(c.raw_bytes.as_bytes()) else {
+                        return Ok(Err(Invalid::new(format!(
+                            "bundle certificate {} is not base64",
+                            i + 1
+                        ))));
+                    };
+                    certificates.push(der);
+                }
+                if certificates.is_empty() {
+                    return Ok(Err(Invalid::new(
+                        "the bundle's certificate chain has no certificate",
+                    )));
+                }
+            } else if m.certificate.is_some() {
                 return Err(ProvenanceError::Unsupported(
                     "Sigstore keyless bundles (a Fulcio certificate and a Rekor entry): checking \
 them needs Sigstore's trusted root and the transparency log's inclusion proof, \
-which aisec does not verify; aisec verifies key-based signatures only; verify this \
-one with `model_signing verify sigstore`"
+which aisec does not verify; aisec verifies key-based and certificate-chain (own PKI) \
+signatures; verify this one with `model_signing verify sigstore`"
                         .into(),
                 ));
             }
@@ -126,7 +149,6 @@ one with `model_signing verify sigstore`"
             };
             return Ok(Err(Invalid::new(format!("bundle has {what}"))));
         };
-        let b64 = base64::engine::general_purpose::STANDARD;
         let Ok(payload) = b64.decode(env.payload.as_bytes()) else {
             return Ok(Err(Invalid::new("DSSE payload is not base64")));
         };
@@ -145,6 +167,7 @@ one with `model_signing verify sigstore`"
                 .and_then(|m| m.public_key)
                 .and_then(|k| k.hint)
                 .filter(|h| !h.is_empty()),
+            certificates,
         }))
     }
 
@@ -174,6 +197,37 @@ one with `model_signing verify sigstore`"
             Err(Invalid::new(
                 "the ECDSA signature over the DSSE envelope does not verify with the given public key",
             ))
+        }
+    }
+}
+
+impl Bundle {
+    /// Checks a certificate-based bundle: the chain up to one of `roots`,
+    /// the signing certificate's usage, then the DSSE signature with its
+    /// key. Returns the signed payload and who signed it.
+    pub fn verify_with_roots(
+        &self,
+        roots: &crate::cert::TrustRoots,
+    ) -> Result<(&[u8], crate::cert::Signer), Invalid> {
+        let (key, signer) = crate::cert::verify_chain(&self.certificates, roots)?;
+        if self.payload_type != PAYLOAD_TYPE {
+            return Err(Invalid::new(format!(
+                "DSSE payload type is {:?}, expected {PAYLOAD_TYPE}",
+                self.payload_type
+            )));
+        }
+        if key.verify_dsse(
+            &pae(&self.payload),
+            &pae_compat(&self.payload),
+            &self.signature,
+        ) {
+            Ok((&self.payload, signer))
+        } else {
+            Err(Invalid::new(format!(
+                "the ECDSA signature over the DSSE envelope does not verify with the key of the \
+                 signing certificate ({})",
+                signer.subject
+            )))
         }
     }
 }
@@ -390,16 +444,25 @@ GFckV9B+euzgUu6/YrM7aUA/eGkhyjBd
             Bundle::parse(keyless),
             Err(ProvenanceError::Unsupported(m)) if m.contains("keyless") && m.contains("Rekor")
         ));
-        let chain = br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"x509CertificateChain":{"certificates":[{"rawBytes":"AA=="}]}}}"#;
-        assert!(matches!(
-            Bundle::parse(chain),
-            Err(ProvenanceError::Unsupported(m)) if m.contains("certificate-chain") && !m.contains("keyless")
-        ));
+        let chain = br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"x509CertificateChain":{"certificates":[{"rawBytes":"AA=="}]}},"dsseEnvelope":{"payload":"","payloadType":"x","signatures":[{"sig":""}]}}"#;
+        let b = Bundle::parse(chain).unwrap().unwrap();
+        assert_eq!(b.certificates, vec![vec![0u8]]);
+        let err = b
+            .verify_with_roots(&crate::cert::TrustRoots::default())
+            .unwrap_err();
+        assert!(err.0.contains("signing certificate"), "{}", err.0);
+        for bad in [
+            &br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"x509CertificateChain":{"certificates":[{"rawBytes":"!"}]}}}"#[..],
+            br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"x509CertificateChain":{"certificates":[]}}}"#,
+        ] {
+            assert!(Bundle::parse(bad).unwrap().is_err());
+        }
         let b = Bundle {
             payload: vec![],
             payload_type: PAYLOAD_TYPE.into(),
             signature: vec![1, 2, 3],
             key_hint: None,
+            certificates: vec![],
         };
         let pk = other_key().public_key().unwrap();
         assert!(b.verify(&pk).unwrap_err().0.contains("DER"));

@@ -14,20 +14,26 @@
 //! * [`bundle`]: the Sigstore bundle v0.3 JSON around a DSSE envelope
 //!   holding that statement, and ECDSA P-256 / SHA-256 over the DSSE PAE
 //!   (key-based signing; verifying and signing);
+//! * [`cert`]: certificate-based bundles (own PKI): the chain from the
+//!   bundle's signing certificate to trusted roots, as model-signing's
+//!   certificate verifier checks it, then the DSSE signature (P-256/P-384);
 //! * [`verify_signature`] / [`verify_manifest`]: the findings
 //!   ([`RULES`], ids `AISEC-PROV-0NN`): unsigned model, invalid signature,
 //!   modified, missing and unsigned files, symbolic links.
 //!
 //! Bundles and statements are untrusted input: they are read with
 //! [`aisec_core::json`]'s bounds and every malformed one is an
-//! invalid-signature finding, never a panic. Keyless (certificate) bundles,
-//! shard serialization and BLAKE hashes are refused as
-//! [`ProvenanceError::Unsupported`].
+//! invalid-signature finding, never a panic. Keyless Sigstore bundles
+//! (Fulcio certificate, Rekor entry), shard serialization and BLAKE hashes
+//! are refused as [`ProvenanceError::Unsupported`]. [`compare_files`] and
+//! [`signed_manifest`] let a caller verify files that are not on disk (the
+//! CLI's `hf://` and `s3://` verification).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod bundle;
+pub mod cert;
 pub mod manifest;
 mod rules;
 pub mod statement;
@@ -37,6 +43,7 @@ use std::path::Path;
 use aisec_core::{Finding, Location};
 
 pub use bundle::{Bundle, PrivateKey, PublicKey};
+pub use cert::{Signer, TrustRoots};
 pub use manifest::{hash_folder, HashOptions, HashOutcome, Manifest};
 pub use rules::*;
 
@@ -73,6 +80,10 @@ pub enum ProvenanceError {
     /// A valid document aisec cannot check.
     #[error("not supported: {0}")]
     Unsupported(String),
+    /// The signature is of another method than the trust given (a key for
+    /// a certificate-based bundle, roots for a key-based one).
+    #[error("{0}")]
+    Method(String),
     /// A manifest file (given as the reference) that is not one.
     #[error("{path}: not a model-signing manifest: {why}")]
     BadManifest {
@@ -143,6 +154,18 @@ pub struct Verification {
     pub signature_valid: bool,
     /// The verified manifest's root digest, hex.
     pub root_digest: Option<String>,
+    /// Who signed, for a certificate-based signature that verified.
+    pub signer: Option<Signer>,
+}
+
+/// What a signature is checked against.
+#[derive(Debug, Clone)]
+pub enum Trust {
+    /// The signer's public key (model-signing's `key` method).
+    Key(PublicKey),
+    /// Trusted root (and intermediate) certificates (model-signing's
+    /// `certificate` method).
+    Roots(TrustRoots),
 }
 
 /// Largest signature or manifest file read (the JSON bounds apply too).
@@ -182,6 +205,19 @@ pub fn verify_signature(
     key: &PublicKey,
     opts: &HashOptions,
 ) -> Result<Verification, ProvenanceError> {
+    verify_signature_with(model, signature, &Trust::Key(key.clone()), opts)
+}
+
+/// [`verify_signature`] with a key or with trusted certificates: a
+/// certificate-based bundle is checked against `Trust::Roots` (see
+/// [`cert`]). A bundle of the other method than `trust` is
+/// [`ProvenanceError::Method`].
+pub fn verify_signature_with(
+    model: &Path,
+    signature: &Path,
+    trust: &Trust,
+    opts: &HashOptions,
+) -> Result<Verification, ProvenanceError> {
     if !std::fs::metadata(model)
         .map_err(|e| ProvenanceError::io(model, e))?
         .is_dir()
@@ -207,20 +243,53 @@ pub fn verify_signature(
         Ok(b) => b,
         Err(why) => return Ok(invalid(why)),
     };
-    let payload = match bundle.verify(key) {
-        Ok(p) => p,
-        Err(why) => return Ok(invalid(why)),
-    };
-    let manifest = match statement::parse(payload)? {
+    let (manifest, signer) = match signed_manifest(&bundle, trust)? {
         Ok(m) => m,
         Err(why) => return Ok(invalid(why)),
     };
-    compare(
+    let mut v = compare(
         model,
         &manifest,
         opts,
         manifest::relative_inside(model, signature),
-    )
+    )?;
+    v.signer = signer;
+    Ok(v)
+}
+
+/// Checks a parsed bundle against `trust` and returns the manifest it
+/// signs (and the signer of a certificate-based one). `Ok(Err(_))` is an
+/// invalid signature; `Err(Method)` a bundle of the other method.
+pub fn signed_manifest(
+    bundle: &Bundle,
+    trust: &Trust,
+) -> Result<Result<(Manifest, Option<Signer>), Invalid>, ProvenanceError> {
+    let (payload, signer) = match (trust, bundle.certificates.is_empty()) {
+        (Trust::Key(key), true) => match bundle.verify(key) {
+            Ok(p) => (p, None),
+            Err(why) => return Ok(Err(why)),
+        },
+        (Trust::Roots(roots), false) => match bundle.verify_with_roots(roots) {
+            Ok((p, s)) => (p, Some(s)),
+            Err(why) => return Ok(Err(why)),
+        },
+        (Trust::Key(_), false) => {
+            return Err(ProvenanceError::Method(
+                "the signature is certificate-based (model-signing's `certificate` method): \
+                 give the trusted root certificate(s) with --certificate-chain ROOT.pem \
+                 instead of a public key"
+                    .into(),
+            ))
+        }
+        (Trust::Roots(_), true) => {
+            return Err(ProvenanceError::Method(
+                "the signature is key-based (model-signing's `key` method, no certificate in \
+                 the bundle): give the signer's public key with --public-key KEY.pem"
+                    .into(),
+            ))
+        }
+    };
+    Ok(statement::parse(payload)?.map(|m| (m, signer)))
 }
 
 /// Compares the folder `model` with an unsigned manifest (an in-toto
@@ -244,6 +313,23 @@ pub fn verify_manifest(
     )
 }
 
+/// The hashing options a verification against `expected` uses: the
+/// caller's, plus the ignore paths and symlink setting the signed
+/// manifest records, plus `also_ignore` (the signature inside the folder).
+pub fn verification_options(
+    expected: &Manifest,
+    opts: &HashOptions,
+    also_ignore: Option<String>,
+) -> HashOptions {
+    let mut hash_opts = opts.clone();
+    hash_opts
+        .ignore_paths
+        .extend(expected.serialization.ignore_paths.iter().cloned());
+    hash_opts.ignore_paths.extend(also_ignore);
+    hash_opts.allow_symlinks |= expected.serialization.allow_symlinks;
+    hash_opts
+}
+
 /// Hashes the folder the way the manifest says it was hashed and reports
 /// the differences.
 fn compare(
@@ -252,22 +338,38 @@ fn compare(
     opts: &HashOptions,
     also_ignore: Option<String>,
 ) -> Result<Verification, ProvenanceError> {
-    let mut hash_opts = opts.clone();
-    hash_opts
-        .ignore_paths
-        .extend(expected.serialization.ignore_paths.iter().cloned());
-    hash_opts.ignore_paths.extend(also_ignore);
-    hash_opts.allow_symlinks |= expected.serialization.allow_symlinks;
+    let hash_opts = verification_options(expected, opts, also_ignore);
     let out = manifest::walk(model, &hash_opts)?;
     let at = |rel: &str| Location::path(model.join(rel).display().to_string());
+    let findings = compare_files(expected, &out.manifest.files, &out.symlinks, &at);
+    Ok(Verification {
+        findings,
+        signed_files: expected.files.len(),
+        files_hashed: out.manifest.files.len(),
+        bytes: out.bytes,
+        signature_valid: true,
+        root_digest: Some(hex::encode(&expected.root_digest())),
+        signer: None,
+    })
+}
+
+/// The findings of comparing a trusted manifest with the files found
+/// (relative path to SHA-256; `symlinks`: links met where not allowed).
+/// `at` names a file in findings (a local path, a remote object). Used by
+/// the folder verification and by verifiers of remote repositories.
+pub fn compare_files(
+    expected: &Manifest,
+    actual: &std::collections::BTreeMap<String, manifest::Sha256Digest>,
+    symlinks: &[String],
+    at: &dyn Fn(&str) -> Location,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
-    for link in &out.symlinks {
+    for link in symlinks {
         findings.push(SYMLINK.finding(
             at(link),
             "symbolic link in a folder signed without allow_symlinks",
         ));
     }
-    let actual = &out.manifest.files;
     for (name, want) in expected.ordered() {
         match actual.get(name) {
             Some(got) if got == want => {}
@@ -284,31 +386,27 @@ fn compare(
                     .metric("expected_sha256", hex::encode(want))
                     .metric("actual_sha256", hex::encode(got)),
             ),
-            None if out.symlinks.iter().any(|l| l == name) => {}
+            None if symlinks.iter().any(|l| l == name) => {}
             None => findings.push(FILE_MISSING.finding(
                 at(name),
                 format!("the signed manifest lists {name}; the folder has no such file"),
             )),
         }
     }
-    for (name, got) in out.manifest.ordered() {
-        if !expected.files.contains_key(name) {
-            findings.push(
-                FILE_UNSIGNED
-                    .finding(at(name), format!("{name} is not in the signed manifest"))
-                    .metric("actual_sha256", hex::encode(got))
-                    .severity(extra_severity(name)),
-            );
-        }
+    let mut extra: Vec<(&String, &manifest::Sha256Digest)> = actual
+        .iter()
+        .filter(|(name, _)| !expected.files.contains_key(*name))
+        .collect();
+    extra.sort_by(|a, b| manifest::path_order(a.0, b.0));
+    for (name, got) in extra {
+        findings.push(
+            FILE_UNSIGNED
+                .finding(at(name), format!("{name} is not in the signed manifest"))
+                .metric("actual_sha256", hex::encode(got))
+                .severity(extra_severity(name)),
+        );
     }
-    Ok(Verification {
-        findings,
-        signed_files: expected.files.len(),
-        files_hashed: actual.len(),
-        bytes: out.bytes,
-        signature_valid: true,
-        root_digest: Some(hex::encode(&expected.root_digest())),
-    })
+    findings
 }
 
 /// File name endings of code and model formats that loaders pick up by

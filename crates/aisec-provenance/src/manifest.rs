@@ -88,6 +88,14 @@ fn normalise(p: &str) -> String {
         .join("/")
 }
 
+impl HashOptions {
+    /// Whether the relative path `rel` is left out (for listings that are
+    /// not a local folder: a remote repository's files).
+    pub fn ignores(&self, rel: &str) -> bool {
+        self.effective_ignores().iter().any(|i| is_below(rel, i))
+    }
+}
+
 /// True when `rel` equals `ignore` or lies below it.
 fn is_below(rel: &str, ignore: &str) -> bool {
     rel == ignore

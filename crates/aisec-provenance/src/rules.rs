@@ -52,7 +52,7 @@ aisec_core::declare_rules! {
         severity: High,
         atlas: SUPPLY,
         owasp: OWASP,
-        remediation: "Do not load the model. Fetch it and its signature again from the publisher, and check that the public key is the publisher's.",
+        remediation: "Do not load the model. Fetch it and its signature again from the publisher, and check that the public key (or the root certificate) is the publisher's.",
     };
 
     /// ## What it detects

@@ -81,7 +81,7 @@ impl Http {
 
     /// Sends a request, retrying connection errors, timeouts, 429 and 5xx
     /// with exponential backoff (or the server's `Retry-After`).
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         url: &str,
@@ -267,7 +267,7 @@ async fn read_capped(
     Ok((out, moved))
 }
 
-fn auth(token: Option<&str>) -> HeaderMap {
+pub(crate) fn auth(token: Option<&str>) -> HeaderMap {
     let mut h = HeaderMap::new();
     if let Some(v) = token.and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok()) {
         let mut v = v;

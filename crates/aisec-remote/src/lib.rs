@@ -17,6 +17,7 @@
 //! `Retry-After`), time out, share a per-host concurrency limit, and every
 //! object's reads stop at `max_object_bytes`.
 
+mod digest;
 mod http;
 mod hub;
 pub mod hubserver;
@@ -32,6 +33,7 @@ use aisec_core::Finding;
 use aisec_scan::Scanner;
 use serde::{Deserialize, Serialize};
 
+pub use digest::ObjectDigest;
 pub use source::{stable_hash, Shard, Source};
 
 /// Errors of remote reading.

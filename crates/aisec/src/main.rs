@@ -63,7 +63,7 @@ enum Command {
     Assess(Box<cmd::assess::AssessArgs>),
     /// Work with reports: merge shard outputs into one report.
     Report(cmd::remote::ReportCommand),
-    /// Model provenance: verify OpenSSF model-signing signatures, write hash manifests, sign (key-based).
+    /// Model provenance: verify OpenSSF model-signing signatures (key or certificate based; a folder, or hf:// and s3:// repos in place), write hash manifests, sign (key-based).
     Provenance(cmd::provenance::ProvenanceArgs),
     /// List every rule aisec can report (severity, ATLAS / OWASP ids), or show one in full.
     Rules(cmd::rules::RulesArgs),

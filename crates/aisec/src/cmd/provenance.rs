@@ -2,9 +2,13 @@
 //!
 //! * `verify MODEL_DIR --public-key KEY [--signature SIG]`: checks the
 //!   signature (default `MODEL_DIR/model.sig`) and compares the signed
-//!   manifest with the files; `--manifest FILE` compares with an unsigned
+//!   manifest with the files; `--certificate-chain ROOT.pem` instead of
+//!   the key verifies a certificate-based signature (own PKI); `--manifest FILE` compares with an unsigned
 //!   manifest instead. Findings as every report (exit 0 clean, 1 findings at
 //!   or above `--fail-on`, 2 the job could not be done).
+//!   `hf://ORG/NAME[@REV]` or `s3://BUCKET/PREFIX` instead of the folder
+//!   verifies the repository in place (aisec-remote streams every file
+//!   through SHA-256).
 //! * `manifest MODEL_DIR [-o FILE]`: writes the in-toto statement
 //!   model-signing would sign for the folder.
 //! * `sign MODEL_DIR --private-key KEY [--signature SIG]`: key-based
@@ -13,7 +17,11 @@
 use std::path::{Path, PathBuf};
 
 use aisec_core::Report;
-use aisec_provenance::{manifest, HashOptions, PrivateKey, PublicKey};
+use aisec_core::{Finding, Location};
+use aisec_provenance::{
+    manifest, Bundle, HashOptions, PrivateKey, PublicKey, Trust, TrustRoots, Verification,
+};
+use aisec_remote::{Remote, RemoteOptions, Source};
 use anyhow::Context as _;
 
 use crate::output::OutputArgs;
@@ -28,7 +36,7 @@ pub struct ProvenanceArgs {
 /// The `aisec provenance` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum ProvenanceCommand {
-    /// Verify a model folder against its model-signing signature (or a manifest): unsigned, invalid, modified, missing and extra files.
+    /// Verify a model folder, or a hf:// or s3:// repository in place, against its model-signing signature (key- or certificate-based) or a manifest: unsigned, invalid, modified, missing and extra files.
     Verify(VerifyArgs),
     /// Write the hash manifest of a model folder (the in-toto statement model-signing signs).
     Manifest(ManifestArgs),
@@ -80,22 +88,27 @@ impl HashArgs {
 /// Arguments of `aisec provenance verify`.
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// The model folder.
-    #[arg(value_name = "MODEL_DIR")]
+    /// The model folder, or a remote repository verified in place: hf://ORG/NAME[@REV] (token from HF_TOKEN, endpoint from HF_ENDPOINT) or s3://BUCKET/PREFIX (credentials the standard AWS way); every listed file is streamed through SHA-256, nothing is stored.
+    #[arg(value_name = "MODEL_DIR|hf://ORG/NAME[@REV]|s3://BUCKET/PREFIX")]
     pub model: PathBuf,
 
-    /// The signature (Sigstore bundle); default MODEL_DIR/model.sig.
+    /// The signature (Sigstore bundle); default MODEL_DIR/model.sig. For a remote source: its path in the repository (default model.sig), or a local file when one exists at that path.
     #[arg(long, short = 's', value_name = "FILE", conflicts_with = "manifest")]
     pub signature: Option<PathBuf>,
 
-    /// The signer's public key (PEM, ECDSA P-256).
-    #[arg(
-        long,
-        short = 'k',
-        value_name = "FILE",
-        required_unless_present = "manifest"
-    )]
+    /// The signer's public key (PEM, ECDSA P-256), for a key-based signature (`model_signing sign key`).
+    #[arg(long, short = 'k', value_name = "FILE")]
     pub public_key: Option<PathBuf>,
+
+    /// Trusted root certificate(s), PEM, for a certificate-based signature (`model_signing sign certificate`): the chain from the bundle's signing certificate must end at a self-signed certificate of these files (intermediates may be in them too). Repeatable; model-signing's `--certificate_chain`.
+    #[arg(
+        long = "certificate-chain",
+        visible_alias = "root",
+        alias = "certificate_chain",
+        value_name = "PEM",
+        conflicts_with_all = ["public_key", "manifest"]
+    )]
+    pub certificate_chain: Vec<PathBuf>,
 
     /// Compare with this unsigned manifest (from `aisec provenance manifest`) instead of a signature.
     #[arg(long, value_name = "FILE", conflicts_with = "public_key")]
@@ -103,6 +116,10 @@ pub struct VerifyArgs {
 
     #[command(flatten)]
     pub hash: HashArgs,
+
+    /// Remote requests in flight per host (hf://, s3:// sources).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub per_host: usize,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -166,19 +183,17 @@ fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
     let started = std::time::Instant::now();
     let mut report = Report::new("provenance verify");
     report.add_rules(aisec_provenance::RULES);
-    let v = if let Some(m) = &a.manifest {
+    let model_str = a.model.to_string_lossy().to_string();
+    let v = if Source::is_remote(&model_str) {
+        verify_remote(&a, &model_str, &mut report)?
+    } else if let Some(m) = &a.manifest {
         let opts = a.hash.options(&a.model, None);
         report
             .data
             .insert("manifest".into(), m.display().to_string().into());
         aisec_provenance::verify_manifest(&a.model, m, &opts)?
     } else {
-        let key_path = a
-            .public_key
-            .as_ref()
-            .context("give --public-key FILE (or --manifest FILE)")?;
-        let key = PublicKey::from_pem(&read_text(key_path, "public key")?)
-            .with_context(|| format!("public key {}", key_path.display()))?;
+        let trust = trust(&a)?;
         let sig = a
             .signature
             .clone()
@@ -187,11 +202,35 @@ fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
         report
             .data
             .insert("signature".into(), sig.display().to_string().into());
-        report
-            .data
-            .insert("key_hint".into(), key.hint.clone().into());
-        aisec_provenance::verify_signature(&a.model, &sig, &key, &opts)?
+        match &trust {
+            Trust::Key(key) => {
+                report
+                    .data
+                    .insert("key_hint".into(), key.hint.clone().into());
+            }
+            Trust::Roots(r) => {
+                report
+                    .data
+                    .insert("trusted_certificates".into(), (r.len() as u64).into());
+            }
+        }
+        aisec_provenance::verify_signature_with(&a.model, &sig, &trust, &opts)?
     };
+    let mut tail = String::new();
+    if let Some(s) = &v.signer {
+        report.data.insert("signer".into(), signer_json(s));
+        tail = format!(
+            "Signed by {} (chain: {}){}\n",
+            s.subject,
+            s.chain.join(" <- "),
+            if s.expired {
+                "; the signing certificate has expired since (accepted, as model-signing does: \
+                 the chain is checked at its start)"
+            } else {
+                ""
+            }
+        );
+    }
     report.extend(v.findings);
     report.summary.items = v.files_hashed as u64;
     report.summary.bytes = v.bytes;
@@ -231,7 +270,165 @@ fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
             v.bytes
         )
     };
-    crate::run::finish_with_tail(report, &a.output, &format!("Provenance {status}\n"))
+    crate::run::finish_with_tail(report, &a.output, &format!("Provenance {status}\n{tail}"))
+}
+
+/// Largest signature or manifest read from a remote repository.
+const MAX_REMOTE_DOC: u64 = 96 << 20;
+
+/// `aisec provenance verify hf://ORG/NAME[@REV]` (or `s3://BUCKET/PREFIX`):
+/// the signature is read from the repository (`--signature` names it there,
+/// default `model.sig`, unless it names a local file), every listed file is
+/// streamed through SHA-256, and the findings are those of a local verify,
+/// named by remote object (`hf://ORG/NAME@SHA/path`).
+fn verify_remote(a: &VerifyArgs, src: &str, report: &mut Report) -> anyhow::Result<Verification> {
+    let source = Source::parse(src)?;
+    if matches!(source, Source::Url(_)) {
+        anyhow::bail!(
+            "{src}: a single URL has no file listing; verify a hub repository (hf://ORG/NAME[@REV]) \
+             or a bucket prefix (s3://BUCKET/PREFIX), or download the folder and verify it locally"
+        );
+    }
+    let remote = Remote::new(RemoteOptions {
+        per_host: a.per_host.max(1),
+        ..RemoteOptions::default()
+    })?;
+    let listing = remote
+        .list(&source)
+        .with_context(|| format!("cannot list {src}"))?;
+    let base = match (&source, &listing.revision) {
+        (Source::Hub { repo, .. }, Some(sha)) => format!("hf://{repo}@{sha}"),
+        _ => listing.source.trim_end_matches('/').to_string(),
+    };
+    report.data.insert("source".into(), src.into());
+    if let Some(rev) = &listing.revision {
+        report.data.insert("revision".into(), rev.clone().into());
+    }
+    let at = |rel: &str| Location::path(format!("{base}/{rel}"));
+    let opts = HashOptions {
+        ignore_paths: a
+            .hash
+            .ignore_paths
+            .iter()
+            .map(|p| p.to_string_lossy().replace('\\', "/"))
+            .collect(),
+        ignore_git_paths: !a.hash.no_ignore_git_paths,
+        allow_symlinks: a.hash.allow_symlinks,
+        ..HashOptions::default()
+    };
+    let find = |key: &str| listing.objects.iter().find(|o| o.key == key);
+    // The reference: a local manifest, or the signature (local or in the repo).
+    let (expected, signer, sig_key) = if let Some(m) = &a.manifest {
+        let bytes = std::fs::read(m).with_context(|| format!("cannot read {}", m.display()))?;
+        let man = aisec_provenance::statement::parse(&bytes)?.map_err(|why| {
+            anyhow::anyhow!("{}: not a model-signing manifest: {}", m.display(), why.0)
+        })?;
+        report
+            .data
+            .insert("manifest".into(), m.display().to_string().into());
+        (man, None, None)
+    } else {
+        let trust = trust(a)?;
+        let sig_arg = a
+            .signature
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(manifest::DEFAULT_SIGNATURE));
+        let (bytes, sig_name, sig_key) = if sig_arg.is_file() {
+            let b = std::fs::read(&sig_arg)
+                .with_context(|| format!("cannot read {}", sig_arg.display()))?;
+            (b, sig_arg.display().to_string(), None)
+        } else {
+            let key = sig_arg.to_string_lossy().replace('\\', "/");
+            let Some(o) = find(&key) else {
+                report
+                    .data
+                    .insert("signature".into(), format!("{base}/{key}").into());
+                return Ok(Verification {
+                    findings: vec![aisec_provenance::UNSIGNED_MODEL.finding(
+                        Location::path(base.clone()),
+                        format!("no signature file {key} in {src}"),
+                    )],
+                    ..Verification::default()
+                });
+            };
+            let b = remote
+                .read_object(&listing, o, MAX_REMOTE_DOC)
+                .with_context(|| format!("cannot read the signature {}", o.name))?;
+            (b, o.name.clone(), Some(key))
+        };
+        report
+            .data
+            .insert("signature".into(), sig_name.clone().into());
+        let invalid = |why: aisec_provenance::Invalid| Verification {
+            findings: vec![aisec_provenance::INVALID_SIGNATURE
+                .finding(Location::path(sig_name.clone()), why.0)],
+            ..Verification::default()
+        };
+        let bundle = match Bundle::parse(&bytes)? {
+            Ok(b) => b,
+            Err(why) => return Ok(invalid(why)),
+        };
+        match aisec_provenance::signed_manifest(&bundle, &trust)? {
+            Ok((m, signer)) => (m, signer, sig_key),
+            Err(why) => return Ok(invalid(why)),
+        }
+    };
+    let opts = aisec_provenance::verification_options(&expected, &opts, sig_key);
+    let objects: Vec<&aisec_remote::ObjectMeta> = listing
+        .objects
+        .iter()
+        .filter(|o| !opts.ignores(&o.key))
+        .collect();
+    let digests = remote.sha256_objects(&listing, &objects)?;
+    let mut actual = std::collections::BTreeMap::new();
+    let mut bytes = 0u64;
+    for (o, d) in objects.iter().zip(digests) {
+        let d = d.with_context(|| format!("cannot hash {}", o.name))?;
+        bytes += d.bytes_read;
+        actual.insert(o.key.clone(), d.sha256);
+    }
+    let findings: Vec<Finding> = aisec_provenance::compare_files(&expected, &actual, &[], &at);
+    Ok(Verification {
+        findings,
+        signed_files: expected.files.len(),
+        files_hashed: actual.len(),
+        bytes,
+        signature_valid: true,
+        root_digest: Some(aisec_provenance::hex::encode(&expected.root_digest())),
+        signer,
+    })
+}
+
+/// The key or the trusted certificates given.
+fn trust(a: &VerifyArgs) -> anyhow::Result<Trust> {
+    if !a.certificate_chain.is_empty() {
+        let mut roots = TrustRoots::default();
+        for p in &a.certificate_chain {
+            let text = read_text(p, "certificate chain")?;
+            roots
+                .add_pem(&text, &p.display().to_string())
+                .with_context(|| format!("--certificate-chain {}", p.display()))?;
+        }
+        return Ok(Trust::Roots(roots));
+    }
+    let key_path = a.public_key.as_ref().context(
+        "give --public-key FILE (key-based signature), --certificate-chain ROOT.pem \
+         (certificate-based) or --manifest FILE",
+    )?;
+    let key = PublicKey::from_pem(&read_text(key_path, "public key")?)
+        .with_context(|| format!("public key {}", key_path.display()))?;
+    Ok(Trust::Key(key))
+}
+
+fn signer_json(s: &aisec_provenance::Signer) -> serde_json::Value {
+    serde_json::json!({
+        "subject": s.subject,
+        "chain": s.chain,
+        "not_before": s.not_before,
+        "not_after": s.not_after,
+        "expired": s.expired,
+        "curve": s.curve,
+    })
 }
 
 /// `aisec scan --verify-signatures KEY`: every folder among `paths` that

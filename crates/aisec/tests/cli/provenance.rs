@@ -301,3 +301,404 @@ fn scan_verify_signatures_adds_the_signature_check_to_the_scan() {
         .run();
     r.expect_code(2);
 }
+
+#[test]
+fn certificate_signatures_verify_against_the_given_root() {
+    let c = fixtures().join("cert");
+    let verify = |sig: &str, root: &str| {
+        aisec(&["provenance", "verify"])
+            .arg(c.join("model"))
+            .arg("--signature")
+            .arg(c.join("sigs").join(sig))
+            .arg("--certificate-chain")
+            .arg(c.join(root))
+            .args(&["--format", "json"])
+            .run()
+    };
+    let r = verify("good.sig", "root.pem");
+    r.expect_code(0);
+    let v = r.json();
+    assert_eq!(rules(&v), Vec::<String>::new());
+    assert_eq!(v["data"]["signed_files"], 3);
+    assert_eq!(v["data"]["signer"]["curve"], "P-256");
+    assert!(v["data"]["signer"]["subject"]
+        .as_str()
+        .unwrap()
+        .contains("aisec test signer good"));
+    assert_eq!(v["data"]["signer"]["expired"], false);
+    // model-signing's name for the option, and the --root alias.
+    aisec(&["provenance", "verify"])
+        .arg(c.join("model"))
+        .arg("--signature")
+        .arg(c.join("sigs/expired.sig"))
+        .arg("--root")
+        .arg(c.join("root.pem"))
+        .run()
+        .expect_code(0);
+    for (sig, root) in [
+        ("good.sig", "other-root.pem"),
+        ("no-signing-usage.sig", "root.pem"),
+        ("leaf-only.sig", "root.pem"),
+    ] {
+        let r = verify(sig, root);
+        r.expect_code(1);
+        assert_eq!(rules(&r.json()), ["AISEC-PROV-002"], "{sig} {root}");
+    }
+    verify("leaf-only.sig", "root-and-intermediate.pem").expect_code(0);
+    // A tampered copy: the chain is fine, the file is not.
+    let t = tempfile::tempdir().unwrap();
+    let m = t.path().join("model");
+    copy_dir(&c.join("model"), &m);
+    fs::write(m.join("sub/notes.txt"), b"edited").unwrap();
+    let r = aisec(&["provenance", "verify"])
+        .arg(&m)
+        .arg("--signature")
+        .arg(c.join("sigs/good.sig"))
+        .arg("--certificate_chain")
+        .arg(c.join("root.pem"))
+        .args(&["--format", "json"])
+        .run();
+    r.expect_code(1);
+    assert_eq!(rules(&r.json()), ["AISEC-PROV-003"]);
+}
+
+#[test]
+fn certificate_signature_wrong_input_exits_2_with_the_reason() {
+    let c = fixtures().join("cert");
+    let base = || {
+        aisec(&["provenance", "verify"])
+            .arg(c.join("model"))
+            .arg("--signature")
+            .arg(c.join("sigs/good.sig"))
+    };
+    // A key for a certificate-based bundle.
+    let r = base()
+        .arg("--public-key")
+        .arg(fixtures().join("key.pub"))
+        .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("--certificate-chain"), "{}", r.stderr);
+    // Roots for a key-based bundle.
+    let r = aisec(&["provenance", "verify"])
+        .arg(fixtures().join("signed"))
+        .arg("--certificate-chain")
+        .arg(c.join("root.pem"))
+        .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("--public-key"), "{}", r.stderr);
+    // A missing root file, and a file that holds no certificate.
+    let r = base()
+        .args(&["--certificate-chain", "/nonexistent/root.pem"])
+        .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("/nonexistent/root.pem"), "{}", r.stderr);
+    let r = base()
+        .arg("--certificate-chain")
+        .arg(fixtures().join("key.pub"))
+        .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("no PEM certificate"), "{}", r.stderr);
+    // No trust at all.
+    let r = base().run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("--certificate-chain"), "{}", r.stderr);
+    // A keyless Sigstore bundle (Fulcio certificate, Rekor entry): not supported.
+    let t = tempfile::tempdir().unwrap();
+    let keyless = t.path().join("keyless.sig");
+    fs::write(
+        &keyless,
+        br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"certificate":{"rawBytes":"AA=="},"tlogEntries":[]},"dsseEnvelope":{"payload":"","payloadType":"application/vnd.in-toto+json","signatures":[{"sig":""}]}}"#,
+    )
+    .unwrap();
+    let r = aisec(&["provenance", "verify"])
+        .arg(c.join("model"))
+        .arg("--signature")
+        .arg(&keyless)
+        .arg("--certificate-chain")
+        .arg(c.join("root.pem"))
+        .run();
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("not supported") && r.stderr.contains("keyless"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A hub-shaped loopback server over `root` (`root/ORG/NAME` are repos);
+/// its first request is answered 429, so retries are exercised too.
+struct Hub {
+    _rt: tokio::runtime::Runtime,
+    url: String,
+    stats: std::sync::Arc<aisec_remote::hubserver::HubStats>,
+}
+
+fn hub(root: &Path) -> Hub {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = rt
+        .block_on(aisec_remote::hubserver::serve(root, true))
+        .unwrap();
+    Hub {
+        url: s.url,
+        stats: s.stats,
+        _rt: rt,
+    }
+}
+
+/// Findings as comparable JSON, with the folder or repo prefix removed.
+fn findings_without(v: &serde_json::Value, prefix: &str) -> Vec<String> {
+    let mut out: Vec<String> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.to_string().replace(prefix, "<model>"))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_hub_repo_verifies_in_place_like_the_local_folder() {
+    let root = tempfile::tempdir().unwrap();
+    let repo = root.path().join("org/signed");
+    copy_dir(&fixtures().join("signed"), &repo);
+    let h = hub(root.path());
+    let both = |extra: &[&str]| {
+        let remote = aisec(&["provenance", "verify", "hf://org/signed", "--public-key"])
+            .arg(fixtures().join("key.pub"))
+            .args(&["--format", "json", "--fail-on", "low"])
+            .args(extra)
+            .env("HF_ENDPOINT", &h.url)
+            .run();
+        let local = aisec(&["provenance", "verify"])
+            .arg(&repo)
+            .arg("--public-key")
+            .arg(fixtures().join("key.pub"))
+            .args(&["--format", "json", "--fail-on", "low"])
+            .args(extra)
+            .run();
+        (remote, local)
+    };
+    let (r, l) = both(&[]);
+    r.expect_code(0);
+    l.expect_code(0);
+    let (rv, lv) = (r.json(), l.json());
+    for k in [
+        "signature_valid",
+        "signed_files",
+        "files_hashed",
+        "root_digest",
+    ] {
+        assert_eq!(rv["data"][k], lv["data"][k], "{k}");
+    }
+    assert_eq!(rv["data"]["files_hashed"], 6);
+    let rev = rv["data"]["revision"].as_str().unwrap().to_string();
+    assert_eq!(
+        rv["data"]["signature"],
+        format!("hf://org/signed@{rev}/model.sig")
+    );
+    // Every signed byte travelled once, no more (1 KiB weights + small files).
+    assert_eq!(rv["summary"]["bytes"], lv["summary"]["bytes"]);
+
+    // Tampered on the server: the same findings as locally, named remotely.
+    fs::write(repo.join("weights.dat"), b"swapped").unwrap();
+    fs::remove_file(repo.join("config.json")).unwrap();
+    fs::write(repo.join("loader.py"), b"import os").unwrap();
+    let (r, l) = both(&[]);
+    r.expect_code(1);
+    l.expect_code(1);
+    let (rv, lv) = (r.json(), l.json());
+    assert_eq!(
+        rules(&rv),
+        ["AISEC-PROV-003", "AISEC-PROV-004", "AISEC-PROV-005"]
+    );
+    let remote_prefix = format!("hf://org/signed@{rev}");
+    assert_eq!(
+        findings_without(&rv, &remote_prefix),
+        findings_without(&lv, &repo.display().to_string())
+    );
+    let modified = rv["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule_id"] == "AISEC-PROV-003")
+        .unwrap();
+    assert_eq!(
+        modified["location"]["path"],
+        format!("{remote_prefix}/weights.dat")
+    );
+    assert!(h.stats.throttled.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+
+    // A local manifest as the reference for the remote files.
+    let man = root.path().join("manifest.json");
+    aisec(&["provenance", "manifest"])
+        .arg(&repo)
+        .arg("-o")
+        .arg(&man)
+        .run()
+        .expect_code(0);
+    let r = aisec(&["provenance", "verify", "hf://org/signed", "--manifest"])
+        .arg(&man)
+        .args(&["--format", "json", "--fail-on", "low"])
+        .env("HF_ENDPOINT", &h.url)
+        .run();
+    r.expect_code(0);
+    fs::write(repo.join("loader.py"), b"import sys").unwrap();
+    let r = aisec(&["provenance", "verify", "hf://org/signed", "--manifest"])
+        .arg(&man)
+        .args(&["--format", "json"])
+        .env("HF_ENDPOINT", &h.url)
+        .run();
+    r.expect_code(1);
+    assert_eq!(rules(&r.json()), ["AISEC-PROV-003"]);
+
+    // No signature in the repo: an unsigned-model finding.
+    fs::remove_file(repo.join("model.sig")).unwrap();
+    let (r, _) = both(&[]);
+    r.expect_code(1);
+    assert_eq!(rules(&r.json()), ["AISEC-PROV-001"]);
+}
+
+#[test]
+fn a_certificate_signed_hub_repo_verifies_in_place() {
+    let c = fixtures().join("cert");
+    let root = tempfile::tempdir().unwrap();
+    let repo = root.path().join("org/cert");
+    copy_dir(&c.join("model"), &repo);
+    fs::copy(c.join("sigs/good.sig"), repo.join("model.sig")).unwrap();
+    let h = hub(root.path());
+    let run = |root_pem: &str| {
+        aisec(&[
+            "provenance",
+            "verify",
+            "hf://org/cert@main",
+            "--certificate-chain",
+        ])
+        .arg(c.join(root_pem))
+        .args(&["--format", "json"])
+        .env("HF_ENDPOINT", &h.url)
+        .run()
+    };
+    let r = run("root.pem");
+    r.expect_code(0);
+    let v = r.json();
+    assert_eq!(v["data"]["signed_files"], 3);
+    assert!(v["data"]["signer"]["subject"]
+        .as_str()
+        .unwrap()
+        .contains("signer good"));
+    let r = run("other-root.pem");
+    r.expect_code(1);
+    let v = r.json();
+    assert_eq!(rules(&v), ["AISEC-PROV-002"]);
+    assert!(v["findings"][0]["location"]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("/model.sig"));
+}
+
+#[test]
+fn remote_verify_wrong_input_exits_2() {
+    // A dead endpoint (nothing listens on port 9 of loopback).
+    let r = aisec(&["provenance", "verify", "hf://org/none", "--public-key"])
+        .arg(fixtures().join("key.pub"))
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .run();
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("cannot list hf://org/none"),
+        "{}",
+        r.stderr
+    );
+    // A repo the hub does not have.
+    let root = tempfile::tempdir().unwrap();
+    let h = hub(root.path());
+    let r = aisec(&["provenance", "verify", "hf://org/missing", "--public-key"])
+        .arg(fixtures().join("key.pub"))
+        .env("HF_ENDPOINT", &h.url)
+        .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("404"), "{}", r.stderr);
+    // A single URL is not a folder.
+    let r = aisec(&[
+        "provenance",
+        "verify",
+        "https://example.invalid/model.bin",
+        "--public-key",
+    ])
+    .arg(fixtures().join("key.pub"))
+    .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("no file listing"), "{}", r.stderr);
+}
+
+#[test]
+fn an_s3_prefix_verifies_in_place_like_the_local_folder() {
+    let s3root = tempfile::tempdir().unwrap();
+    let repo = s3root.path().join("models/signed");
+    copy_dir(&fixtures().join("signed"), &repo);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let fs3 = s3s_fs::FileSystem::new(s3root.path()).unwrap();
+    let mut b = s3s::service::S3ServiceBuilder::new(fs3);
+    b.set_auth(s3s::auth::SimpleAuth::from_single("AKTEST", "SECRETTEST"));
+    let service = b.build().into_shared();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move {
+        let http =
+            hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+        loop {
+            let Ok((sock, _)) = listener.accept().await else {
+                continue;
+            };
+            let conn = http
+                .serve_connection(hyper_util::rt::TokioIo::new(sock), service.clone())
+                .into_owned();
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+        }
+    });
+    let remote = || {
+        aisec(&["provenance", "verify", "s3://models/signed", "--public-key"])
+            .arg(fixtures().join("key.pub"))
+            .args(&["--format", "json", "--fail-on", "low"])
+            .env("AWS_ENDPOINT_URL", format!("http://{addr}"))
+            .env("AWS_ACCESS_KEY_ID", "AKTEST")
+            .env("AWS_SECRET_ACCESS_KEY", "SECRETTEST")
+            .env("AWS_REGION", "us-east-1")
+            .run()
+    };
+    let r = remote();
+    r.expect_code(0);
+    assert_eq!(r.json()["data"]["files_hashed"], 6);
+    fs::write(repo.join("a/b.txt"), b"changed").unwrap();
+    let r = remote();
+    r.expect_code(1);
+    let v = r.json();
+    assert_eq!(rules(&v), ["AISEC-PROV-003"]);
+    assert_eq!(
+        v["findings"][0]["location"]["path"],
+        "s3://models/signed/a/b.txt"
+    );
+    let local = aisec(&["provenance", "verify"])
+        .arg(&repo)
+        .arg("--public-key")
+        .arg(fixtures().join("key.pub"))
+        .args(&["--format", "json", "--fail-on", "low"])
+        .run();
+    assert_eq!(
+        findings_without(&v, "s3://models/signed"),
+        findings_without(&local.json(), &repo.display().to_string())
+    );
+}

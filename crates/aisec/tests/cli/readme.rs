@@ -33,6 +33,7 @@ const NOT_RUN: &[(&str, &str)] = &[
     ("aisec scan s3://bucket/checkpoints/", "needs a store (remote.rs: s3_prefix_scan_names_the_objects runs s3s-fs on loopback)"),
     ("aisec scan https://example.invalid/model.safetensors", "needs the network (remote.rs: shards_cover_the_list_once_and_merge_to_the_single_run reads https-style URLs on loopback)"),
     ("aisec provenance sign my-model", "needs the reader's model folder and private key (provenance.rs: manifest_then_verify_against_it_and_sign_then_verify signs and verifies)"),
+    ("aisec provenance verify hf://org/model@v1.0", "needs the network (provenance.rs: a_hub_repo_verifies_in_place_like_the_local_folder runs hf:// against a loopback hub)"),
     ("aisec assess --import td.json", "needs the export above (aisec-assess: Threat Dragon import round trip)"),
 ];
 
@@ -235,7 +236,7 @@ const SECTIONS: &[&str] = &[
 
 #[test]
 fn readme_provenance_examples_run() {
-    assert_eq!(run_section("`aisec provenance`"), 3);
+    assert_eq!(run_section("`aisec provenance`"), 4);
 }
 
 #[test]
