@@ -13,12 +13,17 @@
 //! - safetensors: the 8-byte length and the JSON header;
 //! - GGUF: the header, metadata and tensor infos (walked here, growing the
 //!   prefix until the walk ends);
+//! - HDF5 (superblock at 0, or after a user block within the first read):
+//!   the metadata, found by running the scanner's own HDF5 walk
+//!   ([`aisec_formats::h5::plan_metadata`]) over the bytes fetched so far
+//!   and fetching what it lacked, round after round; then every byte but
+//!   the dataset raw data that walk says the scan skips (see [`hdf5`]);
 //! - a file the first bytes, the zip tail and the HDF5 superblock probes
 //!   prove the scanner will call `unknown` (tokenizer JSON, vocabularies,
 //!   text), and whose name the scanner does not judge by content
 //!   (`*config.json`'s `auto_map`, `*.py` read beside it, `*.pb*`): the
 //!   sniff only (see [`sniff`]);
-//! - everything else (pickle, HDF5, ONNX, TensorFlow, tar, 7z, compressed
+//! - everything else (pickle, ONNX, TensorFlow, tar, 7z, compressed
 //!   streams, files the sniff cannot rule out): the whole object.
 //!
 //! A plan that cannot make sense of its format reads the whole object:
@@ -51,6 +56,53 @@ pub(crate) struct Sparse {
 }
 
 impl Sparse {
+    /// Sorts the fetched ranges and joins those that overlap or touch, so
+    /// that bytes held are held by one range.
+    fn normalize(&mut self) {
+        let mut v = std::mem::take(&mut self.ranges);
+        v.sort_by_key(|r| r.0);
+        let mut out: Vec<(u64, Vec<u8>)> = Vec::with_capacity(v.len());
+        for (s, b) in v {
+            match out.last_mut() {
+                Some((ls, lb)) if s <= *ls + lb.len() as u64 => {
+                    let end = *ls + lb.len() as u64;
+                    let skip = usize::try_from(end - s).unwrap_or(usize::MAX);
+                    if let Some(rest) = b.get(skip..) {
+                        lb.extend_from_slice(rest);
+                    }
+                }
+                _ => out.push((s, b)),
+            }
+        }
+        self.ranges = out;
+    }
+
+    /// `want` (sorted, not overlapping) less the bytes already held
+    /// (ranges normalized).
+    fn not_held(&self, want: &[(u64, u64)]) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        for &(s, e) in want {
+            let mut at = s;
+            for (hs, b) in &self.ranges {
+                let he = hs + b.len() as u64;
+                if he <= at || *hs >= e {
+                    continue;
+                }
+                if *hs > at {
+                    out.push((at, *hs));
+                }
+                at = at.max(he);
+                if at >= e {
+                    break;
+                }
+            }
+            if at < e {
+                out.push((at, e));
+            }
+        }
+        out
+    }
+
     /// The fetched bytes at `start..end`, if one range holds them.
     fn slice(&self, start: u64, end: u64) -> Option<&[u8]> {
         self.ranges.iter().find_map(|(s, b)| {
@@ -193,6 +245,10 @@ async fn plan(p: &mut Planner<'_>, key: &str, whole_below: u64) -> Result<(), Re
     } else if head.starts_with(b"GGUF") {
         p.out.plan = "gguf";
         gguf(p).await?
+    } else if head.starts_with(HDF5_SIG) || aisec_scan::detect(&head, key) == aisec_scan::Format::H5
+    {
+        p.out.plan = "hdf5";
+        hdf5(p).await?
     } else if let Some(n) = safetensors_header(&head, size) {
         p.out.plan = "safetensors";
         p.want(0, 8 + n).await?;
@@ -529,6 +585,83 @@ async fn zip(p: &mut Planner<'_>) -> Result<bool, RemoteError> {
     }
     p.want_all(data).await?;
     Ok(true)
+}
+
+/// Most walks of an HDF5 plan before it reads the object whole instead.
+const H5_ROUNDS: usize = 64;
+/// An HDF5 read the walk lacked is fetched in aligned blocks of this size
+/// (an object header's prefix then usually brings its messages along).
+const H5_BLOCK: u64 = 4 << 10;
+
+/// The HDF5 plan. Each round walks the file's metadata over the bytes
+/// fetched so far, with the scanner's own reader, and fetches every range
+/// that walk asked for and lacked (all of a round's ranges at once). When
+/// a walk lacks nothing, it read only fetched bytes, so the scan's walk
+/// over the image reads the same bytes and decodes the same structure;
+/// then everything but the dataset raw data that walk names as skipped
+/// (`unread`, empty unless the walk was complete) is fetched, so the
+/// scan's byte search for Lambda text sees the bytes it sees locally.
+/// Cycles, offsets past the end and huge lengths are the reader's to
+/// refuse (it is bounded and bounds-checked); a huge length it accepts
+/// costs bytes and meets the plan's byte bound; a walk still lacking
+/// bytes after [`H5_ROUNDS`] rounds falls back to the whole object.
+async fn hdf5(p: &mut Planner<'_>) -> Result<bool, RemoteError> {
+    let size = p.out.size;
+    for _ in 0..H5_ROUNDS {
+        p.out.normalize();
+        let plan = {
+            let pieces = p
+                .out
+                .ranges
+                .iter()
+                .map(|(s, b)| (*s, b.as_slice()))
+                .collect();
+            aisec_formats::h5::plan_metadata(&aisec_formats::h5::Bytes::pieces(size, pieces))
+        };
+        if plan.missing.is_empty() {
+            let mut rest = Vec::new();
+            let mut at = 0u64;
+            for &(s, e) in &plan.unread {
+                if s > at {
+                    rest.push((at, s));
+                }
+                at = at.max(e);
+            }
+            if at < size {
+                rest.push((at, size));
+            }
+            let rest = p.out.not_held(&rest);
+            p.want_all_with(rest, PROBE_COALESCE).await?;
+            p.out.normalize();
+            return Ok(true);
+        }
+        let blocks: Vec<(u64, u64)> = plan
+            .missing
+            .iter()
+            .map(|&(s, e)| {
+                (
+                    s - s % H5_BLOCK,
+                    e.div_ceil(H5_BLOCK).saturating_mul(H5_BLOCK).min(size),
+                )
+            })
+            .collect();
+        let blocks = p.out.not_held(&merge_ranges(blocks));
+        p.want_all_with(blocks, H5_BLOCK).await?;
+    }
+    Ok(false)
+}
+
+/// Sorts ranges and joins those that overlap or touch.
+fn merge_ranges(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    v.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
+    for (s, e) in v {
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
 }
 
 /// Why a GGUF walk stopped early.
