@@ -212,8 +212,11 @@ pub struct MetadataPlan {
     pub missing: Vec<(u64, u64)>,
     /// Byte ranges [`scan_h5`] will not look at when the pieces hold
     /// everything else: dataset raw data (contiguous storage and the
-    /// chunks of a v1 chunk B-tree) that no metadata read touched. Empty
-    /// when the walk was not complete; meaningful when `missing` is empty.
+    /// chunks of a v1 chunk B-tree) that no metadata read touched; when
+    /// the walk failed (no superblock, a broken root group), every byte it
+    /// did not read. Empty when the walk went on past damage or left parts
+    /// unread (the scan's byte search then reads the whole file);
+    /// meaningful when `missing` is empty.
     pub unread: Vec<(u64, u64)>,
 }
 
@@ -230,8 +233,13 @@ pub fn plan_metadata(b: &Bytes<'_>) -> MetadataPlan {
     let walked = walk(b, &loc, &mut r);
     let missing = merge(b.missed.borrow().clone());
     let unread = match walked {
-        Ok(w) if missing.is_empty() => w.unread,
-        _ => Vec::new(),
+        _ if !missing.is_empty() => Vec::new(),
+        Ok(w) => w.unread,
+        // The scan stops where the walk failed: it reads nothing more.
+        Err(_) if !b.touched_overflow.get() => {
+            subtract(&[(0, b.size)], &merge(b.touched.borrow().clone()))
+        }
+        Err(_) => Vec::new(),
     };
     MetadataPlan { missing, unread }
 }
@@ -1285,5 +1293,225 @@ mod tests {
         assert!(r.malformed.is_some());
         let r = scan_h5(SIG, &Location::path("x.h5"));
         assert!(r.malformed.is_some());
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        std::fs::read(p).unwrap()
+    }
+
+    const FIXTURES: &[&str] = &[
+        "h5_dense_links.h5",
+        "h5_external.h5",
+        "keras2_benign.h5",
+        "keras2_lambda.h5",
+        "keras2_lambda_dense_attrs.h5",
+        "keras2_lambda_latest.h5",
+        "keras2_lambda_userblock.h5",
+    ];
+
+    /// What a reader following [`plan_metadata`] holds in the end, as
+    /// the image it would scan (zeros where it read nothing), with the
+    /// bytes it held and the number of walks. Fetches exactly the missing
+    /// ranges (no rounding), starting from the first `head` bytes.
+    fn fetched_image(d: &[u8], head: u64) -> (Vec<u8>, u64, usize) {
+        let size = d.len() as u64;
+        let mut held = vec![(0, head.min(size))];
+        let mut walks = 0;
+        loop {
+            walks += 1;
+            assert!(walks < 1000, "the walk never settles");
+            let pieces = held
+                .iter()
+                .map(|&(s, e)| (s, &d[s as usize..e as usize]))
+                .collect();
+            let plan = plan_metadata(&Bytes::pieces(size, pieces));
+            if plan.missing.is_empty() {
+                let all = [(0, size)];
+                held.extend(subtract(&all, &plan.unread));
+                held = merge(held);
+                break;
+            }
+            // Every missing range is one no piece held: progress.
+            for m in &plan.missing {
+                assert!(m.1 <= size);
+                assert!(!held.iter().any(|h| h.0 <= m.0 && m.1 <= h.1), "{m:?}");
+            }
+            held.extend(plan.missing);
+            held = merge(held);
+        }
+        let mut img = vec![0u8; d.len()];
+        for &(s, e) in &held {
+            img[s as usize..e as usize].copy_from_slice(&d[s as usize..e as usize]);
+        }
+        let n = held.iter().map(|h| h.1 - h.0).sum();
+        (img, n, walks)
+    }
+
+    fn assert_scans_alike(d: &[u8], what: &str) {
+        let loc = Location::path("x.h5");
+        let want = scan_h5(d, &loc);
+        for head in [0, 64, 16 << 10] {
+            let (img, _, _) = fetched_image(d, head);
+            assert_eq!(scan_h5(&img, &loc), want, "{what}, first read {head}");
+        }
+    }
+
+    /// `d` with its contiguous datasets' raw data moved to `extra`
+    /// appended bytes each (v1 headers: the Data Layout message v3 class 1
+    /// found by its bytes), and the end-of-file address updated.
+    fn grow(d: &[u8], extra: &[&[u8]]) -> Vec<u8> {
+        let mut out = d.to_vec();
+        let mut layouts = Vec::new();
+        for i in 0..d.len().saturating_sub(26) {
+            if d[i..i + 2] == [8, 0] && d[i + 8] == 3 && d[i + 9] == 1 {
+                let addr = le(&d[i + 10..i + 18]);
+                let size = le(&d[i + 18..i + 26]);
+                if size > 0 && addr + size <= d.len() as u64 {
+                    layouts.push(i);
+                }
+            }
+        }
+        assert!(layouts.len() >= extra.len(), "{layouts:?}");
+        for (&i, bytes) in layouts.iter().zip(extra) {
+            let at = out.len() as u64;
+            out[i + 10..i + 18].copy_from_slice(&at.to_le_bytes());
+            out[i + 18..i + 26].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+            out.extend_from_slice(bytes);
+        }
+        if out[8] == 0 {
+            let eof = out.len() as u64;
+            out[40..48].copy_from_slice(&eof.to_le_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn a_metadata_fetch_scans_like_the_whole_file() {
+        for name in FIXTURES {
+            let d = fixture(name);
+            assert_scans_alike(&d, name);
+            let (_, n, walks) = fetched_image(&d, 0);
+            assert!(walks > 1, "{name}");
+            assert!(n <= d.len() as u64, "{name}");
+        }
+    }
+
+    #[test]
+    fn hostile_files_scan_alike_from_a_metadata_fetch() {
+        // Truncations, and bytes overwritten with values that make offsets
+        // and lengths point past the end, at zero, or at huge sizes.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for name in FIXTURES {
+            let d = fixture(name);
+            for cut in (0..d.len()).step_by(d.len() / 40) {
+                assert_scans_alike(&d[..cut], &format!("{name} cut at {cut}"));
+            }
+            for _ in 0..60 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let mut m = d.clone();
+                let at = (x as usize) % m.len();
+                let v = [0x00, 0xff, 0x7f, 0x80, (x >> 32) as u8][(x >> 8) as usize % 5];
+                for b in m.iter_mut().skip(at).take(1 + (x >> 40) as usize % 8) {
+                    *b = v;
+                }
+                assert_scans_alike(&m, &format!("{name} with bytes at {at} set to {v}"));
+            }
+        }
+    }
+
+    #[test]
+    fn dataset_raw_data_is_neither_fetched_nor_searched() {
+        let lambda = br#"{"class_name": "Lambda", "config": {}}"#;
+        let mut weights = vec![0x3fu8; 4 << 20];
+        weights[1 << 20..(1 << 20) + lambda.len()].copy_from_slice(lambda);
+        let d = grow(&fixture("keras2_benign.h5"), &[&weights, &[1u8; 64 << 10]]);
+        let loc = Location::path("x.h5");
+        // Lambda text inside a dataset's raw data: not a layer config.
+        let r = scan_h5(&d, &loc);
+        assert!(r.findings.is_empty(), "{:?}", r.findings);
+        let (img, n, walks) = fetched_image(&d, 0);
+        assert_eq!(scan_h5(&img, &loc), r);
+        // The original 11 456-byte file at most: its old raw data too.
+        assert!(n <= 11_456, "held {n} of {}", d.len());
+        // One walk per step down the metadata when nothing is read ahead
+        // (a remote plan reads 16 KiB first and 4 KiB blocks).
+        assert!(walks < 100, "{walks} walks");
+        // The same text in bytes no dataset claims is searched (and held).
+        let mut e = d.clone();
+        e.extend_from_slice(lambda);
+        let r = scan_h5(&e, &loc);
+        assert!(
+            r.findings.iter().any(|f| f.rule_id == KERAS_LAMBDA.id),
+            "{:?}",
+            r.findings
+        );
+        assert_scans_alike(&e, "Lambda text after the raw data");
+        // A dataset whose raw data claims the file's metadata: the bytes
+        // the walk read stay searched.
+        let mut m = fixture("keras2_lambda.h5");
+        let loc_layout = (0..m.len() - 26)
+            .find(|&i| m[i..i + 2] == [8, 0] && m[i + 8] == 3 && m[i + 9] == 1)
+            .unwrap();
+        let len = m.len() as u64;
+        m[loc_layout + 10..loc_layout + 18].copy_from_slice(&0u64.to_le_bytes());
+        m[loc_layout + 18..loc_layout + 26].copy_from_slice(&len.to_le_bytes());
+        let b = Bytes::whole(&m);
+        let w = walk(&b, &loc, &mut FormatReport::default()).unwrap();
+        let touched = merge(b.touched.borrow().clone());
+        assert!(!w.unread.is_empty() && !touched.is_empty());
+        for t in &touched {
+            assert!(w.unread.iter().all(|u| u.1 <= t.0 || u.0 >= t.1));
+        }
+        assert_scans_alike(&m, "a dataset over the metadata");
+    }
+
+    #[test]
+    fn an_incomplete_walk_skips_nothing() {
+        // keras2_lambda_dense_attrs.h5 keeps its attributes in a fractal
+        // heap; a walk that stops at a damaged object searches everything.
+        let d = grow(&fixture("keras2_benign.h5"), &[&[5u8; 1 << 20]]);
+        let b = Bytes::whole(&d);
+        let mut r = FormatReport::default();
+        assert!(!walk(&b, &Location::path("x"), &mut r)
+            .unwrap()
+            .unread
+            .is_empty());
+        // Break the first B-tree node a group points to: malformed.
+        let at = (0..d.len() - 4).find(|&i| &d[i..i + 4] == b"TREE").unwrap();
+        let mut m = d.clone();
+        m[at..at + 4].copy_from_slice(b"XXXX");
+        let b = Bytes::whole(&m);
+        let mut r = FormatReport::default();
+        let w = walk(&b, &Location::path("x"), &mut r).unwrap();
+        assert!(r.malformed.is_some());
+        assert!(w.unread.is_empty());
+    }
+
+    #[test]
+    fn bytes_answer_only_from_one_piece_and_record_misses() {
+        let d: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let b = Bytes::pieces(
+            1000,
+            vec![(500, &d[500..600]), (0, &d[..100]), (50, &d[50..60])],
+        );
+        assert_eq!(b.read(10, 5), Some(&d[10..15]));
+        assert_eq!(b.read(550, 50), Some(&d[550..600]));
+        assert_eq!(b.read(90, 20), None); // spans a hole
+        assert_eq!(b.read(995, 10), None); // past the end: not a miss
+        assert_eq!(b.read(u64::MAX - 1, 4), None);
+        assert_eq!(*b.missed.borrow(), vec![(90, 110)]);
+        assert_eq!(
+            merge(b.touched.borrow().clone()),
+            vec![(10, 15), (550, 600)]
+        );
+        assert_eq!(
+            subtract(&[(0, 100), (200, 300)], &[(50, 60), (90, 250)]),
+            vec![(0, 50), (60, 90), (250, 300)]
+        );
     }
 }

@@ -981,6 +981,106 @@ mod tests {
         assert!(sniffable_name("tokenizer.json"));
     }
 
+    /// `d` (an HDF5 file with v1 headers) with its first contiguous
+    /// dataset's raw data moved to `n` appended bytes.
+    fn grow_h5(d: &[u8], n: usize) -> Vec<u8> {
+        let i = (0..d.len() - 26)
+            .find(|&i| d[i..i + 2] == [8, 0] && d[i + 8] == 3 && d[i + 9] == 1)
+            .unwrap();
+        let mut out = d.to_vec();
+        let at = out.len() as u64;
+        out[i + 10..i + 18].copy_from_slice(&at.to_le_bytes());
+        out[i + 18..i + 26].copy_from_slice(&(n as u64).to_le_bytes());
+        out.extend((0..n).map(|k| (k * 31 % 251) as u8));
+        out
+    }
+
+    const KERAS_H5: &[u8] = include_bytes!("../../aisec-formats/tests/fixtures/keras2_lambda.h5");
+
+    #[test]
+    fn hdf5_reads_the_metadata_only() {
+        let data = grow_h5(KERAS_H5, 32 << 20);
+        let m = Mem(data, Default::default());
+        let size = m.0.len() as u64;
+        let s = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(fetch(&m, "tf_model.h5", size, 0, u64::MAX))
+            .map_err(|(e, _)| e)
+            .unwrap();
+        let requests = m.1.load(std::sync::atomic::Ordering::Relaxed);
+        println!(
+            "hdf5 plan: {} of {size} bytes, {requests} requests",
+            s.moved
+        );
+        assert_eq!(s.plan, "hdf5");
+        // The 16 KiB first read holds the whole original file; the grown
+        // dataset's raw data beyond it is not read.
+        assert!(s.moved <= HEAD + H5_BLOCK, "{}", s.moved);
+        assert!(requests <= 3, "{requests}");
+        assert!(s.slice(0, KERAS_H5.len() as u64).is_some());
+    }
+
+    /// A superblock v0 whose root object header (v1, at 128) has a chain
+    /// of `n` continuation blocks `gap` bytes apart; the last points at
+    /// `last` with length `len`.
+    fn h5_chain(n: u64, gap: u64, last: (u64, u64)) -> Vec<u8> {
+        let size = (n + 2) * gap;
+        let mut d = vec![0u8; size as usize];
+        d[..8].copy_from_slice(HDF5_SIG);
+        d[13] = 8;
+        d[14] = 8;
+        d[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
+        d[40..48].copy_from_slice(&size.to_le_bytes());
+        d[48..56].copy_from_slice(&u64::MAX.to_le_bytes());
+        d[64..72].copy_from_slice(&128u64.to_le_bytes());
+        d[128] = 1;
+        d[130] = 1;
+        d[136..140].copy_from_slice(&24u32.to_le_bytes());
+        let mut put = |at: u64, to: (u64, u64)| {
+            let at = at as usize;
+            d[at] = 0x10;
+            d[at + 2] = 16;
+            d[at + 8..at + 16].copy_from_slice(&to.0.to_le_bytes());
+            d[at + 16..at + 24].copy_from_slice(&to.1.to_le_bytes());
+        };
+        put(144, if n == 0 { last } else { (gap, 24) });
+        for i in 1..=n {
+            put(i * gap, if i == n { last } else { ((i + 1) * gap, 24) });
+        }
+        d
+    }
+
+    #[test]
+    fn hostile_hdf5_plans_stay_bounded() {
+        // A continuation chain longer than the plan's rounds: the plan
+        // gives up after H5_ROUNDS walks and reads the object whole.
+        let data = h5_chain(100, 64 << 10, (64, 24));
+        let n = data.len() as u64;
+        let s = run(data, u64::MAX).unwrap();
+        assert_eq!(s.plan, "whole");
+        assert!(
+            s.moved <= n + HEAD + H5_ROUNDS as u64 * H5_BLOCK,
+            "{}",
+            s.moved
+        );
+        // A cycle (the last block points back at the first), an offset
+        // past the end, a length past the end: the walk ends, nothing
+        // more than the blocks it reached travels.
+        for last in [(64 << 10, 24), (1 << 40, 24), (64 << 10, 1 << 40)] {
+            let data = h5_chain(3, 64 << 10, last);
+            let s = run(data, u64::MAX).unwrap();
+            assert_eq!(s.plan, "hdf5", "{last:?}");
+            assert!(s.moved <= HEAD + 3 * H5_BLOCK, "{last:?}: {}", s.moved);
+        }
+        // A huge length inside the file: the bound stops it.
+        let data = h5_chain(1, 64 << 10, (64 << 10, 100 << 10));
+        assert!(matches!(
+            run(data, 64 << 10),
+            Err(RemoteError::TooLarge { .. })
+        ));
+    }
+
     #[test]
     fn bad_gguf_falls_back_to_whole() {
         let mut data = b"GGUF\x03\x00\x00\x00".to_vec();
