@@ -1009,10 +1009,6 @@ mod tests {
             .map_err(|(e, _)| e)
             .unwrap();
         let requests = m.1.load(std::sync::atomic::Ordering::Relaxed);
-        println!(
-            "hdf5 plan: {} of {size} bytes, {requests} requests",
-            s.moved
-        );
         assert_eq!(s.plan, "hdf5");
         // The 16 KiB first read holds the whole original file; the grown
         // dataset's raw data beyond it is not read.

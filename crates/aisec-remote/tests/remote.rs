@@ -468,6 +468,7 @@ fn grow_h5(fixture: &str, sizes: &[usize]) -> Vec<u8> {
 }
 
 #[test]
+#[allow(clippy::print_stdout)] // The bytes read are the result: shown with --nocapture.
 fn large_keras_h5_files_travel_as_their_metadata() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("big/keras");
