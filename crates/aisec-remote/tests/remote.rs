@@ -678,6 +678,51 @@ fn plain_urls_are_read_with_ranges() {
     }
 }
 
+#[test]
+fn the_hub_token_goes_to_the_hub_only() {
+    let root = hub_root();
+    let rt = rt();
+    let hub = rt
+        .block_on(aisec_remote::hubserver::serve(root.path(), false))
+        .unwrap();
+    // Another host: 127.0.0.2 is loopback too, a different host to a client.
+    let other = rt
+        .block_on(aisec_remote::hubserver::serve_on(
+            root.path(),
+            false,
+            "127.0.0.2:0",
+        ))
+        .unwrap();
+    let remote = Remote::new(RemoteOptions {
+        hf_endpoint: hub.url.clone(),
+        hf_token: Some("hf_loopback_token".into()),
+        ..opts()
+    })
+    .unwrap();
+    let scanner = Scanner::default();
+    let l = remote
+        .list(&Source::parse("hf://fixtures/pickle").unwrap())
+        .unwrap();
+    remote.scan(&scanner, &l, &|_| true).unwrap();
+    let url = format!("{}/files/big/checkpoints/evil.pt", other.url);
+    assert!(url.starts_with("http://127.0.0.2:"));
+    let l = remote.list(&Source::parse(&url).unwrap()).unwrap();
+    let scans = remote.scan(&scanner, &l, &|_| true).unwrap();
+    assert!(!scans[0].findings.is_empty());
+    // Every hub request (listing and resolves) carried the token...
+    let n = hub.stats.requests.load(Ordering::Relaxed);
+    assert!(n > 10, "{n}");
+    assert_eq!(hub.stats.with_token.load(Ordering::Relaxed), n);
+    assert_eq!(
+        *hub.stats.tokens.lock().unwrap(),
+        vec!["hf_loopback_token".to_string()]
+    );
+    // ...and no request to the other host did.
+    assert!(other.stats.requests.load(Ordering::Relaxed) >= 2);
+    assert_eq!(other.stats.with_token.load(Ordering::Relaxed), 0);
+    assert!(other.stats.tokens.lock().unwrap().is_empty());
+}
+
 /// Serves `root` (buckets are its folders) with s3s-fs on loopback.
 fn s3_server(rt: &tokio::runtime::Runtime, root: &Path) -> String {
     let fs = s3s_fs::FileSystem::new(root).unwrap();
