@@ -387,6 +387,12 @@ impl<'a> File<'a> {
                         q + 8,
                     )
                 };
+                // A shared message (flag bit 1) is stored elsewhere (a shared
+                // object header message heap, another header), which this
+                // reader does not follow: nothing is then left unsearched.
+                if body[q + if v2 { 3 } else { 4 }] & 0x02 != 0 {
+                    self.partial = true;
+                }
                 let data = body.get(dstart..dstart + sz).ok_or_else(|| {
                     format!(
                         "header message of {sz} bytes overruns its chunk at offset {}",
@@ -1510,6 +1516,18 @@ mod tests {
         let w = walk(&b, &Location::path("x"), &mut r).unwrap();
         assert!(r.malformed.is_some());
         assert!(w.unread.is_empty());
+        // A message stored elsewhere (shared): the walk is not complete.
+        let at = (0..d.len() - 26)
+            .find(|&i| d[i..i + 2] == [8, 0] && d[i + 8] == 3 && d[i + 9] == 1)
+            .unwrap();
+        let mut m = d.clone();
+        m[at + 4] |= 0x02;
+        let b = Bytes::whole(&m);
+        let mut r = FormatReport::default();
+        let w = walk(&b, &Location::path("x"), &mut r).unwrap();
+        assert!(r.malformed.is_none());
+        assert!(w.unread.is_empty());
+        assert_scans_alike(&m, "a shared message");
     }
 
     #[test]
