@@ -42,12 +42,19 @@ import json, re, subprocess, sys
 meta = json.loads(subprocess.run(
     ["cargo", "metadata", "--format-version", "1", "--locked", "--offline"],
     check=True, capture_output=True, text=True).stdout)
-ver = lambda s: tuple(int(x) for x in s.split("."))
-need = max((ver(p["rust_version"]), p["name"]) for p in meta["packages"] if p.get("rust_version"))
+ver = lambda s: (tuple(int(x) for x in s.split(".")) + (0, 0))[:3]
+own = set(meta["workspace_members"])
+need = max((ver(p["rust_version"]), p["name"]) for p in meta["packages"]
+           if p.get("rust_version") and p["id"] not in own)
+ws = min(ver(p["rust_version"]) for p in meta["packages"] if p["id"] in own)
 m = re.search(r"^FROM rust:(\d+\.\d+)", open("deploy/k8s/Dockerfile").read(), re.M)
 have = ver(m.group(1))
-print(f"Dockerfile toolchain {m.group(1)}; locked dependencies need {'.'.join(map(str, need[0]))} ({need[1]})")
-sys.exit(0 if have >= need[0] else 1)
+show = lambda v: ".".join(map(str, v))
+print(f"Dockerfile toolchain {m.group(1)}; workspace rust-version {show(ws)}; "
+      f"locked dependencies need {show(need[0])} ({need[1]})")
+# The workspace's rust-version is the true minimum: not below what its
+# dependencies need, and the image's toolchain at least that.
+sys.exit(0 if ws >= need[0] and have >= ws else 1)
 PY
 grep -qx target deploy/k8s/Dockerfile.dockerignore && echo "ok: the build context excludes target/" || fail=1
 exit $fail

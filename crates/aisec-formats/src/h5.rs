@@ -21,6 +21,7 @@
 //! reported too: external links to other files and datasets whose raw data
 //! lives in external files (which can turn local files into weights).
 
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 
 use aisec_core::{Confidence, Location};
@@ -43,14 +44,14 @@ const WORK_BUDGET: usize = 1_000_000;
 const STRING_BUDGET: usize = 256 << 20;
 
 /// Finds the superblock: at 0 or a power of two ≥ 512.
-fn find_superblock(data: &[u8]) -> Option<usize> {
-    let mut off = 0usize;
+fn find_superblock(d: &Bytes<'_>) -> Option<u64> {
+    let mut off = 0u64;
     loop {
-        if data.get(off..off + 8)? == SIG {
+        if d.read(off, 8)? == SIG {
             return Some(off);
         }
         off = if off == 0 { 512 } else { off.checked_mul(2)? };
-        if off >= data.len() {
+        if off >= d.size {
             return None;
         }
     }
@@ -58,18 +59,208 @@ fn find_superblock(data: &[u8]) -> Option<usize> {
 
 /// Cheap sniff: an HDF5 signature at 0 or after a user block.
 pub fn looks_like_h5(data: &[u8]) -> bool {
-    find_superblock(data).is_some()
+    find_superblock(&Bytes::whole(data)).is_some()
+}
+
+/// Most distinct ranges [`Bytes`] records as read; past it the reader's
+/// reads are no longer known and nothing is masked (see [`scan_h5`]).
+const MAX_TOUCHED: usize = 1 << 20;
+
+/// The bytes of an HDF5 file the reader may use: the whole file (a local
+/// scan), or the pieces of it fetched so far (a remote fetch plan, see
+/// [`plan_metadata`]). Every read is recorded: the ranges it was answered
+/// from, and the ranges it asked for but no piece held.
+#[derive(Debug)]
+pub struct Bytes<'a> {
+    size: u64,
+    /// Sorted by offset, not overlapping.
+    pieces: Vec<(u64, &'a [u8])>,
+    touched: RefCell<Vec<(u64, u64)>>,
+    touched_overflow: Cell<bool>,
+    missed: RefCell<Vec<(u64, u64)>>,
+}
+
+impl<'a> Bytes<'a> {
+    /// The whole file.
+    pub fn whole(data: &'a [u8]) -> Bytes<'a> {
+        Bytes::pieces(data.len() as u64, vec![(0, data)])
+    }
+
+    /// A file of `size` bytes of which only `pieces` (offset, bytes) are
+    /// known; pieces that overlap or reach past `size` are dropped.
+    pub fn pieces(size: u64, mut pieces: Vec<(u64, &'a [u8])>) -> Bytes<'a> {
+        pieces.sort_by_key(|p| p.0);
+        let mut kept: Vec<(u64, &'a [u8])> = Vec::with_capacity(pieces.len());
+        for (s, b) in pieces {
+            let end = s.saturating_add(b.len() as u64);
+            let after_last = kept.last().is_none_or(|(ls, lb)| s >= ls + lb.len() as u64);
+            if end <= size && after_last && !b.is_empty() {
+                kept.push((s, b));
+            }
+        }
+        Bytes {
+            size,
+            pieces: kept,
+            touched: RefCell::new(Vec::new()),
+            touched_overflow: Cell::new(false),
+            missed: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The file's size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// `n` bytes at `pos`: `None` past the end of the file, or when no
+    /// piece holds them (then recorded as missed).
+    fn read(&self, pos: u64, n: usize) -> Option<&'a [u8]> {
+        let end = pos.checked_add(n as u64)?;
+        if end > self.size {
+            return None;
+        }
+        if n == 0 {
+            // As a slice of the whole file would: empty, held or not.
+            return Some(&[]);
+        }
+        let i = self.pieces.partition_point(|p| p.0 <= pos);
+        let hit = i.checked_sub(1).and_then(|i| {
+            let (s, b) = self.pieces[i];
+            let at = usize::try_from(pos - s).ok()?;
+            b.get(at..at.checked_add(n)?)
+        });
+        match hit {
+            Some(b) => {
+                self.touch(pos, end);
+                Some(b)
+            }
+            None => {
+                let mut m = self.missed.borrow_mut();
+                if m.len() < MAX_TOUCHED {
+                    m.push((pos, end));
+                }
+                None
+            }
+        }
+    }
+
+    fn touch(&self, s: u64, e: u64) {
+        if s >= e || self.touched_overflow.get() {
+            return;
+        }
+        let mut t = self.touched.borrow_mut();
+        if let Some(last) = t.last_mut() {
+            if s <= last.1 && e >= last.0 {
+                last.0 = last.0.min(s);
+                last.1 = last.1.max(e);
+                return;
+            }
+        }
+        if t.len() >= MAX_TOUCHED {
+            self.touched_overflow.set(true);
+            return;
+        }
+        t.push((s, e));
+    }
+}
+
+/// Sorts and merges ranges that overlap or touch.
+fn merge(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    v.retain(|r| r.0 < r.1);
+    v.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
+    for (s, e) in v {
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
+/// `a` less `b` (both merged).
+fn subtract(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut j = 0;
+    for &(s, e) in a {
+        let mut at = s;
+        while j < b.len() && b[j].1 <= at {
+            j += 1;
+        }
+        let mut k = j;
+        while at < e {
+            match b.get(k) {
+                Some(&(bs, be)) if bs < e => {
+                    if bs > at {
+                        out.push((at, bs));
+                    }
+                    at = at.max(be);
+                    k += 1;
+                }
+                _ => {
+                    out.push((at, e));
+                    at = e;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What a fetch plan needs from a walk over the pieces fetched so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataPlan {
+    /// Ranges the reader asked for and no piece held, sorted and merged.
+    /// Empty: the walk ran on fetched bytes only, and another walk over
+    /// the same bytes (the scan) reads exactly what this one read.
+    pub missing: Vec<(u64, u64)>,
+    /// Byte ranges [`scan_h5`] will not look at when the pieces hold
+    /// everything else: dataset raw data (contiguous storage and the
+    /// chunks of a v1 chunk B-tree) that no metadata read touched; when
+    /// the walk failed (no superblock, a broken root group), every byte it
+    /// did not read. Empty when the walk went on past damage or left parts
+    /// unread (the scan's byte search then reads the whole file);
+    /// meaningful when `missing` is empty.
+    pub unread: Vec<(u64, u64)>,
+}
+
+/// Walks an HDF5 file's metadata over the bytes `b` holds (the same walk
+/// as [`scan_h5`]) and says what more it needs: the ranges it lacked, and
+/// once it lacks none, the raw data ranges the scan skips. A remote reader
+/// fetches `missing`, walks again, and when nothing is missing fetches
+/// every byte not in `unread`: [`scan_h5`] over a file holding those bytes
+/// (anything, zeros, in `unread`) gives the result it gives on the
+/// original file.
+pub fn plan_metadata(b: &Bytes<'_>) -> MetadataPlan {
+    let loc = Location::path("plan");
+    let mut r = FormatReport::default();
+    let walked = walk(b, &loc, &mut r);
+    let missing = merge(b.missed.borrow().clone());
+    let unread = match walked {
+        _ if !missing.is_empty() => Vec::new(),
+        Ok(w) => w.unread,
+        // The scan stops where the walk failed: it reads nothing more.
+        Err(_) if !b.touched_overflow.get() => {
+            subtract(&[(0, b.size)], &merge(b.touched.borrow().clone()))
+        }
+        Err(_) => Vec::new(),
+    };
+    MetadataPlan { missing, unread }
 }
 
 type R<T> = Result<T, String>;
 
 struct File<'a> {
-    d: &'a [u8],
+    d: &'a Bytes<'a>,
     base: u64,
     so: usize,
     sl: usize,
-    gheap: HashMap<u64, Vec<(u16, usize, usize)>>,
+    gheap: HashMap<u64, Vec<(u16, u64, usize)>>,
     budget: usize,
+    /// Set where the walk leaves metadata unread (huge or filtered heap
+    /// objects, nested indirect blocks, limits): the raw-text safety net
+    /// then searches the whole file.
+    partial: bool,
     /// Bytes of attribute string data still allowed to be decoded.
     string_budget: usize,
 }
@@ -90,6 +281,10 @@ struct Object {
     dense_links: Option<u64>,
     dense_attrs: Option<u64>,
     ext_storage_heap: Vec<(u64, Vec<u64>)>,
+    /// Contiguous raw data: (address, size).
+    contiguous: Vec<(u64, u64)>,
+    /// A v1 chunk B-tree: (address, dimensionality incl. the element size).
+    chunk_btree: Option<(u64, usize)>,
 }
 
 fn le(b: &[u8]) -> u64 {
@@ -98,15 +293,12 @@ fn le(b: &[u8]) -> u64 {
 
 impl<'a> File<'a> {
     fn bytes(&self, pos: u64, n: usize) -> R<&'a [u8]> {
-        let p = usize::try_from(pos).map_err(|_| format!("offset {pos} out of range"))?;
-        self.d
-            .get(p..p.checked_add(n).ok_or("overflow")?)
-            .ok_or_else(|| {
-                format!(
-                    "{n} bytes at offset {pos} lie beyond the {} byte file",
-                    self.d.len()
-                )
-            })
+        self.d.read(pos, n).ok_or_else(|| {
+            format!(
+                "{n} bytes at offset {pos} lie beyond the {} byte file",
+                self.d.size
+            )
+        })
     }
     /// Absolute position of a file address.
     fn abs(&self, addr: u64) -> R<u64> {
@@ -114,10 +306,10 @@ impl<'a> File<'a> {
             return Err("undefined address".into());
         }
         match self.base.checked_add(addr) {
-            Some(p) if p < self.d.len() as u64 => Ok(p),
+            Some(p) if p < self.d.size => Ok(p),
             _ => Err(format!(
                 "address {addr} lies beyond the {} byte file",
-                self.d.len()
+                self.d.size
             )),
         }
     }
@@ -199,6 +391,12 @@ impl<'a> File<'a> {
                         q + 8,
                     )
                 };
+                // A shared message (flag bit 1) is stored elsewhere (a shared
+                // object header message heap, another header), which this
+                // reader does not follow: nothing is then left unsearched.
+                if body[q + if v2 { 3 } else { 4 }] & 0x02 != 0 {
+                    self.partial = true;
+                }
                 let data = body.get(dstart..dstart + sz).ok_or_else(|| {
                     format!(
                         "header message of {sz} bytes overruns its chunk at offset {}",
@@ -281,6 +479,22 @@ impl<'a> File<'a> {
                         p += 3 * self.sl;
                     }
                     o.ext_storage_heap.push((heap, offs));
+                }
+                // Data Layout (spec IV.A.2.i), versions 3 and 4: contiguous
+                // storage (address, size); v3 chunked storage (dimensionality,
+                // v1 B-tree address). Older versions and v4 chunk indexes are
+                // not read: their raw data is searched like any other byte.
+                0x08 if data.len() >= 2 && matches!(data[0], 3 | 4) => {
+                    let (so, sl) = (self.so, self.sl);
+                    match data[1] {
+                        1 if data.len() >= 2 + so + sl => o
+                            .contiguous
+                            .push((le(&data[2..2 + so]), le(&data[2 + so..2 + so + sl]))),
+                        2 if data[0] == 3 && data.len() >= 3 + so => {
+                            o.chunk_btree = Some((le(&data[3..3 + so]), usize::from(data[2])));
+                        }
+                        _ => {}
+                    }
                 }
                 _ => {}
             }
@@ -379,11 +593,13 @@ impl<'a> File<'a> {
         let root = le(self.bytes(p, self.so)?);
         let rows = le(self.bytes(p + so, 2)?);
         if n_huge > 0 {
+            self.partial = true;
             notes.push(format!(
                 "fractal heap at {pos} holds {n_huge} huge object(s), not read"
             ));
         }
         if filter_len > 0 {
+            self.partial = true;
             notes.push(format!("fractal heap at {pos} uses I/O filters, not read"));
             return Ok(Vec::new());
         }
@@ -408,8 +624,9 @@ impl<'a> File<'a> {
             if this.bytes(bp, 4)? != b"FHDB" {
                 return Err(format!("no fractal heap direct block at {bp}"));
             }
-            let size = usize::try_from(size).map_err(|_| "block too large")?;
-            let blk = this.bytes(bp, size.min(this.d.len().saturating_sub(bp as usize)))?;
+            let size = usize::try_from(size.min(this.d.size.saturating_sub(bp)))
+                .map_err(|_| "block too large")?;
+            let blk = this.bytes(bp, size)?;
             if let Some(objs) = blk.get(dhdr as usize..) {
                 out.push(objs);
             }
@@ -431,6 +648,7 @@ impl<'a> File<'a> {
                 start.checked_shl((row - 1) as u32).unwrap_or(u64::MAX)
             };
             if size > max_direct {
+                self.partial = true;
                 notes.push(format!(
                     "fractal heap at {pos} has nested indirect blocks, not followed"
                 ));
@@ -460,9 +678,15 @@ impl<'a> File<'a> {
                 };
                 match self.attribute(&blk[q..q + len]) {
                     Ok(Some(a)) => out.push(a),
-                    _ => break,
+                    _ => {
+                        self.partial = true;
+                        break;
+                    }
                 }
                 q += len;
+            }
+            if out.len() >= 10_000 {
+                self.partial = true;
             }
         }
         Ok(out)
@@ -479,8 +703,14 @@ impl<'a> File<'a> {
                 }
                 match self.link(&blk[q..], o) {
                     Ok(n) if n > 0 => q += n,
-                    _ => break,
+                    _ => {
+                        self.partial = true;
+                        break;
+                    }
                 }
+            }
+            if o.children.len() >= MAX_OBJECTS {
+                self.partial = true;
             }
         }
         Ok(())
@@ -645,7 +875,7 @@ impl<'a> File<'a> {
                 if ds.checked_add(sz).is_none_or(|e| e > body.len()) {
                     return Err("global heap object overruns its collection".into());
                 }
-                objs.push((i, pos as usize + ds, sz));
+                objs.push((i, pos + ds as u64, sz));
                 q = ds + sz.div_ceil(8) * 8;
             }
             self.gheap.insert(coll, objs);
@@ -658,7 +888,50 @@ impl<'a> File<'a> {
         if sz > MAX_STRING {
             return Err("string too large".into());
         }
-        Ok(&self.d[start..start + sz])
+        self.bytes(start, sz)
+    }
+
+    /// Extents of the chunks indexed by the v1 chunk B-tree (node type 1)
+    /// at `btree`: (file position, stored size) of every chunk.
+    fn chunk_extents(&mut self, btree: u64, dims: usize, out: &mut Vec<(u64, u64)>) -> R<()> {
+        if dims == 0 || dims > 33 {
+            return Err(format!("chunk B-tree dimensionality {dims}"));
+        }
+        let key = 8 + 8 * dims;
+        let mut stack = vec![(btree, 0usize)];
+        let mut seen = HashSet::new();
+        while let Some((node, depth)) = stack.pop() {
+            if seen.len() >= MAX_BTREE_NODES || depth > 64 || !seen.insert(node) {
+                return Err("chunk B-tree is cyclic or too large".into());
+            }
+            self.tick()?;
+            let pos = self.abs(node)?;
+            let h = self.bytes(pos, 8 + 2 * self.so)?;
+            if &h[..4] != b"TREE" || h[4] != 1 {
+                return Err(format!("expected a chunk B-tree node at {pos}"));
+            }
+            let level = h[5];
+            let entries = le(&h[6..8]) as usize;
+            let step = key + self.so;
+            let body = self.bytes(
+                pos + 8 + 2 * self.so as u64,
+                entries
+                    .checked_mul(step)
+                    .and_then(|n| n.checked_add(key))
+                    .ok_or("chunk B-tree node too large")?,
+            )?;
+            for i in 0..entries {
+                self.tick()?;
+                let k = &body[i * step..i * step + key];
+                let child = le(&body[i * step + key..(i + 1) * step]);
+                if level > 0 {
+                    stack.push((child, depth + 1));
+                } else if let Ok(at) = self.abs(child) {
+                    out.push((at, le(&k[..4])));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Name stored at `off` in the local heap at `heap`.
@@ -678,7 +951,7 @@ impl<'a> File<'a> {
             return Err("local heap offset beyond its segment".into());
         }
         let at = seg.0.saturating_add(off);
-        let in_file = (self.d.len() as u64).saturating_sub(at);
+        let in_file = self.d.size.saturating_sub(at);
         let avail = (seg.1 - off).min(1024).min(in_file) as usize;
         let b = self.bytes(at, avail)?;
         Ok(String::from_utf8_lossy(b.split(|&c| c == 0).next().unwrap_or(&[])).into_owned())
@@ -707,6 +980,7 @@ impl<'a> File<'a> {
                 for i in 0..n {
                     self.tick()?;
                     if out.len() >= MAX_OBJECTS {
+                        self.partial = true;
                         return Ok(out);
                     }
                     let ent = &body[i * esz..(i + 1) * esz];
@@ -740,10 +1014,19 @@ impl<'a> File<'a> {
 /// An object waiting to be visited: path, header address, depth, cached symbol table.
 type Pending = (String, u64, usize, Option<(u64, u64)>);
 
+/// What a walk found.
+struct Walked {
+    /// Attributes by object path.
+    attrs: Vec<(String, Vec<Attr>)>,
+    /// Raw data ranges no metadata read touched (merged), when the walk
+    /// was complete; otherwise empty.
+    unread: Vec<(u64, u64)>,
+}
+
 /// Parses superblock and walks the file. Returns the list of (path, attrs) plus notes.
-fn walk(data: &[u8], loc: &Location, r: &mut FormatReport) -> R<Vec<(String, Vec<Attr>)>> {
+fn walk<'a>(data: &'a Bytes<'a>, loc: &Location, r: &mut FormatReport) -> R<Walked> {
     let sb = find_superblock(data).ok_or("no HDF5 signature")?;
-    let h = data.get(sb..sb + 16).ok_or("truncated superblock")?;
+    let h = data.read(sb, 16).ok_or("truncated superblock")?;
     let ver = h[8];
     let (so, sl, root_addr, stored_base, root_cache) = match ver {
         0 | 1 => {
@@ -751,9 +1034,7 @@ fn walk(data: &[u8], loc: &Location, r: &mut FormatReport) -> R<Vec<(String, Vec
             check_sizes(so, sl)?;
             let start = sb + if ver == 0 { 24 } else { 28 };
             let need = 4 * so + 2 * so + 24;
-            let b = data
-                .get(start..start + need)
-                .ok_or("truncated superblock")?;
+            let b = data.read(start, need).ok_or("truncated superblock")?;
             let base = le(&b[..so]);
             let ent = &b[4 * so..];
             let root = le(&ent[so..2 * so]);
@@ -769,19 +1050,13 @@ fn walk(data: &[u8], loc: &Location, r: &mut FormatReport) -> R<Vec<(String, Vec
         2 | 3 => {
             let (so, sl) = (h[9] as usize, h[10] as usize);
             check_sizes(so, sl)?;
-            let b = data
-                .get(sb + 12..sb + 12 + 4 * so)
-                .ok_or("truncated superblock")?;
+            let b = data.read(sb + 12, 4 * so).ok_or("truncated superblock")?;
             (so, sl, le(&b[3 * so..4 * so]), le(&b[..so]), None)
         }
         v => return Err(format!("unsupported superblock version {v}")),
     };
     r.note(format!("HDF5 superblock v{ver} at offset {sb}"));
-    let base = if stored_base == 0 {
-        sb as u64
-    } else {
-        stored_base
-    };
+    let base = if stored_base == 0 { sb } else { stored_base };
     let undef = if so == 8 {
         UNDEF
     } else {
@@ -795,14 +1070,18 @@ fn walk(data: &[u8], loc: &Location, r: &mut FormatReport) -> R<Vec<(String, Vec
         gheap: HashMap::new(),
         budget: WORK_BUDGET,
         string_budget: STRING_BUDGET,
+        partial: false,
     };
     let mut out = Vec::new();
+    // Raw data extents: (file position, size).
+    let mut raw: Vec<(u64, u64)> = Vec::new();
     let mut seen = HashSet::new();
     let mut queue: std::collections::VecDeque<Pending> = std::collections::VecDeque::new();
     queue.push_back(("/".into(), root_addr, 0, root_cache));
     let mut first_err: Option<String> = None;
     while let Some((path, addr, depth, cache)) = queue.pop_front() {
         if seen.len() >= MAX_OBJECTS {
+            f.partial = true;
             r.note("HDF5 object limit reached; remaining objects not inspected");
             break;
         }
@@ -876,6 +1155,23 @@ fn walk(data: &[u8], loc: &Location, r: &mut FormatReport) -> R<Vec<(String, Vec
         for n in heap_notes {
             r.note(n);
         }
+        for &(a, size) in &o.contiguous {
+            if a != undef {
+                if let Ok(at) = f.abs(a) {
+                    raw.push((at, size));
+                }
+            }
+        }
+        if let Some((bt, dims)) = o.chunk_btree.filter(|b| b.0 != undef) {
+            // An index this reader cannot walk leaves its chunks searched.
+            let mut chunks = Vec::new();
+            if f.chunk_extents(bt, dims, &mut chunks).is_ok() {
+                raw.append(&mut chunks);
+            }
+        }
+        if depth >= 32 && !children.is_empty() {
+            f.partial = true;
+        }
         if depth < 32 {
             for (name, a) in children {
                 let child = if path == "/" {
@@ -894,7 +1190,22 @@ fn walk(data: &[u8], loc: &Location, r: &mut FormatReport) -> R<Vec<(String, Vec
         r.set_malformed(e);
     }
     r.note(format!("HDF5: {} objects visited", seen.len()));
-    Ok(out)
+    // Raw data is left out of the byte search only after a complete walk,
+    // and never where a metadata read went (a dataset pointed at a heap).
+    let complete = !f.partial && r.malformed.is_none() && !data.touched_overflow.get();
+    let unread = if complete {
+        let size = data.size;
+        let raw = merge(
+            raw.into_iter()
+                .map(|(s, n)| (s, s.saturating_add(n).min(size)))
+                .collect(),
+        );
+        let touched = merge(data.touched.borrow().clone());
+        subtract(&raw, &touched)
+    } else {
+        Vec::new()
+    };
+    Ok(Walked { attrs: out, unread })
 }
 
 fn check_sizes(so: usize, sl: usize) -> R<()> {
@@ -908,7 +1219,8 @@ fn check_sizes(so: usize, sl: usize) -> R<()> {
 /// Scans an HDF5 file (legacy Keras `.h5` or Keras 3 `model.weights.h5`).
 pub fn scan_h5(data: &[u8], loc: &Location) -> FormatReport {
     let mut r = FormatReport::default();
-    let attrs = match walk(data, loc, &mut r) {
+    let bytes = Bytes::whole(data);
+    let Walked { attrs, unread } = match walk(&bytes, loc, &mut r) {
         Ok(a) => a,
         Err(e) => {
             r.set_malformed(format!("HDF5: {e}"));
@@ -943,7 +1255,7 @@ pub fn scan_h5(data: &[u8], loc: &Location) -> FormatReport {
         }
     }
     if !before && !structured_lambda(&r) {
-        raw_lambda_search(data, loc, &mut r);
+        raw_lambda_search(data, &unread, loc, &mut r);
     }
     r
 }
@@ -951,10 +1263,26 @@ pub fn scan_h5(data: &[u8], loc: &Location) -> FormatReport {
 /// Safety net for parts of the file the structured reader does not decode
 /// (dense attribute storage in fractal heaps, huge objects, corrupted
 /// headers): Keras JSON is stored uncompressed, so a byte search for a
-/// serialized Lambda layer still finds it.
-fn raw_lambda_search(data: &[u8], loc: &Location, r: &mut FormatReport) {
-    keras::lexical_lambda_search(
-        data,
+/// serialized Lambda layer still finds it. Dataset raw data that no
+/// metadata read touched (`unread`, only after a complete walk) is not
+/// searched: a loader never reads a layer config from weights, and the
+/// search then reads exactly what a remote metadata fetch holds.
+fn raw_lambda_search(data: &[u8], unread: &[(u64, u64)], loc: &Location, r: &mut FormatReport) {
+    let mut segments = Vec::with_capacity(unread.len() + 1);
+    let mut at = 0u64;
+    for &(s, e) in unread
+        .iter()
+        .chain(std::iter::once(&(data.len() as u64, data.len() as u64)))
+    {
+        if let (Ok(a), Ok(b)) = (usize::try_from(at), usize::try_from(s)) {
+            if let Some(seg) = data.get(a..b) {
+                segments.push((at, seg));
+            }
+        }
+        at = at.max(e);
+    }
+    keras::lexical_lambda_search_in(
+        &segments,
         loc,
         "outside the attributes the HDF5 reader decoded (dense/huge attribute storage or a damaged header)",
         r,
@@ -975,5 +1303,263 @@ mod tests {
         assert!(r.malformed.is_some());
         let r = scan_h5(SIG, &Location::path("x.h5"));
         assert!(r.malformed.is_some());
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        std::fs::read(p).unwrap()
+    }
+
+    const FIXTURES: &[&str] = &[
+        "h5_dense_links.h5",
+        "h5_external.h5",
+        "keras2_benign.h5",
+        "keras2_lambda.h5",
+        "keras2_lambda_dense_attrs.h5",
+        "keras2_lambda_latest.h5",
+        "keras2_lambda_userblock.h5",
+    ];
+
+    /// What a reader following [`plan_metadata`] holds in the end, as
+    /// the image it would scan (zeros where it read nothing), with the
+    /// bytes it held and the number of walks. Fetches exactly the missing
+    /// ranges (no rounding), starting from the first `head` bytes.
+    fn fetched_image(d: &[u8], head: u64) -> (Vec<u8>, u64, usize) {
+        let size = d.len() as u64;
+        let mut held = vec![(0, head.min(size))];
+        let mut walks = 0;
+        loop {
+            walks += 1;
+            assert!(walks < 1000, "the walk never settles");
+            let pieces = held
+                .iter()
+                .map(|&(s, e)| (s, &d[s as usize..e as usize]))
+                .collect();
+            let plan = plan_metadata(&Bytes::pieces(size, pieces));
+            if plan.missing.is_empty() {
+                let all = [(0, size)];
+                held.extend(subtract(&all, &plan.unread));
+                held = merge(held);
+                break;
+            }
+            // Every missing range is one no piece held: progress.
+            for m in &plan.missing {
+                assert!(m.1 <= size);
+                assert!(!held.iter().any(|h| h.0 <= m.0 && m.1 <= h.1), "{m:?}");
+            }
+            held.extend(plan.missing);
+            held = merge(held);
+        }
+        let mut img = vec![0u8; d.len()];
+        for &(s, e) in &held {
+            img[s as usize..e as usize].copy_from_slice(&d[s as usize..e as usize]);
+        }
+        let n = held.iter().map(|h| h.1 - h.0).sum();
+        (img, n, walks)
+    }
+
+    fn assert_scans_alike(d: &[u8], what: &str) {
+        let loc = Location::path("x.h5");
+        let want = scan_h5(d, &loc);
+        for head in [0, 64, 16 << 10] {
+            let (img, _, _) = fetched_image(d, head);
+            assert_eq!(scan_h5(&img, &loc), want, "{what}, first read {head}");
+        }
+    }
+
+    /// `d` with its contiguous datasets' raw data moved to `extra`
+    /// appended bytes each (v1 headers: the Data Layout message v3 class 1
+    /// found by its bytes), and the end-of-file address updated.
+    fn grow(d: &[u8], extra: &[&[u8]]) -> Vec<u8> {
+        let mut out = d.to_vec();
+        let mut layouts = Vec::new();
+        for i in 0..d.len().saturating_sub(26) {
+            if d[i..i + 2] == [8, 0] && d[i + 8] == 3 && d[i + 9] == 1 {
+                let addr = le(&d[i + 10..i + 18]);
+                let size = le(&d[i + 18..i + 26]);
+                if size > 0 && addr + size <= d.len() as u64 {
+                    layouts.push(i);
+                }
+            }
+        }
+        assert!(layouts.len() >= extra.len(), "{layouts:?}");
+        for (&i, bytes) in layouts.iter().zip(extra) {
+            let at = out.len() as u64;
+            out[i + 10..i + 18].copy_from_slice(&at.to_le_bytes());
+            out[i + 18..i + 26].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+            out.extend_from_slice(bytes);
+        }
+        if out[8] == 0 {
+            let eof = out.len() as u64;
+            out[40..48].copy_from_slice(&eof.to_le_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn a_metadata_fetch_scans_like_the_whole_file() {
+        for name in FIXTURES {
+            let d = fixture(name);
+            assert_scans_alike(&d, name);
+            let (_, n, walks) = fetched_image(&d, 0);
+            assert!(walks > 1, "{name}");
+            assert!(n <= d.len() as u64, "{name}");
+        }
+    }
+
+    #[test]
+    fn hostile_files_scan_alike_from_a_metadata_fetch() {
+        // Truncations, and bytes overwritten with values that make offsets
+        // and lengths point past the end, at zero, or at huge sizes.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for name in FIXTURES {
+            let d = fixture(name);
+            for cut in (0..d.len()).step_by(d.len() / 40) {
+                assert_scans_alike(&d[..cut], &format!("{name} cut at {cut}"));
+            }
+            for _ in 0..60 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let mut m = d.clone();
+                let at = (x as usize) % m.len();
+                let v = [0x00, 0xff, 0x7f, 0x80, (x >> 32) as u8][(x >> 8) as usize % 5];
+                for b in m.iter_mut().skip(at).take(1 + (x >> 40) as usize % 8) {
+                    *b = v;
+                }
+                assert_scans_alike(&m, &format!("{name} with bytes at {at} set to {v}"));
+            }
+        }
+    }
+
+    #[test]
+    fn dataset_raw_data_is_neither_fetched_nor_searched() {
+        let lambda = br#"{"class_name": "Lambda", "config": {}}"#;
+        let mut weights = vec![0x3fu8; 4 << 20];
+        weights[1 << 20..(1 << 20) + lambda.len()].copy_from_slice(lambda);
+        let d = grow(&fixture("keras2_benign.h5"), &[&weights, &[1u8; 64 << 10]]);
+        let loc = Location::path("x.h5");
+        // Lambda text inside a dataset's raw data: not a layer config.
+        let r = scan_h5(&d, &loc);
+        assert!(r.findings.is_empty(), "{:?}", r.findings);
+        let (img, n, walks) = fetched_image(&d, 0);
+        assert_eq!(scan_h5(&img, &loc), r);
+        // The original 11 456-byte file at most: its old raw data too.
+        assert!(n <= 11_456, "held {n} of {}", d.len());
+        // One walk per step down the metadata when nothing is read ahead
+        // (a remote plan reads 16 KiB first and 4 KiB blocks).
+        assert!(walks < 100, "{walks} walks");
+        // The same text in bytes no dataset claims is searched (and held).
+        let mut e = d.clone();
+        e.extend_from_slice(lambda);
+        let r = scan_h5(&e, &loc);
+        assert!(
+            r.findings.iter().any(|f| f.rule_id == KERAS_LAMBDA.id),
+            "{:?}",
+            r.findings
+        );
+        assert_scans_alike(&e, "Lambda text after the raw data");
+        // A dataset whose raw data claims the file's metadata: the bytes
+        // the walk read stay searched.
+        let mut m = fixture("keras2_lambda.h5");
+        let loc_layout = (0..m.len() - 26)
+            .find(|&i| m[i..i + 2] == [8, 0] && m[i + 8] == 3 && m[i + 9] == 1)
+            .unwrap();
+        let len = m.len() as u64;
+        m[loc_layout + 10..loc_layout + 18].copy_from_slice(&0u64.to_le_bytes());
+        m[loc_layout + 18..loc_layout + 26].copy_from_slice(&len.to_le_bytes());
+        let b = Bytes::whole(&m);
+        let w = walk(&b, &loc, &mut FormatReport::default()).unwrap();
+        let touched = merge(b.touched.borrow().clone());
+        assert!(!w.unread.is_empty() && !touched.is_empty());
+        for t in &touched {
+            assert!(w.unread.iter().all(|u| u.1 <= t.0 || u.0 >= t.1));
+        }
+        assert_scans_alike(&m, "a dataset over the metadata");
+    }
+
+    #[test]
+    fn contiguous_and_chunked_raw_data_are_skipped() {
+        // 24 layers (48 contiguous datasets of 256 and 32 bytes) and two
+        // gzip-chunked datasets of 4 chunks each (v1 chunk B-trees),
+        // written by h5py (scripts/fixtures/gen_h5_layers_fixture.py).
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../aisec-remote/tests/fixtures/keras2_layers.h5");
+        let d = std::fs::read(p).unwrap();
+        let b = Bytes::whole(&d);
+        let w = walk(&b, &Location::path("x"), &mut FormatReport::default()).unwrap();
+        // HDF5 packs small raw data into 2 KiB "small data" blocks, so
+        // neighbouring datasets' ranges merge: count bytes, not ranges.
+        // 24 x (256 + 32) contiguous, 8 random-float chunks of 1 KiB that
+        // gzip cannot shrink below half.
+        let total: u64 = w.unread.iter().map(|r| r.1 - r.0).sum();
+        assert!(total >= 24 * 288 + 8 * 512, "{total}: {:?}", w.unread);
+        assert!(total < d.len() as u64 / 4, "{total}");
+        assert_scans_alike(&d, "keras2_layers.h5");
+    }
+
+    #[test]
+    fn an_incomplete_walk_skips_nothing() {
+        // keras2_lambda_dense_attrs.h5 keeps its attributes in a fractal
+        // heap; a walk that stops at a damaged object searches everything.
+        let d = grow(&fixture("keras2_benign.h5"), &[&[5u8; 1 << 20]]);
+        let b = Bytes::whole(&d);
+        let mut r = FormatReport::default();
+        assert!(!walk(&b, &Location::path("x"), &mut r)
+            .unwrap()
+            .unread
+            .is_empty());
+        // Break the first B-tree node a group points to: malformed.
+        let at = (0..d.len() - 4).find(|&i| &d[i..i + 4] == b"TREE").unwrap();
+        let mut m = d.clone();
+        m[at..at + 4].copy_from_slice(b"XXXX");
+        let b = Bytes::whole(&m);
+        let mut r = FormatReport::default();
+        let w = walk(&b, &Location::path("x"), &mut r).unwrap();
+        assert!(r.malformed.is_some());
+        assert!(w.unread.is_empty());
+        // A message stored elsewhere (shared): the walk is not complete.
+        let at = (0..d.len() - 26)
+            .find(|&i| d[i..i + 2] == [8, 0] && d[i + 8] == 3 && d[i + 9] == 1)
+            .unwrap();
+        let mut m = d.clone();
+        m[at + 4] |= 0x02;
+        let b = Bytes::whole(&m);
+        let mut r = FormatReport::default();
+        let w = walk(&b, &Location::path("x"), &mut r).unwrap();
+        assert!(r.malformed.is_none());
+        assert!(w.unread.is_empty());
+        assert_scans_alike(&m, "a shared message");
+    }
+
+    #[test]
+    fn bytes_answer_only_from_one_piece_and_record_misses() {
+        let d: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let b = Bytes::pieces(
+            1000,
+            vec![(500, &d[500..600]), (0, &d[..100]), (50, &d[50..60])],
+        );
+        assert_eq!(b.read(10, 5), Some(&d[10..15]));
+        assert_eq!(b.read(550, 50), Some(&d[550..600]));
+        assert_eq!(b.read(90, 20), None); // spans a hole
+        assert_eq!(b.read(995, 10), None); // past the end: not a miss
+                                           // Empty reads are never missing (found by the h5_plan fuzz target:
+                                           // an empty read in a hole was recorded as the range (800, 800),
+                                           // which merged away, and the plan stopped on a failed walk).
+        assert_eq!(b.read(800, 0), Some(&[][..]));
+        assert_eq!(b.read(1000, 0), Some(&[][..]));
+        assert_eq!(b.read(1001, 0), None);
+        assert_eq!(b.read(u64::MAX - 1, 4), None);
+        assert_eq!(*b.missed.borrow(), vec![(90, 110)]);
+        assert_eq!(
+            merge(b.touched.borrow().clone()),
+            vec![(10, 15), (550, 600)]
+        );
+        assert_eq!(
+            subtract(&[(0, 100), (200, 300)], &[(50, 60), (90, 250)]),
+            vec![(0, 50), (60, 90), (250, 300)]
+        );
     }
 }

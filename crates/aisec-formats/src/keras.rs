@@ -111,12 +111,26 @@ pub(crate) fn lexical_lambda_search(
     context: &str,
     r: &mut FormatReport,
 ) -> bool {
+    lexical_lambda_search_in(&[(0, data)], loc, context, r)
+}
+
+/// [`lexical_lambda_search`] over pieces of one file, each with its
+/// offset (in order): a match never spans two pieces.
+pub(crate) fn lexical_lambda_search_in(
+    segments: &[(u64, &[u8])],
+    loc: &Location,
+    context: &str,
+    r: &mut FormatReport,
+) -> bool {
     for n in LAMBDA_NEEDLES {
-        if let Some(at) = memchr::memmem::find(data, n) {
+        let hit = segments
+            .iter()
+            .find_map(|(off, d)| memchr::memmem::find(d, n).map(|at| off + at as u64));
+        if let Some(at) = hit {
             r.push(
                 KERAS_LAMBDA
                     .finding(
-                        loc.clone().with_offset(at as u64),
+                        loc.clone().with_offset(at),
                         format!(
                             "serialized Keras Lambda layer text found by byte search at offset {at}, {context}"
                         ),

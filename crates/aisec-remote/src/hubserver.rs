@@ -30,6 +30,10 @@ pub struct HubStats {
     pub in_flight: AtomicU64,
     /// The most file requests answered at once.
     pub max_in_flight: AtomicU64,
+    /// Requests that carried an `Authorization: Bearer` header.
+    pub with_token: AtomicU64,
+    /// The distinct bearer tokens seen.
+    pub tokens: std::sync::Mutex<Vec<String>>,
 }
 
 /// Counts a file request as in flight until dropped.
@@ -120,8 +124,20 @@ fn commit(org: &str, name: &str) -> String {
     )
 }
 
-fn throttled(hub: &Hub) -> Option<Response> {
+fn throttled(hub: &Hub, headers: &HeaderMap) -> Option<Response> {
     hub.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if let Some(t) = bearer {
+        hub.stats.with_token.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut seen) = hub.stats.tokens.lock() {
+            if !seen.iter().any(|s| s == t) {
+                seen.push(t.to_string());
+            }
+        }
+    }
     if hub.throttle_once.swap(false, Ordering::Relaxed) {
         hub.stats.throttled.fetch_add(1, Ordering::Relaxed);
         return Some(
@@ -138,9 +154,10 @@ fn throttled(hub: &Hub) -> Option<Response> {
 
 async fn info(
     State(hub): State<Hub>,
+    headers: HeaderMap,
     UrlPath((org, name, _rev)): UrlPath<(String, String, String)>,
 ) -> Response {
-    if let Some(r) = throttled(&hub) {
+    if let Some(r) = throttled(&hub, &headers) {
         return r;
     }
     if !safe(&org) || !safe(&name) {
@@ -199,7 +216,7 @@ async fn resolve(
     headers: HeaderMap,
     UrlPath((org, name, _rev, path)): UrlPath<(String, String, String, String)>,
 ) -> Response {
-    if let Some(r) = throttled(&hub) {
+    if let Some(r) = throttled(&hub, &headers) {
         return r;
     }
     if !safe(&org) || !safe(&name) || !safe(&path) {
@@ -219,7 +236,7 @@ async fn file(
     headers: HeaderMap,
     UrlPath(path): UrlPath<String>,
 ) -> Response {
-    if let Some(r) = throttled(&hub) {
+    if let Some(r) = throttled(&hub, &headers) {
         return r;
     }
     if !safe(&path) {

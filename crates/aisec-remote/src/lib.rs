@@ -6,7 +6,8 @@
 //! URLs. Each object is read with ranged requests following a per-format
 //! [`plan`](crate::plan): only the bytes the scanner parses travel (a zip's
 //! central directory, local headers and pickles; a safetensors or GGUF
-//! header), and the rest of the object is a hole in a sparse scan image.
+//! header; an HDF5 file's metadata), and the rest of the object is a hole
+//! in a sparse scan image.
 //! The image is a temporary folder of sparse files with the objects'
 //! names and sizes, so the unchanged local scanner reads it exactly as it
 //! reads the same files on disk (sibling files included: a config's
@@ -187,7 +188,8 @@ pub struct ObjectScan {
     pub size: u64,
     /// Bytes that travelled.
     pub bytes_read: u64,
-    /// The fetch plan used (`whole`, `zip`, `safetensors`, `gguf`, `sniff`).
+    /// The fetch plan used (`whole`, `zip`, `safetensors`, `gguf`, `hdf5`,
+    /// `sniff`).
     #[serde(default)]
     pub plan: String,
     /// Detected format.

@@ -13,12 +13,17 @@
 //! - safetensors: the 8-byte length and the JSON header;
 //! - GGUF: the header, metadata and tensor infos (walked here, growing the
 //!   prefix until the walk ends);
+//! - HDF5 (superblock at 0, or after a user block within the first read):
+//!   the metadata, found by running the scanner's own HDF5 walk
+//!   ([`aisec_formats::h5::plan_metadata`]) over the bytes fetched so far
+//!   and fetching what it lacked, round after round; then every byte but
+//!   the dataset raw data that walk says the scan skips (see [`hdf5`]);
 //! - a file the first bytes, the zip tail and the HDF5 superblock probes
 //!   prove the scanner will call `unknown` (tokenizer JSON, vocabularies,
 //!   text), and whose name the scanner does not judge by content
 //!   (`*config.json`'s `auto_map`, `*.py` read beside it, `*.pb*`): the
 //!   sniff only (see [`sniff`]);
-//! - everything else (pickle, HDF5, ONNX, TensorFlow, tar, 7z, compressed
+//! - everything else (pickle, ONNX, TensorFlow, tar, 7z, compressed
 //!   streams, files the sniff cannot rule out): the whole object.
 //!
 //! A plan that cannot make sense of its format reads the whole object:
@@ -51,6 +56,53 @@ pub(crate) struct Sparse {
 }
 
 impl Sparse {
+    /// Sorts the fetched ranges and joins those that overlap or touch, so
+    /// that bytes held are held by one range.
+    fn normalize(&mut self) {
+        let mut v = std::mem::take(&mut self.ranges);
+        v.sort_by_key(|r| r.0);
+        let mut out: Vec<(u64, Vec<u8>)> = Vec::with_capacity(v.len());
+        for (s, b) in v {
+            match out.last_mut() {
+                Some((ls, lb)) if s <= *ls + lb.len() as u64 => {
+                    let end = *ls + lb.len() as u64;
+                    let skip = usize::try_from(end - s).unwrap_or(usize::MAX);
+                    if let Some(rest) = b.get(skip..) {
+                        lb.extend_from_slice(rest);
+                    }
+                }
+                _ => out.push((s, b)),
+            }
+        }
+        self.ranges = out;
+    }
+
+    /// `want` (sorted, not overlapping) less the bytes already held
+    /// (ranges normalized).
+    fn not_held(&self, want: &[(u64, u64)]) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        for &(s, e) in want {
+            let mut at = s;
+            for (hs, b) in &self.ranges {
+                let he = hs + b.len() as u64;
+                if he <= at || *hs >= e {
+                    continue;
+                }
+                if *hs > at {
+                    out.push((at, *hs));
+                }
+                at = at.max(he);
+                if at >= e {
+                    break;
+                }
+            }
+            if at < e {
+                out.push((at, e));
+            }
+        }
+        out
+    }
+
     /// The fetched bytes at `start..end`, if one range holds them.
     fn slice(&self, start: u64, end: u64) -> Option<&[u8]> {
         self.ranges.iter().find_map(|(s, b)| {
@@ -193,6 +245,10 @@ async fn plan(p: &mut Planner<'_>, key: &str, whole_below: u64) -> Result<(), Re
     } else if head.starts_with(b"GGUF") {
         p.out.plan = "gguf";
         gguf(p).await?
+    } else if head.starts_with(HDF5_SIG) || aisec_scan::detect(&head, key) == aisec_scan::Format::H5
+    {
+        p.out.plan = "hdf5";
+        hdf5(p).await?
     } else if let Some(n) = safetensors_header(&head, size) {
         p.out.plan = "safetensors";
         p.want(0, 8 + n).await?;
@@ -531,6 +587,83 @@ async fn zip(p: &mut Planner<'_>) -> Result<bool, RemoteError> {
     Ok(true)
 }
 
+/// Most walks of an HDF5 plan before it reads the object whole instead.
+const H5_ROUNDS: usize = 64;
+/// An HDF5 read the walk lacked is fetched in aligned blocks of this size
+/// (an object header's prefix then usually brings its messages along).
+const H5_BLOCK: u64 = 4 << 10;
+
+/// The HDF5 plan. Each round walks the file's metadata over the bytes
+/// fetched so far, with the scanner's own reader, and fetches every range
+/// that walk asked for and lacked (all of a round's ranges at once). When
+/// a walk lacks nothing, it read only fetched bytes, so the scan's walk
+/// over the image reads the same bytes and decodes the same structure;
+/// then everything but the dataset raw data that walk names as skipped
+/// (`unread`, empty unless the walk was complete) is fetched, so the
+/// scan's byte search for Lambda text sees the bytes it sees locally.
+/// Cycles, offsets past the end and huge lengths are the reader's to
+/// refuse (it is bounded and bounds-checked); a huge length it accepts
+/// costs bytes and meets the plan's byte bound; a walk still lacking
+/// bytes after [`H5_ROUNDS`] rounds falls back to the whole object.
+async fn hdf5(p: &mut Planner<'_>) -> Result<bool, RemoteError> {
+    let size = p.out.size;
+    for _ in 0..H5_ROUNDS {
+        p.out.normalize();
+        let plan = {
+            let pieces = p
+                .out
+                .ranges
+                .iter()
+                .map(|(s, b)| (*s, b.as_slice()))
+                .collect();
+            aisec_formats::h5::plan_metadata(&aisec_formats::h5::Bytes::pieces(size, pieces))
+        };
+        if plan.missing.is_empty() {
+            let mut rest = Vec::new();
+            let mut at = 0u64;
+            for &(s, e) in &plan.unread {
+                if s > at {
+                    rest.push((at, s));
+                }
+                at = at.max(e);
+            }
+            if at < size {
+                rest.push((at, size));
+            }
+            let rest = p.out.not_held(&rest);
+            p.want_all_with(rest, PROBE_COALESCE).await?;
+            p.out.normalize();
+            return Ok(true);
+        }
+        let blocks: Vec<(u64, u64)> = plan
+            .missing
+            .iter()
+            .map(|&(s, e)| {
+                (
+                    s - s % H5_BLOCK,
+                    e.div_ceil(H5_BLOCK).saturating_mul(H5_BLOCK).min(size),
+                )
+            })
+            .collect();
+        let blocks = p.out.not_held(&merge_ranges(blocks));
+        p.want_all_with(blocks, H5_BLOCK).await?;
+    }
+    Ok(false)
+}
+
+/// Sorts ranges and joins those that overlap or touch.
+fn merge_ranges(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    v.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
+    for (s, e) in v {
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
 /// Why a GGUF walk stopped early.
 enum Walk {
     /// The prefix ends before the header does.
@@ -846,6 +979,102 @@ mod tests {
         assert!(!sniffable_name("sub/tokenizer_config.json"));
         assert!(!sniffable_name("modeling_x.PY"));
         assert!(sniffable_name("tokenizer.json"));
+    }
+
+    /// `d` (an HDF5 file with v1 headers) with its first contiguous
+    /// dataset's raw data moved to `n` appended bytes.
+    fn grow_h5(d: &[u8], n: usize) -> Vec<u8> {
+        let i = (0..d.len() - 26)
+            .find(|&i| d[i..i + 2] == [8, 0] && d[i + 8] == 3 && d[i + 9] == 1)
+            .unwrap();
+        let mut out = d.to_vec();
+        let at = out.len() as u64;
+        out[i + 10..i + 18].copy_from_slice(&at.to_le_bytes());
+        out[i + 18..i + 26].copy_from_slice(&(n as u64).to_le_bytes());
+        out.extend((0..n).map(|k| (k * 31 % 251) as u8));
+        out
+    }
+
+    const KERAS_H5: &[u8] = include_bytes!("../../aisec-formats/tests/fixtures/keras2_lambda.h5");
+
+    #[test]
+    fn hdf5_reads_the_metadata_only() {
+        let data = grow_h5(KERAS_H5, 32 << 20);
+        let m = Mem(data, Default::default());
+        let size = m.0.len() as u64;
+        let s = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(fetch(&m, "tf_model.h5", size, 0, u64::MAX))
+            .map_err(|(e, _)| e)
+            .unwrap();
+        let requests = m.1.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(s.plan, "hdf5");
+        // The 16 KiB first read holds the whole original file; the grown
+        // dataset's raw data beyond it is not read.
+        assert!(s.moved <= HEAD + H5_BLOCK, "{}", s.moved);
+        assert!(requests <= 3, "{requests}");
+        assert!(s.slice(0, KERAS_H5.len() as u64).is_some());
+    }
+
+    /// A superblock v0 whose root object header (v1, at 128) has a chain
+    /// of `n` continuation blocks `gap` bytes apart; the last points at
+    /// `last` with length `len`.
+    fn h5_chain(n: u64, gap: u64, last: (u64, u64)) -> Vec<u8> {
+        let size = (n + 2) * gap;
+        let mut d = vec![0u8; size as usize];
+        d[..8].copy_from_slice(HDF5_SIG);
+        d[13] = 8;
+        d[14] = 8;
+        d[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
+        d[40..48].copy_from_slice(&size.to_le_bytes());
+        d[48..56].copy_from_slice(&u64::MAX.to_le_bytes());
+        d[64..72].copy_from_slice(&128u64.to_le_bytes());
+        d[128] = 1;
+        d[130] = 1;
+        d[136..140].copy_from_slice(&24u32.to_le_bytes());
+        let mut put = |at: u64, to: (u64, u64)| {
+            let at = at as usize;
+            d[at] = 0x10;
+            d[at + 2] = 16;
+            d[at + 8..at + 16].copy_from_slice(&to.0.to_le_bytes());
+            d[at + 16..at + 24].copy_from_slice(&to.1.to_le_bytes());
+        };
+        put(144, if n == 0 { last } else { (gap, 24) });
+        for i in 1..=n {
+            put(i * gap, if i == n { last } else { ((i + 1) * gap, 24) });
+        }
+        d
+    }
+
+    #[test]
+    fn hostile_hdf5_plans_stay_bounded() {
+        // A continuation chain longer than the plan's rounds: the plan
+        // gives up after H5_ROUNDS walks and reads the object whole.
+        let data = h5_chain(100, 64 << 10, (64, 24));
+        let n = data.len() as u64;
+        let s = run(data, u64::MAX).unwrap();
+        assert_eq!(s.plan, "whole");
+        assert!(
+            s.moved <= n + HEAD + H5_ROUNDS as u64 * H5_BLOCK,
+            "{}",
+            s.moved
+        );
+        // A cycle (the last block points back at the first), an offset
+        // past the end, a length past the end: the walk ends, nothing
+        // more than the blocks it reached travels.
+        for last in [(64 << 10, 24), (1 << 40, 24), (64 << 10, 1 << 40)] {
+            let data = h5_chain(3, 64 << 10, last);
+            let s = run(data, u64::MAX).unwrap();
+            assert_eq!(s.plan, "hdf5", "{last:?}");
+            assert!(s.moved <= HEAD + 3 * H5_BLOCK, "{last:?}: {}", s.moved);
+        }
+        // A huge length inside the file: the bound stops it.
+        let data = h5_chain(1, 64 << 10, (64 << 10, 100 << 10));
+        assert!(matches!(
+            run(data, 64 << 10),
+            Err(RemoteError::TooLarge { .. })
+        ));
     }
 
     #[test]

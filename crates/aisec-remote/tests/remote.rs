@@ -426,6 +426,134 @@ fn large_unknown_files_are_sniffed_not_read_whole() {
     assert_eq!(client, hub.stats.bytes.load(Ordering::Relaxed));
 }
 
+/// A Keras HDF5 fixture grown into a large model: each contiguous
+/// dataset's raw data (v1 headers: Data Layout message v3, class 1, found
+/// by its bytes) moves to `sizes[i]` appended bytes of weights, and the
+/// superblock's end-of-file address follows. Nothing big is committed.
+fn grow_h5(fixture: &str, sizes: &[usize]) -> Vec<u8> {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let d = std::fs::read(here.join(fixture)).unwrap();
+    let base = (0..d.len())
+        .step_by(512)
+        .find(|&o| d[o..].starts_with(b"\x89HDF\r\n\x1a\n"))
+        .unwrap();
+    let u64at = |d: &[u8], i: usize| u64::from_le_bytes(d[i..i + 8].try_into().unwrap());
+    let layouts: Vec<usize> = (0..d.len() - 26)
+        .filter(|&i| {
+            d[i..i + 2] == [8, 0]
+                && d[i + 8] == 3
+                && d[i + 9] == 1
+                && u64at(&d, i + 18) > 0
+                && base as u64 + u64at(&d, i + 10) + u64at(&d, i + 18) <= d.len() as u64
+        })
+        .collect();
+    assert!(layouts.len() >= sizes.len(), "{fixture}: {layouts:?}");
+    let mut out = d.clone();
+    for (&i, &n) in layouts.iter().zip(sizes) {
+        let at = (out.len() - base) as u64;
+        out[i + 10..i + 18].copy_from_slice(&at.to_le_bytes());
+        out[i + 18..i + 26].copy_from_slice(&(n as u64).to_le_bytes());
+        // float32 weights in [-1, 1)
+        let mut x = 0x2545_f491_4f6c_dd1du64 ^ n as u64;
+        out.extend((0..n / 4).flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ((x >> 40) as f32 / (1u64 << 23) as f32 - 1.0).to_le_bytes()
+        }));
+    }
+    let eof = (out.len() - base) as u64;
+    out[base + 40..base + 48].copy_from_slice(&eof.to_le_bytes());
+    out
+}
+
+#[test]
+#[allow(clippy::print_stdout)] // The bytes read are the result: shown with --nocapture.
+fn large_keras_h5_files_travel_as_their_metadata() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("big/keras");
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = "../aisec-formats/tests/fixtures/";
+    for (name, fixture, sizes) in [
+        (
+            "tf_model.h5",
+            format!("{f}keras2_lambda.h5"),
+            vec![24 << 20, 8 << 20],
+        ),
+        (
+            "benign.h5",
+            format!("{f}keras2_benign.h5"),
+            vec![24 << 20, 8 << 20],
+        ),
+        (
+            "userblock.h5",
+            format!("{f}keras2_lambda_userblock.h5"),
+            vec![24 << 20, 8 << 20],
+        ),
+        // 24 layers: 48 contiguous datasets over 100 KiB of metadata
+        // (scripts/fixtures/gen_h5_layers_fixture.py), 640 KiB each.
+        (
+            "layers/model.h5",
+            "tests/fixtures/keras2_layers.h5".into(),
+            vec![640 << 10; 48],
+        ),
+    ] {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, grow_h5(&fixture, &sizes)).unwrap();
+    }
+    let rt = rt();
+    let hub = rt
+        .block_on(aisec_remote::hubserver::serve(root.path(), false))
+        .unwrap();
+    let remote = Remote::new(RemoteOptions {
+        hf_endpoint: hub.url.clone(),
+        ..RemoteOptions::default()
+    })
+    .unwrap();
+    let l = remote
+        .list(&Source::parse("hf://big/keras").unwrap())
+        .unwrap();
+    let scans = remote.scan(&Scanner::default(), &l, &|_| true).unwrap();
+    assert_same("big/keras", &local(&dir), &remote_norm(&l, &scans));
+    for s in &scans {
+        println!(
+            "{}: {} of {} bytes ({:.3} %), plan {}",
+            s.object,
+            s.bytes_read,
+            s.size,
+            100.0 * s.bytes_read as f64 / s.size as f64,
+            s.plan
+        );
+        assert_eq!(s.plan, "hdf5", "{}", s.object);
+        assert_eq!(s.format, "hdf5", "{}", s.object);
+        assert!(s.error.is_none(), "{:?}", s.error);
+        assert!(s.size > 30 << 20);
+        // The metadata (12 KiB fixtures, and 100 KiB with the layers'
+        // original small weights between), in 16 KiB and 4 KiB reads.
+        assert!(s.bytes_read < 160 << 10, "{}: {}", s.object, s.bytes_read);
+        assert!(s.bytes_read * 200 < s.size, "{}", s.object);
+    }
+    let by = |k: &str| scans.iter().find(|s| s.object.ends_with(k)).unwrap();
+    for k in ["/tf_model.h5", "/userblock.h5", "/layers/model.h5"] {
+        assert!(
+            by(k)
+                .findings
+                .iter()
+                .any(|f| f.rule_id == "AISEC-KERAS-001"),
+            "{k}: {:?}",
+            by(k).findings
+        );
+    }
+    assert!(by("/benign.h5").findings.is_empty());
+    let client: u64 = scans.iter().map(|s| s.bytes_read).sum();
+    assert_eq!(client, hub.stats.bytes.load(Ordering::Relaxed));
+    println!(
+        "{} requests in all (listing included)",
+        hub.stats.requests.load(Ordering::Relaxed)
+    );
+}
+
 #[test]
 fn requests_in_flight_stay_within_the_per_host_limit() {
     let root = hub_root();
@@ -548,6 +676,51 @@ fn plain_urls_are_read_with_ranges() {
         assert_eq!(a, b, "{key}");
         assert!(scans[0].findings.iter().all(|f| f.location.path == url));
     }
+}
+
+#[test]
+fn the_hub_token_goes_to_the_hub_only() {
+    let root = hub_root();
+    let rt = rt();
+    let hub = rt
+        .block_on(aisec_remote::hubserver::serve(root.path(), false))
+        .unwrap();
+    // Another host: 127.0.0.2 is loopback too, a different host to a client.
+    let other = rt
+        .block_on(aisec_remote::hubserver::serve_on(
+            root.path(),
+            false,
+            "127.0.0.2:0",
+        ))
+        .unwrap();
+    let remote = Remote::new(RemoteOptions {
+        hf_endpoint: hub.url.clone(),
+        hf_token: Some("hf_loopback_token".into()),
+        ..opts()
+    })
+    .unwrap();
+    let scanner = Scanner::default();
+    let l = remote
+        .list(&Source::parse("hf://fixtures/pickle").unwrap())
+        .unwrap();
+    remote.scan(&scanner, &l, &|_| true).unwrap();
+    let url = format!("{}/files/big/checkpoints/evil.pt", other.url);
+    assert!(url.starts_with("http://127.0.0.2:"));
+    let l = remote.list(&Source::parse(&url).unwrap()).unwrap();
+    let scans = remote.scan(&scanner, &l, &|_| true).unwrap();
+    assert!(!scans[0].findings.is_empty());
+    // Every hub request (listing and resolves) carried the token...
+    let n = hub.stats.requests.load(Ordering::Relaxed);
+    assert!(n > 10, "{n}");
+    assert_eq!(hub.stats.with_token.load(Ordering::Relaxed), n);
+    assert_eq!(
+        *hub.stats.tokens.lock().unwrap(),
+        vec!["hf_loopback_token".to_string()]
+    );
+    // ...and no request to the other host did.
+    assert!(other.stats.requests.load(Ordering::Relaxed) >= 2);
+    assert_eq!(other.stats.with_token.load(Ordering::Relaxed), 0);
+    assert!(other.stats.tokens.lock().unwrap().is_empty());
 }
 
 /// Serves `root` (buckets are its folders) with s3s-fs on loopback.
