@@ -7,6 +7,8 @@
 //!
 //! `RAYON_NUM_THREADS=N cargo run --release -p aisec-model --example train_bench -- [MODEL..] [--epochs E]`
 
+#![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
+
 use std::time::Instant;
 
 use aisec_model::classifier::Tensor;
