@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Interleaved before/after throughput of two model_bench binaries on the
 # same ONNX files (forward + input gradient, batch 128): the spec-built
-# MNIST CNN and ResNet-18 shapes (specs/, exported by the NEW binary) and
-# the torch-exported fixtures. Needs no Python.
+# MNIST CNN, ResNet-18 and thin 16-channel ResNet shapes (specs/, exported
+# by the NEW binary) and the torch-exported fixtures. Needs no Python.
 # Usage: bench/model/before_after.sh BASE_BIN NEW_BIN [ROUNDS] > table.md
 # ONLY=resnet18 (a model name, or several separated by |) times just those.
 set -euo pipefail
@@ -13,8 +13,9 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 "$NEW" --spec bench/model/specs/mnist_cnn.json "$WORK/mnist_cnn.onnx"
 "$NEW" --spec bench/model/specs/resnet18.json "$WORK/resnet18.onnx"
+"$NEW" --spec bench/model/specs/resnet16_thin.json "$WORK/resnet16_thin.onnx"
 FIX=crates/aisec-model/tests/fixtures
-MODELS="$WORK/mnist_cnn.onnx:20 $WORK/resnet18.onnx:10 $FIX/vgg_tiny.onnx:100 $FIX/mobilenetv2_tiny.onnx:100 $FIX/vit_tiny.onnx:50 $FIX/seq_lstm.onnx:200"
+MODELS="$WORK/mnist_cnn.onnx:20 $WORK/resnet18.onnx:10 $WORK/resnet16_thin.onnx:20 $FIX/vgg_tiny.onnx:100 $FIX/mobilenetv2_tiny.onnx:100 $FIX/vit_tiny.onnx:50 $FIX/seq_lstm.onnx:200"
 # "wall,cpu" images per second of one run.
 ips() { RAYON_NUM_THREADS=$THREADS "$1" "$2" bench 128 "$3" | sed 's/images_per_s=\([0-9.]*\) cpu_images_per_s=\([0-9.]*\)/\1,\2/'; }
 echo "| model | base CPU img/s (runs) | new CPU img/s (runs) | new / base CPU | base wall img/s | new wall img/s | new / base wall |"

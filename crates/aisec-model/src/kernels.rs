@@ -79,12 +79,35 @@ pub(crate) fn par_gemm_rows(
     beta: f32,
     c: &mut [f32],
 ) {
+    par_gemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c);
+}
+
+/// `C[m,n] = alpha * A·B + beta * C` for a contiguous row-major `C`
+/// (`A` and `B` with any strides), split across threads by rows of C.
+/// Every element of C is the same sum in the same order however the rows
+/// are split (the SGEMM's blocking of the inner dimension does not depend
+/// on `m`), so the result does not depend on the thread count.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn par_gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    rsa: usize,
+    csa: usize,
+    b: &[f32],
+    rsb: usize,
+    csb: usize,
+    beta: f32,
+    c: &mut [f32],
+) {
     if m == 0 || n == 0 {
         return;
     }
     let chunk = (m / rayon::current_num_threads().max(1)).max(16);
     if m <= chunk || m * k * n < 1 << 16 {
-        gemm(m, k, n, 1.0, a, rsa, csa, b, rsb, csb, beta, c, n, 1);
+        gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, n, 1);
         return;
     }
     c[..m * n]
@@ -97,7 +120,7 @@ pub(crate) fn par_gemm_rows(
                 rows,
                 k,
                 n,
-                1.0,
+                alpha,
                 &a[r0 * rsa..],
                 rsa,
                 csa,
@@ -284,6 +307,10 @@ impl Unfold {
                     continue;
                 }
                 let (lo, hi) = (tap.lo, tap.hi);
+                if g.sh == 1 && g.sw == 1 && g.ow == g.w {
+                    unfold_plane_s1(xc, g, tap, dst);
+                    continue;
+                }
                 for oy in 0..g.oh {
                     let iy = (oy * g.sh + tap.ki * g.dh) as isize - g.pt as isize;
                     let d = &mut dst[oy * g.ow..(oy + 1) * g.ow];
@@ -387,6 +414,41 @@ impl Unfold {
         }
         out
     }
+}
+
+/// One kernel tap's row of the unfolded matrix (`dst`, `oh*ow` values)
+/// for a stride-1 convolution whose output rows are as wide as the input's
+/// (`ow == w`, "same" padding). Output pixel `p = oy*w + ox` then reads
+/// input `p + shift` with one `shift` for the whole plane, so the valid
+/// rows are copied as one block and only the columns the tap pushes past
+/// the left or right edge (which picked up a neighbouring row's pixel, or
+/// nothing) are zeroed afterwards: one copy per tap instead of one per
+/// output row. The result is the same matrix as the row-by-row loop.
+fn unfold_plane_s1(xc: &[f32], g: &Geom, tap: &Tap, dst: &mut [f32]) {
+    let (w, hw) = (g.w as isize, (g.h * g.w) as isize);
+    let dy = (tap.ki * g.dh) as isize - g.pt as isize;
+    // Valid output rows: 0 <= oy + dy < h.
+    let r0 = (-dy).clamp(0, g.oh as isize) as usize;
+    let r1 = (g.h as isize - dy).clamp(r0 as isize, g.oh as isize) as usize;
+    let (lo, hi) = (tap.lo, tap.hi);
+    if r0 == r1 || lo == hi {
+        dst.fill(0.0);
+        return;
+    }
+    dst[..r0 * g.w].fill(0.0);
+    dst[r1 * g.w..].fill(0.0);
+    let shift = dy * w + tap.off;
+    // Positions of the valid rows whose source index is inside the plane.
+    let p0 = (r0 as isize * w).max(-shift) as usize;
+    let p1 = (r1 as isize * w).min(hw - shift).max(p0 as isize) as usize;
+    let s0 = (p0 as isize + shift) as usize;
+    dst[p0..p1].copy_from_slice(&xc[s0..s0 + (p1 - p0)]);
+    for row in dst[r0 * g.w..r1 * g.w].chunks_exact_mut(g.w) {
+        row[..lo].fill(0.0);
+        row[hi..].fill(0.0);
+    }
+    // Valid-row positions left out of the copy are outside [lo, hi) and
+    // were zeroed just above.
 }
 
 /// Output pixels (GEMM columns) a batch chunk should reach: images are
@@ -609,19 +671,22 @@ fn conv_bwd_cols(a: &ConvArgs<'_>, dy: &[f32], need: [bool; 3], min_cols: usize)
     // fold/reduce would add the partial sums in a run-dependent order and
     // make training, and everything downstream, not bit-reproducible).
     let per = chunks.div_ceil(REDUCE_GROUPS).max(1);
-    let run_group = |gi: usize, dxg: Option<&mut [f32]>| -> Vec<f32> {
-        let mut s: BwdScratch = (Vec::new(), Vec::new(), Vec::new());
+    // Each group starts its weight-gradient sum from zero (taken out of
+    // the scratch at the end); the unfolded-matrix buffers are reused by
+    // the groups a thread runs, not allocated and zeroed for each.
+    let run_group = |gi: usize, dxg: Option<&mut [f32]>, s: &mut BwdScratch| -> Vec<f32> {
         let c0 = gi * per;
         match dxg {
             Some(dxg) => {
                 for (j, dxc) in dxg.chunks_mut((nb * in_sz).max(1)).enumerate() {
-                    work(c0 + j, Some(dxc), &mut s);
+                    work(c0 + j, Some(dxc), s);
                 }
             }
-            None => (c0..(c0 + per).min(chunks)).for_each(|ci| work(ci, None, &mut s)),
+            None => (c0..(c0 + per).min(chunks)).for_each(|ci| work(ci, None, s)),
         }
-        s.0
+        std::mem::take(&mut s.0)
     };
+    let fresh = || -> BwdScratch { (Vec::new(), Vec::new(), Vec::new()) };
     let mut dx = None;
     let mut dw = None;
     if need_dx || need_dw {
@@ -630,14 +695,14 @@ fn conv_bwd_cols(a: &ConvArgs<'_>, dy: &[f32], need: [bool; 3], min_cols: usize)
             let parts = d
                 .par_chunks_mut((per * nb * in_sz).max(1))
                 .enumerate()
-                .map(|(gi, dxg)| run_group(gi, Some(dxg)))
+                .map_init(fresh, |s, (gi, dxg)| run_group(gi, Some(dxg), s))
                 .collect();
             dx = Some(d);
             parts
         } else {
             (0..chunks.div_ceil(per))
                 .into_par_iter()
-                .map(|gi| run_group(gi, None))
+                .map_init(fresh, |s, gi| run_group(gi, None, s))
                 .collect()
         };
         let acc = parts.into_iter().fold(Vec::new(), sum);
@@ -1012,6 +1077,20 @@ pub(crate) fn reduce_to(g: &[f32], out: &[usize], shape: &[usize]) -> Vec<f32> {
         return g.to_vec();
     }
     let mut r = vec![0.0f32; n];
+    // A trailing block broadcast over leading axes (a bias over a batch):
+    // whole rows added in order, the same sums as the general walk.
+    let lead = out.len().saturating_sub(shape.len());
+    let trailing = shape.iter().skip_while(|&&d| d == 1).count();
+    let tail_ok = out.len() >= trailing
+        && out[out.len() - trailing..] == shape[shape.len() - trailing..]
+        && out[..out.len() - trailing].iter().product::<usize>() * n == g.len()
+        && lead + shape.len() == out.len();
+    if n > 0 && tail_ok {
+        for row in g.chunks_exact(n) {
+            r.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
+        }
+        return r;
+    }
     let st = bcast_strides(shape, out);
     for_each_bcast(out, [&st], |o, [a]| r[a] += g[o]);
     r
@@ -1255,6 +1334,13 @@ mod tests {
             // Maps at least 8 wide use row copies instead of the gather table.
             mk(2, 5, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
             mk(2, 4, 17, 2, 3, 2, 2, 1, 2, 0, 2, 1, 0, 2),
+            // Stride 1 with output rows as wide as the input (the
+            // one-copy-per-tap unfolding): 5x5, dilated, asymmetric
+            // padding, and pads taller than the kernel (all-padding rows).
+            mk(3, 6, 9, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 1),
+            mk(2, 6, 10, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1),
+            mk(2, 7, 9, 3, 3, 1, 1, 1, 1, 1, 2, 0, 0, 1),
+            mk(1, 3, 8, 3, 1, 1, 1, 1, 1, 4, 0, 4, 0, 1),
         ]
     }
 
@@ -1269,6 +1355,32 @@ mod tests {
         for (u, v) in a.iter().zip(b) {
             assert!((u - v).abs() <= 1e-4 * (1.0 + v.abs()), "{u} vs {v}");
         }
+    }
+
+    /// Summing a bias-like gradient over leading axes (the row-by-row path)
+    /// gives the same values as the general broadcast walk would.
+    #[test]
+    fn reduce_to_sums_leading_axes() {
+        let g = data(2 * 3 * 4, 5);
+        let manual = |keep: &dyn Fn(usize) -> usize, n: usize| {
+            let mut r = vec![0.0f32; n];
+            for (i, v) in g.iter().enumerate() {
+                r[keep(i)] += v;
+            }
+            r
+        };
+        assert_eq!(reduce_to(&g, &[2, 3, 4], &[4]), manual(&|i| i % 4, 4));
+        assert_eq!(reduce_to(&g, &[2, 3, 4], &[1, 1, 4]), manual(&|i| i % 4, 4));
+        assert_eq!(reduce_to(&g, &[2, 3, 4], &[3, 4]), manual(&|i| i % 12, 12));
+        // Not a trailing block: the general walk.
+        assert_eq!(
+            reduce_to(&g, &[2, 3, 4], &[3, 1]),
+            manual(&|i| (i / 4) % 3, 3)
+        );
+        assert_eq!(
+            reduce_to(&g, &[2, 3, 4], &[2, 1, 4]),
+            manual(&|i| (i / 12) * 4 + i % 4, 8)
+        );
     }
 
     /// The chunked forward agrees with the direct convolution for one image

@@ -170,7 +170,15 @@ impl OnnxModel {
                 x.shape, self.input_shape
             )));
         }
-        Tensor::new(x.shape.clone(), x.data.clone())?;
+        // The checks of `Tensor::new`, without copying the data for them.
+        let n: usize = x.shape.iter().product();
+        if n != x.data.len() {
+            return Err(ModelError::Shape(format!(
+                "shape {:?} needs {n} values, got {}",
+                x.shape,
+                x.data.len()
+            )));
+        }
         Ok(Val::F(x.shape.clone(), Arc::new(x.data.clone())))
     }
 
@@ -193,6 +201,17 @@ impl OnnxModel {
 
     fn weight_id(&self, name: &str) -> Option<usize> {
         self.graph.weights.iter().find(|w| w.0 == name).map(|w| w.1)
+    }
+
+    /// One float weight's data, to update in place (copied first only if
+    /// a tape still shares it). Optimiser steps use it instead of a
+    /// [`OnnxModel::weight`] copy and a [`OnnxModel::set_weight`] copy back.
+    pub(crate) fn weight_data_mut(&mut self, name: &str) -> Option<&mut [f32]> {
+        let id = self.weight_id(name)?;
+        match self.graph.consts[id].as_mut()? {
+            Val::F(_, d) => Some(Arc::make_mut(d).as_mut_slice()),
+            Val::I(..) => None,
+        }
     }
 
     /// Replaces one weight (same shape required).

@@ -221,13 +221,21 @@ impl Trainer {
             if self.frozen.iter().any(|f| f == name) {
                 continue;
             }
-            let Some(mut w) = model.weight(name) else {
+            // Updated in place: no copy of the weight out and back.
+            let Some(w) = model.weight_data_mut(name) else {
                 continue;
             };
+            if w.len() != g.data.len() {
+                return Err(ModelError::Shape(format!(
+                    "gradient of '{name}' has {} values for {} weights",
+                    g.data.len(),
+                    w.len()
+                )));
+            }
             let (m, v) = (&mut self.m[k], &mut self.v[k]);
             match self.opt {
                 Optimizer::Sgd { momentum, .. } => {
-                    for ((w, m), g) in w.data.iter_mut().zip(m.iter_mut()).zip(&g.data) {
+                    for ((w, m), g) in w.iter_mut().zip(m.iter_mut()).zip(&g.data) {
                         let gi = g / b + l2 * *w;
                         *m = momentum * *m + gi;
                         *w -= lr * *m + lr * decoupled * *w;
@@ -238,16 +246,21 @@ impl Trainer {
                 } => {
                     let c1 = 1.0 - beta1.powi(self.step);
                     let c2 = 1.0 - beta2.powi(self.step);
-                    for i in 0..w.data.len() {
-                        let gi = g.data[i] / b + l2 * w.data[i];
-                        m[i] = beta1 * m[i] + (1.0 - beta1) * gi;
-                        v[i] = beta2 * v[i] + (1.0 - beta2) * gi * gi;
-                        w.data[i] -= lr * (m[i] / c1) / ((v[i] / c2).sqrt() + eps)
-                            + lr * decoupled * w.data[i];
+                    // Same formula as element-indexed code, as zipped
+                    // iterators (no bounds checks, so it vectorises).
+                    for (((w, m), v), &g) in w
+                        .iter_mut()
+                        .zip(m.iter_mut())
+                        .zip(v.iter_mut())
+                        .zip(&g.data)
+                    {
+                        let gi = g / b + l2 * *w;
+                        *m = beta1 * *m + (1.0 - beta1) * gi;
+                        *v = beta2 * *v + (1.0 - beta2) * gi * gi;
+                        *w -= lr * (*m / c1) / ((*v / c2).sqrt() + eps) + lr * decoupled * *w;
                     }
                 }
             }
-            model.set_weight(name, &w)?;
         }
         Ok(())
     }

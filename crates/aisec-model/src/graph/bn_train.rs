@@ -46,7 +46,7 @@ impl Op for BatchNormTrain {
     }
 
     fn backward(&self, b: &Backward<'_>) -> Result<Grads, ModelError> {
-        backward(b.node, b.ins, b.saved, &b.dy(), |i| b.need(i))
+        backward(b.node, b.ins, b.saved, &b.dy_ref(), |i| b.need(i))
     }
 }
 
@@ -78,35 +78,38 @@ fn forward(node: &Node, ins: &[Option<&Val>], eps: f32) -> Result<Outputs, Model
     let stats: Vec<(f32, f32)> = (0..c)
         .into_par_iter()
         .map(|ch| {
-            let mut s = 0.0f64;
+            let mut s = Lanes::default();
             for i in 0..n {
                 let b = (i * c + ch) * inner;
-                s += xd[b..b + inner].iter().map(|&v| f64::from(v)).sum::<f64>();
+                s.add_all(&xd[b..b + inner], f64::from);
             }
-            let mean = s / m;
-            let mut q = 0.0f64;
+            let mean = s.total() / m;
+            let mut q = Lanes::default();
             for i in 0..n {
                 let b = (i * c + ch) * inner;
-                q += xd[b..b + inner]
-                    .iter()
-                    .map(|&v| (f64::from(v) - mean).powi(2))
-                    .sum::<f64>();
+                q.add_all(&xd[b..b + inner], |v| (f64::from(v) - mean).powi(2));
             }
-            (mean as f32, (q / m) as f32)
+            (mean as f32, (q.total() / m) as f32)
         })
         .collect();
     let mean: Vec<f32> = stats.iter().map(|s| s.0).collect();
     let var: Vec<f32> = stats.iter().map(|s| s.1).collect();
     let rstd: Vec<f32> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
     let mut y = vec![0.0f32; xd.len()];
-    y.par_chunks_mut(inner.max(1))
-        .zip(xd.par_chunks(inner.max(1)))
-        .enumerate()
-        .for_each(|(blk, (yb, xb))| {
-            let ch = blk % c;
-            let a = scale[ch] * rstd[ch];
-            let b = bias[ch] - mean[ch] * a;
-            yb.iter_mut().zip(xb).for_each(|(o, &v)| *o = v * a + b);
+    // One task per image (per-channel blocks can be a few dozen values).
+    let img = (c * inner).max(1);
+    y.par_chunks_mut(img)
+        .zip(xd.par_chunks(img))
+        .for_each(|(yi, xi)| {
+            for (ch, (yb, xb)) in yi
+                .chunks_mut(inner.max(1))
+                .zip(xi.chunks(inner.max(1)))
+                .enumerate()
+            {
+                let a = scale[ch] * rstd[ch];
+                let b = bias[ch] - mean[ch] * a;
+                yb.iter_mut().zip(xb).for_each(|(o, &v)| *o = v * a + b);
+            }
         });
     Ok((
         vec![
@@ -140,16 +143,16 @@ fn backward(
     let sums: Vec<(f32, f32)> = (0..c)
         .into_par_iter()
         .map(|ch| {
-            let (mut sg, mut sgx) = (0.0f64, 0.0f64);
+            let (mut sg, mut sgx) = (Lanes::default(), Lanes::default());
+            let (mu, rs) = (mean[ch], rstd[ch]);
             for i in 0..n {
                 let b = (i * c + ch) * inner;
-                for j in b..b + inner {
-                    let g = f64::from(dy[j]);
-                    sg += g;
-                    sgx += g * f64::from((xd[j] - mean[ch]) * rstd[ch]);
-                }
+                sg.add_all(&dy[b..b + inner], f64::from);
+                sgx.add_pairs(&dy[b..b + inner], &xd[b..b + inner], |g, x| {
+                    f64::from(g) * f64::from((x - mu) * rs)
+                });
             }
-            (sg as f32, sgx as f32)
+            (sg.total() as f32, sgx.total() as f32)
         })
         .collect();
     let dbias: Vec<f32> = sums.iter().map(|s| s.0).collect();
@@ -158,15 +161,19 @@ fn backward(
     if need(0) {
         let m = (n * inner).max(1) as f32;
         let mut dx = vec![0.0f32; xd.len()];
-        dx.par_chunks_mut(inner.max(1))
-            .enumerate()
-            .for_each(|(blk, out)| {
-                let ch = blk % c;
-                let k = scale[ch] * rstd[ch] / m;
-                let b = blk * inner;
-                for (j, o) in out.iter_mut().enumerate() {
-                    let xh = (xd[b + j] - mean[ch]) * rstd[ch];
-                    *o = k * (m * dy[b + j] - dbias[ch] - xh * dscale[ch]);
+        let img = (c * inner).max(1);
+        dx.par_chunks_mut(img)
+            .zip(xd.par_chunks(img).zip(dy.par_chunks(img)))
+            .for_each(|(di, (xi, gi))| {
+                let blocks = di
+                    .chunks_mut(inner.max(1))
+                    .zip(xi.chunks(inner.max(1)).zip(gi.chunks(inner.max(1))));
+                for (ch, (out, (xb, gb))) in blocks.enumerate() {
+                    let k = scale[ch] * rstd[ch] / m;
+                    for (o, (&x, &g)) in out.iter_mut().zip(xb.iter().zip(gb)) {
+                        let xh = (x - mean[ch]) * rstd[ch];
+                        *o = k * (m * g - dbias[ch] - xh * dscale[ch]);
+                    }
                 }
             });
         res[0] = Some(dx);
@@ -178,4 +185,39 @@ fn backward(
         res[2] = Some(dbias);
     }
     Ok(res)
+}
+
+/// An `f64` sum kept in eight running partial sums, so long reductions
+/// vectorise (one running sum is one dependent add per value). The
+/// result differs from a left-to-right sum only by reassociation.
+#[derive(Default)]
+struct Lanes([f64; 8]);
+
+impl Lanes {
+    fn add_all(&mut self, xs: &[f32], f: impl Fn(f32) -> f64) {
+        let mut it = xs.chunks_exact(8);
+        for ch in &mut it {
+            for (a, &v) in self.0.iter_mut().zip(ch) {
+                *a += f(v);
+            }
+        }
+        for (a, &v) in self.0.iter_mut().zip(it.remainder()) {
+            *a += f(v);
+        }
+    }
+    fn add_pairs(&mut self, xs: &[f32], ys: &[f32], f: impl Fn(f32, f32) -> f64) {
+        let (mut ix, mut iy) = (xs.chunks_exact(8), ys.chunks_exact(8));
+        for (cx, cy) in (&mut ix).zip(&mut iy) {
+            for ((a, &x), &y) in self.0.iter_mut().zip(cx).zip(cy) {
+                *a += f(x, y);
+            }
+        }
+        for ((a, &x), &y) in self.0.iter_mut().zip(ix.remainder()).zip(iy.remainder()) {
+            *a += f(x, y);
+        }
+    }
+    fn total(&self) -> f64 {
+        let s = &self.0;
+        ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]))
+    }
 }

@@ -357,6 +357,20 @@ fn matmul_weight_and_batched() {
 }
 
 #[test]
+fn same_shape_add_and_sub() {
+    // The backward fast path for operands of the output's shape.
+    for op in ["Add", "Sub"] {
+        check_op(
+            vec![node(op, &["x", "w"], &["y"], vec![])],
+            vec![pos("w", &[2, 3, 4], 9)],
+            &[2, 3, 4],
+            13,
+            id,
+        );
+    }
+}
+
+#[test]
 fn broadcasting_binary_ops() {
     for op in ["Add", "Sub", "Mul", "Div"] {
         check_op(

@@ -60,32 +60,33 @@ impl Op for Gemm {
                 .ok_or_else(|| shape_err(node, format!("Gemm C {cs:?}")))?;
             let st = kernels::bcast_strides(cs, &bs);
             let cd = c.f(nm)?;
-            kernels::for_each_bcast(&bs, [&st], |o, [i]| y[o] = beta * cd[i]);
+            if cd.len() == n && n > 0 && st[0] == 0 {
+                // A bias row over the batch: the same products, row by row.
+                for row in y.chunks_exact_mut(n) {
+                    row.iter_mut().zip(cd).for_each(|(o, &v)| *o = beta * v);
+                }
+            } else {
+                kernels::for_each_bcast(&bs, [&st], |o, [i]| y[o] = beta * cd[i]);
+            }
             beta_used = 1.0;
         }
         let (rsa, csa) = if ta { (1, sa[1]) } else { (sa[1], 1) };
         let (rsb, csb) = if tb { (1, sb[1]) } else { (sb[1], 1) };
         let ad = a.f(nm)?;
-        if alpha == 1.0 {
-            kernels::par_gemm_rows(m, k, n, ad, rsa, csa, b.f(nm)?, rsb, csb, beta_used, &mut y);
-        } else {
-            kernels::gemm(
-                m,
-                k,
-                n,
-                alpha,
-                ad,
-                rsa,
-                csa,
-                b.f(nm)?,
-                rsb,
-                csb,
-                beta_used,
-                &mut y,
-                n,
-                1,
-            );
-        }
+        kernels::par_gemm(
+            m,
+            k,
+            n,
+            alpha,
+            ad,
+            rsa,
+            csa,
+            b.f(nm)?,
+            rsb,
+            csb,
+            beta_used,
+            &mut y,
+        );
         one(fval(vec![m, n], y))
     }
 
@@ -107,39 +108,9 @@ impl Op for Gemm {
             // [k, m] is B' · dY^T, written directly (no transpose copy).
             let mut da = vec![0.0f32; m * k];
             if ta {
-                kernels::gemm(
-                    k,
-                    n,
-                    m,
-                    alpha,
-                    b.f(nm)?,
-                    rb,
-                    cb,
-                    &dy,
-                    1,
-                    n,
-                    0.0,
-                    &mut da,
-                    m,
-                    1,
-                );
+                kernels::par_gemm(k, n, m, alpha, b.f(nm)?, rb, cb, &dy, 1, n, 0.0, &mut da);
             } else {
-                kernels::gemm(
-                    m,
-                    n,
-                    k,
-                    alpha,
-                    &dy,
-                    n,
-                    1,
-                    b.f(nm)?,
-                    cb,
-                    rb,
-                    0.0,
-                    &mut da,
-                    k,
-                    1,
-                );
+                kernels::par_gemm(m, n, k, alpha, &dy, n, 1, b.f(nm)?, cb, rb, 0.0, &mut da);
             }
             res[0] = Some(da);
         }
@@ -148,39 +119,9 @@ impl Op for Gemm {
             // [n, k] is dY^T · A', written directly.
             let mut db = vec![0.0f32; k * n];
             if tb {
-                kernels::gemm(
-                    n,
-                    m,
-                    k,
-                    alpha,
-                    &dy,
-                    1,
-                    n,
-                    a.f(nm)?,
-                    ra,
-                    ca,
-                    0.0,
-                    &mut db,
-                    k,
-                    1,
-                );
+                kernels::par_gemm(n, m, k, alpha, &dy, 1, n, a.f(nm)?, ra, ca, 0.0, &mut db);
             } else {
-                kernels::gemm(
-                    k,
-                    m,
-                    n,
-                    alpha,
-                    a.f(nm)?,
-                    ca,
-                    ra,
-                    &dy,
-                    n,
-                    1,
-                    0.0,
-                    &mut db,
-                    n,
-                    1,
-                );
+                kernels::par_gemm(k, m, n, alpha, a.f(nm)?, ca, ra, &dy, n, 1, 0.0, &mut db);
             }
             res[1] = Some(db);
         }
