@@ -60,6 +60,11 @@ const ECDSA_SHA512: &str = "1.2.840.10045.4.3.4";
 const MAX_CERTS: usize = 64;
 /// Longest chain built (leaf to root).
 const MAX_DEPTH: usize = 8;
+/// Most candidate issuers tried (each a signature check) while building a
+/// chain. Depth-first search over certificates that all share one name and
+/// one key (which anyone can make for their own PKI) would otherwise try
+/// every ordering of them: 63 x 62 x ... paths, a hang on one bundle.
+const MAX_TRIES: usize = 256;
 
 /// One parsed certificate with its raw to-be-signed bytes.
 #[derive(Debug, Clone)]
@@ -322,7 +327,8 @@ pub fn verify_chain(chain: &[Vec<u8>], roots: &TrustRoots) -> Result<(EcKey, Sig
     }
     let mut path = vec![&leaf];
     let mut why = None;
-    if !build(&mut path, roots, &bundled, &mut why) {
+    let mut tries = MAX_TRIES;
+    if !build(&mut path, roots, &bundled, &mut why, &mut tries) {
         return Err(Invalid::new(why.unwrap_or_else(|| {
             format!(
                 "no chain from the signing certificate ({}) to a given root: its issuer {} is \
@@ -354,12 +360,14 @@ pub fn verify_chain(chain: &[Vec<u8>], roots: &TrustRoots) -> Result<(EcKey, Sig
 
 /// Depth-first path building: extends `path` until its last certificate
 /// is a trusted self-issued one (whose own signature is not checked, as
-/// OpenSSL does not by default). Trusted candidates are tried first.
+/// OpenSSL does not by default). Trusted candidates are tried first. At
+/// most `tries` candidate issuers are tried in all.
 fn build<'a>(
     path: &mut Vec<&'a Cert>,
     roots: &'a TrustRoots,
     bundled: &'a [Cert],
     why: &mut Option<String>,
+    tries: &mut usize,
 ) -> bool {
     let Some(&cur) = path.last() else {
         return false;
@@ -377,10 +385,18 @@ fn build<'a>(
         if !cur.issued_by(c) || path.iter().any(|p| p.der == c.der) {
             continue;
         }
+        if *tries == 0 {
+            *why = Some(format!(
+                "no chain to a given root found after trying {MAX_TRIES} candidate issuers \
+                 (the certificates form too many possible paths)"
+            ));
+            return false;
+        }
+        *tries -= 1;
         match cur.signed_by(c) {
             Ok(()) => {
                 path.push(c);
-                if build(path, roots, bundled, why) {
+                if build(path, roots, bundled, why, tries) {
                     return true;
                 }
                 path.pop();
@@ -496,5 +512,52 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("END"));
+    }
+
+    /// 64 distinct CA certificates with one name and one key: each one
+    /// verifies every other, so an unbounded depth-first search tries
+    /// 63 x 62 x ... x 57 orderings (a hang) before giving up.
+    #[test]
+    fn same_name_same_key_certificates_do_not_blow_up_path_building() {
+        use der::asn1::BitString;
+        use p256::ecdsa::signature::Signer as _;
+        use p256::pkcs8::EncodePublicKey as _;
+        use x509_cert::serial_number::SerialNumber;
+        use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+
+        let mut trusted = TrustRoots::default();
+        trusted
+            .add_pem(include_str!("../tests/fixtures/cert/root.pem"), "root.pem")
+            .unwrap();
+        let mut template = trusted.certs[0].cert.clone();
+        let key = p256::ecdsa::SigningKey::from_slice(&[9u8; 32]).unwrap();
+        let spki = key.verifying_key().to_public_key_der().unwrap();
+        template.tbs_certificate.subject_public_key_info =
+            SubjectPublicKeyInfoOwned::from_der(spki.as_bytes()).unwrap();
+        // Same name as issuer and subject, but not the trusted root's key.
+        let alg = AlgorithmIdentifierOwned {
+            oid: ObjectIdentifier::new_unwrap(ECDSA_SHA256),
+            parameters: None,
+        };
+        template.tbs_certificate.signature = alg.clone();
+        template.signature_algorithm = alg;
+        let chain: Vec<Vec<u8>> = (0..MAX_CERTS as u8)
+            .map(|i| {
+                let mut c = template.clone();
+                c.tbs_certificate.serial_number = SerialNumber::new(&[1, i]).unwrap();
+                let sig: p256::ecdsa::DerSignature = key.sign(&c.tbs_certificate.to_der().unwrap());
+                c.signature = BitString::from_bytes(sig.as_bytes()).unwrap();
+                c.to_der().unwrap()
+            })
+            .collect();
+        // Each one is signed by the (shared) key of any other.
+        let (a, b) = (
+            Cert::parse(&chain[0]).unwrap(),
+            Cert::parse(&chain[1]).unwrap(),
+        );
+        assert!(a.issued_by(&b) && a.signed_by(&b).is_ok());
+
+        let err = verify_chain(&chain, &trusted).unwrap_err();
+        assert!(err.0.contains("candidate issuers"), "{}", err.0);
     }
 }
