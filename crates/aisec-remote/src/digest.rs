@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use reqwest::header::{HeaderValue, CONTENT_RANGE, RANGE};
+use reqwest::header::{HeaderValue, RANGE};
 use reqwest::{Method, StatusCode};
 use sha2::{Digest as _, Sha256};
 
@@ -145,13 +145,7 @@ impl Remote {
             // `send` retries the request itself; a body cut below is retried here.
             let r = self.http.send(Method::GET, &o.url, &h).await?;
             if done > 0 {
-                let resumed_at = r
-                    .headers()
-                    .get(CONTENT_RANGE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("bytes "))
-                    .and_then(|v| v.split('-').next())
-                    .and_then(|n| n.trim().parse::<u64>().ok());
+                let resumed_at = crate::http::content_range_start(r.headers());
                 if r.status() != StatusCode::PARTIAL_CONTENT || resumed_at != Some(done) {
                     // The range was not honoured: the digest cannot resume.
                     return Err(RemoteError::Http(format!(

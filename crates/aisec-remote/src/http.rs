@@ -212,13 +212,7 @@ impl Http {
         let r = self.send(Method::GET, url, &h).await?;
         let want = end - start;
         if r.status() == StatusCode::PARTIAL_CONTENT {
-            let first = r
-                .headers()
-                .get(CONTENT_RANGE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("bytes "))
-                .and_then(|v| v.split('-').next())
-                .and_then(|n| n.trim().parse::<u64>().ok());
+            let first = content_range_start(r.headers());
             if first != Some(start) {
                 return Err(RemoteError::Http(format!(
                     "{url}: asked for bytes from {start}, the server sent a different range"
@@ -290,4 +284,15 @@ fn retry_after(h: &HeaderMap) -> Option<Duration> {
         .and_then(|v| v.to_str().ok())
         .and_then(|s| s.trim().parse::<u64>().ok())
         .map(Duration::from_secs)
+}
+
+/// The first byte a `206 Partial Content` answer says it carries
+/// (`Content-Range: bytes FIRST-LAST/SIZE`), if the header is there and reads.
+pub(crate) fn content_range_start(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes "))
+        .and_then(|v| v.split('-').next())
+        .and_then(|n| n.trim().parse::<u64>().ok())
 }
