@@ -4,23 +4,11 @@
 //! (zeros elsewhere) must equal the scan of the whole input.
 #![no_main]
 
-use aisec_formats::h5::{plan_metadata, scan_h5, Bytes};
+use aisec_formats::h5::{merge_ranges, plan_metadata, scan_h5, Bytes};
 use libfuzzer_sys::fuzz_target;
 
 /// Rounds a remote plan walks before it reads the whole object.
 const ROUNDS: usize = 64;
-
-fn merge(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
-    v.sort_unstable();
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    for (s, e) in v {
-        match out.last_mut() {
-            Some(l) if s <= l.1 => l.1 = l.1.max(e),
-            _ => out.push((s, e)),
-        }
-    }
-    out
-}
 
 fuzz_target!(|input: &[u8]| {
     let Some((&sel, d)) = input.split_first() else {
@@ -30,7 +18,7 @@ fuzz_target!(|input: &[u8]| {
     let head = [0u64, 64, 512, 16 << 10][usize::from(sel & 3)];
     let block = [1u64, 8, 512, 4096][usize::from((sel >> 2) & 3)];
     let size = d.len() as u64;
-    let mut held = merge(vec![(0, head.min(size))]);
+    let mut held = merge_ranges(vec![(0, head.min(size))]);
     let mut settled = false;
     for _ in 0..ROUNDS {
         let pieces = held
@@ -56,14 +44,14 @@ fuzz_target!(|input: &[u8]| {
         for &(s, e) in &plan.missing {
             held.push((s - s % block, e.div_ceil(block).saturating_mul(block).min(size)));
         }
-        held = merge(held);
+        held = merge_ranges(held);
     }
     if !settled {
         // The remote plan reads such an object whole.
         return;
     }
     let mut img = vec![0u8; d.len()];
-    for (s, e) in merge(held) {
+    for (s, e) in merge_ranges(held) {
         img[s as usize..e as usize].copy_from_slice(&d[s as usize..e as usize]);
     }
     let loc = aisec_core::Location::path("fuzz");

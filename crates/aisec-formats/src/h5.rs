@@ -164,8 +164,9 @@ impl<'a> Bytes<'a> {
     }
 }
 
-/// Sorts and merges ranges that overlap or touch.
-fn merge(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+/// Sorts and merges ranges that overlap or touch; empty ranges are dropped.
+/// (Also the remote HDF5 plan's block merger.)
+pub fn merge_ranges(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     v.retain(|r| r.0 < r.1);
     v.sort_unstable();
     let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
@@ -235,13 +236,13 @@ pub fn plan_metadata(b: &Bytes<'_>) -> MetadataPlan {
     let loc = Location::path("plan");
     let mut r = FormatReport::default();
     let walked = walk(b, &loc, &mut r);
-    let missing = merge(b.missed.borrow().clone());
+    let missing = merge_ranges(b.missed.borrow().clone());
     let unread = match walked {
         _ if !missing.is_empty() => Vec::new(),
         Ok(w) => w.unread,
         // The scan stops where the walk failed: it reads nothing more.
         Err(_) if !b.touched_overflow.get() => {
-            subtract(&[(0, b.size)], &merge(b.touched.borrow().clone()))
+            subtract(&[(0, b.size)], &merge_ranges(b.touched.borrow().clone()))
         }
         Err(_) => Vec::new(),
     };
@@ -1195,12 +1196,12 @@ fn walk<'a>(data: &'a Bytes<'a>, loc: &Location, r: &mut FormatReport) -> R<Walk
     let complete = !f.partial && r.malformed.is_none() && !data.touched_overflow.get();
     let unread = if complete {
         let size = data.size;
-        let raw = merge(
+        let raw = merge_ranges(
             raw.into_iter()
                 .map(|(s, n)| (s, s.saturating_add(n).min(size)))
                 .collect(),
         );
-        let touched = merge(data.touched.borrow().clone());
+        let touched = merge_ranges(data.touched.borrow().clone());
         subtract(&raw, &touched)
     } else {
         Vec::new()
@@ -1341,7 +1342,7 @@ mod tests {
             if plan.missing.is_empty() {
                 let all = [(0, size)];
                 held.extend(subtract(&all, &plan.unread));
-                held = merge(held);
+                held = merge_ranges(held);
                 break;
             }
             // Every missing range is one no piece held: progress.
@@ -1350,7 +1351,7 @@ mod tests {
                 assert!(!held.iter().any(|h| h.0 <= m.0 && m.1 <= h.1), "{m:?}");
             }
             held.extend(plan.missing);
-            held = merge(held);
+            held = merge_ranges(held);
         }
         let mut img = vec![0u8; d.len()];
         for &(s, e) in &held {
@@ -1472,7 +1473,7 @@ mod tests {
         m[loc_layout + 18..loc_layout + 26].copy_from_slice(&len.to_le_bytes());
         let b = Bytes::whole(&m);
         let w = walk(&b, &loc, &mut FormatReport::default()).unwrap();
-        let touched = merge(b.touched.borrow().clone());
+        let touched = merge_ranges(b.touched.borrow().clone());
         assert!(!w.unread.is_empty() && !touched.is_empty());
         for t in &touched {
             assert!(w.unread.iter().all(|u| u.1 <= t.0 || u.0 >= t.1));
@@ -1554,7 +1555,7 @@ mod tests {
         assert_eq!(b.read(u64::MAX - 1, 4), None);
         assert_eq!(*b.missed.borrow(), vec![(90, 110)]);
         assert_eq!(
-            merge(b.touched.borrow().clone()),
+            merge_ranges(b.touched.borrow().clone()),
             vec![(10, 15), (550, 600)]
         );
         assert_eq!(

@@ -645,23 +645,10 @@ async fn hdf5(p: &mut Planner<'_>) -> Result<bool, RemoteError> {
                 )
             })
             .collect();
-        let blocks = p.out.not_held(&merge_ranges(blocks));
+        let blocks = p.out.not_held(&aisec_formats::h5::merge_ranges(blocks));
         p.want_all_with(blocks, H5_BLOCK).await?;
     }
     Ok(false)
-}
-
-/// Sorts ranges and joins those that overlap or touch.
-fn merge_ranges(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
-    v.sort_unstable();
-    let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
-    for (s, e) in v {
-        match out.last_mut() {
-            Some(last) if s <= last.1 => last.1 = last.1.max(e),
-            _ => out.push((s, e)),
-        }
-    }
-    out
 }
 
 /// Why a GGUF walk stopped early.
