@@ -19,7 +19,7 @@
 
 use aisec_core::{Confidence, Location, Severity};
 
-use crate::pb::{self, Source, Span, SpanValue as At, Value, MAX_DEPTH};
+use crate::pb::{self, Source, Span, SpanValue as At, MAX_DEPTH};
 use crate::rules::*;
 use crate::{clip, FormatReport};
 
@@ -49,21 +49,42 @@ const DETECT_FIELDS: usize = 4096;
 /// Cheap sniff: the top level parses as a ModelProto using only its field
 /// numbers, with a graph or opset import, and an ir_version when present is small.
 pub fn looks_like_onnx(data: &[u8]) -> bool {
-    if data.len() < 4 {
+    looks_like_onnx_in(&Source::whole(data))
+}
+
+/// [`looks_like_onnx`] over the bytes `src` holds: it reads the top-level
+/// keys and varints only (a hole ends the top level early; see
+/// [`plan_metadata`]).
+pub fn looks_like_onnx_in(src: &Source<'_>) -> bool {
+    if src.size() < 4 {
         return false;
     }
-    let Some(seen) = pb::shallow_check(data, MODEL_FIELDS, DETECT_FIELDS) else {
-        return false;
-    };
-    if !(seen.contains(&7) || seen.contains(&8)) {
-        return false;
-    }
-    for (n, v) in pb::fields(data).flatten() {
-        if n == 1 {
-            return matches!(v, Value::Varint(x) if x <= 64);
+    let mut seen = Vec::new();
+    let mut ir_version_ok = None;
+    for (i, f) in src.fields(src.all()).enumerate() {
+        if i >= DETECT_FIELDS {
+            return false;
+        }
+        let Ok((num, v)) = f else {
+            return false;
+        };
+        let wire = match v {
+            At::Varint(_) => 0,
+            At::Fixed64(_) => 1,
+            At::Bytes(_) => 2,
+            At::Fixed32(_) => 5,
+        };
+        if !MODEL_FIELDS.contains(&(num, wire)) {
+            return false;
+        }
+        if num == 1 && ir_version_ok.is_none() {
+            ir_version_ok = Some(matches!(v, At::Varint(x) if x <= 64));
+        }
+        if !seen.contains(&num) {
+            seen.push(num);
         }
     }
-    true
+    (seen.contains(&7) || seen.contains(&8)) && ir_version_ok.unwrap_or(true)
 }
 
 struct Walk<'a, 'd> {
@@ -120,24 +141,33 @@ fn scan_source(src: &Source<'_>, loc: &Location) -> FormatReport {
     r
 }
 
+/// What a remote fetch plan learns from one walk over the bytes it holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataPlan {
+    /// The ranges the walk lacked. Empty: it read only held bytes, and
+    /// another walk over the same bytes (the scan's) reads the same.
+    pub missing: pb::Misses,
+    /// [`looks_like_onnx_in`] over the held bytes; the original's answer
+    /// when `missing` is empty.
+    pub looks_like_onnx: bool,
+}
+
 /// Walks an ONNX file over the bytes `src` holds (the scan's own walk,
-/// and the top-level fields format detection reads) and returns what it
+/// and the top-level fields format detection reads) and says what it
 /// lacked. A remote plan fetches the misses and walks again; when nothing
-/// is missing, the walk read only held bytes, and [`scan_onnx`] over a file
-/// holding them (anything, zeros, elsewhere) gives the result it gives on
+/// is missing, [`scan_onnx`] and [`looks_like_onnx`] over a file holding
+/// those bytes (anything, zeros, elsewhere) give the results they give on
 /// the original file. Payloads the scan never reads (tensor `raw_data`
 /// and typed data, names of inputs and outputs, value infos, attribute
 /// values other than tensors and graphs, doc strings of graphs and nodes)
 /// are stepped over by their lengths and never asked for.
-pub fn plan_metadata(src: &Source<'_>) -> pb::Misses {
-    // What `looks_like_onnx` reads: the top-level keys and varints.
-    for f in src.fields(src.all()).take(DETECT_FIELDS + 1) {
-        if f.is_err() {
-            break;
-        }
-    }
+pub fn plan_metadata(src: &Source<'_>) -> MetadataPlan {
+    let looks_like_onnx = looks_like_onnx_in(src);
     let _ = scan_source(src, &Location::path("plan"));
-    src.misses()
+    MetadataPlan {
+        missing: src.misses(),
+        looks_like_onnx,
+    }
 }
 
 impl Walk<'_, '_> {
@@ -462,6 +492,7 @@ pub fn classify_location(l: &str) -> LocationKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pb::Value;
 
     #[test]
     fn locations() {
@@ -570,7 +601,7 @@ mod tests {
                 .iter()
                 .map(|&(s, e)| (s, &d[s as usize..e as usize]))
                 .collect();
-            let m = plan_metadata(&Source::pieces(size, pieces));
+            let m = plan_metadata(&Source::pieces(size, pieces)).missing;
             if m.is_empty() {
                 break;
             }
@@ -608,9 +639,29 @@ mod tests {
         out
     }
 
+    /// The slice-based sniff [`looks_like_onnx`] replaced.
+    fn sniff_over_slices(data: &[u8]) -> bool {
+        if data.len() < 4 {
+            return false;
+        }
+        let Some(seen) = pb::shallow_check(data, MODEL_FIELDS, DETECT_FIELDS) else {
+            return false;
+        };
+        if !(seen.contains(&7) || seen.contains(&8)) {
+            return false;
+        }
+        for (n, v) in pb::fields(data).flatten() {
+            if n == 1 {
+                return matches!(v, Value::Varint(x) if x <= 64);
+            }
+        }
+        true
+    }
+
     /// Scan and detection over the fetched image equal the original's;
     /// returns the bytes held.
     fn assert_scans_alike(d: &[u8], what: &str, heads: &[u64], blocks: &[u64]) -> u64 {
+        assert_eq!(looks_like_onnx(d), sniff_over_slices(d), "{what}");
         let loc = Location::path("x.onnx");
         let want = scan_onnx(d, &loc);
         let mut most = 0;

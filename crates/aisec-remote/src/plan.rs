@@ -253,6 +253,9 @@ async fn plan(p: &mut Planner<'_>, key: &str, whole_below: u64) -> Result<(), Re
         p.out.plan = "safetensors";
         p.want(0, 8 + n).await?;
         true
+    } else if onnx_head(&head, key) {
+        p.out.plan = "onnx";
+        onnx(p).await?
     } else {
         sniff(p, key, &head).await?
     };
@@ -335,16 +338,8 @@ fn head_rules_out_formats(head: &[u8], key: &str) -> bool {
         return false;
     }
     let first = head[0];
-    let magic = head.starts_with(b"ZF")
-        || head.starts_with(b"\x93NUMPY")
-        || head.starts_with(b"GGUF")
-        || head.starts_with(b"PK")
-        || head.starts_with(HDF5_SIG)
-        || aisec_archive::looks_like_7z(head)
-        || aisec_archive::sniff_compression(head).is_some()
-        || aisec_archive::looks_like_tar(head);
-    // A plausible safetensors header length, whatever follows it.
-    let safetensors = u64le(head, 0).is_some_and(|n| (2..=aisec_formats_max_header()).contains(&n));
+    let magic = start_magic(head);
+    let safetensors = safetensors_length(head);
     // Pickle: protocol 2+ opens with PROTO; 0 and 1 with a push or a mark.
     let pickle = first == 0x80 || b"(]})cNIJKLMFGSTUVXBCPgh".contains(&first);
     // ONNX: its check fails at once when the first protobuf key does not
@@ -356,6 +351,24 @@ fn head_rules_out_formats(head: &[u8], key: &str) -> bool {
         Ok(k) => k >> 3 == 0 || k >> 3 > 0x1fff_ffff || matches!(k & 7, 3 | 4 | 6 | 7),
     };
     !magic && !safetensors && !pickle && onnx_ruled_out
+}
+
+/// True when the first bytes hold a magic number (or tar header) that
+/// the scanner's detection, or joblib's `ZF` check, tests before ONNX.
+fn start_magic(head: &[u8]) -> bool {
+    head.starts_with(b"ZF")
+        || head.starts_with(b"\x93NUMPY")
+        || head.starts_with(b"GGUF")
+        || head.starts_with(b"PK")
+        || head.starts_with(HDF5_SIG)
+        || aisec_archive::looks_like_7z(head)
+        || aisec_archive::sniff_compression(head).is_some()
+        || aisec_archive::looks_like_tar(head)
+}
+
+/// A plausible safetensors header length, whatever follows it.
+fn safetensors_length(head: &[u8]) -> bool {
+    u64le(head, 0).is_some_and(|n| (2..=aisec_formats_max_header()).contains(&n))
 }
 
 /// The JSON header length of a safetensors file, when the first bytes
@@ -647,6 +660,104 @@ async fn hdf5(p: &mut Planner<'_>) -> Result<bool, RemoteError> {
             .collect();
         let blocks = p.out.not_held(&aisec_formats::h5::merge_ranges(blocks));
         p.want_all_with(blocks, H5_BLOCK).await?;
+    }
+    Ok(false)
+}
+
+/// First bytes of an ONNX file the ONNX plan takes: the key of a
+/// ModelProto field (ir_version, producer_name, producer_version, domain,
+/// graph, training_info, functions) that is not also a pickle opcode (a
+/// file opening with `(`, `2`, `B` or `r` might pass the scanner's pickle
+/// sniff, which can read anywhere, and is read whole).
+const ONNX_FIRST: &[u8] = &[0x08, 0x12, 0x1a, 0x22, 0x3a, 0xa2, 0xca];
+
+/// True when the first bytes prove that the scanner's detection reaches
+/// its ONNX check (which the ONNX plan then runs over the fetched bytes):
+/// no magic, tar header, safetensors length or pickle opcode at the start,
+/// and a name the scanner does not parse as TensorFlow protobuf.
+fn onnx_head(head: &[u8], key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    let base = lower.rsplit('/').next().unwrap_or(&lower);
+    head.len() >= 512
+        && head.first().is_some_and(|b| ONNX_FIRST.contains(b))
+        && !base.ends_with(".pb")
+        && !base.ends_with(".pbtxt")
+        && !start_magic(head)
+        && !safetensors_length(head)
+}
+
+/// Fewest walks an ONNX plan may take before it reads the object whole.
+const ONNX_MIN_ROUNDS: u64 = 64;
+/// Most walks of an ONNX plan, however large the object.
+const ONNX_MAX_ROUNDS: u64 = 1024;
+/// Beyond [`ONNX_MIN_ROUNDS`], one more walk per this many bytes of the
+/// object: a round costs a round trip, about the time 4 MiB take to
+/// travel (40 ms at 100 MB/s), so more rounds than that would take longer
+/// than reading the object whole.
+const ONNX_ROUND_BYTES: u64 = 4 << 20;
+/// Bytes fetched from a field key the walk lacked (within its message):
+/// the key, its length and, for tensors up to a few KiB (biases, norms),
+/// the fields after them, so small tensors cost no extra round.
+const ONNX_BLOCK: u64 = 16 << 10;
+
+/// The ONNX plan. Each round walks the model with the scanner's own ONNX
+/// walk ([`aisec_formats::onnx::plan_metadata`]) over the bytes fetched so
+/// far and fetches what it lacked: [`ONNX_BLOCK`] bytes from each field
+/// key it could not read, and each payload it reads (names, domains,
+/// external-data locations, metadata) whole. Protobuf has no index: a
+/// message's next key is found only by reading the length before it, so
+/// each large payload stepped over (a tensor's `raw_data`) costs a round.
+/// When a walk lacks nothing, the scan's walk over the image reads the
+/// same bytes; then the HDF5 superblock probes detection reads (8 bytes at
+/// each power of two from 512) are fetched, and any that holds a
+/// signature sends the object to a whole read, as does a top level that
+/// detection would not call ONNX. Lengths past the end, truncation and
+/// nesting are the walk's to refuse (bounded, like the scan); a walk still
+/// lacking bytes after the allowed rounds reads the object whole.
+async fn onnx(p: &mut Planner<'_>) -> Result<bool, RemoteError> {
+    let size = p.out.size;
+    let rounds = (size / ONNX_ROUND_BYTES).clamp(ONNX_MIN_ROUNDS, ONNX_MAX_ROUNDS);
+    for _ in 0..rounds {
+        p.out.normalize();
+        let plan = {
+            let pieces = p
+                .out
+                .ranges
+                .iter()
+                .map(|(s, b)| (*s, b.as_slice()))
+                .collect();
+            aisec_formats::onnx::plan_metadata(&aisec_formats::pb::Source::pieces(size, pieces))
+        };
+        if plan.missing.is_empty() {
+            if !plan.looks_like_onnx {
+                return Ok(false);
+            }
+            let mut probes = Vec::new();
+            let mut off = 512u64;
+            while off < size {
+                probes.push((off, (off + 8).min(size)));
+                off = off.saturating_mul(2);
+            }
+            let want = p.out.not_held(&probes);
+            p.want_all_with(want, PROBE_COALESCE).await?;
+            p.out.normalize();
+            for (s, e) in probes {
+                match p.out.slice(s, e) {
+                    Some(b) if b != HDF5_SIG => {}
+                    _ => return Ok(false),
+                }
+            }
+            return Ok(true);
+        }
+        let want = plan
+            .missing
+            .keys
+            .iter()
+            .map(|&(s, e)| (s, e.min(s.saturating_add(ONNX_BLOCK)).min(size)))
+            .chain(plan.missing.bytes.iter().copied())
+            .collect();
+        let want = p.out.not_held(&aisec_formats::h5::merge_ranges(want));
+        p.want_all_with(want, PROBE_COALESCE).await?;
     }
     Ok(false)
 }
@@ -1072,5 +1183,122 @@ mod tests {
         let s = run(data, u64::MAX).unwrap();
         assert_eq!(s.plan, "whole");
         assert_eq!(s.moved, 200_000);
+    }
+
+    const ONNX: &[u8] =
+        include_bytes!("../../aisec-formats/tests/fixtures/onnx_external_traversal.onnx");
+
+    /// An initializer of `n` bytes of raw data, holding `fill` at its
+    /// start when given.
+    fn onnx_initializer(name: &str, n: usize, fill: &[u8]) -> Vec<u8> {
+        use aisec_core::protobuf::{put_bytes_field, put_int_field};
+        let mut t = Vec::new();
+        put_int_field(&mut t, 1, (n / 4) as i64);
+        put_int_field(&mut t, 2, 1);
+        put_bytes_field(&mut t, 8, name.as_bytes());
+        let mut raw: Vec<u8> = (0..n).map(|i| (i * 31 % 251) as u8).collect();
+        raw[..fill.len()].copy_from_slice(fill);
+        put_bytes_field(&mut t, 9, &raw);
+        let mut f = Vec::new();
+        put_bytes_field(&mut f, 5, &t);
+        f
+    }
+
+    /// The ONNX fixture with `sizes` initializers added before its graph's
+    /// nodes.
+    fn grow_onnx(sizes: &[usize]) -> Vec<u8> {
+        use aisec_core::protobuf::{fields, put_bytes_field, Value};
+        let mut out = Vec::new();
+        for f in fields(ONNX).with_raw() {
+            let (n, v, raw) = f.unwrap();
+            match (n, v) {
+                (7, Value::Bytes(g)) => {
+                    let mut inits = Vec::new();
+                    for (i, &n) in sizes.iter().enumerate() {
+                        inits.extend(onnx_initializer(&format!("w{i}"), n, b""));
+                    }
+                    inits.extend(g);
+                    put_bytes_field(&mut out, 7, &inits);
+                }
+                _ => out.extend(raw),
+            }
+        }
+        out
+    }
+
+    fn run_named(data: Vec<u8>, key: &str, limit: u64) -> (Result<Sparse, RemoteError>, usize) {
+        let m = Mem(data, Default::default());
+        let size = m.0.len() as u64;
+        let r = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(fetch(&m, key, size, 0, limit))
+            .map_err(|(e, _)| e);
+        (r, m.1.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    #[test]
+    fn onnx_reads_the_metadata_only() {
+        // Eight 4 MiB tensors: a round each, a block from each key.
+        let data = grow_onnx(&[4 << 20; 8]);
+        let (s, requests) = run_named(data.clone(), "model.onnx", u64::MAX);
+        let s = s.unwrap();
+        assert_eq!(s.plan, "onnx");
+        assert!(s.moved < HEAD + 9 * ONNX_BLOCK + 32 * 8, "{}", s.moved);
+        // Head, 8 rounds and the HDF5 probes.
+        assert!(requests < 8 + 1 + 30, "{requests}");
+        // The fixture's nodes and external-data tensor after the tensors.
+        let n = data.len() as u64;
+        assert!(s.slice(n - 100, n).is_some());
+    }
+
+    #[test]
+    fn onnx_plans_that_cannot_finish_read_whole() {
+        // More 1 MiB tensors than the rounds a 100 MiB object allows.
+        let data = grow_onnx(&[1 << 20; 100]);
+        let n = data.len() as u64;
+        let (s, _) = run_named(data, "model.onnx", u64::MAX);
+        let s = s.unwrap();
+        assert_eq!(s.plan, "whole");
+        assert!(s.moved <= n + HEAD + 64 * ONNX_BLOCK, "{}", s.moved);
+        // An HDF5 signature at a power of two inside raw data: detection
+        // would call it HDF5; read whole.
+        let mut data = grow_onnx(&[4 << 20]);
+        data[1 << 20..(1 << 20) + 8].copy_from_slice(HDF5_SIG);
+        let (s, _) = run_named(data, "model.onnx", u64::MAX);
+        assert_eq!(s.unwrap().plan, "whole");
+        // Named like TensorFlow protobuf: not parsed as ONNX; read whole.
+        let (s, _) = run_named(grow_onnx(&[1 << 20]), "saved_model.pb", u64::MAX);
+        assert_eq!(s.unwrap().plan, "whole");
+    }
+
+    #[test]
+    fn hostile_onnx_plans_stay_bounded() {
+        // Truncated: the graph's length runs past the end, detection would
+        // not call it ONNX; read whole, once.
+        let mut data = grow_onnx(&[2 << 20]);
+        data.truncate(data.len() - 100);
+        let n = data.len() as u64;
+        let (s, _) = run_named(data, "m.onnx", u64::MAX);
+        let s = s.unwrap();
+        assert_eq!(s.plan, "whole");
+        assert!(s.moved <= n + 2 * ONNX_BLOCK, "{}", s.moved);
+        // A tensor name 1 GiB long (past its parent): refused by the walk.
+        let mut d = vec![0x08, 0x07, 0x3a];
+        let mut g = vec![
+            0x2a, 0x80, 0x80, 0x80, 0x04, 0x42, 0x80, 0x80, 0x80, 0x80, 0x04,
+        ];
+        g.resize(64 << 10, 1);
+        aisec_core::protobuf::put_varint(&mut d, g.len() as u64);
+        d.extend(g);
+        let (s, _) = run_named(d, "m.onnx", u64::MAX);
+        assert!(s.unwrap().moved <= 64 << 10);
+        // A real 8 MiB doc_string (the walk reads it): the byte bound.
+        let mut d = grow_onnx(&[]);
+        aisec_core::protobuf::put_bytes_field(&mut d, 6, &vec![b'x'; 8 << 20]);
+        let (s, _) = run_named(d.clone(), "m.onnx", 1 << 20);
+        assert!(matches!(s, Err(RemoteError::TooLarge { .. })));
+        let (s, _) = run_named(d, "m.onnx", u64::MAX);
+        assert_eq!(s.unwrap().plan, "onnx");
     }
 }
