@@ -16,6 +16,13 @@
 //! CVE-2022-25882 and CVE-2024-27318), operator domains that need a
 //! custom-op native library, model-local functions and metadata that looks
 //! like code or URLs.
+//!
+//! The walk reads through [`pb::Source`]: the whole file for a local scan,
+//! or the pieces a remote fetch plan holds ([`plan_metadata`], followed
+//! round by round by `aisec-remote`'s ONNX plan), so that local and
+//! remote scans share this one walk. Payloads it steps over by their
+//! lengths (tensor data above all) are never read, so a remote plan
+//! never fetches them.
 
 use aisec_core::{Confidence, Location, Severity};
 

@@ -18,13 +18,22 @@
 //!   ([`aisec_formats::h5::plan_metadata`]) over the bytes fetched so far
 //!   and fetching what it lacked, round after round; then every byte but
 //!   the dataset raw data that walk says the scan skips (see [`hdf5`]);
+//! - ONNX (a first byte that is a ModelProto key, no other format's
+//!   magic, a name the scanner does not parse as TensorFlow): the fields
+//!   the scanner's ONNX walk reads, found by running that walk
+//!   ([`aisec_formats::onnx::plan_metadata`], over
+//!   [`aisec_formats::pb::Source`]) on the bytes fetched so far, round
+//!   after round; tensor payloads (`raw_data`, typed data) and the other
+//!   fields it steps over are never fetched; then the HDF5 superblock
+//!   probes detection reads (see [`onnx`]);
 //! - a file the first bytes, the zip tail and the HDF5 superblock probes
 //!   prove the scanner will call `unknown` (tokenizer JSON, vocabularies,
 //!   text), and whose name the scanner does not judge by content
 //!   (`*config.json`'s `auto_map`, `*.py` read beside it, `*.pb*`): the
 //!   sniff only (see [`sniff`]);
-//! - everything else (pickle, ONNX, TensorFlow, tar, 7z, compressed
-//!   streams, files the sniff cannot rule out): the whole object.
+//! - everything else (pickle, TensorFlow `.pb`, tar, 7z, compressed
+//!   streams, ONNX files the plan cannot finish or detection would not
+//!   call ONNX, files the sniff cannot rule out): the whole object.
 //!
 //! A plan that cannot make sense of its format reads the whole object:
 //! reading too much costs bytes, reading too little would change results.
