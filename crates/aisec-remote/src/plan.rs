@@ -25,13 +25,18 @@
 //!   [`aisec_formats::pb::Source`]) on the bytes fetched so far, round
 //!   after round; tensor payloads (`raw_data`, typed data) and the other
 //!   fields it steps over are never fetched; then the HDF5 superblock
-//!   probes detection reads (see [`onnx`]);
+//!   probes detection reads (see [`protobuf`]);
+//! - TensorFlow `*.pb` (`saved_model.pb`, frozen GraphDefs; not
+//!   `keras_metadata.pb`), with the same first-byte checks: the same
+//!   rounds with the scanner's SavedModel/GraphDef walk
+//!   ([`aisec_formats::savedmodel::plan_metadata`]); `Const` nodes'
+//!   `tensor_content` is never fetched;
 //! - a file the first bytes, the zip tail and the HDF5 superblock probes
 //!   prove the scanner will call `unknown` (tokenizer JSON, vocabularies,
 //!   text), and whose name the scanner does not judge by content
 //!   (`*config.json`'s `auto_map`, `*.py` read beside it, `*.pb*`): the
 //!   sniff only (see [`sniff`]);
-//! - everything else (pickle, TensorFlow `.pb`, tar, 7z, compressed
+//! - everything else (pickle, `keras_metadata.pb`, tar, 7z, compressed
 //!   streams, ONNX files the plan cannot finish or detection would not
 //!   call ONNX, files the sniff cannot rule out): the whole object.
 //!
@@ -262,9 +267,9 @@ async fn plan(p: &mut Planner<'_>, key: &str, whole_below: u64) -> Result<(), Re
         p.out.plan = "safetensors";
         p.want(0, 8 + n).await?;
         true
-    } else if onnx_head(&head, key) {
-        p.out.plan = "onnx";
-        onnx(p).await?
+    } else if let Some(kind) = protobuf_head(&head, key) {
+        p.out.plan = kind.name();
+        protobuf(p, kind).await?
     } else {
         sniff(p, key, &head).await?
     };
@@ -680,24 +685,50 @@ async fn hdf5(p: &mut Planner<'_>) -> Result<bool, RemoteError> {
 /// sniff, which can read anywhere, and is read whole).
 const ONNX_FIRST: &[u8] = &[0x08, 0x12, 0x1a, 0x22, 0x3a, 0xa2, 0xca];
 
-/// True when the first bytes prove that the scanner's detection reaches
-/// its ONNX check (which the ONNX plan then runs over the fetched bytes):
-/// no magic, tar header, safetensors length or pickle opcode at the start,
-/// and a name the scanner does not parse as TensorFlow protobuf.
-fn onnx_head(head: &[u8], key: &str) -> bool {
-    let lower = key.to_ascii_lowercase();
-    let base = lower.rsplit('/').next().unwrap_or(&lower);
-    head.len() >= 512
-        && head.first().is_some_and(|b| ONNX_FIRST.contains(b))
-        && !base.ends_with(".pb")
-        && !base.ends_with(".pbtxt")
-        && !start_magic(head)
-        && !safetensors_length(head)
+/// The protobuf formats a plan walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protobuf {
+    /// An ONNX model (any name but `*.pb`, `*.pbtxt`).
+    Onnx,
+    /// A TensorFlow `saved_model.pb` or frozen GraphDef: any `*.pb` but
+    /// `keras_metadata.pb` (small, and judged by its JSON).
+    Tf,
 }
 
-/// Fewest walks an ONNX plan may take before it reads the object whole.
+impl Protobuf {
+    fn name(self) -> &'static str {
+        match self {
+            Protobuf::Onnx => "onnx",
+            Protobuf::Tf => "tf",
+        }
+    }
+}
+
+/// Which protobuf plan the first bytes and the name allow: one whose
+/// format the scanner's detection reaches (no magic, tar header,
+/// safetensors length or pickle opcode at the start; then by name, `.pb`
+/// for TensorFlow, else ONNX, which the plan's walk then confirms).
+fn protobuf_head(head: &[u8], key: &str) -> Option<Protobuf> {
+    let lower = key.to_ascii_lowercase();
+    let base = lower.rsplit('/').next().unwrap_or(&lower);
+    let first = *head.first()?;
+    if head.len() < 512
+        || aisec_pickle::is_opcode(first)
+        || start_magic(head)
+        || safetensors_length(head)
+        || base.ends_with(".pbtxt")
+    {
+        return None;
+    }
+    if base.ends_with(".pb") {
+        return (base != "keras_metadata.pb").then_some(Protobuf::Tf);
+    }
+    ONNX_FIRST.contains(&first).then_some(Protobuf::Onnx)
+}
+
+/// Fewest walks a protobuf plan may take before it reads the object whole.
 const ONNX_MIN_ROUNDS: u64 = 64;
-/// Most walks of an ONNX plan, however large the object.
+/// Most walks of a protobuf plan, however large the object.
 const ONNX_MAX_ROUNDS: u64 = 1024;
 /// Beyond [`ONNX_MIN_ROUNDS`], one more walk per this many bytes of the
 /// object: a round costs a round trip, about the time 4 MiB take to
@@ -709,36 +740,47 @@ const ONNX_ROUND_BYTES: u64 = 4 << 20;
 /// the fields after them, so small tensors cost no extra round.
 const ONNX_BLOCK: u64 = 16 << 10;
 
-/// The ONNX plan. Each round walks the model with the scanner's own ONNX
-/// walk ([`aisec_formats::onnx::plan_metadata`]) over the bytes fetched so
-/// far and fetches what it lacked: [`ONNX_BLOCK`] bytes from each field
-/// key it could not read, and each payload it reads (names, domains,
-/// external-data locations, metadata) whole. Protobuf has no index: a
-/// message's next key is found only by reading the length before it, so
-/// each large payload stepped over (a tensor's `raw_data`) costs a round.
-/// When a walk lacks nothing, the scan's walk over the image reads the
-/// same bytes; then the HDF5 superblock probes detection reads (8 bytes at
-/// each power of two from 512) are fetched, and any that holds a
-/// signature sends the object to a whole read, as does a top level that
-/// detection would not call ONNX. Lengths past the end, truncation and
+/// The protobuf plans (ONNX, TensorFlow `.pb`). Each round walks the
+/// file with the scanner's own walk over the bytes fetched so far
+/// ([`aisec_formats::onnx::plan_metadata`],
+/// [`aisec_formats::savedmodel::plan_metadata`], both over
+/// [`aisec_formats::pb::Source`]) and fetches what it lacked:
+/// [`ONNX_BLOCK`] bytes from each field key it could not read, and each
+/// payload it reads (names, op types, domains, string attrs, external-data
+/// locations, metadata) whole. Protobuf has no index: a message's next
+/// key is found only by reading the length before it, so each large
+/// payload stepped over (an ONNX tensor's `raw_data`, a `Const` node's
+/// `tensor_content`) costs a round. When a walk lacks nothing, the scan's
+/// walk over the image reads the same bytes; then the HDF5 superblock
+/// probes detection reads (8 bytes at each power of two from 512) are
+/// fetched, and any that holds a signature sends the object to a whole
+/// read, as does an ONNX top level detection would not call ONNX (the
+/// scanner then tries other formats). Lengths past the end, truncation and
 /// nesting are the walk's to refuse (bounded, like the scan); a walk still
 /// lacking bytes after the allowed rounds reads the object whole.
-async fn onnx(p: &mut Planner<'_>) -> Result<bool, RemoteError> {
+async fn protobuf(p: &mut Planner<'_>, kind: Protobuf) -> Result<bool, RemoteError> {
     let size = p.out.size;
     let rounds = (size / ONNX_ROUND_BYTES).clamp(ONNX_MIN_ROUNDS, ONNX_MAX_ROUNDS);
     for _ in 0..rounds {
         p.out.normalize();
-        let plan = {
+        let (missing, detected) = {
             let pieces = p
                 .out
                 .ranges
                 .iter()
                 .map(|(s, b)| (*s, b.as_slice()))
                 .collect();
-            aisec_formats::onnx::plan_metadata(&aisec_formats::pb::Source::pieces(size, pieces))
+            let src = aisec_formats::pb::Source::pieces(size, pieces);
+            match kind {
+                Protobuf::Onnx => {
+                    let plan = aisec_formats::onnx::plan_metadata(&src);
+                    (plan.missing, plan.looks_like_onnx)
+                }
+                Protobuf::Tf => (aisec_formats::savedmodel::plan_metadata(&src).missing, true),
+            }
         };
-        if plan.missing.is_empty() {
-            if !plan.looks_like_onnx {
+        if missing.is_empty() {
+            if !detected {
                 return Ok(false);
             }
             let mut probes = Vec::new();
@@ -758,12 +800,11 @@ async fn onnx(p: &mut Planner<'_>) -> Result<bool, RemoteError> {
             }
             return Ok(true);
         }
-        let want = plan
-            .missing
+        let want = missing
             .keys
             .iter()
             .map(|&(s, e)| (s, e.min(s.saturating_add(ONNX_BLOCK)).min(size)))
-            .chain(plan.missing.bytes.iter().copied())
+            .chain(missing.bytes.iter().copied())
             .collect();
         let want = p.out.not_held(&aisec_formats::h5::merge_ranges(want));
         p.want_all_with(want, PROBE_COALESCE).await?;
@@ -1276,9 +1317,10 @@ mod tests {
         data[1 << 20..(1 << 20) + 8].copy_from_slice(HDF5_SIG);
         let (s, _) = run_named(data, "model.onnx", u64::MAX);
         assert_eq!(s.unwrap().plan, "whole");
-        // Named like TensorFlow protobuf: not parsed as ONNX; read whole.
+        // Named like TensorFlow protobuf: the scanner parses it as a
+        // GraphDef, and so does the plan.
         let (s, _) = run_named(grow_onnx(&[1 << 20]), "saved_model.pb", u64::MAX);
-        assert_eq!(s.unwrap().plan, "whole");
+        assert_eq!(s.unwrap().plan, "tf");
     }
 
     #[test]
@@ -1309,5 +1351,61 @@ mod tests {
         assert!(matches!(s, Err(RemoteError::TooLarge { .. })));
         let (s, _) = run_named(d, "m.onnx", u64::MAX);
         assert_eq!(s.unwrap().plan, "onnx");
+    }
+
+    #[test]
+    fn onnx_first_bytes_are_not_pickle_opcodes() {
+        for &b in ONNX_FIRST {
+            assert!(!aisec_pickle::is_opcode(b), "{b:#x}");
+        }
+        let mut head = vec![b'A'; 4096];
+        head[..4].copy_from_slice(&[0x08, 0x07, 0x12, 0x05]);
+        assert_eq!(protobuf_head(&head, "m.onnx"), Some(Protobuf::Onnx));
+        assert_eq!(protobuf_head(&head, "saved_model.pb"), Some(Protobuf::Tf));
+        assert_eq!(protobuf_head(&head, "keras_metadata.pb"), None);
+        assert_eq!(protobuf_head(&head, "g.pbtxt"), None);
+        head[0] = b'(';
+        assert_eq!(protobuf_head(&head, "m.onnx"), None);
+    }
+
+    /// A frozen GraphDef: `Const` nodes of `sizes` bytes of tensor
+    /// content, then a `PyFunc` node.
+    fn frozen_graph(sizes: &[usize]) -> Vec<u8> {
+        use aisec_core::protobuf::put_bytes_field as put;
+        let mut g = Vec::new();
+        for (i, &n) in sizes.iter().enumerate() {
+            let mut tensor = Vec::new();
+            put(&mut tensor, 4, &vec![7u8; n]);
+            let mut value = Vec::new();
+            put(&mut value, 8, &tensor);
+            let mut attr = Vec::new();
+            put(&mut attr, 1, b"value");
+            put(&mut attr, 2, &value);
+            let mut node = Vec::new();
+            put(&mut node, 1, format!("w{i}").as_bytes());
+            put(&mut node, 2, b"Const");
+            put(&mut node, 5, &attr);
+            put(&mut g, 1, &node);
+        }
+        let mut node = Vec::new();
+        put(&mut node, 1, b"f");
+        put(&mut node, 2, b"PyFunc");
+        put(&mut g, 1, &node);
+        g
+    }
+
+    #[test]
+    fn tf_reads_the_graph_without_constants() {
+        let data = frozen_graph(&[4 << 20; 6]);
+        let (s, _) = run_named(data.clone(), "frozen_graph.pb", u64::MAX);
+        let s = s.unwrap();
+        assert_eq!(s.plan, "tf");
+        assert!(s.moved < HEAD + 7 * ONNX_BLOCK + 32 * 8, "{}", s.moved);
+        let n = data.len() as u64;
+        // The PyFunc node after the constants.
+        assert!(s.slice(n - 13, n).is_some());
+        // keras_metadata.pb is read whole.
+        let (s, _) = run_named(data, "keras_metadata.pb", u64::MAX);
+        assert_eq!(s.unwrap().plan, "whole");
     }
 }

@@ -696,6 +696,121 @@ fn large_onnx_files_travel_as_their_metadata() {
     );
 }
 
+/// A TensorFlow `.pb` fixture (SavedModel or frozen GraphDef) with `Const`
+/// nodes of `sizes` bytes of float32 tensor content added before the
+/// nodes of its (first meta graph's) graph.
+fn grow_pb(fixture: &str, sizes: &[usize]) -> Vec<u8> {
+    use aisec_core::protobuf::{fields, put_bytes_field as put, Value};
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let d = std::fs::read(here.join("../aisec-formats/tests/fixtures").join(fixture)).unwrap();
+    let mut consts = Vec::new();
+    for (i, &n) in sizes.iter().enumerate() {
+        let content: Vec<u8> = (0..n / 4)
+            .flat_map(|k| ((k % 1000) as f32 / 1000.0).to_le_bytes())
+            .collect();
+        let mut tensor = Vec::new();
+        put(&mut tensor, 4, &content);
+        let mut value = Vec::new();
+        put(&mut value, 8, &tensor);
+        let mut attr = Vec::new();
+        put(&mut attr, 1, b"value");
+        put(&mut attr, 2, &value);
+        let mut node = Vec::new();
+        put(&mut node, 1, format!("dense_{i}/kernel").as_bytes());
+        put(&mut node, 2, b"Const");
+        put(&mut node, 5, &attr);
+        put(&mut consts, 1, &node);
+    }
+    if !aisec_formats::savedmodel::looks_like_saved_model(&d) {
+        return [consts, d].concat();
+    }
+    let mut out = Vec::new();
+    let mut first = true;
+    for f in fields(&d).with_raw() {
+        let (n, v, raw) = f.unwrap();
+        match (n, v) {
+            (2, Value::Bytes(mg)) if first => {
+                first = false;
+                let mut m = Vec::new();
+                for g in fields(mg).with_raw() {
+                    let (k, w, raw) = g.unwrap();
+                    match (k, w) {
+                        (2, Value::Bytes(gd)) => put(&mut m, 2, &[&consts[..], gd].concat()),
+                        _ => m.extend(raw),
+                    }
+                }
+                put(&mut out, 2, &m);
+            }
+            _ => out.extend(raw),
+        }
+    }
+    out
+}
+
+#[test]
+#[allow(clippy::print_stdout)] // The bytes read are the result: shown with --nocapture.
+fn large_tf_pb_files_travel_as_their_graph() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("big/tf");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sizes: Vec<usize> = [vec![4 << 20; 6], vec![1 << 20; 8]].concat();
+    for f in [
+        "tf_benign_saved_model.pb",
+        "tf_frozen_graph.pb",
+        "tf_pyfunc_saved_model.pb",
+        "tf_readfile_saved_model.pb",
+    ] {
+        let sub = dir.join(f.trim_end_matches(".pb"));
+        std::fs::create_dir_all(&sub).unwrap();
+        let name = if f.contains("saved_model") {
+            "saved_model.pb"
+        } else {
+            "frozen_graph.pb"
+        };
+        std::fs::write(sub.join(name), grow_pb(f, &sizes)).unwrap();
+    }
+    // Truncated in a constant: the walk stops at the cut.
+    let d = grow_pb("tf_pyfunc_saved_model.pb", &[8 << 20]);
+    std::fs::write(dir.join("truncated.pb"), &d[..d.len() - (4 << 20)]).unwrap();
+    let rt = rt();
+    let hub = rt
+        .block_on(aisec_remote::hubserver::serve(root.path(), false))
+        .unwrap();
+    let remote = Remote::new(RemoteOptions {
+        hf_endpoint: hub.url.clone(),
+        ..RemoteOptions::default()
+    })
+    .unwrap();
+    let l = remote.list(&Source::parse("hf://big/tf").unwrap()).unwrap();
+    let scans = remote.scan(&Scanner::default(), &l, &|_| true).unwrap();
+    assert_same("big/tf", &local(&dir), &remote_norm(&l, &scans));
+    for s in &scans {
+        println!(
+            "{}: {} of {} bytes ({:.3} %), plan {}, format {}, {} finding(s)",
+            s.object,
+            s.bytes_read,
+            s.size,
+            100.0 * s.bytes_read as f64 / s.size as f64,
+            s.plan,
+            s.format,
+            s.findings.len()
+        );
+        assert!(s.error.is_none(), "{:?}", s.error);
+        assert_eq!(s.plan, "tf", "{}", s.object);
+        assert!(s.bytes_read < 300 << 10, "{}: {}", s.object, s.bytes_read);
+        assert!(s.bytes_read * 20 < s.size, "{}", s.object);
+    }
+    let by = |k: &str| scans.iter().find(|s| s.object.ends_with(k)).unwrap();
+    assert_eq!(by("tf_frozen_graph/frozen_graph.pb").format, "tf-graphdef");
+    for k in ["tf_pyfunc_saved_model", "tf_readfile_saved_model"] {
+        let s = by(&format!("{k}/saved_model.pb"));
+        assert_eq!(s.format, "tf-savedmodel");
+        assert!(!s.findings.is_empty(), "{}", s.object);
+    }
+    let client: u64 = scans.iter().map(|s| s.bytes_read).sum();
+    assert_eq!(client, hub.stats.bytes.load(Ordering::Relaxed));
+}
+
 #[test]
 fn requests_in_flight_stay_within_the_per_host_limit() {
     let root = hub_root();
