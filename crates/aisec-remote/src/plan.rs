@@ -727,25 +727,25 @@ fn protobuf_head(head: &[u8], key: &str) -> Option<Protobuf> {
 }
 
 /// Fewest walks a protobuf plan may take before it reads the object whole.
-const ONNX_MIN_ROUNDS: u64 = 64;
+const PB_MIN_ROUNDS: u64 = 64;
 /// Most walks of a protobuf plan, however large the object.
-const ONNX_MAX_ROUNDS: u64 = 1024;
-/// Beyond [`ONNX_MIN_ROUNDS`], one more walk per this many bytes of the
+const PB_MAX_ROUNDS: u64 = 1024;
+/// Beyond [`PB_MIN_ROUNDS`], one more walk per this many bytes of the
 /// object: a round costs a round trip, about the time 4 MiB take to
 /// travel (40 ms at 100 MB/s), so more rounds than that would take longer
 /// than reading the object whole.
-const ONNX_ROUND_BYTES: u64 = 4 << 20;
+const PB_ROUND_BYTES: u64 = 4 << 20;
 /// Bytes fetched from a field key the walk lacked (within its message):
 /// the key, its length and, for tensors up to a few KiB (biases, norms),
 /// the fields after them, so small tensors cost no extra round.
-const ONNX_BLOCK: u64 = 16 << 10;
+const PB_BLOCK: u64 = 16 << 10;
 
 /// The protobuf plans (ONNX, TensorFlow `.pb`). Each round walks the
 /// file with the scanner's own walk over the bytes fetched so far
 /// ([`aisec_formats::onnx::plan_metadata`],
 /// [`aisec_formats::savedmodel::plan_metadata`], both over
 /// [`aisec_formats::pb::Source`]) and fetches what it lacked:
-/// [`ONNX_BLOCK`] bytes from each field key it could not read, and each
+/// [`PB_BLOCK`] bytes from each field key it could not read, and each
 /// payload it reads (names, op types, domains, string attrs, external-data
 /// locations, metadata) whole. Protobuf has no index: a message's next
 /// key is found only by reading the length before it, so each large
@@ -760,7 +760,7 @@ const ONNX_BLOCK: u64 = 16 << 10;
 /// lacking bytes after the allowed rounds reads the object whole.
 async fn protobuf(p: &mut Planner<'_>, kind: Protobuf) -> Result<bool, RemoteError> {
     let size = p.out.size;
-    let rounds = (size / ONNX_ROUND_BYTES).clamp(ONNX_MIN_ROUNDS, ONNX_MAX_ROUNDS);
+    let rounds = (size / PB_ROUND_BYTES).clamp(PB_MIN_ROUNDS, PB_MAX_ROUNDS);
     for _ in 0..rounds {
         p.out.normalize();
         let (missing, detected) = {
@@ -803,7 +803,7 @@ async fn protobuf(p: &mut Planner<'_>, kind: Protobuf) -> Result<bool, RemoteErr
         let want = missing
             .keys
             .iter()
-            .map(|&(s, e)| (s, e.min(s.saturating_add(ONNX_BLOCK)).min(size)))
+            .map(|&(s, e)| (s, e.min(s.saturating_add(PB_BLOCK)).min(size)))
             .chain(missing.bytes.iter().copied())
             .collect();
         let want = p.out.not_held(&aisec_formats::h5::merge_ranges(want));
@@ -1294,7 +1294,7 @@ mod tests {
         let (s, requests) = run_named(data.clone(), "model.onnx", u64::MAX);
         let s = s.unwrap();
         assert_eq!(s.plan, "onnx");
-        assert!(s.moved < HEAD + 9 * ONNX_BLOCK + 32 * 8, "{}", s.moved);
+        assert!(s.moved < HEAD + 9 * PB_BLOCK + 32 * 8, "{}", s.moved);
         // Head, 8 rounds and the HDF5 probes.
         assert!(requests < 8 + 1 + 30, "{requests}");
         // The fixture's nodes and external-data tensor after the tensors.
@@ -1310,7 +1310,7 @@ mod tests {
         let (s, _) = run_named(data, "model.onnx", u64::MAX);
         let s = s.unwrap();
         assert_eq!(s.plan, "whole");
-        assert!(s.moved <= n + HEAD + 64 * ONNX_BLOCK, "{}", s.moved);
+        assert!(s.moved <= n + HEAD + 64 * PB_BLOCK, "{}", s.moved);
         // An HDF5 signature at a power of two inside raw data: detection
         // would call it HDF5; read whole.
         let mut data = grow_onnx(&[4 << 20]);
@@ -1333,7 +1333,7 @@ mod tests {
         let (s, _) = run_named(data, "m.onnx", u64::MAX);
         let s = s.unwrap();
         assert_eq!(s.plan, "whole");
-        assert!(s.moved <= n + 2 * ONNX_BLOCK, "{}", s.moved);
+        assert!(s.moved <= n + 2 * PB_BLOCK, "{}", s.moved);
         // A tensor name 1 GiB long (past its parent): refused by the walk.
         let mut d = vec![0x08, 0x07, 0x3a];
         let mut g = vec![
@@ -1400,7 +1400,7 @@ mod tests {
         let (s, _) = run_named(data.clone(), "frozen_graph.pb", u64::MAX);
         let s = s.unwrap();
         assert_eq!(s.plan, "tf");
-        assert!(s.moved < HEAD + 7 * ONNX_BLOCK + 32 * 8, "{}", s.moved);
+        assert!(s.moved < HEAD + 7 * PB_BLOCK + 32 * 8, "{}", s.moved);
         let n = data.len() as u64;
         // The PyFunc node after the constants.
         assert!(s.slice(n - 13, n).is_some());
