@@ -13,6 +13,16 @@
 //! and `aisec-model` (loading ONNX graphs to run them). It is small, pure
 //! and bounded: it borrows from the input, allocates nothing per field,
 //! never reads past a slice and never panics on hostile bytes.
+//!
+//! [`Source`] is the same decoder over a file that may be known only in
+//! pieces (a remote fetch plan's ranged reads): fields are read where the
+//! pieces hold them, length-delimited payloads are handed out as places
+//! ([`Span`]) that are read only when a walker asks, and every read that
+//! no piece holds is recorded, so that a walk over the pieces says which
+//! ranges it lacked. The ONNX scanner walks one; a local scan's source is
+//! the whole file.
+
+use std::cell::RefCell;
 
 /// Deepest message nesting the format walkers follow.
 pub const MAX_DEPTH: usize = 48;
@@ -262,6 +272,340 @@ pub fn shallow_check(buf: &[u8], known: &[(u32, u8)], max_fields: usize) -> Opti
     Some(seen)
 }
 
+/// Most misses a [`Source`] records; past it a walk still reports that it
+/// lacked bytes (the list is not empty), only not every range.
+const MAX_MISSES: usize = 1 << 16;
+
+/// A protobuf-encoded file the walkers read field by field: the whole
+/// file (a local scan), or the pieces of it a remote fetch plan has so far
+/// (`aisec-remote`'s plans). A read that no piece holds is recorded as a
+/// miss and answered as if the message ended there (see [`SpanFields`]),
+/// so one walk over pieces lists every range it lacked at once; a walk
+/// that lacked nothing read only held bytes and decodes exactly what a
+/// walk over the whole file decodes.
+#[derive(Debug)]
+pub struct Source<'a> {
+    size: u64,
+    /// Sorted by offset, not overlapping, not empty.
+    pieces: Vec<(u64, &'a [u8])>,
+    misses: RefCell<Misses>,
+}
+
+/// The ranges a walk over a [`Source`] lacked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Misses {
+    /// Where a field key (or a varint or fixed value) ran into bytes no
+    /// piece held: the first such byte, with the end of the message it
+    /// belongs to: `(at, message end)`.
+    /// Fetching a few KiB from `at` usually brings the next keys along.
+    pub keys: Vec<(u64, u64)>,
+    /// Payloads of length-delimited fields the walk reads (names, domains,
+    /// locations, metadata text), exactly.
+    pub bytes: Vec<(u64, u64)>,
+}
+
+impl Misses {
+    /// True when the walk read only held bytes.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.bytes.is_empty()
+    }
+}
+
+/// A message's (or a length-delimited payload's) byte range in a
+/// [`Source`]: `start..end`, file offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+}
+
+impl Span {
+    /// Its length in bytes.
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+
+    /// True for an empty payload.
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+}
+
+/// One field value read from a [`Source`]: as [`Value`], with a
+/// length-delimited payload given by its place rather than its bytes
+/// (read them with [`Source::bytes`] when the walk needs them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanValue {
+    /// Wire type 0.
+    Varint(u64),
+    /// Wire type 1.
+    Fixed64(u64),
+    /// Wire type 2.
+    Bytes(Span),
+    /// Wire type 5.
+    Fixed32(u32),
+}
+
+impl<'a> Source<'a> {
+    /// The whole file.
+    pub fn whole(data: &'a [u8]) -> Source<'a> {
+        Source::pieces(data.len() as u64, vec![(0, data)])
+    }
+
+    /// A file of `size` bytes of which only `pieces` (offset, bytes) are
+    /// known; empty pieces, pieces that overlap an earlier one or reach
+    /// past `size` are dropped.
+    pub fn pieces(size: u64, mut pieces: Vec<(u64, &'a [u8])>) -> Source<'a> {
+        pieces.sort_by_key(|p| p.0);
+        let mut kept: Vec<(u64, &'a [u8])> = Vec::with_capacity(pieces.len());
+        for (s, b) in pieces {
+            let end = s.saturating_add(b.len() as u64);
+            let after_last = kept.last().is_none_or(|(ls, lb)| s >= ls + lb.len() as u64);
+            if end <= size && after_last && !b.is_empty() {
+                kept.push((s, b));
+            }
+        }
+        Source {
+            size,
+            pieces: kept,
+            misses: RefCell::new(Misses::default()),
+        }
+    }
+
+    /// The file's size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The whole file as one message.
+    pub fn all(&self) -> Span {
+        Span {
+            start: 0,
+            end: self.size,
+        }
+    }
+
+    /// What walks so far lacked (sorted, merged).
+    pub fn misses(&self) -> Misses {
+        let m = self.misses.borrow();
+        Misses {
+            keys: merge(m.keys.clone()),
+            bytes: merge(m.bytes.clone()),
+        }
+    }
+
+    /// The held bytes from `pos` on, up to `end` at most (empty when no
+    /// piece holds `pos`).
+    fn held(&self, pos: u64, end: u64) -> &'a [u8] {
+        let i = self.pieces.partition_point(|p| p.0 <= pos);
+        let Some((s, b)) = i.checked_sub(1).and_then(|i| self.pieces.get(i)) else {
+            return &[];
+        };
+        let (Ok(at), Ok(n)) = (
+            usize::try_from(pos - s),
+            usize::try_from(end.saturating_sub(pos)),
+        ) else {
+            return &[];
+        };
+        match b.get(at..) {
+            Some(rest) => &rest[..rest.len().min(n)],
+            None => &[],
+        }
+    }
+
+    fn miss_key(&self, at: u64, end: u64) {
+        let mut m = self.misses.borrow_mut();
+        if m.keys.len() < MAX_MISSES {
+            m.keys.push((at, end));
+        }
+    }
+
+    /// The payload of a length-delimited field, `None` (recorded as a
+    /// miss) when no piece holds all of it.
+    pub fn bytes(&self, s: Span) -> Option<&'a [u8]> {
+        if s.start >= s.end {
+            return Some(&[]);
+        }
+        let h = self.held(s.start, s.end);
+        if h.len() as u64 == s.len() {
+            return Some(h);
+        }
+        let mut m = self.misses.borrow_mut();
+        if m.bytes.len() < MAX_MISSES {
+            m.bytes.push((s.start, s.end));
+        }
+        None
+    }
+
+    /// A payload as (lossy) UTF-8 text; empty when not held (a miss).
+    pub fn text(&self, s: Span) -> String {
+        self.bytes(s)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The fields of the message at `s`.
+    pub fn fields(&self, s: Span) -> SpanFields<'_, 'a> {
+        SpanFields {
+            src: self,
+            msg: s,
+            pos: s.start.min(s.end),
+            done: false,
+        }
+    }
+}
+
+/// Sorts and merges ranges that overlap or touch; empty ranges dropped.
+fn merge(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    v.retain(|r| r.0 < r.1);
+    v.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(v.len());
+    for (s, e) in v {
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
+/// Iterator over the fields of one message of a [`Source`]; the same
+/// decoding, errors and error offsets (relative to the message) as
+/// [`Fields`] over the message's bytes. Where a key or value runs into
+/// bytes no piece holds, the miss is recorded and the iteration ends as
+/// if the message ended there.
+#[derive(Debug)]
+pub struct SpanFields<'s, 'a> {
+    src: &'s Source<'a>,
+    msg: Span,
+    pos: u64,
+    done: bool,
+}
+
+/// Why one step of [`SpanFields`] stopped.
+enum Stop {
+    Wire(WireError),
+    /// The first byte no piece held.
+    Missing(u64),
+}
+
+impl Iterator for SpanFields<'_, '_> {
+    type Item = Result<(u32, SpanValue), WireError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done || self.pos >= self.msg.end {
+            return None;
+        }
+        match self.step() {
+            Ok(v) => Some(Ok(v)),
+            Err(Stop::Wire(e)) => {
+                self.done = true;
+                Some(Err(e))
+            }
+            Err(Stop::Missing(at)) => {
+                self.done = true;
+                self.src.miss_key(at, self.msg.end);
+                None
+            }
+        }
+    }
+}
+
+impl SpanFields<'_, '_> {
+    /// Offset within the message, as [`Fields`] reports it.
+    fn rel(&self, at: u64) -> usize {
+        usize::try_from(at - self.msg.start).unwrap_or(usize::MAX)
+    }
+
+    /// A varint at `*at`, read from held bytes.
+    fn varint(&self, at: &mut u64) -> Result<u64, Stop> {
+        let h = self.src.held(*at, self.msg.end);
+        let mut p = 0usize;
+        match read_varint(h, &mut p) {
+            Ok(v) => {
+                *at += p as u64;
+                Ok(v)
+            }
+            // Cut short by a hole, not by the message's end.
+            Err(e) if e.what == "truncated varint" && (h.len() as u64) < self.msg.end - *at => {
+                Err(Stop::Missing(*at + h.len() as u64))
+            }
+            Err(e) => Err(Stop::Wire(WireError {
+                offset: self.rel(*at + e.offset as u64),
+                what: e.what,
+            })),
+        }
+    }
+
+    /// `N` fixed bytes at `*at`.
+    fn fixed<const N: usize>(
+        &self,
+        start: u64,
+        at: &mut u64,
+        what: &'static str,
+    ) -> Result<[u8; N], Stop> {
+        if self.msg.end - *at < N as u64 {
+            return Err(Stop::Wire(WireError {
+                offset: self.rel(start),
+                what,
+            }));
+        }
+        let h = self.src.held(*at, *at + N as u64);
+        let b: [u8; N] = h
+            .try_into()
+            .map_err(|_| Stop::Missing(*at + h.len() as u64))?;
+        *at += N as u64;
+        Ok(b)
+    }
+
+    fn step(&mut self) -> Result<(u32, SpanValue), Stop> {
+        let start = self.pos;
+        let mut at = self.pos;
+        let key = self.varint(&mut at)?;
+        let field = key >> 3;
+        let wire = |what| {
+            Stop::Wire(WireError {
+                offset: self.rel(start),
+                what,
+            })
+        };
+        if field == 0 || field > 0x1fff_ffff {
+            return Err(wire("invalid field number"));
+        }
+        let v = match key & 7 {
+            0 => SpanValue::Varint(self.varint(&mut at)?),
+            1 => SpanValue::Fixed64(u64::from_le_bytes(self.fixed::<8>(
+                start,
+                &mut at,
+                "truncated fixed64",
+            )?)),
+            2 => {
+                let len = self.varint(&mut at)?;
+                if len > self.msg.end - at {
+                    return Err(wire("length-delimited field runs past its parent"));
+                }
+                let s = Span {
+                    start: at,
+                    end: at + len,
+                };
+                at += len;
+                SpanValue::Bytes(s)
+            }
+            5 => SpanValue::Fixed32(u32::from_le_bytes(self.fixed::<4>(
+                start,
+                &mut at,
+                "truncated fixed32",
+            )?)),
+            3 | 4 => return Err(wire("group wire type not supported")),
+            _ => return Err(wire("invalid wire type")),
+        };
+        self.pos = at;
+        Ok((field as u32, v))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,5 +645,67 @@ mod tests {
                 .any(|r| r.is_err())
         );
         assert!(fields(&[0x00]).any(|r| r.is_err()));
+    }
+
+    /// `Source::fields` over the whole buffer decodes exactly what
+    /// `fields` decodes, errors and offsets included; over pieces, it
+    /// stops at the first hole and records it.
+    #[test]
+    fn a_source_decodes_like_a_slice() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut good = Vec::new();
+        put_int_field(&mut good, 1, 300);
+        put_bytes_field(&mut good, 2, b"hello");
+        good.extend([0x1d, 1, 2, 3, 4, 0x21, 1, 2, 3, 4, 5, 6, 7, 8]);
+        put_bytes_field(&mut good, 7, &[0x08, 0x01]);
+        for round in 0..5000 {
+            let mut b = good.clone();
+            if round > 0 {
+                let n = (rnd() % 3 + 1) as usize;
+                for _ in 0..n {
+                    let at = (rnd() as usize) % b.len();
+                    b[at] = rnd() as u8;
+                }
+                b.truncate(b.len() - (rnd() as usize % 4));
+            }
+            let src = Source::whole(&b);
+            let a: Vec<_> = fields(&b).collect();
+            let c: Vec<_> = src.fields(src.all()).collect();
+            assert_eq!(a.len(), c.len(), "{b:?}");
+            for (x, y) in a.iter().zip(&c) {
+                match (x, y) {
+                    (Ok((n, Value::Bytes(p))), Ok((m, SpanValue::Bytes(s)))) => {
+                        assert_eq!((n, *p), (m, src.bytes(*s).unwrap()))
+                    }
+                    (Ok((n, Value::Varint(v))), Ok((m, SpanValue::Varint(w)))) => {
+                        assert_eq!((n, v), (m, w))
+                    }
+                    (Ok((n, Value::Fixed32(v))), Ok((m, SpanValue::Fixed32(w)))) => {
+                        assert_eq!((n, v), (m, w))
+                    }
+                    (Ok((n, Value::Fixed64(v))), Ok((m, SpanValue::Fixed64(w)))) => {
+                        assert_eq!((n, v), (m, w))
+                    }
+                    (Err(e), Err(f)) => assert_eq!(e, f),
+                    _ => panic!("{x:?} != {y:?} in {b:?}"),
+                }
+            }
+            assert!(src.misses().is_empty());
+        }
+        // A hole inside the second field's length: one field, then a miss
+        // at the hole, to the message's end.
+        let src = Source::pieces(good.len() as u64, vec![(0, &good[..4])]);
+        let c: Vec<_> = src.fields(src.all()).collect();
+        assert_eq!(c, vec![Ok((1, SpanValue::Varint(300)))]);
+        assert_eq!(src.misses().keys, vec![(4, good.len() as u64)]);
+        // A payload not held is a miss of exactly its bytes.
+        assert_eq!(src.bytes(Span { start: 5, end: 10 }), None);
+        assert_eq!(src.misses().bytes, vec![(5, 10)]);
     }
 }

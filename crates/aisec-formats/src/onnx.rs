@@ -16,10 +16,17 @@
 //! CVE-2022-25882 and CVE-2024-27318), operator domains that need a
 //! custom-op native library, model-local functions and metadata that looks
 //! like code or URLs.
+//!
+//! The walk reads through [`pb::Source`]: the whole file for a local scan,
+//! or the pieces a remote fetch plan holds ([`plan_metadata`], followed
+//! round by round by `aisec-remote`'s ONNX plan), so that local and
+//! remote scans share this one walk. Payloads it steps over by their
+//! lengths (tensor data above all) are never read, so a remote plan
+//! never fetches them.
 
 use aisec_core::{Confidence, Location, Severity};
 
-use crate::pb::{self, Value, MAX_DEPTH};
+use crate::pb::{self, Source, Span, SpanValue as At, MAX_DEPTH};
 use crate::rules::*;
 use crate::{clip, FormatReport};
 
@@ -43,27 +50,52 @@ const MODEL_FIELDS: &[(u32, u8)] = &[
     (25, 2),
 ];
 
+/// Most top-level fields [`looks_like_onnx`] reads.
+const DETECT_FIELDS: usize = 4096;
+
 /// Cheap sniff: the top level parses as a ModelProto using only its field
 /// numbers, with a graph or opset import, and an ir_version when present is small.
 pub fn looks_like_onnx(data: &[u8]) -> bool {
-    if data.len() < 4 {
-        return false;
-    }
-    let Some(seen) = pb::shallow_check(data, MODEL_FIELDS, 4096) else {
-        return false;
-    };
-    if !(seen.contains(&7) || seen.contains(&8)) {
-        return false;
-    }
-    for (n, v) in pb::fields(data).flatten() {
-        if n == 1 {
-            return matches!(v, Value::Varint(x) if x <= 64);
-        }
-    }
-    true
+    looks_like_onnx_in(&Source::whole(data))
 }
 
-struct Walk<'a> {
+/// [`looks_like_onnx`] over the bytes `src` holds: it reads the top-level
+/// keys and varints only (a hole ends the top level early; see
+/// [`plan_metadata`]).
+pub fn looks_like_onnx_in(src: &Source<'_>) -> bool {
+    if src.size() < 4 {
+        return false;
+    }
+    let mut seen = Vec::new();
+    let mut ir_version_ok = None;
+    for (i, f) in src.fields(src.all()).enumerate() {
+        if i >= DETECT_FIELDS {
+            return false;
+        }
+        let Ok((num, v)) = f else {
+            return false;
+        };
+        let wire = match v {
+            At::Varint(_) => 0,
+            At::Fixed64(_) => 1,
+            At::Bytes(_) => 2,
+            At::Fixed32(_) => 5,
+        };
+        if !MODEL_FIELDS.contains(&(num, wire)) {
+            return false;
+        }
+        if num == 1 && ir_version_ok.is_none() {
+            ir_version_ok = Some(matches!(v, At::Varint(x) if x <= 64));
+        }
+        if !seen.contains(&num) {
+            seen.push(num);
+        }
+    }
+    (seen.contains(&7) || seen.contains(&8)) && ir_version_ok.unwrap_or(true)
+}
+
+struct Walk<'a, 'd> {
+    src: &'a Source<'d>,
     loc: &'a Location,
     r: &'a mut FormatReport,
     nodes: usize,
@@ -73,15 +105,22 @@ struct Walk<'a> {
 
 /// Scans an ONNX model.
 pub fn scan_onnx(data: &[u8], loc: &Location) -> FormatReport {
+    scan_source(&Source::whole(data), loc)
+}
+
+/// The scan's one walk, over the whole file or the pieces of it a remote
+/// plan holds (see [`plan_metadata`]).
+fn scan_source(src: &Source<'_>, loc: &Location) -> FormatReport {
     let mut r = FormatReport::default();
     let mut w = Walk {
+        src,
         loc,
         r: &mut r,
         nodes: 0,
         domains: Vec::new(),
         externals: 0,
     };
-    if let Err(e) = w.model(data) {
+    if let Err(e) = w.model(src.all()) {
         w.r.set_malformed(e);
     }
     let (domains, externals, nodes) = (std::mem::take(&mut w.domains), w.externals, w.nodes);
@@ -109,44 +148,79 @@ pub fn scan_onnx(data: &[u8], loc: &Location) -> FormatReport {
     r
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+/// What a remote fetch plan learns from one walk over the bytes it holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataPlan {
+    /// The ranges the walk lacked. Empty: it read only held bytes, and
+    /// another walk over the same bytes (the scan's) reads the same.
+    pub missing: pb::Misses,
+    /// [`looks_like_onnx_in`] over the held bytes; the original's answer
+    /// when `missing` is empty.
+    pub looks_like_onnx: bool,
 }
 
-impl Walk<'_> {
-    fn model(&mut self, data: &[u8]) -> Result<(), String> {
+/// Walks an ONNX file over the bytes `src` holds (the scan's own walk,
+/// and the top-level fields format detection reads) and says what it
+/// lacked. A remote plan fetches the misses and walks again; when nothing
+/// is missing, [`scan_onnx`] and [`looks_like_onnx`] over a file holding
+/// those bytes (anything, zeros, elsewhere) give the results they give on
+/// the original file. Payloads the scan never reads (tensor `raw_data`
+/// and typed data, names of inputs and outputs, value infos, attribute
+/// values other than tensors and graphs, doc strings of graphs and nodes)
+/// are stepped over by their lengths and never asked for.
+pub fn plan_metadata(src: &Source<'_>) -> MetadataPlan {
+    let looks_like_onnx = looks_like_onnx_in(src);
+    let _ = scan_source(src, &Location::path("plan"));
+    MetadataPlan {
+        missing: src.misses(),
+        looks_like_onnx,
+    }
+}
+
+impl Walk<'_, '_> {
+    fn text(&self, s: Span) -> String {
+        self.src.text(s)
+    }
+
+    fn model(&mut self, m: Span) -> Result<(), String> {
         let mut has_graph = false;
-        for f in pb::fields(data) {
+        for f in self.src.fields(m) {
             let (n, v) = f.map_err(|e| format!("ModelProto: {e}"))?;
             match (n, v) {
-                (1, Value::Varint(x)) => self.r.note(format!("ONNX ir_version {x}")),
-                (2, Value::Bytes(b)) => self.r.note(format!("producer: {}", clip(&text(b), 80))),
-                (6, Value::Bytes(b)) => self.metadata_text("doc_string", &text(b)),
-                (7, Value::Bytes(b)) => {
+                (1, At::Varint(x)) => self.r.note(format!("ONNX ir_version {x}")),
+                (2, At::Bytes(b)) => {
+                    let t = self.text(b);
+                    self.r.note(format!("producer: {}", clip(&t, 80)))
+                }
+                (6, At::Bytes(b)) => {
+                    let t = self.text(b);
+                    self.metadata_text("doc_string", &t)
+                }
+                (7, At::Bytes(b)) => {
                     has_graph = true;
                     self.graph(b, 1)?;
                 }
-                (14, Value::Bytes(b)) => {
+                (14, At::Bytes(b)) => {
                     let (mut k, mut val) = (String::new(), String::new());
-                    for f in pb::fields(b) {
+                    for f in self.src.fields(b) {
                         match f.map_err(|e| format!("metadata_props: {e}"))? {
-                            (1, Value::Bytes(x)) => k = text(x),
-                            (2, Value::Bytes(x)) => val = text(x),
+                            (1, At::Bytes(x)) => k = self.text(x),
+                            (2, At::Bytes(x)) => val = self.text(x),
                             _ => {}
                         }
                     }
                     self.metadata_text(&k, &val);
                 }
-                (20, Value::Bytes(b)) => {
-                    for f in pb::fields(b) {
-                        if let (1 | 2, Value::Bytes(g)) =
+                (20, At::Bytes(b)) => {
+                    for f in self.src.fields(b) {
+                        if let (1 | 2, At::Bytes(g)) =
                             f.map_err(|e| format!("training_info: {e}"))?
                         {
                             self.graph(g, 1)?;
                         }
                     }
                 }
-                (25, Value::Bytes(b)) => self.function(b)?,
+                (25, At::Bytes(b)) => self.function(b)?,
                 _ => {}
             }
         }
@@ -156,15 +230,15 @@ impl Walk<'_> {
         Ok(())
     }
 
-    fn function(&mut self, b: &[u8]) -> Result<(), String> {
+    fn function(&mut self, b: Span) -> Result<(), String> {
         let mut name = String::new();
         let mut domain = String::new();
         let mut nodes = 0usize;
-        for f in pb::fields(b) {
+        for f in self.src.fields(b) {
             match f.map_err(|e| format!("FunctionProto: {e}"))? {
-                (1, Value::Bytes(x)) => name = text(x),
-                (10, Value::Bytes(x)) => domain = text(x),
-                (7, Value::Bytes(x)) => {
+                (1, At::Bytes(x)) => name = self.text(x),
+                (10, At::Bytes(x)) => domain = self.text(x),
+                (7, At::Bytes(x)) => {
                     nodes += 1;
                     self.node(x, 1)?;
                 }
@@ -182,31 +256,31 @@ impl Walk<'_> {
         Ok(())
     }
 
-    fn graph(&mut self, b: &[u8], depth: usize) -> Result<(), String> {
+    fn graph(&mut self, b: Span, depth: usize) -> Result<(), String> {
         if depth > MAX_DEPTH {
             return Err("subgraphs nested too deeply".into());
         }
-        for f in pb::fields(b) {
+        for f in self.src.fields(b) {
             match f.map_err(|e| format!("GraphProto: {e}"))? {
-                (1, Value::Bytes(x)) => self.node(x, depth)?,
-                (5, Value::Bytes(x)) => self.tensor(x)?,
-                (15, Value::Bytes(x)) => self.sparse(x)?,
+                (1, At::Bytes(x)) => self.node(x, depth)?,
+                (5, At::Bytes(x)) => self.tensor(x)?,
+                (15, At::Bytes(x)) => self.sparse(x)?,
                 _ => {}
             }
         }
         Ok(())
     }
 
-    fn node(&mut self, b: &[u8], depth: usize) -> Result<(), String> {
+    fn node(&mut self, b: Span, depth: usize) -> Result<(), String> {
         self.nodes += 1;
         if self.nodes > MAX_NODES {
             return Err("too many nodes".into());
         }
         let mut domain = String::new();
-        for f in pb::fields(b) {
+        for f in self.src.fields(b) {
             match f.map_err(|e| format!("NodeProto: {e}"))? {
-                (7, Value::Bytes(x)) => domain = text(x),
-                (5, Value::Bytes(x)) => self.attribute(x, depth)?,
+                (7, At::Bytes(x)) => domain = self.text(x),
+                (5, At::Bytes(x)) => self.attribute(x, depth)?,
                 _ => {}
             }
         }
@@ -220,46 +294,46 @@ impl Walk<'_> {
         Ok(())
     }
 
-    fn attribute(&mut self, b: &[u8], depth: usize) -> Result<(), String> {
-        for f in pb::fields(b) {
+    fn attribute(&mut self, b: Span, depth: usize) -> Result<(), String> {
+        for f in self.src.fields(b) {
             match f.map_err(|e| format!("AttributeProto: {e}"))? {
-                (5 | 10, Value::Bytes(x)) => self.tensor(x)?,
-                (6 | 11, Value::Bytes(x)) => self.graph(x, depth + 1)?,
-                (22 | 23, Value::Bytes(x)) => self.sparse(x)?,
+                (5 | 10, At::Bytes(x)) => self.tensor(x)?,
+                (6 | 11, At::Bytes(x)) => self.graph(x, depth + 1)?,
+                (22 | 23, At::Bytes(x)) => self.sparse(x)?,
                 _ => {}
             }
         }
         Ok(())
     }
 
-    fn sparse(&mut self, b: &[u8]) -> Result<(), String> {
-        for f in pb::fields(b) {
-            if let (1 | 2, Value::Bytes(x)) = f.map_err(|e| format!("SparseTensorProto: {e}"))? {
+    fn sparse(&mut self, b: Span) -> Result<(), String> {
+        for f in self.src.fields(b) {
+            if let (1 | 2, At::Bytes(x)) = f.map_err(|e| format!("SparseTensorProto: {e}"))? {
                 self.tensor(x)?;
             }
         }
         Ok(())
     }
 
-    fn tensor(&mut self, b: &[u8]) -> Result<(), String> {
+    fn tensor(&mut self, b: Span) -> Result<(), String> {
         let mut name = String::new();
         let mut external = false;
         let mut location: Option<String> = None;
-        for f in pb::fields(b) {
+        for f in self.src.fields(b) {
             match f.map_err(|e| format!("TensorProto: {e}"))? {
-                (8, Value::Bytes(x)) => name = text(x),
-                (14, Value::Varint(1)) => external = true,
-                (13, Value::Bytes(x)) => {
+                (8, At::Bytes(x)) => name = self.text(x),
+                (14, At::Varint(1)) => external = true,
+                (13, At::Bytes(x)) => {
                     let (mut k, mut v) = (Vec::new(), Vec::new());
-                    for g in pb::fields(x) {
+                    for g in self.src.fields(x) {
                         match g.map_err(|e| format!("external_data: {e}"))? {
-                            (1, Value::Bytes(y)) => k = y.to_vec(),
-                            (2, Value::Bytes(y)) => v = y.to_vec(),
+                            (1, At::Bytes(y)) => k = self.src.bytes(y).unwrap_or_default().to_vec(),
+                            (2, At::Bytes(y)) => v = self.src.bytes(y).unwrap_or_default().to_vec(),
                             _ => {}
                         }
                     }
                     if k == b"location" {
-                        location = Some(text(&v));
+                        location = Some(String::from_utf8_lossy(&v).into_owned());
                     }
                 }
                 _ => {}
@@ -425,6 +499,7 @@ pub fn classify_location(l: &str) -> LocationKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pb::Value;
 
     #[test]
     fn locations() {
@@ -458,5 +533,243 @@ mod tests {
         assert!(!looks_like_onnx(&[0x08]));
         // ir_version 8, graph {}
         assert!(looks_like_onnx(&[0x08, 0x08, 0x3a, 0x00]));
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        std::fs::read(p).unwrap()
+    }
+
+    const FIXTURES: &[&str] = &[
+        "onnx_benign.onnx",
+        "onnx_custom_domain.onnx",
+        "onnx_external_traversal.onnx",
+        "onnx_subgraph_custom.onnx",
+    ];
+
+    fn ld(n: u32, b: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        pb::put_bytes_field(&mut v, n, b);
+        v
+    }
+
+    /// An initializer `name` of `n` bytes of float32 raw data.
+    fn initializer(name: &str, n: usize) -> Vec<u8> {
+        let mut t = Vec::new();
+        pb::put_int_field(&mut t, 1, (n / 4) as i64);
+        pb::put_int_field(&mut t, 2, 1);
+        pb::put_bytes_field(&mut t, 8, name.as_bytes());
+        let raw: Vec<u8> = (0..n).map(|i| (i * 31 % 251) as u8).collect();
+        pb::put_bytes_field(&mut t, 9, &raw);
+        ld(5, &t)
+    }
+
+    /// `d` with initializers of `sizes` bytes added to its graph, before
+    /// its nodes (`before`) or after them.
+    fn grow(d: &[u8], sizes: &[usize], before: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        for f in pb::fields(d).with_raw() {
+            let (n, v, raw) = f.unwrap();
+            match (n, v) {
+                (7, Value::Bytes(g)) => {
+                    let mut inits = Vec::new();
+                    for (i, &n) in sizes.iter().enumerate() {
+                        inits.extend(initializer(&format!("w{i}"), n));
+                        // A small tensor between the large ones.
+                        inits.extend(initializer(&format!("b{i}"), 64));
+                    }
+                    let g = if before {
+                        [inits, g.to_vec()].concat()
+                    } else {
+                        [g.to_vec(), inits].concat()
+                    };
+                    out.extend(ld(7, &g));
+                }
+                _ => out.extend(raw),
+            }
+        }
+        out
+    }
+
+    /// What a reader following [`plan_metadata`] holds in the end, as the
+    /// image it would scan (zeros where it read nothing), with the bytes it
+    /// held. Starts from the first `head` bytes; fetches `block` bytes from
+    /// each missing key (within its message) and missing payloads exactly.
+    fn fetched_image(d: &[u8], head: u64, block: u64) -> (Vec<u8>, u64) {
+        let size = d.len() as u64;
+        let mut held = vec![(0, head.min(size))];
+        let mut walks = 0;
+        loop {
+            walks += 1;
+            assert!(walks < 100_000, "the walk never settles");
+            let pieces = held
+                .iter()
+                .map(|&(s, e)| (s, &d[s as usize..e as usize]))
+                .collect();
+            let m = plan_metadata(&Source::pieces(size, pieces)).missing;
+            if m.is_empty() {
+                break;
+            }
+            let want: Vec<(u64, u64)> = m
+                .keys
+                .iter()
+                .map(|&(s, e)| (s, e.min(s + block)))
+                .chain(m.bytes.iter().copied())
+                .collect();
+            for w in &want {
+                assert!(w.0 < w.1 && w.1 <= size, "{w:?}");
+                // Progress: a miss is never a range held already.
+                assert!(!held.iter().any(|h| h.0 <= w.0 && w.1 <= h.1), "{w:?}");
+            }
+            held.extend(want);
+            held = merge(held);
+        }
+        let mut img = vec![0u8; d.len()];
+        for &(s, e) in &held {
+            img[s as usize..e as usize].copy_from_slice(&d[s as usize..e as usize]);
+        }
+        (img, held.iter().map(|h| h.1 - h.0).sum())
+    }
+
+    fn merge(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+        v.retain(|r| r.0 < r.1);
+        v.sort_unstable();
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for (s, e) in v {
+            match out.last_mut() {
+                Some(l) if s <= l.1 => l.1 = l.1.max(e),
+                _ => out.push((s, e)),
+            }
+        }
+        out
+    }
+
+    /// The slice-based sniff [`looks_like_onnx`] replaced.
+    fn sniff_over_slices(data: &[u8]) -> bool {
+        if data.len() < 4 {
+            return false;
+        }
+        let Some(seen) = pb::shallow_check(data, MODEL_FIELDS, DETECT_FIELDS) else {
+            return false;
+        };
+        if !(seen.contains(&7) || seen.contains(&8)) {
+            return false;
+        }
+        for (n, v) in pb::fields(data).flatten() {
+            if n == 1 {
+                return matches!(v, Value::Varint(x) if x <= 64);
+            }
+        }
+        true
+    }
+
+    /// Scan and detection over the fetched image equal the original's;
+    /// returns the bytes held.
+    fn assert_scans_alike(d: &[u8], what: &str, heads: &[u64], blocks: &[u64]) -> u64 {
+        assert_eq!(looks_like_onnx(d), sniff_over_slices(d), "{what}");
+        let loc = Location::path("x.onnx");
+        let want = scan_onnx(d, &loc);
+        let mut most = 0;
+        for &head in heads {
+            for &block in blocks {
+                let (img, n) = fetched_image(d, head, block);
+                assert_eq!(
+                    scan_onnx(&img, &loc),
+                    want,
+                    "{what}, head {head}, block {block}"
+                );
+                assert_eq!(
+                    looks_like_onnx(&img),
+                    looks_like_onnx(d),
+                    "{what}, head {head}, block {block}"
+                );
+                most = most.max(n);
+            }
+        }
+        most
+    }
+
+    #[test]
+    fn a_metadata_fetch_scans_like_the_whole_file() {
+        for f in FIXTURES {
+            let d = fixture(f);
+            assert!(looks_like_onnx(&d), "{f}");
+            assert_scans_alike(&d, f, &[0, 64, 16 << 10], &[1, 4 << 10]);
+            for before in [false, true] {
+                let g = grow(&d, &[1 << 20, 2 << 20, 1 << 20], before);
+                let what = format!("{f} grown (before {before})");
+                let n = assert_scans_alike(&g, &what, &[0, 16 << 10], &[16, 4 << 10]);
+                // The metadata, the small tensors and a block per big one.
+                assert!(n < 64 << 10, "{what}: {n} of {}", g.len());
+            }
+        }
+    }
+
+    #[test]
+    fn raw_data_is_never_asked_for() {
+        let g = grow(&fixture("onnx_external_traversal.onnx"), &[4 << 20], true);
+        let (_, n) = fetched_image(&g, 0, 1);
+        assert!(n < 4 << 10, "{n}");
+    }
+
+    struct XorShift(u64);
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    #[test]
+    fn hostile_files_scan_alike_from_a_metadata_fetch() {
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        for f in FIXTURES {
+            let base = grow(&fixture(f), &[200 << 10, 100 << 10], false);
+            // Truncated anywhere: in the metadata, in a big payload.
+            for cut in [
+                1,
+                5,
+                40,
+                97,
+                base.len() / 3,
+                base.len() - 70_000,
+                base.len() - 1,
+            ] {
+                let d = &base[..cut.min(base.len())];
+                assert_scans_alike(d, &format!("{f} cut at {cut}"), &[0, 64], &[4 << 10]);
+            }
+            // Bytes set to lengths past the end, huge varints, noise.
+            for round in 0..40 {
+                let mut d = base.clone();
+                let meta = d.len().min(600);
+                for _ in 0..1 + round % 4 {
+                    let at = (rng.next() as usize) % meta;
+                    d[at] = match rng.next() % 3 {
+                        0 => 0xff,
+                        1 => 0x7f,
+                        _ => rng.next() as u8,
+                    };
+                }
+                assert_scans_alike(&d, &format!("{f} mutation {round}"), &[0, 64], &[4 << 10]);
+            }
+        }
+        // A varint of ten 0xff bytes as the graph's length; deep nesting.
+        let mut d = vec![0x08, 0x07, 0x3a];
+        d.extend([0xff; 10]);
+        d.extend([0u8; 100]);
+        assert_scans_alike(&d, "huge varint", &[0, 4], &[4 << 10]);
+        let mut g = Vec::new();
+        for _ in 0..200 {
+            g = ld(1, &ld(5, &ld(6, &g)));
+        }
+        let mut d = vec![0x08, 0x07];
+        d.extend(ld(7, &g));
+        let r = scan_onnx(&d, &Location::path("x.onnx"));
+        assert!(r.malformed.is_some());
+        assert_scans_alike(&d, "deep nesting", &[0, 64], &[1, 4 << 10]);
     }
 }

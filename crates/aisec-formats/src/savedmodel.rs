@@ -22,7 +22,7 @@
 
 use aisec_core::{Confidence, Location, Severity};
 
-use crate::pb::{self, Value};
+use crate::pb::{self, Source, Span, SpanValue as At, Value};
 use crate::rules::*;
 use crate::{clip, FormatReport};
 
@@ -31,38 +31,54 @@ const MAX_NODES: usize = 5_000_000;
 /// Cheap sniff for `saved_model.pb`: field 1 varint (schema version) and/or
 /// field 2 meta graphs whose first field is a known MetaGraphDef field.
 pub fn looks_like_saved_model(pb_bytes: &[u8]) -> bool {
-    let Some(seen) = pb::shallow_check(pb_bytes, &[(1, 0), (2, 2)], 64) else {
-        return false;
-    };
-    if !seen.contains(&2) {
-        return false;
+    looks_like_saved_model_in(&Source::whole(pb_bytes))
+}
+
+/// Most top-level fields [`looks_like_saved_model`] reads.
+const DETECT_FIELDS: usize = 64;
+
+/// [`looks_like_saved_model`] over the bytes `src` holds (a hole ends a
+/// message early; see [`plan_metadata`]).
+pub fn looks_like_saved_model_in(src: &Source<'_>) -> bool {
+    let mut seen_meta = false;
+    for (i, f) in src.fields(src.all()).enumerate() {
+        if i >= DETECT_FIELDS {
+            return false;
+        }
+        match f {
+            Ok((1, At::Varint(_))) => {}
+            Ok((2, At::Bytes(_))) => seen_meta = true,
+            _ => return false,
+        }
     }
-    pb::fields(pb_bytes).flatten().any(|(n, v)| {
-        n == 2
-            && v.bytes().is_some_and(|mg| {
-                pb::fields(mg)
-                    .next()
-                    .is_some_and(|f| matches!(f, Ok((1..=8, Value::Bytes(_)))))
-            })
-    })
+    seen_meta
+        && src.fields(src.all()).flatten().any(|(n, v)| match v {
+            At::Bytes(mg) if n == 2 => src
+                .fields(mg)
+                .next()
+                .is_some_and(|f| matches!(f, Ok((1..=8, At::Bytes(_))))),
+            _ => false,
+        })
 }
 
 /// Scans a `saved_model.pb`.
 pub fn scan_saved_model(pb_bytes: &[u8], loc: &Location) -> FormatReport {
+    scan_saved_model_in(&Source::whole(pb_bytes), loc)
+}
+
+fn scan_saved_model_in(src: &Source<'_>, loc: &Location) -> FormatReport {
     let mut r = FormatReport::default();
     let mut s = Scan::new(loc, &mut r);
     let res = (|| -> Result<(), String> {
         let mut metas = 0;
-        for f in pb::fields(pb_bytes) {
+        for f in src.fields(src.all()) {
             match f.map_err(|e| format!("SavedModel: {e}"))? {
-                (1, Value::Varint(v)) => s.r.note(format!("saved_model_schema_version {v}")),
-                (2, Value::Bytes(mg)) => {
+                (1, At::Varint(v)) => s.r.note(format!("saved_model_schema_version {v}")),
+                (2, At::Bytes(mg)) => {
                     metas += 1;
-                    for g in pb::fields(mg) {
-                        if let (2, Value::Bytes(gd)) =
-                            g.map_err(|e| format!("MetaGraphDef: {e}"))?
-                        {
-                            s.graph(gd)?;
+                    for g in src.fields(mg) {
+                        if let (2, At::Bytes(gd)) = g.map_err(|e| format!("MetaGraphDef: {e}"))? {
+                            s.graph(src, gd)?;
                         }
                     }
                 }
@@ -80,15 +96,53 @@ pub fn scan_saved_model(pb_bytes: &[u8], loc: &Location) -> FormatReport {
 
 /// Scans a frozen `GraphDef` (`.pb`).
 pub fn scan_graph_def(pb_bytes: &[u8], loc: &Location) -> FormatReport {
+    scan_graph_def_in(&Source::whole(pb_bytes), loc)
+}
+
+fn scan_graph_def_in(src: &Source<'_>, loc: &Location) -> FormatReport {
     let mut r = FormatReport::default();
     let mut s = Scan::new(loc, &mut r);
-    let res = s.graph(pb_bytes);
+    let res = s.graph(src, src.all());
     let nodes = s.nodes;
     if let Err(e) = res {
         r.set_malformed(e);
     }
     r.note(format!("GraphDef with {nodes} nodes"));
     r
+}
+
+/// What a remote fetch plan learns from one walk over the bytes it holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataPlan {
+    /// The ranges the walks lacked. Empty: they read only held bytes, and
+    /// the scan's walks over the same bytes read the same.
+    pub missing: pb::Misses,
+    /// [`looks_like_saved_model_in`] over the held bytes (which parser the
+    /// scanner picks for a `.pb` file); the original's answer when
+    /// `missing` is empty.
+    pub saved_model: bool,
+}
+
+/// Walks a binary TensorFlow `.pb` (not `keras_metadata.pb`) over the
+/// bytes `src` holds, as the scanner does: the SavedModel sniff, then the
+/// SavedModel or GraphDef walk it picks, and says what they lacked. A
+/// remote plan fetches the misses and walks again; when nothing is
+/// missing, the scanner over a file holding those bytes (anything, zeros,
+/// elsewhere) gives the result it gives on the original. Payloads the
+/// walks step over (constant tensors' `tensor_content` in `value` attrs,
+/// node inputs, devices, non-string attr values) are never asked for.
+pub fn plan_metadata(src: &Source<'_>) -> MetadataPlan {
+    let saved_model = looks_like_saved_model_in(src);
+    let loc = Location::path("plan");
+    let _ = if saved_model {
+        scan_saved_model_in(src, &loc)
+    } else {
+        scan_graph_def_in(src, &loc)
+    };
+    MetadataPlan {
+        missing: src.misses(),
+        saved_model,
+    }
 }
 
 /// Largest `.pbtxt` parsed (text is several times larger than the binary).
@@ -283,16 +337,16 @@ impl<'a> Scan<'a> {
         }
     }
 
-    fn graph(&mut self, gd: &[u8]) -> Result<(), String> {
-        for f in pb::fields(gd) {
+    fn graph(&mut self, src: &Source<'_>, gd: Span) -> Result<(), String> {
+        for f in src.fields(gd) {
             match f.map_err(|e| format!("GraphDef: {e}"))? {
-                (1, Value::Bytes(n)) => self.node(n, None)?,
-                (2, Value::Bytes(lib)) => {
-                    for g in pb::fields(lib) {
-                        if let (1, Value::Bytes(fd)) =
+                (1, At::Bytes(n)) => self.node(src, n, None)?,
+                (2, At::Bytes(lib)) => {
+                    for g in src.fields(lib) {
+                        if let (1, At::Bytes(fd)) =
                             g.map_err(|e| format!("FunctionDefLibrary: {e}"))?
                         {
-                            self.function(fd)?;
+                            self.function(src, fd)?;
                         }
                     }
                 }
@@ -302,46 +356,46 @@ impl<'a> Scan<'a> {
         Ok(())
     }
 
-    fn function(&mut self, fd: &[u8]) -> Result<(), String> {
+    fn function(&mut self, src: &Source<'_>, fd: Span) -> Result<(), String> {
         let mut name = String::new();
         // The signature usually comes first; collect nodes then classify.
         let mut nodes = Vec::new();
-        for f in pb::fields(fd) {
+        for f in src.fields(fd) {
             match f.map_err(|e| format!("FunctionDef: {e}"))? {
-                (1, Value::Bytes(sig)) => {
-                    for g in pb::fields(sig) {
-                        if let (1, Value::Bytes(n)) = g.map_err(|e| format!("OpDef: {e}"))? {
-                            name = String::from_utf8_lossy(n).into_owned();
+                (1, At::Bytes(sig)) => {
+                    for g in src.fields(sig) {
+                        if let (1, At::Bytes(n)) = g.map_err(|e| format!("OpDef: {e}"))? {
+                            name = src.text(n);
                         }
                     }
                 }
-                (3, Value::Bytes(n)) => nodes.push(n),
+                (3, At::Bytes(n)) => nodes.push(n),
                 _ => {}
             }
         }
         for n in nodes {
-            self.node(n, Some(&name))?;
+            self.node(src, n, Some(&name))?;
         }
         Ok(())
     }
 
-    fn node(&mut self, nd: &[u8], func: Option<&str>) -> Result<(), String> {
+    fn node(&mut self, src: &Source<'_>, nd: Span, func: Option<&str>) -> Result<(), String> {
         self.nodes += 1;
         if self.nodes > MAX_NODES {
             return Err("too many nodes".into());
         }
         let (mut name, mut op) = (String::new(), String::new());
         let mut attrs: Vec<(String, Vec<String>)> = Vec::new();
-        for f in pb::fields(nd) {
+        for f in src.fields(nd) {
             match f.map_err(|e| format!("NodeDef: {e}"))? {
-                (1, Value::Bytes(b)) => name = String::from_utf8_lossy(b).into_owned(),
-                (2, Value::Bytes(b)) => op = String::from_utf8_lossy(b).into_owned(),
-                (5, Value::Bytes(entry)) => {
+                (1, At::Bytes(b)) => name = src.text(b),
+                (2, At::Bytes(b)) => op = src.text(b),
+                (5, At::Bytes(entry)) => {
                     let (mut k, mut strs) = (String::new(), Vec::new());
-                    for g in pb::fields(entry) {
+                    for g in src.fields(entry) {
                         match g.map_err(|e| format!("NodeDef.attr: {e}"))? {
-                            (1, Value::Bytes(b)) => k = String::from_utf8_lossy(b).into_owned(),
-                            (2, Value::Bytes(av)) => strs = attr_strings(av),
+                            (1, At::Bytes(b)) => k = src.text(b),
+                            (2, At::Bytes(av)) => strs = attr_strings(src, av),
                             _ => {}
                         }
                     }
@@ -508,16 +562,16 @@ impl<'a> Scan<'a> {
 }
 
 /// Extracts the string values of an AttrValue (`s` or `list.s`).
-fn attr_strings(av: &[u8]) -> Vec<String> {
+fn attr_strings(src: &Source<'_>, av: Span) -> Vec<String> {
     let mut out = Vec::new();
-    for f in pb::fields(av).flatten() {
+    for f in src.fields(av).flatten() {
         match f {
-            (2, Value::Bytes(s)) => out.push(String::from_utf8_lossy(s).into_owned()),
-            (1, Value::Bytes(list)) => {
-                for g in pb::fields(list).flatten() {
-                    if let (2, Value::Bytes(s)) = g {
+            (2, At::Bytes(s)) => out.push(src.text(s)),
+            (1, At::Bytes(list)) => {
+                for g in src.fields(list).flatten() {
+                    if let (2, At::Bytes(s)) = g {
                         if out.len() < 16 {
-                            out.push(String::from_utf8_lossy(s).into_owned());
+                            out.push(src.text(s));
                         }
                     }
                 }
@@ -576,5 +630,172 @@ mod tests {
         let fd = [ld(1, &sig), ld(3, &node("r", "RestoreV2"))].concat();
         let r = scan_graph_def(&ld(2, &ld(1, &fd)), &Location::path("g.pb"));
         assert_eq!(r.findings[0].rule_id, "AISEC-TF-004");
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        std::fs::read(p).unwrap()
+    }
+
+    const PB_FIXTURES: &[&str] = &[
+        "tf_benign_saved_model.pb",
+        "tf_frozen_graph.pb",
+        "tf_pyfunc_saved_model.pb",
+        "tf_readfile_saved_model.pb",
+    ];
+
+    /// A `Const` node whose `value` holds `n` bytes of tensor content.
+    fn constant(name: &str, n: usize) -> Vec<u8> {
+        let content: Vec<u8> = (0..n).map(|i| (i * 31 % 251) as u8).collect();
+        let value = ld(2, &ld(8, &ld(4, &content)));
+        let mut attr = ld(1, b"value");
+        attr.extend(value);
+        let mut nd = node(name, "Const");
+        nd.extend(ld(5, &attr));
+        ld(1, &nd)
+    }
+
+    /// `d` (a SavedModel or a GraphDef) with `Const` nodes of `sizes`
+    /// bytes added before the nodes of its (first meta graph's) graph.
+    fn grow(d: &[u8], sizes: &[usize]) -> Vec<u8> {
+        let consts: Vec<u8> = sizes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &n)| constant(&format!("w{i}"), n))
+            .collect();
+        if !looks_like_saved_model(d) {
+            return [consts, d.to_vec()].concat();
+        }
+        let mut out = Vec::new();
+        for f in pb::fields(d).with_raw() {
+            let (n, v, raw) = f.unwrap();
+            match (n, v) {
+                (2, Value::Bytes(mg)) => {
+                    let mut m = Vec::new();
+                    for g in pb::fields(mg).with_raw() {
+                        let (k, w, raw) = g.unwrap();
+                        match (k, w) {
+                            (2, Value::Bytes(gd)) => {
+                                m.extend(ld(2, &[consts.clone(), gd.to_vec()].concat()))
+                            }
+                            _ => m.extend(raw),
+                        }
+                    }
+                    out.extend(ld(2, &m));
+                }
+                _ => out.extend(raw),
+            }
+        }
+        out
+    }
+
+    fn merge(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+        v.retain(|r| r.0 < r.1);
+        v.sort_unstable();
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for (s, e) in v {
+            match out.last_mut() {
+                Some(l) if s <= l.1 => l.1 = l.1.max(e),
+                _ => out.push((s, e)),
+            }
+        }
+        out
+    }
+
+    /// The image a reader following [`plan_metadata`] scans (zeros where
+    /// it fetched nothing) and the bytes it held.
+    fn fetched_image(d: &[u8], head: u64, block: u64) -> (Vec<u8>, u64) {
+        let size = d.len() as u64;
+        let mut held = vec![(0, head.min(size))];
+        for walks in 0.. {
+            assert!(walks < 100_000, "the walk never settles");
+            let pieces = held
+                .iter()
+                .map(|&(s, e)| (s, &d[s as usize..e as usize]))
+                .collect();
+            let m = plan_metadata(&Source::pieces(size, pieces)).missing;
+            if m.is_empty() {
+                break;
+            }
+            let want: Vec<(u64, u64)> = m
+                .keys
+                .iter()
+                .map(|&(s, e)| (s, e.min(s + block)))
+                .chain(m.bytes.iter().copied())
+                .collect();
+            for w in &want {
+                assert!(!held.iter().any(|h| h.0 <= w.0 && w.1 <= h.1), "{w:?}");
+            }
+            held = merge([held, want].concat());
+        }
+        let mut img = vec![0u8; d.len()];
+        for &(s, e) in &held {
+            img[s as usize..e as usize].copy_from_slice(&d[s as usize..e as usize]);
+        }
+        (img, held.iter().map(|h| h.1 - h.0).sum())
+    }
+
+    fn assert_scans_alike(d: &[u8], what: &str) -> u64 {
+        let loc = Location::path("x.pb");
+        let mut most = 0;
+        for head in [0, 64, 16 << 10] {
+            for block in [1, 4 << 10] {
+                let (img, n) = fetched_image(d, head, block);
+                let w = format!("{what}, head {head}, block {block}");
+                assert_eq!(
+                    looks_like_saved_model(&img),
+                    looks_like_saved_model(d),
+                    "{w}"
+                );
+                // The parser the scanner picks for a `.pb` file.
+                let scan = if looks_like_saved_model(d) {
+                    scan_saved_model
+                } else {
+                    scan_graph_def
+                };
+                assert_eq!(scan(&img, &loc), scan(d, &loc), "{w}");
+                most = most.max(n);
+            }
+        }
+        most
+    }
+
+    #[test]
+    fn a_metadata_fetch_scans_like_the_whole_file() {
+        for f in PB_FIXTURES {
+            let d = fixture(f);
+            assert_scans_alike(&d, f);
+            let g = grow(&d, &[1 << 20, 64, 2 << 20]);
+            assert_eq!(looks_like_saved_model(&g), looks_like_saved_model(&d));
+            let n = assert_scans_alike(&g, &format!("{f} grown"));
+            assert!(n < 32 << 10, "{f}: {n}");
+        }
+    }
+
+    #[test]
+    fn hostile_pb_files_scan_alike_from_a_metadata_fetch() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for f in PB_FIXTURES {
+            let base = grow(&fixture(f), &[100 << 10, 64]);
+            for cut in [1, 7, 60, base.len() / 2, base.len() - 1] {
+                assert_scans_alike(&base[..cut], &format!("{f} cut at {cut}"));
+            }
+            for round in 0..30 {
+                let mut d = base.clone();
+                for _ in 0..1 + round % 3 {
+                    let at = (rnd() as usize) % d.len().min(400);
+                    d[at] = [0xff, 0x7f, rnd() as u8][(rnd() % 3) as usize];
+                }
+                assert_scans_alike(&d, &format!("{f} mutation {round}"));
+            }
+        }
     }
 }

@@ -350,8 +350,9 @@ pub fn looks_like_pickle(data: &[u8]) -> bool {
     }
 }
 
-/// True for every opcode byte of protocols 0–5 (CPython `pickletools`).
-fn is_opcode(b: u8) -> bool {
+/// True for every opcode byte of protocols 0–5 (CPython `pickletools`):
+/// the first bytes [`looks_like_pickle`] runs the machine on.
+pub fn is_opcode(b: u8) -> bool {
     matches!(b, 0x80..=0x98) || b"(.012FIJKLMNPQRSTUVXabcdeghijlopqrstu}])BCG".contains(&b)
 }
 

@@ -18,13 +18,27 @@
 //!   ([`aisec_formats::h5::plan_metadata`]) over the bytes fetched so far
 //!   and fetching what it lacked, round after round; then every byte but
 //!   the dataset raw data that walk says the scan skips (see [`hdf5`]);
+//! - ONNX (a first byte that is a ModelProto key, no other format's
+//!   magic, a name the scanner does not parse as TensorFlow): the fields
+//!   the scanner's ONNX walk reads, found by running that walk
+//!   ([`aisec_formats::onnx::plan_metadata`], over
+//!   [`aisec_formats::pb::Source`]) on the bytes fetched so far, round
+//!   after round; tensor payloads (`raw_data`, typed data) and the other
+//!   fields it steps over are never fetched; then the HDF5 superblock
+//!   probes detection reads (see [`protobuf`]);
+//! - TensorFlow `*.pb` (`saved_model.pb`, frozen GraphDefs; not
+//!   `keras_metadata.pb`), with the same first-byte checks: the same
+//!   rounds with the scanner's SavedModel/GraphDef walk
+//!   ([`aisec_formats::savedmodel::plan_metadata`]); `Const` nodes'
+//!   `tensor_content` is never fetched;
 //! - a file the first bytes, the zip tail and the HDF5 superblock probes
 //!   prove the scanner will call `unknown` (tokenizer JSON, vocabularies,
 //!   text), and whose name the scanner does not judge by content
 //!   (`*config.json`'s `auto_map`, `*.py` read beside it, `*.pb*`): the
 //!   sniff only (see [`sniff`]);
-//! - everything else (pickle, ONNX, TensorFlow, tar, 7z, compressed
-//!   streams, files the sniff cannot rule out): the whole object.
+//! - everything else (pickle, `keras_metadata.pb`, tar, 7z, compressed
+//!   streams, ONNX files the plan cannot finish or detection would not
+//!   call ONNX, files the sniff cannot rule out): the whole object.
 //!
 //! A plan that cannot make sense of its format reads the whole object:
 //! reading too much costs bytes, reading too little would change results.
@@ -253,6 +267,9 @@ async fn plan(p: &mut Planner<'_>, key: &str, whole_below: u64) -> Result<(), Re
         p.out.plan = "safetensors";
         p.want(0, 8 + n).await?;
         true
+    } else if let Some(kind) = protobuf_head(&head, key) {
+        p.out.plan = kind.name();
+        protobuf(p, kind).await?
     } else {
         sniff(p, key, &head).await?
     };
@@ -335,16 +352,8 @@ fn head_rules_out_formats(head: &[u8], key: &str) -> bool {
         return false;
     }
     let first = head[0];
-    let magic = head.starts_with(b"ZF")
-        || head.starts_with(b"\x93NUMPY")
-        || head.starts_with(b"GGUF")
-        || head.starts_with(b"PK")
-        || head.starts_with(HDF5_SIG)
-        || aisec_archive::looks_like_7z(head)
-        || aisec_archive::sniff_compression(head).is_some()
-        || aisec_archive::looks_like_tar(head);
-    // A plausible safetensors header length, whatever follows it.
-    let safetensors = u64le(head, 0).is_some_and(|n| (2..=aisec_formats_max_header()).contains(&n));
+    let magic = start_magic(head);
+    let safetensors = safetensors_length(head);
     // Pickle: protocol 2+ opens with PROTO; 0 and 1 with a push or a mark.
     let pickle = first == 0x80 || b"(]})cNIJKLMFGSTUVXBCPgh".contains(&first);
     // ONNX: its check fails at once when the first protobuf key does not
@@ -356,6 +365,24 @@ fn head_rules_out_formats(head: &[u8], key: &str) -> bool {
         Ok(k) => k >> 3 == 0 || k >> 3 > 0x1fff_ffff || matches!(k & 7, 3 | 4 | 6 | 7),
     };
     !magic && !safetensors && !pickle && onnx_ruled_out
+}
+
+/// True when the first bytes hold a magic number (or tar header) that
+/// the scanner's detection, or joblib's `ZF` check, tests before ONNX.
+fn start_magic(head: &[u8]) -> bool {
+    head.starts_with(b"ZF")
+        || head.starts_with(b"\x93NUMPY")
+        || head.starts_with(b"GGUF")
+        || head.starts_with(b"PK")
+        || head.starts_with(HDF5_SIG)
+        || aisec_archive::looks_like_7z(head)
+        || aisec_archive::sniff_compression(head).is_some()
+        || aisec_archive::looks_like_tar(head)
+}
+
+/// A plausible safetensors header length, whatever follows it.
+fn safetensors_length(head: &[u8]) -> bool {
+    u64le(head, 0).is_some_and(|n| (2..=aisec_formats_max_header()).contains(&n))
 }
 
 /// The JSON header length of a safetensors file, when the first bytes
@@ -647,6 +674,140 @@ async fn hdf5(p: &mut Planner<'_>) -> Result<bool, RemoteError> {
             .collect();
         let blocks = p.out.not_held(&aisec_formats::h5::merge_ranges(blocks));
         p.want_all_with(blocks, H5_BLOCK).await?;
+    }
+    Ok(false)
+}
+
+/// First bytes of an ONNX file the ONNX plan takes: the key of a
+/// ModelProto field (ir_version, producer_name, producer_version, domain,
+/// graph, training_info, functions) that is not also a pickle opcode (a
+/// file opening with `(`, `2`, `B` or `r` might pass the scanner's pickle
+/// sniff, which can read anywhere, and is read whole).
+const ONNX_FIRST: &[u8] = &[0x08, 0x12, 0x1a, 0x22, 0x3a, 0xa2, 0xca];
+
+/// The protobuf formats a plan walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protobuf {
+    /// An ONNX model (any name but `*.pb`, `*.pbtxt`).
+    Onnx,
+    /// A TensorFlow `saved_model.pb` or frozen GraphDef: any `*.pb` but
+    /// `keras_metadata.pb` (small, and judged by its JSON).
+    Tf,
+}
+
+impl Protobuf {
+    fn name(self) -> &'static str {
+        match self {
+            Protobuf::Onnx => "onnx",
+            Protobuf::Tf => "tf",
+        }
+    }
+}
+
+/// Which protobuf plan the first bytes and the name allow: one whose
+/// format the scanner's detection reaches (no magic, tar header,
+/// safetensors length or pickle opcode at the start; then by name, `.pb`
+/// for TensorFlow, else ONNX, which the plan's walk then confirms).
+fn protobuf_head(head: &[u8], key: &str) -> Option<Protobuf> {
+    let lower = key.to_ascii_lowercase();
+    let base = lower.rsplit('/').next().unwrap_or(&lower);
+    let first = *head.first()?;
+    if head.len() < 512
+        || aisec_pickle::is_opcode(first)
+        || start_magic(head)
+        || safetensors_length(head)
+        || base.ends_with(".pbtxt")
+    {
+        return None;
+    }
+    if base.ends_with(".pb") {
+        return (base != "keras_metadata.pb").then_some(Protobuf::Tf);
+    }
+    ONNX_FIRST.contains(&first).then_some(Protobuf::Onnx)
+}
+
+/// Fewest walks a protobuf plan may take before it reads the object whole.
+const PB_MIN_ROUNDS: u64 = 64;
+/// Most walks of a protobuf plan, however large the object.
+const PB_MAX_ROUNDS: u64 = 1024;
+/// Beyond [`PB_MIN_ROUNDS`], one more walk per this many bytes of the
+/// object: a round costs a round trip, about the time 4 MiB take to
+/// travel (40 ms at 100 MB/s), so more rounds than that would take longer
+/// than reading the object whole.
+const PB_ROUND_BYTES: u64 = 4 << 20;
+/// Bytes fetched from a field key the walk lacked (within its message):
+/// the key, its length and, for tensors up to a few KiB (biases, norms),
+/// the fields after them, so small tensors cost no extra round.
+const PB_BLOCK: u64 = 16 << 10;
+
+/// The protobuf plans (ONNX, TensorFlow `.pb`). Each round walks the
+/// file with the scanner's own walk over the bytes fetched so far
+/// ([`aisec_formats::onnx::plan_metadata`],
+/// [`aisec_formats::savedmodel::plan_metadata`], both over
+/// [`aisec_formats::pb::Source`]) and fetches what it lacked:
+/// [`PB_BLOCK`] bytes from each field key it could not read, and each
+/// payload it reads (names, op types, domains, string attrs, external-data
+/// locations, metadata) whole. Protobuf has no index: a message's next
+/// key is found only by reading the length before it, so each large
+/// payload stepped over (an ONNX tensor's `raw_data`, a `Const` node's
+/// `tensor_content`) costs a round. When a walk lacks nothing, the scan's
+/// walk over the image reads the same bytes; then the HDF5 superblock
+/// probes detection reads (8 bytes at each power of two from 512) are
+/// fetched, and any that holds a signature sends the object to a whole
+/// read, as does an ONNX top level detection would not call ONNX (the
+/// scanner then tries other formats). Lengths past the end, truncation and
+/// nesting are the walk's to refuse (bounded, like the scan); a walk still
+/// lacking bytes after the allowed rounds reads the object whole.
+async fn protobuf(p: &mut Planner<'_>, kind: Protobuf) -> Result<bool, RemoteError> {
+    let size = p.out.size;
+    let rounds = (size / PB_ROUND_BYTES).clamp(PB_MIN_ROUNDS, PB_MAX_ROUNDS);
+    for _ in 0..rounds {
+        p.out.normalize();
+        let (missing, detected) = {
+            let pieces = p
+                .out
+                .ranges
+                .iter()
+                .map(|(s, b)| (*s, b.as_slice()))
+                .collect();
+            let src = aisec_formats::pb::Source::pieces(size, pieces);
+            match kind {
+                Protobuf::Onnx => {
+                    let plan = aisec_formats::onnx::plan_metadata(&src);
+                    (plan.missing, plan.looks_like_onnx)
+                }
+                Protobuf::Tf => (aisec_formats::savedmodel::plan_metadata(&src).missing, true),
+            }
+        };
+        if missing.is_empty() {
+            if !detected {
+                return Ok(false);
+            }
+            let mut probes = Vec::new();
+            let mut off = 512u64;
+            while off < size {
+                probes.push((off, (off + 8).min(size)));
+                off = off.saturating_mul(2);
+            }
+            let want = p.out.not_held(&probes);
+            p.want_all_with(want, PROBE_COALESCE).await?;
+            p.out.normalize();
+            for (s, e) in probes {
+                match p.out.slice(s, e) {
+                    Some(b) if b != HDF5_SIG => {}
+                    _ => return Ok(false),
+                }
+            }
+            return Ok(true);
+        }
+        let want = missing
+            .keys
+            .iter()
+            .map(|&(s, e)| (s, e.min(s.saturating_add(PB_BLOCK)).min(size)))
+            .chain(missing.bytes.iter().copied())
+            .collect();
+        let want = p.out.not_held(&aisec_formats::h5::merge_ranges(want));
+        p.want_all_with(want, PROBE_COALESCE).await?;
     }
     Ok(false)
 }
@@ -1072,5 +1233,179 @@ mod tests {
         let s = run(data, u64::MAX).unwrap();
         assert_eq!(s.plan, "whole");
         assert_eq!(s.moved, 200_000);
+    }
+
+    const ONNX: &[u8] =
+        include_bytes!("../../aisec-formats/tests/fixtures/onnx_external_traversal.onnx");
+
+    /// An initializer of `n` bytes of raw data, holding `fill` at its
+    /// start when given.
+    fn onnx_initializer(name: &str, n: usize, fill: &[u8]) -> Vec<u8> {
+        use aisec_core::protobuf::{put_bytes_field, put_int_field};
+        let mut t = Vec::new();
+        put_int_field(&mut t, 1, (n / 4) as i64);
+        put_int_field(&mut t, 2, 1);
+        put_bytes_field(&mut t, 8, name.as_bytes());
+        let mut raw: Vec<u8> = (0..n).map(|i| (i * 31 % 251) as u8).collect();
+        raw[..fill.len()].copy_from_slice(fill);
+        put_bytes_field(&mut t, 9, &raw);
+        let mut f = Vec::new();
+        put_bytes_field(&mut f, 5, &t);
+        f
+    }
+
+    /// The ONNX fixture with `sizes` initializers added before its graph's
+    /// nodes.
+    fn grow_onnx(sizes: &[usize]) -> Vec<u8> {
+        use aisec_core::protobuf::{fields, put_bytes_field, Value};
+        let mut out = Vec::new();
+        for f in fields(ONNX).with_raw() {
+            let (n, v, raw) = f.unwrap();
+            match (n, v) {
+                (7, Value::Bytes(g)) => {
+                    let mut inits = Vec::new();
+                    for (i, &n) in sizes.iter().enumerate() {
+                        inits.extend(onnx_initializer(&format!("w{i}"), n, b""));
+                    }
+                    inits.extend(g);
+                    put_bytes_field(&mut out, 7, &inits);
+                }
+                _ => out.extend(raw),
+            }
+        }
+        out
+    }
+
+    fn run_named(data: Vec<u8>, key: &str, limit: u64) -> (Result<Sparse, RemoteError>, usize) {
+        let m = Mem(data, Default::default());
+        let size = m.0.len() as u64;
+        let r = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(fetch(&m, key, size, 0, limit))
+            .map_err(|(e, _)| e);
+        (r, m.1.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    #[test]
+    fn onnx_reads_the_metadata_only() {
+        // Eight 4 MiB tensors: a round each, a block from each key.
+        let data = grow_onnx(&[4 << 20; 8]);
+        let (s, requests) = run_named(data.clone(), "model.onnx", u64::MAX);
+        let s = s.unwrap();
+        assert_eq!(s.plan, "onnx");
+        assert!(s.moved < HEAD + 9 * PB_BLOCK + 32 * 8, "{}", s.moved);
+        // Head, 8 rounds and the HDF5 probes.
+        assert!(requests < 8 + 1 + 30, "{requests}");
+        // The fixture's nodes and external-data tensor after the tensors.
+        let n = data.len() as u64;
+        assert!(s.slice(n - 100, n).is_some());
+    }
+
+    #[test]
+    fn onnx_plans_that_cannot_finish_read_whole() {
+        // More 1 MiB tensors than the rounds a 100 MiB object allows.
+        let data = grow_onnx(&[1 << 20; 100]);
+        let n = data.len() as u64;
+        let (s, _) = run_named(data, "model.onnx", u64::MAX);
+        let s = s.unwrap();
+        assert_eq!(s.plan, "whole");
+        assert!(s.moved <= n + HEAD + 64 * PB_BLOCK, "{}", s.moved);
+        // An HDF5 signature at a power of two inside raw data: detection
+        // would call it HDF5; read whole.
+        let mut data = grow_onnx(&[4 << 20]);
+        data[1 << 20..(1 << 20) + 8].copy_from_slice(HDF5_SIG);
+        let (s, _) = run_named(data, "model.onnx", u64::MAX);
+        assert_eq!(s.unwrap().plan, "whole");
+        // Named like TensorFlow protobuf: the scanner parses it as a
+        // GraphDef, and so does the plan.
+        let (s, _) = run_named(grow_onnx(&[1 << 20]), "saved_model.pb", u64::MAX);
+        assert_eq!(s.unwrap().plan, "tf");
+    }
+
+    #[test]
+    fn hostile_onnx_plans_stay_bounded() {
+        // Truncated: the graph's length runs past the end, detection would
+        // not call it ONNX; read whole, once.
+        let mut data = grow_onnx(&[2 << 20]);
+        data.truncate(data.len() - 100);
+        let n = data.len() as u64;
+        let (s, _) = run_named(data, "m.onnx", u64::MAX);
+        let s = s.unwrap();
+        assert_eq!(s.plan, "whole");
+        assert!(s.moved <= n + 2 * PB_BLOCK, "{}", s.moved);
+        // A tensor name 1 GiB long (past its parent): refused by the walk.
+        let mut d = vec![0x08, 0x07, 0x3a];
+        let mut g = vec![
+            0x2a, 0x80, 0x80, 0x80, 0x04, 0x42, 0x80, 0x80, 0x80, 0x80, 0x04,
+        ];
+        g.resize(64 << 10, 1);
+        aisec_core::protobuf::put_varint(&mut d, g.len() as u64);
+        d.extend(g);
+        let (s, _) = run_named(d, "m.onnx", u64::MAX);
+        assert!(s.unwrap().moved <= 64 << 10);
+        // A real 8 MiB doc_string (the walk reads it): the byte bound.
+        let mut d = grow_onnx(&[]);
+        aisec_core::protobuf::put_bytes_field(&mut d, 6, &vec![b'x'; 8 << 20]);
+        let (s, _) = run_named(d.clone(), "m.onnx", 1 << 20);
+        assert!(matches!(s, Err(RemoteError::TooLarge { .. })));
+        let (s, _) = run_named(d, "m.onnx", u64::MAX);
+        assert_eq!(s.unwrap().plan, "onnx");
+    }
+
+    #[test]
+    fn onnx_first_bytes_are_not_pickle_opcodes() {
+        for &b in ONNX_FIRST {
+            assert!(!aisec_pickle::is_opcode(b), "{b:#x}");
+        }
+        let mut head = vec![b'A'; 4096];
+        head[..4].copy_from_slice(&[0x08, 0x07, 0x12, 0x05]);
+        assert_eq!(protobuf_head(&head, "m.onnx"), Some(Protobuf::Onnx));
+        assert_eq!(protobuf_head(&head, "saved_model.pb"), Some(Protobuf::Tf));
+        assert_eq!(protobuf_head(&head, "keras_metadata.pb"), None);
+        assert_eq!(protobuf_head(&head, "g.pbtxt"), None);
+        head[0] = b'(';
+        assert_eq!(protobuf_head(&head, "m.onnx"), None);
+    }
+
+    /// A frozen GraphDef: `Const` nodes of `sizes` bytes of tensor
+    /// content, then a `PyFunc` node.
+    fn frozen_graph(sizes: &[usize]) -> Vec<u8> {
+        use aisec_core::protobuf::put_bytes_field as put;
+        let mut g = Vec::new();
+        for (i, &n) in sizes.iter().enumerate() {
+            let mut tensor = Vec::new();
+            put(&mut tensor, 4, &vec![7u8; n]);
+            let mut value = Vec::new();
+            put(&mut value, 8, &tensor);
+            let mut attr = Vec::new();
+            put(&mut attr, 1, b"value");
+            put(&mut attr, 2, &value);
+            let mut node = Vec::new();
+            put(&mut node, 1, format!("w{i}").as_bytes());
+            put(&mut node, 2, b"Const");
+            put(&mut node, 5, &attr);
+            put(&mut g, 1, &node);
+        }
+        let mut node = Vec::new();
+        put(&mut node, 1, b"f");
+        put(&mut node, 2, b"PyFunc");
+        put(&mut g, 1, &node);
+        g
+    }
+
+    #[test]
+    fn tf_reads_the_graph_without_constants() {
+        let data = frozen_graph(&[4 << 20; 6]);
+        let (s, _) = run_named(data.clone(), "frozen_graph.pb", u64::MAX);
+        let s = s.unwrap();
+        assert_eq!(s.plan, "tf");
+        assert!(s.moved < HEAD + 7 * PB_BLOCK + 32 * 8, "{}", s.moved);
+        let n = data.len() as u64;
+        // The PyFunc node after the constants.
+        assert!(s.slice(n - 13, n).is_some());
+        // keras_metadata.pb is read whole.
+        let (s, _) = run_named(data, "keras_metadata.pb", u64::MAX);
+        assert_eq!(s.unwrap().plan, "whole");
     }
 }

@@ -554,6 +554,263 @@ fn large_keras_h5_files_travel_as_their_metadata() {
     );
 }
 
+/// An ONNX fixture with initializers of `sizes` bytes (float32 weights in
+/// [-1, 1), each followed by a 256-byte bias) added to its graph, before
+/// its nodes or after them. Nothing big is committed.
+fn grow_onnx(fixture: &str, sizes: &[usize], before: bool) -> Vec<u8> {
+    use aisec_core::protobuf::{fields, put_bytes_field, put_int_field, Value};
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let d = std::fs::read(here.join("../aisec-formats/tests/fixtures").join(fixture)).unwrap();
+    let tensor = |name: &str, n: usize| {
+        let mut t = Vec::new();
+        put_int_field(&mut t, 1, (n / 4) as i64);
+        put_int_field(&mut t, 2, 1);
+        put_bytes_field(&mut t, 8, name.as_bytes());
+        let mut x = 0x2545_f491_4f6c_dd1du64 ^ n as u64;
+        let raw: Vec<u8> = (0..n / 4)
+            .flat_map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                ((x >> 40) as f32 / (1u64 << 23) as f32 - 1.0).to_le_bytes()
+            })
+            .collect();
+        put_bytes_field(&mut t, 9, &raw);
+        let mut f = Vec::new();
+        put_bytes_field(&mut f, 5, &t);
+        f
+    };
+    let mut out = Vec::new();
+    for f in fields(&d).with_raw() {
+        let (n, v, raw) = f.unwrap();
+        match (n, v) {
+            (7, Value::Bytes(g)) => {
+                let mut inits = Vec::new();
+                for (i, &n) in sizes.iter().enumerate() {
+                    inits.extend(tensor(&format!("layer{i}.weight"), n));
+                    inits.extend(tensor(&format!("layer{i}.bias"), 256));
+                }
+                let g = if before {
+                    [inits, g.to_vec()].concat()
+                } else {
+                    [g.to_vec(), inits].concat()
+                };
+                put_bytes_field(&mut out, 7, &g);
+            }
+            _ => out.extend(raw),
+        }
+    }
+    out
+}
+
+#[test]
+#[allow(clippy::print_stdout)] // The bytes read are the result: shown with --nocapture.
+fn large_onnx_files_travel_as_their_metadata() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("big/onnx");
+    std::fs::create_dir_all(&dir).unwrap();
+    // 32 MiB of initializers: 6 of 4 MiB and 8 of 1 MiB, with biases.
+    let sizes: Vec<usize> = [vec![4 << 20; 6], vec![1 << 20; 8]].concat();
+    let fixtures = [
+        "onnx_benign.onnx",
+        "onnx_custom_domain.onnx",
+        "onnx_external_traversal.onnx",
+        "onnx_subgraph_custom.onnx",
+    ];
+    let mut grown = Vec::new();
+    for f in fixtures {
+        for before in [true, false] {
+            let name = format!("{}_{}.onnx", f.trim_end_matches(".onnx"), before);
+            std::fs::write(dir.join(&name), grow_onnx(f, &sizes, before)).unwrap();
+            grown.push(name);
+        }
+    }
+    // Hostile: truncated in a tensor, a length past its parent inside
+    // the graph, a varint of ten 0xff bytes after the metadata.
+    let hostile = dir.join("hostile");
+    std::fs::create_dir_all(&hostile).unwrap();
+    let mut d = grow_onnx("onnx_custom_domain.onnx", &[8 << 20], true);
+    let n = d.len();
+    std::fs::write(hostile.join("truncated.onnx"), &d[..n - (4 << 20)]).unwrap();
+    let at = d.windows(12).position(|w| w == b"layer0.weigh").unwrap() - 1;
+    d[at] = 0x7f; // the tensor name's length, now past its parent
+    std::fs::write(hostile.join("past_parent.onnx"), &d).unwrap();
+    let mut d = grow_onnx("onnx_benign.onnx", &[8 << 20], false);
+    d.extend([0x08; 1]);
+    d.extend([0xff; 10]);
+    std::fs::write(hostile.join("huge_varint.onnx"), &d).unwrap();
+
+    let rt = rt();
+    let hub = rt
+        .block_on(aisec_remote::hubserver::serve(root.path(), false))
+        .unwrap();
+    let remote = Remote::new(RemoteOptions {
+        hf_endpoint: hub.url.clone(),
+        ..RemoteOptions::default()
+    })
+    .unwrap();
+    let l = remote
+        .list(&Source::parse("hf://big/onnx").unwrap())
+        .unwrap();
+    let scans = remote.scan(&Scanner::default(), &l, &|_| true).unwrap();
+    assert_same("big/onnx", &local(&dir), &remote_norm(&l, &scans));
+    for s in &scans {
+        println!(
+            "{}: {} of {} bytes ({:.3} %), plan {}, {} finding(s)",
+            s.object,
+            s.bytes_read,
+            s.size,
+            100.0 * s.bytes_read as f64 / s.size as f64,
+            s.plan,
+            s.findings.len()
+        );
+        assert!(s.error.is_none(), "{:?}", s.error);
+        if s.object.contains("/hostile/") {
+            continue;
+        }
+        assert_eq!(s.plan, "onnx", "{}", s.object);
+        assert_eq!(s.format, "onnx", "{}", s.object);
+        assert!(s.size > 32 << 20);
+        // The 16 KiB head, a 16 KiB block from each of the 14 large
+        // tensors' successors, and the HDF5 probes.
+        assert!(s.bytes_read < 300 << 10, "{}: {}", s.object, s.bytes_read);
+        assert!(s.bytes_read * 100 < s.size, "{}", s.object);
+    }
+    let by = |k: &str| scans.iter().find(|s| s.object.ends_with(k)).unwrap();
+    for k in ["custom_domain", "external_traversal", "subgraph_custom"] {
+        for before in [true, false] {
+            let s = by(&format!("onnx_{k}_{before}.onnx"));
+            assert!(!s.findings.is_empty(), "{}", s.object);
+        }
+    }
+    // The past-parent file is read by its metadata; the truncated one is
+    // not ONNX to detection (the graph runs past the end): read whole.
+    assert_eq!(by("hostile/past_parent.onnx").plan, "onnx");
+    assert!(by("hostile/past_parent.onnx").bytes_read < 64 << 10);
+    assert_eq!(by("hostile/truncated.onnx").plan, "whole");
+    let client: u64 = scans.iter().map(|s| s.bytes_read).sum();
+    assert_eq!(client, hub.stats.bytes.load(Ordering::Relaxed));
+    println!(
+        "{} requests in all (listing included)",
+        hub.stats.requests.load(Ordering::Relaxed)
+    );
+}
+
+/// A TensorFlow `.pb` fixture (SavedModel or frozen GraphDef) with `Const`
+/// nodes of `sizes` bytes of float32 tensor content added before the
+/// nodes of its (first meta graph's) graph.
+fn grow_pb(fixture: &str, sizes: &[usize]) -> Vec<u8> {
+    use aisec_core::protobuf::{fields, put_bytes_field as put, Value};
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let d = std::fs::read(here.join("../aisec-formats/tests/fixtures").join(fixture)).unwrap();
+    let mut consts = Vec::new();
+    for (i, &n) in sizes.iter().enumerate() {
+        let content: Vec<u8> = (0..n / 4)
+            .flat_map(|k| ((k % 1000) as f32 / 1000.0).to_le_bytes())
+            .collect();
+        let mut tensor = Vec::new();
+        put(&mut tensor, 4, &content);
+        let mut value = Vec::new();
+        put(&mut value, 8, &tensor);
+        let mut attr = Vec::new();
+        put(&mut attr, 1, b"value");
+        put(&mut attr, 2, &value);
+        let mut node = Vec::new();
+        put(&mut node, 1, format!("dense_{i}/kernel").as_bytes());
+        put(&mut node, 2, b"Const");
+        put(&mut node, 5, &attr);
+        put(&mut consts, 1, &node);
+    }
+    if !aisec_formats::savedmodel::looks_like_saved_model(&d) {
+        return [consts, d].concat();
+    }
+    let mut out = Vec::new();
+    let mut first = true;
+    for f in fields(&d).with_raw() {
+        let (n, v, raw) = f.unwrap();
+        match (n, v) {
+            (2, Value::Bytes(mg)) if first => {
+                first = false;
+                let mut m = Vec::new();
+                for g in fields(mg).with_raw() {
+                    let (k, w, raw) = g.unwrap();
+                    match (k, w) {
+                        (2, Value::Bytes(gd)) => put(&mut m, 2, &[&consts[..], gd].concat()),
+                        _ => m.extend(raw),
+                    }
+                }
+                put(&mut out, 2, &m);
+            }
+            _ => out.extend(raw),
+        }
+    }
+    out
+}
+
+#[test]
+#[allow(clippy::print_stdout)] // The bytes read are the result: shown with --nocapture.
+fn large_tf_pb_files_travel_as_their_graph() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("big/tf");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sizes: Vec<usize> = [vec![4 << 20; 6], vec![1 << 20; 8]].concat();
+    for f in [
+        "tf_benign_saved_model.pb",
+        "tf_frozen_graph.pb",
+        "tf_pyfunc_saved_model.pb",
+        "tf_readfile_saved_model.pb",
+    ] {
+        let sub = dir.join(f.trim_end_matches(".pb"));
+        std::fs::create_dir_all(&sub).unwrap();
+        let name = if f.contains("saved_model") {
+            "saved_model.pb"
+        } else {
+            "frozen_graph.pb"
+        };
+        std::fs::write(sub.join(name), grow_pb(f, &sizes)).unwrap();
+    }
+    // Truncated in a constant: the walk stops at the cut.
+    let d = grow_pb("tf_pyfunc_saved_model.pb", &[8 << 20]);
+    std::fs::write(dir.join("truncated.pb"), &d[..d.len() - (4 << 20)]).unwrap();
+    let rt = rt();
+    let hub = rt
+        .block_on(aisec_remote::hubserver::serve(root.path(), false))
+        .unwrap();
+    let remote = Remote::new(RemoteOptions {
+        hf_endpoint: hub.url.clone(),
+        ..RemoteOptions::default()
+    })
+    .unwrap();
+    let l = remote.list(&Source::parse("hf://big/tf").unwrap()).unwrap();
+    let scans = remote.scan(&Scanner::default(), &l, &|_| true).unwrap();
+    assert_same("big/tf", &local(&dir), &remote_norm(&l, &scans));
+    for s in &scans {
+        println!(
+            "{}: {} of {} bytes ({:.3} %), plan {}, format {}, {} finding(s)",
+            s.object,
+            s.bytes_read,
+            s.size,
+            100.0 * s.bytes_read as f64 / s.size as f64,
+            s.plan,
+            s.format,
+            s.findings.len()
+        );
+        assert!(s.error.is_none(), "{:?}", s.error);
+        assert_eq!(s.plan, "tf", "{}", s.object);
+        assert!(s.bytes_read < 300 << 10, "{}: {}", s.object, s.bytes_read);
+        assert!(s.bytes_read * 20 < s.size, "{}", s.object);
+    }
+    let by = |k: &str| scans.iter().find(|s| s.object.ends_with(k)).unwrap();
+    assert_eq!(by("tf_frozen_graph/frozen_graph.pb").format, "tf-graphdef");
+    for k in ["tf_pyfunc_saved_model", "tf_readfile_saved_model"] {
+        let s = by(&format!("{k}/saved_model.pb"));
+        assert_eq!(s.format, "tf-savedmodel");
+        assert!(!s.findings.is_empty(), "{}", s.object);
+    }
+    let client: u64 = scans.iter().map(|s| s.bytes_read).sum();
+    assert_eq!(client, hub.stats.bytes.load(Ordering::Relaxed));
+}
+
 #[test]
 fn requests_in_flight_stay_within_the_per_host_limit() {
     let root = hub_root();
