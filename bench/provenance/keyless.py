@@ -27,6 +27,12 @@ sigstore-python 4.5.1's verifier reads; nothing third-party copied.
     python keyless.py OUT_DIR            writes the fixtures (model/, sigs/,
                                          trusted_root.json, trust_config.json,
                                          cases.json with model-signing's verdicts)
+    python keyless.py --check [AISEC]    fresh keys and bundles in a temporary
+                                         folder, then every case through
+                                         `model_signing verify sigstore` and
+                                         `aisec provenance verify --trust-root`
+                                         with each trust file; prints the table
+                                         and writes keyless_results.json
 """
 
 import base64
@@ -402,5 +408,57 @@ def main(out: pathlib.Path) -> None:
     (out / "cases.json").write_text(json.dumps(cases, indent=1, sort_keys=True) + "\n")
 
 
+def aisec_verify(aisec, model, sig, trust, identity, issuer):
+    r = subprocess.run([aisec, "provenance", "verify", str(model), "--signature", str(sig),
+                        "--trust-root", str(trust), "--identity", identity,
+                        "--identity-provider", issuer, "--fail-on", "low", "--format", "json"],
+                       capture_output=True, text=True)
+    if r.returncode == 2:
+        return False, "exit 2: " + r.stderr.strip()[:200]
+    v = json.loads(r.stdout)
+    f = v["findings"]
+    why = f"{f[0]['rule_id']}: {f[0]['evidence']}" if f else "clean"
+    return r.returncode == 0, why[:200]
+
+
+def check(aisec: str) -> int:
+    here = pathlib.Path(__file__).resolve().parent
+    rows, disagree = [], 0
+    with tempfile.TemporaryDirectory() as td:
+        out = pathlib.Path(td) / "fx"
+        main(out)
+        cases = json.loads((out / "cases.json").read_text())
+        tampered = pathlib.Path(td) / "tampered"
+        shutil.copytree(out / "model", tampered)
+        (tampered / "weights.bin").write_bytes(b"changed")
+        for name, c in cases.items():
+            model = tampered if c["tamper"] else out / "model"
+            for trust in ("trust_config.json", "trusted_root.json"):
+                ms_ok = c["model_signing_accepts"]
+                if trust == "trusted_root.json":
+                    ms_ok = None  # model-signing only takes a client trust config
+                a_ok, a_why = aisec_verify(aisec, model, out / c["signature"], out / trust,
+                                           c["identity"], c["identity_provider"])
+                agree = ms_ok is None or ms_ok == a_ok
+                disagree += not agree
+                rows.append({"case": name, "trust": trust, "model_signing": ms_ok,
+                             "model_signing_says": c["model_signing_says"] if ms_ok is not None else "",
+                             "aisec": a_ok, "aisec_says": a_why, "agree": agree})
+    (here / "keyless_results.json").write_text(json.dumps(rows, indent=1) + "\n")
+    print("| case | model-signing | aisec | aisec's reason |")
+    print("|---|---|---|---|")
+    for r in rows:
+        if r["trust"] != "trust_config.json":
+            continue
+        ms = "accept" if r["model_signing"] else "reject"
+        ai = "accept" if r["aisec"] else "reject"
+        print(f"| {r['case']} | {ms} | {ai} | {r['aisec_says'][:110]} |")
+    print(f"{len(rows)} runs, {disagree} disagreements")
+    return 1 if disagree else 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "--check":
+        root = pathlib.Path(__file__).resolve().parent.parent.parent
+        sys.exit(check(sys.argv[2] if len(sys.argv) > 2 else str(root / "target/debug/aisec")))
     main(pathlib.Path(sys.argv[1]))

@@ -410,10 +410,11 @@ fn verify_chain_with(
     let any_anchor = at.is_some();
     if !build(&mut path, roots, &bundled, &mut why, &mut tries, any_anchor) {
         return Err(Invalid::new(why.unwrap_or_else(|| {
+            let subject = leaf.subject();
             format!(
                 "no chain from the signing certificate ({}) to a {}: its issuer {} is \
                  neither in the bundle nor in the given certificates",
-                leaf.subject(),
+                if subject.is_empty() { "empty subject" } else { subject.as_str() },
                 if any_anchor {
                     "trust root certificate authority"
                 } else {
