@@ -414,7 +414,11 @@ fn verify_chain_with(
             format!(
                 "no chain from the signing certificate ({}) to a {}: its issuer {} is \
                  neither in the bundle nor in the given certificates",
-                if subject.is_empty() { "empty subject" } else { subject.as_str() },
+                if subject.is_empty() {
+                    "empty subject"
+                } else {
+                    subject.as_str()
+                },
                 if any_anchor {
                     "trust root certificate authority"
                 } else {
