@@ -14,7 +14,9 @@ fi
 if [ "${1:-}" = "--regen" ]; then
   "$VENV/bin/python" bench/provenance/gen_fixtures.py crates/aisec-provenance/tests/fixtures "$(mktemp -d)"
   "$VENV/bin/python" bench/provenance/gen_cert_fixtures.py crates/aisec-provenance/tests/fixtures "$(mktemp -d)"
+  "$VENV/bin/python" bench/provenance/keyless.py crates/aisec-provenance/tests/fixtures/keyless
 fi
 CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2} cargo build -q -p aisec
 uptime
 "$VENV/bin/python" bench/provenance/check.py
+"$VENV/bin/python" bench/provenance/keyless.py --check

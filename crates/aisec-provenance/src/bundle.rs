@@ -15,6 +15,13 @@ use crate::{hex, Invalid, ProvenanceError};
 
 /// The bundle media type model-signing's key-based signer writes.
 pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+/// Another spelling of v0.3 Sigstore clients accept.
+pub const BUNDLE_MEDIA_TYPE_ALT: &str = "application/vnd.dev.sigstore.bundle+json;version=0.3";
+/// Older Sigstore bundle versions (certificate chains, optional proofs).
+const OLDER_MEDIA_TYPES: &[&str] = &[
+    "application/vnd.dev.sigstore.bundle+json;version=0.1",
+    "application/vnd.dev.sigstore.bundle+json;version=0.2",
+];
 /// The DSSE payload type of an in-toto statement.
 pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
@@ -44,9 +51,20 @@ struct RawMaterial {
     #[serde(default)]
     public_key: Option<RawKeyId>,
     #[serde(default)]
-    certificate: Option<serde_json::Value>,
+    certificate: Option<RawCert>,
     #[serde(default)]
     x509_certificate_chain: Option<RawChain>,
+    #[serde(default)]
+    tlog_entries: Vec<serde_json::Value>,
+    #[serde(default)]
+    timestamp_verification_data: Option<RawTimestamps>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawTimestamps {
+    #[serde(default)]
+    rfc3161_timestamps: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,19 +113,30 @@ pub struct Bundle {
     /// The certificate chain (DER, signing certificate first) of a
     /// certificate-based bundle; empty for a key-based one.
     pub certificates: Vec<Vec<u8>>,
+    /// The Fulcio certificate and transparency log entries of a Sigstore
+    /// keyless bundle.
+    pub keyless: Option<crate::keyless::Material>,
 }
 
 impl Bundle {
-    /// Reads a bundle: key-based (a key hint) or certificate-based (an
-    /// X.509 chain, own PKI). `Ok(Err(_))` is a malformed or unusable
-    /// bundle (an invalid signature); `Err(Unsupported)` a Sigstore keyless
-    /// one (a Fulcio certificate and a Rekor entry), not verified.
+    /// Reads a bundle: key-based (a key hint), certificate-based (an X.509
+    /// chain, own PKI) or Sigstore keyless (a Fulcio certificate and a
+    /// Rekor entry). `Ok(Err(_))` is a malformed or unusable bundle (an
+    /// invalid signature); `Err(Unsupported)` a Sigstore bundle version
+    /// older than 0.3.
     pub fn parse(bytes: &[u8]) -> Result<Result<Bundle, Invalid>, ProvenanceError> {
         let raw: RawBundle = match json::from_slice(bytes, &LIMITS) {
             Ok(r) => r,
             Err(e) => return Ok(Err(Invalid::new(format!("bundle is not readable: {e}")))),
         };
-        if raw.media_type != BUNDLE_MEDIA_TYPE {
+        if OLDER_MEDIA_TYPES.contains(&raw.media_type.as_str()) {
+            return Err(ProvenanceError::Unsupported(format!(
+                "Sigstore bundle version {:?}: aisec reads v0.3 bundles ({BUNDLE_MEDIA_TYPE}), \
+                 what model-signing 1.x writes",
+                raw.media_type
+            )));
+        }
+        if raw.media_type != BUNDLE_MEDIA_TYPE && raw.media_type != BUNDLE_MEDIA_TYPE_ALT {
             return Ok(Err(Invalid::new(format!(
                 "bundle media type is {:?}, expected {BUNDLE_MEDIA_TYPE}",
                 raw.media_type
@@ -115,6 +144,7 @@ impl Bundle {
         }
         let b64 = base64::engine::general_purpose::STANDARD;
         let mut certificates = Vec::new();
+        let mut keyless = None;
         if let Some(m) = &raw.verification_material {
             if let Some(chain) = &m.x509_certificate_chain {
                 for (i, c) in chain.certificates.iter().enumerate() {
@@ -131,14 +161,19 @@ impl Bundle {
                         "the bundle's certificate chain has no certificate",
                     )));
                 }
-            } else if m.certificate.is_some() {
-                return Err(ProvenanceError::Unsupported(
-                    "Sigstore keyless bundles (a Fulcio certificate and a Rekor entry): checking \
-them needs Sigstore's trusted root and the transparency log's inclusion proof, \
-which aisec does not verify; aisec verifies key-based and certificate-chain (own PKI) \
-signatures; verify this one with `model_signing verify sigstore`"
-                        .into(),
-                ));
+            } else if let Some(c) = &m.certificate {
+                let Ok(der) = b64.decode(c.raw_bytes.as_bytes()) else {
+                    return Ok(Err(Invalid::new("the bundle's certificate is not base64")));
+                };
+                keyless = Some(crate::keyless::Material {
+                    leaf: der,
+                    tlog_entries: m.tlog_entries.clone(),
+                    envelope_signatures: Vec::new(),
+                    has_timestamps: m
+                        .timestamp_verification_data
+                        .as_ref()
+                        .is_some_and(|t| !t.rfc3161_timestamps.is_empty()),
+                });
             }
         }
         let Some(env) = raw.dsse_envelope else {
@@ -158,6 +193,14 @@ signatures; verify this one with `model_signing verify sigstore`"
         let Ok(signature) = b64.decode(first.sig.as_bytes()) else {
             return Ok(Err(Invalid::new("DSSE signature is not base64")));
         };
+        if let Some(k) = keyless.as_mut() {
+            for s in &env.signatures {
+                let Ok(sig) = b64.decode(s.sig.as_bytes()) else {
+                    return Ok(Err(Invalid::new("DSSE signature is not base64")));
+                };
+                k.envelope_signatures.push(sig);
+            }
+        }
         Ok(Ok(Bundle {
             payload,
             payload_type: env.payload_type,
@@ -168,6 +211,7 @@ signatures; verify this one with `model_signing verify sigstore`"
                 .and_then(|k| k.hint)
                 .filter(|h| !h.is_empty()),
             certificates,
+            keyless,
         }))
     }
 
@@ -439,11 +483,20 @@ GFckV9B+euzgUu6/YrM7aUA/eGkhyjBd
         ] {
             assert!(Bundle::parse(bad).unwrap().is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
-        let keyless = br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"certificate":{"rawBytes":"AA=="}}}"#;
+        let keyless = br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"certificate":{"rawBytes":"AA=="}},"dsseEnvelope":{"payload":"","payloadType":"x","signatures":[{"sig":"AQ=="}]}}"#;
+        let b = Bundle::parse(keyless).unwrap().unwrap();
+        let m = b.keyless.unwrap();
+        assert_eq!(
+            (m.leaf, m.envelope_signatures),
+            (vec![0u8], vec![vec![1u8]])
+        );
+        let old = br#"{"mediaType":"application/vnd.dev.sigstore.bundle+json;version=0.2"}"#;
         assert!(matches!(
-            Bundle::parse(keyless),
-            Err(ProvenanceError::Unsupported(m)) if m.contains("keyless") && m.contains("Rekor")
+            Bundle::parse(old),
+            Err(ProvenanceError::Unsupported(m)) if m.contains("version=0.2") && m.contains("v0.3")
         ));
+        let bad_cert = br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"certificate":{"rawBytes":"!"}}}"#;
+        assert!(Bundle::parse(bad_cert).unwrap().is_err());
         let chain = br#"{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","verificationMaterial":{"x509CertificateChain":{"certificates":[{"rawBytes":"AA=="}]}},"dsseEnvelope":{"payload":"","payloadType":"x","signatures":[{"sig":""}]}}"#;
         let b = Bundle::parse(chain).unwrap().unwrap();
         assert_eq!(b.certificates, vec![vec![0u8]]);
@@ -463,6 +516,7 @@ GFckV9B+euzgUu6/YrM7aUA/eGkhyjBd
             signature: vec![1, 2, 3],
             key_hint: None,
             certificates: vec![],
+            keyless: None,
         };
         let pk = other_key().public_key().unwrap();
         assert!(b.verify(&pk).unwrap_err().0.contains("DER"));

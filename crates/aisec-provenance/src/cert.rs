@@ -189,7 +189,7 @@ pub enum EcKey {
 }
 
 impl EcKey {
-    fn from_spki(der: &[u8]) -> Result<EcKey, String> {
+    pub(crate) fn from_spki(der: &[u8]) -> Result<EcKey, String> {
         if let Ok(k) = p256::ecdsa::VerifyingKey::from_public_key_der(der) {
             return Ok(EcKey::P256(k));
         }
@@ -217,6 +217,23 @@ impl EcKey {
         };
         self.verify_prehash(&main, der_sig)
             || self.verify_prehash(&Sha256::digest(pae_compat), der_sig)
+    }
+
+    /// Verifies an ECDSA signature over `data` with the hash that goes
+    /// with the curve (SHA-256 for P-256, SHA-384 for P-384), as Sigstore's
+    /// `PKIX_ECDSA_P256_SHA_256` / `PKIX_ECDSA_P384_SHA_384` keys sign.
+    pub fn verify_message(&self, data: &[u8], der_sig: &[u8]) -> bool {
+        let digest = match self {
+            EcKey::P256(_) => Sha256::digest(data).to_vec(),
+            EcKey::P384(_) => Sha384::digest(data).to_vec(),
+        };
+        self.verify_prehash(&digest, der_sig)
+    }
+
+    /// Verifies an ECDSA signature over `data` hashed with SHA-256 whatever
+    /// the curve (Sigstore's DSSE verification).
+    pub fn verify_sha256(&self, data: &[u8], der_sig: &[u8]) -> bool {
+        self.verify_prehash(&Sha256::digest(data), der_sig)
     }
 
     /// The curve's name.
@@ -270,6 +287,20 @@ impl TrustRoots {
         Ok(n)
     }
 
+    /// Adds one DER certificate (a Sigstore trust root's CA chain).
+    pub fn add_der(&mut self, der: &[u8], origin: &str) -> Result<(), ProvenanceError> {
+        let c = Cert::parse(der).map_err(|e| ProvenanceError::Key(format!("{origin}: {e}")))?;
+        if self.certs.len() >= MAX_CERTS {
+            return Err(ProvenanceError::Key(format!(
+                "{origin}: more than {MAX_CERTS} certificates"
+            )));
+        }
+        if !self.trusts(&c) {
+            self.certs.push(c);
+        }
+        Ok(())
+    }
+
     /// How many certificates are trusted.
     pub fn len(&self) -> usize {
         self.certs.len()
@@ -301,23 +332,71 @@ pub struct Signer {
     pub expired: bool,
     /// The leaf key's curve.
     pub curve: String,
+    /// For a Sigstore keyless signature: the identity and the log entry.
+    pub keyless: Option<crate::keyless::KeylessSigner>,
 }
 
 /// Verifies `chain` (DER, leaf first, as in the bundle) up to one of
 /// `roots`; returns the leaf's key and what it says. `Err` is an invalid
 /// signature, with the reason.
 pub fn verify_chain(chain: &[Vec<u8>], roots: &TrustRoots) -> Result<(EcKey, Signer), Invalid> {
+    let (key, signer, _) = verify_chain_with(chain, roots, None)?;
+    can_sign(&chain_leaf(chain)?).map_err(Invalid::new)?;
+    Ok((key, signer))
+}
+
+fn chain_leaf(chain: &[Vec<u8>]) -> Result<Cert, Invalid> {
     let Some(leaf_der) = chain.first() else {
         return Err(Invalid::new("the bundle's certificate chain is empty"));
     };
+    Cert::parse(leaf_der).map_err(|e| Invalid::new(format!("signing certificate: {e}")))
+}
+
+/// A Sigstore (Fulcio) chain: `leaf` up to any certificate of `anchors`
+/// (every certificate of the trust root's authorities is an anchor, as in
+/// sigstore-python's `Store`), every certificate valid at `at` (the log's
+/// integrated time, seconds). Returns the leaf key, what it says, and the
+/// DER path from the leaf to the anchor (leaf first). No usage check: the
+/// caller applies Sigstore's.
+pub fn verify_chain_at(
+    leaf: &[u8],
+    anchors: &TrustRoots,
+    at: u64,
+) -> Result<(EcKey, Signer, Vec<Vec<u8>>), Invalid> {
+    verify_chain_with(&[leaf.to_vec()], anchors, Some(Duration::from_secs(at)))
+}
+
+/// Key usage as Sigstore requires of a Fulcio leaf: KeyUsage
+/// digitalSignature and ExtendedKeyUsage codeSigning, both.
+pub fn sigstore_usage(leaf: &[u8]) -> Result<(), Invalid> {
+    let c = Cert::parse(leaf).map_err(|e| Invalid::new(format!("signing certificate: {e}")))?;
+    let ku: Option<KeyUsage> = c.extension(KEY_USAGE).map_err(Invalid::new)?;
+    if !ku.is_some_and(|k| k.digital_signature()) {
+        return Err(Invalid::new(
+            "the signing certificate's KeyUsage lacks digitalSignature",
+        ));
+    }
+    let eku: Option<ExtendedKeyUsage> = c.extension(EXT_KEY_USAGE).map_err(Invalid::new)?;
+    if !eku.is_some_and(|e| e.0.contains(&CODE_SIGNING)) {
+        return Err(Invalid::new(
+            "the signing certificate's ExtendedKeyUsage lacks codeSigning",
+        ));
+    }
+    Ok(())
+}
+
+fn verify_chain_with(
+    chain: &[Vec<u8>],
+    roots: &TrustRoots,
+    at: Option<Duration>,
+) -> Result<(EcKey, Signer, Vec<Vec<u8>>), Invalid> {
     if chain.len() > MAX_CERTS {
         return Err(Invalid::new(format!(
             "the bundle's certificate chain has {} certificates (at most {MAX_CERTS} are read)",
             chain.len()
         )));
     }
-    let leaf =
-        Cert::parse(leaf_der).map_err(|e| Invalid::new(format!("signing certificate: {e}")))?;
+    let leaf = chain_leaf(chain)?;
     let mut bundled = Vec::new();
     for (i, d) in chain.iter().enumerate().skip(1) {
         bundled.push(
@@ -328,20 +407,30 @@ pub fn verify_chain(chain: &[Vec<u8>], roots: &TrustRoots) -> Result<(EcKey, Sig
     let mut path = vec![&leaf];
     let mut why = None;
     let mut tries = MAX_TRIES;
-    if !build(&mut path, roots, &bundled, &mut why, &mut tries) {
+    let any_anchor = at.is_some();
+    if !build(&mut path, roots, &bundled, &mut why, &mut tries, any_anchor) {
         return Err(Invalid::new(why.unwrap_or_else(|| {
+            let subject = leaf.subject();
             format!(
-                "no chain from the signing certificate ({}) to a given root: its issuer {} is \
+                "no chain from the signing certificate ({}) to a {}: its issuer {} is \
                  neither in the bundle nor in the given certificates",
-                leaf.subject(),
+                if subject.is_empty() {
+                    "empty subject"
+                } else {
+                    subject.as_str()
+                },
+                if any_anchor {
+                    "trust root certificate authority"
+                } else {
+                    "given root"
+                },
                 leaf.cert.tbs_certificate.issuer
             )
         })));
     }
-    check_path(&path).map_err(Invalid::new)?;
+    check_path(&path, at).map_err(Invalid::new)?;
     let key = EcKey::from_spki(&leaf.spki_der().map_err(Invalid::new)?)
         .map_err(|e| Invalid::new(format!("signing certificate: {e}")))?;
-    can_sign(&leaf).map_err(Invalid::new)?;
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
@@ -352,9 +441,11 @@ pub fn verify_chain(chain: &[Vec<u8>], roots: &TrustRoots) -> Result<(EcKey, Sig
             chain: path[1..].iter().map(|c| c.subject()).collect(),
             not_before: leaf.not_before().as_secs(),
             not_after: leaf.not_after().as_secs(),
-            expired: leaf.not_after() < now,
+            expired: at.is_none() && leaf.not_after() < now,
             curve: key.curve().into(),
+            keyless: None,
         },
+        path.iter().map(|c| c.der.clone()).collect(),
     ))
 }
 
@@ -368,11 +459,12 @@ fn build<'a>(
     bundled: &'a [Cert],
     why: &mut Option<String>,
     tries: &mut usize,
+    any_anchor: bool,
 ) -> bool {
     let Some(&cur) = path.last() else {
         return false;
     };
-    if roots.trusts(cur) && cur.self_issued() {
+    if roots.trusts(cur) && (cur.self_issued() || (any_anchor && path.len() > 1)) {
         return true;
     }
     if path.len() >= MAX_DEPTH {
@@ -396,7 +488,7 @@ fn build<'a>(
         match cur.signed_by(c) {
             Ok(()) => {
                 path.push(c);
-                if build(path, roots, bundled, why, tries) {
+                if build(path, roots, bundled, why, tries, any_anchor) {
                     return true;
                 }
                 path.pop();
@@ -410,17 +502,30 @@ fn build<'a>(
 }
 
 /// CA, path length, validity and critical-extension checks on a built path.
-fn check_path(path: &[&Cert]) -> Result<(), String> {
+fn check_path(path: &[&Cert], given: Option<Duration>) -> Result<(), String> {
     let Some(leaf) = path.first() else {
         return Err("empty chain".into());
     };
-    let at = leaf.not_before();
+    let at = given.unwrap_or_else(|| leaf.not_before());
     for (i, c) in path.iter().enumerate() {
         if c.not_before() > at || c.not_after() < at {
+            let when = match given {
+                Some(t) => format!(
+                    "the transparency log's integrated time ({} s since the epoch)",
+                    t.as_secs()
+                ),
+                None => format!(
+                    "the signing certificate's start ({})",
+                    leaf.cert.tbs_certificate.validity.not_before
+                ),
+            };
+            let what = if i == 0 && given.is_some() {
+                "the signing certificate".to_string()
+            } else {
+                c.subject()
+            };
             return Err(format!(
-                "{} is not valid at the signing certificate's start ({}): it is valid from {} to {}",
-                c.subject(),
-                leaf.cert.tbs_certificate.validity.not_before,
+                "{what} is not valid at {when}: it is valid from {} to {}",
                 c.cert.tbs_certificate.validity.not_before,
                 c.cert.tbs_certificate.validity.not_after
             ));

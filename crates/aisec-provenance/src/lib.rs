@@ -17,15 +17,20 @@
 //! * [`cert`]: certificate-based bundles (own PKI): the chain from the
 //!   bundle's signing certificate to trusted roots, as model-signing's
 //!   certificate verifier checks it, then the DSSE signature (P-256/P-384);
+//! * [`keyless`]: Sigstore keyless bundles (Fulcio certificate, embedded
+//!   SCT, Rekor entry with inclusion proof, checkpoint and signed entry
+//!   timestamp) verified offline against a [`trust_root`]
+//!   (`trusted_root.json` or a client trust config), with the expected
+//!   identity and OIDC issuer; [`tlog`] holds the transparency-log checks;
 //! * [`verify_signature`] / [`verify_manifest`]: the findings
 //!   ([`RULES`], ids `AISEC-PROV-0NN`): unsigned model, invalid signature,
 //!   modified, missing and unsigned files, symbolic links.
 //!
 //! Bundles and statements are untrusted input: they are read with
 //! [`aisec_core::json`]'s bounds and every malformed one is an
-//! invalid-signature finding, never a panic. Keyless Sigstore bundles
-//! (Fulcio certificate, Rekor entry), shard serialization and BLAKE hashes
-//! are refused as [`ProvenanceError::Unsupported`]. [`compare_files`] and
+//! invalid-signature finding, never a panic. Sigstore bundles older than
+//! v0.3, shard serialization and BLAKE hashes are refused as
+//! [`ProvenanceError::Unsupported`]. [`compare_files`] and
 //! [`signed_manifest`] let a caller verify files that are not on disk (the
 //! CLI's `hf://` and `s3://` verification).
 
@@ -34,9 +39,12 @@
 
 pub mod bundle;
 pub mod cert;
+pub mod keyless;
 pub mod manifest;
 mod rules;
 pub mod statement;
+pub mod tlog;
+pub mod trust_root;
 
 use std::path::Path;
 
@@ -44,8 +52,10 @@ use aisec_core::{Finding, Location};
 
 pub use bundle::{Bundle, PrivateKey, PublicKey};
 pub use cert::{Signer, TrustRoots};
+pub use keyless::{Keyless, KeylessSigner, Policy};
 pub use manifest::{hash_folder, HashOptions, HashOutcome, Manifest};
 pub use rules::*;
+pub use trust_root::SigstoreTrust;
 
 /// Why provenance work could not be done (as opposed to findings).
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +176,9 @@ pub enum Trust {
     /// Trusted root (and intermediate) certificates (model-signing's
     /// `certificate` method).
     Roots(TrustRoots),
+    /// A Sigstore trust root and the expected signer (model-signing's
+    /// `sigstore` method).
+    Sigstore(Box<Keyless>),
 }
 
 /// Largest signature or manifest file read (the JSON bounds apply too).
@@ -264,16 +277,39 @@ pub fn signed_manifest(
     bundle: &Bundle,
     trust: &Trust,
 ) -> Result<Result<(Manifest, Option<Signer>), Invalid>, ProvenanceError> {
-    let (payload, signer) = match (trust, bundle.certificates.is_empty()) {
-        (Trust::Key(key), true) => match bundle.verify(key) {
+    const KEYLESS_NEEDS: &str = "the signature is a Sigstore keyless one (a Fulcio certificate \
+        and a Rekor entry: model-signing's `sigstore` method): give the trust root with \
+        --trust-root FILE and the expected signer with --identity and --identity-provider";
+    let (payload, signer) = match (trust, &bundle.keyless, bundle.certificates.is_empty()) {
+        (Trust::Sigstore(k), Some(m), _) => {
+            if bundle.payload_type != bundle::PAYLOAD_TYPE {
+                return Ok(Err(Invalid::new(format!(
+                    "DSSE payload type is {:?}, expected {}",
+                    bundle.payload_type,
+                    bundle::PAYLOAD_TYPE
+                ))));
+            }
+            match keyless::verify(
+                m,
+                &bundle.payload,
+                &bundle.payload_type,
+                &bundle.signature,
+                k,
+            ) {
+                Ok((_, s)) => (&bundle.payload[..], Some(s)),
+                Err(why) => return Ok(Err(why)),
+            }
+        }
+        (_, Some(_), _) => return Err(ProvenanceError::Method(KEYLESS_NEEDS.into())),
+        (Trust::Key(key), None, true) => match bundle.verify(key) {
             Ok(p) => (p, None),
             Err(why) => return Ok(Err(why)),
         },
-        (Trust::Roots(roots), false) => match bundle.verify_with_roots(roots) {
+        (Trust::Roots(roots), None, false) => match bundle.verify_with_roots(roots) {
             Ok((p, s)) => (p, Some(s)),
             Err(why) => return Ok(Err(why)),
         },
-        (Trust::Key(_), false) => {
+        (Trust::Key(_), None, false) => {
             return Err(ProvenanceError::Method(
                 "the signature is certificate-based (model-signing's `certificate` method): \
                  give the trusted root certificate(s) with --certificate-chain ROOT.pem \
@@ -281,12 +317,27 @@ pub fn signed_manifest(
                     .into(),
             ))
         }
-        (Trust::Roots(_), true) => {
+        (Trust::Roots(_), None, true) => {
             return Err(ProvenanceError::Method(
                 "the signature is key-based (model-signing's `key` method, no certificate in \
                  the bundle): give the signer's public key with --public-key KEY.pem"
                     .into(),
             ))
+        }
+        (Trust::Sigstore(_), None, key_based) => {
+            return Err(ProvenanceError::Method(format!(
+                "the signature is {} and not a Sigstore keyless one: give {}",
+                if key_based {
+                    "key-based (model-signing's `key` method)"
+                } else {
+                    "certificate-based (model-signing's `certificate` method)"
+                },
+                if key_based {
+                    "the signer's public key with --public-key KEY.pem"
+                } else {
+                    "the trusted root certificate(s) with --certificate-chain ROOT.pem"
+                }
+            )))
         }
     };
     Ok(statement::parse(payload)?.map(|m| (m, signer)))

@@ -3,7 +3,9 @@
 //! * `verify MODEL_DIR --public-key KEY [--signature SIG]`: checks the
 //!   signature (default `MODEL_DIR/model.sig`) and compares the signed
 //!   manifest with the files; `--certificate-chain ROOT.pem` instead of
-//!   the key verifies a certificate-based signature (own PKI); `--manifest FILE` compares with an unsigned
+//!   the key verifies a certificate-based signature (own PKI);
+//!   `--trust-root JSON --identity ID --identity-provider URL` a Sigstore
+//!   keyless one, offline; `--manifest FILE` compares with an unsigned
 //!   manifest instead. Findings as every report (exit 0 clean, 1 findings at
 //!   or above `--fail-on`, 2 the job could not be done).
 //!   `hf://ORG/NAME[@REV]` or `s3://BUCKET/PREFIX` instead of the folder
@@ -36,7 +38,7 @@ pub struct ProvenanceArgs {
 /// The `aisec provenance` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum ProvenanceCommand {
-    /// Verify a model folder, or a hf:// or s3:// repository in place, against its model-signing signature (key- or certificate-based) or a manifest: unsigned, invalid, modified, missing and extra files.
+    /// Verify a model folder, or a hf:// or s3:// repository in place, against its model-signing signature (key-based, certificate-based or Sigstore keyless) or a manifest: unsigned, invalid, modified, missing and extra files.
     Verify(VerifyArgs),
     /// Write the hash manifest of a model folder (the in-toto statement model-signing signs).
     Manifest(ManifestArgs),
@@ -109,6 +111,29 @@ pub struct VerifyArgs {
         conflicts_with_all = ["public_key", "manifest"]
     )]
     pub certificate_chain: Vec<PathBuf>,
+
+    /// Sigstore trust root for a keyless signature (`model_signing sign sigstore`): a trusted_root.json or the client trust config JSON that model-signing's `--trust_config` takes (Fulcio CAs, Rekor and CT log keys). Verified offline: Fulcio chain at the log's integrated time, embedded SCT, identity, Rekor inclusion proof, checkpoint and signed entry timestamp, then the DSSE signature. Needs --identity and --identity-provider.
+    #[arg(
+        long = "trust-root",
+        visible_alias = "trust-config",
+        alias = "trust_config",
+        value_name = "JSON",
+        conflicts_with_all = ["public_key", "manifest", "certificate_chain"]
+    )]
+    pub trust_root: Option<PathBuf>,
+
+    /// The signer expected in a keyless signature's certificate: an e-mail or URI subject alternative name (model-signing's `--identity`).
+    #[arg(long, value_name = "ID", requires = "trust_root")]
+    pub identity: Option<String>,
+
+    /// The OIDC issuer expected in a keyless signature's certificate, e.g. https://accounts.google.com (model-signing's `--identity_provider`).
+    #[arg(
+        long = "identity-provider",
+        alias = "identity_provider",
+        value_name = "URL",
+        requires = "trust_root"
+    )]
+    pub identity_provider: Option<String>,
 
     /// Compare with this unsigned manifest (from `aisec provenance manifest`) instead of a signature.
     #[arg(long, value_name = "FILE", conflicts_with = "public_key")]
@@ -213,23 +238,36 @@ fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
                     .data
                     .insert("trusted_certificates".into(), (r.len() as u64).into());
             }
+            Trust::Sigstore(k) => keyless_data(&mut report, k),
         }
         aisec_provenance::verify_signature_with(&a.model, &sig, &trust, &opts)?
     };
     let mut tail = String::new();
     if let Some(s) = &v.signer {
         report.data.insert("signer".into(), signer_json(s));
-        tail = format!(
-            "Signed by {} (chain: {}){}\n",
-            s.subject,
-            s.chain.join(" <- "),
-            if s.expired {
-                "; the signing certificate has expired since (accepted, as model-signing does: \
+        tail = if let Some(k) = &s.keyless {
+            format!(
+                "Signed by {} (OIDC issuer {}), logged in Rekor at index {} at {} s since the \
+                 epoch, while the certificate was valid (chain: {})\n",
+                k.identity,
+                k.issuer,
+                k.log_index,
+                k.integrated_time,
+                s.chain.join(" <- ")
+            )
+        } else {
+            format!(
+                "Signed by {} (chain: {}){}\n",
+                s.subject,
+                s.chain.join(" <- "),
+                if s.expired {
+                    "; the signing certificate has expired since (accepted, as model-signing does: \
                  the chain is checked at its start)"
-            } else {
-                ""
-            }
-        );
+                } else {
+                    ""
+                }
+            )
+        };
     }
     report.extend(v.findings);
     report.summary.items = v.files_hashed as u64;
@@ -329,6 +367,9 @@ fn verify_remote(a: &VerifyArgs, src: &str, report: &mut Report) -> anyhow::Resu
         (man, None, None)
     } else {
         let trust = trust(a)?;
+        if let Trust::Sigstore(k) = &trust {
+            keyless_data(report, k);
+        }
         let sig_arg = a
             .signature
             .clone()
@@ -399,8 +440,29 @@ fn verify_remote(a: &VerifyArgs, src: &str, report: &mut Report) -> anyhow::Resu
     })
 }
 
-/// The key or the trusted certificates given.
+/// The key, the trusted certificates or the Sigstore trust root given.
 fn trust(a: &VerifyArgs) -> anyhow::Result<Trust> {
+    if let Some(p) = &a.trust_root {
+        let bytes = read_doc(
+            p,
+            "trust root",
+            aisec_provenance::trust_root::LIMITS.max_bytes,
+        )?;
+        let trust = aisec_provenance::SigstoreTrust::parse(&bytes)
+            .with_context(|| format!("--trust-root {}", p.display()))?;
+        let identity = a.identity.clone().context(
+            "a keyless signature is checked against an expected signer: give --identity \
+             (the certificate's e-mail or URI) with --trust-root",
+        )?;
+        let issuer = a.identity_provider.clone().context(
+            "a keyless signature is checked against an expected OIDC issuer: give \
+             --identity-provider URL with --trust-root",
+        )?;
+        return Ok(Trust::Sigstore(Box::new(aisec_provenance::Keyless {
+            trust,
+            policy: aisec_provenance::Policy { identity, issuer },
+        })));
+    }
     if !a.certificate_chain.is_empty() {
         let mut roots = TrustRoots::default();
         for p in &a.certificate_chain {
@@ -413,7 +475,8 @@ fn trust(a: &VerifyArgs) -> anyhow::Result<Trust> {
     }
     let key_path = a.public_key.as_ref().context(
         "give --public-key FILE (key-based signature), --certificate-chain ROOT.pem \
-         (certificate-based) or --manifest FILE",
+         (certificate-based), --trust-root FILE with --identity and --identity-provider \
+         (Sigstore keyless) or --manifest FILE",
     )?;
     let key = PublicKey::from_pem(&read_text(key_path, "public key")?)
         .with_context(|| format!("public key {}", key_path.display()))?;
@@ -421,14 +484,51 @@ fn trust(a: &VerifyArgs) -> anyhow::Result<Trust> {
 }
 
 fn signer_json(s: &aisec_provenance::Signer) -> serde_json::Value {
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "subject": s.subject,
         "chain": s.chain,
         "not_before": s.not_before,
         "not_after": s.not_after,
         "expired": s.expired,
         "curve": s.curve,
-    })
+    });
+    if let (Some(k), Some(o)) = (&s.keyless, v.as_object_mut()) {
+        o.insert("identity".into(), k.identity.clone().into());
+        o.insert("oidc_issuer".into(), k.issuer.clone().into());
+        o.insert("integrated_time".into(), k.integrated_time.into());
+        o.insert("log_index".into(), k.log_index.into());
+    }
+    v
+}
+
+fn keyless_data(report: &mut Report, k: &aisec_provenance::Keyless) {
+    report.data.insert(
+        "trust_root".into(),
+        serde_json::json!({
+            "certificate_authorities": k.trust.authorities.len(),
+            "tlog_keys": k.trust.tlogs.len(),
+            "ct_log_keys": k.trust.ctlogs.len(),
+            "skipped_keys": k.trust.skipped_keys,
+        }),
+    );
+    report
+        .data
+        .insert("identity".into(), k.policy.identity.clone().into());
+    report
+        .data
+        .insert("identity_provider".into(), k.policy.issuer.clone().into());
+}
+
+/// Reads a regular file of at most `max` bytes.
+fn read_doc(path: &Path, what: &str, max: usize) -> anyhow::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    anyhow::ensure!(
+        meta.is_file() && meta.len() <= max as u64,
+        "{what} {} is not a regular file of at most {max} bytes",
+        path.display()
+    );
+    std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
 }
 
 /// `aisec scan --verify-signatures KEY`: every folder among `paths` that

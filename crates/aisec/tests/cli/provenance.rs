@@ -402,7 +402,7 @@ fn certificate_signature_wrong_input_exits_2_with_the_reason() {
     let r = base().run();
     r.expect_code(2);
     assert!(r.stderr.contains("--certificate-chain"), "{}", r.stderr);
-    // A keyless Sigstore bundle (Fulcio certificate, Rekor entry): not supported.
+    // A keyless Sigstore bundle (Fulcio certificate, Rekor entry) needs a trust root.
     let t = tempfile::tempdir().unwrap();
     let keyless = t.path().join("keyless.sig");
     fs::write(
@@ -419,7 +419,175 @@ fn certificate_signature_wrong_input_exits_2_with_the_reason() {
         .run();
     r.expect_code(2);
     assert!(
-        r.stderr.contains("not supported") && r.stderr.contains("keyless"),
+        r.stderr.contains("keyless") && r.stderr.contains("--trust-root"),
+        "{}",
+        r.stderr
+    );
+}
+
+fn keyless_dir() -> PathBuf {
+    fixtures().join("keyless")
+}
+
+/// `aisec provenance verify MODEL --signature SIG --trust-root ROOT
+/// --identity ID --identity-provider URL --format json`.
+fn keyless_verify(model: &Path, sig: &str, root: &str, id: &str, idp: &str) -> crate::util::Run {
+    let k = keyless_dir();
+    aisec(&["provenance", "verify"])
+        .arg(model)
+        .arg("--signature")
+        .arg(k.join("sigs").join(sig))
+        .arg("--trust-root")
+        .arg(k.join(root))
+        .args(&[
+            "--identity",
+            id,
+            "--identity-provider",
+            idp,
+            "--format",
+            "json",
+        ])
+        .run()
+}
+
+const ID: &str = "signer@aisec.test";
+const IDP: &str = "https://oidc.aisec.test";
+
+#[test]
+fn a_keyless_signature_verifies_offline_against_a_trust_root() {
+    let k = keyless_dir();
+    for root in ["trust_config.json", "trusted_root.json"] {
+        let r = keyless_verify(&k.join("model"), "valid.sig", root, ID, IDP);
+        r.expect_code(0);
+        let v = r.json();
+        assert_eq!(rules(&v), Vec::<String>::new());
+        assert_eq!(v["data"]["signature_valid"], true);
+        assert_eq!(v["data"]["signed_files"], 3);
+        assert_eq!(v["data"]["signer"]["identity"], ID);
+        assert_eq!(v["data"]["signer"]["oidc_issuer"], IDP);
+        assert_eq!(v["data"]["signer"]["log_index"], 1005);
+        assert_eq!(v["data"]["trust_root"]["ct_log_keys"], 1);
+        assert_eq!(v["data"]["identity"], ID);
+    }
+    // model-signing's flag spellings work too; the text names the signer.
+    let r = aisec(&["provenance", "verify"])
+        .arg(k.join("model"))
+        .arg("--signature")
+        .arg(k.join("sigs/valid.sig"))
+        .arg("--trust_config")
+        .arg(k.join("trust_config.json"))
+        .args(&["--identity", ID, "--identity_provider", IDP])
+        .run();
+    r.expect_code(0);
+    assert!(
+        r.stdout
+            .contains("Signed by signer@aisec.test (OIDC issuer https://oidc.aisec.test)"),
+        "{}",
+        r.stdout
+    );
+    // Wrong signer, a broken log proof, a changed file: findings, exit 1.
+    for (sig, id, idp, says) in [
+        ("valid.sig", "mallory@aisec.test", IDP, "do not include"),
+        ("valid.sig", ID, "https://evil.test", "OIDC issuer"),
+        ("proof-broken.sig", ID, IDP, "inclusion proof"),
+        ("sct-broken.sig", ID, IDP, "embedded SCT"),
+    ] {
+        let r = keyless_verify(&k.join("model"), sig, "trust_config.json", id, idp);
+        r.expect_code(1);
+        let v = r.json();
+        assert_eq!(rules(&v), ["AISEC-PROV-002"], "{sig} {id} {idp}");
+        let ev = v["findings"][0]["evidence"].as_str().unwrap();
+        assert!(ev.contains(says), "{sig}: {ev}");
+    }
+    let t = tempfile::tempdir().unwrap();
+    let m = t.path().join("model");
+    copy_dir(&k.join("model"), &m);
+    fs::write(m.join("weights.bin"), b"changed").unwrap();
+    let r = keyless_verify(&m, "valid.sig", "trust_config.json", ID, IDP);
+    r.expect_code(1);
+    assert_eq!(rules(&r.json()), ["AISEC-PROV-003"]);
+}
+
+#[test]
+fn keyless_wrong_input_exits_2_with_the_reason() {
+    let k = keyless_dir();
+    let model = k.join("model");
+    let sig = k.join("sigs/valid.sig");
+    let base = || {
+        aisec(&["provenance", "verify"])
+            .arg(&model)
+            .arg("--signature")
+            .arg(&sig)
+    };
+    // A missing trust root file.
+    let r = base()
+        .args(&[
+            "--trust-root",
+            "/nonexistent/trusted_root.json",
+            "--identity",
+            ID,
+        ])
+        .args(&["--identity-provider", IDP])
+        .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("cannot read trust root"), "{}", r.stderr);
+    // A file that is not a trust root.
+    let r = base()
+        .arg("--trust-root")
+        .arg(k.join("sigs/valid.sig"))
+        .args(&["--identity", ID, "--identity-provider", IDP])
+        .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("media type"), "{}", r.stderr);
+    // No identity, no issuer.
+    let r = base()
+        .arg("--trust-root")
+        .arg(k.join("trusted_root.json"))
+        .args(&["--identity-provider", IDP])
+        .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("--identity"), "{}", r.stderr);
+    let r = base()
+        .arg("--trust-root")
+        .arg(k.join("trusted_root.json"))
+        .args(&["--identity", ID])
+        .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("--identity-provider"), "{}", r.stderr);
+    // --identity without a trust root.
+    let r = base()
+        .args(&["--identity", ID])
+        .arg("--public-key")
+        .arg(fixtures().join("key.pub"))
+        .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("--trust-root"), "{}", r.stderr);
+    // A keyless bundle with a public key.
+    let r = base()
+        .arg("--public-key")
+        .arg(fixtures().join("key.pub"))
+        .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("--trust-root"), "{}", r.stderr);
+    // An older bundle version.
+    let t = tempfile::tempdir().unwrap();
+    let old = t.path().join("old.sig");
+    fs::write(
+        &old,
+        br#"{"mediaType":"application/vnd.dev.sigstore.bundle+json;version=0.1"}"#,
+    )
+    .unwrap();
+    let r = aisec(&["provenance", "verify"])
+        .arg(&model)
+        .arg("--signature")
+        .arg(&old)
+        .arg("--trust-root")
+        .arg(k.join("trusted_root.json"))
+        .args(&["--identity", ID, "--identity-provider", IDP])
+        .run();
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("not supported") && r.stderr.contains("version=0.1"),
         "{}",
         r.stderr
     );
@@ -599,6 +767,43 @@ fn a_certificate_signed_hub_repo_verifies_in_place() {
         .as_str()
         .unwrap()
         .ends_with("/model.sig"));
+}
+
+#[test]
+fn a_keyless_signed_hub_repo_verifies_in_place() {
+    let k = keyless_dir();
+    let root = tempfile::tempdir().unwrap();
+    let repo = root.path().join("org/keyless");
+    copy_dir(&k.join("model"), &repo);
+    fs::copy(k.join("sigs/valid.sig"), repo.join("model.sig")).unwrap();
+    let h = hub(root.path());
+    let run = |id: &str| {
+        aisec(&[
+            "provenance",
+            "verify",
+            "hf://org/keyless@main",
+            "--trust-root",
+        ])
+        .arg(k.join("trust_config.json"))
+        .args(&[
+            "--identity",
+            id,
+            "--identity-provider",
+            IDP,
+            "--format",
+            "json",
+        ])
+        .env("HF_ENDPOINT", &h.url)
+        .run()
+    };
+    let r = run(ID);
+    r.expect_code(0);
+    let v = r.json();
+    assert_eq!(v["data"]["signed_files"], 3);
+    assert_eq!(v["data"]["signer"]["identity"], ID);
+    let r = run("someone@else.test");
+    r.expect_code(1);
+    assert_eq!(rules(&r.json()), ["AISEC-PROV-002"]);
 }
 
 #[test]

@@ -236,7 +236,7 @@ const SECTIONS: &[&str] = &[
 
 #[test]
 fn readme_provenance_examples_run() {
-    assert_eq!(run_section("`aisec provenance`"), 4);
+    assert_eq!(run_section("`aisec provenance`"), 5);
 }
 
 #[test]
