@@ -409,6 +409,12 @@ impl Pipeline {
         self
     }
 
+    /// Whether tool and retrieved content goes through the second stage's
+    /// indirect head (every such text costs encoder passes then).
+    pub fn indirect_head_loaded(&self) -> bool {
+        self.stage2.as_ref().is_some_and(|s| s.has_indirect())
+    }
+
     /// Whether the second stage is loaded, and why not when it was asked for.
     pub fn second_stage_status(&self) -> (bool, Option<&str>) {
         (self.stage2.is_some(), self.stage2_error.as_deref())
