@@ -49,6 +49,7 @@ fi
   echo "through the encoder and the indirect head (\`minilm_head.json\`, \`indirect\`), whatever its fast score; the"
   echo "tables *with the MiniLM second stage* show that path and its cost."
   echo
+  if [ -s bench/guard/QUALITY-notes.md ]; then cat bench/guard/QUALITY-notes.md; echo; fi
   echo "$HELD"
   echo
   echo "$NEVER"
