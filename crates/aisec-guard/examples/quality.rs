@@ -108,6 +108,9 @@ fn main() -> anyhow::Result<()> {
             Counts::default(),
         );
         let mut docs_as_tool = Counts::default();
+        let mut tool_by_source: BTreeMap<String, Counts> = BTreeMap::new();
+        let mut tool_ms: Vec<f64> = Vec::new();
+        let mut tool_second = 0usize;
         let mut unicode_fp = 0u64;
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let v: serde_json::Value = serde_json::from_str(line)?;
@@ -132,7 +135,7 @@ fn main() -> anyhow::Result<()> {
             rules.add(r, label);
             clf.add(c, label);
             guard.add(g, label);
-            by_source.entry(source).or_default().add(g, label);
+            by_source.entry(source.clone()).or_default().add(g, label);
             by_kind.entry(kind.clone()).or_default().add(g, label);
             if !label && norm.text.split_whitespace().count() < short_words {
                 short_chat.add(g, label);
@@ -141,10 +144,37 @@ fn main() -> anyhow::Result<()> {
                 emoji.add(g, label);
             }
             if kind.starts_with("document") {
+                let t0 = std::time::Instant::now();
                 let d = p.scan_indirect(t, "document");
-                docs_as_tool.add(d.iter().any(|d| d.action == Action::Block), label);
+                tool_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+                tool_second += usize::from(p.indirect_head_loaded());
+                let blocked = d.iter().any(|d| d.action == Action::Block);
+                docs_as_tool.add(blocked, label);
+                tool_by_source
+                    .entry(source.clone())
+                    .or_default()
+                    .add(blocked, label);
             }
         }
+        // a ~4k-token tool document (16,000+ characters of this file's texts): the indirect
+        // path's cost is bounded by its passages per text, whatever the length
+        let mut long = String::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            if long.len() >= 16_000 {
+                break;
+            }
+            let v: serde_json::Value = serde_json::from_str(line)?;
+            long.push_str(v["text"].as_str().unwrap_or(""));
+            long.push('\n');
+        }
+        let long_norm = aisec_guard::text::normalise(&long).text;
+        let mut long_ms = Vec::new();
+        for _ in 0..5 {
+            let t0 = std::time::Instant::now();
+            let _ = p.indirect_verdict(&long_norm);
+            long_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        long_ms.sort_by(f64::total_cmp);
         println!("### {name}\n");
         println!("Guard decision (blocked under the default policy) per source:\n");
         println!("{HEAD}");
@@ -163,6 +193,46 @@ fn main() -> anyhow::Result<()> {
         );
         println!("{}", emoji.row("texts with an emoji selector U+FE0F"));
         println!("{}", docs_as_tool.row("documents scanned as tool content"));
+        if !tool_by_source.is_empty() {
+            println!(
+                "\nDocuments (kinds document and document+injection) scanned as tool content \
+                 (`Pipeline::scan_indirect`), per source:\n"
+            );
+            println!("{HEAD}");
+            for (s, c) in &tool_by_source {
+                println!("{}", c.row(s));
+            }
+            println!("{}", docs_as_tool.row("**all documents**"));
+            tool_ms.sort_by(f64::total_cmp);
+            let q = |f: f64| {
+                tool_ms
+                    .get(((tool_ms.len() as f64 - 1.0) * f).round() as usize)
+                    .copied()
+                    .unwrap_or(0.0)
+            };
+            println!(
+                "\nTool-content scan (`Pipeline::scan_indirect`: rules, fast classifier{}; wall clock, one thread): \
+                 encoder ran on {tool_second} of {} documents; p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; load {}",
+                if stage2.is_some() { " + indirect head" } else { " only" },
+                tool_ms.len(),
+                q(0.5),
+                q(0.99),
+                tool_ms.last().copied().unwrap_or(0.0),
+                std::fs::read_to_string("/proc/loadavg")
+                    .unwrap_or_default()
+                    .trim()
+            );
+        }
+        println!(
+            "A {}-character tool document (~4k tokens, {} fast windows) through the same verdict, 5 runs: \
+             median {:.1} ms, max {:.1} ms.",
+            long.len(),
+            aisec_guard::classifier::Classifier::builtin()
+                .window_scores(&long_norm)
+                .len(),
+            long_ms[2],
+            long_ms[4]
+        );
         println!("\nPer detector:\n");
         println!("{HEAD}");
         println!("{}", rules.row("rules"));

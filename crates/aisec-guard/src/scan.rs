@@ -409,6 +409,12 @@ impl Pipeline {
         self
     }
 
+    /// Whether tool and retrieved content goes through the second stage's
+    /// indirect head (every such text costs encoder passes then).
+    pub fn indirect_head_loaded(&self) -> bool {
+        self.stage2.as_ref().is_some_and(|s| s.has_indirect())
+    }
+
     /// Whether the second stage is loaded, and why not when it was asked for.
     pub fn second_stage_status(&self) -> (bool, Option<&str>) {
         (self.stage2.is_some(), self.stage2_error.as_deref())
@@ -464,10 +470,16 @@ impl Pipeline {
         v
     }
 
-    /// The classifier's verdict on tool or retrieved content (the indirect
-    /// threshold; the second stage from its `indirect_low` up).
+    /// The classifier's verdict on tool or retrieved content. With a second
+    /// stage that carries an indirect head, the encoder reads every such text
+    /// (the passages of the fast classifier's best windows, a bounded number
+    /// of passes) and blocks at the head's threshold; the fast classifier
+    /// alone still blocks from the head's `fast_threshold` (or the policy's
+    /// `[input.indirect] threshold` when set). Without one: the indirect
+    /// threshold, and the second stage from its `indirect_low` up.
     pub fn indirect_verdict(&self, normalised: &str) -> (Verdict, crate::classifier::Scored) {
-        let d = self.classifier.score_detail(normalised);
+        let scores = self.classifier.window_scores(normalised);
+        let d = crate::classifier::Scored::from_window_scores(&scores);
         let mut v = Verdict {
             fast: d.score,
             second: None,
@@ -475,7 +487,23 @@ impl Pipeline {
         };
         if let Some(s2) = &self.stage2 {
             let h = s2.head();
-            if d.score >= h.indirect_low && d.score < h.band_high {
+            if let Some(ind) = &h.indirect {
+                let prepared = self.classifier.prepare(normalised);
+                match s2.indirect_score(self.classifier, &prepared, &scores) {
+                    Ok(Some(p)) => {
+                        let fast_th = self
+                            .policy
+                            .input
+                            .indirect
+                            .threshold
+                            .unwrap_or(ind.fast_threshold);
+                        v.second = Some(p);
+                        v.fires = p >= ind.threshold || d.score >= fast_th;
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "second stage failed; fast verdict kept"),
+                }
+            } else if d.score >= h.indirect_low && d.score < h.band_high {
                 if let Some(p) = self.second_score(normalised, &d) {
                     v.second = Some(p);
                     v.fires = p >= h.threshold;

@@ -78,6 +78,51 @@ pub struct Head {
     /// Where the numbers came from (informational).
     #[serde(default)]
     pub note: String,
+    /// The indirect-injection head for tool and retrieved content; without
+    /// it such content goes through the band rule above (`indirect_low`).
+    #[serde(default)]
+    pub indirect: Option<IndirectHead>,
+}
+
+/// The head for tool and retrieved content: a logistic model over one
+/// passage's embedding and the fast classifier's score of that passage's
+/// window (as a clamped logit), scored on the passages of the `windows`
+/// highest-scoring windows; the text's probability is the highest.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndirectHead {
+    /// Weights over the embedding.
+    pub weights: Vec<f32>,
+    /// Weight of the window's fast score (logit, clamped to +-10).
+    pub fast_weight: f32,
+    /// Bias.
+    pub bias: f32,
+    /// Decision threshold on the head's probability.
+    pub threshold: f32,
+    /// The fast classifier alone still blocks from this score up (above 1: never).
+    pub fast_threshold: f32,
+    /// Passages scored per text (encoder passes), at most 16.
+    pub windows: usize,
+    /// Where the numbers came from (informational).
+    #[serde(default)]
+    pub note: String,
+}
+
+/// Largest number of passages the indirect head may read per text.
+pub const MAX_INDIRECT_WINDOWS: usize = 16;
+
+fn fast_logit(p: f32) -> f32 {
+    let p = p.clamp(1e-6, 1.0 - 1e-6);
+    (p / (1.0 - p)).ln().clamp(-10.0, 10.0)
+}
+
+/// Indices of the `k` highest of `scores`, highest first (the earlier
+/// window first on ties).
+pub fn top_windows(scores: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    idx.truncate(k);
+    idx
 }
 
 impl Head {
@@ -107,6 +152,23 @@ impl Head {
             return Err(Stage2Error::Head(
                 "max_tokens or context_words out of range".into(),
             ));
+        }
+        if let Some(ind) = &h.indirect {
+            let finite = ind.weights.iter().all(|w| w.is_finite())
+                && [ind.fast_weight, ind.bias, ind.threshold, ind.fast_threshold]
+                    .iter()
+                    .all(|v| v.is_finite());
+            if !finite || ind.weights.len() != h.weights.len() {
+                return Err(Stage2Error::Head(
+                    "indirect head: non-finite weights or a width unlike the head's".into(),
+                ));
+            }
+            if !(1..=MAX_INDIRECT_WINDOWS).contains(&ind.windows) {
+                return Err(Stage2Error::Head(format!(
+                    "indirect head: windows {} (1..={MAX_INDIRECT_WINDOWS})",
+                    ind.windows
+                )));
+            }
         }
         Ok(h)
     }
@@ -214,6 +276,38 @@ impl SecondStage {
         self.encoder.embed(&ids)
     }
 
+    /// Whether tool and retrieved content has its own head.
+    pub fn has_indirect(&self) -> bool {
+        self.head.indirect.is_some()
+    }
+
+    /// The indirect head's probability that tool or retrieved content
+    /// carries an instruction to the model: the highest over the passages
+    /// of the `windows` best windows by `window_scores` (the fast
+    /// classifier's per-window scores of `prepared`). `None` without an
+    /// indirect head.
+    pub fn indirect_score(
+        &self,
+        clf: &Classifier,
+        prepared: &str,
+        window_scores: &[f32],
+    ) -> Result<Option<f32>, aisec_model::ModelError> {
+        let Some(ind) = &self.head.indirect else {
+            return Ok(None);
+        };
+        let mut best: Option<f32> = None;
+        for w in top_windows(window_scores, ind.windows) {
+            let p = passage_at(clf, prepared, w, self.head.context_words);
+            let e = self.embed(p)?;
+            let z = e.iter().zip(&ind.weights).map(|(a, b)| a * b).sum::<f32>()
+                + ind.fast_weight * fast_logit(window_scores[w])
+                + ind.bias;
+            let s = sigmoid(z);
+            best = Some(best.map_or(s, |b: f32| b.max(s)));
+        }
+        Ok(best)
+    }
+
     /// The head's probability that `text` is an injection.
     pub fn score(&self, text: &str) -> Result<f32, aisec_model::ModelError> {
         let e = self.embed(text)?;
@@ -235,6 +329,17 @@ pub fn passage<'a>(
     scored: &Scored,
     context: usize,
 ) -> &'a str {
+    passage_at(clf, prepared, scored.window, context)
+}
+
+/// Window number `index` of `prepared` (as [`Classifier::windows`] cuts
+/// them) widened by `context` words each side.
+pub fn passage_at<'a>(
+    clf: &Classifier,
+    prepared: &'a str,
+    index: usize,
+    context: usize,
+) -> &'a str {
     let mut starts = vec![0usize];
     starts.extend(prepared.match_indices(' ').map(|(i, _)| i + 1));
     let n = starts.len();
@@ -245,7 +350,7 @@ pub fn passage<'a>(
     let first = if n <= window {
         0
     } else {
-        (scored.window * stride).min(n - window)
+        index.saturating_mul(stride).min(n - window)
     };
     let lo = first.saturating_sub(context);
     let hi = (first + window + context).min(n);
@@ -310,5 +415,27 @@ mod tests {
             windows: 12,
         };
         assert!(passage(clf, &text, &s, 4).ends_with(" w199"));
+    }
+
+    #[test]
+    fn top_windows_are_the_highest_first_and_bounded() {
+        assert_eq!(top_windows(&[0.1, 0.9, 0.5, 0.9], 3), vec![1, 3, 2]);
+        assert_eq!(top_windows(&[0.1, 0.2], 5), vec![1, 0]);
+        assert!(top_windows(&[], 2).is_empty());
+        assert_eq!(fast_logit(1.0), 10.0);
+        assert_eq!(fast_logit(0.0), -10.0);
+        assert!(fast_logit(0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn passage_at_matches_the_classifier_windows() {
+        let clf = Classifier::builtin();
+        let words: Vec<String> = (0..100).map(|i| format!("w{i}")).collect();
+        let text = words.join(" ");
+        let wins = clf.windows(&text);
+        for (i, w) in wins.iter().enumerate() {
+            let p = passage_at(clf, &text, i, 0);
+            assert_eq!(&p, w, "window {i}");
+        }
     }
 }
