@@ -90,7 +90,7 @@ def train_torch(model, train, test, a, curve):
     seconds = 0.0
     for epoch in range(a.epochs):
         t0 = time.perf_counter()
-        perm = torch.randperm(len(x), generator=g)
+        perm = torch.arange(len(x)) if a.no_shuffle else torch.randperm(len(x), generator=g)
         for s in range(0, len(x), a.batch_size):
             idx = perm[s:s + a.batch_size]
             xb, yb = x[idx], y[idx]
@@ -166,7 +166,11 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--trainer", choices=["torch", "art"], default="torch")
     ap.add_argument("--aisec", help="aisec binary [default: target/release, else target/debug]")
+    ap.add_argument("--no-shuffle", action="store_true",
+                    help="both sides take the examples in data order every epoch (one shared order)")
     a = ap.parse_args()
+    if a.no_shuffle and a.trainer == "art":
+        sys.exit("--no-shuffle: ART's trainer shuffles internally")
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     train, test = load_digits()
@@ -193,7 +197,8 @@ def main():
              "--epochs", str(a.epochs), "--batch-size", str(a.batch_size), "--optimizer", "adam",
              "--lr", str(a.lr), "--seed", str(a.seed), "--eval-steps", "10",
              "--eval-examples", str(len(test[1])), "--no-autoattack", "--out", out,
-             "--format", "json", "--no-progress", "--quiet"],
+             "--format", "json", "--no-progress", "--quiet"]
+            + (["--no-shuffle"] if a.no_shuffle else []),
             capture_output=True, text=True, env=env, cwd=ROOT)
         aisec_wall = time.perf_counter() - t0
         if r.returncode != 0:
@@ -222,6 +227,7 @@ def main():
         "setup": {"epochs": a.epochs, "eps": a.eps, "norm": "linf", "steps": a.steps,
                   "step_size": 2.5 * a.eps / a.steps, "batch_size": a.batch_size, "optimizer": "adam",
                   "lr": a.lr, "threads": a.threads, "trainer": a.trainer,
+                  "shuffle": not a.no_shuffle,
                   "train_examples": len(train[1]), "test_examples": len(test[1]),
                   "aisec_binary": os.path.relpath(binary, ROOT),
                   "torch": torch.__version__, "loadavg_after": load},
@@ -231,7 +237,7 @@ def main():
                     "autoattack": aa_torch[1], "curve": torch_curve},
         "autoattack_gap_points": 100 * abs(aa_aisec[1] - aa_torch[1]),
     }
-    tag = f"{a.trainer}_e{a.epochs}_t{a.threads}_s{a.seed}"
+    tag = f"{a.trainer}_e{a.epochs}_t{a.threads}_s{a.seed}" + ("_noshuffle" if a.no_shuffle else "")
     with open(os.path.join(HERE, f"advtrain_results_{tag}.json"), "w") as f:
         json.dump(res, f, indent=2)
     print(json.dumps(res, indent=2))

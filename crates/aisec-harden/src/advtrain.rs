@@ -41,6 +41,20 @@
 //! Batch norm, where a model has it, stays in inference form (running
 //! statistics frozen, scale and shift trained), as in fine-tuning.
 //!
+//! Dropout (a spec model's `dropout` layers): the inner attack runs on the
+//! inference model, where dropout is the identity, so it ascends a fixed,
+//! deterministic function; the weight update runs on a twin with dropout
+//! active ([`OnnxModel::spec_dropout_twin`], a fresh mask seed per step
+//! drawn from `(seed, epoch, batch)`), whose weights are copied back after
+//! every step. That is the attack-in-eval-mode, update-in-train-mode split
+//! of ART's `AdversarialTrainerMadryPGD` (its PyTorch estimator computes
+//! loss gradients with `training_mode=False` and fits in training mode)
+//! and of the TRADES authors' code (`model.eval()` around the attack,
+//! `model.train()` for the loss). For TRADES the clean and adversarial
+//! logits of the loss are those of the dropout twin (one masked forward of
+//! the stacked rows, the same masks as the backward pass). ONNX models are
+//! trained as they are: an ONNX `Dropout` node is the identity at inference.
+//!
 //! Runs are seeded (shuffle, random starts and the mix are drawn from
 //! `(seed, epoch, batch)`), so a run resumed from a checkpoint
 //! ([`aisec_model::checkpoint::Checkpoint`], the format `aisec train`
@@ -56,8 +70,8 @@ use aisec_model::checkpoint::Checkpoint;
 use aisec_model::classifier::argmax;
 use aisec_model::data::Dataset;
 use aisec_model::fit::{
-    diverged, evaluate, gather, shuffled_order, sub_seed, CheckpointPolicy, EpochStats, History,
-    StepPlan, TrainConfig,
+    diverged, evaluate, gather, shuffled_order, sub_seed, sync, CheckpointPolicy, EpochStats,
+    History, StepPlan, TrainConfig,
 };
 use aisec_model::spec::ArchSpec;
 use aisec_model::train::Trainer;
@@ -326,6 +340,10 @@ fn mix(seed: u64, a: u64, b: u64) -> u64 {
     sub_seed(seed.wrapping_add(0x6164_7674), a, b)
 }
 
+/// Mixed into the seed of the dropout masks (`"dropout"`), so they are
+/// drawn independently of the shuffle and the random starts.
+const DROPOUT_STREAM: u64 = 0x6472_6f70_6f75_7400;
+
 /// Row-wise log-softmax of logits `[b, c]`.
 fn log_softmax(z: &Tensor) -> Vec<f32> {
     let c = z.row_len();
@@ -483,9 +501,11 @@ fn correct(z: &Tensor, y: &[usize]) -> usize {
 /// One adversarial training step on `(x, y)`; returns the objective and
 /// how many of the adversarial examples the model classified correctly
 /// (and how many there were).
+#[allow(clippy::too_many_arguments)]
 fn adv_step(
     trainer: &mut Trainer,
     model: &mut OnnxModel,
+    twin: Option<&mut OnnxModel>,
     x: &Tensor,
     y: &[usize],
     cfg: &AdvConfig,
@@ -513,7 +533,14 @@ fn adv_step(
                 mixed.row_mut(i).copy_from_slice(adv.row(r));
             }
             let right = correct(&model.logits(&adv)?, &ys);
-            let loss = trainer.step(model, &mixed, y)?;
+            let loss = match twin {
+                None => trainer.step(model, &mixed, y)?,
+                Some(t) => {
+                    let l = trainer.step(t, &mixed, y)?;
+                    sync(Some(t), model)?;
+                    l
+                }
+            };
             Ok((loss, right, k))
         }
         Method::Trades { beta } => {
@@ -522,17 +549,40 @@ fn adv_step(
             let adv = trades_examples(model, x, &pc, &ascent, rng)?;
             let za = model.logits(&adv)?;
             let right = correct(&za, y);
-            let vals = trades_loss(&zc, &za, y, beta);
             let b = x.batch();
-            // The trainer divides the summed gradient by the rows it sees
-            // (2b); scale 2 makes the step the mean over the b examples.
-            let q = trades_targets(&zc, &za, y, beta, 2.0);
             let mut shape = x.shape.clone();
             shape[0] = 2 * b;
             let mut data = x.data.clone();
             data.extend_from_slice(&adv.data);
             let stacked = Tensor::new(shape, data)?;
-            trainer.step_loss(model, &stacked, &Loss::SoftCrossEntropy { targets: q })?;
+            // With dropout, the loss's logits are the twin's (masked) ones,
+            // the same forward its backward pass differentiates.
+            let (zc, za) = match twin.as_deref() {
+                None => (zc, za),
+                Some(t) => {
+                    let z = t.logits(&stacked)?;
+                    let c = z.row_len();
+                    let (lo, hi) = z.data.split_at(b * c);
+                    (
+                        Tensor::new(vec![b, c], lo.to_vec())?,
+                        Tensor::new(vec![b, c], hi.to_vec())?,
+                    )
+                }
+            };
+            let vals = trades_loss(&zc, &za, y, beta);
+            // The trainer divides the summed gradient by the rows it sees
+            // (2b); scale 2 makes the step the mean over the b examples.
+            let q = trades_targets(&zc, &za, y, beta, 2.0);
+            let loss = Loss::SoftCrossEntropy { targets: q };
+            match twin {
+                None => {
+                    trainer.step_loss(model, &stacked, &loss)?;
+                }
+                Some(t) => {
+                    trainer.step_loss(t, &stacked, &loss)?;
+                    sync(Some(t), model)?;
+                }
+            }
             Ok((vals.iter().sum::<f32>() / b.max(1) as f32, right, b))
         }
     }
@@ -648,6 +698,12 @@ pub fn adv_train(
             start_batch = 0;
         }
     }
+    // Dropout: the weight update steps a twin with dropout active (see the
+    // module docs); built after a resume so it starts from its weights.
+    let mut twin = match opts.spec {
+        Some(s) if s.has_dropout() => Some(OnnxModel::spec_dropout_twin(s, model)?),
+        _ => None,
+    };
     let cancelled = || opts.cancel.is_some_and(Cancel::is_cancelled);
     let policy = opts.checkpoint.clone();
     let spec = opts.spec;
@@ -706,7 +762,19 @@ pub fn adv_train(
             trainer.set_lr(lr);
             let mut rng =
                 rand::rngs::StdRng::seed_from_u64(mix(train_cfg.seed, epoch as u64, b as u64 + 1));
-            let (l, r, k) = adv_step(&mut trainer, model, &xb, &yb, cfg, eps, &mut rng)?;
+            if let Some(t) = twin.as_mut() {
+                t.set_dropout_seed(mix(train_cfg.seed ^ DROPOUT_STREAM, epoch as u64, b as u64));
+            }
+            let (l, r, k) = adv_step(
+                &mut trainer,
+                model,
+                twin.as_mut(),
+                &xb,
+                &yb,
+                cfg,
+                eps,
+                &mut rng,
+            )?;
             if !l.is_finite() {
                 return Err(HardenError::Numerical(diverged(l, epoch, b)));
             }
@@ -1133,6 +1201,66 @@ mod tests {
         cfg.adv_fraction = 1.0;
         cfg.eps = -1.0;
         assert!(cfg.validate().is_err());
+    }
+
+    /// A spec with dropout trains under PGD-AT and TRADES: the weight
+    /// update sees dropout (the weights differ from the same run at rate
+    /// 0, which they did not when dropout was ignored), the run is
+    /// reproducible from its seed, and the inner attack sees a
+    /// deterministic model (the inference graph: dropout is the identity,
+    /// so the same draws give the same adversarial examples and logits).
+    #[test]
+    fn dropout_spec_trains_with_a_deterministic_attack() {
+        let with_rate = |rate: f32| {
+            ArchSpec::parse(&format!(
+                r#"{{"input": [21], "layers": [{{"type": "dense", "units": 16}}, {{"type": "relu"}}, {{"type": "dropout", "rate": {rate}}}, {{"type": "dense", "units": 2}}]}}"#
+            ))
+            .unwrap()
+        };
+        let d = data(64, 4);
+        for method in [Method::PgdAt, Method::Trades { beta: 1.0 }] {
+            let mut cfg = AdvConfig::pgd_at(Norm::Linf, 0.1, 3);
+            cfg.method = method;
+            let run = |spec: &ArchSpec| {
+                let mut m = OnnxModel::from_spec(spec, 1).unwrap();
+                let h = adv_train(
+                    &mut m,
+                    &d,
+                    &train_cfg(2),
+                    &cfg,
+                    AdvOptions {
+                        spec: Some(spec),
+                        ..AdvOptions::default()
+                    },
+                    |_| {},
+                )
+                .unwrap();
+                assert!(h.epochs.iter().all(|e| e.loss.is_finite()));
+                m
+            };
+            let (drop, none) = (with_rate(0.5), with_rate(0.0));
+            let a = run(&drop);
+            let b = run(&drop);
+            let c = run(&none);
+            for n in a.weight_names() {
+                assert_eq!(a.weight(&n), b.weight(&n), "{n}: not reproducible");
+            }
+            assert_ne!(
+                a.weight("layer3.weight"),
+                c.weight("layer3.weight"),
+                "dropout did not reach the weight update"
+            );
+            // The trained model (what the attack runs on) has no
+            // training-mode dropout: logits and PGD examples repeat.
+            assert!(!a.has_train_dropout());
+            assert_eq!(a.logits(&d.x).unwrap(), a.logits(&d.x).unwrap());
+            let ascent = cfg.ascent(0.1);
+            let adv = |seed| {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+                pgd_examples(&a, &d.x, &d.y, &ascent, &mut rng).unwrap()
+            };
+            assert_eq!(adv(5), adv(5));
+        }
     }
 
     #[test]

@@ -451,6 +451,196 @@ fn unfold_plane_s1(xc: &[f32], g: &Geom, tap: &Tap, dst: &mut [f32]) {
     // were zeroed just above.
 }
 
+/// Layout of a batch chunk for the direct (no-im2col) path of a stride-1
+/// "same" convolution with a square odd kernel (`k = 2p + 1`, padding `p`
+/// on every side, no dilation, one group).
+///
+/// The chunk's images are stacked, per channel, into one zero-padded plane:
+/// rows `w + p` floats wide (`p` zero columns, then the image row; the
+/// right-hand padding of a row is the next row's left-hand zeros), `p` zero
+/// rows before each image and after the last. In that plane, kernel tap
+/// `(ki, kj)` of every output pixel reads the pixel `shift(ki, kj)`
+/// positions away, one shift for the whole chunk, so the tap's slice of the
+/// unfolded matrix is a strided view of the plane: the forward is `k*k`
+/// GEMMs over views (`Y += W_tap · X_shifted`), accumulated into one wide
+/// output whose columns include the padding positions (computed, then
+/// dropped), and the input gradient likewise (`dX += W_tapᵀ · dY` read at
+/// the opposite shift). No im2col matrix is written and no col2im scatter
+/// runs; the SGEMM's own packing is the only copy of the unfolded data.
+/// (The weight gradient stays on im2col, see [`conv_bwd`].) Idea: the
+/// "shifted GEMM"/kn2row family of direct convolutions (Vasudevan, Anderson
+/// and Gregg, "Parallel Multi Channel Convolution using General Matrix
+/// Multiplication", ASAP 2017).
+#[derive(Debug, Clone, Copy)]
+struct Stacked {
+    p: usize,
+    h: usize,
+    w: usize,
+    /// Row width of the padded plane (`w + p`).
+    wp: usize,
+    /// Images in the chunk.
+    cnt: usize,
+    /// Floats per channel of the stacked plane.
+    len: usize,
+    /// Buffer index of the first output column (position of image 0, row
+    /// 0, column 0 of the padded plane's output range, plus the front
+    /// margin).
+    q0: usize,
+    /// Output columns (positions from the first image's first row to the
+    /// last image's last row, padding columns included).
+    cols: usize,
+}
+
+impl Stacked {
+    /// Whether a convolution takes the direct path: stride 1, no dilation,
+    /// "same" output, square odd kernel of at least 3 with symmetric
+    /// padding, one group, enough input channels that a per-tap GEMM is
+    /// not a rank-1 update (the first layer of an image model, with one or
+    /// three channels, keeps im2col), and maps large enough that no tap is
+    /// dead. Maps narrower than 8 keep im2col: their padded rows waste
+    /// too many columns (measured slower at 7x7).
+    fn applies(g: &Geom, groups: usize) -> bool {
+        let p = g.kh / 2;
+        groups == 1
+            && g.c >= 8
+            && g.kh == g.kw
+            && g.kh % 2 == 1
+            && g.kh >= 3
+            && (g.sh, g.sw, g.dh, g.dw) == (1, 1, 1, 1)
+            && (g.pt, g.pl) == (p, p)
+            && (g.oh, g.ow) == (g.h, g.w)
+            && g.h > p
+            && g.w > p
+            && g.w >= 8
+    }
+
+    fn new(g: &Geom, cnt: usize) -> Stacked {
+        let (p, h, w) = (g.kh / 2, g.h, g.w);
+        let wp = w + p;
+        // Output range in plane positions: from row p (image 0, row 0) to
+        // the end of the last image's last row.
+        let first = p * wp;
+        let end = (p + (cnt.max(1) - 1) * (h + p) + h) * wp;
+        // Taps read up to p*wp + p before and after an output position: a
+        // front margin of p*wp + p floats keeps every index non-negative.
+        let margin = p * wp + p;
+        Stacked {
+            p,
+            h,
+            w,
+            wp,
+            cnt,
+            len: margin + end + margin,
+            q0: margin + first,
+            cols: end - first,
+        }
+    }
+
+    /// Signed offset of tap `t` (row-major over the `k x k` kernel).
+    fn shift(&self, t: usize) -> isize {
+        let k = 2 * self.p + 1;
+        let (ki, kj) = (t / k, t % k);
+        (ki as isize - self.p as isize) * self.wp as isize + kj as isize - self.p as isize
+    }
+
+    /// Offset within a channel's stacked plane of image `j`, row `y`,
+    /// column 0, relative to the first output column.
+    fn out_pos(&self, j: usize, y: usize) -> usize {
+        (j * (self.h + self.p) + y) * self.wp + self.p
+    }
+
+    /// Copies `cnt` images of `ch` channels (`[cnt, ch, h, w]`) into the
+    /// stacked planes `buf[ch, len]`. The padding positions are never
+    /// written, so the buffer is zeroed only when its size changes.
+    fn stack(&self, src: &[f32], ch: usize, buf: &mut Vec<f32>) {
+        if buf.len() != ch * self.len {
+            buf.clear();
+            buf.resize(ch * self.len, 0.0);
+        }
+        let hw = self.h * self.w;
+        for (j, img) in src
+            .chunks_exact((ch * hw).max(1))
+            .take(self.cnt)
+            .enumerate()
+        {
+            for (c, plane) in img.chunks_exact(hw.max(1)).enumerate() {
+                let base = c * self.len + self.q0;
+                for (y, row) in plane.chunks_exact(self.w.max(1)).enumerate() {
+                    let d = base + self.out_pos(j, y);
+                    buf[d..d + self.w].copy_from_slice(row);
+                }
+            }
+        }
+    }
+
+    /// Copies the image pixels of a wide result `wide[ch, cols]` out to
+    /// `dst[cnt, ch, h, w]`.
+    fn unstack(&self, wide: &[f32], ch: usize, dst: &mut [f32]) {
+        let hw = self.h * self.w;
+        for (j, img) in dst
+            .chunks_exact_mut((ch * hw).max(1))
+            .take(self.cnt)
+            .enumerate()
+        {
+            for (c, plane) in img.chunks_exact_mut(hw.max(1)).enumerate() {
+                for (y, row) in plane.chunks_exact_mut(self.w.max(1)).enumerate() {
+                    let s = c * self.cols + self.out_pos(j, y);
+                    row.copy_from_slice(&wide[s..s + self.w]);
+                }
+            }
+        }
+    }
+
+    /// Buffer index where tap `t`'s view of a stacked operand starts when
+    /// it is read at `sign * shift` (forward and weight gradient read the
+    /// input at `+shift`; the input gradient reads the output gradient at
+    /// `-shift`).
+    fn view(&self, t: usize, sign: isize) -> usize {
+        (self.q0 as isize + sign * self.shift(t)) as usize
+    }
+}
+
+/// Direct forward of one chunk (`cnt` images of `x`, output `yc`).
+#[allow(clippy::too_many_arguments)]
+fn direct_fwd_chunk(
+    g: &Geom,
+    wt: &[f32],
+    m: usize,
+    xc: &[f32],
+    cnt: usize,
+    yc: &mut [f32],
+    xs: &mut Vec<f32>,
+    wide: &mut Vec<f32>,
+) {
+    let st = Stacked::new(g, cnt);
+    let taps = g.kh * g.kw;
+    let kk = g.c * taps;
+    st.stack(xc, g.c, xs);
+    // Every column is written by the first tap's GEMM (beta 0), so the
+    // wide buffer needs no zeroing.
+    wide.resize(m * st.cols, 0.0);
+    for t in 0..taps {
+        let beta = if t == 0 { 0.0 } else { 1.0 };
+        gemm(
+            m,
+            g.c,
+            st.cols,
+            1.0,
+            &wt[t..],
+            kk,
+            taps,
+            &xs[st.view(t, 1)..],
+            st.len,
+            1,
+            beta,
+            wide,
+            st.cols,
+            1,
+        );
+    }
+    st.unstack(wide, m, yc);
+}
+
 /// Output pixels (GEMM columns) a batch chunk should reach: images are
 /// put side by side until a chunk has this many, so that the weights are
 /// packed once for many columns even when feature maps are tiny (the last
@@ -493,10 +683,17 @@ pub(crate) type ConvGrads = (Option<Vec<f32>>, Option<Vec<f32>>, Option<Vec<f32>
 /// GEMM per group covers the whole chunk (for small feature maps, e.g. the
 /// last ResNet stages, a per-image GEMM would be a matrix-vector product).
 pub(crate) fn conv_fwd(a: &ConvArgs<'_>, bias: Option<&[f32]>) -> Vec<f32> {
-    conv_fwd_cols(a, bias, MIN_COLS)
+    conv_fwd_cols(a, bias, MIN_COLS, true)
 }
 
-fn conv_fwd_cols(a: &ConvArgs<'_>, bias: Option<&[f32]>, min_cols: usize) -> Vec<f32> {
+/// [`conv_fwd`] with the chunk width and whether the direct path of
+/// [`Stacked`] may be taken (tests compare both paths).
+fn conv_fwd_cols(
+    a: &ConvArgs<'_>,
+    bias: Option<&[f32]>,
+    min_cols: usize,
+    direct: bool,
+) -> Vec<f32> {
     let ConvArgs {
         x,
         n,
@@ -513,6 +710,19 @@ fn conv_fwd_cols(a: &ConvArgs<'_>, bias: Option<&[f32]>, min_cols: usize) -> Vec
     if n == 0 || ohw == 0 || m == 0 {
         return y;
     }
+    let nb = chunk_images(n, ohw, min_cols);
+    if direct && Stacked::applies(g, groups) {
+        y.par_chunks_mut(nb * m * ohw).enumerate().for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(xs, wide), (ci, yc)| {
+                let (i0, cnt) = (ci * nb, yc.len() / (m * ohw));
+                let xc = &x[i0 * in_sz..(i0 + cnt) * in_sz];
+                direct_fwd_chunk(g, wt, m, xc, cnt, yc, xs, wide);
+                add_bias(yc, bias, m, ohw);
+            },
+        );
+        return y;
+    }
     let uf = Unfold::new(g, true);
     let kk = cg * uf.taps.len();
     if kk == 0 {
@@ -521,7 +731,6 @@ fn conv_fwd_cols(a: &ConvArgs<'_>, bias: Option<&[f32]>, min_cols: usize) -> Vec
     }
     let wt = uf.weights(g, wt, m, cg);
     let point = g.is_pointwise();
-    let nb = chunk_images(n, ohw, min_cols);
     y.par_chunks_mut(nb * m * ohw).enumerate().for_each_init(
         || (Vec::new(), Vec::new()),
         |(col, tmp), (ci, yc)| {
@@ -584,14 +793,23 @@ fn add_bias(y: &mut [f32], bias: Option<&[f32]>, m: usize, ohw: usize) {
 /// into one `[m, images*oh*ow]` matrix, then `dcol = Wᵀ·dY` (scattered back
 /// by [`col2im`]) and `dW += dY·colᵀ` are one GEMM each per group.
 pub(crate) fn conv_bwd(a: &ConvArgs<'_>, dy: &[f32], need: [bool; 3]) -> ConvGrads {
-    conv_bwd_cols(a, dy, need, MIN_COLS)
+    conv_bwd_cols(a, dy, need, MIN_COLS, true)
 }
 
 /// Per-thread scratch of [`conv_bwd`]: weight-gradient accumulator, the
-/// gathered output gradient, and the unfolded input / its gradient.
-type BwdScratch = (Vec<f32>, Vec<f32>, Vec<f32>);
+/// gathered output gradient, the unfolded input / its gradient, and (direct
+/// path) the stacked input.
+type BwdScratch = (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>);
 
-fn conv_bwd_cols(a: &ConvArgs<'_>, dy: &[f32], need: [bool; 3], min_cols: usize) -> ConvGrads {
+/// [`conv_bwd`] with the chunk width and whether the direct path may be
+/// taken.
+fn conv_bwd_cols(
+    a: &ConvArgs<'_>,
+    dy: &[f32],
+    need: [bool; 3],
+    min_cols: usize,
+    direct: bool,
+) -> ConvGrads {
     let ConvArgs {
         x,
         n,
@@ -611,14 +829,50 @@ fn conv_bwd_cols(a: &ConvArgs<'_>, dy: &[f32], need: [bool; 3], min_cols: usize)
     let nb = chunk_images(n, ohw, min_cols);
     let chunks = if n == 0 { 0 } else { n.div_ceil(nb) };
     // One chunk: optional dx slice of its images, and the scratch.
+    let direct = direct && Stacked::applies(g, groups);
     let work = |ci: usize, mut dxc: Option<&mut [f32]>, s: &mut BwdScratch| {
-        let (acc, dyt, col) = s;
+        let (acc, dyt, col, xs) = s;
         if need_dw && acc.is_empty() {
             acc.resize(m * kk, 0.0);
         }
         let i0 = ci * nb;
         let cnt = nb.min(n - i0);
         let cols = cnt * ohw;
+        if direct {
+            // dX = sum over taps of W_tapᵀ · dY read at -shift (see
+            // [`Stacked`]; the padding positions of the stacked dY are
+            // zero). The weight gradient below stays on im2col: as nine
+            // per-tap GEMMs it packs dY nine times and measured slower.
+            if let Some(dxc) = dxc.take() {
+                let st = Stacked::new(g, cnt);
+                let taps = g.kh * g.kw;
+                st.stack(&dy[i0 * m * ohw..(i0 + cnt) * m * ohw], m, xs);
+                col.resize(g.c * st.cols, 0.0);
+                for t in 0..taps {
+                    let beta = if t == 0 { 0.0 } else { 1.0 };
+                    gemm(
+                        g.c,
+                        m,
+                        st.cols,
+                        1.0,
+                        &wt[t..],
+                        taps,
+                        kk,
+                        &xs[st.view(t, -1)..],
+                        st.len,
+                        1,
+                        beta,
+                        col,
+                        st.cols,
+                        1,
+                    );
+                }
+                st.unstack(col, g.c, dxc);
+            }
+            if !need_dw {
+                return;
+            }
+        }
         // Gather dY of the chunk as [m, cols] (a plain view for one image).
         let dyv: &[f32] = if cnt == 1 {
             &dy[i0 * m * ohw..(i0 + 1) * m * ohw]
@@ -686,7 +940,7 @@ fn conv_bwd_cols(a: &ConvArgs<'_>, dy: &[f32], need: [bool; 3], min_cols: usize)
         }
         std::mem::take(&mut s.0)
     };
-    let fresh = || -> BwdScratch { (Vec::new(), Vec::new(), Vec::new()) };
+    let fresh = || -> BwdScratch { (Vec::new(), Vec::new(), Vec::new(), Vec::new()) };
     let mut dx = None;
     let mut dw = None;
     if need_dx || need_dw {
@@ -1341,6 +1595,13 @@ mod tests {
             mk(2, 6, 10, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1),
             mk(2, 7, 9, 3, 3, 1, 1, 1, 1, 1, 2, 0, 0, 1),
             mk(1, 3, 8, 3, 1, 1, 1, 1, 1, 4, 0, 4, 0, 1),
+            // The direct (stacked-plane) path: 3x3 and 5x5 "same"
+            // convolutions with at least 8 channels and maps at least 8
+            // wide, from 2 rows (no tap dead) up.
+            mk(8, 6, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+            mk(9, 2, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+            mk(8, 3, 11, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1),
+            mk(10, 7, 9, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2, 1),
         ]
     }
 
@@ -1398,7 +1659,10 @@ mod tests {
             let reference = naive_conv(&x, n, &g, groups, &w, m);
             let dy = data(reference.len(), 3);
             let ohw = g.oh * g.ow;
-            for min_cols in [1, 2 * ohw, 1 << 22] {
+            let cases = [1, 2 * ohw, 1 << 22]
+                .into_iter()
+                .flat_map(|c| [(c, false), (c, true)]);
+            for (min_cols, direct) in cases {
                 let a = ConvArgs {
                     x: &x,
                     n,
@@ -1407,9 +1671,9 @@ mod tests {
                     wt: &w,
                     m,
                 };
-                let y = conv_fwd_cols(&a, None, min_cols);
+                let y = conv_fwd_cols(&a, None, min_cols, direct);
                 close(&y, &reference);
-                let (dx, dw, db) = conv_bwd_cols(&a, &dy, [true; 3], min_cols);
+                let (dx, dw, db) = conv_bwd_cols(&a, &dy, [true; 3], min_cols, direct);
                 let (dx, dw, db) = (dx.unwrap(), dw.unwrap(), db.unwrap());
                 let lhs: f32 = dy.iter().zip(&y).map(|(a, b)| a * b).sum();
                 let rx: f32 = dx.iter().zip(&x).map(|(a, b)| a * b).sum();
@@ -1425,12 +1689,122 @@ mod tests {
                 let total: f32 = dy.iter().sum();
                 assert!((db.iter().sum::<f32>() - total).abs() <= 1e-3 * (1.0 + total.abs()));
                 // Asking for one gradient gives the same values as asking for all.
-                let (dx1, dw1, _) = conv_bwd_cols(&a, &dy, [true, false, false], min_cols);
+                let (dx1, dw1, _) = conv_bwd_cols(&a, &dy, [true, false, false], min_cols, direct);
                 close(&dx1.unwrap(), &dx);
-                let (dx2, dw2, _) = conv_bwd_cols(&a, &dy, [false, true, false], min_cols);
+                let (dx2, dw2, _) = conv_bwd_cols(&a, &dy, [false, true, false], min_cols, direct);
                 assert!(dx2.is_none());
                 close(&dw2.unwrap(), &dw);
                 assert!(dw1.is_none());
+            }
+        }
+    }
+
+    /// The direct path computes the same forward, input gradient and
+    /// weight gradient as im2col, value by value (up to reassociation), for
+    /// every chunking; four of the test geometries take it.
+    #[test]
+    fn direct_conv_matches_im2col() {
+        let n = 5;
+        let mut taken = 0;
+        for (g, groups) in geoms() {
+            if !Stacked::applies(&g, groups) {
+                continue;
+            }
+            taken += 1;
+            let m = 3;
+            let x = data(n * g.c * g.h * g.w, 4);
+            let w = data(m * g.c * g.kh * g.kw, 5);
+            let a = ConvArgs {
+                x: &x,
+                n,
+                g: &g,
+                groups,
+                wt: &w,
+                m,
+            };
+            let dy = data(n * m * g.oh * g.ow, 6);
+            for min_cols in [1, 2 * g.oh * g.ow, 1 << 22] {
+                let y0 = conv_fwd_cols(&a, None, min_cols, false);
+                let y1 = conv_fwd_cols(&a, None, min_cols, true);
+                close(&y1, &y0);
+                let (dx0, dw0, _) = conv_bwd_cols(&a, &dy, [true, true, false], min_cols, false);
+                let (dx1, dw1, _) = conv_bwd_cols(&a, &dy, [true, true, false], min_cols, true);
+                close(&dx1.unwrap(), &dx0.unwrap());
+                close(&dw1.unwrap(), &dw0.unwrap());
+            }
+        }
+        assert_eq!(taken, 4);
+    }
+
+    /// Timing of the two paths on the ResNet's 16-channel 28x28 and
+    /// 64-channel 7x7 convolutions (not a test: `--ignored --nocapture`).
+    #[test]
+    #[ignore]
+    #[allow(clippy::print_stdout)]
+    fn direct_conv_timing() {
+        // Process CPU seconds (the work runs on rayon's threads).
+        let cpu = || -> f64 {
+            let s = std::fs::read_to_string("/proc/self/stat").unwrap();
+            let f: Vec<f64> = s
+                .rsplit(')')
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .skip(11)
+                .take(2)
+                .map(|v| v.parse().unwrap())
+                .collect();
+            (f[0] + f[1]) / 100.0
+        };
+        for (c, hw) in [(16usize, 28usize), (32, 14)] {
+            let g = Geom::plane(c, [hw, hw], [3, 3], [1, 1], [1, 1], [1, 1], [hw, hw]);
+            let n = 64;
+            let x = data(n * c * hw * hw, 1);
+            let w = data(c * c * 9, 2);
+            let dy = data(n * c * hw * hw, 3);
+            let a = ConvArgs {
+                x: &x,
+                n,
+                g: &g,
+                groups: 1,
+                wt: &w,
+                m: c,
+            };
+            for direct in [false, true, false, true] {
+                let reps = 40.0;
+                let t = cpu();
+                for _ in 0..40 {
+                    std::hint::black_box(conv_fwd_cols(&a, None, MIN_COLS, direct));
+                }
+                let f = (cpu() - t) / reps;
+                let t = cpu();
+                for _ in 0..40 {
+                    std::hint::black_box(conv_bwd_cols(
+                        &a,
+                        &dy,
+                        [true, false, false],
+                        MIN_COLS,
+                        direct,
+                    ));
+                }
+                let b = (cpu() - t) / reps;
+                let t = cpu();
+                for _ in 0..40 {
+                    std::hint::black_box(conv_bwd_cols(
+                        &a,
+                        &dy,
+                        [false, true, false],
+                        MIN_COLS,
+                        direct,
+                    ));
+                }
+                let bw = (cpu() - t) / reps;
+                println!(
+                    "c={c} hw={hw} direct={direct}: CPU fwd {:.2} ms, dx {:.2} ms, dw {:.2} ms",
+                    f * 1e3,
+                    b * 1e3,
+                    bw * 1e3
+                );
             }
         }
     }

@@ -340,7 +340,7 @@ impl ArchSpec {
         seed: u64,
         train: bool,
     ) -> Result<GraphP, ModelError> {
-        Ok(self.build(weights, seed, train)?.0)
+        Ok(self.build_modes(weights, seed, train, train)?.0)
     }
 
     fn build(
@@ -348,6 +348,18 @@ impl ArchSpec {
         weights: Option<&[(String, Tensor)]>,
         seed: u64,
         train: bool,
+    ) -> Result<(GraphP, Vec<BnSite>), ModelError> {
+        self.build_modes(weights, seed, train, train)
+    }
+
+    /// [`ArchSpec::build`] with batch norm (`train_bn`) and dropout
+    /// (`train_dropout`) switched to training mode separately.
+    fn build_modes(
+        &self,
+        weights: Option<&[(String, Tensor)]>,
+        seed: u64,
+        train: bool,
+        train_dropout: bool,
     ) -> Result<(GraphP, Vec<BnSite>), ModelError> {
         let mut b = Builder {
             sites: Vec::new(),
@@ -357,6 +369,7 @@ impl ArchSpec {
             nodes: Vec::new(),
             inits: Vec::new(),
             train,
+            train_dropout,
             total_params: 0,
             init: LayerInit::pair(None),
         };
@@ -644,7 +657,11 @@ struct Builder<'a> {
     weights: Option<&'a [(String, Tensor)]>,
     nodes: Vec<NodeP>,
     inits: Vec<TensorP>,
+    /// Batch norm by batch statistics (the training twin).
     train: bool,
+    /// Dropout active (the training twin, and the dropout-only twin of
+    /// adversarial training).
+    train_dropout: bool,
     sites: Vec<BnSite>,
     names: std::collections::HashSet<String>,
     total_params: usize,
@@ -772,7 +789,7 @@ impl Builder<'_> {
     /// `prefix.dropout_seed` (not a weight; the training loop sets it per
     /// step).
     fn dropout(&mut self, prefix: &str, input: &str, out: &str, rate: f32) {
-        if !self.train {
+        if !self.train_dropout {
             let ratio = format!("{prefix}.ratio");
             self.node(
                 &ratio,
@@ -891,6 +908,27 @@ impl OnnxModel {
             .filter_map(|n| model.weight(&n).map(|t| (n, t)))
             .collect();
         let g = spec.to_graph_mode(Some(&ws), 0, true)?;
+        let twin = OnnxModel::from_graph_owned(g, SPEC_OPSET, Some(spec.input.clone()))?;
+        if twin.weight_names() != model.weight_names() {
+            return Err(ModelError::Invalid(
+                "model's weights do not match the spec".into(),
+            ));
+        }
+        Ok(twin)
+    }
+
+    /// The dropout-only twin of a spec model: like
+    /// [`OnnxModel::spec_train_twin`] with dropout active, but batch norm
+    /// kept in inference form (running statistics). Adversarial
+    /// fine-tuning steps this twin (dropout regularises the weight update)
+    /// while its inner attack runs on the inference model.
+    pub fn spec_dropout_twin(spec: &ArchSpec, model: &OnnxModel) -> Result<OnnxModel, ModelError> {
+        let ws: Vec<(String, Tensor)> = model
+            .weight_names()
+            .into_iter()
+            .filter_map(|n| model.weight(&n).map(|t| (n, t)))
+            .collect();
+        let g = spec.build_modes(Some(&ws), 0, false, true)?.0;
         let twin = OnnxModel::from_graph_owned(g, SPEC_OPSET, Some(spec.input.clone()))?;
         if twin.weight_names() != model.weight_names() {
             return Err(ModelError::Invalid(

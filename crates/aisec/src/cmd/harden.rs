@@ -197,6 +197,11 @@ pub struct AdvArgs {
     #[arg(long)]
     pub no_autoattack: bool,
 
+    /// Keep the data's order every epoch (no shuffling), e.g. to replay
+    /// another framework's run example for example.
+    #[arg(long)]
+    pub no_shuffle: bool,
+
     /// AutoAttack's APGD and FAB iterations.
     #[arg(long, default_value_t = 100)]
     pub aa_steps: usize,
@@ -514,7 +519,7 @@ fn adv(a: AdvArgs) -> anyhow::Result<i32> {
                 schedule: Schedule::parse(&a.schedule)?,
                 warmup_epochs: 0,
                 seed: c.seed,
-                shuffle: true,
+                shuffle: !a.no_shuffle,
                 augment: Default::default(),
             };
             (cfg, tc)

@@ -14,6 +14,53 @@ fn spec(dir: &Path) -> String {
     p.display().to_string()
 }
 
+/// A spec with dropout trains under `aisec harden adv` (its inner attack
+/// on the inference model, its weight update with dropout), the same seed
+/// gives the same weights, and `--no-shuffle` reaches the training loop
+/// (data order changes the weights).
+#[test]
+fn adv_trains_a_dropout_spec_reproducibly_and_no_shuffle_changes_the_order() {
+    let d = tempfile::tempdir().unwrap();
+    let arch = d.path().join("drop.json");
+    std::fs::write(
+        &arch,
+        r#"{"input": [64], "layers": [{"type": "dense", "units": 32}, {"type": "relu"},
+            {"type": "dropout", "rate": 0.3}, {"type": "dense", "units": 10}]}"#,
+    )
+    .unwrap();
+    let arch = arch.display().to_string();
+    let run = |name: &str, extra: &[&str]| -> Vec<u8> {
+        let out = d.path().join(name).display().to_string();
+        let mut args = vec![
+            "--arch",
+            &arch,
+            "--eps",
+            "0.1",
+            "--steps",
+            "2",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "128",
+            "--eval-examples",
+            "20",
+            "--eval-steps",
+            "2",
+            "--no-autoattack",
+            "--seed",
+            "3",
+            "--out",
+            &out,
+        ];
+        args.extend_from_slice(extra);
+        harden("adv", &args).expect_code(0);
+        std::fs::read(&out).unwrap()
+    };
+    let a = run("a.safetensors", &[]);
+    assert_eq!(a, run("b.safetensors", &[]));
+    assert_ne!(a, run("c.safetensors", &["--no-shuffle"]));
+}
+
 fn harden(kind: &str, extra: &[&str]) -> crate::util::Run {
     aisec(&["harden", kind, &digits("x.npy")])
         .args(&["--labels", &digits("y.npy"), "--scale", "0.0625"])
