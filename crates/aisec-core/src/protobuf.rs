@@ -348,6 +348,23 @@ pub enum SpanValue {
     Fixed32(u32),
 }
 
+/// The pieces (offset, bytes) of a file of `size` bytes that a reader over
+/// known pieces can use: sorted by offset, with empty pieces, pieces that
+/// overlap an earlier one and pieces reaching past `size` dropped. Shared by
+/// [`Source`] and the HDF5 reader's byte source (`aisec_formats::h5::Bytes`).
+pub fn keep_pieces(size: u64, mut pieces: Vec<(u64, &[u8])>) -> Vec<(u64, &[u8])> {
+    pieces.sort_by_key(|p| p.0);
+    let mut kept: Vec<(u64, &[u8])> = Vec::with_capacity(pieces.len());
+    for (s, b) in pieces {
+        let end = s.saturating_add(b.len() as u64);
+        let after_last = kept.last().is_none_or(|(ls, lb)| s >= ls + lb.len() as u64);
+        if end <= size && after_last && !b.is_empty() {
+            kept.push((s, b));
+        }
+    }
+    kept
+}
+
 impl<'a> Source<'a> {
     /// The whole file.
     pub fn whole(data: &'a [u8]) -> Source<'a> {
@@ -357,19 +374,10 @@ impl<'a> Source<'a> {
     /// A file of `size` bytes of which only `pieces` (offset, bytes) are
     /// known; empty pieces, pieces that overlap an earlier one or reach
     /// past `size` are dropped.
-    pub fn pieces(size: u64, mut pieces: Vec<(u64, &'a [u8])>) -> Source<'a> {
-        pieces.sort_by_key(|p| p.0);
-        let mut kept: Vec<(u64, &'a [u8])> = Vec::with_capacity(pieces.len());
-        for (s, b) in pieces {
-            let end = s.saturating_add(b.len() as u64);
-            let after_last = kept.last().is_none_or(|(ls, lb)| s >= ls + lb.len() as u64);
-            if end <= size && after_last && !b.is_empty() {
-                kept.push((s, b));
-            }
-        }
+    pub fn pieces(size: u64, pieces: Vec<(u64, &'a [u8])>) -> Source<'a> {
         Source {
             size,
-            pieces: kept,
+            pieces: keep_pieces(size, pieces),
             misses: RefCell::new(Misses::default()),
         }
     }

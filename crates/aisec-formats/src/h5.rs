@@ -87,20 +87,12 @@ impl<'a> Bytes<'a> {
     }
 
     /// A file of `size` bytes of which only `pieces` (offset, bytes) are
-    /// known; pieces that overlap or reach past `size` are dropped.
-    pub fn pieces(size: u64, mut pieces: Vec<(u64, &'a [u8])>) -> Bytes<'a> {
-        pieces.sort_by_key(|p| p.0);
-        let mut kept: Vec<(u64, &'a [u8])> = Vec::with_capacity(pieces.len());
-        for (s, b) in pieces {
-            let end = s.saturating_add(b.len() as u64);
-            let after_last = kept.last().is_none_or(|(ls, lb)| s >= ls + lb.len() as u64);
-            if end <= size && after_last && !b.is_empty() {
-                kept.push((s, b));
-            }
-        }
+    /// known; empty pieces, pieces that overlap an earlier one or reach past
+    /// `size` are dropped ([`aisec_core::protobuf::keep_pieces`]).
+    pub fn pieces(size: u64, pieces: Vec<(u64, &'a [u8])>) -> Bytes<'a> {
         Bytes {
             size,
-            pieces: kept,
+            pieces: aisec_core::protobuf::keep_pieces(size, pieces),
             touched: RefCell::new(Vec::new()),
             touched_overflow: Cell::new(false),
             missed: RefCell::new(Vec::new()),

@@ -67,16 +67,19 @@ struct RawTimestamps {
     rfc3161_timestamps: Vec<serde_json::Value>,
 }
 
+/// A certificate chain as Sigstore's protobuf JSON writes it (bundles and
+/// trust roots alike).
 #[derive(Debug, Deserialize)]
-struct RawChain {
+pub(crate) struct RawChain {
     #[serde(default)]
-    certificates: Vec<RawCert>,
+    pub(crate) certificates: Vec<RawCert>,
 }
 
+/// One DER certificate, base64 in `rawBytes`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RawCert {
-    raw_bytes: String,
+pub(crate) struct RawCert {
+    pub(crate) raw_bytes: String,
 }
 
 #[derive(Debug, Deserialize)]

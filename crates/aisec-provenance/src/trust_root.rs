@@ -19,6 +19,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
+use crate::bundle::RawChain;
 use crate::cert::EcKey;
 use crate::ProvenanceError;
 
@@ -102,18 +103,6 @@ struct RawCa {
     cert_chain: RawChain,
     #[serde(default)]
     valid_for: Option<RawRange>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RawChain {
-    #[serde(default)]
-    certificates: Vec<RawCert>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawCert {
-    raw_bytes: String,
 }
 
 /// A validity window, seconds since the Unix epoch (`None`: open).

@@ -209,6 +209,11 @@ fn verify(a: VerifyArgs) -> anyhow::Result<i32> {
     let mut report = Report::new("provenance verify");
     report.add_rules(aisec_provenance::RULES);
     let model_str = a.model.to_string_lossy().to_string();
+    if !Source::is_remote(&model_str) {
+        // Say that the model is missing before asking for a key or a root.
+        std::fs::metadata(&a.model)
+            .with_context(|| format!("cannot read the model {}", a.model.display()))?;
+    }
     let v = if Source::is_remote(&model_str) {
         verify_remote(&a, &model_str, &mut report)?
     } else if let Some(m) = &a.manifest {

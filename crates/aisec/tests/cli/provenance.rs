@@ -179,6 +179,16 @@ fn no_signature_is_an_unsigned_finding_and_no_key_is_an_error() {
         .run();
     r.expect_code(2);
     assert!(r.stderr.contains("/nonexistent/model"), "{}", r.stderr);
+    // ... and the missing model is what it says first, before asking for a key.
+    let r = aisec(&["provenance", "verify", "/nonexistent/model"]).run();
+    r.expect_code(2);
+    assert!(
+        r.stderr
+            .contains("cannot read the model /nonexistent/model"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("--public-key"), "{}", r.stderr);
     let r = aisec(&["provenance", "verify"])
         .arg(&m)
         .args(&["--public-key", "/nonexistent/key.pub"])
