@@ -447,45 +447,96 @@ fn verify_remote(a: &VerifyArgs, src: &str, report: &mut Report) -> anyhow::Resu
 
 /// The key, the trusted certificates or the Sigstore trust root given.
 fn trust(a: &VerifyArgs) -> anyhow::Result<Trust> {
-    if let Some(p) = &a.trust_root {
-        let bytes = read_doc(
-            p,
-            "trust root",
-            aisec_provenance::trust_root::LIMITS.max_bytes,
-        )?;
-        let trust = aisec_provenance::SigstoreTrust::parse(&bytes)
-            .with_context(|| format!("--trust-root {}", p.display()))?;
-        let identity = a.identity.clone().context(
-            "a keyless signature is checked against an expected signer: give --identity \
-             (the certificate's e-mail or URI) with --trust-root",
-        )?;
-        let issuer = a.identity_provider.clone().context(
-            "a keyless signature is checked against an expected OIDC issuer: give \
-             --identity-provider URL with --trust-root",
-        )?;
-        return Ok(Trust::Sigstore(Box::new(aisec_provenance::Keyless {
-            trust,
-            policy: aisec_provenance::Policy { identity, issuer },
-        })));
-    }
-    if !a.certificate_chain.is_empty() {
-        let mut roots = TrustRoots::default();
-        for p in &a.certificate_chain {
-            let text = read_text(p, "certificate chain")?;
-            roots
-                .add_pem(&text, &p.display().to_string())
-                .with_context(|| format!("--certificate-chain {}", p.display()))?;
-        }
-        return Ok(Trust::Roots(roots));
-    }
-    let key_path = a.public_key.as_ref().context(
+    let given = TrustInput {
+        public_key: a.public_key.as_deref(),
+        certificate_chain: &a.certificate_chain,
+        trust_root: a.trust_root.as_deref(),
+        identity: a.identity.as_deref(),
+        identity_provider: a.identity_provider.as_deref(),
+    };
+    given.load(&VERIFY_FLAGS)?.context(
         "give --public-key FILE (key-based signature), --certificate-chain ROOT.pem \
          (certificate-based), --trust-root FILE with --identity and --identity-provider \
          (Sigstore keyless) or --manifest FILE",
-    )?;
-    let key = PublicKey::from_pem(&read_text(key_path, "public key")?)
-        .with_context(|| format!("public key {}", key_path.display()))?;
-    Ok(Trust::Key(key))
+    )
+}
+
+/// How one command spells the flags that say what a signature is trusted
+/// with (`provenance verify --public-key`, `scan --verify-signatures`).
+pub struct TrustFlags {
+    pub public_key: &'static str,
+    pub certificate_chain: &'static str,
+    pub trust_root: &'static str,
+    pub identity: &'static str,
+    pub identity_provider: &'static str,
+}
+
+const VERIFY_FLAGS: TrustFlags = TrustFlags {
+    public_key: "--public-key",
+    certificate_chain: "--certificate-chain",
+    trust_root: "--trust-root",
+    identity: "--identity",
+    identity_provider: "--identity-provider",
+};
+
+/// What was given to trust a signature with: a public key, root
+/// certificates, or a Sigstore trust root with the expected signer.
+pub struct TrustInput<'a> {
+    pub public_key: Option<&'a Path>,
+    pub certificate_chain: &'a [PathBuf],
+    pub trust_root: Option<&'a Path>,
+    pub identity: Option<&'a str>,
+    pub identity_provider: Option<&'a str>,
+}
+
+impl TrustInput<'_> {
+    /// Reads the trust anchor given, `None` when nothing was; `flags` names
+    /// the command's options in its errors.
+    pub fn load(&self, flags: &TrustFlags) -> anyhow::Result<Option<Trust>> {
+        if let Some(p) = self.trust_root {
+            let bytes = read_doc(
+                p,
+                "trust root",
+                aisec_provenance::trust_root::LIMITS.max_bytes,
+            )?;
+            let trust = aisec_provenance::SigstoreTrust::parse(&bytes)
+                .with_context(|| format!("{} {}", flags.trust_root, p.display()))?;
+            let identity = self.identity.map(str::to_owned).with_context(|| {
+                format!(
+                    "a keyless signature is checked against an expected signer: give {} \
+                     (the certificate's e-mail or URI) with {}",
+                    flags.identity, flags.trust_root
+                )
+            })?;
+            let issuer = self.identity_provider.map(str::to_owned).with_context(|| {
+                format!(
+                    "a keyless signature is checked against an expected OIDC issuer: give \
+                     {} URL with {}",
+                    flags.identity_provider, flags.trust_root
+                )
+            })?;
+            return Ok(Some(Trust::Sigstore(Box::new(aisec_provenance::Keyless {
+                trust,
+                policy: aisec_provenance::Policy { identity, issuer },
+            }))));
+        }
+        if !self.certificate_chain.is_empty() {
+            let mut roots = TrustRoots::default();
+            for p in self.certificate_chain {
+                let text = read_text(p, "certificate chain")?;
+                roots
+                    .add_pem(&text, &p.display().to_string())
+                    .with_context(|| format!("{} {}", flags.certificate_chain, p.display()))?;
+            }
+            return Ok(Some(Trust::Roots(roots)));
+        }
+        let Some(key_path) = self.public_key else {
+            return Ok(None);
+        };
+        let key = PublicKey::from_pem(&read_text(key_path, "public key")?)
+            .with_context(|| format!("{} {}", flags.public_key, key_path.display()))?;
+        Ok(Some(Trust::Key(key)))
+    }
 }
 
 fn signer_json(s: &aisec_provenance::Signer) -> serde_json::Value {
@@ -536,13 +587,12 @@ fn read_doc(path: &Path, what: &str, max: usize) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
 }
 
-/// `aisec scan --verify-signatures KEY`: every folder among `paths` that
-/// carries a `model.sig` is verified with the key; its findings and any
-/// failure to verify join the scan report (`data.provenance` lists the
-/// folders checked).
-pub fn verify_for_scan(report: &mut Report, paths: &[PathBuf], key: &Path) -> anyhow::Result<()> {
-    let key = PublicKey::from_pem(&read_text(key, "public key")?)
-        .with_context(|| format!("--verify-signatures {}", key.display()))?;
+/// `aisec scan --verify-signatures KEY` (or `--verify-certificate-chain`,
+/// `--verify-trust-root`): every folder among `paths` that carries a
+/// `model.sig` is verified with what was given; its findings and any failure
+/// to verify join the scan report (`data.provenance` lists the folders
+/// checked and, for a certificate or keyless signature, the signer).
+pub fn verify_for_scan(report: &mut Report, paths: &[PathBuf], trust: &Trust) {
     report.add_rules(aisec_provenance::RULES);
     let mut checked = Vec::new();
     for dir in paths.iter().filter(|p| p.is_dir()) {
@@ -550,14 +600,18 @@ pub fn verify_for_scan(report: &mut Report, paths: &[PathBuf], key: &Path) -> an
         if !sig.is_file() {
             continue;
         }
-        match aisec_provenance::verify_signature(dir, &sig, &key, &HashOptions::default()) {
+        match aisec_provenance::verify_signature_with(dir, &sig, trust, &HashOptions::default()) {
             Ok(v) => {
-                checked.push(serde_json::json!({
+                let mut entry = serde_json::json!({
                     "folder": dir.display().to_string(),
                     "signature_valid": v.signature_valid,
                     "signed_files": v.signed_files,
                     "findings": v.findings.len(),
-                }));
+                });
+                if let (Some(s), Some(o)) = (&v.signer, entry.as_object_mut()) {
+                    o.insert("signer".into(), signer_json(s));
+                }
+                checked.push(entry);
                 report.extend(v.findings);
             }
             Err(e) => report.error(
@@ -569,7 +623,6 @@ pub fn verify_for_scan(report: &mut Report, paths: &[PathBuf], key: &Path) -> an
     report
         .data
         .insert("provenance".into(), serde_json::Value::Array(checked));
-    Ok(())
 }
 
 fn write_manifest(a: ManifestArgs) -> anyhow::Result<i32> {

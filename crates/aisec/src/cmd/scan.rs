@@ -47,8 +47,24 @@ pub struct ScanArgs {
     pub no_progress: bool,
 
     /// Also verify OpenSSF model-signing signatures with this public key (PEM, P-256): every folder given that carries a model.sig is checked against it (see `aisec provenance verify`).
-    #[arg(long, value_name = "PUBLIC_KEY")]
+    #[arg(long, value_name = "PUBLIC_KEY", conflicts_with_all = ["verify_certificate_chain", "verify_trust_root"])]
     pub verify_signatures: Option<PathBuf>,
+
+    /// Verify certificate-based signatures (`model_signing sign certificate`) instead: the bundle's chain must end at a root in these PEM files. Repeatable.
+    #[arg(long, value_name = "PEM", conflicts_with = "verify_trust_root")]
+    pub verify_certificate_chain: Vec<PathBuf>,
+
+    /// Verify Sigstore keyless signatures instead, offline, against this trust root (trusted_root.json or model-signing's --trust_config JSON); needs --verify-identity and --verify-identity-provider.
+    #[arg(long, value_name = "JSON")]
+    pub verify_trust_root: Option<PathBuf>,
+
+    /// The signer a keyless signature must name (e-mail or URI in its certificate).
+    #[arg(long, value_name = "ID", requires = "verify_trust_root")]
+    pub verify_identity: Option<String>,
+
+    /// The OIDC issuer a keyless signature's certificate must name.
+    #[arg(long, value_name = "URL", requires = "verify_trust_root")]
+    pub verify_identity_provider: Option<String>,
 
     #[command(flatten)]
     pub remote: crate::cmd::remote::RemoteArgs,
@@ -56,6 +72,15 @@ pub struct ScanArgs {
     #[command(flatten)]
     pub output: OutputArgs,
 }
+
+/// The signature options of `aisec scan`, as its errors name them.
+const SIGNATURE_FLAGS: crate::cmd::provenance::TrustFlags = crate::cmd::provenance::TrustFlags {
+    public_key: "--verify-signatures",
+    certificate_chain: "--verify-certificate-chain",
+    trust_root: "--verify-trust-root",
+    identity: "--verify-identity",
+    identity_provider: "--verify-identity-provider",
+};
 
 /// Builds the scan options from the config file and flags.
 pub fn options(args: &ScanArgs) -> anyhow::Result<ScanOptions> {
@@ -81,7 +106,21 @@ pub fn options(args: &ScanArgs) -> anyhow::Result<ScanOptions> {
 
 /// Runs the scan and prints the report.
 pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
+    // A wrong key or trust root is said before the scan, not after it.
+    let given = crate::cmd::provenance::TrustInput {
+        public_key: args.verify_signatures.as_deref(),
+        certificate_chain: &args.verify_certificate_chain,
+        trust_root: args.verify_trust_root.as_deref(),
+        identity: args.verify_identity.as_deref(),
+        identity_provider: args.verify_identity_provider.as_deref(),
+    };
+    let trust = given.load(&SIGNATURE_FLAGS)?;
     if args.remote.active(&args.paths) {
+        anyhow::ensure!(
+            trust.is_none(),
+            "scan verifies signatures of local folders only: for hf:// or s3:// sources run \
+             `aisec provenance verify SOURCE` with the same key or trust root"
+        );
         return crate::cmd::remote::run(args);
     }
     let opts = options(&args)?;
@@ -124,8 +163,10 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     }
     partial.done(watcher);
     let mut report = report;
-    if let Some(key) = &args.verify_signatures {
-        crate::cmd::provenance::verify_for_scan(&mut report, &args.paths, key)?;
+    if let Some(trust) = &trust {
+        crate::cmd::provenance::verify_for_scan(&mut report, &args.paths, trust);
+        // The signature findings count in the summary the tail prints.
+        report.finish();
     }
     let unreadable = !report.errors.is_empty();
     let scanned = report.data.get("scanned").and_then(|v| v.as_u64());
@@ -260,6 +301,9 @@ fn file_summary(report: &aisec_core::Report) -> String {
             ));
         }
     }
+    if let Some(checked) = report.data.get("provenance").and_then(|p| p.as_array()) {
+        s.push_str(&signature_summary(checked));
+    }
     let sev: Vec<String> = report
         .summary
         .by_severity
@@ -275,5 +319,34 @@ fn file_summary(report: &aisec_core::Report) -> String {
             sev.join(", ")
         }
     ));
+    s
+}
+
+/// The signature lines of the text summary (`--verify-signatures` and
+/// friends): per folder checked, whether the signature held, how many files
+/// it covers and who signed when a certificate names them.
+fn signature_summary(checked: &[serde_json::Value]) -> String {
+    if checked.is_empty() {
+        return "Signatures: no folder given carries a model.sig\n".to_string();
+    }
+    let mut s = String::new();
+    for c in checked {
+        let folder = c["folder"].as_str().unwrap_or("?");
+        let signer = &c["signer"];
+        let by = signer["identity"]
+            .as_str()
+            .or_else(|| signer["subject"].as_str())
+            .map(|who| format!(", signed by {who}"))
+            .unwrap_or_default();
+        let n = c["findings"].as_u64().unwrap_or(0);
+        s.push_str(&if c["signature_valid"].as_bool() == Some(true) {
+            format!(
+                "Signature: {folder}: valid, {} signed file(s){by}, {n} finding(s)\n",
+                c["signed_files"].as_u64().unwrap_or(0)
+            )
+        } else {
+            format!("Signature: {folder}: NOT valid ({n} finding(s))\n")
+        });
+    }
     s
 }

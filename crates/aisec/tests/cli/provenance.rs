@@ -917,3 +917,65 @@ fn an_s3_prefix_verifies_in_place_like_the_local_folder() {
         findings_without(&local.json(), &repo.display().to_string())
     );
 }
+
+#[test]
+fn scan_verifies_keyless_signatures_and_counts_their_findings() {
+    let k = keyless_dir();
+    let t = tempfile::tempdir().unwrap();
+    let m = t.path().join("model");
+    copy_dir(&k.join("model"), &m);
+    fs::copy(k.join("sigs/valid.sig"), m.join("model.sig")).unwrap();
+    // A model file the signature does not cover, so the scan has a format to read.
+    fs::copy(fixture("digits_mlp.onnx"), m.join("extra.onnx")).unwrap();
+    let scan = |id: &str, fmt: &str| {
+        aisec(&["scan"])
+            .arg(&m)
+            .arg("--verify-trust-root")
+            .arg(k.join("trusted_root.json"))
+            .args(&["--verify-identity", id, "--verify-identity-provider", IDP])
+            .args(&["--format", fmt])
+            .run()
+    };
+    let r = scan(ID, "json");
+    r.expect_code(1);
+    let v = r.json();
+    assert_eq!(rules(&v), ["AISEC-PROV-005"], "{v}");
+    assert_eq!(v["data"]["provenance"][0]["signature_valid"], true);
+    assert_eq!(v["data"]["provenance"][0]["signer"]["identity"], ID);
+    assert_eq!(v["summary"]["by_severity"]["high"], 1, "{v}");
+    // The text summary names the signer and counts the signature's finding.
+    let r = scan(ID, "text");
+    r.expect_code(1);
+    assert!(
+        r.stdout.contains("Signature: ")
+            && r.stdout
+                .contains("valid, 3 signed file(s), signed by signer@aisec.test")
+            && r.stdout.contains("Findings: 1 high"),
+        "{}",
+        r.stdout
+    );
+    // Another signer than the one expected: the signature does not hold.
+    let r = scan("mallory@aisec.test", "json");
+    r.expect_code(1);
+    let v = r.json();
+    assert_eq!(rules(&v), ["AISEC-PROV-002"], "{v}");
+    assert_eq!(v["data"]["provenance"][0]["signature_valid"], false);
+    // A trust root without the expected signer, and a remote source: exit 2 before scanning.
+    let r = aisec(&["scan"])
+        .arg(&m)
+        .arg("--verify-trust-root")
+        .arg(k.join("trusted_root.json"))
+        .args(&["--verify-identity-provider", IDP])
+        .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("--verify-identity"), "{}", r.stderr);
+    let r = aisec(&["scan", "hf://org/model", "--verify-signatures"])
+        .arg(fixtures().join("key.pub"))
+        .run();
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("aisec provenance verify SOURCE"),
+        "{}",
+        r.stderr
+    );
+}
