@@ -31,14 +31,17 @@
 //!   rounds with the scanner's SavedModel/GraphDef walk
 //!   ([`aisec_formats::savedmodel::plan_metadata`]); `Const` nodes'
 //!   `tensor_content` is never fetched;
-//! - a file the first bytes, the zip tail and the HDF5 superblock probes
-//!   prove the scanner will call `unknown` (tokenizer JSON, vocabularies,
-//!   text), and whose name the scanner does not judge by content
-//!   (`*config.json`'s `auto_map`, `*.py` read beside it, `*.pb*`): the
-//!   sniff only (see [`sniff`]);
+//! - a file the first bytes, detection's pickle and ONNX sniffs run over
+//!   the bytes held (growing them a little where those runs need it), the
+//!   zip tail and the HDF5 superblock probes prove the scanner will call
+//!   `unknown` (tokenizer JSON, vocabularies, text, raw tensor shards such
+//!   as TensorFlow `variables.data-*`), and whose name the scanner does
+//!   not judge by content (`*config.json`'s `auto_map`, `*.py` read beside
+//!   it, `*.pb*`): the sniff only (see [`sniff`]); an object that opens
+//!   like ONNX but that detection's walk rules out goes there too;
 //! - everything else (pickle, `keras_metadata.pb`, tar, 7z, compressed
-//!   streams, ONNX files the plan cannot finish or detection would not
-//!   call ONNX, files the sniff cannot rule out): the whole object.
+//!   streams, ONNX files the plan cannot finish, files the sniff cannot
+//!   rule out): the whole object.
 //!
 //! A plan that cannot make sense of its format reads the whole object:
 //! reading too much costs bytes, reading too little would change results.
@@ -831,6 +834,16 @@ const PB_ROUND_BYTES: u64 = 4 << 20;
 /// the fields after them, so small tensors cost no extra round.
 const PB_BLOCK: u64 = 16 << 10;
 
+/// How a protobuf plan ended.
+enum PbEnd {
+    /// The walk is complete and detection reads only what was fetched.
+    Done,
+    /// Read the object whole.
+    Whole,
+    /// Detection will not call it ONNX (its top-level walk says so).
+    NotOnnx,
+}
+
 /// The protobuf plans (ONNX, TensorFlow `.pb`). Each round walks the
 /// file with the scanner's own walk over the bytes fetched so far
 /// ([`aisec_formats::onnx::plan_metadata`],
@@ -845,20 +858,14 @@ const PB_BLOCK: u64 = 16 << 10;
 /// walk over the image reads the same bytes; then the HDF5 superblock
 /// probes detection reads (8 bytes at each power of two from 512) are
 /// fetched, and any that holds a signature sends the object to a whole
-/// read, as does an ONNX top level detection would not call ONNX (the
-/// scanner then tries other formats). Lengths past the end, truncation and
+/// read. An ONNX top level detection would not call ONNX (decided by
+/// [`aisec_formats::onnx::looks_like_onnx_held`] at the start of each
+/// round, before the scan's walk asks for more) ends the plan: the
+/// scanner then tries other formats, and the sniff may prove it calls the
+/// object `unknown`; while that is undecided, payloads larger than
+/// [`PB_BLOCK`] the scan's walk asks for wait. Lengths past the end, truncation and
 /// nesting are the walk's to refuse (bounded, like the scan); a walk still
 /// lacking bytes after the allowed rounds reads the object whole.
-/// How a protobuf plan ended.
-enum PbEnd {
-    /// The walk is complete and detection reads only what was fetched.
-    Done,
-    /// Read the object whole.
-    Whole,
-    /// The walk is complete and detection will not call it ONNX.
-    NotOnnx,
-}
-
 async fn protobuf(p: &mut Planner<'_>, kind: Protobuf) -> Result<PbEnd, RemoteError> {
     let size = p.out.size;
     let rounds = (size / PB_ROUND_BYTES).clamp(PB_MIN_ROUNDS, PB_MAX_ROUNDS);
