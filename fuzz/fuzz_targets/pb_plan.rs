@@ -3,7 +3,10 @@
 //! TensorFlow plans follow) must never panic, must settle (every round
 //! lacks only bytes no earlier round fetched), and once a walk lacks
 //! nothing, the sniff and the scan of what it fetched (zeros elsewhere)
-//! must equal those of the whole input.
+//! must equal those of the whole input. The remote sniff's ONNX check
+//! (`onnx::looks_like_onnx_held`) over the same pieces must, when it
+//! decides, give the whole input's answer, and otherwise lack a byte not
+//! held.
 #![no_main]
 
 use aisec_formats::h5::merge_ranges;
@@ -27,10 +30,18 @@ fuzz_target!(|input: &[u8]| {
     let mut held = merge_ranges(vec![(0, head.min(size))]);
     let mut settled = false;
     for _ in 0..ROUNDS {
-        let pieces = held
+        let pieces: Vec<(u64, &[u8])> = held
             .iter()
             .map(|&(s, e)| (s, &d[s as usize..e as usize]))
             .collect();
+        let held_verdict = onnx::looks_like_onnx_held(size, pieces.clone());
+        match held_verdict {
+            onnx::OnnxSniff::Onnx => assert!(onnx::looks_like_onnx(d)),
+            onnx::OnnxSniff::NotOnnx => assert!(!onnx::looks_like_onnx(d)),
+            onnx::OnnxSniff::Lacks(at) => {
+                assert!(at < size && !held.iter().any(|h| h.0 <= at && at < h.1));
+            }
+        }
         let src = Source::pieces(size, pieces);
         let missing: Misses = if tf {
             let p = savedmodel::plan_metadata(&src);

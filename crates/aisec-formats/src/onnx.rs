@@ -63,17 +63,57 @@ pub fn looks_like_onnx(data: &[u8]) -> bool {
 /// keys and varints only (a hole ends the top level early; see
 /// [`plan_metadata`]).
 pub fn looks_like_onnx_in(src: &Source<'_>) -> bool {
+    detect_walk(src).unwrap_or(false)
+}
+
+/// What the bytes held say about [`looks_like_onnx`] on the whole file
+/// (see [`looks_like_onnx_held`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnnxSniff {
+    /// `looks_like_onnx` is true for every file of that size holding
+    /// these bytes.
+    Onnx,
+    /// `looks_like_onnx` is false for every such file.
+    NotOnnx,
+    /// Undecided: the walk reached a top-level key (or varint) at this
+    /// offset that no piece holds.
+    Lacks(u64),
+}
+
+/// [`looks_like_onnx`] from the pieces of a file of `size` bytes that are
+/// known: the sniff walks the top-level keys in order and says no at the
+/// first that is malformed, runs past the end or breaks the ModelProto
+/// field list (or past [`DETECT_FIELDS`] fields), so a walk that meets
+/// such a field before it runs into a hole decides for the whole file;
+/// one that runs into a hole first is undecided. Used by remote fetch
+/// plans to prove a raw blob is no ONNX model from a few ranged reads.
+pub fn looks_like_onnx_held(size: u64, pieces: Vec<(u64, &[u8])>) -> OnnxSniff {
+    let src = Source::pieces(size, pieces);
+    let verdict = detect_walk(&src);
+    match (verdict, src.misses().keys.first()) {
+        (None, _) => OnnxSniff::NotOnnx,
+        (Some(_), Some(&(at, _))) => OnnxSniff::Lacks(at),
+        (Some(true), None) => OnnxSniff::Onnx,
+        (Some(false), None) => OnnxSniff::NotOnnx,
+    }
+}
+
+/// The top-level walk of [`looks_like_onnx`]: `None` when a field it read
+/// rules the file out (whatever the bytes it did not read), else the
+/// verdict from the fields it read (all of them unless it ran into a
+/// hole, which the source records as a miss).
+fn detect_walk(src: &Source<'_>) -> Option<bool> {
     if src.size() < 4 {
-        return false;
+        return None;
     }
     let mut seen = Vec::new();
     let mut ir_version_ok = None;
     for (i, f) in src.fields(src.all()).enumerate() {
         if i >= DETECT_FIELDS {
-            return false;
+            return None;
         }
         let Ok((num, v)) = f else {
-            return false;
+            return None;
         };
         let wire = match v {
             At::Varint(_) => 0,
@@ -82,7 +122,7 @@ pub fn looks_like_onnx_in(src: &Source<'_>) -> bool {
             At::Fixed32(_) => 5,
         };
         if !MODEL_FIELDS.contains(&(num, wire)) {
-            return false;
+            return None;
         }
         if num == 1 && ir_version_ok.is_none() {
             ir_version_ok = Some(matches!(v, At::Varint(x) if x <= 64));
@@ -91,7 +131,7 @@ pub fn looks_like_onnx_in(src: &Source<'_>) -> bool {
             seen.push(num);
         }
     }
-    (seen.contains(&7) || seen.contains(&8)) && ir_version_ok.unwrap_or(true)
+    Some((seen.contains(&7) || seen.contains(&8)) && ir_version_ok.unwrap_or(true))
 }
 
 struct Walk<'a, 'd> {
@@ -771,5 +811,115 @@ mod tests {
         let r = scan_onnx(&d, &Location::path("x.onnx"));
         assert!(r.malformed.is_some());
         assert_scans_alike(&d, "deep nesting", &[0, 64], &[1, 4 << 10]);
+    }
+
+    /// Follows [`looks_like_onnx_held`] as a remote sniff does: from the
+    /// first `head` bytes (and a piece elsewhere), fetching `block` bytes
+    /// at each key it lacks, for at most `rounds` rounds. Checks that
+    /// every verdict is the whole file's and that every lack is a byte not
+    /// held; returns the verdict, if any.
+    fn follow_held(
+        d: &[u8],
+        head: u64,
+        other: (u64, u64),
+        block: u64,
+        rounds: usize,
+    ) -> Option<bool> {
+        let size = d.len() as u64;
+        let mut held = merge(vec![
+            (0, head.min(size)),
+            (other.0.min(size), other.1.min(size)),
+        ]);
+        for _ in 0..rounds {
+            let pieces = held
+                .iter()
+                .map(|&(s, e)| (s, &d[s as usize..e as usize]))
+                .collect();
+            match looks_like_onnx_held(size, pieces) {
+                OnnxSniff::Lacks(at) => {
+                    assert!(
+                        at < size && !held.iter().any(|&(s, e)| s <= at && at < e),
+                        "lacks {at}, held {held:?}"
+                    );
+                    held.push((at, (at + block).min(size)));
+                    held = merge(held);
+                }
+                v => {
+                    let yes = v == OnnxSniff::Onnx;
+                    assert_eq!(yes, looks_like_onnx(d), "held {held:?}");
+                    // Any bytes elsewhere (zeros here) give the same answer.
+                    let mut img = vec![0u8; d.len()];
+                    for &(s, e) in &held {
+                        img[s as usize..e as usize].copy_from_slice(&d[s as usize..e as usize]);
+                    }
+                    assert_eq!(looks_like_onnx(&img), yes, "image, held {held:?}");
+                    return Some(yes);
+                }
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn held_bytes_sniff_like_the_whole_file() {
+        let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+        let mut corpus: Vec<Vec<u8>> = Vec::new();
+        for f in FIXTURES {
+            let base = fixture(f);
+            let grown = grow(&base, &[200 << 10, 3000], true);
+            for d in [&base, &grown] {
+                for cut in [1, 4, 40, d.len() / 2, d.len() - 1, d.len()] {
+                    corpus.push(d[..cut].to_vec());
+                }
+                // Mutated near the start: lengths past the end, bad keys.
+                for _ in 0..20 {
+                    let mut m = d.clone();
+                    let at = (rng.next() as usize) % m.len().min(64);
+                    m[at] = rng.next() as u8;
+                    corpus.push(m);
+                }
+            }
+        }
+        // Random blobs with each first byte, and valid-looking keys then
+        // noise: a graph field of a random length, an ir_version then noise.
+        for first in 0..=255u8 {
+            let mut d: Vec<u8> = (0..6000).map(|_| rng.next() as u8).collect();
+            d[0] = first;
+            corpus.push(d);
+        }
+        for len in [3u64, 100, 5000, 5990, 7000] {
+            let mut d = vec![0x08, 0x07, 0x3a];
+            pb::put_varint(&mut d, len);
+            d.extend((0..6000).map(|_| rng.next() as u8));
+            corpus.push(d);
+        }
+        let (mut decided, mut undecided) = (0, 0);
+        for d in &corpus {
+            let size = d.len() as u64;
+            for head in [0, 2, 64, 4096] {
+                for other in [
+                    (0, 0),
+                    (size / 2, size / 2 + 100),
+                    (size.saturating_sub(50), size),
+                ] {
+                    for block in [1, 16, 4096] {
+                        match follow_held(d, head, other, block, 64) {
+                            Some(_) => decided += 1,
+                            None => undecided += 1,
+                        }
+                    }
+                }
+            }
+        }
+        assert!(decided > 0, "{decided} {undecided}");
+        // Noise is ruled out from its first bytes, mostly by its first key.
+        let mut quick = 0;
+        for _ in 0..200 {
+            let d: Vec<u8> = (0..64 << 10).map(|_| rng.next() as u8).collect();
+            if follow_held(&d, 16 << 10, (0, 0), 16 << 10, 1) == Some(false) {
+                quick += 1;
+            }
+        }
+        assert!(quick >= 190, "{quick} of 200 decided from 16 KiB");
     }
 }

@@ -330,23 +330,80 @@ pub fn looks_like_pickle(data: &[u8]) -> bool {
             // CPython runs any opcode whatever the protocol (PROTO is optional),
             // so a stream may start with any of them, `\x8c` SHORT_BINUNICODE
             // included: the machine decides (differential finding, issue 20).
-            if !is_opcode(*first) {
-                return false;
-            }
-            let policy = policy_for_sniff();
-            let limits = Limits {
-                max_ops: 64,
-                max_findings: 0,
-                max_depth: 0,
-                ..Limits::default()
-            };
-            let mut ctx = machine::Ctx::new(policy, &limits, &Location::default());
-            match machine::run_one(&mut ctx, data, 0) {
-                machine::End::Stop { .. } => true,
-                machine::End::Limit { .. } => true,
-                machine::End::Malformed { .. } => false,
+            is_opcode(*first) && sniff_run(data).0
+        }
+    }
+}
+
+/// The machine run of [`looks_like_pickle`] on `data` (first byte an
+/// opcode other than PROTO): its verdict, and the smallest data length a
+/// read that ran past the end needed (see `Ctx::short_read`).
+fn sniff_run(data: &[u8]) -> (bool, Option<u64>) {
+    let policy = policy_for_sniff();
+    let limits = Limits {
+        max_ops: 64,
+        max_findings: 0,
+        max_depth: 0,
+        ..Limits::default()
+    };
+    let mut ctx = machine::Ctx::new(policy, &limits, &Location::default());
+    let verdict = match machine::run_one(&mut ctx, data, 0) {
+        machine::End::Stop { .. } => true,
+        machine::End::Limit { .. } => true,
+        machine::End::Malformed { .. } => false,
+    };
+    (verdict, ctx.short_read)
+}
+
+/// What the first bytes of a stream say about [`looks_like_pickle`] on
+/// the whole stream (see [`looks_like_pickle_prefix`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrefixSniff {
+    /// `looks_like_pickle` is true for every stream of that length that
+    /// starts with these bytes.
+    Pickle,
+    /// `looks_like_pickle` is false for every such stream.
+    NotPickle,
+    /// Undecided: the sniff read past the bytes given; a prefix of at
+    /// least this many bytes (more than given, at most the stream's
+    /// length) may decide.
+    Needs(u64),
+}
+
+/// [`looks_like_pickle`] from the first bytes of a stream of `total`
+/// bytes: the sniff reads its opcodes in order and stops at the first it
+/// cannot accept, so a run that stops (STOP, a limit, malformed data)
+/// before the end of `prefix` decides for any bytes after it. A run cut
+/// short by the end of `prefix` decides only when the read it lacked
+/// reaches past `total` too (an argument length or FRAME larger than the
+/// stream: the whole stream fails there the same way); else more bytes are
+/// needed. Used by remote fetch plans to prove a raw blob is no pickle
+/// without reading it whole.
+pub fn looks_like_pickle_prefix(prefix: &[u8], total: u64) -> PrefixSniff {
+    let have = prefix.len() as u64;
+    if have >= total {
+        let whole = prefix.get(..usize::try_from(total).unwrap_or(usize::MAX));
+        return match whole {
+            Some(d) if looks_like_pickle(d) => PrefixSniff::Pickle,
+            _ => PrefixSniff::NotPickle,
+        };
+    }
+    // From here `have < total`.
+    match prefix {
+        [] | [0x80] | [0x80, _] => PrefixSniff::Needs(total.min(3)),
+        [0x80, ..] => {
+            if looks_like_pickle(prefix) {
+                PrefixSniff::Pickle
+            } else {
+                PrefixSniff::NotPickle
             }
         }
+        [first, ..] if !is_opcode(*first) => PrefixSniff::NotPickle,
+        _ => match sniff_run(prefix) {
+            (_, Some(need)) if need <= total => PrefixSniff::Needs(need.max(have + 1)),
+            (true, _) => PrefixSniff::Pickle,
+            (false, _) => PrefixSniff::NotPickle,
+        },
     }
 }
 

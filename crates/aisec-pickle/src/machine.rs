@@ -118,6 +118,12 @@ pub(crate) struct Ctx<'p> {
     /// Offset of the first opcode whose bytes crossed a FRAME end (the two
     /// readings above then differ).
     pub frame_straddle: Option<u64>,
+    /// The smallest data length that a read which ran past the end of the
+    /// data needed (offset of its last byte + 1): set when the run failed
+    /// only because the bytes it had were too few, which a longer stream
+    /// with the same first bytes might not (see
+    /// [`crate::looks_like_pickle_prefix`]).
+    pub(crate) short_read: Option<u64>,
 }
 
 impl<'p> Ctx<'p> {
@@ -139,7 +145,14 @@ impl<'p> Ctx<'p> {
             joblib_skipped: 0,
             file_frames: false,
             frame_straddle: None,
+            short_read: None,
         }
+    }
+
+    /// Notes a read that needed the data to hold `need` bytes and found
+    /// fewer.
+    fn short(&mut self, need: u64) {
+        self.short_read = Some(self.short_read.map_or(need, |n| n.min(need)));
     }
 
     /// True when no further finding would be kept (skip building evidence).
@@ -610,6 +623,7 @@ impl<'a> Machine<'a, '_, '_> {
         self.frame_cross(Some(n));
         let rem = (self.data.len() - self.pos) as u64;
         if n > rem {
+            self.ctx.short((self.pos as u64).saturating_add(n));
             return bad(format!("truncated: argument of {n} bytes, {rem} left"));
         }
         let s = &self.data[self.pos..self.pos + n as usize];
@@ -627,7 +641,10 @@ impl<'a> Machine<'a, '_, '_> {
                 self.pos += p + 1;
                 Ok(&rest[..p])
             }
-            None => bad("truncated: line without newline"),
+            None => {
+                self.ctx.short(self.data.len() as u64 + 1);
+                bad("truncated: line without newline")
+            }
         }
     }
 
@@ -1432,6 +1449,7 @@ impl<'a> Machine<'a, '_, '_> {
     /// Executes one opcode; `Some(torch_magic)` on STOP.
     fn step(&mut self) -> R<Option<bool>> {
         let Some(&op) = self.data.get(self.pos) else {
+            self.ctx.short(self.pos as u64 + 1);
             return bad("truncated: no STOP opcode");
         };
         self.pos += 1;
@@ -1801,6 +1819,7 @@ impl<'a> Machine<'a, '_, '_> {
                     }
                 }
                 if n > (self.data.len() - self.pos) as u64 {
+                    self.ctx.short((self.pos as u64).saturating_add(n));
                     return bad(format!("FRAME of {n} bytes exceeds the data"));
                 }
                 self.frame_end = Some(self.pos + n as usize);

@@ -322,3 +322,99 @@ fn repeated_memoised_loader_calls_stay_cheap() {
     assert!(t.elapsed().as_secs() < 5, "{:?}", t.elapsed());
     assert_eq!(ids(&r), vec!["AISEC-PICKLE-004"], "{:?}", r.findings);
 }
+
+/// xorshift64*: reproducible bytes without a dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| (self.next() >> 56) as u8).collect()
+    }
+}
+
+/// Every prefix verdict must hold for the whole stream (and for any other
+/// stream of that length with the same first bytes); an undecided one
+/// must ask for more bytes than it had and no more than the stream holds.
+fn check_prefixes(data: &[u8], rng: &mut Rng) -> (usize, usize) {
+    use aisec_pickle::{looks_like_pickle_prefix, PrefixSniff};
+    let whole = looks_like_pickle(data);
+    let total = data.len() as u64;
+    let mut cuts: Vec<usize> = (0..data.len().min(96)).collect();
+    cuts.extend((96..data.len()).step_by(97));
+    cuts.push(data.len());
+    let (mut decided, mut undecided) = (0, 0);
+    for k in cuts {
+        let v = looks_like_pickle_prefix(&data[..k], total);
+        match v {
+            PrefixSniff::Pickle | PrefixSniff::NotPickle => {
+                decided += 1;
+                let p = v == PrefixSniff::Pickle;
+                assert_eq!(p, whole, "cut {k} of {:?}", &data[..data.len().min(32)]);
+                // Another stream with these first bytes gets the same verdict.
+                let mut other = data[..k].to_vec();
+                other.extend(rng.bytes(data.len() - k));
+                assert_eq!(looks_like_pickle(&other), p, "cut {k}, other tail");
+            }
+            PrefixSniff::Needs(n) => {
+                undecided += 1;
+                assert!(n > k as u64 && n <= total, "cut {k}: needs {n} of {total}");
+            }
+        }
+    }
+    (decided, undecided)
+}
+
+#[test]
+fn prefix_sniff_agrees_with_the_whole_stream() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut corpus: Vec<Vec<u8>> = Vec::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for e in std::fs::read_dir(dir).unwrap() {
+        let d = std::fs::read(e.unwrap().path()).unwrap();
+        // Real pickles, cut short, and followed by other bytes.
+        corpus.push(d[..d.len() / 2].to_vec());
+        let mut longer = d.clone();
+        longer.extend(rng.bytes(200));
+        corpus.push(longer);
+        corpus.push(d);
+    }
+    for (i, h) in [
+        &b"\x80\x02N."[..],
+        b"cos\nsystem\n(S'id'\ntR.",
+        b"\x80\x04\x95\x00\x01\x00\x00\x00\x00\x00\x00",
+        b"\x80\x04\x95\xff\xff\xff\xff\xff\xff\xff\x7f",
+        b"B\x00\x10\x00\x00",
+        b"B\xff\xff\xff\xff",
+        b"\x8e\x00\x00\x00\x00\x01\x00\x00\x00",
+        b"Ifoo",
+        b"(((((((((",
+        b"\x95\x10\x00\x00\x00\x00\x00\x00\x00",
+    ]
+    .iter()
+    .enumerate()
+    {
+        for n in [0, 10, 300, 5000] {
+            let mut d = h.to_vec();
+            d.extend(rng.bytes(n + i));
+            corpus.push(d);
+        }
+    }
+    // Random blobs whose first byte is each opcode, and float32 shards.
+    for first in 0..=255u8 {
+        let mut d = rng.bytes(700);
+        d[0] = first;
+        corpus.push(d);
+    }
+    let (mut decided, mut undecided) = (0, 0);
+    for d in &corpus {
+        let (a, b) = check_prefixes(d, &mut rng);
+        decided += a;
+        undecided += b;
+    }
+    assert!(decided > 0 && undecided > 0, "{decided} {undecided}");
+}

@@ -119,8 +119,14 @@ fn unknown_repo(dir: &Path) {
     w("tokenizer.json", &tok);
     w("vocab.txt", &text("[PAD]\n[UNK]\n", "word\n", 2 << 20));
     w("merges.txt", &text("#version: 0.2\n", "t h\n", 2 << 20));
-    // Read whole: text whose first byte could open a pickle.
-    w("notes.txt", &text("hello\n", "more text\n", 1 << 20));
+    // Text whose first byte could open a pickle: the pickle sniff stops
+    // at its second opcode (BINGET of a memo key never put), so sniffed.
+    w("notes.txt", &text("hello\n", "more text\n", 2 << 20));
+    // Read whole: a protocol 0 pickle, then text.
+    w(
+        "notes.pkl.txt",
+        &text("(lp0\nI1\na.", "more text\n", 1 << 20),
+    );
     // Read whole: JSON-looking bytes with a zip (and its pickle) appended:
     // the scanner finds the zip by its end record.
     let mut pre = text("{", " ", 1 << 20);
@@ -386,7 +392,7 @@ fn large_unknown_files_are_sniffed_not_read_whole() {
         &remote_norm(&l, &scans),
     );
     let by = |k: &str| scans.iter().find(|s| s.object.ends_with(k)).unwrap();
-    for k in ["/tokenizer.json", "/vocab.txt", "/merges.txt"] {
+    for k in ["/tokenizer.json", "/vocab.txt", "/merges.txt", "/notes.txt"] {
         let s = by(k);
         assert_eq!(s.plan, "sniff", "{k}");
         assert_eq!(s.format, "unknown", "{k}");
@@ -400,7 +406,7 @@ fn large_unknown_files_are_sniffed_not_read_whole() {
         );
     }
     for k in [
-        "/notes.txt",
+        "/notes.pkl.txt",
         "/prepended.bin",
         "/weights.dat",
         "/config.json",
@@ -684,10 +690,13 @@ fn large_onnx_files_travel_as_their_metadata() {
         }
     }
     // The past-parent file is read by its metadata; the truncated one is
-    // not ONNX to detection (the graph runs past the end): read whole.
+    // not ONNX to detection (the graph runs past the end), nor anything
+    // else: sniffed (the scan says `unknown`, as locally).
     assert_eq!(by("hostile/past_parent.onnx").plan, "onnx");
     assert!(by("hostile/past_parent.onnx").bytes_read < 64 << 10);
-    assert_eq!(by("hostile/truncated.onnx").plan, "whole");
+    let t = by("hostile/truncated.onnx");
+    assert_eq!((t.plan.as_str(), t.format.as_str()), ("sniff", "unknown"));
+    assert!(t.bytes_read < 128 << 10, "{}", t.bytes_read);
     let client: u64 = scans.iter().map(|s| s.bytes_read).sum();
     assert_eq!(client, hub.stats.bytes.load(Ordering::Relaxed));
     println!(

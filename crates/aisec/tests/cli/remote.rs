@@ -427,3 +427,90 @@ fn the_k8s_job_command_runs_through_the_cli() {
         .unwrap();
     assert!(out.status.success());
 }
+
+/// `n` bytes of little-endian float32 in about [-0.05, 0.05) (an LCG),
+/// as a TensorFlow variables shard holds them, with `first` as byte 0.
+fn tensor_bytes(n: usize, seed: u64, first: u8) -> Vec<u8> {
+    let mut x = seed;
+    let mut out = Vec::with_capacity(n + 4);
+    while out.len() < n {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let u = (x >> 40) as f32 / (1u64 << 24) as f32;
+        out.extend(((u - 0.5) * 0.1).to_le_bytes());
+    }
+    out.truncate(n);
+    out[0] = first;
+    out
+}
+
+#[test]
+fn tensorflow_variable_shards_are_sniffed_not_read_whole() {
+    // A SavedModel layout: the graph (a PyFunc finding), an index, and raw
+    // float shards opening with bytes the old sniff could not rule out: a
+    // pickle opcode (`K`, BININT1) and an ONNX key (0x12); and a raw
+    // `.bin` blob opening with MARK.
+    let root = tempfile::tempdir().unwrap();
+    let repo = root.path().join("fixtures/tf");
+    let vars = repo.join("variables");
+    std::fs::create_dir_all(&vars).unwrap();
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(
+        here.join("../aisec-formats/tests/fixtures/tf_pyfunc_saved_model.pb"),
+        repo.join("saved_model.pb"),
+    )
+    .unwrap();
+    std::fs::write(vars.join("variables.index"), b"\x00\x01index").unwrap();
+    let shards = [
+        ("variables/variables.data-00000-of-00002", 2 << 20, b'K'),
+        ("variables/variables.data-00001-of-00002", 2 << 20, 0x12),
+        ("embedding.bin", 1 << 20, b'('),
+    ];
+    for (i, (name, n, first)) in shards.iter().enumerate() {
+        std::fs::write(repo.join(name), tensor_bytes(*n, i as u64 + 1, *first)).unwrap();
+    }
+    let h = hub(root.path());
+    let work = tempfile::tempdir().unwrap();
+    let rec = work.path().join("r.jsonl");
+    let run = aisec(&[
+        "scan",
+        "hf://fixtures/tf",
+        "--format",
+        "json",
+        "--no-progress",
+    ])
+    .arg("--records")
+    .arg(&rec)
+    .env("HF_ENDPOINT", &h.url)
+    .run();
+    let remote = run.json();
+    let local = aisec(&["scan", "--format", "json", "--no-progress"])
+        .arg(&repo)
+        .run();
+    assert_eq!(local.code, run.code);
+    let local = local.json();
+    let prefix = remote["findings"][0]["location"]["path"]
+        .as_str()
+        .unwrap()
+        .split_once("@")
+        .map(|(a, b)| format!("{a}@{}/", b.split('/').next().unwrap()))
+        .unwrap();
+    let a = findings(&local, &[&format!("{}/", repo.display())]);
+    let b = findings(&remote, &[&prefix]);
+    assert!(!a.is_empty());
+    assert_eq!(a, b);
+    let mut seen = 0;
+    for line in std::fs::read_to_string(&rec).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let object = v["object"].as_str().unwrap();
+        if let Some((_, n, _)) = shards.iter().find(|s| object.ends_with(s.0)) {
+            seen += 1;
+            assert_eq!(v["plan"], "sniff", "{v}");
+            assert_eq!(v["format"], "unknown", "{v}");
+            let read = v["bytes_read"].as_u64().unwrap();
+            assert!(read < *n as u64 / 8, "{object}: {read} bytes read");
+        }
+    }
+    assert_eq!(seen, shards.len());
+}
