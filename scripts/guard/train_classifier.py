@@ -42,6 +42,12 @@ Writes crates/aisec-guard/assets/injection_lr.bin:
 and bench/guard/work/*.jsonl with the training-side scores (numpy over the exported
 features and the half-float weights) for the parity check against the guard's own scoring.
 
+Reproducible: the benign documents once read from the build machine (man pages, /usr/share/doc,
+licence texts, the interpreter's stdlib, the local cargo registry) are pinned in
+scripts/guard/data/host_docs.jsonl.xz (scripts/guard/host_docs.py), the wheels and the venv's packages
+are pinned by exact version; two runs build the same rows and write the same bytes (check:
+AISEC_GUARD_MODEL_OUT=/tmp/a.bin, then /tmp/b.bin, and compare). Python 3.11 (the venv's interpreter).
+
 Usage: scripts/guard/train_classifier.py   (creates scripts/guard/.venv itself)
 """
 import json
@@ -72,12 +78,16 @@ WHEELS = {
 }
 
 
+# exact versions: the model's bytes depend on the solver's numerics as well as on the rows
+PINNED = ["numpy==2.4.6", "scipy==1.17.1", "scikit-learn==1.9.1", "joblib==1.6.0", "threadpoolctl==3.8.0", "pyarrow==26.0.1", "pyyaml==6.0.4"]
+
+
 def ensure_venv():
     py = os.path.join(VENV, "bin", "python")
     if os.path.abspath(sys.executable) != os.path.abspath(py):
         if not os.path.exists(py):
             subprocess.check_call([sys.executable, "-m", "venv", VENV])
-            subprocess.check_call([py, "-m", "pip", "install", "-q", "numpy", "scipy", "scikit-learn", "pyarrow", "pyyaml"])
+            subprocess.check_call([py, "-m", "pip", "install", "-q", *PINNED])
         os.execv(py, [py] + sys.argv)
 
 
@@ -256,7 +266,8 @@ def main():
             break
     print(f"validation: threshold {threshold} F1 {best[2]:.4f} FPR {best[3]:.4f} chat FPR {best[4]:.4f}; short threshold {short_th}")
 
-    out = os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin")
+    # AISEC_GUARD_MODEL_OUT writes the model elsewhere (the reproducibility check retrains twice and compares bytes)
+    out = os.environ.get("AISEC_GUARD_MODEL_OUT") or os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin")
     with open(out, "wb") as f:
         f.write(b"AGLR0003")
         f.write(struct.pack("<IffIIIfI", DIM, bias, threshold, MAX_CHARS, WINDOW, STRIDE, short_th, SHORT_WORDS))
