@@ -618,17 +618,21 @@ def training_rows(pz, yz, cz, root, seed=1):
     TEMPLATES.extend(t for t in guard_more.MORE_TEMPLATES if t not in TEMPLATES)
     for text, kind, key in guard_more.authored_prompts():
         rows.append(row(text, 0, "authored-prompts", kind, split_of("prompt:" + key)))
-    man_docs, man_q = guard_more.man_pages()
+    # the documents once read from the build machine, pinned in scripts/guard/data/host_docs.jsonl.xz
+    import host_docs
+
+    pinned = host_docs.load()
+    man_docs, man_q = pinned["man"], pinned["man_question"]
     for text, key in guard_more.man_questions(man_q):
         rows.append(row(text, 0, "man-pages", "question", split_of("man:" + key)))
     docs = []
-    for kind, key, text in licence_docs() + python_docs() + crate_docs(root):
+    for kind, key, text in pinned["licence"] + pinned["python"] + pinned["crate"]:
         docs.append((kind, split_of("doc:" + key), text, "documents"))
     for kind, text in synthetic_records(4200, seed) + legal_finance_docs(1200, seed + 1):
         docs.append((kind, split_of("rec:" + text), text, "documents"))
     for kind, key, text in man_docs:
         docs.append((kind, split_of("man:" + key.split("#")[0][4:]), text, "man-pages"))
-    for kind, group, key, text in guard_more.debian_docs():
+    for kind, group, key, text in pinned["debian_doc"]:
         docs.append((kind, split_of("deb:" + group), text, "debian-docs"))
     import guard_indirect
 

