@@ -22,6 +22,7 @@ use rayon::prelude::*;
 use super::ops::{Backward, Grads, Op, Outputs, Registry};
 use super::{attrs, fval, need_in, shape_err, Cx, Node, Saved, Val};
 use crate::classifier::ModelError;
+use crate::kernels::build;
 
 pub(super) fn register(r: &mut Registry) {
     r.add(&["ai.aisec::BatchNormTrain"], |n, _| {
@@ -95,22 +96,16 @@ fn forward(node: &Node, ins: &[Option<&Val>], eps: f32) -> Result<Outputs, Model
     let mean: Vec<f32> = stats.iter().map(|s| s.0).collect();
     let var: Vec<f32> = stats.iter().map(|s| s.1).collect();
     let rstd: Vec<f32> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-    let mut y = vec![0.0f32; xd.len()];
-    // One task per image (per-channel blocks can be a few dozen values).
+    // One chunk per image (per-channel blocks can be a few dozen values).
     let img = (c * inner).max(1);
-    y.par_chunks_mut(img)
-        .zip(xd.par_chunks(img))
-        .for_each(|(yi, xi)| {
-            for (ch, (yb, xb)) in yi
-                .chunks_mut(inner.max(1))
-                .zip(xi.chunks(inner.max(1)))
-                .enumerate()
-            {
-                let a = scale[ch] * rstd[ch];
-                let b = bias[ch] - mean[ch] * a;
-                yb.iter_mut().zip(xb).for_each(|(o, &v)| *o = v * a + b);
-            }
-        });
+    let y = build(xd.len(), img, |i, out| {
+        let xi = &xd[i * img..((i + 1) * img).min(xd.len())];
+        for (ch, xb) in xi.chunks(inner.max(1)).enumerate() {
+            let a = scale[ch] * rstd[ch];
+            let b = bias[ch] - mean[ch] * a;
+            out.put_map(xb, |v| v * a + b);
+        }
+    });
     Ok((
         vec![
             fval(x.shape().to_vec(), y),
@@ -160,22 +155,21 @@ fn backward(
     let mut res = vec![None, None, None];
     if need(0) {
         let m = (n * inner).max(1) as f32;
-        let mut dx = vec![0.0f32; xd.len()];
         let img = (c * inner).max(1);
-        dx.par_chunks_mut(img)
-            .zip(xd.par_chunks(img).zip(dy.par_chunks(img)))
-            .for_each(|(di, (xi, gi))| {
-                let blocks = di
-                    .chunks_mut(inner.max(1))
-                    .zip(xi.chunks(inner.max(1)).zip(gi.chunks(inner.max(1))));
-                for (ch, (out, (xb, gb))) in blocks.enumerate() {
-                    let k = scale[ch] * rstd[ch] / m;
-                    for (o, (&x, &g)) in out.iter_mut().zip(xb.iter().zip(gb)) {
-                        let xh = (x - mean[ch]) * rstd[ch];
-                        *o = k * (m * g - dbias[ch] - xh * dscale[ch]);
-                    }
-                }
-            });
+        let dx = build(xd.len(), img, |i, out| {
+            let r = i * img..((i + 1) * img).min(xd.len());
+            let blocks = xd[r.clone()]
+                .chunks(inner.max(1))
+                .zip(dy[r].chunks(inner.max(1)));
+            for (ch, (xb, gb)) in blocks.enumerate() {
+                let k = scale[ch] * rstd[ch] / m;
+                let (mu, rs, db, ds) = (mean[ch], rstd[ch], dbias[ch], dscale[ch]);
+                out.put_zip(xb, gb, |x, g| {
+                    let xh = (x - mu) * rs;
+                    k * (m * g - db - xh * ds)
+                });
+            }
+        });
         res[0] = Some(dx);
     }
     if need(1) {
