@@ -591,6 +591,27 @@ impl Stacked {
         }
     }
 
+    /// [`Stacked::unstack`] written to a [`Sink`] in output order, with
+    /// `bias[oc]` added to channel `oc` (the same `y + b` as adding it
+    /// afterwards).
+    fn unstack_to(&self, wide: &[f32], ch: usize, bias: Option<&[f32]>, out: &mut Sink<'_>) {
+        for j in 0..self.cnt {
+            for c in 0..ch {
+                for y in 0..self.h {
+                    let s = c * self.cols + self.out_pos(j, y);
+                    let row = &wide[s..s + self.w];
+                    match bias {
+                        Some(b) => {
+                            let bv = b[c];
+                            out.put_map(row, |v| v + bv);
+                        }
+                        None => out.put(row),
+                    }
+                }
+            }
+        }
+    }
+
     /// Buffer index where tap `t`'s view of a stacked operand starts when
     /// it is read at `sign * shift` (forward and weight gradient read the
     /// input at `+shift`; the input gradient reads the output gradient at
@@ -600,7 +621,8 @@ impl Stacked {
     }
 }
 
-/// Direct forward of one chunk (`cnt` images of `x`, output `yc`).
+/// Direct forward of one chunk (`cnt` images of `x`), written to `out`
+/// with `bias` added.
 #[allow(clippy::too_many_arguments)]
 fn direct_fwd_chunk(
     g: &Geom,
@@ -608,7 +630,8 @@ fn direct_fwd_chunk(
     m: usize,
     xc: &[f32],
     cnt: usize,
-    yc: &mut [f32],
+    bias: Option<&[f32]>,
+    out: &mut Sink<'_>,
     xs: &mut Vec<f32>,
     wide: &mut Vec<f32>,
 ) {
@@ -618,7 +641,7 @@ fn direct_fwd_chunk(
     st.stack(xc, g.c, xs);
     // Every column is written by the first tap's GEMM (beta 0), so the
     // wide buffer needs no zeroing.
-    wide.resize(m * st.cols, 0.0);
+    let wide = scratch(wide, m * st.cols);
     for t in 0..taps {
         let beta = if t == 0 { 0.0 } else { 1.0 };
         gemm(
@@ -638,7 +661,7 @@ fn direct_fwd_chunk(
             1,
         );
     }
-    st.unstack(wide, m, yc);
+    st.unstack_to(wide, m, bias, out);
 }
 
 /// Output pixels (GEMM columns) a batch chunk should reach: images are
@@ -706,74 +729,159 @@ fn conv_fwd_cols(
     let mg = m / groups;
     let ohw = g.oh * g.ow;
     let in_sz = g.c * g.h * g.w;
-    let mut y = vec![0.0f32; n * m * ohw];
     if n == 0 || ohw == 0 || m == 0 {
-        return y;
+        return vec![0.0f32; n * m * ohw];
     }
     let nb = chunk_images(n, ohw, min_cols);
+    let (len, chunk) = (n * m * ohw, nb * m * ohw);
     if direct && Stacked::applies(g, groups) {
-        y.par_chunks_mut(nb * m * ohw).enumerate().for_each_init(
+        return build_init(
+            len,
+            chunk,
             || (Vec::new(), Vec::new()),
-            |(xs, wide), (ci, yc)| {
-                let (i0, cnt) = (ci * nb, yc.len() / (m * ohw));
+            |(xs, wide), ci, out| {
+                let i0 = ci * nb;
+                let cnt = nb.min(n - i0);
                 let xc = &x[i0 * in_sz..(i0 + cnt) * in_sz];
-                direct_fwd_chunk(g, wt, m, xc, cnt, yc, xs, wide);
-                add_bias(yc, bias, m, ohw);
+                direct_fwd_chunk(g, wt, m, xc, cnt, bias, out, xs, wide);
             },
         );
-        return y;
     }
     let uf = Unfold::new(g, true);
     let kk = cg * uf.taps.len();
     if kk == 0 {
+        let mut y = vec![0.0f32; len];
         add_bias(&mut y, bias, m, ohw);
         return y;
     }
     let wt = uf.weights(g, wt, m, cg);
     let point = g.is_pointwise();
-    y.par_chunks_mut(nb * m * ohw).enumerate().for_each_init(
+    build_init(
+        len,
+        chunk,
         || (Vec::new(), Vec::new()),
-        |(col, tmp), (ci, yc)| {
+        |(col, tmp), ci, out| {
             let i0 = ci * nb;
-            let cnt = yc.len() / (m * ohw);
+            let cnt = nb.min(n - i0);
             let cols = cnt * ohw;
-            for gi in 0..groups {
-                let wg = &wt[gi * mg * kk..(gi + 1) * mg * kk];
-                if cnt == 1 {
-                    // One image: the GEMM writes straight into y.
-                    let xi = &x[i0 * in_sz..(i0 + 1) * in_sz];
-                    let yg = &mut yc[gi * mg * ohw..(gi + 1) * mg * ohw];
-                    if point {
-                        let xs = &xi[gi * cg * ohw..(gi + 1) * cg * ohw];
-                        gemm(mg, kk, ohw, 1.0, wg, kk, 1, xs, ohw, 1, 0.0, yg, ohw, 1);
-                    } else {
-                        col.resize(kk * ohw, 0.0);
-                        uf.im2col(xi, g, gi * cg, cg, col, ohw);
-                        gemm(mg, kk, ohw, 1.0, wg, kk, 1, col, ohw, 1, 0.0, yg, ohw, 1);
-                    }
-                    continue;
-                }
-                col.resize(kk * cols, 0.0);
-                tmp.resize(mg * cols, 0.0);
-                for j in 0..cnt {
-                    let xi = &x[(i0 + j) * in_sz..(i0 + j + 1) * in_sz];
-                    uf.im2col(xi, g, gi * cg, cg, &mut col[j * ohw..], cols);
-                }
-                gemm(
-                    mg, kk, cols, 1.0, wg, kk, 1, col, cols, 1, 0.0, tmp, cols, 1,
+            if cnt == 1 || groups > 1 {
+                // Written in group order, not output order: take the
+                // chunk as a slice.
+                let yc = out.slice(cnt * m * ohw);
+                conv_fwd_chunk_slice(
+                    &ChunkFwd {
+                        x,
+                        g,
+                        uf: &uf,
+                        wt: &wt,
+                        kk,
+                        cg,
+                        mg,
+                        groups,
+                        point,
+                        i0,
+                        cnt,
+                    },
+                    col,
+                    tmp,
+                    yc,
                 );
-                for j in 0..cnt {
-                    for oc in 0..mg {
-                        let o = (j * m + gi * mg + oc) * ohw;
-                        let t = oc * cols + j * ohw;
-                        yc[o..o + ohw].copy_from_slice(&tmp[t..t + ohw]);
+                add_bias(yc, bias, m, ohw);
+                return;
+            }
+            let col = scratch(col, kk * cols);
+            let tmp = scratch(tmp, mg * cols);
+            for j in 0..cnt {
+                let xi = &x[(i0 + j) * in_sz..(i0 + j + 1) * in_sz];
+                uf.im2col(xi, g, 0, cg, &mut col[j * ohw..], cols);
+            }
+            gemm(
+                m, kk, cols, 1.0, &wt, kk, 1, col, cols, 1, 0.0, tmp, cols, 1,
+            );
+            for j in 0..cnt {
+                for oc in 0..m {
+                    let t = oc * cols + j * ohw;
+                    match bias {
+                        Some(b) => {
+                            let bv = b[oc];
+                            out.put_map(&tmp[t..t + ohw], |v| v + bv);
+                        }
+                        None => out.put(&tmp[t..t + ohw]),
                     }
                 }
             }
-            add_bias(yc, bias, m, ohw);
         },
-    );
-    y
+    )
+}
+
+/// One im2col chunk of [`conv_fwd_cols`] (`cnt` images from `i0`).
+struct ChunkFwd<'a> {
+    x: &'a [f32],
+    g: &'a Geom,
+    uf: &'a Unfold,
+    wt: &'a [f32],
+    kk: usize,
+    cg: usize,
+    mg: usize,
+    groups: usize,
+    point: bool,
+    i0: usize,
+    cnt: usize,
+}
+
+/// The im2col forward of one chunk into `yc` (`[cnt, m, oh, ow]`), group
+/// by group, without the bias.
+fn conv_fwd_chunk_slice(a: &ChunkFwd<'_>, col: &mut Vec<f32>, tmp: &mut Vec<f32>, yc: &mut [f32]) {
+    let ChunkFwd {
+        x,
+        g,
+        uf,
+        wt,
+        kk,
+        cg,
+        mg,
+        groups,
+        point,
+        i0,
+        cnt,
+    } = *a;
+    let ohw = g.oh * g.ow;
+    let in_sz = g.c * g.h * g.w;
+    let m = mg * groups;
+    let cols = cnt * ohw;
+    for gi in 0..groups {
+        let wg = &wt[gi * mg * kk..(gi + 1) * mg * kk];
+        if cnt == 1 {
+            // One image: the GEMM writes straight into y.
+            let xi = &x[i0 * in_sz..(i0 + 1) * in_sz];
+            let yg = &mut yc[gi * mg * ohw..(gi + 1) * mg * ohw];
+            if point {
+                let xs = &xi[gi * cg * ohw..(gi + 1) * cg * ohw];
+                gemm(mg, kk, ohw, 1.0, wg, kk, 1, xs, ohw, 1, 0.0, yg, ohw, 1);
+            } else {
+                let col = scratch(col, kk * ohw);
+                uf.im2col(xi, g, gi * cg, cg, col, ohw);
+                gemm(mg, kk, ohw, 1.0, wg, kk, 1, col, ohw, 1, 0.0, yg, ohw, 1);
+            }
+            continue;
+        }
+        let col = scratch(col, kk * cols);
+        let tmp = scratch(tmp, mg * cols);
+        for j in 0..cnt {
+            let xi = &x[(i0 + j) * in_sz..(i0 + j + 1) * in_sz];
+            uf.im2col(xi, g, gi * cg, cg, &mut col[j * ohw..], cols);
+        }
+        gemm(
+            mg, kk, cols, 1.0, wg, kk, 1, col, cols, 1, 0.0, tmp, cols, 1,
+        );
+        for j in 0..cnt {
+            for oc in 0..mg {
+                let o = (j * m + gi * mg + oc) * ohw;
+                let t = oc * cols + j * ohw;
+                yc[o..o + ohw].copy_from_slice(&tmp[t..t + ohw]);
+            }
+        }
+    }
 }
 
 /// Adds `bias[oc]` to every pixel of channel `oc` of `[.., m, ohw]` data.
@@ -847,7 +955,7 @@ fn conv_bwd_cols(
                 let st = Stacked::new(g, cnt);
                 let taps = g.kh * g.kw;
                 st.stack(&dy[i0 * m * ohw..(i0 + cnt) * m * ohw], m, xs);
-                col.resize(g.c * st.cols, 0.0);
+                let wide = scratch(col, g.c * st.cols);
                 for t in 0..taps {
                     let beta = if t == 0 { 0.0 } else { 1.0 };
                     gemm(
@@ -862,12 +970,12 @@ fn conv_bwd_cols(
                         st.len,
                         1,
                         beta,
-                        col,
+                        wide,
                         st.cols,
                         1,
                     );
                 }
-                st.unstack(col, g.c, dxc);
+                st.unstack(wide, g.c, dxc);
             }
             if !need_dw {
                 return;
@@ -877,7 +985,7 @@ fn conv_bwd_cols(
         let dyv: &[f32] = if cnt == 1 {
             &dy[i0 * m * ohw..(i0 + 1) * m * ohw]
         } else {
-            dyt.resize(m * cols, 0.0);
+            let dyt = scratch(dyt, m * cols);
             for j in 0..cnt {
                 for oc in 0..m {
                     let s = ((i0 + j) * m + oc) * ohw;
@@ -891,7 +999,7 @@ fn conv_bwd_cols(
             let wg = &wt[gi * mg * kk..(gi + 1) * mg * kk];
             let dyg = &dyv[gi * mg * cols..(gi + 1) * mg * cols];
             if let Some(dxc) = dxc.as_deref_mut() {
-                col.resize(kk * cols, 0.0);
+                let col = scratch(col, kk * cols);
                 gemm(
                     kk, mg, cols, 1.0, wg, 1, kk, dyg, cols, 1, 0.0, col, cols, 1,
                 );
@@ -901,7 +1009,7 @@ fn conv_bwd_cols(
                 }
             }
             if need_dw {
-                col.resize(kk * cols, 0.0);
+                let col = scratch(col, kk * cols);
                 for j in 0..cnt {
                     let xi = &x[(i0 + j) * in_sz..(i0 + j + 1) * in_sz];
                     uf.im2col(xi, g, gi * cg, cg, &mut col[j * ohw..], cols);
@@ -1217,32 +1325,138 @@ const ELEMWISE_CHUNK: usize = 1 << 15;
 /// `max(x, 0)` elementwise (NaN maps to 0, as `f32::max` does), split
 /// across threads for large tensors.
 pub(crate) fn relu_fwd(x: &[f32]) -> Vec<f32> {
-    let mut y = vec![0.0f32; x.len()];
-    y.par_chunks_mut(ELEMWISE_CHUNK)
-        .zip(x.par_chunks(ELEMWISE_CHUNK))
-        .for_each(|(y, x)| {
-            for (y, &v) in y.iter_mut().zip(x) {
-                *y = v.max(0.0);
-            }
-        });
-    y
+    build(x.len(), ELEMWISE_CHUNK, |i, out| {
+        let xs = &x[i * ELEMWISE_CHUNK..((i + 1) * ELEMWISE_CHUNK).min(x.len())];
+        out.put_map(xs, |v| v.max(0.0));
+    })
 }
 
 /// ReLU backward: `dy * [x > 0]` (multiplying, so a NaN or infinite
 /// incoming gradient propagates as it does through the general path).
 pub(crate) fn relu_bwd(dy: &[f32], x: &[f32]) -> Vec<f32> {
-    let mut g = vec![0.0f32; dy.len().min(x.len())];
-    g.par_chunks_mut(ELEMWISE_CHUNK)
-        .zip(
-            dy.par_chunks(ELEMWISE_CHUNK)
-                .zip(x.par_chunks(ELEMWISE_CHUNK)),
-        )
-        .for_each(|(g, (dy, x))| {
-            for ((g, &d), &v) in g.iter_mut().zip(dy).zip(x) {
-                *g = d * if v > 0.0 { 1.0 } else { 0.0 };
-            }
+    let len = dy.len().min(x.len());
+    build(len, ELEMWISE_CHUNK, |i, out| {
+        let r = i * ELEMWISE_CHUNK..((i + 1) * ELEMWISE_CHUNK).min(len);
+        out.put_zip(&dy[r.clone()], &x[r], |d, v| {
+            d * if v > 0.0 { 1.0 } else { 0.0 }
         });
-    g
+    })
+}
+
+/// Where [`build`] has a chunk of an output written: appended to the
+/// output vector (one thread: the vector was only reserved, so nothing is
+/// zero-filled first), or into that chunk of an output that was
+/// zero-filled so that threads can write their chunks in parallel.
+pub(crate) enum Sink<'a> {
+    /// Append to the output.
+    Grow(&'a mut Vec<f32>),
+    /// Write the chunk from the given position on.
+    Fill(&'a mut [f32], usize),
+}
+
+impl Sink<'_> {
+    /// Writes `s`.
+    pub(crate) fn put(&mut self, s: &[f32]) {
+        match self {
+            Sink::Grow(v) => v.extend_from_slice(s),
+            Sink::Fill(d, pos) => {
+                d[*pos..*pos + s.len()].copy_from_slice(s);
+                *pos += s.len();
+            }
+        }
+    }
+    /// Writes `f(v)` for each `v` of `s`.
+    pub(crate) fn put_map(&mut self, s: &[f32], f: impl Fn(f32) -> f32) {
+        match self {
+            Sink::Grow(v) => v.extend(s.iter().map(|&x| f(x))),
+            Sink::Fill(d, pos) => {
+                for (o, &x) in d[*pos..*pos + s.len()].iter_mut().zip(s) {
+                    *o = f(x);
+                }
+                *pos += s.len();
+            }
+        }
+    }
+    /// Writes `f(a, b)` for the pairs of `a` and `b` (as many as the
+    /// shorter has).
+    pub(crate) fn put_zip(&mut self, a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
+        let len = a.len().min(b.len());
+        let (a, b) = (&a[..len], &b[..len]);
+        match self {
+            Sink::Grow(v) => v.extend(a.iter().zip(b).map(|(&x, &y)| f(x, y))),
+            Sink::Fill(d, pos) => {
+                for (o, (&x, &y)) in d[*pos..*pos + len].iter_mut().zip(a.iter().zip(b)) {
+                    *o = f(x, y);
+                }
+                *pos += len;
+            }
+        }
+    }
+    /// The next `len` values as a slice to write in any order (zero-filled
+    /// when growing).
+    pub(crate) fn slice(&mut self, len: usize) -> &mut [f32] {
+        match self {
+            Sink::Grow(v) => {
+                let at = v.len();
+                v.resize(at + len, 0.0);
+                &mut v[at..]
+            }
+            Sink::Fill(d, pos) => {
+                let at = *pos;
+                *pos += len;
+                &mut d[at..at + len]
+            }
+        }
+    }
+}
+
+/// An output of `len` values made of chunks of `chunk` values (the last
+/// may be shorter), chunk `i` written in order by `f(i, sink)`.
+pub(crate) fn build(len: usize, chunk: usize, f: impl Fn(usize, &mut Sink<'_>) + Sync) -> Vec<f32> {
+    build_init(len, chunk, || (), |_, i, s| f(i, s))
+}
+
+/// [`build`] with per-thread scratch made by `init`. On one thread the
+/// chunks are appended in order to a reserved vector, so the output is
+/// never zero-filled (the memset was a tenth of a ResNet training step);
+/// on several, each thread writes its chunks into a zero-filled output.
+/// Either way every value is computed by the same code, so the result
+/// does not depend on the thread count. A chunk that writes fewer values
+/// than its length leaves zeros (a bug, not a panic).
+pub(crate) fn build_init<S>(
+    len: usize,
+    chunk: usize,
+    init: impl Fn() -> S + Sync + Send,
+    f: impl Fn(&mut S, usize, &mut Sink<'_>) + Sync,
+) -> Vec<f32> {
+    let chunk = chunk.max(1);
+    let count = len.div_ceil(chunk);
+    if rayon::current_num_threads() <= 1 || count <= 1 {
+        let mut v = Vec::with_capacity(len);
+        let mut s = init();
+        for i in 0..count {
+            let want = ((i + 1) * chunk).min(len);
+            f(&mut s, i, &mut Sink::Grow(&mut v));
+            v.resize(want, 0.0);
+        }
+        return v;
+    }
+    let mut v = vec![0.0f32; len];
+    v.par_chunks_mut(chunk)
+        .enumerate()
+        .for_each_init(init, |s, (i, c)| f(s, i, &mut Sink::Fill(c, 0)));
+    v
+}
+
+/// A scratch buffer of at least `len` values, as a slice of exactly `len`:
+/// it only grows, so a buffer reused for operands of different sizes is
+/// not zero-filled again each time it shrinks and grows back. Callers
+/// write every value before reading it.
+fn scratch(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    &mut buf[..len]
 }
 
 /// Keeps freed memory in the process for reuse instead of returning it to

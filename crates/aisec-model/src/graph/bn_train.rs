@@ -22,6 +22,7 @@ use rayon::prelude::*;
 use super::ops::{Backward, Grads, Op, Outputs, Registry};
 use super::{attrs, fval, need_in, shape_err, Cx, Node, Saved, Val};
 use crate::classifier::ModelError;
+use crate::kernels::build;
 
 pub(super) fn register(r: &mut Registry) {
     r.add(&["ai.aisec::BatchNormTrain"], |n, _| {
@@ -73,44 +74,30 @@ fn forward(node: &Node, ins: &[Option<&Val>], eps: f32) -> Result<Outputs, Model
         ));
     }
     let xd = x.f(nm)?;
-    let m = (n * inner).max(1) as f64;
-    // Per-channel mean and variance in f64 (two passes: no cancellation).
+    // Per-channel mean and variance in f64, in one pass over `x`: sums of
+    // `x - k` and `(x - k)^2` around a shift `k` (the channel's first
+    // value), so that the difference `E[(x-k)^2] - E[x-k]^2` does not
+    // cancel even when the mean is far from zero (the "shifted data"
+    // algorithm; Chan, Golub and LeVeque, "Algorithms for computing the
+    // sample variance", 1983). In f64 with f32 data the result matches
+    // the two-pass formula to well within f32 rounding.
     let stats: Vec<(f32, f32)> = (0..c)
         .into_par_iter()
-        .map(|ch| {
-            let mut s = Lanes::default();
-            for i in 0..n {
-                let b = (i * c + ch) * inner;
-                s.add_all(&xd[b..b + inner], f64::from);
-            }
-            let mean = s.total() / m;
-            let mut q = Lanes::default();
-            for i in 0..n {
-                let b = (i * c + ch) * inner;
-                q.add_all(&xd[b..b + inner], |v| (f64::from(v) - mean).powi(2));
-            }
-            (mean as f32, (q.total() / m) as f32)
-        })
+        .map(|ch| channel_stats(xd, (n, c, inner), ch))
         .collect();
     let mean: Vec<f32> = stats.iter().map(|s| s.0).collect();
     let var: Vec<f32> = stats.iter().map(|s| s.1).collect();
     let rstd: Vec<f32> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-    let mut y = vec![0.0f32; xd.len()];
-    // One task per image (per-channel blocks can be a few dozen values).
+    // One chunk per image (per-channel blocks can be a few dozen values).
     let img = (c * inner).max(1);
-    y.par_chunks_mut(img)
-        .zip(xd.par_chunks(img))
-        .for_each(|(yi, xi)| {
-            for (ch, (yb, xb)) in yi
-                .chunks_mut(inner.max(1))
-                .zip(xi.chunks(inner.max(1)))
-                .enumerate()
-            {
-                let a = scale[ch] * rstd[ch];
-                let b = bias[ch] - mean[ch] * a;
-                yb.iter_mut().zip(xb).for_each(|(o, &v)| *o = v * a + b);
-            }
-        });
+    let y = build(xd.len(), img, |i, out| {
+        let xi = &xd[i * img..((i + 1) * img).min(xd.len())];
+        for (ch, xb) in xi.chunks(inner.max(1)).enumerate() {
+            let a = scale[ch] * rstd[ch];
+            let b = bias[ch] - mean[ch] * a;
+            out.put_map(xb, |v| v * a + b);
+        }
+    });
     Ok((
         vec![
             fval(x.shape().to_vec(), y),
@@ -119,6 +106,21 @@ fn forward(node: &Node, ins: &[Option<&Val>], eps: f32) -> Result<Outputs, Model
         ],
         Saved::NormStats { mean, rstd },
     ))
+}
+
+/// Mean and biased variance of channel `ch` of `xd` (`[n, c, inner]`), in
+/// one pass (see [`forward`]).
+fn channel_stats(xd: &[f32], (n, c, inner): (usize, usize, usize), ch: usize) -> (f32, f32) {
+    let m = (n * inner).max(1) as f64;
+    let k = xd.get(ch * inner).map_or(0.0, |&v| f64::from(v));
+    let (mut s, mut q) = (Lanes::default(), Lanes::default());
+    for i in 0..n {
+        let b = (i * c + ch) * inner;
+        Lanes::add_shifted(&mut s, &mut q, &xd[b..b + inner], k);
+    }
+    let d = s.total() / m;
+    let var = (q.total() / m - d * d).max(0.0);
+    ((k + d) as f32, var as f32)
 }
 
 /// Backward pass: gradients for `(x, scale, bias)` where needed.
@@ -160,22 +162,21 @@ fn backward(
     let mut res = vec![None, None, None];
     if need(0) {
         let m = (n * inner).max(1) as f32;
-        let mut dx = vec![0.0f32; xd.len()];
         let img = (c * inner).max(1);
-        dx.par_chunks_mut(img)
-            .zip(xd.par_chunks(img).zip(dy.par_chunks(img)))
-            .for_each(|(di, (xi, gi))| {
-                let blocks = di
-                    .chunks_mut(inner.max(1))
-                    .zip(xi.chunks(inner.max(1)).zip(gi.chunks(inner.max(1))));
-                for (ch, (out, (xb, gb))) in blocks.enumerate() {
-                    let k = scale[ch] * rstd[ch] / m;
-                    for (o, (&x, &g)) in out.iter_mut().zip(xb.iter().zip(gb)) {
-                        let xh = (x - mean[ch]) * rstd[ch];
-                        *o = k * (m * g - dbias[ch] - xh * dscale[ch]);
-                    }
-                }
-            });
+        let dx = build(xd.len(), img, |i, out| {
+            let r = i * img..((i + 1) * img).min(xd.len());
+            let blocks = xd[r.clone()]
+                .chunks(inner.max(1))
+                .zip(dy[r].chunks(inner.max(1)));
+            for (ch, (xb, gb)) in blocks.enumerate() {
+                let k = scale[ch] * rstd[ch] / m;
+                let (mu, rs, db, ds) = (mean[ch], rstd[ch], dbias[ch], dscale[ch]);
+                out.put_zip(xb, gb, |x, g| {
+                    let xh = (x - mu) * rs;
+                    k * (m * g - db - xh * ds)
+                });
+            }
+        });
         res[0] = Some(dx);
     }
     if need(1) {
@@ -205,6 +206,22 @@ impl Lanes {
             *a += f(v);
         }
     }
+    /// Adds `x - k` to `s` and `(x - k)^2` to `q` for each `x` of `xs`.
+    fn add_shifted(s: &mut Lanes, q: &mut Lanes, xs: &[f32], k: f64) {
+        let mut it = xs.chunks_exact(8);
+        for ch in &mut it {
+            for ((a, b), &v) in s.0.iter_mut().zip(q.0.iter_mut()).zip(ch) {
+                let d = f64::from(v) - k;
+                *a += d;
+                *b += d * d;
+            }
+        }
+        for ((a, b), &v) in s.0.iter_mut().zip(q.0.iter_mut()).zip(it.remainder()) {
+            let d = f64::from(v) - k;
+            *a += d;
+            *b += d * d;
+        }
+    }
     fn add_pairs(&mut self, xs: &[f32], ys: &[f32], f: impl Fn(f32, f32) -> f64) {
         let (mut ix, mut iy) = (xs.chunks_exact(8), ys.chunks_exact(8));
         for (cx, cy) in (&mut ix).zip(&mut iy) {
@@ -219,5 +236,53 @@ impl Lanes {
     fn total(&self) -> f64 {
         let s = &self.0;
         ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::channel_stats;
+
+    /// Two-pass f64 reference: mean, then the mean squared deviation.
+    fn two_pass(xd: &[f32], (n, c, inner): (usize, usize, usize), ch: usize) -> (f64, f64) {
+        let vals: Vec<f64> = (0..n)
+            .flat_map(|i| xd[(i * c + ch) * inner..(i * c + ch + 1) * inner].iter())
+            .map(|&v| f64::from(v))
+            .collect();
+        let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+        let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / vals.len() as f64;
+        (mean, var)
+    }
+
+    #[test]
+    fn one_pass_statistics_match_two_passes_even_far_from_zero() {
+        // Channel 0 near zero, channel 1 at 1e4 with a spread of about
+        // 0.01 (where a naive sum of squares would cancel to nothing),
+        // channel 2 constant; 19 values per plane (not a multiple of the
+        // eight lanes).
+        let (n, c, inner) = (5, 3, 19);
+        let mut xd = vec![0.0f32; n * c * inner];
+        for i in 0..n {
+            for j in 0..inner {
+                let t = ((i * inner + j) as f32 * 0.618).fract() - 0.5;
+                xd[(i * c) * inner + j] = t;
+                xd[(i * c + 1) * inner + j] = 1.0e4 + 0.02 * t;
+                xd[(i * c + 2) * inner + j] = -3.5;
+            }
+        }
+        for ch in 0..c {
+            let (mean, var) = channel_stats(&xd, (n, c, inner), ch);
+            let (rm, rv) = two_pass(&xd, (n, c, inner), ch);
+            assert!(
+                (f64::from(mean) - rm).abs() <= 1e-6 * rm.abs().max(1.0),
+                "{ch}: {mean} {rm}"
+            );
+            assert!(
+                (f64::from(var) - rv).abs() <= 1e-5 * rv + 1e-12,
+                "{ch}: {var} {rv}"
+            );
+        }
+        assert_eq!(channel_stats(&xd, (n, c, inner), 2).1, 0.0);
+        assert_eq!(channel_stats(&[], (0, 3, 4), 1), (0.0, 0.0));
     }
 }
