@@ -193,6 +193,7 @@ def main():
     ap.add_argument("--idx-dir", default="/usr/share/datasets/fashion-mnist",
                     help="folder of the Fashion-MNIST IDX files (--dataset fashion)")
     ap.add_argument("--out", default="dpsgd_results", help="results file stem in bench/harden")
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed + seeds - 1")
     ap.add_argument("--only", choices=["all", "dp", "plain"], default="all",
                     help="dp: only the two private runs; plain: only the two non-private ones")
     a = ap.parse_args()
@@ -206,7 +207,7 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         for name, arr in [("train_x", train[0]), ("train_y", train[1]), ("test_x", test[0]), ("test_y", test[1])]:
             np.save(os.path.join(d, name + ".npy"), arr.astype(np.float32 if arr.dtype != np.int64 else np.int64))
-        for seed in range(a.seeds):
+        for seed in range(a.first_seed, a.first_seed + a.seeds):
             run = {"seed": seed}
             if a.only in ("all", "dp"):
                 run["aisec_dp"], run["aisec_final"] = aisec_run(d, a, seed, "dp")
@@ -272,7 +273,7 @@ def write_md(res, path):
         f"Opacus RDP {eps_op:.4f}"
         + (f", Opacus PRV {last(runs[0], 'opacus_dp')['epsilon_prv']:.4f}"
            if "epsilon_prv" in last(runs[0], "opacus_dp") else ""),
-        f"- versions: {', '.join(f'{k} {v}' for k, v in res.get('versions', {}).items())}",
+    ] + ([f"- versions: {', '.join(f'{k} {v}' for k, v in res['versions'].items())}"] if res.get("versions") else []) + [
         f"- final test accuracy (mean over seeds): aisec {100 * mean(acc_ai):.2f}% "
         f"({', '.join(f'{100 * v:.1f}' for v in acc_ai)}), Opacus {100 * mean(acc_op):.2f}% "
         f"({', '.join(f'{100 * v:.1f}' for v in acc_op)}); difference {100 * (mean(acc_ai) - mean(acc_op)):+.2f} points",
@@ -280,10 +281,11 @@ def write_md(res, path):
         f"aisec non-private {t['aisec_plain']:.2f}, torch non-private {t['torch_plain']:.2f}; "
         f"aisec DP / aisec non-private {t['aisec_dp'] / t['aisec_plain']:.2f}x, "
         f"Opacus DP / torch non-private {t['opacus_dp'] / t['torch_plain']:.2f}x (wall time of the training steps)",
-        "- whole-run process CPU seconds per epoch (training, data loading and every test evaluation): "
-        + ", ".join(f"{k} {c[k]:.2f}" for k in c)
-        + (f"; aisec DP / aisec non-private {c['aisec_dp'] / c['aisec_plain']:.2f}x, "
-           f"Opacus DP / torch non-private {c['opacus_dp'] / c['torch_plain']:.2f}x" if len(c) == 4 else ""),
+    ] + (["- whole-run process CPU seconds per epoch (training, data loading and every test evaluation): "
+          + ", ".join(f"{k} {c[k]:.2f}" for k in c)
+          + (f"; aisec DP / aisec non-private {c['aisec_dp'] / c['aisec_plain']:.2f}x, "
+             f"Opacus DP / torch non-private {c['opacus_dp'] / c['torch_plain']:.2f}x" if len(c) == 4 else "")]
+         if c else []) + [
         "", 
         "| epoch | aisec DP acc | Opacus DP acc | aisec eps (RDP) | Opacus eps (RDP) | aisec non-private acc | torch non-private acc |",
         "|---|---|---|---|---|---|---|",
