@@ -75,15 +75,16 @@ fn adv_order_file_replays_given_orders_and_refuses_ones_that_do_not_fit() {
         std::fs::write(&p, serde_json::to_string(rows).unwrap()).unwrap();
         p.display().to_string()
     };
+    let (tx, ty) = (digits("x.npy"), digits("y.npy"));
     let run = |out: &str, extra: &[&str]| {
         let out = d.path().join(out).display().to_string();
         let mut args = vec![
             "--arch",
             &arch,
             "--test",
-            &digits("x.npy"),
+            &tx,
             "--test-labels",
-            &digits("y.npy"),
+            &ty,
             "--eps",
             "0.1",
             "--steps",
