@@ -89,8 +89,6 @@ fn adv_order_file_replays_given_orders_and_refuses_ones_that_do_not_fit() {
             "0.1",
             "--steps",
             "1",
-            "--epochs",
-            "1",
             "--batch-size",
             "256",
             "--eval-examples",
@@ -103,6 +101,9 @@ fn adv_order_file_replays_given_orders_and_refuses_ones_that_do_not_fit() {
             "--out",
         ];
         args.push(&out);
+        if !extra.contains(&"--epochs") {
+            args.extend_from_slice(&["--epochs", "1"]);
+        }
         args.extend_from_slice(extra);
         let r = harden("adv", &args);
         let w = std::fs::read(&out).ok();
@@ -132,7 +133,7 @@ fn adv_order_file_replays_given_orders_and_refuses_ones_that_do_not_fit() {
         assert!(r.stderr.contains(says), "{says}: {}", r.stderr);
         assert!(w.is_none());
     };
-    let short = order("short.json", &[identity[1..].to_vec()]);
+    let short = order("short.json", &[identity[..n - 1].to_vec()]);
     refused(
         &short,
         &[],
