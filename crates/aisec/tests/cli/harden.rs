@@ -111,7 +111,7 @@ fn adv_order_file_replays_given_orders_and_refuses_ones_that_do_not_fit() {
     };
     let identity: Vec<i64> = (0..n as i64).collect();
     let reversed: Vec<i64> = identity.iter().rev().copied().collect();
-    let id_file = order("id.json", &[identity.clone()]);
+    let id_file = order("id.json", std::slice::from_ref(&identity));
     let (r, a) = run("a.safetensors", &["--order", &id_file]);
     r.expect_code(0);
     assert_eq!(
