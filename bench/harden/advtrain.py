@@ -22,6 +22,8 @@ Usage (repository root, debug or release aisec binary):
   bench/harden/setup_venv.sh /work/venvs/harden
   cargo build -p aisec
   /work/venvs/harden/bin/python bench/harden/advtrain.py --epochs 10 --threads 1
+  ... --no-shuffle      both sides in data order
+  ... --torch-order     aisec replays the torch loop's randperm orders (--order FILE)
 """
 import argparse
 import json
@@ -81,16 +83,27 @@ def accuracy(model, x, y):
         return (model(x).argmax(1) == y).float().mean().item()
 
 
+def torch_orders(n, a):
+    """The torch loop's per-epoch example orders: `torch.randperm` from one
+    generator seeded with --seed (the generator draws nothing else, so
+    drawing all epochs up front gives the same permutations as drawing one
+    per epoch), or data order with --no-shuffle."""
+    if a.no_shuffle:
+        return torch.arange(n).repeat(a.epochs, 1)
+    g = torch.Generator().manual_seed(a.seed)
+    return torch.stack([torch.randperm(n, generator=g) for _ in range(a.epochs)])
+
+
 def train_torch(model, train, test, a, curve):
     x, y = torch.from_numpy(train[0]), torch.from_numpy(train[1])
     xt, yt = torch.from_numpy(test[0]), torch.from_numpy(test[1])
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     alpha = 2.5 * a.eps / a.steps
-    g = torch.Generator().manual_seed(a.seed)
     seconds = 0.0
+    orders = torch_orders(len(x), a)
     for epoch in range(a.epochs):
         t0 = time.perf_counter()
-        perm = torch.arange(len(x)) if a.no_shuffle else torch.randperm(len(x), generator=g)
+        perm = orders[epoch]
         for s in range(0, len(x), a.batch_size):
             idx = perm[s:s + a.batch_size]
             xb, yb = x[idx], y[idx]
@@ -128,6 +141,26 @@ def train_art(model, train, test, a, curve):
     rob = accuracy(model, pgd(model, xt, yt, a.eps, 2.5 * a.eps / 10, 10), yt)
     curve.append({"epoch": a.epochs, "clean": accuracy(model, xt, yt), "pgd10": rob})
     return seconds
+
+
+def reused_torch(a):
+    """--torch-order --reuse-torch: the torch side of a --torch-order run is,
+    by construction, the torch side of the own-shuffle run of the same seed
+    (same initial weights, the same randperm generator, the same global
+    generator for the random starts), so it is taken from that run's results
+    file instead of being trained again; the settings must match."""
+    f = os.path.join(HERE, f"advtrain_results_torch_e{a.epochs}_t{a.threads}_s{a.seed}.json")
+    with open(f) as fh:
+        prev = json.load(fh)
+    st = prev["setup"]
+    for k, v in (("eps", a.eps), ("steps", a.steps), ("batch_size", a.batch_size), ("lr", a.lr),
+                 ("epochs", a.epochs), ("threads", a.threads), ("trainer", "torch"), ("shuffle", True)):
+        if st.get(k) != v:
+            sys.exit(f"--reuse-torch: {f} has {k}={st.get(k)}, this run {v}")
+    t = dict(prev["torch"])
+    t["reused_from"] = os.path.basename(f)
+    print(f"torch side reused from {f}: clean {t['clean']:.4f} autoattack {t['autoattack']:.4f}", flush=True)
+    return t
 
 
 def aisec_bin(given):
@@ -168,9 +201,18 @@ def main():
     ap.add_argument("--aisec", help="aisec binary [default: target/release, else target/debug]")
     ap.add_argument("--no-shuffle", action="store_true",
                     help="both sides take the examples in data order every epoch (one shared order)")
+    ap.add_argument("--torch-order", action="store_true",
+                    help="aisec trains in the torch loop's torch.randperm orders (aisec harden adv --order)")
+    ap.add_argument("--reuse-torch", action="store_true",
+                    help="with --torch-order: take the torch side from the own-shuffle results file of "
+                         "the same seed (identical by construction) instead of training it again")
     a = ap.parse_args()
-    if a.no_shuffle and a.trainer == "art":
-        sys.exit("--no-shuffle: ART's trainer shuffles internally")
+    if a.reuse_torch and not a.torch_order:
+        sys.exit("--reuse-torch needs --torch-order")
+    if (a.no_shuffle or a.torch_order) and a.trainer == "art":
+        sys.exit("--no-shuffle / --torch-order: ART's trainer shuffles internally")
+    if a.no_shuffle and a.torch_order:
+        sys.exit("--no-shuffle and --torch-order exclude each other")
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     train, test = load_digits()
@@ -188,6 +230,12 @@ def main():
         np.save(test_xy[0], test[0])
         np.save(test_xy[1], test[1])
 
+        # --torch-order: aisec trains in the torch loop's own permutations
+        order_file = None
+        if a.torch_order:
+            order_file = os.path.join(d, "order.npy")
+            np.save(order_file, torch_orders(len(train[1]), a).numpy().astype(np.int64))
+
         # aisec
         out = os.path.join(d, "aisec.safetensors")
         t0 = time.perf_counter()
@@ -198,7 +246,8 @@ def main():
              "--lr", str(a.lr), "--seed", str(a.seed), "--eval-steps", "10",
              "--eval-examples", str(len(test[1])), "--no-autoattack", "--out", out,
              "--format", "json", "--no-progress", "--quiet"]
-            + (["--no-shuffle"] if a.no_shuffle else []),
+            + (["--no-shuffle"] if a.no_shuffle else [])
+            + (["--order", order_file] if order_file else []),
             capture_output=True, text=True, env=env, cwd=ROOT)
         aisec_wall = time.perf_counter() - t0
         if r.returncode != 0:
@@ -208,19 +257,23 @@ def main():
         aisec_curve = [{"epoch": e["epoch"], "clean": e["val_accuracy"], "pgd10": e["val_robust_accuracy"]}
                        for e in rep["history"]["epochs"]]
 
-        # torch / ART from the same initial weights
-        m1 = net()
-        m1.load_state_dict(m0.state_dict())
-        torch_curve = []
-        if a.trainer == "art":
-            torch_train_s = train_art(m1, train, test, a, torch_curve)
-        else:
-            torch_train_s = train_torch(m1, train, test, a, torch_curve)
-        tout = os.path.join(d, "torch.safetensors")
-        save_aisec(m1, tout)
-
         aa_aisec = autoattack(binary, out, spec, test_xy, a, env)
-        aa_torch = autoattack(binary, tout, spec, test_xy, a, env)
+        reused = reused_torch(a) if a.reuse_torch else None
+        if reused is not None:
+            torch_train_s, torch_curve = reused["train_seconds"], reused["curve"]
+            aa_torch = (reused["clean"], reused["autoattack"])
+        else:
+            # torch / ART from the same initial weights
+            m1 = net()
+            m1.load_state_dict(m0.state_dict())
+            torch_curve = []
+            if a.trainer == "art":
+                torch_train_s = train_art(m1, train, test, a, torch_curve)
+            else:
+                torch_train_s = train_torch(m1, train, test, a, torch_curve)
+            tout = os.path.join(d, "torch.safetensors")
+            save_aisec(m1, tout)
+            aa_torch = autoattack(binary, tout, spec, test_xy, a, env)
 
     load = os.getloadavg()
     res = {
@@ -228,16 +281,18 @@ def main():
                   "step_size": 2.5 * a.eps / a.steps, "batch_size": a.batch_size, "optimizer": "adam",
                   "lr": a.lr, "threads": a.threads, "trainer": a.trainer,
                   "shuffle": not a.no_shuffle,
+                  "order": "data" if a.no_shuffle else ("torch, shared" if a.torch_order else "own"),
                   "train_examples": len(train[1]), "test_examples": len(test[1]),
                   "aisec_binary": os.path.relpath(binary, ROOT),
                   "torch": torch.__version__, "loadavg_after": load},
         "aisec": {"train_seconds": aisec_train_s, "wall_seconds": aisec_wall,
                   "clean": aa_aisec[0], "autoattack": aa_aisec[1], "curve": aisec_curve},
         a.trainer: {"train_seconds": torch_train_s, "clean": aa_torch[0],
-                    "autoattack": aa_torch[1], "curve": torch_curve},
+                    "autoattack": aa_torch[1], "curve": torch_curve,
+                    **({"reused_from": reused["reused_from"]} if reused else {})},
         "autoattack_gap_points": 100 * abs(aa_aisec[1] - aa_torch[1]),
     }
-    tag = f"{a.trainer}_e{a.epochs}_t{a.threads}_s{a.seed}" + ("_noshuffle" if a.no_shuffle else "")
+    tag = f"{a.trainer}_e{a.epochs}_t{a.threads}_s{a.seed}" + ("_noshuffle" if a.no_shuffle else "") + ("_torchorder" if a.torch_order else "")
     with open(os.path.join(HERE, f"advtrain_results_{tag}.json"), "w") as f:
         json.dump(res, f, indent=2)
     print(json.dumps(res, indent=2))

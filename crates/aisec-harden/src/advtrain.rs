@@ -81,6 +81,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HardenError, Result};
+use crate::order::EpochOrders;
 
 /// The adversarial training objective.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -311,6 +312,11 @@ pub struct AdvOptions<'a> {
     pub resume: Option<Checkpoint>,
     /// Stop flag, checked after every step.
     pub cancel: Option<&'a Cancel>,
+    /// Per-epoch example orders to train in instead of the seeded shuffle
+    /// (e.g. another framework's); must cover every epoch and example. A
+    /// run resumed from a checkpoint written with orders needs the same
+    /// orders again (their [`EpochOrders::fingerprint`] is stored).
+    pub order: Option<&'a EpochOrders>,
 }
 
 /// The adversarial part of a checkpoint's run options.
@@ -322,6 +328,9 @@ struct Stored {
     partial: (f64, f64, usize),
     #[serde(default)]
     run: Option<serde_json::Value>,
+    /// Fingerprint of the per-epoch orders the run trained in, if given.
+    #[serde(default)]
+    order: Option<u64>,
 }
 
 /// The adversarial settings stored in a checkpoint [`adv_train`] wrote,
@@ -652,6 +661,10 @@ pub fn adv_train(
             "label {bad} is out of range for a model with {classes} outputs"
         )));
     }
+    if let Some(o) = opts.order {
+        o.check_fits(n, train_cfg.epochs)?;
+    }
+    let fingerprint = opts.order.map(EpochOrders::fingerprint);
     let plan = StepPlan::new(train_cfg, n);
     let batches = plan.batches;
     let mut trainer = train_cfg.trainer_for(model);
@@ -679,6 +692,16 @@ pub fn adv_train(
             return Err(HardenError::InvalidParameter(
                 "the adversarial settings differ from the checkpoint's".into(),
             ));
+        }
+        if stored.order != fingerprint {
+            return Err(HardenError::InvalidParameter(match stored.order {
+                Some(_) => "the checkpoint's run trained in given per-epoch orders; \
+                            resume it with the same orders"
+                    .into(),
+                None => "the checkpoint's run used its own shuffle; \
+                         it cannot be resumed with given orders"
+                    .into(),
+            }));
         }
         ck.restore(model, &mut trainer)?;
         start_epoch = ck.epochs_done;
@@ -733,6 +756,7 @@ pub fn adv_train(
             epochs: epochs.to_vec(),
             partial: (partial.1, partial.2 as f64, partial.3),
             run: p.run_options.clone(),
+            order: fingerprint,
         };
         ck.run_options = Some(serde_json::json!({
             "advtrain": serde_json::to_value(&stored)
@@ -743,7 +767,10 @@ pub fn adv_train(
     };
     for epoch in start_epoch..train_cfg.epochs {
         let eps = cfg.eps_at(epoch);
-        let order = shuffled_order(n, train_cfg.shuffle, mix(train_cfg.seed, epoch as u64, 0));
+        let order = match opts.order.and_then(|o| o.epoch(epoch)) {
+            Some(o) => o.to_vec(),
+            None => shuffled_order(n, train_cfg.shuffle, mix(train_cfg.seed, epoch as u64, 0)),
+        };
         let t0 = Instant::now();
         // (loss sum, seconds before a resume, adversarial right, adversarial seen)
         let (mut loss_sum, prior_secs, mut right, mut seen) = if epoch == start_epoch {
@@ -1342,6 +1369,86 @@ mod tests {
             |_| {}
         )
         .is_err());
+    }
+
+    /// Given per-epoch orders replace the seeded shuffle exactly: the
+    /// identity order trains the `--no-shuffle` weights, the seeded
+    /// shuffle's own orders train the default run's weights; orders that do
+    /// not fit the run, or differ from a checkpoint's, are refused.
+    #[test]
+    fn given_orders_replace_the_shuffle_and_must_fit_the_run() {
+        let d = data(70, 5);
+        let n = d.len();
+        let cfg = AdvConfig::pgd_at(Norm::Linf, 0.1, 2);
+        let train = |tcfg: &TrainConfig, order: Option<&EpochOrders>| {
+            let mut m = OnnxModel::from_spec(&spec(), 1).unwrap();
+            let opts = AdvOptions {
+                order,
+                ..AdvOptions::default()
+            };
+            adv_train(&mut m, &d, tcfg, &cfg, opts, |_| {}).map(|_| m)
+        };
+        let weights = |m: &OnnxModel| -> Vec<Option<Tensor>> {
+            m.weight_names().iter().map(|k| m.weight(k)).collect()
+        };
+        let tcfg = train_cfg(2);
+        let identity = EpochOrders::new(vec![(0..n).collect(); 2]).unwrap();
+        let fixed = TrainConfig {
+            shuffle: false,
+            ..tcfg.clone()
+        };
+        assert_eq!(
+            weights(&train(&tcfg, Some(&identity)).unwrap()),
+            weights(&train(&fixed, None).unwrap())
+        );
+        let own: Vec<Vec<usize>> = (0..2)
+            .map(|e| shuffled_order(n, true, mix(tcfg.seed, e, 0)))
+            .collect();
+        let own = EpochOrders::new(own).unwrap();
+        let shuffled = weights(&train(&tcfg, None).unwrap());
+        assert_eq!(weights(&train(&tcfg, Some(&own)).unwrap()), shuffled);
+        assert_ne!(weights(&train(&tcfg, Some(&identity)).unwrap()), shuffled);
+        // Too few examples per epoch, too few epochs.
+        let short = EpochOrders::new(vec![(0..n - 1).collect(); 2]).unwrap();
+        let e = train(&tcfg, Some(&short)).err().unwrap().to_string();
+        assert!(e.contains("the training set has 70"), "{e}");
+        let e = train(&train_cfg(3), Some(&own)).err().unwrap().to_string();
+        assert!(e.contains("covers 2 epochs, the run trains 3"), "{e}");
+        // A checkpoint remembers whether (and which) orders it trained in.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ck.safetensors");
+        let mut m = OnnxModel::from_spec(&spec(), 1).unwrap();
+        adv_train(
+            &mut m,
+            &d,
+            &train_cfg(1),
+            &cfg,
+            AdvOptions {
+                order: Some(&own),
+                checkpoint: Some(CheckpointPolicy {
+                    path: path.clone(),
+                    every: 1,
+                    at_end: true,
+                    run_options: None,
+                }),
+                ..AdvOptions::default()
+            },
+            |_| {},
+        )
+        .unwrap();
+        let resume = |order: Option<&EpochOrders>| {
+            let mut m = OnnxModel::from_spec(&spec(), 9).unwrap();
+            let opts = AdvOptions {
+                order,
+                resume: Some(Checkpoint::load(&path).unwrap()),
+                ..AdvOptions::default()
+            };
+            adv_train(&mut m, &d, &tcfg, &cfg, opts, |_| {}).map(|_| m)
+        };
+        let e = resume(None).err().unwrap().to_string();
+        assert!(e.contains("resume it with the same orders"), "{e}");
+        assert!(resume(Some(&identity)).is_err());
+        assert_eq!(weights(&resume(Some(&own)).unwrap()), shuffled);
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! - [`advtrain`]: adversarial training (PGD-AT, TRADES; L-inf and L2;
 //!   eps warm-up, clean/adversarial mix, checkpoints and resume) and the
 //!   AutoAttack evaluation with a RobustBench-style entry.
+//! - [`order`]: per-epoch example orders read from a file (to replay
+//!   another framework's shuffles in adversarial training).
 //! - [`dpsgd`]: DP-SGD training with Poisson sampling over aisec-model's
 //!   per-example gradients ([`aisec_model::dp`]).
 
@@ -19,6 +21,7 @@ pub mod accountant;
 pub mod advtrain;
 pub mod dpsgd;
 pub mod error;
+pub mod order;
 pub mod rules;
 
 pub use error::{HardenError, Result};

@@ -24,6 +24,7 @@ use aisec_harden::advtrain::{
     AdvEvent, AdvOptions, Method, RobustEval,
 };
 use aisec_harden::dpsgd::{train_dp, DpSgdConfig};
+use aisec_harden::order::EpochOrders;
 use aisec_model::checkpoint::Checkpoint;
 use aisec_model::data::Dataset;
 use aisec_model::fit::{evaluate, split_dataset, CheckpointPolicy, Schedule, TrainConfig};
@@ -201,6 +202,13 @@ pub struct AdvArgs {
     /// another framework's run example for example.
     #[arg(long)]
     pub no_shuffle: bool,
+
+    /// Train epoch e in the order of row e of FILE instead of shuffling:
+    /// a `.npy` integer array [epochs, examples] or a JSON array of arrays,
+    /// each row a permutation of 0..examples (e.g. another framework's
+    /// shuffles, to replay its run).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_shuffle")]
+    pub order: Option<PathBuf>,
 
     /// AutoAttack's APGD and FAB iterations.
     #[arg(long, default_value_t = 100)]
@@ -450,6 +458,25 @@ fn pct(v: f64) -> String {
     format!("{:.2}%", 100.0 * v)
 }
 
+/// Largest `--order` file read (bytes).
+const MAX_ORDER_BYTES: u64 = 1 << 30;
+
+/// Reads and checks an `--order` file (each row a permutation; whether it
+/// fits the data and epochs is checked once both are known).
+fn read_order(p: &Path) -> anyhow::Result<EpochOrders> {
+    let len = std::fs::metadata(p)
+        .with_context(|| format!("cannot read --order {}", p.display()))?
+        .len();
+    if len > MAX_ORDER_BYTES {
+        bail!(
+            "--order {}: {len} bytes, over the {MAX_ORDER_BYTES}-byte limit",
+            p.display()
+        );
+    }
+    let bytes = std::fs::read(p).with_context(|| format!("cannot read --order {}", p.display()))?;
+    EpochOrders::parse(&bytes).with_context(|| format!("--order {}", p.display()))
+}
+
 fn adv(a: AdvArgs) -> anyhow::Result<i32> {
     let c = &a.common;
     c.range.check()?;
@@ -467,6 +494,7 @@ fn adv(a: AdvArgs) -> anyhow::Result<i32> {
         }
         None => None,
     };
+    let order = a.order.as_deref().map(read_order).transpose()?;
     let (mut model, spec, pretrained) = load_model(c)?;
     let (cfg, train_cfg) = match &resume {
         Some(ck) => {
@@ -584,6 +612,7 @@ fn adv(a: AdvArgs) -> anyhow::Result<i32> {
             checkpoint,
             resume,
             cancel: Some(&cancel),
+            order: order.as_ref(),
         },
         |e| match e {
             AdvEvent::Batch { epoch, loss, .. } => {
@@ -700,6 +729,7 @@ fn adv(a: AdvArgs) -> anyhow::Result<i32> {
             "before": before,
             "after": after,
             "history": hist,
+            "order_file": a.order.as_ref().map(|p| p.display().to_string()),
             "robustbench": entry,
             "written": written,
         }),

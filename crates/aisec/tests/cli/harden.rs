@@ -61,6 +61,101 @@ fn adv_trains_a_dropout_spec_reproducibly_and_no_shuffle_changes_the_order() {
     assert_ne!(a, run("c.safetensors", &["--no-shuffle"]));
 }
 
+/// `--order FILE` trains in the given per-epoch permutations: the identity
+/// order gives `--no-shuffle`'s weights, a reversed order others; a file
+/// that does not fit (wrong length, an index out of range, too few epochs,
+/// not a permutation) exits 2 and says why.
+#[test]
+fn adv_order_file_replays_given_orders_and_refuses_ones_that_do_not_fit() {
+    let d = tempfile::tempdir().unwrap();
+    let arch = spec(d.path());
+    let n = 1797usize; // the bundled digits, all of them training data here
+    let order = |name: &str, rows: &[Vec<i64>]| -> String {
+        let p = d.path().join(name);
+        std::fs::write(&p, serde_json::to_string(rows).unwrap()).unwrap();
+        p.display().to_string()
+    };
+    let (tx, ty) = (digits("x.npy"), digits("y.npy"));
+    let run = |out: &str, extra: &[&str]| {
+        let out = d.path().join(out).display().to_string();
+        let mut args = vec![
+            "--arch",
+            &arch,
+            "--test",
+            &tx,
+            "--test-labels",
+            &ty,
+            "--eps",
+            "0.1",
+            "--steps",
+            "1",
+            "--batch-size",
+            "256",
+            "--eval-examples",
+            "10",
+            "--eval-steps",
+            "1",
+            "--no-autoattack",
+            "--seed",
+            "2",
+            "--out",
+        ];
+        args.push(&out);
+        if !extra.contains(&"--epochs") {
+            args.extend_from_slice(&["--epochs", "1"]);
+        }
+        args.extend_from_slice(extra);
+        let r = harden("adv", &args);
+        let w = std::fs::read(&out).ok();
+        (r, w)
+    };
+    let identity: Vec<i64> = (0..n as i64).collect();
+    let reversed: Vec<i64> = identity.iter().rev().copied().collect();
+    let id_file = order("id.json", std::slice::from_ref(&identity));
+    let (r, a) = run("a.safetensors", &["--order", &id_file]);
+    r.expect_code(0);
+    assert_eq!(
+        r.json()["data"]["harden"]["order_file"].as_str(),
+        Some(id_file.as_str())
+    );
+    let (_, b) = run("b.safetensors", &["--no-shuffle"]);
+    assert_eq!(a, b);
+    let rev_file = order("rev.json", &[reversed]);
+    let (r, c) = run("c.safetensors", &["--order", &rev_file]);
+    r.expect_code(0);
+    assert!(a.is_some() && a != c);
+
+    let refused = |file: &str, extra: &[&str], says: &str| {
+        let mut args = vec!["--order", file];
+        args.extend_from_slice(extra);
+        let (r, w) = run("bad.safetensors", &args);
+        r.expect_code(2);
+        assert!(r.stderr.contains(says), "{says}: {}", r.stderr);
+        assert!(w.is_none());
+    };
+    let short = order("short.json", &[identity[..n - 1].to_vec()]);
+    refused(
+        &short,
+        &[],
+        "each epoch orders 1796 examples, the training set has 1797",
+    );
+    let mut out_of_range = identity.clone();
+    out_of_range[5] = n as i64;
+    let oor = order("oor.json", &[out_of_range]);
+    refused(&oor, &[], "index 1797 is out of range for 1797 examples");
+    let mut twice = identity.clone();
+    twice[5] = 4;
+    let twice = order("twice.json", &[twice]);
+    refused(&twice, &[], "appears twice");
+    refused(
+        &id_file,
+        &["--epochs", "2"],
+        "covers 1 epochs, the run trains 2",
+    );
+    let missing = d.path().join("none.npy").display().to_string();
+    refused(&missing, &[], "cannot read --order");
+}
+
 fn harden(kind: &str, extra: &[&str]) -> crate::util::Run {
     aisec(&["harden", kind, &digits("x.npy")])
         .args(&["--labels", &digits("y.npy"), "--scale", "0.0625"])
