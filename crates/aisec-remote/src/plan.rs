@@ -331,12 +331,9 @@ async fn sniff(p: &mut Planner<'_>, key: &str, head: &[u8]) -> Result<bool, Remo
     if !not_pickle(p).await? || !not_onnx(p).await? {
         return Ok(false);
     }
+    let probes = hdf5_probes(size);
     let mut want = vec![(size - MAX_TAIL, size)];
-    let mut off = 512u64;
-    while off < size {
-        want.push((off, (off + 8).min(size)));
-        off = off.saturating_mul(2);
-    }
+    want.extend_from_slice(&probes);
     let want = p.out.not_held(&want);
     p.want_all_with(want, PROBE_COALESCE).await?;
     p.out.normalize();
@@ -346,13 +343,11 @@ async fn sniff(p: &mut Planner<'_>, key: &str, head: &[u8]) -> Result<bool, Remo
     if tail.windows(4).any(|w| w == b"PK\x05\x06") {
         return Ok(false);
     }
-    let mut off = 512u64;
-    while off < size {
-        match p.out.slice(off, (off + 8).min(size)) {
+    for (s, e) in probes {
+        match p.out.slice(s, e) {
             Some(b) if b != HDF5_SIG => {}
             _ => return Ok(false),
         }
-        off = off.saturating_mul(2);
     }
     p.out.plan = "sniff";
     Ok(true)
@@ -418,6 +413,18 @@ async fn not_onnx(p: &mut Planner<'_>) -> Result<bool, RemoteError> {
         }
     }
     Ok(false)
+}
+
+/// Where detection may find an HDF5 superblock past the start: 8 bytes at
+/// every power of two from 512 below `size`.
+fn hdf5_probes(size: u64) -> Vec<(u64, u64)> {
+    let mut probes = Vec::new();
+    let mut off = 512u64;
+    while off < size {
+        probes.push((off, (off + 8).min(size)));
+        off = off.saturating_mul(2);
+    }
+    probes
 }
 
 /// Names the scanner never judges by content when their format is unknown.
@@ -908,12 +915,7 @@ async fn protobuf(p: &mut Planner<'_>, kind: Protobuf) -> Result<PbEnd, RemoteEr
                     PbEnd::Whole
                 });
             }
-            let mut probes = Vec::new();
-            let mut off = 512u64;
-            while off < size {
-                probes.push((off, (off + 8).min(size)));
-                off = off.saturating_mul(2);
-            }
+            let probes = hdf5_probes(size);
             let want = p.out.not_held(&probes);
             p.want_all_with(want, PROBE_COALESCE).await?;
             p.out.normalize();
