@@ -134,6 +134,52 @@ fn detect_walk(src: &Source<'_>) -> Option<bool> {
     Some((seen.contains(&7) || seen.contains(&8)) && ir_version_ok.unwrap_or(true))
 }
 
+/// Why a file that opens as an ONNX `ModelProto` is not a whole one: the
+/// top level starts with a small `ir_version` (every ONNX exporter writes
+/// it first) followed only by ModelProto fields, and then a field runs past
+/// the end of the file. That is a cut-off download or a damaged model, not
+/// some other format under an `.onnx` name, so the scanner reports it as
+/// malformed rather than as a suffix mismatch. Reads the same top-level keys
+/// and varints as [`looks_like_onnx`] (which says no to such a file), so a
+/// remote plan that proved the object no ONNX model holds all it needs.
+pub fn truncated_onnx(data: &[u8]) -> Option<String> {
+    let src = Source::whole(data);
+    // Every field before the one at `i` was a valid ModelProto field.
+    for (i, f) in src.fields(src.all()).enumerate() {
+        if i >= DETECT_FIELDS {
+            return None;
+        }
+        let (num, v) = match f {
+            Ok(x) => x,
+            Err(e) => {
+                let cut = e.what.starts_with("truncated") || e.what.contains("runs past");
+                // The cut field's key, when whole, must be a ModelProto field too.
+                let mut at = e.offset;
+                let key_ok = pb::read_varint(data, &mut at)
+                    .map(|k| MODEL_FIELDS.contains(&((k >> 3) as u32, (k & 7) as u8)))
+                    .unwrap_or(true);
+                return (cut && key_ok && i > 0).then(|| {
+                    format!(
+                        "ONNX model cut short: {e} of a {}-byte file, after {i} valid top-level field(s)",
+                        data.len()
+                    )
+                });
+            }
+        };
+        let wire = match v {
+            At::Varint(_) => 0,
+            At::Fixed64(_) => 1,
+            At::Bytes(_) => 2,
+            At::Fixed32(_) => 5,
+        };
+        let first_ok = i > 0 || matches!((num, v), (1, At::Varint(x)) if x <= 64);
+        if !first_ok || !MODEL_FIELDS.contains(&(num, wire)) {
+            return None;
+        }
+    }
+    None
+}
+
 struct Walk<'a, 'd> {
     src: &'a Source<'d>,
     loc: &'a Location,
@@ -573,6 +619,37 @@ mod tests {
         assert!(!looks_like_onnx(&[0x08]));
         // ir_version 8, graph {}
         assert!(looks_like_onnx(&[0x08, 0x08, 0x3a, 0x00]));
+    }
+
+    #[test]
+    fn truncation_is_told_apart_from_noise() {
+        let whole = fixture("onnx_benign.onnx");
+        assert!(
+            truncated_onnx(&whole).is_none(),
+            "a whole model is not cut short"
+        );
+        let mut cut_at = Vec::new();
+        for n in [3, 10, whole.len() / 2, whole.len() - 1] {
+            let part = &whole[..n];
+            assert!(!looks_like_onnx(part), "{n}: still detected as ONNX");
+            let why =
+                truncated_onnx(part).unwrap_or_else(|| panic!("{n} bytes not called truncated"));
+            assert!(why.contains(&format!("{n}-byte file")), "{why}");
+            cut_at.push(n);
+        }
+        assert_eq!(cut_at.len(), 4);
+        // Not an ONNX start: text, a pickle header, a lone ir_version byte,
+        // an ir_version too large, a field ModelProto does not have.
+        for d in [
+            &b"hello world, not a model"[..],
+            &[0x80, 0x04, 0x95, 0x10, 0x00],
+            &[0x08],
+            &[0x08, 0x99, 0x01, 0x3a, 0x10],
+            &[0x08, 0x08, 0x4a, 0x10, 0x00],
+            &[],
+        ] {
+            assert!(truncated_onnx(d).is_none(), "{d:?}");
+        }
     }
 
     fn fixture(name: &str) -> Vec<u8> {

@@ -1491,6 +1491,20 @@ mod tests {
             aisec_scan::detect(&image(&s), "m.onnx"),
             aisec_scan::Format::Unknown
         );
+        // The sniffed keys are all the scan needs to call it a cut-off
+        // ONNX model, as it does locally.
+        let sc = aisec_scan::Scanner::default();
+        let seen = |d: &[u8]| -> Vec<(String, String)> {
+            let r = sc.scan_bytes(d, "m.onnx");
+            r.findings
+                .into_iter()
+                .map(|f| (f.rule_id, f.evidence))
+                .collect()
+        };
+        let local = seen(&data);
+        assert_eq!(local.len(), 1, "{local:?}");
+        assert_eq!(local[0].0, aisec_scan::rules::MALFORMED.id);
+        assert_eq!(seen(&image(&s)), local);
         // The same with a pickle opener first: read whole, once.
         let mut data = [&b"\x80\x02N."[..], &data].concat();
         data.truncate(data.len() - 4);

@@ -28,7 +28,7 @@ pub(crate) fn scan_artifact(
         return Format::Compressed(aisec_archive::Compression::Zlib);
     }
     let fmt = detect(data, name);
-    check_suffix(name, fmt, loc, out);
+    check_suffix(data, name, fmt, loc, out);
     let o = &sc.opts;
     if matches!(fmt, Format::SavedModel | Format::GraphDef) && is_pbtxt(name) {
         let r = aisec_formats::savedmodel::scan_saved_model_text(data, loc);
@@ -574,13 +574,24 @@ fn descend(sc: &Scanner, depth: u32, loc: &Location, out: &mut Vec<Finding>) -> 
     true
 }
 
-fn check_suffix(name: &str, fmt: Format, loc: &Location, out: &mut Vec<Finding>) {
+fn check_suffix(data: &[u8], name: &str, fmt: Format, loc: &Location, out: &mut Vec<Finding>) {
     let Some(claim) = claimed(name) else { return };
     if claim.contains(&fmt.name()) {
         return;
     }
     let base = name.rsplit('/').next().unwrap_or(name);
+    let cut_onnx = || {
+        claim
+            .contains(&"onnx")
+            .then(|| aisec_formats::onnx::truncated_onnx(data))
+            .flatten()
+    };
     if fmt == Format::Unknown {
+        // A cut-off ONNX file is damaged, not something else in disguise.
+        if let Some(why) = cut_onnx() {
+            out.push(MALFORMED.finding(loc.clone(), why));
+            return;
+        }
         out.push(SUFFIX_MISMATCH.finding(
             loc.clone(),
             format!("'{base}' is not recognisable as {}", claim.join(" or ")),

@@ -51,7 +51,9 @@ has been scanned and its origin verified.",
     /// ## What it detects
     /// An artifact or container member that a parser could not read to the
     /// end (a damaged zip, tar or compressed stream, a format parser that
-    /// stopped), when no more specific finding already says so.
+    /// stopped), when no more specific finding already says so. An `.onnx`
+    /// file that opens as an ONNX model and is then cut short is reported
+    /// here, not as `suffix-mismatch`.
     ///
     /// ## Why it matters
     /// Loaders are often more lenient than scanners, and crafted damage is a

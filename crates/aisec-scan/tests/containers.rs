@@ -137,3 +137,24 @@ fn extra_pickles_beside_torch_storages_are_scanned() {
         r.findings
     );
 }
+
+#[test]
+fn a_cut_off_onnx_file_is_malformed_not_disguised() {
+    let whole = std::fs::read(fixture("aisec-formats", "onnx_benign.onnx")).unwrap();
+    let sc = Scanner::default();
+    let cut = &whole[..whole.len() / 2];
+    let r = sc.scan_bytes(cut, "model.onnx");
+    assert_eq!(
+        rules(&r),
+        [aisec_scan::rules::MALFORMED.id],
+        "{:#?}",
+        r.findings
+    );
+    assert!(r.findings[0].evidence.contains("ONNX model cut short"));
+    assert_eq!(r.findings[0].severity, Severity::Medium);
+    // The same bytes under a name that claims nothing: no finding.
+    assert!(sc.scan_bytes(cut, "blob.bin").findings.is_empty());
+    // Noise under an ONNX name is still a suffix mismatch.
+    let r = sc.scan_bytes(b"plain text, not a model at all", "model.onnx");
+    assert_eq!(rules(&r), [aisec_scan::rules::SUFFIX_MISMATCH.id]);
+}
