@@ -92,9 +92,10 @@ def main():
                 lines.append(f"| {s} | {c(ai, 'acc', '{:.2%}')} ({ai['epochs'] if ai else '-'}) | "
                              f"{c(to, 'acc', '{:.2%}')} ({to['epochs'] if to else '-'}) | {c(ai, 'wall', '{:.2f}')} | "
                              f"{c(to, 'wall', '{:.2f}')} | {c(ai, 'cpu', '{:.2f}')} | {c(to, 'cpu', '{:.2f}')} |")
+            lines.append("")
         else:
             ep, sigma, clip, lr, q = key
-            lines.append(f"## {ep} epochs, sigma {sigma}, clip {clip}, lr {lr}, q {q} (expected batch {q * 60000:.0f})")
+            lines.append(f"## {ep} epoch{'s' if ep != 1 else ''}, sigma {sigma}, clip {clip}, lr {lr}, q {q} (expected batch {q * 60000:.0f})")
             lines.append("")
             lines.append("| seed | aisec acc | Opacus acc | aisec - Opacus | aisec eps RDP / PLD | Opacus eps RDP / PRV | "
                          "aisec wall s/epoch | Opacus wall s/epoch | aisec CPU s/epoch | Opacus CPU s/epoch |")
