@@ -3,6 +3,7 @@
 //! (Chellapilla et al. 2006, "High performance convolutional neural networks
 //! for document processing"), pooling and broadcasting helpers.
 
+use crate::simd;
 use rayon::prelude::*;
 
 /// `C = alpha * A·B + beta * C` with arbitrary strides; bounds are checked.
@@ -1366,6 +1367,7 @@ impl Sink<'_> {
         }
     }
     /// Writes `f(v)` for each `v` of `s`.
+    #[inline(always)]
     pub(crate) fn put_map(&mut self, s: &[f32], f: impl Fn(f32) -> f32) {
         match self {
             Sink::Grow(v) => v.extend(s.iter().map(|&x| f(x))),
@@ -1379,6 +1381,7 @@ impl Sink<'_> {
     }
     /// Writes `f(a, b)` for the pairs of `a` and `b` (as many as the
     /// shorter has).
+    #[inline(always)]
     pub(crate) fn put_zip(&mut self, a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
         let len = a.len().min(b.len());
         let (a, b) = (&a[..len], &b[..len]);
@@ -1434,18 +1437,28 @@ pub(crate) fn build_init<S>(
     if rayon::current_num_threads() <= 1 || count <= 1 {
         let mut v = Vec::with_capacity(len);
         let mut s = init();
-        for i in 0..count {
-            let want = ((i + 1) * chunk).min(len);
-            f(&mut s, i, &mut Sink::Grow(&mut v));
-            v.resize(want, 0.0);
-        }
+        simd::wide(|| {
+            for i in 0..count {
+                let want = ((i + 1) * chunk).min(len);
+                f(&mut s, i, &mut Sink::Grow(&mut v));
+                v.resize(want, 0.0);
+            }
+        });
         return v;
     }
     let mut v = vec![0.0f32; len];
     v.par_chunks_mut(chunk)
         .enumerate()
-        .for_each_init(init, |s, (i, c)| f(s, i, &mut Sink::Fill(c, 0)));
+        .for_each_init(init, |s, (i, c)| {
+            simd::wide(|| f(s, i, &mut Sink::Fill(c, 0)));
+        });
     v
+}
+
+/// `acc += g` elementwise (over the shorter length), widened by
+/// [`simd::wide`].
+pub(crate) fn add_assign(acc: &mut [f32], g: &[f32]) {
+    simd::wide(|| acc.iter_mut().zip(g).for_each(|(a, b)| *a += b));
 }
 
 /// A scratch buffer of at least `len` values, as a slice of exactly `len`:
