@@ -1,6 +1,6 @@
 //! The one run-time CPU-feature dispatch point of the elementwise loops
-//! (batch norm, ReLU, residual additions, gradient accumulation, optimiser
-//! updates, convolution output copies).
+//! (batch norm, ReLU, gradient accumulation, the chunks of
+//! `kernels::build`: convolution output copies among them).
 //!
 //! Rust compiles for the x86-64 baseline (SSE2: four `f32` or two `f64`
 //! per instruction). [`wide`] runs a closure inside a function compiled
@@ -18,7 +18,9 @@
 //! order; the wider registers only do more lanes at once. The reductions
 //! that are vectorised keep their partial sums in explicitly written lanes
 //! (`graph::bn_train`), so their order is fixed by the source, not by the
-//! vector width. `tests::dispatch_is_bit_identical` checks it, and setting
+//! vector width. `tests::dispatch_is_bit_identical` and
+//! `graph::bn_train::tests::kernels_are_bit_identical_across_the_simd_dispatch`
+//! check it, and setting
 //! `AISEC_SIMD=baseline` in the environment turns the AVX2 path off (for
 //! comparing checksums of whole training runs).
 
