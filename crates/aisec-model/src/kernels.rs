@@ -3,6 +3,7 @@
 //! (Chellapilla et al. 2006, "High performance convolutional neural networks
 //! for document processing"), pooling and broadcasting helpers.
 
+use crate::simd;
 use rayon::prelude::*;
 
 /// `C = alpha * A·B + beta * C` with arbitrary strides; bounds are checked.
@@ -300,6 +301,12 @@ impl Unfold {
             for (t, tap) in self.taps.iter().enumerate() {
                 let row = c * nt + t;
                 let dst = &mut col[row * ld..row * ld + ohw];
+                // "Same" stride-1 maps, even narrow ones: one plane copy
+                // beats a gather through the table.
+                if g.sh == 1 && g.sw == 1 && g.ow == g.w {
+                    unfold_plane_s1(xc, g, tap, dst);
+                    continue;
+                }
                 if let Some(table) = &self.table {
                     for (d, &i) in dst.iter_mut().zip(&table[t * ohw..(t + 1) * ohw]) {
                         *d = xc.get(i as usize).copied().unwrap_or(0.0);
@@ -307,10 +314,6 @@ impl Unfold {
                     continue;
                 }
                 let (lo, hi) = (tap.lo, tap.hi);
-                if g.sh == 1 && g.sw == 1 && g.ow == g.w {
-                    unfold_plane_s1(xc, g, tap, dst);
-                    continue;
-                }
                 for oy in 0..g.oh {
                     let iy = (oy * g.sh + tap.ki * g.dh) as isize - g.pt as isize;
                     let d = &mut dst[oy * g.ow..(oy + 1) * g.ow];
@@ -319,14 +322,16 @@ impl Unfold {
                         continue;
                     }
                     let xr = &xc[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    d[..lo].fill(0.0);
-                    d[hi..].fill(0.0);
+                    zero_edge(&mut d[..lo]);
+                    zero_edge(&mut d[hi..]);
                     let x0 = (lo as isize * g.sw as isize + tap.off) as usize;
                     if g.sw == 1 {
                         d[lo..hi].copy_from_slice(&xr[x0..x0 + (hi - lo)]);
                     } else {
-                        for (v, &s) in d[lo..hi].iter_mut().zip(xr[x0..].iter().step_by(g.sw)) {
-                            *v = s;
+                        // Every `sw`-th value from `x0` (`chunks` rather
+                        // than `step_by`, which compiled to a slow loop).
+                        for (v, s) in d[lo..hi].iter_mut().zip(xr[x0..].chunks(g.sw)) {
+                            *v = s.first().copied().unwrap_or(0.0);
                         }
                     }
                 }
@@ -416,6 +421,23 @@ impl Unfold {
     }
 }
 
+/// Zeroes the few padding columns at one edge of an unfolded row: stores
+/// for the one or two of 3x3 and 5x5 kernels, since `fill` becomes a call
+/// to `memset` that costs more than it writes (a sixth of `im2col`'s time
+/// was in such calls).
+#[inline(always)]
+fn zero_edge(s: &mut [f32]) {
+    match s {
+        [] => {}
+        [a] => *a = 0.0,
+        [a, b] => {
+            *a = 0.0;
+            *b = 0.0;
+        }
+        _ => s.fill(0.0),
+    }
+}
+
 /// One kernel tap's row of the unfolded matrix (`dst`, `oh*ow` values)
 /// for a stride-1 convolution whose output rows are as wide as the input's
 /// (`ow == w`, "same" padding). Output pixel `p = oy*w + ox` then reads
@@ -444,8 +466,8 @@ fn unfold_plane_s1(xc: &[f32], g: &Geom, tap: &Tap, dst: &mut [f32]) {
     let s0 = (p0 as isize + shift) as usize;
     dst[p0..p1].copy_from_slice(&xc[s0..s0 + (p1 - p0)]);
     for row in dst[r0 * g.w..r1 * g.w].chunks_exact_mut(g.w) {
-        row[..lo].fill(0.0);
-        row[hi..].fill(0.0);
+        zero_edge(&mut row[..lo]);
+        zero_edge(&mut row[hi..]);
     }
     // Valid-row positions left out of the copy are outside [lo, hi) and
     // were zeroed just above.
@@ -1366,6 +1388,7 @@ impl Sink<'_> {
         }
     }
     /// Writes `f(v)` for each `v` of `s`.
+    #[inline(always)]
     pub(crate) fn put_map(&mut self, s: &[f32], f: impl Fn(f32) -> f32) {
         match self {
             Sink::Grow(v) => v.extend(s.iter().map(|&x| f(x))),
@@ -1379,6 +1402,7 @@ impl Sink<'_> {
     }
     /// Writes `f(a, b)` for the pairs of `a` and `b` (as many as the
     /// shorter has).
+    #[inline(always)]
     pub(crate) fn put_zip(&mut self, a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
         let len = a.len().min(b.len());
         let (a, b) = (&a[..len], &b[..len]);
@@ -1434,18 +1458,28 @@ pub(crate) fn build_init<S>(
     if rayon::current_num_threads() <= 1 || count <= 1 {
         let mut v = Vec::with_capacity(len);
         let mut s = init();
-        for i in 0..count {
-            let want = ((i + 1) * chunk).min(len);
-            f(&mut s, i, &mut Sink::Grow(&mut v));
-            v.resize(want, 0.0);
-        }
+        simd::wide(|| {
+            for i in 0..count {
+                let want = ((i + 1) * chunk).min(len);
+                f(&mut s, i, &mut Sink::Grow(&mut v));
+                v.resize(want, 0.0);
+            }
+        });
         return v;
     }
     let mut v = vec![0.0f32; len];
     v.par_chunks_mut(chunk)
         .enumerate()
-        .for_each_init(init, |s, (i, c)| f(s, i, &mut Sink::Fill(c, 0)));
+        .for_each_init(init, |s, (i, c)| {
+            simd::wide(|| f(s, i, &mut Sink::Fill(c, 0)));
+        });
     v
+}
+
+/// `acc += g` elementwise (over the shorter length), widened by
+/// [`simd::wide`].
+pub(crate) fn add_assign(acc: &mut [f32], g: &[f32]) {
+    simd::wide(|| acc.iter_mut().zip(g).for_each(|(a, b)| *a += b));
 }
 
 /// A scratch buffer of at least `len` values, as a slice of exactly `len`:

@@ -28,6 +28,7 @@ pub mod loss;
 mod onnx;
 pub mod onnx_model;
 pub mod safetensors;
+mod simd;
 pub mod spec;
 pub mod special;
 #[cfg(feature = "test-support")]

@@ -22,7 +22,8 @@ use rayon::prelude::*;
 use super::ops::{Backward, Grads, Op, Outputs, Registry};
 use super::{attrs, fval, need_in, shape_err, Cx, Node, Saved, Val};
 use crate::classifier::ModelError;
-use crate::kernels::build;
+use crate::kernels::{build, Sink};
+use crate::simd;
 
 pub(super) fn register(r: &mut Registry) {
     r.add(&["ai.aisec::BatchNormTrain"], |n, _| {
@@ -92,11 +93,7 @@ fn forward(node: &Node, ins: &[Option<&Val>], eps: f32) -> Result<Outputs, Model
     let img = (c * inner).max(1);
     let y = build(xd.len(), img, |i, out| {
         let xi = &xd[i * img..((i + 1) * img).min(xd.len())];
-        for (ch, xb) in xi.chunks(inner.max(1)).enumerate() {
-            let a = scale[ch] * rstd[ch];
-            let b = bias[ch] - mean[ch] * a;
-            out.put_map(xb, |v| v * a + b);
-        }
+        normalize_image(xi, inner, (scale, bias), (&mean, &rstd), out);
     });
     Ok((
         vec![
@@ -108,9 +105,81 @@ fn forward(node: &Node, ins: &[Option<&Val>], eps: f32) -> Result<Outputs, Model
     ))
 }
 
+simd::widened! {
+    /// Writes image `xi` (`[c, inner]`) normalised: `x * a + b` per
+    /// channel with `a = scale * rstd` and `b = bias - mean * a`.
+    fn normalize_image(
+        xi: &[f32],
+        inner: usize,
+        sb: (&[f32], &[f32]),
+        stats: (&[f32], &[f32]),
+        out: &mut Sink<'_>,
+    ) {
+        let ((scale, bias), (mean, rstd)) = (sb, stats);
+        for (ch, xb) in xi.chunks(inner.max(1)).enumerate() {
+            let a = scale[ch] * rstd[ch];
+            let b = bias[ch] - mean[ch] * a;
+            out.put_map(xb, |v| v * a + b);
+        }
+    }
+}
+
+simd::widened! {
+    /// Writes the input gradient of image `i` (values `r` of `xd` and
+    /// `dy`): `k * (m * dy - dbias - xh * dscale)` per channel.
+    fn input_grad_image(
+        xdy: (&[f32], &[f32]),
+        r: std::ops::Range<usize>,
+        inner: usize,
+        m: f32,
+        params: (&[f32], &[f32], &[f32]),
+        sums: (&[f32], &[f32]),
+        out: &mut Sink<'_>,
+    ) {
+        let ((xd, dy), (scale, mean, rstd), (dbias, dscale)) = (xdy, params, sums);
+        let blocks = xd[r.clone()]
+            .chunks(inner.max(1))
+            .zip(dy[r].chunks(inner.max(1)));
+        for (ch, (xb, gb)) in blocks.enumerate() {
+            let k = scale[ch] * rstd[ch] / m;
+            let (mu, rs, db, ds) = (mean[ch], rstd[ch], dbias[ch], dscale[ch]);
+            out.put_zip(xb, gb, |x, g| {
+                let xh = (x - mu) * rs;
+                k * (m * g - db - xh * ds)
+            });
+        }
+    }
+}
+
+simd::widened! {
+    /// `(sum dy, sum dy * xh)` over channel `ch` of `dy` and `xd`
+    /// (`[n, c, inner]`), in `f64` lanes, rounded to `f32`.
+    fn channel_grad_sums(
+        dy: &[f32],
+        xd: &[f32],
+        dims: (usize, usize, usize),
+        ch: usize,
+        mu: f32,
+        rs: f32,
+    ) -> (f32, f32) {
+        let (n, c, inner) = dims;
+        let (mut sg, mut sgx) = (Lanes::default(), Lanes::default());
+        for i in 0..n {
+            let b = (i * c + ch) * inner;
+            sg.add_all(&dy[b..b + inner], f64::from);
+            sgx.add_pairs(&dy[b..b + inner], &xd[b..b + inner], |g, x| {
+                f64::from(g) * f64::from((x - mu) * rs)
+            });
+        }
+        (sg.total() as f32, sgx.total() as f32)
+    }
+}
+
+simd::widened! {
 /// Mean and biased variance of channel `ch` of `xd` (`[n, c, inner]`), in
 /// one pass (see [`forward`]).
-fn channel_stats(xd: &[f32], (n, c, inner): (usize, usize, usize), ch: usize) -> (f32, f32) {
+fn channel_stats(xd: &[f32], dims: (usize, usize, usize), ch: usize) -> (f32, f32) {
+    let (n, c, inner) = dims;
     let m = (n * inner).max(1) as f64;
     let k = xd.get(ch * inner).map_or(0.0, |&v| f64::from(v));
     let (mut s, mut q) = (Lanes::default(), Lanes::default());
@@ -121,6 +190,7 @@ fn channel_stats(xd: &[f32], (n, c, inner): (usize, usize, usize), ch: usize) ->
     let d = s.total() / m;
     let var = (q.total() / m - d * d).max(0.0);
     ((k + d) as f32, var as f32)
+}
 }
 
 /// Backward pass: gradients for `(x, scale, bias)` where needed.
@@ -144,18 +214,7 @@ fn backward(
     }
     let sums: Vec<(f32, f32)> = (0..c)
         .into_par_iter()
-        .map(|ch| {
-            let (mut sg, mut sgx) = (Lanes::default(), Lanes::default());
-            let (mu, rs) = (mean[ch], rstd[ch]);
-            for i in 0..n {
-                let b = (i * c + ch) * inner;
-                sg.add_all(&dy[b..b + inner], f64::from);
-                sgx.add_pairs(&dy[b..b + inner], &xd[b..b + inner], |g, x| {
-                    f64::from(g) * f64::from((x - mu) * rs)
-                });
-            }
-            (sg.total() as f32, sgx.total() as f32)
-        })
+        .map(|ch| channel_grad_sums(dy, xd, (n, c, inner), ch, mean[ch], rstd[ch]))
         .collect();
     let dbias: Vec<f32> = sums.iter().map(|s| s.0).collect();
     let dscale: Vec<f32> = sums.iter().map(|s| s.1).collect();
@@ -165,17 +224,9 @@ fn backward(
         let img = (c * inner).max(1);
         let dx = build(xd.len(), img, |i, out| {
             let r = i * img..((i + 1) * img).min(xd.len());
-            let blocks = xd[r.clone()]
-                .chunks(inner.max(1))
-                .zip(dy[r].chunks(inner.max(1)));
-            for (ch, (xb, gb)) in blocks.enumerate() {
-                let k = scale[ch] * rstd[ch] / m;
-                let (mu, rs, db, ds) = (mean[ch], rstd[ch], dbias[ch], dscale[ch]);
-                out.put_zip(xb, gb, |x, g| {
-                    let xh = (x - mu) * rs;
-                    k * (m * g - db - xh * ds)
-                });
-            }
+            let params = (scale, mean.as_slice(), rstd.as_slice());
+            let sums = (dbias.as_slice(), dscale.as_slice());
+            input_grad_image((xd, dy), r, inner, m, params, sums, out);
         });
         res[0] = Some(dx);
     }
@@ -195,6 +246,7 @@ fn backward(
 struct Lanes([f64; 8]);
 
 impl Lanes {
+    #[inline(always)]
     fn add_all(&mut self, xs: &[f32], f: impl Fn(f32) -> f64) {
         let mut it = xs.chunks_exact(8);
         for ch in &mut it {
@@ -207,6 +259,7 @@ impl Lanes {
         }
     }
     /// Adds `x - k` to `s` and `(x - k)^2` to `q` for each `x` of `xs`.
+    #[inline(always)]
     fn add_shifted(s: &mut Lanes, q: &mut Lanes, xs: &[f32], k: f64) {
         let mut it = xs.chunks_exact(8);
         for ch in &mut it {
@@ -222,6 +275,7 @@ impl Lanes {
             *b += d * d;
         }
     }
+    #[inline(always)]
     fn add_pairs(&mut self, xs: &[f32], ys: &[f32], f: impl Fn(f32, f32) -> f64) {
         let (mut ix, mut iy) = (xs.chunks_exact(8), ys.chunks_exact(8));
         for (cx, cy) in (&mut ix).zip(&mut iy) {
@@ -233,6 +287,7 @@ impl Lanes {
             *a += f(x, y);
         }
     }
+    #[inline(always)]
     fn total(&self) -> f64 {
         let s = &self.0;
         ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]))
@@ -241,7 +296,60 @@ impl Lanes {
 
 #[cfg(test)]
 mod tests {
-    use super::channel_stats;
+    use super::{channel_grad_sums, channel_stats, input_grad_image, normalize_image};
+    use crate::kernels::Sink;
+
+    /// The batch-norm kernels compute the same bits on the baseline and
+    /// the AVX2 path of `simd::widened!` (planes of 49 and 196 values,
+    /// neither a multiple of the vector width).
+    #[test]
+    fn kernels_are_bit_identical_across_the_simd_dispatch() {
+        for (n, c, inner) in [(3, 5, 49), (2, 4, 196)] {
+            let len = n * c * inner;
+            let xd: Vec<f32> = (0..len)
+                .map(|i| (i as f32 * 0.37).sin() * 3.0 + 0.5)
+                .collect();
+            let dy: Vec<f32> = (0..len).map(|i| (i as f32 * 0.11).cos() * 0.01).collect();
+            let (scale, bias) = (vec![1.3f32; c], vec![-0.2f32; c]);
+            crate::simd::assert_same_bits(|| {
+                let stats: Vec<(f32, f32)> = (0..c)
+                    .map(|ch| channel_stats(&xd, (n, c, inner), ch))
+                    .collect();
+                let mean: Vec<f32> = stats.iter().map(|s| s.0).collect();
+                let rstd: Vec<f32> = stats.iter().map(|s| 1.0 / (s.1 + 1e-5).sqrt()).collect();
+                let sums: Vec<(f32, f32)> = (0..c)
+                    .map(|ch| channel_grad_sums(&dy, &xd, (n, c, inner), ch, mean[ch], rstd[ch]))
+                    .collect();
+                let db: Vec<f32> = sums.iter().map(|s| s.0).collect();
+                let ds: Vec<f32> = sums.iter().map(|s| s.1).collect();
+                let (mut y, mut dx) = (Vec::new(), Vec::new());
+                let img = c * inner;
+                for i in 0..n {
+                    let r = i * img..(i + 1) * img;
+                    normalize_image(
+                        &xd[r.clone()],
+                        inner,
+                        (&scale, &bias),
+                        (&mean, &rstd),
+                        &mut Sink::Grow(&mut y),
+                    );
+                    let params = (scale.as_slice(), mean.as_slice(), rstd.as_slice());
+                    input_grad_image(
+                        (&xd, &dy),
+                        r,
+                        inner,
+                        (n * inner) as f32,
+                        params,
+                        (&db, &ds),
+                        &mut Sink::Grow(&mut dx),
+                    );
+                }
+                assert_eq!(y.len(), len);
+                assert_eq!(dx.len(), len);
+                vec![mean, rstd, db, ds, y, dx]
+            });
+        }
+    }
 
     /// Two-pass f64 reference: mean, then the mean squared deviation.
     fn two_pass(xd: &[f32], (n, c, inner): (usize, usize, usize), ch: usize) -> (f64, f64) {

@@ -493,7 +493,7 @@ pub(crate) fn accumulate(grads: &mut [Option<Vec<f32>>], node: &Node, gins: ops:
     for (i, g) in node.inputs.iter().zip(gins) {
         if let (Some(i), Some(g)) = (i, g) {
             match &mut grads[*i] {
-                Some(acc) => acc.iter_mut().zip(&g).for_each(|(a, b)| *a += b),
+                Some(acc) => crate::kernels::add_assign(acc, &g),
                 slot => *slot = Some(g),
             }
         }
