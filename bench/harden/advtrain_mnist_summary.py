@@ -69,7 +69,8 @@ def main():
             ax.plot([p[0] for p in pts], [p[1] for p in pts], style[s], color="tab:red", marker="s",
                     label=f"{s} AutoAttack (n={','.join(str(x) for x in limits)})")
     ax.axhline(89, color="grey", lw=0.8, ls=":")
-    ax.text(0.6, 90, "Madry et al. 2018, ~100 epochs, full-width CNN: 89%", fontsize=7, color="grey")
+    ax.set_xticks(range(1, n + 1))
+    ax.text(1, 90.5, "Madry et al. 2018, ~100 epochs, full-width CNN: 89%", fontsize=7, color="grey")
     ax.set_xlabel("epoch (60,000 MNIST digits, PGD-AT eps 0.3)")
     ax.set_ylabel("accuracy on the 1,000-digit test subset (%)")
     ax.set_ylim(0, 100)
