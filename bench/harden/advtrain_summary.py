@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Mean, sd and standard error of the aisec - torch AutoAttack gap per arm
 (own shuffles, one shared data order, torch's orders replayed by aisec)
-over the advtrain_results_torch_e{E}_t{T}_s{seed}[_noshuffle|_torchorder].json
+(and its 95 % confidence interval) over the advtrain_results_torch_e{E}_t{T}_s{seed}[_noshuffle|_torchorder].json
 files that advtrain.py wrote here. Prints a Markdown table.
 
 Usage: python3 bench/harden/advtrain_summary.py [--epochs 15] [--threads 1]
@@ -14,6 +14,15 @@ import os
 import re
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def t975(df):
+    """Two-sided 95 % Student-t quantile (scipy when importable, else the normal 1.96)."""
+    try:
+        from scipy.stats import t
+        return float(t.ppf(0.975, df))
+    except ImportError:
+        return 1.96
 
 
 def stats(xs):
@@ -40,14 +49,15 @@ def main():
             rows.setdefault(arm, {})[int(m.group(1))] = (
                 100 * r["aisec"]["autoattack"], 100 * r["torch"]["autoattack"],
                 100 * r["aisec"]["clean"], 100 * r["torch"]["clean"])
-    print("| arm | seeds | mean gap (points) | sd | SE | aisec AA mean | torch AA mean | aisec clean | torch clean |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| arm | seeds | mean gap (points) | sd | SE | 95% CI | aisec AA mean | torch AA mean | aisec clean | torch clean |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for arm, by_seed in rows.items():
         seeds = sorted(by_seed)
         gaps = [by_seed[s][0] - by_seed[s][1] for s in seeds]
         n, m, sd, se = stats(gaps)
         mean = lambda k: sum(by_seed[s][k] for s in seeds) / n
-        print(f"| {arm} | {n} ({seeds[0]}-{seeds[-1]}) | {m:+.2f} | {sd:.2f} | {se:.2f} | "
+        ci = t975(n - 1) * se if n > 1 else float("nan")
+        print(f"| {arm} | {n} ({seeds[0]}-{seeds[-1]}) | {m:+.2f} | {sd:.2f} | {se:.2f} | {m - ci:+.2f} to {m + ci:+.2f} | "
               f"{mean(0):.2f} | {mean(1):.2f} | {mean(2):.2f} | {mean(3):.2f} |")
     print()
     print("| seed | " + " | ".join(f"gap {arm}" for arm in rows) + " |")
