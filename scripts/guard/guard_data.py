@@ -667,6 +667,11 @@ def training_rows(pz, yz, cz, root, seed=1):
             r = template_app([x + " " + instr], seed * 2000 + j, 1, "template-app+injection")[0]
             r["split"] = s
             rows.append(r)
+    # hard benign rows (scripts/guard/guard_benign.py), on their own random stream
+    import guard_benign
+    import guard_data
+
+    rows += guard_benign.rows(guard_data)
     return rows
 
 
