@@ -239,6 +239,8 @@ pub struct AdvArgs {
     pub checkpoint_every: usize,
 
     /// Continue a run from its checkpoint (file or --checkpoint-dir folder); its settings are used, --epochs may extend it.
+    /// Give the same --model or --arch (and DATA) as the run being resumed: they define the
+    /// architecture, the checkpoint supplies the weights.
     #[arg(long, value_name = "CKPT")]
     pub resume: Option<PathBuf>,
 }

@@ -341,6 +341,12 @@ fn adv_resumes_from_its_checkpoint() {
     let epochs = v["data"]["harden"]["history"]["epochs"].as_array().unwrap();
     assert_eq!(epochs.len(), 2);
     assert_eq!(epochs[1]["epoch"], 2);
+    // Without the architecture (which the checkpoint does not carry), the
+    // usage error names what to give.
+    let no_arch: Vec<&str> = second.iter().skip(2).copied().collect();
+    let r = harden("adv", &no_arch);
+    r.expect_code(2);
+    assert!(r.stderr.contains("--model <MODEL>"), "{}", r.stderr);
     // A plain training checkpoint is refused with a clear error.
     let r = harden(
         "adv",
