@@ -13,7 +13,7 @@ use crate::classifier::Classifier;
 use crate::policy::{Action, DenyPattern, Policy};
 use crate::rules;
 use crate::stage2::SecondStage;
-use crate::text::{approx_tokens, normalise, truncate_bytes};
+use crate::text::{approx_tokens, normalise, truncate_bytes, Normalised};
 
 /// Longest text one scanner call looks at, bytes.
 pub const MAX_SCAN_BYTES: usize = 1 << 20;
@@ -562,9 +562,14 @@ impl Pipeline {
 
     fn scan_input_with(&self, text: &str, injection: bool) -> Vec<Detection> {
         let text = truncate_bytes(text, MAX_SCAN_BYTES);
+        self.scan_normalised(text, &normalise(text), injection)
+    }
+
+    /// [`Pipeline::scan_input_with`] of `text` (already truncated to
+    /// `MAX_SCAN_BYTES`) and its normalised form.
+    fn scan_normalised(&self, text: &str, norm: &Normalised, injection: bool) -> Vec<Detection> {
         let cfg = &self.policy.input;
         let mut out = Vec::new();
-        let norm = normalise(text);
         if cfg.unicode.enabled {
             if norm.invisible > 0 {
                 out.push(Detection {
@@ -665,16 +670,16 @@ impl Pipeline {
     /// deny scanners of a request text. `channel` names the content in the evidence.
     pub fn scan_indirect(&self, text: &str, channel: &str) -> Vec<Detection> {
         let cfg = &self.policy.input.indirect;
+        let text = truncate_bytes(text, MAX_SCAN_BYTES);
+        let norm = normalise(text);
         let mut out: Vec<Detection> = self
-            .scan_input_with(text, false)
+            .scan_normalised(text, &norm, false)
             .into_iter()
             .filter(|d| d.scanner != "injection")
             .collect();
         if !cfg.enabled {
             return out;
         }
-        let text = truncate_bytes(text, MAX_SCAN_BYTES);
-        let norm = normalise(text);
         let mut why = Vec::new();
         let mut score = None;
         if cfg.rules {

@@ -14,7 +14,7 @@
 //! a short tag run ending in U+E007F). They are still removed from the text
 //! the scanners read.
 
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{is_nfkc_quick, IsNormalized, UnicodeNormalization};
 
 /// Longest input the normaliser looks at, in bytes (longer text is truncated).
 pub const MAX_NORMALISE_BYTES: usize = 256 * 1024;
@@ -202,18 +202,41 @@ pub struct Normalised {
 pub fn normalise(input: &str) -> Normalised {
     let input = truncate_bytes(input, MAX_NORMALISE_BYTES);
     let mut out = Normalised::default();
+    // Every homoglyph is outside ASCII: ASCII text has no mixed words, is its own
+    // NFKC form and has nothing invisible in it.
+    let ascii = input.is_ascii();
     // Mixed-script words are counted on the raw text, before folding.
-    for word in input.split(|c: char| !c.is_alphabetic()) {
-        let latin = word.chars().any(|c| c.is_ascii_alphabetic());
-        let conf = word.chars().any(|c| confusable_to_latin(c).is_some());
-        if latin && conf {
-            out.mixed_words += 1;
+    if !ascii {
+        for word in input.split(|c: char| !c.is_alphabetic()) {
+            let latin = word.chars().any(|c| c.is_ascii_alphabetic());
+            let conf = word.chars().any(|c| confusable_to_latin(c).is_some());
+            if latin && conf {
+                out.mixed_words += 1;
+            }
         }
     }
     let mut text = String::with_capacity(input.len());
     let mut last_space = true;
-    let chars: Vec<char> = input.nfkc().collect();
+    // A text the quick check finds normalised is its own NFKC form (UAX #15).
+    let chars: Vec<char> = if ascii || is_nfkc_quick(input.chars()) == IsNormalized::Yes {
+        input.chars().collect()
+    } else {
+        input.nfkc().collect()
+    };
     for (k, &c) in chars.iter().enumerate() {
+        if c.is_ascii() {
+            // The same steps as below for an ASCII char: never invisible or a homoglyph.
+            if c.is_whitespace() {
+                if !last_space {
+                    text.push(' ');
+                    last_space = true;
+                }
+            } else {
+                text.push(c.to_ascii_lowercase());
+                last_space = false;
+            }
+            continue;
+        }
         if is_invisible(c) {
             if benign_invisible(&chars, k) {
                 continue;
@@ -331,6 +354,10 @@ mod tests {
     #[test]
     fn nfkc_fullwidth() {
         assert_eq!(normalise("ｉｇｎｏｒｅ").text, "ignore");
+        // composed by NFKC (the quick check says "maybe"), already NFKC, ASCII
+        assert_eq!(normalise("Cafe\u{301} ﬁ").text, "caf\u{e9} fi");
+        assert_eq!(normalise("Caf\u{e9}  Ω").text, "caf\u{e9} ω");
+        assert_eq!(normalise(" A\tB\x0b\x1fC \r\n").text, "a b \x1fc");
     }
 
     #[test]
