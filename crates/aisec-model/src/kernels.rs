@@ -4,6 +4,7 @@
 //! for document processing"), pooling and broadcasting helpers.
 
 use crate::simd;
+use crate::tapconv::{self, TapGrad, TapSum};
 use rayon::prelude::*;
 
 /// `C = alpha * A·B + beta * C` with arbitrary strides; bounds are checked.
@@ -595,6 +596,30 @@ impl Stacked {
         }
     }
 
+    /// [`Stacked::stack`] with the channel innermost: `buf[position * ch +
+    /// channel]` over the same stacked positions (`tapconv::TapGrad`).
+    fn stack_t(&self, src: &[f32], ch: usize, buf: &mut Vec<f32>) {
+        if buf.len() != ch * self.len {
+            buf.clear();
+            buf.resize(ch * self.len, 0.0);
+        }
+        let hw = self.h * self.w;
+        for (j, img) in src
+            .chunks_exact((ch * hw).max(1))
+            .take(self.cnt)
+            .enumerate()
+        {
+            for (c, plane) in img.chunks_exact(hw.max(1)).enumerate() {
+                for (y, row) in plane.chunks_exact(self.w.max(1)).enumerate() {
+                    let d = (self.q0 + self.out_pos(j, y)) * ch + c;
+                    for (k, &v) in row.iter().enumerate() {
+                        buf[d + k * ch] = v;
+                    }
+                }
+            }
+        }
+    }
+
     /// Copies the image pixels of a wide result `wide[ch, cols]` out to
     /// `dst[cnt, ch, h, w]`.
     fn unstack(&self, wide: &[f32], ch: usize, dst: &mut [f32]) {
@@ -664,24 +689,38 @@ fn direct_fwd_chunk(
     // Every column is written by the first tap's GEMM (beta 0), so the
     // wide buffer needs no zeroing.
     let wide = scratch(wide, m * st.cols);
-    for t in 0..taps {
-        let beta = if t == 0 { 0.0 } else { 1.0 };
-        gemm(
-            m,
-            g.c,
-            st.cols,
-            1.0,
-            &wt[t..],
-            kk,
-            taps,
-            &xs[st.view(t, 1)..],
-            st.len,
-            1,
-            beta,
-            wide,
-            st.cols,
-            1,
-        );
+    let view: Vec<usize> = (0..taps).map(|t| st.view(t, 1)).collect();
+    let direct = TapSum {
+        w: wt,
+        rsw: kk,
+        csw: taps,
+        rows: m,
+        inner: g.c,
+        src: xs,
+        ld: st.len,
+        view: &view,
+        cols: st.cols,
+    };
+    if !tapconv::run(&direct, wide) {
+        for (t, &v) in view.iter().enumerate() {
+            let beta = if t == 0 { 0.0 } else { 1.0 };
+            gemm(
+                m,
+                g.c,
+                st.cols,
+                1.0,
+                &wt[t..],
+                kk,
+                taps,
+                &xs[v..],
+                st.len,
+                1,
+                beta,
+                wide,
+                st.cols,
+                1,
+            );
+        }
     }
     st.unstack_to(wide, m, bias, out);
 }
@@ -978,29 +1017,68 @@ fn conv_bwd_cols(
                 let taps = g.kh * g.kw;
                 st.stack(&dy[i0 * m * ohw..(i0 + cnt) * m * ohw], m, xs);
                 let wide = scratch(col, g.c * st.cols);
-                for t in 0..taps {
-                    let beta = if t == 0 { 0.0 } else { 1.0 };
-                    gemm(
-                        g.c,
-                        m,
-                        st.cols,
-                        1.0,
-                        &wt[t..],
-                        taps,
-                        kk,
-                        &xs[st.view(t, -1)..],
-                        st.len,
-                        1,
-                        beta,
-                        wide,
-                        st.cols,
-                        1,
-                    );
+                let view: Vec<usize> = (0..taps).map(|t| st.view(t, -1)).collect();
+                let direct = TapSum {
+                    w: &wt,
+                    rsw: taps,
+                    csw: kk,
+                    rows: g.c,
+                    inner: m,
+                    src: xs,
+                    ld: st.len,
+                    view: &view,
+                    cols: st.cols,
+                };
+                if !tapconv::run(&direct, wide) {
+                    for (t, &v) in view.iter().enumerate() {
+                        let beta = if t == 0 { 0.0 } else { 1.0 };
+                        gemm(
+                            g.c,
+                            m,
+                            st.cols,
+                            1.0,
+                            &wt[t..],
+                            taps,
+                            kk,
+                            &xs[v..],
+                            st.len,
+                            1,
+                            beta,
+                            wide,
+                            st.cols,
+                            1,
+                        );
+                    }
                 }
                 st.unstack(wide, g.c, dxc);
             }
             if !need_dw {
                 return;
+            }
+            // The weight gradient without im2col where the CPU allows
+            // (`tapconv::run_dw`): the chunk's input stacked with the
+            // channel innermost, read in place.
+            if tapconv::available() && groups == 1 {
+                let st = Stacked::new(g, cnt);
+                st.stack_t(&x[i0 * in_sz..(i0 + cnt) * in_sz], g.c, dyt);
+                let taps = g.kh * g.kw;
+                let view: Vec<usize> = (0..taps).map(|t| st.view(t, 1)).collect();
+                let runs: Vec<(usize, usize, usize)> = (0..cnt)
+                    .flat_map(|j| (0..st.h).map(move |y| (j, y)))
+                    .map(|(j, y)| (st.out_pos(j, y), (i0 + j) * m * ohw + y * st.w, st.w))
+                    .collect();
+                let grad = TapGrad {
+                    dy,
+                    m,
+                    ohw,
+                    xt: dyt,
+                    c: g.c,
+                    view: &view,
+                    runs: &runs,
+                };
+                if tapconv::run_dw(&grad, acc) {
+                    return;
+                }
             }
         }
         // Gather dY of the chunk as [m, cols] (a plain view for one image).
@@ -1982,5 +2060,58 @@ mod tests {
             }
         }
         assert_eq!(taken, 4);
+    }
+
+    /// The direct path's tap sums and weight gradient through
+    /// `tapconv` (AVX2 + FMA) give the bits of the GEMM loops they replace
+    /// (`simd::force(false)` turns `tapconv` off), and its weight gradient
+    /// the bits of the im2col GEMM, on odd shapes and on the ResNet's.
+    #[test]
+    fn tapconv_path_is_bit_identical() {
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        let mut cases: Vec<(Geom, usize, usize, usize)> = geoms()
+            .into_iter()
+            .filter(|(g, groups)| Stacked::applies(g, *groups))
+            .map(|(g, groups)| (g, groups, 5, 3))
+            .collect();
+        let p = |c, h| Geom::plane(c, [h, h], [3, 3], [1, 1], [1, 1], [1, 1], [h, h]);
+        cases.push((p(16, 28), 1, 16, 3));
+        cases.push((p(32, 14), 1, 32, 5));
+        cases.push((p(9, 11), 1, 6, 4));
+        for (g, groups, m, n) in cases {
+            let x = data(n * g.c * g.h * g.w, 7);
+            let w = data(m * g.c * g.kh * g.kw, 8);
+            let dy = data(n * m * g.oh * g.ow, 9);
+            let a = ConvArgs {
+                x: &x,
+                n,
+                g: &g,
+                groups,
+                wt: &w,
+                m,
+            };
+            for min_cols in [1, 2 * g.oh * g.ow, 1 << 22] {
+                let run = |direct: bool| {
+                    let y = conv_fwd_cols(&a, None, min_cols, direct);
+                    let (dx, dw, _) = conv_bwd_cols(&a, &dy, [true, true, false], min_cols, direct);
+                    (y, dx.unwrap_or_default(), dw.unwrap_or_default())
+                };
+                assert!(simd::force(false));
+                let loops = run(true);
+                let im2col = run(false);
+                if !simd::force(true) || !tapconv::available() {
+                    return;
+                }
+                let fast = run(true);
+                assert_eq!(bits(&fast.0), bits(&loops.0), "forward {g:?}");
+                assert_eq!(bits(&fast.1), bits(&loops.1), "input gradient {g:?}");
+                assert_eq!(bits(&fast.2), bits(&loops.2), "weight gradient {g:?}");
+                assert_eq!(
+                    bits(&fast.2),
+                    bits(&im2col.2),
+                    "weight gradient vs im2col {g:?}"
+                );
+            }
+        }
     }
 }

@@ -31,6 +31,7 @@ pub mod safetensors;
 mod simd;
 pub mod spec;
 pub mod special;
+mod tapconv;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 pub mod train;
