@@ -83,9 +83,8 @@ def run_variant(XA, rows, nwins, first, C, out_dir, variant):
     os.makedirs(out_dir, exist_ok=True)
     train = [r for r in rows if r["split"] == "train"]
     val = [r for r in rows if r["split"] == "val"]
-    for name, srcs in GROUPS.items():
-        if only and name not in only:
-            continue
+    for name in only or list(GROUPS):
+        srcs = GROUPS[name]
         t0 = time.process_time()
         tr = [r for r in train if r["source"] not in srcs]
         va = [r for r in val if r["source"] not in srcs]
