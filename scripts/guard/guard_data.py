@@ -672,6 +672,17 @@ def training_rows(pz, yz, cz, root, seed=1):
     import guard_data
 
     rows += guard_benign.rows(guard_data)
+    # more injection styles and positions, with benign look-alikes in the same places
+    # (scripts/guard/guard_styles.py; own random stream, rows tagged "styles"). Off by default: the shipped
+    # model is trained without them; AISEC_GUARD_STYLES=1 adds them (the candidate compared in
+    # bench/guard/QUALITY-notes.md).
+    if os.environ.get("AISEC_GUARD_STYLES", "0") == "1":
+        import guard_styles
+
+        reqs = [(r["text"], r["split"], r["source"]) for r in rows if r["label"] == 0 and r["kind"] in ("chat", "prompt", "question")
+                and r["source"] in ("chatterbot-corpus", "authored-chat", "authored-prompts", "s-labs", "neuralchemy")]
+        rows += guard_styles.rows(guard_data, docs, reqs)
+        rows += guard_styles.multilingual_chat(guard_data, cz)
     return rows
 
 

@@ -147,10 +147,94 @@ def row_scores(X, rowptr, w, b):
     return np.maximum.reduceat(p, rowptr[:-1])
 
 
+
+def scores_of(XA, rs, nwins, first, w, b):
+    """Max-over-windows scores of the rows `rs` (their windows are rows of XA)."""
+    import numpy as np
+
+    idx = np.concatenate([np.arange(first(r), first(r) + nwins(r)) for r in rs])
+    ptr = np.concatenate([[0], np.cumsum([nwins(r) for r in rs])])
+    return row_scores(XA[idx], ptr, w, b)
+
+
+def fit_mil(XA, train, nwins, first, C):
+    """Fits the window classifier on the training rows `train`: a first model, then one round of
+    multiple-instance relabelling (the two windows it scores highest stand for a long attack)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    # source weights: every (source, label) group of the training split carries comparable mass
+    gsize = Counter((r["source"], r["label"]) for r in train)
+
+    def weight(r):
+        n = gsize[(r["source"], r["label"])]
+        return min(3.0, max(0.3, 1500.0 / n))
+
+    def build(pos_windows):
+        sel, y, sw = [], [], []
+        for i, r in enumerate(train):
+            n, f0 = nwins(r), first(r)
+            if n == 1:
+                sel.append(f0); y.append(r["label"]); sw.append(weight(r))
+            elif r["label"] == 0:
+                step = max(1, n // 8)
+                chosen = list(range(0, n, step))[:8]
+                for j in chosen:
+                    sel.append(f0 + j); y.append(0); sw.append(weight(r) / len(chosen) * 2)
+            else:
+                for j in pos_windows.get(i, [0]):
+                    sel.append(f0 + j); y.append(1); sw.append(weight(r))
+        return XA[np.array(sel)], np.array(y), np.array(sw)
+
+    def fit(pos):
+        X, y, sw = build(pos)
+        m = LogisticRegression(C=C, solver="liblinear", max_iter=300)
+        m.fit(X, y, sample_weight=sw)
+        return m
+
+    m1 = fit({})
+    w1 = m1.coef_[0]
+    pos = {}
+    for i, r in enumerate(train):
+        if r["label"] == 1 and nwins(r) > 1:
+            sc = XA[first(r):first(r) + nwins(r)] @ w1
+            top = sorted(range(len(sc)), key=lambda j: -sc[j])[:2]
+            pos[i] = top
+    return fit(pos)
+
+
+def choose_threshold(vs, val):
+    """Decision threshold (best validation F1 with benign FPR <= 0.01 and chat FPR <= 0.005) and
+    the short-text threshold (lowest >= threshold keeping short benign FPR <= 0.005), validation only."""
+    import numpy as np
+
+    vy = np.array([r["label"] for r in val])
+    vchat = np.array([r["kind"] == "chat" for r in val])
+    best = None
+    for th in np.arange(0.30, 0.99, 0.01):
+        pred = vs >= th
+        tp = int(np.sum(pred & (vy == 1))); fp = int(np.sum(pred & (vy == 0))); fn = int(np.sum(~pred & (vy == 1)))
+        fpr = fp / max(1, int(np.sum(vy == 0)))
+        chat_fpr = int(np.sum(pred & vchat)) / max(1, int(np.sum(vchat)))
+        f1 = 2 * tp / max(1, 2 * tp + fp + fn)
+        ok = fpr <= 0.01 and chat_fpr <= 0.005
+        key = (ok, f1)
+        if best is None or key > best[0]:
+            best = (key, float(th), f1, fpr, chat_fpr)
+    threshold = round(best[1], 2)
+    short = np.array([len(normalise(r["text"]).split(" ")) < SHORT_WORDS for r in val])
+    short_th = threshold
+    for th in np.arange(threshold, 0.99, 0.01):
+        fp = int(np.sum((vs >= th) & short & (vy == 0)))
+        if fp / max(1, int(np.sum(short & (vy == 0)))) <= 0.005:
+            short_th = round(float(th), 2)
+            break
+    return threshold, best, short_th
+
+
 def main():
     ensure_venv()
     import numpy as np
-    from sklearn.linear_model import LogisticRegression
 
     sys.path.insert(0, HERE)
     import guard_data as gd
@@ -194,78 +278,17 @@ def main():
     train = [r for r in rows if r["split"] == "train"]
     val = [r for r in rows if r["split"] == "val"]
 
-    # source weights: every (source, label) group of the training split carries comparable mass
-    gsize = Counter((r["source"], r["label"]) for r in train)
-
-    def weight(r):
-        n = gsize[(r["source"], r["label"])]
-        return min(3.0, max(0.3, 1500.0 / n))
-
-    def build(pos_windows):
-        sel, y, sw = [], [], []
-        for i, r in enumerate(train):
-            n, f0 = nwins(r), first(r)
-            if n == 1:
-                sel.append(f0); y.append(r["label"]); sw.append(weight(r))
-            elif r["label"] == 0:
-                step = max(1, n // 8)
-                chosen = list(range(0, n, step))[:8]
-                for j in chosen:
-                    sel.append(f0 + j); y.append(0); sw.append(weight(r) / len(chosen) * 2)
-            else:
-                for j in pos_windows.get(i, [0]):
-                    sel.append(f0 + j); y.append(1); sw.append(weight(r))
-        return XA[np.array(sel)], np.array(y), np.array(sw)
-
-    def fit(pos, C):
-        X, y, sw = build(pos)
-        m = LogisticRegression(C=C, solver="liblinear", max_iter=300)
-        m.fit(X, y, sample_weight=sw)
-        return m
-
-    def scores(rs, w, b):
-        idx = np.concatenate([np.arange(first(r), first(r) + nwins(r)) for r in rs])
-        ptr = np.concatenate([[0], np.cumsum([nwins(r) for r in rs])])
-        return row_scores(XA[idx], ptr, w, b)
-
     C = float(os.environ.get("AISEC_GUARD_C", "4.0"))
-    m1 = fit({}, C)
-    w1 = m1.coef_[0]
-    b1 = float(m1.intercept_[0])
-    pos = {}
-    for i, r in enumerate(train):
-        if r["label"] == 1 and nwins(r) > 1:
-            sc = XA[first(r):first(r) + nwins(r)] @ w1
-            top = sorted(range(len(sc)), key=lambda j: -sc[j])[:2]
-            pos[i] = top
-    model = fit(pos, C)
+    model = fit_mil(XA, train, nwins, first, C)
     w = model.coef_[0].astype("<f2").astype(np.float64)
     bias = float(np.float32(model.intercept_[0]))
 
+    def scores(rs, w, b):
+        return scores_of(XA, rs, nwins, first, w, b)
+
     # ---- threshold on the validation split only
     vs = scores(val, w, bias)
-    vy = np.array([r["label"] for r in val])
-    vchat = np.array([r["kind"] == "chat" for r in val])
-    best = None
-    for th in np.arange(0.30, 0.99, 0.01):
-        pred = vs >= th
-        tp = int(np.sum(pred & (vy == 1))); fp = int(np.sum(pred & (vy == 0))); fn = int(np.sum(~pred & (vy == 1)))
-        fpr = fp / max(1, int(np.sum(vy == 0)))
-        chat_fpr = int(np.sum(pred & vchat)) / max(1, int(np.sum(vchat)))
-        f1 = 2 * tp / max(1, 2 * tp + fp + fn)
-        ok = fpr <= 0.01 and chat_fpr <= 0.005
-        key = (ok, f1)
-        if best is None or key > best[0]:
-            best = (key, float(th), f1, fpr, chat_fpr)
-    threshold = round(best[1], 2)
-    # short texts: the lowest threshold >= threshold that keeps validation short benign FPR <= 0.005
-    short = np.array([len(normalise(r["text"]).split(" ")) < SHORT_WORDS for r in val])
-    short_th = threshold
-    for th in np.arange(threshold, 0.99, 0.01):
-        fp = int(np.sum((vs >= th) & short & (vy == 0)))
-        if fp / max(1, int(np.sum(short & (vy == 0)))) <= 0.005:
-            short_th = round(float(th), 2)
-            break
+    threshold, best, short_th = choose_threshold(vs, val)
     print(f"validation: threshold {threshold} F1 {best[2]:.4f} FPR {best[3]:.4f} chat FPR {best[4]:.4f}; short threshold {short_th}")
 
     # AISEC_GUARD_MODEL_OUT writes the model elsewhere (the reproducibility check retrains twice and compares bytes)
@@ -315,6 +338,11 @@ def main():
         for r, p in zip(docs, sc):
             f.write(json.dumps({"text": r["text"], "label": r["label"], "source": r["source"], "kind": r["kind"], "py_score": float(p)}, ensure_ascii=False) + "\n")
     print(f"wrote {work}/test.jsonl, val.jsonl, eval.jsonl, fresh.jsonl, train_sample.jsonl ({len(sample)} rows) and train_docs.jsonl ({len(docs)} rows)")
+    if os.environ.get("AISEC_GUARD_LOSO"):
+        # leave-one-source-out on the same features (scripts/guard/loso.py)
+        import loso
+
+        loso.run(XA, rows, nwins, first, C, WORK)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,108 @@
+"""Leave-one-source-out for the guard's fast classifier (issue 17: does it generalise?).
+
+Run through the trainer, which builds the rows and their Rust features once:
+    AISEC_GUARD_LOSO=1 AISEC_GUARD_WORK=/tmp/x python3 scripts/guard/train_classifier.py
+For every group of training sources G: the classifier is fitted exactly as the shipped one
+(train_classifier.fit_mil) on the training split WITHOUT G, its threshold chosen on the
+validation split without G (train_classifier.choose_threshold), and G's validation and test
+rows are scored. Rows a candidate corpus adds (field `tag`) are scored too but kept apart, so
+two corpora are compared on the same rows. Writes WORK/loso/<group>.jsonl (one line per scored
+row: text, label, source, kind, split, tag, score, threshold) and prints a table; compare two
+runs with scripts/guard/loso_report.py. No model is written.
+
+Leave-one-group-out is the usual check of transfer to an unseen domain (e.g. Gulrajani and
+Lopez-Paz 2021, "In search of lost domain generalization"); here it measures whether the
+model learnt the instruction, or the style of the sources it saw.
+"""
+import json
+import os
+import re
+
+# groups of training sources; attack-only sources stand alone (their rows measure recall)
+GROUPS = {
+    "s-labs": ["s-labs"],
+    "neuralchemy": ["neuralchemy"],
+    "yanismiraoui": ["yanismiraoui"],
+    "pyrit-jailbreak-templates": ["pyrit-jailbreak-templates"],
+    "chatterbot-corpus": ["chatterbot-corpus", "chatterbot-multilingual"],
+    "authored-chat+prompts": ["authored-chat", "authored-prompts"],
+    "authored-template-app": ["authored-template-app"],
+    "documents": ["documents"],
+    "man-pages": ["man-pages"],
+    "debian-docs": ["debian-docs"],
+}
+
+_DISCARD = re.compile(r"\b(ignore|disregard|forget|skip|stop (reading|summari[sz]ing))\b[^.\n]{0,40}\b(rest|above|previous|prior|everything|earlier|remaining|document|data|context)\b", re.I)
+_TURN = re.compile(r"\n\s*(\[?(user|human|assistant|system|admin|bot|q)\]?\s*[:>]|###\s*(instruction|response)|<(user|assistant)>|<\|im_start\|>)", re.I)
+_NOTE = re.compile(r"\[\s*system[^\]]*\]|note to (any |the )?(ai|automated|assistant|model|llm|reviewer)|message for the|hidden (note|instruction)|<!--|\battention (llm|ai|assistant)", re.I)
+_COND = re.compile(r"\b(if|when|whenever)\b (the |a |any )?(user|anyone|you are (an? )?(ai|asked)|asked to|summari[sz]ing|the user requests)", re.I)
+_ROLE = re.compile(r"\b(pretend|role-?play|act as|you are now|two (entities|characters)|dan\b|developer mode|cipher|base64|rot13|caesar|morse)", re.I)
+
+
+def error_class(r):
+    """The issue-17 error class of a row (its kind, refined by what the text carries)."""
+    t, k = r["text"], r["kind"]
+    words = len(t.split())
+    if r["label"] == 0:
+        if k == "chat" or words < 8:
+            return "benign short chat (<8 words)"
+        if k == "document":
+            return "benign document"
+        if k == "template-app":
+            return "benign template-app input"
+        return "benign " + ("question/prompt" if k in ("question", "prompt", "instruction", "persona-prompt") else k)
+    if k in ("document+injection", "template-app+injection"):
+        where = "doc" if k == "document+injection" else "template-app"
+        for name, rx in (("fake dialogue turn", _TURN), ("discard-the-rest order", _DISCARD), ("note to automated reader", _NOTE), ("conditional order", _COND)):
+            if rx.search(t):
+                return f"{where}+injection: {name}"
+        return f"{where}+injection: other"
+    if k == "roleplay-jailbreak" or _ROLE.search(t):
+        return "role-play / persona / cipher jailbreak"
+    return "plain injection"
+
+
+def run(XA, rows, nwins, first, C, work):
+    """Runs leave-one-source-out for each corpus variant: `shipped` (the rows without a `tag`, the
+    shipped model's corpus) and `all` (every row), sharing one feature matrix.
+    AISEC_GUARD_LOSO_VARIANTS and AISEC_GUARD_LOSO_GROUPS (comma lists) pick a subset."""
+    variants = [v for v in os.environ.get("AISEC_GUARD_LOSO_VARIANTS", "shipped,all").split(",") if v]
+    for v in variants:
+        rs = [r for r in rows if not r.get("tag")] if v == "shipped" else rows
+        run_variant(XA, rs, nwins, first, C, os.path.join(work, "loso-" + v), v)
+
+
+def run_variant(XA, rows, nwins, first, C, out_dir, variant):
+    import time
+
+    import numpy as np
+
+    import train_classifier as tc
+
+    only = [g for g in os.environ.get("AISEC_GUARD_LOSO_GROUPS", "").split(",") if g]
+    os.makedirs(out_dir, exist_ok=True)
+    train = [r for r in rows if r["split"] == "train"]
+    val = [r for r in rows if r["split"] == "val"]
+    for name in only or list(GROUPS):
+        srcs = GROUPS[name]
+        t0 = time.process_time()
+        tr = [r for r in train if r["source"] not in srcs]
+        va = [r for r in val if r["source"] not in srcs]
+        held = [r for r in rows if r["source"] in srcs and r["split"] in ("val", "test")]
+        model = tc.fit_mil(XA, tr, nwins, first, C)
+        w = model.coef_[0].astype("<f2").astype(np.float64)
+        b = float(np.float32(model.intercept_[0]))
+        th, best, short_th = tc.choose_threshold(tc.scores_of(XA, va, nwins, first, w, b), va)
+        sc = tc.scores_of(XA, held, nwins, first, w, b)
+        with open(os.path.join(out_dir, name + ".jsonl"), "w", encoding="utf-8") as f:
+            for r, p in zip(held, sc):
+                short = len(tc.normalise(r["text"]).split(" ")) < tc.SHORT_WORDS
+                f.write(json.dumps({"text": r["text"], "label": r["label"], "source": r["source"], "kind": r["kind"], "split": r["split"],
+                                    "tag": r.get("tag", ""), "score": float(p), "threshold": short_th if short else th}, ensure_ascii=False) + "\n")
+        base = [(r, p) for r, p in zip(held, sc) if not r.get("tag")]
+        y = np.array([r["label"] for r, _ in base])
+        pred = np.array([p >= (short_th if len(tc.normalise(r["text"]).split(" ")) < tc.SHORT_WORDS else th) for r, p in base])
+        tp = int(np.sum(pred & (y == 1))); fp = int(np.sum(pred & (y == 0))); fn = int(np.sum(~pred & (y == 1)))
+        nb = int(np.sum(y == 0))
+        print(f"LOSO {variant:8s} {name:26s} cpu {time.process_time() - t0:5.0f}s train {len(tr):6d} held {len(base):5d} th {th:.2f}/{short_th:.2f} recall {tp / max(1, tp + fn):.3f} "
+              f"FPR {fp / max(1, nb):.4f} ({fp}/{nb}) F1 {2 * tp / max(1, 2 * tp + fp + fn):.3f}", flush=True)
