@@ -5,12 +5,13 @@
 //! gracefully, letting in-flight requests finish. SIGHUP (and, unless
 //! `--watch-ms 0`, a change of the policy file) reloads the policy; an
 //! invalid new policy is logged and the old one stays. The audit log is
-//! JSON on stderr.
+//! JSON on stderr, and so are the start and shutdown lines.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use aisec_guard::audit::{AuditLevel, AuditLog};
 use aisec_guard::{Policy, StartOptions};
 
 /// Arguments of `aisec guard`.
@@ -72,9 +73,18 @@ pub fn run(args: GuardArgs) -> anyhow::Result<i32> {
         .build()?;
     rt.block_on(async move {
         let guard = aisec_guard::start(policy, opts).await?;
-        eprintln!("aisec guard listening on http://{}", guard.addr);
+        // In the audit log's own line format: stderr is its default sink,
+        // and it stays JSON lines from the first line to the last.
+        let say = AuditLog::stderr(AuditLevel::All);
+        say.write(
+            "listening",
+            serde_json::json!({ "url": format!("http://{}", guard.addr) }),
+        );
         shutdown_signal().await;
-        eprintln!("aisec guard: shutting down (finishing in-flight requests)");
+        say.write(
+            "shutdown",
+            serde_json::json!({ "message": "finishing in-flight requests" }),
+        );
         guard.shutdown().await?;
         Ok::<i32, anyhow::Error>(0)
     })

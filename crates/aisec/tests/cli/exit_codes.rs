@@ -125,3 +125,42 @@ fn quiet_leaves_only_the_report() {
     // The narration's own line breaks are real, not shown escaped.
     assert!(!r.stderr.contains("\\n"), "{}", r.stderr);
 }
+
+#[cfg(unix)]
+#[test]
+fn guard_stderr_is_json_lines_from_start_to_shutdown() {
+    use std::io::BufRead;
+    // Nothing needs to answer upstream: no request is sent.
+    let mut child = aisec(&[
+        "guard",
+        "--upstream",
+        "http://127.0.0.1:9",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .spawn();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
+    // Wait for the start line (or the end of stderr), then stop the guard
+    // as Ctrl-C would.
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let listening = line.contains("\"listening\"");
+        seen.push(line);
+        if listening {
+            break;
+        }
+    }
+    interrupt_after(&child, 0);
+    seen.extend(lines.map(|l| l.unwrap()));
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{seen:#?}");
+    let events: Vec<serde_json::Value> = seen
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let named = |name: &str| events.iter().any(|v| v["event"].as_str() == Some(name));
+    assert!(named("listening"), "{seen:#?}");
+    assert!(named("shutdown"), "{seen:#?}");
+}
