@@ -84,7 +84,7 @@ fn b64(s: &[u8]) -> String {
             out.push(A[(n >> (18 - 6 * k) & 63) as usize] as char);
         }
     }
-    while out.len() % 4 != 0 {
+    while out.len() & 3 != 0 {
         out.push('=');
     }
     out
@@ -137,8 +137,11 @@ fn url_encode(s: &str) -> String {
         .collect()
 }
 
+/// One obfuscation: its name and the function that applies it.
+type Transform = (&'static str, fn(&str) -> String);
+
 /// The obfuscations applied to each row of the synthetic set.
-fn transforms() -> Vec<(&'static str, fn(&str) -> String)> {
+fn transforms() -> Vec<Transform> {
     vec![
         ("base64", |t| b64(t.as_bytes())),
         ("base64 in a request", |t| {
