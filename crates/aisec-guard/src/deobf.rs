@@ -199,11 +199,6 @@ fn changed_part(text: &str, view: String) -> String {
     view.get(start..end).map(str::to_string).unwrap_or(view)
 }
 
-/// Whether [`views`] would find something to undo (the same work).
-pub fn has_views(text: &str) -> bool {
-    !views(text).is_empty()
-}
-
 /// What one pass over a text says is worth trying.
 #[derive(Default)]
 struct Hints {
