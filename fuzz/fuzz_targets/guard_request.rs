@@ -2,13 +2,16 @@
 //! first line of the input), request-body screening (the rest, parsed with
 //! the guard's bounded JSON reader and screened as a chat and as a
 //! completion request), and the bounded decoder of compressed upstream
-//! responses (the rest as gzip and deflate).
+//! responses (the rest as gzip and deflate), and the de-obfuscation views
+//! (`aisec_guard::deobf::views`) of the whole input as text.
 //! Invariants checked: a normalised path has no dot or empty segments and
-//! normalises to itself.
+//! normalises to itself; there are at most `MAX_VIEWS` views, each at most as
+//! long as the (truncated) input, with one or two decodings each.
 #![no_main]
 use std::sync::OnceLock;
 
 use aisec_guard::decode::BodyDecoder;
+use aisec_guard::deobf;
 use aisec_guard::policy::Policy;
 use aisec_guard::proxy::{screen_input, RouteKind};
 use aisec_guard::serve::normalize_path;
@@ -45,6 +48,14 @@ fuzz_target!(|data: &[u8]| {
                 let _ = screen_input(p, kind, &v);
             }
         }
+    }
+    let text = String::from_utf8_lossy(data);
+    let cap = text.len().min(deobf::MAX_INPUT_BYTES);
+    let views = deobf::views(&text);
+    assert!(views.len() <= deobf::MAX_VIEWS);
+    for v in &views {
+        assert!(v.text.len() <= cap, "view longer than its input");
+        assert!(!v.chain.is_empty() && v.chain.len() <= deobf::MAX_DEPTH);
     }
     for coding in [Some("gzip"), Some("deflate")] {
         if let Ok(out) = BodyDecoder::decode_all(coding, body, 1 << 20) {

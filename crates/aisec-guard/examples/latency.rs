@@ -9,6 +9,7 @@
 //! spent waiting for a core, the CPU time is the guard's own cost.
 //!
 //! Usage: cargo run --release -p aisec-guard --example latency -- FILE.jsonl [REPEATS]
+//! (`AISEC_GUARD_DEOBF=0` turns `[input.injection] deobfuscate` off for A/B runs).
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
 #![allow(unsafe_code)] // One libc call: the thread's CPU clock.
@@ -94,7 +95,12 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
-    let p = Pipeline::new(Policy::default_for("http://127.0.0.1:9"));
+    // AISEC_GUARD_DEOBF=0: without the decoded views of obfuscated text (for A/B runs).
+    let mut policy = Policy::default_for("http://127.0.0.1:9");
+    if std::env::var("AISEC_GUARD_DEOBF").as_deref() == Ok("0") {
+        policy.input.injection.deobfuscate = false;
+    }
+    let p = Pipeline::new(policy);
     // Warm up (lazy statics, caches).
     for t in texts.iter().take(50) {
         std::hint::black_box(p.scan_input(t));
@@ -105,6 +111,12 @@ fn main() -> anyhow::Result<()> {
         &texts,
         repeats,
         &|t| p.scan_input(t).len(),
+    );
+    measure(
+        "prompt: de-obfuscation views alone (deobf::views)",
+        &texts,
+        repeats,
+        &|t| aisec_guard::deobf::views(t).len(),
     );
     measure("prompt: classifier alone", &texts, repeats, &|t| {
         (p.classifier_score(t) > 0.5) as usize

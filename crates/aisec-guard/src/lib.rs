@@ -19,6 +19,7 @@ pub mod audit;
 pub mod classifier;
 pub mod decode;
 pub mod demo;
+pub mod deobf;
 pub mod error;
 pub mod metrics;
 pub mod modelmon;

@@ -283,6 +283,11 @@ pub struct InjectionConfig {
     /// validation data to keep short benign chat turns through) when absent.
     #[serde(default)]
     pub short_threshold: Option<f32>,
+    /// Also score decoded views of obfuscated text (base64, hex, escapes,
+    /// ROT13, reversal, leetspeak, spaced letters) with the rules and the
+    /// classifier; the worse verdict counts (`AISEC-GUARD-006`).
+    #[serde(default = "yes")]
+    pub deobfuscate: bool,
 }
 
 impl Default for InjectionConfig {
@@ -295,6 +300,7 @@ impl Default for InjectionConfig {
             threshold: None,
             classifier_min_words: None,
             short_threshold: None,
+            deobfuscate: true,
         }
     }
 }
