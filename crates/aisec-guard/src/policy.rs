@@ -285,7 +285,9 @@ pub struct InjectionConfig {
     pub short_threshold: Option<f32>,
     /// Also score decoded views of obfuscated text (base64, hex, escapes,
     /// ROT13, reversal, leetspeak, spaced letters) with the rules and the
-    /// classifier; the worse verdict counts (`AISEC-GUARD-006`).
+    /// classifier; the worse verdict counts (`AISEC-GUARD-006`). Views are
+    /// scored only when the text itself did not already trip the injection
+    /// rules or classifier.
     #[serde(default = "yes")]
     pub deobfuscate: bool,
 }
