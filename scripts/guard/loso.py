@@ -146,7 +146,9 @@ def run_variant(XA, rows, nwins, first, C, out_dir, variant):
                 short = len(tc.normalise(r["text"]).split(" ")) < tc.SHORT_WORDS
                 f.write(json.dumps({"text": r["text"], "label": r["label"], "source": r["source"], "kind": r["kind"], "split": r["split"],
                                     "tag": r.get("tag", ""), "score": float(p), "threshold": short_th if short else th}, ensure_ascii=False) + "\n")
-        base = [(r, p) for r, p in zip(held, sc) if not r.get("tag")]
+        # the printed line: the rows without a tag (comparable across corpus variants), or all held rows
+        # when the group is a candidate's own (every row tagged)
+        base = [(r, p) for r, p in zip(held, sc) if not r.get("tag")] or list(zip(held, sc))
         y = np.array([r["label"] for r, _ in base])
         pred = np.array([p >= (short_th if len(tc.normalise(r["text"]).split(" ")) < tc.SHORT_WORDS else th) for r, p in base])
         tp = int(np.sum(pred & (y == 1))); fp = int(np.sum(pred & (y == 0))); fn = int(np.sum(~pred & (y == 1)))

