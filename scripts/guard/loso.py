@@ -30,7 +30,13 @@ GROUPS = {
     "documents": ["documents"],
     "man-pages": ["man-pages"],
     "debian-docs": ["debian-docs"],
+    # promptsource's templates rendered with benign inputs (scripts/guard/guard_templates.py; tag "promptsource")
+    "promptsource-templates": ["promptsource-templates"],
 }
+
+# the held-out constraint of the shipped threshold (train_classifier, AISEC_GUARD_LOSO_THRESHOLD)
+LOSO_MAX_FPR = 0.02
+LOSO_MAX_SHORT_FPR = 0.01
 
 _DISCARD = re.compile(r"\b(ignore|disregard|forget|skip|stop (reading|summari[sz]ing))\b[^.\n]{0,40}\b(rest|above|previous|prior|everything|earlier|remaining|document|data|context)\b", re.I)
 _TURN = re.compile(r"\n\s*(\[?(user|human|assistant|system|admin|bot|q)\]?\s*[:>]|###\s*(instruction|response)|<(user|assistant)>|<\|im_start\|>)", re.I)
@@ -62,14 +68,53 @@ def error_class(r):
     return "plain injection"
 
 
-def run(XA, rows, nwins, first, C, work):
+def run(XA, rows, nwins, first, C, work, skip=()):
     """Runs leave-one-source-out for each corpus variant: `shipped` (the rows without a `tag`, the
     shipped model's corpus) and `all` (every row), sharing one feature matrix.
-    AISEC_GUARD_LOSO_VARIANTS and AISEC_GUARD_LOSO_GROUPS (comma lists) pick a subset."""
+    AISEC_GUARD_LOSO_VARIANTS and AISEC_GUARD_LOSO_GROUPS (comma lists) pick a subset; `skip`: variants
+    already run (the trainer's threshold rule runs "all")."""
     variants = [v for v in os.environ.get("AISEC_GUARD_LOSO_VARIANTS", "shipped,all").split(",") if v]
     for v in variants:
+        if v in skip:
+            continue
         rs = [r for r in rows if not r.get("tag")] if v == "shipped" else rows
         run_variant(XA, rs, nwins, first, C, os.path.join(work, "loso-" + v), v)
+
+
+def threshold_offset(out_dir, step=0.01, max_d=0.30):
+    """The held-out threshold rule: the smallest offset d (a multiple of `step`) such that the pooled
+    leave-one-source-out VALIDATION rows (each group scored by the model fitted without it, at that
+    fold's threshold + d; rows of every corpus variant's own tags included) have benign FPR <=
+    LOSO_MAX_FPR and short-text benign FPR <= LOSO_MAX_SHORT_FPR. Test rows are not read.
+    Returns (d, recall, fpr, short_fpr, n_benign, n_short) at that d (the largest tried if none meets it)."""
+    import numpy as np
+
+    import train_classifier as tc
+
+    sc, th, y, short = [], [], [], []
+    for name in sorted(os.listdir(out_dir)):
+        if not name.endswith(".jsonl"):
+            continue
+        with open(os.path.join(out_dir, name), encoding="utf-8") as f:
+            for line in f:
+                r = json.loads(line)
+                if r["split"] != "val":
+                    continue
+                sc.append(r["score"]); th.append(r["threshold"]); y.append(r["label"])
+                short.append(len(tc.normalise(r["text"]).split(" ")) < tc.SHORT_WORDS)
+    sc, th, y, short = np.array(sc), np.array(th), np.array(y), np.array(short)
+    nb, ns = int(np.sum(y == 0)), int(np.sum((y == 0) & short))
+    res = None
+    for k in range(int(round(max_d / step)) + 1):
+        d = round(k * step, 2)
+        pred = sc >= th + d
+        fpr = int(np.sum(pred & (y == 0))) / max(1, nb)
+        sfpr = int(np.sum(pred & (y == 0) & short)) / max(1, ns)
+        rec = int(np.sum(pred & (y == 1))) / max(1, int(np.sum(y == 1)))
+        res = (d, rec, fpr, sfpr, nb, ns)
+        if fpr <= LOSO_MAX_FPR and sfpr <= LOSO_MAX_SHORT_FPR:
+            break
+    return res
 
 
 def run_variant(XA, rows, nwins, first, C, out_dir, variant):
@@ -89,6 +134,8 @@ def run_variant(XA, rows, nwins, first, C, out_dir, variant):
         tr = [r for r in train if r["source"] not in srcs]
         va = [r for r in val if r["source"] not in srcs]
         held = [r for r in rows if r["source"] in srcs and r["split"] in ("val", "test")]
+        if not held:
+            continue
         model = tc.fit_mil(XA, tr, nwins, first, C)
         w = model.coef_[0].astype("<f2").astype(np.float64)
         b = float(np.float32(model.intercept_[0]))
@@ -99,7 +146,9 @@ def run_variant(XA, rows, nwins, first, C, out_dir, variant):
                 short = len(tc.normalise(r["text"]).split(" ")) < tc.SHORT_WORDS
                 f.write(json.dumps({"text": r["text"], "label": r["label"], "source": r["source"], "kind": r["kind"], "split": r["split"],
                                     "tag": r.get("tag", ""), "score": float(p), "threshold": short_th if short else th}, ensure_ascii=False) + "\n")
-        base = [(r, p) for r, p in zip(held, sc) if not r.get("tag")]
+        # the printed line: the rows without a tag (comparable across corpus variants), or all held rows
+        # when the group is a candidate's own (every row tagged)
+        base = [(r, p) for r, p in zip(held, sc) if not r.get("tag")] or list(zip(held, sc))
         y = np.array([r["label"] for r, _ in base])
         pred = np.array([p >= (short_th if len(tc.normalise(r["text"]).split(" ")) < tc.SHORT_WORDS else th) for r, p in base])
         tp = int(np.sum(pred & (y == 1))); fp = int(np.sum(pred & (y == 0))); fn = int(np.sum(~pred & (y == 1)))

@@ -1,7 +1,9 @@
 """Compares classifier runs on the same rows, per source group and issue-17 error class.
 
-  loso_report.py loso NAME=DIR [NAME=DIR ...]     leave-one-source-out runs (DIR/loso/*.jsonl,
-                                                  scripts/guard/loso.py); rows common to all runs
+  loso_report.py loso NAME=DIR[@D] [...]          leave-one-source-out runs (DIR/loso/*.jsonl,
+                                                  scripts/guard/loso.py); rows common to all runs;
+                                                  @D scores each row at its fold's threshold + D
+                                                  (the trainer's held-out threshold offset)
   loso_report.py val NAME=DIR:MODEL [...]         validation split (DIR/val.jsonl, py_score) at the
                                                   thresholds stored in MODEL (injection_lr.bin)
 Rows are matched by (text, label); rows only one run has (a candidate's added rows) are counted
@@ -82,12 +84,16 @@ def main():
     if mode == "loso":
         for s in specs:
             name, d = s.split("=", 1)
+            off = 0.0
+            if "@" in d:
+                d, o = d.rsplit("@", 1)
+                off = float(o)
             rows = {}
             for p in sorted(glob.glob(os.path.join(d, "loso", "*.jsonl"))):
                 g = os.path.basename(p)[:-6]
                 for k, r in load(p).items():
                     r["_group"] = g
-                    rows[k] = (r, r["score"] >= r["threshold"])
+                    rows[k] = (r, r["score"] >= r["threshold"] + off)
             runs.append((name, rows))
         table("Leave-one-source-out: each group scored by a model trained without it (validation + test rows)", runs, lambda r: r["_group"])
     elif mode == "val":

