@@ -663,17 +663,37 @@ pub enum PolicyError {
     },
 }
 
+/// A parser message on one line (toml's may span several, which the CLI's
+/// terminal escaping would print as literal `\n`s).
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 impl Policy {
     /// Parses and validates policy text.
     pub fn from_toml(text: &str) -> Result<Policy, PolicyError> {
-        let value: toml::Value = toml::from_str(text)
-            .map_err(|e| PolicyError::Syntax(e.message().trim_end().to_string()))?;
+        let value: toml::Value =
+            toml::from_str(text).map_err(|e| PolicyError::Syntax(one_line(e.message())))?;
         let policy: Policy =
             serde_path_to_error::deserialize(value).map_err(|e| PolicyError::Key {
                 path: e.path().to_string(),
-                // toml's messages end in a newline, which the CLI's terminal
-                // escaping would print as a literal `\n`.
-                message: e.inner().to_string().trim_end().to_string(),
+                // toml's messages end in a newline and may add a second line
+                // naming the key again (`in `a.b``), which the CLI's terminal
+                // escaping would print as a literal `\n`: keep the first line,
+                // the path is already given.
+                message: e
+                    .inner()
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end()
+                    .to_string(),
             })?;
         policy.validate()?;
         Ok(policy)
@@ -914,9 +934,10 @@ mod tests {
 
     #[test]
     fn errors_do_not_end_in_a_newline() {
-        for text in ["[input]\n", "[server\n"] {
+        let wrong_type = "[server]\nupstream = \"http://x\"\n[input.injection]\naction = \"block\"\ndeobfuscate = \"yes\"\n";
+        for text in ["[input]\n", "[server\n", wrong_type] {
             let e = Policy::from_toml(text).unwrap_err().to_string();
-            assert!(!e.ends_with('\n'), "{e:?}");
+            assert!(!e.contains('\n'), "{e:?}");
             assert!(e.starts_with("policy"), "{e:?}");
         }
     }
