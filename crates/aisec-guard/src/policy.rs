@@ -264,7 +264,9 @@ pub struct InjectionConfig {
     /// Whether the scanner runs.
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// What it does when it fires (`block` or `flag`).
+    /// What it does when it fires (`block` or `flag`; default `block`, so a
+    /// section written only to change another key keeps blocking).
+    #[serde(default = "block")]
     pub action: Action,
     /// Run the curated patterns.
     #[serde(default = "yes")]
@@ -919,6 +921,16 @@ mod tests {
         let p = Policy::from_toml("[server]\nupstream = \"http://127.0.0.1:9\"\n").unwrap();
         assert_eq!(p.input.injection.action, Action::Block);
         assert_eq!(p.output.secrets.action, Action::Redact);
+    }
+
+    #[test]
+    fn injection_section_without_action_keeps_blocking() {
+        let p = Policy::from_toml(
+            "[server]\nupstream = \"http://127.0.0.1:9\"\n[input.injection]\ndeobfuscate = false\n",
+        )
+        .unwrap();
+        assert_eq!(p.input.injection.action, Action::Block);
+        assert!(!p.input.injection.deobfuscate);
     }
 
     #[test]
