@@ -1161,15 +1161,22 @@ fn join_spaced(text: &str) -> Option<String> {
         }
         i = end;
     }
+    splice(text, &runs)
+}
+
+/// `text` with each `(start, end, replacement)` run (in order, not
+/// overlapping, on char boundaries) put in place of its bytes; `None` when
+/// there is no run or a bound is not a char boundary.
+fn splice(text: &str, runs: &[(usize, usize, String)]) -> Option<String> {
     if runs.is_empty() {
         return None;
     }
     let mut v = String::with_capacity(text.len());
     let mut last = 0usize;
     for (s, e, piece) in runs {
-        v.push_str(text.get(last..s)?);
-        v.push_str(&piece);
-        last = e;
+        v.push_str(text.get(last..*s)?);
+        v.push_str(piece);
+        last = *e;
     }
     v.push_str(text.get(last..)?);
     Some(v)
@@ -1346,18 +1353,7 @@ fn decode_morse(text: &str) -> Option<String> {
         }
         i = end.max(i + 1);
     }
-    if runs.is_empty() {
-        return None;
-    }
-    let mut v = String::with_capacity(text.len());
-    let mut last = 0usize;
-    for (s, e, piece) in runs {
-        v.push_str(text.get(last..s)?);
-        v.push_str(&piece);
-        last = e;
-    }
-    v.push_str(text.get(last..)?);
-    Some(v)
+    splice(text, &runs)
 }
 
 #[cfg(test)]
@@ -1365,21 +1361,8 @@ mod tests {
     use super::*;
 
     fn b64(s: &str) -> String {
-        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for ch in s.as_bytes().chunks(3) {
-            let n = ch
-                .iter()
-                .enumerate()
-                .fold(0u32, |a, (k, &c)| a | (c as u32) << (16 - 8 * k));
-            for k in 0..=ch.len() {
-                out.push(A[(n >> (18 - 6 * k) & 63) as usize] as char);
-            }
-        }
-        while out.len() & 3 != 0 {
-            out.push('=');
-        }
-        out
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(s)
     }
 
     fn only(text: &str) -> View {
