@@ -354,24 +354,26 @@ fn readable(bytes: &[u8]) -> Option<&str> {
     (n > 0 && printable * 10 >= n * 9 && letters >= 4 && wordish * 3 >= n).then_some(s)
 }
 
-fn b64_value(b: u8) -> Option<u32> {
-    Some(match b {
-        b'A'..=b'Z' => (b - b'A') as u32,
-        b'a'..=b'z' => (b - b'a') as u32 + 26,
-        b'0'..=b'9' => (b - b'0') as u32 + 52,
-        b'+' | b'-' => 62,
-        b'/' | b'_' => 63,
-        _ => return None,
-    })
+fn is_b64_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=')
 }
 
-fn is_b64_byte(b: u8) -> bool {
-    b64_value(b).is_some() || b == b'='
-}
+/// Lenient decoding: padding optional, trailing bits allowed (a run cut out
+/// of running text need not end on a clean boundary).
+const B64_LENIENT: base64::engine::GeneralPurposeConfig =
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true);
+const B64_STD: base64::engine::GeneralPurpose =
+    base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, B64_LENIENT);
+const B64_URL: base64::engine::GeneralPurpose =
+    base64::engine::GeneralPurpose::new(&base64::alphabet::URL_SAFE, B64_LENIENT);
 
 /// Decodes one base64 or base64url run (padding optional); `None` when it
-/// mixes the two alphabets or has a stray `=`.
+/// mixes the two alphabets or has a stray `=`. A final lone character (a
+/// length of 4n+1, which carries no whole byte) is dropped.
 fn base64_decode(run: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine as _;
     let body = {
         let mut end = run.len();
         while end > 0 && run[end - 1] == b'=' {
@@ -387,18 +389,13 @@ fn base64_decode(run: &[u8]) -> Option<Vec<u8>> {
     if std_alpha && url_alpha {
         return None;
     }
-    let mut out = Vec::with_capacity(body.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &b in body {
-        acc = (acc << 6) | b64_value(b)?;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    let body = if body.len() % 4 == 1 {
+        &body[..body.len() - 1]
+    } else {
+        body
+    };
+    let engine = if url_alpha { &B64_URL } else { &B64_STD };
+    engine.decode(body).ok()
 }
 
 /// The text with every base64 run of [`MIN_ENCODED_RUN`]+ characters that
