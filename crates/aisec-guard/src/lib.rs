@@ -42,12 +42,14 @@ pub use rules::RULES;
 pub use scan::Pipeline;
 
 /// Installs a JSON `tracing` subscriber on stderr (the audit log), filtered
-/// by `RUST_LOG` or `info`. Returns false if one was already installed.
+/// by `AISEC_LOG` (as every other aisec command), else `RUST_LOG`, else
+/// `info`. Returns false if one was already installed.
 pub fn init_json_logging() -> bool {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
+            tracing_subscriber::EnvFilter::try_from_env("AISEC_LOG")
+                .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)

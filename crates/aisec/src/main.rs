@@ -74,7 +74,12 @@ fn main() -> ExitCode {
     // flags given on the command line win over it.
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    init_logging(cli.verbose, cli.quiet);
+    // The guard server logs JSON lines on stderr from its first line to its
+    // last (`aisec_guard::init_json_logging`, set once its policy loaded);
+    // every other command, and `guard --check`, logs text.
+    if !matches!(&cli.command, Command::Guard(g) if !g.check) {
+        init_logging(cli.verbose, cli.quiet);
+    }
     run::set_quiet(cli.quiet);
     if matches!(
         cli.command,

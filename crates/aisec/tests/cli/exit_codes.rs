@@ -164,3 +164,56 @@ fn guard_stderr_is_json_lines_from_start_to_shutdown() {
     assert!(named("listening"), "{seen:#?}");
     assert!(named("shutdown"), "{seen:#?}");
 }
+
+#[test]
+fn guard_policy_reload_error_is_a_json_line_and_keeps_serving() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "[server]\nupstream = \"http://127.0.0.1:9\"\n").unwrap();
+    let mut child = aisec(&[
+        "guard",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--watch-ms",
+        "20",
+    ])
+    .spawn();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
+    let mut broken = false;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let (listening, reloaded) = (
+            line.contains("\"listening\""),
+            line.contains("\"policy_reload\""),
+        );
+        seen.push(line);
+        if listening && !broken {
+            // A wrong-typed key: the reload must fail and keep the old policy.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::fs::write(&policy, "[server]\nupstream = 7\n").unwrap();
+            broken = true;
+        }
+        if reloaded {
+            break;
+        }
+    }
+    interrupt_after(&child, 0);
+    seen.extend(lines.map(|l| l.unwrap()));
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{seen:#?}");
+    let events: Vec<serde_json::Value> = seen
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|v| v["event"] == "policy_reload" && v["result"] == "error"),
+        "{seen:#?}"
+    );
+}
