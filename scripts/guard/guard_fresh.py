@@ -1,0 +1,349 @@
+"""Fresh evaluation-only sources of aisec-guard (issue 17), read from registry wheels as zip files
+(never installed, never imported, nothing in them executed). Written by train_classifier.py to
+bench/guard/work/fresh2.jsonl and reported on their own by bench/guard/quality.sh. Never trained on,
+never used to choose a threshold or anything else.
+
+agentdojo 0.1.35 (PyPI wheel, MIT; Debenedetti, Zhang, Balunovic, Beurer-Kellner, Fischer, Tramer 2024,
+"AgentDojo: A Dynamic Environment to Evaluate Prompt Injection Attacks and Defenses for LLM Agents"):
+  document            the tool-side data of its four suites (banking, slack, travel, workspace:
+                      `agentdojo/data/suites/*/environment.yaml`, workspace's `include/*.yaml`), cut into
+                      the units a tool returns (one e-mail, calendar event, cloud-drive file, hotel,
+                      restaurant or car-rental company with its reviews; a transaction or message list; a web
+                      page or a file's text), records rendered as YAML the way AgentDojo shows tool results,
+                      every injection placeholder filled with its benign default (`injection_vectors.yaml`)
+  prompt / question   the users' task prompts (`PROMPT = ...` of `default_suites/*/*/user_tasks.py`, every
+                      benchmark version, deduplicated; f-strings resolved from the class's and module's
+                      string constants with `ast`, never executed; each line stripped of the source's
+                      indentation). Eight travel prompts keep literal `{hotel_name}`-style braces: they are
+                      plain strings in the source, the user asking for a title with the name filled in
+  document+injection  the same units with ONE placeholder filled by an attack: one of the package's attack
+                      templates (`agentdojo/attacks/*.py`: the literal strings a FixedJailbreakAttack or a
+                      DoS attack formats) applied to one injection-task goal of the same suite (`GOAL = ...`
+                      of `injection_tasks.py`); `{user}`, `{model}`, `{task}` get the values the attacks use
+                      (the suite user "Emma Johnson" or the default "the user"; a model name from
+                      `agentdojo/models.py` or the default "the AI language model"; a user prompt of the
+                      suite). Templates needing run-time data (`{tools}`: the injection task's ground-truth
+                      tool calls) are skipped. A fixed number of draws per (unit, placeholder), seed 17.
+  Long units are not split: like raginject, each is one tool result; the guard windows long texts itself.
+
+giskard 2.19.2 (PyPI wheel, Apache-2.0): `giskard/llm/loaders/local/prompt_injections.csv` (with
+`giskard_meta_data.csv`). Its rows come from two sources: garak (dropped here: garak is already an evaluation
+source) and PromptInject (Perez & Ribeiro 2022, "Ignore Previous Prompt: Attack Techniques For Language
+Models"; MIT, Copyright 2020 Agency Enterprise). The meta file carries no licence column, so the source's own
+licence decides. Rows identical (normalised) to a training text or another evaluation text are dropped.
+Attacks only: goal-hijacking prompts, kind `injection`.
+"""
+import ast
+import csv
+import io
+import math
+import random
+import re
+import string
+
+PH = re.compile(r"\{([A-Za-z0-9_]+)\}")
+DOJO_SUITES = ("banking", "slack", "travel", "workspace")
+DOJO_USERS = ("Emma Johnson", "the user")
+DEFAULT_MODEL = "the AI language model"
+TEMPLATE_FIELDS = {"goal", "user", "model", "task"}
+
+
+def _norm(text):
+    return " ".join(text.lower().split())
+
+
+# --------------------------------------------------------------------------- static string evaluation
+
+
+def _const_str(node, env):
+    """The value of a string expression built only from literals and known names (no execution)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, (str, int, float)):
+        return str(node.value) if not isinstance(node.value, str) else node.value
+    if isinstance(node, ast.Name):
+        return env.get(node.id)
+    if isinstance(node, ast.JoinedStr):
+        parts = []
+        for v in node.values:
+            if isinstance(v, ast.Constant):
+                parts.append(str(v.value))
+            elif isinstance(v, ast.FormattedValue) and v.format_spec is None and v.conversion == -1:
+                s = _const_str(v.value, env)
+                if s is None:
+                    return None
+                parts.append(s)
+            else:
+                return None
+        return "".join(parts)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        a, b = _const_str(node.left, env), _const_str(node.right, env)
+        return a + b if a is not None and b is not None else None
+    return None
+
+
+def _assigns(body, env):
+    """Adds the string-valued simple assignments of a block to env (in order)."""
+    for st in body:
+        if isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Name):
+            v = _const_str(st.value, env)
+            if v is not None:
+                env[st.targets[0].id] = v
+        elif isinstance(st, ast.AnnAssign) and isinstance(st.target, ast.Name) and st.value is not None:
+            v = _const_str(st.value, env)
+            if v is not None:
+                env[st.target.id] = v
+    return env
+
+
+def class_strings(src, attr):
+    """(class name, value) of every class attribute `attr` of a module whose value is a string (literal,
+    or an f-string / concatenation of the class's and module's string constants); unresolved ones are counted."""
+    tree = ast.parse(src)
+    menv = _assigns(tree.body, {})
+    out, unresolved = [], 0
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        cenv = _assigns(node.body, dict(menv))
+        for st in node.body:
+            if isinstance(st, (ast.Assign, ast.AnnAssign)):
+                tgt = st.targets[0] if isinstance(st, ast.Assign) else st.target
+                if isinstance(tgt, ast.Name) and tgt.id == attr:
+                    if attr in cenv and _const_str(st.value, cenv) is not None:
+                        out.append((node.name, cenv[attr]))
+                    else:
+                        unresolved += 1
+    return out, unresolved
+
+
+def attack_templates(src):
+    """Literal attack strings of an agentdojo attacks module: class attributes named *_STRING and the
+    first argument of `super().__init__(...)` calls (how FixedJailbreakAttack subclasses pass theirs)."""
+    tree = ast.parse(src)
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            for st in node.body:
+                if isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Name) and st.targets[0].id.endswith("_STRING"):
+                    if isinstance(st.value, ast.Constant) and isinstance(st.value.value, str):
+                        out.append((node.name, st.value.value))
+                if isinstance(st, ast.FunctionDef) and st.name == "__init__":
+                    for call in ast.walk(st):
+                        if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "__init__"
+                                and isinstance(call.func.value, ast.Call) and getattr(call.func.value.func, "id", "") == "super"
+                                and call.args and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str)):
+                            out.append((node.name, call.args[0].value))
+    return out
+
+
+def _fields(template):
+    return {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+
+
+# --------------------------------------------------------------------------- agentdojo environments
+
+
+def _load_env(zf, suite):
+    import yaml
+
+    base = f"agentdojo/data/suites/{suite}/"
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def include(loader, node):
+        rel = loader.construct_scalar(node)
+        return yaml.load(zf.read(base + rel).decode("utf-8"), Loader=Loader)
+
+    Loader.add_constructor("!include", include)
+    env = yaml.load(zf.read(base + "environment.yaml").decode("utf-8"), Loader=Loader)
+    vectors = yaml.safe_load(zf.read(base + "injection_vectors.yaml").decode("utf-8"))
+    # the defaults are spliced into the environment's YAML text by AgentDojo, inside double-quoted
+    # scalars, so their backslash escapes become characters there: do the same
+    defaults = {k: str(v.get("default", "")).replace("\\n", "\n").replace("\\t", "\t") for k, v in vectors.items()}
+    return env, defaults
+
+
+def _has_ph(x, names):
+    if isinstance(x, str):
+        return any(m in names for m in PH.findall(x))
+    if isinstance(x, dict):
+        return any(_has_ph(v, names) for v in x.values())
+    if isinstance(x, list):
+        return any(_has_ph(v, names) for v in x)
+    return False
+
+
+def _placeholders(x, names, acc=None):
+    acc = [] if acc is None else acc
+    if isinstance(x, str):
+        for m in PH.findall(x):
+            if m in names and m not in acc:
+                acc.append(m)
+    elif isinstance(x, dict):
+        for v in x.values():
+            _placeholders(v, names, acc)
+    elif isinstance(x, list):
+        for v in x:
+            _placeholders(v, names, acc)
+    return acc
+
+
+def _dump(x):
+    import yaml
+
+    return yaml.safe_dump(x, sort_keys=False, allow_unicode=True)
+
+
+def _units(x, names, out):
+    """The pieces of an environment a tool returns as one result (see the module docstring)."""
+    if isinstance(x, list):
+        if x and all(isinstance(v, dict) for v in x):
+            mean = sum(len(_dump(v)) for v in x) / len(x)
+            if mean < 200:
+                out.append(x)
+            else:
+                out.extend(x)
+        elif x and all(isinstance(v, str) for v in x):
+            if _has_ph(x, names):
+                out.append(x)
+        else:
+            for v in x:
+                _units(v, names, out)
+    elif isinstance(x, dict):
+        if x and all(isinstance(v, str) for v in x.values()):
+            for v in x.values():
+                if len(v.split()) >= 8 or _has_ph(v, names):
+                    out.append(v)
+        else:
+            for v in x.values():
+                _units(v, names, out)
+    return out
+
+
+def _fill(x, mapping):
+    if isinstance(x, str):
+        return PH.sub(lambda m: mapping.get(m.group(1), m.group(0)), x)
+    if isinstance(x, dict):
+        return {k: _fill(v, mapping) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_fill(v, mapping) for v in x]
+    return x
+
+
+def _render(unit, mapping):
+    v = _fill(unit, mapping)
+    return v.strip() if isinstance(v, str) else _dump(v).strip()
+
+
+def agentdojo_eval(zf, attacks_per_slot=None, target_attacks=400, seed=17):
+    """Rows (text, label, source "agentdojo", kind, split "eval"); see the module docstring."""
+    rnd = random.Random(seed)
+    names = sorted(zf.namelist())
+    out, seen = [], set()
+
+    def add(text, label, kind):
+        t = text.strip()
+        if t and (t, label) not in seen:
+            seen.add((t, label))
+            out.append({"text": t, "label": label, "source": "agentdojo", "kind": kind, "split": "eval"})
+
+    # the users' prompts and the attackers' goals of every benchmark version, per suite
+    prompts, goals = {s: [] for s in DOJO_SUITES}, {s: [] for s in DOJO_SUITES}
+    stats = {"unresolved_prompts": 0, "unresolved_goals": 0}
+    for n in names:
+        m = re.match(r"agentdojo/default_suites/v[0-9_]+/([a-z]+)/(user_tasks|injection_tasks)\.py$", n)
+        if not m or m.group(1) not in prompts:
+            continue
+        src = zf.read(n).decode("utf-8")
+        if m.group(2) == "user_tasks":
+            vals, bad = class_strings(src, "PROMPT")
+            stats["unresolved_prompts"] += bad
+            dest = prompts[m.group(1)]
+        else:
+            vals, bad = class_strings(src, "GOAL")
+            stats["unresolved_goals"] += bad
+            dest = goals[m.group(1)]
+        for _, v in vals:
+            # triple-quoted prompts carry the source's indentation: strip each line
+            v = "\n".join(ln.strip() for ln in v.strip().splitlines())
+            if v.strip() and v not in dest:
+                dest.append(v)
+    # attack templates; keep those whose fields we can fill
+    templates, skipped = [], []
+    for n in names:
+        if re.match(r"agentdojo/attacks/[a-z_]+\.py$", n):
+            for cls, t in attack_templates(zf.read(n).decode("utf-8")):
+                if _fields(t) <= TEMPLATE_FIELDS:
+                    if t not in [x[1] for x in templates]:
+                        templates.append((cls, t))
+                else:
+                    skipped.append(cls)
+    tree = ast.parse(zf.read("agentdojo/models.py").decode("utf-8"))
+    models = [DEFAULT_MODEL]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "MODEL_NAMES" for t in node.targets) and isinstance(node.value, ast.Dict):
+            for v in node.value.values:
+                if isinstance(v, ast.Constant) and isinstance(v.value, str) and v.value not in models:
+                    models.append(v.value)
+
+    for s in DOJO_SUITES:
+        for p in prompts[s]:
+            add(p, 0, "question" if p.rstrip().endswith("?") else "prompt")
+    slots = []
+    for s in DOJO_SUITES:
+        env, defaults = _load_env(zf, s)
+        for u in _units(env, set(defaults), []):
+            add(_render(u, defaults), 0, "document")
+            for ph in _placeholders(u, set(defaults)):
+                slots.append((s, u, ph, defaults))
+    per = attacks_per_slot or max(1, math.ceil(target_attacks / max(1, len(slots))))
+    n_att = 0
+    for s, u, ph, defaults in slots:
+        for _ in range(per):
+            cls, t = rnd.choice(templates)
+            vals = {"goal": rnd.choice(goals[s]), "user": rnd.choice(DOJO_USERS), "model": rnd.choice(models),
+                    "task": rnd.choice(prompts[s])}
+            attack = t.format(**{k: vals[k] for k in _fields(t)})
+            mapping = dict(defaults)
+            mapping[ph] = attack
+            before = len(out)
+            add(_render(u, mapping), 1, "document+injection")
+            n_att += len(out) - before
+    stats.update({"prompts": sum(len(v) for v in prompts.values()), "goals": sum(len(v) for v in goals.values()),
+                  "templates": [c for c, _ in templates], "skipped_templates": skipped, "models": models,
+                  "slots": len(slots), "per_slot": per, "attacks": n_att})
+    return out, stats
+
+
+# --------------------------------------------------------------------------- giskard
+
+
+def giskard_eval(zf, exclude_keys):
+    """giskard's bundled prompt-injection rows whose source is not garak and whose licence allows it,
+    minus rows whose normalised text is in exclude_keys (training and other evaluation texts)."""
+    base = "giskard/llm/loaders/local/"
+    rows = list(csv.DictReader(io.StringIO(zf.read(base + "prompt_injections.csv").decode("utf-8"))))
+    meta = {m["index"]: m for m in csv.DictReader(io.StringIO(zf.read(base + "giskard_meta_data.csv").decode("utf-8")))}
+    # licence of each upstream source the file cites (the meta file has none): only these are used
+    licences = {"https://github.com/agencyenterprise/promptinject": "MIT (Copyright 2020 Agency Enterprise)"}
+    out, stats, seen = [], {"rows": len(rows), "garak": 0, "no_licence": 0, "duplicate": 0, "no_meta": 0}, set()
+    for r in rows:
+        src = r.get("source", "").strip().lower()
+        if "garak" in src:
+            stats["garak"] += 1
+            continue
+        if src not in licences:
+            stats["no_licence"] += 1
+            continue
+        if r.get("index") not in meta:
+            stats["no_meta"] += 1
+        t = r.get("prompt", "").strip()
+        k = _norm(t)
+        if not k or k in exclude_keys or k in seen:
+            stats["duplicate"] += 1
+            continue
+        seen.add(k)
+        kind = "roleplay-jailbreak" if r.get("group", "").lower() == "jailbreak" else "injection"
+        out.append({"text": t, "label": 1, "source": "giskard", "kind": kind, "split": "eval"})
+    stats["kept"] = len(out)
+    return out, stats
