@@ -596,6 +596,11 @@ impl Pipeline {
                     }
                 }
             }
+            // a rendering payload (AISEC-GUARD-007) hidden by the encoding
+            let pay = &self.policy.input.payload;
+            if pay.enabled && self.payload.find(&view.text, pay.active_html).is_some() {
+                patterns.push("rendering-exfiltration payload");
+            }
             let verdict = if cfg.classifier {
                 Some(self.classifier_verdict(&n.text)).filter(|v| v.fires)
             } else {
