@@ -9,7 +9,8 @@
 //! spent waiting for a core, the CPU time is the guard's own cost.
 //!
 //! Usage: cargo run --release -p aisec-guard --example latency -- FILE.jsonl [REPEATS]
-//! (`AISEC_GUARD_DEOBF=0` turns `[input.injection] deobfuscate` off for A/B runs).
+//! (`AISEC_GUARD_DEOBF=0` turns `[input.injection] deobfuscate` off, and
+//! `AISEC_GUARD_PAYLOAD=0` turns `[input.payload]` off, for A/B runs).
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
 #![allow(unsafe_code)] // One libc call: the thread's CPU clock.
@@ -100,6 +101,11 @@ fn main() -> anyhow::Result<()> {
     if std::env::var("AISEC_GUARD_DEOBF").as_deref() == Ok("0") {
         policy.input.injection.deobfuscate = false;
     }
+    // AISEC_GUARD_PAYLOAD=0: without the rendering-payload scanner (AISEC-GUARD-007).
+    if std::env::var("AISEC_GUARD_PAYLOAD").as_deref() == Ok("0") {
+        policy.input.payload.enabled = false;
+    }
+    let payload = aisec_guard::payload::PayloadScanner::new();
     let p = Pipeline::new(policy);
     // Warm up (lazy statics, caches).
     for t in texts.iter().take(50) {
@@ -117,6 +123,12 @@ fn main() -> anyhow::Result<()> {
         &texts,
         repeats,
         &|t| aisec_guard::deobf::views(t).len(),
+    );
+    measure(
+        "prompt: rendering-payload scanner alone (payload::find)",
+        &texts,
+        repeats,
+        &|t| payload.find(t, true).is_some() as usize,
     );
     measure("prompt: classifier alone", &texts, repeats, &|t| {
         (p.classifier_score(t) > 0.5) as usize
@@ -156,6 +168,12 @@ fn main() -> anyhow::Result<()> {
             p.injection_rule_hits(&aisec_guard::text::normalise(t).text)
                 .len()
         },
+    );
+    measure(
+        "~4k-token document: rendering-payload scanner alone",
+        &long,
+        repeats,
+        &|t| payload.find(t, true).is_some() as usize,
     );
     measure(
         "~4k-token document: normalisation alone",

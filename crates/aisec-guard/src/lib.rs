@@ -7,7 +7,8 @@
 //! ([`text`]) and the in-process learned injection classifier
 //! ([`classifier`]) with its optional sentence-encoder second stage
 //! ([`stage2`], [`wordpiece`]), screening of tool and retrieved content for indirect
-//! injection ([`scan::Pipeline::scan_indirect`]), cross-request behaviour
+//! injection ([`scan::Pipeline::scan_indirect`]), rendering-exfiltration payloads
+//! planted in requests and tool content ([`payload`]), cross-request behaviour
 //! monitoring ([`monitor`]), drift, out-of-distribution and adversarial-input
 //! monitoring of classic models run by `aisec-model` ([`modelmon`]),
 //! Prometheus metrics ([`metrics`]), the JSON audit log ([`audit`]), and the
@@ -24,6 +25,7 @@ pub mod error;
 pub mod metrics;
 pub mod modelmon;
 pub mod monitor;
+pub mod payload;
 pub mod policy;
 pub mod proxy;
 pub mod rules;

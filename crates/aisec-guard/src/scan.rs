@@ -304,6 +304,7 @@ pub struct Pipeline {
     system_words: Vec<String>,
     stage2: Option<std::sync::Arc<SecondStage>>,
     stage2_error: Option<String>,
+    payload: crate::payload::PayloadScanner,
 }
 
 /// What the injection classifier (fast stage and, where it ran, the second
@@ -426,6 +427,7 @@ impl Pipeline {
             system_words,
             stage2,
             stage2_error,
+            payload: crate::payload::PayloadScanner::new(),
             policy,
         }
     }
@@ -594,6 +596,11 @@ impl Pipeline {
                     }
                 }
             }
+            // a rendering payload (AISEC-GUARD-007) hidden by the encoding
+            let pay = &self.policy.input.payload;
+            if pay.enabled && self.payload.find(&view.text, pay.active_html).is_some() {
+                patterns.push("rendering-exfiltration payload");
+            }
             let verdict = if cfg.classifier {
                 Some(self.classifier_verdict(&n.text)).filter(|v| v.fires)
             } else {
@@ -672,6 +679,11 @@ impl Pipeline {
                     score: None,
                 });
             }
+        }
+        // Rendering-exfiltration payloads (AISEC-GUARD-007, `payload.rs`).
+        if injection {
+            let ch = crate::payload::Channel::Request;
+            out.extend(self.payload.detection(text, ch, &cfg.payload));
         }
         if injection && cfg.injection.enabled {
             if cfg.injection.rules {
@@ -757,6 +769,8 @@ impl Pipeline {
             .into_iter()
             .filter(|d| d.scanner != "injection")
             .collect();
+        let ch = crate::payload::Channel::Tool;
+        out.extend(self.payload.detection(text, ch, &self.policy.input.payload));
         if !cfg.enabled {
             return out;
         }
