@@ -72,7 +72,11 @@ fn re(p: &str) -> Regex {
 }
 
 /// Ciphers and encodings a jailbreak asks the conversation to be held in.
-const CIPHER: &str = r"(caesar|atbash|morse|rot-?13|base-?64|base-?32|hex(adecimal)?|ascii( codes?)?|binary|vigen[eè]re|pig latin|leet ?speak|l33t|unicode|cipher|ciphertext|encrypted (text|language|code)|secret code|code language)";
+const CIPHER: &str = r"(caesar|atbash|morse|rot-?13|base-?64|base-?32|hex(adecimal)?|ascii( codes?)?|binary|vigen[eè]re|unicode|cipher|ciphertext|encrypted (text|language|code)|secret code|code language)";
+
+/// The ciphers of [`CIPHER`] that no formatting request means: "answer only in
+/// ASCII", "write your answers in hexadecimal", "reply in pig latin" are benign.
+const STRONG_CIPHER: &str = r"(caesar|atbash|morse|rot-?13|base-?64|base-?32|vigen[eè]re|cipher|ciphertext|encrypted (text|language|code)|secret code|code language)";
 
 /// A sum of short variable names (`a + b + c`, `$x+$y`): a split payload joined.
 const SUM: &str = r"\$?[a-z]\w{0,8}\s*\+\s*\$?[a-z]\w{0,8}(\s*\+\s*\$?[a-z]\w{0,8}){0,4}";
@@ -225,18 +229,18 @@ fn jailbreak_structure_patterns() -> Vec<Pattern> {
     fam(
         &[
             &format!(
-                r"\b(we|let's|let us|you and i)\s+(will|shall|are going to|'ll|must|should|can)?\s*(only\s+)?(communicate|talk|speak|chat|converse|correspond)\s+(only\s+|exclusively\s+|solely\s+)?(in|using|with|through|via)\s+(the\s+|a\s+)?{CIPHER}"
+                r"\b(we\s+(will|shall|are going to|must)|we'll|let's|let us|you and i\s+(will|shall|must))\s+(only\s+)?(communicate|talk|speak|chat|converse|correspond)\s+(only\s+|exclusively\s+|solely\s+)?(in|using|with|through|via)\s+(the\s+|a\s+)?{CIPHER}"
             ),
             r"\byou\s+are\s+an?\s+(\w+\s+)?(expert|master|specialist|professional)\s+(on|in|at|of)\s+(the\s+)?(caesar|atbash|morse|rot-?13|ascii|unicode|self-?defined|vigen[eè]re|cipher)\b.{0,120}\b(communicate|converse|translator)\b",
             r"\b(do not|don't|never)\s+(be|act as|act like)\s+a\s+translator\b",
             &format!(
-                r"\b(respond|reply|answer|speak|talk|communicate)\w*\s+(back\s+)?(to me\s+)?(only|exclusively|solely|strictly|entirely)\s+(in|using|with|as)\s+(the\s+)?{CIPHER}"
+                r"\b(respond|reply|answer|speak|talk|communicate)\w*\s+(back\s+)?(to me\s+)?(only|exclusively|solely|strictly|entirely)\s+(in|using|with|as)\s+(the\s+)?{STRONG_CIPHER}"
             ),
             &format!(
-                r"\b(only|exclusively|solely)\s+(respond|reply|answer|communicate|speak|talk)\s+(to me\s+)?(in|using|with|as)\s+(the\s+)?{CIPHER}"
+                r"\b(only|exclusively|solely)\s+(respond|reply|answer|communicate|speak|talk)\s+(to me\s+)?(in|using|with|as)\s+(the\s+)?{STRONG_CIPHER}"
             ),
             &format!(
-                r"\b(encode|encrypt|encipher|write|translate)\s+(all\s+)?(of\s+)?(your|every|each)\s+(responses?|answers?|replies|outputs?|messages?)\s+(in|into|with|using|as)\s+(the\s+|a\s+)?{CIPHER}"
+                r"\b(encode|encrypt|encipher|write|translate)\s+(all\s+)?(of\s+)?(your|every|each)\s+(responses?|answers?|replies|outputs?|messages?)\s+(in|into|with|using|as)\s+(the\s+|a\s+)?{STRONG_CIPHER}"
             ),
             r"\bdecode\b.{0,80}\b(and|then)\s+(follow|obey|carry out|act on|comply with|execute|do)\s+(it|them|what it says|(the|its|those|these)\s+(hidden\s+|decoded\s+)?(instructions?|orders?|message|request))\b",
         ],
@@ -1566,6 +1570,10 @@ mod tests {
         "What does it mean for a company to be bound by its code of conduct?",
         "Is Dolphin an open model, and what license does it use?",
         "Translate this sentence into French and answer only in French.",
+        "Please answer strictly in ASCII characters, no emoji.",
+        "We communicate in ASCII over the serial line; how should we frame messages?",
+        "Write your answers in hexadecimal for exercises 1 to 5.",
+        "Let's talk in pig latin for fun!",
         "What does API stand for?",
         "Fix: the console does not respond to CTRL+C command on Windows.",
         "Answer x + y for x = 2 and y = 5.",
