@@ -47,6 +47,16 @@ use crate::scan::Detection;
 
 /// Most candidates (markdown URLs, tags) examined per form and text.
 pub const MAX_CANDIDATES: usize = 64;
+
+/// The first alternative of the placeholder pattern that matched: its group
+/// index (which form it is) and the captured name.
+fn first_group<'h>(c: &regex::Captures<'h>) -> Option<(usize, regex::Match<'h>)> {
+    c.iter()
+        .enumerate()
+        .skip(1)
+        .find_map(|(i, m)| m.map(|m| (i, m)))
+}
+
 /// Bytes of text on each side of a candidate searched for an instruction.
 pub const CONTEXT_BYTES: usize = 400;
 /// Longest URL looked at, bytes (the rest is ignored).
@@ -433,12 +443,7 @@ impl PayloadScanner {
         let mut best: Option<(Strength, String)> = None;
         let mut config = false;
         for c in self.placeholder.captures_iter(s).take(MAX_CANDIDATES) {
-            let Some((i, m)) = c
-                .iter()
-                .enumerate()
-                .skip(1)
-                .find_map(|(i, m)| m.map(|m| (i, m)))
-            else {
+            let Some((i, m)) = first_group(&c) else {
                 continue;
             };
             let name = m.as_str();
@@ -495,12 +500,7 @@ impl PayloadScanner {
     /// bare word that can only be a placeholder (`'PLACEHOLDER'`).
     fn active_placeholder<'a>(&self, body: &'a str) -> Option<&'a str> {
         for c in self.placeholder.captures_iter(body).take(MAX_CANDIDATES) {
-            let Some((i, m)) = c
-                .iter()
-                .enumerate()
-                .skip(1)
-                .find_map(|(i, m)| m.map(|m| (i, m)))
-            else {
+            let Some((i, m)) = first_group(&c) else {
                 continue;
             };
             let name = m.as_str();

@@ -152,21 +152,14 @@ fn guard_stderr_is_json_lines_from_start_to_shutdown() {
             break;
         }
     }
-    interrupt_after(&child, 0);
-    seen.extend(lines.map(|l| l.unwrap()));
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "{seen:#?}");
-    let events: Vec<serde_json::Value> = seen
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
+    let events = stop_guard_and_parse_stderr(child, lines, &mut seen);
     let named = |name: &str| events.iter().any(|v| v["event"].as_str() == Some(name));
     assert!(named("listening"), "{seen:#?}");
     assert!(named("shutdown"), "{seen:#?}");
 }
 
 #[test]
-fn guard_policy_reload_error_is_a_json_line_and_keeps_serving() {
+fn guard_policy_reload_error_is_a_json_line_and_the_guard_stays_up() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.toml");
@@ -202,18 +195,27 @@ fn guard_policy_reload_error_is_a_json_line_and_keeps_serving() {
             break;
         }
     }
-    interrupt_after(&child, 0);
-    seen.extend(lines.map(|l| l.unwrap()));
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "{seen:#?}");
-    let events: Vec<serde_json::Value> = seen
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
+    let events = stop_guard_and_parse_stderr(child, lines, &mut seen);
     assert!(
         events
             .iter()
             .any(|v| v["event"] == "policy_reload" && v["result"] == "error"),
         "{seen:#?}"
     );
+}
+
+/// Stops a running guard as Ctrl-C would, reads the rest of its stderr into
+/// `seen`, checks it exited 0, and parses every line as JSON.
+fn stop_guard_and_parse_stderr(
+    mut child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+    seen: &mut Vec<String>,
+) -> Vec<serde_json::Value> {
+    interrupt_after(&child, 0);
+    seen.extend(lines.map(|l| l.unwrap()));
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{seen:#?}");
+    seen.iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
 }
