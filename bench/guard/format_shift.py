@@ -11,7 +11,8 @@ scripts/guard/train_classifier.py; benign `document` rows and `document+injectio
 then scores all four with the guard's `quality` example (default policy). The envelopes are generic
 (written here, not taken from any evaluation source), and the bodies are the same rows in every
 variant, so any change in the benign FPR or the recall is the envelope's doing.
-Diagnostic only: nothing is trained or tuned on it.
+Diagnostic only: nothing is trained or tuned on it. AISEC_GUARD_WORK points at another work folder;
+use the default corpus's (a corpus with guard_envelopes.py's rows has wrapped documents in its val.jsonl).
 
 Usage: python3 bench/guard/format_shift.py   (after quality.sh has built the release examples)
 """
@@ -22,7 +23,7 @@ import subprocess
 import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-WORK = os.path.join(ROOT, "bench", "guard", "work")
+WORK = os.environ.get("AISEC_GUARD_WORK", os.path.join(ROOT, "bench", "guard", "work"))
 N = 1200
 
 

@@ -59,6 +59,13 @@ licence texts, the interpreter's stdlib, the local cargo registry) are pinned in
 scripts/guard/data/host_docs.jsonl.xz (scripts/guard/host_docs.py), the wheels and the venv's packages
 are pinned by exact version; two runs build the same rows and write the same bytes (check:
 AISEC_GUARD_MODEL_OUT=/tmp/a.bin, then /tmp/b.bin, and compare). Python 3.11 (the venv's interpreter).
+Byte-identical holds on one CPU: on another (an AVX-512-FP16 Xeon, 2026-12-04) the same corpus gave the same
+rows, bias and thresholds, and 19 of the 262,144 half-float weights one ulp (2.4e-4) apart, the float sums
+of the fit taking other SIMD paths.
+
+Experiments, off by default (the shipped model is trained without them): AISEC_GUARD_STYLES=1
+(scripts/guard/guard_styles.py) and AISEC_GUARD_ENVELOPES=1 (scripts/guard/guard_envelopes.py); their
+results are in bench/guard/QUALITY-notes.md.
 
 Usage: scripts/guard/train_classifier.py   (creates scripts/guard/.venv itself)
        scripts/guard/train_classifier.py --eval-only   (rebuilds only eval/fresh/fresh2.jsonl, scored with the
@@ -344,6 +351,12 @@ def corpus_rows():
         import guard_templates
 
         rows += guard_templates.rows(gd, sdist("promptsource"), rows)
+    if os.environ.get("AISEC_GUARD_ENVELOPES", "0") == "1":
+        # experiment (not in the shipped model): a share of the documents of both labels wrapped in generic
+        # JSON / YAML tool-output envelopes (scripts/guard/guard_envelopes.py; tag "envelope")
+        import guard_envelopes
+
+        rows += guard_envelopes.rows(rows)
     return dedup_rows(rows)
 
 
