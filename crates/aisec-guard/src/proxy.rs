@@ -104,6 +104,22 @@ pub struct GuardState {
     model_alerts: Mutex<VecDeque<Finding>>,
 }
 
+/// Reloads the policy on a blocking thread: compiling and warming a pipeline
+/// takes tens of milliseconds (more with a second stage to load), which an
+/// async worker serving requests should not spend. Errors are logged by
+/// [`GuardState::reload`].
+async fn reload_off_runtime(st: &Arc<GuardState>) {
+    let st = st.clone();
+    let _ = tokio::task::spawn_blocking(move || st.reload()).await;
+}
+
+/// A pipeline whose lazily built regex automata are filled before it serves
+/// ([`Pipeline::warm_up`]).
+fn warm(p: Pipeline) -> Pipeline {
+    p.warm_up();
+    p
+}
+
 fn build_client(p: &Policy) -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_millis(p.server.connect_timeout_ms))
@@ -144,7 +160,7 @@ impl GuardState {
             }
         });
         Arc::new(GuardState {
-            pipeline: RwLock::new(Arc::new(Pipeline::new(policy))),
+            pipeline: RwLock::new(Arc::new(warm(Pipeline::new(policy)))),
             client: RwLock::new(client),
             metrics: Metrics::default(),
             monitor: Mutex::new(Monitor::default()),
@@ -177,7 +193,8 @@ impl GuardState {
     pub fn apply(&self, policy: Policy) {
         let client = build_client(&policy);
         *self.client.write().unwrap_or_else(|p| p.into_inner()) = client;
-        *self.pipeline.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Pipeline::new(policy));
+        let pipeline = Arc::new(warm(Pipeline::new(policy)));
+        *self.pipeline.write().unwrap_or_else(|p| p.into_inner()) = pipeline;
     }
 
     /// Re-reads the policy file. An invalid file keeps the old policy and returns the error (also logged).
@@ -1515,7 +1532,7 @@ pub async fn start(
             {
                 watchers.push(tokio::spawn(async move {
                     while hup.recv().await.is_some() {
-                        let _ = st.reload();
+                        reload_off_runtime(&st).await;
                     }
                 }));
             }
@@ -1530,7 +1547,7 @@ pub async fn start(
                     let now = mtime(&path);
                     if now != last {
                         last = now;
-                        let _ = st.reload();
+                        reload_off_runtime(&st).await;
                     }
                 }
             }));
