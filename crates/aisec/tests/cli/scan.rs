@@ -33,7 +33,9 @@ fn max_severity_under(report: &serde_json::Value, needle: &str) -> Option<String
 fn demo_finds_every_malicious_sample_and_passes_the_safe_ones() {
     let dir = tempfile::tempdir().unwrap();
     let keep = dir.path().join("samples");
+    let started = std::time::Instant::now();
     let out = aisec(&["demo", "--format", "json", "--keep", keep.to_str().unwrap()]);
+    let wall = started.elapsed().as_secs_f64();
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -41,6 +43,12 @@ fn demo_finds_every_malicious_sample_and_passes_the_safe_ones() {
         String::from_utf8_lossy(&out.stderr)
     );
     let r = json(&out);
+    // The reported duration is the run's, not the sum of the few sections that time themselves.
+    let secs = r["summary"]["seconds"].as_f64().unwrap();
+    assert!(
+        secs <= wall && secs >= wall - 0.5,
+        "summary.seconds {secs:.2} for a run of {wall:.2} s"
+    );
     for bad in [
         "reverse_shell.pkl",
         "checkpoint.pt",
