@@ -775,7 +775,10 @@ impl Policy {
         }
     }
 
-    fn validate(&self) -> Result<(), PolicyError> {
+    /// Checks what serde cannot: URLs, addresses, ranges, patterns. [`Policy::from_toml`]
+    /// and [`Policy::load`] call it; call it again after changing a field (the CLI's
+    /// `--upstream` override does).
+    pub fn validate(&self) -> Result<(), PolicyError> {
         let bad = |path: &str, message: String| PolicyError::Invalid {
             path: path.to_string(),
             message,

@@ -40,22 +40,28 @@ pub struct GuardArgs {
 
 /// Runs `aisec guard`. Returns the process exit code (2 for an invalid policy).
 pub fn run(args: GuardArgs) -> anyhow::Result<i32> {
+    let invalid = |e: aisec_guard::PolicyError| {
+        eprintln!(
+            "aisec guard: invalid policy: {}",
+            aisec_core::render::escape_terminal(&e.to_string())
+        );
+        Ok(2)
+    };
     let mut policy = match (&args.policy, &args.upstream) {
         (Some(path), _) => match Policy::load(path) {
             Ok(p) => p,
-            Err(e) => {
-                eprintln!(
-                    "aisec guard: invalid policy: {}",
-                    aisec_core::render::escape_terminal(&e.to_string())
-                );
-                return Ok(2);
-            }
+            Err(e) => return invalid(e),
         },
         (None, Some(up)) => Policy::default_for(up),
         (None, None) => anyhow::bail!("give --policy FILE or --upstream URL"),
     };
     if let Some(up) = &args.upstream {
+        // the override is checked like the file's own value (a bad URL would
+        // otherwise start a guard that answers every request 502)
         policy.server.upstream = up.clone();
+        if let Err(e) = policy.validate() {
+            return invalid(e);
+        }
     }
     if args.check {
         println!("policy OK (upstream {})", policy.server.upstream);

@@ -128,6 +128,32 @@ fn quiet_leaves_only_the_report() {
 
 #[cfg(unix)]
 #[test]
+fn guard_rejects_a_bad_upstream_override_with_2() {
+    // --upstream alone, and --upstream over a valid policy file: both checked like the file
+    // (with --check: the same validation runs before serving, and a regression must not hang the test)
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../aisec-guard/policy.example.toml"
+    );
+    for args in [
+        vec!["guard", "--upstream", "notaurl", "--check"],
+        vec!["guard", "--upstream", "ftp://x", "--check"],
+        vec!["guard", "--policy", example, "--upstream", "bad", "--check"],
+    ] {
+        let r = aisec(&args).run();
+        r.expect_code(2);
+        assert!(
+            r.stderr.contains("server.upstream"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    aisec(&["guard", "--upstream", "http://127.0.0.1:9", "--check"])
+        .run()
+        .expect_code(0);
+}
+
+#[test]
 fn guard_stderr_is_json_lines_from_start_to_shutdown() {
     use std::io::BufRead;
     // Nothing needs to answer upstream: no request is sent.
