@@ -19,6 +19,7 @@ agentdojo's records, which the dojo round had read: with these rows, agentdojo i
 """
 
 import json
+import os
 import random
 
 RATE = 0.3
@@ -92,7 +93,9 @@ def wrap(text, rnd):
 
 def rows(corpus):
     """Wrapped copies of a RATE share of the corpus's document rows (both labels), tagged "envelope"."""
-    rnd = random.Random(20261204)
+    # AISEC_GUARD_ENVELOPE_SEED draws other envelopes for the same share (a check of how much the
+    # leave-one-source-out numbers move with the draw alone)
+    rnd = random.Random(int(os.environ.get("AISEC_GUARD_ENVELOPE_SEED", "20261204")))
     out = []
     for r in corpus:
         if r["kind"] not in ("document", "document+injection"):
