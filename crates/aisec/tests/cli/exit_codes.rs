@@ -154,6 +154,21 @@ fn guard_rejects_a_bad_upstream_override_with_2() {
 }
 
 #[test]
+#[should_panic(expected = "still running after")]
+fn a_run_past_its_timeout_is_killed_and_fails_its_test() {
+    // the guard serves until stopped: the helper must kill it, not wait forever
+    aisec(&[
+        "guard",
+        "--upstream",
+        "http://127.0.0.1:9",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .timeout(std::time::Duration::from_millis(500))
+    .run();
+}
+
+#[test]
 fn guard_stderr_is_json_lines_from_start_to_shutdown() {
     use std::io::BufRead;
     // Nothing needs to answer upstream: no request is sent.

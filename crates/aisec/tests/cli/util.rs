@@ -2,8 +2,13 @@
 //! `tests/util.rs`) that sets a quiet, colourless environment, feeds stdin
 //! when asked, and returns the exit code, both streams and the parsed JSON.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::io::{Read, Write};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a run may take before it is killed and its test fails: a command
+/// that starts serving by mistake fails one test instead of hanging the suite.
+const TIMEOUT: Duration = Duration::from_secs(600);
 
 /// A fixture of `aisec-model` (the committed ONNX models and data).
 pub fn fixture(name: &str) -> String {
@@ -22,13 +27,18 @@ pub fn digits(name: &str) -> String {
 pub struct Aisec {
     cmd: Command,
     stdin: Option<Vec<u8>>,
+    timeout: Duration,
 }
 
 /// `aisec ARGS…`, with `NO_COLOR=1` and no inherited `AISEC_LOG`.
 pub fn aisec<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Aisec {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_aisec"));
     cmd.args(args).env("NO_COLOR", "1").env_remove("AISEC_LOG");
-    Aisec { cmd, stdin: None }
+    Aisec {
+        cmd,
+        stdin: None,
+        timeout: TIMEOUT,
+    }
 }
 
 impl Aisec {
@@ -50,6 +60,12 @@ impl Aisec {
         self
     }
 
+    /// Kills the run (and fails the test) when it takes longer than this.
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = limit;
+        self
+    }
+
     /// Bytes to feed on standard input.
     pub fn stdin(mut self, bytes: &[u8]) -> Self {
         self.stdin = Some(bytes.to_vec());
@@ -67,32 +83,65 @@ impl Aisec {
     }
 
     /// Runs to the end; the raw process output.
-    pub fn output(mut self) -> std::process::Output {
-        self.cmd.stdin(Stdio::null()).output().expect("run aisec")
+    pub fn output(mut self) -> Output {
+        let stdin = self.stdin.take();
+        run_to_end(&mut self.cmd, stdin, self.timeout)
     }
 
     /// Runs to the end.
-    pub fn run(mut self) -> Run {
-        let out = match self.stdin.take() {
-            None => self.cmd.stdin(Stdio::null()).output().expect("run aisec"),
-            Some(bytes) => {
-                let mut child = self
-                    .cmd
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .expect("start aisec");
-                let mut stdin = child.stdin.take().expect("stdin");
-                let writer = std::thread::spawn(move || {
-                    let _ = stdin.write_all(&bytes);
-                });
-                let out = child.wait_with_output().expect("run aisec");
-                let _ = writer.join();
-                out
-            }
-        };
-        Run::from(out)
+    pub fn run(self) -> Run {
+        Run::from(self.output())
+    }
+}
+
+/// Runs `cmd` with piped output (and `stdin` fed from a thread), polling for
+/// its end; past `limit` the process is killed and the calling test panics.
+fn run_to_end(cmd: &mut Command, stdin: Option<Vec<u8>>, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start aisec");
+    let writer = stdin.map(|bytes| {
+        let mut w = child.stdin.take().expect("stdin");
+        std::thread::spawn(move || {
+            let _ = w.write_all(&bytes);
+        })
+    });
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr")));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for aisec") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let args: Vec<_> = cmd.get_args().collect();
+            panic!("aisec {args:?} still running after {limit:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
+    Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
     }
 }
 
