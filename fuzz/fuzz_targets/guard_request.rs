@@ -3,7 +3,8 @@
 //! the guard's bounded JSON reader and screened as a chat and as a
 //! completion request), and the bounded decoder of compressed upstream
 //! responses (the rest as gzip and deflate), and the de-obfuscation views
-//! (`aisec_guard::deobf::views`) of the whole input as text.
+//! (`aisec_guard::deobf::views`) and the structured-record values view
+//! (`aisec_guard::structured::values_view`) of the whole input as text.
 //! Invariants checked: a normalised path has no dot or empty segments and
 //! normalises to itself; there are at most `MAX_VIEWS` views, each at most as
 //! long as the (truncated) input, with one or two decodings each.
@@ -56,6 +57,10 @@ fuzz_target!(|data: &[u8]| {
     for v in &views {
         assert!(v.text.len() <= cap, "view longer than its input");
         assert!(!v.chain.is_empty() && v.chain.len() <= deobf::MAX_DEPTH);
+    }
+    // the structured-record view the classifier reads (values only: never longer than the text)
+    if let Some(v) = aisec_guard::structured::values_view(&text) {
+        assert!(v.len() <= text.len(), "values view longer than its input");
     }
     for coding in [Some("gzip"), Some("deflate")] {
         if let Ok(out) = BodyDecoder::decode_all(coding, body, 1 << 20) {

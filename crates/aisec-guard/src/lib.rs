@@ -32,6 +32,7 @@ pub mod rules;
 pub mod scan;
 pub mod serve;
 pub mod stage2;
+pub mod structured;
 pub mod text;
 pub mod upstream;
 pub mod wordpiece;

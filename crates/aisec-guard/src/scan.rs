@@ -540,6 +540,16 @@ fn compile_deny(list: &[DenyPattern]) -> Vec<(String, Regex, Action)> {
         .collect()
 }
 
+/// What the classifier reads: the values of a JSON document or YAML-like
+/// record, normalised (`structured.rs`: an envelope's syntax and field names
+/// score as injection-like on their own), else the normalised text itself.
+fn classifier_input<'a>(text: &str, norm: &'a Normalised) -> std::borrow::Cow<'a, str> {
+    match crate::structured::values_view(text) {
+        Some(v) => std::borrow::Cow::Owned(normalise(&v).text),
+        None => std::borrow::Cow::Borrowed(&norm.text),
+    }
+}
+
 fn words_of(s: &str) -> Vec<String> {
     s.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -903,7 +913,7 @@ impl Pipeline {
                 }
             }
             if cfg.injection.classifier {
-                let v = self.classifier_verdict(&norm.text);
+                let v = self.classifier_verdict(&classifier_input(text, norm));
                 if v.fires {
                     out.push(Detection {
                         scanner: "injection",
@@ -988,7 +998,7 @@ impl Pipeline {
             format!("pattern: {}", why.join(", "))
         };
         if cfg.classifier {
-            let (v, d) = self.indirect_verdict(&norm.text);
+            let (v, d) = self.indirect_verdict(&classifier_input(text, &norm));
             if v.fires {
                 score = Some(v.score());
                 if !ev.is_empty() {
