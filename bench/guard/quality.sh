@@ -91,5 +91,7 @@ LAT="$(target/release/examples/latency "$WORK/test.jsonl" 3)"
   echo "The second stage (MiniLM encoder, off by default) is not in these rows: its cost per text it runs on is in QUALITY.md."
   echo
   echo "$LAT"
+  # hand-written readings of earlier runs (kept across re-runs, like QUALITY-notes.md)
+  if [ -s bench/guard/LATENCY-notes.md ]; then echo; cat bench/guard/LATENCY-notes.md; fi
 } > bench/guard/LATENCY.md
 cat bench/guard/LATENCY.md
