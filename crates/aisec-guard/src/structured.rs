@@ -12,13 +12,20 @@
 //! rules still read the text as it came.
 //!
 //! Only whole documents qualify: a JSON object or array that parses (nothing
-//! but whitespace around it), or text whose non-empty lines are mostly
-//! `key: value` lines with identifier-like keys (optionally YAML list items).
-//! Anything else, including prose that quotes a JSON snippet, is read as it is.
+//! but whitespace around it), or a YAML-like record: it starts with a `key:`
+//! line (an identifier-like key, optionally a list item), has at least three
+//! such lines, and its other lines continue a value (block scalars, nested
+//! lists) save a few. Keys that name a speaker or call for attention
+//! (`system:`, `assistant:`, `note:`, ...) are injection cues: such a line is
+//! kept whole and counts as prose. Anything else, including prose that quotes
+//! a JSON snippet, is read as it is.
 
 /// At most this many values are kept (a huge array is cut, not parsed into
 /// an unbounded view).
 const MAX_VALUES: usize = 4096;
+
+/// YAML block-scalar indicators: the value is the deeper-indented lines below.
+const BLOCK_SCALAR: [&str; 6] = ["|", ">", "|-", ">-", "|+", ">+"];
 
 /// The values of `text` when it is a JSON document or a YAML-like record;
 /// `None` when it is neither (read it as it is).
@@ -163,11 +170,12 @@ fn yaml_values(t: &str) -> Option<String> {
             continue;
         }
         block = None;
-        let v = match key_line(l) {
+        let field = key_line(l);
+        let v = match field {
             Some((key, v)) if !is_cue(key) => {
                 keyed += 1;
                 key_indent = Some(indent);
-                if matches!(v, "|" | ">" | "|-" | ">-" | "|+" | ">+") {
+                if BLOCK_SCALAR.contains(&v) {
                     block = Some(indent);
                 }
                 v
@@ -178,7 +186,7 @@ fn yaml_values(t: &str) -> Option<String> {
                 if !continuation {
                     prose += 1;
                 }
-                match key_line(l) {
+                match field {
                     Some(_) => line, // a cue line stays whole
                     None => line.strip_prefix("- ").unwrap_or(line),
                 }
@@ -186,18 +194,15 @@ fn yaml_values(t: &str) -> Option<String> {
         };
         let v = unquote(v);
         // block-scalar indicators and empty values carry no text
-        if out.len() < MAX_VALUES
-            && !v.is_empty()
-            && !matches!(v, "|" | ">" | "|-" | ">-" | "|+" | ">+")
-        {
+        if out.len() < MAX_VALUES && !v.is_empty() && !BLOCK_SCALAR.contains(&v) {
             out.push(v);
         }
     }
     (keyed >= 3 && prose * 3 <= keyed && !out.is_empty()).then(|| out.join("\n"))
 }
 
-/// A YAML scalar without its quotes (`'it''s'` keeps one quote mark inside;
-/// the classifier does not mind the doubled one, so it is left as is).
+/// A YAML scalar without its surrounding quotes (a doubled `''` inside stays
+/// doubled: the classifier does not mind).
 fn unquote(v: &str) -> &str {
     let b = v.as_bytes();
     if b.len() >= 2 && (b[0] == b'\'' || b[0] == b'"') && b[b.len() - 1] == b[0] {
