@@ -292,6 +292,12 @@ pub struct InjectionConfig {
     /// rules or classifier.
     #[serde(default = "yes")]
     pub deobfuscate: bool,
+    /// Let the classifier read a JSON document's or YAML-like record's values
+    /// instead of the record (`structured.rs`), in requests and in tool
+    /// content: an envelope's syntax and field names score as injection-like
+    /// on their own. Text in field names is then read by the rules only.
+    #[serde(default = "yes")]
+    pub structured: bool,
 }
 
 impl Default for InjectionConfig {
@@ -305,6 +311,7 @@ impl Default for InjectionConfig {
             classifier_min_words: None,
             short_threshold: None,
             deobfuscate: true,
+            structured: true,
         }
     }
 }
