@@ -220,17 +220,7 @@ impl Scanner {
             }
             match walk::expand(p, self.opts.follow_links) {
                 Ok(mut v) => files.append(&mut v),
-                Err(e) => {
-                    // the error names the path for entries deep in a walk; the
-                    // subject already names this one
-                    let subject = p.display().to_string();
-                    let message = e.to_string();
-                    let message = match message.strip_prefix(&format!("{subject}: ")) {
-                        Some(rest) => rest.to_string(),
-                        None => message,
-                    };
-                    report.error(subject, message)
-                }
+                Err(e) => report.error(p.display().to_string(), e.to_string()),
             }
         }
         let bytes = AtomicU64::new(0);

@@ -28,9 +28,10 @@ pub enum Input {
 /// Expands a path: a file is itself, a directory is every regular file
 /// below it (sorted, so reports are stable). Errors below a directory
 /// become [`Input::Unreadable`] entries; a missing top-level path is an
-/// error.
+/// error, whose message does not repeat the path (callers report it under
+/// that path).
 pub fn expand(path: &Path, follow_links: bool) -> io::Result<Vec<Input>> {
-    let meta = std::fs::metadata(path).map_err(|e| annotate(path, e))?;
+    let meta = std::fs::metadata(path)?;
     let display = path.display().to_string();
     if meta.is_file() {
         return Ok(vec![Input::File {
@@ -41,7 +42,7 @@ pub fn expand(path: &Path, follow_links: bool) -> io::Result<Vec<Input>> {
     if !meta.is_dir() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("{display}: not a regular file or directory"),
+            "not a regular file or directory",
         ));
     }
     let mut out = Vec::new();
@@ -367,8 +368,18 @@ mod tests {
 
     #[test]
     fn missing_path_is_a_clear_error() {
+        // the error says why; the scan report names the path once, as its subject
         let e = expand(Path::new("/definitely/not/here"), false).unwrap_err();
-        assert!(e.to_string().contains("/definitely/not/here"), "{e}");
+        assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
+        let scanner = crate::Scanner::new(crate::ScanOptions::default());
+        let r = scanner.scan_paths(&[std::path::PathBuf::from("/definitely/not/here")], &|_| {});
+        assert_eq!(r.errors.len(), 1);
+        assert_eq!(r.errors[0].subject, "/definitely/not/here");
+        assert!(
+            !r.errors[0].message.contains("/definitely"),
+            "{}",
+            r.errors[0].message
+        );
     }
 
     #[test]
