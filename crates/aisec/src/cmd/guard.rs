@@ -79,6 +79,10 @@ pub fn run(args: GuardArgs) -> anyhow::Result<i32> {
         .build()?;
     rt.block_on(async move {
         let guard = aisec_guard::start(policy, opts).await?;
+        // The handlers are in place before "listening" is said: a Ctrl-C
+        // sent the moment a supervisor reads that line is a clean shutdown,
+        // not the default action of the signal (exit by SIGINT).
+        let stop = ShutdownSignal::install();
         // In the audit log's own line format: stderr is its default sink,
         // and it stays JSON lines from the first line to the last.
         let say = AuditLog::stderr(AuditLevel::All);
@@ -86,7 +90,7 @@ pub fn run(args: GuardArgs) -> anyhow::Result<i32> {
             "listening",
             serde_json::json!({ "url": format!("http://{}", guard.addr) }),
         );
-        shutdown_signal().await;
+        stop.recv().await;
         say.write(
             "shutdown",
             serde_json::json!({ "message": "finishing in-flight requests" }),
@@ -96,24 +100,39 @@ pub fn run(args: GuardArgs) -> anyhow::Result<i32> {
     })
 }
 
-async fn shutdown_signal() {
+/// SIGINT (Ctrl-C) or SIGTERM, registered when made (`tokio::signal::ctrl_c`
+/// only registers when first polled, which would leave a window after start-up
+/// in which Ctrl-C kills the process instead of stopping it).
+struct ShutdownSignal {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl ShutdownSignal {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let signals = signal(SignalKind::interrupt())
+                .and_then(|int| Ok((int, signal(SignalKind::terminate())?)))
+                .ok();
+            Self { signals }
+        }
+        #[cfg(not(unix))]
+        {
+            Self {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn recv(self) {
+        #[cfg(unix)]
+        if let Some((mut int, mut term)) = self.signals {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }
