@@ -117,6 +117,64 @@ def threshold_offset(out_dir, step=0.01, max_d=0.30):
     return res
 
 
+# the length correction of the threshold (Classifier::threshold_for): the grid its slope is chosen from, and
+# the window count from which it stops growing (what padding a document with benign text can buy an attacker)
+LENGTH_SLOPES = [round(0.05 * i, 2) for i in range(11)]
+LENGTH_CAP = 32
+
+
+def n_windows(text):
+    """The classifier's window count for `text` (classifier.rs window_ranges on the prepared text)."""
+    import train_classifier as tc
+
+    n = len(tc.normalise(text).split(" ")) if text.strip() else 0
+    if n <= tc.WINDOW:
+        return 1
+    starts = list(range(0, n - tc.WINDOW + 1, tc.STRIDE))
+    return len(starts) + (starts[-1] != n - tc.WINDOW)
+
+
+def length_threshold(t, n, slope, cap=LENGTH_CAP):
+    """sigmoid(logit(t) + slope * ln(min(n, cap))), as Classifier::threshold_for computes it."""
+    import math
+
+    n = min(max(n, 1), cap)
+    if slope <= 0 or n <= 1 or not 0 < t < 1:
+        return t
+    return 1 / (1 + math.exp(-(math.log(t / (1 - t)) + slope * math.log(n))))
+
+
+def length_slope(out_dir, d, split="val"):
+    """The length rule: the slope in LENGTH_SLOPES with the best F1 on the pooled leave-one-source-out
+    rows of `split` (each group scored by the model fitted without it at that fold's threshold + d, then
+    length-corrected); ties go to the smaller slope. VALIDATION rows choose it; the test rows are only read
+    by the report (split="test"). Returns (slope, [per-slope dicts])."""
+    rows = []
+    for name in sorted(os.listdir(out_dir)):
+        if not name.endswith(".jsonl"):
+            continue
+        with open(os.path.join(out_dir, name), encoding="utf-8") as f:
+            for line in f:
+                r = json.loads(line)
+                if r["split"] == split:
+                    rows.append((r["score"], min(0.99, r["threshold"] + d), r["label"], n_windows(r["text"])))
+    table = []
+    for k in LENGTH_SLOPES:
+        tp = fp = fn = nb = 0
+        for s, t, y, n in rows:
+            hit = s >= length_threshold(t, n, k)
+            if y:
+                tp += hit
+                fn += not hit
+            else:
+                nb += 1
+                fp += hit
+        table.append({"slope": k, "recall": round(tp / max(1, tp + fn), 4), "fpr": round(fp / max(1, nb), 4), "fp": fp, "benign": nb,
+                      "f1": round(2 * tp / max(1, 2 * tp + fp + fn), 4)})
+    best = max(table, key=lambda r: (r["f1"], -r["slope"]))
+    return best["slope"], table
+
+
 def run_variant(XA, rows, nwins, first, C, out_dir, variant):
     import time
 

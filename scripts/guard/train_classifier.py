@@ -49,8 +49,10 @@ highest (one round of multiple-instance relabelling); every window of a long
 benign text is a negative.
 
 Writes crates/aisec-guard/assets/injection_lr.bin:
-  b"AGLR0002" | u32 dim | f32 bias | f32 threshold | u32 max_chars | u32 window | u32 stride
-  | f32 short_threshold | u32 short_words | dim x f16 (all little-endian)
+  b"AGLR0004" | u32 dim | f32 bias | f32 threshold | u32 max_chars | u32 window | u32 stride
+  | f32 short_threshold | u32 short_words | f32 length_slope | u32 length_cap | dim x f16
+  (all little-endian; AGLR0003 and AGLR0002 files lack the two length fields, AGLR0002 also
+  the indirect-injection cue features)
 and bench/guard/work/*.jsonl with the training-side scores (numpy over the exported
 features and the half-float weights) for the parity check against the guard's own scoring.
 
@@ -72,6 +74,7 @@ Usage: scripts/guard/train_classifier.py   (creates scripts/guard/.venv itself)
        shipped model crates/aisec-guard/assets/injection_lr.bin or $AISEC_GUARD_MODEL; nothing is fitted)
 """
 import json
+import math
 import os
 import struct
 import subprocess
@@ -377,12 +380,13 @@ def eval_only(model_path):
     ev, fresh, fresh2 = evaluation_sets(rows)
     with open(model_path, "rb") as f:
         blob = f.read()
-    if blob[:8] != b"AGLR0003":
-        raise SystemExit(f"{model_path}: not an AGLR0003 model")
+    if blob[:8] not in (b"AGLR0003", b"AGLR0004"):
+        raise SystemExit(f"{model_path}: not an AGLR0003/AGLR0004 model")
+    header = 48 if blob[:8] == b"AGLR0004" else 40
     dim, bias, _th, max_chars, window, stride, _sth, _sw = struct.unpack("<IffIIIfI", blob[8:40])
     if (dim, max_chars, window, stride) != (DIM, MAX_CHARS, WINDOW, STRIDE):
         raise SystemExit(f"{model_path}: feature settings {(dim, max_chars, window, stride)} differ from the trainer's")
-    w = np.frombuffer(blob[40:40 + 2 * dim], dtype="<f2").astype(np.float64)
+    w = np.frombuffer(blob[header:header + 2 * dim], dtype="<f2").astype(np.float64)
     bias = float(np.float32(bias))
     allrows = ev + fresh + fresh2
     XA, RA = rust_features(allrows, "evalonly")
@@ -460,7 +464,20 @@ def main():
                      "loso_val_benign": nb, "loso_val_short_benign": ns})
         print(f"held-out threshold rule: d {d:.2f} (pooled LOSO validation: recall {rec:.4f} FPR {fpr:.4f} of {nb} short FPR {sfpr:.4f} of {ns}); "
               f"shipped threshold {threshold} short threshold {short_th}")
-    rule.update({"threshold": threshold, "short_threshold": short_th})
+    # ---- the length rule (loso.length_slope): the threshold of a text of n word windows is
+    # sigmoid(logit(threshold) + slope * ln(min(n, cap))); the slope with the best F1 on the pooled held-out
+    # VALIDATION rows at the folds' thresholds + d. AISEC_GUARD_LENGTH_SLOPE=K ships K instead (0: none).
+    slope = float(os.environ.get("AISEC_GUARD_LENGTH_SLOPE", "nan"))
+    if math.isnan(slope) and rule["loso_offset"] is not None:
+        import loso
+
+        slope, table = loso.length_slope(out_dir, rule["loso_offset"])
+        rule["length_slope_table"] = table
+        print("length rule (pooled LOSO validation): " + "; ".join(f"{t['slope']:.2f}: F1 {t['f1']:.4f} FPR {t['fpr']:.4f}" for t in table) + f" -> slope {slope}")
+    elif math.isnan(slope):
+        slope = 0.0
+    cap = 32
+    rule.update({"threshold": threshold, "short_threshold": short_th, "length_slope": slope, "length_cap": cap})
     os.makedirs(WORK, exist_ok=True)
     with open(os.path.join(WORK, "threshold.json"), "w", encoding="utf-8") as f:
         json.dump(rule, f, indent=1, sort_keys=True)
@@ -468,8 +485,8 @@ def main():
     # AISEC_GUARD_MODEL_OUT writes the model elsewhere (the reproducibility check retrains twice and compares bytes)
     out = os.environ.get("AISEC_GUARD_MODEL_OUT") or os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin")
     with open(out, "wb") as f:
-        f.write(b"AGLR0003")
-        f.write(struct.pack("<IffIIIfI", DIM, bias, threshold, MAX_CHARS, WINDOW, STRIDE, short_th, SHORT_WORDS))
+        f.write(b"AGLR0004")
+        f.write(struct.pack("<IffIIIfIfI", DIM, bias, threshold, MAX_CHARS, WINDOW, STRIDE, short_th, SHORT_WORDS, slope, cap))
         f.write(model.coef_[0].astype("<f2").tobytes())
     print(f"wrote {out} ({os.path.getsize(out)} bytes)")
 

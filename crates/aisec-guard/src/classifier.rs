@@ -31,6 +31,11 @@ pub struct Classifier {
     /// Whether the windows carry the indirect-injection cue features
     /// ([`cue_keys`]); model files from `AGLR0003` on do.
     cues: bool,
+    /// Length correction of the threshold (`AGLR0004`; 0 before): see
+    /// [`Classifier::threshold_for`].
+    length_slope: f32,
+    /// Window count from which the length correction stops growing.
+    length_cap: usize,
     weights: Vec<f32>,
 }
 
@@ -87,8 +92,18 @@ const MAGIC_V1: &[u8; 8] = b"AGLR0001";
 const MAGIC_V2: &[u8; 8] = b"AGLR0002";
 /// Same layout as v2; the features include the indirect-injection cues.
 const MAGIC_V3: &[u8; 8] = b"AGLR0003";
+/// v3 and two more header fields: `f32 length_slope | u32 length_cap`.
+const MAGIC_V4: &[u8; 8] = b"AGLR0004";
 const HEADER_V1: usize = 8 + 16;
 const HEADER_V2: usize = 8 + 32;
+const HEADER_V4: usize = HEADER_V2 + 8;
+/// Largest length slope a model file may carry (a logit shift of 4 per
+/// factor e of windows would already make long texts unflaggable).
+const MAX_LENGTH_SLOPE: f32 = 4.0;
+/// Largest window cap a model file may carry.
+const MAX_LENGTH_CAP: u32 = 1 << 16;
+/// The cap older files get (so a policy's `length_slope` still applies to them).
+const DEFAULT_LENGTH_CAP: u32 = 32;
 const MAX_DIM: u32 = 1 << 22;
 /// Upper bound on the characters a model file may ask to look at.
 const MAX_MAX_CHARS: usize = 1 << 20;
@@ -494,7 +509,8 @@ fn normalised_counts(
 impl Classifier {
     /// Parses a model file (format in the training script's docstring).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
-        let v3 = bytes.len() >= HEADER_V2 && &bytes[..8] == MAGIC_V3;
+        let v4 = bytes.len() >= HEADER_V4 && &bytes[..8] == MAGIC_V4;
+        let v3 = v4 || (bytes.len() >= HEADER_V2 && &bytes[..8] == MAGIC_V3);
         let v2 = v3 || (bytes.len() >= HEADER_V2 && &bytes[..8] == MAGIC_V2);
         let v1 = bytes.len() >= HEADER_V1 && &bytes[..8] == MAGIC_V1;
         if !v1 && !v2 {
@@ -512,12 +528,23 @@ impl Classifier {
                 u32_at(28) as usize,
                 f32::from_bits(u32_at(32)),
                 u32_at(36) as usize,
-                HEADER_V2,
+                if v4 { HEADER_V4 } else { HEADER_V2 },
                 2,
             )
         } else {
             (usize::MAX, 1, threshold, 0, HEADER_V1, 4)
         };
+        let (length_slope, length_cap) = if v4 {
+            (f32::from_bits(u32_at(40)), u32_at(44))
+        } else {
+            (0.0, DEFAULT_LENGTH_CAP)
+        };
+        if !(0.0..=MAX_LENGTH_SLOPE).contains(&length_slope) {
+            return Err(ModelError::BadField("length_slope"));
+        }
+        if length_cap == 0 || length_cap > MAX_LENGTH_CAP {
+            return Err(ModelError::BadField("length_cap"));
+        }
         let body = &bytes[header..];
         if dim == 0 || dim > MAX_DIM || body.len() != dim as usize * wbytes {
             return Err(ModelError::BadSize {
@@ -559,6 +586,8 @@ impl Classifier {
             window,
             stride,
             cues: v3,
+            length_slope,
+            length_cap: length_cap as usize,
             weights,
         })
     }
@@ -592,6 +621,8 @@ impl Classifier {
             window,
             stride,
             cues: true,
+            length_slope: 0.0,
+            length_cap: DEFAULT_LENGTH_CAP as usize,
             weights: vec![0.0; dim as usize],
         })
     }
@@ -613,6 +644,8 @@ impl Classifier {
                 window: 1,
                 stride: 1,
                 cues: false,
+                length_slope: 0.0,
+                length_cap: DEFAULT_LENGTH_CAP as usize,
                 weights: vec![0.0],
             },
         })
@@ -626,6 +659,32 @@ impl Classifier {
     /// Threshold for texts under [`Classifier::short_words`] words, chosen on the validation split.
     pub fn short_threshold(&self) -> f32 {
         self.short_threshold
+    }
+
+    /// The length correction the model carries: `(slope, cap)` (slope 0,
+    /// none, for files before `AGLR0004`).
+    pub fn length_correction(&self) -> (f32, usize) {
+        (self.length_slope, self.length_cap)
+    }
+
+    /// The threshold for a text of `windows` windows when `base` applies to
+    /// a one-window text: `sigmoid(logit(base) + slope * ln(min(windows,
+    /// cap)))`, with the model's slope unless `slope` is given.
+    ///
+    /// A text's score is the highest of its windows' scores, so a long
+    /// benign text gets one chance per window to cross a fixed threshold:
+    /// benign false positives rise with length while long injected texts
+    /// still score high on the window that carries the injection. The slope
+    /// is chosen on held-out validation rows by the training script; the cap
+    /// bounds what padding a document with benign text can buy an attacker.
+    pub fn threshold_for(&self, base: f32, windows: usize, slope: Option<f32>) -> f32 {
+        let slope = slope.unwrap_or(self.length_slope);
+        let n = windows.clamp(1, self.length_cap.max(1));
+        if slope <= 0.0 || n <= 1 || !(base > 0.0 && base < 1.0) {
+            return base;
+        }
+        let logit = (base / (1.0 - base)).ln() + slope * (n as f32).ln();
+        1.0 / (1.0 + (-logit).exp())
     }
 
     /// Words per window and the stride between windows.
@@ -1009,6 +1068,71 @@ mod tests {
             Classifier::from_bytes(&b),
             Err(ModelError::BadSize { .. })
         ));
+    }
+
+    /// A v4 file: the v2 header fields, then slope and cap, then `dim` f16 zeros.
+    fn v4_file(slope: f32, cap: u32) -> Vec<u8> {
+        let mut b = MAGIC_V4.to_vec();
+        for v in [16u32, (-1.0f32).to_bits(), 0.7f32.to_bits(), 1000, 4, 2] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(&0.8f32.to_bits().to_le_bytes());
+        b.extend_from_slice(&8u32.to_le_bytes());
+        b.extend_from_slice(&slope.to_bits().to_le_bytes());
+        b.extend_from_slice(&cap.to_le_bytes());
+        b.extend_from_slice(&[0u8; 32]);
+        b
+    }
+
+    #[test]
+    fn length_correction_is_read_checked_and_bounded() {
+        let m = Classifier::from_bytes(&v4_file(0.25, 32)).expect("v4");
+        assert_eq!(m.length_correction(), (0.25, 32));
+        assert_eq!((m.threshold(), m.short_threshold()), (0.7, 0.8));
+        // one window: the base threshold; then logit(base) + 0.25 ln n, up to the cap
+        assert_eq!(m.threshold_for(0.7, 1, None), 0.7);
+        let logit = |p: f32| (p / (1.0 - p)).ln();
+        let t4 = m.threshold_for(0.7, 4, None);
+        assert!(
+            (logit(t4) - (logit(0.7) + 0.25 * 4f32.ln())).abs() < 1e-5,
+            "{t4}"
+        );
+        let capped = m.threshold_for(0.7, 32, None);
+        assert!(t4 < capped && capped < 1.0);
+        assert_eq!(
+            m.threshold_for(0.7, 10_000, None),
+            capped,
+            "padding buys nothing past the cap"
+        );
+        // a policy's slope overrides the model's; 0 turns the correction off
+        assert_eq!(m.threshold_for(0.7, 16, Some(0.0)), 0.7);
+        assert!(m.threshold_for(0.7, 16, Some(0.5)) > m.threshold_for(0.7, 16, None));
+        // hostile headers are errors, not panics or unflaggable models
+        for (slope, cap) in [
+            (f32::NAN, 32),
+            (-0.1, 32),
+            (100.0, 32),
+            (0.2, 0),
+            (0.2, u32::MAX),
+        ] {
+            assert!(
+                matches!(
+                    Classifier::from_bytes(&v4_file(slope, cap)),
+                    Err(ModelError::BadField(_))
+                ),
+                "{slope} {cap}"
+            );
+        }
+        let short = v4_file(0.25, 32);
+        assert!(Classifier::from_bytes(&short[..HEADER_V4 - 1]).is_err());
+        // a v3 file (no slope fields) carries no correction; a policy's slope still applies
+        let mut v3 = MAGIC_V3.to_vec();
+        v3.extend_from_slice(&short[8..HEADER_V2]);
+        v3.extend_from_slice(&short[HEADER_V4..]);
+        let old = Classifier::from_bytes(&v3).expect("v3");
+        assert_eq!(old.length_correction(), (0.0, 32));
+        assert_eq!(old.threshold_for(0.7, 16, None), 0.7);
+        assert!(old.threshold_for(0.7, 16, Some(0.25)) > 0.7);
     }
 
     #[test]

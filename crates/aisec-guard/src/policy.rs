@@ -285,6 +285,13 @@ pub struct InjectionConfig {
     /// validation data to keep short benign chat turns through) when absent.
     #[serde(default)]
     pub short_threshold: Option<f32>,
+    /// Length correction of the threshold for texts of several word windows
+    /// (`Classifier::threshold_for`: the logit of the threshold rises by
+    /// this much per factor e of windows, up to the model's cap); the
+    /// model's own (chosen on held-out validation data) when absent, 0 to
+    /// turn it off.
+    #[serde(default)]
+    pub length_slope: Option<f32>,
     /// Also score decoded views of obfuscated text (base64, hex, escapes,
     /// ROT13, reversal, leetspeak, spaced letters) with the rules and the
     /// classifier; the worse verdict counts (`AISEC-GUARD-006`). Views are
@@ -310,6 +317,7 @@ impl Default for InjectionConfig {
             threshold: None,
             classifier_min_words: None,
             short_threshold: None,
+            length_slope: None,
             deobfuscate: true,
             structured: true,
         }
@@ -865,6 +873,14 @@ impl Policy {
                 }
             }
         }
+        if let Some(k) = self.input.injection.length_slope {
+            if !(0.0..=4.0).contains(&k) {
+                return Err(bad(
+                    "input.injection.length_slope",
+                    format!("{k} is not between 0 and 4"),
+                ));
+            }
+        }
         let st = &self.input.second_stage;
         if st.enabled {
             match &st.model_dir {
@@ -1022,6 +1038,29 @@ mod tests {
             e.contains("output.deny[0].pattern") && e.contains("broken"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn thresholds_and_length_slope_out_of_range_are_named() {
+        for (key, value, named) in [
+            ("threshold", "1.5", "input.injection.threshold"),
+            ("short_threshold", "0", "input.injection.short_threshold"),
+            ("length_slope", "-0.1", "input.injection.length_slope"),
+            ("length_slope", "nan", "input.injection.length_slope"),
+            ("length_slope", "9", "input.injection.length_slope"),
+        ] {
+            let e = Policy::from_toml(&format!(
+                "[server]\nupstream = \"http://x\"\n[input.injection]\n{key} = {value}\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(named), "{key} = {value}: {e}");
+        }
+        let ok = Policy::from_toml(
+            "[server]\nupstream = \"http://x\"\n[input.injection]\nlength_slope = 0.0\n",
+        )
+        .unwrap();
+        assert_eq!(ok.input.injection.length_slope, Some(0.0));
     }
 
     #[test]
