@@ -4,7 +4,8 @@
 //! completion request), and the bounded decoder of compressed upstream
 //! responses (the rest as gzip and deflate), and the de-obfuscation views
 //! (`aisec_guard::deobf::views`) and the structured-record values view
-//! (`aisec_guard::structured::values_view`) of the whole input as text.
+//! (`aisec_guard::structured::values_view`) and two registered templates'
+//! slot values (`aisec_guard::template`) of the whole input as text.
 //! Invariants checked: a normalised path has no dot or empty segments and
 //! normalises to itself; there are at most `MAX_VIEWS` views, each at most as
 //! long as the (truncated) input, with one or two decodings each.
@@ -20,6 +21,7 @@ use aisec_guard::Pipeline;
 use libfuzzer_sys::fuzz_target;
 
 static PIPELINE: OnceLock<Pipeline> = OnceLock::new();
+static TEMPLATES: OnceLock<aisec_guard::template::Templates> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
     let (head, body) = match data.iter().position(|&b| b == b'\n') {
@@ -61,6 +63,17 @@ fuzz_target!(|data: &[u8]| {
     // the structured-record view the classifier reads (values only: never longer than the text)
     if let Some(v) = aisec_guard::structured::values_view(&text) {
         assert!(v.len() <= text.len(), "values view longer than its input");
+    }
+    // registered templates: the slot values of an instance are never longer than the text
+    let templates = TEMPLATES.get_or_init(|| {
+        aisec_guard::template::Templates::compile(&[
+            "Context: {context}\nQuestion: {question}\nAnswer:".into(),
+            "{a} and {{literal}} {b}".into(),
+        ])
+        .expect("templates")
+    });
+    if let Some(v) = templates.slot_values(&text) {
+        assert!(v.len() <= text.len(), "slot values longer than the text");
     }
     for coding in [Some("gzip"), Some("deflate")] {
         if let Ok(out) = BodyDecoder::decode_all(coding, body, 1 << 20) {

@@ -33,6 +33,7 @@ pub mod scan;
 pub mod serve;
 pub mod stage2;
 pub mod structured;
+pub mod template;
 pub mod text;
 pub mod upstream;
 pub mod wordpiece;

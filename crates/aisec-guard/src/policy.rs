@@ -305,6 +305,12 @@ pub struct InjectionConfig {
     /// on their own. Text in field names is then read by the rules only.
     #[serde(default = "yes")]
     pub structured: bool,
+    /// The application's own prompt templates, in `str.format` syntax
+    /// (`{name}` slots, `{{` / `}}` literal braces): a request text that is
+    /// one of them filled in is read by the classifier as its filled-in
+    /// values only (`template.rs`); the rules still read the whole text.
+    #[serde(default)]
+    pub templates: Vec<String>,
 }
 
 impl Default for InjectionConfig {
@@ -320,6 +326,7 @@ impl Default for InjectionConfig {
             length_slope: None,
             deobfuscate: true,
             structured: true,
+            templates: Vec::new(),
         }
     }
 }
@@ -873,6 +880,10 @@ impl Policy {
                 }
             }
         }
+        if let Err((i, why)) = crate::template::Templates::compile(&self.input.injection.templates)
+        {
+            return Err(bad(&format!("input.injection.templates[{i}]"), why));
+        }
         if let Some(k) = self.input.injection.length_slope {
             if !(0.0..=4.0).contains(&k) {
                 return Err(bad(
@@ -1061,6 +1072,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.input.injection.length_slope, Some(0.0));
+    }
+
+    #[test]
+    fn unusable_templates_are_named_with_their_index() {
+        let e = Policy::from_toml(
+            "[server]\nupstream = \"http://x\"\n[input.injection]\ntemplates = [\"Q: {q}\", \"no slot\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("input.injection.templates[1]") && e.contains("no {slot}"),
+            "{e}"
+        );
+        let ok = Policy::from_toml(
+            "[server]\nupstream = \"http://x\"\n[input.injection]\ntemplates = [\"Summarise: {text}\"]\n",
+        )
+        .unwrap();
+        assert_eq!(ok.input.injection.templates.len(), 1);
     }
 
     #[test]
