@@ -149,6 +149,23 @@ def _filler(corpus, rnd):
     return pools, pick
 
 
+def _injected(gd, rnd, pools, split, slots, user, vals, filled):
+    """The rendered prompt with an injection in its user slot: an authored injection or an attack text of
+    the split (half each), put inside a document-like input or next to a short one."""
+    u = vals[user]
+    if rnd.random() < 0.5 or not pools[split]["attack"]:
+        instr = gd.authored_injection(rnd)
+    else:
+        instr = rnd.choice(pools[split]["attack"])
+    if slots[user][1] == "doc":
+        inj = gd.inject(u, instr, rnd)
+    else:
+        inj = rnd.choice(["{u} {i}", "{i} {u}", "{u}\n{i}"]).format(u=u, i=instr)
+    out = list(filled)
+    out[slots[user][0]] = inj
+    return "".join(out)
+
+
 def rows(gd, tar, corpus, seed=51):
     """Rendered template-app rows (benign, and injected copies of half). `corpus`: the rows built so
     far (their benign inputs and attack texts, per split, fill the slots)."""
@@ -177,18 +194,7 @@ def rows(gd, tar, corpus, seed=51):
                 continue
             add(text, 0, "template-app", split)
             if (j + k) % 2 == 0:
-                ui = slots[user][0]
-                u = vals[user]
-                if rnd.random() < 0.5 or not pools[split]["attack"]:
-                    instr = gd.authored_injection(rnd)
-                else:
-                    instr = rnd.choice(pools[split]["attack"])
-                if slots[user][1] == "doc":
-                    inj = gd.inject(u, instr, rnd)
-                else:
-                    inj = rnd.choice(["{u} {i}", "{i} {u}", "{u}\n{i}"]).format(u=u, i=instr)
-                filled[ui] = inj
-                add("".join(filled), 1, "template-app+injection", split)
+                add(_injected(gd, rnd, pools, split, slots, user, vals, filled), 1, "template-app+injection", split)
     return out
 
 
@@ -239,17 +245,8 @@ def lmeval_eval(gd, zf, corpus, seed=61):
             continue
         out.append(gd.row(text, 0, "lm-eval-templates", "template-app", "test"))
         if j % 2 == 0:
-            ui, u = slots[user][0], vals[user]
-            if rnd.random() < 0.5 or not pools["test"]["attack"]:
-                instr = gd.authored_injection(rnd)
-            else:
-                instr = rnd.choice(pools["test"]["attack"])
-            if slots[user][1] == "doc":
-                inj = gd.inject(u, instr, rnd)
-            else:
-                inj = rnd.choice(["{u} {i}", "{i} {u}", "{u}\n{i}"]).format(u=u, i=instr)
-            filled[ui] = inj
-            out.append(gd.row("".join(filled).strip(), 1, "lm-eval-templates", "template-app+injection", "test"))
+            inj = _injected(gd, rnd, pools, "test", slots, user, vals, filled)
+            out.append(gd.row(inj.strip(), 1, "lm-eval-templates", "template-app+injection", "test"))
     return out
 
 
@@ -322,17 +319,8 @@ def lib_rows(gd, wheels, corpus, seed=71):
                 b["tag"] = "libprompts"
                 out.append(b)
                 if (j + k) % 2 == 0:
-                    ui, u = slots[user][0], vals[user]
-                    if rnd.random() < 0.5 or not pools[split]["attack"]:
-                        instr = gd.authored_injection(rnd)
-                    else:
-                        instr = rnd.choice(pools[split]["attack"])
-                    if slots[user][1] == "doc":
-                        inj = gd.inject(u, instr, rnd)
-                    else:
-                        inj = rnd.choice(["{u} {i}", "{i} {u}", "{u}\n{i}"]).format(u=u, i=instr)
-                    filled[ui] = inj
-                    a = gd.row("".join(filled).strip(), 1, "libprompt-templates", "template-app+injection", split)
+                    inj = _injected(gd, rnd, pools, split, slots, user, vals, filled)
+                    a = gd.row(inj.strip(), 1, "libprompt-templates", "template-app+injection", split)
                     a["tag"] = "libprompts"
                     out.append(a)
             j += 1

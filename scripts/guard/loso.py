@@ -83,6 +83,18 @@ def run(XA, rows, nwins, first, C, work, skip=()):
         run_variant(XA, rs, nwins, first, C, os.path.join(work, "loso-" + v), v)
 
 
+def held_rows(out_dir, split):
+    """The scored rows of `split` of a leave-one-source-out run (out_dir/<group>.jsonl), group by group."""
+    for name in sorted(os.listdir(out_dir)):
+        if not name.endswith(".jsonl"):
+            continue
+        with open(os.path.join(out_dir, name), encoding="utf-8") as f:
+            for line in f:
+                r = json.loads(line)
+                if r["split"] == split:
+                    yield r
+
+
 def threshold_offset(out_dir, step=0.01, max_d=0.30):
     """The held-out threshold rule: the smallest offset d (a multiple of `step`) such that the pooled
     leave-one-source-out VALIDATION rows (each group scored by the model fitted without it, at that
@@ -94,16 +106,9 @@ def threshold_offset(out_dir, step=0.01, max_d=0.30):
     import train_classifier as tc
 
     sc, th, y, short = [], [], [], []
-    for name in sorted(os.listdir(out_dir)):
-        if not name.endswith(".jsonl"):
-            continue
-        with open(os.path.join(out_dir, name), encoding="utf-8") as f:
-            for line in f:
-                r = json.loads(line)
-                if r["split"] != "val":
-                    continue
-                sc.append(r["score"]); th.append(r["threshold"]); y.append(r["label"])
-                short.append(len(tc.normalise(r["text"]).split(" ")) < tc.SHORT_WORDS)
+    for r in held_rows(out_dir, "val"):
+        sc.append(r["score"]); th.append(r["threshold"]); y.append(r["label"])
+        short.append(len(tc.normalise(r["text"]).split(" ")) < tc.SHORT_WORDS)
     sc, th, y, short = np.array(sc), np.array(th), np.array(y), np.array(short)
     nb, ns = int(np.sum(y == 0)), int(np.sum((y == 0) & short))
     res = None
@@ -151,15 +156,7 @@ def length_slope(out_dir, d, split="val"):
     rows of `split` (each group scored by the model fitted without it at that fold's threshold + d, then
     length-corrected); ties go to the smaller slope. VALIDATION rows choose it; the test rows are only read
     by the report (split="test"). Returns (slope, [per-slope dicts])."""
-    rows = []
-    for name in sorted(os.listdir(out_dir)):
-        if not name.endswith(".jsonl"):
-            continue
-        with open(os.path.join(out_dir, name), encoding="utf-8") as f:
-            for line in f:
-                r = json.loads(line)
-                if r["split"] == split:
-                    rows.append((r["score"], min(0.99, r["threshold"] + d), r["label"], n_windows(r["text"])))
+    rows = [(r["score"], min(0.99, r["threshold"] + d), r["label"], n_windows(r["text"])) for r in held_rows(out_dir, split)]
     table = []
     for k in LENGTH_SLOPES:
         tp = fp = fn = nb = 0
