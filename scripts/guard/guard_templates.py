@@ -149,6 +149,15 @@ def _filler(corpus, rnd):
     return pools, pick
 
 
+def _rendered(parts, slots, pick, split):
+    """One rendering of a parsed template: (the slot values drawn from `split`, the parts filled in)."""
+    vals = [pick(split, kind) for _, kind in slots]
+    filled = list(parts)
+    for (i, _), v in zip(slots, vals):
+        filled[i] = v
+    return vals, filled
+
+
 def _injected(gd, rnd, pools, split, slots, user, vals, filled):
     """The rendered prompt with an injection in its user slot: an authored injection or an attack text of
     the split (half each), put inside a document-like input or next to a short one."""
@@ -185,10 +194,7 @@ def rows(gd, tar, corpus, seed=51):
             continue
         parts, slots, user = r
         for k in range(PER_TEMPLATE):
-            vals = [pick(split, kind) for _, kind in slots]
-            filled = list(parts)
-            for (i, _), v in zip(slots, vals):
-                filled[i] = v
+            vals, filled = _rendered(parts, slots, pick, split)
             text = "".join(filled)
             if len(text.split()) < 3:
                 continue
@@ -236,10 +242,7 @@ def lmeval_eval(gd, zf, corpus, seed=61):
         if r is None:
             continue
         parts, slots, user = r
-        vals = [pick("test", kind) for _, kind in slots]
-        filled = list(parts)
-        for (i, _), v in zip(slots, vals):
-            filled[i] = v
+        vals, filled = _rendered(parts, slots, pick, "test")
         text = "".join(filled).strip()
         if len(text.split()) < 3:
             continue
@@ -308,10 +311,7 @@ def lib_rows(gd, wheels, corpus, seed=71):
                 continue
             parts, slots, user = r
             for k in range(LIB_PER_TEMPLATE):
-                vals = [pick(split, kind) for _, kind in slots]
-                filled = list(parts)
-                for (i, _), v in zip(slots, vals):
-                    filled[i] = v
+                vals, filled = _rendered(parts, slots, pick, split)
                 text = "".join(filled).strip()
                 if len(text.split()) < 3:
                     continue
