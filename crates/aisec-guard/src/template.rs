@@ -22,7 +22,7 @@
 //! text. The first registered template that matches wins.
 
 /// Most templates a policy may register.
-pub const MAX_TEMPLATES: usize = 256;
+pub const MAX_TEMPLATES: usize = 4096;
 /// Longest template, in bytes.
 pub const MAX_TEMPLATE_BYTES: usize = 32 * 1024;
 
