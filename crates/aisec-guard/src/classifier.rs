@@ -661,8 +661,8 @@ impl Classifier {
         self.short_threshold
     }
 
-    /// The length correction the model carries: `(slope, cap)` (slope 0,
-    /// none, for files before `AGLR0004`).
+    /// The length correction the model carries: `(slope, cap)`; files before
+    /// `AGLR0004` carry none (`(0, 32)`: a policy's slope still applies).
     pub fn length_correction(&self) -> (f32, usize) {
         (self.length_slope, self.length_cap)
     }
@@ -679,7 +679,7 @@ impl Classifier {
     /// bounds what padding a document with benign text can buy an attacker.
     pub fn threshold_for(&self, base: f32, windows: usize, slope: Option<f32>) -> f32 {
         let slope = slope.unwrap_or(self.length_slope);
-        let n = windows.clamp(1, self.length_cap.max(1));
+        let n = windows.clamp(1, self.length_cap);
         if slope <= 0.0 || n <= 1 || !(base > 0.0 && base < 1.0) {
             return base;
         }

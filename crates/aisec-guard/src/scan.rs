@@ -598,7 +598,7 @@ impl Pipeline {
             // validated with the policy; a policy built in code that skipped
             // validation gets no templates rather than a panic
             templates: crate::template::Templates::compile(&policy.input.injection.templates)
-                .unwrap_or_else(|_| crate::template::Templates::compile(&[]).expect("empty set")),
+                .unwrap_or_default(),
             policy,
         }
     }

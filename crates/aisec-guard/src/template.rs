@@ -16,10 +16,11 @@
 //! whitespace match any run of whitespace) and in order; each slot takes
 //! whatever lies between (up to the next literal's first occurrence; the
 //! last literal must end the text). Substring searches, no regex: a policy
-//! of hundreds of long templates stays cheap to load and to run. Only text equal to the operator's literal text is
-//! dropped from the classifier's view, so every character an attacker
-//! controls still reaches it; the injection rules keep reading the whole
-//! text. The first registered template that matches wins.
+//! of hundreds of long templates stays cheap to load and to run. Only text
+//! equal to the operator's literal text is dropped from the classifier's
+//! view, so every character an attacker controls still reaches it; the
+//! injection rules keep reading the whole text. The first registered
+//! template that matches wins.
 
 /// Most templates a policy may register.
 pub const MAX_TEMPLATES: usize = 4096;
@@ -183,7 +184,7 @@ impl Templates {
     /// instance of, one per line (empty ones left out); `None` when it is
     /// none of them. Cost: a few substring searches per template.
     pub fn slot_values(&self, text: &str) -> Option<String> {
-        if self.each.is_empty() {
+        if self.is_empty() {
             return None;
         }
         let t = collapse(text);
