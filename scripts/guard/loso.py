@@ -83,10 +83,22 @@ def run(XA, rows, nwins, first, C, work, skip=()):
         run_variant(XA, rs, nwins, first, C, os.path.join(work, "loso-" + v), v)
 
 
-def held_rows(out_dir, split):
-    """The scored rows of `split` of a leave-one-source-out run (out_dir/<group>.jsonl), group by group."""
+# groups a candidate corpus adds (GROUPS entries the shipped corpus lacks): their folds are scored and reported,
+# but kept out of threshold_offset's pool, so that a candidate and the shipped corpus choose d on the same rows.
+# Why: held out, the LLM-application libraries' templates (a genre no other group has) were flagged 349 of 745
+# times and alone moved the candidate's d from 0.00 to 0.07 (bench/guard/QUALITY.md, the libprompts candidate).
+CANDIDATE_GROUPS = ("libprompt-templates",)
+
+# the held-out threshold rule scans d upward from here: the lowest threshold that meets the held-out bounds, which
+# may lie below the validation threshold when a corpus generalises better than its validation split suggests
+MIN_OFFSET = -0.10
+
+
+def held_rows(out_dir, split, exclude=()):
+    """The scored rows of `split` of a leave-one-source-out run (out_dir/<group>.jsonl), group by group;
+    groups named in `exclude` are skipped."""
     for name in sorted(os.listdir(out_dir)):
-        if not name.endswith(".jsonl"):
+        if not name.endswith(".jsonl") or name[:-6] in exclude:
             continue
         with open(os.path.join(out_dir, name), encoding="utf-8") as f:
             for line in f:
@@ -95,24 +107,24 @@ def held_rows(out_dir, split):
                     yield r
 
 
-def threshold_offset(out_dir, step=0.01, max_d=0.30):
-    """The held-out threshold rule: the smallest offset d (a multiple of `step`) such that the pooled
+def threshold_offset(out_dir, step=0.01, min_d=MIN_OFFSET, max_d=0.30, exclude=CANDIDATE_GROUPS):
+    """The held-out threshold rule: the smallest offset d (a multiple of `step`, from min_d) such that the pooled
     leave-one-source-out VALIDATION rows (each group scored by the model fitted without it, at that
-    fold's threshold + d; rows of every corpus variant's own tags included) have benign FPR <=
-    LOSO_MAX_FPR and short-text benign FPR <= LOSO_MAX_SHORT_FPR. Test rows are not read.
+    fold's threshold + d; rows of every corpus variant's own tags included; groups in `exclude` left out)
+    have benign FPR <= LOSO_MAX_FPR and short-text benign FPR <= LOSO_MAX_SHORT_FPR. Test rows are not read.
     Returns (d, recall, fpr, short_fpr, n_benign, n_short) at that d (the largest tried if none meets it)."""
     import numpy as np
 
     import train_classifier as tc
 
     sc, th, y, short = [], [], [], []
-    for r in held_rows(out_dir, "val"):
+    for r in held_rows(out_dir, "val", exclude):
         sc.append(r["score"]); th.append(r["threshold"]); y.append(r["label"])
         short.append(len(tc.normalise(r["text"]).split(" ")) < tc.SHORT_WORDS)
     sc, th, y, short = np.array(sc), np.array(th), np.array(y), np.array(short)
     nb, ns = int(np.sum(y == 0)), int(np.sum((y == 0) & short))
     res = None
-    for k in range(int(round(max_d / step)) + 1):
+    for k in range(int(round(min_d / step)), int(round(max_d / step)) + 1):
         d = round(k * step, 2)
         pred = sc >= th + d
         fpr = int(np.sum(pred & (y == 0))) / max(1, nb)

@@ -1,9 +1,13 @@
 """Compares classifier runs on the same rows, per source group and issue-17 error class.
 
-  loso_report.py loso NAME=DIR[@D] [...]          leave-one-source-out runs (DIR/loso/*.jsonl,
+  loso_report.py loso [--split val|test] [--pool] NAME=DIR[@D] [...]
+                                                  leave-one-source-out runs (DIR/loso/*.jsonl,
                                                   scripts/guard/loso.py); rows common to all runs;
                                                   @D scores each row at its fold's threshold + D
-                                                  (the trainer's held-out threshold offset)
+                                                  (the trainer's held-out threshold offset);
+                                                  --split: that split only (default both);
+                                                  --pool: the threshold rule's pool only (a
+                                                  candidate's added groups, loso.CANDIDATE_GROUPS, left out)
   loso_report.py val NAME=DIR:MODEL [...]         validation split (DIR/val.jsonl, py_score) at the
                                                   thresholds stored in MODEL (injection_lr.bin)
 Rows are matched by (text, label); rows only one run has (a candidate's added rows) are counted
@@ -17,7 +21,7 @@ import sys
 from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from loso import error_class  # noqa: E402
+from loso import CANDIDATE_GROUPS, error_class  # noqa: E402
 
 SHORT_WORDS = 8
 
@@ -79,7 +83,18 @@ def table(title, runs, groups):
 
 
 def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
     mode, specs = sys.argv[1], sys.argv[2:]
+    split, pool = None, False
+    while specs and specs[0].startswith("--"):
+        flag = specs.pop(0)
+        if flag == "--split" and specs and specs[0] in ("val", "test"):
+            split = specs.pop(0)
+        elif flag == "--pool":
+            pool = True
+        else:
+            sys.exit(f"unknown or incomplete option {flag}\n{__doc__}")
     runs = []
     if mode == "loso":
         for s in specs:
@@ -91,11 +106,17 @@ def main():
             rows = {}
             for p in sorted(glob.glob(os.path.join(d, "loso", "*.jsonl"))):
                 g = os.path.basename(p)[:-6]
+                if pool and g in CANDIDATE_GROUPS:
+                    continue
                 for k, r in load(p).items():
+                    if split and r["split"] != split:
+                        continue
                     r["_group"] = g
                     rows[k] = (r, r["score"] >= r["threshold"] + off)
             runs.append((name, rows))
-        table("Leave-one-source-out: each group scored by a model trained without it (validation + test rows)", runs, lambda r: r["_group"])
+        which = {None: "validation + test rows", "val": "validation rows", "test": "test rows"}[split]
+        table(f"Leave-one-source-out: each group scored by a model trained without it ({which}" + (", the threshold pool" if pool else "") + ")",
+              runs, lambda r: r["_group"])
     elif mode == "val":
         for s in specs:
             name, rest = s.split("=", 1)
