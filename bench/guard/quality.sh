@@ -7,8 +7,10 @@
 # agent-injection-bench, Debian changelogs), fresh = raginject, a never-used source first read
 # in the round that added it (reported once, at the end of that round), fresh2 = agentdojo and giskard
 # (scripts/guard/guard_fresh.py), first read in the dojo round, fresh3 = lm_eval's prompt formats (template-app
-# prompts, scripts/guard/guard_templates.py), first read in the session of 2026-12-04, evening. `train_classifier.py --eval-only` rebuilds
-# eval/fresh/fresh2/fresh3 with the shipped model's scores without refitting anything.
+# prompts, scripts/guard/guard_templates.py), first read in the session of 2026-12-04, evening, fresh4 = prompt-armor's
+# benchmark set and the Agent Threat Rules' prompt-injection test cases (scripts/guard/guard_fresh.py), first read in
+# the session of stop 35. `train_classifier.py --eval-only` rebuilds eval/fresh/fresh2/fresh3/fresh4 with the shipped
+# model's scores without refitting anything.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -16,11 +18,11 @@ WORK=bench/guard/work
 if [ ! -s "$WORK/test.jsonl" ] || [ ! -s "$WORK/eval.jsonl" ] || [ ! -s "$WORK/fresh.jsonl" ]; then
   python3 scripts/guard/train_classifier.py
 fi
-if [ ! -s "$WORK/fresh2.jsonl" ] || [ ! -s "$WORK/fresh3.jsonl" ]; then
+if [ ! -s "$WORK/fresh2.jsonl" ] || [ ! -s "$WORK/fresh3.jsonl" ] || [ ! -s "$WORK/fresh4.jsonl" ]; then
   python3 scripts/guard/train_classifier.py --eval-only
 fi
 cargo build -q --release -p aisec-guard --examples
-PARITY="$(target/release/examples/parity "$WORK/test.jsonl" "$WORK/eval.jsonl" "$WORK/fresh.jsonl" "$WORK/fresh2.jsonl" "$WORK/fresh3.jsonl")"
+PARITY="$(target/release/examples/parity "$WORK/test.jsonl" "$WORK/eval.jsonl" "$WORK/fresh.jsonl" "$WORK/fresh2.jsonl" "$WORK/fresh3.jsonl" "$WORK/fresh4.jsonl")"
 HELD="$(target/release/examples/quality "held-out splits of the training sources=$WORK/test.jsonl")"
 NEVER="$(target/release/examples/quality "sources never used in training=$WORK/eval.jsonl")"
 # The second stage (needs the encoder unpacked by scripts/guard/train_stage2.py): never-used sources only
@@ -30,9 +32,10 @@ NEVER="$(target/release/examples/quality "sources never used in training=$WORK/e
 NEVER_FRESH="$(target/release/examples/quality "fresh source never used by any session (raginject)=$WORK/fresh.jsonl")"
 NEVER_FRESH2="$(target/release/examples/quality "fresh sources of the dojo round (agentdojo, giskard)=$WORK/fresh2.jsonl")"
 NEVER_FRESH3="$(target/release/examples/quality "fresh template-app source (lm_eval prompt formats)=$WORK/fresh3.jsonl")"
+NEVER_FRESH4="$(target/release/examples/quality "fresh public-data sources (prompt-armor, agent-threat-rules)=$WORK/fresh4.jsonl")"
 STAGE2="(second stage not run: bench/guard/work/minilm is missing)"
 if [ -s "$WORK/minilm/model.safetensors" ]; then
-  STAGE2="$(AISEC_GUARD_MINILM="$WORK/minilm" target/release/examples/quality "sources never used in training, with the MiniLM second stage=$WORK/eval.jsonl" "fresh source (raginject), with the MiniLM second stage=$WORK/fresh.jsonl" "fresh sources (agentdojo, giskard), with the MiniLM second stage=$WORK/fresh2.jsonl")"
+  STAGE2="$(AISEC_GUARD_MINILM="$WORK/minilm" target/release/examples/quality "sources never used in training, with the MiniLM second stage=$WORK/eval.jsonl" "fresh source (raginject), with the MiniLM second stage=$WORK/fresh.jsonl" "fresh sources (agentdojo, giskard), with the MiniLM second stage=$WORK/fresh2.jsonl" "fresh public-data sources (prompt-armor, agent-threat-rules), with the MiniLM second stage=$WORK/fresh4.jsonl")"
 fi
 {
   echo "# aisec guard: prompt-injection detection quality"
@@ -56,6 +59,12 @@ fi
   echo "And for lm_eval 0.4.13 (EleutherAI's lm-evaluation-harness, MIT, wheel sha256 5daaa197...): its task YAMLs' prompt"
   echo "formats (\`doc_to_text\`, 1,419 distinct usable ones from 59 task families; 1,394 render to 3 words or more) filled with benign inputs of the held-out test splits, and an"
   echo "injected copy of every second one: never-used template-app prompts, first scored in the session of 2026-12-04, evening."
+  echo "fresh4 holds two public-data sources first scored in the session of stop 35 (2026-12-04, night): prompt-armor 0.9.1's"
+  echo "benchmark set (Apache-2.0, PyPI sdist sha256 3ee4f8e7...; attacks drawn from public sets such as jackhhao's jailbreak"
+  echo "classification, JailbreakBench and deepset's test split, benign instructions, questions, persona prompts, some German),"
+  echo "the kind of data issue 17's own evaluation was built from, and the Agent Threat Rules 4.0.0 prompt-injection test cases"
+  echo "(MIT, npm tarball sha256 3bf616f2...; written to test regex rules, so many negatives are look-alikes). prompt-armor"
+  echo "decided one candidate corpus (rejected; QUALITY-notes below) before this table was made: it is not blind to that choice."
   echo "Their benign parts are small: read each FPR with its count. The error classes of issue 17"
   echo "map to the kind rows: chat / benign texts under 8 words (short chat turns), document and document+injection"
   echo "(documents with and without an injection), template-app (prompt-template apps, held-out only), texts with an emoji"
@@ -74,6 +83,8 @@ fi
   echo "$NEVER_FRESH2"
   echo
   echo "$NEVER_FRESH3"
+  echo
+  echo "$NEVER_FRESH4"
   echo
   echo "$STAGE2"
   echo

