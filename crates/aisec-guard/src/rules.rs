@@ -223,7 +223,10 @@ aisec_core::declare_rules! {
 
     /// ## What it detects
     /// Zero-width characters, bidirectional controls or Unicode tag
-    /// characters (the U+E0000 block) in a request.
+    /// characters (the U+E0000 block) in a request. Those ordinary text needs
+    /// are not counted: emoji selectors and joiners, ZWJ/ZWNJ inside Arabic,
+    /// Persian or Indic words, a subdivision flag's tags, and one or two
+    /// zero-width spaces or BOMs next to whitespace (they split no word).
     ///
     /// ## Why it matters
     /// They hide instructions from people reviewing a prompt while the model
