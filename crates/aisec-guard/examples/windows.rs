@@ -7,7 +7,11 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
 fn main() {
     let c = aisec_guard::classifier::Classifier::builtin();
-    println!("threshold {:.2}, short-text threshold {:.2}", c.threshold(), c.short_threshold());
+    println!(
+        "threshold {:.2}, short-text threshold {:.2}",
+        c.threshold(),
+        c.short_threshold()
+    );
     for a in std::env::args().skip(1) {
         let prepared = c.prepare(&a);
         for (window, score) in c.windows(&prepared).iter().zip(c.window_scores(&a)) {
