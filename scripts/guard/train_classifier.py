@@ -506,9 +506,10 @@ def main():
     print(f"validation: threshold {threshold} F1 {best[2]:.4f} FPR {best[3]:.4f} chat FPR {best[4]:.4f}; short threshold {short_th}")
     # ---- the held-out threshold rule (default; AISEC_GUARD_LOSO_THRESHOLD=0 ships the validation thresholds above):
     # leave-one-source-out on this corpus (scripts/guard/loso.py, variant "all", written to WORK/loso-all), then the
-    # smallest offset d such that the pooled held-out VALIDATION rows, each group scored by the model fitted without
-    # it at that fold's thresholds + d, have benign FPR <= 0.02 and short-text benign FPR <= 0.01 (loso.threshold_offset);
-    # both shipped thresholds move up by d. Pooled validation FPR alone is diluted by easy in-genre rows; the held-out
+    # smallest offset d (from loso.MIN_OFFSET = -0.10, rule v2) such that the pooled held-out VALIDATION rows, each
+    # group scored by the model fitted without it at that fold's thresholds + d, have benign FPR <= 0.02 and
+    # short-text benign FPR <= 0.01 (loso.threshold_offset; a candidate's added groups, loso.CANDIDATE_GROUPS, are
+    # not pooled); both shipped thresholds move by d. Pooled validation FPR alone is diluted by easy in-genre rows; the held-out
     # groups show what an unseen genre costs.
     rule = {"validation_threshold": threshold, "validation_short_threshold": short_th, "loso_offset": None}
     loso_done = set()
