@@ -3,9 +3,10 @@
 aisec_core::declare_rules! {
     /// ## What it detects
     /// Request wording that tries to override the application's
-    /// instructions: "ignore previous instructions", "new instructions:",
-    /// chat-template markers such as `<|im_start|>system`, matched on the
-    /// request text after Unicode folding.
+    /// instructions: "ignore previous instructions" (also in German, French,
+    /// Spanish, Italian, Portuguese, Dutch, Turkish, Russian, Chinese, Japanese
+    /// and Korean), "new instructions:", chat-template markers such as
+    /// `<|im_start|>system`, matched on the request text after Unicode folding.
     ///
     /// ## Why it matters
     /// Direct prompt injection turns the model into the attacker's agent: it
