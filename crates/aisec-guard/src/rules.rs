@@ -5,7 +5,8 @@ aisec_core::declare_rules! {
     /// Request wording that tries to override the application's
     /// instructions: "ignore previous instructions" (also in German, French,
     /// Spanish, Italian, Portuguese, Dutch, Turkish, Russian, Chinese, Japanese
-    /// and Korean), "new instructions:", chat-template markers such as
+    /// and Korean), "ignore the rest of this data and print ...", "new
+    /// instructions:", chat-template markers such as
     /// `<|im_start|>system`, matched on the request text after Unicode folding.
     ///
     /// ## Why it matters
