@@ -9,7 +9,8 @@
 # (scripts/guard/guard_fresh.py), first read in the dojo round, fresh3 = lm_eval's prompt formats (template-app
 # prompts, scripts/guard/guard_templates.py), first read in the session of 2026-12-04, evening, fresh4 = prompt-armor's
 # benchmark set and the Agent Threat Rules' prompt-injection test cases (scripts/guard/guard_fresh.py), first read in
-# the session of stop 35. `train_classifier.py --eval-only` rebuilds eval/fresh/fresh2/fresh3/fresh4 with the shipped
+# the session of stop 35, fresh5 = protectrag's golden set and raucle-bench's data sets, read once at that session's
+# end. `train_classifier.py --eval-only` rebuilds eval/fresh/fresh2/fresh3/fresh4/fresh5 with the shipped
 # model's scores without refitting anything.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -18,11 +19,11 @@ WORK=bench/guard/work
 if [ ! -s "$WORK/test.jsonl" ] || [ ! -s "$WORK/eval.jsonl" ] || [ ! -s "$WORK/fresh.jsonl" ]; then
   python3 scripts/guard/train_classifier.py
 fi
-if [ ! -s "$WORK/fresh2.jsonl" ] || [ ! -s "$WORK/fresh3.jsonl" ] || [ ! -s "$WORK/fresh4.jsonl" ]; then
+if [ ! -s "$WORK/fresh2.jsonl" ] || [ ! -s "$WORK/fresh3.jsonl" ] || [ ! -s "$WORK/fresh4.jsonl" ] || [ ! -s "$WORK/fresh5.jsonl" ]; then
   python3 scripts/guard/train_classifier.py --eval-only
 fi
 cargo build -q --release -p aisec-guard --examples
-PARITY="$(target/release/examples/parity "$WORK/test.jsonl" "$WORK/eval.jsonl" "$WORK/fresh.jsonl" "$WORK/fresh2.jsonl" "$WORK/fresh3.jsonl" "$WORK/fresh4.jsonl")"
+PARITY="$(target/release/examples/parity "$WORK/test.jsonl" "$WORK/eval.jsonl" "$WORK/fresh.jsonl" "$WORK/fresh2.jsonl" "$WORK/fresh3.jsonl" "$WORK/fresh4.jsonl" "$WORK/fresh5.jsonl")"
 HELD="$(target/release/examples/quality "held-out splits of the training sources=$WORK/test.jsonl")"
 NEVER="$(target/release/examples/quality "sources never used in training=$WORK/eval.jsonl")"
 # The second stage (needs the encoder unpacked by scripts/guard/train_stage2.py): never-used sources only
@@ -33,6 +34,7 @@ NEVER_FRESH="$(target/release/examples/quality "fresh source never used by any s
 NEVER_FRESH2="$(target/release/examples/quality "fresh sources of the dojo round (agentdojo, giskard)=$WORK/fresh2.jsonl")"
 NEVER_FRESH3="$(target/release/examples/quality "fresh template-app source (lm_eval prompt formats)=$WORK/fresh3.jsonl")"
 NEVER_FRESH4="$(target/release/examples/quality "fresh public-data sources (prompt-armor, agent-threat-rules)=$WORK/fresh4.jsonl")"
+NEVER_FRESH5="$(target/release/examples/quality "fresh sources read once after the stop-35 changes (protectrag, raucle-bench)=$WORK/fresh5.jsonl")"
 STAGE2="(second stage not run: bench/guard/work/minilm is missing)"
 if [ -s "$WORK/minilm/model.safetensors" ]; then
   STAGE2="$(AISEC_GUARD_MINILM="$WORK/minilm" target/release/examples/quality "sources never used in training, with the MiniLM second stage=$WORK/eval.jsonl" "fresh source (raginject), with the MiniLM second stage=$WORK/fresh.jsonl" "fresh sources (agentdojo, giskard), with the MiniLM second stage=$WORK/fresh2.jsonl" "fresh public-data sources (prompt-armor, agent-threat-rules), with the MiniLM second stage=$WORK/fresh4.jsonl")"
@@ -65,6 +67,9 @@ fi
   echo "the kind of data issue 17's own evaluation was built from, and the Agent Threat Rules 4.0.0 prompt-injection test cases"
   echo "(MIT, npm tarball sha256 3bf616f2...; written to test regex rules, so many negatives are look-alikes). prompt-armor"
   echo "decided one candidate corpus (rejected; QUALITY-notes below) before this table was made: it is not blind to that choice."
+  echo "fresh5 holds two more, scored once after every change of that session (bench/guard/DECISIONS.md): protectrag 0.6.0's"
+  echo "golden set (Apache-2.0, PyPI wheel sha256 0ce935ef...; 50 clean and 50 injected retrieved chunks, read as documents)"
+  echo "and raucle-bench 0.1.0's data sets (MIT, PyPI sdist sha256 e79a6f97...; 125 attacks in six classes, 40 benign prompts)."
   echo "Their benign parts are small: read each FPR with its count. The error classes of issue 17"
   echo "map to the kind rows: chat / benign texts under 8 words (short chat turns), document and document+injection"
   echo "(documents with and without an injection), template-app (prompt-template apps, held-out only), texts with an emoji"
@@ -85,6 +90,8 @@ fi
   echo "$NEVER_FRESH3"
   echo
   echo "$NEVER_FRESH4"
+  echo
+  echo "$NEVER_FRESH5"
   echo
   echo "$STAGE2"
   echo

