@@ -396,22 +396,23 @@ def evaluation_sets(rows):
     fresh3 = gt.lmeval_eval(gd, wheel("lm_eval"), rows)
     overlap = sum(1 for r in fresh3 if normalise(r["text"]) in train_keys)
     print(f"fresh3 evaluation-only rows {len(fresh3)} ({overlap} identical to a training text)")
-    # the fresh sources of the session of stop 35 (prompt-armor, agent-threat-rules), reported on their own (fresh4.jsonl)
+    # the fresh sources of the session of stop 35, each de-duplicated against everything read before it: fresh4
+    # (prompt-armor, agent-threat-rules) and fresh5 (protectrag, raucle-bench; read once after all its changes)
     keys = {normalise(r["text"]) for r in rows + ev + fresh + fresh2 + fresh3}
-    pa, pstats = gf.prompt_armor_eval(sdist("prompt_armor"), keys)
-    print(f"prompt-armor: {pstats}")
-    keys |= {normalise(r["text"]) for r in pa}
-    atr, astats = gf.atr_eval(npm_tarball("agent_threat_rules"), keys)
-    print(f"agent-threat-rules: {astats}")
-    fresh4 = pa + atr
-    # two more fresh sources of the same session, read once after all its changes (fresh5.jsonl)
-    keys |= {normalise(r["text"]) for r in atr}
-    prag, prstats = gf.protectrag_eval(wheel("protectrag"), keys)
-    print(f"protectrag: {prstats}")
-    keys |= {normalise(r["text"]) for r in prag}
-    rau, rstats = gf.raucle_eval(sdist("raucle_bench"), keys)
-    print(f"raucle-bench: {rstats}")
-    fresh5 = prag + rau
+
+    def read_fresh(sources):
+        out = []
+        for name, read, archive in sources:
+            rs, stats = read(archive, keys)
+            print(f"{name}: {stats}")
+            keys.update(normalise(r["text"]) for r in rs)
+            out += rs
+        return out
+
+    fresh4 = read_fresh([("prompt-armor", gf.prompt_armor_eval, sdist("prompt_armor")),
+                         ("agent-threat-rules", gf.atr_eval, npm_tarball("agent_threat_rules"))])
+    fresh5 = read_fresh([("protectrag", gf.protectrag_eval, wheel("protectrag")),
+                         ("raucle-bench", gf.raucle_eval, sdist("raucle_bench"))])
     return ev, fresh, fresh2, fresh3, fresh4, fresh5
 
 
