@@ -128,7 +128,7 @@ fn injection_patterns() -> Vec<Pattern> {
             "override previous instructions (other languages)",
         ),
         p(
-            r"(ignore[rz]?|oublie[rz]?|ne tiens pas compte d|ne tenez pas compte d|ignora|ignore|olvida|olvide|descarta|dimentica|trascura|esqueça|esqueca|desconsidere|negeer|vergeet)\S*(\s+\S+){0,3}?\s+(instructions|consignes|directives|instrucciones|indicaciones|órdenes|istruzioni|indicazioni|instruções|instrucoes|orientações|instructies|opdrachten)\s+(précédentes|antérieures|ci-dessus|anteriores|previas|precedenti|sopra|prévias|previas|acima|eerdere|vorige|voorgaande)",
+            r"(ignore[rz]?|oublie[rz]?|ne tiens pas compte d|ne tenez pas compte d|ignora|olvida|olvide|descarta|dimentica|trascura|esqueça|esqueca|desconsidere|negeer|vergeet)\S*(\s+\S+){0,3}?\s+(instructions|consignes|directives|instrucciones|indicaciones|órdenes|istruzioni|indicazioni|instruções|instrucoes|orientações|instructies|opdrachten)\s+(précédentes|antérieures|ci-dessus|anteriores|previas|precedenti|sopra|prévias|acima|eerdere|vorige|voorgaande)",
             inj,
             "override previous instructions (other languages)",
         ),
