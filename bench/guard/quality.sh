@@ -10,7 +10,9 @@
 # prompts, scripts/guard/guard_templates.py), first read in the session of 2026-12-04, evening, fresh4 = prompt-armor's
 # benchmark set and the Agent Threat Rules' prompt-injection test cases (scripts/guard/guard_fresh.py), first read in
 # the session of stop 35, fresh5 = protectrag's golden set and raucle-bench's data sets, read once at that session's
-# end. `train_classifier.py --eval-only` rebuilds eval/fresh/fresh2/fresh3/fresh4/fresh5 with the shipped
+# end, fresh6 = openai-guardrails' jailbreak demo, JailbreakBench's GCG prompts, the benign JBB-Behaviors requests,
+# b3's app system prompts and WritingBench's writing requests, read once at the end of the session of stop 36.
+# `train_classifier.py --eval-only` rebuilds eval/fresh/fresh2/fresh3/fresh4/fresh5/fresh6 with the shipped
 # model's scores without refitting anything.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -19,11 +21,11 @@ WORK=bench/guard/work
 if [ ! -s "$WORK/test.jsonl" ] || [ ! -s "$WORK/eval.jsonl" ] || [ ! -s "$WORK/fresh.jsonl" ]; then
   python3 scripts/guard/train_classifier.py
 fi
-if [ ! -s "$WORK/fresh2.jsonl" ] || [ ! -s "$WORK/fresh3.jsonl" ] || [ ! -s "$WORK/fresh4.jsonl" ] || [ ! -s "$WORK/fresh5.jsonl" ]; then
+if [ ! -s "$WORK/fresh2.jsonl" ] || [ ! -s "$WORK/fresh3.jsonl" ] || [ ! -s "$WORK/fresh4.jsonl" ] || [ ! -s "$WORK/fresh5.jsonl" ] || [ ! -s "$WORK/fresh6.jsonl" ]; then
   python3 scripts/guard/train_classifier.py --eval-only
 fi
 cargo build -q --release -p aisec-guard --examples
-PARITY="$(target/release/examples/parity "$WORK/test.jsonl" "$WORK/eval.jsonl" "$WORK/fresh.jsonl" "$WORK/fresh2.jsonl" "$WORK/fresh3.jsonl" "$WORK/fresh4.jsonl" "$WORK/fresh5.jsonl")"
+PARITY="$(target/release/examples/parity "$WORK/test.jsonl" "$WORK/eval.jsonl" "$WORK/fresh.jsonl" "$WORK/fresh2.jsonl" "$WORK/fresh3.jsonl" "$WORK/fresh4.jsonl" "$WORK/fresh5.jsonl" "$WORK/fresh6.jsonl")"
 HELD="$(target/release/examples/quality "held-out splits of the training sources=$WORK/test.jsonl")"
 NEVER="$(target/release/examples/quality "sources never used in training=$WORK/eval.jsonl")"
 # The second stage (needs the encoder unpacked by scripts/guard/train_stage2.py): never-used sources only
@@ -35,6 +37,7 @@ NEVER_FRESH2="$(target/release/examples/quality "fresh sources of the dojo round
 NEVER_FRESH3="$(target/release/examples/quality "fresh template-app source (lm_eval prompt formats)=$WORK/fresh3.jsonl")"
 NEVER_FRESH4="$(target/release/examples/quality "fresh public-data sources (prompt-armor, agent-threat-rules)=$WORK/fresh4.jsonl")"
 NEVER_FRESH5="$(target/release/examples/quality "fresh sources read once after the stop-35 changes (protectrag, raucle-bench)=$WORK/fresh5.jsonl")"
+NEVER_FRESH6="$(target/release/examples/quality "fresh sources read once at the end of the session of stop 36 (openai-guardrails demo, JailbreakBench GCG, JBB benign, b3, WritingBench)=$WORK/fresh6.jsonl")"
 STAGE2="(second stage not run: bench/guard/work/minilm is missing)"
 if [ -s "$WORK/minilm/model.safetensors" ]; then
   STAGE2="$(AISEC_GUARD_MINILM="$WORK/minilm" target/release/examples/quality "sources never used in training, with the MiniLM second stage=$WORK/eval.jsonl" "fresh source (raginject), with the MiniLM second stage=$WORK/fresh.jsonl" "fresh sources (agentdojo, giskard), with the MiniLM second stage=$WORK/fresh2.jsonl" "fresh public-data sources (prompt-armor, agent-threat-rules), with the MiniLM second stage=$WORK/fresh4.jsonl")"
@@ -70,6 +73,12 @@ fi
   echo "fresh5 holds two more, scored once after every change of that session (bench/guard/DECISIONS.md): protectrag 0.6.0's"
   echo "golden set (Apache-2.0, PyPI wheel sha256 0ce935ef...; 50 clean and 50 injected retrieved chunks, read as documents)"
   echo "and raucle-bench 0.1.0's data sets (MIT, PyPI sdist sha256 e79a6f97...; 125 attacks in six classes, 40 benign prompts)."
+  echo "fresh6 holds five more, fixed before any row was scored and read once at the end of the session of stop 36"
+  echo "(DECISIONS.md): openai-guardrails 0.3.6's jailbreak demo evaluation (MIT; 51 attacks, 49 benign), JailbreakBench 1.0.0's"
+  echo "GCG-suffix prompts for Vicuna (MIT; 100 attacks), the benign half of JBB-Behaviors from blastcontain-drill 0.2.0"
+  echo "(Apache-2.0, upstream MIT; 100 requests on the harmful half's topics), and from inspect-evals 0.28.0 (MIT) b3's 30"
+  echo "application system prompts and WritingBench's 1,000 long writing requests (English and Chinese; upstream licence not"
+  echo "stated, evaluation only): benign texts addressed to a model, the class fresh4 showed."
   echo "Their benign parts are small: read each FPR with its count. The error classes of issue 17"
   echo "map to the kind rows: chat / benign texts under 8 words (short chat turns), document and document+injection"
   echo "(documents with and without an injection), template-app (prompt-template apps, held-out only), texts with an emoji"
@@ -92,6 +101,8 @@ fi
   echo "$NEVER_FRESH4"
   echo
   echo "$NEVER_FRESH5"
+  echo
+  echo "$NEVER_FRESH6"
   echo
   echo "$STAGE2"
   echo

@@ -478,3 +478,85 @@ def raucle_eval(tar, exclude_keys):
     stats["attacks"] = sum(r["label"] for r in out)
     stats["benign"] = len(out) - stats["attacks"]
     return out, dict(stats)
+
+
+# --------------------------------------------------------------------------- fresh6 (session of stop 36, read once)
+# Found by a registry survey of that session and fixed in bench/guard/DECISIONS.md before any row was scored:
+# openai-guardrails 0.3.6 (PyPI sdist, MIT): its jailbreak demo evaluation, rows {id, expected_triggers: {Jailbreak:
+# bool}, data}; jailbreakbench 1.0.0 (PyPI sdist, MIT): `examples/prompts/vicuna.json`, JBB-Behaviors goals with
+# GCG-optimised suffixes (attacks; llama2.json holds the same goals with other suffixes and is left out);
+# blastcontain-drill 0.2.0 (PyPI sdist, Apache-2.0; its SOURCE.md: upstream JBB-Behaviors, MIT): the benign half of
+# JBB-Behaviors (requests on the topics of the harmful half, which is a harmful request, not an injection, and is left
+# out); inspect-evals 0.28.0 (PyPI sdist, MIT): the system prompts of b3's agent applications (Lakera and UK AISI) and
+# WritingBench's writing requests (X-PLUG; upstream data licence not stated, so evaluation only), both benign.
+GUARDRAILS_DEMO = "openai_guardrails-0.3.6/src/guardrails/evals/eval_demo/demo_data.jsonl"
+JBB_GCG = "jailbreakbench-1.0.0/examples/prompts/vicuna.json"
+JBB_BENIGN = "blastcontain_drill-0.2.0/blastcontain_drill/corpus/data/jbb/benign-behaviors.csv"
+B3_DIR = "inspect_evals-0.28.0/src/inspect_evals/b3/data/"
+WRITINGBENCH = "inspect_evals-0.28.0/src/inspect_evals/writingbench/benchmark_all.jsonl"
+
+
+def _finish(out, stats):
+    out = [r for r in out if not r.get("conflict")]
+    stats["attacks"] = sum(r["label"] for r in out)
+    stats["benign"] = len(out) - stats["attacks"]
+    return out, dict(stats)
+
+
+def guardrails_demo_eval(tar, exclude_keys):
+    """openai-guardrails' jailbreak demo rows (expected Jailbreak trigger: label 1). Returns (rows, stats)."""
+    import collections
+    import json
+
+    stats, out, seen = collections.Counter(), [], {}
+    for line in io.TextIOWrapper(tar.extractfile(GUARDRAILS_DEMO), encoding="utf-8"):
+        if line.strip():
+            item = json.loads(line)
+            trig = (item.get("expected_triggers") or {}).get("Jailbreak")
+            if not isinstance(trig, bool):
+                stats["no label"] += 1
+                continue
+            _keep(out, seen, exclude_keys, item.get("data"), int(trig), "openai-guardrails-demo", stats)
+    return _finish(out, stats)
+
+
+def jbb_gcg_eval(tar, exclude_keys):
+    """JailbreakBench's GCG-suffix prompts for Vicuna (attacks). Returns (rows, stats)."""
+    import collections
+    import json
+
+    stats, out, seen = collections.Counter(), [], {}
+    for text in json.loads(tar.extractfile(JBB_GCG).read().decode("utf-8")):
+        _keep(out, seen, exclude_keys, text, 1, "jbb-gcg", stats)
+    return _finish(out, stats)
+
+
+def jbb_benign_eval(tar, exclude_keys):
+    """The benign JBB-Behaviors requests (label 0). Returns (rows, stats)."""
+    import collections
+
+    stats, out, seen = collections.Counter(), [], {}
+    for rec in csv.DictReader(io.TextIOWrapper(tar.extractfile(JBB_BENIGN), encoding="utf-8")):
+        _keep(out, seen, exclude_keys, rec.get("Goal"), 0, "jbb-benign", stats)
+    return _finish(out, stats)
+
+
+def inspect_evals_eval(tar, exclude_keys):
+    """b3's application system prompts and WritingBench's writing requests (all benign). Returns (rows, stats)."""
+    import collections
+    import json
+
+    stats, out, seen = collections.Counter(), [], {}
+    names = sorted(m.name for m in tar.getmembers() if m.isfile() and m.name.startswith(B3_DIR) and m.name.endswith(".json"))
+    for name in names:
+        try:
+            item = json.loads(tar.extractfile(name).read().decode("utf-8"))
+        except ValueError:
+            stats["unreadable"] += 1
+            continue
+        if isinstance(item, dict):
+            _keep(out, seen, exclude_keys, item.get("system_prompt"), 0, "b3-system-prompts", stats)
+    for line in io.TextIOWrapper(tar.extractfile(WRITINGBENCH), encoding="utf-8"):
+        if line.strip():
+            _keep(out, seen, exclude_keys, json.loads(line).get("query"), 0, "writingbench", stats)
+    return _finish(out, stats)

@@ -165,6 +165,15 @@ SDISTS = {
     "prompt_armor": ("prompt-armor==0.9.1", "3ee4f8e7bfb42b09ecf1b31b94f64865965f018a3af74648b86d3047c6d590f0"),
     # fresh5 (evaluation only): raucle-bench's data sets ship in its sdist only (MIT)
     "raucle_bench": ("raucle-bench==0.1.0", "e79a6f97b1517118efad9b69de019a5ad7aad886d4435b0fea6724d0f3f4a65e"),
+    # BIG-bench's task.json files (task descriptions, prefixes, example inputs; dataset card Apache-2.0, package
+    # metadata UNKNOWN; 358 MB): candidate training source guard_bigbench.py (AISEC_GUARD_BIGBENCH=1)
+    # fresh6 (evaluation only; guard_fresh.py): openai-guardrails (MIT), jailbreakbench (MIT), blastcontain-drill
+    # (Apache-2.0), inspect-evals (MIT; WritingBench's upstream licence not stated: evaluation only)
+    "openai_guardrails": ("openai-guardrails==0.3.6", "a732f09623f8e127a2b880e992fef5ebf90de60c2c605c5026e52095d1e8a153"),
+    "jailbreakbench": ("jailbreakbench==1.0.0", "128b2d81b370c46c9f0abb8f42a812bf756fff301c63e4e94067a62471b164a9"),
+    "blastcontain_drill": ("blastcontain-drill==0.2.0", "47ceb43a53f14e5a0d2bda3eb7fea6f1bddf215fab4d42ef3712108318b5a39a"),
+    "inspect_evals": ("inspect-evals==0.28.0", "e44e816d2b523faf6f81a7b32bef13ea5cfa2d1928416ef209a14b9f82c40486"),
+    "bigbench": ("bigbench==1.0.0", "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"),
 }
 # npm package tarballs read as tarballs (fetched from the npm registry over HTTPS, never installed or run):
 # name, version, sha256 of the .tgz
@@ -413,7 +422,12 @@ def evaluation_sets(rows):
                          ("agent-threat-rules", gf.atr_eval, npm_tarball("agent_threat_rules"))])
     fresh5 = read_fresh([("protectrag", gf.protectrag_eval, wheel("protectrag")),
                          ("raucle-bench", gf.raucle_eval, sdist("raucle_bench"))])
-    return ev, fresh, fresh2, fresh3, fresh4, fresh5
+    # fresh6 (session of stop 36): fixed in bench/guard/DECISIONS.md before any row was scored, read once
+    fresh6 = read_fresh([("openai-guardrails-demo", gf.guardrails_demo_eval, sdist("openai_guardrails")),
+                         ("jbb-gcg", gf.jbb_gcg_eval, sdist("jailbreakbench")),
+                         ("jbb-benign", gf.jbb_benign_eval, sdist("blastcontain_drill")),
+                         ("inspect-evals", gf.inspect_evals_eval, sdist("inspect_evals"))])
+    return ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6
 
 
 def corpus_rows():
@@ -435,6 +449,12 @@ def corpus_rows():
         import guard_templates
 
         rows += guard_templates.lib_rows(gd, {k: wheel(k) for k in guard_templates.LIB_WHEELS}, rows)
+    if os.environ.get("AISEC_GUARD_BIGBENCH", "0") == "1":
+        # candidate (session of stop 36): benign task instructions addressed to a model, and injected copies,
+        # from BIG-bench's task files (scripts/guard/guard_bigbench.py; source "bigbench-tasks")
+        import guard_bigbench
+
+        rows += guard_bigbench.rows(gd, sdist("bigbench"))
     if os.environ.get("AISEC_GUARD_ENVELOPES", "0") == "1":
         # experiment (not in the shipped model): a share of the documents of both labels wrapped in generic
         # JSON / YAML tool-output envelopes (scripts/guard/guard_envelopes.py; tag "envelope")
@@ -458,7 +478,7 @@ def eval_only(model_path):
 
     sys.path.insert(0, HERE)
     rows = corpus_rows()
-    ev, fresh, fresh2, fresh3, fresh4, fresh5 = evaluation_sets(rows)
+    ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6 = evaluation_sets(rows)
     with open(model_path, "rb") as f:
         blob = f.read()
     if blob[:8] not in (b"AGLR0003", b"AGLR0004"):
@@ -469,17 +489,17 @@ def eval_only(model_path):
         raise SystemExit(f"{model_path}: feature settings {(dim, max_chars, window, stride)} differ from the trainer's")
     w = np.frombuffer(blob[header:header + 2 * dim], dtype="<f2").astype(np.float64)
     bias = float(np.float32(bias))
-    allrows = ev + fresh + fresh2 + fresh3 + fresh4 + fresh5
+    allrows = ev + fresh + fresh2 + fresh3 + fresh4 + fresh5 + fresh6
     XA, RA = rust_features(allrows, "evalonly")
     for i, r in enumerate(allrows):
         r["_i"] = i
     nwins = lambda r: int(RA[r["_i"] + 1] - RA[r["_i"]])
     first = lambda r: int(RA[r["_i"]])
     os.makedirs(WORK, exist_ok=True)
-    for name, rs in (("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4), ("fresh5", fresh5)):
+    for name, rs in (("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4), ("fresh5", fresh5), ("fresh6", fresh6)):
         write_scored(name, rs, scores_of(XA, rs, nwins, first, w, bias) if rs else [])
     print(f"wrote {WORK}/eval.jsonl ({len(ev)}), fresh.jsonl ({len(fresh)}), fresh2.jsonl ({len(fresh2)}), fresh3.jsonl ({len(fresh3)}), "
-          f"fresh4.jsonl ({len(fresh4)}), fresh5.jsonl ({len(fresh5)}) scored by {model_path}")
+          f"fresh4.jsonl ({len(fresh4)}), fresh5.jsonl ({len(fresh5)}), fresh6.jsonl ({len(fresh6)}) scored by {model_path}")
 
 
 def main():
@@ -491,14 +511,14 @@ def main():
         eval_only(os.environ.get("AISEC_GUARD_MODEL") or os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin"))
         return
     rows = corpus_rows()
-    ev, fresh, fresh2, fresh3, fresh4, fresh5 = evaluation_sets(rows)
+    ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6 = evaluation_sets(rows)
     tab = defaultdict(lambda: [0, 0])
     for r in rows:
         tab[(r["source"], r["split"])][r["label"]] += 1
     for k in sorted(tab):
         print(f"  {k[0]:28s} {k[1]:5s} benign {tab[k][0]:6d} attack {tab[k][1]:6d}")
 
-    allrows = rows + ev + fresh + fresh2 + fresh3 + fresh4 + fresh5
+    allrows = rows + ev + fresh + fresh2 + fresh3 + fresh4 + fresh5 + fresh6
     XA, RA = rust_features(allrows, "all")
     for i, r in enumerate(allrows):
         r["_i"] = i
@@ -576,7 +596,7 @@ def main():
     work = WORK
     os.makedirs(work, exist_ok=True)
     test = [r for r in rows if r["split"] == "test"]
-    for name, rs in (("test", test), ("val", val), ("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4), ("fresh5", fresh5)):
+    for name, rs in (("test", test), ("val", val), ("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4), ("fresh5", fresh5), ("fresh6", fresh6)):
         sc = scores(rs, w, bias) if rs else []
         with open(os.path.join(work, name + ".jsonl"), "w", encoding="utf-8") as f:
             for r, p in zip(rs, sc):
@@ -611,7 +631,7 @@ def main():
     with open(os.path.join(work, "train_docs.jsonl"), "w", encoding="utf-8") as f:
         for r, p in zip(docs, sc):
             f.write(json.dumps({"text": r["text"], "label": r["label"], "source": r["source"], "kind": r["kind"], "py_score": float(p)}, ensure_ascii=False) + "\n")
-    print(f"wrote {work}/test.jsonl, val.jsonl, eval.jsonl, fresh.jsonl, fresh2.jsonl, fresh3.jsonl, fresh4.jsonl, fresh5.jsonl, train_sample.jsonl ({len(sample)} rows) and train_docs.jsonl ({len(docs)} rows)")
+    print(f"wrote {work}/test.jsonl, val.jsonl, eval.jsonl, fresh.jsonl, fresh2.jsonl, fresh3.jsonl, fresh4.jsonl, fresh5.jsonl, fresh6.jsonl, train_sample.jsonl ({len(sample)} rows) and train_docs.jsonl ({len(docs)} rows)")
     if os.environ.get("AISEC_GUARD_LOSO"):
         # leave-one-source-out on the same features (scripts/guard/loso.py)
         import loso
