@@ -116,6 +116,7 @@ WHEELS = {
     "langchain": "langchain==0.3.27",
     "llama_index_core": "llama-index-core==0.12.52",
     "protectrag": "protectrag==0.6.0",
+    "dataset_build": "dataset-build==0.1.11",
 }
 # SHA-256 of the wheel files of the fresh evaluation sources (checked on every read, like the promptsource sdist)
 WHEEL_SHA256 = {
@@ -125,6 +126,8 @@ WHEEL_SHA256 = {
     "langchain": "7b20c4f338826acb148d885b20a73a16e410ede9ee4f19bb02011852d5f98798",
     "llama_index_core": "c75719bb46a445c2917b1c6631c633247b4a3a0a0b82b8c166df7565bd0ff241",
     "protectrag": "0ce935efa0564f9f5b18134cf74cbd01c37fd1e4625cb9f221636d25db4ec419",
+    # synthetic multilingual prose (BSD-2-Clause; a rejected candidate training source, guard_prose.py, AISEC_GUARD_PROSE=1)
+    "dataset_build": "9ff5284133013dce380b1cd3910316b4b258decc783511696ab383d7351d5c12",
 }
 
 
@@ -460,6 +463,12 @@ def corpus_rows():
         import guard_bigbench
 
         rows += guard_bigbench.rows(gd, sdist("bigbench"))
+    if os.environ.get("AISEC_GUARD_PROSE", "0") == "1":
+        # candidate, rejected (session of stop 36; bench/guard/DECISIONS.md): benign expository prose in 38 languages,
+        # some behind a writing-request lead, and injected copies (scripts/guard/guard_prose.py; source "prose")
+        import guard_prose
+
+        rows += guard_prose.rows(gd, wheel("dataset_build"))
     if os.environ.get("AISEC_GUARD_ENVELOPES", "0") == "1":
         # experiment (not in the shipped model): a share of the documents of both labels wrapped in generic
         # JSON / YAML tool-output envelopes (scripts/guard/guard_envelopes.py; tag "envelope")
