@@ -394,6 +394,14 @@ def _keep(out, seen, exclude_keys, text, label, source, stats):
     out.append(r)
 
 
+def _finish(out, stats):
+    """Drops the texts seen with both labels; counts what is left. Returns (rows, stats)."""
+    out = [r for r in out if not r.get("conflict")]
+    stats["attacks"] = sum(r["label"] for r in out)
+    stats["benign"] = len(out) - stats["attacks"]
+    return out, dict(stats)
+
+
 def prompt_armor_eval(tar, exclude_keys):
     """prompt-armor's benchmark rows (attacks label 1, benign 0). Returns (rows, stats)."""
     import collections
@@ -405,10 +413,7 @@ def prompt_armor_eval(tar, exclude_keys):
         for line in io.TextIOWrapper(f, encoding="utf-8"):
             if line.strip():
                 _keep(out, seen, exclude_keys, json.loads(line).get("text"), label, "prompt-armor", stats)
-    out = [r for r in out if not r.get("conflict")]
-    stats["attacks"] = sum(r["label"] for r in out)
-    stats["benign"] = len(out) - stats["attacks"]
-    return out, dict(stats)
+    return _finish(out, stats)
 
 
 def atr_eval(tar, exclude_keys):
@@ -426,11 +431,8 @@ def atr_eval(tar, exclude_keys):
         for key, label in (("true_positives", 1), ("true_negatives", 0)):
             for case in cases.get(key) or []:
                 _keep(out, seen, exclude_keys, (case or {}).get("input"), label, "agent-threat-rules", stats)
-    out = [r for r in out if not r.get("conflict")]
     stats["rule files"] = len(members)
-    stats["attacks"] = sum(r["label"] for r in out)
-    stats["benign"] = len(out) - stats["attacks"]
-    return out, dict(stats)
+    return _finish(out, stats)
 
 
 # --------------------------------------------------------------------------- fresh5 (session of stop 35, read once)
@@ -453,12 +455,10 @@ def protectrag_eval(zf, exclude_keys):
             stats["unknown label"] += 1
             continue
         _keep(out, seen, exclude_keys, item.get("text"), label, "protectrag", stats)
-    out = [r for r in out if not r.get("conflict")]
+    out, stats = _finish(out, stats)
     for r in out:
         r["kind"] = "document+injection" if r["label"] else "document"
-    stats["attacks"] = sum(r["label"] for r in out)
-    stats["benign"] = len(out) - stats["attacks"]
-    return out, dict(stats)
+    return out, stats
 
 
 def raucle_eval(tar, exclude_keys):
@@ -473,11 +473,8 @@ def raucle_eval(tar, exclude_keys):
         for line in io.TextIOWrapper(tar.extractfile(name), encoding="utf-8"):
             if line.strip():
                 _keep(out, seen, exclude_keys, json.loads(line).get("prompt"), label, "raucle-bench", stats)
-    out = [r for r in out if not r.get("conflict")]
     stats["files"] = len(names)
-    stats["attacks"] = sum(r["label"] for r in out)
-    stats["benign"] = len(out) - stats["attacks"]
-    return out, dict(stats)
+    return _finish(out, stats)
 
 
 # --------------------------------------------------------------------------- fresh6 (session of stop 36, read once)
@@ -494,13 +491,6 @@ JBB_GCG = "jailbreakbench-1.0.0/examples/prompts/vicuna.json"
 JBB_BENIGN = "blastcontain_drill-0.2.0/blastcontain_drill/corpus/data/jbb/benign-behaviors.csv"
 B3_DIR = "inspect_evals-0.28.0/src/inspect_evals/b3/data/"
 WRITINGBENCH = "inspect_evals-0.28.0/src/inspect_evals/writingbench/benchmark_all.jsonl"
-
-
-def _finish(out, stats):
-    out = [r for r in out if not r.get("conflict")]
-    stats["attacks"] = sum(r["label"] for r in out)
-    stats["benign"] = len(out) - stats["attacks"]
-    return out, dict(stats)
 
 
 def guardrails_demo_eval(tar, exclude_keys):
