@@ -1,8 +1,9 @@
-"""Benign task instructions addressed to a model, from BIG-bench (candidate source of issue 17).
+"""Benign task instructions addressed to a model, from BIG-bench (issue 17; in the shipped model since the
+session of stop 36, decided as a candidate: bench/guard/DECISIONS.md).
 
-The shipped classifier scores ordinary instructions to a model ("In this task, you are given a
+The classifier before it scored ordinary instructions to a model ("In this task, you are given a
 sentence ...", "Reply only with ...") as injections: in the rest of the corpus such wording occurs
-almost only in attacks. BIG-bench (Srivastava et al. 2022, "Beyond the Imitation Game") is a
+almost only in attacks (those two sentences still score above the threshold with it; its gain is on other rows). BIG-bench (Srivastava et al. 2022, "Beyond the Imitation Game") is a
 collection of about 200 tasks written by hundreds of authors, each with a description, often a
 task prefix (the instruction put before every example) and example inputs; 58 of its subtasks are
 Natural-Instructions tasks ("Definition: In this task, ..."). Read from the `bigbench` 1.0.0 sdist

