@@ -1,7 +1,7 @@
 """Compares classifier runs on the same rows, per source group and issue-17 error class.
 
   loso_report.py loso [--split val|test] [--pool] NAME=DIR[@D] [...]
-                                                  leave-one-source-out runs (DIR/loso/*.jsonl,
+                                                  leave-one-source-out runs (DIR/loso/*.jsonl or DIR/*.jsonl,
                                                   scripts/guard/loso.py); rows common to all runs;
                                                   @D scores each row at its fold's threshold + D
                                                   (the trainer's held-out threshold offset);
@@ -104,7 +104,9 @@ def main():
                 d, o = d.rsplit("@", 1)
                 off = float(o)
             rows = {}
-            for p in sorted(glob.glob(os.path.join(d, "loso", "*.jsonl"))):
+            # DIR is a run's work folder (DIR/loso/*.jsonl) or a folder of folds itself (the trainer's loso-all)
+            folds = os.path.join(d, "loso") if os.path.isdir(os.path.join(d, "loso")) else d
+            for p in sorted(glob.glob(os.path.join(folds, "*.jsonl"))):
                 g = os.path.basename(p)[:-6]
                 if pool and g in CANDIDATE_GROUPS:
                     continue
