@@ -40,7 +40,7 @@ NEVER_FRESH5="$(target/release/examples/quality "fresh sources read once after t
 NEVER_FRESH6="$(target/release/examples/quality "fresh sources read once at the end of the session of stop 36 (openai-guardrails demo, JailbreakBench GCG, JBB benign, b3, WritingBench)=$WORK/fresh6.jsonl")"
 STAGE2="(second stage not run: bench/guard/work/minilm is missing)"
 if [ -s "$WORK/minilm/model.safetensors" ]; then
-  STAGE2="$(AISEC_GUARD_MINILM="$WORK/minilm" target/release/examples/quality "sources never used in training, with the MiniLM second stage=$WORK/eval.jsonl" "fresh source (raginject), with the MiniLM second stage=$WORK/fresh.jsonl" "fresh sources (agentdojo, giskard), with the MiniLM second stage=$WORK/fresh2.jsonl" "fresh public-data sources (prompt-armor, agent-threat-rules), with the MiniLM second stage=$WORK/fresh4.jsonl")"
+  STAGE2="$(AISEC_GUARD_MINILM="$WORK/minilm" target/release/examples/quality "sources never used in training, with the MiniLM second stage=$WORK/eval.jsonl" "fresh source (raginject), with the MiniLM second stage=$WORK/fresh.jsonl" "fresh sources (agentdojo, giskard), with the MiniLM second stage=$WORK/fresh2.jsonl" "fresh public-data sources (prompt-armor, agent-threat-rules), with the MiniLM second stage=$WORK/fresh4.jsonl" "fresh sources of the session of stop 36 (openai-guardrails demo, JailbreakBench GCG, b3, WritingBench), with the MiniLM second stage=$WORK/fresh6.jsonl")"
 fi
 {
   echo "# aisec guard: prompt-injection detection quality"
