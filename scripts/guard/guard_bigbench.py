@@ -60,13 +60,13 @@ def rows(gd, tar, seed=41):
     out = []
     seen = set()
 
-    def add(text, kind, split, inject_ok=True):
+    def add(text, kind, split):
         text = _clip(text)
         if len(text.split()) < 3 or text in seen:
             return
         seen.add(text)
         new = [gd.row(text, 0, SOURCE, kind, split)]
-        if inject_ok and rnd.random() < 0.5:
+        if rnd.random() < 0.5:
             bad = gd.inject(text, gd.authored_injection(rnd), rnd)
             new.append(gd.row(bad, 1, SOURCE, "template-app+injection" if kind == "template-app" else "injection", split))
         for r in new:
