@@ -21,11 +21,11 @@ WORK=bench/guard/work
 if [ ! -s "$WORK/test.jsonl" ] || [ ! -s "$WORK/eval.jsonl" ] || [ ! -s "$WORK/fresh.jsonl" ]; then
   python3 scripts/guard/train_classifier.py
 fi
-if [ ! -s "$WORK/fresh2.jsonl" ] || [ ! -s "$WORK/fresh3.jsonl" ] || [ ! -s "$WORK/fresh4.jsonl" ] || [ ! -s "$WORK/fresh5.jsonl" ] || [ ! -s "$WORK/fresh6.jsonl" ]; then
+if [ ! -s "$WORK/fresh2.jsonl" ] || [ ! -s "$WORK/fresh3.jsonl" ] || [ ! -s "$WORK/fresh4.jsonl" ] || [ ! -s "$WORK/fresh5.jsonl" ] || [ ! -s "$WORK/fresh6.jsonl" ] || [ ! -s "$WORK/fresh7.jsonl" ]; then
   python3 scripts/guard/train_classifier.py --eval-only
 fi
 cargo build -q --release -p aisec-guard --examples
-PARITY="$(target/release/examples/parity "$WORK/test.jsonl" "$WORK/eval.jsonl" "$WORK/fresh.jsonl" "$WORK/fresh2.jsonl" "$WORK/fresh3.jsonl" "$WORK/fresh4.jsonl" "$WORK/fresh5.jsonl" "$WORK/fresh6.jsonl")"
+PARITY="$(target/release/examples/parity "$WORK/test.jsonl" "$WORK/eval.jsonl" "$WORK/fresh.jsonl" "$WORK/fresh2.jsonl" "$WORK/fresh3.jsonl" "$WORK/fresh4.jsonl" "$WORK/fresh5.jsonl" "$WORK/fresh6.jsonl" "$WORK/fresh7.jsonl")"
 HELD="$(target/release/examples/quality "held-out splits of the training sources=$WORK/test.jsonl")"
 NEVER="$(target/release/examples/quality "sources never used in training=$WORK/eval.jsonl")"
 # The second stage (needs the encoder unpacked by scripts/guard/train_stage2.py): never-used sources only
@@ -37,6 +37,7 @@ NEVER_FRESH2="$(target/release/examples/quality "fresh sources of the dojo round
 NEVER_FRESH3="$(target/release/examples/quality "fresh template-app source (lm_eval prompt formats)=$WORK/fresh3.jsonl")"
 NEVER_FRESH4="$(target/release/examples/quality "fresh public-data sources (prompt-armor, agent-threat-rules)=$WORK/fresh4.jsonl")"
 NEVER_FRESH5="$(target/release/examples/quality "fresh sources read once after the stop-35 changes (protectrag, raucle-bench)=$WORK/fresh5.jsonl")"
+NEVER_FRESH7="$(target/release/examples/quality "fresh source read once at the end of the session of stop 37 (promptbench's task and role prompts)=$WORK/fresh7.jsonl")"
 NEVER_FRESH6="$(target/release/examples/quality "fresh sources read once at the end of the session of stop 36 (openai-guardrails demo, JailbreakBench GCG, JBB benign, b3, WritingBench)=$WORK/fresh6.jsonl")"
 STAGE2="(second stage not run: bench/guard/work/minilm is missing)"
 if [ -s "$WORK/minilm/model.safetensors" ]; then
@@ -82,6 +83,9 @@ fi
   echo "inspect-evals 0.28.0 (MIT) b3's 30"
   echo "application system prompts and WritingBench's 1,000 long writing requests (English and Chinese; upstream licence not"
   echo "stated, evaluation only): benign texts addressed to a model, the class fresh4 showed."
+  echo "fresh7 holds one more, fixed before any row was scored and read once at the end of the session of stop 37"
+  echo "(DECISIONS.md): promptbench 0.0.4's task and role prompts and their human paraphrases (MIT, PyPI wheel sha256"
+  echo "6d134158...; benign instructions addressed to a model, slots filled with neutral items)."
   echo "Their benign parts are small: read each FPR with its count. The error classes of issue 17"
   echo "map to the kind rows: chat / benign texts under 8 words (short chat turns), document and document+injection"
   echo "(documents with and without an injection), template-app (prompt-template apps, held-out only), texts with an emoji"
@@ -106,6 +110,8 @@ fi
   echo "$NEVER_FRESH5"
   echo
   echo "$NEVER_FRESH6"
+  echo
+  echo "$NEVER_FRESH7"
   echo
   echo "$STAGE2"
   echo

@@ -550,3 +550,43 @@ def inspect_evals_eval(tar, exclude_keys):
         if line.strip():
             _keep(out, seen, exclude_keys, json.loads(line).get("query"), 0, "writingbench", stats)
     return _finish(out, stats)
+
+
+# fresh7 (session of stop 37): promptbench 0.0.4's prompt lists (MIT), benign instructions addressed to a model
+PROMPTBENCH_FILES = ("promptbench/prompts/task_oriented.py", "promptbench/prompts/role_oriented.py",
+                     "promptbench/prompts/semantic_atk_prompts.py")
+# neutral items for the prompts' slots (`{content}`, `{}`, ...), written for this reader
+PROMPTBENCH_FILL = (
+    "The film was longer than it needed to be, but the acting was good.",
+    "How many moons does Mars have?",
+    "The committee will meet again next Tuesday.",
+    "12 + 7 * 3",
+    "Der Zug nach Berlin hat zehn Minuten Verspätung.",
+    "A man is playing a guitar on the street.",
+)
+_SLOT = re.compile(r"\{[^{}\s]{0,40}\}")
+
+
+def promptbench_eval(zf, exclude_keys):
+    """promptbench's task, role and paraphrased prompts: the string constants of three modules, read with `ast`
+    (never imported), 4 words or more, each slot filled with one neutral item (label 0). Returns (rows, stats)."""
+    import collections
+
+    stats, out, seen = collections.Counter(), [], {}
+    rnd = random.Random(71)
+    for name in PROMPTBENCH_FILES:
+        try:
+            tree = ast.parse(zf.read(name).decode("utf-8"))
+        except (KeyError, SyntaxError, UnicodeDecodeError, ValueError):
+            stats["unreadable file"] += 1
+            continue
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                continue
+            text = node.value.strip()
+            if len(text.split()) < 4:
+                stats["under 4 words"] += 1
+                continue
+            text = _SLOT.sub(lambda _m: rnd.choice(PROMPTBENCH_FILL), text)
+            _keep(out, seen, exclude_keys, text, 0, "promptbench", stats)
+    return _finish(out, stats)

