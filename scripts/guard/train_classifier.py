@@ -160,8 +160,16 @@ def wheel(key):
     name = key
     found = [f for f in os.listdir(d) if f.lower().startswith(name + "-") and f.endswith(".whl")]
     if not found:
-        subprocess.check_call([os.path.join(VENV, "bin", "python"), "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", d, spec])
+        try:
+            subprocess.check_call([os.path.join(VENV, "bin", "python"), "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", d, spec])
+        except subprocess.CalledProcessError as e:
+            # a registry can stop serving a release (bigbench 1.0.0 did; bench/guard/DECISIONS.md, session of stop 37)
+            raise SystemExit(f"pip could not download the pinned wheel {spec} (exit {e.returncode}); if the registry no longer "
+                             f"serves it, the corpus cannot be rebuilt as it was: put the wheel (SHA-256 in WHEEL_SHA256 where "
+                             f"pinned) in {d}, or replace the source by a rule written first (bench/guard/DECISIONS.md)")
         found = [f for f in os.listdir(d) if f.lower().startswith(name + "-") and f.endswith(".whl")]
+    if not found:
+        raise SystemExit(f"pip download {spec}: no {name}-*.whl in {d}")
     path = os.path.join(d, found[0])
     if key in WHEEL_SHA256:
         import hashlib
@@ -211,7 +219,8 @@ def _fetch_sdist(project, version, sha, d):
         page = r.read().decode("utf-8", "replace")
     links = [(u, f) for u, f in re.findall(r'href="([^"#]+)#sha256=([0-9a-f]{64})"', page) if f == sha and u.endswith(".tar.gz")]
     if not links:
-        raise SystemExit(f"PyPI's index lists no sdist of {project} {version} with sha256 {sha}")
+        raise SystemExit(f"PyPI's index lists no sdist of {project} {version} with sha256 {sha} (a registry can stop serving a "
+                         f"release: put the file in {d}, or replace the source by a rule written first, bench/guard/DECISIONS.md)")
     url = links[0][0]
     name = url.rsplit("/", 1)[1]
     tmp = os.path.join(d, name + ".part")
