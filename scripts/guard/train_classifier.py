@@ -81,8 +81,13 @@ Experiments, off by default (the shipped model is trained without them): AISEC_G
 results are in bench/guard/QUALITY-notes.md.
 
 Usage: scripts/guard/train_classifier.py   (creates scripts/guard/.venv itself)
-       scripts/guard/train_classifier.py --eval-only   (rebuilds only eval/fresh/fresh2/fresh3/fresh4/fresh5.jsonl, scored with the
+       scripts/guard/train_classifier.py --eval-only   (rebuilds only eval.jsonl and fresh .. fresh7.jsonl, scored with the
        shipped model crates/aisec-guard/assets/injection_lr.bin or $AISEC_GUARD_MODEL; nothing is fitted)
+       scripts/guard/train_classifier.py --check-corpus   (builds the rows only and compares them, source by source, with
+       scripts/guard/data/corpus_manifest.json, the row counts and SHA-256 digests of the shipped model's corpus; exit 1
+       on a difference: a minute or two instead of a retrain to see whether this machine builds the same corpus)
+       scripts/guard/train_classifier.py --write-manifest   (writes that manifest from the rows built now; done when a
+       model is shipped)
 """
 import json
 import math
@@ -573,6 +578,37 @@ def eval_only(model_path):
           f"fresh4.jsonl ({len(fresh4)}), fresh5.jsonl ({len(fresh5)}), fresh6.jsonl ({len(fresh6)}), fresh7.jsonl ({len(fresh7)}) scored by {model_path}")
 
 
+MANIFEST = os.path.join(HERE, "data", "corpus_manifest.json")
+
+
+def corpus_manifest(rows):
+    """Per source (and "all"): the number of rows and the SHA-256 of their (text, label, kind, split) in corpus order."""
+    import hashlib
+
+    digests, counts = defaultdict(hashlib.sha256), Counter()
+    for r in rows:
+        line = json.dumps([r["text"], r["label"], r["kind"], r["split"]], ensure_ascii=False).encode("utf-8") + b"\n"
+        for key in (r["source"], "all"):
+            digests[key].update(line)
+            counts[key] += 1
+    return {k: {"rows": counts[k], "sha256": digests[k].hexdigest()} for k in sorted(counts)}
+
+
+def check_corpus(rows):
+    """Compares the rows built now with the manifest; prints each difference; returns the number of differences."""
+    with open(MANIFEST, encoding="utf-8") as f:
+        want = json.load(f)["sources"]
+    got = corpus_manifest(rows)
+    bad = 0
+    for k in sorted(set(want) | set(got)):
+        w, g = want.get(k), got.get(k)
+        if w != g:
+            bad += 1
+            print(f"  {k}: manifest {w}, built now {g}")
+    print(f"corpus check against {MANIFEST}: " + ("the same rows, source by source" if not bad else f"{bad} source(s) differ"))
+    return bad
+
+
 def main():
     ensure_venv()
     import numpy as np
@@ -582,6 +618,18 @@ def main():
         eval_only(os.environ.get("AISEC_GUARD_MODEL") or os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin"))
         return
     rows = corpus_rows()
+    if "--write-manifest" in sys.argv:
+        with open(MANIFEST, "w", encoding="utf-8") as f:
+            json.dump({"about": "row counts and SHA-256 digests of the corpus train_classifier.py builds by default "
+                                "(corpus_manifest); checked by --check-corpus", "sources": corpus_manifest(rows)}, f, indent=1)
+            f.write("\n")
+        print(f"wrote {MANIFEST}")
+        return
+    if "--check-corpus" in sys.argv:
+        sys.exit(1 if check_corpus(rows) else 0)
+    if os.path.exists(MANIFEST):
+        # a candidate corpus differs on purpose (its added sources); the shipped one should not
+        check_corpus(rows)
     ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7 = evaluation_sets(rows)
     tab = defaultdict(lambda: [0, 0])
     for r in rows:
