@@ -36,11 +36,6 @@ MULTILINGUAL = {"cryobiology_spanish": 80, "gender_inclusive_sentences_german": 
 MAX_WORDS = 300
 
 
-def _clip(t):
-    w = t.split()
-    return " ".join(w[:MAX_WORDS]) if len(w) > MAX_WORDS else t.strip()
-
-
 def tasks(tar):
     """(task name, task.json dict) for every readable task.json of the sdist, in archive order."""
     out = []
@@ -60,22 +55,7 @@ def tasks(tar):
 
 def rows(gd, tar, seed=41):
     rnd = random.Random(seed)
-    out = []
-    seen = set()
-
-    def add(text, kind, split):
-        text = _clip(text)
-        if len(text.split()) < 3 or text in seen:
-            return
-        seen.add(text)
-        new = [gd.row(text, 0, SOURCE, kind, split)]
-        if rnd.random() < 0.5:
-            bad = gd.inject(text, gd.authored_injection(rnd), rnd)
-            new.append(gd.row(bad, 1, SOURCE, "template-app+injection" if kind == "template-app" else "injection", split))
-        for r in new:
-            r["tag"] = "bigbench"  # a candidate's rows, kept apart in comparisons (loso.py)
-        out.extend(new)
-
+    add, out = gd.injected_copy_adder(rnd, SOURCE, "bigbench", MAX_WORDS)
     for name, j in tasks(tar):
         kw = {k.lower() for k in j.get("keywords", []) if isinstance(k, str)}
         if kw & SKIP_KEYWORDS or SKIP_TASKS.search(name):

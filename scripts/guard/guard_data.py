@@ -595,6 +595,30 @@ def inject(doc, instr, rnd):
     return (doc[:pos] + sep + instr + sep + doc[pos:]).strip()
 
 
+def injected_copy_adder(rnd, source, tag, max_words):
+    """For the instruction sources (guard_bigbench, guard_evals): (add, out), where add(text, kind, split) appends a
+    benign row of `source` (text cut to max_words words; under 3 words or seen before: skipped) and, for about half of
+    them (one draw of rnd per row), an injected copy (inject with authored_injection; label 1, kind "injection" or
+    "template-app+injection"), every row tagged `tag` so comparisons keep a candidate's rows apart (loso.py)."""
+    out, seen = [], set()
+
+    def add(text, kind, split):
+        w = text.split()
+        text = " ".join(w[:max_words]) if len(w) > max_words else text.strip()
+        if len(text.split()) < 3 or text in seen:
+            return
+        seen.add(text)
+        new = [row(text, 0, source, kind, split)]
+        if rnd.random() < 0.5:
+            bad = inject(text, authored_injection(rnd), rnd)
+            new.append(row(bad, 1, source, "template-app+injection" if kind == "template-app" else "injection", split))
+        for r in new:
+            r["tag"] = tag
+        out.extend(new)
+
+    return add, out
+
+
 # --------------------------------------------------------------------------- assembly
 
 

@@ -44,11 +44,6 @@ MAX_WORDS = 300
 PER_EVAL = {"instruction": 4, "template-app": 3, "prompt": 2}
 
 
-def _clip(t):
-    w = t.split()
-    return " ".join(w[:MAX_WORDS]) if len(w) > MAX_WORDS else t.strip()
-
-
 def samples(z):
     """{eval name: [(system message or "", user message or "")]} from the first MAX_LINES lines of each JSONL
     file of the wheel's registry data, in archive order; skipped folders left out."""
@@ -80,22 +75,7 @@ def samples(z):
 
 def rows(gd, z, seed=43):
     rnd = random.Random(seed)
-    out = []
-    seen = set()
-
-    def add(text, kind, split):
-        text = _clip(text)
-        if len(text.split()) < 3 or text in seen:
-            return
-        seen.add(text)
-        new = [gd.row(text, 0, SOURCE, kind, split)]
-        if rnd.random() < 0.5:
-            bad = gd.inject(text, gd.authored_injection(rnd), rnd)
-            new.append(gd.row(bad, 1, SOURCE, "template-app+injection" if kind == "template-app" else "injection", split))
-        for r in new:
-            r["tag"] = "evals"  # a candidate's rows, kept apart in comparisons (loso.py)
-        out.extend(new)
-
+    add, out = gd.injected_copy_adder(rnd, SOURCE, "evals", MAX_WORDS)
     for ev, items in samples(z).items():
         split = gd.split_of("openai-evals:" + ev)
         systems = sorted({s for s, _ in items if s})
