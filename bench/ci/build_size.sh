@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # What CI's build costs: a fresh clone of HEAD, an empty target directory, `.ci/run` as CI calls it;
 # prints wall time, the exit code, the target directory's size and the largest test binaries.
-# Usage: bench/ci/build_size.sh [WORKDIR]   (default: a new folder under /tmp; it is left there for a look)
+# Usage: bench/ci/build_size.sh [WORKDIR [REV]]   (WORKDIR default: a new folder under /tmp, left there for a look;
+#        REV default HEAD: the commit to build)
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 W="${1:-$(mktemp -d /tmp/aisec-ci-size.XXXXXX)}"
 git clone -q "$ROOT" "$W/repo" || exit 2
 cd "$W/repo" || exit 2
+git checkout -q "${2:-HEAD}" || exit 2
 start=$(date +%s)
 CI=true CARGO_TARGET_DIR="$W/target" bash .ci/run > "$W/ci.log" 2>&1
 rc=$?
