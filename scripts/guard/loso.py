@@ -42,6 +42,8 @@ GROUPS = {
     # OpenAI Evals' task instructions and items (guard_evals.py; in the shipped corpus since the session of stop 37, in
     # place of BIG-bench's; decided as a candidate, so reported and kept out of the threshold pool: CANDIDATE_GROUPS)
     "openai-evals": ["openai-evals"],
+    # benign multilingual look-alikes of injection wording (guard_lookalike.py; candidate, session of stop 38)
+    "lookalike": ["lookalike"],
 }
 
 # the held-out constraint of the shipped threshold (train_classifier, AISEC_GUARD_LOSO_THRESHOLD)
@@ -97,7 +99,7 @@ def run(XA, rows, nwins, first, C, work, skip=()):
 # times and alone moved the candidate's d from 0.00 to 0.07 (bench/guard/QUALITY.md, the libprompts candidate).
 # bigbench-tasks was decided as a candidate (d chosen without it; bench/guard/DECISIONS.md) and shipped so: its fold is
 # reported, not pooled; openai-evals, its replacement, the same way.
-CANDIDATE_GROUPS = ("libprompt-templates", "bigbench-tasks", "prose", "openai-evals")
+CANDIDATE_GROUPS = ("libprompt-templates", "bigbench-tasks", "prose", "openai-evals", "lookalike")
 
 # the held-out threshold rule scans d upward from here: the lowest threshold that meets the held-out bounds, which
 # may lie below the validation threshold when a corpus generalises better than its validation split suggests

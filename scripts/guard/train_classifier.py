@@ -577,6 +577,13 @@ def corpus_rows():
         import guard_evals
 
         rows += guard_evals.rows(gd, wheel("evals"))
+    if os.environ.get("AISEC_GUARD_LOOKALIKE", "0") == "1":
+        # candidate (session of stop 38; bench/guard/DECISIONS.md): benign look-alikes of injection wording in six
+        # languages, retracting one's own earlier message, asking for a helpful role (scripts/guard/guard_lookalike.py;
+        # source "lookalike")
+        import guard_lookalike
+
+        rows += guard_lookalike.rows(gd)
     if os.environ.get("AISEC_GUARD_PROSE", "0") == "1":
         # candidate, rejected (session of stop 36; bench/guard/DECISIONS.md): benign expository prose in 38 languages,
         # some behind a writing-request lead, and injected copies (scripts/guard/guard_prose.py; source "prose")
