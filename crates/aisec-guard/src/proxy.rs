@@ -1553,9 +1553,14 @@ pub async fn start(
             }));
         }
     }
-    state
-        .audit
-        .write("start", json!({"listen": addr.to_string()}));
+    let classifier = match &state.pipeline().policy.input.injection.model {
+        Some(path) => path.display().to_string(),
+        None => "built-in".to_string(),
+    };
+    state.audit.write(
+        "start",
+        json!({"listen": addr.to_string(), "classifier": classifier}),
+    );
     Ok(RunningGuard {
         addr,
         state,

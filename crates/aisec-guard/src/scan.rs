@@ -523,11 +523,13 @@ pub struct Pipeline {
     md_image: Regex,
     md_link: Regex,
     html: Regex,
-    classifier: &'static Classifier,
+    classifier: ClassifierRef,
     threshold: f32,
     system_words: Vec<String>,
     stage2: Option<std::sync::Arc<SecondStage>>,
     stage2_error: Option<String>,
+    /// Why `[input.injection] model` could not be read (`Pipeline::new`).
+    model_error: Option<String>,
     payload: crate::payload::PayloadScanner,
     /// The application's registered prompt templates (`template.rs`).
     templates: crate::template::Templates,
@@ -608,10 +610,45 @@ fn words_of(s: &str) -> Vec<String> {
         .collect()
 }
 
+/// The fast classifier a pipeline runs: the built-in model, or the one
+/// `[input.injection] model` names.
+#[derive(Debug, Clone)]
+enum ClassifierRef {
+    Builtin(&'static Classifier),
+    File(std::sync::Arc<Classifier>),
+}
+
+impl std::ops::Deref for ClassifierRef {
+    type Target = Classifier;
+    fn deref(&self) -> &Classifier {
+        match self {
+            ClassifierRef::Builtin(c) => c,
+            ClassifierRef::File(c) => c,
+        }
+    }
+}
+
 impl Pipeline {
-    /// Compiles a validated policy.
+    /// Compiles a validated policy. With `[input.injection] model` set, the
+    /// classifier is the one [`Policy::load_model`] read; a policy built in
+    /// code that names a model but was not loaded reads it here, and if that
+    /// fails runs the built-in model and says so (an error log, and
+    /// [`Pipeline::model_error`]).
     pub fn new(policy: Policy) -> Pipeline {
-        let classifier = Classifier::builtin();
+        let mut model_error = None;
+        let inj = &policy.input.injection;
+        let classifier = match (&inj.loaded_model, &inj.model) {
+            (Some(m), _) => ClassifierRef::File(m.classifier.clone()),
+            (None, Some(path)) => match crate::policy::LoadedModel::read(path) {
+                Ok(m) => ClassifierRef::File(m.classifier),
+                Err(e) => {
+                    tracing::error!(error = %e, "input.injection.model not loaded; running the built-in classifier");
+                    model_error = Some(e);
+                    ClassifierRef::Builtin(Classifier::builtin())
+                }
+            },
+            (None, None) => ClassifierRef::Builtin(Classifier::builtin()),
+        };
         let threshold = policy
             .input
             .injection
@@ -653,6 +690,7 @@ impl Pipeline {
             system_words,
             stage2,
             stage2_error,
+            model_error,
             payload: crate::payload::PayloadScanner::new(),
             // validated with the policy; a policy built in code that skipped
             // validation gets no templates rather than a panic
@@ -742,7 +780,7 @@ impl Pipeline {
     fn second_score(&self, normalised: &str, d: &crate::classifier::Scored) -> Option<f32> {
         let s2 = self.stage2.as_ref()?;
         let prepared = self.classifier.prepare(normalised);
-        let passage = s2.passage(self.classifier, &prepared, d);
+        let passage = s2.passage(&self.classifier, &prepared, d);
         match s2.score(passage) {
             Ok(p) => Some(p),
             Err(e) => {
@@ -813,7 +851,7 @@ impl Pipeline {
             let h = s2.head();
             if let Some(ind) = &h.indirect {
                 let prepared = self.classifier.prepare(normalised);
-                match s2.indirect_score(self.classifier, &prepared, &scores) {
+                match s2.indirect_score(&self.classifier, &prepared, &scores) {
                     Ok(Some(p)) => {
                         let fast_th = self
                             .policy
@@ -868,6 +906,20 @@ impl Pipeline {
     /// The classifier threshold in force.
     pub fn threshold(&self) -> f32 {
         self.threshold
+    }
+
+    /// Why the classifier file `[input.injection] model` names could not be
+    /// read when this pipeline was built (it then runs the built-in model);
+    /// `None` when it was read or none was named. A policy loaded from a file
+    /// fails to load instead ([`Policy::load_model`]).
+    pub fn model_error(&self) -> Option<&str> {
+        self.model_error.as_deref()
+    }
+
+    /// Whether the fast classifier is a model read from `[input.injection]
+    /// model` rather than the built-in one.
+    pub fn custom_model(&self) -> bool {
+        matches!(self.classifier, ClassifierRef::File(_))
     }
 
     /// The first decoded view of `text` ([`crate::deobf::views`]) that differs

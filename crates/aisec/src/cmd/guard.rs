@@ -64,7 +64,14 @@ pub fn run(args: GuardArgs) -> anyhow::Result<i32> {
         }
     }
     if args.check {
-        println!("policy OK (upstream {})", policy.server.upstream);
+        match &policy.input.injection.model {
+            Some(m) => println!(
+                "policy OK (upstream {}; classifier {})",
+                policy.server.upstream,
+                aisec_core::render::escape_terminal(&m.display().to_string())
+            ),
+            None => println!("policy OK (upstream {})", policy.server.upstream),
+        }
         return Ok(0);
     }
     aisec_guard::init_json_logging();

@@ -154,6 +154,50 @@ fn guard_rejects_a_bad_upstream_override_with_2() {
 }
 
 #[test]
+fn guard_policy_naming_a_classifier_file_checks_it() {
+    // [input.injection] model: a real classifier file is named by --check; a missing or
+    // foreign one is an invalid policy (exit 2), never a silent fall-back to the built-in model
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.bin");
+    std::fs::write(
+        &model,
+        include_bytes!("../../../aisec-guard/assets/injection_lr.bin"),
+    )
+    .unwrap();
+    let junk = dir.path().join("junk.bin");
+    std::fs::write(&junk, b"PK\x03\x04 not a classifier").unwrap();
+    let policy = |m: &std::path::Path| {
+        let p = dir.path().join("policy.toml");
+        std::fs::write(
+            &p,
+            format!(
+                "[server]\nupstream = \"http://127.0.0.1:9\"\n[input.injection]\nmodel = '{}'\n",
+                m.display()
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let ok = aisec(&["guard", "--check", "--policy"])
+        .arg(policy(&model))
+        .run();
+    ok.expect_code(0);
+    assert!(ok.stdout.contains("classifier"), "{}", ok.stdout);
+    assert!(ok.stdout.contains("model.bin"), "{}", ok.stdout);
+    for (m, want) in [
+        (junk.as_path(), "not an aisec-guard classifier file"),
+        (dir.path().join("gone.bin").as_path(), "cannot read"),
+    ] {
+        let r = aisec(&["guard", "--check", "--policy"])
+            .arg(policy(m))
+            .run();
+        r.expect_code(2);
+        assert!(r.stderr.contains("input.injection.model"), "{}", r.stderr);
+        assert!(r.stderr.contains(want), "{}", r.stderr);
+    }
+}
+
+#[test]
 #[should_panic(expected = "still running after")]
 fn a_run_past_its_timeout_is_killed_and_fails_its_test() {
     // the guard serves until stopped: the helper must kill it, not wait forever
