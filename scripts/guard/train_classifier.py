@@ -111,7 +111,7 @@ from collections import Counter, defaultdict
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 VENV = os.path.join(HERE, ".venv")
-DIM = 1 << 18
+DIM = int(os.environ.get("AISEC_GUARD_DIM", str(1 << 18)))  # hashed feature dimension (an experiment may change it)
 MAX_CHARS = 32768
 WINDOW = int(os.environ.get("AISEC_GUARD_WINDOW", "24"))
 STRIDE = int(os.environ.get("AISEC_GUARD_STRIDE", "12"))

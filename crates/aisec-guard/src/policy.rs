@@ -345,7 +345,7 @@ impl std::fmt::Debug for LoadedModel {
 }
 
 /// Largest classifier file `[input.injection] model` may name (the built-in
-/// one is 0.5 MB; the format allows up to 2^24 half-float weights).
+/// one is 0.5 MB; the loader takes up to 2^22 half-float weights, 8 MB).
 pub const MAX_MODEL_BYTES: u64 = 64 << 20;
 
 impl LoadedModel {
