@@ -454,6 +454,23 @@ def npm_tarball(key):
     return tarfile.open(path)
 
 
+def _read_pinned(path, fmt, why_needed):
+    """(header, rows) of a pinned xz JSON-lines file: a header line with its format and row count, then one row per
+    line; a missing, foreign or truncated file stops with the reason."""
+    import lzma
+
+    if not os.path.exists(path):
+        raise SystemExit(f"{path} is missing: {why_needed}")
+    with lzma.open(path, "rt", encoding="utf-8") as f:
+        head = json.loads(f.readline())
+        if head.get("format") != fmt:
+            raise SystemExit(f"{path}: unknown format {head.get('format')!r}")
+        rows = [json.loads(line) for line in f]
+    if len(rows) != head["rows"]:
+        raise SystemExit(f"{path}: header says {head['rows']} rows, the file holds {len(rows)} (truncated?)")
+    return head, rows
+
+
 EVAL_SET_NAMES = ("eval", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8")
 PINNED_EVALSETS = os.path.join(HERE, "data", "evalsets.jsonl.xz")
 # evaluation sources whose upstream reuse terms are not stated: never committed, so absent from the pinned sets
@@ -482,18 +499,8 @@ def read_pinned_evalsets(rows, path=PINNED_EVALSETS):
     """The sets write_pinned_evalsets wrote, in EVAL_SET_NAMES order. They were built against the shipped corpus;
     rows equal (normalised) to a row of a source the shipped corpus lacks (a candidate's new rows) are dropped and
     counted, as the live build's de-duplication would drop them."""
-    import lzma
-
-    if not os.path.exists(path):
-        raise SystemExit(f"{path} is missing: AISEC_GUARD_EVALSETS=pinned reads the evaluation sets from it "
-                         "(written by --pin-evalsets)")
-    with lzma.open(path, "rt", encoding="utf-8") as f:
-        head = json.loads(f.readline())
-        if head.get("format") != "aisec-guard-evalsets/1":
-            raise SystemExit(f"{path}: unknown format {head.get('format')!r}")
-        got = [json.loads(line) for line in f]
-    if len(got) != head["rows"]:
-        raise SystemExit(f"{path}: header says {head['rows']} rows, the file holds {len(got)} (truncated?)")
+    head, got = _read_pinned(path, "aisec-guard-evalsets/1", "AISEC_GUARD_EVALSETS=pinned reads the evaluation sets "
+                             "from it (written by --pin-evalsets)")
     with open(MANIFEST, encoding="utf-8") as f:
         shipped = set(json.load(f)["sources"])
     corpus = {normalise(r["text"]) for r in rows if r["source"] not in shipped}
@@ -596,19 +603,8 @@ def write_pinned_corpus(rows, path=PINNED_CORPUS):
 
 def read_pinned_corpus(path=PINNED_CORPUS):
     """The rows write_pinned_corpus wrote, in the same order."""
-    import lzma
-
-    if not os.path.exists(path):
-        raise SystemExit(f"{path} is missing: AISEC_GUARD_CORPUS=pinned reads the pinned corpus from it "
-                         "(written by --write-manifest)")
-    with lzma.open(path, "rt", encoding="utf-8") as f:
-        head = json.loads(f.readline())
-        if head.get("format") != "aisec-guard-corpus/1":
-            raise SystemExit(f"{path}: unknown format {head.get('format')!r}")
-        rows = [json.loads(line) for line in f]
-    if len(rows) != head["rows"]:
-        raise SystemExit(f"{path}: header says {head['rows']} rows, the file holds {len(rows)} (truncated?)")
-    return rows
+    return _read_pinned(path, "aisec-guard-corpus/1", "AISEC_GUARD_CORPUS=pinned reads the pinned corpus from it "
+                        "(written by --write-manifest)")[1]
 
 
 def corpus_rows():
