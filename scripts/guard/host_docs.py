@@ -140,21 +140,28 @@ class PinnedDocsError(Exception):
     pass
 
 
-def load(path=FILE):
-    """The pinned records per group, in file order: {group: [tuple of fields]}."""
+def read_pinned(path, fmt, count_key, missing_hint):
+    """(header, records) of a pinned xz JSON-lines file (host_docs, changelogs, and train_classifier's pinned corpus and
+    evaluation sets): a header line naming its format and its record count under `count_key`, then one JSON record per
+    line. A missing, foreign or truncated file raises PinnedDocsError with the reason (`missing_hint` says how to make
+    it)."""
     if not os.path.exists(path):
-        raise PinnedDocsError(f"{path} is missing: run scripts/guard/host_docs.py --freeze on the machine that made the model")
-    out = {g: [] for g in GROUPS}
+        raise PinnedDocsError(f"{path} is missing: {missing_hint}")
     with lzma.open(path, "rt", encoding="utf-8") as f:
         header = json.loads(f.readline())
-        if header.get("format") != FORMAT:
-            raise PinnedDocsError(f"{path}: format {header.get('format')!r}, expected {FORMAT!r}")
-        for ln in f:
-            r = json.loads(ln)
-            out[r["g"]].append(tuple(r["f"]))
-    n = sum(len(v) for v in out.values())
-    if n != header.get("records"):
-        raise PinnedDocsError(f"{path}: {n} records, the header says {header.get('records')}")
+        if header.get("format") != fmt:
+            raise PinnedDocsError(f"{path}: format {header.get('format')!r}, expected {fmt!r}")
+        records = [json.loads(ln) for ln in f]
+    if len(records) != header.get(count_key):
+        raise PinnedDocsError(f"{path}: {len(records)} records, the header says {header.get(count_key)} (truncated?)")
+    return header, records
+
+
+def load(path=FILE):
+    """The pinned records per group, in file order: {group: [tuple of fields]}."""
+    out = {g: [] for g in GROUPS}
+    for r in read_pinned(path, FORMAT, "records", "run scripts/guard/host_docs.py --freeze on the machine that made the model")[1]:
+        out[r["g"]].append(tuple(r["f"]))
     return out
 
 
@@ -183,16 +190,8 @@ def freeze_changelogs():
 
 def load_changelogs(path=CHANGELOG_FILE):
     """The pinned changelog entries, in draw order: [(package, text, licence)]."""
-    if not os.path.exists(path):
-        raise PinnedDocsError(f"{path} is missing: run scripts/guard/host_docs.py --freeze-changelogs")
-    with lzma.open(path, "rt", encoding="utf-8") as f:
-        header = json.loads(f.readline())
-        if header.get("format") != CHANGELOG_FORMAT:
-            raise PinnedDocsError(f"{path}: format {header.get('format')!r}, expected {CHANGELOG_FORMAT!r}")
-        out = [(r["pkg"], r["text"], r["lic"]) for r in map(json.loads, f)]
-    if len(out) != header.get("records"):
-        raise PinnedDocsError(f"{path}: {len(out)} records, the header says {header.get('records')}")
-    return out
+    _, recs = read_pinned(path, CHANGELOG_FORMAT, "records", "run scripts/guard/host_docs.py --freeze-changelogs")
+    return [(r["pkg"], r["text"], r["lic"]) for r in recs]
 
 
 def main():

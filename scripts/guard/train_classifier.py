@@ -455,20 +455,14 @@ def npm_tarball(key):
 
 
 def _read_pinned(path, fmt, why_needed):
-    """(header, rows) of a pinned xz JSON-lines file: a header line with its format and row count, then one row per
-    line; a missing, foreign or truncated file stops with the reason."""
-    import lzma
+    """(header, rows) of a pinned file (host_docs.read_pinned, the one reader of the pinned formats); a missing,
+    foreign or truncated file stops with the reason."""
+    import host_docs
 
-    if not os.path.exists(path):
-        raise SystemExit(f"{path} is missing: {why_needed}")
-    with lzma.open(path, "rt", encoding="utf-8") as f:
-        head = json.loads(f.readline())
-        if head.get("format") != fmt:
-            raise SystemExit(f"{path}: unknown format {head.get('format')!r}")
-        rows = [json.loads(line) for line in f]
-    if len(rows) != head["rows"]:
-        raise SystemExit(f"{path}: header says {head['rows']} rows, the file holds {len(rows)} (truncated?)")
-    return head, rows
+    try:
+        return host_docs.read_pinned(path, fmt, "rows", why_needed)
+    except host_docs.PinnedDocsError as e:
+        raise SystemExit(str(e))
 
 
 EVAL_SET_NAMES = ("eval", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8")
