@@ -10,6 +10,10 @@
 //! Attack texts are never printed (only counts), so evaluation-only sources
 //! can be measured without reading them.
 //!
+//! `AISEC_GUARD_MODEL_FILE=PATH` scores with another classifier file (as the
+//! policy key `[input.injection] model` would), so a candidate model is
+//! measured without replacing the committed asset.
+//!
 //! Usage: cargo run --release -p aisec-guard --example pattern_hits -- [--rows OUT.tsv] NAME=FILE...
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
@@ -21,7 +25,13 @@ use aisec_guard::policy::Action;
 use aisec_guard::{Pipeline, Policy};
 
 fn main() -> anyhow::Result<()> {
-    let p = Pipeline::new(Policy::default_for("http://127.0.0.1:9"));
+    let mut policy = Policy::default_for("http://127.0.0.1:9");
+    if let Some(path) = std::env::var_os("AISEC_GUARD_MODEL_FILE") {
+        policy.input.injection.model = Some(path.into());
+        policy.load_model()?;
+        println!("classifier: {}", policy.input.injection.model.as_ref().unwrap().display());
+    }
+    let p = Pipeline::new(policy);
     let mut rows_out: Option<std::fs::File> = None;
     let mut files = Vec::new();
     let mut args = std::env::args().skip(1);
