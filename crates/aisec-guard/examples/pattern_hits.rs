@@ -5,7 +5,8 @@
 //! kind; then how many attack rows fire no pattern but this one. With
 //! `--rows FILE` it also writes one TSV line per row (file name, line number,
 //! label, source, kind, whether `Pipeline::scan_input` blocks it under the
-//! default policy, the pattern labels that fired), so two builds' outputs
+//! default policy, the pattern labels that fired, and the number of invisible
+//! characters the unicode scanner counts as hiding), so two builds' outputs
 //! can be compared row by row (what a new pattern newly blocks).
 //! Attack texts are never printed (only counts), so evaluation-only sources
 //! can be measured without reading them.
@@ -29,7 +30,10 @@ fn main() -> anyhow::Result<()> {
     if let Some(path) = std::env::var_os("AISEC_GUARD_MODEL_FILE") {
         policy.input.injection.model = Some(path.into());
         policy.load_model()?;
-        println!("classifier: {}", policy.input.injection.model.as_ref().unwrap().display());
+        println!(
+            "classifier: {}",
+            policy.input.injection.model.as_ref().unwrap().display()
+        );
     }
     let p = Pipeline::new(policy);
     let mut rows_out: Option<std::fs::File> = None;
@@ -100,11 +104,12 @@ fn main() -> anyhow::Result<()> {
                 let blocked = p.scan_input(t).iter().any(|d| d.action == Action::Block);
                 writeln!(
                     f,
-                    "{name}\t{}\t{}\t{group}\t{}\t{}",
+                    "{name}\t{}\t{}\t{group}\t{}\t{}\t{}",
                     i + 1,
                     u8::from(label),
                     u8::from(blocked),
-                    labels.join("|")
+                    labels.join("|"),
+                    norm.invisible
                 )?;
             }
         }

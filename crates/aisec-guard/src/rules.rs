@@ -227,8 +227,13 @@ aisec_core::declare_rules! {
     /// Zero-width characters, bidirectional controls or Unicode tag
     /// characters (the U+E0000 block) in a request. Those ordinary text needs
     /// are not counted: emoji selectors and joiners, ZWJ/ZWNJ inside Arabic,
-    /// Persian or Indic words, a subdivision flag's tags, and one or two
-    /// zero-width spaces or BOMs next to whitespace (they split no word).
+    /// Persian or Indic words and after a virama (Indic conjuncts, Malayalam
+    /// chillu letters, Sinhala "Sri"), a subdivision flag's tags, one or two
+    /// zero-width spaces or BOMs next to whitespace (they split no word),
+    /// zero-width spaces between words of Thai, Lao, Khmer, Myanmar or
+    /// Tibetan text (written without spaces), and single LRM/RLM/ALM marks
+    /// near right-to-left letters. Bidi embeddings, overrides and isolates
+    /// always count.
     ///
     /// ## Why it matters
     /// They hide instructions from people reviewing a prompt while the model
