@@ -152,19 +152,33 @@ fn is_unspaced_script(c: char) -> bool {
         | 0xAA60..=0xAADF) // Myanmar extended-A, Tai Viet
 }
 
+/// The run of characters matching `in_run` around `i` (which matches), as
+/// `start..end`, walking at most `cap` characters each way: the rules below
+/// only ask whether a run is short, and an unbounded walk from every
+/// character of a long run would cost its length squared.
+fn bounded_run(
+    chars: &[char],
+    i: usize,
+    cap: usize,
+    in_run: impl Fn(char) -> bool,
+) -> (usize, usize) {
+    let mut start = i;
+    while start > 0 && i - start < cap && in_run(chars[start - 1]) {
+        start -= 1;
+    }
+    let mut end = i + 1;
+    while end < chars.len() && end - i <= cap && in_run(chars[end]) {
+        end += 1;
+    }
+    (start, end)
+}
+
 /// Whether the zero-width space at `i` marks a word break of a script
 /// written without spaces: in a run of at most two (like the rule for other
 /// zero-width spaces), with such a script's character on one side and on the
 /// other the same, a space, punctuation or an end, never a Latin word.
 fn zwsp_between_unspaced_words(chars: &[char], i: usize) -> bool {
-    let mut start = i;
-    while start > 0 && chars[start - 1] == '\u{200B}' {
-        start -= 1;
-    }
-    let mut end = i + 1;
-    while end < chars.len() && chars[end] == '\u{200B}' {
-        end += 1;
-    }
+    let (start, end) = bounded_run(chars, i, 3, |c| c == '\u{200B}');
     let before = start.checked_sub(1).map(|j| chars[j]);
     let after = chars.get(end).copied();
     let unspaced = |c: Option<char>| c.is_some_and(is_unspaced_script);
@@ -242,30 +256,16 @@ pub fn benign_invisible(chars: &[char], i: usize) -> bool {
             // there); inside a word it breaks a keyword apart. Runs of more than two
             // stay suspicious (zero-width steganography strings many together).
             let is_zw = |c: char| matches!(c, '\u{200B}' | '\u{2060}' | '\u{FEFF}');
-            let mut start = i;
-            while start > 0 && is_zw(chars[start - 1]) {
-                start -= 1;
-            }
-            let mut end = i + 1;
-            while end < chars.len() && is_zw(chars[end]) {
-                end += 1;
-            }
+            let (start, end) = bounded_run(chars, i, 3, is_zw);
             let edge = |c: Option<&char>| c.is_none_or(|c| c.is_whitespace());
             end - start <= 2
                 && (edge(start.checked_sub(1).map(|j| &chars[j])) || edge(chars.get(end)))
         }
         '\u{E0020}'..='\u{E007F}' => {
             // Subdivision flag: U+1F3F4, 2..=6 tag letters/digits, U+E007F.
-            let mut start = i;
-            while start > 0 && is_tag_char(chars[start - 1]) {
-                start -= 1;
-            }
+            let (start, end) = bounded_run(chars, i, 8, is_tag_char);
             if start == 0 || chars[start - 1] != '\u{1F3F4}' {
                 return false;
-            }
-            let mut end = start;
-            while end < chars.len() && is_tag_char(chars[end]) {
-                end += 1;
             }
             let run = &chars[start..end];
             (3..=7).contains(&run.len())
@@ -490,6 +490,24 @@ mod tests {
             assert!(!suspicious_invisible_spans(bad).is_empty(), "{bad:?}");
         }
         assert_eq!(normalise("I love it ❤️").text, "i love it ❤");
+    }
+
+    #[test]
+    fn long_invisible_runs_are_counted_in_one_pass() {
+        // Each rule looks at a bounded neighbourhood: a request of nothing but
+        // zero-width spaces, tag characters or direction marks is counted, not
+        // walked once per character (which took seconds per request).
+        let n = 60_000;
+        for (text, want) in [
+            (format!("a{}b", "\u{200B}".repeat(n)), n),
+            (format!("\u{0E20}{}\u{0E32}", "\u{200B}".repeat(n)), n),
+            (format!("\u{1F3F4}{}", "\u{E0067}".repeat(n)), n),
+            (format!("\u{05E9}{}", "\u{200F}".repeat(n)), n),
+        ] {
+            let norm = normalise(&text);
+            assert_eq!(norm.invisible, want);
+            assert_eq!(suspicious_invisible_spans(&text).len(), want);
+        }
     }
 
     #[test]
