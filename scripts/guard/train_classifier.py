@@ -83,7 +83,9 @@ results are in bench/guard/QUALITY-notes.md. Optional benign genres (session of 
 by the rules in bench/guard/DECISIONS.md, offered to operators through `[input.injection] model`):
 AISEC_GUARD_LOOKALIKE=1 (guard_lookalike.py, multilingual look-alikes of injection wording), AISEC_GUARD_LEGAL=1
 (guard_legal.py, EU acts and US federal regulations) and AISEC_GUARD_USERPROMPTS=1 (guard_userprompts.py, IFEval,
-IFBench and Arena-Hard v2.0 prompts).
+IFBench and Arena-Hard v2.0 prompts). AISEC_GUARD_LANG_BALANCE=1 (session of stop 39, guard_lang.py): sample weights
+balanced per language group (rejected by its genre check, fresh9; DECISIONS.md). scripts/guard/curve_rule.py compares a
+candidate's run with the shipped model's by the curve rule.
 
 Usage: scripts/guard/train_classifier.py   (creates scripts/guard/.venv itself)
        scripts/guard/train_classifier.py --eval-only   (rebuilds only eval.jsonl and fresh .. fresh9.jsonl, scored with the
