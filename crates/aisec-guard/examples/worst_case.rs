@@ -35,7 +35,10 @@ fn generators() -> Vec<(&'static str, String)> {
         ("zero-width spaces", format!("a{}b", fill("\u{200B}"))),
         ("zero-width joiner mix", fill("\u{200B}\u{200C}\u{200D}")),
         ("tag characters", format!("\u{1F3F4}{}", fill("\u{E0067}"))),
-        ("right-to-left marks", format!("\u{05E9}{}", fill("\u{200F}"))),
+        (
+            "right-to-left marks",
+            format!("\u{05E9}{}", fill("\u{200F}")),
+        ),
         ("bidi overrides", fill("\u{202E}a\u{202C}")),
         ("emoji with selectors", fill("\u{2764}\u{FE0F}\u{200D}")),
         ("one long word", fill("a")),
