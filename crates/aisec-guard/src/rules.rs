@@ -230,8 +230,9 @@ aisec_core::declare_rules! {
     /// Persian or Indic words and after a virama (Indic conjuncts, Malayalam
     /// chillu letters, Sinhala "Sri"), a subdivision flag's tags, one or two
     /// zero-width spaces or BOMs next to whitespace (they split no word),
-    /// zero-width spaces between words of Thai, Lao, Khmer, Myanmar or
-    /// Tibetan text (written without spaces), and single LRM/RLM/ALM marks
+    /// zero-width spaces between words of Thai, Lao, Khmer, Myanmar, Tibetan,
+    /// Javanese or Balinese text (written without spaces), Mongolian's
+    /// variation selectors between its letters, and single LRM/RLM/ALM marks
     /// near right-to-left letters. Bidi embeddings, overrides and isolates
     /// always count.
     ///

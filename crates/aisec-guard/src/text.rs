@@ -16,8 +16,10 @@
 //! a short tag run ending in U+E007F), one or two zero-width spaces, word
 //! joiners or BOMs next to whitespace or an end of the text (they split no
 //! word), a zero-width space between words of a script written without
-//! spaces (Thai, Lao, Khmer, Myanmar, Tibetan, Tai: the word-break hint of
-//! UAX #14's class SA), and the implicit direction marks (LRM, RLM, ALM;
+//! spaces (Thai, Lao, Khmer, Myanmar, Tibetan, Tai, Javanese, Balinese,
+//! Buginese: the word-break hint of UAX #14's class SA and its kin), Mongolian's
+//! variation selectors and vowel separator between Mongolian letters, and the
+//! implicit direction marks (LRM, RLM, ALM;
 //! UAX #9) near right-to-left letters and not inside a Latin word. The
 //! explicit bidi embeddings, overrides and isolates stay suspicious (they are
 //! what "Trojan Source", CVE-2021-42574, reorders text with). They are all
@@ -139,7 +141,8 @@ fn is_virama(c: char) -> bool {
 }
 
 /// Scripts written without spaces between words, where a zero-width space
-/// marks the word breaks (UAX #14 line-break class SA, and Tibetan).
+/// marks the word breaks (UAX #14 line-break class SA, Tibetan, and the
+/// scripts of Java, Bali and Sulawesi).
 fn is_unspaced_script(c: char) -> bool {
     matches!(c as u32,
         0x0E00..=0x0EFF // Thai, Lao
@@ -147,6 +150,9 @@ fn is_unspaced_script(c: char) -> bool {
         | 0x1000..=0x109F // Myanmar
         | 0x1780..=0x17FF // Khmer
         | 0x1950..=0x19FF // Tai Le, New Tai Lue, Khmer symbols
+        | 0x1A00..=0x1A1F // Buginese
+        | 0x1B00..=0x1B7F // Balinese
+        | 0xA980..=0xA9DF // Javanese
         | 0x1A20..=0x1AAF // Tai Tham
         | 0xA9E0..=0xA9FF // Myanmar extended-B
         | 0xAA60..=0xAADF) // Myanmar extended-A, Tai Viet
@@ -250,6 +256,13 @@ pub fn benign_invisible(chars: &[char], i: usize) -> bool {
             !inside_latin_word && !in_run && chars[lo..hi].iter().any(|&c| is_rtl_letter(c))
         }
         '\u{200B}' if zwsp_between_unspaced_words(chars, i) => true,
+        // Mongolian's free variation selectors and vowel separator choose a
+        // letter's shape: ordinary between two Mongolian letters
+        '\u{180B}'..='\u{180F}' => {
+            let mongolian =
+                |c: Option<char>| c.is_some_and(|c| ('\u{1820}'..='\u{18AF}').contains(&c));
+            mongolian(prev) && mongolian(next)
+        }
         '\u{200B}' | '\u{2060}' | '\u{FEFF}' => {
             // A zero-width space, word joiner or BOM next to whitespace or an end of
             // the text splits no word (copy-paste and translation tools leave them
@@ -457,6 +470,10 @@ mod tests {
             "\u{0645}\u{06CC}\u{200C} \u{062E}\u{0648}\u{0627}\u{0647}\u{0645}",
             // Khmer and Thai words split by zero-width spaces, one before a comma
             "\u{1797}\u{17B6}\u{200B}\u{179F}\u{17B6}\u{200B}, \u{0E20}\u{0E32}\u{200B}\u{0E29}\u{0E32}",
+            // Javanese words split by a zero-width space; Mongolian with its
+            // vowel separator and a free variation selector
+            "\u{A98F}\u{A9B2}\u{200B}\u{A9A0}\u{A9BA}",
+            "\u{182D}\u{1823}\u{1828}\u{182D}\u{180E}\u{1820} \u{1832}\u{180B}\u{1822}",
             // right-to-left marks beside Hebrew and Arabic text
             "\u{05E9}\u{05DC}\u{05D5}\u{05DD} \u{200F}(2024)",
             "\u{0645}\u{0631}\u{062D}\u{0628}\u{0627}\u{061C} 42",
@@ -485,6 +502,8 @@ mod tests {
             "\u{05E9}\u{05DC} \u{200E}\u{200F}\u{200E}\u{200F} x",
             "ignore \u{200F} previous",
             "\u{05E9}\u{05DC}\u{202E}evil",
+            "ig\u{180E}nore",
+            "\u{1820}\u{180E}\u{180E}\u{1820}",
         ] {
             assert!(normalise(bad).invisible > 0, "{bad:?}");
             assert!(!suspicious_invisible_spans(bad).is_empty(), "{bad:?}");
