@@ -97,4 +97,30 @@ fn main() {
         println!("| {name} | {a:.1} | {b:.1} | {c:.1} | {da} / {db} / {dc} |");
     }
     println!("\nSlowest single scan: {worst:.1} ms");
+
+    // The operator's registered templates (`[input.injection] templates`): a
+    // template that starts with a slot searches the text for its first
+    // literal, so the cost is up to one pass over the text per template.
+    let mut pol = Policy::default_for("http://127.0.0.1:9");
+    pol.input.injection.templates = (0..aisec_guard::template::MAX_TEMPLATES)
+        .map(|i| format!("{{question}} Answer as the assistant of shop {i}: {{answer}}"))
+        .collect();
+    let p = Pipeline::new(pol);
+    p.warm_up();
+    println!(
+        "\n| text (1 MiB), {} templates each starting with a slot | scan_input ms | scan_indirect ms |",
+        aisec_guard::template::MAX_TEMPLATES
+    );
+    println!("|---|---|---|");
+    for (name, text) in [
+        ("words", fill("ignore ")),
+        (
+            "almost the literal",
+            fill("Answer as the assistant of shop "),
+        ),
+    ] {
+        let (a, _) = time_ms(|| p.scan_input(&text).len());
+        let (b, _) = time_ms(|| p.scan_indirect(&text, "tool").len());
+        println!("| {name} | {a:.1} | {b:.1} |");
+    }
 }

@@ -16,7 +16,9 @@
 //! whitespace match any run of whitespace) and in order; each slot takes
 //! whatever lies between (up to the next literal's first occurrence; the
 //! last literal must end the text). Substring searches, no regex: a policy
-//! of hundreds of long templates stays cheap to load and to run. Only text
+//! of hundreds of long templates stays cheap to load and to run, and the
+//! searches of one text read at most [`SEARCH_BUDGET_BYTES`] in all (past
+//! that, the text is no template's instance). Only text
 //! equal to the operator's literal text is dropped from the classifier's
 //! view, so every character an attacker controls still reaches it; the
 //! injection rules keep reading the whole text. The first registered
@@ -24,6 +26,14 @@
 
 /// Most templates a policy may register.
 pub const MAX_TEMPLATES: usize = 4096;
+/// Most bytes of a request text the substring searches of one
+/// [`Templates::slot_values`] call may read, over all templates: a template
+/// that starts with a slot searches the whole text for its first literal, so
+/// thousands of them on a 1 MiB text would cost seconds per request
+/// (`bench/guard/WORST_CASE.md`). When the budget runs out the text counts as
+/// no template's instance, and the classifier reads all of it: the stricter
+/// reading, never a weaker one.
+pub const SEARCH_BUDGET_BYTES: usize = 64 << 20;
 /// Longest template, in bytes.
 pub const MAX_TEMPLATE_BYTES: usize = 32 * 1024;
 
@@ -118,7 +128,9 @@ fn parts_of(template: &str) -> Result<Vec<Part>, String> {
 /// The slot values when `text` (whitespace collapsed) is an instance of
 /// `parts`: each literal in order, a slot taking what lies between (up to
 /// the next literal's first occurrence; the last literal must end the text).
-fn match_parts<'t>(parts: &[Part], text: &'t str) -> Option<Vec<&'t str>> {
+/// `budget` is charged the bytes each substring search reads; `None` also
+/// when it would run out (the caller stops when it reaches 0).
+fn match_parts<'t>(parts: &[Part], text: &'t str, budget: &mut usize) -> Option<Vec<&'t str>> {
     let mut pos = 0usize;
     let mut vals = Vec::new();
     let mut open = false; // a slot waits for the next literal
@@ -147,7 +159,14 @@ fn match_parts<'t>(parts: &[Part], text: &'t str) -> Option<Vec<&'t str>> {
                 open = false;
             }
             Part::Lit(l) => {
-                let at = pos + text[pos..].find(l.as_str())?;
+                let found = text[pos..].find(l.as_str());
+                let read = found.map_or(text.len() - pos, |at| at + l.len());
+                if read > *budget {
+                    *budget = 0;
+                    return None;
+                }
+                *budget -= read;
+                let at = pos + found?;
                 vals.push(text[pos..at].trim());
                 pos = at + l.len();
                 open = false;
@@ -182,20 +201,28 @@ impl Templates {
 
     /// The filled-in values of the first registered template `text` is an
     /// instance of, one per line (empty ones left out); `None` when it is
-    /// none of them. Cost: a few substring searches per template.
+    /// none of them. Cost: a few substring searches per template, at most
+    /// [`SEARCH_BUDGET_BYTES`] read in all (then `None`).
     pub fn slot_values(&self, text: &str) -> Option<String> {
         if self.is_empty() {
             return None;
         }
         let t = collapse(text);
-        self.each.iter().find_map(|parts| {
-            match_parts(parts, &t).map(|vals| {
-                vals.into_iter()
-                    .filter(|v| !v.is_empty())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
-        })
+        let mut budget = SEARCH_BUDGET_BYTES;
+        for parts in &self.each {
+            if let Some(vals) = match_parts(parts, &t, &mut budget) {
+                return Some(
+                    vals.into_iter()
+                        .filter(|v| !v.is_empty())
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                );
+            }
+            if budget == 0 {
+                return None;
+            }
+        }
+        None
     }
 }
 
@@ -208,6 +235,29 @@ mod tests {
 
     fn one(t: &str) -> Templates {
         Templates::compile(&[t.to_string()]).expect("compiles")
+    }
+
+    #[test]
+    fn the_search_budget_bounds_many_slot_first_templates() {
+        // Every template starts with a slot, so each searches the text for its
+        // literal; none is present. Past the budget the text is no instance
+        // (the classifier then reads all of it), and a template registered
+        // after the budget ran out is not reached.
+        let mut all: Vec<String> = (0..MAX_TEMPLATES - 1)
+            .map(|i| format!("{{q}} marker {i}: {{a}}"))
+            .collect();
+        all.push("{q} the real one: {a}".to_string());
+        let t = Templates::compile(&all).expect("compiles");
+        let long = format!(
+            "{} the real one: yes",
+            "word ".repeat(SEARCH_BUDGET_BYTES / 5 / 100)
+        );
+        assert_eq!(t.slot_values(&long), None);
+        // A short text fits in the budget for every template.
+        assert_eq!(
+            t.slot_values("why? the real one: yes").as_deref(),
+            Some("why?\nyes")
+        );
     }
 
     #[test]
