@@ -134,6 +134,12 @@ fn non_ascii_letter_or_mark(c: char) -> bool {
     !c.is_ascii() && (c.is_alphabetic() || is_combining_mark(c))
 }
 
+/// Whether a neighbour is absent or anything but an ASCII letter or digit (so
+/// a format character beside it splits no Latin word).
+fn not_ascii_alnum(c: Option<char>) -> bool {
+    !c.is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
 /// A virama (canonical combining class 9): the sign a ZWJ or ZWNJ follows to
 /// choose a conjunct's or a chillu letter's form (RFC 5892, A.1 and A.2).
 fn is_virama(c: char) -> bool {
@@ -188,7 +194,6 @@ fn zwsp_between_unspaced_words(chars: &[char], i: usize) -> bool {
     let before = start.checked_sub(1).map(|j| chars[j]);
     let after = chars.get(end).copied();
     let unspaced = |c: Option<char>| c.is_some_and(is_unspaced_script);
-    let not_ascii_alnum = |c: Option<char>| !c.is_some_and(|c| c.is_ascii_alphanumeric());
     end - start <= 2
         && ((unspaced(before) && not_ascii_alnum(after))
             || (unspaced(after) && not_ascii_alnum(before)))
@@ -240,7 +245,6 @@ pub fn benign_invisible(chars: &[char], i: usize) -> bool {
         '\u{200C}' => {
             // between two letters of a joining script (Persian, Arabic, Indic), or
             // ending such a word before a space, punctuation or the end
-            let not_ascii_alnum = |c: Option<char>| !c.is_some_and(|c| c.is_ascii_alphanumeric());
             (prev.is_some_and(non_ascii_letter_or_mark) && not_ascii_alnum(next))
                 || (next.is_some_and(non_ascii_letter_or_mark) && not_ascii_alnum(prev))
         }
@@ -248,8 +252,7 @@ pub fn benign_invisible(chars: &[char], i: usize) -> bool {
             // An implicit mark sets the direction of neutral characters next to
             // right-to-left text; inside a Latin word it only splits the word, and
             // a run of them (next to other invisibles) can carry hidden bits.
-            let inside_latin_word = prev.is_some_and(|p| p.is_ascii_alphanumeric())
-                && next.is_some_and(|n| n.is_ascii_alphanumeric());
+            let inside_latin_word = !not_ascii_alnum(prev) && !not_ascii_alnum(next);
             let in_run = prev.is_some_and(is_invisible) || next.is_some_and(is_invisible);
             let lo = i.saturating_sub(RTL_MARK_REACH);
             let hi = (i + 1 + RTL_MARK_REACH).min(chars.len());
