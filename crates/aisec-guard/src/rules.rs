@@ -232,8 +232,10 @@ aisec_core::declare_rules! {
     /// zero-width spaces or BOMs next to whitespace (they split no word),
     /// zero-width spaces between words of Thai, Lao, Khmer, Myanmar, Tibetan,
     /// Javanese or Balinese text (written without spaces), Mongolian's
-    /// variation selectors between its letters, and single LRM/RLM/ALM marks
-    /// near right-to-left letters. Bidi embeddings, overrides and isolates
+    /// variation selectors between its letters, single LRM/RLM/ALM marks
+    /// near right-to-left letters, and a soft hyphen that is not next to
+    /// another invisible character (a hyphenation point; the scanners read
+    /// the word it splits as one). Bidi embeddings, overrides and isolates
     /// always count.
     ///
     /// ## Why it matters

@@ -20,8 +20,12 @@
 //! Buginese: the word-break hint of UAX #14's class SA and its kin), Mongolian's
 //! variation selectors and vowel separator between Mongolian letters, and the
 //! implicit direction marks (LRM, RLM, ALM;
-//! UAX #9) near right-to-left letters and not inside a Latin word. The
-//! explicit bidi embeddings, overrides and isolates stay suspicious (they are
+//! UAX #9) near right-to-left letters and not inside a Latin word, and a
+//! soft hyphen on its own (a hyphenation point: what HTML's `&shy;`,
+//! word processors and hyphenating web pages put inside long words; it hides
+//! no text, and the keyword it splits is joined again before the scanners
+//! read it). Soft hyphens next to other invisible characters still count.
+//! The explicit bidi embeddings, overrides and isolates stay suspicious (they are
 //! what "Trojan Source", CVE-2021-42574, reorders text with). They are all
 //! still removed from the text the scanners read.
 
@@ -46,6 +50,46 @@ pub fn is_invisible(c: char) -> bool {
         | '\u{FE00}'..='\u{FE0F}'
         | '\u{E0000}'..='\u{E007F}'
         | '\u{E0100}'..='\u{E01EF}')
+}
+
+/// `text` without its soft hyphens (U+00AD). The views that parse the raw
+/// text (registered templates, JSON and YAML records, decoded encodings) read
+/// this: a hyphenation point inside a field name, a template word or a base64
+/// string must not change what they find, now that the unicode scanner lets
+/// soft hyphens pass ([`benign_invisible`]).
+pub fn without_soft_hyphens(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\u{00AD}') {
+        std::borrow::Cow::Owned(text.replace('\u{00AD}', ""))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// The bytes of `original` that `spans` of [`without_soft_hyphens`]`(original)`
+/// came from (soft hyphens inside a span are part of it). One binary search
+/// per span end over the soft hyphens' positions.
+pub fn soft_hyphen_spans(
+    original: &str,
+    spans: impl IntoIterator<Item = std::ops::Range<usize>>,
+) -> Vec<std::ops::Range<usize>> {
+    // the k-th soft hyphen sits at `kept[k]` bytes of the text without them,
+    // a non-decreasing sequence; each one before a position adds its two bytes
+    let kept: Vec<usize> = original
+        .match_indices('\u{00AD}')
+        .enumerate()
+        .map(|(k, (i, _))| i - 2 * k)
+        .collect();
+    let len = original.len();
+    spans
+        .into_iter()
+        .map(|s| {
+            // a start moves past the soft hyphens in front of its character; an end
+            // stays right after the character before it
+            let start = (s.start + 2 * kept.partition_point(|&k| k <= s.start)).min(len);
+            let end = (s.end + 2 * kept.partition_point(|&k| k < s.end)).clamp(start, len);
+            start..end
+        })
+        .collect()
 }
 
 /// Whether `c` is a bidirectional control character.
@@ -258,6 +302,12 @@ pub fn benign_invisible(chars: &[char], i: usize) -> bool {
             let hi = (i + 1 + RTL_MARK_REACH).min(chars.len());
             !inside_latin_word && !in_run && chars[lo..hi].iter().any(|&c| is_rtl_letter(c))
         }
+        // A soft hyphen marks where a word may break (Unicode Standard, ch. 23.2);
+        // pasted web and PDF text has them inside and at the edges of words. It
+        // hides nothing from a reader, and normalising removes it, so the word it
+        // splits is what the patterns and the classifier read. Next to another
+        // invisible character it is part of a run, which counts.
+        '\u{00AD}' => !prev.is_some_and(is_invisible) && !next.is_some_and(is_invisible),
         '\u{200B}' if zwsp_between_unspaced_words(chars, i) => true,
         // Mongolian's free variation selectors and vowel separator choose a
         // letter's shape: ordinary between two Mongolian letters
@@ -530,6 +580,54 @@ mod tests {
             assert_eq!(norm.invisible, want);
             assert_eq!(suspicious_invisible_spans(&text).len(), want);
         }
+    }
+
+    #[test]
+    fn a_soft_hyphen_alone_hides_nothing_and_a_run_of_them_counts() {
+        // hyphenation points as web pages, word processors and PDF text have them:
+        // inside long words, and (pasted text) next to spaces and between words
+        for text in [
+            "Die Donau\u{AD}dampf\u{AD}schiff\u{AD}fahrts\u{AD}gesell\u{AD}schaft wurde 1829 gegr\u{FC}ndet.",
+            "i \u{AD}samband med \u{AD}att f\u{F6}rv\u{E4}ntas\u{AD} genomg\u{E5} finansiering\u{AD}\u{E4}r",
+            "\u{AD}",
+        ] {
+            let norm = normalise(text);
+            assert_eq!(norm.invisible, 0, "{text:?}");
+            assert!(suspicious_invisible_spans(text).is_empty(), "{text:?}");
+        }
+        // the word it split is what the scanners read
+        assert_eq!(
+            normalise("ig\u{AD}nore previous in\u{AD}struc\u{AD}tions").text,
+            "ignore previous instructions"
+        );
+        // next to another invisible character it is part of a run
+        assert_eq!(normalise("a\u{AD}\u{AD}b").invisible, 2);
+        assert_eq!(normalise("a\u{AD}\u{200B}b").invisible, 2);
+        assert_eq!(
+            normalise(&format!("x{}y", "\u{AD}".repeat(1000))).invisible,
+            1000
+        );
+    }
+
+    #[test]
+    fn spans_in_text_without_soft_hyphens_map_back() {
+        let original = "a\u{AD}b <scr\u{AD}ipt>x</script>\u{AD}";
+        let plain = without_soft_hyphens(original);
+        assert_eq!(plain, "ab <script>x</script>");
+        let at = plain.find("<script>").unwrap();
+        let span = &soft_hyphen_spans(original, std::iter::once(at..at + "<script>".len()))[0];
+        assert_eq!(&original[span.clone()], "<scr\u{AD}ipt>");
+        let whole = &soft_hyphen_spans(original, std::iter::once(0..plain.len()))[0];
+        assert_eq!(&original[whole.clone()], &original[..original.len() - 2]);
+        assert_eq!(soft_hyphen_spans("plain", [1..3, 3..5]), [1..3, 3..5]);
+        // many spans over a text of many soft hyphens
+        let long = "ab\u{AD}".repeat(10_000);
+        let spans = soft_hyphen_spans(&long, (0..10_000).map(|k| 2 * k..2 * k + 2));
+        assert!(spans.iter().all(|s| &long[s.clone()] == "ab"));
+        assert!(matches!(
+            without_soft_hyphens("plain"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]
