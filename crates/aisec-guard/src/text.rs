@@ -631,6 +631,43 @@ mod tests {
     }
 
     #[test]
+    fn every_span_maps_back_onto_the_same_characters() {
+        // all texts of up to 6 characters over an alphabet with soft hyphens and
+        // multi-byte characters, every span between two character boundaries
+        let alphabet = ['a', '\u{AD}', '\u{E9}', '\u{1F600}'];
+        for len in 0..=6u32 {
+            for mut n in 0..4usize.pow(len) {
+                let mut text = String::new();
+                for _ in 0..len {
+                    text.push(alphabet[n % 4]);
+                    n /= 4;
+                }
+                let plain = without_soft_hyphens(&text);
+                let bounds: Vec<usize> = plain
+                    .char_indices()
+                    .map(|(i, _)| i)
+                    .chain([plain.len()])
+                    .collect();
+                let spans: Vec<_> = bounds
+                    .iter()
+                    .flat_map(|&a| bounds.iter().filter(move |&&b| b >= a).map(move |&b| a..b))
+                    .collect();
+                for (s, m) in spans.iter().zip(soft_hyphen_spans(&text, spans.clone())) {
+                    assert!(
+                        text.is_char_boundary(m.start) && text.is_char_boundary(m.end),
+                        "{text:?} {s:?} {m:?}"
+                    );
+                    assert_eq!(
+                        text[m].replace('\u{AD}', ""),
+                        plain[s.clone()],
+                        "{text:?} {s:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn nfkc_fullwidth() {
         assert_eq!(normalise("ｉｇｎｏｒｅ").text, "ignore");
         // composed by NFKC (the quick check says "maybe"), already NFKC, ASCII
