@@ -79,9 +79,21 @@ fuzz_target!(|data: &[u8]| {
     // soft hyphens: a span of the text without them maps back onto the same
     // characters of the text, on character boundaries
     let plain = aisec_guard::text::without_soft_hyphens(&text);
-    let bounds: Vec<usize> = plain.char_indices().map(|(i, _)| i).chain([plain.len()]).collect();
-    let spans: Vec<_> = bounds.windows(2).take(64).map(|w| w[0]..w[1]).chain([0..plain.len()]).collect();
-    for (s, m) in spans.iter().zip(aisec_guard::text::soft_hyphen_spans(&text, spans.clone())) {
+    let bounds: Vec<usize> = plain
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain([plain.len()])
+        .collect();
+    let spans: Vec<_> = bounds
+        .windows(2)
+        .take(64)
+        .map(|w| w[0]..w[1])
+        .chain([0..plain.len()])
+        .collect();
+    for (s, m) in spans
+        .iter()
+        .zip(aisec_guard::text::soft_hyphen_spans(&text, spans.clone()))
+    {
         assert!(text.is_char_boundary(m.start) && text.is_char_boundary(m.end) && m.start <= m.end);
         assert_eq!(text[m].replace('\u{AD}', ""), plain[s.clone()]);
     }

@@ -42,7 +42,10 @@ fuzz_target!(|input: &[u8]| {
             assert!(!held.iter().any(|h| h.0 <= s && e <= h.1), "no progress");
         }
         for &(s, e) in &plan.missing {
-            held.push((s - s % block, e.div_ceil(block).saturating_mul(block).min(size)));
+            held.push((
+                s - s % block,
+                e.div_ceil(block).saturating_mul(block).min(size),
+            ));
         }
         held = merge_ranges(held);
     }
