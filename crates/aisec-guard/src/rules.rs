@@ -235,8 +235,10 @@ aisec_core::declare_rules! {
     /// variation selectors between its letters, single LRM/RLM/ALM marks
     /// near right-to-left letters, and a soft hyphen that is not next to
     /// another invisible character (a hyphenation point; the scanners read
-    /// the word it splits as one). Bidi embeddings, overrides and isolates
-    /// always count.
+    /// the word it splits as one), and one or two zero-width characters,
+    /// joiners, BOMs or emoji selectors beside whitespace, punctuation or a
+    /// symbol (what pasted rich text leaves at word and line boundaries).
+    /// Bidi embeddings, overrides and isolates always count.
     ///
     /// ## Why it matters
     /// They hide instructions from people reviewing a prompt while the model

@@ -25,6 +25,10 @@
 //! word processors and hyphenating web pages put inside long words; it hides
 //! no text, and the keyword it splits is joined again before the scanners
 //! read it). Soft hyphens next to other invisible characters still count.
+//! Last, one or two zero-width characters, joiners, word joiners, BOMs or
+//! emoji selectors with whitespace, punctuation, a symbol or an end of the
+//! text on one side: they split no word, and pasted rich text leaves them
+//! there (after list numbers, around headings, where an emoji was lost).
 //! The explicit bidi embeddings, overrides and isolates stay suspicious (they are
 //! what "Trojan Source", CVE-2021-42574, reorders text with). They are all
 //! still removed from the text the scanners read.
@@ -257,6 +261,39 @@ const RTL_MARK_REACH: usize = 32;
 /// Whether the invisible character at `i` of `chars` is one that ordinary
 /// text needs (see the module docs), so it hides nothing.
 pub fn benign_invisible(chars: &[char], i: usize) -> bool {
+    needed_in_context(chars, i) || boundary_residue(chars, i)
+}
+
+/// Zero-width characters, joiners, word joiners, BOMs and emoji selectors
+/// that rich-text editors and copy-paste leave at word and line boundaries.
+fn is_paste_residue(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{FE0E}' | '\u{FE0F}'
+    )
+}
+
+/// A run of at most two such characters with something other than a letter,
+/// digit or mark on at least one side (whitespace, punctuation, a symbol, an
+/// end of the text): it splits no word, and two characters carry no hidden
+/// text. Pasted rich text has them after a list number, around a heading's
+/// colon, where an emoji it lost stood (`"\n\u{200C}1. ..."`, `"\u{FF1A}\u{200C}\n"`,
+/// `" \u{FE0F}"`). Inside a word, or in longer runs, they still count.
+fn boundary_residue(chars: &[char], i: usize) -> bool {
+    if !is_paste_residue(chars[i]) {
+        return false;
+    }
+    let (start, end) = bounded_run(chars, i, 3, is_paste_residue);
+    // a neighbour that is another invisible character is no boundary: the run goes on
+    let boundary = |c: Option<&char>| {
+        c.is_none_or(|&c| !(c.is_alphanumeric() || is_combining_mark(c) || is_invisible(c)))
+    };
+    end - start <= 2
+        && (boundary(start.checked_sub(1).map(|j| &chars[j])) || boundary(chars.get(end)))
+}
+
+/// The contextual rules of the module docs (scripts, emoji, flags, marks).
+fn needed_in_context(chars: &[char], i: usize) -> bool {
     let c = chars[i];
     let prev = i.checked_sub(1).map(|j| chars[j]);
     let next = chars.get(i + 1).copied();
@@ -664,6 +701,34 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn paste_residue_at_word_and_line_boundaries_hides_nothing() {
+        // what rich-text editors leave in pasted text: a joiner before a list
+        // number or after a heading's colon, a BOM starting each list item, a
+        // selector whose emoji was lost, a keycap typed in the wrong order
+        for text in [
+            "\u{5E02}\u{573A}\u{6982}\u{51B5}\u{FF1A}\u{200C}\n\u{200C}1. \u{6536}\u{5165}\u{200C}\u{200C}\n",
+            "\u{5B8C}\u{6210}\u{3002}\u{FEFF}2. \u{6D4B}\u{8BD5}",
+            "Turn it on \u{FE0F}\u{FE0F} then wait",
+            "2\u{20E3}\u{FE0F} The second book",
+            "growth of 30%\u{200C}. Next",
+            "ignore\u{200B} the noise",
+        ] {
+            assert_eq!(normalise(text).invisible, 0, "{text:?}");
+        }
+        // inside a word, in a run of three, or next to another invisible they count
+        for (text, want) in [
+            ("ig\u{200B}nore", 1),
+            ("\u{6536}\u{200C}\u{5165}x\u{200D}y", 1),
+            ("a \u{200B}\u{200B}\u{200B} b", 3),
+            ("a \u{200C}\u{200D}\u{200C} b", 3),
+            ("a\u{AD}\u{200B}b", 2),
+            (" \u{FE0F}\u{FE0F}\u{FE0F}", 3),
+        ] {
+            assert_eq!(normalise(text).invisible, want, "{text:?}");
         }
     }
 
