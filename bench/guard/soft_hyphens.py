@@ -33,7 +33,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 WORK = os.environ.get("AISEC_GUARD_WORK", os.path.join(ROOT, "bench", "guard", "work"))
 EXE = os.environ.get("AISEC_GUARD_PATTERN_HITS", os.path.join(ROOT, "target", "release", "examples", "pattern_hits"))
 PYPHEN = "pyphen==0.18.1"
-SHY = "\u00ad"
+# AISEC_GUARD_MARK=2062 inserts U+2062 INVISIBLE TIMES instead (the other in-word marks the scanners let pass)
+SHY = chr(int(os.environ.get("AISEC_GUARD_MARK", "00ad"), 16))
 MIN_LETTERS = 7
 FILES = ["test", "eval", "fresh"] + [f"fresh{i}" for i in range(2, 11)]
 
@@ -105,7 +106,7 @@ def main():
         verdicts[(int(f[1]), variant)] = blocked
     # rows are written bare then shy: line 2k+1 and 2k+2 are one row's two copies
     differ = sum(1 for (ln, v), b in verdicts.items() if v == "bare" and verdicts.get((ln + 1, "shy")) != b)
-    print(f"{n // 2} rows with soft hyphens added ({n} texts), {EXE}")
+    print(f"{n // 2} rows with U+{ord(SHY):04X} added ({n} texts), {EXE}")
     print()
     print("| file | benign rows | benign blocked bare | benign blocked shy | attack rows | attack blocked bare | attack blocked shy |")
     print("|---|---|---|---|---|---|---|")

@@ -6,7 +6,8 @@
 //! (`aisec_guard::deobf::views`) and the structured-record values view
 //! (`aisec_guard::structured::values_view`) and two registered templates'
 //! slot values (`aisec_guard::template`) of the whole input as text, and
-//! the mapping of spans from the text without soft hyphens back onto it.
+//! the mapping of spans from the text without in-word marks (soft hyphens,
+//! invisible math operators) back onto it.
 //! Invariants checked: a normalised path has no dot or empty segments and
 //! normalises to itself; there are at most `MAX_VIEWS` views, each at most as
 //! long as the (truncated) input, with one or two decodings each.
@@ -76,9 +77,9 @@ fuzz_target!(|data: &[u8]| {
     if let Some(v) = templates.slot_values(&text) {
         assert!(v.len() <= text.len(), "slot values longer than the text");
     }
-    // soft hyphens: a span of the text without them maps back onto the same
+    // in-word marks: a span of the text without them maps back onto the same
     // characters of the text, on character boundaries
-    let plain = aisec_guard::text::without_soft_hyphens(&text);
+    let plain = aisec_guard::text::without_inword_marks(&text);
     let bounds: Vec<usize> = plain
         .char_indices()
         .map(|(i, _)| i)
@@ -92,10 +93,13 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     for (s, m) in spans
         .iter()
-        .zip(aisec_guard::text::soft_hyphen_spans(&text, spans.clone()))
+        .zip(aisec_guard::text::inword_mark_spans(&text, spans.clone()))
     {
         assert!(text.is_char_boundary(m.start) && text.is_char_boundary(m.end) && m.start <= m.end);
-        assert_eq!(text[m].replace('\u{AD}', ""), plain[s.clone()]);
+        assert_eq!(
+            text[m].replace(aisec_guard::text::is_inword_mark, ""),
+            plain[s.clone()]
+        );
     }
     for coding in [Some("gzip"), Some("deflate")] {
         if let Ok(out) = BodyDecoder::decode_all(coding, body, 1 << 20) {

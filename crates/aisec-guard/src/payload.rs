@@ -609,13 +609,13 @@ impl PayloadScanner {
         if let Some(hit) = self.find_in(text, active_html) {
             return Some(hit);
         }
-        let plain = crate::text::without_soft_hyphens(text);
+        let plain = crate::text::without_inword_marks(text);
         if matches!(plain, std::borrow::Cow::Borrowed(_)) {
             return None;
         }
         let mut hit = self.find_in(&plain, active_html)?;
         if let Some(span) =
-            crate::text::soft_hyphen_spans(text, std::iter::once(hit.span.clone())).pop()
+            crate::text::inword_mark_spans(text, std::iter::once(hit.span.clone())).pop()
         {
             hit.span = span;
         }

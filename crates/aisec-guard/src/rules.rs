@@ -233,9 +233,10 @@ aisec_core::declare_rules! {
     /// zero-width spaces between words of Thai, Lao, Khmer, Myanmar, Tibetan,
     /// Javanese or Balinese text (written without spaces), Mongolian's
     /// variation selectors between its letters, single LRM/RLM/ALM marks
-    /// near right-to-left letters, and a soft hyphen that is not next to
-    /// another invisible character (a hyphenation point; the scanners read
-    /// the word it splits as one), and one or two zero-width characters,
+    /// near right-to-left letters, and a soft hyphen or an invisible
+    /// mathematical operator that is not next to another invisible character
+    /// (a hyphenation point, `2\u{2062}x` in a copied equation; the scanners
+    /// read the word it splits as one), and one or two zero-width characters,
     /// joiners, BOMs or emoji selectors beside whitespace, punctuation or a
     /// symbol (what pasted rich text leaves at word and line boundaries).
     /// Bidi embeddings, overrides and isolates always count.

@@ -591,17 +591,18 @@ impl ObfuscatedHit {
 }
 
 /// Where a deny pattern matches `text` (64 matches at most); a match that
-/// soft hyphens split (`pro\u{AD}ject-x`) counts, with its span in `text`.
+/// in-word marks split (`pro\u{AD}ject-x`: soft hyphens, invisible math
+/// operators) counts, with its span in `text`.
 fn deny_spans(re: &Regex, text: &str) -> Vec<Range<usize>> {
     let spans: Vec<_> = re.find_iter(text).take(64).map(|m| m.range()).collect();
     if !spans.is_empty() {
         return spans;
     }
-    let plain = crate::text::without_soft_hyphens(text);
+    let plain = crate::text::without_inword_marks(text);
     if matches!(plain, std::borrow::Cow::Borrowed(_)) {
         return spans;
     }
-    crate::text::soft_hyphen_spans(text, re.find_iter(&plain).take(64).map(|m| m.range()))
+    crate::text::inword_mark_spans(text, re.find_iter(&plain).take(64).map(|m| m.range()))
 }
 
 fn compile_deny(list: &[DenyPattern]) -> Vec<(String, Regex, Action)> {
@@ -720,9 +721,9 @@ impl Pipeline {
     /// syntax and field names score as injection-like on their own;
     /// `[input.injection] structured`), normalised; else the normalised text
     /// itself.
-    /// Soft hyphens are removed first (`text::without_soft_hyphens`).
+    /// Soft hyphens are removed first (`text::without_inword_marks`).
     fn classifier_input<'a>(&self, text: &str, norm: &'a Normalised) -> std::borrow::Cow<'a, str> {
-        let text = &*crate::text::without_soft_hyphens(text);
+        let text = &*crate::text::without_inword_marks(text);
         if let Some(v) = self.templates.slot_values(text) {
             return std::borrow::Cow::Owned(normalise(&v).text);
         }
@@ -942,9 +943,9 @@ impl Pipeline {
     /// from `normalised` (the text's own normalised form) once normalised and
     /// that the injection patterns match or the classifier fires on (each as
     /// the policy enables them); `None` when there is none. Soft hyphens are
-    /// removed before decoding (`text::without_soft_hyphens`).
+    /// removed before decoding (`text::without_inword_marks`).
     pub fn obfuscated_hit(&self, text: &str, normalised: &str) -> Option<ObfuscatedHit> {
-        let text = &*crate::text::without_soft_hyphens(text);
+        let text = &*crate::text::without_inword_marks(text);
         let cfg = &self.policy.input.injection;
         for view in crate::deobf::views(text) {
             let n = normalise(&view.text);
@@ -1799,6 +1800,9 @@ mod tests {
                 .any(|d| d.action == Action::Block && d.scanner != "unicode"),
             "{split:?}"
         );
+        // a copied equation's invisible operators pass the same way
+        let eq = p.scan_input("Solve sin\u{2061}x = 2\u{2062}y for x, please.");
+        assert!(eq.iter().all(|d| d.scanner != "unicode"), "{eq:?}");
         // a run of them counts as before
         let run = p.scan_input(&format!("hello{}world", "\u{AD}".repeat(8)));
         assert!(run.iter().any(|d| d.scanner == "unicode"), "{run:?}");

@@ -25,6 +25,8 @@
 //! word processors and hyphenating web pages put inside long words; it hides
 //! no text, and the keyword it splits is joined again before the scanners
 //! read it). Soft hyphens next to other invisible characters still count.
+//! The same holds for the invisible mathematical operators (U+2061-U+2064)
+//! that equation editors put between operands.
 //! Last, one or two zero-width characters, joiners, word joiners, BOMs or
 //! emoji selectors with whitespace, punctuation, a symbol or an end of the
 //! text on one side: they split no word, and pasted rich text leaves them
@@ -56,41 +58,53 @@ pub fn is_invisible(c: char) -> bool {
         | '\u{E0100}'..='\u{E01EF}')
 }
 
-/// `text` without its soft hyphens (U+00AD). The views that parse the raw
-/// text (registered templates, JSON and YAML records, decoded encodings) read
-/// this: a hyphenation point inside a field name, a template word or a base64
-/// string must not change what they find, now that the unicode scanner lets
-/// soft hyphens pass ([`benign_invisible`]).
-pub fn without_soft_hyphens(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.contains('\u{00AD}') {
-        std::borrow::Cow::Owned(text.replace('\u{00AD}', ""))
+/// Marks that may stand inside a word without hiding anything: the soft
+/// hyphen (U+00AD, a hyphenation point) and the invisible mathematical
+/// operators (U+2061-U+2064: function application, invisible times, separator
+/// and plus, which equation editors and MathML put between operands, `2\u{2062}x`).
+pub fn is_inword_mark(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{2061}'..='\u{2064}')
+}
+
+/// `text` without its [in-word marks](is_inword_mark). The views that parse
+/// the raw text (registered templates, JSON and YAML records, decoded
+/// encodings, rendering payloads, deny patterns) read this: a hyphenation
+/// point inside a field name, a template word or a base64 string must not
+/// change what they find, now that the unicode scanner lets such marks pass
+/// ([`benign_invisible`]).
+pub fn without_inword_marks(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains(is_inword_mark) {
+        std::borrow::Cow::Owned(text.replace(is_inword_mark, ""))
     } else {
         std::borrow::Cow::Borrowed(text)
     }
 }
 
-/// The bytes of `original` that `spans` of [`without_soft_hyphens`]`(original)`
-/// came from (soft hyphens inside a span are part of it). One binary search
-/// per span end over the soft hyphens' positions.
-pub fn soft_hyphen_spans(
+/// The bytes of `original` that `spans` of [`without_inword_marks`]`(original)`
+/// came from (marks inside a span are part of it). One binary search per span
+/// end over the marks' positions.
+pub fn inword_mark_spans(
     original: &str,
     spans: impl IntoIterator<Item = std::ops::Range<usize>>,
 ) -> Vec<std::ops::Range<usize>> {
-    // the k-th soft hyphen sits at `kept[k]` bytes of the text without them,
-    // a non-decreasing sequence; each one before a position adds its two bytes
-    let kept: Vec<usize> = original
-        .match_indices('\u{00AD}')
-        .enumerate()
-        .map(|(k, (i, _))| i - 2 * k)
-        .collect();
+    // for the k-th mark: where it sits in the text without the marks (a
+    // non-decreasing sequence) and how many bytes the marks up to it took
+    let mut marks: Vec<(usize, usize)> = Vec::new();
+    let mut removed = 0;
+    for (i, c) in original.char_indices().filter(|&(_, c)| is_inword_mark(c)) {
+        removed += c.len_utf8();
+        marks.push((i + c.len_utf8() - removed, removed));
+    }
+    let before = |n: usize| if n == 0 { 0 } else { marks[n - 1].1 };
     let len = original.len();
     spans
         .into_iter()
         .map(|s| {
-            // a start moves past the soft hyphens in front of its character; an end
+            // a start moves past the marks in front of its character; an end
             // stays right after the character before it
-            let start = (s.start + 2 * kept.partition_point(|&k| k <= s.start)).min(len);
-            let end = (s.end + 2 * kept.partition_point(|&k| k < s.end)).clamp(start, len);
+            let start = (s.start + before(marks.partition_point(|&(k, _)| k <= s.start))).min(len);
+            let end =
+                (s.end + before(marks.partition_point(|&(k, _)| k < s.end))).clamp(start, len);
             start..end
         })
         .collect()
@@ -344,7 +358,12 @@ fn needed_in_context(chars: &[char], i: usize) -> bool {
         // hides nothing from a reader, and normalising removes it, so the word it
         // splits is what the patterns and the classifier read. Next to another
         // invisible character it is part of a run, which counts.
-        '\u{00AD}' => !prev.is_some_and(is_invisible) && !next.is_some_and(is_invisible),
+        // The invisible operators of mathematics sit between operands (Unicode
+        // Standard, ch. 22.6); copied equations carry them. Alone they hide
+        // nothing either, and normalising joins the operands.
+        '\u{00AD}' | '\u{2061}'..='\u{2064}' => {
+            !prev.is_some_and(is_invisible) && !next.is_some_and(is_invisible)
+        }
         '\u{200B}' if zwsp_between_unspaced_words(chars, i) => true,
         // Mongolian's free variation selectors and vowel separator choose a
         // letter's shape: ordinary between two Mongolian letters
@@ -637,6 +656,10 @@ mod tests {
             normalise("ig\u{AD}nore previous in\u{AD}struc\u{AD}tions").text,
             "ignore previous instructions"
         );
+        // a copied equation's invisible operators, alone, likewise
+        assert_eq!(normalise("sin\u{2061}x + 2\u{2062}y").invisible, 0);
+        assert_eq!(normalise("sin\u{2061}x + 2\u{2062}y").text, "sinx + 2y");
+        assert_eq!(normalise("x\u{2062}\u{2064}\u{2062}y").invisible, 3);
         // next to another invisible character it is part of a run
         assert_eq!(normalise("a\u{AD}\u{AD}b").invisible, 2);
         assert_eq!(normalise("a\u{AD}\u{200B}b").invisible, 2);
@@ -647,22 +670,22 @@ mod tests {
     }
 
     #[test]
-    fn spans_in_text_without_soft_hyphens_map_back() {
+    fn spans_in_text_without_inword_marks_map_back() {
         let original = "a\u{AD}b <scr\u{AD}ipt>x</script>\u{AD}";
-        let plain = without_soft_hyphens(original);
+        let plain = without_inword_marks(original);
         assert_eq!(plain, "ab <script>x</script>");
         let at = plain.find("<script>").unwrap();
-        let span = &soft_hyphen_spans(original, std::iter::once(at..at + "<script>".len()))[0];
+        let span = &inword_mark_spans(original, std::iter::once(at..at + "<script>".len()))[0];
         assert_eq!(&original[span.clone()], "<scr\u{AD}ipt>");
-        let whole = &soft_hyphen_spans(original, std::iter::once(0..plain.len()))[0];
+        let whole = &inword_mark_spans(original, std::iter::once(0..plain.len()))[0];
         assert_eq!(&original[whole.clone()], &original[..original.len() - 2]);
-        assert_eq!(soft_hyphen_spans("plain", [1..3, 3..5]), [1..3, 3..5]);
+        assert_eq!(inword_mark_spans("plain", [1..3, 3..5]), [1..3, 3..5]);
         // many spans over a text of many soft hyphens
         let long = "ab\u{AD}".repeat(10_000);
-        let spans = soft_hyphen_spans(&long, (0..10_000).map(|k| 2 * k..2 * k + 2));
+        let spans = inword_mark_spans(&long, (0..10_000).map(|k| 2 * k..2 * k + 2));
         assert!(spans.iter().all(|s| &long[s.clone()] == "ab"));
         assert!(matches!(
-            without_soft_hyphens("plain"),
+            without_inword_marks("plain"),
             std::borrow::Cow::Borrowed(_)
         ));
     }
@@ -671,15 +694,15 @@ mod tests {
     fn every_span_maps_back_onto_the_same_characters() {
         // all texts of up to 6 characters over an alphabet with soft hyphens and
         // multi-byte characters, every span between two character boundaries
-        let alphabet = ['a', '\u{AD}', '\u{E9}', '\u{1F600}'];
+        let alphabet = ['a', '\u{AD}', '\u{E9}', '\u{1F600}', '\u{2062}'];
         for len in 0..=6u32 {
-            for mut n in 0..4usize.pow(len) {
+            for mut n in 0..5usize.pow(len) {
                 let mut text = String::new();
                 for _ in 0..len {
-                    text.push(alphabet[n % 4]);
-                    n /= 4;
+                    text.push(alphabet[n % 5]);
+                    n /= 5;
                 }
-                let plain = without_soft_hyphens(&text);
+                let plain = without_inword_marks(&text);
                 let bounds: Vec<usize> = plain
                     .char_indices()
                     .map(|(i, _)| i)
@@ -689,13 +712,13 @@ mod tests {
                     .iter()
                     .flat_map(|&a| bounds.iter().filter(move |&&b| b >= a).map(move |&b| a..b))
                     .collect();
-                for (s, m) in spans.iter().zip(soft_hyphen_spans(&text, spans.clone())) {
+                for (s, m) in spans.iter().zip(inword_mark_spans(&text, spans.clone())) {
                     assert!(
                         text.is_char_boundary(m.start) && text.is_char_boundary(m.end),
                         "{text:?} {s:?} {m:?}"
                     );
                     assert_eq!(
-                        text[m].replace('\u{AD}', ""),
+                        text[m].replace(is_inword_mark, ""),
                         plain[s.clone()],
                         "{text:?} {s:?}"
                     );
