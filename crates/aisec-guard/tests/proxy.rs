@@ -43,6 +43,14 @@ async fn post(base: &str, body: &Value) -> (u16, Value) {
     (s, r.json().await.unwrap_or(Value::Null))
 }
 
+/// The rule ids of a blocked response's findings.
+fn finding_rules(v: &Value) -> Vec<&str> {
+    v["error"]["findings"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|f| f["rule"].as_str()).collect())
+        .unwrap_or_default()
+}
+
 fn content(v: &Value) -> &str {
     v.pointer("/choices/0/message/content")
         .and_then(Value::as_str)
@@ -66,12 +74,7 @@ async fn benign_passes_and_injection_is_blocked_before_upstream() {
     assert_eq!(s, 403);
     assert_eq!(v["error"]["type"], "guard_blocked");
     assert_eq!(v["error"]["stage"], "input");
-    let rules: Vec<&str> = v["error"]["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|f| f["rule"].as_str())
-        .collect();
+    let rules = finding_rules(&v);
     assert!(rules.contains(&"AISEC-GUARD-001"), "{rules:?}");
     assert_eq!(up.log.requests.load(Ordering::SeqCst), 1);
     let m = reqwest::get(format!("{base}/metrics"))
@@ -118,12 +121,7 @@ async fn pasted_text_with_ordinary_format_characters_passes_and_hidden_text_is_b
         .collect();
     let (s, v) = post(&base, &chat(&format!("Summarise this.{hidden}"), false)).await;
     assert_eq!(s, 403, "{v}");
-    let rules: Vec<&str> = v["error"]["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|f| f["rule"].as_str())
-        .collect();
+    let rules = finding_rules(&v);
     assert!(rules.contains(&"AISEC-GUARD-012"), "{rules:?}");
     assert_eq!(up.log.requests.load(Ordering::SeqCst), 3);
     g.shutdown().await.unwrap();
