@@ -482,6 +482,16 @@ pub fn run_with(
         report
             .data
             .insert("failed".into(), serde_json::Value::Bool(true));
+        // When every probe failed the same way (a dead or unreachable endpoint),
+        // one line says so instead of one per probe; the per-family table on
+        // stderr and the transcripts still count each attempt.
+        let same = report
+            .errors
+            .iter()
+            .all(|e| e.message.split_once(": ").map(|(_, m)| m) == Some(first));
+        if same {
+            report.errors.clear();
+        }
         report.error(
             args.url.clone().unwrap_or_default(),
             format!(

@@ -83,6 +83,8 @@ fn a_probe_target_that_refuses_every_connection_exits_2_and_says_why() {
         .unwrap_or_else(|| panic!("no run-level error: {v}"));
     assert!(msg.contains(&format!("127.0.0.1:{port}")), "{msg}");
     assert!(msg.contains("Connection refused"), "{msg}");
+    // every probe failed the same way: that one line, not one per probe
+    assert_eq!(v["errors"].as_array().unwrap().len(), 1, "{v}");
 }
 
 #[test]
