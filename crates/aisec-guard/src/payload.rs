@@ -606,18 +606,11 @@ impl PayloadScanner {
     /// hyphens (`<scr\u{AD}ipt>`, a URL's host: IDNA maps U+00AD to nothing)
     /// is found too; its span is in `text`'s own bytes.
     pub fn find(&self, text: &str, active_html: bool) -> Option<PayloadHit> {
-        if let Some(hit) = self.find_in(text, active_html) {
-            return Some(hit);
-        }
         let plain = crate::text::without_inword_marks(text);
-        if matches!(plain, std::borrow::Cow::Borrowed(_)) {
-            return None;
-        }
         let mut hit = self.find_in(&plain, active_html)?;
-        if let Some(span) =
-            crate::text::inword_mark_spans(text, std::iter::once(hit.span.clone())).pop()
-        {
-            hit.span = span;
+        if matches!(plain, std::borrow::Cow::Owned(_)) {
+            let mapped = crate::text::inword_mark_spans(text, std::iter::once(hit.span.clone()));
+            hit.span = mapped.into_iter().next().unwrap_or(hit.span);
         }
         Some(hit)
     }

@@ -594,15 +594,12 @@ impl ObfuscatedHit {
 /// in-word marks split (`pro\u{AD}ject-x`: soft hyphens, invisible math
 /// operators) counts, with its span in `text`.
 fn deny_spans(re: &Regex, text: &str) -> Vec<Range<usize>> {
-    let spans: Vec<_> = re.find_iter(text).take(64).map(|m| m.range()).collect();
-    if !spans.is_empty() {
-        return spans;
-    }
     let plain = crate::text::without_inword_marks(text);
-    if matches!(plain, std::borrow::Cow::Borrowed(_)) {
-        return spans;
+    let spans = re.find_iter(&plain).take(64).map(|m| m.range());
+    match plain {
+        std::borrow::Cow::Borrowed(_) => spans.collect(),
+        std::borrow::Cow::Owned(_) => crate::text::inword_mark_spans(text, spans),
     }
-    crate::text::inword_mark_spans(text, re.find_iter(&plain).take(64).map(|m| m.range()))
 }
 
 fn compile_deny(list: &[DenyPattern]) -> Vec<(String, Regex, Action)> {
