@@ -227,8 +227,9 @@ def run_variant(XA, rows, nwins, first, C, out_dir, variant):
         model = tc.fit_mil(XA, tr, nwins, first, C)
         w = model.coef_[0].astype("<f2").astype(np.float64)
         b = float(np.float32(model.intercept_[0]))
-        th, best, short_th = tc.choose_threshold(tc.scores_of(XA, va, nwins, first, w, b), va)
-        sc = tc.scores_of(XA, held, nwins, first, w, b)
+        hid = tc.hidden_of(model)
+        th, best, short_th = tc.choose_threshold(tc.scores_of(XA, va, nwins, first, w, b, hid), va)
+        sc = tc.scores_of(XA, held, nwins, first, w, b, hid)
         with open(os.path.join(out_dir, name + ".jsonl"), "w", encoding="utf-8") as f:
             for r, p in zip(held, sc):
                 short = len(tc.normalise(r["text"]).split(" ")) < tc.SHORT_WORDS

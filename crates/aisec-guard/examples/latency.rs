@@ -10,7 +10,8 @@
 //!
 //! Usage: cargo run --release -p aisec-guard --example latency -- FILE.jsonl [REPEATS]
 //! (`AISEC_GUARD_DEOBF=0` turns `[input.injection] deobfuscate` off, and
-//! `AISEC_GUARD_PAYLOAD=0` turns `[input.payload]` off, for A/B runs).
+//! `AISEC_GUARD_PAYLOAD=0` turns `[input.payload]` off, and `AISEC_GUARD_MODEL=FILE`
+//! scores with another classifier file, for A/B runs).
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
 #![allow(unsafe_code)] // One libc call: the thread's CPU clock.
@@ -96,8 +97,15 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
+    // AISEC_GUARD_MODEL=FILE: another classifier file in place of the built-in one
+    // (`[input.injection] model`), for A/B runs of two models on one machine.
+    let mut policy = match std::env::var("AISEC_GUARD_MODEL") {
+        Ok(file) => Policy::from_toml(&format!(
+            "[server]\nupstream = \"http://127.0.0.1:9\"\n[input.injection]\nmodel = '{file}'\n"
+        ))?,
+        Err(_) => Policy::default_for("http://127.0.0.1:9"),
+    };
     // AISEC_GUARD_DEOBF=0: without the decoded views of obfuscated text (for A/B runs).
-    let mut policy = Policy::default_for("http://127.0.0.1:9");
     if std::env::var("AISEC_GUARD_DEOBF").as_deref() == Ok("0") {
         policy.input.injection.deobfuscate = false;
     }

@@ -1,6 +1,9 @@
 //! Largest |Rust - Python| classifier score over labelled JSONL files with a
 //! `py_score` field (as written by `scripts/guard/train_classifier.py`): the
-//! Rust features must be the ones the weights were trained on.
+//! Rust features must be the ones the weights were trained on. It also
+//! checks that `score_detail`, which skips the hidden layer of windows that
+//! cannot win, gives exactly the best of all window scores (a mismatch is an
+//! error).
 //!
 //! Usage: cargo run --release -p aisec-guard --example parity -- FILE...
 
@@ -15,7 +18,14 @@ fn main() -> anyhow::Result<()> {
             let (Some(t), Some(py)) = (v["text"].as_str(), v["py_score"].as_f64()) else {
                 continue;
             };
-            let d = (c.score(t) as f64 - py).abs();
+            let all = c.window_scores(t);
+            let d = c.score_detail(t);
+            anyhow::ensure!(
+                aisec_guard::classifier::Scored::from_window_scores(&all) == d,
+                "score_detail differs from the best of every window on {:?}",
+                t.chars().take(80).collect::<String>()
+            );
+            let d = (d.score as f64 - py).abs();
             if d > worst {
                 worst = d;
                 worst_text = t.chars().take(80).collect();

@@ -849,8 +849,18 @@ impl Pipeline {
     /// `[input.indirect] threshold` when set). Without one: the indirect
     /// threshold, and the second stage from its `indirect_low` up.
     pub fn indirect_verdict(&self, normalised: &str) -> (Verdict, crate::classifier::Scored) {
-        let scores = self.classifier.window_scores(normalised);
-        let d = crate::classifier::Scored::from_window_scores(&scores);
+        // every window's score only where the indirect head reads the best ones
+        let indirect_head = self
+            .stage2
+            .as_ref()
+            .is_some_and(|s2| s2.head().indirect.is_some());
+        let (scores, d) = if indirect_head {
+            let scores = self.classifier.window_scores(normalised);
+            let d = crate::classifier::Scored::from_window_scores(&scores);
+            (scores, d)
+        } else {
+            (Vec::new(), self.classifier.score_detail(normalised))
+        };
         let th = self.classifier.threshold_for(
             self.indirect_threshold(),
             d.windows,
