@@ -165,6 +165,9 @@ pub enum ModelError {
     /// A header field is out of range.
     #[error("classifier file header field {0} is out of range")]
     BadField(&'static str),
+    /// A weight is infinite or not a number (it would make every score NaN).
+    #[error("classifier file has a non-finite value in its {0}")]
+    NonFinite(&'static str),
 }
 
 const MAGIC_V1: &[u8; 8] = b"AGLR0001";
@@ -736,12 +739,12 @@ impl Classifier {
             }
         });
         if !weights.iter().all(|x| x.is_finite()) {
-            return Err(ModelError::BadField("weights"));
+            return Err(ModelError::NonFinite("weights"));
         }
         if let Some(h) = &hidden {
             let table = h.w.iter().flat_map(|r| r.0.iter());
             if !h.c.iter().chain(&h.v).chain(table).all(|x| x.is_finite()) {
-                return Err(ModelError::BadField("hidden layer"));
+                return Err(ModelError::NonFinite("hidden layer"));
             }
         }
         Ok(Classifier {
@@ -1421,7 +1424,6 @@ mod tests {
         for bad in [
             v5_file(MAX_HIDDEN + 1, 0.0, 0.0, 0.0),
             v5_file(0, 0.0, 0.0, 0.0),
-            v5_file(4, 0.0, f32::NAN, 0.0),
         ] {
             assert!(
                 matches!(Classifier::from_bytes(&bad), Err(ModelError::BadField(_))),
@@ -1431,12 +1433,17 @@ mod tests {
         }
         let good = v5_file(4, 0.5, -0.25, 2.0);
         assert!(Classifier::from_bytes(&good[..good.len() - 1]).is_err());
-        // a non-finite weight (f16 NaN or infinity) in either table is an error, not NaN scores
+        // a non-finite weight (f16 NaN or infinity) in either table, or a NaN
+        // unit bias, is an error, not NaN scores
+        assert!(matches!(
+            Classifier::from_bytes(&v5_file(4, 0.0, f32::NAN, 0.0)),
+            Err(ModelError::NonFinite("hidden layer"))
+        ));
         for at in [HEADER_V5, HEADER_V5 + 32, good.len() - 2] {
             let mut bad = good.clone();
             bad[at..at + 2].copy_from_slice(&0x7e00u16.to_le_bytes());
             assert!(
-                matches!(Classifier::from_bytes(&bad), Err(ModelError::BadField(_))),
+                matches!(Classifier::from_bytes(&bad), Err(ModelError::NonFinite(_))),
                 "NaN at {at}"
             );
         }
@@ -1444,7 +1451,7 @@ mod tests {
         inf[HEADER_V4..HEADER_V4 + 2].copy_from_slice(&0x7c00u16.to_le_bytes());
         assert!(matches!(
             Classifier::from_bytes(&inf),
-            Err(ModelError::BadField("weights"))
+            Err(ModelError::NonFinite("weights"))
         ));
         let mut long = good.clone();
         long.push(0);
