@@ -1414,6 +1414,14 @@ mod tests {
         // pre = -0.25 + 0.5 * (0.6 + 0.8) = 0.45 per unit; z = -1 + 4 * 2 * 0.45
         let want = 1.0 / (1.0 + (-(-1.0 + 4.0 * 2.0 * 0.45f64)).exp());
         assert!((m.feature_score(&feats) as f64 - want).abs() < 1e-6);
+        // more units than one cache-line block (17: a second block padded
+        // with zeros): the same per-unit sum, 17 times, in every scoring path
+        let wide = Classifier::from_bytes(&v5_file(17, 0.5, -0.25, 2.0)).expect("v5, 17 units");
+        let want17 = 1.0 / (1.0 + (-(-1.0 + 17.0 * 2.0 * 0.45f64)).exp());
+        assert!((wide.feature_score(&feats) as f64 - want17).abs() < 1e-6);
+        let h = wide.hidden.as_ref().expect("hidden layer");
+        assert_eq!(h.blocks, 2);
+        assert!((h.hidden_logit(&feats) - 17.0 * 2.0 * 0.45).abs() < 1e-5);
         // a unit below zero adds nothing (relu)
         let off = Classifier::from_bytes(&v5_file(4, 0.5, -5.0, 2.0)).expect("v5");
         let base = 1.0 / (1.0 + 1f64.exp());
