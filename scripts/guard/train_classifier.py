@@ -67,7 +67,9 @@ model stays linear; an operator can train it and load it with `[input.injection]
 to the window score (fit_hidden): logit = w.x + b + v.relu(W x + c), 16 units, the linear part starting at the
 liblinear fit of the selected windows and trained jointly with the layer by Adam (4 epochs, batches of 512, learning
 rate 1e-3, seed 0) on the same weighted logistic loss and the L2 strength liblinear's C implies; the file is then
-format AGLR0005 (8.9 MB).
+format AGLR0005 (8.9 MB). AISEC_GUARD_HIDDEN_FOLD=b (with AISEC_GUARD_HIDDEN; candidate MF, session of stop 42) folds
+the hidden layer's input into 2^b buckets (feature k adds its value to bucket k mod 2^b; the linear part keeps every
+feature), so W has 2^b rows and its table fits the L2 cache; the file is then format AGLR0006.
 
 Writes crates/aisec-guard/assets/injection_lr.bin:
   b"AGLR0004" | u32 dim | f32 bias | f32 threshold | u32 max_chars | u32 window | u32 stride
@@ -75,7 +77,8 @@ Writes crates/aisec-guard/assets/injection_lr.bin:
   (all little-endian; AGLR0003 and AGLR0002 files lack the two length fields, AGLR0002 also
   the indirect-injection cue features; with AISEC_GUARD_HIDDEN, AGLR0005: after length_cap a
   u32 units, and after the dim x f16 linear weights the hidden layer: dim x units f16 (W,
-  feature-major), units x f32 (c), units x f16 (v))
+  feature-major), units x f32 (c), units x f16 (v); AGLR0006: after units a u32 rows (2^b, at most dim) and W
+  of rows x units f16, row k mod rows serving feature k)
 and bench/guard/work/*.jsonl with the training-side scores (numpy over the exported
 features and the half-float weights) for the parity check against the guard's own scoring.
 
@@ -375,6 +378,19 @@ def scores_of(XA, rs, nwins, first, w, b, hidden=None):
 # passed the curve rule but not the latency condition): a residual hidden layer of HIDDEN units on top of the final
 # linear fit
 HIDDEN = int(os.environ.get("AISEC_GUARD_HIDDEN", "0"))
+# candidate MF (session of stop 42, DECISIONS.md "A hidden layer over folded features"): the hidden layer reads the
+# window's features folded into 2^HIDDEN_FOLD buckets (feature k adds to bucket k mod 2^HIDDEN_FOLD), so its table is
+# small enough for the L2 cache; 0 = no folding (candidate M)
+HIDDEN_FOLD = int(os.environ.get("AISEC_GUARD_HIDDEN_FOLD", "0"))
+
+
+def fold_matrix(dim, bits):
+    """The (dim x 2^bits) 0/1 matrix that adds feature k into bucket k mod 2^bits."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    rows = 1 << bits
+    return sp.csr_matrix((np.ones(dim, dtype=np.float32), (np.arange(dim), np.arange(dim) % rows)), shape=(dim, rows))
 
 
 class HiddenModel:
@@ -403,6 +419,9 @@ def fit_hidden(X, y, sw, lin, C, H, epochs=4, batch=512, lr=1e-3, seed=0):
     rng = np.random.default_rng(seed)
     n, dim = X.shape
     X = X.tocsr().astype(np.float32)
+    # the hidden layer's input: the features folded into 2^HIDDEN_FOLD buckets (candidate MF), or as they are (M)
+    Xh = (X @ fold_matrix(dim, HIDDEN_FOLD)).tocsr() if HIDDEN_FOLD else X
+    hrows = Xh.shape[1]
     y = y.astype(np.float32)
     sw = sw.astype(np.float32)
     total = float(sw.sum())
@@ -410,7 +429,7 @@ def fit_hidden(X, y, sw, lin, C, H, epochs=4, batch=512, lr=1e-3, seed=0):
     params = {
         "w": lin.coef_[0].astype(np.float32).copy(),
         "b": np.array([lin.intercept_[0]], dtype=np.float32),
-        "W": (rng.standard_normal((dim, H)) * 0.1).astype(np.float32),
+        "W": (rng.standard_normal((hrows, H)) * 0.1).astype(np.float32),
         "c": np.zeros(H, dtype=np.float32),
         "v": np.zeros(H, dtype=np.float32),
     }
@@ -424,7 +443,8 @@ def fit_hidden(X, y, sw, lin, C, H, epochs=4, batch=512, lr=1e-3, seed=0):
         for at in range(0, n, batch):
             idx = order[at:at + batch]
             xb, yb, wb = X[idx], y[idx], sw[idx]
-            pre = xb @ params["W"] + params["c"]
+            xh = Xh[idx] if HIDDEN_FOLD else xb
+            pre = xh @ params["W"] + params["c"]
             h = np.maximum(pre, 0.0)
             z = xb @ params["w"] + params["b"][0] + h @ params["v"]
             p = 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
@@ -435,7 +455,7 @@ def fit_hidden(X, y, sw, lin, C, H, epochs=4, batch=512, lr=1e-3, seed=0):
             grads = {
                 "w": xb.T @ g,
                 "b": np.array([g.sum()], dtype=np.float32),
-                "W": (xb.T @ gh).astype(np.float32),
+                "W": (xh.T @ gh).astype(np.float32),
                 "c": gh.sum(axis=0).astype(np.float32),
                 "v": h.T @ g,
             }
@@ -448,7 +468,12 @@ def fit_hidden(X, y, sw, lin, C, H, epochs=4, batch=512, lr=1e-3, seed=0):
                 s2[k] = b2 * s2[k] + (1 - b2) * gk * gk
                 params[k] -= lr * (m[k] / (1 - b1 ** t)) / (np.sqrt(s2[k] / (1 - b2 ** t)) + eps)
         print(f"  hidden layer epoch {ep + 1}/{epochs}: weighted loss {loss_sum / total:.4f}", flush=True)
-    return HiddenModel(params["w"].astype(np.float64), float(params["b"][0]), params["W"].astype(np.float64),
+    W = params["W"].astype(np.float64)
+    # scoring reads W at row k mod 2^HIDDEN_FOLD for feature k: the full (dim x H) table is the folded one tiled, so
+    # every scorer below works unchanged; the model file stores only the folded rows (AGLR0006)
+    if HIDDEN_FOLD:
+        W = np.tile(W, (dim // hrows, 1))
+    return HiddenModel(params["w"].astype(np.float64), float(params["b"][0]), W,
                        params["c"].astype(np.float64), params["v"].astype(np.float64))
 
 
@@ -840,20 +865,22 @@ def eval_only(model_path):
     ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7, fresh8, fresh9, fresh10 = evaluation_sets(rows)
     with open(model_path, "rb") as f:
         blob = f.read()
-    if blob[:8] not in (b"AGLR0003", b"AGLR0004", b"AGLR0005"):
-        raise SystemExit(f"{model_path}: not an AGLR0003/AGLR0004/AGLR0005 model")
-    header = {b"AGLR0003": 40, b"AGLR0004": 48, b"AGLR0005": 52}[blob[:8]]
+    if blob[:8] not in (b"AGLR0003", b"AGLR0004", b"AGLR0005", b"AGLR0006"):
+        raise SystemExit(f"{model_path}: not an AGLR0003/AGLR0004/AGLR0005/AGLR0006 model")
+    header = {b"AGLR0003": 40, b"AGLR0004": 48, b"AGLR0005": 52, b"AGLR0006": 56}[blob[:8]]
     dim, bias, _th, max_chars, window, stride, _sth, _sw = struct.unpack("<IffIIIfI", blob[8:40])
     if (dim, max_chars, window, stride) != (DIM, MAX_CHARS, WINDOW, STRIDE):
         raise SystemExit(f"{model_path}: feature settings {(dim, max_chars, window, stride)} differ from the trainer's")
     w = np.frombuffer(blob[header:header + 2 * dim], dtype="<f2").astype(np.float64)
     bias = float(np.float32(bias))
     hidden = None
-    if blob[:8] == b"AGLR0005":
+    if blob[:8] in (b"AGLR0005", b"AGLR0006"):
         (units,) = struct.unpack("<I", blob[48:52])
+        hrows = struct.unpack("<I", blob[52:56])[0] if blob[:8] == b"AGLR0006" else dim
         at = header + 2 * dim
-        W = np.frombuffer(blob[at:at + 2 * dim * units], dtype="<f2").astype(np.float64).reshape(dim, units)
-        at += 2 * dim * units
+        W = np.frombuffer(blob[at:at + 2 * hrows * units], dtype="<f2").astype(np.float64).reshape(hrows, units)
+        W = np.tile(W, (dim // hrows, 1))
+        at += 2 * hrows * units
         c = np.frombuffer(blob[at:at + 4 * units], dtype="<f4").astype(np.float64)
         v = np.frombuffer(blob[at + 4 * units:at + 6 * units], dtype="<f2").astype(np.float64)
         hidden = (W, c, v)
@@ -1005,14 +1032,19 @@ def main():
     # AISEC_GUARD_MODEL_OUT writes the model elsewhere (the reproducibility check retrains twice and compares bytes)
     out = os.environ.get("AISEC_GUARD_MODEL_OUT") or os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin")
     with open(out, "wb") as f:
-        f.write(b"AGLR0005" if hidden is not None else b"AGLR0004")
+        f.write((b"AGLR0006" if HIDDEN_FOLD else b"AGLR0005") if hidden is not None else b"AGLR0004")
         f.write(struct.pack("<IffIIIfIfI", DIM, bias, threshold, MAX_CHARS, WINDOW, STRIDE, short_th, SHORT_WORDS, slope, cap))
         if hidden is not None:
             f.write(struct.pack("<I", len(hidden[1])))
+            if HIDDEN_FOLD:
+                f.write(struct.pack("<I", 1 << HIDDEN_FOLD))
         f.write(model.coef_[0].astype("<f2").tobytes())
         if hidden is not None:
-            # candidate M's layer, as row_scores reads it: W feature-major (dim x units) f16, c f32, v f16
+            # candidate M's layer, as row_scores reads it: W feature-major (dim x units) f16, c f32, v f16; candidate
+            # MF's W has only its 2^HIDDEN_FOLD folded rows (row k mod 2^HIDDEN_FOLD serves feature k)
             W, c, v = model.hidden
+            if HIDDEN_FOLD:
+                W = W[:1 << HIDDEN_FOLD]
             f.write(W.astype("<f2").tobytes())
             f.write(c.astype("<f4").tobytes())
             f.write(v.astype("<f2").tobytes())

@@ -6,10 +6,20 @@
 //! error).
 //!
 //! Usage: cargo run --release -p aisec-guard --example parity -- FILE...
+//! (`AISEC_GUARD_MODEL=MODEL_FILE` checks another classifier file than the
+//! built-in one, such as a candidate's, against its own scored files).
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
 fn main() -> anyhow::Result<()> {
-    let c = aisec_guard::classifier::Classifier::builtin();
+    use aisec_guard::classifier::Classifier;
+    let own;
+    let c = match std::env::var("AISEC_GUARD_MODEL") {
+        Ok(file) => {
+            own = Classifier::from_bytes(&std::fs::read(&file)?)?;
+            &own
+        }
+        Err(_) => Classifier::builtin(),
+    };
     for path in std::env::args().skip(1) {
         let text = std::fs::read_to_string(&path)?;
         let (mut n, mut worst, mut worst_text) = (0usize, 0f64, String::new());
