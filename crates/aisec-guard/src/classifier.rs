@@ -556,11 +556,20 @@ fn sort_hashes(hashes: &mut [u32], scratch: &mut Vec<u32>, bits: u32) {
     let hi = bits - lo;
     scratch.clear();
     scratch.resize(hashes.len(), 0);
-    let mut count = [0u32; 1 << 12];
+    // the buckets of the two passes (zeroed per pass; the usual 2^18-feature
+    // model needs 512, so only that much is cleared, not the whole array)
+    let mut small = [0u32; 1 << 9];
+    let mut large = Vec::new();
+    let count_all: &mut [u32] = if lo <= 9 {
+        &mut small
+    } else {
+        large.resize(1usize << lo, 0);
+        &mut large
+    };
     for (shift, width, from_hashes) in [(0, lo, true), (lo, hi, false)] {
         let buckets = 1usize << width;
         let mask = (buckets - 1) as u32;
-        let count = &mut count[..buckets];
+        let count = &mut count_all[..buckets];
         count.fill(0);
         let (src, dst): (&[u32], &mut [u32]) = if from_hashes {
             (&*hashes, scratch.as_mut_slice())
@@ -610,8 +619,11 @@ fn normalised_counts(
         sq += f.1 * f.1;
     }
     let norm = if sq > 0.0 { sq.sqrt() } else { 1.0 };
+    // 1 / norm is what every count of 1 becomes (the same division, done
+    // once); the others are divided one by one
+    let one = 1.0 / norm;
     for f in feats.iter_mut() {
-        f.1 /= norm;
+        f.1 = if f.1 == 1.0 { one } else { f.1 / norm };
     }
 }
 
