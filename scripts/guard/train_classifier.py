@@ -382,6 +382,8 @@ HIDDEN = int(os.environ.get("AISEC_GUARD_HIDDEN", "0"))
 # window's features folded into 2^HIDDEN_FOLD buckets (feature k adds to bucket k mod 2^HIDDEN_FOLD), so its table is
 # small enough for the L2 cache; 0 = no folding (candidate M)
 HIDDEN_FOLD = int(os.environ.get("AISEC_GUARD_HIDDEN_FOLD", "0"))
+# the hidden layer's random seed (initialisation and batch order; 0 for every candidate so far), for seed-variance runs
+HIDDEN_SEED = int(os.environ.get("AISEC_GUARD_HIDDEN_SEED", "0"))
 
 
 def fold_matrix(dim, bits):
@@ -524,7 +526,7 @@ def fit_mil(XA, train, nwins, first, C):
         m = LogisticRegression(C=C, solver="liblinear", max_iter=300)
         m.fit(X, y, sample_weight=sw)
         if hidden:
-            return fit_hidden(X, y, sw, m, C, hidden)
+            return fit_hidden(X, y, sw, m, C, hidden, seed=HIDDEN_SEED)
         return m
 
     m1 = fit({})
