@@ -865,6 +865,24 @@ impl Classifier {
         })
     }
 
+    /// One line for an operator: the model's size, hidden layer and
+    /// thresholds (what `aisec guard --check` prints for a model file).
+    pub fn describe(&self) -> String {
+        let hidden = match &self.hidden {
+            None => "linear".to_string(),
+            Some(h) if h.mask == u32::MAX => format!("hidden layer of {} units", h.c.len()),
+            Some(h) => format!(
+                "hidden layer of {} units over {} folded rows",
+                h.c.len(),
+                h.mask as u64 + 1
+            ),
+        };
+        format!(
+            "{} features, {hidden}, threshold {:.2} (short texts {:.2})",
+            self.dim, self.threshold, self.short_threshold
+        )
+    }
+
     /// Decision threshold chosen on the validation split.
     pub fn threshold(&self) -> f32 {
         self.threshold
@@ -1678,8 +1696,15 @@ mod tests {
 
     #[test]
     fn folded_hidden_rows_are_checked() {
-        let (good, _) = random_hidden_file(7, Some(16));
-        assert!(Classifier::from_bytes(&good).is_ok());
+        let (good, tiled) = random_hidden_file(7, Some(16));
+        let d = Classifier::from_bytes(&good).expect("v6").describe();
+        assert_eq!(
+            d,
+            "256 features, hidden layer of 16 units over 16 folded rows, threshold 0.50 (short texts 0.50)"
+        );
+        let d = Classifier::from_bytes(&tiled).expect("v5").describe();
+        assert!(d.contains("hidden layer of 16 units,"), "{d}");
+        assert!(Classifier::builtin().describe().contains(", linear, "));
         let with_rows = |r: u32| {
             let mut b = good.clone();
             b[HEADER_V5..HEADER_V6].copy_from_slice(&r.to_le_bytes());

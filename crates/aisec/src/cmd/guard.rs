@@ -64,11 +64,13 @@ pub fn run(args: GuardArgs) -> anyhow::Result<i32> {
         }
     }
     if args.check {
+        let loaded = policy.input.injection.loaded_model.as_ref();
         match &policy.input.injection.model {
             Some(m) => println!(
-                "policy OK (upstream {}; classifier {})",
+                "policy OK (upstream {}; classifier {}{})",
                 policy.server.upstream,
-                aisec_core::render::escape_terminal(&m.display().to_string())
+                aisec_core::render::escape_terminal(&m.display().to_string()),
+                loaded.map_or(String::new(), |l| format!(": {}", l.classifier.describe()))
             ),
             None => println!("policy OK (upstream {})", policy.server.upstream),
         }

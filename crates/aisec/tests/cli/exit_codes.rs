@@ -186,6 +186,13 @@ fn guard_policy_naming_a_classifier_file_checks_it() {
     ok.expect_code(0);
     assert!(ok.stdout.contains("classifier"), "{}", ok.stdout);
     assert!(ok.stdout.contains("model.bin"), "{}", ok.stdout);
+    // and says what it read: the built-in file is the linear model of 2^18 features
+    assert!(
+        ok.stdout
+            .contains("model.bin: 262144 features, linear, threshold 0.71"),
+        "{}",
+        ok.stdout
+    );
     for (m, want) in [
         (junk.as_path(), "not an aisec-guard classifier file"),
         (dir.path().join("gone.bin").as_path(), "cannot read"),
