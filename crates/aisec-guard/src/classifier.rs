@@ -1276,7 +1276,11 @@ impl Classifier {
         });
         let windows = ends.len();
         let feats = |i: usize| &flat[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
-        if windows <= 1 {
+        if windows == 0 {
+            // (every text has a window, the empty one too; kept total anyway)
+            return Scored::from_window_scores(&[]);
+        }
+        if windows == 1 {
             // one window: one fused pass over its features
             let score = sigmoid(self.fused_logit(h, feats(0)));
             return Scored {
