@@ -382,6 +382,9 @@ HIDDEN = int(os.environ.get("AISEC_GUARD_HIDDEN", "0"))
 # window's features folded into 2^HIDDEN_FOLD buckets (feature k adds to bucket k mod 2^HIDDEN_FOLD), so its table is
 # small enough for the L2 cache; 0 = no folding (candidate M)
 HIDDEN_FOLD = int(os.environ.get("AISEC_GUARD_HIDDEN_FOLD", "0"))
+if HIDDEN_FOLD and (HIDDEN_FOLD < 0 or (1 << HIDDEN_FOLD) > DIM or DIM % (1 << HIDDEN_FOLD)):
+    # the guard reads row k & (2^b - 1); the scorers here tile the folded rows up to DIM, which needs 2^b to divide it
+    raise SystemExit(f"AISEC_GUARD_HIDDEN_FOLD={HIDDEN_FOLD}: 2^{HIDDEN_FOLD} must divide the feature dimension {DIM}")
 # the hidden layer's random seed (initialisation and batch order; 0 for every candidate so far), for seed-variance runs
 HIDDEN_SEED = int(os.environ.get("AISEC_GUARD_HIDDEN_SEED", "0"))
 
