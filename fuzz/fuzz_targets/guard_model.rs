@@ -1,5 +1,5 @@
 //! Fuzzes the guard's classifier-file parser (`Classifier::from_bytes`: the
-//! `AGLR0001`-`AGLR0006` formats an operator's `[input.injection] model`
+//! `AGLR0001`-`AGLR0007` formats an operator's `[input.injection] model`
 //! names), then scores a fixed text with whatever it accepted.
 //! Invariants checked: a file either parses or is an error (no panic, no
 //! allocation beyond the sizes the header is checked against); an accepted

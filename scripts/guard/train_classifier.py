@@ -70,6 +70,9 @@ rate 1e-3, seed 0) on the same weighted logistic loss and the L2 strength liblin
 format AGLR0005 (8.9 MB). AISEC_GUARD_HIDDEN_FOLD=b (with AISEC_GUARD_HIDDEN; candidate MF, session of stop 42) folds
 the hidden layer's input into 2^b buckets (feature k adds its value to bucket k mod 2^b; the linear part keeps every
 feature), so W has 2^b rows and its table fits the L2 cache; the file is then format AGLR0006.
+AISEC_GUARD_HIDDEN_INPUT=words (with AISEC_GUARD_HIDDEN; candidate MW, session of stop 43) gives the hidden layer only
+the window's word, bigram and cue features, counted and L2-normalised on their own (about 50 per window instead of
+about 415), one row of W per feature; the file is then format AGLR0007 (AGLR0006's layout, rows = dim).
 
 Writes crates/aisec-guard/assets/injection_lr.bin:
   b"AGLR0004" | u32 dim | f32 bias | f32 threshold | u32 max_chars | u32 window | u32 stride
@@ -78,7 +81,8 @@ Writes crates/aisec-guard/assets/injection_lr.bin:
   the indirect-injection cue features; with AISEC_GUARD_HIDDEN, AGLR0005: after length_cap a
   u32 units, and after the dim x f16 linear weights the hidden layer: dim x units f16 (W,
   feature-major), units x f32 (c), units x f16 (v); AGLR0006: after units a u32 rows (2^b, at most dim) and W
-  of rows x units f16, row k mod rows serving feature k)
+  of rows x units f16, row k mod rows serving feature k; AGLR0007: AGLR0006's layout, the hidden layer reading the
+  word, bigram and cue features alone)
 and bench/guard/work/*.jsonl with the training-side scores (numpy over the exported
 features and the half-float weights) for the parity check against the guard's own scoring.
 
@@ -328,11 +332,16 @@ def features_bin():
     return os.path.join(target, "release", "examples", "features")
 
 
-def rust_features(rows, tag):
+def rust_features(rows, tag, words=None):
     """Window features of every row, computed by the guard's own Rust code: a CSR matrix with
-    one row per window, and the first window of each text (len(rows) + 1 offsets)."""
+    one row per window, and the first window of each text (len(rows) + 1 offsets). With `words` (default: candidate
+    MW's AISEC_GUARD_HIDDEN_INPUT=words) the matrix has 2 * DIM columns: every feature, then the window's word, bigram
+    and cue features normalised on their own (the input of an AGLR0007 model's hidden layer)."""
     import numpy as np
-    from scipy.sparse import csr_matrix
+    from scipy.sparse import csr_matrix, hstack
+
+    if words is None:
+        words = HIDDEN_WORDS
 
     work = os.path.join(WORK, "features")
     os.makedirs(work, exist_ok=True)
@@ -347,7 +356,14 @@ def rust_features(rows, tag):
     idx = np.fromfile(prefix + ".idx", dtype="<u4").astype(np.int64)
     val = np.fromfile(prefix + ".val", dtype="<f8")
     assert len(rowptr) == len(rows) + 1 and rowptr[-1] == len(winptr) - 1
-    return csr_matrix((val, idx, winptr), shape=(len(winptr) - 1, DIM)), rowptr
+    X = csr_matrix((val, idx, winptr), shape=(len(winptr) - 1, DIM))
+    if words:
+        wptr = np.fromfile(prefix + ".wwins", dtype="<u8").astype(np.int64)
+        widx = np.fromfile(prefix + ".widx", dtype="<u4").astype(np.int64)
+        wval = np.fromfile(prefix + ".wval", dtype="<f8")
+        assert len(wptr) == len(winptr)
+        X = hstack([X, csr_matrix((wval, widx, wptr), shape=(len(wptr) - 1, DIM))]).tocsr()
+    return X, rowptr
 
 
 def row_scores(X, rowptr, w, b, hidden=None):
@@ -387,6 +403,15 @@ if HIDDEN_FOLD and (HIDDEN_FOLD < 0 or (1 << HIDDEN_FOLD) > DIM or DIM % (1 << H
     raise SystemExit(f"AISEC_GUARD_HIDDEN_FOLD={HIDDEN_FOLD}: 2^{HIDDEN_FOLD} must divide the feature dimension {DIM}")
 # the hidden layer's random seed (initialisation and batch order; 0 for every candidate so far), for seed-variance runs
 HIDDEN_SEED = int(os.environ.get("AISEC_GUARD_HIDDEN_SEED", "0"))
+# candidate MW (session of stop 43, DECISIONS.md "A hidden layer over word, bigram and cue features only"):
+# AISEC_GUARD_HIDDEN_INPUT=words gives the hidden layer the window's word, bigram and cue features alone, normalised on
+# their own (about 50 per window instead of about 415), model format AGLR0007. The feature matrices then carry those
+# features in columns DIM..2*DIM (rust_features); the linear part keeps columns 0..DIM, the hidden layer reads the rest.
+HIDDEN_INPUT = os.environ.get("AISEC_GUARD_HIDDEN_INPUT", "all")
+if HIDDEN_INPUT not in ("all", "words") or (HIDDEN_INPUT == "words" and (not HIDDEN or HIDDEN_FOLD)):
+    raise SystemExit("AISEC_GUARD_HIDDEN_INPUT is 'all' (default) or 'words'; 'words' needs AISEC_GUARD_HIDDEN and no "
+                     "AISEC_GUARD_HIDDEN_FOLD")
+HIDDEN_WORDS = HIDDEN_INPUT == "words"
 
 
 def fold_matrix(dim, bits):
@@ -422,10 +447,14 @@ def fit_hidden(X, y, sw, lin, C, H, epochs=4, batch=512, lr=1e-3, seed=0):
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    n, dim = X.shape
     X = X.tocsr().astype(np.float32)
-    # the hidden layer's input: the features folded into 2^HIDDEN_FOLD buckets (candidate MF), or as they are (M)
-    Xh = (X @ fold_matrix(dim, HIDDEN_FOLD)).tocsr() if HIDDEN_FOLD else X
+    # the hidden layer's input: the word features in columns DIM.. (candidate MW), the features folded into
+    # 2^HIDDEN_FOLD buckets (candidate MF), or the features as they are (M)
+    if HIDDEN_WORDS:
+        Xh, X = X[:, DIM:].tocsr(), X[:, :DIM].tocsr()
+    n, dim = X.shape
+    if not HIDDEN_WORDS:
+        Xh = (X @ fold_matrix(dim, HIDDEN_FOLD)).tocsr() if HIDDEN_FOLD else X
     hrows = Xh.shape[1]
     y = y.astype(np.float32)
     sw = sw.astype(np.float32)
@@ -448,7 +477,7 @@ def fit_hidden(X, y, sw, lin, C, H, epochs=4, batch=512, lr=1e-3, seed=0):
         for at in range(0, n, batch):
             idx = order[at:at + batch]
             xb, yb, wb = X[idx], y[idx], sw[idx]
-            xh = Xh[idx] if HIDDEN_FOLD else xb
+            xh = Xh[idx] if (HIDDEN_FOLD or HIDDEN_WORDS) else xb
             pre = xh @ params["W"] + params["c"]
             h = np.maximum(pre, 0.0)
             z = xb @ params["w"] + params["b"][0] + h @ params["v"]
@@ -478,8 +507,12 @@ def fit_hidden(X, y, sw, lin, C, H, epochs=4, batch=512, lr=1e-3, seed=0):
     # every scorer below works unchanged; the model file stores only the folded rows (AGLR0006)
     if HIDDEN_FOLD:
         W = np.tile(W, (dim // hrows, 1))
-    return HiddenModel(params["w"].astype(np.float64), float(params["b"][0]), W,
-                       params["c"].astype(np.float64), params["v"].astype(np.float64))
+    w = params["w"].astype(np.float64)
+    if HIDDEN_WORDS:
+        # as the 2 * DIM-column matrices read them: w zero on the word columns, W zero on the others
+        w = np.concatenate([w, np.zeros(DIM)])
+        W = np.vstack([np.zeros((DIM, H)), W])
+    return HiddenModel(w, float(params["b"][0]), W, params["c"].astype(np.float64), params["v"].astype(np.float64))
 
 
 def fit_mil(XA, train, nwins, first, C):
@@ -527,9 +560,12 @@ def fit_mil(XA, train, nwins, first, C):
     def fit(pos, hidden=0):
         X, y, sw = build(pos)
         m = LogisticRegression(C=C, solver="liblinear", max_iter=300)
-        m.fit(X, y, sample_weight=sw)
+        # candidate MW's matrices carry the word features again in columns DIM..: the linear part never reads them
+        m.fit(X[:, :DIM] if HIDDEN_WORDS else X, y, sample_weight=sw)
         if hidden:
             return fit_hidden(X, y, sw, m, C, hidden, seed=HIDDEN_SEED)
+        if HIDDEN_WORDS:
+            m.coef_ = np.hstack([m.coef_, np.zeros((1, DIM))])
         return m
 
     m1 = fit({})
@@ -870,27 +906,32 @@ def eval_only(model_path):
     ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7, fresh8, fresh9, fresh10 = evaluation_sets(rows)
     with open(model_path, "rb") as f:
         blob = f.read()
-    if blob[:8] not in (b"AGLR0003", b"AGLR0004", b"AGLR0005", b"AGLR0006"):
-        raise SystemExit(f"{model_path}: not an AGLR0003/AGLR0004/AGLR0005/AGLR0006 model")
-    header = {b"AGLR0003": 40, b"AGLR0004": 48, b"AGLR0005": 52, b"AGLR0006": 56}[blob[:8]]
+    if blob[:8] not in (b"AGLR0003", b"AGLR0004", b"AGLR0005", b"AGLR0006", b"AGLR0007"):
+        raise SystemExit(f"{model_path}: not an AGLR0003..AGLR0007 model")
+    header = {b"AGLR0003": 40, b"AGLR0004": 48, b"AGLR0005": 52, b"AGLR0006": 56, b"AGLR0007": 56}[blob[:8]]
+    words = blob[:8] == b"AGLR0007"
     dim, bias, _th, max_chars, window, stride, _sth, _sw = struct.unpack("<IffIIIfI", blob[8:40])
     if (dim, max_chars, window, stride) != (DIM, MAX_CHARS, WINDOW, STRIDE):
         raise SystemExit(f"{model_path}: feature settings {(dim, max_chars, window, stride)} differ from the trainer's")
     w = np.frombuffer(blob[header:header + 2 * dim], dtype="<f2").astype(np.float64)
     bias = float(np.float32(bias))
     hidden = None
-    if blob[:8] in (b"AGLR0005", b"AGLR0006"):
+    if blob[:8] in (b"AGLR0005", b"AGLR0006", b"AGLR0007"):
         (units,) = struct.unpack("<I", blob[48:52])
-        hrows = struct.unpack("<I", blob[52:56])[0] if blob[:8] == b"AGLR0006" else dim
+        hrows = struct.unpack("<I", blob[52:56])[0] if blob[:8] in (b"AGLR0006", b"AGLR0007") else dim
         at = header + 2 * dim
         W = np.frombuffer(blob[at:at + 2 * hrows * units], dtype="<f2").astype(np.float64).reshape(hrows, units)
         W = np.tile(W, (dim // hrows, 1))
         at += 2 * hrows * units
         c = np.frombuffer(blob[at:at + 4 * units], dtype="<f4").astype(np.float64)
         v = np.frombuffer(blob[at + 4 * units:at + 6 * units], dtype="<f2").astype(np.float64)
+        if words:
+            # the 2 * DIM-column matrices of rust_features(words=True): W reads only the word columns
+            W = np.vstack([np.zeros((dim, units)), W])
+            w = np.concatenate([w, np.zeros(dim)])
         hidden = (W, c, v)
     allrows = ev + fresh + fresh2 + fresh3 + fresh4 + fresh5 + fresh6 + fresh7 + fresh8 + fresh9 + fresh10
-    XA, RA = rust_features(allrows, "evalonly")
+    XA, RA = rust_features(allrows, "evalonly", words)
     for i, r in enumerate(allrows):
         r["_i"] = i
     nwins = lambda r: int(RA[r["_i"] + 1] - RA[r["_i"]])
@@ -1037,19 +1078,24 @@ def main():
     # AISEC_GUARD_MODEL_OUT writes the model elsewhere (the reproducibility check retrains twice and compares bytes)
     out = os.environ.get("AISEC_GUARD_MODEL_OUT") or os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin")
     with open(out, "wb") as f:
-        f.write((b"AGLR0006" if HIDDEN_FOLD else b"AGLR0005") if hidden is not None else b"AGLR0004")
+        f.write((b"AGLR0007" if HIDDEN_WORDS else b"AGLR0006" if HIDDEN_FOLD else b"AGLR0005") if hidden is not None else b"AGLR0004")
         f.write(struct.pack("<IffIIIfIfI", DIM, bias, threshold, MAX_CHARS, WINDOW, STRIDE, short_th, SHORT_WORDS, slope, cap))
         if hidden is not None:
             f.write(struct.pack("<I", len(hidden[1])))
             if HIDDEN_FOLD:
                 f.write(struct.pack("<I", 1 << HIDDEN_FOLD))
-        f.write(model.coef_[0].astype("<f2").tobytes())
+            elif HIDDEN_WORDS:
+                f.write(struct.pack("<I", DIM))
+        f.write(model.coef_[0][:DIM].astype("<f2").tobytes())
         if hidden is not None:
             # candidate M's layer, as row_scores reads it: W feature-major (dim x units) f16, c f32, v f16; candidate
             # MF's W has only its 2^HIDDEN_FOLD folded rows (row k mod 2^HIDDEN_FOLD serves feature k)
             W, c, v = model.hidden
             if HIDDEN_FOLD:
                 W = W[:1 << HIDDEN_FOLD]
+            elif HIDDEN_WORDS:
+                # candidate MW: the word features' rows (columns DIM.. of the matrices)
+                W = W[DIM:]
             f.write(W.astype("<f2").tobytes())
             f.write(c.astype("<f4").tobytes())
             f.write(v.astype("<f2").tobytes())

@@ -7,7 +7,10 @@
 //! Reads `{"text": ...}` per line and writes little-endian arrays:
 //! `OUT_PREFIX.rows` (u64, rows + 1: first window of each row),
 //! `OUT_PREFIX.wins` (u64, windows + 1: first non-zero of each window),
-//! `OUT_PREFIX.idx` (u32 feature index) and `OUT_PREFIX.val` (f64 value).
+//! `OUT_PREFIX.idx` (u32 feature index) and `OUT_PREFIX.val` (f64 value);
+//! and the same for each window's word, bigram and cue features alone (the
+//! input of an `AGLR0007` model's hidden layer): `OUT_PREFIX.wwins`,
+//! `OUT_PREFIX.widx`, `OUT_PREFIX.wval`.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
 
@@ -34,9 +37,11 @@ fn main() -> anyhow::Result<()> {
     };
     let (mut rows, mut wins, mut idx, mut val) =
         (open("rows")?, open("wins")?, open("idx")?, open("val")?);
-    let (mut nwin, mut nnz) = (0u64, 0u64);
+    let (mut wwins, mut widx, mut wval) = (open("wwins")?, open("widx")?, open("wval")?);
+    let (mut nwin, mut nnz, mut wnnz) = (0u64, 0u64, 0u64);
     rows.write_all(&0u64.to_le_bytes())?;
     wins.write_all(&0u64.to_le_bytes())?;
+    wwins.write_all(&0u64.to_le_bytes())?;
     let mut n = 0usize;
     for line in input.lines() {
         let line = line?;
@@ -53,12 +58,18 @@ fn main() -> anyhow::Result<()> {
                 nnz += 1;
             }
             wins.write_all(&nnz.to_le_bytes())?;
+            for (k, x) in c.window_word_features(w) {
+                widx.write_all(&k.to_le_bytes())?;
+                wval.write_all(&x.to_le_bytes())?;
+                wnnz += 1;
+            }
+            wwins.write_all(&wnnz.to_le_bytes())?;
             nwin += 1;
         }
         rows.write_all(&nwin.to_le_bytes())?;
         n += 1;
     }
-    for mut f in [rows, wins, idx, val] {
+    for mut f in [rows, wins, idx, val, wwins, widx, wval] {
         f.flush()?;
     }
     println!("{n} rows, {nwin} windows, {nnz} features");
