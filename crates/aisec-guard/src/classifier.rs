@@ -96,22 +96,10 @@ impl Hidden {
         feats: &[(u32, f64)],
         hin: &[(u32, f64)],
     ) -> (f64, Option<f64>) {
-        let (mut lin, mut sum, mut ok) = (-0.0f64, self.bound0, true);
         if self.words {
-            for &(k, x) in feats {
-                lin += weights.get(k as usize).copied().unwrap_or(0.0) as f64 * x;
-            }
-            for &(k, x) in hin {
-                let b = self
-                    .bound
-                    .get((k & self.mask) as usize)
-                    .copied()
-                    .unwrap_or(0.0);
-                sum += b as f64 * x;
-                ok &= x >= 0.0;
-            }
-            return (lin + bias as f64, ok.then_some(sum + BOUND_SLACK));
+            return (linear_sum(weights, bias, feats), self.bound_of(hin));
         }
+        let (mut lin, mut sum, mut ok) = (-0.0f64, self.bound0, true);
         for &(k, x) in feats {
             let w = weights.get(k as usize).copied().unwrap_or(0.0);
             let b = self
@@ -126,6 +114,44 @@ impl Hidden {
         // generous room for the f32 sums of `hidden_logit` (their error is
         // far below 1e-6 for the windows a model file allows)
         (lin + bias as f64, ok.then_some(sum + BOUND_SLACK))
+    }
+
+    /// The bound of [`Hidden::linear_and_bound`] alone, for the layer's
+    /// input `hin`.
+    fn bound_of(&self, hin: &[(u32, f64)]) -> Option<f64> {
+        let (mut sum, mut ok) = (self.bound0, true);
+        for &(k, x) in hin {
+            let b = self
+                .bound
+                .get((k & self.mask) as usize)
+                .copied()
+                .unwrap_or(0.0);
+            sum += b as f64 * x;
+            ok &= x >= 0.0;
+        }
+        // generous room for the f32 sums of `hidden_logit` (their error is
+        // far below 1e-6 for the windows a model file allows)
+        ok.then_some(sum + BOUND_SLACK)
+    }
+
+    /// An upper bound of [`Hidden::hidden_logit`] for any unit-length,
+    /// non-negative input over the rows of `hashes` (a window's word hashes
+    /// before counting, in any order, repeats allowed): by Cauchy-Schwarz
+    /// `sum_k bound_k x_k <= sqrt(sum_k bound_k^2)`, and repeats only add to
+    /// the sum.
+    fn norm_bound(&self, hashes: &[u32]) -> f64 {
+        let sq: f64 = hashes
+            .iter()
+            .map(|&k| {
+                let b = self
+                    .bound
+                    .get((k & self.mask) as usize)
+                    .copied()
+                    .unwrap_or(0.0) as f64;
+                b * b
+            })
+            .sum();
+        self.bound0 + sq.sqrt() + BOUND_SLACK
     }
 
     /// `v . relu(W x + c)`.
@@ -154,6 +180,50 @@ impl Hidden {
             .map(|(&p, (&c, &v))| (p as f64 + c as f64).max(0.0) * v as f64)
             .sum::<f64>()
     }
+}
+
+/// `w . x + b`, the sum folded from -0.0 in feature order (every scoring
+/// path of a word-feature model uses this one, so they agree to the bit).
+fn linear_sum(weights: &[f32], bias: f32, feats: &[(u32, f64)]) -> f64 {
+    let mut lin = -0.0f64;
+    for &(k, x) in feats {
+        lin += weights.get(k as usize).copied().unwrap_or(0.0) as f64 * x;
+    }
+    lin + bias as f64
+}
+
+/// The best-first search of [`Classifier::score_detail`]: `order` holds
+/// every window's (upper bound of its logit, linear logit, index); windows
+/// are scored exactly (`exact(index, linear logit)` is the full logit) in
+/// order of their bound, highest first, until no window left can reach the
+/// best score. The result is [`Scored::from_window_scores`] of every
+/// window's score.
+fn best_first(
+    mut order: Vec<(f64, f64, usize)>,
+    mut exact: impl FnMut(usize, f64) -> f64,
+) -> Scored {
+    let windows = order.len();
+    order.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.2.cmp(&b.2)));
+    let mut best = Scored {
+        score: 0.0,
+        window: 0,
+        windows,
+    };
+    for (ub, lin, i) in order {
+        // sigmoid is monotone, so no window from here on can reach (or
+        // tie) the best score: their logits are at most `ub`
+        if sigmoid(ub) < best.score {
+            break;
+        }
+        let s = sigmoid(exact(i, lin));
+        // the rule of `from_window_scores`: the highest score above
+        // zero, the first window on ties
+        if s > best.score || (s == best.score && s > 0.0 && i < best.window) {
+            best.score = s;
+            best.window = i;
+        }
+    }
+    best
 }
 
 /// The score of a text and where it came from.
@@ -1145,15 +1215,17 @@ impl Classifier {
 
     /// The window features of every window of `prepared`, handed to `each` in window order
     /// (the same vectors as [`Classifier::window_features`] of each of [`Classifier::windows`]),
-    /// with, when `words` is set, the window's [`Classifier::window_word_features`] (else an
-    /// empty slice). Windows overlap by `window - stride` words, so the character n-gram, word
-    /// and bigram hashes are computed once for the whole text and each window takes its slice
-    /// of them; only the counting, normalisation and cues are per window.
+    /// with, when `words_too` is set, the window's word, bigram and cue hashes, unsorted (else
+    /// an empty slice; [`Classifier::word_input`] makes them the window's
+    /// [`Classifier::window_word_features`]). Windows overlap by `window - stride` words, so
+    /// the character n-gram, word and bigram hashes are computed once for the whole text and
+    /// each window takes its slice of them; only the counting, normalisation and cues are per
+    /// window.
     fn for_each_window_features(
         &self,
         prepared: &str,
         words_too: bool,
-        mut each: impl FnMut(&[(u32, f64)], &[(u32, f64)]),
+        mut each: impl FnMut(&[(u32, f64)], &[u32]),
     ) {
         let ranges = self.window_ranges(prepared);
         let len = prepared.len();
@@ -1224,7 +1296,7 @@ impl Classifier {
         let mut feats: Vec<(u32, f64)> = Vec::new();
         let mut words: Vec<&str> = Vec::new();
         let mut scratch: Vec<u32> = Vec::new();
-        let (mut whashes, mut wfeats): (Vec<u32>, Vec<(u32, f64)>) = (Vec::new(), Vec::new());
+        let mut whashes: Vec<u32> = Vec::new();
         let bits = self.hash_bits();
         for (a, b) in ranges {
             hashes.clear();
@@ -1251,11 +1323,26 @@ impl Classifier {
             if words_too {
                 whashes.clear();
                 whashes.extend_from_slice(&hashes[words_from..]);
-                normalised_counts(&mut whashes, &mut wfeats, &mut scratch, bits);
             }
             normalised_counts(&mut hashes, &mut feats, &mut scratch, bits);
-            each(&feats, &wfeats);
+            each(&feats, &whashes);
         }
+    }
+
+    /// A window's word, bigram and cue hashes (`raw`, in any order, as
+    /// [`Classifier::for_each_window_features`] hands them over) made into
+    /// its [`Classifier::window_word_features`], in `out`; `buf` and
+    /// `scratch` are reused buffers.
+    fn word_input(
+        &self,
+        raw: &[u32],
+        buf: &mut Vec<u32>,
+        scratch: &mut Vec<u32>,
+        out: &mut Vec<(u32, f64)>,
+    ) {
+        buf.clear();
+        buf.extend_from_slice(raw);
+        normalised_counts(buf, out, scratch, self.hash_bits());
     }
 
     /// Hashed, normalised feature vector of a whole text that fits one window
@@ -1298,10 +1385,12 @@ impl Classifier {
     /// [`Hidden::linear_and_bound`] folds it, so both give the same bits.
     /// A layer over word features (`AGLR0007`) reads `wfeats` instead.
     fn fused_logit(&self, h: &Hidden, feats: &[(u32, f64)], wfeats: &[(u32, f64)]) -> f64 {
-        let hin = if h.words { wfeats } else { feats };
-        if h.blocks != 1 || h.words {
-            let (lin, _) = h.linear_and_bound(&self.weights, self.bias, feats, hin);
-            return lin + h.hidden_logit(hin);
+        if h.words {
+            return linear_sum(&self.weights, self.bias, feats) + h.hidden_logit(wfeats);
+        }
+        if h.blocks != 1 {
+            let (lin, _) = h.linear_and_bound(&self.weights, self.bias, feats, feats);
+            return lin + h.hidden_logit(feats);
         }
         let mut lin = -0.0f64;
         // f32 sums in lanes (the compiler vectorises them); the trainer's f64
@@ -1324,8 +1413,14 @@ impl Classifier {
     pub fn window_scores(&self, text: &str) -> Vec<f32> {
         let prepared = self.prepare(text);
         let mut out = Vec::new();
-        self.for_each_window_features(&prepared, self.reads_words(), |f, wf| {
-            out.push(self.feature_score(f, wf))
+        let (mut buf, mut scratch, mut wf) = (Vec::new(), Vec::new(), Vec::new());
+        self.for_each_window_features(&prepared, self.reads_words(), |f, raw| {
+            if !raw.is_empty() {
+                self.word_input(raw, &mut buf, &mut scratch, &mut wf);
+            } else {
+                wf.clear();
+            }
+            out.push(self.feature_score(f, &wf))
         });
         out
     }
@@ -1346,30 +1441,25 @@ impl Classifier {
             return Scored::from_window_scores(&self.window_scores(text));
         };
         let prepared = self.prepare(text);
-        // every window's features (and word features), back to back, and
-        // where each one ends
+        if h.words {
+            return self.score_detail_words(h, &prepared);
+        }
+        // every window's features, back to back, and where each one ends
         let mut flat: Vec<(u32, f64)> = Vec::new();
         let mut ends: Vec<usize> = Vec::new();
-        let mut wflat: Vec<(u32, f64)> = Vec::new();
-        let mut wends: Vec<usize> = Vec::new();
-        self.for_each_window_features(&prepared, h.words, |f, wf| {
+        self.for_each_window_features(&prepared, false, |f, _| {
             flat.extend_from_slice(f);
             ends.push(flat.len());
-            wflat.extend_from_slice(wf);
-            wends.push(wflat.len());
         });
         let windows = ends.len();
         let feats = |i: usize| &flat[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
-        let wfeats = |i: usize| &wflat[if i == 0 { 0 } else { wends[i - 1] }..wends[i]];
-        // the hidden layer's input of window i
-        let hin = |i: usize| if h.words { wfeats(i) } else { feats(i) };
         if windows == 0 {
             // (every text has a window, the empty one too; kept total anyway)
             return Scored::from_window_scores(&[]);
         }
         if windows == 1 {
             // one window: one fused pass over its features
-            let score = sigmoid(self.fused_logit(h, feats(0), wfeats(0)));
+            let score = sigmoid(self.fused_logit(h, feats(0), &[]));
             return Scored {
                 score,
                 window: 0,
@@ -1377,35 +1467,54 @@ impl Classifier {
             };
         }
         // (upper bound of the logit, linear logit, window)
-        let mut order: Vec<(f64, f64, usize)> = (0..windows)
+        let order: Vec<(f64, f64, usize)> = (0..windows)
             .map(|i| {
-                let (lin, bound) = h.linear_and_bound(&self.weights, self.bias, feats(i), hin(i));
+                let (lin, bound) = h.linear_and_bound(&self.weights, self.bias, feats(i), feats(i));
                 (bound.map_or(f64::INFINITY, |b| lin + b), lin, i)
             })
             .collect();
-        order.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.2.cmp(&b.2)));
-        let mut best = Scored {
-            score: 0.0,
-            window: 0,
-            windows,
-        };
-        for (ub, lin, i) in order {
-            // sigmoid is monotone, so no window from here on can reach (or
-            // tie) the best score: their logits are at most `ub`
-            if sigmoid(ub) < best.score {
-                break;
-            }
-            let s = sigmoid(lin + h.hidden_logit(hin(i)));
-            // the rule of `from_window_scores`: the highest score above
-            // zero, the first window on ties
-            if s > best.score || (s == best.score && s > 0.0 && i < best.window) {
-                best.score = s;
-                best.window = i;
-            }
-        }
-        best
+        best_first(order, |i, lin| lin + h.hidden_logit(feats(i)))
     }
 
+    /// [`Classifier::score_detail`] of a model whose hidden layer reads the
+    /// word features (`AGLR0007`). Each window's linear logit is taken as its
+    /// features go by, and its word hashes are kept unsorted; the bound of
+    /// the hidden term is `bound0 + sqrt(sum of bound_k^2 over the hashes)`,
+    /// which is at least `bound0 + sum_k bound_k x_k` for any unit-length
+    /// `x >= 0` (Cauchy-Schwarz; a repeated hash only adds to the sum). So
+    /// only the windows the search reaches have their word features counted,
+    /// sorted and normalised.
+    fn score_detail_words(&self, h: &Hidden, prepared: &str) -> Scored {
+        let mut raw: Vec<u32> = Vec::new();
+        let mut ends: Vec<usize> = Vec::new();
+        let mut lins: Vec<f64> = Vec::new();
+        self.for_each_window_features(prepared, true, |f, r| {
+            lins.push(linear_sum(&self.weights, self.bias, f));
+            raw.extend_from_slice(r);
+            ends.push(raw.len());
+        });
+        let windows = ends.len();
+        let raw_of = |i: usize| &raw[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
+        let (mut buf, mut scratch, mut wf) = (Vec::new(), Vec::new(), Vec::new());
+        let mut exact = |i: usize, lin: f64| {
+            self.word_input(raw_of(i), &mut buf, &mut scratch, &mut wf);
+            lin + h.hidden_logit(&wf)
+        };
+        if windows == 0 {
+            return Scored::from_window_scores(&[]);
+        }
+        if windows == 1 {
+            return Scored {
+                score: sigmoid(exact(0, lins[0])),
+                window: 0,
+                windows,
+            };
+        }
+        let order: Vec<(f64, f64, usize)> = (0..windows)
+            .map(|i| (lins[i] + h.norm_bound(raw_of(i)), lins[i], i))
+            .collect();
+        best_first(order, exact)
+    }
     /// Probability that `text` is a prompt injection or jailbreak (highest window).
     pub fn score(&self, text: &str) -> f32 {
         self.score_detail(text).score
@@ -1731,7 +1840,8 @@ mod tests {
             "word ".repeat(2000),
             "Straße ÉCOLE naïve 東京 İstanbul — x=1; y:2 {z} <a|b> ".repeat(40),
         ];
-        let mut skipped_some = false;
+        // whether the bound let some window go, for folded-or-plain layers and for word layers
+        let (mut skipped_some, mut skipped_words) = (false, false);
         let models = (1..=8u64).flat_map(|seed| {
             [
                 random_v5(seed),
@@ -1749,20 +1859,35 @@ mod tests {
                 let h = m.hidden.as_ref().expect("hidden layer");
                 let prepared = m.prepare(t);
                 let mut wins = Vec::new();
-                m.for_each_window_features(&prepared, h.words, |f, wf| {
-                    let hin = if h.words { wf } else { f };
+                let (mut buf, mut scratch, mut wf) = (Vec::new(), Vec::new(), Vec::new());
+                m.for_each_window_features(&prepared, h.words, |f, raw| {
+                    m.word_input(raw, &mut buf, &mut scratch, &mut wf);
+                    let hin = if h.words { &wf[..] } else { f };
                     let (lin, bound) = h.linear_and_bound(&m.weights, m.bias, f, hin);
                     let bound = bound.expect("normalised counts are >= 0");
                     let z = lin + h.hidden_logit(hin);
                     assert!(z <= lin + bound, "the bound holds: {z} > {}", lin + bound);
+                    // the word layer's search uses the looser norm bound
+                    let bound = if h.words {
+                        let nb = h.norm_bound(raw);
+                        assert!(nb + 1e-12 >= bound, "norm bound {nb} < {bound}");
+                        nb
+                    } else {
+                        bound
+                    };
                     wins.push((lin + bound, z));
                 });
                 let best = wins.iter().map(|w| w.1).fold(f64::NEG_INFINITY, f64::max);
-                skipped_some |= wins.iter().any(|w| w.0 < best);
+                let skipped = wins.iter().any(|w| w.0 < best);
+                if h.words {
+                    skipped_words |= skipped;
+                } else {
+                    skipped_some |= skipped;
+                }
             }
         }
         assert!(
-            skipped_some,
+            skipped_some && skipped_words,
             "the bound never let a window go: the test shows nothing"
         );
     }
@@ -1930,9 +2055,11 @@ mod tests {
                     .map(|w| c.window_word_features(w))
                     .collect();
                 let (mut got, mut got_words) = (Vec::new(), Vec::new());
-                c.for_each_window_features(&p, true, |f, wf| {
+                let (mut buf, mut scratch, mut wf) = (Vec::new(), Vec::new(), Vec::new());
+                c.for_each_window_features(&p, true, |f, raw| {
                     got.push(f.to_vec());
-                    got_words.push(wf.to_vec());
+                    c.word_input(raw, &mut buf, &mut scratch, &mut wf);
+                    got_words.push(wf.clone());
                 });
                 assert_eq!(got, want, "{t:?}");
                 assert_eq!(got_words, want_words, "{t:?}");
