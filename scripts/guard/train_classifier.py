@@ -61,20 +61,21 @@ Long positive texts are trained with the two windows a first model scores
 highest (one round of multiple-instance relabelling); every window of a long
 benign text is a negative.
 
-AISEC_GUARD_HIDDEN=16 (off by default; candidate M of bench/guard/DECISIONS.md, session of stop 41: it passed the
-curve rule by a wide margin but costs the fast path about a quarter more time, past the 1 ms p99 goal, so the default
-model stays linear; an operator can train it and load it with `[input.injection] model`) adds a residual hidden layer
-to the window score (fit_hidden): logit = w.x + b + v.relu(W x + c), 16 units, the linear part starting at the
-liblinear fit of the selected windows and trained jointly with the layer by Adam (4 epochs, batches of 512, learning
-rate 1e-3, seed 0) on the same weighted logistic loss and the L2 strength liblinear's C implies; the file is then
-format AGLR0005 (8.9 MB). AISEC_GUARD_HIDDEN_FOLD=b (with AISEC_GUARD_HIDDEN; candidate MF, session of stop 42) folds
-the hidden layer's input into 2^b buckets (feature k adds its value to bucket k mod 2^b; the linear part keeps every
-feature), so W has 2^b rows and its table fits the L2 cache; the file is then format AGLR0006.
-AISEC_GUARD_HIDDEN_INPUT=words (with AISEC_GUARD_HIDDEN; candidate MW, session of stop 43) gives the hidden layer only
-the window's word, bigram and cue features, counted and L2-normalised on their own (about 50 per window instead of
-about 415), one row of W per feature; the file is then format AGLR0007 (AGLR0006's layout, rows = dim).
+The shipped model (candidate MW of bench/guard/DECISIONS.md, session of stop 43; the default here) adds a residual
+hidden layer to the window score (fit_hidden): logit = w.x + b + v.relu(W x'' + c), 16 ReLU units, where x'' is the
+window's word, bigram and cue features alone, counted, sublinear and L2-normalised on their own (about 50 per window
+instead of about 415: most features are character n-grams, and the layer reads one row of W per feature it sees). The
+linear part starts at the liblinear fit of the selected windows and is trained jointly with the layer by Adam (4
+epochs, batches of 512, learning rate 1e-3, seed 0) on the same weighted logistic loss and the L2 strength liblinear's
+C implies; the file is format AGLR0007 (8.9 MB). Other model classes, none shipped:
+  AISEC_GUARD_HIDDEN=0: the linear model (AGLR0004; shipped until the session of stop 43, 3d934dd3).
+  AISEC_GUARD_HIDDEN_INPUT=all: the layer over every feature (candidate M, session of stop 41; AGLR0005): the same
+    held-out gain, about a quarter more time per request at p99.
+  AISEC_GUARD_HIDDEN_FOLD=b (input "all"): every feature folded into 2^b buckets, k into bucket k mod 2^b (candidates
+    MF and MF16, session of stop 42; AGLR0006): cheaper, lower recall on prompt-armor's benchmark.
+  AISEC_GUARD_HIDDEN_SEED=s: the layer's seed (initialisation and batch order).
 
-Writes crates/aisec-guard/assets/injection_lr.bin:
+Writes crates/aisec-guard/assets/injection_lr.bin (the linear model's layout; the hidden layer's formats below):
   b"AGLR0004" | u32 dim | f32 bias | f32 threshold | u32 max_chars | u32 window | u32 stride
   | f32 short_threshold | u32 short_words | f32 length_slope | u32 length_cap | dim x f16
   (all little-endian; AGLR0003 and AGLR0002 files lack the two length fields, AGLR0002 also
@@ -393,7 +394,8 @@ def scores_of(XA, rs, nwins, first, w, b, hidden=None):
 # candidate M (session of stop 41, bench/guard/DECISIONS.md "A hidden layer on the same features"; off by default: it
 # passed the curve rule but not the latency condition): a residual hidden layer of HIDDEN units on top of the final
 # linear fit
-HIDDEN = int(os.environ.get("AISEC_GUARD_HIDDEN", "0"))
+# (16 by default since the session of stop 43, when candidate MW shipped; AISEC_GUARD_HIDDEN=0 trains the linear model)
+HIDDEN = int(os.environ.get("AISEC_GUARD_HIDDEN", "16"))
 # candidate MF (session of stop 42, DECISIONS.md "A hidden layer over folded features"): the hidden layer reads the
 # window's features folded into 2^HIDDEN_FOLD buckets (feature k adds to bucket k mod 2^HIDDEN_FOLD), so its table is
 # small enough for the L2 cache; 0 = no folding (candidate M)
@@ -407,11 +409,13 @@ HIDDEN_SEED = int(os.environ.get("AISEC_GUARD_HIDDEN_SEED", "0"))
 # AISEC_GUARD_HIDDEN_INPUT=words gives the hidden layer the window's word, bigram and cue features alone, normalised on
 # their own (about 50 per window instead of about 415), model format AGLR0007. The feature matrices then carry those
 # features in columns DIM..2*DIM (rust_features); the linear part keeps columns 0..DIM, the hidden layer reads the rest.
-HIDDEN_INPUT = os.environ.get("AISEC_GUARD_HIDDEN_INPUT", "all")
-if HIDDEN_INPUT not in ("all", "words") or (HIDDEN_INPUT == "words" and (not HIDDEN or HIDDEN_FOLD)):
-    raise SystemExit("AISEC_GUARD_HIDDEN_INPUT is 'all' (default) or 'words'; 'words' needs AISEC_GUARD_HIDDEN and no "
-                     "AISEC_GUARD_HIDDEN_FOLD")
-HIDDEN_WORDS = HIDDEN_INPUT == "words"
+# The default is MW's (the shipped model's) "words", or "all" when AISEC_GUARD_HIDDEN_FOLD is set (MF folds every
+# feature); AISEC_GUARD_HIDDEN_INPUT=all AISEC_GUARD_HIDDEN=16 trains candidate M. Ignored for the linear model.
+HIDDEN_INPUT = os.environ.get("AISEC_GUARD_HIDDEN_INPUT", "all" if HIDDEN_FOLD else "words")
+if HIDDEN_INPUT not in ("all", "words") or (HIDDEN and HIDDEN_INPUT == "words" and HIDDEN_FOLD):
+    raise SystemExit("AISEC_GUARD_HIDDEN_INPUT is 'words' (the default) or 'all'; 'words' does not fold "
+                     "(AISEC_GUARD_HIDDEN_FOLD)")
+HIDDEN_WORDS = bool(HIDDEN) and HIDDEN_INPUT == "words"
 
 
 def fold_matrix(dim, bits):

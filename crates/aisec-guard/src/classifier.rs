@@ -974,7 +974,8 @@ impl Classifier {
                 } else {
                     ""
                 };
-                let rows = match (h.mask == u32::MAX, h.words) {
+                let every_feature = h.mask == u32::MAX || h.mask as u64 + 1 == self.dim as u64;
+                let rows = match (every_feature, h.words) {
                     (true, _) => String::new(),
                     (false, false) => format!(" over {} folded rows", h.mask as u64 + 1),
                     (false, true) => format!(" in {} rows", h.mask as u64 + 1),
@@ -1922,7 +1923,9 @@ mod tests {
         );
         let d = Classifier::from_bytes(&tiled).expect("v5").describe();
         assert!(d.contains("hidden layer of 16 units,"), "{d}");
-        assert!(Classifier::builtin().describe().contains(", linear, "));
+        assert!(Classifier::builtin()
+            .describe()
+            .starts_with("262144 features, hidden layer of 16 units over word, bigram and cue features, threshold "));
         let with_rows = |r: u32| {
             let mut b = good.clone();
             b[HEADER_V5..HEADER_V6].copy_from_slice(&r.to_le_bytes());
@@ -1959,7 +1962,7 @@ mod tests {
         );
         assert_eq!(
             a.describe(),
-            "256 features, hidden layer of 16 units over word, bigram and cue features in 256 rows, \
+            "256 features, hidden layer of 16 units over word, bigram and cue features, \
              threshold 0.50 (short texts 0.50)"
         );
         let (ha, hb) = (
@@ -2185,21 +2188,23 @@ mod pinned {
         h
     }
 
-    // Re-pinned for the model of the session of stop 37 (`3d934dd3…`, OpenAI Evals' rows in place of BIG-bench's):
-    // window counts and feature digests (first and last columns) unchanged, only the scores moved with the weights.
+    // Re-pinned for the model of the session of stop 43 (`8c193a3a…`, candidate MW: the hidden layer over word,
+    // bigram and cue features, bench/guard/DECISIONS.md): window counts and feature digests (first and last columns)
+    // unchanged, only the scores moved with the model. `AISEC_PRINT_DIGESTS=1` makes the test print the current
+    // digests, for the next re-pin.
     const WANT: [(usize, u32, u64, u64); 12] = [
-        (1, 1015922301, 4385926207119056008, 5808589858502755950),
-        (1, 1017107351, 5418193903171927670, 2602815063072037282),
-        (1, 1035211476, 2554255290538581123, 9199098247351754504),
-        (1, 1065353168, 16941853136140530767, 12351738695588659404),
-        (1, 1014234537, 16077609486681712612, 5195699048426579802),
-        (1, 1052064489, 2619516810529133988, 2706583866802830756),
-        (1, 1064343706, 16139871553546683789, 12117512702232396667),
-        (1, 1065348871, 16937117539557825990, 15365795525665853285),
-        (1, 1042060752, 14697371663663686223, 6467939561305114960),
-        (28, 1065230018, 4825006273472262096, 15796919208857941943),
-        (289, 1064345299, 15068980813696501834, 11719785629042351196),
-        (249, 1032530917, 16016030492773258056, 717455062601673740),
+        (1, 1017171910, 1165723829414692281, 5808589858502755950),
+        (1, 1009687834, 11096543634443945229, 2602815063072037282),
+        (1, 1028785791, 18259267063745837038, 9199098247351754504),
+        (1, 1065353216, 3414781483884328927, 12351738695588659404),
+        (1, 1004479004, 9962474414142985179, 5195699048426579802),
+        (1, 1051222978, 1693775298575485061, 2706583866802830756),
+        (1, 1065338019, 16944827315094841522, 12117512702232396667),
+        (1, 1065353214, 16941824548838197281, 15365795525665853285),
+        (1, 1049988470, 4967166551294555913, 6467939561305114960),
+        (28, 1065347833, 3278589183210740152, 15796919208857941943),
+        (289, 1065116232, 12408051871079569959, 11719785629042351196),
+        (249, 1035436608, 4932465329501402047, 717455062601673740),
     ];
 
     #[test]
@@ -2207,6 +2212,11 @@ mod pinned {
         let m = Classifier::builtin();
         let texts = texts();
         assert_eq!(texts.len(), WANT.len());
+        if std::env::var_os("AISEC_PRINT_DIGESTS").is_some() {
+            for t in &texts {
+                eprintln!("        {:?},", digest(m, t));
+            }
+        }
         for (t, want) in texts.iter().zip(WANT) {
             assert_eq!(digest(m, t), want, "{:?}", &t[..t.len().min(60)]);
         }

@@ -80,8 +80,9 @@ aisec_core::declare_rules! {
 
     /// ## What it detects
     /// A request that the learned prompt-injection classifier (logistic
-    /// regression over hashed character and word n-grams, trained on a
-    /// labelled injection set) scores above its threshold.
+    /// regression over hashed character and word n-grams plus a small hidden
+    /// layer over its word features, trained on a labelled injection set)
+    /// scores above its threshold.
     ///
     /// ## Why it matters
     /// It catches paraphrased injections the fixed patterns miss; its false
