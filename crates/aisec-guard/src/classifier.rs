@@ -84,9 +84,8 @@ struct Lanes([f32; LANES]);
 
 impl Hidden {
     /// `w . x + b` (folded from -0.0 in feature order) and an upper bound
-    /// of [`Hidden::hidden_logit`] of the layer's input `hin` (`feats`
-    /// itself, or the word features of [`Hidden::words`]): for `x >= 0`,
-    /// `v . relu(W x + c) <= bound0 + sum_k bound_k x_k` (relu is
+    /// of [`Hidden::hidden_logit`] of a layer that reads every feature: for
+    /// `x >= 0`, `v . relu(W x + c) <= bound0 + sum_k bound_k x_k` (relu is
     /// subadditive, and units with `v_j < 0` only lower the sum). `None`
     /// for a feature value below zero, which no normalised count is.
     fn linear_and_bound(
@@ -94,30 +93,12 @@ impl Hidden {
         weights: &[f32],
         bias: f32,
         feats: &[(u32, f64)],
-        hin: &[(u32, f64)],
     ) -> (f64, Option<f64>) {
-        if self.words {
-            return (linear_sum(weights, bias, feats), self.bound_of(hin));
-        }
-        let (mut lin, mut sum, mut ok) = (-0.0f64, self.bound0, true);
-        for &(k, x) in feats {
-            let w = weights.get(k as usize).copied().unwrap_or(0.0);
-            let b = self
-                .bound
-                .get((k & self.mask) as usize)
-                .copied()
-                .unwrap_or(0.0);
-            lin += w as f64 * x;
-            sum += b as f64 * x;
-            ok &= x >= 0.0;
-        }
-        // generous room for the f32 sums of `hidden_logit` (their error is
-        // far below 1e-6 for the windows a model file allows)
-        (lin + bias as f64, ok.then_some(sum + BOUND_SLACK))
+        (linear_sum(weights, bias, feats), self.bound_of(feats))
     }
 
-    /// The bound of [`Hidden::linear_and_bound`] alone, for the layer's
-    /// input `hin`.
+    /// The bound of [`Hidden::linear_and_bound`] for the layer's input
+    /// `hin`.
     fn bound_of(&self, hin: &[(u32, f64)]) -> Option<f64> {
         let (mut sum, mut ok) = (self.bound0, true);
         for &(k, x) in hin {
@@ -182,8 +163,9 @@ impl Hidden {
     }
 }
 
-/// `w . x + b`, the sum folded from -0.0 in feature order (every scoring
-/// path of a word-feature model uses this one, so they agree to the bit).
+/// `w . x + b`, the sum folded from -0.0 in feature order (the scoring
+/// paths of a hidden-layer model use this one or the same fold, so they
+/// agree to the bit).
 fn linear_sum(weights: &[f32], bias: f32, feats: &[(u32, f64)]) -> f64 {
     let mut lin = -0.0f64;
     for &(k, x) in feats {
@@ -1390,8 +1372,7 @@ impl Classifier {
             return linear_sum(&self.weights, self.bias, feats) + h.hidden_logit(wfeats);
         }
         if h.blocks != 1 {
-            let (lin, _) = h.linear_and_bound(&self.weights, self.bias, feats, feats);
-            return lin + h.hidden_logit(feats);
+            return linear_sum(&self.weights, self.bias, feats) + h.hidden_logit(feats);
         }
         let mut lin = -0.0f64;
         // f32 sums in lanes (the compiler vectorises them); the trainer's f64
@@ -1470,7 +1451,7 @@ impl Classifier {
         // (upper bound of the logit, linear logit, window)
         let order: Vec<(f64, f64, usize)> = (0..windows)
             .map(|i| {
-                let (lin, bound) = h.linear_and_bound(&self.weights, self.bias, feats(i), feats(i));
+                let (lin, bound) = h.linear_and_bound(&self.weights, self.bias, feats(i));
                 (bound.map_or(f64::INFINITY, |b| lin + b), lin, i)
             })
             .collect();
@@ -1864,8 +1845,8 @@ mod tests {
                 m.for_each_window_features(&prepared, h.words, |f, raw| {
                     m.word_input(raw, &mut buf, &mut scratch, &mut wf);
                     let hin = if h.words { &wf[..] } else { f };
-                    let (lin, bound) = h.linear_and_bound(&m.weights, m.bias, f, hin);
-                    let bound = bound.expect("normalised counts are >= 0");
+                    let lin = linear_sum(&m.weights, m.bias, f);
+                    let bound = h.bound_of(hin).expect("normalised counts are >= 0");
                     let z = lin + h.hidden_logit(hin);
                     assert!(z <= lin + bound, "the bound holds: {z} > {}", lin + bound);
                     // the word layer's search uses the looser norm bound
