@@ -74,6 +74,8 @@ C implies; the file is format AGLR0007 (8.9 MB). Other model classes, none shipp
   AISEC_GUARD_HIDDEN_FOLD=b (input "all"): every feature folded into 2^b buckets, k into bucket k mod 2^b (candidates
     MF and MF16, session of stop 42; AGLR0006): cheaper, lower recall on prompt-armor's benchmark.
   AISEC_GUARD_HIDDEN_SEED=s: the layer's seed (initialisation and batch order).
+  AISEC_GUARD_HIDDEN_ENSEMBLE=k: k layers with seeds s .. s + k - 1 averaged into one file of k x 16 units (candidate
+    MWE, session of stop 44).
 
 Writes crates/aisec-guard/assets/injection_lr.bin (the linear model's layout; the hidden layer's formats below):
   b"AGLR0004" | u32 dim | f32 bias | f32 threshold | u32 max_chars | u32 window | u32 stride
@@ -422,6 +424,12 @@ if HIDDEN_INPUT not in ("all", "words") or (HIDDEN and HIDDEN_INPUT == "words" a
     raise SystemExit("AISEC_GUARD_HIDDEN_INPUT is 'words' (the default) or 'all'; 'words' does not fold "
                      "(AISEC_GUARD_HIDDEN_FOLD)")
 HIDDEN_WORDS = bool(HIDDEN) and HIDDEN_INPUT == "words"
+# candidate MWE (session of stop 44, DECISIONS.md "Two seeds of MW averaged"): every fit trains the residual layer
+# AISEC_GUARD_HIDDEN_ENSEMBLE times, with seeds HIDDEN_SEED, HIDDEN_SEED + 1, ..., from the same liblinear solution, and
+# averages the members into one model of ENSEMBLE * HIDDEN units (average_members); 1 = one member (MW)
+HIDDEN_ENSEMBLE = int(os.environ.get("AISEC_GUARD_HIDDEN_ENSEMBLE", "1"))
+if HIDDEN_ENSEMBLE < 1 or (HIDDEN_ENSEMBLE > 1 and not HIDDEN):
+    raise SystemExit("AISEC_GUARD_HIDDEN_ENSEMBLE is a count of hidden-layer members (>= 1), and needs AISEC_GUARD_HIDDEN")
 
 
 def fold_matrix(dim, bits):
@@ -525,6 +533,21 @@ def fit_hidden(X, y, sw, lin, C, H, epochs=4, batch=512, lr=1e-3, seed=0):
     return HiddenModel(w, float(params["b"][0]), W, params["c"].astype(np.float64), params["v"].astype(np.float64))
 
 
+def average_members(members):
+    """The mean of residual models' logits, itself one residual model: the mean linear part and bias, and every
+    member's units side by side with its output weights divided by the number of members. Exact: for any window,
+    its logit is the mean of the members' logits."""
+    import numpy as np
+
+    k = len(members)
+    w = sum(m.coef_[0] for m in members) / k
+    b = sum(float(m.intercept_[0]) for m in members) / k
+    W = np.hstack([m.hidden[0] for m in members])
+    c = np.concatenate([m.hidden[1] for m in members])
+    v = np.concatenate([m.hidden[2] for m in members]) / k
+    return HiddenModel(w, b, W, c, v)
+
+
 def fit_mil(XA, train, nwins, first, C):
     """Fits the window classifier on the training rows `train`: a first model, then one round of
     multiple-instance relabelling (the two windows it scores highest stand for a long attack)."""
@@ -572,6 +595,9 @@ def fit_mil(XA, train, nwins, first, C):
         m = LogisticRegression(C=C, solver="liblinear", max_iter=300)
         # candidate MW's matrices carry the word features again in columns DIM..: the linear part never reads them
         m.fit(X[:, :DIM] if HIDDEN_WORDS else X, y, sample_weight=sw)
+        if hidden and HIDDEN_ENSEMBLE > 1:
+            return average_members([fit_hidden(X, y, sw, m, C, hidden, seed=HIDDEN_SEED + i)
+                                    for i in range(HIDDEN_ENSEMBLE)])
         if hidden:
             return fit_hidden(X, y, sw, m, C, hidden, seed=HIDDEN_SEED)
         if HIDDEN_WORDS:
