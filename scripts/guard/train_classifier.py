@@ -61,7 +61,8 @@ Long positive texts are trained with the two windows a first model scores
 highest (one round of multiple-instance relabelling); every window of a long
 benign text is a negative.
 
-The shipped model (candidate MW of bench/guard/DECISIONS.md, session of stop 43; the default here) adds a residual
+The shipped model (candidate MW of bench/guard/DECISIONS.md, session of stop 43, trained since the session of stop 44
+on a corpus with the legal-prose rows, candidate MWL; the default here) adds a residual
 hidden layer to the window score (fit_hidden): logit = w.x + b + v.relu(W x'' + c), 16 ReLU units, where x'' is the
 window's word, bigram and cue features alone, counted, sublinear and L2-normalised on their own (about 50 per window
 instead of about 415: most features are character n-grams, and the layer reads one row of W per feature it sees). The
