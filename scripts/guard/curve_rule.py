@@ -4,8 +4,9 @@
 at each model's own held-out threshold, so a gain is not spent by the threshold rule re-picking the operating point:
 
   (1) pooled leave-one-source-out TEST rows common to both runs, each model at the offset d whose pooled LOSO
-      VALIDATION recall is the nearest 0.01 step at or above the shipped model's (the largest d that keeps recall >=
-      it): candidate benign FPR <= shipped, short-text benign FPR <= shipped;
+      VALIDATION recall is the nearest 0.001 step at or above the shipped model's (the largest d that keeps recall >=
+      it), then (since the session of stop 45) both moved to the lower of their two pooled TEST recalls (each at the
+      largest offset whose test recall is >= it): candidate benign FPR <= shipped, short-text benign FPR <= shipped;
   (2) prompt-armor's rows (fresh4.jsonl, source "prompt-armor"), fast classifier, each model at the threshold that
       leaves it the shipped model's false-positive count on prompt-armor's benign rows: candidate recall >= shipped
       recall - 0.01;
@@ -30,7 +31,9 @@ import guard_lang  # noqa: E402
 import loso  # noqa: E402
 import train_classifier as tc  # noqa: E402
 
-STEP = 0.01
+# 0.001 since the session of stop 45 (0.01 before): with 0.01 the two sides of test (1) could land up to 0.011 apart
+# in recall (bench/guard/DECISIONS.md, MWLK's outcome and candidate MWLP)
+STEP = 0.001
 PROMPT_ARMOR_RECALL_SLACK = 0.01
 NON_ENGLISH_RECALL_SLACK = 0.02
 
@@ -50,7 +53,7 @@ def matched_offset(val_rows, target):
     """The largest offset (a multiple of STEP from loso.MIN_OFFSET) whose pooled validation recall is >= target."""
     best = None
     for k in range(int(round(loso.MIN_OFFSET / STEP)), int(round(0.30 / STEP)) + 1):
-        d = round(k * STEP, 2)
+        d = round(k * STEP, 3)
         rec = recall_at(val_rows, d)
         if rec >= target:
             best = (d, rec)
@@ -97,7 +100,7 @@ def main(shipped, cand):
     sv, cv = pooled(shipped, "val"), pooled(cand, "val")
     ds, rs_ = matched_offset(list(sv.values()), target)
     dc, rc_ = matched_offset(list(cv.values()), target)
-    print(f"pooled LOSO validation recall target {target:.4f}: shipped d {ds:+.2f} (recall {rs_:.4f}); candidate d {dc:+.2f} (recall {rc_:.4f})")
+    print(f"pooled LOSO validation recall target {target:.4f}: shipped d {ds:+.3f} (recall {rs_:.4f}); candidate d {dc:+.3f} (recall {rc_:.4f})")
     st, ct = pooled(shipped, "test"), pooled(cand, "test")
     common = sorted(set(st) & set(ct))
     a, b = rates([st[k] for k in common], ds), rates([ct[k] for k in common], dc)
@@ -105,8 +108,19 @@ def main(shipped, cand):
     for name, m in (("shipped", a), ("candidate", b)):
         print(f"    {name:9s} recall {m['recall']:.4f} ({m['tp']}/{m['tp'] + m['fn']}) FPR {m['fpr']:.4f} ({m['fp']}/{m['benign']}) "
               f"short FPR {m['short_fpr']:.4f} ({m['short_fp']}/{m['short']}) F1 {m['f1']:.4f}")
+    # validation-matched offsets still leave the two sides at different TEST recalls; the decision compares them at
+    # one recall: each side at the largest offset whose pooled test recall is >= the lower of the two (session of
+    # stop 45, DECISIONS.md, candidate MWLP)
+    goal = min(a["recall"], b["recall"])
+    da, _ = matched_offset([st[k] for k in common], goal)
+    db, _ = matched_offset([ct[k] for k in common], goal)
+    a, b = rates([st[k] for k in common], da), rates([ct[k] for k in common], db)
+    print(f"    at equal test recall (>= {goal:.4f}): shipped d {da:+.3f}, candidate d {db:+.3f}")
+    for name, m in (("shipped", a), ("candidate", b)):
+        print(f"    {name:9s} recall {m['recall']:.4f} ({m['tp']}/{m['tp'] + m['fn']}) FPR {m['fpr']:.4f} ({m['fp']}/{m['benign']}) "
+              f"short FPR {m['short_fpr']:.4f} ({m['short_fp']}/{m['short']}) F1 {m['f1']:.4f}")
     t1 = b["fp"] * a["benign"] <= a["fp"] * b["benign"] and b["short_fp"] * a["short"] <= a["short_fp"] * b["short"]
-    print(f"    -> {'PASS' if t1 else 'FAIL'} (benign FPR and short FPR not higher)")
+    print(f"    -> {'PASS' if t1 else 'FAIL'} (benign FPR and short FPR not higher at equal test recall)")
     ok &= t1
     sp = read_jsonl(os.path.join(shipped, "fresh4.jsonl"), "prompt-armor")
     cp = read_jsonl(os.path.join(cand, "fresh4.jsonl"), "prompt-armor")
