@@ -48,6 +48,8 @@ GROUPS = {
     # shipped corpus since the session of stop 44, decided as a candidate, so reported and kept out of the threshold
     # pool like openai-evals: CANDIDATE_GROUPS)
     "legal": ["legal"],
+    # parallel multilingual requests and injections (guard_multiling.py; candidate MWLP, session of stop 45)
+    "multiling": ["multiling"],
     # people's prompts, IFEval, IFBench, Arena-Hard v2.0 (guard_userprompts.py; candidate, session of stop 38)
     "user-prompts": ["user-prompts"],
     # Django's translated interface strings, benign non-English text (guard_uistrings.py; candidate, session of stop 39)
@@ -107,7 +109,7 @@ def run(XA, rows, nwins, first, C, work, skip=()):
 # times and alone moved the candidate's d from 0.00 to 0.07 (bench/guard/QUALITY.md, the libprompts candidate).
 # bigbench-tasks was decided as a candidate (d chosen without it; bench/guard/DECISIONS.md) and shipped so: its fold is
 # reported, not pooled; openai-evals, its replacement, the same way, and legal (shipped in the session of stop 44).
-CANDIDATE_GROUPS = ("libprompt-templates", "bigbench-tasks", "prose", "openai-evals", "lookalike", "legal", "user-prompts", "ui-translations")
+CANDIDATE_GROUPS = ("libprompt-templates", "bigbench-tasks", "prose", "openai-evals", "lookalike", "legal", "user-prompts", "ui-translations", "multiling")
 
 # the held-out threshold rule scans d upward from here: the lowest threshold that meets the held-out bounds, which
 # may lie below the validation threshold when a corpus generalises better than its validation split suggests

