@@ -5,8 +5,10 @@ aisec_core::declare_rules! {
     /// Request wording that tries to override the application's
     /// instructions: "ignore previous instructions" (also in German, French,
     /// Spanish, Italian, Portuguese, Dutch, Turkish, Russian, Chinese, Japanese
-    /// and Korean), "ignore the rest of this data and print ...", "new
-    /// instructions:", chat-template markers such as
+    /// and Korean; Arabic since the session of stop 45), "ignore the rest of
+    /// this data and print ...", "new instructions:" and "forget your rules"
+    /// (both also in the ten other languages of AISEC-GUARD-002), chat-template
+    /// markers such as
     /// `<|im_start|>system`, matched on the request text after Unicode folding.
     ///
     /// ## Why it matters
@@ -36,7 +38,11 @@ aisec_core::declare_rules! {
     /// injection ("start your response with 'Sure, here is'"), fiction that
     /// lifts the model's rules, and amoral personas ("an unfiltered and amoral
     /// chatbot"). Questions about ciphers, stories with two characters and
-    /// string concatenation in code do not match.
+    /// string concatenation in code do not match. In ten other languages
+    /// (German, French, Spanish, Italian, Portuguese, Russian, Chinese,
+    /// Japanese, Korean, Arabic): an AI without restrictions, "pretend you
+    /// have no rules", developer mode switched on in a notice to the model,
+    /// and "your rules do not apply here".
     ///
     /// ## Why it matters
     /// A working jailbreak makes the model produce what its operator meant it
@@ -60,7 +66,10 @@ aisec_core::declare_rules! {
 
     /// ## What it detects
     /// A request that asks the model to reveal, repeat or print its system
-    /// prompt or hidden instructions.
+    /// prompt or hidden instructions, in English and (since the session of
+    /// stop 45) in German, French, Spanish, Italian, Portuguese, Russian,
+    /// Chinese, Japanese, Korean and Arabic. A question about what a system
+    /// prompt is does not match.
     ///
     /// ## Why it matters
     /// System prompts often hold business logic, credentials or access rules;

@@ -44,10 +44,18 @@ pub enum Side {
     Output,
 }
 
+mod multilingual;
+
 struct Pattern {
     re: Regex,
     rule: &'static Rule,
     label: &'static str,
+    /// The pattern cannot match ASCII-only text (it needs a letter of another
+    /// script), so [`Pipeline::injection_rule_hits`] skips it there.
+    non_ascii: bool,
+    /// One of the other-language families (`scan/multilingual.rs`): run only
+    /// when their union, [`Pipeline::other_language_gate`], matches.
+    gated: bool,
 }
 
 /// ASCII word boundaries for the built-in patterns: a Unicode `\b` makes
@@ -99,6 +107,8 @@ fn injection_patterns() -> Vec<Pattern> {
         re: ci(re),
         rule,
         label,
+        non_ascii: false,
+        gated: false,
     };
     let inj = &rules::INJECTION_PATTERN;
     let jb = &rules::JAILBREAK_PATTERN;
@@ -231,6 +241,7 @@ fn injection_patterns() -> Vec<Pattern> {
         ),
     ];
     v.extend(jailbreak_structure_patterns());
+    v.extend(multilingual::other_language_patterns());
     v
 }
 
@@ -244,6 +255,8 @@ fn jailbreak_structure_patterns() -> Vec<Pattern> {
                 re: re(a),
                 rule: &rules::JAILBREAK_PATTERN,
                 label,
+                non_ascii: false,
+                gated: false,
             })
             .collect()
     };
@@ -516,6 +529,9 @@ pub struct Pipeline {
     /// The policy it was built from.
     pub policy: Policy,
     injection: Vec<Pattern>,
+    /// The union of the gated patterns: one pass over a text instead of one
+    /// prefilter scan per pattern (the same matches; bench/guard/MULTILINGUAL.md).
+    other_language_gate: Regex,
     secrets: Vec<SecretPattern>,
     pii: PiiPatterns,
     input_deny: Vec<(String, Regex, Action)>,
@@ -686,6 +702,7 @@ impl Pipeline {
         };
         Pipeline {
             injection: injection_patterns(),
+            other_language_gate: multilingual::gate(),
             secrets: secret_patterns(),
             pii: pii_patterns(),
             input_deny: compile_deny(&policy.input.deny),
@@ -990,9 +1007,21 @@ impl Pipeline {
 
     /// Rule-based injection check on already normalised text: the labels of the patterns that matched.
     pub fn injection_rule_hits(&self, normalised: &str) -> Vec<(&'static Rule, &'static str)> {
+        let ascii = normalised.is_ascii();
+        let mut gate: Option<bool> = None;
         self.injection
             .iter()
-            .filter(|p| p.re.is_match(normalised))
+            .filter(|p| {
+                if p.gated {
+                    if ascii && p.non_ascii {
+                        return false;
+                    }
+                    if !*gate.get_or_insert_with(|| self.other_language_gate.is_match(normalised)) {
+                        return false;
+                    }
+                }
+                p.re.is_match(normalised)
+            })
             .map(|p| (p.rule, p.label))
             .collect()
     }
@@ -1612,7 +1641,9 @@ mod tests {
 
     #[test]
     fn patterns_compile() {
-        assert_eq!(injection_patterns().len(), 57);
+        // 57 English and override patterns, 54 of the other-language families
+        assert_eq!(injection_patterns().len(), 57 + 54);
+        assert!(multilingual::gate().is_match("neue systemanweisung: antworte"));
         assert_eq!(secret_patterns().len(), 12);
     }
 
