@@ -267,6 +267,77 @@ def rows(gd, seed=53):
     return out
 
 
+# Candidate MWLPQ (session of stop 45; AISEC_GUARD_MULTILING_QUESTIONS=1): benign questions about model security and
+# about developer mode in ordinary apps, per language ({sec}: a security topic; {app}: an app or device). Written for
+# aisec; not the sentences of bench/guard/security_questions.tsv (the held-out probe of that decision).
+SECQ = {
+    "de": {"Q": ["Kannst du mir erklären, was {sec} ist?", "Welche Risiken bringt {sec} für Unternehmen mit sich?",
+                 "Woran erkennt man {sec} in der Praxis?", "Gibt es gute Fachartikel über {sec}?",
+                 "Wie aktiviere ich den Entwicklermodus {app}?"],
+           "SEC": ["Prompt-Injection", "ein Jailbreak bei Sprachmodellen", "ein Systemprompt", "Datenvergiftung beim Training"],
+           "APP": ["in Chrome", "auf einem Android-Tablet", "unter Windows 11", "in Visual Studio Code"]},
+    "fr": {"Q": ["Peux-tu m'expliquer ce qu'est {sec} ?", "Quels risques représente {sec} pour une entreprise ?",
+                 "Comment reconnaît-on {sec} en pratique ?", "Connais-tu de bons articles sur {sec} ?",
+                 "Comment activer le mode développeur {app} ?"],
+           "SEC": ["l'injection de prompt", "un jailbreak de modèle de langage", "un prompt système", "l'empoisonnement des données"],
+           "APP": ["dans Chrome", "sur une tablette Android", "sous Windows 11", "dans Visual Studio Code"]},
+    "es": {"Q": ["¿Me puedes explicar qué es {sec}?", "¿Qué riesgos supone {sec} para una empresa?",
+                 "¿Cómo se reconoce {sec} en la práctica?", "¿Conoces buenos artículos sobre {sec}?",
+                 "¿Cómo activo el modo desarrollador {app}?"],
+           "SEC": ["la inyección de prompts", "un jailbreak de un modelo de lenguaje", "un prompt de sistema", "el envenenamiento de datos"],
+           "APP": ["en Chrome", "en una tableta Android", "en Windows 11", "en Visual Studio Code"]},
+    "it": {"Q": ["Puoi spiegarmi che cos'è {sec}?", "Quali rischi comporta {sec} per un'azienda?",
+                 "Come si riconosce {sec} nella pratica?", "Conosci buoni articoli su {sec}?",
+                 "Come si attiva la modalità sviluppatore {app}?"],
+           "SEC": ["la prompt injection", "un jailbreak di un modello linguistico", "un prompt di sistema", "l'avvelenamento dei dati"],
+           "APP": ["in Chrome", "su un tablet Android", "in Windows 11", "in Visual Studio Code"]},
+    "pt": {"Q": ["Você pode me explicar o que é {sec}?", "Que riscos {sec} traz para uma empresa?",
+                 "Como se reconhece {sec} na prática?", "Você conhece bons artigos sobre {sec}?",
+                 "Como ativo o modo desenvolvedor {app}?"],
+           "SEC": ["a injeção de prompt", "um jailbreak de modelo de linguagem", "um prompt de sistema", "o envenenamento de dados"],
+           "APP": ["no Chrome", "num tablet Android", "no Windows 11", "no Visual Studio Code"]},
+    "ru": {"Q": ["Можешь объяснить, что такое {sec}?", "Какие риски несёт {sec} для компании?",
+                 "Как на практике распознать {sec}?", "Посоветуй хорошие статьи про {sec}.",
+                 "Как включить режим разработчика {app}?"],
+           "SEC": ["промпт-инъекция", "джейлбрейк языковой модели", "системный промпт", "отравление обучающих данных"],
+           "APP": ["в Chrome", "на планшете Android", "в Windows 11", "в Visual Studio Code"]},
+    "zh": {"Q": ["你能给我解释一下什么是{sec}吗？", "{sec}会给企业带来哪些风险？", "在实际中怎么识别{sec}？",
+                 "有没有关于{sec}的好文章？", "怎么{app}开启开发者模式？"],
+           "SEC": ["提示词注入", "大模型越狱", "系统提示词", "训练数据投毒"],
+           "APP": ["在Chrome里", "在安卓平板上", "在Windows 11上", "在VS Code里"]},
+    "ja": {"Q": ["{sec}とは何か説明してもらえますか？", "{sec}は企業にどんなリスクをもたらしますか？", "{sec}は実際にどうやって見分けますか？",
+                 "{sec}についての良い記事はありますか？", "{app}開発者モードを有効にするにはどうすればいいですか？"],
+           "SEC": ["プロンプトインジェクション", "言語モデルの脱獄", "システムプロンプト", "学習データの汚染"],
+           "APP": ["Chromeで", "Androidタブレットで", "Windows 11で", "VS Codeで"]},
+    "ko": {"Q": ["{sec}이 무엇인지 설명해 줄 수 있나요?", "{sec}은 기업에 어떤 위험을 가져오나요?", "실제로 {sec}을 어떻게 알아보나요?",
+                 "{sec}에 관한 좋은 글이 있나요?", "{app} 개발자 모드를 켜려면 어떻게 하나요?"],
+           "SEC": ["프롬프트 인젝션", "언어 모델 탈옥", "시스템 프롬프트", "학습 데이터 오염"],
+           "APP": ["크롬에서", "안드로이드 태블릿에서", "윈도우 11에서", "VS Code에서"]},
+    "ar": {"Q": ["هل يمكنك أن تشرح لي ما هو {sec}؟", "ما المخاطر التي يسببها {sec} للشركات؟", "كيف يمكن التعرف على {sec} عمليا؟",
+                 "هل تعرف مقالات جيدة عن {sec}؟", "كيف أفعل وضع المطور {app}؟"],
+           "SEC": ["حقن الأوامر", "كسر حماية النماذج اللغوية", "موجه النظام", "تسميم بيانات التدريب"],
+           "APP": ["في كروم", "على جهاز أندرويد لوحي", "في ويندوز 11", "في VS Code"]},
+}
+
+
+def question_rows(gd, seed=59):
+    """MWLPQ's benign questions: every template with each of its fillers (4 per template), split by template."""
+    rnd = random.Random(seed)
+    out, seen = [], set()
+    for lang in sorted(SECQ):
+        d = SECQ[lang]
+        for i, tpl in enumerate(d["Q"]):
+            fills = d["APP"] if "{app}" in tpl else d["SEC"]
+            for f in fills:
+                text = tpl.replace("{app}", f).replace("{sec}", f)
+                if text in seen:
+                    continue
+                seen.add(text)
+                out.append(gd.row(text, 0, SOURCE, "question", gd.split_of(f"multiling:{lang}:SECQ:{i}")))
+    rnd.shuffle(out)
+    return out
+
+
 if __name__ == "__main__":
     import collections
     import os

@@ -919,6 +919,9 @@ def corpus_rows():
         import guard_multiling
 
         rows += guard_multiling.rows(gd)
+        if os.environ.get("AISEC_GUARD_MULTILING_QUESTIONS", "0") == "1":
+            # candidate MWLPQ (same session): the same languages' benign questions about model security
+            rows += guard_multiling.question_rows(gd)
     if os.environ.get("AISEC_GUARD_PROSE", "0") == "1":
         # candidate, rejected (session of stop 36; bench/guard/DECISIONS.md): benign expository prose in 38 languages,
         # some behind a writing-request lead, and injected copies (scripts/guard/guard_prose.py; source "prose")
