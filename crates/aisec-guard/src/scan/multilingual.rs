@@ -200,10 +200,17 @@ fn needs_non_ascii(p: &str) -> bool {
                 split_top(&alt[1..end]).iter().all(|a| first_needs(a))
             }
             Some('[') => {
-                let end = alt.find(']').unwrap_or(alt.len());
+                let Some(end) = alt.find(']') else {
+                    return false;
+                };
                 alt[1..end].chars().all(|c| !c.is_ascii())
+                    && !matches!(alt[end + 1..].chars().next(), Some('?' | '*' | '{'))
             }
-            Some(c) => !c.is_ascii(),
+            // a letter made optional by the next character does not have to be there
+            Some(c) => {
+                !c.is_ascii()
+                    && !matches!(alt[c.len_utf8()..].chars().next(), Some('?' | '*' | '{'))
+            }
         }
     }
     split_top(p).iter().all(|a| first_needs(a))
@@ -499,6 +506,10 @@ mod tests {
         assert!(!needs_non_ascii("(vergiss|vergessen sie)\\s+"));
         assert!(!needs_non_ascii("(ki|assistent)|(ذكاء)"));
         assert!(!needs_non_ascii("(system|システム)\\s*:"));
+        assert!(!needs_non_ascii("新?x"));
+        assert!(!needs_non_ascii("(新|旧)*x"));
+        assert!(!needs_non_ascii("[新旧]?x"));
+        assert!(needs_non_ascii("[新旧]x"));
         // the marking never hides a match: every pattern marked non-ASCII fails on ASCII text by construction, and
         // each positive of the table above still fires through `injection_rule_hits` (the test before this one)
         let marked = super::other_language_patterns()
