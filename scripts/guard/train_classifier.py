@@ -109,6 +109,9 @@ bench/guard/DECISIONS.md, offered to operators through `[input.injection] model`
 (guard_userprompts.py, IFEval, IFBench and Arena-Hard v2.0 prompts). AISEC_GUARD_LANG_BALANCE=1 (session of stop 39, guard_lang.py): sample weights
 balanced per language group (rejected by its genre check, fresh9; DECISIONS.md). AISEC_GUARD_UISTRINGS=1 (session of
 stop 39, guard_uistrings.py): Django's translated interface strings as benign non-English rows (candidate H).
+AISEC_GUARD_MULTILING=1 (session of stop 45, guard_multiling.py): parallel benign requests and injections in ten
+languages (candidate MWLP), with AISEC_GUARD_MULTILING_QUESTIONS=1 also benign questions about model security in them
+(candidate MWLPQ); both rejected by their rules (DECISIONS.md).
 scripts/guard/curve_rule.py compares a
 candidate's run with the shipped model's by the curve rule.
 
