@@ -212,6 +212,190 @@ fn take(ws: &[(String, Tensor)], name: &str, shape: &[usize]) -> Result<Vec<f32>
     Ok(t.data.clone())
 }
 
+/// What a built graph ends with.
+#[derive(Debug, Clone, Copy)]
+enum Tail {
+    /// The mean of the last layer's token states (`[1, hidden]`).
+    Pooled,
+    /// That mean L2-normalised, then a linear layer (`head.weight`,
+    /// `head.bias`) of this many logits (`[1, k]`).
+    Head(usize),
+}
+
+/// The ONNX graph of encoder layers `layers` (with the embedding layer
+/// norm when they start at 0; otherwise the input is the token states
+/// that layer `layers.start - 1` wrote), ending as `tail` says.
+fn graph_p(
+    cfg: &BertConfig,
+    ws: &[(String, Tensor)],
+    layers: std::ops::Range<usize>,
+    tail: Tail,
+) -> Result<GraphP, ModelError> {
+    let h = cfg.hidden_size;
+    let heads = cfg.num_attention_heads;
+    let dh = h / heads;
+    let mut b = Build {
+        ws,
+        nodes: Vec::new(),
+        inits: Vec::new(),
+    };
+    let heads_shape = b.ints("shape.heads", vec![-1, heads as i64, dh as i64]);
+    let flat_shape = b.ints("shape.flat", vec![-1, h as i64]);
+    b.inits.push(TensorP {
+        name: "scale".into(),
+        dims: vec![1],
+        data: TensorData::F32(vec![1.0 / (dh as f32).sqrt()]),
+    });
+    let mut cur = if layers.start == 0 {
+        b.layer_norm("x", "embeddings.LayerNorm", h, cfg.layer_norm_eps, "emb")?;
+        "emb".to_string()
+    } else {
+        "x".to_string()
+    };
+    for i in layers {
+        let p = format!("encoder.layer.{i}");
+        let n = |s: &str| format!("l{i}.{s}");
+        for (w, t) in [("query", "q"), ("key", "k"), ("value", "v")] {
+            b.dense(&cur, &format!("{p}.attention.self.{w}"), h, h, &n(t))?;
+            b.node(
+                "Reshape",
+                vec![n(t), heads_shape.clone()],
+                &n(&format!("{t}r")),
+                vec![],
+            );
+        }
+        b.node("Transpose", vec![n("qr")], &n("qt"), perm(&[1, 0, 2]));
+        b.node("Transpose", vec![n("kr")], &n("kt"), perm(&[1, 2, 0]));
+        b.node("Transpose", vec![n("vr")], &n("vt"), perm(&[1, 0, 2]));
+        b.node("MatMul", vec![n("qt"), n("kt")], &n("s"), vec![]);
+        b.node("Mul", vec![n("s"), "scale".into()], &n("ss"), vec![]);
+        b.node(
+            "Softmax",
+            vec![n("ss")],
+            &n("p"),
+            vec![("axis".into(), AttrVal::I(-1))],
+        );
+        b.node("MatMul", vec![n("p"), n("vt")], &n("c"), vec![]);
+        b.node("Transpose", vec![n("c")], &n("ct"), perm(&[1, 0, 2]));
+        b.node(
+            "Reshape",
+            vec![n("ct"), flat_shape.clone()],
+            &n("cf"),
+            vec![],
+        );
+        b.dense(
+            &n("cf"),
+            &format!("{p}.attention.output.dense"),
+            h,
+            h,
+            &n("ao"),
+        )?;
+        b.node("Add", vec![n("ao"), cur.clone()], &n("r1"), vec![]);
+        b.layer_norm(
+            &n("r1"),
+            &format!("{p}.attention.output.LayerNorm"),
+            h,
+            cfg.layer_norm_eps,
+            &n("h1"),
+        )?;
+        b.dense(
+            &n("h1"),
+            &format!("{p}.intermediate.dense"),
+            h,
+            cfg.intermediate_size,
+            &n("f"),
+        )?;
+        b.node("Gelu", vec![n("f")], &n("fg"), vec![]);
+        b.dense(
+            &n("fg"),
+            &format!("{p}.output.dense"),
+            cfg.intermediate_size,
+            h,
+            &n("fo"),
+        )?;
+        b.node("Add", vec![n("fo"), n("h1")], &n("r2"), vec![]);
+        b.layer_norm(
+            &n("r2"),
+            &format!("{p}.output.LayerNorm"),
+            h,
+            cfg.layer_norm_eps,
+            &n("out"),
+        )?;
+        cur = n("out");
+    }
+    b.node(
+        "ReduceMean",
+        vec![cur],
+        "pooled",
+        vec![
+            ("axes".into(), AttrVal::Is(vec![0])),
+            ("keepdims".into(), AttrVal::I(1)),
+        ],
+    );
+    let (out, width) = match tail {
+        Tail::Pooled => ("pooled", h),
+        Tail::Head(k) => {
+            // The sentence-transformers embedding (L2-normalised mean),
+            // then a linear layer of `k` logits.
+            b.node(
+                "ReduceL2",
+                vec!["pooled".into()],
+                "norm",
+                vec![
+                    ("axes".into(), AttrVal::Is(vec![1])),
+                    ("keepdims".into(), AttrVal::I(1)),
+                ],
+            );
+            b.node(
+                "Div",
+                vec!["pooled".into(), "norm".into()],
+                "embedding",
+                vec![],
+            );
+            b.dense("embedding", "head", h, k, "logits")?;
+            ("logits", k)
+        }
+    };
+    Ok(GraphP {
+        nodes: b.nodes,
+        initializers: b.inits,
+        inputs: vec![ValueInfoP {
+            name: "x".into(),
+            dims: vec![None, Some(h)],
+        }],
+        outputs: vec![ValueInfoP {
+            name: out.into(),
+            dims: vec![Some(1), Some(width)],
+        }],
+    })
+}
+
+/// Encoder layers `first_layer..` of a BERT, mean-pooled and
+/// L2-normalised, then a linear head (`head.weight` `[k, hidden]` and
+/// `head.bias` `[k]`, taken from `ws` like the encoder's weights): a
+/// classifier whose input is the token states that layer `first_layer - 1`
+/// wrote ([`BertEncoder::states_after`]), one sequence per call
+/// (`[tokens, hidden]`), with output `[1, k]`. Made to fine-tune the top
+/// layers on cached states ([`crate::train::Trainer::step_summed`]); the
+/// constant `scale` (1/sqrt(head width)) is among its weights and should
+/// be frozen.
+pub fn top_classifier(
+    cfg: &BertConfig,
+    ws: &[(String, Tensor)],
+    first_layer: usize,
+    k: usize,
+) -> Result<crate::OnnxModel, ModelError> {
+    cfg.check()?;
+    if first_layer >= cfg.num_hidden_layers || k == 0 {
+        return Err(ModelError::Invalid(format!(
+            "top classifier from layer {first_layer} of {} with {k} outputs",
+            cfg.num_hidden_layers
+        )));
+    }
+    let g = graph_p(cfg, ws, first_layer..cfg.num_hidden_layers, Tail::Head(k))?;
+    crate::OnnxModel::from_graph_owned(g, OPSET, Some(vec![cfg.hidden_size]))
+}
+
 impl BertEncoder {
     /// Loads `config.json` and `model.safetensors` from a model directory
     /// (the layout of a sentence-transformers package).
@@ -232,8 +416,6 @@ impl BertEncoder {
     ) -> Result<BertEncoder, ModelError> {
         cfg.check()?;
         let h = cfg.hidden_size;
-        let heads = cfg.num_attention_heads;
-        let dh = h / heads;
         let word = take(
             ws,
             "embeddings.word_embeddings.weight",
@@ -256,112 +438,7 @@ impl BertEncoder {
             )));
         }
         let type0 = types.data[..h].to_vec();
-        let mut b = Build {
-            ws,
-            nodes: Vec::new(),
-            inits: Vec::new(),
-        };
-        let heads_shape = b.ints("shape.heads", vec![-1, heads as i64, dh as i64]);
-        let flat_shape = b.ints("shape.flat", vec![-1, h as i64]);
-        b.inits.push(TensorP {
-            name: "scale".into(),
-            dims: vec![1],
-            data: TensorData::F32(vec![1.0 / (dh as f32).sqrt()]),
-        });
-        b.layer_norm("x", "embeddings.LayerNorm", h, cfg.layer_norm_eps, "emb")?;
-        let mut cur = "emb".to_string();
-        for i in 0..cfg.num_hidden_layers {
-            let p = format!("encoder.layer.{i}");
-            let n = |s: &str| format!("l{i}.{s}");
-            for (w, t) in [("query", "q"), ("key", "k"), ("value", "v")] {
-                b.dense(&cur, &format!("{p}.attention.self.{w}"), h, h, &n(t))?;
-                b.node(
-                    "Reshape",
-                    vec![n(t), heads_shape.clone()],
-                    &n(&format!("{t}r")),
-                    vec![],
-                );
-            }
-            b.node("Transpose", vec![n("qr")], &n("qt"), perm(&[1, 0, 2]));
-            b.node("Transpose", vec![n("kr")], &n("kt"), perm(&[1, 2, 0]));
-            b.node("Transpose", vec![n("vr")], &n("vt"), perm(&[1, 0, 2]));
-            b.node("MatMul", vec![n("qt"), n("kt")], &n("s"), vec![]);
-            b.node("Mul", vec![n("s"), "scale".into()], &n("ss"), vec![]);
-            b.node(
-                "Softmax",
-                vec![n("ss")],
-                &n("p"),
-                vec![("axis".into(), AttrVal::I(-1))],
-            );
-            b.node("MatMul", vec![n("p"), n("vt")], &n("c"), vec![]);
-            b.node("Transpose", vec![n("c")], &n("ct"), perm(&[1, 0, 2]));
-            b.node(
-                "Reshape",
-                vec![n("ct"), flat_shape.clone()],
-                &n("cf"),
-                vec![],
-            );
-            b.dense(
-                &n("cf"),
-                &format!("{p}.attention.output.dense"),
-                h,
-                h,
-                &n("ao"),
-            )?;
-            b.node("Add", vec![n("ao"), cur.clone()], &n("r1"), vec![]);
-            b.layer_norm(
-                &n("r1"),
-                &format!("{p}.attention.output.LayerNorm"),
-                h,
-                cfg.layer_norm_eps,
-                &n("h1"),
-            )?;
-            b.dense(
-                &n("h1"),
-                &format!("{p}.intermediate.dense"),
-                h,
-                cfg.intermediate_size,
-                &n("f"),
-            )?;
-            b.node("Gelu", vec![n("f")], &n("fg"), vec![]);
-            b.dense(
-                &n("fg"),
-                &format!("{p}.output.dense"),
-                cfg.intermediate_size,
-                h,
-                &n("fo"),
-            )?;
-            b.node("Add", vec![n("fo"), n("h1")], &n("r2"), vec![]);
-            b.layer_norm(
-                &n("r2"),
-                &format!("{p}.output.LayerNorm"),
-                h,
-                cfg.layer_norm_eps,
-                &n("out"),
-            )?;
-            cur = n("out");
-        }
-        b.node(
-            "ReduceMean",
-            vec![cur],
-            "pooled",
-            vec![
-                ("axes".into(), AttrVal::Is(vec![0])),
-                ("keepdims".into(), AttrVal::I(1)),
-            ],
-        );
-        let g = GraphP {
-            nodes: b.nodes,
-            initializers: b.inits,
-            inputs: vec![ValueInfoP {
-                name: "x".into(),
-                dims: vec![None, Some(h)],
-            }],
-            outputs: vec![ValueInfoP {
-                name: "pooled".into(),
-                dims: vec![Some(1), Some(h)],
-            }],
-        };
+        let g = graph_p(&cfg, ws, 0..cfg.num_hidden_layers, Tail::Pooled)?;
         let graph = Graph::compile(&g, OPSET)?;
         Ok(BertEncoder {
             cfg,
@@ -381,6 +458,43 @@ impl BertEncoder {
     /// include the `[CLS]` and `[SEP]` tokens), L2-normalised: the
     /// sentence-transformers embedding.
     pub fn embed(&self, ids: &[u32]) -> Result<Vec<f32>, ModelError> {
+        let h = self.cfg.hidden_size;
+        let tape = self.graph.forward(self.input(ids)?)?;
+        let mut v = match self.graph.output_of(&tape)? {
+            Val::F(_, d) => d.to_vec(),
+            Val::I(..) => return Err(ModelError::Invalid("encoder output is not float".into())),
+        };
+        if v.len() != h {
+            return Err(ModelError::Shape(format!(
+                "pooled output has {} values",
+                v.len()
+            )));
+        }
+        let n = v.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-12);
+        v.iter_mut().for_each(|a| *a /= n);
+        Ok(v)
+    }
+
+    /// The token states that encoder layer `layer` writes for `ids`
+    /// (`ids.len() x hidden`, row-major): the input of
+    /// [`top_classifier`] when it starts at `layer + 1`. Runs the whole
+    /// graph; layers above `layer` are wasted work.
+    pub fn states_after(&self, ids: &[u32], layer: usize) -> Result<Vec<f32>, ModelError> {
+        if layer >= self.cfg.num_hidden_layers {
+            return Err(ModelError::Invalid(format!(
+                "layer {layer} of {}",
+                self.cfg.num_hidden_layers
+            )));
+        }
+        let tape = self.graph.forward(self.input(ids)?)?;
+        match self.graph.node_value(&tape, &format!("l{layer}.out"), 0) {
+            Some(Val::F(_, d)) => Ok(d.to_vec()),
+            _ => Err(ModelError::Invalid(format!("no states of layer {layer}"))),
+        }
+    }
+
+    /// The graph's input for `ids`: token, position and type embeddings summed.
+    fn input(&self, ids: &[u32]) -> Result<Val, ModelError> {
         let h = self.cfg.hidden_size;
         if ids.is_empty() || ids.len() > self.cfg.max_position_embeddings {
             return Err(ModelError::Shape(format!(
@@ -406,22 +520,7 @@ impl BertEncoder {
                     .map(|((a, b), c)| a + b + c),
             );
         }
-        let tape = self
-            .graph
-            .forward(Val::F(vec![ids.len(), h], Arc::new(x)))?;
-        let mut v = match self.graph.output_of(&tape)? {
-            Val::F(_, d) => d.to_vec(),
-            Val::I(..) => return Err(ModelError::Invalid("encoder output is not float".into())),
-        };
-        if v.len() != h {
-            return Err(ModelError::Shape(format!(
-                "pooled output has {} values",
-                v.len()
-            )));
-        }
-        let n = v.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-12);
-        v.iter_mut().for_each(|a| *a /= n);
-        Ok(v)
+        Ok(Val::F(vec![ids.len(), h], Arc::new(x)))
     }
 }
 
@@ -633,6 +732,103 @@ mod tests {
             let norm: f32 = got.iter().map(|a| a * a).sum();
             assert!((norm - 1.0).abs() < 1e-4);
         }
+    }
+
+    fn with_head(cfg: &BertConfig, seed: u64) -> Vec<(String, Tensor)> {
+        let mut ws = rand_weights(cfg, seed);
+        let h = cfg.hidden_size;
+        let w: Vec<f32> = (0..2 * h).map(|i| ((i * 7 % 11) as f32 - 5.0) / 5.0).collect();
+        ws.push(("head.weight".into(), Tensor::new(vec![2, h], w).expect("shape")));
+        ws.push(("head.bias".into(), Tensor::new(vec![2], vec![0.1, -0.2]).expect("shape")));
+        ws
+    }
+
+    #[test]
+    fn top_classifier_continues_the_encoder_from_cached_states() {
+        let cfg = tiny_cfg();
+        let ws = with_head(&cfg, 5);
+        let enc = BertEncoder::from_weights(cfg.clone(), &ws).expect("builds");
+        let top = top_classifier(&cfg, &ws, 1, 2).expect("builds");
+        let (hw, hb) = (&ws[ws.len() - 2].1.data, &ws[ws.len() - 1].1.data);
+        for ids in [vec![1u32, 5, 7, 2], vec![4, 9, 3]] {
+            let states = enc.states_after(&ids, 0).expect("runs");
+            assert_eq!(states.len(), ids.len() * cfg.hidden_size);
+            let x = Tensor::new(vec![ids.len(), cfg.hidden_size], states).expect("shape");
+            let got = top.forward(&x).expect("runs").data;
+            let e = enc.embed(&ids).expect("runs");
+            for (k, g) in got.iter().enumerate() {
+                let row = &hw[k * cfg.hidden_size..(k + 1) * cfg.hidden_size];
+                let want = hb[k] + row.iter().zip(&e).map(|(a, b)| a * b).sum::<f32>();
+                assert!((g - want).abs() < 1e-4, "{ids:?} logit {k}: {g} vs {want}");
+            }
+        }
+        assert!(enc.states_after(&[1, 2], 2).is_err());
+        assert!(top_classifier(&cfg, &ws, 2, 2).is_err());
+    }
+
+    #[test]
+    fn fine_tuning_the_top_layer_on_cached_states_lowers_the_loss() {
+        use crate::classifier::Loss;
+        use crate::train::{Optimizer, Trainer};
+        let cfg = tiny_cfg();
+        let ws = with_head(&cfg, 6);
+        let enc = BertEncoder::from_weights(cfg.clone(), &ws).expect("builds");
+        let mut top = top_classifier(&cfg, &ws, 1, 2).expect("builds");
+        // Label 1 when token 3 appears: sequences of different lengths.
+        let data: Vec<(Vec<u32>, usize)> = (0..16u32)
+            .map(|i| {
+                let mut ids = vec![1, 4 + i % 9, 5 + i % 7];
+                if i % 2 == 0 {
+                    ids.push(3);
+                }
+                ids.extend(std::iter::repeat_n(6, (i % 3) as usize));
+                (ids, (i % 2 == 0) as usize)
+            })
+            .collect();
+        let xs: Vec<Tensor> = data
+            .iter()
+            .map(|(ids, _)| {
+                let s = enc.states_after(ids, 0).expect("runs");
+                Tensor::new(vec![ids.len(), cfg.hidden_size], s).expect("shape")
+            })
+            .collect();
+        let loss = |top: &crate::OnnxModel| -> f32 {
+            xs.iter()
+                .zip(&data)
+                .map(|(x, (_, y))| {
+                    let z = top.forward(x).expect("runs").data;
+                    let m = z[0].max(z[1]);
+                    let lse = m + ((z[0] - m).exp() + (z[1] - m).exp()).ln();
+                    lse - z[*y]
+                })
+                .sum::<f32>()
+                / xs.len() as f32
+        };
+        let before = loss(&top);
+        let mut tr = Trainer::new(Optimizer::adam(0.01));
+        tr.freeze(["scale".to_string()]);
+        let scale = top.weight("scale").expect("scale").data;
+        for _ in 0..30 {
+            let mut sum: Option<Vec<(String, Tensor)>> = None;
+            for (x, (_, y)) in xs.iter().zip(&data) {
+                let (_, g) = top
+                    .weight_grads(x, &Loss::CrossEntropy { labels: vec![*y] })
+                    .expect("grads");
+                match &mut sum {
+                    None => sum = Some(g),
+                    Some(acc) => {
+                        for ((_, a), (_, b)) in acc.iter_mut().zip(&g) {
+                            a.data.iter_mut().zip(&b.data).for_each(|(a, b)| *a += b);
+                        }
+                    }
+                }
+            }
+            tr.step_summed(&mut top, xs.len(), sum.expect("grads"))
+                .expect("step");
+        }
+        let after = loss(&top);
+        assert!(after < 0.5 * before, "loss {before} -> {after}");
+        assert_eq!(top.weight("scale").expect("scale").data, scale);
     }
 
     #[test]

@@ -186,6 +186,20 @@ impl Trainer {
         Ok(vals.iter().sum::<f32>() / vals.len().max(1) as f32)
     }
 
+    /// One update from weight gradients summed over `n` examples, for
+    /// batches that cannot share one tensor (sequences of different
+    /// lengths, each run through [`OnnxModel::weight_grads`] on its own,
+    /// their gradients added up). The same update as [`Trainer::step_loss`]
+    /// on a batch of those `n` examples.
+    pub fn step_summed(
+        &mut self,
+        model: &mut OnnxModel,
+        n: usize,
+        grads: Vec<(String, Tensor)>,
+    ) -> Result<(), ModelError> {
+        self.apply(model, &vec![0.0; n.max(1)], grads)
+    }
+
     /// Applies one update from per-example losses and summed weight
     /// gradients (as [`OnnxModel::weight_grads`] returns them).
     pub(crate) fn apply(

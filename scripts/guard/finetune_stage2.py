@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Fine-tune the top encoder layer of the guard's second stage (candidate FT, bench/guard/DECISIONS.md).
+
+The second stage today is all-MiniLM-L6-v2 frozen with a logistic head on its sentence embedding
+(train_stage2.py). Here the encoder's last layer and the head are trained together on passages of the
+training split, the lower five layers frozen (their token states computed once per passage), by aisec's own
+executor: crates/aisec-guard/examples/finetune_stage2.rs (aisec_model::bert::top_classifier,
+Trainer::step_summed). The head starts at the shipped logistic head.
+
+Steps (each writes into WORK, default bench/guard/work/ft):
+  data     train.jsonl: the training split of the pinned corpus (scripts/guard/data/corpus.jsonl.xz),
+           at most PER rows per (source, label, kind) group, drawn with random.Random(17);
+           valloss.jsonl: 2,000 validation-split rows whose fast score is >= 0.3 (random.Random(19)),
+           read only for the per-epoch validation loss that picks the epoch
+  train    runs the example (EPOCHS, LR, batch 16, seed 0); writes top.eE.safetensors per epoch
+  pick     the epoch of lowest validation loss, rounded to f16 -> top.f16.safetensors (the artifact that
+           is measured and, if the rule passes, shipped)
+  score    FT probabilities of the test split's and the validation sample's rows with fast score >= 0.3
+
+Usage: scripts/guard/finetune_stage2.py data|train|pick|score   (after train_classifier.py; uses its venv)
+Environment: AISEC_GUARD_FT_PER (350), AISEC_GUARD_FT_EPOCHS (3), AISEC_GUARD_FT_LR (3e-5),
+AISEC_GUARD_FT_WORK (bench/guard/work/ft).
+"""
+import json
+import lzma
+import os
+import random
+import struct
+import subprocess
+import sys
+from collections import defaultdict
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+VENV = os.path.join(HERE, ".venv")
+WORK = os.environ.get("AISEC_GUARD_FT_WORK") or os.path.join(ROOT, "bench", "guard", "work", "ft")
+GUARD_WORK = os.path.join(ROOT, "bench", "guard", "work")
+MODEL = os.path.join(GUARD_WORK, "minilm")
+PER = int(os.environ.get("AISEC_GUARD_FT_PER", "350"))
+EPOCHS = int(os.environ.get("AISEC_GUARD_FT_EPOCHS", "3"))
+LR = os.environ.get("AISEC_GUARD_FT_LR", "3e-5")
+MIN_FAST = 0.3
+
+
+def ensure_venv():
+    py = os.path.join(VENV, "bin", "python")
+    if os.path.abspath(sys.executable) != os.path.abspath(py):
+        if not os.path.exists(py):
+            sys.exit("run scripts/guard/train_classifier.py first (it makes the venv and the data)")
+        os.execv(py, [py] + sys.argv)
+
+
+def write_jsonl(path, rows):
+    with open(path, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps({k: r[k] for k in ("text", "label", "source", "kind") if k in r}, ensure_ascii=False) + "\n")
+
+
+def load(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def data():
+    groups = defaultdict(list)
+    with lzma.open(os.path.join(HERE, "data", "corpus.jsonl.xz"), "rt", encoding="utf-8") as f:
+        next(f)
+        for line in f:
+            r = json.loads(line)
+            if r["split"] == "train":
+                groups[(r["source"], r["label"], r["kind"])].append(r)
+    rs = random.Random(17)
+    train = []
+    for k in sorted(groups):
+        g = groups[k]
+        train += rs.sample(g, min(PER, len(g)))
+    rs.shuffle(train)
+    val = [r for r in load(os.path.join(GUARD_WORK, "val.jsonl")) if r["py_score"] >= MIN_FAST]
+    val = random.Random(19).sample(val, min(2000, len(val)))
+    os.makedirs(WORK, exist_ok=True)
+    write_jsonl(os.path.join(WORK, "train.jsonl"), train)
+    write_jsonl(os.path.join(WORK, "valloss.jsonl"), val)
+    pos = sum(r["label"] for r in train)
+    print(f"train.jsonl: {len(train)} rows ({pos} attacks) from {len(groups)} groups; valloss.jsonl: {len(val)} rows")
+
+
+def exe():
+    subprocess.check_call(["cargo", "build", "-q", "--release", "-p", "aisec-guard", "--example", "finetune_stage2"], cwd=ROOT)
+    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+    return os.path.join(target, "release", "examples", "finetune_stage2")
+
+
+def train():
+    subprocess.check_call([exe(), "train", MODEL, os.path.join(WORK, "train.jsonl"), os.path.join(WORK, "valloss.jsonl"),
+                           os.path.join(WORK, "top"), str(EPOCHS), LR, "16", "0"])
+
+
+def read_st(path):
+    import numpy as np
+
+    with open(path, "rb") as f:
+        b = f.read()
+    n = struct.unpack("<Q", b[:8])[0]
+    head = json.loads(b[8:8 + n])
+    out = {}
+    for k, v in head.items():
+        if k == "__metadata__":
+            continue
+        s, e = v["data_offsets"]
+        dt = {"F32": "<f4", "F16": "<f2"}[v["dtype"]]
+        out[k] = np.frombuffer(b[8 + n + s:8 + n + e], dtype=dt).reshape(v["shape"])
+    return out
+
+
+def write_st_f16(path, tensors, meta):
+    import numpy as np
+
+    head, blobs, off = {"__metadata__": meta}, [], 0
+    for k in sorted(tensors):
+        a = np.ascontiguousarray(tensors[k].astype("<f2"))
+        head[k] = {"dtype": "F16", "shape": list(a.shape), "data_offsets": [off, off + a.nbytes]}
+        blobs.append(a.tobytes())
+        off += a.nbytes
+    h = json.dumps(head, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def pick():
+    import numpy as np
+
+    val = load(os.path.join(WORK, "valloss.jsonl"))
+    y = np.array([r["label"] for r in val])
+    best = None
+    for e in range(0, EPOCHS + 1):
+        p = np.fromfile(os.path.join(WORK, f"top.val.{e}.prob"), dtype="<f4").astype(np.float64)
+        loss = float(-np.mean(np.log(np.clip(np.where(y == 1, p, 1 - p), 1e-7, 1))))
+        print(f"epoch {e}: validation loss {loss:.4f}")
+        if e > 0 and (best is None or loss < best[0]):
+            best = (loss, e)
+    e = best[1]
+    t = read_st(os.path.join(WORK, f"top.e{e}.safetensors"))
+    meta = {"about": f"all-MiniLM-L6-v2's last layer and a 2-logit head fine-tuned by scripts/guard/finetune_stage2.py "
+                     f"(epoch {e} of {EPOCHS}, lr {LR}, {PER} rows per group)"}
+    write_st_f16(os.path.join(WORK, "top.f16.safetensors"), t, meta)
+    print(f"epoch {e} -> {WORK}/top.f16.safetensors")
+
+
+def score():
+    # the rows train_stage2.py chooses operating points on (its fixed validation sample) and the test split
+    val = load(os.path.join(GUARD_WORK, "val.jsonl"))
+    if len(val) > 3000:
+        val = random.Random(5).sample(val, 3000)
+    write_jsonl(os.path.join(WORK, "val3000.jsonl"), val)
+    e = exe()
+    top = os.path.join(WORK, "top.f16.safetensors")
+    for name, path in (("val3000", os.path.join(WORK, "val3000.jsonl")), ("test", os.path.join(GUARD_WORK, "test.jsonl"))):
+        subprocess.check_call([e, "score", MODEL, top, path, os.path.join(WORK, name + ".prob"), str(MIN_FAST)])
+
+
+def main():
+    ensure_venv()
+    step = sys.argv[1] if len(sys.argv) > 1 else ""
+    {"data": data, "train": train, "pick": pick, "score": score}.get(step, lambda: sys.exit(__doc__))()
+
+
+if __name__ == "__main__":
+    main()
