@@ -5,7 +5,8 @@ The second stage today is all-MiniLM-L6-v2 frozen with a logistic head on its se
 (train_stage2.py). Here the encoder's last layer and the head are trained together on passages of the
 training split, the lower five layers frozen (their token states computed once per passage), by aisec's own
 executor: crates/aisec-guard/examples/finetune_stage2.rs (aisec_model::bert::top_classifier,
-Trainer::step_summed). The head starts at the shipped logistic head.
+Trainer::step_summed). The head starts at the logistic head fitted on the frozen encoder
+(scripts/guard/data/minilm_head_frozen.json: the committed head before FT, session of stop 44).
 
 Steps (each writes into WORK, default bench/guard/work/ft):
   data     train.jsonl: the training split of the pinned corpus (scripts/guard/data/corpus.jsonl.xz),
@@ -18,6 +19,14 @@ Steps (each writes into WORK, default bench/guard/work/ft):
   score    FT probabilities of the test split's and the validation sample's rows with fast score >= 0.3
 
 Usage: scripts/guard/finetune_stage2.py data|train|pick|score   (after train_classifier.py; uses its venv)
+
+Shipping (as done for FT, session of stop 46): data, train, pick; copy WORK/top.f16.safetensors to
+crates/aisec-guard/assets/minilm_top.safetensors; then
+  AISEC_GUARD_STAGE2_TOP=WORK/top.f16.safetensors AISEC_GUARD_STAGE2_TOP_NAME=minilm_top.safetensors \
+  AISEC_GUARD_STAGE2_DIR=/tmp/ft-stage2 scripts/guard/train_stage2.py
+which chooses the operating points on the fine-tuned encoder, refits the indirect head and writes
+crates/aisec-guard/assets/minilm_head.json naming the weights. `score` and scripts/guard/ft_rule.py read the rule
+of DECISIONS.md on the test split.
 Environment: AISEC_GUARD_FT_PER (350), AISEC_GUARD_FT_EPOCHS (3), AISEC_GUARD_FT_LR (3e-5),
 AISEC_GUARD_FT_WORK (bench/guard/work/ft).
 """
@@ -40,6 +49,7 @@ PER = int(os.environ.get("AISEC_GUARD_FT_PER", "350"))
 EPOCHS = int(os.environ.get("AISEC_GUARD_FT_EPOCHS", "3"))
 LR = os.environ.get("AISEC_GUARD_FT_LR", "3e-5")
 MIN_FAST = 0.3
+INIT_HEAD = os.path.join(HERE, "data", "minilm_head_frozen.json")
 
 
 def ensure_venv():
@@ -91,8 +101,10 @@ def exe():
 
 
 def train():
+    # the head the shipped FT started from: the logistic head of the frozen encoder that shipped before it
+    env = dict(os.environ, AISEC_GUARD_FT_INIT_HEAD=os.environ.get("AISEC_GUARD_FT_INIT_HEAD") or INIT_HEAD)
     subprocess.check_call([exe(), "train", MODEL, os.path.join(WORK, "train.jsonl"), os.path.join(WORK, "valloss.jsonl"),
-                           os.path.join(WORK, "top"), str(EPOCHS), LR, "16", "0"])
+                           os.path.join(WORK, "top"), str(EPOCHS), LR, "16", "0"], env=env)
 
 
 def read_st(path):

@@ -6,7 +6,8 @@
 //! head ([`aisec_model::bert::top_classifier`]) are trained on them with
 //! Adam, one passage per forward/backward pass (passages differ in length)
 //! and gradients summed over a batch ([`Trainer::step_summed`]). The head
-//! starts from the shipped logistic head (`minilm_head.json`), so training
+//! starts from a logistic head fitted on the frozen encoder (the file named
+//! by `AISEC_GUARD_FT_INIT_HEAD`, else the committed head), so training
 //! starts where the frozen second stage is. Passages are the ones the guard
 //! gives the encoder (the fast classifier's best window with context), made
 //! by the same Rust code that serves them.
@@ -63,11 +64,17 @@ fn setup(dir: &Path) -> anyhow::Result<Setup> {
     let cfg = BertConfig::from_json(&std::fs::read_to_string(dir.join("config.json"))?)?;
     let ws = aisec_model::safetensors::read_safetensors(dir.join("model.safetensors"))?;
     let vocab = WordPiece::from_vocab(&std::fs::read_to_string(dir.join("vocab.txt"))?)?;
+    // The head training starts from (and whose passage settings it uses):
+    // AISEC_GUARD_FT_INIT_HEAD, else the committed one.
+    let head = match std::env::var("AISEC_GUARD_FT_INIT_HEAD") {
+        Ok(p) => Head::from_json(&std::fs::read_to_string(p)?)?,
+        Err(_) => Head::builtin()?,
+    };
     Ok(Setup {
         cfg,
         ws,
         vocab,
-        head: Head::builtin()?,
+        head,
     })
 }
 

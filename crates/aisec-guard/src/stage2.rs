@@ -1,7 +1,11 @@
 //! Second stage of the injection classifier: a sentence encoder
 //! (all-MiniLM-L6-v2, or any BERT with the same layout) run by
-//! aisec-model's graph executor, mean-pooled, and a logistic head trained
-//! on the training split (`scripts/guard/train_stage2.py`).
+//! aisec-model's graph executor, mean-pooled, and a logistic head. The
+//! committed head comes with the encoder's last layer fine-tuned with it on
+//! passages of the training split (`assets/minilm_top.safetensors`, f16,
+//! loaded over the downloaded encoder's layer: `scripts/guard/finetune_stage2.py`);
+//! its operating points and the indirect head are chosen and fitted on
+//! that encoder (`scripts/guard/train_stage2.py`).
 //!
 //! It runs only where the fast classifier is unsure (its score in the band
 //! `[band_low, band_high)` chosen on the validation split) and, for tool or
@@ -24,6 +28,10 @@ use crate::classifier::{Classifier, Scored};
 use crate::wordpiece::WordPiece;
 
 static HEAD_JSON: &str = include_str!("../assets/minilm_head.json");
+/// The committed head's fine-tuned encoder weights (`encoder_top` of
+/// `assets/minilm_head.json`; `scripts/guard/finetune_stage2.py`).
+static TOP_BYTES: &[u8] = include_bytes!("../assets/minilm_top.safetensors");
+const TOP_NAME: &str = "minilm_top.safetensors";
 const HEAD_FORMAT: &str = "aisec-guard-encoder-head/1";
 /// Largest weight file the loader reads (all-MiniLM-L6-v2 is 91 MB).
 const MAX_MODEL_BYTES: u64 = 1 << 30;
@@ -85,7 +93,8 @@ pub struct Head {
     /// Fine-tuned encoder weights that replace the model directory's (a
     /// safetensors file of some of its tensors, for example the last
     /// layer; see [`overlay`]), as a path relative to the head file's
-    /// folder. `None`: the encoder as downloaded.
+    /// folder (the committed head's are built in). `None`: the encoder as
+    /// downloaded.
     #[serde(default)]
     pub encoder_top: Option<String>,
 }
@@ -270,14 +279,20 @@ impl SecondStage {
         let mut ws = aisec_model::safetensors::parse_safetensors(&st)?;
         drop(st);
         if let Some(top) = &head.encoder_top {
-            let path = match &head_dir {
-                Some(d) => d.join(top),
-                None => Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("assets")
-                    .join(top),
+            let tensors = match &head_dir {
+                Some(d) => aisec_model::safetensors::parse_safetensors(&read(
+                    &d.join(top),
+                    MAX_TOP_BYTES,
+                )?)?,
+                // The committed head names the committed weights.
+                None if top == TOP_NAME => aisec_model::safetensors::parse_safetensors(TOP_BYTES)?,
+                None => {
+                    return Err(Stage2Error::Head(format!(
+                        "the built-in head names '{top}', not {TOP_NAME}"
+                    )))
+                }
             };
-            let b = read(&path, MAX_TOP_BYTES)?;
-            overlay(&mut ws, aisec_model::safetensors::parse_safetensors(&b)?)?;
+            overlay(&mut ws, tensors)?;
         }
         let encoder = BertEncoder::from_weights(cfg, &ws)?;
         drop(ws);
@@ -431,6 +446,29 @@ mod tests {
     fn builtin_head_parses() {
         let h = Head::builtin().expect("head");
         assert!(h.band_low <= h.band_high && h.max_tokens >= 2);
+    }
+
+    #[test]
+    fn builtin_head_and_its_fine_tuned_weights_agree() {
+        let h = Head::builtin().expect("head");
+        assert_eq!(h.encoder_top.as_deref(), Some(TOP_NAME));
+        let ts = aisec_model::safetensors::parse_safetensors(TOP_BYTES).expect("parses");
+        let layers: Vec<&str> = ts
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .filter(|n| !n.starts_with("head."))
+            .collect();
+        assert_eq!(layers.len(), 16, "{layers:?}");
+        assert!(layers.iter().all(|n| n.starts_with("encoder.layer.5.")));
+        // The head file's weights are the fine-tuned head's logit difference.
+        let get = |n: &str| ts.iter().find(|(k, _)| k == n).expect(n).1.data.clone();
+        let (w, b) = (get("head.weight"), get("head.bias"));
+        let d = h.weights.len();
+        assert_eq!(w.len(), 2 * d);
+        for (j, hw) in h.weights.iter().enumerate() {
+            assert!((hw - (w[d + j] - w[j])).abs() < 1e-3, "weight {j}");
+        }
+        assert!((h.bias - (b[1] - b[0])).abs() < 1e-3);
     }
 
     #[test]
