@@ -28,7 +28,7 @@ which chooses the operating points on the fine-tuned encoder, refits the indirec
 crates/aisec-guard/assets/minilm_head.json naming the weights. `score` and scripts/guard/ft_rule.py read the rule
 of DECISIONS.md on the test split.
 Environment: AISEC_GUARD_FT_PER (350), AISEC_GUARD_FT_EPOCHS (3), AISEC_GUARD_FT_LR (3e-5),
-AISEC_GUARD_FT_WORK (bench/guard/work/ft).
+AISEC_GUARD_FT_WORK (bench/guard/work/ft), AISEC_GUARD_FT_LAYERS (1: how many top layers are trained).
 """
 import json
 import lzma
@@ -153,8 +153,9 @@ def pick():
             best = (loss, e)
     e = best[1]
     t = read_st(os.path.join(WORK, f"top.e{e}.safetensors"))
-    meta = {"about": f"all-MiniLM-L6-v2's last layer and a 2-logit head fine-tuned by scripts/guard/finetune_stage2.py "
-                     f"(epoch {e} of {EPOCHS}, lr {LR}, {PER} rows per group)"}
+    layers = os.environ.get("AISEC_GUARD_FT_LAYERS", "1")
+    meta = {"about": f"all-MiniLM-L6-v2's top {layers} layer(s) and a 2-logit head fine-tuned by "
+                     f"scripts/guard/finetune_stage2.py (epoch {e} of {EPOCHS}, lr {LR}, {PER} rows per group)"}
     write_st_f16(os.path.join(WORK, "top.f16.safetensors"), t, meta)
     print(f"epoch {e} -> {WORK}/top.f16.safetensors")
 

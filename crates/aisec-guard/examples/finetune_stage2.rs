@@ -1,5 +1,6 @@
-//! Fine-tunes the top encoder layer of the guard's second stage, with its
-//! head, for `scripts/guard/finetune_stage2.py`.
+//! Fine-tunes the top encoder layer (or the top `AISEC_GUARD_FT_LAYERS`
+//! layers) of the guard's second stage, with its head, for
+//! `scripts/guard/finetune_stage2.py`.
 //!
 //! The lower layers stay frozen, so their token states are computed once
 //! per passage ([`BertEncoder::states_after`]) and the top layer and the
@@ -154,8 +155,17 @@ fn train(a: &[String]) -> anyhow::Result<()> {
         (16, 0)
     };
     let layers = s.cfg.num_hidden_layers;
-    anyhow::ensure!(layers >= 2, "the encoder needs two layers or more");
-    let first = layers - 1;
+    // AISEC_GUARD_FT_LAYERS: how many top layers are trained (1 by default).
+    let top_layers: usize = std::env::var("AISEC_GUARD_FT_LAYERS")
+        .ok()
+        .map(|v| v.parse())
+        .transpose()?
+        .unwrap_or(1);
+    anyhow::ensure!(
+        top_layers >= 1 && top_layers < layers,
+        "AISEC_GUARD_FT_LAYERS must be 1..{layers}"
+    );
+    let first = layers - top_layers;
     let h = s.cfg.hidden_size;
     anyhow::ensure!(
         s.head.weights.len() == h,
@@ -169,7 +179,7 @@ fn train(a: &[String]) -> anyhow::Result<()> {
     // is its score.
     let mut ws: Vec<(String, Tensor)> =
         s.ws.iter()
-            .filter(|(n, _)| n.contains(&format!("layer.{first}.")))
+            .filter(|(n, _)| (first..layers).any(|l| n.contains(&format!("layer.{l}."))))
             .cloned()
             .collect();
     let mut hw = vec![0.0; h];
