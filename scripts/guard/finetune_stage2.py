@@ -39,9 +39,10 @@ import subprocess
 import sys
 from collections import defaultdict
 
+from train_stage2 import ensure_venv
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
-VENV = os.path.join(HERE, ".venv")
 WORK = os.environ.get("AISEC_GUARD_FT_WORK") or os.path.join(ROOT, "bench", "guard", "work", "ft")
 GUARD_WORK = os.path.join(ROOT, "bench", "guard", "work")
 MODEL = os.path.join(GUARD_WORK, "minilm")
@@ -50,14 +51,6 @@ EPOCHS = int(os.environ.get("AISEC_GUARD_FT_EPOCHS", "3"))
 LR = os.environ.get("AISEC_GUARD_FT_LR", "3e-5")
 MIN_FAST = 0.3
 INIT_HEAD = os.path.join(HERE, "data", "minilm_head_frozen.json")
-
-
-def ensure_venv():
-    py = os.path.join(VENV, "bin", "python")
-    if os.path.abspath(sys.executable) != os.path.abspath(py):
-        if not os.path.exists(py):
-            sys.exit("run scripts/guard/train_classifier.py first (it makes the venv and the data)")
-        os.execv(py, [py] + sys.argv)
 
 
 def write_jsonl(path, rows):

@@ -30,21 +30,10 @@ fn main() -> anyhow::Result<()> {
         let h = Head::builtin()?;
         (h.context_words, h.max_tokens)
     };
-    let cfg = aisec_model::bert::BertConfig::from_json(&std::fs::read_to_string(
-        dir.join("config.json"),
-    )?)?;
-    let mut ws = aisec_model::safetensors::read_safetensors(dir.join("model.safetensors"))?;
-    // AISEC_GUARD_STAGE2_TOP: fine-tuned weights replacing some of the
-    // encoder's (scripts/guard/finetune_stage2.py), as the guard loads them.
-    if let Ok(top) = std::env::var("AISEC_GUARD_STAGE2_TOP") {
-        let n = aisec_guard::stage2::overlay(
-            &mut ws,
-            aisec_model::safetensors::read_safetensors(&top)?,
-        )?;
-        eprintln!("{n} encoder weights replaced from {top}");
-    }
-    let enc = aisec_model::bert::BertEncoder::from_weights(cfg, &ws)?;
-    drop(ws);
+    // AISEC_GUARD_STAGE2_TOP: fine-tuned weights over the encoder's
+    // (scripts/guard/finetune_stage2.py), loaded as the guard loads them.
+    let top = std::env::var_os("AISEC_GUARD_STAGE2_TOP").map(std::path::PathBuf::from);
+    let enc = aisec_guard::stage2::load_encoder(dir, top.as_deref())?;
     let vocab = WordPiece::from_vocab(&std::fs::read_to_string(dir.join("vocab.txt"))?)?;
     let clf = Classifier::builtin();
     let input = std::io::BufReader::new(std::fs::File::open(&a[1])?);

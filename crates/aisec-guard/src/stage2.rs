@@ -164,6 +164,35 @@ pub fn overlay(
     Ok(n)
 }
 
+/// The encoder of a model directory (`config.json`, `model.safetensors`),
+/// with the fine-tuned weights of the safetensors file `top` over its own
+/// ([`overlay`]) when given: what the training scripts' examples embed with.
+pub fn load_encoder(model_dir: &Path, top: Option<&Path>) -> Result<BertEncoder, Stage2Error> {
+    let top = match top {
+        Some(p) => Some(aisec_model::safetensors::parse_safetensors(&read(
+            p,
+            MAX_TOP_BYTES,
+        )?)?),
+        None => None,
+    };
+    encoder_with(model_dir, top)
+}
+
+fn encoder_with(
+    model_dir: &Path,
+    top: Option<Vec<(String, aisec_model::Tensor)>>,
+) -> Result<BertEncoder, Stage2Error> {
+    let cfg = read(&model_dir.join("config.json"), 1 << 20)?;
+    let cfg = aisec_model::bert::BertConfig::from_json(&String::from_utf8_lossy(&cfg))?;
+    let st = read(&model_dir.join("model.safetensors"), MAX_MODEL_BYTES)?;
+    let mut ws = aisec_model::safetensors::parse_safetensors(&st)?;
+    drop(st);
+    if let Some(top) = top {
+        overlay(&mut ws, top)?;
+    }
+    Ok(BertEncoder::from_weights(cfg, &ws)?)
+}
+
 /// Largest number of passages the indirect head may read per text.
 pub const MAX_INDIRECT_WINDOWS: usize = 16;
 
@@ -273,29 +302,23 @@ impl SecondStage {
             ),
             None => (Head::builtin()?, None),
         };
-        let cfg = read(&model_dir.join("config.json"), 1 << 20)?;
-        let cfg = aisec_model::bert::BertConfig::from_json(&String::from_utf8_lossy(&cfg))?;
-        let st = read(&model_dir.join("model.safetensors"), MAX_MODEL_BYTES)?;
-        let mut ws = aisec_model::safetensors::parse_safetensors(&st)?;
-        drop(st);
-        if let Some(top) = &head.encoder_top {
-            let tensors = match &head_dir {
-                Some(d) => aisec_model::safetensors::parse_safetensors(&read(
-                    &d.join(top),
-                    MAX_TOP_BYTES,
-                )?)?,
-                // The committed head names the committed weights.
-                None if top == TOP_NAME => aisec_model::safetensors::parse_safetensors(TOP_BYTES)?,
-                None => {
-                    return Err(Stage2Error::Head(format!(
-                        "the built-in head names '{top}', not {TOP_NAME}"
-                    )))
-                }
-            };
-            overlay(&mut ws, tensors)?;
-        }
-        let encoder = BertEncoder::from_weights(cfg, &ws)?;
-        drop(ws);
+        let top = match (&head.encoder_top, &head_dir) {
+            (None, _) => None,
+            (Some(top), Some(d)) => Some(aisec_model::safetensors::parse_safetensors(&read(
+                &d.join(top),
+                MAX_TOP_BYTES,
+            )?)?),
+            // The committed head names the committed weights.
+            (Some(top), None) if top == TOP_NAME => {
+                Some(aisec_model::safetensors::parse_safetensors(TOP_BYTES)?)
+            }
+            (Some(top), None) => {
+                return Err(Stage2Error::Head(format!(
+                    "the built-in head names '{top}', not {TOP_NAME}"
+                )))
+            }
+        };
+        let encoder = encoder_with(model_dir, top)?;
         let vocab = read(
             &model_dir.join("vocab.txt"),
             crate::wordpiece::MAX_VOCAB_BYTES as u64,
