@@ -29,7 +29,7 @@ pub struct GuardArgs {
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
 
-    /// Validate the policy, print the result and exit.
+    /// Validate the policy (and load the classifier file and second stage it names), print the result and exit (2: invalid).
     #[arg(long)]
     pub check: bool,
 
@@ -73,6 +73,39 @@ pub fn run(args: GuardArgs) -> anyhow::Result<i32> {
                 loaded.map_or(String::new(), |l| format!(": {}", l.classifier.describe()))
             ),
             None => println!("policy OK (upstream {})", policy.server.upstream),
+        }
+        // The second stage loads when the guard starts, and a guard whose
+        // stage fails to load runs without it: --check says which.
+        let st = &policy.input.second_stage;
+        if let (true, Some(dir)) = (st.enabled, &st.model_dir) {
+            match aisec_guard::stage2::SecondStage::load(dir, st.head.as_deref()) {
+                Ok(s) => {
+                    let h = s.head();
+                    println!(
+                        "second stage OK (encoder {}{}; band [{}, {}), threshold {}{})",
+                        aisec_core::render::escape_terminal(&dir.display().to_string()),
+                        h.encoder_top.as_deref().map_or(String::new(), |t| format!(
+                            " with fine-tuned weights {}",
+                            aisec_core::render::escape_terminal(t)
+                        )),
+                        h.band_low,
+                        h.band_high,
+                        h.threshold,
+                        if s.has_indirect() {
+                            "; indirect head for tool content"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                Err(e) => {
+                    eprintln!(
+                        "aisec guard: the second stage does not load (the guard would run without it): {}",
+                        aisec_core::render::escape_terminal(&e.to_string())
+                    );
+                    return Ok(2);
+                }
+            }
         }
         return Ok(0);
     }

@@ -156,6 +156,72 @@ fn guard_rejects_a_bad_upstream_override_with_2() {
 }
 
 #[test]
+fn guard_check_loads_the_second_stage_or_exits_2() {
+    // --check loads the second stage the policy enables: the tiny test BERT
+    // with a head file of its width loads; a missing model folder is exit 2
+    // (the guard itself would start without the stage)
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../aisec-guard/tests/data/tiny_bert"
+    );
+    let head = dir.path().join("head.json");
+    std::fs::write(
+        &head,
+        r#"{"format": "aisec-guard-encoder-head/1", "weights": [0.5, -0.25, 0, 0.1, 0, 0.3, -0.2, 0.05],
+            "bias": 0, "threshold": 0.5, "band_low": 0.7, "band_high": 0.9, "indirect_low": 0.6,
+            "context_words": 8, "max_tokens": 32}"#,
+    )
+    .unwrap();
+    let policy = |model_dir: &str| {
+        let p = dir.path().join("policy.toml");
+        std::fs::write(
+            &p,
+            format!(
+                "[server]\nupstream = \"http://127.0.0.1:9\"\n[input.second_stage]\nenabled = true\n\
+                 model_dir = '{model_dir}'\nhead = '{}'\n",
+                head.display()
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let ok = aisec(&["guard", "--check", "--policy"])
+        .arg(policy(tiny))
+        .run();
+    ok.expect_code(0);
+    assert!(ok.stdout.contains("second stage OK"), "{}", ok.stdout);
+    assert!(ok.stdout.contains("band [0.7, 0.9)"), "{}", ok.stdout);
+    // a folder without the model: the policy is invalid
+    let gone = dir.path().join("no-model");
+    let r = aisec(&["guard", "--check", "--policy"])
+        .arg(policy(&gone.display().to_string()))
+        .run();
+    r.expect_code(2);
+    assert!(r.stderr.contains("no-model"), "{}", r.stderr);
+    // the files there but the weights broken: the stage does not load
+    let broken = dir.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    for f in ["config.json", "vocab.txt"] {
+        std::fs::copy(std::path::Path::new(tiny).join(f), broken.join(f)).unwrap();
+    }
+    std::fs::write(
+        broken.join("model.safetensors"),
+        b"\x08\0\0\0\0\0\0\0{}      ",
+    )
+    .unwrap();
+    let r = aisec(&["guard", "--check", "--policy"])
+        .arg(policy(&broken.display().to_string()))
+        .run();
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("second stage does not load"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn guard_policy_naming_a_classifier_file_checks_it() {
     // [input.injection] model: a real classifier file is named by --check; a missing or
     // foreign one is an invalid policy (exit 2), never a silent fall-back to the built-in model
