@@ -481,8 +481,13 @@ mod tests {
             .map(|(n, _)| n.as_str())
             .filter(|n| !n.starts_with("head."))
             .collect();
-        assert_eq!(layers.len(), 16, "{layers:?}");
-        assert!(layers.iter().all(|n| n.starts_with("encoder.layer.5.")));
+        // Whole encoder layers (16 tensors each), the top ones.
+        assert!(
+            !layers.is_empty() && layers.len().is_multiple_of(16),
+            "{layers:?}"
+        );
+        assert!(layers.iter().all(|n| n.starts_with("encoder.layer.")));
+        assert!(layers.iter().any(|n| n.starts_with("encoder.layer.5.")));
         // The head file's weights are the fine-tuned head's logit difference.
         let get = |n: &str| ts.iter().find(|(k, _)| k == n).expect(n).1.data.clone();
         let (w, b) = (get("head.weight"), get("head.bias"));
