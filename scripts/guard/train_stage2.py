@@ -280,7 +280,7 @@ def main():
         hw, hb = t["head.weight"].astype(np.float64), t["head.bias"].astype(np.float64)
         w, b = hw[1] - hw[0], float(hb[1] - hb[0])
         mst = np.zeros(0)
-        fitted = f"head fine-tuned with the encoder's last layer ({os.path.basename(TOP)})"
+        fitted = f"head fine-tuned with the encoder's top layer(s) ({os.path.basename(TOP)})"
     else:
         Xt, ft_, mst = embed(train, "train")
         yt = np.array([r["label"] for r in train])
