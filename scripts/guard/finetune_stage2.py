@@ -112,9 +112,35 @@ def read_st(path):
         if k == "__metadata__":
             continue
         s, e = v["data_offsets"]
-        dt = {"F32": "<f4", "F16": "<f2"}[v["dtype"]]
-        out[k] = np.frombuffer(b[8 + n + s:8 + n + e], dtype=dt).reshape(v["shape"])
+        raw = b[8 + n + s:8 + n + e]
+        # float tensors only, as aisec-model's reader (integer ones such as position_ids are skipped)
+        if v["dtype"] == "BF16":
+            a = (np.frombuffer(raw, dtype="<u2").astype("<u4") << 16).view("<f4")
+        elif v["dtype"] in ("F32", "F16", "F64"):
+            a = np.frombuffer(raw, dtype={"F32": "<f4", "F16": "<f2", "F64": "<f8"}[v["dtype"]])
+        else:
+            continue
+        out[k] = a.reshape(v["shape"])
     return out
+
+
+def base_digest(model_path, top_path):
+    """SHA-256 over the encoder weights the fine-tuned file does not replace, as crates/aisec-guard's
+    stage2::base_digest computes it (sorted bare names; name, a zero byte, the shape as u64 LE, the values as f32 LE):
+    the head's `encoder_sha256`, which ties the fine-tuned layers to the lower layers they were trained on."""
+    import hashlib
+
+    bare = lambda n: n[5:] if n.startswith("bert.") else n
+    replaced = {bare(k) for k in read_st(top_path)}
+    ws = {bare(k): v for k, v in read_st(model_path).items()}
+    h = hashlib.sha256()
+    for k in sorted(k for k in ws if k not in replaced):
+        a = ws[k]
+        h.update(k.encode() + b"\0")
+        for d in a.shape:
+            h.update(struct.pack("<Q", d))
+        h.update(a.astype("<f4").tobytes())
+    return h.hexdigest()
 
 
 def write_st_f16(path, tensors, meta):

@@ -361,6 +361,7 @@ def main():
     }
     if TOP:
         out["encoder_top"] = os.environ.get("AISEC_GUARD_STAGE2_TOP_NAME") or os.path.basename(TOP)
+        out["encoder_sha256"] = ft.base_digest(os.path.join(model_dir(), "model.safetensors"), TOP)
     path = os.environ.get("AISEC_GUARD_STAGE2_OUT") or path
     with open(path, "w") as f:
         json.dump(out, f, indent=0)

@@ -25,6 +25,9 @@
 //!     would run it; writes the f32 probability per row (NaN where the fast
 //!     score is below MIN_FAST: such rows never reach the second stage) and
 //!     `OUT.prob.fast` (f32 fast score per row)
+//!   finetune_stage2 digest MODEL_DIR TOP.safetensors
+//!     prints the digest of the encoder weights TOP does not replace
+//!     (`stage2::base_digest`, the head's `encoder_sha256`)
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
 
@@ -319,6 +322,18 @@ fn main() -> anyhow::Result<()> {
     match a.first().map(String::as_str) {
         Some("train") => train(&a[1..]),
         Some("score") => score(&a[1..]),
+        Some("digest") => {
+            anyhow::ensure!(
+                a.len() == 3,
+                "usage: finetune_stage2 digest MODEL_DIR TOP.safetensors"
+            );
+            let ws = aisec_model::safetensors::read_safetensors(
+                Path::new(&a[1]).join("model.safetensors"),
+            )?;
+            let top = aisec_model::safetensors::read_safetensors(&a[2])?;
+            println!("{}", aisec_guard::stage2::base_digest(&ws, &top));
+            Ok(())
+        }
         _ => anyhow::bail!(
             "usage: finetune_stage2 train ... | score ... (see the file's doc comment)"
         ),

@@ -97,6 +97,12 @@ pub struct Head {
     /// downloaded.
     #[serde(default)]
     pub encoder_top: Option<String>,
+    /// [`base_digest`] of the encoder the fine-tuned weights were trained
+    /// on (its weights that `encoder_top` does not replace). When set, an
+    /// encoder with other weights is refused: fine-tuned top layers over
+    /// another model's lower layers give numbers without meaning.
+    #[serde(default)]
+    pub encoder_sha256: Option<String>,
 }
 
 /// The head for tool and retrieved content: a logistic model over one
@@ -175,12 +181,45 @@ pub fn load_encoder(model_dir: &Path, top: Option<&Path>) -> Result<BertEncoder,
         )?)?),
         None => None,
     };
-    encoder_with(model_dir, top)
+    encoder_with(model_dir, top, None)
+}
+
+/// SHA-256 (hex) over the encoder weights in `ws` that `top` does not
+/// replace: for each, sorted by name without a `bert.` prefix, the name, a
+/// zero byte, the shape as little-endian u64s and the values as
+/// little-endian f32. It depends on the weights only, not on how the file
+/// lays them out. `scripts/guard/finetune_stage2.py` computes the same.
+pub fn base_digest(
+    ws: &[(String, aisec_model::Tensor)],
+    top: &[(String, aisec_model::Tensor)],
+) -> String {
+    use sha2::Digest;
+    let bare = |n: &str| n.strip_prefix("bert.").unwrap_or(n).to_string();
+    let replaced: std::collections::HashSet<String> = top.iter().map(|(n, _)| bare(n)).collect();
+    let mut keep: Vec<(String, &aisec_model::Tensor)> = ws
+        .iter()
+        .map(|(n, t)| (bare(n), t))
+        .filter(|(n, _)| !replaced.contains(n))
+        .collect();
+    keep.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut h = sha2::Sha256::new();
+    for (n, t) in keep {
+        h.update(n.as_bytes());
+        h.update([0u8]);
+        for d in &t.shape {
+            h.update((*d as u64).to_le_bytes());
+        }
+        for v in &t.data {
+            h.update(v.to_le_bytes());
+        }
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn encoder_with(
     model_dir: &Path,
     top: Option<Vec<(String, aisec_model::Tensor)>>,
+    want_digest: Option<&str>,
 ) -> Result<BertEncoder, Stage2Error> {
     let cfg = read(&model_dir.join("config.json"), 1 << 20)?;
     let cfg = aisec_model::bert::BertConfig::from_json(&String::from_utf8_lossy(&cfg))?;
@@ -188,6 +227,15 @@ fn encoder_with(
     let mut ws = aisec_model::safetensors::parse_safetensors(&st)?;
     drop(st);
     if let Some(top) = top {
+        if let Some(want) = want_digest {
+            let got = base_digest(&ws, &top);
+            if !got.eq_ignore_ascii_case(want) {
+                return Err(Stage2Error::Head(format!(
+                    "the fine-tuned weights were trained on another encoder (weights digest {got}, \
+                     the head expects {want}): use the model the head names"
+                )));
+            }
+        }
         overlay(&mut ws, top)?;
     }
     Ok(BertEncoder::from_weights(cfg, &ws)?)
@@ -318,7 +366,7 @@ impl SecondStage {
                 )))
             }
         };
-        let encoder = encoder_with(model_dir, top)?;
+        let encoder = encoder_with(model_dir, top, head.encoder_sha256.as_deref())?;
         let vocab = read(
             &model_dir.join("vocab.txt"),
             crate::wordpiece::MAX_VOCAB_BYTES as u64,
@@ -475,6 +523,12 @@ mod tests {
     fn builtin_head_and_its_fine_tuned_weights_agree() {
         let h = Head::builtin().expect("head");
         assert_eq!(h.encoder_top.as_deref(), Some(TOP_NAME));
+        // and pins the lower layers they were trained on
+        let pin = h.encoder_sha256.as_deref().unwrap_or_default();
+        assert!(
+            pin.len() == 64 && pin.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{pin}"
+        );
         let ts = aisec_model::safetensors::parse_safetensors(TOP_BYTES).expect("parses");
         let layers: Vec<&str> = ts
             .iter()

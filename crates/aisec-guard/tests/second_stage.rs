@@ -255,6 +255,26 @@ fn fine_tuned_weights_named_by_the_head_replace_the_encoders() {
     .unwrap();
     let want = want_enc.embed(&vocab.encode(text, 32)).unwrap();
     assert_eq!(b, want);
+    // The head can pin the lower layers the fine-tuned ones were trained on:
+    // the right digest loads, another one is refused.
+    let digest = aisec_guard::stage2::base_digest(&ws, &[(name.clone(), t.clone())]);
+    assert_eq!(digest.len(), 64);
+    for (pin, ok) in [(digest.clone(), true), ("0".repeat(64), false)] {
+        h["encoder_sha256"] = serde_json::json!(pin);
+        std::fs::write(&hp, h.to_string()).unwrap();
+        match SecondStage::load(&tiny(), Some(&hp)) {
+            Ok(s) => {
+                assert!(ok);
+                assert_eq!(s.embed(text).unwrap(), want);
+            }
+            Err(e) => {
+                assert!(!ok);
+                assert!(e.to_string().contains("trained on another encoder"), "{e}");
+            }
+        }
+    }
+    h.as_object_mut().unwrap().remove("encoder_sha256");
+    std::fs::write(&hp, h.to_string()).unwrap();
     // A tensor the encoder lacks, a wrong shape and a missing file are errors.
     for (bad_name, shape) in [
         ("encoder.layer.9.output.dense.bias", t.shape.clone()),
