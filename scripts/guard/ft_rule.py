@@ -2,7 +2,9 @@
 """Candidate FT's rule (bench/guard/DECISIONS.md): the fast classifier plus a second stage, each side at its own
 validation-chosen operating points (a head file written by train_stage2.py), read on the held-out TEST split.
 
-Usage: ft_rule.py SHIPPED_HEAD.json SHIPPED_TEST.prob FT_HEAD.json FT_TEST.prob
+Usage: ft_rule.py [--chat-rate] SHIPPED_HEAD.json SHIPPED_TEST.prob FT_HEAD.json FT_TEST.prob
+  --chat-rate: test (2)'s chat clause as FT2M's rule has it (chat FPR <= 0.005) instead of "not more chat false
+  positives than the base" (FT's and FT2's rules)
   *.prob: f32 per row of bench/guard/work/test.jsonl, the second stage's request-side probability (NaN where the
   fast score is below 0.3: such rows never reach it). For the shipped side they come from the frozen encoder and its
   logistic head (`embed` example, then the head's weights); for FT from `finetune_stage2 score`.
@@ -23,6 +25,9 @@ WORK = os.path.join(ROOT, "bench", "guard", "work")
 
 
 def main():
+    chat_rate = "--chat-rate" in sys.argv
+    if chat_rate:
+        sys.argv.remove("--chat-rate")
     if len(sys.argv) != 5:
         sys.exit(__doc__)
     rows = [json.loads(l) for l in open(os.path.join(WORK, "test.jsonl"), encoding="utf-8") if l.strip()]
@@ -60,16 +65,17 @@ def main():
     b = side(sys.argv[3], sys.argv[4])
     fast = (2 * int(np.sum(fast_pred & (y == 1)))) / max(1, 2 * int(np.sum(fast_pred & (y == 1))) + int(np.sum(fast_pred & (y == 0))) + int(np.sum(~fast_pred & (y == 1))))
     print(f"test split: {len(rows)} rows; fast classifier alone F1 {fast:.4f}, FP {int(np.sum(fast_pred & (y == 0)))}")
-    for name, m in (("shipped", a), ("FT", b)):
+    for name, m in (("base", a), ("candidate", b)):
         print(f"{name:8s} {m['band']}: F1 {m['f1']:.4f} (TP {m['tp']} FP {m['fp']} FN {m['fn']}), FPR {m['fpr']:.4f}, "
               f"chat {m['chat_fp']} of {m['chat']}, benign texts to the encoder {m['benign_to_encoder']} of {m['benign']} "
               f"({m['benign_to_encoder'] / m['benign']:.3f})")
     t1 = b["f1"] >= a["f1"] + 0.002
-    t2 = b["fpr"] <= a["fpr"] + 0.001 and b["chat_fp"] <= a["chat_fp"]
+    chat_ok = b["chat_fp"] / b["chat"] <= 0.005 if chat_rate else b["chat_fp"] <= a["chat_fp"]
+    t2 = b["fpr"] <= a["fpr"] + 0.001 and chat_ok
     t3 = b["benign_to_encoder"] / b["benign"] <= 0.10
     print(f"(1) F1 +0.002: {'PASS' if t1 else 'FAIL'}; (2) FPR and chat: {'PASS' if t2 else 'FAIL'}; "
           f"(3) benign share to the encoder <= 10 %: {'PASS' if t3 else 'FAIL'}")
-    print("FT " + ("PASSES" if t1 and t2 and t3 else "FAILS") + " the rule")
+    print("the candidate " + ("PASSES" if t1 and t2 and t3 else "FAILS") + " the rule")
 
 
 if __name__ == "__main__":
