@@ -8,16 +8,17 @@ Usage: ft_rule.py [--chat-rate] SHIPPED_HEAD.json SHIPPED_TEST.prob FT_HEAD.json
   *.prob: f32 per row of bench/guard/work/test.jsonl, the second stage's request-side probability (NaN where the
   fast score is below 0.3: such rows never reach it). For the shipped side they come from the frozen encoder and its
   logistic head (`embed` example, then the head's weights); for FT from `finetune_stage2 score`.
-The decision is train_stage2.py's `decide`: fast decision (the model's thresholds, short texts at the short
+The decision is train_stage2.py's `stage_decisions` (what its search chooses on): fast decision (the model's thresholds, short texts at the short
 threshold), replaced by the head's where the fast score is in [band_low, band_high), and for documents from
 indirect_low up.
 """
 import json
 import os
-import struct
 import sys
 
 import numpy as np
+
+from train_stage2 import fast_decisions, stage_decisions
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -31,27 +32,14 @@ def main():
     if len(sys.argv) != 5:
         sys.exit(__doc__)
     rows = [json.loads(l) for l in open(os.path.join(WORK, "test.jsonl"), encoding="utf-8") if l.strip()]
-    with open(os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin"), "rb") as f:
-        hdr = f.read(40)
-    _, _, fast_th, _, _, _, short_th, short_words = struct.unpack("<IffIIIfI", hdr[8:40])
-    y = np.array([r["label"] for r in rows])
-    fs = np.array([r["py_score"] for r in rows])
-    short = np.array([len(" ".join(r["text"].lower().split()).split(" ")) < short_words for r in rows])
-    chat = np.array([r["kind"] == "chat" for r in rows])
-    doc = np.array([r["kind"].startswith("document") for r in rows])
-    fast_pred = fs >= np.where(short, max(fast_th, short_th), fast_th)
+    y, fs, chat, doc, fast_pred, _ = fast_decisions(rows)
 
     def side(head_path, prob_path):
         h = json.load(open(head_path))
         p = np.fromfile(prob_path, dtype="<f4").astype(np.float64)
         assert len(p) == len(rows), (prob_path, len(p), len(rows))
         lo, hi, t2, ind_lo = h["band_low"], h["band_high"], h["threshold"], h["indirect_low"]
-        pred = fast_pred.copy()
-        band = (fs >= lo) & (fs < hi) & ~np.isnan(p)
-        dband = doc & (fs >= ind_lo) & (fs < hi) & ~np.isnan(p)
-        pred[band] = p[band] >= t2
-        pred[dband] = p[dband] >= t2
-        runs = band | dband
+        pred, runs = stage_decisions(fs, doc, fast_pred, p, lo, hi, t2, ind_lo)
         tp = int(np.sum(pred & (y == 1))); fp = int(np.sum(pred & (y == 0))); fn = int(np.sum(~pred & (y == 1)))
         neg = int(np.sum(y == 0))
         return {

@@ -131,6 +131,38 @@ def embed_windows(rows, tag, k):
     return e, fast, ms
 
 
+def fast_decisions(rows):
+    """Labels, fast scores (py_score), chat and document masks, and the fast classifier's decisions of `rows` under
+    the shipped model's own thresholds (short texts at the short-text threshold), as the guard applies them; and the
+    fast threshold."""
+    import struct
+
+    import numpy as np
+
+    with open(os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin"), "rb") as f:
+        hdr = f.read(40)
+    _, _, fast_th, _, _, _, short_th, short_words = struct.unpack("<IffIIIfI", hdr[8:40])
+    y = np.array([r["label"] for r in rows])
+    fs = np.array([r["py_score"] for r in rows])
+    short = np.array([len(" ".join(r["text"].lower().split()).split(" ")) < short_words for r in rows])
+    chat = np.array([r["kind"] == "chat" for r in rows])
+    doc = np.array([r["kind"].startswith("document") for r in rows])
+    return y, fs, chat, doc, fs >= np.where(short, max(fast_th, short_th), fast_th), fast_th
+
+
+def stage_decisions(fs, doc, fast_pred, head_p, lo, hi, t2, ind_lo):
+    """The guard's decision with the second stage: the fast decision, replaced by the head's (probability head_p,
+    NaN where not scored) for fast scores in [lo, hi), and for documents from ind_lo up; and where the head ran."""
+    import numpy as np
+
+    pred = fast_pred.copy()
+    band = (fs >= lo) & (fs < hi) & ~np.isnan(head_p)
+    dband = doc & (fs >= ind_lo) & (fs < hi) & ~np.isnan(head_p)
+    pred[band] = head_p[band] >= t2
+    pred[dband] = head_p[dband] >= t2
+    return pred, band | dband
+
+
 def logit(p):
     import numpy as np
 
@@ -291,18 +323,7 @@ def main():
     Xv, fv, msv = embed(vcand, "val")
     pv = 1.0 / (1.0 + np.exp(-(Xv @ w + b)))
     # fast decisions on all validation rows (the fast model's own thresholds, as the guard applies them)
-    import struct
-
-    with open(os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin"), "rb") as f:
-        hdr = f.read(40)
-    _, _, fast_th, _, _, _, short_th, short_words = struct.unpack("<IffIIIfI", hdr[8:40])
-    y = np.array([r["label"] for r in val])
-    fs = np.array([r["py_score"] for r in val])
-    short = np.array([len(" ".join(r["text"].lower().split()).split(" ")) < short_words for r in val])
-    chat = np.array([r["kind"] == "chat" for r in val])
-    doc = np.array([r["kind"].startswith("document") for r in val])
-    th_row = np.where(short, max(fast_th, short_th), fast_th)
-    fast_pred = fs >= th_row
+    y, fs, chat, doc, fast_pred, fast_th = fast_decisions(val)
     head_p = np.full(len(val), np.nan)
     idx = {id(r): i for i, r in enumerate(val)}
     for r, p in zip(vcand, pv):
@@ -315,12 +336,7 @@ def main():
         return 2 * tp / max(1, 2 * tp + fp + fn), fp / neg, int(np.sum(pred & chat)) / max(1, int(np.sum(chat))), tp, fp, fn
 
     def decide(lo, hi, t2, ind_lo):
-        pred = fast_pred.copy()
-        band = (fs >= lo) & (fs < hi) & ~np.isnan(head_p)
-        pred[band] = head_p[band] >= t2
-        dband = doc & (fs >= ind_lo) & (fs < hi) & ~np.isnan(head_p)
-        pred[dband] = head_p[dband] >= t2
-        return pred
+        return stage_decisions(fs, doc, fast_pred, head_p, lo, hi, t2, ind_lo)[0]
 
     base = metrics(fast_pred)
     print(f"validation, fast stage alone: F1 {base[0]:.4f} FPR {base[1]:.4f} chat FPR {base[2]:.4f}")
