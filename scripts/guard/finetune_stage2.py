@@ -28,7 +28,8 @@ which chooses the operating points on the fine-tuned encoder, refits the indirec
 crates/aisec-guard/assets/minilm_head.json naming the weights. `score` and scripts/guard/ft_rule.py read the rule
 of DECISIONS.md on the test split.
 Environment: AISEC_GUARD_FT_PER (350), AISEC_GUARD_FT_EPOCHS (3), AISEC_GUARD_FT_LR (3e-5),
-AISEC_GUARD_FT_WORK (bench/guard/work/ft), AISEC_GUARD_FT_LAYERS (1: how many top layers are trained).
+AISEC_GUARD_FT_WORK (bench/guard/work/ft), AISEC_GUARD_FT_LAYERS (1: how many top layers are trained),
+AISEC_GUARD_FT_MULTILING (0; 1 adds the training-split rows of guard_multiling.py, candidates FT2M and FT4M).
 """
 import json
 import lzma
@@ -77,6 +78,17 @@ def data():
     for k in sorted(groups):
         g = groups[k]
         train += rs.sample(g, min(PER, len(g)))
+    if os.environ.get("AISEC_GUARD_FT_MULTILING", "0") == "1":
+        # candidates FT2M / FT4M: every training-split row of guard_multiling.py (parallel requests and injections in
+        # ten languages, and the benign questions about model security), beside the sample; their validation and test
+        # rows stay out
+        sys.path.insert(0, HERE)
+        import guard_data
+        import guard_multiling
+
+        extra = [r for r in guard_multiling.rows(guard_data) + guard_multiling.question_rows(guard_data) if r["split"] == "train"]
+        print(f"multilingual training rows added: {len(extra)}")
+        train += extra
     rs.shuffle(train)
     val = [r for r in load(os.path.join(GUARD_WORK, "val.jsonl")) if r["py_score"] >= MIN_FAST]
     val = random.Random(19).sample(val, min(2000, len(val)))

@@ -118,6 +118,8 @@ candidate's run with the shipped model's by the curve rule.
 Usage: scripts/guard/train_classifier.py   (creates scripts/guard/.venv itself)
        scripts/guard/train_classifier.py --eval-only   (rebuilds only eval.jsonl and fresh .. fresh10.jsonl, scored with the
        shipped model crates/aisec-guard/assets/injection_lr.bin or $AISEC_GUARD_MODEL; nothing is fitted)
+       scripts/guard/train_classifier.py --rescore-work   (rewrites the fast scores of WORK's test, val, train_sample and
+       train_docs .jsonl with the shipped model's weights, for second-stage work after a refit on another CPU)
        scripts/guard/train_classifier.py --check-corpus   (builds the rows only and compares them, source by source, with
        scripts/guard/data/corpus_manifest.json, the row counts and SHA-256 digests of the shipped model's corpus; exit 1
        on a difference: a minute or two instead of a retrain to see whether this machine builds the same corpus)
@@ -946,15 +948,11 @@ def write_scored(name, rs, sc):
             f.write(json.dumps({"text": r["text"], "label": r["label"], "source": r["source"], "kind": r["kind"], "py_score": float(p)}, ensure_ascii=False) + "\n")
 
 
-def eval_only(model_path):
-    """--eval-only: rebuilds the evaluation-only files (eval, fresh, fresh2 .jsonl) and scores them with the
-    shipped model's own weights (no fit: the model is untouched). The scores equal the ones a full run of
-    main() writes, which scores with the same half-float weights and float32 bias."""
+def load_model(model_path):
+    """The half-float weights, float32 bias and hidden layer of an AGLR0003..AGLR0007 file, as main() scores them:
+    (w, bias, hidden, words)."""
     import numpy as np
 
-    sys.path.insert(0, HERE)
-    rows = corpus_rows()
-    ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7, fresh8, fresh9, fresh10 = evaluation_sets(rows)
     with open(model_path, "rb") as f:
         blob = f.read()
     if blob[:8] not in (b"AGLR0003", b"AGLR0004", b"AGLR0005", b"AGLR0006", b"AGLR0007"):
@@ -981,6 +979,17 @@ def eval_only(model_path):
             W = np.vstack([np.zeros((dim, units)), W])
             w = np.concatenate([w, np.zeros(dim)])
         hidden = (W, c, v)
+    return w, bias, hidden, words
+
+
+def eval_only(model_path):
+    """--eval-only: rebuilds the evaluation-only files (eval, fresh, fresh2 .jsonl) and scores them with the
+    shipped model's own weights (no fit: the model is untouched). The scores equal the ones a full run of
+    main() writes, which scores with the same half-float weights and float32 bias."""
+    sys.path.insert(0, HERE)
+    rows = corpus_rows()
+    ev, fresh, fresh2, fresh3, fresh4, fresh5, fresh6, fresh7, fresh8, fresh9, fresh10 = evaluation_sets(rows)
+    w, bias, hidden, words = load_model(model_path)
     allrows = ev + fresh + fresh2 + fresh3 + fresh4 + fresh5 + fresh6 + fresh7 + fresh8 + fresh9 + fresh10
     XA, RA = rust_features(allrows, "evalonly", words)
     for i, r in enumerate(allrows):
@@ -992,6 +1001,33 @@ def eval_only(model_path):
         write_scored(name, rs, scores_of(XA, rs, nwins, first, w, bias, hidden) if rs else [])
     print(f"wrote {WORK}/eval.jsonl ({len(ev)}), fresh.jsonl ({len(fresh)}), fresh2.jsonl ({len(fresh2)}), fresh3.jsonl ({len(fresh3)}), "
           f"fresh4.jsonl ({len(fresh4)}), fresh5.jsonl ({len(fresh5)}), fresh6.jsonl ({len(fresh6)}), fresh7.jsonl ({len(fresh7)}), fresh8.jsonl ({len(fresh8)}), fresh9.jsonl ({len(fresh9)}), fresh10.jsonl ({len(fresh10)}) scored by {model_path}")
+
+
+def rescore_work(model_path):
+    """--rescore-work: rewrites the py_score of the training-side files in WORK (test, val, train_sample, train_docs
+    .jsonl) with the shipped model's weights. A refit on another CPU gives the same rows but weights a few ulps apart
+    (the module's docstring), so second-stage work that reads fast scores beside the shipped thresholds (train_stage2.py,
+    finetune_stage2.py, ft_rule.py) first puts the shipped model's scores in them."""
+    w, bias, hidden, words = load_model(model_path)
+    names = [n for n in ("test", "val", "train_sample", "train_docs") if os.path.exists(os.path.join(WORK, n + ".jsonl"))]
+    files = {n: [json.loads(l) for l in open(os.path.join(WORK, n + ".jsonl"), encoding="utf-8") if l.strip()] for n in names}
+    allrows = [r for n in names for r in files[n]]
+    XA, RA = rust_features(allrows, "rescore", words)
+    for i, r in enumerate(allrows):
+        r["_i"] = i
+    nwins = lambda r: int(RA[r["_i"] + 1] - RA[r["_i"]])
+    first = lambda r: int(RA[r["_i"]])
+    for n in names:
+        rs = files[n]
+        sc = scores_of(XA, rs, nwins, first, w, bias, hidden)
+        moved = 0
+        with open(os.path.join(WORK, n + ".jsonl"), "w", encoding="utf-8") as f:
+            for r, p in zip(rs, sc):
+                moved += abs(r["py_score"] - float(p)) > 1e-6
+                r["py_score"] = float(p)
+                r.pop("_i")
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        print(f"{n}.jsonl: {len(rs)} rows rescored by {model_path}, {moved} scores moved by more than 1e-6")
 
 
 MANIFEST = os.path.join(HERE, "data", "corpus_manifest.json")
@@ -1032,6 +1068,9 @@ def main():
     sys.path.insert(0, HERE)
     if "--eval-only" in sys.argv:
         eval_only(os.environ.get("AISEC_GUARD_MODEL") or os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin"))
+        return
+    if "--rescore-work" in sys.argv:
+        rescore_work(os.environ.get("AISEC_GUARD_MODEL") or os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin"))
         return
     rows = corpus_rows()
     if "--write-manifest" in sys.argv:

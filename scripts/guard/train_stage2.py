@@ -20,7 +20,8 @@ Operating points, chosen on the validation split only:
   threshold: head probability from which it blocks
   indirect_low: documents (tool / retrieved content) go to the head from here up
 Objective: F1 on validation with benign FPR <= 0.01 and chat FPR <= 0.005, the
-same constraints the fast threshold is chosen under.
+same constraints the fast threshold is chosen under, and at most MAX_SHARE (5 %) of
+the sample's benign texts sent to the encoder (AISEC_GUARD_STAGE2_MAX_SHARE).
 
 The indirect head (tool and retrieved content; `indirect` in the head file, see
 fit_indirect): fitted on train_docs.jsonl (documents of the TRAINING split with and
@@ -49,6 +50,9 @@ VAL_SAMPLE = int(os.environ.get("AISEC_GUARD_STAGE2_VAL", "3000"))
 IND_K = int(os.environ.get("AISEC_GUARD_INDIRECT_K", "2"))
 IND_VAL_DOCS = int(os.environ.get("AISEC_GUARD_INDIRECT_VAL", "800"))
 IND_TRAIN = int(os.environ.get("AISEC_GUARD_INDIRECT_TRAIN", "1200"))
+# the largest share of the validation sample's benign texts an operating point may send to the encoder (band or
+# document path); bounds the stage's cost on ordinary traffic (session of stop 47, candidate FT4M on)
+MAX_SHARE = float(os.environ.get("AISEC_GUARD_STAGE2_MAX_SHARE", "0.05"))
 # AISEC_GUARD_STAGE2_TOP: fine-tuned encoder weights (scripts/guard/finetune_stage2.py, candidate FT): the
 # embed examples load them over the downloaded encoder, the request-side head is the fine-tuned one (no
 # logistic fit), and the head file names them (`encoder_top`, AISEC_GUARD_STAGE2_TOP_NAME, the file's name
@@ -338,6 +342,12 @@ def main():
     def decide(lo, hi, t2, ind_lo):
         return stage_decisions(fs, doc, fast_pred, head_p, lo, hi, t2, ind_lo)[0]
 
+    nben = max(1, int(np.sum(y == 0)))
+
+    def benign_share(lo, hi, ind_lo):
+        ran = ((fs >= lo) & (fs < hi)) | (doc & (fs >= ind_lo) & (fs < hi))
+        return int(np.sum(ran & (y == 0))) / nben
+
     base = metrics(fast_pred)
     print(f"validation, fast stage alone: F1 {base[0]:.4f} FPR {base[1]:.4f} chat FPR {base[2]:.4f}")
     best = None
@@ -345,8 +355,9 @@ def main():
     grid_hi = [x for x in np.arange(fast_th, 1.0001, 0.02)]
     for lo in grid_lo:
         for hi in grid_hi:
+            inds = [x for x in sorted({lo, max(MIN_BAND, lo - 0.1), max(MIN_BAND, lo - 0.2)}) if benign_share(lo, hi, x) <= MAX_SHARE]
             for t2 in np.arange(0.3, 0.99, 0.02):
-                for ind_lo in sorted({lo, max(MIN_BAND, lo - 0.1), max(MIN_BAND, lo - 0.2)}):
+                for ind_lo in inds:
                     m = metrics(decide(lo, hi, t2, ind_lo))
                     ok = m[1] <= 0.01 and m[2] <= 0.005
                     # among equal F1, prefer the narrowest band (fewest encoder passes)
@@ -356,7 +367,8 @@ def main():
     _, lo, hi, t2, ind_lo, m = best
     runs = int(np.sum(((fs >= lo) & (fs < hi)) | (doc & (fs >= ind_lo) & (fs < hi))))
     note = (f"validation split: fast alone F1 {base[0]:.4f} FPR {base[1]:.4f}; with the second stage F1 {m[0]:.4f} "
-            f"FPR {m[1]:.4f} chat FPR {m[2]:.4f}; second stage ran on {runs} of {len(val)} validation texts; "
+            f"FPR {m[1]:.4f} chat FPR {m[2]:.4f}; second stage ran on {runs} of {len(val)} validation texts "
+            f"({benign_share(lo, hi, ind_lo):.3f} of the benign ones, bound {MAX_SHARE}); "
             f"{fitted}")
     print(note)
     allms = np.concatenate([mst, msv])
