@@ -3,6 +3,10 @@
 validation-chosen operating points (a head file written by train_stage2.py), read on the held-out TEST split.
 
 Usage: ft_rule.py [--chat-rate] SHIPPED_HEAD.json SHIPPED_TEST.prob FT_HEAD.json FT_TEST.prob
+       ft_rule.py --points VAL3000.prob [MAX_SHARE]
+  --points: the operating points train_stage2.py's search chooses (choose_points, share bound MAX_SHARE, default
+  its AISEC_GUARD_STAGE2_MAX_SHARE) from saved head probabilities of its 3,000-row validation sample
+  (`finetune_stage2.py score` writes them as WORK/val3000.prob), without re-embedding anything
   --chat-rate: test (2)'s chat clause as FT2M's rule has it (chat FPR <= 0.005) instead of "not more chat false
   positives than the base" (FT's and FT2's rules)
   *.prob: f32 per row of bench/guard/work/test.jsonl, the second stage's request-side probability (NaN where the
@@ -18,14 +22,33 @@ import sys
 
 import numpy as np
 
-from train_stage2 import fast_decisions, stage_decisions
+from train_stage2 import MAX_SHARE, choose_points, fast_decisions, stage_decisions
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 WORK = os.path.join(ROOT, "bench", "guard", "work")
 
 
+def points(prob_path, max_share):
+    import random
+
+    val = [json.loads(l) for l in open(os.path.join(WORK, "val.jsonl"), encoding="utf-8") if l.strip()]
+    if len(val) > 3000:
+        val = random.Random(5).sample(val, 3000)
+    p = np.fromfile(prob_path, dtype="<f4").astype(np.float64)
+    assert len(p) == len(val), (prob_path, len(p), len(val))
+    y, fs, chat, doc, fast_pred, fast_th = fast_decisions(val)
+    s = choose_points(y, fs, chat, doc, fast_pred, fast_th, p, max_share)
+    m = s["metrics"]
+    print(f"share bound {max_share}: band [{s['lo']:.2f}, {s['hi']:.2f}) threshold {s['t2']:.2f} documents from "
+          f"{s['ind_lo']:.2f}; validation F1 {m[0]:.4f} FPR {m[1]:.4f} chat FPR {m[2]:.4f}; benign share to the encoder "
+          f"{s['benign_share'](s['lo'], s['hi'], s['ind_lo']):.3f}")
+
+
 def main():
+    if "--points" in sys.argv:
+        args = sys.argv[sys.argv.index("--points") + 1:]
+        return points(args[0], float(args[1]) if len(args) > 1 else MAX_SHARE)
     chat_rate = "--chat-rate" in sys.argv
     if chat_rate:
         sys.argv.remove("--chat-rate")

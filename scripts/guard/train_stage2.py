@@ -167,6 +167,47 @@ def stage_decisions(fs, doc, fast_pred, head_p, lo, hi, t2, ind_lo):
     return pred, band | dband
 
 
+def choose_points(y, fs, chat, doc, fast_pred, fast_th, head_p, max_share):
+    """The request-side operating points (band [lo, hi), head threshold t2, documents from ind_lo): the best validation
+    F1 under benign FPR <= 0.01, chat FPR <= 0.005 and at most `max_share` of the benign texts sent to the encoder;
+    among equal F1 (4 decimals) the narrowest band, then the first found. Also returns the fast classifier's own
+    metrics and the share function. (Called by main() and, on saved probabilities, by ft_rule.py --points.)"""
+    import numpy as np
+
+    def metrics(pred, mask=None):
+        m = np.ones(len(y), bool) if mask is None else mask
+        tp = int(np.sum(pred & (y == 1) & m)); fp = int(np.sum(pred & (y == 0) & m)); fn = int(np.sum(~pred & (y == 1) & m))
+        neg = max(1, int(np.sum((y == 0) & m)))
+        return 2 * tp / max(1, 2 * tp + fp + fn), fp / neg, int(np.sum(pred & chat)) / max(1, int(np.sum(chat))), tp, fp, fn
+
+    def decide(lo, hi, t2, ind_lo):
+        return stage_decisions(fs, doc, fast_pred, head_p, lo, hi, t2, ind_lo)[0]
+
+    nben = max(1, int(np.sum(y == 0)))
+
+    def benign_share(lo, hi, ind_lo):
+        ran = ((fs >= lo) & (fs < hi)) | (doc & (fs >= ind_lo) & (fs < hi))
+        return int(np.sum(ran & (y == 0))) / nben
+
+    best = None
+    grid_lo = [x for x in np.arange(MIN_BAND, fast_th + 1e-6, 0.04)]
+    grid_hi = [x for x in np.arange(fast_th, 1.0001, 0.02)]
+    for lo in grid_lo:
+        for hi in grid_hi:
+            inds = [x for x in sorted({lo, max(MIN_BAND, lo - 0.1), max(MIN_BAND, lo - 0.2)}) if benign_share(lo, hi, x) <= max_share]
+            for t2 in np.arange(0.3, 0.99, 0.02):
+                for ind_lo in inds:
+                    m = metrics(decide(lo, hi, t2, ind_lo))
+                    ok = m[1] <= 0.01 and m[2] <= 0.005
+                    # among equal F1, prefer the narrowest band (fewest encoder passes)
+                    key = (ok, round(m[0], 4), -(hi - lo))
+                    if best is None or key > best[0]:
+                        best = (key, float(lo), float(hi), float(t2), float(ind_lo), m)
+    _, lo, hi, t2, ind_lo, m = best
+    return {"lo": lo, "hi": hi, "t2": t2, "ind_lo": ind_lo, "metrics": m, "fast_alone": metrics(fast_pred),
+            "benign_share": benign_share}
+
+
 def logit(p):
     import numpy as np
 
@@ -333,38 +374,10 @@ def main():
     for r, p in zip(vcand, pv):
         head_p[idx[id(r)]] = p
 
-    def metrics(pred, mask=None):
-        m = np.ones(len(y), bool) if mask is None else mask
-        tp = int(np.sum(pred & (y == 1) & m)); fp = int(np.sum(pred & (y == 0) & m)); fn = int(np.sum(~pred & (y == 1) & m))
-        neg = max(1, int(np.sum((y == 0) & m)))
-        return 2 * tp / max(1, 2 * tp + fp + fn), fp / neg, int(np.sum(pred & chat)) / max(1, int(np.sum(chat))), tp, fp, fn
-
-    def decide(lo, hi, t2, ind_lo):
-        return stage_decisions(fs, doc, fast_pred, head_p, lo, hi, t2, ind_lo)[0]
-
-    nben = max(1, int(np.sum(y == 0)))
-
-    def benign_share(lo, hi, ind_lo):
-        ran = ((fs >= lo) & (fs < hi)) | (doc & (fs >= ind_lo) & (fs < hi))
-        return int(np.sum(ran & (y == 0))) / nben
-
-    base = metrics(fast_pred)
+    search = choose_points(y, fs, chat, doc, fast_pred, fast_th, head_p, MAX_SHARE)
+    base, benign_share = search["fast_alone"], search["benign_share"]
     print(f"validation, fast stage alone: F1 {base[0]:.4f} FPR {base[1]:.4f} chat FPR {base[2]:.4f}")
-    best = None
-    grid_lo = [x for x in np.arange(MIN_BAND, fast_th + 1e-6, 0.04)]
-    grid_hi = [x for x in np.arange(fast_th, 1.0001, 0.02)]
-    for lo in grid_lo:
-        for hi in grid_hi:
-            inds = [x for x in sorted({lo, max(MIN_BAND, lo - 0.1), max(MIN_BAND, lo - 0.2)}) if benign_share(lo, hi, x) <= MAX_SHARE]
-            for t2 in np.arange(0.3, 0.99, 0.02):
-                for ind_lo in inds:
-                    m = metrics(decide(lo, hi, t2, ind_lo))
-                    ok = m[1] <= 0.01 and m[2] <= 0.005
-                    # among equal F1, prefer the narrowest band (fewest encoder passes)
-                    key = (ok, round(m[0], 4), -(hi - lo))
-                    if best is None or key > best[0]:
-                        best = (key, float(lo), float(hi), float(t2), float(ind_lo), m)
-    _, lo, hi, t2, ind_lo, m = best
+    lo, hi, t2, ind_lo, m = search["lo"], search["hi"], search["t2"], search["ind_lo"], search["metrics"]
     runs = int(np.sum(((fs >= lo) & (fs < hi)) | (doc & (fs >= ind_lo) & (fs < hi))))
     note = (f"validation split: fast alone F1 {base[0]:.4f} FPR {base[1]:.4f}; with the second stage F1 {m[0]:.4f} "
             f"FPR {m[1]:.4f} chat FPR {m[2]:.4f}; second stage ran on {runs} of {len(val)} validation texts "
