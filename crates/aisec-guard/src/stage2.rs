@@ -1,9 +1,9 @@
 //! Second stage of the injection classifier: a sentence encoder
 //! (all-MiniLM-L6-v2, or any BERT with the same layout) run by
 //! aisec-model's graph executor, mean-pooled, and a logistic head. The
-//! committed head comes with the encoder's last layer fine-tuned with it on
-//! passages of the training split (`assets/minilm_top.safetensors`, f16,
-//! loaded over the downloaded encoder's layer: `scripts/guard/finetune_stage2.py`);
+//! committed head comes with the encoder's top four layers fine-tuned with it
+//! on passages of the training split (`assets/minilm_top.safetensors`, f16,
+//! loaded over the downloaded encoder's layers: `scripts/guard/finetune_stage2.py`);
 //! its operating points and the indirect head are chosen and fitted on
 //! that encoder (`scripts/guard/train_stage2.py`).
 //!
