@@ -197,9 +197,9 @@ def pick():
 
 def score():
     # the rows train_stage2.py chooses operating points on (its fixed validation sample) and the test split
-    val = load(os.path.join(GUARD_WORK, "val.jsonl"))
-    if len(val) > 3000:
-        val = random.Random(5).sample(val, 3000)
+    from train_stage2 import validation_sample
+
+    val = validation_sample(load(os.path.join(GUARD_WORK, "val.jsonl")))
     write_jsonl(os.path.join(WORK, "val3000.jsonl"), val)
     e = exe()
     top = os.path.join(WORK, "top.f16.safetensors")

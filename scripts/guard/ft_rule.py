@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from train_stage2 import MAX_SHARE, choose_points, fast_decisions, stage_decisions
+from train_stage2 import MAX_SHARE, choose_points, fast_decisions, stage_decisions, validation_sample
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -30,11 +30,7 @@ WORK = os.path.join(ROOT, "bench", "guard", "work")
 
 
 def points(prob_path, max_share):
-    import random
-
-    val = [json.loads(l) for l in open(os.path.join(WORK, "val.jsonl"), encoding="utf-8") if l.strip()]
-    if len(val) > 3000:
-        val = random.Random(5).sample(val, 3000)
+    val = validation_sample([json.loads(l) for l in open(os.path.join(WORK, "val.jsonl"), encoding="utf-8") if l.strip()])
     p = np.fromfile(prob_path, dtype="<f4").astype(np.float64)
     assert len(p) == len(val), (prob_path, len(p), len(val))
     y, fs, chat, doc, fast_pred, fast_th = fast_decisions(val)

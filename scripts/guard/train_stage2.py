@@ -167,6 +167,15 @@ def stage_decisions(fs, doc, fast_pred, head_p, lo, hi, t2, ind_lo):
     return pred, band | dband
 
 
+def validation_sample(val):
+    """The fixed random sample of the validation split the operating points are chosen on (VAL_SAMPLE rows,
+    random.Random(5)): it keeps the encoder passes affordable on 2 cores. finetune_stage2.py's `score` and ft_rule.py's
+    `--points` read the same rows through this function."""
+    import random
+
+    return random.Random(5).sample(val, VAL_SAMPLE) if len(val) > VAL_SAMPLE else val
+
+
 def choose_points(y, fs, chat, doc, fast_pred, fast_th, head_p, max_share):
     """The request-side operating points (band [lo, hi), head threshold t2, documents from ind_lo): the best validation
     F1 under benign FPR <= 0.01, chat FPR <= 0.005 and at most `max_share` of the benign texts sent to the encoder;
@@ -341,11 +350,7 @@ def main():
             f.write("\n")
         print(f"wrote {path} (indirect head only)")
         return
-    # a fixed random sample of the validation split keeps the encoder passes affordable on 2 cores
-    import random
-
-    if len(val) > VAL_SAMPLE:
-        val = random.Random(5).sample(val, VAL_SAMPLE)
+    val = validation_sample(val)
     vcand = [r for r in val if r["py_score"] >= MIN_BAND]
     print(f"head training rows {len(train)}; validation rows {len(val)} ({len(vcand)} with fast score >= {MIN_BAND})")
     C = float(os.environ.get("AISEC_GUARD_STAGE2_C", "4.0"))
