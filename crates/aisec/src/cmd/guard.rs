@@ -77,13 +77,21 @@ pub fn run(args: GuardArgs) -> anyhow::Result<i32> {
         // The second stage loads when the guard starts, and a guard whose
         // stage fails to load runs without it: --check says which.
         let st = &policy.input.second_stage;
-        if let (true, Some(dir)) = (st.enabled, &st.model_dir) {
-            match aisec_guard::stage2::SecondStage::load(dir, st.head.as_deref()) {
+        if st.enabled {
+            use aisec_guard::stage2::SecondStage;
+            let loaded = match (&st.model_dir, &st.head) {
+                (Some(dir), head) => SecondStage::load(dir, head.as_deref()),
+                (None, head) => SecondStage::load_builtin(head.as_deref()),
+            };
+            let encoder = st.model_dir.as_ref().map_or_else(
+                || "built in".to_string(),
+                |d| aisec_core::render::escape_terminal(&d.display().to_string()).to_string(),
+            );
+            match loaded {
                 Ok(s) => {
                     let h = s.head();
                     println!(
-                        "second stage OK (encoder {}{}; band [{}, {}), threshold {}{})",
-                        aisec_core::render::escape_terminal(&dir.display().to_string()),
+                        "second stage OK (encoder {encoder}{}; band [{}, {}), threshold {}{})",
                         h.encoder_top.as_deref().map_or(String::new(), |t| format!(
                             " with fine-tuned weights {}",
                             aisec_core::render::escape_terminal(t)
@@ -106,6 +114,8 @@ pub fn run(args: GuardArgs) -> anyhow::Result<i32> {
                     return Ok(2);
                 }
             }
+        } else {
+            println!("second stage off (input.second_stage.enabled = false): fast classifier and rules only");
         }
         return Ok(0);
     }

@@ -156,6 +156,34 @@ fn guard_rejects_a_bad_upstream_override_with_2() {
 }
 
 #[test]
+fn guard_check_says_the_built_in_second_stage_is_on_or_off() {
+    // the example policy (and a policy without the section) runs the built-in
+    // encoder; `enabled = false` is the fast path alone, and --check says so
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../aisec-guard/policy.example.toml"
+    );
+    let r = aisec(&["guard", "--check", "--policy", example]).run();
+    r.expect_code(0);
+    assert!(
+        r.stdout
+            .contains("second stage OK (encoder built in with fine-tuned weights"),
+        "{}",
+        r.stdout
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let off = dir.path().join("off.toml");
+    std::fs::write(
+        &off,
+        "[server]\nupstream = \"http://127.0.0.1:9\"\n[input.second_stage]\nenabled = false\n",
+    )
+    .unwrap();
+    let r = aisec(&["guard", "--check", "--policy"]).arg(&off).run();
+    r.expect_code(0);
+    assert!(r.stdout.contains("second stage off"), "{}", r.stdout);
+}
+
+#[test]
 fn guard_check_loads_the_second_stage_or_exits_2() {
     // --check loads the second stage the policy enables: the tiny test BERT
     // with a head file of its width loads; a missing model folder is exit 2
