@@ -119,6 +119,10 @@ fn main() -> anyhow::Result<()> {
     // The rows measure the fast path (rules + fast classifier + other input
     // scanners, the second stage off); the default guard with the built-in
     // second stage has its own rows below.
+    // AISEC_GUARD_STAGE2=off: the fast-path rows only (the encoder not even loaded).
+    if std::env::var("AISEC_GUARD_STAGE2").as_deref() == Ok("off") {
+        policy.input.second_stage.enabled = false;
+    }
     let staged = Pipeline::new(policy.clone());
     policy.input.second_stage.enabled = false;
     let p = Pipeline::new(policy);

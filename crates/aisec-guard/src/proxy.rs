@@ -830,11 +830,7 @@ pub fn screen_input(p: &Pipeline, kind: RouteKind, json: &Value) -> InputScreen 
         let t = str_at(json, ptr);
         let d = match channel {
             // The application's own system prompt is trusted for injection purposes.
-            Channel::System => {
-                let mut d = p.scan_input(t);
-                d.retain(|d| d.scanner != "injection" && d.scanner != "unicode");
-                d
-            }
+            Channel::System => p.scan_system(t),
             Channel::Tool => p.scan_indirect(t, &format!("tool content {ptr}")),
             Channel::User => p.scan_input(t),
         };
@@ -887,7 +883,7 @@ async fn openai(
     // Bounded by structure as well as bytes: an object-bomb body takes ~90x
     // its size once parsed (issue 19).
     let limits = aisec_core::json::JsonLimits::BODY.with_max_bytes(p.policy.server.max_body_bytes);
-    let mut json: Value = match aisec_core::json::from_slice(&body, &limits) {
+    let json: Value = match aisec_core::json::from_slice(&body, &limits) {
         Ok(v @ Value::Object(_)) => v,
         Err(e) if e.is_limit() => {
             finish("reject", StatusCode::PAYLOAD_TOO_LARGE, &[], Duration::ZERO);
@@ -908,12 +904,42 @@ async fn openai(
     };
     // ---- input stage
     let ts = Instant::now();
-    let InputScreen {
-        texts,
-        system,
-        detections: all,
-        per_text,
-    } = screen_input(&p, kind, &json);
+    // On the blocking pool: the second stage's encoder passes (tens of
+    // milliseconds on the texts in its band and on tool content) must not
+    // hold one of the runtime's few worker threads.
+    let screened = {
+        let p = Arc::clone(&p);
+        tokio::task::spawn_blocking(move || {
+            let s = screen_input(&p, kind, &json);
+            (s, json)
+        })
+        .await
+    };
+    let (
+        InputScreen {
+            texts,
+            system,
+            detections: all,
+            per_text,
+        },
+        mut json,
+    ) = match screened {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "input scan did not finish");
+            finish(
+                "error",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &[],
+                ts.elapsed(),
+            );
+            return json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "scan_failed",
+                "the input scan did not finish",
+            );
+        }
+    };
     let blocked = all.iter().any(|d| d.action == Action::Block);
     let injection = all
         .iter()
