@@ -477,9 +477,9 @@ impl Default for PayloadConfig {
 /// retrieved text ([`crate::stage2`]). On by default (candidate BI,
 /// `bench/guard/DECISIONS.md`): with it the guard's benign false-positive
 /// rate on the never-used sources fell from 0.018 to 0.011; it costs one
-/// encoder pass (20-120 ms on 2 cores) on the texts in its band (2.7 % of
-/// the benign held-out texts) and per tool document, and about 280 MB of
-/// memory.
+/// encoder pass (p50 24-106 ms, p99 37-178 ms on 2 cores) on the texts in
+/// its band (2.7 % of the benign held-out texts) and per tool document, and
+/// about 280 MB of memory.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecondStageConfig {
