@@ -29,7 +29,7 @@ pub struct GuardArgs {
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
 
-    /// Validate the policy (and load the classifier file and second stage it names), print the result and exit (2: invalid).
+    /// Validate the policy (and load the classifier file it names and the second stage, built in and on unless the policy turns it off), print the result and exit (2: invalid).
     #[arg(long)]
     pub check: bool,
 
