@@ -53,6 +53,9 @@ IND_TRAIN = int(os.environ.get("AISEC_GUARD_INDIRECT_TRAIN", "1200"))
 # the largest share of the validation sample's benign texts an operating point may send to the encoder (band or
 # document path); bounds the stage's cost on ordinary traffic (session of stop 47, candidate FT4M on)
 MAX_SHARE = float(os.environ.get("AISEC_GUARD_STAGE2_MAX_SHARE", "0.05"))
+# The head threshold's grid starts here (step 0.02). 0.3 until candidate BIT (DECISIONS.md, session of stop 48), whose
+# search found FT4M's threshold at that lower edge; AISEC_GUARD_STAGE2_T2_MIN=0.3 reproduces the earlier searches.
+T2_MIN = float(os.environ.get("AISEC_GUARD_STAGE2_T2_MIN", "0.02"))
 # AISEC_GUARD_STAGE2_TOP: fine-tuned encoder weights (scripts/guard/finetune_stage2.py, candidate FT): the
 # embed examples load them over the downloaded encoder, the request-side head is the fine-tuned one (no
 # logistic fit), and the head file names them (`encoder_top`, AISEC_GUARD_STAGE2_TOP_NAME, the file's name
@@ -204,7 +207,7 @@ def choose_points(y, fs, chat, doc, fast_pred, fast_th, head_p, max_share):
     for lo in grid_lo:
         for hi in grid_hi:
             inds = [x for x in sorted({lo, max(MIN_BAND, lo - 0.1), max(MIN_BAND, lo - 0.2)}) if benign_share(lo, hi, x) <= max_share]
-            for t2 in np.arange(0.3, 0.99, 0.02):
+            for t2 in np.arange(T2_MIN, 0.99, 0.02):
                 for ind_lo in inds:
                     m = metrics(decide(lo, hi, t2, ind_lo))
                     ok = m[1] <= 0.01 and m[2] <= 0.005
