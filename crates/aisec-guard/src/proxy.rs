@@ -1579,13 +1579,24 @@ pub async fn start(
             }));
         }
     }
-    let classifier = match &state.pipeline().policy.input.injection.model {
+    let pl = state.pipeline();
+    let classifier = match &pl.policy.input.injection.model {
         Some(path) => path.display().to_string(),
         None => "built-in".to_string(),
     };
+    // which second stage runs: "built-in", the model folder, "off", or why it did not load
+    let st = &pl.policy.input.second_stage;
+    let second_stage = match (st.enabled, pl.second_stage_status()) {
+        (false, _) => "off".to_string(),
+        (true, (true, _)) => st
+            .model_dir
+            .as_ref()
+            .map_or_else(|| "built-in".to_string(), |d| d.display().to_string()),
+        (true, (false, why)) => format!("not loaded: {}", why.unwrap_or("unknown error")),
+    };
     state.audit.write(
         "start",
-        json!({"listen": addr.to_string(), "classifier": classifier}),
+        json!({"listen": addr.to_string(), "classifier": classifier, "second_stage": second_stage}),
     );
     Ok(RunningGuard {
         addr,

@@ -85,6 +85,12 @@ async fn tool_results_are_screened_as_indirect_injection() {
     g.shutdown().await.unwrap();
 
     let lines = audit_lines(&log);
+    // the start line says which classifier and second stage run
+    let start = lines.iter().find(|l| l["event"] == "start").expect("start");
+    assert_eq!(
+        (&start["classifier"], &start["second_stage"]),
+        (&json!("built-in"), &json!("built-in"))
+    );
     let decisions: Vec<&Value> = lines.iter().filter(|l| l["event"] == "decision").collect();
     assert_eq!(decisions.len(), 2, "{lines:?}");
     assert_eq!(decisions[0]["decision"], "allow");
