@@ -1,7 +1,9 @@
 //! Fuzzes the guard's request handling: request-path normalisation (the
 //! first line of the input), request-body screening (the rest, parsed with
 //! the guard's bounded JSON reader and screened as a chat and as a
-//! completion request), and the bounded decoder of compressed upstream
+//! completion request under the default policy, so with the built-in second
+//! stage: hostile text reaches the WordPiece tokeniser and the encoder on
+//! tool content and in the band), and the bounded decoder of compressed upstream
 //! responses (the rest as gzip and deflate), and the de-obfuscation views
 //! (`aisec_guard::deobf::views`) and the structured-record values view
 //! (`aisec_guard::structured::values_view`) and two registered templates'
