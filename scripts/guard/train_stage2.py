@@ -50,6 +50,10 @@ VAL_SAMPLE = int(os.environ.get("AISEC_GUARD_STAGE2_VAL", "3000"))
 IND_K = int(os.environ.get("AISEC_GUARD_INDIRECT_K", "2"))
 IND_VAL_DOCS = int(os.environ.get("AISEC_GUARD_INDIRECT_VAL", "800"))
 IND_TRAIN = int(os.environ.get("AISEC_GUARD_INDIRECT_TRAIN", "1200"))
+# AISEC_GUARD_INDIRECT_NO_HARM=1: the indirect head's documents clause becomes FPR on validation documents <= the fast
+# classifier's own there (candidate BIN, session of stop 48: rejected by 3 test false positives, so off by default and
+# the shipped head reproduces)
+NO_HARM = os.environ.get("AISEC_GUARD_INDIRECT_NO_HARM", "0") == "1"
 # the largest share of the validation sample's benign texts an operating point may send to the encoder (band or
 # document path); bounds the stage's cost on ordinary traffic (session of stop 47, candidate FT4M on)
 MAX_SHARE = float(os.environ.get("AISEC_GUARD_STAGE2_MAX_SHARE", "0.05"))
@@ -301,7 +305,9 @@ def fit_indirect(val_all, fast_th):
                 pred = (pk >= t) | (fast >= ft)
                 md = metrics(pred, isdoc)
                 ma = metrics(pred, np.ones(len(val), bool))
-                ok = md[1] <= 0.01 and ma[1] <= 0.01
+                # candidate BIN (DECISIONS.md, session of stop 48, rejected): with NO_HARM, on documents no more false
+                # positives than the fast classifier alone; otherwise the shipped bound, 0.01
+                ok = md[1] <= (base[1] if NO_HARM else 0.01) and ma[1] <= 0.01
                 key = (ok, round(md[0], 3), -k, round(ma[0], 4))
                 if best is None or key > best[0]:
                     best = (key, k, float(t), float(ft), md, ma)
