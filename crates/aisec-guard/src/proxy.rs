@@ -904,16 +904,19 @@ async fn openai(
     };
     // ---- input stage
     let ts = Instant::now();
-    // On the blocking pool: the second stage's encoder passes (tens of
-    // milliseconds on the texts in its band and on tool content) must not
-    // hold one of the runtime's few worker threads.
-    let screened = {
+    // With the second stage, on the blocking pool: its encoder passes (tens
+    // of milliseconds on the texts in its band and on tool content) must not
+    // hold one of the runtime's few worker threads. The fast path alone
+    // (well under a millisecond) stays inline.
+    let screened = if p.second_stage_status().0 {
         let p = Arc::clone(&p);
         tokio::task::spawn_blocking(move || {
             let s = screen_input(&p, kind, &json);
             (s, json)
         })
         .await
+    } else {
+        Ok((screen_input(&p, kind, &json), json))
     };
     let (
         InputScreen {
