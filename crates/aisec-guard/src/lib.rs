@@ -5,7 +5,7 @@
 //! ([`proxy`]), the TOML policy and its validation ([`policy`]), the
 //! input and output scanners ([`scan`]) with their unicode normalisation
 //! ([`text`]) and the in-process learned injection classifier
-//! ([`classifier`]) with its optional sentence-encoder second stage
+//! ([`classifier`]) with its sentence-encoder second stage (built in, on by default)
 //! ([`stage2`], [`wordpiece`]), screening of tool and retrieved content for indirect
 //! injection ([`scan::Pipeline::scan_indirect`]), rendering-exfiltration payloads
 //! planted in requests and tool content ([`payload`]), cross-request behaviour

@@ -91,7 +91,9 @@ aisec_core::declare_rules! {
     /// A request that the learned prompt-injection classifier (logistic
     /// regression over hashed character and word n-grams plus a small hidden
     /// layer over its word features, trained on a labelled injection set)
-    /// scores above its threshold.
+    /// scores above its threshold. Where its score falls in the band it is
+    /// unsure of, the second stage decides instead: a fine-tuned MiniLM
+    /// sentence encoder with its own head (built in, on by default).
     ///
     /// ## Why it matters
     /// It catches paraphrased injections the fixed patterns miss; its false
@@ -115,7 +117,9 @@ aisec_core::declare_rules! {
     /// Instructions addressed to the model inside content that reached it as
     /// a tool or function result (or another channel the policy marks as
     /// retrieved content): override phrasing, fake dialogue turns, or a
-    /// passage the injection classifier scores above its threshold.
+    /// passage the injection classifier scores above its threshold; with the
+    /// second stage (on by default) an encoder head over the passages the
+    /// classifier ranks highest decides, whatever their fast score.
     ///
     /// ## Why it matters
     /// Indirect injection lets whoever controls a web page, e-mail, file or
