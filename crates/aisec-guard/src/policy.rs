@@ -496,6 +496,27 @@ pub struct SecondStageConfig {
     pub head: Option<std::path::PathBuf>,
 }
 
+impl SecondStageConfig {
+    /// The second stage this section asks for: `None` when it is off; else
+    /// a downloaded encoder (`model_dir`), the built-in one with another head
+    /// (`head`), or the built-in stage itself, loaded once per process and
+    /// shared ([`crate::stage2::SecondStage::builtin`]).
+    pub fn load(
+        &self,
+    ) -> Option<Result<std::sync::Arc<crate::stage2::SecondStage>, crate::stage2::Stage2Error>>
+    {
+        use crate::stage2::SecondStage;
+        if !self.enabled {
+            return None;
+        }
+        Some(match (&self.model_dir, &self.head) {
+            (Some(dir), head) => SecondStage::load(dir, head.as_deref()).map(std::sync::Arc::new),
+            (None, Some(head)) => SecondStage::load_builtin(Some(head)).map(std::sync::Arc::new),
+            (None, None) => SecondStage::builtin(),
+        })
+    }
+}
+
 impl Default for SecondStageConfig {
     fn default() -> Self {
         SecondStageConfig {

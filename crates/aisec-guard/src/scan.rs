@@ -690,17 +690,7 @@ impl Pipeline {
             .map(words_of)
             .unwrap_or_default();
         let st = &policy.input.second_stage;
-        let loaded = match (st.enabled, &st.model_dir, &st.head) {
-            (false, _, _) => None,
-            (true, Some(dir), head) => {
-                Some(SecondStage::load(dir, head.as_deref()).map(std::sync::Arc::new))
-            }
-            (true, None, Some(head)) => {
-                Some(SecondStage::load_builtin(Some(head)).map(std::sync::Arc::new))
-            }
-            // the built-in stage, loaded once per process and shared
-            (true, None, None) => Some(SecondStage::builtin()),
-        };
+        let loaded = st.load();
         if loaded.is_some() && st.head.is_none() && matches!(classifier, ClassifierRef::File(_)) {
             tracing::warn!(
                 "input.injection.model replaces the built-in classifier, but the second stage's committed \
