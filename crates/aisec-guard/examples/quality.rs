@@ -82,12 +82,18 @@ const HEAD: &str = "| | texts | attacks | precision | recall | F1 | benign FPR |
 fn main() -> anyhow::Result<()> {
     // The default policy runs the built-in second stage. AISEC_GUARD_STAGE2=off: the same tables
     // with the fast path alone (rules + fast classifier); AISEC_GUARD_MINILM=DIR: with the encoder
-    // read from a downloaded folder instead of the built-in one (committed head).
+    // read from a downloaded folder instead of the built-in one (committed head);
+    // AISEC_GUARD_HEAD=FILE: another head file.
     let mut policy = Policy::default_for("http://127.0.0.1:9");
     let off = std::env::var("AISEC_GUARD_STAGE2").is_ok_and(|v| v == "off");
     policy.input.second_stage.enabled = !off;
     if let Some(dir) = std::env::var_os("AISEC_GUARD_MINILM") {
         policy.input.second_stage.model_dir = Some(dir.into());
+    }
+    // AISEC_GUARD_HEAD=FILE: the built-in encoder with another head file (a
+    // candidate's, e.g. scripts/guard/stack_stage2.py's)
+    if let Some(head) = std::env::var_os("AISEC_GUARD_HEAD") {
+        policy.input.second_stage.head = Some(head.into());
     }
     let p = Pipeline::new(policy);
     if !off {

@@ -818,7 +818,7 @@ impl Pipeline {
         let s2 = self.stage2.as_ref()?;
         let prepared = self.classifier.prepare(normalised);
         let passage = s2.passage(&self.classifier, &prepared, d);
-        match s2.score(passage) {
+        match s2.score(passage, d.score) {
             Ok(p) => Some(p),
             Err(e) => {
                 tracing::warn!(error = %e, "second stage failed; fast verdict kept");

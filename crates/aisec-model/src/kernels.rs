@@ -1591,6 +1591,22 @@ pub fn tune_allocator() {
     }
 }
 
+/// Hands the heap's free memory back to the operating system (glibc's
+/// `malloc_trim(0)`, which also releases free pages inside the heap;
+/// elsewhere a no-op). For a long-running process after a one-off peak,
+/// such as loading a model whose parsed weights are copied into its graph
+/// and then dropped: glibc otherwise keeps the freed pages resident.
+// unsafe: glibc's malloc_trim is an FFI call; it only releases free memory.
+#[allow(unsafe_code)]
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes the allocator's own locks and only returns
+    // pages that hold no live allocation; it is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Row-major strides of a shape.
 pub(crate) fn strides(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![1usize; shape.len()];

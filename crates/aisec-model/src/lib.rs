@@ -38,5 +38,5 @@ pub mod train;
 
 pub use classifier::{Classifier, Differentiable, Loss, ModelError, Tensor};
 pub use graph::ExecLimits;
-pub use kernels::tune_allocator;
+pub use kernels::{release_free_memory, tune_allocator};
 pub use onnx_model::{OnnxModel, Tap};

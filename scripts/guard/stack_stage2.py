@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""Candidate BX (bench/guard/DECISIONS.md, session of stop 49): the fast classifier's score stacked beside the second
+stage's head inside the band.
+
+The shipped second stage (candidate BI: the built-in encoder, FT4M's fine-tuned top layers and head) decides the texts
+whose fast score is in its band by the head's probability alone. BX replaces that probability by
+
+    p' = sigmoid(a * logit(p_head) + c * logit(fast) + d)        (logit as train_stage2.logit, clamped to +-10)
+
+with (a, c, d) a logistic regression (C = 1.0) on FT4M's 2,000 validation loss rows (finetune_stage2.py's
+`valloss.jsonl`: validation split, fast score >= 0.3, random.Random(19)), and chooses the operating points again with
+train_stage2.choose_points on its 3,000-row validation sample. In the guard p' is exact algebra on the head file:
+weights and bias times a, plus d, and `fast_weight` c (stage2.rs, `Head::fast_weight`).
+
+Steps (WORK = bench/guard/work/bx):
+  score   the built-in stage (assets/minilm_base.safetensors with minilm_top.safetensors over it; the same tensors the
+          guard loads) scores valloss.jsonl, the validation sample and the test split (finetune_stage2 example `score`:
+          NaN below fast score 0.3)
+  fit     the stacking regression and the operating points on validation -> WORK/fit.json
+  rule    BX against BI on the TEST split, as ft_rule.py --chat-rate reads it
+  head    writes the candidate head file WORK/minilm_head.json (and, with --ship, over assets/minilm_head.json)
+Usage: stack_stage2.py score|fit|rule|head [--ship]   (after train_classifier.py; uses its venv)
+"""
+import json
+import os
+import random
+import subprocess
+import sys
+
+from train_stage2 import ensure_venv
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+GUARD_WORK = os.path.join(ROOT, "bench", "guard", "work")
+WORK = os.path.join(GUARD_WORK, "bx")
+ASSETS = os.path.join(ROOT, "crates", "aisec-guard", "assets")
+MIN_FAST = 0.3
+
+
+def load(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(l) for l in f if l.strip()]
+
+
+def valloss_rows():
+    # finetune_stage2.py data()'s loss rows, drawn the same way
+    val = [r for r in load(os.path.join(GUARD_WORK, "val.jsonl")) if r["py_score"] >= MIN_FAST]
+    return random.Random(19).sample(val, min(2000, len(val)))
+
+
+def builtin_model_dir():
+    """A model folder holding exactly the built-in encoder: the f16 base and the f16 fine-tuned layers in one file."""
+    import shutil
+
+    from finetune_stage2 import read_st, write_st_f16
+
+    d = os.path.join(WORK, "builtin_model")
+    os.makedirs(d, exist_ok=True)
+    ws = read_st(os.path.join(ASSETS, "minilm_base.safetensors"))
+    top = {k[5:] if k.startswith("bert.") else k: v for k, v in read_st(os.path.join(ASSETS, "minilm_top.safetensors")).items()
+           if not k.startswith("head.")}
+    assert not set(ws) & set(top), "base and top share a tensor"
+    ws.update(top)
+    write_st_f16(os.path.join(d, "model.safetensors"), ws, {"about": "built-in encoder (stack_stage2.py)"})
+    shutil.copyfile(os.path.join(ASSETS, "minilm_vocab.txt"), os.path.join(d, "vocab.txt"))
+    shutil.copyfile(os.path.join(ASSETS, "minilm_config.json"), os.path.join(d, "config.json"))
+    return d
+
+
+def score():
+    from finetune_stage2 import exe, write_jsonl
+    from train_stage2 import validation_sample
+
+    os.makedirs(WORK, exist_ok=True)
+    write_jsonl(os.path.join(WORK, "valloss.jsonl"), valloss_rows())
+    write_jsonl(os.path.join(WORK, "val3000.jsonl"), validation_sample(load(os.path.join(GUARD_WORK, "val.jsonl"))))
+    d, e = builtin_model_dir(), exe()
+    top = os.path.join(ASSETS, "minilm_top.safetensors")
+    for name, path in (("valloss", os.path.join(WORK, "valloss.jsonl")), ("val3000", os.path.join(WORK, "val3000.jsonl")),
+                       ("test", os.path.join(GUARD_WORK, "test.jsonl"))):
+        subprocess.check_call([e, "score", d, top, path, os.path.join(WORK, name + ".prob"), str(MIN_FAST)])
+
+
+def probs(name, n):
+    import numpy as np
+
+    p = np.fromfile(os.path.join(WORK, name + ".prob"), dtype="<f4").astype(np.float64)
+    assert len(p) == n, (name, len(p), n)
+    return p
+
+
+def stacked(p, fs, fit):
+    """p' from head probabilities p (NaN kept) and fast scores fs."""
+    import numpy as np
+
+    from train_stage2 import logit
+
+    z = fit["a"] * logit(p) + fit["c"] * logit(fs) + fit["d"]
+    out = 1 / (1 + np.exp(-z))
+    out[np.isnan(p)] = np.nan
+    return out
+
+
+def do_fit():
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from train_stage2 import MAX_SHARE, choose_points, fast_decisions, logit, validation_sample
+
+    rows = valloss_rows()
+    p = probs("valloss", len(rows))
+    y = np.array([r["label"] for r in rows])
+    fs = np.array([r["py_score"] for r in rows])
+    ok = ~np.isnan(p)
+    X = np.stack([logit(p[ok]), logit(fs[ok])], axis=1)
+    m = LogisticRegression(C=1.0, max_iter=1000).fit(X, y[ok])
+    fit = {"a": float(m.coef_[0][0]), "c": float(m.coef_[0][1]), "d": float(m.intercept_[0])}
+    from sklearn.metrics import roc_auc_score
+
+    auc = {"head": roc_auc_score(y[ok], p[ok]), "fast": roc_auc_score(y[ok], fs[ok]),
+           "stacked": roc_auc_score(y[ok], m.decision_function(X))}
+    print(f"stacking fit on {int(ok.sum())} loss rows: a {fit['a']:.4f} c {fit['c']:.4f} d {fit['d']:.4f}; AUC there "
+          f"(in-sample for the stack): head {auc['head']:.4f} fast {auc['fast']:.4f} stacked {auc['stacked']:.4f}")
+    val = validation_sample(load(os.path.join(GUARD_WORK, "val.jsonl")))
+    y, fs, chat, doc, fast_pred, fast_th = fast_decisions(val)
+    pv = probs("val3000", len(val))
+    base = choose_points(y, fs, chat, doc, fast_pred, fast_th, pv, MAX_SHARE)
+    s = choose_points(y, fs, chat, doc, fast_pred, fast_th, stacked(pv, fs, fit), MAX_SHARE)
+    for name, x in (("BI (head alone)", base), ("BX (stacked)", s)):
+        m_ = x["metrics"]
+        print(f"{name}: band [{x['lo']:.2f}, {x['hi']:.2f}) threshold {x['t2']:.2f} documents from {x['ind_lo']:.2f}; "
+              f"validation F1 {m_[0]:.4f} FPR {m_[1]:.4f} chat FPR {m_[2]:.4f}; benign share to the encoder "
+              f"{x['benign_share'](x['lo'], x['hi'], x['ind_lo']):.3f}")
+    fit.update({"lo": round(s["lo"], 2), "hi": round(s["hi"], 2), "t2": round(s["t2"], 2), "ind_lo": round(s["ind_lo"], 2),
+                "val": list(s["metrics"]), "auc_loss_rows": auc,
+                "val_share": s["benign_share"](s["lo"], s["hi"], s["ind_lo"])})
+    json.dump(fit, open(os.path.join(WORK, "fit.json"), "w"), indent=1)
+
+
+def rule():
+    import numpy as np
+
+    from train_stage2 import fast_decisions, stage_decisions
+
+    rows = load(os.path.join(GUARD_WORK, "test.jsonl"))
+    y, fs, chat, doc, fast_pred, _ = fast_decisions(rows)
+    p = probs("test", len(rows))
+    head = json.load(open(os.path.join(ASSETS, "minilm_head.json")))
+    fit = json.load(open(os.path.join(WORK, "fit.json")))
+
+    def side(pp, lo, hi, t2, ind_lo):
+        pred, runs = stage_decisions(fs, doc, fast_pred, pp, lo, hi, t2, ind_lo)
+        tp = int(np.sum(pred & (y == 1))); fp = int(np.sum(pred & (y == 0))); fn = int(np.sum(~pred & (y == 1)))
+        neg = int(np.sum(y == 0))
+        return {"f1": 2 * tp / max(1, 2 * tp + fp + fn), "tp": tp, "fp": fp, "fn": fn, "fpr": fp / neg,
+                "chat_fp": int(np.sum(pred & chat & (y == 0))), "chat": int(np.sum(chat & (y == 0))),
+                "enc": int(np.sum(runs & (y == 0))), "neg": neg, "band": f"[{lo}, {hi}) t {t2} documents from {ind_lo}"}
+
+    a = side(p, head["band_low"], head["band_high"], head["threshold"], head["indirect_low"])
+    b = side(stacked(p, fs, fit), fit["lo"], fit["hi"], fit["t2"], fit["ind_lo"])
+    print(f"test split: {len(rows)} rows")
+    for name, m in (("BI", a), ("BX", b)):
+        print(f"{name} {m['band']}: F1 {m['f1']:.4f} (TP {m['tp']} FP {m['fp']} FN {m['fn']}), FPR {m['fpr']:.4f}, chat "
+              f"{m['chat_fp']} of {m['chat']}, benign texts to the encoder {m['enc']} of {m['neg']} ({m['enc'] / m['neg']:.3f})")
+    t1 = b["f1"] >= a["f1"] + 0.002
+    t2 = b["fpr"] <= a["fpr"] + 0.001 and b["chat_fp"] / b["chat"] <= 0.005
+    t3 = b["enc"] / b["neg"] <= 0.10
+    print(f"(1) F1 +0.002: {'PASS' if t1 else 'FAIL'}; (2) FPR and chat: {'PASS' if t2 else 'FAIL'}; "
+          f"(3) benign share to the encoder <= 10 %: {'PASS' if t3 else 'FAIL'}")
+    print("BX " + ("PASSES" if t1 and t2 and t3 else "FAILS") + " the rule")
+
+
+def head():
+    h = json.load(open(os.path.join(ASSETS, "minilm_head.json")))
+    assert h.get("fast_weight", 0.0) == 0.0, "the shipped head is stacked already"
+    fit = json.load(open(os.path.join(WORK, "fit.json")))
+    h["weights"] = [fit["a"] * w for w in h["weights"]]
+    h["bias"] = fit["a"] * h["bias"] + fit["d"]
+    h["fast_weight"] = fit["c"]
+    h["threshold"], h["band_low"], h["band_high"], h["indirect_low"] = fit["t2"], fit["lo"], fit["hi"], fit["ind_lo"]
+    v = fit["val"]
+    h["note"] = (f"FT4M's head stacked with the fast score (candidate BX, scripts/guard/stack_stage2.py: "
+                 f"a {fit['a']:.4f}, c {fit['c']:.4f}, d {fit['d']:.4f} fitted on 2,000 validation loss rows); validation "
+                 f"split: with the second stage F1 {v[0]:.4f} FPR {v[1]:.4f} chat FPR {v[2]:.4f}; benign share to the "
+                 f"encoder {fit['val_share']:.3f} (bound 0.05); head fine-tuned with the encoder's top layer(s)")
+    # key order as train_stage2.py writes it, fast_weight after bias
+    order = ["format", "encoder", "weights", "bias", "fast_weight", "threshold", "band_low", "band_high", "indirect_low",
+             "context_words", "max_tokens", "note", "indirect", "encoder_top", "encoder_sha256"]
+    out = {k: h[k] for k in order if k in h}
+    out.update({k: v for k, v in h.items() if k not in out})
+    paths = [os.path.join(WORK, "minilm_head.json")] + ([os.path.join(ASSETS, "minilm_head.json")] if "--ship" in sys.argv else [])
+    for path in paths:
+        with open(path, "w") as f:
+            json.dump(out, f, indent=0)
+            f.write("\n")
+        print("wrote", path)
+
+
+def main():
+    ensure_venv()
+    step = sys.argv[1] if len(sys.argv) > 1 else ""
+    {"score": score, "fit": do_fit, "rule": rule, "head": head}.get(step, lambda: sys.exit(__doc__))()
+
+
+if __name__ == "__main__":
+    main()
