@@ -453,8 +453,9 @@ impl SecondStage {
     /// head when `None`). A head file's own fine-tuned weights
     /// (`encoder_top`, relative to its folder) go over the built-in
     /// encoder's, and its `encoder_sha256`, when set, must match the
-    /// built-in weights they do not replace: the committed head's fine-tuned
-    /// layers are the built-in ones.
+    /// built-in weights they do not replace, or name the encoder the
+    /// built-in base was rounded from (the committed head's digest): the
+    /// committed head's fine-tuned layers are the built-in ones.
     pub fn load_builtin(head: Option<&Path>) -> Result<SecondStage, Stage2Error> {
         let vocab = WordPiece::from_vocab(BASE_VOCAB)?;
         let mut ws = builtin_weights()?;
@@ -468,7 +469,15 @@ impl SecondStage {
                         &dir.join(top),
                         MAX_TOP_BYTES,
                     )?)?;
-                    if let Some(want) = head.encoder_sha256.as_deref() {
+                    // the committed head's digest names the f32 encoder the
+                    // built-in base was rounded from (candidate BI): a head
+                    // trained on that encoder fits the built-in one too
+                    let committed = Head::builtin()?.encoder_sha256;
+                    if let Some(want) = head.encoder_sha256.as_deref().filter(|w| {
+                        committed
+                            .as_deref()
+                            .is_none_or(|c| !c.eq_ignore_ascii_case(w))
+                    }) {
                         let got = base_digest(&ws, &top);
                         if !got.eq_ignore_ascii_case(want) {
                             return Err(Stage2Error::Head(format!(
