@@ -1655,6 +1655,7 @@ mod tests {
         let s = base.classifier.score_detail(short);
         assert_eq!(s.windows, 1);
         let mut pol = Policy::default_for("http://127.0.0.1:9");
+        pol.input.second_stage.enabled = false;
         pol.input.injection.threshold = Some(s.score - 0.01);
         pol.input.injection.short_threshold = Some(s.score - 0.01);
         pol.input.injection.length_slope = Some(4.0);

@@ -666,15 +666,26 @@ mod tests {
         );
         assert!(layers.iter().all(|n| n.starts_with("encoder.layer.")));
         assert!(layers.iter().any(|n| n.starts_with("encoder.layer.5.")));
-        // The head file's weights are the fine-tuned head's logit difference.
+        // The head file's weights are the fine-tuned head's logit difference,
+        // times the stacking's positive scale `a` when it weighs the fast
+        // score too (candidate BX: weights a * w, bias a * b + d).
         let get = |n: &str| ts.iter().find(|(k, _)| k == n).expect(n).1.data.clone();
-        let (w, b) = (get("head.weight"), get("head.bias"));
+        let w = get("head.weight");
         let d = h.weights.len();
         assert_eq!(w.len(), 2 * d);
-        for (j, hw) in h.weights.iter().enumerate() {
-            assert!((hw - (w[d + j] - w[j])).abs() < 1e-3, "weight {j}");
+        let diff: Vec<f32> = (0..d).map(|j| w[d + j] - w[j]).collect();
+        let a = h.weights.iter().zip(&diff).map(|(x, y)| x * y).sum::<f32>()
+            / diff.iter().map(|y| y * y).sum::<f32>();
+        if h.fast_weight == 0.0 {
+            assert!((a - 1.0).abs() < 1e-3, "{a}");
+            let b = get("head.bias");
+            assert!((h.bias - (b[1] - b[0])).abs() < 1e-3);
+        } else {
+            assert!(a > 0.0 && h.fast_weight > 0.0, "{a} {}", h.fast_weight);
         }
-        assert!((h.bias - (b[1] - b[0])).abs() < 1e-3);
+        for (j, hw) in h.weights.iter().enumerate() {
+            assert!((hw - a * diff[j]).abs() < 1e-3, "weight {j}");
+        }
     }
 
     #[test]
