@@ -86,7 +86,7 @@ pub fn run(args: GuardArgs) -> anyhow::Result<i32> {
                 Ok(s) => {
                     let h = s.head();
                     println!(
-                        "second stage OK (encoder {encoder}{}; band [{}, {}), threshold {}{})",
+                        "second stage OK (encoder {encoder}{}; band [{}, {}), threshold {}{}{})",
                         h.encoder_top.as_deref().map_or(String::new(), |t| format!(
                             " with fine-tuned weights {}",
                             aisec_core::render::escape_terminal(t)
@@ -94,6 +94,11 @@ pub fn run(args: GuardArgs) -> anyhow::Result<i32> {
                         h.band_low,
                         h.band_high,
                         h.threshold,
+                        if h.fast_weight != 0.0 {
+                            format!(" with the fast score weighed in ({:.2})", h.fast_weight)
+                        } else {
+                            String::new()
+                        },
                         if s.has_indirect() {
                             "; indirect head for tool content"
                         } else {

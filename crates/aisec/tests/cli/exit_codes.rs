@@ -171,6 +171,12 @@ fn guard_check_says_the_built_in_second_stage_is_on_or_off() {
         "{}",
         r.stdout
     );
+    // the built-in head weighs the fast score inside its band (candidate BX)
+    assert!(
+        r.stdout.contains("with the fast score weighed in"),
+        "{}",
+        r.stdout
+    );
     let dir = tempfile::tempdir().unwrap();
     let off = dir.path().join("off.toml");
     std::fs::write(
