@@ -20,6 +20,9 @@ Steps (WORK = bench/guard/work/bx):
   rule    BX against BI on the TEST split, as ft_rule.py --chat-rate reads it
   head    writes the candidate head file WORK/minilm_head.json (and, with --ship, over assets/minilm_head.json)
 Usage: stack_stage2.py score|fit|rule|head [--ship]   (after train_classifier.py; uses its venv)
+The shipped head was chosen with the search's request-side documents clause, since turned off by default (candidate
+BXS, DECISIONS.md: it chooses the same band and threshold without it); AISEC_GUARD_STAGE2_DOC_PATH=1 reproduces the
+shipped file exactly (indirect_low 0.44).
 """
 import json
 import os

@@ -60,6 +60,12 @@ MAX_SHARE = float(os.environ.get("AISEC_GUARD_STAGE2_MAX_SHARE", "0.05"))
 # The head threshold's grid starts here (step 0.02). 0.3 until candidate BIT (DECISIONS.md, session of stop 48), whose
 # search found FT4M's threshold at that lower edge; AISEC_GUARD_STAGE2_T2_MIN=0.3 reproduces the earlier searches.
 T2_MIN = float(os.environ.get("AISEC_GUARD_STAGE2_T2_MIN", "0.02"))
+# The search's request-side documents clause ("documents from ind_lo up go to the head"), the guard's path for tool
+# content before the indirect head existed. With an indirect head (every shipped head since candidate FT) the guard
+# re-decides request-side texts of any kind inside the band only, so the clause modelled a path it does not have
+# (candidate BXS, DECISIONS.md, session of stop 49): off by default since (ind_lo = the band's low end);
+# AISEC_GUARD_STAGE2_DOC_PATH=1 reproduces the earlier searches (BI's and BX's points).
+DOC_PATH = os.environ.get("AISEC_GUARD_STAGE2_DOC_PATH", "0") == "1"
 # AISEC_GUARD_STAGE2_TOP: fine-tuned encoder weights (scripts/guard/finetune_stage2.py, candidate FT): the
 # embed examples load them over the downloaded encoder, the request-side head is the fine-tuned one (no
 # logistic fit), and the head file names them (`encoder_top`, AISEC_GUARD_STAGE2_TOP_NAME, the file's name
@@ -210,7 +216,8 @@ def choose_points(y, fs, chat, doc, fast_pred, fast_th, head_p, max_share):
     grid_hi = [x for x in np.arange(fast_th, 1.0001, 0.02)]
     for lo in grid_lo:
         for hi in grid_hi:
-            inds = [x for x in sorted({lo, max(MIN_BAND, lo - 0.1), max(MIN_BAND, lo - 0.2)}) if benign_share(lo, hi, x) <= max_share]
+            cands = {lo, max(MIN_BAND, lo - 0.1), max(MIN_BAND, lo - 0.2)} if DOC_PATH else {lo}
+            inds = [x for x in sorted(cands) if benign_share(lo, hi, x) <= max_share]
             for t2 in np.arange(T2_MIN, 0.99, 0.02):
                 for ind_lo in inds:
                     m = metrics(decide(lo, hi, t2, ind_lo))
