@@ -93,7 +93,8 @@ aisec_core::declare_rules! {
     /// layer over its word features, trained on a labelled injection set)
     /// scores above its threshold. Where its score falls in the band it is
     /// unsure of, the second stage decides instead: a fine-tuned MiniLM
-    /// sentence encoder with its own head (built in, on by default).
+    /// sentence encoder whose head weighs its reading of the text and the
+    /// classifier's score together (built in, on by default).
     ///
     /// ## Why it matters
     /// It catches paraphrased injections the fixed patterns miss; its false
