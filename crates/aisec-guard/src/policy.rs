@@ -476,10 +476,12 @@ impl Default for PayloadConfig {
 /// re-scores the texts the fast classifier is unsure of and every tool or
 /// retrieved text ([`crate::stage2`]). On by default (candidate BI,
 /// `bench/guard/DECISIONS.md`): with it the guard's benign false-positive
-/// rate on the never-used sources fell from 0.018 to 0.011; it costs one
-/// encoder pass (p50 24-106 ms, p99 37-178 ms on 2 cores) on the texts in
-/// its band (2.7 % of the benign held-out texts) and per tool document, and
-/// about 200 MB more memory (a serving guard: 333 MB against 135 MB).
+/// rate on the never-used sources fell from 0.018 to 0.011 (F1 0.920 ->
+/// 0.926 with candidate BX's head, which weighs the fast score too); it
+/// costs one encoder pass (p50 23-90 ms, p99 46-116 ms on 2 cores) on the
+/// texts in its band (about 5 % of the benign held-out texts) and per tool
+/// document, and about 140 MB more memory (a serving guard: 270 MB against
+/// 132 MB).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecondStageConfig {

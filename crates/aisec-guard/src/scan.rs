@@ -694,8 +694,8 @@ impl Pipeline {
         if loaded.is_some() && st.head.is_none() && matches!(classifier, ClassifierRef::File(_)) {
             tracing::warn!(
                 "input.injection.model replaces the built-in classifier, but the second stage's committed \
-                 head chose its band on the built-in classifier's scores: give it a head fitted to this \
-                 model (input.second_stage.head) or turn it off"
+                 head chose its band on the built-in classifier's scores and weighs them in its decision: \
+                 give it a head fitted to this model (input.second_stage.head) or turn it off"
             );
         }
         let (stage2, stage2_error) = match loaded {
