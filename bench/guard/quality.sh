@@ -51,8 +51,8 @@ STAGE2="$(AISEC_GUARD_STAGE2=off target/release/examples/quality "sources never 
   echo "The guard's decision is what it blocks under the default policy (\`Policy::default_for\`): injection rules,"
   echo "the fast classifier (threshold and short-text threshold the model carries, both chosen on the validation"
   echo "splits only), the built-in second stage (a fine-tuned MiniLM encoder re-deciding the texts in the fast"
-  echo "classifier's unsure band and every document scanned as tool content; on by default since candidate BI,"
-  echo "bench/guard/DECISIONS.md), the unicode scanner and size limits. Training data, sources and licences:"
+  echo "classifier's unsure band, weighing the fast score in since candidate BX, and every document scanned as tool"
+  echo "content; on by default since candidate BI, bench/guard/DECISIONS.md), the unicode scanner and size limits. Training data, sources and licences:"
   echo "\`crates/aisec-guard/assets/README.md\`; how the rows are built: \`scripts/guard/guard_data.py\`."
   echo
   echo "Issue 17's goal is F1 >= 0.92 with benign FPR <= 0.02 (short chat <= 0.01) on data the model was not trained on."
