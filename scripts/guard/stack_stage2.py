@@ -17,9 +17,11 @@ Steps (WORK = bench/guard/work/bx):
           guard loads) scores valloss.jsonl, the validation sample and the test split (finetune_stage2 example `score`:
           NaN below fast score 0.3)
   fit     the stacking regression and the operating points on validation -> WORK/fit.json
-  rule    BX against BI on the TEST split, as ft_rule.py --chat-rate reads it
-  head    writes the candidate head file WORK/minilm_head.json (and, with --ship, over assets/minilm_head.json)
-Usage: stack_stage2.py score|fit|rule|head [--ship]   (after train_classifier.py; uses its venv)
+  rule    BX against BI on the TEST split, as ft_rule.py --chat-rate reads it (rule [BASE_HEAD.json]: BI's head file,
+          the shipped one before BX)
+  head    writes the candidate head file WORK/minilm_head.json (and, with --ship, over assets/minilm_head.json);
+          head [BASE_HEAD.json] [--ship]: the unstacked head to start from (the shipped one before BX)
+Usage: stack_stage2.py score|fit|rule|head [BASE_HEAD.json] [--ship]   (after train_classifier.py; uses its venv)
 The shipped head was chosen with the search's request-side documents clause, since turned off by default (candidate
 BXS, DECISIONS.md: it chooses the same band and threshold without it); AISEC_GUARD_STAGE2_DOC_PATH=1 reproduces the
 shipped file exactly (indirect_low 0.44).
@@ -148,7 +150,12 @@ def rule():
     rows = load(os.path.join(GUARD_WORK, "test.jsonl"))
     y, fs, chat, doc, fast_pred, _ = fast_decisions(rows)
     p = probs("test", len(rows))
-    head = json.load(open(os.path.join(ASSETS, "minilm_head.json")))
+    # the base is the unstacked head BX was judged against (BI's, the shipped file before BX); after BX shipped, pass
+    # it: git show b33d1f9~1:crates/aisec-guard/assets/minilm_head.json > /tmp/bi_head.json; stack_stage2.py rule /tmp/bi_head.json
+    base = sys.argv[2] if len(sys.argv) > 2 else os.path.join(ASSETS, "minilm_head.json")
+    head = json.load(open(base))
+    if head.get("fast_weight", 0.0) != 0.0:
+        sys.exit(f"{base} is a stacked head already; name the unstacked base head file (see the comment in rule())")
     fit = json.load(open(os.path.join(WORK, "fit.json")))
 
     def side(pp, lo, hi, t2, ind_lo):
@@ -174,8 +181,12 @@ def rule():
 
 
 def head():
-    h = json.load(open(os.path.join(ASSETS, "minilm_head.json")))
-    assert h.get("fast_weight", 0.0) == 0.0, "the shipped head is stacked already"
+    # the unstacked head to stack: the shipped one before BX (as for rule: head BASE_HEAD.json [--ship])
+    args = [a for a in sys.argv[2:] if a != "--ship"]
+    base = args[0] if args else os.path.join(ASSETS, "minilm_head.json")
+    h = json.load(open(base))
+    if h.get("fast_weight", 0.0) != 0.0:
+        sys.exit(f"{base} is a stacked head already; name the unstacked base head file (see the comment in rule())")
     fit = json.load(open(os.path.join(WORK, "fit.json")))
     h["weights"] = [fit["a"] * w for w in h["weights"]]
     h["bias"] = fit["a"] * h["bias"] + fit["d"]
