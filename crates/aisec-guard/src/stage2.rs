@@ -676,12 +676,33 @@ mod tests {
         let diff: Vec<f32> = (0..d).map(|j| w[d + j] - w[j]).collect();
         let a = h.weights.iter().zip(&diff).map(|(x, y)| x * y).sum::<f32>()
             / diff.iter().map(|y| y * y).sum::<f32>();
+        let b = get("head.bias");
         if h.fast_weight == 0.0 {
             assert!((a - 1.0).abs() < 1e-3, "{a}");
-            let b = get("head.bias");
             assert!((h.bias - (b[1] - b[0])).abs() < 1e-3);
         } else {
-            assert!(a > 0.0 && h.fast_weight > 0.0, "{a} {}", h.fast_weight);
+            // the note records the stacking's a, c and d (4 decimals)
+            let num = |key: &str| -> f32 {
+                let at = h
+                    .note
+                    .find(key)
+                    .unwrap_or_else(|| panic!("{key} in {}", h.note));
+                let rest = &h.note[at + key.len()..];
+                let end = rest.find([' ', ',', ')']).unwrap_or(rest.len());
+                rest[..end].parse().expect("a number")
+            };
+            let (na, nc, nd) = (num(": a "), num(", c "), num(", d "));
+            assert!(a > 0.0 && (a - na).abs() < 1e-3, "{a} vs {na}");
+            assert!(
+                (h.fast_weight - nc).abs() < 1e-3,
+                "{} vs {nc}",
+                h.fast_weight
+            );
+            assert!(
+                (h.bias - (na * (b[1] - b[0]) + nd)).abs() < 1e-3,
+                "{}",
+                h.bias
+            );
         }
         for (j, hw) in h.weights.iter().enumerate() {
             assert!((hw - a * diff[j]).abs() < 1e-3, "weight {j}");
