@@ -8,6 +8,8 @@ block. This is how issue 17's own evaluation reads the guard (the HTTP path, the
 stage), not the library calls of `examples/quality.rs`. Standard library only; everything on loopback.
 
 Usage: bench/guard/proxy_quality.py AISEC_BIN POLICY NAME=FILE.jsonl...
+Environment: AISEC_GUARD_PROXY_ROLE=system sends each row as the system message before an ordinary user turn;
+AISEC_GUARD_PROXY_LOG=FILE keeps the guard's audit log.
 Prints a markdown table per file (guard decision per source, then all rows) and the HTTP round-trip time.
 """
 import http.server
@@ -45,8 +47,17 @@ def free_port():
         return s.getsockname()[1]
 
 
+# AISEC_GUARD_PROXY_ROLE=system: each row is the application's system message, followed by an ordinary user turn (how
+# an app's own instructions reach the guard; b3's system prompts, QUALITY.md); default: the user message
+ROLE = os.environ.get("AISEC_GUARD_PROXY_ROLE", "user")
+
+
 def post(url, text):
-    data = json.dumps({"model": "stub", "messages": [{"role": "user", "content": text}]}).encode()
+    if ROLE == "system":
+        messages = [{"role": "system", "content": text}, {"role": "user", "content": "Hi, can you help me with my order?"}]
+    else:
+        messages = [{"role": "user", "content": text}]
+    data = json.dumps({"model": "stub", "messages": messages}).encode()
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
