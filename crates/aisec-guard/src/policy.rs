@@ -480,8 +480,8 @@ impl Default for PayloadConfig {
 /// 0.926 with candidate BX's head, which weighs the fast score too); it
 /// costs one encoder pass (p50 23-90 ms, p99 46-116 ms on 2 cores) on the
 /// texts in its band (about 5 % of the benign held-out texts) and per tool
-/// document, and about 140 MB more memory (a serving guard: 270 MB against
-/// 132 MB).
+/// document, and about 170 MB more memory (a serving guard: 289-305 MB
+/// against 132 MB).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecondStageConfig {
