@@ -9,10 +9,11 @@ BIN=${1:-$ROOT/target/release/aisec}
 SRC=${2:-$ROOT/crates/aisec-guard/policy.example.toml}
 POLICY=$(mktemp --suffix=.toml)
 LOG=$(mktemp)
-trap 'rm -f "$POLICY" "$LOG"' EXIT
 sed 's/^listen = .*/listen = "127.0.0.1:18188"/' "$SRC" > "$POLICY"
 "$BIN" guard --policy "$POLICY" 2>"$LOG" &
 PID=$!
+# stop the guard however the script ends (a closed pipe, `| head`, kills the script before its last line)
+trap 'kill -INT $PID 2>/dev/null; rm -f "$POLICY" "$LOG"' EXIT
 for _ in $(seq 1 100); do curl -s -o /dev/null http://127.0.0.1:18188/healthz && break; sleep 0.1; done
 echo "after start: $(grep VmRSS /proc/$PID/status | tr -s ' \t' ' ')"
 for i in $(seq 1 20); do
