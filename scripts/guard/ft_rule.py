@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from train_stage2 import MAX_SHARE, choose_points, fast_decisions, stage_decisions, validation_sample
+from train_stage2 import MAX_SHARE, choose_points, fast_decisions, split_metrics, validation_sample
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -57,16 +57,7 @@ def main():
         h = json.load(open(head_path))
         p = np.fromfile(prob_path, dtype="<f4").astype(np.float64)
         assert len(p) == len(rows), (prob_path, len(p), len(rows))
-        lo, hi, t2, ind_lo = h["band_low"], h["band_high"], h["threshold"], h["indirect_low"]
-        pred, runs = stage_decisions(fs, doc, fast_pred, p, lo, hi, t2, ind_lo)
-        tp = int(np.sum(pred & (y == 1))); fp = int(np.sum(pred & (y == 0))); fn = int(np.sum(~pred & (y == 1)))
-        neg = int(np.sum(y == 0))
-        return {
-            "band": f"[{lo}, {hi}) t {t2} indirect from {ind_lo}",
-            "f1": 2 * tp / max(1, 2 * tp + fp + fn), "tp": tp, "fp": fp, "fn": fn,
-            "fpr": fp / neg, "chat_fp": int(np.sum(pred & chat & (y == 0))), "chat": int(np.sum(chat & (y == 0))),
-            "benign_to_encoder": int(np.sum(runs & (y == 0))), "benign": neg,
-        }
+        return split_metrics(y, fs, chat, doc, fast_pred, p, h["band_low"], h["band_high"], h["threshold"], h["indirect_low"])
 
     a = side(sys.argv[1], sys.argv[2])
     b = side(sys.argv[3], sys.argv[4])

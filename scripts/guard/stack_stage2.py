@@ -143,9 +143,7 @@ def do_fit():
 
 
 def rule():
-    import numpy as np
-
-    from train_stage2 import fast_decisions, stage_decisions
+    from train_stage2 import fast_decisions, split_metrics
 
     rows = load(os.path.join(GUARD_WORK, "test.jsonl"))
     y, fs, chat, doc, fast_pred, _ = fast_decisions(rows)
@@ -158,23 +156,17 @@ def rule():
         sys.exit(f"{base} is a stacked head already; name the unstacked base head file (see the comment in rule())")
     fit = json.load(open(os.path.join(WORK, "fit.json")))
 
-    def side(pp, lo, hi, t2, ind_lo):
-        pred, runs = stage_decisions(fs, doc, fast_pred, pp, lo, hi, t2, ind_lo)
-        tp = int(np.sum(pred & (y == 1))); fp = int(np.sum(pred & (y == 0))); fn = int(np.sum(~pred & (y == 1)))
-        neg = int(np.sum(y == 0))
-        return {"f1": 2 * tp / max(1, 2 * tp + fp + fn), "tp": tp, "fp": fp, "fn": fn, "fpr": fp / neg,
-                "chat_fp": int(np.sum(pred & chat & (y == 0))), "chat": int(np.sum(chat & (y == 0))),
-                "enc": int(np.sum(runs & (y == 0))), "neg": neg, "band": f"[{lo}, {hi}) t {t2} documents from {ind_lo}"}
-
-    a = side(p, head["band_low"], head["band_high"], head["threshold"], head["indirect_low"])
-    b = side(stacked(p, fs, fit), fit["lo"], fit["hi"], fit["t2"], fit["ind_lo"])
+    a = split_metrics(y, fs, chat, doc, fast_pred, p, head["band_low"], head["band_high"], head["threshold"],
+                      head["indirect_low"])
+    b = split_metrics(y, fs, chat, doc, fast_pred, stacked(p, fs, fit), fit["lo"], fit["hi"], fit["t2"], fit["ind_lo"])
     print(f"test split: {len(rows)} rows")
     for name, m in (("BI", a), ("BX", b)):
         print(f"{name} {m['band']}: F1 {m['f1']:.4f} (TP {m['tp']} FP {m['fp']} FN {m['fn']}), FPR {m['fpr']:.4f}, chat "
-              f"{m['chat_fp']} of {m['chat']}, benign texts to the encoder {m['enc']} of {m['neg']} ({m['enc'] / m['neg']:.3f})")
+              f"{m['chat_fp']} of {m['chat']}, benign texts to the encoder {m['benign_to_encoder']} of {m['benign']} "
+              f"({m['benign_to_encoder'] / m['benign']:.3f})")
     t1 = b["f1"] >= a["f1"] + 0.002
     t2 = b["fpr"] <= a["fpr"] + 0.001 and b["chat_fp"] / b["chat"] <= 0.005
-    t3 = b["enc"] / b["neg"] <= 0.10
+    t3 = b["benign_to_encoder"] / b["benign"] <= 0.10
     print(f"(1) F1 +0.002: {'PASS' if t1 else 'FAIL'}; (2) FPR and chat: {'PASS' if t2 else 'FAIL'}; "
           f"(3) benign share to the encoder <= 10 %: {'PASS' if t3 else 'FAIL'}")
     print("BX " + ("PASSES" if t1 and t2 and t3 else "FAILS") + " the rule")

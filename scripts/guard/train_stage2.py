@@ -180,6 +180,22 @@ def stage_decisions(fs, doc, fast_pred, head_p, lo, hi, t2, ind_lo):
     return pred, band | dband
 
 
+def split_metrics(y, fs, chat, doc, fast_pred, head_p, lo, hi, t2, ind_lo):
+    """Counts of one side of a rule on a labelled split (ft_rule.py, stack_stage2.py): the stage_decisions at these
+    points; F1, TP, FP, FN, FPR, chat false positives and benign texts sent to the encoder."""
+    import numpy as np
+
+    pred, runs = stage_decisions(fs, doc, fast_pred, head_p, lo, hi, t2, ind_lo)
+    tp = int(np.sum(pred & (y == 1))); fp = int(np.sum(pred & (y == 0))); fn = int(np.sum(~pred & (y == 1)))
+    neg = int(np.sum(y == 0))
+    return {
+        "band": f"[{lo}, {hi}) t {t2} documents from {ind_lo}",
+        "f1": 2 * tp / max(1, 2 * tp + fp + fn), "tp": tp, "fp": fp, "fn": fn,
+        "fpr": fp / neg, "chat_fp": int(np.sum(pred & chat & (y == 0))), "chat": int(np.sum(chat & (y == 0))),
+        "benign_to_encoder": int(np.sum(runs & (y == 0))), "benign": neg,
+    }
+
+
 def validation_sample(val):
     """The fixed random sample of the validation split the operating points are chosen on (VAL_SAMPLE rows,
     random.Random(5)): it keeps the encoder passes affordable on 2 cores. finetune_stage2.py's `score` and ft_rule.py's
