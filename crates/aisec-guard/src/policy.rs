@@ -511,11 +511,17 @@ impl SecondStageConfig {
         if !self.enabled {
             return None;
         }
-        Some(match (&self.model_dir, &self.head) {
-            (Some(dir), head) => SecondStage::load(dir, head.as_deref()).map(std::sync::Arc::new),
-            (None, Some(head)) => SecondStage::load_builtin(Some(head)).map(std::sync::Arc::new),
-            (None, None) => SecondStage::builtin(),
-        })
+        let loaded = match (&self.model_dir, &self.head) {
+            (Some(dir), head) => SecondStage::load(dir, head.as_deref()),
+            (None, Some(head)) => SecondStage::load_builtin(Some(head)),
+            // loaded once per process, which hands its load's freed pages back itself
+            (None, None) => return Some(SecondStage::builtin()),
+        };
+        // every load parses the weights and copies them into the encoder's
+        // graph; give the freed copies back (a serving guard keeps them
+        // resident otherwise; LATENCY-notes.md)
+        aisec_model::release_free_memory();
+        Some(loaded.map(std::sync::Arc::new))
     }
 }
 
