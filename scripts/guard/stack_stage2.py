@@ -22,6 +22,12 @@ Steps (WORK = bench/guard/work/bx):
   head    writes the candidate head file WORK/minilm_head.json (and, with --ship, over assets/minilm_head.json);
           head [BASE_HEAD.json] [--ship]: the unstacked head to start from (the shipped one before BX)
 Usage: stack_stage2.py score|fit|rule|head [BASE_HEAD.json] [--ship]   (after train_classifier.py; uses its venv)
+
+A candidate's fine-tuned weights stacked the same way and judged against BX (candidate FT6M, DECISIONS.md):
+  AISEC_GUARD_STACK_WORK=bench/guard/work/ft6m AISEC_GUARD_STACK_TOP=bench/guard/work/ft6m/top.f16.safetensors \
+    stack_stage2.py score; ... fit
+  AISEC_GUARD_STACK_WORK=bench/guard/work/ft6m AISEC_GUARD_STACK_BASE_WORK=bench/guard/work/bx stack_stage2.py rule
+(both sides decided the guard's way, band only; BX's side reads F1 0.9411, TP 3,897, FP 53, FN 435).
 The shipped head was chosen with the search's request-side documents clause, since turned off by default (candidate
 BXS, DECISIONS.md: it chooses the same band and threshold without it); AISEC_GUARD_STAGE2_DOC_PATH=1 reproduces the
 shipped file exactly (indirect_low 0.44).
@@ -37,8 +43,13 @@ from train_stage2 import ensure_venv
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 GUARD_WORK = os.path.join(ROOT, "bench", "guard", "work")
-WORK = os.path.join(GUARD_WORK, "bx")
+# AISEC_GUARD_STACK_WORK: the work folder (bench/guard/work/bx, BX's); AISEC_GUARD_STACK_TOP: a candidate's fine-tuned
+# weights (finetune_stage2.py's top.f16.safetensors) scored over the built-in base in place of the shipped
+# minilm_top.safetensors (candidate FT6M); AISEC_GUARD_STACK_BASE_WORK: for `rule`, a stacked base (a work folder
+# with its own fit.json and probabilities, e.g. bx) in place of an unstacked head file
+WORK = os.environ.get("AISEC_GUARD_STACK_WORK") or os.path.join(GUARD_WORK, "bx")
 ASSETS = os.path.join(ROOT, "crates", "aisec-guard", "assets")
+TOP = os.environ.get("AISEC_GUARD_STACK_TOP") or os.path.join(ASSETS, "minilm_top.safetensors")
 MIN_FAST = 0.3
 
 
@@ -62,10 +73,19 @@ def builtin_model_dir():
     d = os.path.join(WORK, "builtin_model")
     os.makedirs(d, exist_ok=True)
     ws = read_st(os.path.join(ASSETS, "minilm_base.safetensors"))
-    top = {k[5:] if k.startswith("bert.") else k: v for k, v in read_st(os.path.join(ASSETS, "minilm_top.safetensors")).items()
-           if not k.startswith("head.")}
+
+    def top_of(path):
+        return {k[5:] if k.startswith("bert.") else k: v for k, v in read_st(path).items() if not k.startswith("head.")}
+
+    top = top_of(os.path.join(ASSETS, "minilm_top.safetensors"))
     assert not set(ws) & set(top), "base and top share a tensor"
     ws.update(top)
+    if TOP != os.path.join(ASSETS, "minilm_top.safetensors"):
+        # a candidate's fine-tuned weights over the built-in encoder: they may replace base tensors too (FT6M: every
+        # layer and the embeddings' LayerNorm), never add one
+        cand = top_of(TOP)
+        assert set(cand) <= set(ws), sorted(set(cand) - set(ws))[:3]
+        ws.update(cand)
     write_st_f16(os.path.join(d, "model.safetensors"), ws, {"about": "built-in encoder (stack_stage2.py)"})
     shutil.copyfile(os.path.join(ASSETS, "minilm_vocab.txt"), os.path.join(d, "vocab.txt"))
     shutil.copyfile(os.path.join(ASSETS, "minilm_config.json"), os.path.join(d, "config.json"))
@@ -80,16 +100,16 @@ def score():
     write_jsonl(os.path.join(WORK, "valloss.jsonl"), valloss_rows())
     write_jsonl(os.path.join(WORK, "val3000.jsonl"), validation_sample(load(os.path.join(GUARD_WORK, "val.jsonl"))))
     d, e = builtin_model_dir(), exe()
-    top = os.path.join(ASSETS, "minilm_top.safetensors")
+    top = TOP
     for name, path in (("valloss", os.path.join(WORK, "valloss.jsonl")), ("val3000", os.path.join(WORK, "val3000.jsonl")),
                        ("test", os.path.join(GUARD_WORK, "test.jsonl"))):
         subprocess.check_call([e, "score", d, top, path, os.path.join(WORK, name + ".prob"), str(MIN_FAST)])
 
 
-def probs(name, n):
+def probs(name, n, work=None):
     import numpy as np
 
-    p = np.fromfile(os.path.join(WORK, name + ".prob"), dtype="<f4").astype(np.float64)
+    p = np.fromfile(os.path.join(work or WORK, name + ".prob"), dtype="<f4").astype(np.float64)
     assert len(p) == n, (name, len(p), n)
     return p
 
@@ -148,19 +168,35 @@ def rule():
     rows = load(os.path.join(GUARD_WORK, "test.jsonl"))
     y, fs, chat, doc, fast_pred, _ = fast_decisions(rows)
     p = probs("test", len(rows))
+    fit = json.load(open(os.path.join(WORK, "fit.json")))
+    base_work = os.environ.get("AISEC_GUARD_STACK_BASE_WORK")
+    if base_work:
+        # a stacked base against a stacked candidate, both decided the guard's way: band only (a head with an indirect
+        # part sends request-side documents to the head only inside the band; BXS)
+        bfit = json.load(open(os.path.join(base_work, "fit.json")))
+        pb = probs("test", len(rows), base_work)
+        a = split_metrics(y, fs, chat, doc, fast_pred, stacked(pb, fs, bfit), bfit["lo"], bfit["hi"], bfit["t2"], bfit["lo"])
+        b = split_metrics(y, fs, chat, doc, fast_pred, stacked(p, fs, fit), fit["lo"], fit["hi"], fit["t2"], fit["lo"])
+        return judge(len(rows), ("base " + os.path.basename(base_work.rstrip("/")), a),
+                     ("candidate " + os.path.basename(WORK.rstrip("/")), b))
     # the base is the unstacked head BX was judged against (BI's, the shipped file before BX); after BX shipped, pass
     # it: git show b33d1f9~1:crates/aisec-guard/assets/minilm_head.json > /tmp/bi_head.json; stack_stage2.py rule /tmp/bi_head.json
     base = sys.argv[2] if len(sys.argv) > 2 else os.path.join(ASSETS, "minilm_head.json")
     head = json.load(open(base))
     if head.get("fast_weight", 0.0) != 0.0:
         sys.exit(f"{base} is a stacked head already; name the unstacked base head file (see the comment in rule())")
-    fit = json.load(open(os.path.join(WORK, "fit.json")))
 
     a = split_metrics(y, fs, chat, doc, fast_pred, p, head["band_low"], head["band_high"], head["threshold"],
                       head["indirect_low"])
     b = split_metrics(y, fs, chat, doc, fast_pred, stacked(p, fs, fit), fit["lo"], fit["hi"], fit["t2"], fit["ind_lo"])
-    print(f"test split: {len(rows)} rows")
-    for name, m in (("BI", a), ("BX", b)):
+    judge(len(rows), ("BI", a), ("BX", b))
+
+
+def judge(n, base, cand):
+    """The rule of BX (and FT6M) on two sides' test metrics: F1 +0.002, FPR +0.001 and chat <= 0.005, share <= 10 %."""
+    (_, a), (_, b) = base, cand
+    print(f"test split: {n} rows")
+    for name, m in (base, cand):
         print(f"{name} {m['band']}: F1 {m['f1']:.4f} (TP {m['tp']} FP {m['fp']} FN {m['fn']}), FPR {m['fpr']:.4f}, chat "
               f"{m['chat_fp']} of {m['chat']}, benign texts to the encoder {m['benign_to_encoder']} of {m['benign']} "
               f"({m['benign_to_encoder'] / m['benign']:.3f})")
@@ -169,7 +205,7 @@ def rule():
     t3 = b["benign_to_encoder"] / b["benign"] <= 0.10
     print(f"(1) F1 +0.002: {'PASS' if t1 else 'FAIL'}; (2) FPR and chat: {'PASS' if t2 else 'FAIL'}; "
           f"(3) benign share to the encoder <= 10 %: {'PASS' if t3 else 'FAIL'}")
-    print("BX " + ("PASSES" if t1 and t2 and t3 else "FAILS") + " the rule")
+    print(cand[0] + (" PASSES" if t1 and t2 and t3 else " FAILS") + " the rule")
 
 
 def head():

