@@ -221,7 +221,9 @@ def head():
     h["fast_weight"] = fit["c"]
     h["threshold"], h["band_low"], h["band_high"], h["indirect_low"] = fit["t2"], fit["lo"], fit["hi"], fit["ind_lo"]
     v = fit["val"]
-    h["note"] = (f"FT4M's head stacked with the fast score (candidate BX, scripts/guard/stack_stage2.py: "
+    # AISEC_GUARD_STACK_NAME: the fine-tuned head's candidate and the stacked one's (default "FT4M,BX", the shipped BX)
+    ft, cand = (os.environ.get("AISEC_GUARD_STACK_NAME") or "FT4M,BX").split(",")
+    h["note"] = (f"{ft}'s head stacked with the fast score (candidate {cand}, scripts/guard/stack_stage2.py: "
                  f"a {fit['a']:.4f}, c {fit['c']:.4f}, d {fit['d']:.4f} fitted on 2,000 validation loss rows); validation "
                  f"split: with the second stage F1 {v[0]:.4f} FPR {v[1]:.4f} chat FPR {v[2]:.4f}; benign share to the "
                  f"encoder {fit['val_share']:.3f} (bound 0.05); head fine-tuned with the encoder's top layer(s)")
