@@ -3,7 +3,10 @@
 //! `scripts/guard/finetune_stage2.py`.
 //!
 //! The lower layers stay frozen, so their token states are computed once
-//! per passage ([`BertEncoder::states_after`]) and the top layer and the
+//! per passage ([`BertEncoder::states_after`]; with every layer trained,
+//! `AISEC_GUARD_FT_LAYERS=6` for MiniLM, the summed embeddings,
+//! [`BertEncoder::input_states`], and the embeddings' LayerNorm is trained
+//! too) and the top layer and the
 //! head ([`aisec_model::bert::top_classifier`]) are trained on them with
 //! Adam, one passage per forward/backward pass (passages differ in length)
 //! and gradients summed over a batch ([`Trainer::step_summed`]). The head

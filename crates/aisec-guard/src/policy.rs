@@ -472,7 +472,7 @@ impl Default for PayloadConfig {
 }
 
 /// `[input.second_stage]`: a sentence encoder (all-MiniLM-L6-v2 with its
-/// top four layers fine-tuned, built into aisec) with a logistic head that
+/// six layers fine-tuned, built into aisec) with a logistic head that
 /// re-scores the texts the fast classifier is unsure of and every tool or
 /// retrieved text ([`crate::stage2`]). On by default (candidate BI,
 /// `bench/guard/DECISIONS.md`): with it the guard's benign false-positive

@@ -1,9 +1,10 @@
 //! Second stage of the injection classifier: a sentence encoder
 //! (all-MiniLM-L6-v2, or any BERT with the same layout) run by
 //! aisec-model's graph executor, mean-pooled, and a logistic head. The
-//! committed head comes with the encoder's top four layers fine-tuned with it
-//! on passages of the training split (`assets/minilm_top.safetensors`, f16,
-//! loaded over the downloaded encoder's layers: `scripts/guard/finetune_stage2.py`);
+//! committed head comes with all six encoder layers (and the embeddings'
+//! LayerNorm) fine-tuned with it on passages of the training split
+//! (`assets/minilm_top.safetensors`, f16, loaded over the encoder's own:
+//! `scripts/guard/finetune_stage2.py`, candidate FT6M);
 //! its operating points and the indirect head are chosen and fitted on
 //! that encoder (`scripts/guard/train_stage2.py`).
 //!
@@ -16,8 +17,9 @@
 //! text's length.
 //!
 //! The encoder is built in: the tensors of all-MiniLM-L6-v2 that the
-//! fine-tuned file does not replace (embeddings, layers 0-1) ship rounded to
-//! f16 as `assets/minilm_base.safetensors` with its `vocab.txt` and
+//! fine-tuned file does not replace (the word, position and type
+//! embeddings) ship rounded to f16 as `assets/minilm_base.safetensors`
+//! with its `vocab.txt` and
 //! `config.json` (`scripts/guard/finetune_stage2.py base`), so
 //! [`SecondStage::builtin`] needs no file at run time and the stage is on by
 //! default (candidate BI, `bench/guard/DECISIONS.md`). A policy may instead
@@ -429,7 +431,7 @@ impl SecondStage {
     }
 
     /// The built-in second stage: the committed head over the built-in
-    /// encoder (all-MiniLM-L6-v2 with FT4M's fine-tuned top layers, f16).
+    /// encoder (all-MiniLM-L6-v2 with FT6M's fine-tuned layers, f16).
     /// Loaded once per process (about 0.2 s; 90 MB of f32 weights) and
     /// shared: every pipeline built from a policy, reloads included, gets
     /// the same one.
@@ -659,13 +661,18 @@ mod tests {
             .map(|(n, _)| n.as_str())
             .filter(|n| !n.starts_with("head."))
             .collect();
-        // Whole encoder layers (16 tensors each), the top ones.
+        // Whole encoder layers (16 tensors each), the top ones; with every
+        // layer trained (candidate FT6M) the embeddings' LayerNorm too.
+        let (ln, layers): (Vec<&str>, Vec<&str>) = layers
+            .into_iter()
+            .partition(|n| n.starts_with("embeddings.LayerNorm."));
         assert!(
             !layers.is_empty() && layers.len().is_multiple_of(16),
             "{layers:?}"
         );
         assert!(layers.iter().all(|n| n.starts_with("encoder.layer.")));
         assert!(layers.iter().any(|n| n.starts_with("encoder.layer.5.")));
+        assert!(ln.is_empty() || (ln.len() == 2 && layers.len() == 6 * 16));
         // The head file's weights are the fine-tuned head's logit difference,
         // times the stacking's positive scale `a` when it weighs the fast
         // score too (candidate BX: weights a * w, bias a * b + d).
