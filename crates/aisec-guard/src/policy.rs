@@ -476,9 +476,10 @@ impl Default for PayloadConfig {
 /// re-scores the texts the fast classifier is unsure of and every tool or
 /// retrieved text ([`crate::stage2`]). On by default (candidate BI,
 /// `bench/guard/DECISIONS.md`): with it the guard's benign false-positive
-/// rate on the never-used sources fell from 0.018 to 0.011 (F1 0.920 ->
-/// 0.926 with candidate BX's head, which weighs the fast score too); it
-/// costs one encoder pass (p50 23-90 ms, p99 46-116 ms on 2 cores) on the
+/// rate on the never-used sources fell from 0.018 to 0.011-0.012 (F1 0.920
+/// -> 0.927 with candidate FT6M's head, all six layers fine-tuned, which
+/// weighs the fast score too); it
+/// costs one encoder pass (p50 18-84 ms, p99 39-105 ms on 2 cores) on the
 /// texts in its band (about 5 % of the benign held-out texts) and per tool
 /// document, and about 170 MB more memory (a serving guard: 289-305 MB
 /// against 132 MB).
