@@ -23,6 +23,11 @@ Steps (WORK = bench/guard/work/bx):
           head [BASE_HEAD.json] [--ship]: the unstacked head to start from (the shipped one before BX)
 Usage: stack_stage2.py score|fit|rule|head [BASE_HEAD.json] [--ship]   (after train_classifier.py; uses its venv)
 
+The head shipped since the session of stop 50 is FT6M's (all six layers fine-tuned), stacked the same way:
+  AISEC_GUARD_STAGE2_TOP=bench/guard/work/ft6m/top.f16.safetensors AISEC_GUARD_STAGE2_TOP_NAME=minilm_top.safetensors \
+    train_stage2.py    (the unstacked head and the indirect head; copy assets/minilm_head.json to WORK/minilm_head_unstacked.json)
+  AISEC_GUARD_STACK_WORK=bench/guard/work/ft6m AISEC_GUARD_STACK_NAME=FT6M,FT6M stack_stage2.py head \
+    bench/guard/work/ft6m/minilm_head_unstacked.json --ship     (after score and fit as below)
 A candidate's fine-tuned weights stacked the same way and judged against BX (candidate FT6M, DECISIONS.md):
   AISEC_GUARD_STACK_WORK=bench/guard/work/ft6m AISEC_GUARD_STACK_TOP=bench/guard/work/ft6m/top.f16.safetensors \
     stack_stage2.py score; ... fit
