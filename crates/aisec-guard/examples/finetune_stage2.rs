@@ -174,7 +174,7 @@ fn train(a: &[String]) -> anyhow::Result<()> {
         .unwrap_or(1);
     anyhow::ensure!(
         top_layers >= 1 && top_layers <= layers,
-        "AISEC_GUARD_FT_LAYERS must be 1..{layers}"
+        "AISEC_GUARD_FT_LAYERS must be 1 to {layers} (all of them)"
     );
     let first = layers - top_layers;
     let h = s.cfg.hidden_size;
