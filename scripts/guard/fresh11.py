@@ -10,7 +10,6 @@ bench/guard/work. Writes bench/guard/work/fresh11.jsonl ({"text", "label", "sour
 bench/guard/quality.sh reports on its own. Usage: scripts/guard/fresh11.py (uses train_classifier.py's venv).
 """
 import json
-import lzma
 import os
 import sys
 
@@ -24,13 +23,8 @@ def main():
     tc.ensure_venv()
     import guard_fresh as gf
 
-    keys = set()
-    with lzma.open(os.path.join(HERE, "data", "corpus.jsonl.xz"), "rt", encoding="utf-8") as f:
-        next(f)
-        for line in f:
-            keys.add(tc.normalise(json.loads(line)["text"]))
-    earlier = ["eval"] + ["fresh"] + [f"fresh{i}" for i in range(2, 11)]
-    for name in earlier:
+    keys = {tc.normalise(r["text"]) for r in tc.read_pinned_corpus()}
+    for name in tc.EVAL_SET_NAMES:
         path = os.path.join(tc.WORK, name + ".jsonl")
         if not os.path.exists(path):
             sys.exit(f"{path} is missing: run scripts/guard/train_classifier.py first (it writes the earlier evaluation sets)")

@@ -374,9 +374,10 @@ def _kind(text, label):
     return "chat" if len(text.split()) < _SHORT else "prompt"
 
 
-def _keep(out, seen, exclude_keys, text, label, source, stats):
+def _keep(out, seen, exclude_keys, text, label, source, stats, kind=None):
     """Adds one row unless it is empty, a duplicate, or identical (normalised) to a training or earlier evaluation
-    text; a text seen with both labels is dropped from both."""
+    text; a text seen with both labels is dropped from both. `kind` defaults to chat / prompt / injection by length
+    and label."""
     if not isinstance(text, str) or not text.strip():
         stats["not text"] += 1
         return
@@ -389,7 +390,7 @@ def _keep(out, seen, exclude_keys, text, label, source, stats):
             seen[k]["conflict"] = True
         stats["duplicate"] += 1
         return
-    r = {"text": text, "label": label, "source": source, "kind": _kind(text, label)}
+    r = {"text": text, "label": label, "source": source, "kind": kind or _kind(text, label)}
     seen[k] = r
     out.append(r)
 
@@ -714,14 +715,6 @@ TOOL_EVAL_DIR = "tool_eval_bench/evals/scenarios/"
 WORKARENA_KB = "browsergym/workarena/data_files/task_configs/knowledge_base_configs.json"
 
 
-def _keep_doc(out, seen, exclude_keys, text, source, stats):
-    """As _keep for a benign tool output (kind `document`)."""
-    n = len(out)
-    _keep(out, seen, exclude_keys, text, 0, source, stats)
-    if len(out) > n:
-        out[-1]["kind"] = "document"
-
-
 def tooltalk_eval(zf, exclude_keys):
     """ToolTalk's conversations: the users' turns (benign requests to an assistant with tools) and the tools' responses
     as JSON documents. Returns (rows, stats)."""
@@ -747,7 +740,7 @@ def tooltalk_eval(zf, exclude_keys):
                 if isinstance(resp, (dict, list)) and resp:
                     docs.append(json.dumps(resp, ensure_ascii=False, indent=1))
     for d in docs:
-        _keep_doc(out, seen, exclude_keys, d, "tooltalk-responses", stats)
+        _keep(out, seen, exclude_keys, d, 0, "tooltalk-responses", stats, kind="document")
     return _finish(out, stats)
 
 
