@@ -57,6 +57,9 @@ NO_HARM = os.environ.get("AISEC_GUARD_INDIRECT_NO_HARM", "0") == "1"
 # the largest share of the validation sample's benign texts an operating point may send to the encoder (band or
 # document path); bounds the stage's cost on ordinary traffic (session of stop 47, candidate FT4M on)
 MAX_SHARE = float(os.environ.get("AISEC_GUARD_STAGE2_MAX_SHARE", "0.05"))
+# the benign FPR bound of the request-side search (candidate FT6MB of DECISIONS.md: a shipped model's own validation
+# FPR instead of the fixed 0.01)
+MAX_FPR = float(os.environ.get("AISEC_GUARD_STAGE2_MAX_FPR", "0.01"))
 # The head threshold's grid starts here (step 0.02). 0.3 until candidate BIT (DECISIONS.md, session of stop 48), whose
 # search found FT4M's threshold at that lower edge; AISEC_GUARD_STAGE2_T2_MIN=0.3 reproduces the earlier searches.
 T2_MIN = float(os.environ.get("AISEC_GUARD_STAGE2_T2_MIN", "0.02"))
@@ -207,7 +210,7 @@ def validation_sample(val):
 
 def choose_points(y, fs, chat, doc, fast_pred, fast_th, head_p, max_share):
     """The request-side operating points (band [lo, hi), head threshold t2, documents from ind_lo): the best validation
-    F1 under benign FPR <= 0.01, chat FPR <= 0.005 and at most `max_share` of the benign texts sent to the encoder;
+    F1 under benign FPR <= MAX_FPR (0.01 unless AISEC_GUARD_STAGE2_MAX_FPR says), chat FPR <= 0.005 and at most `max_share` of the benign texts sent to the encoder;
     among equal F1 (4 decimals) the narrowest band, then the first found. Also returns the fast classifier's own
     metrics and the share function. (Called by main() and, on saved probabilities, by ft_rule.py --points.)"""
     import numpy as np
@@ -237,7 +240,7 @@ def choose_points(y, fs, chat, doc, fast_pred, fast_th, head_p, max_share):
             for t2 in np.arange(T2_MIN, 0.99, 0.02):
                 for ind_lo in inds:
                     m = metrics(decide(lo, hi, t2, ind_lo))
-                    ok = m[1] <= 0.01 and m[2] <= 0.005
+                    ok = m[1] <= MAX_FPR + 1e-12 and m[2] <= 0.005
                     # among equal F1, prefer the narrowest band (fewest encoder passes)
                     key = (ok, round(m[0], 4), -(hi - lo))
                     if best is None or key > best[0]:
