@@ -21,7 +21,10 @@ Operating points, chosen on the validation split only:
   indirect_low: documents (tool / retrieved content) go to the head from here up
 Objective: F1 on validation with benign FPR <= 0.01 and chat FPR <= 0.005, the
 same constraints the fast threshold is chosen under, and at most MAX_SHARE (5 %) of
-the sample's benign texts sent to the encoder (AISEC_GUARD_STAGE2_MAX_SHARE).
+the sample's benign texts sent to the encoder (AISEC_GUARD_STAGE2_MAX_SHARE). The FPR
+bound is AISEC_GUARD_STAGE2_MAX_FPR (default 0.01); candidates since the session of
+stop 51 are searched at the shipped model's own validation FPR (DECISIONS.md, FT6MB and
+FT6P), so a new encoder is compared at the false-positive rate the guard already has.
 
 The indirect head (tool and retrieved content; `indirect` in the head file, see
 fit_indirect): fitted on train_docs.jsonl (documents of the TRAINING split with and
