@@ -557,7 +557,9 @@ pub struct Pipeline {
 pub struct Verdict {
     /// Fast classifier score (highest window).
     pub fast: f32,
-    /// Second-stage probability, when the second stage ran.
+    /// Second-stage probability, when the second stage decided: inside its
+    /// band, or when a head's script route blocked the text (a routed text
+    /// the route lets through keeps `None` outside the band).
     pub second: Option<f32>,
     /// Whether the classifier fires.
     pub fires: bool,
@@ -854,10 +856,26 @@ impl Pipeline {
         };
         if let Some(s2) = &self.stage2 {
             let h = s2.head();
-            if d.score >= h.band_low && d.score < h.band_high {
-                if let Some(p) = self.second_score(normalised, &d) {
-                    v.second = Some(p);
-                    v.fires = p >= h.threshold;
+            let in_band = d.score >= h.band_low && d.score < h.band_high;
+            let route = h.script_route.as_ref().filter(|_| s2.routes(normalised));
+            if in_band || route.is_some() {
+                let prepared = self.classifier.prepare(normalised);
+                let passage = s2.passage(&self.classifier, &prepared, &d);
+                match s2.score_routed(passage, d.score, route.is_some()) {
+                    Ok((p, routed)) => {
+                        if in_band {
+                            v.second = Some(p);
+                            v.fires = p >= h.threshold;
+                        }
+                        // the script route blocks beside the verdict above
+                        if let (Some(r), Some(q)) = (route, routed) {
+                            if q >= r.threshold && !v.fires {
+                                v.second = Some(q);
+                                v.fires = true;
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "second stage failed; fast verdict kept"),
                 }
             }
         }

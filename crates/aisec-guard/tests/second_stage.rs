@@ -404,3 +404,35 @@ fn a_head_with_a_fast_weight_reads_the_fast_score_the_guard_computed() {
     }
     assert_eq!(seen, [true, true], "one text on each side of 0.5");
 }
+
+#[test]
+fn the_script_route_blocks_non_latin_texts_beside_the_fast_verdict() {
+    // an empty band, so outside the route the fast verdict stands and the
+    // encoder never runs; the route (bias +20 with scale 1: probability ~1)
+    // blocks mostly non-Latin-script texts only
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(head_file(tmp.path(), 20.0, (0.0, 0.0), 1.0)).unwrap(),
+    )
+    .unwrap();
+    h["script_route"] =
+        serde_json::json!({"min_share": 0.5, "scale": 1.0, "offset": 0.0, "threshold": 0.5});
+    let hp = tmp.path().join("route.json");
+    std::fs::write(&hp, h.to_string()).unwrap();
+    let p = Pipeline::new(policy(&hp));
+    assert_eq!(p.second_stage_status(), (true, None));
+    let latin = p.classifier_verdict("What is the weather today?");
+    assert_eq!(latin.second, None, "{latin:?}");
+    assert!(!latin.fires);
+    let routed = p.classifier_verdict("今天天气怎么样？");
+    assert!(
+        routed.fires && routed.second.is_some_and(|q| q > 0.99),
+        "{routed:?}"
+    );
+    // an offset that puts the route's probability near 0: nothing changes
+    h["script_route"]["offset"] = serde_json::json!(-60.0);
+    std::fs::write(&hp, h.to_string()).unwrap();
+    let p = Pipeline::new(policy(&hp));
+    let v = p.classifier_verdict("今天天气怎么样？");
+    assert!(!v.fires && v.second.is_none(), "{v:?}");
+}

@@ -86,7 +86,7 @@ pub fn run(args: GuardArgs) -> anyhow::Result<i32> {
                 Ok(s) => {
                     let h = s.head();
                     println!(
-                        "second stage OK (encoder {encoder}{}; band [{}, {}), threshold {}{}{})",
+                        "second stage OK (encoder {encoder}{}; band [{}, {}), threshold {}{}{}{})",
                         h.encoder_top.as_deref().map_or(String::new(), |t| format!(
                             " with fine-tuned weights {}",
                             aisec_core::render::escape_terminal(t)
@@ -103,7 +103,12 @@ pub fn run(args: GuardArgs) -> anyhow::Result<i32> {
                             "; indirect head for tool content"
                         } else {
                             ""
-                        }
+                        },
+                        h.script_route.as_ref().map_or(String::new(), |r| format!(
+                            "; texts at least {:.0} % outside the Latin script routed to the encoder, blocked from {}",
+                            r.min_share * 100.0,
+                            r.threshold
+                        ))
                     );
                 }
                 Err(e) => {
