@@ -814,13 +814,20 @@ impl Pipeline {
     }
 
     /// Second-stage probability for the passage of `normalised` the fast
-    /// classifier scored highest; `None` without a second stage or when
-    /// the encoder refuses the input (then the fast verdict stands).
-    fn second_score(&self, normalised: &str, d: &crate::classifier::Scored) -> Option<f32> {
+    /// classifier scored highest, and with `route` the script route's from
+    /// the same pass ([`crate::stage2::SecondStage::score_routed`]); `None`
+    /// without a second stage or when the encoder refuses the input (then
+    /// the fast verdict stands).
+    fn second_score(
+        &self,
+        normalised: &str,
+        d: &crate::classifier::Scored,
+        route: bool,
+    ) -> Option<(f32, Option<f32>)> {
         let s2 = self.stage2.as_ref()?;
         let prepared = self.classifier.prepare(normalised);
         let passage = s2.passage(&self.classifier, &prepared, d);
-        match s2.score(passage, d.score) {
+        match s2.score_routed(passage, d.score, route) {
             Ok(p) => Some(p),
             Err(e) => {
                 tracing::warn!(error = %e, "second stage failed; fast verdict kept");
@@ -859,23 +866,18 @@ impl Pipeline {
             let in_band = d.score >= h.band_low && d.score < h.band_high;
             let route = h.script_route.as_ref().filter(|_| s2.routes(normalised));
             if in_band || route.is_some() {
-                let prepared = self.classifier.prepare(normalised);
-                let passage = s2.passage(&self.classifier, &prepared, &d);
-                match s2.score_routed(passage, d.score, route.is_some()) {
-                    Ok((p, routed)) => {
-                        if in_band {
-                            v.second = Some(p);
-                            v.fires = p >= h.threshold;
-                        }
-                        // the script route blocks beside the verdict above
-                        if let (Some(r), Some(q)) = (route, routed) {
-                            if q >= r.threshold && !v.fires {
-                                v.second = Some(q);
-                                v.fires = true;
-                            }
+                if let Some((p, routed)) = self.second_score(normalised, &d, route.is_some()) {
+                    if in_band {
+                        v.second = Some(p);
+                        v.fires = p >= h.threshold;
+                    }
+                    // the script route blocks beside the verdict above
+                    if let (Some(r), Some(q)) = (route, routed) {
+                        if q >= r.threshold && !v.fires {
+                            v.second = Some(q);
+                            v.fires = true;
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "second stage failed; fast verdict kept"),
                 }
             }
         }
@@ -931,7 +933,7 @@ impl Pipeline {
                     Err(e) => tracing::warn!(error = %e, "second stage failed; fast verdict kept"),
                 }
             } else if d.score >= h.indirect_low && d.score < h.band_high {
-                if let Some(p) = self.second_score(normalised, &d) {
+                if let Some((p, _)) = self.second_score(normalised, &d, false) {
                     v.second = Some(p);
                     v.fires = p >= h.threshold;
                 }
