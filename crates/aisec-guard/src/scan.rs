@@ -864,7 +864,7 @@ impl Pipeline {
         if let Some(s2) = &self.stage2 {
             let h = s2.head();
             let in_band = d.score >= h.band_low && d.score < h.band_high;
-            let route = h.script_route.as_ref().filter(|_| s2.routes(normalised));
+            let route = s2.route_for(normalised);
             if in_band || route.is_some() {
                 if let Some((p, routed)) = self.second_score(normalised, &d, route.is_some()) {
                     if in_band {
