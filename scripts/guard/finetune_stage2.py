@@ -40,7 +40,8 @@ crates/aisec-guard/assets/minilm_head.json naming the weights. `score` and scrip
 of DECISIONS.md on the test split.
 Environment: AISEC_GUARD_FT_PER (350), AISEC_GUARD_FT_EPOCHS (3), AISEC_GUARD_FT_LR (3e-5),
 AISEC_GUARD_FT_WORK (bench/guard/work/ft), AISEC_GUARD_FT_LAYERS (1: how many top layers are trained),
-AISEC_GUARD_FT_MULTILING (0; 1 adds the training-split rows of guard_multiling.py, candidates FT2M and FT4M).
+AISEC_GUARD_FT_MULTILING (0; 1 adds the training-split rows of guard_multiling.py, candidates FT2M and FT4M),
+AISEC_GUARD_FT_UISTRINGS (0; 1 adds non-Latin-script Django interface strings of the training split, candidate FT7U).
 """
 import json
 import lzma
@@ -99,6 +100,27 @@ def data():
 
         extra = [r for r in guard_multiling.rows(guard_data) + guard_multiling.question_rows(guard_data) if r["split"] == "train"]
         print(f"multilingual training rows added: {len(extra)}")
+        train += extra
+    if os.environ.get("AISEC_GUARD_FT_UISTRINGS", "0") == "1":
+        # candidate FT7U (session of stop 52): benign non-Latin-script text of an ordinary kind, Django's translated
+        # interface strings of the training split (guard_uistrings.py; BSD-3-Clause) whose letters are at least half
+        # outside the Latin script (nonlatin_sets.non_latin_share), at most PER per kind (chat, prompt) like every
+        # corpus group; their validation and test rows are the script route's decision sets and stay out
+        sys.path.insert(0, HERE)
+        import guard_data
+        import guard_uistrings
+        import train_classifier as tc
+        from nonlatin_sets import MIN_SHARE, non_latin_share
+
+        ui = [r for r in guard_uistrings.rows(guard_data, tc.wheel("django"))
+              if r["split"] == "train" and non_latin_share(r["text"]) >= MIN_SHARE]
+        by_kind = defaultdict(list)
+        for r in sorted(ui, key=lambda r: r["text"]):
+            by_kind[r["kind"]].append(r)
+        ru = random.Random(23)
+        extra = [r for k in sorted(by_kind) for r in ru.sample(by_kind[k], min(PER, len(by_kind[k])))]
+        print(f"non-Latin interface strings added: {len(extra)} of {len(ui)} "
+              f"({', '.join(f'{k} {len(v)}' for k, v in sorted(by_kind.items()))})")
         train += extra
     rs.shuffle(train)
     val = [r for r in load(os.path.join(GUARD_WORK, "val.jsonl")) if r["py_score"] >= MIN_FAST]
