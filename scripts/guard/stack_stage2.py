@@ -22,6 +22,7 @@ Steps (WORK = bench/guard/work/bx):
   head    writes the candidate head file WORK/minilm_head.json (and, with --ship, over assets/minilm_head.json);
           head [BASE_HEAD.json] [--ship]: the unstacked head to start from (the shipped one before BX)
 Usage: stack_stage2.py score|fit|rule|head [BASE_HEAD.json] [--ship]   (after train_classifier.py; uses its venv)
+  head with AISEC_GUARD_STACK_ROUTE=t also writes the script route (threshold t on the unstacked head's probability)
 
 The head shipped since the session of stop 50 is FT6M's (all six layers fine-tuned), stacked the same way:
   AISEC_GUARD_STAGE2_TOP=bench/guard/work/ft6m/top.f16.safetensors AISEC_GUARD_STAGE2_TOP_NAME=minilm_top.safetensors \
@@ -232,6 +233,13 @@ def head():
                  f"a {fit['a']:.4f}, c {fit['c']:.4f}, d {fit['d']:.4f} fitted on 2,000 validation loss rows); validation "
                  f"split: with the second stage F1 {v[0]:.4f} FPR {v[1]:.4f} chat FPR {v[2]:.4f}; benign share to the "
                  f"encoder {fit['val_share']:.3f} (bound 0.05); head fine-tuned with the encoder's top layer(s)")
+    # AISEC_GUARD_STACK_ROUTE=t: the script route (stage2::ScriptRoute; candidate FT7U, DECISIONS.md) with the unstacked
+    # head's probability: scale 1 / a and offset -d / a undo the stacking's a and d on the stacked weights and bias;
+    # texts at least min_share 0.5 non-Latin letters are scored whatever their fast score and blocked at >= t
+    route_t = os.environ.get("AISEC_GUARD_STACK_ROUTE")
+    if route_t:
+        h["script_route"] = {"min_share": 0.5, "scale": 1.0 / fit["a"], "offset": -fit["d"] / fit["a"],
+                             "threshold": float(route_t)}
     # key order as train_stage2.py writes it, fast_weight after bias
     order = ["format", "encoder", "weights", "bias", "fast_weight", "threshold", "band_low", "band_high", "indirect_low",
              "context_words", "max_tokens", "note", "indirect", "encoder_top", "encoder_sha256"]
