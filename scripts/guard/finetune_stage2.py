@@ -41,7 +41,8 @@ of DECISIONS.md on the test split.
 Environment: AISEC_GUARD_FT_PER (350), AISEC_GUARD_FT_EPOCHS (3), AISEC_GUARD_FT_LR (3e-5),
 AISEC_GUARD_FT_WORK (bench/guard/work/ft), AISEC_GUARD_FT_LAYERS (1: how many top layers are trained),
 AISEC_GUARD_FT_MULTILING (0; 1 adds the training-split rows of guard_multiling.py, candidates FT2M and FT4M),
-AISEC_GUARD_FT_UISTRINGS (0; 1 adds non-Latin-script Django interface strings of the training split, candidate FT7U).
+AISEC_GUARD_FT_UISTRINGS (0; 1 adds non-Latin-script Django interface strings of the training split, candidate FT7U),
+AISEC_GUARD_FT_PROSE (0; 1 adds guard_prose.py's training-split documents, benign split by script, candidate FT7UP).
 """
 import json
 import lzma
@@ -121,6 +122,30 @@ def data():
         extra = [r for k in sorted(by_kind) for r in ru.sample(by_kind[k], min(PER, len(by_kind[k])))]
         print(f"non-Latin interface strings added: {len(extra)} of {len(ui)} "
               f"({', '.join(f'{k} {len(v)}' for k, v in sorted(by_kind.items()))})")
+        train += extra
+    if os.environ.get("AISEC_GUARD_FT_PROSE", "0") == "1":
+        # candidate FT7UP (session of stop 52): expository prose of 38 languages (guard_prose.py: the dataset-build
+        # wheel, BSD-2-Clause; synthetic, not an evaluation source), training split, as a corpus source with the group
+        # cap, its benign documents split by script: at most PER benign non-Latin, PER benign Latin-script and PER
+        # injected documents, drawn with random.Random(29) from the text-sorted rows
+        sys.path.insert(0, HERE)
+        import guard_data
+        import guard_prose
+        import train_classifier as tc
+        from nonlatin_sets import MIN_SHARE, non_latin_share
+
+        groups_p = defaultdict(list)
+        for r in guard_prose.rows(guard_data, tc.wheel("dataset_build")):
+            if r["split"] != "train" or not r["kind"].startswith("document"):
+                continue
+            script = "" if r["label"] else ("non-Latin" if non_latin_share(r["text"]) >= MIN_SHARE else "Latin")
+            groups_p[(r["label"], script)].append(r)
+        rp = random.Random(29)
+        extra = []
+        for k in sorted(groups_p):
+            g = sorted(groups_p[k], key=lambda r: r["text"])
+            extra += rp.sample(g, min(PER, len(g)))
+        print(f"prose rows added: {len(extra)} ({', '.join(f'{k}: {len(v)}' for k, v in sorted(groups_p.items()))})")
         train += extra
     rs.shuffle(train)
     val = [r for r in load(os.path.join(GUARD_WORK, "val.jsonl")) if r["py_score"] >= MIN_FAST]
