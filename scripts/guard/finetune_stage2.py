@@ -78,6 +78,16 @@ def load(path):
         return [json.loads(l) for l in f if l.strip()]
 
 
+def capped(groups, seed):
+    """At most PER rows of every group (in key order), drawn with random.Random(seed) from the text-sorted rows."""
+    rs = random.Random(seed)
+    out = []
+    for k in sorted(groups):
+        g = sorted(groups[k], key=lambda r: r["text"])
+        out += rs.sample(g, min(PER, len(g)))
+    return out
+
+
 def data():
     groups = defaultdict(list)
     with lzma.open(os.path.join(HERE, "data", "corpus.jsonl.xz"), "rt", encoding="utf-8") as f:
@@ -116,10 +126,9 @@ def data():
         ui = [r for r in guard_uistrings.rows(guard_data, tc.wheel("django"))
               if r["split"] == "train" and non_latin_share(r["text"]) >= MIN_SHARE]
         by_kind = defaultdict(list)
-        for r in sorted(ui, key=lambda r: r["text"]):
+        for r in ui:
             by_kind[r["kind"]].append(r)
-        ru = random.Random(23)
-        extra = [r for k in sorted(by_kind) for r in ru.sample(by_kind[k], min(PER, len(by_kind[k])))]
+        extra = capped(by_kind, 23)
         print(f"non-Latin interface strings added: {len(extra)} of {len(ui)} "
               f"({', '.join(f'{k} {len(v)}' for k, v in sorted(by_kind.items()))})")
         train += extra
@@ -140,11 +149,7 @@ def data():
                 continue
             script = "" if r["label"] else ("non-Latin" if non_latin_share(r["text"]) >= MIN_SHARE else "Latin")
             groups_p[(r["label"], script)].append(r)
-        rp = random.Random(29)
-        extra = []
-        for k in sorted(groups_p):
-            g = sorted(groups_p[k], key=lambda r: r["text"])
-            extra += rp.sample(g, min(PER, len(g)))
+        extra = capped(groups_p, 29)
         print(f"prose rows added: {len(extra)} ({', '.join(f'{k}: {len(v)}' for k, v in sorted(groups_p.items()))})")
         train += extra
     rs.shuffle(train)
