@@ -141,10 +141,14 @@ pub struct Head {
 /// information), and the text is blocked when `p >= threshold` or when the
 /// request-side verdict already blocks it. With a stacked head (weights
 /// `a * w`, bias `a * b + d`), `scale = 1 / a` and `offset = -d / a` give
-/// the unstacked head back. In no shipped head: `bench/guard/DECISIONS.md`
-/// (session of stop 51) measured the gain in recall and rejected FT6M's
-/// head routed at 0.68 (candidate SR: 1.5 % of translated interface strings
-/// blocked on the test split, bound 1 %).
+/// the unstacked head back. With `weights` (and `bias`) the route has a
+/// head of its own over the same embedding, `p = sigmoid(scale * (weights .
+/// embedding + bias) + offset)`, so it can be fitted on other rows than the
+/// band's head without changing the band. In no shipped head:
+/// `bench/guard/DECISIONS.md` (sessions of stops 51 and 52) measured the
+/// gain in recall and rejected FT6M's head routed at 0.68 (candidate SR:
+/// 1.5 % of translated interface strings blocked on the test split, bound
+/// 1 %) and FT7U's at 0.76 (formal non-Latin prose blocked).
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScriptRoute {
@@ -157,6 +161,13 @@ pub struct ScriptRoute {
     pub offset: f32,
     /// Probability from which a routed text is blocked.
     pub threshold: f32,
+    /// The route's own weights over the embedding (as many as the head's);
+    /// `None`: the head's weights and bias.
+    #[serde(default)]
+    pub weights: Option<Vec<f32>>,
+    /// The route's own bias (read only with `weights`).
+    #[serde(default)]
+    pub bias: f32,
 }
 
 /// Share of `text`'s letters that are not Latin-script letters (ASCII,
@@ -418,10 +429,15 @@ impl Head {
                 && r.min_share > 0.0
                 && r.min_share <= 1.0
                 && r.scale > 0.0
-                && (0.0..=1.0).contains(&r.threshold);
+                && (0.0..=1.0).contains(&r.threshold)
+                && r.bias.is_finite()
+                && r.weights
+                    .as_ref()
+                    .is_none_or(|w| w.len() == h.weights.len() && w.iter().all(|v| v.is_finite()));
             if !ok {
                 return Err(Stage2Error::Head(
-                    "script route: min_share in (0, 1], scale > 0, threshold in [0, 1], all finite"
+                    "script route: min_share in (0, 1], scale > 0, threshold in [0, 1], own weights (if any) \
+                     as many as the head's, all finite"
                         .into(),
                 ));
             }
@@ -668,7 +684,13 @@ impl SecondStage {
             .sum::<f32>()
             + self.head.bias;
         let routed = match (&self.head.script_route, route) {
-            (Some(r), true) => Some(sigmoid(r.scale * z + r.offset)),
+            (Some(r), true) => {
+                let zr = match &r.weights {
+                    Some(w) => e.iter().zip(w).map(|(a, b)| a * b).sum::<f32>() + r.bias,
+                    None => z,
+                };
+                Some(sigmoid(r.scale * zr + r.offset))
+            }
             _ => None,
         };
         Ok((
@@ -774,6 +796,13 @@ mod tests {
                 .expect_err("refused")
                 .to_string();
             assert!(e.contains("script route"), "{e}");
+        }
+        // a head of its own: as many weights as the head's, finite
+        let n = h["weights"].as_array().expect("weights").len();
+        for (len, ok) in [(n, true), (n - 1, false)] {
+            h["script_route"] = serde_json::json!({"min_share": 0.5, "scale": 1.0, "offset": 0.0, "threshold": 0.5, "weights": vec![0.1f32; len], "bias": -1.0});
+            let r = Head::from_json(&h.to_string());
+            assert_eq!(r.is_ok(), ok, "{len} weights: {:?}", r.err());
         }
         h["script_route"] = serde_json::json!({"min_share": 0.5, "scale": 1.0, "offset": 0.0, "threshold": 0.5, "x": 1});
         assert!(

@@ -435,4 +435,16 @@ fn the_script_route_blocks_non_latin_texts_beside_the_fast_verdict() {
     let p = Pipeline::new(policy(&hp));
     let v = p.classifier_verdict("今天天气怎么样？");
     assert!(!v.fires && v.second.is_none(), "{v:?}");
+    // a route head of its own: zero weights, its bias alone decides (the
+    // band head's +20 no longer counts)
+    let dim = h["weights"].as_array().unwrap().len();
+    for (bias, fires) in [(20.0, true), (-20.0, false)] {
+        h["script_route"] = serde_json::json!({"min_share": 0.5, "scale": 1.0, "offset": 0.0,
+            "threshold": 0.5, "weights": vec![0.0f32; dim], "bias": bias});
+        std::fs::write(&hp, h.to_string()).unwrap();
+        let p = Pipeline::new(policy(&hp));
+        assert_eq!(p.second_stage_status(), (true, None));
+        let v = p.classifier_verdict("今天天气怎么样？");
+        assert_eq!(v.fires, fires, "bias {bias}: {v:?}");
+    }
 }

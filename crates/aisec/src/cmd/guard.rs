@@ -105,8 +105,9 @@ pub fn run(args: GuardArgs) -> anyhow::Result<i32> {
                             ""
                         },
                         h.script_route.as_ref().map_or(String::new(), |r| format!(
-                            "; texts at least {:.0} % outside the Latin script routed to the encoder, blocked from {}",
+                            "; texts at least {:.0} % outside the Latin script routed to the encoder{}, blocked from {}",
                             r.min_share * 100.0,
+                            if r.weights.is_some() { " (a head of its own)" } else { "" },
                             r.threshold
                         ))
                     );
