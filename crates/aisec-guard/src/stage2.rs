@@ -474,6 +474,11 @@ fn read(path: &Path, limit: u64) -> Result<Vec<u8>, Stage2Error> {
     std::fs::read(path).map_err(io)
 }
 
+/// A head's weights times an embedding.
+fn dot(e: &[f32], w: &[f32]) -> f32 {
+    e.iter().zip(w).map(|(a, b)| a * b).sum()
+}
+
 fn sigmoid(z: f32) -> f32 {
     1.0 / (1.0 + (-z.clamp(-60.0, 60.0)).exp())
 }
@@ -652,9 +657,8 @@ impl SecondStage {
         for w in top_windows(window_scores, ind.windows) {
             let p = passage_at(clf, prepared, w, self.head.context_words);
             let e = self.embed(p)?;
-            let z = e.iter().zip(&ind.weights).map(|(a, b)| a * b).sum::<f32>()
-                + ind.fast_weight * fast_logit(window_scores[w])
-                + ind.bias;
+            let z =
+                dot(&e, &ind.weights) + ind.fast_weight * fast_logit(window_scores[w]) + ind.bias;
             let s = sigmoid(z);
             best = Some(best.map_or(s, |b: f32| b.max(s)));
         }
@@ -677,16 +681,11 @@ impl SecondStage {
         route: bool,
     ) -> Result<(f32, Option<f32>), aisec_model::ModelError> {
         let e = self.embed(text)?;
-        let z: f32 = e
-            .iter()
-            .zip(&self.head.weights)
-            .map(|(a, b)| a * b)
-            .sum::<f32>()
-            + self.head.bias;
+        let z = dot(&e, &self.head.weights) + self.head.bias;
         let routed = match (&self.head.script_route, route) {
             (Some(r), true) => {
                 let zr = match &r.weights {
-                    Some(w) => e.iter().zip(w).map(|(a, b)| a * b).sum::<f32>() + r.bias,
+                    Some(w) => dot(&e, w) + r.bias,
                     None => z,
                 };
                 Some(sigmoid(r.scale * zr + r.offset))
@@ -929,7 +928,7 @@ mod tests {
         let mut stage = (*SecondStage::builtin().expect("built-in stage")).clone();
         let text = "Please summarise the attached notes for me.";
         let e = stage.embed(text).expect("embeds");
-        let dot = |h: &Head| h.bias + e.iter().zip(&h.weights).map(|(a, b)| a * b).sum::<f32>();
+        let logit_of = |h: &Head| h.bias + dot(&e, &h.weights);
         let logit = |p: f32| (p / (1.0 - p)).ln();
         for (fw, fast) in [
             (0.0f32, 0.2f32),
@@ -941,7 +940,7 @@ mod tests {
             stage.head.fast_weight = fw;
             let p = stage.score(text, fast).expect("scores");
             // the fast score enters as a logit of [1e-6, 1 - 1e-6], clamped to +-10
-            let want = dot(&stage.head) + fw * fast_logit(fast);
+            let want = logit_of(&stage.head) + fw * fast_logit(fast);
             assert!(
                 (logit(p) - want).abs() < 1e-3,
                 "{fw} {fast}: {} vs {want}",
