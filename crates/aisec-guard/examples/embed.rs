@@ -36,6 +36,7 @@ fn main() -> anyhow::Result<()> {
     let enc = aisec_guard::stage2::load_encoder(dir, top.as_deref())?;
     let vocab = WordPiece::from_vocab(&std::fs::read_to_string(dir.join("vocab.txt"))?)?;
     let clf = Classifier::builtin();
+    let served = std::env::var("AISEC_GUARD_EMBED_SERVED").is_ok_and(|v| v == "1");
     let input = std::io::BufReader::new(std::fs::File::open(&a[1])?);
     let open = |ext: &str| -> anyhow::Result<BufWriter<std::fs::File>> {
         Ok(BufWriter::new(std::fs::File::create(format!(
@@ -52,7 +53,17 @@ fn main() -> anyhow::Result<()> {
             continue;
         }
         let v: serde_json::Value = serde_json::from_str(&line)?;
-        let text = v["text"].as_str().unwrap_or("");
+        let raw = v["text"].as_str().unwrap_or("");
+        // AISEC_GUARD_EMBED_SERVED=1: the text as the guard's models read it
+        // (`text::normalise`, then `Normalised::model_text`; scripts/guard/route_head.py),
+        // not the raw text the shipped encoder and heads were trained on
+        let norm;
+        let text = if served {
+            norm = aisec_guard::text::normalise(raw);
+            norm.model_text()
+        } else {
+            raw
+        };
         let prepared = clf.prepare(text);
         let s = clf.score_detail(text);
         let p = passage(clf, &prepared, &s, context);

@@ -132,7 +132,7 @@ fn main() -> anyhow::Result<()> {
             let norm = aisec_guard::text::normalise(t);
             let r = !p.injection_rule_hits(&norm.text).is_empty();
             let t0 = std::time::Instant::now();
-            let verdict = p.classifier_verdict(&norm.text);
+            let verdict = p.classifier_verdict(norm.model_text());
             if verdict.second.is_some() {
                 stage2_ms.push(t0.elapsed().as_secs_f64() * 1e3);
             }
@@ -190,7 +190,7 @@ fn main() -> anyhow::Result<()> {
             long.push_str(v["text"].as_str().unwrap_or(""));
             long.push('\n');
         }
-        let long_norm = aisec_guard::text::normalise(&long).text;
+        let long_norm = aisec_guard::text::normalise(&long).model_text().to_owned();
         let mut long_ms = Vec::new();
         for _ in 0..5 {
             let t0 = std::time::Instant::now();

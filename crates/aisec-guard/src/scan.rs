@@ -742,12 +742,12 @@ impl Pipeline {
     /// a JSON document or YAML-like record (`structured.rs`: an envelope's
     /// syntax and field names score as injection-like on their own;
     /// `[input.injection] structured`), normalised; else the normalised text
-    /// itself.
+    /// itself; each as the models read it ([`Normalised::model_text`]).
     /// Soft hyphens are removed first (`text::without_inword_marks`).
     fn classifier_input<'a>(&self, text: &str, norm: &'a Normalised) -> std::borrow::Cow<'a, str> {
         let text = &*crate::text::without_inword_marks(text);
         if let Some(v) = self.templates.slot_values(text) {
-            return std::borrow::Cow::Owned(normalise(&v).text);
+            return std::borrow::Cow::Owned(normalise(&v).model_text().to_owned());
         }
         let view = if self.policy.input.injection.structured {
             crate::structured::values_view(text)
@@ -755,8 +755,8 @@ impl Pipeline {
             None
         };
         match view {
-            Some(v) => std::borrow::Cow::Owned(normalise(&v).text),
-            None => std::borrow::Cow::Borrowed(&norm.text),
+            Some(v) => std::borrow::Cow::Owned(normalise(&v).model_text().to_owned()),
+            None => std::borrow::Cow::Borrowed(norm.model_text()),
         }
     }
 
@@ -1016,7 +1016,7 @@ impl Pipeline {
                 patterns.push("rendering-exfiltration payload");
             }
             let verdict = if cfg.classifier {
-                Some(self.classifier_verdict(&n.text)).filter(|v| v.fires)
+                Some(self.classifier_verdict(n.model_text())).filter(|v| v.fires)
             } else {
                 None
             };
@@ -1641,6 +1641,13 @@ mod tests {
             with.classifier_input("How are you?", &normalise("How are you?")),
             normalise("How are you?").text
         );
+        // the models read a Russian text as written (candidate NF), the rules folded
+        let ru = "Подскажите, пожалуйста, расписание";
+        assert_eq!(
+            with.classifier_input(ru, &normalise(ru)),
+            "подскажите, пожалуйста, расписание"
+        );
+        assert_ne!(normalise(ru).text, "подскажите, пожалуйста, расписание");
     }
 
     #[test]

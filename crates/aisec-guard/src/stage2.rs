@@ -170,27 +170,7 @@ pub struct ScriptRoute {
     pub bias: f32,
 }
 
-/// Share of `text`'s letters that are not Latin-script letters (ASCII,
-/// Latin-1 and the Latin Extended blocks, IPA, fullwidth Latin); 0 for a
-/// text without letters. Digits, punctuation and symbols do not count.
-pub fn non_latin_share(text: &str) -> f32 {
-    let (mut letters, mut other) = (0u32, 0u32);
-    for c in text.chars().filter(|c| c.is_alphabetic()) {
-        letters += 1;
-        let latin = matches!(c as u32,
-            0x41..=0x5A | 0x61..=0x7A | 0xAA | 0xBA | 0xC0..=0x24F | 0x250..=0x2AF
-            | 0x1D00..=0x1DBF | 0x1E00..=0x1EFF | 0x2C60..=0x2C7F | 0xA720..=0xA7FF
-            | 0xAB30..=0xAB6F | 0xFB00..=0xFB06 | 0xFF21..=0xFF3A | 0xFF41..=0xFF5A);
-        if !latin {
-            other += 1;
-        }
-    }
-    if letters == 0 {
-        0.0
-    } else {
-        other as f32 / letters as f32
-    }
-}
+pub use crate::text::non_latin_share;
 
 /// The head for tool and retrieved content: a logistic model over one
 /// passage's embedding and the fast classifier's score of that passage's

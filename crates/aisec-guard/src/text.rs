@@ -413,11 +413,85 @@ pub fn suspicious_invisible_spans(text: &str) -> Vec<std::ops::Range<usize>> {
     out
 }
 
+/// Whether `c` is a letter of the Latin script (ASCII, Latin-1 and the Latin
+/// Extended blocks, IPA, fullwidth Latin).
+pub fn is_latin_letter(c: char) -> bool {
+    matches!(c as u32,
+        0x41..=0x5A | 0x61..=0x7A | 0xAA | 0xBA | 0xC0..=0x24F | 0x250..=0x2AF
+        | 0x1D00..=0x1DBF | 0x1E00..=0x1EFF | 0x2C60..=0x2C7F | 0xA720..=0xA7FF
+        | 0xAB30..=0xAB6F | 0xFB00..=0xFB06 | 0xFF21..=0xFF3A | 0xFF41..=0xFF5A)
+        && c.is_alphabetic()
+}
+
+/// Share of `text`'s letters that are not Latin-script letters
+/// ([`is_latin_letter`]); 0 for a text without letters. Digits, punctuation
+/// and symbols do not count.
+pub fn non_latin_share(text: &str) -> f32 {
+    share_of(text.chars())
+}
+
+fn share_of(chars: impl Iterator<Item = char>) -> f32 {
+    let (mut letters, mut other) = (0u32, 0u32);
+    for c in chars.filter(|c| c.is_alphabetic()) {
+        letters += 1;
+        if !is_latin_letter(c) {
+            other += 1;
+        }
+    }
+    if letters == 0 {
+        0.0
+    } else {
+        other as f32 / letters as f32
+    }
+}
+
+/// Which look-alikes among `chars` the models' view keeps as written: per
+/// word (a run of letters), a look-alike is folded only where the word also
+/// holds a Latin letter (the spoofing case, "іgnоrе") or is made of
+/// look-alikes alone in a text whose letters are mostly Latin ("рау" in an
+/// English sentence). `None` when every look-alike is folded (the models'
+/// view is then [`Normalised::text`]).
+fn kept_lookalikes(chars: &[char]) -> Option<Vec<bool>> {
+    if !chars.iter().any(|&c| confusable_to_latin(c).is_some()) {
+        return None;
+    }
+    let mostly_latin = share_of(chars.iter().copied()) < 0.5;
+    let mut keep = vec![false; chars.len()];
+    let mut any = false;
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].is_alphabetic() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && chars[i].is_alphabetic() {
+            i += 1;
+        }
+        let word = &chars[start..i];
+        let latin = word.iter().any(|&c| is_latin_letter(c));
+        let all_lookalikes = word.iter().all(|&c| confusable_to_latin(c).is_some());
+        if !(latin || all_lookalikes && mostly_latin) {
+            for (k, &c) in word.iter().enumerate() {
+                if confusable_to_latin(c).is_some() {
+                    keep[start + k] = true;
+                    any = true;
+                }
+            }
+        }
+    }
+    any.then_some(keep)
+}
+
 /// What normalisation found and produced.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Normalised {
     /// NFKC, invisibles removed, homoglyphs folded, lower case, single spaces.
+    /// The rules, deny patterns and the unicode scanner read this.
     pub text: String,
+    /// The models' view ([`Normalised::model_text`]) where it differs from
+    /// `text`.
+    model: Option<String>,
     /// Number of invisible characters removed that ordinary text does not
     /// need (emoji presentation selectors and joiners are removed but not counted).
     pub invisible: usize,
@@ -429,6 +503,18 @@ pub struct Normalised {
     pub tag_text: String,
     /// Words that mixed Latin letters with homoglyphs.
     pub mixed_words: usize,
+}
+
+impl Normalised {
+    /// What the fast classifier and the second stage read: `text` with the
+    /// Cyrillic and Greek look-alikes of Latin letters folded per word, not
+    /// per text ([`kept_lookalikes`]): a Russian or Greek word of a Russian or
+    /// Greek text stays as written, as the models were trained on it
+    /// (`bench/guard/DECISIONS.md`, candidate NF), while a spoofed English word
+    /// is folded as for the rules.
+    pub fn model_text(&self) -> &str {
+        self.model.as_deref().unwrap_or(&self.text)
+    }
 }
 
 /// Normalises `input` (truncated to [`MAX_NORMALISE_BYTES`]).
@@ -456,16 +542,26 @@ pub fn normalise(input: &str) -> Normalised {
     } else {
         input.nfkc().collect()
     };
+    // The look-alikes the models' view keeps; `model` is built beside `text`
+    // only when there are some.
+    let keep = if ascii { None } else { kept_lookalikes(&chars) };
+    let mut model = keep.as_ref().map(|_| String::with_capacity(input.len()));
     for (k, &c) in chars.iter().enumerate() {
         if c.is_ascii() {
             // The same steps as below for an ASCII char: never invisible or a homoglyph.
             if c.is_whitespace() {
                 if !last_space {
                     text.push(' ');
+                    if let Some(m) = model.as_mut() {
+                        m.push(' ');
+                    }
                     last_space = true;
                 }
             } else {
                 text.push(c.to_ascii_lowercase());
+                if let Some(m) = model.as_mut() {
+                    m.push(c.to_ascii_lowercase());
+                }
                 last_space = false;
             }
             continue;
@@ -489,28 +585,36 @@ pub fn normalise(input: &str) -> Normalised {
             }
             continue;
         }
+        let raw = c;
         let c = confusable_to_latin(c).unwrap_or(c);
         if c.is_whitespace() {
             if !last_space {
                 text.push(' ');
+                if let Some(m) = model.as_mut() {
+                    m.push(' ');
+                }
                 last_space = true;
             }
             continue;
         }
-        for l in c.to_lowercase() {
-            text.push(l);
+        text.extend(c.to_lowercase());
+        if let (Some(m), Some(keep)) = (model.as_mut(), keep.as_ref()) {
+            m.extend(if keep[k] { raw } else { c }.to_lowercase());
         }
         last_space = false;
     }
-    if text.ends_with(' ') {
-        text.pop();
-    }
-    if !out.tag_text.is_empty() {
-        // Smuggled tag text is scanned too.
-        text.push(' ');
-        text.push_str(&out.tag_text.to_lowercase());
+    for t in std::iter::once(&mut text).chain(model.as_mut()) {
+        if t.ends_with(' ') {
+            t.pop();
+        }
+        if !out.tag_text.is_empty() {
+            // Smuggled tag text is scanned too.
+            t.push(' ');
+            t.push_str(&out.tag_text.to_lowercase());
+        }
     }
     out.text = text;
+    out.model = model;
     out
 }
 
@@ -542,6 +646,51 @@ mod tests {
         assert_eq!(n.invisible, 2);
         assert_eq!(n.bidi, 1);
         assert_eq!(n.mixed_words, 1);
+    }
+
+    #[test]
+    fn models_read_lookalikes_folded_per_word() {
+        // a Russian or Greek text reaches the models as written; the rules read it folded
+        let n = normalise("После того, как вы создадите пользователя");
+        assert_eq!(n.model_text(), "после того, как вы создадите пользователя");
+        assert_eq!(n.text, "пocлe тoгo, кaк вы coздaдитe пoльзoвaтeля");
+        let n = normalise("Καλημέρα κόσμε");
+        assert_eq!(n.model_text(), "καλημέρα κόσμε");
+        assert_ne!(n.text, n.model_text());
+        // a spoofed word (Latin letters with look-alikes) is folded for the models too
+        let n = normalise("Ign\u{200B}оrе ALL previous");
+        assert_eq!(n.model_text(), "ignore all previous");
+        // a word of look-alikes alone: folded in a mostly Latin text, kept in a Cyrillic one
+        assert_eq!(
+            normalise("please рау the bill now").model_text(),
+            "please pay the bill now"
+        );
+        assert_eq!(
+            normalise("рау в этой строке").model_text(),
+            "рау в этой строке"
+        );
+        // ASCII and texts without look-alikes: one view
+        for t in ["How are you?", "今天天气怎么样？", "Grüße aus Köln"] {
+            let n = normalise(t);
+            assert_eq!(n.model_text(), n.text, "{t}");
+        }
+        // tag smuggling is appended to both views
+        let hidden: String = "hi"
+            .chars()
+            .map(|c| char::from_u32(0xE0000 + c as u32).unwrap())
+            .collect();
+        let n = normalise(&format!("привет{hidden}"));
+        assert_eq!(n.model_text(), "привет hi");
+        assert_eq!(n.text, "пpивeт hi");
+    }
+
+    #[test]
+    fn non_latin_share_of_scripts() {
+        assert_eq!(non_latin_share("How are you? 123"), 0.0);
+        assert_eq!(non_latin_share("Привет"), 1.0);
+        assert_eq!(non_latin_share("Grüße"), 0.0);
+        assert_eq!(non_latin_share("ab ПР"), 0.5);
+        assert_eq!(non_latin_share("?! 42"), 0.0);
     }
 
     #[test]
