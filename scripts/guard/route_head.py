@@ -167,12 +167,9 @@ def head():
     h["note"] += (f"; script route (candidate RH, scripts/guard/route_head.py): texts at least {MIN_SHARE} non-Latin "
                   f"letters scored by a head of their own (C={r['C']}, {r['rows']} non-Latin training-split rows) and "
                   f"blocked from {t}")
-    paths = [os.path.join(WORK, "minilm_head.json")] + ([os.path.join(ASSETS, "minilm_head.json")] if "--ship" in sys.argv else [])
-    for path in paths:
-        with open(path, "w") as f:
-            json.dump(h, f, indent=0)
-            f.write("\n")
-        print("wrote", path)
+    from stack_stage2 import write_head
+
+    write_head(h, WORK)
     link = os.path.join(WORK, h["encoder_top"])
     if not os.path.exists(link):
         os.symlink(os.path.join(ASSETS, h["encoder_top"]), link)

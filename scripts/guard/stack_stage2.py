@@ -245,10 +245,16 @@ def head():
              "context_words", "max_tokens", "note", "indirect", "encoder_top", "encoder_sha256"]
     out = {k: h[k] for k in order if k in h}
     out.update({k: v for k, v in h.items() if k not in out})
-    paths = [os.path.join(WORK, "minilm_head.json")] + ([os.path.join(ASSETS, "minilm_head.json")] if "--ship" in sys.argv else [])
+    write_head(out, WORK)
+
+
+def write_head(h, work):
+    """Writes head file `h` to WORK/minilm_head.json and, with --ship on the command line, over the shipped
+    assets/minilm_head.json (also route_head.py's)."""
+    paths = [os.path.join(work, "minilm_head.json")] + ([os.path.join(ASSETS, "minilm_head.json")] if "--ship" in sys.argv else [])
     for path in paths:
         with open(path, "w") as f:
-            json.dump(out, f, indent=0)
+            json.dump(h, f, indent=0)
             f.write("\n")
         print("wrote", path)
 
