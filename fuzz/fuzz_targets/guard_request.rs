@@ -9,9 +9,10 @@
 //! (`aisec_guard::structured::values_view`) and two registered templates'
 //! slot values (`aisec_guard::template`) of the whole input as text, and
 //! the mapping of spans from the text without in-word marks (soft hyphens,
-//! invisible math operators) back onto it.
+//! invisible math operators) back onto it, and both views of the normalised
+//! text (`text::normalise`: the rules' and the models').
 //! Invariants checked: a normalised path has no dot or empty segments and
-//! normalises to itself; there are at most `MAX_VIEWS` views, each at most as
+//! normalises to itself; the models' view has the rules' view's words; there are at most `MAX_VIEWS` views, each at most as
 //! long as the (truncated) input, with one or two decodings each.
 #![no_main]
 use std::sync::OnceLock;
@@ -63,6 +64,17 @@ fuzz_target!(|data: &[u8]| {
     for v in &views {
         assert!(v.text.len() <= cap, "view longer than its input");
         assert!(!v.chain.is_empty() && v.chain.len() <= deobf::MAX_DEPTH);
+    }
+    // the models' view of the normalised text folds look-alikes per word, never across words: it has
+    // the rules' view's words, and equals it where nothing is kept
+    let n = aisec_guard::text::normalise(&text);
+    assert_eq!(
+        n.model_text().split(' ').count(),
+        n.text.split(' ').count(),
+        "the two views split into different words"
+    );
+    if !text.chars().any(|c| aisec_guard::text::confusable_to_latin(c).is_some()) {
+        assert_eq!(n.model_text(), n.text);
     }
     // the structured-record view the classifier reads (values only: never longer than the text)
     if let Some(v) = aisec_guard::structured::values_view(&text) {

@@ -685,6 +685,34 @@ mod tests {
     }
 
     #[test]
+    fn the_two_views_have_the_same_words() {
+        // texts drawn from an alphabet of Latin letters, look-alikes, other Cyrillic and Greek
+        // letters, spaces and invisibles: the models' view folds within words only
+        let alphabet: Vec<char> = "abcoрaеосухіαοκдлжпλμ \u{200B}\t\nAВКΜ".chars().collect();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2000 {
+            let mut t = String::new();
+            for _ in 0..(x % 40) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                t.push(alphabet[(x % alphabet.len() as u64) as usize]);
+            }
+            let n = normalise(&t);
+            assert_eq!(
+                n.model_text().split(' ').count(),
+                n.text.split(' ').count(),
+                "{t:?}"
+            );
+            assert_eq!(
+                n.model_text().chars().count(),
+                n.text.chars().count(),
+                "{t:?}"
+            );
+        }
+    }
+
+    #[test]
     fn non_latin_share_of_scripts() {
         assert_eq!(non_latin_share("How are you? 123"), 0.0);
         assert_eq!(non_latin_share("Привет"), 1.0);
