@@ -43,6 +43,8 @@ AISEC_GUARD_FT_WORK (bench/guard/work/ft), AISEC_GUARD_FT_LAYERS (1: how many to
 AISEC_GUARD_FT_MULTILING (0; 1 adds the training-split rows of guard_multiling.py, candidates FT2M and FT4M),
 AISEC_GUARD_FT_UISTRINGS (0; 1 adds non-Latin-script Django interface strings of the training split, candidate FT7U),
 AISEC_GUARD_FT_PROSE (0; 1 adds guard_prose.py's training-split documents, benign split by script, candidate FT7UP).
+AISEC_GUARD_EMBED_SERVED (0; 1: the examples read each text as the guard's models do, text::model_view, instead of raw;
+every shipped encoder and head was trained on raw text, DECISIONS.md candidate NF).
 """
 import json
 import lzma

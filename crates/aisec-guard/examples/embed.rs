@@ -7,6 +7,9 @@
 //! Reads `{"text": ...}` per line; writes `OUT_PREFIX.emb` (f32 little-endian,
 //! one row of the encoder's width per text), `OUT_PREFIX.fast` (f32 fast
 //! score per text) and `OUT_PREFIX.ms` (f64 milliseconds per encoder pass).
+//! `AISEC_GUARD_EMBED_SERVED=1` reads each text as the guard's models do
+//! (`text::model_view`: normalised, look-alikes folded per word) instead of
+//! raw, as the shipped encoder and heads were trained.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
 
@@ -53,17 +56,10 @@ fn main() -> anyhow::Result<()> {
             continue;
         }
         let v: serde_json::Value = serde_json::from_str(&line)?;
-        let raw = v["text"].as_str().unwrap_or("");
         // AISEC_GUARD_EMBED_SERVED=1: the text as the guard's models read it
-        // (`text::normalise`, then `Normalised::model_text`; scripts/guard/route_head.py),
-        // not the raw text the shipped encoder and heads were trained on
-        let norm;
-        let text = if served {
-            norm = aisec_guard::text::normalise(raw);
-            norm.model_text()
-        } else {
-            raw
-        };
+        // (scripts/guard/route_head.py), not the raw text the shipped encoder
+        // and heads were trained on
+        let text = &*aisec_guard::text::model_view(v["text"].as_str().unwrap_or(""), served);
         let prepared = clf.prepare(text);
         let s = clf.score_detail(text);
         let p = passage(clf, &prepared, &s, context);

@@ -9,6 +9,9 @@
 //! K rows of the encoder's width per text, zeros where a text has fewer
 //! windows), `OUT_PREFIX.wfast` (K f32 per text: the window's fast score, -1
 //! where missing) and `OUT_PREFIX.ms` (f64 milliseconds of encoder time per text).
+//! `AISEC_GUARD_EMBED_SERVED=1` reads each text as the guard's models do
+//! (`text::model_view`: normalised, look-alikes folded per word) instead of
+//! raw, as the shipped encoder and heads were trained.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
 
@@ -42,6 +45,7 @@ fn main() -> anyhow::Result<()> {
             a[2]
         ))?))
     };
+    let served = std::env::var("AISEC_GUARD_EMBED_SERVED").is_ok_and(|v| v == "1");
     let (mut emb, mut fast, mut ms) = (open("emb")?, open("wfast")?, open("ms")?);
     let mut n = 0usize;
     let t0 = Instant::now();
@@ -51,7 +55,8 @@ fn main() -> anyhow::Result<()> {
             continue;
         }
         let v: serde_json::Value = serde_json::from_str(&line)?;
-        let text = v["text"].as_str().unwrap_or("");
+        // AISEC_GUARD_EMBED_SERVED=1: the text as the guard's models read it
+        let text = &*aisec_guard::text::model_view(v["text"].as_str().unwrap_or(""), served);
         let prepared = clf.prepare(text);
         let scores = clf.window_scores(text);
         let top = top_windows(&scores, k);

@@ -31,6 +31,9 @@
 //!   finetune_stage2 digest MODEL_DIR TOP.safetensors
 //!     prints the digest of the encoder weights TOP does not replace
 //!     (`stage2::base_digest`, the head's `encoder_sha256`)
+//! `AISEC_GUARD_EMBED_SERVED=1` reads each text as the guard's models do
+//! (`text::model_view`: normalised, look-alikes folded per word) instead of
+//! raw, as the shipped encoder and heads were trained.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, unreachable_pub)] // Examples may unwrap and print.
 
@@ -88,9 +91,12 @@ fn setup(dir: &Path) -> anyhow::Result<Setup> {
 /// Token ids of each text's passage, as the guard builds them.
 fn passages(s: &Setup, texts: &[(String, usize)]) -> Vec<(Vec<u32>, f32)> {
     let clf = Classifier::builtin();
+    // AISEC_GUARD_EMBED_SERVED=1: the texts as the guard's models read them
+    let served = std::env::var("AISEC_GUARD_EMBED_SERVED").is_ok_and(|v| v == "1");
     texts
         .iter()
         .map(|(t, _)| {
+            let t = &*aisec_guard::text::model_view(t, served);
             let prepared = clf.prepare(t);
             let sc = clf.score_detail(t);
             let p = passage(clf, &prepared, &sc, s.head.context_words);

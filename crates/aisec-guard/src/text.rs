@@ -517,6 +517,19 @@ impl Normalised {
     }
 }
 
+/// `raw` as the guard's models read it ([`Normalised::model_text`] of
+/// [`normalise`]); with `served` false, `raw` itself. The training tools
+/// (`examples/embed.rs`, `embed_windows.rs`, `finetune_stage2.rs`) read the
+/// raw text unless `AISEC_GUARD_EMBED_SERVED=1` asks for this view
+/// (`bench/guard/DECISIONS.md`, candidates NF and RH).
+pub fn model_view(raw: &str, served: bool) -> std::borrow::Cow<'_, str> {
+    if served {
+        std::borrow::Cow::Owned(normalise(raw).model_text().to_owned())
+    } else {
+        std::borrow::Cow::Borrowed(raw)
+    }
+}
+
 /// Normalises `input` (truncated to [`MAX_NORMALISE_BYTES`]).
 pub fn normalise(input: &str) -> Normalised {
     let input = truncate_bytes(input, MAX_NORMALISE_BYTES);
