@@ -448,14 +448,26 @@ fn share_of(chars: impl Iterator<Item = char>) -> f32 {
 /// Which look-alikes among `chars` the models' view keeps as written: per
 /// word (a run of letters), a look-alike is folded only where the word also
 /// holds a Latin letter (the spoofing case, "іgnоrе") or is made of
-/// look-alikes alone in a text whose letters are mostly Latin ("рау" in an
-/// English sentence). `None` when every look-alike is folded (the models'
-/// view is then [`Normalised::text`]).
+/// look-alikes alone in a Latin-script text ("рау" in an English sentence).
+/// A text is Latin-script when it has more Latin letters than letters of
+/// other scripts that are not look-alikes: look-alikes count for neither
+/// side, so spoofing more of an English text's letters does not make it
+/// Cyrillic, while a Russian or Greek text (most of whose letters are not
+/// look-alikes) stays itself. `None` when every look-alike is folded (the
+/// models' view is then [`Normalised::text`]).
 fn kept_lookalikes(chars: &[char]) -> Option<Vec<bool>> {
     if !chars.iter().any(|&c| confusable_to_latin(c).is_some()) {
         return None;
     }
-    let mostly_latin = share_of(chars.iter().copied()) < 0.5;
+    let (mut latin, mut other) = (0usize, 0usize);
+    for &c in chars.iter().filter(|c| c.is_alphabetic()) {
+        if is_latin_letter(c) {
+            latin += 1;
+        } else if confusable_to_latin(c).is_none() {
+            other += 1;
+        }
+    }
+    let mostly_latin = latin > other;
     let mut keep = vec![false; chars.len()];
     let mut any = false;
     let mut i = 0;
@@ -677,6 +689,12 @@ mod tests {
         assert_eq!(
             normalise("please рау the bill now").model_text(),
             "please pay the bill now"
+        );
+        // ... also when most of an English text's letters are spoofed: look-alikes count for
+        // neither script, so the Latin letters left decide
+        assert_eq!(
+            normalise("ехес соԁе: рау ассеѕѕ ехрerτ").model_text(),
+            "exec code: pay access expert"
         );
         assert_eq!(
             normalise("рау в этой строке").model_text(),
