@@ -685,7 +685,7 @@ mod tests {
         // a spoofed word (Latin letters with look-alikes) is folded for the models too
         let n = normalise("Ign\u{200B}оrе ALL previous");
         assert_eq!(n.model_text(), "ignore all previous");
-        // a word of look-alikes alone: folded in a mostly Latin text, kept in a Cyrillic one
+        // a word of look-alikes alone: folded in a Latin-script text, kept in a Cyrillic one
         assert_eq!(
             normalise("please рау the bill now").model_text(),
             "please pay the bill now"
