@@ -427,12 +427,8 @@ pub fn is_latin_letter(c: char) -> bool {
 /// ([`is_latin_letter`]); 0 for a text without letters. Digits, punctuation
 /// and symbols do not count.
 pub fn non_latin_share(text: &str) -> f32 {
-    share_of(text.chars())
-}
-
-fn share_of(chars: impl Iterator<Item = char>) -> f32 {
     let (mut letters, mut other) = (0u32, 0u32);
-    for c in chars.filter(|c| c.is_alphabetic()) {
+    for c in text.chars().filter(|c| c.is_alphabetic()) {
         letters += 1;
         if !is_latin_letter(c) {
             other += 1;
