@@ -190,7 +190,7 @@ fn main() -> anyhow::Result<()> {
             long.push_str(v["text"].as_str().unwrap_or(""));
             long.push('\n');
         }
-        let long_norm = aisec_guard::text::normalise(&long).model_text().to_owned();
+        let long_norm = aisec_guard::text::normalise(&long).into_model_text();
         let mut long_ms = Vec::new();
         for _ in 0..5 {
             let t0 = std::time::Instant::now();

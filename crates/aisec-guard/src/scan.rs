@@ -747,7 +747,7 @@ impl Pipeline {
     fn classifier_input<'a>(&self, text: &str, norm: &'a Normalised) -> std::borrow::Cow<'a, str> {
         let text = &*crate::text::without_inword_marks(text);
         if let Some(v) = self.templates.slot_values(text) {
-            return std::borrow::Cow::Owned(normalise(&v).model_text().to_owned());
+            return std::borrow::Cow::Owned(normalise(&v).into_model_text());
         }
         let view = if self.policy.input.injection.structured {
             crate::structured::values_view(text)
@@ -755,7 +755,7 @@ impl Pipeline {
             None
         };
         match view {
-            Some(v) => std::borrow::Cow::Owned(normalise(&v).model_text().to_owned()),
+            Some(v) => std::borrow::Cow::Owned(normalise(&v).into_model_text()),
             None => std::borrow::Cow::Borrowed(norm.model_text()),
         }
     }

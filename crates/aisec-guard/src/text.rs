@@ -523,6 +523,11 @@ impl Normalised {
     pub fn model_text(&self) -> &str {
         self.model.as_deref().unwrap_or(&self.text)
     }
+
+    /// [`Normalised::model_text`], owned, without a copy.
+    pub fn into_model_text(self) -> String {
+        self.model.unwrap_or(self.text)
+    }
 }
 
 /// `raw` as the guard's models read it ([`Normalised::model_text`] of
@@ -532,7 +537,7 @@ impl Normalised {
 /// (`bench/guard/DECISIONS.md`, candidates NF and RH).
 pub fn model_view(raw: &str, served: bool) -> std::borrow::Cow<'_, str> {
     if served {
-        std::borrow::Cow::Owned(normalise(raw).model_text().to_owned())
+        std::borrow::Cow::Owned(normalise(raw).into_model_text())
     } else {
         std::borrow::Cow::Borrowed(raw)
     }
