@@ -54,6 +54,10 @@ GROUPS = {
     "user-prompts": ["user-prompts"],
     # Django's translated interface strings, benign non-English text (guard_uistrings.py; candidate, session of stop 39)
     "ui-translations": ["ui-translations"],
+    # agent task prompts and API responses, BFCL and NESTFUL (guard_agenttasks.py; candidate AT, session of stop 54)
+    "agent-tasks": ["agent-tasks"],
+    # tool outputs with orders to call a tool, and benign look-alikes (guard_toolcall.py; candidate AT, session of stop 54)
+    "toolcall": ["toolcall"],
 }
 
 # the held-out constraint of the shipped threshold (train_classifier, AISEC_GUARD_LOSO_THRESHOLD)
@@ -109,7 +113,8 @@ def run(XA, rows, nwins, first, C, work, skip=()):
 # times and alone moved the candidate's d from 0.00 to 0.07 (bench/guard/QUALITY.md, the libprompts candidate).
 # bigbench-tasks was decided as a candidate (d chosen without it; bench/guard/DECISIONS.md) and shipped so: its fold is
 # reported, not pooled; openai-evals, its replacement, the same way, and legal (shipped in the session of stop 44).
-CANDIDATE_GROUPS = ("libprompt-templates", "bigbench-tasks", "prose", "openai-evals", "lookalike", "legal", "user-prompts", "ui-translations", "multiling")
+CANDIDATE_GROUPS = ("libprompt-templates", "bigbench-tasks", "prose", "openai-evals", "lookalike", "legal", "user-prompts", "ui-translations", "multiling",
+                    "agent-tasks", "toolcall")
 
 # the held-out threshold rule scans d upward from here: the lowest threshold that meets the held-out bounds, which
 # may lie below the validation threshold when a corpus generalises better than its validation split suggests
