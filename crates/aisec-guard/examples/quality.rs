@@ -85,8 +85,14 @@ fn main() -> anyhow::Result<()> {
     // The default policy runs the built-in second stage. AISEC_GUARD_STAGE2=off: the same tables
     // with the fast path alone (rules + fast classifier); AISEC_GUARD_MINILM=DIR: with the encoder
     // read from a downloaded folder instead of the built-in one (committed head);
-    // AISEC_GUARD_HEAD=FILE: another head file.
-    let mut policy = Policy::default_for("http://127.0.0.1:9");
+    // AISEC_GUARD_HEAD=FILE: another head file; AISEC_GUARD_MODEL=FILE: another fast classifier
+    // file in place of the built-in one (`[input.injection] model`, as in `latency.rs`).
+    let mut policy = match std::env::var("AISEC_GUARD_MODEL") {
+        Ok(file) => Policy::from_toml(&format!(
+            "[server]\nupstream = \"http://127.0.0.1:9\"\n[input.injection]\nmodel = '{file}'\n"
+        ))?,
+        Err(_) => Policy::default_for("http://127.0.0.1:9"),
+    };
     let off = std::env::var("AISEC_GUARD_STAGE2").is_ok_and(|v| v == "off");
     let show_errors = std::env::var("AISEC_GUARD_SHOW_ERRORS").is_ok_and(|v| v == "1");
     policy.input.second_stage.enabled = !off;
