@@ -48,7 +48,8 @@ from train_stage2 import ensure_venv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
-GUARD_WORK = os.path.join(ROOT, "bench", "guard", "work")
+# AISEC_GUARD_WORK: the training run whose val.jsonl and test.jsonl (and fast scores) are read, as in train_classifier.py
+GUARD_WORK = os.environ.get("AISEC_GUARD_WORK") or os.path.join(ROOT, "bench", "guard", "work")
 # AISEC_GUARD_STACK_WORK: the work folder (bench/guard/work/bx, BX's); AISEC_GUARD_STACK_TOP: a candidate's fine-tuned
 # weights (finetune_stage2.py's top.f16.safetensors) scored over the built-in base in place of the shipped
 # minilm_top.safetensors (candidate FT6M); AISEC_GUARD_STACK_BASE_WORK: for `rule`, a stacked base (a work folder
@@ -107,8 +108,12 @@ def score():
     write_jsonl(os.path.join(WORK, "val3000.jsonl"), validation_sample(load(os.path.join(GUARD_WORK, "val.jsonl"))))
     d, e = builtin_model_dir(), exe()
     top = TOP
-    for name, path in (("valloss", os.path.join(WORK, "valloss.jsonl")), ("val3000", os.path.join(WORK, "val3000.jsonl")),
-                       ("test", os.path.join(GUARD_WORK, "test.jsonl"))):
+    sets = [("valloss", os.path.join(WORK, "valloss.jsonl")), ("val3000", os.path.join(WORK, "val3000.jsonl")),
+            ("test", os.path.join(GUARD_WORK, "test.jsonl"))]
+    # AISEC_GUARD_STACK_NO_TEST=1: the validation rows only (fit and head need nothing else; rule reads the test's)
+    if os.environ.get("AISEC_GUARD_STACK_NO_TEST") == "1":
+        sets = sets[:2]
+    for name, path in sets:
         subprocess.check_call([e, "score", d, top, path, os.path.join(WORK, name + ".prob"), str(MIN_FAST)])
 
 

@@ -46,6 +46,9 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 VENV = os.path.join(HERE, ".venv")
 WORK = os.path.join(ROOT, "bench", "guard", "work")
 MODEL = os.path.join(WORK, "minilm")
+# AISEC_GUARD_MODEL=FILE: the fast classifier whose thresholds the second stage's decisions read (default the shipped
+# one; candidate ATAS, bench/guard/DECISIONS.md, restacks the second stage on a candidate fast model)
+FAST_MODEL = os.environ.get("AISEC_GUARD_MODEL") or os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin")
 CONTEXT = int(os.environ.get("AISEC_GUARD_STAGE2_CONTEXT", "24"))
 MAX_TOKENS = int(os.environ.get("AISEC_GUARD_STAGE2_TOKENS", "128"))
 MIN_BAND = float(os.environ.get("AISEC_GUARD_STAGE2_MIN_BAND", "0.3"))
@@ -162,7 +165,7 @@ def fast_decisions(rows):
 
     import numpy as np
 
-    with open(os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin"), "rb") as f:
+    with open(FAST_MODEL, "rb") as f:
         hdr = f.read(40)
     _, _, fast_th, _, _, _, short_th, short_words = struct.unpack("<IffIIIfI", hdr[8:40])
     y = np.array([r["label"] for r in rows])
@@ -378,7 +381,7 @@ def main():
         # the request-side head and band stay as committed (same fast model); only the indirect head is refit
         import struct
 
-        with open(os.path.join(ROOT, "crates", "aisec-guard", "assets", "injection_lr.bin"), "rb") as f:
+        with open(FAST_MODEL, "rb") as f:
             fast_th = struct.unpack("<f", f.read(20)[16:20])[0]
         with open(path) as f:
             out = json.load(f)
