@@ -34,6 +34,10 @@ A candidate's fine-tuned weights stacked the same way and judged against BX (can
     stack_stage2.py score; ... fit
   AISEC_GUARD_STACK_WORK=bench/guard/work/ft6m AISEC_GUARD_STACK_BASE_WORK=bench/guard/work/bx stack_stage2.py rule
 (both sides decided the guard's way, band only; BX's side reads F1 0.9411, TP 3,897, FP 53, FN 435).
+Restacking on a candidate fast model (candidate ATAS, session of stop 54): AISEC_GUARD_WORK=<its training run>
+AISEC_GUARD_MODEL=<its injection_lr.bin> AISEC_GUARD_STACK_WORK=<new folder> AISEC_GUARD_STACK_NO_TEST=1, then score, fit
+and head UNSTACKED.json, where UNSTACKED.json is the shipped head with weights and bias replaced by the difference of
+the two rows of head.weight and head.bias in assets/minilm_top.safetensors and fast_weight 0 (FT6M's unstacked head).
 The shipped head was chosen with the search's request-side documents clause, since turned off by default (candidate
 BXS, DECISIONS.md: it chooses the same band and threshold without it); AISEC_GUARD_STAGE2_DOC_PATH=1 reproduces the
 shipped file exactly (indirect_low 0.44).
