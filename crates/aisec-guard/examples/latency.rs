@@ -101,12 +101,11 @@ fn main() -> anyhow::Result<()> {
     }
     // AISEC_GUARD_MODEL=FILE: another classifier file in place of the built-in one
     // (`[input.injection] model`), for A/B runs of two models on one machine.
-    let mut policy = match std::env::var("AISEC_GUARD_MODEL") {
-        Ok(file) => Policy::from_toml(&format!(
-            "[server]\nupstream = \"http://127.0.0.1:9\"\n[input.injection]\nmodel = '{file}'\n"
-        ))?,
-        Err(_) => Policy::default_for("http://127.0.0.1:9"),
-    };
+    let mut policy = Policy::default_for("http://127.0.0.1:9");
+    if let Some(file) = std::env::var_os("AISEC_GUARD_MODEL") {
+        policy.input.injection.model = Some(file.into());
+        policy.load_model()?;
+    }
     // AISEC_GUARD_DEOBF=0: without the decoded views of obfuscated text (for A/B runs).
     if std::env::var("AISEC_GUARD_DEOBF").as_deref() == Ok("0") {
         policy.input.injection.deobfuscate = false;

@@ -87,12 +87,11 @@ fn main() -> anyhow::Result<()> {
     // read from a downloaded folder instead of the built-in one (committed head);
     // AISEC_GUARD_HEAD=FILE: another head file; AISEC_GUARD_MODEL=FILE: another fast classifier
     // file in place of the built-in one (`[input.injection] model`, as in `latency.rs`).
-    let mut policy = match std::env::var("AISEC_GUARD_MODEL") {
-        Ok(file) => Policy::from_toml(&format!(
-            "[server]\nupstream = \"http://127.0.0.1:9\"\n[input.injection]\nmodel = '{file}'\n"
-        ))?,
-        Err(_) => Policy::default_for("http://127.0.0.1:9"),
-    };
+    let mut policy = Policy::default_for("http://127.0.0.1:9");
+    if let Some(file) = std::env::var_os("AISEC_GUARD_MODEL") {
+        policy.input.injection.model = Some(file.into());
+        policy.load_model()?;
+    }
     let off = std::env::var("AISEC_GUARD_STAGE2").is_ok_and(|v| v == "off");
     let show_errors = std::env::var("AISEC_GUARD_SHOW_ERRORS").is_ok_and(|v| v == "1");
     policy.input.second_stage.enabled = !off;
