@@ -123,6 +123,10 @@ fn main() -> anyhow::Result<()> {
         policy.input.second_stage.enabled = false;
     }
     let staged = Pipeline::new(policy.clone());
+    // `scope = "all"` (candidate EV): the encoder on every request text
+    let mut all_policy = policy.clone();
+    all_policy.input.second_stage.scope = aisec_guard::policy::Scope::All;
+    let every = Pipeline::new(all_policy);
     policy.input.second_stage.enabled = false;
     let p = Pipeline::new(policy);
     // Warm up (lazy statics, caches).
@@ -186,6 +190,20 @@ fn main() -> anyhow::Result<()> {
             &long,
             1,
             &|t| staged.scan_indirect(t, "tool").len(),
+        );
+    }
+    if every.second_stage_status().0 {
+        measure(
+            "prompt: scope \"all\" (every request text through the encoder)",
+            &texts,
+            1,
+            &|t| every.scan_input(t).len(),
+        );
+        measure(
+            "~4k-token document as a prompt, scope \"all\"",
+            &long,
+            1,
+            &|t| every.scan_input(t).len(),
         );
     }
     measure(

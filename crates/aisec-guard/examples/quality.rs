@@ -86,7 +86,8 @@ fn main() -> anyhow::Result<()> {
     // with the fast path alone (rules + fast classifier); AISEC_GUARD_MINILM=DIR: with the encoder
     // read from a downloaded folder instead of the built-in one (committed head);
     // AISEC_GUARD_HEAD=FILE: another head file; AISEC_GUARD_MODEL=FILE: another fast classifier
-    // file in place of the built-in one (`[input.injection] model`, as in `latency.rs`).
+    // file in place of the built-in one (`[input.injection] model`, as in `latency.rs`);
+    // AISEC_GUARD_SCOPE=all: the second stage on every request text (below).
     let mut policy = Policy::default_for("http://127.0.0.1:9");
     if let Some(file) = std::env::var_os("AISEC_GUARD_MODEL") {
         policy.input.injection.model = Some(file.into());
@@ -102,6 +103,11 @@ fn main() -> anyhow::Result<()> {
     // candidate's, e.g. scripts/guard/stack_stage2.py's)
     if let Some(head) = std::env::var_os("AISEC_GUARD_HEAD") {
         policy.input.second_stage.head = Some(head.into());
+    }
+    // AISEC_GUARD_SCOPE=all: every request text read by the encoder
+    // (`[input.second_stage] scope = "all"`, candidate EV)
+    if std::env::var("AISEC_GUARD_SCOPE").is_ok_and(|v| v == "all") {
+        policy.input.second_stage.scope = aisec_guard::policy::Scope::All;
     }
     let p = Pipeline::new(policy);
     if !off {

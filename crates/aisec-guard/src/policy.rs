@@ -482,7 +482,8 @@ impl Default for PayloadConfig {
 /// costs one encoder pass (p50 18-84 ms, p99 39-105 ms on 2 cores) on the
 /// texts in its band (about 5 % of the benign held-out texts) and per tool
 /// document, and about 170 MB more memory (a serving guard: 289-305 MB
-/// against 132 MB).
+/// against 132 MB). `scope = "all"` sends every request text to it
+/// ([`Scope`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecondStageConfig {
@@ -497,6 +498,25 @@ pub struct SecondStageConfig {
     /// Head file (JSON); the committed `assets/minilm_head.json` when absent.
     #[serde(default)]
     pub head: Option<std::path::PathBuf>,
+    /// Which request texts the encoder reads: `band` (the default) those
+    /// the fast classifier is unsure of; `all` every one, decided at the
+    /// head's `all_texts` operating point (an encoder pass per request
+    /// text, for gateways that can afford tens of milliseconds; candidate
+    /// EV, `bench/guard/DECISIONS.md`). Tool and retrieved content is read
+    /// by the indirect head either way.
+    #[serde(default)]
+    pub scope: Scope,
+}
+
+/// [`SecondStageConfig::scope`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// The texts whose fast score falls in the head's band.
+    #[default]
+    Band,
+    /// Every request text.
+    All,
 }
 
 impl SecondStageConfig {
@@ -524,6 +544,25 @@ impl SecondStageConfig {
         aisec_model::release_free_memory();
         Some(loaded.map(std::sync::Arc::new))
     }
+
+    /// [`SecondStageConfig::load`], refusing a head without the operating
+    /// point that `scope = "all"` reads.
+    pub fn load_checked(
+        &self,
+    ) -> Option<Result<std::sync::Arc<crate::stage2::SecondStage>, crate::stage2::Stage2Error>>
+    {
+        let loaded = self.load()?;
+        Some(loaded.and_then(|s| {
+            if self.scope == Scope::All && s.head().all_texts.is_none() {
+                return Err(crate::stage2::Stage2Error::Head(
+                    "input.second_stage.scope = \"all\" needs a head with an `all_texts` operating point \
+                     (the built-in head has one; scripts/guard/every_text.py fits one)"
+                        .into(),
+                ));
+            }
+            Ok(s)
+        }))
+    }
 }
 
 impl Default for SecondStageConfig {
@@ -532,6 +571,7 @@ impl Default for SecondStageConfig {
             enabled: true,
             model_dir: None,
             head: None,
+            scope: Scope::Band,
         }
     }
 }

@@ -692,7 +692,7 @@ impl Pipeline {
             .map(words_of)
             .unwrap_or_default();
         let st = &policy.input.second_stage;
-        let loaded = st.load();
+        let loaded = st.load_checked();
         if loaded.is_some() && st.head.is_none() && matches!(classifier, ClassifierRef::File(_)) {
             tracing::warn!(
                 "input.injection.model replaces the built-in classifier, but the second stage's committed \
@@ -863,8 +863,30 @@ impl Pipeline {
         };
         if let Some(s2) = &self.stage2 {
             let h = s2.head();
-            let in_band = d.score >= h.band_low && d.score < h.band_high;
             let route = s2.route_for(normalised);
+            if self.policy.input.second_stage.scope == crate::policy::Scope::All {
+                // every text through the head at its all-texts point
+                // (load_checked made sure the head has one)
+                let prepared = self.classifier.prepare(normalised);
+                let passage = s2.passage(&self.classifier, &prepared, &d);
+                match s2.score_all(passage, d.score, route.is_some()) {
+                    Ok((Some(p), routed)) => {
+                        let t = h.all_texts.as_ref().map_or(h.threshold, |a| a.threshold);
+                        v.second = Some(p);
+                        v.fires = p >= t;
+                        if let (Some(r), Some(q)) = (route, routed) {
+                            if q >= r.threshold && !v.fires {
+                                v.second = Some(q);
+                                v.fires = true;
+                            }
+                        }
+                    }
+                    Ok((None, _)) => {}
+                    Err(e) => tracing::warn!(error = %e, "second stage failed; fast verdict kept"),
+                }
+                return v;
+            }
+            let in_band = d.score >= h.band_low && d.score < h.band_high;
             if in_band || route.is_some() {
                 if let Some((p, routed)) = self.second_score(normalised, &d, route.is_some()) {
                     if in_band {

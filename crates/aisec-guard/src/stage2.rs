@@ -132,6 +132,42 @@ pub struct Head {
     /// [`ScriptRoute`]). `None` (every shipped head so far): no route.
     #[serde(default)]
     pub script_route: Option<ScriptRoute>,
+    /// The operating point for `[input.second_stage] scope = "all"`, where
+    /// every request text is decided by the head whatever its fast score
+    /// (see [`AllTexts`]). `None`: the head offers only its band.
+    #[serde(default)]
+    pub all_texts: Option<AllTexts>,
+}
+
+/// How the head decides when it reads every request text (policy
+/// `scope = "all"`, candidate EV in `bench/guard/DECISIONS.md`): with `z`
+/// the head's logit as in the band (`weights . embedding + fast_weight *
+/// logit(fast) + bias`), `p = sigmoid(scale * z + fast_weight *
+/// logit(fast) + offset)`, blocked from `threshold`. The band's head was
+/// fitted on texts the fast classifier was unsure of; these numbers let
+/// the fast score weigh differently over its whole range, and all of them
+/// are chosen on validation data.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllTexts {
+    /// Positive factor on the head's logit.
+    #[serde(default = "one")]
+    pub scale: f32,
+    /// Extra weight of the fast score's logit (clamped to +-10).
+    #[serde(default)]
+    pub fast_weight: f32,
+    /// Added after the scaling.
+    #[serde(default)]
+    pub offset: f32,
+    /// Probability from which a text is blocked.
+    pub threshold: f32,
+    /// Where the numbers came from (informational).
+    #[serde(default)]
+    pub note: String,
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 /// The script route: for a text whose letters are at least `min_share`
@@ -422,6 +458,18 @@ impl Head {
                 ));
             }
         }
+        if let Some(a) = &h.all_texts {
+            let ok = [a.scale, a.fast_weight, a.offset, a.threshold]
+                .iter()
+                .all(|v| v.is_finite())
+                && a.scale > 0.0
+                && (0.0..=1.0).contains(&a.threshold);
+            if !ok {
+                return Err(Stage2Error::Head(
+                    "all_texts: scale > 0, threshold in [0, 1], all finite".into(),
+                ));
+            }
+        }
         Ok(h)
     }
 
@@ -660,6 +708,17 @@ impl SecondStage {
         fast: f32,
         route: bool,
     ) -> Result<(f32, Option<f32>), aisec_model::ModelError> {
+        let (z, routed) = self.logit_routed(text, fast, route)?;
+        Ok((sigmoid(z), routed))
+    }
+
+    /// The head's logit (before the sigmoid) and the script route's probability.
+    fn logit_routed(
+        &self,
+        text: &str,
+        fast: f32,
+        route: bool,
+    ) -> Result<(f32, Option<f32>), aisec_model::ModelError> {
         let e = self.embed(text)?;
         let z = dot(&e, &self.head.weights) + self.head.bias;
         let routed = match (&self.head.script_route, route) {
@@ -672,10 +731,26 @@ impl SecondStage {
             }
             _ => None,
         };
-        Ok((
-            sigmoid(z + self.head.fast_weight * fast_logit(fast)),
-            routed,
-        ))
+        Ok((z + self.head.fast_weight * fast_logit(fast), routed))
+    }
+
+    /// The probability the head gives `text` when it reads every request
+    /// text ([`AllTexts`]; `scope = "all"`), and the script route's as in
+    /// [`SecondStage::score_routed`]. `None` for the first without an
+    /// `all_texts` section.
+    pub fn score_all(
+        &self,
+        text: &str,
+        fast: f32,
+        route: bool,
+    ) -> Result<(Option<f32>, Option<f32>), aisec_model::ModelError> {
+        let (z, routed) = self.logit_routed(text, fast, route)?;
+        let all = self
+            .head
+            .all_texts
+            .as_ref()
+            .map(|a| sigmoid(a.scale * z + a.fast_weight * fast_logit(fast) + a.offset));
+        Ok((all, routed))
     }
 
     /// The head's script route when `normalised` takes it.
@@ -796,6 +871,10 @@ mod tests {
     fn builtin_head_parses() {
         let h = Head::builtin().expect("head");
         assert!(h.band_low <= h.band_high && h.max_tokens >= 2);
+        // `scope = "all"` reads the built-in head's own operating point
+        // (candidate EV: variant T, the band's probability at 0.60)
+        let a = h.all_texts.expect("all_texts");
+        assert!(a.scale > 0.0 && (0.0..1.0).contains(&a.threshold), "{a:?}");
     }
 
     #[test]

@@ -448,3 +448,71 @@ fn the_script_route_blocks_non_latin_texts_beside_the_fast_verdict() {
         assert_eq!(v.fires, fires, "bias {bias}: {v:?}");
     }
 }
+
+#[test]
+fn scope_all_sends_every_request_text_to_the_head_at_its_own_point() {
+    use aisec_guard::policy::Scope;
+    let tmp = tempfile::tempdir().unwrap();
+    let text = "What is the weather today?";
+    // an empty band and a head that would fire (bias +20) with an all-texts
+    // point whose offset decides
+    let with_all = |offset: f32, name: &str| {
+        let mut h: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(head_file(tmp.path(), 20.0, (0.0, 0.0), 1.0)).unwrap(),
+        )
+        .unwrap();
+        h["all_texts"] = serde_json::json!({"scale": 1.0, "fast_weight": 0.0, "offset": offset, "threshold": 0.5});
+        let p = tmp.path().join(name);
+        std::fs::write(&p, h.to_string()).unwrap();
+        p
+    };
+    let head = with_all(0.0, "all.json");
+    // the default scope is the band: nothing is read, the fast verdict stands
+    let band = policy(&head);
+    assert_eq!(band.input.second_stage.scope, Scope::Band);
+    let v = Pipeline::new(band).classifier_verdict(text);
+    assert_eq!((v.second, v.fires), (None, false));
+    // scope all: the head reads it and its point decides
+    for (offset, fires) in [(0.0, true), (-40.0, false)] {
+        let mut p = policy(&with_all(offset, &format!("all{offset}.json")));
+        p.input.second_stage.scope = Scope::All;
+        let pl = Pipeline::new(p);
+        assert_eq!(pl.second_stage_status(), (true, None));
+        let v = pl.classifier_verdict(text);
+        assert!(v.second.is_some(), "{v:?}");
+        assert_eq!(v.fires, fires, "{v:?}");
+        let blocked = pl.scan_input(text).iter().any(|d| d.scanner == "injection");
+        assert_eq!(blocked, fires);
+    }
+    // a head without the point is refused under scope all, with the reason
+    let mut p = policy(&head_file(tmp.path(), 20.0, (0.0, 0.0), 1.0));
+    p.input.second_stage.scope = Scope::All;
+    let pl = Pipeline::new(p);
+    let (loaded, why) = pl.second_stage_status();
+    assert!(
+        !loaded && why.is_some_and(|w| w.contains("all_texts")),
+        "{why:?}"
+    );
+    // the policy names the scope in TOML; an unknown one is an error
+    let toml = |scope: &str| {
+        format!("[server]\nupstream = \"http://127.0.0.1:9\"\n[input.second_stage]\nscope = \"{scope}\"\n")
+    };
+    assert_eq!(
+        Policy::from_toml(&toml("all"))
+            .unwrap()
+            .input
+            .second_stage
+            .scope,
+        Scope::All
+    );
+    let e = Policy::from_toml(&toml("every")).unwrap_err().to_string();
+    assert!(e.contains("every") || e.contains("variant"), "{e}");
+    // a bad point is refused when the head loads
+    let mut h: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&head).unwrap()).unwrap();
+    h["all_texts"]["scale"] = serde_json::json!(-1.0);
+    assert!(Head::from_json(&h.to_string())
+        .unwrap_err()
+        .to_string()
+        .contains("all_texts"));
+}
