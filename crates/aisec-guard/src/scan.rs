@@ -814,21 +814,30 @@ impl Pipeline {
     }
 
     /// Second-stage probability for the passage of `normalised` the fast
-    /// classifier scored highest, and with `route` the script route's from
-    /// the same pass ([`crate::stage2::SecondStage::score_routed`]); `None`
-    /// without a second stage or when the encoder refuses the input (then
-    /// the fast verdict stands).
+    /// classifier scored highest (at the head's `all_texts` point with
+    /// `all`, [`crate::stage2::SecondStage::score_all`]), and with `route`
+    /// the script route's from the same pass
+    /// ([`crate::stage2::SecondStage::score_routed`]); `None` without a
+    /// second stage, when the encoder refuses the input (then the fast
+    /// verdict stands) or with `all` and a head without that point.
     fn second_score(
         &self,
         normalised: &str,
         d: &crate::classifier::Scored,
         route: bool,
+        all: bool,
     ) -> Option<(f32, Option<f32>)> {
         let s2 = self.stage2.as_ref()?;
         let prepared = self.classifier.prepare(normalised);
         let passage = s2.passage(&self.classifier, &prepared, d);
-        match s2.score_routed(passage, d.score, route) {
-            Ok(p) => Some(p),
+        let scored = if all {
+            s2.score_all(passage, d.score, route)
+                .map(|(p, routed)| p.map(|p| (p, routed)))
+        } else {
+            s2.score_routed(passage, d.score, route).map(Some)
+        };
+        match scored {
+            Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "second stage failed; fast verdict kept");
                 None
@@ -864,34 +873,19 @@ impl Pipeline {
         if let Some(s2) = &self.stage2 {
             let h = s2.head();
             let route = s2.route_for(normalised);
-            if self.policy.input.second_stage.scope == crate::policy::Scope::All {
-                // every text through the head at its all-texts point
-                // (load_checked made sure the head has one)
-                let prepared = self.classifier.prepare(normalised);
-                let passage = s2.passage(&self.classifier, &prepared, &d);
-                match s2.score_all(passage, d.score, route.is_some()) {
-                    Ok((Some(p), routed)) => {
-                        let t = h.all_texts.as_ref().map_or(h.threshold, |a| a.threshold);
-                        v.second = Some(p);
-                        v.fires = p >= t;
-                        if let (Some(r), Some(q)) = (route, routed) {
-                            if q >= r.threshold && !v.fires {
-                                v.second = Some(q);
-                                v.fires = true;
-                            }
-                        }
-                    }
-                    Ok((None, _)) => {}
-                    Err(e) => tracing::warn!(error = %e, "second stage failed; fast verdict kept"),
-                }
-                return v;
-            }
-            let in_band = d.score >= h.band_low && d.score < h.band_high;
+            // scope "all": every request text, at the head's all-texts point
+            // (load_checked made sure the head has one)
+            let all = self.policy.input.second_stage.scope == crate::policy::Scope::All;
+            let in_band = all || (d.score >= h.band_low && d.score < h.band_high);
             if in_band || route.is_some() {
-                if let Some((p, routed)) = self.second_score(normalised, &d, route.is_some()) {
+                if let Some((p, routed)) = self.second_score(normalised, &d, route.is_some(), all) {
                     if in_band {
+                        let threshold = match (&h.all_texts, all) {
+                            (Some(a), true) => a.threshold,
+                            _ => h.threshold,
+                        };
                         v.second = Some(p);
-                        v.fires = p >= h.threshold;
+                        v.fires = p >= threshold;
                     }
                     // the script route blocks beside the verdict above
                     if let (Some(r), Some(q)) = (route, routed) {
@@ -955,7 +949,7 @@ impl Pipeline {
                     Err(e) => tracing::warn!(error = %e, "second stage failed; fast verdict kept"),
                 }
             } else if d.score >= h.indirect_low && d.score < h.band_high {
-                if let Some((p, _)) = self.second_score(normalised, &d, false) {
+                if let Some((p, _)) = self.second_score(normalised, &d, false, false) {
                     v.second = Some(p);
                     v.fires = p >= h.threshold;
                 }
