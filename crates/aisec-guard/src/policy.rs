@@ -523,7 +523,8 @@ impl SecondStageConfig {
     /// The second stage this section asks for: `None` when it is off; else
     /// a downloaded encoder (`model_dir`), the built-in one with another head
     /// (`head`), or the built-in stage itself, loaded once per process and
-    /// shared ([`crate::stage2::SecondStage::builtin`]).
+    /// shared ([`crate::stage2::SecondStage::builtin`]). With `scope = "all"`
+    /// a head without an `all_texts` point is an error.
     pub fn load(
         &self,
     ) -> Option<Result<std::sync::Arc<crate::stage2::SecondStage>, crate::stage2::Stage2Error>>
@@ -536,32 +537,32 @@ impl SecondStageConfig {
             (Some(dir), head) => SecondStage::load(dir, head.as_deref()),
             (None, Some(head)) => SecondStage::load_builtin(Some(head)),
             // loaded once per process, which hands its load's freed pages back itself
-            (None, None) => return Some(SecondStage::builtin()),
+            (None, None) => return Some(SecondStage::builtin().and_then(|s| self.check_scope(s))),
         };
         // every load parses the weights and copies them into the encoder's
         // graph; give the freed copies back (a serving guard keeps them
         // resident otherwise; LATENCY-notes.md)
         aisec_model::release_free_memory();
-        Some(loaded.map(std::sync::Arc::new))
+        Some(
+            loaded
+                .map(std::sync::Arc::new)
+                .and_then(|s| self.check_scope(s)),
+        )
     }
 
-    /// [`SecondStageConfig::load`], refusing a head without the operating
-    /// point that `scope = "all"` reads.
-    pub fn load_checked(
+    /// Refuses a head without the operating point `scope = "all"` reads.
+    fn check_scope(
         &self,
-    ) -> Option<Result<std::sync::Arc<crate::stage2::SecondStage>, crate::stage2::Stage2Error>>
-    {
-        let loaded = self.load()?;
-        Some(loaded.and_then(|s| {
-            if self.scope == Scope::All && s.head().all_texts.is_none() {
-                return Err(crate::stage2::Stage2Error::Head(
-                    "input.second_stage.scope = \"all\" needs a head with an `all_texts` operating point \
-                     (the built-in head has one; scripts/guard/every_text.py fits one)"
-                        .into(),
-                ));
-            }
-            Ok(s)
-        }))
+        s: std::sync::Arc<crate::stage2::SecondStage>,
+    ) -> Result<std::sync::Arc<crate::stage2::SecondStage>, crate::stage2::Stage2Error> {
+        if self.scope == Scope::All && s.head().all_texts.is_none() {
+            return Err(crate::stage2::Stage2Error::Head(
+                "input.second_stage.scope = \"all\" needs a head with an `all_texts` operating point \
+                 (the built-in head has one; scripts/guard/every_text.py fits one)"
+                    .into(),
+            ));
+        }
+        Ok(s)
     }
 }
 

@@ -692,7 +692,7 @@ impl Pipeline {
             .map(words_of)
             .unwrap_or_default();
         let st = &policy.input.second_stage;
-        let loaded = st.load_checked();
+        let loaded = st.load();
         if loaded.is_some() && st.head.is_none() && matches!(classifier, ClassifierRef::File(_)) {
             tracing::warn!(
                 "input.injection.model replaces the built-in classifier, but the second stage's committed \
@@ -818,8 +818,9 @@ impl Pipeline {
     /// `all`, [`crate::stage2::SecondStage::score_all`]), and with `route`
     /// the script route's from the same pass
     /// ([`crate::stage2::SecondStage::score_routed`]); `None` without a
-    /// second stage, when the encoder refuses the input (then the fast
-    /// verdict stands) or with `all` and a head without that point.
+    /// second stage or when the encoder refuses the input (then the fast
+    /// verdict stands; with `all` the caller has checked the head has the
+    /// point).
     fn second_score(
         &self,
         normalised: &str,
@@ -874,18 +875,19 @@ impl Pipeline {
             let h = s2.head();
             let route = s2.route_for(normalised);
             // scope "all": every request text, at the head's all-texts point
-            // (load_checked made sure the head has one)
-            let all = self.policy.input.second_stage.scope == crate::policy::Scope::All;
+            // (the policy's load refuses a head without one; a stage handed
+            // in by `with_second_stage` without it keeps the band)
+            let all_point = h
+                .all_texts
+                .as_ref()
+                .filter(|_| self.policy.input.second_stage.scope == crate::policy::Scope::All);
+            let all = all_point.is_some();
             let in_band = all || (d.score >= h.band_low && d.score < h.band_high);
             if in_band || route.is_some() {
                 if let Some((p, routed)) = self.second_score(normalised, &d, route.is_some(), all) {
                     if in_band {
-                        let threshold = match (&h.all_texts, all) {
-                            (Some(a), true) => a.threshold,
-                            _ => h.threshold,
-                        };
                         v.second = Some(p);
-                        v.fires = p >= threshold;
+                        v.fires = p >= all_point.map_or(h.threshold, |a| a.threshold);
                     }
                     // the script route blocks beside the verdict above
                     if let (Some(r), Some(q)) = (route, routed) {

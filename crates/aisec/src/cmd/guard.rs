@@ -77,7 +77,7 @@ pub fn run(args: GuardArgs) -> anyhow::Result<i32> {
         // The second stage loads when the guard starts, and a guard whose
         // stage fails to load runs without it: --check says which.
         let st = &policy.input.second_stage;
-        if let Some(loaded) = st.load_checked() {
+        if let Some(loaded) = st.load() {
             let encoder = st.model_dir.as_ref().map_or_else(
                 || "built in".to_string(),
                 |d| aisec_core::render::escape_terminal(&d.display().to_string()).to_string(),
