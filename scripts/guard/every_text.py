@@ -18,8 +18,9 @@ under benign FPR <= the default guard's own on val3000 (its band and threshold, 
 and chat FPR <= 0.005; ties to the higher threshold. R is taken over T only if its val3000 F1 is higher by >= 0.002.
 
 Steps (WORK = bench/guard/work/ev unless AISEC_GUARD_EV_WORK says):
-  score   the built-in stage scores val3000 and the fit rows at every fast score (finetune_stage2 example `score`
-          with minimum fast score 0; about 100 s per 3,000 rows on 2 cores)
+  score   the built-in encoder embeds the guard's passage of every row of val3000 and the fit rows (examples/embed.rs,
+          with the fast score of each row; about 100 s per 3,000 rows on 2 cores); the band's logit z is then the
+          head file's own weights, bias and fast_weight over them, as stage2.rs computes it
   fit     the two variants and their thresholds -> WORK/fit.json (prints both)
   head    the shipped head file (assets/minilm_head.json, or AISEC_GUARD_EV_HEAD) with `all_texts` from WORK/fit.json,
           written to WORK/minilm_head.json and, with --ship, over the shipped one
@@ -60,16 +61,18 @@ def score():
     # the stack's WORK holds the built-in model folder stack_stage2 writes
     os.environ.setdefault("AISEC_GUARD_STACK_WORK", WORK)
     import stack_stage2
-    from finetune_stage2 import exe, write_jsonl
+    from finetune_stage2 import write_jsonl
 
     os.makedirs(WORK, exist_ok=True)
     v3, fit_rows = samples()
-    write_jsonl(os.path.join(WORK, "val3000.jsonl"), v3)
-    write_jsonl(os.path.join(WORK, "fit3000.jsonl"), fit_rows)
-    d, e = stack_stage2.builtin_model_dir(), exe()
-    for name in ("val3000", "fit3000"):
-        subprocess.check_call([e, "score", d, stack_stage2.TOP, os.path.join(WORK, name + ".jsonl"),
-                               os.path.join(WORK, name + ".prob"), "0"])
+    d = stack_stage2.builtin_model_dir()
+    subprocess.check_call(["cargo", "build", "-q", "--release", "-p", "aisec-guard", "--example", "embed"], cwd=ROOT)
+    exe = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release", "examples", "embed")
+    h = head_file()
+    for name, rows in (("val3000", v3), ("fit3000", fit_rows)):
+        path = os.path.join(WORK, name + ".jsonl")
+        write_jsonl(path, rows)
+        subprocess.check_call([exe, d, path, os.path.join(WORK, name), str(h["context_words"]), str(h["max_tokens"])])
 
 
 def head_file():
@@ -77,26 +80,23 @@ def head_file():
         return json.load(f)
 
 
-def band_logit(p, fs, h):
-    """The shipped head's stacked logit z from the unstacked probability p that `score` writes: z = a * logit(p) +
-    c * logit(fast) + d, with a, c, d read back from the head file's note (the stacked weights are a times the
-    unstacked ones; stack_stage2.py)."""
-    import re
-
-    from train_stage2 import logit
-
-    m = re.search(r"a (-?[0-9.]+), c (-?[0-9.]+), d (-?[0-9.]+)", h["note"])
-    a, c, d = (float(x) for x in m.groups())
-    assert abs(c - h["fast_weight"]) < 1e-3, (c, h["fast_weight"])
-    return a * logit(p) + h["fast_weight"] * logit(fs) + d
-
-
-def probs(name, n):
+def fast_logit(f):
+    """stage2.rs's fast_logit: the score clamped to [1e-6, 1 - 1e-6], its logit clamped to +-10."""
     import numpy as np
 
-    p = np.fromfile(os.path.join(WORK, name + ".prob"), dtype="<f4").astype(np.float64)
-    assert len(p) == n and not np.isnan(p).any(), (name, len(p), n)
-    return p
+    f = np.clip(f.astype(np.float64), 1e-6, 1 - 1e-6)
+    return np.clip(np.log(f / (1 - f)), -10, 10)
+
+
+def band_logit(name, n, h):
+    """The band's logit z of each row as the guard computes it: the head's weights over the embedding, plus its bias
+    and fast_weight times the fast logit (stage2.rs, `SecondStage::score_routed`); and the fast scores."""
+    import numpy as np
+
+    e = np.fromfile(os.path.join(WORK, name + ".emb"), dtype="<f4").astype(np.float64).reshape(n, -1)
+    f = np.fromfile(os.path.join(WORK, name + ".fast"), dtype="<f4")
+    assert len(f) == n and e.shape[1] == len(h["weights"]), (name, e.shape, len(f))
+    return e @ np.array(h["weights"]) + h["bias"] + h["fast_weight"] * fast_logit(f), f
 
 
 def search(y, chat, p, max_fpr):
@@ -119,12 +119,13 @@ def fit():
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    from train_stage2 import fast_decisions, logit, stage_decisions
+    from train_stage2 import fast_decisions, stage_decisions
 
     h = head_file()
     v3, fit_rows = samples()
     y, fs, chat, doc, fast_pred, _ = fast_decisions(v3)
-    z = band_logit(probs("val3000", len(v3)), fs, h)
+    z, fz = band_logit("val3000", len(v3), h)
+    assert np.abs(fz - fs).max() < 1e-4, "the embed example's fast scores differ from the validation split's"
     p_band = 1 / (1 + np.exp(-z))
     # the default guard on val3000: its band and threshold, documents from indirect_low (train_stage2's model of it)
     pred, _ = stage_decisions(fs, doc, fast_pred, p_band, h["band_low"], h["band_high"], h["threshold"], h["indirect_low"])
@@ -136,11 +137,11 @@ def fit():
     t_var = search(y, chat, p_band, max_fpr)
     print(f"T: threshold {t_var['t']}: F1 {t_var['f1']:.4f} TP {t_var['tp']} FP {t_var['fp']} FN {t_var['fn']} "
           f"FPR {t_var['fpr']:.4f} constraints met {t_var['ok']}")
-    yf = np.array([r["label"] for r in fit_rows]); ff = np.array([r["py_score"] for r in fit_rows])
-    zf = band_logit(probs("fit3000", len(fit_rows)), ff, h)
-    m = LogisticRegression(C=1.0, max_iter=1000).fit(np.stack([zf, logit(ff)], 1), yf)
+    yf = np.array([r["label"] for r in fit_rows])
+    zf, ff = band_logit("fit3000", len(fit_rows), h)
+    m = LogisticRegression(C=1.0, max_iter=1000).fit(np.stack([zf, fast_logit(ff)], 1), yf)
     r = {"scale": float(m.coef_[0][0]), "fast_weight": float(m.coef_[0][1]), "offset": float(m.intercept_[0])}
-    p_r = 1 / (1 + np.exp(-(r["scale"] * z + r["fast_weight"] * logit(fs) + r["offset"])))
+    p_r = 1 / (1 + np.exp(-(r["scale"] * z + r["fast_weight"] * fast_logit(fs) + r["offset"])))
     r_var = search(y, chat, p_r, max_fpr)
     print(f"R: scale {r['scale']:.4f} fast_weight {r['fast_weight']:.4f} offset {r['offset']:.4f} (fitted on "
           f"{len(fit_rows)} rows, {int(yf.sum())} attacks); threshold {r_var['t']}: F1 {r_var['f1']:.4f} "
